@@ -1,0 +1,161 @@
+/**
+ * Domain errors, typed at the bottom of the stack. Every layer below src/service throws only these;
+ * src/service/errors.ts maps them to gRPC status codes and google.rpc.ErrorInfo once, and
+ * src/dataplane maps the same `kind` to HTTP statuses.
+ */
+import { formatBytes } from './units';
+
+/** The canonical error categories (a subset of google.rpc.Code) a domain error falls into. */
+export type ErrorKind =
+  | 'INVALID_ARGUMENT'
+  | 'OUT_OF_RANGE'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'FAILED_PRECONDITION'
+  | 'RESOURCE_EXHAUSTED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'UNAVAILABLE'
+  | 'INTERNAL'
+  | 'CANCELLED'
+  | 'DEADLINE_EXCEEDED';
+
+/** google.rpc.ErrorInfo reasons (UPPER_SNAKE_CASE, stable: clients switch on them). */
+export type ErrorReason =
+  | 'DEVICE_OUT_OF_MEMORY'
+  | 'HOST_OUT_OF_MEMORY'
+  | 'PHYSICAL_MEMORY_LIMIT'
+  | 'QUOTA_EXCEEDED'
+  | 'WORKSPACE_FULL'
+  | 'ARRAY_OUT_OF_SCOPE'
+  | 'LEASE_EXPIRED'
+  | 'LEASE_NOT_FOUND'
+  | 'ARRAY_NOT_FOUND'
+  | 'WORKSPACE_NOT_FOUND'
+  | 'INVALID_SHAPE'
+  | 'INVALID_ARGUMENT'
+  | 'OUT_OF_RANGE'
+  | 'ALREADY_EXISTS'
+  | 'FAILED_PRECONDITION'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'BACKEND_ERROR'
+  | 'SHUTTING_DOWN'
+  | 'INTERNAL';
+
+export class TensormemError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    readonly reason: ErrorReason,
+    message: string,
+    /** String-valued facts for ErrorInfo.metadata (bytes as decimal strings). */
+    readonly metadata: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'TensormemError';
+  }
+}
+
+/** A field of a request failed validation: the message names the field and the value. */
+export function invalidArgument(field: string, expected: string, received: unknown, reason: ErrorReason = 'INVALID_ARGUMENT'): TensormemError {
+  return new TensormemError('INVALID_ARGUMENT', reason, `Expected ${expected} for ${field} but received ${describe(received)}`, {
+    field,
+  });
+}
+
+export function outOfRange(field: string, message: string): TensormemError {
+  return new TensormemError('OUT_OF_RANGE', 'OUT_OF_RANGE', `${field}: ${message}`, { field });
+}
+
+export function notFound(what: 'lease' | 'array' | 'workspace', id: string): TensormemError {
+  const reason: ErrorReason = what === 'lease' ? 'LEASE_NOT_FOUND' : what === 'array' ? 'ARRAY_NOT_FOUND' : 'WORKSPACE_NOT_FOUND';
+  return new TensormemError('NOT_FOUND', reason, `${what} ${JSON.stringify(id)} not found`, { [`${what}_id`]: id });
+}
+
+export function failedPrecondition(message: string, reason: ErrorReason = 'FAILED_PRECONDITION'): TensormemError {
+  return new TensormemError('FAILED_PRECONDITION', reason, message);
+}
+
+export function unauthenticated(message: string): TensormemError {
+  return new TensormemError('UNAUTHENTICATED', 'UNAUTHENTICATED', message);
+}
+
+export type MemoryKind = 'DEVICE' | 'HOST';
+
+/** The facts an out-of-memory error states; every number in bytes. */
+export interface OutOfMemoryFacts {
+  memory: MemoryKind;
+  requestedBytes: number;
+  /** Device index for DEVICE memory. */
+  device?: number;
+  /** Which cap refused: "pool cap (maxbytes)", "host cap (host-maxbytes)", "emulated device capacity", "device memory (cudaMalloc)". */
+  capName: string;
+  capBytes: number;
+  usedBytes: number;
+  largestFreeBlockBytes: number;
+  tenant?: { name: string; quotaBytes: number; usedBytes: number };
+  /** Backend detail, e.g. the CUDA error text, when the backend itself refused. */
+  backendDetail?: string;
+}
+
+/** Out of memory: RESOURCE_EXHAUSTED with a message in the form of DESIGN.md §5. */
+export class OutOfMemoryError extends TensormemError {
+  constructor(readonly facts: OutOfMemoryFacts) {
+    super('RESOURCE_EXHAUSTED', facts.memory === 'DEVICE' ? 'DEVICE_OUT_OF_MEMORY' : 'HOST_OUT_OF_MEMORY', formatOutOfMemory(facts), oomMetadata(facts));
+    this.name = 'OutOfMemoryError';
+  }
+
+  /** The same error with the tenant's quota and usage added to the message. */
+  withTenant(tenant: { name: string; quotaBytes: number; usedBytes: number }): OutOfMemoryError {
+    return new OutOfMemoryError({ ...this.facts, tenant });
+  }
+}
+
+function formatOutOfMemory(f: OutOfMemoryFacts): string {
+  const where = f.memory === 'DEVICE' ? ` on device ${f.device ?? 0}` : '';
+  let message =
+    `Can't allocate [${f.memory}] memory: ${formatBytes(f.requestedBytes)}${where}: ` +
+    `${f.capName} ${formatBytes(f.capBytes)}, used ${formatBytes(f.usedBytes)}, largest free block ${formatBytes(f.largestFreeBlockBytes)}`;
+  if (f.tenant) {
+    message += `; tenant "${f.tenant.name}" quota ${formatBytes(f.tenant.quotaBytes)}, used ${formatBytes(f.tenant.usedBytes)}`;
+  }
+  if (f.backendDetail) message += `; ${f.backendDetail}`;
+  const flag = f.memory === 'DEVICE' ? '--maxbytes' : '--host-maxbytes';
+  return `${message}. Try: free arrays, a smaller batch, workspaces, or a larger ${flag}.`;
+}
+
+function oomMetadata(f: OutOfMemoryFacts): Record<string, string> {
+  const metadata: Record<string, string> = {
+    requested_bytes: String(f.requestedBytes),
+    cap_bytes: String(f.capBytes),
+    used_bytes: String(f.usedBytes),
+    largest_free_block_bytes: String(f.largestFreeBlockBytes),
+  };
+  if (f.device !== undefined) metadata.device = String(f.device);
+  if (f.tenant) {
+    metadata.tenant = f.tenant.name;
+    metadata.tenant_quota_bytes = String(f.tenant.quotaBytes);
+    metadata.tenant_used_bytes = String(f.tenant.usedBytes);
+  }
+  return metadata;
+}
+
+/** The process resident set would pass --maxphysicalbytes (JavaCPP's maxPhysicalBytes check). */
+export class PhysicalMemoryLimitError extends TensormemError {
+  constructor(readonly requestedBytes: number, readonly physicalBytes: number, readonly maxPhysicalBytes: number) {
+    super(
+      'RESOURCE_EXHAUSTED',
+      'PHYSICAL_MEMORY_LIMIT',
+      `Physical memory usage is too high: physicalBytes ${formatBytes(physicalBytes)} + request ${formatBytes(requestedBytes)} > ` +
+        `maxPhysicalBytes ${formatBytes(maxPhysicalBytes)}. Try: free arrays, or a larger --maxphysicalbytes.`,
+      { requested_bytes: String(requestedBytes), physical_bytes: String(physicalBytes), max_physical_bytes: String(maxPhysicalBytes) },
+    );
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}`;
+  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
+  return String(value);
+}

@@ -1,0 +1,86 @@
+/**
+ * The typed face of the native addon ("device driver"). It allocates and frees chunks, copies bytes
+ * between Node buffers and chunks and between chunks, fills, and reports device memory. It knows
+ * nothing of pools, leases or workspaces: policy lives in src/memory.
+ *
+ * Chunks are named by integer handles from a table inside the addon, so a stale or forged handle is
+ * an error, never a wild pointer. Every offset/length is bounds-checked in C++ against the chunk size.
+ * All sizes and offsets are non-negative safe integers in bytes.
+ */
+
+export type BackendName = 'cuda' | 'host';
+
+export interface DeviceMemoryInfo {
+  index: number;
+  name: string;
+  /** Physical VRAM (cuda: cudaMemGetInfo total) or the emulated device's capacity (host). */
+  totalBytes: number;
+  /** Free per the driver (cuda: cudaMemGetInfo free) or capacity minus live device chunks (host). */
+  freeBytes: number;
+  /** cuda: "major.minor"; host: "emulated". */
+  computeCapability: string;
+}
+
+export interface HostChunkOptions {
+  /**
+   * When set, the chunk is a POSIX shared-memory object of this name (shm_open O_CREAT|O_EXCL, mode
+   * 0600), mapped MAP_SHARED, so that another process on the host can map it (ExportArray). The object
+   * is unlinked when the chunk is freed. Must start with "/" and contain no other "/".
+   */
+  shmName?: string;
+}
+
+export interface ChunkInfo {
+  handle: number;
+  kind: 'device' | 'host';
+  device: number;
+  bytes: number;
+  shmName?: string;
+}
+
+export interface NativeBackend {
+  readonly name: BackendName;
+  deviceCount(): number;
+  deviceInfo(device: number): DeviceMemoryInfo;
+
+  /** Device memory (cudaMalloc, or host RAM standing in for the emulated device). Throws NativeError code 'OUT_OF_MEMORY' when refused. */
+  allocDevice(device: number, bytes: number): number;
+  /** Host memory: pinned (cudaHostAlloc / cudaHostRegister) on cuda, page-aligned RAM on host. */
+  allocHost(bytes: number, options?: HostChunkOptions): number;
+  /** Frees a chunk. If an async copy on it is still running, the release happens when that copy ends. */
+  free(handle: number): void;
+  chunkInfo(handle: number): ChunkInfo;
+
+  /** Copies src into the chunk at offset (synchronous; for small copies). */
+  write(handle: number, offset: number, src: Uint8Array): void;
+  /** Copies length bytes from the chunk at offset into dst (synchronous). */
+  read(handle: number, offset: number, dst: Uint8Array): void;
+  /** Chunk to chunk (device⇄device, host⇄device, host⇄host). */
+  copy(dstHandle: number, dstOffset: number, srcHandle: number, srcOffset: number, bytes: number): void;
+  /** Sets bytes to `value` (0..255). */
+  fill(handle: number, offset: number, bytes: number, value: number): void;
+
+  /** The same operations off the event loop (Napi::AsyncWorker); src/dst must stay untouched until they settle. */
+  writeAsync(handle: number, offset: number, src: Uint8Array): Promise<void>;
+  readAsync(handle: number, offset: number, dst: Uint8Array): Promise<void>;
+  copyAsync(dstHandle: number, dstOffset: number, srcHandle: number, srcOffset: number, bytes: number): Promise<void>;
+  fillAsync(handle: number, offset: number, bytes: number, value: number): Promise<void>;
+
+  /** cuda only: a cudaIpcMemHandle_t (64 bytes) for a device chunk. Throws NativeError code 'UNSUPPORTED' on host. */
+  exportIpcHandle(handle: number): Buffer;
+
+  /** Live chunks and their bytes, by kind (the addon's own count, for leak checks). */
+  liveChunks(): { device: number; host: number; deviceBytes: number; hostBytes: number };
+}
+
+export type NativeErrorCode = 'OUT_OF_MEMORY' | 'INVALID_HANDLE' | 'OUT_OF_BOUNDS' | 'CUDA_ERROR' | 'UNSUPPORTED' | 'SYSTEM_ERROR';
+
+/** Errors thrown by the addon carry `code` (above) and, for CUDA errors, `cudaError` (e.g. "cudaErrorNoDevice"). */
+export interface NativeError extends Error {
+  code: NativeErrorCode;
+  cudaError?: string;
+}
+
+export function isNativeError(error: unknown): error is NativeError {
+  return error instanceof Error && typeof (error as NativeError).code === 'string';
+}
