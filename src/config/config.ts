@@ -1,0 +1,192 @@
+/**
+ * The daemon's configuration: flags > environment (TENSORMEM_*) > config file > defaults, with the
+ * source of every value kept for GetConfig. Values whose meaning depends on the machine ("%", the
+ * VRAM-derived --maxbytes) stay as SizeSpec here and are resolved by src/memory/limits.ts once the
+ * backend is up.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { invalidArgument } from '../errors';
+import { FLAGS, FlagSpec, envName, findFlag } from './flags';
+import { SizeSpec, parseDurationMs, parseSize } from './sizes';
+
+export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
+
+export interface DaemonConfig {
+  backend: 'auto' | 'cuda' | 'host';
+  maxBytes?: SizeSpec;
+  deviceReserve?: SizeSpec;
+  hostMaxBytes: SizeSpec;
+  maxPhysicalBytes?: SizeSpec;
+  emulatedDevice: SizeSpec;
+  emulatedDevices: number;
+  allowSmallDevice: boolean;
+  mirror: 'lazy' | 'eager';
+  leaseTtlMs: number;
+  reclaimIntervalMs: number;
+  listen: string[];
+  maxMessageBytes: number;
+  chunkBytes: number;
+  poolChunkBytes: number;
+  asyncCopyThresholdBytes: number;
+  shutdownTimeoutMs: number;
+  logLevel: string;
+  help: boolean;
+  version: boolean;
+  /** Where each flag's value came from, by flag name. */
+  sources: Record<string, ConfigSource>;
+  /** Each flag's value as given (text), for GetConfig. */
+  rawValues: Record<string, string>;
+}
+
+type RawValues = Map<string, { value: string | string[]; source: ConfigSource }>;
+
+/** Reads argv (without node and script), env and the config file into a DaemonConfig; throws TensormemError naming the flag on bad input. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  const fromFlags = parseArgv(argv);
+  const raw: RawValues = new Map();
+  for (const flag of FLAGS) {
+    if (flag.default !== undefined) raw.set(flag.name, { value: flag.type === 'list' ? flag.default.split(',') : flag.default, source: 'default' });
+  }
+  const configPath = fromFlags.get('config')?.value ?? env[envName(findFlag('config')!)];
+  if (typeof configPath === 'string' && configPath !== '') {
+    for (const [name, value] of readConfigFile(configPath)) raw.set(name, { value, source: 'file' });
+    raw.set('config', { value: configPath, source: fromFlags.has('config') ? 'flag' : 'env' });
+  }
+  for (const flag of FLAGS) {
+    const text = env[envName(flag)];
+    if (text !== undefined && text !== '') raw.set(flag.name, { value: flag.type === 'list' ? text.split(',') : text, source: 'env' });
+  }
+  for (const [name, entry] of fromFlags) raw.set(name, entry);
+  return build(raw);
+}
+
+function parseArgv(argv: readonly string[]): RawValues {
+  const values: RawValues = new Map();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) throw invalidArgument('arguments', 'a flag starting with -- (see --help)', arg);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const flag = findFlag(name);
+    if (!flag) throw invalidArgument('arguments', 'a known flag (see --help)', arg);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (flag.type === 'bool') value = 'true';
+    else if (i + 1 < argv.length) value = argv[++i];
+    else throw invalidArgument(`--${name}`, `a value (${flag.arg ?? 'value'})`, '(nothing)');
+    if (flag.type === 'list') {
+      const previous = values.get(name);
+      const list = previous && Array.isArray(previous.value) ? previous.value : [];
+      values.set(name, { value: [...list, value], source: 'flag' });
+    } else {
+      values.set(name, { value, source: 'flag' });
+    }
+  }
+  return values;
+}
+
+function readConfigFile(path: string): Map<string, string | string[]> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw invalidArgument('--config', 'a readable file', `${path} (${(error as Error).message})`);
+  }
+  let document: unknown;
+  try {
+    document = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw invalidArgument('--config', 'valid YAML or JSON', `${path}: ${(error as Error).message}`);
+  }
+  const values = new Map<string, string | string[]>();
+  if (document === null || document === undefined) return values;
+  if (typeof document !== 'object' || Array.isArray(document)) throw invalidArgument('--config', 'a mapping of flag names to values', path);
+  for (const [key, value] of Object.entries(document as Record<string, unknown>)) {
+    const flag = findFlag(key);
+    if (!flag || key === 'config') throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help)', key);
+    values.set(key, Array.isArray(value) ? value.map(String) : String(value));
+  }
+  return values;
+}
+
+function build(raw: RawValues): DaemonConfig {
+  const text = (name: string): string | undefined => {
+    const entry = raw.get(name);
+    if (entry === undefined) return undefined;
+    return Array.isArray(entry.value) ? entry.value.join(',') : entry.value;
+  };
+  const field = (name: string) => `--${name}`;
+  const size = (name: string): SizeSpec | undefined => {
+    const value = text(name);
+    return value === undefined ? undefined : parseSize(value, field(name), findFlag(name)!.percentOf !== undefined);
+  };
+  const bytes = (name: string): number => {
+    const spec = size(name)!;
+    if (spec.kind !== 'bytes') throw invalidArgument(field(name), 'a size in bytes (not %)', text(name));
+    return spec.bytes;
+  };
+  const positiveBytes = (name: string): number => {
+    const value = bytes(name);
+    if (value <= 0) throw invalidArgument(field(name), 'a size above 0', text(name));
+    return value;
+  };
+  const duration = (name: string): number => {
+    const value = parseDurationMs(text(name)!, field(name));
+    if (value <= 0) throw invalidArgument(field(name), 'a duration above 0', text(name));
+    return value;
+  };
+  const choice = <T extends string>(name: string): T => {
+    const flag = findFlag(name)!;
+    const value = text(name)!;
+    if (!flag.choices!.includes(value)) throw invalidArgument(field(name), `one of ${flag.choices!.join(', ')}`, value);
+    return value as T;
+  };
+  const bool = (name: string): boolean => {
+    const value = text(name)!;
+    if (value !== 'true' && value !== 'false') throw invalidArgument(field(name), 'true or false', value);
+    return value === 'true';
+  };
+  const int = (name: string, min: number, max: number): number => {
+    const value = text(name)!;
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw invalidArgument(field(name), `an integer from ${min} to ${max}`, value);
+    return n;
+  };
+  const listValue = raw.get('listen')!.value;
+  const listen = (Array.isArray(listValue) ? listValue : [listValue]).map((s) => s.trim()).filter((s) => s !== '');
+  if (listen.length === 0) throw invalidArgument('--listen', 'at least one address (HOST:PORT or unix:PATH)', '(none)');
+
+  const sources: Record<string, ConfigSource> = {};
+  const rawValues: Record<string, string> = {};
+  for (const [name, entry] of raw) {
+    sources[name] = entry.source;
+    rawValues[name] = Array.isArray(entry.value) ? entry.value.join(',') : entry.value;
+  }
+  return {
+    backend: choice('backend'),
+    maxBytes: size('maxbytes'),
+    deviceReserve: size('device-reserve'),
+    hostMaxBytes: size('host-maxbytes')!,
+    maxPhysicalBytes: size('maxphysicalbytes'),
+    emulatedDevice: size('emulated-device')!,
+    emulatedDevices: int('emulated-devices', 1, 16),
+    allowSmallDevice: bool('allow-small-device'),
+    mirror: choice('mirror'),
+    leaseTtlMs: duration('lease-ttl'),
+    reclaimIntervalMs: duration('reclaim-interval'),
+    listen,
+    maxMessageBytes: positiveBytes('max-message-bytes'),
+    chunkBytes: positiveBytes('chunk-bytes'),
+    poolChunkBytes: positiveBytes('pool-chunk'),
+    asyncCopyThresholdBytes: bytes('async-copy-threshold'),
+    shutdownTimeoutMs: duration('shutdown-timeout'),
+    logLevel: choice('log-level'),
+    help: bool('help'),
+    version: bool('version'),
+    sources,
+    rawValues,
+  };
+}
+
+export type { FlagSpec };

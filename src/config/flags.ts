@@ -1,0 +1,101 @@
+/**
+ * Every tensormemd flag, once: its type, default, help text and seed name. --help, the environment
+ * names (TENSORMEM_<NAME>), the config file keys and GetConfig are all generated from this table.
+ */
+
+export type FlagType = 'size' | 'duration' | 'enum' | 'int' | 'bool' | 'string' | 'list';
+
+export interface FlagSpec {
+  /** Long name without dashes; the config file key; TENSORMEM_<NAME with - as _> in the environment. */
+  name: string;
+  type: FlagType;
+  /** Value placeholder in --help. */
+  arg?: string;
+  /** Default as text; undefined means "derived" (explained in help). */
+  default?: string;
+  help: string;
+  choices?: readonly string[];
+  /** The ND4J/JavaCPP name of the same setting, where there is one. */
+  seedName?: string;
+  /** Size flags: what "%" is a share of. */
+  percentOf?: 'RAM' | 'VRAM';
+}
+
+export const FLAGS: readonly FlagSpec[] = [
+  { name: 'config', type: 'string', arg: 'FILE', help: 'Config file (YAML, or JSON when the name ends in .json) with flag names as keys.' },
+  { name: 'backend', type: 'enum', arg: 'NAME', default: 'auto', choices: ['auto', 'cuda', 'host'], help: 'cuda, host (an emulated device in host RAM), or auto: cuda when a CUDA device is visible, else host.' },
+  {
+    name: 'maxbytes',
+    type: 'size',
+    arg: 'SIZE',
+    percentOf: 'VRAM',
+    seedName: 'org.bytedeco.javacpp.maxbytes',
+    help: 'Cap of each device pool: used bytes never pass it. Default: device memory minus --device-reserve.',
+  },
+  { name: 'device-reserve', type: 'size', arg: 'SIZE', percentOf: 'VRAM', help: 'Left to the CUDA runtime, driver and cuDNN when --maxbytes is not set. Default: 2G on devices of 16 GiB or more, else 1G.' },
+  { name: 'host-maxbytes', type: 'size', arg: 'SIZE', percentOf: 'RAM', default: '25%', help: 'Cap of host off-heap memory: host mirrors and HOST_ONLY arrays.' },
+  {
+    name: 'maxphysicalbytes',
+    type: 'size',
+    arg: 'SIZE',
+    percentOf: 'RAM',
+    seedName: 'org.bytedeco.javacpp.maxphysicalbytes',
+    help: "Cap of the daemon's resident set, checked before every host allocation. Default: --host-maxbytes + 3 x the V8 heap limit (JavaCPP's rule), plus the emulated device on the host backend.",
+  },
+  { name: 'emulated-device', type: 'size', arg: 'SIZE', percentOf: 'RAM', default: '25%', help: "Capacity of each of the host backend's emulated devices (host RAM, touched only when used)." },
+  { name: 'emulated-devices', type: 'int', arg: 'N', default: '1', help: 'Number of emulated devices on the host backend.' },
+  { name: 'allow-small-device', type: 'bool', default: 'false', help: 'Serve devices under 2 GiB (the seed: "GPUs with less than 2 GB VRAM are not suitable"); refused otherwise.' },
+  { name: 'mirror', type: 'enum', arg: 'MODE', default: 'lazy', choices: ['lazy', 'eager'], help: 'Host mirrors of device arrays: allocated on first host access (lazy) or with the array (eager).' },
+  { name: 'lease-ttl', type: 'duration', arg: 'DURATION', default: '30s', help: 'Lease lifetime unless renewed (RenewLease, KeepAlive).' },
+  { name: 'reclaim-interval', type: 'duration', arg: 'DURATION', default: '1s', help: "How often expired leases are swept and their memory freed (the seed's auto-GC window)." },
+  {
+    name: 'listen',
+    type: 'list',
+    arg: 'ADDR',
+    default: '127.0.0.1:7070,unix:/tmp/tensormemd.sock',
+    help: 'gRPC address, repeatable: HOST:PORT (port 0 picks one) or unix:PATH. The addresses bound are logged.',
+  },
+  { name: 'max-message-bytes', type: 'size', arg: 'SIZE', default: '64M', help: "Largest gRPC message sent or received (grpc-js's default is 4 MiB)." },
+  { name: 'chunk-bytes', type: 'size', arg: 'SIZE', default: '1M', help: 'Largest data chunk of a ReadArray stream message.' },
+  { name: 'pool-chunk', type: 'size', arg: 'SIZE', default: '64M', help: 'Granularity by which a pool grows: chunks of at least this size are taken from the device or host.' },
+  { name: 'async-copy-threshold', type: 'size', arg: 'SIZE', default: '256K', help: 'Copies of at least this many bytes run off the event loop.' },
+  { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits.' },
+  { name: 'log-level', type: 'enum', arg: 'LEVEL', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'pino log level (JSON logs on stderr).' },
+  { name: 'help', type: 'bool', default: 'false', help: 'Print this help and exit.' },
+  { name: 'version', type: 'bool', default: 'false', help: 'Print the version and exit.' },
+];
+
+export function envName(flag: FlagSpec): string {
+  return `TENSORMEM_${flag.name.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export function findFlag(name: string): FlagSpec | undefined {
+  return FLAGS.find((flag) => flag.name === name);
+}
+
+/** The --help text, generated from FLAGS. */
+export function helpText(program = 'tensormemd'): string {
+  const lines = [
+    `Usage: ${program} [flags]`,
+    '',
+    'Owns GPU memory on this host and lends it out over gRPC (tensormem.v1).',
+    'Precedence: flags > environment (TENSORMEM_<FLAG>) > config file > defaults.',
+    'Sizes: K, M, G, T are powers of 1024 (8G = 8 GiB); KiB/MiB/GiB accepted; % is a share of RAM (VRAM for device sizes).',
+    'Durations: ms, s, m, h (500ms, 30s); a bare number is seconds.',
+    '',
+    'Flags:',
+  ];
+  for (const flag of FLAGS) {
+    const head = `  --${flag.name}${flag.arg ? ` ${flag.arg}` : ''}`;
+    const details: string[] = [];
+    if (flag.choices) details.push(`one of ${flag.choices.join(', ')}`);
+    if (flag.default !== undefined && flag.type !== 'bool') details.push(`default ${flag.default}`);
+    if (flag.percentOf) details.push(`% of ${flag.percentOf}`);
+    if (flag.seedName) details.push(`seed: ${flag.seedName}`);
+    details.push(`env ${envName(flag)}`);
+    lines.push(head);
+    lines.push(`      ${flag.help}`);
+    lines.push(`      (${details.join('; ')})`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/tensormem/v1/lease.proto
+
+
+export interface CloseLeaseRequest {
+  'lease_id'?: (string);
+}
+
+export interface CloseLeaseRequest__Output {
+  'lease_id': (string);
+}

@@ -1,0 +1,41 @@
+// Original file: /work/main/proto/tensormem/v1/types.proto
+
+export const DataType = {
+  DATA_TYPE_UNSPECIFIED: 'DATA_TYPE_UNSPECIFIED',
+  DATA_TYPE_FLOAT16: 'DATA_TYPE_FLOAT16',
+  DATA_TYPE_BFLOAT16: 'DATA_TYPE_BFLOAT16',
+  DATA_TYPE_FLOAT32: 'DATA_TYPE_FLOAT32',
+  DATA_TYPE_FLOAT64: 'DATA_TYPE_FLOAT64',
+  DATA_TYPE_INT8: 'DATA_TYPE_INT8',
+  DATA_TYPE_UINT8: 'DATA_TYPE_UINT8',
+  DATA_TYPE_INT16: 'DATA_TYPE_INT16',
+  DATA_TYPE_INT32: 'DATA_TYPE_INT32',
+  DATA_TYPE_INT64: 'DATA_TYPE_INT64',
+  DATA_TYPE_BOOL: 'DATA_TYPE_BOOL',
+} as const;
+
+export type DataType =
+  | 'DATA_TYPE_UNSPECIFIED'
+  | 0
+  | 'DATA_TYPE_FLOAT16'
+  | 1
+  | 'DATA_TYPE_BFLOAT16'
+  | 2
+  | 'DATA_TYPE_FLOAT32'
+  | 3
+  | 'DATA_TYPE_FLOAT64'
+  | 4
+  | 'DATA_TYPE_INT8'
+  | 5
+  | 'DATA_TYPE_UINT8'
+  | 6
+  | 'DATA_TYPE_INT16'
+  | 7
+  | 'DATA_TYPE_INT32'
+  | 8
+  | 'DATA_TYPE_INT64'
+  | 9
+  | 'DATA_TYPE_BOOL'
+  | 10
+
+export type DataType__Output = typeof DataType[keyof typeof DataType]

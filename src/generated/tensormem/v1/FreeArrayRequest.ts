@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/tensormem/v1/array.proto
+
+
+export interface FreeArrayRequest {
+  'array_id'?: (string);
+}
+
+export interface FreeArrayRequest__Output {
+  'array_id': (string);
+}

@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/tensormem/v1/array.proto
+
+
+export interface GetArrayRequest {
+  'array_id'?: (string);
+}
+
+export interface GetArrayRequest__Output {
+  'array_id': (string);
+}

@@ -1,0 +1,8 @@
+// Original file: /work/main/proto/tensormem/v1/memory.proto
+
+
+export interface GetMemorySnapshotRequest {
+}
+
+export interface GetMemorySnapshotRequest__Output {
+}

@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/tensormem/v1/lease.proto
+
+
+export interface KeepAliveRequest {
+  'lease_id'?: (string);
+}
+
+export interface KeepAliveRequest__Output {
+  'lease_id': (string);
+}

@@ -1,0 +1,8 @@
+// Original file: /work/main/proto/tensormem/v1/lease.proto
+
+
+export interface ListLeasesRequest {
+}
+
+export interface ListLeasesRequest__Output {
+}

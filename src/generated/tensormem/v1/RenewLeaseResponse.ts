@@ -1,0 +1,11 @@
+// Original file: /work/main/proto/tensormem/v1/lease.proto
+
+import type { Lease as _tensormem_v1_Lease, Lease__Output as _tensormem_v1_Lease__Output } from '../../tensormem/v1/Lease';
+
+export interface RenewLeaseResponse {
+  'lease'?: (_tensormem_v1_Lease | null);
+}
+
+export interface RenewLeaseResponse__Output {
+  'lease': (_tensormem_v1_Lease__Output | null);
+}

@@ -1,0 +1,23 @@
+// Original file: /work/main/proto/tensormem/v1/memory.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface TenantUsage {
+  'tenant'?: (string);
+  'used_bytes'?: (number | string | Long);
+  'quota_bytes'?: (number | string | Long);
+  'leases'?: (number);
+  'device_used_bytes'?: (number | string | Long);
+  'host_used_bytes'?: (number | string | Long);
+  'host_quota_bytes'?: (number | string | Long);
+}
+
+export interface TenantUsage__Output {
+  'tenant': (string);
+  'used_bytes': (number);
+  'quota_bytes': (number);
+  'leases': (number);
+  'device_used_bytes': (number);
+  'host_used_bytes': (number);
+  'host_quota_bytes': (number);
+}

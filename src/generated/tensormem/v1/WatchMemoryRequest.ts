@@ -1,0 +1,10 @@
+// Original file: /work/main/proto/tensormem/v1/memory.proto
+
+
+export interface WatchMemoryRequest {
+  'interval_ms'?: (number);
+}
+
+export interface WatchMemoryRequest__Output {
+  'interval_ms': (number);
+}
