@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/** tensormemd: the daemon. `--help` lists every flag. */
+import { loadConfig } from '../config/config';
+import { helpText } from '../config/flags';
+import { startDaemon } from '../daemon';
+import { packageVersion } from '../package-root';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`tensormemd: ${(error as Error).message}\nRun tensormemd --help for the flags.\n`);
+    process.exit(2);
+  }
+  if (config.help) {
+    process.stdout.write(`${helpText()}\n`);
+    return;
+  }
+  if (config.version) {
+    process.stdout.write(`tensormemd ${packageVersion()}\n`);
+    return;
+  }
+  let daemon;
+  try {
+    daemon = await startDaemon(config);
+  } catch (error) {
+    process.stderr.write(`tensormemd: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  const stop = (signal: string) => {
+    daemon.shutdown(signal).then(
+      () => process.exit(0),
+      (error) => {
+        process.stderr.write(`tensormemd: shutdown failed: ${(error as Error).stack}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,266 @@
+/**
+ * The typed TypeScript client of tensormem.v1, used by tensormemctl and the tests. Calls reject with a
+ * TensormemClientError carrying the gRPC `code` and the ErrorInfo `reason` (e.g. DEVICE_OUT_OF_MEMORY).
+ */
+import { ChannelOptions, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
+import { loadTensormemProto } from '../service/proto';
+import { errorInfoOf } from '../rpc-status';
+import type { LeaseServiceClient } from '../generated/tensormem/v1/LeaseService';
+import type { ArrayServiceClient } from '../generated/tensormem/v1/ArrayService';
+import type { MemoryServiceClient } from '../generated/tensormem/v1/MemoryService';
+import type { Lease__Output } from '../generated/tensormem/v1/Lease';
+import type { LeaseSummary__Output } from '../generated/tensormem/v1/LeaseSummary';
+import type { ArrayInfo__Output } from '../generated/tensormem/v1/ArrayInfo';
+import type { MemoryInfo__Output } from '../generated/tensormem/v1/MemoryInfo';
+import type { MemorySnapshot__Output } from '../generated/tensormem/v1/MemorySnapshot';
+import type { GetConfigResponse__Output } from '../generated/tensormem/v1/GetConfigResponse';
+import type { DataType } from '../generated/tensormem/v1/DataType';
+import type { Placement } from '../generated/tensormem/v1/Placement';
+
+export type { ArrayInfo__Output as ArrayInfo, MemoryInfo__Output as MemoryInfo, LeaseSummary__Output as LeaseSummary, Lease__Output as Lease };
+
+export class TensormemClientError extends Error {
+  constructor(
+    readonly code: Status,
+    readonly reason: string | undefined,
+    readonly details: string,
+    readonly errorMetadata: Record<string, string>,
+  ) {
+    super(`${Status[code]}${reason ? ` (${reason})` : ''}: ${details}`);
+    this.name = 'TensormemClientError';
+  }
+}
+
+function clientError(error: ServiceError): TensormemClientError {
+  const info = errorInfoOf(error.metadata);
+  return new TensormemClientError(error.code, info?.reason, error.details, info?.metadata ?? {});
+}
+
+type Callback<T> = (error: ServiceError | null, value?: T) => void;
+
+/** Promisifies one unary call and maps its error. */
+function call<T>(invoke: (callback: Callback<T>) => unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    invoke((error, value) => (error ? reject(clientError(error)) : resolve(value as T)));
+  });
+}
+
+export interface ClientOptions {
+  /** Largest message either way; the daemon's default is 64 MiB. */
+  maxMessageBytes?: number;
+  /** Chunk size of WriteArray streams (default 1 MiB). */
+  chunkBytes?: number;
+  /** Per-call deadline in ms (default none). */
+  deadlineMs?: number;
+}
+
+export interface AllocateOptions {
+  dataType: DataType;
+  shape: Array<number | string>;
+  placement?: Placement;
+  device?: number;
+  workspaceId?: string;
+  zero?: boolean;
+  label?: string;
+  requestId?: string;
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export class TensormemClient {
+  readonly leases: LeaseServiceClient;
+  readonly arrays: ArrayServiceClient;
+  readonly memory: MemoryServiceClient;
+  readonly chunkBytes: number;
+
+  /** `address` as grpc-js takes it: "127.0.0.1:7070" or "unix:/tmp/tensormemd.sock". */
+  constructor(
+    readonly address: string,
+    private readonly options: ClientOptions = {},
+  ) {
+    const { proto } = loadTensormemProto();
+    const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const channelOptions: ChannelOptions = { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes };
+    const creds = credentials.createInsecure();
+    this.leases = new proto.tensormem.v1.LeaseService(address, creds, channelOptions);
+    // The three stubs share the one channel (one connection).
+    const shared = { ...channelOptions, channelOverride: this.leases.getChannel() };
+    this.arrays = new proto.tensormem.v1.ArrayService(address, creds, shared);
+    this.memory = new proto.tensormem.v1.MemoryService(address, creds, shared);
+    this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
+  }
+
+  callOptions(): { deadline?: number } {
+    return this.options.deadlineMs ? { deadline: Date.now() + this.options.deadlineMs } : {};
+  }
+
+  metadata(token?: string): Metadata {
+    const metadata = new Metadata();
+    if (token) metadata.set('authorization', `Bearer ${token}`);
+    return metadata;
+  }
+
+  async openLease(options: { tenant?: string; clientName?: string; ttlSeconds?: number; labels?: Record<string, string>; tenantToken?: string } = {}): Promise<LeaseSession> {
+    const response = await call<{ lease: Lease__Output | null }>((cb) =>
+      this.leases.OpenLease(
+        { tenant: options.tenant ?? '', client_name: options.clientName ?? '', ttl_seconds: options.ttlSeconds ?? 0, labels: options.labels ?? {} },
+        this.metadata(options.tenantToken),
+        this.callOptions(),
+        cb,
+      ),
+    );
+    return new LeaseSession(this, response.lease!);
+  }
+
+  /** Every lease (open mode or admin), or the lease of `token`. */
+  async listLeases(token?: string): Promise<LeaseSummary__Output[]> {
+    const response = await call<{ leases: LeaseSummary__Output[] }>((cb) => this.leases.ListLeases({}, this.metadata(token), this.callOptions(), cb));
+    return response.leases;
+  }
+
+  async memoryInfo(token?: string): Promise<MemoryInfo__Output> {
+    const response = await call<{ info: MemoryInfo__Output | null }>((cb) => this.memory.GetMemoryInfo({}, this.metadata(token), this.callOptions(), cb));
+    return response.info!;
+  }
+
+  async memorySnapshot(token?: string): Promise<MemorySnapshot__Output> {
+    const response = await call<{ snapshot: MemorySnapshot__Output | null }>((cb) => this.memory.GetMemorySnapshot({}, this.metadata(token), this.callOptions(), cb));
+    return response.snapshot!;
+  }
+
+  config(token?: string): Promise<GetConfigResponse__Output> {
+    return call<GetConfigResponse__Output>((cb) => this.memory.GetConfig({}, this.metadata(token), this.callOptions(), cb));
+  }
+
+  /** Calls `onInfo` with a MemoryInfo every intervalMs until the returned function is called. */
+  watchMemory(intervalMs: number, onInfo: (info: MemoryInfo__Output) => void, onError?: (error: TensormemClientError) => void, token?: string): () => void {
+    const stream = this.memory.WatchMemory({ interval_ms: intervalMs }, this.metadata(token));
+    stream.on('data', (message: { info: MemoryInfo__Output | null }) => onInfo(message.info!));
+    stream.on('error', (error: ServiceError) => {
+      if (error.code !== Status.CANCELLED) onError?.(clientError(error));
+    });
+    return () => stream.cancel();
+  }
+
+  close(): void {
+    this.leases.close();
+  }
+}
+
+/** A lease and the calls made with its token. */
+export class LeaseSession {
+  readonly leaseId: string;
+  readonly token: string;
+  private keepAliveTimer?: NodeJS.Timeout;
+
+  constructor(
+    readonly client: TensormemClient,
+    public lease: Lease__Output,
+  ) {
+    this.leaseId = lease.lease_id;
+    this.token = lease.token;
+  }
+
+  private get md(): Metadata {
+    return this.client.metadata(this.token);
+  }
+
+  async allocate(options: AllocateOptions): Promise<ArrayInfo__Output> {
+    const response = await call<{ array: ArrayInfo__Output | null }>((cb) =>
+      this.client.arrays.AllocateArray(
+        {
+          lease_id: this.leaseId,
+          data_type: options.dataType,
+          shape: options.shape,
+          placement: options.placement ?? 'PLACEMENT_DEVICE',
+          device: options.device ?? 0,
+          workspace_id: options.workspaceId ?? '',
+          zero: options.zero ?? false,
+          label: options.label ?? '',
+          request_id: options.requestId ?? '',
+        },
+        this.md,
+        this.client.callOptions(),
+        cb,
+      ),
+    );
+    return response.array!;
+  }
+
+  /** Writes `data` at `offset` over one WriteArray stream in chunks; resolves to bytes_written. */
+  async write(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    const response = await new Promise<{ bytes_written: number }>((resolve, reject) => {
+      const stream = this.client.arrays.WriteArray(this.md, this.client.callOptions(), (error, value) => (error ? reject(clientError(error)) : resolve(value as { bytes_written: number })));
+      const pump = async () => {
+        stream.write({ header: { array_id: arrayId, offset } });
+        for (let position = 0; position < data.byteLength; position += chunkBytes) {
+          const chunk = data.subarray(position, Math.min(position + chunkBytes, data.byteLength));
+          if (!stream.write({ chunk })) await new Promise((drained) => stream.once('drain', drained));
+        }
+        stream.end();
+      };
+      pump().catch(reject);
+    });
+    return response.bytes_written;
+  }
+
+  /** Reads [offset, offset + length) (length 0: to the end) into one Buffer. */
+  async read(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, this.client.callOptions());
+      const chunks: Buffer[] = [];
+      stream.on('data', (message: { data: Buffer }) => chunks.push(message.data));
+      stream.on('error', (error: ServiceError) => reject(clientError(error)));
+      stream.on('end', () => resolve(Buffer.concat(chunks)));
+    });
+  }
+
+  async get(arrayId: string): Promise<ArrayInfo__Output> {
+    return (await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.GetArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).array!;
+  }
+
+  async list(): Promise<ArrayInfo__Output[]> {
+    return (await call<{ arrays: ArrayInfo__Output[] }>((cb) => this.client.arrays.ListArrays({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).arrays;
+  }
+
+  async free(arrayId: string): Promise<number> {
+    return (await call<{ freed_bytes: number }>((cb) => this.client.arrays.FreeArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).freed_bytes;
+  }
+
+  async duplicate(arrayId: string, options: { placement?: Placement; workspaceId?: string; detached?: boolean; label?: string } = {}): Promise<ArrayInfo__Output> {
+    const request = { array_id: arrayId, placement: options.placement ?? 'PLACEMENT_UNSPECIFIED', workspace_id: options.workspaceId ?? '', detached: options.detached ?? false, label: options.label ?? '' };
+    return (await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.DuplicateArray(request, this.md, this.client.callOptions(), cb))).array!;
+  }
+
+  async sync(arrayId: string, direction: 'SYNC_DIRECTION_TO_HOST' | 'SYNC_DIRECTION_TO_DEVICE'): Promise<ArrayInfo__Output> {
+    return (await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.SyncArray({ array_id: arrayId, direction }, this.md, this.client.callOptions(), cb))).array!;
+  }
+
+  async renew(ttlSeconds = 0): Promise<Lease__Output> {
+    const response = await call<{ lease: Lease__Output | null }>((cb) => this.client.leases.RenewLease({ lease_id: this.leaseId, ttl_seconds: ttlSeconds }, this.md, this.client.callOptions(), cb));
+    return response.lease!;
+  }
+
+  /** Renews the lease over a KeepAlive stream every intervalMs until close() or stopKeepAlive(). */
+  startKeepAlive(intervalMs: number): void {
+    this.stopKeepAlive();
+    const stream = this.client.leases.KeepAlive(this.md);
+    stream.on('error', () => {});
+    stream.on('data', () => {});
+    const ping = () => stream.write({ lease_id: this.leaseId });
+    ping();
+    this.keepAliveTimer = setInterval(ping, intervalMs);
+    this.stopKeepAlive = () => {
+      clearInterval(this.keepAliveTimer);
+      this.keepAliveTimer = undefined;
+      stream.end();
+    };
+  }
+
+  stopKeepAlive(): void {}
+
+  async close(): Promise<number> {
+    this.stopKeepAlive();
+    return (await call<{ freed_bytes: number }>((cb) => this.client.leases.CloseLease({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).freed_bytes;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Every open lease: opening, token authentication, renewal, closing, and the reclamation sweep that
+ * frees expired leases every --reclaim-interval. Tokens are 256-bit random strings; only their
+ * SHA-256 is kept, and they are never logged.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { TensormemError, invalidArgument, notFound, unauthenticated } from '../errors';
+import type { MemoryManager } from '../memory/memory-manager';
+import { Lease } from './lease';
+
+export interface OpenLeaseParams {
+  tenant: string;
+  clientName: string;
+  ttlSeconds: number;
+  labels: Record<string, string>;
+}
+
+/** Longest TTL a client may ask for. */
+export const MAX_TTL_SECONDS = 7 * 24 * 3600;
+/** How many recently expired leases are remembered, so that their tokens get LEASE_EXPIRED rather than an unknown-token error. */
+const EXPIRED_MEMORY = 10_000;
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export class LeaseRegistry {
+  private readonly byId = new Map<string, Lease>();
+  private readonly byTokenHash = new Map<string, Lease>();
+  private readonly expiredTokenHashes = new Map<string, string>();
+  private sweepTimer?: NodeJS.Timeout;
+  reclaimedTotal = 0;
+
+  constructor(
+    private readonly memory: MemoryManager,
+    private readonly defaultTtlMs: number,
+    private readonly eagerMirror: boolean,
+    private readonly log: Logger,
+  ) {}
+
+  open(params: OpenLeaseParams): { lease: Lease; token: string } {
+    const ttlMs = this.ttlMs(params.ttlSeconds, 'ttl_seconds');
+    const token = randomBytes(32).toString('base64url');
+    const leaseId = `lease-${randomBytes(12).toString('hex')}`;
+    const lease = new Lease(leaseId, hashToken(token), params.tenant || 'default', params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror);
+    this.byId.set(leaseId, lease);
+    this.byTokenHash.set(lease.tokenHash, lease);
+    this.log.info({ event: 'lease_opened', leaseId, tenant: lease.tenant, client: params.clientName, ttlMs }, 'lease opened');
+    return { lease, token };
+  }
+
+  private ttlMs(ttlSeconds: number, field: string): number {
+    if (ttlSeconds === 0) return this.defaultTtlMs;
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds > MAX_TTL_SECONDS) {
+      throw invalidArgument(field, `an integer from 0 to ${MAX_TTL_SECONDS}`, ttlSeconds);
+    }
+    return ttlSeconds * 1000;
+  }
+
+  /** The lease a bearer token opens; UNAUTHENTICATED (LEASE_EXPIRED for a lease that timed out) otherwise. */
+  authenticate(token: string | undefined): Lease {
+    if (!token) throw unauthenticated('missing lease token: send "authorization: Bearer <token>" (the token OpenLease returned)');
+    const hash = hashToken(token);
+    const lease = this.byTokenHash.get(hash);
+    if (lease && !lease.isExpired()) return lease;
+    const expiredId = lease?.leaseId ?? this.expiredTokenHashes.get(hash);
+    if (expiredId) throw new TensormemError('UNAUTHENTICATED', 'LEASE_EXPIRED', `lease ${expiredId} has expired: open a new lease`);
+    throw unauthenticated('unknown lease token');
+  }
+
+  /** A lease by id as seen from `caller`: another lease's id is NOT_FOUND, like one that never existed. */
+  resolve(caller: Lease, leaseId: unknown): Lease {
+    if (leaseId === '' || leaseId === undefined) return caller;
+    if (typeof leaseId !== 'string') throw invalidArgument('lease_id', 'a lease id', leaseId);
+    if (leaseId !== caller.leaseId) throw notFound('lease', leaseId);
+    return caller;
+  }
+
+  renew(lease: Lease, ttlSeconds: number): void {
+    lease.renew(ttlSeconds === 0 ? lease.ttlMs : this.ttlMs(ttlSeconds, 'ttl_seconds'));
+  }
+
+  close(lease: Lease, reason: 'closed' | 'expired' | 'shutdown'): number {
+    if (!this.byId.has(lease.leaseId)) return 0;
+    this.byId.delete(lease.leaseId);
+    this.byTokenHash.delete(lease.tokenHash);
+    if (reason === 'expired') {
+      this.expiredTokenHashes.set(lease.tokenHash, lease.leaseId);
+      if (this.expiredTokenHashes.size > EXPIRED_MEMORY) this.expiredTokenHashes.delete(this.expiredTokenHashes.keys().next().value!);
+    }
+    const arrays = lease.arrays.size;
+    const freedBytes = lease.close();
+    this.log.info({ event: `lease_${reason}`, leaseId: lease.leaseId, tenant: lease.tenant, arrays, freedBytes }, `lease ${reason}`);
+    return freedBytes;
+  }
+
+  /** Closes every expired lease; returns how many. */
+  sweep(now = Date.now()): number {
+    let count = 0;
+    for (const lease of [...this.byId.values()]) {
+      if (lease.isExpired(now)) {
+        this.close(lease, 'expired');
+        count++;
+      }
+    }
+    this.reclaimedTotal += count;
+    return count;
+  }
+
+  startSweeping(intervalMs: number): void {
+    this.sweepTimer = setInterval(() => this.sweep(), intervalMs);
+    this.sweepTimer.unref();
+  }
+
+  stopSweeping(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  list(): Lease[] {
+    return [...this.byId.values()];
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** Closes every lease (shutdown); returns the bytes freed. */
+  closeAll(): number {
+    let freed = 0;
+    for (const lease of [...this.byId.values()]) freed += this.close(lease, 'shutdown');
+    return freed;
+  }
+}

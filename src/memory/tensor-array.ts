@@ -1,0 +1,234 @@
+/**
+ * An array: a typed, shaped block of device memory with an optional host mirror, or a HOST_ONLY block
+ * of host memory. Validity is tracked per side (ND4J's AllocationPoint tickHostRead/tickDeviceWrite in
+ * spirit): a device array's mirror is allocated on first host access (lazily, the default) or with the
+ * array (--mirror eager); ReadArray of a device array goes through the mirror; writes go to the device
+ * and through to a valid mirror, so both sides stay current.
+ *
+ * Copies at or above the async threshold run off the event loop; the array counts them and its blocks
+ * are released only when the last one ends, so a free during a transfer never frees memory under it.
+ */
+import { failedPrecondition, outOfRange } from '../errors';
+import type { Block, BlockOwner } from './memory-resource';
+import type { DataTypeName } from './data-types';
+import type { MemoryManager } from './memory-manager';
+
+export type PlacementName = 'PLACEMENT_DEVICE' | 'PLACEMENT_HOST_ONLY';
+
+export interface TensorArrayInit {
+  arrayId: string;
+  leaseId: string;
+  tenant: string;
+  dataType: DataTypeName;
+  shape: number[];
+  byteSize: number;
+  placement: PlacementName;
+  device: number;
+  label: string;
+  workspaceId?: string;
+  generation?: number;
+}
+
+export class TensorArray {
+  readonly createdAt = new Date();
+  /** Device memory (PLACEMENT_DEVICE) — undefined for HOST_ONLY. */
+  deviceBlock?: Block;
+  /** The host mirror of a device array, or the only block of a HOST_ONLY array. */
+  hostBlock?: Block;
+  hostValid = false;
+  deviceValid = false;
+  private pendingCopies = 0;
+  private releaseWhenIdle = false;
+  private released = false;
+  private mirrorFill?: Promise<void>;
+
+  private constructor(
+    readonly init: TensorArrayInit,
+    private readonly memory: MemoryManager,
+  ) {}
+
+  get arrayId(): string {
+    return this.init.arrayId;
+  }
+  get byteSize(): number {
+    return this.init.byteSize;
+  }
+  get placement(): PlacementName {
+    return this.init.placement;
+  }
+  get isFreed(): boolean {
+    return this.released || this.releaseWhenIdle;
+  }
+
+  /** Bytes this array holds in the pools (aligned sizes). */
+  get deviceHeldBytes(): number {
+    return this.deviceBlock?.bytes ?? 0;
+  }
+  get hostHeldBytes(): number {
+    return this.hostBlock?.bytes ?? 0;
+  }
+  get heldBytes(): number {
+    return this.deviceHeldBytes + this.hostHeldBytes;
+  }
+
+  private owner(purpose: string): BlockOwner {
+    return { leaseId: this.init.leaseId, tenant: this.init.tenant, arrayId: this.init.arrayId, label: this.init.label, workspaceId: this.init.workspaceId, purpose };
+  }
+
+  /**
+   * Allocates the array's memory, all or nothing: when the mirror of an eager device array cannot be
+   * had, the device block is given back before the error propagates.
+   */
+  static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean }): Promise<TensorArray> {
+    const array = new TensorArray(init, memory);
+    if (init.placement === 'PLACEMENT_HOST_ONLY') {
+      array.hostBlock = memory.allocateHost(init.byteSize, array.owner('host_only'), 'host_only');
+      array.hostValid = true;
+    } else {
+      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array.owner('array'));
+      array.deviceValid = true;
+      if (options.eagerMirror) {
+        try {
+          array.hostBlock = memory.allocateHost(init.byteSize, array.owner('mirror'), 'mirror');
+        } catch (error) {
+          memory.deallocateDevice(init.device, array.deviceBlock);
+          array.deviceBlock = undefined;
+          throw error;
+        }
+      }
+    }
+    if (options.zero) {
+      await array.track(async () => {
+        if (array.deviceBlock) await memory.fill(array.deviceBlock, 0, init.byteSize, 0);
+        if (array.hostBlock) await memory.fill(array.hostBlock, 0, init.byteSize, 0);
+      });
+      array.hostValid = array.hostBlock !== undefined;
+    }
+    return array;
+  }
+
+  /** Validates [offset, offset + length) against the array's byte size; `field` names the request field. */
+  checkRange(offset: number, length: number, field: string): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.byteSize) {
+      throw outOfRange(field, `offset ${offset} is past the end of array ${this.arrayId} (${this.byteSize} bytes)`);
+    }
+    if (!Number.isSafeInteger(length) || length < 0 || offset + length > this.byteSize) {
+      throw outOfRange(field, `${length} bytes at offset ${offset} pass the end of array ${this.arrayId} (${this.byteSize} bytes)`);
+    }
+  }
+
+  /** Writes `data` at `offset`: to the device (and through to a valid mirror), or to the host block of a HOST_ONLY array. */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkRange(offset, data.byteLength, 'offset');
+    await this.track(async () => {
+      if (!this.deviceBlock) {
+        await this.memory.writeBlock(this.hostBlock!, offset, data);
+        return;
+      }
+      if (!this.deviceValid) await this.copyMirrorToDevice();
+      await this.memory.writeBlock(this.deviceBlock, offset, data);
+      if (this.hostBlock && this.hostValid) await this.memory.writeBlock(this.hostBlock, offset, data);
+    });
+  }
+
+  /** Reads into `target` from `offset`; device arrays are read through their host mirror. */
+  async read(offset: number, target: Uint8Array): Promise<void> {
+    this.checkRange(offset, target.byteLength, 'offset');
+    await this.track(async () => {
+      if (this.deviceBlock) await this.ensureHostCurrent();
+      await this.memory.readBlock(this.hostBlock!, offset, target);
+    });
+  }
+
+  /** SYNC_DIRECTION_TO_HOST: mirror ← device (allocating the mirror). */
+  async syncToHost(): Promise<void> {
+    if (!this.deviceBlock) return;
+    await this.track(async () => {
+      this.hostValid = false;
+      await this.ensureHostCurrent();
+    });
+  }
+
+  /** SYNC_DIRECTION_TO_DEVICE: device ← mirror. Without a mirror the device copy is the only one, so nothing moves. */
+  async syncToDevice(): Promise<void> {
+    if (!this.deviceBlock || !this.hostBlock) return;
+    await this.track(() => this.copyMirrorToDevice());
+  }
+
+  /** The block that holds the current bytes: the device when valid, else the mirror. */
+  currentBlock(): Block {
+    if (this.deviceBlock && this.deviceValid) return this.deviceBlock;
+    if (this.hostBlock && this.hostValid) return this.hostBlock;
+    throw failedPrecondition(`array ${this.arrayId} has no valid copy`);
+  }
+
+  /** Copies this array's current bytes into `target`'s device block (or host block for HOST_ONLY). */
+  async copyInto(target: TensorArray): Promise<void> {
+    await this.track(() =>
+      target.track(async () => {
+        const destination = target.deviceBlock ?? target.hostBlock!;
+        await this.memory.copyBlock(destination, 0, this.currentBlock(), 0, this.byteSize);
+        if (target.deviceBlock) {
+          target.deviceValid = true;
+          target.hostValid = false;
+        }
+      }),
+    );
+  }
+
+  private async ensureHostCurrent(): Promise<void> {
+    if (!this.hostBlock) this.hostBlock = this.memory.allocateHost(this.byteSize, this.owner('mirror'), 'mirror');
+    if (this.hostValid) return;
+    // Concurrent readers share one device → host copy.
+    if (!this.mirrorFill) {
+      this.mirrorFill = this.memory
+        .copyBlock(this.hostBlock, 0, this.deviceBlock!, 0, this.byteSize)
+        .then(() => {
+          this.hostValid = true;
+        })
+        .finally(() => {
+          this.mirrorFill = undefined;
+        });
+    }
+    await this.mirrorFill;
+  }
+
+  private async copyMirrorToDevice(): Promise<void> {
+    await this.memory.copyBlock(this.deviceBlock!, 0, this.hostBlock!, 0, this.byteSize);
+    this.deviceValid = true;
+    this.hostValid = true;
+  }
+
+  /** Runs a copy while counting it, so release() waits for it. */
+  private async track<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
+    this.pendingCopies++;
+    try {
+      return await operation();
+    } finally {
+      this.pendingCopies--;
+      if (this.pendingCopies === 0 && this.releaseWhenIdle) this.releaseBlocks();
+    }
+  }
+
+  /**
+   * Frees the array's memory and returns the bytes given back (aligned). With copies in flight the
+   * blocks go back when the last one ends; the array is unusable from now on either way.
+   */
+  release(): number {
+    if (this.isFreed) return 0;
+    const bytes = this.heldBytes;
+    if (this.pendingCopies > 0) this.releaseWhenIdle = true;
+    else this.releaseBlocks();
+    return bytes;
+  }
+
+  private releaseBlocks(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.deviceBlock) this.memory.deallocateDevice(this.init.device, this.deviceBlock);
+    if (this.hostBlock) this.memory.deallocateHost(this.hostBlock, this.init.placement === 'PLACEMENT_HOST_ONLY' ? 'host_only' : 'mirror');
+    this.deviceBlock = undefined;
+    this.hostBlock = undefined;
+  }
+}

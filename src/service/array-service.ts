@@ -1,0 +1,161 @@
+/** tensormem.v1.ArrayService: validation and streaming; the memory work is in src/leases and src/memory. */
+import type { Server, ServerReadableStream, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
+import { TensormemError, invalidArgument, outOfRange } from '../errors';
+import type { Lease } from '../leases/lease';
+import type { TensorArray } from '../memory/tensor-array';
+import type { ArrayServiceHandlers } from '../generated/tensormem/v1/ArrayService';
+import type { ArrayInfo } from '../generated/tensormem/v1/ArrayInfo';
+import type { WriteArrayRequest__Output } from '../generated/tensormem/v1/WriteArrayRequest';
+import type { WriteArrayResponse } from '../generated/tensormem/v1/WriteArrayResponse';
+import type { ReadArrayRequest__Output } from '../generated/tensormem/v1/ReadArrayRequest';
+import type { ReadArrayResponse } from '../generated/tensormem/v1/ReadArrayResponse';
+import { toServiceError } from './errors';
+import { bearerToken, timestamp, unary } from './handlers';
+import { loadTensormemProto } from './proto';
+import type { ServiceContext } from './service-context';
+
+const MAX_LABEL_LENGTH = 256;
+
+export function arrayInfo(array: TensorArray): ArrayInfo {
+  const init = array.init;
+  return {
+    array_id: init.arrayId,
+    lease_id: init.leaseId,
+    data_type: init.dataType,
+    shape: init.shape,
+    byte_size: init.byteSize,
+    placement: init.placement,
+    device: init.placement === 'PLACEMENT_DEVICE' ? init.device : 0,
+    workspace_id: init.workspaceId ?? '',
+    attached: init.workspaceId !== undefined,
+    generation: init.generation ?? 0,
+    host_valid: array.hostValid,
+    device_valid: array.deviceValid,
+    label: init.label,
+    has_host_mirror: init.placement === 'PLACEMENT_DEVICE' && array.hostBlock !== undefined,
+    created_at: timestamp(array.createdAt),
+    held_bytes: array.heldBytes,
+  };
+}
+
+export class ArrayService {
+  constructor(private readonly context: ServiceContext) {}
+
+  private lease(metadata: import('@grpc/grpc-js').Metadata): Lease {
+    return this.context.registry.authenticate(bearerToken(metadata));
+  }
+
+  addToServer(server: Server): void {
+    const { proto } = loadTensormemProto();
+    const { registry, log } = this.context;
+    const handlers: ArrayServiceHandlers = {
+      AllocateArray: unary(log, async (call) => {
+        if (this.context.draining) throw new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
+        const request = call.request;
+        const lease = registry.resolve(this.lease(call.metadata), request.lease_id);
+        if (request.label.length > MAX_LABEL_LENGTH) throw invalidArgument('label', `at most ${MAX_LABEL_LENGTH} characters`, `${request.label.length} characters`);
+        const array = await lease.allocateArray({
+          dataType: request.data_type,
+          shape: request.shape,
+          placement: request.placement,
+          device: request.device,
+          workspaceId: request.workspace_id,
+          zero: request.zero,
+          label: request.label,
+          requestId: request.request_id,
+        });
+        return { array: arrayInfo(array) };
+      }),
+      GetArray: unary(log, (call) => ({ array: arrayInfo(this.lease(call.metadata).getArray(call.request.array_id)) })),
+      ListArrays: unary(log, (call) => {
+        const lease = registry.resolve(this.lease(call.metadata), call.request.lease_id);
+        return { arrays: [...lease.arrays.values()].map(arrayInfo) };
+      }),
+      FreeArray: unary(log, (call) => ({ freed_bytes: this.lease(call.metadata).freeArray(call.request.array_id) })),
+      DuplicateArray: unary(log, async (call) => {
+        const request = call.request;
+        const lease = this.lease(call.metadata);
+        const copy = await lease.duplicateArray(request.array_id, request.placement, request.detached ? '' : request.workspace_id, request.label);
+        return { array: arrayInfo(copy) };
+      }),
+      SyncArray: unary(log, async (call) => {
+        const array = this.lease(call.metadata).getArray(call.request.array_id);
+        if (call.request.direction === 'SYNC_DIRECTION_TO_HOST') await array.syncToHost();
+        else if (call.request.direction === 'SYNC_DIRECTION_TO_DEVICE') await array.syncToDevice();
+        else throw invalidArgument('direction', 'SYNC_DIRECTION_TO_HOST or SYNC_DIRECTION_TO_DEVICE', call.request.direction);
+        return { array: arrayInfo(array) };
+      }),
+      WriteArray: (call, callback) => {
+        this.writeArray(call, callback).catch((error) => callback(toServiceError(error, log) as ServerErrorResponse));
+      },
+      ReadArray: (call) => {
+        this.readArray(call).catch((error) => {
+          if (!call.cancelled) call.emit('error', toServiceError(error, log));
+        });
+      },
+    };
+    server.addService(proto.tensormem.v1.ArrayService.service, handlers);
+  }
+
+  /**
+   * Header first, then chunks written in order. Each chunk is checked against the array's end before
+   * any byte of it is written; bytes_written is reported only when the whole stream succeeded.
+   */
+  private async writeArray(call: ServerReadableStream<WriteArrayRequest__Output, WriteArrayResponse>, callback: sendUnaryData<WriteArrayResponse>): Promise<void> {
+    const lease = this.lease(call.metadata);
+    let array: TensorArray | undefined;
+    let position = 0;
+    let written = 0;
+    for await (const message of call as AsyncIterable<WriteArrayRequest__Output>) {
+      if (message.payload === 'header') {
+        if (array) throw invalidArgument('header', 'one header, as the first message', 'a second header');
+        array = lease.getArray(message.header!.array_id);
+        position = message.header!.offset;
+        if (position > array.byteSize) throw outOfRange('header.offset', `offset ${position} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
+      } else if (message.payload === 'chunk') {
+        if (!array) throw invalidArgument('payload', 'a header as the first message', 'a chunk');
+        const chunk = message.chunk!;
+        if (position + chunk.byteLength > array.byteSize) {
+          throw outOfRange('chunk', `${chunk.byteLength} bytes at offset ${position} pass the end of array ${array.arrayId} (${array.byteSize} bytes)`);
+        }
+        await array.write(position, chunk);
+        position += chunk.byteLength;
+        written += chunk.byteLength;
+      } else {
+        throw invalidArgument('payload', 'a header or a chunk', '(empty message)');
+      }
+    }
+    if (!array) throw invalidArgument('header', 'a header message', '(empty stream)');
+    callback(null, { bytes_written: written });
+  }
+
+  private async readArray(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>): Promise<void> {
+    const request = call.request;
+    const array = this.lease(call.metadata).getArray(request.array_id);
+    const offset = request.offset;
+    if (offset > array.byteSize) throw outOfRange('offset', `offset ${offset} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
+    const length = request.length === 0 ? array.byteSize - offset : request.length;
+    array.checkRange(offset, length, 'length');
+    const chunkBytes = this.context.config.chunkBytes;
+    for (let position = offset; position < offset + length && !call.cancelled; ) {
+      const data = Buffer.allocUnsafe(Math.min(chunkBytes, offset + length - position));
+      await array.read(position, data);
+      if (!call.write({ offset: position, data })) await drainedOrCancelled(call);
+      position += data.byteLength;
+    }
+    call.end();
+  }
+}
+
+/** Waits for the stream to accept more data, or for the client to go away. */
+function drainedOrCancelled(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      call.off('cancelled', done);
+      resolve();
+    };
+    call.once('drain', done);
+    call.once('cancelled', done);
+  });
+}

@@ -1,0 +1,149 @@
+/** tensormem.v1.MemoryService: what the daemon holds, per pool, process and tenant. */
+import { getHeapStatistics } from 'node:v8';
+import type { Server, ServerWritableStream } from '@grpc/grpc-js';
+import type { MemoryServiceHandlers } from '../generated/tensormem/v1/MemoryService';
+import type { MemoryInfo } from '../generated/tensormem/v1/MemoryInfo';
+import type { ConfigValue } from '../generated/tensormem/v1/ConfigValue';
+import type { WatchMemoryRequest__Output } from '../generated/tensormem/v1/WatchMemoryRequest';
+import type { WatchMemoryResponse } from '../generated/tensormem/v1/WatchMemoryResponse';
+import { FLAGS } from '../config/flags';
+import { invalidArgument } from '../errors';
+import { packageVersion } from '../package-root';
+import { toServiceError } from './errors';
+import { timestamp, unary } from './handlers';
+import { loadTensormemProto } from './proto';
+import type { ServiceContext } from './service-context';
+
+export const MIN_WATCH_INTERVAL_MS = 50;
+
+export function memoryInfo(context: ServiceContext): MemoryInfo {
+  const { memory, registry } = context;
+  const host = memory.hostReport();
+  const heap = getHeapStatistics();
+  const leasesByTenant = new Map<string, number>();
+  for (const lease of registry.list()) leasesByTenant.set(lease.tenant, (leasesByTenant.get(lease.tenant) ?? 0) + 1);
+  const tenantNames = new Set([...memory.tenantNames(), ...leasesByTenant.keys()]);
+  return {
+    backend: memory.backendName,
+    devices: memory.deviceReports().map((device) => ({
+      device: device.device,
+      name: device.name,
+      total_bytes: device.totalBytes,
+      free_bytes: device.freeBytes,
+      max_bytes: device.maxBytes,
+      reserved_bytes: device.reservedBytes,
+      used_bytes: device.usedBytes,
+      peak_used_bytes: device.peakUsedBytes,
+      largest_free_block_bytes: device.largestFreeBlockBytes,
+      allocation_count: device.allocationCount,
+      allocations_total: device.allocationsTotal,
+      failed_allocations_total: device.failedAllocationsTotal,
+    })),
+    host: {
+      max_bytes: host.maxBytes,
+      used_bytes: host.usedBytes,
+      mirror_bytes: host.mirrorBytes,
+      host_only_bytes: host.hostOnlyBytes,
+      mmap_bytes: host.mmapBytes,
+      reserved_bytes: host.reservedBytes,
+      peak_used_bytes: host.peakUsedBytes,
+      largest_free_block_bytes: host.largestFreeBlockBytes,
+      allocation_count: host.allocationCount,
+      allocations_total: host.allocationsTotal,
+      failed_allocations_total: host.failedAllocationsTotal,
+    },
+    process: {
+      physical_bytes: memory.physical.physicalBytes(),
+      max_physical_bytes: memory.physical.maxPhysicalBytes,
+      heap_used_bytes: heap.used_heap_size,
+      heap_limit_bytes: heap.heap_size_limit,
+    },
+    tenants: [...tenantNames].sort().map((tenant) => {
+      const usage = memory.tenantUsage(tenant);
+      const deviceBytes = usage.deviceBytes.reduce((sum, bytes) => sum + bytes, 0);
+      return {
+        tenant,
+        used_bytes: deviceBytes + usage.hostBytes,
+        quota_bytes: 0,
+        leases: leasesByTenant.get(tenant) ?? 0,
+        device_used_bytes: deviceBytes,
+        host_used_bytes: usage.hostBytes,
+        host_quota_bytes: 0,
+      };
+    }),
+    taken_at: timestamp(Date.now()),
+  };
+}
+
+export function configValues(context: ServiceContext): ConfigValue[] {
+  const { config, memory } = context;
+  const limits = memory.limits;
+  const values: ConfigValue[] = [];
+  for (const flag of FLAGS) {
+    if (flag.name === 'help' || flag.name === 'version') continue;
+    let value = config.rawValues[flag.name] ?? '';
+    let source: string = config.sources[flag.name] ?? 'derived';
+    if (flag.name === 'maxbytes') value = limits.maxBytes.join(',');
+    if (flag.name === 'device-reserve') value = limits.deviceReserveBytes.join(',');
+    if (flag.name === 'host-maxbytes') value = String(limits.hostMaxBytes);
+    if (flag.name === 'maxphysicalbytes') value = String(limits.maxPhysicalBytes);
+    if (flag.name in limits.sources) source = limits.sources[flag.name as keyof typeof limits.sources];
+    if (flag.name === 'backend') value = `${config.rawValues.backend} (using ${memory.backendName})`;
+    values.push({ name: flag.name, value, source, seed_name: flag.seedName ?? '' });
+  }
+  return values;
+}
+
+export class MemoryService {
+  constructor(private readonly context: ServiceContext) {}
+
+  addToServer(server: Server): void {
+    const { proto } = loadTensormemProto();
+    const { log, memory } = this.context;
+    const handlers: MemoryServiceHandlers = {
+      GetMemoryInfo: unary(log, () => ({ info: memoryInfo(this.context) })),
+      GetMemorySnapshot: unary(log, () => ({
+        snapshot: {
+          taken_at: timestamp(Date.now()),
+          info: memoryInfo(this.context),
+          pools: memory.snapshot().map((pool) => ({
+            pool: pool.pool,
+            segments: pool.segments.map((segment) => ({
+              chunk: segment.chunkHandle,
+              bytes: segment.bytes,
+              blocks: segment.blocks.map((block) => ({
+                offset: block.offset,
+                bytes: block.bytes,
+                free: block.free,
+                lease_id: block.owner?.leaseId ?? '',
+                tenant: block.owner?.tenant ?? '',
+                array_id: block.owner?.arrayId ?? '',
+                workspace_id: block.owner?.workspaceId ?? '',
+                label: block.owner?.label ?? '',
+                purpose: block.owner?.purpose ?? '',
+              })),
+            })),
+          })),
+        },
+      })),
+      GetConfig: unary(log, () => ({ values: configValues(this.context), version: packageVersion(), backend: memory.backendName })),
+      WatchMemory: (call: ServerWritableStream<WatchMemoryRequest__Output, WatchMemoryResponse>) => {
+        const intervalMs = call.request.interval_ms === 0 ? 1000 : call.request.interval_ms;
+        if (intervalMs < MIN_WATCH_INTERVAL_MS) {
+          call.emit('error', toServiceError(invalidArgument('interval_ms', `0 or at least ${MIN_WATCH_INTERVAL_MS}`, intervalMs)));
+          return;
+        }
+        const send = () => {
+          if (!call.cancelled) call.write({ info: memoryInfo(this.context) });
+        };
+        send();
+        const timer = setInterval(send, intervalMs);
+        const stop = () => clearInterval(timer);
+        call.on('cancelled', stop);
+        call.on('close', stop);
+        call.on('error', stop);
+      },
+    };
+    server.addService(proto.tensormem.v1.MemoryService.service, handlers);
+  }
+}

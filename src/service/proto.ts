@@ -1,0 +1,25 @@
+/** Loads tensormem.v1 (and the google.rpc messages used in error details) with the committed loader options. */
+import { join } from 'node:path';
+import { loadSync, PackageDefinition, Options } from '@grpc/proto-loader';
+import { loadPackageDefinition } from '@grpc/grpc-js';
+import type { ProtoGrpcType as LeaseProto } from '../generated/lease';
+import type { ProtoGrpcType as ArrayProto } from '../generated/array';
+import type { ProtoGrpcType as MemoryProto } from '../generated/memory';
+import { packageRoot } from '../package-root';
+
+export const PROTO_DIR = join(packageRoot(), 'proto');
+export const PROTO_FILES = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'tensormem/v1/memory.proto'];
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const LOADER_OPTIONS: Options = { ...require(join(PROTO_DIR, 'loader-options.json')), includeDirs: [PROTO_DIR] };
+
+export type TensormemProto = LeaseProto & ArrayProto & MemoryProto;
+
+let cached: { definition: PackageDefinition; proto: TensormemProto } | undefined;
+
+export function loadTensormemProto(): { definition: PackageDefinition; proto: TensormemProto } {
+  if (!cached) {
+    const definition = loadSync(PROTO_FILES, LOADER_OPTIONS);
+    cached = { definition, proto: loadPackageDefinition(definition) as unknown as TensormemProto };
+  }
+  return cached;
+}

@@ -1,0 +1,76 @@
+/** The gRPC server: tensormem.v1 services, grpc.health.v1 and server reflection, bound to every --listen address. */
+import { existsSync, chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { invalidArgument } from '../errors';
+import { ArrayService } from './array-service';
+import { LeaseService } from './lease-service';
+import { MemoryService } from './memory-service';
+import { loadTensormemProto } from './proto';
+import type { ServiceContext } from './service-context';
+
+export const SERVICE_NAMES = ['tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService'];
+
+export interface RunningServer {
+  server: Server;
+  health: HealthImplementation;
+  /** The addresses actually bound (port 0 resolved). */
+  addresses: string[];
+}
+
+export async function startServer(context: ServiceContext): Promise<RunningServer> {
+  const { config } = context;
+  const server = new Server({
+    'grpc.max_receive_message_length': config.maxMessageBytes,
+    'grpc.max_send_message_length': config.maxMessageBytes,
+  });
+  new LeaseService(context).addToServer(server);
+  new ArrayService(context).addToServer(server);
+  new MemoryService(context).addToServer(server);
+  const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...SERVICE_NAMES.map((name) => [name, 'SERVING'])]));
+  health.addToServer(server);
+  new ReflectionService(loadTensormemProto().definition).addToServer(server);
+
+  const addresses: string[] = [];
+  try {
+    for (const address of config.listen) addresses.push(await bind(server, address));
+  } catch (error) {
+    server.forceShutdown();
+    throw error;
+  }
+  return { server, health, addresses };
+}
+
+async function bind(server: Server, address: string): Promise<string> {
+  const socketPath = address.startsWith('unix:') ? address.slice('unix:'.length).replace(/^\/\//, '') : undefined;
+  if (socketPath === undefined && !/^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/.test(address)) {
+    throw invalidArgument('--listen', 'HOST:PORT or unix:PATH', address);
+  }
+  if (socketPath !== undefined) await removeStaleSocket(socketPath);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve(boundPort))),
+  );
+  if (socketPath !== undefined) {
+    chmodSync(socketPath, 0o660);
+    return address;
+  }
+  return address.replace(/:\d+$/, `:${port}`);
+}
+
+/** A socket file left by a daemon that died is removed; one a live daemon answers on is not. */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket()) throw invalidArgument('--listen', 'a path that is free or a socket', `unix:${path} (an existing file)`);
+  const live = await new Promise<boolean>((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+  if (live) throw new Error(`cannot listen on unix:${path}: another process is serving there`);
+  unlinkSync(path);
+}

@@ -1,0 +1,14 @@
+/** What the services share: the registry, the memory, the configuration and the logger. */
+import type { Logger } from 'pino';
+import type { DaemonConfig } from '../config/config';
+import type { LeaseRegistry } from '../leases/lease-registry';
+import type { MemoryManager } from '../memory/memory-manager';
+
+export interface ServiceContext {
+  registry: LeaseRegistry;
+  memory: MemoryManager;
+  config: DaemonConfig;
+  log: Logger;
+  /** Set when SIGTERM/SIGINT arrives: new work is refused with UNAVAILABLE. */
+  draining: boolean;
+}
