@@ -1,0 +1,488 @@
+/**
+ * PoolResource: sub-allocates chunks obtained from a ChunkSource (RMM's pool_memory_resource).
+ *
+ * - Every block is aligned: offsets and sizes are multiples of `alignment` (default 256 bytes).
+ *   A request of 0 bytes takes one aligned unit (256 bytes), so that every live block has a distinct
+ *   address; Block.requestedBytes stays 0.
+ * - Best fit: the smallest free block that fits, ties to the lowest (chunk, offset); the rest of the
+ *   free block stays free. Freed blocks coalesce with free neighbours in the same chunk, so no two
+ *   physically adjacent blocks are ever both free.
+ * - allocate and deallocate are O(log f) in the number of free blocks f; stats() is O(1).
+ * - Growth: when nothing fits, a new chunk of max(aligned request, chunkBytes), clamped to what the
+ *   reservation cap leaves. If the cap leaves too little and releasing fully free chunks would make
+ *   room, just enough of them (oldest first) go back to the source first. If the source refuses a
+ *   chunk larger than the request, the pool retries once with exactly the aligned request.
+ * - Refusals throw OutOfMemoryError and leave the pool as it was. The one exception: when fully
+ *   free chunks were given back to make room and the source then refused the new chunk, those
+ *   chunks stay given back (they held no block, so no block and no used byte changed).
+ * - deallocate takes the Block object allocate returned. Anything else (a copy, a block of another
+ *   resource, a block freed already or released by release()) is an invariant violation: a plain
+ *   Error, and nothing changes.
+ *
+ * Limits, quotas and statistics are adaptors around a pool (LimitingAdaptor, StatisticsAdaptor), not
+ * flags in it; maxReservedBytes only bounds the chunks the pool holds.
+ */
+import { OutOfMemoryError, invalidArgument } from '../errors';
+import type { MemoryKind } from '../errors';
+import type { Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
+import { FreeBlockIndex } from './free-block-index';
+import type { FreeTreeNode } from './free-block-index';
+import { checkRequestBytes } from './sized-resource';
+import type { SizedMemoryResource } from './sized-resource';
+
+export interface PoolResourceOptions {
+  source: ChunkSource;
+  memory: MemoryKind;
+  /** Device index, for DEVICE pools' error messages. */
+  device?: number;
+  /** The pool never holds more chunk bytes than this (rounded down to the alignment). */
+  maxReservedBytes: number;
+  /** Growth granularity: the least a new chunk takes (rounded up to the alignment), e.g. 64 MiB. */
+  chunkBytes: number;
+  /** Power of two; default 256. */
+  alignment?: number;
+}
+
+/** The capName in this pool's refusals. */
+export const POOL_RESERVATION_CAP = 'pool reservation cap';
+
+const DEFAULT_ALIGNMENT = 256;
+
+/** A block's state. Dead: freed by deallocate or dropped by release(); the caller's reference is stale. */
+const BlockState = { Free: 0, Live: 1, Dead: 2 } as const;
+type BlockState = (typeof BlockState)[keyof typeof BlockState];
+
+const NO_OWNER: BlockOwner = Object.freeze({});
+
+class PoolChunk {
+  /** Bytes in this chunk's live blocks. */
+  usedBytes = 0;
+  /** The block at offset 0; blocks follow by address through `next`. */
+  head: PoolBlock;
+
+  constructor(
+    readonly pool: PoolResource,
+    readonly handle: number,
+    readonly bytes: number,
+    readonly seq: number,
+  ) {
+    this.head = new PoolBlock(this, 0, bytes, 0, NO_OWNER, BlockState.Free);
+  }
+}
+
+/**
+ * One block, free or live, in its chunk's address-ordered list; free blocks are also nodes of the
+ * free-block index. Live blocks are handed out as Block and never change afterwards, except their
+ * state (a freed block is never reused: its bytes go to a free neighbour or to a new free block).
+ */
+class PoolBlock implements Block, FreeTreeNode<PoolBlock> {
+  prev: PoolBlock | null = null;
+  next: PoolBlock | null = null;
+  left: PoolBlock | null = null;
+  right: PoolBlock | null = null;
+  parent: PoolBlock | null = null;
+  red = false;
+
+  constructor(
+    readonly chunk: PoolChunk,
+    public offset: number,
+    public bytes: number,
+    readonly requestedBytes: number,
+    public owner: BlockOwner,
+    public state: BlockState,
+  ) {}
+
+  get chunkHandle(): number {
+    return this.chunk.handle;
+  }
+}
+
+export class PoolResource implements SizedMemoryResource {
+  readonly memory: MemoryKind;
+  readonly device: number | undefined;
+  readonly alignment: number;
+  readonly maxReservedBytes: number;
+  readonly chunkBytes: number;
+
+  private readonly source: ChunkSource;
+  /** maxReservedBytes rounded down to the alignment: the most chunk bytes the pool may hold. */
+  private readonly reservationLimit: number;
+  /** Chunks in the order they were obtained (Map keeps insertion order). */
+  private readonly chunks = new Map<number, PoolChunk>();
+  private readonly freeBlocks = new FreeBlockIndex<PoolBlock>();
+  private nextChunkSeq = 0;
+  private used = 0;
+  private reserved = 0;
+  private peakUsed = 0;
+  private liveBlocks = 0;
+  private allocationsTotal = 0;
+  private failedAllocationsTotal = 0;
+
+  constructor(options: PoolResourceOptions) {
+    const alignment = options.alignment ?? DEFAULT_ALIGNMENT;
+    if (!Number.isSafeInteger(alignment) || alignment < 1 || (alignment & (alignment - 1)) !== 0 || alignment > 2 ** 30) {
+      throw invalidArgument('alignment', 'a power of two from 1 to 2^30', alignment);
+    }
+    if (!Number.isSafeInteger(options.maxReservedBytes) || options.maxReservedBytes < 0) {
+      throw invalidArgument('maxReservedBytes', 'a non-negative safe integer', options.maxReservedBytes);
+    }
+    if (!Number.isSafeInteger(options.chunkBytes) || options.chunkBytes < 1) {
+      throw invalidArgument('chunkBytes', 'a positive safe integer', options.chunkBytes);
+    }
+    if (options.device !== undefined && (!Number.isSafeInteger(options.device) || options.device < 0)) {
+      throw invalidArgument('device', 'a non-negative integer', options.device);
+    }
+    this.source = options.source;
+    this.memory = options.memory;
+    this.device = options.device;
+    this.alignment = alignment;
+    this.maxReservedBytes = options.maxReservedBytes;
+    this.chunkBytes = roundUp(options.chunkBytes, alignment);
+    this.reservationLimit = Math.floor(options.maxReservedBytes / alignment) * alignment;
+  }
+
+  /** Bytes in live blocks (aligned sizes). */
+  get usedBytes(): number {
+    return this.used;
+  }
+
+  /** Bytes in chunks held from the source. */
+  get reservedBytes(): number {
+    return this.reserved;
+  }
+
+  get largestFreeBlockBytes(): number {
+    return this.freeBlocks.largestBytes;
+  }
+
+  /** Live blocks. */
+  get allocationCount(): number {
+    return this.liveBlocks;
+  }
+
+  /** Chunks held from the source. */
+  get chunkCount(): number {
+    return this.chunks.size;
+  }
+
+  /** Bytes a request of `bytes` takes: rounded up to the alignment, and one aligned unit for 0. */
+  alignedSize(bytes: number): number {
+    checkRequestBytes(bytes);
+    return bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
+  }
+
+  allocate(bytes: number, owner: BlockOwner): Block {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) {
+      this.failedAllocationsTotal++;
+      throw invalidArgument('bytes', 'a non-negative safe integer', bytes);
+    }
+    const size = bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
+    const hole = this.freeBlocks.bestFit(size) ?? this.grow(size, bytes);
+    return this.carve(hole, size, bytes, owner);
+  }
+
+  deallocate(block: Block): void {
+    if (!(block instanceof PoolBlock) || block.state !== BlockState.Live || block.chunk.pool !== this) {
+      throw new Error(
+        `deallocate: no live block of this pool at chunk ${block.chunkHandle} offset ${block.offset} (${block.bytes} bytes): ` +
+          'unknown, already freed, released, or from another resource',
+      );
+    }
+    const chunk = block.chunk;
+    const size = block.bytes;
+    block.state = BlockState.Dead;
+    chunk.usedBytes -= size;
+    this.used -= size;
+    this.liveBlocks--;
+
+    const prev = block.prev;
+    const next = block.next;
+    const prevFree = prev !== null && prev.state === BlockState.Free;
+    const nextFree = next !== null && next.state === BlockState.Free;
+    if (prevFree) {
+      this.freeBlocks.remove(prev);
+      prev.bytes += size;
+      if (nextFree) {
+        this.freeBlocks.remove(next);
+        prev.bytes += next.bytes;
+        const after = next.next;
+        prev.next = after;
+        if (after !== null) after.prev = prev;
+        next.prev = null;
+        next.next = null;
+      } else {
+        prev.next = next;
+        if (next !== null) next.prev = prev;
+      }
+      this.freeBlocks.insert(prev);
+    } else if (nextFree) {
+      this.freeBlocks.remove(next);
+      next.offset = block.offset;
+      next.bytes += size;
+      next.prev = prev;
+      if (prev !== null) prev.next = next;
+      else chunk.head = next;
+      this.freeBlocks.insert(next);
+    } else {
+      const hole = new PoolBlock(chunk, block.offset, size, 0, NO_OWNER, BlockState.Free);
+      hole.prev = prev;
+      hole.next = next;
+      if (prev !== null) prev.next = hole;
+      else chunk.head = hole;
+      if (next !== null) next.prev = hole;
+      this.freeBlocks.insert(hole);
+    }
+    block.prev = null;
+    block.next = null;
+  }
+
+  /** O(1). peakUsedBytes, allocationsTotal and failedAllocationsTotal count since construction. */
+  stats(): ResourceStats {
+    return {
+      usedBytes: this.used,
+      reservedBytes: this.reserved,
+      peakUsedBytes: this.peakUsed,
+      largestFreeBlockBytes: this.freeBlocks.largestBytes,
+      allocationCount: this.liveBlocks,
+      allocationsTotal: this.allocationsTotal,
+      failedAllocationsTotal: this.failedAllocationsTotal,
+    };
+  }
+
+  /** Gives every fully free chunk back to the source; returns the bytes released. */
+  trim(): number {
+    let released = 0;
+    for (const chunk of [...this.chunks.values()]) {
+      if (chunk.usedBytes === 0) {
+        this.releaseChunk(chunk);
+        released += chunk.bytes;
+      }
+    }
+    return released;
+  }
+
+  /**
+   * Shutdown: gives every chunk back to the source, live blocks included; those blocks become stale
+   * (deallocate throws for them). If the source throws for a chunk, the rest are still freed and the
+   * first error is rethrown at the end; the pool is empty either way.
+   */
+  release(): void {
+    let firstError: unknown = undefined;
+    for (const chunk of this.chunks.values()) {
+      for (let block: PoolBlock | null = chunk.head; block !== null; ) {
+        const next: PoolBlock | null = block.next;
+        block.state = BlockState.Dead;
+        block.prev = null;
+        block.next = null;
+        block = next;
+      }
+      try {
+        this.source.freeChunk(chunk.handle);
+      } catch (error) {
+        firstError ??= error;
+      }
+    }
+    this.chunks.clear();
+    this.freeBlocks.clear();
+    this.reserved = 0;
+    this.used = 0;
+    this.liveBlocks = 0;
+    if (firstError !== undefined) throw firstError;
+  }
+
+  /** Every chunk (in the order obtained) and its blocks by address. O(blocks). */
+  snapshot(): SegmentSnapshot[] {
+    const segments: SegmentSnapshot[] = [];
+    for (const chunk of this.chunks.values()) {
+      const blocks: SegmentSnapshot['blocks'] = [];
+      for (let block: PoolBlock | null = chunk.head; block !== null; block = block.next) {
+        if (block.state === BlockState.Free) blocks.push({ offset: block.offset, bytes: block.bytes, free: true });
+        else blocks.push({ offset: block.offset, bytes: block.bytes, free: false, owner: block.owner });
+      }
+      segments.push({ chunkHandle: chunk.handle, bytes: chunk.bytes, blocks });
+    }
+    return segments;
+  }
+
+  /**
+   * For tests, O(blocks): every chunk is tiled by its blocks in address order; offsets and sizes are
+   * aligned; no two adjacent blocks are both free; the free blocks are exactly the index's nodes;
+   * live bytes sum to usedBytes, free + used to reservedBytes ≤ the cap. Throws an Error naming the
+   * first violation.
+   */
+  checkInvariants(): void {
+    const fail = (message: string): never => {
+      throw new Error(`PoolResource invariant violated: ${message}`);
+    };
+    const treeViolation = this.freeBlocks.violation();
+    if (treeViolation !== null) fail(`free-block index: ${treeViolation}`);
+    let used = 0;
+    let free = 0;
+    let freeCount = 0;
+    let live = 0;
+    let reserved = 0;
+    for (const [handle, chunk] of this.chunks) {
+      if (chunk.handle !== handle) fail(`chunk ${chunk.handle} filed under handle ${handle}`);
+      if (chunk.bytes % this.alignment !== 0) fail(`chunk ${handle} size ${chunk.bytes} is not aligned`);
+      reserved += chunk.bytes;
+      let chunkUsed = 0;
+      let expectedOffset = 0;
+      let previous: PoolBlock | null = null;
+      for (let block: PoolBlock | null = chunk.head; block !== null; block = block.next) {
+        const where = `chunk ${handle} offset ${block.offset}`;
+        if (block.chunk !== chunk) fail(`${where}: block belongs to another chunk`);
+        if (block.prev !== previous) fail(`${where}: prev link broken`);
+        if (block.offset !== expectedOffset) fail(`${where}: expected offset ${expectedOffset}`);
+        if (block.bytes <= 0 || block.bytes % this.alignment !== 0) fail(`${where}: size ${block.bytes} is not a positive aligned size`);
+        if (block.state === BlockState.Free) {
+          if (previous !== null && previous.state === BlockState.Free) fail(`${where}: two adjacent free blocks`);
+          if (!this.freeBlocks.contains(block)) fail(`${where}: free block missing from the index`);
+          free += block.bytes;
+          freeCount++;
+        } else if (block.state === BlockState.Live) {
+          if (block.requestedBytes > block.bytes) fail(`${where}: requestedBytes ${block.requestedBytes} > bytes ${block.bytes}`);
+          chunkUsed += block.bytes;
+          live++;
+        } else {
+          fail(`${where}: a dead block is still linked`);
+        }
+        expectedOffset += block.bytes;
+        previous = block;
+      }
+      if (expectedOffset !== chunk.bytes) fail(`chunk ${handle}: blocks cover ${expectedOffset} of ${chunk.bytes} bytes`);
+      if (chunkUsed !== chunk.usedBytes) fail(`chunk ${handle}: usedBytes ${chunk.usedBytes} but live blocks sum to ${chunkUsed}`);
+      used += chunkUsed;
+    }
+    if (used !== this.used) fail(`usedBytes ${this.used} but live blocks sum to ${used}`);
+    if (live !== this.liveBlocks) fail(`allocationCount ${this.liveBlocks} but ${live} live blocks`);
+    if (reserved !== this.reserved) fail(`reservedBytes ${this.reserved} but chunks sum to ${reserved}`);
+    if (free + used !== this.reserved) fail(`free ${free} + used ${used} != reserved ${this.reserved}`);
+    if (freeCount !== this.freeBlocks.size) fail(`${freeCount} free blocks in chunks but ${this.freeBlocks.size} in the index`);
+    if (this.reserved > this.reservationLimit) fail(`reservedBytes ${this.reserved} above the cap ${this.reservationLimit}`);
+    if (this.peakUsed < this.used) fail(`peakUsedBytes ${this.peakUsed} below usedBytes ${this.used}`);
+  }
+
+  /** checkInvariants() as a boolean. */
+  invariantHolds(): boolean {
+    try {
+      this.checkInvariants();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Takes `size` bytes from the front of free block `hole`; the rest stays free. */
+  private carve(hole: PoolBlock, size: number, requestedBytes: number, owner: BlockOwner): Block {
+    const chunk = hole.chunk;
+    this.freeBlocks.remove(hole);
+    const block = new PoolBlock(chunk, hole.offset, size, requestedBytes, owner, BlockState.Live);
+    const prev = hole.prev;
+    block.prev = prev;
+    if (prev !== null) prev.next = block;
+    else chunk.head = block;
+    if (hole.bytes === size) {
+      const next = hole.next;
+      block.next = next;
+      if (next !== null) next.prev = block;
+      hole.prev = null;
+      hole.next = null;
+      hole.state = BlockState.Dead;
+    } else {
+      block.next = hole;
+      hole.prev = block;
+      hole.offset += size;
+      hole.bytes -= size;
+      this.freeBlocks.insert(hole);
+    }
+    chunk.usedBytes += size;
+    this.used += size;
+    if (this.used > this.peakUsed) this.peakUsed = this.used;
+    this.liveBlocks++;
+    this.allocationsTotal++;
+    return block;
+  }
+
+  /** Obtains a chunk that holds `size` bytes and returns its (whole-chunk) free block, or throws with nothing held. */
+  private grow(size: number, requestedBytes: number): PoolBlock {
+    if (size > this.reservationLimit - this.reserved) {
+      // Decide before acting: give chunks back only if that makes room for this request.
+      let releasable = 0;
+      for (const chunk of this.chunks.values()) if (chunk.usedBytes === 0) releasable += chunk.bytes;
+      if (size > this.reservationLimit - this.reserved + releasable) {
+        this.failedAllocationsTotal++;
+        throw this.refusal(requestedBytes);
+      }
+      for (const chunk of [...this.chunks.values()]) {
+        if (size <= this.reservationLimit - this.reserved) break;
+        if (chunk.usedBytes === 0) this.releaseChunk(chunk);
+      }
+    }
+    const headroom = this.reservationLimit - this.reserved;
+    const chunkBytes = Math.min(Math.max(size, this.chunkBytes), headroom);
+    let handle: number;
+    try {
+      handle = this.source.allocateChunk(chunkBytes);
+    } catch (error) {
+      if (!(error instanceof OutOfMemoryError) || chunkBytes === size) {
+        this.failedAllocationsTotal++;
+        throw this.sourceRefusal(error, requestedBytes);
+      }
+      try {
+        handle = this.source.allocateChunk(size);
+      } catch (retryError) {
+        this.failedAllocationsTotal++;
+        throw this.sourceRefusal(retryError, requestedBytes);
+      }
+      return this.adoptChunk(handle, size);
+    }
+    return this.adoptChunk(handle, chunkBytes);
+  }
+
+  private adoptChunk(handle: number, bytes: number): PoolBlock {
+    const chunk = new PoolChunk(this, handle, bytes, this.nextChunkSeq++);
+    this.chunks.set(handle, chunk);
+    this.reserved += bytes;
+    this.freeBlocks.insert(chunk.head);
+    return chunk.head;
+  }
+
+  /** Gives a fully free chunk back to the source; if the source throws, the pool still holds it. */
+  private releaseChunk(chunk: PoolChunk): void {
+    this.source.freeChunk(chunk.handle);
+    this.freeBlocks.remove(chunk.head);
+    chunk.head.state = BlockState.Dead;
+    this.chunks.delete(chunk.handle);
+    this.reserved -= chunk.bytes;
+  }
+
+  private refusal(requestedBytes: number): OutOfMemoryError {
+    return new OutOfMemoryError({
+      memory: this.memory,
+      device: this.device,
+      requestedBytes,
+      capName: POOL_RESERVATION_CAP,
+      capBytes: this.maxReservedBytes,
+      usedBytes: this.used,
+      largestFreeBlockBytes: this.freeBlocks.largestBytes,
+    });
+  }
+
+  /** The source's OutOfMemoryError with this pool's request, used bytes and largest free block; other errors as they are. */
+  private sourceRefusal(error: unknown, requestedBytes: number): unknown {
+    if (!(error instanceof OutOfMemoryError)) return error;
+    return new OutOfMemoryError({
+      ...error.facts,
+      memory: this.memory,
+      device: this.device ?? error.facts.device,
+      requestedBytes,
+      usedBytes: this.used,
+      largestFreeBlockBytes: this.freeBlocks.largestBytes,
+    });
+  }
+}
+
+/** Rounds up to a multiple of `alignment`; exact for safe integers and power-of-two alignments. */
+function roundUp(bytes: number, alignment: number): number {
+  return Math.ceil(bytes / alignment) * alignment;
+}
