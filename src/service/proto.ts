@@ -9,8 +9,16 @@ import { packageRoot } from '../package-root';
 
 export const PROTO_DIR = join(packageRoot(), 'proto');
 export const PROTO_FILES = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'tensormem/v1/memory.proto'];
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const LOADER_OPTIONS: Options = { ...require(join(PROTO_DIR, 'loader-options.json')), includeDirs: [PROTO_DIR] };
+
+/** proto/loader-options.json (shared with scripts/gen-proto.mjs) names the conversion types as text. */
+function loaderOptions(): Options {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const text = require(join(PROTO_DIR, 'loader-options.json')) as { keepCase: boolean; longs: string; enums: string; defaults: boolean; oneofs: boolean };
+  const types: Record<string, StringConstructor | NumberConstructor> = { String, Number };
+  return { ...text, longs: types[text.longs], enums: types[text.enums], includeDirs: [PROTO_DIR] };
+}
+
+export const LOADER_OPTIONS: Options = loaderOptions();
 
 export type TensormemProto = LeaseProto & ArrayProto & MemoryProto;
 

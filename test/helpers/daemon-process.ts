@@ -1,0 +1,73 @@
+/**
+ * Starts the compiled tensormemd (dist/, built by `npm test` before vitest runs) as a child process on
+ * an ephemeral TCP port and a unix socket in a temp folder, and reads the bound addresses from its
+ * "listening" log line.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = join(__dirname, '..', '..');
+export const TENSORMEMD = join(ROOT, 'dist', 'src', 'bin', 'tensormemd.js');
+
+export interface DaemonProcess {
+  tcpAddress: string;
+  unixAddress: string;
+  child: ChildProcess;
+  /** Every JSON log line so far. */
+  logs: Array<Record<string, unknown>>;
+  /** SIGTERM and wait for exit; resolves to the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'tensormemd-test-'));
+  const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
+  const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--listen', unixAddress, '--log-level', 'debug', ...flags];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const logs: Array<Record<string, unknown>> = [];
+  const stderrText: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then(() => rmSync(dir, { recursive: true, force: true }));
+  const listening = new Promise<string[]>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      stderrText.push(line);
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.event === 'listening') resolve(entry.addresses as string[]);
+      } catch {
+        // not a log line (a startup error): kept in stderrText
+      }
+    });
+    void exited.then((code) => reject(new Error(`tensormemd exited with ${code} before listening:\n${stderrText.join('\n')}`)));
+  });
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`tensormemd did not start in 20 s:\n${stderrText.join('\n')}`)), 20_000).unref());
+  const addresses = await Promise.race([listening, timeout]);
+  return {
+    tcpAddress: addresses.find((a) => !a.startsWith('unix:'))!,
+    unixAddress,
+    child,
+    logs,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs tensormemd to completion with `args` (for --help and bad flags). */
+export function runTensormemd(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [TENSORMEMD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -1,0 +1,88 @@
+/** Each bad input gets its status code, a message naming the field and value, and changes nothing. */
+import { randomBytes } from 'node:crypto';
+import { Metadata, status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, MemoryInfo, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+function accounting(info: MemoryInfo) {
+  return {
+    deviceUsed: info.devices[0].used_bytes,
+    deviceBlocks: info.devices[0].allocation_count,
+    hostUsed: info.host!.used_bytes,
+    hostBlocks: info.host!.allocation_count,
+    tenants: info.tenants.map((t) => [t.tenant, t.used_bytes]),
+  };
+}
+
+describe('bad input changes nothing', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let lease: LeaseSession;
+  let arrayId: string;
+  const content = randomBytes(1024);
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '64M', '--max-message-bytes', '2M']);
+    client = new TensormemClient(daemon.tcpAddress, { maxMessageBytes: 8 * 1024 * 1024 });
+    lease = await client.openLease();
+    arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024] })).array_id;
+    await lease.write(arrayId, content);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  const cases: Array<[string, () => Promise<unknown>, status, string[]]> = [
+    ['an unknown data type', () => lease.allocate({ dataType: 99 as unknown as 'DATA_TYPE_FLOAT32', shape: [4] }), status.INVALID_ARGUMENT, ['data_type', '99']],
+    ['DATA_TYPE_UNSPECIFIED', () => lease.allocate({ dataType: 'DATA_TYPE_UNSPECIFIED', shape: [4] }), status.INVALID_ARGUMENT, ['data_type', 'DATA_TYPE_UNSPECIFIED']],
+    ['a negative dimension', () => lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4, -3] }), status.INVALID_ARGUMENT, ['shape[1]', '-3']],
+    ['an overflowing shape', () => lease.allocate({ dataType: 'DATA_TYPE_FLOAT64', shape: [2 ** 30, 2 ** 30, 2 ** 30] }), status.INVALID_ARGUMENT, ['shape', '1073741824']],
+    ['an int64 beyond 2^53', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: ['9223372036854775807'] }), status.INVALID_ARGUMENT, ['shape[0]']],
+    ['an unknown placement', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], placement: 7 as unknown as 'PLACEMENT_DEVICE' }), status.INVALID_ARGUMENT, ['placement', '7']],
+    ['a device that does not exist', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], device: 3 }), status.INVALID_ARGUMENT, ['device', '3']],
+    ['an unknown workspace', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], workspaceId: 'ws-nope' }), status.NOT_FOUND, ['ws-nope']],
+    ['a read offset past the end', () => lease.read(arrayId, 1025, 1), status.OUT_OF_RANGE, ['offset', '1025', '1024 bytes']],
+    ['a read length past the end', () => lease.read(arrayId, 1000, 100), status.OUT_OF_RANGE, ['length', '100 bytes at offset 1000']],
+    ['a write chunk past the end', () => lease.write(arrayId, Buffer.alloc(200, 7), 900), status.OUT_OF_RANGE, ['chunk', '200 bytes at offset 900']],
+    ['a write offset past the end', () => lease.write(arrayId, Buffer.alloc(1, 7), 2048), status.OUT_OF_RANGE, ['header.offset', '2048']],
+    ['an unknown array', () => lease.get('arr-nope'), status.NOT_FOUND, ['arr-nope']],
+    ['an empty array id', () => lease.free(''), status.INVALID_ARGUMENT, ['array_id']],
+    ['an oversize message', () => lease.write(arrayId, Buffer.alloc(3 * 1024 * 1024), 0, 3 * 1024 * 1024), status.RESOURCE_EXHAUSTED, []],
+    ['a TTL out of range', () => client.openLease({ ttlSeconds: 10 ** 9 }), status.INVALID_ARGUMENT, ['ttl_seconds', '1000000000']],
+  ];
+
+  for (const [name, attempt, code, mentions] of cases) {
+    it(`${name}: ${status[code]}`, async () => {
+      const before = accounting(await client.memoryInfo());
+      const error = await attempt().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(TensormemClientError);
+      const failure = error as TensormemClientError;
+      expect(failure.code, failure.message).toBe(code);
+      for (const mention of mentions) expect(failure.details).toContain(mention);
+      expect(accounting(await client.memoryInfo())).toEqual(before);
+      expect((await lease.read(arrayId)).equals(content)).toBe(true);
+    });
+  }
+
+  it('rejects a missing or wrong token with UNAUTHENTICATED', async () => {
+    const before = accounting(await client.memoryInfo());
+    const forged = new LeaseSession(client, { ...lease.lease, token: 'not-a-token' });
+    for (const attempt of [forged.get(arrayId), forged.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4] }), forged.close()]) {
+      const error = (await attempt.then(() => undefined, (e: unknown) => e)) as TensormemClientError;
+      expect(error.code).toBe(status.UNAUTHENTICATED);
+      expect(error.details).toBe('unknown lease token');
+    }
+    const missing = await new Promise<{ code: number; details: string }>((resolve) =>
+      client.arrays.GetArray({ array_id: arrayId }, new Metadata(), (e) => resolve(e as unknown as { code: number; details: string })),
+    );
+    expect(missing.code).toBe(status.UNAUTHENTICATED);
+    expect(missing.details).toContain('missing lease token');
+    expect(accounting(await client.memoryInfo())).toEqual(before);
+  });
+});

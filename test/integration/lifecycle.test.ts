@@ -1,0 +1,88 @@
+/** Leases expire and give their memory back; the daemon drains and frees everything on SIGTERM. */
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { runTensormemd, startDaemon } from '../helpers/daemon-process';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('lease lifecycle', () => {
+  it('frees an expired lease within TTL + reclaim interval, and its token then says LEASE_EXPIRED', async () => {
+    const daemon = await startDaemon(['--lease-ttl', '1s', '--reclaim-interval', '200ms']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const lease = await client.openLease({ clientName: 'mortal' });
+      const kept = await client.openLease({ clientName: 'kept alive', ttlSeconds: 1 });
+      await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024, 1024] });
+      await kept.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024] });
+      kept.startKeepAlive(250);
+      const held = await client.memoryInfo();
+      expect(held.devices[0].used_bytes).toBe(4 * 1024 * 1024 + 4096);
+      await sleep(1000 + 200 + 400);
+      const info = await client.memoryInfo();
+      expect(info.devices[0].used_bytes).toBe(4096);
+      expect((await client.listLeases()).map((l) => l.client_name)).toEqual(['kept alive']);
+      const error = (await lease.get('arr-x').then(() => undefined, (e: unknown) => e)) as TensormemClientError;
+      expect(error.code).toBe(status.UNAUTHENTICATED);
+      expect(error.reason).toBe('LEASE_EXPIRED');
+      expect(daemon.logs.some((entry) => entry.event === 'lease_expired' && entry.leaseId === lease.leaseId)).toBe(true);
+      await kept.close();
+    } finally {
+      client.close();
+      await daemon.stop();
+    }
+  });
+
+  it('renews with RenewLease and frees everything on CloseLease', async () => {
+    const daemon = await startDaemon();
+    const client = new TensormemClient(daemon.unixAddress);
+    try {
+      const lease = await client.openLease({ ttlSeconds: 5 });
+      const renewed = await lease.renew(60);
+      expect(renewed.ttl_seconds).toBe(60);
+      expect(Number(renewed.expires_at!.seconds)).toBeGreaterThan(Date.now() / 1000 + 50);
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000] });
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [10], placement: 'PLACEMENT_HOST_ONLY' });
+      expect(await lease.close()).toBe(1024 + 256);
+      const info = await client.memoryInfo();
+      expect(info.devices[0].used_bytes).toBe(0);
+      expect(info.host!.used_bytes).toBe(0);
+    } finally {
+      client.close();
+      await daemon.stop();
+    }
+  });
+
+  it('drains on SIGTERM: exits 0 and frees every lease and chunk', async () => {
+    const daemon = await startDaemon(['--shutdown-timeout', '5s']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    const lease = await client.openLease();
+    await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256, 1024] });
+    await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256], placement: 'PLACEMENT_HOST_ONLY' });
+    client.close();
+    const code = await daemon.stop('SIGTERM');
+    expect(code).toBe(0);
+    const stopped = daemon.logs.find((entry) => entry.event === 'stopped') as { freedBytes: number; liveChunks: { device: number; host: number } };
+    expect(stopped.freedBytes).toBe(1024 * 1024 + 1024);
+    expect(stopped.liveChunks.device).toBe(0);
+    expect(stopped.liveChunks.host).toBe(0);
+  });
+
+  it('prints every flag in --help and names the flag of a bad value', async () => {
+    const help = await runTensormemd(['--help']);
+    expect(help.code).toBe(0);
+    for (const flag of ['--maxbytes', '--device-reserve', '--host-maxbytes', '--maxphysicalbytes', '--backend', '--emulated-device', '--mirror', '--lease-ttl', '--reclaim-interval', '--listen', '--chunk-bytes', '--max-message-bytes']) {
+      expect(help.stdout).toContain(flag);
+    }
+    expect(help.stdout).toContain('org.bytedeco.javacpp.maxbytes');
+    const bad = await runTensormemd(['--maxbytes', '12Q']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('Expected a size like 8G, 512MiB, 1048576 or 80% for --maxbytes but received "12Q"');
+    const tooBig = await runTensormemd(['--backend', 'host', '--emulated-device', '2G', '--maxbytes', '3G', '--listen', '127.0.0.1:0']);
+    expect(tooBig.code).toBe(1);
+    expect(tooBig.stderr).toContain('--maxbytes');
+    const small = await runTensormemd(['--backend', 'host', '--emulated-device', '1G', '--listen', '127.0.0.1:0']);
+    expect(small.code).toBe(1);
+    expect(small.stderr).toContain('--allow-small-device');
+  });
+});
