@@ -1,0 +1,140 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config';
+import { helpText, FLAGS } from '../../src/config/flags';
+import { parseDurationMs, parseSize, resolveSize } from '../../src/config/sizes';
+import { TensormemError } from '../../src/errors';
+
+const GiB = 1024 ** 3;
+
+describe('sizes', () => {
+  it.each([
+    ['8G', 8 * GiB],
+    ['8g', 8 * GiB],
+    ['8GB', 8 * GiB],
+    ['8GiB', 8 * GiB],
+    ['512M', 512 * 1024 ** 2],
+    ['512MiB', 512 * 1024 ** 2],
+    ['64K', 65536],
+    ['2T', 2 * 1024 ** 4],
+    ['1.5G', 1.5 * GiB],
+    ['1048576', 1048576],
+    ['0', 0],
+  ])('parses %s as powers of 1024', (text, bytes) => {
+    expect(parseSize(text, '--maxbytes')).toEqual({ kind: 'bytes', bytes });
+  });
+
+  it('keeps a percentage for later resolution against RAM or VRAM', () => {
+    const spec = parseSize('80%', '--maxbytes');
+    expect(spec).toEqual({ kind: 'percent', percent: 80 });
+    expect(resolveSize(spec, 10 * GiB)).toBe(8 * GiB);
+  });
+
+  it.each(['12Q', '-1G', 'G', '', '8 G B', '1e9', '150%'])('refuses %j naming the flag', (text) => {
+    expect(() => parseSize(text, '--host-maxbytes')).toThrowError(/for --host-maxbytes but received/);
+  });
+
+  it('refuses a percentage where none is meaningful', () => {
+    expect(() => parseSize('10%', '--chunk-bytes', false)).toThrowError('Expected a size like 8G, 512MiB or 1048576 for --chunk-bytes but received "10%"');
+  });
+
+  it.each([
+    ['500ms', 500],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1h', 3_600_000],
+    ['2', 2000],
+    ['0.5s', 500],
+  ])('parses duration %s', (text, ms) => {
+    expect(parseDurationMs(text, '--lease-ttl')).toBe(ms);
+  });
+
+  it.each(['30x', 's', '-1s', '1 d'])('refuses duration %j', (text) => {
+    expect(() => parseDurationMs(text, '--lease-ttl')).toThrowError(/for --lease-ttl but received/);
+  });
+});
+
+describe('loadConfig', () => {
+  it('uses the documented defaults', () => {
+    const config = loadConfig([], {});
+    expect(config.backend).toBe('auto');
+    expect(config.mirror).toBe('lazy');
+    expect(config.leaseTtlMs).toBe(30_000);
+    expect(config.reclaimIntervalMs).toBe(1000);
+    expect(config.maxBytes).toBeUndefined();
+    expect(config.hostMaxBytes).toEqual({ kind: 'percent', percent: 25 });
+    expect(config.listen).toEqual(['127.0.0.1:7070', 'unix:/tmp/tensormemd.sock']);
+    expect(config.sources.backend).toBe('default');
+  });
+
+  it('takes flags over environment over config file over defaults, remembering each source', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'tensormemd.yaml');
+    writeFileSync(file, 'maxbytes: 4G\nhost-maxbytes: 2G\nmirror: eager\nlisten:\n  - 127.0.0.1:9000\n');
+    const config = loadConfig(['--config', file, '--maxbytes', '6G'], { TENSORMEM_HOST_MAXBYTES: '3G' });
+    expect(config.maxBytes).toEqual({ kind: 'bytes', bytes: 6 * GiB });
+    expect(config.sources.maxbytes).toBe('flag');
+    expect(config.hostMaxBytes).toEqual({ kind: 'bytes', bytes: 3 * GiB });
+    expect(config.sources['host-maxbytes']).toBe('env');
+    expect(config.mirror).toBe('eager');
+    expect(config.sources.mirror).toBe('file');
+    expect(config.listen).toEqual(['127.0.0.1:9000']);
+    expect(config.sources['lease-ttl']).toBe('default');
+  });
+
+  it('reads JSON config files by extension', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'tensormemd.json');
+    writeFileSync(file, JSON.stringify({ 'lease-ttl': '2m', backend: 'host' }));
+    const config = loadConfig(['--config', file], {});
+    expect(config.leaseTtlMs).toBe(120_000);
+    expect(config.backend).toBe('host');
+  });
+
+  it('collects repeated --listen flags', () => {
+    expect(loadConfig(['--listen', '127.0.0.1:1', '--listen=unix:/tmp/x.sock'], {}).listen).toEqual(['127.0.0.1:1', 'unix:/tmp/x.sock']);
+  });
+
+  it.each([
+    [['--backend', 'tpu'], 'Expected one of auto, cuda, host for --backend but received "tpu"'],
+    [['--mirror', 'sometimes'], 'Expected one of lazy, eager for --mirror but received "sometimes"'],
+    [['--lease-ttl', '0s'], 'Expected a duration above 0 for --lease-ttl but received "0s"'],
+    [['--frobnicate'], 'Expected a known flag (see --help) for arguments but received "--frobnicate"'],
+    [['--maxbytes'], 'Expected a value (SIZE) for --maxbytes'],
+    [['--emulated-devices', '0'], 'Expected an integer from 1 to 16 for --emulated-devices but received "0"'],
+    [['--chunk-bytes', '0'], 'Expected a size above 0 for --chunk-bytes but received "0"'],
+  ])('refuses %j with a message naming the flag', (argv, message) => {
+    let error: unknown;
+    try {
+      loadConfig(argv, {});
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TensormemError);
+    expect((error as Error).message).toContain(message);
+  });
+
+  it('names the environment variable source of a bad value', () => {
+    expect(() => loadConfig([], { TENSORMEM_MAXBYTES: 'lots' })).toThrowError('for --maxbytes but received "lots"');
+  });
+
+  it('refuses unknown keys in the config file, naming file and key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'maxbites: 4G\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`${file}: maxbites`);
+  });
+});
+
+describe('--help', () => {
+  it('lists every flag with its environment name', () => {
+    const help = helpText();
+    for (const flag of FLAGS) {
+      expect(help).toContain(`--${flag.name}`);
+      expect(help).toContain(`TENSORMEM_${flag.name.toUpperCase().replace(/-/g, '_')}`);
+    }
+    expect(help).toContain('seed: org.bytedeco.javacpp.maxphysicalbytes');
+  });
+});

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { status } from '@grpc/grpc-js';
+import { OutOfMemoryError, PhysicalMemoryLimitError, invalidArgument } from '../../src/errors';
+import { toServiceError } from '../../src/service/errors';
+import { errorInfoOf } from '../../src/rpc-status';
+import { formatIec } from '../../src/units';
+import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+describe('out-of-memory messages say the numbers (DESIGN.md §5)', () => {
+  it('formats the design example exactly', () => {
+    const error = new OutOfMemoryError({
+      memory: 'DEVICE',
+      device: 0,
+      requestedBytes: GiB,
+      capName: 'pool cap (maxbytes)',
+      capBytes: 14 * GiB,
+      usedBytes: Math.round(13.6 * GiB),
+      largestFreeBlockBytes: 256 * MiB,
+    }).withTenant({ name: 'a', quotaBytes: 8 * GiB, usedBytes: Math.round(7.9 * GiB) });
+    expect(error.message).toBe(
+      "Can't allocate [DEVICE] memory: 1073741824 bytes (1.00 GiB) on device 0: pool cap (maxbytes) 15032385536 bytes (14.00 GiB), " +
+        'used 14602888806 bytes (13.60 GiB), largest free block 268435456 bytes (256.00 MiB); tenant "a" quota 8589934592 bytes (8.00 GiB), ' +
+        'used 8482560410 bytes (7.90 GiB). Try: free arrays, a smaller batch, workspaces, or a larger --maxbytes.',
+    );
+    expect(error.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect(error.metadata.tenant_quota_bytes).toBe(String(8 * GiB));
+  });
+
+  it('maps to RESOURCE_EXHAUSTED with an ErrorInfo trailer', () => {
+    const mapped = toServiceError(new OutOfMemoryError({ memory: 'HOST', requestedBytes: 100, capName: 'host cap (host-maxbytes)', capBytes: 50, usedBytes: 0, largestFreeBlockBytes: 0 }));
+    expect(mapped.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(mapped.details).toContain('--host-maxbytes');
+    const info = errorInfoOf(mapped.metadata);
+    expect(info).toEqual({ reason: 'HOST_OUT_OF_MEMORY', domain: 'tensormem.dev', metadata: { requested_bytes: '100', cap_bytes: '50', used_bytes: '0', largest_free_block_bytes: '0' } });
+  });
+
+  it('maps bad input to INVALID_ARGUMENT and anything unexpected to INTERNAL', () => {
+    expect(toServiceError(invalidArgument('shape[0]', 'a non-negative integer', -1)).code).toBe(status.INVALID_ARGUMENT);
+    const internal = toServiceError(new TypeError('boom'));
+    expect(internal.code).toBe(status.INTERNAL);
+    expect(errorInfoOf(internal.metadata)).toBeUndefined();
+  });
+
+  it('formats IEC units', () => {
+    expect(formatIec(0)).toBe('0 B');
+    expect(formatIec(1023)).toBe('1023 B');
+    expect(formatIec(1536)).toBe('1.50 KiB');
+    expect(formatIec(14 * GiB)).toBe('14.00 GiB');
+  });
+});
+
+describe('PhysicalMemoryGuard (--maxphysicalbytes)', () => {
+  it('passes a request that fits and refuses one that would pass the cap, after asking for relief', () => {
+    let resident = 900;
+    let reliefCalls = 0;
+    const guard = new PhysicalMemoryGuard(1000, () => reliefCalls++, () => resident);
+    guard.check(100);
+    expect(reliefCalls).toBe(0);
+    expect(() => guard.check(101)).toThrowError(PhysicalMemoryLimitError);
+    expect(reliefCalls).toBe(2);
+    try {
+      guard.check(101);
+    } catch (error) {
+      expect((error as Error).message).toContain('physicalBytes 900 bytes (900 B) + request 101 bytes (101 B) > maxPhysicalBytes 1000 bytes (1000 B)');
+    }
+    resident = 950;
+    expect(() => guard.check(60)).toThrowError(/maxPhysicalBytes/);
+  });
+
+  it('succeeds when relief brings the resident set down', () => {
+    let resident = 2000;
+    const guard = new PhysicalMemoryGuard(1000, () => (resident = 100), () => resident);
+    guard.check(500);
+    expect(resident).toBe(100);
+  });
+
+  it('is off at 0, as in JavaCPP', () => {
+    new PhysicalMemoryGuard(0, () => {}, () => 10 ** 12).check(10 ** 12);
+  });
+});
