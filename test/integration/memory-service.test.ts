@@ -1,0 +1,133 @@
+/** MemoryService (GetConfig, WatchMemory, GetMemorySnapshot), grpc.health.v1, reflection and tensormemctl against a daemon process. */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryInfo, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+
+const run = promisify(execFile);
+const CTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
+
+describe('memory service, health, reflection and tensormemctl', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '1G', '--host-maxbytes', '512M', '--mirror', 'eager'], { TENSORMEM_LEASE_TTL: '45s' });
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('GetConfig reports effective values and where each came from', async () => {
+    const config = await client.config();
+    const byName = Object.fromEntries(config.values.map((v) => [v.name, v]));
+    expect(config.backend).toBe('host');
+    expect(byName.maxbytes).toMatchObject({ value: String(1024 ** 3), source: 'flag', seed_name: 'org.bytedeco.javacpp.maxbytes' });
+    expect(byName['host-maxbytes']).toMatchObject({ value: String(512 * 1024 ** 2), source: 'flag' });
+    expect(byName['lease-ttl']).toMatchObject({ value: '45s', source: 'env' });
+    expect(byName['reclaim-interval']).toMatchObject({ value: '1s', source: 'default' });
+    expect(byName.maxphysicalbytes.source).toBe('derived');
+    expect(byName.maxphysicalbytes.seed_name).toBe('org.bytedeco.javacpp.maxphysicalbytes');
+  });
+
+  it('GetMemoryInfo fills every pool, process and tenant field', async () => {
+    const lease = await client.openLease({ tenant: 'team-a' });
+    await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024] });
+    const info = await client.memoryInfo();
+    const device = info.devices[0];
+    expect(device).toMatchObject({ device: 0, name: 'tensormem emulated device', total_bytes: 2 * 1024 ** 3, max_bytes: 1024 ** 3, used_bytes: 4096, allocation_count: 1 });
+    expect(device.free_bytes).toBe(device.total_bytes - device.reserved_bytes);
+    expect(device.reserved_bytes).toBeGreaterThanOrEqual(4096);
+    expect(device.largest_free_block_bytes).toBe(device.reserved_bytes - 4096);
+    // --mirror eager: the mirror came with the array.
+    expect(info.host).toMatchObject({ max_bytes: 512 * 1024 ** 2, used_bytes: 4096, mirror_bytes: 4096, host_only_bytes: 0, mmap_bytes: 0 });
+    expect(info.process!.physical_bytes).toBeGreaterThan(10 * 1024 * 1024);
+    expect(info.process!.max_physical_bytes).toBeGreaterThan(info.process!.physical_bytes);
+    expect(info.process!.heap_limit_bytes).toBeGreaterThan(info.process!.heap_used_bytes);
+    expect(info.tenants.find((t) => t.tenant === 'team-a')).toMatchObject({ used_bytes: 8192, device_used_bytes: 4096, host_used_bytes: 4096, leases: 1 });
+    await lease.close();
+  });
+
+  it('WatchMemory streams MemoryInfo at the interval and refuses a too-short one', async () => {
+    const infos: MemoryInfo[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const stop = client.watchMemory(
+        60,
+        (info) => {
+          infos.push(info);
+          if (infos.length === 3) {
+            stop();
+            resolve();
+          }
+        },
+        reject,
+      );
+    });
+    expect(infos.map((i) => i.backend)).toEqual(['host', 'host', 'host']);
+    const error = await new Promise<TensormemClientError>((resolve) => client.watchMemory(10, () => {}, resolve));
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.details).toContain('interval_ms');
+  });
+
+  it('GetMemorySnapshot names the owner of every block', async () => {
+    const lease = await client.openLease({ tenant: 'snap' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000], label: 'weights' });
+    const snapshot = await client.memorySnapshot();
+    const blocks = snapshot.pools.flatMap((pool) => pool.segments.flatMap((segment) => segment.blocks.map((block) => ({ pool: pool.pool, ...block }))));
+    const mine = blocks.filter((block) => block.array_id === array.array_id);
+    expect(mine.map((b) => [b.pool, b.purpose, b.bytes, b.label, b.tenant, b.lease_id])).toEqual([
+      ['device:0', 'array', 1024, 'weights', 'snap', lease.leaseId],
+      ['host', 'mirror', 1024, 'weights', 'snap', lease.leaseId],
+    ]);
+    expect(snapshot.info!.devices[0].used_bytes).toBe(blocks.filter((b) => b.pool === 'device:0' && !b.free).reduce((sum, b) => sum + b.bytes, 0));
+    await lease.close();
+  });
+
+  it('serves grpc.health.v1 and server reflection', async () => {
+    const healthProto = loadPackageDefinition(loadSync(join(ROOT, 'node_modules/grpc-health-check/proto/health/v1/health.proto'), { enums: String })) as any;
+    const health = new healthProto.grpc.health.v1.Health(daemon.tcpAddress, credentials.createInsecure());
+    for (const service of ['', 'tensormem.v1.ArrayService']) {
+      const reply = await new Promise<{ status: string }>((resolve, reject) => health.Check({ service }, (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r))));
+      expect(reply.status).toBe('SERVING');
+    }
+    health.close();
+    const reflectionProto = loadPackageDefinition(loadSync(join(ROOT, 'node_modules/@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto'), { keepCase: true })) as any;
+    const reflection = new reflectionProto.grpc.reflection.v1alpha.ServerReflection(daemon.tcpAddress, credentials.createInsecure());
+    const services = await new Promise<string[]>((resolve, reject) => {
+      const call = reflection.ServerReflectionInfo();
+      call.on('data', (response: { list_services_response?: { service: Array<{ name: string }> } }) => {
+        resolve(response.list_services_response!.service.map((s) => s.name));
+        call.end();
+      });
+      call.on('error', reject);
+      call.write({ list_services: '*' });
+    });
+    expect(services).toEqual(expect.arrayContaining(['tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService']));
+    reflection.close();
+  });
+
+  it('tensormemctl shows info, leases, arrays and config as tables and JSON', async () => {
+    const lease = await client.openLease({ tenant: 'cli', clientName: 'trainer-7' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT16', shape: [8, 8], label: 'grads' });
+    const ctl = async (...args: string[]) => (await run(process.execPath, [CTL, '--address', daemon.unixAddress, ...args])).stdout;
+    expect(await ctl('info')).toMatch(/backend: host[\s\S]*tensormem emulated device[\s\S]*cli/);
+    const leases = JSON.parse(await ctl('leases', '-o', 'json')) as Array<{ lease_id: string; client_name: string; array_count: number }>;
+    expect(leases.find((l) => l.lease_id === lease.leaseId)).toMatchObject({ client_name: 'trainer-7', array_count: 1 });
+    expect(await ctl('leases')).toContain('trainer-7');
+    const owned = JSON.parse(await ctl('arrays', '--token', lease.token, '-o', 'json')) as Array<{ array_id: string; byte_size: number }>;
+    expect(owned).toEqual([expect.objectContaining({ array_id: array.array_id, byte_size: 128 })]);
+    expect(await ctl('arrays')).toContain('grads');
+    expect(await ctl('config')).toMatch(/maxbytes\s+1073741824\s+flag/);
+    const failure = await run(process.execPath, [CTL, '--address', daemon.unixAddress, 'arrays', '--token', 'bogus']).catch((e: { code: number; stderr: string }) => e);
+    expect((failure as { code: number }).code).toBe(1);
+    expect((failure as { stderr: string }).stderr).toContain('UNAUTHENTICATED');
+    await lease.close();
+  });
+});
