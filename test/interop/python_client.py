@@ -1,0 +1,340 @@
+#!/usr/bin/python3
+"""Interop client for tensormemd, written only from the public contract (DESIGN.md §2 and §5, and the
+.proto files under proto/). It is the proof that a client in another language than the daemon's works.
+
+Usage: /usr/bin/python3 test/interop/python_client.py <address>     (e.g. 127.0.0.1:50051)
+
+It compiles the protos at run time with grpc_tools.protoc into a temp folder (plus a hand-written
+grpc.health.v1 health.proto, since python3-grpcio ships no health module), then walks one lease
+through allocate / write / read / memory info / free / errors / close, and prints one JSON line:
+{"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]} with exit code 1.
+Exit code 2: setup problem (no grpc, protoc failed, bad usage).
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import traceback
+
+try:
+    import grpc
+    from grpc_tools import protoc
+except ImportError as e:  # pragma: no cover - environment problem
+    print(json.dumps({'ok': False, 'error': f'cannot import grpc/grpc_tools ({e}): install python3-grpcio python3-grpc-tools'}))
+    sys.exit(2)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROTO_DIR = os.path.normpath(os.path.join(HERE, '..', '..', 'proto'))
+CHUNK = 256 * 1024
+SHAPE = [256, 1024]
+FLOAT32_BYTES = 4
+TIMEOUT = 15.0
+
+# grpc.health.v1 from its well-known definition (grpc/grpc src/proto/grpc/health/v1/health.proto).
+# Saved at the root of the temp folder as health.proto, so the Python module is health_pb2 and does
+# not collide with the installed `grpc` package; the proto package (and so the service name on the
+# wire, /grpc.health.v1.Health/Check) is unchanged.
+HEALTH_PROTO = '''
+syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest {
+  string service = 1;
+}
+message HealthCheckResponse {
+  enum ServingStatus {
+    UNKNOWN = 0;
+    SERVING = 1;
+    NOT_SERVING = 2;
+    SERVICE_UNKNOWN = 3;
+  }
+  ServingStatus status = 1;
+}
+service Health {
+  rpc Check(HealthCheckRequest) returns (HealthCheckResponse);
+  rpc Watch(HealthCheckRequest) returns (stream HealthCheckResponse);
+}
+'''
+
+
+class Setup(Exception):
+    pass
+
+
+def generate_stubs(out_dir):
+    """Runs protoc over every .proto under proto/ plus health.proto; returns nothing, raises Setup."""
+    import grpc_tools
+    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')
+    with open(os.path.join(out_dir, 'health.proto'), 'w') as f:
+        f.write(HEALTH_PROTO)
+    protos = []
+    for root, _dirs, files in os.walk(PROTO_DIR):
+        for name in sorted(files):
+            if name.endswith('.proto'):
+                protos.append(os.path.relpath(os.path.join(root, name), PROTO_DIR))
+    if not protos:
+        raise Setup(f'no .proto files under {PROTO_DIR}')
+    args = ['grpc_tools.protoc', f'-I{PROTO_DIR}', f'-I{out_dir}', f'-I{well_known}',
+            f'--python_out={out_dir}', f'--grpc_python_out={out_dir}'] + sorted(protos)
+    if protoc.main(args) != 0:
+        raise Setup(f'protoc failed for {protos}')
+    if protoc.main(['grpc_tools.protoc', f'-I{out_dir}', f'-I{well_known}',
+                    f'--python_out={out_dir}', f'--grpc_python_out={out_dir}', 'health.proto']) != 0:
+        raise Setup('protoc failed for health.proto')
+
+
+def main(address):
+    with tempfile.TemporaryDirectory(prefix='tensormem-pystubs-') as out_dir:
+        generate_stubs(out_dir)
+        sys.path.insert(0, out_dir)
+        return run(address)
+
+
+def run(address):
+    # Imported after generation. `google` is a namespace package in Debian's python3-protobuf, so
+    # google/rpc/*_pb2 from the temp folder merges with the installed google.protobuf.
+    from tensormem.v1 import types_pb2, lease_pb2, lease_pb2_grpc, array_pb2, array_pb2_grpc, memory_pb2, memory_pb2_grpc
+    from google.rpc import status_pb2, error_details_pb2
+    import health_pb2
+    import health_pb2_grpc
+
+    results = {'address': address}
+    failures = []
+
+    def check(name, cond, detail):
+        if not cond:
+            failures.append(f'{name}: {detail}')
+        return cond
+
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+    except grpc.FutureTimeoutError:
+        raise AssertionError(f'could not connect to {address} within {TIMEOUT} s') from None
+    leases = lease_pb2_grpc.LeaseServiceStub(channel)
+    arrays = array_pb2_grpc.ArrayServiceStub(channel)
+    memory = memory_pb2_grpc.MemoryServiceStub(channel)
+    health = health_pb2_grpc.HealthStub(channel)
+
+    # Health: the daemon as a whole ("") is SERVING.
+    h = health.Check(health_pb2.HealthCheckRequest(service=''), timeout=TIMEOUT)
+    results['health'] = health_pb2.HealthCheckResponse.ServingStatus.Name(h.status)
+    check('health', h.status == health_pb2.HealthCheckResponse.SERVING,
+          f'Health/Check(service="") expected SERVING, got {results["health"]}')
+
+    def mem_info():
+        return memory.GetMemoryInfo(memory_pb2.GetMemoryInfoRequest(), timeout=TIMEOUT).info
+
+    def device_pool(info, device):
+        for d in info.devices:
+            if d.device == device:
+                return d
+        raise AssertionError(f'GetMemoryInfo: no device pool with device={device} in {[d.device for d in info.devices]}')
+
+    def tenant_usage(info, tenant):
+        for t in info.tenants:
+            if t.tenant == tenant:
+                return t
+        return None
+
+    before = mem_info()
+    results['backend'] = before.backend
+    dev_before = device_pool(before, 0)
+    used_before = dev_before.used_bytes
+    host_before = before.host.used_bytes
+
+    # OpenLease (open mode: no tenant token needed).
+    lease = leases.OpenLease(lease_pb2.OpenLeaseRequest(tenant='interop', client_name='python'), timeout=TIMEOUT).lease
+    check('open_lease', bool(lease.lease_id) and bool(lease.token),
+          f'OpenLease expected lease_id and token, got lease_id={lease.lease_id!r} token set={bool(lease.token)}')
+    check('open_lease.tenant', lease.tenant in ('', 'interop'), f'Lease.tenant expected "interop", got {lease.tenant!r}')
+    results['lease_id'] = lease.lease_id
+    results['ttl_seconds'] = lease.ttl_seconds
+    auth = (('authorization', f'Bearer {lease.token}'),)
+
+    # AllocateArray FLOAT32 [256, 1024] on device 0.
+    expected_size = SHAPE[0] * SHAPE[1] * FLOAT32_BYTES
+    info = arrays.AllocateArray(array_pb2.AllocateArrayRequest(
+        lease_id=lease.lease_id, data_type=types_pb2.DATA_TYPE_FLOAT32, shape=SHAPE,
+        placement=types_pb2.PLACEMENT_DEVICE, device=0, label='interop-python'), metadata=auth, timeout=TIMEOUT).array
+    results['array_id'] = info.array_id
+    results['byte_size'] = info.byte_size
+    check('allocate.byte_size', info.byte_size == expected_size, f'expected byte_size {expected_size}, got {info.byte_size}')
+    check('allocate.shape', list(info.shape) == SHAPE, f'expected shape {SHAPE}, got {list(info.shape)}')
+    check('allocate.data_type', info.data_type == types_pb2.DATA_TYPE_FLOAT32,
+          f'expected DATA_TYPE_FLOAT32, got {types_pb2.DataType.Name(info.data_type)}')
+    check('allocate.placement', info.placement == types_pb2.PLACEMENT_DEVICE,
+          f'expected PLACEMENT_DEVICE, got {types_pb2.Placement.Name(info.placement)}')
+    check('allocate.lease_id', info.lease_id == lease.lease_id, f'expected lease_id {lease.lease_id}, got {info.lease_id}')
+
+    # WriteArray: header, then 256 KiB chunks of random bytes.
+    payload = os.urandom(expected_size)
+
+    def write_stream():
+        yield array_pb2.WriteArrayRequest(header=array_pb2.WriteArrayHeader(array_id=info.array_id, offset=0))
+        for off in range(0, len(payload), CHUNK):
+            yield array_pb2.WriteArrayRequest(chunk=payload[off:off + CHUNK])
+
+    written = arrays.WriteArray(write_stream(), metadata=auth, timeout=TIMEOUT)
+    results['bytes_written'] = written.bytes_written
+    check('write.bytes_written', written.bytes_written == expected_size,
+          f'WriteArray expected bytes_written {expected_size}, got {written.bytes_written}')
+
+    # ReadArray (length 0 = to the end): contiguous offsets, byte-exact.
+    data = bytearray()
+    read_chunks = 0
+    for msg in arrays.ReadArray(array_pb2.ReadArrayRequest(array_id=info.array_id, offset=0, length=0), metadata=auth, timeout=TIMEOUT):
+        check('read.offset', msg.offset == len(data), f'ReadArray chunk offset {msg.offset}, expected {len(data)}')
+        data.extend(msg.data)
+        read_chunks += 1
+    results['read_chunks'] = read_chunks
+    results['sha256_written'] = hashlib.sha256(payload).hexdigest()
+    results['sha256_read'] = hashlib.sha256(bytes(data)).hexdigest()
+    check('read.length', len(data) == expected_size, f'ReadArray returned {len(data)} bytes, expected {expected_size}')
+    check('read.sha256', results['sha256_read'] == results['sha256_written'], 'ReadArray bytes differ from the written bytes')
+
+    # GetArray: held_bytes (aligned, mirror included) is what FreeArray should return.
+    got = arrays.GetArray(array_pb2.GetArrayRequest(array_id=info.array_id), metadata=auth, timeout=TIMEOUT).array
+    results['held_bytes'] = got.held_bytes
+    results['has_host_mirror'] = got.has_host_mirror
+    check('get.array_id', got.array_id == info.array_id, f'GetArray returned {got.array_id!r}')
+
+    # GetMemoryInfo while the array lives.
+    during = mem_info()
+    dev_during = device_pool(during, 0)
+    results['device_used_before'] = used_before
+    results['device_used_during'] = dev_during.used_bytes
+    results['device_used_delta'] = dev_during.used_bytes - used_before
+    results['host_used_delta'] = during.host.used_bytes - host_before
+    check('memory.device_used_delta', dev_during.used_bytes - used_before == expected_size,
+          f'device 0 used_bytes grew by {dev_during.used_bytes - used_before}, expected exactly byte_size {expected_size}')
+    tenant = tenant_usage(during, 'interop')
+    if check('memory.tenant_present', tenant is not None,
+             f'tenant "interop" not in MemoryInfo.tenants {[t.tenant for t in during.tenants]}'):
+        results['tenant_used_bytes'] = tenant.used_bytes
+        results['tenant_device_used_bytes'] = tenant.device_used_bytes
+        results['tenant_host_used_bytes'] = tenant.host_used_bytes
+        results['tenant_leases'] = tenant.leases
+        check('memory.tenant_device_bytes', tenant.device_used_bytes == expected_size,
+              f'tenant "interop" device_used_bytes {tenant.device_used_bytes}, expected {expected_size}')
+        check('memory.tenant_used_bytes', tenant.used_bytes == tenant.device_used_bytes + tenant.host_used_bytes and tenant.used_bytes >= expected_size,
+              f'tenant "interop" used_bytes {tenant.used_bytes} should be device {tenant.device_used_bytes} + host {tenant.host_used_bytes} and >= {expected_size}')
+        check('memory.tenant_used_vs_held', tenant.used_bytes == got.held_bytes,
+              f'tenant "interop" used_bytes {tenant.used_bytes} != the array\'s held_bytes {got.held_bytes} (only array of the tenant)')
+        check('memory.tenant_leases', tenant.leases == 1, f'tenant "interop" leases {tenant.leases}, expected 1')
+
+    # Error: AllocateArray shape [-1] -> INVALID_ARGUMENT, ErrorInfo reason INVALID_SHAPE, nothing allocated.
+    try:
+        arrays.AllocateArray(array_pb2.AllocateArrayRequest(
+            lease_id=lease.lease_id, data_type=types_pb2.DATA_TYPE_FLOAT32, shape=[-1]), metadata=auth, timeout=TIMEOUT)
+        check('error.invalid_shape', False, 'AllocateArray shape [-1] succeeded, expected INVALID_ARGUMENT')
+    except grpc.RpcError as e:
+        results['invalid_shape_code'] = e.code().name
+        results['invalid_shape_message'] = e.details()
+        check('error.invalid_shape.code', e.code() == grpc.StatusCode.INVALID_ARGUMENT,
+              f'AllocateArray shape [-1] expected INVALID_ARGUMENT, got {e.code().name}: {e.details()}')
+        check('error.invalid_shape.message', 'shape' in (e.details() or '') and '-1' in (e.details() or ''),
+              f'message should name the field and value (DESIGN §5), got {e.details()!r}')
+        raw = None
+        for key, value in (e.trailing_metadata() or ()):
+            if key == 'grpc-status-details-bin':
+                raw = value
+        if check('error.status_details', raw is not None, 'no grpc-status-details-bin trailer'):
+            st = status_pb2.Status.FromString(raw)
+            check('error.status.code', st.code == grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                  f'google.rpc.Status.code {st.code}, expected {grpc.StatusCode.INVALID_ARGUMENT.value[0]}')
+            check('error.status.message', st.message == e.details(),
+                  f'google.rpc.Status.message {st.message!r} != grpc-message {e.details()!r}')
+            reasons = []
+            for any_msg in st.details:
+                if any_msg.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    ei = error_details_pb2.ErrorInfo()
+                    any_msg.Unpack(ei)
+                    reasons.append(ei.reason)
+                    results['invalid_shape_domain'] = ei.domain
+                    results['invalid_shape_metadata'] = dict(ei.metadata)
+            results['invalid_shape_reason'] = reasons[0] if reasons else None
+            check('error.error_info', reasons == ['INVALID_SHAPE'],
+                  f'ErrorInfo reasons {reasons} (detail type_urls {[d.type_url for d in st.details]}), expected ["INVALID_SHAPE"]')
+    after_bad = device_pool(mem_info(), 0)
+    check('error.invalid_shape.nothing_allocated', after_bad.used_bytes == dev_during.used_bytes,
+          f'device used_bytes changed {dev_during.used_bytes} -> {after_bad.used_bytes} after the failed allocation')
+
+    # Wrong token -> UNAUTHENTICATED.
+    try:
+        arrays.GetArray(array_pb2.GetArrayRequest(array_id=info.array_id),
+                        metadata=(('authorization', 'Bearer not-a-real-token'),), timeout=TIMEOUT)
+        check('error.wrong_token', False, 'GetArray with a wrong token succeeded, expected UNAUTHENTICATED')
+    except grpc.RpcError as e:
+        results['wrong_token_code'] = e.code().name
+        check('error.wrong_token', e.code() == grpc.StatusCode.UNAUTHENTICATED,
+              f'GetArray with a wrong token expected UNAUTHENTICATED, got {e.code().name}: {e.details()}')
+
+    # FreeArray -> freed bytes; pools back where they were.
+    freed = arrays.FreeArray(array_pb2.FreeArrayRequest(array_id=info.array_id), metadata=auth, timeout=TIMEOUT)
+    results['freed_bytes'] = freed.freed_bytes
+    check('free.freed_bytes', freed.freed_bytes >= expected_size, f'FreeArray freed_bytes {freed.freed_bytes} < byte_size {expected_size}')
+    check('free.freed_vs_held', freed.freed_bytes == got.held_bytes,
+          f'FreeArray freed_bytes {freed.freed_bytes} != GetArray held_bytes {got.held_bytes}')
+    after = mem_info()
+    dev_after = device_pool(after, 0)
+    results['device_used_after_free'] = dev_after.used_bytes
+    results['host_used_after_free'] = after.host.used_bytes
+    check('memory.device_used_restored', dev_after.used_bytes == used_before,
+          f'device 0 used_bytes after FreeArray {dev_after.used_bytes}, expected {used_before}')
+    check('memory.host_used_restored', after.host.used_bytes == host_before,
+          f'host used_bytes after FreeArray {after.host.used_bytes}, expected {host_before}')
+    check('free.freed_vs_pools', freed.freed_bytes == (dev_during.used_bytes - dev_after.used_bytes) + (during.host.used_bytes - after.host.used_bytes),
+          f'FreeArray freed_bytes {freed.freed_bytes} != device+host used_bytes drop '
+          f'{(dev_during.used_bytes - dev_after.used_bytes) + (during.host.used_bytes - after.host.used_bytes)}')
+
+    # GetArray of the freed id -> NOT_FOUND.
+    try:
+        arrays.GetArray(array_pb2.GetArrayRequest(array_id=info.array_id), metadata=auth, timeout=TIMEOUT)
+        check('error.freed_not_found', False, 'GetArray of a freed array succeeded, expected NOT_FOUND')
+    except grpc.RpcError as e:
+        results['freed_get_code'] = e.code().name
+        check('error.freed_not_found', e.code() == grpc.StatusCode.NOT_FOUND,
+              f'GetArray of a freed array expected NOT_FOUND, got {e.code().name}: {e.details()}')
+
+    # CloseLease.
+    closed = leases.CloseLease(lease_pb2.CloseLeaseRequest(lease_id=lease.lease_id), metadata=auth, timeout=TIMEOUT)
+    results['close_freed_bytes'] = closed.freed_bytes
+    check('close.freed_bytes', closed.freed_bytes == 0, f'CloseLease freed_bytes {closed.freed_bytes}, expected 0 (array already freed)')
+    final = mem_info()
+    results['device_used_final'] = device_pool(final, 0).used_bytes
+    check('memory.final', device_pool(final, 0).used_bytes == used_before,
+          f'device 0 used_bytes after CloseLease {device_pool(final, 0).used_bytes}, expected {used_before}')
+    t_final = tenant_usage(final, 'interop')
+    results['tenant_after_close'] = None if t_final is None else {'used_bytes': t_final.used_bytes, 'leases': t_final.leases}
+    check('memory.tenant_after_close', t_final is None or (t_final.used_bytes == 0 and t_final.leases == 0),
+          f'tenant "interop" after CloseLease: {results["tenant_after_close"]}, expected absent or 0 bytes / 0 leases')
+
+    channel.close()
+    results['ok'] = not failures
+    results['failures'] = failures
+    return results
+
+
+if __name__ == '__main__':
+    if len(sys.argv) != 2:
+        print(json.dumps({'ok': False, 'error': 'usage: python_client.py <address>'}))
+        sys.exit(2)
+    try:
+        res = main(sys.argv[1])
+    except Setup as e:
+        print(json.dumps({'ok': False, 'error': f'setup: {e}'}))
+        sys.exit(2)
+    except grpc.RpcError as e:
+        print(json.dumps({'ok': False, 'error': f'unexpected RPC failure: {e.code().name}: {e.details()}',
+                          'trace': traceback.format_exc().splitlines()[-6:]}))
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - any other mismatch is a failure with a clear message
+        print(json.dumps({'ok': False, 'error': f'{type(e).__name__}: {e}', 'trace': traceback.format_exc().splitlines()[-6:]}))
+        sys.exit(1)
+    print(json.dumps(res, sort_keys=True))
+    if not res['ok']:
+        for f in res['failures']:
+            print(f'MISMATCH {f}', file=sys.stderr)
+    sys.exit(0 if res['ok'] else 1)
