@@ -36,6 +36,10 @@ export function byteSizeOf(dataType: unknown, shape: readonly unknown[]): number
   let bytes = size;
   shape.forEach((dimension, index) => {
     const value = typeof dimension === 'string' ? Number(dimension) : dimension;
+    if (typeof value === 'number' && Number.isInteger(value) && value > Number.MAX_SAFE_INTEGER) {
+      // int64 values past 2^53 arrive rounded: say so rather than print a number the client never sent.
+      throw invalidArgument(`shape[${index}]`, 'a dimension below 2^53', `a value past 2^53 (about ${value.toExponential(3)})`, 'INVALID_SHAPE');
+    }
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
       throw invalidArgument(`shape[${index}]`, 'a non-negative integer', dimension, 'INVALID_SHAPE');
     }
