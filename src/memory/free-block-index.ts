@@ -1,40 +1,52 @@
 /**
- * The free blocks of a pool, ordered by (bytes, chunk sequence, offset): an intrusive red-black tree.
+ * The free blocks of a pool, for best fit: exact-size buckets, and a red-black tree of the distinct
+ * sizes.
  *
- * Intrusive: the tree links (left/right/parent/red) live in the block objects themselves, so
- * inserting or removing a free block allocates nothing. insert, remove and bestFit are O(log n);
- * the largest free block is cached, so reading it is O(1) (keeping it current costs one
- * predecessor walk, O(log n), when the largest block is removed).
+ * - bestFit(bytes) finds the smallest size ≥ bytes in the size tree (O(log d), d = distinct free
+ *   sizes) and takes the head of that size's bucket. Sizes are exact, so the block found is always a
+ *   smallest fitting one; among blocks of that size it is the one that entered the index last (LIFO:
+ *   recently freed memory is the likeliest to be warm).
+ * - insert is O(log d) (finding the size's bucket); remove is O(1), plus O(log d) when it empties its
+ *   bucket. resize re-keys a block that is alone in its bucket in place when the size order allows
+ *   (expected O(1)), as when the one free tail of a chunk shrinks and grows back. The links live in
+ *   the blocks (prevFree/nextFree/freeBucket), so a block entering or leaving the index allocates
+ *   nothing unless its size is new.
+ * - The largest free block is the head of the tree's last bucket, cached: O(1).
  *
- * Ties on size go to the lowest (chunk, offset): with the same size available in several places,
- * the pool fills from the front of its oldest chunk, which keeps later chunks free to trim.
+ * Why buckets rather than one tree of all free blocks: with 10⁵–10⁶ free blocks a tree of blocks is
+ * 20 levels of scattered objects, a cache miss per level; the distinct sizes of a fragmented pool
+ * number in the hundreds or thousands (256-byte units), so the size tree stays small and hot.
  *
- * A node's key (bytes, chunk, offset) must not change while it is in the tree: remove it, change
- * it, insert it again.
+ * A block's `bytes` must not change while it is in the index: remove it, change it, insert it again.
  */
 
-export interface FreeTreeNode<N extends FreeTreeNode<N>> {
-  /** Key 1: the free block's size in bytes. */
+/** The bucket a block is filed in; opaque outside this file. */
+export interface FreeBucketRef {
+  readonly bytes: number;
+}
+
+/** What the index needs of a free block: its size, and three links it owns while the block is in the index. */
+export interface FreeListNode<N extends FreeListNode<N>> {
   bytes: number;
-  /** Key 3: byte offset inside its chunk. */
-  offset: number;
-  /** Key 2: the chunk's sequence number (chunks are numbered in the order they were obtained). */
-  readonly chunk: { readonly seq: number };
-  left: N | null;
-  right: N | null;
-  parent: N | null;
-  red: boolean;
+  prevFree: N | null;
+  nextFree: N | null;
+  freeBucket: FreeBucketRef | null;
 }
 
-function precedes<N extends FreeTreeNode<N>>(a: N, b: N): boolean {
-  if (a.bytes !== b.bytes) return a.bytes < b.bytes;
-  if (a.chunk !== b.chunk) return a.chunk.seq < b.chunk.seq;
-  return a.offset < b.offset;
+/** All free blocks of one size: a list by entry into the index, newest first; a node of the size tree. */
+class SizeBucket<N> implements FreeBucketRef {
+  head: N | null = null;
+  left: SizeBucket<N> | null = null;
+  right: SizeBucket<N> | null = null;
+  parent: SizeBucket<N> | null = null;
+  red = false;
+
+  constructor(public bytes: number) {}
 }
 
-export class FreeBlockIndex<N extends FreeTreeNode<N>> {
-  private root: N | null = null;
-  private max: N | null = null;
+export class FreeBlockIndex<N extends FreeListNode<N>> {
+  private readonly sizes = new SizeTree<N>();
+  private bucketCount = 0;
   private count = 0;
   private bytesTotal = 0;
 
@@ -43,25 +55,146 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
     return this.count;
   }
 
+  /** Distinct sizes among the free blocks. */
+  get distinctSizes(): number {
+    return this.bucketCount;
+  }
+
   /** Sum of the free blocks' bytes. */
   get totalBytes(): number {
     return this.bytesTotal;
   }
 
-  /** The largest free block (the last by key), or null when there is none. O(1). */
+  /** A largest free block, or null when there is none. O(1). */
   get largest(): N | null {
-    return this.max;
+    const bucket = this.sizes.max;
+    return bucket === null ? null : bucket.head;
   }
 
   /** Bytes of the largest free block; 0 when there is none. O(1). */
   get largestBytes(): number {
-    return this.max === null ? 0 : this.max.bytes;
+    const bucket = this.sizes.max;
+    return bucket === null ? 0 : bucket.bytes;
   }
 
-  /** The smallest free block of at least `bytes`; among equal sizes the lowest (chunk, offset). O(log n). */
+  /** A smallest free block of at least `bytes` (the newest of that size), or null. O(log d). */
   bestFit(bytes: number): N | null {
+    const bucket = this.sizes.ceiling(bytes);
+    return bucket === null ? null : bucket.head;
+  }
+
+  insert(node: N): void {
+    const bucket = this.sizes.findOrInsert(node.bytes);
+    if (bucket.head === null) this.bucketCount++;
+    const head = bucket.head;
+    node.freeBucket = bucket;
+    node.prevFree = null;
+    node.nextFree = head;
+    if (head !== null) head.prevFree = node;
+    bucket.head = node;
+    this.count++;
+    this.bytesTotal += node.bytes;
+  }
+
+  /** Removes `node`, which must be in this index (the caller tracks that; this is not checked). */
+  remove(node: N): void {
+    const prev = node.prevFree;
+    const next = node.nextFree;
+    if (next !== null) next.prevFree = prev;
+    if (prev !== null) {
+      prev.nextFree = next;
+    } else {
+      const bucket = node.freeBucket as SizeBucket<N>;
+      bucket.head = next;
+      if (next === null) {
+        this.sizes.remove(bucket);
+        this.bucketCount--;
+      }
+    }
+    node.prevFree = null;
+    node.nextFree = null;
+    node.freeBucket = null;
+    this.count--;
+    this.bytesTotal -= node.bytes;
+  }
+
+  /**
+   * Changes the size of `node` (in this index) to `bytes`: in place when it is alone in its bucket
+   * and no other size lies between the old and the new, else by remove and insert. Either way the
+   * block ends up the newest of its size, as if freshly inserted.
+   */
+  resize(node: N, bytes: number): void {
+    const bucket = node.freeBucket as SizeBucket<N>;
+    if (bucket.head === node && node.nextFree === null) {
+      const below = predecessor(bucket);
+      const above = successor(bucket);
+      if ((below === null || below.bytes < bytes) && (above === null || bytes < above.bytes)) {
+        this.bytesTotal += bytes - node.bytes;
+        bucket.bytes = bytes;
+        node.bytes = bytes;
+        return;
+      }
+    }
+    this.remove(node);
+    node.bytes = bytes;
+    this.insert(node);
+  }
+
+  /** Forgets every block (their links are left as they are: the caller drops the blocks). */
+  clear(): void {
+    this.bucketCount = 0;
+    this.sizes.clear();
+    this.count = 0;
+    this.bytesTotal = 0;
+  }
+
+  /** Every block, by size ascending, newest first within a size. O(n), for snapshots and tests. */
+  *nodes(): IterableIterator<N> {
+    for (const bucket of this.sizes.inOrder()) {
+      for (let node = bucket.head; node !== null; node = node.nextFree) yield node;
+    }
+  }
+
+  /**
+   * Checks the size tree (order, parent links, red-black rules, cached max), that every bucket is
+   * non-empty, filed under its size, holds blocks of that size with consistent links, and the count
+   * and byte total. Returns a description of the first violation, or null. O(n), for tests.
+   */
+  violation(): string | null {
+    const treeViolation = this.sizes.violation();
+    if (treeViolation !== null) return `size tree: ${treeViolation}`;
+    let buckets = 0;
+    let count = 0;
+    let bytes = 0;
+    for (const bucket of this.sizes.inOrder()) {
+      buckets++;
+      if (bucket.head === null) return `bucket of ${bucket.bytes} bytes is empty`;
+      if (bucket.head.prevFree !== null) return `head of bucket ${bucket.bytes} has a prevFree link`;
+      for (let node: N | null = bucket.head; node !== null; node = node.nextFree) {
+        if (node.bytes !== bucket.bytes) return `a block of ${node.bytes} bytes in the bucket of ${bucket.bytes}`;
+        if (node.freeBucket !== bucket) return `a block in the bucket of ${bucket.bytes} points to another bucket`;
+        if (node.nextFree !== null && node.nextFree.prevFree !== node) return `broken prevFree link in bucket ${bucket.bytes}`;
+        count++;
+        bytes += node.bytes;
+      }
+    }
+    if (buckets !== this.bucketCount) return `bucket count ${this.bucketCount} but ${buckets} in the size tree`;
+    if (count !== this.count) return `count ${this.count} but ${count} blocks`;
+    if (bytes !== this.bytesTotal) return `byte total ${this.bytesTotal} but blocks sum to ${bytes}`;
+    return null;
+  }
+
+}
+
+/** A red-black tree of buckets keyed by their (distinct) byte size, with parent links and a cached max. */
+class SizeTree<N> {
+  private root: SizeBucket<N> | null = null;
+  max: SizeBucket<N> | null = null;
+
+  /** The bucket of the smallest size ≥ bytes, or null. */
+  ceiling(bytes: number): SizeBucket<N> | null {
     let node = this.root;
-    let best: N | null = null;
+    let best: SizeBucket<N> | null = null;
     while (node !== null) {
       if (node.bytes >= bytes) {
         best = node;
@@ -73,32 +206,33 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
     return best;
   }
 
-  insert(node: N): void {
-    let parent: N | null = null;
+  /** The bucket of exactly `bytes`, created (empty) when there is none. */
+  findOrInsert(bytes: number): SizeBucket<N> {
+    let parent: SizeBucket<N> | null = null;
     let cursor = this.root;
     while (cursor !== null) {
+      if (bytes === cursor.bytes) return cursor;
       parent = cursor;
-      cursor = precedes(node, cursor) ? cursor.left : cursor.right;
+      cursor = bytes < cursor.bytes ? cursor.left : cursor.right;
     }
+    const node = new SizeBucket<N>(bytes);
     node.parent = parent;
     node.left = null;
     node.right = null;
     node.red = true;
     if (parent === null) this.root = node;
-    else if (precedes(node, parent)) parent.left = node;
+    else if (node.bytes < parent.bytes) parent.left = node;
     else parent.right = node;
-    if (this.max === null || precedes(this.max, node)) this.max = node;
-    this.count++;
-    this.bytesTotal += node.bytes;
+    if (this.max === null || node.bytes > this.max.bytes) this.max = node;
     this.insertFixup(node);
+    return node;
   }
 
-  /** Removes `node`, which must be in this index (the caller tracks that; this is not checked). */
-  remove(node: N): void {
-    if (node === this.max) this.max = this.predecessor(node);
+  remove(node: SizeBucket<N>): void {
+    if (node === this.max) this.max = predecessor(node);
     let removedRed = node.red;
-    let child: N | null;
-    let childParent: N | null;
+    let child: SizeBucket<N> | null;
+    let childParent: SizeBucket<N> | null;
     if (node.left === null) {
       child = node.right;
       childParent = node.parent;
@@ -108,7 +242,8 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
       childParent = node.parent;
       this.transplant(node, node.left);
     } else {
-      const successor = minimum(node.right);
+      let successor = node.right;
+      while (successor.left !== null) successor = successor.left;
       removedRed = successor.red;
       child = successor.right;
       if (successor.parent === node) {
@@ -128,28 +263,15 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
     node.left = null;
     node.right = null;
     node.parent = null;
-    this.count--;
-    this.bytesTotal -= node.bytes;
   }
 
-  /** Forgets every node (their links are left as they are: the caller drops the nodes). */
   clear(): void {
     this.root = null;
     this.max = null;
-    this.count = 0;
-    this.bytesTotal = 0;
   }
 
-  /** Whether `node` is linked into this index (O(log n): walks up to the root). */
-  contains(node: N): boolean {
-    let cursor: N = node;
-    while (cursor.parent !== null) cursor = cursor.parent;
-    return cursor === this.root;
-  }
-
-  /** In key order; O(n), for snapshots and tests. */
-  *nodes(): IterableIterator<N> {
-    const stack: N[] = [];
+  *inOrder(): IterableIterator<SizeBucket<N>> {
+    const stack: Array<SizeBucket<N>> = [];
     let node = this.root;
     while (node !== null || stack.length > 0) {
       while (node !== null) {
@@ -162,48 +284,23 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
     }
   }
 
-  /**
-   * Checks the tree (order, parent links, no red node with a red child, equal black height, cached
-   * max, count, byte total). Returns a description of the first violation, or null. O(n), for tests.
-   */
   violation(): string | null {
     if (this.root !== null && this.root.parent !== null) return 'root has a parent';
     if (this.root !== null && this.root.red) return 'root is red';
-    let count = 0;
-    let bytes = 0;
-    let previous: N | null = null;
-    for (const node of this.nodes()) {
-      if (previous !== null && !precedes(previous, node)) return `keys out of order at bytes=${node.bytes} offset=${node.offset}`;
+    let previous: SizeBucket<N> | null = null;
+    for (const node of this.inOrder()) {
+      if (previous !== null && previous.bytes >= node.bytes) return `sizes out of order at ${node.bytes} bytes`;
       if (node.left !== null && node.left.parent !== node) return 'left child does not point back to its parent';
       if (node.right !== null && node.right.parent !== node) return 'right child does not point back to its parent';
       if (node.red && ((node.left !== null && node.left.red) || (node.right !== null && node.right.red))) return 'red node with a red child';
       previous = node;
-      count++;
-      bytes += node.bytes;
     }
     if (blackHeight(this.root) < 0) return 'unequal black heights';
-    if (this.max !== previous) return 'cached largest block is not the last node';
-    if (count !== this.count) return `count ${this.count} but ${count} nodes`;
-    if (bytes !== this.bytesTotal) return `byte total ${this.bytesTotal} but nodes sum to ${bytes}`;
+    if (this.max !== previous) return 'cached largest size is not the last node';
     return null;
   }
 
-  private predecessor(node: N): N | null {
-    if (node.left !== null) {
-      let cursor = node.left;
-      while (cursor.right !== null) cursor = cursor.right;
-      return cursor;
-    }
-    let child = node;
-    let parent = node.parent;
-    while (parent !== null && child === parent.left) {
-      child = parent;
-      parent = parent.parent;
-    }
-    return parent;
-  }
-
-  private transplant(target: N, replacement: N | null): void {
+  private transplant(target: SizeBucket<N>, replacement: SizeBucket<N> | null): void {
     const parent = target.parent;
     if (parent === null) this.root = replacement;
     else if (target === parent.left) parent.left = replacement;
@@ -211,7 +308,7 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
     if (replacement !== null) replacement.parent = parent;
   }
 
-  private rotateLeft(node: N): void {
+  private rotateLeft(node: SizeBucket<N>): void {
     const pivot = node.right!;
     node.right = pivot.left;
     if (pivot.left !== null) pivot.left.parent = node;
@@ -220,7 +317,7 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
     node.parent = pivot;
   }
 
-  private rotateRight(node: N): void {
+  private rotateRight(node: SizeBucket<N>): void {
     const pivot = node.left!;
     node.left = pivot.right;
     if (pivot.right !== null) pivot.right.parent = node;
@@ -229,7 +326,7 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
     node.parent = pivot;
   }
 
-  private insertFixup(inserted: N): void {
+  private insertFixup(inserted: SizeBucket<N>): void {
     let node = inserted;
     let parent = node.parent;
     while (parent !== null && parent.red) {
@@ -247,8 +344,7 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
             node = parent;
             this.rotateLeft(node);
           }
-          const newParent = node.parent!;
-          newParent.red = false;
+          node.parent!.red = false;
           grandparent.red = true;
           this.rotateRight(grandparent);
         }
@@ -264,8 +360,7 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
             node = parent;
             this.rotateRight(node);
           }
-          const newParent = node.parent!;
-          newParent.red = false;
+          node.parent!.red = false;
           grandparent.red = true;
           this.rotateLeft(grandparent);
         }
@@ -275,12 +370,12 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
     this.root!.red = false;
   }
 
-  /** `node` (possibly null) carries an extra black; `parent` is its parent. */
-  private deleteFixup(start: N | null, startParent: N | null): void {
+  /** `start` (possibly null) carries an extra black; `startParent` is its parent. */
+  private deleteFixup(start: SizeBucket<N> | null, startParent: SizeBucket<N> | null): void {
     let node = start;
     let parent = startParent;
     while (node !== this.root && (node === null || !node.red)) {
-      // node is not the root, so parent is set; its sibling exists because node's side is one black short.
+      // node is not the root, so it has a parent; its sibling exists because node's side is one black short.
       const p = parent!;
       if (node === p.left) {
         let sibling = p.right!;
@@ -340,14 +435,38 @@ export class FreeBlockIndex<N extends FreeTreeNode<N>> {
   }
 }
 
-function minimum<N extends FreeTreeNode<N>>(start: N): N {
-  let node = start;
-  while (node.left !== null) node = node.left;
-  return node;
+function predecessor<N>(node: SizeBucket<N>): SizeBucket<N> | null {
+  if (node.left !== null) {
+    let cursor = node.left;
+    while (cursor.right !== null) cursor = cursor.right;
+    return cursor;
+  }
+  let child = node;
+  let parent = node.parent;
+  while (parent !== null && child === parent.left) {
+    child = parent;
+    parent = parent.parent;
+  }
+  return parent;
+}
+
+function successor<N>(node: SizeBucket<N>): SizeBucket<N> | null {
+  if (node.right !== null) {
+    let cursor = node.right;
+    while (cursor.left !== null) cursor = cursor.left;
+    return cursor;
+  }
+  let child = node;
+  let parent = node.parent;
+  while (parent !== null && child === parent.right) {
+    child = parent;
+    parent = parent.parent;
+  }
+  return parent;
 }
 
 /** Black height of the subtree, or -1 when two paths differ. */
-function blackHeight<N extends FreeTreeNode<N>>(node: N | null): number {
+function blackHeight<N>(node: SizeBucket<N> | null): number {
   if (node === null) return 1;
   const left = blackHeight(node.left);
   const right = blackHeight(node.right);

@@ -4,10 +4,11 @@
  * - Every block is aligned: offsets and sizes are multiples of `alignment` (default 256 bytes).
  *   A request of 0 bytes takes one aligned unit (256 bytes), so that every live block has a distinct
  *   address; Block.requestedBytes stays 0.
- * - Best fit: the smallest free block that fits, ties to the lowest (chunk, offset); the rest of the
- *   free block stays free. Freed blocks coalesce with free neighbours in the same chunk, so no two
- *   physically adjacent blocks are ever both free.
- * - allocate and deallocate are O(log f) in the number of free blocks f; stats() is O(1).
+ * - Best fit: a smallest free block that fits (among several of that size, the one that became free
+ *   last); the rest of it stays free. Freed blocks coalesce with free neighbours in the same chunk,
+ *   so no two physically adjacent blocks are ever both free.
+ * - allocate and deallocate are O(log d), d = distinct sizes among the free blocks (FreeBlockIndex),
+ *   and O(1) when no size enters or leaves the index; stats() is O(1).
  * - Growth: when nothing fits, a new chunk of max(aligned request, chunkBytes), clamped to what the
  *   reservation cap leaves. If the cap leaves too little and releasing fully free chunks would make
  *   room, just enough of them (oldest first) go back to the source first. If the source refuses a
@@ -26,7 +27,7 @@ import { OutOfMemoryError, invalidArgument } from '../errors';
 import type { MemoryKind } from '../errors';
 import type { Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
 import { FreeBlockIndex } from './free-block-index';
-import type { FreeTreeNode } from './free-block-index';
+import type { FreeBucketRef, FreeListNode } from './free-block-index';
 import { checkRequestBytes } from './sized-resource';
 import type { SizedMemoryResource } from './sized-resource';
 
@@ -64,7 +65,6 @@ class PoolChunk {
     readonly pool: PoolResource,
     readonly handle: number,
     readonly bytes: number,
-    readonly seq: number,
   ) {
     this.head = new PoolBlock(this, 0, bytes, 0, NO_OWNER, BlockState.Free);
   }
@@ -75,13 +75,14 @@ class PoolChunk {
  * free-block index. Live blocks are handed out as Block and never change afterwards, except their
  * state (a freed block is never reused: its bytes go to a free neighbour or to a new free block).
  */
-class PoolBlock implements Block, FreeTreeNode<PoolBlock> {
+class PoolBlock implements Block, FreeListNode<PoolBlock> {
+  /** Neighbours by address in the chunk. */
   prev: PoolBlock | null = null;
   next: PoolBlock | null = null;
-  left: PoolBlock | null = null;
-  right: PoolBlock | null = null;
-  parent: PoolBlock | null = null;
-  red = false;
+  /** Links of the free-block index, while the block is free. */
+  prevFree: PoolBlock | null = null;
+  nextFree: PoolBlock | null = null;
+  freeBucket: FreeBucketRef | null = null;
 
   constructor(
     readonly chunk: PoolChunk,
@@ -110,7 +111,6 @@ export class PoolResource implements SizedMemoryResource {
   /** Chunks in the order they were obtained (Map keeps insertion order). */
   private readonly chunks = new Map<number, PoolChunk>();
   private readonly freeBlocks = new FreeBlockIndex<PoolBlock>();
-  private nextChunkSeq = 0;
   private used = 0;
   private reserved = 0;
   private peakUsed = 0;
@@ -200,29 +200,26 @@ export class PoolResource implements SizedMemoryResource {
     const prevFree = prev !== null && prev.state === BlockState.Free;
     const nextFree = next !== null && next.state === BlockState.Free;
     if (prevFree) {
-      this.freeBlocks.remove(prev);
-      prev.bytes += size;
       if (nextFree) {
         this.freeBlocks.remove(next);
-        prev.bytes += next.bytes;
+        this.freeBlocks.resize(prev, prev.bytes + size + next.bytes);
         const after = next.next;
         prev.next = after;
         if (after !== null) after.prev = prev;
         next.prev = null;
         next.next = null;
+        next.state = BlockState.Dead;
       } else {
+        this.freeBlocks.resize(prev, prev.bytes + size);
         prev.next = next;
         if (next !== null) next.prev = prev;
       }
-      this.freeBlocks.insert(prev);
     } else if (nextFree) {
-      this.freeBlocks.remove(next);
+      this.freeBlocks.resize(next, next.bytes + size);
       next.offset = block.offset;
-      next.bytes += size;
       next.prev = prev;
       if (prev !== null) prev.next = next;
       else chunk.head = next;
-      this.freeBlocks.insert(next);
     } else {
       const hole = new PoolBlock(chunk, block.offset, size, 0, NO_OWNER, BlockState.Free);
       hole.prev = prev;
@@ -316,6 +313,7 @@ export class PoolResource implements SizedMemoryResource {
     };
     const treeViolation = this.freeBlocks.violation();
     if (treeViolation !== null) fail(`free-block index: ${treeViolation}`);
+    const indexed = new Set<PoolBlock>(this.freeBlocks.nodes());
     let used = 0;
     let free = 0;
     let freeCount = 0;
@@ -336,7 +334,7 @@ export class PoolResource implements SizedMemoryResource {
         if (block.bytes <= 0 || block.bytes % this.alignment !== 0) fail(`${where}: size ${block.bytes} is not a positive aligned size`);
         if (block.state === BlockState.Free) {
           if (previous !== null && previous.state === BlockState.Free) fail(`${where}: two adjacent free blocks`);
-          if (!this.freeBlocks.contains(block)) fail(`${where}: free block missing from the index`);
+          if (!indexed.has(block)) fail(`${where}: free block missing from the index`);
           free += block.bytes;
           freeCount++;
         } else if (block.state === BlockState.Live) {
@@ -375,13 +373,13 @@ export class PoolResource implements SizedMemoryResource {
   /** Takes `size` bytes from the front of free block `hole`; the rest stays free. */
   private carve(hole: PoolBlock, size: number, requestedBytes: number, owner: BlockOwner): Block {
     const chunk = hole.chunk;
-    this.freeBlocks.remove(hole);
     const block = new PoolBlock(chunk, hole.offset, size, requestedBytes, owner, BlockState.Live);
     const prev = hole.prev;
     block.prev = prev;
     if (prev !== null) prev.next = block;
     else chunk.head = block;
     if (hole.bytes === size) {
+      this.freeBlocks.remove(hole);
       const next = hole.next;
       block.next = next;
       if (next !== null) next.prev = block;
@@ -389,11 +387,10 @@ export class PoolResource implements SizedMemoryResource {
       hole.next = null;
       hole.state = BlockState.Dead;
     } else {
+      this.freeBlocks.resize(hole, hole.bytes - size);
       block.next = hole;
       hole.prev = block;
       hole.offset += size;
-      hole.bytes -= size;
-      this.freeBlocks.insert(hole);
     }
     chunk.usedBytes += size;
     this.used += size;
@@ -440,7 +437,7 @@ export class PoolResource implements SizedMemoryResource {
   }
 
   private adoptChunk(handle: number, bytes: number): PoolBlock {
-    const chunk = new PoolChunk(this, handle, bytes, this.nextChunkSeq++);
+    const chunk = new PoolChunk(this, handle, bytes);
     this.chunks.set(handle, chunk);
     this.reserved += bytes;
     this.freeBlocks.insert(chunk.head);

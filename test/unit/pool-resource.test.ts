@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import type { MemoryKind } from '../../src/errors';
 import { FreeBlockIndex } from '../../src/memory/free-block-index';
-import type { FreeTreeNode } from '../../src/memory/free-block-index';
+import type { FreeBucketRef, FreeListNode } from '../../src/memory/free-block-index';
 import { LimitingAdaptor } from '../../src/memory/limiting-adaptor';
 import type { Block, ChunkSource, MemoryResource, SegmentSnapshot } from '../../src/memory/memory-resource';
 import { PoolResource } from '../../src/memory/pool-resource';
@@ -141,12 +141,14 @@ function layout(pool: PoolResource): Array<{ chunkHandle: number; bytes: number;
 }
 
 /**
- * A naive reference of the pool's policy: arrays of segments, linear scans. Best fit by
- * (size, chunk, offset); coalescing; growth of max(size, chunkBytes) clamped to the cap; release of
- * fully free chunks (oldest first, only as many as needed, only when that makes room).
+ * A naive reference of the pool's policy: arrays of segments, linear scans. Best fit: the smallest
+ * free segment that fits, among equal sizes the one whose size was set last (created, split or
+ * merged: `stamp`); coalescing; growth of max(size, chunkBytes) clamped to the cap; release of fully
+ * free chunks (oldest first, only as many as needed, only when that makes room).
  */
 class ModelPool {
-  readonly chunks: Array<{ seq: number; bytes: number; segments: Array<{ offset: number; bytes: number; id: number | null }> }> = [];
+  readonly chunks: Array<{ seq: number; bytes: number; segments: Array<{ offset: number; bytes: number; id: number | null; stamp: number }> }> = [];
+  private clock = 0;
   used = 0;
   reserved = 0;
   private nextSeq = 0;
@@ -169,9 +171,7 @@ class ModelPool {
         if (best === null) best = { chunk, index };
         else {
           const current = best.chunk.segments[best.index];
-          const better =
-            segment.bytes < current.bytes ||
-            (segment.bytes === current.bytes && (chunk.seq < best.chunk.seq || (chunk.seq === best.chunk.seq && segment.offset < current.offset)));
+          const better = segment.bytes < current.bytes || (segment.bytes === current.bytes && segment.stamp > current.stamp);
           if (better) best = { chunk, index };
         }
       });
@@ -186,19 +186,20 @@ class ModelPool {
         }
       }
       const bytesOfChunk = Math.min(Math.max(size, this.chunkBytes), this.cap - this.reserved);
-      const chunk = { seq: this.nextSeq++, bytes: bytesOfChunk, segments: [{ offset: 0, bytes: bytesOfChunk, id: null as number | null }] };
+      const chunk = { seq: this.nextSeq++, bytes: bytesOfChunk, segments: [{ offset: 0, bytes: bytesOfChunk, id: null as number | null, stamp: ++this.clock }] };
       this.chunks.push(chunk);
       this.reserved += bytesOfChunk;
       best = { chunk, index: 0 };
     }
     const { chunk, index } = best as { chunk: (typeof this.chunks)[number]; index: number };
     const hole = chunk.segments[index];
-    const block = { offset: hole.offset, bytes: size, id: id as number | null };
+    const block = { offset: hole.offset, bytes: size, id: id as number | null, stamp: 0 };
     if (hole.bytes === size) chunk.segments[index] = block;
     else {
       chunk.segments.splice(index, 0, block);
       hole.offset += size;
       hole.bytes -= size;
+      hole.stamp = ++this.clock;
     }
     this.used += size;
     return { seq: chunk.seq, offset: block.offset, bytes: size };
@@ -211,6 +212,7 @@ class ModelPool {
       const segment = chunk.segments[index];
       this.used -= segment.bytes;
       segment.id = null;
+      segment.stamp = ++this.clock;
       const next = chunk.segments[index + 1];
       if (next && next.id === null) {
         segment.bytes += next.bytes;
@@ -219,6 +221,7 @@ class ModelPool {
       const prev = chunk.segments[index - 1];
       if (prev && prev.id === null) {
         prev.bytes += segment.bytes;
+        prev.stamp = segment.stamp;
         chunk.segments.splice(index, 1);
       }
       return;
@@ -413,28 +416,30 @@ describe('PoolResource', () => {
     pool.checkInvariants();
   });
 
-  it('best fit: a hole that fits exactly is taken whole; among equal holes the lowest offset wins', () => {
+  it('best fit: a hole that fits exactly is taken whole; among equal holes the last freed wins', () => {
     const { pool } = makePool();
     const blocks = packed(pool, [512, 256, 512, 256, 512, 256]);
     pool.deallocate(blocks[4]);
     pool.deallocate(blocks[0]);
     pool.deallocate(blocks[2]);
     const first = pool.allocate(512, {});
-    expect(first.offset).toBe(0);
-    expect(pool.snapshot()[0].blocks[0]).toEqual({ offset: 0, bytes: 512, free: false, owner: {} });
-    expect(pool.allocate(400, {}).offset).toBe(768);
+    expect(first.offset).toBe(768);
+    expect(pool.snapshot()[0].blocks[2]).toEqual({ offset: 768, bytes: 512, free: false, owner: {} });
+    expect(pool.allocate(400, {}).offset).toBe(0);
     expect(pool.allocate(512, {}).offset).toBe(1536);
+    pool.checkInvariants();
   });
 
-  it('best fit: among equal holes in two chunks the older chunk wins', () => {
+  it('best fit: among equal holes in two chunks the last freed wins, whichever chunk it is in', () => {
     const { pool, source } = makePool({ chunkBytes: 4 * KiB });
     const firstChunk = packed(pool, [1024, 1024, 2048]);
     const secondChunk = packed(pool, [1024, 1024, 2048]);
     expect(source.live.size).toBe(2);
-    pool.deallocate(secondChunk[0]);
     pool.deallocate(firstChunk[0]);
+    pool.deallocate(secondChunk[0]);
     const block = pool.allocate(1024, {});
-    expect([block.chunkHandle, block.offset]).toEqual([firstChunk[0].chunkHandle, 0]);
+    expect([block.chunkHandle, block.offset]).toEqual([secondChunk[0].chunkHandle, 0]);
+    expect(pool.allocate(1024, {}).chunkHandle).toBe(firstChunk[0].chunkHandle);
   });
 
   it('coalesces a freed block with a free neighbour on the left, on the right and on both sides', () => {
@@ -671,56 +676,79 @@ describe('PoolResource', () => {
 });
 
 describe('FreeBlockIndex', () => {
-  class Node implements FreeTreeNode<Node> {
-    left: Node | null = null;
-    right: Node | null = null;
-    parent: Node | null = null;
-    red = false;
+  class Node implements FreeListNode<Node> {
+    prevFree: Node | null = null;
+    nextFree: Node | null = null;
+    freeBucket: FreeBucketRef | null = null;
+    stamp = 0;
     constructor(
       public bytes: number,
-      public offset: number,
-      readonly chunk: { seq: number },
+      readonly name: number,
     ) {}
   }
-  const key = (node: Node): [number, number, number] => [node.bytes, node.chunk.seq, node.offset];
-  const compare = (a: Node, b: Node): number => a.bytes - b.bytes || a.chunk.seq - b.chunk.seq || a.offset - b.offset;
+  /** Index order: size ascending, the newest first within a size. */
+  const compare = (a: Node, b: Node): number => a.bytes - b.bytes || b.stamp - a.stamp;
 
-  it('keeps order, balance, best fit and the largest block through random inserts and removals', () => {
+  it('keeps best fit, newest-first ties, the largest block and its structure through random inserts, removals and resizes', () => {
     const index = new FreeBlockIndex<Node>();
-    const chunks = [{ seq: 0 }, { seq: 1 }, { seq: 2 }];
     const model: Node[] = [];
     const random = rng(99);
-    let offset = 0;
-    for (let op = 0; op < 4000; op++) {
-      if (random() < 0.6 || model.length === 0) {
-        const node = new Node(256 * (1 + Math.floor(random() * 64)), (offset += 256), chunks[Math.floor(random() * 3)]);
+    let clock = 0;
+    let inPlace = 0;
+    for (let op = 0; op < 6000; op++) {
+      const roll = random();
+      const sizeOf = () => 256 * (1 + Math.floor(random() * 48));
+      if (roll < 0.45 || model.length === 0) {
+        const node = new Node(sizeOf(), op);
+        node.stamp = ++clock;
         index.insert(node);
         model.push(node);
-      } else {
+      } else if (roll < 0.8) {
         const [node] = model.splice(Math.floor(random() * model.length), 1);
         index.remove(node);
+      } else {
+        const node = model[Math.floor(random() * model.length)];
+        const bucketBefore = node.freeBucket;
+        index.resize(node, sizeOf());
+        if (node.freeBucket === bucketBefore) inPlace++;
+        node.stamp = ++clock;
       }
       model.sort(compare);
-      const want = 256 * Math.floor(random() * 70);
-      const fit = model.find((node) => node.bytes >= want) ?? null;
-      expect(index.bestFit(want)).toBe(fit);
-      expect(index.largest).toBe(model.at(-1) ?? null);
-      expect(index.size).toBe(model.length);
+      const want = 256 * Math.floor(random() * 52);
+      expect(index.bestFit(want)).toBe(model.find((node) => node.bytes >= want) ?? null);
+      const largestBytes = model.length === 0 ? 0 : model[model.length - 1].bytes;
+      expect(index.largest).toBe(model.find((node) => node.bytes === largestBytes) ?? null);
+      expect([index.size, index.largestBytes, index.totalBytes]).toEqual([model.length, largestBytes, model.reduce((sum, node) => sum + node.bytes, 0)]);
       if (op % 100 === 0) {
         expect(index.violation()).toBeNull();
-        expect([...index.nodes()].map(key)).toEqual(model.map(key));
+        expect([...index.nodes()]).toEqual(model);
+        expect(index.distinctSizes).toBe(new Set(model.map((node) => node.bytes)).size);
       }
     }
+    expect(inPlace).toBeGreaterThan(10);
     expect(index.violation()).toBeNull();
   });
 
-  it('violation() reports a broken tree', () => {
+  it('re-keys a lone block in place when no other size lies between, and through the tree otherwise', () => {
     const index = new FreeBlockIndex<Node>();
-    const chunk = { seq: 0 };
-    const nodes = [1, 2, 3, 4, 5].map((n) => new Node(n * 256, 0, chunk));
+    const [small, middle, large] = [256, 4096, 65_536].map((bytes, name) => new Node(bytes, name));
+    for (const node of [small, middle, large]) index.insert(node);
+    const bucket = middle.freeBucket;
+    index.resize(middle, 8192);
+    expect(middle.freeBucket).toBe(bucket);
+    index.resize(middle, 131_072);
+    expect(middle.freeBucket).not.toBe(bucket);
+    expect(index.largest).toBe(middle);
+    expect(index.bestFit(70_000)).toBe(middle);
+    expect(index.violation()).toBeNull();
+  });
+
+  it('violation() reports a broken index', () => {
+    const index = new FreeBlockIndex<Node>();
+    const nodes = [1, 2, 3, 4, 5].map((n) => new Node(n * 256, n));
     for (const node of nodes) index.insert(node);
     expect(index.violation()).toBeNull();
     nodes[0].bytes = 10_000;
-    expect(index.violation()).toMatch(/out of order/);
+    expect(index.violation()).toMatch(/a block of 10000 bytes in the bucket of 256/);
   });
 });
