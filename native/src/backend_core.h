@@ -1,0 +1,55 @@
+// One backend instance as the JS object sees it, minus JS: a platform Backend plus its ChunkTable.
+// It turns (handle, offset, length) into bounds-checked Locations and owns the chunk lifecycle
+// (allocate → insert, free → release now or when the last async operation ends, close → release all).
+//
+// Allocation, free, Resolve and Close run on the main thread; only Backend::Copy/Fill on resolved
+// Locations run elsewhere (bracketed by table().BeginExecute/EndExecute).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend.h"
+#include "chunk_table.h"
+
+namespace tensormem {
+
+class BackendCore {
+ public:
+  explicit BackendCore(std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {}
+  ~BackendCore() { Close(); }
+  BackendCore(const BackendCore&) = delete;
+  BackendCore& operator=(const BackendCore&) = delete;
+
+  Backend& backend() { return *backend_; }
+  ChunkTable& table() { return table_; }
+
+  // OUT_OF_BOUNDS unless device < DeviceCount().
+  int CheckDevice(uint64_t device) const;
+
+  Handle AllocDevice(uint64_t device, uint64_t bytes);
+  Handle AllocHost(uint64_t bytes, const std::string& shm_name);
+  // Releases now, or marks the chunk release-pending while async operations use it.
+  void Free(Handle handle);
+
+  // The location of [offset, offset + length) in the chunk; OUT_OF_BOUNDS (naming offset, length and the
+  // chunk size) unless it lies inside. Overflow-safe for any 64-bit offset and length.
+  static Location Resolve(const Chunk& chunk, uint64_t offset, uint64_t length);
+  // UNSUPPORTED when both ranges are in the same chunk and overlap (cudaMemcpy does not define it).
+  static void CheckNoOverlap(const Chunk& dst, uint64_t dst_offset, const Chunk& src, uint64_t src_offset, uint64_t length);
+
+  // Ends an async operation's pin; releases the chunk when it was freed meanwhile.
+  void Unpin(Handle handle);
+
+  // Releases every chunk (waiting for running copies first). Safety net for env teardown and the JS
+  // object's finalizer; idempotent.
+  void Close();
+
+ private:
+  Handle Insert(Chunk chunk);
+
+  std::unique_ptr<Backend> backend_;
+  ChunkTable table_;
+};
+
+}  // namespace tensormem
