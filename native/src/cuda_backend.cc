@@ -1,0 +1,156 @@
+// The `cuda` backend: device chunks from cudaMalloc, host chunks page-locked (cudaHostAlloc, or a
+// shared-memory mapping registered with cudaHostRegister), copies through cudaMemcpy with
+// cudaMemcpyDefault (unified addressing decides the direction), fills through cudaMemset.
+//
+// Only host-side runtime calls: this file is compiled by the host compiler and linked against the
+// static CUDA runtime, which loads the driver lazily, so a machine without a driver gets a CUDA_ERROR
+// from CreateCudaBackend(), not a failure to load the addon.
+#include <cuda_runtime_api.h>
+
+#include <cstring>
+
+#include "backend.h"
+#include "host_memory.h"
+#include "native_error.h"
+
+static_assert(sizeof(cudaIpcMemHandle_t) == tensormem::kIpcHandleBytes, "cudaIpcMemHandle_t is 64 bytes");
+
+namespace tensormem {
+namespace {
+
+// "<what>: cudaErrorX: <description>", code CUDA_ERROR, cudaError = the enum name. Also clears the
+// runtime's last-error state so that a later, unrelated call does not report this error again.
+NativeError CudaFailure(const std::string& what, cudaError_t error) {
+  cudaGetLastError();
+  const std::string name = cudaGetErrorName(error);
+  return NativeError(ErrorCode::kCudaError, what + ": " + name + ": " + cudaGetErrorString(error), name);
+}
+
+void Check(cudaError_t error, const std::string& what) {
+  if (error != cudaSuccess) throw CudaFailure(what, error);
+}
+
+void SetDevice(int device) { Check(cudaSetDevice(device), "cudaSetDevice(" + std::to_string(device) + ")"); }
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_count) : device_count_(device_count) {}
+
+  const char* name() const override { return "cuda"; }
+  int DeviceCount() const override { return device_count_; }
+
+  DeviceInfo QueryDevice(int device) override {
+    cudaDeviceProp properties;
+    Check(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties(" + std::to_string(device) + ")");
+    SetDevice(device);
+    size_t free_bytes = 0;
+    size_t total_bytes = 0;
+    Check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo on device " + std::to_string(device));
+    return DeviceInfo{properties.name, total_bytes, free_bytes,
+                      std::to_string(properties.major) + "." + std::to_string(properties.minor)};
+  }
+
+  void* AllocDevice(int device, uint64_t bytes) override {
+    SetDevice(device);
+    void* ptr = nullptr;
+    const cudaError_t error = cudaMalloc(&ptr, bytes);
+    if (error == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      size_t free_bytes = 0;
+      size_t total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      cudaGetLastError();
+      throw NativeError(ErrorCode::kOutOfMemory, "device " + std::to_string(device) + ": cudaMalloc of " + DescribeBytes(bytes) +
+                                                     " refused (cudaErrorMemoryAllocation): free " + DescribeBytes(free_bytes) + ", total " +
+                                                     DescribeBytes(total_bytes));
+    }
+    Check(error, "cudaMalloc of " + DescribeBytes(bytes) + " on device " + std::to_string(device));
+    return ptr;
+  }
+
+  void* AllocHost(uint64_t bytes, const std::string& shm_name) override {
+    if (shm_name.empty()) {
+      void* ptr = nullptr;
+      const cudaError_t error = cudaHostAlloc(&ptr, bytes, cudaHostAllocPortable);
+      if (error == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        throw NativeError(ErrorCode::kOutOfMemory, "cudaHostAlloc of " + DescribeBytes(bytes) + " pinned host memory refused (cudaErrorMemoryAllocation)");
+      }
+      Check(error, "cudaHostAlloc of " + DescribeBytes(bytes));
+      return ptr;
+    }
+    void* ptr = MapShared(shm_name, bytes);
+    const cudaError_t error = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
+    if (error != cudaSuccess) {
+      UnmapShared(shm_name, ptr, bytes);
+      throw CudaFailure("cudaHostRegister of shared-memory object \"" + shm_name + "\" (" + DescribeBytes(bytes) + ")", error);
+    }
+    return ptr;
+  }
+
+  void Release(const Chunk& chunk) noexcept override {
+    if (chunk.kind == ChunkKind::kDevice) {
+      cudaSetDevice(chunk.device);
+      cudaFree(chunk.ptr);
+    } else if (chunk.shm_name.empty()) {
+      cudaFreeHost(chunk.ptr);
+    } else {
+      cudaHostUnregister(chunk.ptr);
+      UnmapShared(chunk.shm_name, chunk.ptr, chunk.bytes);
+    }
+    cudaGetLastError();  // a failed release must not surface in an unrelated later call
+  }
+
+  void Copy(const Location& dst, const Location& src, uint64_t bytes) override {
+    const int device = dst.type == MemoryType::kDevice ? dst.device : src.type == MemoryType::kDevice ? src.device : -1;
+    if (device < 0) {
+      std::memcpy(dst.ptr, src.ptr, bytes);
+      return;
+    }
+    // The runtime's current device is per thread: set it on whichever thread runs the copy.
+    SetDevice(device);
+    Check(cudaMemcpy(dst.ptr, src.ptr, bytes, cudaMemcpyDefault), "cudaMemcpy of " + DescribeBytes(bytes));
+    // Device-to-device cudaMemcpy returns before the copy ends; the contract is "bytes in place".
+    Check(cudaStreamSynchronize(nullptr), "cudaStreamSynchronize after cudaMemcpy");
+  }
+
+  void Fill(const Location& dst, uint8_t value, uint64_t bytes) override {
+    if (dst.type != MemoryType::kDevice) {
+      std::memset(dst.ptr, value, bytes);
+      return;
+    }
+    SetDevice(dst.device);
+    Check(cudaMemset(dst.ptr, value, bytes), "cudaMemset of " + DescribeBytes(bytes));
+    Check(cudaStreamSynchronize(nullptr), "cudaStreamSynchronize after cudaMemset");
+  }
+
+  IpcHandle ExportIpcHandle(const Chunk& chunk) override {
+    if (chunk.kind != ChunkKind::kDevice) {
+      throw NativeError(ErrorCode::kUnsupported,
+                        "chunk " + std::to_string(chunk.handle) + " is a host chunk: CUDA IPC handles exist only for device chunks (host chunks are exported by shmName)");
+    }
+    SetDevice(chunk.device);
+    cudaIpcMemHandle_t handle;
+    Check(cudaIpcGetMemHandle(&handle, chunk.ptr), "cudaIpcGetMemHandle of chunk " + std::to_string(chunk.handle));
+    IpcHandle bytes;
+    std::memcpy(bytes.data(), &handle, sizeof handle);
+    return bytes;
+  }
+
+ private:
+  const int device_count_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> CreateCudaBackend() {
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess) throw CudaFailure("CUDA backend unavailable", error);
+  if (count == 0) throw CudaFailure("CUDA backend unavailable", cudaErrorNoDevice);
+  return std::make_unique<CudaBackend>(count);
+}
+
+int CudaRuntimeVersion() { return CUDART_VERSION; }
+
+}  // namespace tensormem
