@@ -1,0 +1,93 @@
+/**
+ * Loads the native addon (build/Release/tensormem_native.node, built by `npm run build:native`) and
+ * gives it the types of ./backend. Nothing else in the project touches the .node file.
+ *
+ * The package root is found by walking up from this file to the first directory holding package.json,
+ * so the same code works from src/native/addon.ts (vitest) and from dist/src/native/addon.js.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { BackendName, NativeBackend } from './backend';
+
+/** Options of the `host` backend: an emulated device in host RAM. */
+export interface HostBackendOptions {
+  /** Number of emulated devices (default 1). */
+  deviceCount?: number;
+  /** Capacity of each emulated device in bytes: allocDevice beyond it fails with OUT_OF_MEMORY. */
+  deviceCapacityBytes: number;
+  /** Reported by deviceInfo().name (default "tensormem emulated device"). */
+  deviceName?: string;
+}
+
+/** The `cuda` backend takes no options today. */
+export type CudaBackendOptions = Record<string, never>;
+
+export interface AddonBuildInfo {
+  /** Whether the addon was compiled with the cuda backend (a CUDA toolkit was found at build time). */
+  cuda: boolean;
+  /** CUDART_VERSION the addon was compiled against (e.g. 13000 for CUDA 13.0); absent without CUDA. */
+  cudaRuntimeVersion?: number;
+}
+
+/** What the .node file exports. */
+export interface NativeAddon {
+  createBackend(name: BackendName, options?: HostBackendOptions | CudaBackendOptions): NativeBackend;
+  buildInfo(): AddonBuildInfo;
+}
+
+const ADDON_RELATIVE_PATH = path.join('build', 'Release', 'tensormem_native.node');
+const BUILD_HINT = 'run `npm run build:native` (needs cmake and a C++ compiler; CUDA toolkit optional)';
+
+/** The directory holding package.json, searched upward from `start`. */
+export function packageRoot(start: string = __dirname): string {
+  let dir = path.resolve(start);
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`tensormem: no package.json above ${start}; cannot locate the native addon`);
+    dir = parent;
+  }
+}
+
+/** Absolute path of the compiled addon. */
+export function addonPath(): string {
+  return path.join(packageRoot(), ADDON_RELATIVE_PATH);
+}
+
+let cachedAddon: NativeAddon | undefined;
+
+/** Loads the addon once per module instance; throws an Error that says how to build it. */
+export function loadAddon(): NativeAddon {
+  if (cachedAddon !== undefined) return cachedAddon;
+  const file = addonPath();
+  if (!fs.existsSync(file)) {
+    throw new Error(`tensormem native addon not found at ${file}: ${BUILD_HINT}`);
+  }
+  // process.dlopen rather than require: it works the same under CommonJS and vitest's module runner.
+  const module: { exports: unknown } = { exports: {} };
+  try {
+    process.dlopen(module, file);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`tensormem native addon at ${file} failed to load: ${BUILD_HINT}. Cause: ${reason}`, { cause: error });
+  }
+  cachedAddon = module.exports as NativeAddon;
+  return cachedAddon;
+}
+
+/**
+ * Creates a backend. `host` needs `deviceCapacityBytes`; `cuda` throws an Error with code CUDA_ERROR
+ * (and `cudaError`, e.g. "cudaErrorInsufficientDriver") when no usable device or driver is found, or
+ * code UNSUPPORTED when the addon was built without CUDA.
+ */
+export function createBackend(name: 'host', options: HostBackendOptions): NativeBackend;
+export function createBackend(name: 'cuda', options?: CudaBackendOptions): NativeBackend;
+export function createBackend(name: BackendName, options?: HostBackendOptions | CudaBackendOptions): NativeBackend;
+export function createBackend(name: BackendName, options?: HostBackendOptions | CudaBackendOptions): NativeBackend {
+  return loadAddon().createBackend(name, options ?? {});
+}
+
+/** How the loaded addon was built. */
+export function addonBuildInfo(): AddonBuildInfo {
+  return loadAddon().buildInfo();
+}
