@@ -184,7 +184,7 @@ export class PoolResource implements SizedMemoryResource {
   deallocate(block: Block): void {
     if (!(block instanceof PoolBlock) || block.state !== BlockState.Live || block.chunk.pool !== this) {
       throw new Error(
-        `deallocate: no live block of this pool at chunk ${block.chunkHandle} offset ${block.offset} (${block.bytes} bytes): ` +
+        `deallocate: no live block of this pool at chunk ${block?.chunkHandle} offset ${block?.offset} (${block?.bytes} bytes): ` +
           'unknown, already freed, released, or from another resource',
       );
     }
