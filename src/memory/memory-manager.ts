@@ -104,7 +104,7 @@ export class MemoryManager {
 
   private stack(memory: 'DEVICE' | 'HOST', device: number | undefined, capBytes: number, capName: string, costsHostRam: boolean): PoolStack {
     const source = new BackendChunkSource(this.backend, memory === 'DEVICE' ? 'device' : 'host', device ?? 0, costsHostRam ? this.physical : undefined);
-    const pool = new PoolResource({ source, memory, device, maxReservedBytes: capBytes, chunkBytes: this.options.poolChunkBytes });
+    const pool = new PoolResource({ source, memory, device, maxReservedBytes: capBytes, chunkBytes: this.options.poolChunkBytes, capName });
     const limiter = new LimitingAdaptor(pool, { limitBytes: capBytes, capName, memory, device });
     return { pool, limiter, top: new StatisticsAdaptor(limiter) };
   }

@@ -42,6 +42,8 @@ export interface PoolResourceOptions {
   chunkBytes: number;
   /** Power of two; default 256. */
   alignment?: number;
+  /** How refusals name the reservation cap (default "pool reservation cap"); the daemon names its flag. */
+  capName?: string;
 }
 
 /** The capName in this pool's refusals. */
@@ -100,6 +102,7 @@ class PoolBlock implements Block, FreeListNode<PoolBlock> {
 
 export class PoolResource implements SizedMemoryResource {
   readonly memory: MemoryKind;
+  private readonly capName: string;
   readonly device: number | undefined;
   readonly alignment: number;
   readonly maxReservedBytes: number;
@@ -134,6 +137,7 @@ export class PoolResource implements SizedMemoryResource {
     }
     this.source = options.source;
     this.memory = options.memory;
+    this.capName = options.capName ?? POOL_RESERVATION_CAP;
     this.device = options.device;
     this.alignment = alignment;
     this.maxReservedBytes = options.maxReservedBytes;
@@ -458,7 +462,7 @@ export class PoolResource implements SizedMemoryResource {
       memory: this.memory,
       device: this.device,
       requestedBytes,
-      capName: POOL_RESERVATION_CAP,
+      capName: this.capName,
       capBytes: this.maxReservedBytes,
       usedBytes: this.used,
       largestFreeBlockBytes: this.freeBlocks.largestBytes,

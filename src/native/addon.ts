@@ -2,12 +2,13 @@
  * Loads the native addon (build/Release/tensormem_native.node, built by `npm run build:native`) and
  * gives it the types of ./backend. Nothing else in the project touches the .node file.
  *
- * The package root is found by walking up from this file to the first directory holding package.json,
- * so the same code works from src/native/addon.ts (vitest) and from dist/src/native/addon.js.
+ * The package root (src/package-root.ts) is found from src/native/addon.ts (vitest) and from
+ * dist/src/native/addon.js alike.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendName, NativeBackend } from './backend';
+import { packageRoot } from '../package-root';
 
 /** Options of the `host` backend: an emulated device in host RAM. */
 export interface HostBackendOptions {
@@ -37,17 +38,6 @@ export interface NativeAddon {
 
 const ADDON_RELATIVE_PATH = path.join('build', 'Release', 'tensormem_native.node');
 const BUILD_HINT = 'run `npm run build:native` (needs cmake and a C++ compiler; CUDA toolkit optional)';
-
-/** The directory holding package.json, searched upward from `start`. */
-export function packageRoot(start: string = __dirname): string {
-  let dir = path.resolve(start);
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`tensormem: no package.json above ${start}; cannot locate the native addon`);
-    dir = parent;
-  }
-}
 
 /** Absolute path of the compiled addon. */
 export function addonPath(): string {

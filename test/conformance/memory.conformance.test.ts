@@ -119,6 +119,19 @@ for (const { name, backend, reason } of backends) {
       held.release();
     });
 
+    it('refuses fragmentation-blocked requests under the cap by the flag name, with the largest free block', async () => {
+      memory = make(8 * MiB, 2 * MiB);
+      const a = await TensorArray.create(init(3 * MiB), memory, { zero: false, eagerMirror: false });
+      const b = await TensorArray.create(init(3 * MiB), memory, { zero: false, eagerMirror: false });
+      // 6 MiB used of 8: 2 MiB more is within the cap, but the two 4 MiB chunks have only 1 MiB free each.
+      const error = (await TensorArray.create(init(2 * MiB), memory, { zero: false, eagerMirror: false }).catch((e: unknown) => e)) as OutOfMemoryError;
+      expect(error).toBeInstanceOf(OutOfMemoryError);
+      expect(error.message).toContain('pool cap (maxbytes) 8388608 bytes (8.00 MiB), used 6291456 bytes (6.00 MiB), largest free block 1048576 bytes (1.00 MiB)');
+      expect(memory.deviceReports()[0].usedBytes).toBe(6 * MiB);
+      a.release();
+      b.release();
+    });
+
     it('releases an array only after the async copy in flight on it ends', async () => {
       memory = make(64 * MiB, 32 * MiB, 1024);
       const array = await TensorArray.create(init(16 * MiB), memory, { zero: false, eagerMirror: false });

@@ -8,7 +8,8 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addonBuildInfo, addonPath, createBackend, loadAddon, packageRoot } from '../../src/native/addon';
+import { addonBuildInfo, addonPath, createBackend, loadAddon } from '../../src/native/addon';
+import { packageRoot } from '../../src/package-root';
 import type { NativeBackend, NativeErrorCode } from '../../src/native/backend';
 
 const KiB = 1024;
@@ -69,7 +70,7 @@ afterEach(() => {
 
 describe('addon loader', () => {
   it('finds the package root and the compiled addon from src/native', () => {
-    const root = packageRoot(path.join(__dirname, '..', '..', 'src', 'native'));
+    const root = packageRoot();
     expect(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).name).toBe('tensormem');
     expect(addonPath()).toBe(path.join(root, 'build', 'Release', 'tensormem_native.node'));
     expect(fs.existsSync(addonPath())).toBe(true);
