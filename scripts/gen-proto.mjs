@@ -17,7 +17,8 @@ const protoFiles = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'ten
 const args = [
   '--grpcLib=@grpc/grpc-js',
   `--outDir=${outDir}`,
-  '-I', join(root, 'proto'),
+  // Relative, so the "Original file" headers do not depend on where the checkout lives.
+  '-I', 'proto',
   ...(options.keepCase ? ['--keepCase'] : []),
   `--longs=${options.longs}`,
   `--enums=${options.enums}`,
@@ -26,7 +27,7 @@ const args = [
   ...protoFiles,
 ];
 if (!check) rmSync(committed, { recursive: true, force: true });
-execFileSync(join(root, 'node_modules/.bin/proto-loader-gen-types'), args, { stdio: 'inherit' });
+execFileSync(join(root, 'node_modules/.bin/proto-loader-gen-types'), args, { stdio: 'inherit', cwd: root });
 
 if (check) {
   const list = (dir) => readdirSync(dir, { recursive: true }).filter((f) => statSync(join(dir, f)).isFile()).sort();

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/array.proto
+// Original file: proto/tensormem/v1/array.proto
 
 import type { DataType as _tensormem_v1_DataType, DataType__Output as _tensormem_v1_DataType__Output } from '../../tensormem/v1/DataType';
 import type { Placement as _tensormem_v1_Placement, Placement__Output as _tensormem_v1_Placement__Output } from '../../tensormem/v1/Placement';

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/array.proto
+// Original file: proto/tensormem/v1/array.proto
 
 import type { ArrayInfo as _tensormem_v1_ArrayInfo, ArrayInfo__Output as _tensormem_v1_ArrayInfo__Output } from '../../tensormem/v1/ArrayInfo';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/types.proto
+// Original file: proto/tensormem/v1/types.proto
 
 export const DataType = {
   DATA_TYPE_UNSPECIFIED: 'DATA_TYPE_UNSPECIFIED',

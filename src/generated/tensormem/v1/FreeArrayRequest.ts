@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/array.proto
+// Original file: proto/tensormem/v1/array.proto
 
 
 export interface FreeArrayRequest {

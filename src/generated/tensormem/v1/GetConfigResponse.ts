@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/memory.proto
+// Original file: proto/tensormem/v1/memory.proto
 
 import type { ConfigValue as _tensormem_v1_ConfigValue, ConfigValue__Output as _tensormem_v1_ConfigValue__Output } from '../../tensormem/v1/ConfigValue';
 

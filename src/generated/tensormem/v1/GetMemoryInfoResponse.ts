@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/memory.proto
+// Original file: proto/tensormem/v1/memory.proto
 
 import type { MemoryInfo as _tensormem_v1_MemoryInfo, MemoryInfo__Output as _tensormem_v1_MemoryInfo__Output } from '../../tensormem/v1/MemoryInfo';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/memory.proto
+// Original file: proto/tensormem/v1/memory.proto
 
 
 export interface GetMemorySnapshotRequest {

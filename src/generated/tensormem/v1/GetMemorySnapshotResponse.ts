@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/memory.proto
+// Original file: proto/tensormem/v1/memory.proto
 
 import type { MemorySnapshot as _tensormem_v1_MemorySnapshot, MemorySnapshot__Output as _tensormem_v1_MemorySnapshot__Output } from '../../tensormem/v1/MemorySnapshot';
 

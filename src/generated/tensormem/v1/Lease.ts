@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/lease.proto
+// Original file: proto/tensormem/v1/lease.proto
 
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from '../../google/protobuf/Timestamp';
 

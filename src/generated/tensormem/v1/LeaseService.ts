@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/lease.proto
+// Original file: proto/tensormem/v1/lease.proto
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/lease.proto
+// Original file: proto/tensormem/v1/lease.proto
 
 import type { LeaseSummary as _tensormem_v1_LeaseSummary, LeaseSummary__Output as _tensormem_v1_LeaseSummary__Output } from '../../tensormem/v1/LeaseSummary';
 

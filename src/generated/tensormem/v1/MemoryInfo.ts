@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/memory.proto
+// Original file: proto/tensormem/v1/memory.proto
 
 import type { DevicePoolInfo as _tensormem_v1_DevicePoolInfo, DevicePoolInfo__Output as _tensormem_v1_DevicePoolInfo__Output } from '../../tensormem/v1/DevicePoolInfo';
 import type { HostPoolInfo as _tensormem_v1_HostPoolInfo, HostPoolInfo__Output as _tensormem_v1_HostPoolInfo__Output } from '../../tensormem/v1/HostPoolInfo';

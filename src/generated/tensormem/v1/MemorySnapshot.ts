@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/memory.proto
+// Original file: proto/tensormem/v1/memory.proto
 
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from '../../google/protobuf/Timestamp';
 import type { PoolSnapshot as _tensormem_v1_PoolSnapshot, PoolSnapshot__Output as _tensormem_v1_PoolSnapshot__Output } from '../../tensormem/v1/PoolSnapshot';

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/lease.proto
+// Original file: proto/tensormem/v1/lease.proto
 
 import type { Lease as _tensormem_v1_Lease, Lease__Output as _tensormem_v1_Lease__Output } from '../../tensormem/v1/Lease';
 

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/types.proto
+// Original file: proto/tensormem/v1/types.proto
 
 export const Placement = {
   PLACEMENT_UNSPECIFIED: 'PLACEMENT_UNSPECIFIED',

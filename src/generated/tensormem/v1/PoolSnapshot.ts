@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/memory.proto
+// Original file: proto/tensormem/v1/memory.proto
 
 import type { SegmentSnapshot as _tensormem_v1_SegmentSnapshot, SegmentSnapshot__Output as _tensormem_v1_SegmentSnapshot__Output } from '../../tensormem/v1/SegmentSnapshot';
 

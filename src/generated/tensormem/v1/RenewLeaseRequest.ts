@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/lease.proto
+// Original file: proto/tensormem/v1/lease.proto
 
 
 export interface RenewLeaseRequest {

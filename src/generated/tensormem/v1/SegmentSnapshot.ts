@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/memory.proto
+// Original file: proto/tensormem/v1/memory.proto
 
 import type { BlockSnapshot as _tensormem_v1_BlockSnapshot, BlockSnapshot__Output as _tensormem_v1_BlockSnapshot__Output } from '../../tensormem/v1/BlockSnapshot';
 import type { Long } from '@grpc/proto-loader';

@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/array.proto
+// Original file: proto/tensormem/v1/array.proto
 
 import type { SyncDirection as _tensormem_v1_SyncDirection, SyncDirection__Output as _tensormem_v1_SyncDirection__Output } from '../../tensormem/v1/SyncDirection';
 

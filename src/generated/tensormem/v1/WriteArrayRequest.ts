@@ -1,4 +1,4 @@
-// Original file: /work/main/proto/tensormem/v1/array.proto
+// Original file: proto/tensormem/v1/array.proto
 
 import type { WriteArrayHeader as _tensormem_v1_WriteArrayHeader, WriteArrayHeader__Output as _tensormem_v1_WriteArrayHeader__Output } from '../../tensormem/v1/WriteArrayHeader';
 
