@@ -12,15 +12,44 @@ import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { selectBackend } from './native/select-backend';
 import { RunningServer, startServer } from './service/server';
 import type { ServiceContext } from './service/service-context';
-import { formatIec } from './units';
+import { formatBytes, formatIec } from './units';
+import { invalidArgument } from './errors';
+import { TenantRegistry } from './leases/tenant-registry';
+import { TenantSpec, readTenantsFile } from './leases/tenants-file';
 
 export interface Daemon {
   context: ServiceContext;
   running: RunningServer;
   shutdown(reason: string): Promise<void>;
+  /** Rereads --tenants (SIGHUP). A bad file is refused and logged; the old tenants stay in force. */
+  reloadTenants(): boolean;
+}
+
+/** Open mode serves only loopback TCP and unix sockets. */
+export function isLocalAddress(address: string): boolean {
+  if (address.startsWith('unix:')) return true;
+  const host = address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Guarantees must fit the smallest device pool together, or they could not all be honoured. */
+function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], path: string): void {
+  const total = tenants.reduce((sum, tenant) => sum + tenant.deviceGuaranteeBytes, 0);
+  const smallest = Math.min(...maxBytes);
+  if (total > smallest) {
+    throw invalidArgument('--tenants', `guarantees that add up to at most the smallest pool cap (maxbytes) ${formatBytes(smallest)}`, `${path}: ${formatBytes(total)} of guarantees`);
+  }
 }
 
 export async function startDaemon(config: DaemonConfig, log: Logger = pino({ level: config.logLevel }, pino.destination(2))): Promise<Daemon> {
+  const tenantSpecs = config.tenantsFile ? readTenantsFile(config.tenantsFile) : undefined;
+  if (!tenantSpecs) {
+    const exposed = config.listen.filter((address) => !isLocalAddress(address));
+    if (exposed.length > 0) {
+      throw invalidArgument('--listen', 'loopback or unix: addresses only when no --tenants file is given (open mode)', exposed.join(', '));
+    }
+  }
+  const tenants = new TenantRegistry(tenantSpecs);
   const backend = selectBackend(config, log);
   const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
   const limits = resolveLimits(config, backend.name, devices);
@@ -31,8 +60,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     memory?.trim();
   });
   memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes }, physical);
+  if (tenantSpecs) checkGuaranteesFit(tenantSpecs, limits.maxBytes, config.tenantsFile!);
+  memory.setTenantLimits((name) => tenants.limitsOf(name));
+  memory.declareTenants(tenants.list().map((tenant) => tenant.name));
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
-  const context: ServiceContext = { registry, memory, config, log, draining: false };
+  const context: ServiceContext = { registry, tenants, memory, config, log, draining: false };
   let running: RunningServer;
   try {
     running = await startServer(context);
@@ -53,7 +85,27 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     `tensormemd serving on ${running.addresses.join(', ')} (backend ${backend.name}; ` +
       `maxbytes ${limits.maxBytes.map(formatIec).join(', ')}; host-maxbytes ${formatIec(limits.hostMaxBytes)}; maxphysicalbytes ${formatIec(limits.maxPhysicalBytes)})`,
   );
-  log.warn({ event: 'open_mode' }, 'no tenants file: open mode, any local client may open leases');
+  if (tenants.openMode) log.warn({ event: 'open_mode' }, 'no tenants file: OPEN MODE, any local client may open leases (loopback and unix sockets only)');
+  else log.info({ event: 'tenants_loaded', tenants: tenants.list().map((tenant) => tenant.name) }, `tenants file ${config.tenantsFile}: ${tenants.list().length} tenants`);
+
+  const reloadTenants = (): boolean => {
+    if (!config.tenantsFile) {
+      log.warn({ event: 'tenants_reload_skipped' }, 'SIGHUP: no --tenants file to reload (open mode)');
+      return false;
+    }
+    try {
+      const next = readTenantsFile(config.tenantsFile);
+      checkGuaranteesFit(next, limits.maxBytes, config.tenantsFile);
+      tenants.replace(next);
+      memory!.setTenantLimits((name) => tenants.limitsOf(name));
+      memory!.declareTenants(next.map((tenant) => tenant.name));
+      log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name) }, `tenants file reloaded: ${next.length} tenants`);
+      return true;
+    } catch (error) {
+      log.error({ event: 'tenants_reload_failed', error: (error as Error).message }, `tenants file refused, the previous one stays in force: ${(error as Error).message}`);
+      return false;
+    }
+  };
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
@@ -76,5 +128,5 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     })();
     return stopping;
   };
-  return { context, running, shutdown };
+  return { context, running, shutdown, reloadTenants };
 }

@@ -140,6 +140,33 @@ function oomMetadata(f: OutOfMemoryFacts): Record<string, string> {
   return metadata;
 }
 
+/** A tenant's hard quota would be passed: RESOURCE_EXHAUSTED, reason QUOTA_EXCEEDED, with the numbers. */
+export class QuotaExceededError extends TensormemError {
+  constructor(
+    readonly tenant: string,
+    memory: MemoryKind,
+    device: number | undefined,
+    readonly requestedBytes: number,
+    readonly quotaBytes: number,
+    readonly usedBytes: number,
+  ) {
+    const where = memory === 'DEVICE' ? `[DEVICE] memory on device ${device ?? 0}` : '[HOST] memory';
+    super(
+      'RESOURCE_EXHAUSTED',
+      'QUOTA_EXCEEDED',
+      `Can't allocate ${where}: ${formatBytes(requestedBytes)} for tenant "${tenant}": quota ${formatBytes(quotaBytes)}, used ${formatBytes(usedBytes)}. ` +
+        `Try: free arrays, a smaller batch, workspaces, or a larger quota in the tenants file.`,
+      {
+        tenant,
+        requested_bytes: String(requestedBytes),
+        quota_bytes: String(quotaBytes),
+        used_bytes: String(usedBytes),
+        ...(device !== undefined && memory === 'DEVICE' ? { device: String(device) } : {}),
+      },
+    );
+  }
+}
+
 /** The process resident set would pass --maxphysicalbytes (JavaCPP's maxPhysicalBytes check). */
 export class PhysicalMemoryLimitError extends TensormemError {
   constructor(readonly requestedBytes: number, readonly physicalBytes: number, readonly maxPhysicalBytes: number) {

@@ -12,11 +12,13 @@ Commands:
   leases    open leases: tenant, client, bytes, arrays, expiry (ListLeases)
   arrays    arrays: of the lease of --token (ListArrays), or every array block by owner (GetMemorySnapshot)
   config    the daemon's effective configuration and where each value came from (GetConfig)
+  tenants   usage of each tenant against its quota, guarantee and max leases (GetMemoryInfo)
+  evict ID  close lease ID and free what it holds (EvictLease; needs an admin --token)
 
 Flags:
   --address ADDR   daemon address: HOST:PORT or unix:PATH (default $TENSORMEM_ADDRESS or unix:/tmp/tensormemd.sock)
   -o, --output F   table (default) or json
-  --token TOKEN    a lease token (sent as authorization: Bearer)
+  --token TOKEN    a lease, tenant or admin token (sent as authorization: Bearer); default $TENSORMEM_TOKEN
   -h, --help       this help`;
 
 async function main(): Promise<number> {
@@ -25,7 +27,7 @@ async function main(): Promise<number> {
     options: {
       address: { type: 'string', default: process.env.TENSORMEM_ADDRESS ?? 'unix:/tmp/tensormemd.sock' },
       output: { type: 'string', short: 'o', default: 'table' },
-      token: { type: 'string' },
+      token: { type: 'string', default: process.env.TENSORMEM_TOKEN },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -92,6 +94,25 @@ async function main(): Promise<number> {
             renderTable(['POOL', 'LEASE', 'TENANT', 'ARRAY', 'PURPOSE', 'BYTES', 'LABEL'], blocks.map((b) => [b.pool, b.lease_id, b.tenant, b.array_id, b.purpose, formatIec(b.bytes), b.label])),
           );
         }
+        break;
+      }
+      case 'tenants': {
+        const info = await client.memoryInfo(values.token);
+        const quota = (bytes: number) => (bytes > 0 ? formatIec(bytes) : '-');
+        const share = (used: number, cap: number) => (cap > 0 ? `${((100 * used) / cap).toFixed(1)}%` : '-');
+        print(info.tenants, () =>
+          renderTable(
+            ['TENANT', 'LEASES', 'MAX', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA'],
+            info.tenants.map((t) => [t.tenant, t.leases, t.max_leases || '-', formatIec(t.device_used_bytes), quota(t.quota_bytes), share(t.device_used_bytes, t.quota_bytes), quota(t.guarantee_bytes), formatIec(t.host_used_bytes), quota(t.host_quota_bytes), share(t.host_used_bytes, t.host_quota_bytes)]),
+          ),
+        );
+        break;
+      }
+      case 'evict': {
+        const leaseId = positionals[1];
+        if (!leaseId) throw new Error('evict needs a lease id: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
+        const freed = await client.evictLease(leaseId, values.token);
+        print({ lease_id: leaseId, freed_bytes: freed }, () => `evicted ${leaseId}: freed ${formatIec(freed)}`);
         break;
       }
       case 'config': {

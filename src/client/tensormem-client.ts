@@ -118,6 +118,11 @@ export class TensormemClient {
     return response.leases;
   }
 
+  /** Closes any lease (admin token, or open mode); resolves to the bytes freed. */
+  async evictLease(leaseId: string, adminToken?: string): Promise<number> {
+    return (await call<{ freed_bytes: number }>((cb) => this.leases.EvictLease({ lease_id: leaseId }, this.metadata(adminToken), this.callOptions(), cb))).freed_bytes;
+  }
+
   async memoryInfo(token?: string): Promise<MemoryInfo__Output> {
     const response = await call<{ info: MemoryInfo__Output | null }>((cb) => this.memory.GetMemoryInfo({}, this.metadata(token), this.callOptions(), cb));
     return response.info!;
@@ -241,13 +246,16 @@ export class LeaseSession {
     return response.lease!;
   }
 
-  /** Renews the lease over a KeepAlive stream every intervalMs until close() or stopKeepAlive(). */
-  startKeepAlive(intervalMs: number): void {
+  /**
+   * Renews the lease over a KeepAlive stream every intervalMs until close() or stopKeepAlive().
+   * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
+   */
+  startKeepAlive(intervalMs: number, options: { releaseOnDisconnect?: boolean } = {}): void {
     this.stopKeepAlive();
     const stream = this.client.leases.KeepAlive(this.md);
     stream.on('error', () => {});
     stream.on('data', () => {});
-    const ping = () => stream.write({ lease_id: this.leaseId });
+    const ping = () => stream.write({ lease_id: this.leaseId, release_on_disconnect: options.releaseOnDisconnect ?? false });
     ping();
     this.keepAliveTimer = setInterval(ping, intervalMs);
     this.stopKeepAlive = () => {

@@ -31,6 +31,8 @@ export interface DaemonConfig {
   asyncCopyThresholdBytes: number;
   shutdownTimeoutMs: number;
   logLevel: string;
+  /** Path of the tenants file; undefined = open mode. */
+  tenantsFile?: string;
   help: boolean;
   version: boolean;
   /** Where each flag's value came from, by flag name. */
@@ -182,6 +184,7 @@ function build(raw: RawValues): DaemonConfig {
     asyncCopyThresholdBytes: bytes('async-copy-threshold'),
     shutdownTimeoutMs: duration('shutdown-timeout'),
     logLevel: choice('log-level'),
+    tenantsFile: text('tenants') || undefined,
     help: bool('help'),
     version: bool('version'),
     sources,

@@ -55,6 +55,12 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '127.0.0.1:7070,unix:/tmp/tensormemd.sock',
     help: 'gRPC address, repeatable: HOST:PORT (port 0 picks one) or unix:PATH. The addresses bound are logged.',
   },
+  {
+    name: 'tenants',
+    type: 'string',
+    arg: 'FILE',
+    help: 'Tenants file (YAML, or JSON when the name ends in .json): tokens (as SHA-256), quotas, guarantees, max leases, admins. Reloaded on SIGHUP. Without one the daemon runs in open mode, on loopback and unix sockets only.',
+  },
   { name: 'max-message-bytes', type: 'size', arg: 'SIZE', default: '64M', help: "Largest gRPC message sent or received (grpc-js's default is 4 MiB)." },
   { name: 'chunk-bytes', type: 'size', arg: 'SIZE', default: '1M', help: 'Largest data chunk of a ReadArray stream message.' },
   { name: 'pool-chunk', type: 'size', arg: 'SIZE', default: '64M', help: 'Granularity by which a pool grows: chunks of at least this size are taken from the device or host.' },

@@ -4,6 +4,8 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from './google/protobuf/Timestamp';
 import type { CloseLeaseRequest as _tensormem_v1_CloseLeaseRequest, CloseLeaseRequest__Output as _tensormem_v1_CloseLeaseRequest__Output } from './tensormem/v1/CloseLeaseRequest';
 import type { CloseLeaseResponse as _tensormem_v1_CloseLeaseResponse, CloseLeaseResponse__Output as _tensormem_v1_CloseLeaseResponse__Output } from './tensormem/v1/CloseLeaseResponse';
+import type { EvictLeaseRequest as _tensormem_v1_EvictLeaseRequest, EvictLeaseRequest__Output as _tensormem_v1_EvictLeaseRequest__Output } from './tensormem/v1/EvictLeaseRequest';
+import type { EvictLeaseResponse as _tensormem_v1_EvictLeaseResponse, EvictLeaseResponse__Output as _tensormem_v1_EvictLeaseResponse__Output } from './tensormem/v1/EvictLeaseResponse';
 import type { KeepAliveRequest as _tensormem_v1_KeepAliveRequest, KeepAliveRequest__Output as _tensormem_v1_KeepAliveRequest__Output } from './tensormem/v1/KeepAliveRequest';
 import type { KeepAliveResponse as _tensormem_v1_KeepAliveResponse, KeepAliveResponse__Output as _tensormem_v1_KeepAliveResponse__Output } from './tensormem/v1/KeepAliveResponse';
 import type { Lease as _tensormem_v1_Lease, Lease__Output as _tensormem_v1_Lease__Output } from './tensormem/v1/Lease';
@@ -30,6 +32,8 @@ export interface ProtoGrpcType {
     v1: {
       CloseLeaseRequest: MessageTypeDefinition<_tensormem_v1_CloseLeaseRequest, _tensormem_v1_CloseLeaseRequest__Output>
       CloseLeaseResponse: MessageTypeDefinition<_tensormem_v1_CloseLeaseResponse, _tensormem_v1_CloseLeaseResponse__Output>
+      EvictLeaseRequest: MessageTypeDefinition<_tensormem_v1_EvictLeaseRequest, _tensormem_v1_EvictLeaseRequest__Output>
+      EvictLeaseResponse: MessageTypeDefinition<_tensormem_v1_EvictLeaseResponse, _tensormem_v1_EvictLeaseResponse__Output>
       KeepAliveRequest: MessageTypeDefinition<_tensormem_v1_KeepAliveRequest, _tensormem_v1_KeepAliveRequest__Output>
       KeepAliveResponse: MessageTypeDefinition<_tensormem_v1_KeepAliveResponse, _tensormem_v1_KeepAliveResponse__Output>
       Lease: MessageTypeDefinition<_tensormem_v1_Lease, _tensormem_v1_Lease__Output>

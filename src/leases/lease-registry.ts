@@ -39,8 +39,18 @@ export class LeaseRegistry {
     private readonly log: Logger,
   ) {}
 
-  open(params: OpenLeaseParams): { lease: Lease; token: string } {
+  /** Opens a lease; `maxLeases` (0 = none) caps the tenant's open leases. */
+  open(params: OpenLeaseParams, maxLeases = 0): { lease: Lease; token: string } {
     const ttlMs = this.ttlMs(params.ttlSeconds, 'ttl_seconds');
+    if (maxLeases > 0) {
+      const open = this.leasesOf(params.tenant).length;
+      if (open >= maxLeases) {
+        throw new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', `tenant "${params.tenant}" has ${open} leases open, its max_leases is ${maxLeases}: close or let one expire first`, {
+          tenant: params.tenant,
+          max_leases: String(maxLeases),
+        });
+      }
+    }
     const token = randomBytes(32).toString('base64url');
     const leaseId = `lease-${randomBytes(12).toString('hex')}`;
     const lease = new Lease(leaseId, hashToken(token), params.tenant || 'default', params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror);
@@ -81,7 +91,7 @@ export class LeaseRegistry {
     lease.renew(ttlSeconds === 0 ? lease.ttlMs : this.ttlMs(ttlSeconds, 'ttl_seconds'));
   }
 
-  close(lease: Lease, reason: 'closed' | 'expired' | 'shutdown'): number {
+  close(lease: Lease, reason: 'closed' | 'expired' | 'shutdown' | 'evicted' | 'disconnected'): number {
     if (!this.byId.has(lease.leaseId)) return 0;
     this.byId.delete(lease.leaseId);
     this.byTokenHash.delete(lease.tokenHash);
@@ -120,6 +130,18 @@ export class LeaseRegistry {
 
   list(): Lease[] {
     return [...this.byId.values()];
+  }
+
+  leasesOf(tenant: string): Lease[] {
+    return this.list().filter((lease) => lease.tenant === tenant);
+  }
+
+  /** Any lease by id (admin eviction); NOT_FOUND when there is none. */
+  byLeaseId(leaseId: unknown): Lease {
+    if (typeof leaseId !== 'string' || leaseId === '') throw invalidArgument('lease_id', 'a lease id', leaseId);
+    const lease = this.byId.get(leaseId);
+    if (!lease) throw notFound('lease', leaseId);
+    return lease;
   }
 
   get size(): number {

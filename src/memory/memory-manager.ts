@@ -1,7 +1,8 @@
 /**
  * The daemon's memory: one pool per device and one host pool, each composed as
- * StatisticsAdaptor(LimitingAdaptor(PoolResource(chunks from the backend))), plus the physical guard
- * and the per-tenant ledger. Also moves bytes between Node buffers and blocks, off the event loop
+ * StatisticsAdaptor(LimitingAdaptor(PoolResource(chunks from the backend))); every tenant reaches
+ * them through its own QuotaAdaptor per pool (its usage and hard quota), and device requests also
+ * pass the guarantee policy. Plus the physical guard. Also moves bytes between Node buffers and blocks, off the event loop
  * at or above the async threshold.
  */
 import { OutOfMemoryError, invalidArgument } from '../errors';
@@ -12,6 +13,8 @@ import { PoolResource } from './pool-resource';
 import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
+import { QuotaAdaptor } from './quota-adaptor';
+import { GuaranteeHolder, checkGuarantees } from './guarantee-policy';
 import type { ResolvedLimits } from './limits';
 
 export type HostCategory = 'mirror' | 'host_only' | 'mmap';
@@ -30,6 +33,23 @@ interface PoolStack {
 export interface TenantUsageBytes {
   deviceBytes: number[];
   hostBytes: number;
+}
+
+/** A tenant's hard quotas (per device; host) and device guarantee, in bytes; 0 = none. */
+export interface TenantLimits {
+  deviceQuotaBytes: number;
+  hostQuotaBytes: number;
+  deviceGuaranteeBytes: number;
+}
+
+const NO_TENANT_LIMITS: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, deviceGuaranteeBytes: 0 };
+
+interface TenantAccount {
+  tenant: string;
+  guaranteeBytes: number;
+  /** One quota adaptor per device pool. */
+  device: QuotaAdaptor[];
+  host: QuotaAdaptor;
 }
 
 export interface DevicePoolReport extends ResourceStats {
@@ -88,7 +108,9 @@ export class MemoryManager {
   private readonly hostPool: PoolStack;
   private readonly deviceNames: string[];
   private readonly hostCategoryBytes: Record<HostCategory, number> = { mirror: 0, host_only: 0, mmap: 0 };
-  private readonly tenants = new Map<string, TenantUsageBytes>();
+  private readonly tenants = new Map<string, TenantAccount>();
+  private tenantLimits: (tenant: string) => TenantLimits = () => NO_TENANT_LIMITS;
+  private guaranteesInForce = false;
 
   constructor(
     readonly backend: NativeBackend,
@@ -131,40 +153,88 @@ export class MemoryManager {
   }
 
   allocateDevice(device: number, bytes: number, owner: BlockOwner): Block {
-    const block = this.devicePool(device).top.allocate(bytes, owner);
-    this.ledger(owner.tenant).deviceBytes[device] += block.bytes;
-    return block;
+    const stack = this.devicePool(device);
+    const account = this.account(owner.tenant);
+    const quota = account.device[device];
+    quota.check(bytes);
+    if (this.guaranteesInForce) {
+      const stats = stack.top.stats();
+      checkGuarantees(device, account.tenant, quota.alignedSize(bytes), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device));
+    }
+    return quota.allocate(bytes, owner);
   }
 
   deallocateDevice(device: number, block: Block): void {
-    this.devicePool(device).top.deallocate(block);
-    this.ledger(block.owner.tenant).deviceBytes[device] -= block.bytes;
+    this.account(block.owner.tenant).device[device].deallocate(block);
   }
 
   allocateHost(bytes: number, owner: BlockOwner, category: HostCategory): Block {
-    const block = this.hostPool.top.allocate(bytes, owner);
+    const block = this.account(owner.tenant).host.allocate(bytes, owner);
     this.hostCategoryBytes[category] += block.bytes;
-    this.ledger(owner.tenant).hostBytes += block.bytes;
     return block;
   }
 
   deallocateHost(block: Block, category: HostCategory): void {
-    this.hostPool.top.deallocate(block);
+    this.account(block.owner.tenant).host.deallocate(block);
     this.hostCategoryBytes[category] -= block.bytes;
-    this.ledger(block.owner.tenant).hostBytes -= block.bytes;
   }
 
-  private ledger(tenant = ''): TenantUsageBytes {
-    let usage = this.tenants.get(tenant);
-    if (!usage) {
-      usage = { deviceBytes: this.devicePools.map(() => 0), hostBytes: 0 };
-      this.tenants.set(tenant, usage);
+  /** The tenant's quota adaptors over every pool, made on first use with the limits in force. */
+  private account(tenant = ''): TenantAccount {
+    let account = this.tenants.get(tenant);
+    if (!account) {
+      const limits = this.tenantLimits(tenant);
+      account = {
+        tenant,
+        guaranteeBytes: limits.deviceGuaranteeBytes,
+        device: this.devicePools.map((stack, index) => new QuotaAdaptor(stack.top, tenant, limits.deviceQuotaBytes, 'DEVICE', index)),
+        host: new QuotaAdaptor(this.hostPool.top, tenant, limits.hostQuotaBytes, 'HOST'),
+      };
+      this.tenants.set(tenant, account);
     }
-    return usage;
+    return account;
   }
 
-  tenantUsage(tenant: string): TenantUsageBytes {
-    return this.ledger(tenant);
+  /**
+   * Where tenants' quotas and guarantees come from (the tenants file); called again for every tenant
+   * when the file is reloaded. Lowering a quota below current use refuses new allocations only.
+   */
+  setTenantLimits(limits: (tenant: string) => TenantLimits): void {
+    this.tenantLimits = limits;
+    for (const account of this.tenants.values()) {
+      const next = limits(account.tenant);
+      account.guaranteeBytes = next.deviceGuaranteeBytes;
+      for (const quota of account.device) quota.quotaBytes = next.deviceQuotaBytes;
+      account.host.quotaBytes = next.hostQuotaBytes;
+    }
+    this.updateGuaranteesInForce();
+  }
+
+  private updateGuaranteesInForce(): void {
+    this.guaranteesInForce = [...this.tenants.values()].some((account) => account.guaranteeBytes > 0);
+  }
+
+  /** Registers tenants up front (so that their guarantees are reserved before they allocate anything). */
+  declareTenants(names: string[]): void {
+    for (const name of names) this.account(name);
+    this.updateGuaranteesInForce();
+  }
+
+  private *guaranteeHolders(device: number): Iterable<GuaranteeHolder> {
+    for (const account of this.tenants.values()) {
+      if (account.guaranteeBytes > 0) yield { tenant: account.tenant, guaranteeBytes: account.guaranteeBytes, usedBytes: account.device[device].usedBytes };
+    }
+  }
+
+  tenantUsage(tenant: string): TenantUsageBytes & TenantLimits {
+    const account = this.account(tenant);
+    return {
+      deviceBytes: account.device.map((quota) => quota.usedBytes),
+      hostBytes: account.host.usedBytes,
+      deviceQuotaBytes: account.device[0]?.quotaBytes ?? 0,
+      hostQuotaBytes: account.host.quotaBytes,
+      deviceGuaranteeBytes: account.guaranteeBytes,
+    };
   }
 
   tenantNames(): string[] {

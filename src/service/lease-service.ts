@@ -48,16 +48,30 @@ function checkName(field: string, value: string): void {
 export class LeaseService {
   constructor(private readonly context: ServiceContext) {}
 
+  /** Lease token: that lease. Admin token or open mode: every lease. Tenant token: the tenant's leases. */
+  private visibleLeases(token: string | undefined): Lease[] {
+    const { registry, tenants } = this.context;
+    if (tenants.openMode && !token) return registry.list();
+    const tenant = tenants.match(token);
+    if (tenant?.admin || (tenants.openMode && tenant)) return registry.list();
+    if (tenant) return registry.leasesOf(tenant.name);
+    return [registry.authenticate(token)];
+  }
+
   addToServer(server: Server): void {
     const { proto } = loadTensormemProto();
-    const { registry, log } = this.context;
+    const { registry, tenants, log } = this.context;
     const handlers: LeaseServiceHandlers = {
       OpenLease: unary(log, (call) => {
         if (this.context.draining) throw new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
         const request = call.request;
         checkName('tenant', request.tenant);
         checkName('client_name', request.client_name);
-        const { lease, token } = registry.open({ tenant: request.tenant, clientName: request.client_name, ttlSeconds: request.ttl_seconds, labels: request.labels });
+        const tenant = tenants.authorizeOpen(bearerToken(call.metadata), request.tenant);
+        const { lease, token } = registry.open(
+          { tenant: tenant.name, clientName: request.client_name, ttlSeconds: request.ttl_seconds, labels: request.labels },
+          tenant.spec?.maxLeases ?? 0,
+        );
         return { lease: leaseMessage(lease, token) };
       }),
       RenewLease: unary(log, (call) => {
@@ -69,24 +83,34 @@ export class LeaseService {
         const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), call.request.lease_id);
         return { freed_bytes: registry.close(lease, 'closed') };
       }),
-      ListLeases: unary(log, (call) => {
-        const token = bearerToken(call.metadata);
-        // With a lease token: that lease only. Without one (open mode): every lease.
-        const leases = token ? [registry.authenticate(token)] : registry.list();
-        return { leases: leases.map(leaseSummary) };
+      ListLeases: unary(log, (call) => ({ leases: this.visibleLeases(bearerToken(call.metadata)).map(leaseSummary) })),
+      EvictLease: unary(log, (call) => {
+        tenants.requireAdmin(bearerToken(call.metadata));
+        return { freed_bytes: registry.close(registry.byLeaseId(call.request.lease_id), 'evicted') };
       }),
       KeepAlive: (call: ServerDuplexStream<KeepAliveRequest__Output, KeepAliveResponse>) => {
+        let releaseOnDisconnect: Lease | undefined;
+        let halfClosed = false;
         call.on('data', (request: KeepAliveRequest__Output) => {
           try {
             const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), request.lease_id);
             registry.renew(lease, 0);
+            if (request.release_on_disconnect) releaseOnDisconnect = lease;
             call.write({ lease_id: lease.leaseId, expires_at: timestamp(lease.expiresAtMs), ttl_seconds: Math.round(lease.ttlMs / 1000) });
           } catch (error) {
             call.emit('error', toServiceError(error, log));
           }
         });
-        call.on('end', () => call.end());
-        call.on('error', () => {});
+        call.on('end', () => {
+          halfClosed = true;
+          call.end();
+        });
+        // A stream that goes away without the client's half-close is a client that died.
+        const dropped = () => {
+          if (!halfClosed && releaseOnDisconnect && !releaseOnDisconnect.closed) registry.close(releaseOnDisconnect, 'disconnected');
+        };
+        call.on('cancelled', dropped);
+        call.on('error', dropped);
       },
     };
     server.addService(proto.tensormem.v1.LeaseService.service, handlers);

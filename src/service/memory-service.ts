@@ -10,19 +10,28 @@ import { FLAGS } from '../config/flags';
 import { invalidArgument } from '../errors';
 import { packageVersion } from '../package-root';
 import { toServiceError } from './errors';
-import { timestamp, unary } from './handlers';
+import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import type { ServiceContext } from './service-context';
 
 export const MIN_WATCH_INTERVAL_MS = 50;
 
-export function memoryInfo(context: ServiceContext): MemoryInfo {
-  const { memory, registry } = context;
+/** Who is asking: every tenant row (open mode, admin) or one tenant's. UNAUTHENTICATED without a valid token under a tenants file. */
+export function viewerOf(context: ServiceContext, token: string | undefined): { tenant?: string } {
+  const { tenants, registry } = context;
+  if (tenants.openMode) return {};
+  const tenant = tenants.match(token);
+  if (tenant) return tenant.admin ? {} : { tenant: tenant.name };
+  return { tenant: registry.authenticate(token).tenant };
+}
+
+export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } = {}): MemoryInfo {
+  const { memory, registry, tenants } = context;
   const host = memory.hostReport();
   const heap = getHeapStatistics();
   const leasesByTenant = new Map<string, number>();
   for (const lease of registry.list()) leasesByTenant.set(lease.tenant, (leasesByTenant.get(lease.tenant) ?? 0) + 1);
-  const tenantNames = new Set([...memory.tenantNames(), ...leasesByTenant.keys()]);
+  const tenantNames = new Set([...memory.tenantNames(), ...leasesByTenant.keys()].filter((name) => viewer.tenant === undefined || name === viewer.tenant));
   return {
     backend: memory.backendName,
     devices: memory.deviceReports().map((device) => ({
@@ -64,11 +73,13 @@ export function memoryInfo(context: ServiceContext): MemoryInfo {
       return {
         tenant,
         used_bytes: deviceBytes + usage.hostBytes,
-        quota_bytes: 0,
+        quota_bytes: usage.deviceQuotaBytes,
         leases: leasesByTenant.get(tenant) ?? 0,
         device_used_bytes: deviceBytes,
         host_used_bytes: usage.hostBytes,
-        host_quota_bytes: 0,
+        host_quota_bytes: usage.hostQuotaBytes,
+        guarantee_bytes: usage.deviceGuaranteeBytes,
+        max_leases: tenants.get(tenant)?.maxLeases ?? 0,
       };
     }),
     taken_at: timestamp(Date.now()),
@@ -101,8 +112,10 @@ export class MemoryService {
     const { proto } = loadTensormemProto();
     const { log, memory } = this.context;
     const handlers: MemoryServiceHandlers = {
-      GetMemoryInfo: unary(log, () => ({ info: memoryInfo(this.context) })),
-      GetMemorySnapshot: unary(log, () => ({
+      GetMemoryInfo: unary(log, (call) => ({ info: memoryInfo(this.context, viewerOf(this.context, bearerToken(call.metadata))) })),
+      GetMemorySnapshot: unary(log, (call) => {
+        this.context.tenants.requireAdmin(bearerToken(call.metadata));
+        return {
         snapshot: {
           taken_at: timestamp(Date.now()),
           info: memoryInfo(this.context),
@@ -125,16 +138,27 @@ export class MemoryService {
             })),
           })),
         },
-      })),
-      GetConfig: unary(log, () => ({ values: configValues(this.context), version: packageVersion(), backend: memory.backendName })),
+        };
+      }),
+      GetConfig: unary(log, (call) => {
+        viewerOf(this.context, bearerToken(call.metadata));
+        return { values: configValues(this.context), version: packageVersion(), backend: memory.backendName };
+      }),
       WatchMemory: (call: ServerWritableStream<WatchMemoryRequest__Output, WatchMemoryResponse>) => {
+        let viewer: { tenant?: string };
+        try {
+          viewer = viewerOf(this.context, bearerToken(call.metadata));
+        } catch (error) {
+          call.emit('error', toServiceError(error));
+          return;
+        }
         const intervalMs = call.request.interval_ms === 0 ? 1000 : call.request.interval_ms;
         if (intervalMs < MIN_WATCH_INTERVAL_MS) {
           call.emit('error', toServiceError(invalidArgument('interval_ms', `0 or at least ${MIN_WATCH_INTERVAL_MS}`, intervalMs)));
           return;
         }
         const send = () => {
-          if (!call.cancelled) call.write({ info: memoryInfo(this.context) });
+          if (!call.cancelled) call.write({ info: memoryInfo(this.context, viewer) });
         };
         send();
         const timer = setInterval(send, intervalMs);

@@ -2,10 +2,12 @@
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config/config';
 import type { LeaseRegistry } from '../leases/lease-registry';
+import type { TenantRegistry } from '../leases/tenant-registry';
 import type { MemoryManager } from '../memory/memory-manager';
 
 export interface ServiceContext {
   registry: LeaseRegistry;
+  tenants: TenantRegistry;
   memory: MemoryManager;
   config: DaemonConfig;
   log: Logger;

@@ -3,8 +3,10 @@
 
 export interface KeepAliveRequest {
   'lease_id'?: (string);
+  'release_on_disconnect'?: (boolean);
 }
 
 export interface KeepAliveRequest__Output {
   'lease_id': (string);
+  'release_on_disconnect': (boolean);
 }

@@ -4,6 +4,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { CloseLeaseRequest as _tensormem_v1_CloseLeaseRequest, CloseLeaseRequest__Output as _tensormem_v1_CloseLeaseRequest__Output } from '../../tensormem/v1/CloseLeaseRequest';
 import type { CloseLeaseResponse as _tensormem_v1_CloseLeaseResponse, CloseLeaseResponse__Output as _tensormem_v1_CloseLeaseResponse__Output } from '../../tensormem/v1/CloseLeaseResponse';
+import type { EvictLeaseRequest as _tensormem_v1_EvictLeaseRequest, EvictLeaseRequest__Output as _tensormem_v1_EvictLeaseRequest__Output } from '../../tensormem/v1/EvictLeaseRequest';
+import type { EvictLeaseResponse as _tensormem_v1_EvictLeaseResponse, EvictLeaseResponse__Output as _tensormem_v1_EvictLeaseResponse__Output } from '../../tensormem/v1/EvictLeaseResponse';
 import type { KeepAliveRequest as _tensormem_v1_KeepAliveRequest, KeepAliveRequest__Output as _tensormem_v1_KeepAliveRequest__Output } from '../../tensormem/v1/KeepAliveRequest';
 import type { KeepAliveResponse as _tensormem_v1_KeepAliveResponse, KeepAliveResponse__Output as _tensormem_v1_KeepAliveResponse__Output } from '../../tensormem/v1/KeepAliveResponse';
 import type { ListLeasesRequest as _tensormem_v1_ListLeasesRequest, ListLeasesRequest__Output as _tensormem_v1_ListLeasesRequest__Output } from '../../tensormem/v1/ListLeasesRequest';
@@ -22,6 +24,15 @@ export interface LeaseServiceClient extends grpc.Client {
   closeLease(argument: _tensormem_v1_CloseLeaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_CloseLeaseResponse__Output>): grpc.ClientUnaryCall;
   closeLease(argument: _tensormem_v1_CloseLeaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_CloseLeaseResponse__Output>): grpc.ClientUnaryCall;
   closeLease(argument: _tensormem_v1_CloseLeaseRequest, callback: grpc.requestCallback<_tensormem_v1_CloseLeaseResponse__Output>): grpc.ClientUnaryCall;
+  
+  EvictLease(argument: _tensormem_v1_EvictLeaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_EvictLeaseResponse__Output>): grpc.ClientUnaryCall;
+  EvictLease(argument: _tensormem_v1_EvictLeaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_EvictLeaseResponse__Output>): grpc.ClientUnaryCall;
+  EvictLease(argument: _tensormem_v1_EvictLeaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_EvictLeaseResponse__Output>): grpc.ClientUnaryCall;
+  EvictLease(argument: _tensormem_v1_EvictLeaseRequest, callback: grpc.requestCallback<_tensormem_v1_EvictLeaseResponse__Output>): grpc.ClientUnaryCall;
+  evictLease(argument: _tensormem_v1_EvictLeaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_EvictLeaseResponse__Output>): grpc.ClientUnaryCall;
+  evictLease(argument: _tensormem_v1_EvictLeaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_EvictLeaseResponse__Output>): grpc.ClientUnaryCall;
+  evictLease(argument: _tensormem_v1_EvictLeaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_EvictLeaseResponse__Output>): grpc.ClientUnaryCall;
+  evictLease(argument: _tensormem_v1_EvictLeaseRequest, callback: grpc.requestCallback<_tensormem_v1_EvictLeaseResponse__Output>): grpc.ClientUnaryCall;
   
   KeepAlive(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_tensormem_v1_KeepAliveRequest, _tensormem_v1_KeepAliveResponse__Output>;
   KeepAlive(options?: grpc.CallOptions): grpc.ClientDuplexStream<_tensormem_v1_KeepAliveRequest, _tensormem_v1_KeepAliveResponse__Output>;
@@ -60,6 +71,8 @@ export interface LeaseServiceClient extends grpc.Client {
 export interface LeaseServiceHandlers extends grpc.UntypedServiceImplementation {
   CloseLease: grpc.handleUnaryCall<_tensormem_v1_CloseLeaseRequest__Output, _tensormem_v1_CloseLeaseResponse>;
   
+  EvictLease: grpc.handleUnaryCall<_tensormem_v1_EvictLeaseRequest__Output, _tensormem_v1_EvictLeaseResponse>;
+  
   KeepAlive: grpc.handleBidiStreamingCall<_tensormem_v1_KeepAliveRequest__Output, _tensormem_v1_KeepAliveResponse>;
   
   ListLeases: grpc.handleUnaryCall<_tensormem_v1_ListLeasesRequest__Output, _tensormem_v1_ListLeasesResponse>;
@@ -72,6 +85,7 @@ export interface LeaseServiceHandlers extends grpc.UntypedServiceImplementation 
 
 export interface LeaseServiceDefinition extends grpc.ServiceDefinition {
   CloseLease: MethodDefinition<_tensormem_v1_CloseLeaseRequest, _tensormem_v1_CloseLeaseResponse, _tensormem_v1_CloseLeaseRequest__Output, _tensormem_v1_CloseLeaseResponse__Output>
+  EvictLease: MethodDefinition<_tensormem_v1_EvictLeaseRequest, _tensormem_v1_EvictLeaseResponse, _tensormem_v1_EvictLeaseRequest__Output, _tensormem_v1_EvictLeaseResponse__Output>
   KeepAlive: MethodDefinition<_tensormem_v1_KeepAliveRequest, _tensormem_v1_KeepAliveResponse, _tensormem_v1_KeepAliveRequest__Output, _tensormem_v1_KeepAliveResponse__Output>
   ListLeases: MethodDefinition<_tensormem_v1_ListLeasesRequest, _tensormem_v1_ListLeasesResponse, _tensormem_v1_ListLeasesRequest__Output, _tensormem_v1_ListLeasesResponse__Output>
   OpenLease: MethodDefinition<_tensormem_v1_OpenLeaseRequest, _tensormem_v1_OpenLeaseResponse, _tensormem_v1_OpenLeaseRequest__Output, _tensormem_v1_OpenLeaseResponse__Output>

@@ -10,6 +10,8 @@ export interface TenantUsage {
   'device_used_bytes'?: (number | string | Long);
   'host_used_bytes'?: (number | string | Long);
   'host_quota_bytes'?: (number | string | Long);
+  'guarantee_bytes'?: (number | string | Long);
+  'max_leases'?: (number);
 }
 
 export interface TenantUsage__Output {
@@ -20,4 +22,6 @@ export interface TenantUsage__Output {
   'device_used_bytes': (number);
   'host_used_bytes': (number);
   'host_quota_bytes': (number);
+  'guarantee_bytes': (number);
+  'max_leases': (number);
 }

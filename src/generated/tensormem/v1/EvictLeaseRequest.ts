@@ -1,0 +1,10 @@
+// Original file: proto/tensormem/v1/lease.proto
+
+
+export interface EvictLeaseRequest {
+  'lease_id'?: (string);
+}
+
+export interface EvictLeaseRequest__Output {
+  'lease_id': (string);
+}

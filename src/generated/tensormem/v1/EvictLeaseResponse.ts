@@ -1,0 +1,11 @@
+// Original file: proto/tensormem/v1/lease.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface EvictLeaseResponse {
+  'freed_bytes'?: (number | string | Long);
+}
+
+export interface EvictLeaseResponse__Output {
+  'freed_bytes': (number);
+}

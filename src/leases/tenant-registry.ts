@@ -1,0 +1,78 @@
+/**
+ * Who may open leases. With a tenants file, a tenant token (sent as `authorization: Bearer <token>`)
+ * is hashed and compared in constant time against every tenant's token_sha256; without one the daemon
+ * is in open mode and any name is a tenant with no quota. Reloaded on SIGHUP: a bad file is refused
+ * and the old tenants stay in force; leases already open are kept.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { TensormemError, unauthenticated } from '../errors';
+import type { TenantLimits } from '../memory/memory-manager';
+import type { TenantSpec } from './tenants-file';
+
+export const DEFAULT_TENANT = 'default';
+
+export class TenantRegistry {
+  private tenants: TenantSpec[];
+  private hashes: Buffer[];
+
+  /** `tenants` undefined: open mode. */
+  constructor(tenants: TenantSpec[] | undefined) {
+    this.tenants = tenants ?? [];
+    this.hashes = this.tenants.map((tenant) => Buffer.from(tenant.tokenSha256, 'hex'));
+    this.openMode = tenants === undefined;
+  }
+
+  readonly openMode: boolean;
+
+  replace(tenants: TenantSpec[]): void {
+    this.tenants = tenants;
+    this.hashes = tenants.map((tenant) => Buffer.from(tenant.tokenSha256, 'hex'));
+  }
+
+  list(): readonly TenantSpec[] {
+    return this.tenants;
+  }
+
+  get(name: string): TenantSpec | undefined {
+    return this.tenants.find((tenant) => tenant.name === name);
+  }
+
+  /** The tenant whose token this is, or undefined. Every tenant's hash is compared, in constant time. */
+  match(token: string | undefined): TenantSpec | undefined {
+    if (!token) return undefined;
+    const hash = createHash('sha256').update(token).digest();
+    let found: TenantSpec | undefined;
+    for (let index = 0; index < this.hashes.length; index++) {
+      if (timingSafeEqual(hash, this.hashes[index]) && !found) found = this.tenants[index];
+    }
+    return found;
+  }
+
+  /**
+   * The tenant a lease is opened for. Open mode: the requested name (or "default"). Otherwise the
+   * token's tenant; a `tenant` field naming another tenant is refused like a wrong token.
+   */
+  authorizeOpen(token: string | undefined, requestedTenant: string): { name: string; spec?: TenantSpec } {
+    if (this.openMode) return { name: requestedTenant || DEFAULT_TENANT };
+    const spec = this.match(token);
+    if (!spec) throw unauthenticated(token ? 'unknown tenant token' : 'missing tenant token: send "authorization: Bearer <tenant token>"');
+    if (requestedTenant !== '' && requestedTenant !== spec.name) throw unauthenticated('the token is not valid for that tenant');
+    return { name: spec.name, spec };
+  }
+
+  /** Admin check for eviction and whole-daemon views: open mode, or an admin tenant's token. */
+  isAdmin(token: string | undefined): boolean {
+    return this.openMode || this.match(token)?.admin === true;
+  }
+
+  requireAdmin(token: string | undefined): void {
+    if (this.isAdmin(token)) return;
+    if (!this.match(token)) throw unauthenticated('an admin tenant token is required');
+    throw new TensormemError('PERMISSION_DENIED', 'PERMISSION_DENIED', 'this call needs an admin tenant token');
+  }
+
+  limitsOf(name: string): TenantLimits {
+    const spec = this.get(name);
+    return { deviceQuotaBytes: spec?.deviceQuotaBytes ?? 0, hostQuotaBytes: spec?.hostQuotaBytes ?? 0, deviceGuaranteeBytes: spec?.deviceGuaranteeBytes ?? 0 };
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The tenants file (--tenants; YAML, or JSON when the name ends in .json; JSON is read by the same
+ * YAML parser so every error can name its line):
+ *
+ *   tenants:
+ *     - name: team-a
+ *       token_sha256: "<hex sha-256 of the token>"
+ *       quota: { device: 8G, host: 4G }      # hard caps; device applies to each device
+ *       guarantee: { device: 2G }            # kept free for this tenant while others borrow
+ *       max_leases: 16
+ *     - name: admin
+ *       token_sha256: "<hex>"
+ *       admin: true                          # may list and evict every lease
+ *
+ * Sizes are as for flags (8G = 8 GiB); `%` is not accepted here. A bad file is refused whole with the
+ * line that is wrong.
+ */
+import { readFileSync } from 'node:fs';
+import { Document, LineCounter, Node, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { TensormemError } from '../errors';
+import { parseSize } from '../config/sizes';
+
+export interface TenantSpec {
+  name: string;
+  /** Lower-case hex SHA-256 of the tenant's token. */
+  tokenSha256: string;
+  /** Hard cap per device; 0 = none. */
+  deviceQuotaBytes: number;
+  /** Hard cap of host memory; 0 = none. */
+  hostQuotaBytes: number;
+  /** Device bytes kept free for this tenant while others borrow; 0 = none. */
+  deviceGuaranteeBytes: number;
+  /** 0 = no limit. */
+  maxLeases: number;
+  admin: boolean;
+}
+
+const TENANT_KEYS = new Set(['name', 'token_sha256', 'quota', 'guarantee', 'max_leases', 'admin']);
+
+class TenantsFileError extends TensormemError {
+  constructor(path: string, line: number | undefined, message: string) {
+    super('INVALID_ARGUMENT', 'INVALID_ARGUMENT', `${path}${line ? `:${line}` : ''}: ${message}`, { field: '--tenants' });
+  }
+}
+
+export function readTenantsFile(path: string): TenantSpec[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new TenantsFileError(path, undefined, `cannot read: ${(error as Error).message}`);
+  }
+  return parseTenants(text, path);
+}
+
+export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
+  const lines = new LineCounter();
+  const document: Document = parseDocument(text, { lineCounter: lines });
+  if (document.errors.length > 0) {
+    const error = document.errors[0];
+    throw new TenantsFileError(path, error.linePos?.[0].line, error.message.split('\n')[0]);
+  }
+  const lineOf = (node: unknown): number | undefined => {
+    const range = (node as Node | undefined)?.range;
+    return range ? lines.linePos(range[0]).line : undefined;
+  };
+  const fail = (node: unknown, message: string): never => {
+    throw new TenantsFileError(path, lineOf(node), message);
+  };
+  const root = document.contents;
+  if (!isMap(root)) fail(root, 'expected a mapping with a "tenants" list');
+  const list = isMap(root) ? root.get('tenants', true) : undefined;
+  if (!isSeq(list)) fail(list ?? root, 'expected "tenants:" followed by a list of tenants');
+
+  const tenants: TenantSpec[] = [];
+  const names = new Set<string>();
+  const hashes = new Set<string>();
+  for (const item of (list as unknown as { items: unknown[] }).items) {
+    if (!isMap(item)) fail(item, 'expected a tenant (a mapping with name and token_sha256)');
+    const map = item as { items: Array<{ key: unknown; value: unknown }>; get(key: string, keepNode: true): unknown };
+    for (const pair of map.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '';
+      if (!TENANT_KEYS.has(key)) fail(pair.key, `unknown key "${key}" (expected one of ${[...TENANT_KEYS].join(', ')})`);
+    }
+    const scalar = (key: string): { node: unknown; value: unknown } => {
+      const node = map.get(key, true);
+      if (node !== undefined && !isScalar(node)) fail(node, `expected a value for ${key}`);
+      return { node: node ?? item, value: node === undefined ? undefined : (node as { value: unknown }).value };
+    };
+    const name = scalar('name');
+    if (typeof name.value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name.value)) {
+      fail(name.node, `expected a tenant name (letters, digits, . _ -; at most 64) for name but received ${JSON.stringify(name.value ?? null)}`);
+    }
+    if (names.has(name.value as string)) fail(name.node, `tenant "${name.value}" is listed twice`);
+    const token = scalar('token_sha256');
+    if (typeof token.value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(token.value)) {
+      fail(token.node, `expected 64 hex digits (the SHA-256 of the token) for token_sha256 of tenant "${name.value}"`);
+    }
+    const tokenSha256 = (token.value as string).toLowerCase();
+    if (hashes.has(tokenSha256)) fail(token.node, `tenant "${name.value}" has the same token as another tenant`);
+    const sizes = (key: 'quota' | 'guarantee', allowed: string[]): Record<string, number> => {
+      const node = map.get(key, true);
+      if (node === undefined) return {};
+      if (!isMap(node)) fail(node, `expected a mapping like { device: 8G } for ${key}`);
+      const result: Record<string, number> = {};
+      for (const pair of (node as { items: Array<{ key: unknown; value: unknown }> }).items) {
+        const sub = isScalar(pair.key) ? String(pair.key.value) : '';
+        if (!allowed.includes(sub)) fail(pair.key, `unknown key "${sub}" in ${key} (expected ${allowed.join(' or ')})`);
+        const value = isScalar(pair.value) ? String(pair.value.value) : '';
+        try {
+          const spec = parseSize(value, `${key}.${sub} of tenant "${name.value}"`, false);
+          result[sub] = spec.kind === 'bytes' ? spec.bytes : 0;
+        } catch (error) {
+          fail(pair.value, (error as Error).message);
+        }
+      }
+      return result;
+    };
+    const quota = sizes('quota', ['device', 'host']);
+    const guarantee = sizes('guarantee', ['device']);
+    const maxLeases = scalar('max_leases');
+    if (maxLeases.value !== undefined && !(Number.isInteger(maxLeases.value) && (maxLeases.value as number) >= 0)) {
+      fail(maxLeases.node, `expected a non-negative integer for max_leases of tenant "${name.value}" but received ${JSON.stringify(maxLeases.value)}`);
+    }
+    const admin = scalar('admin');
+    if (admin.value !== undefined && typeof admin.value !== 'boolean') fail(admin.node, `expected true or false for admin of tenant "${name.value}"`);
+    const spec: TenantSpec = {
+      name: name.value as string,
+      tokenSha256,
+      deviceQuotaBytes: quota.device ?? 0,
+      hostQuotaBytes: quota.host ?? 0,
+      deviceGuaranteeBytes: guarantee.device ?? 0,
+      maxLeases: (maxLeases.value as number | undefined) ?? 0,
+      admin: admin.value === true,
+    };
+    if (spec.deviceQuotaBytes > 0 && spec.deviceGuaranteeBytes > spec.deviceQuotaBytes) {
+      fail(map.get('guarantee', true), `guarantee.device of tenant "${spec.name}" is above its quota.device`);
+    }
+    names.add(spec.name);
+    hashes.add(tokenSha256);
+    tenants.push(spec);
+  }
+  return tenants;
+}

@@ -1,0 +1,45 @@
+/**
+ * Guarantees (soft limits): a tenant may borrow device memory above its own guarantee only while every
+ * other tenant's unused guarantee stays free. With pool used U, cap C, a request of R bytes for tenant
+ * T is allowed when
+ *
+ *     U + R + Σ_{other tenants O} max(0, guarantee_O − used_O) ≤ C
+ *
+ * so a tenant inside its guarantee is never refused because of others' borrowing (as long as the
+ * guarantees add up to at most the cap, which the daemon checks at load), and borrowers can never eat
+ * into memory promised to someone else. Refusals are DEVICE_OUT_OF_MEMORY whose cap names the reserve.
+ */
+import { OutOfMemoryError } from '../errors';
+import { formatIec } from '../units';
+
+export interface GuaranteeHolder {
+  tenant: string;
+  guaranteeBytes: number;
+  usedBytes: number;
+}
+
+export function checkGuarantees(
+  device: number,
+  tenant: string,
+  alignedBytes: number,
+  requestedBytes: number,
+  pool: { usedBytes: number; capBytes: number; largestFreeBlockBytes: number },
+  holders: Iterable<GuaranteeHolder>,
+): void {
+  let reservedForOthers = 0;
+  for (const holder of holders) {
+    if (holder.tenant !== tenant) reservedForOthers += Math.max(0, holder.guaranteeBytes - holder.usedBytes);
+  }
+  if (reservedForOthers === 0) return;
+  if (pool.usedBytes + alignedBytes + reservedForOthers > pool.capBytes) {
+    throw new OutOfMemoryError({
+      memory: 'DEVICE',
+      device,
+      requestedBytes,
+      capName: `pool cap (maxbytes) less other tenants' unused guarantees (${formatIec(reservedForOthers)})`,
+      capBytes: pool.capBytes - reservedForOthers,
+      usedBytes: pool.usedBytes,
+      largestFreeBlockBytes: pool.largestFreeBlockBytes,
+    });
+  }
+}
