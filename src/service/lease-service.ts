@@ -90,7 +90,6 @@ export class LeaseService {
       }),
       KeepAlive: (call: ServerDuplexStream<KeepAliveRequest__Output, KeepAliveResponse>) => {
         let releaseOnDisconnect: Lease | undefined;
-        let halfClosed = false;
         call.on('data', (request: KeepAliveRequest__Output) => {
           try {
             const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), request.lease_id);
@@ -101,16 +100,15 @@ export class LeaseService {
             call.emit('error', toServiceError(error, log));
           }
         });
-        call.on('end', () => {
-          halfClosed = true;
-          call.end();
+        call.on('end', () => call.end());
+        // A client that ends the stream gets its OK status written ('finish') before grpc-js reports
+        // the closed stream as 'cancelled'; a client that dies cancels the call before any status.
+        let finished = false;
+        call.on('finish', () => (finished = true));
+        call.on('cancelled', () => {
+          if (!finished && releaseOnDisconnect && !releaseOnDisconnect.closed) registry.close(releaseOnDisconnect, 'disconnected');
         });
-        // A stream that goes away without the client's half-close is a client that died.
-        const dropped = () => {
-          if (!halfClosed && releaseOnDisconnect && !releaseOnDisconnect.closed) registry.close(releaseOnDisconnect, 'disconnected');
-        };
-        call.on('cancelled', dropped);
-        call.on('error', dropped);
+        call.on('error', () => {});
       },
     };
     server.addService(proto.tensormem.v1.LeaseService.service, handlers);

@@ -1,0 +1,208 @@
+/** A shared host: tenants file, token auth, quotas, guarantees, max leases, admin eviction, SIGHUP reload, dead trainers. */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const TOKENS = { a: randomBytes(24).toString('hex'), b: randomBytes(24).toString('hex'), c: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
+
+function tenantsYaml(aQuota: string): string {
+  return `tenants:
+  - name: team-a
+    token_sha256: "${sha(TOKENS.a)}"
+    quota: { device: ${aQuota}, host: 4M }
+    max_leases: 2
+  - name: team-b
+    token_sha256: "${sha(TOKENS.b)}"
+    guarantee: { device: 16M }
+  - name: team-c
+    token_sha256: "${sha(TOKENS.c)}"
+  - name: ops
+    token_sha256: "${sha(TOKENS.admin)}"
+    admin: true
+`;
+}
+
+async function failure(promise: Promise<unknown>): Promise<TensormemClientError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(TensormemClientError);
+  return error as TensormemClientError;
+}
+
+describe('a shared GPU host', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let tenantsPath: string;
+
+  beforeAll(async () => {
+    tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-tenants-')), 'tenants.yaml');
+    writeFileSync(tenantsPath, tenantsYaml('8M'));
+    daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '32M', '--pool-chunk', '4M', '--lease-ttl', '60s']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('opens leases only with a tenant token, and never for another tenant', async () => {
+    expect((await failure(client.openLease({ tenant: 'team-a' }))).code).toBe(status.UNAUTHENTICATED);
+    expect((await failure(client.openLease({ tenantToken: 'guess' }))).details).toBe('unknown tenant token');
+    expect((await failure(client.openLease({ tenant: 'team-b', tenantToken: TOKENS.a }))).code).toBe(status.UNAUTHENTICATED);
+    const lease = await client.openLease({ tenantToken: TOKENS.a });
+    expect(lease.lease.tenant).toBe('team-a');
+    // Memory views need a token once there is a tenants file.
+    expect((await failure(client.memoryInfo())).code).toBe(status.UNAUTHENTICATED);
+    await lease.close();
+    expect(daemon.logs.some((entry) => JSON.stringify(entry).includes(TOKENS.a))).toBe(false);
+  });
+
+  it('holds a tenant to its hard quota, with the numbers, and to its max leases', async () => {
+    const first = await client.openLease({ tenantToken: TOKENS.a });
+    const second = await client.openLease({ tenantToken: TOKENS.a });
+    const third = await failure(client.openLease({ tenantToken: TOKENS.a }));
+    expect(third.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(third.reason).toBe('QUOTA_EXCEEDED');
+    expect(third.details).toContain('max_leases is 2');
+
+    await first.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * MiB] });
+    const before = await client.memoryInfo(TOKENS.admin);
+    const over = await failure(second.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB] }));
+    expect(over.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(over.reason).toBe('QUOTA_EXCEEDED');
+    expect(over.details).toContain('for tenant "team-a": quota 8388608 bytes (8.00 MiB), used 6291456 bytes (6.00 MiB)');
+    const hostOver = await failure(second.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [5 * MiB], placement: 'PLACEMENT_HOST_ONLY' }));
+    expect(hostOver.details).toContain('[HOST] memory');
+    const after = await client.memoryInfo(TOKENS.admin);
+    expect(after.devices[0].used_bytes).toBe(before.devices[0].used_bytes);
+    expect(after.host!.used_bytes).toBe(before.host!.used_bytes);
+
+    // Tenants see their own row; admins see every row.
+    const own = await client.memoryInfo(TOKENS.a);
+    expect(own.tenants.map((t) => t.tenant)).toEqual(['team-a']);
+    expect(own.tenants[0]).toMatchObject({ device_used_bytes: 6 * MiB, quota_bytes: 8 * MiB, host_quota_bytes: 4 * MiB, leases: 2, max_leases: 2 });
+    expect(after.tenants.map((t) => t.tenant)).toEqual(expect.arrayContaining(['team-a', 'team-b', 'team-c', 'ops']));
+    expect((await failure(client.memorySnapshot(TOKENS.a))).code).toBe(status.PERMISSION_DENIED);
+    expect((await client.memorySnapshot(TOKENS.admin)).pools.length).toBeGreaterThan(0);
+    await first.close();
+    await second.close();
+  });
+
+  it("lets a tenant borrow only what leaves another tenant's guarantee free", async () => {
+    const c = await client.openLease({ tenantToken: TOKENS.c });
+    const b = await client.openLease({ tenantToken: TOKENS.b });
+    // Cap 32 MiB, team-b's guarantee 16 MiB: team-c may take 16 MiB, not a byte more.
+    await c.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
+    const refused = await failure(c.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [256] }));
+    expect(refused.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect(refused.details).toContain("less other tenants' unused guarantees (16.00 MiB)");
+    // team-b gets its whole guarantee although team-c borrowed everything else.
+    await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
+    await b.close();
+    await c.close();
+  });
+
+  it('lets an admin list and evict any lease, and no one else', async () => {
+    const a = await client.openLease({ tenantToken: TOKENS.a });
+    const b = await client.openLease({ tenantToken: TOKENS.b });
+    await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
+    expect((await client.listLeases(TOKENS.a)).map((l) => l.lease_id)).toEqual([a.leaseId]);
+    expect((await client.listLeases(TOKENS.admin)).map((l) => l.lease_id)).toEqual(expect.arrayContaining([a.leaseId, b.leaseId]));
+    expect((await failure(client.evictLease(b.leaseId, TOKENS.a))).code).toBe(status.PERMISSION_DENIED);
+    expect((await failure(client.evictLease(b.leaseId, a.token))).code).toBe(status.UNAUTHENTICATED);
+    expect(await client.evictLease(b.leaseId, TOKENS.admin)).toBe(MiB);
+    expect((await failure(b.list())).code).toBe(status.UNAUTHENTICATED);
+    expect((await failure(client.evictLease(b.leaseId, TOKENS.admin))).code).toBe(status.NOT_FOUND);
+    await a.close();
+  });
+
+  it('reloads the tenants file on SIGHUP, keeps leases, and refuses a bad file keeping the old one', async () => {
+    const lease = await client.openLease({ tenantToken: TOKENS.a });
+    expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [10 * MiB] }))).reason).toBe('QUOTA_EXCEEDED');
+    writeFileSync(tenantsPath, tenantsYaml('12M'));
+    daemon.child.kill('SIGHUP');
+    await waitForLog(daemon, 'tenants_reloaded');
+    const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [10 * MiB] });
+    writeFileSync(tenantsPath, tenantsYaml('12Q'));
+    daemon.child.kill('SIGHUP');
+    const refusedLog = await waitForLog(daemon, 'tenants_reload_failed');
+    expect(String(refusedLog.error)).toContain(`${tenantsPath}:4:`);
+    expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB] }))).details).toContain('quota 12582912 bytes (12.00 MiB)');
+    await lease.free(big.array_id);
+    await lease.close();
+  });
+
+  it('gives back everything a SIGKILLed trainer held as soon as its KeepAlive stream drops (release on disconnect), leaving other leases intact', async () => {
+    const survivor = await client.openLease({ tenantToken: TOKENS.c });
+    const kept = await survivor.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
+    const content = randomBytes(MiB);
+    await survivor.write(kept.array_id, content);
+    const baseline = (await client.memoryInfo(TOKENS.admin)).devices[0].used_bytes;
+
+    const trainer = spawn(process.execPath, [join(__dirname, '..', 'helpers', 'trainer-process.js'), daemon.tcpAddress, TOKENS.b, String(4 * MiB), '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const ready = await new Promise<string>((resolve) => createInterface({ input: trainer.stdout! }).once('line', resolve));
+    expect(ready).toMatch(/^ready lease-/);
+    expect((await client.memoryInfo(TOKENS.admin)).devices[0].used_bytes).toBe(baseline + 4 * MiB);
+    trainer.kill('SIGKILL');
+    const deadline = Date.now() + 5000;
+    let used = -1;
+    while (Date.now() < deadline && used !== baseline) {
+      await sleep(100);
+      used = (await client.memoryInfo(TOKENS.admin)).devices[0].used_bytes;
+    }
+    expect(used).toBe(baseline);
+    expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === ready.split(' ')[1])).toBe(true);
+    expect((await survivor.read(kept.array_id)).equals(content)).toBe(true);
+    await survivor.close();
+  });
+});
+
+describe('release on disconnect', () => {
+  it('keeps the lease when the client ends its KeepAlive stream itself', async () => {
+    const daemon = await startDaemon();
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const lease = await client.openLease();
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+      lease.startKeepAlive(100, { releaseOnDisconnect: true });
+      await sleep(300);
+      lease.stopKeepAlive();
+      await sleep(300);
+      expect((await lease.list()).length).toBe(1);
+      expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected')).toBe(false);
+      await lease.close();
+    } finally {
+      client.close();
+      await daemon.stop();
+    }
+  });
+});
+
+async function waitForLog(daemon: DaemonProcess, event: string): Promise<Record<string, unknown>> {
+  const seen = daemon.logs.length;
+  for (let i = 0; i < 100; i++) {
+    const entry = daemon.logs.slice(seen).find((e) => e.event === event);
+    if (entry) return entry;
+    await sleep(50);
+  }
+  throw new Error(`no ${event} log line`);
+}
+
+describe('open mode', () => {
+  it('refuses to listen beyond loopback without a tenants file', async () => {
+    const result = await runTensormemd(['--backend', 'host', '--emulated-device', '2G', '--listen', '0.0.0.0:0']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('loopback or unix: addresses only when no --tenants file is given (open mode)');
+    expect(result.stderr).toContain('0.0.0.0:0');
+  });
+});

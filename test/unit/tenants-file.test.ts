@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { parseTenants } from '../../src/leases/tenants-file';
+import { TenantRegistry } from '../../src/leases/tenant-registry';
+import { checkGuarantees } from '../../src/memory/guarantee-policy';
+import { QuotaAdaptor } from '../../src/memory/quota-adaptor';
+import { PoolResource } from '../../src/memory/pool-resource';
+import { OutOfMemoryError, QuotaExceededError, TensormemError } from '../../src/errors';
+
+const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+const MiB = 1024 * 1024;
+
+const GOOD = `tenants:
+  - name: team-a
+    token_sha256: "${sha('token-a')}"
+    quota: { device: 8G, host: 4G }
+    guarantee: { device: 2G }
+    max_leases: 16
+  - name: admin
+    token_sha256: "${sha('token-admin')}"
+    admin: true
+`;
+
+function errorOf(fn: () => unknown): TensormemError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(TensormemError);
+    return error as TensormemError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('tenants file', () => {
+  it('reads tenants, sizes as powers of 1024, and defaults', () => {
+    const [a, admin] = parseTenants(GOOD);
+    expect(a).toEqual({ name: 'team-a', tokenSha256: sha('token-a'), deviceQuotaBytes: 8 * 1024 ** 3, hostQuotaBytes: 4 * 1024 ** 3, deviceGuaranteeBytes: 2 * 1024 ** 3, maxLeases: 16, admin: false });
+    expect(admin).toMatchObject({ name: 'admin', admin: true, deviceQuotaBytes: 0, maxLeases: 0 });
+  });
+
+  it('reads the JSON form', () => {
+    const json = JSON.stringify({ tenants: [{ name: 'j', token_sha256: sha('t'), quota: { device: '1G' } }] });
+    expect(parseTenants(json, 'tenants.json')[0].deviceQuotaBytes).toBe(1024 ** 3);
+  });
+
+  it.each([
+    [GOOD.replace('8G', '8Q'), 4, 'quota.device of tenant "team-a"'],
+    [GOOD.replace(`"${sha('token-admin')}"`, 'nothex'), 8, 'token_sha256 of tenant "admin"'],
+    [GOOD.replace('max_leases: 16', 'max_leases: -1'), 6, 'max_leases'],
+    [GOOD.replace('admin: true', 'admin: yes please'), 9, 'admin of tenant "admin"'],
+    [GOOD.replace('guarantee:', 'guarantees:'), 5, 'unknown key "guarantees"'],
+    [GOOD.replace('name: admin', 'name: team-a'), 7, 'listed twice'],
+    [GOOD.replace(sha('token-admin'), sha('token-a')), 8, 'same token'],
+    [GOOD.replace('quota: { device: 8G, host: 4G }', 'quota: { device: 1G, host: 4G }'), 5, 'above its quota.device'],
+    ['tenants:\n  - name: [oops\n', 3, 'Flow sequence'],
+    ['teams: []\n', 1, '"tenants:"'],
+  ])('refuses a bad file naming the line (%#)', (text, line, mention) => {
+    const error = errorOf(() => parseTenants(text, '/etc/tensormem/tenants.yaml'));
+    expect(error.kind).toBe('INVALID_ARGUMENT');
+    expect(error.message).toContain(`/etc/tensormem/tenants.yaml:${line}: `);
+    expect(error.message).toContain(mention);
+  });
+});
+
+describe('tenant registry', () => {
+  const registry = new TenantRegistry(parseTenants(GOOD));
+
+  it('matches tokens by hash and refuses unknown, missing or mismatched ones', () => {
+    expect(registry.authorizeOpen('token-a', '').name).toBe('team-a');
+    expect(registry.authorizeOpen('token-a', 'team-a').spec?.maxLeases).toBe(16);
+    expect(errorOf(() => registry.authorizeOpen('token-a', 'admin')).kind).toBe('UNAUTHENTICATED');
+    expect(errorOf(() => registry.authorizeOpen('nope', '')).message).toBe('unknown tenant token');
+    expect(errorOf(() => registry.authorizeOpen(undefined, '')).message).toContain('missing tenant token');
+  });
+
+  it('lets only admins evict', () => {
+    registry.requireAdmin('token-admin');
+    expect(errorOf(() => registry.requireAdmin('token-a')).kind).toBe('PERMISSION_DENIED');
+    expect(errorOf(() => registry.requireAdmin('x')).kind).toBe('UNAUTHENTICATED');
+  });
+
+  it('takes any tenant name in open mode', () => {
+    const open = new TenantRegistry(undefined);
+    expect(open.authorizeOpen(undefined, '')).toEqual({ name: 'default' });
+    expect(open.authorizeOpen(undefined, 'mine').name).toBe('mine');
+    expect(open.isAdmin(undefined)).toBe(true);
+  });
+});
+
+describe('quotas and guarantees', () => {
+  const pool = () =>
+    new PoolResource({ source: { allocateChunk: (() => { let n = 1; return () => n++; })(), freeChunk: () => {} }, memory: 'DEVICE', device: 0, maxReservedBytes: 64 * MiB, chunkBytes: 8 * MiB });
+
+  it('refuses past the quota before touching the pool, with the numbers', () => {
+    const upstream = pool();
+    const quota = new QuotaAdaptor(upstream, 'team-a', 4 * MiB, 'DEVICE', 0);
+    const block = quota.allocate(3 * MiB, {});
+    const error = errorOf(() => quota.allocate(MiB + 1, {})) as QuotaExceededError;
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect(error.reason).toBe('QUOTA_EXCEEDED');
+    expect(error.message).toContain('for tenant "team-a": quota 4194304 bytes (4.00 MiB), used 3145728 bytes (3.00 MiB)');
+    expect(upstream.usedBytes).toBe(3 * MiB);
+    quota.allocate(MiB, {});
+    expect(quota.usedBytes).toBe(4 * MiB);
+    quota.deallocate(block);
+    expect(quota.usedBytes).toBe(MiB);
+  });
+
+  it('lets a tenant borrow only while others keep their unused guarantees', () => {
+    const pool = { usedBytes: 10 * MiB, capBytes: 32 * MiB, largestFreeBlockBytes: 0 };
+    const holders = [
+      { tenant: 'b', guaranteeBytes: 16 * MiB, usedBytes: 4 * MiB },
+      { tenant: 'c', guaranteeBytes: 2 * MiB, usedBytes: 6 * MiB },
+    ];
+    // a: 10 used + 10 asked + b's 12 unused = 32: exactly at the cap.
+    checkGuarantees(0, 'a', 10 * MiB, 10 * MiB, pool, holders);
+    const error = errorOf(() => checkGuarantees(0, 'a', 10 * MiB + 256, 10 * MiB + 256, pool, holders)) as OutOfMemoryError;
+    expect(error.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect(error.message).toContain("pool cap (maxbytes) less other tenants' unused guarantees (12.00 MiB) 20971520 bytes (20.00 MiB)");
+    // b inside its own guarantee is not held back by it.
+    checkGuarantees(0, 'b', 12 * MiB, 12 * MiB, pool, holders);
+  });
+});
