@@ -63,6 +63,9 @@ export interface AllocateOptions {
   zero?: boolean;
   label?: string;
   requestId?: string;
+  /** Wait (up to the call deadline, see ClientOptions.deadlineMs or `deadlineMs` here) for device memory instead of failing fast. */
+  waitForMemory?: boolean;
+  deadlineMs?: number;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -183,9 +186,10 @@ export class LeaseSession {
           zero: options.zero ?? false,
           label: options.label ?? '',
           request_id: options.requestId ?? '',
+          wait_for_memory: options.waitForMemory ?? false,
         },
         this.md,
-        this.client.callOptions(),
+        options.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : this.client.callOptions(),
         cb,
       ),
     );

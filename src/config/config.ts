@@ -30,6 +30,7 @@ export interface DaemonConfig {
   poolChunkBytes: number;
   asyncCopyThresholdBytes: number;
   shutdownTimeoutMs: number;
+  maxWaitMs: number;
   logLevel: string;
   /** Path of the tenants file; undefined = open mode. */
   tenantsFile?: string;
@@ -183,6 +184,7 @@ function build(raw: RawValues): DaemonConfig {
     poolChunkBytes: positiveBytes('pool-chunk'),
     asyncCopyThresholdBytes: bytes('async-copy-threshold'),
     shutdownTimeoutMs: duration('shutdown-timeout'),
+    maxWaitMs: duration('max-wait'),
     logLevel: choice('log-level'),
     tenantsFile: text('tenants') || undefined,
     help: bool('help'),

@@ -61,6 +61,7 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: 'FILE',
     help: 'Tenants file (YAML, or JSON when the name ends in .json): tokens (as SHA-256), quotas, guarantees, max leases, admins. Reloaded on SIGHUP. Without one the daemon runs in open mode, on loopback and unix sockets only.',
   },
+  { name: 'max-wait', type: 'duration', arg: 'DURATION', default: '60s', help: 'Longest an AllocateArray with wait_for_memory waits for device memory (the call deadline, when sooner, wins).' },
   { name: 'max-message-bytes', type: 'size', arg: 'SIZE', default: '64M', help: "Largest gRPC message sent or received (grpc-js's default is 4 MiB)." },
   { name: 'chunk-bytes', type: 'size', arg: 'SIZE', default: '1M', help: 'Largest data chunk of a ReadArray stream message.' },
   { name: 'pool-chunk', type: 'size', arg: 'SIZE', default: '64M', help: 'Granularity by which a pool grows: chunks of at least this size are taken from the device or host.' },

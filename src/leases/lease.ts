@@ -7,6 +7,7 @@ import { TensormemError, invalidArgument, notFound } from '../errors';
 import { byteSizeOf, DataTypeName } from '../memory/data-types';
 import type { MemoryManager } from '../memory/memory-manager';
 import { PlacementName, TensorArray } from '../memory/tensor-array';
+import type { WaitHandle } from '../memory/memory-wait-queue';
 
 export interface AllocateParams {
   dataType: string;
@@ -17,6 +18,8 @@ export interface AllocateParams {
   zero: boolean;
   label: string;
   requestId: string;
+  /** Backpressure: wait up to waitMs for device memory instead of failing fast. */
+  waitForMemory?: { waitMs: number; onHandle?: (handle: WaitHandle) => void };
 }
 
 const PLACEMENTS: Record<string, PlacementName> = {
@@ -81,14 +84,28 @@ export class Lease {
         const array = await previous.array;
         if (!array.isFreed) return array;
       }
-      const pending = this.create(params, byteSize, placement, shape);
+      const pending = this.createMaybeWaiting(params, byteSize, placement, shape);
       this.requests.set(params.requestId, { key, array: pending });
       pending.catch(() => {
         if (this.requests.get(params.requestId)?.array === pending) this.requests.delete(params.requestId);
       });
       return pending;
     }
-    return this.create(params, byteSize, placement, shape);
+    return this.createMaybeWaiting(params, byteSize, placement, shape);
+  }
+
+  private createMaybeWaiting(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[]): Promise<TensorArray> {
+    const wait = params.waitForMemory;
+    if (!wait || placement !== 'PLACEMENT_DEVICE') return this.create(params, byteSize, placement, shape);
+    return this.memory.waitQueue(params.device).run(
+      this.tenant,
+      () => this.create(params, byteSize, placement, shape),
+      (late) => {
+        if (this.arrays.delete(late.arrayId)) late.release();
+      },
+      wait.waitMs,
+      wait.onHandle,
+    );
   }
 
   private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[]): Promise<TensorArray> {

@@ -14,6 +14,7 @@ import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
 import { QuotaAdaptor } from './quota-adaptor';
+import { MemoryWaitQueue } from './memory-wait-queue';
 import { GuaranteeHolder, checkGuarantees } from './guarantee-policy';
 import type { ResolvedLimits } from './limits';
 
@@ -111,6 +112,7 @@ export class MemoryManager {
   private readonly tenants = new Map<string, TenantAccount>();
   private tenantLimits: (tenant: string) => TenantLimits = () => NO_TENANT_LIMITS;
   private guaranteesInForce = false;
+  private readonly waitQueues: MemoryWaitQueue[];
 
   constructor(
     readonly backend: NativeBackend,
@@ -122,6 +124,7 @@ export class MemoryManager {
     this.deviceNames = devices.map((device) => device.name);
     this.devicePools = devices.map((device, index) => this.stack('DEVICE', index, limits.maxBytes[index], 'pool cap (maxbytes)', backend.name === 'host'));
     this.hostPool = this.stack('HOST', undefined, limits.hostMaxBytes, 'host cap (host-maxbytes)', true);
+    this.waitQueues = this.devicePools.map(() => new MemoryWaitQueue());
   }
 
   private stack(memory: 'DEVICE' | 'HOST', device: number | undefined, capBytes: number, capName: string, costsHostRam: boolean): PoolStack {
@@ -166,6 +169,13 @@ export class MemoryManager {
 
   deallocateDevice(device: number, block: Block): void {
     this.account(block.owner.tenant).device[device].deallocate(block);
+    this.waitQueues[device].notifyFreed();
+  }
+
+  /** The backpressure queue of a device (AllocateArray with wait_for_memory). */
+  waitQueue(device: number): MemoryWaitQueue {
+    this.devicePool(device);
+    return this.waitQueues[device];
   }
 
   allocateHost(bytes: number, owner: BlockOwner, category: HostCategory): Block {

@@ -1,5 +1,6 @@
 /** tensormem.v1.ArrayService: validation and streaming; the memory work is in src/leases and src/memory. */
-import type { Server, ServerReadableStream, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
+import type { Server, ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
+import type { WaitHandle } from '../memory/memory-wait-queue';
 import { TensormemError, invalidArgument, outOfRange } from '../errors';
 import type { Lease } from '../leases/lease';
 import type { TensorArray } from '../memory/tensor-array';
@@ -45,6 +46,17 @@ export class ArrayService {
     return this.context.registry.authenticate(bearerToken(metadata));
   }
 
+  /** How long a wait_for_memory call may wait: until its deadline, at most --max-wait; cancelled with the call. */
+  private waitFor(call: ServerUnaryCall<unknown, unknown>): { waitMs: number; onHandle: (handle: WaitHandle) => void } {
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+    const untilDeadline = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : Infinity;
+    return {
+      waitMs: Math.min(this.context.config.maxWaitMs, untilDeadline),
+      onHandle: (handle) => call.once('cancelled', () => handle.cancel()),
+    };
+  }
+
   addToServer(server: Server): void {
     const { proto } = loadTensormemProto();
     const { registry, log } = this.context;
@@ -63,6 +75,7 @@ export class ArrayService {
           zero: request.zero,
           label: request.label,
           requestId: request.request_id,
+          waitForMemory: request.wait_for_memory ? this.waitFor(call) : undefined,
         });
         return { array: arrayInfo(array) };
       }),

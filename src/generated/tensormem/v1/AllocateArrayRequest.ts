@@ -14,6 +14,7 @@ export interface AllocateArrayRequest {
   'zero'?: (boolean);
   'label'?: (string);
   'request_id'?: (string);
+  'wait_for_memory'?: (boolean);
 }
 
 export interface AllocateArrayRequest__Output {
@@ -26,4 +27,5 @@ export interface AllocateArrayRequest__Output {
   'zero': (boolean);
   'label': (string);
   'request_id': (string);
+  'wait_for_memory': (boolean);
 }

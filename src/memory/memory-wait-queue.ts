@@ -1,0 +1,149 @@
+/**
+ * Backpressure for one device: allocations that asked to wait are queued and retried whenever device
+ * memory is freed. Tenants are served in turn (round robin), each tenant's requests first come first
+ * served, and a request that still does not fit does not hold up other tenants' smaller ones.
+ * A waiter leaves the queue when served, when its deadline passes (DEADLINE_EXCEEDED carrying the last
+ * out-of-memory message) or when it is cancelled; nothing of it remains.
+ */
+import { OutOfMemoryError, TensormemError } from '../errors';
+
+interface Waiter {
+  tenant: string;
+  attempt: () => Promise<unknown>;
+  /** Gives back what a late success got, when the waiter had already timed out or been cancelled. */
+  discard: (value: unknown) => void;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  lastRefusal: OutOfMemoryError;
+  timer: NodeJS.Timeout;
+}
+
+export interface WaitHandle {
+  /** Removes the waiter (the caller went away); its promise rejects with CANCELLED. */
+  cancel(): void;
+}
+
+/** Only device out-of-memory refusals can end by waiting: others' frees make room; quotas do not change by waiting. */
+export function isRetryableRefusal(error: unknown): error is OutOfMemoryError {
+  return error instanceof OutOfMemoryError && error.facts.memory === 'DEVICE';
+}
+
+export class MemoryWaitQueue {
+  /** Tenants in service order; each with its waiters in arrival order. */
+  private readonly byTenant = new Map<string, Waiter[]>();
+  private draining = false;
+  private drainAgain = false;
+
+  get size(): number {
+    let count = 0;
+    for (const waiters of this.byTenant.values()) count += waiters.length;
+    return count;
+  }
+
+  /**
+   * Runs `attempt` now unless others are already waiting (then queues behind them, for fairness), and
+   * again after every free until it succeeds, fails for another reason, or `waitMs` passes.
+   */
+  async run<T>(tenant: string, attempt: () => Promise<T>, discard: (value: T) => void, waitMs: number, onHandle?: (handle: WaitHandle) => void): Promise<T> {
+    if (this.size === 0) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!isRetryableRefusal(error)) throw error;
+        return this.enqueue(tenant, attempt, discard, error, waitMs, onHandle);
+      }
+    }
+    const refusal = new OutOfMemoryError({ memory: 'DEVICE', requestedBytes: 0, capName: 'queued behind earlier waiters', capBytes: 0, usedBytes: 0, largestFreeBlockBytes: 0 });
+    const queued = this.enqueue(tenant, attempt, discard, refusal, waitMs, onHandle);
+    this.notifyFreed();
+    return queued;
+  }
+
+  private enqueue<T>(tenant: string, attempt: () => Promise<T>, discard: (value: T) => void, refusal: OutOfMemoryError, waitMs: number, onHandle?: (handle: WaitHandle) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter = {
+        tenant,
+        attempt,
+        discard: discard as (value: unknown) => void,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        lastRefusal: refusal,
+        timer: setTimeout(() => {
+          if (this.remove(waiter)) {
+            reject(new TensormemError('DEADLINE_EXCEEDED', refusal.reason, `waited ${waitMs} ms for device memory: ${waiter.lastRefusal.message}`, waiter.lastRefusal.metadata));
+          }
+        }, waitMs),
+      };
+      const list = this.byTenant.get(tenant);
+      if (list) list.push(waiter);
+      else this.byTenant.set(tenant, [waiter]);
+      onHandle?.({
+        cancel: () => {
+          if (this.remove(waiter)) reject(new TensormemError('CANCELLED', 'FAILED_PRECONDITION', 'the call was cancelled while waiting for memory'));
+        },
+      });
+    });
+  }
+
+  private remove(waiter: Waiter): boolean {
+    const list = this.byTenant.get(waiter.tenant);
+    const index = list?.indexOf(waiter) ?? -1;
+    if (index < 0) return false;
+    clearTimeout(waiter.timer);
+    list!.splice(index, 1);
+    if (list!.length === 0) this.byTenant.delete(waiter.tenant);
+    return true;
+  }
+
+  /** Memory was freed on this device: serve what now fits, tenants in turn. */
+  notifyFreed(): void {
+    if (this.byTenant.size === 0) return;
+    if (this.draining) {
+      this.drainAgain = true;
+      return;
+    }
+    this.draining = true;
+    setImmediate(() => {
+      this.drain().finally(() => {
+        this.draining = false;
+        if (this.drainAgain) {
+          this.drainAgain = false;
+          this.notifyFreed();
+        }
+      });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (const tenant of [...this.byTenant.keys()]) {
+        const waiter = this.byTenant.get(tenant)?.[0];
+        if (!waiter) continue;
+        try {
+          const value = await waiter.attempt();
+          if (!this.remove(waiter)) {
+            waiter.discard(value);
+          } else {
+            waiter.resolve(value);
+            // This tenant was served: it goes to the back of the turn.
+            const rest = this.byTenant.get(tenant);
+            if (rest) {
+              this.byTenant.delete(tenant);
+              this.byTenant.set(tenant, rest);
+            }
+          }
+          progress = true;
+        } catch (error) {
+          if (isRetryableRefusal(error)) {
+            waiter.lastRefusal = error;
+          } else if (this.remove(waiter)) {
+            waiter.reject(error);
+            progress = true;
+          }
+        }
+      }
+    }
+  }
+}

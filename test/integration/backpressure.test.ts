@@ -1,0 +1,111 @@
+/** AllocateArray with wait_for_memory: waits for frees up to the deadline, fair across tenants, cancellable without a trace. */
+import { Metadata, status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArrayInfo, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('backpressure', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '16M', '--pool-chunk', '4M']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  const used = async () => (await client.memoryInfo()).devices[0].used_bytes;
+
+  it('fails fast by default, and a waiting request is served when memory is freed', async () => {
+    const holder = await client.openLease({ tenant: 'holder' });
+    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
+    const waiter = await client.openLease({ tenant: 'waiter' });
+    const fast = (await waiter.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] }).catch((e: unknown) => e)) as TensormemClientError;
+    expect(fast.code).toBe(status.RESOURCE_EXHAUSTED);
+    const started = Date.now();
+    const pending = waiter.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 10_000 });
+    await sleep(300);
+    expect(await used()).toBe(12 * MiB);
+    await holder.free(held.array_id);
+    const array = await pending;
+    expect(array.byte_size).toBe(8 * MiB);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(await used()).toBe(8 * MiB);
+    await waiter.close();
+    await holder.close();
+  });
+
+  it('gives up at the deadline with DEADLINE_EXCEEDED and the out-of-memory numbers', async () => {
+    const lease = await client.openLease();
+    const error = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [20 * MiB], waitForMemory: true, deadlineMs: 700 }).catch((e: unknown) => e)) as TensormemClientError;
+    expect(error.code).toBe(status.DEADLINE_EXCEEDED);
+    expect(await used()).toBe(0);
+    expect(await lease.list()).toEqual([]);
+    await lease.close();
+  });
+
+  it('leaves no trace of a waiting call that is cancelled', async () => {
+    const holder = await client.openLease({ tenant: 'holder' });
+    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
+    const lease = await client.openLease({ tenant: 'impatient' });
+    const md = new Metadata();
+    md.set('authorization', `Bearer ${lease.token}`);
+    const call = client.arrays.AllocateArray(
+      { lease_id: lease.leaseId, data_type: 'DATA_TYPE_UINT8', shape: [4 * MiB], placement: 'PLACEMENT_DEVICE', wait_for_memory: true },
+      md,
+      { deadline: Date.now() + 10_000 },
+      () => {},
+    );
+    await sleep(300);
+    call.cancel();
+    await sleep(100);
+    await holder.free(held.array_id);
+    await sleep(300);
+    expect(await used()).toBe(0);
+    expect(await lease.list()).toEqual([]);
+    await lease.close();
+    await holder.close();
+  });
+
+  it('serves waiting tenants in turn rather than one tenant first', async () => {
+    const holder = await client.openLease({ tenant: 'holder' });
+    const blocks: ArrayInfo[] = [];
+    for (let i = 0; i < 4; i++) blocks.push(await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] }));
+    const x = await client.openLease({ tenant: 'x' });
+    const y = await client.openLease({ tenant: 'y' });
+    const served: string[] = [];
+    const ask = (lease: typeof x, name: string) =>
+      lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true, deadlineMs: 15_000 }).then((a) => {
+        served.push(name);
+        return a;
+      });
+    const x1 = ask(x, 'x1');
+    await sleep(50);
+    const x2 = ask(x, 'x2');
+    await sleep(50);
+    const x3 = ask(x, 'x3');
+    await sleep(50);
+    const y1 = ask(y, 'y1');
+    await sleep(200);
+    for (let i = 0; i < 3; i++) {
+      await holder.free(blocks[i].array_id);
+      await sleep(200);
+    }
+    await Promise.all([x1, y1, x2]);
+    expect(served).toEqual(['x1', 'y1', 'x2']);
+    await holder.free(blocks[3].array_id);
+    await x3;
+    expect(served).toEqual(['x1', 'y1', 'x2', 'x3']);
+    await x.close();
+    await y.close();
+    await holder.close();
+    expect(await used()).toBe(0);
+  });
+});
