@@ -13,6 +13,7 @@ import type { ReadArrayResponse } from '../generated/tensormem/v1/ReadArrayRespo
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
+import { requireWellFormed, tolerantDeserializers } from './malformed';
 import type { ServiceContext } from './service-context';
 
 const MAX_LABEL_LENGTH = 256;
@@ -107,7 +108,7 @@ export class ArrayService {
         });
       },
     };
-    server.addService(proto.tensormem.v1.ArrayService.service, handlers);
+    server.addService(tolerantDeserializers(proto.tensormem.v1.ArrayService.service), handlers);
   }
 
   /**
@@ -120,6 +121,7 @@ export class ArrayService {
     let position = 0;
     let written = 0;
     for await (const message of call as AsyncIterable<WriteArrayRequest__Output>) {
+      requireWellFormed(message);
       if (message.payload === 'header') {
         if (array) throw invalidArgument('header', 'one header, as the first message', 'a second header');
         array = lease.getArray(message.header!.array_id);
@@ -144,6 +146,7 @@ export class ArrayService {
 
   private async readArray(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>): Promise<void> {
     const request = call.request;
+    requireWellFormed(request);
     const array = this.lease(call.metadata).getArray(request.array_id);
     const offset = request.offset;
     if (offset > array.byteSize) throw outOfRange('offset', `offset ${offset} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);

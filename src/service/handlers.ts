@@ -2,11 +2,15 @@
 import type { handleUnaryCall, Metadata, ServerUnaryCall, ServerErrorResponse } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { toServiceError } from './errors';
+import { requireWellFormed } from './malformed';
 
 export function unary<Request, Response>(log: Logger, handler: (call: ServerUnaryCall<Request, Response>) => Promise<Response> | Response): handleUnaryCall<Request, Response> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => handler(call))
+      .then(() => {
+        requireWellFormed(call.request);
+        return handler(call);
+      })
       .then(
         (response) => callback(null, response),
         (error) => callback(toServiceError(error, log) as ServerErrorResponse),

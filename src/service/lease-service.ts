@@ -10,6 +10,7 @@ import type { KeepAliveResponse } from '../generated/tensormem/v1/KeepAliveRespo
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
+import { requireWellFormed, tolerantDeserializers } from './malformed';
 import type { ServiceContext } from './service-context';
 
 const MAX_NAME_LENGTH = 256;
@@ -92,6 +93,7 @@ export class LeaseService {
         let releaseOnDisconnect: Lease | undefined;
         call.on('data', (request: KeepAliveRequest__Output) => {
           try {
+            requireWellFormed(request);
             const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), request.lease_id);
             registry.renew(lease, 0);
             if (request.release_on_disconnect) releaseOnDisconnect = lease;
@@ -111,6 +113,6 @@ export class LeaseService {
         call.on('error', () => {});
       },
     };
-    server.addService(proto.tensormem.v1.LeaseService.service, handlers);
+    server.addService(tolerantDeserializers(proto.tensormem.v1.LeaseService.service), handlers);
   }
 }

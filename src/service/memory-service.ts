@@ -12,6 +12,7 @@ import { packageVersion } from '../package-root';
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
+import { requireWellFormed, tolerantDeserializers } from './malformed';
 import type { ServiceContext } from './service-context';
 
 export const MIN_WATCH_INTERVAL_MS = 50;
@@ -147,6 +148,7 @@ export class MemoryService {
       WatchMemory: (call: ServerWritableStream<WatchMemoryRequest__Output, WatchMemoryResponse>) => {
         let viewer: { tenant?: string };
         try {
+          requireWellFormed(call.request);
           viewer = viewerOf(this.context, bearerToken(call.metadata));
         } catch (error) {
           call.emit('error', toServiceError(error));
@@ -168,6 +170,6 @@ export class MemoryService {
         call.on('error', stop);
       },
     };
-    server.addService(proto.tensormem.v1.MemoryService.service, handlers);
+    server.addService(tolerantDeserializers(proto.tensormem.v1.MemoryService.service), handlers);
   }
 }
