@@ -52,6 +52,8 @@ export interface ClientOptions {
   chunkBytes?: number;
   /** Per-call deadline in ms (default none). */
   deadlineMs?: number;
+  /** TLS for TCP addresses: the CA that signed the daemon's certificate; cert and key for mTLS (all PEM). */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
 }
 
 export interface AllocateOptions {
@@ -84,7 +86,9 @@ export class TensormemClient {
     const { proto } = loadTensormemProto();
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const channelOptions: ChannelOptions = { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes };
-    const creds = credentials.createInsecure();
+    const tls = options.tls;
+    const creds = tls ? credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null) : credentials.createInsecure();
+    if (tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = tls.serverName;
     this.leases = new proto.tensormem.v1.LeaseService(address, creds, channelOptions);
     // The three stubs share the one channel (one connection).
     const shared = { ...channelOptions, channelOverride: this.leases.getChannel() };

@@ -34,6 +34,7 @@ export interface DaemonConfig {
   logLevel: string;
   /** Path of the tenants file; undefined = open mode. */
   tenantsFile?: string;
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   help: boolean;
   version: boolean;
   /** Where each flag's value came from, by flag name. */
@@ -187,11 +188,19 @@ function build(raw: RawValues): DaemonConfig {
     maxWaitMs: duration('max-wait'),
     logLevel: choice('log-level'),
     tenantsFile: text('tenants') || undefined,
+    tls: tlsFiles(text('tls-cert'), text('tls-key'), text('tls-client-ca')),
     help: bool('help'),
     version: bool('version'),
     sources,
     rawValues,
   };
+}
+
+function tlsFiles(certFile?: string, keyFile?: string, clientCaFile?: string): DaemonConfig['tls'] {
+  if (!certFile && !keyFile && !clientCaFile) return undefined;
+  if (!certFile) throw invalidArgument('--tls-cert', 'a certificate file when --tls-key or --tls-client-ca is given', '(none)');
+  if (!keyFile) throw invalidArgument('--tls-key', 'a private key file when --tls-cert is given', '(none)');
+  return { certFile, keyFile, clientCaFile: clientCaFile || undefined };
 }
 
 export type { FlagSpec };

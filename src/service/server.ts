@@ -1,5 +1,5 @@
 /** The gRPC server: tensormem.v1 services, grpc.health.v1 and server reflection, bound to every --listen address. */
-import { existsSync, chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { existsSync, chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
@@ -33,9 +33,10 @@ export async function startServer(context: ServiceContext): Promise<RunningServe
   health.addToServer(server);
   new ReflectionService(loadTensormemProto().definition).addToServer(server);
 
+  const tcpCredentials = serverCredentials(config);
   const addresses: string[] = [];
   try {
-    for (const address of config.listen) addresses.push(await bind(server, address));
+    for (const address of config.listen) addresses.push(await bind(server, address, tcpCredentials));
   } catch (error) {
     server.forceShutdown();
     throw error;
@@ -43,14 +44,29 @@ export async function startServer(context: ServiceContext): Promise<RunningServe
   return { server, health, addresses };
 }
 
-async function bind(server: Server, address: string): Promise<string> {
+/** TLS (or mTLS with --tls-client-ca) for TCP addresses when configured; plaintext otherwise. */
+function serverCredentials(config: ServiceContext['config']): ServerCredentials {
+  if (!config.tls) return ServerCredentials.createInsecure();
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw invalidArgument(flag, 'a readable PEM file', `${path} (${(error as Error).message})`);
+    }
+  };
+  const rootCerts = config.tls.clientCaFile ? read('--tls-client-ca', config.tls.clientCaFile) : null;
+  const keyCertPairs = [{ private_key: read('--tls-key', config.tls.keyFile), cert_chain: read('--tls-cert', config.tls.certFile) }];
+  return ServerCredentials.createSsl(rootCerts, keyCertPairs, rootCerts !== null);
+}
+
+async function bind(server: Server, address: string, tcpCredentials: ServerCredentials): Promise<string> {
   const socketPath = address.startsWith('unix:') ? address.slice('unix:'.length).replace(/^\/\//, '') : undefined;
   if (socketPath === undefined && !/^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/.test(address)) {
     throw invalidArgument('--listen', 'HOST:PORT or unix:PATH', address);
   }
   if (socketPath !== undefined) await removeStaleSocket(socketPath);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve(boundPort))),
+    server.bindAsync(address, socketPath === undefined ? tcpCredentials : ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve(boundPort))),
   );
   if (socketPath !== undefined) {
     chmodSync(socketPath, 0o660);

@@ -1,0 +1,84 @@
+/** TLS and mTLS on TCP addresses from certificate files; health stays reachable without a token. */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+
+const dir = mkdtempSync(join(tmpdir(), 'tensormem-tls-'));
+const file = (name: string) => join(dir, name);
+const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+
+/** A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all signed by the CA. */
+function makeCertificates(): void {
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tensormem test CA', '-keyout', file('ca.key'), '-out', file('ca.pem'));
+  writeFileSync(file('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  for (const [name, ext] of [['server', ['-extfile', file('server.ext')]], ['client', []]] as const) {
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`));
+    openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '2', '-out', file(`${name}.pem`), ...ext);
+  }
+}
+
+const TOKEN = 'tls-tenant-token';
+
+describe('TLS and mTLS', () => {
+  let tlsDaemon: DaemonProcess;
+  let mtlsDaemon: DaemonProcess;
+
+  beforeAll(async () => {
+    makeCertificates();
+    writeFileSync(file('tenants.yaml'), `tenants:\n  - name: t\n    token_sha256: "${createHash('sha256').update(TOKEN).digest('hex')}"\n`);
+    const common = ['--tenants', file('tenants.yaml'), '--tls-cert', file('server.pem'), '--tls-key', file('server.key')];
+    tlsDaemon = await startDaemon(common);
+    mtlsDaemon = await startDaemon([...common, '--tls-client-ca', file('ca.pem')]);
+  });
+
+  afterAll(async () => {
+    await tlsDaemon?.stop();
+    await mtlsDaemon?.stop();
+  });
+
+  const ca = () => readFileSync(file('ca.pem'));
+
+  it('serves TLS to clients that trust the CA and refuses plaintext', async () => {
+    const secure = new TensormemClient(tlsDaemon.tcpAddress, { tls: { ca: ca(), serverName: 'localhost' }, deadlineMs: 5000 });
+    const lease = await secure.openLease({ tenantToken: TOKEN });
+    expect(lease.lease.tenant).toBe('t');
+    await lease.close();
+    secure.close();
+    const plain = new TensormemClient(tlsDaemon.tcpAddress, { deadlineMs: 3000 });
+    const error = (await plain.openLease({ tenantToken: TOKEN }).catch((e: unknown) => e)) as TensormemClientError;
+    expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(error.code);
+    plain.close();
+  });
+
+  it('requires a client certificate signed by --tls-client-ca for mTLS', async () => {
+    const withoutCert = new TensormemClient(mtlsDaemon.tcpAddress, { tls: { ca: ca(), serverName: 'localhost' }, deadlineMs: 3000 });
+    const error = (await withoutCert.openLease({ tenantToken: TOKEN }).catch((e: unknown) => e)) as TensormemClientError;
+    expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(error.code);
+    withoutCert.close();
+    const withCert = new TensormemClient(mtlsDaemon.tcpAddress, { tls: { ca: ca(), cert: readFileSync(file('client.pem')), key: readFileSync(file('client.key')), serverName: 'localhost' }, deadlineMs: 5000 });
+    const lease = await withCert.openLease({ tenantToken: TOKEN });
+    await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [100] });
+    expect(await lease.close()).toBe(256);
+    withCert.close();
+  });
+
+  it('keeps the unix socket plaintext (mode 0660) and health reachable without a token', async () => {
+    const local = new TensormemClient(tlsDaemon.unixAddress, { deadlineMs: 5000 });
+    expect((await local.openLease({ tenantToken: TOKEN })).lease.tenant).toBe('t');
+    local.close();
+    const mode = execFileSync('stat', ['-c', '%a', tlsDaemon.unixAddress.slice('unix:'.length)]).toString().trim();
+    expect(mode).toBe('660');
+    const healthProto = loadPackageDefinition(loadSync(join(ROOT, 'node_modules/grpc-health-check/proto/health/v1/health.proto'), { enums: String })) as any;
+    const health = new healthProto.grpc.health.v1.Health(tlsDaemon.tcpAddress, credentials.createSsl(ca()), { 'grpc.ssl_target_name_override': 'localhost' });
+    const reply = await new Promise<{ status: string }>((resolve, reject) => health.Check({ service: '' }, (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r))));
+    expect(reply.status).toBe('SERVING');
+    health.close();
+  });
+});
