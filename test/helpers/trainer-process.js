@@ -1,20 +1,58 @@
-// A trainer: opens a lease with the typed client (compiled, dist/), allocates and writes, keeps the
-// lease alive, prints "ready <lease_id>" and then waits to be killed. Used by fault tests.
-// argv: address tenantToken bytes releaseOnDisconnect(0|1)
+// A trainer: opens a lease with the typed client (compiled, dist/), reaches a stage, prints
+// "stage <name> <lease_id>" and then waits to be killed. Used by fault tests.
+// argv: address tenantToken bytes releaseOnDisconnect(0|1) [stage]
+//   stage: allocated (default) | opened | writing | reading | waiting
+const { Metadata } = require('@grpc/grpc-js');
 const { TensormemClient } = require('../../dist/src/client/tensormem-client');
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function main() {
-  const [address, tenantToken, bytes, release] = process.argv.slice(2);
+  const [address, tenantToken, bytesText, release, stage = 'allocated'] = process.argv.slice(2);
+  const bytes = Number(bytesText);
   const client = new TensormemClient(address);
-  const lease = await client.openLease({ tenantToken: tenantToken || undefined, clientName: `trainer-${process.pid}`, ttlSeconds: 60 });
-  const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [Number(bytes)] });
-  await lease.write(array.array_id, Buffer.alloc(Number(bytes), 7));
+  const lease = await client.openLease({ tenantToken: tenantToken || undefined, clientName: `trainer-${process.pid}`, ttlSeconds: 2 });
   lease.startKeepAlive(200, { releaseOnDisconnect: release === '1' });
-  process.stdout.write(`ready ${lease.leaseId}\n`);
-  setInterval(() => {}, 1 << 30);
+  const say = () => process.stdout.write(`stage ${stage} ${lease.leaseId}\n`);
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${lease.token}`);
+  if (stage === 'opened') return say();
+  if (stage === 'waiting') {
+    lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [bytes], waitForMemory: true, deadlineMs: 60_000 }).catch(() => {});
+    await sleep(300);
+    return say();
+  }
+  const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [bytes] });
+  if (stage === 'writing') {
+    // A slow writer: a chunk every 20 ms, killed half way.
+    const stream = client.arrays.WriteArray(md, () => {});
+    stream.write({ header: { array_id: array.array_id, offset: 0 } });
+    const chunk = Buffer.alloc(256 * 1024, 5);
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (sent + chunk.length > bytes) return clearInterval(timer);
+      stream.write({ chunk });
+      sent += chunk.length;
+      if (sent === 4 * chunk.length) say();
+    }, 20);
+    return;
+  }
+  await lease.write(array.array_id, Buffer.alloc(bytes, 7));
+  if (stage === 'reading') {
+    // A reader that takes the first message and then stops reading.
+    const stream = client.arrays.ReadArray({ array_id: array.array_id, offset: 0, length: 0 }, md);
+    stream.once('data', () => {
+      stream.pause();
+      say();
+    });
+    return;
+  }
+  say();
 }
 
-main().catch((error) => {
-  process.stderr.write(`${error.stack}\n`);
-  process.exit(1);
-});
+main()
+  .then(() => setInterval(() => {}, 1 << 30))
+  .catch((error) => {
+    process.stderr.write(`${error.stack}\n`);
+    process.exit(1);
+  });

@@ -151,7 +151,7 @@ describe('a shared GPU host', () => {
 
     const trainer = spawn(process.execPath, [join(__dirname, '..', 'helpers', 'trainer-process.js'), daemon.tcpAddress, TOKENS.b, String(4 * MiB), '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const ready = await new Promise<string>((resolve) => createInterface({ input: trainer.stdout! }).once('line', resolve));
-    expect(ready).toMatch(/^ready lease-/);
+    expect(ready).toMatch(/^stage allocated lease-/);
     expect((await client.memoryInfo(TOKENS.admin)).devices[0].used_bytes).toBe(baseline + 4 * MiB);
     trainer.kill('SIGKILL');
     const deadline = Date.now() + 5000;
@@ -161,7 +161,7 @@ describe('a shared GPU host', () => {
       used = (await client.memoryInfo(TOKENS.admin)).devices[0].used_bytes;
     }
     expect(used).toBe(baseline);
-    expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === ready.split(' ')[1])).toBe(true);
+    expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === ready.split(' ')[2])).toBe(true);
     expect((await survivor.read(kept.array_id)).equals(content)).toBe(true);
     await survivor.close();
   });
