@@ -130,10 +130,13 @@ async function main(): Promise<number> {
   }
 }
 
+// exitCode rather than exit(): output to a pipe is written asynchronously and must not be cut short.
 main().then(
-  (code) => process.exit(code),
+  (code) => {
+    process.exitCode = code;
+  },
   (error) => {
     process.stderr.write(`tensormemctl: ${error instanceof TensormemClientError ? error.message : (error as Error).message}\n`);
-    process.exit(1);
+    process.exitCode = 1;
   },
 );
