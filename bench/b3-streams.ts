@@ -1,0 +1,183 @@
+/**
+ * B3: WriteArray (client stream) and ReadArray (server stream) of one DEVICE array on the host backend,
+ * against a bare grpc-js client stream (Upload: each chunk copied into a preallocated buffer) and server
+ * stream (Download: views of a preallocated buffer) on the echo server, with the same chunk size
+ * (1 MiB both ways: the client's write chunks and the daemon's --chunk-bytes) and channel options.
+ *
+ * The client code is the same for both sides: it sends views of one source buffer, waits for 'drain'
+ * when grpc-js asks, and copies every received chunk into one preallocated destination. The first
+ * repetition of each of the four transfers is a warm-up (it also pays first-touch costs: the daemon's
+ * device pages on the first write, and the lazy host mirror on the first read) and is reported apart;
+ * the first tensormem write and read are checked byte for byte (sha256 of source and destination).
+ */
+import { createHash } from 'node:crypto';
+import { ClientReadableStream, ClientWritableStream, Metadata, ServiceError } from '@grpc/grpc-js';
+import { TensormemClient } from '../src/client/tensormem-client';
+import { startDaemon } from './lib/daemon';
+import { EchoClient, echoClient, startEchoServer } from './lib/echo';
+import { Row, gbps, times } from './lib/report';
+import { median } from './lib/stats';
+import type { BenchOptions } from './options';
+
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+type Writable = ClientWritableStream<unknown>;
+
+/** Sends [header?] then `data` in `chunkBytes` views over `stream`; resolves when the call answers. */
+function upload(open: (callback: (error: ServiceError | null, value?: unknown) => void) => Writable, data: Buffer, chunkBytes: number, first?: unknown, wrap: (chunk: Buffer) => unknown = (chunk) => ({ data: chunk })): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const stream = open((error, value) => (error ? reject(error) : resolve(value)));
+    const pump = async () => {
+      if (first !== undefined) stream.write(first);
+      for (let position = 0; position < data.byteLength; position += chunkBytes) {
+        const chunk = data.subarray(position, Math.min(position + chunkBytes, data.byteLength));
+        if (!stream.write(wrap(chunk))) await new Promise((drained) => stream.once('drain', drained));
+      }
+      stream.end();
+    };
+    pump().catch(reject);
+  });
+}
+
+/** Copies every message's `field` into `into` in order; resolves to the bytes received. */
+function download(stream: ClientReadableStream<Record<string, Buffer>>, field: string, into: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let position = 0;
+    stream.on('data', (message: Record<string, Buffer>) => {
+      const chunk = message[field];
+      if (position + chunk.byteLength > into.byteLength) {
+        stream.cancel();
+        reject(new Error(`received more than ${into.byteLength} bytes`));
+        return;
+      }
+      chunk.copy(into, position);
+      position += chunk.byteLength;
+    });
+    stream.on('error', reject);
+    stream.on('end', () => resolve(position));
+  });
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A pattern in which every 4-byte word differs from its neighbours, so a misplaced chunk shows. */
+function pattern(bytes: number): Buffer {
+  const buffer = Buffer.allocUnsafe(bytes);
+  const words = new Uint32Array(buffer.buffer, buffer.byteOffset, Math.floor(bytes / 4));
+  for (let i = 0; i < words.length; i++) words[i] = Math.imul(i + 1, 2654435761) >>> 0;
+  for (let i = words.length * 4; i < bytes; i++) buffer[i] = i & 0xff;
+  return buffer;
+}
+
+export const B3_TARGET = '≥ 0.9 ×';
+
+export async function runB3(options: BenchOptions, daemonFlags: string[]): Promise<Row[]> {
+  const bytes = options.b3Bytes;
+  const chunkBytes = options.b3ChunkBytes;
+  const daemon = await startDaemon([...daemonFlags, '--chunk-bytes', String(chunkBytes)]);
+  const echo = await startEchoServer(MAX_MESSAGE_BYTES, bytes).catch(async (error) => {
+    await daemon.stop();
+    throw error;
+  });
+  const unix = options.transport === 'unix';
+  const client = new TensormemClient(unix ? daemon.unixAddress : daemon.tcpAddress, { maxMessageBytes: MAX_MESSAGE_BYTES, chunkBytes });
+  const bare: EchoClient = echoClient(unix ? echo.unixAddress : echo.tcpAddress, MAX_MESSAGE_BYTES);
+  try {
+    const lease = await client.openLease({ clientName: 'bench-b3', ttlSeconds: 3600 });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [bytes] });
+    const source = pattern(bytes);
+    const destination = Buffer.alloc(bytes);
+    const md = () => client.metadata(lease.token);
+
+    const tmWrite = async () => {
+      const result = (await upload((cb) => client.arrays.WriteArray(md(), cb) as unknown as Writable, source, chunkBytes, { header: { array_id: array.array_id, offset: 0 } }, (chunk) => ({ chunk }))) as { bytes_written: number };
+      if (result.bytes_written !== bytes) throw new Error(`WriteArray wrote ${result.bytes_written} of ${bytes} bytes`);
+    };
+    const tmRead = async () => {
+      const got = await download(client.arrays.ReadArray({ array_id: array.array_id, offset: 0, length: 0 }, md()) as unknown as ClientReadableStream<Record<string, Buffer>>, 'data', destination);
+      if (got !== bytes) throw new Error(`ReadArray returned ${got} of ${bytes} bytes`);
+    };
+    const baseWrite = async () => {
+      const result = (await upload((cb) => bare.Upload(new Metadata(), cb) as Writable, source, chunkBytes)) as { bytes_written: number };
+      if (result.bytes_written !== bytes) throw new Error(`Upload wrote ${result.bytes_written} of ${bytes} bytes`);
+    };
+    const baseRead = async () => {
+      const got = await download(bare.Download({ bytes, chunk_bytes: chunkBytes }, new Metadata()) as ClientReadableStream<Record<string, Buffer>>, 'data', destination);
+      if (got !== bytes) throw new Error(`Download returned ${got} of ${bytes} bytes`);
+    };
+    const timed = async (fn: () => Promise<void>) => {
+      const start = process.hrtime.bigint();
+      await fn();
+      return Number(process.hrtime.bigint() - start) / 1e9;
+    };
+
+    // Warm-up repetition, with the byte-exact check of the tensormem path.
+    const warm = { tmWrite: await timed(tmWrite), baseWrite: await timed(baseWrite), tmRead: 0, baseRead: 0 };
+    destination.fill(0);
+    warm.tmRead = await timed(tmRead);
+    const sourceHash = sha256(source);
+    const readHash = sha256(destination);
+    if (sourceHash !== readHash) throw new Error(`B3: bytes read back differ from bytes written (sha256 ${readHash} != ${sourceHash})`);
+    warm.baseRead = await timed(baseRead);
+
+    const seconds = { tmWrite: [] as number[], baseWrite: [] as number[], tmRead: [] as number[], baseRead: [] as number[] };
+    for (let rep = 0; rep < options.b3Reps; rep++) {
+      // Alternate which side goes first, so drift in the machine's state falls on both.
+      if (rep % 2 === 0) {
+        seconds.tmWrite.push(await timed(tmWrite));
+        seconds.baseWrite.push(await timed(baseWrite));
+        seconds.tmRead.push(await timed(tmRead));
+        seconds.baseRead.push(await timed(baseRead));
+      } else {
+        seconds.baseWrite.push(await timed(baseWrite));
+        seconds.tmWrite.push(await timed(tmWrite));
+        seconds.baseRead.push(await timed(baseRead));
+        seconds.tmRead.push(await timed(tmRead));
+      }
+    }
+    await lease.close();
+
+    const rate = (list: number[]) => gbps(bytes, median(list));
+    const mib = `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+    const row = (id: string, what: string, tm: number[], base: number[], warmTm: number, warmBase: number, baseName: string): Row => {
+      const measured = rate(tm);
+      const baseline = rate(base);
+      const ratio = measured / baseline;
+      return {
+        id,
+        what,
+        measured: `${measured.toFixed(3)} GB/s`,
+        baseline: `${baseline.toFixed(3)} GB/s ${baseName}`,
+        ratio: times(ratio),
+        target: B3_TARGET,
+        status: ratio >= 0.9 ? 'pass' : 'fail',
+        values: {
+          bytes,
+          chunkBytes,
+          transport: options.transport,
+          reps: options.b3Reps,
+          tensormemSeconds: tm,
+          baselineSeconds: base,
+          tensormemGBps: measured,
+          baselineGBps: baseline,
+          ratio,
+          warmup: { tensormemSeconds: warmTm, baselineSeconds: warmBase, tensormemGBps: gbps(bytes, warmTm), baselineGBps: gbps(bytes, warmBase) },
+        },
+      };
+    };
+    const write = row('B3.write', `WriteArray stream, ${mib}`, seconds.tmWrite, seconds.baseWrite, warm.tmWrite, warm.baseWrite, 'client stream');
+    const read = row('B3.read', `ReadArray stream, ${mib}`, seconds.tmRead, seconds.baseRead, warm.tmRead, warm.baseRead, 'server stream');
+    read.values!.sha256 = { source: sourceHash, readBack: readHash, equal: true };
+    read.note =
+      `B3: medians of ${options.b3Reps} alternating reps of ${mib} in ${(chunkBytes / 2 ** 20).toFixed(0)} MiB chunks over ${options.transport}; ` +
+      `sha256 of the bytes read back equals the source (${sourceHash.slice(0, 16)}…); warm-up (first touch, lazy mirror) ` +
+      `write ${gbps(bytes, warm.tmWrite).toFixed(3)} / ${gbps(bytes, warm.baseWrite).toFixed(3)} GB/s, read ${gbps(bytes, warm.tmRead).toFixed(3)} / ${gbps(bytes, warm.baseRead).toFixed(3)} GB/s (tensormem / baseline)`;
+    return [write, read];
+  } finally {
+    client.close();
+    bare.close();
+    await Promise.all([daemon.stop(), echo.stop()]);
+  }
+}
