@@ -145,6 +145,8 @@ export async function runB3(options: BenchOptions, daemonFlags: string[]): Promi
       const measured = rate(tm);
       const baseline = rate(base);
       const ratio = measured / baseline;
+      // Each rep's two transfers ran back to back: their ratio is the paired view, less sensitive to drift.
+      const paired = median(tm.map((seconds, i) => base[i] / seconds));
       return {
         id,
         what,
@@ -163,6 +165,7 @@ export async function runB3(options: BenchOptions, daemonFlags: string[]): Promi
           tensormemGBps: measured,
           baselineGBps: baseline,
           ratio,
+          medianOfPairedRatios: paired,
           warmup: { tensormemSeconds: warmTm, baselineSeconds: warmBase, tensormemGBps: gbps(bytes, warmTm), baselineGBps: gbps(bytes, warmBase) },
         },
       };
@@ -170,8 +173,9 @@ export async function runB3(options: BenchOptions, daemonFlags: string[]): Promi
     const write = row('B3.write', `WriteArray stream, ${mib}`, seconds.tmWrite, seconds.baseWrite, warm.tmWrite, warm.baseWrite, 'client stream');
     const read = row('B3.read', `ReadArray stream, ${mib}`, seconds.tmRead, seconds.baseRead, warm.tmRead, warm.baseRead, 'server stream');
     read.values!.sha256 = { source: sourceHash, readBack: readHash, equal: true };
+    const pairedText = `median of per-rep paired ratios: write ${times(write.values!.medianOfPairedRatios as number)}, read ${times(read.values!.medianOfPairedRatios as number)}`;
     read.note =
-      `B3: medians of ${options.b3Reps} alternating reps of ${mib} in ${(chunkBytes / 2 ** 20).toFixed(0)} MiB chunks over ${options.transport}; ` +
+      `B3: ratio of median GB/s over ${options.b3Reps} alternating reps (${pairedText}) of ${mib} in ${(chunkBytes / 2 ** 20).toFixed(0)} MiB chunks over ${options.transport}; ` +
       `sha256 of the bytes read back equals the source (${sourceHash.slice(0, 16)}…); warm-up (first touch, lazy mirror) ` +
       `write ${gbps(bytes, warm.tmWrite).toFixed(3)} / ${gbps(bytes, warm.baseWrite).toFixed(3)} GB/s, read ${gbps(bytes, warm.tmRead).toFixed(3)} / ${gbps(bytes, warm.baseRead).toFixed(3)} GB/s (tensormem / baseline)`;
     return [write, read];

@@ -3,8 +3,9 @@
  * (UINT8 [16], DEVICE: one 256-byte block each) spread round-robin over them with `concurrency` calls
  * in flight, and reads the daemon's own numbers from GetMemoryInfo before and after: V8 heap used
  * (process.heap_used_bytes) and resident set (process.physical_bytes). Nothing is forced (no GC is
- * triggered), so "after" counts garbage not yet collected as well; the row uses the first reading after
- * the allocations, and the smallest heap seen over the GetMemoryInfo series is reported beside it.
+ * triggered), so "after" counts garbage not yet collected as well (from run to run the heap figure moves
+ * with where the last major GC fell); the row uses the first reading after the allocations, and the
+ * smallest heap seen over the GetMemoryInfo series is reported beside it (lower when a GC ran then).
  * Then `infoCalls` sequential GetMemoryInfo calls with all arrays live give the latency.
  *
  * The emulated device's pages are never touched (no zero fill, no writes), so device bytes add nothing
@@ -124,7 +125,7 @@ export async function runB8(options: BenchOptions, daemonFlags: string[]): Promi
         status: lat.p99 <= 10_000 ? 'pass' : 'fail',
         note:
           `B8: allocated ${arrays} arrays at ${(arrays / allocateSeconds).toFixed(0)}/s (${options.b8Concurrency} in flight); ` +
-          `smallest heap over the ${options.b8InfoCalls} GetMemoryInfo calls after: ${minHeapPerArray.toFixed(0)} B/array; ` +
+          `heap readings include garbage not yet collected (nothing is forced); smallest over the ${options.b8InfoCalls} GetMemoryInfo calls after: ${minHeapPerArray.toFixed(0)} B/array; ` +
           `RSS ${(rssBefore / 2 ** 20).toFixed(1)} → ${(rssAfter / 2 ** 20).toFixed(1)} MiB, heap ${(heapBefore / 2 ** 20).toFixed(1)} → ${(heapAfter / 2 ** 20).toFixed(1)} MiB; ` +
           `closing the ${leaseCount} leases took ${closeSeconds.toFixed(2)} s`,
       },

@@ -42,7 +42,7 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'b1-warmup', key: 'b1Warmup', kind: 'int', full: 2_000, quick: 1_000, help: 'B1 warm-up samples of each side' },
   { name: 'b3-bytes', key: 'b3Bytes', kind: 'size', full: 256 * MiB, quick: 256 * MiB, help: 'B3 transfer size (K, M, G suffixes)' },
   { name: 'b3-chunk-bytes', key: 'b3ChunkBytes', kind: 'size', full: MiB, quick: MiB, help: 'B3 chunk size both ways' },
-  { name: 'b3-reps', key: 'b3Reps', kind: 'int', full: 5, quick: 2, help: 'B3 measured repetitions (after one warm-up)' },
+  { name: 'b3-reps', key: 'b3Reps', kind: 'int', full: 7, quick: 2, help: 'B3 measured repetitions (after one warm-up)' },
   { name: 'b5-small', key: 'b5Small', kind: 'int', full: 1_000, quick: 1_000, help: 'B5 live blocks of the small pool' },
   { name: 'b5-large', key: 'b5Large', kind: 'int', full: 1_000_000, quick: 1_000_000, help: 'B5 live blocks of the large pool' },
   { name: 'b5-batches', key: 'b5Batches', kind: 'int', full: 300, quick: 100, help: 'B5 timed batches per pool' },
