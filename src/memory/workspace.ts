@@ -250,7 +250,6 @@ export class Workspace {
   private stepsCount = 0;
   private initialBlockSize = 0;
   private generationId = 0;
-  private tagScope = 0;
 
   private isOpen = false;
   private isInit = false;
@@ -261,7 +260,6 @@ export class Workspace {
   private trimmedMode = false;
   private trimmedStep = 0;
   private destroyed = false;
-  private disabledCounter = 0;
 
   private mainBlock: Block | undefined;
   private mirrorBlock: Block | undefined;
@@ -391,10 +389,8 @@ export class Workspace {
       }
       if (offset + required <= this.currentSize) {
         const block = this.mainBlock!;
-        if (wrapped) {
-          this.resetOffsets();
-          this.resetPlanned = true;
-        }
+        // A wrap moves only this side's offset (CudaWorkspace resets deviceOffset alone) and plans a reset.
+        if (wrapped) this.resetPlanned = true;
         this.cycleAllocations += required;
         this.primaryOffsetBytes = offset + required;
         return this.describe(this.primaryKind, 'workspace', block, offset, required, requestedBytes);
@@ -450,7 +446,6 @@ export class Workspace {
 
   private allocToggledOff(required: number, requestedBytes: number, kind: MemoryKind): WorkspaceAllocation {
     const block = this.backing.allocateBuffer(this.bufferRequest(required, 'external', kind));
-    this.disabledCounter++;
     this.liveOutside.add(block);
     this.outside.push({ block, counted: false });
     return this.describe(kind, 'external', block, 0, required, requestedBytes);
@@ -523,7 +518,6 @@ export class Workspace {
     this.assertAlive();
     const scope = this.scope;
     if (scope.current === this && this.isOpen) {
-      this.tagScope++;
       scope.frames.push({ kind: 'reenter', workspace: this, previous: this });
       return this;
     }
@@ -538,7 +532,6 @@ export class Workspace {
     if (this.config.resetPolicy === 'BLOCK_LEFT') this.resetOffsets();
     this.purgeOutside();
     this.cycleAllocations = 0;
-    this.disabledCounter = 0;
     this.generationId++;
     return this;
   }
@@ -560,7 +553,6 @@ export class Workspace {
   /** tagOutOfScopeUse (use WorkspaceScope.scopeOutOfWorkspaces): nothing is current until this workspace is left. */
   tagOutOfScopeUse(): void {
     this.assertAlive();
-    this.tagScope++;
     this.scope.frames.push({ kind: 'scopeOut', workspace: this, previous: this });
     this.scope.current = null;
   }
@@ -590,7 +582,6 @@ export class Workspace {
         return this;
       case 'reenter':
       case 'scopeOut':
-        this.tagScope--;
         return this;
       case 'enter':
         this.closeCycle();
@@ -630,7 +621,6 @@ export class Workspace {
     }
 
     this.lastCycleAllocations = this.cycleAllocations;
-    this.disabledCounter = 0;
     if (this.config.resetPolicy === 'BLOCK_LEFT') {
       this.resetOffsets();
     } else if (this.currentSize > 0) {
@@ -778,11 +768,12 @@ export class Workspace {
 
   /**
    * destroyWorkspace, final: gives back the buffers, the mapped file, every spill, pinned and
-   * toggled-off block. Later calls are refused. The owner's registry refuses to destroy a workspace
-   * that an open scope involves.
+   * toggled-off block. Later calls are refused. Refused (FAILED_PRECONDITION) while an open scope of
+   * its owner involves it: leave it first, or clear the scope when the owner goes away.
    */
   destroy(): void {
     if (this.destroyed) return;
+    if (this.scope.holds(this)) throw failedPrecondition(`Workspace "${this.name}" has an open scope; leave it before destroying it`);
     this.freeBuffers();
     this.clearOutside();
     this.clearPinned(true);
@@ -790,7 +781,6 @@ export class Workspace {
     this.resetOffsets();
     this.isOpen = false;
     this.isBorrowed = false;
-    this.tagScope = 0;
     this.destroyed = true;
     if (this.scope.current === this) this.scope.current = null;
   }

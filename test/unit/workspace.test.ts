@@ -731,6 +731,21 @@ describe('FULL vs HOST_ONLY mirroring (CudaWorkspaceTests, §14)', () => {
     expect(backing.requests.map((r) => r.purpose)).toEqual(['workspace', 'mirror']);
   });
 
+  it('a device-side wrap leaves the host offset where it was (each side wraps on its own)', () => {
+    const { ws } = workspace(circular10MiB);
+    ws.enter();
+    ws.alloc(6_000_000);
+    ws.alloc(1_000_000, { kind: 'HOST' });
+    ws.leave();
+    ws.enter();
+    const device = ws.alloc(6_000_000);
+    expect(device.offset).toBe(0); // 6e6 + 6e6 > 10 MiB: wrapped
+    const host = ws.alloc(1_000_000, { kind: 'HOST' });
+    expect(host.offset).toBe(1_000_000);
+    expect(ws.info()).toMatchObject({ deviceOffset: 6_000_000, hostOffset: 2_000_000 });
+    ws.leave();
+  });
+
   it('testWorkspaceReuse: a HOST_ONLY workspace counts its host arrays and learns (DESIGN.md §4; ND4J never learned it)', () => {
     const { ws, backing } = workspace({ mirroringPolicy: 'HOST_ONLY' }, new FakeBacking(), 'test');
     ws.enter();
@@ -926,6 +941,9 @@ describe('generations, validity and release', () => {
     ws.toggleWorkspaceUse(false);
     ws.alloc(32);
     expect(ws.heldBytes).toBe(2048 + 2048 + 4096 + 32);
+    expect(thrown(() => ws.destroy()).message).toContain('has an open scope');
+    expect(backing.live.size).toBe(4);
+    ws.scope.clear(); // the owner goes away
     ws.destroy();
     expect(backing.live.size).toBe(0);
     expect(ws.heldBytes).toBe(0);
