@@ -36,6 +36,8 @@ export interface ChunkInfo {
   device: number;
   bytes: number;
   shmName?: string;
+  /** Host chunks made by mapFile. */
+  filePath?: string;
 }
 
 export interface NativeBackend {
@@ -47,6 +49,15 @@ export interface NativeBackend {
   allocDevice(device: number, bytes: number): number;
   /** Host memory: pinned (cudaHostAlloc / cudaHostRegister) on cuda, page-aligned RAM on host. */
   allocHost(bytes: number, options?: HostChunkOptions): number;
+  /**
+   * A host chunk backed by the file at `path`, mapped whole with MAP_SHARED (MMAP workspaces): its
+   * contents live in the file and survive the mapping. createBytes > 0: (re)create the file as that many
+   * zero bytes first (mode 0600); 0: map the existing file as it is (its length must be > 0).
+   * deleteOnFree: unlink the file when the chunk is freed (temporary files). On cuda the mapping is
+   * also registered (cudaHostRegister) so copies to the device run at pinned speed. Throws SYSTEM_ERROR
+   * naming the path and errno, OUT_OF_MEMORY when the disk is full (posix_fallocate).
+   */
+  mapFile(path: string, options: { createBytes: number; deleteOnFree: boolean }): { handle: number; bytes: number };
   /** Frees a chunk. If an async copy on it is still running, the release happens when that copy ends. */
   free(handle: number): void;
   chunkInfo(handle: number): ChunkInfo;
