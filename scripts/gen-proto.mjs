@@ -13,7 +13,7 @@ const options = JSON.parse(readFileSync(join(root, 'proto/loader-options.json'),
 const committed = join(root, 'src/generated');
 const outDir = check ? mkdtempSync(join(tmpdir(), 'tensormem-proto-')) : committed;
 
-const protoFiles = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'tensormem/v1/memory.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto'];
+const protoFiles = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'tensormem/v1/memory.proto', 'tensormem/v1/workspace.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto'];
 const args = [
   '--grpcLib=@grpc/grpc-js',
   `--outDir=${outDir}`,

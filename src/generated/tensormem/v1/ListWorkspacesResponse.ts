@@ -1,0 +1,11 @@
+// Original file: proto/tensormem/v1/workspace.proto
+
+import type { WorkspaceInfo as _tensormem_v1_WorkspaceInfo, WorkspaceInfo__Output as _tensormem_v1_WorkspaceInfo__Output } from '../../tensormem/v1/WorkspaceInfo';
+
+export interface ListWorkspacesResponse {
+  'workspaces'?: (_tensormem_v1_WorkspaceInfo)[];
+}
+
+export interface ListWorkspacesResponse__Output {
+  'workspaces': (_tensormem_v1_WorkspaceInfo__Output)[];
+}
