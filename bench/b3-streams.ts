@@ -17,6 +17,7 @@ import { startDaemon } from './lib/daemon';
 import { EchoClient, echoClient, startEchoServer } from './lib/echo';
 import { Row, gbps, times } from './lib/report';
 import { median } from './lib/stats';
+import { cpuSecondsOf } from './lib/processes';
 import type { BenchOptions } from './options';
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -107,11 +108,20 @@ export async function runB3(options: BenchOptions, daemonFlags: string[]): Promi
       const got = await download(bare.Download({ bytes, chunk_bytes: chunkBytes }, new Metadata()) as ClientReadableStream<Record<string, Buffer>>, 'data', destination);
       if (got !== bytes) throw new Error(`Download returned ${got} of ${bytes} bytes`);
     };
-    const timed = async (fn: () => Promise<void>) => {
+    // Server CPU seconds per transfer (daemon or echo server, all threads), beside the wall time.
+    const cpu = { tmWrite: [] as number[], baseWrite: [] as number[], tmRead: [] as number[], baseRead: [] as number[] };
+    const serverOf = { tmWrite: daemon.child.pid, tmRead: daemon.child.pid, baseWrite: echo.child.pid, baseRead: echo.child.pid };
+    let measuring = false;
+    const timedAs = async (key: keyof typeof cpu, fn: () => Promise<void>) => {
+      const cpuBefore = cpuSecondsOf(serverOf[key]);
       const start = process.hrtime.bigint();
       await fn();
-      return Number(process.hrtime.bigint() - start) / 1e9;
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const cpuAfter = cpuSecondsOf(serverOf[key]);
+      if (measuring && cpuBefore !== undefined && cpuAfter !== undefined) cpu[key].push(cpuAfter - cpuBefore);
+      return seconds;
     };
+    const timed = (fn: () => Promise<void>) => timedAs(fn === tmWrite ? 'tmWrite' : fn === tmRead ? 'tmRead' : fn === baseWrite ? 'baseWrite' : 'baseRead', fn);
 
     // Warm-up repetition, with the byte-exact check of the tensormem path.
     const warm = { tmWrite: await timed(tmWrite), baseWrite: await timed(baseWrite), tmRead: 0, baseRead: 0 };
@@ -123,6 +133,7 @@ export async function runB3(options: BenchOptions, daemonFlags: string[]): Promi
     warm.baseRead = await timed(baseRead);
 
     const seconds = { tmWrite: [] as number[], baseWrite: [] as number[], tmRead: [] as number[], baseRead: [] as number[] };
+    measuring = true;
     for (let rep = 0; rep < options.b3Reps; rep++) {
       // Alternate which side goes first, so drift in the machine's state falls on both.
       if (rep % 2 === 0) {
@@ -141,7 +152,8 @@ export async function runB3(options: BenchOptions, daemonFlags: string[]): Promi
 
     const rate = (list: number[]) => gbps(bytes, median(list));
     const mib = `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-    const row = (id: string, what: string, tm: number[], base: number[], warmTm: number, warmBase: number, baseName: string): Row => {
+    const cpuPerGB = (list: number[]) => (list.length > 0 ? median(list) / (bytes / 1e9) : NaN);
+    const row = (id: string, what: string, tm: number[], base: number[], warmTm: number, warmBase: number, baseName: string, tmCpu: number[], baseCpu: number[]): Row => {
       const measured = rate(tm);
       const baseline = rate(base);
       const ratio = measured / baseline;
@@ -166,18 +178,23 @@ export async function runB3(options: BenchOptions, daemonFlags: string[]): Promi
           baselineGBps: baseline,
           ratio,
           medianOfPairedRatios: paired,
+          serverCpuSecondsPerGB: { tensormem: cpuPerGB(tmCpu), baseline: cpuPerGB(baseCpu), tensormemSamples: tmCpu, baselineSamples: baseCpu },
           warmup: { tensormemSeconds: warmTm, baselineSeconds: warmBase, tensormemGBps: gbps(bytes, warmTm), baselineGBps: gbps(bytes, warmBase) },
         },
       };
     };
-    const write = row('B3.write', `WriteArray stream, ${mib}`, seconds.tmWrite, seconds.baseWrite, warm.tmWrite, warm.baseWrite, 'client stream');
-    const read = row('B3.read', `ReadArray stream, ${mib}`, seconds.tmRead, seconds.baseRead, warm.tmRead, warm.baseRead, 'server stream');
+    const write = row('B3.write', `WriteArray stream, ${mib}`, seconds.tmWrite, seconds.baseWrite, warm.tmWrite, warm.baseWrite, 'client stream', cpu.tmWrite, cpu.baseWrite);
+    const read = row('B3.read', `ReadArray stream, ${mib}`, seconds.tmRead, seconds.baseRead, warm.tmRead, warm.baseRead, 'server stream', cpu.tmRead, cpu.baseRead);
     read.values!.sha256 = { source: sourceHash, readBack: readHash, equal: true };
     const pairedText = `median of per-rep paired ratios: write ${times(write.values!.medianOfPairedRatios as number)}, read ${times(read.values!.medianOfPairedRatios as number)}`;
+    const cpuText = (r: Row) => {
+      const c = r.values!.serverCpuSecondsPerGB as { tensormem: number; baseline: number };
+      return Number.isFinite(c.tensormem) ? `${c.tensormem.toFixed(2)} / ${c.baseline.toFixed(2)}` : 'n/a';
+    };
     read.note =
       `B3: ratio of median GB/s over ${options.b3Reps} alternating reps (${pairedText}) of ${mib} in ${(chunkBytes / 2 ** 20).toFixed(0)} MiB chunks over ${options.transport}; ` +
       `sha256 of the bytes read back equals the source (${sourceHash.slice(0, 16)}…); warm-up (first touch, lazy mirror) ` +
-      `write ${gbps(bytes, warm.tmWrite).toFixed(3)} / ${gbps(bytes, warm.baseWrite).toFixed(3)} GB/s, read ${gbps(bytes, warm.tmRead).toFixed(3)} / ${gbps(bytes, warm.baseRead).toFixed(3)} GB/s (tensormem / baseline)`;
+      `write ${gbps(bytes, warm.tmWrite).toFixed(3)} / ${gbps(bytes, warm.baseWrite).toFixed(3)} GB/s, read ${gbps(bytes, warm.tmRead).toFixed(3)} / ${gbps(bytes, warm.baseRead).toFixed(3)} GB/s (tensormem / baseline); server CPU s per GB (median, all threads) write ${cpuText(write)}, read ${cpuText(read)} (tensormem / baseline)`;
     return [write, read];
   } finally {
     client.close();

@@ -5,7 +5,7 @@
  * are also started with PR_SET_PDEATHSIG=KILL, so they die even when the runner itself is SIGKILLed.
  */
 import { ChildProcess, SpawnOptions, spawn, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 
 const live = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
@@ -111,3 +111,23 @@ export function removeWithChild(dir: string, child: ChildProcess): void {
 export function liveChildren(): number {
   return live.size;
 }
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat; undefined
+ * where /proc is not there. Less sensitive than wall time to other load on the machine.
+ */
+export function cpuSecondsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined || process.platform !== 'linux') return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    return ticks / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
