@@ -33,7 +33,8 @@ struct Chunk {
   int device = -1;  // the device of a device chunk; -1 for host chunks
   void* ptr = nullptr;
   uint64_t bytes = 0;
-  std::string shm_name;  // non-empty for POSIX shared-memory host chunks
+  std::string shm_name;   // non-empty for POSIX shared-memory host chunks
+  std::string file_path;  // non-empty for file-backed host chunks (mapFile)
 };
 
 // Chunk counts and bytes by kind, including chunks whose release is pending on an async operation

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include "native_error.h"
 
@@ -52,6 +53,104 @@ class LiveShmNames {
   std::set<std::string> names_;
 };
 
+// The files of live mapFile(deleteOnFree) mappings, by mapping address, so that the last free (or
+// exit(), for mappings still live then; same reasoning and lifetime as LiveShmNames) unlinks them.
+// A file is unlinked only while its path still names the inode that was mapped: a file created at
+// that path since (by anyone) is left alone.
+class DeleteOnFreeFiles {
+ public:
+  static DeleteOnFreeFiles& Get() {
+    static DeleteOnFreeFiles* files = [] {
+      auto* created = new DeleteOnFreeFiles();
+      std::atexit([] { Get().UnlinkAll(); });
+      return created;
+    }();
+    return *files;
+  }
+
+  void Add(void* ptr, const std::string& path, const struct stat& status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    files_[ptr] = File{path, status.st_dev, status.st_ino};
+  }
+
+  // Unlinks the file of the mapping at ptr, if it was registered and not unlinked yet.
+  void Unlink(void* ptr) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = files_.find(ptr);
+    if (it == files_.end()) return;
+    UnlinkIfSameFile(it->second);
+    files_.erase(it);
+  }
+
+ private:
+  struct File {
+    std::string path;
+    dev_t device;
+    ino_t inode;
+  };
+
+  static void UnlinkIfSameFile(const File& file) {
+    struct stat status;
+    if (stat(file.path.c_str(), &status) == 0 && status.st_dev == file.device && status.st_ino == file.inode) unlink(file.path.c_str());
+  }
+
+  void UnlinkAll() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [ptr, file] : files_) UnlinkIfSameFile(file);
+    files_.clear();
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<void*, File> files_;
+};
+
+// An open file descriptor that MapFile has not finished with: on failure it is closed and the file is
+// put back (removed when this call created it, emptied when it truncated an existing one).
+class PendingFile {
+ public:
+  PendingFile(const std::string& path, int fd, bool created, bool truncated) : path_(path), fd_(fd), created_(created), truncated_(truncated) {}
+  ~PendingFile() {
+    if (fd_ < 0) return;
+    if (created_) {
+      unlink(path_.c_str());
+    } else if (truncated_ && ftruncate(fd_, 0) != 0) {
+      // Nothing more to do: the call fails with its own error either way.
+    }
+    close(fd_);
+  }
+  PendingFile(const PendingFile&) = delete;
+  PendingFile& operator=(const PendingFile&) = delete;
+
+  int fd() const { return fd_; }
+  // Success: closes the descriptor and keeps the file.
+  void Keep() {
+    close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  const std::string& path_;
+  int fd_;
+  bool created_;
+  bool truncated_;
+};
+
+// Opens path for MapFile: created (or truncated) when create is true, the existing file otherwise.
+PendingFile OpenForMapping(const std::string& path, bool create, const std::string& what) {
+  if (!create) {
+    const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) throw SystemError("open of " + what, errno);
+    return PendingFile(path, fd, false, false);
+  }
+  // O_EXCL first, to know whether this call created the file (and so may remove it on failure).
+  int fd = open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return PendingFile(path, fd, true, false);
+  if (errno != EEXIST) throw SystemError("open (O_CREAT) of " + what, errno);
+  fd = open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) throw SystemError("open (O_CREAT | O_TRUNC) of " + what, errno);
+  return PendingFile(path, fd, false, true);
+}
+
 }  // namespace
 
 void* MapAnonymous(uint64_t bytes) {
@@ -94,6 +193,48 @@ void UnmapShared(const std::string& name, void* ptr, uint64_t bytes) noexcept {
   munmap(ptr, bytes);
   // Unlinked once: if exit already did it, the name may since belong to someone else.
   if (LiveShmNames::Get().Remove(name)) shm_unlink(name.c_str());
+}
+
+FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free) {
+  const std::string what = "file \"" + path + "\"";
+  PendingFile file = OpenForMapping(path, create_bytes > 0, what);
+  struct stat status;
+  if (fstat(file.fd(), &status) != 0) throw SystemError("fstat of " + what, errno);
+  if (!S_ISREG(status.st_mode)) throw NativeError(ErrorCode::kSystemError, "cannot map " + what + ": not a regular file");
+  uint64_t bytes = create_bytes;
+  if (create_bytes > 0) {
+    if (ftruncate(file.fd(), static_cast<off_t>(create_bytes)) != 0) {
+      throw SystemError("ftruncate of " + what + " to " + DescribeBytes(create_bytes), errno);
+    }
+    // posix_fallocate returns the error number instead of setting errno.
+    const int fallocate_error = posix_fallocate(file.fd(), 0, static_cast<off_t>(create_bytes));
+    if (fallocate_error == ENOSPC || fallocate_error == EDQUOT) {
+      throw NativeError(ErrorCode::kOutOfMemory, "cannot reserve " + DescribeBytes(create_bytes) + " for " + what + ": the disk is full (" +
+                                                     SystemError("posix_fallocate", fallocate_error).what() + ")");
+    }
+    if (fallocate_error != 0) throw SystemError("posix_fallocate of " + DescribeBytes(create_bytes) + " for " + what, fallocate_error);
+  } else {
+    if (status.st_size <= 0) {
+      throw NativeError(ErrorCode::kSystemError, "cannot map " + what + ": the file is empty (pass createBytes to create it with a size)");
+    }
+    bytes = static_cast<uint64_t>(status.st_size);
+  }
+  void* ptr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd(), 0);
+  if (ptr == MAP_FAILED) throw SystemError("mmap of " + DescribeBytes(bytes) + " of " + what, errno);
+  try {
+    if (delete_on_free) DeleteOnFreeFiles::Get().Add(ptr, path, status);
+  } catch (...) {
+    munmap(ptr, bytes);
+    throw;
+  }
+  file.Keep();  // the mapping keeps the file open
+  return FileMapping{ptr, bytes};
+}
+
+void UnmapFile(void* ptr, uint64_t bytes) noexcept {
+  // Unlinked before munmap, so that the address cannot be reused by another mapping while registered.
+  DeleteOnFreeFiles::Get().Unlink(ptr);
+  munmap(ptr, bytes);
 }
 
 }  // namespace tensormem
