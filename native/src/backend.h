@@ -16,6 +16,7 @@
 #include <string>
 
 #include "chunk_table.h"
+#include "host_memory.h"
 
 namespace tensormem {
 
@@ -55,6 +56,9 @@ class Backend {
   virtual void* AllocDevice(int device, uint64_t bytes) = 0;
   // bytes > 0; shm_name empty or a POSIX shared-memory name ("/name").
   virtual void* AllocHost(uint64_t bytes, const std::string& shm_name) = 0;
+  // A host chunk backed by a file (host_memory.h MapFile: same arguments and errors); the chunk's
+  // file_path is set, so that Release knows to UnmapFile it.
+  virtual FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free) = 0;
   virtual void Release(const Chunk& chunk) noexcept = 0;
 
   // dst and src do not overlap.

@@ -40,6 +40,16 @@ Handle BackendCore::AllocHost(uint64_t bytes, const std::string& shm_name) {
   return Insert(std::move(chunk));
 }
 
+Handle BackendCore::MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free) {
+  const FileMapping mapping = backend_->MapFile(path, create_bytes, delete_on_free);
+  Chunk chunk;
+  chunk.kind = ChunkKind::kHost;
+  chunk.ptr = mapping.ptr;
+  chunk.bytes = mapping.bytes;
+  chunk.file_path = path;
+  return Insert(std::move(chunk));
+}
+
 void BackendCore::Free(Handle handle) {
   if (auto chunk = table_.Remove(handle)) backend_->Release(*chunk);
 }

@@ -29,6 +29,8 @@ class BackendCore {
 
   Handle AllocDevice(uint64_t device, uint64_t bytes);
   Handle AllocHost(uint64_t bytes, const std::string& shm_name);
+  // A host chunk backed by the file at path (Backend::MapFile); its bytes are the file's length.
+  Handle MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free);
   // Releases now, or marks the chunk release-pending while async operations use it.
   void Free(Handle handle);
 

@@ -23,6 +23,7 @@ Napi::Function BackendObject::DefineClass(Napi::Env env) {
           InstanceMethod<&BackendObject::DeviceInfo>("deviceInfo"),
           InstanceMethod<&BackendObject::AllocDevice>("allocDevice"),
           InstanceMethod<&BackendObject::AllocHost>("allocHost"),
+          InstanceMethod<&BackendObject::MapFile>("mapFile"),
           InstanceMethod<&BackendObject::Free>("free"),
           InstanceMethod<&BackendObject::ChunkInfo>("chunkInfo"),
           InstanceMethod<&BackendObject::Write>("write"),
@@ -110,6 +111,27 @@ Napi::Value BackendObject::AllocHost(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value BackendObject::MapFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&] {
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "Expected a string for path");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.empty() || path.find('\0') != std::string::npos) {
+      throw Napi::RangeError::New(env, "Expected a non-empty string without NUL characters for path");
+    }
+    if (!info[1].IsObject()) throw Napi::TypeError::New(env, "Expected an object { createBytes, deleteOnFree } for options");
+    Napi::Object options = info[1].As<Napi::Object>();
+    const uint64_t create_bytes = ReadSafeInteger(options.Get("createBytes"), "options.createBytes");
+    Napi::Value delete_on_free = options.Get("deleteOnFree");
+    if (!delete_on_free.IsBoolean()) throw Napi::TypeError::New(env, "Expected a boolean for options.deleteOnFree");
+    const Handle handle = core_->MapFile(path, create_bytes, delete_on_free.As<Napi::Boolean>().Value());
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("handle", Napi::Number::New(env, handle));
+    result.Set("bytes", Napi::Number::New(env, static_cast<double>(core_->table().Lookup(handle).bytes)));
+    return result;
+  });
+}
+
 Napi::Value BackendObject::Free(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&] {
@@ -128,6 +150,7 @@ Napi::Value BackendObject::ChunkInfo(const Napi::CallbackInfo& info) {
     result.Set("device", Napi::Number::New(env, chunk.device));
     result.Set("bytes", Napi::Number::New(env, static_cast<double>(chunk.bytes)));
     if (!chunk.shm_name.empty()) result.Set("shmName", Napi::String::New(env, chunk.shm_name));
+    if (!chunk.file_path.empty()) result.Set("filePath", Napi::String::New(env, chunk.file_path));
     return result;
   });
 }

@@ -31,6 +31,7 @@ class BackendObject final : public Napi::ObjectWrap<BackendObject> {
   Napi::Value DeviceInfo(const Napi::CallbackInfo& info);
   Napi::Value AllocDevice(const Napi::CallbackInfo& info);
   Napi::Value AllocHost(const Napi::CallbackInfo& info);
+  Napi::Value MapFile(const Napi::CallbackInfo& info);
   Napi::Value Free(const Napi::CallbackInfo& info);
   Napi::Value ChunkInfo(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);

@@ -1,5 +1,6 @@
 // The `cuda` backend: device chunks from cudaMalloc, host chunks page-locked (cudaHostAlloc, or a
-// shared-memory mapping registered with cudaHostRegister), copies through cudaMemcpy with
+// shared-memory mapping registered with cudaHostRegister), file-backed host chunks registered with
+// cudaHostRegister where the driver accepts it (pageable otherwise), copies through cudaMemcpy with
 // cudaMemcpyDefault (unified addressing decides the direction), fills through cudaMemset.
 //
 // Only host-side runtime calls: this file is compiled by the host compiler and linked against the
@@ -8,6 +9,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 #include "backend.h"
 #include "host_memory.h"
@@ -88,10 +91,32 @@ class CudaBackend final : public Backend {
     return ptr;
   }
 
+  FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free) override {
+    const FileMapping mapping = tensormem::MapFile(path, create_bytes, delete_on_free);
+    // Page-locking a file mapping can be refused (some kernels do not pin file-backed pages for long, and
+    // it may exceed RLIMIT_MEMLOCK); the chunk then stays pageable, and cudaMemcpy stages its copies.
+    if (cudaHostRegister(mapping.ptr, mapping.bytes, cudaHostRegisterDefault) == cudaSuccess) {
+      try {
+        std::lock_guard<std::mutex> lock(mutex_);
+        registered_files_.insert(mapping.ptr);
+      } catch (...) {
+        cudaHostUnregister(mapping.ptr);
+        UnmapFile(mapping.ptr, mapping.bytes);
+        throw;
+      }
+    } else {
+      cudaGetLastError();  // the refusal must not surface in an unrelated later call
+    }
+    return mapping;
+  }
+
   void Release(const Chunk& chunk) noexcept override {
     if (chunk.kind == ChunkKind::kDevice) {
       cudaSetDevice(chunk.device);
       cudaFree(chunk.ptr);
+    } else if (!chunk.file_path.empty()) {
+      if (ForgetRegisteredFile(chunk.ptr)) cudaHostUnregister(chunk.ptr);
+      UnmapFile(chunk.ptr, chunk.bytes);
     } else if (chunk.shm_name.empty()) {
       cudaFreeHost(chunk.ptr);
     } else {
@@ -138,7 +163,15 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // True when the file mapping at ptr was registered with cudaHostRegister (and is now forgotten).
+  bool ForgetRegisteredFile(void* ptr) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return registered_files_.erase(ptr) > 0;
+  }
+
   const int device_count_;
+  std::mutex mutex_;
+  std::unordered_set<void*> registered_files_;  // file mappings that cudaHostRegister accepted
 };
 
 }  // namespace

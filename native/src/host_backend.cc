@@ -40,8 +40,14 @@ class HostBackend final : public Backend {
     return shm_name.empty() ? MapAnonymous(bytes) : MapShared(shm_name, bytes);
   }
 
+  FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free) override {
+    return tensormem::MapFile(path, create_bytes, delete_on_free);
+  }
+
   void Release(const Chunk& chunk) noexcept override {
-    if (!chunk.shm_name.empty()) {
+    if (!chunk.file_path.empty()) {
+      UnmapFile(chunk.ptr, chunk.bytes);
+    } else if (!chunk.shm_name.empty()) {
       UnmapShared(chunk.shm_name, chunk.ptr, chunk.bytes);
     } else {
       UnmapAnonymous(chunk.ptr, chunk.bytes);
