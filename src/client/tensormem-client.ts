@@ -15,8 +15,12 @@ import type { MemoryInfo__Output } from '../generated/tensormem/v1/MemoryInfo';
 import type { MemorySnapshot__Output } from '../generated/tensormem/v1/MemorySnapshot';
 import type { GetConfigResponse__Output } from '../generated/tensormem/v1/GetConfigResponse';
 import type { DataType } from '../generated/tensormem/v1/DataType';
+import type { WorkspaceServiceClient } from '../generated/tensormem/v1/WorkspaceService';
+import type { WorkspaceInfo__Output } from '../generated/tensormem/v1/WorkspaceInfo';
+import type { WorkspaceConfig } from '../generated/tensormem/v1/WorkspaceConfig';
 import type { Placement } from '../generated/tensormem/v1/Placement';
 
+export type { WorkspaceInfo__Output as WorkspaceInfo, WorkspaceConfig };
 export type { ArrayInfo__Output as ArrayInfo, MemoryInfo__Output as MemoryInfo, LeaseSummary__Output as LeaseSummary, Lease__Output as Lease };
 
 export class TensormemClientError extends Error {
@@ -76,6 +80,7 @@ export class TensormemClient {
   readonly leases: LeaseServiceClient;
   readonly arrays: ArrayServiceClient;
   readonly memory: MemoryServiceClient;
+  readonly workspaces: WorkspaceServiceClient;
   readonly chunkBytes: number;
 
   /** `address` as grpc-js takes it: "127.0.0.1:7070" or "unix:/tmp/tensormemd.sock". */
@@ -94,6 +99,7 @@ export class TensormemClient {
     const shared = { ...channelOptions, channelOverride: this.leases.getChannel() };
     this.arrays = new proto.tensormem.v1.ArrayService(address, creds, shared);
     this.memory = new proto.tensormem.v1.MemoryService(address, creds, shared);
+    this.workspaces = new proto.tensormem.v1.WorkspaceService(address, creds, shared);
     this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
   }
 
@@ -247,6 +253,50 @@ export class LeaseSession {
 
   async sync(arrayId: string, direction: 'SYNC_DIRECTION_TO_HOST' | 'SYNC_DIRECTION_TO_DEVICE'): Promise<ArrayInfo__Output> {
     return (await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.SyncArray({ array_id: arrayId, direction }, this.md, this.client.callOptions(), cb))).array!;
+  }
+
+  /** CreateWorkspace: the lease's workspace `name`, created with `config` when there is none. */
+  async createWorkspace(name: string, config?: WorkspaceConfig): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('CreateWorkspace', { lease_id: this.leaseId, name, config: config ?? null });
+  }
+
+  enterWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('EnterWorkspace', { workspace_id: workspaceId });
+  }
+
+  leaveWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('LeaveWorkspace', { workspace_id: workspaceId });
+  }
+
+  borrowWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('BorrowWorkspace', { workspace_id: workspaceId });
+  }
+
+  initializeWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('InitializeWorkspace', { workspace_id: workspaceId });
+  }
+
+  destroyWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('DestroyWorkspace', { workspace_id: workspaceId });
+  }
+
+  getWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('GetWorkspace', { workspace_id: workspaceId });
+  }
+
+  /** ScopeOut: allocations are detached until LeaveWorkspace of the workspace it left; resolves to that workspace (null when none was current). */
+  async scopeOut(): Promise<WorkspaceInfo__Output | null> {
+    const response = await call<{ workspace: WorkspaceInfo__Output | null }>((cb) => this.client.workspaces.ScopeOut({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb));
+    return response.workspace;
+  }
+
+  async listWorkspaces(): Promise<WorkspaceInfo__Output[]> {
+    return (await call<{ workspaces: WorkspaceInfo__Output[] }>((cb) => this.client.workspaces.ListWorkspaces({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).workspaces;
+  }
+
+  private async workspaceCall(method: 'CreateWorkspace' | 'EnterWorkspace' | 'LeaveWorkspace' | 'BorrowWorkspace' | 'InitializeWorkspace' | 'DestroyWorkspace' | 'GetWorkspace', request: object): Promise<WorkspaceInfo__Output> {
+    const stub = this.client.workspaces[method].bind(this.client.workspaces) as unknown as (r: object, m: Metadata, o: object, cb: Callback<{ workspace: WorkspaceInfo__Output | null }>) => void;
+    return (await call<{ workspace: WorkspaceInfo__Output | null }>((cb) => stub(request, this.md, this.client.callOptions(), cb))).workspace!;
   }
 
   async renew(ttlSeconds = 0): Promise<Lease__Output> {

@@ -8,6 +8,9 @@ import { byteSizeOf, DataTypeName } from '../memory/data-types';
 import type { MemoryManager } from '../memory/memory-manager';
 import { PlacementName, TensorArray } from '../memory/tensor-array';
 import type { WaitHandle } from '../memory/memory-wait-queue';
+import type { Workspace } from '../memory/workspace';
+import { WorkspaceRegistry } from '../memory/workspace-registry';
+import { PoolWorkspaceBacking } from '../memory/pool-workspace-backing';
 
 export interface AllocateParams {
   dataType: string;
@@ -39,6 +42,8 @@ export class Lease {
   expiresAtMs: number;
   closed = false;
   readonly arrays = new Map<string, TensorArray>();
+  /** The lease's workspaces and scope stack (ND4J's per-thread workspace manager). */
+  readonly workspaces: WorkspaceRegistry;
   /** request_id → the allocation it made (in flight or done), for idempotent retries. */
   private readonly requests = new Map<string, { key: string; array: Promise<TensorArray> }>();
 
@@ -53,6 +58,7 @@ export class Lease {
     private readonly eagerMirror: boolean,
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
+    this.workspaces = new WorkspaceRegistry({ backing: new PoolWorkspaceBacking(memory, { leaseId, tenant }) });
   }
 
   renew(ttlMs = this.ttlMs): void {
@@ -74,27 +80,37 @@ export class Lease {
     const byteSize = byteSizeOf(params.dataType, params.shape);
     const placement = parsePlacement(params.placement);
     this.memory.checkDevice(params.device);
-    if (params.workspaceId !== '') throw notFound('workspace', params.workspaceId);
+    const workspace = this.targetWorkspace(params.workspaceId, byteSize);
     const shape = params.shape.map(Number);
     if (params.requestId !== '') {
-      const key = JSON.stringify([params.dataType, shape, placement, params.device, params.zero, params.label]);
+      const key = JSON.stringify([params.dataType, shape, placement, params.device, params.zero, params.label, workspace?.workspaceId ?? '']);
       const previous = this.requests.get(params.requestId);
       if (previous) {
         if (previous.key !== key) throw invalidArgument('request_id', 'a request_id not used for a different allocation on this lease', params.requestId);
         const array = await previous.array;
         if (!array.isFreed) return array;
       }
-      const pending = this.createMaybeWaiting(params, byteSize, placement, shape);
+      const pending = this.createMaybeWaiting(params, byteSize, placement, shape, workspace);
       this.requests.set(params.requestId, { key, array: pending });
       pending.catch(() => {
         if (this.requests.get(params.requestId)?.array === pending) this.requests.delete(params.requestId);
       });
       return pending;
     }
-    return this.createMaybeWaiting(params, byteSize, placement, shape);
+    return this.createMaybeWaiting(params, byteSize, placement, shape, workspace);
   }
 
-  private createMaybeWaiting(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[]): Promise<TensorArray> {
+  /**
+   * Where a new array goes: the named workspace, else the lease's current one (none while scoped out),
+   * else nowhere (detached). Empty arrays are never attached (a workspace holds no zero-byte spans).
+   */
+  private targetWorkspace(workspaceId: string, byteSize: number): Workspace | undefined {
+    const workspace = workspaceId !== '' ? this.workspaces.get(workspaceId) : (this.workspaces.current ?? undefined);
+    return byteSize === 0 ? undefined : workspace;
+  }
+
+  private createMaybeWaiting(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace): Promise<TensorArray> {
+    if (workspace) return this.create(params, byteSize, placement, shape, workspace);
     const wait = params.waitForMemory;
     if (!wait || placement !== 'PLACEMENT_DEVICE') return this.create(params, byteSize, placement, shape);
     return this.memory.waitQueue(params.device).run(
@@ -108,13 +124,12 @@ export class Lease {
     );
   }
 
-  private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[]): Promise<TensorArray> {
+  private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace): Promise<TensorArray> {
     const arrayId = `arr-${randomBytes(12).toString('hex')}`;
-    const array = await TensorArray.create(
-      { arrayId, leaseId: this.leaseId, tenant: this.tenant, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device: params.device, label: params.label },
-      this.memory,
-      { zero: params.zero, eagerMirror: this.eagerMirror },
-    );
+    const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device: params.device, label: params.label };
+    const array = workspace
+      ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
+      : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror: this.eagerMirror });
     if (this.closed) {
       // The lease ended while the array was being zeroed: give the memory straight back.
       array.release();
@@ -139,15 +154,21 @@ export class Lease {
     return array.release();
   }
 
-  async duplicateArray(arrayId: unknown, placementName: unknown, workspaceId: string, label: string): Promise<TensorArray> {
+  /**
+   * ND4J's dup / leverageTo / detach: a copy in the named workspace, else the current one, or outside
+   * every workspace when `detached`. The source must still be usable (ARRAY_OUT_OF_SCOPE otherwise).
+   */
+  async duplicateArray(arrayId: unknown, placementName: unknown, workspaceId: string, label: string, detached = false): Promise<TensorArray> {
     const source = this.getArray(arrayId);
-    if (workspaceId !== '') throw notFound('workspace', workspaceId);
+    source.assertUsable('Cannot duplicate array');
+    const workspace = detached ? undefined : this.targetWorkspace(workspaceId, source.byteSize);
     const placement = placementName === 'PLACEMENT_UNSPECIFIED' ? source.placement : parsePlacement(placementName);
     const copy = await this.create(
       { dataType: source.init.dataType, shape: source.init.shape, placement, device: source.init.device, workspaceId: '', zero: false, label: label || source.init.label, requestId: '' },
       source.byteSize,
       placement,
       source.init.shape,
+      workspace,
     );
     try {
       await source.copyInto(copy);
@@ -170,12 +191,13 @@ export class Lease {
     return bytes;
   }
 
-  /** Frees every array; returns the bytes given back. */
+  /** Frees every array and destroys every workspace; returns the bytes given back. */
   close(): number {
     if (this.closed) return 0;
     this.closed = true;
     let freed = 0;
     for (const array of this.arrays.values()) freed += array.release();
+    freed += this.workspaces.destroyAll();
     this.arrays.clear();
     this.requests.clear();
     return freed;

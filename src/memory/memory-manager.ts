@@ -5,7 +5,7 @@
  * pass the guarantee policy. Plus the physical guard. Also moves bytes between Node buffers and blocks, off the event loop
  * at or above the async threshold.
  */
-import { OutOfMemoryError, invalidArgument } from '../errors';
+import { OutOfMemoryError, TensormemError, invalidArgument } from '../errors';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
 import type { Block, BlockOwner, ChunkSource, MemoryResource, ResourceStats, SegmentSnapshot } from './memory-resource';
@@ -170,6 +170,27 @@ export class MemoryManager {
   deallocateDevice(device: number, block: Block): void {
     this.account(block.owner.tenant).device[device].deallocate(block);
     this.waitQueues[device].notifyFreed();
+  }
+
+  /**
+   * A memory-mapped file as a HOST block of its whole length (MMAP workspaces). Its pages live in the
+   * file, so it counts in mmap_bytes, not against --host-maxbytes.
+   */
+  mapFile(path: string, options: { createBytes: number; deleteOnFree: boolean }, owner: BlockOwner): Block {
+    let mapped: { handle: number; bytes: number };
+    try {
+      mapped = this.backend.mapFile(path, options);
+    } catch (error) {
+      if (isNativeError(error)) throw new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `cannot map ${path} for an MMAP workspace: ${error.message}`, { path });
+      throw error;
+    }
+    this.hostCategoryBytes.mmap += mapped.bytes;
+    return { chunkHandle: mapped.handle, offset: 0, bytes: mapped.bytes, requestedBytes: mapped.bytes, owner };
+  }
+
+  unmapFile(block: Block): void {
+    this.backend.free(block.chunkHandle);
+    this.hostCategoryBytes.mmap -= block.bytes;
   }
 
   /** The backpressure queue of a device (AllocateArray with wait_for_memory). */

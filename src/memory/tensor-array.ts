@@ -8,10 +8,32 @@
  * Copies at or above the async threshold run off the event loop; the array counts them and its blocks
  * are released only when the last one ends, so a free during a transfer never frees memory under it.
  */
-import { failedPrecondition, outOfRange } from '../errors';
+import { failedPrecondition, invalidArgument, outOfRange } from '../errors';
 import type { Block, BlockOwner } from './memory-resource';
 import type { DataTypeName } from './data-types';
 import type { MemoryManager } from './memory-manager';
+import type { Workspace, WorkspaceAllocation } from './workspace';
+import type { WorkspaceRegistry } from './workspace-registry';
+
+/** An array attached to a workspace: its bytes are ranges of the workspace's memory. */
+interface Attachment {
+  registry: WorkspaceRegistry;
+  workspace: Workspace;
+  primary: WorkspaceAllocation;
+  /** The host side of a FULL workspace's array, allocated from the workspace on first host access. */
+  mirror?: WorkspaceAllocation;
+}
+
+/** A workspace allocation as a Block-shaped range, for the copy paths; never handed to a pool. */
+function viewOf(allocation: WorkspaceAllocation): Block {
+  return {
+    chunkHandle: allocation.block.chunkHandle,
+    offset: allocation.block.offset + allocation.offset,
+    bytes: allocation.bytes,
+    requestedBytes: allocation.requestedBytes,
+    owner: allocation.block.owner,
+  };
+}
 
 export type PlacementName = 'PLACEMENT_DEVICE' | 'PLACEMENT_HOST_ONLY';
 
@@ -41,6 +63,7 @@ export class TensorArray {
   private releaseWhenIdle = false;
   private released = false;
   private mirrorFill?: Promise<void>;
+  private attachment?: Attachment;
 
   private constructor(
     readonly init: TensorArrayInit,
@@ -60,12 +83,21 @@ export class TensorArray {
     return this.released || this.releaseWhenIdle;
   }
 
-  /** Bytes this array holds in the pools (aligned sizes). */
+  /** The workspace this array is attached to, if any. */
+  get workspace(): Workspace | undefined {
+    return this.attachment?.workspace;
+  }
+  /** The workspace generation at allocation (0 when detached). */
+  get generation(): number {
+    return this.attachment?.primary.generation ?? 0;
+  }
+
+  /** Bytes this array holds in the pools (aligned sizes); an attached array's bytes are its workspace's. */
   get deviceHeldBytes(): number {
-    return this.deviceBlock?.bytes ?? 0;
+    return this.attachment ? 0 : (this.deviceBlock?.bytes ?? 0);
   }
   get hostHeldBytes(): number {
-    return this.hostBlock?.bytes ?? 0;
+    return this.attachment ? 0 : (this.hostBlock?.bytes ?? 0);
   }
   get heldBytes(): number {
     return this.deviceHeldBytes + this.hostHeldBytes;
@@ -107,6 +139,37 @@ export class TensorArray {
     return array;
   }
 
+  /**
+   * Allocates the array inside `workspace` (ND4J's attached array). Its placement follows the
+   * workspace: device memory for FULL workspaces, host memory for HOST_ONLY and MMAP ones. A
+   * PLACEMENT_HOST_ONLY array cannot live in a FULL workspace's device buffer: INVALID_ARGUMENT.
+   */
+  static async createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean }): Promise<TensorArray> {
+    if (workspace.primaryKind === 'DEVICE' && init.placement === 'PLACEMENT_HOST_ONLY') {
+      throw invalidArgument('placement', `PLACEMENT_DEVICE in workspace "${workspace.name}" (a FULL workspace holds device arrays; use a HOST_ONLY workspace or a detached array)`, init.placement);
+    }
+    const placement = workspace.primaryKind === 'DEVICE' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY';
+    const primary = workspace.alloc(init.byteSize);
+    const array = new TensorArray({ ...init, placement, device: workspace.config.device, workspaceId: workspace.workspaceId, generation: primary.generation }, memory);
+    array.attachment = { registry, workspace, primary };
+    if (placement === 'PLACEMENT_DEVICE') {
+      array.deviceBlock = viewOf(primary);
+      array.deviceValid = true;
+    } else {
+      array.hostBlock = viewOf(primary);
+      array.hostValid = true;
+    }
+    if (options.zero) await memory.fill(viewOf(primary), 0, init.byteSize, 0);
+    return array;
+  }
+
+  /** Throws FAILED_PRECONDITION / ARRAY_OUT_OF_SCOPE (ND4J's leaked / outdated workspace pointer) for an attached array that may no longer be used. */
+  assertUsable(operation: string): void {
+    if (!this.attachment) return;
+    this.attachment.registry.assertUsable(this.attachment.primary, operation);
+    if (this.attachment.mirror) this.attachment.registry.assertUsable(this.attachment.mirror, operation);
+  }
+
   /** Validates [offset, offset + length) against the array's byte size; `field` names the request field. */
   checkRange(offset: number, length: number, field: string): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.byteSize) {
@@ -120,6 +183,7 @@ export class TensorArray {
   /** Writes `data` at `offset`: to the device (and through to a valid mirror), or to the host block of a HOST_ONLY array. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.checkRange(offset, data.byteLength, 'offset');
+    this.assertUsable('Cannot write array');
     await this.track(async () => {
       if (!this.deviceBlock) {
         await this.memory.writeBlock(this.hostBlock!, offset, data);
@@ -134,6 +198,7 @@ export class TensorArray {
   /** Reads into `target` from `offset`; device arrays are read through their host mirror. */
   async read(offset: number, target: Uint8Array): Promise<void> {
     this.checkRange(offset, target.byteLength, 'offset');
+    this.assertUsable('Cannot read array');
     await this.track(async () => {
       if (this.deviceBlock) await this.ensureHostCurrent();
       await this.memory.readBlock(this.hostBlock!, offset, target);
@@ -142,6 +207,7 @@ export class TensorArray {
 
   /** SYNC_DIRECTION_TO_HOST: mirror ← device (allocating the mirror). */
   async syncToHost(): Promise<void> {
+    this.assertUsable('Cannot sync array');
     if (!this.deviceBlock) return;
     await this.track(async () => {
       this.hostValid = false;
@@ -151,6 +217,7 @@ export class TensorArray {
 
   /** SYNC_DIRECTION_TO_DEVICE: device ← mirror. Without a mirror the device copy is the only one, so nothing moves. */
   async syncToDevice(): Promise<void> {
+    this.assertUsable('Cannot sync array');
     if (!this.deviceBlock || !this.hostBlock) return;
     await this.track(() => this.copyMirrorToDevice());
   }
@@ -164,6 +231,7 @@ export class TensorArray {
 
   /** Copies this array's current bytes into `target`'s device block (or host block for HOST_ONLY). */
   async copyInto(target: TensorArray): Promise<void> {
+    this.assertUsable('Cannot duplicate array');
     await this.track(() =>
       target.track(async () => {
         const destination = target.deviceBlock ?? target.hostBlock!;
@@ -177,6 +245,10 @@ export class TensorArray {
   }
 
   private async ensureHostCurrent(): Promise<void> {
+    if (!this.hostBlock && this.attachment) {
+      this.attachment.mirror = this.attachment.workspace.alloc(this.byteSize, { kind: 'HOST' });
+      this.hostBlock = viewOf(this.attachment.mirror);
+    }
     if (!this.hostBlock) this.hostBlock = this.memory.allocateHost(this.byteSize, this.owner('mirror'), 'mirror');
     if (this.hostValid) return;
     // Concurrent readers share one device → host copy.
@@ -226,6 +298,12 @@ export class TensorArray {
   private releaseBlocks(): void {
     if (this.released) return;
     this.released = true;
+    if (this.attachment) {
+      // The workspace owns the memory: it is reused by its next cycle, not given back here.
+      this.deviceBlock = undefined;
+      this.hostBlock = undefined;
+      return;
+    }
     if (this.deviceBlock) this.memory.deallocateDevice(this.init.device, this.deviceBlock);
     if (this.hostBlock) this.memory.deallocateHost(this.hostBlock, this.init.placement === 'PLACEMENT_HOST_ONLY' ? 'host_only' : 'mirror');
     this.deviceBlock = undefined;

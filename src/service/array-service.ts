@@ -28,9 +28,9 @@ export function arrayInfo(array: TensorArray): ArrayInfo {
     byte_size: init.byteSize,
     placement: init.placement,
     device: init.placement === 'PLACEMENT_DEVICE' ? init.device : 0,
-    workspace_id: init.workspaceId ?? '',
-    attached: init.workspaceId !== undefined,
-    generation: init.generation ?? 0,
+    workspace_id: array.workspace?.workspaceId ?? '',
+    attached: array.workspace !== undefined,
+    generation: array.generation,
     host_valid: array.hostValid,
     device_valid: array.deviceValid,
     label: init.label,
@@ -89,7 +89,7 @@ export class ArrayService {
       DuplicateArray: unary(log, async (call) => {
         const request = call.request;
         const lease = this.lease(call.metadata);
-        const copy = await lease.duplicateArray(request.array_id, request.placement, request.detached ? '' : request.workspace_id, request.label);
+        const copy = await lease.duplicateArray(request.array_id, request.placement, request.workspace_id, request.label, request.detached);
         return { array: arrayInfo(copy) };
       }),
       SyncArray: unary(log, async (call) => {

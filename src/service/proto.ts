@@ -5,10 +5,11 @@ import { loadPackageDefinition } from '@grpc/grpc-js';
 import type { ProtoGrpcType as LeaseProto } from '../generated/lease';
 import type { ProtoGrpcType as ArrayProto } from '../generated/array';
 import type { ProtoGrpcType as MemoryProto } from '../generated/memory';
+import type { ProtoGrpcType as WorkspaceProto } from '../generated/workspace';
 import { packageRoot } from '../package-root';
 
 export const PROTO_DIR = join(packageRoot(), 'proto');
-export const PROTO_FILES = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'tensormem/v1/memory.proto'];
+export const PROTO_FILES = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'tensormem/v1/memory.proto', 'tensormem/v1/workspace.proto'];
 
 /** proto/loader-options.json (shared with scripts/gen-proto.mjs) names the conversion types as text. */
 function loaderOptions(): Options {
@@ -20,7 +21,7 @@ function loaderOptions(): Options {
 
 export const LOADER_OPTIONS: Options = loaderOptions();
 
-export type TensormemProto = LeaseProto & ArrayProto & MemoryProto;
+export type TensormemProto = LeaseProto & ArrayProto & MemoryProto & WorkspaceProto;
 
 let cached: { definition: PackageDefinition; proto: TensormemProto } | undefined;
 

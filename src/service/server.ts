@@ -8,10 +8,11 @@ import { invalidArgument } from '../errors';
 import { ArrayService } from './array-service';
 import { LeaseService } from './lease-service';
 import { MemoryService } from './memory-service';
+import { WorkspaceService } from './workspace-service';
 import { loadTensormemProto } from './proto';
 import type { ServiceContext } from './service-context';
 
-export const SERVICE_NAMES = ['tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService'];
+export const SERVICE_NAMES = ['tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService', 'tensormem.v1.WorkspaceService'];
 
 export interface RunningServer {
   server: Server;
@@ -29,6 +30,7 @@ export async function startServer(context: ServiceContext): Promise<RunningServe
   new LeaseService(context).addToServer(server);
   new ArrayService(context).addToServer(server);
   new MemoryService(context).addToServer(server);
+  new WorkspaceService(context).addToServer(server);
   const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...SERVICE_NAMES.map((name) => [name, 'SERVING'])]));
   health.addToServer(server);
   new ReflectionService(loadTensormemProto().definition).addToServer(server);

@@ -1,0 +1,66 @@
+/**
+ * A lease's workspaces take their memory here: device buffers from the device pools, host buffers
+ * (FULL mirrors, HOST_ONLY workspaces) from the host pool, both through the tenant's quota; MMAP
+ * workspaces map real files through the addon. Every block carries its owner (lease, tenant,
+ * workspace) so snapshots show who holds it.
+ */
+import { statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Block, BlockOwner } from './memory-resource';
+import type { HostCategory, MemoryManager } from './memory-manager';
+import type { MappedFile, WorkspaceBacking, WorkspaceBufferRequest, WorkspaceMapRequest } from './workspace';
+
+type Holding = { kind: 'DEVICE'; device: number } | { kind: 'HOST'; category: HostCategory } | { kind: 'FILE' };
+
+export class PoolWorkspaceBacking implements WorkspaceBacking {
+  private readonly held = new Map<Block, Holding>();
+
+  constructor(
+    private readonly memory: MemoryManager,
+    private readonly owner: { leaseId: string; tenant: string },
+  ) {}
+
+  private blockOwner(workspaceId: string, workspaceName: string, purpose: string): BlockOwner {
+    return { ...this.owner, workspaceId, label: workspaceName, purpose: `workspace ${purpose}` };
+  }
+
+  allocateBuffer(request: WorkspaceBufferRequest): Block {
+    const owner = this.blockOwner(request.workspaceId, request.workspaceName, request.purpose);
+    if (request.location === 'DEVICE') {
+      const block = this.memory.allocateDevice(request.device, request.bytes, owner);
+      this.held.set(block, { kind: 'DEVICE', device: request.device });
+      return block;
+    }
+    const category: HostCategory = request.purpose === 'mirror' ? 'mirror' : 'host_only';
+    const block = this.memory.allocateHost(request.bytes, owner, category);
+    this.held.set(block, { kind: 'HOST', category });
+    return block;
+  }
+
+  free(block: Block): void {
+    const holding = this.held.get(block);
+    if (!holding) throw new Error(`workspace backing: block at chunk ${block.chunkHandle} offset ${block.offset} is not held here`);
+    this.held.delete(block);
+    if (holding.kind === 'DEVICE') this.memory.deallocateDevice(holding.device, block);
+    else if (holding.kind === 'HOST') this.memory.deallocateHost(block, holding.category);
+    else this.memory.unmapFile(block);
+  }
+
+  fileLength(path: string): number {
+    try {
+      return statSync(path).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  mapFile(request: WorkspaceMapRequest): MappedFile {
+    const temporary = request.path === undefined;
+    const path = request.path ?? join(tmpdir(), `tensormem-ws-${randomBytes(12).toString('hex')}.mmap`);
+    const block = this.memory.mapFile(path, { createBytes: request.createBytes, deleteOnFree: temporary }, this.blockOwner(request.workspaceId, request.workspaceName, 'mmap'));
+    this.held.set(block, { kind: 'FILE' });
+    return { block, fileBytes: block.bytes };
+  }
+}

@@ -1,0 +1,180 @@
+/** ND4J workspaces through gRPC: ND4J's numbers, scopes and generations, policies, and real pool memory. */
+import { createHash, randomBytes } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, TensormemClient, TensormemClientError, WorkspaceConfig } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/** BasicWorkspaceTests' basicConfig. */
+const BASIC: WorkspaceConfig = {
+  initial_size: 10 * MiB,
+  max_size: 10 * MiB,
+  overallocation_limit: 0.1,
+  allocation_policy: 'ALLOCATION_POLICY_STRICT',
+  learning_policy: 'LEARNING_POLICY_FIRST_LOOP',
+  mirroring_policy: 'MIRRORING_POLICY_FULL',
+  spill_policy: 'SPILL_POLICY_EXTERNAL',
+};
+
+async function failure(promise: Promise<unknown>): Promise<TensormemClientError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(TensormemClientError);
+  return error as TensormemClientError;
+}
+
+describe('workspaces over gRPC', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let lease: LeaseSession;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '128M', '--pool-chunk', '16M']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  const doubles = (n: number) => ({ dataType: 'DATA_TYPE_FLOAT64' as const, shape: [n] });
+
+  it("testAllocation1: attached arrays land at ND4J's aligned offsets, hold real bytes, and go out of scope with ND4J's messages", async () => {
+    lease = await client.openLease({ clientName: 'ws-basic' });
+    const before = await client.memoryInfo();
+    const ws = await lease.createWorkspace('testAllocation1', BASIC);
+    expect(ws).toMatchObject({ name: 'testAllocation1', current_size: 10 * MiB, primary_offset: 0, scope_active: false });
+    // One device buffer of currentSize + the 1024-byte safety offset, from the pool.
+    const held = await client.memoryInfo();
+    expect(held.devices[0].used_bytes - before.devices[0].used_bytes).toBe(10 * MiB + 1024);
+
+    expect((await lease.enterWorkspace(ws.workspace_id)).scope_active).toBe(true);
+    const array = await lease.allocate(doubles(5));
+    expect(array).toMatchObject({ attached: true, workspace_id: ws.workspace_id, generation: 1, byte_size: 40, held_bytes: 0 });
+    expect((await lease.getWorkspace(ws.workspace_id)).primary_offset).toBe(48);
+    const data = randomBytes(40);
+    await lease.write(array.array_id, data);
+    const dup = await lease.duplicate(array.array_id);
+    expect(dup.attached).toBe(true);
+    expect((await lease.getWorkspace(ws.workspace_id)).primary_offset).toBe(96);
+    expect(sha256(await lease.read(dup.array_id))).toBe(sha256(data));
+    // The read went through a host mirror taken from the workspace's own host side.
+    expect((await lease.getWorkspace(ws.workspace_id)).host_offset).toBe(48);
+    // Detached copies leave the workspace.
+    const detached = await lease.duplicate(array.array_id, { detached: true });
+    expect(detached).toMatchObject({ attached: false, workspace_id: '' });
+    expect((await lease.leaveWorkspace(ws.workspace_id)).scope_active).toBe(false);
+
+    const leaked = await failure(lease.read(array.array_id));
+    expect(leaked.code).toBe(status.FAILED_PRECONDITION);
+    expect(leaked.reason).toBe('ARRAY_OUT_OF_SCOPE');
+    expect(leaked.details).toContain('Cannot read array: Array uses leaked workspace pointer from workspace testAllocation1');
+    expect(sha256(await lease.read(detached.array_id))).toBe(sha256(data));
+
+    await lease.enterWorkspace(ws.workspace_id);
+    const outdated = await failure(lease.write(array.array_id, data));
+    expect(outdated.details).toContain('Array outdated workspace pointer from workspace testAllocation1 (array generation 1, current workspace generation 2)');
+    expect((await failure(lease.duplicate(array.array_id))).reason).toBe('ARRAY_OUT_OF_SCOPE');
+    await lease.leaveWorkspace(ws.workspace_id);
+  });
+
+  it("refuses under SpillPolicy.FAIL with ND4J's message and moves nothing (testAllocation4)", async () => {
+    const ws = await lease.createWorkspace('testAllocation4', { initial_size: MiB, max_size: MiB, overallocation_limit: 0.1, allocation_policy: 'ALLOCATION_POLICY_STRICT', learning_policy: 'LEARNING_POLICY_FIRST_LOOP', spill_policy: 'SPILL_POLICY_FAIL' });
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(doubles(5));
+    const before = await lease.getWorkspace(ws.workspace_id);
+    const full = await failure(lease.allocate(doubles(10_000_000)));
+    expect(full.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(full.reason).toBe('WORKSPACE_FULL');
+    expect(full.details).toBe("Can't allocate memory: Workspace is full");
+    expect(await lease.getWorkspace(ws.workspace_id)).toEqual(before);
+    await lease.leaveWorkspace(ws.workspace_id);
+  });
+
+  it("refuses bad configs with ND4J's messages, and a known name with another config as ALREADY_EXISTS", async () => {
+    const mmapLearning = await failure(lease.createWorkspace('bad-mmap', { initial_size: MiB, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_FIRST_LOOP' }));
+    expect(mmapLearning.code).toBe(status.INVALID_ARGUMENT);
+    expect(mmapLearning.details).toContain("Workspace backed by memory-mapped file can't have LearningPolicy defined");
+    const circular = await failure(lease.createWorkspace('bad-circular', { initial_size: MiB, reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', allocation_policy: 'ALLOCATION_POLICY_OVERALLOCATE', overallocation_limit: 0.5 }));
+    expect(circular.details).toContain('For cyclic workspace overallocation should be positive integral value.');
+    const before = (await client.memoryInfo()).devices[0].used_bytes;
+    const again = await lease.createWorkspace('testAllocation1');
+    expect(again.current_size).toBe(10 * MiB);
+    const conflict = await failure(lease.createWorkspace('testAllocation1', { ...BASIC, initial_size: MiB }));
+    expect(conflict.code).toBe(status.ALREADY_EXISTS);
+    expect(conflict.details).toContain('config.initial_size 10485760 (requested 1048576)');
+    expect((await client.memoryInfo()).devices[0].used_bytes).toBe(before);
+  });
+
+  it('B6: after learning, a cycle of 1,000 allocations takes nothing from the pool', async () => {
+    const trainer = await client.openLease({ clientName: 'trainer' });
+    const ws = await trainer.createWorkspace('LOOP_WS');
+    expect(ws.config).toMatchObject({ learning_policy: 'LEARNING_POLICY_FIRST_LOOP', allocation_policy: 'ALLOCATION_POLICY_OVERALLOCATE', overallocation_limit: 0.3 });
+    const cycle = async () => {
+      await trainer.enterWorkspace(ws.workspace_id);
+      for (let i = 0; i < 1000; i++) await trainer.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [16 + (i % 37)] });
+      return trainer.leaveWorkspace(ws.workspace_id);
+    };
+    const learned = await cycle();
+    expect(learned.spilled_size).toBe(0); // spills were freed at the close
+    expect(learned.current_size).toBeGreaterThan(0);
+    const afterLearning = (await client.memoryInfo()).devices[0];
+    for (let i = 0; i < 2; i++) {
+      const info = await cycle();
+      expect(info).toMatchObject({ number_of_external_allocations: 0, spilled_size: 0, current_size: learned.current_size });
+    }
+    const afterCycles = (await client.memoryInfo()).devices[0];
+    expect(afterCycles.allocations_total).toBe(afterLearning.allocations_total);
+    expect(afterCycles.used_bytes).toBe(afterLearning.used_bytes);
+    expect(await trainer.close()).toBe(learned.held_bytes);
+  });
+
+  it('HOST_ONLY workspaces hold host arrays; ScopeOut detaches; destroying gives the memory back', async () => {
+    const before = await client.memoryInfo();
+    const ws = await lease.createWorkspace('HOST_WS', { initial_size: MiB, mirroring_policy: 'MIRRORING_POLICY_HOST_ONLY', learning_policy: 'LEARNING_POLICY_NONE' });
+    const mid = await client.memoryInfo();
+    expect(mid.host!.host_only_bytes - before.host!.host_only_bytes).toBeGreaterThanOrEqual(MiB + 1024);
+    expect(mid.devices[0].used_bytes).toBe(before.devices[0].used_bytes);
+    await lease.enterWorkspace(ws.workspace_id);
+    const array = await lease.allocate(doubles(100));
+    expect(array).toMatchObject({ placement: 'PLACEMENT_HOST_ONLY', attached: true });
+    const left = await lease.scopeOut();
+    expect(left?.workspace_id).toBe(ws.workspace_id);
+    const outside = await lease.allocate(doubles(100));
+    expect(outside.attached).toBe(false);
+    await lease.leaveWorkspace(ws.workspace_id); // closes the ScopeOut block
+    const inside = await lease.allocate(doubles(100));
+    expect(inside.attached).toBe(true);
+    await lease.leaveWorkspace(ws.workspace_id);
+    await lease.destroyWorkspace(ws.workspace_id);
+    expect((await failure(lease.read(array.array_id))).details).toContain('released');
+    expect((await failure(lease.getWorkspace(ws.workspace_id))).code).toBe(status.NOT_FOUND);
+    await lease.free(outside.array_id);
+    const after = await client.memoryInfo();
+    expect(after.host!.host_only_bytes).toBe(before.host!.host_only_bytes);
+  });
+
+  it("keeps workspaces per lease: another lease cannot see or enter them", async () => {
+    const other = await client.openLease();
+    const mine = (await lease.listWorkspaces()).map((w) => w.workspace_id);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(await other.listWorkspaces()).toEqual([]);
+    expect((await failure(other.enterWorkspace(mine[0]))).code).toBe(status.NOT_FOUND);
+    expect((await failure(other.allocate({ ...doubles(4), workspaceId: mine[0] }))).code).toBe(status.NOT_FOUND);
+    await other.close();
+  });
+
+  it('frees every workspace with the lease', async () => {
+    const before = await client.memoryInfo();
+    const held = (await lease.listWorkspaces()).reduce((sum, w) => sum + w.held_bytes, 0);
+    expect(held).toBeGreaterThan(10 * MiB);
+    await lease.close();
+    const after = await client.memoryInfo();
+    expect(before.devices[0].used_bytes + before.host!.used_bytes - (after.devices[0].used_bytes + after.host!.used_bytes)).toBeGreaterThanOrEqual(held);
+    expect(after.devices[0].used_bytes).toBe(0);
+    expect(after.host!.used_bytes).toBe(0);
+  });
+});
