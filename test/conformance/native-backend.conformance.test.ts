@@ -6,7 +6,9 @@
  */
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as os from 'os';
+import * as path from 'path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addonBuildInfo, createBackend } from '../../src/native/addon';
 import type { BackendName, NativeBackend, NativeErrorCode } from '../../src/native/backend';
 
@@ -29,6 +31,19 @@ function expectCode(fn: () => unknown, code: NativeErrorCode, message?: RegExp):
   const error = thrownBy(fn);
   expect(error.code, error.message).toBe(code);
   if (message) expect(error.message).toMatch(message);
+}
+
+/** A directory for mapFile's files, removed (with whatever a failing case left) after the suite. */
+const mapFileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensormem-conformance-mapfile-'));
+afterAll(() => fs.rmSync(mapFileDir, { recursive: true, force: true }));
+let mapFileCounter = 0;
+/** `text` matched literally inside a RegExp. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+function uniqueFilePath(): string {
+  mapFileCounter += 1;
+  return path.join(mapFileDir, `chunk-${mapFileCounter}.bin`);
 }
 
 async function expectRejectCode(promise: Promise<unknown>, code: NativeErrorCode): Promise<void> {
@@ -272,6 +287,159 @@ describe.each(candidates.map((candidate) => [candidate.name, candidate] as const
       expect(back.equals(payload)).toBe(true);
       backend.free(device);
       backend.free(handle);
+      expect(fs.existsSync(file)).toBe(false);
+    });
+
+    it('maps a file as a host chunk whose contents persist in the file across free and re-map', async () => {
+      const file = uniqueFilePath();
+      const size = 64 * KiB;
+      const created = backend.mapFile(file, { createBytes: size, deleteOnFree: false });
+      expect(created.bytes).toBe(size);
+      expect(backend.chunkInfo(created.handle)).toEqual({ handle: created.handle, kind: 'host', device: -1, bytes: size, filePath: file });
+      expect(backend.liveChunks()).toEqual({ device: 0, host: 1, deviceBytes: 0, hostBytes: size });
+      const stat = fs.statSync(file);
+      expect(stat.size).toBe(size);
+      expect(stat.mode & 0o777).toBe(0o600);
+      // A new file is zeros.
+      const zeros = Buffer.alloc(size, 0xff);
+      backend.read(created.handle, 0, zeros);
+      expect(zeros.every((byte) => byte === 0)).toBe(true);
+      // Sync and async writes and fills, and a copy from a device chunk, all land in the file.
+      const head = randomBytes(1000);
+      const tail = randomBytes(3000);
+      backend.write(created.handle, 0, head);
+      await backend.writeAsync(created.handle, size - tail.length, tail);
+      backend.fill(created.handle, 2000, 100, 0xab);
+      await backend.fillAsync(created.handle, 3000, 50, 0xcd);
+      const fromDevice = randomBytes(4 * KiB);
+      const device = backend.allocDevice(0, 4 * KiB);
+      backend.write(device, 0, fromDevice);
+      await backend.copyAsync(created.handle, 8 * KiB, device, 0, 4 * KiB);
+      const expected = Buffer.alloc(size);
+      head.copy(expected, 0);
+      tail.copy(expected, size - tail.length);
+      expected.fill(0xab, 2000, 2100);
+      expected.fill(0xcd, 3000, 3050);
+      fromDevice.copy(expected, 8 * KiB);
+      // MAP_SHARED: the file shows the writes while the chunk is still mapped.
+      expect(fs.readFileSync(file).equals(expected)).toBe(true);
+      backend.free(created.handle);
+      // Not deleteOnFree: the file outlives the chunk, with its contents.
+      expect(fs.readFileSync(file).equals(expected)).toBe(true);
+
+      // createBytes 0 maps the existing file as it is, at its own length.
+      const again = backend.mapFile(file, { createBytes: 0, deleteOnFree: false });
+      expect(again.bytes).toBe(size);
+      expect(again.handle).not.toBe(created.handle);
+      const back = Buffer.alloc(size);
+      await backend.readAsync(again.handle, 0, back);
+      expect(back.equals(expected)).toBe(true);
+      // ...and copies from it to a device chunk like any host chunk.
+      backend.copy(device, 0, again.handle, 0, 4 * KiB);
+      const onDevice = Buffer.alloc(4 * KiB);
+      backend.read(device, 0, onDevice);
+      expect(onDevice.equals(expected.subarray(0, 4 * KiB))).toBe(true);
+      backend.free(again.handle);
+      backend.free(device);
+      expect(fs.existsSync(file)).toBe(true);
+      fs.unlinkSync(file);
+    });
+
+    it('re-creates an existing file as createBytes zero bytes', () => {
+      const file = uniqueFilePath();
+      fs.writeFileSync(file, Buffer.alloc(128 * KiB, 0x33));
+      const shrunk = backend.mapFile(file, { createBytes: 16 * KiB, deleteOnFree: false });
+      expect(shrunk.bytes).toBe(16 * KiB);
+      expect(fs.statSync(file).size).toBe(16 * KiB);
+      const back = Buffer.alloc(16 * KiB, 0xff);
+      backend.read(shrunk.handle, 0, back);
+      expect(back.every((byte) => byte === 0)).toBe(true);
+      backend.write(shrunk.handle, 0, Buffer.alloc(16 * KiB, 0x44));
+      backend.free(shrunk.handle);
+      // Growing works the same way, and again the old contents are gone.
+      const grown = backend.mapFile(file, { createBytes: 256 * KiB, deleteOnFree: false });
+      expect(grown.bytes).toBe(256 * KiB);
+      expect(fs.readFileSync(file).equals(Buffer.alloc(256 * KiB))).toBe(true);
+      backend.free(grown.handle);
+      fs.unlinkSync(file);
+    });
+
+    it('deletes the file on free only with deleteOnFree', () => {
+      const kept = uniqueFilePath();
+      const deleted = uniqueFilePath();
+      const keptChunk = backend.mapFile(kept, { createBytes: 8 * KiB, deleteOnFree: false });
+      const deletedChunk = backend.mapFile(deleted, { createBytes: 8 * KiB, deleteOnFree: true });
+      expect(fs.existsSync(deleted)).toBe(true);
+      backend.write(deletedChunk.handle, 0, Buffer.from('temporary'));
+      expect(fs.readFileSync(deleted).subarray(0, 9).toString()).toBe('temporary');
+      backend.free(keptChunk.handle);
+      backend.free(deletedChunk.handle);
+      expect(fs.existsSync(kept)).toBe(true);
+      expect(fs.existsSync(deleted)).toBe(false);
+      // deleteOnFree applies to an existing file mapped as it is, too.
+      const existing = backend.mapFile(kept, { createBytes: 0, deleteOnFree: true });
+      backend.free(existing.handle);
+      expect(fs.existsSync(kept)).toBe(false);
+    });
+
+    it('refuses to map a missing or empty file with SYSTEM_ERROR naming the path, and leaves nothing behind', () => {
+      const missing = uniqueFilePath();
+      expectCode(() => backend.mapFile(missing, { createBytes: 0, deleteOnFree: true }), 'SYSTEM_ERROR',
+        new RegExp(`"${literal(missing)}".*No such file or directory \\(errno \\d+\\)`));
+      expect(fs.existsSync(missing)).toBe(false);
+      const empty = uniqueFilePath();
+      fs.writeFileSync(empty, Buffer.alloc(0));
+      expectCode(() => backend.mapFile(empty, { createBytes: 0, deleteOnFree: true }), 'SYSTEM_ERROR', new RegExp(`"${literal(empty)}".*empty`));
+      // A refused mapping never unlinks, deleteOnFree or not.
+      expect(fs.existsSync(empty)).toBe(true);
+      fs.unlinkSync(empty);
+      const inMissingDir = path.join(mapFileDir, 'no-such-dir', 'chunk.bin');
+      expectCode(() => backend.mapFile(inMissingDir, { createBytes: KiB, deleteOnFree: false }), 'SYSTEM_ERROR',
+        new RegExp(`"${literal(inMissingDir)}".*No such file or directory`));
+      expectCode(() => backend.mapFile(mapFileDir, { createBytes: 0, deleteOnFree: false }), 'SYSTEM_ERROR', new RegExp(`"${literal(mapFileDir)}"`));
+      expect(backend.liveChunks()).toEqual({ device: 0, host: 0, deviceBytes: 0, hostBytes: 0 });
+    });
+
+    it('bounds-checks a mapped file chunk like any chunk', async () => {
+      const file = uniqueFilePath();
+      const size = 64 * KiB;
+      const { handle } = backend.mapFile(file, { createBytes: size, deleteOnFree: true });
+      const other = backend.allocHost(size);
+      backend.fill(handle, 0, size, 0x5a);
+      const oob: Array<[string, () => unknown]> = [
+        ['write past the end', () => backend.write(handle, size - 1, Buffer.alloc(2, 1))],
+        ['read past the end', () => backend.read(handle, 1, Buffer.alloc(size))],
+        ['fill past the end', () => backend.fill(handle, size, 1, 1)],
+        ['copy into past the end', () => backend.copy(handle, 1, other, 0, size)],
+        ['copy from past the end', () => backend.copy(other, 0, handle, size, 1)],
+      ];
+      for (const [what, call] of oob) {
+        const error = thrownBy(call);
+        expect(error.code, `${what}: ${error.message}`).toBe('OUT_OF_BOUNDS');
+      }
+      expect(thrownBy(oob[0][1]).message).toMatch(new RegExp(`offset ${size - 1}.*length 2.*${size} bytes of chunk ${handle}`));
+      await expectRejectCode(backend.writeAsync(handle, size, Buffer.alloc(1, 1)), 'OUT_OF_BOUNDS');
+      await expectRejectCode(backend.readAsync(handle, size - 1, Buffer.alloc(2)), 'OUT_OF_BOUNDS');
+      // Nothing was written: neither in the chunk nor in the file.
+      expect(fs.readFileSync(file).every((byte) => byte === 0x5a)).toBe(true);
+      backend.free(other);
+      backend.free(handle);
+      expectCode(() => backend.read(handle, 0, Buffer.alloc(1)), 'INVALID_HANDLE');
+      expect(fs.existsSync(file)).toBe(false);
+    });
+
+    it('keeps a mapped file chunk freed during an async write until the write ends, then deletes the file', async () => {
+      const file = uniqueFilePath();
+      const bytes = 32 * MiB;
+      const { handle } = backend.mapFile(file, { createBytes: bytes, deleteOnFree: true });
+      const payload = randomBytes(bytes);
+      const writing = backend.writeAsync(handle, 0, payload);
+      backend.free(handle);
+      expectCode(() => backend.chunkInfo(handle), 'INVALID_HANDLE');
+      // Still held and counted while the write runs (or until its completion is processed).
+      expect(backend.liveChunks()).toEqual({ device: 0, host: 1, deviceBytes: 0, hostBytes: bytes });
+      expect(fs.existsSync(file)).toBe(true);
+      await writing;
       expect(fs.existsSync(file)).toBe(false);
     });
 
