@@ -4,10 +4,12 @@
  * test/conformance/native-backend.conformance.test.ts; this file adds what only the host backend can
  * check exactly (the emulated capacity, several emulated devices, handle numbering, argument errors).
  */
+import { spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { addonBuildInfo, addonPath, createBackend, loadAddon } from '../../src/native/addon';
 import { packageRoot } from '../../src/package-root';
 import type { NativeBackend, NativeErrorCode } from '../../src/native/backend';
@@ -52,6 +54,44 @@ function uniqueShmName(): string {
   shmCounter += 1;
   return `/tensormem-unit-${process.pid}-${Date.now()}-${shmCounter}`;
 }
+
+/** A directory for mapFile's files, removed (with whatever a failing case left) after the file's tests. */
+const mapFileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensormem-unit-mapfile-'));
+afterAll(() => fs.rmSync(mapFileDir, { recursive: true, force: true }));
+let mapFileCounter = 0;
+function uniqueFilePath(): string {
+  mapFileCounter += 1;
+  return path.join(mapFileDir, `chunk-${mapFileCounter}.bin`);
+}
+
+/**
+ * Runs `body` (JavaScript, with `backend` a fresh host backend of the compiled addon in scope) in a
+ * child Node process, optionally through a shell command prefix; returns its stdout, failing on a
+ * non-zero exit.
+ */
+function runInChild(body: string, wrap: (nodeArgs: string[]) => string[] = (args) => [process.execPath, ...args]): string {
+  const script = [
+    'const addon = { exports: {} };',
+    `process.dlopen(addon, ${JSON.stringify(addonPath())});`,
+    "const backend = addon.exports.createBackend('host', { deviceCapacityBytes: 1048576 });",
+    body,
+  ].join('\n');
+  const [command, ...args] = wrap(['-e', script]);
+  const result = spawnSync(command, args, { encoding: 'utf8', timeout: 30_000 });
+  expect(result.status, `child failed: ${result.stderr}`).toBe(0);
+  return result.stdout;
+}
+
+/**
+ * Why a tiny tmpfs (1 MiB) cannot be mounted in a private mount namespace here (`unshare -m`, needs
+ * root or user namespaces), or undefined when it can: the disk-full case needs a disk that fills.
+ */
+function tinyFilesystemUnavailable(): string | undefined {
+  const probe = spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=1m tmpfs '${mapFileDir}'`], { encoding: 'utf8' });
+  if (probe.error) return probe.error.message;
+  return probe.status === 0 ? undefined : `unshare -m + mount tmpfs failed: ${probe.stderr.trim() || `exit ${probe.status}`}`;
+}
+const tinyFsSkipReason = tinyFilesystemUnavailable();
 
 const backends: NativeBackend[] = [];
 
@@ -288,4 +328,108 @@ describe('host backend', () => {
     await writing;
     expect(fs.existsSync(shmPath(name))).toBe(false);
   });
+
+  it('rejects mapFile arguments C++ cannot represent with TypeError or RangeError', () => {
+    const backend = hostBackend();
+    const untyped = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const file = uniqueFilePath();
+    const options = { createBytes: KiB, deleteOnFree: true };
+    expect(() => untyped.mapFile(7, options)).toThrow(/Expected a string for path/);
+    expect(() => untyped.mapFile(Buffer.from(file), options)).toThrow(TypeError);
+    expect(() => backend.mapFile('', options)).toThrow(RangeError);
+    expect(() => backend.mapFile(`${file}\0suffix`, options)).toThrow(/non-empty string without NUL characters for path/);
+    expect(() => untyped.mapFile(file)).toThrow(TypeError);
+    expect(() => untyped.mapFile(file, { deleteOnFree: true })).toThrow(/Expected a non-negative safe integer for options.createBytes but received undefined/);
+    expect(() => untyped.mapFile(file, { createBytes: '1024', deleteOnFree: true })).toThrow(TypeError);
+    expect(() => backend.mapFile(file, { createBytes: -1, deleteOnFree: true })).toThrow(RangeError);
+    expect(() => backend.mapFile(file, { createBytes: 1.5, deleteOnFree: true })).toThrow(RangeError);
+    expect(() => untyped.mapFile(file, { createBytes: KiB })).toThrow(/Expected a boolean for options.deleteOnFree/);
+    expect(() => untyped.mapFile(file, { createBytes: KiB, deleteOnFree: 1 })).toThrow(TypeError);
+    // None of them touched the file system.
+    expect(fs.existsSync(file)).toBe(false);
+  });
+
+  it('maps a file whose length is not a multiple of the page size, at exactly that length', () => {
+    const backend = hostBackend();
+    const file = uniqueFilePath();
+    const contents = randomBytes(5000);
+    fs.writeFileSync(file, contents);
+    const { handle, bytes } = backend.mapFile(file, { createBytes: 0, deleteOnFree: true });
+    expect(bytes).toBe(5000);
+    const back = Buffer.alloc(5000);
+    backend.read(handle, 0, back);
+    expect(back.equals(contents)).toBe(true);
+    expectCode(() => backend.read(handle, 4999, Buffer.alloc(2)), 'OUT_OF_BOUNDS', /5000 bytes of chunk/);
+    backend.free(handle);
+    expect(fs.existsSync(file)).toBe(false);
+  });
+
+  it('unlinks on free only the file it mapped, not one created at the same path since', () => {
+    const backend = hostBackend();
+    const file = uniqueFilePath();
+    const { handle } = backend.mapFile(file, { createBytes: 4 * KiB, deleteOnFree: true });
+    fs.unlinkSync(file);
+    fs.writeFileSync(file, 'someone else');
+    backend.free(handle);
+    expect(fs.readFileSync(file, 'utf8')).toBe('someone else');
+    fs.unlinkSync(file);
+  });
+
+  it('unlinks deleteOnFree files of chunks still live when the process ends, by process.exit() or normally', () => {
+    for (const ending of ['process.exit(0);', '']) {
+      const deleted = uniqueFilePath();
+      const kept = uniqueFilePath();
+      const out = runInChild(`
+        const a = backend.mapFile(${JSON.stringify(deleted)}, { createBytes: 4096, deleteOnFree: true });
+        const b = backend.mapFile(${JSON.stringify(kept)}, { createBytes: 4096, deleteOnFree: false });
+        backend.write(b.handle, 0, Buffer.from('kept'));
+        process.stdout.write(JSON.stringify(backend.liveChunks()));
+        ${ending}`);
+      expect(JSON.parse(out), ending).toEqual({ device: 0, host: 2, deviceBytes: 0, hostBytes: 8192 });
+      expect(fs.existsSync(deleted), `${ending || 'normal exit'}: deleteOnFree file`).toBe(false);
+      expect(fs.readFileSync(kept).subarray(0, 4).toString(), ending).toBe('kept');
+      fs.unlinkSync(kept);
+    }
+  });
+
+  it.skipIf(tinyFsSkipReason !== undefined)(
+    `refuses a file larger than the free disk with OUT_OF_MEMORY and leaves nothing behind${tinyFsSkipReason ? ` — skipped: ${tinyFsSkipReason}` : ''}`,
+    () => {
+      // In a private mount namespace the child sees a 1 MiB tmpfs over mapFileDir.
+      const disk = path.join(mapFileDir, 'tiny');
+      fs.mkdirSync(disk);
+      const out = runInChild(
+        `
+        const fs = require('fs');
+        const dir = ${JSON.stringify(disk)};
+        const attempt = (file, createBytes) => {
+          try {
+            return { result: backend.mapFile(file, { createBytes, deleteOnFree: false }) };
+          } catch (error) {
+            return { code: error.code, message: error.message };
+          }
+        };
+        const created = attempt(dir + '/new.bin', 8 * 1048576);
+        const newExists = fs.existsSync(dir + '/new.bin');
+        fs.writeFileSync(dir + '/old.bin', Buffer.alloc(100, 7));
+        const recreated = attempt(dir + '/old.bin', 8 * 1048576);
+        const oldSize = fs.statSync(dir + '/old.bin').size;
+        const live = backend.liveChunks();
+        const fits = attempt(dir + '/fits.bin', 256 * 1024);
+        backend.free(fits.result.handle);
+        process.stdout.write(JSON.stringify({ created, newExists, recreated, oldSize, live, fitsBytes: fits.result.bytes }));`,
+        (args) => ['unshare', '-m', 'sh', '-c', `mount -t tmpfs -o size=1m tmpfs "$0" && exec "$@"`, disk, process.execPath, ...args],
+      );
+      const report = JSON.parse(out);
+      expect(report.created.code, report.created.message).toBe('OUT_OF_MEMORY');
+      expect(report.created.message).toMatch(/cannot reserve 8388608 bytes \(8\.00 MiB\) for file ".*new\.bin": the disk is full/);
+      expect(report.newExists).toBe(false);
+      expect(report.recreated.code, report.recreated.message).toBe('OUT_OF_MEMORY');
+      expect(report.oldSize).toBe(0);
+      expect(report.live).toEqual({ device: 0, host: 0, deviceBytes: 0, hostBytes: 0 });
+      expect(report.fitsBytes).toBe(256 * KiB);
+      // The tmpfs was the child's alone: nothing of it shows here.
+      expect(fs.readdirSync(disk)).toEqual([]);
+    },
+  );
 });
