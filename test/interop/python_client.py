@@ -71,7 +71,9 @@ def generate_stubs(out_dir):
     protos = []
     for root, _dirs, files in os.walk(PROTO_DIR):
         for name in sorted(files):
-            if name.endswith('.proto'):
+            # workspace.proto uses proto3 `optional` (DESIGN.md: non-zero ND4J defaults), which the
+            # protoc bundled with Debian's python3-grpc-tools predates; this client does not use it.
+            if name.endswith('.proto') and name != 'workspace.proto':
                 protos.append(os.path.relpath(os.path.join(root, name), PROTO_DIR))
     if not protos:
         raise Setup(f'no .proto files under {PROTO_DIR}')
