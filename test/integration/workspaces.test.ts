@@ -1,5 +1,8 @@
 /** ND4J workspaces through gRPC: ND4J's numbers, scopes and generations, policies, and real pool memory. */
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError, WorkspaceConfig } from '../../src/client/tensormem-client';
@@ -155,6 +158,39 @@ describe('workspaces over gRPC', () => {
     await lease.free(outside.array_id);
     const after = await client.memoryInfo();
     expect(after.host!.host_only_bytes).toBe(before.host!.host_only_bytes);
+  });
+
+  it('MMAP workspaces are real mapped files: 16 KiB rounding, contents kept across cycles, temp files removed on destroy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-'));
+    const path = join(dir, 'weights.mmap');
+    const before = await client.memoryInfo();
+    const ws = await lease.createWorkspace('MMAP_WS', { initial_size: 1_000_000, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE', temp_file_path: path });
+    expect(statSync(path).size).toBe(1_015_808);
+    const mapped = await client.memoryInfo();
+    expect(mapped.host!.mmap_bytes - before.host!.mmap_bytes).toBe(1_015_808);
+    expect(mapped.devices[0].used_bytes).toBe(before.devices[0].used_bytes);
+    await lease.enterWorkspace(ws.workspace_id);
+    const first = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+    expect(first.placement).toBe('PLACEMENT_HOST_ONLY');
+    const data = randomBytes(4096);
+    await lease.write(first.array_id, data);
+    await lease.leaveWorkspace(ws.workspace_id);
+    // The bytes are in the file itself.
+    expect(readFileSync(path).subarray(0, 4096).equals(data)).toBe(true);
+    await lease.enterWorkspace(ws.workspace_id);
+    const second = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+    expect(sha256(await lease.read(second.array_id))).toBe(sha256(data));
+    await lease.leaveWorkspace(ws.workspace_id);
+    await lease.destroyWorkspace(ws.workspace_id);
+    expect(existsSync(path)).toBe(true); // a named file is the user's
+    expect((await client.memoryInfo()).host!.mmap_bytes).toBe(before.host!.mmap_bytes);
+
+    const temporaries = () => readdirSync(tmpdir()).filter((name) => name.startsWith('tensormem-ws-')).length;
+    const count = temporaries();
+    const temp = await lease.createWorkspace('MMAP_TMP', { initial_size: 64 * 1024, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE' });
+    expect(temporaries()).toBe(count + 1);
+    await lease.destroyWorkspace(temp.workspace_id);
+    expect(temporaries()).toBe(count);
   });
 
   it("keeps workspaces per lease: another lease cannot see or enter them", async () => {
