@@ -23,6 +23,12 @@ export interface DaemonProcess {
   exited: Promise<number | null>;
 }
 
+/** Daemons still running when the test process exits are killed, so a failed test leaves none behind. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'tensormemd-test-'));
   const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
@@ -30,7 +36,9 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const stderrText: string[] = [];
+  running.add(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then(() => running.delete(child));
   void exited.then(() => rmSync(dir, { recursive: true, force: true }));
   const listening = new Promise<string[]>((resolve, reject) => {
     createInterface({ input: child.stderr! }).on('line', (line) => {

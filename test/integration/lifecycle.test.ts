@@ -56,10 +56,13 @@ describe('lease lifecycle', () => {
   it('drains on SIGTERM: exits 0 and frees every lease and chunk', async () => {
     const daemon = await startDaemon(['--shutdown-timeout', '5s']);
     const client = new TensormemClient(daemon.tcpAddress);
-    const lease = await client.openLease();
-    await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256, 1024] });
-    await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256], placement: 'PLACEMENT_HOST_ONLY' });
-    client.close();
+    try {
+      const lease = await client.openLease();
+      await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256, 1024] });
+      await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256], placement: 'PLACEMENT_HOST_ONLY' });
+    } finally {
+      client.close();
+    }
     const code = await daemon.stop('SIGTERM');
     expect(code).toBe(0);
     const stopped = daemon.logs.find((entry) => entry.event === 'stopped') as { freedBytes: number; liveChunks: { device: number; host: number } };
