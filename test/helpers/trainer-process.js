@@ -1,7 +1,7 @@
 // A trainer: opens a lease with the typed client (compiled, dist/), reaches a stage, prints
 // "stage <name> <lease_id>" and then waits to be killed. Used by fault tests.
 // argv: address tenantToken bytes releaseOnDisconnect(0|1) [stage]
-//   stage: allocated (default) | opened | writing | reading | waiting
+//   stage: allocated (default) | opened | writing | reading | waiting | workspace
 const { Metadata } = require('@grpc/grpc-js');
 const { TensormemClient } = require('../../dist/src/client/tensormem-client');
 
@@ -17,6 +17,13 @@ async function main() {
   const md = new Metadata();
   md.set('authorization', `Bearer ${lease.token}`);
   if (stage === 'opened') return say();
+  if (stage === 'workspace') {
+    // Inside a workspace cycle: a learned workspace, entered, with arrays attached.
+    const ws = await lease.createWorkspace('TRAIN_WS', { initial_size: bytes, learning_policy: 'LEARNING_POLICY_NONE' });
+    await lease.enterWorkspace(ws.workspace_id);
+    for (let i = 0; i < 8; i++) await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [Math.floor(bytes / 16)] });
+    return say();
+  }
   if (stage === 'waiting') {
     lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [bytes], waitForMemory: true, deadlineMs: 60_000 }).catch(() => {});
     await sleep(300);

@@ -27,7 +27,7 @@ function startTrainer(address: string, stage: string, bytes: number): { child: C
 }
 
 describe('dead trainers give everything back', () => {
-  it.each(['opened', 'writing', 'reading', 'waiting'])('killed after reaching "%s"', async (stage) => {
+  it.each(['opened', 'writing', 'reading', 'waiting', 'workspace'])('killed after reaching "%s"', async (stage) => {
     const daemon = await startDaemon(['--maxbytes', '64M', '--pool-chunk', '4M', '--reclaim-interval', `${RECLAIM_MS}ms`]);
     const client = new TensormemClient(daemon.tcpAddress);
     try {
