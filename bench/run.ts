@@ -12,6 +12,7 @@ import { runB1, B1_WHAT, B1_TARGET } from './b1-unary';
 import { runB3, B3_TARGET } from './b3-streams';
 import { runB5 } from './b5-pool';
 import { runB8 } from './b8-many-arrays';
+import { runB6, B6_WHAT, B6_TARGET } from './b6-workspace';
 import { Row, describeMachine, errorRow, formatTable, machineLines, notBuilt } from './lib/report';
 import { exitOf, liveChildren, spawnTracked } from './lib/processes';
 import { BenchOptions, parseOptions, usage } from './options';
@@ -118,11 +119,11 @@ async function main(): Promise<number> {
   await measure('B5', 'pool allocate+free', '≤ 2 µs; ≤ 2 ×', () => runB5(opts));
   await measure('B1', B1_WHAT, B1_TARGET, () => runB1(opts, flags));
   await measure('B3', 'WriteArray / ReadArray streams', B3_TARGET, () => runB3(opts, flags));
+  await measure('B6', B6_WHAT, B6_TARGET, () => runB6(opts, flags));
   await measure('B8', 'many live arrays', '≤ 300 B/array; ≤ 10 ms', () => runB8(opts, flags));
 
   results.set('B2', [notBuilt('B2', 'HTTP data plane PUT/GET, 256 MiB', '≥ 0.7 ×', 'B2: not built: the HTTP data plane (src/dataplane/) is not implemented yet')]);
   results.set('B4', [notBuilt('B4', 'same-host read via exported mapping, 256 MiB', '≥ 0.8 ×', 'B4: not built: ExportArray is not implemented yet')]);
-  results.set('B6', [notBuilt('B6', 'workspace loop, 1000 allocations/cycle', '0 backend allocs/cycle', 'B6: not built: WorkspaceService is not implemented yet')]);
   results.set('B7', [
     cuda.available
       ? notBuilt('B7', 'GPU pool vs cudaMalloc; mirror sync', '≥ 50 ×; ≥ 0.8 ×', `B7: not built: a GPU is present (${cuda.devices?.join(', ')}) but the benchmark has no cudaMalloc / pinned cudaMemcpy baseline in the addon yet`)
