@@ -18,12 +18,4 @@ export function formatBytes(bytes: number | bigint): string {
   return `${bytes} bytes (${formatIec(bytes)})`;
 }
 
-export const KiB = 1024;
-export const MiB = 1024 * KiB;
-export const GiB = 1024 * MiB;
-export const TiB = 1024 * GiB;
-
-/** Rounds `bytes` up to a multiple of `alignment` (a power of two). */
-export function alignUp(bytes: number, alignment: number): number {
-  return Math.ceil(bytes / alignment) * alignment;
-}
+export const GiB = 1024 ** 3;

@@ -8,7 +8,7 @@
 import { OutOfMemoryError, TensormemError, invalidArgument } from '../errors';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
-import type { Block, BlockOwner, ChunkSource, MemoryResource, ResourceStats, SegmentSnapshot } from './memory-resource';
+import type { Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
 import { PoolResource } from './pool-resource';
 import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
@@ -335,4 +335,3 @@ export class MemoryManager {
   }
 }
 
-export type { MemoryResource };

@@ -25,10 +25,6 @@ const STATUS_BY_KIND: Record<ErrorKind, Status> = {
   DEADLINE_EXCEEDED: Status.DEADLINE_EXCEEDED,
 };
 
-export function grpcStatusOf(kind: ErrorKind): Status {
-  return STATUS_BY_KIND[kind];
-}
-
 /** The error a handler passes to grpc-js for `error`. */
 export function toServiceError(error: unknown, log?: Logger): Partial<ServerErrorResponse> {
   if (!(error instanceof TensormemError)) {
