@@ -159,8 +159,9 @@ export class MemoryManager {
     const stack = this.devicePool(device);
     const account = this.account(owner.tenant);
     const quota = account.device[device];
-    quota.check(bytes);
     if (this.guaranteesInForce) {
+      // The tenant's own quota is reported before others' guarantees; without guarantees, allocate() checks it.
+      quota.check(bytes);
       const stats = stack.top.stats();
       checkGuarantees(device, account.tenant, quota.alignedSize(bytes), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device));
     }
