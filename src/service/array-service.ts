@@ -1,7 +1,7 @@
 /** tensormem.v1.ArrayService: validation and streaming; the memory work is in src/leases and src/memory. */
-import type { Server, ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
+import type { Metadata, Server, ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
 import type { WaitHandle } from '../memory/memory-wait-queue';
-import { TensormemError, invalidArgument, outOfRange } from '../errors';
+import { invalidArgument, outOfRange } from '../errors';
 import type { Lease } from '../leases/lease';
 import type { TensorArray } from '../memory/tensor-array';
 import type { ArrayServiceHandlers } from '../generated/tensormem/v1/ArrayService';
@@ -14,7 +14,7 @@ import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
-import type { ServiceContext } from './service-context';
+import { ServiceContext, refuseWhileDraining } from './service-context';
 
 const MAX_LABEL_LENGTH = 256;
 
@@ -43,7 +43,7 @@ export function arrayInfo(array: TensorArray): ArrayInfo {
 export class ArrayService {
   constructor(private readonly context: ServiceContext) {}
 
-  private lease(metadata: import('@grpc/grpc-js').Metadata): Lease {
+  private lease(metadata: Metadata): Lease {
     return this.context.registry.authenticate(bearerToken(metadata));
   }
 
@@ -63,7 +63,7 @@ export class ArrayService {
     const { registry, log } = this.context;
     const handlers: ArrayServiceHandlers = {
       AllocateArray: unary(log, async (call) => {
-        if (this.context.draining) throw new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
+        refuseWhileDraining(this.context);
         const request = call.request;
         const lease = registry.resolve(this.lease(call.metadata), request.lease_id);
         if (request.label.length > MAX_LABEL_LENGTH) throw invalidArgument('label', `at most ${MAX_LABEL_LENGTH} characters`, `${request.label.length} characters`);

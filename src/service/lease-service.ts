@@ -1,6 +1,6 @@
 /** tensormem.v1.LeaseService. */
 import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
-import { TensormemError, invalidArgument } from '../errors';
+import { invalidArgument } from '../errors';
 import type { Lease } from '../leases/lease';
 import type { LeaseServiceHandlers } from '../generated/tensormem/v1/LeaseService';
 import type { Lease as LeaseMessage } from '../generated/tensormem/v1/Lease';
@@ -11,7 +11,7 @@ import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
-import type { ServiceContext } from './service-context';
+import { ServiceContext, refuseWhileDraining } from './service-context';
 
 const MAX_NAME_LENGTH = 256;
 
@@ -64,7 +64,7 @@ export class LeaseService {
     const { registry, tenants, log } = this.context;
     const handlers: LeaseServiceHandlers = {
       OpenLease: unary(log, (call) => {
-        if (this.context.draining) throw new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
+        refuseWhileDraining(this.context);
         const request = call.request;
         checkName('tenant', request.tenant);
         checkName('client_name', request.client_name);

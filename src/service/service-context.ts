@@ -1,5 +1,6 @@
 /** What the services share: the registry, the memory, the configuration and the logger. */
 import type { Logger } from 'pino';
+import { TensormemError } from '../errors';
 import type { DaemonConfig } from '../config/config';
 import type { LeaseRegistry } from '../leases/lease-registry';
 import type { TenantRegistry } from '../leases/tenant-registry';
@@ -13,4 +14,9 @@ export interface ServiceContext {
   log: Logger;
   /** Set when SIGTERM/SIGINT arrives: new work is refused with UNAVAILABLE. */
   draining: boolean;
+}
+
+/** New work (leases, allocations) is refused with UNAVAILABLE once the daemon is draining. */
+export function refuseWhileDraining(context: ServiceContext): void {
+  if (context.draining) throw new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
 }
