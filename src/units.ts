@@ -18,4 +18,6 @@ export function formatBytes(bytes: number | bigint): string {
   return `${bytes} bytes (${formatIec(bytes)})`;
 }
 
-export const GiB = 1024 ** 3;
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
