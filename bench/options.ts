@@ -20,6 +20,10 @@ export interface BenchOptions {
   b8Leases: number;
   b8Concurrency: number;
   b8InfoCalls: number;
+  l1Clients: number;
+  l1PhaseSeconds: number;
+  l1Rounds: number;
+  l1WarmupSeconds: number;
 }
 
 interface OptionSpec {
@@ -51,6 +55,10 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'b8-leases', key: 'b8Leases', kind: 'int', full: 1_000, quick: 200, help: 'B8 leases' },
   { name: 'b8-concurrency', key: 'b8Concurrency', kind: 'int', full: 64, quick: 64, help: 'B8 calls in flight while allocating' },
   { name: 'b8-info-calls', key: 'b8InfoCalls', kind: 'int', full: 300, quick: 100, help: 'B8 GetMemoryInfo calls timed' },
+  { name: 'l1-clients', key: 'l1Clients', kind: 'int', full: 32, quick: 32, help: 'L1 concurrent clients, each on its own channel' },
+  { name: 'l1-phase-seconds', key: 'l1PhaseSeconds', kind: 'int', full: 5, quick: 2, help: 'L1 seconds per measured phase (tensormem and echo alternate)' },
+  { name: 'l1-rounds', key: 'l1Rounds', kind: 'int', full: 4, quick: 2, help: 'L1 measured phases of each side' },
+  { name: 'l1-warmup-seconds', key: 'l1WarmupSeconds', kind: 'int', full: 2, quick: 1, help: 'L1 warm-up seconds of each side' },
 ];
 
 function parseSize(text: string, name: string): number {

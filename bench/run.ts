@@ -13,6 +13,7 @@ import { runB3, B3_TARGET } from './b3-streams';
 import { runB5 } from './b5-pool';
 import { runB8 } from './b8-many-arrays';
 import { runB6, B6_WHAT, B6_TARGET } from './b6-workspace';
+import { runL1, L1_WHAT, L1_TARGET } from './l1-concurrent';
 import { Row, describeMachine, errorRow, formatTable, machineLines, notBuilt } from './lib/report';
 import { exitOf, liveChildren, spawnTracked } from './lib/processes';
 import { BenchOptions, parseOptions, usage } from './options';
@@ -121,6 +122,7 @@ async function main(): Promise<number> {
   await measure('B3', 'WriteArray / ReadArray streams', B3_TARGET, () => runB3(opts, flags));
   await measure('B6', B6_WHAT, B6_TARGET, () => runB6(opts, flags));
   await measure('B8', 'many live arrays', '≤ 300 B/array; ≤ 10 ms', () => runB8(opts, flags));
+  await measure('L1', L1_WHAT, L1_TARGET, () => runL1(opts, flags));
 
   results.set('B2', [notBuilt('B2', 'HTTP data plane PUT/GET, 256 MiB', '≥ 0.7 ×', 'B2: not built: the HTTP data plane (src/dataplane/) is not implemented yet')]);
   results.set('B4', [notBuilt('B4', 'same-host read via exported mapping, 256 MiB', '≥ 0.8 ×', 'B4: not built: ExportArray is not implemented yet')]);
@@ -130,7 +132,7 @@ async function main(): Promise<number> {
       : notBuilt('B7', 'GPU pool vs cudaMalloc; mirror sync', '≥ 50 ×; ≥ 0.8 ×', `B7: needs a GPU: ${cuda.reason}`, 'needs a GPU'),
   ]);
 
-  const rows = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8'].flatMap((id) => results.get(id) ?? []);
+  const rows = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'L1'].flatMap((id) => results.get(id) ?? []);
   const seconds = (Date.now() - started) / 1000;
   const table = formatTable(rows);
   const notes = rows.filter((row) => row.note).map((row) => `  ${row.note}`);
