@@ -152,14 +152,60 @@ export class ArrayService {
     if (offset > array.byteSize) throw outOfRange('offset', `offset ${offset} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
     const length = request.length === 0 ? array.byteSize - offset : request.length;
     array.checkRange(offset, length, 'length');
-    const chunkBytes = this.context.config.chunkBytes;
+    const chunkBytes = Math.min(this.context.config.chunkBytes, Math.max(length, 1));
+    // A ring of chunk buffers, each reused once grpc-js has taken (serialized) the message that used it:
+    // the copy out of pool memory into one buffer overlaps the sending of the others, and a long read
+    // allocates READ_RING buffers rather than one per chunk.
+    const ring = new ChunkRing(length <= chunkBytes ? 1 : READ_RING, chunkBytes);
+    call.once('cancelled', () => ring.abandon());
     for (let position = offset; position < offset + length && !call.cancelled; ) {
-      const data = Buffer.allocUnsafe(Math.min(chunkBytes, offset + length - position));
+      const buffer = await ring.take();
+      if (!buffer) break;
+      const data = buffer.subarray(0, Math.min(chunkBytes, offset + length - position));
       await array.read(position, data);
-      if (!call.write({ offset: position, data })) await drainedOrCancelled(call);
+      if (!call.write({ offset: position, data }, () => ring.give(buffer))) await drainedOrCancelled(call);
       position += data.byteLength;
     }
     call.end();
+  }
+}
+
+/** Chunk buffers in flight in one ReadArray call. */
+const READ_RING = 3;
+
+/** A fixed set of buffers handed out in turn; `take` waits until one is given back. */
+class ChunkRing {
+  private readonly free: Buffer[] = [];
+  private readonly waiting: Array<(buffer: Buffer | null) => void> = [];
+  private created = 0;
+  private abandoned = false;
+
+  constructor(
+    private readonly capacity: number,
+    private readonly bufferBytes: number,
+  ) {}
+
+  /** A buffer, or null once the ring is abandoned (the call went away: write callbacks may never come). */
+  take(): Promise<Buffer | null> {
+    if (this.abandoned) return Promise.resolve(null);
+    const buffer = this.free.pop();
+    if (buffer) return Promise.resolve(buffer);
+    if (this.created < this.capacity) {
+      this.created++;
+      return Promise.resolve(Buffer.allocUnsafeSlow(this.bufferBytes));
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  abandon(): void {
+    this.abandoned = true;
+    for (const waiter of this.waiting.splice(0)) waiter(null);
+  }
+
+  give(buffer: Buffer): void {
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(buffer);
+    else this.free.push(buffer);
   }
 }
 
