@@ -16,6 +16,7 @@
 import { GiB, MiB } from '../units';
 import { defaultDeviceReserve } from '../memory/limits';
 import type { ConfigSource, DaemonConfig } from './config';
+import { resolveSize } from './sizes';
 
 export type ProfileName = NonNullable<DaemonConfig['profile']>;
 
@@ -112,21 +113,27 @@ const ceilMiB = (bytes: number) => Math.ceil(bytes / MiB) * MiB;
 /** ramBytes × part / whole without overflowing 2^53 for any real RAM size. */
 const share = (ramBytes: number, part: number, whole: number) => floorMiB(Number((BigInt(ramBytes) * BigInt(part)) / BigInt(whole)));
 
-export function profileValues(name: ProfileName, machine: MachineFacts): ProfileValues {
+/**
+ * The profile's values on this machine. `given` carries what a flag, variable or config file already
+ * decides, so that the values derived from it (host mirrors of the device caps, the physical cap over
+ * host-maxbytes) follow the effective setting rather than the profile's own.
+ */
+export function profileValues(name: ProfileName, machine: MachineFacts, given: { deviceCapsBytes?: number[]; hostMaxBytes?: number } = {}): ProfileValues {
   const profile = PROFILES[name];
   const largest = Math.max(0, ...machine.deviceTotalBytes);
   const deviceReserveBytes = profile.deviceReserve(largest);
-  const caps = machine.deviceTotalBytes.map((total) => Math.max(0, total - deviceReserveBytes));
+  const caps = given.deviceCapsBytes ?? machine.deviceTotalBytes.map((total) => Math.max(0, total - deviceReserveBytes));
   const sameSize = machine.deviceTotalBytes.length > 0 && machine.deviceTotalBytes.every((total) => total === largest);
   let hostMaxBytes = share(machine.ramBytes, profile.seedMaxBytes, profile.referenceRamBytes);
   if (profile.hostFollowsDevices) hostMaxBytes = Math.min(hostMaxBytes, floorMiB(caps.reduce((sum, cap) => sum + cap, 0)));
+  const effectiveHostBytes = given.hostMaxBytes ?? hostMaxBytes;
   const emulatedBytes = machine.backend === 'host' ? machine.deviceTotalBytes.reduce((sum, total) => sum + total, 0) : 0;
   const overheadBytes = Math.max(share(machine.ramBytes, profile.seedMaxPhysicalBytes - profile.seedMaxBytes, profile.referenceRamBytes), machine.heapLimitBytes);
   return {
     deviceReserveBytes,
     maxBytes: sameSize ? caps[0] : undefined,
     hostMaxBytes,
-    maxPhysicalBytes: ceilMiB(hostMaxBytes + emulatedBytes + overheadBytes),
+    maxPhysicalBytes: ceilMiB(effectiveHostBytes + emulatedBytes + overheadBytes),
   };
 }
 
@@ -136,23 +143,30 @@ export function profileValues(name: ProfileName, machine: MachineFacts): Profile
  */
 export function applyProfile(config: DaemonConfig, machine: MachineFacts): DaemonConfig {
   if (!config.profile) return config;
-  const values = profileValues(config.profile, machine);
   const source: ConfigSource = `profile:${config.profile}`;
+  const unset = (name: string) => config.sources[name] === undefined || config.sources[name] === 'default';
+  const devicesGiven = !unset('maxbytes') || !unset('device-reserve');
+  const given = {
+    deviceCapsBytes: devicesGiven
+      ? machine.deviceTotalBytes.map((total) =>
+          config.maxBytes ? resolveSize(config.maxBytes, total) : Math.max(0, total - (config.deviceReserve ? resolveSize(config.deviceReserve, total) : defaultDeviceReserve(total))),
+        )
+      : undefined,
+    hostMaxBytes: unset('host-maxbytes') ? undefined : resolveSize(config.hostMaxBytes, machine.ramBytes),
+  };
+  const values = profileValues(config.profile, machine, given);
   const next: DaemonConfig = { ...config, sources: { ...config.sources }, rawValues: { ...config.rawValues } };
-  const unset = (name: string) => next.sources[name] === undefined || next.sources[name] === 'default';
-  const set = (name: string, bytes: number, assign: () => void) => {
-    if (!unset(name)) return;
-    assign();
+  const set = (name: string, bytes: number) => {
     next.sources[name] = source;
     next.rawValues[name] = String(bytes);
+    return { kind: 'bytes' as const, bytes };
   };
   // A --maxbytes or --device-reserve given by the user decides the device caps; the profile's do not mix in.
-  if (unset('maxbytes') && unset('device-reserve')) {
-    const { deviceReserveBytes, maxBytes } = values;
-    set('device-reserve', deviceReserveBytes, () => (next.deviceReserve = { kind: 'bytes', bytes: deviceReserveBytes }));
-    if (maxBytes !== undefined) set('maxbytes', maxBytes, () => (next.maxBytes = { kind: 'bytes', bytes: maxBytes }));
+  if (!devicesGiven) {
+    next.deviceReserve = set('device-reserve', values.deviceReserveBytes);
+    if (values.maxBytes !== undefined) next.maxBytes = set('maxbytes', values.maxBytes);
   }
-  set('host-maxbytes', values.hostMaxBytes, () => (next.hostMaxBytes = { kind: 'bytes', bytes: values.hostMaxBytes }));
-  set('maxphysicalbytes', values.maxPhysicalBytes, () => (next.maxPhysicalBytes = { kind: 'bytes', bytes: values.maxPhysicalBytes }));
+  if (given.hostMaxBytes === undefined) next.hostMaxBytes = set('host-maxbytes', values.hostMaxBytes);
+  if (unset('maxphysicalbytes')) next.maxPhysicalBytes = set('maxphysicalbytes', values.maxPhysicalBytes);
   return next;
 }
