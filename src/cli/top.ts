@@ -19,7 +19,7 @@ export function usageBar(used: number, cap: number, width = 20): string {
 /** One frame; `leases` is undefined when the token may not list leases (then the frame says so). */
 export function renderFrame(info: MemoryInfo, leases: LeaseSummary[] | undefined, address: string, interactive: boolean): string {
   const host = info.host!;
-  const process = info.process!;
+  const daemonProcess = info.process!;
   const taken = info.taken_at ? new Date(Number(info.taken_at.seconds) * 1000).toISOString() : new Date().toISOString();
   const topLeases = (leases ?? [])
     .map((lease) => ({ lease, total: lease.device_bytes + lease.host_bytes }))
@@ -40,7 +40,7 @@ export function renderFrame(info: MemoryInfo, leases: LeaseSummary[] | undefined
     '',
     renderTable(
       ['PROCESS', 'RSS', 'MAX PHYSICAL', 'USAGE', 'HEAP USED', 'HEAP LIMIT'],
-      [['tensormemd', formatIec(process.physical_bytes), formatIec(process.max_physical_bytes), usageBar(process.physical_bytes, process.max_physical_bytes), formatIec(process.heap_used_bytes), formatIec(process.heap_limit_bytes)]],
+      [['tensormemd', formatIec(daemonProcess.physical_bytes), formatIec(daemonProcess.max_physical_bytes), usageBar(daemonProcess.physical_bytes, daemonProcess.max_physical_bytes), formatIec(daemonProcess.heap_used_bytes), formatIec(daemonProcess.heap_limit_bytes)]],
     ),
     '',
     info.tenants.length === 0
