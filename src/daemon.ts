@@ -3,7 +3,10 @@
  * SIGTERM/SIGINT that refuses new work, lets calls in flight finish (up to --shutdown-timeout), then
  * frees every lease and every chunk.
  */
+import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import pino, { Logger } from 'pino';
+import { applyProfile } from './config/profiles';
 import type { DaemonConfig } from './config/config';
 import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits } from './memory/limits';
@@ -52,6 +55,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const tenants = new TenantRegistry(tenantSpecs);
   const backend = selectBackend(config, log);
   const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
+  config = applyProfile(config, { ramBytes: totalmem(), deviceTotalBytes: devices.map((device) => device.totalBytes), backend: backend.name, heapLimitBytes: getHeapStatistics().heap_size_limit });
   const limits = resolveLimits(config, backend.name, devices);
   let registry: LeaseRegistry | undefined;
   let memory: MemoryManager | undefined;

@@ -1,9 +1,15 @@
 #!/usr/bin/env node
 /** tensormemctl: the command-line client of tensormemd. */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../client/tensormem-client';
 import { renderTable } from '../client/table';
 import { formatIec } from '../units';
+import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../cli/doctor-command';
+import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-diff';
+import { runTop } from '../cli/top';
+import { getFile, putFile } from '../cli/transfer';
+import { parseDurationMs } from '../config/sizes';
 
 const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKEN] <command>
 
@@ -14,12 +20,26 @@ Commands:
   config    the daemon's effective configuration and where each value came from (GetConfig)
   tenants   usage of each tenant against its quota, guarantee and max leases (GetMemoryInfo)
   evict ID  close lease ID and free what it holds (EvictLease; needs an admin --token)
+  doctor    check the running daemon's configuration against the seed's common pitfalls; exit 1 on an error
+  doctor -- [tensormemd flags]   check a proposed configuration offline (with --config FILE, --vram, --ram)
+  snapshot [-f FILE]             save GetMemorySnapshot (every block and its owner) as JSON (stdout without -f)
+  snapshot diff A B              what appeared and disappeared between two snapshots, by tenant/lease/label
+  top [--once] [--interval D]    live view of pools, host, process, tenants and the biggest leases (q quits)
+  put FILE [--array ID]          stream FILE into array ID (--token: its lease's token), or into a new
+                                 array (--shape, --dtype, default uint8 [file size]) in a new lease
+  get --array ID FILE            stream array ID (--token: its lease's token) into FILE
 
 Flags:
   --address ADDR   daemon address: HOST:PORT or unix:PATH (default $TENSORMEM_ADDRESS or unix:/tmp/tensormemd.sock)
   -o, --output F   table (default) or json
   --token TOKEN    a lease, tenant or admin token (sent as authorization: Bearer); default $TENSORMEM_TOKEN
-  -h, --help       this help`;
+  -h, --help       this help
+  doctor:   --config FILE (a tensormemd config file), --vram SIZE[,SIZE...] (judge for CUDA devices of
+            these sizes), --ram SIZE (the target's RAM; default this machine's)
+  snapshot: -f, --file FILE
+  top:      --once (one frame; also when stdout is not a terminal), --interval DURATION (default 1s)
+  put/get:  --array ID, --shape N[,N...], --dtype NAME (float32, uint8, ...), --placement device|host-only,
+            --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens; it ends the array's life)`;
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -29,8 +49,22 @@ async function main(): Promise<number> {
       output: { type: 'string', short: 'o', default: 'table' },
       token: { type: 'string', default: process.env.TENSORMEM_TOKEN },
       help: { type: 'boolean', short: 'h', default: false },
+      config: { type: 'string' },
+      vram: { type: 'string' },
+      ram: { type: 'string' },
+      file: { type: 'string', short: 'f' },
+      once: { type: 'boolean', default: false },
+      interval: { type: 'string', default: '1s' },
+      array: { type: 'string' },
+      shape: { type: 'string' },
+      dtype: { type: 'string' },
+      placement: { type: 'string', default: 'device' },
+      label: { type: 'string' },
+      tenant: { type: 'string' },
+      ttl: { type: 'string' },
     },
   });
+  const terminator = process.argv.indexOf('--', 2);
   if (values.help || positionals.length === 0) {
     process.stdout.write(`${HELP}\n`);
     return values.help ? 0 : 2;
@@ -113,6 +147,70 @@ async function main(): Promise<number> {
         if (!leaseId) throw new Error('evict needs a lease id: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
         const freed = await client.evictLease(leaseId, values.token);
         print({ lease_id: leaseId, freed_bytes: freed }, () => `evicted ${leaseId}: freed ${formatIec(freed)}`);
+        break;
+      }
+      case 'doctor': {
+        const proposed = terminator >= 0 || values.config !== undefined || values.vram !== undefined || values.ram !== undefined;
+        const daemonArgs = [...(values.config ? ['--config', values.config] : []), ...(terminator >= 0 ? process.argv.slice(terminator + 1) : [])];
+        const result = proposed
+          ? report(`proposed configuration${daemonArgs.length > 0 ? ` (tensormemd ${daemonArgs.join(' ')})` : ' (defaults)'}`, proposedFacts(daemonArgs, { vram: values.vram, ram: values.ram }))
+          : report(`daemon at ${values.address}`, await daemonFacts(client, values.token));
+        print(result, () => renderReport(result));
+        return hasErrors(result.findings) ? 1 : 0;
+      }
+      case 'snapshot': {
+        if (positionals[1] === 'diff') {
+          if (positionals.length !== 4) throw new Error('snapshot diff needs two files: tensormemctl snapshot diff BEFORE.json AFTER.json');
+          const diff = diffSnapshots(readSnapshotFile(positionals[2]), readSnapshotFile(positionals[3]));
+          print(diff, () => renderDiff(diff));
+          break;
+        }
+        if (positionals.length > 1) throw new Error(`snapshot takes -f FILE or "diff A B", not "${positionals.slice(1).join(' ')}"`);
+        const snapshot = await client.memorySnapshot(values.token);
+        const text = `${JSON.stringify(snapshot, null, 2)}\n`;
+        if (values.file) {
+          writeFileSync(values.file, text);
+          const blocks = snapshot.pools.flatMap((pool) => pool.segments.flatMap((segment) => segment.blocks.filter((block) => !block.free)));
+          process.stderr.write(`snapshot: ${blocks.length} live blocks, ${formatIec(blocks.reduce((sum, block) => sum + block.bytes, 0))} written to ${values.file}\n`);
+        } else {
+          process.stdout.write(text);
+        }
+        break;
+      }
+      case 'top': {
+        await runTop(client, { token: values.token, intervalMs: parseDurationMs(values.interval!, '--interval'), once: values.once!, output: process.stdout, input: process.stdin });
+        break;
+      }
+      case 'put': {
+        const file = positionals[1];
+        if (!file || positionals.length > 2) throw new Error('put needs one file: tensormemctl put FILE [--array ID] [--shape N,N --dtype float32]');
+        if (values.placement !== 'device' && values.placement !== 'host-only') throw new Error(`Expected device or host-only for --placement but received "${values.placement}"`);
+        const result = await putFile(client, file, {
+          arrayId: values.array,
+          token: values.token,
+          tenant: values.tenant,
+          shape: values.shape,
+          dtype: values.dtype,
+          placement: values.placement === 'device' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY',
+          label: values.label,
+          ttlSeconds: values.ttl ? Math.ceil(parseDurationMs(values.ttl, '--ttl') / 1000) : undefined,
+          progress: process.stderr.isTTY ? process.stderr : undefined,
+        });
+        print(result, () =>
+          [
+            `wrote ${result.bytes_written} bytes (${formatIec(result.bytes_written)}) into array ${result.array.array_id} ([${result.array.shape.join(',')}] ${result.array.data_type.replace('DATA_TYPE_', '').toLowerCase()})`,
+            ...(result.lease
+              ? [`lease ${result.lease.lease_id} holds it for ${result.lease.ttl_seconds}s unless renewed; its token: ${result.lease.token}`, `TENSORMEM_TOKEN=${result.lease.token} tensormemctl get --array ${result.array.array_id} FILE`]
+              : []),
+          ].join('\n'),
+        );
+        break;
+      }
+      case 'get': {
+        const file = positionals[1];
+        if (!file || positionals.length > 2 || !values.array) throw new Error('get needs an array and one file: tensormemctl get --array ID FILE');
+        const result = await getFile(client, values.array, file, { token: values.token, progress: process.stderr.isTTY ? process.stderr : undefined });
+        print({ array: result.array, bytes_read: result.bytes_read, file }, () => `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${values.array} into ${file}`);
         break;
       }
       case 'config': {

@@ -1,6 +1,7 @@
 /**
- * The daemon's configuration: flags > environment (TENSORMEM_*) > config file > defaults, with the
- * source of every value kept for GetConfig. Values whose meaning depends on the machine ("%", the
+ * The daemon's configuration: flags > environment (TENSORMEM_*) > config file > --profile > defaults,
+ * with the source of every value kept for GetConfig. The profile layer needs the machine's RAM and
+ * VRAM, so it is applied once the backend is up (applyProfile in ./profiles). Values whose meaning depends on the machine ("%", the
  * VRAM-derived --maxbytes) stay as SizeSpec here and are resolved by src/memory/limits.ts once the
  * backend is up.
  */
@@ -10,10 +11,13 @@ import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag } from './flags';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
 
-export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
+/** `profile:NAME` marks a value set by --profile NAME (applyProfile). */
+export type ConfigSource = 'flag' | 'env' | 'file' | 'default' | `profile:${string}`;
 
 export interface DaemonConfig {
   backend: 'auto' | 'cuda' | 'host';
+  /** --profile: applied by applyProfile (./profiles) once RAM and VRAM are known. */
+  profile?: 'workstation' | 'server' | 'gpu-training' | 'inference';
   maxBytes?: SizeSpec;
   deviceReserve?: SizeSpec;
   hostMaxBytes: SizeSpec;
@@ -169,6 +173,7 @@ function build(raw: RawValues): DaemonConfig {
   }
   return {
     backend: choice('backend'),
+    profile: text('profile') === undefined ? undefined : choice<NonNullable<DaemonConfig['profile']>>('profile'),
     maxBytes: size('maxbytes'),
     deviceReserve: size('device-reserve'),
     hostMaxBytes: size('host-maxbytes')!,

@@ -23,6 +23,13 @@ export interface FlagSpec {
 
 export const FLAGS: readonly FlagSpec[] = [
   { name: 'config', type: 'string', arg: 'FILE', help: 'Config file (YAML, or JSON when the name ends in .json) with flag names as keys.' },
+  {
+    name: 'profile',
+    type: 'enum',
+    arg: 'NAME',
+    choices: ['workstation', 'server', 'gpu-training', 'inference'],
+    help: "The seed's recommended configuration, scaled to this machine's RAM and VRAM: sets --device-reserve, --maxbytes, --host-maxbytes and --maxphysicalbytes where no flag, variable or config file does (see README, Profiles).",
+  },
   { name: 'backend', type: 'enum', arg: 'NAME', default: 'auto', choices: ['auto', 'cuda', 'host'], help: 'cuda, host (an emulated device in host RAM), or auto: cuda when a CUDA device is visible, else host.' },
   {
     name: 'maxbytes',
@@ -89,7 +96,7 @@ export function helpText(program = 'tensormemd'): string {
     `Usage: ${program} [flags]`,
     '',
     'Owns GPU memory on this host and lends it out over gRPC (tensormem.v1).',
-    'Precedence: flags > environment (TENSORMEM_<FLAG>) > config file > defaults.',
+    'Precedence: flags > environment (TENSORMEM_<FLAG>) > config file > --profile > defaults.',
     'Sizes: K, M, G, T are powers of 1024 (8G = 8 GiB); KiB/MiB/GiB accepted; % is a share of RAM (VRAM for device sizes).',
     'Durations: ms, s, m, h (500ms, 30s); a bare number is seconds.',
     '',

@@ -1,0 +1,141 @@
+/**
+ * `tensormemctl doctor`: gathers DoctorFacts from a running daemon (GetConfig + GetMemoryInfo) or from a
+ * proposed tensormemd command line parsed offline by the daemon's own loadConfig, and prints the
+ * findings of src/config/doctor.ts.
+ */
+import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
+import { loadConfig } from '../config/config';
+import { DoctorFacts, Finding, diagnose } from '../config/doctor';
+import { applyProfile } from '../config/profiles';
+import { parseSize, resolveSize } from '../config/sizes';
+import { resolveLimits } from '../memory/limits';
+import { createBackend } from '../native/addon';
+import type { DeviceMemoryInfo } from '../native/backend';
+import type { TensormemClient } from '../client/tensormem-client';
+import { isLocalAddress } from '../daemon';
+import { formatIec } from '../units';
+
+export interface DoctorReport {
+  /** "daemon at ADDRESS" or "proposed configuration". */
+  subject: string;
+  facts: DoctorFacts;
+  findings: Finding[];
+}
+
+const isSet = (source: string | undefined) => source !== undefined && source !== 'derived' && source !== 'default';
+
+/** Facts of the running daemon. RAM is this machine's when the address is local (unix socket or loopback). */
+export async function daemonFacts(client: TensormemClient, token: string | undefined): Promise<DoctorFacts> {
+  const [config, info] = await Promise.all([client.config(token), client.memoryInfo(token)]);
+  const entry = (name: string) => {
+    const value = config.values.find((v) => v.name === name);
+    if (!value) throw new Error(`GetConfig has no "${name}": is the daemon older than this tensormemctl?`);
+    return value;
+  };
+  const caps = entry('maxbytes').value.split(',').map(Number);
+  return {
+    backend: info.backend === 'cuda' ? 'cuda' : 'host',
+    devices: info.devices.map((device, index) => ({ index: device.device, name: device.name, totalBytes: device.total_bytes, maxBytes: caps[index] ?? device.max_bytes })),
+    deviceCapSet: isSet(entry('maxbytes').source) || isSet(entry('device-reserve').source),
+    hostMaxBytes: Number(entry('host-maxbytes').value),
+    maxPhysicalBytes: Number(entry('maxphysicalbytes').value),
+    maxPhysicalSet: isSet(entry('maxphysicalbytes').source),
+    heapLimitBytes: info.process!.heap_limit_bytes,
+    mirror: entry('mirror').value === 'eager' ? 'eager' : 'lazy',
+    allowSmallDevice: entry('allow-small-device').value === 'true',
+    ramBytes: isLocalAddress(client.address) ? totalmem() : undefined,
+  };
+}
+
+export interface ProposedMachine {
+  /** --vram: "24G" or "24G,24G": judge for CUDA devices of these sizes instead of this machine's. */
+  vram?: string;
+  /** --ram: the target machine's RAM (default this machine's). */
+  ram?: string;
+}
+
+/** The devices the daemon would see here, without allocating anything. */
+function localDevices(backend: 'auto' | 'cuda' | 'host', emulated: () => DeviceMemoryInfo[]): { backend: 'cuda' | 'host'; devices: DeviceMemoryInfo[] } {
+  if (backend === 'host') return { backend: 'host', devices: emulated() };
+  try {
+    const cuda = createBackend('cuda', {});
+    const devices = Array.from({ length: cuda.deviceCount() }, (_, index) => cuda.deviceInfo(index));
+    if (devices.length > 0) return { backend: 'cuda', devices };
+    throw new Error('no CUDA device is visible');
+  } catch (error) {
+    if (backend === 'cuda') throw new Error(`--backend cuda: ${(error as Error).message} on this machine; pass --vram SIZE to judge the configuration for a GPU host`);
+    return { backend: 'host', devices: emulated() };
+  }
+}
+
+/** Facts of a proposed tensormemd command line (and/or --config file), resolved as the daemon would resolve them. */
+export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMachine, env: NodeJS.ProcessEnv = process.env): DoctorFacts {
+  const parsed = loadConfig(daemonArgs, env);
+  const ramBytes = machine.ram ? bytesOf(machine.ram, '--ram') : totalmem();
+  const emulated = () =>
+    Array.from({ length: parsed.emulatedDevices }, (_, index) => ({
+      index,
+      name: 'tensormem emulated device',
+      totalBytes: resolveSize(parsed.emulatedDevice, ramBytes),
+      freeBytes: resolveSize(parsed.emulatedDevice, ramBytes),
+      computeCapability: 'emulated',
+    }));
+  const { backend, devices } = machine.vram
+    ? {
+        backend: 'cuda' as const,
+        devices: machine.vram.split(',').map((text, index) => {
+          const totalBytes = bytesOf(text, '--vram');
+          return { index, name: `proposed device ${index}`, totalBytes, freeBytes: totalBytes, computeCapability: 'proposed' };
+        }),
+      }
+    : localDevices(parsed.backend, emulated);
+  const config = applyProfile(parsed, { ramBytes, deviceTotalBytes: devices.map((device) => device.totalBytes), backend, heapLimitBytes: getHeapStatistics().heap_size_limit });
+  // resolveLimits refuses what the doctor must report (a cap above VRAM, a small device): resolve
+  // without the explicit cap and the size check, then apply the cap as given.
+  const limits = resolveLimits({ ...config, maxBytes: undefined, allowSmallDevice: true }, backend, devices, ramBytes);
+  return {
+    backend,
+    devices: devices.map((device, index) => ({
+      index,
+      name: device.name,
+      totalBytes: device.totalBytes,
+      maxBytes: config.maxBytes ? resolveSize(config.maxBytes, device.totalBytes) : limits.maxBytes[index],
+    })),
+    deviceCapSet: isSet(config.sources.maxbytes) || isSet(config.sources['device-reserve']),
+    hostMaxBytes: limits.hostMaxBytes,
+    maxPhysicalBytes: limits.maxPhysicalBytes,
+    maxPhysicalSet: isSet(config.sources.maxphysicalbytes),
+    heapLimitBytes: getHeapStatistics().heap_size_limit,
+    mirror: config.mirror,
+    allowSmallDevice: config.allowSmallDevice,
+    ramBytes,
+  };
+}
+
+function bytesOf(text: string, field: string): number {
+  const spec = parseSize(text, field, false);
+  return spec.kind === 'bytes' ? spec.bytes : 0;
+}
+
+export function report(subject: string, facts: DoctorFacts): DoctorReport {
+  return { subject, facts, findings: diagnose(facts) };
+}
+
+export function renderReport({ subject, facts, findings }: DoctorReport): string {
+  const lines = [
+    `tensormemctl doctor: ${subject}`,
+    `  backend ${facts.backend}; ${facts.devices.map((d) => `device ${d.index} ${formatIec(d.totalBytes)} (maxbytes ${formatIec(d.maxBytes)})`).join(', ') || 'no devices'}; ` +
+      `host-maxbytes ${formatIec(facts.hostMaxBytes)}; maxphysicalbytes ${formatIec(facts.maxPhysicalBytes)}; V8 heap limit ${formatIec(facts.heapLimitBytes)}; mirror ${facts.mirror}` +
+      (facts.ramBytes !== undefined ? `; RAM ${formatIec(facts.ramBytes)}` : ''),
+    '',
+  ];
+  for (const finding of findings) {
+    lines.push(`${finding.severity.toUpperCase()} ${finding.rule}`, `  what: ${finding.what}`, `  why:  ${finding.why}`, `  fix:  ${finding.fix}`, '');
+  }
+  const count = (severity: string) => findings.filter((f) => f.severity === severity).length;
+  lines.push(findings.length === 0 ? 'No pitfalls found.' : `${findings.length} findings: ${count('error')} errors, ${count('warning')} warnings, ${count('info')} info`);
+  return lines.join('\n');
+}
+
+export const hasErrors = (findings: Finding[]) => findings.some((finding) => finding.severity === 'error');

@@ -1,0 +1,126 @@
+/**
+ * `tensormemctl top`: a live view of WatchMemory (device pools, host pool, process, tenants) and the
+ * leases holding the most bytes (ListLeases), redrawn in place with ANSI escapes; q or Ctrl-C quits.
+ * With --once, or when stdout is not a terminal, it prints one frame and returns.
+ */
+import { renderTable } from '../client/table';
+import type { LeaseSummary, MemoryInfo, TensormemClient } from '../client/tensormem-client';
+import { formatIec } from '../units';
+
+export const TOP_LEASES = 10;
+
+/** "[#####-----]  50.0%": a fixed-width usage bar. */
+export function usageBar(used: number, cap: number, width = 20): string {
+  const ratio = cap > 0 ? Math.min(1, used / cap) : 0;
+  const filled = Math.round(ratio * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(100 * ratio).toFixed(1).padStart(5)}%`;
+}
+
+/** One frame; `leases` is undefined when the token may not list leases (then the frame says so). */
+export function renderFrame(info: MemoryInfo, leases: LeaseSummary[] | undefined, address: string, interactive: boolean): string {
+  const host = info.host!;
+  const daemonProcess = info.process!;
+  const taken = info.taken_at ? new Date(Number(info.taken_at.seconds) * 1000).toISOString() : new Date().toISOString();
+  const topLeases = (leases ?? [])
+    .map((lease) => ({ lease, total: lease.device_bytes + lease.host_bytes }))
+    .sort((a, b) => b.total - a.total)
+    .slice(0, TOP_LEASES);
+  return [
+    `tensormemd ${address}  backend ${info.backend}  ${taken}${interactive ? '  (q to quit)' : ''}`,
+    '',
+    renderTable(
+      ['DEVICE', 'NAME', 'USED', 'MAX', 'USAGE', 'PEAK', 'RESERVED', 'LARGEST FREE', 'BLOCKS', 'FAILED'],
+      info.devices.map((d) => [d.device, d.name, formatIec(d.used_bytes), formatIec(d.max_bytes), usageBar(d.used_bytes, d.max_bytes), formatIec(d.peak_used_bytes), formatIec(d.reserved_bytes), formatIec(d.largest_free_block_bytes), d.allocation_count, d.failed_allocations_total]),
+    ),
+    '',
+    renderTable(
+      ['HOST', 'USED', 'MAX', 'USAGE', 'MIRRORS', 'HOST_ONLY', 'MMAP', 'PEAK'],
+      [['host', formatIec(host.used_bytes), formatIec(host.max_bytes), usageBar(host.used_bytes, host.max_bytes), formatIec(host.mirror_bytes), formatIec(host.host_only_bytes), formatIec(host.mmap_bytes), formatIec(host.peak_used_bytes)]],
+    ),
+    '',
+    renderTable(
+      ['PROCESS', 'RSS', 'MAX PHYSICAL', 'USAGE', 'HEAP USED', 'HEAP LIMIT'],
+      [['tensormemd', formatIec(daemonProcess.physical_bytes), formatIec(daemonProcess.max_physical_bytes), usageBar(daemonProcess.physical_bytes, daemonProcess.max_physical_bytes), formatIec(daemonProcess.heap_used_bytes), formatIec(daemonProcess.heap_limit_bytes)]],
+    ),
+    '',
+    info.tenants.length === 0
+      ? 'TENANTS: none'
+      : renderTable(
+          ['TENANT', 'LEASES', 'DEVICE USED', 'DEVICE QUOTA', 'HOST USED', 'HOST QUOTA'],
+          info.tenants.map((t) => [t.tenant, t.leases, formatIec(t.device_used_bytes), t.quota_bytes > 0 ? formatIec(t.quota_bytes) : '-', formatIec(t.host_used_bytes), t.host_quota_bytes > 0 ? formatIec(t.host_quota_bytes) : '-']),
+        ),
+    '',
+    leases === undefined
+      ? 'TOP LEASES: not visible with this token (an admin token, or open mode, lists them)'
+      : topLeases.length === 0
+        ? 'TOP LEASES: none open'
+        : `TOP LEASES by bytes (${topLeases.length} of ${leases.length})\n` +
+          renderTable(
+            ['LEASE', 'TENANT', 'CLIENT', 'ARRAYS', 'DEVICE', 'HOST', 'TOTAL', 'AGE'],
+            topLeases.map(({ lease, total }) => [lease.lease_id, lease.tenant, lease.client_name || '-', lease.array_count, formatIec(lease.device_bytes), formatIec(lease.host_bytes), formatIec(total), `${lease.age_seconds}s`]),
+          ),
+  ].join('\n');
+}
+
+async function leasesOrUndefined(client: TensormemClient, token: string | undefined): Promise<LeaseSummary[] | undefined> {
+  try {
+    return await client.listLeases(token);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface TopOptions {
+  token?: string;
+  intervalMs: number;
+  once: boolean;
+  output: NodeJS.WriteStream;
+  input: NodeJS.ReadStream;
+}
+
+/** Runs top until q / Ctrl-C (or after one frame); rejects when the watch stream fails. */
+export async function runTop(client: TensormemClient, options: TopOptions): Promise<void> {
+  const interactive = !options.once && options.output.isTTY === true;
+  if (!interactive) {
+    const [info, leases] = await Promise.all([client.memoryInfo(options.token), leasesOrUndefined(client, options.token)]);
+    options.output.write(`${renderFrame(info, leases, client.address, false)}\n`);
+    return;
+  }
+  const { input, output } = options;
+  await new Promise<void>((resolve, reject) => {
+    let drawing = false;
+    const finish = (error?: Error) => {
+      stop();
+      if (input.isTTY) input.setRawMode(false);
+      input.off('data', onKey);
+      input.pause();
+      process.off('SIGINT', onSigint);
+      output.write('\x1b[?25h\n');
+      if (error) reject(error);
+      else resolve();
+    };
+    const onKey = (key: Buffer) => {
+      const text = key.toString();
+      if (text === 'q' || text === 'Q' || text === '\u0003') finish();
+    };
+    const onSigint = () => finish();
+    const stop = client.watchMemory(
+      options.intervalMs,
+      (info) => {
+        if (drawing) return;
+        drawing = true;
+        void leasesOrUndefined(client, options.token).then((leases) => {
+          drawing = false;
+          // Home, clear the screen, hide the cursor, then the frame.
+          output.write(`\x1b[H\x1b[2J\x1b[?25l${renderFrame(info, leases, client.address, true)}\n`);
+        });
+      },
+      (error) => finish(error),
+      options.token,
+    );
+    if (input.isTTY) input.setRawMode(true);
+    input.resume();
+    input.on('data', onKey);
+    process.on('SIGINT', onSigint);
+  });
+}

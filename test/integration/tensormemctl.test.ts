@@ -1,0 +1,246 @@
+/**
+ * The compiled tensormemctl run as a process against a daemon started as a process: doctor, snapshot
+ * and diff, top --once, put/get, and --profile as GetConfig reports it.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TensormemClient } from '../../src/client/tensormem-client';
+import { profileValues } from '../../src/config/profiles';
+import type { SnapshotDiff } from '../../src/cli/snapshot-diff';
+import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+
+const TENSORMEMCTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function ctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [TENSORMEMCTL, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TENSORMEM_TOKEN: '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+let daemon: DaemonProcess;
+let client: TensormemClient;
+let dir: string;
+
+beforeAll(async () => {
+  // --profile gpu-training, with host-maxbytes from the environment (env beats the profile).
+  daemon = await startDaemon(['--profile', 'gpu-training'], { TENSORMEM_HOST_MAXBYTES: '512M' });
+  client = new TensormemClient(daemon.unixAddress);
+  dir = mkdtempSync(join(tmpdir(), 'tensormemctl-test-'));
+}, 30_000);
+
+afterAll(async () => {
+  client?.close();
+  await daemon?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('tensormemd --profile', () => {
+  it('GetConfig shows the profile values with source profile:gpu-training, and env above the profile', async () => {
+    const run = await ctl(['--address', daemon.unixAddress, 'config', '-o', 'json']);
+    expect(run.code).toBe(0);
+    const values = Object.fromEntries((JSON.parse(run.stdout) as { values: Array<{ name: string; value: string; source: string }> }).values.map((v) => [v.name, v]));
+    const info = await client.memoryInfo();
+    // The 2 GiB emulated device: under 16 GiB the reserve is 1 GiB.
+    const expected = profileValues('gpu-training', { ramBytes: totalmem(), deviceTotalBytes: [2 * GiB], backend: 'host', heapLimitBytes: info.process!.heap_limit_bytes }, { hostMaxBytes: 512 * MiB });
+    expect(values.profile).toMatchObject({ value: 'gpu-training', source: 'flag' });
+    expect(values['device-reserve']).toMatchObject({ value: String(GiB), source: 'profile:gpu-training' });
+    expect(values.maxbytes).toMatchObject({ value: String(GiB), source: 'profile:gpu-training' });
+    expect(values['host-maxbytes']).toMatchObject({ value: String(512 * MiB), source: 'env' });
+    expect(values.maxphysicalbytes).toMatchObject({ value: String(expected.maxPhysicalBytes), source: 'profile:gpu-training' });
+    expect(info.devices[0].max_bytes).toBe(GiB);
+    expect(info.process!.max_physical_bytes).toBe(expected.maxPhysicalBytes);
+  });
+});
+
+describe('tensormemctl doctor', () => {
+  it('judges the running daemon: no error, exit 0, the profile caps count as set', async () => {
+    const run = await ctl(['--address', daemon.unixAddress, 'doctor', '-o', 'json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout) as { subject: string; facts: { deviceCapSet: boolean; maxPhysicalSet: boolean; hostMaxBytes: number }; findings: Array<{ severity: string; rule: string }> };
+    expect(result.subject).toBe(`daemon at ${daemon.unixAddress}`);
+    expect(result.facts).toMatchObject({ deviceCapSet: true, maxPhysicalSet: true, hostMaxBytes: 512 * MiB });
+    expect(result.findings.filter((f) => f.severity === 'error')).toEqual([]);
+  });
+
+  it('exits 1 on a running daemon whose physical cap is below host-maxbytes + heap, naming the fix', async () => {
+    const bad = await startDaemon(['--host-maxbytes', '6G', '--maxphysicalbytes', '1G']);
+    try {
+      const run = await ctl(['--address', bad.unixAddress, 'doctor']);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain('ERROR maxphysicalbytes-below-sum');
+      expect(run.stdout).toMatch(/fix: {2}--maxphysicalbytes \d+G/);
+      expect(run.stdout).toContain('WARNING no-device-cap');
+    } finally {
+      await bad.stop();
+    }
+  }, 30_000);
+
+  it('judges a proposed command line offline: maxbytes above VRAM is an error, exit 1', async () => {
+    const run = await ctl(['doctor', '--vram', '24G', '--ram', '64G', '--', '--maxbytes', '30G', '--maxphysicalbytes', '30G', '--host-maxbytes', '16G']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('proposed configuration (tensormemd --maxbytes 30G --maxphysicalbytes 30G --host-maxbytes 16G)');
+    expect(run.stdout).toContain('ERROR maxbytes-above-vram');
+    expect(run.stdout).toContain('fix:  --maxbytes 22G (VRAM − 2.00 GiB)');
+    expect(run.stdout).toContain('1 findings: 1 errors, 0 warnings, 0 info');
+  });
+
+  it('judges a config file offline with the daemon\'s parser; a good one exits 0 with no pitfalls', async () => {
+    const file = join(dir, 'good.yaml');
+    writeFileSync(file, 'maxbytes: 22G\nhost-maxbytes: 22G\nmaxphysicalbytes: 30G\n');
+    const run = await ctl(['doctor', '--config', file, '--vram', '24G', '--ram', '64G']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('No pitfalls found.');
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'maxbytes: plenty\n');
+    const refused = await ctl(['doctor', '--config', bad, '--vram', '24G']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('for --maxbytes but received "plenty"');
+  });
+});
+
+describe('tensormemctl snapshot and snapshot diff', () => {
+  it('diff names exactly the arrays allocated and freed between two snapshots, with byte totals', async () => {
+    const lease = await client.openLease({ clientName: 'snapshot-test' });
+    try {
+      const before = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024], label: 'kept-then-freed' });
+      const a = join(dir, 'a.json');
+      const b = join(dir, 'b.json');
+      const first = await ctl(['--address', daemon.unixAddress, 'snapshot', '-f', a]);
+      expect(first.code).toBe(0);
+      expect(first.stderr).toMatch(/snapshot: \d+ live blocks, .* written to /);
+      const leaked1 = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256, 1024], label: 'leak' });
+      const leaked2 = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], label: 'leak', placement: 'PLACEMENT_HOST_ONLY' });
+      await lease.free(before.array_id);
+      expect((await ctl(['--address', daemon.unixAddress, 'snapshot', '-f', b])).code).toBe(0);
+
+      const run = await ctl(['snapshot', 'diff', a, b, '-o', 'json']);
+      expect(run.code).toBe(0);
+      const diff = JSON.parse(run.stdout) as SnapshotDiff;
+      expect(diff.appeared).toHaveLength(1);
+      expect(diff.appeared[0]).toMatchObject({ lease_id: lease.leaseId, label: 'leak', blocks: 2, bytes: 256 * 1024 * 4 + 4096 });
+      expect(diff.appeared[0].owners).toEqual([leaked1.array_id, leaked2.array_id].sort());
+      expect(diff.appeared_bytes).toBe(256 * 1024 * 4 + 4096);
+      expect(diff.disappeared).toHaveLength(1);
+      expect(diff.disappeared[0]).toMatchObject({ lease_id: lease.leaseId, label: 'kept-then-freed', blocks: 1, bytes: 4096, owners: [before.array_id] });
+
+      const table = await ctl(['snapshot', 'diff', a, b]);
+      expect(table.stdout).toContain('appeared: 2 blocks, 1.00 MiB');
+      expect(table.stdout).toContain('disappeared: 1 blocks, 4.00 KiB');
+      expect(table.stdout).toContain(leaked1.array_id);
+    } finally {
+      await lease.close();
+    }
+  });
+
+  it('writes the snapshot to stdout without -f, and refuses a file that is not a snapshot', async () => {
+    const run = await ctl(['--address', daemon.unixAddress, 'snapshot']);
+    expect(run.code).toBe(0);
+    expect(Array.isArray(JSON.parse(run.stdout).pools)).toBe(true);
+    const notSnapshot = join(dir, 'not.json');
+    writeFileSync(notSnapshot, '{"hello": 1}');
+    const refused = await ctl(['snapshot', 'diff', notSnapshot, notSnapshot]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`Expected a snapshot (a JSON object with "pools") in ${notSnapshot}`);
+  });
+});
+
+describe('tensormemctl top --once', () => {
+  it('prints one frame with the pools, the process and the biggest leases first', async () => {
+    const small = await client.openLease({ clientName: 'top-small' });
+    const big = await client.openLease({ clientName: 'top-big' });
+    try {
+      await small.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024] });
+      await big.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024, 1024] });
+      const run = await ctl(['--address', daemon.unixAddress, 'top', '--once']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).not.toContain('\x1b[');
+      expect(run.stdout).toContain('tensormem emulated device');
+      expect(run.stdout).toMatch(/^PROCESS +RSS +MAX PHYSICAL/m);
+      expect(run.stdout).toContain('TOP LEASES by bytes (2 of 2)');
+      const leaseLines = run.stdout.split('\n').filter((line) => line.startsWith(big.leaseId) || line.startsWith(small.leaseId));
+      expect(leaseLines.map((line) => line.split(/\s+/)[0])).toEqual([big.leaseId, small.leaseId]);
+      expect(leaseLines[0]).toContain('4.00 MiB');
+    } finally {
+      await small.close();
+      await big.close();
+    }
+  });
+});
+
+describe('tensormemctl put and get', () => {
+  it('round-trips a file through a new array byte for byte, in several pieces', async () => {
+    const source = join(dir, 'source.bin');
+    const copy = join(dir, 'copy.bin');
+    const content = randomBytes(20 * MiB + 3);
+    writeFileSync(source, content);
+    const put = await ctl(['--address', daemon.unixAddress, 'put', source, '-o', 'json']);
+    expect(put.stderr).toBe('');
+    expect(put.code).toBe(0);
+    const result = JSON.parse(put.stdout) as { array: { array_id: string; byte_size: number; shape: number[] }; bytes_written: number; lease: { lease_id: string; token: string } };
+    expect(result).toMatchObject({ bytes_written: content.length, array: { byte_size: content.length, shape: [content.length] } });
+    const get = await ctl(['--address', daemon.unixAddress, 'get', '--array', result.array.array_id, copy], { TENSORMEM_TOKEN: result.lease.token });
+    expect(get.code).toBe(0);
+    expect(get.stdout).toContain(`read ${content.length} bytes`);
+    expect(readFileSync(copy).equals(content)).toBe(true);
+    await client.evictLease(result.lease.lease_id);
+  });
+
+  it('writes into an existing array of its lease, and the typed client reads the same bytes', async () => {
+    const lease = await client.openLease({ clientName: 'put-existing' });
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [64, 64], zero: true });
+      const source = join(dir, 'weights.bin');
+      const content = randomBytes(64 * 64 * 4);
+      writeFileSync(source, content);
+      const put = await ctl(['--address', daemon.unixAddress, 'put', source, '--array', array.array_id, '--token', lease.token]);
+      expect(put.code).toBe(0);
+      expect(put.stdout).toContain(`wrote ${content.length} bytes (16.00 KiB) into array ${array.array_id} ([64,64] float32)`);
+      expect((await lease.read(array.array_id)).equals(content)).toBe(true);
+    } finally {
+      await lease.close();
+    }
+  });
+
+  it('refuses a --shape that does not match the file before opening a lease', async () => {
+    const source = join(dir, 'odd.bin');
+    writeFileSync(source, randomBytes(1000));
+    const leasesBefore = (await client.listLeases()).length;
+    const run = await ctl(['--address', daemon.unixAddress, 'put', source, '--shape', '16,16', '--dtype', 'float32']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`--shape 16,16 --dtype DATA_TYPE_FLOAT32 makes 1024 bytes but ${source} has 1000 bytes`);
+    expect((await client.listLeases()).length).toBe(leasesBefore);
+    const badType = await ctl(['--address', daemon.unixAddress, 'put', source, '--dtype', 'float128']);
+    expect(badType.stderr).toContain('for --dtype but received "float128"');
+  });
+
+  it('get of an unknown array fails with NOT_FOUND and creates no file', async () => {
+    const lease = await client.openLease({ clientName: 'get-missing' });
+    try {
+      const target = join(dir, 'missing.bin');
+      const run = await ctl(['--address', daemon.unixAddress, 'get', '--array', 'no-such-array', target, '--token', lease.token]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain('NOT_FOUND');
+      expect(existsSync(target)).toBe(false);
+    } finally {
+      await lease.close();
+    }
+  });
+});

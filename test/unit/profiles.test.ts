@@ -1,0 +1,140 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config';
+import { applyProfile, MachineFacts, profileValues } from '../../src/config/profiles';
+import { diagnose } from '../../src/config/doctor';
+import { proposedFacts } from '../../src/cli/doctor-command';
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+const gpuBox = (vram: number[], ram: number, heap = 4 * GiB): MachineFacts => ({ ramBytes: ram, deviceTotalBytes: vram, backend: 'cuda', heapLimitBytes: heap });
+
+describe('profileValues: the seed reproduced on its own reference machines', () => {
+  it('gpu-training on 24 GB VRAM, 64 GB RAM gives the seed line maxbytes=22G, maxphysicalbytes=30G', () => {
+    expect(profileValues('gpu-training', gpuBox([24 * GiB], 64 * GiB))).toEqual({ deviceReserveBytes: 2 * GiB, maxBytes: 22 * GiB, hostMaxBytes: 22 * GiB, maxPhysicalBytes: 30 * GiB });
+  });
+
+  it.each([
+    [16, 14],
+    [24, 22],
+    [40, 36],
+    [80, 72],
+  ])('gpu-training on %i GiB VRAM caps the device at %i GiB (the seed: 16G → 14G, 40G → 36G)', (vram, cap) => {
+    expect(profileValues('gpu-training', gpuBox([vram * GiB], 64 * GiB)).maxBytes).toBe(cap * GiB);
+  });
+
+  it('gpu-training on a card under 16 GiB leaves the daemon default reserve of 1 GiB', () => {
+    expect(profileValues('gpu-training', gpuBox([8 * GiB], 64 * GiB))).toMatchObject({ deviceReserveBytes: GiB, maxBytes: 7 * GiB, hostMaxBytes: 7 * GiB, maxPhysicalBytes: 15 * GiB });
+  });
+
+  it('workstation on 16 GB RAM: maxbytes=10G off-heap, maxphysicalbytes=14G', () => {
+    expect(profileValues('workstation', gpuBox([8 * GiB], 16 * GiB))).toEqual({ deviceReserveBytes: GiB, maxBytes: 7 * GiB, hostMaxBytes: 10 * GiB, maxPhysicalBytes: 14 * GiB });
+  });
+
+  it('server on 64 GB RAM: 48G off-heap, 58G physical', () => {
+    expect(profileValues('server', gpuBox([16 * GiB], 64 * GiB))).toEqual({ deviceReserveBytes: 2 * GiB, maxBytes: 14 * GiB, hostMaxBytes: 48 * GiB, maxPhysicalBytes: 58 * GiB });
+  });
+
+  it('inference on 32 GB RAM: 16G off-heap, 20G physical (heap limit 2 GiB)', () => {
+    expect(profileValues('inference', gpuBox([16 * GiB], 32 * GiB, 2 * GiB))).toMatchObject({ hostMaxBytes: 16 * GiB, maxPhysicalBytes: 20 * GiB });
+  });
+});
+
+describe('profileValues: scaled to other machines', () => {
+  it('scales the RAM shares: server on 128 GiB gives 96 GiB off-heap and 116 GiB physical', () => {
+    expect(profileValues('server', gpuBox([24 * GiB], 128 * GiB))).toMatchObject({ hostMaxBytes: 96 * GiB, maxPhysicalBytes: 116 * GiB });
+  });
+
+  it('floors the off-heap share to whole MiB on odd RAM sizes', () => {
+    // 23.5 GiB + 12345 bytes × 10/16 = 15040 MiB + 7715.6 bytes → 15040 MiB.
+    const values = profileValues('workstation', gpuBox([8 * GiB], 23.5 * GiB + 12345));
+    expect(values.hostMaxBytes).toBe(15040 * MiB);
+    expect(values.maxPhysicalBytes).toBe(15040 * MiB + 6016 * MiB);
+  });
+
+  it('uses the V8 heap limit when it is above the seed overhead share (the seed: maxbytes + Xmx + overhead)', () => {
+    expect(profileValues('inference', gpuBox([16 * GiB], 32 * GiB, 6 * GiB)).maxPhysicalBytes).toBe(22 * GiB);
+  });
+
+  it('gpu-training with two 24 GiB cards on 128 GiB: host off-heap holds both caps (44 GiB)', () => {
+    expect(profileValues('gpu-training', gpuBox([24 * GiB, 24 * GiB], 128 * GiB))).toEqual({ deviceReserveBytes: 2 * GiB, maxBytes: 22 * GiB, hostMaxBytes: 44 * GiB, maxPhysicalBytes: 60 * GiB });
+  });
+
+  it('gpu-training bounds host off-heap by the seed share of RAM when the caps are larger', () => {
+    expect(profileValues('gpu-training', gpuBox([80 * GiB, 80 * GiB], 64 * GiB)).hostMaxBytes).toBe(22 * GiB);
+  });
+
+  it('leaves --maxbytes to the reserve when the devices differ in size (reserve computed on the largest)', () => {
+    expect(profileValues('gpu-training', gpuBox([40 * GiB, 24 * GiB], 256 * GiB))).toMatchObject({ deviceReserveBytes: 4 * GiB, maxBytes: undefined, hostMaxBytes: 56 * GiB });
+  });
+
+  it('counts the emulated devices in the physical cap on the host backend', () => {
+    const values = profileValues('workstation', { ramBytes: 16 * GiB, deviceTotalBytes: [2 * GiB], backend: 'host', heapLimitBytes: 4 * GiB });
+    expect(values).toEqual({ deviceReserveBytes: GiB, maxBytes: GiB, hostMaxBytes: 10 * GiB, maxPhysicalBytes: 16 * GiB });
+  });
+});
+
+describe('applyProfile: flags > env > config file > profile > defaults', () => {
+  const machine = gpuBox([24 * GiB], 64 * GiB);
+
+  it('fills the unset caps and marks them profile:NAME', () => {
+    const config = applyProfile(loadConfig(['--profile', 'gpu-training'], {}), machine);
+    expect(config.maxBytes).toEqual({ kind: 'bytes', bytes: 22 * GiB });
+    expect(config.deviceReserve).toEqual({ kind: 'bytes', bytes: 2 * GiB });
+    expect(config.hostMaxBytes).toEqual({ kind: 'bytes', bytes: 22 * GiB });
+    expect(config.maxPhysicalBytes).toEqual({ kind: 'bytes', bytes: 30 * GiB });
+    expect(config.sources).toMatchObject({ profile: 'flag', maxbytes: 'profile:gpu-training', 'device-reserve': 'profile:gpu-training', 'host-maxbytes': 'profile:gpu-training', maxphysicalbytes: 'profile:gpu-training' });
+    expect(config.rawValues['maxphysicalbytes']).toBe(String(30 * GiB));
+  });
+
+  it('a flag, a variable and a config file each win over the profile', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-profile-'));
+    const file = join(dir, 'tensormemd.yaml');
+    writeFileSync(file, 'maxphysicalbytes: 40G\nprofile: server\n');
+    const config = applyProfile(loadConfig(['--config', file, '--host-maxbytes', '8G'], { TENSORMEM_PROFILE: 'gpu-training', TENSORMEM_MAXBYTES: '20G' }), machine);
+    expect(config.profile).toBe('gpu-training');
+    expect(config.sources).toMatchObject({ profile: 'env', 'host-maxbytes': 'flag', maxbytes: 'env', maxphysicalbytes: 'file' });
+    expect(config.hostMaxBytes).toEqual({ kind: 'bytes', bytes: 8 * GiB });
+    expect(config.maxBytes).toEqual({ kind: 'bytes', bytes: 20 * GiB });
+    expect(config.maxPhysicalBytes).toEqual({ kind: 'bytes', bytes: 40 * GiB });
+    // A user's --maxbytes decides the device caps: the profile sets no reserve beside it.
+    expect(config.deviceReserve).toBeUndefined();
+  });
+
+  it('derives the physical cap from the effective host-maxbytes, not the profile one', () => {
+    const config = applyProfile(loadConfig(['--profile', 'gpu-training', '--host-maxbytes', '40G'], {}), machine);
+    expect(config.maxPhysicalBytes).toEqual({ kind: 'bytes', bytes: 48 * GiB });
+  });
+
+  it('a --device-reserve from the user leaves both device settings to it', () => {
+    const config = applyProfile(loadConfig(['--profile', 'gpu-training', '--device-reserve', '3G'], {}), machine);
+    expect(config.sources.maxbytes).toBeUndefined();
+    expect(config.deviceReserve).toEqual({ kind: 'bytes', bytes: 3 * GiB });
+    expect(config.hostMaxBytes).toEqual({ kind: 'bytes', bytes: 21 * GiB });
+  });
+
+  it('returns the configuration untouched without --profile', () => {
+    const config = loadConfig([], {});
+    expect(applyProfile(config, machine)).toBe(config);
+  });
+
+  it('refuses an unknown profile naming the flag and the choices', () => {
+    expect(() => loadConfig(['--profile', 'laptop'], {})).toThrowError('Expected one of workstation, server, gpu-training, inference for --profile but received "laptop"');
+  });
+});
+
+describe('profiles pass the doctor on the seed reference machines', () => {
+  it.each([
+    ['workstation', '8G', '16G'],
+    ['server', '16G', '64G'],
+    ['gpu-training', '24G', '64G'],
+    ['gpu-training', '40G,40G', '256G'],
+    ['inference', '16G', '32G'],
+  ])('%s (VRAM %s, RAM %s) has no error or warning', (profile, vram, ram) => {
+    const findings = diagnose(proposedFacts(['--profile', profile], { vram, ram }, {}));
+    expect(findings.filter((finding) => finding.severity !== 'info')).toEqual([]);
+  });
+});

@@ -1,0 +1,122 @@
+/** docker/systemd: the unit names the real bin and real flags, and systemd-analyze accepts it where it exists. */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config';
+import { FLAGS, envName } from '../../src/config/flags';
+
+const ROOT = join(__dirname, '..', '..');
+const SYSTEMD = join(ROOT, 'docker', 'systemd');
+const unitText = readFileSync(join(SYSTEMD, 'tensormemd.service'), 'utf8');
+const envText = readFileSync(join(SYSTEMD, 'tensormemd.env'), 'utf8');
+
+/** [section, key, value] for every assignment, in order (keys may repeat). */
+function parseUnit(text: string): Array<[string, string, string]> {
+  const entries: Array<[string, string, string]> = [];
+  let section = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header) {
+      section = header[1];
+      continue;
+    }
+    const eq = line.indexOf('=');
+    expect(eq, `not an assignment: ${line}`).toBeGreaterThan(0);
+    entries.push([section, line.slice(0, eq), line.slice(eq + 1)]);
+  }
+  return entries;
+}
+
+const unit = parseUnit(unitText);
+const values = (key: string) => unit.filter(([section, name]) => section === 'Service' && name === key).map(([, , value]) => value);
+const value = (key: string) => {
+  const all = values(key);
+  expect(all, `[Service] ${key}=`).toHaveLength(1);
+  return all[0];
+};
+
+/** VAR=value lines of the environment file, commented examples included. */
+const envAssignments = envText
+  .split('\n')
+  .map((line) => /^#?([A-Z_]+)=(.*)$/.exec(line.trim()))
+  .filter((match): match is RegExpExecArray => match !== null)
+  .map((match) => [match[1], match[2]] as const);
+
+const flagEnvNames = new Set(FLAGS.map(envName));
+
+describe('tensormemd.service', () => {
+  it('ExecStart runs the package bin "tensormemd", whose compiled file exists', () => {
+    const [program] = value('ExecStart').split(/\s+/);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    expect(program).toBe('/usr/local/bin/tensormemd');
+    expect(pkg.bin[basename(program)]).toBe('dist/src/bin/tensormemd.js');
+    expect(existsSync(join(ROOT, pkg.bin[basename(program)]))).toBe(true);
+  });
+
+  it('ExecStart passes only flags of flags.ts, with values the daemon accepts', () => {
+    const args = value('ExecStart').split(/\s+/).slice(1).filter((arg) => !arg.startsWith('$'));
+    const flags = args.filter((arg) => arg.startsWith('--')).map((arg) => arg.slice(2));
+    expect(flags.length).toBeGreaterThan(0);
+    for (const flag of flags) expect(FLAGS.map((f) => f.name)).toContain(flag);
+    expect(loadConfig(args, {}).shutdownTimeoutMs).toBe(10_000);
+  });
+
+  it('Environment= and the environment file set only TENSORMEM_* variables of flags.ts, with values the daemon accepts', () => {
+    const fromUnit = values('Environment').map((assignment) => assignment.split('=', 2) as [string, string]);
+    const env: Record<string, string> = {};
+    for (const [name, text] of [...fromUnit, ...envAssignments]) {
+      if (name === 'TENSORMEMD_FLAGS') continue;
+      expect(flagEnvNames, name).toContain(name);
+      env[name] = text;
+    }
+    expect(Object.keys(env).length).toBeGreaterThan(8);
+    const config = loadConfig([], env);
+    expect(config.profile).toBe('gpu-training');
+    expect(config.listen).toEqual(['unix:/run/tensormem/tensormemd.sock', '127.0.0.1:7070']);
+    expect(config.sources.profile).toBe('env');
+    expect(value('EnvironmentFile')).toBe('-/etc/tensormem/tensormemd.env');
+  });
+
+  it('the unix socket lives in the RuntimeDirectory, group-reachable', () => {
+    expect(value('RuntimeDirectory')).toBe('tensormem');
+    expect(value('RuntimeDirectoryMode')).toBe('0750');
+    const listen = values('Environment').find((assignment) => assignment.startsWith('TENSORMEM_LISTEN='))!;
+    expect(listen).toContain('unix:/run/tensormem/tensormemd.sock');
+  });
+
+  it('pinned memory, restarts, reload and stop are set up for the daemon', () => {
+    expect(value('LimitMEMLOCK')).toBe('infinity');
+    expect(value('Restart')).toBe('on-failure');
+    expect(value('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
+    expect(value('KillSignal')).toBe('SIGTERM');
+    // The stop timeout leaves the daemon its --shutdown-timeout to drain.
+    expect(Number(value('TimeoutStopSec').replace(/s$/, ''))).toBeGreaterThan(10);
+  });
+
+  it('runs hardened, as the user that the sysusers file creates', () => {
+    const sysusers = readFileSync(join(SYSTEMD, 'tensormem.sysusers.conf'), 'utf8');
+    expect(sysusers).toMatch(/^u tensormem /m);
+    expect(value('User')).toBe('tensormem');
+    expect(value('Group')).toBe('tensormem');
+    expect(value('NoNewPrivileges')).toBe('yes');
+    expect(value('ProtectSystem')).toBe('strict');
+    expect(value('CapabilityBoundingSet')).toBe('');
+    // V8's JIT needs W+X pages; GPU device nodes must stay visible.
+    expect(values('MemoryDenyWriteExecute')).toEqual([]);
+    expect(values('PrivateDevices')).toEqual([]);
+  });
+
+  const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
+  it.skipIf(analyze.status !== 0)('systemd-analyze verify accepts it (ExecStart pointed at this checkout) [skipped when systemd-analyze is not installed]', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-systemd-'));
+    const copy = join(dir, 'tensormemd.service');
+    writeFileSync(copy, unitText.replace('/usr/local/bin/tensormemd', join(ROOT, 'dist', 'src', 'bin', 'tensormemd.js')));
+    const result = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+});
