@@ -198,6 +198,8 @@ export class LeaseSession {
   readonly leaseId: string;
   readonly token: string;
   private keepAliveTimer?: NodeJS.Timeout;
+  /** Array transfers (write/read calls) done over each transport. */
+  readonly transfers = { http: 0, grpc: 0 };
   /** Byte sizes of the arrays this session has seen, to choose a transport for reads to the end. */
   private readonly arraySizes = new Map<string, number>();
 
@@ -270,8 +272,12 @@ export class LeaseSession {
     const http = this.httpFor(data.byteLength);
     if (http) {
       const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset));
-      if (written !== undefined) return written;
+      if (written !== undefined) {
+        this.transfers.http++;
+        return written;
+      }
     }
+    this.transfers.grpc++;
     return this.writeGrpc(arrayId, data, offset, chunkBytes);
   }
 
@@ -302,8 +308,12 @@ export class LeaseSession {
     const http = this.httpFor(length !== 0 ? length : size !== undefined && offset < size ? size - offset : undefined);
     if (http) {
       const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length));
-      if (data !== undefined) return data;
+      if (data !== undefined) {
+        this.transfers.http++;
+        return data;
+      }
     }
+    this.transfers.grpc++;
     return this.readGrpc(arrayId, offset, length);
   }
 

@@ -58,7 +58,7 @@ export function crc32c(data: Uint8Array, previous = 0): number {
 
 /** The header form: 8 lowercase hex digits (e.g. "e3069283"). */
 export function crc32cHex(value: number): string {
-  return value.toString(16).padStart(8, '0');
+  return (value >>> 0).toString(16).padStart(8, '0');
 }
 
 /**
