@@ -15,9 +15,9 @@ import { ClientReadableStream, ClientWritableStream, Metadata, ServiceError } fr
 import { TensormemClient } from '../src/client/tensormem-client';
 import { startDaemon } from './lib/daemon';
 import { EchoClient, echoClient, startEchoServer } from './lib/echo';
-import { Row, gbps, times } from './lib/report';
-import { median } from './lib/stats';
+import { Row, cpuPerGBText, gbps, times } from './lib/report';
 import { cpuSecondsOf } from './lib/processes';
+import { transferRow } from './lib/transfer-row';
 import type { BenchOptions } from './options';
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -59,12 +59,12 @@ function download(stream: ClientReadableStream<Record<string, Buffer>>, field: s
   });
 }
 
-function sha256(data: Buffer): string {
+export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
 /** A pattern in which every 4-byte word differs from its neighbours, so a misplaced chunk shows. */
-function pattern(bytes: number): Buffer {
+export function pattern(bytes: number): Buffer {
   const buffer = Buffer.allocUnsafe(bytes);
   const words = new Uint32Array(buffer.buffer, buffer.byteOffset, Math.floor(bytes / 4));
   for (let i = 0; i < words.length; i++) words[i] = Math.imul(i + 1, 2654435761) >>> 0;
@@ -150,51 +150,22 @@ export async function runB3(options: BenchOptions, daemonFlags: string[]): Promi
     }
     await lease.close();
 
-    const rate = (list: number[]) => gbps(bytes, median(list));
     const mib = `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-    const cpuPerGB = (list: number[]) => (list.length > 0 ? median(list) / (bytes / 1e9) : NaN);
-    const row = (id: string, what: string, tm: number[], base: number[], warmTm: number, warmBase: number, baseName: string, tmCpu: number[], baseCpu: number[]): Row => {
-      const measured = rate(tm);
-      const baseline = rate(base);
-      const ratio = measured / baseline;
-      // Each rep's two transfers ran back to back: their ratio is the paired view, less sensitive to drift.
-      const paired = median(tm.map((seconds, i) => base[i] / seconds));
-      return {
-        id,
-        what,
-        measured: `${measured.toFixed(3)} GB/s`,
-        baseline: `${baseline.toFixed(3)} GB/s ${baseName}`,
-        ratio: times(ratio),
-        target: B3_TARGET,
-        status: ratio >= 0.9 ? 'pass' : 'fail',
-        values: {
-          bytes,
-          chunkBytes,
-          transport: options.transport,
-          reps: options.b3Reps,
-          tensormemSeconds: tm,
-          baselineSeconds: base,
-          tensormemGBps: measured,
-          baselineGBps: baseline,
-          ratio,
-          medianOfPairedRatios: paired,
-          serverCpuSecondsPerGB: { tensormem: cpuPerGB(tmCpu), baseline: cpuPerGB(baseCpu), tensormemSamples: tmCpu, baselineSamples: baseCpu },
-          warmup: { tensormemSeconds: warmTm, baselineSeconds: warmBase, tensormemGBps: gbps(bytes, warmTm), baselineGBps: gbps(bytes, warmBase) },
-        },
-      };
-    };
+    const target = { text: B3_TARGET, ratio: 0.9 };
+    const row = (id: string, what: string, tm: number[], base: number[], warmTm: number, warmBase: number, baseName: string, tmCpu: number[], baseCpu: number[]): Row =>
+      transferRow(id, what, bytes, { tensormemSeconds: tm, baselineSeconds: base, tensormemCpu: tmCpu, baselineCpu: baseCpu, warmTensormemSeconds: warmTm, warmBaselineSeconds: warmBase }, baseName, target, {
+        chunkBytes,
+        transport: options.transport,
+        reps: options.b3Reps,
+      });
     const write = row('B3.write', `WriteArray stream, ${mib}`, seconds.tmWrite, seconds.baseWrite, warm.tmWrite, warm.baseWrite, 'client stream', cpu.tmWrite, cpu.baseWrite);
     const read = row('B3.read', `ReadArray stream, ${mib}`, seconds.tmRead, seconds.baseRead, warm.tmRead, warm.baseRead, 'server stream', cpu.tmRead, cpu.baseRead);
     read.values!.sha256 = { source: sourceHash, readBack: readHash, equal: true };
     const pairedText = `median of per-rep paired ratios: write ${times(write.values!.medianOfPairedRatios as number)}, read ${times(read.values!.medianOfPairedRatios as number)}`;
-    const cpuText = (r: Row) => {
-      const c = r.values!.serverCpuSecondsPerGB as { tensormem: number; baseline: number };
-      return Number.isFinite(c.tensormem) ? `${c.tensormem.toFixed(2)} / ${c.baseline.toFixed(2)}` : 'n/a';
-    };
     read.note =
       `B3: ratio of median GB/s over ${options.b3Reps} alternating reps (${pairedText}) of ${mib} in ${(chunkBytes / 2 ** 20).toFixed(0)} MiB chunks over ${options.transport}; ` +
       `sha256 of the bytes read back equals the source (${sourceHash.slice(0, 16)}…); warm-up (first touch, lazy mirror) ` +
-      `write ${gbps(bytes, warm.tmWrite).toFixed(3)} / ${gbps(bytes, warm.baseWrite).toFixed(3)} GB/s, read ${gbps(bytes, warm.tmRead).toFixed(3)} / ${gbps(bytes, warm.baseRead).toFixed(3)} GB/s (tensormem / baseline); server CPU s per GB (median, all threads) write ${cpuText(write)}, read ${cpuText(read)} (tensormem / baseline)`;
+      `write ${gbps(bytes, warm.tmWrite).toFixed(3)} / ${gbps(bytes, warm.baseWrite).toFixed(3)} GB/s, read ${gbps(bytes, warm.tmRead).toFixed(3)} / ${gbps(bytes, warm.baseRead).toFixed(3)} GB/s (tensormem / baseline); server CPU s per GB (median, all threads) write ${cpuPerGBText(write)}, read ${cpuPerGBText(read)} (tensormem / baseline)`;
     return [write, read];
   } finally {
     client.close();

@@ -9,6 +9,8 @@ export interface BenchOptions {
   transport: 'tcp' | 'unix';
   b1Iterations: number;
   b1Warmup: number;
+  b2Bytes: number;
+  b2Reps: number;
   b3Bytes: number;
   b3ChunkBytes: number;
   b3Reps: number;
@@ -44,6 +46,8 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'transport', key: 'transport', kind: 'transport', full: 'tcp', quick: 'tcp', help: 'tcp (127.0.0.1) or unix (unix socket), for every gRPC row' },
   { name: 'b1-iterations', key: 'b1Iterations', kind: 'int', full: 10_000, quick: 3_000, help: 'B1 measured samples of each side' },
   { name: 'b1-warmup', key: 'b1Warmup', kind: 'int', full: 2_000, quick: 1_000, help: 'B1 warm-up samples of each side' },
+  { name: 'b2-bytes', key: 'b2Bytes', kind: 'size', full: 256 * MiB, quick: 256 * MiB, help: 'B2 transfer size (K, M, G suffixes)' },
+  { name: 'b2-reps', key: 'b2Reps', kind: 'int', full: 7, quick: 3, help: 'B2 measured repetitions (after one warm-up)' },
   { name: 'b3-bytes', key: 'b3Bytes', kind: 'size', full: 256 * MiB, quick: 256 * MiB, help: 'B3 transfer size (K, M, G suffixes)' },
   { name: 'b3-chunk-bytes', key: 'b3ChunkBytes', kind: 'size', full: MiB, quick: MiB, help: 'B3 chunk size both ways' },
   { name: 'b3-reps', key: 'b3Reps', kind: 'int', full: 7, quick: 2, help: 'B3 measured repetitions (after one warm-up)' },

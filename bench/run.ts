@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runB1, B1_WHAT, B1_TARGET } from './b1-unary';
+import { runB2, B2_TARGET, B2_WHAT } from './b2-http';
 import { runB3, B3_TARGET } from './b3-streams';
 import { runB5 } from './b5-pool';
 import { runB8 } from './b8-many-arrays';
@@ -60,9 +61,10 @@ async function probeCuda(): Promise<CudaProbe> {
 }
 
 function daemonFlags(options: BenchOptions): string[] {
-  // Room for the B3 array on the emulated device and for its host mirror; the defaults otherwise.
-  const emulated = Math.max(2 * GiB, Math.ceil((options.b3Bytes + GiB) / GiB) * GiB);
-  const hostMax = Math.max(GiB, Math.ceil((options.b3Bytes + 256 * MiB) / GiB) * GiB);
+  // Room for the B2/B3 array on the emulated device and for its host mirror; the defaults otherwise.
+  const arrayBytes = Math.max(options.b2Bytes, options.b3Bytes);
+  const emulated = Math.max(2 * GiB, Math.ceil((arrayBytes + GiB) / GiB) * GiB);
+  const hostMax = Math.max(GiB, Math.ceil((arrayBytes + 256 * MiB) / GiB) * GiB);
   const maxBytes = emulated - GiB;
   return ['--backend', 'host', '--emulated-device', String(emulated), '--allow-small-device', '--maxbytes', String(maxBytes), '--host-maxbytes', String(hostMax), '--max-message-bytes', '64M', '--log-level', 'info'];
 }
@@ -87,7 +89,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const wanted = (id: string) => opts.only.length === 0 || opts.only.includes(id);
   const cuda = await probeCuda();
-  const machine = describeMachine('host (emulated device in host RAM) for B1, B3, B8; B5 in-process', {
+  const machine = describeMachine('host (emulated device in host RAM) for B1, B2, B3, B8; B5 in-process', {
     cuda: cuda.addonHasCuda,
     cudaRuntimeVersion: cuda.cudaRuntimeVersion,
     cudaAvailable: cuda.available,
@@ -119,12 +121,12 @@ async function main(): Promise<number> {
 
   await measure('B5', 'pool allocate+free', '≤ 2 µs; ≤ 2 ×', () => runB5(opts));
   await measure('B1', B1_WHAT, B1_TARGET, () => runB1(opts, flags));
+  await measure('B2', B2_WHAT, B2_TARGET, () => runB2(opts, flags));
   await measure('B3', 'WriteArray / ReadArray streams', B3_TARGET, () => runB3(opts, flags));
   await measure('B6', B6_WHAT, B6_TARGET, () => runB6(opts, flags));
   await measure('B8', 'many live arrays', '≤ 300 B/array; ≤ 10 ms', () => runB8(opts, flags));
   await measure('L1', L1_WHAT, L1_TARGET, () => runL1(opts, flags));
 
-  results.set('B2', [notBuilt('B2', 'HTTP data plane PUT/GET, 256 MiB', '≥ 0.7 ×', 'B2: not built: the HTTP data plane (src/dataplane/) is not implemented yet')]);
   results.set('B4', [notBuilt('B4', 'same-host read via exported mapping, 256 MiB', '≥ 0.8 ×', 'B4: not built: ExportArray is not implemented yet')]);
   results.set('B7', [
     cuda.available

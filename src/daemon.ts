@@ -19,10 +19,13 @@ import { formatBytes, formatIec } from './units';
 import { invalidArgument } from './errors';
 import { TenantRegistry } from './leases/tenant-registry';
 import { TenantSpec, readTenantsFile } from './leases/tenants-file';
+import { RunningDataPlane, startDataPlane } from './dataplane/data-plane-server';
 
 export interface Daemon {
   context: ServiceContext;
   running: RunningServer;
+  /** The HTTP data plane; undefined without --data-listen. */
+  dataPlane?: RunningDataPlane;
   shutdown(reason: string): Promise<void>;
   /** Rereads --tenants (SIGHUP). A bad file is refused and logged; the old tenants stay in force. */
   reloadTenants(): boolean;
@@ -70,9 +73,18 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
   const context: ServiceContext = { registry, tenants, memory, config, log, draining: false };
   let running: RunningServer;
+  let dataPlane: RunningDataPlane | undefined;
   try {
     running = await startServer(context);
   } catch (error) {
+    memory.release();
+    throw error;
+  }
+  try {
+    dataPlane = await startDataPlane(context);
+    context.dataAddress = dataPlane?.address;
+  } catch (error) {
+    running.server.forceShutdown();
     memory.release();
     throw error;
   }
@@ -81,12 +93,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     {
       event: 'listening',
       addresses: running.addresses,
+      dataAddress: dataPlane?.address,
       backend: backend.name,
       devices: devices.map((device, index) => ({ index, name: device.name, totalBytes: device.totalBytes, maxBytes: limits.maxBytes[index] })),
       hostMaxBytes: limits.hostMaxBytes,
       maxPhysicalBytes: limits.maxPhysicalBytes,
     },
-    `tensormemd serving on ${running.addresses.join(', ')} (backend ${backend.name}; ` +
+    `tensormemd serving on ${running.addresses.join(', ')}${dataPlane ? `, data plane on ${dataPlane.address}` : ''} (backend ${backend.name}; ` +
       `maxbytes ${limits.maxBytes.map(formatIec).join(', ')}; host-maxbytes ${formatIec(limits.hostMaxBytes)}; maxphysicalbytes ${formatIec(limits.maxPhysicalBytes)})`,
   );
   if (tenants.openMode) log.warn({ event: 'open_mode' }, 'no tenants file: OPEN MODE, any local client may open leases (loopback and unix sockets only)');
@@ -117,13 +130,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       context.draining = true;
       running.health.setStatus('', 'NOT_SERVING');
       log.info({ event: 'draining', reason, timeoutMs: config.shutdownTimeoutMs }, 'draining');
-      const drained = await new Promise<boolean>((resolve) => {
+      const grpcDrained = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);
         running.server.tryShutdown(() => {
           clearTimeout(timer);
           resolve(true);
         });
       });
+      const [grpcDone, dataDone] = await Promise.all([grpcDrained, dataPlane?.close(config.shutdownTimeoutMs) ?? true]);
+      const drained = grpcDone && dataDone;
       if (!drained) running.server.forceShutdown();
       registry!.stopSweeping();
       const freedBytes = registry!.closeAll();
@@ -132,5 +147,5 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     })();
     return stopping;
   };
-  return { context, running, shutdown, reloadTenants };
+  return { context, running, dataPlane, shutdown, reloadTenants };
 }

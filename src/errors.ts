@@ -41,6 +41,7 @@ export type ErrorReason =
   | 'PERMISSION_DENIED'
   | 'BACKEND_ERROR'
   | 'SHUTTING_DOWN'
+  | 'CHECKSUM_MISMATCH'
   | 'INTERNAL';
 
 export class TensormemError extends Error {

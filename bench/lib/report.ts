@@ -87,3 +87,9 @@ export function errorRow(id: string, what: string, target: string, error: unknow
   const message = error instanceof Error ? error.message : String(error);
   return { id, what, measured: '—', baseline: '—', ratio: '—', target, status: 'error', note: `${id} failed: ${message.split('\n')[0]}`, values: { error: message } };
 }
+
+/** A transfer row's server CPU seconds per GB as "tensormem / baseline" (values.serverCpuSecondsPerGB), or "n/a". */
+export function cpuPerGBText(row: Row): string {
+  const cpu = row.values?.serverCpuSecondsPerGB as { tensormem: number; baseline: number } | undefined;
+  return cpu && Number.isFinite(cpu.tensormem) ? `${cpu.tensormem.toFixed(2)} / ${cpu.baseline.toFixed(2)}` : 'n/a';
+}

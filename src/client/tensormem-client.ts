@@ -19,6 +19,7 @@ import type { WorkspaceServiceClient } from '../generated/tensormem/v1/Workspace
 import type { WorkspaceInfo__Output } from '../generated/tensormem/v1/WorkspaceInfo';
 import type { WorkspaceConfig } from '../generated/tensormem/v1/WorkspaceConfig';
 import type { Placement } from '../generated/tensormem/v1/Placement';
+import { DataPlaneConnectionError, DataPlaneEndpoint, DataPlaneHttpError, getArray as httpGetArray, parseDataAddress, putArray as httpPutArray } from '../dataplane/data-plane-client';
 
 export type { WorkspaceInfo__Output as WorkspaceInfo, WorkspaceConfig };
 export type { ArrayInfo__Output as ArrayInfo, MemoryInfo__Output as MemoryInfo, LeaseSummary__Output as LeaseSummary, Lease__Output as Lease };
@@ -40,6 +41,12 @@ function clientError(error: ServiceError): TensormemClientError {
   return new TensormemClientError(error.code, info?.reason, error.details, info?.metadata ?? {});
 }
 
+/** A data plane error as the gRPC client would have seen it (same code name and ErrorInfo reason). */
+function clientErrorOfHttp(error: DataPlaneHttpError): TensormemClientError {
+  const code = (Status as unknown as Record<string, Status>)[error.body.status] ?? Status.UNKNOWN;
+  return new TensormemClientError(code, error.body.reason || undefined, error.body.message, error.body.metadata);
+}
+
 type Callback<T> = (error: ServiceError | null, value?: T) => void;
 
 /** Promisifies one unary call and maps its error. */
@@ -58,7 +65,16 @@ export interface ClientOptions {
   deadlineMs?: number;
   /** TLS for TCP addresses: the CA that signed the daemon's certificate; cert and key for mTLS (all PEM). */
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
+  /**
+   * The HTTP data plane (when the daemon has one, OpenLease's data_address): transfers of at least
+   * `thresholdBytes` (default 1 MiB) go over HTTP, smaller ones over the gRPC streams; a connection
+   * failure falls back to gRPC for that lease from then on. `false` keeps every transfer on gRPC, as
+   * does TLS (the client speaks plain http:// and unix: only).
+   */
+  dataPlane?: false | { thresholdBytes?: number };
 }
+
+export const DEFAULT_DATA_PLANE_THRESHOLD_BYTES = 1024 * 1024;
 
 export interface AllocateOptions {
   dataType: DataType;
@@ -114,7 +130,7 @@ export class TensormemClient {
   }
 
   async openLease(options: { tenant?: string; clientName?: string; ttlSeconds?: number; labels?: Record<string, string>; tenantToken?: string } = {}): Promise<LeaseSession> {
-    const response = await call<{ lease: Lease__Output | null }>((cb) =>
+    const response = await call<{ lease: Lease__Output | null; data_address?: string }>((cb) =>
       this.leases.OpenLease(
         { tenant: options.tenant ?? '', client_name: options.clientName ?? '', ttl_seconds: options.ttlSeconds ?? 0, labels: options.labels ?? {} },
         this.metadata(options.tenantToken),
@@ -122,7 +138,19 @@ export class TensormemClient {
         cb,
       ),
     );
-    return new LeaseSession(this, response.lease!);
+    return new LeaseSession(this, response.lease!, this.dataPlaneEndpoint(response.data_address ?? ''));
+  }
+
+  /** Where this client reaches the data plane at `dataAddress`; undefined when it must use gRPC. */
+  private dataPlaneEndpoint(dataAddress: string): DataPlaneEndpoint | undefined {
+    if (this.options.dataPlane === false || this.options.tls || dataAddress === '') return undefined;
+    const grpcHost = this.address.startsWith('unix:') ? '127.0.0.1' : this.address.replace(/^dns:\/*/, '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    return parseDataAddress(dataAddress, grpcHost);
+  }
+
+  /** Transfers of at least this many bytes use the data plane when there is one. */
+  get dataPlaneThresholdBytes(): number {
+    return (this.options.dataPlane || undefined)?.thresholdBytes ?? DEFAULT_DATA_PLANE_THRESHOLD_BYTES;
   }
 
   /** Every lease (open mode or admin), or the lease of `token`. */
@@ -170,13 +198,43 @@ export class LeaseSession {
   readonly leaseId: string;
   readonly token: string;
   private keepAliveTimer?: NodeJS.Timeout;
+  /** Array transfers (write/read calls) done over each transport. */
+  readonly transfers = { http: 0, grpc: 0 };
+  /** Byte sizes of the arrays this session has seen, to choose a transport for reads to the end. */
+  private readonly arraySizes = new Map<string, number>();
 
   constructor(
     readonly client: TensormemClient,
     public lease: Lease__Output,
+    /** The HTTP data plane, when the daemon has one this client can use; cleared after a connection failure. */
+    public dataPlane?: DataPlaneEndpoint,
   ) {
     this.leaseId = lease.lease_id;
     this.token = lease.token;
+  }
+
+  private remember(array: ArrayInfo__Output): ArrayInfo__Output {
+    this.arraySizes.set(array.array_id, Number(array.byte_size));
+    return array;
+  }
+
+  /** The data plane for a transfer of `bytes`, or undefined for gRPC. */
+  private httpFor(bytes: number | undefined): DataPlaneEndpoint | undefined {
+    return this.dataPlane && bytes !== undefined && bytes >= this.client.dataPlaneThresholdBytes ? this.dataPlane : undefined;
+  }
+
+  /** Runs `transfer` over the data plane; HTTP errors become TensormemClientErrors; a failed connection gives undefined (use gRPC) and turns the data plane off for this session. */
+  private async overHttp<T>(transfer: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await transfer();
+    } catch (error) {
+      if (error instanceof DataPlaneHttpError) throw clientErrorOfHttp(error);
+      if (error instanceof DataPlaneConnectionError) {
+        this.dataPlane = undefined;
+        return undefined;
+      }
+      throw error;
+    }
   }
 
   private get md(): Metadata {
@@ -203,11 +261,28 @@ export class LeaseSession {
         cb,
       ),
     );
-    return response.array!;
+    return this.remember(response.array!);
   }
 
-  /** Writes `data` at `offset` over one WriteArray stream in chunks; resolves to bytes_written. */
+  /**
+   * Writes `data` at `offset`; resolves to bytes_written. Large writes go over the HTTP data plane
+   * when there is one (see ClientOptions.dataPlane), the others over one WriteArray stream in chunks.
+   */
   async write(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    const http = this.httpFor(data.byteLength);
+    if (http) {
+      const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset));
+      if (written !== undefined) {
+        this.transfers.http++;
+        return written;
+      }
+    }
+    this.transfers.grpc++;
+    return this.writeGrpc(arrayId, data, offset, chunkBytes);
+  }
+
+  /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
+  async writeGrpc(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
     const response = await new Promise<{ bytes_written: number }>((resolve, reject) => {
       const stream = this.client.arrays.WriteArray(this.md, this.client.callOptions(), (error, value) => (error ? reject(clientError(error)) : resolve(value as { bytes_written: number })));
       const pump = async () => {
@@ -223,8 +298,27 @@ export class LeaseSession {
     return response.bytes_written;
   }
 
-  /** Reads [offset, offset + length) (length 0: to the end) into one Buffer. */
+  /**
+   * Reads [offset, offset + length) (length 0: to the end) into one Buffer: over the HTTP data plane
+   * when it is large (a read to the end counts as large when this session knows the array's size), else
+   * over a ReadArray stream.
+   */
   async read(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
+    const size = this.arraySizes.get(arrayId);
+    const http = this.httpFor(length !== 0 ? length : size !== undefined && offset < size ? size - offset : undefined);
+    if (http) {
+      const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length));
+      if (data !== undefined) {
+        this.transfers.http++;
+        return data;
+      }
+    }
+    this.transfers.grpc++;
+    return this.readGrpc(arrayId, offset, length);
+  }
+
+  /** Reads over a ReadArray server stream, whatever the size. */
+  async readGrpc(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, this.client.callOptions());
       const chunks: Buffer[] = [];
@@ -235,7 +329,7 @@ export class LeaseSession {
   }
 
   async get(arrayId: string): Promise<ArrayInfo__Output> {
-    return (await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.GetArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).array!;
+    return this.remember((await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.GetArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).array!);
   }
 
   async list(): Promise<ArrayInfo__Output[]> {
@@ -243,12 +337,13 @@ export class LeaseSession {
   }
 
   async free(arrayId: string): Promise<number> {
+    this.arraySizes.delete(arrayId);
     return (await call<{ freed_bytes: number }>((cb) => this.client.arrays.FreeArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).freed_bytes;
   }
 
   async duplicate(arrayId: string, options: { placement?: Placement; workspaceId?: string; detached?: boolean; label?: string } = {}): Promise<ArrayInfo__Output> {
     const request = { array_id: arrayId, placement: options.placement ?? 'PLACEMENT_UNSPECIFIED', workspace_id: options.workspaceId ?? '', detached: options.detached ?? false, label: options.label ?? '' };
-    return (await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.DuplicateArray(request, this.md, this.client.callOptions(), cb))).array!;
+    return this.remember((await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.DuplicateArray(request, this.md, this.client.callOptions(), cb))).array!);
   }
 
   async sync(arrayId: string, direction: 'SYNC_DIRECTION_TO_HOST' | 'SYNC_DIRECTION_TO_DEVICE'): Promise<ArrayInfo__Output> {

@@ -29,6 +29,8 @@ export interface DaemonConfig {
   leaseTtlMs: number;
   reclaimIntervalMs: number;
   listen: string[];
+  /** HTTP data plane address (HOST:PORT or unix:PATH); undefined = off. */
+  dataListen?: string;
   maxMessageBytes: number;
   chunkBytes: number;
   poolChunkBytes: number;
@@ -185,6 +187,7 @@ function build(raw: RawValues): DaemonConfig {
     leaseTtlMs: duration('lease-ttl'),
     reclaimIntervalMs: duration('reclaim-interval'),
     listen,
+    dataListen: text('data-listen')?.trim() || undefined,
     maxMessageBytes: positiveBytes('max-message-bytes'),
     chunkBytes: positiveBytes('chunk-bytes'),
     poolChunkBytes: positiveBytes('pool-chunk'),

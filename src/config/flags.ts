@@ -63,6 +63,12 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'gRPC address, repeatable: HOST:PORT (port 0 picks one) or unix:PATH. The addresses bound are logged.',
   },
   {
+    name: 'data-listen',
+    type: 'string',
+    arg: 'ADDR',
+    help: 'HTTP/1.1 data plane (PUT/GET /v1/arrays/{id}, lease token as bearer): HOST:PORT (port 0 picks one) or unix:PATH. Off unless set. Served as HTTPS on TCP when --tls-cert is set. The address bound is logged and returned by OpenLease (data_address).',
+  },
+  {
     name: 'tenants',
     type: 'string',
     arg: 'FILE',

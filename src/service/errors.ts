@@ -10,7 +10,7 @@ import { STATUS_DETAILS_KEY, encodeStatusDetails } from '../rpc-status';
 
 export const ERROR_DOMAIN = 'tensormem.dev';
 
-const STATUS_BY_KIND: Record<ErrorKind, Status> = {
+export const STATUS_BY_KIND: Record<ErrorKind, Status> = {
   INVALID_ARGUMENT: Status.INVALID_ARGUMENT,
   OUT_OF_RANGE: Status.OUT_OF_RANGE,
   NOT_FOUND: Status.NOT_FOUND,

@@ -73,7 +73,7 @@ export class LeaseService {
           { tenant: tenant.name, clientName: request.client_name, ttlSeconds: request.ttl_seconds, labels: request.labels },
           tenant.spec?.maxLeases ?? 0,
         );
-        return { lease: leaseMessage(lease, token) };
+        return { lease: leaseMessage(lease, token), data_address: this.context.dataAddress ?? '' };
       }),
       RenewLease: unary(log, (call) => {
         const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), call.request.lease_id);

@@ -78,9 +78,9 @@ async function bind(server: Server, address: string, tcpCredentials: ServerCrede
 }
 
 /** A socket file left by a daemon that died is removed; one a live daemon answers on is not. */
-async function removeStaleSocket(path: string): Promise<void> {
+export async function removeStaleSocket(path: string, flag = '--listen'): Promise<void> {
   if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket()) throw invalidArgument('--listen', 'a path that is free or a socket', `unix:${path} (an existing file)`);
+  if (!lstatSync(path).isSocket()) throw invalidArgument(flag, 'a path that is free or a socket', `unix:${path} (an existing file)`);
   const live = await new Promise<boolean>((resolve) => {
     const socket = connect(path);
     socket.once('connect', () => {

@@ -14,6 +14,8 @@ export interface ServiceContext {
   log: Logger;
   /** Set when SIGTERM/SIGINT arrives: new work is refused with UNAVAILABLE. */
   draining: boolean;
+  /** The HTTP data plane's address (http://HOST:PORT, https://HOST:PORT or unix:PATH) once bound; undefined when off. */
+  dataAddress?: string;
 }
 
 /** New work (leases, allocations) is refused with UNAVAILABLE once the daemon is draining. */

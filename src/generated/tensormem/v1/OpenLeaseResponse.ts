@@ -4,8 +4,10 @@ import type { Lease as _tensormem_v1_Lease, Lease__Output as _tensormem_v1_Lease
 
 export interface OpenLeaseResponse {
   'lease'?: (_tensormem_v1_Lease | null);
+  'data_address'?: (string);
 }
 
 export interface OpenLeaseResponse__Output {
   'lease': (_tensormem_v1_Lease__Output | null);
+  'data_address': (string);
 }

@@ -1,0 +1,72 @@
+/**
+ * The two range headers of the data plane, parsed against an array's byte size. Only the `bytes`
+ * unit and a single range are served; a client asking for several ranges gets INVALID_ARGUMENT.
+ */
+import { invalidArgument, outOfRange } from '../errors';
+
+/** [start, start + length) of an array. */
+export interface ByteRange {
+  start: number;
+  length: number;
+}
+
+const DIGITS = /^\d{1,16}$/;
+
+function integer(text: string, field: string, header: string): number {
+  if (!DIGITS.test(text)) throw invalidArgument(field, 'a byte position (decimal digits)', header);
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw invalidArgument(field, 'a byte position below 2^53', header);
+  return value;
+}
+
+/**
+ * `Range: bytes=a-b` (inclusive), `bytes=a-` (to the end) or `bytes=-n` (the last n bytes) of an
+ * array of `size` bytes; undefined without the header (the whole array). A range starting at or past
+ * the end is OUT_OF_RANGE (416); an end past the array is clipped to it (RFC 9110 §14.1.2).
+ */
+export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
+  if (header === undefined) return undefined;
+  const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  if (!match || (match[1] === '' && match[2] === '')) {
+    if (/^\s*bytes\s*=.*,/i.test(header)) throw invalidArgument('Range', 'a single byte range (multiple ranges are not served)', header);
+    throw invalidArgument('Range', 'bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX_LENGTH', header);
+  }
+  if (match[1] === '') {
+    const suffix = integer(match[2], 'Range', header);
+    if (suffix === 0) throw outOfRange('Range', `${header} selects no bytes of a ${size}-byte array`);
+    const length = Math.min(suffix, size);
+    return { start: size - length, length };
+  }
+  const first = integer(match[1], 'Range', header);
+  if (match[2] !== '') {
+    const last = integer(match[2], 'Range', header);
+    if (last < first) throw invalidArgument('Range', 'a last byte position at or after the first', header);
+  }
+  if (first >= size) throw outOfRange('Range', `${header} starts at or past the end of the array (${size} bytes)`);
+  const last = match[2] === '' ? size - 1 : Math.min(integer(match[2], 'Range', header), size - 1);
+  return { start: first, length: last - first + 1 };
+}
+
+/**
+ * `Content-Range: bytes a-b/total` of a PUT: where the body goes. `total` is `*` or the array's size;
+ * b − a + 1 must equal the body's Content-Length. Without the header the body goes at offset 0.
+ * A range past the array's end is OUT_OF_RANGE (416), checked before any byte is written.
+ */
+export function parseContentRange(header: string | undefined, size: number, contentLength: number): ByteRange {
+  if (header === undefined) {
+    if (contentLength > size) throw outOfRange('Content-Length', `${contentLength} bytes at offset 0 pass the end of the array (${size} bytes)`);
+    return { start: 0, length: contentLength };
+  }
+  const match = /^\s*bytes\s+(\d+)\s*-\s*(\d+)\s*\/\s*(\d+|\*)\s*$/i.exec(header);
+  if (!match) throw invalidArgument('Content-Range', 'bytes FIRST-LAST/SIZE or bytes FIRST-LAST/*', header);
+  const first = integer(match[1], 'Content-Range', header);
+  const last = integer(match[2], 'Content-Range', header);
+  if (last < first) throw invalidArgument('Content-Range', 'a last byte position at or after the first', header);
+  if (match[3] !== '*' && integer(match[3], 'Content-Range', header) !== size) {
+    throw invalidArgument('Content-Range', `the array's size ${size} (or *) after the slash`, header);
+  }
+  const length = last - first + 1;
+  if (length !== contentLength) throw invalidArgument('Content-Range', `a range of Content-Length (${contentLength}) bytes`, header);
+  if (last >= size) throw outOfRange('Content-Range', `${header} passes the end of the array (${size} bytes)`);
+  return { start: first, length };
+}

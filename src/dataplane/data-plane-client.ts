@@ -1,0 +1,237 @@
+/**
+ * A minimal HTTP/1.1 client for the data plane, on `net` rather than `http`: a GET reads the body
+ * straight into the destination buffer (`onread` with a buffer function), with no intermediate Buffer
+ * per chunk, and a PUT writes the caller's bytes to the socket as they are (no copy). One connection
+ * per transfer (`Connection: close`); PUT sends `Expect: 100-continue` so a refusal (wrong token,
+ * range past the end) comes back before the body is sent. Plain http:// and unix: only.
+ */
+import { Socket, connect } from 'node:net';
+import { crc32c, crc32cHex } from './crc32c';
+import type { HttpErrorBody } from './http-errors';
+
+/** The daemon answered with an error status; `body` is its JSON error. */
+export class DataPlaneHttpError extends Error {
+  constructor(readonly body: HttpErrorBody) {
+    super(`HTTP ${body.code} ${body.status}${body.reason ? ` (${body.reason})` : ''}: ${body.message}`);
+    this.name = 'DataPlaneHttpError';
+  }
+}
+
+/** The transfer failed before any response arrived (connection refused, reset, no such socket): safe to retry another way. */
+export class DataPlaneConnectionError extends Error {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'DataPlaneConnectionError';
+  }
+}
+
+/** Where a data plane listens: TCP host and port, or a unix socket path. */
+export type DataPlaneEndpoint = { host: string; port: number } | { path: string };
+
+/**
+ * Parses OpenLease's data_address ("http://HOST:PORT" or "unix:PATH"); a wildcard host (0.0.0.0, ::)
+ * becomes `fallbackHost` (the host the client reached the daemon on). Undefined for "", https:// or
+ * anything else this client does not speak.
+ */
+export function parseDataAddress(address: string, fallbackHost = '127.0.0.1'): DataPlaneEndpoint | undefined {
+  if (address.startsWith('unix:')) return { path: address.slice('unix:'.length).replace(/^\/\//, '') };
+  const match = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(address);
+  if (!match) return undefined;
+  let host = match[1].replace(/^\[(.*)\]$/, '$1');
+  if (host === '0.0.0.0' || host === '::') host = fallbackHost;
+  return { host, port: Number(match[2]) };
+}
+
+interface Response {
+  status: number;
+  headers: Record<string, string>;
+  /** The body, for responses not read into a destination. */
+  body?: Buffer;
+}
+
+const HEADER_BUFFER_BYTES = 64 * 1024;
+const MAX_HEAD_BYTES = 64 * 1024;
+
+/**
+ * One request/response exchange. `destinationFor(status, headers, length)` may return a Buffer of
+ * `length` bytes to receive a successful body into; otherwise the body is collected (small: errors).
+ */
+function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | undefined, destinationFor?: (status: number, headers: Record<string, string>, length: number) => Buffer | undefined): Promise<Response> {
+  return new Promise<Response>((resolve, reject) => {
+    const scratch = Buffer.allocUnsafe(HEADER_BUFFER_BYTES);
+    let pendingHead = Buffer.alloc(0);
+    let response: Response | undefined;
+    let destination: Buffer | undefined;
+    let collected: Buffer[] = [];
+    let bodyLength = 0;
+    let received = 0;
+    let bodySent = body === undefined;
+    let settled = false;
+    let socket: Socket;
+
+    const finish = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      if (error) reject(error);
+      else resolve({ ...response!, body: destination ? undefined : Buffer.concat(collected) });
+    };
+    const sendBody = () => {
+      if (bodySent) return;
+      bodySent = true;
+      socket.write(body!);
+    };
+    /** Bytes of the body (possibly the tail of the read that held the head). */
+    const takeBody = (bytes: Buffer) => {
+      if (!destination) collected.push(Buffer.from(bytes));
+      received += bytes.byteLength;
+      if (received >= bodyLength) finish();
+    };
+    const onHead = (text: string): boolean => {
+      const lines = text.split('\r\n');
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+      if (!status) {
+        finish(new DataPlaneConnectionError(`not an HTTP response: ${JSON.stringify(lines[0].slice(0, 80))}`));
+        return false;
+      }
+      const headers: Record<string, string> = {};
+      for (const line of lines.slice(1)) {
+        const colon = line.indexOf(':');
+        if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      const code = Number(status[1]);
+      if (code === 100) {
+        sendBody();
+        return true;
+      }
+      // A final answer before the body went out (a refusal): the body is never sent.
+      bodySent = true;
+      response = { status: code, headers };
+      bodyLength = Number(headers['content-length'] ?? '0');
+      if (!Number.isSafeInteger(bodyLength) || bodyLength < 0) {
+        finish(new Error(`bad Content-Length in the data plane's answer: ${headers['content-length']}`));
+        return false;
+      }
+      destination = destinationFor?.(code, headers, bodyLength);
+      if (bodyLength === 0) finish();
+      return true;
+    };
+    const onRead = (bytes: number, buffer: Uint8Array): boolean => {
+      if (settled) return false;
+      if (response) {
+        if (destination) {
+          // The read landed in destination.subarray(received) (nextBuffer); a read into the scratch
+          // buffer (one issued before the head was parsed) is copied into place.
+          if (buffer.buffer !== destination.buffer) Buffer.from(buffer.buffer, buffer.byteOffset, bytes).copy(destination, received);
+          received += bytes;
+          if (received >= bodyLength) finish();
+        } else takeBody(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+        return true;
+      }
+      pendingHead = Buffer.concat([pendingHead, Buffer.from(buffer.buffer, buffer.byteOffset, bytes)]);
+      for (;;) {
+        const end = pendingHead.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (pendingHead.byteLength > MAX_HEAD_BYTES) finish(new Error('the data plane sent a response head over 64 KiB'));
+          return true;
+        }
+        const text = pendingHead.subarray(0, end).toString('latin1');
+        const rest = pendingHead.subarray(end + 4);
+        pendingHead = Buffer.alloc(0);
+        if (!onHead(text)) return false;
+        if (response) {
+          if (rest.byteLength > 0 && !settled) {
+            const tail = rest.subarray(0, bodyLength - received);
+            if (destination) tail.copy(destination, received);
+            takeBody(tail);
+          }
+          return true;
+        }
+        pendingHead = rest;
+      }
+    };
+    const nextBuffer = (): Uint8Array => {
+      if (response && destination && received < bodyLength) return destination.subarray(received);
+      return scratch;
+    };
+
+    const options = 'path' in endpoint ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
+    socket = connect({ ...options, onread: { buffer: nextBuffer, callback: onRead } });
+    socket.setNoDelay(true);
+    socket.on('error', (error) => {
+      if (!response) finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: ${error.message}`, error));
+      else finish(new Error(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`));
+    });
+    socket.on('close', () => {
+      if (!response) finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: connection closed before an answer`));
+      else if (received < bodyLength) finish(new Error(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`));
+    });
+    socket.once('connect', () => {
+      socket.write(head);
+      if (body !== undefined && !/\r\nexpect: 100-continue\r\n/i.test(head)) sendBody();
+    });
+  });
+}
+
+function describe(endpoint: DataPlaneEndpoint): string {
+  return 'path' in endpoint ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
+}
+
+function errorOf(response: Response): DataPlaneHttpError {
+  const text = response.body?.toString('utf8') ?? '';
+  try {
+    const parsed = JSON.parse(text) as HttpErrorBody;
+    if (typeof parsed.code === 'number' && typeof parsed.status === 'string') return new DataPlaneHttpError({ ...parsed, metadata: parsed.metadata ?? {} });
+  } catch {
+    // not the daemon's JSON error
+  }
+  return new DataPlaneHttpError({ code: response.status, status: 'UNKNOWN', reason: '', message: text.slice(0, 200), metadata: {} });
+}
+
+function requestHead(method: string, endpoint: DataPlaneEndpoint, arrayId: string, token: string, extra: Record<string, string>): string {
+  const host = 'path' in endpoint ? 'localhost' : endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+  const lines = [`${method} /v1/arrays/${encodeURIComponent(arrayId)} HTTP/1.1`, `Host: ${host}`, `Authorization: Bearer ${token}`, 'Connection: close'];
+  for (const [name, value] of Object.entries(extra)) lines.push(`${name}: ${value}`);
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/**
+ * PUT `data` at `offset` of the array; resolves to the bytes written. With `checksum`, the CRC-32C of
+ * `data` goes in X-Tensormem-Crc32c and the daemon refuses the write (CHECKSUM_MISMATCH) when the bytes
+ * it received differ.
+ */
+export async function putArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, data: Uint8Array, offset = 0, options: { checksum?: boolean } = {}): Promise<number> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.byteLength) };
+  if (data.byteLength > 0) {
+    headers.Expect = '100-continue';
+    headers['Content-Range'] = `bytes ${offset}-${offset + data.byteLength - 1}/*`;
+  } else if (offset !== 0) {
+    throw new RangeError('an empty write is only possible at offset 0 on the data plane');
+  }
+  if (options.checksum) headers['X-Tensormem-Crc32c'] = crc32cHex(crc32c(data));
+  const response = await exchange(endpoint, requestHead('PUT', endpoint, arrayId, token, headers), data.byteLength > 0 ? data : undefined);
+  if (response.status !== 200) throw errorOf(response);
+  return (JSON.parse(response.body!.toString('utf8')) as { bytes_written: number }).bytes_written;
+}
+
+/**
+ * GET [offset, offset + length) of the array (length 0: to the end) read straight into `into` when
+ * given (it must hold the bytes; the result is a view of it), else into a new Buffer.
+ */
+export async function getArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, offset = 0, length = 0, into?: Buffer): Promise<Buffer> {
+  const headers: Record<string, string> = {};
+  if (offset !== 0 || length !== 0) headers.Range = length === 0 ? `bytes=${offset}-` : `bytes=${offset}-${offset + length - 1}`;
+  let result: Buffer | undefined;
+  const response = await exchange(endpoint, requestHead('GET', endpoint, arrayId, token, headers), undefined, (status, _headers, bodyLength) => {
+    if (status !== 200 && status !== 206) return undefined;
+    if (into && into.byteLength < bodyLength) return undefined;
+    result = into ? into.subarray(0, bodyLength) : Buffer.allocUnsafe(bodyLength);
+    return result;
+  });
+  if (response.status !== 200 && response.status !== 206) throw errorOf(response);
+  if (!result) throw new RangeError(`the destination holds ${into?.byteLength} bytes; the answer has ${response.headers['content-length']}`);
+  return result;
+}

@@ -1,0 +1,310 @@
+/**
+ * The HTTP/1.1 bulk data plane (DESIGN.md §1): `PUT`, `GET` and `HEAD /v1/arrays/{array_id}`, with
+ * the lease token as `Authorization: Bearer <token>`, exactly the gRPC rule (a lease sees only its own
+ * arrays; any other id is 404 NOT_FOUND). Bodies stream in and out of pool memory chunk by chunk
+ * through TensorArray.write / TensorArray.read, the paths the gRPC ArrayService uses, so host-mirror
+ * validity is the same whichever way the bytes came.
+ *
+ * PUT: the body goes at offset 0, or where `Content-Range: bytes a-b/size|*` says. Content-Length is
+ * required and checked against the array's end before any byte is written (416 otherwise). An
+ * optional `X-Tensormem-Crc32c` (8 hex digits or base64 of the 4 big-endian bytes) is checked over
+ * the body as it arrives; see README "Data plane" for what the array holds after a refused write.
+ * GET: the whole array (200) or one `Range: bytes=…` (206 with Content-Range).
+ */
+import { chmodSync, readFileSync } from 'node:fs';
+import { IncomingMessage, Server as HttpServer, ServerResponse, createServer as createHttpServer } from 'node:http';
+import { Server as HttpsServer, createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { TensormemError, invalidArgument, unauthenticated } from '../errors';
+import type { TensorArray } from '../memory/tensor-array';
+import { removeStaleSocket } from '../service/server';
+import { ServiceContext, refuseWhileDraining } from '../service/service-context';
+import { ByteRange, parseContentRange, parseRange } from './byte-ranges';
+import { crc32c, crc32cHex, parseCrc32c } from './crc32c';
+import { httpErrorOf } from './http-errors';
+
+export const ARRAY_PATH_PREFIX = '/v1/arrays/';
+export const CRC32C_HEADER = 'x-tensormem-crc32c';
+
+/** Buffers a GET keeps in flight: one being filled from pool memory while the others are on the socket. */
+const READ_AHEAD_BUFFERS = 4;
+
+export interface RunningDataPlane {
+  /** http://HOST:PORT, https://HOST:PORT or unix:PATH (port 0 resolved). */
+  address: string;
+  server: HttpServer | HttpsServer;
+  /** Stops accepting, lets requests in flight finish for up to `timeoutMs`, then cuts the rest; resolves to whether all finished. */
+  close(timeoutMs: number): Promise<boolean>;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Binds --data-listen; resolves to undefined when it is not set. */
+export async function startDataPlane(context: ServiceContext): Promise<RunningDataPlane | undefined> {
+  const { config } = context;
+  const address = config.dataListen;
+  if (!address) return undefined;
+  const socketPath = address.startsWith('unix:') ? address.slice('unix:'.length).replace(/^\/\//, '') : undefined;
+  let host = '';
+  let port = 0;
+  if (socketPath === undefined) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})$/.exec(address);
+    if (!match || Number(match[2]) > 65535) throw invalidArgument('--data-listen', 'HOST:PORT or unix:PATH', address);
+    host = match[1].replace(/^\[(.*)\]$/, '$1');
+    port = Number(match[2]);
+    if (context.tenants.openMode && !isLoopbackHost(host)) {
+      throw invalidArgument('--data-listen', 'a loopback or unix: address when no --tenants file is given (open mode)', address);
+    }
+  } else if (socketPath === '') {
+    throw invalidArgument('--data-listen', 'unix:PATH with a path', address);
+  }
+  const tls = socketPath === undefined ? config.tls : undefined;
+  const plane = new DataPlane(context);
+  const handler = (request: IncomingMessage, response: ServerResponse) => plane.handle(request, response);
+  const server: HttpServer | HttpsServer = tls
+    ? createHttpsServer(
+        {
+          cert: readFileSync(tls.certFile),
+          key: readFileSync(tls.keyFile),
+          ca: tls.clientCaFile ? readFileSync(tls.clientCaFile) : undefined,
+          requestCert: tls.clientCaFile !== undefined,
+          rejectUnauthorized: tls.clientCaFile !== undefined,
+        },
+        handler,
+      )
+    : createHttpServer(handler);
+  // With Expect: 100-continue (curl sends it for large bodies) the headers are checked first and a
+  // refusal goes back before the client sends the body.
+  server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => plane.handle(request, response, true));
+  server.keepAliveTimeout = 5_000;
+
+  if (socketPath !== undefined) await removeStaleSocket(socketPath, '--data-listen');
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) => reject(new Error(`cannot listen on ${address} (--data-listen): ${error.message}`)));
+    if (socketPath !== undefined) server.listen(socketPath, resolve);
+    else server.listen(port, host, resolve);
+  });
+  let bound: string;
+  if (socketPath !== undefined) {
+    chmodSync(socketPath, 0o660);
+    bound = `unix:${socketPath}`;
+  } else {
+    const info = server.address() as AddressInfo;
+    const shownHost = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+    bound = `${tls ? 'https' : 'http'}://${shownHost}:${info.port}`;
+  }
+  return {
+    address: bound,
+    server,
+    close: (timeoutMs) => plane.close(server, timeoutMs),
+  };
+}
+
+class DataPlane {
+  private readonly inFlight = new Set<ServerResponse>();
+  private idle?: () => void;
+
+  constructor(private readonly context: ServiceContext) {}
+
+  handle(request: IncomingMessage, response: ServerResponse, expectsContinue = false): void {
+    this.inFlight.add(response);
+    response.once('close', () => {
+      this.inFlight.delete(response);
+      if (this.inFlight.size === 0) this.idle?.();
+    });
+    this.serve(request, response, expectsContinue).catch((error) => this.fail(request, response, error));
+  }
+
+  private async serve(request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): Promise<void> {
+    refuseWhileDraining(this.context);
+    const path = (request.url ?? '').split('?')[0];
+    if (!path.startsWith(ARRAY_PATH_PREFIX) || path.length === ARRAY_PATH_PREFIX.length || path.indexOf('/', ARRAY_PATH_PREFIX.length) !== -1) {
+      this.sendJson(response, 404, { code: 404, status: 'NOT_FOUND', reason: 'NOT_FOUND', message: `no endpoint ${request.method} ${path}: the data plane serves PUT, GET and HEAD ${ARRAY_PATH_PREFIX}{array_id}`, metadata: { path } });
+      return;
+    }
+    const method = request.method ?? '';
+    if (method !== 'PUT' && method !== 'GET' && method !== 'HEAD') {
+      response.setHeader('Allow', 'PUT, GET, HEAD');
+      this.sendJson(response, 405, { code: 405, status: 'INVALID_ARGUMENT', reason: 'INVALID_ARGUMENT', message: `method ${method} is not served on ${path}: use PUT, GET or HEAD`, metadata: { method } });
+      return;
+    }
+    let arrayId: string;
+    try {
+      arrayId = decodeURIComponent(path.slice(ARRAY_PATH_PREFIX.length));
+    } catch {
+      throw invalidArgument('array_id', 'a percent-encoded array id', path.slice(ARRAY_PATH_PREFIX.length));
+    }
+    const lease = this.context.registry.authenticate(bearerTokenOf(request));
+    const array = lease.getArray(arrayId);
+    if (method === 'PUT') await this.put(request, response, array, expectsContinue);
+    else await this.get(request, response, array, method === 'HEAD');
+  }
+
+  /** Body → array, chunk by chunk as the parser hands it over; the answer is sent only once every byte is in. */
+  private async put(request: IncomingMessage, response: ServerResponse, array: TensorArray, expectsContinue: boolean): Promise<void> {
+    const lengthHeader = request.headers['content-length'];
+    if (lengthHeader === undefined) {
+      throw invalidArgument('Content-Length', 'a Content-Length header (chunked uploads are not accepted: the length is checked against the array before writing)', '(none)');
+    }
+    const contentLength = Number(lengthHeader);
+    const range: ByteRange = parseContentRange(request.headers['content-range'], array.byteSize, contentLength);
+    const crcHeader = request.headers[CRC32C_HEADER];
+    let expectedCrc: number | undefined;
+    if (crcHeader !== undefined) {
+      expectedCrc = parseCrc32c(String(crcHeader));
+      if (expectedCrc === undefined) throw invalidArgument('X-Tensormem-Crc32c', 'a CRC-32C as 8 hex digits or base64 of 4 bytes', String(crcHeader));
+    }
+    array.assertUsable('Cannot write array');
+    if (expectsContinue) response.writeContinue();
+
+    let position = range.start;
+    let crc = 0;
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      if (expectedCrc !== undefined) crc = crc32c(chunk, crc);
+      await array.write(position, chunk);
+      position += chunk.byteLength;
+    }
+    const received = position - range.start;
+    if (received !== range.length) throw invalidArgument('body', `${range.length} bytes (Content-Length)`, `${received} bytes`);
+    if (expectedCrc !== undefined && crc !== expectedCrc) {
+      throw new TensormemError(
+        'INVALID_ARGUMENT',
+        'CHECKSUM_MISMATCH',
+        `X-Tensormem-Crc32c: the ${received} bytes received at offset ${range.start} have CRC-32C ${crc32cHex(crc)}, not ${crc32cHex(expectedCrc)}; the write is not done: rewrite that range`,
+        { field: 'X-Tensormem-Crc32c', expected_crc32c: crc32cHex(expectedCrc), received_crc32c: crc32cHex(crc), offset: String(range.start), bytes: String(received) },
+      );
+    }
+    if (expectedCrc !== undefined) response.setHeader('X-Tensormem-Crc32c', crc32cHex(crc));
+    this.sendJson(response, 200, { array_id: array.arrayId, offset: range.start, bytes_written: received });
+  }
+
+  /**
+   * Array → socket in --chunk-bytes pieces through a few reused buffers: the next piece is read from
+   * pool memory (off the event loop when large) while the previous ones are still being sent.
+   */
+  private async get(request: IncomingMessage, response: ServerResponse, array: TensorArray, headOnly: boolean): Promise<void> {
+    const range = parseRange(request.headers.range, array.byteSize);
+    const start = range?.start ?? 0;
+    const length = range?.length ?? array.byteSize;
+    array.assertUsable('Cannot read array');
+    response.setHeader('Content-Type', 'application/octet-stream');
+    response.setHeader('Accept-Ranges', 'bytes');
+    response.setHeader('X-Tensormem-Data-Type', array.init.dataType);
+    response.setHeader('X-Tensormem-Shape', array.init.shape.join(','));
+    response.setHeader('Content-Length', String(length));
+    if (range) response.setHeader('Content-Range', `bytes ${start}-${start + length - 1}/${array.byteSize}`);
+    response.statusCode = range ? 206 : 200;
+    if (headOnly || length === 0) {
+      response.end();
+      return;
+    }
+    const chunkBytes = Math.min(this.context.config.chunkBytes, length);
+    const free: Buffer[] = [];
+    let allocated = 0;
+    let waiter: (() => void) | undefined;
+    let closed = false;
+    response.once('close', () => {
+      closed = true;
+      waiter?.();
+    });
+    const takeBuffer = async (): Promise<Buffer | undefined> => {
+      while (!closed) {
+        const buffer = free.pop();
+        if (buffer) return buffer;
+        if (allocated < READ_AHEAD_BUFFERS) {
+          allocated++;
+          return Buffer.allocUnsafeSlow(chunkBytes);
+        }
+        await new Promise<void>((resolve) => (waiter = resolve));
+        waiter = undefined;
+      }
+      return undefined;
+    };
+    for (let position = start; position < start + length; ) {
+      const buffer = await takeBuffer();
+      if (!buffer) return;
+      const piece = buffer.subarray(0, Math.min(chunkBytes, start + length - position));
+      await array.read(position, piece);
+      position += piece.byteLength;
+      // The buffer goes back to `free` once the socket has taken it; the free list bounds what is in flight.
+      response.write(piece, () => {
+        free.push(buffer);
+        waiter?.();
+      });
+    }
+    response.end();
+  }
+
+  private sendJson(response: ServerResponse, statusCode: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    response.statusCode = statusCode;
+    response.setHeader('Content-Type', 'application/json');
+    response.setHeader('Content-Length', Buffer.byteLength(text));
+    response.end(text);
+  }
+
+  private fail(request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    if (isConnectionGone(error, request)) {
+      this.context.log.debug({ event: 'data_plane_aborted', method: request.method, url: request.url }, 'data plane client went away mid-transfer');
+      response.destroy();
+      return;
+    }
+    const body = httpErrorOf(error, this.context.log);
+    if (response.headersSent) {
+      // Mid-body: the only signal left is a body shorter than its Content-Length.
+      this.context.log.warn({ event: 'data_plane_failed', method: request.method, url: request.url, reason: body.reason, error: body.message }, 'data plane transfer failed after the headers were sent');
+      response.destroy();
+      return;
+    }
+    this.context.log.debug({ event: 'data_plane_refused', method: request.method, url: request.url, code: body.code, reason: body.reason }, body.message);
+    if (body.code === 401) response.setHeader('WWW-Authenticate', 'Bearer realm="tensormem"');
+    if (body.code === 416 && body.metadata.field === 'Range') {
+      const size = this.sizeOf(request);
+      if (size !== undefined) response.setHeader('Content-Range', `bytes */${size}`);
+    }
+    if (body.status === 'UNAVAILABLE') response.setHeader('Connection', 'close');
+    this.sendJson(response, body.code, body);
+  }
+
+  /** The array's size for a 416's `Content-Range: bytes *\/SIZE`, when the caller may see it. */
+  private sizeOf(request: IncomingMessage): number | undefined {
+    try {
+      const lease = this.context.registry.authenticate(bearerTokenOf(request));
+      return lease.getArray(decodeURIComponent((request.url ?? '').split('?')[0].slice(ARRAY_PATH_PREFIX.length))).byteSize;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async close(server: HttpServer | HttpsServer, timeoutMs: number): Promise<boolean> {
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const finished = this.inFlight.size === 0 || (await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    }));
+    server.closeAllConnections();
+    await stopped;
+    return finished;
+  }
+}
+
+function bearerTokenOf(request: IncomingMessage): string {
+  const value = request.headers.authorization;
+  if (value === undefined) throw unauthenticated('missing lease token: send "Authorization: Bearer <token>" (the token OpenLease returned)');
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
+  if (!match) throw unauthenticated('Authorization: expected "Bearer <token>"');
+  return match[1];
+}
+
+/** The client closed the connection (or it broke) while its request was being served. */
+function isConnectionGone(error: unknown, request: IncomingMessage): boolean {
+  if (error instanceof TensormemError) return false;
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || request.destroyed;
+}

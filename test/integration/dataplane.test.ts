@@ -1,0 +1,356 @@
+/**
+ * The HTTP data plane of a real daemon process: raw HTTP requests (node:http), real curl, and the
+ * typed client choosing HTTP for large transfers and gRPC for small ones or when HTTP is unreachable.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
+import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+interface HttpAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  json(): Record<string, unknown>;
+}
+
+/** One HTTP request to the data plane at `base` ("http://HOST:PORT" or "unix:PATH"). */
+function http(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: Uint8Array): Promise<HttpAnswer> {
+  const target = base.startsWith('unix:') ? { socketPath: base.slice('unix:'.length) } : { host: new URL(base).hostname, port: Number(new URL(base).port) };
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ ...target, method, path, headers: body ? { 'Content-Length': String(body.byteLength), ...headers } : headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const data = Buffer.concat(chunks);
+        resolve({ status: res.statusCode!, headers: res.headers, body: data, json: () => JSON.parse(data.toString('utf8')) as Record<string, unknown> });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const bearer = (lease: LeaseSession) => ({ Authorization: `Bearer ${lease.token}` });
+
+describe('HTTP data plane over a real daemon', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let dataAddress: string;
+  let dataDir: string;
+  let unixDaemon: DaemonProcess;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tensormem-dataplane-test-'));
+    [daemon, unixDaemon] = await Promise.all([
+      startDaemon(['--maxbytes', '256M', '--host-maxbytes', '256M', '--pool-chunk', '16M', '--data-listen', '127.0.0.1:0']),
+      startDaemon(['--maxbytes', '64M', '--host-maxbytes', '64M', '--pool-chunk', '8M', '--data-listen', `unix:${join(dataDir, 'data.sock')}`]),
+    ]);
+    client = new TensormemClient(daemon.tcpAddress);
+    dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+    expect(await unixDaemon?.stop()).toBe(0);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('binds port 0, logs the address, and hands it out in OpenLease and GetConfig', async () => {
+    expect(dataAddress).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(dataAddress).not.toMatch(/:0$/);
+    const lease = await client.openLease();
+    expect(lease.dataPlane).toEqual({ host: '127.0.0.1', port: Number(new URL(dataAddress).port) });
+    const config = await client.config();
+    expect(JSON.stringify(config)).toContain('data-listen');
+    await lease.close();
+  });
+
+  it('PUT then GET round-trips bytes exactly; Range reads answer 206; HEAD gives the size', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [3, 1024, 1024] });
+    const data = randomBytes(12 * MiB);
+    const put = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, bearer(lease), data);
+    expect(put.status).toBe(200);
+    expect(put.json()).toEqual({ array_id: array.array_id, offset: 0, bytes_written: 12 * MiB });
+
+    const get = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, bearer(lease));
+    expect(get.status).toBe(200);
+    expect(get.headers['content-length']).toBe(String(12 * MiB));
+    expect(get.headers['x-tensormem-data-type']).toBe('DATA_TYPE_FLOAT32');
+    expect(get.headers['x-tensormem-shape']).toBe('3,1024,1024');
+    expect(sha256(get.body)).toBe(sha256(data));
+    // The same bytes over gRPC: one array, two transports.
+    expect(sha256(await lease.readGrpc(array.array_id))).toBe(sha256(data));
+
+    const ranged = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, { ...bearer(lease), Range: 'bytes=5000003-5001002' });
+    expect(ranged.status).toBe(206);
+    expect(ranged.headers['content-range']).toBe(`bytes 5000003-5001002/${12 * MiB}`);
+    expect(ranged.body.equals(data.subarray(5000003, 5001003))).toBe(true);
+    const suffix = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, { ...bearer(lease), Range: 'bytes=-10' });
+    expect(suffix.status).toBe(206);
+    expect(suffix.body.equals(data.subarray(12 * MiB - 10))).toBe(true);
+    const past = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, { ...bearer(lease), Range: `bytes=${12 * MiB}-` });
+    expect(past.status).toBe(416);
+    expect(past.headers['content-range']).toBe(`bytes */${12 * MiB}`);
+    expect(past.json()).toMatchObject({ code: 416, status: 'OUT_OF_RANGE', reason: 'OUT_OF_RANGE', metadata: { field: 'Range' } });
+
+    const head = await http(dataAddress, 'HEAD', `/v1/arrays/${array.array_id}`, bearer(lease));
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe(String(12 * MiB));
+    expect(head.body.byteLength).toBe(0);
+    await lease.close();
+  });
+
+  it('PUT with Content-Range writes at the offset and leaves the rest alone', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], zero: true });
+    const patch = Buffer.from('tensormem data plane');
+    const put = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { ...bearer(lease), 'Content-Range': `bytes 1000-${1000 + patch.length - 1}/4096` }, patch);
+    expect(put.status).toBe(200);
+    expect(put.json()).toMatchObject({ offset: 1000, bytes_written: patch.length });
+    const expected = Buffer.alloc(4096);
+    patch.copy(expected, 1000);
+    expect((await lease.readGrpc(array.array_id)).equals(expected)).toBe(true);
+    await lease.close();
+  });
+
+  it('refuses a missing or wrong token with 401 and another lease\'s array with 404, like an unknown id', async () => {
+    const owner = await client.openLease();
+    const other = await client.openLease();
+    const array = await owner.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64] });
+    const missing = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`);
+    expect(missing.status).toBe(401);
+    expect(missing.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(missing.json()).toMatchObject({ code: 401, status: 'UNAUTHENTICATED', reason: 'UNAUTHENTICATED' });
+    const wrong = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { Authorization: 'Bearer not-a-token' }, Buffer.alloc(8));
+    expect(wrong.status).toBe(401);
+
+    const foreign = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, bearer(other));
+    const unknown = await http(dataAddress, 'GET', '/v1/arrays/arr-000000000000000000000000', bearer(other));
+    expect(foreign.status).toBe(404);
+    expect(foreign.json()).toMatchObject({ code: 404, status: 'NOT_FOUND', reason: 'ARRAY_NOT_FOUND' });
+    expect(unknown.status).toBe(404);
+    expect(Object.keys(foreign.json())).toEqual(Object.keys(unknown.json()));
+    const foreignPut = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, bearer(other), Buffer.alloc(64, 1));
+    expect(foreignPut.status).toBe(404);
+    expect((await owner.readGrpc(array.array_id)).includes(1)).toBe(false);
+
+    expect((await http(dataAddress, 'GET', '/v2/nothing', bearer(owner))).status).toBe(404);
+    const post = await http(dataAddress, 'POST', `/v1/arrays/${array.array_id}`, bearer(owner), Buffer.alloc(1));
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('PUT, GET, HEAD');
+    await owner.close();
+    await other.close();
+  });
+
+  it('checks X-Tensormem-Crc32c: a match is 200, a mismatch 400 CHECKSUM_MISMATCH with nothing reported written', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB], zero: true });
+    const data = randomBytes(2 * MiB);
+    const good = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { ...bearer(lease), 'X-Tensormem-Crc32c': crc32cHex(crc32c(data)) }, data);
+    expect(good.status).toBe(200);
+    expect(good.headers['x-tensormem-crc32c']).toBe(crc32cHex(crc32c(data)));
+
+    const before = await client.memoryInfo();
+    const infoBefore = await lease.get(array.array_id);
+    const other = randomBytes(2 * MiB);
+    const bad = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { ...bearer(lease), 'X-Tensormem-Crc32c': crc32cHex((crc32c(other) ^ 1) >>> 0) }, other);
+    expect(bad.status).toBe(400);
+    const body = bad.json();
+    expect(body, JSON.stringify(body)).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT', reason: 'CHECKSUM_MISMATCH' });
+    expect(body).not.toHaveProperty('bytes_written');
+    expect((body.metadata as Record<string, string>).received_crc32c).toBe(crc32cHex(crc32c(other)));
+    // Nothing was allocated or counted; the array's state flags are as before. Its range holds what
+    // was received (documented: rewrite the range), exactly as after a failed gRPC WriteArray.
+    const after = await client.memoryInfo();
+    expect(after.devices[0].used_bytes).toBe(before.devices[0].used_bytes);
+    expect(after.host!.used_bytes).toBe(before.host!.used_bytes);
+    const infoAfter = await lease.get(array.array_id);
+    expect([infoAfter.host_valid, infoAfter.device_valid, infoAfter.has_host_mirror]).toEqual([infoBefore.host_valid, infoBefore.device_valid, infoBefore.has_host_mirror]);
+
+    const malformed = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { ...bearer(lease), 'X-Tensormem-Crc32c': 'nothex!!' }, Buffer.alloc(4));
+    expect(malformed.status).toBe(400);
+    expect(malformed.json()).toMatchObject({ metadata: { field: 'X-Tensormem-Crc32c' } });
+    await lease.close();
+  });
+
+  it('refuses a body past the array end with 416 and writes nothing', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000], zero: true });
+    const oversize = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, bearer(lease), Buffer.alloc(1001, 7));
+    expect(oversize.status).toBe(416);
+    expect(oversize.json()).toMatchObject({ status: 'OUT_OF_RANGE', metadata: { field: 'Content-Length' } });
+    const pastEnd = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { ...bearer(lease), 'Content-Range': 'bytes 990-1009/*' }, Buffer.alloc(20, 7));
+    expect(pastEnd.status).toBe(416);
+    const mismatch = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { ...bearer(lease), 'Content-Range': 'bytes 0-9/*' }, Buffer.alloc(20, 7));
+    expect(mismatch.status).toBe(400);
+    expect((await lease.readGrpc(array.array_id)).equals(Buffer.alloc(1000))).toBe(true);
+    await lease.close();
+  });
+
+  it('answers 404 for a freed array', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [256] });
+    await lease.free(array.array_id);
+    const put = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, bearer(lease), Buffer.alloc(256));
+    expect(put.status).toBe(404);
+    expect(put.json()).toMatchObject({ reason: 'ARRAY_NOT_FOUND' });
+    expect((await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, bearer(lease))).status).toBe(404);
+    await lease.close();
+  });
+
+  it('serves concurrent transfers on several leases byte-exactly', async () => {
+    const sessions = await Promise.all(Array.from({ length: 4 }, () => client.openLease()));
+    const payloads = sessions.map(() => randomBytes(6 * MiB + 123));
+    const arrays = await Promise.all(sessions.map((lease) => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * MiB + 123] })));
+    await Promise.all(sessions.map((lease, i) => lease.write(arrays[i].array_id, payloads[i])));
+    const back = await Promise.all(sessions.map((lease, i) => lease.read(arrays[i].array_id)));
+    back.forEach((data, i) => expect(sha256(data)).toBe(sha256(payloads[i])));
+    for (const lease of sessions) {
+      expect(lease.transfers).toEqual({ http: 2, grpc: 0 });
+      await lease.close();
+    }
+  });
+
+  it('the typed client uses HTTP for large transfers, gRPC for small ones, and falls back when HTTP is unreachable', async () => {
+    const lease = await client.openLease();
+    const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB] });
+    const small = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000] });
+    const bigData = randomBytes(3 * MiB);
+    expect(await lease.write(big.array_id, bigData)).toBe(3 * MiB);
+    expect(await lease.write(small.array_id, Buffer.alloc(1000, 9))).toBe(1000);
+    expect(lease.transfers).toEqual({ http: 1, grpc: 1 });
+    expect(sha256(await lease.read(big.array_id))).toBe(sha256(bigData));
+    expect((await lease.read(big.array_id, 100, 2 * MiB)).equals(bigData.subarray(100, 100 + 2 * MiB))).toBe(true);
+    expect((await lease.read(small.array_id)).equals(Buffer.alloc(1000, 9))).toBe(true);
+    expect(lease.transfers).toEqual({ http: 3, grpc: 2 });
+
+    // HTTP errors keep the gRPC code and reason.
+    const error = await lease.write(big.array_id, randomBytes(2 * MiB), 2 * MiB).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TensormemClientError);
+    expect((error as TensormemClientError).code).toBe(status.OUT_OF_RANGE);
+    expect(lease.transfers.http).toBe(3);
+
+    // A data plane that does not answer: the transfer goes over gRPC and HTTP is not tried again.
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const port = (probe.address() as { port: number }).port;
+        probe.close(() => resolve(port));
+      });
+    });
+    lease.dataPlane = { host: '127.0.0.1', port: closedPort };
+    const again = randomBytes(3 * MiB);
+    expect(await lease.write(big.array_id, again)).toBe(3 * MiB);
+    expect(lease.dataPlane).toBeUndefined();
+    expect(sha256(await lease.read(big.array_id))).toBe(sha256(again));
+    expect(lease.transfers).toEqual({ http: 3, grpc: 4 });
+    await lease.close();
+
+    const grpcOnly = new TensormemClient(daemon.tcpAddress, { dataPlane: false });
+    const plain = await grpcOnly.openLease();
+    const array = await plain.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB] });
+    await plain.write(array.array_id, randomBytes(2 * MiB));
+    expect(plain.transfers).toEqual({ http: 0, grpc: 1 });
+    await plain.close();
+    grpcOnly.close();
+  });
+
+  it('serves over a unix socket (--data-listen unix:PATH) to the typed client', async () => {
+    const unixClient = new TensormemClient(unixDaemon.unixAddress);
+    const lease = await unixClient.openLease();
+    expect(lease.dataPlane).toEqual({ path: join(dataDir, 'data.sock') });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] });
+    const data = randomBytes(4 * MiB);
+    await lease.write(array.array_id, data);
+    expect(sha256(await lease.read(array.array_id))).toBe(sha256(data));
+    expect(lease.transfers).toEqual({ http: 2, grpc: 0 });
+    await lease.close();
+    unixClient.close();
+  });
+
+  it('works with curl for PUT and ranged GET (TCP and unix socket)', async (context) => {
+    const curl = await promisify(execFile)('curl', ['--version']).catch(() => undefined);
+    if (!curl) {
+      context.skip('curl is not installed (apt-get install curl)');
+      return;
+    }
+    const run = (args: string[]) => promisify(execFile)('curl', ['-sS', ...args], { encoding: 'buffer', maxBuffer: 64 * MiB });
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-curl-'));
+    try {
+      const lease = await client.openLease();
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB] });
+      const file = join(dir, 'data.bin');
+      const data = randomBytes(3 * MiB);
+      writeFileSync(file, data);
+      const url = `${dataAddress}/v1/arrays/${array.array_id}`;
+      const put = await run(['-X', 'PUT', '-H', `Authorization: Bearer ${lease.token}`, '-H', `X-Tensormem-Crc32c: ${crc32cHex(crc32c(data))}`, '--data-binary', `@${file}`, '-w', '\n%{http_code}', url]);
+      const [putBody, putCode] = put.stdout.toString('utf8').split('\n');
+      expect(putCode).toBe('200');
+      expect(JSON.parse(putBody)).toMatchObject({ bytes_written: 3 * MiB });
+      await run(['-H', `Authorization: Bearer ${lease.token}`, '-o', join(dir, 'back.bin'), url]);
+      expect(sha256(readFileSync(join(dir, 'back.bin')))).toBe(sha256(data));
+      const ranged = await run(['-H', `Authorization: Bearer ${lease.token}`, '-r', '100-199', url]);
+      expect(ranged.stdout.equals(data.subarray(100, 200))).toBe(true);
+      const denied = await run(['-H', 'Authorization: Bearer wrong', '-w', '\n%{http_code}', url]);
+      expect(denied.stdout.toString('utf8').split('\n').pop()).toBe('401');
+      await lease.close();
+
+      const unixLease = await new TensormemClient(unixDaemon.unixAddress).openLease();
+      const small = await unixLease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+      const socket = join(dataDir, 'data.sock');
+      await run(['--unix-socket', socket, '-X', 'PUT', '-H', `Authorization: Bearer ${unixLease.token}`, '--data-binary', 'abcdefghijklmnop', `http://localhost/v1/arrays/${small.array_id}`]);
+      const back = await run(['--unix-socket', socket, '-H', `Authorization: Bearer ${unixLease.token}`, `http://localhost/v1/arrays/${small.array_id}`]);
+      expect(back.stdout.toString('latin1')).toBe('abcdefghijklmnop');
+      await unixLease.close();
+      unixLease.client.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('--data-listen validation', () => {
+  it('refuses a malformed address and a non-loopback one in open mode, naming the flag', async () => {
+    const bad = await runTensormemd(['--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--data-listen', 'nowhere']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--data-listen');
+    expect(bad.stderr).toContain('nowhere');
+    const exposed = await runTensormemd(['--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--data-listen', '0.0.0.0:0']);
+    expect(exposed.code).not.toBe(0);
+    expect(exposed.stderr).toMatch(/open mode.*--data-listen/);
+  });
+
+  it('without --data-listen OpenLease has no data address and the client stays on gRPC', async () => {
+    const plain = await startDaemon([]);
+    const plainClient = new TensormemClient(plain.tcpAddress);
+    try {
+      const lease = await plainClient.openLease();
+      expect(lease.dataPlane).toBeUndefined();
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB] });
+      await lease.write(array.array_id, Buffer.alloc(2 * MiB, 1));
+      expect(lease.transfers).toEqual({ http: 0, grpc: 1 });
+      await lease.close();
+    } finally {
+      plainClient.close();
+      expect(await plain.stop()).toBe(0);
+    }
+  });
+});
