@@ -64,7 +64,7 @@ function sha256(data: Buffer): string {
 }
 
 /** A pattern in which every 4-byte word differs from its neighbours, so a misplaced chunk shows. */
-function pattern(bytes: number): Buffer {
+export function pattern(bytes: number): Buffer {
   const buffer = Buffer.allocUnsafe(bytes);
   const words = new Uint32Array(buffer.buffer, buffer.byteOffset, Math.floor(bytes / 4));
   for (let i = 0; i < words.length; i++) words[i] = Math.imul(i + 1, 2654435761) >>> 0;
