@@ -163,6 +163,25 @@ describe('ExportArray over a real daemon', () => {
     expect((await client.memoryInfo()).host!.used_bytes).toBe(before.host!.used_bytes);
   });
 
+  it('a move during a chunked write and reads loses no byte: copies wait for the move, the move for copies in flight', async () => {
+    const lease = await client.openLease({ clientName: 'export-concurrent' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+    const data = randomBytes(8 * MiB);
+    // 512 KiB chunks: each above the async-copy threshold, so each runs off the event loop.
+    const writing = lease.write(array.array_id, data, 0, 512 * 1024);
+    const exports = [lease.exportArray(array.array_id), lease.exportArray(array.array_id)];
+    const reads = [lease.read(array.array_id), lease.read(array.array_id)];
+    await writing;
+    const [first, second] = await Promise.all(exports);
+    await Promise.all(reads);
+    expect([first.moved, second.moved].sort()).toEqual([false, true]);
+    expect(second.shm!.name).toBe(first.shm!.name);
+    expect(sha256(first.bytes!)).toBe(sha256(data));
+    expect(sha256(await lease.read(array.array_id))).toBe(sha256(data));
+    expect((await lease.get(array.array_id)).held_bytes).toBe(8 * MiB);
+    await lease.close();
+  });
+
   it("another lease cannot export (or learn of) an array: NOT_FOUND, as for ids that never existed", async () => {
     const owner = await client.openLease({ clientName: 'export-owner' });
     const intruder = await other.openLease({ clientName: 'export-intruder' });
@@ -267,6 +286,10 @@ describe('shared-memory names of a SIGKILLed daemon', () => {
         expect(existsSync(shmPath(names[1])), 'a live daemon’s name is left alone').toBe(true);
         const removed = next.logs.find((entry) => entry.event === 'stale_shm_removed');
         expect(removed?.names).toContain(names[0]);
+        // One round trip, so that the daemon is past start-up (its SIGTERM handler installed) before it is stopped.
+        const probe = new TensormemClient(next.tcpAddress);
+        await probe.memoryInfo();
+        probe.close();
       } finally {
         expect(await next.stop()).toBe(0);
       }
