@@ -44,7 +44,7 @@ describe('ExportArray over a real daemon', () => {
   let other: TensormemClient;
 
   beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '24M', '--pool-chunk', '8M', '--lease-ttl', '2s', '--reclaim-interval', '200ms']);
+    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '24M', '--pool-chunk', '8M', '--reclaim-interval', '200ms']);
     client = new TensormemClient(daemon.tcpAddress);
     other = new TensormemClient(daemon.unixAddress);
   });
@@ -252,7 +252,7 @@ describe('ExportArray over a real daemon', () => {
       expect(digest).toBe(sha256(Buffer.alloc(MiB, 9)));
       expect(existsSync(shmPath(name))).toBe(true);
       child.kill('SIGKILL');
-      // TTL 2 s + sweep every 200 ms.
+      // The trainer's TTL is 2 s; the sweep runs every 200 ms.
       const deadline = Date.now() + 5_000;
       while (existsSync(shmPath(name)) && Date.now() < deadline) await sleep(100);
       expect(existsSync(shmPath(name)), `the region of expired lease ${leaseId} should be unlinked`).toBe(false);
