@@ -14,6 +14,8 @@ export interface BenchOptions {
   b3Bytes: number;
   b3ChunkBytes: number;
   b3Reps: number;
+  b4Bytes: number;
+  b4Reps: number;
   b5Small: number;
   b5Large: number;
   b5Batches: number;
@@ -51,6 +53,8 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'b3-bytes', key: 'b3Bytes', kind: 'size', full: 256 * MiB, quick: 256 * MiB, help: 'B3 transfer size (K, M, G suffixes)' },
   { name: 'b3-chunk-bytes', key: 'b3ChunkBytes', kind: 'size', full: MiB, quick: MiB, help: 'B3 chunk size both ways' },
   { name: 'b3-reps', key: 'b3Reps', kind: 'int', full: 7, quick: 2, help: 'B3 measured repetitions (after one warm-up)' },
+  { name: 'b4-bytes', key: 'b4Bytes', kind: 'size', full: 256 * MiB, quick: 256 * MiB, help: 'B4 array size read through the exported mapping' },
+  { name: 'b4-reps', key: 'b4Reps', kind: 'int', full: 15, quick: 5, help: 'B4 measured repetitions of each side' },
   { name: 'b5-small', key: 'b5Small', kind: 'int', full: 1_000, quick: 1_000, help: 'B5 live blocks of the small pool' },
   { name: 'b5-large', key: 'b5Large', kind: 'int', full: 1_000_000, quick: 1_000_000, help: 'B5 live blocks of the large pool' },
   { name: 'b5-batches', key: 'b5Batches', kind: 'int', full: 300, quick: 100, help: 'B5 timed batches per pool' },

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { runB1, B1_WHAT, B1_TARGET } from './b1-unary';
 import { runB2, B2_TARGET, B2_WHAT } from './b2-http';
 import { runB3, B3_TARGET } from './b3-streams';
+import { runB4, B4_WHAT, B4_TARGET } from './b4-export';
 import { runB5 } from './b5-pool';
 import { runB8 } from './b8-many-arrays';
 import { runB6, B6_WHAT, B6_TARGET } from './b6-workspace';
@@ -89,7 +90,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const wanted = (id: string) => opts.only.length === 0 || opts.only.includes(id);
   const cuda = await probeCuda();
-  const machine = describeMachine('host (emulated device in host RAM) for B1, B2, B3, B8; B5 in-process', {
+  const machine = describeMachine('host (emulated device in host RAM) for B1, B2, B3, B4, B6, B8, L1; B5 in-process', {
     cuda: cuda.addonHasCuda,
     cudaRuntimeVersion: cuda.cudaRuntimeVersion,
     cudaAvailable: cuda.available,
@@ -123,11 +124,11 @@ async function main(): Promise<number> {
   await measure('B1', B1_WHAT, B1_TARGET, () => runB1(opts, flags));
   await measure('B2', B2_WHAT, B2_TARGET, () => runB2(opts, flags));
   await measure('B3', 'WriteArray / ReadArray streams', B3_TARGET, () => runB3(opts, flags));
+  await measure('B4', `${B4_WHAT}, ${opts.b4Bytes / MiB} MiB`, B4_TARGET, () => runB4(opts, flags));
   await measure('B6', B6_WHAT, B6_TARGET, () => runB6(opts, flags));
   await measure('B8', 'many live arrays', '≤ 300 B/array; ≤ 10 ms', () => runB8(opts, flags));
   await measure('L1', L1_WHAT, L1_TARGET, () => runL1(opts, flags));
 
-  results.set('B4', [notBuilt('B4', 'same-host read via exported mapping, 256 MiB', '≥ 0.8 ×', 'B4: not built: ExportArray is not implemented yet')]);
   results.set('B7', [
     cuda.available
       ? notBuilt('B7', 'GPU pool vs cudaMalloc; mirror sync', '≥ 50 ×; ≥ 0.8 ×', `B7: not built: a GPU is present (${cuda.devices?.join(', ')}) but the benchmark has no cudaMalloc / pinned cudaMemcpy baseline in the addon yet`)

@@ -12,6 +12,7 @@ import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits } from './memory/limits';
 import { MemoryManager } from './memory/memory-manager';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
+import { removeStaleShmNames } from './memory/shm-names';
 import { selectBackend } from './native/select-backend';
 import { RunningServer, startServer } from './service/server';
 import type { ServiceContext } from './service/service-context';
@@ -57,6 +58,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   }
   const tenants = new TenantRegistry(tenantSpecs);
   const backend = selectBackend(config, log);
+  const staleShmNames = removeStaleShmNames();
+  if (staleShmNames.length > 0) log.warn({ event: 'stale_shm_removed', names: staleShmNames }, `removed ${staleShmNames.length} shared-memory objects left by daemons that died`);
   const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
   config = applyProfile(config, { ramBytes: totalmem(), deviceTotalBytes: devices.map((device) => device.totalBytes), backend: backend.name, heapLimitBytes: getHeapStatistics().heap_size_limit });
   const limits = resolveLimits(config, backend.name, devices);

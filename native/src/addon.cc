@@ -14,6 +14,7 @@
 #include "backend_object.h"
 #include "js_interop.h"
 #include "native_error.h"
+#include "shm_mapping.h"
 
 namespace tensormem {
 namespace {
@@ -120,6 +121,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   exports.Set("createBackend", Napi::Function::New(env, CreateBackendJs, "createBackend"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfoJs, "buildInfo"));
+  RegisterSharedMemoryMapping(env, exports);
   return exports;
 }
 

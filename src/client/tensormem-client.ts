@@ -20,6 +20,9 @@ import type { WorkspaceInfo__Output } from '../generated/tensormem/v1/WorkspaceI
 import type { WorkspaceConfig } from '../generated/tensormem/v1/WorkspaceConfig';
 import type { Placement } from '../generated/tensormem/v1/Placement';
 import { DataPlaneConnectionError, DataPlaneEndpoint, DataPlaneHttpError, getArray as httpGetArray, parseDataAddress, putArray as httpPutArray } from '../dataplane/data-plane-client';
+import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
+import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
+import { SharedMemoryMappings } from './shm-mappings';
 
 export type { WorkspaceInfo__Output as WorkspaceInfo, WorkspaceConfig };
 export type { ArrayInfo__Output as ArrayInfo, MemoryInfo__Output as MemoryInfo, LeaseSummary__Output as LeaseSummary, Lease__Output as Lease };
@@ -87,6 +90,8 @@ export interface AllocateOptions {
   requestId?: string;
   /** Wait (up to the call deadline, see ClientOptions.deadlineMs or `deadlineMs` here) for device memory instead of failing fast. */
   waitForMemory?: boolean;
+  /** Own memory regions from the start, so that exportArray needs no copy. */
+  exportable?: boolean;
   deadlineMs?: number;
 }
 
@@ -98,6 +103,8 @@ export class TensormemClient {
   readonly memory: MemoryServiceClient;
   readonly workspaces: WorkspaceServiceClient;
   readonly chunkBytes: number;
+  /** Shared-memory mappings of exported arrays, each mapped once and reused (LeaseSession.exportArray). */
+  readonly mappings = new SharedMemoryMappings();
 
   /** `address` as grpc-js takes it: "127.0.0.1:7070" or "unix:/tmp/tensormemd.sock". */
   constructor(
@@ -188,9 +195,23 @@ export class TensormemClient {
     return () => stream.cancel();
   }
 
+  /** Closes the channels and unmaps every exported array this client mapped. */
   close(): void {
+    this.mappings.releaseAll();
     this.leases.close();
   }
+}
+
+/** What exportArray gives: the daemon's handle and, for shared memory, the array's bytes mapped here. */
+export interface ArrayExport {
+  array: ArrayInfo__Output;
+  /** Whether this export moved the array into its own region (a copy, made once). */
+  moved: boolean;
+  shm?: { name: string; offset: number; length: number; regionBytes: number };
+  /** shm: the array's bytes, a view of this process's mapping (no copy); writable when asked. */
+  bytes?: Buffer;
+  /** Device side on the cuda backend: pass to cudaIpcOpenMemHandle in a CUDA program. */
+  cudaIpc?: { handle: Buffer; device: number; offset: number; length: number; regionBytes: number };
 }
 
 /** A lease and the calls made with its token. */
@@ -255,6 +276,7 @@ export class LeaseSession {
           label: options.label ?? '',
           request_id: options.requestId ?? '',
           wait_for_memory: options.waitForMemory ?? false,
+          exportable: options.exportable ?? false,
         },
         this.md,
         options.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : this.client.callOptions(),
@@ -336,9 +358,50 @@ export class LeaseSession {
     return (await call<{ arrays: ArrayInfo__Output[] }>((cb) => this.client.arrays.ListArrays({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).arrays;
   }
 
+  /** FreeArray; also unmaps this client's mapping of the array, if it exported it. */
   async free(arrayId: string): Promise<number> {
+    const freed = (await call<{ freed_bytes: number }>((cb) => this.client.arrays.FreeArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).freed_bytes;
     this.arraySizes.delete(arrayId);
-    return (await call<{ freed_bytes: number }>((cb) => this.client.arrays.FreeArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).freed_bytes;
+    this.releaseMapping(arrayId);
+    return freed;
+  }
+
+  /** Shared-memory names this session mapped, by array id (unmapped on free and close). */
+  private readonly mappedNames = new Map<string, string>();
+
+  private releaseMapping(arrayId: string): void {
+    const name = this.mappedNames.get(arrayId);
+    if (name === undefined) return;
+    this.mappedNames.delete(arrayId);
+    this.client.mappings.release(name);
+  }
+
+  /**
+   * ExportArray, then (shared memory) the array's bytes through a mapping of the region, made once per
+   * region and mode and reused: read it directly; after writing through it (writable: true), call
+   * sync(id, 'SYNC_DIRECTION_TO_DEVICE') for a device array's mirror. Before reading a device array's
+   * mirror after device-side changes other than WriteArray, sync(id, 'SYNC_DIRECTION_TO_HOST').
+   * `map: false` returns the handle only (to pass to another process).
+   */
+  async exportArray(arrayId: string, options: { side?: ExportSide; writable?: boolean; map?: boolean } = {}): Promise<ArrayExport> {
+    const response = await call<ExportArrayResponse__Output>((cb) =>
+      this.client.arrays.ExportArray({ array_id: arrayId, side: options.side ?? 'EXPORT_SIDE_UNSPECIFIED' }, this.md, this.client.callOptions(), cb),
+    );
+    const result: ArrayExport = { array: response.array!, moved: response.moved };
+    if (response.cuda_ipc) {
+      const region = response.cuda_ipc;
+      result.cudaIpc = { handle: region.handle, device: region.device, offset: region.offset, length: region.length, regionBytes: region.region_bytes };
+    }
+    if (response.shm) {
+      const region = response.shm;
+      result.shm = { name: region.name, offset: region.offset, length: region.length, regionBytes: region.region_bytes };
+      if (options.map ?? true) {
+        const mapping = this.client.mappings.map(region.name, options.writable ?? false);
+        this.mappedNames.set(arrayId, region.name);
+        result.bytes = Buffer.from(mapping, region.offset, region.length);
+      }
+    }
+    return result;
   }
 
   async duplicate(arrayId: string, options: { placement?: Placement; workspaceId?: string; detached?: boolean; label?: string } = {}): Promise<ArrayInfo__Output> {
@@ -420,8 +483,10 @@ export class LeaseSession {
 
   stopKeepAlive(): void {}
 
+  /** CloseLease; also unmaps the arrays this session mapped. */
   async close(): Promise<number> {
     this.stopKeepAlive();
+    for (const arrayId of [...this.mappedNames.keys()]) this.releaseMapping(arrayId);
     return (await call<{ freed_bytes: number }>((cb) => this.client.leases.CloseLease({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).freed_bytes;
   }
 }

@@ -21,6 +21,8 @@ export interface AllocateParams {
   zero: boolean;
   label: string;
   requestId: string;
+  /** Own memory regions from the start, so that ExportArray needs no copy (AllocateArrayRequest.exportable). */
+  exportable?: boolean;
   /** Backpressure: wait up to waitMs for device memory instead of failing fast. */
   waitForMemory?: { waitMs: number; onHandle?: (handle: WaitHandle) => void };
 }
@@ -81,9 +83,12 @@ export class Lease {
     const placement = parsePlacement(params.placement);
     this.memory.checkDevice(params.device);
     const workspace = this.targetWorkspace(params.workspaceId, byteSize);
+    if (workspace && params.exportable) {
+      throw invalidArgument('exportable', `false for an array in workspace "${workspace.name}" (an attached array lives in the workspace's buffer; allocate it detached to export it)`, true);
+    }
     const shape = params.shape.map(Number);
     if (params.requestId !== '') {
-      const key = JSON.stringify([params.dataType, shape, placement, params.device, params.zero, params.label, workspace?.workspaceId ?? '']);
+      const key = JSON.stringify([params.dataType, shape, placement, params.device, params.zero, params.label, workspace?.workspaceId ?? '', params.exportable ?? false]);
       const previous = this.requests.get(params.requestId);
       if (previous) {
         if (previous.key !== key) throw invalidArgument('request_id', 'a request_id not used for a different allocation on this lease', params.requestId);
@@ -129,7 +134,7 @@ export class Lease {
     const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device: params.device, label: params.label };
     const array = workspace
       ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
-      : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror: this.eagerMirror });
+      : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror: this.eagerMirror, exportable: params.exportable });
     if (this.closed) {
       // The lease ended while the array was being zeroed: give the memory straight back.
       array.release();

@@ -11,7 +11,7 @@
  */
 import { OutOfMemoryError, invalidArgument } from '../errors';
 import type { MemoryKind } from '../errors';
-import type { Block, BlockOwner, ResourceStats } from './memory-resource';
+import type { AllocateOptions, Block, BlockOwner, ResourceStats } from './memory-resource';
 import { alignedSizeOf, usedBytesOf } from './sized-resource';
 import type { SizedMemoryResource } from './sized-resource';
 
@@ -61,12 +61,12 @@ export class LimitingAdaptor implements SizedMemoryResource {
     return usedBytesOf(this.upstream);
   }
 
-  alignedSize(bytes: number): number {
-    return alignedSizeOf(this.upstream, bytes);
+  alignedSize(bytes: number, options?: AllocateOptions): number {
+    return alignedSizeOf(this.upstream, bytes, options);
   }
 
-  allocate(bytes: number, owner: BlockOwner): Block {
-    const size = alignedSizeOf(this.upstream, bytes);
+  allocate(bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
+    const size = alignedSizeOf(this.upstream, bytes, options);
     const used = usedBytesOf(this.upstream);
     if (used + size > this.limit) {
       this.refusals++;
@@ -80,7 +80,7 @@ export class LimitingAdaptor implements SizedMemoryResource {
         largestFreeBlockBytes: this.upstream.stats().largestFreeBlockBytes,
       });
     }
-    return this.upstream.allocate(bytes, owner);
+    return this.upstream.allocate(bytes, owner, options);
   }
 
   deallocate(block: Block): void {

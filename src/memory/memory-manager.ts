@@ -8,7 +8,8 @@
 import { OutOfMemoryError, TensormemError, invalidArgument } from '../errors';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
-import type { Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
+import type { AllocateOptions, Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
+import { newShmName } from './shm-names';
 import { PoolResource } from './pool-resource';
 import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
@@ -76,11 +77,13 @@ class BackendChunkSource implements ChunkSource {
     private readonly physical: PhysicalMemoryGuard | undefined,
   ) {}
 
-  allocateChunk(bytes: number): number {
+  /** Dedicated host chunks are named shared-memory objects (ExportArray maps them); dedicated device chunks are plain allocations of their own. */
+  allocateChunk(bytes: number, options?: AllocateOptions): number {
     // Chunks in host RAM (host pool, or the host backend's emulated device) count against the resident-set cap.
     this.physical?.check(bytes);
     try {
-      return this.kind === 'device' ? this.backend.allocDevice(this.device, bytes) : this.backend.allocHost(bytes);
+      if (this.kind === 'device') return this.backend.allocDevice(this.device, bytes);
+      return options?.dedicated ? this.backend.allocHost(bytes, { shmName: newShmName() }) : this.backend.allocHost(bytes);
     } catch (error) {
       if (isNativeError(error) && error.code === 'OUT_OF_MEMORY') {
         const info = this.kind === 'device' ? this.backend.deviceInfo(this.device) : undefined;
@@ -155,17 +158,17 @@ export class MemoryManager {
     this.devicePool(device);
   }
 
-  allocateDevice(device: number, bytes: number, owner: BlockOwner): Block {
+  allocateDevice(device: number, bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
     const stack = this.devicePool(device);
     const account = this.account(owner.tenant);
     const quota = account.device[device];
     if (this.guaranteesInForce) {
       // The tenant's own quota is reported before others' guarantees; without guarantees, allocate() checks it.
-      quota.check(bytes);
+      quota.check(bytes, options);
       const stats = stack.top.stats();
-      checkGuarantees(device, account.tenant, quota.alignedSize(bytes), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device));
+      checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device));
     }
-    return quota.allocate(bytes, owner);
+    return quota.allocate(bytes, owner, options);
   }
 
   deallocateDevice(device: number, block: Block): void {
@@ -200,8 +203,8 @@ export class MemoryManager {
     return this.waitQueues[device];
   }
 
-  allocateHost(bytes: number, owner: BlockOwner, category: HostCategory): Block {
-    const block = this.account(owner.tenant).host.allocate(bytes, owner);
+  allocateHost(bytes: number, owner: BlockOwner, category: HostCategory, options?: AllocateOptions): Block {
+    const block = this.account(owner.tenant).host.allocate(bytes, owner, options);
     this.hostCategoryBytes[category] += block.bytes;
     return block;
   }

@@ -42,17 +42,30 @@ export interface ResourceStats {
   failedAllocationsTotal: number;
 }
 
+/**
+ * How a block is placed. dedicated: the block gets a chunk of its own, sized to it (rounded up to
+ * DEDICATED_GRANULE_BYTES), that holds no other block and goes back to the source when the block is
+ * freed, never reused; the source makes it exportable (a named shared-memory object for host memory).
+ * ExportArray hands such chunks to other processes, whose mappings outlive the block.
+ */
+export interface AllocateOptions {
+  dedicated?: boolean;
+}
+
+/** Dedicated chunks are whole pages, the unit of mmap. */
+export const DEDICATED_GRANULE_BYTES = 4096;
+
 export interface MemoryResource {
   /** Throws OutOfMemoryError (src/errors.ts) with the numbers when it cannot; nothing is held then. */
-  allocate(bytes: number, owner: BlockOwner): Block;
+  allocate(bytes: number, owner: BlockOwner, options?: AllocateOptions): Block;
   deallocate(block: Block): void;
   stats(): ResourceStats;
 }
 
 /** Where a pool gets its chunks: the native backend's device or host memory. */
 export interface ChunkSource {
-  /** Throws OutOfMemoryError when the backend refuses. */
-  allocateChunk(bytes: number): number;
+  /** Throws OutOfMemoryError when the backend refuses. `dedicated`: a chunk for one block that may be exported (AllocateOptions). */
+  allocateChunk(bytes: number, options?: AllocateOptions): number;
   freeChunk(handle: number): void;
 }
 
@@ -60,5 +73,7 @@ export interface ChunkSource {
 export interface SegmentSnapshot {
   chunkHandle: number;
   bytes: number;
+  /** A chunk of one exportable block (AllocateOptions.dedicated). */
+  dedicated?: boolean;
   blocks: Array<{ offset: number; bytes: number; free: boolean; owner?: BlockOwner }>;
 }

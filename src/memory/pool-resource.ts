@@ -20,12 +20,19 @@
  *   resource, a block freed already or released by release()) is an invariant violation: a plain
  *   Error, and nothing changes.
  *
+ * - Dedicated blocks (AllocateOptions.dedicated, for ExportArray): a chunk of exactly the block's size
+ *   (rounded up to DEDICATED_GRANULE_BYTES and the alignment), asked of the source as dedicated, holds
+ *   that block only and goes back to the source when the block is freed: another process may have it
+ *   mapped, so its memory must never hold another block. It counts in used and reserved bytes like any
+ *   chunk; making room for it may give fully free chunks back first, as growth does.
+ *
  * Limits, quotas and statistics are adaptors around a pool (LimitingAdaptor, StatisticsAdaptor), not
  * flags in it; maxReservedBytes only bounds the chunks the pool holds.
  */
 import { OutOfMemoryError, invalidArgument } from '../errors';
 import type { MemoryKind } from '../errors';
-import type { Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
+import type { AllocateOptions, Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
+import { DEDICATED_GRANULE_BYTES } from './memory-resource';
 import { FreeBlockIndex } from './free-block-index';
 import type { FreeBucketRef, FreeListNode } from './free-block-index';
 import { checkRequestBytes } from './sized-resource';
@@ -67,6 +74,8 @@ class PoolChunk {
     readonly pool: PoolResource,
     readonly handle: number,
     readonly bytes: number,
+    /** A chunk of one block, released when that block is freed (AllocateOptions.dedicated). */
+    readonly dedicated = false,
   ) {
     this.head = new PoolBlock(this, 0, bytes, 0, NO_OWNER, BlockState.Free);
   }
@@ -170,16 +179,18 @@ export class PoolResource implements SizedMemoryResource {
   }
 
   /** Bytes a request of `bytes` takes: rounded up to the alignment, and one aligned unit for 0. */
-  alignedSize(bytes: number): number {
+  alignedSize(bytes: number, options?: AllocateOptions): number {
     checkRequestBytes(bytes);
+    if (options?.dedicated) return roundUp(Math.max(bytes, 1), Math.max(this.alignment, DEDICATED_GRANULE_BYTES));
     return bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
   }
 
-  allocate(bytes: number, owner: BlockOwner): Block {
+  allocate(bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
     if (!Number.isSafeInteger(bytes) || bytes < 0) {
       this.failedAllocationsTotal++;
       throw invalidArgument('bytes', 'a non-negative safe integer', bytes);
     }
+    if (options?.dedicated) return this.allocateDedicated(bytes, owner);
     const size = bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
     const hole = this.freeBlocks.bestFit(size) ?? this.grow(size, bytes);
     return this.carve(hole, size, bytes, owner);
@@ -235,6 +246,21 @@ export class PoolResource implements SizedMemoryResource {
     }
     block.prev = null;
     block.next = null;
+    if (chunk.dedicated) this.releaseChunk(chunk);
+  }
+
+  /** A block in a chunk of its own (see the file comment); throws with nothing held. */
+  private allocateDedicated(bytes: number, owner: BlockOwner): Block {
+    const size = this.alignedSize(bytes, { dedicated: true });
+    this.makeRoom(size, bytes);
+    let handle: number;
+    try {
+      handle = this.source.allocateChunk(size, { dedicated: true });
+    } catch (error) {
+      this.failedAllocationsTotal++;
+      throw this.sourceRefusal(error, bytes);
+    }
+    return this.carve(this.adoptChunk(handle, size, true), size, bytes, owner);
   }
 
   /** O(1). peakUsedBytes, allocationsTotal and failedAllocationsTotal count since construction. */
@@ -300,7 +326,7 @@ export class PoolResource implements SizedMemoryResource {
         if (block.state === BlockState.Free) blocks.push({ offset: block.offset, bytes: block.bytes, free: true });
         else blocks.push({ offset: block.offset, bytes: block.bytes, free: false, owner: block.owner });
       }
-      segments.push({ chunkHandle: chunk.handle, bytes: chunk.bytes, blocks });
+      segments.push({ chunkHandle: chunk.handle, bytes: chunk.bytes, ...(chunk.dedicated ? { dedicated: true } : {}), blocks });
     }
     return segments;
   }
@@ -406,19 +432,7 @@ export class PoolResource implements SizedMemoryResource {
 
   /** Obtains a chunk that holds `size` bytes and returns its (whole-chunk) free block, or throws with nothing held. */
   private grow(size: number, requestedBytes: number): PoolBlock {
-    if (size > this.reservationLimit - this.reserved) {
-      // Decide before acting: give chunks back only if that makes room for this request.
-      let releasable = 0;
-      for (const chunk of this.chunks.values()) if (chunk.usedBytes === 0) releasable += chunk.bytes;
-      if (size > this.reservationLimit - this.reserved + releasable) {
-        this.failedAllocationsTotal++;
-        throw this.refusal(requestedBytes);
-      }
-      for (const chunk of [...this.chunks.values()]) {
-        if (size <= this.reservationLimit - this.reserved) break;
-        if (chunk.usedBytes === 0) this.releaseChunk(chunk);
-      }
-    }
+    this.makeRoom(size, requestedBytes);
     const headroom = this.reservationLimit - this.reserved;
     const chunkBytes = Math.min(Math.max(size, this.chunkBytes), headroom);
     let handle: number;
@@ -440,8 +454,28 @@ export class PoolResource implements SizedMemoryResource {
     return this.adoptChunk(handle, chunkBytes);
   }
 
-  private adoptChunk(handle: number, bytes: number): PoolBlock {
-    const chunk = new PoolChunk(this, handle, bytes);
+  /**
+   * Makes the reservation cap leave `size` bytes for a new chunk, giving fully free chunks back
+   * (oldest first) only when that is enough; otherwise refuses with nothing changed.
+   */
+  private makeRoom(size: number, requestedBytes: number): void {
+    if (size > this.reservationLimit - this.reserved) {
+      // Decide before acting: give chunks back only if that makes room for this request.
+      let releasable = 0;
+      for (const chunk of this.chunks.values()) if (chunk.usedBytes === 0) releasable += chunk.bytes;
+      if (size > this.reservationLimit - this.reserved + releasable) {
+        this.failedAllocationsTotal++;
+        throw this.refusal(requestedBytes);
+      }
+      for (const chunk of [...this.chunks.values()]) {
+        if (size <= this.reservationLimit - this.reserved) break;
+        if (chunk.usedBytes === 0) this.releaseChunk(chunk);
+      }
+    }
+  }
+
+  private adoptChunk(handle: number, bytes: number, dedicated = false): PoolBlock {
+    const chunk = new PoolChunk(this, handle, bytes, dedicated);
     this.chunks.set(handle, chunk);
     this.reserved += bytes;
     this.freeBlocks.insert(chunk.head);

@@ -4,7 +4,7 @@
  * bytes are the tenant's usage of that pool. A quota of 0 means none.
  */
 import { QuotaExceededError, MemoryKind } from '../errors';
-import type { Block, BlockOwner, ResourceStats } from './memory-resource';
+import type { AllocateOptions, Block, BlockOwner, ResourceStats } from './memory-resource';
 import { SizedMemoryResource, alignedSizeOf } from './sized-resource';
 
 export class QuotaAdaptor implements SizedMemoryResource {
@@ -23,21 +23,21 @@ export class QuotaAdaptor implements SizedMemoryResource {
     return this.used;
   }
 
-  alignedSize(bytes: number): number {
-    return alignedSizeOf(this.upstream, bytes);
+  alignedSize(bytes: number, options?: AllocateOptions): number {
+    return alignedSizeOf(this.upstream, bytes, options);
   }
 
   /** Whether `bytes` more would fit the quota (for checks made before any allocation). */
-  check(bytes: number): void {
-    const aligned = this.alignedSize(bytes);
+  check(bytes: number, options?: AllocateOptions): void {
+    const aligned = this.alignedSize(bytes, options);
     if (this.quotaBytes > 0 && this.used + aligned > this.quotaBytes) {
       throw new QuotaExceededError(this.tenant, this.memory, this.device, bytes, this.quotaBytes, this.used);
     }
   }
 
-  allocate(bytes: number, owner: BlockOwner): Block {
-    this.check(bytes);
-    const block = this.upstream.allocate(bytes, owner);
+  allocate(bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
+    this.check(bytes, options);
+    const block = this.upstream.allocate(bytes, owner, options);
     this.used += block.bytes;
     this.live++;
     return block;

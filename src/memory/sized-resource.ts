@@ -4,14 +4,14 @@
  * PoolResource, LimitingAdaptor and StatisticsAdaptor all provide both.
  */
 import { invalidArgument } from '../errors';
-import type { MemoryResource } from './memory-resource';
+import type { AllocateOptions, MemoryResource } from './memory-resource';
 
 export interface SizedMemoryResource extends MemoryResource {
   /**
    * Bytes a request of `bytes` would take (what usedBytes grows by when it succeeds); throws
    * INVALID_ARGUMENT for a size that is not a non-negative safe integer.
    */
-  alignedSize?(bytes: number): number;
+  alignedSize?(bytes: number, options?: AllocateOptions): number;
   /** The same number as stats().usedBytes, read in O(1) without allocating. */
   readonly usedBytes?: number;
 }
@@ -28,8 +28,8 @@ export function usedBytesOf(upstream: SizedMemoryResource): number {
 }
 
 /** What a request of `bytes` takes from `upstream`: its alignedSize when it has one, else `bytes`. */
-export function alignedSizeOf(upstream: SizedMemoryResource, bytes: number): number {
-  if (upstream.alignedSize !== undefined) return upstream.alignedSize(bytes);
+export function alignedSizeOf(upstream: SizedMemoryResource, bytes: number, options?: AllocateOptions): number {
+  if (upstream.alignedSize !== undefined) return upstream.alignedSize(bytes, options);
   checkRequestBytes(bytes);
   return bytes;
 }

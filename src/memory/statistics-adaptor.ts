@@ -7,7 +7,7 @@
  * stats() reports these counters with the upstream's reservedBytes and largestFreeBlockBytes.
  * On the hot path: a few additions per call, no allocation.
  */
-import type { Block, BlockOwner, ResourceStats } from './memory-resource';
+import type { AllocateOptions, Block, BlockOwner, ResourceStats } from './memory-resource';
 import { alignedSizeOf } from './sized-resource';
 import type { SizedMemoryResource } from './sized-resource';
 
@@ -42,14 +42,14 @@ export class StatisticsAdaptor implements SizedMemoryResource {
     return this.failed;
   }
 
-  alignedSize(bytes: number): number {
-    return alignedSizeOf(this.upstream, bytes);
+  alignedSize(bytes: number, options?: AllocateOptions): number {
+    return alignedSizeOf(this.upstream, bytes, options);
   }
 
-  allocate(bytes: number, owner: BlockOwner): Block {
+  allocate(bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
     let block: Block;
     try {
-      block = this.upstream.allocate(bytes, owner);
+      block = this.upstream.allocate(bytes, owner, options);
     } catch (error) {
       this.failed++;
       throw error;

@@ -7,9 +7,15 @@
  *
  * Copies at or above the async threshold run off the event loop; the array counts them and its blocks
  * are released only when the last one ends, so a free during a transfer never frees memory under it.
+ *
+ * Export (ExportArray, src/memory/array-export.ts): a side that is exported lives in a dedicated
+ * block, a chunk of its own that no other array ever uses (AllocateOptions.dedicated), because other
+ * processes map the whole chunk and keep their mapping after the array is freed. An array allocated
+ * `exportable` gets dedicated blocks from the start; otherwise the first export moves the side into
+ * one (one copy) while no other copy of the array runs (a move holds the array exclusively).
  */
 import { failedPrecondition, invalidArgument, outOfRange } from '../errors';
-import type { Block, BlockOwner } from './memory-resource';
+import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
 import type { DataTypeName } from './data-types';
 import type { MemoryManager } from './memory-manager';
 import type { Workspace, WorkspaceAllocation } from './workspace';
@@ -51,6 +57,14 @@ export interface TensorArrayInit {
   generation?: number;
 }
 
+/** A side of an array handed out by export: its block, and whether this export made that block (a copy). */
+export interface ExportedBlock {
+  block: Block;
+  moved: boolean;
+}
+
+const DEDICATED: AllocateOptions = Object.freeze({ dedicated: true });
+
 export class TensorArray {
   readonly createdAt = new Date();
   /** Device memory (PLACEMENT_DEVICE) — undefined for HOST_ONLY. */
@@ -64,6 +78,14 @@ export class TensorArray {
   private released = false;
   private mirrorFill?: Promise<void>;
   private attachment?: Attachment;
+  /** Host memory (HOST_ONLY block or mirror) / device memory in a dedicated, exportable block. */
+  hostExportable = false;
+  deviceExportable = false;
+  /** Allocated `exportable`: a mirror allocated later is dedicated too. */
+  private exportableRequested = false;
+  /** A move into a dedicated block in progress; copies wait for it. */
+  private moving?: Promise<void>;
+  private readonly idleWaiters: Array<() => void> = [];
 
   private constructor(
     readonly init: TensorArrayInit,
@@ -111,17 +133,25 @@ export class TensorArray {
    * Allocates the array's memory, all or nothing: when the mirror of an eager device array cannot be
    * had, the device block is given back before the error propagates.
    */
-  static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean }): Promise<TensorArray> {
+  static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean }): Promise<TensorArray> {
     const array = new TensorArray(init, memory);
+    const exportable = options.exportable ?? false;
+    array.exportableRequested = exportable;
+    const hostOptions = exportable ? DEDICATED : undefined;
     if (init.placement === 'PLACEMENT_HOST_ONLY') {
-      array.hostBlock = memory.allocateHost(init.byteSize, array.owner('host_only'), 'host_only');
+      array.hostBlock = memory.allocateHost(init.byteSize, array.owner('host_only'), 'host_only', hostOptions);
       array.hostValid = true;
+      array.hostExportable = exportable;
     } else {
-      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array.owner('array'));
+      // Only cuda device memory can be exported (CUDA IPC); the emulated device's stays pooled.
+      const deviceExportable = exportable && memory.backendName === 'cuda';
+      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array.owner('array'), deviceExportable ? DEDICATED : undefined);
       array.deviceValid = true;
+      array.deviceExportable = deviceExportable;
       if (options.eagerMirror) {
         try {
-          array.hostBlock = memory.allocateHost(init.byteSize, array.owner('mirror'), 'mirror');
+          array.hostBlock = memory.allocateHost(init.byteSize, array.owner('mirror'), 'mirror', hostOptions);
+          array.hostExportable = exportable;
         } catch (error) {
           memory.deallocateDevice(init.device, array.deviceBlock);
           array.deviceBlock = undefined;
@@ -249,7 +279,10 @@ export class TensorArray {
       this.attachment.mirror = this.attachment.workspace.alloc(this.byteSize, { kind: 'HOST' });
       this.hostBlock = viewOf(this.attachment.mirror);
     }
-    if (!this.hostBlock) this.hostBlock = this.memory.allocateHost(this.byteSize, this.owner('mirror'), 'mirror');
+    if (!this.hostBlock) {
+      this.hostBlock = this.memory.allocateHost(this.byteSize, this.owner('mirror'), 'mirror', this.exportableRequested ? DEDICATED : undefined);
+      this.hostExportable = this.exportableRequested;
+    }
     if (this.hostValid) return;
     // Concurrent readers share one device → host copy.
     if (!this.mirrorFill) {
@@ -271,15 +304,95 @@ export class TensorArray {
     this.hostValid = true;
   }
 
-  /** Runs a copy while counting it, so release() waits for it. */
-  private async track<T>(operation: () => Promise<T>): Promise<T> {
+  /**
+   * The host side in a dedicated block (moved there on first export, the bytes copied when current),
+   * current: a device array's mirror gets the device bytes when it was stale.
+   */
+  async exportHost(): Promise<ExportedBlock> {
+    this.assertNotAttached();
+    return this.exclusive(async () => {
+      let moved = false;
+      if (!this.hostExportable) {
+        const hostOnly = this.init.placement === 'PLACEMENT_HOST_ONLY';
+        const category = hostOnly ? 'host_only' : 'mirror';
+        const fresh = this.memory.allocateHost(this.byteSize, this.owner(category), category, DEDICATED);
+        try {
+          if (this.hostBlock && (hostOnly || this.hostValid)) await this.memory.copyBlock(fresh, 0, this.hostBlock, 0, this.byteSize);
+        } catch (error) {
+          this.memory.deallocateHost(fresh, category);
+          throw error;
+        }
+        if (this.hostBlock) this.memory.deallocateHost(this.hostBlock, category);
+        this.hostBlock = fresh;
+        this.hostExportable = true;
+        moved = true;
+      }
+      if (this.deviceBlock) await this.ensureHostCurrent();
+      return { block: this.hostBlock!, moved };
+    });
+  }
+
+  /** The device side of a device array in a dedicated block (moved there on first export, with the current bytes). */
+  async exportDevice(): Promise<ExportedBlock> {
+    this.assertNotAttached();
+    return this.exclusive(async () => {
+      if (this.deviceExportable) return { block: this.deviceBlock!, moved: false };
+      const fresh = this.memory.allocateDevice(this.init.device, this.byteSize, this.owner('array'), DEDICATED);
+      try {
+        await this.memory.copyBlock(fresh, 0, this.currentBlock(), 0, this.byteSize);
+      } catch (error) {
+        this.memory.deallocateDevice(this.init.device, fresh);
+        throw error;
+      }
+      this.memory.deallocateDevice(this.init.device, this.deviceBlock!);
+      this.deviceBlock = fresh;
+      this.deviceValid = true;
+      this.deviceExportable = true;
+      return { block: fresh, moved: true };
+    });
+  }
+
+  private assertNotAttached(): void {
+    if (this.attachment) {
+      throw failedPrecondition(
+        `array ${this.arrayId} is attached to workspace "${this.attachment.workspace.name}" and cannot be exported: its memory is the workspace's buffer. DuplicateArray it with detached = true and export the copy`,
+      );
+    }
+  }
+
+  /**
+   * Runs `operation` alone: after every copy in flight has ended, with later copies waiting until it
+   * is done. Counted as a copy, so a release meanwhile frees the blocks the operation leaves behind.
+   */
+  private async exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    while (this.moving) await this.moving;
+    if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
+    let finished!: () => void;
+    this.moving = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    try {
+      while (this.pendingCopies > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      return await this.track(operation, true);
+    } finally {
+      this.moving = undefined;
+      finished();
+    }
+  }
+
+  /** Runs a copy while counting it, so release() waits for it; waits for a move in progress first. */
+  private async track<T>(operation: () => Promise<T>, isMove = false): Promise<T> {
+    if (!isMove) while (this.moving) await this.moving;
     if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
     this.pendingCopies++;
     try {
       return await operation();
     } finally {
       this.pendingCopies--;
-      if (this.pendingCopies === 0 && this.releaseWhenIdle) this.releaseBlocks();
+      if (this.pendingCopies === 0) {
+        for (const resolve of this.idleWaiters.splice(0)) resolve();
+        if (this.releaseWhenIdle) this.releaseBlocks();
+      }
     }
   }
 

@@ -34,6 +34,14 @@ export interface AddonBuildInfo {
 export interface NativeAddon {
   createBackend(name: BackendName, options?: HostBackendOptions | CudaBackendOptions): NativeBackend;
   buildInfo(): AddonBuildInfo;
+  /**
+   * Maps the whole POSIX shared-memory object `name` (MAP_SHARED; read-only unless writable) as an
+   * external ArrayBuffer, no copy. Throws code SYSTEM_ERROR naming the object and errno (ENOENT once
+   * unlinked, EACCES for another user's object). The client side of ExportArray.
+   */
+  mapSharedMemory(name: string, writable: boolean): ArrayBuffer;
+  /** munmap of a mapSharedMemory result, now; the ArrayBuffer is detached (its views read as empty). false when it was not a live mapping. */
+  unmapSharedMemory(buffer: ArrayBuffer): boolean;
 }
 
 const ADDON_RELATIVE_PATH = path.join('build', 'Release', 'tensormem_native.node');

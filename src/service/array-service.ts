@@ -2,6 +2,7 @@
 import type { Metadata, Server, ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
 import type { WaitHandle } from '../memory/memory-wait-queue';
 import { invalidArgument, outOfRange } from '../errors';
+import { exportArray } from '../memory/array-export';
 import type { Lease } from '../leases/lease';
 import type { TensorArray } from '../memory/tensor-array';
 import type { ArrayServiceHandlers } from '../generated/tensormem/v1/ArrayService';
@@ -37,6 +38,8 @@ export function arrayInfo(array: TensorArray): ArrayInfo {
     has_host_mirror: init.placement === 'PLACEMENT_DEVICE' && array.hostBlock !== undefined,
     created_at: timestamp(array.createdAt),
     held_bytes: array.heldBytes,
+    host_exportable: array.hostExportable,
+    device_exportable: array.deviceExportable,
   };
 }
 
@@ -77,6 +80,7 @@ export class ArrayService {
           label: request.label,
           requestId: request.request_id,
           waitForMemory: request.wait_for_memory ? this.waitFor(call) : undefined,
+          exportable: request.exportable,
         });
         return { array: arrayInfo(array) };
       }),
@@ -98,6 +102,13 @@ export class ArrayService {
         else if (call.request.direction === 'SYNC_DIRECTION_TO_DEVICE') await array.syncToDevice();
         else throw invalidArgument('direction', 'SYNC_DIRECTION_TO_HOST or SYNC_DIRECTION_TO_DEVICE', call.request.direction);
         return { array: arrayInfo(array) };
+      }),
+      ExportArray: unary(log, async (call) => {
+        const array = this.lease(call.metadata).getArray(call.request.array_id);
+        const exported = await exportArray(array, call.request.side, this.context.memory);
+        const region = { offset: exported.offset, length: exported.length, region_bytes: exported.regionBytes };
+        const handle = exported.kind === 'shm' ? { shm: { name: exported.name, ...region } } : { cuda_ipc: { handle: exported.handle, device: exported.device, ...region } };
+        return { ...handle, array: arrayInfo(array), moved: exported.moved };
       }),
       WriteArray: (call, callback) => {
         this.writeArray(call, callback).catch((error) => callback(toServiceError(error, log) as ServerErrorResponse));

@@ -15,6 +15,7 @@ export interface AllocateArrayRequest {
   'label'?: (string);
   'request_id'?: (string);
   'wait_for_memory'?: (boolean);
+  'exportable'?: (boolean);
 }
 
 export interface AllocateArrayRequest__Output {
@@ -28,4 +29,5 @@ export interface AllocateArrayRequest__Output {
   'label': (string);
   'request_id': (string);
   'wait_for_memory': (boolean);
+  'exportable': (boolean);
 }

@@ -22,6 +22,8 @@ export interface ArrayInfo {
   'has_host_mirror'?: (boolean);
   'created_at'?: (_google_protobuf_Timestamp | null);
   'held_bytes'?: (number | string | Long);
+  'host_exportable'?: (boolean);
+  'device_exportable'?: (boolean);
 }
 
 export interface ArrayInfo__Output {
@@ -41,4 +43,6 @@ export interface ArrayInfo__Output {
   'has_host_mirror': (boolean);
   'created_at': (_google_protobuf_Timestamp__Output | null);
   'held_bytes': (number);
+  'host_exportable': (boolean);
+  'device_exportable': (boolean);
 }

@@ -6,6 +6,8 @@ import type { AllocateArrayRequest as _tensormem_v1_AllocateArrayRequest, Alloca
 import type { AllocateArrayResponse as _tensormem_v1_AllocateArrayResponse, AllocateArrayResponse__Output as _tensormem_v1_AllocateArrayResponse__Output } from '../../tensormem/v1/AllocateArrayResponse';
 import type { DuplicateArrayRequest as _tensormem_v1_DuplicateArrayRequest, DuplicateArrayRequest__Output as _tensormem_v1_DuplicateArrayRequest__Output } from '../../tensormem/v1/DuplicateArrayRequest';
 import type { DuplicateArrayResponse as _tensormem_v1_DuplicateArrayResponse, DuplicateArrayResponse__Output as _tensormem_v1_DuplicateArrayResponse__Output } from '../../tensormem/v1/DuplicateArrayResponse';
+import type { ExportArrayRequest as _tensormem_v1_ExportArrayRequest, ExportArrayRequest__Output as _tensormem_v1_ExportArrayRequest__Output } from '../../tensormem/v1/ExportArrayRequest';
+import type { ExportArrayResponse as _tensormem_v1_ExportArrayResponse, ExportArrayResponse__Output as _tensormem_v1_ExportArrayResponse__Output } from '../../tensormem/v1/ExportArrayResponse';
 import type { FreeArrayRequest as _tensormem_v1_FreeArrayRequest, FreeArrayRequest__Output as _tensormem_v1_FreeArrayRequest__Output } from '../../tensormem/v1/FreeArrayRequest';
 import type { FreeArrayResponse as _tensormem_v1_FreeArrayResponse, FreeArrayResponse__Output as _tensormem_v1_FreeArrayResponse__Output } from '../../tensormem/v1/FreeArrayResponse';
 import type { GetArrayRequest as _tensormem_v1_GetArrayRequest, GetArrayRequest__Output as _tensormem_v1_GetArrayRequest__Output } from '../../tensormem/v1/GetArrayRequest';
@@ -37,6 +39,15 @@ export interface ArrayServiceClient extends grpc.Client {
   duplicateArray(argument: _tensormem_v1_DuplicateArrayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_DuplicateArrayResponse__Output>): grpc.ClientUnaryCall;
   duplicateArray(argument: _tensormem_v1_DuplicateArrayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_DuplicateArrayResponse__Output>): grpc.ClientUnaryCall;
   duplicateArray(argument: _tensormem_v1_DuplicateArrayRequest, callback: grpc.requestCallback<_tensormem_v1_DuplicateArrayResponse__Output>): grpc.ClientUnaryCall;
+  
+  ExportArray(argument: _tensormem_v1_ExportArrayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_ExportArrayResponse__Output>): grpc.ClientUnaryCall;
+  ExportArray(argument: _tensormem_v1_ExportArrayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_ExportArrayResponse__Output>): grpc.ClientUnaryCall;
+  ExportArray(argument: _tensormem_v1_ExportArrayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_ExportArrayResponse__Output>): grpc.ClientUnaryCall;
+  ExportArray(argument: _tensormem_v1_ExportArrayRequest, callback: grpc.requestCallback<_tensormem_v1_ExportArrayResponse__Output>): grpc.ClientUnaryCall;
+  exportArray(argument: _tensormem_v1_ExportArrayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_ExportArrayResponse__Output>): grpc.ClientUnaryCall;
+  exportArray(argument: _tensormem_v1_ExportArrayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_ExportArrayResponse__Output>): grpc.ClientUnaryCall;
+  exportArray(argument: _tensormem_v1_ExportArrayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_ExportArrayResponse__Output>): grpc.ClientUnaryCall;
+  exportArray(argument: _tensormem_v1_ExportArrayRequest, callback: grpc.requestCallback<_tensormem_v1_ExportArrayResponse__Output>): grpc.ClientUnaryCall;
   
   FreeArray(argument: _tensormem_v1_FreeArrayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_FreeArrayResponse__Output>): grpc.ClientUnaryCall;
   FreeArray(argument: _tensormem_v1_FreeArrayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_FreeArrayResponse__Output>): grpc.ClientUnaryCall;
@@ -95,6 +106,8 @@ export interface ArrayServiceHandlers extends grpc.UntypedServiceImplementation 
   
   DuplicateArray: grpc.handleUnaryCall<_tensormem_v1_DuplicateArrayRequest__Output, _tensormem_v1_DuplicateArrayResponse>;
   
+  ExportArray: grpc.handleUnaryCall<_tensormem_v1_ExportArrayRequest__Output, _tensormem_v1_ExportArrayResponse>;
+  
   FreeArray: grpc.handleUnaryCall<_tensormem_v1_FreeArrayRequest__Output, _tensormem_v1_FreeArrayResponse>;
   
   GetArray: grpc.handleUnaryCall<_tensormem_v1_GetArrayRequest__Output, _tensormem_v1_GetArrayResponse>;
@@ -112,6 +125,7 @@ export interface ArrayServiceHandlers extends grpc.UntypedServiceImplementation 
 export interface ArrayServiceDefinition extends grpc.ServiceDefinition {
   AllocateArray: MethodDefinition<_tensormem_v1_AllocateArrayRequest, _tensormem_v1_AllocateArrayResponse, _tensormem_v1_AllocateArrayRequest__Output, _tensormem_v1_AllocateArrayResponse__Output>
   DuplicateArray: MethodDefinition<_tensormem_v1_DuplicateArrayRequest, _tensormem_v1_DuplicateArrayResponse, _tensormem_v1_DuplicateArrayRequest__Output, _tensormem_v1_DuplicateArrayResponse__Output>
+  ExportArray: MethodDefinition<_tensormem_v1_ExportArrayRequest, _tensormem_v1_ExportArrayResponse, _tensormem_v1_ExportArrayRequest__Output, _tensormem_v1_ExportArrayResponse__Output>
   FreeArray: MethodDefinition<_tensormem_v1_FreeArrayRequest, _tensormem_v1_FreeArrayResponse, _tensormem_v1_FreeArrayRequest__Output, _tensormem_v1_FreeArrayResponse__Output>
   GetArray: MethodDefinition<_tensormem_v1_GetArrayRequest, _tensormem_v1_GetArrayResponse, _tensormem_v1_GetArrayRequest__Output, _tensormem_v1_GetArrayResponse__Output>
   ListArrays: MethodDefinition<_tensormem_v1_ListArraysRequest, _tensormem_v1_ListArraysResponse, _tensormem_v1_ListArraysRequest__Output, _tensormem_v1_ListArraysResponse__Output>

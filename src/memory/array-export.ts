@@ -1,0 +1,60 @@
+/**
+ * ExportArray: the same-host handle to one side of an array (contract in proto/tensormem/v1/array.proto).
+ *
+ * - Host side (HOST_ONLY block, or a device array's host mirror): the POSIX shared-memory object of the
+ *   array's dedicated host chunk, its name, the array's offset and length in it, and its size.
+ * - Device side (device arrays, cuda backend only): the CUDA IPC handle of the array's dedicated device
+ *   allocation (cudaIpcGetMemHandle), with the offset and length in it.
+ *
+ * The array is moved into a dedicated chunk on its first export (TensorArray.exportHost/exportDevice),
+ * so a mapping never reaches another array's bytes; the chunk is freed, and its name unlinked, with
+ * the array (FreeArray, lease close or expiry).
+ */
+import { failedPrecondition, invalidArgument } from '../errors';
+import type { MemoryManager } from './memory-manager';
+import type { ExportedBlock, TensorArray } from './tensor-array';
+
+export type ArrayExport =
+  | { kind: 'shm'; name: string; offset: number; length: number; regionBytes: number; moved: boolean }
+  | { kind: 'cuda_ipc'; handle: Buffer; device: number; offset: number; length: number; regionBytes: number; moved: boolean };
+
+type Side = 'HOST' | 'DEVICE';
+
+const SIDES: Record<string, Side | undefined> = {
+  EXPORT_SIDE_HOST: 'HOST',
+  EXPORT_SIDE_DEVICE: 'DEVICE',
+};
+
+/** The side a request names; UNSPECIFIED is the array's primary side (device for device arrays). */
+export function exportSide(array: TensorArray, side: unknown): Side {
+  if (side === 'EXPORT_SIDE_UNSPECIFIED' || side === undefined) return array.placement === 'PLACEMENT_HOST_ONLY' ? 'HOST' : 'DEVICE';
+  const named = typeof side === 'string' ? SIDES[side] : undefined;
+  if (!named) throw invalidArgument('side', 'EXPORT_SIDE_UNSPECIFIED, EXPORT_SIDE_HOST or EXPORT_SIDE_DEVICE', side);
+  if (named === 'DEVICE' && array.placement === 'PLACEMENT_HOST_ONLY') {
+    throw invalidArgument('side', `EXPORT_SIDE_HOST or EXPORT_SIDE_UNSPECIFIED for HOST_ONLY array ${array.arrayId} (it has no device memory)`, side);
+  }
+  return named;
+}
+
+export async function exportArray(array: TensorArray, side: unknown, memory: MemoryManager): Promise<ArrayExport> {
+  const chosen = exportSide(array, side);
+  array.assertUsable('Cannot export array');
+  if (chosen === 'DEVICE') {
+    if (memory.backendName !== 'cuda') {
+      throw failedPrecondition(
+        `CUDA IPC needs the cuda backend: this daemon runs the ${memory.backendName} backend, whose emulated device memory no CUDA program can open. Export the host side (EXPORT_SIDE_HOST) of array ${array.arrayId} instead`,
+      );
+    }
+    const exported = await array.exportDevice();
+    const { bytes } = memory.backend.chunkInfo(exported.block.chunkHandle);
+    return { kind: 'cuda_ipc', handle: memory.backend.exportIpcHandle(exported.block.chunkHandle), device: array.init.device, ...placement(array, exported, bytes) };
+  }
+  const exported = await array.exportHost();
+  const info = memory.backend.chunkInfo(exported.block.chunkHandle);
+  if (info.shmName === undefined) throw new Error(`invariant: exported host chunk ${info.handle} of array ${array.arrayId} has no shared-memory name`);
+  return { kind: 'shm', name: info.shmName, ...placement(array, exported, info.bytes) };
+}
+
+function placement(array: TensorArray, exported: ExportedBlock, regionBytes: number): { offset: number; length: number; regionBytes: number; moved: boolean } {
+  return { offset: exported.block.offset, length: array.byteSize, regionBytes, moved: exported.moved };
+}

@@ -1,0 +1,71 @@
+/**
+ * The addon's client-side mapping of shared-memory objects (mapSharedMemory / unmapSharedMemory), over
+ * objects made by a host backend's named host chunks, as ExportArray hands them out.
+ */
+import { existsSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createBackend, loadAddon } from '../../src/native/addon';
+import type { NativeBackend } from '../../src/native/backend';
+import { newShmName, shmPath } from '../../src/memory/shm-names';
+
+describe('mapSharedMemory', () => {
+  const addon = loadAddon();
+  let backend: NativeBackend;
+  const chunks: number[] = [];
+
+  afterEach(() => {
+    for (const handle of chunks.splice(0)) backend.free(handle);
+  });
+
+  function sharedChunk(bytes: number): { handle: number; name: string } {
+    backend ??= createBackend('host', { deviceCapacityBytes: 1 << 20 });
+    const name = newShmName();
+    const handle = backend.allocHost(bytes, { shmName: name });
+    chunks.push(handle);
+    return { handle, name };
+  }
+
+  it('maps the whole object without a copy: writes on either side are seen by the other', () => {
+    const { handle, name } = sharedChunk(8192);
+    backend.write(handle, 100, Buffer.from('from the daemon'));
+    const mapping = addon.mapSharedMemory(name, true);
+    expect(mapping.byteLength).toBe(8192);
+    expect(Buffer.from(mapping, 100, 15).toString()).toBe('from the daemon');
+    Buffer.from(mapping).write('from the client', 5000);
+    const back = Buffer.alloc(15);
+    backend.read(handle, 5000, back);
+    expect(back.toString()).toBe('from the client');
+    expect(addon.unmapSharedMemory(mapping)).toBe(true);
+  });
+
+  it('unmap detaches the ArrayBuffer (views read as empty) and is answered false the second time', () => {
+    const { name } = sharedChunk(4096);
+    const mapping = addon.mapSharedMemory(name, false);
+    const view = Buffer.from(mapping, 0, 4096);
+    expect(view.length).toBe(4096);
+    expect(addon.unmapSharedMemory(mapping)).toBe(true);
+    expect(mapping.byteLength).toBe(0);
+    expect(view.length).toBe(0);
+    expect(addon.unmapSharedMemory(mapping)).toBe(false);
+    expect(addon.unmapSharedMemory(new ArrayBuffer(16))).toBe(false);
+  });
+
+  it('a mapping stays valid after the name is unlinked (the chunk freed), and the name cannot be opened again', () => {
+    const { handle, name } = sharedChunk(4096);
+    backend.fill(handle, 0, 4096, 0x5a);
+    const mapping = addon.mapSharedMemory(name, false);
+    backend.free(chunks.pop()!);
+    expect(existsSync(shmPath(name))).toBe(false);
+    expect(new Uint8Array(mapping).every((byte) => byte === 0x5a)).toBe(true);
+    expect(() => addon.mapSharedMemory(name, false)).toThrow(expect.objectContaining({ code: 'SYSTEM_ERROR', message: expect.stringContaining('No such file or directory') }));
+    addon.unmapSharedMemory(mapping);
+  });
+
+  it('refuses bad names and arguments, naming them', () => {
+    expect(() => addon.mapSharedMemory('no-slash', false)).toThrow(/for name but received "no-slash"/);
+    expect(() => addon.mapSharedMemory('/a/b', false)).toThrow(RangeError);
+    expect(() => addon.mapSharedMemory(42 as unknown as string, false)).toThrow(/Expected a string for name/);
+    expect(() => addon.mapSharedMemory('/x', 'yes' as unknown as boolean)).toThrow(/Expected a boolean for writable/);
+    expect(() => addon.unmapSharedMemory('x' as unknown as ArrayBuffer)).toThrow(/ArrayBuffer/);
+  });
+});
