@@ -56,6 +56,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'gRPC address, repeatable: HOST:PORT (port 0 picks one) or unix:PATH. The addresses bound are logged.',
   },
   {
+    name: 'metrics-listen',
+    type: 'string',
+    arg: 'ADDR',
+    default: '127.0.0.1:7072',
+    help: 'HTTP address of Prometheus /metrics and the live status page (/, /events, /api/snapshot): HOST:PORT (port 0 picks one; the address bound is logged), or off. Loopback only without --tenants; with one, every path needs an admin token.',
+  },
+  {
     name: 'tenants',
     type: 'string',
     arg: 'FILE',
