@@ -84,6 +84,10 @@ export async function startStatusServer(address: string, context: ServiceContext
 
   const events = (request: IncomingMessage, response: ServerResponse, intervalMs: number) => {
     response.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    if (request.method === 'HEAD') {
+      response.end();
+      return;
+    }
     const send = () => response.write(`event: snapshot\ndata: ${JSON.stringify(statusSnapshot(context))}\n\n`);
     response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
     send();
