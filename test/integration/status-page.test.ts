@@ -14,6 +14,7 @@ import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`status-page.test.ts: skipped, ${CHROMIUM} is absent (apt-get install -y chromium; .ci/run installs it)`);
 const MiB = 1024 * 1024;
 /** Names a client may choose; the page must show them as text. */
 const HOSTILE = {
