@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { isLocalAddress } from '../daemon';
 import { packageRoot, packageVersion } from '../package-root';
 import { leaseSummary } from '../service/lease-service';
 import { memorySnapshot } from '../service/memory-service';
@@ -75,7 +76,11 @@ export async function startStatusServer(address: string, context: ServiceContext
   const streams = new Set<ServerResponse>();
 
   const authorize = (request: IncomingMessage, url: URL) => {
-    if (tenants.openMode) return;
+    if (tenants.openMode) {
+      // No token in open mode, so a page elsewhere must not reach this one through DNS rebinding: loopback names only.
+      if (!isLocalAddress(request.headers.host ?? '') || request.headers.host?.startsWith('unix:')) throw new HttpError(403, `Host ${JSON.stringify(request.headers.host ?? '')} is not a loopback name: open mode serves localhost, 127.0.0.1 and [::1] only`);
+      return;
+    }
     const token = bearerOrQueryToken(request, url);
     if (tenants.isAdmin(token)) return;
     if (!tenants.match(token)) throw new HttpError(401, 'an admin tenant token is required: send "Authorization: Bearer <token>" or ?token=<token>');

@@ -254,6 +254,29 @@ describe('--metrics-listen values', () => {
     expect(exposed.stderr).toContain('Expected a loopback address when no --tenants file is given (open mode) for --metrics-listen but received "0.0.0.0:0"');
   });
 
+  it('open mode: served without a token to loopback names only (no DNS rebinding)', async () => {
+    const daemon = await startDaemon();
+    try {
+      const address = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+      const port = address.split(':')[1];
+      const statusWithHost = (host: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const call = request(`http://${address}/api/snapshot`, { headers: { host } }, (response) => {
+            let body = '';
+            response.on('data', (chunk) => (body += chunk));
+            response.on('end', () => resolve({ status: response.statusCode!, body }));
+          });
+          call.on('error', reject);
+          call.end();
+        });
+      expect((await statusWithHost(`localhost:${port}`)).status).toBe(200);
+      expect((await statusWithHost(`127.0.0.1:${port}`)).status).toBe(200);
+      expect(await statusWithHost(`attacker.example:${port}`)).toEqual({ status: 403, body: `Host "attacker.example:${port}" is not a loopback name: open mode serves localhost, 127.0.0.1 and [::1] only\n` });
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+
   it('serves nothing with off, and says so in the listening line', async () => {
     const daemon = await startDaemon(['--metrics-listen', 'off']);
     try {
