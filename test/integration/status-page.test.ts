@@ -66,7 +66,12 @@ describe.skipIf(!haveChromium)(haveChromium ? 'the status page in Chromium' : `t
     expect(await attributes(gradients.array_id)).toMatchObject({ 'data-lease': trainer.leaseId, 'data-bytes': String(2 * MiB) });
     expect(await attributes(activations.array_id)).toMatchObject({ 'data-tenant': HOSTILE.tenant, 'data-lease': other.leaseId, 'data-bytes': String(2 * MiB) });
     // Two leases of two tenants: two colours.
-    const colours = await Promise.all([weights, activations].map((array) => block(array.array_id).evaluate((node) => getComputedStyle(node).backgroundColor)));
+    // Read in one evaluation: the page may redraw between two calls.
+    const colours = await page.evaluate(
+      (ids) => ids.map((id) => getComputedStyle(document.querySelector(`[data-pool="device:0"] .block[data-array="${id}"]`)!).backgroundColor),
+      [weights.array_id, activations.array_id],
+    );
+    expect(colours[0]).toMatch(/^rgb\(/);
     expect(colours[0]).not.toBe(colours[1]);
     expect(await block(weights.array_id).getAttribute('title')).toContain(`lease: ${trainer.leaseId}`);
 
