@@ -21,12 +21,18 @@ import { invalidArgument } from './errors';
 import { TenantRegistry } from './leases/tenant-registry';
 import { TenantSpec, readTenantsFile } from './leases/tenants-file';
 import { RunningDataPlane, startDataPlane } from './dataplane/data-plane-server';
+import { DaemonMetrics } from './observability/daemon-metrics';
+import { rpcMetricsInterceptor } from './observability/rpc-metrics';
+import { StatusServer, startStatusServer } from './observability/status-server';
 
 export interface Daemon {
   context: ServiceContext;
   running: RunningServer;
   /** The HTTP data plane; undefined without --data-listen. */
   dataPlane?: RunningDataPlane;
+  metrics: DaemonMetrics;
+  /** The --metrics-listen server (Prometheus and the status page); undefined when off. */
+  status?: StatusServer;
   shutdown(reason: string): Promise<void>;
   /** Rereads --tenants (SIGHUP). A bad file is refused and logged; the old tenants stay in force. */
   reloadTenants(): boolean;
@@ -55,6 +61,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     if (exposed.length > 0) {
       throw invalidArgument('--listen', 'loopback or unix: addresses only when no --tenants file is given (open mode)', exposed.join(', '));
     }
+    if (config.metricsListen !== undefined && !isLocalAddress(config.metricsListen)) {
+      throw invalidArgument('--metrics-listen', 'a loopback address when no --tenants file is given (open mode)', config.metricsListen);
+    }
   }
   const tenants = new TenantRegistry(tenantSpecs);
   const backend = selectBackend(config, log);
@@ -75,18 +84,22 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   memory.declareTenants(tenants.list().map((tenant) => tenant.name));
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
   const context: ServiceContext = { registry, tenants, memory, config, log, draining: false };
+  const metrics = new DaemonMetrics(context);
   let running: RunningServer;
   let dataPlane: RunningDataPlane | undefined;
   try {
-    running = await startServer(context);
+    running = await startServer(context, [rpcMetricsInterceptor(metrics)]);
   } catch (error) {
     memory.release();
     throw error;
   }
+  let status: StatusServer | undefined;
   try {
     dataPlane = await startDataPlane(context);
     context.dataAddress = dataPlane?.address;
+    if (config.metricsListen !== undefined) status = await startStatusServer(config.metricsListen, context, metrics);
   } catch (error) {
+    await dataPlane?.close(0);
     running.server.forceShutdown();
     memory.release();
     throw error;
@@ -97,12 +110,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       event: 'listening',
       addresses: running.addresses,
       dataAddress: dataPlane?.address,
+      metricsAddress: status?.address,
       backend: backend.name,
       devices: devices.map((device, index) => ({ index, name: device.name, totalBytes: device.totalBytes, maxBytes: limits.maxBytes[index] })),
       hostMaxBytes: limits.hostMaxBytes,
       maxPhysicalBytes: limits.maxPhysicalBytes,
     },
-    `tensormemd serving on ${running.addresses.join(', ')}${dataPlane ? `, data plane on ${dataPlane.address}` : ''} (backend ${backend.name}; ` +
+    `tensormemd serving on ${running.addresses.join(', ')}${dataPlane ? `, data plane on ${dataPlane.address}` : ''}${status ? `, metrics and status page on http://${status.address}/` : ''} (backend ${backend.name}; ` +
       `maxbytes ${limits.maxBytes.map(formatIec).join(', ')}; host-maxbytes ${formatIec(limits.hostMaxBytes)}; maxphysicalbytes ${formatIec(limits.maxPhysicalBytes)})`,
   );
   if (tenants.openMode) log.warn({ event: 'open_mode' }, 'no tenants file: OPEN MODE, any local client may open leases (loopback and unix sockets only)');
@@ -143,6 +157,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       const [grpcDone, dataDone] = await Promise.all([grpcDrained, dataPlane?.close(config.shutdownTimeoutMs) ?? true]);
       const drained = grpcDone && dataDone;
       if (!drained) running.server.forceShutdown();
+      await status?.close();
       registry!.stopSweeping();
       const freedBytes = registry!.closeAll();
       memory!.release();
@@ -150,5 +165,5 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     })();
     return stopping;
   };
-  return { context, running, dataPlane, shutdown, reloadTenants };
+  return { context, running, dataPlane, metrics, status, shutdown, reloadTenants };
 }

@@ -26,7 +26,7 @@ export interface BenchDaemon {
 export async function startDaemon(flags: string[]): Promise<BenchDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'tensormemd-bench-'));
   const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
-  const args = [TENSORMEMD, '--listen', '127.0.0.1:0', '--listen', unixAddress, ...flags];
+  const args = [TENSORMEMD, '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', ...flags];
   const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const recent: string[] = [];
   let backend = '';

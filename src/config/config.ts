@@ -41,6 +41,8 @@ export interface DaemonConfig {
   /** Path of the tenants file; undefined = open mode. */
   tenantsFile?: string;
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+  /** HOST:PORT of the metrics and status page listener; undefined = off. */
+  metricsListen?: string;
   help: boolean;
   version: boolean;
   /** Where each flag's value came from, by flag name. */
@@ -197,6 +199,7 @@ function build(raw: RawValues): DaemonConfig {
     logLevel: choice('log-level'),
     tenantsFile: text('tenants') || undefined,
     tls: tlsFiles(text('tls-cert'), text('tls-key'), text('tls-client-ca')),
+    metricsListen: metricsListen(text('metrics-listen')),
     help: bool('help'),
     version: bool('version'),
     sources,
@@ -209,6 +212,15 @@ function tlsFiles(certFile?: string, keyFile?: string, clientCaFile?: string): D
   if (!certFile) throw invalidArgument('--tls-cert', 'a certificate file when --tls-key or --tls-client-ca is given', '(none)');
   if (!keyFile) throw invalidArgument('--tls-key', 'a private key file when --tls-cert is given', '(none)');
   return { certFile, keyFile, clientCaFile: clientCaFile || undefined };
+}
+
+function metricsListen(value = ''): string | undefined {
+  const address = value.trim();
+  if (address === '' || address === 'off') return undefined;
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:/\s\[\]]+):\d{1,5}$/.test(address) || Number(address.slice(address.lastIndexOf(':') + 1)) > 65535) {
+    throw invalidArgument('--metrics-listen', 'HOST:PORT (port 0 picks one) or off', value);
+  }
+  return address;
 }
 
 export type { FlagSpec };

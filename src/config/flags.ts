@@ -69,6 +69,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'HTTP/1.1 data plane (PUT/GET /v1/arrays/{id}, lease token as bearer): HOST:PORT (port 0 picks one) or unix:PATH. Off unless set. Served as HTTPS on TCP when --tls-cert is set. The address bound is logged and returned by OpenLease (data_address).',
   },
   {
+    name: 'metrics-listen',
+    type: 'string',
+    arg: 'ADDR',
+    default: '127.0.0.1:7072',
+    help: 'HTTP address of Prometheus /metrics and the live status page (/, /events, /api/snapshot): HOST:PORT (port 0 picks one; the address bound is logged), or off. Loopback only without --tenants; with one, every path needs an admin token.',
+  },
+  {
     name: 'tenants',
     type: 'string',
     arg: 'FILE',

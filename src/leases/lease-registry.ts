@@ -9,6 +9,8 @@ import { TensormemError, invalidArgument, notFound, unauthenticated } from '../e
 import type { MemoryManager } from '../memory/memory-manager';
 import { Lease } from './lease';
 
+export type LeaseCloseReason = 'closed' | 'expired' | 'shutdown' | 'evicted' | 'disconnected';
+
 export interface OpenLeaseParams {
   tenant: string;
   clientName: string;
@@ -31,6 +33,9 @@ export class LeaseRegistry {
   private readonly expiredTokenHashes = new Map<string, string>();
   private sweepTimer?: NodeJS.Timeout;
   reclaimedTotal = 0;
+  /** Leases opened since start, and closed since start by reason (for /metrics). */
+  openedTotal = 0;
+  readonly closedTotal: Record<LeaseCloseReason, number> = { closed: 0, expired: 0, shutdown: 0, evicted: 0, disconnected: 0 };
 
   constructor(
     private readonly memory: MemoryManager,
@@ -56,6 +61,7 @@ export class LeaseRegistry {
     const lease = new Lease(leaseId, hashToken(token), params.tenant || 'default', params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror);
     this.byId.set(leaseId, lease);
     this.byTokenHash.set(lease.tokenHash, lease);
+    this.openedTotal++;
     this.log.info({ event: 'lease_opened', leaseId, tenant: lease.tenant, client: params.clientName, ttlMs }, 'lease opened');
     return { lease, token };
   }
@@ -91,9 +97,10 @@ export class LeaseRegistry {
     lease.renew(ttlSeconds === 0 ? lease.ttlMs : this.ttlMs(ttlSeconds, 'ttl_seconds'));
   }
 
-  close(lease: Lease, reason: 'closed' | 'expired' | 'shutdown' | 'evicted' | 'disconnected'): number {
+  close(lease: Lease, reason: LeaseCloseReason): number {
     if (!this.byId.has(lease.leaseId)) return 0;
     this.byId.delete(lease.leaseId);
+    this.closedTotal[reason]++;
     this.byTokenHash.delete(lease.tokenHash);
     if (reason === 'expired') {
       this.expiredTokenHashes.set(lease.tokenHash, lease.leaseId);

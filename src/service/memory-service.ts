@@ -3,6 +3,7 @@ import { getHeapStatistics } from 'node:v8';
 import type { Server, ServerWritableStream } from '@grpc/grpc-js';
 import type { MemoryServiceHandlers } from '../generated/tensormem/v1/MemoryService';
 import type { MemoryInfo } from '../generated/tensormem/v1/MemoryInfo';
+import type { MemorySnapshot } from '../generated/tensormem/v1/MemorySnapshot';
 import type { ConfigValue } from '../generated/tensormem/v1/ConfigValue';
 import type { WatchMemoryRequest__Output } from '../generated/tensormem/v1/WatchMemoryRequest';
 import type { WatchMemoryResponse } from '../generated/tensormem/v1/WatchMemoryResponse';
@@ -87,6 +88,32 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
   };
 }
 
+/** Every pool's segments and blocks with their owners: GetMemorySnapshot's answer and the status page's data. */
+export function memorySnapshot(context: ServiceContext): MemorySnapshot {
+  return {
+    taken_at: timestamp(Date.now()),
+    info: memoryInfo(context),
+    pools: context.memory.snapshot().map((pool) => ({
+      pool: pool.pool,
+      segments: pool.segments.map((segment) => ({
+        chunk: segment.chunkHandle,
+        bytes: segment.bytes,
+        blocks: segment.blocks.map((block) => ({
+          offset: block.offset,
+          bytes: block.bytes,
+          free: block.free,
+          lease_id: block.owner?.leaseId ?? '',
+          tenant: block.owner?.tenant ?? '',
+          array_id: block.owner?.arrayId ?? '',
+          workspace_id: block.owner?.workspaceId ?? '',
+          label: block.owner?.label ?? '',
+          purpose: block.owner?.purpose ?? '',
+        })),
+      })),
+    })),
+  };
+}
+
 export function configValues(context: ServiceContext): ConfigValue[] {
   const { config, memory } = context;
   const limits = memory.limits;
@@ -116,30 +143,7 @@ export class MemoryService {
       GetMemoryInfo: unary(log, (call) => ({ info: memoryInfo(this.context, viewerOf(this.context, bearerToken(call.metadata))) })),
       GetMemorySnapshot: unary(log, (call) => {
         this.context.tenants.requireAdmin(bearerToken(call.metadata));
-        return {
-        snapshot: {
-          taken_at: timestamp(Date.now()),
-          info: memoryInfo(this.context),
-          pools: memory.snapshot().map((pool) => ({
-            pool: pool.pool,
-            segments: pool.segments.map((segment) => ({
-              chunk: segment.chunkHandle,
-              bytes: segment.bytes,
-              blocks: segment.blocks.map((block) => ({
-                offset: block.offset,
-                bytes: block.bytes,
-                free: block.free,
-                lease_id: block.owner?.leaseId ?? '',
-                tenant: block.owner?.tenant ?? '',
-                array_id: block.owner?.arrayId ?? '',
-                workspace_id: block.owner?.workspaceId ?? '',
-                label: block.owner?.label ?? '',
-                purpose: block.owner?.purpose ?? '',
-              })),
-            })),
-          })),
-        },
-        };
+        return { snapshot: memorySnapshot(this.context) };
       }),
       GetConfig: unary(log, (call) => {
         viewerOf(this.context, bearerToken(call.metadata));

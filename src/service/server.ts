@@ -2,6 +2,7 @@
 import { existsSync, chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { ServerInterceptor } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { invalidArgument } from '../errors';
@@ -21,11 +22,13 @@ export interface RunningServer {
   addresses: string[];
 }
 
-export async function startServer(context: ServiceContext): Promise<RunningServer> {
+/** `interceptors` see every call (the RPC metrics hook in src/observability). */
+export async function startServer(context: ServiceContext, interceptors: ServerInterceptor[] = []): Promise<RunningServer> {
   const { config } = context;
   const server = new Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,
+    interceptors,
   });
   new LeaseService(context).addToServer(server);
   new ArrayService(context).addToServer(server);

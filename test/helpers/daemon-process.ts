@@ -32,7 +32,7 @@ process.once('exit', () => {
 export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'tensormemd-test-'));
   const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
-  const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--listen', unixAddress, '--log-level', 'debug', ...flags];
+  const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', '--log-level', 'debug', ...flags];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const stderrText: string[] = [];

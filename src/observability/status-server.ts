@@ -1,0 +1,171 @@
+/**
+ * The --metrics-listen HTTP server: Prometheus `/metrics`, the live status page `/`, its data as JSON
+ * (`/api/snapshot`, the same pools and blocks as GetMemorySnapshot plus the leases) and as server-sent
+ * events (`/events`, one snapshot every `interval_ms`). In open mode (loopback only, checked by the
+ * daemon) every path is open; with a tenants file every path needs an admin tenant's token, as
+ * GetMemorySnapshot does (Bearer header, or `?token=` for a browser).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { isLocalAddress } from '../daemon';
+import { packageRoot, packageVersion } from '../package-root';
+import { leaseSummary } from '../service/lease-service';
+import { memorySnapshot } from '../service/memory-service';
+import type { ServiceContext } from '../service/service-context';
+import type { DaemonMetrics } from './daemon-metrics';
+
+/** Shortest, longest and default interval between two /events messages. */
+export const EVENTS_INTERVAL_MS = { min: 100, max: 60_000, default: 1000 };
+
+export interface StatusServer {
+  /** HOST:PORT actually bound (port 0 resolved). */
+  address: string;
+  /** Ends every event stream and stops listening. */
+  close(): Promise<void>;
+}
+
+/** What /api/snapshot and every /events message carry. */
+export function statusSnapshot(context: ServiceContext) {
+  return {
+    version: packageVersion(),
+    snapshot: memorySnapshot(context),
+    leases: context.registry.list().map(leaseSummary),
+  };
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The page, with a Content-Security-Policy that allows exactly its own inline script and style (by hash) and nothing from elsewhere. */
+function loadPage(): { html: string; csp: string } {
+  const html = readFileSync(join(packageRoot(), 'src', 'observability', 'status-page.html'), 'utf8');
+  const hashes = (tag: string) =>
+    [...html.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))].map((match) => `'sha256-${createHash('sha256').update(match[1]).digest('base64')}'`).join(' ');
+  const csp = `default-src 'none'; script-src ${hashes('script')}; style-src ${hashes('style')}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+  return { html, csp };
+}
+
+function bearerOrQueryToken(request: IncomingMessage, url: URL): string | undefined {
+  const header = request.headers.authorization;
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1] ?? (url.searchParams.get('token') || undefined);
+}
+
+function eventsIntervalMs(url: URL): number {
+  const text = url.searchParams.get('interval_ms');
+  if (text === null || text === '') return EVENTS_INTERVAL_MS.default;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < EVENTS_INTERVAL_MS.min || value > EVENTS_INTERVAL_MS.max) {
+    throw new HttpError(400, `Expected an integer from ${EVENTS_INTERVAL_MS.min} to ${EVENTS_INTERVAL_MS.max} for interval_ms but received ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+export async function startStatusServer(address: string, context: ServiceContext, metrics: DaemonMetrics): Promise<StatusServer> {
+  const { tenants, log } = context;
+  const page = loadPage();
+  const streams = new Set<ServerResponse>();
+
+  const authorize = (request: IncomingMessage, url: URL) => {
+    if (tenants.openMode) {
+      // No token in open mode, so a page elsewhere must not reach this one through DNS rebinding: loopback names only.
+      if (!isLocalAddress(request.headers.host ?? '') || request.headers.host?.startsWith('unix:')) throw new HttpError(403, `Host ${JSON.stringify(request.headers.host ?? '')} is not a loopback name: open mode serves localhost, 127.0.0.1 and [::1] only`);
+      return;
+    }
+    const token = bearerOrQueryToken(request, url);
+    if (tenants.isAdmin(token)) return;
+    if (!tenants.match(token)) throw new HttpError(401, 'an admin tenant token is required: send "Authorization: Bearer <token>" or ?token=<token>');
+    throw new HttpError(403, 'this page needs an admin tenant token');
+  };
+
+  const events = (request: IncomingMessage, response: ServerResponse, intervalMs: number) => {
+    response.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    if (request.method === 'HEAD') {
+      response.end();
+      return;
+    }
+    const send = () => response.write(`event: snapshot\ndata: ${JSON.stringify(statusSnapshot(context))}\n\n`);
+    response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
+    send();
+    const timer = setInterval(send, intervalMs);
+    streams.add(response);
+    const stop = () => {
+      clearInterval(timer);
+      streams.delete(response);
+    };
+    request.once('close', stop);
+    response.once('close', stop);
+  };
+
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.setHeader('Allow', 'GET, HEAD');
+      throw new HttpError(405, `method ${request.method} not allowed: GET or HEAD`);
+    }
+    const route = url.pathname;
+    if (route !== '/' && route !== '/metrics' && route !== '/api/snapshot' && route !== '/events') {
+      throw new HttpError(404, `no such path ${JSON.stringify(route)}: try /, /metrics, /api/snapshot or /events`);
+    }
+    authorize(request, url);
+    if (route === '/metrics') {
+      const text = await metrics.scrape();
+      response.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
+      response.end(request.method === 'HEAD' ? undefined : text);
+    } else if (route === '/api/snapshot') {
+      response.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+      response.end(request.method === 'HEAD' ? undefined : JSON.stringify(statusSnapshot(context)));
+    } else if (route === '/events') {
+      events(request, response, eventsIntervalMs(url));
+    } else {
+      response.writeHead(200, {
+        'Content-Type': 'text/html; charset=utf-8',
+        'Cache-Control': 'no-store',
+        'Content-Security-Policy': page.csp,
+        'X-Content-Type-Options': 'nosniff',
+        'Referrer-Policy': 'no-referrer',
+      });
+      response.end(request.method === 'HEAD' ? undefined : page.html);
+    }
+  };
+
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      const status = error instanceof HttpError ? error.status : 500;
+      if (status === 500) log.error({ err: error, event: 'status_server_error' }, 'status page error');
+      if (response.headersSent) {
+        response.destroy();
+        return;
+      }
+      response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...(status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}) });
+      response.end(`${error instanceof Error ? error.message : String(error)}\n`);
+    });
+  });
+  const match = /^(.*):(\d+)$/.exec(address)!;
+  const host = match[1].replace(/^\[(.*)\]$/, '$1');
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) => reject(new Error(`cannot listen on ${address} (--metrics-listen): ${error.message}`)));
+    server.listen(Number(match[2]), host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  const boundAddress = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+
+  return {
+    address: boundAddress,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const response of streams) response.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

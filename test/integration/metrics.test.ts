@@ -1,0 +1,290 @@
+/** --metrics-listen: Prometheus /metrics, /api/snapshot and /events of a daemon process with a tenants file, scraped after real allocations. */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const TOKENS = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
+
+/** One sample of the text exposition format. */
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
+    if (!match) throw new Error(`not a sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const label of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[label[1]] = label[2];
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+/** The value of the series `name` whose labels are exactly `labels`; undefined when there is none. */
+function sample(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const found = samples.filter((s) => s.name === name && Object.keys(s.labels).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} matches ${found.length} series`);
+  return found[0]?.value;
+}
+
+async function failure(promise: Promise<unknown>): Promise<TensormemClientError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(TensormemClientError);
+  return error as TensormemClientError;
+}
+
+describe('Prometheus metrics and the status endpoints', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let base: string;
+
+  const get = (path: string, token: string | null = TOKENS.admin) => fetch(`${base}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const scrape = async () => {
+    const response = await get('/metrics');
+    expect(response.status).toBe(200);
+    return parseMetrics(await response.text());
+  };
+  const ALLOCATE = { service: 'tensormem.v1.ArrayService', method: 'AllocateArray' };
+
+  beforeAll(async () => {
+    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-metrics-')), 'tenants.yaml');
+    writeFileSync(
+      tenantsPath,
+      `tenants:
+  - name: team-a
+    token_sha256: "${sha(TOKENS.a)}"
+    quota: { device: 1M, host: 2M }
+    max_leases: 4
+  - name: ops
+    token_sha256: "${sha(TOKENS.admin)}"
+    admin: true
+`,
+    );
+    daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--pool-chunk', '4M', '--reclaim-interval', '100ms']);
+    const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
+    expect(listening.metricsAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    base = `http://${listening.metricsAddress as string}`;
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    if (!daemon) return;
+    // A status page still streaming must not hold the shutdown up: the stream is ended and the daemon exits 0.
+    const ended = new Promise<string>((resolve, reject) => {
+      const events = request(`${base}/events?interval_ms=100`, { headers: { authorization: `Bearer ${TOKENS.admin}` } }, (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve(text));
+        response.on('error', reject);
+        void daemon.stop();
+      });
+      events.on('error', reject);
+      events.end();
+    });
+    expect(await ended).toContain('event: snapshot');
+    expect(await daemon.exited).toBe(0);
+  });
+
+  it('needs an admin token under a tenants file', async () => {
+    const anonymous = await get('/metrics', null);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toBe('Bearer');
+    expect(await anonymous.text()).toContain('an admin tenant token is required');
+    expect((await get('/api/snapshot', TOKENS.a)).status).toBe(403);
+    expect((await get('/', 'wrong')).status).toBe(401);
+    expect((await fetch(`${base}/api/snapshot?token=${TOKENS.admin}`)).status).toBe(200);
+    const metrics = await get('/metrics');
+    expect(metrics.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+  });
+
+  it('answers unknown paths, methods and intervals with the status and a message naming them', async () => {
+    const missing = await get('/nope');
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain('"/nope"');
+    const post = await fetch(`${base}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.admin}` } });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+    const interval = await get('/events?interval_ms=5');
+    expect(interval.status).toBe(400);
+    expect(await interval.text()).toBe('Expected an integer from 100 to 60000 for interval_ms but received "5"\n');
+  });
+
+  it('reports pools, tenants, leases, RPC latencies and failures by reason, exactly, from live state', async () => {
+    const before = await scrape();
+    expect(sample(before, 'tensormem_pool_used_bytes', { pool: 'device:0' })).toBe(0);
+    expect(sample(before, 'tensormem_pool_max_bytes', { pool: 'device:0' })).toBe(64 * MiB);
+    expect(sample(before, 'tensormem_info', { version: '0.1.0', backend: 'host' })).toBe(1);
+    expect(sample(before, 'tensormem_tenant_quota_bytes', { tenant: 'team-a', memory: 'device' })).toBe(MiB);
+    expect(sample(before, 'tensormem_tenant_quota_bytes', { tenant: 'team-a', memory: 'host' })).toBe(2 * MiB);
+    expect(sample(before, 'tensormem_tenant_max_leases', { tenant: 'team-a' })).toBe(4);
+    expect(sample(before, 'tensormem_rpc_duration_seconds_count', { ...ALLOCATE, code: 'OK' })).toBeUndefined();
+
+    const lease = await client.openLease({ tenantToken: TOKENS.a, labels: { job: 'metrics-test' } });
+    const small = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024] });
+    const large = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256, 256] });
+    const hostOnly = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8192], placement: 'PLACEMENT_HOST_ONLY' });
+    expect([Number(small.byte_size), Number(large.byte_size), Number(hostOnly.byte_size)]).toEqual([4096, 262144, 8192]);
+    await lease.write(small.array_id, Buffer.alloc(4096, 7));
+    expect((await lease.read(small.array_id)).length).toBe(4096);
+
+    const quota = await failure(lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256, 1024] }));
+    expect(quota.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(quota.reason).toBe('QUOTA_EXCEEDED');
+    const admin = await client.openLease({ tenantToken: TOKENS.admin });
+    const oom = await failure(admin.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [128 * MiB] }));
+    expect(oom.reason).toBe('DEVICE_OUT_OF_MEMORY');
+
+    const m = await scrape();
+    const deviceUsed = 4096 + 262144;
+    expect(sample(m, 'tensormem_pool_used_bytes', { pool: 'device:0' })).toBe(deviceUsed);
+    expect(sample(m, 'tensormem_pool_peak_used_bytes', { pool: 'device:0' })).toBe(deviceUsed);
+    expect(sample(m, 'tensormem_pool_live_blocks', { pool: 'device:0' })).toBe(2);
+    expect(sample(m, 'tensormem_pool_allocations_total', { pool: 'device:0' })).toBe(2);
+    // The quota refused before the pool was asked; the 128 MiB request reached the pool and its cap.
+    expect(sample(m, 'tensormem_pool_failed_allocations_total', { pool: 'device:0' })).toBe(1);
+    expect(sample(m, 'tensormem_pool_reserved_bytes', { pool: 'device:0' })).toBe(4 * MiB);
+    expect(sample(m, 'tensormem_pool_largest_free_block_bytes', { pool: 'device:0' })).toBe(4 * MiB - deviceUsed);
+    // Reading the device array gave it a host mirror (--mirror lazy).
+    expect(sample(m, 'tensormem_pool_used_bytes', { pool: 'host' })).toBe(8192 + 4096);
+    expect(sample(m, 'tensormem_host_category_bytes', { category: 'host_only' })).toBe(8192);
+    expect(sample(m, 'tensormem_host_category_bytes', { category: 'mirror' })).toBe(4096);
+    expect(sample(m, 'tensormem_tenant_used_bytes', { tenant: 'team-a', memory: 'device' })).toBe(deviceUsed);
+    expect(sample(m, 'tensormem_tenant_used_bytes', { tenant: 'team-a', memory: 'host' })).toBe(8192 + 4096);
+    expect(sample(m, 'tensormem_tenant_leases', { tenant: 'team-a' })).toBe(1);
+    expect(sample(m, 'tensormem_tenant_leases', { tenant: 'ops' })).toBe(1);
+    expect(sample(m, 'tensormem_leases')).toBe(2);
+    expect(sample(m, 'tensormem_leases_opened_total')).toBe(2);
+    expect(sample(m, 'tensormem_allocation_failures_total', { reason: 'QUOTA_EXCEEDED', method: 'AllocateArray' })).toBe(1);
+    expect(sample(m, 'tensormem_allocation_failures_total', { reason: 'DEVICE_OUT_OF_MEMORY', method: 'AllocateArray' })).toBe(1);
+    expect(sample(m, 'tensormem_rpc_duration_seconds_count', { ...ALLOCATE, code: 'OK' })).toBe(3);
+    expect(sample(m, 'tensormem_rpc_duration_seconds_count', { ...ALLOCATE, code: 'RESOURCE_EXHAUSTED' })).toBe(2);
+    expect(sample(m, 'tensormem_rpc_duration_seconds_bucket', { ...ALLOCATE, code: 'OK', le: '+Inf' })).toBe(3);
+    expect(sample(m, 'tensormem_rpc_duration_seconds_sum', { ...ALLOCATE, code: 'OK' })).toBeGreaterThan(0);
+    // Streams are timed too, from start to status.
+    expect(sample(m, 'tensormem_rpc_duration_seconds_count', { service: 'tensormem.v1.ArrayService', method: 'WriteArray', code: 'OK' })).toBe(1);
+    expect(sample(m, 'tensormem_rpc_duration_seconds_count', { service: 'tensormem.v1.ArrayService', method: 'ReadArray', code: 'OK' })).toBe(1);
+    expect(sample(m, 'tensormem_rpc_duration_seconds_count', { service: 'tensormem.v1.LeaseService', method: 'OpenLease', code: 'OK' })).toBe(2);
+    const rss = sample(m, 'tensormem_process_physical_bytes')!;
+    expect(rss).toBeGreaterThan(10 * MiB);
+    expect(sample(m, 'tensormem_process_max_physical_bytes')).toBeGreaterThan(rss);
+    expect(sample(m, 'tensormem_process_heap_limit_bytes')).toBeGreaterThan(sample(m, 'tensormem_process_heap_used_bytes')!);
+
+    // Freed memory shows at the next scrape; the peak stays.
+    expect(await lease.free(small.array_id)).toBe(4096 + 4096); // the array and its mirror
+    const afterFree = await scrape();
+    expect(sample(afterFree, 'tensormem_pool_used_bytes', { pool: 'device:0' })).toBe(262144);
+    expect(sample(afterFree, 'tensormem_pool_peak_used_bytes', { pool: 'device:0' })).toBe(deviceUsed);
+    expect(sample(afterFree, 'tensormem_tenant_used_bytes', { tenant: 'team-a', memory: 'device' })).toBe(262144);
+    expect(sample(afterFree, 'tensormem_pool_live_blocks', { pool: 'device:0' })).toBe(1);
+    expect(sample(afterFree, 'tensormem_host_category_bytes', { category: 'mirror' })).toBe(0);
+
+    // /api/snapshot carries the same blocks GetMemorySnapshot does, with their owners and the leases.
+    const snapshot = (await (await get('/api/snapshot')).json()) as {
+      snapshot: { pools: Array<{ pool: string; segments: Array<{ blocks: Array<{ free: boolean; bytes: number; lease_id: string; array_id: string; tenant: string }> }> }> };
+      leases: Array<{ lease_id: string; labels: Record<string, string> }>;
+    };
+    const devicePool = snapshot.snapshot.pools.find((pool) => pool.pool === 'device:0')!;
+    const liveBlocks = devicePool.segments.flatMap((segment) => segment.blocks).filter((block) => !block.free);
+    expect(liveBlocks).toEqual([expect.objectContaining({ bytes: 262144, lease_id: lease.leaseId, array_id: large.array_id, tenant: 'team-a' })]);
+    expect(snapshot.leases.find((entry) => entry.lease_id === lease.leaseId)?.labels).toEqual({ job: 'metrics-test' });
+
+    await lease.close();
+    await admin.close();
+    const closed = await scrape();
+    expect(sample(closed, 'tensormem_pool_used_bytes', { pool: 'device:0' })).toBe(0);
+    expect(sample(closed, 'tensormem_pool_used_bytes', { pool: 'host' })).toBe(0);
+    expect(sample(closed, 'tensormem_leases_closed_total', { reason: 'closed' })).toBe(2);
+    expect(sample(closed, 'tensormem_leases')).toBe(0);
+  });
+
+  it('counts leases reclaimed when they expire and leases evicted', async () => {
+    const start = await scrape();
+    const expiredBefore = sample(start, 'tensormem_leases_closed_total', { reason: 'expired' })!;
+    const evictedBefore = sample(start, 'tensormem_leases_closed_total', { reason: 'evicted' })!;
+    const shortLived = await client.openLease({ tenantToken: TOKENS.a, ttlSeconds: 1 });
+    await shortLived.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024] });
+    const victim = await client.openLease({ tenantToken: TOKENS.a });
+    expect(await client.evictLease(victim.leaseId, TOKENS.admin)).toBe(0);
+    let expired = expiredBefore;
+    for (let tries = 0; tries < 50 && expired === expiredBefore; tries++) {
+      await sleep(100);
+      expired = sample(await scrape(), 'tensormem_leases_closed_total', { reason: 'expired' })!;
+    }
+    const end = await scrape();
+    expect(expired).toBe(expiredBefore + 1);
+    expect(sample(end, 'tensormem_leases_closed_total', { reason: 'evicted' })).toBe(evictedBefore + 1);
+    expect(sample(end, 'tensormem_pool_used_bytes', { pool: 'device:0' })).toBe(0);
+    expect(sample(end, 'tensormem_rpc_duration_seconds_count', { service: 'tensormem.v1.LeaseService', method: 'EvictLease', code: 'OK' })).toBe(1);
+  });
+
+  it('streams snapshots as server-sent events', async () => {
+    const response = await get('/events?interval_ms=100');
+    expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    const reader = response.body!.getReader();
+    let text = '';
+    while ((text.match(/event: snapshot/g) ?? []).length < 2) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const first = JSON.parse(/data: (.*)\n/.exec(text)![1]) as { snapshot: { info: { backend: string } } };
+    expect(first.snapshot.info.backend).toBe('host');
+  });
+});
+
+describe('--metrics-listen values', () => {
+  it('refuses a malformed address, and a non-loopback one in open mode, naming the flag', async () => {
+    const malformed = await runTensormemd(['--backend', 'host', '--metrics-listen', 'localhost']);
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain('Expected HOST:PORT (port 0 picks one) or off for --metrics-listen but received "localhost"');
+    const exposed = await runTensormemd(['--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--metrics-listen', '0.0.0.0:0']);
+    expect(exposed.code).toBe(1);
+    expect(exposed.stderr).toContain('Expected a loopback address when no --tenants file is given (open mode) for --metrics-listen but received "0.0.0.0:0"');
+  });
+
+  it('open mode: served without a token to loopback names only (no DNS rebinding)', async () => {
+    const daemon = await startDaemon();
+    try {
+      const address = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+      const port = address.split(':')[1];
+      const statusWithHost = (host: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const call = request(`http://${address}/api/snapshot`, { headers: { host } }, (response) => {
+            let body = '';
+            response.on('data', (chunk) => (body += chunk));
+            response.on('end', () => resolve({ status: response.statusCode!, body }));
+          });
+          call.on('error', reject);
+          call.end();
+        });
+      expect((await statusWithHost(`localhost:${port}`)).status).toBe(200);
+      expect((await statusWithHost(`127.0.0.1:${port}`)).status).toBe(200);
+      expect(await statusWithHost(`attacker.example:${port}`)).toEqual({ status: 403, body: `Host "attacker.example:${port}" is not a loopback name: open mode serves localhost, 127.0.0.1 and [::1] only\n` });
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+
+  it('serves nothing with off, and says so in the listening line', async () => {
+    const daemon = await startDaemon(['--metrics-listen', 'off']);
+    try {
+      const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
+      expect(listening).not.toHaveProperty('metricsAddress');
+      expect(listening.msg).not.toContain('status page');
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
