@@ -21,14 +21,15 @@ async function main(): Promise<void> {
     process.stdout.write(`tensormemd ${packageVersion()}\n`);
     return;
   }
-  let daemon;
-  try {
-    daemon = await startDaemon(config);
-  } catch (error) {
-    process.stderr.write(`tensormemd: ${(error as Error).message}\n`);
-    process.exit(1);
-  }
+  // Signal handlers go in before the daemon starts: a SIGTERM that arrives while it is still starting
+  // (or right after its "listening" line) drains it once it is up, instead of killing it mid-start.
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let pendingSignal: string | undefined;
   const stop = (signal: string) => {
+    if (!daemon) {
+      pendingSignal ??= signal;
+      return;
+    }
     daemon.shutdown(signal).then(
       () => process.exit(0),
       (error) => {
@@ -39,7 +40,14 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => daemon.reloadTenants());
+  process.on('SIGHUP', () => daemon?.reloadTenants());
+  try {
+    daemon = await startDaemon(config);
+  } catch (error) {
+    process.stderr.write(`tensormemd: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  if (pendingSignal) stop(pendingSignal);
 }
 
 void main();
