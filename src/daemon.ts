@@ -10,6 +10,7 @@ import { resolveLimits } from './memory/limits';
 import { MemoryManager } from './memory/memory-manager';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { selectBackend } from './native/select-backend';
+import { HealthListener, startHealthListener } from './service/health-listener';
 import { RunningServer, startServer } from './service/server';
 import type { ServiceContext } from './service/service-context';
 import { formatBytes, formatIec } from './units';
@@ -66,9 +67,17 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
   const context: ServiceContext = { registry, tenants, memory, config, log, draining: false };
   let running: RunningServer;
+  let healthListener: HealthListener | undefined;
   try {
     running = await startServer(context);
   } catch (error) {
+    memory.release();
+    throw error;
+  }
+  try {
+    if (config.healthListen) healthListener = await startHealthListener(config.healthListen, () => !context.draining);
+  } catch (error) {
+    running.server.forceShutdown();
     memory.release();
     throw error;
   }
@@ -77,6 +86,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     {
       event: 'listening',
       addresses: running.addresses,
+      healthAddress: healthListener?.address,
       backend: backend.name,
       devices: devices.map((device, index) => ({ index, name: device.name, totalBytes: device.totalBytes, maxBytes: limits.maxBytes[index] })),
       hostMaxBytes: limits.hostMaxBytes,
@@ -124,6 +134,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       registry!.stopSweeping();
       const freedBytes = registry!.closeAll();
       memory!.release();
+      await healthListener?.close();
       log.info({ event: 'stopped', drained, freedBytes, liveChunks: backend.liveChunks() }, 'tensormemd stopped');
     })();
     return stopping;

@@ -25,6 +25,8 @@ export interface DaemonConfig {
   leaseTtlMs: number;
   reclaimIntervalMs: number;
   listen: string[];
+  /** --health-listen: HOST:PORT of the plaintext HTTP health endpoint; undefined = off. */
+  healthListen?: string;
   maxMessageBytes: number;
   chunkBytes: number;
   poolChunkBytes: number;
@@ -180,6 +182,7 @@ function build(raw: RawValues): DaemonConfig {
     leaseTtlMs: duration('lease-ttl'),
     reclaimIntervalMs: duration('reclaim-interval'),
     listen,
+    healthListen: healthAddress(text('health-listen')),
     maxMessageBytes: positiveBytes('max-message-bytes'),
     chunkBytes: positiveBytes('chunk-bytes'),
     poolChunkBytes: positiveBytes('pool-chunk'),
@@ -194,6 +197,22 @@ function build(raw: RawValues): DaemonConfig {
     sources,
     rawValues,
   };
+}
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:/\s[\]]+):(\d{1,5})$/;
+
+/** --health-listen HOST:PORT → host (brackets removed) and port; INVALID_ARGUMENT naming the flag otherwise. */
+export function parseHealthAddress(address: string): { host: string; port: number } {
+  const match = HOST_PORT.exec(address);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) throw invalidArgument('--health-listen', 'HOST:PORT with a port from 0 to 65535', address);
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+function healthAddress(address?: string): string | undefined {
+  if (!address) return undefined;
+  parseHealthAddress(address);
+  return address;
 }
 
 function tlsFiles(certFile?: string, keyFile?: string, clientCaFile?: string): DaemonConfig['tls'] {

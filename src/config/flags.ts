@@ -56,6 +56,12 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'gRPC address, repeatable: HOST:PORT (port 0 picks one) or unix:PATH. The addresses bound are logged.',
   },
   {
+    name: 'health-listen',
+    type: 'string',
+    arg: 'HOST:PORT',
+    help: 'Plaintext HTTP health endpoint for probes (Kubernetes, load balancers): GET /healthz answers 200 while the daemon runs, GET /readyz 200 while it serves and 503 while it drains. It serves no data, so any address is allowed, also in open mode. Off when unset.',
+  },
+  {
     name: 'tenants',
     type: 'string',
     arg: 'FILE',
