@@ -3,8 +3,11 @@
  * skips and its title says why, with the CUDA error (e.g. "CUDA_ERROR cudaErrorInsufficientDriver: ...",
  * or "UNSUPPORTED ... built without CUDA"); a GPU case never passes without a GPU.
  */
+import { afterEach } from 'vitest';
+import { TensormemClient } from '../../src/client/tensormem-client';
 import { createBackend } from '../../src/native/addon';
 import type { NativeBackend } from '../../src/native/backend';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 
 export interface CudaProbe {
   backend?: NativeBackend;
@@ -40,4 +43,22 @@ export function defaultDeviceReserveBytes(totalBytes: number): number {
 /** Where the GPU suite writes its figures (gpu-run.sh sets it), or undefined. */
 export function resultsDir(): string | undefined {
   return process.env.TENSORMEM_GPU_RESULTS || undefined;
+}
+
+/**
+ * A daemon on the cuda backend per test: `start(flags)` runs tensormemd --backend cuda with the flags
+ * and connects a client on its unix socket; both are closed after each test of the calling suite.
+ */
+export function cudaDaemonPerTest(): (flags?: string[]) => Promise<{ daemon: DaemonProcess; client: TensormemClient }> {
+  let current: { daemon: DaemonProcess; client: TensormemClient } | undefined;
+  afterEach(async () => {
+    current?.client.close();
+    await current?.daemon.stop();
+    current = undefined;
+  });
+  return async (flags = []) => {
+    const daemon = await startDaemon(['--backend', 'cuda', ...flags]);
+    current = { daemon, client: new TensormemClient(daemon.unixAddress) };
+    return current;
+  };
 }

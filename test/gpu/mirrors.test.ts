@@ -5,28 +5,18 @@
  * both ways with the valid flags to match.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
-import { probeCuda, skipNote } from './cuda-device';
+import { describe, expect, it } from 'vitest';
+import { cudaDaemonPerTest, probeCuda, skipNote } from './cuda-device';
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const cuda = probeCuda();
 
 describe.skipIf(!cuda.backend)(`pinned host mirrors on the cuda backend${skipNote(cuda)}`, () => {
-  let daemon: DaemonProcess | undefined;
-  let client: TensormemClient | undefined;
-  afterEach(async () => {
-    client?.close();
-    client = undefined;
-    await daemon?.stop();
-    daemon = undefined;
-  });
+  const start = cudaDaemonPerTest();
 
   it('keeps device and lazy mirror byte-exact through SyncArray both ways and a device-to-device duplicate', async () => {
-    daemon = await startDaemon(['--backend', 'cuda', '--maxbytes', '1G', '--mirror', 'lazy']);
-    client = new TensormemClient(daemon.unixAddress);
+    const { client } = await start(['--maxbytes', '1G', '--mirror', 'lazy']);
     const lease = await client.openLease({ clientName: 'gpu-mirrors' });
     const size = 48 * MiB + 4099; // several ReadArray chunks and an odd tail
     const data = randomBytes(size);
@@ -69,8 +59,7 @@ describe.skipIf(!cuda.backend)(`pinned host mirrors on the cuda backend${skipNot
   });
 
   it('takes the pinned mirror with the array under --mirror eager', async () => {
-    daemon = await startDaemon(['--backend', 'cuda', '--maxbytes', '1G', '--mirror', 'eager']);
-    client = new TensormemClient(daemon.unixAddress);
+    const { client } = await start(['--maxbytes', '1G', '--mirror', 'eager']);
     const lease = await client.openLease({ clientName: 'gpu-mirrors-eager' });
     const size = 8 * MiB;
     const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [size / 4], device: 0, zero: true });

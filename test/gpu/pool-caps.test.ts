@@ -4,27 +4,18 @@
  * come out of the driver's free memory, and a request over --maxbytes is refused while the driver still
  * has room, so the cap (not the card) is what stops it.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
-import { defaultDeviceReserveBytes, probeCuda, skipNote } from './cuda-device';
+import { describe, expect, it } from 'vitest';
+import type { TensormemClientError } from '../../src/client/tensormem-client';
+import { cudaDaemonPerTest, defaultDeviceReserveBytes, probeCuda, skipNote } from './cuda-device';
 
 const MiB = 1024 * 1024;
 const cuda = probeCuda();
 
 describe.skipIf(!cuda.backend)(`pool caps against cudaMemGetInfo${skipNote(cuda)}`, () => {
-  let daemon: DaemonProcess | undefined;
-  let client: TensormemClient | undefined;
-  afterEach(async () => {
-    client?.close();
-    client = undefined;
-    await daemon?.stop();
-    daemon = undefined;
-  });
+  const start = cudaDaemonPerTest();
 
   it('defaults each pool cap to VRAM − device reserve and reports the driver total and free', async () => {
-    daemon = await startDaemon(['--backend', 'cuda']);
-    client = new TensormemClient(daemon.unixAddress);
+    const { client } = await start();
     const info = await client.memoryInfo();
     expect(info.backend).toBe('cuda');
     expect(info.devices).toHaveLength(cuda.backend!.deviceCount());
@@ -40,8 +31,7 @@ describe.skipIf(!cuda.backend)(`pool caps against cudaMemGetInfo${skipNote(cuda)
 
   it('takes pool chunks out of the driver free memory and refuses past --maxbytes while the driver has room', async () => {
     const capBytes = 256 * MiB;
-    daemon = await startDaemon(['--backend', 'cuda', '--maxbytes', '256M', '--pool-chunk', '64M']);
-    client = new TensormemClient(daemon.unixAddress);
+    const { client } = await start(['--maxbytes', '256M', '--pool-chunk', '64M']);
     const lease = await client.openLease({ clientName: 'gpu-pool-caps' });
     const freeBefore = cuda.backend!.deviceInfo(0).freeBytes;
 
