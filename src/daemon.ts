@@ -14,6 +14,7 @@ import { MemoryManager } from './memory/memory-manager';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
 import { selectBackend } from './native/select-backend';
+import { HealthListener, startHealthListener } from './service/health-listener';
 import { RunningServer, startServer } from './service/server';
 import type { ServiceContext } from './service/service-context';
 import { formatBytes, formatIec } from './units';
@@ -87,6 +88,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const metrics = new DaemonMetrics(context);
   let running: RunningServer;
   let dataPlane: RunningDataPlane | undefined;
+  let healthListener: HealthListener | undefined;
   try {
     running = await startServer(context, [rpcMetricsInterceptor(metrics)]);
   } catch (error) {
@@ -98,7 +100,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     dataPlane = await startDataPlane(context);
     context.dataAddress = dataPlane?.address;
     if (config.metricsListen !== undefined) status = await startStatusServer(config.metricsListen, context, metrics);
+    if (config.healthListen) healthListener = await startHealthListener(config.healthListen, () => !context.draining);
   } catch (error) {
+    await status?.close();
     await dataPlane?.close(0);
     running.server.forceShutdown();
     memory.release();
@@ -111,6 +115,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       addresses: running.addresses,
       dataAddress: dataPlane?.address,
       metricsAddress: status?.address,
+      healthAddress: healthListener?.address,
       backend: backend.name,
       devices: devices.map((device, index) => ({ index, name: device.name, totalBytes: device.totalBytes, maxBytes: limits.maxBytes[index] })),
       hostMaxBytes: limits.hostMaxBytes,
@@ -161,6 +166,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       registry!.stopSweeping();
       const freedBytes = registry!.closeAll();
       memory!.release();
+      await healthListener?.close();
       log.info({ event: 'stopped', drained, freedBytes, liveChunks: backend.liveChunks() }, 'tensormemd stopped');
     })();
     return stopping;

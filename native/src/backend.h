@@ -67,6 +67,10 @@ class Backend {
 
   // A cudaIpcMemHandle_t for a device chunk; UNSUPPORTED where there is no such thing.
   virtual IpcHandle ExportIpcHandle(const Chunk& chunk) = 0;
+  // Maps another process's device allocation from its IPC handle (cudaIpcOpenMemHandle); the chunk
+  // made of it has ipc_opened set, so that Release closes the mapping instead of freeing the memory.
+  // UNSUPPORTED where there is no such thing.
+  virtual void* OpenIpcHandle(int device, const IpcHandle& handle) = 0;
 };
 
 struct HostBackendOptions {

@@ -50,6 +50,16 @@ Handle BackendCore::MapFile(const std::string& path, uint64_t create_bytes, bool
   return Insert(std::move(chunk));
 }
 
+Handle BackendCore::OpenIpcHandle(uint64_t device, const IpcHandle& handle, uint64_t bytes) {
+  Chunk chunk;
+  chunk.kind = ChunkKind::kDevice;
+  chunk.device = CheckDevice(device);
+  chunk.bytes = bytes;
+  chunk.ipc_opened = true;
+  chunk.ptr = backend_->OpenIpcHandle(chunk.device, handle);
+  return Insert(std::move(chunk));
+}
+
 void BackendCore::Free(Handle handle) {
   if (auto chunk = table_.Remove(handle)) backend_->Release(*chunk);
 }

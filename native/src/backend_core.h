@@ -31,6 +31,9 @@ class BackendCore {
   Handle AllocHost(uint64_t bytes, const std::string& shm_name);
   // A host chunk backed by the file at path (Backend::MapFile); its bytes are the file's length.
   Handle MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free);
+  // A device chunk over another process's allocation, mapped from its CUDA IPC handle. `bytes` is the
+  // caller's word for the exported size (CUDA does not report it): the range checks use it.
+  Handle OpenIpcHandle(uint64_t device, const IpcHandle& handle, uint64_t bytes);
   // Releases now, or marks the chunk release-pending while async operations use it.
   void Free(Handle handle);
 

@@ -1,5 +1,6 @@
 #include "backend_object.h"
 
+#include <cstring>
 #include <vector>
 
 #include "async_copy.h"
@@ -35,6 +36,7 @@ Napi::Function BackendObject::DefineClass(Napi::Env env) {
           InstanceMethod<&BackendObject::CopyAsync>("copyAsync"),
           InstanceMethod<&BackendObject::FillAsync>("fillAsync"),
           InstanceMethod<&BackendObject::ExportIpcHandle>("exportIpcHandle"),
+          InstanceMethod<&BackendObject::OpenIpcHandle>("openIpcHandle"),
           InstanceMethod<&BackendObject::LiveChunks>("liveChunks"),
       });
 }
@@ -258,6 +260,21 @@ Napi::Value BackendObject::ExportIpcHandle(const Napi::CallbackInfo& info) {
   return Guard(env, [&] {
     const IpcHandle handle = core_->backend().ExportIpcHandle(core_->table().Lookup(ReadHandle(info[0])));
     return Napi::Buffer<uint8_t>::Copy(env, handle.data(), handle.size());
+  });
+}
+
+Napi::Value BackendObject::OpenIpcHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&] {
+    const uint64_t device = ReadSafeInteger(info[0], "device");
+    Napi::Uint8Array bytes = ReadUint8Array(info[1], "ipcHandle");
+    if (bytes.ByteLength() != kIpcHandleBytes) {
+      throw Napi::RangeError::New(env, "Expected " + std::to_string(kIpcHandleBytes) + " bytes for ipcHandle but received " + std::to_string(bytes.ByteLength()));
+    }
+    IpcHandle handle;
+    std::memcpy(handle.data(), bytes.Data(), kIpcHandleBytes);
+    const uint64_t size = ReadChunkBytes(info[2]);
+    return Napi::Number::New(env, core_->OpenIpcHandle(device, handle, size));
   });
 }
 

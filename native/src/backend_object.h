@@ -43,6 +43,7 @@ class BackendObject final : public Napi::ObjectWrap<BackendObject> {
   Napi::Value CopyAsync(const Napi::CallbackInfo& info);
   Napi::Value FillAsync(const Napi::CallbackInfo& info);
   Napi::Value ExportIpcHandle(const Napi::CallbackInfo& info);
+  Napi::Value OpenIpcHandle(const Napi::CallbackInfo& info);
   Napi::Value LiveChunks(const Napi::CallbackInfo& info);
 
   // A resolved operation plus the chunks it touches and the JS buffer it reads or writes, if any.

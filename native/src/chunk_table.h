@@ -35,6 +35,7 @@ struct Chunk {
   uint64_t bytes = 0;
   std::string shm_name;   // non-empty for POSIX shared-memory host chunks
   std::string file_path;  // non-empty for file-backed host chunks (mapFile)
+  bool ipc_opened = false;  // a device chunk mapped from another process's CUDA IPC handle (openIpcHandle)
 };
 
 // Chunk counts and bytes by kind, including chunks whose release is pending on an async operation

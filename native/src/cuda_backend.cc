@@ -113,7 +113,11 @@ class CudaBackend final : public Backend {
   void Release(const Chunk& chunk) noexcept override {
     if (chunk.kind == ChunkKind::kDevice) {
       cudaSetDevice(chunk.device);
-      cudaFree(chunk.ptr);
+      if (chunk.ipc_opened) {
+        cudaIpcCloseMemHandle(chunk.ptr);
+      } else {
+        cudaFree(chunk.ptr);
+      }
     } else if (!chunk.file_path.empty()) {
       if (ForgetRegisteredFile(chunk.ptr)) cudaHostUnregister(chunk.ptr);
       UnmapFile(chunk.ptr, chunk.bytes);
@@ -160,6 +164,15 @@ class CudaBackend final : public Backend {
     IpcHandle bytes;
     std::memcpy(bytes.data(), &handle, sizeof handle);
     return bytes;
+  }
+
+  void* OpenIpcHandle(int device, const IpcHandle& bytes) override {
+    SetDevice(device);
+    cudaIpcMemHandle_t handle;
+    std::memcpy(&handle, bytes.data(), sizeof handle);
+    void* ptr = nullptr;
+    Check(cudaIpcOpenMemHandle(&ptr, handle, cudaIpcMemLazyEnablePeerAccess), "cudaIpcOpenMemHandle on device " + std::to_string(device));
+    return ptr;
   }
 
  private:

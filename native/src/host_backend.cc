@@ -68,6 +68,10 @@ class HostBackend final : public Backend {
                                                    ": CUDA IPC handles exist only on the cuda backend (host chunks are exported by shmName)");
   }
 
+  void* OpenIpcHandle(int, const IpcHandle&) override {
+    throw NativeError(ErrorCode::kUnsupported, "CUDA IPC handles can be opened only on the cuda backend (host chunks are shared by shmName)");
+  }
+
  private:
   // Counts bytes against the emulated device's capacity, or refuses with the numbers.
   void Reserve(int device, uint64_t bytes) {

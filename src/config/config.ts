@@ -31,6 +31,8 @@ export interface DaemonConfig {
   listen: string[];
   /** HTTP data plane address (HOST:PORT or unix:PATH); undefined = off. */
   dataListen?: string;
+  /** --health-listen: HOST:PORT of the plaintext HTTP health endpoint; undefined = off. */
+  healthListen?: string;
   maxMessageBytes: number;
   chunkBytes: number;
   poolChunkBytes: number;
@@ -190,6 +192,7 @@ function build(raw: RawValues): DaemonConfig {
     reclaimIntervalMs: duration('reclaim-interval'),
     listen,
     dataListen: text('data-listen')?.trim() || undefined,
+    healthListen: healthAddress(text('health-listen')),
     maxMessageBytes: positiveBytes('max-message-bytes'),
     chunkBytes: positiveBytes('chunk-bytes'),
     poolChunkBytes: positiveBytes('pool-chunk'),
@@ -205,6 +208,22 @@ function build(raw: RawValues): DaemonConfig {
     sources,
     rawValues,
   };
+}
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:/\s[\]]+):(\d{1,5})$/;
+
+/** --health-listen HOST:PORT → host (brackets removed) and port; INVALID_ARGUMENT naming the flag otherwise. */
+export function parseHealthAddress(address: string): { host: string; port: number } {
+  const match = HOST_PORT.exec(address);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) throw invalidArgument('--health-listen', 'HOST:PORT with a port from 0 to 65535', address);
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+function healthAddress(address?: string): string | undefined {
+  if (!address) return undefined;
+  parseHealthAddress(address);
+  return address;
 }
 
 function tlsFiles(certFile?: string, keyFile?: string, clientCaFile?: string): DaemonConfig['tls'] {

@@ -76,6 +76,12 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'HTTP address of Prometheus /metrics and the live status page (/, /events, /api/snapshot): HOST:PORT (port 0 picks one; the address bound is logged), or off. Loopback only without --tenants; with one, every path needs an admin token.',
   },
   {
+    name: 'health-listen',
+    type: 'string',
+    arg: 'HOST:PORT',
+    help: 'Plaintext HTTP health endpoint for probes (Kubernetes, load balancers): GET /healthz answers 200 while the daemon runs, GET /readyz 200 while it serves and 503 while it drains. It serves no data, so any address is allowed, also in open mode. Off when unset.',
+  },
+  {
     name: 'tenants',
     type: 'string',
     arg: 'FILE',

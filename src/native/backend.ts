@@ -79,6 +79,16 @@ export interface NativeBackend {
 
   /** cuda only: a cudaIpcMemHandle_t (64 bytes) for a device chunk. Throws NativeError code 'UNSUPPORTED' on host. */
   exportIpcHandle(handle: number): Buffer;
+  /**
+   * cuda only: maps another process's device allocation from the 64-byte handle its exportIpcHandle
+   * gave (cudaIpcOpenMemHandle) and returns a device chunk over it; free() closes the mapping
+   * (cudaIpcCloseMemHandle), never the memory, which stays the exporter's. `bytes` is the exported
+   * chunk's size, as the exporter reports it (CUDA does not): copies are bounds-checked against it.
+   * The handle cannot be opened in the process that exported it (cudaErrorInvalidContext or
+   * cudaErrorInvalidResourceHandle). Throws UNSUPPORTED on host, CUDA_ERROR when the driver refuses.
+   * Counted in liveChunks() as a device chunk of `bytes` while open.
+   */
+  openIpcHandle(device: number, ipcHandle: Uint8Array, bytes: number): number;
 
   /** Live chunks and their bytes, by kind (the addon's own count, for leak checks). */
   liveChunks(): { device: number; host: number; deviceBytes: number; hostBytes: number };
