@@ -248,7 +248,7 @@ export class Lease {
     const current = this.cudnnScratchOf(device);
     if (bytes === 0 || (current && current.byteSize >= bytes)) return { scratch: current, grew: false };
     const budget = this.scratchBudget(device);
-    if (budget.alignedSize(bytes) > budget.bytes) throw this.scratchRefusal(device, bytes, current?.deviceHeldBytes ?? 0);
+    if (budget.alignedSize(bytes) > budget.bytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), current?.deviceHeldBytes ?? 0);
     if (current) this.freeArray(current.arrayId);
     try {
       const scratch = await this.createScratch(device, bytes);
@@ -268,11 +268,11 @@ export class Lease {
   }
 
   /** The error a scratch that does not fit gets: the tenant's quota when that is what refuses, else the pool cap. */
-  private scratchRefusal(device: number, bytes: number, heldBytes: number): TensormemError {
+  private scratchRefusal(device: number, bytes: number, alignedBytes: number, heldBytes: number): TensormemError {
     const pool = this.memory.deviceReports()[device];
     const usage = this.memory.tenantUsage(this.tenant);
     const tenantUsed = usage.deviceBytes[device] - heldBytes;
-    if (usage.deviceQuotaBytes > 0 && tenantUsed + bytes > usage.deviceQuotaBytes) {
+    if (usage.deviceQuotaBytes > 0 && tenantUsed + alignedBytes > usage.deviceQuotaBytes) {
       return new QuotaExceededError(this.tenant, 'DEVICE', device, bytes, usage.deviceQuotaBytes, tenantUsed);
     }
     return new OutOfMemoryError({
