@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "backend_core.h"
 #include "backend_object.h"
+#include "cudnn_addon.h"
 #include "js_interop.h"
 #include "native_error.h"
 #include "shm_mapping.h"
@@ -122,6 +123,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createBackend", Napi::Function::New(env, CreateBackendJs, "createBackend"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfoJs, "buildInfo"));
   RegisterSharedMemoryMapping(env, exports);
+  RegisterCudnn(env, exports);
   return exports;
 }
 

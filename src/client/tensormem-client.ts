@@ -23,8 +23,13 @@ import { DataPlaneConnectionError, DataPlaneEndpoint, DataPlaneHttpError, getArr
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
+import type { AcquireCudnnWorkspaceRequest } from '../generated/tensormem/v1/AcquireCudnnWorkspaceRequest';
+import type { AcquireCudnnWorkspaceResponse__Output } from '../generated/tensormem/v1/AcquireCudnnWorkspaceResponse';
 
 export type { WorkspaceInfo__Output as WorkspaceInfo, WorkspaceConfig };
+export type { AcquireCudnnWorkspaceResponse__Output as CudnnWorkspace };
+/** AcquireCudnnWorkspace's request without lease_id (the session's lease); unset fields take the proto defaults. */
+export type CudnnWorkspaceRequest = Omit<AcquireCudnnWorkspaceRequest, 'lease_id'>;
 export type { ArrayInfo__Output as ArrayInfo, MemoryInfo__Output as MemoryInfo, LeaseSummary__Output as LeaseSummary, Lease__Output as Lease };
 
 export class TensormemClientError extends Error {
@@ -450,6 +455,11 @@ export class LeaseSession {
 
   async listWorkspaces(): Promise<WorkspaceInfo__Output[]> {
     return (await call<{ workspaces: WorkspaceInfo__Output[] }>((cb) => this.client.workspaces.ListWorkspaces({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).workspaces;
+  }
+
+  /** AcquireCudnnWorkspace: the lease's grow-only cuDNN scratch on a device, sized by `mode` (cuDNN, or requested_bytes). */
+  async acquireCudnnWorkspace(request: CudnnWorkspaceRequest): Promise<AcquireCudnnWorkspaceResponse__Output> {
+    return call<AcquireCudnnWorkspaceResponse__Output>((cb) => this.client.workspaces.AcquireCudnnWorkspace({ ...request, lease_id: this.leaseId }, this.md, this.client.callOptions(), cb));
   }
 
   private async workspaceCall(method: 'CreateWorkspace' | 'EnterWorkspace' | 'LeaveWorkspace' | 'BorrowWorkspace' | 'InitializeWorkspace' | 'DestroyWorkspace' | 'GetWorkspace', request: object): Promise<WorkspaceInfo__Output> {

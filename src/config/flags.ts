@@ -96,6 +96,12 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'pool-chunk', type: 'size', arg: 'SIZE', default: '64M', help: 'Granularity by which a pool grows: chunks of at least this size are taken from the device or host.' },
   { name: 'async-copy-threshold', type: 'size', arg: 'SIZE', default: '256K', help: 'Copies of at least this many bytes run off the event loop.' },
   { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits.' },
+  {
+    name: 'cudnn-library',
+    type: 'string',
+    arg: 'PATH',
+    help: 'cuDNN library opened at run time (dlopen, never linked) to size AcquireCudnnWorkspace: tried first, then libcudnn.so.9 and libcudnn.so.8 as the dynamic loader finds them. "none" disables cuDNN. Used on the cuda backend only; elsewhere the size comes from the request.',
+  },
   { name: 'log-level', type: 'enum', arg: 'LEVEL', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'pino log level (JSON logs on stderr).' },
   { name: 'help', type: 'bool', default: 'false', help: 'Print this help and exit.' },
   { name: 'version', type: 'bool', default: 'false', help: 'Print the version and exit.' },

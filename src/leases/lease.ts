@@ -3,7 +3,10 @@
  * workspaces). Everything it holds is freed when it is closed or expires.
  */
 import { randomBytes } from 'node:crypto';
-import { TensormemError, invalidArgument, notFound } from '../errors';
+import { OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument, notFound } from '../errors';
+import { formatBytes } from '../units';
+import { POOL_ALIGNMENT } from '../memory/pool-resource';
+import type { ScratchBudget } from '../memory/cudnn-convolution';
 import { byteSizeOf, DataTypeName } from '../memory/data-types';
 import type { MemoryManager } from '../memory/memory-manager';
 import { PlacementName, TensorArray } from '../memory/tensor-array';
@@ -27,6 +30,16 @@ export interface AllocateParams {
   waitForMemory?: { waitMs: number; onHandle?: (handle: WaitHandle) => void };
 }
 
+/**
+ * How many ids of retired arrays (attached arrays whose workspace moved to a newer generation or was
+ * destroyed) a lease remembers, so that using one still answers FAILED_PRECONDITION with ND4J's
+ * outdated / leaked workspace pointer message. Older ids are forgotten (NOT_FOUND). About 0.5 KiB each.
+ */
+export const RETIRED_ARRAYS_KEPT = 1024;
+
+/** The label of cuDNN scratch arrays (AcquireCudnnWorkspace). */
+export const CUDNN_SCRATCH_LABEL = 'cudnn-scratch';
+
 const PLACEMENTS: Record<string, PlacementName> = {
   PLACEMENT_UNSPECIFIED: 'PLACEMENT_DEVICE',
   PLACEMENT_DEVICE: 'PLACEMENT_DEVICE',
@@ -43,9 +56,17 @@ export class Lease {
   readonly createdAt = new Date();
   expiresAtMs: number;
   closed = false;
+  /** Usable arrays (and attached ones whose workspace has not moved on yet). */
   readonly arrays = new Map<string, TensorArray>();
   /** The lease's workspaces and scope stack (ND4J's per-thread workspace manager). */
   readonly workspaces: WorkspaceRegistry;
+  private readonly workspaceBacking: PoolWorkspaceBacking;
+  /** Attached arrays still in `arrays`, by workspace, so that a cycle retires them without a scan of every array. */
+  private readonly attached = new Map<Workspace, Set<TensorArray>>();
+  /** Retired arrays, oldest first, at most RETIRED_ARRAYS_KEPT. */
+  private readonly retired = new Map<string, TensorArray>();
+  /** The cuDNN scratch per device (grow-only). */
+  private readonly cudnnScratch = new Map<number, TensorArray>();
   /** request_id → the allocation it made (in flight or done), for idempotent retries. */
   private readonly requests = new Map<string, { key: string; array: Promise<TensorArray> }>();
 
@@ -60,7 +81,8 @@ export class Lease {
     private readonly eagerMirror: boolean,
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
-    this.workspaces = new WorkspaceRegistry({ backing: new PoolWorkspaceBacking(memory, { leaseId, tenant }) });
+    this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
+    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking });
   }
 
   renew(ttlMs = this.ttlMs): void {
@@ -141,6 +163,11 @@ export class Lease {
       this.ensureOpen();
     }
     this.arrays.set(arrayId, array);
+    if (workspace) {
+      let set = this.attached.get(workspace);
+      if (!set) this.attached.set(workspace, (set = new Set()));
+      set.add(array);
+    }
     return array;
   }
 
@@ -148,7 +175,7 @@ export class Lease {
   getArray(arrayId: unknown): TensorArray {
     this.ensureOpen();
     if (typeof arrayId !== 'string' || arrayId === '') throw invalidArgument('array_id', 'an array id', arrayId);
-    const array = this.arrays.get(arrayId);
+    const array = this.arrays.get(arrayId) ?? this.retired.get(arrayId);
     if (!array) throw notFound('array', arrayId);
     return array;
   }
@@ -156,7 +183,113 @@ export class Lease {
   freeArray(arrayId: unknown): number {
     const array = this.getArray(arrayId);
     this.arrays.delete(array.arrayId);
+    this.retired.delete(array.arrayId);
+    if (array.workspace) this.attached.get(array.workspace)?.delete(array);
     return array.release();
+  }
+
+  /**
+   * Bounded retention: drops from `arrays` the arrays attached to `workspace` that can never be used
+   * again — of an older generation (outdated), whose memory went back (released), or of a destroyed
+   * workspace — keeping their ids among the last RETIRED_ARRAYS_KEPT retired ones, which still answer
+   * ND4J's message. Arrays of the current generation stay (leaked ones answer until the next cycle);
+   * so do circular workspaces' arrays until their memory is given back (ND4J never outdates them).
+   * Called after every workspace operation.
+   */
+  retireOutOfScope(workspace: Workspace): void {
+    const set = this.attached.get(workspace);
+    if (!set) return;
+    const destroyed = this.workspaces.find(workspace.workspaceId) !== workspace;
+    for (const array of set) {
+      const validity = destroyed ? 'released' : array.attachmentValidity;
+      if (validity !== 'outdated' && validity !== 'released') continue;
+      set.delete(array);
+      this.arrays.delete(array.arrayId);
+      this.retired.set(array.arrayId, array);
+      if (this.retired.size > RETIRED_ARRAYS_KEPT) this.retired.delete(this.retired.keys().next().value!);
+    }
+    if (set.size === 0) this.attached.delete(workspace);
+  }
+
+  /** How many retired array ids the lease remembers (≤ RETIRED_ARRAYS_KEPT). */
+  get retiredCount(): number {
+    return this.retired.size;
+  }
+
+  /** The lease's cuDNN scratch on `device`, unless it has none (or the client freed it). */
+  cudnnScratchOf(device: number): TensorArray | undefined {
+    const scratch = this.cudnnScratch.get(device);
+    if (scratch?.isFreed) this.cudnnScratch.delete(device);
+    return scratch?.isFreed ? undefined : scratch;
+  }
+
+  /**
+   * What a scratch on `device` may take: the pool cap's headroom and the tenant's device quota
+   * headroom, whichever is smaller, plus the scratch held now (growing gives it back). DESIGN.md §4.
+   */
+  scratchBudget(device: number): ScratchBudget {
+    this.memory.checkDevice(device);
+    const pool = this.memory.deviceReports()[device];
+    const usage = this.memory.tenantUsage(this.tenant);
+    const held = this.cudnnScratchOf(device)?.deviceHeldBytes ?? 0;
+    let headroom = Math.max(0, pool.maxBytes - pool.usedBytes);
+    let detail = `pool cap (maxbytes) ${formatBytes(pool.maxBytes)}, used ${formatBytes(pool.usedBytes)}`;
+    if (usage.deviceQuotaBytes > 0) {
+      headroom = Math.min(headroom, Math.max(0, usage.deviceQuotaBytes - usage.deviceBytes[device]));
+      detail += `; tenant "${this.tenant}" quota ${formatBytes(usage.deviceQuotaBytes)}, used ${formatBytes(usage.deviceBytes[device])}`;
+    }
+    detail += `; cuDNN scratch held ${formatBytes(held)}`;
+    return { bytes: headroom + held, detail, alignedSize: (bytes) => (bytes === 0 ? 0 : Math.ceil(bytes / POOL_ALIGNMENT) * POOL_ALIGNMENT) };
+  }
+
+  /**
+   * DL4J's grow-only cuDNN workspace: the scratch on `device` when it holds at least `bytes`, else a
+   * larger one replacing it, taken only once it is known to fit the budget (the old one is given back
+   * first, so growth never needs both). Returns the scratch (undefined when none is needed or held)
+   * and whether it grew.
+   */
+  async acquireCudnnScratch(device: number, bytes: number): Promise<{ scratch?: TensorArray; grew: boolean }> {
+    this.ensureOpen();
+    const current = this.cudnnScratchOf(device);
+    if (bytes === 0 || (current && current.byteSize >= bytes)) return { scratch: current, grew: false };
+    const budget = this.scratchBudget(device);
+    if (budget.alignedSize(bytes) > budget.bytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), current?.deviceHeldBytes ?? 0);
+    if (current) this.freeArray(current.arrayId);
+    try {
+      const scratch = await this.createScratch(device, bytes);
+      return { scratch, grew: current !== undefined };
+    } catch (error) {
+      // The pool could not place it after all (fragmentation): keep the lease's old scratch size.
+      if (current) await this.createScratch(device, current.byteSize).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async createScratch(device: number, bytes: number): Promise<TensorArray> {
+    const params = { dataType: 'DATA_TYPE_UINT8', shape: [bytes], placement: 'PLACEMENT_DEVICE', device, workspaceId: '', zero: false, label: CUDNN_SCRATCH_LABEL, requestId: '' };
+    const scratch = await this.create(params, bytes, 'PLACEMENT_DEVICE', [bytes]);
+    this.cudnnScratch.set(device, scratch);
+    return scratch;
+  }
+
+  /** The error a scratch that does not fit gets: the tenant's quota when that is what refuses, else the pool cap. */
+  private scratchRefusal(device: number, bytes: number, alignedBytes: number, heldBytes: number): TensormemError {
+    const pool = this.memory.deviceReports()[device];
+    const usage = this.memory.tenantUsage(this.tenant);
+    const tenantUsed = usage.deviceBytes[device] - heldBytes;
+    if (usage.deviceQuotaBytes > 0 && tenantUsed + alignedBytes > usage.deviceQuotaBytes) {
+      return new QuotaExceededError(this.tenant, 'DEVICE', device, bytes, usage.deviceQuotaBytes, tenantUsed);
+    }
+    return new OutOfMemoryError({
+      memory: 'DEVICE',
+      device,
+      requestedBytes: bytes,
+      capName: 'pool cap (maxbytes)',
+      capBytes: pool.maxBytes,
+      usedBytes: pool.usedBytes - heldBytes,
+      largestFreeBlockBytes: pool.largestFreeBlockBytes,
+      tenant: usage.deviceQuotaBytes > 0 ? { name: this.tenant, quotaBytes: usage.deviceQuotaBytes, usedBytes: tenantUsed } : undefined,
+    });
   }
 
   /**
@@ -184,14 +317,16 @@ export class Lease {
     return copy;
   }
 
+  /** Device bytes the lease holds: detached arrays (the cuDNN scratch included) and workspace buffers. */
   deviceBytes(): number {
-    let bytes = 0;
+    let bytes = this.workspaceBacking.heldBytes().deviceBytes;
     for (const array of this.arrays.values()) bytes += array.deviceHeldBytes;
     return bytes;
   }
 
+  /** Host bytes the lease holds: mirrors, HOST_ONLY arrays, and workspace host buffers (mapped files are not counted). */
   hostBytes(): number {
-    let bytes = 0;
+    let bytes = this.workspaceBacking.heldBytes().hostBytes;
     for (const array of this.arrays.values()) bytes += array.hostHeldBytes;
     return bytes;
   }
@@ -204,6 +339,9 @@ export class Lease {
     for (const array of this.arrays.values()) freed += array.release();
     freed += this.workspaces.destroyAll();
     this.arrays.clear();
+    this.attached.clear();
+    this.retired.clear();
+    this.cudnnScratch.clear();
     this.requests.clear();
     return freed;
   }

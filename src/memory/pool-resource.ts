@@ -56,7 +56,9 @@ export interface PoolResourceOptions {
 /** The capName in this pool's refusals. */
 export const POOL_RESERVATION_CAP = 'pool reservation cap';
 
-const DEFAULT_ALIGNMENT = 256;
+/** Block alignment of every pool the daemon makes (the default of PoolOptions.alignment). */
+export const POOL_ALIGNMENT = 256;
+const DEFAULT_ALIGNMENT = POOL_ALIGNMENT;
 
 /** A block's state. Dead: freed by deallocate or dropped by release(); the caller's reference is stale. */
 const BlockState = { Free: 0, Live: 1, Dead: 2 } as const;

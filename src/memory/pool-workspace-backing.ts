@@ -48,6 +48,17 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
     else this.memory.unmapFile(block);
   }
 
+  /** Bytes held, by side: device buffers, and host buffers (mirrors, HOST_ONLY); mapped files are in neither. */
+  heldBytes(): { deviceBytes: number; hostBytes: number } {
+    let deviceBytes = 0;
+    let hostBytes = 0;
+    for (const [block, holding] of this.held) {
+      if (holding.kind === 'DEVICE') deviceBytes += block.bytes;
+      else if (holding.kind === 'HOST') hostBytes += block.bytes;
+    }
+    return { deviceBytes, hostBytes };
+  }
+
   fileLength(path: string): number {
     try {
       return statSync(path).size;

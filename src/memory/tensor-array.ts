@@ -18,7 +18,7 @@ import { failedPrecondition, invalidArgument, outOfRange } from '../errors';
 import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
 import type { DataTypeName } from './data-types';
 import type { MemoryManager } from './memory-manager';
-import type { Workspace, WorkspaceAllocation } from './workspace';
+import type { AllocationValidity, Workspace, WorkspaceAllocation } from './workspace';
 import type { WorkspaceRegistry } from './workspace-registry';
 
 /** An array attached to a workspace: its bytes are ranges of the workspace's memory. */
@@ -191,6 +191,11 @@ export class TensorArray {
     }
     if (options.zero) await memory.fill(viewOf(primary), 0, init.byteSize, 0);
     return array;
+  }
+
+  /** How the attachment stands (Workspace.checkAllocation of its primary allocation); undefined when detached. */
+  get attachmentValidity(): AllocationValidity | undefined {
+    return this.attachment?.workspace.checkAllocation(this.attachment.primary);
   }
 
   /** Throws FAILED_PRECONDITION / ARRAY_OUT_OF_SCOPE (ND4J's leaked / outdated workspace pointer) for an attached array that may no longer be used. */

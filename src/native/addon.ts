@@ -7,7 +7,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { BackendName, NativeBackend } from './backend';
+import type { BackendName, NativeBackend, NativeCudnn } from './backend';
 import { packageRoot } from '../package-root';
 
 /** Options of the `host` backend: an emulated device in host RAM. */
@@ -30,8 +30,8 @@ export interface AddonBuildInfo {
   cudaRuntimeVersion?: number;
 }
 
-/** What the .node file exports. */
-export interface NativeAddon {
+/** What the .node file exports (cuDNN functions included). */
+export interface NativeAddon extends NativeCudnn {
   createBackend(name: BackendName, options?: HostBackendOptions | CudaBackendOptions): NativeBackend;
   buildInfo(): AddonBuildInfo;
   /**

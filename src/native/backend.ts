@@ -105,3 +105,61 @@ export interface NativeError extends Error {
 export function isNativeError(error: unknown): error is NativeError {
   return error instanceof Error && typeof (error as NativeError).code === 'string';
 }
+
+/**
+ * cuDNN as the addon opens it at run time (dlopen; never linked). `version` is cudnnGetVersion():
+ * major·10000 + minor·100 + patch from cuDNN 9 on, major·1000 + minor·100 + patch before.
+ */
+export interface CudnnLoadResult {
+  loaded: boolean;
+  /** The candidate that opened. */
+  path?: string;
+  version?: number;
+  /** Why nothing loaded: every candidate tried, with dlopen's reason or the missing symbol. */
+  error?: string;
+}
+
+/**
+ * One convolution for cuDNN, normalised and validated by src/memory/cudnn-convolution.ts: packed
+ * NCHW (NCDHW) input, KCRS filter, cross-correlation. Enum fields are cuDNN's numbers
+ * (cudnnDataType_t, cudnnMathType_t); direction 0 forward, 1 backward data, 2 backward filter.
+ */
+export interface CudnnConvolutionQuery {
+  direction: 0 | 1 | 2;
+  inputDims: number[];
+  filterDims: number[];
+  pads: number[];
+  strides: number[];
+  dilations: number[];
+  dataType: number;
+  computeType: number;
+  mathType: number;
+  groupCount: number;
+}
+
+/** One row of cudnnGetConvolution*Algorithm_v7, in cuDNN's order (fastest expected first). */
+export interface CudnnAlgorithmPerf {
+  /** The cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t value. */
+  algorithm: number;
+  /** cudnnStatus_t for this algorithm: 0 = usable. */
+  status: number;
+  statusName: string;
+  timeMs: number;
+  memoryBytes: number;
+  deterministic: boolean;
+  mathType: number;
+}
+
+/**
+ * The addon's cuDNN functions (module-level: the library is process-wide). Queries need the cuda
+ * backend's device index and throw NativeError: UNSUPPORTED when cuDNN is not loaded or the addon has
+ * no CUDA; CUDA_ERROR with cudaError set to the cudaError_t or cudnnStatus_t name when CUDA or cuDNN
+ * refuses (e.g. "cudaErrorInsufficientDriver", "CUDNN_STATUS_NOT_SUPPORTED").
+ */
+export interface NativeCudnn {
+  /** Tries the candidates in order (paths, or names dlopen searches); once loaded, returns that library. */
+  cudnnLoad(candidates: string[]): CudnnLoadResult;
+  cudnnStatus(): CudnnLoadResult;
+  cudnnFindAlgorithms(device: number, query: CudnnConvolutionQuery): CudnnAlgorithmPerf[];
+  cudnnWorkspaceSize(device: number, query: CudnnConvolutionQuery, algorithm: number): number;
+}

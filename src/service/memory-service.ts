@@ -8,6 +8,7 @@ import type { ConfigValue } from '../generated/tensormem/v1/ConfigValue';
 import type { WatchMemoryRequest__Output } from '../generated/tensormem/v1/WatchMemoryRequest';
 import type { WatchMemoryResponse } from '../generated/tensormem/v1/WatchMemoryResponse';
 import { FLAGS } from '../config/flags';
+import { cudnnLibrary } from '../memory/cudnn-library';
 import { invalidArgument } from '../errors';
 import { packageVersion } from '../package-root';
 import { toServiceError } from './errors';
@@ -130,6 +131,7 @@ export function configValues(context: ServiceContext): ConfigValue[] {
     if (flag.name === 'backend') value = `${config.rawValues.backend} (using ${memory.backendName})`;
     values.push({ name: flag.name, value, source, seed_name: flag.seedName ?? '' });
   }
+  values.push({ name: 'cudnn_version', value: cudnnLibrary(config.rawValues['cudnn-library']).describe, source: 'derived', seed_name: '' });
   return values;
 }
 

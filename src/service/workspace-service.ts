@@ -3,13 +3,19 @@ import type { Metadata, Server } from '@grpc/grpc-js';
 import type { WorkspaceServiceHandlers } from '../generated/tensormem/v1/WorkspaceService';
 import type { WorkspaceInfo as WorkspaceInfoMessage } from '../generated/tensormem/v1/WorkspaceInfo';
 import type { WorkspaceConfig__Output } from '../generated/tensormem/v1/WorkspaceConfig';
+import type { AcquireCudnnWorkspaceRequest__Output } from '../generated/tensormem/v1/AcquireCudnnWorkspaceRequest';
+import { algorithmName } from '../memory/cudnn-convolution';
 import type { Lease } from '../leases/lease';
 import type { Workspace } from '../memory/workspace';
 import type { WorkspaceConfigInput } from '../memory/workspace-config';
+import type { AcquireCudnnWorkspaceResponse } from '../generated/tensormem/v1/AcquireCudnnWorkspaceResponse';
+import { cudnnLibrary } from '../memory/cudnn-library';
+import { planCudnnWorkspace } from '../memory/cudnn-workspace';
+import { arrayInfo } from './array-service';
 import { bearerToken, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import { tolerantDeserializers } from './malformed';
-import type { ServiceContext } from './service-context';
+import { ServiceContext, refuseWhileDraining } from './service-context';
 
 /** The proto config as the policy layer takes it; an absent message means "the existing one, or ND4J's defaults". */
 export function workspaceConfigInput(config: WorkspaceConfig__Output | null | undefined): WorkspaceConfigInput | undefined {
@@ -74,7 +80,40 @@ export function workspaceInfo(workspace: Workspace, lease: Lease): WorkspaceInfo
 }
 
 export class WorkspaceService {
-  constructor(private readonly context: ServiceContext) {}
+  constructor(private readonly context: ServiceContext) {
+    // Opened once, at start, so that GetConfig and the log say what AcquireCudnnWorkspace will use.
+    const cudnn = cudnnLibrary(context.config.rawValues['cudnn-library']);
+    const unusable = cudnn.unusableReason(context.memory.backendName);
+    context.log.info({ event: 'cudnn', cudnn: cudnn.describe, usable: unusable === undefined, reason: unusable }, unusable ? 'cuDNN workspaces sized from request bytes' : `cuDNN ${cudnn.versionText} sizes cuDNN workspaces`);
+  }
+
+  /** AcquireCudnnWorkspace: validate, size (cuDNN or the request), then take the lease's grow-only scratch. */
+  private async acquireCudnnWorkspace(lease: Lease, request: AcquireCudnnWorkspaceRequest__Output): Promise<AcquireCudnnWorkspaceResponse> {
+    const { memory, config } = this.context;
+    memory.checkDevice(request.device);
+    const plan = planCudnnWorkspace(
+      { device: request.device, mode: request.mode, convolution: request.convolution, algorithm: request.algorithm, requestedBytes: request.requested_bytes },
+      { library: cudnnLibrary(config.rawValues['cudnn-library']), backendName: memory.backendName, budget: () => lease.scratchBudget(request.device) },
+    );
+    const { scratch, grew } = await lease.acquireCudnnScratch(request.device, plan.bytes);
+    return {
+      scratch: scratch ? arrayInfo(scratch) : null,
+      device_offset: scratch?.deviceBlock?.offset ?? 0,
+      algorithm: plan.algorithm,
+      workspace_bytes: plan.bytes,
+      fell_back: plan.fellBack,
+      reason: plan.reason,
+      size_source: plan.sizeSource,
+      grew,
+      candidates: plan.candidates.map((perf) => ({
+        algorithm: plan.convolution ? algorithmName(plan.convolution.direction, perf.algorithm) : String(perf.algorithm),
+        workspace_bytes: perf.memoryBytes,
+        status: perf.statusName,
+        time_ms: perf.timeMs,
+        deterministic: perf.deterministic,
+      })),
+    };
+  }
 
   private lease(metadata: Metadata): Lease {
     return this.context.registry.authenticate(bearerToken(metadata));
@@ -88,6 +127,7 @@ export class WorkspaceService {
       unary(log, (call: { metadata: Metadata; request: { workspace_id: string } }) => {
         const lease = this.lease(call.metadata);
         const workspace = operation(lease, call.request.workspace_id);
+        lease.retireOutOfScope(workspace);
         return { workspace: workspaceInfo(workspace, lease) };
       });
     const handlers: WorkspaceServiceHandlers = {
@@ -122,6 +162,10 @@ export class WorkspaceService {
       ListWorkspaces: unary(log, (call) => {
         const lease = registry.resolve(this.lease(call.metadata), call.request.lease_id);
         return { workspaces: lease.workspaces.list().map((workspace) => workspaceInfo(workspace, lease)) };
+      }),
+      AcquireCudnnWorkspace: unary(log, (call) => {
+        refuseWhileDraining(this.context);
+        return this.acquireCudnnWorkspace(registry.resolve(this.lease(call.metadata), call.request.lease_id), call.request);
       }),
     };
     server.addService(tolerantDeserializers(proto.tensormem.v1.WorkspaceService.service), handlers);

@@ -2,6 +2,8 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AcquireCudnnWorkspaceRequest as _tensormem_v1_AcquireCudnnWorkspaceRequest, AcquireCudnnWorkspaceRequest__Output as _tensormem_v1_AcquireCudnnWorkspaceRequest__Output } from '../../tensormem/v1/AcquireCudnnWorkspaceRequest';
+import type { AcquireCudnnWorkspaceResponse as _tensormem_v1_AcquireCudnnWorkspaceResponse, AcquireCudnnWorkspaceResponse__Output as _tensormem_v1_AcquireCudnnWorkspaceResponse__Output } from '../../tensormem/v1/AcquireCudnnWorkspaceResponse';
 import type { BorrowWorkspaceRequest as _tensormem_v1_BorrowWorkspaceRequest, BorrowWorkspaceRequest__Output as _tensormem_v1_BorrowWorkspaceRequest__Output } from '../../tensormem/v1/BorrowWorkspaceRequest';
 import type { BorrowWorkspaceResponse as _tensormem_v1_BorrowWorkspaceResponse, BorrowWorkspaceResponse__Output as _tensormem_v1_BorrowWorkspaceResponse__Output } from '../../tensormem/v1/BorrowWorkspaceResponse';
 import type { CreateWorkspaceRequest as _tensormem_v1_CreateWorkspaceRequest, CreateWorkspaceRequest__Output as _tensormem_v1_CreateWorkspaceRequest__Output } from '../../tensormem/v1/CreateWorkspaceRequest';
@@ -22,6 +24,15 @@ import type { ScopeOutRequest as _tensormem_v1_ScopeOutRequest, ScopeOutRequest_
 import type { ScopeOutResponse as _tensormem_v1_ScopeOutResponse, ScopeOutResponse__Output as _tensormem_v1_ScopeOutResponse__Output } from '../../tensormem/v1/ScopeOutResponse';
 
 export interface WorkspaceServiceClient extends grpc.Client {
+  AcquireCudnnWorkspace(argument: _tensormem_v1_AcquireCudnnWorkspaceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_AcquireCudnnWorkspaceResponse__Output>): grpc.ClientUnaryCall;
+  AcquireCudnnWorkspace(argument: _tensormem_v1_AcquireCudnnWorkspaceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_AcquireCudnnWorkspaceResponse__Output>): grpc.ClientUnaryCall;
+  AcquireCudnnWorkspace(argument: _tensormem_v1_AcquireCudnnWorkspaceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_AcquireCudnnWorkspaceResponse__Output>): grpc.ClientUnaryCall;
+  AcquireCudnnWorkspace(argument: _tensormem_v1_AcquireCudnnWorkspaceRequest, callback: grpc.requestCallback<_tensormem_v1_AcquireCudnnWorkspaceResponse__Output>): grpc.ClientUnaryCall;
+  acquireCudnnWorkspace(argument: _tensormem_v1_AcquireCudnnWorkspaceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_AcquireCudnnWorkspaceResponse__Output>): grpc.ClientUnaryCall;
+  acquireCudnnWorkspace(argument: _tensormem_v1_AcquireCudnnWorkspaceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_AcquireCudnnWorkspaceResponse__Output>): grpc.ClientUnaryCall;
+  acquireCudnnWorkspace(argument: _tensormem_v1_AcquireCudnnWorkspaceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_AcquireCudnnWorkspaceResponse__Output>): grpc.ClientUnaryCall;
+  acquireCudnnWorkspace(argument: _tensormem_v1_AcquireCudnnWorkspaceRequest, callback: grpc.requestCallback<_tensormem_v1_AcquireCudnnWorkspaceResponse__Output>): grpc.ClientUnaryCall;
+  
   BorrowWorkspace(argument: _tensormem_v1_BorrowWorkspaceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_BorrowWorkspaceResponse__Output>): grpc.ClientUnaryCall;
   BorrowWorkspace(argument: _tensormem_v1_BorrowWorkspaceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tensormem_v1_BorrowWorkspaceResponse__Output>): grpc.ClientUnaryCall;
   BorrowWorkspace(argument: _tensormem_v1_BorrowWorkspaceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tensormem_v1_BorrowWorkspaceResponse__Output>): grpc.ClientUnaryCall;
@@ -106,6 +117,8 @@ export interface WorkspaceServiceClient extends grpc.Client {
 }
 
 export interface WorkspaceServiceHandlers extends grpc.UntypedServiceImplementation {
+  AcquireCudnnWorkspace: grpc.handleUnaryCall<_tensormem_v1_AcquireCudnnWorkspaceRequest__Output, _tensormem_v1_AcquireCudnnWorkspaceResponse>;
+  
   BorrowWorkspace: grpc.handleUnaryCall<_tensormem_v1_BorrowWorkspaceRequest__Output, _tensormem_v1_BorrowWorkspaceResponse>;
   
   CreateWorkspace: grpc.handleUnaryCall<_tensormem_v1_CreateWorkspaceRequest__Output, _tensormem_v1_CreateWorkspaceResponse>;
@@ -127,6 +140,7 @@ export interface WorkspaceServiceHandlers extends grpc.UntypedServiceImplementat
 }
 
 export interface WorkspaceServiceDefinition extends grpc.ServiceDefinition {
+  AcquireCudnnWorkspace: MethodDefinition<_tensormem_v1_AcquireCudnnWorkspaceRequest, _tensormem_v1_AcquireCudnnWorkspaceResponse, _tensormem_v1_AcquireCudnnWorkspaceRequest__Output, _tensormem_v1_AcquireCudnnWorkspaceResponse__Output>
   BorrowWorkspace: MethodDefinition<_tensormem_v1_BorrowWorkspaceRequest, _tensormem_v1_BorrowWorkspaceResponse, _tensormem_v1_BorrowWorkspaceRequest__Output, _tensormem_v1_BorrowWorkspaceResponse__Output>
   CreateWorkspace: MethodDefinition<_tensormem_v1_CreateWorkspaceRequest, _tensormem_v1_CreateWorkspaceResponse, _tensormem_v1_CreateWorkspaceRequest__Output, _tensormem_v1_CreateWorkspaceResponse__Output>
   DestroyWorkspace: MethodDefinition<_tensormem_v1_DestroyWorkspaceRequest, _tensormem_v1_DestroyWorkspaceResponse, _tensormem_v1_DestroyWorkspaceRequest__Output, _tensormem_v1_DestroyWorkspaceResponse__Output>

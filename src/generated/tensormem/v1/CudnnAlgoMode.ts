@@ -1,0 +1,20 @@
+// Original file: proto/tensormem/v1/workspace.proto
+
+export const CudnnAlgoMode = {
+  CUDNN_ALGO_MODE_UNSPECIFIED: 'CUDNN_ALGO_MODE_UNSPECIFIED',
+  CUDNN_ALGO_MODE_PREFER_FASTEST: 'CUDNN_ALGO_MODE_PREFER_FASTEST',
+  CUDNN_ALGO_MODE_NO_WORKSPACE: 'CUDNN_ALGO_MODE_NO_WORKSPACE',
+  CUDNN_ALGO_MODE_USER_SPECIFIED: 'CUDNN_ALGO_MODE_USER_SPECIFIED',
+} as const;
+
+export type CudnnAlgoMode =
+  | 'CUDNN_ALGO_MODE_UNSPECIFIED'
+  | 0
+  | 'CUDNN_ALGO_MODE_PREFER_FASTEST'
+  | 1
+  | 'CUDNN_ALGO_MODE_NO_WORKSPACE'
+  | 2
+  | 'CUDNN_ALGO_MODE_USER_SPECIFIED'
+  | 3
+
+export type CudnnAlgoMode__Output = typeof CudnnAlgoMode[keyof typeof CudnnAlgoMode]

@@ -1,0 +1,269 @@
+/**
+ * AcquireCudnnWorkspace over gRPC on the host backend (no cuDNN path: sizes from requested_bytes), the
+ * grow-only scratch in real pool memory, quotas, bad descriptors, lease close; the bounded retention of
+ * out-of-scope workspace arrays; lease summaries that count workspace buffers. GetConfig's cudnn_version.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CudnnWorkspaceRequest, LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { RETIRED_ARRAYS_KEPT } from '../../src/leases/lease';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+
+async function failure(promise: Promise<unknown>): Promise<TensormemClientError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(TensormemClientError);
+  return error as TensormemClientError;
+}
+
+/** A ResNet-style 3×3 convolution. */
+const CONV = { input_dims: [32, 64, 56, 56], filter_dims: [128, 64, 3, 3], pads: [1, 1], strides: [1, 1], dilations: [1, 1], data_type: 'DATA_TYPE_FLOAT32' as const };
+
+function request(requestedBytes: number, extra: Partial<CudnnWorkspaceRequest> = {}): CudnnWorkspaceRequest {
+  return { mode: 'CUDNN_ALGO_MODE_PREFER_FASTEST', convolution: CONV, requested_bytes: requestedBytes, ...extra };
+}
+
+describe('AcquireCudnnWorkspace on the host backend', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let lease: LeaseSession;
+  const deviceUsed = async () => (await client.memoryInfo()).devices[0].used_bytes;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '64M', '--pool-chunk', '4M', '--cudnn-library', '/nonexistent/libcudnn.so.9']);
+    client = new TensormemClient(daemon.tcpAddress);
+    lease = await client.openLease({ clientName: 'cudnn' });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('GetConfig shows the cuDNN state: not loaded, naming the path tried (or the version, where a system cuDNN exists)', async () => {
+    const config = await client.config();
+    const cudnn = config.values.find((value) => value.name === 'cudnn_version');
+    expect(cudnn?.source).toBe('derived');
+    if (cudnn!.value.startsWith('not loaded')) expect(cudnn!.value).toContain('/nonexistent/libcudnn.so.9');
+    else expect(cudnn!.value).toMatch(/^\d+\.\d+\.\d+ \(/);
+    expect(config.values.find((value) => value.name === 'cudnn-library')).toMatchObject({ value: '/nonexistent/libcudnn.so.9', source: 'flag' });
+  });
+
+  it('sizes the scratch from requested_bytes, says why, and takes it from the device pool as a usable array', async () => {
+    const before = await deviceUsed();
+    const reply = await lease.acquireCudnnWorkspace(request(3 * MiB));
+    expect(reply).toMatchObject({ workspace_bytes: 3 * MiB, size_source: 'request bytes', algorithm: '', fell_back: false, grew: false, candidates: [] });
+    expect(reply.reason).toMatch(/^cuDNN (not loaded|.* the host backend has no CUDA device)/);
+    expect(reply.scratch).toMatchObject({ byte_size: 3 * MiB, placement: 'PLACEMENT_DEVICE', data_type: 'DATA_TYPE_UINT8', label: 'cudnn-scratch', attached: false, held_bytes: 3 * MiB });
+    expect(reply.device_offset % 256).toBe(0);
+    expect((await deviceUsed()) - before).toBe(3 * MiB);
+    // It is an ordinary array of the lease: bytes go in and come back.
+    const data = randomBytes(4096);
+    await lease.write(reply.scratch!.array_id, data, 1000);
+    expect((await lease.read(reply.scratch!.array_id, 1000, 4096)).equals(data)).toBe(true);
+  });
+
+  it('is grow-only per lease and device: smaller requests get the same scratch, a larger one replaces it', async () => {
+    const first = (await lease.acquireCudnnWorkspace(request(MiB))).scratch!;
+    expect(first.byte_size).toBe(3 * MiB);
+    const used = await deviceUsed();
+    const same = await lease.acquireCudnnWorkspace(request(2 * MiB));
+    expect(same).toMatchObject({ grew: false, workspace_bytes: 2 * MiB });
+    expect(same.scratch!.array_id).toBe(first.array_id);
+    expect(await deviceUsed()).toBe(used);
+
+    const grown = await lease.acquireCudnnWorkspace(request(5 * MiB));
+    expect(grown.grew).toBe(true);
+    expect(grown.scratch!.byte_size).toBe(5 * MiB);
+    expect(grown.scratch!.array_id).not.toBe(first.array_id);
+    expect((await deviceUsed()) - used).toBe(2 * MiB); // the old 3 MiB went back
+    expect((await failure(lease.get(first.array_id))).code).toBe(status.NOT_FOUND);
+
+    // NO_WORKSPACE needs zero bytes and keeps the scratch as it is.
+    const none = await lease.acquireCudnnWorkspace({ mode: 'CUDNN_ALGO_MODE_NO_WORKSPACE', convolution: CONV });
+    expect(none).toMatchObject({ workspace_bytes: 0, size_source: 'no workspace', grew: false });
+    expect(none.scratch!.array_id).toBe(grown.scratch!.array_id);
+    // Another lease has its own scratch; a fresh lease with NO_WORKSPACE holds none.
+    const other = await client.openLease();
+    expect((await other.acquireCudnnWorkspace({ mode: 'CUDNN_ALGO_MODE_NO_WORKSPACE' })).scratch).toBeNull();
+    expect((await other.acquireCudnnWorkspace(request(MiB))).scratch!.array_id).not.toBe(grown.scratch!.array_id);
+    await other.close();
+  });
+
+  it('USER_SPECIFIED takes the named algorithm for the direction', async () => {
+    const reply = await lease.acquireCudnnWorkspace(request(MiB, { mode: 'CUDNN_ALGO_MODE_USER_SPECIFIED', algorithm: 'CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3', convolution: { ...CONV, direction: 'CONVOLUTION_DIRECTION_BACKWARD_FILTER' } }));
+    expect(reply).toMatchObject({ algorithm: 'ALGO_3', workspace_bytes: MiB, size_source: 'request bytes' });
+  });
+
+  it('refuses bad requests with INVALID_ARGUMENT naming the field and value, and takes nothing', async () => {
+    const used = await deviceUsed();
+    const arrays = (await lease.list()).length;
+    const cases: Array<[CudnnWorkspaceRequest, string, string]> = [
+      [request(MiB, { convolution: { ...CONV, input_dims: [32, 64, 56] } }), 'convolution.input_dims', '3 dims'],
+      [request(MiB, { convolution: { ...CONV, input_dims: [32, 64, 0, 56] } }), 'convolution.input_dims[2]', 'received 0'],
+      [request(MiB, { convolution: { ...CONV, strides: [1, 0] } }), 'convolution.strides[1]', 'received 0'],
+      [request(MiB, { convolution: { ...CONV, filter_dims: [128, 32, 3, 3] } }), 'convolution.filter_dims[1]', 'received 32'],
+      [request(MiB, { convolution: { ...CONV, filter_dims: [128, 64, 99, 3] } }), 'convolution.filter_dims[2]', 'received 99'],
+      [request(MiB, { convolution: { ...CONV, data_type: 'DATA_TYPE_INT64' } }), 'convolution.data_type', 'DATA_TYPE_INT64'],
+      [request(MiB, { mode: 'CUDNN_ALGO_MODE_USER_SPECIFIED', algorithm: 'FASTEST_PLEASE' }), 'algorithm', '"FASTEST_PLEASE"'],
+      [request(MiB, { algorithm: 'FFT' }), 'algorithm', '"FFT"'],
+      [request(MiB, { device: 3 }), 'device', 'received 3'],
+      [request(MiB, { mode: 9 as never }), 'mode', '9'],
+    ];
+    for (const [bad, field, received] of cases) {
+      const error = await failure(lease.acquireCudnnWorkspace(bad));
+      expect(error.code, field).toBe(status.INVALID_ARGUMENT);
+      expect(error.errorMetadata.field).toBe(field);
+      expect(error.details).toContain(received);
+    }
+    expect(await deviceUsed()).toBe(used);
+    expect((await lease.list()).length).toBe(arrays);
+  });
+
+  it('refuses a scratch past the pool cap with the numbers and keeps the old one; growth counts the old scratch as given back', async () => {
+    const small = await client.openLease();
+    const held = (await small.acquireCudnnWorkspace(request(40 * MiB))).scratch!;
+    // 40 MiB held of 64 MiB (minus others' use): growing to 52 MiB fits only because the 40 go back first.
+    const grown = await small.acquireCudnnWorkspace(request(52 * MiB));
+    expect(grown.grew).toBe(true);
+    const used = await deviceUsed();
+    const refused = await failure(small.acquireCudnnWorkspace(request(80 * MiB)));
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect(refused.details).toContain("Can't allocate [DEVICE] memory: 83886080 bytes (80.00 MiB) on device 0: pool cap (maxbytes) 67108864 bytes (64.00 MiB)");
+    expect(await deviceUsed()).toBe(used);
+    expect((await small.get(grown.scratch!.array_id)).byte_size).toBe(52 * MiB);
+    expect(held.array_id).not.toBe(grown.scratch!.array_id);
+    // Closing the lease gives the scratch back.
+    expect(await small.close()).toBe(52 * MiB);
+    expect(used - (await deviceUsed())).toBe(52 * MiB);
+  });
+
+  it('lease summaries count workspace buffers and the scratch; closing the lease gives every byte back', async () => {
+    const owner = await client.openLease({ clientName: 'summary' });
+    const empty = await deviceUsed();
+    const ws = await owner.createWorkspace('SUMMARY_WS', { initial_size: 2 * MiB, learning_policy: 'LEARNING_POLICY_NONE', allocation_policy: 'ALLOCATION_POLICY_STRICT' });
+    const hostWs = await owner.createWorkspace('SUMMARY_HOST', { initial_size: MiB, learning_policy: 'LEARNING_POLICY_NONE', mirroring_policy: 'MIRRORING_POLICY_HOST_ONLY' });
+    await owner.acquireCudnnWorkspace(request(MiB));
+    const detached = await owner.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1000] });
+    const summary = (await client.listLeases()).find((entry) => entry.lease_id === owner.leaseId)!;
+    const aligned = (bytes: number) => Math.ceil(bytes / 256) * 256;
+    expect(ws.held_bytes).toBe(aligned(2 * MiB + 1024));
+    expect(summary.device_bytes).toBe(ws.held_bytes + MiB + aligned(4000));
+    expect(summary.host_bytes).toBe(hostWs.held_bytes);
+    expect(summary.array_count).toBe(2);
+    expect(detached.held_bytes).toBe(aligned(4000));
+    expect((await deviceUsed()) - empty).toBe(summary.device_bytes);
+    expect(await owner.close()).toBe(summary.device_bytes + summary.host_bytes);
+    expect(await deviceUsed()).toBe(empty);
+  });
+
+  it(`retires arrays of past workspace generations from the lease's map, answering ND4J's message for the last ${RETIRED_ARRAYS_KEPT} ids`, async () => {
+    const trainer = await client.openLease({ clientName: 'retention' });
+    const ws = await trainer.createWorkspace('RETAIN_WS', { initial_size: 4 * MiB, learning_policy: 'LEARNING_POLICY_NONE' });
+    const allocateInCycle = async (count: number) => {
+      await trainer.enterWorkspace(ws.workspace_id);
+      const ids: string[] = [];
+      for (let start = 0; start < count; start += 100) {
+        const batch = await Promise.all(Array.from({ length: Math.min(100, count - start) }, () => trainer.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4] })));
+        ids.push(...batch.map((array) => array.array_id));
+      }
+      return ids;
+    };
+    const first = await allocateInCycle(RETIRED_ARRAYS_KEPT + 50);
+    await trainer.leaveWorkspace(ws.workspace_id);
+    // Left but not yet re-entered: same generation, still listed, "leaked".
+    expect((await trainer.list()).length).toBe(first.length);
+    expect((await failure(trainer.read(first[0]))).details).toContain('Cannot read array: Array uses leaked workspace pointer from workspace RETAIN_WS');
+    // The next cycle (generation 2) retires all of them; the workspace stays open while we look.
+    const second = await allocateInCycle(10);
+    const listed = (await trainer.list()).map((array) => array.array_id);
+    expect(listed.sort()).toEqual([...second].sort());
+    expect((await client.listLeases()).find((entry) => entry.lease_id === trainer.leaseId)!.array_count).toBe(10);
+    // The newest retired ids still answer ND4J's message…
+    const outdated = await failure(trainer.read(first[first.length - 1]));
+    expect(outdated.code).toBe(status.FAILED_PRECONDITION);
+    expect(outdated.reason).toBe('ARRAY_OUT_OF_SCOPE');
+    expect(outdated.details).toContain('Array outdated workspace pointer from workspace RETAIN_WS (array generation 1, current workspace generation 2)');
+    expect((await failure(trainer.duplicate(first[60]))).reason).toBe('ARRAY_OUT_OF_SCOPE');
+    // …the oldest beyond the bound are forgotten.
+    expect((await failure(trainer.read(first[0]))).code).toBe(status.NOT_FOUND);
+    expect((await failure(trainer.read(first[49]))).code).toBe(status.NOT_FOUND);
+    // Freeing a retired id works and forgets it; destroying the workspace retires the rest as "released".
+    expect(await trainer.free(first[100])).toBe(0);
+    expect((await failure(trainer.get(first[100]))).code).toBe(status.NOT_FOUND);
+    await trainer.leaveWorkspace(ws.workspace_id);
+    await trainer.destroyWorkspace(ws.workspace_id);
+    expect(await trainer.list()).toEqual([]);
+    expect((await failure(trainer.read(second[0]))).details).toContain('Array memory was released: its workspace was destroyed');
+    await trainer.close();
+  });
+});
+
+/** A tenant's device quota limits the scratch (and PREFER_FASTEST's budget) as it does any allocation. */
+describe('AcquireCudnnWorkspace under a tenant quota', () => {
+  const token = randomBytes(24).toString('hex');
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-cudnn-tenants-')), 'tenants.yaml');
+    writeFileSync(tenantsPath, `tenants:\n  - name: small\n    token_sha256: "${sha(token)}"\n    quota: { device: 8M, host: 4M }\n`);
+    daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--pool-chunk', '4M']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('grows within the quota, counting the old scratch as given back, and refuses past it with QUOTA_EXCEEDED', async () => {
+    const lease = await client.openLease({ tenantToken: token });
+    await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
+    const first = await lease.acquireCudnnWorkspace(request(5 * MiB));
+    // 1 + 5 held; 7 more fits the 8 MiB quota only with the 5 given back.
+    const grown = await lease.acquireCudnnWorkspace(request(7 * MiB));
+    expect(grown.grew).toBe(true);
+    const refused = await failure(lease.acquireCudnnWorkspace(request(7 * MiB + 1)));
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.reason).toBe('QUOTA_EXCEEDED');
+    expect(refused.details).toContain('for tenant "small": quota 8388608 bytes (8.00 MiB), used 1048576 bytes (1.00 MiB)');
+    expect((await lease.get(grown.scratch!.array_id)).byte_size).toBe(7 * MiB);
+    expect(first.scratch!.array_id).not.toBe(grown.scratch!.array_id);
+    const usage = (await client.memoryInfo(token)).tenants.find((tenant) => tenant.tenant === 'small')!;
+    expect(usage.device_used_bytes).toBe(8 * MiB);
+    await lease.close();
+    expect((await client.memoryInfo(token)).tenants.find((tenant) => tenant.tenant === 'small')!.device_used_bytes).toBe(0);
+  });
+});
+
+/**
+ * A real cuDNN library (TENSORMEM_TEST_CUDNN_LIBRARY, e.g. the nvidia-cudnn wheel's lib/libcudnn.so.9)
+ * opened by the daemon: its version shows in GetConfig; on the host backend it is loaded but unused.
+ */
+const testLibrary = process.env.TENSORMEM_TEST_CUDNN_LIBRARY;
+const libraryReason = !testLibrary ? 'TENSORMEM_TEST_CUDNN_LIBRARY is not set' : !existsSync(testLibrary) ? `${testLibrary} does not exist` : undefined;
+describe.skipIf(libraryReason !== undefined)(`with a cuDNN library${libraryReason ? ` — skipped: ${libraryReason}` : ''}`, () => {
+  it('loads it at run time, reports its version, and on the host backend sizes from the request, saying so', async () => {
+    const daemon = await startDaemon(['--maxbytes', '64M'], { TENSORMEM_CUDNN_LIBRARY: testLibrary });
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const cudnn = (await client.config()).values.find((value) => value.name === 'cudnn_version')!;
+      expect(cudnn.value).toMatch(new RegExp(`^\\d+\\.\\d+\\.\\d+ \\(${testLibrary!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)$`));
+      const lease = await client.openLease();
+      const reply = await lease.acquireCudnnWorkspace(request(MiB));
+      expect(reply.size_source).toBe('request bytes');
+      expect(reply.reason).toMatch(/^cuDNN \d+\.\d+\.\d+ is loaded but the host backend has no CUDA device$/);
+    } finally {
+      client.close();
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
