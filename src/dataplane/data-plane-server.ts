@@ -191,8 +191,8 @@ class DataPlane {
     array.assertUsable('Cannot read array');
     response.setHeader('Content-Type', 'application/octet-stream');
     response.setHeader('Accept-Ranges', 'bytes');
-    response.setHeader('X-Tensormem-Data-Type', array.init.dataType);
-    response.setHeader('X-Tensormem-Shape', array.init.shape.join(','));
+    response.setHeader('X-Tensormem-Data-Type', array.dataType);
+    response.setHeader('X-Tensormem-Shape', array.shape.join(','));
     response.setHeader('Content-Length', String(length));
     if (range) response.setHeader('Content-Range', `bytes ${start}-${start + length - 1}/${array.byteSize}`);
     response.statusCode = range ? 206 : 200;

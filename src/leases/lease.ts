@@ -2,7 +2,7 @@
  * A lease: a client's claim on memory, and the owner of its arrays (ND4J's thread plays this role for
  * workspaces). Everything it holds is freed when it is closed or expires.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument, notFound } from '../errors';
 import { formatBytes } from '../units';
 import { POOL_ALIGNMENT } from '../memory/pool-resource';
@@ -50,6 +50,26 @@ export function parsePlacement(placement: unknown, field = 'placement'): Placeme
   const name = typeof placement === 'string' ? PLACEMENTS[placement] : undefined;
   if (!name) throw invalidArgument(field, 'PLACEMENT_DEVICE or PLACEMENT_HOST_ONLY', placement);
   return name;
+}
+
+/** Random bytes for array ids, refilled a page at a time. */
+const idEntropy = Buffer.alloc(4092);
+let idEntropyUsed = idEntropy.length;
+/** Where an id is assembled: `arr-` and 24 hex digits. */
+const idText = Buffer.from('arr-000000000000000000000000', 'latin1');
+
+/**
+ * A new array id, `arr-` and 96 random bits in hex, made as one flat string: a template literal
+ * would keep a two-part string (a rope of "arr-" and the digits) alive for as long as the array.
+ */
+function newArrayId(): string {
+  if (idEntropyUsed + 12 > idEntropy.length) {
+    randomFillSync(idEntropy);
+    idEntropyUsed = 0;
+  }
+  idText.write(idEntropy.toString('hex', idEntropyUsed, idEntropyUsed + 12), 4, 'latin1');
+  idEntropyUsed += 12;
+  return idText.toString('latin1');
 }
 
 export class Lease {
@@ -152,7 +172,7 @@ export class Lease {
   }
 
   private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace): Promise<TensorArray> {
-    const arrayId = `arr-${randomBytes(12).toString('hex')}`;
+    const arrayId = newArrayId();
     const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device: params.device, label: params.label };
     const array = workspace
       ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
@@ -302,10 +322,10 @@ export class Lease {
     const workspace = detached ? undefined : this.targetWorkspace(workspaceId, source.byteSize);
     const placement = placementName === 'PLACEMENT_UNSPECIFIED' ? source.placement : parsePlacement(placementName);
     const copy = await this.create(
-      { dataType: source.init.dataType, shape: source.init.shape, placement, device: source.init.device, workspaceId: '', zero: false, label: label || source.init.label, requestId: '' },
+      { dataType: source.dataType, shape: source.shape, placement, device: source.device, workspaceId: '', zero: false, label: label || source.label, requestId: '' },
       source.byteSize,
       placement,
-      source.init.shape,
+      source.shape,
       workspace,
     );
     try {

@@ -47,7 +47,7 @@ export async function exportArray(array: TensorArray, side: unknown, memory: Mem
     }
     const exported = await array.exportDevice();
     const { bytes } = memory.backend.chunkInfo(exported.block.chunkHandle);
-    return { kind: 'cuda_ipc', handle: memory.backend.exportIpcHandle(exported.block.chunkHandle), device: array.init.device, ...placement(array, exported, bytes) };
+    return { kind: 'cuda_ipc', handle: memory.backend.exportIpcHandle(exported.block.chunkHandle), device: array.device, ...placement(array, exported, bytes) };
   }
   const exported = await array.exportHost();
   const info = memory.backend.chunkInfo(exported.block.chunkHandle);

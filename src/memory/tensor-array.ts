@@ -53,8 +53,6 @@ export interface TensorArrayInit {
   placement: PlacementName;
   device: number;
   label: string;
-  workspaceId?: string;
-  generation?: number;
 }
 
 /** A side of an array handed out by export: its block, and whether this export made that block (a copy). */
@@ -65,44 +63,133 @@ export interface ExportedBlock {
 
 const DEDICATED: AllocateOptions = Object.freeze({ dedicated: true });
 
-export class TensorArray {
-  readonly createdAt = new Date();
+/** Bits of TensorArray.flags. */
+const HOST_ONLY = 1 << 0;
+const HOST_VALID = 1 << 1;
+const DEVICE_VALID = 1 << 2;
+const HOST_EXPORTABLE = 1 << 3;
+const DEVICE_EXPORTABLE = 1 << 4;
+/** Allocated `exportable`: a mirror allocated later is dedicated too. */
+const EXPORTABLE_REQUESTED = 1 << 5;
+const RELEASED = 1 << 6;
+const RELEASE_WHEN_IDLE = 1 << 7;
+
+/** Creation times are kept as milliseconds since this module loaded: a small integer, not a boxed number or a Date. */
+const EPOCH_MS = Date.now();
+
+/** What few arrays need: workspace attachment and copy coordination, made on first use. */
+interface ArrayExtras {
+  attachment?: Attachment;
+  /** The device → host copy in progress; concurrent readers share it. */
+  mirrorFill?: Promise<void>;
+  /** A move into a dedicated block in progress; copies wait for it. */
+  moving?: Promise<void>;
+  /** Resolved when the last copy in flight ends (exclusive() waits on them). */
+  idleWaiters?: Array<() => void>;
+}
+
+/**
+ * The array is the owner (BlockOwner) of its device block, or of its only block when HOST_ONLY:
+ * blocks point back at the array instead of at an owner object of their own, which keeps the
+ * per-array bookkeeping small when a daemon holds 100k arrays (DESIGN.md §6, B8). A mirror's owner is
+ * an object of its own (its purpose differs).
+ */
+export class TensorArray implements BlockOwner {
+  readonly arrayId: string;
+  readonly leaseId: string;
+  readonly tenant: string;
+  readonly dataType: DataTypeName;
+  /** The shape: its one dimension for a rank-1 array (the common case, no array object), else the dimensions. */
+  private readonly dims: number | readonly number[];
+  readonly byteSize: number;
+  readonly device: number;
+  readonly label: string;
+  /** Milliseconds since EPOCH_MS. */
+  private readonly createdAtMs: number;
   /** Device memory (PLACEMENT_DEVICE) — undefined for HOST_ONLY. */
   deviceBlock?: Block;
   /** The host mirror of a device array, or the only block of a HOST_ONLY array. */
   hostBlock?: Block;
-  hostValid = false;
-  deviceValid = false;
+  private flags: number;
   private pendingCopies = 0;
-  private releaseWhenIdle = false;
-  private released = false;
-  private mirrorFill?: Promise<void>;
-  private attachment?: Attachment;
-  /** Host memory (HOST_ONLY block or mirror) / device memory in a dedicated, exportable block. */
-  hostExportable = false;
-  deviceExportable = false;
-  /** Allocated `exportable`: a mirror allocated later is dedicated too. */
-  private exportableRequested = false;
-  /** A move into a dedicated block in progress; copies wait for it. */
-  private moving?: Promise<void>;
-  private readonly idleWaiters: Array<() => void> = [];
+  private extras?: ArrayExtras;
 
   private constructor(
-    readonly init: TensorArrayInit,
+    init: TensorArrayInit,
     private readonly memory: MemoryManager,
-  ) {}
+  ) {
+    this.arrayId = init.arrayId;
+    this.leaseId = init.leaseId;
+    this.tenant = init.tenant;
+    this.dataType = init.dataType;
+    this.dims = init.shape.length === 1 ? init.shape[0] : [...init.shape];
+    this.byteSize = init.byteSize;
+    this.device = init.device;
+    this.label = init.label;
+    this.createdAtMs = Date.now() - EPOCH_MS;
+    this.flags = init.placement === 'PLACEMENT_HOST_ONLY' ? HOST_ONLY : 0;
+  }
 
-  get arrayId(): string {
-    return this.init.arrayId;
+  private has(flag: number): boolean {
+    return (this.flags & flag) !== 0;
   }
-  get byteSize(): number {
-    return this.init.byteSize;
+  private set(flag: number, on: boolean): void {
+    this.flags = on ? this.flags | flag : this.flags & ~flag;
   }
+  private get more(): ArrayExtras {
+    return (this.extras ??= {});
+  }
+
   get placement(): PlacementName {
-    return this.init.placement;
+    return this.has(HOST_ONLY) ? 'PLACEMENT_HOST_ONLY' : 'PLACEMENT_DEVICE';
+  }
+  /** A copy of the shape. */
+  get shape(): number[] {
+    return typeof this.dims === 'number' ? [this.dims] : [...this.dims];
+  }
+  get createdAt(): Date {
+    return new Date(EPOCH_MS + this.createdAtMs);
+  }
+  /** The workspace the array was allocated in (BlockOwner); undefined when detached. */
+  get workspaceId(): string | undefined {
+    return this.extras?.attachment?.workspace.workspaceId;
+  }
+  /** BlockOwner: what the array's own block is. */
+  get purpose(): string {
+    return this.has(HOST_ONLY) ? 'host_only' : 'array';
+  }
+  get hostValid(): boolean {
+    return this.has(HOST_VALID);
+  }
+  set hostValid(valid: boolean) {
+    this.set(HOST_VALID, valid);
+  }
+  get deviceValid(): boolean {
+    return this.has(DEVICE_VALID);
+  }
+  set deviceValid(valid: boolean) {
+    this.set(DEVICE_VALID, valid);
+  }
+  /** Host memory (HOST_ONLY block or mirror) in a dedicated, exportable block. */
+  get hostExportable(): boolean {
+    return this.has(HOST_EXPORTABLE);
+  }
+  private set hostExportable(exportable: boolean) {
+    this.set(HOST_EXPORTABLE, exportable);
+  }
+  /** Device memory in a dedicated, exportable block. */
+  get deviceExportable(): boolean {
+    return this.has(DEVICE_EXPORTABLE);
+  }
+  private set deviceExportable(exportable: boolean) {
+    this.set(DEVICE_EXPORTABLE, exportable);
   }
   get isFreed(): boolean {
-    return this.released || this.releaseWhenIdle;
+    return this.has(RELEASED | RELEASE_WHEN_IDLE);
+  }
+
+  private get attachment(): Attachment | undefined {
+    return this.extras?.attachment;
   }
 
   /** The workspace this array is attached to, if any. */
@@ -125,8 +212,13 @@ export class TensorArray {
     return this.deviceHeldBytes + this.hostHeldBytes;
   }
 
-  private owner(purpose: string): BlockOwner {
-    return { leaseId: this.init.leaseId, tenant: this.init.tenant, arrayId: this.init.arrayId, label: this.init.label, workspaceId: this.init.workspaceId, purpose };
+  /** The owner of a mirror block (the array owns its other block itself). */
+  private mirrorOwner(): BlockOwner {
+    return { leaseId: this.leaseId, tenant: this.tenant, arrayId: this.arrayId, label: this.label, workspaceId: this.workspaceId, purpose: 'mirror' };
+  }
+
+  private ownerOf(category: 'host_only' | 'mirror'): BlockOwner {
+    return category === 'mirror' ? this.mirrorOwner() : this;
   }
 
   /**
@@ -136,21 +228,21 @@ export class TensorArray {
   static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean }): Promise<TensorArray> {
     const array = new TensorArray(init, memory);
     const exportable = options.exportable ?? false;
-    array.exportableRequested = exportable;
+    array.set(EXPORTABLE_REQUESTED, exportable);
     const hostOptions = exportable ? DEDICATED : undefined;
     if (init.placement === 'PLACEMENT_HOST_ONLY') {
-      array.hostBlock = memory.allocateHost(init.byteSize, array.owner('host_only'), 'host_only', hostOptions);
+      array.hostBlock = memory.allocateHost(init.byteSize, array, 'host_only', hostOptions);
       array.hostValid = true;
       array.hostExportable = exportable;
     } else {
       // Only cuda device memory can be exported (CUDA IPC); the emulated device's stays pooled.
       const deviceExportable = exportable && memory.backendName === 'cuda';
-      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array.owner('array'), deviceExportable ? DEDICATED : undefined);
+      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array, deviceExportable ? DEDICATED : undefined);
       array.deviceValid = true;
       array.deviceExportable = deviceExportable;
       if (options.eagerMirror) {
         try {
-          array.hostBlock = memory.allocateHost(init.byteSize, array.owner('mirror'), 'mirror', hostOptions);
+          array.hostBlock = memory.allocateHost(init.byteSize, array.mirrorOwner(), 'mirror', hostOptions);
           array.hostExportable = exportable;
         } catch (error) {
           memory.deallocateDevice(init.device, array.deviceBlock);
@@ -180,8 +272,8 @@ export class TensorArray {
     }
     const placement = workspace.primaryKind === 'DEVICE' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY';
     const primary = workspace.alloc(init.byteSize);
-    const array = new TensorArray({ ...init, placement, device: workspace.config.device, workspaceId: workspace.workspaceId, generation: primary.generation }, memory);
-    array.attachment = { registry, workspace, primary };
+    const array = new TensorArray({ ...init, placement, device: workspace.config.device }, memory);
+    array.more.attachment = { registry, workspace, primary };
     if (placement === 'PLACEMENT_DEVICE') {
       array.deviceBlock = viewOf(primary);
       array.deviceValid = true;
@@ -285,22 +377,23 @@ export class TensorArray {
       this.hostBlock = viewOf(this.attachment.mirror);
     }
     if (!this.hostBlock) {
-      this.hostBlock = this.memory.allocateHost(this.byteSize, this.owner('mirror'), 'mirror', this.exportableRequested ? DEDICATED : undefined);
-      this.hostExportable = this.exportableRequested;
+      this.hostBlock = this.memory.allocateHost(this.byteSize, this.mirrorOwner(), 'mirror', this.has(EXPORTABLE_REQUESTED) ? DEDICATED : undefined);
+      this.hostExportable = this.has(EXPORTABLE_REQUESTED);
     }
     if (this.hostValid) return;
     // Concurrent readers share one device → host copy.
-    if (!this.mirrorFill) {
-      this.mirrorFill = this.memory
+    const extras = this.more;
+    if (!extras.mirrorFill) {
+      extras.mirrorFill = this.memory
         .copyBlock(this.hostBlock, 0, this.deviceBlock!, 0, this.byteSize)
         .then(() => {
           this.hostValid = true;
         })
         .finally(() => {
-          this.mirrorFill = undefined;
+          extras.mirrorFill = undefined;
         });
     }
-    await this.mirrorFill;
+    await extras.mirrorFill;
   }
 
   private async copyMirrorToDevice(): Promise<void> {
@@ -318,9 +411,9 @@ export class TensorArray {
     return this.exclusive(async () => {
       let moved = false;
       if (!this.hostExportable) {
-        const hostOnly = this.init.placement === 'PLACEMENT_HOST_ONLY';
+        const hostOnly = this.has(HOST_ONLY);
         const category = hostOnly ? 'host_only' : 'mirror';
-        const fresh = this.memory.allocateHost(this.byteSize, this.owner(category), category, DEDICATED);
+        const fresh = this.memory.allocateHost(this.byteSize, this.ownerOf(category), category, DEDICATED);
         try {
           if (this.hostBlock && (hostOnly || this.hostValid)) await this.memory.copyBlock(fresh, 0, this.hostBlock, 0, this.byteSize);
         } catch (error) {
@@ -342,14 +435,14 @@ export class TensorArray {
     this.assertNotAttached();
     return this.exclusive(async () => {
       if (this.deviceExportable) return { block: this.deviceBlock!, moved: false };
-      const fresh = this.memory.allocateDevice(this.init.device, this.byteSize, this.owner('array'), DEDICATED);
+      const fresh = this.memory.allocateDevice(this.device, this.byteSize, this, DEDICATED);
       try {
         await this.memory.copyBlock(fresh, 0, this.currentBlock(), 0, this.byteSize);
       } catch (error) {
-        this.memory.deallocateDevice(this.init.device, fresh);
+        this.memory.deallocateDevice(this.device, fresh);
         throw error;
       }
-      this.memory.deallocateDevice(this.init.device, this.deviceBlock!);
+      this.memory.deallocateDevice(this.device, this.deviceBlock!);
       this.deviceBlock = fresh;
       this.deviceValid = true;
       this.deviceExportable = true;
@@ -370,24 +463,25 @@ export class TensorArray {
    * is done. Counted as a copy, so a release meanwhile frees the blocks the operation leaves behind.
    */
   private async exclusive<T>(operation: () => Promise<T>): Promise<T> {
-    while (this.moving) await this.moving;
+    const extras = this.more;
+    while (extras.moving) await extras.moving;
     if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
     let finished!: () => void;
-    this.moving = new Promise<void>((resolve) => {
+    extras.moving = new Promise<void>((resolve) => {
       finished = resolve;
     });
     try {
-      while (this.pendingCopies > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      while (this.pendingCopies > 0) await new Promise<void>((resolve) => (extras.idleWaiters ??= []).push(resolve));
       return await this.track(operation, true);
     } finally {
-      this.moving = undefined;
+      extras.moving = undefined;
       finished();
     }
   }
 
   /** Runs a copy while counting it, so release() waits for it; waits for a move in progress first. */
   private async track<T>(operation: () => Promise<T>, isMove = false): Promise<T> {
-    if (!isMove) while (this.moving) await this.moving;
+    if (!isMove) while (this.extras?.moving) await this.extras.moving;
     if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
     this.pendingCopies++;
     try {
@@ -395,8 +489,9 @@ export class TensorArray {
     } finally {
       this.pendingCopies--;
       if (this.pendingCopies === 0) {
-        for (const resolve of this.idleWaiters.splice(0)) resolve();
-        if (this.releaseWhenIdle) this.releaseBlocks();
+        const waiters = this.extras?.idleWaiters;
+        if (waiters) for (const resolve of waiters.splice(0)) resolve();
+        if (this.has(RELEASE_WHEN_IDLE)) this.releaseBlocks();
       }
     }
   }
@@ -408,22 +503,22 @@ export class TensorArray {
   release(): number {
     if (this.isFreed) return 0;
     const bytes = this.heldBytes;
-    if (this.pendingCopies > 0) this.releaseWhenIdle = true;
+    if (this.pendingCopies > 0) this.set(RELEASE_WHEN_IDLE, true);
     else this.releaseBlocks();
     return bytes;
   }
 
   private releaseBlocks(): void {
-    if (this.released) return;
-    this.released = true;
+    if (this.has(RELEASED)) return;
+    this.set(RELEASED, true);
     if (this.attachment) {
       // The workspace owns the memory: it is reused by its next cycle, not given back here.
       this.deviceBlock = undefined;
       this.hostBlock = undefined;
       return;
     }
-    if (this.deviceBlock) this.memory.deallocateDevice(this.init.device, this.deviceBlock);
-    if (this.hostBlock) this.memory.deallocateHost(this.hostBlock, this.init.placement === 'PLACEMENT_HOST_ONLY' ? 'host_only' : 'mirror');
+    if (this.deviceBlock) this.memory.deallocateDevice(this.device, this.deviceBlock);
+    if (this.hostBlock) this.memory.deallocateHost(this.hostBlock, this.has(HOST_ONLY) ? 'host_only' : 'mirror');
     this.deviceBlock = undefined;
     this.hostBlock = undefined;
   }

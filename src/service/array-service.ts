@@ -20,22 +20,21 @@ import { ServiceContext, refuseWhileDraining } from './service-context';
 const MAX_LABEL_LENGTH = 256;
 
 export function arrayInfo(array: TensorArray): ArrayInfo {
-  const init = array.init;
   return {
-    array_id: init.arrayId,
-    lease_id: init.leaseId,
-    data_type: init.dataType,
-    shape: init.shape,
-    byte_size: init.byteSize,
-    placement: init.placement,
-    device: init.placement === 'PLACEMENT_DEVICE' ? init.device : 0,
+    array_id: array.arrayId,
+    lease_id: array.leaseId,
+    data_type: array.dataType,
+    shape: array.shape,
+    byte_size: array.byteSize,
+    placement: array.placement,
+    device: array.placement === 'PLACEMENT_DEVICE' ? array.device : 0,
     workspace_id: array.workspace?.workspaceId ?? '',
     attached: array.workspace !== undefined,
     generation: array.generation,
     host_valid: array.hostValid,
     device_valid: array.deviceValid,
-    label: init.label,
-    has_host_mirror: init.placement === 'PLACEMENT_DEVICE' && array.hostBlock !== undefined,
+    label: array.label,
+    has_host_mirror: array.placement === 'PLACEMENT_DEVICE' && array.hostBlock !== undefined,
     created_at: timestamp(array.createdAt),
     held_bytes: array.heldBytes,
     host_exportable: array.hostExportable,
