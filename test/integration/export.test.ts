@@ -284,8 +284,10 @@ describe('shared-memory names of a SIGKILLed daemon', () => {
       try {
         expect(existsSync(shmPath(names[0])), 'the dead daemon’s name is removed').toBe(false);
         expect(existsSync(shmPath(names[1])), 'a live daemon’s name is left alone').toBe(true);
-        const removed = next.logs.find((entry) => entry.event === 'stale_shm_removed');
-        expect(removed?.names).toContain(names[0]);
+        // Only a daemon's start-up sweep unlinks a dead daemon's names. Test files run in parallel, so a
+        // daemon another file starts at the same moment may sweep it first: then `next` logs nothing.
+        const removed = next.logs.find((entry) => entry.event === 'stale_shm_removed') as { names?: string[] } | undefined;
+        expect(removed?.names ?? []).not.toContain(names[1]);
         // One round trip, so that the daemon is past start-up (its SIGTERM handler installed) before it is stopped.
         const probe = new TensormemClient(next.tcpAddress);
         await probe.memoryInfo();
