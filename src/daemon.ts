@@ -8,6 +8,7 @@ import { getHeapStatistics } from 'node:v8';
 import pino, { Logger } from 'pino';
 import { applyProfile } from './config/profiles';
 import type { DaemonConfig } from './config/config';
+import { isLocalAddress } from './config/listen-address';
 import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits } from './memory/limits';
 import { MemoryManager } from './memory/memory-manager';
@@ -39,13 +40,6 @@ export interface Daemon {
   reloadTenants(): boolean;
 }
 
-/** Open mode serves only loopback TCP and unix sockets. */
-export function isLocalAddress(address: string): boolean {
-  if (address.startsWith('unix:')) return true;
-  const host = address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 /** Guarantees must fit the smallest device pool together, or they could not all be honoured. */
 function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], path: string): void {
   const total = tenants.reduce((sum, tenant) => sum + tenant.deviceGuaranteeBytes, 0);
@@ -64,6 +58,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     }
     if (config.metricsListen !== undefined && !isLocalAddress(config.metricsListen)) {
       throw invalidArgument('--metrics-listen', 'a loopback address when no --tenants file is given (open mode)', config.metricsListen);
+    }
+    if (config.dataListen !== undefined && !isLocalAddress(config.dataListen)) {
+      throw invalidArgument('--data-listen', 'a loopback or unix: address when no --tenants file is given (open mode)', config.dataListen);
     }
   }
   const tenants = new TenantRegistry(tenantSpecs);

@@ -13,7 +13,7 @@ import { resolveLimits } from '../memory/limits';
 import { createBackend } from '../native/addon';
 import type { DeviceMemoryInfo } from '../native/backend';
 import type { TensormemClient } from '../client/tensormem-client';
-import { isLocalAddress } from '../daemon';
+import { isLocalAddress } from '../config/listen-address';
 import { formatIec } from '../units';
 
 export interface DoctorReport {

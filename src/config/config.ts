@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag } from './flags';
+import { parseHostPort, unixSocketPath } from './listen-address';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
 
 /** `profile:NAME` marks a value set by --profile NAME (applyProfile). */
@@ -191,7 +192,7 @@ function build(raw: RawValues): DaemonConfig {
     leaseTtlMs: duration('lease-ttl'),
     reclaimIntervalMs: duration('reclaim-interval'),
     listen,
-    dataListen: text('data-listen')?.trim() || undefined,
+    dataListen: dataListen(text('data-listen')),
     healthListen: healthAddress(text('health-listen')),
     maxMessageBytes: positiveBytes('max-message-bytes'),
     chunkBytes: positiveBytes('chunk-bytes'),
@@ -210,19 +211,26 @@ function build(raw: RawValues): DaemonConfig {
   };
 }
 
-const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:/\s[\]]+):(\d{1,5})$/;
-
 /** --health-listen HOST:PORT → host (brackets removed) and port; INVALID_ARGUMENT naming the flag otherwise. */
 export function parseHealthAddress(address: string): { host: string; port: number } {
-  const match = HOST_PORT.exec(address);
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || port > 65535) throw invalidArgument('--health-listen', 'HOST:PORT with a port from 0 to 65535', address);
-  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
+  const parsed = parseHostPort(address);
+  if (!parsed) throw invalidArgument('--health-listen', 'HOST:PORT with a port from 0 to 65535', address);
+  return parsed;
 }
 
 function healthAddress(address?: string): string | undefined {
   if (!address) return undefined;
   parseHealthAddress(address);
+  return address;
+}
+
+/** --data-listen: HOST:PORT or unix:PATH; undefined when unset. */
+function dataListen(value = ''): string | undefined {
+  const address = value.trim();
+  if (address === '') return undefined;
+  const socketPath = unixSocketPath(address);
+  if (socketPath === '') throw invalidArgument('--data-listen', 'unix:PATH with a path', address);
+  if (socketPath === undefined && !parseHostPort(address)) throw invalidArgument('--data-listen', 'HOST:PORT or unix:PATH', address);
   return address;
 }
 
@@ -236,7 +244,7 @@ function tlsFiles(certFile?: string, keyFile?: string, clientCaFile?: string): D
 function metricsListen(value = ''): string | undefined {
   const address = value.trim();
   if (address === '' || address === 'off') return undefined;
-  if (!/^(\[[0-9a-fA-F:.]+\]|[^:/\s\[\]]+):\d{1,5}$/.test(address) || Number(address.slice(address.lastIndexOf(':') + 1)) > 65535) {
+  if (!parseHostPort(address)) {
     throw invalidArgument('--metrics-listen', 'HOST:PORT (port 0 picks one) or off', value);
   }
   return address;

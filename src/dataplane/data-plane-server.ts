@@ -16,6 +16,7 @@ import { IncomingMessage, Server as HttpServer, ServerResponse, createServer as 
 import { Server as HttpsServer, createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { TensormemError, invalidArgument, unauthenticated } from '../errors';
+import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import type { TensorArray } from '../memory/tensor-array';
 import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
@@ -37,29 +38,14 @@ export interface RunningDataPlane {
   close(timeoutMs: number): Promise<boolean>;
 }
 
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 /** Binds --data-listen; resolves to undefined when it is not set. */
 export async function startDataPlane(context: ServiceContext): Promise<RunningDataPlane | undefined> {
   const { config } = context;
   const address = config.dataListen;
   if (!address) return undefined;
-  const socketPath = address.startsWith('unix:') ? address.slice('unix:'.length).replace(/^\/\//, '') : undefined;
-  let host = '';
-  let port = 0;
-  if (socketPath === undefined) {
-    const match = /^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})$/.exec(address);
-    if (!match || Number(match[2]) > 65535) throw invalidArgument('--data-listen', 'HOST:PORT or unix:PATH', address);
-    host = match[1].replace(/^\[(.*)\]$/, '$1');
-    port = Number(match[2]);
-    if (context.tenants.openMode && !isLoopbackHost(host)) {
-      throw invalidArgument('--data-listen', 'a loopback or unix: address when no --tenants file is given (open mode)', address);
-    }
-  } else if (socketPath === '') {
-    throw invalidArgument('--data-listen', 'unix:PATH with a path', address);
-  }
+  // loadConfig checked the form, startDaemon that open mode listens on loopback or unix: only.
+  const socketPath = unixSocketPath(address);
+  const { host, port } = socketPath === undefined ? parseHostPort(address)! : { host: '', port: 0 };
   const tls = socketPath === undefined ? config.tls : undefined;
   const plane = new DataPlane(context);
   const handler = (request: IncomingMessage, response: ServerResponse) => plane.handle(request, response);

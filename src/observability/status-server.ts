@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { isLocalAddress } from '../daemon';
+import { isLocalAddress, parseHostPort } from '../config/listen-address';
 import { packageRoot, packageVersion } from '../package-root';
 import { leaseSummary } from '../service/lease-service';
 import { memorySnapshot } from '../service/memory-service';
@@ -150,11 +150,10 @@ export async function startStatusServer(address: string, context: ServiceContext
       response.end(`${error instanceof Error ? error.message : String(error)}\n`);
     });
   });
-  const match = /^(.*):(\d+)$/.exec(address)!;
-  const host = match[1].replace(/^\[(.*)\]$/, '$1');
+  const { host, port } = parseHostPort(address)!; // checked with the configuration
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(new Error(`cannot listen on ${address} (--metrics-listen): ${error.message}`)));
-    server.listen(Number(match[2]), host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const bound = server.address() as AddressInfo;
   const boundAddress = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;

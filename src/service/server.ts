@@ -5,6 +5,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerInterceptor } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
+import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import { invalidArgument } from '../errors';
 import { ArrayService } from './array-service';
 import { LeaseService } from './lease-service';
@@ -65,8 +66,8 @@ function serverCredentials(config: ServiceContext['config']): ServerCredentials 
 }
 
 async function bind(server: Server, address: string, tcpCredentials: ServerCredentials): Promise<string> {
-  const socketPath = address.startsWith('unix:') ? address.slice('unix:'.length).replace(/^\/\//, '') : undefined;
-  if (socketPath === undefined && !/^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/.test(address)) {
+  const socketPath = unixSocketPath(address);
+  if (socketPath === undefined && !parseHostPort(address)) {
     throw invalidArgument('--listen', 'HOST:PORT or unix:PATH', address);
   }
   if (socketPath !== undefined) await removeStaleSocket(socketPath);
