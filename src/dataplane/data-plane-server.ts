@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { TensormemError, invalidArgument, unauthenticated } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import type { TensorArray } from '../memory/tensor-array';
+import { ChunkRing } from '../service/chunk-ring';
 import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { ByteRange, parseContentRange, parseRange } from './byte-ranges';
@@ -187,38 +188,16 @@ class DataPlane {
       return;
     }
     const chunkBytes = Math.min(this.context.config.chunkBytes, length);
-    const free: Buffer[] = [];
-    let allocated = 0;
-    let waiter: (() => void) | undefined;
-    let closed = false;
-    response.once('close', () => {
-      closed = true;
-      waiter?.();
-    });
-    const takeBuffer = async (): Promise<Buffer | undefined> => {
-      while (!closed) {
-        const buffer = free.pop();
-        if (buffer) return buffer;
-        if (allocated < READ_AHEAD_BUFFERS) {
-          allocated++;
-          return Buffer.allocUnsafeSlow(chunkBytes);
-        }
-        await new Promise<void>((resolve) => (waiter = resolve));
-        waiter = undefined;
-      }
-      return undefined;
-    };
+    const ring = new ChunkRing(READ_AHEAD_BUFFERS, chunkBytes);
+    response.once('close', () => ring.abandon());
     for (let position = start; position < start + length; ) {
-      const buffer = await takeBuffer();
+      const buffer = await ring.take();
       if (!buffer) return;
       const piece = buffer.subarray(0, Math.min(chunkBytes, start + length - position));
       await array.read(position, piece);
       position += piece.byteLength;
-      // The buffer goes back to `free` once the socket has taken it; the free list bounds what is in flight.
-      response.write(piece, () => {
-        free.push(buffer);
-        waiter?.();
-      });
+      // The buffer comes back once the socket has taken it; the ring bounds what is in flight.
+      response.write(piece, () => ring.give(buffer));
     }
     response.end();
   }

@@ -11,6 +11,7 @@ import type { WriteArrayRequest__Output } from '../generated/tensormem/v1/WriteA
 import type { WriteArrayResponse } from '../generated/tensormem/v1/WriteArrayResponse';
 import type { ReadArrayRequest__Output } from '../generated/tensormem/v1/ReadArrayRequest';
 import type { ReadArrayResponse } from '../generated/tensormem/v1/ReadArrayResponse';
+import { ChunkRing } from './chunk-ring';
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
@@ -163,9 +164,7 @@ export class ArrayService {
     const length = request.length === 0 ? array.byteSize - offset : request.length;
     array.checkRange(offset, length, 'length');
     const chunkBytes = Math.min(this.context.config.chunkBytes, Math.max(length, 1));
-    // A ring of chunk buffers, each reused once grpc-js has taken (serialized) the message that used it:
-    // the copy out of pool memory into one buffer overlaps the sending of the others, and a long read
-    // allocates READ_RING buffers rather than one per chunk.
+    // Each buffer comes back once grpc-js has taken (serialized) the message that used it.
     const ring = new ChunkRing(length <= chunkBytes ? 1 : READ_RING, chunkBytes);
     call.once('cancelled', () => ring.abandon());
     for (let position = offset; position < offset + length && !call.cancelled; ) {
@@ -182,42 +181,6 @@ export class ArrayService {
 
 /** Chunk buffers in flight in one ReadArray call. */
 const READ_RING = 3;
-
-/** A fixed set of buffers handed out in turn; `take` waits until one is given back. */
-class ChunkRing {
-  private readonly free: Buffer[] = [];
-  private readonly waiting: Array<(buffer: Buffer | null) => void> = [];
-  private created = 0;
-  private abandoned = false;
-
-  constructor(
-    private readonly capacity: number,
-    private readonly bufferBytes: number,
-  ) {}
-
-  /** A buffer, or null once the ring is abandoned (the call went away: write callbacks may never come). */
-  take(): Promise<Buffer | null> {
-    if (this.abandoned) return Promise.resolve(null);
-    const buffer = this.free.pop();
-    if (buffer) return Promise.resolve(buffer);
-    if (this.created < this.capacity) {
-      this.created++;
-      return Promise.resolve(Buffer.allocUnsafeSlow(this.bufferBytes));
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  abandon(): void {
-    this.abandoned = true;
-    for (const waiter of this.waiting.splice(0)) waiter(null);
-  }
-
-  give(buffer: Buffer): void {
-    const waiter = this.waiting.shift();
-    if (waiter) waiter(buffer);
-    else this.free.push(buffer);
-  }
-}
 
 /** Waits for the stream to accept more data, or for the client to go away. */
 function drainedOrCancelled(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>): Promise<void> {
