@@ -17,47 +17,12 @@ import { startDaemon } from './lib/daemon';
 import { EchoClient, echoClient, startEchoServer } from './lib/echo';
 import { Row, cpuPerGBText, gbps, times } from './lib/report';
 import { cpuSecondsOf } from './lib/processes';
+import { Writable, download, upload } from './lib/streams';
 import { transferRow } from './lib/transfer-row';
 import type { BenchOptions } from './options';
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-type Writable = ClientWritableStream<unknown>;
-
-/** Sends [header?] then `data` in `chunkBytes` views over `stream`; resolves when the call answers. */
-function upload(open: (callback: (error: ServiceError | null, value?: unknown) => void) => Writable, data: Buffer, chunkBytes: number, first?: unknown, wrap: (chunk: Buffer) => unknown = (chunk) => ({ data: chunk })): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const stream = open((error, value) => (error ? reject(error) : resolve(value)));
-    const pump = async () => {
-      if (first !== undefined) stream.write(first);
-      for (let position = 0; position < data.byteLength; position += chunkBytes) {
-        const chunk = data.subarray(position, Math.min(position + chunkBytes, data.byteLength));
-        if (!stream.write(wrap(chunk))) await new Promise((drained) => stream.once('drain', drained));
-      }
-      stream.end();
-    };
-    pump().catch(reject);
-  });
-}
-
-/** Copies every message's `field` into `into` in order; resolves to the bytes received. */
-function download(stream: ClientReadableStream<Record<string, Buffer>>, field: string, into: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let position = 0;
-    stream.on('data', (message: Record<string, Buffer>) => {
-      const chunk = message[field];
-      if (position + chunk.byteLength > into.byteLength) {
-        stream.cancel();
-        reject(new Error(`received more than ${into.byteLength} bytes`));
-        return;
-      }
-      chunk.copy(into, position);
-      position += chunk.byteLength;
-    });
-    stream.on('error', reject);
-    stream.on('end', () => resolve(position));
-  });
-}
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');

@@ -14,6 +14,7 @@ import { startDaemon } from './lib/daemon';
 import { echoClient, startEchoServer, type EchoClient } from './lib/echo';
 import { Row, times } from './lib/report';
 import { nowNs, percentile, xorshift32 } from './lib/stats';
+import { Writable, download, upload } from './lib/streams';
 import type { BenchOptions } from './options';
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -36,24 +37,6 @@ function echoUnary(client: EchoClient, payload: Buffer): Promise<void> {
   return new Promise((resolve, reject) => client.Echo({ payload }, new Metadata(), (error: ServiceError | null) => (error ? reject(error) : resolve())));
 }
 
-function echoUpload(client: EchoClient, data: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stream = client.Upload(new Metadata(), (error: ServiceError | null) => (error ? reject(error) : resolve()));
-    stream.write({ data });
-    stream.end();
-  });
-}
-
-function echoDownload(client: EchoClient, bytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const stream = client.Download({ bytes, chunk_bytes: 1024 * 1024 }, new Metadata()) as ClientReadableStream<{ data: Buffer }>;
-    const parts: Buffer[] = [];
-    stream.on('data', (message) => parts.push(message.data));
-    stream.on('error', reject);
-    stream.on('end', () => resolve(Buffer.concat(parts)));
-  });
-}
-
 export async function runL1(options: BenchOptions, daemonFlags: string[]): Promise<Row> {
   const clientsCount = options.l1Clients;
   const daemon = await startDaemon(daemonFlags);
@@ -72,6 +55,7 @@ export async function runL1(options: BenchOptions, daemonFlags: string[]): Promi
     const tmSizes = leases.map((_, i) => sizesFor(i));
     const baseSizes = leases.map((_, i) => sizesFor(i));
     const sources = leases.map((_, i) => Buffer.alloc(MAX_ARRAY_BYTES, (i * 37 + 11) & 0xff));
+    const echoDestinations = leases.map(() => Buffer.alloc(MAX_ARRAY_BYTES));
     const request = Buffer.alloc(64, 7);
 
     const tensormemCycle = async (i: number) => {
@@ -87,9 +71,9 @@ export async function runL1(options: BenchOptions, daemonFlags: string[]): Promi
     const echoCycle = async (i: number) => {
       const size = baseSizes[i]();
       await echoUnary(bare[i], request);
-      await echoUpload(bare[i], sources[i].subarray(0, size));
-      const back = await echoDownload(bare[i], size);
-      if (back.byteLength !== size) errors.push(`echo client ${i}: Download returned ${back.byteLength} of ${size} bytes`);
+      await upload((cb) => bare[i].Upload(new Metadata(), cb) as Writable, sources[i].subarray(0, size), size);
+      const got = await download(bare[i].Download({ bytes: size, chunk_bytes: MAX_ARRAY_BYTES }, new Metadata()) as ClientReadableStream<Record<string, Buffer>>, 'data', echoDestinations[i]);
+      if (got !== size) errors.push(`echo client ${i}: Download returned ${got} of ${size} bytes`);
       await echoUnary(bare[i], request);
     };
 
