@@ -6,6 +6,7 @@
  * range past the end) comes back before the body is sent. Plain http:// and unix: only.
  */
 import { Socket, connect } from 'node:net';
+import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import { crc32c, crc32cHex } from './crc32c';
 import type { HttpErrorBody } from './http-errors';
 
@@ -37,12 +38,12 @@ export type DataPlaneEndpoint = { host: string; port: number } | { path: string 
  * anything else this client does not speak.
  */
 export function parseDataAddress(address: string, fallbackHost = '127.0.0.1'): DataPlaneEndpoint | undefined {
-  if (address.startsWith('unix:')) return { path: address.slice('unix:'.length).replace(/^\/\//, '') };
-  const match = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(address);
-  if (!match) return undefined;
-  let host = match[1].replace(/^\[(.*)\]$/, '$1');
-  if (host === '0.0.0.0' || host === '::') host = fallbackHost;
-  return { host, port: Number(match[2]) };
+  const path = unixSocketPath(address);
+  if (path !== undefined) return { path };
+  const hostPort = address.startsWith('http://') ? parseHostPort(address.slice('http://'.length).replace(/\/$/, '')) : undefined;
+  if (!hostPort) return undefined;
+  const wildcard = hostPort.host === '0.0.0.0' || hostPort.host === '::';
+  return wildcard ? { host: fallbackHost, port: hostPort.port } : hostPort;
 }
 
 interface Response {
