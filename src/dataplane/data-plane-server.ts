@@ -10,10 +10,10 @@
  * optional `X-Tensormem-Crc32c` (8 hex digits or base64 of the 4 big-endian bytes) is checked over
  * the body as it arrives; see README "Data plane" for what the array holds after a refused write.
  * GET: the whole array (200) or one `Range: bytes=…` (206 with Content-Range).
+ *
+ * HTTP/1.1 itself (heads, keep-alive, bodies read into reused buffers) is ./http1-server.ts.
  */
 import { chmodSync, readFileSync } from 'node:fs';
-import { IncomingMessage, Server as HttpServer, ServerResponse, createServer as createHttpServer } from 'node:http';
-import { Server as HttpsServer, createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { TensormemError, invalidArgument, unauthenticated } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
@@ -24,6 +24,7 @@ import { ServiceContext, refuseWhileDraining } from '../service/service-context'
 import { ByteRange, parseContentRange, parseRange } from './byte-ranges';
 import { crc32c, crc32cHex, parseCrc32c } from './crc32c';
 import { httpErrorOf } from './http-errors';
+import { Http1Server, HttpExchange } from './http1-server';
 
 export const ARRAY_PATH_PREFIX = '/v1/arrays/';
 export const CRC32C_HEADER = 'x-tensormem-crc32c';
@@ -34,7 +35,7 @@ const READ_AHEAD_BUFFERS = 4;
 export interface RunningDataPlane {
   /** http://HOST:PORT, https://HOST:PORT or unix:PATH (port 0 resolved). */
   address: string;
-  server: HttpServer | HttpsServer;
+  server: Http1Server;
   /** Stops accepting, lets requests in flight finish for up to `timeoutMs`, then cuts the rest; resolves to whether all finished. */
   close(timeoutMs: number): Promise<boolean>;
 }
@@ -49,23 +50,17 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
   const { host, port } = socketPath === undefined ? parseHostPort(address)! : { host: '', port: 0 };
   const tls = socketPath === undefined ? config.tls : undefined;
   const plane = new DataPlane(context);
-  const handler = (request: IncomingMessage, response: ServerResponse) => plane.handle(request, response);
-  const server: HttpServer | HttpsServer = tls
-    ? createHttpsServer(
-        {
-          cert: readFileSync(tls.certFile),
-          key: readFileSync(tls.keyFile),
-          ca: tls.clientCaFile ? readFileSync(tls.clientCaFile) : undefined,
-          requestCert: tls.clientCaFile !== undefined,
-          rejectUnauthorized: tls.clientCaFile !== undefined,
-        },
-        handler,
-      )
-    : createHttpServer(handler);
-  // With Expect: 100-continue (curl sends it for large bodies) the headers are checked first and a
-  // refusal goes back before the client sends the body.
-  server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => plane.handle(request, response, true));
-  server.keepAliveTimeout = 5_000;
+  const http = new Http1Server(
+    (exchange) => plane.handle(exchange),
+    tls && {
+      cert: readFileSync(tls.certFile),
+      key: readFileSync(tls.keyFile),
+      ca: tls.clientCaFile ? readFileSync(tls.clientCaFile) : undefined,
+      requestCert: tls.clientCaFile !== undefined,
+      rejectUnauthorized: tls.clientCaFile !== undefined,
+    },
+  );
+  const server = http.server;
 
   if (socketPath !== undefined) await removeStaleSocket(socketPath, '--data-listen');
   await new Promise<void>((resolve, reject) => {
@@ -84,37 +79,37 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
   }
   return {
     address: bound,
-    server,
-    close: (timeoutMs) => plane.close(server, timeoutMs),
+    server: http,
+    close: (timeoutMs) => plane.close(http, timeoutMs),
   };
 }
 
 class DataPlane {
-  private readonly inFlight = new Set<ServerResponse>();
+  private readonly inFlight = new Set<HttpExchange>();
   private idle?: () => void;
 
   constructor(private readonly context: ServiceContext) {}
 
-  handle(request: IncomingMessage, response: ServerResponse, expectsContinue = false): void {
-    this.inFlight.add(response);
-    response.once('close', () => {
-      this.inFlight.delete(response);
+  handle(exchange: HttpExchange): void {
+    this.inFlight.add(exchange);
+    exchange.onClose(() => {
+      this.inFlight.delete(exchange);
       if (this.inFlight.size === 0) this.idle?.();
     });
-    this.serve(request, response, expectsContinue).catch((error) => this.fail(request, response, error));
+    this.serve(exchange).catch((error) => this.fail(exchange, error));
   }
 
-  private async serve(request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): Promise<void> {
+  private async serve(exchange: HttpExchange): Promise<void> {
     refuseWhileDraining(this.context);
-    const path = (request.url ?? '').split('?')[0];
+    const path = exchange.url.split('?')[0];
     if (!path.startsWith(ARRAY_PATH_PREFIX) || path.length === ARRAY_PATH_PREFIX.length || path.indexOf('/', ARRAY_PATH_PREFIX.length) !== -1) {
-      this.sendJson(response, 404, { code: 404, status: 'NOT_FOUND', reason: 'NOT_FOUND', message: `no endpoint ${request.method} ${path}: the data plane serves PUT, GET and HEAD ${ARRAY_PATH_PREFIX}{array_id}`, metadata: { path } });
+      this.sendJson(exchange, 404, { code: 404, status: 'NOT_FOUND', reason: 'NOT_FOUND', message: `no endpoint ${exchange.method} ${path}: the data plane serves PUT, GET and HEAD ${ARRAY_PATH_PREFIX}{array_id}`, metadata: { path } });
       return;
     }
-    const method = request.method ?? '';
+    const method = exchange.method;
     if (method !== 'PUT' && method !== 'GET' && method !== 'HEAD') {
-      response.setHeader('Allow', 'PUT, GET, HEAD');
-      this.sendJson(response, 405, { code: 405, status: 'INVALID_ARGUMENT', reason: 'INVALID_ARGUMENT', message: `method ${method} is not served on ${path}: use PUT, GET or HEAD`, metadata: { method } });
+      exchange.setHeader('Allow', 'PUT, GET, HEAD');
+      this.sendJson(exchange, 405, { code: 405, status: 'INVALID_ARGUMENT', reason: 'INVALID_ARGUMENT', message: `method ${method} is not served on ${path}: use PUT, GET or HEAD`, metadata: { method } });
       return;
     }
     let arrayId: string;
@@ -123,37 +118,40 @@ class DataPlane {
     } catch {
       throw invalidArgument('array_id', 'a percent-encoded array id', path.slice(ARRAY_PATH_PREFIX.length));
     }
-    const lease = this.context.registry.authenticate(bearerTokenOf(request));
+    const lease = this.context.registry.authenticate(bearerTokenOf(exchange));
     const array = lease.getArray(arrayId);
-    if (method === 'PUT') await this.put(request, response, array, expectsContinue);
-    else await this.get(request, response, array, method === 'HEAD');
+    if (method === 'PUT') await this.put(exchange, array);
+    else await this.get(exchange, array, method === 'HEAD');
   }
 
-  /** Body → array, chunk by chunk as the parser hands it over; the answer is sent only once every byte is in. */
-  private async put(request: IncomingMessage, response: ServerResponse, array: TensorArray, expectsContinue: boolean): Promise<void> {
-    const lengthHeader = request.headers['content-length'];
-    if (lengthHeader === undefined) {
-      throw invalidArgument('Content-Length', 'a Content-Length header (chunked uploads are not accepted: the length is checked against the array before writing)', '(none)');
+  /**
+   * Body → array, piece by piece as the connection reads it (straight out of its read buffer, copied
+   * inline into pool memory when the array allows it); the answer is sent once every byte is in.
+   */
+  private async put(exchange: HttpExchange, array: TensorArray): Promise<void> {
+    const lengthHeader = exchange.headers['content-length'];
+    if (lengthHeader === undefined || exchange.headers['transfer-encoding'] !== undefined) {
+      throw invalidArgument('Content-Length', 'a Content-Length header (chunked uploads are not accepted: the length is checked against the array before writing)', lengthHeader ?? '(none)');
     }
     const contentLength = Number(lengthHeader);
-    const range: ByteRange = parseContentRange(request.headers['content-range'], array.byteSize, contentLength);
-    const crcHeader = request.headers[CRC32C_HEADER];
+    const range: ByteRange = parseContentRange(exchange.headers['content-range'], array.byteSize, contentLength);
+    const crcHeader = exchange.headers[CRC32C_HEADER];
     let expectedCrc: number | undefined;
     if (crcHeader !== undefined) {
-      expectedCrc = parseCrc32c(String(crcHeader));
-      if (expectedCrc === undefined) throw invalidArgument('X-Tensormem-Crc32c', 'a CRC-32C as 8 hex digits or base64 of 4 bytes', String(crcHeader));
+      expectedCrc = parseCrc32c(crcHeader);
+      if (expectedCrc === undefined) throw invalidArgument('X-Tensormem-Crc32c', 'a CRC-32C as 8 hex digits or base64 of 4 bytes', crcHeader);
     }
     array.assertUsable('Cannot write array');
-    if (expectsContinue) response.writeContinue();
+    if (exchange.expectsContinue) exchange.writeContinue();
 
     let position = range.start;
     let crc = 0;
-    for await (const chunk of request as AsyncIterable<Buffer>) {
-      if (expectedCrc !== undefined) crc = crc32c(chunk, crc);
-      await array.write(position, chunk);
-      position += chunk.byteLength;
-    }
-    const received = position - range.start;
+    const received = await exchange.readBody((piece) => {
+      if (expectedCrc !== undefined) crc = crc32c(piece, crc);
+      const at = position;
+      position += piece.byteLength;
+      if (!array.writeInline(at, piece)) return array.write(at, piece);
+    });
     if (received !== range.length) throw invalidArgument('body', `${range.length} bytes (Content-Length)`, `${received} bytes`);
     if (expectedCrc !== undefined && crc !== expectedCrc) {
       throw new TensormemError(
@@ -163,33 +161,33 @@ class DataPlane {
         { field: 'X-Tensormem-Crc32c', expected_crc32c: crc32cHex(expectedCrc), received_crc32c: crc32cHex(crc), offset: String(range.start), bytes: String(received) },
       );
     }
-    if (expectedCrc !== undefined) response.setHeader('X-Tensormem-Crc32c', crc32cHex(crc));
-    this.sendJson(response, 200, { array_id: array.arrayId, offset: range.start, bytes_written: received });
+    if (expectedCrc !== undefined) exchange.setHeader('X-Tensormem-Crc32c', crc32cHex(crc));
+    this.sendJson(exchange, 200, { array_id: array.arrayId, offset: range.start, bytes_written: received });
   }
 
   /**
    * Array → socket in --chunk-bytes pieces through a few reused buffers: the next piece is read from
    * pool memory (off the event loop when large) while the previous ones are still being sent.
    */
-  private async get(request: IncomingMessage, response: ServerResponse, array: TensorArray, headOnly: boolean): Promise<void> {
-    const range = parseRange(request.headers.range, array.byteSize);
+  private async get(exchange: HttpExchange, array: TensorArray, headOnly: boolean): Promise<void> {
+    const range = parseRange(exchange.headers.range, array.byteSize);
     const start = range?.start ?? 0;
     const length = range?.length ?? array.byteSize;
     array.assertUsable('Cannot read array');
-    response.setHeader('Content-Type', 'application/octet-stream');
-    response.setHeader('Accept-Ranges', 'bytes');
-    response.setHeader('X-Tensormem-Data-Type', array.dataType);
-    response.setHeader('X-Tensormem-Shape', array.shape.join(','));
-    response.setHeader('Content-Length', String(length));
-    if (range) response.setHeader('Content-Range', `bytes ${start}-${start + length - 1}/${array.byteSize}`);
-    response.statusCode = range ? 206 : 200;
+    exchange.setHeader('Content-Type', 'application/octet-stream');
+    exchange.setHeader('Accept-Ranges', 'bytes');
+    exchange.setHeader('X-Tensormem-Data-Type', array.dataType);
+    exchange.setHeader('X-Tensormem-Shape', array.shape.join(','));
+    exchange.setHeader('Content-Length', String(length));
+    if (range) exchange.setHeader('Content-Range', `bytes ${start}-${start + length - 1}/${array.byteSize}`);
+    exchange.statusCode = range ? 206 : 200;
     if (headOnly || length === 0) {
-      response.end();
+      exchange.end();
       return;
     }
     const chunkBytes = Math.min(this.context.config.chunkBytes, length);
     const ring = new ChunkRing(READ_AHEAD_BUFFERS, chunkBytes);
-    response.once('close', () => ring.abandon());
+    exchange.onClose(() => ring.abandon());
     for (let position = start; position < start + length; ) {
       const buffer = await ring.take();
       if (!buffer) return;
@@ -197,55 +195,53 @@ class DataPlane {
       await array.read(position, piece);
       position += piece.byteLength;
       // The buffer comes back once the socket has taken it; the ring bounds what is in flight.
-      response.write(piece, () => ring.give(buffer));
+      exchange.write(piece, () => ring.give(buffer));
     }
-    response.end();
+    exchange.end();
   }
 
-  private sendJson(response: ServerResponse, statusCode: number, body: unknown): void {
-    const text = JSON.stringify(body);
-    response.statusCode = statusCode;
-    response.setHeader('Content-Type', 'application/json');
-    response.setHeader('Content-Length', Buffer.byteLength(text));
-    response.end(text);
+  private sendJson(exchange: HttpExchange, statusCode: number, body: unknown): void {
+    exchange.statusCode = statusCode;
+    exchange.setHeader('Content-Type', 'application/json');
+    exchange.end(JSON.stringify(body));
   }
 
-  private fail(request: IncomingMessage, response: ServerResponse, error: unknown): void {
-    if (isConnectionGone(error, request)) {
-      this.context.log.debug({ event: 'data_plane_aborted', method: request.method, url: request.url }, 'data plane client went away mid-transfer');
-      response.destroy();
+  private fail(exchange: HttpExchange, error: unknown): void {
+    if (isConnectionGone(error, exchange)) {
+      this.context.log.debug({ event: 'data_plane_aborted', method: exchange.method, url: exchange.url }, 'data plane client went away mid-transfer');
+      exchange.destroy();
       return;
     }
     const body = httpErrorOf(error, this.context.log);
-    if (response.headersSent) {
+    if (exchange.headersSent) {
       // Mid-body: the only signal left is a body shorter than its Content-Length.
-      this.context.log.warn({ event: 'data_plane_failed', method: request.method, url: request.url, reason: body.reason, error: body.message }, 'data plane transfer failed after the headers were sent');
-      response.destroy();
+      this.context.log.warn({ event: 'data_plane_failed', method: exchange.method, url: exchange.url, reason: body.reason, error: body.message }, 'data plane transfer failed after the headers were sent');
+      exchange.destroy();
       return;
     }
-    this.context.log.debug({ event: 'data_plane_refused', method: request.method, url: request.url, code: body.code, reason: body.reason }, body.message);
-    if (body.code === 401) response.setHeader('WWW-Authenticate', 'Bearer realm="tensormem"');
+    this.context.log.debug({ event: 'data_plane_refused', method: exchange.method, url: exchange.url, code: body.code, reason: body.reason }, body.message);
+    if (body.code === 401) exchange.setHeader('WWW-Authenticate', 'Bearer realm="tensormem"');
     if (body.code === 416 && body.metadata.field === 'Range') {
-      const size = this.sizeOf(request);
-      if (size !== undefined) response.setHeader('Content-Range', `bytes */${size}`);
+      const size = this.sizeOf(exchange);
+      if (size !== undefined) exchange.setHeader('Content-Range', `bytes */${size}`);
     }
-    if (body.status === 'UNAVAILABLE') response.setHeader('Connection', 'close');
-    this.sendJson(response, body.code, body);
+    if (body.status === 'UNAVAILABLE') exchange.setHeader('Connection', 'close');
+    this.sendJson(exchange, body.code, body);
   }
 
   /** The array's size for a 416's `Content-Range: bytes *\/SIZE`, when the caller may see it. */
-  private sizeOf(request: IncomingMessage): number | undefined {
+  private sizeOf(exchange: HttpExchange): number | undefined {
     try {
-      const lease = this.context.registry.authenticate(bearerTokenOf(request));
-      return lease.getArray(decodeURIComponent((request.url ?? '').split('?')[0].slice(ARRAY_PATH_PREFIX.length))).byteSize;
+      const lease = this.context.registry.authenticate(bearerTokenOf(exchange));
+      return lease.getArray(decodeURIComponent(exchange.url.split('?')[0].slice(ARRAY_PATH_PREFIX.length))).byteSize;
     } catch {
       return undefined;
     }
   }
 
-  async close(server: HttpServer | HttpsServer, timeoutMs: number): Promise<boolean> {
-    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
+  async close(http: Http1Server, timeoutMs: number): Promise<boolean> {
+    const stopped = new Promise<void>((resolve) => http.server.close(() => resolve()));
+    http.closeIdleConnections();
     const finished = this.inFlight.size === 0 || (await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       this.idle = () => {
@@ -253,14 +249,14 @@ class DataPlane {
         resolve(true);
       };
     }));
-    server.closeAllConnections();
+    http.closeAllConnections();
     await stopped;
     return finished;
   }
 }
 
-function bearerTokenOf(request: IncomingMessage): string {
-  const value = request.headers.authorization;
+function bearerTokenOf(exchange: HttpExchange): string {
+  const value = exchange.headers.authorization;
   if (value === undefined) throw unauthenticated('missing lease token: send "Authorization: Bearer <token>" (the token OpenLease returned)');
   const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
   if (!match) throw unauthenticated('Authorization: expected "Bearer <token>"');
@@ -268,8 +264,8 @@ function bearerTokenOf(request: IncomingMessage): string {
 }
 
 /** The client closed the connection (or it broke) while its request was being served. */
-function isConnectionGone(error: unknown, request: IncomingMessage): boolean {
+function isConnectionGone(error: unknown, exchange: HttpExchange): boolean {
   if (error instanceof TensormemError) return false;
   const code = (error as NodeJS.ErrnoException)?.code;
-  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || request.destroyed;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || exchange.destroyed;
 }

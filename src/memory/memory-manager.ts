@@ -281,6 +281,16 @@ export class MemoryManager {
     else this.backend.write(block.chunkHandle, block.offset + offset, data);
   }
 
+  /** Whether a copy of `bytes` runs on the event loop (below --async-copy-threshold), so that writeBlockInline may be used. */
+  copiesInline(bytes: number): boolean {
+    return bytes < this.options.asyncCopyThresholdBytes;
+  }
+
+  /** writeBlock done now, on the caller's stack; only for copies that copiesInline allows. */
+  writeBlockInline(block: Block, offset: number, data: Uint8Array): void {
+    this.backend.write(block.chunkHandle, block.offset + offset, data);
+  }
+
   async readBlock(block: Block, offset: number, target: Uint8Array): Promise<void> {
     if (target.byteLength >= this.options.asyncCopyThresholdBytes) await this.backend.readAsync(block.chunkHandle, block.offset + offset, target);
     else this.backend.read(block.chunkHandle, block.offset + offset, target);

@@ -322,6 +322,25 @@ export class TensorArray implements BlockOwner {
     });
   }
 
+  /**
+   * write(), done now when nothing has to be waited for: a copy below --async-copy-threshold, into a
+   * device side that is current (or a HOST_ONLY array's block), with no other copy or move of this
+   * array in flight. Returns false, having done nothing, when write() must be used instead.
+   */
+  writeInline(offset: number, data: Uint8Array): boolean {
+    if (this.pendingCopies > 0 || this.extras?.moving || this.isFreed || !this.memory.copiesInline(data.byteLength)) return false;
+    if (this.deviceBlock && !this.deviceValid) return false;
+    this.checkRange(offset, data.byteLength, 'offset');
+    this.assertUsable('Cannot write array');
+    if (!this.deviceBlock) {
+      this.memory.writeBlockInline(this.hostBlock!, offset, data);
+      return true;
+    }
+    this.memory.writeBlockInline(this.deviceBlock, offset, data);
+    if (this.hostBlock && this.hostValid) this.memory.writeBlockInline(this.hostBlock, offset, data);
+    return true;
+  }
+
   /** Reads into `target` from `offset`; device arrays are read through their host mirror. */
   async read(offset: number, target: Uint8Array): Promise<void> {
     this.checkRange(offset, target.byteLength, 'offset');

@@ -113,6 +113,13 @@ describe('HTTP data plane over a real daemon', () => {
     expect(head.status).toBe(200);
     expect(head.headers['content-length']).toBe(String(12 * MiB));
     expect(head.body.byteLength).toBe(0);
+
+    // The GETs made the host mirror current: a second PUT (written inline, piece by piece, from the
+    // connection's read buffer) must reach both the device side and the mirror.
+    const second = randomBytes(12 * MiB);
+    expect((await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, bearer(lease), second)).status).toBe(200);
+    expect(sha256((await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, bearer(lease))).body)).toBe(sha256(second));
+    expect(sha256(await lease.readGrpc(array.array_id))).toBe(sha256(second));
     await lease.close();
   });
 

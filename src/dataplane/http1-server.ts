@@ -1,0 +1,524 @@
+/**
+ * The data plane's HTTP/1.1 server side, on `net` (or `tls`) sockets rather than `node:http`.
+ *
+ * Why not `node:http`: its parser copies every body chunk into a new Buffer and passes it through a
+ * Readable stream, so a 256 MiB PUT costs 4,096 allocations, copies and stream hops before a byte
+ * reaches pool memory (README "Performance", B2.put). Here a plain TCP or unix connection reads into
+ * buffers it owns and reuses (`net.Socket`'s `onread`), and a request body goes to its reader
+ * straight from that buffer: the kernel's copy is the only one before the pool's.
+ *
+ * What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length body (a Transfer-Encoding body is not
+ * framed here: the request reaches the handler, which refuses it, and the connection closes after the
+ * answer), keep-alive and pipelined requests (served one at a time), `Expect: 100-continue`, HEAD.
+ * A head over 16 KiB is 431 and a malformed one 400; both close the connection. An answer sent before
+ * the request's body was read closes the connection after it (what the client still sends is read and
+ * dropped for up to 5 s first, so that a reset does not destroy the answer in flight). An idle
+ * keep-alive connection, or one that sends only part of a head, is closed after 5 s.
+ *
+ * TLS connections (`tls.Server`) read through 'data' events: the same framing, one copy more.
+ */
+import { STATUS_CODES } from 'node:http';
+import { Server as NetServer, Socket, createServer as createNetServer } from 'node:net';
+import { Server as TlsServer, TlsOptions, createServer as createTlsServer } from 'node:tls';
+
+/** Largest request head (request line and headers) accepted. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+/** How long a connection may sit between requests, or in the middle of a head. */
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/**
+ * The buffer a connection reads a body into (its own, kept for its life once it has received a
+ * body): large enough that a loopback transfer is a few hundred reads per 256 MiB.
+ */
+const BODY_READ_BYTES = 1024 * 1024;
+const HEAD_END = Buffer.from('\r\n\r\n');
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Called once per request, with its head parsed; it must end (or destroy) the exchange. */
+export type HttpHandler = (exchange: HttpExchange) => void;
+
+/** Reads one piece of a body; the piece is valid only until this returns or the promise it returns settles. */
+export type BodyReader = (piece: Uint8Array) => void | Promise<void>;
+
+/** A listening socket serving HTTP/1.1 to `handler` (plain, or TLS when options are given). */
+export class Http1Server {
+  readonly server: NetServer | TlsServer;
+  private readonly connections = new Set<Http1Connection>();
+
+  constructor(handler: HttpHandler, tls?: TlsOptions) {
+    if (tls) {
+      this.server = createTlsServer({ ...tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, handler, false)));
+    } else {
+      this.server = createNetServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+        const owned = withOwnReadBuffers(socket);
+        this.track(owned ? owned.connection(handler) : new Http1Connection(socket, handler, false));
+      });
+    }
+  }
+
+  private track(connection: Http1Connection): void {
+    this.connections.add(connection);
+    connection.socket.once('close', () => this.connections.delete(connection));
+  }
+
+  /** Closes connections that are between requests (no request, not even part of a head, in hand). */
+  closeIdleConnections(): void {
+    for (const connection of this.connections) if (connection.isIdle) connection.socket.destroy();
+  }
+
+  closeAllConnections(): void {
+    for (const connection of this.connections) connection.socket.destroy();
+  }
+}
+
+interface OwnBufferSocket {
+  connection(handler: HttpHandler): Http1Connection;
+}
+
+/**
+ * The accepted socket's handle re-wrapped in a `net.Socket` with `onread`, so that reads land in the
+ * connection's own buffers instead of a new Buffer each. `onread` is public API, but `net.Server` has
+ * no option to give it to accepted sockets, so this passes the handle to the Socket constructor as
+ * node's own net.Server does (the `handle` option). Undefined where the handle cannot take a user
+ * buffer (the caller then reads through 'data' events).
+ */
+function withOwnReadBuffers(raw: Socket): OwnBufferSocket | undefined {
+  const internal = raw as unknown as { _handle?: { useUserBuffer?: unknown } | null };
+  const handle = internal._handle;
+  if (!handle || typeof handle.useUserBuffer !== 'function') return undefined;
+  return {
+    connection(handler: HttpHandler): Http1Connection {
+      let connection: Http1Connection | undefined;
+      const socket = new Socket({
+        handle,
+        allowHalfOpen: true,
+        onread: {
+          buffer: () => connection?.readBuffer() ?? Buffer.allocUnsafe(MAX_HEAD_BYTES),
+          callback: (bytes: number, buffer: Uint8Array) => connection!.received(buffer.subarray(0, bytes) as Buffer, true),
+        },
+      } as ConstructorParameters<typeof Socket>[0] & { handle: unknown });
+      // The first wrapper no longer owns the handle: destroying it releases its place in the
+      // server's connection count (or server.close() would wait for it forever) and closes nothing.
+      internal._handle = null;
+      raw.destroy();
+      connection = new Http1Connection(socket, handler, true);
+      return connection;
+    },
+  };
+}
+
+/** head: reading a request head; request: one exchange in hand; draining: answered early, reading and dropping what the client still sends before closing. */
+type ConnectionState = 'head' | 'request' | 'draining' | 'closed';
+
+/** One client connection: heads parsed, bodies framed, one exchange at a time. */
+class Http1Connection {
+  private state: ConnectionState = 'head';
+  /** Bytes received and not yet consumed (part of a head, a body that arrived early, the next request). */
+  private pending?: Buffer;
+  private exchange?: HttpExchange;
+  private bodyRemaining = 0;
+  private reader?: BodyReader;
+  private readerBusy = false;
+  private bodyDone?: { resolve: (bytes: number) => void; reject: (error: Error) => void; bytes: number };
+  private consuming = false;
+  private ended = false;
+  private headBuffer?: Buffer;
+  private bodyBuffer?: Buffer;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly handler: HttpHandler,
+    ownBuffers: boolean,
+  ) {
+    socket.setNoDelay(true);
+    socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
+    socket.on('timeout', () => {
+      if (this.state === 'head' || this.state === 'draining') socket.destroy();
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('end', () => {
+      this.ended = true;
+      this.pump();
+    });
+    socket.once('close', () => this.closed());
+    if (!ownBuffers) {
+      socket.on('data', (chunk: Buffer) => {
+        if (!this.received(chunk, false)) socket.pause();
+      });
+      socket.resume();
+    }
+  }
+
+  /** Reading requests (not draining or closed). */
+  private get serving(): boolean {
+    return this.state === 'head' || this.state === 'request';
+  }
+
+  get isIdle(): boolean {
+    return this.state === 'head' && this.pending === undefined;
+  }
+
+  /** The buffer the next read lands in (onread mode). */
+  readBuffer(): Buffer {
+    if (this.state === 'request' && this.bodyRemaining > 0) return (this.bodyBuffer ??= Buffer.allocUnsafeSlow(BODY_READ_BYTES));
+    return (this.headBuffer ??= Buffer.allocUnsafeSlow(MAX_HEAD_BYTES));
+  }
+
+  /** Bytes from the socket (`reused`: in a buffer the next read overwrites); false to stop reading. */
+  received(chunk: Buffer, reused: boolean): boolean {
+    this.consuming = true;
+    try {
+      this.consume(chunk, reused);
+    } finally {
+      this.consuming = false;
+    }
+    return this.wantsBytes();
+  }
+
+  private consume(chunk: Buffer, reused: boolean): void {
+    let offset = 0;
+    while (offset < chunk.byteLength && this.serving) {
+      if (this.state === 'head') {
+        offset = this.consumeHead(chunk, offset);
+      } else if (this.bodyRemaining > 0 && this.reader && !this.readerBusy) {
+        const piece = chunk.subarray(offset, offset + Math.min(this.bodyRemaining, chunk.byteLength - offset));
+        offset += piece.byteLength;
+        this.deliver(piece);
+      } else {
+        break;
+      }
+    }
+    if (offset < chunk.byteLength && this.serving) this.stash(chunk.subarray(offset), reused);
+  }
+
+  /** Consumes head bytes from `chunk` at `offset`; returns the offset after what it used. */
+  private consumeHead(chunk: Buffer, offset: number): number {
+    const before = this.pending?.byteLength ?? 0;
+    const head = before > 0 ? Buffer.concat([this.pending!, chunk.subarray(offset)]) : chunk.subarray(offset);
+    this.pending = undefined;
+    // Bare line breaks between requests are allowed (RFC 9112 §2.2).
+    let start = 0;
+    while (start < head.byteLength && (head[start] === 0x0d || head[start] === 0x0a)) start++;
+    const end = head.indexOf(HEAD_END, start);
+    if (end < 0) {
+      if (head.byteLength - start > MAX_HEAD_BYTES) {
+        this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+        return chunk.byteLength;
+      }
+      if (start < head.byteLength) this.pending = Buffer.from(head.subarray(start));
+      return chunk.byteLength;
+    }
+    if (end - start > MAX_HEAD_BYTES) {
+      this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+      return chunk.byteLength;
+    }
+    const parsed = parseHead(head.toString('latin1', start, end));
+    if (typeof parsed === 'string') {
+      this.refuse(400, parsed);
+      return chunk.byteLength;
+    }
+    this.begin(parsed);
+    return offset + (end + HEAD_END.byteLength - before);
+  }
+
+  private begin(head: RequestHead): void {
+    this.state = 'request';
+    this.socket.setTimeout(0);
+    this.bodyRemaining = head.contentLength;
+    this.exchange = new HttpExchange(this, head);
+    try {
+      this.handler(this.exchange);
+    } catch (error) {
+      this.exchange.destroy();
+      throw error;
+    }
+  }
+
+  /** Hands `piece` to the reader; a promise from it holds reading until it settles. */
+  private deliver(piece: Buffer): void {
+    this.bodyRemaining -= piece.byteLength;
+    this.bodyDone!.bytes += piece.byteLength;
+    let result: void | Promise<void>;
+    try {
+      result = this.reader!(piece);
+    } catch (error) {
+      this.readFailed(error as Error);
+      return;
+    }
+    if (result && typeof (result as Promise<void>).then === 'function') {
+      this.readerBusy = true;
+      (result as Promise<void>).then(
+        () => {
+          this.readerBusy = false;
+          this.afterPiece();
+          this.pump();
+        },
+        (error: Error) => {
+          this.readerBusy = false;
+          this.readFailed(error);
+        },
+      );
+      return;
+    }
+    this.afterPiece();
+  }
+
+  private afterPiece(): void {
+    if (this.bodyRemaining > 0 || !this.bodyDone) return;
+    const done = this.bodyDone;
+    this.reader = undefined;
+    this.bodyDone = undefined;
+    done.resolve(done.bytes);
+  }
+
+  private readFailed(error: Error): void {
+    const done = this.bodyDone;
+    this.reader = undefined;
+    this.bodyDone = undefined;
+    done?.reject(error);
+  }
+
+  /** Keeps bytes that cannot be consumed now (a copy when they sit in a buffer the next read reuses). */
+  private stash(bytes: Buffer, reused: boolean): void {
+    const kept = reused ? Buffer.from(bytes) : bytes;
+    this.pending = this.pending ? Buffer.concat([this.pending, kept]) : kept;
+  }
+
+  private wantsBytes(): boolean {
+    if (this.state === 'head' || this.state === 'draining') return true;
+    if (this.state !== 'request') return false;
+    return this.bodyRemaining > 0 && this.reader !== undefined && !this.readerBusy;
+  }
+
+  /** Consumes what is pending, then reads on or holds, as the state asks. */
+  private pump(): void {
+    if (this.consuming || this.state === 'closed' || this.state === 'draining' || this.socket.destroyed) return;
+    if (this.pending && this.wantsBytes()) {
+      const pending = this.pending;
+      this.pending = undefined;
+      this.received(pending, false);
+    }
+    if (this.ended) {
+      // Nothing more will come: a body still awaited never arrives; between requests the connection ends.
+      if (this.bodyDone && !this.readerBusy && this.pending === undefined) this.readFailed(prematureClose());
+      if (this.state === 'head') this.drain();
+      return;
+    }
+    if (this.wantsBytes()) this.socket.resume();
+    else this.socket.pause();
+  }
+
+  /** HttpExchange.readBody. */
+  readBody(reader: BodyReader): Promise<number> {
+    if (this.bodyDone || this.state !== 'request') return Promise.reject(new Error('the request body is being read already, or the request is over'));
+    if (this.bodyRemaining === 0) return Promise.resolve(0);
+    if (this.ended && !this.pending) return Promise.reject(prematureClose());
+    return new Promise<number>((resolve, reject) => {
+      this.reader = reader;
+      this.bodyDone = { resolve, reject, bytes: 0 };
+      this.pump();
+    });
+  }
+
+  /** Whether the connection must close after this exchange's answer. */
+  closesAfter(exchange: HttpExchange): boolean {
+    return !exchange.keepAlive || this.bodyRemaining > 0 || this.ended;
+  }
+
+  /** HttpExchange.end, once the answer is written: the next request, or the end of the connection. */
+  finished(exchange: HttpExchange, close: boolean): void {
+    if (this.exchange !== exchange || this.state !== 'request') return;
+    if (close || this.bodyRemaining > 0) {
+      this.drain();
+      return;
+    }
+    this.state = 'head';
+    this.socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
+    this.pump();
+  }
+
+  private refuse(code: number, message: string): void {
+    const body = JSON.stringify({ code, status: code === 431 ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason: code === 431 ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST', message, metadata: {} });
+    this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+
+  /**
+   * Ends the connection after `last`: our side closes at once; what the client still sends is read and
+   * dropped until it closes its side (then the socket is gone) or for KEEP_ALIVE_TIMEOUT_MS.
+   */
+  private drain(last?: string): void {
+    if (this.state === 'draining' || this.state === 'closed') return;
+    this.state = 'draining';
+    this.pending = undefined;
+    if (this.bodyDone) this.readFailed(prematureClose());
+    this.socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
+    if (last !== undefined) this.socket.end(last);
+    else this.socket.end();
+    if (this.ended) this.socket.destroySoon();
+    else this.socket.resume();
+  }
+
+  private closed(): void {
+    this.state = 'closed';
+    if (this.bodyDone) this.readFailed(prematureClose());
+    this.exchange?.connectionClosed();
+    this.exchange = undefined;
+  }
+}
+
+function prematureClose(): Error {
+  return Object.assign(new Error('the connection closed before the whole request body arrived'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+}
+
+interface RequestHead {
+  method: string;
+  url: string;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  contentLength: number;
+  keepAlive: boolean;
+  expectsContinue: boolean;
+}
+
+/** Parses a request head (without its final blank line); a string is the reason it is malformed. */
+function parseHead(text: string): RequestHead | string {
+  const lines = text.split('\r\n');
+  const requestLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0]);
+  if (!requestLine) return `malformed request line ${JSON.stringify(lines[0].slice(0, 200))}: expected "METHOD /path HTTP/1.1"`;
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon) : '';
+    if (!TOKEN.test(name)) return `malformed header line ${JSON.stringify(line.slice(0, 200))}: expected "Name: value"`;
+    const key = name.toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[key] = key in headers ? `${headers[key]}, ${value}` : value;
+  }
+  let contentLength = 0;
+  const lengthHeader = headers['content-length'];
+  if (lengthHeader !== undefined) {
+    if (!/^\d{1,15}$/.test(lengthHeader)) return `Content-Length must be one decimal number, not ${JSON.stringify(lengthHeader.slice(0, 100))}`;
+    contentLength = Number(lengthHeader);
+  }
+  const connection = (headers.connection ?? '').toLowerCase();
+  const keepAlive = requestLine[3] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+  return {
+    method: requestLine[1],
+    url: requestLine[2],
+    headers,
+    contentLength: headers['transfer-encoding'] !== undefined ? 0 : contentLength,
+    keepAlive: keepAlive && headers['transfer-encoding'] === undefined,
+    expectsContinue: (headers.expect ?? '').toLowerCase() === '100-continue',
+  };
+}
+
+/** One request and its answer: the subset of node:http's IncomingMessage and ServerResponse the data plane uses. */
+export class HttpExchange {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  readonly expectsContinue: boolean;
+  statusCode = 200;
+  private readonly responseHeaders = new Map<string, [string, string]>();
+  private sentHead = false;
+  private done = false;
+  private gone = false;
+  private readonly closeListeners: Array<() => void> = [];
+  private closeNotified = false;
+
+  constructor(
+    private readonly connection: Http1Connection,
+    private readonly head: RequestHead,
+  ) {
+    this.method = head.method;
+    this.url = head.url;
+    this.headers = head.headers;
+    this.expectsContinue = head.expectsContinue;
+  }
+
+  get keepAlive(): boolean {
+    return this.head.keepAlive && !/\bclose\b/i.test(this.responseHeaders.get('connection')?.[1] ?? '');
+  }
+
+  get headersSent(): boolean {
+    return this.sentHead;
+  }
+
+  /** Whether the connection went away before the answer was complete. */
+  get destroyed(): boolean {
+    return this.gone;
+  }
+
+  setHeader(name: string, value: string | number): void {
+    this.responseHeaders.set(name.toLowerCase(), [name, String(value)]);
+  }
+
+  /** "100 Continue": the client may send the body. */
+  writeContinue(): void {
+    if (!this.sentHead && !this.gone) this.connection.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+  }
+
+  /**
+   * Reads the request body (Content-Length bytes), handing `reader` each piece as it arrives; resolves
+   * to the bytes read. Rejects (code ERR_STREAM_PREMATURE_CLOSE) when the connection closes first, or
+   * with what the reader threw.
+   */
+  readBody(reader: BodyReader): Promise<number> {
+    return this.connection.readBody(reader);
+  }
+
+  /** Writes part of the body (the head first); `callback` once the socket has taken it. */
+  write(data: Uint8Array | string, callback?: (error?: Error | null) => void): boolean {
+    this.writeHead();
+    return this.connection.socket.write(data, callback);
+  }
+
+  /** Ends the answer (the head first, with Content-Length from `data` when none was set). */
+  end(data?: string | Uint8Array): void {
+    if (this.done || this.gone) return;
+    this.done = true;
+    if (!this.sentHead && !this.responseHeaders.has('content-length')) this.setHeader('Content-Length', data === undefined ? 0 : Buffer.byteLength(data));
+    const close = this.sentHead ? this.connection.closesAfter(this) : this.decideClose();
+    this.writeHead();
+    const socket = this.connection.socket;
+    if (data !== undefined && this.method !== 'HEAD') socket.write(data);
+    // The answer is complete once the socket has taken it; then the connection moves on.
+    socket.write('', () => this.notifyClose());
+    this.connection.finished(this, close);
+  }
+
+  destroy(): void {
+    this.connection.socket.destroy();
+  }
+
+  /** Runs `listener` once, when the answer has been taken by the socket or the connection is gone. */
+  onClose(listener: () => void): void {
+    if (this.closeNotified) listener();
+    else this.closeListeners.push(listener);
+  }
+
+  connectionClosed(): void {
+    if (!this.done) this.gone = true;
+    this.notifyClose();
+  }
+
+  private notifyClose(): void {
+    this.closeNotified = true;
+    for (const listener of this.closeListeners.splice(0)) listener();
+  }
+
+  private decideClose(): boolean {
+    const close = this.connection.closesAfter(this);
+    this.setHeader('Connection', close ? 'close' : 'keep-alive');
+    return close;
+  }
+
+  private writeHead(): void {
+    if (this.sentHead) return;
+    if (!this.responseHeaders.has('connection')) this.decideClose();
+    this.sentHead = true;
+    let head = `HTTP/1.1 ${this.statusCode} ${STATUS_CODES[this.statusCode] ?? 'Unknown'}\r\n`;
+    for (const [name, value] of this.responseHeaders.values()) head += `${name}: ${value}\r\n`;
+    this.connection.socket.write(`${head}\r\n`, 'latin1');
+  }
+}

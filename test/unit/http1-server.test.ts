@@ -1,0 +1,224 @@
+/**
+ * The data plane's HTTP/1.1 layer (src/dataplane/http1-server.ts) over real loopback sockets, driven
+ * by raw bytes so that framing, keep-alive, pipelining and early answers are exactly what is tested.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AddressInfo, Socket, connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { Http1Server, HttpExchange, MAX_HEAD_BYTES } from '../../src/dataplane/http1-server';
+
+const servers: Http1Server[] = [];
+
+afterEach(async () => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.server.close(() => resolve()));
+  }
+});
+
+async function listen(handler: (exchange: HttpExchange) => void): Promise<number> {
+  const server = new Http1Server(handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.server.listen(0, '127.0.0.1', resolve));
+  return (server.server.address() as AddressInfo).port;
+}
+
+/** Sends `requests` on one connection and collects everything until the server closes it (or `untilBytes` arrive). */
+function exchangeRaw(port: number, requests: Array<string | Buffer>, options: { untilText?: string; halfClose?: boolean } = {}): Promise<{ text: string; closedByServer: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect({ port, host: '127.0.0.1' }, () => {
+      for (const request of requests) socket.write(request);
+      if (options.halfClose) socket.end();
+    });
+    let text = '';
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1');
+      if (options.untilText && text.includes(options.untilText)) {
+        socket.destroy();
+        resolve({ text, closedByServer: false });
+      }
+    });
+    socket.on('end', () => resolve({ text, closedByServer: true }));
+    socket.on('error', reject);
+  });
+}
+
+/** Echo handler: answers with the method, url and the body it read (as text). */
+function echo(exchange: HttpExchange): void {
+  const pieces: Buffer[] = [];
+  exchange
+    .readBody((piece) => {
+      pieces.push(Buffer.from(piece));
+    })
+    .then(
+      (bytes) => {
+        exchange.setHeader('Content-Type', 'text/plain');
+        exchange.end(`${exchange.method} ${exchange.url} ${bytes}:${Buffer.concat(pieces).toString('latin1')}`);
+      },
+      () => exchange.destroy(),
+    );
+}
+
+/** Status lines in order (a body is not followed by a line break, so they are found by pattern). */
+function statusLines(text: string): string[] {
+  return text.match(/HTTP\/1\.1 \d{3} [^\r]*/g) ?? [];
+}
+
+describe('Http1Server', () => {
+  it('serves pipelined keep-alive requests in order on one connection, bodies framed by Content-Length', async () => {
+    const port = await listen(echo);
+    const requests = 'PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: x\r\n\r\nPUT /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz';
+    const { text, closedByServer } = await exchangeRaw(port, [requests]);
+    expect(statusLines(text)).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    expect(text).toContain('PUT /a 5:hello');
+    expect(text).toContain('GET /b 0:');
+    expect(text).toContain('PUT /c 3:xyz');
+    expect(text.indexOf('/a 5')).toBeLessThan(text.indexOf('/b 0'));
+    expect(text.match(/Connection: keep-alive/g)).toHaveLength(2);
+    expect(text).toContain('Connection: close');
+    expect(closedByServer).toBe(true);
+  });
+
+  it('hands a body split over many writes to the reader whole, and waits for a reader that returns a promise', async () => {
+    const seen: number[] = [];
+    const port = await listen((exchange) => {
+      let total = 0;
+      void exchange
+        .readBody(async (piece) => {
+          seen.push(piece.byteLength);
+          // A slow reader: nothing more may be handed over until this settles.
+          const before = total;
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          expect(total).toBe(before);
+          total += piece.byteLength;
+        })
+        .then((bytes) => exchange.end(`${bytes} ${total}`));
+    });
+    const body = Buffer.alloc(3 * 1024 * 1024, 7);
+    const pieces = [Buffer.from(`PUT /big HTTP/1.1\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`)];
+    for (let at = 0; at < body.byteLength; at += 100_000) pieces.push(body.subarray(at, at + 100_000));
+    const { text } = await exchangeRaw(port, pieces);
+    expect(text).toContain(`\r\n\r\n${body.byteLength} ${body.byteLength}`);
+    expect(seen.reduce((a, b) => a + b, 0)).toBe(body.byteLength);
+  });
+
+  it('sends 100 Continue only when asked, and an early refusal closes the connection after the answer, even with the body in flight', async () => {
+    const port = await listen((exchange) => {
+      if (exchange.url === '/ok') {
+        exchange.writeContinue();
+        echo(exchange);
+        return;
+      }
+      exchange.statusCode = 404;
+      exchange.end('no');
+    });
+    const ok = await exchangeRaw(port, ['PUT /ok HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nhi']);
+    expect(statusLines(ok.text)).toEqual(['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK']);
+    // The refusal comes before the body is read: the answer arrives whole, then the connection ends
+    // (the rest of the body cannot be told from a next request).
+    const refused = await exchangeRaw(port, ['PUT /nope HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n', Buffer.alloc(1_000_000, 1)]);
+    expect(statusLines(refused.text)).toEqual(['HTTP/1.1 404 Not Found']);
+    expect(refused.text).toContain('Connection: close');
+    expect(refused.text.endsWith('\r\n\r\nno')).toBe(true);
+    expect(refused.closedByServer).toBe(true);
+  });
+
+  it('answers a malformed head 400 and an oversized one 431, as JSON, and closes', async () => {
+    let calls = 0;
+    const port = await listen((exchange) => {
+      calls++;
+      exchange.end();
+    });
+    const malformed = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nno colon here\r\n\r\n']);
+    expect(statusLines(malformed.text)).toEqual(['HTTP/1.1 400 Bad Request']);
+    expect(JSON.parse(malformed.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', message: expect.stringContaining('no colon here') });
+    const badLength = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n']);
+    expect(JSON.parse(badLength.text.split('\r\n\r\n')[1]).message).toContain('Content-Length must be one decimal number, not "12abc"');
+    const huge = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}\r\n\r\n`]);
+    expect(statusLines(huge.text)).toEqual(['HTTP/1.1 431 Request Header Fields Too Large']);
+    expect(huge.closedByServer).toBe(true);
+    expect(calls).toBe(0);
+  });
+
+  it('rejects readBody when the client goes away mid-body, and ends a half-closed connection after its answer', async () => {
+    let rejection: unknown;
+    const rejected = new Promise<void>((resolve) => {
+      void listen((exchange) => {
+        if (exchange.url === '/half') {
+          echo(exchange);
+          return;
+        }
+        exchange.readBody(() => undefined).catch((error) => {
+          rejection = error;
+          resolve();
+        });
+      }).then((port) => {
+        const socket = connect({ port, host: '127.0.0.1' }, () => {
+          socket.write('PUT /cut HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly-this');
+          setTimeout(() => socket.destroy(), 20);
+        });
+        socket.on('error', () => undefined);
+        (globalThis as { halfPort?: number }).halfPort = port;
+      });
+    });
+    await rejected;
+    expect((rejection as NodeJS.ErrnoException).code).toBe('ERR_STREAM_PREMATURE_CLOSE');
+    const port = (globalThis as { halfPort?: number }).halfPort!;
+    const half = await exchangeRaw(port, ['PUT /half HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc'], { halfClose: true });
+    expect(half.text).toContain('PUT /half 3:abc');
+    expect(half.closedByServer).toBe(true);
+  });
+
+  it('closes idle keep-alive connections on closeIdleConnections and leaves a request in progress alone', async () => {
+    let release!: () => void;
+    const port = await listen((exchange) => {
+      if (exchange.url === '/slow') {
+        release = () => exchange.end('late');
+        return;
+      }
+      exchange.end('fast');
+    });
+    const server = servers[0];
+    const idle = exchangeRaw(port, ['GET /fast HTTP/1.1\r\n\r\n']);
+    const slow = exchangeRaw(port, ['GET /slow HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    server.closeIdleConnections();
+    const idleResult = await idle;
+    expect(idleResult.text).toContain('fast');
+    release();
+    const slowResult = await slow;
+    expect(slowResult.text.endsWith('late')).toBe(true);
+  });
+
+  it('speaks the same HTTP/1.1 over TLS (read through data events)', async (context) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-http1-tls-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'pipe' });
+    } catch (error) {
+      context.skip(`openssl is needed to make a certificate: ${(error as Error).message}`);
+    }
+    const cert = readFileSync(join(dir, 'cert.pem'));
+    const server = new Http1Server(echo, { cert, key: readFileSync(join(dir, 'key.pem')) });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.server.listen(0, '127.0.0.1', resolve));
+    const port = (server.server.address() as AddressInfo).port;
+    const body = Buffer.alloc(200_000, 0x41);
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ port, host: '127.0.0.1', ca: cert, servername: 'localhost' }, () => {
+        socket.write(`PUT /tls HTTP/1.1\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`);
+        socket.write(body);
+      });
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+      socket.on('end', () => resolve(received));
+      socket.on('error', reject);
+    });
+    expect(statusLines(text)).toEqual(['HTTP/1.1 200 OK']);
+    expect(text).toContain(`PUT /tls ${body.byteLength}:AAAA`);
+    expect(text.endsWith('A'.repeat(100))).toBe(true);
+  });
+});
