@@ -33,7 +33,7 @@ const BODY_READ_BYTES = 1024 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Called once per request, with its head parsed; it must end (or destroy) the exchange. */
+/** Called once per request, with its head parsed; it must end (or destroy) the exchange, and not throw (a throw only cuts the connection). */
 export type HttpHandler = (exchange: HttpExchange) => void;
 
 /** Reads one piece of a body; the piece is valid only until this returns or the promise it returns settles. */
@@ -227,9 +227,10 @@ class Http1Connection {
     this.exchange = new HttpExchange(this, head);
     try {
       this.handler(this.exchange);
-    } catch (error) {
+    } catch {
+      // A handler must answer through the exchange; one that throws leaves no answer to give. Thrown
+      // from here the error would escape into the socket's read callback and end the process.
       this.exchange.destroy();
-      throw error;
     }
   }
 
