@@ -49,8 +49,7 @@ export class Http1Server {
       this.server = createTlsServer({ ...tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, handler, false)));
     } else {
       this.server = createNetServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
-        const owned = withOwnReadBuffers(socket);
-        this.track(owned ? owned.connection(handler) : new Http1Connection(socket, handler, false));
+        this.track(connectionWithOwnReadBuffers(socket, handler) ?? new Http1Connection(socket, handler, false));
       });
     }
   }
@@ -70,10 +69,6 @@ export class Http1Server {
   }
 }
 
-interface OwnBufferSocket {
-  connection(handler: HttpHandler): Http1Connection;
-}
-
 /**
  * The accepted socket's handle re-wrapped in a `net.Socket` with `onread`, so that reads land in the
  * connection's own buffers instead of a new Buffer each. `onread` is public API, but `net.Server` has
@@ -81,29 +76,25 @@ interface OwnBufferSocket {
  * node's own net.Server does (the `handle` option). Undefined where the handle cannot take a user
  * buffer (the caller then reads through 'data' events).
  */
-function withOwnReadBuffers(raw: Socket): OwnBufferSocket | undefined {
+function connectionWithOwnReadBuffers(raw: Socket, handler: HttpHandler): Http1Connection | undefined {
   const internal = raw as unknown as { _handle?: { useUserBuffer?: unknown } | null };
   const handle = internal._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function') return undefined;
-  return {
-    connection(handler: HttpHandler): Http1Connection {
-      let connection: Http1Connection | undefined;
-      const socket = new Socket({
-        handle,
-        allowHalfOpen: true,
-        onread: {
-          buffer: () => connection?.readBuffer() ?? Buffer.allocUnsafe(MAX_HEAD_BYTES),
-          callback: (bytes: number, buffer: Uint8Array) => connection!.received(buffer.subarray(0, bytes) as Buffer, true),
-        },
-      } as ConstructorParameters<typeof Socket>[0] & { handle: unknown });
-      // The first wrapper no longer owns the handle: destroying it releases its place in the
-      // server's connection count (or server.close() would wait for it forever) and closes nothing.
-      internal._handle = null;
-      raw.destroy();
-      connection = new Http1Connection(socket, handler, true);
-      return connection;
+  let connection: Http1Connection | undefined;
+  const socket = new Socket({
+    handle,
+    allowHalfOpen: true,
+    onread: {
+      buffer: () => connection?.readBuffer() ?? Buffer.allocUnsafe(MAX_HEAD_BYTES),
+      callback: (bytes: number, buffer: Uint8Array) => connection!.received(buffer.subarray(0, bytes) as Buffer, true),
     },
-  };
+  } as ConstructorParameters<typeof Socket>[0] & { handle: unknown });
+  // The first wrapper no longer owns the handle: destroying it releases its place in the server's
+  // connection count (or server.close() would wait for it forever) and closes nothing.
+  internal._handle = null;
+  raw.destroy();
+  connection = new Http1Connection(socket, handler, true);
+  return connection;
 }
 
 /** head: reading a request head; request: one exchange in hand; draining: answered early, reading and dropping what the client still sends before closing. */
@@ -479,8 +470,8 @@ export class HttpExchange {
     if (this.done || this.gone) return;
     this.done = true;
     if (!this.sentHead && !this.responseHeaders.has('content-length')) this.setHeader('Content-Length', data === undefined ? 0 : Buffer.byteLength(data));
-    const close = this.sentHead ? this.connection.closesAfter(this) : this.decideClose();
     this.writeHead();
+    const close = this.connection.closesAfter(this);
     const socket = this.connection.socket;
     if (data !== undefined && this.method !== 'HEAD') socket.write(data);
     // The answer is complete once the socket has taken it; then the connection moves on.
@@ -508,15 +499,10 @@ export class HttpExchange {
     for (const listener of this.closeListeners.splice(0)) listener();
   }
 
-  private decideClose(): boolean {
-    const close = this.connection.closesAfter(this);
-    this.setHeader('Connection', close ? 'close' : 'keep-alive');
-    return close;
-  }
-
   private writeHead(): void {
     if (this.sentHead) return;
-    if (!this.responseHeaders.has('connection')) this.decideClose();
+    // Said as the head goes out; a reason found later (the client ends its side) still closes after the answer.
+    if (!this.responseHeaders.has('connection')) this.setHeader('Connection', this.connection.closesAfter(this) ? 'close' : 'keep-alive');
     this.sentHead = true;
     let head = `HTTP/1.1 ${this.statusCode} ${STATUS_CODES[this.statusCode] ?? 'Unknown'}\r\n`;
     for (const [name, value] of this.responseHeaders.values()) head += `${name}: ${value}\r\n`;

@@ -277,8 +277,8 @@ export class MemoryManager {
   }
 
   async writeBlock(block: Block, offset: number, data: Uint8Array): Promise<void> {
-    if (data.byteLength >= this.options.asyncCopyThresholdBytes) await this.backend.writeAsync(block.chunkHandle, block.offset + offset, data);
-    else this.backend.write(block.chunkHandle, block.offset + offset, data);
+    if (this.copiesInline(data.byteLength)) this.writeBlockInline(block, offset, data);
+    else await this.backend.writeAsync(block.chunkHandle, block.offset + offset, data);
   }
 
   /** Whether a copy of `bytes` runs on the event loop (below --async-copy-threshold), so that writeBlockInline may be used. */
