@@ -12,6 +12,7 @@ import { LeaseService } from './lease-service';
 import { MemoryService } from './memory-service';
 import { WorkspaceService } from './workspace-service';
 import { loadTensormemProto } from './proto';
+import { releaseFinishedStreams } from './finished-stream-release';
 import type { ServiceContext } from './service-context';
 
 export const SERVICE_NAMES = ['tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService', 'tensormem.v1.WorkspaceService'];
@@ -46,6 +47,9 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   } catch (error) {
     server.forceShutdown();
     throw error;
+  }
+  if (releaseFinishedStreams(server) === 0) {
+    context.log.warn({ event: 'finished_streams_not_released' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: finished calls stay on the heap until a full GC');
   }
   return { server, health, addresses };
 }
