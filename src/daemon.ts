@@ -26,6 +26,7 @@ import { RunningDataPlane, startDataPlane } from './dataplane/data-plane-server'
 import { DaemonMetrics } from './observability/daemon-metrics';
 import { rpcMetricsInterceptor } from './observability/rpc-metrics';
 import { StatusServer, startStatusServer } from './observability/status-server';
+import { applyHeapGrowth } from './heap-growth';
 
 export interface Daemon {
   context: ServiceContext;
@@ -63,6 +64,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       throw invalidArgument('--data-listen', 'a loopback or unix: address when no --tenants file is given (open mode)', config.dataListen);
     }
   }
+  applyHeapGrowth(config.heapGrowthPercent);
   const tenants = new TenantRegistry(tenantSpecs);
   const backend = selectBackend(config, log);
   const staleShmNames = removeStaleShmNames();

@@ -38,6 +38,8 @@ export interface DaemonConfig {
   chunkBytes: number;
   poolChunkBytes: number;
   asyncCopyThresholdBytes: number;
+  /** --heap-growth: V8's heap growing percent; 0 = V8's default. */
+  heapGrowthPercent: number;
   shutdownTimeoutMs: number;
   maxWaitMs: number;
   logLevel: string;
@@ -198,6 +200,7 @@ function build(raw: RawValues): DaemonConfig {
     chunkBytes: positiveBytes('chunk-bytes'),
     poolChunkBytes: positiveBytes('pool-chunk'),
     asyncCopyThresholdBytes: bytes('async-copy-threshold'),
+    heapGrowthPercent: int('heap-growth', 0, 400),
     shutdownTimeoutMs: duration('shutdown-timeout'),
     maxWaitMs: duration('max-wait'),
     logLevel: choice('log-level'),

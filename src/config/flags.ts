@@ -95,6 +95,13 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'chunk-bytes', type: 'size', arg: 'SIZE', default: '1M', help: 'Largest data chunk of a ReadArray stream message.' },
   { name: 'pool-chunk', type: 'size', arg: 'SIZE', default: '64M', help: 'Granularity by which a pool grows: chunks of at least this size are taken from the device or host.' },
   { name: 'async-copy-threshold', type: 'size', arg: 'SIZE', default: '256K', help: 'Copies of at least this many bytes run off the event loop.' },
+  {
+    name: 'heap-growth',
+    type: 'int',
+    arg: 'PERCENT',
+    default: '10',
+    help: "How far the daemon's V8 heap may grow past what the last full GC kept before the next one (V8's --heap-growing-percent; V8 adds at least 8 MiB plus the young generation). Bounds the garbage a burst of calls leaves on the heap. 0 leaves V8's own choice (up to 4 x).",
+  },
   { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits.' },
   {
     name: 'cudnn-library',

@@ -93,6 +93,12 @@ describe('loadConfig', () => {
     expect(config.backend).toBe('host');
   });
 
+  it('bounds V8 heap growth to 10 % unless told otherwise (0 = V8 decides)', () => {
+    expect(loadConfig([], {}).heapGrowthPercent).toBe(10);
+    expect(loadConfig(['--heap-growth', '0'], {}).heapGrowthPercent).toBe(0);
+    expect(loadConfig([], { TENSORMEM_HEAP_GROWTH: '50' }).heapGrowthPercent).toBe(50);
+  });
+
   it('collects repeated --listen flags', () => {
     expect(loadConfig(['--listen', '127.0.0.1:1', '--listen=unix:/tmp/x.sock'], {}).listen).toEqual(['127.0.0.1:1', 'unix:/tmp/x.sock']);
   });
@@ -105,6 +111,8 @@ describe('loadConfig', () => {
     [['--maxbytes'], 'Expected a value (SIZE) for --maxbytes'],
     [['--emulated-devices', '0'], 'Expected an integer from 1 to 16 for --emulated-devices but received "0"'],
     [['--chunk-bytes', '0'], 'Expected a size above 0 for --chunk-bytes but received "0"'],
+    [['--heap-growth', '-5'], 'Expected an integer from 0 to 400 for --heap-growth but received "-5"'],
+    [['--heap-growth', '10%'], 'Expected an integer from 0 to 400 for --heap-growth but received "10%"'],
   ])('refuses %j with a message naming the flag', (argv, message) => {
     let error: unknown;
     try {
