@@ -9,7 +9,7 @@ import { POOL_ALIGNMENT } from '../memory/pool-resource';
 import type { ScratchBudget } from '../memory/cudnn-convolution';
 import { byteSizeOf, DataTypeName } from '../memory/data-types';
 import type { MemoryManager } from '../memory/memory-manager';
-import { PlacementName, TensorArray } from '../memory/tensor-array';
+import { ArrayHome, PlacementName, TensorArray } from '../memory/tensor-array';
 import type { WaitHandle } from '../memory/memory-wait-queue';
 import type { Workspace } from '../memory/workspace';
 import { WorkspaceRegistry } from '../memory/workspace-registry';
@@ -81,6 +81,8 @@ export class Lease {
   /** The lease's workspaces and scope stack (ND4J's per-thread workspace manager). */
   readonly workspaces: WorkspaceRegistry;
   private readonly workspaceBacking: PoolWorkspaceBacking;
+  /** Lease id, tenant, device and memory manager, shared by this lease's arrays on each device. */
+  private readonly arrayHomes: ArrayHome[] = [];
   /** Attached arrays still in `arrays`, by workspace, so that a cycle retires them without a scan of every array. */
   private readonly attached = new Map<Workspace, Set<TensorArray>>();
   /** Retired arrays, oldest first, at most RETIRED_ARRAYS_KEPT. */
@@ -173,7 +175,10 @@ export class Lease {
 
   private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace): Promise<TensorArray> {
     const arrayId = newArrayId();
-    const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device: params.device, label: params.label };
+    // An attached array lives on its workspace's device.
+    const device = workspace ? workspace.config.device : params.device;
+    const home = (this.arrayHomes[device] ??= { leaseId: this.leaseId, tenant: this.tenant, device, memory: this.memory });
+    const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
     const array = workspace
       ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
       : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror: this.eagerMirror, exportable: params.exportable });

@@ -64,13 +64,11 @@ const DEFAULT_ALIGNMENT = POOL_ALIGNMENT;
 const BlockState = { Free: 0, Live: 1, Dead: 2 } as const;
 type BlockState = (typeof BlockState)[keyof typeof BlockState];
 
-const NO_OWNER: BlockOwner = Object.freeze({});
-
 class PoolChunk {
   /** Bytes in this chunk's live blocks. */
   usedBytes = 0;
   /** The block at offset 0; blocks follow by address through `next`. */
-  head: PoolBlock;
+  head: Span;
 
   constructor(
     readonly pool: PoolResource,
@@ -79,37 +77,56 @@ class PoolChunk {
     /** A chunk of one block, released when that block is freed (AllocateOptions.dedicated). */
     readonly dedicated = false,
   ) {
-    this.head = new PoolBlock(this, 0, bytes, 0, NO_OWNER, BlockState.Free);
+    this.head = new FreeSpan(this, 0, bytes);
   }
 }
 
 /**
- * One block, free or live, in its chunk's address-ordered list; free blocks are also nodes of the
- * free-block index. Live blocks are handed out as Block and never change afterwards, except their
- * state (a freed block is never reused: its bytes go to a free neighbour or to a new free block).
+ * What live and free blocks share: a place in their chunk's address-ordered list. A live block and a
+ * free one are objects of different classes, because a live block never becomes free: freeing it
+ * gives its bytes to a free neighbour or to a new FreeSpan, and allocating carves a new PoolBlock off
+ * a FreeSpan. So only free blocks carry the free-block index's links, and live blocks (one per array)
+ * stay small (DESIGN.md §6, B8).
  */
-class PoolBlock implements Block, FreeListNode<PoolBlock> {
+abstract class PoolSpan {
   /** Neighbours by address in the chunk. */
-  prev: PoolBlock | null = null;
-  next: PoolBlock | null = null;
-  /** Links of the free-block index, while the block is free. */
-  prevFree: PoolBlock | null = null;
-  nextFree: PoolBlock | null = null;
-  freeBucket: FreeBucketRef | null = null;
+  prev: Span | null = null;
+  next: Span | null = null;
 
   constructor(
     readonly chunk: PoolChunk,
     public offset: number,
     public bytes: number,
-    readonly requestedBytes: number,
-    public owner: BlockOwner,
-    public state: BlockState,
   ) {}
 
   get chunkHandle(): number {
     return this.chunk.handle;
   }
 }
+
+/** A live block, handed out as Block; it never changes afterwards except its state (Live, then Dead). */
+class PoolBlock extends PoolSpan implements Block {
+  constructor(
+    chunk: PoolChunk,
+    offset: number,
+    bytes: number,
+    readonly requestedBytes: number,
+    readonly owner: BlockOwner,
+    public state: typeof BlockState.Live | typeof BlockState.Dead,
+  ) {
+    super(chunk, offset, bytes);
+  }
+}
+
+/** A free block: also a node of the free-block index, whose links it carries. */
+class FreeSpan extends PoolSpan implements FreeListNode<FreeSpan> {
+  state: typeof BlockState.Free | typeof BlockState.Dead = BlockState.Free;
+  prevFree: FreeSpan | null = null;
+  nextFree: FreeSpan | null = null;
+  freeBucket: FreeBucketRef | null = null;
+}
+
+type Span = PoolBlock | FreeSpan;
 
 export class PoolResource implements SizedMemoryResource {
   readonly memory: MemoryKind;
@@ -124,7 +141,7 @@ export class PoolResource implements SizedMemoryResource {
   private readonly reservationLimit: number;
   /** Chunks in the order they were obtained (Map keeps insertion order). */
   private readonly chunks = new Map<number, PoolChunk>();
-  private readonly freeBlocks = new FreeBlockIndex<PoolBlock>();
+  private readonly freeBlocks = new FreeBlockIndex<FreeSpan>();
   private used = 0;
   private reserved = 0;
   private peakUsed = 0;
@@ -214,10 +231,8 @@ export class PoolResource implements SizedMemoryResource {
 
     const prev = block.prev;
     const next = block.next;
-    const prevFree = prev !== null && prev.state === BlockState.Free;
-    const nextFree = next !== null && next.state === BlockState.Free;
-    if (prevFree) {
-      if (nextFree) {
+    if (prev instanceof FreeSpan) {
+      if (next instanceof FreeSpan) {
         this.freeBlocks.remove(next);
         this.freeBlocks.resize(prev, prev.bytes + size + next.bytes);
         const after = next.next;
@@ -231,14 +246,14 @@ export class PoolResource implements SizedMemoryResource {
         prev.next = next;
         if (next !== null) next.prev = prev;
       }
-    } else if (nextFree) {
+    } else if (next instanceof FreeSpan) {
       this.freeBlocks.resize(next, next.bytes + size);
       next.offset = block.offset;
       next.prev = prev;
       if (prev !== null) prev.next = next;
       else chunk.head = next;
     } else {
-      const hole = new PoolBlock(chunk, block.offset, size, 0, NO_OWNER, BlockState.Free);
+      const hole = new FreeSpan(chunk, block.offset, size);
       hole.prev = prev;
       hole.next = next;
       if (prev !== null) prev.next = hole;
@@ -298,8 +313,8 @@ export class PoolResource implements SizedMemoryResource {
   release(): void {
     let firstError: unknown = undefined;
     for (const chunk of this.chunks.values()) {
-      for (let block: PoolBlock | null = chunk.head; block !== null; ) {
-        const next: PoolBlock | null = block.next;
+      for (let block: Span | null = chunk.head; block !== null; ) {
+        const next: Span | null = block.next;
         block.state = BlockState.Dead;
         block.prev = null;
         block.next = null;
@@ -324,8 +339,8 @@ export class PoolResource implements SizedMemoryResource {
     const segments: SegmentSnapshot[] = [];
     for (const chunk of this.chunks.values()) {
       const blocks: SegmentSnapshot['blocks'] = [];
-      for (let block: PoolBlock | null = chunk.head; block !== null; block = block.next) {
-        if (block.state === BlockState.Free) blocks.push({ offset: block.offset, bytes: block.bytes, free: true });
+      for (let block: Span | null = chunk.head; block !== null; block = block.next) {
+        if (block instanceof FreeSpan) blocks.push({ offset: block.offset, bytes: block.bytes, free: true });
         else blocks.push({ offset: block.offset, bytes: block.bytes, free: false, owner: block.owner });
       }
       segments.push({ chunkHandle: chunk.handle, bytes: chunk.bytes, ...(chunk.dedicated ? { dedicated: true } : {}), blocks });
@@ -345,7 +360,7 @@ export class PoolResource implements SizedMemoryResource {
     };
     const treeViolation = this.freeBlocks.violation();
     if (treeViolation !== null) fail(`free-block index: ${treeViolation}`);
-    const indexed = new Set<PoolBlock>(this.freeBlocks.nodes());
+    const indexed = new Set<FreeSpan>(this.freeBlocks.nodes());
     let used = 0;
     let free = 0;
     let freeCount = 0;
@@ -357,24 +372,24 @@ export class PoolResource implements SizedMemoryResource {
       reserved += chunk.bytes;
       let chunkUsed = 0;
       let expectedOffset = 0;
-      let previous: PoolBlock | null = null;
-      for (let block: PoolBlock | null = chunk.head; block !== null; block = block.next) {
+      let previous: Span | null = null;
+      for (let block: Span | null = chunk.head; block !== null; block = block.next) {
         const where = `chunk ${handle} offset ${block.offset}`;
         if (block.chunk !== chunk) fail(`${where}: block belongs to another chunk`);
         if (block.prev !== previous) fail(`${where}: prev link broken`);
         if (block.offset !== expectedOffset) fail(`${where}: expected offset ${expectedOffset}`);
         if (block.bytes <= 0 || block.bytes % this.alignment !== 0) fail(`${where}: size ${block.bytes} is not a positive aligned size`);
-        if (block.state === BlockState.Free) {
-          if (previous !== null && previous.state === BlockState.Free) fail(`${where}: two adjacent free blocks`);
+        if (block.state === BlockState.Dead) {
+          fail(`${where}: a dead block is still linked`);
+        } else if (block instanceof FreeSpan) {
+          if (previous instanceof FreeSpan) fail(`${where}: two adjacent free blocks`);
           if (!indexed.has(block)) fail(`${where}: free block missing from the index`);
           free += block.bytes;
           freeCount++;
-        } else if (block.state === BlockState.Live) {
+        } else {
           if (block.requestedBytes > block.bytes) fail(`${where}: requestedBytes ${block.requestedBytes} > bytes ${block.bytes}`);
           chunkUsed += block.bytes;
           live++;
-        } else {
-          fail(`${where}: a dead block is still linked`);
         }
         expectedOffset += block.bytes;
         previous = block;
@@ -403,7 +418,7 @@ export class PoolResource implements SizedMemoryResource {
   }
 
   /** Takes `size` bytes from the front of free block `hole`; the rest stays free. */
-  private carve(hole: PoolBlock, size: number, requestedBytes: number, owner: BlockOwner): Block {
+  private carve(hole: FreeSpan, size: number, requestedBytes: number, owner: BlockOwner): Block {
     const chunk = hole.chunk;
     const block = new PoolBlock(chunk, hole.offset, size, requestedBytes, owner, BlockState.Live);
     const prev = hole.prev;
@@ -433,7 +448,7 @@ export class PoolResource implements SizedMemoryResource {
   }
 
   /** Obtains a chunk that holds `size` bytes and returns its (whole-chunk) free block, or throws with nothing held. */
-  private grow(size: number, requestedBytes: number): PoolBlock {
+  private grow(size: number, requestedBytes: number): FreeSpan {
     this.makeRoom(size, requestedBytes);
     const headroom = this.reservationLimit - this.reserved;
     const chunkBytes = Math.min(Math.max(size, this.chunkBytes), headroom);
@@ -476,19 +491,22 @@ export class PoolResource implements SizedMemoryResource {
     }
   }
 
-  private adoptChunk(handle: number, bytes: number, dedicated = false): PoolBlock {
+  private adoptChunk(handle: number, bytes: number, dedicated = false): FreeSpan {
     const chunk = new PoolChunk(this, handle, bytes, dedicated);
+    const whole = chunk.head as FreeSpan;
     this.chunks.set(handle, chunk);
     this.reserved += bytes;
-    this.freeBlocks.insert(chunk.head);
-    return chunk.head;
+    this.freeBlocks.insert(whole);
+    return whole;
   }
 
   /** Gives a fully free chunk back to the source; if the source throws, the pool still holds it. */
   private releaseChunk(chunk: PoolChunk): void {
+    const whole = chunk.head;
+    if (!(whole instanceof FreeSpan) || whole.next !== null) throw new Error(`releaseChunk: chunk ${chunk.handle} is not one free block`);
     this.source.freeChunk(chunk.handle);
-    this.freeBlocks.remove(chunk.head);
-    chunk.head.state = BlockState.Dead;
+    this.freeBlocks.remove(whole);
+    whole.state = BlockState.Dead;
     this.chunks.delete(chunk.handle);
     this.reserved -= chunk.bytes;
   }

@@ -16,6 +16,7 @@
  */
 import { failedPrecondition, invalidArgument, outOfRange } from '../errors';
 import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
+import { ELEMENT_BYTES } from './data-types';
 import type { DataTypeName } from './data-types';
 import type { MemoryManager } from './memory-manager';
 import type { AllocationValidity, Workspace, WorkspaceAllocation } from './workspace';
@@ -43,10 +44,23 @@ function viewOf(allocation: WorkspaceAllocation): Block {
 
 export type PlacementName = 'PLACEMENT_DEVICE' | 'PLACEMENT_HOST_ONLY';
 
+/**
+ * What the arrays of one lease on one device share, held once per lease and device instead of once
+ * per array (B8: 100k arrays). An array made without one gets its own.
+ */
+export interface ArrayHome {
+  readonly leaseId: string;
+  readonly tenant: string;
+  readonly device: number;
+  readonly memory: MemoryManager;
+}
+
 export interface TensorArrayInit {
   arrayId: string;
   leaseId: string;
   tenant: string;
+  /** The lease's shared ArrayHome; its leaseId, tenant and device must be the ones here. */
+  home?: ArrayHome;
   dataType: DataTypeName;
   shape: number[];
   byteSize: number;
@@ -74,11 +88,24 @@ const EXPORTABLE_REQUESTED = 1 << 5;
 const RELEASED = 1 << 6;
 const RELEASE_WHEN_IDLE = 1 << 7;
 
+/**
+ * TensorArray.state packs the flags (bits 0-7), the data type (bits 8-12, an index into DATA_TYPES)
+ * and the copies in flight (bits 13-30): one small integer instead of three fields.
+ */
+const DATA_TYPES = Object.keys(ELEMENT_BYTES) as DataTypeName[];
+const DATA_TYPE_SHIFT = 8;
+const DATA_TYPE_MASK = 0x1f << DATA_TYPE_SHIFT;
+const COPY_SHIFT = 13;
+const ONE_COPY = 1 << COPY_SHIFT;
+const MAX_COPIES = (2 ** 31 - 1) >>> COPY_SHIFT;
+
 /** Creation times are kept as milliseconds since this module loaded: a small integer, not a boxed number or a Date. */
 const EPOCH_MS = Date.now();
 
 /** What few arrays need: workspace attachment and copy coordination, made on first use. */
 interface ArrayExtras {
+  /** The label, when not empty. */
+  label?: string;
   attachment?: Attachment;
   /** The device → host copy in progress; concurrent readers share it. */
   mirrorFill?: Promise<void>;
@@ -96,45 +123,74 @@ interface ArrayExtras {
  */
 export class TensorArray implements BlockOwner {
   readonly arrayId: string;
-  readonly leaseId: string;
-  readonly tenant: string;
-  readonly dataType: DataTypeName;
+  private readonly home: ArrayHome;
   /** The shape: its one dimension for a rank-1 array (the common case, no array object), else the dimensions. */
   private readonly dims: number | readonly number[];
-  readonly byteSize: number;
-  readonly device: number;
-  readonly label: string;
   /** Milliseconds since EPOCH_MS. */
   private readonly createdAtMs: number;
   /** Device memory (PLACEMENT_DEVICE) — undefined for HOST_ONLY. */
   deviceBlock?: Block;
   /** The host mirror of a device array, or the only block of a HOST_ONLY array. */
   hostBlock?: Block;
-  private flags: number;
-  private pendingCopies = 0;
+  /** Flags, data type and copies in flight (see DATA_TYPE_SHIFT, COPY_SHIFT). */
+  private state: number;
   private extras?: ArrayExtras;
 
-  private constructor(
-    init: TensorArrayInit,
-    private readonly memory: MemoryManager,
-  ) {
+  private constructor(init: TensorArrayInit, memory: MemoryManager) {
+    const home = init.home ?? { leaseId: init.leaseId, tenant: init.tenant, device: init.device, memory };
+    if (home.leaseId !== init.leaseId || home.tenant !== init.tenant || home.device !== init.device || home.memory !== memory) {
+      throw new Error(
+        `array ${init.arrayId}: its home is lease ${home.leaseId} (tenant "${home.tenant}") on device ${home.device}, ` +
+          `not lease ${init.leaseId} (tenant "${init.tenant}") on device ${init.device} of this memory manager`,
+      );
+    }
+    const typeIndex = DATA_TYPES.indexOf(init.dataType);
+    if (typeIndex < 0) throw invalidArgument('data_type', `one of ${DATA_TYPES.join(', ')}`, init.dataType);
+    const dims = init.shape.length === 1 ? init.shape[0] : [...init.shape];
+    const byteSize = ELEMENT_BYTES[init.dataType] * (typeof dims === 'number' ? dims : dims.reduce((product, dimension) => product * dimension, 1));
+    if (byteSize !== init.byteSize) throw new Error(`array ${init.arrayId}: byteSize ${init.byteSize} is not ${init.dataType} x [${init.shape.join(', ')}] = ${byteSize}`);
     this.arrayId = init.arrayId;
-    this.leaseId = init.leaseId;
-    this.tenant = init.tenant;
-    this.dataType = init.dataType;
-    this.dims = init.shape.length === 1 ? init.shape[0] : [...init.shape];
-    this.byteSize = init.byteSize;
-    this.device = init.device;
-    this.label = init.label;
+    this.home = home;
+    this.dims = dims;
     this.createdAtMs = Date.now() - EPOCH_MS;
-    this.flags = init.placement === 'PLACEMENT_HOST_ONLY' ? HOST_ONLY : 0;
+    this.state = (init.placement === 'PLACEMENT_HOST_ONLY' ? HOST_ONLY : 0) | (typeIndex << DATA_TYPE_SHIFT);
+    if (init.label !== '') this.more.label = init.label;
+  }
+
+  get leaseId(): string {
+    return this.home.leaseId;
+  }
+  get tenant(): string {
+    return this.home.tenant;
+  }
+  get device(): number {
+    return this.home.device;
+  }
+  private get memory(): MemoryManager {
+    return this.home.memory;
+  }
+  get dataType(): DataTypeName {
+    return DATA_TYPES[(this.state & DATA_TYPE_MASK) >>> DATA_TYPE_SHIFT];
+  }
+  /** product(shape) x element size, computed (not stored). */
+  get byteSize(): number {
+    const dims = this.dims;
+    const elements = typeof dims === 'number' ? dims : dims.reduce((product, dimension) => product * dimension, 1);
+    return ELEMENT_BYTES[this.dataType] * elements;
+  }
+  get label(): string {
+    return this.extras?.label ?? '';
+  }
+  /** Copies of this array in flight. */
+  private get pendingCopies(): number {
+    return this.state >>> COPY_SHIFT;
   }
 
   private has(flag: number): boolean {
-    return (this.flags & flag) !== 0;
+    return (this.state & flag) !== 0;
   }
   private set(flag: number, on: boolean): void {
-    this.flags = on ? this.flags | flag : this.flags & ~flag;
+    this.state = on ? this.state | flag : this.state & ~flag;
   }
   private get more(): ArrayExtras {
     return (this.extras ??= {});
@@ -502,11 +558,12 @@ export class TensorArray implements BlockOwner {
   private async track<T>(operation: () => Promise<T>, isMove = false): Promise<T> {
     if (!isMove) while (this.extras?.moving) await this.extras.moving;
     if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
-    this.pendingCopies++;
+    if (this.pendingCopies === MAX_COPIES) throw new Error(`array ${this.arrayId}: ${MAX_COPIES} copies in flight already`);
+    this.state += ONE_COPY;
     try {
       return await operation();
     } finally {
-      this.pendingCopies--;
+      this.state -= ONE_COPY;
       if (this.pendingCopies === 0) {
         const waiters = this.extras?.idleWaiters;
         if (waiters) for (const resolve of waiters.splice(0)) resolve();
