@@ -1,7 +1,7 @@
 /** B5: runs bench/b5-pool-child in its own process (a clean heap) and turns its JSON into two rows. */
 import { join } from 'node:path';
 import { Row, times, us } from './lib/report';
-import { exitOf, spawnTracked } from './lib/processes';
+import { runJsonChild } from './lib/processes';
 import type { BenchOptions } from './options';
 
 interface ChildResult {
@@ -16,14 +16,7 @@ interface ChildResult {
 
 export async function runB5(options: BenchOptions): Promise<Row[]> {
   const params = { live: [options.b5Small, options.b5Large], batches: options.b5Batches, batch: options.b5Batch, seed: 12345 };
-  const child = spawnTracked(process.execPath, [join(__dirname, 'b5-pool-child.js'), JSON.stringify(params)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const code = await exitOf(child);
-  if (code !== 0) throw new Error(`B5 child exited with ${code}: ${stderr.trim()}`);
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as ChildResult;
+  const result = await runJsonChild<ChildResult>('B5', [], join(__dirname, 'b5-pool-child.js'), [JSON.stringify(params)]);
   const [small, large] = result.pools;
   const growth = large.medianUsPerPair / small.medianUsPerPair;
   const fmtCount = (n: number) => (n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1e3 && n % 1e3 === 0 ? `${n / 1e3}k` : String(n));

@@ -1,7 +1,8 @@
 /**
  * B8 without the daemon: heap bytes per live array in-process (MemoryManager + leases on the host
  * backend, UINT8 [16] arrays round-robin over leases), GC forced before each reading, so garbage is
- * not counted. Usage: node --expose-gc dist/bench/b8-live-heap.js [arrays=100000] [leases=1000] [snapshot-path]
+ * not counted. Usage: node --expose-gc dist/bench/b8-live-heap.js [arrays=100000] [leases=1000] [snapshot-path] [--json]
+ * (--json: one JSON line instead of the text; B8 runs it so).
  */
 import pino from 'pino';
 import { createBackend } from '../src/native/addon';
@@ -11,7 +12,9 @@ import { LeaseRegistry } from '../src/leases/lease-registry';
 if (typeof (globalThis as any).gc !== 'function') throw new Error('run with node --expose-gc');
 const gc = (globalThis as any).gc as () => void;
 const MiB = 1024 * 1024;
-const N = Number(process.argv[2] ?? 100_000), L = Number(process.argv[3] ?? 1000);
+const json = process.argv.includes('--json');
+const args = process.argv.slice(2).filter((arg) => arg !== '--json');
+const N = Number(args[0] ?? 100_000), L = Number(args[1] ?? 1000);
 async function main() {
   const backend = createBackend('host', { deviceCapacityBytes: 2048 * MiB });
   const memory = new MemoryManager(backend, { maxBytes: [1024 * MiB], hostMaxBytes: 1024 * MiB, maxPhysicalBytes: 0, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } } as any, { poolChunkBytes: 64 * MiB, asyncCopyThresholdBytes: 1 << 20 }, new PhysicalMemoryGuard(0));
@@ -24,7 +27,9 @@ async function main() {
   for (let i = 0; i < N; i++) await leases[i % L].allocateArray({ ...params, shape: [16] });
   gc(); gc();
   const after = process.memoryUsage();
-  console.log(`N=${N} L=${L} heapUsed/array ${((after.heapUsed - before.heapUsed) / N).toFixed(0)} B; rss/array ${((after.rss - before.rss) / N).toFixed(0)} B; external/array ${((after.external - before.external) / N).toFixed(1)} B`);
-  if (process.argv[4]) { require('v8').writeHeapSnapshot(process.argv[4]); }
+  const perArray = { heapBytesPerArray: (after.heapUsed - before.heapUsed) / N, rssBytesPerArray: (after.rss - before.rss) / N, externalBytesPerArray: (after.external - before.external) / N };
+  if (json) console.log(JSON.stringify({ arrays: N, leases: L, ...perArray }));
+  else console.log(`N=${N} L=${L} heapUsed/array ${perArray.heapBytesPerArray.toFixed(0)} B; rss/array ${perArray.rssBytesPerArray.toFixed(0)} B; external/array ${perArray.externalBytesPerArray.toFixed(1)} B`);
+  if (args[2]) { require('v8').writeHeapSnapshot(args[2]); }
 }
 main();

@@ -131,3 +131,15 @@ export function cpuSecondsOf(pid: number | undefined): number | undefined {
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
+
+/** Runs `node [nodeFlags] script args` and returns the JSON on the last line of its stdout; throws with its stderr when it fails. */
+export async function runJsonChild<T>(name: string, nodeFlags: string[], script: string, args: string[]): Promise<T> {
+  const child = spawnTracked(process.execPath, [...nodeFlags, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await exitOf(child);
+  if (code !== 0) throw new Error(`${name} child exited with ${code}: ${stderr.trim()}`);
+  return JSON.parse(stdout.trim().split('\n').pop()!) as T;
+}
