@@ -8,11 +8,13 @@
  * each full GC takes tens of milliseconds.
  *
  * V8 reads the flag each time it sets the next limit, so setting it once the process runs takes effect
- * from the next full GC on. It is process-wide: the last daemon started in a process sets it.
+ * from the next full GC on. It is process-wide and overrides node's own --heap-growing-percent: the
+ * last daemon started in a process sets it, and it stays set after that daemon stops.
  */
 import { setFlagsFromString } from 'node:v8';
 
 export function applyHeapGrowth(percent: number): void {
   if (!Number.isInteger(percent) || percent < 0) throw new RangeError(`heap growth percent must be a whole number >= 0, got ${percent}`);
-  setFlagsFromString(`--heap-growing-percent=${percent}`);
+  // 0 leaves V8's flags as node was started (V8's own choice unless --heap-growing-percent was given to node).
+  if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }

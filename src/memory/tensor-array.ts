@@ -327,8 +327,9 @@ export class TensorArray implements BlockOwner {
       throw invalidArgument('placement', `PLACEMENT_DEVICE in workspace "${workspace.name}" (a FULL workspace holds device arrays; use a HOST_ONLY workspace or a detached array)`, init.placement);
     }
     const placement = workspace.primaryKind === 'DEVICE' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY';
-    const primary = workspace.alloc(init.byteSize);
+    // The constructor checks its input: it runs before the workspace hands out any memory.
     const array = new TensorArray({ ...init, placement, device: workspace.config.device }, memory);
+    const primary = workspace.alloc(init.byteSize);
     array.more.attachment = { registry, workspace, primary };
     if (placement === 'PLACEMENT_DEVICE') {
       array.deviceBlock = viewOf(primary);

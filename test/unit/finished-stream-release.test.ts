@@ -42,13 +42,11 @@ describe('releaseFinishedStreams', () => {
   it('leaves a finished call stream with only a no-op error listener, and the call still answers', async () => {
     const { server, port } = await healthServer();
     const streams: ServerHttp2Stream[] = [];
-    expect(releaseFinishedStreams(server, (stream) => streams.push(stream))).toBe(1);
-    const closed = (async () => {
-      while (streams.length === 0) await new Promise((resolve) => setImmediate(resolve));
-      if (!streams[0].closed) await once(streams[0], 'close');
-    })();
+    const closes: Array<Promise<unknown>> = [];
+    // Registered after the release's own 'close' listener, so it resolves once the release has run.
+    expect(releaseFinishedStreams(server, (stream) => (streams.push(stream), closes.push(once(stream, 'close'))))).toBe(1);
     expect(await check(port)).toBe('SERVING');
-    await closed;
+    await Promise.all(closes);
     expect(streams).toHaveLength(1);
     expect(listenersLeft(streams[0])).toEqual({ error: 1 });
     // A late error on the released stream goes to the no-op listener instead of crashing the daemon.
