@@ -16,7 +16,7 @@
  */
 import { failedPrecondition, invalidArgument, outOfRange } from '../errors';
 import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
-import { ELEMENT_BYTES } from './data-types';
+import { ELEMENT_BYTES, elementBytes } from './data-types';
 import type { DataTypeName } from './data-types';
 import type { MemoryManager } from './memory-manager';
 import type { AllocationValidity, Workspace, WorkspaceAllocation } from './workspace';
@@ -99,6 +99,11 @@ const COPY_SHIFT = 13;
 const ONE_COPY = 1 << COPY_SHIFT;
 const MAX_COPIES = (2 ** 31 - 1) >>> COPY_SHIFT;
 
+/** Elements of an array of these dims (TensorArray.dims). */
+function elementsOf(dims: number | readonly number[]): number {
+  return typeof dims === 'number' ? dims : dims.reduce((product, dimension) => product * dimension, 1);
+}
+
 /** Creation times are kept as milliseconds since this module loaded: a small integer, not a boxed number or a Date. */
 const EPOCH_MS = Date.now();
 
@@ -144,10 +149,10 @@ export class TensorArray implements BlockOwner {
           `not lease ${init.leaseId} (tenant "${init.tenant}") on device ${init.device} of this memory manager`,
       );
     }
-    const typeIndex = DATA_TYPES.indexOf(init.dataType);
-    if (typeIndex < 0) throw invalidArgument('data_type', `one of ${DATA_TYPES.join(', ')}`, init.dataType);
     const dims = init.shape.length === 1 ? init.shape[0] : [...init.shape];
-    const byteSize = ELEMENT_BYTES[init.dataType] * (typeof dims === 'number' ? dims : dims.reduce((product, dimension) => product * dimension, 1));
+    // elementBytes refuses an unknown data type (INVALID_ARGUMENT naming data_type).
+    const byteSize = elementBytes(init.dataType) * elementsOf(dims);
+    const typeIndex = DATA_TYPES.indexOf(init.dataType);
     if (byteSize !== init.byteSize) throw new Error(`array ${init.arrayId}: byteSize ${init.byteSize} is not ${init.dataType} x [${init.shape.join(', ')}] = ${byteSize}`);
     this.arrayId = init.arrayId;
     this.home = home;
@@ -174,9 +179,7 @@ export class TensorArray implements BlockOwner {
   }
   /** product(shape) x element size, computed (not stored). */
   get byteSize(): number {
-    const dims = this.dims;
-    const elements = typeof dims === 'number' ? dims : dims.reduce((product, dimension) => product * dimension, 1);
-    return ELEMENT_BYTES[this.dataType] * elements;
+    return ELEMENT_BYTES[this.dataType] * elementsOf(this.dims);
   }
   get label(): string {
     return this.extras?.label ?? '';
