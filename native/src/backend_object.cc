@@ -5,6 +5,7 @@
 
 #include "async_copy.h"
 #include "chunk_op.h"
+#include "host_view.h"
 #include "js_interop.h"
 
 namespace tensormem {
@@ -38,6 +39,8 @@ Napi::Function BackendObject::DefineClass(Napi::Env env) {
           InstanceMethod<&BackendObject::ExportIpcHandle>("exportIpcHandle"),
           InstanceMethod<&BackendObject::OpenIpcHandle>("openIpcHandle"),
           InstanceMethod<&BackendObject::LiveChunks>("liveChunks"),
+          InstanceMethod<&BackendObject::HostView>("hostView"),
+          InstanceMethod<&BackendObject::ReleaseView>("releaseView"),
       });
 }
 
@@ -276,6 +279,22 @@ Napi::Value BackendObject::OpenIpcHandle(const Napi::CallbackInfo& info) {
     const uint64_t size = ReadChunkBytes(info[2]);
     return Napi::Number::New(env, core_->OpenIpcHandle(device, handle, size));
   });
+}
+
+Napi::Value BackendObject::HostView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&] {
+    const Handle handle = ReadHandle(info[0]);
+    const uint64_t offset = ReadSafeInteger(info[1], "offset");
+    const uint64_t bytes = ReadSafeInteger(info[2], "bytes");
+    return NewHostView(env, core_, handle, offset, bytes);
+  });
+}
+
+Napi::Value BackendObject::ReleaseView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ReleaseHostView(env, info[0]);
+  return env.Undefined();
 }
 
 Napi::Value BackendObject::LiveChunks(const Napi::CallbackInfo& info) {

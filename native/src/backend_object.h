@@ -45,6 +45,8 @@ class BackendObject final : public Napi::ObjectWrap<BackendObject> {
   Napi::Value ExportIpcHandle(const Napi::CallbackInfo& info);
   Napi::Value OpenIpcHandle(const Napi::CallbackInfo& info);
   Napi::Value LiveChunks(const Napi::CallbackInfo& info);
+  Napi::Value HostView(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseView(const Napi::CallbackInfo& info);
 
   // A resolved operation plus the chunks it touches and the JS buffer it reads or writes, if any.
   struct PreparedOp;

@@ -1,9 +1,10 @@
 /**
  * The HTTP/1.1 bulk data plane (DESIGN.md §1): `PUT`, `GET` and `HEAD /v1/arrays/{array_id}`, with
  * the lease token as `Authorization: Bearer <token>`, exactly the gRPC rule (a lease sees only its own
- * arrays; any other id is 404 NOT_FOUND). Bodies stream in and out of pool memory chunk by chunk
- * through TensorArray.write / TensorArray.read, the paths the gRPC ArrayService uses, so host-mirror
- * validity is the same whichever way the bytes came.
+ * arrays; any other id is 404 NOT_FOUND). Bodies stream into pool memory chunk by chunk through
+ * TensorArray.writeInline / TensorArray.write, the paths the gRPC ArrayService uses, so host-mirror
+ * validity is the same whichever way the bytes came; they go out of it with no copy, as views of the
+ * array's host copy (TensorArray.lendHostView) written to the socket.
  *
  * PUT: the body goes at offset 0, or where `Content-Range: bytes a-b/size|*` says. Content-Length is
  * required and checked against the array's end before any byte is written (416 otherwise). An
@@ -18,7 +19,6 @@ import type { AddressInfo } from 'node:net';
 import { TensormemError, invalidArgument, unauthenticated } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import type { TensorArray } from '../memory/tensor-array';
-import { ChunkRing } from '../service/chunk-ring';
 import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { ByteRange, parseContentRange, parseRange } from './byte-ranges';
@@ -29,8 +29,8 @@ import { Http1Server, HttpExchange } from './http1-server';
 export const ARRAY_PATH_PREFIX = '/v1/arrays/';
 export const CRC32C_HEADER = 'x-tensormem-crc32c';
 
-/** Buffers a GET keeps in flight: one being filled from pool memory while the others are on the socket. */
-const READ_AHEAD_BUFFERS = 4;
+/** Pieces of a GET handed to the socket and not yet taken by it (views of pool memory, not copies). */
+const PIECES_ON_SOCKET = 4;
 
 export interface RunningDataPlane {
   /** http://HOST:PORT, https://HOST:PORT or unix:PATH (port 0 resolved). */
@@ -166,8 +166,10 @@ class DataPlane {
   }
 
   /**
-   * Array → socket in --chunk-bytes pieces through a few reused buffers: the next piece is read from
-   * pool memory (off the event loop when large) while the previous ones are still being sent.
+   * Array → socket in --chunk-bytes pieces, no copy: each piece is a view of the array's host copy
+   * (TensorArray.lendHostView) written to the socket as it is, and given back once the socket has
+   * taken it or the connection is gone. A few pieces are on the socket at a time; the array cannot be
+   * freed or moved under them (a free meanwhile is carried out when the last piece is given back).
    */
   private async get(exchange: HttpExchange, array: TensorArray, headOnly: boolean): Promise<void> {
     const range = parseRange(exchange.headers.range, array.byteSize);
@@ -186,16 +188,26 @@ class DataPlane {
       return;
     }
     const chunkBytes = Math.min(this.context.config.chunkBytes, length);
-    const ring = new ChunkRing(READ_AHEAD_BUFFERS, chunkBytes);
-    exchange.onClose(() => ring.abandon());
-    for (let position = start; position < start + length; ) {
-      const buffer = await ring.take();
-      if (!buffer) return;
-      const piece = buffer.subarray(0, Math.min(chunkBytes, start + length - position));
-      await array.read(position, piece);
-      position += piece.byteLength;
-      // The buffer comes back once the socket has taken it; the ring bounds what is in flight.
-      exchange.write(piece, () => ring.give(buffer));
+    const onSocket = new Set<() => void>();
+    let pieceTaken: (() => void) | undefined;
+    // After 'close' the socket holds no write any more, so every view may go back then at the latest.
+    exchange.onClose(() => {
+      for (const giveBack of [...onSocket]) giveBack();
+    });
+    for (let position = start; position < start + length; position += chunkBytes) {
+      while (onSocket.size >= PIECES_ON_SOCKET) await new Promise<void>((resolve) => (pieceTaken = resolve));
+      const loan = await array.lendHostView(position, Math.min(chunkBytes, start + length - position));
+      if (exchange.destroyed) {
+        loan.end();
+        return;
+      }
+      const giveBack = () => {
+        if (!onSocket.delete(giveBack)) return;
+        loan.end();
+        pieceTaken?.();
+      };
+      onSocket.add(giveBack);
+      exchange.write(loan.view, giveBack);
     }
     exchange.end();
   }

@@ -296,6 +296,15 @@ export class MemoryManager {
     else this.backend.read(block.chunkHandle, block.offset + offset, target);
   }
 
+  /** A view of a host block's bytes, no copy; the block's chunk stays mapped until releaseHostView(view). */
+  viewHostBlock(block: Block, offset: number, bytes: number): Uint8Array {
+    return this.backend.hostView(block.chunkHandle, block.offset + offset, bytes);
+  }
+
+  releaseHostView(view: Uint8Array): void {
+    this.backend.releaseView(view);
+  }
+
   async copyBlock(destination: Block, destinationOffset: number, source: Block, sourceOffset: number, bytes: number): Promise<void> {
     if (bytes === 0) return;
     const args = [destination.chunkHandle, destination.offset + destinationOffset, source.chunkHandle, source.offset + sourceOffset, bytes] as const;

@@ -70,6 +70,12 @@ export interface TensorArrayInit {
 }
 
 /** A side of an array handed out by export: its block, and whether this export made that block (a copy). */
+/** A view of an array's host bytes lent by lendHostView; `end()` (idempotent) gives it back. */
+export interface HostViewLoan {
+  readonly view: Uint8Array;
+  end(): void;
+}
+
 export interface ExportedBlock {
   block: Block;
   moved: boolean;
@@ -411,6 +417,37 @@ export class TensorArray implements BlockOwner {
     });
   }
 
+  /**
+   * Lends a view of [offset, offset + bytes) of the array's host copy, no copy made: the mirror of a
+   * device array (brought up to date first, as read() does) or a HOST_ONLY array's block. The loan
+   * counts as a copy in flight until `end()`, so a free or a move meanwhile waits for it and the bytes
+   * stay where the view points; after `end()` the view reads as empty. A data plane GET writes the view
+   * to its socket and ends the loan once the socket has taken it.
+   */
+  async lendHostView(offset: number, bytes: number): Promise<HostViewLoan> {
+    this.checkRange(offset, bytes, 'offset');
+    this.assertUsable('Cannot read array');
+    await this.beginCopy();
+    let view: Uint8Array;
+    try {
+      if (this.deviceBlock) await this.ensureHostCurrent();
+      view = this.memory.viewHostBlock(this.hostBlock!, offset, bytes);
+    } catch (error) {
+      this.endCopy();
+      throw error;
+    }
+    let ended = false;
+    return {
+      view,
+      end: () => {
+        if (ended) return;
+        ended = true;
+        this.memory.releaseHostView(view);
+        this.endCopy();
+      },
+    };
+  }
+
   /** SYNC_DIRECTION_TO_HOST: mirror ← device (allocating the mirror). */
   async syncToHost(): Promise<void> {
     this.assertUsable('Cannot sync array');
@@ -560,19 +597,29 @@ export class TensorArray implements BlockOwner {
 
   /** Runs a copy while counting it, so release() waits for it; waits for a move in progress first. */
   private async track<T>(operation: () => Promise<T>, isMove = false): Promise<T> {
+    await this.beginCopy(isMove);
+    try {
+      return await operation();
+    } finally {
+      this.endCopy();
+    }
+  }
+
+  /** Counts a copy in flight (after a move in progress, unless this is the move); endCopy() ends it. */
+  private async beginCopy(isMove = false): Promise<void> {
     if (!isMove) while (this.extras?.moving) await this.extras.moving;
     if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
     if (this.pendingCopies === MAX_COPIES) throw new Error(`array ${this.arrayId}: ${MAX_COPIES} copies in flight already`);
     this.state += ONE_COPY;
-    try {
-      return await operation();
-    } finally {
-      this.state -= ONE_COPY;
-      if (this.pendingCopies === 0) {
-        const waiters = this.extras?.idleWaiters;
-        if (waiters) for (const resolve of waiters.splice(0)) resolve();
-        if (this.has(RELEASE_WHEN_IDLE)) this.releaseBlocks();
-      }
+  }
+
+  /** Ends a copy: the last one wakes a waiting move and carries out a release asked for meanwhile. */
+  private endCopy(): void {
+    this.state -= ONE_COPY;
+    if (this.pendingCopies === 0) {
+      const waiters = this.extras?.idleWaiters;
+      if (waiters) for (const resolve of waiters.splice(0)) resolve();
+      if (this.has(RELEASE_WHEN_IDLE)) this.releaseBlocks();
     }
   }
 

@@ -90,6 +90,16 @@ export interface NativeBackend {
    */
   openIpcHandle(device: number, ipcHandle: Uint8Array, bytes: number): number;
 
+  /**
+   * A view of [offset, offset + bytes) of a host chunk's memory, no copy (a data plane GET writes it to
+   * its socket as it is). The chunk is pinned until releaseView(view): a free() meanwhile is carried
+   * out then, so the view never outlives the memory. A view never released is unpinned when it is
+   * garbage-collected. Throws UNSUPPORTED for a device chunk, OUT_OF_BOUNDS outside the chunk.
+   */
+  hostView(handle: number, offset: number, bytes: number): Uint8Array;
+  /** Ends a hostView: the view reads as empty from now on and the chunk's pin is dropped. TypeError for anything else, or a view released already. */
+  releaseView(view: Uint8Array): void;
+
   /** Live chunks and their bytes, by kind (the addon's own count, for leak checks). */
   liveChunks(): { device: number; host: number; deviceBytes: number; hostBytes: number };
 }

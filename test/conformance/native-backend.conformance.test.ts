@@ -271,6 +271,38 @@ describe.each(candidates.map((candidate) => [candidate.name, candidate] as const
       expect(back.equals(payload)).toBe(true);
     });
 
+    it('lends views of host chunk memory, no copy, and keeps a viewed chunk until the view is released', () => {
+      const payload = randomBytes(MiB);
+      const handle = backend.allocHost(MiB);
+      backend.write(handle, 0, payload);
+      const view = backend.hostView(handle, 4096, 64 * KiB);
+      const second = backend.hostView(handle, 4096, 64 * KiB);
+      expect(Buffer.from(view.buffer, view.byteOffset, view.byteLength).equals(payload.subarray(4096, 4096 + 64 * KiB))).toBe(true);
+      // A view is the chunk's memory itself: a write to the chunk shows through it.
+      backend.fill(handle, 4096, 16, 0xee);
+      expect([...view.subarray(0, 16)]).toEqual(new Array(16).fill(0xee));
+      // Freed while viewed: the handle is gone at once, the memory stays until the last view goes.
+      backend.free(handle);
+      expectCode(() => backend.chunkInfo(handle), 'INVALID_HANDLE');
+      expect(backend.liveChunks()).toMatchObject({ host: 1, hostBytes: MiB });
+      backend.releaseView(view);
+      expect(view.byteLength).toBe(0);
+      expect(backend.liveChunks()).toMatchObject({ host: 1, hostBytes: MiB });
+      expect(() => backend.releaseView(view)).toThrow(/not released yet/);
+      expect(() => backend.releaseView(new Uint8Array(8))).toThrow(TypeError);
+      backend.releaseView(second);
+      expect(backend.liveChunks()).toMatchObject({ host: 0, hostBytes: 0 });
+    });
+
+    it('refuses views of device chunks and of ranges outside a host chunk, pinning nothing', () => {
+      const [device, host] = deviceAndHost(4096);
+      expectCode(() => backend.hostView(device.handle, 0, 16), 'UNSUPPORTED', /device memory/);
+      expectCode(() => backend.hostView(host.handle, 4000, 100), 'OUT_OF_BOUNDS', /offset 4000 \+ length 100 exceeds the 4096 bytes/);
+      expectCode(() => backend.hostView(987654, 0, 1), 'INVALID_HANDLE');
+      backend.free(device.handle);
+      backend.free(host.handle);
+    });
+
     it('maps shared-memory host chunks as 0600 objects and unlinks them on free', () => {
       const name = uniqueShmName();
       const handle = backend.allocHost(MiB, { shmName: name });

@@ -361,3 +361,101 @@ describe('--data-listen validation', () => {
     }
   });
 });
+
+describe('a GET sends views of pool memory, not copies', () => {
+  // One 256 MiB host pool chunk, so that a freed array's bytes are the first a new array of the same
+  // size gets, unless a GET still sending them holds them.
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let dataAddress: string;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '512M', '--pool-chunk', '256M', '--data-listen', '127.0.0.1:0']);
+    client = new TensormemClient(daemon.tcpAddress);
+    dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('an array freed while its GET is on the socket keeps its bytes until the socket has them; the reader never sees the next array', async () => {
+    const lease = await client.openLease();
+    const before = await client.memoryInfo();
+    const size = 64 * MiB;
+    const first = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], placement: 'PLACEMENT_HOST_ONLY' });
+    await lease.write(first.array_id, Buffer.alloc(size, 0xaa));
+
+    // A reader that stops reading at once: the server's pieces wait on the socket.
+    const url = new URL(dataAddress);
+    const received: Buffer[] = [];
+    let resume!: () => void;
+    const ended = new Promise<{ bytes: number; complete: boolean }>((resolve, reject) => {
+      const req = httpRequest({ host: url.hostname, port: Number(url.port), method: 'GET', path: `/v1/arrays/${first.array_id}`, headers: bearer(lease), agent: false }, (res) => {
+        expect(res.statusCode).toBe(200);
+        res.pause();
+        resume = () => res.resume();
+        res.on('data', (chunk: Buffer) => received.push(chunk));
+        res.on('end', () => resolve({ bytes: received.reduce((n, c) => n + c.byteLength, 0), complete: true }));
+        res.on('aborted', () => resolve({ bytes: received.reduce((n, c) => n + c.byteLength, 0), complete: false }));
+        res.on('error', () => resolve({ bytes: received.reduce((n, c) => n + c.byteLength, 0), complete: false }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await expect.poll(() => resume !== undefined).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    await lease.free(first.array_id);
+    const second = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], placement: 'PLACEMENT_HOST_ONLY' });
+    await lease.write(second.array_id, Buffer.alloc(size, 0x55));
+    resume();
+    const outcome = await ended;
+
+    // Cut short (the array was freed mid-body), and every byte that did arrive is the first array's.
+    expect(outcome.complete).toBe(false);
+    expect(outcome.bytes).toBeGreaterThan(0);
+    expect(outcome.bytes).toBeLessThan(size);
+    const body = Buffer.concat(received);
+    expect(body.indexOf(0x55)).toBe(-1);
+    expect(body.every((byte) => byte === 0xaa)).toBe(true);
+
+    // Once the connection is gone the first array's bytes are given back: only the second is held.
+    await expect.poll(async () => (await client.memoryInfo()).host!.host_only_bytes - before.host!.host_only_bytes, { timeout: 5000 }).toBe(size);
+    await lease.free(second.array_id);
+    const after = await client.memoryInfo();
+    expect(after.host!.host_only_bytes).toBe(before.host!.host_only_bytes);
+    expect(after.host!.used_bytes).toBe(before.host!.used_bytes);
+    await lease.close();
+  });
+
+  it('a reader that goes away mid-GET leaves nothing held: the array frees and its bytes come back', async () => {
+    const lease = await client.openLease();
+    const before = await client.memoryInfo();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB] });
+    await lease.write(array.array_id, Buffer.alloc(64 * MiB, 7));
+    const url = new URL(dataAddress);
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest({ host: url.hostname, port: Number(url.port), method: 'GET', path: `/v1/arrays/${array.array_id}`, headers: bearer(lease), agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (error) => (req.destroyed ? undefined : reject(error)));
+      req.end();
+    });
+    // The daemon carries on: the same array reads back whole, then frees to nothing.
+    const again = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, bearer(lease));
+    expect(again.status).toBe(200);
+    expect(again.body.byteLength).toBe(64 * MiB);
+    expect(again.body.every((byte) => byte === 7)).toBe(true);
+    await lease.free(array.array_id);
+    await expect.poll(async () => {
+      const info = await client.memoryInfo();
+      return [info.devices[0].used_bytes - before.devices[0].used_bytes, info.host!.used_bytes - before.host!.used_bytes];
+    }, { timeout: 5000 }).toEqual([0, 0]);
+    await lease.close();
+  });
+});

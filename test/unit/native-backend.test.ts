@@ -329,6 +329,36 @@ describe('host backend', () => {
     expect(fs.existsSync(shmPath(name))).toBe(false);
   });
 
+  it('releases a viewed chunk freed meanwhile when the view is garbage-collected unreleased', () => {
+    const out = runInChild(
+      `
+      const handle = backend.allocHost(65536, { shmName: '/tensormem-view-gc-' + process.pid });
+      (() => { backend.hostView(handle, 0, 4096); })();
+      backend.free(handle);
+      const pending = backend.liveChunks().host;
+      const shmLeft = require('fs').existsSync('/dev/shm/tensormem-view-gc-' + process.pid);
+      // The view's wrap finalizer runs after a GC; give it turns of the event loop to be called.
+      let tries = 0;
+      (function check() {
+        global.gc();
+        if (backend.liveChunks().host !== 0 && ++tries < 50) return setTimeout(check, 10);
+        console.log(JSON.stringify({ pending, shmLeft, after: backend.liveChunks().host, shmAfter: require('fs').existsSync('/dev/shm/tensormem-view-gc-' + process.pid) }));
+      })();
+      `,
+      (args) => [process.execPath, '--expose-gc', ...args],
+    );
+    expect(JSON.parse(out)).toEqual({ pending: 1, shmLeft: true, after: 0, shmAfter: false });
+  });
+
+  it('rejects hostView arguments C++ cannot represent with TypeError or RangeError', () => {
+    const backend = hostBackend();
+    const handle = backend.allocHost(4096);
+    expect(() => backend.hostView(handle, -1, 1)).toThrow(RangeError);
+    expect(() => backend.hostView(handle, 0, '8' as never)).toThrow(TypeError);
+    expect(() => backend.releaseView('view' as never)).toThrow(/Expected a Uint8Array from hostView\(\) for view/);
+    backend.free(handle);
+  });
+
   it('rejects mapFile arguments C++ cannot represent with TypeError or RangeError', () => {
     const backend = hostBackend();
     const untyped = backend as unknown as Record<string, (...args: unknown[]) => unknown>;

@@ -1,0 +1,26 @@
+// Zero-copy views of host chunk memory for JS (a data plane GET writes them to its socket as they are).
+//
+// hostView(handle, offset, bytes) returns a Uint8Array over [offset, offset + bytes) of a host chunk
+// and pins the chunk (ChunkTable::Acquire), so that a free() meanwhile only marks it release-pending:
+// the memory stays mapped while the view may be read. releaseView(view) detaches the view's
+// ArrayBuffer (every view of it reads as empty from then on) and drops the pin, releasing the chunk if
+// it was freed meanwhile. A view never released is unpinned when the GC collects its ArrayBuffer.
+//
+// Device chunks are refused (UNSUPPORTED): on cuda their pointer is not host memory, and on host the
+// emulated device keeps the same rule so that callers do not come to rely on it.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "backend_core.h"
+
+namespace tensormem {
+
+Napi::Value NewHostView(Napi::Env env, const std::shared_ptr<BackendCore>& core, Handle handle, uint64_t offset, uint64_t bytes);
+
+// Throws TypeError unless `view` came from NewHostView and was not released yet.
+void ReleaseHostView(Napi::Env env, const Napi::Value& view);
+
+}  // namespace tensormem
