@@ -38,6 +38,8 @@ export interface DaemonConfig {
   chunkBytes: number;
   poolChunkBytes: number;
   asyncCopyThresholdBytes: number;
+  /** --data-stall-timeout: a data plane request idle this long either way is cut. */
+  dataStallTimeoutMs: number;
   /** --heap-growth: V8's heap growing percent; 0 = V8's default. */
   heapGrowthPercent: number;
   shutdownTimeoutMs: number;
@@ -203,6 +205,7 @@ function build(raw: RawValues): DaemonConfig {
     heapGrowthPercent: int('heap-growth', 0, 400),
     shutdownTimeoutMs: duration('shutdown-timeout'),
     maxWaitMs: duration('max-wait'),
+    dataStallTimeoutMs: duration('data-stall-timeout'),
     logLevel: choice('log-level'),
     tenantsFile: text('tenants') || undefined,
     tls: tlsFiles(text('tls-cert'), text('tls-key'), text('tls-client-ca')),

@@ -69,6 +69,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'HTTP/1.1 data plane (PUT/GET /v1/arrays/{id}, lease token as bearer): HOST:PORT (port 0 picks one) or unix:PATH. Off unless set. Served as HTTPS on TCP when --tls-cert is set. The address bound is logged and returned by OpenLease (data_address).',
   },
   {
+    name: 'data-stall-timeout',
+    type: 'duration',
+    arg: 'DURATION',
+    default: '60s',
+    help: 'A data plane request whose connection moves no byte either way for this long (a PUT body that stops arriving, a GET whose reader stops reading) is cut: its connection is closed, a PUT writes nothing more and answers nothing, and what it wrote so far stays in the array.',
+  },
+  {
     name: 'metrics-listen',
     type: 'string',
     arg: 'ADDR',

@@ -50,16 +50,21 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
   const { host, port } = socketPath === undefined ? parseHostPort(address)! : { host: '', port: 0 };
   const tls = socketPath === undefined ? config.tls : undefined;
   const plane = new DataPlane(context);
-  const http = new Http1Server(
-    (exchange) => plane.handle(exchange),
-    tls && {
+  const http = new Http1Server((exchange) => plane.handle(exchange), {
+    tls: tls && {
       cert: readFileSync(tls.certFile),
       key: readFileSync(tls.keyFile),
       ca: tls.clientCaFile ? readFileSync(tls.clientCaFile) : undefined,
       requestCert: tls.clientCaFile !== undefined,
       rejectUnauthorized: tls.clientCaFile !== undefined,
     },
-  );
+    stallTimeoutMs: config.dataStallTimeoutMs,
+    onStall: (exchange) =>
+      context.log.warn(
+        { event: 'data_plane_stalled', method: exchange.method, url: exchange.url, stall_timeout_ms: config.dataStallTimeoutMs },
+        `data plane ${exchange.method} moved no byte for ${config.dataStallTimeoutMs} ms (--data-stall-timeout): connection cut`,
+      ),
+  });
   const server = http.server;
 
   if (socketPath !== undefined) await removeStaleSocket(socketPath, '--data-listen');

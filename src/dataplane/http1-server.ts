@@ -13,7 +13,10 @@
  * A head over 16 KiB is 431 and a malformed one 400; both close the connection. An answer sent before
  * the request's body was read closes the connection after it (what the client still sends is read and
  * dropped for up to 5 s first, so that a reset does not destroy the answer in flight). An idle
- * keep-alive connection, or one that sends only part of a head, is closed after 5 s.
+ * keep-alive connection, or one that sends only part of a head, is closed after 5 s. A request whose
+ * socket moves no byte either way for `stallTimeoutMs` (a body that stops arriving, a reader that
+ * stops reading the answer) is cut: the socket is destroyed, so the exchange's close listeners run and
+ * a body still being read fails.
  *
  * TLS connections (`tls.Server`) read through 'data' events: the same framing, one copy more.
  */
@@ -39,17 +42,37 @@ export type HttpHandler = (exchange: HttpExchange) => void;
 /** Reads one piece of a body; the piece is valid only until this returns or the promise it returns settles. */
 export type BodyReader = (piece: Uint8Array) => void | Promise<void>;
 
-/** A listening socket serving HTTP/1.1 to `handler` (plain, or TLS when options are given). */
+/** How long a request may go without its socket moving a byte, unless Http1ServerOptions say otherwise. */
+export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
+
+export interface Http1ServerOptions {
+  /** Serve TLS with these options; plain TCP (or a unix socket) without. */
+  tls?: TlsOptions;
+  /** A request whose socket moves no byte for this long is cut (default DEFAULT_STALL_TIMEOUT_MS). */
+  stallTimeoutMs?: number;
+  /** Told about each request cut for a stall, before its socket is destroyed. */
+  onStall?: (exchange: HttpExchange) => void;
+}
+
+/** What a connection needs of its server: the handler and how a stalled request is cut. */
+interface ConnectionSettings {
+  handler: HttpHandler;
+  stallTimeoutMs: number;
+  onStall?: (exchange: HttpExchange) => void;
+}
+
+/** A listening socket serving HTTP/1.1 to `handler` (plain, or TLS when options.tls is given). */
 export class Http1Server {
   readonly server: NetServer | TlsServer;
   private readonly connections = new Set<Http1Connection>();
 
-  constructor(handler: HttpHandler, tls?: TlsOptions) {
-    if (tls) {
-      this.server = createTlsServer({ ...tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, handler, false)));
+  constructor(handler: HttpHandler, options: Http1ServerOptions = {}) {
+    const settings: ConnectionSettings = { handler, stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, onStall: options.onStall };
+    if (options.tls) {
+      this.server = createTlsServer({ ...options.tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, settings, false)));
     } else {
       this.server = createNetServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
-        this.track(connectionWithOwnReadBuffers(socket, handler) ?? new Http1Connection(socket, handler, false));
+        this.track(connectionWithOwnReadBuffers(socket, settings) ?? new Http1Connection(socket, settings, false));
       });
     }
   }
@@ -76,7 +99,7 @@ export class Http1Server {
  * node's own net.Server does (the `handle` option). Undefined where the handle cannot take a user
  * buffer (the caller then reads through 'data' events).
  */
-function connectionWithOwnReadBuffers(raw: Socket, handler: HttpHandler): Http1Connection | undefined {
+function connectionWithOwnReadBuffers(raw: Socket, settings: ConnectionSettings): Http1Connection | undefined {
   const internal = raw as unknown as { _handle?: { useUserBuffer?: unknown } | null };
   const handle = internal._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function') return undefined;
@@ -93,7 +116,7 @@ function connectionWithOwnReadBuffers(raw: Socket, handler: HttpHandler): Http1C
   // connection count (or server.close() would wait for it forever) and closes nothing.
   internal._handle = null;
   raw.destroy();
-  connection = new Http1Connection(socket, handler, true);
+  connection = new Http1Connection(socket, settings, true);
   return connection;
 }
 
@@ -117,13 +140,17 @@ class Http1Connection {
 
   constructor(
     readonly socket: Socket,
-    private readonly handler: HttpHandler,
+    private readonly settings: ConnectionSettings,
     ownBuffers: boolean,
   ) {
     socket.setNoDelay(true);
     socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
     socket.on('timeout', () => {
-      if (this.state === 'head' || this.state === 'draining') socket.destroy();
+      // A request being read or answered, or an answer still queued on the socket, has stalled;
+      // otherwise the connection sat idle between requests or in the drain.
+      const stalled = this.state === 'request' || (this.state === 'head' && socket.writableLength > 0);
+      if (stalled && this.exchange) this.settings.onStall?.(this.exchange);
+      socket.destroy();
     });
     socket.on('error', () => socket.destroy());
     socket.on('end', () => {
@@ -213,11 +240,11 @@ class Http1Connection {
 
   private begin(head: RequestHead): void {
     this.state = 'request';
-    this.socket.setTimeout(0);
+    this.socket.setTimeout(this.settings.stallTimeoutMs);
     this.bodyRemaining = head.contentLength;
     this.exchange = new HttpExchange(this, head);
     try {
-      this.handler(this.exchange);
+      this.settings.handler(this.exchange);
     } catch {
       // A handler must answer through the exchange; one that throws leaves no answer to give. Thrown
       // from here the error would escape into the socket's read callback and end the process.
@@ -324,8 +351,14 @@ class Http1Connection {
       return;
     }
     this.state = 'head';
-    this.socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
+    // Until the socket has taken the whole answer, a reader that stops reading it is a stall.
+    this.socket.setTimeout(this.socket.writableLength > 0 ? this.settings.stallTimeoutMs : KEEP_ALIVE_TIMEOUT_MS);
     this.pump();
+  }
+
+  /** HttpExchange.end, once the socket has taken the whole answer. */
+  answerTaken(): void {
+    if (this.state === 'head') this.socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
   }
 
   private refuse(code: number, message: string): void {
@@ -475,7 +508,10 @@ export class HttpExchange {
     const socket = this.connection.socket;
     if (data !== undefined && this.method !== 'HEAD') socket.write(data);
     // The answer is complete once the socket has taken it; then the connection moves on.
-    socket.write('', () => this.notifyClose());
+    socket.write('', () => {
+      this.connection.answerTaken();
+      this.notifyClose();
+    });
     this.connection.finished(this, close);
   }
 

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -457,5 +457,64 @@ describe('a GET sends views of pool memory, not copies', () => {
       return [info.devices[0].used_bytes - before.devices[0].used_bytes, info.host!.used_bytes - before.host!.used_bytes];
     }, { timeout: 5000 }).toEqual([0, 0]);
     await lease.close();
+  });
+});
+
+describe('--data-stall-timeout cuts a transfer that stops moving', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let dataAddress: string;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '64M', '--pool-chunk', '16M', '--data-listen', '127.0.0.1:0', '--data-stall-timeout', '500ms']);
+    client = new TensormemClient(daemon.tcpAddress);
+    dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('a PUT whose body stops arriving is cut with no answer, keeps the bytes it wrote, and the array frees whole', async () => {
+    expect(JSON.stringify(await client.config())).toContain('data-stall-timeout');
+    const lease = await client.openLease();
+    const before = await client.memoryInfo();
+    const size = 4 * MiB;
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], zero: true });
+    const url = new URL(dataAddress);
+    const sent = Buffer.alloc(64 * 1024, 0x5a);
+    const started = Date.now();
+    const { answer, closedAfterMs } = await new Promise<{ answer: string; closedAfterMs: number }>((resolve) => {
+      const socket = createConnection({ host: url.hostname, port: Number(url.port) }, () => {
+        socket.write(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: ${size}\r\n\r\n`);
+        socket.write(sent);
+      });
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve({ answer, closedAfterMs: Date.now() - started }));
+    });
+    expect(answer).toBe('');
+    expect(closedAfterMs).toBeGreaterThanOrEqual(450);
+    await expect.poll(() => daemon.logs.some((entry) => entry.event === 'data_plane_stalled' && entry.method === 'PUT')).toBe(true);
+
+    // The connection is gone, not the daemon: the array answers, holds the 64 KiB written and zeros after.
+    const back = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, bearer(lease));
+    expect(back.status).toBe(200);
+    expect(back.body.subarray(0, sent.byteLength).equals(sent)).toBe(true);
+    expect(back.body.subarray(sent.byteLength).every((byte) => byte === 0)).toBe(true);
+    await lease.free(array.array_id);
+    const after = await client.memoryInfo();
+    expect(after.devices[0].used_bytes).toBe(before.devices[0].used_bytes);
+    expect(after.host!.used_bytes).toBe(before.host!.used_bytes);
+    await lease.close();
+  });
+
+  it('refuses a malformed --data-stall-timeout, naming the flag and the value', async () => {
+    const result = await runTensormemd(['--data-stall-timeout', 'soon']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('data-stall-timeout');
+    expect(result.stderr).toContain('soon');
   });
 });

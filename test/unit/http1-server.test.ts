@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AddressInfo, Socket, connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { Http1Server, HttpExchange, MAX_HEAD_BYTES } from '../../src/dataplane/http1-server';
+import { Http1Server, Http1ServerOptions, HttpExchange, MAX_HEAD_BYTES } from '../../src/dataplane/http1-server';
 
 const servers: Http1Server[] = [];
 
@@ -20,8 +20,8 @@ afterEach(async () => {
   }
 });
 
-async function listen(handler: (exchange: HttpExchange) => void): Promise<number> {
-  const server = new Http1Server(handler);
+async function listen(handler: (exchange: HttpExchange) => void, options?: Http1ServerOptions): Promise<number> {
+  const server = new Http1Server(handler, options);
   servers.push(server);
   await new Promise<void>((resolve) => server.server.listen(0, '127.0.0.1', resolve));
   return (server.server.address() as AddressInfo).port;
@@ -187,6 +187,92 @@ describe('Http1Server', () => {
     expect(half.text).toContain('PUT /half 3:abc');
   });
 
+  it('cuts a PUT whose body stops arriving for the stall timeout, and not one that keeps trickling', async () => {
+    const stalled: string[] = [];
+    const outcomes = new Map<string, Promise<string>>();
+    const port = await listen(
+      (exchange) => {
+        outcomes.set(
+          exchange.url,
+          exchange.readBody(() => undefined).then(
+            (bytes) => {
+              exchange.end(`got ${bytes}`);
+              return `read ${bytes}`;
+            },
+            (error: NodeJS.ErrnoException) => `rejected ${error.code}`,
+          ),
+        );
+      },
+      { stallTimeoutMs: 300, onStall: (exchange) => stalled.push(exchange.url) },
+    );
+    // Stops after 5 of 100 bytes: cut after about 300 ms, the reader rejected, the connection closed.
+    const cutAt = Date.now();
+    const stoppedClient = new Promise<number>((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('PUT /stops HTTP/1.1\r\nContent-Length: 100\r\n\r\nfirst'));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Date.now() - cutAt));
+    });
+    // 10 bytes every 100 ms for 1.2 s: four times the stall timeout in all, never 300 ms without a byte.
+    const trickled = new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = connect({ port, host: '127.0.0.1' }, () => {
+        socket.write('PUT /trickles HTTP/1.1\r\nContent-Length: 120\r\nConnection: close\r\n\r\n');
+        let sent = 0;
+        const timer = setInterval(() => {
+          socket.write('0123456789');
+          if (++sent === 12) clearInterval(timer);
+        }, 100);
+      });
+      socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    const closedAfterMs = await stoppedClient;
+    expect(closedAfterMs).toBeGreaterThanOrEqual(250);
+    expect(await outcomes.get('/stops')).toBe('rejected ERR_STREAM_PREMATURE_CLOSE');
+    expect(await trickled).toContain('got 120');
+    expect(await outcomes.get('/trickles')).toBe('read 120');
+    expect(stalled).toEqual(['/stops']);
+  });
+
+  it('cuts a GET whose reader stops reading for the stall timeout, and tells the exchange it closed', async () => {
+    const stalled: string[] = [];
+    let closed!: () => void;
+    const exchangeClosed = new Promise<void>((resolve) => (closed = resolve));
+    const body = Buffer.alloc(64 * 1024 * 1024, 0x42);
+    const port = await listen(
+      (exchange) => {
+        exchange.onClose(closed);
+        exchange.setHeader('Content-Length', String(body.byteLength));
+        exchange.write(body);
+        exchange.end();
+      },
+      { stallTimeoutMs: 300, onStall: (exchange) => stalled.push(exchange.url) },
+    );
+    let receivedBytes = 0;
+    let reading = true;
+    const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('GET /big HTTP/1.1\r\n\r\n'));
+    socket.on('error', () => undefined);
+    // Reads a little, then stops reading: the server's writes back up and no byte moves.
+    socket.on('data', (chunk) => {
+      receivedBytes += chunk.byteLength;
+      if (reading && receivedBytes > 1024 * 1024) {
+        reading = false;
+        socket.pause();
+      }
+    });
+    const socketClosed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const stopped = Date.now();
+    await exchangeClosed;
+    // Cut after the stall timeout, not the 5 s keep-alive timeout that follows a whole answer.
+    expect(Date.now() - stopped).toBeLessThan(3000);
+    expect(stalled).toEqual(['/big']);
+    // The reader wakes up: it gets what was already on its way, then the end, never the whole body.
+    socket.resume();
+    await socketClosed;
+    expect(receivedBytes).toBeLessThan(body.byteLength);
+  });
+
   it('closes idle keep-alive connections on closeIdleConnections and leaves a request in progress alone', async () => {
     let release!: () => void;
     const port = await listen((exchange) => {
@@ -216,7 +302,7 @@ describe('Http1Server', () => {
       context.skip(`openssl is needed to make a certificate: ${(error as Error).message}`);
     }
     const cert = readFileSync(join(dir, 'cert.pem'));
-    const server = new Http1Server(echo, { cert, key: readFileSync(join(dir, 'key.pem')) });
+    const server = new Http1Server(echo, { tls: { cert, key: readFileSync(join(dir, 'key.pem')) } });
     servers.push(server);
     await new Promise<void>((resolve) => server.server.listen(0, '127.0.0.1', resolve));
     const port = (server.server.address() as AddressInfo).port;
