@@ -29,10 +29,10 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 /** How long a connection may sit between requests, or in the middle of a head. */
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /**
- * The buffer a connection reads a body into (its own, kept for its life once it has received a
- * body): large enough that a loopback transfer is a few hundred reads per 256 MiB.
+ * The buffer a connection reads a body into, unless Http1ServerOptions say otherwise (its own, kept
+ * for its life once it has received a body): 2048 reads per 256 MiB.
  */
-const BODY_READ_BYTES = 1024 * 1024;
+export const DEFAULT_BODY_READ_BYTES = 128 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -52,12 +52,15 @@ export interface Http1ServerOptions {
   stallTimeoutMs?: number;
   /** Told about each request cut for a stall, before its socket is destroyed. */
   onStall?: (exchange: HttpExchange) => void;
+  /** Size of a connection's body read buffer, so the largest piece a BodyReader gets (default DEFAULT_BODY_READ_BYTES). */
+  bodyReadBytes?: number;
 }
 
 /** What a connection needs of its server: the handler and how a stalled request is cut. */
 interface ConnectionSettings {
   handler: HttpHandler;
   stallTimeoutMs: number;
+  bodyReadBytes: number;
   onStall?: (exchange: HttpExchange) => void;
 }
 
@@ -67,7 +70,12 @@ export class Http1Server {
   private readonly connections = new Set<Http1Connection>();
 
   constructor(handler: HttpHandler, options: Http1ServerOptions = {}) {
-    const settings: ConnectionSettings = { handler, stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, onStall: options.onStall };
+    const settings: ConnectionSettings = {
+      handler,
+      stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+      bodyReadBytes: options.bodyReadBytes ?? DEFAULT_BODY_READ_BYTES,
+      onStall: options.onStall,
+    };
     if (options.tls) {
       this.server = createTlsServer({ ...options.tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, settings, false)));
     } else {
@@ -177,7 +185,7 @@ class Http1Connection {
 
   /** The buffer the next read lands in (onread mode). */
   readBuffer(): Buffer {
-    if (this.state === 'request' && this.bodyRemaining > 0) return (this.bodyBuffer ??= Buffer.allocUnsafeSlow(BODY_READ_BYTES));
+    if (this.state === 'request' && this.bodyRemaining > 0) return (this.bodyBuffer ??= Buffer.allocUnsafeSlow(this.settings.bodyReadBytes));
     return (this.headBuffer ??= Buffer.allocUnsafeSlow(MAX_HEAD_BYTES));
   }
 

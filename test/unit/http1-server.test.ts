@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { AddressInfo, Socket, connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Http1Server, Http1ServerOptions, HttpExchange, MAX_HEAD_BYTES } from '../../src/dataplane/http1-server';
+import { bodyReadBytesFor } from '../../src/dataplane/data-plane-server';
 
 const servers: Http1Server[] = [];
 
@@ -97,6 +98,27 @@ describe('Http1Server', () => {
     const { text } = await exchangeRaw(port, pieces);
     expect(text).toContain(`\r\n\r\n${body.byteLength} ${body.byteLength}`);
     expect(seen.reduce((a, b) => a + b, 0)).toBe(body.byteLength);
+  });
+
+  it('hands a body over in pieces no larger than bodyReadBytes, and the data plane sizes them below --async-copy-threshold', async () => {
+    const seen: number[] = [];
+    const port = await listen(
+      (exchange) => {
+        void exchange
+          .readBody((piece) => {
+            seen.push(piece.byteLength);
+          })
+          .then((bytes) => exchange.end(String(bytes)));
+      },
+      { bodyReadBytes: 32 * 1024 },
+    );
+    const body = Buffer.alloc(2 * 1024 * 1024, 9);
+    const { text } = await exchangeRaw(port, [Buffer.from(`PUT /sized HTTP/1.1\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`), body]);
+    expect(text).toContain(`\r\n\r\n${body.byteLength}`);
+    expect(seen.reduce((a, b) => a + b, 0)).toBe(body.byteLength);
+    expect(Math.max(...seen)).toBeLessThanOrEqual(32 * 1024);
+    // Pieces below the threshold are copied inline (TensorArray.writeInline); at or above it they would wait on the thread pool.
+    expect([256 * 1024, 128 * 1024, 100_000, 1024 * 1024, 1024].map(bodyReadBytesFor)).toEqual([128 * 1024, 64 * 1024, 64 * 1024, 128 * 1024, 16 * 1024]);
   });
 
   it('sends 100 Continue only when asked, and an early refusal closes the connection after the answer, even with the body in flight', async () => {
