@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/native/addon';
-import { probeCuda, skipNote } from './cuda-device';
+import { cudaDaemonPerTest, probeCuda, skipNote } from './cuda-device';
 
 const MiB = 1024 * 1024;
 const PEER = join(__dirname, 'ipc-peer.cjs');
@@ -23,8 +23,10 @@ interface PeerReport {
   liveDevice: number;
 }
 
-function runPeer(mode: 'read' | 'write', ipcHandle: Buffer, bytes: number): PeerReport {
-  const result = spawnSync(process.execPath, [PEER, mode, '0', ipcHandle.toString('hex'), String(bytes)], { encoding: 'utf8', timeout: 60_000 });
+/** Runs test/gpu/ipc-peer.cjs on device 0; `range` is the [offset, length] it reads or writes (default: all `bytes`). */
+function runPeer(mode: 'read' | 'write', ipcHandle: Buffer, bytes: number, range?: [number, number]): PeerReport {
+  const args = [PEER, mode, '0', ipcHandle.toString('hex'), String(bytes), ...(range ? range.map(String) : [])];
+  const result = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
   expect(result.status, `ipc-peer ${mode} failed: ${result.stderr}`).toBe(0);
   return JSON.parse(result.stdout) as PeerReport;
 }
@@ -77,5 +79,44 @@ describe.skipIf(!cuda.backend)(`CUDA IPC between two processes${skipNote(cuda)}`
     expect(back.every((byte) => byte === 7)).toBe(true);
   });
 
-  it.todo('a gRPC client writes an array, ExportArray hands its CUDA IPC handle to a second process, which reads the same bytes (needs the ExportArray RPC)');
+});
+
+describe.skipIf(!cuda.backend)(`ExportArray of a device array through the daemon${skipNote(cuda)}`, () => {
+  const start = cudaDaemonPerTest();
+
+  it('a gRPC client writes an array, ExportArray hands its CUDA IPC handle to a second process, which reads the same bytes; bytes it writes come back after SyncArray', async () => {
+    const { client } = await start(['--maxbytes', '1G']);
+    const lease = await client.openLease({ clientName: 'gpu-ipc-export' });
+    const before = await client.memoryInfo();
+    const size = 16 * MiB + 321;
+    const data = randomBytes(size);
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], device: 0 });
+    expect(await lease.write(array.array_id, data)).toBe(size);
+    // Reading makes the host mirror current, so the read after the peer's write sees it only through SyncArray.
+    expect(sha256(await lease.read(array.array_id))).toBe(sha256(data));
+
+    const exported = await lease.exportArray(array.array_id, { side: 'EXPORT_SIDE_DEVICE', map: false });
+    expect(exported.shm).toBeUndefined();
+    const region = exported.cudaIpc!;
+    expect(region.handle).toHaveLength(64);
+    expect([region.device, region.length]).toEqual([0, size]);
+    expect(region.offset + region.length).toBeLessThanOrEqual(region.regionBytes);
+    expect(exported.array.device_exportable).toBe(true);
+    // A second export is the same allocation: no second move.
+    expect((await lease.exportArray(array.array_id, { side: 'EXPORT_SIDE_DEVICE', map: false })).moved).toBe(false);
+
+    const read = runPeer('read', region.handle, region.regionBytes, [region.offset, region.length]);
+    expect(read).toEqual({ sha256: sha256(data), kind: 'device', bytes: region.regionBytes, liveDevice: 0 });
+
+    const written = runPeer('write', region.handle, region.regionBytes, [region.offset, region.length]);
+    expect(written.sha256).not.toBe(sha256(data));
+    await lease.sync(array.array_id, 'SYNC_DIRECTION_TO_HOST');
+    expect(sha256(await lease.read(array.array_id))).toBe(written.sha256);
+
+    await lease.free(array.array_id);
+    const after = await client.memoryInfo();
+    expect(after.devices[0].used_bytes).toBe(before.devices[0].used_bytes);
+    expect(after.host!.used_bytes).toBe(before.host!.used_bytes);
+    await lease.close();
+  });
 });
