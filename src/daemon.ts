@@ -26,7 +26,7 @@ import { RunningDataPlane, startDataPlane } from './dataplane/data-plane-server'
 import { DaemonMetrics } from './observability/daemon-metrics';
 import { rpcMetricsInterceptor } from './observability/rpc-metrics';
 import { StatusServer, startStatusServer } from './observability/status-server';
-import { applyHeapGrowth } from './heap-growth';
+import { HeapGrowth, applyHeapGrowth } from './heap-growth';
 
 export interface Daemon {
   context: ServiceContext;
@@ -64,7 +64,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       throw invalidArgument('--data-listen', 'a loopback or unix: address when no --tenants file is given (open mode)', config.dataListen);
     }
   }
-  applyHeapGrowth(config.heapGrowthPercent);
+  const heapGrowth = new HeapGrowth(config.heapGrowthPercent, (percent) => {
+    applyHeapGrowth(percent);
+    log.debug({ event: 'heap_growth', percent }, `V8 heap growth ${percent} % from the next full GC on (${percent === config.heapGrowthPercent ? '--heap-growth' : 'bulk streams in flight'})`);
+  });
   const tenants = new TenantRegistry(tenantSpecs);
   const backend = selectBackend(config, log);
   const staleShmNames = removeStaleShmNames();
@@ -83,7 +86,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   memory.setTenantLimits((name) => tenants.limitsOf(name));
   memory.declareTenants(tenants.list().map((tenant) => tenant.name));
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
-  const context: ServiceContext = { registry, tenants, memory, config, log, draining: false };
+  const context: ServiceContext = { registry, tenants, memory, config, log, draining: false, heapGrowth };
   const metrics = new DaemonMetrics(context);
   let running: RunningServer;
   let dataPlane: RunningDataPlane | undefined;

@@ -18,3 +18,51 @@ export function applyHeapGrowth(percent: number): void {
   // 0 leaves V8's flags as node was started (V8's own choice unless --heap-growing-percent was given to node).
   if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
+
+/**
+ * The heap growth while a bulk gRPC stream is in flight: V8's own largest factor (4 x).
+ *
+ * A WriteArray or ReadArray stream holds its 1 MiB message buffers for a few milliseconds each, up to
+ * ~45 MiB at a time, and V8 counts that memory against the old generation's limit. With 10 % the limit
+ * sits 15-23 MiB above a 12 MiB live heap, so a stream started a full GC about every 14 MiB it moved:
+ * 180 over 5 x 256 MiB each way, a third of the daemon's CPU. 100 % still gave 174; 300 % gave 4, and
+ * the writes ran at 0.29-0.35 GB/s instead of 0.22-0.25 (bench/README.md, B3).
+ */
+export const STREAMING_HEAP_GROWTH_PERCENT = 300;
+
+/** A stream counts as bulk once it has moved this many bytes (or, for ReadArray, will). */
+export const BULK_STREAM_BYTES = 8 * 1024 * 1024;
+
+/**
+ * --heap-growth while idle, STREAMING_HEAP_GROWTH_PERCENT while any bulk stream is in flight. The
+ * next limit V8 sets uses the percent in force at that full GC: after the last bulk stream ends, the
+ * heap may grow by up to 4 x once more before a full GC brings the limit back to --heap-growth.
+ * With --heap-growth 0 (V8's own choice) nothing is ever changed.
+ */
+export class HeapGrowth {
+  private bulkStreams = 0;
+
+  constructor(
+    readonly idlePercent: number,
+    private readonly setPercent: (percent: number) => void = applyHeapGrowth,
+  ) {
+    this.setPercent(idlePercent);
+  }
+
+  /** Bulk streams in flight. */
+  get streamsInFlight(): number {
+    return this.bulkStreams;
+  }
+
+  /** Marks a bulk stream in flight until the returned function is called (once; later calls do nothing). */
+  beginBulkStream(): () => void {
+    if (this.idlePercent === 0) return () => {};
+    if (this.bulkStreams++ === 0) this.setPercent(STREAMING_HEAP_GROWTH_PERCENT);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--this.bulkStreams === 0) this.setPercent(this.idlePercent);
+    };
+  }
+}

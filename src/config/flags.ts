@@ -107,7 +107,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'int',
     arg: 'PERCENT',
     default: '10',
-    help: "How far the daemon's V8 heap may grow past what the last full GC kept before the next one (V8's --heap-growing-percent; V8 adds at least 8 MiB plus the young generation). Bounds the garbage a burst of calls leaves in the resident set, at the price of more full GCs under load (README, Performance). Process-wide; overrides node's own --heap-growing-percent. 0 leaves V8's flags as node was started (V8's own choice, up to 4 x).",
+    help: "How far the daemon's V8 heap may grow past what the last full GC kept before the next one (V8's --heap-growing-percent; V8 adds at least 8 MiB plus the young generation). Bounds the garbage a burst of calls leaves in the resident set, at the price of more full GCs under load (README, Performance). While a WriteArray or ReadArray stream of 8 MiB or more runs, 300 instead (V8's own largest), so that its message buffers do not start a full GC every few MiB. Process-wide; overrides node's own --heap-growing-percent. 0 leaves V8's flags as node was started (V8's own choice, up to 4 x), streams or not.",
   },
   { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits.' },
   {

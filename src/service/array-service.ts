@@ -9,6 +9,7 @@ import type { ArrayServiceHandlers } from '../generated/tensormem/v1/ArrayServic
 import type { ArrayInfo } from '../generated/tensormem/v1/ArrayInfo';
 import type { WriteArrayRequest__Output } from '../generated/tensormem/v1/WriteArrayRequest';
 import type { WriteArrayResponse } from '../generated/tensormem/v1/WriteArrayResponse';
+import { BULK_STREAM_BYTES } from '../heap-growth';
 import type { ReadArrayRequest__Output } from '../generated/tensormem/v1/ReadArrayRequest';
 import type { ReadArrayResponse } from '../generated/tensormem/v1/ReadArrayResponse';
 import { ChunkRing } from './chunk-ring';
@@ -131,25 +132,31 @@ export class ArrayService {
     let array: TensorArray | undefined;
     let position = 0;
     let written = 0;
-    for await (const message of call as AsyncIterable<WriteArrayRequest__Output>) {
-      requireWellFormed(message);
-      if (message.payload === 'header') {
-        if (array) throw invalidArgument('header', 'one header, as the first message', 'a second header');
-        array = lease.getArray(message.header!.array_id);
-        position = message.header!.offset;
-        if (position > array.byteSize) throw outOfRange('header.offset', `offset ${position} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
-      } else if (message.payload === 'chunk') {
-        if (!array) throw invalidArgument('payload', 'a header as the first message', 'a chunk');
-        const chunk = message.chunk!;
-        if (position + chunk.byteLength > array.byteSize) {
-          throw outOfRange('chunk', `${chunk.byteLength} bytes at offset ${position} pass the end of array ${array.arrayId} (${array.byteSize} bytes)`);
+    let endBulk: (() => void) | undefined;
+    try {
+      for await (const message of call as AsyncIterable<WriteArrayRequest__Output>) {
+        requireWellFormed(message);
+        if (message.payload === 'header') {
+          if (array) throw invalidArgument('header', 'one header, as the first message', 'a second header');
+          array = lease.getArray(message.header!.array_id);
+          position = message.header!.offset;
+          if (position > array.byteSize) throw outOfRange('header.offset', `offset ${position} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
+        } else if (message.payload === 'chunk') {
+          if (!array) throw invalidArgument('payload', 'a header as the first message', 'a chunk');
+          const chunk = message.chunk!;
+          if (position + chunk.byteLength > array.byteSize) {
+            throw outOfRange('chunk', `${chunk.byteLength} bytes at offset ${position} pass the end of array ${array.arrayId} (${array.byteSize} bytes)`);
+          }
+          await array.write(position, chunk);
+          position += chunk.byteLength;
+          written += chunk.byteLength;
+          if (written >= BULK_STREAM_BYTES) endBulk ??= this.context.heapGrowth?.beginBulkStream();
+        } else {
+          throw invalidArgument('payload', 'a header or a chunk', '(empty message)');
         }
-        await array.write(position, chunk);
-        position += chunk.byteLength;
-        written += chunk.byteLength;
-      } else {
-        throw invalidArgument('payload', 'a header or a chunk', '(empty message)');
       }
+    } finally {
+      endBulk?.();
     }
     if (!array) throw invalidArgument('header', 'a header message', '(empty stream)');
     callback(null, { bytes_written: written });
@@ -167,13 +174,18 @@ export class ArrayService {
     // Each buffer comes back once grpc-js has taken (serialized) the message that used it.
     const ring = new ChunkRing(length <= chunkBytes ? 1 : READ_RING, chunkBytes);
     call.once('cancelled', () => ring.abandon());
-    for (let position = offset; position < offset + length && !call.cancelled; ) {
-      const buffer = await ring.take();
-      if (!buffer) break;
-      const data = buffer.subarray(0, Math.min(chunkBytes, offset + length - position));
-      await array.read(position, data);
-      if (!call.write({ offset: position, data }, () => ring.give(buffer))) await drainedOrCancelled(call);
-      position += data.byteLength;
+    const endBulk = length >= BULK_STREAM_BYTES ? this.context.heapGrowth?.beginBulkStream() : undefined;
+    try {
+      for (let position = offset; position < offset + length && !call.cancelled; ) {
+        const buffer = await ring.take();
+        if (!buffer) break;
+        const data = buffer.subarray(0, Math.min(chunkBytes, offset + length - position));
+        await array.read(position, data);
+        if (!call.write({ offset: position, data }, () => ring.give(buffer))) await drainedOrCancelled(call);
+        position += data.byteLength;
+      }
+    } finally {
+      endBulk?.();
     }
     call.end();
   }

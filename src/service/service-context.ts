@@ -4,6 +4,7 @@ import { TensormemError } from '../errors';
 import type { DaemonConfig } from '../config/config';
 import type { LeaseRegistry } from '../leases/lease-registry';
 import type { TenantRegistry } from '../leases/tenant-registry';
+import type { HeapGrowth } from '../heap-growth';
 import type { MemoryManager } from '../memory/memory-manager';
 
 export interface ServiceContext {
@@ -14,6 +15,8 @@ export interface ServiceContext {
   log: Logger;
   /** Set when SIGTERM/SIGINT arrives: new work is refused with UNAVAILABLE. */
   draining: boolean;
+  /** --heap-growth, raised while bulk WriteArray/ReadArray streams are in flight (src/heap-growth.ts). */
+  heapGrowth?: HeapGrowth;
   /** The HTTP data plane's address (http://HOST:PORT, https://HOST:PORT or unix:PATH) once bound; undefined when off. */
   dataAddress?: string;
 }

@@ -207,3 +207,28 @@ describe('arrays over a real daemon', () => {
     await bob.close();
   });
 });
+
+describe('bulk gRPC streams raise the V8 heap growth while they run', () => {
+  it('a 16 MiB WriteArray and ReadArray each raise it and put --heap-growth back; a 1 MiB one leaves it alone', async () => {
+    const daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '64M', '--heap-growth', '10']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const growth = () => daemon.logs.filter((entry) => entry.event === 'heap_growth').map((entry) => entry.percent);
+      expect(growth()).toEqual([10]);
+      const lease = await client.openLease();
+      const small = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
+      await lease.write(small.array_id, randomBytes(MiB));
+      await lease.read(small.array_id);
+      const data = randomBytes(16 * MiB);
+      const large = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [data.byteLength] });
+      expect(await lease.write(large.array_id, data)).toBe(data.byteLength);
+      await expect.poll(growth).toEqual([10, 300, 10]);
+      expect(sha256(await lease.read(large.array_id))).toBe(sha256(data));
+      await expect.poll(growth).toEqual([10, 300, 10, 300, 10]);
+      await lease.close();
+    } finally {
+      client.close();
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
