@@ -2,6 +2,7 @@
 /** tensormemctl: the command-line client of tensormemd. */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { joinOptionValues } from '../cli/option-values';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../client/tensormem-client';
 import { renderTable } from '../client/table';
 import { formatIec } from '../units';
@@ -41,28 +42,31 @@ Flags:
   put/get:  --array ID, --shape N[,N...], --dtype NAME (float32, uint8, ...), --placement device|host-only,
             --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens; it ends the array's life)`;
 
+const OPTIONS = {
+  address: { type: 'string', default: process.env.TENSORMEM_ADDRESS ?? 'unix:/tmp/tensormemd.sock' },
+  output: { type: 'string', short: 'o', default: 'table' },
+  token: { type: 'string', default: process.env.TENSORMEM_TOKEN },
+  help: { type: 'boolean', short: 'h', default: false },
+  config: { type: 'string' },
+  vram: { type: 'string' },
+  ram: { type: 'string' },
+  file: { type: 'string', short: 'f' },
+  once: { type: 'boolean', default: false },
+  interval: { type: 'string', default: '1s' },
+  array: { type: 'string' },
+  shape: { type: 'string' },
+  dtype: { type: 'string' },
+  placement: { type: 'string', default: 'device' },
+  label: { type: 'string' },
+  tenant: { type: 'string' },
+  ttl: { type: 'string' },
+} as const;
+
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
+    args: joinOptionValues(process.argv.slice(2), OPTIONS),
     allowPositionals: true,
-    options: {
-      address: { type: 'string', default: process.env.TENSORMEM_ADDRESS ?? 'unix:/tmp/tensormemd.sock' },
-      output: { type: 'string', short: 'o', default: 'table' },
-      token: { type: 'string', default: process.env.TENSORMEM_TOKEN },
-      help: { type: 'boolean', short: 'h', default: false },
-      config: { type: 'string' },
-      vram: { type: 'string' },
-      ram: { type: 'string' },
-      file: { type: 'string', short: 'f' },
-      once: { type: 'boolean', default: false },
-      interval: { type: 'string', default: '1s' },
-      array: { type: 'string' },
-      shape: { type: 'string' },
-      dtype: { type: 'string' },
-      placement: { type: 'string', default: 'device' },
-      label: { type: 'string' },
-      tenant: { type: 'string' },
-      ttl: { type: 'string' },
-    },
+    options: OPTIONS,
   });
   const terminator = process.argv.indexOf('--', 2);
   if (values.help || positionals.length === 0) {
