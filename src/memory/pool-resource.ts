@@ -7,8 +7,12 @@
  * - Best fit: a smallest free block that fits (among several of that size, the one that became free
  *   last); the rest of it stays free. Freed blocks coalesce with free neighbours in the same chunk,
  *   so no two physically adjacent blocks are ever both free.
- * - allocate and deallocate are O(log d), d = distinct sizes among the free blocks (FreeBlockIndex),
- *   and O(1) when no size enters or leaves the index; stats() is O(1).
+ * - allocate and deallocate are O(log d), d = distinct sizes among the free blocks, and expected
+ *   O(1) when no size enters or leaves the size index; stats() is O(1).
+ * - Free blocks are records in a FreeSpanTable, found by size for best fit and by address for
+ *   coalescing; live blocks are small objects with no links. At 10^6 live blocks the free ones
+ *   number about 5·10^4, so the table stays in cache and a pair of free and allocate reads one cold
+ *   object, the block freed (B5 in DESIGN.md §6).
  * - Growth: when nothing fits, a new chunk of max(aligned request, chunkBytes), clamped to what the
  *   reservation cap leaves. If the cap leaves too little and releasing fully free chunks would make
  *   room, just enough of them (oldest first) go back to the source first. If the source refuses a
@@ -33,8 +37,7 @@ import { OutOfMemoryError, invalidArgument } from '../errors';
 import type { MemoryKind } from '../errors';
 import type { AllocateOptions, Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
 import { DEDICATED_GRANULE_BYTES } from './memory-resource';
-import { FreeBlockIndex } from './free-block-index';
-import type { FreeBucketRef, FreeListNode } from './free-block-index';
+import { FreeSpanTable } from './free-span-table';
 import { checkRequestBytes } from './sized-resource';
 import type { SizedMemoryResource } from './sized-resource';
 
@@ -60,77 +63,46 @@ export const POOL_RESERVATION_CAP = 'pool reservation cap';
 export const POOL_ALIGNMENT = 256;
 const DEFAULT_ALIGNMENT = POOL_ALIGNMENT;
 
-/** Most dead FreeSpans a pool keeps for reuse (each about 100 bytes of heap). */
-const MAX_SPARE_SPANS = 1024;
-
-/** A block's state. Dead: freed by deallocate or dropped by release(); the caller's reference is stale. */
-const BlockState = { Free: 0, Live: 1, Dead: 2 } as const;
-type BlockState = (typeof BlockState)[keyof typeof BlockState];
+/** A block's liveIndex once it is freed, or dropped by release(): the caller's reference is stale. */
+const DEAD = -1;
 
 class PoolChunk {
   /** Bytes in this chunk's live blocks. */
   usedBytes = 0;
-  /** The block at offset 0; blocks follow by address through `next`. */
-  head: Span;
 
   constructor(
     readonly pool: PoolResource,
     readonly handle: number,
     readonly bytes: number,
+    /** Its index in the pool's chunk list by slot: a small integer, reused once the chunk is gone. */
+    readonly slot: number,
+    /** The address of its first byte in the pool's address space (the free-span table's keys). */
+    readonly base: number,
     /** A chunk of one block, released when that block is freed (AllocateOptions.dedicated). */
     readonly dedicated = false,
-  ) {
-    this.head = new FreeSpan(this, 0, bytes);
-  }
+  ) {}
 }
 
 /**
- * What live and free blocks share: a place in their chunk's address-ordered list. A live block and a
- * free one are objects of different classes, because a live block never becomes free: freeing it
- * gives its bytes to a free neighbour or to a new FreeSpan, and allocating carves a new PoolBlock off
- * a FreeSpan. So only free blocks carry the free-block index's links, and live blocks (one per array)
- * stay small (DESIGN.md §6, B8).
+ * A live block, handed out as Block. It holds no link to other blocks: a free finds its free
+ * neighbours in the span table by address, so the only cold memory a free reads is this object
+ * (B5), and a block costs six fields (B8).
  */
-abstract class PoolSpan {
-  /** Neighbours by address in the chunk. */
-  prev: Span | null = null;
-  next: Span | null = null;
-
+class PoolBlock implements Block {
   constructor(
-    /** Fixed for a live block; a FreeSpan changes chunk only when the pool reuses it (spareSpans). */
-    public chunk: PoolChunk,
-    public offset: number,
-    public bytes: number,
+    readonly chunk: PoolChunk,
+    readonly offset: number,
+    readonly bytes: number,
+    readonly requestedBytes: number,
+    readonly owner: BlockOwner,
+    /** Its place in the pool's list of live blocks; DEAD once freed or released. */
+    public liveIndex: number,
   ) {}
 
   get chunkHandle(): number {
     return this.chunk.handle;
   }
 }
-
-/** A live block, handed out as Block; it never changes afterwards except its state (Live, then Dead). */
-class PoolBlock extends PoolSpan implements Block {
-  constructor(
-    chunk: PoolChunk,
-    offset: number,
-    bytes: number,
-    readonly requestedBytes: number,
-    readonly owner: BlockOwner,
-    public state: typeof BlockState.Live | typeof BlockState.Dead,
-  ) {
-    super(chunk, offset, bytes);
-  }
-}
-
-/** A free block: also a node of the free-block index, whose links it carries. */
-class FreeSpan extends PoolSpan implements FreeListNode<FreeSpan> {
-  state: typeof BlockState.Free | typeof BlockState.Dead = BlockState.Free;
-  prevFree: FreeSpan | null = null;
-  nextFree: FreeSpan | null = null;
-  freeBucket: FreeBucketRef | null = null;
-}
-
-type Span = PoolBlock | FreeSpan;
 
 export class PoolResource implements SizedMemoryResource {
   readonly memory: MemoryKind;
@@ -145,18 +117,26 @@ export class PoolResource implements SizedMemoryResource {
   private readonly reservationLimit: number;
   /** Chunks in the order they were obtained (Map keeps insertion order). */
   private readonly chunks = new Map<number, PoolChunk>();
-  private readonly freeBlocks = new FreeBlockIndex<FreeSpan>();
+  /** Chunks by slot (PoolChunk.slot); a slot whose chunk went back waits in spareSlots. */
+  private readonly chunkBySlot: Array<PoolChunk | undefined> = [];
+  private readonly spareSlots: number[] = [];
   /**
-   * Dead FreeSpans for reuse: a free that coalesces with nothing needs a new free block, and a carve
-   * that fills a hole exactly, or a free that joins three blocks, retires one. Reusing them keeps that
-   * churn out of V8's young generation, where at 10⁵–10⁶ live blocks every object that survives a
-   * scavenge costs copying and slot updates across the old heap (B5).
+   * The base of the next chunk: chunks take ranges of one address space, never reused, so that a
+   * free span is known by one number. A one-byte gap after each chunk keeps the end of one chunk
+   * from being the start of the next, so free spans of two chunks never look adjacent. Running out
+   * would take 2^53 bytes of chunks over a pool's life.
    */
-  private readonly spareSpans: FreeSpan[] = [];
+  private nextBase = 0;
+  private readonly freeSpans: FreeSpanTable;
+  /**
+   * Every live block, in no order; a block knows its index. A free moves the last block into its
+   * place, and in steady churn that last block is the one allocated just before, still in cache.
+   * Snapshots, invariant checks and release() walk it.
+   */
+  private readonly live: PoolBlock[] = [];
   private used = 0;
   private reserved = 0;
   private peakUsed = 0;
-  private liveBlocks = 0;
   private allocationsTotal = 0;
   private failedAllocationsTotal = 0;
 
@@ -182,6 +162,7 @@ export class PoolResource implements SizedMemoryResource {
     this.maxReservedBytes = options.maxReservedBytes;
     this.chunkBytes = roundUp(options.chunkBytes, alignment);
     this.reservationLimit = Math.floor(options.maxReservedBytes / alignment) * alignment;
+    this.freeSpans = new FreeSpanTable(alignment);
   }
 
   /** Bytes in live blocks (aligned sizes). */
@@ -195,12 +176,12 @@ export class PoolResource implements SizedMemoryResource {
   }
 
   get largestFreeBlockBytes(): number {
-    return this.freeBlocks.largestBytes;
+    return this.freeSpans.largestBytes;
   }
 
   /** Live blocks. */
   get allocationCount(): number {
-    return this.liveBlocks;
+    return this.live.length;
   }
 
   /** Chunks held from the source. */
@@ -222,57 +203,48 @@ export class PoolResource implements SizedMemoryResource {
     }
     if (options?.dedicated) return this.allocateDedicated(bytes, owner);
     const size = bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
-    const hole = this.freeBlocks.bestFit(size) ?? this.grow(size, bytes);
-    return this.carve(hole, size, bytes, owner);
+    let span = this.freeSpans.bestFit(size);
+    if (span < 0) span = this.grow(size, bytes);
+    return this.carve(span, size, bytes, owner);
   }
 
   deallocate(block: Block): void {
-    if (!(block instanceof PoolBlock) || block.state !== BlockState.Live || block.chunk.pool !== this) {
+    if (!(block instanceof PoolBlock) || block.liveIndex === DEAD || block.chunk.pool !== this) {
       throw new Error(
         `deallocate: no live block of this pool at chunk ${block?.chunkHandle} offset ${block?.offset} (${block?.bytes} bytes): ` +
           'unknown, already freed, released, or from another resource',
       );
     }
     const chunk = block.chunk;
+    const start = block.offset;
     const size = block.bytes;
-    block.state = BlockState.Dead;
+    this.forget(block);
     chunk.usedBytes -= size;
     this.used -= size;
-    this.liveBlocks--;
-
-    const prev = block.prev;
-    const next = block.next;
-    if (prev instanceof FreeSpan) {
-      if (next instanceof FreeSpan) {
-        this.freeBlocks.remove(next);
-        this.freeBlocks.resize(prev, prev.bytes + size + next.bytes);
-        const after = next.next;
-        prev.next = after;
-        if (after !== null) after.prev = prev;
-        this.retireSpan(next);
-      } else {
-        this.freeBlocks.resize(prev, prev.bytes + size);
-        prev.next = next;
-        if (next !== null) next.prev = prev;
-      }
-    } else if (next instanceof FreeSpan) {
-      this.freeBlocks.resize(next, next.bytes + size);
-      next.offset = block.offset;
-      next.prev = prev;
-      if (prev !== null) prev.next = next;
-      else chunk.head = next;
-    } else {
-      const hole = this.newFreeSpan(chunk, block.offset, size);
-      hole.prev = prev;
-      hole.next = next;
-      if (prev !== null) prev.next = hole;
-      else chunk.head = hole;
-      if (next !== null) next.prev = hole;
-      this.freeBlocks.insert(hole);
+    if (chunk.dedicated) {
+      this.releaseChunk(chunk);
+      return;
     }
-    block.prev = null;
-    block.next = null;
-    if (chunk.dedicated) this.releaseChunk(chunk);
+    // No two free spans are ever adjacent, so at most one free span ends where the block starts and
+    // at most one starts where it ends; the freed bytes join them, or become a span of their own.
+    const spans = this.freeSpans;
+    const address = chunk.base + start;
+    const end = address + size;
+    const before = spans.endingAt(address);
+    const after = spans.startingAt(end);
+    if (before >= 0) {
+      const from = spans.addressOf(before);
+      let to = end;
+      if (after >= 0) {
+        to += spans.bytesOf(after);
+        spans.remove(after);
+      }
+      spans.resize(before, from, to - from);
+    } else if (after >= 0) {
+      spans.resize(after, address, end + spans.bytesOf(after) - address);
+    } else {
+      spans.insert(chunk.slot, address, size);
+    }
   }
 
   /** A block in a chunk of its own (see the file comment); throws with nothing held. */
@@ -286,7 +258,7 @@ export class PoolResource implements SizedMemoryResource {
       this.failedAllocationsTotal++;
       throw this.sourceRefusal(error, bytes);
     }
-    return this.carve(this.adoptChunk(handle, size, true), size, bytes, owner);
+    return this.admit(this.adoptChunk(handle, size, true), 0, size, bytes, owner);
   }
 
   /** O(1). peakUsedBytes, allocationsTotal and failedAllocationsTotal count since construction. */
@@ -295,8 +267,8 @@ export class PoolResource implements SizedMemoryResource {
       usedBytes: this.used,
       reservedBytes: this.reserved,
       peakUsedBytes: this.peakUsed,
-      largestFreeBlockBytes: this.freeBlocks.largestBytes,
-      allocationCount: this.liveBlocks,
+      largestFreeBlockBytes: this.freeSpans.largestBytes,
+      allocationCount: this.live.length,
       allocationsTotal: this.allocationsTotal,
       failedAllocationsTotal: this.failedAllocationsTotal,
     };
@@ -321,97 +293,100 @@ export class PoolResource implements SizedMemoryResource {
    */
   release(): void {
     let firstError: unknown = undefined;
+    for (const block of this.live) block.liveIndex = DEAD;
     for (const chunk of this.chunks.values()) {
-      for (let block: Span | null = chunk.head; block !== null; ) {
-        const next: Span | null = block.next;
-        block.state = BlockState.Dead;
-        block.prev = null;
-        block.next = null;
-        block = next;
-      }
       try {
         this.source.freeChunk(chunk.handle);
       } catch (error) {
         firstError ??= error;
       }
     }
+    this.live.length = 0;
     this.chunks.clear();
-    this.freeBlocks.clear();
+    this.chunkBySlot.length = 0;
+    this.spareSlots.length = 0;
+    this.freeSpans.clear();
     this.reserved = 0;
     this.used = 0;
-    this.liveBlocks = 0;
     if (firstError !== undefined) throw firstError;
   }
 
-  /** Every chunk (in the order obtained) and its blocks by address. O(blocks). */
+  /** Every chunk (in the order obtained) and its blocks by address. O(blocks · log blocks). */
   snapshot(): SegmentSnapshot[] {
-    const segments: SegmentSnapshot[] = [];
-    for (const chunk of this.chunks.values()) {
-      const blocks: SegmentSnapshot['blocks'] = [];
-      for (let block: Span | null = chunk.head; block !== null; block = block.next) {
-        if (block instanceof FreeSpan) blocks.push({ offset: block.offset, bytes: block.bytes, free: true });
-        else blocks.push({ offset: block.offset, bytes: block.bytes, free: false, owner: block.owner });
-      }
-      segments.push({ chunkHandle: chunk.handle, bytes: chunk.bytes, ...(chunk.dedicated ? { dedicated: true } : {}), blocks });
-    }
-    return segments;
+    const layout = this.layout();
+    return [...this.chunks.values()].map((chunk) => ({
+      chunkHandle: chunk.handle,
+      bytes: chunk.bytes,
+      ...(chunk.dedicated ? { dedicated: true } : {}),
+      blocks: (layout.get(chunk) ?? []).map((block) =>
+        block.free ? { offset: block.offset, bytes: block.bytes, free: true } : { offset: block.offset, bytes: block.bytes, free: false, owner: block.owner },
+      ),
+    }));
   }
 
   /**
-   * For tests, O(blocks): every chunk is tiled by its blocks in address order; offsets and sizes are
-   * aligned; no two adjacent blocks are both free; the free blocks are exactly the index's nodes;
-   * live bytes sum to usedBytes, free + used to reservedBytes ≤ the cap. Throws an Error naming the
-   * first violation.
+   * For tests, O(blocks · log blocks): every chunk is tiled by its live blocks and free spans in
+   * address order; offsets and sizes are aligned; no two adjacent spans are both free; the span
+   * table is consistent and holds no span of a dedicated chunk; the live list knows each block's
+   * place; live bytes sum to usedBytes, free + used to reservedBytes ≤ the cap. Throws an Error
+   * naming the first violation.
    */
   checkInvariants(): void {
     const fail = (message: string): never => {
       throw new Error(`PoolResource invariant violated: ${message}`);
     };
-    const treeViolation = this.freeBlocks.violation();
-    if (treeViolation !== null) fail(`free-block index: ${treeViolation}`);
-    const indexed = new Set<FreeSpan>(this.freeBlocks.nodes());
+    const tableViolation = this.freeSpans.violation();
+    if (tableViolation !== null) fail(`free-span table: ${tableViolation}`);
+    this.live.forEach((block, index) => {
+      if (block.liveIndex !== index) fail(`live block at chunk ${block.chunkHandle} offset ${block.offset} says it is at ${block.liveIndex}, found at ${index}`);
+      if (this.chunks.get(block.chunk.handle) !== block.chunk) fail(`live block at chunk ${block.chunkHandle} offset ${block.offset}: its chunk is not held`);
+    });
+    for (const id of this.freeSpans.ids()) {
+      const chunk = this.chunkBySlot[this.freeSpans.chunkSlotOf(id)];
+      if (chunk === undefined || this.chunks.get(chunk.handle) !== chunk) {
+        fail(`free span ${id} lies in chunk slot ${this.freeSpans.chunkSlotOf(id)}, which holds no chunk`);
+      } else if (chunk.dedicated) fail(`free span ${id} lies in dedicated chunk ${chunk.handle}`);
+    }
+    const layout = this.layout();
     let used = 0;
     let free = 0;
-    let freeCount = 0;
-    let live = 0;
     let reserved = 0;
+    let slotsHeld = 0;
     for (const [handle, chunk] of this.chunks) {
       if (chunk.handle !== handle) fail(`chunk ${chunk.handle} filed under handle ${handle}`);
+      if (this.chunkBySlot[chunk.slot] !== chunk) fail(`chunk ${handle} is not found by its slot ${chunk.slot}`);
+      slotsHeld++;
       if (chunk.bytes % this.alignment !== 0) fail(`chunk ${handle} size ${chunk.bytes} is not aligned`);
       reserved += chunk.bytes;
       let chunkUsed = 0;
       let expectedOffset = 0;
-      let previous: Span | null = null;
-      for (let block: Span | null = chunk.head; block !== null; block = block.next) {
+      let previousFree = false;
+      const blocks = layout.get(chunk) ?? [];
+      for (const block of blocks) {
         const where = `chunk ${handle} offset ${block.offset}`;
-        if (block.chunk !== chunk) fail(`${where}: block belongs to another chunk`);
-        if (block.prev !== previous) fail(`${where}: prev link broken`);
         if (block.offset !== expectedOffset) fail(`${where}: expected offset ${expectedOffset}`);
         if (block.bytes <= 0 || block.bytes % this.alignment !== 0) fail(`${where}: size ${block.bytes} is not a positive aligned size`);
-        if (block.state === BlockState.Dead) {
-          fail(`${where}: a dead block is still linked`);
-        } else if (block instanceof FreeSpan) {
-          if (previous instanceof FreeSpan) fail(`${where}: two adjacent free blocks`);
-          if (!indexed.has(block)) fail(`${where}: free block missing from the index`);
+        if (block.free) {
+          if (previousFree) fail(`${where}: two adjacent free blocks`);
           free += block.bytes;
-          freeCount++;
         } else {
           if (block.requestedBytes > block.bytes) fail(`${where}: requestedBytes ${block.requestedBytes} > bytes ${block.bytes}`);
           chunkUsed += block.bytes;
-          live++;
         }
         expectedOffset += block.bytes;
-        previous = block;
+        previousFree = block.free;
       }
-      if (expectedOffset !== chunk.bytes) fail(`chunk ${handle}: blocks cover ${expectedOffset} of ${chunk.bytes} bytes`);
+      // A dedicated chunk whose release failed holds nothing: the source still has it, and trim() retries.
+      const emptyDedicated = chunk.dedicated && blocks.length === 0;
+      if (expectedOffset !== chunk.bytes && !emptyDedicated) fail(`chunk ${handle}: blocks cover ${expectedOffset} of ${chunk.bytes} bytes`);
       if (chunkUsed !== chunk.usedBytes) fail(`chunk ${handle}: usedBytes ${chunk.usedBytes} but live blocks sum to ${chunkUsed}`);
+      if (emptyDedicated) free += chunk.bytes;
       used += chunkUsed;
     }
+    if (slotsHeld + this.spareSlots.length !== this.chunkBySlot.length) fail(`${this.chunkBySlot.length} chunk slots but ${slotsHeld} held and ${this.spareSlots.length} spare`);
     if (used !== this.used) fail(`usedBytes ${this.used} but live blocks sum to ${used}`);
-    if (live !== this.liveBlocks) fail(`allocationCount ${this.liveBlocks} but ${live} live blocks`);
     if (reserved !== this.reserved) fail(`reservedBytes ${this.reserved} but chunks sum to ${reserved}`);
     if (free + used !== this.reserved) fail(`free ${free} + used ${used} != reserved ${this.reserved}`);
-    if (freeCount !== this.freeBlocks.size) fail(`${freeCount} free blocks in chunks but ${this.freeBlocks.size} in the index`);
     if (this.reserved > this.reservationLimit) fail(`reservedBytes ${this.reserved} above the cap ${this.reservationLimit}`);
     if (this.peakUsed < this.used) fail(`peakUsedBytes ${this.peakUsed} below usedBytes ${this.used}`);
   }
@@ -426,59 +401,65 @@ export class PoolResource implements SizedMemoryResource {
     }
   }
 
-  /** Takes `size` bytes from the front of free block `hole`; the rest stays free. */
-  private carve(hole: FreeSpan, size: number, requestedBytes: number, owner: BlockOwner): Block {
-    const chunk = hole.chunk;
-    const block = new PoolBlock(chunk, hole.offset, size, requestedBytes, owner, BlockState.Live);
-    const prev = hole.prev;
-    block.prev = prev;
-    if (prev !== null) prev.next = block;
-    else chunk.head = block;
-    if (hole.bytes === size) {
-      this.freeBlocks.remove(hole);
-      const next = hole.next;
-      block.next = next;
-      if (next !== null) next.prev = block;
-      this.retireSpan(hole);
-    } else {
-      this.freeBlocks.resize(hole, hole.bytes - size);
-      block.next = hole;
-      hole.prev = block;
-      hole.offset += size;
+  /** Each chunk's live blocks and free spans, by address. O(blocks · log blocks), for snapshots and checks. */
+  private layout(): Map<PoolChunk, LaidOutBlock[]> {
+    const byChunk = new Map<PoolChunk, LaidOutBlock[]>();
+    const add = (chunk: PoolChunk, block: LaidOutBlock): void => {
+      const list = byChunk.get(chunk);
+      if (list === undefined) byChunk.set(chunk, [block]);
+      else list.push(block);
+    };
+    for (const block of this.live) {
+      add(block.chunk, { offset: block.offset, bytes: block.bytes, free: false, requestedBytes: block.requestedBytes, owner: block.owner });
     }
+    for (const id of this.freeSpans.ids()) {
+      const chunk = this.chunkBySlot[this.freeSpans.chunkSlotOf(id)];
+      if (chunk !== undefined) add(chunk, { offset: this.freeSpans.addressOf(id) - chunk.base, bytes: this.freeSpans.bytesOf(id), free: true, requestedBytes: 0 });
+    }
+    for (const list of byChunk.values()) list.sort((a, b) => a.offset - b.offset);
+    return byChunk;
+  }
+
+  /** Takes `size` bytes from the front of free span `span`; the rest stays free. */
+  private carve(span: number, size: number, requestedBytes: number, owner: BlockOwner): Block {
+    const spans = this.freeSpans;
+    const chunk = this.chunkBySlot[spans.chunkSlotOf(span)]!;
+    const address = spans.addressOf(span);
+    const spanBytes = spans.bytesOf(span);
+    if (spanBytes === size) spans.remove(span);
+    else spans.resize(span, address + size, spanBytes - size);
+    return this.admit(chunk, address - chunk.base, size, requestedBytes, owner);
+  }
+
+  /** Makes the live block for bytes already taken from a chunk, and counts it. */
+  private admit(chunk: PoolChunk, offset: number, size: number, requestedBytes: number, owner: BlockOwner): PoolBlock {
+    const block = new PoolBlock(chunk, offset, size, requestedBytes, owner, this.live.length);
+    this.live.push(block);
     chunk.usedBytes += size;
     this.used += size;
     if (this.used > this.peakUsed) this.peakUsed = this.used;
-    this.liveBlocks++;
     this.allocationsTotal++;
     return block;
   }
 
-  /** A FreeSpan for these bytes: a spare one when there is one (no new object to collect), else a new one. */
-  private newFreeSpan(chunk: PoolChunk, offset: number, bytes: number): FreeSpan {
-    const span = this.spareSpans.pop();
-    if (span === undefined) return new FreeSpan(chunk, offset, bytes);
-    span.chunk = chunk;
-    span.offset = offset;
-    span.bytes = bytes;
-    span.state = BlockState.Free;
-    return span;
+  /** Takes a live block off the live list (the last block takes its place) and marks it dead. */
+  private forget(block: PoolBlock): void {
+    const index = block.liveIndex;
+    const last = this.live.pop()!;
+    if (last !== block) {
+      this.live[index] = last;
+      last.liveIndex = index;
+    }
+    block.liveIndex = DEAD;
   }
 
-  /** A FreeSpan that left the chunk's list and the index: dead, and kept as a spare while there is room. */
-  private retireSpan(span: FreeSpan): void {
-    span.prev = null;
-    span.next = null;
-    span.state = BlockState.Dead;
-    if (this.spareSpans.length < MAX_SPARE_SPANS) this.spareSpans.push(span);
-  }
-
-  /** Obtains a chunk that holds `size` bytes and returns its (whole-chunk) free block, or throws with nothing held. */
-  private grow(size: number, requestedBytes: number): FreeSpan {
+  /** Obtains a chunk that holds `size` bytes and returns its (whole-chunk) free span, or throws with nothing held. */
+  private grow(size: number, requestedBytes: number): number {
     this.makeRoom(size, requestedBytes);
     const headroom = this.reservationLimit - this.reserved;
     const chunkBytes = Math.min(Math.max(size, this.chunkBytes), headroom);
     let handle: number;
+    let bytes = chunkBytes;
     try {
       handle = this.source.allocateChunk(chunkBytes);
     } catch (error) {
@@ -488,13 +469,14 @@ export class PoolResource implements SizedMemoryResource {
       }
       try {
         handle = this.source.allocateChunk(size);
+        bytes = size;
       } catch (retryError) {
         this.failedAllocationsTotal++;
         throw this.sourceRefusal(retryError, requestedBytes);
       }
-      return this.adoptChunk(handle, size);
     }
-    return this.adoptChunk(handle, chunkBytes);
+    const chunk = this.adoptChunk(handle, bytes);
+    return this.freeSpans.insert(chunk.slot, chunk.base, bytes);
   }
 
   /**
@@ -517,23 +499,28 @@ export class PoolResource implements SizedMemoryResource {
     }
   }
 
-  private adoptChunk(handle: number, bytes: number, dedicated = false): FreeSpan {
-    const chunk = new PoolChunk(this, handle, bytes, dedicated);
-    const whole = chunk.head as FreeSpan;
+  /** Files a chunk the source just gave (its bytes not yet in the span table). */
+  private adoptChunk(handle: number, bytes: number, dedicated = false): PoolChunk {
+    const slot = this.spareSlots.length > 0 ? this.spareSlots.pop()! : this.chunkBySlot.length;
+    const chunk = new PoolChunk(this, handle, bytes, slot, this.nextBase, dedicated);
+    this.nextBase += bytes + 1;
+    this.chunkBySlot[slot] = chunk;
     this.chunks.set(handle, chunk);
     this.reserved += bytes;
-    this.freeBlocks.insert(whole);
-    return whole;
+    return chunk;
   }
 
-  /** Gives a fully free chunk back to the source; if the source throws, the pool still holds it. */
+  /** Gives a chunk with no live block back to the source; if the source throws, the pool still holds it. */
   private releaseChunk(chunk: PoolChunk): void {
-    const whole = chunk.head;
-    if (!(whole instanceof FreeSpan) || whole.next !== null) throw new Error(`releaseChunk: chunk ${chunk.handle} is not one free block`);
+    const whole = chunk.dedicated ? -1 : this.freeSpans.startingAt(chunk.base);
+    if (chunk.usedBytes !== 0 || (!chunk.dedicated && (whole < 0 || this.freeSpans.bytesOf(whole) !== chunk.bytes))) {
+      throw new Error(`releaseChunk: chunk ${chunk.handle} is not one free block`);
+    }
     this.source.freeChunk(chunk.handle);
-    this.freeBlocks.remove(whole);
-    whole.state = BlockState.Dead;
+    if (whole >= 0) this.freeSpans.remove(whole);
     this.chunks.delete(chunk.handle);
+    this.chunkBySlot[chunk.slot] = undefined;
+    this.spareSlots.push(chunk.slot);
     this.reserved -= chunk.bytes;
   }
 
@@ -545,7 +532,7 @@ export class PoolResource implements SizedMemoryResource {
       capName: this.capName,
       capBytes: this.maxReservedBytes,
       usedBytes: this.used,
-      largestFreeBlockBytes: this.freeBlocks.largestBytes,
+      largestFreeBlockBytes: this.freeSpans.largestBytes,
     });
   }
 
@@ -558,9 +545,18 @@ export class PoolResource implements SizedMemoryResource {
       device: this.device ?? error.facts.device,
       requestedBytes,
       usedBytes: this.used,
-      largestFreeBlockBytes: this.freeBlocks.largestBytes,
+      largestFreeBlockBytes: this.freeSpans.largestBytes,
     });
   }
+}
+
+/** A live block or a free span in a chunk's layout (snapshot, checkInvariants). */
+interface LaidOutBlock {
+  offset: number;
+  bytes: number;
+  free: boolean;
+  requestedBytes: number;
+  owner?: BlockOwner;
 }
 
 /** Rounds up to a multiple of `alignment`; exact for safe integers and power-of-two alignments. */
