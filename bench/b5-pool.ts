@@ -26,7 +26,7 @@ export async function runB5(options: BenchOptions): Promise<Row[]> {
     `median of per-batch means; loop overhead ${us(result.loopOverheadUsPerPair)}/pair and hrtime ${result.timerOverheadNsPerRead.toFixed(0)} ns/batch, not subtracted; ` +
     `p99 batch ${us(small.p99BatchUsPerPair)} (${fmtCount(small.live)}) / ${us(large.p99BatchUsPerPair)} (${fmtCount(large.live)}). ` +
     `Side measures, ${fmtCount(small.live)} → ${fmtCount(large.live)}: allocate-then-free-at-once ${us(small.lifoMedianUsPerPair)} → ${us(large.lifoMedianUsPerPair)} (${times(large.lifoMedianUsPerPair / small.lifoMedianUsPerPair)}); ` +
-    `reading a random block and its 2 neighbours, no pool call, ${us(small.touchMedianUsPerPair)} → ${us(large.touchMedianUsPerPair)} (${times(large.touchMedianUsPerPair / small.touchMedianUsPerPair)})`;
+    `reading a random block's offset, size and chunk, no pool call, ${us(small.touchMedianUsPerPair)} → ${us(large.touchMedianUsPerPair)} (${times(large.touchMedianUsPerPair / small.touchMedianUsPerPair)})`;
   return [
     {
       id: 'B5.median',

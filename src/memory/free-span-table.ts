@@ -97,7 +97,7 @@ export class FreeSpanTable {
     return this.ints[8 * id + 6];
   }
 
-  /** A smallest span of at least `bytes` (the newest of that size), or -1. */
+  /** A smallest span of at least `bytes` (> 0; the newest of that size), or -1. */
   bestFit(bytes: number): number {
     if (bytes < this.largeFromBytes) {
       const units = this.smallSizes.nextAtLeast(Math.ceil(bytes / this.unitBytes));
