@@ -123,8 +123,9 @@ export class PoolResource implements SizedMemoryResource {
   /**
    * The base of the next chunk: chunks take ranges of one address space, never reused, so that a
    * free span is known by one number. A one-byte gap after each chunk keeps the end of one chunk
-   * from being the start of the next, so free spans of two chunks never look adjacent. Running out
-   * would take 2^53 bytes of chunks over a pool's life.
+   * from being the start of the next, so free spans of two chunks never look adjacent. It starts
+   * again at 0 whenever the pool holds no chunk; running out would take 2^53 bytes of chunks taken
+   * while the pool was never empty.
    */
   private nextBase = 0;
   private readonly freeSpans: FreeSpanTable;
@@ -501,6 +502,11 @@ export class PoolResource implements SizedMemoryResource {
 
   /** Files a chunk the source just gave (its bytes not yet in the span table). */
   private adoptChunk(handle: number, bytes: number, dedicated = false): PoolChunk {
+    if (this.chunks.size === 0) this.nextBase = 0;
+    if (!Number.isSafeInteger(this.nextBase + bytes + 1)) {
+      this.source.freeChunk(handle);
+      throw new Error(`PoolResource: address space spent (${this.nextBase} bytes of chunks since the pool was last empty)`);
+    }
     const slot = this.spareSlots.length > 0 ? this.spareSlots.pop()! : this.chunkBySlot.length;
     const chunk = new PoolChunk(this, handle, bytes, slot, this.nextBase, dedicated);
     this.nextBase += bytes + 1;

@@ -475,6 +475,29 @@ describe('PoolResource', () => {
     pool.checkInvariants();
   });
 
+  it('starts its address space again when empty, and refuses a chunk past 2^53 bytes of addresses, giving it back', () => {
+    const { pool, source } = makePool({ maxReservedBytes: 2 ** 52, chunkBytes: 1 * MiB });
+    for (let round = 0; round < 20; round++) {
+      pool.deallocate(pool.allocate(2 ** 51, {}));
+      pool.trim();
+    }
+    expect(pool.chunkCount).toBe(0); // each round left the pool empty, so addresses began at 0 again
+    const keeper = pool.allocate(1, {}); // keeps the pool from being empty from here on
+    let refusal: unknown;
+    for (let round = 0; round < 20 && refusal === undefined; round++) {
+      try {
+        pool.deallocate(pool.allocate(2 ** 51, {}));
+        pool.trim();
+      } catch (error) {
+        refusal = error;
+      }
+    }
+    expect(String(refusal)).toMatch(/address space spent/);
+    expect([...source.live.keys()]).toEqual([keeper.chunkHandle]);
+    expect(pool.stats()).toMatchObject({ reservedBytes: 1 * MiB, allocationCount: 1 });
+    pool.checkInvariants();
+  });
+
   it('grows by chunkBytes, and by exactly the request when that is larger', () => {
     const { pool, source } = makePool({ chunkBytes: 1 * MiB });
     pool.allocate(100, {});
