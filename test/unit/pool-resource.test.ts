@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { rng } from '../helpers/rng';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import type { MemoryKind } from '../../src/errors';
 import { LimitingAdaptor } from '../../src/memory/limiting-adaptor';
@@ -107,18 +108,6 @@ const stacks: Array<[string, (options?: PoolOptions) => Stack]> = [
     },
   ],
 ];
-
-/** Deterministic PRNG (mulberry32) so a failing random sequence can be replayed. */
-function rng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function thrown(action: () => unknown): unknown {
   try {
