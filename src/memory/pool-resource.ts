@@ -76,7 +76,7 @@ class PoolChunk {
     readonly bytes: number,
     /** Its index in the pool's chunk list by slot: a small integer, reused once the chunk is gone. */
     readonly slot: number,
-    /** The address of its first byte in the pool's address space (the free-span table's keys). */
+    /** The address of its first byte in the pool's address space, in units of the alignment (the free-span table's keys); -1 for a dedicated chunk. */
     readonly base: number,
     /** A chunk of one block, released when that block is freed (AllocateOptions.dedicated). */
     readonly dedicated = false,
@@ -121,11 +121,12 @@ export class PoolResource implements SizedMemoryResource {
   private readonly chunkBySlot: Array<PoolChunk | undefined> = [];
   private readonly spareSlots: number[] = [];
   /**
-   * The base of the next chunk: chunks take ranges of one address space, never reused, so that a
-   * free span is known by one number. A one-byte gap after each chunk keeps the end of one chunk
-   * from being the start of the next, so free spans of two chunks never look adjacent. It starts
-   * again at 0 whenever the pool holds no chunk; running out would take 2^53 bytes of chunks taken
-   * while the pool was never empty.
+   * The base of the next chunk, in units of the alignment: chunks take ranges of one address space,
+   * never reused, so that a free span is known by one small integer. A one-unit gap after each chunk
+   * keeps the end of one chunk from being the start of the next, so free spans of two chunks never
+   * look adjacent. Dedicated chunks, which never hold a free span, take no range. It starts again at
+   * 0 whenever the pool holds no chunk; running out would take 2^53 units of chunks taken while the
+   * pool was never empty.
    */
   private nextBase = 0;
   private readonly freeSpans: FreeSpanTable;
@@ -163,7 +164,7 @@ export class PoolResource implements SizedMemoryResource {
     this.maxReservedBytes = options.maxReservedBytes;
     this.chunkBytes = roundUp(options.chunkBytes, alignment);
     this.reservationLimit = Math.floor(options.maxReservedBytes / alignment) * alignment;
-    this.freeSpans = new FreeSpanTable(alignment);
+    this.freeSpans = new FreeSpanTable();
   }
 
   /** Bytes in live blocks (aligned sizes). */
@@ -177,7 +178,7 @@ export class PoolResource implements SizedMemoryResource {
   }
 
   get largestFreeBlockBytes(): number {
-    return this.freeSpans.largestBytes;
+    return this.freeSpans.largestSize * this.alignment;
   }
 
   /** Live blocks. */
@@ -204,7 +205,7 @@ export class PoolResource implements SizedMemoryResource {
     }
     if (options?.dedicated) return this.allocateDedicated(bytes, owner);
     const size = bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
-    let span = this.freeSpans.bestFit(size);
+    let span = this.freeSpans.bestFit(size / this.alignment);
     if (span < 0) span = this.grow(size, bytes);
     return this.carve(span, size, bytes, owner);
   }
@@ -229,22 +230,23 @@ export class PoolResource implements SizedMemoryResource {
     // No two free spans are ever adjacent, so at most one free span ends where the block starts and
     // at most one starts where it ends; the freed bytes join them, or become a span of their own.
     const spans = this.freeSpans;
-    const address = chunk.base + start;
-    const end = address + size;
+    const units = size / this.alignment;
+    const address = chunk.base + start / this.alignment;
+    const end = address + units;
     const before = spans.endingAt(address);
     const after = spans.startingAt(end);
     if (before >= 0) {
       const from = spans.addressOf(before);
       let to = end;
       if (after >= 0) {
-        to += spans.bytesOf(after);
+        to += spans.sizeOf(after);
         spans.remove(after);
       }
       spans.resize(before, from, to - from);
     } else if (after >= 0) {
-      spans.resize(after, address, end + spans.bytesOf(after) - address);
+      spans.resize(after, address, end + spans.sizeOf(after) - address);
     } else {
-      spans.insert(chunk.slot, address, size);
+      spans.insert(chunk.slot, address, units);
     }
   }
 
@@ -268,7 +270,7 @@ export class PoolResource implements SizedMemoryResource {
       usedBytes: this.used,
       reservedBytes: this.reserved,
       peakUsedBytes: this.peakUsed,
-      largestFreeBlockBytes: this.freeSpans.largestBytes,
+      largestFreeBlockBytes: this.largestFreeBlockBytes,
       allocationCount: this.live.length,
       allocationsTotal: this.allocationsTotal,
       failedAllocationsTotal: this.failedAllocationsTotal,
@@ -414,11 +416,11 @@ export class PoolResource implements SizedMemoryResource {
     for (const id of spans.ids()) (spansBySlot[spans.chunkSlotOf(id)] ??= []).push(id);
     for (const chunk of this.chunks.values()) {
       const blocks = byOffset(blocksBySlot[chunk.slot] ?? [], (block) => block.offset, chunk.bytes);
-      const ids = byOffset(spansBySlot[chunk.slot] ?? [], (id) => spans.addressOf(id) - chunk.base, chunk.bytes);
+      const ids = byOffset(spansBySlot[chunk.slot] ?? [], (id) => (spans.addressOf(id) - chunk.base) * this.alignment, chunk.bytes);
       for (let b = 0, f = 0; b < blocks.length || f < ids.length; ) {
-        const spanOffset = f < ids.length ? spans.addressOf(ids[f]) - chunk.base : Infinity;
+        const spanOffset = f < ids.length ? (spans.addressOf(ids[f]) - chunk.base) * this.alignment : Infinity;
         if (b === blocks.length || spanOffset < blocks[b].offset) {
-          visit(chunk, spanOffset, spans.bytesOf(ids[f++]), null);
+          visit(chunk, spanOffset, spans.sizeOf(ids[f++]) * this.alignment, null);
         } else {
           const block = blocks[b++];
           visit(chunk, block.offset, block.bytes, block);
@@ -431,11 +433,12 @@ export class PoolResource implements SizedMemoryResource {
   private carve(span: number, size: number, requestedBytes: number, owner: BlockOwner): Block {
     const spans = this.freeSpans;
     const chunk = this.chunkBySlot[spans.chunkSlotOf(span)]!;
+    const units = size / this.alignment;
     const address = spans.addressOf(span);
-    const spanBytes = spans.bytesOf(span);
-    if (spanBytes === size) spans.remove(span);
-    else spans.resize(span, address + size, spanBytes - size);
-    return this.admit(chunk, address - chunk.base, size, requestedBytes, owner);
+    const spanUnits = spans.sizeOf(span);
+    if (spanUnits === units) spans.remove(span);
+    else spans.resize(span, address + units, spanUnits - units);
+    return this.admit(chunk, (address - chunk.base) * this.alignment, size, requestedBytes, owner);
   }
 
   /** Makes the live block for bytes already taken from a chunk, and counts it. */
@@ -483,7 +486,7 @@ export class PoolResource implements SizedMemoryResource {
       }
     }
     const chunk = this.adoptChunk(handle, bytes);
-    return this.freeSpans.insert(chunk.slot, chunk.base, bytes);
+    return this.freeSpans.insert(chunk.slot, chunk.base, bytes / this.alignment);
   }
 
   /**
@@ -509,13 +512,14 @@ export class PoolResource implements SizedMemoryResource {
   /** Files a chunk the source just gave (its bytes not yet in the span table). */
   private adoptChunk(handle: number, bytes: number, dedicated = false): PoolChunk {
     if (this.chunks.size === 0) this.nextBase = 0;
-    if (!Number.isSafeInteger(this.nextBase + bytes + 1)) {
+    const units = bytes / this.alignment;
+    if (!dedicated && !Number.isSafeInteger(this.nextBase + units + 1)) {
       this.source.freeChunk(handle);
-      throw new Error(`PoolResource: address space spent (${this.nextBase} bytes of chunks since the pool was last empty)`);
+      throw new Error(`PoolResource: address space spent (${this.nextBase} units of chunks since the pool was last empty)`);
     }
     const slot = this.spareSlots.length > 0 ? this.spareSlots.pop()! : this.chunkBySlot.length;
-    const chunk = new PoolChunk(this, handle, bytes, slot, this.nextBase, dedicated);
-    this.nextBase += bytes + 1;
+    const chunk = new PoolChunk(this, handle, bytes, slot, dedicated ? -1 : this.nextBase, dedicated);
+    if (!dedicated) this.nextBase += units + 1;
     this.chunkBySlot[slot] = chunk;
     this.chunks.set(handle, chunk);
     this.reserved += bytes;
@@ -525,7 +529,7 @@ export class PoolResource implements SizedMemoryResource {
   /** Gives a chunk with no live block back to the source; if the source throws, the pool still holds it. */
   private releaseChunk(chunk: PoolChunk): void {
     const whole = chunk.dedicated ? -1 : this.freeSpans.startingAt(chunk.base);
-    if (chunk.usedBytes !== 0 || (!chunk.dedicated && (whole < 0 || this.freeSpans.bytesOf(whole) !== chunk.bytes))) {
+    if (chunk.usedBytes !== 0 || (!chunk.dedicated && (whole < 0 || this.freeSpans.sizeOf(whole) * this.alignment !== chunk.bytes))) {
       throw new Error(`releaseChunk: chunk ${chunk.handle} is not one free block`);
     }
     this.source.freeChunk(chunk.handle);
@@ -544,7 +548,7 @@ export class PoolResource implements SizedMemoryResource {
       capName: this.capName,
       capBytes: this.maxReservedBytes,
       usedBytes: this.used,
-      largestFreeBlockBytes: this.freeSpans.largestBytes,
+      largestFreeBlockBytes: this.largestFreeBlockBytes,
     });
   }
 
@@ -557,7 +561,7 @@ export class PoolResource implements SizedMemoryResource {
       device: this.device ?? error.facts.device,
       requestedBytes,
       usedBytes: this.used,
-      largestFreeBlockBytes: this.freeSpans.largestBytes,
+      largestFreeBlockBytes: this.largestFreeBlockBytes,
     });
   }
 }

@@ -1,5 +1,5 @@
 /**
- * A red-black tree of size buckets keyed by their distinct byte size, with parent links and a cached
+ * A red-black tree of size buckets keyed by their distinct size, with parent links and a cached
  * largest bucket: the size index of a pool's free spans (FreeSpanTable). Each bucket heads a list of
  * the free spans of exactly its size; the list itself lives in the table's records (`head` is a span
  * id, -1 for none), so the tree never sees a span.
@@ -18,19 +18,19 @@ export class SizeBucket {
   parent: SizeBucket | null = null;
   red = false;
 
-  constructor(public bytes: number) {}
+  constructor(public size: number) {}
 }
 
 export class SizeTree {
   private root: SizeBucket | null = null;
   max: SizeBucket | null = null;
 
-  /** The bucket of the smallest size ≥ bytes, or null. */
-  ceiling(bytes: number): SizeBucket | null {
+  /** The bucket of the smallest size ≥ size, or null. */
+  ceiling(size: number): SizeBucket | null {
     let node = this.root;
     let best: SizeBucket | null = null;
     while (node !== null) {
-      if (node.bytes >= bytes) {
+      if (node.size >= size) {
         best = node;
         node = node.left;
       } else {
@@ -40,31 +40,31 @@ export class SizeTree {
     return best;
   }
 
-  /** The bucket of exactly `bytes`, or null. */
-  find(bytes: number): SizeBucket | null {
+  /** The bucket of exactly `size`, or null. */
+  find(size: number): SizeBucket | null {
     let node = this.root;
-    while (node !== null && node.bytes !== bytes) node = bytes < node.bytes ? node.left : node.right;
+    while (node !== null && node.size !== size) node = size < node.size ? node.left : node.right;
     return node;
   }
 
-  /** The bucket of exactly `bytes`, created (empty) when there is none. */
-  findOrInsert(bytes: number): SizeBucket {
+  /** The bucket of exactly `size`, created (empty) when there is none. */
+  findOrInsert(size: number): SizeBucket {
     let parent: SizeBucket | null = null;
     let cursor = this.root;
     while (cursor !== null) {
-      if (bytes === cursor.bytes) return cursor;
+      if (size === cursor.size) return cursor;
       parent = cursor;
-      cursor = bytes < cursor.bytes ? cursor.left : cursor.right;
+      cursor = size < cursor.size ? cursor.left : cursor.right;
     }
-    const node = new SizeBucket(bytes);
+    const node = new SizeBucket(size);
     node.parent = parent;
     node.left = null;
     node.right = null;
     node.red = true;
     if (parent === null) this.root = node;
-    else if (node.bytes < parent.bytes) parent.left = node;
+    else if (node.size < parent.size) parent.left = node;
     else parent.right = node;
-    if (this.max === null || node.bytes > this.max.bytes) this.max = node;
+    if (this.max === null || node.size > this.max.size) this.max = node;
     this.insertFixup(node);
     return node;
   }
@@ -130,7 +130,7 @@ export class SizeTree {
     if (this.root !== null && this.root.red) return 'root is red';
     let previous: SizeBucket | null = null;
     for (const node of this.inOrder()) {
-      if (previous !== null && previous.bytes >= node.bytes) return `sizes out of order at ${node.bytes} bytes`;
+      if (previous !== null && previous.size >= node.size) return `sizes out of order at ${node.size} size`;
       if (node.left !== null && node.left.parent !== node) return 'left child does not point back to its parent';
       if (node.right !== null && node.right.parent !== node) return 'right child does not point back to its parent';
       if (node.red && ((node.left !== null && node.left.red) || (node.right !== null && node.right.red))) return 'red node with a red child';
