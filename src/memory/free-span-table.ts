@@ -4,9 +4,9 @@
  * in units (PoolResource's alignment), so that they stay small integers, which V8 keeps unboxed: an
  * address is a place in the pool's address space (each chunk has a base: address = base + offset).
  *
- * - Records are 32 size each in one ArrayBuffer (address, size, the links of its size's list, its
+ * - Records are 32 bytes each in one ArrayBuffer (address, size, the links of its size's list, its
  *   chunk slot), so reading a span reads one cache line and no record is garbage. With its two
- *   boundary-map entries a span takes 64 to 96 size; a pool at 10^6 live blocks has some 5·10^4
+ *   boundary-map entries a span takes 64 to 96 bytes; a pool at 10^6 live blocks has some 5·10^4
  *   free spans, so what a free or an allocate reads besides the caller's block stays in cache (B5 in
  *   DESIGN.md §6).
  * - Best fit over exact sizes: the spans of one size form a list, newest first. Sizes under 2^16
@@ -17,7 +17,7 @@
  *   the one that entered the table (or was resized) last, as recently freed memory is the likeliest
  *   to be warm.
  * - Neighbours by address: `startingAt` and `endingAt` find a span by its first address or by the
- *   address after its last byte (BoundaryMap, expected O(1)). A pool keeps no two free spans
+ *   address after its last unit (BoundaryMap, expected O(1)). A pool keeps no two free spans
  *   adjacent, so these two lookups are all a free needs to coalesce.
  * - insert, remove and resize are O(1), plus O(log d) when a size of 2^16 units or more enters or
  *   leaves the tree (d = distinct such sizes).
@@ -47,7 +47,7 @@ export class FreeSpanTable {
   private readonly spareIds: number[] = [];
   private highWater = 0;
   /**
-   * Each span's first address and the address after its last byte, both to its id. No two spans are
+   * Each span's first address and the address after its last unit, both to its id. No two spans are
    * adjacent, so no address is both one span's start and another's end; one map for both means a
    * free that finds no neighbour files the new span's ends in the very slots its lookups just read.
    */
@@ -100,13 +100,13 @@ export class FreeSpanTable {
     return bucket === null ? NONE : bucket.head;
   }
 
-  /** The span whose first byte is at `address`, or -1. */
+  /** The span whose first unit is at `address`, or -1. */
   startingAt(address: number): number {
     const id = this.boundaries.get(address);
     return id >= 0 && this.doubles[4 * id] === address ? id : NONE;
   }
 
-  /** The span whose last byte is just before `address`, or -1. */
+  /** The span whose last unit is just before `address`, or -1. */
   endingAt(address: number): number {
     const id = this.boundaries.get(address);
     return id >= 0 && this.doubles[4 * id] + this.doubles[4 * id + 1] === address ? id : NONE;

@@ -19,7 +19,9 @@
  *   chunk larger than the request, the pool retries once with exactly the aligned request.
  * - Refusals throw OutOfMemoryError and leave the pool as it was. The one exception: when fully
  *   free chunks were given back to make room and the source then refused the new chunk, those
- *   chunks stay given back (they held no block, so no block and no used byte changed).
+ *   chunks stay given back (they held no block, so no block and no used byte changed). A chunk that
+ *   would end past 2^53 units of the pool's address space (see nextBase) is given back and refused
+ *   with a plain Error, also counted as a failed allocation; no pool gets near that.
  * - deallocate takes the Block object allocate returned. Anything else (a copy, a block of another
  *   resource, a block freed already or released by release()) is an invariant violation: a plain
  *   Error, and nothing changes.
@@ -513,8 +515,9 @@ export class PoolResource implements SizedMemoryResource {
   private adoptChunk(handle: number, bytes: number, dedicated = false): PoolChunk {
     if (this.chunks.size === 0) this.nextBase = 0;
     const units = bytes / this.alignment;
-    if (!dedicated && !Number.isSafeInteger(this.nextBase + units + 1)) {
+    if (!dedicated && !Number.isSafeInteger(this.nextBase + units)) {
       this.source.freeChunk(handle);
+      this.failedAllocationsTotal++;
       throw new Error(`PoolResource: address space spent (${this.nextBase} units of chunks since the pool was last empty)`);
     }
     const slot = this.spareSlots.length > 0 ? this.spareSlots.pop()! : this.chunkBySlot.length;

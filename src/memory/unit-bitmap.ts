@@ -13,8 +13,9 @@ export class UnitBitmap {
   /** Bit i: summary word i is not zero. Two words cover the 64 summary words. */
   private readonly top = new Uint32Array(2);
 
+  /** Whether n is a member; false for any n outside 0 ≤ n < UNIT_BITMAP_SIZE. */
   has(n: number): boolean {
-    return (this.words[n >>> 5] & (1 << (n & 31))) !== 0;
+    return n >= 0 && n < UNIT_BITMAP_SIZE && (this.words[n >>> 5] & (1 << (n & 31))) !== 0;
   }
 
   add(n: number): void {

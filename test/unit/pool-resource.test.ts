@@ -484,7 +484,19 @@ describe('PoolResource', () => {
     }
     expect(String(refusal)).toMatch(/address space spent/);
     expect([...source.live.keys()]).toEqual([keeper.chunkHandle]);
-    expect(pool.stats()).toMatchObject({ reservedBytes: 1 * MiB, allocationCount: 1 });
+    expect(pool.stats()).toMatchObject({ reservedBytes: 1 * MiB, allocationCount: 1, failedAllocationsTotal: 1 });
+    pool.checkInvariants();
+  });
+
+  it('keeps free spans of 2^32 units and more apart from small ones of the same size modulo 2^32', () => {
+    // Alignment 1: a chunk of 2^32 + 20 bytes leaves a free tail of 2^32 + 5 units beside a free 5-unit hole.
+    const { pool } = makePool({ alignment: 1, chunkBytes: 2 ** 32 + 20, maxReservedBytes: 2 ** 40 });
+    const [, middle] = [pool.allocate(5, {}), pool.allocate(5, {}), pool.allocate(5, {})];
+    pool.deallocate(middle);
+    expect(layout(pool)[0].blocks).toEqual(['used@0+5', 'free@5+5', 'used@10+5', `free@15+${2 ** 32 + 5}`]);
+    pool.checkInvariants();
+    expect(pool.allocate(5, {}).offset).toBe(5);
+    expect(pool.allocate(6, {}).offset).toBe(15);
     pool.checkInvariants();
   });
 

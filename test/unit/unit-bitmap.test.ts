@@ -60,6 +60,12 @@ describe('UnitBitmap', () => {
     expect([bitmap.nextAtLeast(0), bitmap.last(), bitmap.has(0)]).toEqual([-1, -1, false]);
   });
 
+  it('has() is false outside its range, even where n modulo 2^32 is a member', () => {
+    const bitmap = new UnitBitmap();
+    bitmap.add(5);
+    expect([bitmap.has(5), bitmap.has(2 ** 32 + 5), bitmap.has(5 - 2 ** 32), bitmap.has(UNIT_BITMAP_SIZE + 5), bitmap.has(-1)]).toEqual([true, false, false, false, false]);
+  });
+
   it('keeps a word marked while another member of it remains', () => {
     const bitmap = new UnitBitmap();
     bitmap.add(64);
