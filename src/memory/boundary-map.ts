@@ -1,8 +1,8 @@
 /**
  * A hash map from an address in a pool's address space (PoolResource gives each chunk a base; an
- * address is base + offset, a safe integer) to a free span id: how a free finds the free spans that
- * touch the block it frees (FreeSpanTable keeps one map of span starts and one of span ends) without
- * any link in the live blocks.
+ * address is base + offset, in units of the alignment, a safe integer) to a free span id: how a free
+ * finds the free spans that touch the block it frees (FreeSpanTable files each span under its start
+ * and under its end, in one map) without any link in the live blocks.
  *
  * Open addressing with linear probing and backward-shift deletion, in one Float64Array of (key,
  * value) pairs: no object per entry, nothing for the GC to trace, and a probe reads one cache line
@@ -18,16 +18,10 @@ const MIN_CAPACITY = 16;
 
 export class BoundaryMap {
   /** Entry i is the key at [2i] and the value (a span id, EMPTY where there is none) at [2i + 1]. */
-  private pairs: Float64Array;
-  private mask: number;
-  private shift: number;
+  private pairs = emptyPairs(MIN_CAPACITY);
+  private mask = MIN_CAPACITY - 1;
+  private shift = 32 - Math.log2(MIN_CAPACITY);
   private count = 0;
-
-  constructor() {
-    this.pairs = emptyPairs(MIN_CAPACITY);
-    this.mask = MIN_CAPACITY - 1;
-    this.shift = 32 - Math.log2(MIN_CAPACITY);
-  }
 
   /** Entries held. */
   get size(): number {
@@ -85,10 +79,7 @@ export class BoundaryMap {
   }
 
   clear(): void {
-    this.pairs = emptyPairs(MIN_CAPACITY);
-    this.mask = MIN_CAPACITY - 1;
-    this.shift = 32 - Math.log2(MIN_CAPACITY);
-    this.count = 0;
+    this.resetTo(MIN_CAPACITY);
   }
 
   /** Every entry as [key, value], in no particular order. O(capacity), for tests and checks. */
@@ -103,12 +94,17 @@ export class BoundaryMap {
     return Math.imul(mixed ^ (mixed >>> 15), 0x9e3779b1) >>> this.shift;
   }
 
-  private rehash(capacity: number): void {
-    const old = this.pairs;
+  /** Empties the map into fresh pairs of `capacity` (a power of two) entries. */
+  private resetTo(capacity: number): void {
     this.pairs = emptyPairs(capacity);
     this.mask = capacity - 1;
     this.shift = 32 - Math.log2(capacity);
     this.count = 0;
+  }
+
+  private rehash(capacity: number): void {
+    const old = this.pairs;
+    this.resetTo(capacity);
     for (let i = 0; i < old.length; i += 2) if (old[i + 1] !== EMPTY) this.set(old[i], old[i + 1]);
   }
 }
