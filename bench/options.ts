@@ -102,10 +102,12 @@ function convert(spec: OptionSpec, raw: string): unknown {
 
 export function usage(): string {
   const lines = ['usage: npm run bench -- [options]   (or node dist/bench/run.js [options])', ''];
+  const flag = (spec: (typeof OPTIONS)[number]) => `  --${spec.name}${spec.kind === 'bool' ? '' : ' VALUE'}`;
+  // The help column starts two spaces after the longest flag.
+  const width = Math.max(...OPTIONS.map((spec) => flag(spec).length)) + 2;
   for (const spec of OPTIONS) {
-    const arg = spec.kind === 'bool' ? '' : ' VALUE';
     const defaults = spec.kind === 'bool' ? '' : ` (default ${JSON.stringify(spec.full)}${JSON.stringify(spec.quick) !== JSON.stringify(spec.full) ? `, quick ${JSON.stringify(spec.quick)}` : ''})`;
-    lines.push(`  --${spec.name}${arg}`.padEnd(26) + `${spec.help}${defaults}`);
+    lines.push(flag(spec).padEnd(width) + `${spec.help}${defaults}`);
   }
   lines.push('', 'Each option may also be set as TENSORMEM_BENCH_<NAME>, e.g. TENSORMEM_BENCH_B8_ARRAYS=20000.');
   return lines.join('\n');
