@@ -3,7 +3,7 @@
  * frees expired leases every --reclaim-interval. Tokens are 256-bit random strings; only their
  * SHA-256 is kept, and they are never logged.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TensormemError, invalidArgument, notFound, unauthenticated } from '../errors';
 import type { MemoryManager } from '../memory/memory-manager';
@@ -24,7 +24,7 @@ export const MAX_TTL_SECONDS = 7 * 24 * 3600;
 const EXPIRED_MEMORY = 10_000;
 
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 export class LeaseRegistry {

@@ -6,15 +6,18 @@ import { requireWellFormed } from './malformed';
 
 export function unary<Request, Response>(log: Logger, handler: (call: ServerUnaryCall<Request, Response>) => Promise<Response> | Response): handleUnaryCall<Request, Response> {
   return (call, callback) => {
-    Promise.resolve()
-      .then(() => {
-        requireWellFormed(call.request);
-        return handler(call);
-      })
-      .then(
-        (response) => callback(null, response),
-        (error) => callback(toServiceError(error, log) as ServerErrorResponse),
-      );
+    const fail = (error: unknown) => callback(toServiceError(error, log) as ServerErrorResponse);
+    // A handler that answers without waiting is answered in this tick; one that returns a promise when it settles.
+    let result: Promise<Response> | Response;
+    try {
+      requireWellFormed(call.request);
+      result = handler(call);
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    if (result instanceof Promise) result.then((response) => callback(null, response), fail);
+    else callback(null, result);
   };
 }
 
