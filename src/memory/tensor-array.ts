@@ -93,15 +93,17 @@ const DEVICE_EXPORTABLE = 1 << 4;
 const EXPORTABLE_REQUESTED = 1 << 5;
 const RELEASED = 1 << 6;
 const RELEASE_WHEN_IDLE = 1 << 7;
+/** Set by each device write of write(); a mirror fill clears it when it starts and copies again when it finds it set at its end. */
+const DEVICE_WRITTEN = 1 << 8;
 
 /**
- * TensorArray.state packs the flags (bits 0-7), the data type (bits 8-12, an index into DATA_TYPES)
- * and the copies in flight (bits 13-30): one small integer instead of three fields.
+ * TensorArray.state packs the flags (bits 0-8), the data type (bits 9-13, an index into DATA_TYPES)
+ * and the copies in flight (bits 14-30): one small integer instead of three fields.
  */
 const DATA_TYPES = Object.keys(ELEMENT_BYTES) as DataTypeName[];
-const DATA_TYPE_SHIFT = 8;
+const DATA_TYPE_SHIFT = 9;
 const DATA_TYPE_MASK = 0x1f << DATA_TYPE_SHIFT;
-const COPY_SHIFT = 13;
+const COPY_SHIFT = 14;
 const ONE_COPY = 1 << COPY_SHIFT;
 const MAX_COPIES = (2 ** 31 - 1) >>> COPY_SHIFT;
 
@@ -382,8 +384,13 @@ export class TensorArray implements BlockOwner {
         await this.memory.writeBlock(this.hostBlock!, offset, data);
         return;
       }
+      // A mirror fill in flight copies the device as it was when it began, and this write would not go
+      // through to a mirror that is not yet valid: wait for the fill, then write through to it.
+      while (this.extras?.mirrorFill) await this.extras.mirrorFill.catch(() => undefined);
       if (!this.deviceValid) await this.copyMirrorToDevice();
       await this.memory.writeBlock(this.deviceBlock, offset, data);
+      // A fill that began while this write was in flight copies again (ensureHostCurrent).
+      this.set(DEVICE_WRITTEN, true);
       if (this.hostBlock && this.hostValid) await this.memory.writeBlock(this.hostBlock, offset, data);
     });
   }
@@ -500,14 +507,18 @@ export class TensorArray implements BlockOwner {
     // Concurrent readers share one device → host copy.
     const extras = this.more;
     if (!extras.mirrorFill) {
-      extras.mirrorFill = this.memory
-        .copyBlock(this.hostBlock, 0, this.deviceBlock!, 0, this.byteSize)
-        .then(() => {
-          this.hostValid = true;
-        })
-        .finally(() => {
-          extras.mirrorFill = undefined;
-        });
+      const fill = async (mirror: Block, device: Block) => {
+        // write() waits for a fill in flight, but one already writing the device when the fill began
+        // may finish during the copy: then the mirror may hold the old bytes, and it is copied again.
+        do {
+          this.set(DEVICE_WRITTEN, false);
+          await this.memory.copyBlock(mirror, 0, device, 0, this.byteSize);
+        } while (this.has(DEVICE_WRITTEN));
+        this.hostValid = true;
+      };
+      extras.mirrorFill = fill(this.hostBlock, this.deviceBlock!).finally(() => {
+        extras.mirrorFill = undefined;
+      });
     }
     await extras.mirrorFill;
   }

@@ -144,6 +144,40 @@ for (const { name, backend, reason } of backends) {
       await expect(array.read(0, Buffer.alloc(1))).rejects.toThrowError(/was freed/);
     });
 
+    it('keeps a write that lands while the mirror is being filled: later reads see it', async () => {
+      // 16 MiB copies take milliseconds; writes of 4 bytes are below the async threshold and would be
+      // done before the fill's copy ends (which is what lost them: the fill then marked the old bytes current).
+      memory = make(64 * MiB, 32 * MiB, 1024);
+      for (const [round, start] of [['read', 'read'], ['syncToHost', 'syncToHost']] as const) {
+        const array = await TensorArray.create(init(16 * MiB), memory, { zero: true, eagerMirror: false });
+        const filling = start === 'read' ? array.read(0, Buffer.alloc(1)) : array.syncToHost();
+        const marker = Buffer.from(`${round}!`);
+        await array.write(0, marker);
+        await filling;
+        const back = Buffer.alloc(marker.length);
+        await array.read(0, back);
+        expect(back.toString(), `after ${round}`).toBe(marker.toString());
+        // The device holds it too, and a sync to the device keeps it.
+        await array.syncToDevice();
+        await array.syncToHost();
+        await array.read(0, back);
+        expect(back.toString(), `after ${round} and two syncs`).toBe(marker.toString());
+        array.release();
+      }
+      // A fill that begins while a large write is still writing the device ends with the written bytes.
+      for (let round = 0; round < 8; round++) {
+        const array = await TensorArray.create(init(16 * MiB), memory, { zero: true, eagerMirror: false });
+        const data = randomBytes(16 * MiB);
+        const writing = array.write(0, data);
+        const reading = array.read(0, Buffer.alloc(16 * MiB));
+        await Promise.all([writing, reading]);
+        const back = Buffer.alloc(16 * MiB);
+        await array.read(0, back);
+        expect(sha256(back), `round ${round}`).toBe(sha256(data));
+        array.release();
+      }
+    });
+
     it('reports pool statistics: used, reserved, peak, largest free block, counts', async () => {
       memory = make();
       const a = await TensorArray.create(init(1000), memory, { zero: false, eagerMirror: false });
