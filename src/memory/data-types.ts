@@ -33,8 +33,7 @@ export function elementBytes(dataType: unknown): number {
 export function byteSizeOf(dataType: unknown, shape: readonly unknown[]): number {
   const size = elementBytes(dataType);
   if (shape.length > MAX_RANK) throw invalidArgument('shape', `at most ${MAX_RANK} dimensions`, `${shape.length} dimensions`, 'INVALID_SHAPE');
-  let bytes = size;
-  shape.forEach((dimension, index) => {
+  const dimensions = shape.map((dimension, index) => {
     const value = typeof dimension === 'string' ? Number(dimension) : dimension;
     if (typeof value === 'number' && Number.isInteger(value) && value > Number.MAX_SAFE_INTEGER) {
       // int64 values past 2^53 arrive rounded: say so rather than print a number the client never sent.
@@ -43,10 +42,16 @@ export function byteSizeOf(dataType: unknown, shape: readonly unknown[]): number
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
       throw invalidArgument(`shape[${index}]`, 'a non-negative integer', dimension, 'INVALID_SHAPE');
     }
+    return value;
+  });
+  // A 0 dimension makes an empty array wherever it stands, so the order of the dimensions never decides.
+  if (dimensions.includes(0)) return 0;
+  let bytes = size;
+  for (const value of dimensions) {
     bytes *= value;
     if (!Number.isSafeInteger(bytes)) {
       throw invalidArgument('shape', `a shape whose byte size (${size} bytes per element) is below 2^53`, shape, 'INVALID_SHAPE');
     }
-  });
+  }
   return bytes;
 }

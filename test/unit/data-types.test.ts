@@ -36,6 +36,15 @@ describe('data types and shapes', () => {
     expect(failure(() => byteSizeOf('DATA_TYPE_FLOAT32', ['x'])).reason).toBe('INVALID_SHAPE');
   });
 
+  it('takes a 0 dimension as an empty array wherever it stands', () => {
+    const largest = Number.MAX_SAFE_INTEGER;
+    expect(byteSizeOf('DATA_TYPE_FLOAT32', [0, largest])).toBe(0);
+    expect(byteSizeOf('DATA_TYPE_FLOAT32', [largest, 0])).toBe(0);
+    expect(byteSizeOf('DATA_TYPE_FLOAT32', [String(largest), String(largest), '0'])).toBe(0);
+    // Each dimension is still checked on its own.
+    expect(failure(() => byteSizeOf('DATA_TYPE_FLOAT32', [0, -1])).message).toBe('Expected a non-negative integer for shape[1] but received -1');
+  });
+
   it('refuses products past 2^53 instead of wrapping', () => {
     const error = failure(() => byteSizeOf('DATA_TYPE_FLOAT64', [2 ** 20, 2 ** 20, 2 ** 20]));
     expect(error.reason).toBe('INVALID_SHAPE');
