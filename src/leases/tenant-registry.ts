@@ -2,7 +2,9 @@
  * Who may open leases. With a tenants file, a tenant token (sent as `authorization: Bearer <token>`)
  * is hashed and compared in constant time against every tenant's token_sha256; without one the daemon
  * is in open mode and any name is a tenant with no quota. Reloaded on SIGHUP: a bad file is refused
- * and the old tenants stay in force; leases already open are kept.
+ * and the old tenants stay in force; leases already open are kept. A tenant the new file drops can
+ * open no lease, and its open leases keep the quotas it last had (not its guarantee, which the new
+ * file's guarantees no longer leave room for): dropping a tenant never lifts its limits.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { TensormemError, unauthenticated } from '../errors';
@@ -14,6 +16,8 @@ export const DEFAULT_TENANT = 'default';
 export class TenantRegistry {
   private tenants: TenantSpec[];
   private hashes: Buffer[];
+  /** Tenants a reload dropped, by name: their last quotas still bind their open leases. */
+  private readonly dropped = new Map<string, TenantLimits>();
 
   /** `tenants` undefined: open mode. */
   constructor(tenants: TenantSpec[] | undefined) {
@@ -25,6 +29,11 @@ export class TenantRegistry {
   readonly openMode: boolean;
 
   replace(tenants: TenantSpec[]): void {
+    const kept = new Set(tenants.map((tenant) => tenant.name));
+    for (const tenant of this.tenants) {
+      if (!kept.has(tenant.name)) this.dropped.set(tenant.name, { ...this.limitsOf(tenant.name), deviceGuaranteeBytes: 0 });
+    }
+    for (const name of kept) this.dropped.delete(name);
     this.tenants = tenants;
     this.hashes = tenants.map((tenant) => Buffer.from(tenant.tokenSha256, 'hex'));
   }
@@ -73,6 +82,10 @@ export class TenantRegistry {
 
   limitsOf(name: string): TenantLimits {
     const spec = this.get(name);
+    if (!spec) {
+      const dropped = this.dropped.get(name);
+      if (dropped) return dropped;
+    }
     return { deviceQuotaBytes: spec?.deviceQuotaBytes ?? 0, hostQuotaBytes: spec?.hostQuotaBytes ?? 0, deviceGuaranteeBytes: spec?.deviceGuaranteeBytes ?? 0 };
   }
 }

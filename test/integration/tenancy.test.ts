@@ -15,12 +15,16 @@ const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TOKENS = { a: randomBytes(24).toString('hex'), b: randomBytes(24).toString('hex'), c: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
 
-function tenantsYaml(aQuota: string): string {
-  return `tenants:
+function tenantsYaml(aQuota: string | null): string {
+  const teamA =
+    aQuota === null
+      ? ''
+      : `
   - name: team-a
     token_sha256: "${sha(TOKENS.a)}"
     quota: { device: ${aQuota}, host: 4M }
-    max_leases: 2
+    max_leases: 2`;
+  return `tenants:${teamA}
   - name: team-b
     token_sha256: "${sha(TOKENS.b)}"
     guarantee: { device: 16M }
@@ -140,6 +144,26 @@ describe('a shared GPU host', () => {
     expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB] }))).details).toContain('quota 12582912 bytes (12.00 MiB)');
     await lease.free(big.array_id);
     await lease.close();
+  });
+
+  it('keeps the last quota on the open leases of a tenant that a reload drops, and opens it no new lease', async () => {
+    const lease = await client.openLease({ tenantToken: TOKENS.a });
+    writeFileSync(tenantsPath, tenantsYaml(null));
+    daemon.child.kill('SIGHUP');
+    await waitForLog(daemon, 'tenants_reloaded');
+    try {
+      expect((await failure(client.openLease({ tenantToken: TOKENS.a }))).code).toBe(status.UNAUTHENTICATED);
+      const refusal = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [13 * MiB] }));
+      expect(refusal.reason).toBe('QUOTA_EXCEEDED');
+      expect(refusal.details).toContain('quota 12582912 bytes (12.00 MiB)');
+      const within = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB] });
+      await lease.free(within.array_id);
+      await lease.close();
+    } finally {
+      writeFileSync(tenantsPath, tenantsYaml('12M'));
+      daemon.child.kill('SIGHUP');
+      await waitForLog(daemon, 'tenants_reloaded');
+    }
   });
 
   it('gives back everything a SIGKILLed trainer held as soon as its KeepAlive stream drops (release on disconnect), leaving other leases intact', async () => {
