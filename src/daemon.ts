@@ -70,7 +70,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   });
   const tenants = new TenantRegistry(tenantSpecs);
   const backend = selectBackend(config, log);
-  const staleShmNames = removeStaleShmNames();
+  const staleShmNames = await removeStaleShmNames();
   if (staleShmNames.length > 0) log.warn({ event: 'stale_shm_removed', names: staleShmNames }, `removed ${staleShmNames.length} shared-memory objects left by daemons that died`);
   const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
   config = applyProfile(config, { ramBytes: totalmem(), deviceTotalBytes: devices.map((device) => device.totalBytes), backend: backend.name, heapLimitBytes: getHeapStatistics().heap_size_limit });

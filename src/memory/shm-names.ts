@@ -1,25 +1,65 @@
 /**
  * Names of the daemon's shared-memory objects (exportable host chunks, ExportArray):
- * "/tensormem-<pid>-<32 hex digits>", 128 bits from crypto.randomBytes, so a name cannot be guessed;
- * the addon creates them mode 0600 (O_EXCL, so a clash fails instead of sharing an object).
+ * "/tensormem-<pid>-<instance>-<32 hex digits>", 128 bits from crypto.randomBytes, so a name cannot
+ * be guessed; the addon creates them mode 0600 (O_EXCL, so a clash fails instead of sharing an object).
+ * `instance` is 64 random bits drawn once per process; the pid is there for people reading /dev/shm.
  *
  * The daemon unlinks its names when their chunks are freed, and at exit (the addon's atexit handler).
  * A SIGKILLed daemon runs neither, and its objects stay in /dev/shm holding memory, so at start the
- * daemon removes every name of this pattern whose pid is not a live process (or is its own pid, a
- * previous holder of the pid having died: a starting daemon has created none yet).
+ * daemon removes the objects of every instance that is gone. A pid cannot tell: daemons in containers
+ * that share /dev/shm (`ipc: host`) have pids of other namespaces, which look dead or like someone
+ * else's. So a process that names an object also listens on a unix socket beside them,
+ * "/dev/shm/tensormem-<instance>.alive"; an instance whose socket refuses connections (or is missing)
+ * is gone, whatever namespace it ran in. Names of the older form "/tensormem-<pid>-<32 hex>" are
+ * still removed when their pid is not a live process here.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 
 /** Where Linux (glibc) keeps POSIX shared-memory objects: "/name" is this directory's "name". */
 export const SHM_DIRECTORY = '/dev/shm';
 
-const NAME_PATTERN = /^tensormem-(\d+)-[0-9a-f]{32}$/;
+const INSTANCE = randomBytes(8).toString('hex');
+const NAME_PATTERN = /^tensormem-\d+-([0-9a-f]{16})-[0-9a-f]{32}$/;
+const BEACON_PATTERN = /^tensormem-([0-9a-f]{16})\.alive$/;
+const OLD_NAME_PATTERN = /^tensormem-(\d+)-[0-9a-f]{32}$/;
+/** How long a liveness probe waits for an answer before taking the instance as alive. */
+const PROBE_TIMEOUT_MS = 2000;
+
+let beacon: net.Server | undefined;
+
+function beaconPath(instance: string, directory: string): string {
+  return path.join(directory, `tensormem-${instance}.alive`);
+}
+
+/**
+ * Listens (once per process) on this instance's liveness socket. It holds no event-loop reference,
+ * answers a connection by closing it, and its file is removed at exit.
+ */
+function startBeacon(directory = SHM_DIRECTORY): void {
+  if (beacon) return;
+  const file = beaconPath(INSTANCE, directory);
+  beacon = net.createServer((socket) => socket.destroy());
+  // Without its socket this process's objects would look abandoned to a starting daemon; the object
+  // itself fails to be made then too (the same directory), so there is nothing more to do here.
+  beacon.on('error', () => undefined);
+  beacon.listen(file);
+  beacon.unref();
+  process.once('exit', () => {
+    try {
+      fs.unlinkSync(file);
+    } catch {
+      // removed already
+    }
+  });
+}
 
 /** A fresh name for a shared-memory object of this process. */
 export function newShmName(): string {
-  return `/tensormem-${process.pid}-${randomBytes(16).toString('hex')}`;
+  startBeacon();
+  return `/tensormem-${process.pid}-${INSTANCE}-${randomBytes(16).toString('hex')}`;
 }
 
 /** The file behind a shared-memory name ("/tensormem-…" → "/dev/shm/tensormem-…"). */
@@ -37,11 +77,38 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Whether the instance behind a liveness socket is gone: its socket refuses connections or is missing. Anything else (no answer, no permission) counts as alive. */
+function instanceGone(file: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(file);
+    const done = (gone: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(gone);
+    };
+    const timer = setTimeout(() => done(false), PROBE_TIMEOUT_MS);
+    socket.once('connect', () => done(false));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED' || error.code === 'ENOENT'));
+  });
+}
+
+function unlinkAll(directory: string, entries: string[], removed: string[]): void {
+  for (const entry of entries) {
+    try {
+      fs.unlinkSync(path.join(directory, entry));
+      if (!entry.endsWith('.alive')) removed.push(`/${entry}`);
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+}
+
 /**
- * Removes the shared-memory objects left by dead daemons (see the file comment); returns the names
- * removed. Objects that cannot be removed (another user's, in the sticky /dev/shm) are left alone.
+ * Removes the shared-memory objects left by instances that are gone (see the file comment), and their
+ * liveness sockets; returns the object names removed. Objects that cannot be removed (another user's,
+ * in the sticky /dev/shm) are left alone.
  */
-export function removeStaleShmNames(directory = SHM_DIRECTORY): string[] {
+export async function removeStaleShmNames(directory = SHM_DIRECTORY): Promise<string[]> {
   let entries: string[];
   try {
     entries = fs.readdirSync(directory);
@@ -49,17 +116,23 @@ export function removeStaleShmNames(directory = SHM_DIRECTORY): string[] {
     return [];
   }
   const removed: string[] = [];
+  const byInstance = new Map<string, string[]>();
+  const stale: string[] = [];
   for (const entry of entries) {
-    const match = NAME_PATTERN.exec(entry);
-    if (!match) continue;
-    const pid = Number(match[1]);
-    if (pid !== process.pid && processAlive(pid)) continue;
-    try {
-      fs.unlinkSync(path.join(directory, entry));
-      removed.push(`/${entry}`);
-    } catch {
-      // gone already, or not ours to remove
+    const instance = (NAME_PATTERN.exec(entry) ?? BEACON_PATTERN.exec(entry))?.[1];
+    if (instance !== undefined) {
+      if (instance !== INSTANCE) byInstance.set(instance, [...(byInstance.get(instance) ?? []), entry]);
+      continue;
     }
+    const old = OLD_NAME_PATTERN.exec(entry);
+    // An old-form name with this process's pid was left by a previous holder of the pid: this process makes none.
+    if (old && (Number(old[1]) === process.pid || !processAlive(Number(old[1])))) stale.push(entry);
   }
+  unlinkAll(directory, stale, removed);
+  const verdicts = await Promise.all([...byInstance.keys()].map((instance) => instanceGone(beaconPath(instance, directory))));
+  [...byInstance.values()].forEach((names, index) => {
+    // The socket goes last, so that a sweep that stops half-way still finds the rest next time.
+    if (verdicts[index]) unlinkAll(directory, names.sort((a, b) => Number(a.endsWith('.alive')) - Number(b.endsWith('.alive'))), removed);
+  });
   return removed;
 }

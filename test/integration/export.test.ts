@@ -67,7 +67,7 @@ describe('ExportArray over a real daemon', () => {
     expect(first.cudaIpc).toBeUndefined();
     const region = first.shm!;
     // 128 random bits, and the daemon's pid so that a restarted daemon can find a dead one's leftovers.
-    expect(region.name).toMatch(new RegExp(`^/tensormem-${daemon.child.pid}-[0-9a-f]{32}$`));
+    expect(region.name).toMatch(new RegExp(`^/tensormem-${daemon.child.pid}-[0-9a-f]{16}-[0-9a-f]{32}$`));
     expect(region).toMatchObject({ offset: 0, length: MiB, regionBytes: MiB });
     const stat = statSync(shmPath(region.name));
     expect(stat.mode & 0o777).toBe(0o600);
