@@ -50,7 +50,17 @@ function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], path: str
   }
 }
 
-export async function startDaemon(config: DaemonConfig, log: Logger = pino({ level: config.logLevel }, pino.destination(2))): Promise<Daemon> {
+/**
+ * The daemon's log: JSON lines on stderr, written synchronously. An asynchronous destination is
+ * flushed at exit by a loop that retries a failed write for ever, so a daemon whose stderr reader had
+ * gone (a closed pipe: EPIPE) never exited after SIGTERM; written synchronously, a broken pipe just
+ * turns the log off (pino's EPIPE handling).
+ */
+export function stderrLog(level: string): Logger {
+  return pino({ level }, pino.destination({ dest: 2, sync: true }));
+}
+
+export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(config.logLevel)): Promise<Daemon> {
   const tenantSpecs = config.tenantsFile ? readTenantsFile(config.tenantsFile) : undefined;
   if (!tenantSpecs) {
     const exposed = config.listen.filter((address) => !isLocalAddress(address));

@@ -71,6 +71,25 @@ describe('lease lifecycle', () => {
     expect(stopped.liveChunks.host).toBe(0);
   });
 
+  it('exits on SIGTERM after whoever read its stderr has gone (writes to a closed pipe fail)', async () => {
+    const daemon = await startDaemon(['--log-level', 'info', '--shutdown-timeout', '1s']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    const lease = await client.openLease({ clientName: 'orphaned' });
+    await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024] });
+    // A stream that never ends keeps the daemon draining until --shutdown-timeout.
+    const stopWatching = client.watchMemory(100, () => undefined);
+    daemon.child.kill('SIGTERM');
+    for (let i = 0; i < 100 && !daemon.logs.some((entry) => entry.event === 'draining'); i++) await sleep(20);
+    expect(daemon.logs.some((entry) => entry.event === 'draining')).toBe(true);
+    // As when `tensormemd 2>&1 | tee log` loses its tee while it drains: the last lines, written as it exits, meet EPIPE.
+    daemon.child.stderr!.destroy();
+    const exit = await Promise.race([daemon.exited, sleep(8000).then(() => 'still running 8 s after SIGTERM')]);
+    stopWatching();
+    client.close();
+    if (exit !== 0) daemon.child.kill('SIGKILL');
+    expect(exit).toBe(0);
+  });
+
   it('prints every flag in --help and names the flag of a bad value', async () => {
     const help = await runTensormemd(['--help']);
     expect(help.code).toBe(0);
