@@ -89,8 +89,15 @@ export class Lease {
   private readonly retired = new Map<string, TensorArray>();
   /** The cuDNN scratch per device (grow-only). */
   private readonly cudnnScratch = new Map<number, TensorArray>();
-  /** request_id → the allocation it made (in flight or done), for idempotent retries. */
-  private readonly requests = new Map<string, { key: string; array: Promise<TensorArray> }>();
+  /**
+   * request_id → the allocation it made (in flight or done), for idempotent retries; `arrayId` once it
+   * is done. An entry goes when its allocation fails or its array is freed (a retry then allocates anew).
+   */
+  private readonly requests = new Map<string, { key: string; array: Promise<TensorArray>; arrayId?: string }>();
+  /** array id → its request_id, only for live arrays allocated with one, so that freeing drops the entry. */
+  private readonly requestOfArray = new Map<string, string>();
+  /** Allocations of this lease waiting for device memory (wait_for_memory); close() cancels them. */
+  private readonly pendingWaits = new Set<WaitHandle>();
 
   constructor(
     readonly leaseId: string,
@@ -117,7 +124,12 @@ export class Lease {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new TensormemError('FAILED_PRECONDITION', 'LEASE_EXPIRED', `lease ${this.leaseId} is closed`);
+    if (this.closed) throw this.closedError();
+  }
+
+  /** What a call on a closed lease gets (also a call still waiting for memory when the lease closes). */
+  private closedError(): TensormemError {
+    return new TensormemError('FAILED_PRECONDITION', 'LEASE_EXPIRED', `lease ${this.leaseId} is closed`);
   }
 
   /** Validates everything before taking any memory; all or nothing. */
@@ -138,12 +150,22 @@ export class Lease {
         if (previous.key !== key) throw invalidArgument('request_id', 'a request_id not used for a different allocation on this lease', params.requestId);
         const array = await previous.array;
         if (!array.isFreed) return array;
+        // Its memory went back another way (a workspace reset or destroy): the retry allocates anew.
+        if (this.requestOfArray.get(array.arrayId) === params.requestId) this.requestOfArray.delete(array.arrayId);
       }
       const pending = this.createMaybeWaiting(params, byteSize, placement, shape, workspace);
-      this.requests.set(params.requestId, { key, array: pending });
-      pending.catch(() => {
-        if (this.requests.get(params.requestId)?.array === pending) this.requests.delete(params.requestId);
-      });
+      const entry: { key: string; array: Promise<TensorArray>; arrayId?: string } = { key, array: pending };
+      this.requests.set(params.requestId, entry);
+      pending.then(
+        (array) => {
+          if (this.closed || this.requests.get(params.requestId) !== entry) return;
+          entry.arrayId = array.arrayId;
+          this.requestOfArray.set(array.arrayId, params.requestId);
+        },
+        () => {
+          if (this.requests.get(params.requestId) === entry) this.requests.delete(params.requestId);
+        },
+      );
       return pending;
     }
     return this.createMaybeWaiting(params, byteSize, placement, shape, workspace);
@@ -162,15 +184,27 @@ export class Lease {
     if (workspace) return this.create(params, byteSize, placement, shape, workspace);
     const wait = params.waitForMemory;
     if (!wait || placement !== 'PLACEMENT_DEVICE') return this.create(params, byteSize, placement, shape);
-    return this.memory.waitQueue(params.device).run(
+    let handle: WaitHandle | undefined;
+    const waiting = this.memory.waitQueue(params.device).run(
       this.tenant,
       () => this.create(params, byteSize, placement, shape),
       (late) => {
         if (this.arrays.delete(late.arrayId)) late.release();
       },
       wait.waitMs,
-      wait.onHandle,
+      (queued) => {
+        // Queued after the lease closed (its first attempt was refused meanwhile): fail at once.
+        if (this.closed) return queued.cancel(this.closedError());
+        handle = queued;
+        this.pendingWaits.add(queued);
+        wait.onHandle?.(queued);
+      },
     );
+    const settled = () => {
+      if (handle) this.pendingWaits.delete(handle);
+    };
+    waiting.then(settled, settled);
+    return waiting;
   }
 
   private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace): Promise<TensorArray> {
@@ -210,7 +244,22 @@ export class Lease {
     this.arrays.delete(array.arrayId);
     this.retired.delete(array.arrayId);
     if (array.workspace) this.attached.get(array.workspace)?.delete(array);
+    this.forgetRequest(array.arrayId);
     return array.release();
+  }
+
+  /** The array left the lease for good: a retry of the request_id that made it allocates anew. */
+  private forgetRequest(arrayId: string): void {
+    if (this.requestOfArray.size === 0) return;
+    const requestId = this.requestOfArray.get(arrayId);
+    if (requestId === undefined) return;
+    this.requestOfArray.delete(arrayId);
+    if (this.requests.get(requestId)?.arrayId === arrayId) this.requests.delete(requestId);
+  }
+
+  /** How many request_ids the lease remembers (live or in-flight allocations made with one). */
+  get requestIdCount(): number {
+    return this.requests.size;
   }
 
   /**
@@ -231,7 +280,11 @@ export class Lease {
       set.delete(array);
       this.arrays.delete(array.arrayId);
       this.retired.set(array.arrayId, array);
-      if (this.retired.size > RETIRED_ARRAYS_KEPT) this.retired.delete(this.retired.keys().next().value!);
+      if (this.retired.size > RETIRED_ARRAYS_KEPT) {
+        const oldest = this.retired.keys().next().value!;
+        this.retired.delete(oldest);
+        this.forgetRequest(oldest);
+      }
     }
     if (set.size === 0) this.attached.delete(workspace);
   }
@@ -356,10 +409,16 @@ export class Lease {
     return bytes;
   }
 
-  /** Frees every array and destroys every workspace; returns the bytes given back. */
+  /**
+   * Frees every array and destroys every workspace; allocations still waiting for memory fail at once
+   * with the closed-lease error and leave their queues. Returns the bytes given back.
+   */
   close(): number {
     if (this.closed) return 0;
     this.closed = true;
+    const waits = [...this.pendingWaits];
+    this.pendingWaits.clear();
+    for (const wait of waits) wait.cancel(this.closedError());
     let freed = 0;
     for (const array of this.arrays.values()) freed += array.release();
     freed += this.workspaces.destroyAll();
@@ -368,6 +427,7 @@ export class Lease {
     this.retired.clear();
     this.cudnnScratch.clear();
     this.requests.clear();
+    this.requestOfArray.clear();
     return freed;
   }
 }

@@ -3,7 +3,8 @@
  * memory is freed. Tenants are served in turn (round robin), each tenant's requests first come first
  * served, and a request that still does not fit does not hold up other tenants' smaller ones.
  * A waiter leaves the queue when served, when its deadline passes (DEADLINE_EXCEEDED carrying the last
- * out-of-memory message) or when it is cancelled; nothing of it remains.
+ * out-of-memory message) or when it is cancelled; nothing of it remains, and when it was the head of its
+ * tenant's list the queue is drained again, so the request behind it is tried at once.
  */
 import { OutOfMemoryError, TensormemError } from '../errors';
 
@@ -19,8 +20,27 @@ interface Waiter {
 }
 
 export interface WaitHandle {
-  /** Removes the waiter (the caller went away); its promise rejects with CANCELLED. */
-  cancel(): void;
+  /**
+   * Removes the waiter; its promise rejects with `error`, or with CANCELLED (the caller went away) when
+   * none is given. Nothing happens when the waiter has already left the queue.
+   */
+  cancel(error?: unknown): void;
+}
+
+/** The longest delay setTimeout takes (2^31 - 1 ms, about 24.8 days); a longer one would fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * setTimeout for any delay: one longer than MAX_TIMER_MS is armed in steps, each step re-arming the
+ * next, and `onTimer` receives every new timer so that the current one can be cleared. An infinite
+ * delay never fires.
+ */
+export function setLongTimeout(callback: () => void, delayMs: number, onTimer: (timer: NodeJS.Timeout) => void): void {
+  if (!(delayMs > MAX_TIMER_MS)) {
+    onTimer(setTimeout(callback, Math.max(0, delayMs)));
+    return;
+  }
+  onTimer(setTimeout(() => setLongTimeout(callback, delayMs - MAX_TIMER_MS, onTimer), MAX_TIMER_MS));
 }
 
 /** Only device out-of-memory refusals can end by waiting: others' frees make room; quotas do not change by waiting. */
@@ -42,7 +62,8 @@ export class MemoryWaitQueue {
 
   /**
    * Runs `attempt` now unless others are already waiting (then queues behind them, for fairness), and
-   * again after every free until it succeeds, fails for another reason, or `waitMs` passes.
+   * again after every free until it succeeds, fails for another reason, or `waitMs` passes (any length:
+   * waits beyond setTimeout's 2^31 - 1 ms are armed in steps).
    */
   async run<T>(tenant: string, attempt: () => Promise<T>, discard: (value: T) => void, waitMs: number, onHandle?: (handle: WaitHandle) => void): Promise<T> {
     if (this.size === 0) {
@@ -68,21 +89,37 @@ export class MemoryWaitQueue {
         resolve: resolve as (value: unknown) => void,
         reject,
         lastRefusal: refusal,
-        timer: setTimeout(() => {
-          if (this.remove(waiter)) {
+        timer: undefined as unknown as NodeJS.Timeout,
+      };
+      setLongTimeout(
+        () => {
+          if (this.leave(waiter)) {
             reject(new TensormemError('DEADLINE_EXCEEDED', refusal.reason, `waited ${waitMs} ms for device memory: ${waiter.lastRefusal.message}`, waiter.lastRefusal.metadata));
           }
-        }, waitMs),
-      };
+        },
+        waitMs,
+        (timer) => (waiter.timer = timer),
+      );
       const list = this.byTenant.get(tenant);
       if (list) list.push(waiter);
       else this.byTenant.set(tenant, [waiter]);
       onHandle?.({
-        cancel: () => {
-          if (this.remove(waiter)) reject(new TensormemError('CANCELLED', 'FAILED_PRECONDITION', 'the call was cancelled while waiting for memory'));
+        cancel: (error?: unknown) => {
+          if (this.leave(waiter)) reject(error ?? new TensormemError('CANCELLED', 'FAILED_PRECONDITION', 'the call was cancelled while waiting for memory'));
         },
       });
     });
+  }
+
+  /**
+   * Takes out a waiter that gives up (deadline, cancel) rather than being served; when it was its
+   * tenant's head, the next one of that tenant may fit now, so the queue is drained again.
+   */
+  private leave(waiter: Waiter): boolean {
+    const wasHead = this.byTenant.get(waiter.tenant)?.[0] === waiter;
+    if (!this.remove(waiter)) return false;
+    if (wasHead) this.notifyFreed();
+    return true;
   }
 
   private remove(waiter: Waiter): boolean {

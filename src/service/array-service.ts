@@ -51,7 +51,10 @@ export class ArrayService {
     return this.context.registry.authenticate(bearerToken(metadata));
   }
 
-  /** How long a wait_for_memory call may wait: until its deadline, at most --max-wait; cancelled with the call. */
+  /**
+   * How long a wait_for_memory call may wait: until its deadline, at most --max-wait; cancelled with the
+   * call. Any length works: the wait queue arms waits beyond setTimeout's 2^31 - 1 ms in steps.
+   */
   private waitFor(call: ServerUnaryCall<unknown, unknown>): { waitMs: number; onHandle: (handle: WaitHandle) => void } {
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);

@@ -74,6 +74,56 @@ describe('backpressure', () => {
     await holder.close();
   });
 
+  it("serves a tenant's next waiting request as soon as the one ahead of it gives up at its deadline", async () => {
+    const holder = await client.openLease({ tenant: 'holder' });
+    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] });
+    const first = await client.openLease({ tenant: 'queued' });
+    const second = await client.openLease({ tenant: 'queued' });
+    // 8 + 12 > 16: waits; the 4 MiB request fits but queues behind it (same tenant, first come first served).
+    const big = first.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB], waitForMemory: true, deadlineMs: 700 }).catch((e: unknown) => e);
+    await sleep(100);
+    const started = Date.now();
+    const small = await second.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true, deadlineMs: 10_000 });
+    expect(small.byte_size).toBe(4 * MiB);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(((await big) as TensormemClientError).code).toBe(status.DEADLINE_EXCEEDED);
+    expect(await used()).toBe(12 * MiB);
+    await second.close();
+    await first.close();
+    await holder.free(held.array_id);
+    await holder.close();
+    expect(await used()).toBe(0);
+  });
+
+  it('fails a waiting request at once when its lease is closed or expires, and serves the same tenant next', async () => {
+    const holder = await client.openLease({ tenant: 'holder' });
+    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] });
+    const next = await client.openLease({ tenant: 'closing' });
+    for (const end of ['close', 'expiry'] as const) {
+      const doomed = await client.openLease({ tenant: 'closing', ttlSeconds: end === 'expiry' ? 1 : 0 });
+      const started = Date.now();
+      const waiting = doomed.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB], waitForMemory: true, deadlineMs: 15_000 }).catch((e: unknown) => e);
+      await sleep(200);
+      if (end === 'close') await doomed.close();
+      const error = (await waiting) as TensormemClientError;
+      expect(error).toBeInstanceOf(TensormemClientError);
+      expect(error.code).toBe(status.FAILED_PRECONDITION);
+      expect(error.reason).toBe('LEASE_EXPIRED');
+      expect(error.details).toContain(doomed.leaseId);
+      expect(Date.now() - started).toBeLessThan(end === 'close' ? 2_000 : 5_000);
+      // The closed lease's request has left the queue: the tenant's next one, which fits, is served at once.
+      const queuedAt = Date.now();
+      const array = await next.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true, deadlineMs: 10_000 });
+      expect(Date.now() - queuedAt).toBeLessThan(2_000);
+      await next.free(array.array_id);
+    }
+    expect(await used()).toBe(8 * MiB);
+    await next.close();
+    await holder.free(held.array_id);
+    await holder.close();
+    expect(await used()).toBe(0);
+  });
+
   it('serves waiting tenants in turn rather than one tenant first', async () => {
     const holder = await client.openLease({ tenant: 'holder' });
     const blocks: ArrayInfo[] = [];
@@ -107,5 +157,42 @@ describe('backpressure', () => {
     await y.close();
     await holder.close();
     expect(await used()).toBe(0);
+  });
+});
+
+describe('backpressure with a --max-wait beyond 2^31 - 1 ms', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '16M', '--pool-chunk', '4M', '--max-wait', '600h']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('keeps waiting until memory is freed instead of timing out at once', async () => {
+    const holder = await client.openLease({ tenant: 'holder' });
+    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
+    const x = await client.openLease({ tenant: 'x' });
+    const y = await client.openLease({ tenant: 'y' });
+    const settled: string[] = [];
+    // No call deadline: each waits up to --max-wait, 600 h (2.16e9 ms, past what one setTimeout can arm).
+    const first = x.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true }).finally(() => settled.push('x'));
+    const second = y.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true }).finally(() => settled.push('y'));
+    first.catch(() => {});
+    second.catch(() => {});
+    await sleep(500);
+    expect(settled).toEqual([]);
+    await holder.free(held.array_id);
+    expect((await first).byte_size).toBe(4 * MiB);
+    expect((await second).byte_size).toBe(4 * MiB);
+    await x.close();
+    await y.close();
+    await holder.close();
+    expect((await client.memoryInfo()).devices[0].used_bytes).toBe(0);
   });
 });

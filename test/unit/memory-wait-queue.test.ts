@@ -1,0 +1,139 @@
+/** MemoryWaitQueue: waiters that leave (deadline, cancel) let the next one in, and waits of any length. */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { OutOfMemoryError, TensormemError } from '../../src/errors';
+import { MAX_TIMER_MS, MemoryWaitQueue, WaitHandle, setLongTimeout } from '../../src/memory/memory-wait-queue';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A device of `capacity` units: take(n) succeeds while n units are free, else refuses as the pool does. */
+function device(capacity: number) {
+  let used = 0;
+  return {
+    get used() {
+      return used;
+    },
+    take: (units: number) => async () => {
+      if (used + units > capacity) {
+        throw new OutOfMemoryError({ memory: 'DEVICE', device: 0, requestedBytes: units, capName: 'pool cap (maxbytes)', capBytes: capacity, usedBytes: used, largestFreeBlockBytes: capacity - used });
+      }
+      used += units;
+      return units;
+    },
+    give: (units: number) => {
+      used -= units;
+    },
+  };
+}
+
+/** Whether `promise` has settled after the pending callbacks ran, and how. */
+function observe<T>(promise: Promise<T>) {
+  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  promise.then(
+    (value) => Object.assign(state, { settled: true, value }),
+    (error) => Object.assign(state, { settled: true, error }),
+  );
+  return state;
+}
+
+describe('MemoryWaitQueue', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("serves a tenant's next waiter as soon as its head gives up at its deadline", async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    await dev.take(128)();
+    const big = observe(queue.run('a', dev.take(200), dev.give, 100));
+    await sleep(10);
+    const started = Date.now();
+    const small = observe(queue.run('a', dev.take(64), dev.give, 5_000));
+    // The small one fits, but waits behind the same tenant's head; nothing is freed meanwhile.
+    await sleep(30);
+    expect(small.settled).toBe(false);
+    await sleep(300);
+    expect(big.settled).toBe(true);
+    expect((big.error as TensormemError).kind).toBe('DEADLINE_EXCEEDED');
+    expect(small.settled).toBe(true);
+    expect(small.value).toBe(64);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(queue.size).toBe(0);
+    expect(dev.used).toBe(192);
+  });
+
+  it("serves a tenant's next waiter as soon as its head is cancelled", async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    await dev.take(128)();
+    let head: WaitHandle | undefined;
+    const big = observe(queue.run('a', dev.take(200), dev.give, 10_000, (handle) => (head = handle)));
+    await sleep(10);
+    const small = observe(queue.run('a', dev.take(64), dev.give, 10_000));
+    await sleep(30);
+    expect(small.settled).toBe(false);
+    head!.cancel();
+    await sleep(30);
+    expect((big.error as TensormemError).kind).toBe('CANCELLED');
+    expect(small.value).toBe(64);
+    expect(queue.size).toBe(0);
+  });
+
+  it('rejects a cancelled waiter with the error given to cancel, once', async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(16);
+    await dev.take(16)();
+    let handle: WaitHandle | undefined;
+    const waiting = observe(queue.run('a', dev.take(8), dev.give, 10_000, (h) => (handle = h)));
+    await sleep(10);
+    const closed = new TensormemError('FAILED_PRECONDITION', 'LEASE_EXPIRED', 'lease lease-1 is closed');
+    handle!.cancel(closed);
+    handle!.cancel();
+    await sleep(10);
+    expect(waiting.error).toBe(closed);
+    expect(queue.size).toBe(0);
+  });
+
+  it('keeps waiting when the wait is longer than setTimeout allows (2^31 - 1 ms)', async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(16);
+    await dev.take(16)();
+    let handle: WaitHandle | undefined;
+    const waiting = observe(queue.run('a', dev.take(8), dev.give, 600 * 3_600_000, (h) => (handle = h)));
+    await sleep(100);
+    expect(waiting.settled).toBe(false);
+    expect(queue.size).toBe(1);
+    dev.give(16);
+    queue.notifyFreed();
+    await sleep(30);
+    expect(waiting.value).toBe(8);
+    handle!.cancel();
+    expect(queue.size).toBe(0);
+  });
+
+  it('arms a long timeout in steps and fires it when the whole delay has passed', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let fired = 0;
+    const timers: NodeJS.Timeout[] = [];
+    setLongTimeout(() => fired++, 2 * MAX_TIMER_MS + 5_000, (timer) => timers.push(timer));
+    vi.advanceTimersByTime(MAX_TIMER_MS);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(MAX_TIMER_MS);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(4_999);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(1);
+    expect(fired).toBe(1);
+    expect(timers).toHaveLength(3);
+  });
+
+  it('clears a stepped timeout through the latest timer', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let fired = 0;
+    let current: NodeJS.Timeout | undefined;
+    setLongTimeout(() => fired++, MAX_TIMER_MS + 10, (timer) => (current = timer));
+    vi.advanceTimersByTime(MAX_TIMER_MS);
+    clearTimeout(current);
+    vi.advanceTimersByTime(MAX_TIMER_MS);
+    expect(fired).toBe(0);
+  });
+});
