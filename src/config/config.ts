@@ -11,6 +11,7 @@ import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag } from './flags';
 import { parseHostPort, unixSocketPath } from './listen-address';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
+import { MAX_TIMER_MS } from '../memory/memory-wait-queue';
 
 /** `profile:NAME` marks a value set by --profile NAME (applyProfile). */
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default' | `profile:${string}`;
@@ -155,6 +156,12 @@ function build(raw: RawValues): DaemonConfig {
     if (value <= 0) throw invalidArgument(field(name), 'a duration above 0', text(name));
     return value;
   };
+  /** A duration that arms one timer: setTimeout fires at once past 2^31 - 1 ms, so longer ones are refused. */
+  const timerDuration = (name: string): number => {
+    const value = duration(name);
+    if (value > MAX_TIMER_MS) throw invalidArgument(field(name), `a duration of at most ${MAX_TIMER_MS} ms (about 24.8 days)`, text(name));
+    return value;
+  };
   const choice = <T extends string>(name: string): T => {
     const flag = findFlag(name)!;
     const value = text(name)!;
@@ -194,7 +201,7 @@ function build(raw: RawValues): DaemonConfig {
     allowSmallDevice: bool('allow-small-device'),
     mirror: choice('mirror'),
     leaseTtlMs: duration('lease-ttl'),
-    reclaimIntervalMs: duration('reclaim-interval'),
+    reclaimIntervalMs: timerDuration('reclaim-interval'),
     listen,
     dataListen: dataListen(text('data-listen')),
     healthListen: healthAddress(text('health-listen')),
@@ -203,9 +210,9 @@ function build(raw: RawValues): DaemonConfig {
     poolChunkBytes: positiveBytes('pool-chunk'),
     asyncCopyThresholdBytes: bytes('async-copy-threshold'),
     heapGrowthPercent: int('heap-growth', 0, 400),
-    shutdownTimeoutMs: duration('shutdown-timeout'),
+    shutdownTimeoutMs: timerDuration('shutdown-timeout'),
     maxWaitMs: duration('max-wait'),
-    dataStallTimeoutMs: duration('data-stall-timeout'),
+    dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     logLevel: choice('log-level'),
     tenantsFile: text('tenants') || undefined,
     tls: tlsFiles(text('tls-cert'), text('tls-key'), text('tls-client-ca')),

@@ -54,7 +54,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'allow-small-device', type: 'bool', default: 'false', help: 'Serve devices under 2 GiB (the seed: "GPUs with less than 2 GB VRAM are not suitable"); refused otherwise.' },
   { name: 'mirror', type: 'enum', arg: 'MODE', default: 'lazy', choices: ['lazy', 'eager'], help: 'Host mirrors of device arrays: allocated on first host access (lazy) or with the array (eager).' },
   { name: 'lease-ttl', type: 'duration', arg: 'DURATION', default: '30s', help: 'Lease lifetime unless renewed (RenewLease, KeepAlive).' },
-  { name: 'reclaim-interval', type: 'duration', arg: 'DURATION', default: '1s', help: "How often expired leases are swept and their memory freed (the seed's auto-GC window)." },
+  { name: 'reclaim-interval', type: 'duration', arg: 'DURATION', default: '1s', help: "How often expired leases are swept and their memory freed (the seed's auto-GC window). At most 24.8 days." },
   {
     name: 'listen',
     type: 'list',
@@ -73,7 +73,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'duration',
     arg: 'DURATION',
     default: '60s',
-    help: 'A data plane request whose connection moves no byte either way for this long (a PUT body that stops arriving, a GET whose reader stops reading) is cut: its connection is closed, a PUT writes nothing more and answers nothing, and what it wrote so far stays in the array.',
+    help: 'A data plane request whose connection moves no byte either way for this long (a PUT body that stops arriving, a GET whose reader stops reading) is cut: its connection is closed, a PUT writes nothing more and answers nothing, and what it wrote so far stays in the array. At most 24.8 days.',
   },
   {
     name: 'metrics-listen',
@@ -109,7 +109,7 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '10',
     help: "How far the daemon's V8 heap may grow past what the last full GC kept before the next one (V8's --heap-growing-percent; V8 adds at least 8 MiB plus the young generation). Bounds the garbage a burst of calls leaves in the resident set, at the price of more full GCs under load (README, Performance). While a WriteArray or ReadArray stream of 8 MiB or more runs, 300 instead (V8's own largest), so that its message buffers do not start a full GC every few MiB. Process-wide; overrides node's own --heap-growing-percent. 0 leaves V8's flags as node was started (V8's own choice, up to 4 x), streams or not.",
   },
-  { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits.' },
+  { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits. At most 24.8 days.' },
   {
     name: 'cudnn-library',
     type: 'string',
