@@ -42,6 +42,7 @@ import { DEDICATED_GRANULE_BYTES } from './memory-resource';
 import { FreeSpanTable } from './free-span-table';
 import { checkRequestBytes } from './sized-resource';
 import type { SizedMemoryResource } from './sized-resource';
+import { formatBytes } from '../units';
 
 export interface PoolResourceOptions {
   source: ChunkSource;
@@ -255,7 +256,7 @@ export class PoolResource implements SizedMemoryResource {
   /** A block in a chunk of its own (see the file comment); throws with nothing held. */
   private allocateDedicated(bytes: number, owner: BlockOwner): Block {
     const size = this.alignedSize(bytes, { dedicated: true });
-    this.makeRoom(size, bytes);
+    this.makeRoom(size, bytes, true);
     let handle: number;
     try {
       handle = this.source.allocateChunk(size, { dedicated: true });
@@ -495,14 +496,22 @@ export class PoolResource implements SizedMemoryResource {
    * Makes the reservation cap leave `size` bytes for a new chunk, giving fully free chunks back
    * (oldest first) only when that is enough; otherwise refuses with nothing changed.
    */
-  private makeRoom(size: number, requestedBytes: number): void {
+  private makeRoom(size: number, requestedBytes: number, dedicated = false): void {
     if (size > this.reservationLimit - this.reserved) {
       // Decide before acting: give chunks back only if that makes room for this request.
       let releasable = 0;
       for (const chunk of this.chunks.values()) if (chunk.usedBytes === 0) releasable += chunk.bytes;
       if (size > this.reservationLimit - this.reserved + releasable) {
         this.failedAllocationsTotal++;
-        throw this.refusal(requestedBytes);
+        const refusal = this.refusal(requestedBytes);
+        if (!dedicated) throw refusal;
+        // The free space the message names lies in chunks the region cannot use: say where the cap went.
+        throw new OutOfMemoryError({
+          ...refusal.facts,
+          backendDetail:
+            `an exportable block needs ${formatBytes(size)} of its own, outside the pool's chunks, and the chunks ` +
+            `already reserve ${formatBytes(this.reserved)} of the cap${releasable > 0 ? `, ${formatBytes(releasable)} of it in empty chunks` : ', none of it in empty chunks'}`,
+        });
       }
       for (const chunk of [...this.chunks.values()]) {
         if (size <= this.reservationLimit - this.reserved) break;

@@ -96,4 +96,25 @@ describe('dedicated blocks', () => {
     expect(resource.stats()).toMatchObject({ usedBytes: 0, reservedBytes: 0 });
     resource.checkInvariants();
   });
+
+  it('say, when refused, that the cap went to the chunks whose free space the message names', () => {
+    const source = new RecordingSource();
+    const resource = pool(source, 4 * MiB);
+    const shared = resource.allocate(4 * KiB, {}); // the one 4 MiB chunk, the whole cap
+    let refusal: unknown;
+    try {
+      resource.allocate(4 * KiB, {}, { dedicated: true });
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(OutOfMemoryError);
+    const message = (refusal as OutOfMemoryError).message;
+    expect(message).toContain('used 4096 bytes (4.00 KiB), largest free block 4190208 bytes (4.00 MiB)');
+    expect(message).toContain(
+      "; an exportable block needs 4096 bytes (4.00 KiB) of its own, outside the pool's chunks, and the chunks already reserve 4194304 bytes (4.00 MiB) of the cap, none of it in empty chunks.",
+    );
+    // A shared block is not refused that way.
+    expect(resource.allocate(4 * KiB, {}).bytes).toBe(4 * KiB);
+    resource.deallocate(shared);
+  });
 });
