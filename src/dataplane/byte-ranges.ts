@@ -20,9 +20,22 @@ function integer(text: string, field: string, header: string): number {
 }
 
 /**
+ * A position or suffix length of a `Range` header: any number of digits, since a value that large only
+ * says "past the end" (the caller clips a last position or suffix length to the array, and a first
+ * position past it is unsatisfiable). Infinity stands for any value of 2^53 or more, all of them past
+ * the end of any array.
+ */
+function rangePosition(text: string): number {
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : Infinity;
+}
+
+/**
  * `Range: bytes=a-b` (inclusive), `bytes=a-` (to the end) or `bytes=-n` (the last n bytes) of an
- * array of `size` bytes; undefined without the header (the whole array). A range starting at or past
- * the end is OUT_OF_RANGE (416); an end past the array is clipped to it (RFC 9110 §14.1.2).
+ * array of `size` bytes; undefined without the header (the whole array). A range that selects no byte
+ * (starting at or past the end, a suffix of 0 bytes, any suffix of a 0-byte array) is OUT_OF_RANGE
+ * (416); a last position past the array, or a suffix longer than it, is clipped to it, however many
+ * digits it has (RFC 9110 §14.1.2).
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined) return undefined;
@@ -32,19 +45,15 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
     throw invalidArgument('Range', 'bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX_LENGTH', header);
   }
   if (match[1] === '') {
-    const suffix = integer(match[2], 'Range', header);
-    if (suffix === 0) throw outOfRange('Range', `${header} selects no bytes of a ${size}-byte array`);
-    const length = Math.min(suffix, size);
+    const length = Math.min(rangePosition(match[2]), size);
+    if (length === 0) throw outOfRange('Range', `${header} selects no bytes of a ${size}-byte array`);
     return { start: size - length, length };
   }
-  const first = integer(match[1], 'Range', header);
-  if (match[2] !== '') {
-    const last = integer(match[2], 'Range', header);
-    if (last < first) throw invalidArgument('Range', 'a last byte position at or after the first', header);
-  }
+  const first = rangePosition(match[1]);
+  const last = match[2] === '' ? Infinity : rangePosition(match[2]);
+  if (last < first) throw invalidArgument('Range', 'a last byte position at or after the first', header);
   if (first >= size) throw outOfRange('Range', `${header} starts at or past the end of the array (${size} bytes)`);
-  const last = match[2] === '' ? size - 1 : Math.min(integer(match[2], 'Range', header), size - 1);
-  return { start: first, length: last - first + 1 };
+  return { start: first, length: Math.min(last, size - 1) - first + 1 };
 }
 
 /**

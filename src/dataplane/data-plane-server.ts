@@ -138,9 +138,13 @@ class DataPlane {
    * inline into pool memory when the array allows it); the answer is sent once every byte is in.
    */
   private async put(exchange: HttpExchange, array: TensorArray): Promise<void> {
+    const transferEncoding = exchange.headers['transfer-encoding'];
+    if (transferEncoding !== undefined) {
+      throw invalidArgument('Transfer-Encoding', 'no Transfer-Encoding header (chunked uploads are not accepted: send Content-Length, which is checked against the array before writing)', transferEncoding);
+    }
     const lengthHeader = exchange.headers['content-length'];
-    if (lengthHeader === undefined || exchange.headers['transfer-encoding'] !== undefined) {
-      throw invalidArgument('Content-Length', 'a Content-Length header (chunked uploads are not accepted: the length is checked against the array before writing)', lengthHeader ?? '(none)');
+    if (lengthHeader === undefined) {
+      throw invalidArgument('Content-Length', 'a Content-Length header (chunked uploads are not accepted: the length is checked against the array before writing)', '(none)');
     }
     const contentLength = Number(lengthHeader);
     const range: ByteRange = parseContentRange(exchange.headers['content-range'], array.byteSize, contentLength);
@@ -179,20 +183,25 @@ class DataPlane {
    * (TensorArray.lendHostView) written to the socket as it is, and given back once the socket has
    * taken it or the connection is gone. A few pieces are on the socket at a time; the array cannot be
    * freed or moved under them (a free meanwhile is carried out when the last piece is given back).
+   * The success headers are set only once the first piece is lent: a refusal up to then (no host
+   * memory for the mirror, the array freed) is a whole JSON answer of its own.
    */
   private async get(exchange: HttpExchange, array: TensorArray, headOnly: boolean): Promise<void> {
     const range = parseRange(exchange.headers.range, array.byteSize);
     const start = range?.start ?? 0;
     const length = range?.length ?? array.byteSize;
     array.assertUsable('Cannot read array');
-    exchange.setHeader('Content-Type', 'application/octet-stream');
-    exchange.setHeader('Accept-Ranges', 'bytes');
-    exchange.setHeader('X-Tensormem-Data-Type', array.dataType);
-    exchange.setHeader('X-Tensormem-Shape', array.shape.join(','));
-    exchange.setHeader('Content-Length', String(length));
-    if (range) exchange.setHeader('Content-Range', `bytes ${start}-${start + length - 1}/${array.byteSize}`);
-    exchange.statusCode = range ? 206 : 200;
+    const setSuccessHeaders = () => {
+      exchange.setHeader('Content-Type', 'application/octet-stream');
+      exchange.setHeader('Accept-Ranges', 'bytes');
+      exchange.setHeader('X-Tensormem-Data-Type', array.dataType);
+      exchange.setHeader('X-Tensormem-Shape', array.shape.join(','));
+      exchange.setHeader('Content-Length', String(length));
+      if (range) exchange.setHeader('Content-Range', `bytes ${start}-${start + length - 1}/${array.byteSize}`);
+      exchange.statusCode = range ? 206 : 200;
+    };
     if (headOnly || length === 0) {
+      setSuccessHeaders();
       exchange.end();
       return;
     }
@@ -210,6 +219,7 @@ class DataPlane {
         loan.end();
         return;
       }
+      if (position === start) setSuccessHeaders();
       const giveBack = () => {
         if (!onSocket.delete(giveBack)) return;
         loan.end();
@@ -241,6 +251,8 @@ class DataPlane {
       return;
     }
     this.context.log.debug({ event: 'data_plane_refused', method: exchange.method, url: exchange.url, code: body.code, reason: body.reason }, body.message);
+    // Nothing set for a success answer (a GET's length, range, type) may go out with the error.
+    exchange.clearHeaders();
     if (body.code === 401) exchange.setHeader('WWW-Authenticate', 'Bearer realm="tensormem"');
     if (body.code === 416 && body.metadata.field === 'Range') {
       const size = this.sizeOf(exchange);

@@ -10,13 +10,14 @@
  * What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length body (a Transfer-Encoding body is not
  * framed here: the request reaches the handler, which refuses it, and the connection closes after the
  * answer), keep-alive and pipelined requests (served one at a time), `Expect: 100-continue`, HEAD.
- * A head over 16 KiB is 431 and a malformed one 400; both close the connection. An answer sent before
- * the request's body was read closes the connection after it (what the client still sends is read and
- * dropped for up to 5 s first, so that a reset does not destroy the answer in flight). An idle
- * keep-alive connection, or one that sends only part of a head, is closed after 5 s. A request whose
- * socket moves no byte either way for `stallTimeoutMs` (a body that stops arriving, a reader that
- * stops reading the answer) is cut: the socket is destroyed, so the exchange's close listeners run and
- * a body still being read fails.
+ * A head over 16 KiB is 431 and a malformed one (a CR or LF other than a CRLF line end among them) 400;
+ * both close the connection. An answer sent before the request's body was read closes the connection
+ * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does
+ * not destroy the answer in flight). An idle keep-alive connection is closed after 5 s without a
+ * byte; a head not complete 5 s after its first byte is cut, however steadily it trickles in. Both 5 s
+ * limits (drop, head) are deadlines, not idle timers. A request whose socket moves no byte either way
+ * for `stallTimeoutMs` (a body that stops arriving, a reader that stops reading the answer) is cut: the
+ * socket is destroyed, so the exchange's close listeners run and a body still being read fails.
  *
  * TLS connections (`tls.Server`) read through 'data' events: the same framing, one copy more.
  */
@@ -26,8 +27,12 @@ import { Server as TlsServer, TlsOptions, createServer as createTlsServer } from
 
 /** Largest request head (request line and headers) accepted. */
 export const MAX_HEAD_BYTES = 16 * 1024;
-/** How long a connection may sit between requests, or in the middle of a head. */
+/** How long a connection may sit between requests without a byte (an idle timer: each byte restarts it). */
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** A request head must be complete this long after its first byte (a deadline: bytes do not extend it). */
+export const HEAD_TIMEOUT_MS = 5_000;
+/** How long what a client still sends after an early answer is read and dropped before the connection is cut (a deadline). */
+export const DRAIN_TIMEOUT_MS = 5_000;
 /**
  * The buffer a connection reads a body into, unless Http1ServerOptions say otherwise (its own, kept
  * for its life once it has received a body): 2048 reads per 256 MiB.
@@ -54,6 +59,12 @@ export interface Http1ServerOptions {
   onStall?: (exchange: HttpExchange) => void;
   /** Size of a connection's body read buffer, so the largest piece a BodyReader gets (default DEFAULT_BODY_READ_BYTES). */
   bodyReadBytes?: number;
+  /** Idle time between requests before a connection is closed (default KEEP_ALIVE_TIMEOUT_MS). */
+  keepAliveTimeoutMs?: number;
+  /** Deadline for a request head, from its first byte (default HEAD_TIMEOUT_MS). */
+  headTimeoutMs?: number;
+  /** Deadline for reading and dropping what a client sends after an early answer (default DRAIN_TIMEOUT_MS). */
+  drainTimeoutMs?: number;
 }
 
 /** What a connection needs of its server: the handler and how a stalled request is cut. */
@@ -61,6 +72,9 @@ interface ConnectionSettings {
   handler: HttpHandler;
   stallTimeoutMs: number;
   bodyReadBytes: number;
+  keepAliveTimeoutMs: number;
+  headTimeoutMs: number;
+  drainTimeoutMs: number;
   onStall?: (exchange: HttpExchange) => void;
 }
 
@@ -74,6 +88,9 @@ export class Http1Server {
       handler,
       stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
       bodyReadBytes: options.bodyReadBytes ?? DEFAULT_BODY_READ_BYTES,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
+      headTimeoutMs: options.headTimeoutMs ?? HEAD_TIMEOUT_MS,
+      drainTimeoutMs: options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS,
       onStall: options.onStall,
     };
     if (options.tls) {
@@ -145,6 +162,12 @@ class Http1Connection {
   private ended = false;
   private headBuffer?: Buffer;
   private bodyBuffer?: Buffer;
+  /** Cuts a head not complete by its deadline; set at its first byte, cleared when it is complete. */
+  private headTimer?: NodeJS.Timeout;
+  /** Ends the read-and-drop of a draining connection. */
+  private drainTimer?: NodeJS.Timeout;
+  /** The drain's deadline passed while the answer was still going out: nothing more is read. */
+  private dropDone = false;
 
   constructor(
     readonly socket: Socket,
@@ -152,11 +175,11 @@ class Http1Connection {
     ownBuffers: boolean,
   ) {
     socket.setNoDelay(true);
-    socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
+    socket.setTimeout(settings.keepAliveTimeoutMs);
     socket.on('timeout', () => {
       // A request being read or answered, or an answer still queued on the socket, has stalled;
       // otherwise the connection sat idle between requests or in the drain.
-      const stalled = this.state === 'request' || (this.state === 'head' && socket.writableLength > 0);
+      const stalled = this.state === 'request' || (this.state !== 'closed' && socket.writableLength > 0);
       if (stalled && this.exchange) this.settings.onStall?.(this.exchange);
       socket.destroy();
     });
@@ -230,7 +253,10 @@ class Http1Connection {
         this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
         return chunk.byteLength;
       }
-      if (start < head.byteLength) this.pending = Buffer.from(head.subarray(start));
+      if (start < head.byteLength) {
+        this.pending = Buffer.from(head.subarray(start));
+        this.headTimer ??= setTimeout(() => this.socket.destroy(), this.settings.headTimeoutMs);
+      }
       return chunk.byteLength;
     }
     if (end - start > MAX_HEAD_BYTES) {
@@ -238,8 +264,8 @@ class Http1Connection {
       return chunk.byteLength;
     }
     const parsed = parseHead(head.toString('latin1', start, end));
-    if (typeof parsed === 'string') {
-      this.refuse(400, parsed);
+    if ('malformed' in parsed) {
+      this.refuse(400, parsed.malformed, parsed.field === undefined ? {} : { field: parsed.field });
       return chunk.byteLength;
     }
     this.begin(parsed);
@@ -247,6 +273,7 @@ class Http1Connection {
   }
 
   private begin(head: RequestHead): void {
+    this.clearHeadTimer();
     this.state = 'request';
     this.socket.setTimeout(this.settings.stallTimeoutMs);
     this.bodyRemaining = head.contentLength;
@@ -311,7 +338,8 @@ class Http1Connection {
   }
 
   private wantsBytes(): boolean {
-    if (this.state === 'head' || this.state === 'draining') return true;
+    if (this.state === 'head') return true;
+    if (this.state === 'draining') return !this.dropDone;
     if (this.state !== 'request') return false;
     return this.bodyRemaining > 0 && this.reader !== undefined && !this.readerBusy;
   }
@@ -360,37 +388,72 @@ class Http1Connection {
     }
     this.state = 'head';
     // Until the socket has taken the whole answer, a reader that stops reading it is a stall.
-    this.socket.setTimeout(this.socket.writableLength > 0 ? this.settings.stallTimeoutMs : KEEP_ALIVE_TIMEOUT_MS);
+    this.socket.setTimeout(this.socket.writableLength > 0 ? this.settings.stallTimeoutMs : this.settings.keepAliveTimeoutMs);
     this.pump();
   }
 
   /** HttpExchange.end, once the socket has taken the whole answer. */
   answerTaken(): void {
-    if (this.state === 'head') this.socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
+    if (this.state === 'head') this.socket.setTimeout(this.settings.keepAliveTimeoutMs);
   }
 
-  private refuse(code: number, message: string): void {
-    const body = JSON.stringify({ code, status: code === 431 ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason: code === 431 ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST', message, metadata: {} });
+  private refuse(code: number, message: string, metadata: Record<string, string> = {}): void {
+    const body = JSON.stringify({ code, status: code === 431 ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason: code === 431 ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST', message, metadata });
     this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 
   /**
    * Ends the connection after `last`: our side closes at once; what the client still sends is read and
-   * dropped until it closes its side (then the socket is gone) or for KEEP_ALIVE_TIMEOUT_MS.
+   * dropped until it closes its side (then the socket is gone), for drainTimeoutMs at most (a deadline
+   * from now, however steadily bytes arrive). An answer still going out at the deadline (a large GET's
+   * last pieces with Connection: close) is not cut by it: reading stops until the socket has taken the
+   * whole answer (a reader that stops meanwhile is a stall), then what the client sends is read and
+   * dropped for drainTimeoutMs more, so that closing with unread bytes (a reset) does not destroy the
+   * end of the answer still in the kernel's buffers.
    */
   private drain(last?: string): void {
     if (this.state === 'draining' || this.state === 'closed') return;
+    this.clearHeadTimer();
     this.state = 'draining';
     this.pending = undefined;
     if (this.bodyDone) this.readFailed(prematureClose());
-    this.socket.setTimeout(KEEP_ALIVE_TIMEOUT_MS);
     if (last !== undefined) this.socket.end(last);
     else this.socket.end();
-    if (this.ended) this.socket.destroySoon();
-    else this.socket.resume();
+    this.socket.setTimeout(this.socket.writableLength > 0 ? this.settings.stallTimeoutMs : this.settings.keepAliveTimeoutMs);
+    if (this.ended) {
+      this.socket.destroySoon();
+      return;
+    }
+    this.drainTimer = setTimeout(() => this.drainDeadline(), this.settings.drainTimeoutMs);
+    this.socket.resume();
+  }
+
+  private drainDeadline(): void {
+    this.drainTimer = undefined;
+    if (this.socket.writableFinished) {
+      this.socket.destroy();
+      return;
+    }
+    this.dropDone = true;
+    this.socket.pause();
+    this.socket.once('finish', () => {
+      if (this.state !== 'draining') return;
+      this.dropDone = false;
+      this.socket.resume();
+      this.drainTimer = setTimeout(() => this.socket.destroy(), this.settings.drainTimeoutMs);
+    });
+  }
+
+  private clearHeadTimer(): void {
+    if (this.headTimer === undefined) return;
+    clearTimeout(this.headTimer);
+    this.headTimer = undefined;
   }
 
   private closed(): void {
+    this.clearHeadTimer();
+    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
     this.state = 'closed';
     if (this.bodyDone) this.readFailed(prematureClose());
     this.exchange?.connectionClosed();
@@ -412,25 +475,37 @@ interface RequestHead {
   expectsContinue: boolean;
 }
 
-/** Parses a request head (without its final blank line); a string is the reason it is malformed. */
-function parseHead(text: string): RequestHead | string {
+/** Why a head is malformed, and the header at fault when there is one. */
+interface MalformedHead {
+  malformed: string;
+  field?: string;
+}
+
+/** Parses a request head (without its final blank line). */
+function parseHead(text: string): RequestHead | MalformedHead {
+  // Lines end in CRLF only; a CR or LF anywhere else is malformed (RFC 9112 §2.2 lets a server reject
+  // a bare CR, and a bare LF read as a line end by one parser and not by another smuggles requests).
   const lines = text.split('\r\n');
   const requestLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0]);
-  if (!requestLine) return `malformed request line ${JSON.stringify(lines[0].slice(0, 200))}: expected "METHOD /path HTTP/1.1"`;
+  if (!requestLine) return { malformed: `malformed request line ${JSON.stringify(lines[0].slice(0, 200))}: expected "METHOD /path HTTP/1.1"` };
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon) : '';
-    if (!TOKEN.test(name)) return `malformed header line ${JSON.stringify(line.slice(0, 200))}: expected "Name: value"`;
+    if (!TOKEN.test(name)) return { malformed: `malformed header line ${JSON.stringify(line.slice(0, 200))}: expected "Name: value"` };
+    const rawValue = line.slice(colon + 1);
+    if (/[\r\n]/.test(rawValue)) {
+      return { malformed: `header ${name}: a CR or LF is allowed only in the CRLF that ends a line, not inside the value ${JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200))}`, field: name };
+    }
     const key = name.toLowerCase();
-    const value = line.slice(colon + 1).trim();
+    const value = rawValue.trim();
     headers[key] = key in headers ? `${headers[key]}, ${value}` : value;
   }
   let contentLength = 0;
   const lengthHeader = headers['content-length'];
   if (lengthHeader !== undefined) {
-    if (!/^\d{1,15}$/.test(lengthHeader)) return `Content-Length must be one decimal number, not ${JSON.stringify(lengthHeader.slice(0, 100))}`;
+    if (!/^\d{1,15}$/.test(lengthHeader)) return { malformed: `Content-Length must be one decimal number, not ${JSON.stringify(lengthHeader.slice(0, 100))}`, field: 'Content-Length' };
     contentLength = Number(lengthHeader);
   }
   const connection = (headers.connection ?? '').toLowerCase();
@@ -486,6 +561,11 @@ export class HttpExchange {
     this.responseHeaders.set(name.toLowerCase(), [name, String(value)]);
   }
 
+  /** Drops every response header set so far (before the head is sent), e.g. a GET's before an error answer. */
+  clearHeaders(): void {
+    if (!this.sentHead) this.responseHeaders.clear();
+  }
+
   /** "100 Continue": the client may send the body. */
   writeContinue(): void {
     if (!this.sentHead && !this.gone) this.connection.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
@@ -506,11 +586,14 @@ export class HttpExchange {
     return this.connection.socket.write(data, callback);
   }
 
-  /** Ends the answer (the head first, with Content-Length from `data` when none was set). */
+  /**
+   * Ends the answer (the head first). With `data` the Content-Length is that of `data`, whatever was
+   * set before; without it, the one set (a body written with write()), or 0.
+   */
   end(data?: string | Uint8Array): void {
     if (this.done || this.gone) return;
     this.done = true;
-    if (!this.sentHead && !this.responseHeaders.has('content-length')) this.setHeader('Content-Length', data === undefined ? 0 : Buffer.byteLength(data));
+    if (!this.sentHead && (data !== undefined || !this.responseHeaders.has('content-length'))) this.setHeader('Content-Length', data === undefined ? 0 : Buffer.byteLength(data));
     this.writeHead();
     const close = this.connection.closesAfter(this);
     const socket = this.connection.socket;

@@ -46,6 +46,41 @@ function http(base: string, method: string, path: string, headers: Record<string
 
 const bearer = (lease: LeaseSession) => ({ Authorization: `Bearer ${lease.token}` });
 
+/** Writes `request` as it is on one TCP connection to `base` and collects every byte until the server closes it. */
+function rawHttp(base: string, request: string): Promise<string> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: url.hostname, port: Number(url.port) }, () => socket.write(request));
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`the server did not close the connection; so far:\n${text}`)), 10_000);
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+  });
+}
+
+/** The answers in `text`, split by their Content-Length (so a wrong one shows as a garbled next answer). */
+function parseAnswers(text: string): Array<{ status: number; headers: Record<string, string>; body: string }> {
+  const answers: Array<{ status: number; headers: Record<string, string>; body: string }> = [];
+  let at = 0;
+  while (at < text.length) {
+    const headEnd = text.indexOf('\r\n\r\n', at);
+    if (headEnd < 0) throw new Error(`not an answer head at byte ${at}: ${JSON.stringify(text.slice(at, at + 200))}`);
+    const [statusLine, ...lines] = text.slice(at, headEnd).split('\r\n');
+    const status = /^HTTP\/1\.1 (\d{3}) /.exec(statusLine);
+    if (!status) throw new Error(`not a status line at byte ${at}: ${JSON.stringify(statusLine.slice(0, 200))}`);
+    const headers: Record<string, string> = {};
+    for (const line of lines) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
+    const length = Number(headers['content-length'] ?? 0);
+    answers.push({ status: Number(status[1]), headers, body: text.slice(headEnd + 4, headEnd + 4 + length) });
+    at = headEnd + 4 + length;
+  }
+  return answers;
+}
+
 describe('HTTP data plane over a real daemon', () => {
   let daemon: DaemonProcess;
   let client: TensormemClient;
@@ -210,6 +245,49 @@ describe('HTTP data plane over a real daemon', () => {
     await lease.close();
   });
 
+  it('a Range that selects no byte of a 0-byte array is 416 with Content-Range bytes */0; a last position of any length is clipped', async () => {
+    const lease = await client.openLease();
+    const empty = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [0] });
+    for (const method of ['GET', 'HEAD']) {
+      const suffix = await http(dataAddress, method, `/v1/arrays/${empty.array_id}`, { ...bearer(lease), Range: 'bytes=-5' });
+      expect(suffix.status, method).toBe(416);
+      expect(suffix.headers['content-range'], method).toBe('bytes */0');
+      expect(suffix.headers['x-tensormem-shape'], method).toBeUndefined();
+    }
+    const whole = await http(dataAddress, 'GET', `/v1/arrays/${empty.array_id}`, bearer(lease));
+    expect(whole.status).toBe(200);
+    expect(whole.headers['content-length']).toBe('0');
+
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+    const data = Buffer.from('0123456789abcdef');
+    expect((await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, bearer(lease), data)).status).toBe(200);
+    const clipped = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, { ...bearer(lease), Range: 'bytes=4-99999999999999999' });
+    expect(clipped.status).toBe(206);
+    expect(clipped.headers['content-range']).toBe('bytes 4-15/16');
+    expect(clipped.body.toString('latin1')).toBe('456789abcdef');
+    const farStart = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, { ...bearer(lease), Range: 'bytes=99999999999999999-' });
+    expect(farStart.status).toBe(416);
+    expect(farStart.headers['content-range']).toBe('bytes */16');
+    await lease.close();
+  });
+
+  it('refuses a PUT with Transfer-Encoding (with or without Content-Length) with 400 naming Transfer-Encoding and its value', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], zero: true });
+    const text = await rawHttp(
+      dataAddress,
+      `PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n`,
+    );
+    const [answer] = parseAnswers(text);
+    expect(answer.status).toBe(400);
+    const body = JSON.parse(answer.body) as { message: string; metadata: Record<string, string> };
+    expect(body.metadata).toEqual({ field: 'Transfer-Encoding' });
+    expect(body.message).toContain('Transfer-Encoding');
+    expect(body.message).toContain('"chunked"');
+    expect((await lease.readGrpc(array.array_id)).equals(Buffer.alloc(16))).toBe(true);
+    await lease.close();
+  });
+
   it('answers 404 for a freed array', async () => {
     const lease = await client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [256] });
@@ -331,6 +409,59 @@ describe('HTTP data plane over a real daemon', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a GET refused after its range was checked', () => {
+  // 32 MiB of host memory: a 64 MiB device array has no room for the host mirror a GET reads through.
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let dataAddress: string;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '128M', '--host-maxbytes', '32M', '--pool-chunk', '16M', '--data-listen', '127.0.0.1:0']);
+    client = new TensormemClient(daemon.tcpAddress);
+    dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('no host memory for the mirror: 507 framed by its own JSON body, without the GET\'s headers, and the connection serves on', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [16 * MiB] });
+    const auth = `Authorization: Bearer ${lease.token}\r\n`;
+    const text = await rawHttp(
+      dataAddress,
+      `GET /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\n${auth}Range: bytes=0-1048575\r\n\r\n` +
+        `HEAD /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`,
+    );
+    const answers = parseAnswers(text);
+    expect(answers.map((answer) => answer.status)).toEqual([507, 200]);
+    const [refused, head] = answers;
+    expect(refused.headers['content-type']).toBe('application/json');
+    expect(refused.headers['content-length']).toBe(String(Buffer.byteLength(refused.body)));
+    expect(refused.headers['content-range']).toBeUndefined();
+    expect(refused.headers['x-tensormem-data-type']).toBeUndefined();
+    expect(refused.headers['x-tensormem-shape']).toBeUndefined();
+    expect(refused.headers['accept-ranges']).toBeUndefined();
+    expect(refused.headers.connection).toBe('keep-alive');
+    expect(JSON.parse(refused.body)).toMatchObject({ code: 507, status: 'RESOURCE_EXHAUSTED', reason: 'HOST_OUT_OF_MEMORY' });
+    expect(head.headers['content-length']).toBe(String(64 * MiB));
+    expect(head.headers['x-tensormem-shape']).toBe(String(16 * MiB));
+
+    // The typed client gets the daemon's error, not a short body.
+    const error = await lease.read(array.array_id).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TensormemClientError);
+    expect((error as TensormemClientError).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(lease.transfers).toEqual({ http: 0, grpc: 0 });
+    expect(lease.dataPlane).toBeDefined();
+    await lease.close();
   });
 });
 

@@ -192,6 +192,192 @@ describe('Http1Server', () => {
     expect(calls).toBe(0);
   });
 
+  it('refuses a CR or LF inside a header value (not part of a CRLF line end) with 400 naming the header, and closes', async () => {
+    let calls = 0;
+    const port = await listen((exchange) => {
+      calls++;
+      echo(exchange);
+    });
+    // A bare LF that one parser would read as a line end hides a second Content-Length.
+    const lf = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nHost: x\r\nX-Foo: a\nContent-Length: 4\r\nContent-Length: 2\r\n\r\nZZ']);
+    expect(statusLines(lf.text)).toEqual(['HTTP/1.1 400 Bad Request']);
+    expect(lf.text).toContain('Connection: close');
+    const lfBody = JSON.parse(lf.text.split('\r\n\r\n')[1]);
+    expect(lfBody).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'X-Foo' } });
+    expect(lfBody.message).toContain('X-Foo');
+    expect(lfBody.message).toContain(JSON.stringify('a\nContent-Length: 4'));
+    const cr = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nX-Bar: a\rb\r\n\r\n']);
+    expect(statusLines(cr.text)).toEqual(['HTTP/1.1 400 Bad Request']);
+    expect(JSON.parse(cr.text.split('\r\n\r\n')[1])).toMatchObject({ metadata: { field: 'X-Bar' } });
+    // A CR just before the CRLF is bare too, and the message shows it.
+    const crBeforeCrlf = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\r\n\r\n']);
+    expect(statusLines(crBeforeCrlf.text)).toEqual(['HTTP/1.1 400 Bad Request']);
+    expect(JSON.parse(crBeforeCrlf.text.split('\r\n\r\n')[1]).message).toContain(JSON.stringify('x\r'));
+    expect(calls).toBe(0);
+  });
+
+  it('end(data) sends the length of data, whatever Content-Length was set before, so the next request is framed right', async () => {
+    const port = await listen((exchange) => {
+      if (exchange.url === '/refused') {
+        // Headers prepared for a 1 MiB answer, then a short one sent instead.
+        exchange.setHeader('Content-Length', String(1024 * 1024));
+        exchange.statusCode = 507;
+        exchange.end('{"code":507}');
+        return;
+      }
+      exchange.end('next');
+    });
+    const { text } = await exchangeRaw(port, ['GET /refused HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const [head, rest] = text.split('\r\n\r\n');
+    expect(head).toContain('Content-Length: 12\r\n');
+    expect(head).toContain('Connection: keep-alive');
+    expect(rest.startsWith('{"code":507}HTTP/1.1 200 OK')).toBe(true);
+    expect(statusLines(text)).toEqual(['HTTP/1.1 507 Insufficient Storage', 'HTTP/1.1 200 OK']);
+    expect(text.endsWith('\r\n\r\nnext')).toBe(true);
+  });
+
+  it('clearHeaders drops every header set so far, for an error answer in place of a prepared one', async () => {
+    const port = await listen((exchange) => {
+      exchange.setHeader('Content-Range', 'bytes 0-1048575/67108864');
+      exchange.setHeader('X-Prepared', 'yes');
+      exchange.statusCode = 206;
+      exchange.clearHeaders();
+      exchange.statusCode = 409;
+      exchange.setHeader('Content-Type', 'application/json');
+      exchange.end('{}');
+    });
+    const { text } = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    expect(text).toBe('HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
+  });
+
+  it('cuts a head not complete by headTimeoutMs after its first byte, however steadily it trickles in', async () => {
+    let calls = 0;
+    const port = await listen(
+      (exchange) => {
+        calls++;
+        exchange.end('served');
+      },
+      { headTimeoutMs: 300 },
+    );
+    const head = `GET /x HTTP/1.1\r\nX-Pad: ${'y'.repeat(100)}\r\n\r\n`;
+    const started = Date.now();
+    // One byte every 50 ms: the idle timer (5 s) would never fire, and the head would take 6 s.
+    const closedAfterMs = await new Promise<number>((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (sent < head.length && !socket.destroyed) socket.write(head[sent++]);
+      }, 50);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve(Date.now() - started);
+      });
+      setTimeout(() => socket.destroy(), 3000);
+    });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(250);
+    expect(closedAfterMs).toBeLessThan(2000);
+    expect(calls).toBe(0);
+    // A head that arrives whole in time is served.
+    const whole = await exchangeRaw(port, ['GET /y HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    expect(whole.text.endsWith('\r\n\r\nserved')).toBe(true);
+    expect(calls).toBe(1);
+  });
+
+  it('after an early answer, reads and drops what the client sends for drainTimeoutMs at most, then cuts it', async () => {
+    const port = await listen(
+      (exchange) => {
+        exchange.statusCode = 401;
+        exchange.end('refused');
+      },
+      { drainTimeoutMs: 300 },
+    );
+    const started = Date.now();
+    const outcome = await new Promise<{ text: string; closedAfterMs: number; sentBytes: number }>((resolve) => {
+      let text = '';
+      let sentBytes = 0;
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write('PUT /x HTTP/1.1\r\nContent-Length: 999999999999999\r\n\r\n'));
+      // 64 KiB every 20 ms, for as long as the server reads: never idle.
+      const timer = setInterval(() => {
+        if (socket.destroyed) return;
+        socket.write(Buffer.alloc(64 * 1024, 0x41));
+        sentBytes += 64 * 1024;
+      }, 20);
+      socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve({ text, closedAfterMs: Date.now() - started, sentBytes });
+      });
+      setTimeout(() => socket.destroy(), 3000);
+    });
+    expect(statusLines(outcome.text)).toEqual(['HTTP/1.1 401 Unauthorized']);
+    expect(outcome.text.endsWith('refused')).toBe(true);
+    expect(outcome.closedAfterMs).toBeGreaterThanOrEqual(250);
+    expect(outcome.closedAfterMs).toBeLessThan(2000);
+  });
+
+  it('a large answer still going out at the drain deadline is not cut by it: the client gets all of it', async () => {
+    const size = 48 * 1024 * 1024;
+    const body = Buffer.alloc(size, 0x42);
+    const port = await listen(
+      (exchange) => {
+        // Answered before its (huge) body was read, so the connection drains after this answer.
+        exchange.setHeader('Content-Length', String(size));
+        exchange.write(body);
+        exchange.end();
+      },
+      { drainTimeoutMs: 600, stallTimeoutMs: 5000 },
+    );
+    const received = await new Promise<number>((resolve) => {
+      let bytes = 0;
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write('PUT /x HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n'));
+      // The client keeps sending the body it announced, and reads nothing for 1 s: past the deadline.
+      const timer = setInterval(() => {
+        if (!socket.destroyed) socket.write(Buffer.alloc(16 * 1024));
+      }, 10);
+      socket.pause();
+      setTimeout(() => socket.resume(), 1000);
+      // Then it reads at a steady pace, so the end of the answer (in the kernel's buffers when the
+      // socket has taken it all) takes it a while: a reset then would destroy it.
+      socket.on('data', (chunk) => {
+        bytes += chunk.byteLength;
+        socket.pause();
+        setTimeout(() => socket.resume(), 1);
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve(bytes);
+      });
+    });
+    expect(received).toBeGreaterThan(size);
+  });
+
+  it('closes a keep-alive connection idle for keepAliveTimeoutMs, and not one that is busy', async () => {
+    const port = await listen((exchange) => exchange.end('ok'), { keepAliveTimeoutMs: 300 });
+    const started = Date.now();
+    const idle = await exchangeRaw(port, ['GET /a HTTP/1.1\r\n\r\n']);
+    expect(statusLines(idle.text)).toEqual(['HTTP/1.1 200 OK']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(Date.now() - started).toBeLessThan(2000);
+    // Requests 200 ms apart (less than the idle timeout) for 1 s: all served on the one connection.
+    const busy = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      let sent = 0;
+      const socket = connect({ port, host: '127.0.0.1' });
+      const timer = setInterval(() => {
+        sent++;
+        socket.write(sent === 5 ? 'GET /last HTTP/1.1\r\nConnection: close\r\n\r\n' : 'GET /b HTTP/1.1\r\n\r\n');
+        if (sent === 5) clearInterval(timer);
+      }, 200);
+      socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(statusLines(busy)).toHaveLength(5);
+  });
+
   it('rejects readBody when the client goes away mid-body, and ends a half-closed connection after its answer', async () => {
     let rejected!: (error: unknown) => void;
     const rejection = new Promise<unknown>((resolve) => (rejected = resolve));
