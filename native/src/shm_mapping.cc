@@ -75,7 +75,11 @@ Mapping* MapByName(const std::string& name, bool writable) {
     throw NativeError(ErrorCode::kSystemError, "cannot map " + what + ": it is empty");
   }
   const size_t bytes = static_cast<size_t>(status.st_size);
-  void* ptr = mmap(nullptr, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+  // A read-only mapping is private and writable: JS cannot make an ArrayBuffer read-only, and a store
+  // into PROT_READ memory would kill the process (SIGSEGV) instead of failing. A private page that is
+  // written becomes this process's own copy, so such stores never reach the object; pages not written
+  // keep showing the object's bytes.
+  void* ptr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, writable ? MAP_SHARED : MAP_PRIVATE, fd, 0);
   const int mmap_errno = errno;
   close(fd);  // the mapping keeps the object alive
   if (ptr == MAP_FAILED) throw SystemError("mmap of " + DescribeBytes(bytes) + " of " + what, mmap_errno);

@@ -386,7 +386,9 @@ export class LeaseSession {
    * region and mode and reused: read it directly; after writing through it (writable: true), call
    * sync(id, 'SYNC_DIRECTION_TO_DEVICE') for a device array's mirror. Before reading a device array's
    * mirror after device-side changes other than WriteArray, sync(id, 'SYNC_DIRECTION_TO_HOST').
-   * `map: false` returns the handle only (to pass to another process).
+   * `map: false` returns the handle only (to pass to another process). Without `writable: true` the
+   * mapping is private: a store into it stays in this process (that page becomes its own copy) and
+   * never reaches the array.
    */
   async exportArray(arrayId: string, options: { side?: ExportSide; writable?: boolean; map?: boolean } = {}): Promise<ArrayExport> {
     const response = await call<ExportArrayResponse__Output>((cb) =>

@@ -61,6 +61,24 @@ describe('mapSharedMemory', () => {
     addon.unmapSharedMemory(mapping);
   });
 
+  it('a read-only mapping takes a store without crashing, keeps it to itself, and still shows the owner\'s later writes elsewhere', () => {
+    const { handle, name } = sharedChunk(8192);
+    backend.fill(handle, 0, 8192, 0x11);
+    const mapping = addon.mapSharedMemory(name, false);
+    const view = new Uint8Array(mapping);
+    // A store into PROT_READ memory was a SIGSEGV that killed the process.
+    view[0] = 0x99;
+    backend.read(handle, 0, view.subarray(100, 104));
+    expect(view[0]).toBe(0x99);
+    const owner = Buffer.alloc(1);
+    backend.read(handle, 0, owner);
+    expect(owner[0]).toBe(0x11);
+    // The second page was never written here: the owner's write shows through.
+    backend.write(handle, 5000, Buffer.from([0x42]));
+    expect(view[5000]).toBe(0x42);
+    expect(addon.unmapSharedMemory(mapping)).toBe(true);
+  });
+
   it('refuses bad names and arguments, naming them', () => {
     expect(() => addon.mapSharedMemory('no-slash', false)).toThrow(/for name but received "no-slash"/);
     expect(() => addon.mapSharedMemory('/a/b', false)).toThrow(RangeError);
