@@ -86,7 +86,13 @@ class CudaBackend final : public Backend {
     const cudaError_t error = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
     if (error != cudaSuccess) {
       UnmapShared(shm_name, ptr, bytes);
-      throw CudaFailure("cudaHostRegister of shared-memory object \"" + shm_name + "\" (" + DescribeBytes(bytes) + ")", error);
+      const std::string what = "cudaHostRegister of shared-memory object \"" + shm_name + "\" (" + DescribeBytes(bytes) + ")";
+      if (error == cudaErrorMemoryAllocation) {
+        // Out of pinnable memory (RLIMIT_MEMLOCK, or the driver's own limit): an out-of-memory refusal, like cudaHostAlloc's.
+        cudaGetLastError();
+        throw NativeError(ErrorCode::kOutOfMemory, what + " refused (cudaErrorMemoryAllocation)");
+      }
+      throw CudaFailure(what, error);
     }
     return ptr;
   }

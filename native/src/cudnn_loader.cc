@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -174,9 +175,16 @@ class Descriptors {
   Descriptor conv() const { return conv_; }
 
  private:
+  // cuDNN takes int strides: the product is formed in 64 bits and refused past INT_MAX, not wrapped.
   static std::vector<int> PackedStrides(const std::vector<int>& dims) {
     std::vector<int> strides(dims.size(), 1);
-    for (size_t i = dims.size() - 1; i > 0; i--) strides[i - 1] = strides[i] * dims[i];
+    for (size_t i = dims.size() - 1; i > 0; i--) {
+      const int64_t stride = static_cast<int64_t>(strides[i]) * dims[i];
+      if (stride > std::numeric_limits<int>::max()) {
+        throw NativeError(ErrorCode::kOutOfBounds, "a tensor of " + std::to_string(dims.size()) + " dimensions whose element count past dimension " + std::to_string(i - 1) + " (" + std::to_string(stride) + ") exceeds cuDNN's int strides (2^31 - 1)");
+      }
+      strides[i - 1] = static_cast<int>(stride);
+    }
     return strides;
   }
 

@@ -146,6 +146,14 @@ export function validateConvolution(descriptor: ConvolutionDescriptorInput | nul
     }
     outputDims.push(Math.floor((padded - extent) / strides[i]) + 1);
   }
+  // cuDNN describes packed tensors with int strides: the elements of one sample (or one filter) must fit them.
+  for (const [name, tensor] of [['input_dims', input], ['filter_dims', filter], ['output', outputDims]] as const) {
+    const perSample = tensor.slice(1).reduce((product, dimension) => product * dimension, 1);
+    if (perSample > MAX_DIM) {
+      const what = name === 'output' ? `${field}.input_dims` : `${field}.${name}`;
+      throw invalidArgument(what, `dims whose ${name === 'output' ? 'output' : 'tensor'} has at most ${MAX_DIM} elements per ${name === 'filter_dims' ? 'filter' : 'sample'} (cuDNN's int strides)`, `[${tensor.join(', ')}]${name === 'output' ? ' (output)' : ''}`);
+    }
+  }
   const dataType = DATA_TYPES[descriptor.data_type === 'DATA_TYPE_UNSPECIFIED' ? 'DATA_TYPE_FLOAT32' : descriptor.data_type];
   if (!dataType) throw invalidArgument(`${field}.data_type`, 'DATA_TYPE_FLOAT16, DATA_TYPE_BFLOAT16, DATA_TYPE_FLOAT32 or DATA_TYPE_FLOAT64', descriptor.data_type);
   const direction = parseDirection(descriptor.direction, `${field}.direction`);

@@ -120,6 +120,10 @@ describe('validateConvolution', () => {
     [{ group_count: 3 }, 'convolution.group_count', 'received 3'],
     [{ data_type: 'DATA_TYPE_INT32' }, 'convolution.data_type', '"DATA_TYPE_INT32"'],
     [{ direction: 'SIDEWAYS' }, 'convolution.direction', '"SIDEWAYS"'],
+    // Each dim fits an int, but one sample (or filter) has more elements than cuDNN's int strides hold.
+    [{ input_dims: [2, 256, 4096, 4096], filter_dims: [128, 256, 3, 3] }, 'convolution.input_dims', 'received "[2, 256, 4096, 4096]"'],
+    [{ input_dims: [1, 1048576, 8, 8], filter_dims: [8, 1048576, 64, 64], pads: [28, 28] }, 'convolution.filter_dims', 'received "[8, 1048576, 64, 64]"'],
+    [{ input_dims: [1, 1, 40000, 40000], filter_dims: [2, 1, 1, 1], pads: [0, 0] }, 'convolution.input_dims', 'received "[1, 2, 40000, 40000] (output)"'],
   ])('refuses %j naming %s', (change, field, received) => {
     const error = thrown(() => validateConvolution({ ...CONV, ...change } as ConvolutionDescriptorInput));
     expect(error.kind).toBe('INVALID_ARGUMENT');
