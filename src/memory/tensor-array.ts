@@ -349,7 +349,8 @@ export class TensorArray implements BlockOwner {
       array.hostBlock = viewOf(primary);
       array.hostValid = true;
     }
-    if (options.zero) await memory.fill(viewOf(primary), 0, init.byteSize, 0);
+    // Counted as a copy: a workspace freed meanwhile (its lease closing) keeps the buffer until the fill ends.
+    if (options.zero) await array.track(() => memory.fill(viewOf(primary), 0, init.byteSize, 0));
     return array;
   }
 
@@ -622,11 +623,14 @@ export class TensorArray implements BlockOwner {
     if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
     if (this.pendingCopies === MAX_COPIES) throw new Error(`array ${this.arrayId}: ${MAX_COPIES} copies in flight already`);
     this.state += ONE_COPY;
+    // An attached array's bytes are its workspace's: the workspace keeps them from the pools meanwhile.
+    this.attachment?.workspace.copyBegan();
   }
 
   /** Ends a copy: the last one wakes a waiting move and carries out a release asked for meanwhile. */
   private endCopy(): void {
     this.state -= ONE_COPY;
+    this.attachment?.workspace.copyEnded();
     if (this.pendingCopies === 0) {
       const waiters = this.extras?.idleWaiters;
       if (waiters) for (const resolve of waiters.splice(0)) resolve();

@@ -234,6 +234,14 @@ export class Workspace {
   readonly stepsNumber: number;
 
   private readonly backing: WorkspaceBacking;
+  /**
+   * Copies and loans in flight on arrays attached to this workspace (TensorArray counts them in and
+   * out). Blocks the workspace gives up meanwhile go back to the pools only when the last one ends:
+   * a data plane GET still sending an attached array's bytes, or a copy still writing them, must never
+   * reach memory the pool has handed to another lease.
+   */
+  private copiesInFlight = 0;
+  private readonly deferredFrees: Block[] = [];
 
   private currentSize = 0;
   private primaryOffsetBytes = 0;
@@ -785,13 +793,30 @@ export class Workspace {
     if (this.scope.current === this) this.scope.current = null;
   }
 
+  /** An attached array's copy or loan begins (see copiesInFlight). */
+  copyBegan(): void {
+    this.copiesInFlight++;
+  }
+
+  /** An attached array's copy or loan ends; the last one frees what the workspace gave up meanwhile. */
+  copyEnded(): void {
+    if (--this.copiesInFlight > 0) return;
+    for (const block of this.deferredFrees.splice(0)) this.backing.free(block);
+  }
+
+  /** Blocks the workspace held, back to the pools: now, or once the copies in flight end. */
+  private giveBack(block: Block): void {
+    if (this.copiesInFlight > 0) this.deferredFrees.push(block);
+    else this.backing.free(block);
+  }
+
   private freeBuffers(): void {
     const { mainBlock, mirrorBlock } = this;
     this.mainBlock = undefined;
     this.mirrorBlock = undefined;
     this.currentSize = 0;
-    if (mainBlock !== undefined) this.backing.free(mainBlock);
-    if (mirrorBlock !== undefined) this.backing.free(mirrorBlock);
+    if (mainBlock !== undefined) this.giveBack(mainBlock);
+    if (mirrorBlock !== undefined) this.giveBack(mirrorBlock);
   }
 
   /**
@@ -816,7 +841,7 @@ export class Workspace {
     this.spilledSize = 0;
     for (const { block } of blocks) {
       this.liveOutside.delete(block);
-      this.backing.free(block);
+      this.giveBack(block);
     }
   }
 
@@ -831,7 +856,7 @@ export class Workspace {
         this.pinnedSize -= oldest.bytes;
       }
       this.liveOutside.delete(oldest.block);
-      this.backing.free(oldest.block);
+      this.giveBack(oldest.block);
     }
   }
 

@@ -412,6 +412,59 @@ describe('HTTP data plane over a real daemon', () => {
   });
 });
 
+describe('a GET of a workspace array whose lease closes while it is sent', () => {
+  it('sends only the array\'s own bytes, never memory the pool has given to another lease meanwhile', async () => {
+    const daemon = await startDaemon(['--maxbytes', '200M', '--host-maxbytes', '200M', '--pool-chunk', '16M', '--data-listen', '127.0.0.1:0']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const url = new URL(daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string);
+      const size = 64 * MiB;
+      const a = await client.openLease({ clientName: 'A' });
+      const workspace = await a.createWorkspace('W', { initial_size: size, allocation_policy: 'ALLOCATION_POLICY_STRICT', learning_policy: 'LEARNING_POLICY_NONE' });
+      await a.enterWorkspace(workspace.workspace_id);
+      const array = await a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], workspaceId: workspace.workspace_id });
+      await a.write(array.array_id, Buffer.alloc(size, 0xaa));
+      // A reader that takes a little, then stops: the GET holds the workspace's mirror on the socket.
+      const socket = createConnection({ host: url.hostname, port: Number(url.port) });
+      const chunks: Buffer[] = [];
+      let received = 0;
+      let holding = true;
+      socket.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        if (holding && received > 64 * 1024) socket.pause();
+      });
+      const closed = new Promise((resolve) => socket.on('close', resolve));
+      socket.write(`GET /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${a.token}\r\nConnection: close\r\n\r\n`);
+      for (let i = 0; i < 100 && received <= 64 * 1024; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      await a.close();
+      // Another lease takes host memory and fills it: the pool must not have given it A's buffer yet.
+      const b = await client.openLease({ clientName: 'B' });
+      const other = await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], placement: 'PLACEMENT_HOST_ONLY' });
+      await b.write(other.array_id, Buffer.alloc(size, 0x5b));
+      holding = false;
+      socket.resume();
+      await closed;
+      const all = Buffer.concat(chunks);
+      const body = all.subarray(all.indexOf('\r\n\r\n') + 4);
+      expect(all.subarray(0, 15).toString()).toBe('HTTP/1.1 200 OK');
+      // The GET stops where the freed array can lend no more (the connection is cut), but every byte
+      // it sent is A's: the pieces already on the socket kept their memory until the socket had them.
+      expect(body.length).toBeGreaterThan(64 * 1024);
+      expect(body.length).toBeLessThanOrEqual(size);
+      expect(body.filter((byte) => byte !== 0xaa).length).toBe(0);
+      await b.close();
+      // Once the GET has ended, the workspace's memory is back: only nothing is held.
+      const info = await client.memoryInfo();
+      expect(info.host!.used_bytes).toBe(0);
+      expect(info.devices[0].used_bytes).toBe(0);
+    } finally {
+      client.close();
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
+
 describe('a GET refused after its range was checked', () => {
   // 32 MiB of host memory: a 64 MiB device array has no room for the host mirror a GET reads through.
   let daemon: DaemonProcess;
