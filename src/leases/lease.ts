@@ -111,7 +111,7 @@ export class Lease {
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
-    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking });
+    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount });
   }
 
   renew(ttlMs = this.ttlMs): void {
@@ -149,8 +149,10 @@ export class Lease {
       if (previous) {
         if (previous.key !== key) throw invalidArgument('request_id', 'a request_id not used for a different allocation on this lease', params.requestId);
         const array = await previous.array;
-        if (!array.isFreed) return array;
-        // Its memory went back another way (a workspace reset or destroy): the retry allocates anew.
+        const validity = array.attachmentValidity;
+        if (!array.isFreed && validity !== 'outdated' && validity !== 'released') return array;
+        // Its memory went back another way (freed, or its workspace moved on to a new generation or
+        // was destroyed: the array can never be used again): the retry allocates anew.
         if (this.requestOfArray.get(array.arrayId) === params.requestId) this.requestOfArray.delete(array.arrayId);
       }
       const pending = this.createMaybeWaiting(params, byteSize, placement, shape, workspace);

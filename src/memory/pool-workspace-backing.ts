@@ -33,7 +33,7 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
       this.held.set(block, { kind: 'DEVICE', device: request.device });
       return block;
     }
-    const category: HostCategory = request.purpose === 'mirror' ? 'mirror' : 'host_only';
+    const category: HostCategory = request.mirror ? 'mirror' : 'host_only';
     const block = this.memory.allocateHost(request.bytes, owner, category);
     this.held.set(block, { kind: 'HOST', category });
     return block;

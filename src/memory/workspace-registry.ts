@@ -21,6 +21,8 @@ export interface WorkspaceRegistryOptions {
   newWorkspaceId?: () => string;
   /** The configuration of workspaces created without one (ND4J's default: the builder defaults). */
   defaultConfig?: WorkspaceConfigInput;
+  /** Devices there are: a config.device past them is refused at creation, whenever the workspace would take its first buffer. */
+  deviceCount?: number;
 }
 
 /** Longest workspace name accepted. */
@@ -34,6 +36,7 @@ export class WorkspaceRegistry {
   private readonly backing: WorkspaceBacking;
   private readonly newWorkspaceId: () => string;
   private defaultConfig: WorkspaceConfig;
+  private readonly deviceCount?: number;
   private readonly byId = new Map<string, Workspace>();
   private readonly byName = new Map<string, Workspace>();
 
@@ -41,6 +44,7 @@ export class WorkspaceRegistry {
     this.backing = options.backing;
     this.newWorkspaceId = options.newWorkspaceId ?? (() => `ws-${randomBytes(12).toString('hex')}`);
     this.defaultConfig = options.defaultConfig === undefined ? DEFAULT_WORKSPACE_CONFIG : normalizeWorkspaceConfig(options.defaultConfig);
+    this.deviceCount = options.deviceCount;
   }
 
   /** setDefaultWorkspaceConfiguration: for later creations without a configuration. */
@@ -65,6 +69,9 @@ export class WorkspaceRegistry {
       return existing;
     }
     const normalized = config === undefined ? this.defaultConfig : normalizeWorkspaceConfig(config);
+    if (this.deviceCount !== undefined && normalized.device >= this.deviceCount) {
+      throw invalidArgument('config.device', `a device index from 0 to ${this.deviceCount - 1}`, normalized.device);
+    }
     let workspaceId = this.newWorkspaceId();
     while (this.byId.has(workspaceId)) workspaceId = this.newWorkspaceId();
     const workspace = new Workspace({ name, workspaceId, config: normalized, backing: this.backing, scope: this.scope });

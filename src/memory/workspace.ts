@@ -66,6 +66,8 @@ export interface WorkspaceBufferRequest {
   purpose: WorkspaceBufferPurpose;
   /** DEVICE memory of `device`, or host memory. */
   location: MemoryKind;
+  /** Host memory that mirrors device arrays (a FULL workspace's host side: its buffer, spills and pinned blocks). */
+  mirror: boolean;
   device: number;
   workspaceId: string;
   workspaceName: string;
@@ -866,7 +868,8 @@ export class Workspace {
   }
 
   private bufferRequest(bytes: number, purpose: WorkspaceBufferPurpose, location: MemoryKind): WorkspaceBufferRequest {
-    return { bytes, purpose, location, device: this.config.device, workspaceId: this.workspaceId, workspaceName: this.name };
+    const mirror = location === 'HOST' && this.primaryKind === 'DEVICE';
+    return { bytes, purpose, location, mirror, device: this.config.device, workspaceId: this.workspaceId, workspaceName: this.name };
   }
 
   private workspaceFull(required: number): TensormemError {

@@ -193,6 +193,47 @@ describe('workspaces over gRPC', () => {
     expect(temporaries()).toBe(count);
   });
 
+  it('allocates anew for a request_id retried after its workspace moved on, instead of the outdated array', async () => {
+    const own = await client.openLease();
+    const workspace = await own.createWorkspace('retried', { initial_size: 4096 });
+    const request = { ...doubles(4), workspaceId: workspace.workspace_id, requestId: 'step-1' };
+    await own.enterWorkspace(workspace.workspace_id);
+    const first = await own.allocate(request);
+    expect((await own.allocate(request)).array_id).toBe(first.array_id);
+    await own.leaveWorkspace(workspace.workspace_id);
+    await own.enterWorkspace(workspace.workspace_id);
+    const retried = await own.allocate(request);
+    expect(retried.array_id).not.toBe(first.array_id);
+    expect(retried.generation).toBe(first.generation + 1);
+    expect((await own.read(retried.array_id)).length).toBe(32);
+    await own.close();
+  });
+
+  it('refuses a config.device that does not exist when the workspace is created, whatever its learning policy', async () => {
+    const own = await client.openLease();
+    for (const config of [{ initial_size: 4096, device: 7 }, { device: 7 }]) {
+      const error = await failure(own.createWorkspace(`device-7-${config.initial_size ?? 0}`, config));
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.details).toBe('Expected a device index from 0 to 0 for config.device but received 7');
+    }
+    expect(await own.listWorkspaces()).toEqual([]);
+    await own.close();
+  });
+
+  it("counts a FULL workspace's host side (mirror spills included) as mirror bytes, not HOST_ONLY bytes", async () => {
+    const own = await client.openLease();
+    const before = (await client.memoryInfo()).host!;
+    // FIRST_LOOP: the first cycle spills, on the device and, once read, on the host side.
+    const workspace = await own.createWorkspace('full-mirror', {});
+    await own.enterWorkspace(workspace.workspace_id);
+    const array = await own.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1 << 18], workspaceId: workspace.workspace_id });
+    await own.read(array.array_id);
+    const after = (await client.memoryInfo()).host!;
+    expect(after.mirror_bytes - before.mirror_bytes).toBeGreaterThanOrEqual(MiB);
+    expect(after.host_only_bytes).toBe(before.host_only_bytes);
+    await own.close();
+  });
+
   it("keeps workspaces per lease: another lease cannot see or enter them", async () => {
     const other = await client.openLease();
     const mine = (await lease.listWorkspaces()).map((w) => w.workspace_id);

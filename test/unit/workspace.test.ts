@@ -266,7 +266,7 @@ describe('BasicWorkspaceTests (ND4J)', () => {
   it('testOverallocation1: initial 1024 with OVERALLOCATE 1.0 and learning NONE → 2048, one buffer of 2048 + 1024', () => {
     const { ws, backing } = workspace({ initialSize: 1024, maxSize: 10 * MiB, overallocationLimit: 1.0, allocationPolicy: 'OVERALLOCATE', learningPolicy: 'NONE' });
     expect(ws.info().currentSize).toBe(2048);
-    expect(backing.requests).toEqual([{ bytes: 2048 + 1024, purpose: 'workspace', location: 'DEVICE', device: 0, workspaceId: 'WS', workspaceName: 'WS' }]);
+    expect(backing.requests).toEqual([{ bytes: 2048 + 1024, purpose: 'workspace', location: 'DEVICE', mirror: false, device: 0, workspaceId: 'WS', workspaceName: 'WS' }]);
   });
 
   it('testOverallocation2: FIRST_LOOP learns 100 doubles, doubled: 200 · 8', () => {
