@@ -3,13 +3,15 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { joinOptionValues } from '../cli/option-values';
-import { LeaseSession, TensormemClient, TensormemClientError } from '../client/tensormem-client';
+import { TensormemClient } from '../client/tensormem-client';
 import { renderTable } from '../client/table';
 import { formatIec } from '../units';
 import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../cli/doctor-command';
 import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-diff';
 import { runTop } from '../cli/top';
+import { arraysView } from '../cli/arrays';
 import { getFile, putFile } from '../cli/transfer';
+import { UsageError, asUsage } from '../cli/usage-error';
 import { parseDurationMs } from '../config/sizes';
 
 const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKEN] <command>
@@ -17,7 +19,8 @@ const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKE
 Commands:
   info      memory per device pool, host pool, process and tenant (GetMemoryInfo)
   leases    open leases: tenant, client, bytes, arrays, expiry (ListLeases)
-  arrays    arrays: of the lease of --token (ListArrays), or every array block by owner (GetMemorySnapshot)
+  arrays    arrays: of the lease of a lease --token (ListArrays), or every array block by owner
+            (GetMemorySnapshot; under a tenants file, with an admin --token)
   config    the daemon's effective configuration and where each value came from (GetConfig)
   tenants   usage of each tenant against its quota, guarantee and max leases (GetMemoryInfo)
   evict ID  close lease ID and free what it holds (EvictLease; needs an admin --token)
@@ -26,8 +29,8 @@ Commands:
   snapshot [-f FILE]             save GetMemorySnapshot (every block and its owner) as JSON (stdout without -f)
   snapshot diff A B              what appeared and disappeared between two snapshots, by tenant/lease/label
   top [--once] [--interval D]    live view of pools, host, process, tenants and the biggest leases (q quits)
-  put FILE [--array ID]          stream FILE into array ID (--token: its lease's token), or into a new
-                                 array (--shape, --dtype, default uint8 [file size]) in a new lease
+  put FILE [--array ID]          stream FILE (a regular file) into array ID (--token: its lease's token),
+                                 or into a new array (--shape, --dtype, default uint8 [file size]) in a new lease
   get --array ID FILE            stream array ID (--token: its lease's token) into FILE
 
 Flags:
@@ -40,7 +43,10 @@ Flags:
   snapshot: -f, --file FILE
   top:      --once (one frame; also when stdout is not a terminal), --interval DURATION (default 1s)
   put/get:  --array ID, --shape N[,N...], --dtype NAME (float32, uint8, ...), --placement device|host-only,
-            --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens; it ends the array's life)`;
+            --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens; it ends the array's life)
+
+Exit status: 0 done; 1 failed (the daemon refused, a file could not be read or written, doctor found
+an error); 2 a usage error (unknown command or flag, a bad flag value, a missing or extra argument).`;
 
 const OPTIONS = {
   address: { type: 'string', default: process.env.TENSORMEM_ADDRESS ?? 'unix:/tmp/tensormemd.sock' },
@@ -63,17 +69,19 @@ const OPTIONS = {
 } as const;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: joinOptionValues(process.argv.slice(2), OPTIONS),
-    allowPositionals: true,
-    options: OPTIONS,
-  });
+  const { values, positionals } = asUsage(() =>
+    parseArgs({
+      args: joinOptionValues(process.argv.slice(2), OPTIONS),
+      allowPositionals: true,
+      options: OPTIONS,
+    }),
+  );
   const terminator = process.argv.indexOf('--', 2);
   if (values.help || positionals.length === 0) {
     process.stdout.write(`${HELP}\n`);
     return values.help ? 0 : 2;
   }
-  if (values.output !== 'table' && values.output !== 'json') throw new Error(`Expected table or json for --output but received "${values.output}"`);
+  if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`Expected table or json for --output but received "${values.output}"`);
   const json = values.output === 'json';
   const client = new TensormemClient(values.address!, { deadlineMs: 10_000 });
   const print = (data: unknown, table: () => string) => process.stdout.write(`${json ? JSON.stringify(data, null, 2) : table()}\n`);
@@ -116,9 +124,9 @@ async function main(): Promise<number> {
         break;
       }
       case 'arrays': {
-        if (values.token) {
-          const lease = await client.listLeases(values.token);
-          const arrays = await new LeaseSession(client, { lease_id: lease[0].lease_id, token: values.token, ttl_seconds: 0, expires_at: null, tenant: '', client_name: '' }).list();
+        const view = await arraysView(client, values.token);
+        if (view.kind === 'lease') {
+          const { arrays } = view;
           print(arrays, () =>
             renderTable(
               ['ARRAY', 'TYPE', 'SHAPE', 'BYTES', 'PLACEMENT', 'DEVICE', 'MIRROR', 'LABEL'],
@@ -126,8 +134,7 @@ async function main(): Promise<number> {
             ),
           );
         } else {
-          const snapshot = await client.memorySnapshot();
-          const blocks = snapshot.pools.flatMap((pool) => pool.segments.flatMap((segment) => segment.blocks.filter((b) => !b.free).map((b) => ({ pool: pool.pool, ...b }))));
+          const { blocks } = view;
           print(blocks, () =>
             renderTable(['POOL', 'LEASE', 'TENANT', 'ARRAY', 'PURPOSE', 'BYTES', 'LABEL'], blocks.map((b) => [b.pool, b.lease_id, b.tenant, b.array_id, b.purpose, formatIec(b.bytes), b.label])),
           );
@@ -148,7 +155,7 @@ async function main(): Promise<number> {
       }
       case 'evict': {
         const leaseId = positionals[1];
-        if (!leaseId) throw new Error('evict needs a lease id: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
+        if (!leaseId) throw new UsageError('evict needs a lease id: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
         const freed = await client.evictLease(leaseId, values.token);
         print({ lease_id: leaseId, freed_bytes: freed }, () => `evicted ${leaseId}: freed ${formatIec(freed)}`);
         break;
@@ -164,12 +171,12 @@ async function main(): Promise<number> {
       }
       case 'snapshot': {
         if (positionals[1] === 'diff') {
-          if (positionals.length !== 4) throw new Error('snapshot diff needs two files: tensormemctl snapshot diff BEFORE.json AFTER.json');
+          if (positionals.length !== 4) throw new UsageError('snapshot diff needs two files: tensormemctl snapshot diff BEFORE.json AFTER.json');
           const diff = diffSnapshots(readSnapshotFile(positionals[2]), readSnapshotFile(positionals[3]));
           print(diff, () => renderDiff(diff));
           break;
         }
-        if (positionals.length > 1) throw new Error(`snapshot takes -f FILE or "diff A B", not "${positionals.slice(1).join(' ')}"`);
+        if (positionals.length > 1) throw new UsageError(`snapshot takes -f FILE or "diff A B", not "${positionals.slice(1).join(' ')}"`);
         const snapshot = await client.memorySnapshot(values.token);
         const text = `${JSON.stringify(snapshot, null, 2)}\n`;
         if (values.file) {
@@ -182,13 +189,13 @@ async function main(): Promise<number> {
         break;
       }
       case 'top': {
-        await runTop(client, { token: values.token, intervalMs: parseDurationMs(values.interval!, '--interval'), once: values.once!, output: process.stdout, input: process.stdin });
+        await runTop(client, { token: values.token, intervalMs: asUsage(() => parseDurationMs(values.interval!, '--interval')), once: values.once!, output: process.stdout, input: process.stdin });
         break;
       }
       case 'put': {
         const file = positionals[1];
-        if (!file || positionals.length > 2) throw new Error('put needs one file: tensormemctl put FILE [--array ID] [--shape N,N --dtype float32]');
-        if (values.placement !== 'device' && values.placement !== 'host-only') throw new Error(`Expected device or host-only for --placement but received "${values.placement}"`);
+        if (!file || positionals.length > 2) throw new UsageError('put needs one file: tensormemctl put FILE [--array ID] [--shape N,N --dtype float32]');
+        if (values.placement !== 'device' && values.placement !== 'host-only') throw new UsageError(`Expected device or host-only for --placement but received "${values.placement}"`);
         const result = await putFile(client, file, {
           arrayId: values.array,
           token: values.token,
@@ -197,7 +204,7 @@ async function main(): Promise<number> {
           dtype: values.dtype,
           placement: values.placement === 'device' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY',
           label: values.label,
-          ttlSeconds: values.ttl ? Math.ceil(parseDurationMs(values.ttl, '--ttl') / 1000) : undefined,
+          ttlSeconds: values.ttl ? Math.ceil(asUsage(() => parseDurationMs(values.ttl!, '--ttl')) / 1000) : undefined,
           progress: process.stderr.isTTY ? process.stderr : undefined,
         });
         print(result, () =>
@@ -212,7 +219,7 @@ async function main(): Promise<number> {
       }
       case 'get': {
         const file = positionals[1];
-        if (!file || positionals.length > 2 || !values.array) throw new Error('get needs an array and one file: tensormemctl get --array ID FILE');
+        if (!file || positionals.length > 2 || !values.array) throw new UsageError('get needs an array and one file: tensormemctl get --array ID FILE');
         const result = await getFile(client, values.array, file, { token: values.token, progress: process.stderr.isTTY ? process.stderr : undefined });
         print({ array: result.array, bytes_read: result.bytes_read, file }, () => `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${values.array} into ${file}`);
         break;
@@ -238,7 +245,12 @@ main().then(
     process.exitCode = code;
   },
   (error) => {
-    process.stderr.write(`tensormemctl: ${error instanceof TensormemClientError ? error.message : (error as Error).message}\n`);
+    if (error instanceof UsageError) {
+      process.stderr.write(`tensormemctl: ${error.message}\nRun tensormemctl --help for the commands and flags.\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`tensormemctl: ${(error as Error).message}\n`);
     process.exitCode = 1;
   },
 );

@@ -15,6 +15,7 @@ import type { DeviceMemoryInfo } from '../native/backend';
 import type { TensormemClient } from '../client/tensormem-client';
 import { isLocalAddress } from '../config/listen-address';
 import { formatIec } from '../units';
+import { asUsage } from './usage-error';
 
 export interface DoctorReport {
   /** "daemon at ADDRESS" or "proposed configuration". */
@@ -113,8 +114,9 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
   };
 }
 
+/** --ram / --vram: a bad value is a usage error (exit 2). */
 function bytesOf(text: string, field: string): number {
-  const spec = parseSize(text, field, false);
+  const spec = asUsage(() => parseSize(text, field, false));
   return spec.kind === 'bytes' ? spec.bytes : 0;
 }
 

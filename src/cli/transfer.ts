@@ -3,11 +3,15 @@
  * client's WriteArray / ReadArray, a piece at a time (the file is never read whole into memory), with a
  * progress bar on stderr when stderr is a terminal.
  */
-import { open, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { open, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { ELEMENT_BYTES, DataTypeName, byteSizeOf } from '../memory/data-types';
 import { LeaseSession, TensormemClient } from '../client/tensormem-client';
 import type { ArrayInfo } from '../client/tensormem-client';
 import { formatIec, MiB } from '../units';
+import { UsageError } from './usage-error';
 
 /** Bytes moved per WriteArray / ReadArray call: large enough that a call's setup is noise, small enough for a smooth progress bar. */
 export const PIECE_BYTES = 16 * MiB;
@@ -48,7 +52,7 @@ export function sessionOf(client: TensormemClient, leaseToken: string): LeaseSes
 export function parseDataType(text: string): DataTypeName {
   const name = (text.toUpperCase().startsWith('DATA_TYPE_') ? text.toUpperCase() : `DATA_TYPE_${text.toUpperCase()}`) as DataTypeName;
   if (!(name in ELEMENT_BYTES)) {
-    throw new Error(`Expected one of ${Object.keys(ELEMENT_BYTES).map((k) => k.replace('DATA_TYPE_', '').toLowerCase()).join(', ')} for --dtype but received "${text}"`);
+    throw new UsageError(`Expected one of ${Object.keys(ELEMENT_BYTES).map((k) => k.replace('DATA_TYPE_', '').toLowerCase()).join(', ')} for --dtype but received "${text}"`);
   }
   return name;
 }
@@ -57,7 +61,7 @@ export function parseDataType(text: string): DataTypeName {
 export function parseShape(text: string): number[] {
   return text.split(',').map((part, index) => {
     const trimmed = part.trim();
-    if (!/^\d+$/.test(trimmed) || !Number.isSafeInteger(Number(trimmed))) throw new Error(`Expected a non-negative integer for --shape[${index}] but received "${part}"`);
+    if (!/^\d+$/.test(trimmed) || !Number.isSafeInteger(Number(trimmed))) throw new UsageError(`Expected a non-negative integer for --shape[${index}] but received "${part}"`);
     return Number(trimmed);
   });
 }
@@ -83,67 +87,133 @@ export interface PutResult {
   lease?: { lease_id: string; token: string; ttl_seconds: number };
 }
 
-export async function putFile(client: TensormemClient, path: string, options: PutOptions): Promise<PutResult> {
-  const fileBytes = (await stat(path)).size;
-  let session: LeaseSession;
-  let array: ArrayInfo;
-  let opened: PutResult['lease'];
-  if (options.arrayId) {
-    if (!options.token) throw new Error('put --array needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
-    session = sessionOf(client, options.token);
-    array = await session.get(options.arrayId);
-    if (fileBytes > array.byte_size) throw new Error(`${path} has ${fileBytes} bytes (${formatIec(fileBytes)}), more than array ${array.array_id}'s ${array.byte_size} bytes (${formatIec(array.byte_size)})`);
-  } else {
-    const dataType = parseDataType(options.dtype ?? 'uint8');
-    const shape = options.shape ? parseShape(options.shape) : [fileBytes / ELEMENT_BYTES[dataType]];
-    if (!Number.isInteger(shape[0])) throw new Error(`${path} has ${fileBytes} bytes, not a whole number of ${dataType} elements (${ELEMENT_BYTES[dataType]} bytes); pass --shape`);
-    const arrayBytes = byteSizeOf(dataType, shape);
-    if (arrayBytes !== fileBytes) throw new Error(`--shape ${shape.join(',')} --dtype ${dataType} makes ${arrayBytes} bytes but ${path} has ${fileBytes} bytes`);
-    session = await client.openLease({ tenant: options.tenant, clientName: 'tensormemctl put', ttlSeconds: options.ttlSeconds, tenantToken: options.token });
-    try {
-      array = await session.allocate({ dataType, shape, placement: options.placement, label: options.label ?? path });
-    } catch (error) {
-      await session.close().catch(() => undefined);
-      throw error;
-    }
-    opened = { lease_id: session.leaseId, token: session.token, ttl_seconds: session.lease.ttl_seconds };
-  }
-  const progress = new Progress(`put ${array.array_id}`, fileBytes, options.progress);
-  const file = await open(path, 'r');
-  let written = 0;
-  try {
-    const buffer = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(fileBytes, 1)));
-    while (written < fileBytes) {
-      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, fileBytes - written), written);
-      if (bytesRead === 0) throw new Error(`${path} ended at ${written} bytes while ${fileBytes} were expected (was it truncated?)`);
-      written += await session.write(array.array_id, buffer.subarray(0, bytesRead), written);
-      progress.update(written);
-    }
-  } finally {
-    progress.done();
-    await file.close();
-  }
-  return { array, bytes_written: written, lease: opened };
+/** "a directory", "a pipe (FIFO)", ...: what a path that is not a regular file is. */
+function kindOf(info: Stats): string {
+  if (info.isDirectory()) return 'a directory';
+  if (info.isFIFO()) return 'a pipe (FIFO)';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isSocket()) return 'a socket';
+  return 'not a regular file';
 }
 
+export async function putFile(client: TensormemClient, path: string, options: PutOptions): Promise<PutResult> {
+  // A pipe, a terminal or a device has no size to shape the array by (stat says 0): only regular files.
+  // Checked before opening: opening a FIFO with no writer would block.
+  const info = await stat(path);
+  if (!info.isFile()) throw new Error(`put reads a regular file, and ${path} is ${kindOf(info)}: save the data to a file first, then put that file`);
+  const file = await open(path, 'r');
+  let session: LeaseSession | undefined;
+  let opened: PutResult['lease'];
+  try {
+    const fileBytes = (await file.stat()).size;
+    let array: ArrayInfo;
+    if (options.arrayId) {
+      if (!options.token) throw new UsageError('put --array needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
+      session = sessionOf(client, options.token);
+      array = await session.get(options.arrayId);
+      if (fileBytes > array.byte_size) throw new Error(`${path} has ${fileBytes} bytes (${formatIec(fileBytes)}), more than array ${array.array_id}'s ${array.byte_size} bytes (${formatIec(array.byte_size)})`);
+    } else {
+      const dataType = parseDataType(options.dtype ?? 'uint8');
+      const shape = options.shape ? parseShape(options.shape) : [fileBytes / ELEMENT_BYTES[dataType]];
+      if (!Number.isInteger(shape[0])) throw new Error(`${path} has ${fileBytes} bytes, not a whole number of ${dataType} elements (${ELEMENT_BYTES[dataType]} bytes); pass --shape`);
+      const arrayBytes = byteSizeOf(dataType, shape);
+      if (arrayBytes !== fileBytes) throw new Error(`--shape ${shape.join(',')} --dtype ${dataType} makes ${arrayBytes} bytes but ${path} has ${fileBytes} bytes`);
+      session = await client.openLease({ tenant: options.tenant, clientName: 'tensormemctl put', ttlSeconds: options.ttlSeconds, tenantToken: options.token });
+      opened = { lease_id: session.leaseId, token: session.token, ttl_seconds: session.lease.ttl_seconds };
+      array = await session.allocate({ dataType, shape, placement: options.placement, label: options.label ?? path });
+    }
+    const progress = new Progress(`put ${array.array_id}`, fileBytes, options.progress);
+    let written = 0;
+    try {
+      const buffer = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(fileBytes, 1)));
+      while (written < fileBytes) {
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, fileBytes - written), written);
+        if (bytesRead === 0) throw new Error(`${path} ended at ${written} bytes while ${fileBytes} were expected (was it truncated?)`);
+        written += await session.write(array.array_id, buffer.subarray(0, bytesRead), written);
+        progress.update(written);
+      }
+      // A file that reads longer than its size (one still being written, or a /proc or /sys file, whose
+      // size is 0) would be cut short without a word.
+      if ((await file.read(buffer, 0, 1, fileBytes)).bytesRead > 0) {
+        throw new Error(`${path} has more bytes than the ${fileBytes} its size said when put started (is it still being written, or a /proc or /sys file?)`);
+      }
+    } finally {
+      progress.done();
+    }
+    return { array, bytes_written: written, lease: opened };
+  } catch (error) {
+    // The lease put opened would otherwise hold its array, whose token nobody saw, until its TTL ends.
+    if (opened && session) {
+      const closeError = await session.close().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      if (closeError) {
+        throw new Error(`${(error as Error).message}; closing lease ${opened.lease_id}, which put opened, failed too (${closeError.message}): it holds the array until its TTL (${opened.ttl_seconds}s) ends`);
+      }
+    }
+    throw error;
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Where get writes PATH: PATH itself, or the file it links to when it is a symbolic link (so the link
+ * is kept). An existing PATH must be a regular file: get replaces it whole.
+ */
+async function getTarget(path: string): Promise<{ target: string; existing?: Stats }> {
+  let existing: Stats;
+  try {
+    existing = await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { target: path };
+    throw error;
+  }
+  if (!existing.isFile()) throw new Error(`get writes a regular file, and ${path} is ${kindOf(existing)}`);
+  return { target: await realpath(path), existing };
+}
+
+/**
+ * Streams the array into a temporary file next to PATH (same directory, so the rename cannot cross
+ * file systems; a random name, created exclusively) and renames it onto PATH only once every byte is
+ * written and synced: on any failure PATH is left as it was and the temporary file is removed.
+ */
 export async function getFile(client: TensormemClient, arrayId: string, path: string, options: { token?: string; progress?: NodeJS.WriteStream }): Promise<{ array: ArrayInfo; bytes_read: number }> {
-  if (!options.token) throw new Error('get needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
+  if (!options.token) throw new UsageError('get needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
+  const { target, existing } = await getTarget(path);
   const session = sessionOf(client, options.token);
   const array = await session.get(arrayId);
+  const temporary = join(dirname(target), `.${basename(target)}.${randomBytes(9).toString('base64url')}.tensormemctl-get`);
+  let file;
+  try {
+    file = await open(temporary, 'wx');
+  } catch (error) {
+    throw new Error(`get cannot write ${path}: ${(error as Error).message}`);
+  }
   const progress = new Progress(`get ${arrayId}`, array.byte_size, options.progress);
-  const file = await open(path, 'w');
   let read = 0;
   try {
-    while (read < array.byte_size) {
-      const piece = await session.read(arrayId, read, Math.min(PIECE_BYTES, array.byte_size - read));
-      if (piece.length === 0) throw new Error(`ReadArray of ${arrayId} returned no bytes at offset ${read} of ${array.byte_size}`);
-      await file.write(piece, 0, piece.length, read);
-      read += piece.length;
-      progress.update(read);
+    try {
+      // A file replaced keeps its mode (a new one gets the umask's, as with any new file).
+      if (existing) await file.chmod(existing.mode & 0o7777);
+      while (read < array.byte_size) {
+        const piece = await session.read(arrayId, read, Math.min(PIECE_BYTES, array.byte_size - read));
+        if (piece.length === 0) throw new Error(`ReadArray of ${arrayId} returned no bytes at offset ${read} of ${array.byte_size}`);
+        await file.write(piece, 0, piece.length, read);
+        read += piece.length;
+        progress.update(read);
+      }
+      await file.sync();
+    } finally {
+      progress.done();
+      await file.close();
     }
-  } finally {
-    progress.done();
-    await file.close();
+    await rename(temporary, target);
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
   }
   return { array, bytes_read: read };
 }

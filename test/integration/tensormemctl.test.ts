@@ -1,10 +1,11 @@
 /**
  * The compiled tensormemctl run as a process against a daemon started as a process: doctor, snapshot
- * and diff, top --once, put/get, and --profile as GetConfig reports it.
+ * and diff, top --once, put/get, arrays under a tenants file, exit codes, and --profile as GetConfig
+ * reports it.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,9 +24,11 @@ interface Run {
   stderr: string;
 }
 
-function ctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+/** Runs tensormemctl; with `input`, its stdin is a pipe that gets `input` and then ends. */
+function ctl(args: string[], env: NodeJS.ProcessEnv = {}, input?: Buffer): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TENSORMEMCTL, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TENSORMEM_TOKEN: '', ...env } });
+    const child = spawn(process.execPath, [TENSORMEMCTL, ...args], { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: { ...process.env, TENSORMEM_TOKEN: '', ...env } });
+    if (input) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -228,7 +231,37 @@ describe('tensormemctl put and get', () => {
     expect(run.stderr).toContain(`--shape 16,16 --dtype DATA_TYPE_FLOAT32 makes 1024 bytes but ${source} has 1000 bytes`);
     expect((await client.listLeases()).length).toBe(leasesBefore);
     const badType = await ctl(['--address', daemon.unixAddress, 'put', source, '--dtype', 'float128']);
+    expect(badType.code).toBe(2);
     expect(badType.stderr).toContain('for --dtype but received "float128"');
+  });
+
+  it('refuses a pipe or a directory, naming it, before opening a lease', async () => {
+    const leasesBefore = (await client.listLeases()).length;
+    const piped = await ctl(['--address', daemon.unixAddress, 'put', '/dev/stdin'], {}, randomBytes(4096));
+    expect(piped.code).toBe(1);
+    // node's 'pipe' stdio is a socket pair; a shell's | is a FIFO: both refused alike.
+    expect(piped.stderr).toMatch(/put reads a regular file, and \/dev\/stdin is a (socket|pipe \(FIFO\))/);
+    expect(piped.stdout).toBe('');
+    const folder = join(dir, 'a-folder');
+    mkdirSync(folder, { recursive: true });
+    const directory = await ctl(['--address', daemon.unixAddress, 'put', folder]);
+    expect(directory.code).toBe(1);
+    expect(directory.stderr).toContain(`put reads a regular file, and ${folder} is a directory`);
+    expect((await client.listLeases()).length).toBe(leasesBefore);
+  });
+
+  it('closes the lease it opened when it fails after opening it, and reports the failure', async () => {
+    // A /proc file says size 0 but reads longer: the array ([0] uint8) is allocated, then put finds
+    // the file longer than its size, after the lease was opened.
+    const leasesBefore = (await client.listLeases()).length;
+    const run = await ctl(['--address', daemon.unixAddress, 'put', '/proc/self/status', '--ttl', '10m', '--label', 'put-orphan-test']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('/proc/self/status has more bytes than the 0 its size said when put started');
+    expect(run.stdout).toBe('');
+    expect((await client.listLeases()).length).toBe(leasesBefore);
+    const snapshot = await client.memorySnapshot();
+    const blocks = snapshot.pools.flatMap((pool) => pool.segments.flatMap((segment) => segment.blocks));
+    expect(blocks.filter((block) => !block.free && block.label === 'put-orphan-test')).toEqual([]);
   });
 
   it('get of an unknown array fails with NOT_FOUND and creates no file', async () => {
@@ -242,5 +275,133 @@ describe('tensormemctl put and get', () => {
     } finally {
       await lease.close();
     }
+  });
+
+  it('a get that fails midway leaves an existing FILE as it was and no temporary file; a good one replaces it, keeping its mode', async () => {
+    const lease = await client.openLease({ clientName: 'get-midway' });
+    const folder = mkdtempSync(join(dir, 'get-'));
+    const target = join(folder, 'precious.bin');
+    writeFileSync(target, 'precious data\n');
+    chmodSync(target, 0o640);
+    const others = () => readdirSync(folder).filter((name) => name !== 'precious.bin');
+    try {
+      const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [128 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      const child = spawn(process.execPath, [TENSORMEMCTL, '--address', daemon.unixAddress, '--token', lease.token, 'get', '--array', big.array_id, target], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      let running = true;
+      void exited.then(() => (running = false));
+      // Once bytes have arrived (in a temporary file, or, before the fix, in FILE itself), stop the
+      // process, free the array under it, and let it go on: its next ReadArray fails.
+      const started = () => others().some((name) => statSync(join(folder, name)).size > 0) || statSync(target).size !== 'precious data\n'.length;
+      while (running && !started()) await new Promise((resolve) => setTimeout(resolve, 2));
+      expect(running).toBe(true);
+      child.kill('SIGSTOP');
+      await lease.free(big.array_id);
+      child.kill('SIGCONT');
+      expect(await exited).toBe(1);
+      expect(stderr).toContain('NOT_FOUND');
+      expect(readFileSync(target, 'utf8')).toBe('precious data\n');
+      expect(others()).toEqual([]);
+
+      const small = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000] });
+      const content = randomBytes(1000);
+      await lease.write(small.array_id, content);
+      const good = await ctl(['--address', daemon.unixAddress, 'get', '--array', small.array_id, target, '--token', lease.token]);
+      expect(good.code).toBe(0);
+      expect(readFileSync(target).equals(content)).toBe(true);
+      expect(statSync(target).mode & 0o777).toBe(0o640);
+      expect(others()).toEqual([]);
+
+      const intoFolder = await ctl(['--address', daemon.unixAddress, 'get', '--array', small.array_id, folder, '--token', lease.token]);
+      expect(intoFolder.code).toBe(1);
+      expect(intoFolder.stderr).toContain(`get writes a regular file, and ${folder} is a directory`);
+    } finally {
+      await lease.close();
+    }
+  });
+});
+
+describe('tensormemctl arrays under a tenants file', () => {
+  const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+  const TOKENS = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
+  let tenanted: DaemonProcess;
+  let tenantClient: TensormemClient;
+
+  beforeAll(async () => {
+    const tenantsPath = join(dir, 'tenants.yaml');
+    writeFileSync(tenantsPath, `tenants:\n  - name: team-a\n    token_sha256: "${sha(TOKENS.a)}"\n  - name: ops\n    token_sha256: "${sha(TOKENS.admin)}"\n    admin: true\n`);
+    tenanted = await startDaemon(['--tenants', tenantsPath]);
+    tenantClient = new TensormemClient(tenanted.unixAddress);
+  }, 30_000);
+
+  afterAll(async () => {
+    tenantClient?.close();
+    await tenanted?.stop();
+  });
+
+  const arrays = (...args: string[]) => ctl(['--address', tenanted.unixAddress, 'arrays', ...args]);
+
+  it('lists every array block with an admin token, a lease\'s arrays with its token, and tells the others what would', async () => {
+    const noLease = await arrays('--token', TOKENS.a);
+    expect(noLease.code).toBe(1);
+    expect(noLease.stderr).toContain('--token is a tenant token, and that tenant has no open leases, so no arrays');
+
+    const lease = await tenantClient.openLease({ tenant: 'team-a', clientName: 'arrays-test', tenantToken: TOKENS.a });
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256], label: 'arrays-test' });
+
+      const admin = await arrays('--token', TOKENS.admin, '-o', 'json');
+      expect(admin.stderr).toBe('');
+      expect(admin.code).toBe(0);
+      const blocks = JSON.parse(admin.stdout) as Array<{ lease_id: string; tenant: string; array_id: string; label: string }>;
+      expect(blocks).toContainEqual(expect.objectContaining({ lease_id: lease.leaseId, tenant: 'team-a', array_id: array.array_id, label: 'arrays-test' }));
+
+      const own = await arrays('--token', lease.token, '-o', 'json');
+      expect(own.code).toBe(0);
+      expect((JSON.parse(own.stdout) as Array<{ array_id: string }>).map((a) => a.array_id)).toEqual([array.array_id]);
+
+      const tenant = await arrays('--token', TOKENS.a);
+      expect(tenant.code).toBe(1);
+      expect(tenant.stderr).toContain(`--token is a tenant token of team-a, which lists no arrays; pass the token of one of its leases (${lease.leaseId}: 1 arrays)`);
+
+      const none = await arrays();
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain('arrays without --token lists every array block (GetMemorySnapshot), which this daemon (it has a tenants file) answers only for an admin --token');
+
+      const unknown = await arrays('--token', 'not-a-token');
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('--token is neither a lease token nor a tenant token this daemon knows');
+    } finally {
+      await lease.close();
+    }
+  });
+});
+
+describe('tensormemctl exit codes', () => {
+  it('exits 2 on a usage error, naming the flag or command and its value, and 1 on a failure', async () => {
+    const unknownFlag = await ctl(['--address', daemon.unixAddress, 'info', '--bogus']);
+    expect(unknownFlag.code).toBe(2);
+    expect(unknownFlag.stderr).toContain("Unknown option '--bogus'");
+    const badOutput = await ctl(['--address', daemon.unixAddress, 'info', '-o', 'xml']);
+    expect(badOutput.code).toBe(2);
+    expect(badOutput.stderr).toContain('Expected table or json for --output but received "xml"');
+    const badPlacement = await ctl(['--address', daemon.unixAddress, 'put', join(dir, 'any.bin'), '--placement', 'gpu']);
+    expect(badPlacement.code).toBe(2);
+    expect(badPlacement.stderr).toContain('Expected device or host-only for --placement but received "gpu"');
+    const badTtl = await ctl(['--address', daemon.unixAddress, 'put', join(dir, 'any.bin'), '--ttl', 'soon']);
+    expect(badTtl.code).toBe(2);
+    expect(badTtl.stderr).toContain('for --ttl but received "soon"');
+    const noFile = await ctl(['--address', daemon.unixAddress, 'get', '--array', 'arr-x']);
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toContain('get needs an array and one file');
+    const unknownCommand = await ctl(['--address', daemon.unixAddress, 'frobnicate']);
+    expect(unknownCommand.code).toBe(2);
+    expect(unknownCommand.stderr).toContain('unknown command "frobnicate"');
+    const missing = join(dir, 'no-such-file.bin');
+    const failed = await ctl(['--address', daemon.unixAddress, 'put', missing]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain(missing);
   });
 });
