@@ -59,6 +59,13 @@ export interface DaemonConfig {
   rawValues: Record<string, string>;
 }
 
+/**
+ * Room --chunk-bytes leaves below --max-message-bytes: a ReadArray message is one chunk plus its
+ * protobuf framing (offset and length fields, about 11 bytes), and a message over --max-message-bytes
+ * fails the read.
+ */
+export const MESSAGE_FRAMING_HEADROOM_BYTES = 1024;
+
 type RawValues = Map<string, { value: string | string[]; source: ConfigSource }>;
 
 /** Reads argv (without node and script), env and the config file into a DaemonConfig; throws TensormemError naming the flag on bad input. */
@@ -189,6 +196,22 @@ function build(raw: RawValues): DaemonConfig {
     sources[name] = entry.source;
     rawValues[name] = Array.isArray(entry.value) ? entry.value.join(',') : entry.value;
   }
+  const maxMessageBytes = positiveBytes('max-message-bytes');
+  if (maxMessageBytes <= MESSAGE_FRAMING_HEADROOM_BYTES) {
+    throw invalidArgument(field('max-message-bytes'), `a size above ${MESSAGE_FRAMING_HEADROOM_BYTES} bytes (room for a ReadArray chunk and its framing)`, text('max-message-bytes'));
+  }
+  let chunkBytes = positiveBytes('chunk-bytes');
+  if (chunkBytes + MESSAGE_FRAMING_HEADROOM_BYTES > maxMessageBytes && raw.get('chunk-bytes')?.source === 'default') {
+    // Only --max-message-bytes was given: the default chunk shrinks to fit it.
+    chunkBytes = maxMessageBytes - MESSAGE_FRAMING_HEADROOM_BYTES;
+    rawValues['chunk-bytes'] = String(chunkBytes);
+  } else if (chunkBytes + MESSAGE_FRAMING_HEADROOM_BYTES > maxMessageBytes) {
+    throw invalidArgument(
+      field('chunk-bytes'),
+      `a size of at most ${maxMessageBytes - MESSAGE_FRAMING_HEADROOM_BYTES} bytes (--max-message-bytes ${maxMessageBytes} less ${MESSAGE_FRAMING_HEADROOM_BYTES} bytes of ReadArray message framing: chunk-bytes + ${MESSAGE_FRAMING_HEADROOM_BYTES} <= max-message-bytes)`,
+      `${text('chunk-bytes')} (${chunkBytes} bytes)`,
+    );
+  }
   return {
     backend: choice('backend'),
     profile: text('profile') === undefined ? undefined : choice<NonNullable<DaemonConfig['profile']>>('profile'),
@@ -205,8 +228,8 @@ function build(raw: RawValues): DaemonConfig {
     listen,
     dataListen: dataListen(text('data-listen')),
     healthListen: healthAddress(text('health-listen')),
-    maxMessageBytes: positiveBytes('max-message-bytes'),
-    chunkBytes: positiveBytes('chunk-bytes'),
+    maxMessageBytes,
+    chunkBytes,
     poolChunkBytes: positiveBytes('pool-chunk'),
     asyncCopyThresholdBytes: bytes('async-copy-threshold'),
     heapGrowthPercent: int('heap-growth', 0, 400),

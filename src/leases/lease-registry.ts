@@ -31,6 +31,8 @@ export class LeaseRegistry {
   private readonly byId = new Map<string, Lease>();
   private readonly byTokenHash = new Map<string, Lease>();
   private readonly expiredTokenHashes = new Map<string, string>();
+  /** Open leases by tenant. */
+  private readonly openByTenant = new Map<string, number>();
   private sweepTimer?: NodeJS.Timeout;
   reclaimedTotal = 0;
   /** Leases opened since start, and closed since start by reason (for /metrics). */
@@ -61,6 +63,7 @@ export class LeaseRegistry {
     const lease = new Lease(leaseId, hashToken(token), params.tenant || 'default', params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror);
     this.byId.set(leaseId, lease);
     this.byTokenHash.set(lease.tokenHash, lease);
+    this.openByTenant.set(lease.tenant, (this.openByTenant.get(lease.tenant) ?? 0) + 1);
     this.openedTotal++;
     this.log.info({ event: 'lease_opened', leaseId, tenant: lease.tenant, client: params.clientName, ttlMs }, 'lease opened');
     return { lease, token };
@@ -106,8 +109,13 @@ export class LeaseRegistry {
       this.expiredTokenHashes.set(lease.tokenHash, lease.leaseId);
       if (this.expiredTokenHashes.size > EXPIRED_MEMORY) this.expiredTokenHashes.delete(this.expiredTokenHashes.keys().next().value!);
     }
+    const open = (this.openByTenant.get(lease.tenant) ?? 1) - 1;
+    if (open > 0) this.openByTenant.set(lease.tenant, open);
+    else this.openByTenant.delete(lease.tenant);
     const arrays = lease.arrays.size;
     const freedBytes = lease.close();
+    // Its last lease: a tenant outside the tenants file (open mode's client-chosen names) leaves no account behind.
+    if (open === 0) this.memory.releaseIdleTenant(lease.tenant);
     this.log.info({ event: `lease_${reason}`, leaseId: lease.leaseId, tenant: lease.tenant, arrays, freedBytes }, `lease ${reason}`);
     return freedBytes;
   }

@@ -113,6 +113,8 @@ export class MemoryManager {
   private readonly deviceNames: string[];
   private readonly hostCategoryBytes: Record<HostCategory, number> = { mirror: 0, host_only: 0, mmap: 0 };
   private readonly tenants = new Map<string, TenantAccount>();
+  /** The tenants file's tenants: their accounts stay while idle; any other tenant's goes once it holds nothing and has no lease. */
+  private declaredTenants = new Set<string>();
   private tenantLimits: (tenant: string) => TenantLimits = () => NO_TENANT_LIMITS;
   private guaranteesInForce = false;
   private readonly waitQueues: MemoryWaitQueue[];
@@ -249,10 +251,38 @@ export class MemoryManager {
     this.guaranteesInForce = [...this.tenants.values()].some((account) => account.guaranteeBytes > 0);
   }
 
-  /** Registers tenants up front (so that their guarantees are reserved before they allocate anything). */
+  /**
+   * Registers the tenants file's tenants up front (so that their guarantees are reserved before they
+   * allocate anything); `names` is the whole file, and replaces the previous call's. A tenant a reload
+   * drops keeps its account while it holds memory or leases (see releaseIdleTenant).
+   */
   declareTenants(names: string[]): void {
+    this.declaredTenants = new Set(names);
     for (const name of names) this.account(name);
     this.updateGuaranteesInForce();
+  }
+
+  /**
+   * Forgets the account of a tenant that is not in the tenants file and holds no bytes (its last lease
+   * closed): in open mode any client-chosen name makes one, and each would otherwise keep a row in
+   * GetMemoryInfo and its series on /metrics for ever. Returns whether it was dropped. The caller
+   * knows the tenant has no open lease; a later allocation makes a fresh account.
+   */
+  releaseIdleTenant(tenant: string): boolean {
+    const account = this.tenants.get(tenant);
+    if (!account || this.declaredTenants.has(tenant)) return false;
+    if (account.host.usedBytes > 0 || account.host.allocationCount > 0) return false;
+    if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
+    this.tenants.delete(tenant);
+    if (account.guaranteeBytes > 0) this.updateGuaranteesInForce();
+    return true;
+  }
+
+  /** releaseIdleTenant for every tenant without an open lease (bytes freed after a lease closed, e.g. a view still lent then). */
+  releaseIdleTenants(hasLease: (tenant: string) => boolean): void {
+    for (const tenant of [...this.tenants.keys()]) {
+      if (!hasLease(tenant)) this.releaseIdleTenant(tenant);
+    }
   }
 
   private *guaranteeHolders(device: number): Iterable<GuaranteeHolder> {
@@ -261,8 +291,13 @@ export class MemoryManager {
     }
   }
 
+  /** A tenant's usage and limits; asking makes no account (a tenant without one holds nothing). */
   tenantUsage(tenant: string): TenantUsageBytes & TenantLimits {
-    const account = this.account(tenant);
+    const account = this.tenants.get(tenant);
+    if (!account) {
+      const limits = this.tenantLimits(tenant);
+      return { ...limits, deviceBytes: this.devicePools.map(() => 0), hostBytes: 0 };
+    }
     return {
       deviceBytes: account.device.map((quota) => quota.usedBytes),
       hostBytes: account.host.usedBytes,

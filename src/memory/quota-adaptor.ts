@@ -23,6 +23,11 @@ export class QuotaAdaptor implements SizedMemoryResource {
     return this.used;
   }
 
+  /** Live blocks allocated through this adaptor. */
+  get allocationCount(): number {
+    return this.live;
+  }
+
   alignedSize(bytes: number, options?: AllocateOptions): number {
     return alignedSizeOf(this.upstream, bytes, options);
   }

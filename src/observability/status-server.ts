@@ -1,7 +1,8 @@
 /**
  * The --metrics-listen HTTP server: Prometheus `/metrics`, the live status page `/`, its data as JSON
  * (`/api/snapshot`, the same pools and blocks as GetMemorySnapshot plus the leases) and as server-sent
- * events (`/events`, one snapshot every `interval_ms`). In open mode (loopback only, checked by the
+ * events (`/events`, one snapshot every `interval_ms`, skipped while the client has not taken the last
+ * one; at most MAX_EVENT_STREAMS at once). In open mode (loopback only, checked by the
  * daemon) every path is open; with a tenants file every path needs an admin tenant's token, as
  * GetMemorySnapshot does (Bearer header, or `?token=` for a browser).
  */
@@ -19,6 +20,16 @@ import type { DaemonMetrics } from './daemon-metrics';
 
 /** Shortest, longest and default interval between two /events messages. */
 export const EVENTS_INTERVAL_MS = { min: 100, max: 60_000, default: 1000 };
+
+/** Most /events streams open at once; more are refused with 503. */
+export const MAX_EVENT_STREAMS = 16;
+
+/**
+ * A tick is skipped while an /events response holds more than this many bytes not yet taken by the
+ * socket (or waits for 'drain'): a client that reads slowly, or not at all, gets fewer snapshots
+ * instead of the daemon buffering every one of them.
+ */
+export const EVENTS_MAX_PENDING_BYTES = 64 * 1024;
 
 export interface StatusServer {
   /** HOST:PORT actually bound (port 0 resolved). */
@@ -88,12 +99,21 @@ export async function startStatusServer(address: string, context: ServiceContext
   };
 
   const events = (request: IncomingMessage, response: ServerResponse, intervalMs: number) => {
+    if (request.method !== 'HEAD' && streams.size >= MAX_EVENT_STREAMS) {
+      response.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Retry-After': '5' });
+      response.end(`${JSON.stringify({ error: `${MAX_EVENT_STREAMS} /events streams are open, the most served at once: close one, or poll /api/snapshot`, max_event_streams: MAX_EVENT_STREAMS })}\n`);
+      return;
+    }
     response.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     if (request.method === 'HEAD') {
       response.end();
       return;
     }
-    const send = () => response.write(`event: snapshot\ndata: ${JSON.stringify(statusSnapshot(context))}\n\n`);
+    const send = () => {
+      // Still sending an earlier snapshot: skip this one (nothing is built, nothing queued).
+      if (response.writableNeedDrain || response.writableLength > EVENTS_MAX_PENDING_BYTES) return;
+      response.write(`event: snapshot\ndata: ${JSON.stringify(statusSnapshot(context))}\n\n`);
+    };
     response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
     send();
     const timer = setInterval(send, intervalMs);

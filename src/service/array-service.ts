@@ -179,33 +179,47 @@ export class ArrayService {
     call.once('cancelled', () => ring.abandon());
     const endBulk = length >= BULK_STREAM_BYTES ? this.context.heapGrowth?.beginBulkStream() : undefined;
     try {
-      for (let position = offset; position < offset + length && !call.cancelled; ) {
+      for (let position = offset; position < offset + length && !gone(call); ) {
         const buffer = await ring.take();
-        if (!buffer) break;
+        if (!buffer || gone(call)) break;
         const data = buffer.subarray(0, Math.min(chunkBytes, offset + length - position));
         await array.read(position, data);
+        // The client may have cancelled during the copy: a write to the destroyed stream returns false
+        // and neither 'drain' nor 'cancelled' (already emitted) would ever come.
+        if (gone(call)) break;
         if (!call.write({ offset: position, data }, () => ring.give(buffer))) await drainedOrCancelled(call);
         position += data.byteLength;
       }
     } finally {
       endBulk?.();
     }
-    call.end();
+    if (!gone(call)) call.end();
   }
 }
 
 /** Chunk buffers in flight in one ReadArray call. */
 const READ_RING = 3;
 
-/** Waits for the stream to accept more data, or for the client to go away. */
+/** Whether the client went away (cancelled, or the stream was destroyed): nothing more will be sent or drained. */
+function gone(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>): boolean {
+  return call.cancelled || call.destroyed;
+}
+
+/**
+ * Waits for the stream to accept more data, or for the client to go away. Resolves at once when it
+ * is already gone: 'cancelled' and 'close' fire once, and may have fired before this call.
+ */
 function drainedOrCancelled(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>): Promise<void> {
+  if (gone(call) || !call.writableNeedDrain) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       call.off('drain', done);
       call.off('cancelled', done);
+      call.off('close', done);
       resolve();
     };
     call.once('drain', done);
     call.once('cancelled', done);
+    call.once('close', done);
   });
 }

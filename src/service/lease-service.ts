@@ -14,6 +14,10 @@ import { requireWellFormed, tolerantDeserializers } from './malformed';
 import { ServiceContext, refuseWhileDraining } from './service-context';
 
 const MAX_NAME_LENGTH = 256;
+/** Lease labels: every ListLeases reply and status snapshot carries them, so their size is bounded. */
+export const MAX_LABELS = 64;
+export const MAX_LABEL_KEY_LENGTH = 63;
+export const MAX_LABEL_VALUE_LENGTH = 256;
 
 export function leaseMessage(lease: Lease, token = ''): LeaseMessage {
   return {
@@ -46,6 +50,16 @@ function checkName(field: string, value: string): void {
   if (value.length > MAX_NAME_LENGTH) throw invalidArgument(field, `at most ${MAX_NAME_LENGTH} characters`, `${value.length} characters`);
 }
 
+/** At most MAX_LABELS labels, keys of 1 to MAX_LABEL_KEY_LENGTH characters, values of at most MAX_LABEL_VALUE_LENGTH. */
+export function checkLabels(labels: Record<string, string> | undefined): void {
+  const entries = Object.entries(labels ?? {});
+  if (entries.length > MAX_LABELS) throw invalidArgument('labels', `at most ${MAX_LABELS} labels`, `${entries.length} labels`);
+  for (const [key, value] of entries) {
+    if (key.length === 0 || key.length > MAX_LABEL_KEY_LENGTH) throw invalidArgument('labels', `keys of 1 to ${MAX_LABEL_KEY_LENGTH} characters`, `a key of ${key.length} characters`);
+    if (value.length > MAX_LABEL_VALUE_LENGTH) throw invalidArgument(`labels[${JSON.stringify(key)}]`, `at most ${MAX_LABEL_VALUE_LENGTH} characters`, `${value.length} characters`);
+  }
+}
+
 export class LeaseService {
   constructor(private readonly context: ServiceContext) {}
 
@@ -68,6 +82,7 @@ export class LeaseService {
         const request = call.request;
         checkName('tenant', request.tenant);
         checkName('client_name', request.client_name);
+        checkLabels(request.labels);
         const tenant = tenants.authorizeOpen(bearerToken(call.metadata), request.tenant);
         const { lease, token } = registry.open(
           { tenant: tenant.name, clientName: request.client_name, ttlSeconds: request.ttl_seconds, labels: request.labels },

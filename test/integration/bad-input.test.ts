@@ -52,6 +52,11 @@ describe('bad input changes nothing', () => {
     ['an empty array id', () => lease.free(''), status.INVALID_ARGUMENT, ['array_id']],
     ['an oversize message', () => lease.write(arrayId, Buffer.alloc(3 * 1024 * 1024), 0, 3 * 1024 * 1024), status.RESOURCE_EXHAUSTED, []],
     ['a TTL out of range', () => client.openLease({ ttlSeconds: 10 ** 9 }), status.INVALID_ARGUMENT, ['ttl_seconds', '1000000000']],
+    ['65 lease labels', () => client.openLease({ labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }), status.INVALID_ARGUMENT, ['labels', 'at most 64 labels', '65 labels']],
+    ['a 64-character label key', () => client.openLease({ labels: { ['k'.repeat(64)]: 'v' } }), status.INVALID_ARGUMENT, ['labels', 'keys of 1 to 63 characters', 'a key of 64 characters']],
+    ['an empty label key', () => client.openLease({ labels: { '': 'v' } }), status.INVALID_ARGUMENT, ['labels', 'a key of 0 characters']],
+    ['a 257-character label value', () => client.openLease({ labels: { job: 'v'.repeat(257) } }), status.INVALID_ARGUMENT, ['labels["job"]', 'at most 256 characters', '257 characters']],
+    ['a 1 MiB label value', () => client.openLease({ labels: { job: 'v'.repeat(1024 * 1024) } }), status.INVALID_ARGUMENT, ['labels["job"]', '1048576 characters']],
   ];
 
   for (const [name, attempt, code, mentions] of cases) {
@@ -69,6 +74,17 @@ describe('bad input changes nothing', () => {
       expect((await lease.read(arrayId)).equals(content)).toBe(true);
     });
   }
+
+  it('opens no lease for labels over the limits, and opens one at the limits', async () => {
+    const before = (await client.listLeases()).length;
+    const over = await client.openLease({ labels: { a: 'v'.repeat(257) } }).then(() => undefined, (e: unknown) => e);
+    expect(over).toBeInstanceOf(TensormemClientError);
+    expect((await client.listLeases()).length).toBe(before);
+    const labels = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`${i}`.padStart(63, 'k'), 'v'.repeat(256)]));
+    const atLimit = await client.openLease({ labels });
+    expect((await client.listLeases()).find((entry) => entry.lease_id === atLimit.leaseId)?.labels).toEqual(labels);
+    await atLimit.close();
+  });
 
   it('rejects a missing or wrong token with UNAUTHENTICATED', async () => {
     const before = accounting(await client.memoryInfo());

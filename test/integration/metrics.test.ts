@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -210,6 +211,12 @@ describe('Prometheus metrics and the status endpoints', () => {
     expect(sample(closed, 'tensormem_pool_used_bytes', { pool: 'host' })).toBe(0);
     expect(sample(closed, 'tensormem_leases_closed_total', { reason: 'closed' })).toBe(2);
     expect(sample(closed, 'tensormem_leases')).toBe(0);
+    // Tenants of the tenants file keep their rows with no lease and no bytes.
+    expect(sample(closed, 'tensormem_tenant_quota_bytes', { tenant: 'team-a', memory: 'device' })).toBe(MiB);
+    expect(sample(closed, 'tensormem_tenant_used_bytes', { tenant: 'team-a', memory: 'device' })).toBe(0);
+    expect(sample(closed, 'tensormem_tenant_leases', { tenant: 'team-a' })).toBe(0);
+    expect(sample(closed, 'tensormem_tenant_leases', { tenant: 'ops' })).toBe(0);
+    expect((await client.memoryInfo(TOKENS.admin)).tenants.map((tenant) => tenant.tenant)).toEqual(['ops', 'team-a']);
   });
 
   it('counts leases reclaimed when they expire and leases evicted', async () => {
@@ -273,6 +280,106 @@ describe('--metrics-listen values', () => {
       expect((await statusWithHost(`127.0.0.1:${port}`)).status).toBe(200);
       expect(await statusWithHost(`attacker.example:${port}`)).toEqual({ status: 403, body: `Host "attacker.example:${port}" is not a loopback name: open mode serves localhost, 127.0.0.1 and [::1] only\n` });
     } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+
+  it('open mode: a client-chosen tenant name leaves GetMemoryInfo and /metrics once it holds nothing and has no lease', async () => {
+    const daemon = await startDaemon();
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const address = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+      const tenantSeries = async () =>
+        parseMetrics(await (await fetch(`http://${address}/metrics`)).text())
+          .filter((s) => s.name.startsWith('tensormem_tenant_'))
+          .map((s) => s.labels.tenant);
+      const names = Array.from({ length: 20 }, (_, i) => `passing-${i}`);
+      for (const tenant of names) {
+        const lease = await client.openLease({ tenant, clientName: 'x' });
+        await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+        await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], placement: 'PLACEMENT_HOST_ONLY' });
+        // Read while open: a report must not make the account outlive the lease.
+        expect((await client.memoryInfo()).tenants.find((t) => t.tenant === tenant)).toMatchObject({ leases: 1 });
+        expect(await tenantSeries()).toContain(tenant);
+        await lease.close();
+      }
+      // A lease with nothing allocated, and one still open, keep their rows only while open.
+      const idle = await client.openLease({ tenant: 'idle', clientName: 'x' });
+      const stays = await client.openLease({ tenant: 'stays', clientName: 'x' });
+      await stays.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+      expect((await client.memoryInfo()).tenants.map((t) => t.tenant)).toEqual(['idle', 'stays']);
+      await idle.close();
+      expect((await client.memoryInfo()).tenants.map((t) => t.tenant)).toEqual(['stays']);
+      expect(new Set(await tenantSeries())).toEqual(new Set(['stays']));
+      await stays.close();
+      expect((await client.memoryInfo()).tenants).toEqual([]);
+      expect(await tenantSeries()).toEqual([]);
+      // A name used again starts from zero.
+      const again = await client.openLease({ tenant: 'passing-0', clientName: 'x' });
+      await again.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+      expect((await client.memoryInfo()).tenants).toEqual([expect.objectContaining({ tenant: 'passing-0', leases: 1, device_used_bytes: expect.anything() })]);
+      await again.close();
+      expect((await client.memoryInfo()).tenants).toEqual([]);
+    } finally {
+      client.close();
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+
+  it('/events skips ticks while a client has not taken the last snapshot, and serves at most 16 streams', async () => {
+    const daemon = await startDaemon();
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const address = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+      const [host, port] = address.split(':');
+      // 100 leases with the largest labels allowed: each snapshot is about 2 MiB.
+      const labels = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`${i}`.padStart(63, 'k'), 'v'.repeat(256)]));
+      for (let i = 0; i < 100; i++) await client.openLease({ clientName: `big-${i}`, labels });
+
+      // A client that reads nothing for 3 s (30 ticks of 100 ms), then reads for 300 ms.
+      const slow = connect(Number(port), host, () => slow.write(`GET /events?interval_ms=100 HTTP/1.1\r\nHost: localhost:${port}\r\n\r\n`));
+      slow.pause();
+      await sleep(3000);
+      let snapshots = 0;
+      slow.on('data', (chunk: Buffer) => (snapshots += chunk.toString('latin1').split('event: snapshot').length - 1));
+      slow.resume();
+      await sleep(300);
+      slow.destroy();
+      // Buffering every tick delivered 30 and more here; skipping leaves what the socket took before it filled, plus the last 300 ms.
+      expect(snapshots).toBeGreaterThan(0);
+      expect(snapshots).toBeLessThan(15);
+
+      const open = (): Promise<{ status: number; body: string; close: () => void }> =>
+        new Promise((resolve, reject) => {
+          const call = request(`http://${address}/events?interval_ms=60000`, (response) => {
+            if (response.statusCode === 200) {
+              response.once('data', () => resolve({ status: 200, body: '', close: () => call.destroy() }));
+              return;
+            }
+            let body = '';
+            response.on('data', (chunk) => (body += chunk));
+            response.on('end', () => resolve({ status: response.statusCode!, body, close: () => {} }));
+          });
+          call.on('error', reject);
+          call.end();
+        });
+      const streams = [];
+      for (let i = 0; i < 16; i++) streams.push(await open());
+      expect(streams.map((stream) => stream.status)).toEqual(Array(16).fill(200));
+      const refused = await open();
+      expect(refused.status).toBe(503);
+      expect(JSON.parse(refused.body)).toEqual({ error: '16 /events streams are open, the most served at once: close one, or poll /api/snapshot', max_event_streams: 16 });
+      streams.pop()!.close();
+      let again = await open();
+      for (let tries = 0; tries < 20 && again.status !== 200; tries++) {
+        await sleep(50);
+        again = await open();
+      }
+      expect(again.status).toBe(200);
+      again.close();
+      for (const stream of streams) stream.close();
+    } finally {
+      client.close();
       expect(await daemon.stop()).toBe(0);
     }
   });

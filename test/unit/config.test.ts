@@ -99,6 +99,23 @@ describe('loadConfig', () => {
     expect(loadConfig([], { TENSORMEM_HEAP_GROWTH: '50' }).heapGrowthPercent).toBe(50);
   });
 
+  it('keeps --chunk-bytes plus 1 KiB of ReadArray framing within --max-message-bytes', () => {
+    // A ReadArray message is one chunk plus ~11 bytes of framing: at chunk >= max message every read failed.
+    expect(() => loadConfig(['--chunk-bytes', '64M'], {})).toThrowError(
+      'Expected a size of at most 67107840 bytes (--max-message-bytes 67108864 less 1024 bytes of ReadArray message framing: chunk-bytes + 1024 <= max-message-bytes) for --chunk-bytes but received "64M (67108864 bytes)"',
+    );
+    expect(() => loadConfig(['--chunk-bytes', '1M', '--max-message-bytes', '512K'], {})).toThrowError('for --chunk-bytes but received "1M (1048576 bytes)"');
+    expect(() => loadConfig(['--max-message-bytes', '2M'], { TENSORMEM_CHUNK_BYTES: '2M' })).toThrowError('Expected a size of at most 2096128 bytes');
+    expect(() => loadConfig(['--max-message-bytes', '1K'], {})).toThrowError('Expected a size above 1024 bytes (room for a ReadArray chunk and its framing) for --max-message-bytes but received "1K"');
+    expect(loadConfig(['--chunk-bytes', '1047552', '--max-message-bytes', '1M'], {}).chunkBytes).toBe(1047552);
+    expect(loadConfig([], {})).toMatchObject({ chunkBytes: 1024 * 1024, maxMessageBytes: 64 * 1024 * 1024 });
+    // Only --max-message-bytes given: the default chunk (1M) shrinks to fit, and GetConfig says so.
+    const fitted = loadConfig([], { TENSORMEM_MAX_MESSAGE_BYTES: '1M' });
+    expect(fitted).toMatchObject({ chunkBytes: 1047552, maxMessageBytes: 1024 * 1024 });
+    expect(fitted.rawValues['chunk-bytes']).toBe('1047552');
+    expect(fitted.sources['chunk-bytes']).toBe('default');
+  });
+
   it('collects repeated --listen flags', () => {
     expect(loadConfig(['--listen', '127.0.0.1:1', '--listen=unix:/tmp/x.sock'], {}).listen).toEqual(['127.0.0.1:1', 'unix:/tmp/x.sock']);
   });
