@@ -130,6 +130,15 @@ export class MemoryManager {
     this.devicePools = devices.map((device, index) => this.stack('DEVICE', index, limits.maxBytes[index], 'pool cap (maxbytes)', backend.name === 'host'));
     this.hostPool = this.stack('HOST', undefined, limits.hostMaxBytes, 'host cap (host-maxbytes)', true);
     this.waitQueues = this.devicePools.map(() => new MemoryWaitQueue());
+    // --maxphysicalbytes counts the chunks in host RAM when they are taken, not when first written: the
+    // host pool's (pinned on cuda) and, on the host backend, the emulated devices' (dedicated chunks and
+    // workspace buffers are pool chunks too). MMAP workspaces' files are not pool chunks: their pages count in RSS only.
+    const hostRamPools = [this.hostPool, ...(backend.name === 'host' ? this.devicePools : [])].map((stack) => stack.pool);
+    physical.countChunks(() => {
+      let bytes = 0;
+      for (const pool of hostRamPools) bytes += pool.reservedBytes;
+      return bytes;
+    });
   }
 
   private stack(memory: 'DEVICE' | 'HOST', device: number | undefined, capBytes: number, capName: string, costsHostRam: boolean): PoolStack {

@@ -79,7 +79,7 @@ export class DaemonMetrics {
       const host = info().host ?? {};
       return [[{ category: 'mirror' }, Number(host.mirror_bytes ?? 0)], [{ category: 'host_only' }, Number(host.host_only_bytes ?? 0)], [{ category: 'mmap' }, Number(host.mmap_bytes ?? 0)]];
     });
-    liveGauge('tensormem_process_physical_bytes', 'Resident set of the daemon (RSS), as checked against --maxphysicalbytes.', [], processSeries('physical_bytes'));
+    liveGauge('tensormem_process_physical_bytes', 'Resident set of the daemon (RSS); --maxphysicalbytes is checked against the larger of this and the RSS at start plus the host-RAM pool chunks held.', [], processSeries('physical_bytes'));
     liveGauge('tensormem_process_max_physical_bytes', 'The cap --maxphysicalbytes.', [], processSeries('max_physical_bytes'));
     liveGauge('tensormem_process_heap_used_bytes', 'V8 heap in use.', [], processSeries('heap_used_bytes'));
     liveGauge('tensormem_process_heap_limit_bytes', 'V8 heap limit.', [], processSeries('heap_limit_bytes'));
