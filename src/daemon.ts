@@ -42,7 +42,7 @@ export interface Daemon {
 }
 
 /** Guarantees must fit the smallest device pool together, or they could not all be honoured. */
-function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], path: string): void {
+export function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], path: string): void {
   const total = tenants.reduce((sum, tenant) => sum + tenant.deviceGuaranteeBytes, 0);
   const smallest = Math.min(...maxBytes);
   if (total > smallest) {

@@ -6,10 +6,12 @@
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { loadConfig } from '../config/config';
-import { DoctorFacts, Finding, diagnose } from '../config/doctor';
+import { DoctorFacts, DoctorTenants, Finding, diagnose } from '../config/doctor';
 import { applyProfile } from '../config/profiles';
 import { parseSize, resolveSize } from '../config/sizes';
-import { resolveLimits } from '../memory/limits';
+import { computeLimits, deviceCapOrigin, hostCapOrigin } from '../memory/limits';
+import { checkGuaranteesFit } from '../daemon';
+import { readTenantsFile } from '../leases/tenants-file';
 import { createBackend } from '../native/addon';
 import type { DeviceMemoryInfo } from '../native/backend';
 import type { TensormemClient } from '../client/tensormem-client';
@@ -35,9 +37,16 @@ export async function daemonFacts(client: TensormemClient, token: string | undef
     return value;
   };
   const caps = entry('maxbytes').value.split(',').map(Number);
+  const reserves = entry('device-reserve').value.split(',').map(Number);
   return {
     backend: info.backend === 'cuda' ? 'cuda' : 'host',
-    devices: info.devices.map((device, index) => ({ index: device.device, name: device.name, totalBytes: device.total_bytes, maxBytes: caps[index] ?? device.max_bytes })),
+    devices: info.devices.map((device, index) => ({
+      index: device.device,
+      name: device.name,
+      totalBytes: device.total_bytes,
+      maxBytes: caps[index] ?? device.max_bytes,
+      capOrigin: { maxbytesSource: entry('maxbytes').source, reserveBytes: reserves[index], reserveSource: entry('device-reserve').source },
+    })),
     deviceCapSet: isSet(entry('maxbytes').source) || isSet(entry('device-reserve').source),
     hostMaxBytes: Number(entry('host-maxbytes').value),
     maxPhysicalBytes: Number(entry('maxphysicalbytes').value),
@@ -46,6 +55,7 @@ export async function daemonFacts(client: TensormemClient, token: string | undef
     mirror: entry('mirror').value === 'eager' ? 'eager' : 'lazy',
     allowSmallDevice: entry('allow-small-device').value === 'true',
     ramBytes: isLocalAddress(client.address) ? totalmem() : undefined,
+    hostCapOrigin: { source: entry('host-maxbytes').source },
   };
 }
 
@@ -92,16 +102,17 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
       }
     : localDevices(parsed.backend, emulated);
   const config = applyProfile(parsed, { ramBytes, deviceTotalBytes: devices.map((device) => device.totalBytes), backend, heapLimitBytes: getHeapStatistics().heap_size_limit });
-  // resolveLimits refuses what the doctor must report (a cap above VRAM, a small device): resolve
-  // without the explicit cap and the size check, then apply the cap as given.
-  const limits = resolveLimits({ ...config, maxBytes: undefined, allowSmallDevice: true }, backend, devices, ramBytes);
+  // resolveLimits refuses what the doctor must report (a cap above VRAM or of 0, a small device):
+  // computeLimits resolves the same caps and refuses nothing.
+  const limits = computeLimits(config, backend, devices, ramBytes);
   return {
     backend,
     devices: devices.map((device, index) => ({
       index,
       name: device.name,
       totalBytes: device.totalBytes,
-      maxBytes: config.maxBytes ? resolveSize(config.maxBytes, device.totalBytes) : limits.maxBytes[index],
+      maxBytes: limits.maxBytes[index],
+      capOrigin: deviceCapOrigin(config, limits, index),
     })),
     deviceCapSet: isSet(config.sources.maxbytes) || isSet(config.sources['device-reserve']),
     hostMaxBytes: limits.hostMaxBytes,
@@ -111,7 +122,26 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
     mirror: config.mirror,
     allowSmallDevice: config.allowSmallDevice,
     ramBytes,
+    hostCapOrigin: hostCapOrigin(config, limits),
+    tenants: config.tenantsFile === undefined ? undefined : tenantsFacts(config.tenantsFile, limits.maxBytes),
   };
+}
+
+/** The --tenants file checked as tensormemd checks it at start: it must parse, and its guarantees fit the pools. */
+function tenantsFacts(file: string, maxBytes: number[]): DoctorTenants {
+  let specs;
+  try {
+    specs = readTenantsFile(file);
+  } catch (error) {
+    return { file, readError: (error as Error).message };
+  }
+  const guaranteeBytes = specs.reduce((sum, tenant) => sum + tenant.deviceGuaranteeBytes, 0);
+  try {
+    checkGuaranteesFit(specs, maxBytes, file);
+  } catch (error) {
+    return { file, guaranteeBytes, guaranteesError: (error as Error).message };
+  }
+  return { file, guaranteeBytes };
 }
 
 /** --ram / --vram: a bad value is a usage error (exit 2). */

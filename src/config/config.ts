@@ -66,23 +66,30 @@ export interface DaemonConfig {
  */
 export const MESSAGE_FRAMING_HEADROOM_BYTES = 1024;
 
-type RawValues = Map<string, { value: string | string[]; source: ConfigSource }>;
+/** `origin`: where an env or file value was read (TENSORMEM_MAXBYTES; /etc/tensormemd.yaml: maxbytes), for error messages. */
+type RawValues = Map<string, { value: string | string[]; source: ConfigSource; origin?: string }>;
+
+/** A list flag's value as text (an environment variable, a config file's string): comma-separated items. */
+function splitList(text: string): string[] {
+  return text.split(',');
+}
 
 /** Reads argv (without node and script), env and the config file into a DaemonConfig; throws TensormemError naming the flag on bad input. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const fromFlags = parseArgv(argv);
   const raw: RawValues = new Map();
   for (const flag of FLAGS) {
-    if (flag.default !== undefined) raw.set(flag.name, { value: flag.type === 'list' ? flag.default.split(',') : flag.default, source: 'default' });
+    if (flag.default !== undefined) raw.set(flag.name, { value: flag.type === 'list' ? splitList(flag.default) : flag.default, source: 'default' });
   }
   const configPath = fromFlags.get('config')?.value ?? env[envName(findFlag('config')!)];
   if (typeof configPath === 'string' && configPath !== '') {
-    for (const [name, value] of readConfigFile(configPath)) raw.set(name, { value, source: 'file' });
+    const configField = fromFlags.has('config') ? '--config' : `--config (from ${envName(findFlag('config')!)})`;
+    for (const [name, value] of readConfigFile(configPath, configField)) raw.set(name, { value, source: 'file', origin: `${configPath}: ${name}` });
     raw.set('config', { value: configPath, source: fromFlags.has('config') ? 'flag' : 'env' });
   }
   for (const flag of FLAGS) {
     const text = env[envName(flag)];
-    if (text !== undefined && text !== '') raw.set(flag.name, { value: flag.type === 'list' ? text.split(',') : text, source: 'env' });
+    if (text !== undefined && text !== '') raw.set(flag.name, { value: flag.type === 'list' ? splitList(text) : text, source: 'env', origin: envName(flag) });
   }
   for (const [name, entry] of fromFlags) raw.set(name, entry);
   return build(raw);
@@ -113,26 +120,28 @@ function parseArgv(argv: readonly string[]): RawValues {
   return values;
 }
 
-function readConfigFile(path: string): Map<string, string | string[]> {
+function readConfigFile(path: string, field: string): Map<string, string | string[]> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw invalidArgument('--config', 'a readable file', `${path} (${(error as Error).message})`);
+    throw invalidArgument(field, 'a readable file', `${path} (${(error as Error).message})`);
   }
   let document: unknown;
   try {
     document = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw invalidArgument('--config', 'valid YAML or JSON', `${path}: ${(error as Error).message}`);
+    throw invalidArgument(field, 'valid YAML or JSON', `${path}: ${(error as Error).message}`);
   }
   const values = new Map<string, string | string[]>();
   if (document === null || document === undefined) return values;
-  if (typeof document !== 'object' || Array.isArray(document)) throw invalidArgument('--config', 'a mapping of flag names to values', path);
+  if (typeof document !== 'object' || Array.isArray(document)) throw invalidArgument(field, 'a mapping of flag names to values', path);
   for (const [key, value] of Object.entries(document as Record<string, unknown>)) {
     const flag = findFlag(key);
     if (!flag || key === 'config') throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help)', key);
-    values.set(key, Array.isArray(value) ? value.map(String) : String(value));
+    // A list flag takes a YAML/JSON list, or a string of comma-separated items as its environment variable does.
+    if (Array.isArray(value)) values.set(key, value.map(String));
+    else values.set(key, flag.type === 'list' ? splitList(String(value)) : String(value));
   }
   return values;
 }
@@ -143,7 +152,11 @@ function build(raw: RawValues): DaemonConfig {
     if (entry === undefined) return undefined;
     return Array.isArray(entry.value) ? entry.value.join(',') : entry.value;
   };
-  const field = (name: string) => `--${name}`;
+  /** The flag an error names, with the variable or config file key its value came from when not a flag. */
+  const field = (name: string) => {
+    const origin = raw.get(name)?.origin;
+    return origin === undefined ? `--${name}` : `--${name} (from ${origin})`;
+  };
   const size = (name: string): SizeSpec | undefined => {
     const value = text(name);
     return value === undefined ? undefined : parseSize(value, field(name), findFlag(name)!.percentOf !== undefined);
@@ -188,7 +201,7 @@ function build(raw: RawValues): DaemonConfig {
   };
   const listValue = raw.get('listen')!.value;
   const listen = (Array.isArray(listValue) ? listValue : [listValue]).map((s) => s.trim()).filter((s) => s !== '');
-  if (listen.length === 0) throw invalidArgument('--listen', 'at least one address (HOST:PORT or unix:PATH)', '(none)');
+  if (listen.length === 0) throw invalidArgument(field('listen'), 'at least one address (HOST:PORT or unix:PATH)', '(none)');
 
   const sources: Record<string, ConfigSource> = {};
   const rawValues: Record<string, string> = {};
@@ -226,8 +239,8 @@ function build(raw: RawValues): DaemonConfig {
     leaseTtlMs: duration('lease-ttl'),
     reclaimIntervalMs: timerDuration('reclaim-interval'),
     listen,
-    dataListen: dataListen(text('data-listen')),
-    healthListen: healthAddress(text('health-listen')),
+    dataListen: dataListen(text('data-listen'), field('data-listen')),
+    healthListen: healthAddress(text('health-listen'), field('health-listen')),
     maxMessageBytes,
     chunkBytes,
     poolChunkBytes: positiveBytes('pool-chunk'),
@@ -239,7 +252,7 @@ function build(raw: RawValues): DaemonConfig {
     logLevel: choice('log-level'),
     tenantsFile: text('tenants') || undefined,
     tls: tlsFiles(text('tls-cert'), text('tls-key'), text('tls-client-ca')),
-    metricsListen: metricsListen(text('metrics-listen')),
+    metricsListen: metricsListen(text('metrics-listen'), field('metrics-listen')),
     help: bool('help'),
     version: bool('version'),
     sources,
@@ -248,25 +261,25 @@ function build(raw: RawValues): DaemonConfig {
 }
 
 /** --health-listen HOST:PORT → host (brackets removed) and port; INVALID_ARGUMENT naming the flag otherwise. */
-export function parseHealthAddress(address: string): { host: string; port: number } {
+export function parseHealthAddress(address: string, field = '--health-listen'): { host: string; port: number } {
   const parsed = parseHostPort(address);
-  if (!parsed) throw invalidArgument('--health-listen', 'HOST:PORT with a port from 0 to 65535', address);
+  if (!parsed) throw invalidArgument(field, 'HOST:PORT with a port from 0 to 65535', address);
   return parsed;
 }
 
-function healthAddress(address?: string): string | undefined {
+function healthAddress(address: string | undefined, field: string): string | undefined {
   if (!address) return undefined;
-  parseHealthAddress(address);
+  parseHealthAddress(address, field);
   return address;
 }
 
 /** --data-listen: HOST:PORT or unix:PATH; undefined when unset. */
-function dataListen(value = ''): string | undefined {
+function dataListen(value = '', field = '--data-listen'): string | undefined {
   const address = value.trim();
   if (address === '') return undefined;
   const socketPath = unixSocketPath(address);
-  if (socketPath === '') throw invalidArgument('--data-listen', 'unix:PATH with a path', address);
-  if (socketPath === undefined && !parseHostPort(address)) throw invalidArgument('--data-listen', 'HOST:PORT or unix:PATH', address);
+  if (socketPath === '') throw invalidArgument(field, 'unix:PATH with a path', address);
+  if (socketPath === undefined && !parseHostPort(address)) throw invalidArgument(field, 'HOST:PORT or unix:PATH', address);
   return address;
 }
 
@@ -277,11 +290,11 @@ function tlsFiles(certFile?: string, keyFile?: string, clientCaFile?: string): D
   return { certFile, keyFile, clientCaFile: clientCaFile || undefined };
 }
 
-function metricsListen(value = ''): string | undefined {
+function metricsListen(value = '', field = '--metrics-listen'): string | undefined {
   const address = value.trim();
   if (address === '' || address === 'off') return undefined;
   if (!parseHostPort(address)) {
-    throw invalidArgument('--metrics-listen', 'HOST:PORT (port 0 picks one) or off', value);
+    throw invalidArgument(field, 'HOST:PORT (port 0 picks one) or off', value);
   }
   return address;
 }

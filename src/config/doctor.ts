@@ -4,8 +4,19 @@
  * same rules judge a running daemon (GetConfig + GetMemoryInfo) and a proposed command line (parsed
  * offline by loadConfig); each finding says what, why in the seed's words, and the flag that fixes it.
  */
-import { defaultDeviceReserve, MIN_DEVICE_BYTES } from '../memory/limits';
+import {
+  DeviceCapOrigin,
+  HostCapOrigin,
+  MIN_DEVICE_BYTES,
+  sizeFlag,
+  workingDeviceReserve,
+  workingDeviceCapFlag,
+  zeroDeviceCapProblem,
+  zeroHostCapProblem,
+} from '../memory/limits';
 import { formatIec, GiB, MiB } from '../units';
+
+export { sizeFlag };
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -25,6 +36,19 @@ export interface DoctorDevice {
   totalBytes: number;
   /** The pool cap (--maxbytes as resolved for this device). */
   maxBytes: number;
+  /** Where the cap came from (flag, or derived from the device − --device-reserve), when known. */
+  capOrigin?: DeviceCapOrigin;
+}
+
+/** A --tenants file of a proposed configuration, checked as tensormemd checks it at start. */
+export interface DoctorTenants {
+  file: string;
+  /** The file could not be read or parsed (tensormemd's message). */
+  readError?: string;
+  /** tensormemd's refusal of the guarantees (checkGuaranteesFit): they add up to more than the smallest pool cap. */
+  guaranteesError?: string;
+  /** The device guarantees summed, when the file parsed. */
+  guaranteeBytes?: number;
 }
 
 export interface DoctorFacts {
@@ -33,6 +57,7 @@ export interface DoctorFacts {
   /** Whether --maxbytes or --device-reserve was set (flag, env, file or profile) rather than derived. */
   deviceCapSet: boolean;
   hostMaxBytes: number;
+  /** 0 = no process cap (JavaCPP's rule, and the daemon's). */
   maxPhysicalBytes: number;
   /** Whether --maxphysicalbytes was set rather than derived. */
   maxPhysicalSet: boolean;
@@ -42,16 +67,15 @@ export interface DoctorFacts {
   allowSmallDevice: boolean;
   /** Physical RAM of the daemon's machine, when known. */
   ramBytes?: number;
-}
-
-/** Bytes as a flag value: "22G", "1536M", or plain bytes. */
-export function sizeFlag(bytes: number): string {
-  if (bytes % GiB === 0) return `${bytes / GiB}G`;
-  if (bytes % MiB === 0) return `${bytes / MiB}M`;
-  return String(bytes);
+  /** Where --host-maxbytes came from, when known. */
+  hostCapOrigin?: HostCapOrigin;
+  /** The --tenants file of a proposed configuration (offline doctor only). */
+  tenants?: DoctorTenants;
 }
 
 const ceilGiB = (bytes: number) => Math.ceil(bytes / GiB) * GiB;
+/** Whole MiB below `bytes`, or `bytes` itself under 1 MiB, so that a suggested size is never 0 unless `bytes` is. */
+const floorMiBOrBytes = (bytes: number) => (bytes >= MiB ? Math.floor(bytes / MiB) * MiB : bytes);
 
 const SEVERITY_ORDER: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
 
@@ -63,15 +87,18 @@ export function diagnose(facts: DoctorFacts): Finding[] {
 
   for (const device of facts.devices) {
     const label = `device ${device.index} (${device.name}, ${formatIec(device.totalBytes)})`;
-    const reserve = defaultDeviceReserve(device.totalBytes);
-    const suggestedCap = Math.max(0, device.totalBytes - reserve);
+    // The default reserve, or less on a device too small to leave a pool after it.
+    const reserve = workingDeviceReserve(device.totalBytes);
+    const suggestedCap = device.totalBytes - reserve;
     if (device.totalBytes < MIN_DEVICE_BYTES) {
+      // --allow-small-device alone serves the device with a pool of 0 when the reserve takes it all.
+      const forced = ['--allow-small-device', device.maxBytes > 0 ? undefined : workingDeviceCapFlag(device, device.capOrigin)].filter(Boolean).join(' ');
       add({
         severity: facts.allowSmallDevice ? 'warning' : 'error',
         rule: 'device-too-small',
         what: `${label} has less than 2 GiB of ${kind}${facts.allowSmallDevice ? ' and is served because of --allow-small-device' : '; the daemon refuses it'}`,
         why: 'The seed: "GPUs with less than 2 GB VRAM are not suitable for DL4J training"; "4 GB VRAM minimum (small networks, small batches), 8 GB recommended".',
-        fix: cuda ? 'Use a device with at least 4 GiB (8 GiB recommended), or --allow-small-device to serve it anyway' : '--emulated-device 4G (or --allow-small-device)',
+        fix: cuda ? `Use a device with at least 4 GiB (8 GiB recommended), or ${forced} to serve it anyway` : `--emulated-device 4G (or ${forced})`,
       });
     } else if (cuda && device.totalBytes < 4 * GiB) {
       add({
@@ -82,13 +109,22 @@ export function diagnose(facts: DoctorFacts): Finding[] {
         fix: 'Expect small batches only; a device of 8 GiB or more for training',
       });
     }
-    if (device.maxBytes > device.totalBytes) {
+    if (device.maxBytes === 0) {
+      const problem = zeroDeviceCapProblem(device, device.capOrigin, !cuda);
+      add({
+        severity: 'error',
+        rule: 'maxbytes-zero',
+        what: problem.what,
+        why: 'The seed: "Set maxbytes slightly below VRAM capacity"; a cap of 0 leaves the pool nothing to lend, so tensormemd refuses it at start.',
+        fix: problem.fix ?? `None: ${label} has no memory to lend`,
+      });
+    } else if (device.maxBytes > device.totalBytes) {
       add({
         severity: 'error',
         rule: 'maxbytes-above-vram',
         what: `--maxbytes ${formatIec(device.maxBytes)} is above ${label}'s ${kind}; the daemon refuses to start`,
         why: 'The seed\'s pitfall "`maxbytes` > GPU VRAM → CUDA OOM"; "Verify `maxbytes` is not set higher than available VRAM."',
-        fix: `--maxbytes ${sizeFlag(suggestedCap)} (VRAM − ${formatIec(reserve)})`,
+        fix: suggestedCap > 0 ? `--maxbytes ${sizeFlag(floorMiBOrBytes(suggestedCap))} (VRAM − ${formatIec(reserve)})` : `None: ${label} has no memory to lend`,
       });
     } else if (cuda && device.totalBytes - device.maxBytes < reserve) {
       add({
@@ -96,19 +132,20 @@ export function diagnose(facts: DoctorFacts): Finding[] {
         rule: 'maxbytes-too-close-to-vram',
         what: `--maxbytes ${formatIec(device.maxBytes)} leaves ${formatIec(device.totalBytes - device.maxBytes)} of ${label}, less than the ${formatIec(reserve)} the CUDA runtime, driver and cuDNN need`,
         why: 'The seed: "Set maxbytes slightly below VRAM capacity to leave room for CUDA runtime overhead and cuDNN workspace allocations"; "Subtract approximately 1 GB to 2 GB".',
-        fix: `--maxbytes ${sizeFlag(suggestedCap)} (or --device-reserve ${sizeFlag(reserve)} without --maxbytes)`,
+        fix: `--maxbytes ${sizeFlag(floorMiBOrBytes(suggestedCap))} (or --device-reserve ${sizeFlag(reserve)} without --maxbytes)`,
       });
     }
   }
 
   if (!facts.deviceCapSet && facts.devices.length > 0) {
-    const smallest = Math.min(...facts.devices.map((device) => device.maxBytes));
+    // A cap of 0 is its own error (maxbytes-zero); suggest what would work there instead.
+    const smallest = floorMiBOrBytes(Math.min(...facts.devices.map((device) => (device.maxBytes > 0 ? device.maxBytes : device.totalBytes - workingDeviceReserve(device.totalBytes)))));
     add({
       severity: 'warning',
       rule: 'no-device-cap',
       what: `No --maxbytes (or --device-reserve) set: each device pool's cap is derived (${facts.devices.map((device) => formatIec(device.maxBytes)).join(', ')})`,
       why: 'The seed\'s pitfall "No `maxbytes` set → Off-heap defaults to `-Xmx` value, may be insufficient → Set `maxbytes` explicitly"; here the cap follows VRAM − the default device reserve, whatever the card.',
-      fix: `--maxbytes ${sizeFlag(Math.floor(smallest / MiB) * MiB)} (or --profile gpu-training)`,
+      fix: smallest > 0 ? `--maxbytes ${sizeFlag(smallest)} (or --profile gpu-training)` : 'None: a device has no memory to lend',
     });
   }
 
@@ -116,7 +153,26 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   const neededPhysical = facts.hostMaxBytes + emulatedBytes + facts.heapLimitBytes;
   const parts = `host-maxbytes ${formatIec(facts.hostMaxBytes)}${emulatedBytes > 0 ? ` + emulated devices ${formatIec(emulatedBytes)}` : ''} + V8 heap limit ${formatIec(facts.heapLimitBytes)} = ${formatIec(neededPhysical)}`;
   const suggestedPhysical = ceilGiB(neededPhysical) + GiB;
-  if (facts.maxPhysicalBytes < neededPhysical) {
+  if (facts.hostMaxBytes === 0) {
+    const problem = zeroHostCapProblem(facts.hostCapOrigin);
+    add({
+      severity: 'error',
+      rule: 'host-maxbytes-zero',
+      what: problem.what,
+      why: 'The seed: "ND4J also allocates a CPU-side off-heap mirror buffer for each GPU array"; a host cap of 0 leaves no room for one, so tensormemd refuses it at start.',
+      fix: problem.fix ?? '--host-maxbytes 25%',
+    });
+  }
+  if (facts.maxPhysicalBytes === 0) {
+    // 0 = no process cap, for the daemon as for JavaCPP: a choice, not a cap below everything.
+    add({
+      severity: 'warning',
+      rule: 'physical-cap-off',
+      what: '--maxphysicalbytes 0 turns the process cap off: nothing refuses host allocations before the machine runs out of RAM',
+      why: 'The seed: maxphysicalbytes is "Optional but useful to prevent runaway allocation" and "Should be set to `maxbytes + Xmx + overhead`".',
+      fix: `--maxphysicalbytes ${sizeFlag(suggestedPhysical)}`,
+    });
+  } else if (facts.maxPhysicalBytes < neededPhysical) {
     add({
       severity: 'error',
       rule: 'maxphysicalbytes-below-sum',
@@ -148,13 +204,16 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   if (facts.ramBytes !== undefined) {
     const committed = facts.hostMaxBytes + emulatedBytes + facts.heapLimitBytes;
     if (committed > facts.ramBytes) {
-      const room = Math.max(0, facts.ramBytes - emulatedBytes - facts.heapLimitBytes);
+      const room = floorMiBOrBytes(Math.floor((Math.max(0, facts.ramBytes - emulatedBytes - facts.heapLimitBytes) * 3) / 4));
+      const emulated = emulatedBytes > 0;
+      const others = `${emulated ? 'a smaller --emulated-device, or ' : ''}node --max-old-space-size (the ${emulated ? 'emulated devices and the ' : ''}V8 heap limit alone fill the RAM: no --host-maxbytes fits)`;
       add({
         severity: 'warning',
         rule: 'no-room-for-off-heap',
         what: `${parts} is more than this machine's RAM (${formatIec(facts.ramBytes)}): the caps cannot all be honoured`,
         why: 'The seed\'s pitfall "High -Xms + large -Xmx on a constrained system → No room for off-heap"; "Setting Xmx too high leaves less room for off-heap memory."',
-        fix: `--host-maxbytes ${sizeFlag(Math.floor((room * 3) / 4 / MiB) * MiB)} (or a smaller --emulated-device, or node --max-old-space-size)`,
+        // No --host-maxbytes suggestion when the emulated devices and the heap alone take the RAM (it would be 0).
+        fix: room > 0 ? `--host-maxbytes ${sizeFlag(room)} (or a smaller --emulated-device, or node --max-old-space-size)` : others,
       });
     } else if (facts.maxPhysicalBytes > facts.ramBytes) {
       add({
@@ -165,6 +224,28 @@ export function diagnose(facts: DoctorFacts): Finding[] {
         fix: `--maxphysicalbytes ${sizeFlag(Math.min(suggestedPhysical, Math.floor(facts.ramBytes / MiB) * MiB))}`,
       });
     }
+  }
+  if (facts.tenants?.readError !== undefined) {
+    add({
+      severity: 'error',
+      rule: 'tenants-file-unreadable',
+      what: `--tenants ${facts.tenants.file} cannot be used: ${facts.tenants.readError}; the daemon refuses to start`,
+      why: 'tensormemd reads the tenants file at start (and on SIGHUP) and refuses one it cannot read or parse.',
+      fix: `Correct ${facts.tenants.file} (README, Tenants: YAML, or JSON when the name ends in .json)`,
+    });
+  } else if (facts.tenants?.guaranteesError !== undefined) {
+    const smallestCap = Math.min(...facts.devices.map((device) => device.maxBytes));
+    const smallestDevice = Math.min(...facts.devices.map((device) => device.totalBytes));
+    const neededCap = Math.ceil((facts.tenants.guaranteeBytes ?? 0) / MiB) * MiB;
+    add({
+      severity: 'error',
+      rule: 'tenant-guarantees-above-maxbytes',
+      what: `The device guarantees in --tenants ${facts.tenants.file} add up to more than the smallest pool cap; the daemon refuses to start: ${facts.tenants.guaranteesError}`,
+      why: 'A guarantee is a share of the pool kept free for its tenant while others borrow; guarantees that add up to more than the pool could not all be honoured.',
+      fix:
+        (smallestCap > 0 ? `Guarantees in ${facts.tenants.file} that add up to at most ${formatIec(smallestCap)}` : `A pool cap above 0 (maxbytes-zero) and guarantees in ${facts.tenants.file} that fit it`) +
+        (neededCap > 0 && neededCap <= smallestDevice ? `, or --maxbytes ${sizeFlag(neededCap)}` : ''),
+    });
   }
   return findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
 }

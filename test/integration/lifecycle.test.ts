@@ -107,4 +107,38 @@ describe('lease lifecycle', () => {
     expect(small.code).toBe(1);
     expect(small.stderr).toContain('--allow-small-device');
   });
+
+  it.each([
+    [['--emulated-device', '1G', '--allow-small-device'], "--maxbytes is 0 bytes on device 0 (tensormem emulated device, 1.00 GiB), derived as the device's 1.00 GiB minus --device-reserve 1.00 GiB (the default for a device under 16 GiB)", 'Fix: --device-reserve 256M (a smaller reserve), or --maxbytes 768M.'],
+    [['--device-reserve', '100%'], '--device-reserve 2.00 GiB ("100%", set by --device-reserve)', 'Fix: --device-reserve 1G (a smaller reserve), or --maxbytes 1G.'],
+    [['--maxbytes', '0%'], '"0%" set by --maxbytes', 'Fix: --maxbytes 1G.'],
+    [['--host-maxbytes', '0'], '--host-maxbytes is 0 bytes ("0", set by --host-maxbytes)', 'Fix: --host-maxbytes 25% (the default share of RAM).'],
+  ])('refuses to start with a cap of 0 (%j), naming the flag, where the 0 came from and what works', async (flags, from, fix) => {
+    const refused = await startDaemon(flags).then(
+      async (daemon) => {
+        await daemon.stop();
+        return 'started';
+      },
+      (error: Error) => error.message,
+    );
+    expect(refused).toContain('tensormemd exited with 1 before listening');
+    expect(refused).toContain(from);
+    expect(refused).toContain(fix);
+  });
+
+  it('starts with the working values those refusals suggest, and with --maxphysicalbytes 0 (no process cap)', async () => {
+    for (const flags of [['--emulated-device', '1G', '--allow-small-device', '--device-reserve', '256M'], ['--maxphysicalbytes', '0']]) {
+      const daemon = await startDaemon(flags);
+      const client = new TensormemClient(daemon.tcpAddress);
+      try {
+        const lease = await client.openLease({ clientName: 'caps' });
+        await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256] });
+        await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256], placement: 'PLACEMENT_HOST_ONLY' });
+        await lease.close();
+      } finally {
+        client.close();
+        await daemon.stop();
+      }
+    }
+  });
 });

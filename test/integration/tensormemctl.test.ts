@@ -115,8 +115,52 @@ describe('tensormemctl doctor', () => {
     writeFileSync(bad, 'maxbytes: plenty\n');
     const refused = await ctl(['doctor', '--config', bad, '--vram', '24G']);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('for --maxbytes but received "plenty"');
+    expect(refused.stderr).toContain(`for --maxbytes (from ${bad}: maxbytes) but received "plenty"`);
   });
+});
+
+describe('tensormemctl doctor: caps of 0 and the tenants file, as tensormemd judges them', () => {
+  it('a cap of 0 is an error with a fix that works (exit 1); --maxphysicalbytes 0 is no process cap (exit 0)', async () => {
+    const small = await ctl(['doctor', '--', '--backend', 'host', '--emulated-device', '1G', '--allow-small-device']);
+    expect(small.code).toBe(1);
+    expect(small.stdout).toContain('ERROR maxbytes-zero');
+    expect(small.stdout).toContain('fix:  --device-reserve 256M (a smaller reserve), or --maxbytes 768M');
+    expect(small.stdout).not.toMatch(/fix: .*--[a-z-]+ 0[GM% ]/);
+    const hostZero = await ctl(['doctor', '--', '--backend', 'host', '--emulated-device', '4G', '--host-maxbytes', '0']);
+    expect(hostZero.code).toBe(1);
+    expect(hostZero.stdout).toContain('ERROR host-maxbytes-zero');
+    const noPhysicalCap = await ctl(['doctor', '--', '--backend', 'host', '--emulated-device', '4G', '--maxbytes', '3G', '--maxphysicalbytes', '0']);
+    expect(noPhysicalCap.stdout).toContain('WARNING physical-cap-off');
+    expect(noPhysicalCap.stdout).not.toContain('ERROR');
+    expect(noPhysicalCap.code).toBe(0);
+  });
+
+  it('exits 1 on a --tenants file the daemon refuses: guarantees above --maxbytes, or a file that does not parse', async () => {
+    const tenant = (name: string) => `  - name: ${name}\n    token_sha256: "${createHash('sha256').update(name).digest('hex')}"\n    guarantee: { device: 2G }\n`;
+    const over = join(dir, 'tenants-over.yaml');
+    writeFileSync(over, `tenants:\n${tenant('a')}${tenant('b')}`);
+    const flags = ['--backend', 'host', '--emulated-device', '4G', '--maxbytes', '3G', '--tenants', over];
+    const run = await ctl(['doctor', '--', ...flags]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('ERROR tenant-guarantees-above-maxbytes');
+    expect(run.stdout).toContain(`--tenants ${over}`);
+    // The daemon refuses the same file with the same words.
+    const refused = await startDaemon(flags.slice(2)).then(
+      async (daemon) => {
+        await daemon.stop();
+        return 'started';
+      },
+      (error: Error) => error.message,
+    );
+    expect(refused).toContain('exited with 1 before listening');
+    expect(run.stdout).toContain(refused.split('\n').find((line) => line.startsWith('tensormemd: '))!.slice('tensormemd: '.length));
+    const bad = join(dir, 'tenants-bad.yaml');
+    writeFileSync(bad, 'maxbytes: 12Q\n');
+    const unparsed = await ctl(['doctor', '--', '--backend', 'host', '--emulated-device', '4G', '--maxbytes', '3G', '--tenants', bad]);
+    expect(unparsed.code).toBe(1);
+    expect(unparsed.stdout).toContain('ERROR tenants-file-unreadable');
+    expect(unparsed.stdout).toContain(`--tenants ${bad} cannot be used`);
+  }, 30_000);
 });
 
 describe('tensormemctl snapshot and snapshot diff', () => {

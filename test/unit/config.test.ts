@@ -6,6 +6,8 @@ import { loadConfig } from '../../src/config/config';
 import { helpText, FLAGS } from '../../src/config/flags';
 import { parseDurationMs, parseSize, resolveSize } from '../../src/config/sizes';
 import { TensormemError } from '../../src/errors';
+import { resolveLimits } from '../../src/memory/limits';
+import type { DeviceMemoryInfo } from '../../src/native/backend';
 
 const GiB = 1024 ** 3;
 
@@ -145,7 +147,46 @@ describe('loadConfig', () => {
   });
 
   it('names the environment variable source of a bad value', () => {
-    expect(() => loadConfig([], { TENSORMEM_MAXBYTES: 'lots' })).toThrowError('for --maxbytes but received "lots"');
+    expect(() => loadConfig([], { TENSORMEM_MAXBYTES: 'lots' })).toThrowError('Expected a size like 8G, 512MiB, 1048576 or 80% for --maxbytes (from TENSORMEM_MAXBYTES) but received "lots"');
+    expect(() => loadConfig([], { TENSORMEM_LEASE_TTL: '0s' })).toThrowError('Expected a duration above 0 for --lease-ttl (from TENSORMEM_LEASE_TTL) but received "0s"');
+    expect(() => loadConfig([], { TENSORMEM_MIRROR: 'sometimes' })).toThrowError('Expected one of lazy, eager for --mirror (from TENSORMEM_MIRROR) but received "sometimes"');
+    expect(() => loadConfig([], { TENSORMEM_METRICS_LISTEN: 'nowhere' })).toThrowError('for --metrics-listen (from TENSORMEM_METRICS_LISTEN) but received "nowhere"');
+    expect(() => loadConfig([], { TENSORMEM_CONFIG: '/nonexistent/tensormemd.yaml' })).toThrowError('Expected a readable file for --config (from TENSORMEM_CONFIG) but received');
+    // A flag is named as itself, and overrides a bad variable.
+    expect(() => loadConfig(['--maxbytes', 'lots'], {})).toThrowError('for --maxbytes but received "lots"');
+    expect(loadConfig(['--maxbytes', '1G'], { TENSORMEM_MAXBYTES: 'lots' }).maxBytes).toEqual({ kind: 'bytes', bytes: GiB });
+  });
+
+  it('names the config file and key a bad value came from', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'maxbytes: 12Q\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected a size like 8G, 512MiB, 1048576 or 80% for --maxbytes (from ${file}: maxbytes) but received "12Q"`);
+    writeFileSync(file, 'emulated-devices: 0\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected an integer from 1 to 16 for --emulated-devices (from ${file}: emulated-devices) but received "0"`);
+    writeFileSync(file, 'data-listen: "unix:"\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected unix:PATH with a path for --data-listen (from ${file}: data-listen) but received "unix:"`);
+    // The environment overrides the file, and is the one named.
+    writeFileSync(file, 'maxbytes: 4G\n');
+    expect(() => loadConfig(['--config', file], { TENSORMEM_MAXBYTES: '12Q' })).toThrowError('for --maxbytes (from TENSORMEM_MAXBYTES) but received "12Q"');
+  });
+
+  it('splits a list flag given as a string in the config file on commas, as its environment variable', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const yaml = join(dir, 'list.yaml');
+    writeFileSync(yaml, 'listen: "127.0.0.1:0, unix:/tmp/tensormem-list.sock"\n');
+    const fromFile = loadConfig(['--config', yaml], {});
+    expect(fromFile.listen).toEqual(['127.0.0.1:0', 'unix:/tmp/tensormem-list.sock']);
+    expect(fromFile.sources.listen).toBe('file');
+    expect(loadConfig([], { TENSORMEM_LISTEN: '127.0.0.1:0,unix:/tmp/tensormem-list.sock' }).listen).toEqual(fromFile.listen);
+    const json = join(dir, 'list.json');
+    writeFileSync(json, JSON.stringify({ listen: '127.0.0.1:1,127.0.0.1:2' }));
+    expect(loadConfig(['--config', json], {}).listen).toEqual(['127.0.0.1:1', '127.0.0.1:2']);
+    // A YAML list is taken as it is.
+    writeFileSync(yaml, 'listen:\n  - 127.0.0.1:3\n  - unix:/tmp/tensormem-list.sock\n');
+    expect(loadConfig(['--config', yaml], {}).listen).toEqual(['127.0.0.1:3', 'unix:/tmp/tensormem-list.sock']);
+    writeFileSync(yaml, 'listen: " , "\n');
+    expect(() => loadConfig(['--config', yaml], {})).toThrowError(`Expected at least one address (HOST:PORT or unix:PATH) for --listen (from ${yaml}: listen) but received "(none)"`);
   });
 
   it('refuses unknown keys in the config file, naming file and key', () => {
@@ -164,5 +205,65 @@ describe('--help', () => {
       expect(help).toContain(`TENSORMEM_${flag.name.toUpperCase().replace(/-/g, '_')}`);
     }
     expect(help).toContain('seed: org.bytedeco.javacpp.maxphysicalbytes');
+  });
+});
+
+describe('resolveLimits: the caps the daemon starts with', () => {
+  const MiB = 1024 ** 2;
+  const device = (totalBytes: number): DeviceMemoryInfo => ({ index: 0, name: 'emulated', totalBytes, freeBytes: totalBytes, computeCapability: 'emulated' });
+  const resolve = (args: string[], totalBytes = 4 * GiB, env: NodeJS.ProcessEnv = {}) => resolveLimits(loadConfig(args, env), 'host', [device(totalBytes)], 16 * GiB);
+  const refusal = (args: string[], totalBytes?: number, env?: NodeJS.ProcessEnv) => {
+    try {
+      resolve(args, totalBytes, env);
+    } catch (error) {
+      return error as TensormemError;
+    }
+    throw new Error(`resolveLimits accepted ${args.join(' ')}`);
+  };
+
+  it('keeps DESIGN\'s defaults: device − the 1G reserve under 16 GiB, 2G from 16 GiB on', () => {
+    expect(resolve([]).maxBytes).toEqual([3 * GiB]);
+    expect(resolve([], 24 * GiB).maxBytes).toEqual([22 * GiB]);
+    expect(resolve(['--allow-small-device', '--device-reserve', '256M'], GiB).maxBytes).toEqual([768 * MiB]);
+  });
+
+  it('refuses a derived pool cap of 0 (a small device and the default reserve), naming the reserve and a reserve that works', () => {
+    const error = refusal(['--allow-small-device'], GiB);
+    expect(error.metadata.field).toBe('--maxbytes');
+    expect(error.message).toContain('--maxbytes is 0 bytes on device 0 (emulated, 1.00 GiB), derived as the device\'s 1.00 GiB minus --device-reserve 1.00 GiB (the default for a device under 16 GiB)');
+    expect(error.message).toContain('the daemon refuses to start. Fix: --device-reserve 256M (a smaller reserve), or --maxbytes 768M.');
+  });
+
+  it.each([
+    [['--device-reserve', '100%'], '--device-reserve 4.00 GiB ("100%", set by --device-reserve)', 'Fix: --device-reserve 1G (a smaller reserve), or --maxbytes 3G.'],
+    [['--device-reserve', '5G'], '--device-reserve 5.00 GiB ("5G", set by --device-reserve)', 'Fix: --device-reserve 1G'],
+    [['--maxbytes', '0'], '"0" set by --maxbytes', 'Fix: --maxbytes 3G.'],
+    [['--maxbytes', '0%'], '"0%" set by --maxbytes', 'Fix: --maxbytes 3G.'],
+    [['--maxbytes', '0.00000001%'], '"0.00000001%" set by --maxbytes', 'Fix: --maxbytes 3G.'],
+  ])('refuses %j: a pool cap of 0, saying where it came from and what works', (args, from, fix) => {
+    const error = refusal(args);
+    expect(error.message).toContain('--maxbytes is 0 bytes on device 0 (emulated, 4.00 GiB)');
+    expect(error.message).toContain(from);
+    expect(error.message).toContain(fix);
+  });
+
+  it('names the environment variable or the config file a 0 came from', () => {
+    expect(refusal([], undefined, { TENSORMEM_MAXBYTES: '0' }).message).toContain('"0" from TENSORMEM_MAXBYTES');
+    const file = join(mkdtempSync(join(tmpdir(), 'tensormem-config-')), 'zero.yaml');
+    writeFileSync(file, 'device-reserve: 4G\n');
+    expect(refusal(['--config', file]).message).toContain(`--device-reserve 4.00 GiB ("4G", from the config file ${file})`);
+  });
+
+  it('refuses a --host-maxbytes of 0', () => {
+    for (const value of ['0', '0%']) {
+      const error = refusal(['--host-maxbytes', value]);
+      expect(error.metadata.field).toBe('--host-maxbytes');
+      expect(error.message).toContain(`--host-maxbytes is 0 bytes ("${value}", set by --host-maxbytes)`);
+      expect(error.message).toContain('Fix: --host-maxbytes 25% (the default share of RAM).');
+    }
+  });
+
+  it('takes a --maxphysicalbytes of 0 as no process cap (JavaCPP\'s rule), not as a cap of 0', () => {
+    expect(resolve(['--maxphysicalbytes', '0']).maxPhysicalBytes).toBe(0);
   });
 });

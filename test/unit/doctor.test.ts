@@ -1,6 +1,14 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DoctorFacts, diagnose, sizeFlag } from '../../src/config/doctor';
-import { proposedFacts } from '../../src/cli/doctor-command';
+import { hasErrors, proposedFacts } from '../../src/cli/doctor-command';
+import { loadConfig } from '../../src/config/config';
+import { checkGuaranteesFit } from '../../src/daemon';
+import { readTenantsFile } from '../../src/leases/tenants-file';
+import { resolveLimits } from '../../src/memory/limits';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -117,6 +125,70 @@ describe('doctor', () => {
     ]);
   });
 
+  it('a pool cap of 0 is an error whose fix is a reserve that leaves a pool, and the other fixes never suggest 0', () => {
+    const derived = { maxbytesSource: 'derived', reserveBytes: GiB, reserveSource: 'derived' };
+    const facts = good({ backend: 'host', devices: [{ ...device(GiB, 0)[0], capOrigin: derived }], deviceCapSet: false, allowSmallDevice: true, maxPhysicalBytes: 40 * GiB });
+    const findings = diagnose(facts);
+    expect(findings.map((f) => `${f.severity} ${f.rule}`)).toEqual(['error maxbytes-zero', 'warning device-too-small', 'warning no-device-cap']);
+    expect(findings[0].what).toContain("--maxbytes is 0 bytes on device 0 (gpu, 1.00 GiB), derived as the device's 1.00 GiB minus --device-reserve 1.00 GiB (the default for a device under 16 GiB)");
+    expect(findings[0].fix).toBe('--device-reserve 256M (a smaller reserve), or --maxbytes 768M');
+    expect(findings[2].fix).toBe('--maxbytes 768M (or --profile gpu-training)');
+    // An explicit --maxbytes 0 is fixed with a --maxbytes.
+    const set = only(good({ backend: 'host', devices: [{ ...device(4 * GiB, 0)[0], capOrigin: { maxbytesSource: 'flag', maxbytesText: '0%' } }], maxPhysicalBytes: 40 * GiB }));
+    expect(set).toMatchObject({ severity: 'error', rule: 'maxbytes-zero', fix: '--maxbytes 3G' });
+    expect(set.what).toContain('"0%" set by --maxbytes');
+  });
+
+  it('suggests --allow-small-device with a reserve that leaves a pool when the default reserve takes the whole device', () => {
+    const small = only(good({ backend: 'host', devices: device(1536 * MiB, 512 * MiB), maxPhysicalBytes: 40 * GiB }));
+    expect(small.fix).toBe('--emulated-device 4G (or --allow-small-device)');
+    const tiny = diagnose(good({ backend: 'host', devices: device(GiB, 0), maxPhysicalBytes: 40 * GiB })).find((f) => f.rule === 'device-too-small')!;
+    expect(tiny.fix).toBe('--emulated-device 4G (or --allow-small-device --device-reserve 256M)');
+    const gpu = diagnose(good({ devices: device(GiB, 0) })).find((f) => f.rule === 'device-too-small')!;
+    expect(gpu.fix).toBe('Use a device with at least 4 GiB (8 GiB recommended), or --allow-small-device --device-reserve 256M to serve it anyway');
+  });
+
+  it('a --host-maxbytes of 0 is an error naming where it came from', () => {
+    const finding = only(good({ hostMaxBytes: 0, maxPhysicalBytes: 8 * GiB, hostCapOrigin: { source: 'flag', text: '0' } }));
+    expect(finding).toMatchObject({ severity: 'error', rule: 'host-maxbytes-zero', fix: '--host-maxbytes 25% (the default share of RAM)' });
+    expect(finding.what).toContain('--host-maxbytes is 0 bytes ("0", set by --host-maxbytes)');
+  });
+
+  it('a --maxphysicalbytes of 0 is no process cap (as in the daemon and JavaCPP): a warning, not an error', () => {
+    const finding = only(good({ maxPhysicalBytes: 0 }));
+    expect(finding).toMatchObject({ severity: 'warning', rule: 'physical-cap-off', fix: '--maxphysicalbytes 27G' });
+    expect(diagnose(good({ maxPhysicalBytes: 0, maxPhysicalSet: true, ramBytes: 8 * GiB })).filter((f) => f.severity === 'error')).toEqual([]);
+  });
+
+  it('no fix ever suggests a size of 0', () => {
+    const zeroFix = /--[a-z-]+ 0(?:[KMGT%]|\b)(?!\.)/;
+    const cases: Array<Partial<DoctorFacts>> = [
+      { devices: device(GiB, 0), deviceCapSet: false },
+      { devices: device(GiB, 0), allowSmallDevice: true },
+      { backend: 'host', devices: device(GiB, 0), deviceCapSet: false },
+      { devices: device(512 * 1024, 2 * GiB), deviceCapSet: false },
+      { devices: device(GiB, 2 * GiB) },
+      { devices: device(0, 0), deviceCapSet: false },
+      { backend: 'host', devices: device(0, 0) },
+      { hostMaxBytes: 0 },
+      { maxPhysicalBytes: 0 },
+      { ramBytes: 2 * GiB, heapLimitBytes: 4 * GiB },
+      { backend: 'host', devices: device(64 * GiB, 32 * GiB), ramBytes: 32 * GiB },
+      { backend: 'host', devices: device(4 * GiB, 0), tenants: { file: 't.yaml', guaranteesError: 'too much', guaranteeBytes: GiB } },
+    ];
+    for (const overrides of cases) {
+      for (const finding of diagnose(good(overrides))) {
+        expect(finding.fix, `${finding.rule} for ${JSON.stringify(overrides)}`).not.toMatch(zeroFix);
+        expect(finding.fix, `${finding.rule} for ${JSON.stringify(overrides)}`).not.toContain('at most 0 B');
+      }
+    }
+  });
+
+  it('no room for off-heap at all: the fix is a smaller heap or emulated device, not --host-maxbytes 0', () => {
+    const finding = diagnose(good({ backend: 'host', devices: device(32 * GiB, 31 * GiB), hostMaxBytes: 4 * GiB, maxPhysicalBytes: 60 * GiB, ramBytes: 32 * GiB })).find((f) => f.rule === 'no-room-for-off-heap')!;
+    expect(finding.fix).toBe('a smaller --emulated-device, or node --max-old-space-size (the emulated devices and the V8 heap limit alone fill the RAM: no --host-maxbytes fits)');
+  });
+
   it('sizeFlag writes sizes as the daemon parses them', () => {
     expect([sizeFlag(22 * GiB), sizeFlag(1536 * MiB), sizeFlag(1000)]).toEqual(['22G', '1536M', '1000']);
   });
@@ -125,7 +197,7 @@ describe('doctor', () => {
 describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)', () => {
   it('resolves a cap above VRAM instead of refusing it, so it can be reported', () => {
     const facts = proposedFacts(['--maxbytes', '30G', '--maxphysicalbytes', '40G', '--host-maxbytes', '8G'], { vram: '24G', ram: '64G' }, {});
-    expect(facts.devices).toEqual([{ index: 0, name: 'proposed device 0', totalBytes: 24 * GiB, maxBytes: 30 * GiB }]);
+    expect(facts.devices).toMatchObject([{ index: 0, name: 'proposed device 0', totalBytes: 24 * GiB, maxBytes: 30 * GiB }]);
     expect(rules(facts)).toEqual(['error maxbytes-above-vram']);
   });
 
@@ -141,6 +213,87 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
       [4 * GiB, 3 * GiB],
       [4 * GiB, 3 * GiB],
     ]);
+  });
+
+  it.each([
+    [['--device-reserve', '100%'], 'maxbytes-zero', '("100%", set by --device-reserve)'],
+    [['--maxbytes', '0%'], 'maxbytes-zero', '"0%" set by --maxbytes'],
+    [['--host-maxbytes', '0'], 'host-maxbytes-zero', '("0", set by --host-maxbytes)'],
+  ])('reports %j as the error the daemon stops with', (args, rule, from) => {
+    const config = loadConfig(['--backend', 'host', '--emulated-device', '4G', ...args], {});
+    const devices = [{ index: 0, name: 'tensormem emulated device', totalBytes: 4 * GiB, freeBytes: 4 * GiB, computeCapability: 'emulated' }];
+    const refusal = (() => {
+      try {
+        resolveLimits(config, 'host', devices, 32 * GiB);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'started';
+    })();
+    const facts = proposedFacts(['--backend', 'host', '--emulated-device', '4G', ...args], { ram: '32G' }, {});
+    const finding = diagnose(facts).find((f) => f.rule === rule)!;
+    expect(finding.severity).toBe('error');
+    expect(finding.what).toContain(from);
+    expect(refusal).toBe(`${finding.what}. Fix: ${finding.fix}.`);
+  });
+
+  it('an emulated 1 GiB device with --allow-small-device (the device-too-small fix) and the default reserve: error, and a fix that works', () => {
+    const facts = proposedFacts(['--backend', 'host', '--emulated-device', '1G', '--allow-small-device'], { ram: '32G' }, {});
+    const finding = diagnose(facts).find((f) => f.rule === 'maxbytes-zero')!;
+    expect(finding).toMatchObject({ severity: 'error', fix: '--device-reserve 256M (a smaller reserve), or --maxbytes 768M' });
+    const fixed = proposedFacts(['--backend', 'host', '--emulated-device', '1G', '--allow-small-device', '--device-reserve', '256M'], { ram: '32G' }, {});
+    expect(fixed.devices[0].maxBytes).toBe(768 * MiB);
+    expect(diagnose(fixed).filter((f) => f.severity === 'error')).toEqual([]);
+  });
+
+  it('--maxphysicalbytes 0 is no process cap: no error, exit status 0', () => {
+    const facts = proposedFacts(['--backend', 'host', '--emulated-device', '4G', '--maxphysicalbytes', '0'], { ram: '32G' }, {});
+    expect(facts.maxPhysicalBytes).toBe(0);
+    expect(rules(facts)).toContain('warning physical-cap-off');
+    expect(hasErrors(diagnose(facts))).toBe(false);
+  });
+
+  describe('--tenants, checked as tensormemd checks it at start', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-doctor-'));
+    const tenant = (name: string, guarantee: string) => `  - name: ${name}\n    token_sha256: "${createHash('sha256').update(name).digest('hex')}"\n    guarantee: { device: ${guarantee} }\n`;
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    const base = ['--backend', 'host', '--emulated-device', '4G', '--maxbytes', '3G', '--maxphysicalbytes', '20G'];
+
+    it('guarantees above the smallest pool cap are an error naming the file, with the daemon\'s own words', () => {
+      const over = file('over.yaml', `tenants:\n${tenant('a', '2G')}${tenant('b', '2G')}`);
+      const findings = diagnose(proposedFacts([...base, '--tenants', over], { ram: '32G' }, {}));
+      const finding = findings.find((f) => f.rule === 'tenant-guarantees-above-maxbytes')!;
+      expect(finding.severity).toBe('error');
+      expect(finding.what).toContain(`--tenants ${over}`);
+      const daemonWords = (() => {
+        try {
+          checkGuaranteesFit(readTenantsFile(over), [3 * GiB], over);
+        } catch (error) {
+          return (error as Error).message;
+        }
+      })();
+      expect(finding.what).toContain(daemonWords);
+      expect(finding.fix).toBe(`Guarantees in ${over} that add up to at most 3.00 GiB, or --maxbytes 4G`);
+      expect(hasErrors(findings)).toBe(true);
+    });
+
+    it('guarantees that fit pass', () => {
+      const fits = file('fits.yaml', `tenants:\n${tenant('a', '1G')}${tenant('b', '2G')}`);
+      expect(diagnose(proposedFacts([...base, '--tenants', fits], { ram: '32G' }, {})).filter((f) => f.severity === 'error')).toEqual([]);
+    });
+
+    it('a file that does not parse, or is missing, is an error naming the file', () => {
+      const bad = file('bad.yaml', 'maxbytes: 12Q\n');
+      const finding = diagnose(proposedFacts([...base, '--tenants', bad], { ram: '32G' }, {})).find((f) => f.rule === 'tenants-file-unreadable')!;
+      expect(finding.severity).toBe('error');
+      expect(finding.what).toContain(`--tenants ${bad} cannot be used: ${bad}`);
+      const missing = join(dir, 'missing.yaml');
+      expect(rules(proposedFacts([...base, '--tenants', missing], { ram: '32G' }, {}))).toContain('error tenants-file-unreadable');
+    });
   });
 
   it('bad flags fail as they would in tensormemd, naming the flag', () => {
