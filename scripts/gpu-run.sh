@@ -2,42 +2,112 @@
 # Runs the conformance and GPU suites (test/conformance, test/gpu, B7 included) on a GPU machine that
 # may have no Node and no network: what is missing comes from .gpu-kit/ (made by scripts/gpu-kit.sh on a
 # machine with the CUDA toolkit). Results go to $OUT when it is set, else .gpu-kit/results:
-#   vitest.log, vitest.json   the run, per test; cuda cases that skipped say why
+#   vitest.log, vitest.json   the run, per test; cuda cases that skipped say why (also printed at the end)
 #   b7.json                   the B7 figures (pool vs cudaMalloc, SyncArray vs pinned cudaMemcpy)
-#   machine.txt               nvidia-smi, driver, Node, the addon's CUDA runtime
-# Exit status: vitest's, or 3 when the cuda backend cannot start (the suites would only skip).
+#   machine.txt               nvidia-smi, driver, Node, cuDNN, the addon's CUDA runtime
+# The kit's Node is used whenever .gpu-kit/node.xz exists (a node already on PATH is used only without it).
+# cuDNN: TENSORMEM_CUDNN_LIBRARY if set, else the first libcudnn.so.9 that ldconfig -p lists or that find
+# sees under /opt /usr /root /home (e.g. the nvidia-cudnn wheel in a PyTorch venv); its folder is put first
+# on LD_LIBRARY_PATH so that its sub-libraries (libcudnn_cnn.so.9, ...) load too.
+# vitest runs one test file at a time (the GPU cases read the driver's free memory; B7 times) and is
+# stopped after GPU_RUN_TIMEOUT seconds (default 420), so that the summary and $OUT files still come.
+# Exit status: vitest's (124 or 137: stopped by the time limit); 2 when the kit is missing or does not
+# unpack, or Node does not run; 3 when vitest passed but the cuda backend did not start (all GPU cases
+# skipped).
 #
 #   scripts/gpu-run.sh [more vitest arguments]
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 kit=.gpu-kit
 out=${OUT:-$kit/results}
-mkdir -p "$out"
+mkdir -p "$out" || exit 2
+export NO_COLOR=1
 
-# xz, or Python's lzma where xz-utils is absent.
-unxz_to() {
-  if command -v xz >/dev/null; then xz -dc "$1" > "$2"
-  else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; fi
+fail() {
+  echo "gpu-run: $*" >&2
+  exit 2
 }
 
-if ! command -v node >/dev/null; then
-  [ -s "$kit/node.xz" ] || { echo "gpu-run: no node on PATH and no $kit/node.xz (run scripts/gpu-kit.sh where Node and the CUDA toolkit are)" >&2; exit 2; }
-  mkdir -p "$kit/bin"
-  unxz_to "$kit/node.xz" "$kit/bin/node" && chmod +x "$kit/bin/node"
+# Unpacks the xz file $1 to $2, with xz or Python's lzma where xz-utils is absent; fails on a truncated or
+# corrupt file (and removes what it wrote).
+unxz_to() {
+  if command -v xz >/dev/null; then
+    xz -dc -- "$1" > "$2"
+  elif command -v python3 >/dev/null; then
+    python3 -c 'import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as src, open(sys.argv[2], "wb") as dst: shutil.copyfileobj(src, dst)' "$1" "$2"
+  else
+    echo "gpu-run: neither xz nor python3 is here to unpack $1" >&2
+    false
+  fi || { rm -f "$2"; return 1; }
+}
+
+if [ -e "$kit/node.xz" ]; then
+  want=$(cat "$kit/node.version" 2>/dev/null)
+  if [ -x "$kit/bin/node" ] && [ -n "$want" ] && [ "$("$kit/bin/node" --version 2>/dev/null)" = "v$want" ]; then
+    : # unpacked by an earlier run
+  else
+    mkdir -p "$kit/bin" || fail "cannot create $kit/bin"
+    part="$kit/bin/node.part.$$"
+    if unxz_to "$kit/node.xz" "$part" && chmod +x "$part" && "$part" --version >/dev/null; then
+      mv -f "$part" "$kit/bin/node" || fail "cannot move the unpacked Node to $kit/bin/node"
+    else
+      rm -f "$part"
+      fail "$kit/node.xz did not unpack to a Node that runs (truncated or corrupt?): rebuild the kit with scripts/gpu-kit.sh and carry it again"
+    fi
+  fi
   export PATH="$PWD/$kit/bin:$PATH"
+elif ! command -v node >/dev/null; then
+  fail "no $kit/node.xz and no node on PATH: run scripts/gpu-kit.sh where Node and the CUDA toolkit are, and carry .gpu-kit"
 fi
-if [ -s "$kit/payload.tar.xz" ]; then
-  unxz_to "$kit/payload.tar.xz" "$kit/payload.tar" && tar -xf "$kit/payload.tar" && rm -f "$kit/payload.tar"
+node_version=$(node --version 2>&1) || fail "node ($(command -v node)) does not run here: $node_version"
+case $node_version in
+  v2[0-9].* | v[3-9][0-9].*) ;;
+  *) fail "node $node_version ($(command -v node)) is older than Node 20" ;;
+esac
+
+if [ -e "$kit/payload.tar.xz" ]; then
+  part="$kit/payload.tar.$$"
+  if ! { unxz_to "$kit/payload.tar.xz" "$part" && tar -xf "$part"; }; then
+    rm -f "$part"
+    fail "$kit/payload.tar.xz did not unpack (truncated or corrupt?): rebuild the kit with scripts/gpu-kit.sh and carry it again"
+  fi
+  rm -f "$part"
 fi
-[ -d node_modules ] && [ -f dist/src/bin/tensormemd.js ] && [ -f build/Release/tensormem_native.node ] \
-  || { echo "gpu-run: node_modules, dist/ or the addon is missing (no $kit/payload.tar.xz?)" >&2; exit 2; }
+if ! { [ -f node_modules/vitest/vitest.mjs ] && [ -f dist/src/bin/tensormemd.js ] && [ -f build/Release/tensormem_native.node ]; }; then
+  fail "node_modules, dist/ or the addon is missing (no $kit/payload.tar.xz? run scripts/gpu-kit.sh and carry .gpu-kit)"
+fi
+
+# cuDNN, for test/gpu/cudnn-workspace.test.ts and the daemons it starts.
+cudnn=${TENSORMEM_CUDNN_LIBRARY:-}
+cudnn_from="TENSORMEM_CUDNN_LIBRARY"
+if [ -z "$cudnn" ]; then
+  cudnn=$(ldconfig -p 2>/dev/null | awk '$1 == "libcudnn.so.9" && /x86-64/ { print $NF; exit }')
+  cudnn_from="ldconfig -p"
+fi
+if [ -z "$cudnn" ]; then
+  cudnn=$(timeout 60 find /opt /usr /root /home -maxdepth 12 -name libcudnn.so.9 -print -quit 2>/dev/null)
+  cudnn_from="find /opt /usr /root /home"
+fi
+if [ -n "$cudnn" ] && [ -e "$cudnn" ]; then
+  cudnn_dir=$(cd "$(dirname "$cudnn")" && pwd)
+  export TENSORMEM_CUDNN_LIBRARY="$cudnn"
+  export TENSORMEM_TEST_CUDNN_LIBRARY="${TENSORMEM_TEST_CUDNN_LIBRARY:-$cudnn}"
+  export LD_LIBRARY_PATH="$cudnn_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  cudnn_note="cudnn: $cudnn (from $cudnn_from); TENSORMEM_CUDNN_LIBRARY set, $cudnn_dir first on LD_LIBRARY_PATH"
+else
+  cudnn_note="cudnn: no libcudnn.so.9 (${cudnn:+$cudnn does not exist; }ldconfig -p, find /opt /usr /root /home): the cuDNN cases will skip"
+fi
 
 {
   echo "date: $(date -u +%FT%TZ)"
   echo "host: $(uname -srm), $(nproc) cores"
-  echo "node: $(node --version) ($(command -v node))"
+  echo "node: $node_version ($(command -v node))"
   if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv; else echo "nvidia-smi: not on PATH"; fi
+  echo "driver files: /proc/driver/nvidia/version $([ -e /proc/driver/nvidia/version ] && echo present || echo absent), /dev/nvidiactl $([ -e /dev/nvidiactl ] && echo present || echo absent)"
+  echo "$cudnn_note"
   node -e "const m={exports:{}};process.dlopen(m,'build/Release/tensormem_native.node');console.log('addon:', JSON.stringify(m.exports.buildInfo()));
+    if (process.env.TENSORMEM_CUDNN_LIBRARY) { try { console.log('cudnn load:', JSON.stringify(m.exports.cudnnLoad([process.env.TENSORMEM_CUDNN_LIBRARY]))); } catch (e) { console.log('cudnn load:', e.message); } }
     try { const b=m.exports.createBackend('cuda',{}); for (let i=0;i<b.deviceCount();i++) console.log('cuda device', i, JSON.stringify(b.deviceInfo(i))); }
     catch (e) { console.log('cuda backend:', e.code, e.message); process.exitCode=3 }"
 } 2>&1 | tee "$out/machine.txt"
@@ -45,13 +115,36 @@ cuda_status=${PIPESTATUS[0]}
 
 export TENSORMEM_GPU_RESULTS="$out"
 export TENSORMEM_SKIP_INTEROP=1
-node node_modules/vitest/vitest.mjs run test/conformance test/gpu \
+limit=${GPU_RUN_TIMEOUT:-420}
+rm -f "$out/vitest.json" "$out/b7.json"
+timeout -k 15 "$limit" node node_modules/vitest/vitest.mjs run test/conformance test/gpu --no-file-parallelism \
   --reporter=default --reporter=json --outputFile.json="$out/vitest.json" "$@" 2>&1 | tee "$out/vitest.log"
 status=${PIPESTATUS[0]}
-if [ -f "$out/vitest.json" ]; then
-  node -e 'const r=require(process.argv[1]);console.log(`gpu-run: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped or todo`)' "$(cd "$out" && pwd)/vitest.json"
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  echo "gpu-run: vitest ran past GPU_RUN_TIMEOUT=${limit}s and was stopped (status $status); vitest.log has what it printed" | tee -a "$out/vitest.log" >&2
 fi
+
 [ -f "$out/b7.json" ] && cat "$out/b7.json"
+if [ -f "$out/vitest.json" ]; then
+  # The skipped and todo cases with their suites: the reason is in the suite's (or the case's) title.
+  # shellcheck disable=SC2016 # JavaScript template strings, not shell
+  node -e 'const path = require("path"); const r = require(process.argv[1]); const groups = new Map();
+    for (const file of r.testResults) for (const t of file.assertionResults) {
+      if (t.status === "passed" || t.status === "failed") continue;
+      const key = [path.relative(process.cwd(), file.name), ...t.ancestorTitles].join(" > ");
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(`${t.status}: ${t.title}`);
+    }
+    if (groups.size > 0) console.log("gpu-run: skipped or todo, by suite:");
+    for (const [suite, cases] of groups) {
+      console.log(`  ${suite} (${cases.length})`);
+      for (const c of cases) console.log(`    ${c}`);
+    }
+    console.log(`gpu-run: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped or todo`)' \
+    "$(cd "$out" && pwd)/vitest.json"
+else
+  echo "gpu-run: no $out/vitest.json (vitest did not finish)" >&2
+fi
 if [ "$status" -eq 0 ] && [ "$cuda_status" -eq 3 ]; then
   echo "gpu-run: the cuda backend did not start here, so every GPU case skipped (see machine.txt)" >&2
   exit 3

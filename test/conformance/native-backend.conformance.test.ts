@@ -492,8 +492,11 @@ describe.each(candidates.map((candidate) => [candidate.name, candidate] as const
 });
 
 describe('cuda backend availability', () => {
-  // Independent of the addon: is an NVIDIA kernel driver loaded on this machine?
-  const driverLoaded = fs.existsSync('/proc/driver/nvidia/version');
+  // Is an NVIDIA driver here? /proc/driver/nvidia/version alone is not enough: under gVisor (and in some
+  // containers) it is missing while the GPU works, so /dev/nvidiactl counts too, and so does a cuda
+  // backend that the probe above created. The "no driver" case must never run against a working GPU.
+  const cudaStarted = candidates.some((candidate) => candidate.name === 'cuda' && candidate.skipReason === undefined);
+  const driverLoaded = cudaStarted || fs.existsSync('/proc/driver/nvidia/version') || fs.existsSync('/dev/nvidiactl');
   const builtWithCuda = addonBuildInfo().cuda;
 
   it.runIf(builtWithCuda && !driverLoaded)('fails createBackend("cuda") with CUDA_ERROR and a readable message where there is no driver', () => {
