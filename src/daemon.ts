@@ -31,7 +31,7 @@ import { HeapGrowth, applyHeapGrowth } from './heap-growth';
 export interface Daemon {
   context: ServiceContext;
   running: RunningServer;
-  /** The HTTP data plane; undefined without --data-listen. */
+  /** The HTTP data plane; undefined with --data-listen off. */
   dataPlane?: RunningDataPlane;
   metrics: DaemonMetrics;
   /** The --metrics-listen server (Prometheus and the status page); undefined when off. */

@@ -1,7 +1,9 @@
 /**
  * Starts the compiled tensormemd (dist/src/bin/tensormemd.js) as a child process on an ephemeral
  * loopback port and a unix socket in a temp folder, and reads the bound addresses from its
- * "listening" log line (the same way test/helpers/daemon-process.ts does).
+ * "listening" log line (the same way test/helpers/daemon-process.ts does). The data plane is off (its
+ * default port would clash, and rows other than B2 measure the gRPC streams); B2 passes its own
+ * --data-listen, which wins as the later flag.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -26,7 +28,7 @@ export interface BenchDaemon {
 export async function startDaemon(flags: string[]): Promise<BenchDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'tensormemd-bench-'));
   const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
-  const args = [TENSORMEMD, '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', ...flags];
+  const args = [TENSORMEMD, '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', '--data-listen', 'off', ...flags];
   const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const recent: string[] = [];
   let backend = '';

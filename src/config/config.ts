@@ -31,7 +31,7 @@ export interface DaemonConfig {
   leaseTtlMs: number;
   reclaimIntervalMs: number;
   listen: string[];
-  /** HTTP data plane address (HOST:PORT or unix:PATH); undefined = off. */
+  /** HTTP data plane address (HOST:PORT or unix:PATH); undefined = off (`--data-listen off`). */
   dataListen?: string;
   /** --health-listen: HOST:PORT of the plaintext HTTP health endpoint; undefined = off. */
   healthListen?: string;
@@ -273,13 +273,22 @@ function healthAddress(address: string | undefined, field: string): string | und
   return address;
 }
 
-/** --data-listen: HOST:PORT or unix:PATH; undefined when unset. */
-function dataListen(value = '', field = '--data-listen'): string | undefined {
+/**
+ * The address of a listener that can be turned off (--data-listen, --metrics-listen): the value
+ * trimmed, or undefined for `off` (or an empty value).
+ */
+function optionalListener(value = ''): string | undefined {
   const address = value.trim();
-  if (address === '') return undefined;
+  return address === '' || address === 'off' ? undefined : address;
+}
+
+/** --data-listen: HOST:PORT or unix:PATH; undefined when `off`. */
+function dataListen(value = '', field = '--data-listen'): string | undefined {
+  const address = optionalListener(value);
+  if (address === undefined) return undefined;
   const socketPath = unixSocketPath(address);
   if (socketPath === '') throw invalidArgument(field, 'unix:PATH with a path', address);
-  if (socketPath === undefined && !parseHostPort(address)) throw invalidArgument(field, 'HOST:PORT or unix:PATH', address);
+  if (socketPath === undefined && !parseHostPort(address)) throw invalidArgument(field, 'HOST:PORT (port 0 picks one), unix:PATH or off', address);
   return address;
 }
 
@@ -290,9 +299,10 @@ function tlsFiles(certFile?: string, keyFile?: string, clientCaFile?: string): D
   return { certFile, keyFile, clientCaFile: clientCaFile || undefined };
 }
 
+/** --metrics-listen: HOST:PORT; undefined when `off`. */
 function metricsListen(value = '', field = '--metrics-listen'): string | undefined {
-  const address = value.trim();
-  if (address === '' || address === 'off') return undefined;
+  const address = optionalListener(value);
+  if (address === undefined) return undefined;
   if (!parseHostPort(address)) {
     throw invalidArgument(field, 'HOST:PORT (port 0 picks one) or off', value);
   }

@@ -66,7 +66,8 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'data-listen',
     type: 'string',
     arg: 'ADDR',
-    help: 'HTTP/1.1 data plane (PUT/GET /v1/arrays/{id}, lease token as bearer): HOST:PORT (port 0 picks one) or unix:PATH. Off unless set. Served as HTTPS on TCP when --tls-cert is set. The address bound is logged and returned by OpenLease (data_address).',
+    default: '127.0.0.1:7071',
+    help: 'HTTP/1.1 data plane (PUT/GET /v1/arrays/{id}, lease token as bearer): HOST:PORT (port 0 picks one), unix:PATH, or off. Loopback or unix: only without --tenants. Served as HTTPS on TCP when --tls-cert is set. The address bound is logged and returned by OpenLease (data_address).',
   },
   {
     name: 'data-stall-timeout',

@@ -43,7 +43,7 @@ export interface RunningDataPlane {
   close(timeoutMs: number): Promise<boolean>;
 }
 
-/** Binds --data-listen; resolves to undefined when it is not set. */
+/** Binds --data-listen; resolves to undefined when it is off. */
 export async function startDataPlane(context: ServiceContext): Promise<RunningDataPlane | undefined> {
   const { config } = context;
   const address = config.dataListen;

@@ -1,7 +1,9 @@
 /**
  * Starts the compiled tensormemd (dist/, built by `npm test` before vitest runs) as a child process on
  * an ephemeral TCP port and a unix socket in a temp folder, and reads the bound addresses from its
- * "listening" log line.
+ * "listening" log line. The metrics listener takes an ephemeral port and the data plane is off (its
+ * default, 127.0.0.1:7071, would clash between daemons), so transfers use the gRPC streams; a test
+ * passes `--data-listen ADDR` (later flags win) for a data plane.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,7 +34,7 @@ process.once('exit', () => {
 export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'tensormemd-test-'));
   const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
-  const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', '--log-level', 'debug', ...flags];
+  const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', '--data-listen', 'off', '--log-level', 'debug', ...flags];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const stderrText: string[] = [];

@@ -529,8 +529,8 @@ describe('--data-listen validation', () => {
     expect(exposed.stderr).toMatch(/open mode.*--data-listen/);
   });
 
-  it('without --data-listen OpenLease has no data address and the client stays on gRPC', async () => {
-    const plain = await startDaemon([]);
+  it('with --data-listen off OpenLease has no data address and the client stays on gRPC', async () => {
+    const plain = await startDaemon(['--data-listen', 'off']);
     const plainClient = new TensormemClient(plain.tcpAddress);
     try {
       const lease = await plainClient.openLease();

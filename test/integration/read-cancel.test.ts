@@ -18,7 +18,7 @@ describe('ReadArray cancelled by the client', () => {
 
   beforeAll(async () => {
     // 4 MiB chunks: each copy out of the pool takes long enough that a cancel often lands during it.
-    const config = loadConfig(['--backend', 'host', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--emulated-device', '2G', '--allow-small-device', '--chunk-bytes', '4M'], {});
+    const config = loadConfig(['--backend', 'host', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--data-listen', 'off', '--emulated-device', '2G', '--allow-small-device', '--chunk-bytes', '4M'], {});
     daemon = await startDaemon(config, pino({ level: 'silent' }));
     client = new TensormemClient(daemon.running.addresses[0]);
   });

@@ -68,7 +68,25 @@ describe('loadConfig', () => {
     expect(config.maxBytes).toBeUndefined();
     expect(config.hostMaxBytes).toEqual({ kind: 'percent', percent: 25 });
     expect(config.listen).toEqual(['127.0.0.1:7070', 'unix:/tmp/tensormemd.sock']);
+    expect(config.dataListen).toBe('127.0.0.1:7071');
+    expect(config.metricsListen).toBe('127.0.0.1:7072');
     expect(config.sources.backend).toBe('default');
+    expect(config.sources['data-listen']).toBe('default');
+  });
+
+  it('turns the data plane and the metrics listener off with `off`, from a flag, the environment or a config file', () => {
+    expect(loadConfig(['--data-listen', 'off'], {}).dataListen).toBeUndefined();
+    expect(loadConfig(['--metrics-listen', 'off'], {}).metricsListen).toBeUndefined();
+    expect(loadConfig([], { TENSORMEM_DATA_LISTEN: 'off' }).dataListen).toBeUndefined();
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'off.yaml');
+    writeFileSync(file, 'data-listen: "off"\nmetrics-listen: "off"\n');
+    const config = loadConfig(['--config', file], {});
+    expect(config.dataListen).toBeUndefined();
+    expect(config.metricsListen).toBeUndefined();
+    // A later flag wins, so `--data-listen off` can be overridden by the flags that follow it.
+    expect(loadConfig(['--data-listen', 'off', '--data-listen', 'unix:/tmp/data.sock'], {}).dataListen).toBe('unix:/tmp/data.sock');
+    expect(() => loadConfig(['--data-listen', 'nowhere'], {})).toThrowError('Expected HOST:PORT (port 0 picks one), unix:PATH or off for --data-listen but received "nowhere"');
   });
 
   it('takes flags over environment over config file over defaults, remembering each source', () => {
