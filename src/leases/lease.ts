@@ -127,9 +127,13 @@ export class Lease {
     if (this.closed) throw this.closedError();
   }
 
-  /** What a call on a closed lease gets (also a call still waiting for memory when the lease closes). */
+  /**
+   * What a call on a closed lease gets (also a call still waiting for memory when the lease is closed,
+   * expires or is evicted): UNAUTHENTICATED with reason LEASE_EXPIRED, as the lease's token gets from
+   * then on (LeaseRegistry.authenticate), so that a reason always comes with the one status code.
+   */
   private closedError(): TensormemError {
-    return new TensormemError('FAILED_PRECONDITION', 'LEASE_EXPIRED', `lease ${this.leaseId} is closed`);
+    return new TensormemError('UNAUTHENTICATED', 'LEASE_EXPIRED', `lease ${this.leaseId} is closed`);
   }
 
   /** Validates everything before taking any memory; all or nothing. */

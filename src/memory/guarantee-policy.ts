@@ -7,7 +7,8 @@
  *
  * so a tenant inside its guarantee is never refused because of others' borrowing (as long as the
  * guarantees add up to at most the cap, which the daemon checks at load), and borrowers can never eat
- * into memory promised to someone else. Refusals are DEVICE_OUT_OF_MEMORY whose cap names the reserve.
+ * into memory promised to someone else. Refusals are DEVICE_OUT_OF_MEMORY whose cap names the reserve,
+ * with the requesting tenant's quota and usage when it has a quota.
  */
 import { OutOfMemoryError } from '../errors';
 import { formatIec } from '../units';
@@ -25,6 +26,8 @@ export function checkGuarantees(
   requestedBytes: number,
   pool: { usedBytes: number; capBytes: number; largestFreeBlockBytes: number },
   holders: Iterable<GuaranteeHolder>,
+  /** The requesting tenant's hard device quota and usage on this device: a refusal states them when the quota is > 0 (DESIGN.md §5). */
+  quota?: { quotaBytes: number; usedBytes: number },
 ): void {
   let reservedForOthers = 0;
   for (const holder of holders) {
@@ -40,6 +43,7 @@ export function checkGuarantees(
       capBytes: pool.capBytes - reservedForOthers,
       usedBytes: pool.usedBytes,
       largestFreeBlockBytes: pool.largestFreeBlockBytes,
+      tenant: quota && quota.quotaBytes > 0 ? { name: tenant, quotaBytes: quota.quotaBytes, usedBytes: quota.usedBytes } : undefined,
     });
   }
 }

@@ -177,7 +177,7 @@ export class MemoryManager {
       // The tenant's own quota is reported before others' guarantees; without guarantees, allocate() checks it.
       quota.check(bytes, options);
       const stats = stack.top.stats();
-      checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device));
+      checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device), quota);
     }
     return quota.allocate(bytes, owner, options);
   }

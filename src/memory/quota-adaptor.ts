@@ -1,9 +1,11 @@
 /**
  * One tenant's share of one pool: wraps the pool's stack and refuses, before calling upstream, any
  * request that would take the tenant past its hard quota (QUOTA_EXCEEDED with the numbers). Its used
- * bytes are the tenant's usage of that pool. A quota of 0 means none.
+ * bytes are the tenant's usage of that pool. A quota of 0 means none. When the pool (or a cap above
+ * it) refuses a request of a tenant with a quota, the out-of-memory error gains the tenant's quota and
+ * usage (DESIGN.md §5: `…; tenant "a" quota 8.00 GiB, used 7.90 GiB. Try: …`).
  */
-import { QuotaExceededError, MemoryKind } from '../errors';
+import { OutOfMemoryError, QuotaExceededError, MemoryKind } from '../errors';
 import type { AllocateOptions, Block, BlockOwner, ResourceStats } from './memory-resource';
 import { SizedMemoryResource, alignedSizeOf } from './sized-resource';
 
@@ -40,9 +42,23 @@ export class QuotaAdaptor implements SizedMemoryResource {
     }
   }
 
+  /**
+   * `error` with this tenant's quota and usage of this pool added, when it is an out-of-memory refusal
+   * and the tenant has a quota here; any other error, or a tenant without a quota, as it is.
+   */
+  withTenantFacts(error: unknown): unknown {
+    if (!(error instanceof OutOfMemoryError) || this.quotaBytes <= 0 || error.facts.tenant) return error;
+    return error.withTenant({ name: this.tenant, quotaBytes: this.quotaBytes, usedBytes: this.used });
+  }
+
   allocate(bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
     this.check(bytes, options);
-    const block = this.upstream.allocate(bytes, owner, options);
+    let block: Block;
+    try {
+      block = this.upstream.allocate(bytes, owner, options);
+    } catch (error) {
+      throw this.withTenantFacts(error);
+    }
     this.used += block.bytes;
     this.live++;
     return block;

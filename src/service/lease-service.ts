@@ -19,11 +19,19 @@ export const MAX_LABELS = 64;
 export const MAX_LABEL_KEY_LENGTH = 63;
 export const MAX_LABEL_VALUE_LENGTH = 256;
 
+/**
+ * A lease's TTL as the whole seconds a reply reports: rounded, and at least 1, since ttl_seconds 0
+ * means "the daemon's default" in requests (a sub-second --lease-ttl such as 400ms reports 1).
+ */
+export function ttlSecondsOf(ttlMs: number): number {
+  return Math.max(1, Math.round(ttlMs / 1000));
+}
+
 export function leaseMessage(lease: Lease, token = ''): LeaseMessage {
   return {
     lease_id: lease.leaseId,
     token,
-    ttl_seconds: Math.round(lease.ttlMs / 1000),
+    ttl_seconds: ttlSecondsOf(lease.ttlMs),
     expires_at: timestamp(lease.expiresAtMs),
     tenant: lease.tenant,
     client_name: lease.clientName,
@@ -42,7 +50,7 @@ export function leaseSummary(lease: Lease): LeaseSummary {
     device_bytes: lease.deviceBytes(),
     host_bytes: lease.hostBytes(),
     array_count: lease.arrays.size,
-    ttl_seconds: Math.round(lease.ttlMs / 1000),
+    ttl_seconds: ttlSecondsOf(lease.ttlMs),
   };
 }
 
@@ -112,7 +120,7 @@ export class LeaseService {
             const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), request.lease_id);
             registry.renew(lease, 0);
             if (request.release_on_disconnect) releaseOnDisconnect = lease;
-            call.write({ lease_id: lease.leaseId, expires_at: timestamp(lease.expiresAtMs), ttl_seconds: Math.round(lease.ttlMs / 1000) });
+            call.write({ lease_id: lease.leaseId, expires_at: timestamp(lease.expiresAtMs), ttl_seconds: ttlSecondsOf(lease.ttlMs) });
           } catch (error) {
             call.emit('error', toServiceError(error, log));
           }

@@ -117,6 +117,14 @@ export function memorySnapshot(context: ServiceContext): MemorySnapshot {
   };
 }
 
+/**
+ * Every flag's effective value and its source: "flag", "env", "file", "profile:NAME", "default" (left
+ * at its default, which for a flag without one is the empty value: unset, off), or "derived" (computed
+ * from other values: the caps resolved in src/memory/limits.ts when not set — --maxbytes from the
+ * device's memory less --device-reserve, the reserve from the device's size, --maxphysicalbytes from
+ * --host-maxbytes and the V8 heap — and --chunk-bytes when its default shrank to fit
+ * --max-message-bytes), plus cudnn_version.
+ */
 export function configValues(context: ServiceContext): ConfigValue[] {
   const { config, memory } = context;
   const limits = memory.limits;
@@ -124,7 +132,9 @@ export function configValues(context: ServiceContext): ConfigValue[] {
   for (const flag of FLAGS) {
     if (flag.name === 'help' || flag.name === 'version') continue;
     let value = config.rawValues[flag.name] ?? '';
-    let source: string = config.sources[flag.name] ?? 'derived';
+    let source: string = config.sources[flag.name] ?? 'default';
+    // A default that loading changed to fit other values (--chunk-bytes under --max-message-bytes).
+    if (source === 'default' && flag.default !== undefined && value !== flag.default) source = 'derived';
     if (flag.name === 'maxbytes') value = limits.maxBytes.join(',');
     if (flag.name === 'device-reserve') value = limits.deviceReserveBytes.join(',');
     if (flag.name === 'host-maxbytes') value = String(limits.hostMaxBytes);

@@ -95,22 +95,27 @@ describe('backpressure', () => {
     expect(await used()).toBe(0);
   });
 
-  it('fails a waiting request at once when its lease is closed or expires, and serves the same tenant next', async () => {
+  it('fails a waiting request at once when its lease is closed, evicted or expires, and serves the same tenant next', async () => {
     const holder = await client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] });
     const next = await client.openLease({ tenant: 'closing' });
-    for (const end of ['close', 'expiry'] as const) {
+    for (const end of ['close', 'evict', 'expiry'] as const) {
       const doomed = await client.openLease({ tenant: 'closing', ttlSeconds: end === 'expiry' ? 1 : 0 });
       const started = Date.now();
       const waiting = doomed.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB], waitForMemory: true, deadlineMs: 15_000 }).catch((e: unknown) => e);
       await sleep(200);
       if (end === 'close') await doomed.close();
+      if (end === 'evict') await client.evictLease(doomed.leaseId);
       const error = (await waiting) as TensormemClientError;
       expect(error).toBeInstanceOf(TensormemClientError);
-      expect(error.code).toBe(status.FAILED_PRECONDITION);
+      // LEASE_EXPIRED always comes with UNAUTHENTICATED, the code the expired lease's token gets from then on.
+      expect(error.code).toBe(status.UNAUTHENTICATED);
       expect(error.reason).toBe('LEASE_EXPIRED');
       expect(error.details).toContain(doomed.leaseId);
-      expect(Date.now() - started).toBeLessThan(end === 'close' ? 2_000 : 5_000);
+      expect(Date.now() - started).toBeLessThan(end === 'expiry' ? 5_000 : 2_000);
+      const after = (await doomed.list().then(() => undefined, (e: unknown) => e)) as TensormemClientError;
+      expect(after.code).toBe(status.UNAUTHENTICATED);
+      if (end === 'expiry') expect(after.reason).toBe('LEASE_EXPIRED');
       // The closed lease's request has left the queue: the tenant's next one, which fits, is served at once.
       const queuedAt = Date.now();
       const array = await next.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true, deadlineMs: 10_000 });

@@ -33,6 +33,27 @@ describe('lease lifecycle', () => {
     }
   });
 
+  it('reports a sub-second --lease-ttl as ttl_seconds 1, never 0 (which means "the default" in a request)', async () => {
+    const daemon = await startDaemon(['--lease-ttl', '400ms', '--reclaim-interval', '100ms']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const lease = await client.openLease();
+      expect(lease.lease.ttl_seconds).toBe(1);
+      expect((await client.listLeases()).find((l) => l.lease_id === lease.leaseId)?.ttl_seconds).toBe(1);
+      expect((await lease.renew(0)).ttl_seconds).toBe(1);
+      // The TTL itself stays 400 ms: the lease is gone well before a second has passed since the renewal.
+      await sleep(750);
+      const error = (await lease.list().then(() => undefined, (e: unknown) => e)) as TensormemClientError;
+      expect([error.code, error.reason]).toEqual([status.UNAUTHENTICATED, 'LEASE_EXPIRED']);
+      const longer = await client.openLease({ ttlSeconds: 2 });
+      expect(longer.lease.ttl_seconds).toBe(2);
+      await longer.close();
+    } finally {
+      client.close();
+      await daemon.stop();
+    }
+  });
+
   it('renews with RenewLease and frees everything on CloseLease', async () => {
     const daemon = await startDaemon();
     const client = new TensormemClient(daemon.unixAddress);

@@ -37,6 +37,34 @@ describe('memory service, health, reflection and tensormemctl', () => {
     expect(byName.maxphysicalbytes.seed_name).toBe('org.bytedeco.javacpp.maxphysicalbytes');
   });
 
+  it('GetConfig says "default" for a flag left at its default, one without a default included, and "derived" only for computed values', async () => {
+    const byName = Object.fromEntries((await client.config()).values.map((v) => [v.name, v]));
+    for (const name of ['profile', 'config', 'tenants', 'tls-cert', 'tls-key', 'tls-client-ca', 'health-listen', 'cudnn-library']) {
+      expect(byName[name], name).toMatchObject({ value: '', source: 'default' });
+    }
+    expect(byName['chunk-bytes']).toMatchObject({ value: '1M', source: 'default' });
+    expect(byName['max-message-bytes']).toMatchObject({ value: '64M', source: 'default' });
+    // --maxbytes was given, so the reserve is the default for the device's size (computed from it).
+    expect(byName['device-reserve'].source).toBe('derived');
+    expect(byName.cudnn_version.source).toBe('derived');
+    expect(new Set(Object.values(byName).map((v) => v.source))).toEqual(new Set(['flag', 'env', 'default', 'derived']));
+
+    const small = await startDaemon(['--max-message-bytes', '256K']);
+    const smallClient = new TensormemClient(small.tcpAddress);
+    try {
+      const values = Object.fromEntries((await smallClient.config()).values.map((v) => [v.name, v]));
+      // The default --chunk-bytes shrank to fit --max-message-bytes: computed from it.
+      expect(values['chunk-bytes']).toMatchObject({ value: String(256 * 1024 - 1024), source: 'derived' });
+      expect(values['max-message-bytes']).toMatchObject({ value: '256K', source: 'flag' });
+      // No --maxbytes: the cap is the device's memory less the reserve.
+      expect(values.maxbytes.source).toBe('derived');
+      expect(values.profile).toMatchObject({ value: '', source: 'default' });
+    } finally {
+      smallClient.close();
+      expect(await small.stop()).toBe(0);
+    }
+  });
+
   it('GetMemoryInfo fills every pool, process and tenant field', async () => {
     const lease = await client.openLease({ tenant: 'team-a' });
     await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024] });

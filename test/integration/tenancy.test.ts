@@ -116,6 +116,38 @@ describe('a shared GPU host', () => {
     await c.close();
   });
 
+  it("names a tenant's quota and usage when the pool or others' guarantees refuse it, and only for a tenant with a quota", async () => {
+    const a = await client.openLease({ tenantToken: TOKENS.a });
+    const b = await client.openLease({ tenantToken: TOKENS.b });
+    const c = await client.openLease({ tenantToken: TOKENS.c });
+    try {
+      await a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB] });
+      await c.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
+      // Cap 32 MiB, 14 MiB used, team-b's 16 MiB guarantee unused: 4 MiB more is refused for the guarantee.
+      const byGuarantee = await failure(a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] }));
+      expect(byGuarantee.reason).toBe('DEVICE_OUT_OF_MEMORY');
+      expect(byGuarantee.details).toContain("less other tenants' unused guarantees (16.00 MiB)");
+      expect(byGuarantee.details).toContain('; tenant "team-a" quota 8388608 bytes (8.00 MiB), used 2097152 bytes (2.00 MiB). Try: ');
+      expect(byGuarantee.errorMetadata).toMatchObject({ tenant: 'team-a', tenant_quota_bytes: String(8 * MiB), tenant_used_bytes: String(2 * MiB) });
+      const noQuota = await failure(c.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] }));
+      expect(noQuota.reason).toBe('DEVICE_OUT_OF_MEMORY');
+      expect(noQuota.details).not.toContain('tenant "');
+      expect(noQuota.errorMetadata.tenant).toBeUndefined();
+      // team-b takes its guarantee: 30 MiB used, nothing reserved, and the pool cap itself refuses 4 MiB more.
+      await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
+      const byPool = await failure(a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] }));
+      expect(byPool.reason).toBe('DEVICE_OUT_OF_MEMORY');
+      expect(byPool.details).toContain('pool cap (maxbytes) 33554432 bytes (32.00 MiB), used 31457280 bytes (30.00 MiB)');
+      expect(byPool.details).toContain('; tenant "team-a" quota 8388608 bytes (8.00 MiB), used 2097152 bytes (2.00 MiB). Try: ');
+      expect(byPool.errorMetadata).toMatchObject({ tenant: 'team-a', tenant_quota_bytes: String(8 * MiB), tenant_used_bytes: String(2 * MiB) });
+      const noQuotaByPool = await failure(c.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] }));
+      expect(noQuotaByPool.details).toContain('pool cap (maxbytes)');
+      expect(noQuotaByPool.details).not.toContain('tenant "');
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
   it('lets an admin list and evict any lease, and no one else', async () => {
     const a = await client.openLease({ tenantToken: TOKENS.a });
     const b = await client.openLease({ tenantToken: TOKENS.b });

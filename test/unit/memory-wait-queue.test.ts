@@ -85,7 +85,7 @@ describe('MemoryWaitQueue', () => {
     let handle: WaitHandle | undefined;
     const waiting = observe(queue.run('a', dev.take(8), dev.give, 10_000, (h) => (handle = h)));
     await sleep(10);
-    const closed = new TensormemError('FAILED_PRECONDITION', 'LEASE_EXPIRED', 'lease lease-1 is closed');
+    const closed = new TensormemError('UNAUTHENTICATED', 'LEASE_EXPIRED', 'lease lease-1 is closed');
     handle!.cancel(closed);
     handle!.cancel();
     await sleep(10);
