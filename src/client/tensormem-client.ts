@@ -2,13 +2,15 @@
  * The typed TypeScript client of tensormem.v1, used by tensormemctl and the tests. Calls reject with a
  * TensormemClientError carrying the gRPC `code` and the ErrorInfo `reason` (e.g. DEVICE_OUT_OF_MEMORY).
  */
-import { ChannelOptions, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
+import { ChannelOptions, ClientDuplexStream, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
 import { loadTensormemProto } from '../service/proto';
 import { errorInfoOf } from '../rpc-status';
 import type { LeaseServiceClient } from '../generated/tensormem/v1/LeaseService';
 import type { ArrayServiceClient } from '../generated/tensormem/v1/ArrayService';
 import type { MemoryServiceClient } from '../generated/tensormem/v1/MemoryService';
 import type { Lease__Output } from '../generated/tensormem/v1/Lease';
+import type { KeepAliveRequest } from '../generated/tensormem/v1/KeepAliveRequest';
+import type { KeepAliveResponse__Output } from '../generated/tensormem/v1/KeepAliveResponse';
 import type { LeaseSummary__Output } from '../generated/tensormem/v1/LeaseSummary';
 import type { ArrayInfo__Output } from '../generated/tensormem/v1/ArrayInfo';
 import type { MemoryInfo__Output } from '../generated/tensormem/v1/MemoryInfo';
@@ -19,7 +21,16 @@ import type { WorkspaceServiceClient } from '../generated/tensormem/v1/Workspace
 import type { WorkspaceInfo__Output } from '../generated/tensormem/v1/WorkspaceInfo';
 import type { WorkspaceConfig } from '../generated/tensormem/v1/WorkspaceConfig';
 import type { Placement } from '../generated/tensormem/v1/Placement';
-import { DataPlaneConnectionError, DataPlaneEndpoint, DataPlaneHttpError, getArray as httpGetArray, parseDataAddress, putArray as httpPutArray } from '../dataplane/data-plane-client';
+import {
+  DataPlaneConnectionError,
+  DataPlaneDeadlineError,
+  DataPlaneEndpoint,
+  DataPlaneHttpError,
+  DataPlaneTransferError,
+  getArray as httpGetArray,
+  parseDataAddress,
+  putArray as httpPutArray,
+} from '../dataplane/data-plane-client';
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
@@ -53,6 +64,22 @@ function clientError(error: ServiceError): TensormemClientError {
 function clientErrorOfHttp(error: DataPlaneHttpError): TensormemClientError {
   const code = (Status as unknown as Record<string, Status>)[error.body.status] ?? Status.UNKNOWN;
   return new TensormemClientError(code, error.body.reason || undefined, error.body.message, error.body.metadata);
+}
+
+/** INVALID_ARGUMENT in the daemon's words (errors.ts invalidArgument), raised here before any call. */
+function invalidArgument(field: string, expected: string, received: unknown): TensormemClientError {
+  const shown = typeof received === 'string' ? JSON.stringify(received) : String(received);
+  return new TensormemClientError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', `Expected ${expected} for ${field} but received ${shown}`, { field });
+}
+
+/** Offsets and lengths: a safe non-negative integer (grpc-js would turn anything else into 0 or wrap it). */
+function requireByteCount(field: string, value: number): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalidArgument(field, 'a non-negative safe integer', value);
+}
+
+/** OUT_OF_RANGE in the daemon's words (errors.ts outOfRange), raised here before any call. */
+function outOfRange(field: string, message: string): TensormemClientError {
+  return new TensormemClientError(Status.OUT_OF_RANGE, 'OUT_OF_RANGE', `${field}: ${message}`, { field });
 }
 
 type Callback<T> = (error: ServiceError | null, value?: T) => void;
@@ -193,15 +220,37 @@ export class TensormemClient {
   /** Calls `onInfo` with a MemoryInfo every intervalMs until the returned function is called. */
   watchMemory(intervalMs: number, onInfo: (info: MemoryInfo__Output) => void, onError?: (error: TensormemClientError) => void, token?: string): () => void {
     const stream = this.memory.WatchMemory({ interval_ms: intervalMs }, this.metadata(token));
+    const stop = () => {
+      this.closers.delete(stop);
+      stream.cancel();
+    };
+    this.closers.add(stop);
     stream.on('data', (message: { info: MemoryInfo__Output | null }) => onInfo(message.info!));
     stream.on('error', (error: ServiceError) => {
+      this.closers.delete(stop);
       if (error.code !== Status.CANCELLED) onError?.(clientError(error));
     });
-    return () => stream.cancel();
+    stream.on('end', () => this.closers.delete(stop));
+    return stop;
   }
 
-  /** Closes the channels and unmaps every exported array this client mapped. */
+  /** What close() stops: running watchMemory streams and keep-alives. */
+  private readonly closers = new Set<() => void>();
+
+  /** @internal Registers `stop` to run on close(); returns the function that unregisters it. */
+  onClose(stop: () => void): () => void {
+    this.closers.add(stop);
+    return () => this.closers.delete(stop);
+  }
+
+  /**
+   * Closes the channels, cancels every watchMemory stream, stops every session's keep-alive (its stream
+   * is ended cleanly, so the leases stay open until their TTL, releaseOnDisconnect or not) and unmaps every exported array this
+   * client mapped.
+   */
   close(): void {
+    for (const stop of [...this.closers]) stop();
+    this.closers.clear();
     this.mappings.releaseAll();
     this.leases.close();
   }
@@ -226,8 +275,13 @@ export class LeaseSession {
   private keepAliveTimer?: NodeJS.Timeout;
   /** Array transfers (write/read calls) done over each transport. */
   readonly transfers = { http: 0, grpc: 0 };
-  /** Byte sizes of the arrays this session has seen, to choose a transport for reads to the end. */
+  /**
+   * Byte sizes of the arrays this session has seen, to choose a transport for reads to the end and to
+   * check read ranges. Arrays in a workspace are not kept (the daemon retires them without a FreeArray
+   * from here), and the map holds at most MAX_REMEMBERED_ARRAYS (the oldest go first).
+   */
   private readonly arraySizes = new Map<string, number>();
+  static readonly MAX_REMEMBERED_ARRAYS = 4096;
 
   constructor(
     readonly client: TensormemClient,
@@ -240,21 +294,30 @@ export class LeaseSession {
   }
 
   private remember(array: ArrayInfo__Output): ArrayInfo__Output {
+    if (array.workspace_id) return array;
+    this.arraySizes.delete(array.array_id);
     this.arraySizes.set(array.array_id, Number(array.byte_size));
+    if (this.arraySizes.size > LeaseSession.MAX_REMEMBERED_ARRAYS) this.arraySizes.delete(this.arraySizes.keys().next().value!);
     return array;
   }
 
-  /** The data plane for a transfer of `bytes`, or undefined for gRPC. */
+  /** The data plane for a transfer of `bytes`, or undefined for gRPC (0-byte transfers always use gRPC). */
   private httpFor(bytes: number | undefined): DataPlaneEndpoint | undefined {
-    return this.dataPlane && bytes !== undefined && bytes >= this.client.dataPlaneThresholdBytes ? this.dataPlane : undefined;
+    return this.dataPlane && bytes !== undefined && bytes > 0 && bytes >= this.client.dataPlaneThresholdBytes ? this.dataPlane : undefined;
   }
 
-  /** Runs `transfer` over the data plane; HTTP errors become TensormemClientErrors; a failed connection gives undefined (use gRPC) and turns the data plane off for this session. */
+  /**
+   * Runs `transfer` over the data plane; HTTP errors become TensormemClientErrors; a failed connection
+   * gives undefined (use gRPC) and turns the data plane off for this session. A passed deadline is
+   * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated) UNAVAILABLE, neither retried.
+   */
   private async overHttp<T>(transfer: () => Promise<T>): Promise<T | undefined> {
     try {
       return await transfer();
     } catch (error) {
       if (error instanceof DataPlaneHttpError) throw clientErrorOfHttp(error);
+      if (error instanceof DataPlaneDeadlineError) throw new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, error.message, {});
+      if (error instanceof DataPlaneTransferError) throw new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
       if (error instanceof DataPlaneConnectionError) {
         this.dataPlane = undefined;
         return undefined;
@@ -296,9 +359,10 @@ export class LeaseSession {
    * when there is one (see ClientOptions.dataPlane), the others over one WriteArray stream in chunks.
    */
   async write(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    checkWrite(offset, chunkBytes);
     const http = this.httpFor(data.byteLength);
     if (http) {
-      const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset));
+      const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.callOptions()));
       if (written !== undefined) {
         this.transfers.http++;
         return written;
@@ -310,6 +374,7 @@ export class LeaseSession {
 
   /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
   async writeGrpc(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    checkWrite(offset, chunkBytes);
     const response = await new Promise<{ bytes_written: number }>((resolve, reject) => {
       const stream = this.client.arrays.WriteArray(this.md, this.client.callOptions(), (error, value) => (error ? reject(clientError(error)) : resolve(value as { bytes_written: number })));
       const pump = async () => {
@@ -331,10 +396,17 @@ export class LeaseSession {
    * over a ReadArray stream.
    */
   async read(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
+    requireByteCount('offset', offset);
+    requireByteCount('length', length);
     const size = this.arraySizes.get(arrayId);
-    const http = this.httpFor(length !== 0 ? length : size !== undefined && offset < size ? size - offset : undefined);
+    if (size !== undefined) {
+      // What ReadArray would answer, without the round trip.
+      if (offset > size) throw outOfRange('offset', `offset ${offset} is past the end of array ${arrayId} (${size} bytes)`);
+      if (offset + length > size) throw outOfRange('length', `${length} bytes at offset ${offset} pass the end of array ${arrayId} (${size} bytes)`);
+    }
+    const http = this.httpFor(length !== 0 ? length : size !== undefined ? size - offset : undefined);
     if (http) {
-      const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length));
+      const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length, undefined, this.client.callOptions()));
       if (data !== undefined) {
         this.transfers.http++;
         return data;
@@ -346,6 +418,8 @@ export class LeaseSession {
 
   /** Reads over a ReadArray server stream, whatever the size. */
   async readGrpc(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
+    requireByteCount('offset', offset);
+    requireByteCount('length', length);
     return new Promise((resolve, reject) => {
       const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, this.client.callOptions());
       const chunks: Buffer[] = [];
@@ -365,10 +439,13 @@ export class LeaseSession {
 
   /** FreeArray; also unmaps this client's mapping of the array, if it exported it. */
   async free(arrayId: string): Promise<number> {
-    const freed = (await call<{ freed_bytes: number }>((cb) => this.client.arrays.FreeArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).freed_bytes;
-    this.arraySizes.delete(arrayId);
-    this.releaseMapping(arrayId);
-    return freed;
+    try {
+      return (await call<{ freed_bytes: number }>((cb) => this.client.arrays.FreeArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).freed_bytes;
+    } finally {
+      // Also when FreeArray fails (the lease expired or was evicted: the array is gone anyway).
+      this.arraySizes.delete(arrayId);
+      this.releaseMapping(arrayId);
+    }
   }
 
   /** Shared-memory names this session mapped, by array id (unmapped on free and close). */
@@ -475,22 +552,70 @@ export class LeaseSession {
   }
 
   /**
-   * Renews the lease over a KeepAlive stream every intervalMs until close() or stopKeepAlive().
+   * Renews the lease over a KeepAlive stream every intervalMs until close(), stopKeepAlive() or the
+   * client's close(). A stream that drops (network blip, daemon restart) is reopened after a backoff
+   * (100 ms doubling up to intervalMs), for as long as the keep-alive runs; each failure goes to
+   * `onError`. The keep-alive stops by itself when the daemon no longer knows the lease (NOT_FOUND,
+   * UNAUTHENTICATED, PERMISSION_DENIED). Its timer does not keep the process alive.
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
    */
-  startKeepAlive(intervalMs: number, options: { releaseOnDisconnect?: boolean } = {}): void {
+  startKeepAlive(intervalMs: number, options: { releaseOnDisconnect?: boolean; onError?: (error: TensormemClientError) => void } = {}): void {
     this.stopKeepAlive();
-    const stream = this.client.leases.KeepAlive(this.md);
-    stream.on('error', () => {});
-    stream.on('data', () => {});
-    const ping = () => stream.write({ lease_id: this.leaseId, release_on_disconnect: options.releaseOnDisconnect ?? false });
-    ping();
-    this.keepAliveTimer = setInterval(ping, intervalMs);
-    this.stopKeepAlive = () => {
-      clearInterval(this.keepAliveTimer);
-      this.keepAliveTimer = undefined;
-      stream.end();
+    let stream: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse__Output> | undefined;
+    let stopped = false;
+    let retryTimer: NodeJS.Timeout | undefined;
+    let backoffMs = 100;
+    const request = { lease_id: this.leaseId, release_on_disconnect: options.releaseOnDisconnect ?? false };
+    const ping = () => {
+      if (stream && !stream.destroyed && stream.writable) stream.write(request);
     };
+    const dropped = (error: TensormemClientError, current: typeof stream) => {
+      if (stopped || current !== stream) return;
+      stream = undefined;
+      options.onError?.(error);
+      if (error.code === Status.NOT_FOUND || error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED) {
+        stop();
+        return;
+      }
+      retryTimer = setTimeout(open, backoffMs);
+      retryTimer.unref();
+      backoffMs = Math.min(backoffMs * 2, Math.max(intervalMs, 100));
+    };
+    const open = () => {
+      retryTimer = undefined;
+      if (stopped) return;
+      const current = this.client.leases.KeepAlive(this.md);
+      stream = current;
+      current.on('data', () => {
+        backoffMs = 100;
+      });
+      current.on('error', (error: ServiceError) => dropped(clientError(error), current));
+      current.on('end', () => dropped(new TensormemClientError(Status.UNAVAILABLE, undefined, 'the KeepAlive stream ended', {}), current));
+      ping();
+    };
+    const timer = setInterval(ping, intervalMs);
+    timer.unref();
+    const unregister = this.client.onClose(() => stop());
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      if (retryTimer) clearTimeout(retryTimer);
+      unregister();
+      const current = stream;
+      stream = undefined;
+      if (current) {
+        current.end();
+        // The daemon answers the half-close with its status; cancel should it not (the channel closing).
+        const cancelTimer = setTimeout(() => current.cancel(), 1000);
+        cancelTimer.unref();
+        current.once('close', () => clearTimeout(cancelTimer));
+        current.on('error', () => {});
+      }
+      if (this.stopKeepAlive === stop) this.stopKeepAlive = noKeepAlive;
+    };
+    this.stopKeepAlive = stop;
+    open();
   }
 
   stopKeepAlive(): void {}
@@ -501,4 +626,12 @@ export class LeaseSession {
     for (const arrayId of [...this.mappedNames.keys()]) this.releaseMapping(arrayId);
     return (await call<{ freed_bytes: number }>((cb) => this.client.leases.CloseLease({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).freed_bytes;
   }
+}
+
+function noKeepAlive(): void {}
+
+/** write/writeGrpc arguments, checked before anything is sent. */
+function checkWrite(offset: number, chunkBytes: number): void {
+  requireByteCount('offset', offset);
+  if (typeof chunkBytes !== 'number' || !Number.isSafeInteger(chunkBytes) || chunkBytes < 1) throw invalidArgument('chunkBytes', 'a positive safe integer', chunkBytes);
 }

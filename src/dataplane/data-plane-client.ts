@@ -29,6 +29,34 @@ export class DataPlaneConnectionError extends Error {
   }
 }
 
+/**
+ * The transfer failed after the answer's head arrived (connection reset or closed mid-body, a malformed
+ * answer): the request may have taken effect, so it is not retried another way.
+ */
+export class DataPlaneTransferError extends Error {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'DataPlaneTransferError';
+  }
+}
+
+/** The transfer's deadline passed before it finished; the connection was destroyed. */
+export class DataPlaneDeadlineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DataPlaneDeadlineError';
+  }
+}
+
+/** Options of one transfer. */
+export interface TransferOptions {
+  /** Absolute deadline (ms since the epoch, like Date.now()): past it the connection is destroyed and the transfer rejects with DataPlaneDeadlineError. */
+  deadline?: number;
+}
+
 /** Where a data plane listens: TCP host and port, or a unix socket path. */
 export type DataPlaneEndpoint = { host: string; port: number } | { path: string };
 
@@ -59,8 +87,9 @@ const MAX_HEAD_BYTES = 64 * 1024;
 /**
  * One request/response exchange. `destinationFor(status, headers, length)` may return a Buffer of
  * `length` bytes to receive a successful body into; otherwise the body is collected (small: errors).
+ * When it throws, the exchange ends at once (the socket is destroyed, the body is not read) with that error.
  */
-function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | undefined, destinationFor?: (status: number, headers: Record<string, string>, length: number) => Buffer | undefined): Promise<Response> {
+function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | undefined, destinationFor?: (status: number, headers: Record<string, string>, length: number) => Buffer | undefined, transfer: TransferOptions = {}): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
     const scratch = Buffer.allocUnsafe(HEADER_BUFFER_BYTES);
     let pendingHead = Buffer.alloc(0);
@@ -72,10 +101,12 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
     let bodySent = body === undefined;
     let settled = false;
     let socket: Socket;
+    let deadlineTimer: NodeJS.Timeout | undefined;
 
     const finish = (error?: Error) => {
       if (settled) return;
       settled = true;
+      if (deadlineTimer) clearTimeout(deadlineTimer);
       socket.destroy();
       if (error) reject(error);
       else resolve({ ...response!, body: destination ? undefined : Buffer.concat(collected) });
@@ -113,10 +144,15 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
       response = { status: code, headers };
       bodyLength = Number(headers['content-length'] ?? '0');
       if (!Number.isSafeInteger(bodyLength) || bodyLength < 0) {
-        finish(new Error(`bad Content-Length in the data plane's answer: ${headers['content-length']}`));
+        finish(new DataPlaneTransferError(`bad Content-Length in the data plane's answer: ${headers['content-length']}`));
         return false;
       }
-      destination = destinationFor?.(code, headers, bodyLength);
+      try {
+        destination = destinationFor?.(code, headers, bodyLength);
+      } catch (error) {
+        finish(error as Error);
+        return false;
+      }
       if (bodyLength === 0) finish();
       return true;
     };
@@ -136,7 +172,7 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
       for (;;) {
         const end = pendingHead.indexOf('\r\n\r\n');
         if (end < 0) {
-          if (pendingHead.byteLength > MAX_HEAD_BYTES) finish(new Error('the data plane sent a response head over 64 KiB'));
+          if (pendingHead.byteLength > MAX_HEAD_BYTES) finish(new DataPlaneTransferError('the data plane sent a response head over 64 KiB'));
           return true;
         }
         const text = pendingHead.subarray(0, end).toString('latin1');
@@ -164,12 +200,21 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
     socket.setNoDelay(true);
     socket.on('error', (error) => {
       if (!response) finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: ${error.message}`, error));
-      else finish(new Error(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`));
+      else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error));
     });
     socket.on('close', () => {
       if (!response) finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: connection closed before an answer`));
-      else if (received < bodyLength) finish(new Error(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`));
+      else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`));
     });
+    if (transfer.deadline !== undefined) {
+      const deadline = transfer.deadline;
+      const arm = () => {
+        const left = deadline - Date.now();
+        if (left <= 0) finish(new DataPlaneDeadlineError(`data plane ${describe(endpoint)}: deadline exceeded${response ? ` after ${received} of ${bodyLength} bytes of the answer` : ' before an answer'}`));
+        else deadlineTimer = setTimeout(arm, left);
+      };
+      arm();
+    }
     socket.once('connect', () => {
       socket.write(head);
       if (body !== undefined && !/\r\nexpect: 100-continue\r\n/i.test(head)) sendBody();
@@ -189,7 +234,8 @@ function errorOf(response: Response): DataPlaneHttpError {
   } catch {
     // not the daemon's JSON error
   }
-  return new DataPlaneHttpError({ code: response.status, status: 'UNKNOWN', reason: '', message: text.slice(0, 200), metadata: {} });
+  // Not the daemon's answer (a proxy's, or a truncated one): the data plane is not usable as it is.
+  return new DataPlaneHttpError({ code: response.status, status: 'UNAVAILABLE', reason: '', message: `HTTP ${response.status} without the daemon's JSON error: ${text.slice(0, 200)}`, metadata: {} });
 }
 
 function requestHead(method: string, endpoint: DataPlaneEndpoint, arrayId: string, token: string, extra: Record<string, string>): string {
@@ -204,7 +250,7 @@ function requestHead(method: string, endpoint: DataPlaneEndpoint, arrayId: strin
  * `data` goes in X-Tensormem-Crc32c and the daemon refuses the write (CHECKSUM_MISMATCH) when the bytes
  * it received differ.
  */
-export async function putArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, data: Uint8Array, offset = 0, options: { checksum?: boolean } = {}): Promise<number> {
+export async function putArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, data: Uint8Array, offset = 0, options: { checksum?: boolean } & TransferOptions = {}): Promise<number> {
   const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.byteLength) };
   if (data.byteLength > 0) {
     headers.Expect = '100-continue';
@@ -213,26 +259,52 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
     throw new RangeError('an empty write is only possible at offset 0 on the data plane');
   }
   if (options.checksum) headers['X-Tensormem-Crc32c'] = crc32cHex(crc32c(data));
-  const response = await exchange(endpoint, requestHead('PUT', endpoint, arrayId, token, headers), data.byteLength > 0 ? data : undefined);
+  const response = await exchange(endpoint, requestHead('PUT', endpoint, arrayId, token, headers), data.byteLength > 0 ? data : undefined, undefined, options);
   if (response.status !== 200) throw errorOf(response);
-  return (JSON.parse(response.body!.toString('utf8')) as { bytes_written: number }).bytes_written;
+  let written: unknown;
+  try {
+    written = (JSON.parse(response.body!.toString('utf8')) as { bytes_written?: unknown }).bytes_written;
+  } catch {
+    // checked below
+  }
+  if (typeof written !== 'number') throw new DataPlaneTransferError(`data plane ${describe(endpoint)}: a PUT answered 200 without bytes_written: ${JSON.stringify(response.body!.toString('utf8').slice(0, 200))}`);
+  return written;
 }
 
 /**
  * GET [offset, offset + length) of the array (length 0: to the end) read straight into `into` when
- * given (it must hold the bytes; the result is a view of it), else into a new Buffer.
+ * given (it must hold the bytes; the result is a view of it), else into a new Buffer. With length > 0
+ * exactly `length` bytes come back: a range that passes the end of the array (which the daemon clips)
+ * rejects with DataPlaneHttpError OUT_OF_RANGE, as ReadArray does, before the body is read. An `into`
+ * too small for the answer rejects with a RangeError before the body is read.
  */
-export async function getArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, offset = 0, length = 0, into?: Buffer): Promise<Buffer> {
+export async function getArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, offset = 0, length = 0, into?: Buffer, options: TransferOptions = {}): Promise<Buffer> {
   const headers: Record<string, string> = {};
   if (offset !== 0 || length !== 0) headers.Range = length === 0 ? `bytes=${offset}-` : `bytes=${offset}-${offset + length - 1}`;
   let result: Buffer | undefined;
-  const response = await exchange(endpoint, requestHead('GET', endpoint, arrayId, token, headers), undefined, (status, _headers, bodyLength) => {
-    if (status !== 200 && status !== 206) return undefined;
-    if (into && into.byteLength < bodyLength) return undefined;
-    result = into ? into.subarray(0, bodyLength) : Buffer.allocUnsafe(bodyLength);
-    return result;
-  });
+  const response = await exchange(
+    endpoint,
+    requestHead('GET', endpoint, arrayId, token, headers),
+    undefined,
+    (status, answerHeaders, bodyLength) => {
+      if (status !== 200 && status !== 206) return undefined;
+      if (length !== 0 && bodyLength !== length) {
+        // The daemon clips a Range that passes the end; say what ReadArray says instead.
+        const total = /\/(\d+)\s*$/.exec(answerHeaders['content-range'] ?? '')?.[1] ?? (status === 200 ? String(bodyLength) : '?');
+        throw new DataPlaneHttpError({
+          code: 416,
+          status: 'OUT_OF_RANGE',
+          reason: 'OUT_OF_RANGE',
+          message: `length: ${length} bytes at offset ${offset} pass the end of array ${arrayId} (${total} bytes)`,
+          metadata: { field: 'length' },
+        });
+      }
+      if (into && into.byteLength < bodyLength) throw new RangeError(`getArray: the destination holds ${into.byteLength} bytes; the answer for array ${arrayId} has ${bodyLength}`);
+      result = into ? into.subarray(0, bodyLength) : Buffer.allocUnsafe(bodyLength);
+      return result;
+    },
+    options,
+  );
   if (response.status !== 200 && response.status !== 206) throw errorOf(response);
-  if (!result) throw new RangeError(`the destination holds ${into?.byteLength} bytes; the answer has ${response.headers['content-length']}`);
-  return result;
+  return result ?? Buffer.alloc(0);
 }

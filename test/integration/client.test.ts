@@ -1,0 +1,305 @@
+/**
+ * The typed client (TensormemClient, LeaseSession, the data plane client) against a real daemon:
+ * argument checks, exact ranges, deadlines and failures on the HTTP path mapped like gRPC's, free()
+ * after a failed FreeArray, close() stopping what it started, KeepAlive reconnection. A few tests put a
+ * scripted TCP server in place of the data plane to produce answers the daemon never gives.
+ */
+import { spawn } from 'node:child_process';
+import { AddressInfo, Server, Socket, connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { getArray } from '../../src/dataplane/data-plane-client';
+import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+
+async function rejection(promise: Promise<unknown>): Promise<TensormemClientError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as TensormemClientError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** A TCP server that runs `onConnection` for each connection; close() destroys them all. */
+async function scriptedServer(onConnection: (socket: Socket) => void): Promise<{ endpoint: { host: string; port: number }; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Answers each request, once its head is in, with `answer` (and keeps the connection open unless `end`). */
+function answerWith(answer: string | Buffer, end = false): (socket: Socket) => void {
+  return (socket) => {
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      if (head.includes('\r\n\r\n')) return;
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      if (end) socket.end(answer);
+      else socket.write(answer);
+    });
+  };
+}
+
+describe('the typed client over a real daemon', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '512M', '--pool-chunk', '16M', '--data-listen', '127.0.0.1:0']);
+    client = new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 4096 } });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('read() of a range past the end throws OUT_OF_RANGE over HTTP as over gRPC, never a clipped body', async () => {
+    const lease = await client.openLease({ clientName: 'range' });
+    expect(lease.dataPlane).toBeDefined();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1.5 * MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+    const grpc = await rejection(lease.readGrpc(array.array_id, MiB, MiB));
+    expect(grpc).toBeInstanceOf(TensormemClientError);
+    expect(grpc.code).toBe(status.OUT_OF_RANGE);
+
+    // This session knows the size: it refuses before any transfer, in ReadArray's words.
+    const known = await rejection(lease.read(array.array_id, MiB, MiB));
+    expect(known).toBeInstanceOf(TensormemClientError);
+    expect([known.code, known.reason, known.details]).toEqual([grpc.code, grpc.reason, grpc.details]);
+    expect(lease.transfers.http).toBe(0);
+    const pastEnd = await rejection(lease.read(array.array_id, 2 * MiB, MiB));
+    expect(pastEnd.code).toBe(status.OUT_OF_RANGE);
+    expect(pastEnd.details).toBe((await rejection(lease.readGrpc(array.array_id, 2 * MiB, MiB))).details);
+
+    // A session that does not know the size asks the data plane, which clips the Range: still OUT_OF_RANGE.
+    const fresh = new LeaseSession(client, lease.lease, lease.dataPlane);
+    const overHttp = await rejection(fresh.read(array.array_id, MiB, MiB));
+    expect(overHttp).toBeInstanceOf(TensormemClientError);
+    expect([overHttp.code, overHttp.reason, overHttp.details]).toEqual([grpc.code, grpc.reason, grpc.details]);
+    expect(fresh.dataPlane).toBeDefined();
+    await expect(getArray(lease.dataPlane!, lease.token, array.array_id, 0, 2 * MiB)).rejects.toMatchObject({ name: 'DataPlaneHttpError', body: { status: 'OUT_OF_RANGE' } });
+    // An exact range and a read to the end still work.
+    expect((await fresh.read(array.array_id, MiB, MiB / 2)).byteLength).toBe(MiB / 2);
+    expect((await getArray(lease.dataPlane!, lease.token, array.array_id, MiB)).byteLength).toBe(MiB / 2);
+    await lease.close();
+  });
+
+  it('refuses negative, fractional and NaN offsets and lengths with INVALID_ARGUMENT naming them, and sends nothing', async () => {
+    const lease = await client.openLease({ clientName: 'arguments' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+    const cases: Array<[string, number, () => Promise<unknown>]> = [
+      ['offset', -5, () => lease.write(array.array_id, Buffer.from([1, 2, 3]), -5)],
+      ['offset', -5, () => lease.writeGrpc(array.array_id, Buffer.from([1, 2, 3]), -5)],
+      ['offset', 2.5, () => lease.write(array.array_id, Buffer.from([1, 2, 3]), 2.5)],
+      ['offset', -5, () => lease.read(array.array_id, -5, 4)],
+      ['offset', 2.7, () => lease.read(array.array_id, 2.7, 4)],
+      ['offset', NaN, () => lease.readGrpc(array.array_id, NaN, 4)],
+      ['length', -3, () => lease.read(array.array_id, 0, -3)],
+      ['length', 1.5, () => lease.readGrpc(array.array_id, 0, 1.5)],
+      ['chunkBytes', 0, () => lease.writeGrpc(array.array_id, Buffer.from([1]), 0, 0)],
+    ];
+    for (const [field, value, attempt] of cases) {
+      const error = await rejection(attempt());
+      expect(error).toBeInstanceOf(TensormemClientError);
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.reason).toBe('INVALID_ARGUMENT');
+      expect(error.details).toMatch(new RegExp(`^Expected a (non-negative|positive) safe integer for ${field} but received ${String(value).replace('.', '\\.')}$`));
+      expect(error.errorMetadata).toEqual({ field });
+    }
+    expect(lease.transfers).toEqual({ http: 0, grpc: 0 });
+    expect([...(await lease.readGrpc(array.array_id))]).toEqual(new Array(16).fill(0));
+    await lease.close();
+  });
+
+  it('a 0-byte write at an offset goes over gRPC even with thresholdBytes 0', async () => {
+    const everything = new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 0 } });
+    const lease = await everything.openLease({ clientName: 'empty' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64] });
+    expect(await lease.write(array.array_id, new Uint8Array(0), 8)).toBe(0);
+    expect((await lease.read(array.array_id, 64)).byteLength).toBe(0);
+    expect(lease.transfers).toEqual({ http: 0, grpc: 2 });
+    expect(await lease.write(array.array_id, new Uint8Array(8), 8)).toBe(8);
+    expect(lease.transfers.http).toBe(1);
+    await lease.close();
+    everything.close();
+  });
+
+  it('deadlineMs bounds an HTTP transfer: DEADLINE_EXCEEDED, the socket destroyed, no fallback to gRPC', async () => {
+    const silent = await scriptedServer(() => {});
+    const timed = new TensormemClient(daemon.tcpAddress, { deadlineMs: 500, dataPlane: { thresholdBytes: 4096 } });
+    try {
+      const lease = await timed.openLease({ clientName: 'deadline' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+      lease.dataPlane = silent.endpoint;
+      for (const transfer of [() => lease.read(array.array_id), () => lease.write(array.array_id, Buffer.alloc(MiB))]) {
+        const started = Date.now();
+        const error = await rejection(transfer());
+        expect(error).toBeInstanceOf(TensormemClientError);
+        expect(error.code).toBe(status.DEADLINE_EXCEEDED);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+        expect(Date.now() - started).toBeLessThan(5000);
+      }
+      expect(lease.transfers).toEqual({ http: 0, grpc: 0 });
+      expect(lease.dataPlane).toEqual(silent.endpoint);
+      await lease.close();
+    } finally {
+      timed.close();
+      await silent.close();
+    }
+  });
+
+  it('a failure after the answer began (truncated body, reset, non-JSON error) is UNAVAILABLE, not a plain Error, and not retried', async () => {
+    const lease = await client.openLease({ clientName: 'midbody' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+    const answers: Array<[(socket: Socket) => void, RegExp]> = [
+      [answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true), /ended after 1000 of 1048576 bytes/],
+      [
+        (socket) =>
+          socket.once('data', () => {
+            socket.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`);
+            setTimeout(() => socket.resetAndDestroy(), 50);
+          }),
+        /(mid-answer|ended after 1000 of)/,
+      ],
+      [answerWith('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\n\r\nbad gateway', true), /HTTP 502 without the daemon's JSON error: bad gateway/],
+    ];
+    for (const [onConnection, message] of answers) {
+      const server = await scriptedServer(onConnection);
+      try {
+        const session = new LeaseSession(client, lease.lease, server.endpoint);
+        const error = await rejection(session.read(array.array_id, 0, MiB));
+        expect(error).toBeInstanceOf(TensormemClientError);
+        expect(error.code).toBe(status.UNAVAILABLE);
+        expect(error.details).toMatch(message);
+        expect(session.transfers).toEqual({ http: 0, grpc: 0 });
+      } finally {
+        await server.close();
+      }
+    }
+    await lease.close();
+  });
+
+  it('getArray into a buffer too small fails at once with a RangeError, without reading the body', async () => {
+    // The server announces 64 MiB and sends none of it: a client that waits for the body never settles.
+    const server = await scriptedServer(answerWith(`HTTP/1.1 200 OK\r\nContent-Length: ${64 * MiB}\r\n\r\n`));
+    try {
+      const into = Buffer.alloc(MiB);
+      const outcome = getArray(server.endpoint, 'token', 'arr-x', 0, 0, into);
+      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still pending'), 3000).unref());
+      const error = await Promise.race([outcome.then(() => 'resolved', (e: Error) => e), timeout]);
+      expect(error).toBeInstanceOf(RangeError);
+      expect((error as Error).message).toBe(`getArray: the destination holds ${MiB} bytes; the answer for array arr-x has ${64 * MiB}`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('free() unmaps an exported array even when FreeArray fails (the lease was evicted)', async () => {
+    const lease = await client.openLease({ clientName: 'free-fails' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', exportable: true });
+    const exported = await lease.exportArray(array.array_id, { writable: true });
+    expect(exported.bytes?.byteLength).toBe(MiB);
+    expect(client.mappings.size).toBe(1);
+    await client.evictLease(lease.leaseId);
+    expect((await rejection(lease.free(array.array_id))).code).toBe(status.UNAUTHENTICATED);
+    expect(client.mappings.size).toBe(0);
+    expect(exported.bytes!.byteLength).toBe(0);
+  });
+
+  it('does not remember the sizes of workspace arrays (the daemon retires them without a FreeArray)', async () => {
+    const lease = await client.openLease({ clientName: 'sizes' });
+    const sizes = (lease as unknown as { arraySizes: Map<string, number> }).arraySizes;
+    const plain = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [16] });
+    expect(sizes.has(plain.array_id)).toBe(true);
+    const workspace = await lease.createWorkspace('LOOP_WS', { initial_size: 0, learning_policy: 'LEARNING_POLICY_FIRST_LOOP' });
+    for (let cycle = 0; cycle < 5; cycle++) {
+      await lease.enterWorkspace(workspace.workspace_id);
+      await Promise.all(Array.from({ length: 40 }, () => lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [16] })));
+      await lease.leaveWorkspace(workspace.workspace_id);
+    }
+    expect(sizes.size).toBe(1);
+    await lease.free(plain.array_id);
+    expect(sizes.size).toBe(0);
+    await lease.close();
+  });
+
+  it('reopens a KeepAlive stream that dropped, reporting the failure to onError, so the lease does not expire', async () => {
+    const [host, port] = [daemon.tcpAddress.replace(/:\d+$/, ''), Number(/:(\d+)$/.exec(daemon.tcpAddress)![1])];
+    const links = new Set<() => void>();
+    const proxy = await scriptedServer((socket) => {
+      const upstream = connect(port, host);
+      socket.pipe(upstream).pipe(socket);
+      const kill = () => {
+        socket.destroy();
+        upstream.destroy();
+      };
+      upstream.on('error', kill);
+      upstream.on('close', kill);
+      socket.on('close', kill);
+      links.add(kill);
+    });
+    const proxied = new TensormemClient(`127.0.0.1:${proxy.endpoint.port}`);
+    try {
+      const lease = await proxied.openLease({ clientName: 'keepalive', ttlSeconds: 2 });
+      const errors: TensormemClientError[] = [];
+      lease.startKeepAlive(300, { onError: (error) => errors.push(error) });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      for (const kill of links) kill(); // one network blip
+      await new Promise((resolve) => setTimeout(resolve, 4000)); // twice the TTL
+      expect(errors.length).toBeGreaterThan(0);
+      expect(errors[0]).toBeInstanceOf(TensormemClientError);
+      expect(errors[0].code).toBe(status.UNAVAILABLE);
+      expect((await client.listLeases()).map((l) => l.lease_id)).toContain(lease.leaseId);
+      expect((await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] })).array_id).toMatch(/^arr-/);
+      await lease.close();
+    } finally {
+      proxied.close();
+      await proxy.close();
+    }
+  });
+
+  it('close() stops keep-alives and watchMemory streams, so the process exits by itself', async () => {
+    const script = `
+      const { TensormemClient } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'client', 'tensormem-client.js'))});
+      (async () => {
+        const client = new TensormemClient(${JSON.stringify(daemon.tcpAddress)});
+        const kept = await client.openLease({ clientName: 'exit-kept', ttlSeconds: 5 });
+        kept.startKeepAlive(200);
+        const closed = await client.openLease({ clientName: 'exit-closed', ttlSeconds: 5 });
+        closed.startKeepAlive(200);
+        let infos = 0;
+        client.watchMemory(100, () => infos++);
+        await new Promise((r) => setTimeout(r, 400));
+        await closed.close();
+        client.close();
+        console.log('closed', infos > 0);
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 8000).unref())]);
+    if (code === 'still running') child.kill('SIGKILL');
+    expect(code).toBe(0);
+    expect(output.trim()).toBe('closed true');
+  });
+});
