@@ -18,6 +18,12 @@ const MAX_NAME_LENGTH = 256;
 export const MAX_LABELS = 64;
 export const MAX_LABEL_KEY_LENGTH = 63;
 export const MAX_LABEL_VALUE_LENGTH = 256;
+/**
+ * How long the daemon waits after a KeepAlive client's half-close before it answers with its status:
+ * a cancelled call's reset, which closes a release_on_disconnect lease, follows its half-close within
+ * this time (it is sent right after it), a graceful half-close keeps the lease.
+ */
+export const KEEP_ALIVE_HALF_CLOSE_GRACE_MS = 150;
 
 /**
  * A lease's TTL as the whole seconds a reply reports: rounded, and at least 1, since ttl_seconds 0
@@ -114,6 +120,10 @@ export class LeaseService {
       }),
       KeepAlive: (call: ServerDuplexStream<KeepAliveRequest__Output, KeepAliveResponse>) => {
         let releaseOnDisconnect: Lease | undefined;
+        // Whether this side ended the call (an OK status after the client's half-close, or an error):
+        // a 'cancelled' after that is the call's normal end, one before it is a drop.
+        let endedHere = false;
+        let halfCloseTimer: NodeJS.Timeout | undefined;
         call.on('data', (request: KeepAliveRequest__Output) => {
           try {
             requireWellFormed(request);
@@ -122,16 +132,32 @@ export class LeaseService {
             if (request.release_on_disconnect) releaseOnDisconnect = lease;
             call.write({ lease_id: lease.leaseId, expires_at: timestamp(lease.expiresAtMs), ttl_seconds: ttlSecondsOf(lease.ttlMs) });
           } catch (error) {
+            endedHere = true;
             call.emit('error', toServiceError(error, log));
           }
         });
-        call.on('end', () => call.end());
-        // A client that ends the stream gets its OK status written ('finish') before grpc-js reports
-        // the closed stream as 'cancelled'; a client that dies cancels the call before any status.
-        let finished = false;
-        call.on('finish', () => (finished = true));
+        // A client that cancels its call (grpc-js cancel(), a passed deadline) half-closes the HTTP/2
+        // stream and resets it (RST_STREAM) right after, so its reset first reads here as an 'end' just
+        // like a graceful half-close (stopKeepAlive), and 'cancelled' follows within about a millisecond.
+        // Answering the half-close at once would end the call before that 'cancelled' and so keep a
+        // release_on_disconnect lease; it is answered after a grace period instead, unless the call has
+        // been cancelled by then. The setImmediate after the timer lets I/O that arrived meanwhile (a reset
+        // read late because the event loop was busy) be read first.
+        call.on('end', () => {
+          halfCloseTimer = setTimeout(
+            () =>
+              setImmediate(() => {
+                if (call.cancelled || endedHere) return;
+                endedHere = true;
+                call.end();
+              }),
+            KEEP_ALIVE_HALF_CLOSE_GRACE_MS,
+          );
+          halfCloseTimer.unref();
+        });
         call.on('cancelled', () => {
-          if (!finished && releaseOnDisconnect && !releaseOnDisconnect.closed) registry.close(releaseOnDisconnect, 'disconnected');
+          if (halfCloseTimer) clearTimeout(halfCloseTimer);
+          if (!endedHere && releaseOnDisconnect && !releaseOnDisconnect.closed) registry.close(releaseOnDisconnect, 'disconnected');
         });
         call.on('error', () => {});
       },

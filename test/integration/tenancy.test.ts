@@ -242,6 +242,66 @@ describe('release on disconnect', () => {
       await daemon.stop();
     }
   });
+
+  // grpc-js's cancel() (and a passed deadline) half-closes the stream and resets it right after, so the
+  // daemon sees an 'end' first, as for a graceful half-close: only the reset must release the lease.
+  it.each([
+    ['cancels its KeepAlive stream', 'cancel'],
+    ['lets the deadline of its KeepAlive stream pass', 'deadline'],
+  ] as const)('gives the lease and its memory back at once when the client %s (a reset)', async (_, mode) => {
+    const daemon = await startDaemon(['--lease-ttl', '60s']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const baseline = (await client.memoryInfo()).devices[0].used_bytes;
+      const lease = await client.openLease({ clientName: mode });
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] });
+      expect((await client.memoryInfo()).devices[0].used_bytes).toBe(baseline + 4 * MiB);
+      const stream = client.leases.KeepAlive(client.metadata(lease.token), mode === 'deadline' ? { deadline: Date.now() + 500 } : {});
+      const ended = new Promise<number>((resolve) => stream.on('error', (error: { code: number }) => resolve(error.code)));
+      const answered = new Promise((resolve) => stream.once('data', resolve));
+      stream.write({ lease_id: lease.leaseId, release_on_disconnect: true });
+      await answered;
+      if (mode === 'cancel') stream.cancel();
+      expect(await ended).toBe(mode === 'cancel' ? status.CANCELLED : status.DEADLINE_EXCEEDED);
+      const deadline = Date.now() + 1000;
+      let used = -1;
+      while (Date.now() < deadline && used !== baseline) {
+        await sleep(50);
+        used = (await client.memoryInfo()).devices[0].used_bytes;
+      }
+      expect(used).toBe(baseline);
+      expect((await failure(lease.list())).code).toBe(status.UNAUTHENTICATED);
+      expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(true);
+    } finally {
+      client.close();
+      await daemon.stop();
+    }
+  });
+
+  it('answers a half-close of a raw KeepAlive stream with OK and keeps the lease', async () => {
+    const daemon = await startDaemon(['--lease-ttl', '60s']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const lease = await client.openLease();
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] });
+      const stream = client.leases.KeepAlive(client.metadata(lease.token));
+      stream.on('error', () => {});
+      const closed = new Promise<number>((resolve) => stream.on('status', (s: { code: number }) => resolve(s.code)));
+      const answered = new Promise((resolve) => stream.once('data', resolve));
+      stream.on('data', () => {});
+      stream.write({ lease_id: lease.leaseId, release_on_disconnect: true });
+      await answered;
+      stream.end();
+      expect(await closed).toBe(status.OK);
+      await sleep(300);
+      expect((await lease.list()).length).toBe(1);
+      expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected')).toBe(false);
+      expect(await lease.close()).toBe(4 * MiB);
+    } finally {
+      client.close();
+      await daemon.stop();
+    }
+  });
 });
 
 async function waitForLog(daemon: DaemonProcess, event: string): Promise<Record<string, unknown>> {
