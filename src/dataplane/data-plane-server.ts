@@ -18,7 +18,7 @@ import { chmodSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { TensormemError, invalidArgument, unauthenticated } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
-import type { TensorArray } from '../memory/tensor-array';
+import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
 import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { ByteRange, parseContentRange, parseRange } from './byte-ranges';
@@ -39,7 +39,12 @@ export interface RunningDataPlane {
   /** http://HOST:PORT, https://HOST:PORT or unix:PATH (port 0 resolved). */
   address: string;
   server: Http1Server;
-  /** Stops accepting, lets requests in flight finish for up to `timeoutMs`, then cuts the rest; resolves to whether all finished. */
+  /**
+   * Stops accepting, lets requests in flight finish for up to `timeoutMs`, then cuts the rest and waits
+   * (up to `timeoutMs` more) until every cut exchange has closed and handed back what it held of pool
+   * memory (views lent to a GET's socket, a PUT's copy in flight), so the pools may be released once it
+   * resolves. Resolves to whether all finished and all came back in time.
+   */
   close(timeoutMs: number): Promise<boolean>;
 }
 
@@ -96,16 +101,57 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
 class DataPlane {
   private readonly inFlight = new Set<HttpExchange>();
   private idle?: () => void;
+  /**
+   * What still touches pool memory or may yet: exchanges not closed, serve() calls not settled, views
+   * lent to a socket and not given back, PUT copies in flight. close() waits for it to reach 0.
+   */
+  private held = 0;
+  private allBack?: () => void;
+  /** close() stopped waiting for `held`: what comes back later may find the pools released. */
+  private abandoned = false;
 
   constructor(private readonly context: ServiceContext) {}
 
   handle(exchange: HttpExchange): void {
     this.inFlight.add(exchange);
+    const open = this.hold();
     exchange.onClose(() => {
       this.inFlight.delete(exchange);
+      open();
       if (this.inFlight.size === 0) this.idle?.();
     });
-    this.serve(exchange).catch((error) => this.fail(exchange, error));
+    const serving = this.hold();
+    this.serve(exchange)
+      .catch((error) => this.fail(exchange, error))
+      .finally(serving);
+  }
+
+  /** Counts one thing close() must wait for; the function returned (idempotent) says it is over. */
+  private hold(): () => void {
+    this.held++;
+    let over = false;
+    return () => {
+      if (over) return;
+      over = true;
+      if (--this.held === 0) this.allBack?.();
+    };
+  }
+
+  /**
+   * Gives a lent view back. After close() gave up waiting the pools may be released already (the
+   * array's blocks with them): giving the view back still unpins its chunk, and what fails after that
+   * (freeing a block of a pool that is gone) is dropped rather than thrown into a socket callback.
+   */
+  private endLoan(loan: HostViewLoan): void {
+    if (!this.abandoned) {
+      loan.end();
+      return;
+    }
+    try {
+      loan.end();
+    } catch (error) {
+      this.context.log.debug({ event: 'data_plane_late_give_back', error: (error as Error).message }, 'a view lent by the data plane came back after shutdown released the pools');
+    }
   }
 
   private async serve(exchange: HttpExchange): Promise<void> {
@@ -163,7 +209,13 @@ class DataPlane {
       if (expectedCrc !== undefined) crc = crc32c(piece, crc);
       const at = position;
       position += piece.byteLength;
-      if (!array.writeInline(at, piece)) return array.write(at, piece);
+      if (array.writeInline(at, piece)) return;
+      // The copy goes on in the thread pool even if the connection closes meanwhile (readBody then
+      // rejects at once): close() waits for it, so the pool is not released under it.
+      const copied = this.hold();
+      const writing = array.write(at, piece);
+      writing.then(copied, copied);
+      return writing;
     });
     if (received !== range.length) throw invalidArgument('body', `${range.length} bytes (Content-Length)`, `${received} bytes`);
     if (expectedCrc !== undefined && crc !== expectedCrc) {
@@ -214,15 +266,18 @@ class DataPlane {
     });
     for (let position = start; position < start + length; position += chunkBytes) {
       while (onSocket.size >= PIECES_ON_SOCKET) await new Promise<void>((resolve) => (pieceTaken = resolve));
+      if (exchange.destroyed) return;
       const loan = await array.lendHostView(position, Math.min(chunkBytes, start + length - position));
       if (exchange.destroyed) {
-        loan.end();
+        this.endLoan(loan);
         return;
       }
       if (position === start) setSuccessHeaders();
+      const lent = this.hold();
       const giveBack = () => {
         if (!onSocket.delete(giveBack)) return;
-        loan.end();
+        this.endLoan(loan);
+        lent();
         pieceTaken?.();
       };
       onSocket.add(giveBack);
@@ -284,7 +339,21 @@ class DataPlane {
     }));
     http.closeAllConnections();
     await stopped;
-    return finished;
+    // The server's close callback can come before the cut sockets' 'close': their pending writes (views
+    // of pool memory) are called back only then, and a GET or PUT may still be between two awaits.
+    const allBack = this.held === 0 || (await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.allBack = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    }));
+    this.allBack = undefined;
+    if (!allBack) {
+      this.abandoned = true;
+      this.context.log.warn({ event: 'data_plane_not_closed', held: this.held, timeout_ms: timeoutMs }, `data plane: ${this.held} holds on pool memory (open exchanges, lent views, copies in flight) still out ${timeoutMs} ms after the connections were cut; the pools are released under them`);
+    }
+    return finished && allBack;
   }
 }
 

@@ -552,9 +552,9 @@ export class HttpExchange {
     return this.sentHead;
   }
 
-  /** Whether the connection went away before the answer was complete. */
+  /** Whether the connection went away before the answer was complete (its socket destroyed, even before its 'close'). */
   get destroyed(): boolean {
-    return this.gone;
+    return this.gone || (!this.done && this.connection.socket.destroyed);
   }
 
   setHeader(name: string, value: string | number): void {

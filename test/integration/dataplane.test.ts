@@ -1,18 +1,22 @@
 /**
  * The HTTP data plane of a real daemon process: raw HTTP requests (node:http), real curl, and the
  * typed client choosing HTTP for large transfers and gRPC for small ones or when HTTP is unreachable.
+ * Shutdown with a GET in flight is checked on a daemon process and on one in this process.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { IncomingMessage, request as httpRequest } from 'node:http';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { loadConfig } from '../../src/config/config';
+import { startDaemon as startInProcess } from '../../src/daemon';
 import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
 import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
 
@@ -700,5 +704,124 @@ describe('--data-stall-timeout cuts a transfer that stops moving', () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('data-stall-timeout');
     expect(result.stderr).toContain('soon');
+  });
+});
+
+describe('shutdown with a data plane GET in flight', () => {
+  /**
+   * A GET whose reader reads nothing, so that the daemon's pieces (views of the array's host block)
+   * wait on the socket; resolves once the answer's head has arrived and the daemon has had time to
+   * fill the socket. `ended()` then reads the rest (what the daemon sent before it cut the connection)
+   * and resolves to the answer's status and whether its body came whole.
+   */
+  async function stalledGet(dataAddress: string, lease: LeaseSession, arrayId: string): Promise<{ ended(): Promise<{ status: number; complete: boolean }> }> {
+    const url = new URL(dataAddress);
+    const answer = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest({ host: url.hostname, port: Number(url.port), method: 'GET', path: `/v1/arrays/${arrayId}`, headers: bearer(lease), agent: false }, (res) => {
+        res.pause();
+        res.on('error', () => undefined);
+        resolve(res);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return {
+      ended: () =>
+        new Promise((resolve) => {
+          const outcome = () => resolve({ status: answer.statusCode!, complete: answer.complete });
+          if (answer.closed) outcome();
+          answer.on('close', outcome);
+          answer.resume();
+        }),
+    };
+  }
+
+  it('SIGTERM cuts it, waits for its lent views to come back, frees every chunk and exits 0', async () => {
+    const daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '256M', '--data-listen', '127.0.0.1:0', '--shutdown-timeout', '1s']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+      const lease = await client.openLease({ clientName: 'shutdown-get' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      const { ended } = await stalledGet(dataAddress, lease, array.array_id);
+
+      expect(await daemon.stop('SIGTERM')).toBe(0);
+      const outcome = await ended();
+      expect(outcome.status).toBe(200);
+      expect(outcome.complete).toBe(false);
+      const stopped = daemon.logs.find((entry) => entry.event === 'stopped') as { drained: boolean; freedBytes: number; liveChunks: { device: number; host: number } };
+      expect(stopped).toBeDefined();
+      expect(stopped.drained).toBe(false);
+      expect(stopped.freedBytes).toBe(64 * MiB);
+      expect(stopped.liveChunks.host).toBe(0);
+      expect(stopped.liveChunks.device).toBe(0);
+      expect(daemon.logs.some((entry) => entry.event === 'data_plane_not_closed')).toBe(false);
+    } finally {
+      client.close();
+      await daemon.stop('SIGKILL');
+    }
+  });
+
+  it('in process: Daemon.shutdown() resolves without throwing and leaves no chunk live', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const config = loadConfig(['--backend', 'host', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--data-listen', '127.0.0.1:0', '--emulated-device', '2G', '--maxbytes', '256M', '--host-maxbytes', '256M', '--shutdown-timeout', '1s'], {});
+    const daemon = await startInProcess(config, log);
+    const client = new TensormemClient(daemon.running.addresses[0]);
+    // A late give-back used to throw from a socket write callback, outside any promise.
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const lease = await client.openLease({ clientName: 'shutdown-get-in-process' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      const { ended } = await stalledGet(daemon.dataPlane!.address, lease, array.array_id);
+
+      await daemon.shutdown('test');
+      const stopped = lines.find((entry) => entry.event === 'stopped') as { liveChunks: { device: number; host: number } };
+      expect(stopped.liveChunks.host).toBe(0);
+      expect(stopped.liveChunks.device).toBe(0);
+      expect((await ended()).complete).toBe(false);
+      // Whatever the cut socket still had to call back has run by now.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      client.close();
+      await daemon.shutdown('test');
+    }
+  });
+  it('in process: views still lent when close() gives up come back later without a throw, and unpin their chunk', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const config = loadConfig(['--backend', 'host', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--data-listen', '127.0.0.1:0', '--emulated-device', '2G', '--maxbytes', '256M', '--host-maxbytes', '256M', '--shutdown-timeout', '300ms'], {});
+    const daemon = await startInProcess(config, log);
+    const client = new TensormemClient(daemon.running.addresses[0]);
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const lease = await client.openLease({ clientName: 'shutdown-get-deadline' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      const { ended } = await stalledGet(daemon.dataPlane!.address, lease, array.array_id);
+      // The cut does not land (as if the sockets took past the deadline to close): the views stay out.
+      const http1 = daemon.dataPlane!.server as unknown as { closeAllConnections(): void; connections: Set<{ socket: { destroy(): void } }> };
+      http1.closeAllConnections = () => undefined;
+
+      await daemon.shutdown('test');
+      expect(lines.some((entry) => entry.event === 'data_plane_not_closed')).toBe(true);
+      expect((lines.find((entry) => entry.event === 'stopped') as { drained: boolean }).drained).toBe(false);
+      // Now the sockets go, after the pools: their views come back to no pool, and nothing throws.
+      for (const connection of http1.connections) connection.socket.destroy();
+      expect((await ended()).complete).toBe(false);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(uncaught).toEqual([]);
+      const backend = (daemon.context.memory as unknown as { backend: { liveChunks(): { device: number; host: number } } }).backend;
+      expect(backend.liveChunks()).toMatchObject({ device: 0, host: 0 });
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      client.close();
+    }
   });
 });
