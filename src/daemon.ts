@@ -16,7 +16,7 @@ import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
 import { selectBackend } from './native/select-backend';
 import { HealthListener, startHealthListener } from './service/health-listener';
-import { RunningServer, startServer } from './service/server';
+import { RunningServer, SERVICE_NAMES, startServer } from './service/server';
 import type { ServiceContext } from './service/service-context';
 import { formatBytes, formatIec } from './units';
 import { invalidArgument } from './errors';
@@ -162,7 +162,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       context.draining = true;
-      running.health.setStatus('', 'NOT_SERVING');
+      // The whole server and each service: a client watching a service's health sees the drain too.
+      for (const name of ['', ...SERVICE_NAMES]) running.health.setStatus(name, 'NOT_SERVING');
       log.info({ event: 'draining', reason, timeoutMs: config.shutdownTimeoutMs }, 'draining');
       const grpcDrained = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);

@@ -2,6 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, ROOT, runTensormemd, startDaemon } from '../helpers/daemon-process';
 
@@ -41,15 +43,31 @@ describe('--health-listen', () => {
     const client = new TensormemClient(daemon.unixAddress);
     let updates = 0;
     const stopWatching = client.watchMemory(100, () => (updates += 1), () => undefined);
+    const health = new (makeGenericClientConstructor(healthService, 'Health'))(daemon.unixAddress, credentials.createInsecure()) as unknown as {
+      watch(request: { service: string }): NodeJS.EventEmitter;
+      close(): void;
+    };
+    const healthWatches = new Map<string, string[]>();
     try {
       await expect.poll(() => updates, { timeout: 5_000 }).toBeGreaterThan(0);
+      for (const name of ['', 'tensormem.v1.ArrayService', 'tensormem.v1.LeaseService']) {
+        const statuses: string[] = [];
+        healthWatches.set(name, statuses);
+        const stream = health.watch({ service: name });
+        stream.on('data', (response: { status: string }) => statuses.push(response.status));
+        stream.on('error', () => undefined);
+      }
+      await expect.poll(() => [...healthWatches.values()].every((statuses) => statuses.length === 1), { timeout: 5_000 }).toBe(true);
       daemon.child.kill('SIGTERM');
       await expect.poll(async () => (await get(healthUrl(daemon!, '/readyz'))).status, { timeout: 5_000, interval: 50 }).toBe(503);
       expect(await get(healthUrl(daemon, '/readyz'))).toEqual({ status: 503, body: 'NOT_SERVING\n' });
       expect((await get(healthUrl(daemon, '/healthz'))).status).toBe(200);
+      // grpc.health.v1 Watch streams opened before the drain see it, for the server and for each service.
+      for (const [name, statuses] of healthWatches) expect([name, statuses]).toEqual([name, ['SERVING', 'NOT_SERVING']]);
     } finally {
       stopWatching();
       client.close();
+      health.close();
     }
     expect(await daemon.exited).toBe(0);
   });
