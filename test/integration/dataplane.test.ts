@@ -763,16 +763,22 @@ describe('shutdown with a data plane GET in flight', () => {
     }
   });
 
-  it('in process: Daemon.shutdown() resolves without throwing and leaves no chunk live', async () => {
+  /** A daemon in this process with a data plane, its log lines, and the uncaught exceptions seen meanwhile (stop() removes the listener). */
+  async function inProcess(shutdownTimeout: string, level: string) {
     const lines: Array<Record<string, unknown>> = [];
-    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const config = loadConfig(['--backend', 'host', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--data-listen', '127.0.0.1:0', '--emulated-device', '2G', '--maxbytes', '256M', '--host-maxbytes', '256M', '--shutdown-timeout', '1s'], {});
+    const log = pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const config = loadConfig(['--backend', 'host', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--data-listen', '127.0.0.1:0', '--emulated-device', '2G', '--maxbytes', '256M', '--host-maxbytes', '256M', '--shutdown-timeout', shutdownTimeout], {});
     const daemon = await startInProcess(config, log);
     const client = new TensormemClient(daemon.running.addresses[0]);
     // A late give-back used to throw from a socket write callback, outside any promise.
     const uncaught: unknown[] = [];
     const onUncaught = (error: unknown) => uncaught.push(error);
     process.on('uncaughtException', onUncaught);
+    return { daemon, client, lines, uncaught, stopWatchingUncaught: () => process.off('uncaughtException', onUncaught) };
+  }
+
+  it('in process: Daemon.shutdown() resolves without throwing and leaves no chunk live', async () => {
+    const { daemon, client, lines, uncaught, stopWatchingUncaught } = await inProcess('1s', 'info');
     try {
       const lease = await client.openLease({ clientName: 'shutdown-get-in-process' });
       const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
@@ -787,20 +793,14 @@ describe('shutdown with a data plane GET in flight', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(uncaught).toEqual([]);
     } finally {
-      process.off('uncaughtException', onUncaught);
+      stopWatchingUncaught();
       client.close();
       await daemon.shutdown('test');
     }
   });
+
   it('in process: views still lent when close() gives up come back later without a throw, and unpin their chunk', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const config = loadConfig(['--backend', 'host', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--data-listen', '127.0.0.1:0', '--emulated-device', '2G', '--maxbytes', '256M', '--host-maxbytes', '256M', '--shutdown-timeout', '300ms'], {});
-    const daemon = await startInProcess(config, log);
-    const client = new TensormemClient(daemon.running.addresses[0]);
-    const uncaught: unknown[] = [];
-    const onUncaught = (error: unknown) => uncaught.push(error);
-    process.on('uncaughtException', onUncaught);
+    const { daemon, client, lines, uncaught, stopWatchingUncaught } = await inProcess('300ms', 'debug');
     try {
       const lease = await client.openLease({ clientName: 'shutdown-get-deadline' });
       const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
@@ -820,7 +820,7 @@ describe('shutdown with a data plane GET in flight', () => {
       const backend = (daemon.context.memory as unknown as { backend: { liveChunks(): { device: number; host: number } } }).backend;
       expect(backend.liveChunks()).toMatchObject({ device: 0, host: 0 });
     } finally {
-      process.off('uncaughtException', onUncaught);
+      stopWatchingUncaught();
       client.close();
     }
   });
