@@ -605,6 +605,8 @@ export class LeaseSession {
       const current = stream;
       stream = undefined;
       if (current) {
+        // Disarm release_on_disconnect first: a process that exits right after stopping must keep its lease.
+        current.write({ lease_id: this.leaseId, release_on_disconnect: false });
         current.end();
         // The daemon answers the half-close with its status; cancel should it not (the channel closing).
         const cancelTimer = setTimeout(() => current.cancel(), 1000);

@@ -129,7 +129,9 @@ export class LeaseService {
             requireWellFormed(request);
             const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), request.lease_id);
             registry.renew(lease, 0);
-            if (request.release_on_disconnect) releaseOnDisconnect = lease;
+            // Each message says it anew: a client stopping cleanly sends false first, so that its
+            // connection closing right after (a process exiting) cannot read as a drop.
+            releaseOnDisconnect = request.release_on_disconnect ? lease : undefined;
             call.write({ lease_id: lease.leaseId, expires_at: timestamp(lease.expiresAtMs), ttl_seconds: ttlSecondsOf(lease.ttlMs) });
           } catch (error) {
             endedHere = true;

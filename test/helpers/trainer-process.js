@@ -1,7 +1,8 @@
 // A trainer: opens a lease with the typed client (compiled, dist/), reaches a stage, prints
 // "stage <name> <lease_id>" and then waits to be killed. Used by fault tests.
 // argv: address tenantToken bytes releaseOnDisconnect(0|1) [stage]
-//   stage: allocated (default) | opened | writing | reading | waiting | workspace
+//   stage: allocated (default) | opened | writing | reading | waiting | workspace | stopped
+//   (stopped: stops its keep-alive cleanly, exits 20 ms later, and prints its stage just before)
 const { Metadata } = require('@grpc/grpc-js');
 const { TensormemClient } = require('../../dist/src/client/tensormem-client');
 
@@ -17,6 +18,13 @@ async function main() {
   const md = new Metadata();
   md.set('authorization', `Bearer ${lease.token}`);
   if (stage === 'opened') return say();
+  if (stage === 'stopped') {
+    await sleep(300);
+    lease.stopKeepAlive();
+    await sleep(20);
+    say();
+    process.exit(0);
+  }
   if (stage === 'workspace') {
     // Inside a workspace cycle: a learned workspace, entered, with arrays attached.
     const ws = await lease.createWorkspace('TRAIN_WS', { initial_size: bytes, learning_policy: 'LEARNING_POLICY_NONE' });

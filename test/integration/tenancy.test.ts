@@ -243,6 +243,24 @@ describe('release on disconnect', () => {
     }
   });
 
+  it('keeps the lease of a trainer that stops its KeepAlive cleanly and exits at once (its connection drops right after)', async () => {
+    const daemon = await startDaemon(['--lease-ttl', '60s']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const trainer = spawn(process.execPath, [join(__dirname, '..', 'helpers', 'trainer-process.js'), daemon.tcpAddress, '', '0', '1', 'stopped'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const line = await new Promise<string>((resolve) => createInterface({ input: trainer.stdout! }).once('line', resolve));
+      const leaseId = line.split(' ')[2];
+      expect(line).toMatch(/^stage stopped lease-/);
+      await new Promise((resolve) => trainer.once('exit', resolve));
+      await sleep(500);
+      expect((await client.listLeases()).map((lease) => lease.lease_id)).toContain(leaseId);
+      expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === leaseId)).toBe(false);
+    } finally {
+      client.close();
+      await daemon.stop();
+    }
+  });
+
   // grpc-js's cancel() (and a passed deadline) half-closes the stream and resets it right after, so the
   // daemon sees an 'end' first, as for a graceful half-close: only the reset must release the lease.
   it.each([
