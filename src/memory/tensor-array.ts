@@ -470,7 +470,13 @@ export class TensorArray implements BlockOwner {
   async syncToDevice(): Promise<void> {
     this.assertUsable('Cannot sync array');
     if (!this.deviceBlock || !this.hostBlock) return;
-    await this.track(() => this.copyMirrorToDevice());
+    await this.track(async () => {
+      while (this.extras?.mirrorFill) await this.extras.mirrorFill.catch(() => undefined);
+      // Only a current mirror is copied down (as ND4J copies to the device only when the host side is
+      // the current one): a stale one, an eager mirror never filled or one a duplicate left behind,
+      // would overwrite the device's bytes.
+      if (this.hostValid) await this.copyMirrorToDevice();
+    });
   }
 
   /** The block that holds the current bytes: the device when valid, else the mirror. */
