@@ -11,7 +11,7 @@ import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag } from './flags';
 import { parseHostPort, unixSocketPath } from './listen-address';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
-import { MAX_TIMER_MS } from '../memory/memory-wait-queue';
+import { MAX_TIMER_MS } from '../long-timeout';
 
 /** `profile:NAME` marks a value set by --profile NAME (applyProfile). */
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default' | `profile:${string}`;

@@ -7,6 +7,7 @@
  * tenant's list the queue is drained again, so the request behind it is tried at once.
  */
 import { OutOfMemoryError, TensormemError } from '../errors';
+import { setLongTimeout } from '../long-timeout';
 
 interface Waiter {
   tenant: string;
@@ -25,22 +26,6 @@ export interface WaitHandle {
    * none is given. Nothing happens when the waiter has already left the queue.
    */
   cancel(error?: unknown): void;
-}
-
-/** The longest delay setTimeout takes (2^31 - 1 ms, about 24.8 days); a longer one would fire at once. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * setTimeout for any delay: one longer than MAX_TIMER_MS is armed in steps, each step re-arming the
- * next, and `onTimer` receives every new timer so that the current one can be cleared. An infinite
- * delay never fires.
- */
-export function setLongTimeout(callback: () => void, delayMs: number, onTimer: (timer: NodeJS.Timeout) => void): void {
-  if (!(delayMs > MAX_TIMER_MS)) {
-    onTimer(setTimeout(callback, Math.max(0, delayMs)));
-    return;
-  }
-  onTimer(setTimeout(() => setLongTimeout(callback, delayMs - MAX_TIMER_MS, onTimer), MAX_TIMER_MS));
 }
 
 /** Only device out-of-memory refusals can end by waiting: others' frees make room; quotas do not change by waiting. */

@@ -1,7 +1,8 @@
 /** MemoryWaitQueue: waiters that leave (deadline, cancel) let the next one in, and waits of any length. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
-import { MAX_TIMER_MS, MemoryWaitQueue, WaitHandle, setLongTimeout } from '../../src/memory/memory-wait-queue';
+import { MAX_TIMER_MS, setLongTimeout } from '../../src/long-timeout';
+import { MemoryWaitQueue, WaitHandle } from '../../src/memory/memory-wait-queue';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
