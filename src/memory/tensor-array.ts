@@ -387,7 +387,7 @@ export class TensorArray implements BlockOwner {
       }
       // A mirror fill in flight copies the device as it was when it began, and this write would not go
       // through to a mirror that is not yet valid: wait for the fill, then write through to it.
-      while (this.extras?.mirrorFill) await this.extras.mirrorFill.catch(() => undefined);
+      await this.mirrorFillsEnded();
       if (!this.deviceValid) await this.copyMirrorToDevice();
       await this.memory.writeBlock(this.deviceBlock, offset, data);
       // A fill that began while this write was in flight copies again (ensureHostCurrent).
@@ -471,7 +471,7 @@ export class TensorArray implements BlockOwner {
     this.assertUsable('Cannot sync array');
     if (!this.deviceBlock || !this.hostBlock) return;
     await this.track(async () => {
-      while (this.extras?.mirrorFill) await this.extras.mirrorFill.catch(() => undefined);
+      await this.mirrorFillsEnded();
       // Only a current mirror is copied down (as ND4J copies to the device only when the host side is
       // the current one): a stale one, an eager mirror never filled or one a duplicate left behind,
       // would overwrite the device's bytes.
@@ -528,6 +528,11 @@ export class TensorArray implements BlockOwner {
       });
     }
     await extras.mirrorFill;
+  }
+
+  /** Resolves once no device → mirror copy is in flight (whether the copies succeeded or not). */
+  private async mirrorFillsEnded(): Promise<void> {
+    while (this.extras?.mirrorFill) await this.extras.mirrorFill.catch(() => undefined);
   }
 
   private async copyMirrorToDevice(): Promise<void> {
