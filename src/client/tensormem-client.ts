@@ -220,18 +220,17 @@ export class TensormemClient {
   /** Calls `onInfo` with a MemoryInfo every intervalMs until the returned function is called. */
   watchMemory(intervalMs: number, onInfo: (info: MemoryInfo__Output) => void, onError?: (error: TensormemClientError) => void, token?: string): () => void {
     const stream = this.memory.WatchMemory({ interval_ms: intervalMs }, this.metadata(token));
-    const stop = () => {
-      this.closers.delete(stop);
-      stream.cancel();
-    };
-    this.closers.add(stop);
+    const unregister = this.onClose(() => stream.cancel());
     stream.on('data', (message: { info: MemoryInfo__Output | null }) => onInfo(message.info!));
     stream.on('error', (error: ServiceError) => {
-      this.closers.delete(stop);
+      unregister();
       if (error.code !== Status.CANCELLED) onError?.(clientError(error));
     });
-    stream.on('end', () => this.closers.delete(stop));
-    return stop;
+    stream.on('end', unregister);
+    return () => {
+      unregister();
+      stream.cancel();
+    };
   }
 
   /** What close() stops: running watchMemory streams and keep-alives. */
