@@ -4,6 +4,7 @@ import { LimitingAdaptor } from '../../src/memory/limiting-adaptor';
 import type { Block, BlockOwner, ChunkSource, MemoryResource, ResourceStats } from '../../src/memory/memory-resource';
 import { PoolResource } from '../../src/memory/pool-resource';
 import { KiB, MiB } from '../../src/units';
+import { thrownBy } from '../helpers/thrown';
 
 /** Hands out handles 1, 2, 3, ... and records them; never refuses. */
 class RecordingChunkSource implements ChunkSource {
@@ -37,15 +38,7 @@ function setup(limitBytes: number, options: { memory?: 'DEVICE' | 'HOST'; maxRes
   return { source, pool, limiter, calls };
 }
 
-function refusal(action: () => unknown): OutOfMemoryError {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(OutOfMemoryError);
-    return error as OutOfMemoryError;
-  }
-  throw new Error('expected an OutOfMemoryError');
-}
+const refusal = (action: () => unknown): OutOfMemoryError => thrownBy(action, OutOfMemoryError);
 
 describe('LimitingAdaptor', () => {
   it('accepts a request that lands exactly on the limit', () => {

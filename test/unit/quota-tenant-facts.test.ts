@@ -7,6 +7,7 @@ import type { BlockOwner, ChunkSource } from '../../src/memory/memory-resource';
 import { PoolResource } from '../../src/memory/pool-resource';
 import { QuotaAdaptor } from '../../src/memory/quota-adaptor';
 import { KiB, MiB } from '../../src/units';
+import { thrownBy } from '../helpers/thrown';
 
 class CountingChunkSource implements ChunkSource {
   private nextHandle = 1;
@@ -26,15 +27,7 @@ function pool(memory: 'DEVICE' | 'HOST', capBytes: number) {
 
 const owner = (tenant: string): BlockOwner => ({ leaseId: 'lease-1', tenant });
 
-function refusal(action: () => unknown): OutOfMemoryError {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(OutOfMemoryError);
-    return error as OutOfMemoryError;
-  }
-  throw new Error('expected a refusal');
-}
+const refusal = (action: () => unknown): OutOfMemoryError => thrownBy(action, OutOfMemoryError);
 
 describe('tenant facts in out-of-memory refusals', () => {
   it("adds the tenant's quota and usage of that pool to a device pool cap refusal", () => {
