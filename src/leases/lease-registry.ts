@@ -7,9 +7,10 @@ import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TensormemError, invalidArgument, notFound, unauthenticated } from '../errors';
 import type { MemoryManager } from '../memory/memory-manager';
-import { Lease } from './lease';
+import { Lease, leaseClosedError } from './lease';
+import type { LeaseCloseReason } from './lease';
 
-export type LeaseCloseReason = 'closed' | 'expired' | 'shutdown' | 'evicted' | 'disconnected';
+export type { LeaseCloseReason } from './lease';
 
 export interface OpenLeaseParams {
   tenant: string;
@@ -20,8 +21,8 @@ export interface OpenLeaseParams {
 
 /** Longest TTL a client may ask for. */
 export const MAX_TTL_SECONDS = 7 * 24 * 3600;
-/** How many recently expired leases are remembered, so that their tokens get LEASE_EXPIRED rather than an unknown-token error. */
-const EXPIRED_MEMORY = 10_000;
+/** How many recently closed leases are remembered, so that their tokens get LEASE_EXPIRED saying why rather than an unknown-token error. */
+const CLOSED_MEMORY = 10_000;
 
 export function hashToken(token: string): string {
   return hash('sha256', token, 'hex');
@@ -30,7 +31,8 @@ export function hashToken(token: string): string {
 export class LeaseRegistry {
   private readonly byId = new Map<string, Lease>();
   private readonly byTokenHash = new Map<string, Lease>();
-  private readonly expiredTokenHashes = new Map<string, string>();
+  /** Recently closed leases (oldest first) by token hash: the lease id and why it closed. */
+  private readonly closedTokenHashes = new Map<string, { leaseId: string; reason: LeaseCloseReason }>();
   /** Open leases by tenant. */
   private readonly openByTenant = new Map<string, number>();
   private sweepTimer?: NodeJS.Timeout;
@@ -77,14 +79,19 @@ export class LeaseRegistry {
     return ttlSeconds * 1000;
   }
 
-  /** The lease a bearer token opens; UNAUTHENTICATED (LEASE_EXPIRED for a lease that timed out) otherwise. */
+  /**
+   * The lease a bearer token opens; otherwise UNAUTHENTICATED, with reason LEASE_EXPIRED and why for
+   * the token of a lease that expired or was closed, evicted or released (the last CLOSED_MEMORY).
+   */
   authenticate(token: string | undefined): Lease {
     if (!token) throw unauthenticated('missing lease token: send "authorization: Bearer <token>" (the token OpenLease returned)');
     const hash = hashToken(token);
     const lease = this.byTokenHash.get(hash);
     if (lease && !lease.isExpired()) return lease;
-    const expiredId = lease?.leaseId ?? this.expiredTokenHashes.get(hash);
-    if (expiredId) throw new TensormemError('UNAUTHENTICATED', 'LEASE_EXPIRED', `lease ${expiredId} has expired: open a new lease`);
+    // Past its TTL but not swept yet: expired all the same.
+    if (lease) throw leaseClosedError(lease.leaseId, 'expired');
+    const closed = this.closedTokenHashes.get(hash);
+    if (closed) throw leaseClosedError(closed.leaseId, closed.reason);
     throw unauthenticated('unknown lease token');
   }
 
@@ -105,15 +112,15 @@ export class LeaseRegistry {
     this.byId.delete(lease.leaseId);
     this.closedTotal[reason]++;
     this.byTokenHash.delete(lease.tokenHash);
-    if (reason === 'expired') {
-      this.expiredTokenHashes.set(lease.tokenHash, lease.leaseId);
-      if (this.expiredTokenHashes.size > EXPIRED_MEMORY) this.expiredTokenHashes.delete(this.expiredTokenHashes.keys().next().value!);
+    if (reason !== 'shutdown') {
+      this.closedTokenHashes.set(lease.tokenHash, { leaseId: lease.leaseId, reason });
+      if (this.closedTokenHashes.size > CLOSED_MEMORY) this.closedTokenHashes.delete(this.closedTokenHashes.keys().next().value!);
     }
     const open = (this.openByTenant.get(lease.tenant) ?? 1) - 1;
     if (open > 0) this.openByTenant.set(lease.tenant, open);
     else this.openByTenant.delete(lease.tenant);
     const arrays = lease.arrays.size;
-    const freedBytes = lease.close();
+    const freedBytes = lease.close(reason);
     // Its last lease: a tenant outside the tenants file (open mode's client-chosen names) leaves no account behind.
     if (open === 0) this.memory.releaseIdleTenant(lease.tenant);
     this.log.info({ event: `lease_${reason}`, leaseId: lease.leaseId, tenant: lease.tenant, arrays, freedBytes }, `lease ${reason}`);

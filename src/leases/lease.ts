@@ -35,6 +35,31 @@ export interface AllocateParams {
  * destroyed) a lease remembers, so that using one still answers FAILED_PRECONDITION with ND4J's
  * outdated / leaked workspace pointer message. Older ids are forgotten (NOT_FOUND). About 0.5 KiB each.
  */
+/** Why a lease ended: CloseLease, its TTL, the daemon stopping, an admin's EvictLease, or its KeepAlive stream ending (release_on_disconnect). */
+export type LeaseCloseReason = 'closed' | 'expired' | 'shutdown' | 'evicted' | 'disconnected';
+
+const CLOSED_BECAUSE: Record<LeaseCloseReason, string> = {
+  closed: 'was closed by CloseLease',
+  expired: 'has expired',
+  shutdown: 'was closed: the daemon is shutting down',
+  evicted: 'was evicted by an admin',
+  disconnected: 'was released when its KeepAlive stream ended (release_on_disconnect)',
+};
+
+/**
+ * What a closed lease's token gets, and its calls in flight or waiting for memory: UNAUTHENTICATED
+ * with reason LEASE_EXPIRED whatever closed it, so that a client has one signal to open a new lease,
+ * and a message (and ErrorInfo metadata close_reason) that says why.
+ */
+export function leaseClosedError(leaseId: string, reason: LeaseCloseReason | undefined): TensormemError {
+  const why = reason === undefined ? 'is closed' : CLOSED_BECAUSE[reason];
+  const next = reason === 'shutdown' ? '' : ': open a new lease';
+  return new TensormemError('UNAUTHENTICATED', 'LEASE_EXPIRED', `lease ${leaseId} ${why}${next}`, {
+    lease_id: leaseId,
+    ...(reason === undefined ? {} : { close_reason: reason }),
+  });
+}
+
 export const RETIRED_ARRAYS_KEPT = 1024;
 
 /** The label of cuDNN scratch arrays (AcquireCudnnWorkspace). */
@@ -76,6 +101,8 @@ export class Lease {
   readonly createdAt = new Date();
   expiresAtMs: number;
   closed = false;
+  /** Why it closed, once it has (LeaseRegistry passes it; the closed-lease error names it). */
+  private closeReason: LeaseCloseReason | undefined;
   /** Usable arrays (and attached ones whose workspace has not moved on yet). */
   readonly arrays = new Map<string, TensorArray>();
   /** The lease's workspaces and scope stack (ND4J's per-thread workspace manager). */
@@ -133,7 +160,7 @@ export class Lease {
    * then on (LeaseRegistry.authenticate), so that a reason always comes with the one status code.
    */
   private closedError(): TensormemError {
-    return new TensormemError('UNAUTHENTICATED', 'LEASE_EXPIRED', `lease ${this.leaseId} is closed`);
+    return leaseClosedError(this.leaseId, this.closeReason);
   }
 
   /** Validates everything before taking any memory; all or nothing. */
@@ -419,9 +446,10 @@ export class Lease {
    * Frees every array and destroys every workspace; allocations still waiting for memory fail at once
    * with the closed-lease error and leave their queues. Returns the bytes given back.
    */
-  close(): number {
+  close(reason?: LeaseCloseReason): number {
     if (this.closed) return 0;
     this.closed = true;
+    this.closeReason = reason;
     const waits = [...this.pendingWaits];
     this.pendingWaits.clear();
     for (const wait of waits) wait.cancel(this.closedError());

@@ -113,9 +113,12 @@ describe('backpressure', () => {
       expect(error.reason).toBe('LEASE_EXPIRED');
       expect(error.details).toContain(doomed.leaseId);
       expect(Date.now() - started).toBeLessThan(end === 'expiry' ? 5_000 : 2_000);
+      // The token then gets the same answer, saying why the lease ended (not "unknown lease token").
+      const why = { close: ['closed', 'was closed by CloseLease'], evict: ['evicted', 'was evicted by an admin'], expiry: ['expired', 'has expired'] }[end];
       const after = (await doomed.list().then(() => undefined, (e: unknown) => e)) as TensormemClientError;
-      expect(after.code).toBe(status.UNAUTHENTICATED);
-      if (end === 'expiry') expect(after.reason).toBe('LEASE_EXPIRED');
+      expect([after.code, after.reason, after.errorMetadata.close_reason, after.errorMetadata.lease_id]).toEqual([status.UNAUTHENTICATED, 'LEASE_EXPIRED', why[0], doomed.leaseId]);
+      expect(after.details).toBe(`lease ${doomed.leaseId} ${why[1]}: open a new lease`);
+      if (end !== 'expiry') expect(error.details).toContain(why[1]);
       // The closed lease's request has left the queue: the tenant's next one, which fits, is served at once.
       const queuedAt = Date.now();
       const array = await next.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true, deadlineMs: 10_000 });

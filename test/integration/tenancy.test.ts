@@ -288,7 +288,9 @@ describe('release on disconnect', () => {
         used = (await client.memoryInfo()).devices[0].used_bytes;
       }
       expect(used).toBe(baseline);
-      expect((await failure(lease.list())).code).toBe(status.UNAUTHENTICATED);
+      const gone = await failure(lease.list());
+      expect([gone.code, gone.reason, gone.errorMetadata.close_reason]).toEqual([status.UNAUTHENTICATED, 'LEASE_EXPIRED', 'disconnected']);
+      expect(gone.details).toContain('was released when its KeepAlive stream ended');
       expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(true);
     } finally {
       client.close();
