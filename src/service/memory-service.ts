@@ -85,6 +85,7 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
         host_quota_bytes: usage.hostQuotaBytes,
         guarantee_bytes: usage.deviceGuaranteeBytes,
         max_leases: tenants.get(tenant)?.maxLeases ?? 0,
+        device_used_bytes_by_device: usage.deviceBytes,
       };
     }),
     taken_at: timestamp(Date.now()),

@@ -423,6 +423,34 @@ describe('tensormemctl arrays under a tenants file', () => {
   });
 });
 
+describe('tensormemctl tenants on two devices', () => {
+  it("shows the fullest device's share of the per-device quota, not the sum over devices", async () => {
+    const token = randomBytes(24).toString('hex');
+    const tenantsPath = join(dir, 'tenants-two-devices.yaml');
+    writeFileSync(tenantsPath, `tenants:\n  - name: team-b\n    token_sha256: "${createHash('sha256').update(token).digest('hex')}"\n    quota: { device: 64M }\n`);
+    const twoDevices = await startDaemon(['--emulated-devices', '2', '--tenants', tenantsPath]);
+    const client = new TensormemClient(twoDevices.unixAddress);
+    try {
+      const lease = await client.openLease({ tenant: 'team-b', tenantToken: token });
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [48 * 1024 * 1024], device: 0 });
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [32 * 1024 * 1024], device: 1 });
+      const json = await ctl(['--address', twoDevices.unixAddress, 'tenants', '--token', token, '-o', 'json']);
+      expect(json.code).toBe(0);
+      const [row] = JSON.parse(json.stdout) as Array<{ tenant: string; device_used_bytes: number; device_used_bytes_by_device: number[] }>;
+      expect(row).toMatchObject({ tenant: 'team-b', device_used_bytes: 80 * 1024 * 1024, device_used_bytes_by_device: [48 * 1024 * 1024, 32 * 1024 * 1024] });
+      const table = await ctl(['--address', twoDevices.unixAddress, 'tenants', '--token', token]);
+      expect(table.code).toBe(0);
+      // 48 MiB of the 64 MiB quota on device 0; the sum (80 MiB) would read 125 %.
+      expect(table.stdout).toContain('75.0% (device 0)');
+      expect(table.stdout).not.toContain('125.0%');
+      await lease.close();
+    } finally {
+      client.close();
+      await twoDevices.stop();
+    }
+  });
+});
+
 describe('tensormemctl exit codes', () => {
   it('exits 2 on a usage error, naming the flag or command and its value, and 1 on a failure', async () => {
     const unknownFlag = await ctl(['--address', daemon.unixAddress, 'info', '--bogus']);

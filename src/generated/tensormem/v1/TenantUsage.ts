@@ -12,6 +12,7 @@ export interface TenantUsage {
   'host_quota_bytes'?: (number | string | Long);
   'guarantee_bytes'?: (number | string | Long);
   'max_leases'?: (number);
+  'device_used_bytes_by_device'?: (number | string | Long)[];
 }
 
 export interface TenantUsage__Output {
@@ -24,4 +25,5 @@ export interface TenantUsage__Output {
   'host_quota_bytes': (number);
   'guarantee_bytes': (number);
   'max_leases': (number);
+  'device_used_bytes_by_device': (number)[];
 }
