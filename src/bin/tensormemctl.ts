@@ -10,7 +10,7 @@ import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../
 import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-diff';
 import { runTop } from '../cli/top';
 import { arraysView } from '../cli/arrays';
-import { getFile, putFile } from '../cli/transfer';
+import { InterruptedError, getFile, interruptible, putFile } from '../cli/transfer';
 import { UsageError, asUsage } from '../cli/usage-error';
 import { parseDurationMs } from '../config/sizes';
 
@@ -32,6 +32,8 @@ Commands:
   put FILE [--array ID]          stream FILE (a regular file) into array ID (--token: its lease's token),
                                  or into a new array (--shape, --dtype, default uint8 [file size]) in a new lease
   get --array ID FILE            stream array ID (--token: its lease's token) into FILE
+                                 (Ctrl-C stops either after cleaning up: put closes the lease it opened,
+                                 get removes its temporary file; exit 130)
 
 Flags:
   --address ADDR   daemon address: HOST:PORT or unix:PATH (default $TENSORMEM_ADDRESS or unix:/tmp/tensormemd.sock)
@@ -203,17 +205,21 @@ async function main(): Promise<number> {
         const file = positionals[1];
         if (!file || positionals.length > 2) throw new UsageError('put needs one file: tensormemctl put FILE [--array ID] [--shape N,N --dtype float32]');
         if (values.placement !== 'device' && values.placement !== 'host-only') throw new UsageError(`Expected device or host-only for --placement but received "${values.placement}"`);
-        const result = await putFile(client, file, {
-          arrayId: values.array,
-          token: values.token,
-          tenant: values.tenant,
-          shape: values.shape,
-          dtype: values.dtype,
-          placement: values.placement === 'device' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY',
-          label: values.label,
-          ttlSeconds: values.ttl ? Math.ceil(asUsage(() => parseDurationMs(values.ttl!, '--ttl')) / 1000) : undefined,
-          progress: process.stderr.isTTY ? process.stderr : undefined,
-        });
+        const ttlSeconds = values.ttl ? Math.ceil(asUsage(() => parseDurationMs(values.ttl!, '--ttl')) / 1000) : undefined;
+        const result = await interruptible((signal) =>
+          putFile(client, file, {
+            arrayId: values.array,
+            token: values.token,
+            tenant: values.tenant,
+            shape: values.shape,
+            dtype: values.dtype,
+            placement: values.placement === 'device' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY',
+            label: values.label,
+            ttlSeconds,
+            progress: process.stderr.isTTY ? process.stderr : undefined,
+            signal,
+          }),
+        );
         print(result, () =>
           [
             `wrote ${result.bytes_written} bytes (${formatIec(result.bytes_written)}) into array ${result.array.array_id} ([${result.array.shape.join(',')}] ${result.array.data_type.replace('DATA_TYPE_', '').toLowerCase()})`,
@@ -227,7 +233,8 @@ async function main(): Promise<number> {
       case 'get': {
         const file = positionals[1];
         if (!file || positionals.length > 2 || !values.array) throw new UsageError('get needs an array and one file: tensormemctl get --array ID FILE');
-        const result = await getFile(client, values.array, file, { token: values.token, progress: process.stderr.isTTY ? process.stderr : undefined });
+        const array = values.array;
+        const result = await interruptible((signal) => getFile(client, array, file, { token: values.token, progress: process.stderr.isTTY ? process.stderr : undefined, signal }));
         print({ array: result.array, bytes_read: result.bytes_read, file }, () => `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${values.array} into ${file}`);
         break;
       }
@@ -258,6 +265,6 @@ main().then(
       return;
     }
     process.stderr.write(`tensormemctl: ${(error as Error).message}\n`);
-    process.exitCode = 1;
+    process.exitCode = error instanceof InterruptedError ? error.exitCode : 1;
   },
 );

@@ -4,6 +4,7 @@
  * progress bar on stderr when stderr is a terminal.
  */
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:os';
 import type { Stats } from 'node:fs';
 import { open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -43,6 +44,45 @@ export class Progress {
   }
 }
 
+/** A put or get stopped by a signal, after it cleaned up; the process should exit with exitCode (128 + the signal's number). */
+export class InterruptedError extends Error {
+  readonly exitCode: number;
+
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+    this.name = 'InterruptedError';
+    this.exitCode = 128 + (constants.signals[signal] ?? 0);
+  }
+}
+
+const INTERRUPTS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Runs `work` with SIGINT, SIGTERM and SIGHUP turned into an abort (reason: an InterruptedError) that
+ * put and get check between pieces, so that a transfer stopped by Ctrl-C still closes the lease it
+ * opened and removes its temporary file. The first signal only aborts; a second one ends the process
+ * at once, as if nothing were listening.
+ */
+export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const handlers = INTERRUPTS.map((name) => {
+    const handler = () => {
+      removeHandlers();
+      controller.abort(new InterruptedError(name));
+    };
+    process.on(name, handler);
+    return [name, handler] as const;
+  });
+  const removeHandlers = () => {
+    for (const [name, handler] of handlers) process.removeListener(name, handler);
+  };
+  try {
+    return await work(controller.signal);
+  } finally {
+    removeHandlers();
+  }
+}
+
 /** A LeaseSession for calls made with a lease token (the lease id is not needed for array calls). */
 export function sessionOf(client: TensormemClient, leaseToken: string): LeaseSession {
   return new LeaseSession(client, { lease_id: '', token: leaseToken, ttl_seconds: 0, expires_at: null, tenant: '', client_name: '' });
@@ -78,6 +118,8 @@ export interface PutOptions {
   label?: string;
   ttlSeconds?: number;
   progress?: NodeJS.WriteStream;
+  /** Checked before each piece (see interruptible): aborted, put stops, closes the lease it opened and throws the reason. */
+  signal?: AbortSignal;
 }
 
 export interface PutResult {
@@ -108,6 +150,7 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
   try {
     const fileBytes = (await file.stat()).size;
     let array: ArrayInfo;
+    options.signal?.throwIfAborted();
     if (options.arrayId) {
       if (!options.token) throw new UsageError('put --array needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
       session = sessionOf(client, options.token);
@@ -128,6 +171,7 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
     try {
       const buffer = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(fileBytes, 1)));
       while (written < fileBytes) {
+        options.signal?.throwIfAborted();
         const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, fileBytes - written), written);
         if (bytesRead === 0) throw new Error(`${path} ended at ${written} bytes while ${fileBytes} were expected (was it truncated?)`);
         written += await session.write(array.array_id, buffer.subarray(0, bytesRead), written);
@@ -180,7 +224,12 @@ async function getTarget(path: string): Promise<{ target: string; existing?: Sta
  * file systems; a random name, created exclusively) and renames it onto PATH only once every byte is
  * written and synced: on any failure PATH is left as it was and the temporary file is removed.
  */
-export async function getFile(client: TensormemClient, arrayId: string, path: string, options: { token?: string; progress?: NodeJS.WriteStream }): Promise<{ array: ArrayInfo; bytes_read: number }> {
+export async function getFile(
+  client: TensormemClient,
+  arrayId: string,
+  path: string,
+  options: { token?: string; progress?: NodeJS.WriteStream; signal?: AbortSignal },
+): Promise<{ array: ArrayInfo; bytes_read: number }> {
   if (!options.token) throw new UsageError('get needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
   const { target, existing } = await getTarget(path);
   const session = sessionOf(client, options.token);
@@ -199,6 +248,7 @@ export async function getFile(client: TensormemClient, arrayId: string, path: st
       // A file replaced keeps its mode (a new one gets the umask's, as with any new file).
       if (existing) await file.chmod(existing.mode & 0o7777);
       while (read < array.byte_size) {
+        options.signal?.throwIfAborted();
         const piece = await session.read(arrayId, read, Math.min(PIECE_BYTES, array.byte_size - read));
         if (piece.length === 0) throw new Error(`ReadArray of ${arrayId} returned no bytes at offset ${read} of ${array.byte_size}`);
         await file.write(piece, 0, piece.length, read);
@@ -206,6 +256,7 @@ export async function getFile(client: TensormemClient, arrayId: string, path: st
         progress.update(read);
       }
       await file.sync();
+      options.signal?.throwIfAborted();
     } finally {
       progress.done();
       await file.close();

@@ -4,8 +4,9 @@
  * reports it.
  */
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +36,22 @@ function ctl(args: string[], env: NodeJS.ProcessEnv = {}, input?: Buffer): Promi
     child.stderr.on('data', (d) => (stderr += d));
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Starts tensormemctl and leaves it running: for tests that stop or signal it midway. */
+function startCtl(args: string[]): { child: ChildProcess; exited: Promise<number | null>; running: () => boolean; stderr: () => string; stopAndSignal: (signal: NodeJS.Signals) => void } {
+  const child = spawn(process.execPath, [TENSORMEMCTL, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  let running = true;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))).finally(() => (running = false));
+  // Stopped first, so that the signal is pending and is handled at a known point: right after SIGCONT.
+  const stopAndSignal = (signal: NodeJS.Signals) => {
+    child.kill('SIGSTOP');
+    child.kill(signal);
+    child.kill('SIGCONT');
+  };
+  return { child, exited, running: () => running, stderr: () => stderr, stopAndSignal };
 }
 
 let daemon: DaemonProcess;
@@ -308,6 +325,44 @@ describe('tensormemctl put and get', () => {
     expect(blocks.filter((block) => !block.free && block.label === 'put-orphan-test')).toEqual([]);
   });
 
+  it('put stopped by SIGINT midway closes the lease it opened (its array freed) and exits 130', async () => {
+    const source = join(dir, 'interrupted-put.bin');
+    writeFileSync(source, '');
+    truncateSync(source, 128 * MiB);
+    const leasesBefore = (await client.listLeases()).length;
+    const put = startCtl(['--address', daemon.unixAddress, 'put', source, '--ttl', '10m', '--label', 'put-interrupted']);
+    // Once put's lease is open: SIGINT midway.
+    while (put.running() && (await client.listLeases()).length === leasesBefore) await new Promise((resolve) => setTimeout(resolve, 2));
+    expect(put.running()).toBe(true);
+    put.stopAndSignal('SIGINT');
+    expect(await put.exited).toBe(130);
+    expect(put.stderr()).toContain('interrupted by SIGINT');
+    expect((await client.listLeases()).length).toBe(leasesBefore);
+    const snapshot = await client.memorySnapshot();
+    const blocks = snapshot.pools.flatMap((pool) => pool.segments.flatMap((segment) => segment.blocks));
+    expect(blocks.filter((block) => !block.free && block.label === 'put-interrupted')).toEqual([]);
+  });
+
+  it('get stopped by SIGTERM midway leaves no FILE and no temporary file, and exits 143', async () => {
+    const lease = await client.openLease({ clientName: 'get-interrupted' });
+    const folder = mkdtempSync(join(dir, 'get-interrupted-'));
+    const target = join(folder, 'out.bin');
+    try {
+      const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [128 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      const get = startCtl(['--address', daemon.unixAddress, '--token', lease.token, 'get', '--array', big.array_id, target]);
+      const started = () => readdirSync(folder).some((name) => statSync(join(folder, name)).size > 0);
+      while (get.running() && !started()) await new Promise((resolve) => setTimeout(resolve, 2));
+      expect(get.running()).toBe(true);
+      get.stopAndSignal('SIGTERM');
+      expect(await get.exited).toBe(143);
+      expect(get.stderr()).toContain('interrupted by SIGTERM');
+      expect(readdirSync(folder)).toEqual([]);
+      expect((await lease.list()).map((array) => array.array_id)).toEqual([big.array_id]);
+    } finally {
+      await lease.close();
+    }
+  });
+
   it('get of an unknown array fails with NOT_FOUND and creates no file', async () => {
     const lease = await client.openLease({ clientName: 'get-missing' });
     try {
@@ -330,22 +385,17 @@ describe('tensormemctl put and get', () => {
     const others = () => readdirSync(folder).filter((name) => name !== 'precious.bin');
     try {
       const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [128 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
-      const child = spawn(process.execPath, [TENSORMEMCTL, '--address', daemon.unixAddress, '--token', lease.token, 'get', '--array', big.array_id, target], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (d) => (stderr += d));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      let running = true;
-      void exited.then(() => (running = false));
+      const get = startCtl(['--address', daemon.unixAddress, '--token', lease.token, 'get', '--array', big.array_id, target]);
       // Once bytes have arrived (in a temporary file, or, before the fix, in FILE itself), stop the
       // process, free the array under it, and let it go on: its next ReadArray fails.
       const started = () => others().some((name) => statSync(join(folder, name)).size > 0) || statSync(target).size !== 'precious data\n'.length;
-      while (running && !started()) await new Promise((resolve) => setTimeout(resolve, 2));
-      expect(running).toBe(true);
-      child.kill('SIGSTOP');
+      while (get.running() && !started()) await new Promise((resolve) => setTimeout(resolve, 2));
+      expect(get.running()).toBe(true);
+      get.child.kill('SIGSTOP');
       await lease.free(big.array_id);
-      child.kill('SIGCONT');
-      expect(await exited).toBe(1);
-      expect(stderr).toContain('NOT_FOUND');
+      get.child.kill('SIGCONT');
+      expect(await get.exited).toBe(1);
+      expect(get.stderr()).toContain('NOT_FOUND');
       expect(readFileSync(target, 'utf8')).toBe('precious data\n');
       expect(others()).toEqual([]);
 
