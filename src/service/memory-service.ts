@@ -165,10 +165,10 @@ export class MemoryService {
         return { values: configValues(this.context), version: packageVersion(), backend: memory.backendName };
       }),
       WatchMemory: (call: ServerWritableStream<WatchMemoryRequest__Output, WatchMemoryResponse>) => {
-        let viewer: { tenant?: string };
+        const token = bearerToken(call.metadata);
         try {
           requireWellFormed(call.request);
-          viewer = viewerOf(this.context, bearerToken(call.metadata));
+          viewerOf(this.context, token);
         } catch (error) {
           call.emit('error', toServiceError(error));
           return;
@@ -178,12 +178,26 @@ export class MemoryService {
           call.emit('error', toServiceError(invalidArgument('interval_ms', `0 or at least ${MIN_WATCH_INTERVAL_MS}`, intervalMs)));
           return;
         }
+        // The token is checked anew for every message, as a call made now would be: a lease token
+        // whose lease ended, or a tenant token a reload dropped, ends the stream with the error
+        // GetMemoryInfo gets (UNAUTHENTICATED; LEASE_EXPIRED with the lease's close_reason).
         const send = () => {
-          if (!call.cancelled) call.write({ info: memoryInfo(this.context, viewer) });
+          if (call.cancelled) return;
+          let info: MemoryInfo;
+          try {
+            info = memoryInfo(this.context, viewerOf(this.context, token));
+          } catch (error) {
+            stop();
+            call.emit('error', toServiceError(error));
+            return;
+          }
+          call.write({ info });
         };
-        send();
-        const timer = setInterval(send, intervalMs);
+        let timer: NodeJS.Timeout | undefined;
         const stop = () => clearInterval(timer);
+        send();
+        if (call.cancelled) return;
+        timer = setInterval(send, intervalMs);
         call.on('cancelled', stop);
         call.on('close', stop);
         call.on('error', stop);

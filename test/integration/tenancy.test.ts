@@ -162,6 +162,33 @@ describe('a shared GPU host', () => {
     await a.close();
   });
 
+  it("ends a WatchMemory stream opened with a lease's token when the lease ends, with the error its token gets from then on", async () => {
+    const watch = (token: string) => {
+      const state: { frames: number; error?: TensormemClientError; stop: () => void } = { frames: 0, stop: () => {} };
+      state.stop = client.watchMemory(50, () => state.frames++, (error) => (state.error = error), token);
+      return state;
+    };
+    const closed = await client.openLease({ tenantToken: TOKENS.a });
+    const evicted = await client.openLease({ tenantToken: TOKENS.c });
+    const watches = { closed: watch(closed.token), evicted: watch(evicted.token), tenant: watch(TOKENS.c) };
+    while (Object.values(watches).some((w) => w.frames < 2)) await sleep(20);
+    await closed.close();
+    await client.evictLease(evicted.leaseId, TOKENS.admin);
+    for (let tries = 0; tries < 50 && !(watches.closed.error && watches.evicted.error); tries++) await sleep(20);
+    expect(watches.closed.error).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'LEASE_EXPIRED' });
+    expect(watches.closed.error!.details).toBe((await failure(client.memoryInfo(closed.token))).details);
+    expect(watches.closed.error!.details).toContain('closed by CloseLease');
+    expect(watches.evicted.error).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'LEASE_EXPIRED' });
+    expect(watches.evicted.error!.details).toContain('evicted');
+    // No message after the error; a tenant token's stream goes on.
+    const frames = { closed: watches.closed.frames, evicted: watches.evicted.frames, tenant: watches.tenant.frames };
+    await sleep(200);
+    expect([watches.closed.frames, watches.evicted.frames]).toEqual([frames.closed, frames.evicted]);
+    expect(watches.tenant.frames).toBeGreaterThan(frames.tenant);
+    expect(watches.tenant.error).toBeUndefined();
+    for (const w of Object.values(watches)) w.stop();
+  });
+
   it('reloads the tenants file on SIGHUP, keeps leases, and refuses a bad file keeping the old one', async () => {
     const lease = await client.openLease({ tenantToken: TOKENS.a });
     expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [10 * MiB] }))).reason).toBe('QUOTA_EXCEEDED');
