@@ -220,7 +220,7 @@ export class Lease {
     let handle: WaitHandle | undefined;
     const waiting = this.memory.waitQueue(params.device).run(
       this.tenant,
-      () => this.create(params, byteSize, placement, shape),
+      (retry) => this.create(params, byteSize, placement, shape, undefined, retry),
       (late) => {
         if (this.arrays.delete(late.arrayId)) late.release();
       },
@@ -240,7 +240,8 @@ export class Lease {
     return waiting;
   }
 
-  private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace): Promise<TensorArray> {
+  /** `retry`: a wait_for_memory request tried again (its refusals are not counted again, AllocateOptions.retry). */
+  private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace, retry = false): Promise<TensorArray> {
     const arrayId = newArrayId();
     // An attached array lives on its workspace's device.
     const device = workspace ? workspace.config.device : params.device;
@@ -248,7 +249,7 @@ export class Lease {
     const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
     const array = workspace
       ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
-      : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror: this.eagerMirror, exportable: params.exportable });
+      : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror: this.eagerMirror, exportable: params.exportable, retry });
     if (this.closed) {
       // The lease ended while the array was being zeroed: give the memory straight back.
       array.release();

@@ -50,6 +50,11 @@ export interface ResourceStats {
  */
 export interface AllocateOptions {
   dedicated?: boolean;
+  /**
+   * The request is being tried again after a refusal (a wait_for_memory waiter retried after a free):
+   * a refusal now is not counted again in failedAllocationsTotal, which counts requests, not attempts.
+   */
+  retry?: boolean;
 }
 
 /** Dedicated chunks are whole pages, the unit of mmap. */

@@ -11,7 +11,10 @@ import { setLongTimeout } from '../long-timeout';
 
 interface Waiter {
   tenant: string;
-  attempt: () => Promise<unknown>;
+  /** `retry`: the request was tried (and refused) before, so a refusal now is not a new failed request. */
+  attempt: (retry: boolean) => Promise<unknown>;
+  /** Whether attempt has run once already. */
+  tried: boolean;
   /** Gives back what a late success got, when the waiter had already timed out or been cancelled. */
   discard: (value: unknown) => void;
   resolve: (value: unknown) => void;
@@ -48,28 +51,30 @@ export class MemoryWaitQueue {
   /**
    * Runs `attempt` now unless others are already waiting (then queues behind them, for fairness), and
    * again after every free until it succeeds, fails for another reason, or `waitMs` passes (any length:
-   * waits beyond setTimeout's 2^31 - 1 ms are armed in steps).
+   * waits beyond setTimeout's 2^31 - 1 ms are armed in steps). Every attempt after the first gets
+   * `retry` true (the pool counts one refused request, not one per attempt).
    */
-  async run<T>(tenant: string, attempt: () => Promise<T>, discard: (value: T) => void, waitMs: number, onHandle?: (handle: WaitHandle) => void): Promise<T> {
+  async run<T>(tenant: string, attempt: (retry: boolean) => Promise<T>, discard: (value: T) => void, waitMs: number, onHandle?: (handle: WaitHandle) => void): Promise<T> {
     if (this.size === 0) {
       try {
-        return await attempt();
+        return await attempt(false);
       } catch (error) {
         if (!isRetryableRefusal(error)) throw error;
-        return this.enqueue(tenant, attempt, discard, error, waitMs, onHandle);
+        return this.enqueue(tenant, attempt, discard, error, waitMs, onHandle, true);
       }
     }
     const refusal = new OutOfMemoryError({ memory: 'DEVICE', requestedBytes: 0, capName: 'queued behind earlier waiters', capBytes: 0, usedBytes: 0, largestFreeBlockBytes: 0 });
-    const queued = this.enqueue(tenant, attempt, discard, refusal, waitMs, onHandle);
+    const queued = this.enqueue(tenant, attempt, discard, refusal, waitMs, onHandle, false);
     this.notifyFreed();
     return queued;
   }
 
-  private enqueue<T>(tenant: string, attempt: () => Promise<T>, discard: (value: T) => void, refusal: OutOfMemoryError, waitMs: number, onHandle?: (handle: WaitHandle) => void): Promise<T> {
+  private enqueue<T>(tenant: string, attempt: (retry: boolean) => Promise<T>, discard: (value: T) => void, refusal: OutOfMemoryError, waitMs: number, onHandle: ((handle: WaitHandle) => void) | undefined, tried: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = {
         tenant,
         attempt,
+        tried,
         discard: discard as (value: unknown) => void,
         resolve: resolve as (value: unknown) => void,
         reject,
@@ -144,7 +149,9 @@ export class MemoryWaitQueue {
         const waiter = this.byTenant.get(tenant)?.[0];
         if (!waiter) continue;
         try {
-          const value = await waiter.attempt();
+          const retry = waiter.tried;
+          waiter.tried = true;
+          const value = await waiter.attempt(retry);
           if (!this.remove(waiter)) {
             waiter.discard(value);
           } else {

@@ -2,8 +2,9 @@
  * StatisticsAdaptor: counts what passes through it (RMM's statistics_resource_adaptor).
  *
  * Counts blocks handed out, live blocks, used and peak used bytes (aligned sizes, block.bytes), and
- * refused requests: when the upstream throws, failedAllocationsTotal goes up by one and the same
- * error is rethrown; nothing else changes. A deallocate the upstream rejects changes no counter.
+ * refused requests: when the upstream throws, failedAllocationsTotal goes up by one (not for a retry
+ * of a request already refused, AllocateOptions.retry) and the same error is rethrown; nothing else
+ * changes. A deallocate the upstream rejects changes no counter.
  * stats() reports these counters with the upstream's reservedBytes and largestFreeBlockBytes.
  * On the hot path: a few additions per call, no allocation.
  */
@@ -51,7 +52,7 @@ export class StatisticsAdaptor implements SizedMemoryResource {
     try {
       block = this.upstream.allocate(bytes, owner, options);
     } catch (error) {
-      this.failed++;
+      if (!options?.retry) this.failed++;
       throw error;
     }
     this.allocated++;

@@ -292,7 +292,7 @@ export class TensorArray implements BlockOwner {
    * Allocates the array's memory, all or nothing: when the mirror of an eager device array cannot be
    * had, the device block is given back before the error propagates.
    */
-  static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean }): Promise<TensorArray> {
+  static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean; retry?: boolean }): Promise<TensorArray> {
     const array = new TensorArray(init, memory);
     const exportable = options.exportable ?? false;
     array.set(EXPORTABLE_REQUESTED, exportable);
@@ -304,7 +304,9 @@ export class TensorArray implements BlockOwner {
     } else {
       // Only cuda device memory can be exported (CUDA IPC); the emulated device's stays pooled.
       const deviceExportable = exportable && memory.backendName === 'cuda';
-      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array, deviceExportable ? DEDICATED : undefined);
+      // A wait_for_memory retry: the device pool counted this request's refusal already.
+      const deviceOptions = options.retry ? { dedicated: deviceExportable, retry: true } : deviceExportable ? DEDICATED : undefined;
+      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array, deviceOptions);
       array.deviceValid = true;
       array.deviceExportable = deviceExportable;
       if (options.eagerMirror) {

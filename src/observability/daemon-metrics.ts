@@ -32,7 +32,7 @@ const POOL_GAUGES: Array<{ name: string; field: PoolField; help: string }> = [
 ];
 const POOL_COUNTERS: Array<{ name: string; field: PoolField; help: string }> = [
   { name: 'tensormem_pool_allocations_total', field: 'allocations_total', help: 'Blocks the pool handed out since start.' },
-  { name: 'tensormem_pool_failed_allocations_total', field: 'failed_allocations_total', help: 'Requests the pool (or its cap) refused since start.' },
+  { name: 'tensormem_pool_failed_allocations_total', field: 'failed_allocations_total', help: 'Requests the pool (or its cap) refused since start; a wait_for_memory request counts once, however often it is retried.' },
 ];
 
 export class DaemonMetrics {

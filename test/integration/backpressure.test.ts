@@ -42,6 +42,40 @@ describe('backpressure', () => {
     await holder.close();
   });
 
+  it("counts a waiting request's refusal once in failed_allocations_total, however often it is retried", async () => {
+    const failedBefore = (await client.memoryInfo()).devices[0].failed_allocations_total;
+    const holder = await client.openLease({ tenant: 'holder' });
+    const held: ArrayInfo[] = [];
+    for (let i = 0; i < 16; i++) held.push(await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] }));
+    const waiter = await client.openLease({ tenant: 'waiter' });
+    try {
+      const pending = waiter.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 10_000 });
+      pending.catch(() => undefined); // awaited below; the lease's close ends it when a check fails first
+      await sleep(200);
+      // Eight frees, each a retry that does not fit yet, then the ninth makes room.
+      for (const array of held.slice(0, 8)) {
+        await holder.free(array.array_id);
+        await sleep(20);
+      }
+      expect((await client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 1);
+      await holder.free(held[8].array_id);
+      expect((await pending).byte_size).toBe(8 * MiB);
+      expect((await client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 1);
+      // A request that gives up at its deadline after retries is one failed request too.
+      const late = waiter.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 1000 }).catch((e: unknown) => e);
+      await sleep(100);
+      for (const array of held.slice(9, 12)) {
+        await holder.free(array.array_id);
+        await sleep(20);
+      }
+      expect(((await late) as TensormemClientError).code).toBe(status.DEADLINE_EXCEEDED);
+      expect((await client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 2);
+    } finally {
+      await waiter.close();
+      await holder.close();
+    }
+  });
+
   it('gives up at the deadline with DEADLINE_EXCEEDED and the out-of-memory numbers', async () => {
     const lease = await client.openLease();
     const error = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [20 * MiB], waitForMemory: true, deadlineMs: 700 }).catch((e: unknown) => e)) as TensormemClientError;

@@ -62,6 +62,36 @@ describe('MemoryWaitQueue', () => {
     expect(dev.used).toBe(192);
   });
 
+  it('tells every attempt after the first that it is a retry, also for a waiter queued without a first attempt', async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    await dev.take(256)();
+    const flags: Record<string, boolean[]> = { a: [], b: [] };
+    const attempt = (tenant: string, units: number) => (retry: boolean) => {
+      flags[tenant].push(retry);
+      return dev.take(units)();
+    };
+    const a = observe(queue.run('a', attempt('a', 128), dev.give, 5_000));
+    await sleep(10);
+    const b = observe(queue.run('b', attempt('b', 128), dev.give, 5_000));
+    await sleep(10);
+    for (let i = 0; i < 3; i++) {
+      queue.notifyFreed();
+      await sleep(10);
+    }
+    dev.give(256);
+    queue.notifyFreed();
+    await sleep(10);
+    expect([a.value, b.value]).toEqual([128, 128]);
+    expect(flags.a[0]).toBe(false);
+    expect(flags.a.slice(1)).toEqual(flags.a.slice(1).map(() => true));
+    expect(flags.a.length).toBeGreaterThan(2);
+    // b came while a waited: queued at once, its first attempt ran in the queue.
+    expect(flags.b[0]).toBe(false);
+    expect(flags.b.slice(1)).toEqual(flags.b.slice(1).map(() => true));
+    expect(flags.b.length).toBeGreaterThan(2);
+  });
+
   it("serves a tenant's next waiter as soon as its head is cancelled", async () => {
     const queue = new MemoryWaitQueue();
     const dev = device(256);

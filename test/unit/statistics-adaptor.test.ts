@@ -56,6 +56,17 @@ describe('StatisticsAdaptor', () => {
     expect(pool.usedBytes).toBe(1024);
   });
 
+  it('does not count the refusal of a retry (AllocateOptions.retry): one request, one failure', () => {
+    const { statistics } = setup(1024);
+    const held = statistics.allocate(1024, {});
+    expect(() => statistics.allocate(1, {})).toThrow(OutOfMemoryError);
+    for (let retry = 0; retry < 3; retry++) expect(() => statistics.allocate(1, {}, { retry: true })).toThrow(OutOfMemoryError);
+    expect(statistics.failedAllocationsTotal).toBe(1);
+    statistics.deallocate(held);
+    statistics.allocate(1, {}, { retry: true });
+    expect(statistics.stats()).toMatchObject({ failedAllocationsTotal: 1, allocationsTotal: 2, allocationCount: 1 });
+  });
+
   it('rethrows exactly the error object the upstream threw', () => {
     const failure = new Error('upstream broke');
     const upstream: MemoryResource = {
