@@ -4,7 +4,8 @@
  * live over server-sent events, and shows user-supplied names as text, never as HTML.
  * TENSORMEM_UPDATE_SCREENSHOT=1 rewrites docs/status-page.png from this run.
  */
-import { existsSync, mkdtempSync, readFileSync, copyFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -117,5 +118,42 @@ describe.skipIf(!haveChromium)(haveChromium ? 'the status page in Chromium' : `t
     expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     expect(png.readUInt32BE(16)).toBe(1280); // IHDR width
     if (process.env.TENSORMEM_UPDATE_SCREENSHOT === '1') copyFileSync(path, join(ROOT, 'docs', 'status-page.png'));
+  });
+});
+
+describe.skipIf(!haveChromium)('the status page: tenants against their per-device quota', () => {
+  it("draws a tenant's fullest device against its device quota, not the sum over devices", async () => {
+    const { chromium } = await import('playwright-core');
+    const tokens = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
+    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-status-tenants-')), 'tenants.yaml');
+    const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+    writeFileSync(tenantsPath, `tenants:\n  - name: team-a\n    token_sha256: "${sha(tokens.a)}"\n    quota: { device: 8M }\n  - name: ops\n    token_sha256: "${sha(tokens.admin)}"\n    admin: true\n`);
+    const [daemon, browser] = await Promise.all([
+      startDaemon(['--tenants', tenantsPath, '--emulated-devices', '2', '--maxbytes', '64M', '--pool-chunk', '16M']),
+      chromium.launch({ executablePath: CHROMIUM, headless: true }),
+    ]);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const lease = await client.openLease({ tenantToken: tokens.a });
+      // 75 % of the quota on device 0 and 50 % on device 1: within it on both (10 MiB in all).
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * MiB], device: 0 });
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], device: 1 });
+      const page = await browser.newPage();
+      await page.goto(`http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}/?interval_ms=200&token=${tokens.admin}`);
+      const row = page.locator('[data-tenant-row="team-a"]');
+      await row.waitFor({ timeout: 5000 });
+      // Not marked over the quota (the sum, 125 % of it, was); the bar is filled to 75 %.
+      const tenantBar = row.locator('[data-bar="tenant"]');
+      expect(await tenantBar.getAttribute('class')).toBe('bar');
+      expect(await tenantBar.locator('span').evaluate((node) => (node as HTMLElement).style.width)).toBe('75%');
+      expect(await row.getAttribute('data-used-bytes')).toBe(String(10 * MiB));
+      expect(await row.getAttribute('data-fullest-device-bytes')).toBe(String(6 * MiB));
+      expect(await row.textContent()).toContain('device 10.00 MiB (quota 8.00 MiB per device; fullest device 0 6.00 MiB, 75.0% of quota)');
+      await lease.close();
+    } finally {
+      client.close();
+      await browser.close();
+      expect(await daemon.stop()).toBe(0);
+    }
   });
 });
