@@ -98,7 +98,7 @@ export async function startStatusServer(address: string, context: ServiceContext
     throw new HttpError(403, 'this page needs an admin tenant token');
   };
 
-  const events = (request: IncomingMessage, response: ServerResponse, intervalMs: number) => {
+  const events = (request: IncomingMessage, response: ServerResponse, url: URL, intervalMs: number) => {
     if (request.method !== 'HEAD' && streams.size >= MAX_EVENT_STREAMS) {
       response.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Retry-After': '5' });
       response.end(`${JSON.stringify({ error: `${MAX_EVENT_STREAMS} /events streams are open, the most served at once: close one, or poll /api/snapshot`, max_event_streams: MAX_EVENT_STREAMS })}\n`);
@@ -110,18 +110,28 @@ export async function startStatusServer(address: string, context: ServiceContext
       return;
     }
     const send = () => {
+      // The token is checked anew for every message, as a request made now would be: a token that a
+      // reload dropped or made no longer admin ends the stream (reconnecting then gets 401 or 403).
+      try {
+        authorize(request, url);
+      } catch {
+        stop();
+        response.end();
+        return;
+      }
       // Still sending an earlier snapshot: skip this one (nothing is built, nothing queued).
       if (response.writableNeedDrain || response.writableLength > EVENTS_MAX_PENDING_BYTES) return;
       response.write(`event: snapshot\ndata: ${JSON.stringify(statusSnapshot(context))}\n\n`);
     };
-    response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
-    send();
-    const timer = setInterval(send, intervalMs);
-    streams.add(response);
+    let timer: NodeJS.Timeout | undefined;
     const stop = () => {
       clearInterval(timer);
       streams.delete(response);
     };
+    response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
+    send();
+    timer = setInterval(send, intervalMs);
+    streams.add(response);
     request.once('close', stop);
     response.once('close', stop);
   };
@@ -145,7 +155,7 @@ export async function startStatusServer(address: string, context: ServiceContext
       response.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
       response.end(request.method === 'HEAD' ? undefined : JSON.stringify(statusSnapshot(context)));
     } else if (route === '/events') {
-      events(request, response, eventsIntervalMs(url));
+      events(request, response, url, eventsIntervalMs(url));
     } else {
       response.writeHead(200, {
         'Content-Type': 'text/html; charset=utf-8',

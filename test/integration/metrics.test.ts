@@ -251,6 +251,39 @@ describe('Prometheus metrics and the status endpoints', () => {
   });
 });
 
+describe('/events and a tenants file reload', () => {
+  it('ends an /events stream whose token a reload made no longer admin, as a new request would be refused', async () => {
+    const tokens = { admin: randomBytes(24).toString('hex'), other: randomBytes(24).toString('hex') };
+    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-events-reload-')), 'tenants.yaml');
+    const tenantsFile = (admin: boolean) =>
+      `tenants:\n  - name: ops\n    token_sha256: "${sha(tokens.admin)}"\n    admin: ${admin}\n  - name: keeper\n    token_sha256: "${sha(tokens.other)}"\n    admin: true\n`;
+    writeFileSync(tenantsPath, tenantsFile(true));
+    const daemon = await startDaemon(['--tenants', tenantsPath]);
+    try {
+      const base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;
+      const stream = { snapshots: 0, ended: false };
+      const call = request(`${base}/events?interval_ms=100&token=${tokens.admin}`, (response) => {
+        response.on('data', (chunk: Buffer) => (stream.snapshots += chunk.toString().split('event: snapshot').length - 1));
+        response.on('end', () => (stream.ended = true));
+      });
+      call.end();
+      while (stream.snapshots < 2) await sleep(20);
+      writeFileSync(tenantsPath, tenantsFile(false));
+      daemon.child.kill('SIGHUP');
+      while (!daemon.logs.some((entry) => entry.event === 'tenants_reloaded')) await sleep(20);
+      expect((await fetch(`${base}/api/snapshot?token=${tokens.admin}`)).status).toBe(403);
+      for (let tries = 0; tries < 25 && !stream.ended; tries++) await sleep(20);
+      const seen = stream.snapshots;
+      await sleep(300);
+      call.destroy();
+      expect(stream.ended).toBe(true);
+      expect(stream.snapshots).toBe(seen);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
+
 describe('--metrics-listen values', () => {
   it('refuses a malformed address, and a non-loopback one in open mode, naming the flag', async () => {
     const malformed = await runTensormemd(['--backend', 'host', '--metrics-listen', 'localhost']);
