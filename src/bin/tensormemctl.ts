@@ -11,6 +11,7 @@ import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-dif
 import { runTop } from '../cli/top';
 import { arraysView } from '../cli/arrays';
 import { InterruptedError, getFile, interruptible, putFile } from '../cli/transfer';
+import { deviceQuotaShare, quotaShare } from '../cli/quota-share';
 import { UsageError, asUsage } from '../cli/usage-error';
 import { parseDurationMs } from '../config/sizes';
 
@@ -146,18 +147,10 @@ async function main(): Promise<number> {
       case 'tenants': {
         const info = await client.memoryInfo(values.token);
         const quota = (bytes: number) => (bytes > 0 ? formatIec(bytes) : '-');
-        const share = (used: number, cap: number) => (cap > 0 ? `${((100 * used) / cap).toFixed(1)}%` : '-');
-        // The device quota applies to each device: the share shown is the fullest device's, named when there are several.
-        const deviceShare = (t: (typeof info.tenants)[number]) => {
-          const byDevice = t.device_used_bytes_by_device;
-          if (byDevice.length <= 1) return share(t.device_used_bytes, t.quota_bytes);
-          const fullest = byDevice.indexOf(Math.max(...byDevice));
-          return t.quota_bytes > 0 ? `${share(byDevice[fullest], t.quota_bytes)} (device ${info.devices[fullest]?.device ?? fullest})` : '-';
-        };
         print(info.tenants, () =>
           renderTable(
             ['TENANT', 'LEASES', 'MAX', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA'],
-            info.tenants.map((t) => [t.tenant, t.leases, t.max_leases || '-', formatIec(t.device_used_bytes), quota(t.quota_bytes), deviceShare(t), quota(t.guarantee_bytes), formatIec(t.host_used_bytes), quota(t.host_quota_bytes), share(t.host_used_bytes, t.host_quota_bytes)]),
+            info.tenants.map((t) => [t.tenant, t.leases, t.max_leases || '-', formatIec(t.device_used_bytes), quota(t.quota_bytes), deviceQuotaShare(t, info.devices), quota(t.guarantee_bytes), formatIec(t.host_used_bytes), quota(t.host_quota_bytes), quotaShare(t.host_used_bytes, t.host_quota_bytes)]),
           ),
         );
         break;

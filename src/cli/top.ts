@@ -6,6 +6,7 @@
 import { renderTable } from '../client/table';
 import type { LeaseSummary, MemoryInfo, TensormemClient } from '../client/tensormem-client';
 import { formatIec } from '../units';
+import { deviceQuotaShare, quotaShare } from './quota-share';
 
 export const TOP_LEASES = 10;
 
@@ -46,8 +47,17 @@ export function renderFrame(info: MemoryInfo, leases: LeaseSummary[] | undefined
     info.tenants.length === 0
       ? 'TENANTS: none'
       : renderTable(
-          ['TENANT', 'LEASES', 'DEVICE USED', 'DEVICE QUOTA', 'HOST USED', 'HOST QUOTA'],
-          info.tenants.map((t) => [t.tenant, t.leases, formatIec(t.device_used_bytes), t.quota_bytes > 0 ? formatIec(t.quota_bytes) : '-', formatIec(t.host_used_bytes), t.host_quota_bytes > 0 ? formatIec(t.host_quota_bytes) : '-']),
+          ['TENANT', 'LEASES', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'HOST USED', 'HOST QUOTA', 'OF QUOTA'],
+          info.tenants.map((t) => [
+            t.tenant,
+            t.leases,
+            formatIec(t.device_used_bytes),
+            t.quota_bytes > 0 ? formatIec(t.quota_bytes) : '-',
+            deviceQuotaShare(t, info.devices),
+            formatIec(t.host_used_bytes),
+            t.host_quota_bytes > 0 ? formatIec(t.host_quota_bytes) : '-',
+            quotaShare(t.host_used_bytes, t.host_quota_bytes),
+          ]),
         ),
     '',
     leases === undefined

@@ -84,6 +84,12 @@ export class DaemonMetrics {
     liveGauge('tensormem_process_heap_used_bytes', 'V8 heap in use.', [], processSeries('heap_used_bytes'));
     liveGauge('tensormem_process_heap_limit_bytes', 'V8 heap limit.', [], processSeries('heap_limit_bytes'));
     liveGauge('tensormem_tenant_used_bytes', "Bytes a tenant's leases hold (device: summed over devices).", ['tenant', 'memory'], tenantSeries((t) => byMemory(t.device_used_bytes, t.host_used_bytes)));
+    liveGauge(
+      'tensormem_tenant_device_used_bytes',
+      "Device bytes a tenant's leases hold on each device: the figure its device quota (tensormem_tenant_quota_bytes{memory=\"device\"}) limits there.",
+      ['tenant', 'device'],
+      tenantSeries((t) => (t.device_used_bytes_by_device ?? []).map((bytes, i): [Record<string, string>, number] => [{ device: String(info().devices?.[i]?.device ?? i) }, Number(bytes)])),
+    );
     liveGauge('tensormem_tenant_quota_bytes', "A tenant's hard quota from the tenants file (device: per device); 0 = none.", ['tenant', 'memory'], tenantSeries((t) => byMemory(t.quota_bytes, t.host_quota_bytes)));
     liveGauge('tensormem_tenant_guarantee_bytes', 'Device bytes kept free for a tenant while others borrow; 0 = none.', ['tenant'], tenantSeries((t) => [[{}, Number(t.guarantee_bytes ?? 0)]]));
     liveGauge('tensormem_tenant_leases', 'Open leases of a tenant.', ['tenant'], tenantSeries((t) => [[{}, Number(t.leases ?? 0)]]));

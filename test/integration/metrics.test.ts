@@ -165,6 +165,7 @@ describe('Prometheus metrics and the status endpoints', () => {
     expect(sample(m, 'tensormem_host_category_bytes', { category: 'host_only' })).toBe(8192);
     expect(sample(m, 'tensormem_host_category_bytes', { category: 'mirror' })).toBe(4096);
     expect(sample(m, 'tensormem_tenant_used_bytes', { tenant: 'team-a', memory: 'device' })).toBe(deviceUsed);
+    expect(sample(m, 'tensormem_tenant_device_used_bytes', { tenant: 'team-a', device: '0' })).toBe(deviceUsed);
     expect(sample(m, 'tensormem_tenant_used_bytes', { tenant: 'team-a', memory: 'host' })).toBe(8192 + 4096);
     expect(sample(m, 'tensormem_tenant_leases', { tenant: 'team-a' })).toBe(1);
     expect(sample(m, 'tensormem_tenant_leases', { tenant: 'ops' })).toBe(1);

@@ -474,10 +474,12 @@ describe('tensormemctl arrays under a tenants file', () => {
 });
 
 describe('tensormemctl tenants on two devices', () => {
-  it("shows the fullest device's share of the per-device quota, not the sum over devices", async () => {
+  it("tenants and top show the fullest device's share of the per-device quota, not the sum over devices; /metrics has each device's usage", async () => {
     const token = randomBytes(24).toString('hex');
+    const admin = randomBytes(24).toString('hex');
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
     const tenantsPath = join(dir, 'tenants-two-devices.yaml');
-    writeFileSync(tenantsPath, `tenants:\n  - name: team-b\n    token_sha256: "${createHash('sha256').update(token).digest('hex')}"\n    quota: { device: 64M }\n`);
+    writeFileSync(tenantsPath, `tenants:\n  - name: team-b\n    token_sha256: "${sha(token)}"\n    quota: { device: 64M }\n  - name: ops\n    token_sha256: "${sha(admin)}"\n    admin: true\n`);
     const twoDevices = await startDaemon(['--emulated-devices', '2', '--tenants', tenantsPath]);
     const client = new TensormemClient(twoDevices.unixAddress);
     try {
@@ -493,6 +495,14 @@ describe('tensormemctl tenants on two devices', () => {
       // 48 MiB of the 64 MiB quota on device 0; the sum (80 MiB) would read 125 %.
       expect(table.stdout).toContain('75.0% (device 0)');
       expect(table.stdout).not.toContain('125.0%');
+      const top = await ctl(['--address', twoDevices.unixAddress, 'top', '--once', '--token', token]);
+      expect(top.code).toBe(0);
+      expect(top.stdout).toMatch(/team-b .*75\.0% \(device 0\)/);
+      // Prometheus: the per-device series an alert compares with the per-device quota.
+      const metricsAddress = twoDevices.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+      const metrics = await (await fetch(`http://${metricsAddress}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
+      expect(metrics).toContain(`tensormem_tenant_device_used_bytes{tenant="team-b",device="0"} ${48 * 1024 * 1024}`);
+      expect(metrics).toContain(`tensormem_tenant_device_used_bytes{tenant="team-b",device="1"} ${32 * 1024 * 1024}`);
       await lease.close();
     } finally {
       client.close();
