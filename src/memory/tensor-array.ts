@@ -437,13 +437,13 @@ export class TensorArray implements BlockOwner {
   async lendHostView(offset: number, bytes: number): Promise<HostViewLoan> {
     this.checkRange(offset, bytes, 'offset');
     this.assertUsable('Cannot read array');
-    await this.beginCopy();
+    const copy = await this.beginCopy();
     let view: Uint8Array;
     try {
       if (this.deviceBlock) await this.ensureHostCurrent();
       view = this.memory.viewHostBlock(this.hostBlock!, offset, bytes);
     } catch (error) {
-      this.endCopy();
+      this.endCopy(copy);
       throw error;
     }
     let ended = false;
@@ -453,7 +453,7 @@ export class TensorArray implements BlockOwner {
         if (ended) return;
         ended = true;
         this.memory.releaseHostView(view);
-        this.endCopy();
+        this.endCopy(copy);
       },
     };
   }
@@ -622,28 +622,31 @@ export class TensorArray implements BlockOwner {
 
   /** Runs a copy while counting it, so release() waits for it; waits for a move in progress first. */
   private async track<T>(operation: () => Promise<T>, isMove = false): Promise<T> {
-    await this.beginCopy(isMove);
+    const copy = await this.beginCopy(isMove);
     try {
       return await operation();
     } finally {
-      this.endCopy();
+      this.endCopy(copy);
     }
   }
 
-  /** Counts a copy in flight (after a move in progress, unless this is the move); endCopy() ends it. */
-  private async beginCopy(isMove = false): Promise<void> {
+  /**
+   * Counts a copy in flight (after a move in progress, unless this is the move); endCopy() ends it,
+   * given what this returns (the workspace's copy epoch of an attached array).
+   */
+  private async beginCopy(isMove = false): Promise<number | undefined> {
     if (!isMove) while (this.extras?.moving) await this.extras.moving;
     if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
     if (this.pendingCopies === MAX_COPIES) throw new Error(`array ${this.arrayId}: ${MAX_COPIES} copies in flight already`);
     this.state += ONE_COPY;
     // An attached array's bytes are its workspace's: the workspace keeps them from the pools meanwhile.
-    this.attachment?.workspace.copyBegan();
+    return this.attachment?.workspace.copyBegan();
   }
 
   /** Ends a copy: the last one wakes a waiting move and carries out a release asked for meanwhile. */
-  private endCopy(): void {
+  private endCopy(copy: number | undefined): void {
     this.state -= ONE_COPY;
-    this.attachment?.workspace.copyEnded();
+    if (copy !== undefined) this.attachment?.workspace.copyEnded(copy);
     if (this.pendingCopies === 0) {
       const waiters = this.extras?.idleWaiters;
       if (waiters) for (const resolve of waiters.splice(0)) resolve();

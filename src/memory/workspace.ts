@@ -238,12 +238,18 @@ export class Workspace {
   private readonly backing: WorkspaceBacking;
   /**
    * Copies and loans in flight on arrays attached to this workspace (TensorArray counts them in and
-   * out). Blocks the workspace gives up meanwhile go back to the pools only when the last one ends:
-   * a data plane GET still sending an attached array's bytes, or a copy still writing them, must never
-   * reach memory the pool has handed to another lease.
+   * out), by the epoch they began in. Blocks the workspace gives up meanwhile go back to the pools only
+   * when every copy that was in flight at that moment has ended: a data plane GET still sending an
+   * attached array's bytes, or a copy still writing them, must never reach memory the pool has handed
+   * to another lease. A copy that begins later cannot reach a block given up before (the array's
+   * memory is "released" by then and the copy is refused), so it does not hold the block back; else a
+   * client that always has one read in flight would keep every cycle's spills out of the pools.
    */
-  private copiesInFlight = 0;
-  private readonly deferredFrees: Block[] = [];
+  private copyEpoch = 0;
+  /** Copies in flight by the epoch they began in; keys ascend (epochs only grow). */
+  private readonly copiesByEpoch = new Map<number, number>();
+  /** Blocks given up under copies in flight, with the epoch then; freed once no copy of that epoch or older is in flight. */
+  private readonly deferredFrees: Array<{ block: Block; epoch: number }> = [];
 
   private currentSize = 0;
   private primaryOffsetBytes = 0;
@@ -795,21 +801,33 @@ export class Workspace {
     if (this.scope.current === this) this.scope.current = null;
   }
 
-  /** An attached array's copy or loan begins (see copiesInFlight). */
-  copyBegan(): void {
-    this.copiesInFlight++;
+  /** An attached array's copy or loan begins (see copiesByEpoch); pass what it returns to copyEnded. */
+  copyBegan(): number {
+    const epoch = this.copyEpoch;
+    this.copiesByEpoch.set(epoch, (this.copiesByEpoch.get(epoch) ?? 0) + 1);
+    return epoch;
   }
 
-  /** An attached array's copy or loan ends; the last one frees what the workspace gave up meanwhile. */
-  copyEnded(): void {
-    if (--this.copiesInFlight > 0) return;
-    for (const block of this.deferredFrees.splice(0)) this.backing.free(block);
+  /** An attached array's copy or loan ends; frees what was given up under it once no older copy is left either. */
+  copyEnded(epoch: number): void {
+    const left = (this.copiesByEpoch.get(epoch) ?? 0) - 1;
+    if (left > 0) this.copiesByEpoch.set(epoch, left);
+    else this.copiesByEpoch.delete(epoch);
+    const oldestInFlight = this.copiesByEpoch.keys().next();
+    while (this.deferredFrees.length > 0 && (oldestInFlight.done || this.deferredFrees[0].epoch < oldestInFlight.value)) {
+      this.backing.free(this.deferredFrees.shift()!.block);
+    }
   }
 
-  /** Blocks the workspace held, back to the pools: now, or once the copies in flight end. */
+  /** Blocks the workspace held, back to the pools: now, or once the copies in flight now have ended. */
   private giveBack(block: Block): void {
-    if (this.copiesInFlight > 0) this.deferredFrees.push(block);
-    else this.backing.free(block);
+    if (this.copiesByEpoch.size === 0) {
+      this.backing.free(block);
+      return;
+    }
+    this.deferredFrees.push({ block, epoch: this.copyEpoch });
+    // Copies beginning from now on start a newer epoch, which does not hold this block back.
+    this.copyEpoch++;
   }
 
   private freeBuffers(): void {

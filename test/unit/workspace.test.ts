@@ -953,3 +953,40 @@ describe('generations, validity and release', () => {
     expect(thrown(() => ws.enter()).kind).toBe('FAILED_PRECONDITION');
   });
 });
+
+describe('memory given up while copies of attached arrays are in flight', () => {
+  it('is held back while a copy that was in flight when it was given up has not ended', () => {
+    const { ws, backing } = workspace({ initialSize: 1024, allocationPolicy: 'STRICT', learningPolicy: 'NONE' });
+    const older = ws.copyBegan();
+    cycle(ws, 4096);
+    const later = ws.copyBegan(); // began before the spill is given up: it may still be sending its bytes
+    ws.enter(); // gives the spill up
+    ws.leave();
+    const newest = ws.copyBegan(); // began after: cannot reach it
+    ws.copyEnded(older);
+    expect(backing.held('spill').count).toBe(1);
+    ws.copyEnded(later);
+    expect(backing.held('spill').count).toBe(0);
+    ws.copyEnded(newest);
+  });
+
+  it('goes back once the copies that could reach it end, not when overlapping later copies have all ended', () => {
+    const { ws, backing } = workspace({ initialSize: 1024, allocationPolicy: 'STRICT', learningPolicy: 'NONE' });
+    // A client that always has a read of an attached array in flight: each cycle's read begins before
+    // the last one ends. Every cycle spills 4 KiB, given up at the next enter.
+    let reading = ws.copyBegan();
+    for (let i = 0; i < 20; i++) {
+      // (the spill given up under a copy that is still in flight is held back, as before)
+      cycle(ws, 4096);
+      ws.enter(); // the spill of the cycle before is given up here, while a read is in flight
+      ws.leave();
+      const next = ws.copyBegan();
+      ws.copyEnded(reading);
+      reading = next;
+    }
+    // Only the spill given up under the read still in flight may be held back; ND4J's rule frees the rest.
+    expect(backing.held('spill').count).toBeLessThanOrEqual(1);
+    ws.copyEnded(reading);
+    expect(backing.held('spill').count).toBe(0);
+  });
+});
