@@ -162,10 +162,12 @@ export function normalizeWorkspaceConfig(input: WorkspaceConfigInput = {}): Work
   const device = input.device === undefined || input.device === null ? 0 : input.device;
   if (typeof device !== 'number' || !Number.isSafeInteger(device) || device < 0) throw invalidArgument('config.device', 'a non-negative device index', device);
 
-  const overallocationLimit = input.overallocationLimit === undefined || input.overallocationLimit === null ? DEFAULT_WORKSPACE_CONFIG.overallocationLimit : input.overallocationLimit;
-  if (typeof overallocationLimit !== 'number' || !Number.isFinite(overallocationLimit) || overallocationLimit < 0) {
-    throw invalidArgument('config.overallocation_limit', 'a finite number ≥ 0 (a fraction of the size, e.g. 0.3)', overallocationLimit);
+  const requestedOverallocation = input.overallocationLimit === undefined || input.overallocationLimit === null ? DEFAULT_WORKSPACE_CONFIG.overallocationLimit : input.overallocationLimit;
+  if (typeof requestedOverallocation !== 'number' || !Number.isFinite(requestedOverallocation) || requestedOverallocation < 0) {
+    throw invalidArgument('config.overallocation_limit', 'a finite number ≥ 0 (a fraction of the size, e.g. 0.3)', requestedOverallocation);
   }
+  // -0 (a double may carry it) passes the check above; as 0 it compares equal to 0 (sameWorkspaceConfig uses Object.is).
+  const overallocationLimit = requestedOverallocation === 0 ? 0 : requestedOverallocation;
 
   const tempFilePath = input.tempFilePath === undefined || input.tempFilePath === null || input.tempFilePath === '' ? undefined : input.tempFilePath;
   if (tempFilePath !== undefined && typeof tempFilePath !== 'string') throw invalidArgument('config.temp_file_path', 'a file path', tempFilePath);

@@ -373,6 +373,15 @@ describe('WorkspaceRegistry contract', () => {
     expect(reg.size).toBe(1);
   });
 
+  it('an overallocation_limit of -0 is the same configuration as 0 (a double may carry either), not ALREADY_EXISTS', () => {
+    const { reg } = registry();
+    const ws = reg.create('WS', { overallocationLimit: 0 });
+    expect(reg.create('WS', { overallocationLimit: -0 })).toBe(ws);
+    const negativeZero = reg.create('WS2', { overallocationLimit: -0 });
+    expect(Object.is(negativeZero.config.overallocationLimit, 0)).toBe(true);
+    expect(reg.create('WS2', { overallocationLimit: 0 })).toBe(negativeZero);
+  });
+
   it('new workspaces without a configuration take the default one; setDefaultConfig changes it', () => {
     const { reg } = registry();
     expect(reg.create('plain').config.overallocationLimit).toBe(0.3);
