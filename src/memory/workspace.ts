@@ -174,9 +174,13 @@ export class WorkspaceScope {
   /** @internal Open scopes, innermost last. */
   readonly frames: ScopeFrame[] = [];
 
-  /** Whether any open scope (entered, re-entered, borrowed, scoped out of) involves `workspace`. */
+  /**
+   * Whether any open scope (entered, re-entered, borrowed, scoped out of) involves `workspace`, or
+   * returns to it when left (it was current, e.g. by setCurrentWorkspace, when the scope opened):
+   * destroyed, it would become current again, and every later allocation would be refused.
+   */
   holds(workspace: Workspace): boolean {
-    return this.frames.some((frame) => frame.workspace === workspace);
+    return this.frames.some((frame) => frame.workspace === workspace || frame.previous === workspace);
   }
 
   /**

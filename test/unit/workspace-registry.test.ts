@@ -464,6 +464,20 @@ describe('WorkspaceRegistry contract', () => {
     expect(backing.live.size).toBe(2);
   });
 
+  it('destroy is refused for a workspace an open scope returns to (made current by setCurrent, then another entered)', () => {
+    const { reg } = registry();
+    const set = reg.create('set', { initialSize: 4096 });
+    const entered = reg.create('entered', { initialSize: 4096 });
+    reg.setCurrent(set);
+    reg.enter(entered.workspaceId); // leaving it makes "set" current again
+    expect(thrown(() => reg.destroy(set.workspaceId)).message).toContain('has an open scope');
+    reg.leave(entered.workspaceId);
+    expect(reg.current).toBe(set);
+    expect(create(reg, 64)!.workspaceId).toBe(set.workspaceId); // not a destroyed workspace's FAILED_PRECONDITION
+    reg.destroy(set.workspaceId);
+    expect(reg.current).toBeNull();
+  });
+
   it('destroyAll closes every scope, destroys every workspace and says how many backing bytes came back', () => {
     const { reg, backing } = registry();
     const a = reg.getAndActivate('a', { initialSize: 4096, allocationPolicy: 'STRICT', learningPolicy: 'NONE' });
