@@ -48,6 +48,8 @@ export interface DaemonConfig {
   logLevel: string;
   /** Path of the tenants file; undefined = open mode. */
   tenantsFile?: string;
+  /** --mmap-dir: root of MMAP workspace files; undefined = the default (memory/mmap-files.ts). */
+  mmapDir?: string;
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   /** HOST:PORT of the metrics and status page listener; undefined = off. */
   metricsListen?: string;
@@ -251,6 +253,7 @@ function build(raw: RawValues): DaemonConfig {
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     logLevel: choice('log-level'),
     tenantsFile: text('tenants') || undefined,
+    mmapDir: text('mmap-dir') || undefined,
     tls: tlsFiles(text('tls-cert'), text('tls-key'), text('tls-client-ca')),
     metricsListen: metricsListen(text('metrics-listen'), field('metrics-listen')),
     help: bool('help'),

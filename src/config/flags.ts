@@ -95,6 +95,12 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: 'FILE',
     help: 'Tenants file (YAML, or JSON when the name ends in .json): tokens (as SHA-256), quotas, guarantees, max leases, admins. Reloaded on SIGHUP. Without one the daemon runs in open mode, on loopback and unix sockets only.',
   },
+  {
+    name: 'mmap-dir',
+    type: 'string',
+    arg: 'DIR',
+    help: "Folder of MMAP workspace files (default: tensormem-mmap in the OS temp folder). A lease's temp_file_path is a relative path inside its tenant's folder DIR/tenant-<name>/, never elsewhere; temporary files go in DIR. Put it on a disk-backed file system: on tmpfs the mapped pages take RAM that no tensormem cap counts.",
+  },
   { name: 'tls-cert', type: 'string', arg: 'FILE', help: 'PEM certificate chain: serve TLS on every TCP --listen address (unix sockets stay plaintext, guarded by file mode 0660).' },
   { name: 'tls-key', type: 'string', arg: 'FILE', help: 'PEM private key of --tls-cert.' },
   { name: 'tls-client-ca', type: 'string', arg: 'FILE', help: 'PEM CA bundle: require client certificates signed by it (mTLS). Needs --tls-cert.' },

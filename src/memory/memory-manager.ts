@@ -16,6 +16,7 @@ import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
 import { QuotaAdaptor } from './quota-adaptor';
 import { MemoryWaitQueue } from './memory-wait-queue';
+import { MmapFiles, defaultMmapDir } from './mmap-files';
 import { GuaranteeHolder, checkGuarantees } from './guarantee-policy';
 import type { ResolvedLimits } from './limits';
 
@@ -24,6 +25,8 @@ export type HostCategory = 'mirror' | 'host_only' | 'mmap';
 export interface MemoryManagerOptions {
   poolChunkBytes: number;
   asyncCopyThresholdBytes: number;
+  /** Root of MMAP workspace files (--mmap-dir); default defaultMmapDir(). */
+  mmapDir?: string;
 }
 
 interface PoolStack {
@@ -119,12 +122,16 @@ export class MemoryManager {
   private guaranteesInForce = false;
   private readonly waitQueues: MemoryWaitQueue[];
 
+  /** Where MMAP workspace files live (--mmap-dir), by tenant. */
+  readonly mmapFiles: MmapFiles;
+
   constructor(
     readonly backend: NativeBackend,
     readonly limits: ResolvedLimits,
     private readonly options: MemoryManagerOptions,
     readonly physical: PhysicalMemoryGuard,
   ) {
+    this.mmapFiles = new MmapFiles(options.mmapDir ?? defaultMmapDir());
     const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
     this.deviceNames = devices.map((device) => device.name);
     this.devicePools = devices.map((device, index) => this.stack('DEVICE', index, limits.maxBytes[index], 'pool cap (maxbytes)', backend.name === 'host'));

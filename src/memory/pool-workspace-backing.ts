@@ -5,9 +5,6 @@
  * workspace) so snapshots show who holds it.
  */
 import { statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Block, BlockOwner } from './memory-resource';
 import type { HostCategory, MemoryManager } from './memory-manager';
 import type { MappedFile, WorkspaceBacking, WorkspaceBufferRequest, WorkspaceMapRequest } from './workspace';
@@ -59,17 +56,20 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
     return { deviceBytes, hostBytes };
   }
 
+  /** The length of the tenant's file `path` (temp_file_path, under its --mmap-dir folder); 0 when there is none. */
   fileLength(path: string): number {
+    const file = this.memory.mmapFiles.pathOf(this.owner.tenant, path);
     try {
-      return statSync(path).size;
+      return statSync(file).size;
     } catch {
       return 0;
     }
   }
 
+  /** Maps the tenant's file `request.path` (under its --mmap-dir folder), or a new temporary file in --mmap-dir. */
   mapFile(request: WorkspaceMapRequest): MappedFile {
     const temporary = request.path === undefined;
-    const path = request.path ?? join(tmpdir(), `tensormem-ws-${randomBytes(12).toString('hex')}.mmap`);
+    const path = temporary ? this.memory.mmapFiles.temporaryPath() : this.memory.mmapFiles.pathOf(this.owner.tenant, request.path!);
     const block = this.memory.mapFile(path, { createBytes: request.createBytes, deleteOnFree: temporary }, this.blockOwner(request.workspaceId, request.workspaceName, 'mmap'));
     this.held.set(block, { kind: 'FILE' });
     return { block, fileBytes: block.bytes };

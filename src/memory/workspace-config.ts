@@ -9,6 +9,7 @@
  * ND4J has one.
  */
 import { TensormemError, invalidArgument } from '../errors';
+import { checkMmapPath } from './mmap-files';
 
 export type AllocationPolicy = 'STRICT' | 'OVERALLOCATE';
 export type LearningPolicy = 'FIRST_LOOP' | 'OVER_TIME' | 'NONE';
@@ -195,6 +196,7 @@ export function normalizeWorkspaceConfig(input: WorkspaceConfigInput = {}): Work
     if (config.learningPolicy !== 'NONE') {
       throw configError('learning_policy', "Workspace backed by memory-mapped file can't have LearningPolicy defined", config.learningPolicy);
     }
+    if (config.tempFilePath !== undefined) checkMmapPath(config.tempFilePath);
     if (config.tempFilePath === undefined && config.initialSize === 0) {
       throw configError('temp_file_path', 'MMAP target file path should be non-null or workspace initialSize should be >0 for temp file');
     }

@@ -1,6 +1,6 @@
 /** ND4J workspaces through gRPC: ND4J's numbers, scopes and generations, policies, and real pool memory. */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -32,15 +32,17 @@ describe('workspaces over gRPC', () => {
   let daemon: DaemonProcess;
   let client: TensormemClient;
   let lease: LeaseSession;
+  const mmapDir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-dir-'));
 
   beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '128M', '--pool-chunk', '16M']);
+    daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '128M', '--pool-chunk', '16M', '--mmap-dir', mmapDir]);
     client = new TensormemClient(daemon.tcpAddress);
   });
 
   afterAll(async () => {
     client?.close();
     expect(await daemon?.stop()).toBe(0);
+    rmSync(mmapDir, { recursive: true, force: true });
   });
 
   const doubles = (n: number) => ({ dataType: 'DATA_TYPE_FLOAT64' as const, shape: [n] });
@@ -161,10 +163,10 @@ describe('workspaces over gRPC', () => {
   });
 
   it('MMAP workspaces are real mapped files: 16 KiB rounding, contents kept across cycles, temp files removed on destroy', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-'));
-    const path = join(dir, 'weights.mmap');
+    // A named file lives in the lease's tenant's folder under --mmap-dir.
+    const path = join(mmapDir, 'tenant-default', 'weights.mmap');
     const before = await client.memoryInfo();
-    const ws = await lease.createWorkspace('MMAP_WS', { initial_size: 1_000_000, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE', temp_file_path: path });
+    const ws = await lease.createWorkspace('MMAP_WS', { initial_size: 1_000_000, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE', temp_file_path: 'weights.mmap' });
     expect(statSync(path).size).toBe(1_015_808);
     const mapped = await client.memoryInfo();
     expect(mapped.host!.mmap_bytes - before.host!.mmap_bytes).toBe(1_015_808);
@@ -185,12 +187,53 @@ describe('workspaces over gRPC', () => {
     expect(existsSync(path)).toBe(true); // a named file is the user's
     expect((await client.memoryInfo()).host!.mmap_bytes).toBe(before.host!.mmap_bytes);
 
-    const temporaries = () => readdirSync(tmpdir()).filter((name) => name.startsWith('tensormem-ws-')).length;
+    const temporaries = () => readdirSync(mmapDir).filter((name) => name.startsWith('tensormem-ws-')).length;
     const count = temporaries();
     const temp = await lease.createWorkspace('MMAP_TMP', { initial_size: 64 * 1024, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE' });
     expect(temporaries()).toBe(count + 1);
     await lease.destroyWorkspace(temp.workspace_id);
     expect(temporaries()).toBe(count);
+  });
+
+  it("MMAP files stay in the lease's tenant's folder: no absolute or '..' path, no other tenant's file, no symbolic link", async () => {
+    const mmap = (name: string) => ({ initial_size: 16 * 1024, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const, temp_file_path: name });
+    const a = await client.openLease({ tenant: 'mmap-a' });
+    const b = await client.openLease({ tenant: 'mmap-b' });
+    const outside = join(mmapDir, 'secret.txt');
+    writeFileSync(outside, 'PRIVATE KEY 0123');
+    try {
+      for (const name of [outside, '/etc/hostname', '../secret.txt', 'x/../../secret.txt', './x', 'x//y']) {
+        const refused = await failure(a.createWorkspace(`bad-${name}`, mmap(name)));
+        expect([refused.code, refused.errorMetadata.field]).toEqual([status.INVALID_ARGUMENT, 'config.temp_file_path']);
+        expect(refused.details).toContain(JSON.stringify(name));
+      }
+      expect(readFileSync(outside, 'utf8')).toBe('PRIVATE KEY 0123');
+
+      // The same name is a different file for each tenant.
+      const wsA = await a.createWorkspace('shared', mmap('data/shared.mmap'));
+      await a.enterWorkspace(wsA.workspace_id);
+      const arrayA = await a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+      await a.write(arrayA.array_id, Buffer.from('lease A weights!'));
+      await a.leaveWorkspace(wsA.workspace_id);
+      const wsB = await b.createWorkspace('shared', mmap('data/shared.mmap'));
+      await b.enterWorkspace(wsB.workspace_id);
+      const arrayB = await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+      expect((await b.read(arrayB.array_id)).equals(Buffer.alloc(16))).toBe(true);
+      await b.leaveWorkspace(wsB.workspace_id);
+      expect(readFileSync(join(mmapDir, 'tenant-mmap-a', 'data', 'shared.mmap')).subarray(0, 16).toString()).toBe('lease A weights!');
+      expect(statSync(join(mmapDir, 'tenant-mmap-b', 'data', 'shared.mmap')).size).toBe(16 * 1024);
+      expect(statSync(join(mmapDir, 'tenant-mmap-a')).mode & 0o777).toBe(0o700);
+
+      // A link planted in the tenant's folder is not followed.
+      symlinkSync(outside, join(mmapDir, 'tenant-mmap-a', 'link.mmap'));
+      const linked = await failure(a.createWorkspace('linked', mmap('link.mmap')));
+      expect(linked.code).toBe(status.FAILED_PRECONDITION);
+      expect(linked.details).toContain('symbolic link');
+      expect(readFileSync(outside, 'utf8')).toBe('PRIVATE KEY 0123');
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   it('allocates anew for a request_id retried after its workspace moved on, instead of the outdated array', async () => {

@@ -503,9 +503,9 @@ describe('BasicWorkspaceTests (ND4J)', () => {
 
   it('testMmapedWorkspaceLimits_1: past a 200 MiB mapping, 52,429,800 floats spill to host memory without error', () => {
     const backing = new FakeBacking();
-    backing.files.set('/tmp/somefile', 0);
-    const { ws } = workspace({ initialSize: 200 * MiB, tempFilePath: '/tmp/somefile', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing, 'M2');
-    expect(backing.mapRequests[0]).toMatchObject({ path: '/tmp/somefile', createBytes: 200 * MiB });
+    backing.files.set('somefile', 0);
+    const { ws } = workspace({ initialSize: 200 * MiB, tempFilePath: 'somefile', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing, 'M2');
+    expect(backing.mapRequests[0]).toMatchObject({ path: 'somefile', createBytes: 200 * MiB });
     ws.enter();
     const x = ws.alloc((52_428_800 + 1_000) * FLOAT);
     expect(x).toMatchObject({ placement: 'spill', kind: 'HOST', bytes: 209_719_200 });
@@ -515,22 +515,22 @@ describe('BasicWorkspaceTests (ND4J)', () => {
 
   it('MMAP over an existing file: a longer file is used as it is; a shorter one is re-filled to 16 KiB blocks', () => {
     const backing = new FakeBacking();
-    backing.files.set('/data/long', 100_000);
-    backing.files.set('/data/short', 10);
-    const { ws: long } = workspace({ initialSize: 50_000, tempFilePath: '/data/long', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing, 'long');
-    expect(backing.mapRequests.at(-1)).toMatchObject({ path: '/data/long', createBytes: 0 });
+    backing.files.set('data/long', 100_000);
+    backing.files.set('data/short', 10);
+    const { ws: long } = workspace({ initialSize: 50_000, tempFilePath: 'data/long', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing, 'long');
+    expect(backing.mapRequests.at(-1)).toMatchObject({ path: 'data/long', createBytes: 0 });
     expect(long.info().currentSize).toBe(50_000);
     expect(long.fileBytes).toBe(100_000);
-    const { ws: short } = workspace({ initialSize: 50_000, tempFilePath: '/data/short', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing, 'short');
-    expect(backing.mapRequests.at(-1)).toMatchObject({ path: '/data/short', createBytes: 65_536 });
+    const { ws: short } = workspace({ initialSize: 50_000, tempFilePath: 'data/short', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing, 'short');
+    expect(backing.mapRequests.at(-1)).toMatchObject({ path: 'data/short', createBytes: 65_536 });
     expect(short.fileBytes).toBe(65_536);
     expect(short.info().currentSize).toBe(50_000);
   });
 
   it('testMmap2 (disabled in ND4J): initial_size 0 over an existing file uses the whole file (ND4J: size 0, all spills)', () => {
     const backing = new FakeBacking();
-    backing.files.set('/tmp/fdsfdf', mmapFileBytes(100_000)); // Nd4jWorkspace.fillFile(tmp, 100000)
-    const { ws } = workspace({ tempFilePath: '/tmp/fdsfdf', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing, 'M3');
+    backing.files.set('fdsfdf', mmapFileBytes(100_000)); // Nd4jWorkspace.fillFile(tmp, 100000)
+    const { ws } = workspace({ tempFilePath: 'fdsfdf', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing, 'M3');
     expect(ws.info().currentSize).toBe(114_688);
     ws.enter();
     expect(ws.alloc(doubles(100)).placement).toBe('workspace');
@@ -539,7 +539,7 @@ describe('BasicWorkspaceTests (ND4J)', () => {
 
   it("MMAP: an empty file with initial_size 0 is refused with ND4J's message; an MMAP workspace has no device side", () => {
     const backing = new FakeBacking();
-    const error = thrown(() => workspace({ tempFilePath: '/tmp/empty', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing));
+    const error = thrown(() => workspace({ tempFilePath: 'empty', locationPolicy: 'MMAP', learningPolicy: 'NONE' }, backing));
     expect(error.kind).toBe('INVALID_ARGUMENT');
     expect(error.message).toContain('Memory-mapped file should have positive length.');
     expect(backing.live.size).toBe(0);

@@ -1,0 +1,98 @@
+/**
+ * Where MMAP workspace files live (--mmap-dir). A lease names its file (temp_file_path) relative to its
+ * tenant's own folder under that root, never anywhere else on the daemon's file system: a path taken
+ * as given let any lease map, read, overwrite or truncate any file the daemon could open (its keys,
+ * another tenant's weights). Temporary files (no temp_file_path) are made in the root itself.
+ *
+ * Layout: ROOT/tenant-<name, URI-escaped>/<temp_file_path>, folders made on demand with mode 0700. A
+ * symbolic link on the way (planted by someone with the daemon's rights) is refused, as is a path that
+ * names something other than a regular file.
+ */
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, sep } from 'node:path';
+import { TensormemError, invalidArgument } from '../errors';
+
+/** --mmap-dir's default. */
+export function defaultMmapDir(): string {
+  return join(tmpdir(), 'tensormem-mmap');
+}
+
+const MAX_PATH_CHARS = 1024;
+
+/**
+ * Throws INVALID_ARGUMENT (naming `field`) unless `path` is a relative path of plain names: not
+ * absolute, no empty, "." or ".." segment, no NUL, at most 1024 characters.
+ */
+export function checkMmapPath(path: string, field = 'config.temp_file_path'): void {
+  const segments = path.split('/');
+  if (path.length > MAX_PATH_CHARS || path.startsWith('/') || path.includes('\0') || segments.some((s) => s === '' || s === '.' || s === '..')) {
+    throw invalidArgument(field, `a relative path of plain names under the tenant's MMAP folder (--mmap-dir; no leading "/", no "." or ".." or empty segment, at most ${MAX_PATH_CHARS} characters)`, path);
+  }
+}
+
+export class MmapFiles {
+  constructor(readonly root: string) {}
+
+  /** The tenant's folder: ROOT/tenant-<escaped name> ("tenant-" keeps "." and ".." names out). */
+  tenantFolder(tenant: string): string {
+    return join(this.root, `tenant-${encodeURIComponent(tenant)}`);
+  }
+
+  /**
+   * Where `tenant`'s file `relative` (checked by checkMmapPath) lives; makes the folders on the way.
+   * FAILED_PRECONDITION when a folder cannot be made, a link leads out of the tenant's folder, or the
+   * path names a link or something other than a regular file.
+   */
+  pathOf(tenant: string, relative: string): string {
+    checkMmapPath(relative);
+    this.ensureRoot();
+    const folder = this.tenantFolder(tenant);
+    const path = join(folder, relative);
+    const refuse = (why: string) =>
+      new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `config.temp_file_path ${JSON.stringify(relative)}: ${why}`, { field: 'config.temp_file_path', path });
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw refuse(`cannot make its folder under ${folder}: ${(error as Error).message}`);
+    }
+    const realFolder = realpathSync(folder);
+    const realParent = realpathSync(dirname(path));
+    if (realParent !== realFolder && !realParent.startsWith(realFolder + sep)) throw refuse(`a symbolic link leads out of the tenant's folder ${folder}`);
+    let existing;
+    try {
+      existing = lstatSync(path);
+    } catch {
+      return path;
+    }
+    if (existing.isSymbolicLink()) throw refuse(`${path} is a symbolic link, which MMAP workspaces do not follow`);
+    if (!existing.isFile()) throw refuse(`${path} exists and is not a regular file`);
+    return path;
+  }
+
+  /** A new temporary file's path in the root (made with it, if need be). */
+  temporaryPath(): string {
+    this.ensureRoot();
+    return join(this.root, `tensormem-ws-${randomBytes(12).toString('hex')}.mmap`);
+  }
+
+  /**
+   * Makes the root (mode 0700) if need be, and refuses one that another user could change under the
+   * daemon: a symbolic link, a folder of another owner, or one that group or others may write (the
+   * default lies in the shared temporary folder, where anyone may have made it first).
+   */
+  private ensureRoot(): void {
+    const refuse = (why: string) => new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `--mmap-dir ${this.root} ${why}: MMAP workspaces need a folder of their own (pass another --mmap-dir)`, { path: this.root });
+    try {
+      mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw refuse(`cannot be made (${(error as Error).message})`);
+    }
+    const root = lstatSync(this.root);
+    if (root.isSymbolicLink()) throw refuse('is a symbolic link');
+    if (!root.isDirectory()) throw refuse('is not a folder');
+    if (process.getuid && root.uid !== process.getuid()) throw refuse(`belongs to user ${root.uid}, not to the daemon's user ${process.getuid()}`);
+    if ((root.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${(root.mode & 0o777).toString(8)})`);
+  }
+}
