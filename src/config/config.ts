@@ -204,6 +204,7 @@ function build(raw: RawValues): DaemonConfig {
   const listValue = raw.get('listen')!.value;
   const listen = (Array.isArray(listValue) ? listValue : [listValue]).map((s) => s.trim()).filter((s) => s !== '');
   if (listen.length === 0) throw invalidArgument(field('listen'), 'at least one address (HOST:PORT or unix:PATH)', '(none)');
+  for (const address of listen) listenAddress(address, field('listen'));
 
   const sources: Record<string, ConfigSource> = {};
   const rawValues: Record<string, string> = {};
@@ -283,6 +284,13 @@ function healthAddress(address: string | undefined, field: string): string | und
 function optionalListener(value = ''): string | undefined {
   const address = value.trim();
   return address === '' || address === 'off' ? undefined : address;
+}
+
+/** One --listen address: HOST:PORT or unix:PATH, checked here so that a bad one is refused with its source before anything starts. */
+function listenAddress(address: string, field: string): void {
+  const socketPath = unixSocketPath(address);
+  if (socketPath === '') throw invalidArgument(field, 'unix:PATH with a path', address);
+  if (socketPath === undefined && !parseHostPort(address)) throw invalidArgument(field, 'HOST:PORT (port 0 picks one) or unix:PATH', address);
 }
 
 /** --data-listen: HOST:PORT or unix:PATH; undefined when `off`. */

@@ -153,6 +153,9 @@ describe('loadConfig', () => {
     [['--chunk-bytes', '0'], 'Expected a size above 0 for --chunk-bytes but received "0"'],
     [['--heap-growth', '-5'], 'Expected an integer from 0 to 400 for --heap-growth but received "-5"'],
     [['--heap-growth', '10%'], 'Expected an integer from 0 to 400 for --heap-growth but received "10%"'],
+    [['--listen', '127.0.0.1'], 'Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen but received "127.0.0.1"'],
+    [['--listen', '127.0.0.1:0', '--listen', '127.0.0.1:70000'], 'Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen but received "127.0.0.1:70000"'],
+    [['--listen', 'unix:'], 'Expected unix:PATH with a path for --listen but received "unix:"'],
   ])('refuses %j with a message naming the flag', (argv, message) => {
     let error: unknown;
     try {
@@ -169,6 +172,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig([], { TENSORMEM_LEASE_TTL: '0s' })).toThrowError('Expected a duration above 0 for --lease-ttl (from TENSORMEM_LEASE_TTL) but received "0s"');
     expect(() => loadConfig([], { TENSORMEM_MIRROR: 'sometimes' })).toThrowError('Expected one of lazy, eager for --mirror (from TENSORMEM_MIRROR) but received "sometimes"');
     expect(() => loadConfig([], { TENSORMEM_METRICS_LISTEN: 'nowhere' })).toThrowError('for --metrics-listen (from TENSORMEM_METRICS_LISTEN) but received "nowhere"');
+    expect(() => loadConfig([], { TENSORMEM_LISTEN: 'unix:/tmp/t.sock,127.0.0.1' })).toThrowError('Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen (from TENSORMEM_LISTEN) but received "127.0.0.1"');
     expect(() => loadConfig([], { TENSORMEM_CONFIG: '/nonexistent/tensormemd.yaml' })).toThrowError('Expected a readable file for --config (from TENSORMEM_CONFIG) but received');
     // A flag is named as itself, and overrides a bad variable.
     expect(() => loadConfig(['--maxbytes', 'lots'], {})).toThrowError('for --maxbytes but received "lots"');
@@ -182,6 +186,8 @@ describe('loadConfig', () => {
     expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected a size like 8G, 512MiB, 1048576 or 80% for --maxbytes (from ${file}: maxbytes) but received "12Q"`);
     writeFileSync(file, 'emulated-devices: 0\n');
     expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected an integer from 1 to 16 for --emulated-devices (from ${file}: emulated-devices) but received "0"`);
+    writeFileSync(file, 'listen: [ "127.0.0.1:7070x" ]\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen (from ${file}: listen) but received "127.0.0.1:7070x"`);
     writeFileSync(file, 'data-listen: "unix:"\n');
     expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected unix:PATH with a path for --data-listen (from ${file}: data-listen) but received "unix:"`);
     // The environment overrides the file, and is the one named.
