@@ -12,6 +12,7 @@ import { FLAGS, FlagSpec, envName, findFlag } from './flags';
 import { parseHostPort, unixSocketPath } from './listen-address';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
 import { MAX_TIMER_MS } from '../long-timeout';
+import { MAX_TTL_SECONDS } from '../leases/lease-registry';
 
 /** `profile:NAME` marks a value set by --profile NAME (applyProfile). */
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default' | `profile:${string}`;
@@ -184,6 +185,12 @@ function build(raw: RawValues): DaemonConfig {
     if (value > MAX_TIMER_MS) throw invalidArgument(field(name), `a duration of at most ${MAX_TIMER_MS} ms (about 24.8 days)`, text(name));
     return value;
   };
+  /** --lease-ttl: at most the longest TTL a client may ask for (ttl_seconds, a uint32 in every reply, wrapped past it). */
+  const leaseTtl = (): number => {
+    const value = duration('lease-ttl');
+    if (value > MAX_TTL_SECONDS * 1000) throw invalidArgument(field('lease-ttl'), `a duration of at most ${MAX_TTL_SECONDS / 3600}h (7 days, the longest TTL OpenLease takes)`, text('lease-ttl'));
+    return value;
+  };
   const choice = <T extends string>(name: string): T => {
     const flag = findFlag(name)!;
     const value = text(name)!;
@@ -239,7 +246,7 @@ function build(raw: RawValues): DaemonConfig {
     emulatedDevices: int('emulated-devices', 1, 16),
     allowSmallDevice: bool('allow-small-device'),
     mirror: choice('mirror'),
-    leaseTtlMs: duration('lease-ttl'),
+    leaseTtlMs: leaseTtl(),
     reclaimIntervalMs: timerDuration('reclaim-interval'),
     listen,
     dataListen: dataListen(text('data-listen'), field('data-listen')),

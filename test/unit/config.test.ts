@@ -144,6 +144,8 @@ describe('loadConfig', () => {
     [['--backend', 'tpu'], 'Expected one of auto, cuda, host for --backend but received "tpu"'],
     [['--mirror', 'sometimes'], 'Expected one of lazy, eager for --mirror but received "sometimes"'],
     [['--lease-ttl', '0s'], 'Expected a duration above 0 for --lease-ttl but received "0s"'],
+    [['--lease-ttl', '169h'], 'Expected a duration of at most 168h (7 days, the longest TTL OpenLease takes) for --lease-ttl but received "169h"'],
+    [['--lease-ttl', '2000000h'], 'Expected a duration of at most 168h (7 days, the longest TTL OpenLease takes) for --lease-ttl but received "2000000h"'],
     [['--shutdown-timeout', '600h'], 'Expected a duration of at most 2147483647 ms (about 24.8 days) for --shutdown-timeout but received "600h"'],
     [['--reclaim-interval', '700h'], 'Expected a duration of at most 2147483647 ms (about 24.8 days) for --reclaim-interval but received "700h"'],
     [['--data-stall-timeout', '9999h'], 'Expected a duration of at most 2147483647 ms (about 24.8 days) for --data-stall-timeout but received "9999h"'],
@@ -170,6 +172,8 @@ describe('loadConfig', () => {
   it('names the environment variable source of a bad value', () => {
     expect(() => loadConfig([], { TENSORMEM_MAXBYTES: 'lots' })).toThrowError('Expected a size like 8G, 512MiB, 1048576 or 80% for --maxbytes (from TENSORMEM_MAXBYTES) but received "lots"');
     expect(() => loadConfig([], { TENSORMEM_LEASE_TTL: '0s' })).toThrowError('Expected a duration above 0 for --lease-ttl (from TENSORMEM_LEASE_TTL) but received "0s"');
+    expect(() => loadConfig([], { TENSORMEM_LEASE_TTL: '9999999999999h' })).toThrowError('for --lease-ttl (from TENSORMEM_LEASE_TTL) but received "9999999999999h"');
+    expect(loadConfig(['--lease-ttl', '168h'], {}).leaseTtlMs).toBe(7 * 24 * 3600 * 1000);
     expect(() => loadConfig([], { TENSORMEM_MIRROR: 'sometimes' })).toThrowError('Expected one of lazy, eager for --mirror (from TENSORMEM_MIRROR) but received "sometimes"');
     expect(() => loadConfig([], { TENSORMEM_METRICS_LISTEN: 'nowhere' })).toThrowError('for --metrics-listen (from TENSORMEM_METRICS_LISTEN) but received "nowhere"');
     expect(() => loadConfig([], { TENSORMEM_LISTEN: 'unix:/tmp/t.sock,127.0.0.1' })).toThrowError('Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen (from TENSORMEM_LISTEN) but received "127.0.0.1"');
