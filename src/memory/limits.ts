@@ -63,6 +63,18 @@ export function describeSource(flagName: string, source: string | undefined, con
   return 'the default';
 }
 
+/**
+ * A flag as a refusal names it: with the variable, config file key or profile its value came from when
+ * that was not a flag ("--maxbytes (from TENSORMEM_MAXBYTES)"), as loadConfig names a bad value.
+ */
+export function sourcedFlag(config: Pick<DaemonConfig, 'sources' | 'rawValues'>, flagName: string): string {
+  const source = config.sources?.[flagName];
+  if (source === 'env') return `--${flagName} (from ${envName(findFlag(flagName)!)})`;
+  if (source === 'file') return `--${flagName} (from ${config.rawValues?.config ? `${config.rawValues.config}: ` : 'the config file: '}${flagName})`;
+  if (source?.startsWith('profile:')) return `--${flagName} (from --profile ${source.slice('profile:'.length)})`;
+  return `--${flagName}`;
+}
+
 /** How a device pool's cap was arrived at: what the messages about a cap of 0 say. */
 export interface DeviceCapOrigin {
   /** "derived" (the device's memory − --device-reserve), or where --maxbytes came from ("flag", "env", "file", "profile:NAME"). */
@@ -226,7 +238,8 @@ export function resolveLimits(config: DaemonConfig, backend: BackendName, device
   limits.maxBytes.forEach((cap, index) => {
     const device = devices[index];
     if (cap > device.totalBytes) {
-      throw invalidArgument('--maxbytes', `at most device ${index}'s memory, ${formatBytes(device.totalBytes)}`, formatBytes(cap));
+      const given = config.rawValues?.maxbytes;
+      throw invalidArgument(sourcedFlag(config, 'maxbytes'), `at most device ${index}'s memory, ${formatBytes(device.totalBytes)}`, given ? `${given} (${cap} bytes, ${formatIec(cap)})` : formatBytes(cap));
     }
     if (cap === 0) {
       throw capProblemError(zeroDeviceCapProblem({ index, name: device.name, totalBytes: device.totalBytes }, deviceCapOrigin(config, limits, index), backend === 'host'));

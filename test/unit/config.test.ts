@@ -291,6 +291,17 @@ describe('resolveLimits: the caps the daemon starts with', () => {
     }
   });
 
+  it('refuses a --maxbytes above the device, naming the flag, where the value came from and the value as given', () => {
+    const tooBig = "Expected at most device 0's memory, 4294967296 bytes (4.00 GiB) for --maxbytes";
+    expect(refusal(['--maxbytes', '5G']).message).toBe(`${tooBig} but received "5G (5368709120 bytes, 5.00 GiB)"`);
+    expect(refusal([], undefined, { TENSORMEM_MAXBYTES: '40G' }).message).toBe(`${tooBig} (from TENSORMEM_MAXBYTES) but received "40G (42949672960 bytes, 40.00 GiB)"`);
+    const file = join(mkdtempSync(join(tmpdir(), 'tensormem-config-')), 'big.yaml');
+    writeFileSync(file, 'maxbytes: 5G\n');
+    const fromFile = refusal(['--config', file]);
+    expect(fromFile.message).toBe(`${tooBig} (from ${file}: maxbytes) but received "5G (5368709120 bytes, 5.00 GiB)"`);
+    expect(fromFile.metadata.field).toBe(`--maxbytes (from ${file}: maxbytes)`);
+  });
+
   it('takes a --maxphysicalbytes of 0 as no process cap (JavaCPP\'s rule), not as a cap of 0', () => {
     expect(resolve(['--maxphysicalbytes', '0']).maxPhysicalBytes).toBe(0);
   });
