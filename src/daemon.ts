@@ -10,7 +10,7 @@ import { applyProfile } from './config/profiles';
 import type { DaemonConfig } from './config/config';
 import { isLocalAddress } from './config/listen-address';
 import { LeaseRegistry } from './leases/lease-registry';
-import { resolveLimits } from './memory/limits';
+import { resolveLimits, sourcedFlag } from './memory/limits';
 import { MemoryManager } from './memory/memory-manager';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
@@ -65,13 +65,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   if (!tenantSpecs) {
     const exposed = config.listen.filter((address) => !isLocalAddress(address));
     if (exposed.length > 0) {
-      throw invalidArgument('--listen', 'loopback or unix: addresses only when no --tenants file is given (open mode)', exposed.join(', '));
+      throw invalidArgument(sourcedFlag(config, 'listen'), 'loopback or unix: addresses only when no --tenants file is given (open mode)', exposed.join(', '));
     }
     if (config.metricsListen !== undefined && !isLocalAddress(config.metricsListen)) {
-      throw invalidArgument('--metrics-listen', 'a loopback address when no --tenants file is given (open mode)', config.metricsListen);
+      throw invalidArgument(sourcedFlag(config, 'metrics-listen'), 'a loopback address when no --tenants file is given (open mode)', config.metricsListen);
     }
     if (config.dataListen !== undefined && !isLocalAddress(config.dataListen)) {
-      throw invalidArgument('--data-listen', 'a loopback or unix: address when no --tenants file is given (open mode)', config.dataListen);
+      throw invalidArgument(sourcedFlag(config, 'data-listen'), 'a loopback or unix: address when no --tenants file is given (open mode)', config.dataListen);
     }
   }
   const heapGrowth = new HeapGrowth(config.heapGrowthPercent, (percent) => {

@@ -7,6 +7,8 @@ import { helpText, FLAGS } from '../../src/config/flags';
 import { parseDurationMs, parseSize, resolveSize } from '../../src/config/sizes';
 import { TensormemError } from '../../src/errors';
 import { resolveLimits } from '../../src/memory/limits';
+import { startDaemon } from '../../src/daemon';
+import pino from 'pino';
 import type { DeviceMemoryInfo } from '../../src/native/backend';
 
 const GiB = 1024 ** 3;
@@ -222,6 +224,21 @@ describe('loadConfig', () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'maxbites: 4G\n');
     expect(() => loadConfig(['--config', file], {})).toThrowError(`${file}: maxbites`);
+  });
+});
+
+describe('open mode: addresses beyond loopback refused at start', () => {
+  const refusal = (argv: string[], env: NodeJS.ProcessEnv) => startDaemon(loadConfig(argv, env), pino({ level: 'silent' })).then(() => 'started', (error: Error) => error.message);
+
+  it('names the variable or config file key an exposed address came from', async () => {
+    expect(await refusal([], { TENSORMEM_LISTEN: 'unix:/tmp/t.sock,0.0.0.0:7070' })).toBe(
+      'Expected loopback or unix: addresses only when no --tenants file is given (open mode) for --listen (from TENSORMEM_LISTEN) but received "0.0.0.0:7070"',
+    );
+    expect(await refusal(['--listen', '0.0.0.0:7070'], {})).toContain('for --listen but received "0.0.0.0:7070"');
+    const file = join(mkdtempSync(join(tmpdir(), 'tensormem-config-')), 'exposed.yaml');
+    writeFileSync(file, 'metrics-listen: 0.0.0.0:7072\n');
+    expect(await refusal(['--config', file, '--listen', 'unix:/tmp/t.sock'], {})).toContain(`for --metrics-listen (from ${file}: metrics-listen) but received "0.0.0.0:7072"`);
+    expect(await refusal(['--listen', 'unix:/tmp/t.sock', '--metrics-listen', 'off'], { TENSORMEM_DATA_LISTEN: '0.0.0.0:7071' })).toContain('for --data-listen (from TENSORMEM_DATA_LISTEN) but received "0.0.0.0:7071"');
   });
 });
 
