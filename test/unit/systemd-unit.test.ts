@@ -57,12 +57,15 @@ describe('tensormemd.service', () => {
     expect(existsSync(join(ROOT, pkg.bin[basename(program)]))).toBe(true);
   });
 
-  it('ExecStart passes only flags of flags.ts, with values the daemon accepts', () => {
+  it('ExecStart passes no flag of its own, so that every TENSORMEM_* variable of the environment file takes effect', () => {
     const args = value('ExecStart').split(/\s+/).slice(1).filter((arg) => !arg.startsWith('$'));
-    const flags = args.filter((arg) => arg.startsWith('--')).map((arg) => arg.slice(2));
-    expect(flags.length).toBeGreaterThan(0);
-    for (const flag of flags) expect(FLAGS.map((f) => f.name)).toContain(flag);
-    expect(loadConfig(args, {}).shutdownTimeoutMs).toBe(10_000);
+    expect(args).toEqual([]);
+    const unitEnv = Object.fromEntries(values('Environment').map((assignment) => assignment.split('=', 2) as [string, string]));
+    expect(loadConfig(args, unitEnv).shutdownTimeoutMs).toBe(10_000);
+    // A setting in /etc/tensormem/tensormemd.env overrides the unit's Environment= (systemd's order) and is not beaten by a flag.
+    const config = loadConfig(args, { ...unitEnv, TENSORMEM_SHUTDOWN_TIMEOUT: '25s' });
+    expect(config.shutdownTimeoutMs).toBe(25_000);
+    expect(config.sources['shutdown-timeout']).toBe('env');
   });
 
   it('Environment= and the environment file set only TENSORMEM_* variables of flags.ts, with values the daemon accepts', () => {
@@ -94,7 +97,8 @@ describe('tensormemd.service', () => {
     expect(value('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
     expect(value('KillSignal')).toBe('SIGTERM');
     // The stop timeout leaves the daemon its --shutdown-timeout to drain.
-    expect(Number(value('TimeoutStopSec').replace(/s$/, ''))).toBeGreaterThan(10);
+    const shutdown = values('Environment').find((assignment) => assignment.startsWith('TENSORMEM_SHUTDOWN_TIMEOUT='))!;
+    expect(Number(value('TimeoutStopSec').replace(/s$/, '')) * 1000).toBeGreaterThan(loadConfig([], { TENSORMEM_SHUTDOWN_TIMEOUT: shutdown.split('=')[1] }).shutdownTimeoutMs);
   });
 
   it('runs hardened, as the user that the sysusers file creates', () => {
