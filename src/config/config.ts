@@ -23,6 +23,8 @@ export interface DaemonConfig {
   profile?: 'workstation' | 'server' | 'gpu-training' | 'inference';
   maxBytes?: SizeSpec;
   deviceReserve?: SizeSpec;
+  /** --profile on devices of different sizes: each device's reserve in bytes (by index), in place of one --device-reserve. */
+  deviceReserveByDevice?: number[];
   hostMaxBytes: SizeSpec;
   maxPhysicalBytes?: SizeSpec;
   emulatedDevice: SizeSpec;

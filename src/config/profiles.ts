@@ -99,9 +99,9 @@ export interface MachineFacts {
 }
 
 export interface ProfileValues {
-  /** One --device-reserve for every device: computed on the largest device (the most conservative). */
-  deviceReserveBytes: number;
-  /** One --maxbytes when every device has the same size (VRAM − reserve); undefined otherwise (derived per device from the reserve). */
+  /** Each device's reserve, by the profile's rule for that device's size. */
+  deviceReserveBytes: number[];
+  /** One --maxbytes when every device has the same size (VRAM − reserve); undefined otherwise (derived per device from its reserve). */
   maxBytes?: number;
   hostMaxBytes: number;
   maxPhysicalBytes: number;
@@ -120,10 +120,11 @@ const share = (ramBytes: number, part: number, whole: number) => floorMiB(Number
  */
 export function profileValues(name: ProfileName, machine: MachineFacts, given: { deviceCapsBytes?: number[]; hostMaxBytes?: number } = {}): ProfileValues {
   const profile = PROFILES[name];
-  const largest = Math.max(0, ...machine.deviceTotalBytes);
-  const deviceReserveBytes = profile.deviceReserve(largest);
-  const caps = given.deviceCapsBytes ?? machine.deviceTotalBytes.map((total) => Math.max(0, total - deviceReserveBytes));
-  const sameSize = machine.deviceTotalBytes.length > 0 && machine.deviceTotalBytes.every((total) => total === largest);
+  // Each device its own reserve: one computed on the largest and applied to all would leave a smaller
+  // card less than the seed's share, or nothing (gpu-training's 4G of a 40G card takes all of a 4G one).
+  const deviceReserveBytes = machine.deviceTotalBytes.map((total) => profile.deviceReserve(total));
+  const caps = given.deviceCapsBytes ?? machine.deviceTotalBytes.map((total, index) => Math.max(0, total - deviceReserveBytes[index]));
+  const sameSize = machine.deviceTotalBytes.length > 0 && machine.deviceTotalBytes.every((total) => total === machine.deviceTotalBytes[0]);
   let hostMaxBytes = share(machine.ramBytes, profile.seedMaxBytes, profile.referenceRamBytes);
   if (profile.hostFollowsDevices) hostMaxBytes = Math.min(hostMaxBytes, floorMiB(caps.reduce((sum, cap) => sum + cap, 0)));
   const effectiveHostBytes = given.hostMaxBytes ?? hostMaxBytes;
@@ -162,9 +163,14 @@ export function applyProfile(config: DaemonConfig, machine: MachineFacts): Daemo
     return { kind: 'bytes' as const, bytes };
   };
   // A --maxbytes or --device-reserve given by the user decides the device caps; the profile's do not mix in.
-  if (!devicesGiven) {
-    next.deviceReserve = set('device-reserve', values.deviceReserveBytes);
-    if (values.maxBytes !== undefined) next.maxBytes = set('maxbytes', values.maxBytes);
+  if (!devicesGiven && values.maxBytes !== undefined) {
+    next.deviceReserve = set('device-reserve', values.deviceReserveBytes[0]);
+    next.maxBytes = set('maxbytes', values.maxBytes);
+  } else if (!devicesGiven && values.deviceReserveBytes.length > 0) {
+    // Devices of different sizes: one reserve per device, which no single --device-reserve value says.
+    next.deviceReserveByDevice = values.deviceReserveBytes;
+    next.sources['device-reserve'] = source;
+    next.rawValues['device-reserve'] = values.deviceReserveBytes.join(',');
   }
   if (given.hostMaxBytes === undefined) next.hostMaxBytes = set('host-maxbytes', values.hostMaxBytes);
   if (unset('maxphysicalbytes')) next.maxPhysicalBytes = set('maxphysicalbytes', values.maxPhysicalBytes);

@@ -195,8 +195,9 @@ export function hostCapOrigin(config: DaemonConfig, limits: ResolvedLimits): Hos
  */
 export function computeLimits(config: DaemonConfig, backend: BackendName, devices: DeviceMemoryInfo[], physicalRamBytes = totalmem()): ResolvedLimits {
   const heapLimitBytes = getHeapStatistics().heap_size_limit;
-  const deviceReserveBytes = devices.map((device) =>
-    config.deviceReserve ? resolveSize(config.deviceReserve, device.totalBytes) : defaultDeviceReserve(device.totalBytes),
+  const deviceReserveBytes = devices.map(
+    (device, index) =>
+      config.deviceReserveByDevice?.[index] ?? (config.deviceReserve ? resolveSize(config.deviceReserve, device.totalBytes) : defaultDeviceReserve(device.totalBytes)),
   );
   const maxBytes = devices.map((device, index) =>
     config.maxBytes ? resolveSize(config.maxBytes, device.totalBytes) : Math.max(0, device.totalBytes - deviceReserveBytes[index]),
@@ -214,7 +215,7 @@ export function computeLimits(config: DaemonConfig, backend: BackendName, device
     deviceReserveBytes,
     sources: {
       maxbytes: config.maxBytes ? source('maxbytes') : 'derived',
-      'device-reserve': config.deviceReserve ? source('device-reserve') : 'derived',
+      'device-reserve': config.deviceReserve || config.deviceReserveByDevice ? source('device-reserve') : 'derived',
       'host-maxbytes': source('host-maxbytes'),
       maxphysicalbytes: config.maxPhysicalBytes ? source('maxphysicalbytes') : 'derived',
     },

@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config/config';
 import { applyProfile, MachineFacts, profileValues } from '../../src/config/profiles';
 import { diagnose } from '../../src/config/doctor';
 import { proposedFacts } from '../../src/cli/doctor-command';
+import { resolveLimits } from '../../src/memory/limits';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -14,7 +15,7 @@ const gpuBox = (vram: number[], ram: number, heap = 4 * GiB): MachineFacts => ({
 
 describe('profileValues: the seed reproduced on its own reference machines', () => {
   it('gpu-training on 24 GB VRAM, 64 GB RAM gives the seed line maxbytes=22G, maxphysicalbytes=30G', () => {
-    expect(profileValues('gpu-training', gpuBox([24 * GiB], 64 * GiB))).toEqual({ deviceReserveBytes: 2 * GiB, maxBytes: 22 * GiB, hostMaxBytes: 22 * GiB, maxPhysicalBytes: 30 * GiB });
+    expect(profileValues('gpu-training', gpuBox([24 * GiB], 64 * GiB))).toEqual({ deviceReserveBytes: [2 * GiB], maxBytes: 22 * GiB, hostMaxBytes: 22 * GiB, maxPhysicalBytes: 30 * GiB });
   });
 
   it.each([
@@ -27,15 +28,15 @@ describe('profileValues: the seed reproduced on its own reference machines', () 
   });
 
   it('gpu-training on a card under 16 GiB leaves the daemon default reserve of 1 GiB', () => {
-    expect(profileValues('gpu-training', gpuBox([8 * GiB], 64 * GiB))).toMatchObject({ deviceReserveBytes: GiB, maxBytes: 7 * GiB, hostMaxBytes: 7 * GiB, maxPhysicalBytes: 15 * GiB });
+    expect(profileValues('gpu-training', gpuBox([8 * GiB], 64 * GiB))).toMatchObject({ deviceReserveBytes: [GiB], maxBytes: 7 * GiB, hostMaxBytes: 7 * GiB, maxPhysicalBytes: 15 * GiB });
   });
 
   it('workstation on 16 GB RAM: maxbytes=10G off-heap, maxphysicalbytes=14G', () => {
-    expect(profileValues('workstation', gpuBox([8 * GiB], 16 * GiB))).toEqual({ deviceReserveBytes: GiB, maxBytes: 7 * GiB, hostMaxBytes: 10 * GiB, maxPhysicalBytes: 14 * GiB });
+    expect(profileValues('workstation', gpuBox([8 * GiB], 16 * GiB))).toEqual({ deviceReserveBytes: [GiB], maxBytes: 7 * GiB, hostMaxBytes: 10 * GiB, maxPhysicalBytes: 14 * GiB });
   });
 
   it('server on 64 GB RAM: 48G off-heap, 58G physical', () => {
-    expect(profileValues('server', gpuBox([16 * GiB], 64 * GiB))).toEqual({ deviceReserveBytes: 2 * GiB, maxBytes: 14 * GiB, hostMaxBytes: 48 * GiB, maxPhysicalBytes: 58 * GiB });
+    expect(profileValues('server', gpuBox([16 * GiB], 64 * GiB))).toEqual({ deviceReserveBytes: [2 * GiB], maxBytes: 14 * GiB, hostMaxBytes: 48 * GiB, maxPhysicalBytes: 58 * GiB });
   });
 
   it('inference on 32 GB RAM: 16G off-heap, 20G physical (heap limit 2 GiB)', () => {
@@ -60,20 +61,34 @@ describe('profileValues: scaled to other machines', () => {
   });
 
   it('gpu-training with two 24 GiB cards on 128 GiB: host off-heap holds both caps (44 GiB)', () => {
-    expect(profileValues('gpu-training', gpuBox([24 * GiB, 24 * GiB], 128 * GiB))).toEqual({ deviceReserveBytes: 2 * GiB, maxBytes: 22 * GiB, hostMaxBytes: 44 * GiB, maxPhysicalBytes: 60 * GiB });
+    expect(profileValues('gpu-training', gpuBox([24 * GiB, 24 * GiB], 128 * GiB))).toEqual({ deviceReserveBytes: [2 * GiB, 2 * GiB], maxBytes: 22 * GiB, hostMaxBytes: 44 * GiB, maxPhysicalBytes: 60 * GiB });
   });
 
   it('gpu-training bounds host off-heap by the seed share of RAM when the caps are larger', () => {
     expect(profileValues('gpu-training', gpuBox([80 * GiB, 80 * GiB], 64 * GiB)).hostMaxBytes).toBe(22 * GiB);
   });
 
-  it('leaves --maxbytes to the reserve when the devices differ in size (reserve computed on the largest)', () => {
-    expect(profileValues('gpu-training', gpuBox([40 * GiB, 24 * GiB], 256 * GiB))).toMatchObject({ deviceReserveBytes: 4 * GiB, maxBytes: undefined, hostMaxBytes: 56 * GiB });
+  it('gives each device its own reserve when the devices differ in size, and leaves --maxbytes to them', () => {
+    // The seed's 40G → 36G and 24G → 22G on one machine; host off-heap holds both caps (58 GiB).
+    expect(profileValues('gpu-training', gpuBox([40 * GiB, 24 * GiB], 256 * GiB))).toMatchObject({ deviceReserveBytes: [4 * GiB, 2 * GiB], maxBytes: undefined, hostMaxBytes: 58 * GiB });
+  });
+
+  it('leaves every device of a mixed machine a pool the daemon starts with (a 40G card\'s 4G reserve took all of a 4G one)', () => {
+    const machine = gpuBox([40 * GiB, 4 * GiB], 128 * GiB);
+    const devices = machine.deviceTotalBytes.map((totalBytes, index) => ({ index, name: `card ${index}`, totalBytes, freeBytes: totalBytes, computeCapability: '8.0' }));
+    for (const name of ['gpu-training', 'workstation'] as const) {
+      const config = applyProfile(loadConfig(['--profile', name], {}), machine);
+      const limits = resolveLimits(config, 'cuda', devices, machine.ramBytes);
+      expect(limits.deviceReserveBytes).toEqual([name === 'gpu-training' ? 4 * GiB : 2 * GiB, GiB]);
+      expect(limits.maxBytes).toEqual([name === 'gpu-training' ? 36 * GiB : 38 * GiB, 3 * GiB]);
+      expect(limits.sources['device-reserve']).toBe(`profile:${name}`);
+      expect(config.rawValues['device-reserve']).toBe(limits.deviceReserveBytes.join(','));
+    }
   });
 
   it('counts the emulated devices in the physical cap on the host backend', () => {
     const values = profileValues('workstation', { ramBytes: 16 * GiB, deviceTotalBytes: [2 * GiB], backend: 'host', heapLimitBytes: 4 * GiB });
-    expect(values).toEqual({ deviceReserveBytes: GiB, maxBytes: GiB, hostMaxBytes: 10 * GiB, maxPhysicalBytes: 16 * GiB });
+    expect(values).toEqual({ deviceReserveBytes: [GiB], maxBytes: GiB, hostMaxBytes: 10 * GiB, maxPhysicalBytes: 16 * GiB });
   });
 });
 
