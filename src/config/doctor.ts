@@ -15,6 +15,7 @@ import {
   zeroHostCapProblem,
 } from '../memory/limits';
 import { formatIec, GiB, MiB } from '../units';
+import { PROFILES } from './profiles';
 
 export { sizeFlag };
 
@@ -140,12 +141,14 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   if (!facts.deviceCapSet && facts.devices.length > 0) {
     // A cap of 0 is its own error (maxbytes-zero); suggest what would work there instead.
     const smallest = floorMiBOrBytes(Math.min(...facts.devices.map((device) => (device.maxBytes > 0 ? device.maxBytes : device.totalBytes - workingDeviceReserve(device.totalBytes)))));
+    // The profile only where its reserve leaves every device a pool (on a 1 GiB device it reserves all of it, and the daemon refuses).
+    const profileFits = facts.devices.every((device) => PROFILES['gpu-training'].deviceReserve(device.totalBytes) < device.totalBytes);
     add({
       severity: 'warning',
       rule: 'no-device-cap',
       what: `No --maxbytes (or --device-reserve) set: each device pool's cap is derived (${facts.devices.map((device) => formatIec(device.maxBytes)).join(', ')})`,
       why: 'The seed\'s pitfall "No `maxbytes` set → Off-heap defaults to `-Xmx` value, may be insufficient → Set `maxbytes` explicitly"; here the cap follows VRAM − the default device reserve, whatever the card.',
-      fix: smallest > 0 ? `--maxbytes ${sizeFlag(smallest)} (or --profile gpu-training)` : 'None: a device has no memory to lend',
+      fix: smallest > 0 ? `--maxbytes ${sizeFlag(smallest)}${profileFits ? ' (or --profile gpu-training)' : ''}` : 'None: a device has no memory to lend',
     });
   }
 

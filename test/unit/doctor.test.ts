@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/config/config';
 import { checkGuaranteesFit } from '../../src/daemon';
 import { readTenantsFile } from '../../src/leases/tenants-file';
 import { resolveLimits } from '../../src/memory/limits';
+import { applyProfile } from '../../src/config/profiles';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -132,11 +133,31 @@ describe('doctor', () => {
     expect(findings.map((f) => `${f.severity} ${f.rule}`)).toEqual(['error maxbytes-zero', 'warning device-too-small', 'warning no-device-cap']);
     expect(findings[0].what).toContain("--maxbytes is 0 bytes on device 0 (gpu, 1.00 GiB), derived as the device's 1.00 GiB minus --device-reserve 1.00 GiB (the default for a device under 16 GiB)");
     expect(findings[0].fix).toBe('--device-reserve 256M (a smaller reserve), or --maxbytes 768M');
-    expect(findings[2].fix).toBe('--maxbytes 768M (or --profile gpu-training)');
+    // Not --profile gpu-training: its reserve (1G under 16 GiB) takes the whole device, and the daemon refuses that.
+    expect(findings[2].fix).toBe('--maxbytes 768M');
     // An explicit --maxbytes 0 is fixed with a --maxbytes.
     const set = only(good({ backend: 'host', devices: [{ ...device(4 * GiB, 0)[0], capOrigin: { maxbytesSource: 'flag', maxbytesText: '0%' } }], maxPhysicalBytes: 40 * GiB }));
     expect(set).toMatchObject({ severity: 'error', rule: 'maxbytes-zero', fix: '--maxbytes 3G' });
     expect(set.what).toContain('"0%" set by --maxbytes');
+  });
+
+  it('suggests --profile gpu-training for an unset cap only where the daemon starts with it', () => {
+    const daemonStarts = (totalBytes: number) => {
+      const devices = [{ index: 0, name: 'tensormem emulated device', totalBytes, freeBytes: totalBytes, computeCapability: 'emulated' }];
+      const config = applyProfile(loadConfig(['--profile', 'gpu-training', '--allow-small-device'], {}), { ramBytes: 64 * GiB, deviceTotalBytes: [totalBytes], backend: 'host', heapLimitBytes: 4 * GiB });
+      try {
+        resolveLimits(config, 'host', devices, 64 * GiB);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const totalBytes of [GiB, 1536 * MiB, 4 * GiB]) {
+      const facts = proposedFacts(['--backend', 'host', '--emulated-device', String(totalBytes), '--allow-small-device'], { ram: '64G' }, {});
+      const fix = diagnose(facts).find((f) => f.rule === 'no-device-cap')!.fix;
+      expect(fix.includes('--profile gpu-training'), `${totalBytes} bytes: ${fix}`).toBe(daemonStarts(totalBytes));
+    }
+    expect(daemonStarts(4 * GiB)).toBe(true);
   });
 
   it('suggests --allow-small-device with a reserve that leaves a pool when the default reserve takes the whole device', () => {
