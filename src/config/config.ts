@@ -280,8 +280,10 @@ export function parseHealthAddress(address: string, field = '--health-listen'): 
   return parsed;
 }
 
-function healthAddress(address: string | undefined, field: string): string | undefined {
-  if (!address) return undefined;
+function healthAddress(value: string | undefined, field: string): string | undefined {
+  // `off` (or empty) as for --data-listen and --metrics-listen: the default is already off.
+  const address = optionalListener(value);
+  if (address === undefined) return undefined;
   parseHealthAddress(address, field);
   return address;
 }

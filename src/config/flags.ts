@@ -87,7 +87,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'health-listen',
     type: 'string',
     arg: 'HOST:PORT',
-    help: 'Plaintext HTTP health endpoint for probes (Kubernetes, load balancers): GET /healthz answers 200 while the daemon runs, GET /readyz 200 while it serves and 503 while it drains. It serves no data, so any address is allowed, also in open mode. Off when unset.',
+    help: 'Plaintext HTTP health endpoint for probes (Kubernetes, load balancers): GET /healthz answers 200 while the daemon runs, GET /readyz 200 while it serves and 503 while it drains. It serves no data, so any address is allowed, also in open mode. Off when unset or off.',
   },
   {
     name: 'tenants',

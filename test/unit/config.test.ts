@@ -76,9 +76,11 @@ describe('loadConfig', () => {
     expect(config.sources['data-listen']).toBe('default');
   });
 
-  it('turns the data plane and the metrics listener off with `off`, from a flag, the environment or a config file', () => {
+  it('turns the data plane, the metrics and the health listener off with `off`, from a flag, the environment or a config file', () => {
     expect(loadConfig(['--data-listen', 'off'], {}).dataListen).toBeUndefined();
     expect(loadConfig(['--metrics-listen', 'off'], {}).metricsListen).toBeUndefined();
+    expect(loadConfig(['--health-listen', 'off'], {}).healthListen).toBeUndefined();
+    expect(loadConfig([], { TENSORMEM_HEALTH_LISTEN: 'off' }).healthListen).toBeUndefined();
     expect(loadConfig([], { TENSORMEM_DATA_LISTEN: 'off' }).dataListen).toBeUndefined();
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
     const file = join(dir, 'off.yaml');
