@@ -88,7 +88,30 @@ async function main(): Promise<number> {
   const json = values.output === 'json';
   const client = new TensormemClient(values.address!, { deadlineMs: 10_000 });
   const print = (data: unknown, table: () => string) => process.stdout.write(`${json ? JSON.stringify(data, null, 2) : table()}\n`);
+  // An argument a command does not take is a usage error (exit 2), never ignored: `evict A B` must not
+  // evict A alone, nor `doctor 30G` judge the running daemon. doctor's flags after `--` are its own.
+  const afterTerminator = positionals[0] === 'doctor' && terminator >= 0 ? process.argv.length - terminator - 1 : 0;
+  const takesOnly = (operands: number, usage: string) => {
+    const extra = positionals.slice(1 + operands, positionals.length - afterTerminator);
+    if (extra.length > 0) throw new UsageError(`${positionals[0]} takes ${usage}, not "${extra.join(' ')}"`);
+  };
   try {
+    switch (positionals[0]) {
+      case 'info':
+      case 'leases':
+      case 'arrays':
+      case 'tenants':
+      case 'top':
+      case 'config':
+        takesOnly(0, 'no arguments');
+        break;
+      case 'evict':
+        takesOnly(1, 'one lease id: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
+        break;
+      case 'doctor':
+        takesOnly(0, 'tensormemd flags only after --: tensormemctl doctor -- --maxbytes 30G');
+        break;
+    }
     switch (positionals[0]) {
       case 'info': {
         const info = await client.memoryInfo(values.token);

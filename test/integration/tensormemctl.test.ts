@@ -528,6 +528,21 @@ describe('tensormemctl exit codes', () => {
     const noFile = await ctl(['--address', daemon.unixAddress, 'get', '--array', 'arr-x']);
     expect(noFile.code).toBe(2);
     expect(noFile.stderr).toContain('get needs an array and one file');
+    // An extra argument is refused, not ignored (README and --help: exit 2 on "a missing or extra argument").
+    for (const args of [['info', 'extra'], ['leases', 'extra'], ['arrays', 'extra'], ['config', 'extra'], ['tenants', 'extra'], ['top', '--once', 'extra'], ['doctor', 'extra'], ['doctor', 'extra', '--', '--maxbytes', '1G']]) {
+      const extra = await ctl(['--address', daemon.unixAddress, ...args]);
+      expect(extra.code, args.join(' ')).toBe(2);
+      expect(extra.stderr, args.join(' ')).toContain(`${args[0]} takes `);
+      expect(extra.stderr, args.join(' ')).toContain('not "extra"');
+      expect(extra.stdout, args.join(' ')).toBe('');
+    }
+    const evictTwo = await ctl(['--address', daemon.unixAddress, 'evict', 'lease-a', 'lease-b']);
+    expect(evictTwo.code).toBe(2);
+    expect(evictTwo.stderr).toContain('evict takes one lease id');
+    expect(evictTwo.stderr).toContain('not "lease-b"');
+    const doctorFlags = await ctl(['doctor', '--', '--maxbytes', '1G']);
+    expect(doctorFlags.code).toBe(0);
+    expect(doctorFlags.stdout).toContain('proposed configuration (tensormemd --maxbytes 1G)');
     const unknownCommand = await ctl(['--address', daemon.unixAddress, 'frobnicate']);
     expect(unknownCommand.code).toBe(2);
     expect(unknownCommand.stderr).toContain('unknown command "frobnicate"');
