@@ -234,7 +234,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       rule: 'tenants-file-unreadable',
       what: `--tenants ${facts.tenants.file} cannot be used: ${facts.tenants.readError}; the daemon refuses to start`,
       why: 'tensormemd reads the tenants file at start (and on SIGHUP) and refuses one it cannot read or parse.',
-      fix: `Correct ${facts.tenants.file} (README, Tenants: YAML, or JSON when the name ends in .json)`,
+      fix: `Correct ${facts.tenants.file} (README, Operating a shared GPU host: YAML, or JSON when the name ends in .json)`,
     });
   } else if (facts.tenants?.guaranteesError !== undefined) {
     const smallestCap = Math.min(...facts.devices.map((device) => device.maxBytes));
