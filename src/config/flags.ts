@@ -47,7 +47,7 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: 'SIZE',
     percentOf: 'RAM',
     seedName: 'org.bytedeco.javacpp.maxphysicalbytes',
-    help: "Cap of the daemon's physical memory, checked before every allocation of host RAM: the larger of its resident set and its resident set at start plus the host-RAM pool chunks it holds (a chunk counts when taken, before it is written). 0 = no cap. Default: --host-maxbytes + 3 x the V8 heap limit (JavaCPP's rule), plus the emulated devices on the host backend.",
+    help: "Cap of the daemon's physical memory, checked before every allocation of host RAM: the larger of its resident set and its resident set at start plus the host-RAM pool chunks it holds (a chunk counts when taken, before it is written). 0 = no cap. Default: --host-maxbytes + 3 x the V8 heap limit (JavaCPP's rule), plus the emulated devices on the host backend, at most the machine's RAM.",
   },
   { name: 'emulated-device', type: 'size', arg: 'SIZE', percentOf: 'RAM', default: '25%', help: "Capacity of each of the host backend's emulated devices (host RAM, touched only when used)." },
   { name: 'emulated-devices', type: 'int', arg: 'N', default: '1', help: 'Number of emulated devices on the host backend.' },

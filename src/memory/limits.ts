@@ -204,9 +204,11 @@ export function computeLimits(config: DaemonConfig, backend: BackendName, device
   );
   const hostMaxBytes = resolveSize(config.hostMaxBytes, physicalRamBytes);
   const emulatedBytes = backend === 'host' ? devices.reduce((sum, device) => sum + device.totalBytes, 0) : 0;
+  // Derived: JavaCPP's rule, at most the machine's RAM (a cap above RAM prevents nothing: the kernel's
+  // OOM killer acts first, and doctor warned on the defaults of small machines).
   const maxPhysicalBytes = config.maxPhysicalBytes
     ? resolveSize(config.maxPhysicalBytes, physicalRamBytes)
-    : hostMaxBytes + emulatedBytes + 3 * heapLimitBytes;
+    : Math.min(hostMaxBytes + emulatedBytes + 3 * heapLimitBytes, physicalRamBytes);
   const source = (name: string) => config.sources[name] ?? 'derived';
   return {
     maxBytes,

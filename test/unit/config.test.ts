@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -272,6 +273,17 @@ describe('resolveLimits: the caps the daemon starts with', () => {
     expect(resolve([]).maxBytes).toEqual([3 * GiB]);
     expect(resolve([], 24 * GiB).maxBytes).toEqual([22 * GiB]);
     expect(resolve(['--allow-small-device', '--device-reserve', '256M'], GiB).maxBytes).toEqual([768 * MiB]);
+  });
+
+  it("derives --maxphysicalbytes by JavaCPP's rule (host cap + emulated devices + 3 x heap limit), at most the machine's RAM", () => {
+    const heapLimit = getHeapStatistics().heap_size_limit;
+    const roomy = resolveLimits(loadConfig(['--host-maxbytes', '1G'], {}), 'host', [device(2 * GiB)], 64 * GiB);
+    expect(roomy.maxPhysicalBytes).toBe(GiB + 2 * GiB + 3 * heapLimit);
+    const small = resolveLimits(loadConfig(['--host-maxbytes', '1G'], {}), 'host', [device(2 * GiB)], 4 * GiB);
+    expect(small.maxPhysicalBytes).toBe(4 * GiB);
+    expect(small.sources.maxphysicalbytes).toBe('derived');
+    // A cap given explicitly is taken as it is (doctor warns when it is above RAM).
+    expect(resolveLimits(loadConfig(['--maxphysicalbytes', '6G'], {}), 'host', [device(2 * GiB)], 4 * GiB).maxPhysicalBytes).toBe(6 * GiB);
   });
 
   it('refuses a derived pool cap of 0 (a small device and the default reserve), naming the reserve and a reserve that works', () => {
