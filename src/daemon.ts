@@ -61,6 +61,9 @@ export function stderrLog(level: string): Logger {
 }
 
 export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(config.logLevel)): Promise<Daemon> {
+  for (const { name, meant } of config.misspelledEnv ?? []) {
+    log.warn({ event: 'env_misspelled', name, meant }, `${name} is not a tensormemd variable and is ignored; did you mean ${meant}?`);
+  }
   const tenantSpecs = config.tenantsFile ? readTenantsFile(config.tenantsFile) : undefined;
   if (!tenantSpecs) {
     const exposed = config.listen.filter((address) => !isLocalAddress(address));

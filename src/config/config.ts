@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
-import { FLAGS, FlagSpec, envName, findFlag } from './flags';
+import { FLAGS, FlagSpec, envName, findFlag, misspelledEnv } from './flags';
 import { parseHostPort, unixSocketPath } from './listen-address';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
 import { MAX_TIMER_MS } from '../long-timeout';
@@ -51,6 +51,8 @@ export interface DaemonConfig {
   logLevel: string;
   /** Path of the tenants file; undefined = open mode. */
   tenantsFile?: string;
+  /** TENSORMEM_ variables no flag reads that look like one that does (logged as a warning at start). */
+  misspelledEnv?: Array<{ name: string; meant: string }>;
   /** --mmap-dir: root of MMAP workspace files; undefined = the default (memory/mmap-files.ts). */
   mmapDir?: string;
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
@@ -93,11 +95,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     raw.set('config', { value: configPath, source: fromFlags.has('config') ? 'flag' : 'env' });
   }
   for (const flag of FLAGS) {
+    if (flag.commandLineOnly) continue;
     const text = env[envName(flag)];
     if (text !== undefined && text !== '') raw.set(flag.name, { value: flag.type === 'list' ? splitList(text) : text, source: 'env', origin: envName(flag) });
   }
   for (const [name, entry] of fromFlags) raw.set(name, entry);
-  return build(raw);
+  return { ...build(raw), misspelledEnv: misspelledEnv(env) };
 }
 
 function parseArgv(argv: readonly string[]): RawValues {
@@ -143,7 +146,7 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
   if (typeof document !== 'object' || Array.isArray(document)) throw invalidArgument(field, 'a mapping of flag names to values', path);
   for (const [key, value] of Object.entries(document as Record<string, unknown>)) {
     const flag = findFlag(key);
-    if (!flag || key === 'config') throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help)', key);
+    if (!flag || key === 'config' || flag.commandLineOnly) throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help; help and version are command-line flags only)', key);
     // A list flag takes a YAML/JSON list, or a string of comma-separated items as its environment variable does.
     if (Array.isArray(value)) values.set(key, value.map(String));
     else values.set(key, flag.type === 'list' ? splitList(String(value)) : String(value));

@@ -19,6 +19,8 @@ export interface FlagSpec {
   seedName?: string;
   /** Size flags: what "%" is a share of. */
   percentOf?: 'RAM' | 'VRAM';
+  /** Read from the command line only: no TENSORMEM_ variable, no config file key (--help, --version). */
+  commandLineOnly?: boolean;
 }
 
 export const FLAGS: readonly FlagSpec[] = [
@@ -124,12 +126,39 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'cuDNN library opened at run time (dlopen, never linked) to size AcquireCudnnWorkspace: tried first, then libcudnn.so.9 and libcudnn.so.8 as the dynamic loader finds them. "none" disables cuDNN. Used on the cuda backend only; elsewhere the size comes from the request.',
   },
   { name: 'log-level', type: 'enum', arg: 'LEVEL', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], help: 'pino log level (JSON logs on stderr).' },
-  { name: 'help', type: 'bool', default: 'false', help: 'Print this help and exit.' },
-  { name: 'version', type: 'bool', default: 'false', help: 'Print the version and exit.' },
+  { name: 'help', type: 'bool', default: 'false', help: 'Print this help and exit.', commandLineOnly: true },
+  { name: 'version', type: 'bool', default: 'false', help: 'Print the version and exit.', commandLineOnly: true },
 ];
 
 export function envName(flag: FlagSpec): string {
   return `TENSORMEM_${flag.name.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/**
+ * TENSORMEM_ variables in `env` that no flag reads but that look like one that does (the same name
+ * without underscores, or one or two letters off): a typo that would otherwise be ignored without a word.
+ */
+export function misspelledEnv(env: NodeJS.ProcessEnv): Array<{ name: string; meant: string }> {
+  const known = FLAGS.filter((flag) => !flag.commandLineOnly).map(envName);
+  const squash = (name: string) => name.replace(/_/g, '');
+  const found: Array<{ name: string; meant: string }> = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('TENSORMEM_') || known.includes(name)) continue;
+    const meant = known.find((flagEnv) => squash(flagEnv) === squash(name) || editDistance(flagEnv.slice(10), name.slice(10)) <= 2);
+    if (meant) found.push({ name, meant });
+  }
+  return found;
+}
+
+/** Levenshtein distance (short names only). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    previous = row;
+  }
+  return previous[b.length];
 }
 
 export function findFlag(name: string): FlagSpec | undefined {
@@ -155,10 +184,10 @@ export function helpText(program = 'tensormemd'): string {
     if (flag.default !== undefined && flag.type !== 'bool') details.push(`default ${flag.default}`);
     if (flag.percentOf) details.push(`% of ${flag.percentOf}`);
     if (flag.seedName) details.push(`seed: ${flag.seedName}`);
-    details.push(`env ${envName(flag)}`);
+    if (!flag.commandLineOnly) details.push(`env ${envName(flag)}`);
     lines.push(head);
     lines.push(`      ${flag.help}`);
-    lines.push(`      (${details.join('; ')})`);
+    if (details.length > 0) lines.push(`      (${details.join('; ')})`);
   }
   return lines.join('\n');
 }

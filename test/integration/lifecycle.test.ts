@@ -162,4 +162,14 @@ describe('lease lifecycle', () => {
       }
     }
   });
+  it('warns at start about a TENSORMEM_ variable that looks like a flag but is not (a typo would be ignored)', async () => {
+    const daemon = await startDaemon([], { TENSORMEM_MAX_BYTES: '1G' });
+    try {
+      const warning = daemon.logs.find((entry) => entry.event === 'env_misspelled');
+      expect(warning).toMatchObject({ level: 40, name: 'TENSORMEM_MAX_BYTES', meant: 'TENSORMEM_MAXBYTES' });
+      expect(warning!.msg).toBe('TENSORMEM_MAX_BYTES is not a tensormemd variable and is ignored; did you mean TENSORMEM_MAXBYTES?');
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
 });

@@ -245,12 +245,51 @@ describe('open mode: addresses beyond loopback refused at start', () => {
   });
 });
 
+describe('the environment', () => {
+  it('takes --help and --version from the command line only (TENSORMEM_HELP=true does not stop the daemon)', () => {
+    expect(loadConfig([], { TENSORMEM_HELP: 'true', TENSORMEM_VERSION: '1' })).toMatchObject({ help: false, version: false });
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'help.yaml');
+    writeFileSync(file, 'help: true\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`${file}: help`);
+  });
+
+  it('names a TENSORMEM_ variable that looks like a flag\'s but is not (a typo would be ignored), and not the client tools\' own', () => {
+    const env = {
+      TENSORMEM_MAX_BYTES: '4G',
+      TENSORMEM_LEASE_TTLS: '1h',
+      TENSORMEM_HOSTMAXBYTES: '1G',
+      TENSORMEM_MAXBYTES: '4G',
+      // Read by tensormemctl, the healthcheck, tests and the benchmark, not by the daemon.
+      TENSORMEM_ADDRESS: 'unix:/tmp/x.sock',
+      TENSORMEM_TOKEN: 'secret',
+      TENSORMEM_HEALTH_ADDRESS: '127.0.0.1:8081',
+      TENSORMEM_TEST_DAEMON: '1',
+      TENSORMEM_TEST_CUDNN_LIBRARY: 'x',
+      TENSORMEM_SKIP_INTEROP: '1',
+      TENSORMEM_INTEROP_PYTHON: 'python3',
+      TENSORMEM_GPU_RESULTS: '/tmp',
+      TENSORMEM_BENCH_QUICK: '1',
+      TENSORMEM_BENCH_B8_ARRAYS: '1000',
+      TENSORMEM_LOAD_SECONDS: '1',
+      TENSORMEM_FUZZ_BATCHES: '1',
+      TENSORMEM_UPDATE_SCREENSHOT: '1',
+    };
+    expect(loadConfig([], env).misspelledEnv).toEqual([
+      { name: 'TENSORMEM_MAX_BYTES', meant: 'TENSORMEM_MAXBYTES' },
+      { name: 'TENSORMEM_LEASE_TTLS', meant: 'TENSORMEM_LEASE_TTL' },
+      { name: 'TENSORMEM_HOSTMAXBYTES', meant: 'TENSORMEM_HOST_MAXBYTES' },
+    ]);
+  });
+});
+
 describe('--help', () => {
   it('lists every flag with its environment name', () => {
     const help = helpText();
     for (const flag of FLAGS) {
       expect(help).toContain(`--${flag.name}`);
-      expect(help).toContain(`TENSORMEM_${flag.name.toUpperCase().replace(/-/g, '_')}`);
+      if (flag.commandLineOnly) expect(help).not.toContain(`TENSORMEM_${flag.name.toUpperCase()}`);
+      else expect(help).toContain(`TENSORMEM_${flag.name.toUpperCase().replace(/-/g, '_')}`);
     }
     expect(help).toContain('seed: org.bytedeco.javacpp.maxphysicalbytes');
   });
