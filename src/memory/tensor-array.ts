@@ -126,6 +126,19 @@ interface ArrayExtras {
   moving?: Promise<void>;
   /** Resolved when the last copy in flight ends (exclusive() waits on them). */
   idleWaiters?: Array<() => void>;
+  /** Byte ranges of a device array being changed (beginChange); undefined when none is. */
+  changes?: Set<RangeChange>;
+}
+
+/**
+ * A change of a device array's bytes in flight: a write (its device copy, then the write through to
+ * the mirror) or a sync (one side copied over the other). Overlapping changes run one after the
+ * other, so that the device and the mirror take them in the same order.
+ */
+interface RangeChange {
+  start: number;
+  end: number;
+  done: Promise<void>;
 }
 
 /**
@@ -387,15 +400,51 @@ export class TensorArray implements BlockOwner {
         await this.memory.writeBlock(this.hostBlock!, offset, data);
         return;
       }
-      // A mirror fill in flight copies the device as it was when it began, and this write would not go
-      // through to a mirror that is not yet valid: wait for the fill, then write through to it.
-      await this.mirrorFillsEnded();
-      if (!this.deviceValid) await this.copyMirrorToDevice();
-      await this.memory.writeBlock(this.deviceBlock, offset, data);
-      // A fill that began while this write was in flight copies again (ensureHostCurrent).
-      this.set(DEVICE_WRITTEN, true);
-      if (this.hostBlock && this.hostValid) await this.memory.writeBlock(this.hostBlock, offset, data);
+      // Two copies, device then mirror: another write of these bytes or a sync running between them
+      // would leave the sides different (the device with one write's bytes, the mirror with the other's).
+      const changed = await this.beginChange(offset, offset + data.byteLength);
+      try {
+        // A mirror fill in flight copies the device as it was when it began, and this write would not go
+        // through to a mirror that is not yet valid: wait for the fill, then write through to it.
+        await this.mirrorFillsEnded();
+        if (!this.deviceValid) await this.copyMirrorToDevice();
+        await this.memory.writeBlock(this.deviceBlock, offset, data);
+        // A fill that began while this write was in flight copies again (ensureHostCurrent).
+        this.set(DEVICE_WRITTEN, true);
+        if (this.hostBlock && this.hostValid) await this.memory.writeBlock(this.hostBlock, offset, data);
+      } finally {
+        changed();
+      }
     });
+  }
+
+  /**
+   * Waits until no change of bytes in [start, end) is in flight, then records this one until the
+   * returned function is called. Called inside track(), so a move or release waits for the change.
+   */
+  private async beginChange(start: number, end: number): Promise<() => void> {
+    const extras = this.more;
+    for (;;) {
+      let overlapping: RangeChange | undefined;
+      if (extras.changes) {
+        for (const change of extras.changes) {
+          if (change.start < end && start < change.end) {
+            overlapping = change;
+            break;
+          }
+        }
+      }
+      if (!overlapping) break;
+      await overlapping.done;
+    }
+    let finished!: () => void;
+    const change: RangeChange = { start, end, done: new Promise<void>((resolve) => (finished = resolve)) };
+    (extras.changes ??= new Set()).add(change);
+    return () => {
+      extras.changes?.delete(change);
+      if (extras.changes?.size === 0) extras.changes = undefined;
+      finished();
+    };
   }
 
   /**
@@ -463,8 +512,13 @@ export class TensorArray implements BlockOwner {
     this.assertUsable('Cannot sync array');
     if (!this.deviceBlock) return;
     await this.track(async () => {
-      this.hostValid = false;
-      await this.ensureHostCurrent();
+      const changed = await this.beginChange(0, this.byteSize);
+      try {
+        this.hostValid = false;
+        await this.ensureHostCurrent();
+      } finally {
+        changed();
+      }
     });
   }
 
@@ -473,11 +527,18 @@ export class TensorArray implements BlockOwner {
     this.assertUsable('Cannot sync array');
     if (!this.deviceBlock || !this.hostBlock) return;
     await this.track(async () => {
-      await this.mirrorFillsEnded();
-      // Only a current mirror is copied down (as ND4J copies to the device only when the host side is
-      // the current one): a stale one, an eager mirror never filled or one a duplicate left behind,
-      // would overwrite the device's bytes.
-      if (this.hostValid) await this.copyMirrorToDevice();
+      // The whole mirror is copied down: a write in flight would otherwise have its device bytes
+      // overwritten by the mirror's older ones, and write its mirror bytes only after.
+      const changed = await this.beginChange(0, this.byteSize);
+      try {
+        await this.mirrorFillsEnded();
+        // Only a current mirror is copied down (as ND4J copies to the device only when the host side is
+        // the current one): a stale one, an eager mirror never filled or one a duplicate left behind,
+        // would overwrite the device's bytes.
+        if (this.hostValid) await this.copyMirrorToDevice();
+      } finally {
+        changed();
+      }
     });
   }
 

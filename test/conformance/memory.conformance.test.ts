@@ -10,6 +10,7 @@ import { MemoryManager } from '../../src/memory/memory-manager';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { TensorArray, TensorArrayInit } from '../../src/memory/tensor-array';
 import { OutOfMemoryError } from '../../src/errors';
+import type { Block } from '../../src/memory/memory-resource';
 import type { ResolvedLimits } from '../../src/memory/limits';
 
 const MiB = 1024 * 1024;
@@ -176,6 +177,55 @@ for (const { name, backend, reason } of backends) {
         expect(sha256(back), `round ${round}`).toBe(sha256(data));
         array.release();
       }
+    });
+
+    it('overlapping writes and a sync to the device in flight leave the device and the mirror with the same bytes', async () => {
+      // Each write is two copies, device then mirror. Here the mirror copy of the first write is held back
+      // (as a busy thread pool may), so that a second write of the same bytes, or a sync to the device,
+      // would run between its two copies.
+      memory = make(64 * MiB, 32 * MiB, 1024);
+      const size = 2 * MiB;
+      const first = Buffer.alloc(size, 0xaa);
+      const second = Buffer.alloc(size, 0xbb);
+      const writeBlock = memory.writeBlock.bind(memory);
+      let held: Block | undefined;
+      let firstOnDevice = () => {};
+      /** Holds back the mirror copy of `first` into `array`; resolves when its device copy is done. */
+      const holdMirrorOf = (array: TensorArray) => {
+        held = array.hostBlock;
+        return new Promise<void>((resolve) => (firstOnDevice = resolve));
+      };
+      memory.writeBlock = async (block, offset, data) => {
+        if (block === held && data === first) {
+          firstOnDevice();
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        return writeBlock(block, offset, data);
+      };
+      /** The device's bytes, as a sync to the host brings them up (the mirror's are what read() gives). */
+      const sides = async (array: TensorArray) => {
+        const mirror = Buffer.alloc(size);
+        await array.read(0, mirror);
+        await array.syncToHost();
+        const device = Buffer.alloc(size);
+        await array.read(0, device);
+        return { mirror: mirror[0].toString(16), device: device[0].toString(16), mirrorWhole: sha256(mirror), deviceWhole: sha256(device) };
+      };
+
+      const overlapping = await TensorArray.create(init(size), memory, { zero: true, eagerMirror: true });
+      const firstWroteDevice = holdMirrorOf(overlapping);
+      await Promise.all([overlapping.write(0, first), firstWroteDevice.then(() => overlapping.write(0, second))]);
+      const afterWrites = await sides(overlapping);
+      expect(afterWrites.mirror, 'mirror after two writes').toBe(afterWrites.device);
+      expect(afterWrites.mirrorWhole).toBe(afterWrites.deviceWhole);
+      overlapping.release();
+
+      const synced = await TensorArray.create(init(size), memory, { zero: true, eagerMirror: true });
+      const wroteDevice = holdMirrorOf(synced);
+      await Promise.all([synced.write(0, first), wroteDevice.then(() => synced.syncToDevice())]);
+      const afterSync = await sides(synced);
+      expect(afterSync, 'a write with a sync to the device in flight').toEqual({ mirror: 'aa', device: 'aa', mirrorWhole: sha256(first), deviceWhole: sha256(first) });
+      synced.release();
     });
 
     it('a sync to the device copies only a current mirror: a stale one (eager, never filled) leaves the device bytes alone', async () => {
