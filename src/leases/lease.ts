@@ -240,8 +240,11 @@ export class Lease {
     return waiting;
   }
 
-  /** `retry`: a wait_for_memory request tried again (its refusals are not counted again, AllocateOptions.retry). */
-  private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace, retry = false): Promise<TensorArray> {
+  /**
+   * `retry`: a wait_for_memory request tried again (its refusals are not counted again, AllocateOptions.retry).
+   * `eagerMirror`: whether a detached device array gets its host mirror now (--mirror eager) or on first host access.
+   */
+  private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace, retry = false, eagerMirror = this.eagerMirror): Promise<TensorArray> {
     const arrayId = newArrayId();
     // An attached array lives on its workspace's device.
     const device = workspace ? workspace.config.device : params.device;
@@ -249,7 +252,7 @@ export class Lease {
     const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
     const array = workspace
       ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
-      : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror: this.eagerMirror, exportable: params.exportable, retry });
+      : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror, exportable: params.exportable, retry });
     if (this.closed) {
       // The lease ended while the array was being zeroed: give the memory straight back.
       array.release();
@@ -377,9 +380,14 @@ export class Lease {
     }
   }
 
+  /**
+   * The scratch is device memory for cuDNN: it gets no host mirror until the client reads it, also under
+   * --mirror eager (a mirror would take host memory that scratchBudget does not count, and refuse the scratch
+   * with HOST_OUT_OF_MEMORY after the old one was given back).
+   */
   private async createScratch(device: number, bytes: number): Promise<TensorArray> {
     const params = { dataType: 'DATA_TYPE_UINT8', shape: [bytes], placement: 'PLACEMENT_DEVICE', device, workspaceId: '', zero: false, label: CUDNN_SCRATCH_LABEL, requestId: '' };
-    const scratch = await this.create(params, bytes, 'PLACEMENT_DEVICE', [bytes]);
+    const scratch = await this.create(params, bytes, 'PLACEMENT_DEVICE', [bytes], undefined, false, false);
     this.cudnnScratch.set(device, scratch);
     return scratch;
   }

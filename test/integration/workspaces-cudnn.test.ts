@@ -244,6 +244,39 @@ describe('AcquireCudnnWorkspace under a tenant quota', () => {
   });
 });
 
+describe('AcquireCudnnWorkspace with --mirror eager', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--mirror', 'eager', '--maxbytes', '64M', '--host-maxbytes', '8M', '--pool-chunk', '4M', '--cudnn-library', 'none']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('the scratch takes device memory only: no eager mirror, so it grows past --host-maxbytes', async () => {
+    const lease = await client.openLease();
+    const first = await lease.acquireCudnnWorkspace(request(2 * MiB));
+    expect(first.scratch).toMatchObject({ byte_size: 2 * MiB, has_host_mirror: false });
+    expect((await client.memoryInfo()).host!.mirror_bytes).toBe(0);
+    // 16 MiB fits the 64 MiB pool; the host cap (8 MiB) has nothing to do with it.
+    const grown = await lease.acquireCudnnWorkspace(request(16 * MiB));
+    expect(grown).toMatchObject({ grew: true, workspace_bytes: 16 * MiB });
+    expect(grown.scratch).toMatchObject({ byte_size: 16 * MiB, has_host_mirror: false });
+    const info = await client.memoryInfo();
+    expect(info.devices[0].used_bytes).toBe(16 * MiB);
+    expect(info.host!.used_bytes).toBe(0);
+    const small = await lease.acquireCudnnWorkspace(request(2 * MiB));
+    expect(small.scratch!.array_id).toBe(grown.scratch!.array_id);
+    expect((await lease.close()) > 0).toBe(true);
+    expect((await client.memoryInfo()).devices[0].used_bytes).toBe(0);
+  });
+});
+
 /**
  * A real cuDNN library (TENSORMEM_TEST_CUDNN_LIBRARY, e.g. the nvidia-cudnn wheel's lib/libcudnn.so.9)
  * opened by the daemon: its version shows in GetConfig; on the host backend it is loaded but unused.
