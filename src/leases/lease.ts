@@ -368,14 +368,20 @@ export class Lease {
     const current = this.cudnnScratchOf(device);
     if (bytes === 0 || (current && current.byteSize >= bytes)) return { scratch: current, grew: false };
     const budget = this.scratchBudget(device);
-    if (budget.alignedSize(bytes) > budget.bytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), current?.deviceHeldBytes ?? 0);
-    if (current) this.freeArray(current.arrayId);
+    // A scratch with a copy in flight (the client reading it) gives its memory back only when the copy
+    // ends: the new one must then fit beside it, and the old one is freed once the new one is had.
+    const givesBack = current !== undefined && !current.copying;
+    const heldBytes = current?.deviceHeldBytes ?? 0;
+    const givenBackBytes = givesBack ? heldBytes : 0;
+    if (budget.alignedSize(bytes) > budget.bytes - heldBytes + givenBackBytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), givenBackBytes);
+    if (givesBack) this.freeArray(current.arrayId);
     try {
       const scratch = await this.createScratch(device, bytes);
+      if (current && !givesBack) this.freeArray(current.arrayId);
       return { scratch, grew: current !== undefined };
     } catch (error) {
       // The pool could not place it after all (fragmentation): keep the lease's old scratch size.
-      if (current) await this.createScratch(device, current.byteSize).catch(() => undefined);
+      if (givesBack) await this.createScratch(device, current.byteSize).catch(() => undefined);
       throw error;
     }
   }

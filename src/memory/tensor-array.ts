@@ -264,6 +264,10 @@ export class TensorArray implements BlockOwner {
   private set deviceExportable(exportable: boolean) {
     this.set(DEVICE_EXPORTABLE, exportable);
   }
+  /** Whether a copy of the array (a read, a write, a lent view) is in flight: a release now would wait for it. */
+  get copying(): boolean {
+    return this.pendingCopies > 0;
+  }
   get isFreed(): boolean {
     return this.has(RELEASED | RELEASE_WHEN_IDLE);
   }

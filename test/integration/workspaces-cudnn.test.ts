@@ -5,10 +5,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CudnnWorkspaceRequest, LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { RETIRED_ARRAYS_KEPT } from '../../src/leases/lease';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
@@ -273,6 +274,49 @@ describe('AcquireCudnnWorkspace with --mirror eager', () => {
     const small = await lease.acquireCudnnWorkspace(request(2 * MiB));
     expect(small.scratch!.array_id).toBe(grown.scratch!.array_id);
     expect((await lease.close()) > 0).toBe(true);
+    expect((await client.memoryInfo()).devices[0].used_bytes).toBe(0);
+  });
+});
+
+describe('AcquireCudnnWorkspace growth while the old scratch is being read', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '64M', '--pool-chunk', '4M', '--data-listen', '127.0.0.1:0', '--cudnn-library', 'none']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('a growth that does not fit beside the scratch in flight is refused and leaves it in place; one that fits replaces it', async () => {
+    const lease = await client.openLease();
+    const first = (await lease.acquireCudnnWorkspace(request(20 * MiB))).scratch!;
+    const data = randomBytes(20 * MiB);
+    await lease.write(first.array_id, data);
+    // A GET whose reader stops reading: the daemon lends the scratch's bytes to the socket until it takes them.
+    const endpoint = lease.dataPlane as { host: string; port: number };
+    const socket = connect(endpoint.port, endpoint.host);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`GET /v1/arrays/${first.array_id} HTTP/1.1\r\nHost: tensormem\r\nAuthorization: Bearer ${lease.token}\r\n\r\n`);
+    await new Promise((resolve) => socket.once('data', resolve));
+    socket.pause();
+    // 50 MiB fits the 64 MiB cap with the 20 MiB given back, but not beside it.
+    const refused = await failure(lease.acquireCudnnWorkspace(request(50 * MiB)));
+    expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect((await lease.get(first.array_id)).byte_size).toBe(20 * MiB);
+    expect((await lease.readGrpc(first.array_id, 0, 4096)).equals(data.subarray(0, 4096))).toBe(true);
+    // 40 MiB fits beside it: the old one goes back once the read ends.
+    const grown = await lease.acquireCudnnWorkspace(request(40 * MiB));
+    expect(grown).toMatchObject({ grew: true, scratch: { byte_size: 40 * MiB } });
+    expect((await failure(lease.get(first.array_id))).code).toBe(status.NOT_FOUND);
+    socket.destroy();
+    await vi.waitFor(async () => expect((await client.memoryInfo()).devices[0].used_bytes).toBe(40 * MiB));
+    await lease.close();
     expect((await client.memoryInfo()).devices[0].used_bytes).toBe(0);
   });
 });
