@@ -41,6 +41,8 @@ export class MemoryWaitQueue {
   private readonly byTenant = new Map<string, Waiter[]>();
   private draining = false;
   private drainAgain = false;
+  /** notifyFreed calls so far, waiters or not: a first attempt refused before a free but queued after it must not miss it. */
+  private frees = 0;
 
   get size(): number {
     let count = 0;
@@ -56,11 +58,15 @@ export class MemoryWaitQueue {
    */
   async run<T>(tenant: string, attempt: (retry: boolean) => Promise<T>, discard: (value: T) => void, waitMs: number, onHandle?: (handle: WaitHandle) => void): Promise<T> {
     if (this.size === 0) {
+      const frees = this.frees;
       try {
         return await attempt(false);
       } catch (error) {
         if (!isRetryableRefusal(error)) throw error;
-        return this.enqueue(tenant, attempt, discard, error, waitMs, onHandle, true);
+        const queued = this.enqueue(tenant, attempt, discard, error, waitMs, onHandle, true);
+        // Memory freed while the refusal was on its way here found no waiter to serve: try again now.
+        if (this.frees !== frees) this.notifyFreed();
+        return queued;
       }
     }
     const refusal = new OutOfMemoryError({ memory: 'DEVICE', requestedBytes: 0, capName: 'queued behind earlier waiters', capBytes: 0, usedBytes: 0, largestFreeBlockBytes: 0 });
@@ -124,6 +130,7 @@ export class MemoryWaitQueue {
 
   /** Memory was freed on this device: serve what now fits, tenants in turn. */
   notifyFreed(): void {
+    this.frees++;
     if (this.byTenant.size === 0) return;
     if (this.draining) {
       this.drainAgain = true;

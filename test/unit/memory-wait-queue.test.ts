@@ -109,6 +109,24 @@ describe('MemoryWaitQueue', () => {
     expect(queue.size).toBe(0);
   });
 
+  it('serves a request whose memory was freed after its first attempt was refused but before it was queued', async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    await dev.take(200)();
+    let handle: WaitHandle | undefined;
+    // The first attempt is refused at once; the refusal reaches run() only a few microtasks later.
+    const waiting = observe(queue.run('a', dev.take(100), dev.give, 10_000, (h) => (handle = h)));
+    // Another call frees in the same tick (FreeArray, a lease closing), when no waiter is queued yet.
+    dev.give(200);
+    queue.notifyFreed();
+    await sleep(50);
+    // Without the fix it waited for the next free, or its deadline (10 s) with nothing freed after.
+    expect(waiting.settled).toBe(true);
+    expect(waiting.value).toBe(100);
+    expect(queue.size).toBe(0);
+    handle?.cancel();
+  });
+
   it('rejects a cancelled waiter with the error given to cancel, once', async () => {
     const queue = new MemoryWaitQueue();
     const dev = device(16);
