@@ -251,6 +251,7 @@ export class MemoryManager {
   /**
    * Where tenants' quotas and guarantees come from (the tenants file); called again for every tenant
    * when the file is reloaded. Lowering a quota below current use refuses new allocations only.
+   * Requests waiting for device memory are tried again: a guarantee lowered or dropped leaves others room.
    */
   setTenantLimits(limits: (tenant: string) => TenantLimits): void {
     this.tenantLimits = limits;
@@ -261,6 +262,7 @@ export class MemoryManager {
       account.host.quotaBytes = next.hostQuotaBytes;
     }
     this.updateGuaranteesInForce();
+    for (const queue of this.waitQueues) queue.notifyFreed();
   }
 
   private updateGuaranteesInForce(): void {

@@ -1,0 +1,69 @@
+/** MemoryManager's tenant accounts with leases over the host backend: quotas, guarantees and their reload, waiters. */
+import { describe, expect, it } from 'vitest';
+import { TensormemError } from '../../src/errors';
+import { AllocateParams, Lease } from '../../src/leases/lease';
+import { MemoryManager, TenantLimits } from '../../src/memory/memory-manager';
+import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
+import { createBackend } from '../../src/native/addon';
+import { MiB } from '../../src/units';
+
+const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, deviceGuaranteeBytes: 0 };
+
+/** Pools capped at `capBytes` on `devices` emulated devices, host cap the same. */
+function manager(capBytes: number, devices = 1): MemoryManager {
+  const backend = createBackend('host', { deviceCapacityBytes: 2 * capBytes, deviceCount: devices });
+  return new MemoryManager(
+    backend,
+    { maxBytes: Array(devices).fill(capBytes), hostMaxBytes: capBytes, maxPhysicalBytes: 0, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } },
+    { poolChunkBytes: MiB, asyncCopyThresholdBytes: MiB },
+    new PhysicalMemoryGuard(0),
+  );
+}
+
+/** What the daemon does at start and on SIGHUP: limits from the file, its tenants declared. */
+function loadTenants(memory: MemoryManager, limits: Record<string, TenantLimits>): void {
+  memory.setTenantLimits((tenant) => limits[tenant] ?? NONE);
+  memory.declareTenants(Object.keys(limits));
+}
+
+const lease = (memory: MemoryManager, tenant: string) => new Lease(`lease-${tenant}`, `hash-${tenant}`, tenant, 'client', {}, 3_600_000, memory, false);
+
+const params = (bytes: number, extra: Partial<AllocateParams> = {}): AllocateParams => ({
+  dataType: 'DATA_TYPE_UINT8',
+  shape: [bytes],
+  placement: 'PLACEMENT_DEVICE',
+  device: 0,
+  workspaceId: '',
+  zero: false,
+  label: '',
+  requestId: '',
+  ...extra,
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('tenant accounts', () => {
+  it("serves a request waiting behind another tenant's guarantee as soon as a reload lowers that guarantee", async () => {
+    const memory = manager(8 * MiB);
+    loadTenants(memory, { a: NONE, b: { ...NONE, deviceGuaranteeBytes: 6 * MiB } });
+    const a = lease(memory, 'a');
+    await a.allocateArray(params(MiB));
+    // 1 MiB used + 2 MiB + b's unused 6 MiB > 8 MiB: it waits.
+    let outcome: unknown;
+    const waiting = a.allocateArray(params(2 * MiB, { waitForMemory: { waitMs: 10_000 } })).then(
+      (array) => (outcome = array),
+      (error: unknown) => (outcome = error),
+    );
+    await sleep(20);
+    expect(outcome).toBeUndefined();
+    loadTenants(memory, { a: NONE, b: NONE });
+    await sleep(50);
+    // Without the fix it waited for the next free (or its deadline): nothing was freed.
+    expect(outcome).not.toBeInstanceOf(TensormemError);
+    expect(outcome).toBeDefined();
+    await waiting;
+    expect(memory.tenantUsage('a').deviceBytes).toEqual([3 * MiB]);
+    a.close();
+    memory.release();
+  });
+});
