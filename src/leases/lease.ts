@@ -4,7 +4,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument, notFound } from '../errors';
-import { formatBytes } from '../units';
+import { formatBytes, formatIec } from '../units';
 import { POOL_ALIGNMENT } from '../memory/pool-resource';
 import type { ScratchBudget } from '../memory/cudnn-convolution';
 import { byteSizeOf, DataTypeName } from '../memory/data-types';
@@ -339,16 +339,19 @@ export class Lease {
   }
 
   /**
-   * What a scratch on `device` may take: the pool cap's headroom and the tenant's device quota
-   * headroom, whichever is smaller, plus the scratch held now (growing gives it back). DESIGN.md §4.
+   * What a scratch on `device` may take: the pool cap's headroom (less other tenants' unused
+   * guarantees, which the allocation may not take either) and the tenant's device quota headroom,
+   * whichever is smaller, plus the scratch held now (growing gives it back). DESIGN.md §4.
    */
   scratchBudget(device: number): ScratchBudget {
     this.memory.checkDevice(device);
     const pool = this.memory.deviceReports()[device];
     const usage = this.memory.tenantUsage(this.tenant);
     const held = this.cudnnScratchOf(device)?.deviceHeldBytes ?? 0;
-    let headroom = Math.max(0, pool.maxBytes - pool.usedBytes);
+    const reserved = this.memory.othersUnusedGuaranteeBytes(device, this.tenant);
+    let headroom = Math.max(0, pool.maxBytes - reserved - pool.usedBytes);
     let detail = `pool cap (maxbytes) ${formatBytes(pool.maxBytes)}, used ${formatBytes(pool.usedBytes)}`;
+    if (reserved > 0) detail += `, other tenants' unused guarantees ${formatBytes(reserved)}`;
     if (usage.deviceQuotaBytes > 0) {
       headroom = Math.min(headroom, Math.max(0, usage.deviceQuotaBytes - usage.deviceBytes[device]));
       detail += `; tenant "${this.tenant}" quota ${formatBytes(usage.deviceQuotaBytes)}, used ${formatBytes(usage.deviceBytes[device])}`;
@@ -398,7 +401,7 @@ export class Lease {
     return scratch;
   }
 
-  /** The error a scratch that does not fit gets: the tenant's quota when that is what refuses, else the pool cap. */
+  /** The error a scratch that does not fit gets: the tenant's quota when that is what refuses, else the pool cap (less others' unused guarantees, as the guarantee policy says it). */
   private scratchRefusal(device: number, bytes: number, alignedBytes: number, heldBytes: number): TensormemError {
     const pool = this.memory.deviceReports()[device];
     const usage = this.memory.tenantUsage(this.tenant);
@@ -406,12 +409,13 @@ export class Lease {
     if (usage.deviceQuotaBytes > 0 && tenantUsed + alignedBytes > usage.deviceQuotaBytes) {
       return new QuotaExceededError(this.tenant, 'DEVICE', device, bytes, usage.deviceQuotaBytes, tenantUsed);
     }
+    const reserved = this.memory.othersUnusedGuaranteeBytes(device, this.tenant);
     return new OutOfMemoryError({
       memory: 'DEVICE',
       device,
       requestedBytes: bytes,
-      capName: 'pool cap (maxbytes)',
-      capBytes: pool.maxBytes,
+      capName: reserved > 0 ? `pool cap (maxbytes) less other tenants' unused guarantees (${formatIec(reserved)})` : 'pool cap (maxbytes)',
+      capBytes: pool.maxBytes - reserved,
       usedBytes: pool.usedBytes - heldBytes,
       largestFreeBlockBytes: pool.largestFreeBlockBytes,
       tenant: usage.deviceQuotaBytes > 0 ? { name: this.tenant, quotaBytes: usage.deviceQuotaBytes, usedBytes: tenantUsed } : undefined,

@@ -303,6 +303,17 @@ export class MemoryManager {
     }
   }
 
+  /** Σ max(0, guarantee − used) on `device` over every tenant but `tenant`: the share of the pool `tenant` may not take. */
+  othersUnusedGuaranteeBytes(device: number, tenant: string): number {
+    this.devicePool(device);
+    if (!this.guaranteesInForce) return 0;
+    let bytes = 0;
+    for (const holder of this.guaranteeHolders(device)) {
+      if (holder.tenant !== tenant) bytes += Math.max(0, holder.guaranteeBytes - holder.usedBytes);
+    }
+    return bytes;
+  }
+
   private *guaranteeHolders(device: number): Iterable<GuaranteeHolder> {
     for (const account of this.tenants.values()) {
       if (account.guaranteeBytes > 0) yield { tenant: account.tenant, guaranteeBytes: account.guaranteeBytes, usedBytes: account.device[device].usedBytes };

@@ -1,7 +1,8 @@
 /** MemoryManager's tenant accounts with leases over the host backend: quotas, guarantees and their reload, waiters. */
 import { describe, expect, it } from 'vitest';
-import { TensormemError } from '../../src/errors';
+import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import { AllocateParams, Lease } from '../../src/leases/lease';
+import { chooseFastest } from '../../src/memory/cudnn-convolution';
 import { MemoryManager, TenantLimits } from '../../src/memory/memory-manager';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { createBackend } from '../../src/native/addon';
@@ -63,6 +64,29 @@ describe('tenant accounts', () => {
     expect(outcome).toBeDefined();
     await waiting;
     expect(memory.tenantUsage('a').deviceBytes).toEqual([3 * MiB]);
+    a.close();
+    memory.release();
+  });
+
+  it("keeps other tenants' unused guarantees out of the cuDNN scratch budget, so PREFER_FASTEST falls back to what fits", async () => {
+    const memory = manager(8 * MiB);
+    loadTenants(memory, { a: NONE, b: { ...NONE, deviceGuaranteeBytes: 6 * MiB } });
+    const a = lease(memory, 'a');
+    const budget = a.scratchBudget(0);
+    // The pool has 8 MiB free, 6 MiB of it b's: a may take 2 MiB.
+    expect(budget.bytes).toBe(2 * MiB);
+    expect(budget.detail).toContain("other tenants' unused guarantees 6291456 bytes (6.00 MiB)");
+    const perf = (algorithm: number, memoryBytes: number) => ({ algorithm, status: 0, statusName: 'CUDNN_STATUS_SUCCESS', timeMs: -1, memoryBytes, deterministic: true, mathType: 0 });
+    const choice = chooseFastest('FORWARD', [perf(1, 4 * MiB), perf(0, MiB)], budget);
+    // Without the fix the budget was 8 MiB: the 4 MiB algorithm was chosen and its scratch then refused.
+    expect(choice).toMatchObject({ fellBack: true, perf: { algorithm: 0 } });
+    const { scratch } = await a.acquireCudnnScratch(0, choice.perf.memoryBytes);
+    expect(scratch!.byteSize).toBe(MiB);
+    // A grow past the guarantees is refused before the scratch held is given back, naming them.
+    const refusal = await a.acquireCudnnScratch(0, 4 * MiB).then(() => undefined, (error: unknown) => error);
+    expect(refusal).toBeInstanceOf(OutOfMemoryError);
+    expect((refusal as OutOfMemoryError).message).toContain("pool cap (maxbytes) less other tenants' unused guarantees (6.00 MiB) 2097152 bytes (2.00 MiB), used 0 bytes (0 B)");
+    expect(a.cudnnScratchOf(0)).toBe(scratch);
     a.close();
     memory.release();
   });
