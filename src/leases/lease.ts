@@ -469,6 +469,7 @@ export class Lease {
     if (this.closed) return 0;
     this.closed = true;
     this.closeReason = reason;
+    this.workspaceBacking.close(() => this.closedError());
     const waits = [...this.pendingWaits];
     this.pendingWaits.clear();
     for (const wait of waits) wait.cancel(this.closedError());

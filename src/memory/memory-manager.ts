@@ -55,6 +55,8 @@ interface TenantAccount {
   /** One quota adaptor per device pool. */
   device: QuotaAdaptor[];
   host: QuotaAdaptor;
+  /** Allocations under way: a chunk taken for one may run the lease sweep (--maxphysicalbytes relief), which must not drop the account meanwhile. */
+  allocating: number;
 }
 
 export interface DevicePoolReport extends ResourceStats {
@@ -186,7 +188,17 @@ export class MemoryManager {
       const stats = stack.top.stats();
       checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device), quota);
     }
-    return quota.allocate(bytes, owner, options);
+    return this.allocatingIn(account, () => quota.allocate(bytes, owner, options));
+  }
+
+  /** Runs `allocate` with the account marked busy, so that releaseIdleTenant keeps it (see TenantAccount.allocating). */
+  private allocatingIn(account: TenantAccount, allocate: () => Block): Block {
+    account.allocating++;
+    try {
+      return allocate();
+    } finally {
+      account.allocating--;
+    }
   }
 
   deallocateDevice(device: number, block: Block): void {
@@ -222,7 +234,8 @@ export class MemoryManager {
   }
 
   allocateHost(bytes: number, owner: BlockOwner, category: HostCategory, options?: AllocateOptions): Block {
-    const block = this.account(owner.tenant).host.allocate(bytes, owner, options);
+    const account = this.account(owner.tenant);
+    const block = this.allocatingIn(account, () => account.host.allocate(bytes, owner, options));
     this.hostCategoryBytes[category] += block.bytes;
     return block;
   }
@@ -242,6 +255,7 @@ export class MemoryManager {
         guaranteeBytes: limits.deviceGuaranteeBytes,
         device: this.devicePools.map((stack, index) => new QuotaAdaptor(stack.top, tenant, limits.deviceQuotaBytes, 'DEVICE', index)),
         host: new QuotaAdaptor(this.hostPool.top, tenant, limits.hostQuotaBytes, 'HOST'),
+        allocating: 0,
       };
       this.tenants.set(tenant, account);
     }
@@ -288,7 +302,7 @@ export class MemoryManager {
    */
   releaseIdleTenant(tenant: string): boolean {
     const account = this.tenants.get(tenant);
-    if (!account || this.declaredTenants.has(tenant)) return false;
+    if (!account || this.declaredTenants.has(tenant) || account.allocating > 0) return false;
     if (account.host.usedBytes > 0 || account.host.allocationCount > 0) return false;
     if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
     this.tenants.delete(tenant);

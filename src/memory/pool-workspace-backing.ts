@@ -13,6 +13,8 @@ type Holding = { kind: 'DEVICE'; device: number } | { kind: 'HOST'; category: Ho
 
 export class PoolWorkspaceBacking implements WorkspaceBacking {
   private readonly held = new Map<Block, Holding>();
+  /** Set when the lease closes: what its closed-lease error is. */
+  private closedError: (() => Error) | undefined;
 
   constructor(
     private readonly memory: MemoryManager,
@@ -23,16 +25,39 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
     return { ...this.owner, workspaceId, label: workspaceName, purpose: `workspace ${purpose}` };
   }
 
+  /**
+   * The lease closed: later requests are refused with `error()`. A request under way when it closed
+   * (taking a chunk can run the lease sweep, which closes an expired lease, this one included) gives
+   * its block back rather than leaving it to a workspace already destroyed.
+   */
+  close(error: () => Error): void {
+    this.closedError = error;
+  }
+
+  private refuseWhenClosed(): void {
+    if (this.closedError) throw this.closedError();
+  }
+
   allocateBuffer(request: WorkspaceBufferRequest): Block {
+    this.refuseWhenClosed();
     const owner = this.blockOwner(request.workspaceId, request.workspaceName, request.purpose);
+    let block: Block;
+    let holding: Holding;
     if (request.location === 'DEVICE') {
-      const block = this.memory.allocateDevice(request.device, request.bytes, owner);
-      this.held.set(block, { kind: 'DEVICE', device: request.device });
-      return block;
+      block = this.memory.allocateDevice(request.device, request.bytes, owner);
+      holding = { kind: 'DEVICE', device: request.device };
+    } else {
+      const category: HostCategory = request.mirror ? 'mirror' : 'host_only';
+      block = this.memory.allocateHost(request.bytes, owner, category);
+      holding = { kind: 'HOST', category };
     }
-    const category: HostCategory = request.mirror ? 'mirror' : 'host_only';
-    const block = this.memory.allocateHost(request.bytes, owner, category);
-    this.held.set(block, { kind: 'HOST', category });
+    this.held.set(block, holding);
+    try {
+      this.refuseWhenClosed();
+    } catch (error) {
+      this.free(block);
+      throw error;
+    }
     return block;
   }
 
@@ -70,6 +95,7 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
   mapFile(request: WorkspaceMapRequest): MappedFile {
     const temporary = request.path === undefined;
     const path = temporary ? this.memory.mmapFiles.temporaryPath() : this.memory.mmapFiles.pathOf(this.owner.tenant, request.path!);
+    this.refuseWhenClosed();
     const block = this.memory.mapFile(path, { createBytes: request.createBytes, deleteOnFree: temporary }, this.blockOwner(request.workspaceId, request.workspaceName, 'mmap'));
     this.held.set(block, { kind: 'FILE' });
     return { block, fileBytes: block.bytes };

@@ -1,7 +1,9 @@
 /** MemoryManager's tenant accounts with leases over the host backend: quotas, guarantees and their reload, waiters. */
 import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
+import pino from 'pino';
 import { AllocateParams, Lease } from '../../src/leases/lease';
+import { LeaseRegistry } from '../../src/leases/lease-registry';
 import { chooseFastest } from '../../src/memory/cudnn-convolution';
 import { MemoryManager, TenantLimits } from '../../src/memory/memory-manager';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
@@ -11,14 +13,43 @@ import { MiB } from '../../src/units';
 const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, deviceGuaranteeBytes: 0 };
 
 /** Pools capped at `capBytes` on `devices` emulated devices, host cap the same. */
-function manager(capBytes: number, devices = 1): MemoryManager {
+function manager(capBytes: number, devices = 1, physical = new PhysicalMemoryGuard(0)): MemoryManager {
   const backend = createBackend('host', { deviceCapacityBytes: 2 * capBytes, deviceCount: devices });
   return new MemoryManager(
     backend,
-    { maxBytes: Array(devices).fill(capBytes), hostMaxBytes: capBytes, maxPhysicalBytes: 0, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } },
+    { maxBytes: Array(devices).fill(capBytes), hostMaxBytes: capBytes, maxPhysicalBytes: physical.maxPhysicalBytes, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } },
     { poolChunkBytes: MiB, asyncCopyThresholdBytes: MiB },
-    new PhysicalMemoryGuard(0),
+    physical,
   );
+}
+
+/**
+ * A daemon's memory and leases where the next chunk taken passes --maxphysicalbytes until the relief
+ * (the lease sweep, as tensormemd wires it) has run once: the sweep then runs inside that allocation.
+ */
+function sweptDuringAllocation() {
+  let rss = 0;
+  let registry: LeaseRegistry | undefined;
+  const physical = new PhysicalMemoryGuard(
+    64 * MiB,
+    () => {
+      registry!.sweep();
+      rss = 0;
+    },
+    () => rss,
+  );
+  const memory = manager(8 * MiB, 1, physical);
+  registry = new LeaseRegistry(memory, 60_000, false, pino({ level: 'silent' }));
+  const { lease } = registry.open({ tenant: 'trainer', clientName: 'client', ttlSeconds: 0, labels: {} });
+  return {
+    memory,
+    lease,
+    /** The lease's TTL ends now (its call authenticated a moment earlier) and the next chunk needs relief. */
+    expireDuringNextChunk: () => {
+      lease.expiresAtMs = Date.now();
+      rss = 64 * MiB;
+    },
+  };
 }
 
 /** What the daemon does at start and on SIGHUP: limits from the file, its tenants declared. */
@@ -88,6 +119,33 @@ describe('tenant accounts', () => {
     expect((refusal as OutOfMemoryError).message).toContain("pool cap (maxbytes) less other tenants' unused guarantees (6.00 MiB) 2097152 bytes (2.00 MiB), used 0 bytes (0 B)");
     expect(a.cudnnScratchOf(0)).toBe(scratch);
     a.close();
+    memory.release();
+  });
+
+  it('keeps the account of an open-mode tenant whose last lease is swept while it allocates (no negative usage)', async () => {
+    const { memory, lease, expireDuringNextChunk } = sweptDuringAllocation();
+    expireDuringNextChunk();
+    const error = await lease.allocateArray(params(MiB)).then(() => undefined, (e: unknown) => e);
+    expect((error as TensormemError).reason).toBe('LEASE_EXPIRED');
+    expect(lease.closed).toBe(true);
+    // Without the fix the sweep dropped the account mid-allocation and the release made a new one at -1 MiB.
+    expect(memory.tenantUsage('trainer').deviceBytes).toEqual([0]);
+    expect(memory.deviceReports()[0].usedBytes).toBe(0);
+    memory.release();
+  });
+
+  it('gives back a workspace buffer taken while the sweep closed its lease', async () => {
+    const { memory, lease, expireDuringNextChunk } = sweptDuringAllocation();
+    const workspace = lease.workspaces.create('loop');
+    lease.workspaces.enter(workspace.workspaceId);
+    expireDuringNextChunk();
+    // The workspace's first allocation spills: a block from the device pool, whose chunk needs relief.
+    const error = await lease.allocateArray(params(MiB)).then(() => undefined, (e: unknown) => e);
+    expect((error as TensormemError).reason).toBe('LEASE_EXPIRED');
+    expect(lease.closed).toBe(true);
+    // Without the fix the spill went to the destroyed workspace and stayed in the pool for good.
+    expect(memory.deviceReports()[0].usedBytes).toBe(0);
+    expect(memory.tenantUsage('trainer').deviceBytes).toEqual([0]);
     memory.release();
   });
 });
