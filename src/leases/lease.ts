@@ -232,6 +232,7 @@ export class Lease {
         this.pendingWaits.add(queued);
         wait.onHandle?.(queued);
       },
+      byteSize,
     );
     const settled = () => {
       if (handle) this.pendingWaits.delete(handle);

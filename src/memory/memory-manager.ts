@@ -138,7 +138,13 @@ export class MemoryManager {
     this.deviceNames = devices.map((device) => device.name);
     this.devicePools = devices.map((device, index) => this.stack('DEVICE', index, limits.maxBytes[index], 'pool cap (maxbytes)', backend.name === 'host'));
     this.hostPool = this.stack('HOST', undefined, limits.hostMaxBytes, 'host cap (host-maxbytes)', true);
-    this.waitQueues = this.devicePools.map(() => new MemoryWaitQueue());
+    this.waitQueues = this.devicePools.map(
+      (stack, index) =>
+        new MemoryWaitQueue(() => {
+          const stats = stack.top.stats();
+          return { device: index, capName: 'pool cap (maxbytes)', capBytes: limits.maxBytes[index], usedBytes: stats.usedBytes, largestFreeBlockBytes: stats.largestFreeBlockBytes };
+        }),
+    );
     // --maxphysicalbytes counts the chunks in host RAM when they are taken, not when first written: the
     // host pool's (pinned on cuda) and, on the host backend, the emulated devices' (dedicated chunks and
     // workspace buffers are pool chunks too). MMAP workspaces' files are not pool chunks: their pages count in RSS only.

@@ -6,7 +6,7 @@
  * out-of-memory message) or when it is cancelled; nothing of it remains, and when it was the head of its
  * tenant's list the queue is drained again, so the request behind it is tried at once.
  */
-import { OutOfMemoryError, TensormemError } from '../errors';
+import { OutOfMemoryError, OutOfMemoryFacts, TensormemError } from '../errors';
 import { setLongTimeout } from '../long-timeout';
 
 interface Waiter {
@@ -19,9 +19,15 @@ interface Waiter {
   discard: (value: unknown) => void;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
-  lastRefusal: OutOfMemoryError;
+  /** The last refusal of its attempts; none while it has waited behind its tenant's earlier requests untried. */
+  lastRefusal: OutOfMemoryError | undefined;
+  /** The request's bytes, for the refusal of a waiter never tried. */
+  requestedBytes: number;
   timer: NodeJS.Timeout;
 }
+
+/** The device pool's figures now, for the deadline of a waiter never tried (MemoryManager gives them). */
+export type PoolFacts = () => Pick<OutOfMemoryFacts, 'device' | 'capName' | 'capBytes' | 'usedBytes' | 'largestFreeBlockBytes'>;
 
 export interface WaitHandle {
   /**
@@ -41,6 +47,8 @@ export class MemoryWaitQueue {
   private readonly byTenant = new Map<string, Waiter[]>();
   private draining = false;
   private drainAgain = false;
+
+  constructor(private readonly poolFacts?: PoolFacts) {}
   /** notifyFreed calls so far, waiters or not: a first attempt refused before a free but queued after it must not miss it. */
   private frees = 0;
 
@@ -56,26 +64,42 @@ export class MemoryWaitQueue {
    * waits beyond setTimeout's 2^31 - 1 ms are armed in steps). Every attempt after the first gets
    * `retry` true (the pool counts one refused request, not one per attempt).
    */
-  async run<T>(tenant: string, attempt: (retry: boolean) => Promise<T>, discard: (value: T) => void, waitMs: number, onHandle?: (handle: WaitHandle) => void): Promise<T> {
+  async run<T>(
+    tenant: string,
+    attempt: (retry: boolean) => Promise<T>,
+    discard: (value: T) => void,
+    waitMs: number,
+    onHandle?: (handle: WaitHandle) => void,
+    /** The request's bytes: a waiter that times out without having been tried names them. */
+    requestedBytes = 0,
+  ): Promise<T> {
     if (this.size === 0) {
       const frees = this.frees;
       try {
         return await attempt(false);
       } catch (error) {
         if (!isRetryableRefusal(error)) throw error;
-        const queued = this.enqueue(tenant, attempt, discard, error, waitMs, onHandle, true);
+        const queued = this.enqueue(tenant, attempt, discard, error, requestedBytes, waitMs, onHandle, true);
         // Memory freed while the refusal was on its way here found no waiter to serve: try again now.
         if (this.frees !== frees) this.notifyFreed();
         return queued;
       }
     }
-    const refusal = new OutOfMemoryError({ memory: 'DEVICE', requestedBytes: 0, capName: 'queued behind earlier waiters', capBytes: 0, usedBytes: 0, largestFreeBlockBytes: 0 });
-    const queued = this.enqueue(tenant, attempt, discard, refusal, waitMs, onHandle, false);
+    const queued = this.enqueue(tenant, attempt, discard, undefined, requestedBytes, waitMs, onHandle, false);
     this.notifyFreed();
     return queued;
   }
 
-  private enqueue<T>(tenant: string, attempt: (retry: boolean) => Promise<T>, discard: (value: T) => void, refusal: OutOfMemoryError, waitMs: number, onHandle: ((handle: WaitHandle) => void) | undefined, tried: boolean): Promise<T> {
+  private enqueue<T>(
+    tenant: string,
+    attempt: (retry: boolean) => Promise<T>,
+    discard: (value: T) => void,
+    refusal: OutOfMemoryError | undefined,
+    requestedBytes: number,
+    waitMs: number,
+    onHandle: ((handle: WaitHandle) => void) | undefined,
+    tried: boolean,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = {
         tenant,
@@ -85,12 +109,14 @@ export class MemoryWaitQueue {
         resolve: resolve as (value: unknown) => void,
         reject,
         lastRefusal: refusal,
+        requestedBytes,
         timer: undefined as unknown as NodeJS.Timeout,
       };
       setLongTimeout(
         () => {
           if (this.leave(waiter)) {
-            reject(new TensormemError('DEADLINE_EXCEEDED', refusal.reason, `waited ${waitMs} ms for device memory: ${waiter.lastRefusal.message}`, waiter.lastRefusal.metadata));
+            const last = waiter.lastRefusal ?? this.untriedRefusal(waiter);
+            reject(new TensormemError('DEADLINE_EXCEEDED', last.reason, `waited ${waitMs} ms for device memory: ${last.message}`, last.metadata));
           }
         },
         waitMs,
@@ -104,6 +130,17 @@ export class MemoryWaitQueue {
           if (this.leave(waiter)) reject(error ?? new TensormemError('CANCELLED', 'FAILED_PRECONDITION', 'the call was cancelled while waiting for memory'));
         },
       });
+    });
+  }
+
+  /** What a waiter that was never tried (its tenant's earlier requests waited ahead of it) says at its deadline: the pool's figures now. */
+  private untriedRefusal(waiter: Waiter): OutOfMemoryError {
+    const facts = this.poolFacts?.() ?? { capName: 'pool cap (maxbytes)', capBytes: 0, usedBytes: 0, largestFreeBlockBytes: 0 };
+    return new OutOfMemoryError({
+      memory: 'DEVICE',
+      requestedBytes: waiter.requestedBytes,
+      ...facts,
+      backendDetail: `not tried: tenant "${waiter.tenant}" had earlier requests waiting ahead of it`,
     });
   }
 

@@ -127,6 +127,29 @@ describe('MemoryWaitQueue', () => {
     handle?.cancel();
   });
 
+  it("says the request's bytes, its device and the pool's figures at the deadline of a waiter never tried", async () => {
+    const dev = device(256);
+    const queue = new MemoryWaitQueue(() => ({ device: 1, capName: 'pool cap (maxbytes)', capBytes: 256, usedBytes: dev.used, largestFreeBlockBytes: 256 - dev.used }));
+    await dev.take(192)();
+    let head: WaitHandle | undefined;
+    const big = observe(queue.run('a', dev.take(128), dev.give, 10_000, (handle) => (head = handle), 128));
+    await sleep(10);
+    // Behind its tenant's head, it is never tried before its deadline.
+    const small = observe(queue.run('a', dev.take(96), dev.give, 50, undefined, 96));
+    await sleep(100);
+    const error = small.error as TensormemError;
+    expect(error.kind).toBe('DEADLINE_EXCEEDED');
+    expect(error.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    // Without the fix: "0 bytes (0 B) on device 0: queued behind earlier waiters 0 bytes (0 B), used 0 bytes (0 B)", metadata all 0.
+    expect(error.message).toContain("Can't allocate [DEVICE] memory: 96 bytes (96 B) on device 1: pool cap (maxbytes) 256 bytes (256 B), used 192 bytes (192 B), largest free block 64 bytes (64 B)");
+    expect(error.message).toContain('not tried: tenant "a" had earlier requests waiting ahead of it');
+    expect(error.metadata).toMatchObject({ requested_bytes: '96', device: '1', cap_bytes: '256', used_bytes: '192' });
+    head!.cancel();
+    await sleep(10);
+    expect(big.settled).toBe(true);
+    expect(queue.size).toBe(0);
+  });
+
   it('rejects a cancelled waiter with the error given to cancel, once', async () => {
     const queue = new MemoryWaitQueue();
     const dev = device(16);
