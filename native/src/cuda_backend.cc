@@ -106,9 +106,11 @@ class CudaBackend final : public Backend {
         std::lock_guard<std::mutex> lock(mutex_);
         registered_files_.insert(mapping.ptr);
       } catch (...) {
+        // Not remembered, so Release would not unregister it: the chunk stays pageable instead. Never
+        // throw here: UnmapFile would unlink a deleteOnFree file (an existing one the caller named
+        // included), which a refused mapping must not do.
         cudaHostUnregister(mapping.ptr);
-        UnmapFile(mapping.ptr, mapping.bytes);
-        throw;
+        cudaGetLastError();
       }
     } else {
       cudaGetLastError();  // the refusal must not surface in an unrelated later call
