@@ -166,6 +166,12 @@ class CudaBackend final : public Backend {
       throw NativeError(ErrorCode::kUnsupported,
                         "chunk " + std::to_string(chunk.handle) + " is a host chunk: CUDA IPC handles exist only for device chunks (host chunks are exported by shmName)");
     }
+    if (chunk.ipc_opened) {
+      // cudaIpcGetMemHandle takes "the base of an existing device memory allocation created with
+      // cudaMalloc"; a mapping opened from another process's handle is not one (pass that handle on instead).
+      throw NativeError(ErrorCode::kUnsupported, "chunk " + std::to_string(chunk.handle) +
+                                                     " was opened from another process's CUDA IPC handle: only allocations of this process can be exported");
+    }
     SetDevice(chunk.device);
     cudaIpcMemHandle_t handle;
     Check(cudaIpcGetMemHandle(&handle, chunk.ptr), "cudaIpcGetMemHandle of chunk " + std::to_string(chunk.handle));

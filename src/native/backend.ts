@@ -77,7 +77,7 @@ export interface NativeBackend {
   copyAsync(dstHandle: number, dstOffset: number, srcHandle: number, srcOffset: number, bytes: number): Promise<void>;
   fillAsync(handle: number, offset: number, bytes: number, value: number): Promise<void>;
 
-  /** cuda only: a cudaIpcMemHandle_t (64 bytes) for a device chunk. Throws NativeError code 'UNSUPPORTED' on host. */
+  /** cuda only: a cudaIpcMemHandle_t (64 bytes) for a device chunk this process allocated. Throws NativeError code 'UNSUPPORTED' on host, for host chunks and for chunks from openIpcHandle. */
   exportIpcHandle(handle: number): Buffer;
   /**
    * cuda only: maps another process's device allocation from the 64-byte handle its exportIpcHandle
