@@ -109,7 +109,8 @@ fi
   node -e "const m={exports:{}};process.dlopen(m,'build/Release/tensormem_native.node');console.log('addon:', JSON.stringify(m.exports.buildInfo()));
     if (process.env.TENSORMEM_CUDNN_LIBRARY) { try { console.log('cudnn load:', JSON.stringify(m.exports.cudnnLoad([process.env.TENSORMEM_CUDNN_LIBRARY]))); } catch (e) { console.log('cudnn load:', e.message); } }
     try { const b=m.exports.createBackend('cuda',{}); for (let i=0;i<b.deviceCount();i++) console.log('cuda device', i, JSON.stringify(b.deviceInfo(i))); }
-    catch (e) { console.log('cuda backend:', e.code, e.message); process.exitCode=3 }"
+    catch (e) { console.log('cuda backend:', e.code, e.message); process.exitCode=3;
+      if (/InsufficientDriver/.test(e.message)) console.log('cuda backend: the addon links the CUDA', Math.floor(m.exports.buildInfo().cudaRuntimeVersion / 1000), 'runtime statically; CUDA 13.x needs an NVIDIA driver >= 580 (see the driver_version above): every GPU case will skip'); }"
 } 2>&1 | tee "$out/machine.txt"
 cuda_status=${PIPESTATUS[0]}
 
