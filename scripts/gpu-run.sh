@@ -94,6 +94,15 @@ if [ -n "$cudnn" ] && [ -e "$cudnn" ]; then
   export TENSORMEM_CUDNN_LIBRARY="$cudnn"
   export TENSORMEM_TEST_CUDNN_LIBRARY="${TENSORMEM_TEST_CUDNN_LIBRARY:-$cudnn}"
   export LD_LIBRARY_PATH="$cudnn_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # A pip wheel (.../site-packages/nvidia/cudnn/lib): cuDNN 9's sub-libraries may load cuBLAS or NVRTC
+  # from the sibling wheels' folders (nvidia/cublas/lib, ...), so those go on the path too.
+  case "$cudnn_dir" in
+    */nvidia/cudnn/lib)
+      for sibling in "${cudnn_dir%/cudnn/lib}"/*/lib; do
+        if [ -d "$sibling" ] && [ "$sibling" != "$cudnn_dir" ]; then LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$sibling"; fi
+      done
+      ;;
+  esac
   cudnn_note="cudnn: $cudnn (from $cudnn_from); TENSORMEM_CUDNN_LIBRARY set, $cudnn_dir first on LD_LIBRARY_PATH"
 else
   cudnn_note="cudnn: no libcudnn.so.9 (${cudnn:+$cudnn does not exist; }ldconfig -p, find /opt /usr /root /home): the cuDNN cases will skip"
