@@ -53,33 +53,42 @@ class LiveShmNames {
   std::set<std::string> names_;
 };
 
-// The files of live mapFile(deleteOnFree) mappings, by mapping address, so that the last free (or
-// exit(), for mappings still live then; same reasoning and lifetime as LiveShmNames) unlinks them.
-// A file is unlinked only while its path still names the inode that was mapped: a file created at
-// that path since (by anyone) is left alone.
-class DeleteOnFreeFiles {
+// The files of live mapFile mappings, by mapping address: the last free (or exit(), for mappings still
+// live then; same reasoning and lifetime as LiveShmNames) unlinks those mapped with deleteOnFree, and
+// MapFile asks whether a file it would truncate is mapped (IsMapped). A file is unlinked only while its
+// path still names the inode that was mapped: a file created at that path since (by anyone) is left alone.
+class MappedFiles {
  public:
-  static DeleteOnFreeFiles& Get() {
-    static DeleteOnFreeFiles* files = [] {
-      auto* created = new DeleteOnFreeFiles();
+  static MappedFiles& Get() {
+    static MappedFiles* files = [] {
+      auto* created = new MappedFiles();
       std::atexit([] { Get().UnlinkAll(); });
       return created;
     }();
     return *files;
   }
 
-  void Add(void* ptr, const std::string& path, const struct stat& status) {
+  void Add(void* ptr, const std::string& path, const struct stat& status, bool delete_on_free) {
     std::lock_guard<std::mutex> lock(mutex_);
-    files_[ptr] = File{path, status.st_dev, status.st_ino};
+    files_[ptr] = File{path, status.st_dev, status.st_ino, delete_on_free};
   }
 
-  // Unlinks the file of the mapping at ptr, if it was registered and not unlinked yet.
-  void Unlink(void* ptr) {
+  // Forgets the mapping at ptr and unlinks its file if it was mapped with deleteOnFree.
+  void Remove(void* ptr) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = files_.find(ptr);
     if (it == files_.end()) return;
-    UnlinkIfSameFile(it->second);
+    if (it->second.delete_on_free) UnlinkIfSameFile(it->second);
     files_.erase(it);
+  }
+
+  // Whether a live mapping of this process maps the file (device and inode of `status`).
+  bool IsMapped(const struct stat& status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [ptr, file] : files_) {
+      if (file.device == status.st_dev && file.inode == status.st_ino) return true;
+    }
+    return false;
   }
 
  private:
@@ -87,6 +96,7 @@ class DeleteOnFreeFiles {
     std::string path;
     dev_t device;
     ino_t inode;
+    bool delete_on_free;
   };
 
   static void UnlinkIfSameFile(const File& file) {
@@ -96,7 +106,9 @@ class DeleteOnFreeFiles {
 
   void UnlinkAll() {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& [ptr, file] : files_) UnlinkIfSameFile(file);
+    for (const auto& [ptr, file] : files_) {
+      if (file.delete_on_free) UnlinkIfSameFile(file);
+    }
     files_.clear();
   }
 
@@ -122,6 +134,8 @@ class PendingFile {
   PendingFile& operator=(const PendingFile&) = delete;
 
   int fd() const { return fd_; }
+  // From now on a failure empties the file (it is no longer as it was).
+  void MarkTruncated() { truncated_ = true; }
   // Success: closes the descriptor and keeps the file.
   void Keep() {
     close(fd_);
@@ -135,7 +149,8 @@ class PendingFile {
   bool truncated_;
 };
 
-// Opens path for MapFile: created (or truncated) when create is true, the existing file otherwise.
+// Opens path for MapFile: created when create is true and it does not exist, the existing file
+// otherwise (not truncated yet: MapFile first checks that no live mapping of it would lose its pages).
 PendingFile OpenForMapping(const std::string& path, bool create, const std::string& what) {
   if (!create) {
     const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -146,9 +161,9 @@ PendingFile OpenForMapping(const std::string& path, bool create, const std::stri
   int fd = open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
   if (fd >= 0) return PendingFile(path, fd, true, false);
   if (errno != EEXIST) throw SystemError("open (O_CREAT) of " + what, errno);
-  fd = open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) throw SystemError("open (O_CREAT | O_TRUNC) of " + what, errno);
-  return PendingFile(path, fd, false, true);
+  fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) throw SystemError("open (O_CREAT) of " + what, errno);
+  return PendingFile(path, fd, false, false);
 }
 
 }  // namespace
@@ -203,6 +218,17 @@ FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_
   if (!S_ISREG(status.st_mode)) throw NativeError(ErrorCode::kSystemError, "cannot map " + what + ": not a regular file");
   uint64_t bytes = create_bytes;
   if (create_bytes > 0) {
+    // Truncating (or, on failure, emptying) a file that a live chunk maps would turn that chunk's pages
+    // past the new end into SIGBUS on the next touch: refused, the file left as it is.
+    if (MappedFiles::Get().IsMapped(status)) {
+      throw NativeError(ErrorCode::kSystemError, "cannot create " + what + " with " + DescribeBytes(create_bytes) +
+                                                     ": the file is mapped by a live chunk of this process (createBytes would truncate it under that "
+                                                     "mapping); map it as it is with createBytes 0, or free that chunk first");
+    }
+    if (status.st_size != 0) {
+      if (ftruncate(file.fd(), 0) != 0) throw SystemError("ftruncate of " + what + " to 0 bytes", errno);
+      file.MarkTruncated();
+    }
     if (ftruncate(file.fd(), static_cast<off_t>(create_bytes)) != 0) {
       throw SystemError("ftruncate of " + what + " to " + DescribeBytes(create_bytes), errno);
     }
@@ -222,7 +248,7 @@ FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_
   void* ptr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd(), 0);
   if (ptr == MAP_FAILED) throw SystemError("mmap of " + DescribeBytes(bytes) + " of " + what, errno);
   try {
-    if (delete_on_free) DeleteOnFreeFiles::Get().Add(ptr, path, status);
+    MappedFiles::Get().Add(ptr, path, status, delete_on_free);
   } catch (...) {
     munmap(ptr, bytes);
     throw;
@@ -233,7 +259,7 @@ FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_
 
 void UnmapFile(void* ptr, uint64_t bytes) noexcept {
   // Unlinked before munmap, so that the address cannot be reused by another mapping while registered.
-  DeleteOnFreeFiles::Get().Unlink(ptr);
+  MappedFiles::Get().Remove(ptr);
   munmap(ptr, bytes);
 }
 

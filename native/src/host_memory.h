@@ -25,10 +25,11 @@ struct FileMapping {
 };
 
 // The regular file at `path` mapped whole with mmap(MAP_SHARED), read-write.
-//  - create_bytes > 0: open(O_CREAT | O_TRUNC | O_RDWR, 0600) and size it to create_bytes zero bytes
+//  - create_bytes > 0: open(O_CREAT | O_RDWR, 0600), truncate, and size it to create_bytes zero bytes
 //    with ftruncate + posix_fallocate (so that a full disk is an OUT_OF_MEMORY error now, not a SIGBUS on
 //    first touch). An existing file is truncated and keeps its mode. On failure a file this call created
-//    is removed and an existing one is left empty.
+//    is removed and an existing one is left empty. SYSTEM_ERROR, the file untouched, when a live mapping
+//    of this process maps it (truncating it would make that mapping's pages SIGBUS).
 //  - create_bytes == 0: the existing file as it is; SYSTEM_ERROR when it is missing, not a regular file,
 //    or empty.
 // Errors name the path and the errno. delete_on_free: UnmapFile unlinks the file, and so does exit()

@@ -55,7 +55,9 @@ export interface NativeBackend {
    * zero bytes first (mode 0600); 0: map the existing file as it is (its length must be > 0).
    * deleteOnFree: unlink the file when the chunk is freed (temporary files). On cuda the mapping is
    * also registered (cudaHostRegister) so copies to the device run at pinned speed. Throws SYSTEM_ERROR
-   * naming the path and errno, OUT_OF_MEMORY when the disk is full (posix_fallocate).
+   * naming the path and errno, OUT_OF_MEMORY when the disk is full (posix_fallocate); SYSTEM_ERROR,
+   * the file untouched, for createBytes > 0 on a file a live chunk of this process maps (re-creating
+   * it would truncate it under that mapping, whose pages would then SIGBUS).
    */
   mapFile(path: string, options: { createBytes: number; deleteOnFree: boolean }): { handle: number; bytes: number };
   /** Frees a chunk. If an async copy on it is still running, the release happens when that copy ends. */

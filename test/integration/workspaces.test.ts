@@ -195,6 +195,34 @@ describe('workspaces over gRPC', () => {
     expect(temporaries()).toBe(count);
   });
 
+  it('an MMAP workspace whose file another live workspace maps is refused when it would re-create the file', async () => {
+    // Re-creating the file (createBytes) truncated it under the first workspace's mapping: its bytes
+    // were lost, and when the re-creation failed the file was left empty and the daemon died of SIGBUS
+    // on the first workspace's next read.
+    const path = join(mmapDir, 'tenant-default', 'shared.mmap');
+    const mmap = (initial_size: number) => ({ initial_size, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const, temp_file_path: 'shared.mmap' });
+    const first = await lease.createWorkspace('MMAP_FIRST', mmap(64 * 1024));
+    await lease.enterWorkspace(first.workspace_id);
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+    const data = randomBytes(4096);
+    await lease.write(array.array_id, data);
+    for (const size of [MiB, 2 ** 50]) {
+      const refused = await failure(lease.createWorkspace('MMAP_SECOND', mmap(size)));
+      expect(refused.code, refused.message).toBe(status.FAILED_PRECONDITION);
+      expect(refused.message).toMatch(/is mapped by a live chunk of this process/);
+    }
+    expect(statSync(path).size).toBe(64 * 1024);
+    expect(sha256(await lease.read(array.array_id))).toBe(sha256(data));
+    // A file long enough is mapped as it is, shared.
+    const sharing = await lease.createWorkspace('MMAP_SHARING', mmap(16 * 1024));
+    await lease.leaveWorkspace(first.workspace_id);
+    await lease.destroyWorkspace(sharing.workspace_id);
+    await lease.destroyWorkspace(first.workspace_id);
+    const again = await lease.createWorkspace('MMAP_AGAIN', mmap(MiB));
+    expect(statSync(path).size).toBe(MiB);
+    await lease.destroyWorkspace(again.workspace_id);
+  });
+
   it("MMAP files stay in the lease's tenant's folder: no absolute or '..' path, no other tenant's file, no symbolic link", async () => {
     const mmap = (name: string) => ({ initial_size: 16 * 1024, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const, temp_file_path: name });
     const a = await client.openLease({ tenant: 'mmap-a' });

@@ -405,6 +405,42 @@ describe('host backend', () => {
     fs.unlinkSync(file);
   });
 
+  it('refuses createBytes for a file a live chunk maps, leaving the file and that chunk as they are', () => {
+    // Truncating it under the first mapping made that chunk's pages past the new end SIGBUS on the next
+    // touch (the daemon died reading an MMAP workspace whose file a second workspace had re-created):
+    // run in a child so that a crash fails this test instead of the runner.
+    const file = uniqueFilePath();
+    const out = runInChild(`
+      const file = ${JSON.stringify(file)};
+      const first = backend.mapFile(file, { createBytes: 65536, deleteOnFree: true });
+      backend.fill(first.handle, 0, 65536, 7);
+      const attempt = (createBytes) => {
+        try {
+          return backend.mapFile(file, { createBytes, deleteOnFree: false });
+        } catch (error) {
+          return { code: error.code, message: error.message };
+        }
+      };
+      const refused = [4096, 1048576, 2 ** 53 - 1].map(attempt);
+      const size = require('fs').statSync(file).size;
+      const bytes = Buffer.alloc(65536);
+      backend.read(first.handle, 0, bytes);
+      const shared = attempt(0);
+      backend.free(shared.handle);
+      backend.free(first.handle);
+      const again = attempt(4096);
+      backend.free(again.handle);
+      process.stdout.write(JSON.stringify({ refused, size, intact: bytes.every((b) => b === 7), sharedBytes: shared.bytes, againBytes: again.bytes, live: backend.liveChunks().host }));`);
+    const report = JSON.parse(out);
+    for (const refused of report.refused) {
+      expect(refused.code, refused.message).toBe('SYSTEM_ERROR');
+      expect(refused.message).toMatch(/is mapped by a live chunk of this process/);
+    }
+    expect(report).toMatchObject({ size: 65536, intact: true, sharedBytes: 65536, againBytes: 4096, live: 0 });
+    expect(fs.existsSync(file)).toBe(true); // deleteOnFree was the first chunk's; the last mapping's was not
+    fs.unlinkSync(file);
+  });
+
   it('unlinks deleteOnFree files of chunks still live when the process ends, by process.exit() or normally', () => {
     for (const ending of ['process.exit(0);', '']) {
       const deleted = uniqueFilePath();
