@@ -94,4 +94,8 @@ void BackendCore::Close() {
   for (const Chunk& chunk : table_.Close()) backend_->Release(chunk);
 }
 
+void BackendCore::CloseUnpinned() {
+  for (const Chunk& chunk : table_.CloseUnpinned()) backend_->Release(chunk);
+}
+
 }  // namespace tensormem

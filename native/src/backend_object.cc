@@ -57,7 +57,8 @@ BackendObject::BackendObject(const Napi::CallbackInfo& info) : ObjectWrap<Backen
 }
 
 BackendObject::~BackendObject() {
-  if (core_) core_->Close();
+  // Async operations keep this object alive until they settle, host views do not: their chunks stay.
+  if (core_) core_->CloseUnpinned();
 }
 
 Napi::Value BackendObject::Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), core_->backend().name()); }

@@ -3,8 +3,8 @@
 // runs the ChunkOp here (sync methods) or on the thread pool (*Async methods, which report every error,
 // argument errors included, as a rejected promise).
 //
-// The object's finalizer closes the core (releasing any chunk still live) as a safety net; explicit
-// free() is the API.
+// The object's finalizer closes the core (releasing any chunk still live, except those that host views
+// still pin: they go with their last view) as a safety net; explicit free() is the API.
 #pragma once
 
 #include <napi.h>

@@ -120,4 +120,21 @@ std::vector<Chunk> ChunkTable::Close() {
   return chunks;
 }
 
+std::vector<Chunk> ChunkTable::CloseUnpinned() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  closed_ = true;
+  executions_done_.wait(lock, [this] { return executing_ == 0; });
+  std::vector<Chunk> chunks;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->second.pins > 0) {
+      it->second.release_pending = true;
+      ++it;
+    } else {
+      chunks.push_back(std::move(it->second.chunk));
+      it = entries_.erase(it);
+    }
+  }
+  return chunks;
+}
+
 }  // namespace tensormem

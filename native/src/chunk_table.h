@@ -8,8 +8,8 @@
 //    chunk makes its handle invalid at once, but the memory is kept ("release pending") until the last
 //    pin goes; Unpin then returns the chunk so that the caller releases it.
 //  - Off-main-thread work brackets itself with BeginExecute/EndExecute; Close() refuses new executions,
-//    waits for running ones and returns every chunk, so that the owner can release them (env teardown,
-//    finalizer).
+//    waits for running ones and returns every chunk, so that the owner can release them (env teardown);
+//    CloseUnpinned() (finalizer) keeps pinned chunks until their last Unpin.
 //  - Thread-safe (one mutex); the table never allocates or releases the memory itself.
 #pragma once
 
@@ -76,6 +76,11 @@ class ChunkTable {
   // Refuses further executions and inserts, waits for running executions, and hands back every chunk
   // (pinned or not). Idempotent: a second call returns nothing.
   std::vector<Chunk> Close();
+
+  // Close, except that pinned chunks are not handed back but made release-pending: their last Unpin
+  // returns them (a host view may outlive the table's owner and still be read). Close() later hands
+  // back what is left.
+  std::vector<Chunk> CloseUnpinned();
 
  private:
   struct Entry {

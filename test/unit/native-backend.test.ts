@@ -350,6 +350,40 @@ describe('host backend', () => {
     expect(JSON.parse(out)).toEqual({ pending: 1, shmLeft: true, after: 0, shmAfter: false });
   });
 
+  it('keeps a viewed chunk mapped when the backend object is garbage-collected before its view', () => {
+    // The object's finalizer released every chunk, those under live views too: reading the view then
+    // touched unmapped memory (SIGSEGV). Run in a child so that a crash fails this test, not the runner.
+    const name = '/tensormem-view-outlives-' + process.pid;
+    const out = runInChild(
+      `
+      const fs = require('fs');
+      const name = ${JSON.stringify(name)};
+      let collected = false;
+      const registry = new FinalizationRegistry(() => { collected = true; });
+      const view = (() => {
+        const other = addon.exports.createBackend('host', { deviceCapacityBytes: 1048576 });
+        registry.register(other, 'backend');
+        const handle = other.allocHost(1048576, { shmName: name });
+        other.fill(handle, 0, 1048576, 5);
+        return other.hostView(handle, 0, 1048576);
+      })();
+      let turns = 0;
+      (function check() {
+        global.gc();
+        // A few more turns once the object is gone, for its finalizer to have run.
+        if ((!collected || ++turns < 10) && turns < 200) return setTimeout(check, 10);
+        const shmWhileViewed = fs.existsSync('/dev/shm' + name);
+        let sum = 0;
+        for (let i = 0; i < view.length; i += 4096) sum += view[i];
+        backend.releaseView(view);
+        console.log(JSON.stringify({ collected, shmWhileViewed, sum, shmAfter: fs.existsSync('/dev/shm' + name) }));
+      })();
+      `,
+      (args) => [process.execPath, '--expose-gc', ...args],
+    );
+    expect(JSON.parse(out)).toEqual({ collected: true, shmWhileViewed: true, sum: 5 * 256, shmAfter: false });
+  });
+
   it('rejects hostView arguments C++ cannot represent with TypeError or RangeError', () => {
     const backend = hostBackend();
     const handle = backend.allocHost(4096);
