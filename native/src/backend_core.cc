@@ -90,6 +90,17 @@ void BackendCore::CheckNoOverlap(const Chunk& dst, uint64_t dst_offset, const Ch
   }
 }
 
+void BackendCore::CheckBufferNoOverlap(const Chunk& chunk, const Location& chunk_range, const void* buffer, uint64_t length) {
+  if (length == 0) return;
+  // Both ranges are mapped memory of `length` bytes, so these sums do not overflow.
+  const uintptr_t range = reinterpret_cast<uintptr_t>(chunk_range.ptr);
+  const uintptr_t bytes = reinterpret_cast<uintptr_t>(buffer);
+  if (range < bytes + length && bytes < range + length) {
+    throw NativeError(ErrorCode::kUnsupported, "the buffer's " + std::to_string(length) + " bytes overlap the range they are copied to or from in chunk " +
+                                                   std::to_string(chunk.handle) + " (a view of the same bytes)");
+  }
+}
+
 void BackendCore::Close() {
   for (const Chunk& chunk : table_.Close()) backend_->Release(chunk);
 }

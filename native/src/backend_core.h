@@ -42,6 +42,9 @@ class BackendCore {
   static Location Resolve(const Chunk& chunk, uint64_t offset, uint64_t length);
   // UNSUPPORTED when both ranges are in the same chunk and overlap (cudaMemcpy does not define it).
   static void CheckNoOverlap(const Chunk& dst, uint64_t dst_offset, const Chunk& src, uint64_t src_offset, uint64_t length);
+  // UNSUPPORTED when a JS buffer of `length` bytes at `buffer` overlaps the chunk range at `chunk_range`
+  // (a host view of those very bytes): memcpy does not define it either.
+  static void CheckBufferNoOverlap(const Chunk& chunk, const Location& chunk_range, const void* buffer, uint64_t length);
 
   // Ends an async operation's pin; releases the chunk when it was freed meanwhile.
   void Unpin(Handle handle);

@@ -168,8 +168,10 @@ BackendObject::PreparedOp BackendObject::PrepareWrite(const Napi::CallbackInfo& 
   PreparedOp prepared;
   prepared.op.kind = ChunkOp::Kind::kCopy;
   prepared.op.bytes = src.ByteLength();
-  prepared.op.dst = BackendCore::Resolve(core_->table().Lookup(handle), offset, prepared.op.bytes);
+  const Chunk chunk = core_->table().Lookup(handle);
+  prepared.op.dst = BackendCore::Resolve(chunk, offset, prepared.op.bytes);
   prepared.op.src = PageableLocation(src.Data());
+  BackendCore::CheckBufferNoOverlap(chunk, prepared.op.dst, src.Data(), prepared.op.bytes);
   prepared.chunks = {handle};
   prepared.buffer = src;
   return prepared;
@@ -182,8 +184,10 @@ BackendObject::PreparedOp BackendObject::PrepareRead(const Napi::CallbackInfo& i
   PreparedOp prepared;
   prepared.op.kind = ChunkOp::Kind::kCopy;
   prepared.op.bytes = dst.ByteLength();
-  prepared.op.src = BackendCore::Resolve(core_->table().Lookup(handle), offset, prepared.op.bytes);
+  const Chunk chunk = core_->table().Lookup(handle);
+  prepared.op.src = BackendCore::Resolve(chunk, offset, prepared.op.bytes);
   prepared.op.dst = PageableLocation(dst.Data());
+  BackendCore::CheckBufferNoOverlap(chunk, prepared.op.src, dst.Data(), prepared.op.bytes);
   prepared.chunks = {handle};
   prepared.buffer = dst;
   return prepared;

@@ -64,7 +64,10 @@ export interface NativeBackend {
   free(handle: number): void;
   chunkInfo(handle: number): ChunkInfo;
 
-  /** Copies src into the chunk at offset (synchronous; for small copies). */
+  /**
+   * Copies src into the chunk at offset (synchronous; for small copies). write and read (and their
+   * async forms) throw UNSUPPORTED when the buffer overlaps the chunk range (a hostView of those bytes).
+   */
   write(handle: number, offset: number, src: Uint8Array): void;
   /** Copies length bytes from the chunk at offset into dst (synchronous). */
   read(handle: number, offset: number, dst: Uint8Array): void;

@@ -384,6 +384,26 @@ describe('host backend', () => {
     expect(JSON.parse(out)).toEqual({ collected: true, shmWhileViewed: true, sum: 5 * 256, shmAfter: false });
   });
 
+  it('refuses a write or read whose buffer is a view overlapping the chunk range, and allows disjoint ones', async () => {
+    // memcpy with overlapping ranges (ASan: memcpy-param-overlap) before the check.
+    const backend = hostBackend();
+    const handle = backend.allocHost(4096);
+    backend.write(handle, 0, Uint8Array.from({ length: 4096 }, (_, i) => i & 255));
+    const view = backend.hostView(handle, 0, 4096);
+    expectCode(() => backend.write(handle, 10, view.subarray(0, 100)), 'UNSUPPORTED', /overlap .* chunk \d+ \(a view of the same bytes\)/);
+    expectCode(() => backend.read(handle, 0, view.subarray(50, 150)), 'UNSUPPORTED', /overlap/);
+    expectCode(() => backend.write(handle, 0, view.subarray(0, 100)), 'UNSUPPORTED', /overlap/);
+    await expectRejectCode(backend.writeAsync(handle, 99, view.subarray(0, 100)), 'UNSUPPORTED', /overlap/);
+    await expectRejectCode(backend.readAsync(handle, 0, view.subarray(99, 199)), 'UNSUPPORTED', /overlap/);
+    backend.write(handle, 100, view.subarray(0, 100));
+    await backend.readAsync(handle, 1000, view.subarray(0, 100));
+    expect(Array.from(view.subarray(0, 4))).toEqual([232, 233, 234, 235]);
+    expect(Array.from(view.subarray(100, 104))).toEqual([0, 1, 2, 3]);
+    backend.write(handle, 0, view.subarray(0, 0));
+    backend.releaseView(view);
+    backend.free(handle);
+  });
+
   it('rejects hostView arguments C++ cannot represent with TypeError or RangeError', () => {
     const backend = hostBackend();
     const handle = backend.allocHost(4096);
