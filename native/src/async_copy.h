@@ -4,11 +4,13 @@
 // (ChunkTable::Acquire) after its range was resolved; the worker unpins them on the main thread when
 // the operation settles, which is when a chunk freed meanwhile is really released. `keep_alive` holds
 // the JS values whose memory the operation touches (the Uint8Array) and the backend object, so that
-// neither is collected while the copy runs. Off the main thread only the baton's raw pointers are used.
+// neither is collected while the copy runs; `on_settle` drops the other pins it holds (the chunk of a
+// host view that the Uint8Array's bytes belong to), on the main thread when it settles. Off the main thread only the baton's raw pointers are used.
 #pragma once
 
 #include <napi.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -18,6 +20,6 @@
 namespace tensormem {
 
 Napi::Promise QueueChunkOp(Napi::Env env, std::shared_ptr<BackendCore> core, const ChunkOp& op, std::vector<Handle> pinned,
-                           const std::vector<Napi::Object>& keep_alive);
+                           const std::vector<Napi::Object>& keep_alive, std::vector<std::function<void()>> on_settle = {});
 
 }  // namespace tensormem

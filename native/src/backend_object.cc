@@ -1,6 +1,7 @@
 #include "backend_object.h"
 
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "async_copy.h"
@@ -244,8 +245,15 @@ Napi::Value BackendObject::RunAsync(const Napi::CallbackInfo& info, PreparedOp (
       // Pins cannot fail here: the handles were looked up on this thread just now.
       for (Handle handle : prepared.chunks) core_->table().Acquire(handle);
       std::vector<Napi::Object> keep_alive = {Value()};
-      if (!prepared.buffer.IsEmpty()) keep_alive.push_back(prepared.buffer);
-      return QueueChunkOp(env, core_, prepared.op, prepared.chunks, keep_alive);
+      std::vector<std::function<void()>> on_settle;
+      if (!prepared.buffer.IsEmpty()) {
+        keep_alive.push_back(prepared.buffer);
+        // The Uint8Array keeps its ArrayBuffer, not the chunk behind a view: releaseView meanwhile would
+        // unmap it under the copy. Pin that chunk too.
+        const Napi::Uint8Array array = prepared.buffer.As<Napi::Uint8Array>();
+        if (auto unpin = PinHostView(env, array)) on_settle.push_back(std::move(unpin));
+      }
+      return QueueChunkOp(env, core_, prepared.op, prepared.chunks, keep_alive, std::move(on_settle));
     });
   } catch (const Napi::Error& error) {
     Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);

@@ -58,6 +58,14 @@ Chunk ChunkTable::Acquire(Handle handle) {
   return entry.chunk;
 }
 
+bool ChunkTable::AddPin(Handle handle) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = entries_.find(handle);
+  if (it == entries_.end() || it->second.pins == 0) return false;
+  ++it->second.pins;
+  return true;
+}
+
 std::optional<Chunk> ChunkTable::Unpin(Handle handle) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = entries_.find(handle);

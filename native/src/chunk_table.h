@@ -59,6 +59,10 @@ class ChunkTable {
   // Lookup + pin for an async operation.
   Chunk Acquire(Handle handle);
 
+  // One more pin on a chunk that something pins already (a host view), release-pending or not; false
+  // when the table no longer has it (closed).
+  bool AddPin(Handle handle);
+
   // Drops one pin. Returns the chunk when it was freed meanwhile and this was its last pin: the caller
   // must release its memory. Unknown handles (table closed meanwhile) are ignored.
   std::optional<Chunk> Unpin(Handle handle);

@@ -12,6 +12,7 @@
 
 #include <napi.h>
 
+#include <functional>
 #include <memory>
 
 #include "backend_core.h"
@@ -22,5 +23,11 @@ Napi::Value NewHostView(Napi::Env env, const std::shared_ptr<BackendCore>& core,
 
 // Throws TypeError unless `view` came from NewHostView and was not released yet.
 void ReleaseHostView(Napi::Env env, const Napi::Value& view);
+
+// When `array` is (a view into) a live host view: pins the viewed chunk once more, for an async
+// operation that copies to or from the array's bytes, and returns what drops that pin (to call on the
+// main thread when the operation settles); releaseView() meanwhile then leaves the chunk mapped.
+// Empty otherwise.
+std::function<void()> PinHostView(Napi::Env env, const Napi::Uint8Array& array);
 
 }  // namespace tensormem

@@ -404,6 +404,32 @@ describe('host backend', () => {
     backend.free(handle);
   });
 
+  it('keeps a viewed chunk mapped for an async copy to or from the view when the view is released meanwhile', () => {
+    // The Uint8Array kept its ArrayBuffer alive, not the chunk behind it: releaseView() of a view of a
+    // freed chunk unmapped it under the copy (SIGSEGV in the worker's memcpy). In a child: it crashed.
+    const out = runInChild(`
+      const N = 32 * 1048576;
+      const [src, dst, viewed, other] = [0, 1, 2, 3].map(() => backend.allocHost(N));
+      backend.fill(src, 0, N, 0x6b);
+      backend.fill(other, 0, N, 0x21);
+      const from = backend.hostView(src, 0, N);
+      const into = backend.hostView(viewed, 0, N);
+      backend.free(src);
+      backend.free(viewed);
+      const copies = [backend.writeAsync(dst, 0, from), backend.readAsync(other, 0, into)];
+      backend.releaseView(from);
+      backend.releaseView(into);
+      const during = backend.liveChunks().host;
+      Promise.all(copies).then(() => {
+        const out = Buffer.alloc(N);
+        backend.read(dst, 0, out);
+        backend.free(dst);
+        backend.free(other);
+        process.stdout.write(JSON.stringify({ during, after: backend.liveChunks().host, copied: out.every((b) => b === 0x6b) }));
+      });`);
+    expect(JSON.parse(out)).toEqual({ during: 4, after: 0, copied: true });
+  });
+
   it('rejects hostView arguments C++ cannot represent with TypeError or RangeError', () => {
     const backend = hostBackend();
     const handle = backend.allocHost(4096);
