@@ -5,7 +5,8 @@
 // the operation settles, which is when a chunk freed meanwhile is really released. `keep_alive` holds
 // the JS values whose memory the operation touches (the Uint8Array) and the backend object, so that
 // neither is collected while the copy runs; `on_settle` drops the other pins it holds (the chunk of a
-// host view that the Uint8Array's bytes belong to), on the main thread when it settles. Off the main thread only the baton's raw pointers are used.
+// host view, or the shared-memory mapping, that the Uint8Array's bytes belong to), on the main thread
+// when it settles. Off the main thread only the baton's raw pointers are used.
 #pragma once
 
 #include <napi.h>

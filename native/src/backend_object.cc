@@ -8,6 +8,7 @@
 #include "chunk_op.h"
 #include "host_view.h"
 #include "js_interop.h"
+#include "shm_mapping.h"
 
 namespace tensormem {
 
@@ -248,10 +249,11 @@ Napi::Value BackendObject::RunAsync(const Napi::CallbackInfo& info, PreparedOp (
       std::vector<std::function<void()>> on_settle;
       if (!prepared.buffer.IsEmpty()) {
         keep_alive.push_back(prepared.buffer);
-        // The Uint8Array keeps its ArrayBuffer, not the chunk behind a view: releaseView meanwhile would
-        // unmap it under the copy. Pin that chunk too.
+        // The Uint8Array keeps its ArrayBuffer, not the memory behind a view or a mapping: releaseView
+        // or unmapSharedMemory meanwhile would unmap it under the copy. Pin that memory too.
         const Napi::Uint8Array array = prepared.buffer.As<Napi::Uint8Array>();
         if (auto unpin = PinHostView(env, array)) on_settle.push_back(std::move(unpin));
+        if (auto unpin = PinSharedMemoryMapping(array.Data(), array.ByteLength())) on_settle.push_back(std::move(unpin));
       }
       return QueueChunkOp(env, core_, prepared.op, prepared.chunks, keep_alive, std::move(on_settle));
     });

@@ -6,9 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "js_interop.h"
 #include "native_error.h"
@@ -16,11 +17,15 @@
 namespace tensormem {
 namespace {
 
-// One mapping; owned by its ArrayBuffer's finalizer (deleted there), unmapped at most once.
+// One mapping; shared by its ArrayBuffer's finalizer and the async operations copying its bytes
+// (PinSharedMemoryMapping), unmapped at most once: when it is unmapped (explicitly or by the finalizer)
+// while operations pin it, the munmap waits for the last of them. Fields are guarded by LiveMappings' lock.
 struct Mapping {
   void* ptr = nullptr;
   size_t bytes = 0;
-  bool unmapped = false;
+  bool unmapped = false;       // munmap done
+  bool unmap_pending = false;  // no longer live: munmap when the last pin goes
+  uint32_t pins = 0;
 };
 
 // Live mappings by address, so that unmapSharedMemory can find the one behind an ArrayBuffer. Shared
@@ -32,26 +37,52 @@ class LiveMappings {
     return *mappings;
   }
 
-  void Add(Mapping* mapping) {
+  void Add(const std::shared_ptr<Mapping>& mapping) {
     std::lock_guard<std::mutex> lock(mutex_);
-    by_address_[mapping->ptr] = mapping;
+    by_address_[reinterpret_cast<uintptr_t>(mapping->ptr)] = mapping;
   }
 
-  // Unmaps the live mapping at ptr (if it is `expected`, or any when expected is null); true if it did.
-  bool Unmap(void* ptr, Mapping* expected) {
+  // Unmaps the live mapping at ptr (if it is `expected`, or any when expected is null), now or, while
+  // operations pin it, when the last one ends; true if it was live.
+  bool Unmap(void* ptr, const Mapping* expected) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = by_address_.find(ptr);
-    if (it == by_address_.end() || (expected != nullptr && it->second != expected)) return false;
-    Mapping* mapping = it->second;
-    munmap(mapping->ptr, mapping->bytes);
-    mapping->unmapped = true;
+    auto it = by_address_.find(reinterpret_cast<uintptr_t>(ptr));
+    if (it == by_address_.end() || (expected != nullptr && it->second.get() != expected)) return false;
+    Mapping& mapping = *it->second;
+    if (mapping.pins > 0) {
+      mapping.unmap_pending = true;
+    } else {
+      munmap(mapping.ptr, mapping.bytes);
+      mapping.unmapped = true;
+    }
     by_address_.erase(it);
     return true;
   }
 
+  // The live mapping that holds [ptr, ptr + bytes), pinned; null when none does.
+  std::shared_ptr<Mapping> Pin(const void* ptr, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const uintptr_t start = reinterpret_cast<uintptr_t>(ptr);
+    auto it = by_address_.upper_bound(start);
+    if (it == by_address_.begin()) return nullptr;
+    --it;
+    Mapping& mapping = *it->second;
+    if (start - it->first > mapping.bytes || bytes > mapping.bytes - (start - it->first)) return nullptr;
+    ++mapping.pins;
+    return it->second;
+  }
+
+  void Unpin(const std::shared_ptr<Mapping>& mapping) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--mapping->pins > 0 || !mapping->unmap_pending) return;
+    munmap(mapping->ptr, mapping->bytes);
+    mapping->unmap_pending = false;
+    mapping->unmapped = true;
+  }
+
  private:
   std::mutex mutex_;
-  std::unordered_map<void*, Mapping*> by_address_;
+  std::map<uintptr_t, std::shared_ptr<Mapping>> by_address_;
 };
 
 void CheckName(Napi::Env env, const std::string& name) {
@@ -60,7 +91,7 @@ void CheckName(Napi::Env env, const std::string& name) {
   }
 }
 
-Mapping* MapByName(const std::string& name, bool writable) {
+std::shared_ptr<Mapping> MapByName(const std::string& name, bool writable) {
   const std::string what = "shared-memory object \"" + name + "\"";
   const int fd = shm_open(name.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
   if (fd < 0) throw SystemError("shm_open of " + what, errno);
@@ -83,13 +114,21 @@ Mapping* MapByName(const std::string& name, bool writable) {
   const int mmap_errno = errno;
   close(fd);  // the mapping keeps the object alive
   if (ptr == MAP_FAILED) throw SystemError("mmap of " + DescribeBytes(bytes) + " of " + what, mmap_errno);
-  auto* mapping = new Mapping{ptr, bytes, false};
-  LiveMappings::Get().Add(mapping);
+  auto mapping = std::make_shared<Mapping>();
+  mapping->ptr = ptr;
+  mapping->bytes = bytes;
+  try {
+    LiveMappings::Get().Add(mapping);
+  } catch (...) {
+    munmap(ptr, bytes);
+    throw;
+  }
   return mapping;
 }
 
-void FinalizeMapping(Napi::Env, void* data, Mapping* mapping) {
-  if (!mapping->unmapped) LiveMappings::Get().Unmap(data, mapping);
+// The ArrayBuffer's share of the mapping: unmaps it if still live (a no-op once unmapSharedMemory did).
+void FinalizeMapping(Napi::Env, void* data, std::shared_ptr<Mapping>* mapping) {
+  LiveMappings::Get().Unmap(data, mapping->get());
   delete mapping;
 }
 
@@ -100,12 +139,14 @@ Napi::Value MapSharedMemoryJs(const Napi::CallbackInfo& info) {
     const std::string name = info[0].As<Napi::String>().Utf8Value();
     CheckName(env, name);
     if (!info[1].IsBoolean()) throw Napi::TypeError::New(env, "Expected a boolean for writable");
-    Mapping* mapping = MapByName(name, info[1].As<Napi::Boolean>().Value());
+    auto mapping = std::make_unique<std::shared_ptr<Mapping>>(MapByName(name, info[1].As<Napi::Boolean>().Value()));
+    const Mapping* raw = mapping->get();
     try {
-      return Napi::ArrayBuffer::New(env, mapping->ptr, mapping->bytes, FinalizeMapping, mapping);
+      Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, raw->ptr, raw->bytes, FinalizeMapping, mapping.get());
+      mapping.release();  // the finalizer's now
+      return buffer;
     } catch (...) {
-      LiveMappings::Get().Unmap(mapping->ptr, mapping);
-      delete mapping;
+      LiveMappings::Get().Unmap(raw->ptr, raw);
       throw;
     }
   });
@@ -124,6 +165,12 @@ Napi::Value UnmapSharedMemoryJs(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+std::function<void()> PinSharedMemoryMapping(const void* ptr, size_t bytes) {
+  std::shared_ptr<Mapping> mapping = LiveMappings::Get().Pin(ptr, bytes);
+  if (!mapping) return {};
+  return [mapping] { LiveMappings::Get().Unpin(mapping); };
+}
 
 void RegisterSharedMemoryMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("mapSharedMemory", Napi::Function::New(env, MapSharedMemoryJs, "mapSharedMemory"));

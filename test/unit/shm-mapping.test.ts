@@ -2,9 +2,10 @@
  * The addon's client-side mapping of shared-memory objects (mapSharedMemory / unmapSharedMemory), over
  * objects made by a host backend's named host chunks, as ExportArray hands them out.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createBackend, loadAddon } from '../../src/native/addon';
+import { addonPath, createBackend, loadAddon } from '../../src/native/addon';
 import type { NativeBackend } from '../../src/native/backend';
 import { newShmName, shmPath } from '../../src/memory/shm-names';
 
@@ -77,6 +78,38 @@ describe('mapSharedMemory', () => {
     backend.write(handle, 5000, Buffer.from([0x42]));
     expect(view[5000]).toBe(0x42);
     expect(addon.unmapSharedMemory(mapping)).toBe(true);
+  });
+
+  it('unmap during an async copy from the mapping detaches it now and unmaps it when the copy ends', () => {
+    // munmap ran at once, under the copy reading the mapping on a worker thread (SIGSEGV). In a child:
+    // it crashed.
+    const script = `
+      const fs = require('fs');
+      const addon = { exports: {} };
+      process.dlopen(addon, ${JSON.stringify(addonPath())});
+      const backend = addon.exports.createBackend('host', { deviceCapacityBytes: 1048576 });
+      const N = 32 * 1048576;
+      const name = '/tensormem-unmap-async-' + process.pid;
+      const src = backend.allocHost(N, { shmName: name });
+      backend.fill(src, 0, N, 0x3c);
+      const dst = backend.allocHost(N);
+      const mapped = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((line) => line.includes(name)).length;
+      const mapping = addon.exports.mapSharedMemory(name, false);
+      const before = mapped();
+      const writing = backend.writeAsync(dst, 0, new Uint8Array(mapping, 4096));
+      const unmapped = addon.exports.unmapSharedMemory(mapping);
+      const report = { before, unmapped, detached: mapping.byteLength === 0, during: mapped() };
+      writing.then(() => {
+        const out = Buffer.alloc(N - 4096);
+        backend.read(dst, 0, out);
+        backend.free(src);
+        backend.free(dst);
+        process.stdout.write(JSON.stringify({ ...report, after: mapped(), copied: out.every((b) => b === 0x3c) }));
+      });`;
+    const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(result.status, `child failed: ${result.stderr}`).toBe(0);
+    // The chunk's own mapping and the client's; the client's goes when the copy ends.
+    expect(JSON.parse(result.stdout)).toEqual({ before: 2, unmapped: true, detached: true, during: 2, after: 0, copied: true });
   });
 
   it('refuses bad names and arguments, naming them', () => {
