@@ -177,8 +177,9 @@ void* MapAnonymous(uint64_t bytes) {
 void UnmapAnonymous(void* ptr, uint64_t bytes) noexcept { munmap(ptr, bytes); }
 
 void* MapShared(const std::string& name, uint64_t bytes) {
-  if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos) {
-    throw NativeError(ErrorCode::kSystemError, "invalid shared-memory name \"" + name + "\": expected \"/\" followed by a name without \"/\"");
+  // A NUL would end the name shm_open sees ("/a\0b" made "/a") while the chunk kept the whole string.
+  if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.find('\0') != std::string::npos) {
+    throw NativeError(ErrorCode::kSystemError, "invalid shared-memory name \"" + name + "\": expected \"/\" followed by a name without \"/\" or NUL");
   }
   const std::string what = "shared-memory object \"" + name + "\"";
   const int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);

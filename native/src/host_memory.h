@@ -14,7 +14,7 @@ void UnmapAnonymous(void* ptr, uint64_t bytes) noexcept;
 
 // shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600), sized with posix_fallocate (so that a full
 // /dev/shm is an OUT_OF_MEMORY error now, not a SIGBUS on first touch), mmap(MAP_SHARED). The name must
-// start with "/" and contain no other "/". On failure nothing is left behind (the object is unlinked).
+// start with "/" and contain no other "/" and no NUL. On failure nothing is left behind (the object is unlinked).
 void* MapShared(const std::string& name, uint64_t bytes);
 // munmap + shm_unlink. Names still live at exit() are unlinked then (process.exit() runs no cleanup hooks).
 void UnmapShared(const std::string& name, void* ptr, uint64_t bytes) noexcept;

@@ -314,6 +314,9 @@ describe('host backend', () => {
     expectCode(() => backend.allocHost(KiB, { shmName: name }), 'SYSTEM_ERROR', /File exists/);
     expect(fs.existsSync(shmPath(name))).toBe(true);
     expectCode(() => backend.allocHost(KiB, { shmName: 'no-leading-slash' }), 'SYSTEM_ERROR', /invalid shared-memory name/);
+    // shm_open would have stopped at the NUL and made another object than the chunk's name says.
+    expectCode(() => backend.allocHost(KiB, { shmName: `${name}-x\0y` }), 'SYSTEM_ERROR', /invalid shared-memory name/);
+    expect(fs.existsSync(shmPath(`${name}-x`))).toBe(false);
     backend.free(handle);
     expect(fs.existsSync(shmPath(name))).toBe(false);
   });
