@@ -131,8 +131,8 @@ async function main(): Promise<number> {
 
   results.set('B7', [
     cuda.available
-      ? notBuilt('B7', 'GPU pool vs cudaMalloc; mirror sync', '≥ 50 ×; ≥ 0.8 ×', `B7: not built: a GPU is present (${cuda.devices?.join(', ')}) but the benchmark has no cudaMalloc / pinned cudaMemcpy baseline in the addon yet`)
-      : notBuilt('B7', 'GPU pool vs cudaMalloc; mirror sync', '≥ 50 ×; ≥ 0.8 ×', `B7: needs a GPU: ${cuda.reason}`, 'needs a GPU'),
+      ? notBuilt('B7', 'GPU pool vs cudaMalloc; mirror sync', '≥ 50 ×; ≥ 0.8 ×', `B7: not measured by this runner: a GPU is present (${cuda.devices?.join(', ')}); B7 is test/gpu/b7-gpu-bench.test.ts (run it with scripts/gpu-run.sh; figures in b7.json)`, 'skipped')
+      : notBuilt('B7', 'GPU pool vs cudaMalloc; mirror sync', '≥ 50 ×; ≥ 0.8 ×', `B7: needs a GPU: ${cuda.reason} (B7 is test/gpu/b7-gpu-bench.test.ts, run with scripts/gpu-run.sh)`, 'needs a GPU'),
   ]);
 
   const rows = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'L1'].flatMap((id) => results.get(id) ?? []);
