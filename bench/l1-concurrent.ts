@@ -15,6 +15,7 @@ import { echoClient, startEchoServer, type EchoClient } from './lib/echo';
 import { Row, times } from './lib/report';
 import { nowNs, percentile, xorshift32 } from './lib/stats';
 import { Writable, download, upload } from './lib/streams';
+import { pattern } from './b3-streams';
 import type { BenchOptions } from './options';
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -54,13 +55,23 @@ export async function runL1(options: BenchOptions, daemonFlags: string[]): Promi
     const leases: LeaseSession[] = await Promise.all(clients.map((client, i) => client.openLease({ clientName: `bench-l1-${i}`, ttlSeconds: 3600 })));
     const tmSizes = leases.map((_, i) => sizesFor(i));
     const baseSizes = leases.map((_, i) => sizesFor(i));
-    const sources = leases.map((_, i) => Buffer.alloc(MAX_ARRAY_BYTES, (i * 37 + 11) & 0xff));
+    // A pattern (every 4-byte word differs, a different phase per client) with a serial stamped at both
+    // ends of each cycle's bytes: with one fill byte per client, a WriteArray that wrote nothing, or a
+    // misplaced chunk, read back as the same bytes (a pool block keeps the previous array's contents).
+    const sources = leases.map((_, i) => Buffer.from(pattern(MAX_ARRAY_BYTES + 4 * i).subarray(4 * i)));
+    const tmSerials = new Uint32Array(clientsCount);
+    const baseSerials = new Uint32Array(clientsCount);
+    const stamp = (data: Buffer, serial: number) => {
+      data.writeUInt32LE(serial, 0);
+      data.writeUInt32LE(~serial >>> 0, data.byteLength - 4);
+    };
     const echoDestinations = leases.map(() => Buffer.alloc(MAX_ARRAY_BYTES));
     const request = Buffer.alloc(64, 7);
 
     const tensormemCycle = async (i: number) => {
       const size = tmSizes[i]();
       const data = sources[i].subarray(0, size);
+      stamp(data, ++tmSerials[i]);
       const lease = leases[i];
       const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size] });
       await lease.write(array.array_id, data);
@@ -70,6 +81,7 @@ export async function runL1(options: BenchOptions, daemonFlags: string[]): Promi
     };
     const echoCycle = async (i: number) => {
       const size = baseSizes[i]();
+      stamp(sources[i].subarray(0, size), ++baseSerials[i]);
       await echoUnary(bare[i], request);
       await upload((cb) => bare[i].Upload(new Metadata(), cb) as Writable, sources[i].subarray(0, size), size);
       const got = await download(bare[i].Download({ bytes: size, chunk_bytes: MAX_ARRAY_BYTES }, new Metadata()) as ClientReadableStream<Record<string, Buffer>>, 'data', echoDestinations[i]);
