@@ -120,6 +120,10 @@ export async function runL1(options: BenchOptions, daemonFlags: string[]): Promi
         await phase(options.l1PhaseSeconds, tensormemCycle, tm);
       }
     }
+    // Every cycle frees its array: blocks still live before the leases close were never freed (closing
+    // a lease frees its arrays, so the check after the close alone cannot see a FreeArray that did not).
+    const open = await monitor.memoryInfo();
+    const liveBeforeClose = open.devices.reduce((sum, device) => sum + Number(device.allocation_count), 0) + Number(open.host?.allocation_count ?? 0);
     await Promise.all(leases.map((lease) => lease.close()));
     const info = await monitor.memoryInfo();
     const leakedBytes = info.devices.reduce((sum, device) => sum + Number(device.used_bytes), 0) + Number(info.host?.used_bytes ?? 0);
@@ -129,7 +133,7 @@ export async function runL1(options: BenchOptions, daemonFlags: string[]): Promi
     const baseP50 = percentile(base, 50);
     const baseP99 = percentile(base, 99);
     const measuredSeconds = options.l1Rounds * options.l1PhaseSeconds;
-    const ok = errors.length === 0 && leakedBytes === 0;
+    const ok = errors.length === 0 && leakedBytes === 0 && liveBeforeClose === 0;
     return {
       id: 'L1',
       what: `${L1_WHAT} (${clientsCount})`,
@@ -141,7 +145,8 @@ export async function runL1(options: BenchOptions, daemonFlags: string[]): Promi
       note:
         `L1: ${clientsCount} clients over ${options.transport}, arrays of 1–256 KiB, ${tm.length} tensormem cycles (${(tm.length / measuredSeconds).toFixed(0)}/s) and ${base.length} echo cycles (${(base.length / measuredSeconds).toFixed(0)}/s) in ${options.l1Rounds} alternating phases of ${options.l1PhaseSeconds} s each; ratio is p50 / p99 against the echo cycle (Echo, Upload, Download, Echo)` +
         (errors.length ? `; ${errors.length} ERRORS, first: ${errors[0]}` : '') +
-        (leakedBytes ? `; ${leakedBytes} BYTES LEFT ALLOCATED` : ''),
+        (leakedBytes ? `; ${leakedBytes} BYTES LEFT ALLOCATED` : '') +
+        (liveBeforeClose ? `; ${liveBeforeClose} BLOCKS STILL LIVE BEFORE THE LEASES CLOSED` : ''),
       values: {
         unit: 'ms per cycle',
         clients: clientsCount,
@@ -153,6 +158,7 @@ export async function runL1(options: BenchOptions, daemonFlags: string[]): Promi
         errors: errors.slice(0, 20),
         errorCount: errors.length,
         leakedBytes,
+        liveBlocksBeforeClose: liveBeforeClose,
       },
     };
   } finally {
