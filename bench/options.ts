@@ -42,7 +42,7 @@ interface OptionSpec {
 const MiB = 1024 * 1024;
 
 export const OPTIONS: OptionSpec[] = [
-  { name: 'quick', key: 'quick', kind: 'bool', full: false, quick: true, help: 'about one minute: fewer samples and smaller B3/B8 sizes (rows say so)' },
+  { name: 'quick', key: 'quick', kind: 'bool', full: false, quick: true, help: 'about one minute: fewer samples and a smaller B8 (20k arrays over 200 leases; rows say so); B2/B3/B4 keep 256 MiB' },
   { name: 'out', key: 'out', kind: 'string', full: 'bench-results.json', quick: 'bench-results.json', help: 'JSON results file' },
   { name: 'only', key: 'only', kind: 'list', full: [], quick: [], help: 'comma-separated rows to measure, e.g. B1,B5 (others are listed as skipped)' },
   { name: 'transport', key: 'transport', kind: 'transport', full: 'tcp', quick: 'tcp', help: 'tcp (127.0.0.1) or unix (unix socket), for every gRPC row' },
