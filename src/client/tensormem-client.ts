@@ -27,8 +27,8 @@ import {
   DataPlaneEndpoint,
   DataPlaneHttpError,
   DataPlaneTransferError,
+  dataPlaneEndpointFor,
   getArray as httpGetArray,
-  parseDataAddress,
   putArray as httpPutArray,
 } from '../dataplane/data-plane-client';
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
@@ -104,7 +104,8 @@ export interface ClientOptions {
    * The HTTP data plane (when the daemon has one, OpenLease's data_address): transfers of at least
    * `thresholdBytes` (default 1 MiB) go over HTTP, smaller ones over the gRPC streams; a connection
    * failure falls back to gRPC for that lease from then on. `false` keeps every transfer on gRPC, as
-   * does TLS (the client speaks plain http:// and unix: only).
+   * does TLS (the client speaks plain http:// and unix: only), and so does a loopback or unix: data
+   * address of a daemon reached on another host (dataPlaneEndpointFor).
    */
   dataPlane?: false | { thresholdBytes?: number };
 }
@@ -183,8 +184,7 @@ export class TensormemClient {
   /** Where this client reaches the data plane at `dataAddress`; undefined when it must use gRPC. */
   private dataPlaneEndpoint(dataAddress: string): DataPlaneEndpoint | undefined {
     if (this.options.dataPlane === false || this.options.tls || dataAddress === '') return undefined;
-    const grpcHost = this.address.startsWith('unix:') ? '127.0.0.1' : this.address.replace(/^dns:\/*/, '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
-    return parseDataAddress(dataAddress, grpcHost);
+    return dataPlaneEndpointFor(this.address, dataAddress);
   }
 
   /** Transfers of at least this many bytes use the data plane when there is one. */

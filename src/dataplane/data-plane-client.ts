@@ -6,7 +6,7 @@
  * range past the end) comes back before the body is sent. Plain http:// and unix: only.
  */
 import { Socket, connect } from 'node:net';
-import { parseHostPort, unixSocketPath } from '../config/listen-address';
+import { isLocalAddress, parseHostPort, unixSocketPath } from '../config/listen-address';
 import { crc32c, crc32cHex } from './crc32c';
 import type { HttpErrorBody } from './http-errors';
 
@@ -72,6 +72,27 @@ export function parseDataAddress(address: string, fallbackHost = '127.0.0.1'): D
   if (!hostPort) return undefined;
   const wildcard = hostPort.host === '0.0.0.0' || hostPort.host === '::';
   return wildcard ? { host: fallbackHost, port: hostPort.port } : hostPort;
+}
+
+/**
+ * Where a client that reached the daemon's gRPC at `grpcAddress` ("HOST:PORT", "dns:///HOST:PORT" or
+ * "unix:PATH") finds the data plane OpenLease named (`dataAddress`); undefined when it must keep to
+ * gRPC. A loopback or unix: data address names the daemon's own machine, so it is used only by a client
+ * that reached gRPC there too (on loopback or a unix socket): from another host it would name the
+ * client's own loopback or file system, where any local user could listen and be sent the lease token
+ * (and the array's bytes, or answer a read with bytes of its own).
+ */
+export function dataPlaneEndpointFor(grpcAddress: string, dataAddress: string): DataPlaneEndpoint | undefined {
+  const grpcHost = grpcAddress.startsWith('unix:') ? '127.0.0.1' : grpcAddress.replace(/^dns:\/*/, '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  const endpoint = parseDataAddress(dataAddress, grpcHost);
+  if (endpoint === undefined) return undefined;
+  const onDaemonHost = 'path' in endpoint || isLoopbackHost(endpoint.host);
+  return onDaemonHost && !isLoopbackHost(grpcHost) ? undefined : endpoint;
+}
+
+/** localhost, ::1 or 127.x.y.z (a bare host, IPv6 without brackets). */
+function isLoopbackHost(host: string): boolean {
+  return isLocalAddress(`${host.includes(':') ? `[${host}]` : host}:0`);
 }
 
 interface Response {
