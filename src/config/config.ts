@@ -213,6 +213,16 @@ function build(raw: RawValues): DaemonConfig {
     if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw invalidArgument(field(name), `an integer from ${min} to ${max}`, value);
     return n;
   };
+  /**
+   * A file that security rests on (--tenants, the TLS files): given empty (a config file's "", a flag
+   * whose variable was unset), it would read as "none" and serve open mode, plaintext or TLS without
+   * client certificates with no word, so it is refused. An empty variable is unset, as for every flag.
+   */
+  const securityFile = (name: string): string | undefined => {
+    const value = text(name);
+    if (value !== undefined && value.trim() === '') throw invalidArgument(field(name), `a file path (leave --${name} out for none)`, value);
+    return value;
+  };
   const listValue = raw.get('listen')!.value;
   const listen = (Array.isArray(listValue) ? listValue : [listValue]).map((s) => s.trim()).filter((s) => s !== '');
   if (listen.length === 0) throw invalidArgument(field('listen'), 'at least one address (HOST:PORT or unix:PATH)', '(none)');
@@ -265,9 +275,9 @@ function build(raw: RawValues): DaemonConfig {
     maxWaitMs: duration('max-wait'),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     logLevel: choice('log-level'),
-    tenantsFile: text('tenants') || undefined,
+    tenantsFile: securityFile('tenants'),
     mmapDir: text('mmap-dir') || undefined,
-    tls: tlsFiles(text('tls-cert'), text('tls-key'), text('tls-client-ca')),
+    tls: tlsFiles(securityFile('tls-cert'), securityFile('tls-key'), securityFile('tls-client-ca')),
     metricsListen: metricsListen(text('metrics-listen'), field('metrics-listen')),
     help: bool('help'),
     version: bool('version'),

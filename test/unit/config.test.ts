@@ -245,6 +245,26 @@ describe('open mode: addresses beyond loopback refused at start', () => {
   });
 });
 
+describe('security files given empty', () => {
+  // An empty value (a config file's "", a flag whose variable was unset: --tls-client-ca "$CA") would
+  // otherwise read as "none": TLS without client certificates, plaintext, or open mode, with no word.
+  it.each(['tls-client-ca', 'tls-cert', 'tls-key', 'tenants'])('refuses an empty --%s as a flag or in the config file, naming where it came from', (name) => {
+    const pem = ['--tls-cert', '/etc/server.pem', '--tls-key', '/etc/server.key'];
+    expect(() => loadConfig([...pem, `--${name}`, ''], {})).toThrowError(`Expected a file path (leave --${name} out for none) for --${name} but received ""`);
+    expect(() => loadConfig([...pem, `--${name}=  `], {})).toThrowError(`for --${name} but received "  "`);
+    const file = join(mkdtempSync(join(tmpdir(), 'tensormem-config-')), 'empty.json');
+    writeFileSync(file, JSON.stringify({ 'tls-cert': '/etc/server.pem', 'tls-key': '/etc/server.key', [name]: '' }));
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`for --${name} (from ${file}: ${name}) but received ""`);
+  });
+
+  it('still reads an empty variable as unset, as for every flag', () => {
+    expect(loadConfig(['--tls-cert', '/etc/server.pem', '--tls-key', '/etc/server.key'], { TENSORMEM_TLS_CLIENT_CA: '', TENSORMEM_TENANTS: '' })).toMatchObject({
+      tls: { certFile: '/etc/server.pem', keyFile: '/etc/server.key', clientCaFile: undefined },
+      tenantsFile: undefined,
+    });
+  });
+});
+
 describe('the environment', () => {
   it('takes --help and --version from the command line only (TENSORMEM_HELP=true does not stop the daemon)', () => {
     expect(loadConfig([], { TENSORMEM_HELP: 'true', TENSORMEM_VERSION: '1' })).toMatchObject({ help: false, version: false });
