@@ -1,4 +1,5 @@
 /** The gRPC server: tensormem.v1 services, grpc.health.v1 and server reflection, bound to every --listen address. */
+import { X509Certificate } from 'node:crypto';
 import { existsSync, chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
@@ -64,9 +65,29 @@ function serverCredentials(config: ServiceContext['config']): ServerCredentials 
       throw invalidArgument(flag, 'a readable PEM file', `${path} (${(error as Error).message})`);
     }
   };
-  const rootCerts = config.tls.clientCaFile ? read('--tls-client-ca', config.tls.clientCaFile) : null;
+  const rootCerts = config.tls.clientCaFile ? checkCaBundle(config.tls.clientCaFile, read('--tls-client-ca', config.tls.clientCaFile)) : null;
   const keyCertPairs = [{ private_key: read('--tls-key', config.tls.keyFile), cert_chain: read('--tls-cert', config.tls.certFile) }];
   return ServerCredentials.createSsl(rootCerts, keyCertPairs, rootCerts !== null);
+}
+
+/**
+ * The --tls-client-ca file as read, once it is known to hold certificates: one holding none (an empty
+ * file, a key, YAML) would start the daemon with mTLS that refuses every client, and say nothing.
+ */
+function checkCaBundle(path: string, pem: Buffer): Buffer {
+  const certificates = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const problem = certificates.length === 0 ? 'no PEM certificate in it' : certificates.map((text) => parseError(text)).find((error) => error !== undefined);
+  if (problem !== undefined) throw invalidArgument('--tls-client-ca', 'a PEM file of CA certificates', `${path} (${problem})`);
+  return pem;
+}
+
+function parseError(pemCertificate: string): string | undefined {
+  try {
+    new X509Certificate(pemCertificate);
+    return undefined;
+  } catch (error) {
+    return `a certificate that does not parse: ${(error as Error).message}`;
+  }
 }
 
 async function bind(server: Server, address: string, tcpCredentials: ServerCredentials): Promise<string> {

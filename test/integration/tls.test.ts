@@ -8,7 +8,7 @@ import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+import { DaemonProcess, ROOT, runTensormemd, startDaemon } from '../helpers/daemon-process';
 
 const dir = mkdtempSync(join(tmpdir(), 'tensormem-tls-'));
 const file = (name: string) => join(dir, name);
@@ -55,6 +55,13 @@ describe('TLS and mTLS', () => {
     const error = (await plain.openLease({ tenantToken: TOKEN }).catch((e: unknown) => e)) as TensormemClientError;
     expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(error.code);
     plain.close();
+  });
+
+  it('refuses to start with a --tls-client-ca file that holds no certificate (mTLS would refuse every client)', async () => {
+    writeFileSync(file('not-a-ca.pem'), 'tenants: []\n');
+    const run = await runTensormemd(['--backend', 'host', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off', '--tenants', file('tenants.yaml'), '--tls-cert', file('server.pem'), '--tls-key', file('server.key'), '--tls-client-ca', file('not-a-ca.pem')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`Expected a PEM file of CA certificates for --tls-client-ca but received "${file('not-a-ca.pem')} (no PEM certificate in it)"`);
   });
 
   it('requires a client certificate signed by --tls-client-ca for mTLS', async () => {
