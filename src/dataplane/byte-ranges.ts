@@ -10,15 +10,6 @@ export interface ByteRange {
   length: number;
 }
 
-const DIGITS = /^\d{1,16}$/;
-
-function integer(text: string, field: string, header: string): number {
-  if (!DIGITS.test(text)) throw invalidArgument(field, 'a byte position (decimal digits)', header);
-  const value = Number(text);
-  if (!Number.isSafeInteger(value)) throw invalidArgument(field, 'a byte position below 2^53', header);
-  return value;
-}
-
 /**
  * A position or suffix length of a `Range` header: any number of digits, since a value that large only
  * says "past the end" (the caller clips a last position or suffix length to the array, and a first
@@ -59,7 +50,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 /**
  * `Content-Range: bytes a-b/total` of a PUT: where the body goes. `total` is `*` or the array's size;
  * b − a + 1 must equal the body's Content-Length. Without the header the body goes at offset 0.
- * A range past the array's end is OUT_OF_RANGE (416), checked before any byte is written.
+ * A range past the array's end is OUT_OF_RANGE (416), checked before any byte is written. Positions
+ * are read exactly, however many digits they have (leading zeros included): one of 2^53 or more
+ * passes the end of any array, so it is OUT_OF_RANGE like any other range past the end, and never
+ * rounded to a neighbouring number.
  */
 export function parseContentRange(header: string | undefined, size: number, contentLength: number): ByteRange {
   if (header === undefined) {
@@ -68,14 +62,13 @@ export function parseContentRange(header: string | undefined, size: number, cont
   }
   const match = /^\s*bytes\s+(\d+)\s*-\s*(\d+)\s*\/\s*(\d+|\*)\s*$/i.exec(header);
   if (!match) throw invalidArgument('Content-Range', 'bytes FIRST-LAST/SIZE or bytes FIRST-LAST/*', header);
-  const first = integer(match[1], 'Content-Range', header);
-  const last = integer(match[2], 'Content-Range', header);
+  const first = BigInt(match[1]);
+  const last = BigInt(match[2]);
   if (last < first) throw invalidArgument('Content-Range', 'a last byte position at or after the first', header);
-  if (match[3] !== '*' && integer(match[3], 'Content-Range', header) !== size) {
+  if (match[3] !== '*' && BigInt(match[3]) !== BigInt(size)) {
     throw invalidArgument('Content-Range', `the array's size ${size} (or *) after the slash`, header);
   }
-  const length = last - first + 1;
-  if (length !== contentLength) throw invalidArgument('Content-Range', `a range of Content-Length (${contentLength}) bytes`, header);
-  if (last >= size) throw outOfRange('Content-Range', `${header} passes the end of the array (${size} bytes)`);
-  return { start: first, length };
+  if (last - first + 1n !== BigInt(contentLength)) throw invalidArgument('Content-Range', `a range of Content-Length (${contentLength}) bytes`, header);
+  if (last >= BigInt(size)) throw outOfRange('Content-Range', `${header} passes the end of the array (${size} bytes)`);
+  return { start: Number(first), length: contentLength };
 }

@@ -267,6 +267,14 @@ function requestHead(method: string, endpoint: DataPlaneEndpoint, arrayId: strin
 }
 
 /**
+ * The last byte position of `length` bytes at `offset`, exactly: past 2^53 a Number sum would round
+ * to a neighbouring position, and the header would name bytes the caller never asked for.
+ */
+function lastPosition(offset: number, length: number): string {
+  return String(BigInt(offset) + BigInt(length) - 1n);
+}
+
+/**
  * PUT `data` at `offset` of the array; resolves to the bytes written. With `checksum`, the CRC-32C of
  * `data` goes in X-Tensormem-Crc32c and the daemon refuses the write (CHECKSUM_MISMATCH) when the bytes
  * it received differ.
@@ -275,7 +283,7 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
   const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.byteLength) };
   if (data.byteLength > 0) {
     headers.Expect = '100-continue';
-    headers['Content-Range'] = `bytes ${offset}-${offset + data.byteLength - 1}/*`;
+    headers['Content-Range'] = `bytes ${offset}-${lastPosition(offset, data.byteLength)}/*`;
   } else if (offset !== 0) {
     throw new RangeError('an empty write is only possible at offset 0 on the data plane');
   }
@@ -301,7 +309,7 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
  */
 export async function getArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, offset = 0, length = 0, into?: Buffer, options: TransferOptions = {}): Promise<Buffer> {
   const headers: Record<string, string> = {};
-  if (offset !== 0 || length !== 0) headers.Range = length === 0 ? `bytes=${offset}-` : `bytes=${offset}-${offset + length - 1}`;
+  if (offset !== 0 || length !== 0) headers.Range = length === 0 ? `bytes=${offset}-` : `bytes=${offset}-${lastPosition(offset, length)}`;
   let result: Buffer | undefined;
   const response = await exchange(
     endpoint,

@@ -249,6 +249,27 @@ describe('HTTP data plane over a real daemon', () => {
     await lease.close();
   });
 
+  it('a write whose range passes 2^53 is OUT_OF_RANGE over HTTP as over gRPC, its positions exact', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], zero: true });
+    // The last byte, offset + 1 MiB - 1, is past 2^53: as a Number sum it rounds (2^53 - 1 + 2^20 - 1 to ...568).
+    for (const offset of [2 ** 53 - MiB + 5, Number.MAX_SAFE_INTEGER]) {
+      const error = await lease.write(array.array_id, Buffer.alloc(MiB, 7), offset).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, String(offset)).toBeInstanceOf(TensormemClientError);
+      expect((error as TensormemClientError).code, String(offset)).toBe(status.OUT_OF_RANGE);
+      expect((error as TensormemClientError).details, String(offset)).toContain(`bytes ${offset}-${BigInt(offset) + BigInt(MiB) - 1n}/*`);
+    }
+    expect(lease.transfers).toEqual({ http: 0, grpc: 0 });
+    const farPastTheEnd = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { ...bearer(lease), 'Content-Range': 'bytes 18446744073709551616-18446744073709551617/*' }, Buffer.alloc(2, 7));
+    expect(farPastTheEnd.status).toBe(416);
+    expect(farPastTheEnd.json()).toMatchObject({ status: 'OUT_OF_RANGE', metadata: { field: 'Content-Range' } });
+    expect((await lease.readGrpc(array.array_id)).equals(Buffer.alloc(4 * MiB))).toBe(true);
+    await lease.close();
+  });
+
   it('a Range that selects no byte of a 0-byte array is 416 with Content-Range bytes */0; a last position of any length is clipped', async () => {
     const lease = await client.openLease();
     const empty = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [0] });

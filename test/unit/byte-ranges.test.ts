@@ -55,4 +55,17 @@ describe('parseContentRange', () => {
     expect(refusal(() => parseContentRange('bytes 4-7/15', 16, 4))).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Content-Range' });
     expect(refusal(() => parseContentRange('bytes 4-7/*', 16, 5))).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Content-Range' });
   });
+
+  it('reads positions exactly, however many digits: past 2^53 is past the end (416), never rounded', () => {
+    // 2^53 + 1 and 2^53 + 2 as Numbers round to 2^53 and 2^53 + 2: the length would look like 3, or 1.
+    for (const header of ['bytes 9007199254740993-9007199254740994/*', 'bytes 18446744073709551616-18446744073709551617/*', `bytes ${'9'.repeat(40)}1-${'9'.repeat(40)}2/*`]) {
+      expect(refusal(() => parseContentRange(header, 16, 2)), header).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Content-Range', message: expect.stringContaining(header) });
+    }
+    // A last position that passes 2^53 at a first position below it.
+    expect(refusal(() => parseContentRange('bytes 9007199253692421-9007199254740996/*', 16, 2 ** 20))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Content-Range' });
+    // The length is checked exactly too: 2^53 + 1 .. 2^53 + 2 is 2 bytes, not 3.
+    expect(refusal(() => parseContentRange('bytes 9007199254740993-9007199254740994/*', 16, 3))).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Content-Range' });
+    // Leading zeros are the same number.
+    expect(parseContentRange('bytes 00000000000000000004-00000000000000000007/000000000000000000016', 16, 4)).toEqual({ start: 4, length: 4 });
+  });
 });
