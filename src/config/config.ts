@@ -73,6 +73,14 @@ export interface DaemonConfig {
  */
 export const MESSAGE_FRAMING_HEADROOM_BYTES = 1024;
 
+/**
+ * The largest --max-message-bytes: gRPC frames each message with a 4-byte length, so no message is
+ * larger. It also keeps --chunk-bytes below 4 GiB, the most one Node Buffer holds: a ReadArray chunk
+ * buffer and a data plane GET piece (a view of --chunk-bytes) are each one Buffer, and at 4 GiB or
+ * more every ReadArray and every GET of more than 4 GiB failed with INTERNAL.
+ */
+export const MAX_MESSAGE_BYTES = 2 ** 32 - 1;
+
 /** `origin`: where an env or file value was read (TENSORMEM_MAXBYTES; /etc/tensormemd.yaml: maxbytes), for error messages. */
 type RawValues = Map<string, { value: string | string[]; source: ConfigSource; origin?: string }>;
 
@@ -237,6 +245,13 @@ function build(raw: RawValues): DaemonConfig {
   const maxMessageBytes = positiveBytes('max-message-bytes');
   if (maxMessageBytes <= MESSAGE_FRAMING_HEADROOM_BYTES) {
     throw invalidArgument(field('max-message-bytes'), `a size above ${MESSAGE_FRAMING_HEADROOM_BYTES} bytes (room for a ReadArray chunk and its framing)`, text('max-message-bytes'));
+  }
+  if (maxMessageBytes > MAX_MESSAGE_BYTES) {
+    throw invalidArgument(
+      field('max-message-bytes'),
+      `a size of at most ${MAX_MESSAGE_BYTES} bytes (gRPC frames a message with a 4-byte length)`,
+      `${text('max-message-bytes')} (${maxMessageBytes} bytes)`,
+    );
   }
   let chunkBytes = positiveBytes('chunk-bytes');
   if (chunkBytes + MESSAGE_FRAMING_HEADROOM_BYTES > maxMessageBytes && raw.get('chunk-bytes')?.source === 'default') {

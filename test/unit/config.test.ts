@@ -133,6 +133,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig(['--max-message-bytes', '2M'], { TENSORMEM_CHUNK_BYTES: '2M' })).toThrowError('Expected a size of at most 2096128 bytes');
     expect(() => loadConfig(['--max-message-bytes', '1K'], {})).toThrowError('Expected a size above 1024 bytes (room for a ReadArray chunk and its framing) for --max-message-bytes but received "1K"');
     expect(loadConfig(['--chunk-bytes', '1047552', '--max-message-bytes', '1M'], {}).chunkBytes).toBe(1047552);
+    // gRPC frames a message with a 4-byte length; and a --chunk-bytes of 4 GiB or more is no one Buffer (ReadArray and GET failed INTERNAL).
+    expect(() => loadConfig(['--max-message-bytes', '8G', '--chunk-bytes', '5G'], {})).toThrowError(
+      'Expected a size of at most 4294967295 bytes (gRPC frames a message with a 4-byte length) for --max-message-bytes but received "8G (8589934592 bytes)"',
+    );
+    expect(() => loadConfig(['--max-message-bytes', '4G'], {})).toThrowError('for --max-message-bytes but received "4G (4294967296 bytes)"');
+    expect(loadConfig(['--max-message-bytes', '4294967295', '--chunk-bytes', '4294966271'], {})).toMatchObject({ maxMessageBytes: 2 ** 32 - 1, chunkBytes: 2 ** 32 - 1025 });
     expect(loadConfig([], {})).toMatchObject({ chunkBytes: 1024 * 1024, maxMessageBytes: 64 * 1024 * 1024 });
     // Only --max-message-bytes given: the default chunk (1M) shrinks to fit, and GetConfig says so.
     const fitted = loadConfig([], { TENSORMEM_MAX_MESSAGE_BYTES: '1M' });
