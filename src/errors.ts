@@ -181,7 +181,17 @@ export class PhysicalMemoryLimitError extends TensormemError {
   }
 }
 
+/**
+ * A byte count or position for a message: the number, or "about 1.845e+19 (past 2^53)" for an integer
+ * that is not safe. uint64 and int64 fields arrive as Numbers (proto/loader-options.json), rounded
+ * past 2^53: printed as they are, they would be numbers the client never sent.
+ */
+export function describeCount(value: number): string {
+  return Number.isInteger(value) && !Number.isSafeInteger(value) ? `about ${value.toExponential(3)} (past ${value < 0 ? '-' : ''}2^53)` : String(value);
+}
+
 function describe(value: unknown): string {
+  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) return `a value ${describeCount(value)}`;
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}`;
   if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;

@@ -14,7 +14,7 @@
  * `exportable` gets dedicated blocks from the start; otherwise the first export moves the side into
  * one (one copy) while no other copy of the array runs (a move holds the array exclusively).
  */
-import { failedPrecondition, invalidArgument, outOfRange } from '../errors';
+import { describeCount, failedPrecondition, invalidArgument, outOfRange } from '../errors';
 import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
 import { ELEMENT_BYTES, elementBytes } from './data-types';
 import type { DataTypeName } from './data-types';
@@ -388,10 +388,10 @@ export class TensorArray implements BlockOwner {
   /** Validates [offset, offset + length) against the array's byte size; `field` names the request field. */
   checkRange(offset: number, length: number, field: string): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.byteSize) {
-      throw outOfRange(field, `offset ${offset} is past the end of array ${this.arrayId} (${this.byteSize} bytes)`);
+      throw outOfRange(field, `offset ${describeCount(offset)} is past the end of array ${this.arrayId} (${this.byteSize} bytes)`);
     }
     if (!Number.isSafeInteger(length) || length < 0 || offset + length > this.byteSize) {
-      throw outOfRange(field, `${length} bytes at offset ${offset} pass the end of array ${this.arrayId} (${this.byteSize} bytes)`);
+      throw outOfRange(field, `${describeCount(length)} bytes at offset ${offset} pass the end of array ${this.arrayId} (${this.byteSize} bytes)`);
     }
   }
 

@@ -1,7 +1,7 @@
 /** tensormem.v1.ArrayService: validation and streaming; the memory work is in src/leases and src/memory. */
 import type { Metadata, Server, ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
 import type { WaitHandle } from '../memory/memory-wait-queue';
-import { invalidArgument, outOfRange } from '../errors';
+import { describeCount, invalidArgument, outOfRange } from '../errors';
 import { exportArray } from '../memory/array-export';
 import type { Lease } from '../leases/lease';
 import type { TensorArray } from '../memory/tensor-array';
@@ -143,7 +143,7 @@ export class ArrayService {
           if (array) throw invalidArgument('header', 'one header, as the first message', 'a second header');
           array = lease.getArray(message.header!.array_id);
           position = message.header!.offset;
-          if (position > array.byteSize) throw outOfRange('header.offset', `offset ${position} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
+          if (position > array.byteSize) throw outOfRange('header.offset', `offset ${describeCount(position)} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
         } else if (message.payload === 'chunk') {
           if (!array) throw invalidArgument('payload', 'a header as the first message', 'a chunk');
           const chunk = message.chunk!;
@@ -170,7 +170,7 @@ export class ArrayService {
     requireWellFormed(request);
     const array = this.lease(call.metadata).getArray(request.array_id);
     const offset = request.offset;
-    if (offset > array.byteSize) throw outOfRange('offset', `offset ${offset} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
+    if (offset > array.byteSize) throw outOfRange('offset', `offset ${describeCount(offset)} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
     const length = request.length === 0 ? array.byteSize - offset : request.length;
     array.checkRange(offset, length, 'length');
     const chunkBytes = Math.min(this.context.config.chunkBytes, Math.max(length, 1));

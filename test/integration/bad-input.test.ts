@@ -86,6 +86,47 @@ describe('bad input changes nothing', () => {
     await atLimit.close();
   });
 
+  it('names a uint64 or int64 past 2^53 as such, never as the rounded number it arrives as', async () => {
+    // A client of another language sends these exactly; they arrive as Numbers, rounded (2^64 - 1 as 18446744073709552000).
+    const before = accounting(await client.memoryInfo());
+    const md = client.metadata(lease.token);
+    type Failure = { code: number; details: string };
+    const read = (request: object) =>
+      new Promise<Failure>((resolve) => {
+        const stream = client.arrays.ReadArray(request as never, md);
+        stream.on('data', () => undefined);
+        stream.on('error', (e) => resolve(e as unknown as Failure));
+        stream.on('end', () => resolve({ code: status.OK, details: '' }));
+      });
+    const write = (offset: string) =>
+      new Promise<Failure>((resolve) => {
+        const stream = client.arrays.WriteArray(md, (e) => resolve((e ?? { code: status.OK, details: '' }) as unknown as Failure));
+        stream.write({ header: { array_id: arrayId, offset } } as never);
+        stream.write({ chunk: Buffer.alloc(1) });
+        stream.end();
+      });
+    const unary = (method: 'AllocateArray' | 'CreateWorkspace', request: object) =>
+      new Promise<Failure>((resolve) => {
+        const service = (method === 'AllocateArray' ? client.arrays : client.workspaces) as unknown as Record<string, (r: object, m: Metadata, cb: (e: unknown) => void) => void>;
+        service[method].call(method === 'AllocateArray' ? client.arrays : client.workspaces, request, md, (e) => resolve((e ?? { code: status.OK, details: '' }) as Failure));
+      });
+    const cases: Array<[string, Promise<Failure>, status, string]> = [
+      ['ReadArray offset 2^64 - 1', read({ array_id: arrayId, offset: '18446744073709551615', length: 1 }), status.OUT_OF_RANGE, 'offset about 1.845e+19 (past 2^53) is past the end'],
+      ['ReadArray length 2^53 + 1', read({ array_id: arrayId, offset: 0, length: '9007199254740993' }), status.OUT_OF_RANGE, 'about 9.007e+15 (past 2^53) bytes at offset 0'],
+      ['WriteArray offset 2^63', write('9223372036854775808'), status.OUT_OF_RANGE, 'offset about 9.223e+18 (past 2^53) is past the end'],
+      ['shape -2^63', unary('AllocateArray', { lease_id: lease.leaseId, data_type: 'DATA_TYPE_UINT8', shape: ['-9223372036854775808'] }), status.INVALID_ARGUMENT, 'shape[0] but received a value about -9.223e+18 (past -2^53)'],
+      ['initial_size 2^53 + 1', unary('CreateWorkspace', { lease_id: lease.leaseId, name: 'w', config: { initial_size: '9007199254740993' } }), status.INVALID_ARGUMENT, 'config.initial_size but received a value about 9.007e+15 (past 2^53)'],
+    ];
+    for (const [name, attempt, code, mention] of cases) {
+      const failure = await attempt;
+      expect(failure.code, name).toBe(code);
+      expect(failure.details, name).toContain(mention);
+      expect(failure.details, name).not.toMatch(/18446744073709552000|9007199254740992|9223372036854776000/);
+    }
+    expect(accounting(await client.memoryInfo())).toEqual(before);
+    expect((await lease.read(arrayId)).equals(content)).toBe(true);
+  });
+
   it('rejects a missing or wrong token with UNAUTHENTICATED', async () => {
     const before = accounting(await client.memoryInfo());
     const forged = new LeaseSession(client, { ...lease.lease, token: 'not-a-token' });
