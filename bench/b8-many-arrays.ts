@@ -15,8 +15,8 @@
  * arrays; the RSS from ~160 to ~680 B/array between 16 MiB and no garbage at the "before" reading).
  * Then `infoCalls` sequential GetMemoryInfo calls with all arrays live give the latency.
  *
- * The emulated device's pages are never touched (no zero fill, no writes), so device bytes add nothing
- * to the resident set: what grows is the daemon's bookkeeping.
+ * The emulated device's pages are never touched (--scrub off, no zero fill, no writes), so device
+ * bytes add nothing to the resident set: what grows is the daemon's bookkeeping.
  */
 import { join } from 'node:path';
 import { TensormemClient, LeaseSession, MemoryInfo } from '../src/client/tensormem-client';
@@ -37,7 +37,9 @@ async function inParallel(count: number, concurrency: number, task: (index: numb
 export async function runB8(options: BenchOptions, daemonFlags: string[]): Promise<Row[]> {
   const arrays = options.b8Arrays;
   const leaseCount = options.b8Leases;
-  const daemon = await startDaemon(daemonFlags);
+  // --scrub off: zeroing each array would touch the emulated device's pages (the lent memory itself,
+  // 256 B an array here), and the daemon's RSS reading is about its bookkeeping.
+  const daemon = await startDaemon([...daemonFlags, '--scrub', 'off']);
   const client = new TensormemClient(options.transport === 'unix' ? daemon.unixAddress : daemon.tcpAddress);
   try {
     const leases: LeaseSession[] = new Array(leaseCount);

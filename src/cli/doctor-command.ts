@@ -53,6 +53,8 @@ export async function daemonFacts(client: TensormemClient, token: string | undef
     maxPhysicalSet: isSet(entry('maxphysicalbytes').source),
     heapLimitBytes: info.process!.heap_limit_bytes,
     mirror: entry('mirror').value === 'eager' ? 'eager' : 'lazy',
+    // An older daemon has no --scrub (nor scrubs).
+    scrub: (config.values.find((v) => v.name === 'scrub')?.value ?? 'off') === 'on',
     allowSmallDevice: entry('allow-small-device').value === 'true',
     ramBytes: isLocalAddress(client.address) ? totalmem() : undefined,
     hostCapOrigin: { source: entry('host-maxbytes').source },
@@ -120,6 +122,7 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
     maxPhysicalSet: isSet(config.sources.maxphysicalbytes),
     heapLimitBytes: getHeapStatistics().heap_size_limit,
     mirror: config.mirror,
+    scrub: config.scrub,
     allowSmallDevice: config.allowSmallDevice,
     ramBytes,
     hostCapOrigin: hostCapOrigin(config, limits),

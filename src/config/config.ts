@@ -31,6 +31,8 @@ export interface DaemonConfig {
   emulatedDevices: number;
   allowSmallDevice: boolean;
   mirror: 'lazy' | 'eager';
+  /** --scrub: zero new arrays' and workspace buffers' memory before a lease sees it. */
+  scrub: boolean;
   leaseTtlMs: number;
   reclaimIntervalMs: number;
   listen: string[];
@@ -276,6 +278,7 @@ function build(raw: RawValues): DaemonConfig {
     emulatedDevices: int('emulated-devices', 1, 16),
     allowSmallDevice: bool('allow-small-device'),
     mirror: choice('mirror'),
+    scrub: choice('scrub') === 'on',
     leaseTtlMs: leaseTtl(),
     reclaimIntervalMs: timerDuration('reclaim-interval'),
     listen,

@@ -65,6 +65,8 @@ export interface DoctorFacts {
   /** V8's heap limit: the daemon's -Xmx. */
   heapLimitBytes: number;
   mirror: 'lazy' | 'eager';
+  /** --scrub: new memory zeroed before a lease sees it. Undefined when not known (an older daemon). */
+  scrub?: boolean;
   allowSmallDevice: boolean;
   /** Physical RAM of the daemon's machine, when known. */
   ramBytes?: number;
@@ -201,6 +203,16 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       what: `--mirror eager gives every device array a host mirror, but --host-maxbytes ${formatIec(facts.hostMaxBytes)} is below the device caps summed (${formatIec(deviceCapsBytes)}): device allocations fail with HOST_OUT_OF_MEMORY before the device pools fill`,
       why: 'The seed: "ND4J also allocates a CPU-side off-heap mirror buffer for each GPU array … This is why CPU RAM usage will always be higher than GPU VRAM usage in a CUDA setup."',
       fix: `--host-maxbytes ${sizeFlag(Math.ceil(deviceCapsBytes / MiB) * MiB)} (or --mirror lazy)`,
+    });
+  }
+
+  if (facts.scrub === false) {
+    add({
+      severity: 'warning',
+      rule: 'scrub-off',
+      what: '--scrub off: a new array, cuDNN scratch or workspace buffer may hold the bytes another lease freed, of this tenant or any other (the pools reuse memory)',
+      why: 'Several trainers share the daemon, and none may see another one\'s memory; with --scrub off only a daemon that serves one trusted tenant keeps that promise.',
+      fix: '--scrub on (the default), unless this daemon serves a single trusted tenant',
     });
   }
 

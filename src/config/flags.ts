@@ -55,6 +55,14 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'emulated-devices', type: 'int', arg: 'N', default: '1', help: 'Number of emulated devices on the host backend.' },
   { name: 'allow-small-device', type: 'bool', default: 'false', help: 'Serve devices under 2 GiB (the seed: "GPUs with less than 2 GB VRAM are not suitable"); refused otherwise.' },
   { name: 'mirror', type: 'enum', arg: 'MODE', default: 'lazy', choices: ['lazy', 'eager'], help: 'Host mirrors of device arrays: allocated on first host access (lazy) or with the array (eager).' },
+  {
+    name: 'scrub',
+    type: 'enum',
+    arg: 'MODE',
+    default: 'on',
+    choices: ['on', 'off'],
+    help: "on: the memory of every new array, cuDNN scratch and workspace buffer is zeroed before a lease sees it, so no lease can read bytes another lease (of any tenant) freed: the pools reuse memory. off: new memory holds whatever it held (faster allocation; for one trusted tenant only); AllocateArray's zero still zeroes on request.",
+  },
   { name: 'lease-ttl', type: 'duration', arg: 'DURATION', default: '30s', help: 'Lease lifetime unless renewed (RenewLease, KeepAlive). At most 168h (7 days), the longest ttl_seconds a client may ask for.' },
   { name: 'reclaim-interval', type: 'duration', arg: 'DURATION', default: '1s', help: "How often expired leases are swept and their memory freed (the seed's auto-GC window). At most 24.8 days." },
   {

@@ -28,6 +28,8 @@ export interface AllocateParams {
   exportable?: boolean;
   /** Backpressure: wait up to waitMs for device memory instead of failing fast. */
   waitForMemory?: { waitMs: number; onHandle?: (handle: WaitHandle) => void };
+  /** Every byte is copied in before any client can see the array (DuplicateArray): no scrub needed. */
+  overwritten?: boolean;
 }
 
 /**
@@ -253,7 +255,8 @@ export class Lease {
     const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
     const array = workspace
       ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
-      : await TensorArray.create(init, this.memory, { zero: params.zero, eagerMirror, exportable: params.exportable, retry });
+      : // --scrub: a detached array's memory comes from the pools, which reuse what other leases freed.
+        await TensorArray.create(init, this.memory, { zero: params.zero || (this.memory.scrubs && !params.overwritten), eagerMirror, exportable: params.exportable, retry });
     if (this.closed) {
       // The lease ended while the array was being zeroed: give the memory straight back.
       array.release();
@@ -433,7 +436,7 @@ export class Lease {
     const workspace = detached ? undefined : this.targetWorkspace(workspaceId, source.byteSize);
     const placement = placementName === 'PLACEMENT_UNSPECIFIED' ? source.placement : parsePlacement(placementName);
     const copy = await this.create(
-      { dataType: source.dataType, shape: source.shape, placement, device: source.device, workspaceId: '', zero: false, label: label || source.label, requestId: '' },
+      { dataType: source.dataType, shape: source.shape, placement, device: source.device, workspaceId: '', zero: false, label: label || source.label, requestId: '', overwritten: true },
       source.byteSize,
       placement,
       source.shape,

@@ -27,6 +27,11 @@ export interface MemoryManagerOptions {
   asyncCopyThresholdBytes: number;
   /** Root of MMAP workspace files (--mmap-dir); default defaultMmapDir(). */
   mmapDir?: string;
+  /**
+   * --scrub: new arrays and workspace buffers are zeroed before a lease sees them, so that no lease reads
+   * bytes another one freed (pool memory is reused). Default false here; the daemon's default is on.
+   */
+  scrub?: boolean;
 }
 
 interface PoolStack {
@@ -394,6 +399,16 @@ export class MemoryManager {
     const args = [destination.chunkHandle, destination.offset + destinationOffset, source.chunkHandle, source.offset + sourceOffset, bytes] as const;
     if (bytes >= this.options.asyncCopyThresholdBytes) await this.backend.copyAsync(...args);
     else this.backend.copy(...args);
+  }
+
+  /** Whether new arrays and workspace buffers are zeroed before a lease sees them (--scrub). */
+  get scrubs(): boolean {
+    return this.options.scrub === true;
+  }
+
+  /** Zeroes a whole block now, on the event loop (workspace buffers: the workspace API is synchronous). */
+  scrubNow(block: Block): void {
+    if (block.bytes > 0) this.backend.fill(block.chunkHandle, block.offset, block.bytes, 0);
   }
 
   async fill(block: Block, offset: number, bytes: number, value: number): Promise<void> {

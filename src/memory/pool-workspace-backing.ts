@@ -54,6 +54,9 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
     this.held.set(block, holding);
     try {
       this.refuseWhenClosed();
+      // --scrub: the buffer comes from the pools, which reuse what other leases freed; its attached
+      // arrays would show those bytes. (Synchronous, as the workspace API is; on cuda a memset.)
+      if (this.memory.scrubs) this.memory.scrubNow(block);
     } catch (error) {
       this.free(block);
       throw error;

@@ -92,6 +92,11 @@ describe('doctor', () => {
     expect(rules(good({ mirror: 'eager' }))).toEqual([]);
   });
 
+  it('--scrub off warns that new memory may hold what another lease freed; on (or unknown) says nothing', () => {
+    expect(only(good({ scrub: false }))).toMatchObject({ severity: 'warning', rule: 'scrub-off', fix: '--scrub on (the default), unless this daemon serves a single trusted tenant' });
+    expect(rules(good({ scrub: true }))).toEqual([]);
+  });
+
   it('a device under 2 GiB is an error, a warning when forced with --allow-small-device', () => {
     const small = device(1536 * MiB, 512 * MiB);
     expect(only(good({ devices: small }))).toMatchObject({ severity: 'error', rule: 'device-too-small' });

@@ -1,0 +1,73 @@
+/**
+ * --scrub (default on): memory a lease freed is reused by the pools, and no other lease may read what
+ * it held. New detached arrays, HOST_ONLY arrays and workspace buffers come zeroed; with --scrub off
+ * they hold whatever the memory held.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TensormemClient } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const secret = (bytes: number) => Buffer.alloc(bytes, 0x5a);
+
+describe.each([
+  ['on (the default)', [] as string[], true],
+  ['off', ['--scrub', 'off'], false],
+])('--scrub %s', (_, flags, scrubbed) => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '64M', '--pool-chunk', '16M', ...flags]);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await daemon?.stop();
+  });
+
+  it.each([
+    ['a device array', 'PLACEMENT_DEVICE', 4096],
+    ['a HOST_ONLY array', 'PLACEMENT_HOST_ONLY', 4096],
+    ['a device array above --async-copy-threshold', 'PLACEMENT_DEVICE', 2 * MiB],
+  ] as const)(`another tenant's new %s ${scrubbed ? 'reads zeros' : 'holds the freed bytes'}`, async (_, placement, bytes) => {
+    const a = await client.openLease({ tenant: 'scrub-a' });
+    const b = await client.openLease({ tenant: 'scrub-b' });
+    try {
+      const first = await a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [bytes], placement });
+      await a.write(first.array_id, secret(bytes));
+      await a.free(first.array_id);
+      // Best fit takes the block just freed.
+      const second = await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [bytes], placement });
+      const seen = await b.read(second.array_id);
+      expect(seen.equals(scrubbed ? Buffer.alloc(bytes) : secret(bytes))).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it(`another tenant's new workspace ${scrubbed ? 'reads zeros' : 'holds the freed bytes'} in its attached arrays`, async () => {
+    const config = { initial_size: 64 * 1024, learning_policy: 'LEARNING_POLICY_NONE' as const };
+    const a = await client.openLease({ tenant: 'scrub-a' });
+    const b = await client.openLease({ tenant: 'scrub-b' });
+    try {
+      const wsA = await a.createWorkspace('ws', config);
+      await a.enterWorkspace(wsA.workspace_id);
+      const attached = await a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+      await a.write(attached.array_id, secret(4096));
+      await a.leaveWorkspace(wsA.workspace_id);
+      await a.destroyWorkspace(wsA.workspace_id);
+      const wsB = await b.createWorkspace('ws', config);
+      await b.enterWorkspace(wsB.workspace_id);
+      const mine = await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+      expect(mine.attached).toBe(true);
+      expect((await b.read(mine.array_id)).equals(scrubbed ? Buffer.alloc(4096) : secret(4096))).toBe(true);
+      await b.leaveWorkspace(wsB.workspace_id);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
