@@ -408,7 +408,12 @@ export class MemoryManager {
 
   /** Zeroes a whole block now, on the event loop (workspace buffers: the workspace API is synchronous). */
   scrubNow(block: Block): void {
-    if (block.bytes > 0) this.backend.fill(block.chunkHandle, block.offset, block.bytes, 0);
+    this.fillInline(block, 0, block.bytes, 0);
+  }
+
+  /** fill() done now, on the event loop: for fills below --async-copy-threshold (copiesInline). */
+  fillInline(block: Block, offset: number, bytes: number, value: number): void {
+    if (bytes > 0) this.backend.fill(block.chunkHandle, block.offset + offset, bytes, value);
   }
 
   async fill(block: Block, offset: number, bytes: number, value: number): Promise<void> {
