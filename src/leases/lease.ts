@@ -118,6 +118,8 @@ export class Lease {
   private readonly retired = new Map<string, TensorArray>();
   /** The cuDNN scratch per device (grow-only). */
   private readonly cudnnScratch = new Map<number, TensorArray>();
+  /** Per device: the end of the acquireCudnnScratch calls under way (they run one after the other). */
+  private readonly scratchAcquiring = new Map<number, Promise<void>>();
   /**
    * request_id → the allocation it made (in flight or done), for idempotent retries; `arrayId` once it
    * is done. An entry goes when its allocation fails or its array is freed (a retry then allocates anew).
@@ -371,6 +373,27 @@ export class Lease {
    * and whether it grew.
    */
   async acquireCudnnScratch(device: number, bytes: number): Promise<{ scratch?: TensorArray; grew: boolean }> {
+    this.ensureOpen();
+    // One at a time per device: making a scratch awaits (--scrub zeroes it off the event loop), and a
+    // second call meanwhile would see the old scratch (or none) and make one more, left in the lease.
+    const previous = this.scratchAcquiring.get(device);
+    if (previous === undefined) {
+      const current = this.cudnnScratchOf(device);
+      if (bytes === 0 || (current && current.byteSize >= bytes)) return { scratch: current, grew: false };
+    }
+    const acquired = (previous ?? Promise.resolve()).then(() => this.acquireCudnnScratchNow(device, bytes));
+    const settled = acquired.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.scratchAcquiring.set(device, settled);
+    void settled.then(() => {
+      if (this.scratchAcquiring.get(device) === settled) this.scratchAcquiring.delete(device);
+    });
+    return acquired;
+  }
+
+  private async acquireCudnnScratchNow(device: number, bytes: number): Promise<{ scratch?: TensorArray; grew: boolean }> {
     this.ensureOpen();
     const current = this.cudnnScratchOf(device);
     if (bytes === 0 || (current && current.byteSize >= bytes)) return { scratch: current, grew: false };
