@@ -83,7 +83,13 @@ export function parseDataAddress(address: string, fallbackHost = '127.0.0.1'): D
  * (and the array's bytes, or answer a read with bytes of its own).
  */
 export function dataPlaneEndpointFor(grpcAddress: string, dataAddress: string): DataPlaneEndpoint | undefined {
-  const grpcHost = grpcAddress.startsWith('unix:') ? '127.0.0.1' : grpcAddress.replace(/^dns:\/*/, '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  // grpc-js address forms: unix:PATH, dns:[//authority/]HOST:PORT, ipv4:HOST:PORT, ipv6:[HOST]:PORT, HOST:PORT.
+  const grpcHost = grpcAddress.startsWith('unix:')
+    ? '127.0.0.1'
+    : grpcAddress
+        .replace(/^(dns:\/*|ipv4:|ipv6:)/, '')
+        .replace(/:\d+$/, '')
+        .replace(/^\[(.*)\]$/, '$1');
   const endpoint = parseDataAddress(dataAddress, grpcHost);
   if (endpoint === undefined) return undefined;
   const onDaemonHost = 'path' in endpoint || isLoopbackHost(endpoint.host);

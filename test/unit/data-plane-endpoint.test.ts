@@ -10,6 +10,11 @@ describe('dataPlaneEndpointFor', () => {
     expect(dataPlaneEndpointFor('unix:/run/tensormem/tensormemd.sock', 'http://127.0.0.1:7071')).toEqual({ host: '127.0.0.1', port: 7071 });
     expect(dataPlaneEndpointFor('unix:/run/tensormem/tensormemd.sock', 'unix:/run/tensormem/data.sock')).toEqual({ path: '/run/tensormem/data.sock' });
     expect(dataPlaneEndpointFor('127.0.0.1:7070', 'unix:/run/tensormem/data.sock')).toEqual({ path: '/run/tensormem/data.sock' });
+    // grpc-js's ipv4: and ipv6: address forms.
+    expect(dataPlaneEndpointFor('ipv4:127.0.0.1:7070', 'http://127.0.0.1:7071')).toEqual({ host: '127.0.0.1', port: 7071 });
+    expect(dataPlaneEndpointFor('ipv6:[::1]:7070', 'http://[::1]:7071')).toEqual({ host: '::1', port: 7071 });
+    expect(dataPlaneEndpointFor('ipv4:10.0.0.5:7070', 'http://127.0.0.1:7071')).toBeUndefined();
+    expect(dataPlaneEndpointFor('ipv4:10.0.0.5:7070', 'http://0.0.0.0:7071')).toEqual({ host: '10.0.0.5', port: 7071 });
   });
 
   it("never sends the lease token to the client's own loopback or file system when the daemon is on another host", () => {
