@@ -163,7 +163,7 @@ export function zeroHostCapProblem(origin: HostCapOrigin | undefined): CapProble
   const from = origin === undefined ? '' : ` (${origin.text !== undefined ? `"${origin.text}", ` : ''}${describeSource('host-maxbytes', origin.source, origin.configFile)})`;
   return {
     flag: '--host-maxbytes',
-    what: `--host-maxbytes is 0 bytes${from}: host mirrors (every ReadArray of a device array goes through one), HOST_ONLY arrays and staging buffers would all be refused; the daemon refuses to start`,
+    what: `--host-maxbytes is 0 bytes${from}: host mirrors (every ReadArray of a device array goes through one), HOST_ONLY arrays and host-side workspace buffers would all be refused; the daemon refuses to start`,
     fix: '--host-maxbytes 25% (the default share of RAM)',
   };
 }
