@@ -9,6 +9,7 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import pino from 'pino';
 import { createBackend } from '../src/native/addon';
 import { MemoryManager } from '../src/memory/memory-manager';
+import { givenLimits } from '../src/memory/limits';
 import { PhysicalMemoryGuard } from '../src/memory/physical-memory-guard';
 import { LeaseRegistry } from '../src/leases/lease-registry';
 if (typeof (globalThis as any).gc !== 'function') throw new Error('run with node --expose-gc');
@@ -24,7 +25,7 @@ function spacePages(): Map<string, number> {
 
 async function main() {
   const backend = createBackend('host', { deviceCapacityBytes: 2048 * MiB });
-  const memory = new MemoryManager(backend, { maxBytes: [1024 * MiB], hostMaxBytes: 1024 * MiB, maxPhysicalBytes: 0, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } } as any, { poolChunkBytes: 64 * MiB, asyncCopyThresholdBytes: 1 << 20 }, new PhysicalMemoryGuard(0));
+  const memory = new MemoryManager(backend, givenLimits([1024 * MiB], 1024 * MiB), { poolChunkBytes: 64 * MiB, asyncCopyThresholdBytes: 1 << 20 }, new PhysicalMemoryGuard(0));
   const registry = new LeaseRegistry(memory, 3600_000, false, pino({ level: 'silent' }));
   const leases = Array.from({ length: L }, (_, i) => registry.open({ clientName: `c${i}`, ttlSeconds: 3600, tenant: '', labels: {} } as any).lease);
   const params = { dataType: 'DATA_TYPE_UINT8', placement: 'PLACEMENT_UNSPECIFIED', device: 0, workspaceId: '', zero: false, label: '', requestId: '' };

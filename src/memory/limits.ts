@@ -31,6 +31,14 @@ export interface ResolvedLimits {
   deviceReserveBytes: number[];
 }
 
+/**
+ * Caps given directly, as flags would give them (no reserve, no derivation): for tests, the benchmark's
+ * in-process rows and anything else that builds a MemoryManager without a DaemonConfig.
+ */
+export function givenLimits(maxBytes: number[], hostMaxBytes: number, maxPhysicalBytes = 0): ResolvedLimits {
+  return { maxBytes, hostMaxBytes, maxPhysicalBytes, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } };
+}
+
 export function defaultDeviceReserve(totalBytes: number): number {
   return totalBytes >= 16 * GiB ? 2 * GiB : 1 * GiB;
 }

@@ -11,7 +11,7 @@ import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { TensorArray, TensorArrayInit } from '../../src/memory/tensor-array';
 import { OutOfMemoryError } from '../../src/errors';
 import type { Block } from '../../src/memory/memory-resource';
-import type { ResolvedLimits } from '../../src/memory/limits';
+import { givenLimits } from '../../src/memory/limits';
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -32,13 +32,7 @@ for (const { name, backend, reason } of backends) {
   describe.skipIf(!backend)(`memory layer on the ${name} backend${backend ? '' : ` (skipped: ${reason})`}`, () => {
     let memory: MemoryManager;
     let nextId = 0;
-    const limits = (maxBytes: number, hostMaxBytes: number): ResolvedLimits => ({
-      maxBytes: Array.from({ length: backend!.deviceCount() }, () => maxBytes),
-      hostMaxBytes,
-      maxPhysicalBytes: 0,
-      deviceReserveBytes: [],
-      sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' },
-    });
+    const limits = (maxBytes: number, hostMaxBytes: number) => givenLimits(Array.from({ length: backend!.deviceCount() }, () => maxBytes), hostMaxBytes);
     const make = (maxBytes = 64 * MiB, hostMaxBytes = 32 * MiB, asyncCopyThresholdBytes = 64 * 1024) =>
       new MemoryManager(backend!, limits(maxBytes, hostMaxBytes), { poolChunkBytes: 4 * MiB, asyncCopyThresholdBytes }, new PhysicalMemoryGuard(0));
     const init = (byteSize: number, placement: TensorArrayInit['placement'] = 'PLACEMENT_DEVICE'): TensorArrayInit => ({

@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryManager } from '../../src/memory/memory-manager';
+import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { TensorArray } from '../../src/memory/tensor-array';
 import { probeCuda, resultsDir, skipNote } from './cuda-device';
@@ -51,13 +52,10 @@ describe.skipIf(!cuda.backend)(`B7: GPU pool and mirror sync${skipNote(cuda)}`, 
   const makeMemory = () =>
     new MemoryManager(
       backend,
-      {
-        maxBytes: Array.from({ length: backend.deviceCount() }, () => 2048 * MiB),
-        hostMaxBytes: 1024 * MiB,
-        maxPhysicalBytes: 0,
-        deviceReserveBytes: [],
-        sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' },
-      },
+      givenLimits(
+        Array.from({ length: backend.deviceCount() }, () => 2048 * MiB),
+        1024 * MiB,
+      ),
       { poolChunkBytes: 64 * MiB, asyncCopyThresholdBytes: 256 * 1024 },
       new PhysicalMemoryGuard(0),
     );

@@ -1,8 +1,10 @@
 /** Lease request_ids (AllocateArray.request_id): idempotent while the array lives, forgotten once it is freed. */
 import { describe, expect, it } from 'vitest';
 import { TensormemError } from '../../src/errors';
-import { AllocateParams, Lease, RETIRED_ARRAYS_KEPT } from '../../src/leases/lease';
+import { Lease, RETIRED_ARRAYS_KEPT } from '../../src/leases/lease';
+import { allocateParams } from '../helpers/allocate-params';
 import { MemoryManager } from '../../src/memory/memory-manager';
+import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { createBackend } from '../../src/native/addon';
 import { MiB } from '../../src/units';
@@ -12,33 +14,21 @@ function newLease(): Lease {
   const backend = createBackend('host', { deviceCapacityBytes: capacity, deviceCount: 1 });
   const memory = new MemoryManager(
     backend,
-    { maxBytes: [capacity], hostMaxBytes: capacity, maxPhysicalBytes: 0, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } },
+    givenLimits([capacity], capacity),
     { poolChunkBytes: 4 * MiB, asyncCopyThresholdBytes: MiB },
     new PhysicalMemoryGuard(0),
   );
   return new Lease('lease-test', 'hash', 'tenant', 'client', {}, 3_600_000, memory, false);
 }
 
-const params = (extra: Partial<AllocateParams> = {}): AllocateParams => ({
-  dataType: 'DATA_TYPE_FLOAT32',
-  shape: [4],
-  placement: 'PLACEMENT_DEVICE',
-  device: 0,
-  workspaceId: '',
-  zero: false,
-  label: '',
-  requestId: '',
-  ...extra,
-});
-
 describe('Lease request_id', () => {
   it('returns the same array for a retried request_id while the array lives', async () => {
     const lease = newLease();
-    const first = await lease.allocateArray(params({ requestId: 'r1' }));
-    const retry = await lease.allocateArray(params({ requestId: 'r1' }));
+    const first = await lease.allocateArray(allocateParams({ requestId: 'r1' }));
+    const retry = await lease.allocateArray(allocateParams({ requestId: 'r1' }));
     expect(retry).toBe(first);
     expect(lease.arrays.size).toBe(1);
-    const error = (await lease.allocateArray(params({ requestId: 'r1', shape: [8] })).catch((e: unknown) => e)) as TensormemError;
+    const error = (await lease.allocateArray(allocateParams({ requestId: 'r1', shape: [8] })).catch((e: unknown) => e)) as TensormemError;
     expect(error.kind).toBe('INVALID_ARGUMENT');
     expect(error.message).toContain('request_id');
     expect(error.message).toContain('r1');
@@ -47,16 +37,16 @@ describe('Lease request_id', () => {
 
   it('forgets a request_id when its array is freed, and a retry then allocates anew', async () => {
     const lease = newLease();
-    const first = await lease.allocateArray(params({ requestId: 'r1' }));
+    const first = await lease.allocateArray(allocateParams({ requestId: 'r1' }));
     expect(lease.requestIdCount).toBe(1);
     lease.freeArray(first.arrayId);
     expect(lease.requestIdCount).toBe(0);
-    const again = await lease.allocateArray(params({ requestId: 'r1' }));
+    const again = await lease.allocateArray(allocateParams({ requestId: 'r1' }));
     expect(again.arrayId).not.toBe(first.arrayId);
     expect(lease.requestIdCount).toBe(1);
     // Freeing the first array (already gone) must not drop the entry of the new one.
     expect(() => lease.freeArray(first.arrayId)).toThrow();
-    expect(await lease.allocateArray(params({ requestId: 'r1' }))).toBe(again);
+    expect(await lease.allocateArray(allocateParams({ requestId: 'r1' }))).toBe(again);
     lease.close();
     expect(lease.requestIdCount).toBe(0);
   });
@@ -64,7 +54,7 @@ describe('Lease request_id', () => {
   it('keeps nothing of 10 000 allocations made with request_ids once they are freed', async () => {
     const lease = newLease();
     for (let i = 0; i < 10_000; i++) {
-      const array = await lease.allocateArray(params({ requestId: `req-${i}` }));
+      const array = await lease.allocateArray(allocateParams({ requestId: `req-${i}` }));
       lease.freeArray(array.arrayId);
     }
     expect(lease.arrays.size).toBe(0);
@@ -76,7 +66,7 @@ describe('Lease request_id', () => {
     const lease = newLease();
     const workspace = lease.workspaces.create('ws');
     const count = RETIRED_ARRAYS_KEPT + 50;
-    for (let i = 0; i < count; i++) await lease.allocateArray(params({ requestId: `attached-${i}`, workspaceId: workspace.workspaceId }));
+    for (let i = 0; i < count; i++) await lease.allocateArray(allocateParams({ requestId: `attached-${i}`, workspaceId: workspace.workspaceId }));
     expect(lease.requestIdCount).toBe(count);
     lease.workspaces.destroy(workspace.workspaceId);
     lease.retireOutOfScope(workspace);

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { Lease } from '../../src/leases/lease';
 import { MemoryManager } from '../../src/memory/memory-manager';
+import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { createBackend } from '../../src/native/addon';
 import { MiB } from '../../src/units';
@@ -11,7 +12,7 @@ function manager(scrub: boolean): MemoryManager {
   const backend = createBackend('host', { deviceCapacityBytes: 2 * capBytes, deviceCount: 1 });
   return new MemoryManager(
     backend,
-    { maxBytes: [capBytes], hostMaxBytes: capBytes, maxPhysicalBytes: 0, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } },
+    givenLimits([capBytes], capBytes),
     { poolChunkBytes: MiB, asyncCopyThresholdBytes: 256 * 1024, scrub },
     new PhysicalMemoryGuard(0),
   );

@@ -13,6 +13,7 @@ import { LeaseRegistry } from '../../src/leases/lease-registry';
 import { TenantRegistry } from '../../src/leases/tenant-registry';
 import type { TenantSpec } from '../../src/leases/tenants-file';
 import { MemoryManager } from '../../src/memory/memory-manager';
+import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { createBackend } from '../../src/native/addon';
 import { KiB, MiB } from '../../src/units';
@@ -49,7 +50,7 @@ async function run(seed: number, steps: number): Promise<void> {
   const backend = createBackend('host', { deviceCapacityBytes: 2 * CAP, deviceCount: DEVICES.length });
   const memory = new MemoryManager(
     backend,
-    { maxBytes: [CAP, CAP], hostMaxBytes: CAP, maxPhysicalBytes: 0, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } },
+    givenLimits([CAP, CAP], CAP),
     { poolChunkBytes: 2 * MiB, asyncCopyThresholdBytes: MiB },
     new PhysicalMemoryGuard(0),
   );

@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import pino from 'pino';
 import { AllocateParams, Lease } from '../../src/leases/lease';
+import { allocateParams } from '../helpers/allocate-params';
 import { LeaseRegistry } from '../../src/leases/lease-registry';
 import { chooseFastest } from '../../src/memory/cudnn-convolution';
 import { MemoryManager, TenantLimits } from '../../src/memory/memory-manager';
+import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { createBackend } from '../../src/native/addon';
 import { MiB } from '../../src/units';
@@ -17,7 +19,7 @@ function manager(capBytes: number, devices = 1, physical = new PhysicalMemoryGua
   const backend = createBackend('host', { deviceCapacityBytes: 2 * capBytes, deviceCount: devices });
   return new MemoryManager(
     backend,
-    { maxBytes: Array(devices).fill(capBytes), hostMaxBytes: capBytes, maxPhysicalBytes: physical.maxPhysicalBytes, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } },
+    givenLimits(Array(devices).fill(capBytes), capBytes, physical.maxPhysicalBytes),
     { poolChunkBytes: MiB, asyncCopyThresholdBytes: MiB },
     physical,
   );
@@ -60,17 +62,7 @@ function loadTenants(memory: MemoryManager, limits: Record<string, TenantLimits>
 
 const lease = (memory: MemoryManager, tenant: string) => new Lease(`lease-${tenant}`, `hash-${tenant}`, tenant, 'client', {}, 3_600_000, memory, false);
 
-const params = (bytes: number, extra: Partial<AllocateParams> = {}): AllocateParams => ({
-  dataType: 'DATA_TYPE_UINT8',
-  shape: [bytes],
-  placement: 'PLACEMENT_DEVICE',
-  device: 0,
-  workspaceId: '',
-  zero: false,
-  label: '',
-  requestId: '',
-  ...extra,
-});
+const params = (bytes: number, extra: Partial<AllocateParams> = {}): AllocateParams => allocateParams({ dataType: 'DATA_TYPE_UINT8', shape: [bytes], ...extra });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

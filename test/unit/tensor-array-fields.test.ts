@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/native/addon';
 import { MemoryManager } from '../../src/memory/memory-manager';
+import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { ArrayHome, TensorArray, TensorArrayInit } from '../../src/memory/tensor-array';
 
@@ -13,7 +14,7 @@ const MiB = 1024 * 1024;
 const backend = createBackend('host', { deviceCapacityBytes: 64 * MiB, deviceCount: 2 });
 const memory = new MemoryManager(
   backend,
-  { maxBytes: [16 * MiB, 16 * MiB], hostMaxBytes: 16 * MiB, maxPhysicalBytes: 0, deviceReserveBytes: [], sources: { maxbytes: 'flag', 'device-reserve': 'derived', 'host-maxbytes': 'flag', maxphysicalbytes: 'flag' } },
+  givenLimits([16 * MiB, 16 * MiB], 16 * MiB),
   { poolChunkBytes: 4 * MiB, asyncCopyThresholdBytes: 1 << 20 },
   new PhysicalMemoryGuard(0),
 );
