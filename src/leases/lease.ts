@@ -32,11 +32,6 @@ export interface AllocateParams {
   overwritten?: boolean;
 }
 
-/**
- * How many ids of retired arrays (attached arrays whose workspace moved to a newer generation or was
- * destroyed) a lease remembers, so that using one still answers FAILED_PRECONDITION with ND4J's
- * outdated / leaked workspace pointer message. Older ids are forgotten (NOT_FOUND). About 0.5 KiB each.
- */
 /** Why a lease ended: CloseLease, its TTL, the daemon stopping, an admin's EvictLease, or its KeepAlive stream ending (release_on_disconnect). */
 export type LeaseCloseReason = 'closed' | 'expired' | 'shutdown' | 'evicted' | 'disconnected';
 
@@ -62,6 +57,11 @@ export function leaseClosedError(leaseId: string, reason: LeaseCloseReason | und
   });
 }
 
+/**
+ * How many ids of retired arrays (attached arrays whose workspace moved to a newer generation or was
+ * destroyed) a lease remembers, so that using one still answers FAILED_PRECONDITION with ND4J's
+ * outdated / leaked workspace pointer message. Older ids are forgotten (NOT_FOUND). About 0.5 KiB each.
+ */
 export const RETIRED_ARRAYS_KEPT = 1024;
 
 /** The label of cuDNN scratch arrays (AcquireCudnnWorkspace). */
