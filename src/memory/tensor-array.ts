@@ -126,7 +126,7 @@ interface ArrayExtras {
   moving?: Promise<void>;
   /** Resolved when the last copy in flight ends (exclusive() waits on them). */
   idleWaiters?: Array<() => void>;
-  /** Byte ranges of a device array being changed (beginChange); undefined when none is. */
+  /** Byte ranges of a device array being changed (whileChanging); undefined when none is. */
   changes?: Set<RangeChange>;
 }
 
@@ -413,26 +413,33 @@ export class TensorArray implements BlockOwner {
       }
       // Two copies, device then mirror: another write of these bytes or a sync running between them
       // would leave the sides different (the device with one write's bytes, the mirror with the other's).
-      const changed = await this.beginChange(offset, offset + data.byteLength);
-      try {
+      await this.whileChanging(offset, offset + data.byteLength, async () => {
         // A mirror fill in flight copies the device as it was when it began, and this write would not go
         // through to a mirror that is not yet valid: wait for the fill, then write through to it.
         await this.mirrorFillsEnded();
         if (!this.deviceValid) await this.copyMirrorToDevice();
-        await this.memory.writeBlock(this.deviceBlock, offset, data);
+        await this.memory.writeBlock(this.deviceBlock!, offset, data);
         // A fill that began while this write was in flight copies again (ensureHostCurrent).
         this.set(DEVICE_WRITTEN, true);
         if (this.hostBlock && this.hostValid) await this.memory.writeBlock(this.hostBlock, offset, data);
-      } finally {
-        changed();
-      }
+      });
     });
   }
 
   /**
-   * Waits until no change of bytes in [start, end) is in flight, then records this one until the
-   * returned function is called. Called inside track(), so a move or release waits for the change.
+   * Runs `change` once no other change of bytes in [start, end) is in flight, recorded as one meanwhile.
+   * Called inside track(), so a move or release waits for the change.
    */
+  private async whileChanging(start: number, end: number, change: () => Promise<void>): Promise<void> {
+    const changed = await this.beginChange(start, end);
+    try {
+      await change();
+    } finally {
+      changed();
+    }
+  }
+
+  /** Waits until no change of bytes in [start, end) is in flight, then records this one until the returned function is called. */
   private async beginChange(start: number, end: number): Promise<() => void> {
     const extras = this.more;
     for (;;) {
@@ -523,13 +530,10 @@ export class TensorArray implements BlockOwner {
     this.assertUsable('Cannot sync array');
     if (!this.deviceBlock) return;
     await this.track(async () => {
-      const changed = await this.beginChange(0, this.byteSize);
-      try {
+      await this.whileChanging(0, this.byteSize, async () => {
         this.hostValid = false;
         await this.ensureHostCurrent();
-      } finally {
-        changed();
-      }
+      });
     });
   }
 
@@ -540,16 +544,13 @@ export class TensorArray implements BlockOwner {
     await this.track(async () => {
       // The whole mirror is copied down: a write in flight would otherwise have its device bytes
       // overwritten by the mirror's older ones, and write its mirror bytes only after.
-      const changed = await this.beginChange(0, this.byteSize);
-      try {
+      await this.whileChanging(0, this.byteSize, async () => {
         await this.mirrorFillsEnded();
         // Only a current mirror is copied down (as ND4J copies to the device only when the host side is
         // the current one): a stale one, an eager mirror never filled or one a duplicate left behind,
         // would overwrite the device's bytes.
         if (this.hostValid) await this.copyMirrorToDevice();
-      } finally {
-        changed();
-      }
+      });
     });
   }
 
