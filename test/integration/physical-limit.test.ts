@@ -104,12 +104,17 @@ describe('--maxphysicalbytes counts host-RAM chunks when they are taken, not whe
     expect(refused.devices[0].used_bytes).toBe(accepted.length * ARRAY);
     expect(refused.host!.used_bytes).toBe(0);
 
-    // Writing every byte of what was accepted keeps the daemon within the cap (no allocation happens meanwhile).
-    const block = Buffer.alloc(16 * MiB, 7);
+    // Writing every byte of what was accepted keeps the daemon near the cap (no allocation happens meanwhile).
+    // The cap is checked when a chunk is taken, against RSS at start + chunks: what the Node heap grew since
+    // start (connections, compiled code) and a transfer's message buffers show only in RSS, so the written
+    // daemon may sit a little above the cap (0.7 MiB in one CI run); TRANSIENT bounds that. Without counting
+    // chunks all 8 arrays pass and writing them takes the daemon far past both (8 × 64 MiB + RSS at start).
+    const TRANSIENT = 16 * MiB;
+    const block = Buffer.alloc(4 * MiB, 7);
     for (const id of accepted) for (let offset = 0; offset < ARRAY; offset += block.length) await lease.write(id, block, offset);
     const written = await client.memoryInfo();
     expect(written.process!.physical_bytes).toBeGreaterThanOrEqual(accepted.length * ARRAY);
-    expect(written.process!.physical_bytes).toBeLessThanOrEqual(CAP);
+    expect(written.process!.physical_bytes).toBeLessThanOrEqual(CAP + TRANSIENT);
 
     // Freed chunks stop counting (the relief step gives empty chunks back): the same request passes again.
     for (const id of accepted) await lease.free(id);
