@@ -17,7 +17,7 @@ import { removeStaleShmNames } from './memory/shm-names';
 import { selectBackend } from './native/select-backend';
 import { HealthListener, startHealthListener } from './service/health-listener';
 import { RunningServer, SERVICE_NAMES, startServer } from './service/server';
-import type { ServiceContext } from './service/service-context';
+import { shuttingDownError, type ServiceContext } from './service/service-context';
 import { formatBytes, formatIec } from './units';
 import { invalidArgument } from './errors';
 import { TenantRegistry } from './leases/tenant-registry';
@@ -99,7 +99,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   memory.setTenantLimits((name) => tenants.limitsOf(name));
   memory.declareTenants(tenants.list().map((tenant) => tenant.name));
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
-  const context: ServiceContext = { registry, tenants, memory, config, log, draining: false, heapGrowth };
+  const drainStarted = new AbortController();
+  const context: ServiceContext = { registry, tenants, memory, config, log, stopping: drainStarted.signal, heapGrowth };
   const metrics = new DaemonMetrics(context);
   let running: RunningServer;
   let dataPlane: RunningDataPlane | undefined;
@@ -115,7 +116,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     dataPlane = await startDataPlane(context);
     context.dataAddress = dataPlane?.address;
     if (config.metricsListen !== undefined) status = await startStatusServer(config.metricsListen, context, metrics);
-    if (config.healthListen) healthListener = await startHealthListener(config.healthListen, () => !context.draining);
+    if (config.healthListen) healthListener = await startHealthListener(config.healthListen, () => !context.stopping.aborted);
   } catch (error) {
     await status?.close();
     await dataPlane?.close(0);
@@ -164,9 +165,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
-      context.draining = true;
-      // The whole server and each service: a client watching a service's health sees the drain too.
+      // The whole server and each service: a client watching a service's health sees the drain too,
+      // then its Watch ends (as WatchMemory streams do), and allocations waiting for memory fail now.
       for (const name of ['', ...SERVICE_NAMES]) running.health.setStatus(name, 'NOT_SERVING');
+      drainStarted.abort();
+      memory!.failWaiting(shuttingDownError());
       log.info({ event: 'draining', reason, timeoutMs: config.shutdownTimeoutMs }, 'draining');
       const grpcDrained = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);

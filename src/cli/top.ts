@@ -30,8 +30,8 @@ export function renderFrame(info: MemoryInfo, leases: LeaseSummary[] | undefined
     `tensormemd ${address}  backend ${info.backend}  ${taken}${interactive ? '  (q to quit)' : ''}`,
     '',
     renderTable(
-      ['DEVICE', 'NAME', 'USED', 'MAX', 'USAGE', 'PEAK', 'RESERVED', 'LARGEST FREE', 'BLOCKS', 'FAILED'],
-      info.devices.map((d) => [d.device, d.name, formatIec(d.used_bytes), formatIec(d.max_bytes), usageBar(d.used_bytes, d.max_bytes), formatIec(d.peak_used_bytes), formatIec(d.reserved_bytes), formatIec(d.largest_free_block_bytes), d.allocation_count, d.failed_allocations_total]),
+      ['DEVICE', 'NAME', 'USED', 'MAX', 'USAGE', 'PEAK', 'RESERVED', 'LARGEST FREE', 'BLOCKS', 'FAILED', 'WAITING'],
+      info.devices.map((d) => [d.device, d.name, formatIec(d.used_bytes), formatIec(d.max_bytes), usageBar(d.used_bytes, d.max_bytes), formatIec(d.peak_used_bytes), formatIec(d.reserved_bytes), formatIec(d.largest_free_block_bytes), d.allocation_count, d.failed_allocations_total, d.waiting_allocations]),
     ),
     '',
     renderTable(

@@ -70,6 +70,8 @@ export interface DevicePoolReport extends ResourceStats {
   totalBytes: number;
   freeBytes: number;
   maxBytes: number;
+  /** wait_for_memory requests queued for this device now. */
+  waitingAllocations: number;
 }
 
 export interface HostPoolReport extends ResourceStats {
@@ -236,6 +238,11 @@ export class MemoryManager {
   unmapFile(block: Block): void {
     this.backend.free(block.chunkHandle);
     this.hostCategoryBytes.mmap -= block.bytes;
+  }
+
+  /** Every allocation waiting for device memory fails with `error` (the daemon drains). */
+  failWaiting(error: unknown): void {
+    for (const queue of this.waitQueues) queue.failAll(error);
   }
 
   /** The backpressure queue of a device (AllocateArray with wait_for_memory). */
@@ -425,7 +432,7 @@ export class MemoryManager {
   deviceReports(): DevicePoolReport[] {
     return this.devicePools.map((stack, index) => {
       const info: DeviceMemoryInfo = this.backend.deviceInfo(index);
-      return { ...stack.top.stats(), device: index, name: this.deviceNames[index], totalBytes: info.totalBytes, freeBytes: info.freeBytes, maxBytes: this.limits.maxBytes[index] };
+      return { ...stack.top.stats(), device: index, name: this.deviceNames[index], totalBytes: info.totalBytes, freeBytes: info.freeBytes, maxBytes: this.limits.maxBytes[index], waitingAllocations: this.waitQueues[index].size };
     });
   }
 

@@ -133,6 +133,13 @@ export class MemoryWaitQueue {
     });
   }
 
+  /** Every waiter leaves the queue, its promise rejecting with `error` (the daemon drains: no one is served any more). */
+  failAll(error: unknown): void {
+    for (const waiters of [...this.byTenant.values()]) {
+      for (const waiter of [...waiters]) if (this.remove(waiter)) waiter.reject(error);
+    }
+  }
+
   /** What a waiter that was never tried (its tenant's earlier requests waited ahead of it) says at its deadline: the pool's figures now. */
   private untriedRefusal(waiter: Waiter): OutOfMemoryError {
     const facts = this.poolFacts?.() ?? { capName: 'pool cap (maxbytes)', capBytes: 0, usedBytes: 0, largestFreeBlockBytes: 0 };

@@ -73,6 +73,12 @@ export class DaemonMetrics {
     liveGauge('tensormem_info', 'Always 1; the labels say the version and the backend in use.', ['version', 'backend'], () => [[{ version: packageVersion(), backend: info().backend ?? '' }, 1]]);
     for (const spec of POOL_GAUGES) liveGauge(spec.name, spec.help, ['pool'], poolSeries(spec.field));
     for (const spec of POOL_COUNTERS) liveCounter(spec.name, spec.help, ['pool'], poolSeries(spec.field));
+    liveGauge(
+      'tensormem_pool_waiting_allocations',
+      'AllocateArray calls with wait_for_memory queued for a device pool now (they wait for frees).',
+      ['pool'],
+      () => (info().devices ?? []).map((device): [Record<string, string>, number] => [{ pool: `device:${device.device}` }, Number(device.waiting_allocations ?? 0)]),
+    );
     liveGauge('tensormem_device_total_bytes', 'Device memory as the driver (or the emulated device) reports it.', ['device', 'name'], deviceSeries('total_bytes'));
     liveGauge('tensormem_device_free_bytes', 'Free device memory as the driver (or the emulated device) reports it.', ['device', 'name'], deviceSeries('free_bytes'));
     liveGauge('tensormem_host_category_bytes', 'Host memory by use: host mirrors of device arrays, HOST_ONLY arrays, memory-mapped workspace files (mmap is outside --host-maxbytes).', ['category'], () => {

@@ -15,7 +15,7 @@ import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
-import type { ServiceContext } from './service-context';
+import { endWhenDraining, shuttingDownError, type ServiceContext } from './service-context';
 
 export const MIN_WATCH_INTERVAL_MS = 50;
 
@@ -52,6 +52,7 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
       allocation_count: device.allocationCount,
       allocations_total: device.allocationsTotal,
       failed_allocations_total: device.failedAllocationsTotal,
+      waiting_allocations: device.waitingAllocations,
     })),
     host: {
       max_bytes: host.maxBytes,
@@ -198,6 +199,10 @@ export class MemoryService {
         send();
         if (call.cancelled) return;
         timer = setInterval(send, intervalMs);
+        endWhenDraining(this.context, call, () => {
+          stop();
+          call.emit('error', toServiceError(shuttingDownError()));
+        });
         call.on('cancelled', stop);
         call.on('close', stop);
         call.on('error', stop);

@@ -4,7 +4,7 @@ import { existsSync, chmodSync, lstatSync, readFileSync, unlinkSync } from 'node
 import { connect } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerInterceptor } from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import type { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import { invalidArgument } from '../errors';
@@ -12,6 +12,7 @@ import { ArrayService } from './array-service';
 import { LeaseService } from './lease-service';
 import { MemoryService } from './memory-service';
 import { WorkspaceService } from './workspace-service';
+import { addHealthService } from './health-service';
 import { loadTensormemProto } from './proto';
 import { releaseFinishedStreams } from './finished-stream-release';
 import type { ServiceContext } from './service-context';
@@ -37,8 +38,7 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   new ArrayService(context).addToServer(server);
   new MemoryService(context).addToServer(server);
   new WorkspaceService(context).addToServer(server);
-  const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...SERVICE_NAMES.map((name) => [name, 'SERVING'])]));
-  health.addToServer(server);
+  const health = addHealthService(server, context, SERVICE_NAMES);
   new ReflectionService(loadTensormemProto().definition).addToServer(server);
 
   const tcpCredentials = serverCredentials(config);

@@ -1,4 +1,5 @@
 /** What the services share: the registry, the memory, the configuration and the logger. */
+import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { TensormemError } from '../errors';
 import type { DaemonConfig } from '../config/config';
@@ -13,15 +14,40 @@ export interface ServiceContext {
   memory: MemoryManager;
   config: DaemonConfig;
   log: Logger;
-  /** Set when SIGTERM/SIGINT arrives: new work is refused with UNAVAILABLE. */
-  draining: boolean;
+  /**
+   * Aborted when SIGTERM/SIGINT arrives and the daemon drains: new work is refused with UNAVAILABLE, and
+   * streams that only watch (WatchMemory, grpc.health.v1 Watch) end, so that they do not hold the drain.
+   */
+  stopping: AbortSignal;
   /** --heap-growth, raised while bulk WriteArray/ReadArray streams are in flight (src/heap-growth.ts). */
   heapGrowth?: HeapGrowth;
   /** The HTTP data plane's address (http://HOST:PORT, https://HOST:PORT or unix:PATH) once bound; undefined when off. */
   dataAddress?: string;
 }
 
+/** What new work, waiting allocations and watch streams get once the daemon is draining. */
+export function shuttingDownError(): TensormemError {
+  return new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
+}
+
 /** New work (leases, allocations) is refused with UNAVAILABLE once the daemon is draining. */
 export function refuseWhileDraining(context: ServiceContext): void {
-  if (context.draining) throw new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
+  if (context.stopping.aborted) throw shuttingDownError();
+}
+
+/**
+ * A stream that only watches (it has no end of its own) ends when the daemon starts draining: after the
+ * messages already written, with `end(error)` (the caller's toServiceError of shuttingDownError()).
+ * Without this a `tensormemctl top` or a health watcher left open held every SIGTERM for the whole
+ * --shutdown-timeout and the daemon logged `drained: false`. `end` stops the stream's own timers and ends it.
+ */
+export function endWhenDraining(context: ServiceContext, call: ServerWritableStream<unknown, unknown>, end: () => void): void {
+  const { stopping } = context;
+  if (stopping.aborted) return end();
+  const forget = () => stopping.removeEventListener('abort', end);
+  stopping.addEventListener('abort', end, { once: true });
+  call.once('cancelled', forget);
+  call.once('close', forget);
+  call.once('error', forget);
+  call.once('finish', forget);
 }

@@ -1,8 +1,9 @@
 /** --health-listen: the plaintext HTTP probe endpoint (Kubernetes), and the gRPC health probe script of the container (docker/healthcheck.js). */
 import { spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, status } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, ROOT, runTensormemd, startDaemon } from '../helpers/daemon-process';
@@ -32,44 +33,59 @@ function probe(address: string): { status: number | null; output: string } {
 
 describe('--health-listen', () => {
   it('answers /healthz and /readyz with 200 while serving, 404/405 otherwise, and 503 on /readyz while draining', async () => {
-    daemon = await startDaemon(['--health-listen', '127.0.0.1:0', '--shutdown-timeout', '20s']);
+    daemon = await startDaemon(['--health-listen', '127.0.0.1:0', '--data-listen', '127.0.0.1:0', '--shutdown-timeout', '20s']);
     expect(await get(healthUrl(daemon, '/healthz'))).toEqual({ status: 200, body: 'ok\n' });
     expect(await get(healthUrl(daemon, '/readyz'))).toEqual({ status: 200, body: 'SERVING\n' });
     expect((await get(healthUrl(daemon, '/readyz'), 'HEAD')).status).toBe(200);
     expect((await get(healthUrl(daemon, '/metrics'))).status).toBe(404);
     expect((await get(healthUrl(daemon, '/healthz'), 'POST')).status).toBe(405);
 
-    // A WatchMemory stream keeps the drain open, so the draining state can be observed.
+    // A data plane PUT with half its body sent is work in flight: it keeps the drain open, so the
+    // draining state can be observed. (Watch streams do not: they end when the drain starts.)
     const client = new TensormemClient(daemon.unixAddress);
-    let updates = 0;
-    const stopWatching = client.watchMemory(100, () => (updates += 1), () => undefined);
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+    const data = new URL(daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string);
+    const upload = connect(Number(data.port), data.hostname);
+    upload.on('error', () => undefined);
+    await new Promise((resolve) => upload.once('connect', resolve));
+    upload.write(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 4096\r\n\r\n${'x'.repeat(100)}`);
     const health = new (makeGenericClientConstructor(healthService, 'Health'))(daemon.unixAddress, credentials.createInsecure()) as unknown as {
       watch(request: { service: string }): NodeJS.EventEmitter;
       close(): void;
     };
-    const healthWatches = new Map<string, string[]>();
+    const healthWatches = new Map<string, { statuses: string[]; end?: { code: number; details: string } }>();
     try {
-      await expect.poll(() => updates, { timeout: 5_000 }).toBeGreaterThan(0);
       for (const name of ['', 'tensormem.v1.ArrayService', 'tensormem.v1.LeaseService']) {
-        const statuses: string[] = [];
-        healthWatches.set(name, statuses);
+        const watch: { statuses: string[]; end?: { code: number; details: string } } = { statuses: [] };
+        healthWatches.set(name, watch);
         const stream = health.watch({ service: name });
-        stream.on('data', (response: { status: string }) => statuses.push(response.status));
+        stream.on('data', (response: { status: string }) => watch.statuses.push(response.status));
+        stream.on('status', (end: { code: number; details: string }) => (watch.end = end));
         stream.on('error', () => undefined);
       }
-      await expect.poll(() => [...healthWatches.values()].every((statuses) => statuses.length === 1), { timeout: 5_000 }).toBe(true);
+      await expect.poll(() => [...healthWatches.values()].every((watch) => watch.statuses.length === 1), { timeout: 5_000 }).toBe(true);
       daemon.child.kill('SIGTERM');
       await expect.poll(async () => (await get(healthUrl(daemon!, '/readyz'))).status, { timeout: 5_000, interval: 50 }).toBe(503);
       expect(await get(healthUrl(daemon, '/readyz'))).toEqual({ status: 503, body: 'NOT_SERVING\n' });
       expect((await get(healthUrl(daemon, '/healthz'))).status).toBe(200);
-      // grpc.health.v1 Watch streams opened before the drain see it, for the server and for each service.
-      for (const [name, statuses] of healthWatches) expect([name, statuses]).toEqual([name, ['SERVING', 'NOT_SERVING']]);
+      // grpc.health.v1 Watch streams opened before the drain see it, for the server and for each service,
+      // and then end (UNAVAILABLE), so that they do not hold the drain.
+      await expect.poll(() => [...healthWatches.values()].every((watch) => watch.end !== undefined), { timeout: 5_000 }).toBe(true);
+      for (const [name, watch] of healthWatches) {
+        expect([name, watch.statuses, watch.end!.code, watch.end!.details]).toEqual([name, ['SERVING', 'NOT_SERVING'], status.UNAVAILABLE, 'tensormemd is shutting down']);
+      }
+      expect(daemon.child.exitCode).toBeNull();
     } finally {
-      stopWatching();
+      upload.destroy();
       client.close();
       health.close();
     }
+    // The PUT going away was the last work in flight: the drain ends then, not at --shutdown-timeout.
+    const stoppingAt = Date.now();
     expect(await daemon.exited).toBe(0);
+    expect(Date.now() - stoppingAt).toBeLessThan(10_000);
+    expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true });
   });
 
   it('is refused with a message naming the flag when the address is not HOST:PORT', async () => {

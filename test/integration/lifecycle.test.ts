@@ -92,6 +92,34 @@ describe('lease lifecycle', () => {
     expect(stopped.liveChunks.host).toBe(0);
   });
 
+  it('ends WatchMemory streams and fails waiting allocations when it drains, so neither holds SIGTERM to --shutdown-timeout', async () => {
+    // Before: a `tensormemctl top` left open (or an allocation waiting for memory) kept the drain open
+    // for the whole --shutdown-timeout, and the daemon logged drained: false.
+    const daemon = await startDaemon(['--maxbytes', '8M', '--pool-chunk', '4M', '--shutdown-timeout', '20s']);
+    const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 60_000 });
+    try {
+      let updates = 0;
+      let watchError: TensormemClientError | undefined;
+      client.watchMemory(100, () => (updates += 1), (error) => (watchError = error));
+      const lease = await client.openLease();
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * 1024 * 1024] });
+      const waiting = lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * 1024 * 1024], waitForMemory: true }).catch((error: unknown) => error);
+      await expect.poll(() => updates, { timeout: 5_000 }).toBeGreaterThan(0);
+      await expect.poll(async () => (await client.memoryInfo()).devices[0].waiting_allocations, { timeout: 5_000 }).toBe(1);
+      const signalledAt = Date.now();
+      const code = await daemon.stop('SIGTERM');
+      expect(Date.now() - signalledAt).toBeLessThan(10_000);
+      expect(code).toBe(0);
+      const refused = (await waiting) as TensormemClientError;
+      expect(refused).toBeInstanceOf(TensormemClientError);
+      expect([refused.code, refused.reason, refused.details]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN', 'tensormemd is shutting down']);
+      expect([watchError?.code, watchError?.reason]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN']);
+      expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true, freedBytes: 6 * 1024 * 1024 });
+    } finally {
+      client.close();
+    }
+  });
+
   it('exits on SIGTERM after whoever read its stderr has gone (writes to a closed pipe fail)', async () => {
     const daemon = await startDaemon(['--log-level', 'info', '--shutdown-timeout', '1s']);
     const client = new TensormemClient(daemon.tcpAddress);

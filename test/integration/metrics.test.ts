@@ -155,6 +155,7 @@ describe('Prometheus metrics and the status endpoints', () => {
     expect(sample(m, 'tensormem_pool_used_bytes', { pool: 'device:0' })).toBe(deviceUsed);
     expect(sample(m, 'tensormem_pool_peak_used_bytes', { pool: 'device:0' })).toBe(deviceUsed);
     expect(sample(m, 'tensormem_pool_live_blocks', { pool: 'device:0' })).toBe(2);
+    expect(sample(m, 'tensormem_pool_waiting_allocations', { pool: 'device:0' })).toBe(0);
     expect(sample(m, 'tensormem_pool_allocations_total', { pool: 'device:0' })).toBe(2);
     // The quota refused before the pool was asked; the 128 MiB request reached the pool and its cap.
     expect(sample(m, 'tensormem_pool_failed_allocations_total', { pool: 'device:0' })).toBe(1);

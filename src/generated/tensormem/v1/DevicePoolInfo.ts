@@ -15,6 +15,7 @@ export interface DevicePoolInfo {
   'allocation_count'?: (number | string | Long);
   'allocations_total'?: (number | string | Long);
   'failed_allocations_total'?: (number | string | Long);
+  'waiting_allocations'?: (number);
 }
 
 export interface DevicePoolInfo__Output {
@@ -30,4 +31,5 @@ export interface DevicePoolInfo__Output {
   'allocation_count': (number);
   'allocations_total': (number);
   'failed_allocations_total': (number);
+  'waiting_allocations': (number);
 }
