@@ -11,7 +11,7 @@ import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
-import { ServiceContext, refuseWhileDraining } from './service-context';
+import { ServiceContext, endWhenDraining, refuseWhileDraining, shuttingDownError } from './service-context';
 
 const MAX_NAME_LENGTH = 256;
 /** Lease labels: every ListLeases reply and status snapshot carries them, so their size is bounded. */
@@ -162,6 +162,12 @@ export class LeaseService {
           if (!endedHere && releaseOnDisconnect && !releaseOnDisconnect.closed) registry.close(releaseOnDisconnect, 'disconnected');
         });
         call.on('error', () => {});
+        endWhenDraining(this.context, call, () => {
+          if (endedHere) return;
+          endedHere = true;
+          if (halfCloseTimer) clearTimeout(halfCloseTimer);
+          call.emit('error', toServiceError(shuttingDownError(), log));
+        });
       },
     };
     server.addService(tolerantDeserializers(proto.tensormem.v1.LeaseService.service), handlers);

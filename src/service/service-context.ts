@@ -1,5 +1,4 @@
 /** What the services share: the registry, the memory, the configuration and the logger. */
-import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { TensormemError } from '../errors';
 import type { DaemonConfig } from '../config/config';
@@ -16,7 +15,8 @@ export interface ServiceContext {
   log: Logger;
   /**
    * Aborted when SIGTERM/SIGINT arrives and the daemon drains: new work is refused with UNAVAILABLE, and
-   * streams that only watch (WatchMemory, grpc.health.v1 Watch) end, so that they do not hold the drain.
+   * streams with no end of their own (WatchMemory, KeepAlive, grpc.health.v1 Watch) end, so that they do
+   * not hold the drain.
    */
   stopping: AbortSignal;
   /** --heap-growth, raised while bulk WriteArray/ReadArray streams are in flight (src/heap-growth.ts). */
@@ -36,12 +36,12 @@ export function refuseWhileDraining(context: ServiceContext): void {
 }
 
 /**
- * A stream that only watches (it has no end of its own) ends when the daemon starts draining: after the
- * messages already written, with `end(error)` (the caller's toServiceError of shuttingDownError()).
- * Without this a `tensormemctl top` or a health watcher left open held every SIGTERM for the whole
- * --shutdown-timeout and the daemon logged `drained: false`. `end` stops the stream's own timers and ends it.
+ * A stream that has no end of its own (a watch, a KeepAlive) ends when the daemon starts draining: after
+ * the messages already written, by `end` (the caller's: its timers stopped, then an error made from
+ * shuttingDownError()). Without this a `tensormemctl top`, a health watcher or a trainer's KeepAlive
+ * held every SIGTERM for the whole --shutdown-timeout and the daemon logged `drained: false`.
  */
-export function endWhenDraining(context: ServiceContext, call: ServerWritableStream<unknown, unknown>, end: () => void): void {
+export function endWhenDraining(context: ServiceContext, call: { once(event: string, listener: () => void): unknown }, end: () => void): void {
   const { stopping } = context;
   if (stopping.aborted) return end();
   const forget = () => stopping.removeEventListener('abort', end);

@@ -92,8 +92,8 @@ describe('lease lifecycle', () => {
     expect(stopped.liveChunks.host).toBe(0);
   });
 
-  it('ends WatchMemory streams and fails waiting allocations when it drains, so neither holds SIGTERM to --shutdown-timeout', async () => {
-    // Before: a `tensormemctl top` left open (or an allocation waiting for memory) kept the drain open
+  it('ends WatchMemory and KeepAlive streams and fails waiting allocations when it drains, so none holds SIGTERM to --shutdown-timeout', async () => {
+    // Before: a `tensormemctl top` left open, a trainer's KeepAlive or an allocation waiting for memory kept the drain open
     // for the whole --shutdown-timeout, and the daemon logged drained: false.
     const daemon = await startDaemon(['--maxbytes', '8M', '--pool-chunk', '4M', '--shutdown-timeout', '20s']);
     const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 60_000 });
@@ -102,6 +102,8 @@ describe('lease lifecycle', () => {
       let watchError: TensormemClientError | undefined;
       client.watchMemory(100, () => (updates += 1), (error) => (watchError = error));
       const lease = await client.openLease();
+      const keepAliveErrors: TensormemClientError[] = [];
+      lease.startKeepAlive(200, { releaseOnDisconnect: true, onError: (error) => keepAliveErrors.push(error) });
       await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * 1024 * 1024] });
       const waiting = lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * 1024 * 1024], waitForMemory: true }).catch((error: unknown) => error);
       await expect.poll(() => updates, { timeout: 5_000 }).toBeGreaterThan(0);
@@ -114,6 +116,7 @@ describe('lease lifecycle', () => {
       expect(refused).toBeInstanceOf(TensormemClientError);
       expect([refused.code, refused.reason, refused.details]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN', 'tensormemd is shutting down']);
       expect([watchError?.code, watchError?.reason]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN']);
+      expect([keepAliveErrors[0]?.code, keepAliveErrors[0]?.reason]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN']);
       expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true, freedBytes: 6 * 1024 * 1024 });
     } finally {
       client.close();
