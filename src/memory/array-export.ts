@@ -10,7 +10,7 @@
  * so a mapping never reaches another array's bytes; the chunk is freed, and its name unlinked, with
  * the array (FreeArray, lease close or expiry).
  */
-import { failedPrecondition, invalidArgument } from '../errors';
+import { failedPrecondition, invalidArgument, notFound } from '../errors';
 import type { MemoryManager } from './memory-manager';
 import type { ExportedBlock, TensorArray } from './tensor-array';
 
@@ -45,14 +45,31 @@ export async function exportArray(array: TensorArray, side: unknown, memory: Mem
         `CUDA IPC needs the cuda backend: this daemon runs the ${memory.backendName} backend, whose emulated device memory no CUDA program can open. Export the host side (EXPORT_SIDE_HOST) of array ${array.arrayId} instead`,
       );
     }
-    const exported = await array.exportDevice();
+    const exported = await freedAsNotFound(array, () => array.exportDevice());
     const { bytes } = memory.backend.chunkInfo(exported.block.chunkHandle);
     return { kind: 'cuda_ipc', handle: memory.backend.exportIpcHandle(exported.block.chunkHandle), device: array.device, ...placement(array, exported, bytes) };
   }
-  const exported = await array.exportHost();
+  const exported = await freedAsNotFound(array, () => array.exportHost());
   const info = memory.backend.chunkInfo(exported.block.chunkHandle);
   if (info.shmName === undefined) throw new Error(`invariant: exported host chunk ${info.handle} of array ${array.arrayId} has no shared-memory name`);
   return { kind: 'shm', name: info.shmName, ...placement(array, exported, info.bytes) };
+}
+
+/**
+ * Runs the move, answering NOT_FOUND (as for an array freed before the call) when a FreeArray, CloseLease
+ * or expiry freed the array while the call waited or moved it: its block, and the chunk handle that
+ * chunkInfo / exportIpcHandle would be asked about, are gone then (not an internal error).
+ */
+async function freedAsNotFound(array: TensorArray, move: () => Promise<ExportedBlock>): Promise<ExportedBlock> {
+  let exported: ExportedBlock;
+  try {
+    exported = await move();
+  } catch (error) {
+    if (array.isFreed) throw notFound('array', array.arrayId);
+    throw error;
+  }
+  if (array.isFreed) throw notFound('array', array.arrayId);
+  return exported;
 }
 
 function placement(array: TensorArray, exported: ExportedBlock, regionBytes: number): { offset: number; length: number; regionBytes: number; moved: boolean } {

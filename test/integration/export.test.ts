@@ -199,6 +199,33 @@ describe('ExportArray over a real daemon', () => {
     await intruder.close();
   });
 
+  it('an export racing FreeArray or CloseLease answers NOT_FOUND (not INTERNAL) and leaves no region behind', async () => {
+    const internalErrorsBefore = daemon.logs.filter((entry) => entry.msg === 'internal error').length;
+    for (const placement of ['PLACEMENT_HOST_ONLY', 'PLACEMENT_DEVICE'] as const) {
+      for (const ending of ['free', 'close'] as const) {
+        const lease = await client.openLease({ clientName: `export-race-${ending}` });
+        // 2 MiB: the move's copy is above the async-copy threshold, so the free arrives while it runs.
+        const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB], placement });
+        const exporting = lease.exportArray(array.array_id, { side: 'EXPORT_SIDE_HOST', map: false });
+        const ended = ending === 'free' ? lease.free(array.array_id) : lease.close();
+        const outcome = await exporting.then(
+          (exported) => exported,
+          (error: unknown) => error,
+        );
+        await ended;
+        if (outcome instanceof TensormemClientError) {
+          expect(outcome.code, `${placement}, ${ending}: ${outcome.details}`).toBe(status.NOT_FOUND);
+          expect(outcome.reason).toBe('ARRAY_NOT_FOUND');
+        } else {
+          // The export won the race: its region is unlinked with the array.
+          expect(existsSync(shmPath((outcome as { shm: { name: string } }).shm.name))).toBe(false);
+        }
+        if (ending === 'free') await lease.close();
+      }
+    }
+    expect(daemon.logs.filter((entry) => entry.msg === 'internal error').length).toBe(internalErrorsBefore);
+  });
+
   it('refuses what it cannot export, with the field and reason, changing nothing', async () => {
     const lease = await client.openLease({ clientName: 'export-refusals' });
     const device = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
