@@ -7,7 +7,7 @@
  * accepts: they are parsed by the daemon's own loadConfig.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
@@ -132,6 +132,40 @@ describe('docker/Dockerfile', () => {
       for (const source of sources) {
         expect(existsSync(join(ROOT, source)), `line ${copy.line}: COPY ${source}: no such file in the repository`).toBe(true);
         expect(ignored.some((pattern) => source === pattern || source.startsWith(`${pattern}/`)), `line ${copy.line}: ${source} is excluded by the .dockerignore`).toBe(false);
+      }
+    }
+  });
+
+  it('gives the build stage every repository file that the tests it runs read (or the build fails)', () => {
+    const build = stage('build');
+    const ignored = read('docker/Dockerfile.dockerignore')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith('#'));
+    const copied = build
+      .filter((i) => i.keyword === 'COPY' && !i.args.includes('--from='))
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1))
+      .filter((word) => !word.startsWith('--'));
+    // Made by the stage's RUN steps: npm ci, build:native, build:ts.
+    const made = ['node_modules', 'build', 'dist'];
+    const run = build.find((i) => i.keyword === 'RUN' && /vitest run/.test(i.args))!;
+    const suites = run.args.replace(/^.*vitest run\s+/, '').split(/\s+/).filter((word) => word.startsWith('test/'));
+    expect(suites).toEqual(['test/unit', 'test/conformance']);
+    const under = (path: string, folder: string) => path === folder || path.startsWith(`${folder}/`);
+    for (const suite of suites) {
+      for (const file of readdirSync(join(ROOT, suite)).filter((name) => name.endsWith('.test.ts'))) {
+        const text = read(join(suite, file));
+        // Repository paths as the tests name them: join of ROOT and literals, this file's read helper, join of __dirname and ../../PATH.
+        const paths = [
+          ...[...text.matchAll(/join\(ROOT((?:,\s*'[^'*]+')+)/g)].map((m) => [...m[1].matchAll(/'([^']+)'/g)].map((s) => s[1]).join('/')),
+          ...[...text.matchAll(/\bread\('([^']+)'\)/g)].map((m) => m[1]),
+          ...[...text.matchAll(/join\(__dirname, '\.\.\/\.\.\/([^']+)'\)/g)].map((m) => m[1]),
+        ];
+        for (const path of paths) {
+          if (made.some((folder) => under(path, folder))) continue;
+          expect(copied.some((source) => under(path, source)), `${suite}/${file} reads ${path}, which the build stage does not COPY`).toBe(true);
+          expect(ignored.some((pattern) => under(path, pattern) || under(pattern, path)), `${suite}/${file} reads ${path}, which the .dockerignore excludes`).toBe(false);
+        }
       }
     }
   });
