@@ -634,10 +634,11 @@ export class TensorArray implements BlockOwner {
           this.memory.deallocateHost(fresh, category);
           throw error;
         }
+        // An exportable array's mirror not made yet is made here, in its own region from the start: no move.
+        moved = this.hostBlock !== undefined || !this.has(EXPORTABLE_REQUESTED);
         if (this.hostBlock) this.memory.deallocateHost(this.hostBlock, category);
         this.hostBlock = fresh;
         this.hostExportable = true;
-        moved = true;
       }
       if (this.deviceBlock) await this.ensureHostCurrent();
       return { block: this.hostBlock!, moved };

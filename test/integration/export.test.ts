@@ -155,6 +155,14 @@ describe('ExportArray over a real daemon', () => {
     expect(exported.shm).toMatchObject({ offset: 0, length: 1000, regionBytes: 4096 });
     expect(exported.bytes!.length).toBe(1000);
     expect(exported.bytes!.every((byte) => byte === 0)).toBe(true);
+    // A device array allocated exportable: its (lazy) mirror is made in its own region by the first export, no move.
+    const device = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000], exportable: true, zero: true });
+    expect(device.has_host_mirror).toBe(false);
+    const mirror = await lease.exportArray(device.array_id, { side: 'EXPORT_SIDE_HOST' });
+    expect(mirror.moved).toBe(false);
+    expect(mirror.array).toMatchObject({ has_host_mirror: true, host_valid: true, host_exportable: true });
+    expect((await lease.exportArray(device.array_id, { side: 'EXPORT_SIDE_HOST' })).moved).toBe(false);
+    await lease.free(device.array_id);
     // A non-exportable array of the same size takes 1024 bytes (256-byte units) until its first export.
     const pooled = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000], placement: 'PLACEMENT_HOST_ONLY' });
     expect(pooled.held_bytes).toBe(1024);
