@@ -9,7 +9,8 @@
  *
  * What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length body (a Transfer-Encoding body is not
  * framed here: the request reaches the handler, which refuses it, and the connection closes after the
- * answer), keep-alive and pipelined requests (served one at a time), `Expect: 100-continue`, HEAD.
+ * answer), keep-alive and pipelined requests (served one at a time, the next read only once the socket
+ * has taken the whole answer before it), `Expect: 100-continue`, HEAD.
  * A head over 16 KiB is 431 and a malformed one (a CR or LF other than a CRLF line end among them) 400;
  * both close the connection. An answer sent before the request's body was read closes the connection
  * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does
@@ -168,6 +169,12 @@ class Http1Connection {
   private drainTimer?: NodeJS.Timeout;
   /** The drain's deadline passed while the answer was still going out: nothing more is read. */
   private dropDone = false;
+  /**
+   * A keep-alive answer is still going out (the socket has not taken all of it): the next request is
+   * not read until it has, so a client that pipelines requests and never reads the answers cannot
+   * make the daemon queue answers (and lend views of pool memory) without end.
+   */
+  private answerGoingOut = false;
 
   constructor(
     readonly socket: Socket,
@@ -202,8 +209,9 @@ class Http1Connection {
     return this.state === 'head' || this.state === 'request';
   }
 
+  /** Between requests, with no answer still going out and no part of a next request in hand. */
   get isIdle(): boolean {
-    return this.state === 'head' && this.pending === undefined;
+    return this.state === 'head' && this.pending === undefined && !this.answerGoingOut;
   }
 
   /** The buffer the next read lands in (onread mode). */
@@ -227,6 +235,7 @@ class Http1Connection {
     let offset = 0;
     while (offset < chunk.byteLength && this.serving) {
       if (this.state === 'head') {
+        if (this.answerGoingOut) break;
         offset = this.consumeHead(chunk, offset);
       } else if (this.bodyRemaining > 0 && this.reader && !this.readerBusy) {
         const piece = chunk.subarray(offset, offset + Math.min(this.bodyRemaining, chunk.byteLength - offset));
@@ -338,7 +347,7 @@ class Http1Connection {
   }
 
   private wantsBytes(): boolean {
-    if (this.state === 'head') return true;
+    if (this.state === 'head') return !this.answerGoingOut;
     if (this.state === 'draining') return !this.dropDone;
     if (this.state !== 'request') return false;
     return this.bodyRemaining > 0 && this.reader !== undefined && !this.readerBusy;
@@ -347,6 +356,11 @@ class Http1Connection {
   /** Consumes what is pending, then reads on or holds, as the state asks. */
   private pump(): void {
     if (this.consuming || this.state === 'closed' || this.state === 'draining' || this.socket.destroyed) return;
+    if (this.answerGoingOut) {
+      // answerTaken() pumps again; an end of input meanwhile is handled then, after what is pending.
+      this.socket.pause();
+      return;
+    }
     if (this.pending && this.wantsBytes()) {
       const pending = this.pending;
       this.pending = undefined;
@@ -387,14 +401,20 @@ class Http1Connection {
       return;
     }
     this.state = 'head';
-    // Until the socket has taken the whole answer, a reader that stops reading it is a stall.
-    this.socket.setTimeout(this.socket.writableLength > 0 ? this.settings.stallTimeoutMs : this.settings.keepAliveTimeoutMs);
+    // Until the socket has taken the whole answer, a reader that stops reading it is a stall, and the
+    // next request waits (answerTaken).
+    this.answerGoingOut = true;
+    this.socket.setTimeout(this.settings.stallTimeoutMs);
     this.pump();
   }
 
-  /** HttpExchange.end, once the socket has taken the whole answer. */
+  /** HttpExchange.end, once the socket has taken the whole answer (or is gone): the next request may be read. */
   answerTaken(): void {
-    if (this.state === 'head') this.socket.setTimeout(this.settings.keepAliveTimeoutMs);
+    if (!this.answerGoingOut) return;
+    this.answerGoingOut = false;
+    if (this.state !== 'head') return;
+    this.socket.setTimeout(this.settings.keepAliveTimeoutMs);
+    this.pump();
   }
 
   private refuse(code: number, message: string, metadata: Record<string, string> = {}): void {

@@ -784,6 +784,44 @@ describe('shutdown with a data plane GET in flight', () => {
     }
   });
 
+  it('SIGTERM lets a GET whose last pieces are still going out finish within --shutdown-timeout', async () => {
+    // 16 MiB in four 4 MiB pieces: all lent at once, so the handler has ended the answer while most of
+    // it still waits on the socket for a reader that reads nothing (it was cut at SIGTERM as idle).
+    const daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '256M', '--data-listen', '127.0.0.1:0', '--chunk-bytes', '4M', '--shutdown-timeout', '10s']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+      const lease = await client.openLease({ clientName: 'shutdown-get-tail' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      // A raw socket that reads nothing (node:http's client reads on into memory however paused).
+      const url = new URL(dataAddress);
+      const socket = createConnection({ host: url.hostname, port: Number(url.port) });
+      socket.pause();
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.on('error', () => undefined);
+      socket.write(`GET /v1/arrays/${array.array_id} HTTP/1.1\r\nAuthorization: Bearer ${lease.token}\r\n\r\n`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+
+      daemon.child.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.resume();
+      await closed;
+      const answer = Buffer.concat(chunks);
+      const headEnd = answer.indexOf('\r\n\r\n');
+      expect(answer.subarray(0, headEnd).toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*Content-Length: 16777216\r\n/);
+      expect(answer.byteLength - headEnd - 4).toBe(16 * MiB);
+      expect(await daemon.exited).toBe(0);
+      const stopped = daemon.logs.find((entry) => entry.event === 'stopped') as { drained: boolean; liveChunks: { device: number; host: number } };
+      expect(stopped.drained).toBe(true);
+      expect(stopped.liveChunks).toMatchObject({ device: 0, host: 0 });
+    } finally {
+      client.close();
+      await daemon.stop('SIGKILL');
+    }
+  });
+
   /** A daemon in this process with a data plane, its log lines, and the uncaught exceptions seen meanwhile (stop() removes the listener). */
   async function inProcess(shutdownTimeout: string, level: string) {
     const lines: Array<Record<string, unknown>> = [];

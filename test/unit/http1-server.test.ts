@@ -502,6 +502,49 @@ describe('Http1Server', () => {
     expect(slowResult.text.endsWith('late')).toBe(true);
   });
 
+  it('reads the next pipelined request only once the socket has taken the answer before it, so a client that never reads cannot queue answers without end', async () => {
+    const answer = Buffer.alloc(256 * 1024, 0x61);
+    let served = 0;
+    const port = await listen((exchange) => {
+      served++;
+      exchange.end(answer);
+    });
+    const requests = 200;
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.pause();
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /p HTTP/1.1\r\n\r\n'.repeat(requests - 1) + 'GET /last HTTP/1.1\r\nConnection: close\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // 200 answers of 256 KiB are 50 MiB: only what the kernel's buffers hold may have been answered.
+    expect(served).toBeLessThan(requests / 4);
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => (received += chunk.byteLength));
+    socket.resume();
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(served).toBe(requests);
+    expect(received).toBeGreaterThan(requests * answer.byteLength);
+  });
+
+  it('closeIdleConnections leaves a connection whose last answer is still going out: the client gets all of it', async () => {
+    const answer = Buffer.alloc(32 * 1024 * 1024, 0x62);
+    const port = await listen((exchange) => exchange.end(answer));
+    const server = servers[0];
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.pause();
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /big HTTP/1.1\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    server.closeIdleConnections();
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => (received += chunk.byteLength));
+    socket.resume();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(received).toBeGreaterThan(answer.byteLength);
+    // Once it is out, the connection is idle and closeIdleConnections ends it.
+    server.closeIdleConnections();
+    await new Promise((resolve) => socket.once('close', resolve));
+  });
+
   it('speaks the same HTTP/1.1 over TLS (read through data events)', async (context) => {
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-http1-tls-'));
     try {
