@@ -262,10 +262,10 @@ class Http1Connection {
         this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
         return chunk.byteLength;
       }
-      if (start < head.byteLength) {
-        this.pending = Buffer.from(head.subarray(start));
-        this.headTimer ??= setTimeout(() => this.socket.destroy(), this.settings.headTimeoutMs);
-      }
+      if (start < head.byteLength) this.pending = Buffer.from(head.subarray(start));
+      // The deadline runs from the first byte, bare line breaks included: a peer sending only those
+      // would otherwise hold the connection forever (each byte restarts the idle timer).
+      this.headTimer ??= setTimeout(() => this.socket.destroy(), this.settings.headTimeoutMs);
       return chunk.byteLength;
     }
     if (end - start > MAX_HEAD_BYTES) {

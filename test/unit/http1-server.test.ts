@@ -284,6 +284,29 @@ describe('Http1Server', () => {
     expect(calls).toBe(1);
   });
 
+  it('the head deadline runs from the first byte when that is a bare line break: a peer sending only CRLFs is cut too', async () => {
+    const port = await listen((exchange) => exchange.end('served'), { headTimeoutMs: 300, keepAliveTimeoutMs: 1000 });
+    const started = Date.now();
+    // A CRLF every 100 ms: each restarts the idle timer, and no head ever begins.
+    const closedAfterMs = await new Promise<number>((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      const timer = setInterval(() => {
+        if (!socket.destroyed) socket.write('\r\n');
+      }, 100);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve(Date.now() - started);
+      });
+      setTimeout(() => socket.destroy(), 3000);
+    });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(250);
+    expect(closedAfterMs).toBeLessThan(2000);
+    // Line breaks before a head that arrives in time are still allowed.
+    const served = await exchangeRaw(port, ['\r\n\r\nGET /y HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    expect(served.text.endsWith('\r\n\r\nserved')).toBe(true);
+  });
+
   it('after an early answer, reads and drops what the client sends for drainTimeoutMs at most, then cuts it', async () => {
     const port = await listen(
       (exchange) => {
