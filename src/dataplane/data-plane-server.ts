@@ -24,7 +24,7 @@ import { ServiceContext, refuseWhileDraining } from '../service/service-context'
 import { ByteRange, parseContentRange, parseRange } from './byte-ranges';
 import { crc32c, crc32cHex, parseCrc32c } from './crc32c';
 import { httpErrorOf } from './http-errors';
-import { DEFAULT_BODY_READ_BYTES, Http1Server, HttpExchange } from './http1-server';
+import { BODY_CUT_SHORT, DEFAULT_BODY_READ_BYTES, Http1Server, HttpExchange } from './http1-server';
 
 export const ARRAY_PATH_PREFIX = '/v1/arrays/';
 export const CRC32C_HEADER = 'x-tensormem-crc32c';
@@ -205,7 +205,7 @@ class DataPlane {
 
     let position = range.start;
     let crc = 0;
-    const received = await exchange.readBody((piece) => {
+    const reading = exchange.readBody((piece) => {
       if (expectedCrc !== undefined) crc = crc32c(piece, crc);
       const at = position;
       position += piece.byteLength;
@@ -216,6 +216,11 @@ class DataPlane {
       const writing = array.write(at, piece);
       writing.then(copied, copied);
       return writing;
+    });
+    const received = await reading.catch((error: { code?: unknown; bytesReceived?: number }) => {
+      // The client ended its side mid-body (it can still read the answer): a short body, not a drop.
+      if (error?.code === BODY_CUT_SHORT) throw invalidArgument('body', `${range.length} bytes (Content-Length)`, `${error.bytesReceived} bytes, then the end of the client's side of the connection`);
+      throw error;
     });
     if (received !== range.length) throw invalidArgument('body', `${range.length} bytes (Content-Length)`, `${received} bytes`);
     if (expectedCrc !== undefined && crc !== expectedCrc) {

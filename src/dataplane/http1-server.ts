@@ -368,7 +368,7 @@ class Http1Connection {
     }
     if (this.ended) {
       // Nothing more will come: a body still awaited never arrives; between requests the connection ends.
-      if (this.bodyDone && !this.readerBusy && this.pending === undefined) this.readFailed(prematureClose());
+      if (this.bodyDone && !this.readerBusy && this.pending === undefined) this.readFailed(bodyCutShort(this.bodyDone.bytes + this.bodyRemaining, this.bodyDone.bytes));
       if (this.state === 'head') this.drain();
       return;
     }
@@ -380,7 +380,7 @@ class Http1Connection {
   readBody(reader: BodyReader): Promise<number> {
     if (this.bodyDone || this.state !== 'request') return Promise.reject(new Error('the request body is being read already, or the request is over'));
     if (this.bodyRemaining === 0) return Promise.resolve(0);
-    if (this.ended && !this.pending) return Promise.reject(prematureClose());
+    if (this.ended && !this.pending) return Promise.reject(bodyCutShort(this.bodyRemaining, 0));
     return new Promise<number>((resolve, reject) => {
       this.reader = reader;
       this.bodyDone = { resolve, reject, bytes: 0 };
@@ -479,6 +479,13 @@ class Http1Connection {
     this.exchange?.connectionClosed();
     this.exchange = undefined;
   }
+}
+
+/** The code of readBody's rejection when the client ended its side of the connection (a FIN) before the whole body: it can still be answered. */
+export const BODY_CUT_SHORT = 'ERR_BODY_CUT_SHORT';
+
+function bodyCutShort(expected: number, received: number): Error & { code: string; bytesReceived: number } {
+  return Object.assign(new Error(`the client ended its side of the connection after ${received} of the body's ${expected} bytes`), { code: BODY_CUT_SHORT, bytesReceived: received });
 }
 
 function prematureClose(): Error {
@@ -593,7 +600,9 @@ export class HttpExchange {
 
   /**
    * Reads the request body (Content-Length bytes), handing `reader` each piece as it arrives; resolves
-   * to the bytes read. Rejects (code ERR_STREAM_PREMATURE_CLOSE) when the connection closes first, or
+   * to the bytes read. Rejects with code BODY_CUT_SHORT (and bytesReceived) when the client's input
+   * ends first (its FIN: a half-close, after which the answer still reaches it, or a close), with code
+   * ERR_STREAM_PREMATURE_CLOSE when the connection is gone first (reset, cut, or answered early), or
    * with what the reader threw.
    */
   readBody(reader: BodyReader): Promise<number> {

@@ -313,6 +313,36 @@ describe('HTTP data plane over a real daemon', () => {
     await lease.close();
   });
 
+  it('a PUT whose client ends its side of the connection mid-body is answered 400 (body shorter than Content-Length), and keeps what arrived', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], zero: true });
+    const url = new URL(dataAddress);
+    // Half-close after 3 of 10 body bytes: the client can still read the answer.
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = createConnection({ host: url.hostname, port: Number(url.port) }, () =>
+        socket.end(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 10\r\n\r\nabc`),
+      );
+      let received = '';
+      const timer = setTimeout(() => reject(new Error(`no close; so far: ${received}`)), 10_000);
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(received);
+      });
+    });
+    const [answer] = parseAnswers(text);
+    expect(answer.status).toBe(400);
+    expect(answer.headers.connection).toBe('close');
+    const body = JSON.parse(answer.body) as { status: string; message: string; metadata: Record<string, string> };
+    expect(body.status).toBe('INVALID_ARGUMENT');
+    expect(body.metadata).toEqual({ field: 'body' });
+    expect(body.message).toContain('10 bytes (Content-Length)');
+    expect(body.message).toContain('3 bytes');
+    expect((await lease.readGrpc(array.array_id)).subarray(0, 4).toString('latin1')).toBe('abc\0');
+    await lease.close();
+  });
+
   it('answers 404 for a freed array', async () => {
     const lease = await client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [256] });
