@@ -34,6 +34,7 @@ import {
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
+import { MAX_TIMER_MS } from '../long-timeout';
 import type { AcquireCudnnWorkspaceRequest } from '../generated/tensormem/v1/AcquireCudnnWorkspaceRequest';
 import type { AcquireCudnnWorkspaceResponse__Output } from '../generated/tensormem/v1/AcquireCudnnWorkspaceResponse';
 
@@ -96,7 +97,7 @@ export interface ClientOptions {
   maxMessageBytes?: number;
   /** Chunk size of WriteArray streams (default 1 MiB). */
   chunkBytes?: number;
-  /** Per-call deadline in ms (default none). */
+  /** Per-call deadline in ms (default none; 0, Infinity or more than 2^31 - 1 ms: none). */
   deadlineMs?: number;
   /** TLS for TCP addresses: the CA that signed the daemon's certificate; cert and key for mTLS (all PEM). */
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
@@ -160,7 +161,7 @@ export class TensormemClient {
   }
 
   callOptions(): { deadline?: number } {
-    return this.options.deadlineMs ? { deadline: Date.now() + this.options.deadlineMs } : {};
+    return deadlineIn(this.options.deadlineMs);
   }
 
   metadata(token?: string): Metadata {
@@ -346,7 +347,7 @@ export class LeaseSession {
           exportable: options.exportable ?? false,
         },
         this.md,
-        options.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : this.client.callOptions(),
+        options.deadlineMs ? deadlineIn(options.deadlineMs) : this.client.callOptions(),
         cb,
       ),
     );
@@ -630,6 +631,15 @@ export class LeaseSession {
 }
 
 function noKeepAlive(): void {}
+
+/**
+ * Call options for a deadline `ms` from now; none for an unset or 0 one, and none for one past
+ * MAX_TIMER_MS (about 24.8 days) or infinite: grpc-js arms a setTimeout for the deadline, which past
+ * MAX_TIMER_MS would fire at once (DEADLINE_EXCEEDED before the call is sent).
+ */
+function deadlineIn(ms: number | undefined): { deadline?: number } {
+  return ms && !(ms > MAX_TIMER_MS) ? { deadline: Date.now() + ms } : {};
+}
 
 /** write/writeGrpc arguments, checked before anything is sent. */
 function checkWrite(offset: number, chunkBytes: number): void {

@@ -8,6 +8,7 @@
 import { Socket, connect } from 'node:net';
 import { isLocalAddress, parseHostPort, unixSocketPath } from '../config/listen-address';
 import { crc32c, crc32cHex } from './crc32c';
+import { MAX_TIMER_MS } from '../long-timeout';
 import type { HttpErrorBody } from './http-errors';
 
 /** The daemon answered with an error status; `body` is its JSON error. */
@@ -238,7 +239,8 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
       const arm = () => {
         const left = deadline - Date.now();
         if (left <= 0) finish(new DataPlaneDeadlineError(`data plane ${describe(endpoint)}: deadline exceeded${response ? ` after ${received} of ${bodyLength} bytes of the answer` : ' before an answer'}`));
-        else deadlineTimer = setTimeout(arm, left);
+        // A delay past MAX_TIMER_MS (or Infinity) would make setTimeout fire at once, warning each time.
+        else deadlineTimer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
       };
       arm();
     }

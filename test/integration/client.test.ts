@@ -276,6 +276,37 @@ describe('the typed client over a real daemon', () => {
     }
   });
 
+  it('a deadlineMs past 2^31 - 1 ms (setTimeout\'s limit) or Infinity is no deadline: calls and HTTP transfers run, with no timer warnings', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      for (const deadlineMs of [30 * 24 * 3600 * 1000, Infinity]) {
+        const patient = new TensormemClient(daemon.tcpAddress, { deadlineMs, dataPlane: { thresholdBytes: 4096 } });
+        try {
+          const lease = await patient.openLease({ clientName: 'patient' });
+          const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', waitForMemory: true, deadlineMs });
+          const bytes = Buffer.alloc(MiB, 7);
+          expect(await lease.write(array.array_id, bytes)).toBe(MiB);
+          expect((await lease.read(array.array_id)).equals(bytes)).toBe(true);
+          expect(lease.transfers).toEqual({ http: 2, grpc: 0 });
+          await lease.close();
+        } finally {
+          patient.close();
+        }
+      }
+      // The data plane client itself, given such a deadline directly.
+      const lease = await client.openLease({ clientName: 'patient-http' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+      for (const deadline of [Date.now() + 30 * 24 * 3600 * 1000, Infinity]) expect((await getArray(lease.dataPlane!, lease.token, array.array_id, 0, 0, undefined, { deadline })).byteLength).toBe(MiB);
+      await lease.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('close() stops keep-alives and watchMemory streams, so the process exits by itself', async () => {
     const script = `
       const { TensormemClient } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'client', 'tensormem-client.js'))});
