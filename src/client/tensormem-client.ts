@@ -164,7 +164,24 @@ export class TensormemClient {
     return deadlineIn(this.options.deadlineMs);
   }
 
+  /** Whether close() has been called: every later call rejects with CANCELLED (requireOpen). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  private isClosed = false;
+
+  /**
+   * @internal Throws CANCELLED once close() has been called. grpc-js would throw a plain Error
+   * ("Channel has been shut down"), without a code, and the data plane would still be used.
+   */
+  requireOpen(): void {
+    if (this.isClosed) throw new TensormemClientError(Status.CANCELLED, undefined, `the client of ${this.address} is closed (TensormemClient.close())`, {});
+  }
+
+  /** Every RPC's metadata is made here, so a call after close() rejects (requireOpen) before it is sent. */
   metadata(token?: string): Metadata {
+    this.requireOpen();
     const metadata = new Metadata();
     if (token) metadata.set('authorization', `Bearer ${token}`);
     return metadata;
@@ -246,9 +263,11 @@ export class TensormemClient {
   /**
    * Closes the channels, cancels every watchMemory stream, stops every session's keep-alive (its stream
    * is ended cleanly, so the leases stay open until their TTL, releaseOnDisconnect or not) and unmaps every exported array this
-   * client mapped.
+   * client mapped. Calls in flight run to their end; any call made afterwards (over gRPC or the data
+   * plane) rejects with CANCELLED.
    */
   close(): void {
+    this.isClosed = true;
     for (const stop of [...this.closers]) stop();
     this.closers.clear();
     this.mappings.releaseAll();
@@ -360,6 +379,7 @@ export class LeaseSession {
    */
   async write(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
     checkWrite(offset, chunkBytes);
+    this.client.requireOpen();
     const http = this.httpFor(data.byteLength);
     if (http) {
       const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.callOptions()));
@@ -398,6 +418,7 @@ export class LeaseSession {
   async read(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
     requireByteCount('offset', offset);
     requireByteCount('length', length);
+    this.client.requireOpen();
     const size = this.arraySizes.get(arrayId);
     if (size !== undefined) {
       // What ReadArray would answer, without the round trip.
@@ -558,8 +579,10 @@ export class LeaseSession {
    * `onError`. The keep-alive stops by itself when the daemon no longer knows the lease (NOT_FOUND,
    * UNAUTHENTICATED, PERMISSION_DENIED). Its timer does not keep the process alive.
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
+   * Throws CANCELLED after the client's close().
    */
   startKeepAlive(intervalMs: number, options: { releaseOnDisconnect?: boolean; onError?: (error: TensormemClientError) => void } = {}): void {
+    this.client.requireOpen();
     this.stopKeepAlive();
     let stream: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse__Output> | undefined;
     let stopped = false;
@@ -583,7 +606,7 @@ export class LeaseSession {
     };
     const open = () => {
       retryTimer = undefined;
-      if (stopped) return;
+      if (stopped || this.client.closed) return;
       const current = this.client.leases.KeepAlive(this.md);
       stream = current;
       current.on('data', () => {

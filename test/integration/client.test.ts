@@ -276,6 +276,37 @@ describe('the typed client over a real daemon', () => {
     }
   });
 
+  it('calls after close() reject with CANCELLED, over gRPC and the data plane alike, and send nothing', async () => {
+    const closing = new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 4096 } });
+    const lease = await closing.openLease({ clientName: 'after-close', ttlSeconds: 30 });
+    expect(lease.dataPlane).toBeDefined();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * 1024], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+    closing.close();
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['openLease', () => closing.openLease({ clientName: 'late' })],
+      ['listLeases', () => closing.listLeases()],
+      ['allocate', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] })],
+      ['small write (gRPC)', () => lease.write(array.array_id, Buffer.alloc(16, 0xab))],
+      ['large write (data plane)', () => lease.write(array.array_id, Buffer.alloc(64 * 1024, 0xab))],
+      ['large read (data plane)', () => lease.read(array.array_id)],
+      ['readGrpc', () => lease.readGrpc(array.array_id)],
+      ['close', () => lease.close()],
+    ];
+    for (const [name, invoke] of calls) {
+      const error = await rejection(invoke());
+      expect(error, name).toBeInstanceOf(TensormemClientError);
+      expect(error.code, name).toBe(status.CANCELLED);
+    }
+    expect(() => lease.startKeepAlive(100)).toThrow(TensormemClientError);
+    expect(() => closing.watchMemory(100, () => {})).toThrow(TensormemClientError);
+    expect(lease.transfers).toEqual({ http: 0, grpc: 0 });
+    expect(closing.closed).toBe(true);
+    // Nothing reached the daemon: the array still holds zeros, and the lease is still open.
+    const open = new LeaseSession(client, lease.lease);
+    expect((await open.read(array.array_id)).equals(Buffer.alloc(64 * 1024))).toBe(true);
+    expect(await open.close()).toBeGreaterThan(0);
+  });
+
   it('a deadlineMs past 2^31 - 1 ms (setTimeout\'s limit) or Infinity is no deadline: calls and HTTP transfers run, with no timer warnings', async () => {
     const warnings: string[] = [];
     const onWarning = (warning: Error) => warnings.push(warning.name);
