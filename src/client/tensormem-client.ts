@@ -577,7 +577,11 @@ export class LeaseSession {
    * client's close(). A stream that drops (network blip, daemon restart) is reopened after a backoff
    * (100 ms doubling up to intervalMs), for as long as the keep-alive runs; each failure goes to
    * `onError`. The keep-alive stops by itself when the daemon no longer knows the lease (NOT_FOUND,
-   * UNAUTHENTICATED, PERMISSION_DENIED). Its timer does not keep the process alive.
+   * UNAUTHENTICATED, PERMISSION_DENIED). A stream that stays open but stops answering (the daemon
+   * hung, a network path that drops packets without a reset) goes to `onError` too, once per stall:
+   * DEADLINE_EXCEEDED at the first renewal sent while an earlier one has waited 1.5 intervals for its
+   * answer; the stream is kept (cancelling it would close a releaseOnDisconnect lease the moment the
+   * path heals), and a later answer re-arms the check. Its timer does not keep the process alive.
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
    * Throws CANCELLED after the client's close().
    */
@@ -588,9 +592,20 @@ export class LeaseSession {
     let stopped = false;
     let retryTimer: NodeJS.Timeout | undefined;
     let backoffMs = 100;
+    /** Renewals sent on the current stream since its last answer, and when the oldest of them went. */
+    let unanswered = 0;
+    let unansweredSince = 0;
+    let stallReported = false;
     const request = { lease_id: this.leaseId, release_on_disconnect: options.releaseOnDisconnect ?? false };
     const ping = () => {
-      if (stream && !stream.destroyed && stream.writable) stream.write(request);
+      if (!stream || stream.destroyed || !stream.writable) return;
+      if (unanswered === 0) unansweredSince = Date.now();
+      else if (!stallReported && Date.now() - unansweredSince >= 1.5 * intervalMs) {
+        stallReported = true;
+        options.onError?.(new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, `the KeepAlive stream has not answered for ${Date.now() - unansweredSince} ms (${unanswered} renewals): lease ${this.leaseId} is not being renewed`, {}));
+      }
+      unanswered++;
+      stream.write(request);
     };
     const dropped = (error: TensormemClientError, current: typeof stream) => {
       if (stopped || current !== stream) return;
@@ -609,8 +624,13 @@ export class LeaseSession {
       if (stopped || this.client.closed) return;
       const current = this.client.leases.KeepAlive(this.md);
       stream = current;
+      unanswered = 0;
+      stallReported = false;
       current.on('data', () => {
         backoffMs = 100;
+        if (current !== stream) return;
+        unanswered = 0;
+        stallReported = false;
       });
       current.on('error', (error: ServiceError) => dropped(clientError(error), current));
       current.on('end', () => dropped(new TensormemClientError(Status.UNAVAILABLE, undefined, 'the KeepAlive stream ended', {}), current));

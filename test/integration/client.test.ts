@@ -307,6 +307,50 @@ describe('the typed client over a real daemon', () => {
     expect(await open.close()).toBeGreaterThan(0);
   });
 
+  it('reports a KeepAlive stream that stops answering (a path that drops packets) to onError before the lease expires, and recovers when it heals', async () => {
+    const [host, port] = [daemon.tcpAddress.replace(/:\d+$/, ''), Number(/:(\d+)$/.exec(daemon.tcpAddress)![1])];
+    // A proxy whose links can be frozen: bytes are held back both ways (no reset, no close), then delivered.
+    let frozen = false;
+    const flushes = new Set<() => void>();
+    const proxy = await scriptedServer((socket) => {
+      const upstream = connect(port, host);
+      const held: Array<[Socket, Buffer]> = [];
+      const forward = (to: Socket) => (chunk: Buffer) => (frozen ? held.push([to, chunk]) : to.write(chunk));
+      socket.on('data', forward(upstream));
+      upstream.on('data', forward(socket));
+      upstream.on('error', () => socket.destroy());
+      upstream.on('close', () => socket.destroy());
+      socket.on('close', () => upstream.destroy());
+      flushes.add(() => {
+        for (const [to, chunk] of held.splice(0)) to.write(chunk);
+      });
+    });
+    const proxied = new TensormemClient(`127.0.0.1:${proxy.endpoint.port}`);
+    try {
+      const lease = await proxied.openLease({ clientName: 'keepalive-stall', ttlSeconds: 10 });
+      const errors: TensormemClientError[] = [];
+      lease.startKeepAlive(200, { onError: (error) => errors.push(error) });
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(errors).toEqual([]);
+      frozen = true;
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(errors.length).toBe(1); // once per stall, however long it lasts
+      expect(errors[0]).toBeInstanceOf(TensormemClientError);
+      expect(errors[0].code).toBe(status.DEADLINE_EXCEEDED);
+      expect(errors[0].details).toMatch(/KeepAlive stream has not answered/);
+      frozen = false;
+      for (const flush of flushes) flush();
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect((await client.listLeases()).map((l) => l.lease_id)).toContain(lease.leaseId);
+      expect((await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] })).array_id).toMatch(/^arr-/);
+      expect(errors.length).toBe(1);
+      await lease.close();
+    } finally {
+      proxied.close();
+      await proxy.close();
+    }
+  });
+
   it('a deadlineMs past 2^31 - 1 ms (setTimeout\'s limit) or Infinity is no deadline: calls and HTTP transfers run, with no timer warnings', async () => {
     const warnings: string[] = [];
     const onWarning = (warning: Error) => warnings.push(warning.name);
