@@ -2,6 +2,7 @@
  * The typed TypeScript client of tensormem.v1, used by tensormemctl and the tests. Calls reject with a
  * TensormemClientError carrying the gRPC `code` and the ErrorInfo `reason` (e.g. DEVICE_OUT_OF_MEMORY).
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { ChannelOptions, ClientDuplexStream, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
 import { loadTensormemProto } from '../service/proto';
 import { errorInfoOf } from '../rpc-status';
@@ -301,6 +302,12 @@ export class LeaseSession {
    */
   private readonly arraySizes = new Map<string, number>();
   static readonly MAX_REMEMBERED_ARRAYS = 4096;
+  /**
+   * The most bytes one read() or readGrpc() returns: the largest Buffer this Node.js makes
+   * (buffer.constants.MAX_LENGTH, 4 GiB on Node.js 20). A larger read is RESOURCE_EXHAUSTED; read such an
+   * array in ranges.
+   */
+  static maxReadBytes: number = bufferConstants.MAX_LENGTH;
 
   constructor(
     readonly client: TensormemClient,
@@ -425,7 +432,9 @@ export class LeaseSession {
       if (offset > size) throw outOfRange('offset', `offset ${offset} is past the end of array ${arrayId} (${size} bytes)`);
       if (offset + length > size) throw outOfRange('length', `${length} bytes at offset ${offset} pass the end of array ${arrayId} (${size} bytes)`);
     }
-    const http = this.httpFor(length !== 0 ? length : size !== undefined ? size - offset : undefined);
+    const expected = length !== 0 ? length : size !== undefined ? size - offset : undefined;
+    if (expected !== undefined) checkReadSize(arrayId, expected);
+    const http = this.httpFor(expected);
     if (http) {
       const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length, undefined, this.client.callOptions()));
       if (data !== undefined) {
@@ -441,12 +450,34 @@ export class LeaseSession {
   async readGrpc(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
     requireByteCount('offset', offset);
     requireByteCount('length', length);
+    checkReadSize(arrayId, length);
     return new Promise((resolve, reject) => {
       const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, this.client.callOptions());
       const chunks: Buffer[] = [];
-      stream.on('data', (message: { data: Buffer }) => chunks.push(message.data));
+      let received = 0;
+      let tooLarge = false;
+      stream.on('data', (message: { data: Buffer }) => {
+        if (tooLarge) return;
+        received += message.data.byteLength;
+        if (received > LeaseSession.maxReadBytes) {
+          // A read to the end of an array this session did not know the size of: stop it here rather
+          // than hold every byte and then fail to join them (Buffer.concat would throw in 'end').
+          tooLarge = true;
+          chunks.length = 0;
+          stream.cancel();
+          reject(readTooLarge(arrayId, `more than ${LeaseSession.maxReadBytes}`));
+          return;
+        }
+        chunks.push(message.data);
+      });
       stream.on('error', (error: ServiceError) => reject(clientError(error)));
-      stream.on('end', () => resolve(Buffer.concat(chunks)));
+      stream.on('end', () => {
+        try {
+          resolve(Buffer.concat(chunks, received));
+        } catch (error) {
+          reject(error); // never thrown out of the stream's event (an uncaught exception)
+        }
+      });
     });
   }
 
@@ -682,6 +713,17 @@ function noKeepAlive(): void {}
  */
 function deadlineIn(ms: number | undefined): { deadline?: number } {
   return ms && !(ms > MAX_TIMER_MS) ? { deadline: Date.now() + ms } : {};
+}
+
+/** RESOURCE_EXHAUSTED: `bytes` of `arrayId` do not fit in the one Buffer a read returns. */
+function readTooLarge(arrayId: string, bytes: string): TensormemClientError {
+  const message = `a read of ${bytes} bytes of array ${arrayId} does not fit in one Buffer (at most ${LeaseSession.maxReadBytes} bytes): read it in ranges`;
+  return new TensormemClientError(Status.RESOURCE_EXHAUSTED, undefined, message, { field: 'length' });
+}
+
+/** A read of `bytes` (0: to the end, size unknown here), checked before anything is sent. */
+function checkReadSize(arrayId: string, bytes: number): void {
+  if (bytes > LeaseSession.maxReadBytes) throw readTooLarge(arrayId, String(bytes));
 }
 
 /** write/writeGrpc arguments, checked before anything is sent. */

@@ -4,6 +4,7 @@
  * after a failed FreeArray, close() stopping what it started, KeepAlive reconnection. A few tests put a
  * scripted TCP server in place of the data plane to produce answers the daemon never gives.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { AddressInfo, Server, Socket, connect, createServer } from 'node:net';
 import { join } from 'node:path';
@@ -407,5 +408,65 @@ describe('the typed client over a real daemon', () => {
     if (code === 'still running') child.kill('SIGKILL');
     expect(code).toBe(0);
     expect(output.trim()).toBe('closed true');
+  });
+});
+
+describe('the typed client and reads larger than one Buffer', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  const GiB = 1024 * MiB;
+
+  beforeAll(async () => {
+    // A 4 GiB + 4 KiB array that is never touched: emulated device memory is mapped lazily (no scrub).
+    daemon = await startDaemon(['--emulated-device', '5G', '--maxbytes', '5G', '--maxphysicalbytes', '0', '--scrub', 'off', '--data-listen', '127.0.0.1:0']);
+    client = new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 4096 } });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('a read past buffer.constants.MAX_LENGTH is RESOURCE_EXHAUSTED at once over either transport, never a RangeError or a crash after reading it all', async () => {
+    const lease = await client.openLease({ clientName: 'huge' });
+    const size = 4 * GiB + 4096;
+    expect(bufferConstants.MAX_LENGTH).toBeLessThan(size); // Node.js 20: 4 GiB
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size] });
+    const grpcOnly = new LeaseSession(client, lease.lease);
+    const cases: Array<[string, () => Promise<unknown>]> = [
+      ['read to the end, size known (data plane)', () => lease.read(array.array_id)],
+      ['read to the end, size known (gRPC)', () => grpcOnly.get(array.array_id).then(() => grpcOnly.read(array.array_id))],
+      ['read with a length over the limit', () => grpcOnly.read(array.array_id, 0, size)],
+      ['readGrpc with a length over the limit', () => lease.readGrpc(array.array_id, 0, size)],
+    ];
+    for (const [name, invoke] of cases) {
+      const started = Date.now();
+      const error = await rejection(invoke());
+      expect(error, name).toBeInstanceOf(TensormemClientError);
+      expect(error.code, name).toBe(status.RESOURCE_EXHAUSTED);
+      expect(error.details, name).toMatch(/does not fit in one Buffer/);
+      expect(Date.now() - started, name).toBeLessThan(2000);
+    }
+    expect(lease.transfers).toEqual({ http: 0, grpc: 0 });
+    await lease.close();
+  });
+
+  it('a ReadArray stream to the end of an array whose size the session does not know is cancelled once it passes the limit', async () => {
+    const lease = await client.openLease({ clientName: 'huge-stream' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], zero: true });
+    const saved = LeaseSession.maxReadBytes;
+    LeaseSession.maxReadBytes = 2 * MiB;
+    try {
+      const unknowing = new LeaseSession(client, lease.lease); // has not seen the array's size: reads to the end over gRPC
+      const error = await rejection(unknowing.read(array.array_id));
+      expect(error).toBeInstanceOf(TensormemClientError);
+      expect(error.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(error.details).toMatch(/more than 2097152 bytes .* does not fit in one Buffer/);
+      expect((await unknowing.read(array.array_id, 0, 2 * MiB)).byteLength).toBe(2 * MiB);
+    } finally {
+      LeaseSession.maxReadBytes = saved;
+    }
+    expect((await lease.read(array.array_id)).byteLength).toBe(4 * MiB);
+    await lease.close();
   });
 });
