@@ -105,14 +105,19 @@ export interface ClientOptions {
   /**
    * The HTTP data plane (when the daemon has one, OpenLease's data_address): transfers of at least
    * `thresholdBytes` (default 1 MiB) go over HTTP, smaller ones over the gRPC streams; a connection
-   * failure falls back to gRPC for that lease from then on. `false` keeps every transfer on gRPC, as
+   * failure falls back to gRPC for that lease from then on. A connection not made within
+   * `connectTimeoutMs` (default 5 s; with a deadline, at most half the time left to it, but not under
+   * 1 s) is such a failure: a data port that drops SYNs (a firewall, a port the network does not expose) would
+   * otherwise hold every large transfer until its deadline (DEADLINE_EXCEEDED, never retried) or for
+   * the kernel's connect timeout (about 2 minutes). `false` keeps every transfer on gRPC, as
    * does TLS (the client speaks plain http:// and unix: only), and so does a loopback or unix: data
    * address of a daemon reached on another host (dataPlaneEndpointFor).
    */
-  dataPlane?: false | { thresholdBytes?: number };
+  dataPlane?: false | { thresholdBytes?: number; connectTimeoutMs?: number };
 }
 
 export const DEFAULT_DATA_PLANE_THRESHOLD_BYTES = 1024 * 1024;
+export const DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS = 5000;
 
 export interface AllocateOptions {
   dataType: DataType;
@@ -209,6 +214,19 @@ export class TensormemClient {
   /** Transfers of at least this many bytes use the data plane when there is one. */
   get dataPlaneThresholdBytes(): number {
     return (this.options.dataPlane || undefined)?.thresholdBytes ?? DEFAULT_DATA_PLANE_THRESHOLD_BYTES;
+  }
+
+  /**
+   * @internal The data plane options of a transfer with `callOptions`: its deadline, and how long to
+   * try connecting: ClientOptions.dataPlane.connectTimeoutMs, and at most half the time left to the
+   * deadline (so that gRPC has the other half) but not under 1 s (a connect timeout turns the data plane
+   * off for the lease, which a slow connect under a tight deadline must not do: that one ends in
+   * DEADLINE_EXCEEDED instead).
+   */
+  dataPlaneTransferOptions(callOptions: { deadline?: number }): { deadline?: number; connectTimeoutMs: number } {
+    const configured = (this.options.dataPlane || undefined)?.connectTimeoutMs ?? DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS;
+    const halfLeft = callOptions.deadline !== undefined ? Math.floor((callOptions.deadline - Date.now()) / 2) : Infinity;
+    return { ...callOptions, connectTimeoutMs: Math.min(configured, Math.max(halfLeft, Math.min(configured, 1000))) };
   }
 
   /** Every lease (open mode or admin), or the lease of `token`. */
@@ -387,23 +405,29 @@ export class LeaseSession {
   async write(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
     checkWrite(offset, chunkBytes);
     this.client.requireOpen();
+    // One deadline for the whole transfer, the fallback to gRPC included.
+    const callOptions = this.client.callOptions();
     const http = this.httpFor(data.byteLength);
     if (http) {
-      const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.callOptions()));
+      const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.dataPlaneTransferOptions(callOptions)));
       if (written !== undefined) {
         this.transfers.http++;
         return written;
       }
     }
     this.transfers.grpc++;
-    return this.writeGrpc(arrayId, data, offset, chunkBytes);
+    return this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
   }
 
   /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
   async writeGrpc(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
     checkWrite(offset, chunkBytes);
+    return this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions());
+  }
+
+  private async writeOverGrpc(arrayId: string, data: Uint8Array, offset: number, chunkBytes: number, callOptions: { deadline?: number }): Promise<number> {
     const response = await new Promise<{ bytes_written: number }>((resolve, reject) => {
-      const stream = this.client.arrays.WriteArray(this.md, this.client.callOptions(), (error, value) => (error ? reject(clientError(error)) : resolve(value as { bytes_written: number })));
+      const stream = this.client.arrays.WriteArray(this.md, callOptions, (error, value) => (error ? reject(clientError(error)) : resolve(value as { bytes_written: number })));
       const pump = async () => {
         stream.write({ header: { array_id: arrayId, offset } });
         for (let position = 0; position < data.byteLength; position += chunkBytes) {
@@ -434,16 +458,18 @@ export class LeaseSession {
     }
     const expected = length !== 0 ? length : size !== undefined ? size - offset : undefined;
     if (expected !== undefined) checkReadSize(arrayId, expected);
+    // One deadline for the whole transfer, the fallback to gRPC included.
+    const callOptions = this.client.callOptions();
     const http = this.httpFor(expected);
     if (http) {
-      const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length, undefined, this.client.callOptions()));
+      const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length, undefined, this.client.dataPlaneTransferOptions(callOptions)));
       if (data !== undefined) {
         this.transfers.http++;
         return data;
       }
     }
     this.transfers.grpc++;
-    return this.readGrpc(arrayId, offset, length);
+    return this.readOverGrpc(arrayId, offset, length, callOptions);
   }
 
   /** Reads over a ReadArray server stream, whatever the size. */
@@ -451,8 +477,12 @@ export class LeaseSession {
     requireByteCount('offset', offset);
     requireByteCount('length', length);
     checkReadSize(arrayId, length);
+    return this.readOverGrpc(arrayId, offset, length, this.client.callOptions());
+  }
+
+  private readOverGrpc(arrayId: string, offset: number, length: number, callOptions: { deadline?: number }): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, this.client.callOptions());
+      const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, callOptions);
       const chunks: Buffer[] = [];
       let received = 0;
       let tooLarge = false;

@@ -56,6 +56,12 @@ export class DataPlaneDeadlineError extends Error {
 export interface TransferOptions {
   /** Absolute deadline (ms since the epoch, like Date.now()): past it the connection is destroyed and the transfer rejects with DataPlaneDeadlineError. */
   deadline?: number;
+  /**
+   * Give up connecting after this many ms (DataPlaneConnectionError, so the caller may use another way):
+   * a data port that drops SYNs (a firewall, a port the network does not route) would otherwise hold the
+   * transfer for the kernel's connect timeout (about 2 minutes), or until `deadline`. Default: none.
+   */
+  connectTimeoutMs?: number;
 }
 
 /** Where a data plane listens: TCP host and port, or a unix socket path. */
@@ -130,11 +136,13 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
     let settled = false;
     let socket: Socket;
     let deadlineTimer: NodeJS.Timeout | undefined;
+    let connectTimer: NodeJS.Timeout | undefined;
 
     const finish = (error?: Error) => {
       if (settled) return;
       settled = true;
       if (deadlineTimer) clearTimeout(deadlineTimer);
+      if (connectTimer) clearTimeout(connectTimer);
       socket.destroy();
       if (error) reject(error);
       else resolve({ ...response!, body: destination ? undefined : Buffer.concat(collected) });
@@ -244,7 +252,15 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
       };
       arm();
     }
+    if (transfer.connectTimeoutMs !== undefined && !settled) {
+      const connectTimeoutMs = transfer.connectTimeoutMs;
+      // The check waits for setImmediate: a connection made while the event loop was busy is read in
+      // the poll phase, which runs after the timers but before it.
+      const giveUp = () => setImmediate(() => socket.connecting && finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: not connected after ${connectTimeoutMs} ms`)));
+      connectTimer = setTimeout(giveUp, Math.min(Math.max(connectTimeoutMs, 0), MAX_TIMER_MS));
+    }
     socket.once('connect', () => {
+      if (connectTimer) clearTimeout(connectTimer);
       socket.write(head);
       if (body !== undefined && !/\r\nexpect: 100-continue\r\n/i.test(head)) sendBody();
     });

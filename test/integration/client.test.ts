@@ -167,6 +167,65 @@ describe('the typed client over a real daemon', () => {
     }
   });
 
+  it('a data port that drops connection attempts falls back to gRPC within the connect timeout (at most half the deadline), not DEADLINE_EXCEEDED', async () => {
+    // A listener whose accept queue is full: the kernel drops further SYNs, as a firewall would. The
+    // child binds with backlog 1 and then never returns to its event loop, so it never accepts.
+    const child = spawn(process.execPath, ['-e', "const s = require('net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => { console.log(s.address().port); setTimeout(() => { for (;;); }, 50); });"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const fillers: Socket[] = [];
+    const clients: TensormemClient[] = [];
+    try {
+      const port = Number(await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()))));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (let i = 0; i < 4; i++) fillers.push(connect(port, '127.0.0.1').on('error', () => {}));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const dropping = { host: '127.0.0.1', port };
+      const cases: Array<[string, TensormemClient, number]> = [
+        ['deadlineMs 4000 (connect timeout 2 s, half of it)', new TensormemClient(daemon.tcpAddress, { deadlineMs: 4000, dataPlane: { thresholdBytes: 4096 } }), 4000],
+        ['no deadline, connectTimeoutMs 300', new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 4096, connectTimeoutMs: 300 } }), 2000],
+      ];
+      for (const [name, timed, within] of cases) {
+        clients.push(timed);
+        const lease = await timed.openLease({ clientName: 'dropping' });
+        const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+        lease.dataPlane = dropping;
+        const bytes = Buffer.alloc(MiB, 5);
+        const started = Date.now();
+        expect(await lease.write(array.array_id, bytes), name).toBe(MiB);
+        expect(Date.now() - started, name).toBeLessThan(within);
+        expect(lease.transfers, name).toEqual({ http: 0, grpc: 1 });
+        expect(lease.dataPlane, name).toBeUndefined();
+        expect((await lease.read(array.array_id)).equals(bytes), name).toBe(true);
+        // A read that meets the dropping port falls back the same way.
+        lease.dataPlane = dropping;
+        const readStarted = Date.now();
+        expect((await lease.read(array.array_id)).equals(bytes), name).toBe(true);
+        expect(Date.now() - readStarted, name).toBeLessThan(within);
+        await lease.close();
+      }
+    } finally {
+      child.kill('SIGKILL');
+      for (const filler of fillers) filler.destroy();
+      for (const timed of clients) timed.close();
+    }
+  });
+
+  it('a connection made while the event loop was busy past the connect timeout still counts: the transfer stays on HTTP', async () => {
+    const busy = new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 4096, connectTimeoutMs: 20 } });
+    try {
+      const lease = await busy.openLease({ clientName: 'busy' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+      const written = lease.write(array.array_id, Buffer.alloc(MiB, 1));
+      const started = Date.now();
+      while (Date.now() - started < 200); // the trainer's synchronous work
+      expect(await written).toBe(MiB);
+      expect(lease.transfers).toEqual({ http: 1, grpc: 0 });
+      expect(lease.dataPlane).toBeDefined();
+      await lease.close();
+    } finally {
+      busy.close();
+    }
+  });
+
   it('a failure after the answer began (truncated body, reset, non-JSON error) is UNAVAILABLE, not a plain Error, and not retried', async () => {
     const lease = await client.openLease({ clientName: 'midbody' });
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
