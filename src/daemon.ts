@@ -51,6 +51,24 @@ export function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], pa
 }
 
 /**
+ * Open mode (no --tenants file) serves loopback and unix: addresses only: refuses any other --listen,
+ * --metrics-listen or --data-listen address, naming the flag and its source. Also run by
+ * `tensormemctl doctor` offline, so that it judges such a command line as the daemon does.
+ */
+export function checkOpenModeAddresses(config: Pick<DaemonConfig, 'listen' | 'metricsListen' | 'dataListen' | 'sources' | 'rawValues'>): void {
+  const exposed = config.listen.filter((address) => !isLocalAddress(address));
+  if (exposed.length > 0) {
+    throw invalidArgument(sourcedFlag(config, 'listen'), 'loopback or unix: addresses only when no --tenants file is given (open mode)', exposed.join(', '));
+  }
+  if (config.metricsListen !== undefined && !isLocalAddress(config.metricsListen)) {
+    throw invalidArgument(sourcedFlag(config, 'metrics-listen'), 'a loopback address when no --tenants file is given (open mode)', config.metricsListen);
+  }
+  if (config.dataListen !== undefined && !isLocalAddress(config.dataListen)) {
+    throw invalidArgument(sourcedFlag(config, 'data-listen'), 'a loopback or unix: address when no --tenants file is given (open mode)', config.dataListen);
+  }
+}
+
+/**
  * The daemon's log: JSON lines on stderr, written synchronously. An asynchronous destination is
  * flushed at exit by a loop that retries a failed write for ever, so a daemon whose stderr reader had
  * gone (a closed pipe: EPIPE) never exited after SIGTERM; written synchronously, a broken pipe just
@@ -65,18 +83,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     log.warn({ event: 'env_misspelled', name, meant }, `${name} is not a tensormemd variable and is ignored; did you mean ${meant}?`);
   }
   const tenantSpecs = config.tenantsFile ? readTenantsFile(config.tenantsFile) : undefined;
-  if (!tenantSpecs) {
-    const exposed = config.listen.filter((address) => !isLocalAddress(address));
-    if (exposed.length > 0) {
-      throw invalidArgument(sourcedFlag(config, 'listen'), 'loopback or unix: addresses only when no --tenants file is given (open mode)', exposed.join(', '));
-    }
-    if (config.metricsListen !== undefined && !isLocalAddress(config.metricsListen)) {
-      throw invalidArgument(sourcedFlag(config, 'metrics-listen'), 'a loopback address when no --tenants file is given (open mode)', config.metricsListen);
-    }
-    if (config.dataListen !== undefined && !isLocalAddress(config.dataListen)) {
-      throw invalidArgument(sourcedFlag(config, 'data-listen'), 'a loopback or unix: address when no --tenants file is given (open mode)', config.dataListen);
-    }
-  }
+  if (!tenantSpecs) checkOpenModeAddresses(config);
   const heapGrowth = new HeapGrowth(config.heapGrowthPercent, (percent) => {
     applyHeapGrowth(percent);
     log.debug({ event: 'heap_growth', percent }, `V8 heap growth ${percent} % from the next full GC on (${percent === config.heapGrowthPercent ? '--heap-growth' : 'bulk streams in flight'})`);

@@ -10,7 +10,7 @@ import { DoctorFacts, DoctorTenants, Finding, diagnose } from '../config/doctor'
 import { applyProfile } from '../config/profiles';
 import { parseSize, resolveSize } from '../config/sizes';
 import { computeLimits, deviceCapOrigin, hostCapOrigin } from '../memory/limits';
-import { checkGuaranteesFit } from '../daemon';
+import { checkGuaranteesFit, checkOpenModeAddresses } from '../daemon';
 import { readTenantsFile } from '../leases/tenants-file';
 import { createBackend } from '../native/addon';
 import type { DeviceMemoryInfo } from '../native/backend';
@@ -127,7 +127,18 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
     ramBytes,
     hostCapOrigin: hostCapOrigin(config, limits),
     tenants: config.tenantsFile === undefined ? undefined : tenantsFacts(config.tenantsFile, limits.maxBytes),
+    openModeAddressError: config.tenantsFile === undefined ? openModeAddressError(config) : undefined,
   };
+}
+
+/** tensormemd's refusal of a non-local address in open mode (checkOpenModeAddresses), or undefined. */
+function openModeAddressError(config: Parameters<typeof checkOpenModeAddresses>[0]): string | undefined {
+  try {
+    checkOpenModeAddresses(config);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 /** The --tenants file checked as tensormemd checks it at start: it must parse, and its guarantees fit the pools. */

@@ -74,6 +74,11 @@ export interface DoctorFacts {
   hostCapOrigin?: HostCapOrigin;
   /** The --tenants file of a proposed configuration (offline doctor only). */
   tenants?: DoctorTenants;
+  /**
+   * Offline doctor only: tensormemd's refusal of an address that is not loopback or unix: in open mode
+   * (no --tenants file) for --listen, --metrics-listen or --data-listen; undefined when it has none.
+   */
+  openModeAddressError?: string;
 }
 
 const ceilGiB = (bytes: number) => Math.ceil(bytes / GiB) * GiB;
@@ -239,6 +244,15 @@ export function diagnose(facts: DoctorFacts): Finding[] {
         fix: `--maxphysicalbytes ${sizeFlag(Math.min(suggestedPhysical, Math.floor(facts.ramBytes / MiB) * MiB))}`,
       });
     }
+  }
+  if (facts.openModeAddressError !== undefined) {
+    add({
+      severity: 'error',
+      rule: 'open-mode-exposed-address',
+      what: `${facts.openModeAddressError}; the daemon refuses to start`,
+      why: 'Without a tenants file the daemon runs in open mode: any client that reaches it may open leases and read every array, so it serves only loopback and unix: addresses.',
+      fix: '--tenants FILE (README, Operating a shared GPU host), or a loopback (127.0.0.1:PORT) or unix:PATH address',
+    });
   }
   if (facts.tenants?.readError !== undefined) {
     add({

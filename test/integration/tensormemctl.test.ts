@@ -180,6 +180,32 @@ describe('tensormemctl doctor: caps of 0 and the tenants file, as tensormemd jud
   }, 30_000);
 });
 
+describe('tensormemctl doctor: open mode addresses, as tensormemd judges them', () => {
+  it('exits 1 on a command line with no --tenants file and a --listen or --data-listen address that is not local, as the daemon refuses it', async () => {
+    const base = ['--backend', 'host', '--emulated-device', '4G', '--maxbytes', '3G', '--host-maxbytes', '4G', '--maxphysicalbytes', '20G'];
+    const run = await ctl(['doctor', '--ram', '64G', '--', ...base, '--listen', '0.0.0.0:7070']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('ERROR open-mode-exposed-address');
+    expect(run.stdout).toContain('for --listen but received "0.0.0.0:7070"; the daemon refuses to start');
+    // The daemon refuses the same command line with the same words.
+    const refused = await startDaemon([...base.slice(2), '--listen', '0.0.0.0:0']).then(
+      async (started) => {
+        await started.stop();
+        return 'started';
+      },
+      (error: Error) => error.message,
+    );
+    expect(refused).toContain('exited with 1 before listening');
+    expect(refused).toContain('loopback or unix: addresses only when no --tenants file is given (open mode) for --listen');
+    const data = await ctl(['doctor', '--ram', '64G', '--', ...base], { TENSORMEM_DATA_LISTEN: '0.0.0.0:0' });
+    expect(data.code).toBe(1);
+    expect(data.stdout).toContain('for --data-listen (from TENSORMEM_DATA_LISTEN) but received "0.0.0.0:0"');
+    const local = await ctl(['doctor', '--ram', '64G', '--', ...base, '--listen', '127.0.0.1:7070', '--listen', 'unix:/tmp/x.sock']);
+    expect(local.stdout).not.toContain('open-mode-exposed-address');
+    expect(local.code).toBe(0);
+  }, 30_000);
+});
+
 describe('tensormemctl snapshot and snapshot diff', () => {
   it('diff names exactly the arrays allocated and freed between two snapshots, with byte totals', async () => {
     const lease = await client.openLease({ clientName: 'snapshot-test' });
