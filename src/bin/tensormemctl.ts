@@ -44,7 +44,8 @@ Flags:
   doctor:   --config FILE (a tensormemd config file), --vram SIZE[,SIZE...] (judge for CUDA devices of
             these sizes), --ram SIZE (the target's RAM; default this machine's)
   snapshot: -f, --file FILE
-  top:      --once (one frame; also when stdout is not a terminal), --interval DURATION (default 1s)
+  top:      --once (one frame; also when stdout is not a terminal or with -o json: {address, info,
+            leases}, leases null when the token may not list them), --interval DURATION (default 1s)
   put/get:  --array ID, --shape N[,N...], --dtype NAME (float32, uint8, ...), --placement device|host-only,
             --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens; it ends the array's life)
 
@@ -214,7 +215,7 @@ async function main(): Promise<number> {
         break;
       }
       case 'top': {
-        await runTop(client, { token: values.token, intervalMs: asUsage(() => parseDurationMs(values.interval!, '--interval')), once: values.once!, output: process.stdout, input: process.stdin });
+        await runTop(client, { token: values.token, intervalMs: asUsage(() => parseDurationMs(values.interval!, '--interval')), once: values.once!, json, output: process.stdout, input: process.stdin });
         break;
       }
       case 'put': {

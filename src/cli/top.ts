@@ -1,7 +1,8 @@
 /**
  * `tensormemctl top`: a live view of WatchMemory (device pools, host pool, process, tenants) and the
  * leases holding the most bytes (ListLeases), redrawn in place with ANSI escapes; q or Ctrl-C quits.
- * With --once, or when stdout is not a terminal, it prints one frame and returns.
+ * With --once, or when stdout is not a terminal, it prints one frame and returns; with -o json that
+ * frame is a JSON document (TopFrame).
  */
 import { renderTable } from '../client/table';
 import type { LeaseSummary, MemoryInfo, TensormemClient } from '../client/tensormem-client';
@@ -86,14 +87,24 @@ export interface TopOptions {
   once: boolean;
   output: NodeJS.WriteStream;
   input: NodeJS.ReadStream;
+  /** -o json: one frame as a JSON document (see TopFrame), as with --once. */
+  json?: boolean;
+}
+
+/** `top -o json`: what one frame shows. leases is null when the token may not list them. */
+export interface TopFrame {
+  address: string;
+  info: MemoryInfo;
+  leases: LeaseSummary[] | null;
 }
 
 /** Runs top until q / Ctrl-C (or after one frame); rejects when the watch stream fails. */
 export async function runTop(client: TensormemClient, options: TopOptions): Promise<void> {
-  const interactive = !options.once && options.output.isTTY === true;
+  const interactive = !options.once && !options.json && options.output.isTTY === true;
   if (!interactive) {
     const [info, leases] = await Promise.all([client.memoryInfo(options.token), leasesOrUndefined(client, options.token)]);
-    options.output.write(`${renderFrame(info, leases, client.address, false)}\n`);
+    const frame: TopFrame = { address: client.address, info, leases: leases ?? null };
+    options.output.write(`${options.json ? JSON.stringify(frame, null, 2) : renderFrame(info, leases, client.address, false)}\n`);
     return;
   }
   const { input, output } = options;

@@ -273,6 +273,25 @@ describe('tensormemctl top --once', () => {
       await big.close();
     }
   });
+
+  it('-o json prints the frame as one JSON document: GetMemoryInfo and ListLeases as the daemon gives them', async () => {
+    const lease = await client.openLease({ clientName: 'top-json' });
+    try {
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+      const run = await ctl(['--address', daemon.unixAddress, 'top', '--once', '-o', 'json']);
+      expect(run.code).toBe(0);
+      const frame = JSON.parse(run.stdout) as { address: string; info: { backend: string; devices: unknown[] }; leases: Array<{ lease_id: string; client_name: string }> | null };
+      expect(frame.address).toBe(daemon.unixAddress);
+      expect(frame.info.backend).toBe('host');
+      expect(frame.info.devices).toHaveLength((await client.memoryInfo()).devices.length);
+      expect(frame.leases!.find((l) => l.lease_id === lease.leaseId)?.client_name).toBe('top-json');
+      // Without --once too (stdout is not a terminal here, but -o json alone means one document).
+      const plain = await ctl(['--address', daemon.unixAddress, 'top', '-o', 'json']);
+      expect(Object.keys(JSON.parse(plain.stdout) as object)).toEqual(['address', 'info', 'leases']);
+    } finally {
+      await lease.close();
+    }
+  });
 });
 
 describe('tensormemctl put and get', () => {
