@@ -13,7 +13,9 @@ import { arraysView } from '../cli/arrays';
 import { InterruptedError, getFile, interruptible, putFile } from '../cli/transfer';
 import { deviceQuotaShare, quotaShare } from '../cli/quota-share';
 import { UsageError, asUsage } from '../cli/usage-error';
+import { checkDaemonAddress } from '../cli/address';
 import { parseDurationMs } from '../config/sizes';
+import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
 
 const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKEN] <command>
 
@@ -45,7 +47,7 @@ Flags:
             these sizes), --ram SIZE (the target's RAM; default this machine's)
   snapshot: -f, --file FILE
   top:      --once (one frame; also when stdout is not a terminal or with -o json: {address, info,
-            leases}, leases null when the token may not list them), --interval DURATION (default 1s)
+            leases}, leases null when the token may not list them), --interval DURATION (at least 50ms; default 1s)
   put/get:  --array ID, --shape N[,N...], --dtype NAME (float32, uint8, ...), --placement device|host-only,
             --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens; it ends the array's life)
 
@@ -53,7 +55,8 @@ Exit status: 0 done; 1 failed (the daemon refused, a file could not be read or w
 an error); 2 a usage error (unknown command or flag, a bad flag value, a missing or extra argument).`;
 
 const OPTIONS = {
-  address: { type: 'string', default: process.env.TENSORMEM_ADDRESS ?? 'unix:/tmp/tensormemd.sock' },
+  // An empty variable is unset, as tensormemd reads its TENSORMEM_* variables.
+  address: { type: 'string', default: process.env.TENSORMEM_ADDRESS || 'unix:/tmp/tensormemd.sock' },
   output: { type: 'string', short: 'o', default: 'table' },
   token: { type: 'string', default: process.env.TENSORMEM_TOKEN },
   help: { type: 'boolean', short: 'h', default: false },
@@ -87,7 +90,12 @@ async function main(): Promise<number> {
   }
   if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`Expected table or json for --output but received "${values.output}"`);
   const json = values.output === 'json';
-  const client = new TensormemClient(values.address!, { deadlineMs: 10_000 });
+  // Connected on first use: snapshot diff and the offline doctor talk to no daemon, so a bad --address
+  // (or $TENSORMEM_ADDRESS) does not stop them; a daemon command refuses it as a usage error.
+  const options = process.argv.slice(2, terminator >= 0 ? terminator : undefined);
+  const addressField = options.some((arg) => arg === '--address' || arg.startsWith('--address=')) || !process.env.TENSORMEM_ADDRESS ? '--address' : '--address (from TENSORMEM_ADDRESS)';
+  let connection: TensormemClient | undefined;
+  const client = () => (connection ??= new TensormemClient(checkDaemonAddress(values.address!, addressField), { deadlineMs: 10_000 }));
   const print = (data: unknown, table: () => string) => process.stdout.write(`${json ? JSON.stringify(data, null, 2) : table()}\n`);
   // An argument a command does not take is a usage error (exit 2), never ignored: `evict A B` must not
   // evict A alone, nor `doctor 30G` judge the running daemon. doctor's flags after `--` are its own.
@@ -115,7 +123,7 @@ async function main(): Promise<number> {
     }
     switch (positionals[0]) {
       case 'info': {
-        const info = await client.memoryInfo(values.token);
+        const info = await client().memoryInfo(values.token);
         print(info, () =>
           [
             `backend: ${info.backend}`,
@@ -141,7 +149,7 @@ async function main(): Promise<number> {
         break;
       }
       case 'leases': {
-        const leases = await client.listLeases(values.token);
+        const leases = await client().listLeases(values.token);
         print(leases, () =>
           renderTable(
             ['LEASE', 'TENANT', 'CLIENT', 'ARRAYS', 'DEVICE', 'HOST', 'AGE', 'EXPIRES'],
@@ -151,7 +159,7 @@ async function main(): Promise<number> {
         break;
       }
       case 'arrays': {
-        const view = await arraysView(client, values.token);
+        const view = await arraysView(client(), values.token);
         if (view.kind === 'lease') {
           const { arrays } = view;
           print(arrays, () =>
@@ -169,7 +177,7 @@ async function main(): Promise<number> {
         break;
       }
       case 'tenants': {
-        const info = await client.memoryInfo(values.token);
+        const info = await client().memoryInfo(values.token);
         const quota = (bytes: number) => (bytes > 0 ? formatIec(bytes) : '-');
         print(info.tenants, () =>
           renderTable(
@@ -182,7 +190,7 @@ async function main(): Promise<number> {
       case 'evict': {
         const leaseId = positionals[1];
         if (!leaseId) throw new UsageError('evict needs a lease id: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
-        const freed = await client.evictLease(leaseId, values.token);
+        const freed = await client().evictLease(leaseId, values.token);
         print({ lease_id: leaseId, freed_bytes: freed }, () => `evicted ${leaseId}: freed ${formatIec(freed)}`);
         break;
       }
@@ -191,7 +199,7 @@ async function main(): Promise<number> {
         const daemonArgs = [...(values.config ? ['--config', values.config] : []), ...(terminator >= 0 ? process.argv.slice(terminator + 1) : [])];
         const result = proposed
           ? report(`proposed configuration${daemonArgs.length > 0 ? ` (tensormemd ${daemonArgs.join(' ')})` : ' (defaults)'}`, proposedFacts(daemonArgs, { vram: values.vram, ram: values.ram }))
-          : report(`daemon at ${values.address}`, await daemonFacts(client, values.token));
+          : report(`daemon at ${values.address}`, await daemonFacts(client(), values.token));
         print(result, () => renderReport(result));
         return hasErrors(result.findings) ? 1 : 0;
       }
@@ -203,7 +211,7 @@ async function main(): Promise<number> {
           break;
         }
         if (positionals.length > 1) throw new UsageError(`snapshot takes -f FILE or "diff A B", not "${positionals.slice(1).join(' ')}"`);
-        const snapshot = await client.memorySnapshot(values.token);
+        const snapshot = await client().memorySnapshot(values.token);
         const text = `${JSON.stringify(snapshot, null, 2)}\n`;
         if (values.file) {
           writeFileSync(values.file, text);
@@ -215,7 +223,12 @@ async function main(): Promise<number> {
         break;
       }
       case 'top': {
-        await runTop(client, { token: values.token, intervalMs: asUsage(() => parseDurationMs(values.interval!, '--interval')), once: values.once!, json, output: process.stdout, input: process.stdin });
+        const intervalMs = asUsage(() => parseDurationMs(values.interval!, '--interval'));
+        // WatchMemory's interval_ms (a uint32): the daemon refuses less than 50 ms, and would read 0 as 1s.
+        if (intervalMs < MIN_WATCH_INTERVAL_MS || intervalMs > 0xffff_ffff) {
+          throw new UsageError(`Expected a duration of at least ${MIN_WATCH_INTERVAL_MS}ms and at most 49 days for --interval but received "${values.interval}"`);
+        }
+        await runTop(client(), { token: values.token, intervalMs, once: values.once!, json, output: process.stdout, input: process.stdin });
         break;
       }
       case 'put': {
@@ -224,7 +237,7 @@ async function main(): Promise<number> {
         if (values.placement !== 'device' && values.placement !== 'host-only') throw new UsageError(`Expected device or host-only for --placement but received "${values.placement}"`);
         const ttlSeconds = values.ttl ? Math.ceil(asUsage(() => parseDurationMs(values.ttl!, '--ttl')) / 1000) : undefined;
         const result = await interruptible((signal) =>
-          putFile(client, file, {
+          putFile(client(), file, {
             arrayId: values.array,
             token: values.token,
             tenant: values.tenant,
@@ -251,12 +264,12 @@ async function main(): Promise<number> {
         const file = positionals[1];
         if (!file || positionals.length > 2 || !values.array) throw new UsageError('get needs an array and one file: tensormemctl get --array ID FILE');
         const array = values.array;
-        const result = await interruptible((signal) => getFile(client, array, file, { token: values.token, progress: process.stderr.isTTY ? process.stderr : undefined, signal }));
+        const result = await interruptible((signal) => getFile(client(), array, file, { token: values.token, progress: process.stderr.isTTY ? process.stderr : undefined, signal }));
         print({ array: result.array, bytes_read: result.bytes_read, file }, () => `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${values.array} into ${file}`);
         break;
       }
       case 'config': {
-        const config = await client.config(values.token);
+        const config = await client().config(values.token);
         print(config, () => [`tensormemd ${config.version}, backend ${config.backend}`, '', renderTable(['NAME', 'VALUE', 'SOURCE', 'SEED NAME'], config.values.map((v) => [v.name, v.value, v.source, v.seed_name]))].join('\n'));
         break;
       }
@@ -266,7 +279,7 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    client.close();
+    connection?.close();
   }
 }
 

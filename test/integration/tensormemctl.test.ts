@@ -599,3 +599,44 @@ describe('tensormemctl exit codes', () => {
     expect(failed.stderr).toContain(missing);
   });
 });
+
+describe('tensormemctl --address and --interval', () => {
+  it("refuses an address that is not one of tensormemd's --listen forms as a usage error, before connecting anywhere", async () => {
+    // grpc-js would take a bare host as HOST:443 and fail on "" with an error about a "target name" (exit 1).
+    for (const address of ['127.0.0.1', '', 'http://127.0.0.1:7070', 'unix:', '127.0.0.1:0']) {
+      const run = await ctl(['--address', address, 'info']);
+      expect(run.code, address).toBe(2);
+      expect(run.stderr, address).toContain(`for --address but received "${address}"`);
+    }
+    const fromEnv = await ctl(['leases'], { TENSORMEM_ADDRESS: 'localhost' });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toContain('for --address (from TENSORMEM_ADDRESS) but received "localhost"');
+    // The daemon's own forms work: the TCP address it logged, and its unix socket.
+    const tcp = await ctl(['--address', daemon.tcpAddress, 'info', '-o', 'json']);
+    expect(tcp.code).toBe(0);
+    expect((JSON.parse(tcp.stdout) as { backend: string }).backend).toBe('host');
+  });
+
+  it('an empty TENSORMEM_ADDRESS is unset (the default address), and a bad one does not stop commands that need no daemon', async () => {
+    const before = join(dir, 'address-snapshot.json');
+    expect((await ctl(['--address', daemon.unixAddress, 'snapshot', '-f', before])).code).toBe(0);
+    for (const address of ['', 'not-an-address']) {
+      const diff = await ctl(['snapshot', 'diff', before, before], { TENSORMEM_ADDRESS: address });
+      expect(diff.stderr, address).toBe('');
+      expect(diff.code, address).toBe(0);
+      const offline = await ctl(['doctor', '--', '--backend', 'host', '--maxbytes', '1G'], { TENSORMEM_ADDRESS: address });
+      expect(offline.code, address).toBe(0);
+    }
+    const unset = await ctl(['--address', daemon.unixAddress, 'info'], { TENSORMEM_ADDRESS: '' });
+    expect(unset.code).toBe(0);
+  });
+
+  it('refuses a top --interval the daemon would refuse (under 50ms) or read as another (0) as a usage error naming the flag', async () => {
+    for (const interval of ['10ms', '0']) {
+      const run = await ctl(['--address', daemon.unixAddress, 'top', '--once', '--interval', interval]);
+      expect(run.code, interval).toBe(2);
+      expect(run.stderr, interval).toContain(`for --interval but received "${interval}"`);
+    }
+    expect((await ctl(['--address', daemon.unixAddress, 'top', '--once', '--interval', '50ms'])).code).toBe(0);
+  });
+});
