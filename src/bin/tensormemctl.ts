@@ -8,7 +8,7 @@ import { renderTable } from '../client/table';
 import { formatIec } from '../units';
 import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../cli/doctor-command';
 import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-diff';
-import { runTop } from '../cli/top';
+import { capText, runTop } from '../cli/top';
 import { arraysView } from '../cli/arrays';
 import { InterruptedError, getFile, interruptible, putFile } from '../cli/transfer';
 import { deviceQuotaShare, quotaShare } from '../cli/quota-share';
@@ -140,7 +140,7 @@ async function main(): Promise<number> {
             '',
             renderTable(
               ['PROCESS', 'RSS', 'MAX PHYSICAL', 'HEAP USED', 'HEAP LIMIT'],
-              [['tensormemd', formatIec(info.process!.physical_bytes), formatIec(info.process!.max_physical_bytes), formatIec(info.process!.heap_used_bytes), formatIec(info.process!.heap_limit_bytes)]],
+              [['tensormemd', formatIec(info.process!.physical_bytes), capText(info.process!.max_physical_bytes), formatIec(info.process!.heap_used_bytes), formatIec(info.process!.heap_limit_bytes)]],
             ),
             '',
             renderTable(['TENANT', 'LEASES', 'DEVICE USED', 'HOST USED'], info.tenants.map((t) => [t.tenant, t.leases, formatIec(t.device_used_bytes), formatIec(t.host_used_bytes)])),

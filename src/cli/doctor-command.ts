@@ -172,7 +172,7 @@ export function renderReport({ subject, facts, findings }: DoctorReport): string
   const lines = [
     `tensormemctl doctor: ${subject}`,
     `  backend ${facts.backend}; ${facts.devices.map((d) => `device ${d.index} ${formatIec(d.totalBytes)} (maxbytes ${formatIec(d.maxBytes)})`).join(', ') || 'no devices'}; ` +
-      `host-maxbytes ${formatIec(facts.hostMaxBytes)}; maxphysicalbytes ${formatIec(facts.maxPhysicalBytes)}; V8 heap limit ${formatIec(facts.heapLimitBytes)}; mirror ${facts.mirror}` +
+      `host-maxbytes ${formatIec(facts.hostMaxBytes)}; maxphysicalbytes ${facts.maxPhysicalBytes > 0 ? formatIec(facts.maxPhysicalBytes) : '0 (no process cap)'}; V8 heap limit ${formatIec(facts.heapLimitBytes)}; mirror ${facts.mirror}` +
       (facts.ramBytes !== undefined ? `; RAM ${formatIec(facts.ramBytes)}` : ''),
     '',
   ];

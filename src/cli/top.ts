@@ -11,11 +11,17 @@ import { deviceQuotaShare, quotaShare } from './quota-share';
 
 export const TOP_LEASES = 10;
 
-/** "[#####-----]  50.0%": a fixed-width usage bar. */
+/** A cap as top and info print it: its size, or "none" for 0 (--maxphysicalbytes 0: no process cap). */
+export function capText(bytes: number): string {
+  return bytes > 0 ? formatIec(bytes) : 'none';
+}
+
+/** "[#####-----]  50.0%": a fixed-width usage bar and the share of the cap; "-" without a cap (0). */
 export function usageBar(used: number, cap: number, width = 20): string {
-  const ratio = cap > 0 ? Math.min(1, used / cap) : 0;
-  const filled = Math.round(ratio * width);
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(100 * ratio).toFixed(1).padStart(5)}%`;
+  if (cap <= 0) return '-';
+  // The bar stops at full; the share does not (an RSS above --maxphysicalbytes shows as, say, 130.0%).
+  const filled = Math.round(Math.min(1, used / cap) * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${((100 * used) / cap).toFixed(1).padStart(5)}%`;
 }
 
 /** One frame; `leases` is undefined when the token may not list leases (then the frame says so). */
@@ -42,7 +48,7 @@ export function renderFrame(info: MemoryInfo, leases: LeaseSummary[] | undefined
     '',
     renderTable(
       ['PROCESS', 'RSS', 'MAX PHYSICAL', 'USAGE', 'HEAP USED', 'HEAP LIMIT'],
-      [['tensormemd', formatIec(daemonProcess.physical_bytes), formatIec(daemonProcess.max_physical_bytes), usageBar(daemonProcess.physical_bytes, daemonProcess.max_physical_bytes), formatIec(daemonProcess.heap_used_bytes), formatIec(daemonProcess.heap_limit_bytes)]],
+      [['tensormemd', formatIec(daemonProcess.physical_bytes), capText(daemonProcess.max_physical_bytes), usageBar(daemonProcess.physical_bytes, daemonProcess.max_physical_bytes), formatIec(daemonProcess.heap_used_bytes), formatIec(daemonProcess.heap_limit_bytes)]],
     ),
     '',
     info.tenants.length === 0

@@ -640,3 +640,21 @@ describe('tensormemctl --address and --interval', () => {
     expect((await ctl(['--address', daemon.unixAddress, 'top', '--once', '--interval', '50ms'])).code).toBe(0);
   });
 });
+
+describe('tensormemctl info, top and doctor without a process cap', () => {
+  it('--maxphysicalbytes 0 (no process cap) is shown as none, not as a cap of 0 B at 0.0%', async () => {
+    const uncapped = await startDaemon(['--maxphysicalbytes', '0']);
+    try {
+      expect((await ctl(['--address', uncapped.unixAddress, 'info', '-o', 'json'])).stdout).toContain('"max_physical_bytes": 0');
+      const info = await ctl(['--address', uncapped.unixAddress, 'info']);
+      expect(info.code).toBe(0);
+      expect(info.stdout).toMatch(/^tensormemd +\S+ MiB +none +/m);
+      const top = await ctl(['--address', uncapped.unixAddress, 'top', '--once']);
+      expect(top.stdout).toMatch(/^tensormemd +\S+ MiB +none +- +/m);
+      const doctor = await ctl(['--address', uncapped.unixAddress, 'doctor']);
+      expect(doctor.stdout).toContain('maxphysicalbytes 0 (no process cap)');
+    } finally {
+      await uncapped.stop();
+    }
+  }, 30_000);
+});
