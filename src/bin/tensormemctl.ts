@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /** tensormemctl: the command-line client of tensormemd. */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { joinOptionValues } from '../cli/option-values';
-import { TensormemClient } from '../client/tensormem-client';
+import { status } from '@grpc/grpc-js';
+import { TensormemClient, TensormemClientError } from '../client/tensormem-client';
 import { renderTable } from '../client/table';
 import { formatIec } from '../units';
 import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../cli/doctor-command';
@@ -13,7 +14,7 @@ import { arraysView } from '../cli/arrays';
 import { InterruptedError, getFile, interruptible, putFile } from '../cli/transfer';
 import { deviceQuotaShare, quotaShare } from '../cli/quota-share';
 import { UsageError, asUsage } from '../cli/usage-error';
-import { checkDaemonAddress } from '../cli/address';
+import { checkDaemonAddress, tlsOptions } from '../cli/address';
 import { parseDurationMs } from '../config/sizes';
 import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
 
@@ -42,6 +43,9 @@ Flags:
   --address ADDR   daemon address: HOST:PORT or unix:PATH (default $TENSORMEM_ADDRESS or unix:/tmp/tensormemd.sock)
   -o, --output F   table (default) or json
   --token TOKEN    a lease, tenant or admin token (sent as authorization: Bearer); default $TENSORMEM_TOKEN
+  --tls-ca FILE    TLS to a daemon that serves it on TCP (tensormemd --tls-cert): the PEM CA that signed its
+                   certificate; --tls-cert FILE --tls-key FILE: a client certificate (tensormemd --tls-client-ca);
+                   --tls-server-name NAME: the name to check the certificate for (default the address's host)
   -h, --help       this help
   doctor:   --config FILE (a tensormemd config file), --vram SIZE[,SIZE...] (judge for CUDA devices of
             these sizes), --ram SIZE (the target's RAM; default this machine's)
@@ -73,6 +77,10 @@ const OPTIONS = {
   label: { type: 'string' },
   tenant: { type: 'string' },
   ttl: { type: 'string' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-server-name': { type: 'string' },
 } as const;
 
 async function main(): Promise<number> {
@@ -95,7 +103,14 @@ async function main(): Promise<number> {
   const options = process.argv.slice(2, terminator >= 0 ? terminator : undefined);
   const addressField = options.some((arg) => arg === '--address' || arg.startsWith('--address=')) || !process.env.TENSORMEM_ADDRESS ? '--address' : '--address (from TENSORMEM_ADDRESS)';
   let connection: TensormemClient | undefined;
-  const client = () => (connection ??= new TensormemClient(checkDaemonAddress(values.address!, addressField), { deadlineMs: 10_000 }));
+  const client = () => {
+    if (!connection) {
+      const address = checkDaemonAddress(values.address!, addressField);
+      const tls = tlsOptions({ ca: values['tls-ca'], cert: values['tls-cert'], key: values['tls-key'], serverName: values['tls-server-name'] }, address, (path) => readFileSync(path));
+      connection = new TensormemClient(address, { deadlineMs: 10_000, tls });
+    }
+    return connection;
+  };
   const print = (data: unknown, table: () => string) => process.stdout.write(`${json ? JSON.stringify(data, null, 2) : table()}\n`);
   // An argument a command does not take is a usage error (exit 2), never ignored: `evict A B` must not
   // evict A alone, nor `doctor 30G` judge the running daemon. doctor's flags after `--` are its own.
@@ -278,6 +293,12 @@ async function main(): Promise<number> {
         return 2;
     }
     return 0;
+  } catch (error) {
+    // A plaintext client gets only "No connection established ... Failed to connect" from a TLS daemon.
+    if (error instanceof TensormemClientError && error.code === status.UNAVAILABLE && error.reason === undefined && connection && !values['tls-ca'] && !connection.address.startsWith('unix:')) {
+      throw new Error(`${error.message} (is tensormemd running at ${connection.address}? If it serves TLS there (--tls-cert), pass --tls-ca)`);
+    }
+    throw error;
   } finally {
     connection?.close();
   }

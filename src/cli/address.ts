@@ -23,3 +23,38 @@ export function checkDaemonAddress(address: string, field: string): string {
   }
   return address;
 }
+
+/** --tls-ca, --tls-cert, --tls-key, --tls-server-name as given. */
+export interface TlsFlags {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  serverName?: string;
+}
+
+/**
+ * The client's TLS options from the flags, undefined without --tls-ca (plaintext). A flag combination
+ * that cannot work is a UsageError; a file that cannot be read an Error naming its flag (exit 1).
+ */
+export function tlsOptions(flags: TlsFlags, address: string, readFile: (path: string) => Buffer): { ca: Buffer; cert?: Buffer; key?: Buffer; serverName?: string } | undefined {
+  if (flags.ca === undefined) {
+    const without = (['cert', 'key', 'serverName'] as const).find((name) => flags[name] !== undefined);
+    if (without) throw new UsageError(`--tls-${without === 'serverName' ? 'server-name' : without} needs --tls-ca (the CA that signed the daemon's certificate)`);
+    return undefined;
+  }
+  if ((flags.cert === undefined) !== (flags.key === undefined)) throw new UsageError('--tls-cert and --tls-key go together (the client certificate for mTLS and its key)');
+  if (unixSocketPath(address) !== undefined) throw new UsageError(`--tls-ca is for a TCP --address: tensormemd serves its unix sockets in plaintext, and ${address} is one`);
+  const read = (flag: string, path: string) => {
+    try {
+      return readFile(path);
+    } catch (error) {
+      throw new Error(`cannot read ${flag} ${path}: ${(error as Error).message}`);
+    }
+  };
+  return {
+    ca: read('--tls-ca', flags.ca),
+    cert: flags.cert === undefined ? undefined : read('--tls-cert', flags.cert),
+    key: flags.key === undefined ? undefined : read('--tls-key', flags.key),
+    serverName: flags.serverName,
+  };
+}

@@ -1,5 +1,5 @@
 /** TLS and mTLS on TCP addresses from certificate files; health stays reachable without a token. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,4 +88,33 @@ describe('TLS and mTLS', () => {
     expect(reply.status).toBe('SERVING');
     health.close();
   });
+
+  it('tensormemctl reaches a TLS daemon with --tls-ca (and an mTLS one with --tls-cert/--tls-key); without it, it says to pass --tls-ca', async () => {
+    const ctl = (args: string[]) => {
+      const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js'), ...args], { encoding: 'utf8', env: { ...process.env, TENSORMEM_TOKEN: '', TENSORMEM_ADDRESS: '' } });
+      return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+    };
+    const tlsAddress = tlsDaemon.tcpAddress.replace('127.0.0.1', 'localhost');
+    const info = ctl(['--address', tlsAddress, '--token', TOKEN, '--tls-ca', file('ca.pem'), 'info', '-o', 'json']);
+    expect(info.stderr).toBe('');
+    expect(info.code).toBe(0);
+    expect((JSON.parse(info.stdout) as { backend: string }).backend).toBe('host');
+    const named = ctl(['--address', tlsDaemon.tcpAddress, '--token', TOKEN, '--tls-ca', file('ca.pem'), '--tls-server-name', 'localhost', 'leases']);
+    expect(named.code).toBe(0);
+    const mtls = ['--address', mtlsDaemon.tcpAddress.replace('127.0.0.1', 'localhost'), '--token', TOKEN, '--tls-ca', file('ca.pem'), 'info'];
+    expect(ctl([...mtls, '--tls-cert', file('client.pem'), '--tls-key', file('client.key')]).code).toBe(0);
+    expect(ctl(mtls).code).toBe(1);
+    const plain = ctl(['--address', tlsDaemon.tcpAddress, '--token', TOKEN, 'info']);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toContain('If it serves TLS there (--tls-cert), pass --tls-ca');
+    const halfPair = ctl([...mtls, '--tls-cert', file('client.pem')]);
+    expect(halfPair.code).toBe(2);
+    expect(halfPair.stderr).toContain('--tls-cert and --tls-key go together');
+    const unreadable = ctl(['--address', tlsAddress, '--tls-ca', file('no-such-ca.pem'), 'info']);
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stderr).toContain(`cannot read --tls-ca ${file('no-such-ca.pem')}`);
+    const overUnix = ctl(['--address', tlsDaemon.unixAddress, '--tls-ca', file('ca.pem'), 'info']);
+    expect(overUnix.code).toBe(2);
+    expect(overUnix.stderr).toContain('tensormemd serves its unix sockets in plaintext');
+  }, 30_000);
 });
