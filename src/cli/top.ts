@@ -116,7 +116,10 @@ export async function runTop(client: TensormemClient, options: TopOptions): Prom
   const { input, output } = options;
   await new Promise<void>((resolve, reject) => {
     let drawing = false;
+    let finished = false;
     const finish = (error?: Error) => {
+      if (finished) return;
+      finished = true;
       stop();
       if (input.isTTY) input.setRawMode(false);
       input.off('data', onKey);
@@ -127,8 +130,8 @@ export async function runTop(client: TensormemClient, options: TopOptions): Prom
       else resolve();
     };
     const onKey = (key: Buffer) => {
-      const text = key.toString();
-      if (text === 'q' || text === 'Q' || text === '\u0003') finish();
+      // One read may hold several keys ("qq", a paste).
+      if (/[qQ\u0003]/.test(key.toString())) finish();
     };
     const onSigint = () => finish();
     const stop = client.watchMemory(
@@ -138,6 +141,8 @@ export async function runTop(client: TensormemClient, options: TopOptions): Prom
         drawing = true;
         void leasesOrUndefined(client, options.token).then((leases) => {
           drawing = false;
+          // A frame whose leases came after q: drawn now, it would cover the shell and hide the cursor again.
+          if (finished) return;
           // Home, clear the screen, hide the cursor, then the frame.
           output.write(`\x1b[H\x1b[2J\x1b[?25l${renderFrame(info, leases, client.address, true)}\n`);
         });
