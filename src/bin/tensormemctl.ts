@@ -17,6 +17,7 @@ import { UsageError, asUsage } from '../cli/usage-error';
 import { checkDaemonAddress, tlsOptions } from '../cli/address';
 import { parseDurationMs } from '../config/sizes';
 import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
+import { MAX_TTL_SECONDS } from '../leases/lease-registry';
 
 const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKEN] <command>
 
@@ -53,7 +54,8 @@ Flags:
   top:      --once (one frame; also when stdout is not a terminal or with -o json: {address, info,
             leases}, leases null when the token may not list them), --interval DURATION (at least 50ms; default 1s)
   put/get:  --array ID, --shape N[,N...], --dtype NAME (float32, uint8, ...), --placement device|host-only,
-            --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens; it ends the array's life)
+            --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens, at most 168h; it ends the
+            array's life; default the daemon's --lease-ttl)
 
 Exit status: 0 done; 1 failed (the daemon refused, a file could not be read or written, doctor found
 an error); 2 a usage error (unknown command or flag, a bad flag value, a missing or extra argument).`;
@@ -251,6 +253,10 @@ async function main(): Promise<number> {
         if (!file || positionals.length > 2) throw new UsageError('put needs one file: tensormemctl put FILE [--array ID] [--shape N,N --dtype float32]');
         if (values.placement !== 'device' && values.placement !== 'host-only') throw new UsageError(`Expected device or host-only for --placement but received "${values.placement}"`);
         const ttlSeconds = values.ttl ? Math.ceil(asUsage(() => parseDurationMs(values.ttl!, '--ttl')) / 1000) : undefined;
+        // OpenLease reads 0 as the daemon's --lease-ttl and refuses more than 7 days (as INVALID_ARGUMENT, exit 1).
+        if (ttlSeconds !== undefined && (ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS)) {
+          throw new UsageError(`Expected a duration above 0 and at most ${MAX_TTL_SECONDS / 3600}h (7 days) for --ttl but received "${values.ttl}"`);
+        }
         const result = await interruptible((signal) =>
           putFile(client(), file, {
             arrayId: values.array,

@@ -600,7 +600,7 @@ describe('tensormemctl exit codes', () => {
   });
 });
 
-describe('tensormemctl --address and --interval', () => {
+describe('tensormemctl --address, --interval and --ttl', () => {
   it("refuses an address that is not one of tensormemd's --listen forms as a usage error, before connecting anywhere", async () => {
     // grpc-js would take a bare host as HOST:443 and fail on "" with an error about a "target name" (exit 1).
     for (const address of ['127.0.0.1', '', 'http://127.0.0.1:7070', 'unix:', '127.0.0.1:0']) {
@@ -638,6 +638,23 @@ describe('tensormemctl --address and --interval', () => {
       expect(run.stderr, interval).toContain(`for --interval but received "${interval}"`);
     }
     expect((await ctl(['--address', daemon.unixAddress, 'top', '--once', '--interval', '50ms'])).code).toBe(0);
+  });
+
+  it('refuses a put --ttl OpenLease would refuse (over 7 days) or read as the default (0) as a usage error, before opening a lease', async () => {
+    const file = join(dir, 'ttl.bin');
+    writeFileSync(file, randomBytes(1024));
+    const before = (await client.listLeases()).length;
+    for (const ttl of ['200h', '0']) {
+      const run = await ctl(['--address', daemon.unixAddress, 'put', file, '--ttl', ttl]);
+      expect(run.code, ttl).toBe(2);
+      expect(run.stderr, ttl).toContain(`for --ttl but received "${ttl}"`);
+    }
+    expect((await client.listLeases()).length).toBe(before);
+    const week = await ctl(['--address', daemon.unixAddress, 'put', file, '--ttl', '168h', '-o', 'json']);
+    expect(week.code).toBe(0);
+    const { lease } = JSON.parse(week.stdout) as { lease: { lease_id: string; ttl_seconds: number } };
+    expect(lease.ttl_seconds).toBe(168 * 3600);
+    expect(await client.evictLease(lease.lease_id)).toBeGreaterThan(0);
   });
 });
 
