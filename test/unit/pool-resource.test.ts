@@ -622,6 +622,18 @@ describe('PoolResource', () => {
     expect(layout(pool)).toEqual(before.layout);
   });
 
+  it("names the caller's request, not the aligned chunk asked of the source, when the source refuses", () => {
+    const source = new FakeChunkSource();
+    const { pool } = makePool({ chunkBytes: 1 * MiB }, source);
+    pool.allocate(768 * KiB, {});
+    source.capacityBytes = 1 * MiB;
+    const error = thrown(() => pool.allocate(300_000, {})) as OutOfMemoryError;
+    expect(source.log.slice(1)).toEqual([`refuse ${1 * MiB}`, `refuse ${300_032}`]);
+    expect(error).toBeInstanceOf(OutOfMemoryError);
+    expect(error.facts.requestedBytes).toBe(300_000);
+    expect(error.message).toContain('300000 bytes');
+  });
+
   it('retries a refused chunk once with exactly the request', () => {
     const source = new FakeChunkSource();
     source.capacityBytes = 1 * MiB + 512 * KiB;
@@ -669,6 +681,22 @@ describe('PoolResource', () => {
     expect(() => pool.deallocate(blocks[1])).toThrow(/no live block/);
     pool.checkInvariants();
     expect(pool.allocate(1, {}).chunkHandle).toBe(3);
+  });
+
+  it('release frees every other chunk when the source throws for one, then rethrows the first error', () => {
+    const { pool, source } = makePool({ chunkBytes: 1 * MiB });
+    const blocks = packed(pool, [1 * MiB, 1 * MiB, 1 * MiB]);
+    const failure = new Error('backend free failed');
+    const free = source.freeChunk.bind(source);
+    source.freeChunk = (handle: number) => {
+      if (handle === blocks[0].chunkHandle) throw failure;
+      free(handle);
+    };
+    expect(thrown(() => pool.release())).toBe(failure);
+    // Only the chunk whose free failed is left with the source; a release that stopped there leaked the rest.
+    expect([...source.live.keys()]).toEqual([blocks[0].chunkHandle]);
+    expect(pool.stats()).toMatchObject({ reservedBytes: 0, usedBytes: 0, allocationCount: 0 });
+    expect(pool.snapshot()).toEqual([]);
   });
 
   it('snapshots chunks in order with their blocks by address and the owners of live blocks', () => {
