@@ -150,6 +150,54 @@ describe('MemoryWaitQueue', () => {
     expect(queue.size).toBe(0);
   });
 
+  it('fails a waiter at once with the error of a retry refused for a reason waiting cannot cure, and serves the one behind it', async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    await dev.take(256)();
+    const quota = new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', 'tenant "a" quota lowered meanwhile');
+    let tries = 0;
+    const head = observe(
+      queue.run(
+        'a',
+        async () => {
+          // Refused for memory first; by the retry a reload has lowered the tenant's quota.
+          if (tries++ > 0) throw quota;
+          return dev.take(256)();
+        },
+        dev.give,
+        10_000,
+      ),
+    );
+    await sleep(10);
+    const next = observe(queue.run('a', dev.take(64), dev.give, 10_000));
+    await sleep(10);
+    dev.give(128);
+    queue.notifyFreed();
+    await sleep(50);
+    // Without it the head stayed queued until its deadline, then said DEADLINE_EXCEEDED with the old refusal, holding up its tenant.
+    expect(head.error).toBe(quota);
+    expect(next.value).toBe(64);
+    expect(queue.size).toBe(0);
+  });
+
+  it('clears the deadline timer of a waiter that is served', async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    await dev.take(256)();
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const waiting = observe(queue.run('a', dev.take(128), dev.give, 3_600_000));
+    for (let i = 0; i < 5; i++) await tick();
+    expect(queue.size).toBe(1);
+    expect(vi.getTimerCount()).toBe(1);
+    dev.give(256);
+    queue.notifyFreed();
+    for (let i = 0; i < 5; i++) await tick();
+    expect(waiting.value).toBe(128);
+    // A timer left armed keeps the waiter (its request, its lease) alive for the whole wait.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('rejects a cancelled waiter with the error given to cancel, once', async () => {
     const queue = new MemoryWaitQueue();
     const dev = device(16);
