@@ -79,6 +79,18 @@ describe('tenant registry', () => {
     expect(errorOf(() => registry.requireAdmin('x')).kind).toBe('UNAUTHENTICATED');
   });
 
+  it("keeps a dropped tenant's last quotas but not its guarantee, until a reload brings it back", () => {
+    const reloaded = new TenantRegistry(parseTenants(GOOD));
+    const before = reloaded.limitsOf('team-a');
+    expect(before.deviceGuaranteeBytes).toBe(2 * 1024 * MiB);
+    reloaded.replace(reloaded.list().filter((tenant) => tenant.name !== 'team-a'));
+    // Its open leases stay bound by its quotas; its guarantee would keep reserving memory no one may use.
+    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: before.deviceQuotaBytes, hostQuotaBytes: before.hostQuotaBytes, deviceGuaranteeBytes: 0 });
+    expect(errorOf(() => reloaded.authorizeOpen('token-a', '')).kind).toBe('UNAUTHENTICATED');
+    reloaded.replace(parseTenants(GOOD));
+    expect(reloaded.limitsOf('team-a')).toEqual(before);
+  });
+
   it('takes any tenant name in open mode', () => {
     const open = new TenantRegistry(undefined);
     expect(open.authorizeOpen(undefined, '')).toEqual({ name: 'default' });
