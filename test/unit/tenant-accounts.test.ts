@@ -114,6 +114,77 @@ describe('tenant accounts', () => {
     memory.release();
   });
 
+  it("counts only the unused part of other tenants' guarantees against the cuDNN scratch budget", async () => {
+    const memory = manager(8 * MiB);
+    loadTenants(memory, { a: NONE, b: { ...NONE, deviceGuaranteeBytes: 6 * MiB } });
+    const a = lease(memory, 'a');
+    const b = lease(memory, 'b');
+    await b.allocateArray(params(4 * MiB));
+    // 8 MiB cap, 4 MiB used (b's), b's guarantee has 2 MiB unused: a may take 2 MiB, not 8 - 4 - 6 < 0.
+    expect(memory.othersUnusedGuaranteeBytes(0, 'a')).toBe(2 * MiB);
+    expect(memory.othersUnusedGuaranteeBytes(0, 'b')).toBe(0);
+    expect(a.scratchBudget(0).bytes).toBe(2 * MiB);
+    const { scratch } = await a.acquireCudnnScratch(0, 2 * MiB);
+    expect(scratch!.byteSize).toBe(2 * MiB);
+    a.close();
+    b.close();
+    memory.release();
+  });
+
+  it('keeps the account of a tenant without a lease while it still holds host bytes', () => {
+    const memory = manager(8 * MiB);
+    const owner = { tenant: 'visitor', leaseId: 'lease-gone', purpose: 'mirror' };
+    const block = memory.allocateHost(MiB, owner, 'host_only');
+    // Its lease closed while a host view was still lent: the bytes are still the tenant's.
+    expect(memory.releaseIdleTenant('visitor')).toBe(false);
+    expect(memory.tenantNames()).toContain('visitor');
+    expect(memory.tenantUsage('visitor').hostBytes).toBe(MiB);
+    memory.deallocateHost(block, 'host_only');
+    expect(memory.tenantUsage('visitor').hostBytes).toBe(0);
+    expect(memory.releaseIdleTenant('visitor')).toBe(true);
+    expect(memory.tenantNames()).not.toContain('visitor');
+    memory.release();
+  });
+
+  it('keeps the old cuDNN scratch when the pool cannot place a larger one after all (fragmentation)', async () => {
+    const memory = manager(8 * MiB);
+    const a = lease(memory, 'a');
+    const half = MiB / 2;
+    const { scratch: old } = await a.acquireCudnnScratch(0, half);
+    // 16 blocks of 512 KiB fill the cap's 8 chunks of 1 MiB; every other one freed leaves 512 KiB holes, no chunk empty.
+    const arrays = [];
+    for (let i = 1; i < 16; i++) arrays.push(await a.allocateArray(params(half)));
+    for (let i = 2; i < 16; i += 2) a.freeArray(arrays[i - 1].arrayId);
+    expect(a.scratchBudget(0).bytes).toBeGreaterThanOrEqual(MiB);
+    const refusal = await a.acquireCudnnScratch(0, MiB).then(() => undefined, (error: unknown) => error);
+    expect(refusal).toBeInstanceOf(OutOfMemoryError);
+    // The old scratch was given back before the attempt; its size is taken again, not lost.
+    const kept = a.cudnnScratchOf(0);
+    expect(kept).toBeDefined();
+    expect(kept).not.toBe(old);
+    expect(kept!.byteSize).toBe(half);
+    expect(memory.tenantUsage('a').deviceBytes).toEqual([9 * half]);
+    a.close();
+    memory.release();
+  });
+
+  it('closes every expired lease in one sweep and gives their memory back', async () => {
+    const memory = manager(8 * MiB);
+    const registry = new LeaseRegistry(memory, 60_000, false, pino({ level: 'silent' }));
+    const open = (tenant: string) => registry.open({ tenant, clientName: 'client', ttlSeconds: 0, labels: {} }).lease;
+    const [x, y, z] = [open('x'), open('y'), open('z')];
+    for (const held of [x, y, z]) await held.allocateArray(params(MiB));
+    x.expiresAtMs = y.expiresAtMs = Date.now() - 1;
+    expect(registry.sweep()).toBe(2);
+    expect([x.closed, y.closed, z.closed]).toEqual([true, true, false]);
+    expect(registry.reclaimedTotal).toBe(2);
+    expect(memory.deviceReports()[0].usedBytes).toBe(MiB);
+    // Open-mode tenants whose last lease closed leave no account behind, without waiting for a GetMemoryInfo.
+    expect(memory.tenantNames()).toEqual(['z']);
+    registry.closeAll();
+    memory.release();
+  });
+
   it('keeps the account of an open-mode tenant whose last lease is swept while it allocates (no negative usage)', async () => {
     const { memory, lease, expireDuringNextChunk } = sweptDuringAllocation();
     expireDuringNextChunk();
