@@ -1,4 +1,7 @@
 /** MemoryManager's tenant accounts with leases over the host backend: quotas, guarantees and their reload, waiters. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import pino from 'pino';
@@ -9,6 +12,7 @@ import { chooseFastest } from '../../src/memory/cudnn-convolution';
 import { MemoryManager, TenantLimits } from '../../src/memory/memory-manager';
 import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
+import { PoolWorkspaceBacking } from '../../src/memory/pool-workspace-backing';
 import { createBackend } from '../../src/native/addon';
 import { MiB } from '../../src/units';
 
@@ -166,6 +170,75 @@ describe('tenant accounts', () => {
     expect(memory.tenantUsage('a').deviceBytes).toEqual([9 * half]);
     a.close();
     memory.release();
+  });
+
+  it('gives the copy back when a DuplicateArray copy fails', async () => {
+    const memory = manager(8 * MiB);
+    const a = lease(memory, 'a');
+    const source = await a.allocateArray(params(MiB));
+    const failure = new Error('copy failed');
+    source.copyInto = () => Promise.reject(failure);
+    const error = await a.duplicateArray(source.arrayId, 'PLACEMENT_UNSPECIFIED', '', 'copy').then(() => undefined, (e: unknown) => e);
+    expect(error).toBe(failure);
+    // The half-made copy neither stays in the lease nor holds the tenant's bytes.
+    expect([...a.arrays.keys()]).toEqual([source.arrayId]);
+    expect(memory.tenantUsage('a').deviceBytes).toEqual([MiB]);
+    expect(memory.deviceReports()[0].usedBytes).toBe(MiB);
+    a.close();
+    memory.release();
+  });
+
+  it("refuses a lease's token once its TTL has passed, before the sweep has closed it", () => {
+    const memory = manager(8 * MiB);
+    const registry = new LeaseRegistry(memory, 60_000, false, pino({ level: 'silent' }));
+    const { lease: opened, token } = registry.open({ tenant: 't', clientName: 'client', ttlSeconds: 0, labels: {} });
+    expect(registry.authenticate(token)).toBe(opened);
+    opened.expiresAtMs = Date.now() - 1;
+    const error = (() => {
+      try {
+        registry.authenticate(token);
+      } catch (e) {
+        return e as TensormemError;
+      }
+      return undefined;
+    })();
+    expect(error?.reason).toBe('LEASE_EXPIRED');
+    expect(error?.metadata).toMatchObject({ lease_id: opened.leaseId, close_reason: 'expired' });
+    expect(opened.closed).toBe(false);
+    registry.closeAll();
+    memory.release();
+  });
+
+  it("reports the tenant's own quota, not others' guarantees, when both refuse a device request", async () => {
+    const memory = manager(8 * MiB);
+    loadTenants(memory, { a: { ...NONE, deviceQuotaBytes: 2 * MiB }, b: { ...NONE, deviceGuaranteeBytes: 6 * MiB } });
+    const a = lease(memory, 'a');
+    // 3 MiB is past a's 2 MiB quota and past the 2 MiB that b's unused guarantee leaves: waiting can cure only the second.
+    const error = await a.allocateArray(params(3 * MiB)).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(TensormemError);
+    expect((error as TensormemError).reason).toBe('QUOTA_EXCEEDED');
+    expect(memory.tenantUsage('a').deviceBytes).toEqual([0]);
+    a.close();
+    memory.release();
+  });
+
+  it("counts a lease's mapped files in neither its device nor its host bytes", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-'));
+    try {
+      const backend = createBackend('host', { deviceCapacityBytes: 16 * MiB, deviceCount: 1 });
+      const memory = new MemoryManager(backend, givenLimits([8 * MiB], 8 * MiB, 0), { poolChunkBytes: MiB, asyncCopyThresholdBytes: MiB, mmapDir: dir }, new PhysicalMemoryGuard(0));
+      const backing = new PoolWorkspaceBacking(memory, { leaseId: 'lease-1', tenant: 't' });
+      const mapped = backing.mapFile({ path: undefined, createBytes: 64 * 1024, workspaceId: 'ws-1', workspaceName: 'mapped' });
+      const host = backing.allocateBuffer({ location: 'HOST', mirror: false, bytes: MiB, device: 0, workspaceId: 'ws-1', workspaceName: 'mapped', purpose: 'workspace' });
+      expect(backing.heldBytes()).toEqual({ deviceBytes: 0, hostBytes: host.bytes });
+      expect(memory.hostReport().mmapBytes).toBe(mapped.fileBytes);
+      backing.free(mapped.block);
+      backing.free(host);
+      expect(backing.heldBytes()).toEqual({ deviceBytes: 0, hostBytes: 0 });
+      memory.release();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('closes every expired lease in one sweep and gives their memory back', async () => {
