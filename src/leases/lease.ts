@@ -253,7 +253,7 @@ export class Lease {
     const arrayId = newArrayId();
     // An attached array lives on its workspace's device.
     const device = workspace ? workspace.config.device : params.device;
-    const home = (this.arrayHomes[device] ??= { leaseId: this.leaseId, tenant: this.tenant, device, memory: this.memory });
+    const home = (this.arrayHomes[device] ??= { leaseId: this.leaseId, tenant: this.tenant, device, memory: this.memory, leaseEnded: () => (this.closed ? this.closedError() : undefined) });
     const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
     const array = workspace
       ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
@@ -468,9 +468,11 @@ export class Lease {
     try {
       await source.copyInto(copy);
     } catch (error) {
-      this.freeArray(copy.arrayId);
-      throw error;
+      if (!this.closed) this.freeArray(copy.arrayId);
+      throw this.closed ? this.closedError() : error;
     }
+    // The lease ended during the copy, which freed the copy with it: answer as AllocateArray does.
+    this.ensureOpen();
     return copy;
   }
 

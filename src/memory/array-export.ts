@@ -56,20 +56,25 @@ export async function exportArray(array: TensorArray, side: unknown, memory: Mem
 }
 
 /**
- * Runs the move, answering NOT_FOUND (as for an array freed before the call) when a FreeArray, CloseLease
- * or expiry freed the array while the call waited or moved it: its block, and the chunk handle that
- * chunkInfo / exportIpcHandle would be asked about, are gone then (not an internal error).
+ * Runs the move, answering NOT_FOUND (as for an array freed before the call) when a FreeArray freed the
+ * array while the call waited or moved it, or the lease's closed-lease error (LEASE_EXPIRED, as its token
+ * gets) when CloseLease, expiry or eviction did: its block, and the chunk handle that chunkInfo /
+ * exportIpcHandle would be asked about, are gone then (not an internal error).
  */
 async function freedAsNotFound(array: TensorArray, move: () => Promise<ExportedBlock>): Promise<ExportedBlock> {
   let exported: ExportedBlock;
   try {
     exported = await move();
   } catch (error) {
-    if (array.isFreed) throw notFound('array', array.arrayId);
+    if (array.isFreed) throw freedError(array);
     throw error;
   }
-  if (array.isFreed) throw notFound('array', array.arrayId);
+  if (array.isFreed) throw freedError(array);
   return exported;
+}
+
+function freedError(array: TensorArray): Error {
+  return array.leaseEndedError() ?? notFound('array', array.arrayId);
 }
 
 function placement(array: TensorArray, exported: ExportedBlock, regionBytes: number): { offset: number; length: number; regionBytes: number; moved: boolean } {

@@ -53,6 +53,12 @@ export interface ArrayHome {
   readonly tenant: string;
   readonly device: number;
   readonly memory: MemoryManager;
+  /**
+   * The error a call on the array gets once its lease has ended (closed, expired, evicted, released
+   * on disconnect), or undefined while the lease is open: a copy still under way when the lease ended
+   * fails with it rather than with "was freed" (the client freed nothing). None: no lease to ask.
+   */
+  readonly leaseEnded?: () => Error | undefined;
 }
 
 export interface TensorArrayInit {
@@ -388,6 +394,9 @@ export class TensorArray implements BlockOwner {
   /** Throws FAILED_PRECONDITION / ARRAY_OUT_OF_SCOPE (ND4J's leaked / outdated workspace pointer) for an attached array that may no longer be used. */
   assertUsable(operation: string): void {
     if (!this.attachment) return;
+    // The lease ended (its workspaces destroyed with it): say so, not that the array is out of scope.
+    const ended = this.leaseEndedError();
+    if (ended) throw ended;
     this.attachment.registry.assertUsable(this.attachment.primary, operation);
     if (this.attachment.mirror) this.attachment.registry.assertUsable(this.attachment.mirror, operation);
   }
@@ -680,7 +689,7 @@ export class TensorArray implements BlockOwner {
   private async exclusive<T>(operation: () => Promise<T>): Promise<T> {
     const extras = this.more;
     while (extras.moving) await extras.moving;
-    if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
+    if (this.isFreed) throw this.freedError();
     let finished!: () => void;
     extras.moving = new Promise<void>((resolve) => {
       finished = resolve;
@@ -692,6 +701,20 @@ export class TensorArray implements BlockOwner {
       extras.moving = undefined;
       finished();
     }
+  }
+
+  /**
+   * What a call on this array gets once it is freed: the lease's closed-lease error (UNAUTHENTICATED,
+   * LEASE_EXPIRED, saying why) when the lease ended, as for the lease's token; FAILED_PRECONDITION
+   * when the array alone was freed (FreeArray while the call was under way).
+   */
+  freedError(): Error {
+    return this.leaseEndedError() ?? failedPrecondition(`array ${this.arrayId} was freed`);
+  }
+
+  /** The lease's closed-lease error once the array's lease has ended; undefined while it is open. */
+  leaseEndedError(): Error | undefined {
+    return this.home.leaseEnded?.();
   }
 
   /** Runs a copy while counting it, so release() waits for it; waits for a move in progress first. */
@@ -710,7 +733,7 @@ export class TensorArray implements BlockOwner {
    */
   private async beginCopy(isMove = false): Promise<number | undefined> {
     if (!isMove) while (this.extras?.moving) await this.extras.moving;
-    if (this.isFreed) throw failedPrecondition(`array ${this.arrayId} was freed`);
+    if (this.isFreed) throw this.freedError();
     if (this.pendingCopies === MAX_COPIES) throw new Error(`array ${this.arrayId}: ${MAX_COPIES} copies in flight already`);
     this.state += ONE_COPY;
     // An attached array's bytes are its workspace's: the workspace keeps them from the pools meanwhile.
