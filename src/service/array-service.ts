@@ -115,7 +115,16 @@ export class ArrayService {
         return { ...handle, array: arrayInfo(array), moved: exported.moved };
       }),
       WriteArray: (call, callback) => {
-        this.writeArray(call, callback).catch((error) => callback(toServiceError(error, log) as ServerErrorResponse));
+        this.writeArray(call, callback).catch((error) => {
+          // The client went away mid-stream (its process died, its connection dropped): grpc-js cancels the
+          // call and destroys the stream without an end, so reading it fails with ERR_STREAM_PREMATURE_CLOSE.
+          // No one is left to answer, and it is no internal error.
+          if (call.cancelled) {
+            log.debug({ event: 'write_array_aborted', error: (error as Error)?.message }, 'WriteArray: the client went away mid-stream');
+            return;
+          }
+          callback(toServiceError(error, log) as ServerErrorResponse);
+        });
       },
       ReadArray: (call) => {
         this.readArray(call).catch((error) => {

@@ -1,7 +1,9 @@
 // A trainer: opens a lease with the typed client (compiled, dist/), reaches a stage, prints
 // "stage <name> <lease_id>" and then waits to be killed. Used by fault tests.
 // argv: address tenantToken bytes releaseOnDisconnect(0|1) [stage]
-//   stage: allocated (default) | opened | writing | reading | waiting | workspace | stopped
+//   stage: allocated (default) | opened | writing | streaming | reading | waiting | workspace | stopped
+//   (streaming: rewrites the array over one WriteArray stream as fast as the daemon takes it, so that
+//   a kill lands while the daemon is copying a chunk)
 //   (stopped: stops its keep-alive cleanly, exits 20 ms later, and prints its stage just before)
 const { Metadata } = require('@grpc/grpc-js');
 const { TensormemClient } = require('../../dist/src/client/tensormem-client');
@@ -50,6 +52,22 @@ async function main() {
       sent += chunk.length;
       if (sent === 4 * chunk.length) say();
     }, 20);
+    return;
+  }
+  if (stage === 'streaming') {
+    const stream = client.arrays.WriteArray(md, () => {});
+    stream.on('error', () => {});
+    stream.write({ header: { array_id: array.array_id, offset: 0 } });
+    const chunk = Buffer.alloc(1024 * 1024, 6);
+    let sent = 0;
+    const pump = () => {
+      while (sent + chunk.length <= bytes) {
+        sent += chunk.length;
+        if (sent === chunk.length) stream.write({ chunk }, say);
+        else if (!stream.write({ chunk })) return stream.once('drain', pump);
+      }
+    };
+    pump();
     return;
   }
   await lease.write(array.array_id, Buffer.alloc(bytes, 7));

@@ -4,8 +4,12 @@
  * (README "An ended lease's token"). Before, a WriteArray or ReadArray stream, a data plane PUT and an
  * ExportArray in flight answered FAILED_PRECONDITION "array … was freed" or NOT_FOUND (the client had
  * freed nothing), and a DuplicateArray whose copy was running answered OK with an array already gone.
+ * And a trainer killed in the middle of a WriteArray stream is no internal error.
  */
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
@@ -152,5 +156,27 @@ describe('a call in flight when its lease ends', () => {
       await expectNothingHeld();
     }
     expect([...outcomes].filter((outcome) => outcome !== 'OK' && outcome !== 'UNAUTHENTICATED LEASE_EXPIRED')).toEqual([]);
+  });
+
+  it('logs no internal error when a trainer is SIGKILLed in the middle of a WriteArray stream, and gets everything back', async () => {
+    const internalErrors = () => daemon.logs.filter((entry) => entry.msg === 'internal error');
+    const before = internalErrors().length;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const trainer = spawn(process.execPath, [join(__dirname, '..', 'helpers', 'trainer-process.js'), daemon.tcpAddress, '', String(32 * MiB), '1', 'streaming'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const line = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: trainer.stdout! }).once('line', resolve);
+        trainer.once('exit', (code) => reject(new Error(`trainer exited with ${code} before streaming`)));
+      });
+      const leaseId = line.split(' ')[2];
+      await sleep(attempt * 4);
+      trainer.kill('SIGKILL');
+      // release_on_disconnect: the lease goes as soon as the KeepAlive stream drops.
+      const killedAt = Date.now();
+      while ((await client.listLeases()).some((lease) => lease.lease_id === leaseId) && Date.now() - killedAt < 5000) await sleep(20);
+      expect((await client.listLeases()).map((lease) => lease.lease_id)).not.toContain(leaseId);
+    }
+    await sleep(200);
+    expect(internalErrors().slice(before)).toEqual([]);
+    await expectNothingHeld();
   });
 });
