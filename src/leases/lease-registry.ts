@@ -52,7 +52,10 @@ export class LeaseRegistry {
   open(params: OpenLeaseParams, maxLeases = 0): { lease: Lease; token: string } {
     const ttlMs = this.ttlMs(params.ttlSeconds, 'ttl_seconds');
     if (maxLeases > 0) {
-      const open = this.leasesOf(params.tenant).length;
+      let open = this.leasesOf(params.tenant).length;
+      // Leases past their TTL that the sweep has not reached yet no longer count (their tokens already
+      // answer "has expired"): they are closed now, as the sweep would, so that "let one expire" holds.
+      if (open >= maxLeases) open -= this.sweepTenant(params.tenant);
       if (open >= maxLeases) {
         throw new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', `tenant "${params.tenant}" has ${open} leases open, its max_leases is ${maxLeases}: close or let one expire first`, {
           tenant: params.tenant,
@@ -131,6 +134,19 @@ export class LeaseRegistry {
   sweep(now = Date.now()): number {
     let count = 0;
     for (const lease of [...this.byId.values()]) {
+      if (lease.isExpired(now)) {
+        this.close(lease, 'expired');
+        count++;
+      }
+    }
+    this.reclaimedTotal += count;
+    return count;
+  }
+
+  /** Closes `tenant`'s expired leases now (as the sweep will); returns how many. */
+  private sweepTenant(tenant: string, now = Date.now()): number {
+    let count = 0;
+    for (const lease of this.leasesOf(tenant)) {
       if (lease.isExpired(now)) {
         this.close(lease, 'expired');
         count++;
