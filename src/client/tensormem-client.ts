@@ -640,8 +640,9 @@ export class LeaseSession {
    * `onError`. The keep-alive stops by itself when the daemon no longer knows the lease (NOT_FOUND,
    * UNAUTHENTICATED, PERMISSION_DENIED). A stream that stays open but stops answering (the daemon
    * hung, a network path that drops packets without a reset) goes to `onError` too, once per stall:
-   * DEADLINE_EXCEEDED at the first renewal sent while an earlier one has waited 1.5 intervals for its
-   * answer; the stream is kept (cancelling it would close a releaseOnDisconnect lease the moment the
+   * DEADLINE_EXCEEDED at the first renewal sent while two earlier ones wait for their answer, the
+   * oldest for 1.5 intervals (one late renewal is no stall: a process whose event loop was blocked runs
+   * its timer before it reads the answer that came meanwhile); the stream is kept (cancelling it would close a releaseOnDisconnect lease the moment the
    * path heals), and a later answer re-arms the check. Its timer does not keep the process alive.
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
    * Throws CANCELLED after the client's close().
@@ -661,7 +662,9 @@ export class LeaseSession {
     const ping = () => {
       if (!stream || stream.destroyed || !stream.writable) return;
       if (unanswered === 0) unansweredSince = Date.now();
-      else if (!stallReported && Date.now() - unansweredSince >= 1.5 * intervalMs) {
+      // Two renewals unanswered, not one: after the event loop was blocked, this timer runs before the
+      // answer that arrived meanwhile is read (poll phase), however long the block was.
+      else if (!stallReported && unanswered >= 2 && Date.now() - unansweredSince >= 1.5 * intervalMs) {
         stallReported = true;
         options.onError?.(new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, `the KeepAlive stream has not answered for ${Date.now() - unansweredSince} ms (${unanswered} renewals): lease ${this.leaseId} is not being renewed`, {}));
       }

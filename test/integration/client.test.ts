@@ -411,6 +411,28 @@ describe('the typed client over a real daemon', () => {
     }
   });
 
+  it('a busy event loop is no KeepAlive stall: an answer that came while the process was blocked is not reported', async () => {
+    const lease = await client.openLease({ clientName: 'keepalive-busy', ttlSeconds: 10 });
+    const errors: TensormemClientError[] = [];
+    lease.startKeepAlive(100, { onError: (error) => errors.push(error) });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      // The trainer's synchronous work: 250 ms blocks (2.5 intervals), with one turn of the event loop
+      // between them. Each renewal's answer arrives during a block and waits to be read; the renewal
+      // timer, late, runs before it is.
+      for (let block = 0; block < 8; block++) {
+        const started = Date.now();
+        while (Date.now() - started < 250);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(errors.map((error) => error.details)).toEqual([]);
+      expect((await client.listLeases()).map((l) => l.lease_id)).toContain(lease.leaseId);
+    } finally {
+      await lease.close();
+    }
+  });
+
   it('a deadlineMs past 2^31 - 1 ms (setTimeout\'s limit) or Infinity is no deadline: calls and HTTP transfers run, with no timer warnings', async () => {
     const warnings: string[] = [];
     const onWarning = (warning: Error) => warnings.push(warning.name);
