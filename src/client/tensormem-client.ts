@@ -132,6 +132,7 @@ export interface AllocateOptions {
   waitForMemory?: boolean;
   /** Own memory regions from the start, so that exportArray needs no copy. */
   exportable?: boolean;
+  /** This call's deadline in ms; unset or 0: the client's (ClientOptions.deadlineMs); Infinity or more than 2^31 - 1 ms: none. */
   deadlineMs?: number;
 }
 
