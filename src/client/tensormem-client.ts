@@ -661,21 +661,26 @@ export class LeaseSession {
     let stallReported = false;
     const request = { lease_id: this.leaseId, release_on_disconnect: options.releaseOnDisconnect ?? false };
     const ping = () => {
-      if (!stream || stream.destroyed || !stream.writable) return;
+      const current = stream;
+      if (!current || current.destroyed || !current.writable) return;
       if (unanswered === 0) unansweredSince = Date.now();
       // Two renewals unanswered, not one: after the event loop was blocked, this timer runs before the
       // answer that arrived meanwhile is read (poll phase), however long the block was.
       else if (!stallReported && unanswered >= 2 && Date.now() - unansweredSince >= 1.5 * intervalMs) {
         stallReported = true;
         options.onError?.(new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, `the KeepAlive stream has not answered for ${Date.now() - unansweredSince} ms (${unanswered} renewals): lease ${this.leaseId} is not being renewed`, {}));
+        // onError may have stopped this keep-alive (stopKeepAlive, lease.close(), client.close()) or
+        // started another: then there is nothing to renew here.
+        if (stopped || stream !== current) return;
       }
       unanswered++;
-      stream.write(request);
+      current.write(request);
     };
     const dropped = (error: TensormemClientError, current: typeof stream) => {
       if (stopped || current !== stream) return;
       stream = undefined;
       options.onError?.(error);
+      if (stopped) return; // onError stopped it
       if (error.code === Status.NOT_FOUND || error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED) {
         stop();
         return;

@@ -411,6 +411,45 @@ describe('the typed client over a real daemon', () => {
     }
   });
 
+  it('an onError that stops the keep-alive (or closes the client) on a stall report is no crash', async () => {
+    // A child process (an uncaught exception there is its exit code, not this worker's), with a proxy
+    // in front of the daemon that stops forwarding bytes: the KeepAlive stream stalls.
+    const script = `
+      const net = require('net');
+      const { TensormemClient } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'client', 'tensormem-client.js'))});
+      const [host, port] = ${JSON.stringify(daemon.tcpAddress)}.split(':');
+      let frozen = false;
+      const proxy = net.createServer((socket) => {
+        const upstream = net.connect(Number(port), host);
+        socket.on('data', (chunk) => frozen || upstream.write(chunk));
+        upstream.on('data', (chunk) => frozen || socket.write(chunk));
+        for (const end of [socket, upstream]) end.on('error', () => {}).on('close', () => { socket.destroy(); upstream.destroy(); });
+      });
+      proxy.listen(0, '127.0.0.1', async () => {
+        const reports = [];
+        for (const reaction of ['stopKeepAlive', 'client.close']) {
+          const client = new TensormemClient('127.0.0.1:' + proxy.address().port);
+          const lease = await client.openLease({ clientName: 'stall-' + reaction, ttlSeconds: 10 });
+          lease.startKeepAlive(100, { onError: (error) => { reports.push(reaction + ' ' + error.code); reaction === 'stopKeepAlive' ? lease.stopKeepAlive() : client.close(); } });
+          await new Promise((r) => setTimeout(r, 300));
+          frozen = true;
+          await new Promise((r) => setTimeout(r, 700));
+          frozen = false;
+          client.close();
+        }
+        console.log(reports.join(', '));
+        proxy.close();
+        process.exit(0);
+      });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    expect(output.trim()).toBe(`stopKeepAlive ${status.DEADLINE_EXCEEDED}, client.close ${status.DEADLINE_EXCEEDED}`);
+    expect(code).toBe(0);
+  });
+
   it('a busy event loop is no KeepAlive stall: an answer that came while the process was blocked is not reported', async () => {
     const lease = await client.openLease({ clientName: 'keepalive-busy', ttlSeconds: 10 });
     const errors: TensormemClientError[] = [];
