@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT that refuses new work, lets calls in flight finish (up to --shutdown-timeout), then
  * frees every lease and every chunk.
  */
+import { setMaxListeners } from 'node:events';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import pino, { Logger } from 'pino';
@@ -107,6 +108,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   memory.declareTenants(tenants.list().map((tenant) => tenant.name));
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
   const drainStarted = new AbortController();
+  // Every open WatchMemory, KeepAlive and health Watch stream listens on it (endWhenDraining): no limit,
+  // or Node prints "MaxListenersExceededWarning: Possible EventTarget memory leak" from the 11th on.
+  setMaxListeners(0, drainStarted.signal);
   const context: ServiceContext = { registry, tenants, memory, config, log, stopping: drainStarted.signal, heapGrowth };
   const metrics = new DaemonMetrics(context);
   let running: RunningServer;

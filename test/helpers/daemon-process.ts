@@ -20,6 +20,8 @@ export interface DaemonProcess {
   child: ChildProcess;
   /** Every JSON log line so far. */
   logs: Array<Record<string, unknown>>;
+  /** Every stderr line so far that is not a JSON log line (a Node warning, a startup error). */
+  otherStderr: string[];
   /** SIGTERM and wait for exit; resolves to the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
@@ -38,6 +40,7 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const stderrText: string[] = [];
+  const otherStderr: string[] = [];
   running.add(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   void exited.then(() => running.delete(child));
@@ -50,7 +53,8 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
         logs.push(entry);
         if (entry.event === 'listening') resolve(entry.addresses as string[]);
       } catch {
-        // not a log line (a startup error): kept in stderrText
+        // not a log line (a startup error, a Node warning): kept in stderrText and otherStderr
+        otherStderr.push(line);
       }
     });
     void exited.then((code) => reject(new Error(`tensormemd exited with ${code} before listening:\n${stderrText.join('\n')}`)));
@@ -62,6 +66,7 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
     unixAddress,
     child,
     logs,
+    otherStderr,
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -1,8 +1,10 @@
 /** Leases expire and give their memory back; the daemon drains and frees everything on SIGTERM. */
-import { status } from '@grpc/grpc-js';
+import { join } from 'node:path';
+import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { runTensormemd, startDaemon } from '../helpers/daemon-process';
+import { ROOT, runTensormemd, startDaemon } from '../helpers/daemon-process';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -120,6 +122,52 @@ describe('lease lifecycle', () => {
       expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true, freedBytes: 6 * 1024 * 1024 });
     } finally {
       client.close();
+    }
+  });
+
+  it('serves many WatchMemory, KeepAlive and health Watch streams at once without a Node warning, and ends them all when it drains', async () => {
+    // Each such stream listens for the drain on one AbortSignal: from the 11th on, Node printed
+    // "MaxListenersExceededWarning: Possible EventTarget memory leak detected" (not a JSON log line) on stderr.
+    const daemon = await startDaemon(['--shutdown-timeout', '20s']);
+    const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 60_000 });
+    const healthProto = loadPackageDefinition(loadSync(join(ROOT, 'node_modules/grpc-health-check/proto/health/v1/health.proto'), { enums: String })) as any;
+    const health = new healthProto.grpc.health.v1.Health(daemon.tcpAddress, credentials.createInsecure());
+    const STREAMS = 15;
+    try {
+      const watchErrors: TensormemClientError[] = [];
+      const updates = new Set<number>();
+      for (let i = 0; i < STREAMS; i++) client.watchMemory(100, () => updates.add(i), (error) => watchErrors.push(error));
+      const keepAliveErrors: TensormemClientError[][] = [];
+      for (let i = 0; i < STREAMS; i++) {
+        const lease = await client.openLease({ clientName: `trainer ${i}` });
+        const errors: TensormemClientError[] = [];
+        keepAliveErrors.push(errors);
+        lease.startKeepAlive(100, { onError: (error) => errors.push(error) });
+      }
+      const healthSeen: string[][] = [];
+      const healthErrors: Array<{ code: number }> = [];
+      for (let i = 0; i < STREAMS; i++) {
+        const seen: string[] = [];
+        healthSeen.push(seen);
+        const watch = health.Watch({ service: '' });
+        watch.on('data', (reply: { status: string }) => seen.push(reply.status));
+        watch.on('error', (error: { code: number }) => healthErrors.push(error));
+      }
+      await expect.poll(() => updates.size + healthSeen.filter((seen) => seen.length > 0).length, { timeout: 10_000 }).toBe(2 * STREAMS);
+      expect((await client.listLeases()).length).toBe(STREAMS);
+      expect(daemon.otherStderr).toEqual([]);
+      expect(await daemon.stop('SIGTERM')).toBe(0);
+      expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true });
+      expect(watchErrors.map((error) => error.reason)).toEqual(Array(STREAMS).fill('SHUTTING_DOWN'));
+      expect(keepAliveErrors.map((errors) => errors[0]?.reason)).toEqual(Array(STREAMS).fill('SHUTTING_DOWN'));
+      await expect.poll(() => healthErrors.length, { timeout: 5_000 }).toBe(STREAMS);
+      expect(healthSeen.every((seen) => seen.join() === 'SERVING,NOT_SERVING')).toBe(true);
+      expect(healthErrors.every((error) => error.code === status.UNAVAILABLE)).toBe(true);
+      expect(daemon.otherStderr).toEqual([]);
+    } finally {
+      health.close();
+      client.close();
+      await daemon.stop();
     }
   });
 
