@@ -181,6 +181,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       for (const name of ['', ...SERVICE_NAMES]) running.health.setStatus(name, 'NOT_SERVING');
       drainStarted.abort();
       memory!.failWaiting(shuttingDownError());
+      // KeepAlive streams have just ended, so no lease is renewed from here on: leases that expired
+      // before the drain are closed now, and none expires during it (every lease is freed when it
+      // ends), so that calls in flight may finish for --shutdown-timeout whatever the leases' TTLs.
+      registry!.sweep();
+      registry!.stopSweeping();
       log.info({ event: 'draining', reason, timeoutMs: config.shutdownTimeoutMs }, 'draining');
       const grpcDrained = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);

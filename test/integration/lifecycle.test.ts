@@ -1,4 +1,5 @@
 /** Leases expire and give their memory back; the daemon drains and frees everything on SIGTERM. */
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -166,6 +167,43 @@ describe('lease lifecycle', () => {
       expect(daemon.otherStderr).toEqual([]);
     } finally {
       health.close();
+      client.close();
+      await daemon.stop();
+    }
+  });
+
+  it('lets a transfer in flight finish within --shutdown-timeout although the drain ended its lease\'s KeepAlive and the lease TTL passes meanwhile', async () => {
+    // The drain ends KeepAlive streams at once, so no lease is renewed while it lasts: a lease whose TTL
+    // ran out during the drain was swept, and a PUT still under way failed (LEASE_EXPIRED) instead of finishing.
+    const daemon = await startDaemon(['--lease-ttl', '1s', '--reclaim-interval', '100ms', '--shutdown-timeout', '10s', '--data-listen', '127.0.0.1:0']);
+    const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 30_000 });
+    const data = new URL(daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string);
+    const upload = connect(Number(data.port), data.hostname);
+    const connected = new Promise((resolve) => upload.once('connect', resolve));
+    try {
+      const lease = await client.openLease();
+      const keepAliveErrors: TensormemClientError[] = [];
+      lease.startKeepAlive(200, { onError: (error) => keepAliveErrors.push(error) });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+      let answer = '';
+      upload.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      upload.on('error', () => undefined);
+      await connected;
+      upload.write(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 4096\r\n\r\n${'x'.repeat(100)}`);
+      await sleep(300);
+      daemon.child.kill('SIGTERM');
+      await expect.poll(() => keepAliveErrors.some((error) => error.reason === 'SHUTTING_DOWN'), { timeout: 5_000 }).toBe(true);
+      // Well past the lease's 1 s TTL, well within --shutdown-timeout.
+      await sleep(2_500);
+      expect(daemon.logs.filter((entry) => entry.event === 'lease_expired')).toEqual([]);
+      upload.write('y'.repeat(4096 - 100));
+      await expect.poll(() => answer, { timeout: 5_000 }).toContain('\r\n\r\n{');
+      expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+      expect(answer).toContain('"bytes_written":4096');
+      expect(await daemon.exited).toBe(0);
+      expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true, freedBytes: 4096 });
+    } finally {
+      upload.destroy();
       client.close();
       await daemon.stop();
     }
