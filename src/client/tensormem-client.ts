@@ -639,7 +639,8 @@ export class LeaseSession {
    * client's close(). A stream that drops (network blip, daemon restart) is reopened after a backoff
    * (100 ms doubling up to intervalMs), for as long as the keep-alive runs; each failure goes to
    * `onError`. The keep-alive stops by itself when the daemon no longer knows the lease (NOT_FOUND,
-   * UNAUTHENTICATED, PERMISSION_DENIED). A stream that stays open but stops answering (the daemon
+   * UNAUTHENTICATED, PERMISSION_DENIED) and when it drains (UNAVAILABLE, reason SHUTTING_DOWN: every
+   * lease is freed when its drain ends, so there is nothing left to renew). A stream that stays open but stops answering (the daemon
    * hung, a network path that drops packets without a reset) goes to `onError` too, once per stall:
    * DEADLINE_EXCEEDED at the first renewal sent while two earlier ones wait for their answer, the
    * oldest for 1.5 intervals (one late renewal is no stall: a process whose event loop was blocked runs
@@ -681,7 +682,7 @@ export class LeaseSession {
       stream = undefined;
       options.onError?.(error);
       if (stopped) return; // onError stopped it
-      if (error.code === Status.NOT_FOUND || error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED) {
+      if (error.code === Status.NOT_FOUND || error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED || error.reason === 'SHUTTING_DOWN') {
         stop();
         return;
       }

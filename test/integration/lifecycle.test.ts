@@ -120,6 +120,10 @@ describe('lease lifecycle', () => {
       expect([refused.code, refused.reason, refused.details]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN', 'tensormemd is shutting down']);
       expect([watchError?.code, watchError?.reason]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN']);
       expect([keepAliveErrors[0]?.code, keepAliveErrors[0]?.reason]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN']);
+      // The keep-alive stops there (every lease is freed when the drain ends): no reconnecting to a daemon
+      // that is gone, with an onError every 100-200 ms.
+      await sleep(800);
+      expect(keepAliveErrors.map((error) => error.reason)).toEqual(['SHUTTING_DOWN']);
       expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true, freedBytes: 6 * 1024 * 1024 });
     } finally {
       client.close();
