@@ -65,6 +65,15 @@ function loadPage(): { html: string; csp: string } {
   return { html, csp };
 }
 
+/** The request target as a URL; one that does not parse (`GET http://[ HTTP/1.1`) is the client's error, 400, not an internal one. */
+function requestUrl(request: IncomingMessage): URL {
+  try {
+    return new URL(request.url ?? '/', 'http://localhost');
+  } catch {
+    throw new HttpError(400, `Expected a path such as /metrics for the request target but received ${JSON.stringify(request.url)}`);
+  }
+}
+
 function bearerOrQueryToken(request: IncomingMessage, url: URL): string | undefined {
   const header = request.headers.authorization;
   const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
@@ -137,7 +146,7 @@ export async function startStatusServer(address: string, context: ServiceContext
   };
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    const url = requestUrl(request);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.setHeader('Allow', 'GET, HEAD');
       throw new HttpError(405, `method ${request.method} not allowed: GET or HEAD`);

@@ -125,6 +125,32 @@ describe('Prometheus metrics and the status endpoints', () => {
     expect(await interval.text()).toBe('Expected an integer from 100 to 60000 for interval_ms but received "5"\n');
   });
 
+  it('answers a request target that is no URL with 400, and logs nothing at warn or above for it', async () => {
+    // Anyone who reaches the port can send it, before any token is checked: an error-level log line
+    // (with a stack) per request would let them flood the operator's log.
+    const [host, port] = base.slice('http://'.length).split(':');
+    const logged = daemon.logs.length;
+    const answers = await Promise.all(
+      ['http://[', '//[', 'http://a:99999/'].map(
+        (target) =>
+          new Promise<string>((resolve, reject) => {
+            const socket = connect(Number(port), host, () => socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+            let text = '';
+            socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+            socket.on('end', () => resolve(text));
+            socket.on('error', reject);
+          }),
+      ),
+    );
+    for (const answer of answers) {
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toContain('for the request target but received "');
+    }
+    expect(answers[0]).toContain('"http://["');
+    await sleep(50);
+    expect(daemon.logs.slice(logged).filter((entry) => (entry.level as number) >= 40)).toEqual([]);
+  });
+
   it('reports pools, tenants, leases, RPC latencies and failures by reason, exactly, from live state', async () => {
     const before = await scrape();
     expect(sample(before, 'tensormem_pool_used_bytes', { pool: 'device:0' })).toBe(0);
