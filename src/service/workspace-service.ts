@@ -80,6 +80,13 @@ export function workspaceInfo(workspace: Workspace, lease: Lease): WorkspaceInfo
 }
 
 export class WorkspaceService {
+  /**
+   * Workspaces whose learning failure has been logged: the warning goes out when a workspace starts
+   * failing to grow, not at every LeaveWorkspace while it keeps failing (a client looping Enter/Leave
+   * would otherwise write hundreds of warnings a second); repeats are at debug.
+   */
+  private readonly learningFailureLogged = new WeakSet<Workspace>();
+
   constructor(private readonly context: ServiceContext) {
     // Opened once, at start, so that GetConfig and the log say what AcquireCudnnWorkspace will use.
     const cudnn = cudnnLibrary(context.config.rawValues['cudnn-library']);
@@ -139,7 +146,14 @@ export class WorkspaceService {
       EnterWorkspace: onWorkspace((lease, id) => lease.workspaces.enter(id)),
       LeaveWorkspace: onWorkspace((lease, id) => {
         const workspace = lease.workspaces.leave(id);
-        if (workspace.learningFailure) log.warn({ event: 'workspace_learning_failed', leaseId: lease.leaseId, workspaceId: id, error: workspace.learningFailure.message }, 'workspace could not grow to its learned size');
+        const failure = workspace.learningFailure;
+        if (!failure) {
+          this.learningFailureLogged.delete(workspace);
+        } else {
+          const repeated = this.learningFailureLogged.has(workspace);
+          this.learningFailureLogged.add(workspace);
+          log[repeated ? 'debug' : 'warn']({ event: 'workspace_learning_failed', leaseId: lease.leaseId, workspaceId: id, error: failure.message, repeated }, 'workspace could not grow to its learned size');
+        }
         return workspace;
       }),
       BorrowWorkspace: onWorkspace((lease, id) => lease.workspaces.borrow(id)),

@@ -305,6 +305,40 @@ describe('workspaces over gRPC', () => {
     await own.close();
   });
 
+  it('warns once when a workspace cannot grow to its learned size, not at every LeaveWorkspace while it keeps failing', async () => {
+    const own = await client.openLease();
+    // The cycle spills 100 MiB; learning then wants 200 MiB (OVERALLOCATE 1.0) beside a 100 MiB array: past --maxbytes 256M.
+    const workspace = await own.createWorkspace('cannot-grow', {
+      allocation_policy: 'ALLOCATION_POLICY_OVERALLOCATE',
+      overallocation_limit: 1,
+      learning_policy: 'LEARNING_POLICY_FIRST_LOOP',
+      spill_policy: 'SPILL_POLICY_EXTERNAL',
+    });
+    const id = workspace.workspace_id;
+    const outside = await own.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [100 * MiB] });
+    await own.enterWorkspace(id);
+    await own.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [100 * MiB], workspaceId: id });
+    const logged = daemon.logs.length;
+    await own.leaveWorkspace(id);
+    for (let cycle = 0; cycle < 20; cycle++) {
+      await own.enterWorkspace(id);
+      await own.leaveWorkspace(id);
+    }
+    const failures = () => daemon.logs.slice(logged).filter((entry) => entry.event === 'workspace_learning_failed');
+    expect(failures().filter((entry) => (entry.level as number) >= 40)).toHaveLength(1);
+    expect(failures()[0]).toMatchObject({ workspaceId: id, repeated: false });
+    expect(failures()[0].error).toContain("Can't allocate [DEVICE] memory");
+    expect(failures().filter((entry) => entry.repeated)).toHaveLength(20);
+    expect((await own.getWorkspace(id)).current_size).toBe(0);
+    // Room again: it learns, and a later failure would be news again.
+    await own.free(outside.array_id);
+    await own.enterWorkspace(id);
+    await own.leaveWorkspace(id);
+    expect((await own.getWorkspace(id)).current_size).toBeGreaterThan(0);
+    expect(failures()).toHaveLength(21);
+    await own.close();
+  });
+
   it("keeps workspaces per lease: another lease cannot see or enter them", async () => {
     const other = await client.openLease();
     const mine = (await lease.listWorkspaces()).map((w) => w.workspace_id);
