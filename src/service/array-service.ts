@@ -97,6 +97,7 @@ export class ArrayService {
       DuplicateArray: unary(log, async (call) => {
         const request = call.request;
         const lease = this.lease(call.metadata);
+        if (request.label.length > MAX_LABEL_LENGTH) throw invalidArgument('label', `at most ${MAX_LABEL_LENGTH} characters`, `${request.label.length} characters`);
         const copy = await lease.duplicateArray(request.array_id, request.placement, request.workspace_id, request.label, request.detached);
         return { array: arrayInfo(copy) };
       }),
