@@ -305,8 +305,10 @@ class DataPlane {
     }
     const body = httpErrorOf(error, this.context.log);
     if (exchange.headersSent) {
-      // Mid-body: the only signal left is a body shorter than its Content-Length.
-      this.context.log.warn({ event: 'data_plane_failed', method: exchange.method, url: exchange.url, reason: body.reason, error: body.message }, 'data plane transfer failed after the headers were sent');
+      // Mid-body: the only signal left is a body shorter than its Content-Length. A domain error here
+      // (the client freed the array or closed its lease under its own GET) is the client's doing, as
+      // ReadArray's is, so debug; an internal one is the operator's (httpErrorOf logged it at error).
+      this.context.log[body.status === 'INTERNAL' ? 'warn' : 'debug']({ event: 'data_plane_failed', method: exchange.method, url: exchange.url, reason: body.reason, error: body.message }, 'data plane transfer failed after the headers were sent');
       exchange.destroy();
       return;
     }

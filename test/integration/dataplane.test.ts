@@ -646,11 +646,15 @@ describe('a GET sends views of pool memory, not copies', () => {
     await expect.poll(() => resume !== undefined).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 300));
 
+    const logged = daemon.logs.length;
     await lease.free(first.array_id);
     const second = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], placement: 'PLACEMENT_HOST_ONLY' });
     await lease.write(second.array_id, Buffer.alloc(size, 0x55));
     resume();
     const outcome = await ended;
+    // The client's own doing, as for ReadArray: at debug, not a warning any client could repeat at will.
+    await expect.poll(() => daemon.logs.slice(logged).find((entry) => entry.event === 'data_plane_failed')).toMatchObject({ level: 20, method: 'GET', reason: 'FAILED_PRECONDITION' });
+    expect(daemon.logs.slice(logged).filter((entry) => (entry.level as number) >= 40)).toEqual([]);
 
     // Cut short (the array was freed mid-body), and every byte that did arrive is the first array's.
     expect(outcome.complete).toBe(false);
