@@ -325,6 +325,8 @@ describe('workspaces over gRPC', () => {
       await own.leaveWorkspace(id);
     }
     const failures = () => daemon.logs.slice(logged).filter((entry) => entry.event === 'workspace_learning_failed');
+    // The daemon's stderr arrives on its own pipe: the last lines may still be on their way.
+    await expect.poll(() => failures().length, { timeout: 5_000 }).toBe(21);
     expect(failures().filter((entry) => (entry.level as number) >= 40)).toHaveLength(1);
     expect(failures()[0]).toMatchObject({ workspaceId: id, repeated: false });
     expect(failures()[0].error).toContain("Can't allocate [DEVICE] memory");
@@ -335,6 +337,7 @@ describe('workspaces over gRPC', () => {
     await own.enterWorkspace(id);
     await own.leaveWorkspace(id);
     expect((await own.getWorkspace(id)).current_size).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(failures()).toHaveLength(21);
     await own.close();
   });
