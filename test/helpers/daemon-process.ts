@@ -42,7 +42,9 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
   const stderrText: string[] = [];
   const otherStderr: string[] = [];
   running.add(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': 'exit' may come before the last stderr lines are read (the "stopped" line a
+  // test looks for right after), 'close' comes once the child's pipes have ended too.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   void exited.then(() => running.delete(child));
   void exited.then(() => rmSync(dir, { recursive: true, force: true }));
   const listening = new Promise<string[]>((resolve, reject) => {
@@ -83,6 +85,6 @@ export function runTensormemd(args: string[]): Promise<{ code: number | null; st
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 }

@@ -445,7 +445,7 @@ describe('the typed client over a real daemon', () => {
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    const code = await new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode)));
     expect(output.trim()).toBe(`stopKeepAlive ${status.DEADLINE_EXCEEDED}, client.close ${status.DEADLINE_EXCEEDED}`);
     expect(code).toBe(0);
   });
@@ -523,7 +523,7 @@ describe('the typed client over a real daemon', () => {
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 8000).unref())]);
     if (code === 'still running') child.kill('SIGKILL');
     expect(code).toBe(0);

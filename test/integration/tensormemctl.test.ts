@@ -34,7 +34,7 @@ function ctl(args: string[], env: NodeJS.ProcessEnv = {}, input?: Buffer): Promi
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -44,7 +44,7 @@ function startCtl(args: string[]): { child: ChildProcess; exited: Promise<number
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   let running = true;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))).finally(() => (running = false));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code))).finally(() => (running = false));
   // Stopped first, so that the signal is pending and is handled at a known point: right after SIGCONT.
   const stopAndSignal = (signal: NodeJS.Signals) => {
     child.kill('SIGSTOP');
