@@ -16,7 +16,10 @@ export const DEFAULT_TENANT = 'default';
 export class TenantRegistry {
   private tenants: TenantSpec[];
   private hashes: Buffer[];
-  /** Tenants a reload dropped, by name: their last quotas still bind their open leases. */
+  /**
+   * Tenants a reload dropped, by name: their last quotas still bind their open leases. Only while they
+   * have any (forgetUnusedDropped): a tenants file that rotates tenant names must not grow it for ever.
+   */
   private readonly dropped = new Map<string, TenantLimits>();
 
   /** `tenants` undefined: open mode. */
@@ -36,6 +39,21 @@ export class TenantRegistry {
     for (const name of kept) this.dropped.delete(name);
     this.tenants = tenants;
     this.hashes = tenants.map((tenant) => Buffer.from(tenant.tokenSha256, 'hex'));
+  }
+
+  /**
+   * Forgets the limits of dropped tenants that `inUse` (open leases, or memory still held) says no
+   * longer need them: they can open no lease unless a later file brings them back, with its limits.
+   */
+  forgetUnusedDropped(inUse: (name: string) => boolean): void {
+    for (const name of [...this.dropped.keys()]) {
+      if (!inUse(name)) this.dropped.delete(name);
+    }
+  }
+
+  /** How many dropped tenants' limits are kept. */
+  get droppedCount(): number {
+    return this.dropped.size;
   }
 
   list(): readonly TenantSpec[] {

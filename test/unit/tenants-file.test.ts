@@ -91,6 +91,18 @@ describe('tenant registry', () => {
     expect(reloaded.limitsOf('team-a')).toEqual(before);
   });
 
+  it("forgets a dropped tenant's limits once it is no longer in use", () => {
+    const reloaded = new TenantRegistry(parseTenants(GOOD));
+    const before = reloaded.limitsOf('team-a');
+    reloaded.replace(reloaded.list().filter((tenant) => tenant.name !== 'team-a'));
+    reloaded.forgetUnusedDropped((name) => name === 'team-a');
+    expect(reloaded.droppedCount).toBe(1);
+    expect(reloaded.limitsOf('team-a').deviceQuotaBytes).toBe(before.deviceQuotaBytes);
+    reloaded.forgetUnusedDropped(() => false);
+    expect(reloaded.droppedCount).toBe(0);
+    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: 0, hostQuotaBytes: 0, deviceGuaranteeBytes: 0 });
+  });
+
   it('takes any tenant name in open mode', () => {
     const open = new TenantRegistry(undefined);
     expect(open.authorizeOpen(undefined, '')).toEqual({ name: 'default' });
