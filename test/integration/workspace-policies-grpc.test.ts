@@ -1,0 +1,235 @@
+/** ND4J 1.0.0-M1 workspace policy numbers (reference/nd4j-semantics.md §4–§10) replayed over gRPC against a real daemon. */
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const f64 = (n: number) => ({ dataType: 'DATA_TYPE_FLOAT64' as const, shape: [n] });
+async function failure(p: Promise<unknown>): Promise<TensormemClientError> {
+  const e = await p.then(() => undefined, (x: unknown) => x);
+  expect(e).toBeInstanceOf(TensormemClientError);
+  return e as TensormemClientError;
+}
+
+describe('ND4J workspace policies over gRPC', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let lease: LeaseSession;
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '64M', '--pool-chunk', '4M']);
+    client = new TensormemClient(daemon.tcpAddress);
+    lease = await client.openLease({ clientName: 'nd4j-review' });
+  });
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('B1 FIRST_LOOP OVERALLOCATE 0.3 with max 1200: learns at first close, overallocates then caps', async () => {
+    const ws = await lease.createWorkspace('b1', { max_size: 1200 });
+    expect(ws.config!.overallocation_limit).toBe(0.3);
+    await lease.enterWorkspace(ws.workspace_id);
+    const a = await lease.allocate(f64(125)); // 1000 -> 1008
+    expect(a.attached).toBe(true);
+    let info = await lease.getWorkspace(ws.workspace_id);
+    expect(info).toMatchObject({ current_size: 0, spilled_size: 1008, number_of_external_allocations: 1, this_cycle_allocations: 1008 });
+    info = await lease.leaveWorkspace(ws.workspace_id);
+    expect(info).toMatchObject({ current_size: 1200, max_cycle_allocations: 1008, initial_block_size: 1008, spilled_size: 0, number_of_external_allocations: 0, cycles_count: 1, last_cycle_allocations: 1008, this_cycle_allocations: 0 });
+    // min_size after the learned size; cap still wins
+    const ws2 = await lease.createWorkspace('b1b', { min_size: 5000, allocation_policy: 'ALLOCATION_POLICY_STRICT' });
+    await lease.enterWorkspace(ws2.workspace_id);
+    await lease.allocate(f64(125));
+    expect((await lease.leaveWorkspace(ws2.workspace_id)).current_size).toBe(5000);
+  });
+
+  it('B2 OVER_TIME: learns at the close where cyclesCount == cyclesBeforeInitialization; 0 never', async () => {
+    const ws = await lease.createWorkspace('b2', { learning_policy: 'LEARNING_POLICY_OVER_TIME', cycles_before_initialization: 3, allocation_policy: 'ALLOCATION_POLICY_STRICT' });
+    const sizes: number[] = [];
+    for (let i = 1; i <= 4; i++) {
+      await lease.enterWorkspace(ws.workspace_id);
+      await lease.allocate(f64(i * 10)); // 80,160,240,320 (aligned 80,160,240,320)
+      sizes.push((await lease.leaveWorkspace(ws.workspace_id)).current_size);
+    }
+    expect(sizes).toEqual([0, 0, 240, 240]);
+    const ws0 = await lease.createWorkspace('b2z', { learning_policy: 'LEARNING_POLICY_OVER_TIME' });
+    for (let i = 0; i < 3; i++) {
+      await lease.enterWorkspace(ws0.workspace_id);
+      await lease.allocate(f64(10));
+      expect((await lease.leaveWorkspace(ws0.workspace_id)).current_size).toBe(0);
+    }
+    const init = await lease.initializeWorkspace(ws0.workspace_id);
+    expect(init.current_size).toBe(80 + 24); // 80 + trunc(80*0.3)=24
+  });
+
+  it('B3 REALLOCATE: grows exactly to maxCycle after first overallocation (isOver sticky)', async () => {
+    const ws = await lease.createWorkspace('b3', { spill_policy: 'SPILL_POLICY_REALLOCATE' });
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(f64(200)); // 1600
+    expect((await lease.leaveWorkspace(ws.workspace_id)).current_size).toBe(2080);
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(f64(200)); // fits
+    const spill = await lease.allocate(f64(100)); // 800: 1600+800 > 2080 -> spill
+    expect(spill.attached).toBe(true);
+    let info = await lease.getWorkspace(ws.workspace_id);
+    expect(info).toMatchObject({ spilled_size: 800, number_of_external_allocations: 1 });
+    info = await lease.leaveWorkspace(ws.workspace_id);
+    expect(info).toMatchObject({ current_size: 2400, spilled_size: 0, number_of_external_allocations: 0, max_cycle_allocations: 2400 });
+    // initial size path: 1000 OVERALLOCATE -> 1300; spill 1600 -> exactly 1600
+    const w2 = await lease.createWorkspace('b3b', { initial_size: 1000, spill_policy: 'SPILL_POLICY_REALLOCATE' });
+    expect(w2.current_size).toBe(1300);
+    await lease.enterWorkspace(w2.workspace_id);
+    await lease.allocate(f64(200));
+    expect((await lease.leaveWorkspace(w2.workspace_id)).current_size).toBe(1600);
+    // maxSize: no growth when maxCycle >= maxSize
+    const w3 = await lease.createWorkspace('b3c', { initial_size: 1000, max_size: 1200, spill_policy: 'SPILL_POLICY_REALLOCATE' });
+    expect(w3.current_size).toBe(1200);
+    await lease.enterWorkspace(w3.workspace_id);
+    await lease.allocate(f64(200));
+    expect((await lease.leaveWorkspace(w3.workspace_id)).current_size).toBe(1200);
+  });
+
+  it('B4 FAIL: RESOURCE_EXHAUSTED with ND4J text; nothing moved', async () => {
+    const ws = await lease.createWorkspace('b4', { initial_size: 1024, allocation_policy: 'ALLOCATION_POLICY_STRICT', spill_policy: 'SPILL_POLICY_FAIL' });
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(f64(100));
+    const e = await failure(lease.allocate(f64(100)));
+    expect(e.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(e.details).toContain("Can't allocate memory: Workspace is full");
+    const info = await lease.getWorkspace(ws.workspace_id);
+    expect(info).toMatchObject({ primary_offset: 800, spilled_size: 0, this_cycle_allocations: 800 });
+    await lease.leaveWorkspace(ws.workspace_id);
+  });
+
+  it('B5 learning NONE BLOCK_LEFT: spills survive the close, freed at next enter', async () => {
+    const ws = await lease.createWorkspace('b5', { initial_size: 512, learning_policy: 'LEARNING_POLICY_NONE', allocation_policy: 'ALLOCATION_POLICY_STRICT' });
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(f64(100));
+    let info = await lease.leaveWorkspace(ws.workspace_id);
+    expect(info).toMatchObject({ current_size: 512, number_of_external_allocations: 1, spilled_size: 800 });
+    info = await lease.enterWorkspace(ws.workspace_id);
+    expect(info).toMatchObject({ number_of_external_allocations: 0, spilled_size: 0 });
+    await lease.leaveWorkspace(ws.workspace_id);
+  });
+
+  it('B6 circular: learned block 1.3 + pad, overallocate, cycles occupy one block, wrap frees spills', async () => {
+    const ws = await lease.createWorkspace('b6', { reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', overallocation_limit: 1.0 });
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(f64(100)); // 800 spill
+    let info = await lease.leaveWorkspace(ws.workspace_id);
+    expect(info).toMatchObject({ initial_block_size: 1048, max_cycle_allocations: 1048, current_size: 2096, number_of_external_allocations: 1 });
+    const offsets: number[] = [];
+    const extern: number[] = [];
+    const steps: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await lease.enterWorkspace(ws.workspace_id);
+      await lease.allocate(f64(50)); // 400
+      info = await lease.leaveWorkspace(ws.workspace_id);
+      offsets.push(info.primary_offset);
+      extern.push(info.number_of_external_allocations);
+      steps.push(info.step_number);
+    }
+    expect(offsets).toEqual([1048, 2096, 1048, 2096]);
+    expect(extern).toEqual([1, 1, 0, 0]);
+    expect(steps).toEqual([0, 1, 1, 2]);
+    const bad = await failure(lease.createWorkspace('b6bad', { reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED' }));
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.details).toContain('For cyclic workspace overallocation should be positive integral value.');
+  });
+
+  it('B7 nesting: leave order, re-entry, borrow, scope out', async () => {
+    const a = await lease.createWorkspace('b7a', { initial_size: 4096 });
+    const b = await lease.createWorkspace('b7b', { initial_size: 4096 });
+    await lease.enterWorkspace(a.workspace_id);
+    await lease.allocate(f64(2));
+    await lease.enterWorkspace(b.workspace_id);
+    const inB = await lease.allocate(f64(2));
+    expect(inB.workspace_id).toBe(b.workspace_id);
+    const wrong = await failure(lease.leaveWorkspace(a.workspace_id));
+    expect(wrong.code).toBe(status.FAILED_PRECONDITION);
+    const reenter = await failure(lease.enterWorkspace(a.workspace_id));
+    expect(reenter.code).toBe(status.FAILED_PRECONDITION);
+    expect((await lease.getWorkspace(a.workspace_id)).primary_offset).toBe(16);
+    // re-entrant open of the current one
+    const g = (await lease.getWorkspace(b.workspace_id)).generation_id;
+    await lease.enterWorkspace(b.workspace_id);
+    expect((await lease.getWorkspace(b.workspace_id)).generation_id).toBe(g);
+    await lease.leaveWorkspace(b.workspace_id);
+    expect((await lease.getWorkspace(b.workspace_id)).scope_active).toBe(true);
+    const left = await lease.scopeOut();
+    expect(left!.workspace_id).toBe(b.workspace_id);
+    const out = await lease.allocate(f64(2));
+    expect(out.attached).toBe(false);
+    await lease.leaveWorkspace(b.workspace_id); // ends scope-out
+    expect((await lease.getWorkspace(b.workspace_id)).current).toBe(true);
+    await lease.leaveWorkspace(b.workspace_id);
+    expect((await lease.getWorkspace(a.workspace_id)).current).toBe(true);
+    await lease.borrowWorkspace(b.workspace_id);
+    const borrowed = await lease.allocate(f64(2));
+    expect(borrowed.workspace_id).toBe(b.workspace_id);
+    const again = await failure(lease.borrowWorkspace(b.workspace_id));
+    expect(again.details).toContain("Can't borrow from borrowed workspace");
+    await lease.leaveWorkspace(b.workspace_id);
+    await lease.leaveWorkspace(a.workspace_id);
+    expect((await lease.getWorkspace(a.workspace_id)).current).toBe(false);
+  });
+
+  it('B8 circular pinned (EXTERNAL) ages out after 2 steps; trimmed mode (REALLOCATE) rebuilds', async () => {
+    for (const spill of ['SPILL_POLICY_EXTERNAL', 'SPILL_POLICY_REALLOCATE'] as const) {
+      const ws = await lease.createWorkspace(`b8-${spill}`, { reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', overallocation_limit: 1.0, spill_policy: spill });
+      await lease.enterWorkspace(ws.workspace_id);
+      await lease.allocate(f64(100));
+      await lease.leaveWorkspace(ws.workspace_id);
+      await lease.enterWorkspace(ws.workspace_id);
+      await lease.allocate(f64(100));
+      await lease.allocate(f64(50)); // past the 1048-byte block: pinned
+      let info = await lease.leaveWorkspace(ws.workspace_id);
+      expect(info).toMatchObject({ number_of_pinned_allocations: 1, pinned_size: 400, max_cycle_allocations: 1200, primary_offset: 800 });
+      const rows: unknown[] = [];
+      for (let c = 3; c <= 7; c++) {
+        await lease.enterWorkspace(ws.workspace_id);
+        await lease.allocate(f64(100));
+        info = await lease.leaveWorkspace(ws.workspace_id);
+        rows.push([c, info.step_number, info.number_of_pinned_allocations, info.primary_offset, info.current_size, info.initial_block_size]);
+      }
+      if (spill === 'SPILL_POLICY_EXTERNAL') {
+        expect(rows).toEqual([[3, 1, 1, 1848, 2096, 1048], [4, 1, 1, 1048, 2096, 1048], [5, 2, 1, 2096, 2096, 1048], [6, 2, 1, 1048, 2096, 1048], [7, 3, 0, 2096, 2096, 1048]]);
+      } else {
+        expect(rows.at(-1)).toEqual([7, 3, 4, 0, 3136, 1568]);
+      }
+    }
+  });
+
+  it('B9 explicit overallocation_limit 0 is honoured (not the 0.3 default)', async () => {
+    const ws = await lease.createWorkspace('b9', { initial_size: 1000, overallocation_limit: 0 });
+    expect(ws.current_size).toBe(1000);
+    expect(ws.config!.overallocation_limit).toBe(0);
+  });
+
+  it('B10 zero-initialised arrays in a reused workspace are zeros every cycle (testWorkspaceReuse)', async () => {
+    const configs = [{ initial_size: 4096 }, { initial_size: 4096, mirroring_policy: 'MIRRORING_POLICY_HOST_ONLY' as const }, { initial_size: 4096, reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED' as const, overallocation_limit: 1 }];
+    for (const [i, cfg] of configs.entries()) {
+      const ws = await lease.createWorkspace(`b10-${i}`, cfg);
+      for (let c = 0; c < 4; c++) {
+        await lease.enterWorkspace(ws.workspace_id);
+        const a = await lease.allocate({ ...f64(64), zero: true });
+        const got = await lease.read(a.array_id);
+        expect(Buffer.from(got).every((b) => b === 0)).toBe(true);
+        await lease.write(a.array_id, new Uint8Array(512).fill(7));
+        const h = await lease.allocate({ ...f64(1000), zero: true }); // spill
+        expect(Buffer.from(await lease.read(h.array_id)).every((b) => b === 0)).toBe(true);
+        await lease.write(h.array_id, new Uint8Array(8000).fill(9));
+        await lease.leaveWorkspace(ws.workspace_id);
+      }
+    }
+  });
+
+  it('B11 odd-size requests align to 16', async () => {
+    const ws = await lease.createWorkspace('b11', { initial_size: 4096 });
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate({ dataType: 'DATA_TYPE_INT8' as const, shape: [5] });
+    expect((await lease.getWorkspace(ws.workspace_id)).primary_offset).toBe(16);
+    await lease.allocate({ dataType: 'DATA_TYPE_FLOAT16' as const, shape: [9] });
+    expect((await lease.getWorkspace(ws.workspace_id)).primary_offset).toBe(48);
+    await lease.leaveWorkspace(ws.workspace_id);
+  });
+});
