@@ -31,6 +31,12 @@ export const MAX_EVENT_STREAMS = 16;
  */
 export const EVENTS_MAX_PENDING_BYTES = 64 * 1024;
 
+interface EventStream {
+  request: IncomingMessage;
+  response: ServerResponse;
+  url: URL;
+}
+
 export interface StatusServer {
   /** HOST:PORT actually bound (port 0 resolved). */
   address: string;
@@ -107,6 +113,30 @@ export async function startStatusServer(address: string, context: ServiceContext
     throw new HttpError(403, 'this page needs an admin tenant token');
   };
 
+  /**
+   * Streams of one interval_ms share one timer, and at each tick one snapshot is built and serialized
+   * for all of them: a snapshot of many blocks takes the event loop a while to build, so several
+   * pages open at once must not each build their own.
+   */
+  const eventGroups = new Map<number, { timer: NodeJS.Timeout; members: Set<EventStream> }>();
+  const tick = (members: EventStream[]) => {
+    let message: string | undefined;
+    for (const { request, response, url } of members) {
+      // The token is checked anew for every message, as a request made now would be: a token that a
+      // reload dropped or made no longer admin ends the stream (reconnecting then gets 401 or 403).
+      try {
+        authorize(request, url);
+      } catch {
+        response.end();
+        continue;
+      }
+      // Still sending an earlier snapshot: skip this one (nothing is built, nothing queued).
+      if (response.writableNeedDrain || response.writableLength > EVENTS_MAX_PENDING_BYTES) continue;
+      message ??= `event: snapshot\ndata: ${JSON.stringify(statusSnapshot(context))}\n\n`;
+      response.write(message);
+    }
+  };
+
   const events = (request: IncomingMessage, response: ServerResponse, url: URL, intervalMs: number) => {
     if (request.method !== 'HEAD' && streams.size >= MAX_EVENT_STREAMS) {
       response.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Retry-After': '5' });
@@ -118,29 +148,25 @@ export async function startStatusServer(address: string, context: ServiceContext
       response.end();
       return;
     }
-    const send = () => {
-      // The token is checked anew for every message, as a request made now would be: a token that a
-      // reload dropped or made no longer admin ends the stream (reconnecting then gets 401 or 403).
-      try {
-        authorize(request, url);
-      } catch {
-        stop();
-        response.end();
-        return;
-      }
-      // Still sending an earlier snapshot: skip this one (nothing is built, nothing queued).
-      if (response.writableNeedDrain || response.writableLength > EVENTS_MAX_PENDING_BYTES) return;
-      response.write(`event: snapshot\ndata: ${JSON.stringify(statusSnapshot(context))}\n\n`);
-    };
-    let timer: NodeJS.Timeout | undefined;
-    const stop = () => {
-      clearInterval(timer);
-      streams.delete(response);
-    };
+    const stream: EventStream = { request, response, url };
     response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
-    send();
-    timer = setInterval(send, intervalMs);
+    tick([stream]);
+    if (response.writableEnded) return;
+    let group = eventGroups.get(intervalMs);
+    if (!group) {
+      const members = new Set<EventStream>();
+      group = { members, timer: setInterval(() => tick([...members]), intervalMs) };
+      eventGroups.set(intervalMs, group);
+    }
+    group.members.add(stream);
     streams.add(response);
+    const stop = () => {
+      streams.delete(response);
+      const current = eventGroups.get(intervalMs);
+      if (!current?.members.delete(stream) || current.members.size > 0) return;
+      clearInterval(current.timer);
+      eventGroups.delete(intervalMs);
+    };
     request.once('close', stop);
     response.once('close', stop);
   };
@@ -201,6 +227,8 @@ export async function startStatusServer(address: string, context: ServiceContext
     address: boundAddress,
     close: () =>
       new Promise<void>((resolve) => {
+        for (const { timer } of eventGroups.values()) clearInterval(timer);
+        eventGroups.clear();
         for (const response of streams) response.end();
         server.close(() => resolve());
         server.closeAllConnections();

@@ -1,0 +1,76 @@
+/**
+ * The --metrics-listen server's /events streams, with the snapshot source counted: streams of one
+ * interval share one snapshot per tick (a snapshot of 100k blocks takes the event loop about half a
+ * second to build, so every open page building its own stalled the daemon's gRPC calls).
+ */
+import { request } from 'node:http';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+
+const built = vi.hoisted(() => ({ count: 0 }));
+vi.mock('../../src/service/memory-service', () => ({
+  memorySnapshot: () => {
+    built.count++;
+    return { taken_at: { seconds: 0, nanos: 0 }, info: {}, pools: [] };
+  },
+  memoryInfo: () => ({}),
+}));
+
+import { EVENTS_INTERVAL_MS, StatusServer, startStatusServer } from '../../src/observability/status-server';
+import type { DaemonMetrics } from '../../src/observability/daemon-metrics';
+import type { ServiceContext } from '../../src/service/service-context';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const context = {
+  tenants: { openMode: true },
+  log: { error: () => undefined },
+  registry: { list: () => [] },
+} as unknown as ServiceContext;
+
+describe('/events', () => {
+  let server: StatusServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  it('builds one snapshot per tick for all the streams of one interval, not one per stream', async () => {
+    server = await startStatusServer('127.0.0.1:0', context, {} as DaemonMetrics);
+    const interval = EVENTS_INTERVAL_MS.min;
+    const received: number[] = [];
+    const requests = Array.from({ length: 8 }, (_, i) => {
+      received.push(0);
+      const req = request(`http://${server!.address}/events?interval_ms=${interval}`, (response) => {
+        expect(response.statusCode).toBe(200);
+        response.on('data', (chunk: Buffer) => (received[i] += chunk.toString().split('event: snapshot').length - 1));
+      });
+      req.on('error', () => undefined);
+      req.end();
+      return req;
+    });
+    await sleep(200);
+    const start = built.count;
+    const receivedAtStart = received.reduce((a, b) => a + b, 0);
+    await sleep(10 * interval);
+    const builds = built.count - start;
+    const sent = received.reduce((a, b) => a + b, 0) - receivedAtStart;
+    for (const req of requests) req.destroy();
+    // Every stream got its snapshots, about ten each ...
+    expect(sent).toBeGreaterThanOrEqual(8 * 6);
+    // ... from about ten builds, not eighty.
+    expect(builds).toBeLessThanOrEqual(14);
+  });
+
+  it('stops building once the streams are gone', async () => {
+    server = await startStatusServer('127.0.0.1:0', context, {} as DaemonMetrics);
+    const req = request(`http://${server.address}/events?interval_ms=${EVENTS_INTERVAL_MS.min}`, (response) => response.resume());
+    req.on('error', () => undefined);
+    req.end();
+    await sleep(300);
+    req.destroy();
+    await sleep(100);
+    const after = built.count;
+    await sleep(400);
+    expect(built.count).toBe(after);
+  });
+});
