@@ -1,7 +1,8 @@
 /**
  * The --metrics-listen HTTP server: Prometheus `/metrics`, the live status page `/`, its data as JSON
  * (`/api/snapshot`, the same pools and blocks as GetMemorySnapshot plus the leases) and as server-sent
- * events (`/events`, one snapshot every `interval_ms`, skipped while the client has not taken the last
+ * events (`/events`, one snapshot every `interval_ms`, built once per tick for all the streams of that interval,
+ * skipped while the client has not taken the last
  * one; at most MAX_EVENT_STREAMS at once). In open mode (loopback only, checked by the
  * daemon) every path is open; with a tenants file every path needs an admin tenant's token, as
  * GetMemorySnapshot does (Bearer header, or `?token=` for a browser).
