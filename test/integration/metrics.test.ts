@@ -1,6 +1,6 @@
 /** --metrics-listen: Prometheus /metrics, /api/snapshot and /events of a daemon process with a tenants file, scraped after real allocations. */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -276,6 +276,27 @@ describe('Prometheus metrics and the status endpoints', () => {
     await reader.cancel();
     const first = JSON.parse(/data: (.*)\n/.exec(text)![1]) as { snapshot: { info: { backend: string } } };
     expect(first.snapshot.info.backend).toBe('host');
+  });
+
+  it("serves every metric of README's table, with exactly the label names it gives", async () => {
+    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const table = readme.slice(readme.indexOf('| metric | labels | what |'));
+    const rows = table.slice(0, table.indexOf('\n\n')).split('\n').slice(2);
+    expect(rows.length).toBeGreaterThan(15);
+    const text = await (await get('/metrics')).text();
+    const samples = parseMetrics(text);
+    for (const row of rows) {
+      const [, names, labels] = row.split('|');
+      // Label names are the backticked words outside parentheses (those inside are example values).
+      const expected = [...labels.replace(/\([^)]*\)/g, '').matchAll(/`(\w+)`/g)].map((m) => m[1]).sort();
+      for (const [, name] of names.matchAll(/`(tensormem_\w+)`/g)) {
+        const histogram = /\(histogram\)/.test(names);
+        expect(text, name).toContain(`# TYPE ${name} ${histogram ? 'histogram' : name.endsWith('_total') ? 'counter' : 'gauge'}\n`);
+        const series = samples.filter((s) => s.name === (histogram ? `${name}_count` : name));
+        expect(series.length, name).toBeGreaterThan(0);
+        for (const s of series) expect(Object.keys(s.labels).sort(), name).toEqual(expected);
+      }
+    }
   });
 });
 
