@@ -36,6 +36,8 @@ interface EventStream {
   request: IncomingMessage;
   response: ServerResponse;
   url: URL;
+  /** Takes the stream out of its group and out of the MAX_EVENT_STREAMS count. */
+  stop: () => void;
 }
 
 export interface StatusServer {
@@ -122,12 +124,18 @@ export async function startStatusServer(address: string, context: ServiceContext
   const eventGroups = new Map<number, { timer: NodeJS.Timeout; members: Set<EventStream> }>();
   const tick = (members: EventStream[]) => {
     let message: string | undefined;
-    for (const { request, response, url } of members) {
+    for (const { request, response, url, stop } of members) {
+      // Ended, but a stalled reader has not taken the end yet ('close' comes once it has): nothing more
+      // may be written, even should a later reload make its token admin again (a write after end is an
+      // 'error' event with no listener, which would take the daemon down).
+      if (response.writableEnded) continue;
       // The token is checked anew for every message, as a request made now would be: a token that a
       // reload dropped or made no longer admin ends the stream (reconnecting then gets 401 or 403).
       try {
         authorize(request, url);
       } catch {
+        // Out of the group and the count now, not at 'close', which a stalled reader delays.
+        stop();
         response.end();
         continue;
       }
@@ -149,7 +157,14 @@ export async function startStatusServer(address: string, context: ServiceContext
       response.end();
       return;
     }
-    const stream: EventStream = { request, response, url };
+    const stop = () => {
+      streams.delete(response);
+      const current = eventGroups.get(intervalMs);
+      if (!current?.members.delete(stream) || current.members.size > 0) return;
+      clearInterval(current.timer);
+      eventGroups.delete(intervalMs);
+    };
+    const stream: EventStream = { request, response, url, stop };
     response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
     tick([stream]);
     if (response.writableEnded) return;
@@ -161,13 +176,6 @@ export async function startStatusServer(address: string, context: ServiceContext
     }
     group.members.add(stream);
     streams.add(response);
-    const stop = () => {
-      streams.delete(response);
-      const current = eventGroups.get(intervalMs);
-      if (!current?.members.delete(stream) || current.members.size > 0) return;
-      clearInterval(current.timer);
-      eventGroups.delete(intervalMs);
-    };
     request.once('close', stop);
     response.once('close', stop);
   };
