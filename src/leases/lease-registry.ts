@@ -132,21 +132,18 @@ export class LeaseRegistry {
 
   /** Closes every expired lease; returns how many. */
   sweep(now = Date.now()): number {
-    let count = 0;
-    for (const lease of [...this.byId.values()]) {
-      if (lease.isExpired(now)) {
-        this.close(lease, 'expired');
-        count++;
-      }
-    }
-    this.reclaimedTotal += count;
-    return count;
+    return this.closeExpired([...this.byId.values()], now);
   }
 
   /** Closes `tenant`'s expired leases now (as the sweep will); returns how many. */
-  private sweepTenant(tenant: string, now = Date.now()): number {
+  private sweepTenant(tenant: string): number {
+    return this.closeExpired(this.leasesOf(tenant), Date.now());
+  }
+
+  /** Closes those of `leases` past their TTL at `now` (reason expired); returns how many. */
+  private closeExpired(leases: Lease[], now: number): number {
     let count = 0;
-    for (const lease of this.leasesOf(tenant)) {
+    for (const lease of leases) {
       if (lease.isExpired(now)) {
         this.close(lease, 'expired');
         count++;
