@@ -21,6 +21,11 @@ import { ServiceContext, refuseWhileDraining } from './service-context';
 
 const MAX_LABEL_LENGTH = 256;
 
+/** An array's label (AllocateArray, DuplicateArray): it shows in every snapshot, so its size is bounded. */
+function checkLabel(label: string): void {
+  if (label.length > MAX_LABEL_LENGTH) throw invalidArgument('label', `at most ${MAX_LABEL_LENGTH} characters`, `${label.length} characters`);
+}
+
 export function arrayInfo(array: TensorArray): ArrayInfo {
   return {
     array_id: array.arrayId,
@@ -73,7 +78,7 @@ export class ArrayService {
         refuseWhileDraining(this.context);
         const request = call.request;
         const lease = registry.resolve(this.lease(call.metadata), request.lease_id);
-        if (request.label.length > MAX_LABEL_LENGTH) throw invalidArgument('label', `at most ${MAX_LABEL_LENGTH} characters`, `${request.label.length} characters`);
+        checkLabel(request.label);
         const array = await lease.allocateArray({
           dataType: request.data_type,
           shape: request.shape,
@@ -97,7 +102,7 @@ export class ArrayService {
       DuplicateArray: unary(log, async (call) => {
         const request = call.request;
         const lease = this.lease(call.metadata);
-        if (request.label.length > MAX_LABEL_LENGTH) throw invalidArgument('label', `at most ${MAX_LABEL_LENGTH} characters`, `${request.label.length} characters`);
+        checkLabel(request.label);
         const copy = await lease.duplicateArray(request.array_id, request.placement, request.workspace_id, request.label, request.detached);
         return { array: arrayInfo(copy) };
       }),
