@@ -42,6 +42,27 @@ function exchangeRaw(port: number, requests: Array<string | Buffer>, options: { 
   });
 }
 
+/**
+ * Writes next() on one connection every `everyMs` (nothing once it returns undefined) until the server
+ * closes it, or 3 s pass; resolves to the milliseconds from the call to the close.
+ */
+function closedAfterTrickle(port: number, everyMs: number, next: () => string | undefined): Promise<number> {
+  const started = Date.now();
+  return new Promise<number>((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    const timer = setInterval(() => {
+      const piece = next();
+      if (piece !== undefined && !socket.destroyed) socket.write(piece);
+    }, everyMs);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve(Date.now() - started);
+    });
+    setTimeout(() => socket.destroy(), 3000);
+  });
+}
+
 /** Echo handler: answers with the method, url and the body it read (as text). */
 function echo(exchange: HttpExchange): void {
   const pieces: Buffer[] = [];
@@ -260,21 +281,9 @@ describe('Http1Server', () => {
       { headTimeoutMs: 300 },
     );
     const head = `GET /x HTTP/1.1\r\nX-Pad: ${'y'.repeat(100)}\r\n\r\n`;
-    const started = Date.now();
     // One byte every 50 ms: the idle timer (5 s) would never fire, and the head would take 6 s.
-    const closedAfterMs = await new Promise<number>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      let sent = 0;
-      const timer = setInterval(() => {
-        if (sent < head.length && !socket.destroyed) socket.write(head[sent++]);
-      }, 50);
-      socket.on('error', () => undefined);
-      socket.on('close', () => {
-        clearInterval(timer);
-        resolve(Date.now() - started);
-      });
-      setTimeout(() => socket.destroy(), 3000);
-    });
+    let sent = 0;
+    const closedAfterMs = await closedAfterTrickle(port, 50, () => (sent < head.length ? head[sent++] : undefined));
     expect(closedAfterMs).toBeGreaterThanOrEqual(250);
     expect(closedAfterMs).toBeLessThan(2000);
     expect(calls).toBe(0);
@@ -286,20 +295,8 @@ describe('Http1Server', () => {
 
   it('the head deadline runs from the first byte when that is a bare line break: a peer sending only CRLFs is cut too', async () => {
     const port = await listen((exchange) => exchange.end('served'), { headTimeoutMs: 300, keepAliveTimeoutMs: 1000 });
-    const started = Date.now();
     // A CRLF every 100 ms: each restarts the idle timer, and no head ever begins.
-    const closedAfterMs = await new Promise<number>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      const timer = setInterval(() => {
-        if (!socket.destroyed) socket.write('\r\n');
-      }, 100);
-      socket.on('error', () => undefined);
-      socket.on('close', () => {
-        clearInterval(timer);
-        resolve(Date.now() - started);
-      });
-      setTimeout(() => socket.destroy(), 3000);
-    });
+    const closedAfterMs = await closedAfterTrickle(port, 100, () => '\r\n');
     expect(closedAfterMs).toBeGreaterThanOrEqual(250);
     expect(closedAfterMs).toBeLessThan(2000);
     // Line breaks before a head that arrives in time are still allowed.
