@@ -26,6 +26,7 @@ export type ErrorReason =
   | 'HOST_OUT_OF_MEMORY'
   | 'PHYSICAL_MEMORY_LIMIT'
   | 'QUOTA_EXCEEDED'
+  | 'MMAP_LIMIT'
   | 'WORKSPACE_FULL'
   | 'ARRAY_OUT_OF_SCOPE'
   | 'LEASE_EXPIRED'
@@ -145,18 +146,20 @@ function oomMetadata(f: OutOfMemoryFacts): Record<string, string> {
 export class QuotaExceededError extends TensormemError {
   constructor(
     readonly tenant: string,
-    memory: MemoryKind,
+    /** MMAP: the tenant's quota.mmap, on the bytes of its MMAP workspace files. */
+    memory: MemoryKind | 'MMAP',
     device: number | undefined,
     readonly requestedBytes: number,
     readonly quotaBytes: number,
     readonly usedBytes: number,
   ) {
-    const where = memory === 'DEVICE' ? `[DEVICE] memory on device ${device ?? 0}` : '[HOST] memory';
+    const what = memory === 'MMAP' ? `Can't map [MMAP] file` : `Can't allocate ${memory === 'DEVICE' ? `[DEVICE] memory on device ${device ?? 0}` : '[HOST] memory'}`;
+    const tries = memory === 'MMAP' ? 'destroy MMAP workspaces, a smaller initial_size, or a larger quota.mmap' : 'free arrays, a smaller batch, workspaces, or a larger quota';
     super(
       'RESOURCE_EXHAUSTED',
       'QUOTA_EXCEEDED',
-      `Can't allocate ${where}: ${formatBytes(requestedBytes)} for tenant "${tenant}": quota ${formatBytes(quotaBytes)}, used ${formatBytes(usedBytes)}. ` +
-        `Try: free arrays, a smaller batch, workspaces, or a larger quota in the tenants file.`,
+      `${what}: ${formatBytes(requestedBytes)} for tenant "${tenant}": quota ${formatBytes(quotaBytes)}, used ${formatBytes(usedBytes)}. ` +
+        `Try: ${tries} in the tenants file.`,
       {
         tenant,
         requested_bytes: String(requestedBytes),
@@ -164,6 +167,19 @@ export class QuotaExceededError extends TensormemError {
         used_bytes: String(usedBytes),
         ...(device !== undefined && memory === 'DEVICE' ? { device: String(device) } : {}),
       },
+    );
+  }
+}
+
+/** MMAP workspace files mapped at once would pass --mmap-maxbytes: RESOURCE_EXHAUSTED, reason MMAP_LIMIT, with the numbers. */
+export class MmapLimitError extends TensormemError {
+  constructor(readonly requestedBytes: number, readonly mappedBytes: number, readonly maxBytes: number) {
+    super(
+      'RESOURCE_EXHAUSTED',
+      'MMAP_LIMIT',
+      `Can't map [MMAP] file: ${formatBytes(requestedBytes)}: mmap cap (mmap-maxbytes) ${formatBytes(maxBytes)}, mapped ${formatBytes(mappedBytes)}. ` +
+        `Try: destroy MMAP workspaces, a smaller initial_size, or a larger --mmap-maxbytes.`,
+      { requested_bytes: String(requestedBytes), used_bytes: String(mappedBytes), cap_bytes: String(maxBytes) },
     );
   }
 }

@@ -198,8 +198,21 @@ async function main(): Promise<number> {
         const quota = (bytes: number) => (bytes > 0 ? formatIec(bytes) : '-');
         print(info.tenants, () =>
           renderTable(
-            ['TENANT', 'LEASES', 'MAX', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA'],
-            info.tenants.map((t) => [t.tenant, t.leases, t.max_leases || '-', formatIec(t.device_used_bytes), quota(t.quota_bytes), deviceQuotaShare(t, info.devices), quota(t.guarantee_bytes), formatIec(t.host_used_bytes), quota(t.host_quota_bytes), quotaShare(t.host_used_bytes, t.host_quota_bytes)]),
+            ['TENANT', 'LEASES', 'MAX', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA', 'MMAP USED', 'MMAP QUOTA'],
+            info.tenants.map((t) => [
+              t.tenant,
+              t.leases,
+              t.max_leases || '-',
+              formatIec(t.device_used_bytes),
+              quota(t.quota_bytes),
+              deviceQuotaShare(t, info.devices),
+              quota(t.guarantee_bytes),
+              formatIec(t.host_used_bytes),
+              quota(t.host_quota_bytes),
+              quotaShare(t.host_used_bytes, t.host_quota_bytes),
+              formatIec(t.mmap_used_bytes),
+              quota(t.mmap_quota_bytes),
+            ]),
           ),
         );
         break;

@@ -57,6 +57,8 @@ export interface DaemonConfig {
   misspelledEnv?: Array<{ name: string; meant: string }>;
   /** --mmap-dir: root of MMAP workspace files; undefined = the default (memory/mmap-files.ts). */
   mmapDir?: string;
+  /** --mmap-maxbytes: cap of the bytes of all mapped MMAP workspace files; 0 = none. */
+  mmapMaxBytes: number;
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   /** HOST:PORT of the metrics and status page listener; undefined = off. */
   metricsListen?: string;
@@ -295,6 +297,7 @@ function build(raw: RawValues): DaemonConfig {
     logLevel: choice('log-level'),
     tenantsFile: securityFile('tenants'),
     mmapDir: text('mmap-dir') || undefined,
+    mmapMaxBytes: bytes('mmap-maxbytes'),
     tls: tlsFiles(securityFile('tls-cert'), securityFile('tls-key'), securityFile('tls-client-ca')),
     metricsListen: metricsListen(text('metrics-listen'), field('metrics-listen')),
     help: bool('help'),

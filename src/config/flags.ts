@@ -111,6 +111,13 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: 'DIR',
     help: "Folder of MMAP workspace files (default: tensormem-mmap in the OS temp folder). A lease's temp_file_path is a relative path inside its tenant's folder DIR/tenant-<name>/, never elsewhere; temporary files go in DIR. Put it on a disk-backed file system: on tmpfs the mapped pages take RAM that no tensormem cap counts.",
   },
+  {
+    name: 'mmap-maxbytes',
+    type: 'size',
+    arg: 'SIZE',
+    default: '0',
+    help: "Cap of the bytes of every MMAP workspace file mapped at once, all tenants together (their pages live in the files, outside --host-maxbytes). A workspace that would pass it is refused (RESOURCE_EXHAUSTED, reason MMAP_LIMIT) before its file is created. 0 = no cap: the file system's free space. Each tenant's own cap is quota.mmap in the tenants file.",
+  },
   { name: 'tls-cert', type: 'string', arg: 'FILE', help: 'PEM certificate chain: serve TLS on every TCP --listen address (unix sockets stay plaintext, guarded by file mode 0660).' },
   { name: 'tls-key', type: 'string', arg: 'FILE', help: 'PEM private key of --tls-cert.' },
   { name: 'tls-client-ca', type: 'string', arg: 'FILE', help: 'PEM CA bundle: require client certificates signed by it (mTLS). Needs --tls-cert.' },

@@ -5,7 +5,8 @@
  *   tenants:
  *     - name: team-a
  *       token_sha256: "<hex sha-256 of the token>"
- *       quota: { device: 8G, host: 4G }      # hard caps; device applies to each device
+ *       quota: { device: 8G, host: 4G, mmap: 16G }  # hard caps; device applies to each device,
+ *                                            # mmap to the tenant's MMAP workspace files together
  *       guarantee: { device: 2G }            # kept free for this tenant while others borrow
  *       max_leases: 16
  *     - name: admin
@@ -28,6 +29,8 @@ export interface TenantSpec {
   deviceQuotaBytes: number;
   /** Hard cap of host memory; 0 = none. */
   hostQuotaBytes: number;
+  /** Hard cap of the bytes of the tenant's mapped MMAP workspace files; 0 = none. */
+  mmapQuotaBytes: number;
   /** Device bytes kept free for this tenant while others borrow; 0 = none. */
   deviceGuaranteeBytes: number;
   /** 0 = no limit. */
@@ -105,7 +108,7 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
       const result: Record<string, number> = {};
       for (const pair of (node as { items: Array<{ key: unknown; value: unknown }> }).items) {
         const sub = isScalar(pair.key) ? String(pair.key.value) : '';
-        if (!allowed.includes(sub)) fail(pair.key, `unknown key "${sub}" in ${key} (expected ${allowed.join(' or ')})`);
+        if (!allowed.includes(sub)) fail(pair.key, `unknown key "${sub}" in ${key} (expected ${allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]}` : allowed[0]})`);
         const value = isScalar(pair.value) ? String(pair.value.value) : '';
         try {
           const spec = parseSize(value, `${key}.${sub} of tenant "${name.value}"`, false);
@@ -116,7 +119,7 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
       }
       return result;
     };
-    const quota = sizes('quota', ['device', 'host']);
+    const quota = sizes('quota', ['device', 'host', 'mmap']);
     const guarantee = sizes('guarantee', ['device']);
     const maxLeases = scalar('max_leases');
     if (maxLeases.value !== undefined && !(Number.isInteger(maxLeases.value) && (maxLeases.value as number) >= 0)) {
@@ -129,6 +132,7 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
       tokenSha256,
       deviceQuotaBytes: quota.device ?? 0,
       hostQuotaBytes: quota.host ?? 0,
+      mmapQuotaBytes: quota.mmap ?? 0,
       deviceGuaranteeBytes: guarantee.device ?? 0,
       maxLeases: (maxLeases.value as number | undefined) ?? 0,
       admin: admin.value === true,

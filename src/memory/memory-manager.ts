@@ -5,7 +5,8 @@
  * pass the guarantee policy. Plus the physical guard. Also moves bytes between Node buffers and blocks, off the event loop
  * at or above the async threshold.
  */
-import { OutOfMemoryError, TensormemError, invalidArgument } from '../errors';
+import { MmapLimitError, OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument } from '../errors';
+import { statSync } from 'node:fs';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
 import type { AllocateOptions, Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
@@ -27,6 +28,8 @@ export interface MemoryManagerOptions {
   asyncCopyThresholdBytes: number;
   /** Root of MMAP workspace files (--mmap-dir); default defaultMmapDir(). */
   mmapDir?: string;
+  /** --mmap-maxbytes: the most bytes of MMAP workspace files mapped at once, all tenants together; 0 or absent = no cap. */
+  mmapMaxBytes?: number;
   /**
    * --scrub: new arrays and workspace buffers are zeroed before a lease sees them, so that no lease reads
    * bytes another one freed (pool memory is reused). Default false here; the daemon's default is on.
@@ -43,16 +46,19 @@ interface PoolStack {
 export interface TenantUsageBytes {
   deviceBytes: number[];
   hostBytes: number;
+  /** Bytes of the tenant's mapped MMAP workspace files. */
+  mmapBytes: number;
 }
 
-/** A tenant's hard quotas (per device; host) and device guarantee, in bytes; 0 = none. */
+/** A tenant's hard quotas (per device; host; its MMAP files) and device guarantee, in bytes; 0 = none. */
 export interface TenantLimits {
   deviceQuotaBytes: number;
   hostQuotaBytes: number;
+  mmapQuotaBytes: number;
   deviceGuaranteeBytes: number;
 }
 
-const NO_TENANT_LIMITS: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, deviceGuaranteeBytes: 0 };
+const NO_TENANT_LIMITS: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0 };
 
 interface TenantAccount {
   tenant: string;
@@ -60,6 +66,8 @@ interface TenantAccount {
   /** One quota adaptor per device pool. */
   device: QuotaAdaptor[];
   host: QuotaAdaptor;
+  /** Its mapped MMAP workspace files: bytes and count, and its quota.mmap (0 = none). */
+  mmap: { usedBytes: number; files: number; quotaBytes: number };
   /** Allocations under way: a chunk taken for one may run the lease sweep (--maxphysicalbytes relief), which must not drop the account meanwhile. */
   allocating: number;
 }
@@ -79,6 +87,8 @@ export interface HostPoolReport extends ResourceStats {
   mirrorBytes: number;
   hostOnlyBytes: number;
   mmapBytes: number;
+  /** --mmap-maxbytes; 0 = no cap. */
+  mmapMaxBytes: number;
 }
 
 class BackendChunkSource implements ChunkSource {
@@ -116,6 +126,15 @@ class BackendChunkSource implements ChunkSource {
 
   freeChunk(handle: number): void {
     this.backend.free(handle);
+  }
+}
+
+/** The length of the file at `path` in bytes; 0 when there is none (mapping it then fails, naming the file). */
+function fileLength(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
   }
 }
 
@@ -221,9 +240,13 @@ export class MemoryManager {
 
   /**
    * A memory-mapped file as a HOST block of its whole length (MMAP workspaces). Its pages live in the
-   * file, so it counts in mmap_bytes, not against --host-maxbytes.
+   * file, so it counts in mmap_bytes, not against --host-maxbytes; it counts against --mmap-maxbytes
+   * and the tenant's quota.mmap, checked before the file is created (a file created with
+   * `createBytes` has that length; an existing one mapped as it is, its length now).
    */
   mapFile(path: string, options: { createBytes: number; deleteOnFree: boolean }, owner: BlockOwner): Block {
+    const account = this.account(owner.tenant);
+    this.checkMmapLimits(account, options.createBytes > 0 ? options.createBytes : fileLength(path));
     let mapped: { handle: number; bytes: number };
     try {
       mapped = this.backend.mapFile(path, options);
@@ -231,13 +254,36 @@ export class MemoryManager {
       if (isNativeError(error)) throw new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `cannot map ${path} for an MMAP workspace: ${error.message}`, { path });
       throw error;
     }
+    if (options.createBytes === 0) {
+      // The file may have grown since its length was read; mapping it as it is changed nothing, so it is undone.
+      try {
+        this.checkMmapLimits(account, mapped.bytes);
+      } catch (error) {
+        this.backend.free(mapped.handle);
+        throw error;
+      }
+    }
     this.hostCategoryBytes.mmap += mapped.bytes;
+    account.mmap.usedBytes += mapped.bytes;
+    account.mmap.files++;
     return { chunkHandle: mapped.handle, offset: 0, bytes: mapped.bytes, requestedBytes: mapped.bytes, owner };
+  }
+
+  private checkMmapLimits(account: TenantAccount, bytes: number): void {
+    const { mmap } = account;
+    if (mmap.quotaBytes > 0 && mmap.usedBytes + bytes > mmap.quotaBytes) {
+      throw new QuotaExceededError(account.tenant, 'MMAP', undefined, bytes, mmap.quotaBytes, mmap.usedBytes);
+    }
+    const maxBytes = this.options.mmapMaxBytes ?? 0;
+    if (maxBytes > 0 && this.hostCategoryBytes.mmap + bytes > maxBytes) throw new MmapLimitError(bytes, this.hostCategoryBytes.mmap, maxBytes);
   }
 
   unmapFile(block: Block): void {
     this.backend.free(block.chunkHandle);
     this.hostCategoryBytes.mmap -= block.bytes;
+    const account = this.account(block.owner.tenant);
+    account.mmap.usedBytes -= block.bytes;
+    account.mmap.files--;
   }
 
   /** Every allocation waiting for device memory fails with `error` (the daemon drains). */
@@ -273,6 +319,7 @@ export class MemoryManager {
         guaranteeBytes: limits.deviceGuaranteeBytes,
         device: this.devicePools.map((stack, index) => new QuotaAdaptor(stack.top, tenant, limits.deviceQuotaBytes, 'DEVICE', index)),
         host: new QuotaAdaptor(this.hostPool.top, tenant, limits.hostQuotaBytes, 'HOST'),
+        mmap: { usedBytes: 0, files: 0, quotaBytes: limits.mmapQuotaBytes },
         allocating: 0,
       };
       this.tenants.set(tenant, account);
@@ -292,6 +339,7 @@ export class MemoryManager {
       account.guaranteeBytes = next.deviceGuaranteeBytes;
       for (const quota of account.device) quota.quotaBytes = next.deviceQuotaBytes;
       account.host.quotaBytes = next.hostQuotaBytes;
+      account.mmap.quotaBytes = next.mmapQuotaBytes;
     }
     this.updateGuaranteesInForce();
     for (const queue of this.waitQueues) queue.notifyFreed();
@@ -321,7 +369,7 @@ export class MemoryManager {
   releaseIdleTenant(tenant: string): boolean {
     const account = this.tenants.get(tenant);
     if (!account || this.declaredTenants.has(tenant) || account.allocating > 0) return false;
-    if (account.host.usedBytes > 0 || account.host.allocationCount > 0) return false;
+    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0) return false;
     if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
     this.tenants.delete(tenant);
     if (account.guaranteeBytes > 0) this.updateGuaranteesInForce();
@@ -357,13 +405,15 @@ export class MemoryManager {
     const account = this.tenants.get(tenant);
     if (!account) {
       const limits = this.tenantLimits(tenant);
-      return { ...limits, deviceBytes: this.devicePools.map(() => 0), hostBytes: 0 };
+      return { ...limits, deviceBytes: this.devicePools.map(() => 0), hostBytes: 0, mmapBytes: 0 };
     }
     return {
       deviceBytes: account.device.map((quota) => quota.usedBytes),
       hostBytes: account.host.usedBytes,
+      mmapBytes: account.mmap.usedBytes,
       deviceQuotaBytes: account.device[0]?.quotaBytes ?? 0,
       hostQuotaBytes: account.host.quotaBytes,
+      mmapQuotaBytes: account.mmap.quotaBytes,
       deviceGuaranteeBytes: account.guaranteeBytes,
     };
   }
@@ -443,6 +493,7 @@ export class MemoryManager {
       mirrorBytes: this.hostCategoryBytes.mirror,
       hostOnlyBytes: this.hostCategoryBytes.host_only,
       mmapBytes: this.hostCategoryBytes.mmap,
+      mmapMaxBytes: this.options.mmapMaxBytes ?? 0,
     };
   }
 

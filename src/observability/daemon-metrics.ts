@@ -12,7 +12,7 @@ import { memoryInfo } from '../service/memory-service';
 import type { ServiceContext } from '../service/service-context';
 
 /** ErrorInfo reasons that mean "no memory for this request"; they are counted in tensormem_allocation_failures_total. */
-export const ALLOCATION_FAILURE_REASONS: ReadonlySet<string> = new Set(['DEVICE_OUT_OF_MEMORY', 'HOST_OUT_OF_MEMORY', 'PHYSICAL_MEMORY_LIMIT', 'QUOTA_EXCEEDED', 'WORKSPACE_FULL']);
+export const ALLOCATION_FAILURE_REASONS: ReadonlySet<string> = new Set(['DEVICE_OUT_OF_MEMORY', 'HOST_OUT_OF_MEMORY', 'PHYSICAL_MEMORY_LIMIT', 'QUOTA_EXCEEDED', 'MMAP_LIMIT', 'WORKSPACE_FULL']);
 
 /** Upper bounds of the RPC latency buckets, in seconds: 100 µs to 60 s (streams and waits for memory run long). */
 const RPC_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -67,7 +67,11 @@ export class DaemonMetrics {
     const processSeries = (field: 'physical_bytes' | 'max_physical_bytes' | 'heap_used_bytes' | 'heap_limit_bytes') => (): Series => [[{}, Number(info().process?.[field] ?? 0)]];
     const tenantSeries = (value: (tenant: TenantUsage) => Series) => (): Series =>
       (info().tenants ?? []).flatMap((tenant) => value(tenant).map(([labels, bytes]): [Record<string, string>, number] => [{ tenant: tenant.tenant ?? '', ...labels }, bytes]));
-    const byMemory = (device: unknown, host: unknown): Series => [[{ memory: 'device' }, Number(device ?? 0)], [{ memory: 'host' }, Number(host ?? 0)]];
+    const byMemory = (device: unknown, host: unknown, mmap: unknown): Series => [
+      [{ memory: 'device' }, Number(device ?? 0)],
+      [{ memory: 'host' }, Number(host ?? 0)],
+      [{ memory: 'mmap' }, Number(mmap ?? 0)],
+    ];
 
     collectDefaultMetrics({ register: this.registry });
     liveGauge('tensormem_info', 'Always 1; the labels say the version and the backend in use.', ['version', 'backend'], () => [[{ version: packageVersion(), backend: info().backend ?? '' }, 1]]);
@@ -89,14 +93,14 @@ export class DaemonMetrics {
     liveGauge('tensormem_process_max_physical_bytes', 'The cap --maxphysicalbytes.', [], processSeries('max_physical_bytes'));
     liveGauge('tensormem_process_heap_used_bytes', 'V8 heap in use.', [], processSeries('heap_used_bytes'));
     liveGauge('tensormem_process_heap_limit_bytes', 'V8 heap limit.', [], processSeries('heap_limit_bytes'));
-    liveGauge('tensormem_tenant_used_bytes', "Bytes a tenant's leases hold (device: summed over devices).", ['tenant', 'memory'], tenantSeries((t) => byMemory(t.device_used_bytes, t.host_used_bytes)));
+    liveGauge('tensormem_tenant_used_bytes', "Bytes a tenant's leases hold (device: summed over devices; mmap: its MMAP workspace files).", ['tenant', 'memory'], tenantSeries((t) => byMemory(t.device_used_bytes, t.host_used_bytes, t.mmap_used_bytes)));
     liveGauge(
       'tensormem_tenant_device_used_bytes',
       "Device bytes a tenant's leases hold on each device: the figure its device quota (tensormem_tenant_quota_bytes{memory=\"device\"}) limits there.",
       ['tenant', 'device'],
       tenantSeries((t) => (t.device_used_bytes_by_device ?? []).map((bytes, i): [Record<string, string>, number] => [{ device: String(info().devices?.[i]?.device ?? i) }, Number(bytes)])),
     );
-    liveGauge('tensormem_tenant_quota_bytes', "A tenant's hard quota from the tenants file (device: per device); 0 = none.", ['tenant', 'memory'], tenantSeries((t) => byMemory(t.quota_bytes, t.host_quota_bytes)));
+    liveGauge('tensormem_tenant_quota_bytes', "A tenant's hard quota from the tenants file (device: per device); 0 = none.", ['tenant', 'memory'], tenantSeries((t) => byMemory(t.quota_bytes, t.host_quota_bytes, t.mmap_quota_bytes)));
     liveGauge('tensormem_tenant_guarantee_bytes', 'Device bytes kept free for a tenant while others borrow; 0 = none.', ['tenant'], tenantSeries((t) => [[{}, Number(t.guarantee_bytes ?? 0)]]));
     liveGauge('tensormem_tenant_leases', 'Open leases of a tenant.', ['tenant'], tenantSeries((t) => [[{}, Number(t.leases ?? 0)]]));
     liveGauge('tensormem_tenant_max_leases', 'Most leases a tenant may hold open; 0 = no limit.', ['tenant'], tenantSeries((t) => [[{}, Number(t.max_leases ?? 0)]]));
@@ -120,7 +124,7 @@ export class DaemonMetrics {
     });
     this.allocationFailures = new Counter({
       name: 'tensormem_allocation_failures_total',
-      help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, WORKSPACE_FULL) and method.',
+      help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, MMAP_LIMIT, WORKSPACE_FULL) and method.',
       labelNames: ['reason', 'method'],
       registers,
     });

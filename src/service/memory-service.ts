@@ -66,6 +66,7 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
       allocation_count: host.allocationCount,
       allocations_total: host.allocationsTotal,
       failed_allocations_total: host.failedAllocationsTotal,
+      mmap_max_bytes: host.mmapMaxBytes,
     },
     process: {
       physical_bytes: memory.physical.physicalBytes(),
@@ -87,6 +88,8 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
         guarantee_bytes: usage.deviceGuaranteeBytes,
         max_leases: tenants.get(tenant)?.maxLeases ?? 0,
         device_used_bytes_by_device: usage.deviceBytes,
+        mmap_used_bytes: usage.mmapBytes,
+        mmap_quota_bytes: usage.mmapQuotaBytes,
       };
     }),
     taken_at: timestamp(Date.now()),

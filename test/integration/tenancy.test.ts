@@ -22,7 +22,7 @@ function tenantsYaml(aQuota: string | null): string {
       : `
   - name: team-a
     token_sha256: "${sha(TOKENS.a)}"
-    quota: { device: ${aQuota}, host: 4M }
+    quota: { device: ${aQuota}, host: 4M, mmap: 1M }
     max_leases: 2`;
   return `tenants:${teamA}
   - name: team-b
@@ -50,7 +50,7 @@ describe('a shared GPU host', () => {
   beforeAll(async () => {
     tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-tenants-')), 'tenants.yaml');
     writeFileSync(tenantsPath, tenantsYaml('8M'));
-    daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '32M', '--pool-chunk', '4M', '--lease-ttl', '60s']);
+    daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '32M', '--pool-chunk', '4M', '--lease-ttl', '60s', '--mmap-maxbytes', '3M', '--mmap-dir', mkdtempSync(join(tmpdir(), 'tensormem-mmap-'))]);
     client = new TensormemClient(daemon.tcpAddress);
   });
 
@@ -100,6 +100,35 @@ describe('a shared GPU host', () => {
     expect((await client.memorySnapshot(TOKENS.admin)).pools.length).toBeGreaterThan(0);
     await first.close();
     await second.close();
+  });
+
+  it("holds a tenant's MMAP workspace files to its quota.mmap and all of them to --mmap-maxbytes, and gives the bytes back at CloseLease", async () => {
+    const mmap = (initial_size: number) => ({ initial_size, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const });
+    const a = await client.openLease({ tenantToken: TOKENS.a });
+    const c = await client.openLease({ tenantToken: TOKENS.c });
+    await a.createWorkspace('weights', mmap(768 * 1024));
+    const overQuota = await failure(a.createWorkspace('more', mmap(512 * 1024)));
+    expect(overQuota.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(overQuota.reason).toBe('QUOTA_EXCEEDED');
+    expect(overQuota.details).toBe(
+      `Can't map [MMAP] file: 524288 bytes (512.00 KiB) for tenant "team-a": quota 1048576 bytes (1.00 MiB), used 786432 bytes (768.00 KiB). Try: destroy MMAP workspaces, a smaller initial_size, or a larger quota.mmap in the tenants file.`,
+    );
+    expect((await client.memoryInfo(TOKENS.a)).tenants[0]).toMatchObject({ tenant: 'team-a', mmap_used_bytes: 768 * 1024, mmap_quota_bytes: MiB, host_used_bytes: 0 });
+    // team-c has no quota.mmap; the daemon's cap (3 MiB, all tenants) still holds it.
+    await c.createWorkspace('scratch', mmap(2 * MiB));
+    const overCap = await failure(c.createWorkspace('scratch-2', mmap(512 * 1024)));
+    expect(overCap.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(overCap.reason).toBe('MMAP_LIMIT');
+    expect(overCap.details).toContain('mmap cap (mmap-maxbytes) 3145728 bytes (3.00 MiB), mapped 2883584 bytes (2.75 MiB)');
+    expect((await c.listWorkspaces()).map((w) => w.name)).toEqual(['scratch']);
+    const during = await client.memoryInfo(TOKENS.admin);
+    expect(during.host).toMatchObject({ mmap_bytes: 2.75 * MiB, mmap_max_bytes: 3 * MiB });
+    expect(during.tenants.find((t) => t.tenant === 'team-c')).toMatchObject({ mmap_used_bytes: 2 * MiB, mmap_quota_bytes: 0 });
+    await a.close();
+    await c.close();
+    const after = await client.memoryInfo(TOKENS.admin);
+    expect(after.host!.mmap_bytes).toBe(0);
+    for (const tenant of ['team-a', 'team-c']) expect(after.tenants.find((t) => t.tenant === tenant)!.mmap_used_bytes).toBe(0);
   });
 
   it("lets a tenant borrow only what leaves another tenant's guarantee free", async () => {

@@ -1,5 +1,5 @@
 /** MemoryManager's tenant accounts with leases over the host backend: quotas, guarantees and their reload, waiters. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,8 +15,9 @@ import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { PoolWorkspaceBacking } from '../../src/memory/pool-workspace-backing';
 import { createBackend } from '../../src/native/addon';
 import { MiB } from '../../src/units';
+import { thrownBy } from '../helpers/thrown';
 
-const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, deviceGuaranteeBytes: 0 };
+const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0 };
 
 /** Pools capped at `capBytes` on `devices` emulated devices, host cap the same. */
 function manager(capBytes: number, devices = 1, physical = new PhysicalMemoryGuard(0)): MemoryManager {
@@ -239,6 +240,98 @@ describe('tenant accounts', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('MMAP files: quota.mmap and --mmap-maxbytes', () => {
+    /** A manager whose MMAP files go to a fresh folder; `run` gets it and the folder, which is removed after. */
+    function withMmap(mmapMaxBytes: number, run: (memory: MemoryManager, dir: string) => void): void {
+      const dir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-'));
+      const backend = createBackend('host', { deviceCapacityBytes: 16 * MiB, deviceCount: 1 });
+      const memory = new MemoryManager(backend, givenLimits([8 * MiB], 8 * MiB, 0), { poolChunkBytes: MiB, asyncCopyThresholdBytes: MiB, mmapDir: dir, mmapMaxBytes }, new PhysicalMemoryGuard(0));
+      try {
+        run(memory, dir);
+      } finally {
+        memory.release();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    const map = (backing: PoolWorkspaceBacking, bytes: number, path?: string) => backing.mapFile({ path, createBytes: bytes, workspaceId: 'ws', workspaceName: 'mapped' });
+    const refusal = (fn: () => unknown): TensormemError => thrownBy(fn, TensormemError);
+
+    it("refuses a file past the tenant's quota.mmap before creating it, and counts only that tenant", () => {
+      withMmap(0, (memory, dir) => {
+        loadTenants(memory, { a: { ...NONE, mmapQuotaBytes: 256 * 1024 }, b: NONE });
+        const a = new PoolWorkspaceBacking(memory, { leaseId: 'lease-a', tenant: 'a' });
+        const b = new PoolWorkspaceBacking(memory, { leaseId: 'lease-b', tenant: 'b' });
+        const first = map(a, 192 * 1024, 'first.bin');
+        const error = refusal(() => map(a, 128 * 1024, 'second.bin'));
+        expect(error.kind).toBe('RESOURCE_EXHAUSTED');
+        expect(error.reason).toBe('QUOTA_EXCEEDED');
+        expect(error.message).toBe(
+          `Can't map [MMAP] file: 131072 bytes (128.00 KiB) for tenant "a": quota 262144 bytes (256.00 KiB), used 196608 bytes (192.00 KiB). Try: destroy MMAP workspaces, a smaller initial_size, or a larger quota.mmap in the tenants file.`,
+        );
+        expect(error.metadata).toMatchObject({ tenant: 'a', requested_bytes: String(128 * 1024), quota_bytes: String(256 * 1024), used_bytes: String(192 * 1024) });
+        // Nothing was created for the refused file, and nothing counted.
+        expect(existsSync(join(dir, 'tenant-a', 'second.bin'))).toBe(false);
+        expect(memory.tenantUsage('a')).toMatchObject({ mmapBytes: 192 * 1024, mmapQuotaBytes: 256 * 1024 });
+        expect(memory.hostReport().mmapBytes).toBe(192 * 1024);
+        // Another tenant has no quota.mmap: its files are not held to a's.
+        const other = map(b, 512 * 1024);
+        expect(memory.tenantUsage('b').mmapBytes).toBe(512 * 1024);
+        b.free(other.block);
+        a.free(first.block);
+        expect(memory.tenantUsage('a').mmapBytes).toBe(0);
+        expect(map(a, 256 * 1024).fileBytes).toBe(256 * 1024);
+      });
+    });
+
+    it('refuses a file past --mmap-maxbytes, all tenants together, with the numbers', () => {
+      withMmap(512 * 1024, (memory, dir) => {
+        const a = new PoolWorkspaceBacking(memory, { leaseId: 'lease-a', tenant: 'a' });
+        const b = new PoolWorkspaceBacking(memory, { leaseId: 'lease-b', tenant: 'b' });
+        const held = map(a, 384 * 1024);
+        const filesBefore = readdirSync(dir).length;
+        const error = refusal(() => map(b, 256 * 1024));
+        expect(error.kind).toBe('RESOURCE_EXHAUSTED');
+        expect(error.reason).toBe('MMAP_LIMIT');
+        expect(error.message).toBe(
+          "Can't map [MMAP] file: 262144 bytes (256.00 KiB): mmap cap (mmap-maxbytes) 524288 bytes (512.00 KiB), mapped 393216 bytes (384.00 KiB). Try: destroy MMAP workspaces, a smaller initial_size, or a larger --mmap-maxbytes.",
+        );
+        expect(readdirSync(dir).length).toBe(filesBefore);
+        expect(memory.hostReport()).toMatchObject({ mmapBytes: 384 * 1024, mmapMaxBytes: 512 * 1024 });
+        expect(map(b, 128 * 1024).fileBytes).toBe(128 * 1024);
+        a.free(held.block);
+        expect(memory.hostReport().mmapBytes).toBe(128 * 1024);
+      });
+    });
+
+    it('charges an existing file mapped as it is by its length, and refuses it whole past the quota', () => {
+      withMmap(0, (memory, dir) => {
+        loadTenants(memory, { a: { ...NONE, mmapQuotaBytes: MiB } });
+        mkdirSync(join(dir, 'tenant-a'), { recursive: true });
+        writeFileSync(join(dir, 'tenant-a', 'big.bin'), Buffer.alloc(2 * MiB, 7));
+        const a = new PoolWorkspaceBacking(memory, { leaseId: 'lease-a', tenant: 'a' });
+        expect(refusal(() => map(a, 0, 'big.bin')).reason).toBe('QUOTA_EXCEEDED');
+        // Refused before mapping: the file is as it was.
+        expect(readFileSync(join(dir, 'tenant-a', 'big.bin')).equals(Buffer.alloc(2 * MiB, 7))).toBe(true);
+        loadTenants(memory, { a: { ...NONE, mmapQuotaBytes: 4 * MiB } });
+        const mapped = map(a, 0, 'big.bin');
+        expect(mapped.fileBytes).toBe(2 * MiB);
+        expect(memory.tenantUsage('a').mmapBytes).toBe(2 * MiB);
+        a.free(mapped.block);
+      });
+    });
+
+    it("keeps the account of a tenant not in the tenants file while it has a mapped file", () => {
+      withMmap(0, (memory) => {
+        const a = new PoolWorkspaceBacking(memory, { leaseId: 'lease-a', tenant: 'open-mode-client' });
+        const mapped = map(a, 64 * 1024);
+        expect(memory.releaseIdleTenant('open-mode-client')).toBe(false);
+        expect(memory.tenantUsage('open-mode-client').mmapBytes).toBe(64 * 1024);
+        a.free(mapped.block);
+        expect(memory.releaseIdleTenant('open-mode-client')).toBe(true);
+      });
+    });
   });
 
   it('closes every expired lease in one sweep and gives their memory back', async () => {

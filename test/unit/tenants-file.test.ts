@@ -34,8 +34,14 @@ function errorOf(fn: () => unknown): TensormemError {
 describe('tenants file', () => {
   it('reads tenants, sizes as powers of 1024, and defaults', () => {
     const [a, admin] = parseTenants(GOOD);
-    expect(a).toEqual({ name: 'team-a', tokenSha256: sha('token-a'), deviceQuotaBytes: 8 * 1024 ** 3, hostQuotaBytes: 4 * 1024 ** 3, deviceGuaranteeBytes: 2 * 1024 ** 3, maxLeases: 16, admin: false });
+    expect(a).toEqual({ name: 'team-a', tokenSha256: sha('token-a'), deviceQuotaBytes: 8 * 1024 ** 3, hostQuotaBytes: 4 * 1024 ** 3, mmapQuotaBytes: 0, deviceGuaranteeBytes: 2 * 1024 ** 3, maxLeases: 16, admin: false });
     expect(admin).toMatchObject({ name: 'admin', admin: true, deviceQuotaBytes: 0, maxLeases: 0 });
+  });
+
+  it('reads quota.mmap, the cap on the tenant\'s MMAP workspace files, and names the three quota keys when one is unknown', () => {
+    expect(parseTenants(GOOD.replace('quota: { device: 8G, host: 4G }', 'quota: { device: 8G, mmap: 32G }'))[0]).toMatchObject({ deviceQuotaBytes: 8 * 1024 ** 3, hostQuotaBytes: 0, mmapQuotaBytes: 32 * 1024 ** 3 });
+    const error = errorOf(() => parseTenants(GOOD.replace('host: 4G', 'disk: 4G'), 'tenants.yaml'));
+    expect(error.message).toContain('tenants.yaml:4: unknown key "disk" in quota (expected device, host or mmap)');
   });
 
   it('reads the JSON form', () => {
@@ -85,7 +91,7 @@ describe('tenant registry', () => {
     expect(before.deviceGuaranteeBytes).toBe(2 * 1024 * MiB);
     reloaded.replace(reloaded.list().filter((tenant) => tenant.name !== 'team-a'));
     // Its open leases stay bound by its quotas; its guarantee would keep reserving memory no one may use.
-    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: before.deviceQuotaBytes, hostQuotaBytes: before.hostQuotaBytes, deviceGuaranteeBytes: 0 });
+    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: before.deviceQuotaBytes, hostQuotaBytes: before.hostQuotaBytes, mmapQuotaBytes: before.mmapQuotaBytes, deviceGuaranteeBytes: 0 });
     expect(errorOf(() => reloaded.authorizeOpen('token-a', '')).kind).toBe('UNAUTHENTICATED');
     reloaded.replace(parseTenants(GOOD));
     expect(reloaded.limitsOf('team-a')).toEqual(before);
@@ -100,7 +106,7 @@ describe('tenant registry', () => {
     expect(reloaded.limitsOf('team-a').deviceQuotaBytes).toBe(before.deviceQuotaBytes);
     reloaded.forgetUnusedDropped(() => false);
     expect(reloaded.droppedCount).toBe(0);
-    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: 0, hostQuotaBytes: 0, deviceGuaranteeBytes: 0 });
+    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0 });
   });
 
   it('takes any tenant name in open mode', () => {

@@ -14,6 +14,7 @@ export interface HostPoolInfo {
   'allocation_count'?: (number | string | Long);
   'allocations_total'?: (number | string | Long);
   'failed_allocations_total'?: (number | string | Long);
+  'mmap_max_bytes'?: (number | string | Long);
 }
 
 export interface HostPoolInfo__Output {
@@ -28,4 +29,5 @@ export interface HostPoolInfo__Output {
   'allocation_count': (number);
   'allocations_total': (number);
   'failed_allocations_total': (number);
+  'mmap_max_bytes': (number);
 }

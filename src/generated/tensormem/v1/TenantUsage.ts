@@ -13,6 +13,8 @@ export interface TenantUsage {
   'guarantee_bytes'?: (number | string | Long);
   'max_leases'?: (number);
   'device_used_bytes_by_device'?: (number | string | Long)[];
+  'mmap_used_bytes'?: (number | string | Long);
+  'mmap_quota_bytes'?: (number | string | Long);
 }
 
 export interface TenantUsage__Output {
@@ -26,4 +28,6 @@ export interface TenantUsage__Output {
   'guarantee_bytes': (number);
   'max_leases': (number);
   'device_used_bytes_by_device': (number)[];
+  'mmap_used_bytes': (number);
+  'mmap_quota_bytes': (number);
 }
