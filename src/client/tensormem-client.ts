@@ -84,6 +84,12 @@ function outOfRange(field: string, message: string): TensormemClientError {
   return new TensormemClientError(Status.OUT_OF_RANGE, 'OUT_OF_RANGE', `${field}: ${message}`, { field });
 }
 
+/** A timer length for grpc-js: a positive integer of ms that fits its 32-bit timers. */
+function positiveMs(field: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0 || value > 2 ** 31 - 1) throw invalidArgument(field, 'a whole number of milliseconds from 1 to 2147483647', value);
+  return value;
+}
+
 type Callback<T> = (error: ServiceError | null, value?: T) => void;
 
 /** Promisifies one unary call and maps its error. */
@@ -114,7 +120,19 @@ export interface ClientOptions {
    * address of a daemon reached on another host (dataPlaneEndpointFor).
    */
   dataPlane?: false | { thresholdBytes?: number; connectTimeoutMs?: number };
+  /**
+   * HTTP/2 keepalive pings on the connection while any call is open (a KeepAlive stream, a
+   * WatchMemory, a call waiting for memory): one every `timeMs` (default 30 s); no answer within
+   * `timeoutMs` (default 10 s) ends every open call with UNAVAILABLE. Without it, a call with no
+   * deadline on a connection that died silently (the daemon's host lost power, a network partition,
+   * a NAT that dropped the flow) waits for the kernel's TCP timeout, which can be 15 minutes or more.
+   * `false`: no pings.
+   */
+  keepalive?: false | { timeMs?: number; timeoutMs?: number };
 }
+
+export const DEFAULT_KEEPALIVE_TIME_MS = 30_000;
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
 
 export const DEFAULT_DATA_PLANE_THRESHOLD_BYTES = 1024 * 1024;
 export const DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS = 5000;
@@ -158,6 +176,11 @@ export class TensormemClient {
     const tls = options.tls;
     const creds = tls ? credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null) : credentials.createInsecure();
     if (tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = tls.serverName;
+    if (options.keepalive !== false) {
+      // Only while calls are open (grpc.keepalive_permit_without_calls stays off): an idle client sends nothing.
+      channelOptions['grpc.keepalive_time_ms'] = positiveMs('keepalive.timeMs', options.keepalive?.timeMs ?? DEFAULT_KEEPALIVE_TIME_MS);
+      channelOptions['grpc.keepalive_timeout_ms'] = positiveMs('keepalive.timeoutMs', options.keepalive?.timeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS);
+    }
     this.leases = new proto.tensormem.v1.LeaseService(address, creds, channelOptions);
     // The three stubs share the one channel (one connection).
     const shared = { ...channelOptions, channelOverride: this.leases.getChannel() };

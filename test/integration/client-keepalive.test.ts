@@ -1,0 +1,99 @@
+/**
+ * The typed client's HTTP/2 keepalive: a connection that dies silently (no FIN, no RST: the daemon's
+ * host lost power, a partition, a NAT that forgot the flow) ends the calls open on it with
+ * UNAVAILABLE, instead of leaving a call without a deadline waiting for the kernel's TCP timeout.
+ * A proxy between client and daemon stops forwarding bytes either way, keeping both sockets open.
+ */
+import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientOptions, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+interface SilentProxy {
+  address: string;
+  /** From now on nothing is forwarded either way; the sockets stay open. */
+  goSilent(): void;
+  close(): Promise<void>;
+}
+
+async function silentProxy(target: string): Promise<SilentProxy> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const sockets = new Set<Socket>();
+  let silent = false;
+  const server: Server = createServer((down) => {
+    const up = createConnection({ host, port });
+    for (const socket of [down, up]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    down.on('data', (bytes) => silent || up.write(bytes));
+    up.on('data', (bytes) => silent || down.write(bytes));
+    down.on('end', () => silent || up.end());
+    up.on('end', () => silent || down.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    goSilent: () => {
+      silent = true;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Opens a lease through a fresh proxy, starts a WatchMemory stream, silences the proxy; resolves with the stream's error, or undefined when none came within `waitMs`. */
+async function watchThroughSilencedProxy(daemon: DaemonProcess, options: ClientOptions, waitMs: number): Promise<{ error: TensormemClientError | undefined; afterMs: number }> {
+  const proxy = await silentProxy(daemon.tcpAddress);
+  const client = new TensormemClient(proxy.address, options);
+  try {
+    const lease = await client.openLease();
+    let firstInfo!: () => void;
+    const seen = new Promise<void>((resolve) => (firstInfo = resolve));
+    let failed!: (error: TensormemClientError) => void;
+    const error = new Promise<TensormemClientError>((resolve) => (failed = resolve));
+    client.watchMemory(100, () => firstInfo(), failed, lease.token);
+    await seen;
+    proxy.goSilent();
+    const start = Date.now();
+    const outcome = await Promise.race([error, new Promise<undefined>((resolve) => setTimeout(resolve, waitMs))]);
+    return { error: outcome, afterMs: Date.now() - start };
+  } finally {
+    client.close();
+    await proxy.close();
+  }
+}
+
+describe('typed client keepalive', () => {
+  let daemon: DaemonProcess;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--lease-ttl', '60s']);
+  });
+
+  afterAll(async () => {
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('ends a stream on a connection gone silent with UNAVAILABLE once a ping goes unanswered', async () => {
+    const { error, afterMs } = await watchThroughSilencedProxy(daemon, { keepalive: { timeMs: 300, timeoutMs: 300 } }, 10_000);
+    expect(error).toBeInstanceOf(TensormemClientError);
+    expect(error!.code).toBe(status.UNAVAILABLE);
+    // One ping interval plus its timeout, with room for a slow machine; the kernel would take minutes.
+    expect(afterMs).toBeLessThan(5_000);
+  });
+
+  it('without pings (keepalive: false) the same stream just stops hearing anything', async () => {
+    const { error } = await watchThroughSilencedProxy(daemon, { keepalive: false }, 3_000);
+    expect(error).toBeUndefined();
+  });
+
+  it('refuses keepalive times grpc-js cannot arm, naming the field', () => {
+    expect(() => new TensormemClient(daemon.tcpAddress, { keepalive: { timeMs: 0 } })).toThrow('Expected a whole number of milliseconds from 1 to 2147483647 for keepalive.timeMs but received 0');
+    expect(() => new TensormemClient(daemon.tcpAddress, { keepalive: { timeoutMs: 2 ** 31 } })).toThrow('for keepalive.timeoutMs but received 2147483648');
+  });
+});
