@@ -6,7 +6,7 @@
  * at or above the async threshold.
  */
 import { MmapLimitError, OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument } from '../errors';
-import { statSync } from 'node:fs';
+import { statSync, unlinkSync } from 'node:fs';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
 import type { AllocateOptions, Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
@@ -242,7 +242,8 @@ export class MemoryManager {
    * A memory-mapped file as a HOST block of its whole length (MMAP workspaces). Its pages live in the
    * file, so it counts in mmap_bytes, not against --host-maxbytes; it counts against --mmap-maxbytes
    * and the tenant's quota.mmap, checked before the file is created (a file created with
-   * `createBytes` has that length; an existing one mapped as it is, its length now).
+   * `createBytes` has that length; an existing one mapped as it is, its length now). A `deleteOnFree`
+   * file is unlinked as soon as it is mapped.
    */
   mapFile(path: string, options: { createBytes: number; deleteOnFree: boolean }, owner: BlockOwner): Block {
     const account = this.account(owner.tenant);
@@ -266,6 +267,16 @@ export class MemoryManager {
     this.hostCategoryBytes.mmap += mapped.bytes;
     account.mmap.usedBytes += mapped.bytes;
     account.mmap.files++;
+    if (options.deleteOnFree) {
+      // A private file (a temporary workspace's): its name goes now, the mapping keeps its pages, and
+      // the disk space returns at the unmap or whenever the process ends, SIGKILL and crashes included,
+      // instead of staying in --mmap-dir for good. (Should the unlink fail, the free still unlinks it.)
+      try {
+        unlinkSync(path);
+      } catch {
+        // left to the free
+      }
+    }
     return { chunkHandle: mapped.handle, offset: 0, bytes: mapped.bytes, requestedBytes: mapped.bytes, owner };
   }
 

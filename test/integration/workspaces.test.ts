@@ -190,9 +190,12 @@ describe('workspaces over gRPC', () => {
     const temporaries = () => readdirSync(mmapDir).filter((name) => name.startsWith('tensormem-ws-')).length;
     const count = temporaries();
     const temp = await lease.createWorkspace('MMAP_TMP', { initial_size: 64 * 1024, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE' });
-    expect(temporaries()).toBe(count + 1);
+    // A temporary file's name is gone as soon as it is mapped (nothing is left if the daemon is killed); its pages are mapped.
+    expect(temporaries()).toBe(count);
+    expect((await client.memoryInfo()).host!.mmap_bytes - before.host!.mmap_bytes).toBe(64 * 1024);
     await lease.destroyWorkspace(temp.workspace_id);
     expect(temporaries()).toBe(count);
+    expect((await client.memoryInfo()).host!.mmap_bytes).toBe(before.host!.mmap_bytes);
   });
 
   it('an MMAP workspace whose file another live workspace maps is refused when it would re-create the file', async () => {
@@ -361,5 +364,31 @@ describe('workspaces over gRPC', () => {
     expect(before.devices[0].used_bytes + before.host!.used_bytes - (after.devices[0].used_bytes + after.host!.used_bytes)).toBeGreaterThanOrEqual(held);
     expect(after.devices[0].used_bytes).toBe(0);
     expect(after.host!.used_bytes).toBe(0);
+  });
+});
+
+describe('temporary MMAP files of a daemon that is killed', () => {
+  it('leave nothing in --mmap-dir: the name is unlinked once mapped, the pages go with the process', async () => {
+    const mmapDir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-killed-'));
+    const daemon = await startDaemon(['--mmap-dir', mmapDir]);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const lease = await client.openLease();
+      const ws = await lease.createWorkspace('scratch', { initial_size: 4 * MiB, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE' });
+      await lease.enterWorkspace(ws.workspace_id);
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
+      const data = randomBytes(MiB);
+      await lease.write(array.array_id, data);
+      // The workspace works from the unlinked file: the bytes come back.
+      expect(sha256(await lease.read(array.array_id))).toBe(sha256(data));
+      expect((await client.memoryInfo()).host!.mmap_bytes).toBe(4 * MiB);
+      client.close();
+      expect(await daemon.stop('SIGKILL')).toBeNull();
+      expect(readdirSync(mmapDir)).toEqual([]);
+    } finally {
+      client.close();
+      await daemon.stop('SIGKILL');
+      rmSync(mmapDir, { recursive: true, force: true });
+    }
   });
 });
