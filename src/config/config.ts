@@ -160,8 +160,21 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
     const flag = findFlag(key);
     if (!flag || key === 'config' || flag.commandLineOnly) throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help; help and version are command-line flags only)', key);
     // A list flag takes a YAML/JSON list, or a string of comma-separated items as its environment variable does.
-    if (Array.isArray(value)) values.set(key, value.map(String));
-    else values.set(key, flag.type === 'list' ? splitList(String(value)) : String(value));
+    // Every value (and list item) is a string, number or boolean: a key left empty (YAML null), a mapping,
+    // or a list for a flag that takes one value would otherwise be read as the text "null",
+    // "[object Object]" or the items joined with commas (--mmap-dir "null", a folder ./null).
+    const scalar = (item: unknown): item is string | number | boolean => typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean';
+    const received = { toString: () => (value === null ? 'an empty value (leave the key out for the default)' : (JSON.stringify(value) ?? String(value))) };
+    const refuse = (expected: string) => invalidArgument(`--${key} (from ${path}: ${key})`, expected, received);
+    const what = flag.arg ?? (flag.type === 'bool' ? 'true or false' : 'a string, number or boolean');
+    if (Array.isArray(value)) {
+      if (flag.type !== 'list') throw refuse(`one value (${what}), not a list`);
+      if (!value.every(scalar)) throw refuse('a list of addresses (strings)');
+      values.set(key, value.map(String));
+    } else {
+      if (!scalar(value)) throw refuse(flag.type === 'list' ? 'an address or a list of addresses' : `a value (${what})`);
+      values.set(key, flag.type === 'list' ? splitList(String(value)) : String(value));
+    }
   }
   return values;
 }

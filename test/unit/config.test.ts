@@ -228,6 +228,33 @@ describe('loadConfig', () => {
     expect(() => loadConfig(['--config', yaml], {})).toThrowError(`Expected at least one address (HOST:PORT or unix:PATH) for --listen (from ${yaml}: listen) but received "(none)"`);
   });
 
+  it('refuses a config file value that is empty (YAML null), a mapping, or a list for a one-value flag, naming file and key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'types.yaml');
+    // Read as text these were "null" (an MMAP folder ./null, a cuDNN library "null"), "[object Object]", and "/a,/b".
+    writeFileSync(file, 'mmap-dir:\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected a value (DIR) for --mmap-dir (from ${file}: mmap-dir) but received an empty value (leave the key out for the default)`);
+    writeFileSync(file, 'cudnn-library: ~\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`for --cudnn-library (from ${file}: cudnn-library) but received an empty value`);
+    writeFileSync(file, 'maxbytes: { device: 4G }\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected a value (SIZE) for --maxbytes (from ${file}: maxbytes) but received {"device":"4G"}`);
+    writeFileSync(file, 'mmap-dir: [/a, /b]\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected one value (DIR), not a list for --mmap-dir (from ${file}: mmap-dir) but received ["/a","/b"]`);
+    writeFileSync(file, 'maxbytes: [4G]\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected one value (SIZE), not a list for --maxbytes (from ${file}: maxbytes)`);
+    writeFileSync(file, 'listen: [127.0.0.1:0, { port: 1 }]\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected a list of addresses (strings) for --listen (from ${file}: listen)`);
+    writeFileSync(file, 'listen:\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`for --listen (from ${file}: listen) but received an empty value`);
+    const json = join(dir, 'types.json');
+    writeFileSync(json, JSON.stringify({ tenants: null }));
+    expect(() => loadConfig(['--config', json], {})).toThrowError(`Expected a value (FILE) for --tenants (from ${json}: tenants) but received an empty value`);
+    // Scalars of every YAML/JSON type are still read as their text.
+    writeFileSync(file, 'lease-ttl: 90\nallow-small-device: true\nmaxbytes: 4G\nlisten: [127.0.0.1:0]\nmmap-dir: ""\n');
+    const config = loadConfig(['--config', file], {});
+    expect([config.leaseTtlMs, config.allowSmallDevice, config.maxBytes, config.listen, config.mmapDir]).toEqual([90_000, true, { kind: 'bytes', bytes: 4 * GiB }, ['127.0.0.1:0'], undefined]);
+  });
+
   it('refuses unknown keys in the config file, naming file and key', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
     const file = join(dir, 'bad.yaml');
