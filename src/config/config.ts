@@ -115,6 +115,24 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   return { ...build(raw), misspelledEnv: misspelledEnv(env) };
 }
 
+/**
+ * `--help` or `--version` on a command line that parses: answered from the command line alone, before
+ * the environment and the config file are read, so that a bad TENSORMEM_ variable or config file (whose
+ * refusal says "Run tensormemd --help") does not refuse the help too. Undefined otherwise (loadConfig
+ * then reports what is wrong with the command line).
+ */
+export function commandLineOnlyRequest(argv: readonly string[]): 'help' | 'version' | undefined {
+  let flags: RawValues;
+  try {
+    flags = parseArgv(argv);
+  } catch {
+    return undefined;
+  }
+  if (flags.get('help')?.value === 'true') return 'help';
+  if (flags.get('version')?.value === 'true') return 'version';
+  return undefined;
+}
+
 function parseArgv(argv: readonly string[]): RawValues {
   const values: RawValues = new Map();
   for (let i = 0; i < argv.length; i++) {

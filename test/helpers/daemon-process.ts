@@ -78,9 +78,9 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
 }
 
 /** Runs tensormemd to completion with `args` (for --help and bad flags). */
-export function runTensormemd(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runTensormemd(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TENSORMEMD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [TENSORMEMD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

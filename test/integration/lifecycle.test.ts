@@ -250,6 +250,21 @@ describe('lease lifecycle', () => {
     expect(small.stderr).toContain('--allow-small-device');
   });
 
+  it('answers --help and --version whatever the environment or the config file holds (their refusal says "Run tensormemd --help")', async () => {
+    const env = { ...process.env, TENSORMEM_MAXBYTES: '12Q', TENSORMEM_CONFIG: '/nonexistent/tensormemd.yaml' };
+    const refused = await runTensormemd(['--backend', 'host'], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('Run tensormemd --help for the flags.');
+    const help = await runTensormemd(['--help'], env);
+    expect([help.code, help.stderr]).toEqual([0, '']);
+    expect(help.stdout).toContain('--maxbytes SIZE');
+    const version = await runTensormemd(['--version'], env);
+    expect([version.code, version.stderr]).toEqual([0, '']);
+    expect(version.stdout).toMatch(/^tensormemd \d+\.\d+\.\d+/);
+    // The command line itself is still checked: an unknown flag beside --help is refused.
+    expect((await runTensormemd(['--help', '--bogus'], env)).code).toBe(2);
+  });
+
   it.each([
     [['--emulated-device', '1G', '--allow-small-device'], "--maxbytes is 0 bytes on device 0 (tensormem emulated device, 1.00 GiB), derived as the device's 1.00 GiB minus --device-reserve 1.00 GiB (the default for a device under 16 GiB)", 'Fix: --device-reserve 256M (a smaller reserve), or --maxbytes 768M.'],
     [['--device-reserve', '100%'], '--device-reserve 2.00 GiB ("100%", set by --device-reserve)', 'Fix: --device-reserve 1G (a smaller reserve), or --maxbytes 1G.'],
