@@ -145,7 +145,10 @@ function parseArgv(argv: readonly string[]): RawValues {
     let value: string;
     if (eq >= 0) value = arg.slice(eq + 1);
     else if (flag.type === 'bool') value = 'true';
-    else if (i + 1 < argv.length) value = argv[++i];
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) value = argv[++i];
+    // A flag whose value is missing would otherwise take the next flag as its value (`--mmap-dir
+    // --allow-small-device`: MMAP files under ./--allow-small-device, and no small device allowed).
+    else if (i + 1 < argv.length) throw invalidArgument(`--${name}`, `a value (${flag.arg ?? 'value'}; --${name}=VALUE for one that starts with --)`, argv[i + 1]);
     else throw invalidArgument(`--${name}`, `a value (${flag.arg ?? 'value'})`, '(nothing)');
     if (flag.type === 'list') {
       const previous = values.get(name);

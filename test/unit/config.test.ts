@@ -147,6 +147,17 @@ describe('loadConfig', () => {
     expect(fitted.sources['chunk-bytes']).toBe('default');
   });
 
+  it('refuses a flag whose value is missing rather than taking the next flag as its value', () => {
+    expect(() => loadConfig(['--mmap-dir', '--allow-small-device'], {})).toThrowError(
+      'Expected a value (DIR; --mmap-dir=VALUE for one that starts with --) for --mmap-dir but received "--allow-small-device"',
+    );
+    expect(() => loadConfig(['--cudnn-library', '--log-level', 'debug'], {})).toThrowError('for --cudnn-library but received "--log-level"');
+    expect(() => loadConfig(['--maxbytes'], {})).toThrowError('Expected a value (SIZE) for --maxbytes but received "(nothing)"');
+    // With = the value may start with --; a bool flag takes no separate value.
+    const config = loadConfig(['--mmap-dir=--odd', '--allow-small-device', '--listen', '127.0.0.1:0'], {});
+    expect([config.mmapDir, config.allowSmallDevice, config.listen]).toEqual(['--odd', true, ['127.0.0.1:0']]);
+  });
+
   it('collects repeated --listen flags', () => {
     expect(loadConfig(['--listen', '127.0.0.1:1', '--listen=unix:/tmp/x.sock'], {}).listen).toEqual(['127.0.0.1:1', 'unix:/tmp/x.sock']);
   });
