@@ -15,7 +15,7 @@ import {
   zeroHostCapProblem,
 } from '../memory/limits';
 import { formatIec, GiB, MiB } from '../units';
-import { PROFILES } from './profiles';
+import { profileDeviceReserve } from './profiles';
 
 export { sizeFlag };
 
@@ -148,8 +148,8 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   if (!facts.deviceCapSet && facts.devices.length > 0) {
     // A cap of 0 is its own error (maxbytes-zero); suggest what would work there instead.
     const smallest = floorMiBOrBytes(Math.min(...facts.devices.map((device) => (device.maxBytes > 0 ? device.maxBytes : device.totalBytes - workingDeviceReserve(device.totalBytes)))));
-    // The profile only where its reserve leaves every device a pool (on a 1 GiB device it reserves all of it, and the daemon refuses).
-    const profileFits = facts.devices.every((device) => PROFILES['gpu-training'].deviceReserve(device.totalBytes) < device.totalBytes);
+    // The profile only where its reserve leaves every device a pool (a device without memory has none to lend).
+    const profileFits = facts.devices.every((device) => profileDeviceReserve('gpu-training', device.totalBytes) < device.totalBytes);
     add({
       severity: 'warning',
       rule: 'no-device-cap',

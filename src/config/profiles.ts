@@ -14,7 +14,7 @@
  * source `profile:NAME` in GetConfig.
  */
 import { GiB, MiB } from '../units';
-import { defaultDeviceReserve } from '../memory/limits';
+import { defaultDeviceReserve, workingDeviceReserve } from '../memory/limits';
 import type { ConfigSource, DaemonConfig } from './config';
 import { resolveSize } from './sizes';
 
@@ -114,6 +114,17 @@ const ceilMiB = (bytes: number) => Math.ceil(bytes / MiB) * MiB;
 const share = (ramBytes: number, part: number, whole: number) => floorMiB(Number((BigInt(ramBytes) * BigInt(part)) / BigInt(whole)));
 
 /**
+ * The reserve profile `name` leaves on a device of `totalBytes`. One that would take the whole device
+ * (1G of a card of 1 GiB or less, served with --allow-small-device) is a quarter of it instead, as the
+ * daemon's own refusal suggests: a pool of 0 is refused at start, so the profile would give a
+ * configuration the daemon does not run.
+ */
+export function profileDeviceReserve(name: ProfileName, totalBytes: number): number {
+  const reserve = PROFILES[name].deviceReserve(totalBytes);
+  return reserve < totalBytes ? reserve : workingDeviceReserve(totalBytes);
+}
+
+/**
  * The profile's values on this machine. `given` carries what a flag, variable or config file already
  * decides, so that the values derived from it (host mirrors of the device caps, the physical cap over
  * host-maxbytes) follow the effective setting rather than the profile's own.
@@ -122,7 +133,7 @@ export function profileValues(name: ProfileName, machine: MachineFacts, given: {
   const profile = PROFILES[name];
   // Each device its own reserve: one computed on the largest and applied to all would leave a smaller
   // card less than the seed's share, or nothing (gpu-training's 4G of a 40G card takes all of a 4G one).
-  const deviceReserveBytes = machine.deviceTotalBytes.map((total) => profile.deviceReserve(total));
+  const deviceReserveBytes = machine.deviceTotalBytes.map((total) => profileDeviceReserve(name, total));
   const caps = given.deviceCapsBytes ?? machine.deviceTotalBytes.map((total, index) => Math.max(0, total - deviceReserveBytes[index]));
   const sameSize = machine.deviceTotalBytes.length > 0 && machine.deviceTotalBytes.every((total) => total === machine.deviceTotalBytes[0]);
   let hostMaxBytes = share(machine.ramBytes, profile.seedMaxBytes, profile.referenceRamBytes);

@@ -138,8 +138,8 @@ describe('doctor', () => {
     expect(findings.map((f) => `${f.severity} ${f.rule}`)).toEqual(['error maxbytes-zero', 'warning device-too-small', 'warning no-device-cap']);
     expect(findings[0].what).toContain("--maxbytes is 0 bytes on device 0 (gpu, 1.00 GiB), derived as the device's 1.00 GiB minus --device-reserve 1.00 GiB (the default for a device under 16 GiB)");
     expect(findings[0].fix).toBe('--device-reserve 256M (a smaller reserve), or --maxbytes 768M');
-    // Not --profile gpu-training: its reserve (1G under 16 GiB) takes the whole device, and the daemon refuses that.
-    expect(findings[2].fix).toBe('--maxbytes 768M');
+    // --profile gpu-training too: on a device its 1G reserve would take whole, it keeps a quarter (768M pool).
+    expect(findings[2].fix).toBe('--maxbytes 768M (or --profile gpu-training)');
     // An explicit --maxbytes 0 is fixed with a --maxbytes.
     const set = only(good({ backend: 'host', devices: [{ ...device(4 * GiB, 0)[0], capOrigin: { maxbytesSource: 'flag', maxbytesText: '0%' } }], maxPhysicalBytes: 40 * GiB }));
     expect(set).toMatchObject({ severity: 'error', rule: 'maxbytes-zero', fix: '--maxbytes 3G' });

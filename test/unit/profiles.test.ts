@@ -86,6 +86,19 @@ describe('profileValues: scaled to other machines', () => {
     }
   });
 
+  it('leaves a device of 1 GiB or less served with --allow-small-device a pool the daemon starts with (the 1G reserve took all of it)', () => {
+    for (const [total, reserve] of [[GiB, 256 * MiB], [768 * MiB, 192 * MiB]]) {
+      const machine = gpuBox([total], 16 * GiB);
+      const devices = [{ index: 0, name: 'small card', totalBytes: total, freeBytes: total, computeCapability: '8.0' }];
+      for (const name of ['gpu-training', 'workstation', 'server', 'inference'] as const) {
+        const config = applyProfile(loadConfig(['--profile', name, '--allow-small-device'], {}), machine);
+        const limits = resolveLimits(config, 'cuda', devices, machine.ramBytes);
+        expect([limits.deviceReserveBytes, limits.maxBytes]).toEqual([[reserve], [total - reserve]]);
+        expect(limits.hostMaxBytes).toBeGreaterThan(0);
+      }
+    }
+  });
+
   it('counts the emulated devices in the physical cap on the host backend', () => {
     const values = profileValues('workstation', { ramBytes: 16 * GiB, deviceTotalBytes: [2 * GiB], backend: 'host', heapLimitBytes: 4 * GiB });
     expect(values).toEqual({ deviceReserveBytes: [GiB], maxBytes: GiB, hostMaxBytes: 10 * GiB, maxPhysicalBytes: 16 * GiB });
