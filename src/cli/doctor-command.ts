@@ -17,7 +17,8 @@ import type { DeviceMemoryInfo } from '../native/backend';
 import type { TensormemClient } from '../client/tensormem-client';
 import { isLocalAddress } from '../config/listen-address';
 import { formatIec } from '../units';
-import { asUsage } from './usage-error';
+import { UsageError, asUsage } from './usage-error';
+import { invalidArgument } from '../errors';
 
 export interface DoctorReport {
   /** "daemon at ADDRESS" or "proposed configuration". */
@@ -85,7 +86,8 @@ function localDevices(backend: 'auto' | 'cuda' | 'host', emulated: () => DeviceM
 /** Facts of a proposed tensormemd command line (and/or --config file), resolved as the daemon would resolve them. */
 export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMachine, env: NodeJS.ProcessEnv = process.env): DoctorFacts {
   const parsed = loadConfig(daemonArgs, env);
-  const ramBytes = machine.ram ? bytesOf(machine.ram, '--ram') : totalmem();
+  // Given empty (--vram= or --ram "$UNSET") they are refused, not read as "this machine's".
+  const ramBytes = machine.ram !== undefined ? bytesOf(machine.ram, '--ram') : totalmem();
   const emulated = () =>
     Array.from({ length: parsed.emulatedDevices }, (_, index) => ({
       index,
@@ -94,7 +96,7 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
       freeBytes: resolveSize(parsed.emulatedDevice, ramBytes),
       computeCapability: 'emulated',
     }));
-  const { backend, devices } = machine.vram
+  const { backend, devices } = machine.vram !== undefined
     ? {
         backend: 'cuda' as const,
         devices: machine.vram.split(',').map((text, index) => {
@@ -158,10 +160,12 @@ function tenantsFacts(file: string, maxBytes: number[]): DoctorTenants {
   return { file, guaranteeBytes };
 }
 
-/** --ram / --vram: a bad value is a usage error (exit 2). */
+/** --ram / --vram: a bad value (a machine or device of 0 bytes included) is a usage error (exit 2). */
 function bytesOf(text: string, field: string): number {
   const spec = asUsage(() => parseSize(text, field, false));
-  return spec.kind === 'bytes' ? spec.bytes : 0;
+  const bytes = spec.kind === 'bytes' ? spec.bytes : 0;
+  if (bytes <= 0) throw new UsageError(invalidArgument(field, 'a size above 0', text).message);
+  return bytes;
 }
 
 export function report(subject: string, facts: DoctorFacts): DoctorReport {

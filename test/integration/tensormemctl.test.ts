@@ -122,6 +122,19 @@ describe('tensormemctl doctor', () => {
     expect(run.stdout).toContain('1 findings: 1 errors, 0 warnings, 0 info');
   });
 
+  it('refuses an empty or zero --vram or --ram (exit 2) rather than judging this machine or a machine of 0 bytes', async () => {
+    for (const [args, message] of [
+      [['--vram='], 'Expected a size like 8G, 512MiB or 1048576 for --vram but received ""'],
+      [['--ram', ''], 'Expected a size like 8G, 512MiB or 1048576 for --ram but received ""'],
+      [['--ram', '0'], 'Expected a size above 0 for --ram but received "0"'],
+      [['--vram', '24G,0'], 'Expected a size above 0 for --vram but received "0"'],
+    ] as const) {
+      const run = await ctl(['doctor', ...args]);
+      expect([run.code, run.stdout], args.join(' ')).toEqual([2, '']);
+      expect(run.stderr).toContain(message);
+    }
+  });
+
   it('judges a config file offline with the daemon\'s parser; a good one exits 0 with no pitfalls', async () => {
     const file = join(dir, 'good.yaml');
     writeFileSync(file, 'maxbytes: 22G\nhost-maxbytes: 22G\nmaxphysicalbytes: 30G\n');
