@@ -129,6 +129,7 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
     ramBytes,
     hostCapOrigin: hostCapOrigin(config, limits),
     tenants: config.tenantsFile === undefined ? undefined : tenantsFacts(config.tenantsFile, limits.maxBytes),
+    mmapMaxBytes: config.mmapMaxBytes,
     openModeAddressError: config.tenantsFile === undefined ? openModeAddressError(config) : undefined,
   };
 }
@@ -152,12 +153,13 @@ function tenantsFacts(file: string, maxBytes: number[]): DoctorTenants {
     return { file, readError: (error as Error).message };
   }
   const guaranteeBytes = specs.reduce((sum, tenant) => sum + tenant.deviceGuaranteeBytes, 0);
+  const withoutMmapQuota = specs.filter((tenant) => !tenant.admin && tenant.mmapQuotaBytes === 0).map((tenant) => tenant.name);
   try {
     checkGuaranteesFit(specs, maxBytes, file);
   } catch (error) {
-    return { file, guaranteeBytes, guaranteesError: (error as Error).message };
+    return { file, guaranteeBytes, withoutMmapQuota, guaranteesError: (error as Error).message };
   }
-  return { file, guaranteeBytes };
+  return { file, guaranteeBytes, withoutMmapQuota };
 }
 
 /** --ram / --vram: a bad value (a machine or device of 0 bytes included) is a usage error (exit 2). */

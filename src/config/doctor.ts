@@ -50,6 +50,8 @@ export interface DoctorTenants {
   guaranteesError?: string;
   /** The device guarantees summed, when the file parsed. */
   guaranteeBytes?: number;
+  /** Tenants (admins aside) with no quota.mmap, when the file parsed. */
+  withoutMmapQuota?: string[];
 }
 
 export interface DoctorFacts {
@@ -74,6 +76,8 @@ export interface DoctorFacts {
   hostCapOrigin?: HostCapOrigin;
   /** The --tenants file of a proposed configuration (offline doctor only). */
   tenants?: DoctorTenants;
+  /** --mmap-maxbytes; 0 = no cap. Undefined when not known (an older daemon). */
+  mmapMaxBytes?: number;
   /**
    * Offline doctor only: tensormemd's refusal of an address that is not loopback or unix: in open mode
    * (no --tenants file) for --listen, --metrics-listen or --data-listen; undefined when it has none.
@@ -274,6 +278,17 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       fix:
         (smallestCap > 0 ? `Guarantees in ${facts.tenants.file} that add up to at most ${formatIec(smallestCap)}` : `A pool cap above 0 (maxbytes-zero) and guarantees in ${facts.tenants.file} that fit it`) +
         (neededCap > 0 && neededCap <= smallestDevice ? `, or --maxbytes ${sizeFlag(neededCap)}` : ''),
+    });
+  }
+  const uncapped = facts.tenants?.withoutMmapQuota ?? [];
+  if (facts.mmapMaxBytes === 0 && uncapped.length > 0) {
+    const names = uncapped.map((name) => `"${name}"`).join(', ');
+    add({
+      severity: 'warning',
+      rule: 'mmap-files-uncapped',
+      what: `No --mmap-maxbytes, and tenant${uncapped.length > 1 ? 's' : ''} ${names} of --tenants ${facts.tenants!.file} ha${uncapped.length > 1 ? 've' : 's'} no quota.mmap: ${uncapped.length > 1 ? 'each' : 'it'} may create MMAP workspace files until the file system of --mmap-dir is full`,
+      why: 'MMAP workspace files live outside --host-maxbytes and the host quotas (their pages belong to the files); a full disk fails every other tenant\'s MMAP workspaces, and anything else that writes there.',
+      fix: `--mmap-maxbytes SIZE (all tenants together), and quota: { mmap: SIZE } for each tenant in ${facts.tenants!.file}`,
     });
   }
   return findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);

@@ -312,6 +312,20 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
       expect(diagnose(proposedFacts([...base, '--tenants', fits], { ram: '32G' }, {})).filter((f) => f.severity === 'error')).toEqual([]);
     });
 
+    it('warns when tenants may fill the --mmap-dir file system: no --mmap-maxbytes and a tenant without quota.mmap', () => {
+      const quota = (name: string, mmap: string) => `  - name: ${name}\n    token_sha256: "${createHash('sha256').update(name).digest('hex')}"\n    quota: { mmap: ${mmap} }\n`;
+      const admin = `  - name: ops\n    token_sha256: "${createHash('sha256').update('ops').digest('hex')}"\n    admin: true\n`;
+      const mixed = file('mmap-mixed.yaml', `tenants:\n${quota('a', '8G')}${tenant('b', '1G')}${tenant('c', '1G')}${admin}`);
+      const finding = diagnose(proposedFacts([...base, '--tenants', mixed], { ram: '32G' }, {})).find((f) => f.rule === 'mmap-files-uncapped')!;
+      expect(finding.severity).toBe('warning');
+      expect(finding.what).toBe(`No --mmap-maxbytes, and tenants "b", "c" of --tenants ${mixed} have no quota.mmap: each may create MMAP workspace files until the file system of --mmap-dir is full`);
+      expect(finding.fix).toBe(`--mmap-maxbytes SIZE (all tenants together), and quota: { mmap: SIZE } for each tenant in ${mixed}`);
+      // A daemon-wide cap, or a quota.mmap for every tenant (admins need none), answers it.
+      expect(rules(proposedFacts([...base, '--tenants', mixed, '--mmap-maxbytes', '100G'], { ram: '32G' }, {}))).not.toContain('warning mmap-files-uncapped');
+      const all = file('mmap-all.yaml', `tenants:\n${quota('a', '8G')}${quota('b', '8G')}${admin}`);
+      expect(rules(proposedFacts([...base, '--tenants', all], { ram: '32G' }, {}))).not.toContain('warning mmap-files-uncapped');
+    });
+
     it('a file that does not parse, or is missing, is an error naming the file', () => {
       const bad = file('bad.yaml', 'maxbytes: 12Q\n');
       const finding = diagnose(proposedFacts([...base, '--tenants', bad], { ram: '32G' }, {})).find((f) => f.rule === 'tenants-file-unreadable')!;
