@@ -169,8 +169,8 @@ async function main(): Promise<number> {
         const leases = await client().listLeases(values.token);
         print(leases, () =>
           renderTable(
-            ['LEASE', 'TENANT', 'CLIENT', 'ARRAYS', 'DEVICE', 'HOST', 'AGE', 'EXPIRES'],
-            leases.map((l) => [l.lease_id, l.tenant, l.client_name, l.array_count, formatIec(l.device_bytes), formatIec(l.host_bytes), `${l.age_seconds}s`, new Date(Number(l.expires_at!.seconds) * 1000).toISOString()]),
+            ['LEASE', 'TENANT', 'CLIENT', 'ARRAYS', 'DEVICE', 'HOST', 'MMAP', 'AGE', 'EXPIRES'],
+            leases.map((l) => [l.lease_id, l.tenant, l.client_name, l.array_count, formatIec(l.device_bytes), formatIec(l.host_bytes), formatIec(l.mmap_bytes), `${l.age_seconds}s`, new Date(Number(l.expires_at!.seconds) * 1000).toISOString()]),
           ),
         );
         break;

@@ -490,6 +490,11 @@ export class Lease {
     return bytes;
   }
 
+  /** Bytes of the files the lease's MMAP workspaces map. */
+  mmapBytes(): number {
+    return this.workspaceBacking.heldBytes().mmapBytes;
+  }
+
   /**
    * Frees every array and destroys every workspace; allocations still waiting for memory fail at once
    * with the closed-lease error and leave their queues. Returns the bytes given back.

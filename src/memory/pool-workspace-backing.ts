@@ -73,15 +73,17 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
     else this.memory.unmapFile(block);
   }
 
-  /** Bytes held, by side: device buffers, and host buffers (mirrors, HOST_ONLY); mapped files are in neither. */
-  heldBytes(): { deviceBytes: number; hostBytes: number } {
+  /** Bytes held, by side: device buffers, host buffers (mirrors, HOST_ONLY), and mapped files (MMAP). */
+  heldBytes(): { deviceBytes: number; hostBytes: number; mmapBytes: number } {
     let deviceBytes = 0;
     let hostBytes = 0;
+    let mmapBytes = 0;
     for (const [block, holding] of this.held) {
       if (holding.kind === 'DEVICE') deviceBytes += block.bytes;
       else if (holding.kind === 'HOST') hostBytes += block.bytes;
+      else mmapBytes += block.bytes;
     }
-    return { deviceBytes, hostBytes };
+    return { deviceBytes, hostBytes, mmapBytes };
   }
 
   /** The length of the tenant's file `path` (temp_file_path, under its --mmap-dir folder); 0 when there is none. */

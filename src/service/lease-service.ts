@@ -55,6 +55,7 @@ export function leaseSummary(lease: Lease): LeaseSummary {
     age_seconds: Math.floor((Date.now() - lease.createdAt.getTime()) / 1000),
     device_bytes: lease.deviceBytes(),
     host_bytes: lease.hostBytes(),
+    mmap_bytes: lease.mmapBytes(),
     array_count: lease.arrays.size,
     ttl_seconds: ttlSecondsOf(lease.ttlMs),
   };

@@ -124,6 +124,9 @@ describe('a shared GPU host', () => {
     const during = await client.memoryInfo(TOKENS.admin);
     expect(during.host).toMatchObject({ mmap_bytes: 2.75 * MiB, mmap_max_bytes: 3 * MiB });
     expect(during.tenants.find((t) => t.tenant === 'team-c')).toMatchObject({ mmap_used_bytes: 2 * MiB, mmap_quota_bytes: 0 });
+    const byLease = new Map((await client.listLeases(TOKENS.admin)).map((l) => [l.lease_id, l]));
+    expect(byLease.get(a.leaseId)).toMatchObject({ mmap_bytes: 768 * 1024, host_bytes: 0 });
+    expect(byLease.get(c.leaseId)).toMatchObject({ mmap_bytes: 2 * MiB, host_bytes: 0 });
     await a.close();
     await c.close();
     const after = await client.memoryInfo(TOKENS.admin);

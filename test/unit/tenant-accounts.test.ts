@@ -223,7 +223,7 @@ describe('tenant accounts', () => {
     memory.release();
   });
 
-  it("counts a lease's mapped files in neither its device nor its host bytes", () => {
+  it("counts a lease's mapped files apart, in neither its device nor its host bytes", () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-'));
     try {
       const backend = createBackend('host', { deviceCapacityBytes: 16 * MiB, deviceCount: 1 });
@@ -231,11 +231,11 @@ describe('tenant accounts', () => {
       const backing = new PoolWorkspaceBacking(memory, { leaseId: 'lease-1', tenant: 't' });
       const mapped = backing.mapFile({ path: undefined, createBytes: 64 * 1024, workspaceId: 'ws-1', workspaceName: 'mapped' });
       const host = backing.allocateBuffer({ location: 'HOST', mirror: false, bytes: MiB, device: 0, workspaceId: 'ws-1', workspaceName: 'mapped', purpose: 'workspace' });
-      expect(backing.heldBytes()).toEqual({ deviceBytes: 0, hostBytes: host.bytes });
+      expect(backing.heldBytes()).toEqual({ deviceBytes: 0, hostBytes: host.bytes, mmapBytes: mapped.fileBytes });
       expect(memory.hostReport().mmapBytes).toBe(mapped.fileBytes);
       backing.free(mapped.block);
       backing.free(host);
-      expect(backing.heldBytes()).toEqual({ deviceBytes: 0, hostBytes: 0 });
+      expect(backing.heldBytes()).toEqual({ deviceBytes: 0, hostBytes: 0, mmapBytes: 0 });
       memory.release();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -15,6 +15,7 @@ export interface LeaseSummary {
   'host_bytes'?: (number | string | Long);
   'array_count'?: (number);
   'ttl_seconds'?: (number);
+  'mmap_bytes'?: (number | string | Long);
 }
 
 export interface LeaseSummary__Output {
@@ -29,4 +30,5 @@ export interface LeaseSummary__Output {
   'host_bytes': (number);
   'array_count': (number);
   'ttl_seconds': (number);
+  'mmap_bytes': (number);
 }
