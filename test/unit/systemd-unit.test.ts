@@ -91,6 +91,21 @@ describe('tensormemd.service', () => {
     expect(listen).toContain('unix:/run/tensormem/tensormemd.sock');
   });
 
+  it('the daemon, running as tensormem, can reach the files in /etc/tensormem (tenants file, TLS key)', () => {
+    // systemd.exec(5): "Except in case of ConfigurationDirectory=, the innermost specified directories
+    // will be owned by the user and group specified in User= and Group=": /etc/tensormem stays
+    // root:root, and only its mode is set, to ConfigurationDirectoryMode=. Without the search bit for
+    // others the daemon's user cannot open /etc/tensormem/tenants.yaml (EACCES) and refuses to start.
+    expect(value('ConfigurationDirectory')).toBe('tensormem');
+    const mode = parseInt(value('ConfigurationDirectoryMode'), 8);
+    expect(mode & 0o001, `ConfigurationDirectoryMode=${value('ConfigurationDirectoryMode')} of a root-owned directory`).toBe(0o001);
+    // The files keep themselves private: the environment file (read by systemd as root) and, as the
+    // README says, the tenants file are installed 0640 with the tensormem group.
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('sudo install -D -m 0640 -g tensormem docker/systemd/tensormemd.env /etc/tensormem/tensormemd.env');
+    expect(readme).toMatch(/install -m 0640 -g tensormem \S+ \/etc\/tensormem\/tenants\.yaml/);
+  });
+
   it('pinned memory, restarts, reload and stop are set up for the daemon', () => {
     expect(value('LimitMEMLOCK')).toBe('infinity');
     expect(value('Restart')).toBe('on-failure');
