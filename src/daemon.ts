@@ -12,6 +12,7 @@ import type { DaemonConfig } from './config/config';
 import { isLocalAddress } from './config/listen-address';
 import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits, sourcedFlag } from './memory/limits';
+import { HeapGuard } from './memory/heap-guard';
 import { MemoryManager } from './memory/memory-manager';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
@@ -102,7 +103,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     registry?.sweep();
     memory?.trim();
   });
-  memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, scrub: config.scrub }, physical);
+  memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
   if (tenantSpecs) checkGuaranteesFit(tenantSpecs, limits.maxBytes, config.tenantsFile!);
   memory.setTenantLimits((name) => tenants.limitsOf(name));
   memory.declareTenants(tenants.list().map((tenant) => tenant.name));

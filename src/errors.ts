@@ -27,6 +27,7 @@ export type ErrorReason =
   | 'PHYSICAL_MEMORY_LIMIT'
   | 'QUOTA_EXCEEDED'
   | 'MMAP_LIMIT'
+  | 'HEAP_LIMIT'
   | 'WORKSPACE_FULL'
   | 'ARRAY_OUT_OF_SCOPE'
   | 'LEASE_EXPIRED'
@@ -180,6 +181,19 @@ export class MmapLimitError extends TensormemError {
       `Can't map [MMAP] file: ${formatBytes(requestedBytes)}: mmap cap (mmap-maxbytes) ${formatBytes(maxBytes)}, mapped ${formatBytes(mappedBytes)}. ` +
         `Try: destroy MMAP workspaces, a smaller initial_size, or a larger --mmap-maxbytes.`,
       { requested_bytes: String(requestedBytes), used_bytes: String(mappedBytes), cap_bytes: String(maxBytes) },
+    );
+  }
+}
+
+/** The daemon's live V8 heap is above the share of its limit that HeapGuard allows: no new arrays, leases or workspaces. */
+export class HeapLimitError extends TensormemError {
+  constructor(readonly liveBytes: number, readonly limitBytes: number, readonly thresholdBytes: number) {
+    super(
+      'RESOURCE_EXHAUSTED',
+      'HEAP_LIMIT',
+      `The daemon's heap is nearly full: ${formatBytes(liveBytes)} live of its ${formatBytes(limitBytes)} limit (new arrays, leases and workspaces are refused above ${formatBytes(thresholdBytes)}). ` +
+        `Try: free arrays (each costs the daemon about 250 B of heap, whatever its size) or close leases, or run tensormemd under node --max-old-space-size=MiB.`,
+      { heap_live_bytes: String(liveBytes), heap_limit_bytes: String(limitBytes), heap_threshold_bytes: String(thresholdBytes) },
     );
   }
 }

@@ -48,6 +48,8 @@ export interface DaemonConfig {
   dataStallTimeoutMs: number;
   /** --heap-growth: V8's heap growing percent; 0 = V8's default. */
   heapGrowthPercent: number;
+  /** --heap-reserve in bytes; undefined = the default (memory/heap-guard.ts); 0 = no check. */
+  heapReserveBytes?: number;
   shutdownTimeoutMs: number;
   maxWaitMs: number;
   logLevel: string;
@@ -325,6 +327,7 @@ function build(raw: RawValues): DaemonConfig {
     poolChunkBytes: positiveBytes('pool-chunk'),
     asyncCopyThresholdBytes: bytes('async-copy-threshold'),
     heapGrowthPercent: int('heap-growth', 0, 400),
+    heapReserveBytes: text('heap-reserve') === undefined ? undefined : bytes('heap-reserve'),
     shutdownTimeoutMs: timerDuration('shutdown-timeout'),
     maxWaitMs: duration('max-wait'),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),

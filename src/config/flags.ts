@@ -133,6 +133,12 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '10',
     help: "How far the daemon's V8 heap may grow past what the last full GC kept before the next one (V8's --heap-growing-percent; V8 adds at least 8 MiB plus the young generation). Bounds the garbage a burst of calls leaves in the resident set, at the price of more full GCs under load (README, Performance). While a WriteArray or ReadArray stream of 8 MiB or more runs, 300 instead (V8's own largest), so that its message buffers do not start a full GC every few MiB. Process-wide; overrides node's own --heap-growing-percent. 0 leaves V8's flags as node was started (V8's own choice, up to 4 x), streams or not.",
   },
+  {
+    name: 'heap-reserve',
+    type: 'size',
+    arg: 'SIZE',
+    help: "How much of the daemon's V8 heap limit to keep free: while less is left after a full GC, calls that make new objects (AllocateArray, DuplicateArray, CreateWorkspace, OpenLease) are refused with RESOURCE_EXHAUSTED, reason HEAP_LIMIT, instead of the daemon dying of 'JavaScript heap out of memory' with every tenant's leases (an array costs about 250 B of heap whatever its size, and no byte quota bounds how many a tenant makes). Default: the larger of 20 % of the limit and 64 MiB (the limit includes V8's young generation, 48 MiB by default, which these objects cannot use). 0 = no check. Raise the limit itself with node --max-old-space-size.",
+  },
   { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits. At most 24.8 days.' },
   {
     name: 'cudnn-library',

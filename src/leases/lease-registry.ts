@@ -63,6 +63,7 @@ export class LeaseRegistry {
         });
       }
     }
+    this.memory.checkHeap();
     const token = randomBytes(32).toString('base64url');
     const leaseId = `lease-${randomBytes(12).toString('hex')}`;
     const lease = new Lease(leaseId, hashToken(token), params.tenant || 'default', params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror);

@@ -142,7 +142,7 @@ export class Lease {
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
-    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount });
+    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: () => memory.checkHeap() });
   }
 
   renew(ttlMs = this.ttlMs): void {
@@ -250,6 +250,8 @@ export class Lease {
    * `eagerMirror`: whether a detached device array gets its host mirror now (--mirror eager) or on first host access.
    */
   private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace, retry = false, eagerMirror = this.eagerMirror): Promise<TensorArray> {
+    // Every array costs the daemon heap, whatever its bytes: refused while that heap is nearly full.
+    this.memory.checkHeap();
     const arrayId = newArrayId();
     // An attached array lives on its workspace's device.
     const device = workspace ? workspace.config.device : params.device;

@@ -15,6 +15,7 @@ import { PoolResource } from './pool-resource';
 import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
+import type { HeapGuard } from './heap-guard';
 import { QuotaAdaptor } from './quota-adaptor';
 import { MemoryWaitQueue } from './memory-wait-queue';
 import { MmapFiles, defaultMmapDir } from './mmap-files';
@@ -30,6 +31,8 @@ export interface MemoryManagerOptions {
   mmapDir?: string;
   /** --mmap-maxbytes: the most bytes of MMAP workspace files mapped at once, all tenants together; 0 or absent = no cap. */
   mmapMaxBytes?: number;
+  /** The daemon's own heap: checkHeap() asks it before a new array, lease or workspace; absent = no check. */
+  heapGuard?: HeapGuard;
   /**
    * --scrub: new arrays and workspace buffers are zeroed before a lease sees them, so that no lease reads
    * bytes another one freed (pool memory is reused). Default false here; the daemon's default is on.
@@ -295,6 +298,11 @@ export class MemoryManager {
     const account = this.account(block.owner.tenant);
     account.mmap.usedBytes -= block.bytes;
     account.mmap.files--;
+  }
+
+  /** Refuses (HEAP_LIMIT) while the daemon's heap is nearly full: called before a new array, lease or workspace is made. */
+  checkHeap(): void {
+    this.options.heapGuard?.check();
   }
 
   /** Every allocation waiting for device memory fails with `error` (the daemon drains). */

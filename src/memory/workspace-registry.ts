@@ -23,6 +23,8 @@ export interface WorkspaceRegistryOptions {
   defaultConfig?: WorkspaceConfigInput;
   /** Devices there are: a config.device past them is refused at creation, whenever the workspace would take its first buffer. */
   deviceCount?: number;
+  /** Asked before a new workspace is made, once its name and configuration passed: may refuse (the daemon's heap, HeapGuard). */
+  beforeCreate?: () => void;
 }
 
 /** Longest workspace name accepted. */
@@ -39,12 +41,14 @@ export class WorkspaceRegistry {
   private readonly deviceCount?: number;
   private readonly byId = new Map<string, Workspace>();
   private readonly byName = new Map<string, Workspace>();
+  private readonly beforeCreate: (() => void) | undefined;
 
   constructor(options: WorkspaceRegistryOptions) {
     this.backing = options.backing;
     this.newWorkspaceId = options.newWorkspaceId ?? (() => `ws-${randomBytes(12).toString('hex')}`);
     this.defaultConfig = options.defaultConfig === undefined ? DEFAULT_WORKSPACE_CONFIG : normalizeWorkspaceConfig(options.defaultConfig);
     this.deviceCount = options.deviceCount;
+    this.beforeCreate = options.beforeCreate;
   }
 
   /** setDefaultWorkspaceConfiguration: for later creations without a configuration. */
@@ -72,6 +76,7 @@ export class WorkspaceRegistry {
     if (this.deviceCount !== undefined && normalized.device >= this.deviceCount) {
       throw invalidArgument('config.device', `a device index from 0 to ${this.deviceCount - 1}`, normalized.device);
     }
+    this.beforeCreate?.();
     let workspaceId = this.newWorkspaceId();
     while (this.byId.has(workspaceId)) workspaceId = this.newWorkspaceId();
     const workspace = new Workspace({ name, workspaceId, config: normalized, backing: this.backing, scope: this.scope });

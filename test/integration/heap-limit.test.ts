@@ -1,0 +1,62 @@
+/**
+ * The daemon's own heap (--heap-reserve): a client making objects without end (leases here; zero-byte
+ * arrays are the same) is refused with HEAP_LIMIT before V8 runs out of heap, where the daemon died
+ * with every tenant's leases; what it frees lets calls through again. A daemon with a small heap
+ * (node --max-old-space-size=64: a limit of 112 MiB with the young generation) keeps 80 MiB free.
+ */
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('the daemon heap guard', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--heap-reserve', '80M'], { NODE_OPTIONS: '--max-old-space-size=64' });
+    client = new TensormemClient(daemon.unixAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('refuses new leases and arrays with HEAP_LIMIT instead of dying, and lets them through once leases are closed', async () => {
+    const leases: LeaseSession[] = [];
+    let refusal: TensormemClientError | undefined;
+    while (!refusal && leases.length < 40_000) {
+      const batch = await Promise.allSettled(Array.from({ length: 32 }, () => client.openLease({ clientName: 'leaky', labels: { job: 'x'.repeat(60) } })));
+      for (const outcome of batch) {
+        if (outcome.status === 'fulfilled') leases.push(outcome.value);
+        else refusal = outcome.reason as TensormemClientError;
+      }
+    }
+    expect(refusal, `no refusal after ${leases.length} leases`).toBeInstanceOf(TensormemClientError);
+    expect(refusal!.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refusal!.reason).toBe('HEAP_LIMIT');
+    expect(refusal!.details).toMatch(/^The daemon's heap is nearly full: \d+ bytes \([\d.]+ MiB\) live of its 117440512 bytes \(112\.00 MiB\) limit/);
+    expect(refusal!.errorMetadata.heap_threshold_bytes).toBe(String(32 * 1024 * 1024));
+
+    // The daemon is alive and answers everything that makes nothing new; arrays are refused too.
+    const info = await client.memoryInfo();
+    expect(info.process!.heap_limit_bytes).toBe(117440512);
+    expect((await leases[0].allocate({ dataType: 'DATA_TYPE_UINT8', shape: [0] }).catch((e: TensormemClientError) => e)) as TensormemClientError).toMatchObject({ reason: 'HEAP_LIMIT' });
+
+    for (let i = 0; i < leases.length; i += 256) await Promise.all(leases.slice(i, i + 256).map((lease) => lease.close()));
+    // The guard collects again at most every 5 s: within 15 s a lease opens and an array allocates.
+    let reopened: LeaseSession | undefined;
+    for (let waited = 0; !reopened && waited < 15_000; waited += 250) {
+      reopened = await client.openLease({ clientName: 'after' }).catch(() => undefined);
+      if (!reopened) await sleep(250);
+    }
+    expect(reopened, 'no lease within 15 s of closing the others').toBeDefined();
+    const array = await reopened!.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+    expect(array.byte_size).toBe(16);
+    await reopened!.close();
+    expect(daemon.otherStderr.join('\n')).not.toContain('heap out of memory');
+  }, 120_000);
+});

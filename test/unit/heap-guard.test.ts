@@ -1,0 +1,92 @@
+/** HeapGuard: refuses new objects while the daemon's live heap leaves less than the reserve, confirming with a full GC at most once an interval. */
+import { describe, expect, it } from 'vitest';
+import { HeapLimitError } from '../../src/errors';
+import { HeapGuard, defaultHeapReserve } from '../../src/memory/heap-guard';
+import { thrownBy } from '../helpers/thrown';
+
+const MiB = 1024 * 1024;
+
+/** A guard over a fake heap: `used` is what a reading sees, `liveAfterGc` what a full collection leaves. */
+function fakeHeap(options: { limit: number; reserve: number; sampleEvery?: number }) {
+  const heap = { used: 0, liveAfterGc: 0, collections: 0, now: 0 };
+  const guard = new HeapGuard({
+    limitBytes: options.limit,
+    reserveBytes: options.reserve,
+    readUsedBytes: () => heap.used,
+    collect: () => {
+      heap.collections++;
+      heap.used = heap.liveAfterGc;
+    },
+    now: () => heap.now,
+    sampleEvery: options.sampleEvery ?? 1,
+    collectIntervalMs: 1000,
+  });
+  return { heap, guard };
+}
+
+describe('HeapGuard', () => {
+  it('passes under the line without collecting; over it, a collection that frees enough lets the call through', () => {
+    const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB });
+    heap.used = 80 * MiB;
+    guard.check();
+    expect(heap.collections).toBe(0);
+    heap.used = 90 * MiB;
+    heap.liveAfterGc = 50 * MiB;
+    guard.check();
+    expect(heap.collections).toBe(1);
+  });
+
+  it('refuses with the numbers while the live heap stays over the line, without collecting again within the interval', () => {
+    const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB });
+    heap.used = 95 * MiB;
+    heap.liveAfterGc = 85 * MiB;
+    const error = thrownBy(() => guard.check(), HeapLimitError);
+    expect(error.kind).toBe('RESOURCE_EXHAUSTED');
+    expect(error.reason).toBe('HEAP_LIMIT');
+    expect(error.message).toContain("The daemon's heap is nearly full: 89128960 bytes (85.00 MiB) live of its 104857600 bytes (100.00 MiB) limit (new arrays, leases and workspaces are refused above 83886080 bytes (80.00 MiB)).");
+    expect(error.metadata).toEqual({ heap_live_bytes: String(85 * MiB), heap_limit_bytes: String(100 * MiB), heap_threshold_bytes: String(80 * MiB) });
+    // Freed meanwhile, but within the interval the last collection's figure stands: refused, no new collection.
+    heap.liveAfterGc = 10 * MiB;
+    heap.now = 999;
+    expect(() => guard.check()).toThrow(HeapLimitError);
+    expect(heap.collections).toBe(1);
+    // Once the interval is over, the next check collects again and sees the room.
+    heap.now = 1000;
+    guard.check();
+    expect(heap.collections).toBe(2);
+  });
+
+  it('collects at most once an interval while garbage alone keeps the heap over the line', () => {
+    const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB });
+    heap.liveAfterGc = 60 * MiB;
+    for (let i = 0; i < 10; i++) {
+      heap.used = 95 * MiB; // garbage made since
+      guard.check();
+      heap.now += 100;
+    }
+    expect(heap.collections).toBe(1);
+  });
+
+  it('reads the heap every sampleEvery checks; a reserve of 0 never refuses', () => {
+    const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB, sampleEvery: 16 });
+    heap.used = 99 * MiB;
+    heap.liveAfterGc = 99 * MiB;
+    expect(() => guard.check()).toThrow(HeapLimitError); // the first check reads
+    const off = fakeHeap({ limit: 100 * MiB, reserve: 0 });
+    off.heap.used = 100 * MiB;
+    off.heap.liveAfterGc = 100 * MiB;
+    off.guard.check();
+    expect(off.heap.collections).toBe(0);
+  });
+
+  it('keeps by default the larger of 20 % of the limit and 64 MiB (the young generation is part of the limit)', () => {
+    expect(defaultHeapReserve(4144 * MiB)).toBe(Math.floor(4144 * MiB * 0.2));
+    expect(defaultHeapReserve(112 * MiB)).toBe(64 * MiB);
+  });
+
+  it('runs a real full collection when V8 is asked (no --expose-gc needed)', () => {
+    const guard = new HeapGuard({ reserveBytes: Number.MAX_SAFE_INTEGER });
+    // A reserve above the limit: every reading is over the line, so the first check collects and refuses.
+    expect(() => guard.check()).toThrow(HeapLimitError);
+  });
+});
