@@ -426,11 +426,19 @@ export class TensorArray implements BlockOwner {
         // A mirror fill in flight copies the device as it was when it began, and this write would not go
         // through to a mirror that is not yet valid: wait for the fill, then write through to it.
         await this.mirrorFillsEnded();
-        if (!this.deviceValid) await this.copyMirrorToDevice();
+        // The waits above can outlast the array's workspace cycle: its bytes may be the next cycle's by now.
+        this.assertUsable('Cannot write array');
+        if (!this.deviceValid) {
+          await this.copyMirrorToDevice();
+          this.assertUsable('Cannot write array');
+        }
         await this.memory.writeBlock(this.deviceBlock!, offset, data);
         // A fill that began while this write was in flight copies again (ensureHostCurrent).
         this.set(DEVICE_WRITTEN, true);
-        if (this.hostBlock && this.hostValid) await this.memory.writeBlock(this.hostBlock, offset, data);
+        if (this.hostBlock && this.hostValid) {
+          this.assertUsable('Cannot write array');
+          await this.memory.writeBlock(this.hostBlock, offset, data);
+        }
       });
     });
   }
@@ -498,7 +506,11 @@ export class TensorArray implements BlockOwner {
     this.checkRange(offset, target.byteLength, 'offset');
     this.assertUsable('Cannot read array');
     await this.track(async () => {
-      if (this.deviceBlock) await this.ensureHostCurrent();
+      if (this.deviceBlock) {
+        await this.ensureHostCurrent();
+        // The mirror fill (or another reader's, shared) can outlast the array's workspace cycle.
+        this.assertUsable('Cannot read array');
+      }
       await this.memory.readBlock(this.hostBlock!, offset, target);
     });
   }
@@ -516,7 +528,10 @@ export class TensorArray implements BlockOwner {
     const copy = await this.beginCopy();
     let view: Uint8Array;
     try {
-      if (this.deviceBlock) await this.ensureHostCurrent();
+      if (this.deviceBlock) {
+        await this.ensureHostCurrent();
+        this.assertUsable('Cannot read array');
+      }
       view = this.memory.viewHostBlock(this.hostBlock!, offset, bytes);
     } catch (error) {
       this.endCopy(copy);
@@ -540,8 +555,11 @@ export class TensorArray implements BlockOwner {
     if (!this.deviceBlock) return;
     await this.track(async () => {
       await this.whileChanging(0, this.byteSize, async () => {
+        // Waiting for other changes can outlast the array's workspace cycle: no mirror in the next one.
+        this.assertUsable('Cannot sync array');
         this.hostValid = false;
         await this.ensureHostCurrent();
+        this.assertUsable('Cannot sync array');
       });
     });
   }
@@ -555,6 +573,7 @@ export class TensorArray implements BlockOwner {
       // overwritten by the mirror's older ones, and write its mirror bytes only after.
       await this.whileChanging(0, this.byteSize, async () => {
         await this.mirrorFillsEnded();
+        this.assertUsable('Cannot sync array');
         // Only a current mirror is copied down (as ND4J copies to the device only when the host side is
         // the current one): a stale one, an eager mirror never filled or one a duplicate left behind,
         // would overwrite the device's bytes.

@@ -1,0 +1,64 @@
+/**
+ * Calls on an array attached to a workspace that are under way when the workspace moves to its next
+ * cycle (LeaveWorkspace + EnterWorkspace from another of the client's calls). The next cycle reuses
+ * the workspace's buffer from offset 0, so whatever such a call does after the cycle moved on must not
+ * touch those bytes: it either finished before, or it fails with ARRAY_OUT_OF_SCOPE.
+ * Before: a WriteArray waiting for a mirror fill wrote into the next cycle's array (answering OK).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TensormemClient } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('a call on an attached array across a workspace cycle', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let dataAddress: string;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '1536M', '--host-maxbytes', '1536M', '--pool-chunk', '64M', '--async-copy-threshold', '64K', '--chunk-bytes', '4M', '--data-listen', '127.0.0.1:0']);
+    dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+    client = new TensormemClient(daemon.tcpAddress, { dataPlane: false });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+    expect(daemon.logs.filter((entry) => (entry.level as number) >= 50)).toEqual([]);
+  });
+
+  async function expectNothingHeld(): Promise<void> {
+    const info = await client.memoryInfo();
+    expect([Number(info.devices[0].used_bytes), Number(info.devices[0].allocation_count), Number(info.host!.used_bytes)]).toEqual([0, 0, 0]);
+  }
+
+  it('a WriteArray waiting behind a mirror fill does not write into the next cycle\'s array', async () => {
+    const lease = await client.openLease();
+    const ws = await lease.createWorkspace('w', { initial_size: 520 * MiB, learning_policy: 'LEARNING_POLICY_NONE' } as never);
+    await lease.enterWorkspace(ws.workspace_id);
+    const a = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [512 * MiB], workspaceId: ws.workspace_id });
+    // The read fills A's host mirror (512 MiB, off the event loop); the write waits for that fill.
+    const read = lease.readGrpc(a.array_id, 0, 16);
+    await sleep(10);
+    const write = lease.writeGrpc(a.array_id, Buffer.alloc(64, 0xaa));
+    await sleep(10);
+    const results = await Promise.allSettled([
+      read,
+      write,
+      lease.leaveWorkspace(ws.workspace_id),
+      lease.enterWorkspace(ws.workspace_id),
+      // The next cycle's first array: at offset 0, as A, zeroed.
+      lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64], workspaceId: ws.workspace_id, zero: true }),
+    ]);
+    expect(results.slice(2).map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    const b = (results[4] as PromiseFulfilledResult<{ array_id: string }>).value;
+    expect([...(await lease.readGrpc(b.array_id))].filter((byte) => byte !== 0)).toEqual([]);
+    for (const result of results.slice(0, 2)) {
+      if (result.status === 'rejected') expect((result.reason as Error).message).toContain('ARRAY_OUT_OF_SCOPE');
+    }
+    await lease.close();
+    await expectNothingHeld();
+  }, 60_000);
+});
