@@ -520,7 +520,8 @@ export class TensorArray implements BlockOwner {
    * device array (brought up to date first, as read() does) or a HOST_ONLY array's block. The loan
    * counts as a copy in flight until `end()`, so a free or a move meanwhile waits for it and the bytes
    * stay where the view points; after `end()` the view reads as empty. A data plane GET writes the view
-   * to its socket and ends the loan once the socket has taken it.
+   * to its socket and ends the loan once the socket has taken it. An array attached to a workspace lends
+   * a copy instead (its workspace's next cycle reuses the bytes, loan or not).
    */
   async lendHostView(offset: number, bytes: number): Promise<HostViewLoan> {
     this.checkRange(offset, bytes, 'offset');
@@ -536,6 +537,15 @@ export class TensorArray implements BlockOwner {
     } catch (error) {
       this.endCopy(copy);
       throw error;
+    }
+    if (this.attachment) {
+      // A workspace reuses its buffer in its next cycle whatever is in flight (only memory it gives back
+      // waits for copies): a view left on a slow socket would send the next cycle's arrays' bytes as this
+      // array's. So an attached array lends a copy, taken now, while the bytes are still its own.
+      const copied = Buffer.from(view);
+      this.memory.releaseHostView(view);
+      this.endCopy(copy);
+      return { view: copied, end: () => undefined };
     }
     let ended = false;
     return {

@@ -3,8 +3,10 @@
  * cycle (LeaveWorkspace + EnterWorkspace from another of the client's calls). The next cycle reuses
  * the workspace's buffer from offset 0, so whatever such a call does after the cycle moved on must not
  * touch those bytes: it either finished before, or it fails with ARRAY_OUT_OF_SCOPE.
- * Before: a WriteArray waiting for a mirror fill wrote into the next cycle's array (answering OK).
+ * Before: a WriteArray waiting for a mirror fill wrote into the next cycle's array (answering OK), and
+ * a data plane GET whose pieces were still on a slow socket sent the next cycle's bytes with 200 OK.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
@@ -58,6 +60,45 @@ describe('a call on an attached array across a workspace cycle', () => {
     for (const result of results.slice(0, 2)) {
       if (result.status === 'rejected') expect((result.reason as Error).message).toContain('ARRAY_OUT_OF_SCOPE');
     }
+    await lease.close();
+    await expectNothingHeld();
+  }, 60_000);
+
+  it('a data plane GET on a slow socket does not send the next cycle\'s bytes as its array\'s', async () => {
+    const lease = await client.openLease();
+    const ws = await lease.createWorkspace('h', { initial_size: 64 * MiB, learning_policy: 'LEARNING_POLICY_NONE', mirroring_policy: 'MIRRORING_POLICY_HOST_ONLY' } as never);
+    await lease.enterWorkspace(ws.workspace_id);
+    const size = 16 * MiB;
+    const a = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], workspaceId: ws.workspace_id, placement: 'PLACEMENT_HOST_ONLY' });
+    await lease.writeGrpc(a.array_id, Buffer.alloc(size, 0xaa));
+    // A client that asks for A and does not read yet: the daemon lends its four 4 MiB pieces to the socket.
+    const url = new URL(dataAddress);
+    const socket = connect({ host: url.hostname, port: Number(url.port) });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.pause();
+    socket.write(`GET /v1/arrays/${a.array_id} HTTP/1.1\r\nHost: tensormem\r\nAuthorization: Bearer ${lease.token}\r\n\r\n`);
+    await sleep(300);
+    await lease.leaveWorkspace(ws.workspace_id);
+    await lease.enterWorkspace(ws.workspace_id);
+    const b = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], workspaceId: ws.workspace_id, placement: 'PLACEMENT_HOST_ONLY' });
+    await lease.writeGrpc(b.array_id, Buffer.alloc(size, 0xbb));
+    const chunks: Buffer[] = [];
+    socket.on('data', (data: Buffer) => chunks.push(data));
+    socket.resume();
+    const deadline = Date.now() + 10_000;
+    let received = Buffer.alloc(0);
+    while (Date.now() < deadline && !socket.destroyed) {
+      received = Buffer.concat(chunks);
+      const headEnd = received.indexOf('\r\n\r\n');
+      if (headEnd >= 0 && received.length - headEnd - 4 >= size) break;
+      await sleep(20);
+    }
+    socket.destroy();
+    received = Buffer.concat(chunks);
+    const headEnd = received.indexOf('\r\n\r\n');
+    const body = received.subarray(headEnd + 4);
+    // A whole answer (200) holds only A's bytes; a cut one (the cycle came first) holds none of B's.
+    expect(body.filter((byte) => byte !== 0xaa).length).toBe(0);
     await lease.close();
     await expectNothingHeld();
   }, 60_000);
