@@ -180,15 +180,27 @@ export class Lease {
     const shape = params.shape.map(Number);
     if (params.requestId !== '') {
       const key = JSON.stringify([params.dataType, shape, placement, params.device, params.zero, params.label, workspace?.workspaceId ?? '', params.exportable ?? false]);
-      const previous = this.requests.get(params.requestId);
-      if (previous) {
+      for (let previous = this.requests.get(params.requestId); previous !== undefined; previous = this.requests.get(params.requestId)) {
         if (previous.key !== key) throw invalidArgument('request_id', 'a request_id not used for a different allocation on this lease', params.requestId);
-        const array = await previous.array;
+        let array: TensorArray;
+        try {
+          array = await previous.array;
+        } catch (error) {
+          if (this.requests.get(params.requestId) === previous) throw error;
+          // The first call failed (its caller gave up waiting for memory, a refusal): its entry is gone,
+          // and this retry goes on as one arriving after that failure would (another retry may have
+          // started the allocation anew meanwhile: this one then shares it).
+          this.ensureOpen();
+          continue;
+        }
         const validity = array.attachmentValidity;
         if (!array.isFreed && validity !== 'outdated' && validity !== 'released') return array;
+        // Another retry already allocated anew: share that allocation.
+        if (this.requests.get(params.requestId) !== previous) continue;
         // Its memory went back another way (freed, or its workspace moved on to a new generation or
         // was destroyed: the array can never be used again): the retry allocates anew.
         if (this.requestOfArray.get(array.arrayId) === params.requestId) this.requestOfArray.delete(array.arrayId);
+        break;
       }
       const pending = this.createMaybeWaiting(params, byteSize, placement, shape, workspace);
       const entry: { key: string; array: Promise<TensorArray>; arrayId?: string } = { key, array: pending };
