@@ -283,6 +283,10 @@ export class Lease {
       let set = this.attached.get(workspace);
       if (!set) this.attached.set(workspace, (set = new Set()));
       set.add(array);
+      // The workspace moved on (a new cycle, or destroyed) while the array was being zeroed: retire it
+      // now, as that workspace operation would have; a destroyed workspace sees no later one.
+      const validity = array.attachmentValidity;
+      if (workspace.isDestroyed || validity === 'outdated' || validity === 'released') this.retireOutOfScope(workspace);
     }
     return array;
   }

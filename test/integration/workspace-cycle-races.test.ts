@@ -3,8 +3,9 @@
  * cycle (LeaveWorkspace + EnterWorkspace from another of the client's calls). The next cycle reuses
  * the workspace's buffer from offset 0, so whatever such a call does after the cycle moved on must not
  * touch those bytes: it either finished before, or it fails with ARRAY_OUT_OF_SCOPE.
- * Before: a WriteArray waiting for a mirror fill wrote into the next cycle's array (answering OK), and
- * a data plane GET whose pieces were still on a slow socket sent the next cycle's bytes with 200 OK.
+ * Before: a WriteArray waiting for a mirror fill wrote into the next cycle's array (answering OK), a
+ * data plane GET whose pieces were still on a slow socket sent the next cycle's bytes with 200 OK, and
+ * an array whose workspace was destroyed while it was being zeroed stayed in ListArrays for good.
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +100,22 @@ describe('a call on an attached array across a workspace cycle', () => {
     const body = received.subarray(headEnd + 4);
     // A whole answer (200) holds only A's bytes; a cut one (the cycle came first) holds none of B's.
     expect(body.filter((byte) => byte !== 0xaa).length).toBe(0);
+    await lease.close();
+    await expectNothingHeld();
+  }, 60_000);
+
+  it('an array whose workspace is destroyed while it is zeroed is retired with it', async () => {
+    const lease = await client.openLease();
+    const ws = await lease.createWorkspace('z', { initial_size: 300 * MiB, learning_policy: 'LEARNING_POLICY_NONE' } as never);
+    await lease.enterWorkspace(ws.workspace_id);
+    const allocation = lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [256 * MiB], workspaceId: ws.workspace_id, zero: true });
+    await sleep(10);
+    await lease.leaveWorkspace(ws.workspace_id);
+    await lease.destroyWorkspace(ws.workspace_id);
+    const array = await allocation;
+    // As when the allocation came first and the destroy after: gone from ListArrays, out of scope.
+    expect(await lease.list()).toEqual([]);
+    await expect(lease.readGrpc(array.array_id, 0, 16)).rejects.toThrow(/ARRAY_OUT_OF_SCOPE/);
     await lease.close();
     await expectNothingHeld();
   }, 60_000);
