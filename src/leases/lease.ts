@@ -425,7 +425,8 @@ export class Lease {
     if (givesBack) this.freeArray(current.arrayId);
     try {
       const scratch = await this.createScratch(device, bytes);
-      if (current && !givesBack) this.freeArray(current.arrayId);
+      // Unless the client freed the old one meanwhile (it is then gone from the lease already).
+      if (current && !givesBack && !current.isFreed) this.freeArray(current.arrayId);
       return { scratch, grew: current !== undefined };
     } catch (error) {
       // The pool could not place it after all (fragmentation): keep the lease's old scratch size.
