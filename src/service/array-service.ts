@@ -111,6 +111,9 @@ export class ArrayService {
         if (call.request.direction === 'SYNC_DIRECTION_TO_HOST') await array.syncToHost();
         else if (call.request.direction === 'SYNC_DIRECTION_TO_DEVICE') await array.syncToDevice();
         else throw invalidArgument('direction', 'SYNC_DIRECTION_TO_HOST or SYNC_DIRECTION_TO_DEVICE', call.request.direction);
+        // The lease ended during the copy (freeing the array with it): answer as its token now gets.
+        const ended = array.leaseEndedError();
+        if (ended) throw ended;
         return { array: arrayInfo(array) };
       }),
       ExportArray: unary(log, async (call) => {

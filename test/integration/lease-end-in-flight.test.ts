@@ -3,7 +3,7 @@
  * fails as the lease's token does from then on: UNAUTHENTICATED, reason LEASE_EXPIRED, saying why
  * (README "An ended lease's token"). Before, a WriteArray or ReadArray stream, a data plane PUT and an
  * ExportArray in flight answered FAILED_PRECONDITION "array … was freed" or NOT_FOUND (the client had
- * freed nothing), and a DuplicateArray whose copy was running answered OK with an array already gone.
+ * freed nothing), and a DuplicateArray or SyncArray whose copy was running answered OK with an array already gone.
  * And a trainer killed in the middle of a WriteArray stream is no internal error.
  */
 import { spawn } from 'node:child_process';
@@ -136,6 +136,25 @@ describe('a call in flight when its lease ends', () => {
       expect(error).toBeInstanceOf(TensormemClientError);
       expect((error as TensormemClientError).code).toBe(status.UNAUTHENTICATED);
       expect((error as TensormemClientError).reason).toBe('LEASE_EXPIRED');
+      await expectNothingHeld();
+    }
+  });
+
+  it('does not answer OK to a SyncArray whose lease ended during the copy', async () => {
+    for (const direction of ['SYNC_DIRECTION_TO_HOST', 'SYNC_DIRECTION_TO_DEVICE'] as const) {
+      const lease = await client.openLease();
+      const arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [128 * MiB] })).array_id;
+      // A mirror to copy down (TO_DEVICE needs a current one).
+      if (direction === 'SYNC_DIRECTION_TO_DEVICE') await lease.sync(arrayId, 'SYNC_DIRECTION_TO_HOST');
+      const synced = lease.sync(arrayId, direction).then(
+        (array) => array,
+        (error: unknown) => error,
+      );
+      // Sent after the SyncArray on the same connection: it arrives while the 128 MiB copy runs.
+      await client.evictLease(lease.leaseId);
+      const error = await synced;
+      expect(error).toBeInstanceOf(TensormemClientError);
+      expect([(error as TensormemClientError).code, (error as TensormemClientError).reason]).toEqual([status.UNAUTHENTICATED, 'LEASE_EXPIRED']);
       await expectNothingHeld();
     }
   });
