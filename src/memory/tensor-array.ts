@@ -401,6 +401,16 @@ export class TensorArray implements BlockOwner {
     if (this.attachment.mirror) this.attachment.registry.assertUsable(this.attachment.mirror, operation);
   }
 
+  /**
+   * assertUsable, for an array made before a wait, only once its workspace has moved on since (a new
+   * cycle, its memory given back, destroyed): an array made in a workspace whose scope is not open
+   * ('leaked' from the start) is not refused for that.
+   */
+  assertNotMovedOn(operation: string): void {
+    const validity = this.attachmentValidity;
+    if (validity === 'outdated' || validity === 'released' || this.attachment?.workspace.isDestroyed) this.assertUsable(operation);
+  }
+
   /** Validates [offset, offset + length) against the array's byte size; `field` names the request field. */
   checkRange(offset: number, length: number, field: string): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.byteSize) {
@@ -604,6 +614,9 @@ export class TensorArray implements BlockOwner {
     this.assertUsable('Cannot duplicate array');
     await this.track(() =>
       target.track(async () => {
+        // Waiting for a move of the source (its first export) can outlast either side's workspace cycle.
+        this.assertUsable('Cannot duplicate array');
+        target.assertNotMovedOn('Cannot duplicate array');
         const destination = target.deviceBlock ?? target.hostBlock!;
         await this.memory.copyBlock(destination, 0, this.currentBlock(), 0, this.byteSize);
         if (target.deviceBlock) {

@@ -3,7 +3,8 @@
  * cycle (LeaveWorkspace + EnterWorkspace from another of the client's calls). The next cycle reuses
  * the workspace's buffer from offset 0, so whatever such a call does after the cycle moved on must not
  * touch those bytes: it either finished before, or it fails with ARRAY_OUT_OF_SCOPE.
- * Before: a WriteArray waiting for a mirror fill wrote into the next cycle's array (answering OK), a
+ * Before: a WriteArray waiting for a mirror fill, or a DuplicateArray into the workspace waiting for
+ * its source's export, wrote into the next cycle's array (answering OK), a
  * data plane GET whose pieces were still on a slow socket sent the next cycle's bytes with 200 OK, and
  * an array whose workspace was destroyed while it was being zeroed stayed in ListArrays for good.
  */
@@ -116,6 +117,29 @@ describe('a call on an attached array across a workspace cycle', () => {
     // As when the allocation came first and the destroy after: gone from ListArrays, out of scope.
     expect(await lease.list()).toEqual([]);
     await expect(lease.readGrpc(array.array_id, 0, 16)).rejects.toThrow(/ARRAY_OUT_OF_SCOPE/);
+    await lease.close();
+    await expectNothingHeld();
+  }, 60_000);
+
+  it('a DuplicateArray into a workspace waiting for its source\'s export does not copy into the next cycle', async () => {
+    const lease = await client.openLease();
+    const ws = await lease.createWorkspace('d', { initial_size: 260 * MiB, learning_policy: 'LEARNING_POLICY_NONE', mirroring_policy: 'MIRRORING_POLICY_HOST_ONLY' } as never);
+    // Detached (allocated before entering the workspace).
+    const source = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [256 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+    await lease.writeGrpc(source.array_id, Buffer.alloc(64, 0xcc));
+    await lease.enterWorkspace(ws.workspace_id);
+    // The first export moves the source into a region of its own (256 MiB); the duplicate waits for it.
+    const results = await Promise.allSettled([
+      lease.exportArray(source.array_id, { map: false }),
+      lease.duplicate(source.array_id, { workspaceId: ws.workspace_id }),
+      lease.leaveWorkspace(ws.workspace_id),
+      lease.enterWorkspace(ws.workspace_id),
+      lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64], workspaceId: ws.workspace_id, placement: 'PLACEMENT_HOST_ONLY', zero: true }),
+    ]);
+    expect(results.map((result) => result.status)).toEqual(['fulfilled', expect.any(String), 'fulfilled', 'fulfilled', 'fulfilled']);
+    const b = (results[4] as PromiseFulfilledResult<{ array_id: string }>).value;
+    expect([...(await lease.readGrpc(b.array_id))].filter((byte) => byte !== 0)).toEqual([]);
+    if (results[1].status === 'rejected') expect((results[1].reason as Error).message).toContain('ARRAY_OUT_OF_SCOPE');
     await lease.close();
     await expectNothingHeld();
   }, 60_000);
