@@ -522,6 +522,8 @@ export class TensorArray implements BlockOwner {
         this.assertUsable('Cannot read array');
       }
       await this.memory.readBlock(this.hostBlock!, offset, target);
+      // The workspace moved to its next cycle during the copy: `target` may hold that cycle's bytes.
+      this.assertUsable('Cannot read array');
     });
   }
 
@@ -619,6 +621,8 @@ export class TensorArray implements BlockOwner {
         target.assertNotMovedOn('Cannot duplicate array');
         const destination = target.deviceBlock ?? target.hostBlock!;
         await this.memory.copyBlock(destination, 0, this.currentBlock(), 0, this.byteSize);
+        // The source's workspace moved to its next cycle during the copy: the copy may hold that cycle's bytes.
+        this.assertUsable('Cannot duplicate array');
         if (target.deviceBlock) {
           target.deviceValid = true;
           target.hostValid = false;

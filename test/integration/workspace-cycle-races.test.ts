@@ -5,7 +5,8 @@
  * touch those bytes: it either finished before, or it fails with ARRAY_OUT_OF_SCOPE.
  * Before: a WriteArray waiting for a mirror fill, or a DuplicateArray into the workspace waiting for
  * its source's export, wrote into the next cycle's array (answering OK), a
- * data plane GET whose pieces were still on a slow socket sent the next cycle's bytes with 200 OK, and
+ * data plane GET whose pieces were still on a slow socket sent the next cycle's bytes with 200 OK, a
+ * ReadArray whose copy ran while the next cycle wrote answered OK with those bytes, and
  * an array whose workspace was destroyed while it was being zeroed stayed in ListArrays for good.
  */
 import { connect } from 'node:net';
@@ -142,5 +143,44 @@ describe('a call on an attached array across a workspace cycle', () => {
     if (results[1].status === 'rejected') expect((results[1].reason as Error).message).toContain('ARRAY_OUT_OF_SCOPE');
     await lease.close();
     await expectNothingHeld();
+  }, 60_000);
+});
+
+describe('a ReadArray copy during which the workspace moves to its next cycle', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    // One 256 MiB chunk: the read's copy runs long enough for the next cycle to write meanwhile.
+    daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '1G', '--pool-chunk', '64M', '--async-copy-threshold', '64K', '--max-message-bytes', '600M', '--chunk-bytes', '256M']);
+    client = new TensormemClient(daemon.tcpAddress, { dataPlane: false, maxMessageBytes: 600 * MiB });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('fails with ARRAY_OUT_OF_SCOPE rather than answer the next cycle\'s bytes', async () => {
+    const lease = await client.openLease();
+    const ws = await lease.createWorkspace('r', { initial_size: 257 * MiB, learning_policy: 'LEARNING_POLICY_NONE', mirroring_policy: 'MIRRORING_POLICY_HOST_ONLY' } as never);
+    await lease.enterWorkspace(ws.workspace_id);
+    const size = 256 * MiB;
+    const a = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], workspaceId: ws.workspace_id, placement: 'PLACEMENT_HOST_ONLY', zero: true });
+    const read = lease.readGrpc(a.array_id).then(
+      (bytes) => `OK, ${bytes.filter((byte) => byte !== 0).length} bytes not A's`,
+      (error: Error) => error.message,
+    );
+    // While the read copies A's 256 MiB: the next cycle, its array B at A's offset, and a write of B's last MiB.
+    const [, , b] = await Promise.all([
+      lease.leaveWorkspace(ws.workspace_id),
+      lease.enterWorkspace(ws.workspace_id),
+      lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], workspaceId: ws.workspace_id, placement: 'PLACEMENT_HOST_ONLY' }),
+    ]);
+    await lease.writeGrpc(b.array_id, Buffer.alloc(MiB, 0xbb), size - MiB);
+    const outcome = await read;
+    if (!outcome.startsWith('OK')) expect(outcome).toContain('ARRAY_OUT_OF_SCOPE');
+    else expect(outcome).toBe("OK, 0 bytes not A's");
+    await lease.close();
   }, 60_000);
 });
