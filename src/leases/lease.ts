@@ -129,6 +129,13 @@ export class Lease {
   private readonly requestOfArray = new Map<string, string>();
   /** Allocations of this lease waiting for device memory (wait_for_memory); close() cancels them. */
   private readonly pendingWaits = new Set<WaitHandle>();
+  /**
+   * Ids of DuplicateArray copies whose bytes are still being copied in. Their memory is not scrubbed
+   * (every byte is about to be overwritten) and so holds, until the copy ends, what the pools' last
+   * user left there, possibly another tenant: no call may reach them by id (NOT_FOUND) or list them
+   * until then. They are in `arrays` meanwhile, so that their bytes count and a close frees them.
+   */
+  private readonly filling = new Set<string>();
 
   constructor(
     readonly leaseId: string,
@@ -279,6 +286,7 @@ export class Lease {
       this.ensureOpen();
     }
     this.arrays.set(arrayId, array);
+    if (params.overwritten) this.filling.add(arrayId);
     if (workspace) {
       let set = this.attached.get(workspace);
       if (!set) this.attached.set(workspace, (set = new Set()));
@@ -296,8 +304,14 @@ export class Lease {
     this.ensureOpen();
     if (typeof arrayId !== 'string' || arrayId === '') throw invalidArgument('array_id', 'an array id', arrayId);
     const array = this.arrays.get(arrayId) ?? this.retired.get(arrayId);
-    if (!array) throw notFound('array', arrayId);
+    if (!array || this.filling.has(arrayId)) throw notFound('array', arrayId);
     return array;
+  }
+
+  /** The arrays ListArrays shows: every usable one, not a DuplicateArray copy still being filled. */
+  listedArrays(): TensorArray[] {
+    const arrays = [...this.arrays.values()];
+    return this.filling.size === 0 ? arrays : arrays.filter((array) => !this.filling.has(array.arrayId));
   }
 
   freeArray(arrayId: unknown): number {
@@ -487,9 +501,11 @@ export class Lease {
     try {
       await source.copyInto(copy);
     } catch (error) {
+      this.filling.delete(copy.arrayId);
       if (!this.closed) this.freeArray(copy.arrayId);
       throw this.closed ? this.closedError() : error;
     }
+    this.filling.delete(copy.arrayId);
     // The lease ended during the copy, which freed the copy with it: answer as AllocateArray does.
     this.ensureOpen();
     return copy;
@@ -533,6 +549,7 @@ export class Lease {
     this.attached.clear();
     this.retired.clear();
     this.cudnnScratch.clear();
+    this.filling.clear();
     this.requests.clear();
     this.requestOfArray.clear();
     return freed;

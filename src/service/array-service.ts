@@ -96,7 +96,7 @@ export class ArrayService {
       GetArray: unary(log, (call) => ({ array: arrayInfo(this.lease(call.metadata).getArray(call.request.array_id)) })),
       ListArrays: unary(log, (call) => {
         const lease = registry.resolve(this.lease(call.metadata), call.request.lease_id);
-        return { arrays: [...lease.arrays.values()].map(arrayInfo) };
+        return { arrays: lease.listedArrays().map(arrayInfo) };
       }),
       FreeArray: unary(log, (call) => ({ freed_bytes: this.lease(call.metadata).freeArray(call.request.array_id) })),
       DuplicateArray: unary(log, async (call) => {

@@ -71,3 +71,48 @@ describe.each([
     }
   });
 });
+
+describe('a DuplicateArray copy under --scrub on', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    // One thread-pool thread: the copies below run one after the other, so the last one is queued for a while.
+    daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '256M', '--pool-chunk', '64M'], { UV_THREADPOOL_SIZE: '1' });
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await daemon?.stop();
+  });
+
+  it("is not listed or readable before its bytes are in, so it never shows another tenant's freed bytes", async () => {
+    const a = await client.openLease({ tenant: 'scrub-a' });
+    const b = await client.openLease({ tenant: 'scrub-b' });
+    try {
+      const filler = await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [32 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      const mine = await b.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      await b.write(mine.array_id, Buffer.alloc(MiB, 0x42));
+      const first = await a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      await a.write(first.array_id, secret(MiB));
+      await a.free(first.array_id);
+      // Copies that keep the thread pool busy, then the duplicate that best fit puts in A's freed block.
+      const busy = [1, 2, 3].map(() => b.duplicate(filler.array_id));
+      let done = false;
+      const duplicate = b.duplicate(mine.array_id).finally(() => (done = true));
+      let seen: Buffer | undefined;
+      while (!seen && !done) {
+        const copy = (await b.list()).find((array) => array.array_id !== mine.array_id && Number(array.byte_size) === MiB);
+        if (copy) seen = await b.read(copy.array_id, MiB - 64 * 1024, 64 * 1024);
+      }
+      const copy = await duplicate;
+      await Promise.all(busy);
+      seen ??= await b.read(copy.array_id, MiB - 64 * 1024, 64 * 1024);
+      expect(seen.equals(Buffer.alloc(64 * 1024, 0x42))).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
