@@ -188,6 +188,41 @@ describe.each(candidates.map((candidate) => [candidate.name, candidate] as const
       }
     });
 
+    it('fills and copies on every device, from the main thread and the thread pool, whichever device was used last', async () => {
+      // The CUDA runtime's current device is per host thread: each operation must make its chunk's device
+      // current on the thread that runs it. Devices are visited last to first, then first to last.
+      const count = backend.deviceCount();
+      const bytes = 64 * KiB;
+      const chunks = Array.from({ length: count }, (_, device) => backend.allocDevice(device, bytes));
+      const order = [...chunks.keys()].reverse().concat([...chunks.keys()]);
+      const expected = chunks.map((_, device) => {
+        const content = Buffer.alloc(bytes, device + 1);
+        content.fill(0xf0 + device, 1000, 1100);
+        content.fill(0xe0 + device, 2000, 2010);
+        return content;
+      });
+      for (const device of order) {
+        backend.fill(chunks[device], 0, bytes, device + 1);
+        await backend.fillAsync(chunks[device], 1000, 100, 0xf0 + device);
+        await backend.writeAsync(chunks[device], 2000, Buffer.alloc(10, 0xe0 + device));
+      }
+      for (const device of order) {
+        const back = Buffer.alloc(bytes);
+        await backend.readAsync(chunks[device], 0, back);
+        expect(back.equals(expected[device]), `device ${device}`).toBe(true);
+      }
+      // Device to the next device (itself when there is one) and back, sync then async.
+      for (const device of order) {
+        const next = (device + 1) % count;
+        backend.copy(chunks[next], 32 * KiB, chunks[device], 0, 4 * KiB);
+        await backend.copyAsync(chunks[device], 40 * KiB, chunks[next], 32 * KiB, 4 * KiB);
+        const back = Buffer.alloc(4 * KiB);
+        backend.read(chunks[device], 40 * KiB, back);
+        expect(back.equals(expected[device].subarray(0, 4 * KiB)), `device ${device} → ${next} → ${device}`).toBe(true);
+      }
+      for (const handle of chunks) backend.free(handle);
+    });
+
     it('refuses out-of-bounds ranges and writes nothing', async () => {
       const size = 4 * KiB;
       for (const { kind, handle } of deviceAndHost(size)) {
