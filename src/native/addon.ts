@@ -47,9 +47,13 @@ export interface NativeAddon extends NativeCudnn {
 const ADDON_RELATIVE_PATH = path.join('build', 'Release', 'tensormem_native.node');
 const BUILD_HINT = 'run `npm run build:native` (needs cmake and a C++ compiler; CUDA toolkit optional)';
 
-/** Absolute path of the compiled addon. */
+/**
+ * Absolute path of the compiled addon. TENSORMEM_NATIVE_ADDON names another build of it (a check build,
+ * e.g. scripts/fake-cuda-check.sh's cuda backend on a fake CUDA runtime); it is inherited by the daemons
+ * and helper processes that tests start.
+ */
 export function addonPath(): string {
-  return path.join(packageRoot(), ADDON_RELATIVE_PATH);
+  return process.env.TENSORMEM_NATIVE_ADDON || path.join(packageRoot(), ADDON_RELATIVE_PATH);
 }
 
 let cachedAddon: NativeAddon | undefined;
