@@ -15,7 +15,9 @@ npm run build:ts >/dev/null
 export TENSORMEM_NATIVE_ADDON="$PWD/build-fakecuda/Release/tensormem_native.node"
 export FAKE_CUDA_ABORT_ON_MISUSE=1
 export FAKE_CUDA_SHARED_USAGE="/fake-cuda-usage-$$"
-trap 'rm -f "/dev/shm${FAKE_CUDA_SHARED_USAGE}"' EXIT
+# Allocations are shared-memory objects; those of processes that die (aborts, SIGKILL) stay in /dev/shm.
+export FAKE_CUDA_SHM_PREFIX="/fake-cuda-check-$$-"
+trap 'rm -f "/dev/shm${FAKE_CUDA_SHARED_USAGE}" "/dev/shm${FAKE_CUDA_SHM_PREFIX}"*' EXIT
 files=(test/conformance test/gpu/pool-caps.test.ts test/gpu/mirrors.test.ts test/gpu/cuda-ipc.test.ts test/gpu/cudnn-workspace.test.ts)
 for devices in 1 2; do
   echo "fake-cuda-check: FAKE_CUDA_DEVICES=$devices"

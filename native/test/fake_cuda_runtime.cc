@@ -19,7 +19,9 @@
 // 4 GiB), FAKE_CUDA_NO_DRIVER=1 (cudaErrorInsufficientDriver everywhere), FAKE_CUDA_HOST_REGISTER_FAILS=1
 // (cudaHostRegister refused with cudaErrorNotSupported), FAKE_CUDA_ABORT_ON_MISUSE=1 (a call given what
 // the API documents as invalid aborts, naming it, instead of returning the error), FAKE_CUDA_SHARED_USAGE=/name (device memory in
-// use counted across processes, as the driver does), FAKE_CUDA_REPORT=1 (at exit, print to stderr what
+// use counted across processes, as the driver does), FAKE_CUDA_SHM_PREFIX=/prefix- (names of the
+// shared-memory objects behind allocations, default /fake-cuda-; a process killed or aborted leaves
+// its objects behind), FAKE_CUDA_REPORT=1 (at exit, print to stderr what
 // is still allocated, registered or open; non-zero counts are leaks only where the process released
 // everything it had).
 // What it cannot check: timing, asynchrony (every call completes before it returns, so a missing
@@ -265,7 +267,8 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     return cudaSuccess;
   }
   if (bytes > DeviceBytes() - used.load()) return Fail(cudaErrorMemoryAllocation);
-  const std::string name = "/fake-cuda-" + std::to_string(getpid()) + "-" + std::to_string(next_object++);
+  const char* prefix = std::getenv("FAKE_CUDA_SHM_PREFIX");
+  const std::string name = std::string(prefix != nullptr && *prefix == '/' ? prefix : "/fake-cuda-") + std::to_string(getpid()) + "-" + std::to_string(next_object++);
   void* device_ptr = nullptr;
   void* shadow = nullptr;
   const cudaError_t error = MapDeviceMemory(name, bytes, true, &device_ptr, &shadow);
