@@ -9,8 +9,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstring>
-#include <mutex>
-#include <unordered_set>
 
 #include "backend.h"
 #include "host_memory.h"
@@ -98,24 +96,11 @@ class CudaBackend final : public Backend {
   }
 
   FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free) override {
-    const FileMapping mapping = tensormem::MapFile(path, create_bytes, delete_on_free);
-    // Page-locking a file mapping can be refused (some kernels do not pin file-backed pages for long, and
-    // it may exceed RLIMIT_MEMLOCK); the chunk then stays pageable, and cudaMemcpy stages its copies.
-    if (cudaHostRegister(mapping.ptr, mapping.bytes, cudaHostRegisterDefault) == cudaSuccess) {
-      try {
-        std::lock_guard<std::mutex> lock(mutex_);
-        registered_files_.insert(mapping.ptr);
-      } catch (...) {
-        // Not remembered, so Release would not unregister it: the chunk stays pageable instead. Never
-        // throw here: UnmapFile would unlink a deleteOnFree file (an existing one the caller named
-        // included), which a refused mapping must not do.
-        cudaHostUnregister(mapping.ptr);
-        cudaGetLastError();
-      }
-    } else {
-      cudaGetLastError();  // the refusal must not surface in an unrelated later call
-    }
-    return mapping;
+    // Not page-locked (cudaHostRegister): an MMAP workspace's pages belong to its file, for the kernel to
+    // write back and drop under pressure, which is why no RAM cap counts them (README). Pinned, a file the
+    // size of the RAM would lock it all, outside every cap. Copies to and from the device stage through
+    // pageable memory instead (cudaMemcpy does it).
+    return tensormem::MapFile(path, create_bytes, delete_on_free);
   }
 
   void Release(const Chunk& chunk) noexcept override {
@@ -127,7 +112,6 @@ class CudaBackend final : public Backend {
         cudaFree(chunk.ptr);
       }
     } else if (!chunk.file_path.empty()) {
-      if (ForgetRegisteredFile(chunk.ptr)) cudaHostUnregister(chunk.ptr);
       UnmapFile(chunk.ptr, chunk.bytes);
     } else if (chunk.shm_name.empty()) {
       cudaFreeHost(chunk.ptr);
@@ -190,15 +174,7 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // True when the file mapping at ptr was registered with cudaHostRegister (and is now forgotten).
-  bool ForgetRegisteredFile(void* ptr) noexcept {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return registered_files_.erase(ptr) > 0;
-  }
-
   const int device_count_;
-  std::mutex mutex_;
-  std::unordered_set<void*> registered_files_;  // file mappings that cudaHostRegister accepted
 };
 
 }  // namespace
