@@ -223,7 +223,13 @@ export class MemoryManager {
       const stats = stack.top.stats();
       checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device), quota);
     }
-    return this.allocatingIn(account, () => quota.allocate(bytes, owner, options));
+    const block = this.allocatingIn(account, () => quota.allocate(bytes, owner, options));
+    // A dedicated block is a device allocation of its own, whole pages, that ExportArray hands out whole
+    // (a CUDA IPC handle): past the array's bytes, which the lease zeroes or writes, lie up to a page of
+    // whatever that memory held last (cudaMalloc does not clear memory this process freed, another
+    // tenant's included). --scrub zeroes that tail here.
+    if (options?.dedicated && this.scrubs && block.bytes > bytes) this.fillInline(block, bytes, block.bytes - bytes, 0);
+    return block;
   }
 
   /** Runs `allocate` with the account marked busy, so that releaseIdleTenant keeps it (see TenantAccount.allocating). */
@@ -320,6 +326,8 @@ export class MemoryManager {
     const account = this.account(owner.tenant);
     const block = this.allocatingIn(account, () => account.host.allocate(bytes, owner, options));
     this.hostCategoryBytes[category] += block.bytes;
+    // As allocateDevice: the shared-memory region ExportArray hands out holds nothing past the array's bytes.
+    if (options?.dedicated && this.scrubs && block.bytes > bytes) this.fillInline(block, bytes, block.bytes - bytes, 0);
     return block;
   }
 
