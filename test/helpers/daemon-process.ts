@@ -61,7 +61,13 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
     });
     void exited.then((code) => reject(new Error(`tensormemd exited with ${code} before listening:\n${stderrText.join('\n')}`)));
   });
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`tensormemd did not start in 20 s:\n${stderrText.join('\n')}`)), 20_000).unref());
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => {
+      // Not left running: a daemon that never said "listening" (a flag that hides the line, a hang) is no one's to stop.
+      child.kill('SIGKILL');
+      reject(new Error(`tensormemd did not start in 20 s:\n${stderrText.join('\n')}`));
+    }, 20_000).unref(),
+  );
   const addresses = await Promise.race([listening, timeout]);
   return {
     tcpAddress: addresses.find((a) => !a.startsWith('unix:'))!,
