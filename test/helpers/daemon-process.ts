@@ -61,14 +61,22 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
     });
     void exited.then((code) => reject(new Error(`tensormemd exited with ${code} before listening:\n${stderrText.join('\n')}`)));
   });
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => {
+  let startTimer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    startTimer = setTimeout(() => {
       // Not left running: a daemon that never said "listening" (a flag that hides the line, a hang) is no one's to stop.
       child.kill('SIGKILL');
       reject(new Error(`tensormemd did not start in 20 s:\n${stderrText.join('\n')}`));
-    }, 20_000).unref(),
-  );
-  const addresses = await Promise.race([listening, timeout]);
+    }, 20_000);
+    startTimer.unref();
+  });
+  let addresses: string[];
+  try {
+    addresses = await Promise.race([listening, timeout]);
+  } finally {
+    // Cleared once it started (or exited): otherwise it would SIGKILL every daemon that runs past 20 s.
+    clearTimeout(startTimer);
+  }
   return {
     tcpAddress: addresses.find((a) => !a.startsWith('unix:'))!,
     unixAddress,
