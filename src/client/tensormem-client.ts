@@ -126,7 +126,11 @@ export interface ClientOptions {
    * `timeoutMs` (default 10 s) ends every open call with UNAVAILABLE. Without it, a call with no
    * deadline on a connection that died silently (the daemon's host lost power, a network partition,
    * a NAT that dropped the flow) waits for the kernel's TCP timeout, which can be 15 minutes or more.
-   * `false`: no pings.
+   * `false`: no pings. The answer's wait is a timer of this process: an event loop blocked for longer
+   * than `timeoutMs` right after a ping went out (synchronous work between two awaits) runs that timer
+   * before it reads the answer that came meanwhile, and the connection is dropped all the same (open
+   * calls UNAVAILABLE; the daemon closes a `releaseOnDisconnect` keep-alive's lease). A process with such
+   * stretches sets `timeoutMs` above its longest one, or `false`.
    */
   keepalive?: false | { timeMs?: number; timeoutMs?: number };
 }

@@ -92,6 +92,34 @@ describe('typed client keepalive', () => {
     expect(error).toBeUndefined();
   });
 
+  // What README and ClientOptions.keepalive say of a blocked event loop: the ping's answer is read after
+  // the timer that waits for it, so a block longer than timeoutMs drops the connection (and with it a
+  // releaseOnDisconnect lease); a timeoutMs above the longest block keeps both.
+  async function renewsAfterBlocking(keepalive: ClientOptions['keepalive'], blockMs: number): Promise<boolean> {
+    const client = new TensormemClient(daemon.tcpAddress, { keepalive });
+    try {
+      const lease = await client.openLease({ ttlSeconds: 60 });
+      lease.startKeepAlive(10_000, { releaseOnDisconnect: true, onError: () => undefined });
+      for (let i = 0; i < 4; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        const end = Date.now() + blockMs;
+        while (Date.now() < end);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return await lease.renew().then(
+        () => true,
+        () => false,
+      );
+    } finally {
+      client.close();
+    }
+  }
+
+  it('a blocked event loop: a block longer than timeoutMs drops the connection, a longer timeoutMs keeps it', async () => {
+    expect(await renewsAfterBlocking({ timeMs: 300, timeoutMs: 300 }, 700)).toBe(false);
+    expect(await renewsAfterBlocking({ timeMs: 300, timeoutMs: 2_000 }, 700)).toBe(true);
+  });
+
   it('refuses keepalive times grpc-js cannot arm, naming the field', () => {
     expect(() => new TensormemClient(daemon.tcpAddress, { keepalive: { timeMs: 0 } })).toThrow('Expected a whole number of milliseconds from 1 to 2147483647 for keepalive.timeMs but received 0');
     expect(() => new TensormemClient(daemon.tcpAddress, { keepalive: { timeoutMs: 2 ** 31 } })).toThrow('for keepalive.timeoutMs but received 2147483648');
