@@ -53,6 +53,22 @@ export function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], pa
 }
 
 /**
+ * --heap-reserve must leave part of the heap limit to use: one at or above it would refuse every
+ * OpenLease, AllocateArray, DuplicateArray and CreateWorkspace with HEAP_LIMIT ("the heap is nearly
+ * full" with the heap all but empty), a daemon that starts and serves nothing.
+ */
+export function checkHeapReserve(config: Pick<DaemonConfig, 'heapReserveBytes' | 'sources' | 'rawValues'>, limitBytes: number): void {
+  const reserve = config.heapReserveBytes;
+  if (reserve !== undefined && reserve > 0 && reserve >= limitBytes) {
+    throw invalidArgument(
+      sourcedFlag(config, 'heap-reserve'),
+      `a size below the daemon's V8 heap limit, ${formatBytes(limitBytes)} (every new lease, array and workspace would be refused; raise the limit with node --max-old-space-size=MiB)`,
+      config.rawValues?.['heap-reserve'] ?? formatBytes(reserve),
+    );
+  }
+}
+
+/**
  * Open mode (no --tenants file) serves loopback and unix: addresses only: refuses any other --listen,
  * --metrics-listen or --data-listen address, naming the flag and its source. Also run by
  * `tensormemctl doctor` offline, so that it judges such a command line as the daemon does.
@@ -86,6 +102,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   }
   const tenantSpecs = config.tenantsFile ? readTenantsFile(config.tenantsFile) : undefined;
   if (!tenantSpecs) checkOpenModeAddresses(config);
+  checkHeapReserve(config, getHeapStatistics().heap_size_limit);
   const heapGrowth = new HeapGrowth(config.heapGrowthPercent, (percent) => {
     applyHeapGrowth(percent);
     log.debug({ event: 'heap_growth', percent }, `V8 heap growth ${percent} % from the next full GC on (${percent === config.heapGrowthPercent ? '--heap-growth' : 'bulk streams in flight'})`);

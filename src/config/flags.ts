@@ -137,7 +137,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'heap-reserve',
     type: 'size',
     arg: 'SIZE',
-    help: "How much of the daemon's V8 heap limit to keep free: while less is left after a full GC, calls that make new objects (AllocateArray, DuplicateArray, CreateWorkspace, OpenLease) are refused with RESOURCE_EXHAUSTED, reason HEAP_LIMIT, instead of the daemon dying of 'JavaScript heap out of memory' with every tenant's leases (an array costs about 250 B of heap whatever its size, and no byte quota bounds how many a tenant makes). Default: the larger of 20 % of the limit and 64 MiB (the limit includes V8's young generation, 48 MiB by default, which these objects cannot use). 0 = no check. Raise the limit itself with node --max-old-space-size.",
+    help: "How much of the daemon's V8 heap limit to keep free: while less is left after a full GC, calls that make new objects (AllocateArray, DuplicateArray, CreateWorkspace, OpenLease) are refused with RESOURCE_EXHAUSTED, reason HEAP_LIMIT, instead of the daemon dying of 'JavaScript heap out of memory' with every tenant's leases (an array costs about 250 B of heap whatever its size, and no byte quota bounds how many a tenant makes). Default: the larger of 20 % of the limit and 64 MiB (the limit includes V8's young generation, 48 MiB by default, which these objects cannot use). 0 = no check. One not below the limit is refused at start. Raise the limit itself with node --max-old-space-size.",
   },
   { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits. At most 24.8 days.' },
   {

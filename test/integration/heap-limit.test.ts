@@ -7,7 +7,7 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -59,4 +59,19 @@ describe('the daemon heap guard', () => {
     await reopened!.close();
     expect(daemon.otherStderr.join('\n')).not.toContain('heap out of memory');
   }, 120_000);
+});
+
+describe('--heap-reserve at start', () => {
+  const flags = ['--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off'];
+  const env = { ...process.env, NODE_OPTIONS: '--max-old-space-size=64' };
+
+  it('refuses a reserve not below the heap limit (112 MiB here), which would refuse every lease', async () => {
+    const result = await runTensormemd([...flags, '--heap-reserve', '112M'], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("Expected a size below the daemon's V8 heap limit");
+    expect(result.stderr).toContain('for --heap-reserve but received "112M"');
+    const fromEnv = await runTensormemd(flags, { ...env, TENSORMEM_HEAP_RESERVE: '1G' });
+    expect(fromEnv.code).toBe(1);
+    expect(fromEnv.stderr).toContain('for --heap-reserve (from TENSORMEM_HEAP_RESERVE) but received "1G"');
+  });
 });
