@@ -671,7 +671,8 @@ export class LeaseSession {
    * hung, a network path that drops packets without a reset) goes to `onError` too, once per stall:
    * DEADLINE_EXCEEDED at the first renewal sent while two earlier ones wait for their answer, the
    * oldest for 1.5 intervals (one late renewal is no stall: a process whose event loop was blocked runs
-   * its timer before it reads the answer that came meanwhile); the stream is kept (cancelling it would close a releaseOnDisconnect lease the moment the
+   * its timer before it reads the answer that came meanwhile; the connection's own pings do not wait
+   * like this, see ClientOptions.keepalive); the stream is kept (cancelling it would close a releaseOnDisconnect lease the moment the
    * path heals), and a later answer re-arms the check. Its timer does not keep the process alive.
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
    * Throws CANCELLED after the client's close().
