@@ -65,7 +65,7 @@ describe('--heap-reserve at start', () => {
   const flags = ['--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off'];
   const env = { ...process.env, NODE_OPTIONS: '--max-old-space-size=64' };
 
-  it('refuses a reserve not below the heap limit (112 MiB here), which would refuse every lease', async () => {
+  it('refuses a reserve (given or the default) not below the heap limit, which would refuse every lease', async () => {
     const result = await runTensormemd([...flags, '--heap-reserve', '112M'], env);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("Expected a size below the daemon's V8 heap limit");
@@ -73,5 +73,13 @@ describe('--heap-reserve at start', () => {
     const fromEnv = await runTensormemd(flags, { ...env, TENSORMEM_HEAP_RESERVE: '1G' });
     expect(fromEnv.code).toBe(1);
     expect(fromEnv.stderr).toContain('for --heap-reserve (from TENSORMEM_HEAP_RESERVE) but received "1G"');
+    // The default reserve too: 64 MiB of a 64 MiB limit (node --max-old-space-size=16).
+    const small = { ...process.env, NODE_OPTIONS: '--max-old-space-size=16' };
+    const byDefault = await runTensormemd(flags, small);
+    expect(byDefault.code).toBe(1);
+    expect(byDefault.stderr).toContain('for --heap-reserve (its default, the larger of 20 % of the heap limit and 64 MiB) but received "67108864 bytes (64.00 MiB)"');
+    // ... which --heap-reserve 0 (no check) turns off: the daemon starts.
+    const unchecked = await startDaemon(['--heap-reserve', '0'], { NODE_OPTIONS: '--max-old-space-size=16' });
+    expect(await unchecked.stop()).toBe(0);
   });
 });
