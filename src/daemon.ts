@@ -58,13 +58,13 @@ export function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], pa
  * full" with the heap all but empty), a daemon that starts and serves nothing.
  */
 export function checkHeapReserve(config: Pick<DaemonConfig, 'heapReserveBytes' | 'sources' | 'rawValues'>, limitBytes: number): void {
-  const given = config.heapReserveBytes !== undefined;
-  const reserve = config.heapReserveBytes ?? defaultHeapReserve(limitBytes);
-  if (reserve > 0 && reserve >= limitBytes) {
+  // The default (defaultHeapReserve) is at most half the limit: only a given reserve can be refused.
+  const reserve = config.heapReserveBytes;
+  if (reserve !== undefined && reserve > 0 && reserve >= limitBytes) {
     throw invalidArgument(
-      given ? sourcedFlag(config, 'heap-reserve') : '--heap-reserve (its default, the larger of 20 % of the heap limit and 64 MiB)',
-      `a size below the daemon's V8 heap limit, ${formatBytes(limitBytes)} (every new lease, array and workspace would be refused; raise the limit with node --max-old-space-size=MiB${given ? '' : ', or pass a smaller --heap-reserve, 0 for no check'})`,
-      given ? (config.rawValues?.['heap-reserve'] ?? formatBytes(reserve)) : formatBytes(reserve),
+      sourcedFlag(config, 'heap-reserve'),
+      `a size below the daemon's V8 heap limit, ${formatBytes(limitBytes)} (every new lease, array and workspace would be refused; raise the limit with node --max-old-space-size=MiB)`,
+      config.rawValues?.['heap-reserve'] ?? formatBytes(reserve),
     );
   }
 }

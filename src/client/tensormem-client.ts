@@ -123,20 +123,22 @@ export interface ClientOptions {
   /**
    * HTTP/2 keepalive pings on the connection while any call is open (a KeepAlive stream, a
    * WatchMemory, a call waiting for memory): one every `timeMs` (default 30 s); no answer within
-   * `timeoutMs` (default 10 s) ends every open call with UNAVAILABLE. Without it, a call with no
+   * `timeoutMs` (default 60 s) ends every open call with UNAVAILABLE. Without it, a call with no
    * deadline on a connection that died silently (the daemon's host lost power, a network partition,
    * a NAT that dropped the flow) waits for the kernel's TCP timeout, which can be 15 minutes or more.
    * `false`: no pings. The answer's wait is a timer of this process: an event loop blocked for longer
    * than `timeoutMs` right after a ping went out (synchronous work between two awaits) runs that timer
    * before it reads the answer that came meanwhile, and the connection is dropped all the same (open
-   * calls UNAVAILABLE; the daemon closes a `releaseOnDisconnect` keep-alive's lease). A process with such
-   * stretches sets `timeoutMs` above its longest one, or `false`.
+   * calls UNAVAILABLE; the daemon closes a `releaseOnDisconnect` keep-alive's lease). The default 60 s
+   * is twice the daemon's default lease TTL: a process blocked that long has let such a lease expire
+   * anyway (its renewals could not go out either). A process with longer stretches (and a longer
+   * `ttlSeconds`) sets `timeoutMs` above its longest one, or `false`.
    */
   keepalive?: false | { timeMs?: number; timeoutMs?: number };
 }
 
 export const DEFAULT_KEEPALIVE_TIME_MS = 30_000;
-export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 60_000;
 
 export const DEFAULT_DATA_PLANE_THRESHOLD_BYTES = 1024 * 1024;
 export const DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS = 5000;

@@ -33,9 +33,15 @@ export interface HeapGuardOptions {
   collectIntervalMs?: number;
 }
 
-/** --heap-reserve's default: the larger of 20 % of the heap limit and 64 MiB. */
+/**
+ * --heap-reserve's default: the larger of 20 % of the heap limit and 64 MiB (V8's young generation,
+ * 48 MiB with node's defaults, is part of the limit), but at most half the limit, so that a daemon
+ * under a very small heap (node --max-old-space-size=16: a 64 MiB limit) still starts and serves.
+ * Under a limit below about 100 MiB that half may not cover the young generation: the old generation
+ * can then run out before the guard refuses anything (give --heap-reserve there).
+ */
 export function defaultHeapReserve(limitBytes: number): number {
-  return Math.max(Math.floor(limitBytes * 0.2), 64 * 1024 * 1024);
+  return Math.max(Math.floor(limitBytes * 0.2), Math.min(64 * 1024 * 1024, Math.floor(limitBytes / 2)));
 }
 
 let exposedGc: (() => void) | undefined;

@@ -79,9 +79,12 @@ describe('HeapGuard', () => {
     expect(off.heap.collections).toBe(0);
   });
 
-  it('keeps by default the larger of 20 % of the limit and 64 MiB (the young generation is part of the limit)', () => {
+  it('keeps by default the larger of 20 % of the limit and 64 MiB (the young generation is part of the limit), at most half the limit', () => {
     expect(defaultHeapReserve(4144 * MiB)).toBe(Math.floor(4144 * MiB * 0.2));
-    expect(defaultHeapReserve(112 * MiB)).toBe(64 * MiB);
+    expect(defaultHeapReserve(160 * MiB)).toBe(64 * MiB);
+    // At most half the limit: a daemon under a very small heap still starts and serves.
+    expect(defaultHeapReserve(112 * MiB)).toBe(56 * MiB);
+    expect(defaultHeapReserve(64 * MiB)).toBe(32 * MiB);
   });
 
   it('runs a real full collection when V8 is asked (no --expose-gc needed)', () => {
