@@ -478,9 +478,24 @@ export class MemoryManager {
     this.backend.releaseView(view);
   }
 
+  /**
+   * Copies `bytes` from `source` to `destination`. The two ranges may overlap (memmove): a circular
+   * workspace hands out memory that earlier arrays of it still use (ND4J's ring buffer), so a
+   * DuplicateArray into it can land on its own source. The same range is already the bytes; a range
+   * that overlaps in part is staged through a host buffer (the addon copies only disjoint ranges).
+   */
   async copyBlock(destination: Block, destinationOffset: number, source: Block, sourceOffset: number, bytes: number): Promise<void> {
     if (bytes === 0) return;
-    const args = [destination.chunkHandle, destination.offset + destinationOffset, source.chunkHandle, source.offset + sourceOffset, bytes] as const;
+    const to = destination.offset + destinationOffset;
+    const from = source.offset + sourceOffset;
+    if (destination.chunkHandle === source.chunkHandle && to < from + bytes && from < to + bytes) {
+      if (to === from) return;
+      const staging = Buffer.allocUnsafe(bytes);
+      await this.readBlock(source, sourceOffset, staging);
+      await this.writeBlock(destination, destinationOffset, staging);
+      return;
+    }
+    const args = [destination.chunkHandle, to, source.chunkHandle, from, bytes] as const;
     if (bytes >= this.options.asyncCopyThresholdBytes) await this.backend.copyAsync(...args);
     else this.backend.copy(...args);
   }

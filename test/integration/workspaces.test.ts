@@ -267,6 +267,33 @@ describe('workspaces over gRPC', () => {
     }
   });
 
+  it('duplicates into a circular workspace whose ring wraps onto the source itself, or onto part of it', async () => {
+    // ND4J's ring buffer hands out memory its earlier arrays still use: the copy can land on its own source.
+    const ring = await lease.createWorkspace('RING_DUP', { initial_size: 512 * 1024, reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', learning_policy: 'LEARNING_POLICY_NONE', allocation_policy: 'ALLOCATION_POLICY_STRICT' });
+    await lease.enterWorkspace(ring.workspace_id);
+    try {
+      const bytes = (n: number) => ({ dataType: 'DATA_TYPE_UINT8' as const, shape: [n] });
+      // The same range: the source at the ring's start, its 300 KiB copy wraps to the start again.
+      const whole = await lease.allocate(bytes(300 * 1024));
+      const pattern = randomBytes(300 * 1024);
+      await lease.write(whole.array_id, pattern);
+      const onItself = await lease.duplicate(whole.array_id);
+      expect(sha256(await lease.read(onItself.array_id))).toBe(sha256(pattern));
+      // Part of it: 100 KiB first, the source after it, its copy wraps to the start and covers the source's first 200 KiB.
+      await lease.leaveWorkspace(ring.workspace_id);
+      await lease.enterWorkspace(ring.workspace_id);
+      await lease.allocate(bytes(100 * 1024));
+      const shifted = await lease.allocate(bytes(300 * 1024));
+      const second = randomBytes(300 * 1024);
+      await lease.write(shifted.array_id, second);
+      const overlapping = await lease.duplicate(shifted.array_id);
+      expect(sha256(await lease.read(overlapping.array_id))).toBe(sha256(second));
+    } finally {
+      await lease.leaveWorkspace(ring.workspace_id);
+      await lease.destroyWorkspace(ring.workspace_id);
+    }
+  });
+
   it('allocates anew for a request_id retried after its workspace moved on, instead of the outdated array', async () => {
     const own = await client.openLease();
     const workspace = await own.createWorkspace('retried', { initial_size: 4096 });
