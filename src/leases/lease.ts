@@ -269,7 +269,9 @@ export class Lease {
    * `eagerMirror`: whether a detached device array gets its host mirror now (--mirror eager) or on first host access.
    */
   private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace, retry = false, eagerMirror = this.eagerMirror): Promise<TensorArray> {
-    // Every array costs the daemon heap, whatever its bytes: refused while that heap is nearly full.
+    // Every array costs the daemon heap, whatever its bytes: refused while that heap is nearly full
+    // (after the request's own checks, so that a request that could never succeed says why).
+    if (workspace) TensorArray.checkAttachable(placement, workspace);
     this.memory.checkHeap();
     const arrayId = newArrayId();
     // An attached array lives on its workspace's device.
@@ -436,6 +438,9 @@ export class Lease {
     const heldBytes = current?.deviceHeldBytes ?? 0;
     const givenBackBytes = givesBack ? heldBytes : 0;
     if (budget.alignedSize(bytes) > budget.bytes - heldBytes + givenBackBytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), givenBackBytes);
+    // The daemon's heap, before the old scratch goes: refused there, the lease keeps it (the new one's
+    // own check, and the old size's remaking after a refusal, would be refused as well).
+    this.memory.checkHeap();
     if (givesBack) this.freeArray(current.arrayId);
     try {
       const scratch = await this.createScratch(device, bytes);

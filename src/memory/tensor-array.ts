@@ -360,15 +360,20 @@ export class TensorArray implements BlockOwner {
     return array;
   }
 
+  /** INVALID_ARGUMENT for a PLACEMENT_HOST_ONLY array in a FULL workspace (whose buffer is device memory). */
+  static checkAttachable(placement: PlacementName, workspace: Workspace): void {
+    if (workspace.primaryKind === 'DEVICE' && placement === 'PLACEMENT_HOST_ONLY') {
+      throw invalidArgument('placement', `PLACEMENT_DEVICE in workspace "${workspace.name}" (a FULL workspace holds device arrays; use a HOST_ONLY workspace or a detached array)`, placement);
+    }
+  }
+
   /**
    * Allocates the array inside `workspace` (ND4J's attached array). Its placement follows the
    * workspace: device memory for FULL workspaces, host memory for HOST_ONLY and MMAP ones. A
    * PLACEMENT_HOST_ONLY array cannot live in a FULL workspace's device buffer: INVALID_ARGUMENT.
    */
   static async createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean }): Promise<TensorArray> {
-    if (workspace.primaryKind === 'DEVICE' && init.placement === 'PLACEMENT_HOST_ONLY') {
-      throw invalidArgument('placement', `PLACEMENT_DEVICE in workspace "${workspace.name}" (a FULL workspace holds device arrays; use a HOST_ONLY workspace or a detached array)`, init.placement);
-    }
+    TensorArray.checkAttachable(init.placement, workspace);
     const placement = workspace.primaryKind === 'DEVICE' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY';
     // The constructor checks its input: it runs before the workspace hands out any memory.
     const array = new TensorArray({ ...init, placement, device: workspace.config.device }, memory);

@@ -23,7 +23,7 @@ export interface WorkspaceRegistryOptions {
   defaultConfig?: WorkspaceConfigInput;
   /** Devices there are: a config.device past them is refused at creation, whenever the workspace would take its first buffer. */
   deviceCount?: number;
-  /** Asked before a new workspace is made, once its name and configuration passed: may refuse (the daemon's heap, HeapGuard). */
+  /** Asked before a new workspace takes memory, once its name and configuration passed (WorkspaceOptions.beforeCreate): may refuse (the daemon's heap, HeapGuard). */
   beforeCreate?: () => void;
 }
 
@@ -76,10 +76,9 @@ export class WorkspaceRegistry {
     if (this.deviceCount !== undefined && normalized.device >= this.deviceCount) {
       throw invalidArgument('config.device', `a device index from 0 to ${this.deviceCount - 1}`, normalized.device);
     }
-    this.beforeCreate?.();
     let workspaceId = this.newWorkspaceId();
     while (this.byId.has(workspaceId)) workspaceId = this.newWorkspaceId();
-    const workspace = new Workspace({ name, workspaceId, config: normalized, backing: this.backing, scope: this.scope });
+    const workspace = new Workspace({ name, workspaceId, config: normalized, backing: this.backing, scope: this.scope, beforeCreate: this.beforeCreate });
     this.byId.set(workspaceId, workspace);
     this.byName.set(name, workspace);
     return workspace;

@@ -211,6 +211,11 @@ export interface WorkspaceOptions {
   backing: WorkspaceBacking;
   /** The owner's scope; default a scope of this workspace's own. */
   scope?: WorkspaceScope;
+  /**
+   * Asked once the configuration (an MMAP file's length included) passed, before any memory is taken
+   * or file mapped: may refuse the creation (the daemon's heap, HeapGuard).
+   */
+  beforeCreate?: () => void;
 }
 
 interface OutsideBlock {
@@ -302,8 +307,12 @@ export class Workspace {
     this.stepsNumber = stepsNumberOf(this.config);
 
     this.currentSize = this.config.initialSize;
-    if (this.config.locationPolicy === 'MMAP') this.mapFile();
-    else this.initialAllocation();
+    if (this.config.locationPolicy === 'MMAP') {
+      this.mapFile(options.beforeCreate);
+    } else {
+      options.beforeCreate?.();
+      this.initialAllocation();
+    }
   }
 
   // ---------------------------------------------------------------- counters
@@ -757,7 +766,7 @@ export class Workspace {
   }
 
   /** The MMAP constructor path (§13): fill or create the file (16 KiB rounding), then map it whole. */
-  private mapFile(): void {
+  private mapFile(beforeMapping?: () => void): void {
     const { backing, config } = this;
     if (backing.mapFile === undefined || (config.tempFilePath !== undefined && backing.fileLength === undefined)) {
       throw failedPrecondition(`Workspace "${this.name}": memory-mapped workspaces are not available on this backend`);
@@ -778,6 +787,7 @@ export class Workspace {
     } else {
       createBytes = mmapFileBytes(config.initialSize);
     }
+    beforeMapping?.();
     const mapped = backing.mapFile({ path: config.tempFilePath, createBytes, workspaceId: this.workspaceId, workspaceName: this.name });
     this.mainBlock = mapped.block;
     this.mappedFileBytes = mapped.fileBytes;
