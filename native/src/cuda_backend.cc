@@ -1,7 +1,7 @@
 // The `cuda` backend: device chunks from cudaMalloc, host chunks page-locked (cudaHostAlloc, or a
-// shared-memory mapping registered with cudaHostRegister), file-backed host chunks registered with
-// cudaHostRegister where the driver accepts it (pageable otherwise), copies through cudaMemcpy with
-// cudaMemcpyDefault (unified addressing decides the direction), fills through cudaMemset.
+// shared-memory mapping registered with cudaHostRegister), file-backed host chunks (MMAP workspaces)
+// left pageable, copies through cudaMemcpy with cudaMemcpyDefault (unified addressing decides the
+// direction), fills through cudaMemset.
 //
 // Only host-side runtime calls: this file is compiled by the host compiler and linked against the
 // static CUDA runtime, which loads the driver lazily, so a machine without a driver gets a CUDA_ERROR
