@@ -60,13 +60,21 @@ export class ArrayService {
    * How long a wait_for_memory call may wait: until its deadline, at most --max-wait; cancelled with the
    * call. Any length works: the wait queue arms waits beyond setTimeout's 2^31 - 1 ms in steps.
    */
-  private waitFor(call: ServerUnaryCall<unknown, unknown>): { waitMs: number; onHandle: (handle: WaitHandle) => void } {
+  private waitFor(call: ServerUnaryCall<unknown, unknown>): { readonly waitMs: number; onHandle: (handle: WaitHandle) => void } {
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
-    const untilDeadline = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : Infinity;
+    const { maxWaitMs } = this.context.config;
     return {
-      waitMs: Math.min(this.context.config.maxWaitMs, untilDeadline),
-      onHandle: (handle) => call.once('cancelled', () => handle.cancel()),
+      // Read when the wait begins, which for a request_id retry can be well after the call came (it
+      // first awaits the first call): the time left to the call's deadline then.
+      get waitMs() {
+        return Math.min(maxWaitMs, Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : Infinity);
+      },
+      // A call whose caller is gone already (a retry that awaited the first call meanwhile) waits for nothing.
+      onHandle: (handle) => {
+        if (call.cancelled) handle.cancel();
+        else call.once('cancelled', () => handle.cancel());
+      },
     };
   }
 

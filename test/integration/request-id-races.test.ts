@@ -45,6 +45,22 @@ describe('request_id retries', () => {
     await lease.close();
   });
 
+  it('a retry whose own caller gave up allocates nothing once the first call gives up too', async () => {
+    const lease = await client.openLease();
+    const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024 * MiB - 8 * MiB] });
+    // The first call gives up after 1 s; the retry, which comes at 50 ms, after 600 ms (first).
+    const first = lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB], requestId: 'r3', waitForMemory: true, deadlineMs: 1000 });
+    await sleep(50);
+    const retry = lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB], requestId: 'r3', waitForMemory: true, deadlineMs: 600 });
+    const outcomes = await Promise.all([first, retry].map((call) => call.then(() => 'ok', (error: Error) => error.message)));
+    expect(outcomes.map((outcome) => outcome.includes('DEADLINE_EXCEEDED'))).toEqual([true, true]);
+    // Memory comes free just after both callers are gone: nobody waits for it any more.
+    await lease.free(big.array_id);
+    await sleep(700);
+    expect((await lease.list()).map((array) => array.byte_size)).toEqual([]);
+    await lease.close();
+  });
+
   it('two retries waiting on a first call whose array went out of scope share one new array', async () => {
     const lease = await client.openLease();
     const ws = await lease.createWorkspace('w', { initial_size: 300 * MiB, learning_policy: 'LEARNING_POLICY_NONE' } as never);
