@@ -146,6 +146,15 @@ export class MemoryManager {
   private readonly hostPool: PoolStack;
   private readonly deviceNames: string[];
   private readonly hostCategoryBytes: Record<HostCategory, number> = { mirror: 0, host_only: 0, mmap: 0 };
+  /**
+   * The MMAP files mapped, by identity (tenant, device and inode; a temporary file by its chunk): a file
+   * several workspaces map (a tenant's temp_file_path, shared by its leases) takes its disk once, so it
+   * is charged to mmap_bytes, --mmap-maxbytes and quota.mmap once, at its first mapping, and given back
+   * at its last unmap.
+   */
+  private readonly mappedFiles = new Map<string, { bytes: number; mappings: number }>();
+  /** The mappedFiles key of each live mapping, by its chunk handle. */
+  private readonly fileOfChunk = new Map<number, string>();
   private readonly tenants = new Map<string, TenantAccount>();
   /** The tenants file's tenants: their accounts stay while idle; any other tenant's goes once it holds nothing and has no lease. */
   private declaredTenants = new Set<string>();
@@ -251,12 +260,15 @@ export class MemoryManager {
    * A memory-mapped file as a HOST block of its whole length (MMAP workspaces). Its pages live in the
    * file, so it counts in mmap_bytes, not against --host-maxbytes; it counts against --mmap-maxbytes
    * and the tenant's quota.mmap, checked before the file is created (a file created with
-   * `createBytes` has that length; an existing one mapped as it is, its length now). A `deleteOnFree`
-   * file is unlinked as soon as it is mapped.
+   * `createBytes` has that length; an existing one mapped as it is, its length now), once per file: a
+   * file mapped again while mapped (a tenant's path shared by its leases) is not charged again. A
+   * `deleteOnFree` file is unlinked as soon as it is mapped.
    */
   mapFile(path: string, options: { createBytes: number; deleteOnFree: boolean }, owner: BlockOwner): Block {
     const account = this.account(owner.tenant);
-    this.checkMmapLimits(account, options.createBytes > 0 ? options.createBytes : fileLength(path));
+    // A file mapped already (createBytes 0: as it is) is charged already; only growth since counts.
+    const charged = options.deleteOnFree ? undefined : this.mappedFiles.get(this.fileKey(owner.tenant ?? '', path) ?? '');
+    this.checkMmapLimits(account, options.createBytes > 0 ? options.createBytes : Math.max(0, fileLength(path) - (charged?.bytes ?? 0)));
     let mapped: { handle: number; bytes: number };
     try {
       mapped = this.backend.mapFile(path, options);
@@ -264,17 +276,29 @@ export class MemoryManager {
       if (isNativeError(error)) throw new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `cannot map ${path} for an MMAP workspace: ${error.message}`, { path });
       throw error;
     }
-    if (options.createBytes === 0) {
+    const key = (options.deleteOnFree ? undefined : this.fileKey(owner.tenant ?? '', path)) ?? `chunk ${mapped.handle}`;
+    const file = this.mappedFiles.get(key);
+    const chargeBytes = mapped.bytes - (file?.bytes ?? 0);
+    if (options.createBytes === 0 && chargeBytes > 0) {
       // The file may have grown since its length was read; mapping it as it is changed nothing, so it is undone.
       try {
-        this.checkMmapLimits(account, mapped.bytes);
+        this.checkMmapLimits(account, chargeBytes);
       } catch (error) {
         this.backend.free(mapped.handle);
         throw error;
       }
     }
-    this.hostCategoryBytes.mmap += mapped.bytes;
-    account.mmap.usedBytes += mapped.bytes;
+    if (chargeBytes > 0) {
+      this.hostCategoryBytes.mmap += chargeBytes;
+      account.mmap.usedBytes += chargeBytes;
+    }
+    if (file) {
+      file.mappings++;
+      file.bytes = Math.max(file.bytes, mapped.bytes);
+    } else {
+      this.mappedFiles.set(key, { bytes: mapped.bytes, mappings: 1 });
+    }
+    this.fileOfChunk.set(mapped.handle, key);
     account.mmap.files++;
     if (options.deleteOnFree) {
       // A private file (a temporary workspace's): its name goes now, the mapping keeps its pages, and
@@ -300,10 +324,26 @@ export class MemoryManager {
 
   unmapFile(block: Block): void {
     this.backend.free(block.chunkHandle);
-    this.hostCategoryBytes.mmap -= block.bytes;
     const account = this.account(block.owner.tenant);
-    account.mmap.usedBytes -= block.bytes;
     account.mmap.files--;
+    const key = this.fileOfChunk.get(block.chunkHandle);
+    this.fileOfChunk.delete(block.chunkHandle);
+    const file = key === undefined ? undefined : this.mappedFiles.get(key);
+    if (file && --file.mappings > 0) return;
+    if (key !== undefined) this.mappedFiles.delete(key);
+    const bytes = file?.bytes ?? block.bytes;
+    this.hostCategoryBytes.mmap -= bytes;
+    account.mmap.usedBytes -= bytes;
+  }
+
+  /** Which file `path` names, for mappedFiles: the tenant's, by device and inode; undefined when there is none. */
+  private fileKey(tenant: string, path: string): string | undefined {
+    try {
+      const status = statSync(path);
+      return `${tenant}\0${status.dev}:${status.ino}`;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Refuses (HEAP_LIMIT) while the daemon's heap is nearly full: called before a new array, lease or workspace is made. */

@@ -134,6 +134,29 @@ describe('a shared GPU host', () => {
     for (const tenant of ['team-a', 'team-c']) expect(after.tenants.find((t) => t.tenant === tenant)!.mmap_used_bytes).toBe(0);
   });
 
+  it("charges a tenant's file that two of its leases map (the same temp_file_path) once, until the last of them unmaps it", async () => {
+    // team-a: quota.mmap 1 MiB, max_leases 2. 768 KiB twice would be 1.5 MiB; the file takes 768 KiB of disk.
+    const shared = { initial_size: 768 * 1024, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const, temp_file_path: 'weights.mmap' };
+    const first = await client.openLease({ tenantToken: TOKENS.a });
+    const second = await client.openLease({ tenantToken: TOKENS.a });
+    await first.createWorkspace('weights', shared);
+    await second.createWorkspace('weights', shared);
+    const usage = async () => {
+      const info = await client.memoryInfo(TOKENS.admin);
+      return [Number(info.host!.mmap_bytes), Number(info.tenants.find((t) => t.tenant === 'team-a')!.mmap_used_bytes)];
+    };
+    expect(await usage()).toEqual([768 * 1024, 768 * 1024]);
+    // Each lease shows the file it maps.
+    const byLease = new Map((await client.listLeases(TOKENS.admin)).map((l) => [l.lease_id, Number(l.mmap_bytes)]));
+    expect([byLease.get(first.leaseId), byLease.get(second.leaseId)]).toEqual([768 * 1024, 768 * 1024]);
+    // A second file still counts: 768 KiB + 512 KiB passes the quota.
+    expect((await failure(second.createWorkspace('more', { ...shared, initial_size: 512 * 1024, temp_file_path: 'other.mmap' }))).reason).toBe('QUOTA_EXCEEDED');
+    await first.close();
+    expect(await usage()).toEqual([768 * 1024, 768 * 1024]);
+    await second.close();
+    expect(await usage()).toEqual([0, 0]);
+  });
+
   it("lets a tenant borrow only what leaves another tenant's guarantee free", async () => {
     const c = await client.openLease({ tenantToken: TOKENS.c });
     const b = await client.openLease({ tenantToken: TOKENS.b });
