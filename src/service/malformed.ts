@@ -1,10 +1,12 @@
 /**
  * Messages that do not decode as their tensormem.v1 type. grpc-js answers a deserializer's throw with
  * INTERNAL; bad input must be INVALID_ARGUMENT, so the deserializers are wrapped to hand the handler a
- * marked object instead, and the handlers refuse it before doing anything.
+ * marked object instead, and the handlers refuse it before doing anything. (The responses' serializers
+ * are wrapped here too, for long lists: chunked-serialize.ts.)
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { invalidArgument } from '../errors';
+import { chunkedSerializer } from './chunked-serialize';
 
 const MALFORMED = Symbol('malformed message');
 
@@ -13,6 +15,8 @@ export function tolerantDeserializers<T extends ServiceDefinition>(service: T): 
   for (const [name, method] of Object.entries(service)) {
     wrapped[name] = {
       ...method,
+      // Long lists are encoded a slice at a time (chunked-serialize.ts): the daemon's heap.
+      responseSerialize: chunkedSerializer(method.responseSerialize as (value: unknown) => Buffer),
       requestDeserialize: (bytes: Buffer) => {
         try {
           return method.requestDeserialize(bytes);

@@ -1,0 +1,27 @@
+/**
+ * Responses with long lists (ListLeases, ListArrays, ListWorkspaces) encoded a slice at a time.
+ * protobufjs's serializer turns the whole response into message objects before it encodes a byte: about
+ * 3.3 KiB of heap a LeaseSummary, as much again as the lease itself keeps, so listing the leases of a
+ * daemon near its heap limit (tensormemctl leases, or top every second) took it past the limit and it
+ * died ("JavaScript heap out of memory") with every lease. Protobuf messages concatenate: a repeated
+ * field's elements encoded in slices, one after another, decode as the one list, so each long top-level
+ * list is encoded LIST_SLICE elements at a time and the bytes (outside the heap) joined.
+ */
+
+/** Elements of a repeated field encoded at once. */
+export const LIST_SLICE = 256;
+
+export function chunkedSerializer(serialize: (value: unknown) => Buffer): (value: unknown) => Buffer {
+  return (value: unknown) => {
+    if (value === null || typeof value !== 'object') return serialize(value);
+    const lists = Object.entries(value as Record<string, unknown>).filter((entry): entry is [string, unknown[]] => Array.isArray(entry[1]) && entry[1].length > LIST_SLICE);
+    if (lists.length === 0) return serialize(value);
+    const rest: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+    for (const [name] of lists) delete rest[name];
+    const parts = [serialize(rest)];
+    for (const [name, list] of lists) {
+      for (let start = 0; start < list.length; start += LIST_SLICE) parts.push(serialize({ [name]: list.slice(start, start + LIST_SLICE) }));
+    }
+    return Buffer.concat(parts);
+  };
+}
