@@ -7,6 +7,7 @@ import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TensormemError, invalidArgument, notFound, unauthenticated } from '../errors';
 import type { MemoryManager } from '../memory/memory-manager';
+import { HEAP_COST } from '../memory/heap-guard';
 import { Lease, leaseClosedError } from './lease';
 import type { LeaseCloseReason } from './lease';
 
@@ -63,7 +64,9 @@ export class LeaseRegistry {
         });
       }
     }
-    this.memory.checkHeap();
+    let labelCost = 0;
+    for (const [key, value] of Object.entries(params.labels ?? {})) labelCost += HEAP_COST.label + 2 * (key.length + value.length);
+    this.memory.checkHeap(HEAP_COST.lease + 2 * params.clientName.length + labelCost);
     const token = randomBytes(32).toString('base64url');
     const leaseId = `lease-${randomBytes(12).toString('hex')}`;
     const lease = new Lease(leaseId, hashToken(token), params.tenant || 'default', params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror);

@@ -14,6 +14,7 @@ import type { WaitHandle } from '../memory/memory-wait-queue';
 import type { Workspace } from '../memory/workspace';
 import { WorkspaceRegistry } from '../memory/workspace-registry';
 import { PoolWorkspaceBacking } from '../memory/pool-workspace-backing';
+import { HEAP_COST } from '../memory/heap-guard';
 
 export interface AllocateParams {
   dataType: string;
@@ -149,7 +150,7 @@ export class Lease {
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
-    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: () => memory.checkHeap() });
+    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length) });
   }
 
   renew(ttlMs = this.ttlMs): void {
@@ -272,7 +273,7 @@ export class Lease {
     // Every array costs the daemon heap, whatever its bytes: refused while that heap is nearly full
     // (after the request's own checks, so that a request that could never succeed says why).
     if (workspace) TensorArray.checkAttachable(placement, workspace);
-    this.memory.checkHeap();
+    this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length));
     const arrayId = newArrayId();
     // An attached array lives on its workspace's device.
     const device = workspace ? workspace.config.device : params.device;

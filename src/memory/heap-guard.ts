@@ -8,13 +8,20 @@
  * (--heap-reserve); arrays freed and leases closed let them through again.
  *
  * The limit is V8's heap_size_limit, which includes the young generation (48 MiB with node's defaults:
- * three 16 MiB semi-spaces' worth) that the old generation, where these objects live, cannot use: the
- * default reserve, the larger of 20 % of the limit and 64 MiB, covers it.
+ * three 16 MiB semi-spaces' worth) that the old generation, where these objects live, cannot use. Nor
+ * can the old generation be held near full: V8 kills the process ("Ineffective mark-compacts near heap
+ * limit") after four full collections in a row that leave it at 80 % or more of its size while the
+ * collections take more than 60 % of the time, which a daemon held at the line and busy (listing its
+ * leases, say) reached within seconds. The default reserve keeps the line at 75 % of the old generation
+ * (limit - 48 MiB), and at least 64 MiB: defaultHeapReserve.
  *
  * The heap in use is read at most every `sampleEvery` checks (a read costs about 0.3 µs). It counts
  * garbage too, so a reading above the line is confirmed by a full collection first (at most one every
- * `collectIntervalMs`: near a heap of GiBs it pauses the daemon for a while), and the live figure that
- * collection leaves decides until the next one.
+ * `collectIntervalMs`: near a heap of GiBs it pauses the daemon for a while), and until the next one the
+ * live figure that collection left, plus what the calls let through since are estimated to keep (each
+ * check's `costBytes`: HEAP_COST), decides: a collection that found room does not let a client make
+ * objects unchecked for `collectIntervalMs` (leases with 64 long labels, about 25 KiB each, at
+ * hundreds a second, took a 128 MiB heap past its limit within that interval).
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -33,15 +40,21 @@ export interface HeapGuardOptions {
   collectIntervalMs?: number;
 }
 
+/** node's young generation (three 16 MiB semi-spaces), part of heap_size_limit. */
+const YOUNG_GENERATION_BYTES = 48 * 1024 * 1024;
+
 /**
- * --heap-reserve's default: the larger of 20 % of the heap limit and 64 MiB (V8's young generation,
- * 48 MiB with node's defaults, is part of the limit), but at most half the limit, so that a daemon
- * under a very small heap (node --max-old-space-size=16: a 64 MiB limit) still starts and serves.
- * Under a limit below about 100 MiB that half may not cover the young generation: the old generation
- * can then run out before the guard refuses anything (give --heap-reserve there).
+ * --heap-reserve's default: what leaves the line at 75 % of the old generation (the limit less the young
+ * generation), under the 80 % where V8 gives up on collections that free too little; at least 64 MiB,
+ * but leaving at least 32 MiB (or half the limit) under the line, so that a daemon under a very small
+ * heap (node --max-old-space-size=16: a 64 MiB limit) still starts and serves. Under a limit below
+ * about 100 MiB that may not cover the young generation: the old generation can then run out before
+ * the guard refuses anything (give --heap-reserve there).
  */
 export function defaultHeapReserve(limitBytes: number): number {
-  return Math.max(Math.floor(limitBytes * 0.2), Math.min(64 * 1024 * 1024, Math.floor(limitBytes / 2)));
+  const oldGeneration = Math.max(0, limitBytes - YOUNG_GENERATION_BYTES);
+  const reserve = Math.max(limitBytes - Math.floor(oldGeneration * 0.75), 64 * 1024 * 1024);
+  return Math.min(reserve, Math.max(limitBytes - 32 * 1024 * 1024, Math.floor(limitBytes / 2)));
 }
 
 let exposedGc: (() => void) | undefined;
@@ -55,6 +68,13 @@ function fullCollection(): void {
   exposedGc();
 }
 
+/**
+ * What a call that passes check() is estimated to keep on the heap, on the high side (measured: an array
+ * about 250 B, a lease about 3 KiB without labels); strings (labels, names, request ids) are added at 2
+ * bytes a character by the callers.
+ */
+export const HEAP_COST = { array: 512, lease: 4096, label: 64, workspace: 8192 } as const;
+
 export class HeapGuard {
   readonly limitBytes: number;
   readonly reserveBytes: number;
@@ -66,6 +86,8 @@ export class HeapGuard {
   private checks = 0;
   /** What the last full collection this guard ran left live, and when; undefined before the first. */
   private lastCollection: { liveBytes: number; atMs: number } | undefined;
+  /** The costBytes of the checks passed since the last collection. */
+  private admittedBytes = 0;
 
   constructor(options: HeapGuardOptions = {}) {
     this.limitBytes = options.limitBytes ?? getHeapStatistics().heap_size_limit;
@@ -82,18 +104,28 @@ export class HeapGuard {
     return Math.max(0, this.limitBytes - this.reserveBytes);
   }
 
-  /** Throws HeapLimitError while the live heap is above the line. */
-  check(): void {
+  /**
+   * Throws HeapLimitError while the live heap is above the line, or would be with `costBytes` (what the
+   * call is about to keep) added to what the last collection left and the calls let through since.
+   */
+  check(costBytes = 0): void {
     if (this.reserveBytes <= 0) return;
     const last = this.lastCollection;
-    const recent = last !== undefined && this.now() - last.atMs < this.collectIntervalMs;
-    if (recent && last.liveBytes > this.thresholdBytes) throw new HeapLimitError(last.liveBytes, this.limitBytes, this.thresholdBytes);
+    if (last !== undefined && this.now() - last.atMs < this.collectIntervalMs) {
+      // Within the interval no collection: the estimate decides, so what passes stays under the line.
+      const estimate = last.liveBytes + this.admittedBytes;
+      if (estimate + costBytes > this.thresholdBytes) throw new HeapLimitError(Math.max(estimate, last.liveBytes), this.limitBytes, this.thresholdBytes);
+      this.admittedBytes += costBytes;
+      return;
+    }
     if (this.checks++ % this.sampleEvery !== 0) return;
-    // Under the line, or over it with garbage only a moment ago (V8 collects that itself): no collection.
-    if (this.readUsedBytes() <= this.thresholdBytes || recent) return;
+    // Under the line: no collection (the reading counts garbage too, so live is lower still).
+    if (this.readUsedBytes() + costBytes <= this.thresholdBytes) return;
     this.collect();
     const liveBytes = this.readUsedBytes();
     this.lastCollection = { liveBytes, atMs: this.now() };
-    if (liveBytes > this.thresholdBytes) throw new HeapLimitError(liveBytes, this.limitBytes, this.thresholdBytes);
+    this.admittedBytes = 0;
+    if (liveBytes + costBytes > this.thresholdBytes) throw new HeapLimitError(liveBytes, this.limitBytes, this.thresholdBytes);
+    this.admittedBytes = costBytes;
   }
 }

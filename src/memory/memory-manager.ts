@@ -346,9 +346,12 @@ export class MemoryManager {
     }
   }
 
-  /** Refuses (HEAP_LIMIT) while the daemon's heap is nearly full: called before a new array, lease or workspace is made. */
-  checkHeap(): void {
-    this.options.heapGuard?.check();
+  /**
+   * Refuses (HEAP_LIMIT) while the daemon's heap is nearly full: called before a new array, lease or
+   * workspace is made, with what it will keep of the heap (HEAP_COST).
+   */
+  checkHeap(costBytes: number): void {
+    this.options.heapGuard?.check(costBytes);
   }
 
   /** Every allocation waiting for device memory fails with `error` (the daemon drains). */

@@ -23,8 +23,8 @@ export interface WorkspaceRegistryOptions {
   defaultConfig?: WorkspaceConfigInput;
   /** Devices there are: a config.device past them is refused at creation, whenever the workspace would take its first buffer. */
   deviceCount?: number;
-  /** Asked before a new workspace takes memory, once its name and configuration passed (WorkspaceOptions.beforeCreate): may refuse (the daemon's heap, HeapGuard). */
-  beforeCreate?: () => void;
+  /** Asked with the new workspace's name before it takes memory, once its name and configuration passed (WorkspaceOptions.beforeCreate): may refuse (the daemon's heap, HeapGuard). */
+  beforeCreate?: (name: string) => void;
 }
 
 /** Longest workspace name accepted. */
@@ -41,7 +41,7 @@ export class WorkspaceRegistry {
   private readonly deviceCount?: number;
   private readonly byId = new Map<string, Workspace>();
   private readonly byName = new Map<string, Workspace>();
-  private readonly beforeCreate: (() => void) | undefined;
+  private readonly beforeCreate: ((name: string) => void) | undefined;
 
   constructor(options: WorkspaceRegistryOptions) {
     this.backing = options.backing;
@@ -78,7 +78,8 @@ export class WorkspaceRegistry {
     }
     let workspaceId = this.newWorkspaceId();
     while (this.byId.has(workspaceId)) workspaceId = this.newWorkspaceId();
-    const workspace = new Workspace({ name, workspaceId, config: normalized, backing: this.backing, scope: this.scope, beforeCreate: this.beforeCreate });
+    const beforeCreate = this.beforeCreate;
+    const workspace = new Workspace({ name, workspaceId, config: normalized, backing: this.backing, scope: this.scope, beforeCreate: beforeCreate && (() => beforeCreate(name)) });
     this.byId.set(workspaceId, workspace);
     this.byName.set(name, workspace);
     return workspace;

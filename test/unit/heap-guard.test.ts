@@ -79,12 +79,32 @@ describe('HeapGuard', () => {
     expect(off.heap.collections).toBe(0);
   });
 
-  it('keeps by default the larger of 20 % of the limit and 64 MiB (the young generation is part of the limit), at most half the limit', () => {
-    expect(defaultHeapReserve(4144 * MiB)).toBe(Math.floor(4144 * MiB * 0.2));
-    expect(defaultHeapReserve(160 * MiB)).toBe(64 * MiB);
-    // At most half the limit: a daemon under a very small heap still starts and serves.
-    expect(defaultHeapReserve(112 * MiB)).toBe(56 * MiB);
-    expect(defaultHeapReserve(64 * MiB)).toBe(32 * MiB);
+  it('between collections, counts what the calls let through keep: a collection that found room is no free pass for the interval', () => {
+    const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB });
+    heap.used = 90 * MiB; // over the line: the first check collects
+    heap.liveAfterGc = 70 * MiB;
+    guard.check(1 * MiB);
+    expect(heap.collections).toBe(1);
+    // 70 live + 1 admitted: 9 more calls of 1 MiB fit under the 80 MiB line, the tenth does not.
+    for (let i = 0; i < 9; i++) guard.check(1 * MiB);
+    const error = thrownBy(() => guard.check(1 * MiB), HeapLimitError);
+    expect(error.metadata.heap_live_bytes).toBe(String(80 * MiB));
+    expect(heap.collections).toBe(1);
+    // Once the interval is over, a collection counts again from what is live then.
+    heap.now = 1000;
+    heap.used = 95 * MiB;
+    heap.liveAfterGc = 72 * MiB;
+    guard.check(1 * MiB);
+    expect(heap.collections).toBe(2);
+  });
+
+  it('keeps by default what leaves the line at 75 % of the old generation (the limit less the 48 MiB young generation), at least 64 MiB, leaving at least 32 MiB (or half the limit) under the line', () => {
+    expect(defaultHeapReserve(4144 * MiB)).toBe(1072 * MiB); // node's default on this 24 GB machine: the line at 3072 of 4096 MiB
+    expect(defaultHeapReserve(176 * MiB)).toBe(80 * MiB); // --max-old-space-size=128
+    expect(defaultHeapReserve(144 * MiB)).toBe(72 * MiB); // 96
+    expect(defaultHeapReserve(112 * MiB)).toBe(64 * MiB); // 64
+    expect(defaultHeapReserve(80 * MiB)).toBe(48 * MiB); // 32: at least 32 MiB under the line
+    expect(defaultHeapReserve(64 * MiB)).toBe(32 * MiB); // 16: a daemon under a very small heap still starts
   });
 
   it('runs a real full collection when V8 is asked (no --expose-gc needed)', () => {
