@@ -84,9 +84,13 @@ describe('HeapGuard', () => {
     heap.used = 90 * MiB; // over the line: the first check collects
     heap.liveAfterGc = 70 * MiB;
     guard.check(1 * MiB);
+    heap.used += 1 * MiB; // what the call made
     expect(heap.collections).toBe(1);
     // 70 live + 1 admitted: 9 more calls of 1 MiB fit under the 80 MiB line, the tenth does not.
-    for (let i = 0; i < 9; i++) guard.check(1 * MiB);
+    for (let i = 0; i < 9; i++) {
+      guard.check(1 * MiB);
+      heap.used += 1 * MiB;
+    }
     const error = thrownBy(() => guard.check(1 * MiB), HeapLimitError);
     expect(error.metadata.heap_live_bytes).toBe(String(80 * MiB));
     expect(heap.collections).toBe(1);
@@ -96,6 +100,40 @@ describe('HeapGuard', () => {
     heap.liveAfterGc = 72 * MiB;
     guard.check(1 * MiB);
     expect(heap.collections).toBe(2);
+  });
+
+  it('waits 20 times as long as its last collection took before the next (at most 5 % of the time paused), but sees room a reading shows meanwhile', () => {
+    const heap = { used: 95 * MiB, liveAfterGc: 85 * MiB, collections: 0, now: 0 };
+    const guard = new HeapGuard({
+      limitBytes: 100 * MiB,
+      reserveBytes: 20 * MiB,
+      readUsedBytes: () => heap.used,
+      collect: () => {
+        heap.collections++;
+        heap.now += 400; // a 400 ms pause (a heap of about 350 MiB)
+        heap.used = heap.liveAfterGc;
+      },
+      now: () => heap.now,
+      sampleEvery: 1,
+      collectIntervalMs: 1000,
+    });
+    expect(() => guard.check(512)).toThrow(HeapLimitError);
+    heap.now += 7_900; // 8 s after the collection, past collectIntervalMs but within 20 × 400 ms
+    expect(() => guard.check(512)).toThrow(HeapLimitError);
+    expect(heap.collections).toBe(1);
+    heap.now += 200;
+    heap.used = 95 * MiB;
+    expect(() => guard.check(512)).toThrow(HeapLimitError);
+    expect(heap.collections).toBe(2);
+    // An evicted lease's objects collected by V8 itself: the reading is under the line, so there is room at once.
+    heap.now += 100;
+    heap.used = 50 * MiB;
+    guard.check(512);
+    expect(heap.collections).toBe(2);
+    // And the estimate goes on from that reading: 30 MiB more fit, then no more until the next reading or collection.
+    guard.check(29 * MiB);
+    heap.used += 29 * MiB;
+    expect(() => guard.check(2 * MiB)).toThrow(HeapLimitError);
   });
 
   it('keeps by default what leaves the line at 75 % of the old generation (the limit less the 48 MiB young generation), at least 64 MiB, leaving at least 32 MiB (or half the limit) under the line', () => {
