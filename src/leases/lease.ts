@@ -441,7 +441,7 @@ export class Lease {
     if (budget.alignedSize(bytes) > budget.bytes - heldBytes + givenBackBytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), givenBackBytes);
     // The daemon's heap, before the old scratch goes: refused there, the lease keeps it (the new one's
     // own check, and the old size's remaking after a refusal, would be refused as well).
-    this.memory.checkHeap();
+    this.memory.checkHeap(HEAP_COST.array);
     if (givesBack) this.freeArray(current.arrayId);
     try {
       const scratch = await this.createScratch(device, bytes);
