@@ -543,6 +543,25 @@ export class MemoryManager {
     else this.backend.copy(...args);
   }
 
+  /**
+   * copyBlock done now, on the caller's stack, whatever its size (overlapping ranges too, staged): for a
+   * copy into memory that may change hands as soon as the event loop turns (an attached array's, whose
+   * workspace's next cycle reuses it), so that the check before it still holds when the bytes land.
+   */
+  copyBlockInline(destination: Block, destinationOffset: number, source: Block, sourceOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    const to = destination.offset + destinationOffset;
+    const from = source.offset + sourceOffset;
+    if (destination.chunkHandle === source.chunkHandle && to < from + bytes && from < to + bytes) {
+      if (to === from) return;
+      const staging = Buffer.allocUnsafe(bytes);
+      this.backend.read(source.chunkHandle, from, staging);
+      this.backend.write(destination.chunkHandle, to, staging);
+      return;
+    }
+    this.backend.copy(destination.chunkHandle, to, source.chunkHandle, from, bytes);
+  }
+
   /** Whether new arrays and workspace buffers are zeroed before a lease sees them (--scrub). */
   get scrubs(): boolean {
     return this.options.scrub === true;

@@ -89,6 +89,12 @@ export interface ExportedBlock {
 
 const DEDICATED: AllocateOptions = Object.freeze({ dedicated: true });
 
+/**
+ * Bytes a DuplicateArray copy into an attached array moves at once, on the event loop (see
+ * TensorArray.copyIntoOwn).
+ */
+export const ATTACHED_COPY_SLICE_BYTES = 1024 * 1024;
+
 /** Bits of TensorArray.flags. */
 const HOST_ONLY = 1 << 0;
 const HOST_VALID = 1 << 1;
@@ -625,7 +631,19 @@ export class TensorArray implements BlockOwner {
         this.assertUsable('Cannot duplicate array');
         target.assertNotMovedOn('Cannot duplicate array');
         const destination = target.deviceBlock ?? target.hostBlock!;
-        await this.memory.copyBlock(destination, 0, this.currentBlock(), 0, this.byteSize);
+        const source = this.currentBlock();
+        if (target.attachment) {
+          // A ring that wrapped onto the source (one chunk, the destination after it): last slice first, as memmove.
+          const backward = destination.chunkHandle === source.chunkHandle && destination.offset > source.offset;
+          await target.copyIntoOwn('Cannot duplicate array', this.byteSize, backward, (at, length) => this.memory.copyBlockInline(destination, at, source, at, length), (operation) => {
+            // A copy into a workspace whose scope is not open is made 'leaked' from the start: refused only
+            // once that workspace moved on; the source, once its own did (its bytes are then the next cycle's).
+            target.assertNotMovedOn(operation);
+            this.assertUsable(operation);
+          });
+        } else {
+          await this.memory.copyBlock(destination, 0, source, 0, this.byteSize);
+        }
         // The source's workspace moved to its next cycle during the copy: the copy may hold that cycle's bytes.
         this.assertUsable('Cannot duplicate array');
         if (target.deviceBlock) {
@@ -766,6 +784,28 @@ export class TensorArray implements BlockOwner {
   /** The lease's closed-lease error once the array's lease has ended; undefined while it is open. */
   leaseEndedError(): Error | undefined {
     return this.home.leaseEnded?.();
+  }
+
+  /**
+   * Copies `bytes` into this array's memory through `copySlice(at, length)`, which must copy on the
+   * caller's stack. An attached array's bytes are its workspace's, which its next cycle hands to new
+   * arrays whatever is in flight: a DuplicateArray copy off the event loop, while another call moved the
+   * workspace on (LeaveWorkspace and EnterWorkspace), landed on the next cycle's arrays after they were written.
+   * So each slice of ATTACHED_COPY_SLICE_BYTES is copied right after `check` (ARRAY_OUT_OF_SCOPE once
+   * the workspace moved on, nothing more written), letting other calls run in between.
+   * `backward`: the last slice first (the destination overlaps the source after it). A detached array's
+   * copy is left to its caller: nothing else reuses its memory while the copy counts (track()).
+   */
+  private async copyIntoOwn(operation: string, bytes: number, backward: boolean, copySlice: (at: number, length: number) => void, check: (operation: string) => void): Promise<void> {
+    if (!this.attachment) return;
+    const slices = Math.ceil(bytes / ATTACHED_COPY_SLICE_BYTES);
+    for (let i = 0; i < slices; i++) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const slice = backward ? slices - 1 - i : i;
+      const at = slice * ATTACHED_COPY_SLICE_BYTES;
+      check(operation);
+      copySlice(at, Math.min(ATTACHED_COPY_SLICE_BYTES, bytes - at));
+    }
   }
 
   /** Runs a copy while counting it, so release() waits for it; waits for a move in progress first. */
