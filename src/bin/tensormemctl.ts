@@ -151,8 +151,19 @@ async function main(): Promise<number> {
             ),
             '',
             renderTable(
-              ['HOST', 'MAX', 'USED', 'MIRRORS', 'HOST_ONLY', 'MMAP', 'RESERVED'],
-              [['host', formatIec(info.host!.max_bytes), formatIec(info.host!.used_bytes), formatIec(info.host!.mirror_bytes), formatIec(info.host!.host_only_bytes), formatIec(info.host!.mmap_bytes), formatIec(info.host!.reserved_bytes)]],
+              ['HOST', 'MAX', 'USED', 'MIRRORS', 'HOST_ONLY', 'MMAP', 'MMAP MAX', 'RESERVED'],
+              [
+                [
+                  'host',
+                  formatIec(info.host!.max_bytes),
+                  formatIec(info.host!.used_bytes),
+                  formatIec(info.host!.mirror_bytes),
+                  formatIec(info.host!.host_only_bytes),
+                  formatIec(info.host!.mmap_bytes),
+                  info.host!.mmap_max_bytes > 0 ? formatIec(info.host!.mmap_max_bytes) : 'none',
+                  formatIec(info.host!.reserved_bytes),
+                ],
+              ],
             ),
             '',
             renderTable(

@@ -354,6 +354,11 @@ export class MemoryManager {
     this.options.heapGuard?.check(costBytes);
   }
 
+  /** --heap-reserve in force, in bytes (its default resolved against the heap limit); undefined without a heap guard. */
+  get heapReserveBytes(): number | undefined {
+    return this.options.heapGuard?.reserveBytes;
+  }
+
   /** Every allocation waiting for device memory fails with `error` (the daemon drains). */
   failWaiting(error: unknown): void {
     for (const queue of this.waitQueues) queue.failAll(error);

@@ -127,8 +127,8 @@ export function memorySnapshot(context: ServiceContext): MemorySnapshot {
  * at its default, which for a flag without one is the empty value: unset, off), or "derived" (computed
  * from other values: the caps resolved in src/memory/limits.ts when not set — --maxbytes from the
  * device's memory less --device-reserve, the reserve from the device's size, --maxphysicalbytes from
- * --host-maxbytes and the V8 heap — and --chunk-bytes when its default shrank to fit
- * --max-message-bytes), plus cudnn_version.
+ * --host-maxbytes and the V8 heap —, --heap-reserve from the V8 heap limit, and --chunk-bytes when
+ * its default shrank to fit --max-message-bytes), plus cudnn_version.
  */
 export function configValues(context: ServiceContext): ConfigValue[] {
   const { config, memory } = context;
@@ -145,6 +145,11 @@ export function configValues(context: ServiceContext): ConfigValue[] {
     if (flag.name === 'host-maxbytes') value = String(limits.hostMaxBytes);
     if (flag.name === 'maxphysicalbytes') value = String(limits.maxPhysicalBytes);
     if (flag.name in limits.sources) source = limits.sources[flag.name as keyof typeof limits.sources];
+    // Unset, --heap-reserve is resolved against the V8 heap limit (memory/heap-guard.ts defaultHeapReserve).
+    if (flag.name === 'heap-reserve' && value === '' && memory.heapReserveBytes !== undefined) {
+      value = String(memory.heapReserveBytes);
+      source = 'derived';
+    }
     if (flag.name === 'backend') value = `${config.rawValues.backend} (using ${memory.backendName})`;
     values.push({ name: flag.name, value, source, seed_name: flag.seedName ?? '' });
   }

@@ -47,6 +47,9 @@ describe('memory service, health, reflection and tensormemctl', () => {
     // --maxbytes was given, so the reserve is the default for the device's size (computed from it).
     expect(byName['device-reserve'].source).toBe('derived');
     expect(byName.cudnn_version.source).toBe('derived');
+    // --heap-reserve unset: the default resolved against this daemon's V8 heap limit, in bytes.
+    expect(byName['heap-reserve'].source).toBe('derived');
+    expect(Number(byName['heap-reserve'].value)).toBeGreaterThanOrEqual(32 * 1024 * 1024);
     expect(new Set(Object.values(byName).map((v) => v.source))).toEqual(new Set(['flag', 'env', 'default', 'derived']));
 
     const small = await startDaemon(['--max-message-bytes', '256K']);

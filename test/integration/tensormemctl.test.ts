@@ -679,6 +679,9 @@ describe('tensormemctl info, top and doctor without a process cap', () => {
       const info = await ctl(['--address', uncapped.unixAddress, 'info']);
       expect(info.code).toBe(0);
       expect(info.stdout).toMatch(/^tensormemd +\S+ MiB +none +/m);
+      // No --mmap-maxbytes either: the host row's MMAP MAX says none.
+      expect(info.stdout).toMatch(/^HOST +MAX +USED +MIRRORS +HOST_ONLY +MMAP +MMAP MAX +RESERVED$/m);
+      expect(info.stdout).toMatch(/^host +(\S+ \S+ +){5}none +\S+ \S+$/m);
       const top = await ctl(['--address', uncapped.unixAddress, 'top', '--once']);
       expect(top.stdout).toMatch(/^tensormemd +\S+ MiB +none +- +/m);
       const doctor = await ctl(['--address', uncapped.unixAddress, 'doctor']);
