@@ -15,6 +15,7 @@ import type { Workspace } from '../memory/workspace';
 import { WorkspaceRegistry } from '../memory/workspace-registry';
 import { PoolWorkspaceBacking } from '../memory/pool-workspace-backing';
 import { HEAP_COST } from '../memory/heap-guard';
+import { CountedArrayMap } from './counted-array-map';
 
 export interface AllocateParams {
   dataType: string;
@@ -107,7 +108,7 @@ export class Lease {
   /** Why it closed, once it has (LeaseRegistry passes it; the closed-lease error names it). */
   private closeReason: LeaseCloseReason | undefined;
   /** Usable arrays (and attached ones whose workspace has not moved on yet). */
-  readonly arrays = new Map<string, TensorArray>();
+  readonly arrays: Map<string, TensorArray>;
   /** The lease's workspaces and scope stack (ND4J's per-thread workspace manager). */
   readonly workspaces: WorkspaceRegistry;
   private readonly workspaceBacking: PoolWorkspaceBacking;
@@ -150,6 +151,7 @@ export class Lease {
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
+    this.arrays = new CountedArrayMap((delta) => memory.countArrays(tenant, delta));
     this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length) });
   }
 
@@ -273,6 +275,7 @@ export class Lease {
     // Every array costs the daemon heap, whatever its bytes: refused while that heap is nearly full
     // (after the request's own checks, so that a request that could never succeed says why).
     if (workspace) TensorArray.checkAttachable(placement, workspace);
+    this.memory.checkArrayCount(this.tenant);
     this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length));
     const arrayId = newArrayId();
     // An attached array lives on its workspace's device.

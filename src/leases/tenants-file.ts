@@ -9,6 +9,7 @@
  *                                            # mmap to the tenant's MMAP workspace files together
  *       guarantee: { device: 2G }            # kept free for this tenant while others borrow
  *       max_leases: 16
+ *       max_arrays: 100000                # live arrays of all its leases together
  *     - name: admin
  *       token_sha256: "<hex>"
  *       admin: true                          # may list and evict every lease
@@ -35,10 +36,12 @@ export interface TenantSpec {
   deviceGuaranteeBytes: number;
   /** 0 = no limit. */
   maxLeases: number;
+  /** Most live arrays of all its leases together; 0 = no limit. */
+  maxArrays: number;
   admin: boolean;
 }
 
-const TENANT_KEYS = new Set(['name', 'token_sha256', 'quota', 'guarantee', 'max_leases', 'admin']);
+const TENANT_KEYS = new Set(['name', 'token_sha256', 'quota', 'guarantee', 'max_leases', 'max_arrays', 'admin']);
 
 class TenantsFileError extends TensormemError {
   constructor(path: string, line: number | undefined, message: string) {
@@ -125,6 +128,10 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
     if (maxLeases.value !== undefined && !(Number.isInteger(maxLeases.value) && (maxLeases.value as number) >= 0)) {
       fail(maxLeases.node, `expected a non-negative integer for max_leases of tenant "${name.value}" but received ${JSON.stringify(maxLeases.value)}`);
     }
+    const maxArrays = scalar('max_arrays');
+    if (maxArrays.value !== undefined && !(Number.isInteger(maxArrays.value) && (maxArrays.value as number) >= 0)) {
+      fail(maxArrays.node, `expected a non-negative integer for max_arrays of tenant "${name.value}" but received ${JSON.stringify(maxArrays.value)}`);
+    }
     const admin = scalar('admin');
     if (admin.value !== undefined && typeof admin.value !== 'boolean') fail(admin.node, `expected true or false for admin of tenant "${name.value}"`);
     const spec: TenantSpec = {
@@ -135,6 +142,7 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
       mmapQuotaBytes: quota.mmap ?? 0,
       deviceGuaranteeBytes: guarantee.device ?? 0,
       maxLeases: (maxLeases.value as number | undefined) ?? 0,
+      maxArrays: (maxArrays.value as number | undefined) ?? 0,
       admin: admin.value === true,
     };
     if (spec.deviceQuotaBytes > 0 && spec.deviceGuaranteeBytes > spec.deviceQuotaBytes) {

@@ -51,6 +51,8 @@ export interface TenantUsageBytes {
   hostBytes: number;
   /** Bytes of the tenant's mapped MMAP workspace files. */
   mmapBytes: number;
+  /** Live arrays of its leases. */
+  arrays: number;
 }
 
 /** A tenant's hard quotas (per device; host; its MMAP files) and device guarantee, in bytes; 0 = none. */
@@ -59,9 +61,11 @@ export interface TenantLimits {
   hostQuotaBytes: number;
   mmapQuotaBytes: number;
   deviceGuaranteeBytes: number;
+  /** Most live arrays of all the tenant's leases together (the tenants file's max_arrays); 0 = no limit. */
+  maxArrays: number;
 }
 
-const NO_TENANT_LIMITS: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0 };
+const NO_TENANT_LIMITS: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0 };
 
 interface TenantAccount {
   tenant: string;
@@ -71,6 +75,8 @@ interface TenantAccount {
   host: QuotaAdaptor;
   /** Its mapped MMAP workspace files: bytes and count, and its quota.mmap (0 = none). */
   mmap: { usedBytes: number; files: number; quotaBytes: number };
+  /** Live arrays of its leases (countArrays), and its max_arrays (0 = none). */
+  arrays: { count: number; max: number };
   /** Allocations under way: a chunk taken for one may run the lease sweep (--maxphysicalbytes relief), which must not drop the account meanwhile. */
   allocating: number;
 }
@@ -354,6 +360,28 @@ export class MemoryManager {
     this.options.heapGuard?.check(costBytes);
   }
 
+  /**
+   * Refuses a new array of `tenant` at its max_arrays (QUOTA_EXCEEDED): every array costs the daemon's
+   * heap whatever its bytes, so a tenant leaking small arrays would otherwise take the heap to its line
+   * (HEAP_LIMIT) for every tenant.
+   */
+  checkArrayCount(tenant: string): void {
+    const account = this.account(tenant);
+    const { count, max } = account.arrays;
+    if (max > 0 && count >= max) {
+      throw new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', `tenant "${tenant}" has ${count} live arrays, its max_arrays is ${max}: free arrays first`, {
+        tenant,
+        arrays: String(count),
+        max_arrays: String(max),
+      });
+    }
+  }
+
+  /** A lease of `tenant` holds `delta` more (or fewer) live arrays (Lease's array map). */
+  countArrays(tenant: string, delta: number): void {
+    this.account(tenant).arrays.count += delta;
+  }
+
   /** --heap-reserve in force, in bytes (its default resolved against the heap limit); undefined without a heap guard. */
   get heapReserveBytes(): number | undefined {
     return this.options.heapGuard?.reserveBytes;
@@ -395,6 +423,7 @@ export class MemoryManager {
         device: this.devicePools.map((stack, index) => new QuotaAdaptor(stack.top, tenant, limits.deviceQuotaBytes, 'DEVICE', index)),
         host: new QuotaAdaptor(this.hostPool.top, tenant, limits.hostQuotaBytes, 'HOST'),
         mmap: { usedBytes: 0, files: 0, quotaBytes: limits.mmapQuotaBytes },
+        arrays: { count: 0, max: limits.maxArrays },
         allocating: 0,
       };
       this.tenants.set(tenant, account);
@@ -415,6 +444,7 @@ export class MemoryManager {
       for (const quota of account.device) quota.quotaBytes = next.deviceQuotaBytes;
       account.host.quotaBytes = next.hostQuotaBytes;
       account.mmap.quotaBytes = next.mmapQuotaBytes;
+      account.arrays.max = next.maxArrays;
     }
     this.updateGuaranteesInForce();
     for (const queue of this.waitQueues) queue.notifyFreed();
@@ -444,7 +474,7 @@ export class MemoryManager {
   releaseIdleTenant(tenant: string): boolean {
     const account = this.tenants.get(tenant);
     if (!account || this.declaredTenants.has(tenant) || account.allocating > 0) return false;
-    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0) return false;
+    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0) return false;
     if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
     this.tenants.delete(tenant);
     if (account.guaranteeBytes > 0) this.updateGuaranteesInForce();
@@ -480,7 +510,7 @@ export class MemoryManager {
     const account = this.tenants.get(tenant);
     if (!account) {
       const limits = this.tenantLimits(tenant);
-      return { ...limits, deviceBytes: this.devicePools.map(() => 0), hostBytes: 0, mmapBytes: 0 };
+      return { ...limits, deviceBytes: this.devicePools.map(() => 0), hostBytes: 0, mmapBytes: 0, arrays: 0 };
     }
     return {
       deviceBytes: account.device.map((quota) => quota.usedBytes),
@@ -489,6 +519,8 @@ export class MemoryManager {
       deviceQuotaBytes: account.device[0]?.quotaBytes ?? 0,
       hostQuotaBytes: account.host.quotaBytes,
       mmapQuotaBytes: account.mmap.quotaBytes,
+      arrays: account.arrays.count,
+      maxArrays: account.arrays.max,
       deviceGuaranteeBytes: account.guaranteeBytes,
     };
   }

@@ -104,6 +104,8 @@ export class DaemonMetrics {
     liveGauge('tensormem_tenant_guarantee_bytes', 'Device bytes kept free for a tenant while others borrow; 0 = none.', ['tenant'], tenantSeries((t) => [[{}, Number(t.guarantee_bytes ?? 0)]]));
     liveGauge('tensormem_tenant_leases', 'Open leases of a tenant.', ['tenant'], tenantSeries((t) => [[{}, Number(t.leases ?? 0)]]));
     liveGauge('tensormem_tenant_max_leases', 'Most leases a tenant may hold open; 0 = no limit.', ['tenant'], tenantSeries((t) => [[{}, Number(t.max_leases ?? 0)]]));
+    liveGauge('tensormem_tenant_arrays', "Live arrays of a tenant's leases.", ['tenant'], tenantSeries((t) => [[{}, Number(t.arrays ?? 0)]]));
+    liveGauge('tensormem_tenant_max_arrays', 'Most live arrays a tenant may hold, all its leases together; 0 = no limit.', ['tenant'], tenantSeries((t) => [[{}, Number(t.max_arrays ?? 0)]]));
 
     const { registry: leases } = context;
     liveGauge('tensormem_leases', 'Open leases.', [], () => [[{}, leases.size]]);

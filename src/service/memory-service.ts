@@ -90,6 +90,8 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
         device_used_bytes_by_device: usage.deviceBytes,
         mmap_used_bytes: usage.mmapBytes,
         mmap_quota_bytes: usage.mmapQuotaBytes,
+        arrays: usage.arrays,
+        max_arrays: usage.maxArrays,
       };
     }),
     taken_at: timestamp(Date.now()),

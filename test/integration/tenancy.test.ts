@@ -30,6 +30,7 @@ function tenantsYaml(aQuota: string | null): string {
     guarantee: { device: 16M }
   - name: team-c
     token_sha256: "${sha(TOKENS.c)}"
+    max_arrays: 4
   - name: ops
     token_sha256: "${sha(TOKENS.admin)}"
     admin: true
@@ -155,6 +156,26 @@ describe('a shared GPU host', () => {
     expect(await usage()).toEqual([768 * 1024, 768 * 1024]);
     await second.close();
     expect(await usage()).toEqual([0, 0]);
+  });
+
+  it('holds a tenant to its max_arrays, all its leases together, and shows the count', async () => {
+    const first = await client.openLease({ tenantToken: TOKENS.c });
+    const second = await client.openLease({ tenantToken: TOKENS.c });
+    const zero = { dataType: 'DATA_TYPE_UINT8' as const, shape: [0] };
+    const held = [await first.allocate(zero), await first.allocate(zero), await second.allocate(zero), await second.allocate(zero)];
+    const refused = await failure(second.allocate(zero));
+    expect([refused.code, refused.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'QUOTA_EXCEEDED']);
+    expect(refused.details).toBe('tenant "team-c" has 4 live arrays, its max_arrays is 4: free arrays first');
+    expect((await client.memoryInfo(TOKENS.c)).tenants[0]).toMatchObject({ tenant: 'team-c', arrays: 4, max_arrays: 4 });
+    // Another tenant's arrays are not held to it.
+    const b = await client.openLease({ tenantToken: TOKENS.b });
+    await b.allocate(zero);
+    await b.close();
+    await first.free(held[0].array_id);
+    await second.allocate(zero);
+    await first.close();
+    await second.close();
+    expect((await client.memoryInfo(TOKENS.admin)).tenants.find((t) => t.tenant === 'team-c')).toMatchObject({ arrays: 0, max_arrays: 4 });
   });
 
   it("lets a tenant borrow only what leaves another tenant's guarantee free", async () => {

@@ -17,7 +17,7 @@ import { createBackend } from '../../src/native/addon';
 import { MiB } from '../../src/units';
 import { thrownBy } from '../helpers/thrown';
 
-const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0 };
+const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0 };
 
 /** Pools capped at `capBytes` on `devices` emulated devices, host cap the same. */
 function manager(capBytes: number, devices = 1, physical = new PhysicalMemoryGuard(0)): MemoryManager {
@@ -332,6 +332,40 @@ describe('tenant accounts', () => {
         expect(memory.releaseIdleTenant('open-mode-client')).toBe(true);
       });
     });
+  });
+
+  it("holds a tenant to max_arrays across its leases, whichever way its arrays come and go", async () => {
+    const memory = manager(64 * MiB);
+    loadTenants(memory, { a: { ...NONE, maxArrays: 3 }, b: NONE });
+    const one = lease(memory, 'a');
+    const two = lease(memory, 'a');
+    const other = lease(memory, 'b');
+    const x = await one.allocateArray(params(16));
+    await one.duplicateArray(x.arrayId, 'PLACEMENT_UNSPECIFIED', '', '', true);
+    const ws = two.workspaces.create('w', { initialSize: 64 * 1024, learningPolicy: 'NONE' });
+    two.workspaces.enter(ws.workspaceId);
+    await two.allocateArray(params(16, { workspaceId: ws.workspaceId }));
+    expect(memory.tenantUsage('a')).toMatchObject({ arrays: 3, maxArrays: 3 });
+    const refused = await one.allocateArray(params(16)).then(() => undefined, (error: unknown) => error);
+    expect(refused).toBeInstanceOf(TensormemError);
+    expect((refused as TensormemError).reason).toBe('QUOTA_EXCEEDED');
+    expect((refused as TensormemError).message).toBe('tenant "a" has 3 live arrays, its max_arrays is 3: free arrays first');
+    expect((await one.duplicateArray(x.arrayId, 'PLACEMENT_UNSPECIFIED', '', '', true).then(() => undefined, (error: TensormemError) => error))?.reason).toBe('QUOTA_EXCEEDED');
+    // Another tenant is not held to a's cap.
+    await other.allocateArray(params(16));
+    // A workspace moving on retires its attached arrays: they no longer count.
+    two.workspaces.leave(ws.workspaceId);
+    two.workspaces.enter(ws.workspaceId);
+    two.retireOutOfScope(ws);
+    expect(memory.tenantUsage('a').arrays).toBe(2);
+    await one.allocateArray(params(16));
+    one.freeArray(x.arrayId);
+    expect(memory.tenantUsage('a').arrays).toBe(2);
+    one.close();
+    expect(memory.tenantUsage('a').arrays).toBe(0);
+    two.close();
+    other.close();
+    memory.release();
   });
 
   it('closes every expired lease in one sweep and gives their memory back', async () => {

@@ -15,6 +15,8 @@ export interface TenantUsage {
   'device_used_bytes_by_device'?: (number | string | Long)[];
   'mmap_used_bytes'?: (number | string | Long);
   'mmap_quota_bytes'?: (number | string | Long);
+  'arrays'?: (number | string | Long);
+  'max_arrays'?: (number | string | Long);
 }
 
 export interface TenantUsage__Output {
@@ -30,4 +32,6 @@ export interface TenantUsage__Output {
   'device_used_bytes_by_device': (number)[];
   'mmap_used_bytes': (number);
   'mmap_quota_bytes': (number);
+  'arrays': (number);
+  'max_arrays': (number);
 }

@@ -1,0 +1,32 @@
+/**
+ * A lease's live arrays by id, counting every one added or removed into its tenant's total (the
+ * tenants file's max_arrays): whichever path adds or removes an array (AllocateArray, DuplicateArray,
+ * FreeArray, an attached array retired when its workspace moves on, the lease's close), the count
+ * follows the map.
+ */
+import type { TensorArray } from '../memory/tensor-array';
+
+export class CountedArrayMap extends Map<string, TensorArray> {
+  constructor(private readonly count: (delta: number) => void) {
+    super();
+  }
+
+  override set(arrayId: string, array: TensorArray): this {
+    const added = !this.has(arrayId);
+    super.set(arrayId, array);
+    if (added) this.count(1);
+    return this;
+  }
+
+  override delete(arrayId: string): boolean {
+    const deleted = super.delete(arrayId);
+    if (deleted) this.count(-1);
+    return deleted;
+  }
+
+  override clear(): void {
+    const size = this.size;
+    super.clear();
+    if (size > 0) this.count(-size);
+  }
+}
