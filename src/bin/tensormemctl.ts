@@ -209,11 +209,12 @@ async function main(): Promise<number> {
         const quota = (bytes: number) => (bytes > 0 ? formatIec(bytes) : '-');
         print(info.tenants, () =>
           renderTable(
-            ['TENANT', 'LEASES', 'MAX', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA', 'MMAP USED', 'MMAP QUOTA'],
+            ['TENANT', 'LEASES', 'MAX', 'ARRAYS', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA', 'MMAP USED', 'MMAP QUOTA'],
             info.tenants.map((t) => [
               t.tenant,
               t.leases,
               t.max_leases || '-',
+              t.max_arrays ? `${t.arrays}/${t.max_arrays}` : String(t.arrays),
               formatIec(t.device_used_bytes),
               quota(t.quota_bytes),
               deviceQuotaShare(t, info.devices),

@@ -539,7 +539,7 @@ describe('tensormemctl tenants on two devices', () => {
     const admin = randomBytes(24).toString('hex');
     const sha = (text: string) => createHash('sha256').update(text).digest('hex');
     const tenantsPath = join(dir, 'tenants-two-devices.yaml');
-    writeFileSync(tenantsPath, `tenants:\n  - name: team-b\n    token_sha256: "${sha(token)}"\n    quota: { device: 64M }\n  - name: ops\n    token_sha256: "${sha(admin)}"\n    admin: true\n`);
+    writeFileSync(tenantsPath, `tenants:\n  - name: team-b\n    token_sha256: "${sha(token)}"\n    quota: { device: 64M }\n    max_arrays: 10\n  - name: ops\n    token_sha256: "${sha(admin)}"\n    admin: true\n`);
     const twoDevices = await startDaemon(['--emulated-devices', '2', '--tenants', tenantsPath]);
     const client = new TensormemClient(twoDevices.unixAddress);
     try {
@@ -555,6 +555,9 @@ describe('tensormemctl tenants on two devices', () => {
       // 48 MiB of the 64 MiB quota on device 0; the sum (80 MiB) would read 125 %.
       expect(table.stdout).toContain('75.0% (device 0)');
       expect(table.stdout).not.toContain('125.0%');
+      // Its live arrays against its max_arrays.
+      expect(table.stdout).toMatch(/^TENANT +LEASES +MAX +ARRAYS +DEVICE USED/m);
+      expect(table.stdout).toMatch(/^team-b +1 +- +2\/10 +/m);
       const top = await ctl(['--address', twoDevices.unixAddress, 'top', '--once', '--token', token]);
       expect(top.code).toBe(0);
       expect(top.stdout).toMatch(/team-b .*75\.0% \(device 0\)/);
