@@ -275,34 +275,41 @@ export class Lease {
     // Every array costs the daemon heap, whatever its bytes: refused while that heap is nearly full
     // (after the request's own checks, so that a request that could never succeed says why).
     if (workspace) TensorArray.checkAttachable(placement, workspace);
-    this.memory.checkArrayCount(this.tenant);
-    this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length));
-    const arrayId = newArrayId();
-    // An attached array lives on its workspace's device.
-    const device = workspace ? workspace.config.device : params.device;
-    const home = (this.arrayHomes[device] ??= { leaseId: this.leaseId, tenant: this.tenant, device, memory: this.memory, leaseEnded: () => (this.closed ? this.closedError() : undefined) });
-    const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
-    const array = workspace
-      ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
-      : // --scrub: a detached array's memory comes from the pools, which reuse what other leases freed.
-        await TensorArray.create(init, this.memory, { zero: params.zero || (this.memory.scrubs && !params.overwritten), eagerMirror, exportable: params.exportable, retry });
-    if (this.closed) {
-      // The lease ended while the array was being zeroed: give the memory straight back.
-      array.release();
-      this.ensureOpen();
+    // Held until the array is in `arrays` (counted there) or failed: allocations made at the same time
+    // count against max_arrays together.
+    const reserved = this.memory.reserveArray(this.tenant);
+    try {
+      this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length));
+      const arrayId = newArrayId();
+      // An attached array lives on its workspace's device.
+      const device = workspace ? workspace.config.device : params.device;
+      const home = (this.arrayHomes[device] ??= { leaseId: this.leaseId, tenant: this.tenant, device, memory: this.memory, leaseEnded: () => (this.closed ? this.closedError() : undefined) });
+      const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
+      const array = workspace
+        ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
+        : // --scrub: a detached array's memory comes from the pools, which reuse what other leases freed.
+          await TensorArray.create(init, this.memory, { zero: params.zero || (this.memory.scrubs && !params.overwritten), eagerMirror, exportable: params.exportable, retry });
+      if (this.closed) {
+        // The lease ended while the array was being zeroed: give the memory straight back.
+        array.release();
+        this.ensureOpen();
+      }
+      reserved();
+      this.arrays.set(arrayId, array);
+      if (params.overwritten) this.filling.add(arrayId);
+      if (workspace) {
+        let set = this.attached.get(workspace);
+        if (!set) this.attached.set(workspace, (set = new Set()));
+        set.add(array);
+        // The workspace moved on (a new cycle, or destroyed) while the array was being zeroed: retire it
+        // now, as that workspace operation would have; a destroyed workspace sees no later one.
+        const validity = array.attachmentValidity;
+        if (workspace.isDestroyed || validity === 'outdated' || validity === 'released') this.retireOutOfScope(workspace);
+      }
+      return array;
+    } finally {
+      reserved();
     }
-    this.arrays.set(arrayId, array);
-    if (params.overwritten) this.filling.add(arrayId);
-    if (workspace) {
-      let set = this.attached.get(workspace);
-      if (!set) this.attached.set(workspace, (set = new Set()));
-      set.add(array);
-      // The workspace moved on (a new cycle, or destroyed) while the array was being zeroed: retire it
-      // now, as that workspace operation would have; a destroyed workspace sees no later one.
-      const validity = array.attachmentValidity;
-      if (workspace.isDestroyed || validity === 'outdated' || validity === 'released') this.retireOutOfScope(workspace);
-    }
-    return array;
   }
 
   /** NOT_FOUND for ids of other leases as for ids that never existed. */

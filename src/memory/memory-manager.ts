@@ -75,8 +75,8 @@ interface TenantAccount {
   host: QuotaAdaptor;
   /** Its mapped MMAP workspace files: bytes and count, and its quota.mmap (0 = none). */
   mmap: { usedBytes: number; files: number; quotaBytes: number };
-  /** Live arrays of its leases (countArrays), and its max_arrays (0 = none). */
-  arrays: { count: number; max: number };
+  /** Live arrays of its leases (countArrays), arrays being made (reserveArray), and its max_arrays (0 = none). */
+  arrays: { count: number; making: number; max: number };
   /** Allocations under way: a chunk taken for one may run the lease sweep (--maxphysicalbytes relief), which must not drop the account meanwhile. */
   allocating: number;
 }
@@ -363,18 +363,28 @@ export class MemoryManager {
   /**
    * Refuses a new array of `tenant` at its max_arrays (QUOTA_EXCEEDED): every array costs the daemon's
    * heap whatever its bytes, so a tenant leaking small arrays would otherwise take the heap to its line
-   * (HEAP_LIMIT) for every tenant.
+   * (HEAP_LIMIT) for every tenant. Otherwise holds a place for the array while it is being made (its
+   * zeroing may run off the event loop): arrays made at the same time count against the cap together.
+   * The caller calls the returned function once the array is in its lease's map (countArrays), or failed.
    */
-  checkArrayCount(tenant: string): void {
+  reserveArray(tenant: string): () => void {
     const account = this.account(tenant);
     const { count, max } = account.arrays;
-    if (max > 0 && count >= max) {
-      throw new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', `tenant "${tenant}" has ${count} live arrays, its max_arrays is ${max}: free arrays first`, {
+    const held = count + account.arrays.making;
+    if (max > 0 && held >= max) {
+      throw new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', `tenant "${tenant}" has ${held} live arrays, its max_arrays is ${max}: free arrays first`, {
         tenant,
-        arrays: String(count),
+        arrays: String(held),
         max_arrays: String(max),
       });
     }
+    account.arrays.making++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      account.arrays.making--;
+    };
   }
 
   /** A lease of `tenant` holds `delta` more (or fewer) live arrays (Lease's array map). */
@@ -423,7 +433,7 @@ export class MemoryManager {
         device: this.devicePools.map((stack, index) => new QuotaAdaptor(stack.top, tenant, limits.deviceQuotaBytes, 'DEVICE', index)),
         host: new QuotaAdaptor(this.hostPool.top, tenant, limits.hostQuotaBytes, 'HOST'),
         mmap: { usedBytes: 0, files: 0, quotaBytes: limits.mmapQuotaBytes },
-        arrays: { count: 0, max: limits.maxArrays },
+        arrays: { count: 0, making: 0, max: limits.maxArrays },
         allocating: 0,
       };
       this.tenants.set(tenant, account);
@@ -474,7 +484,7 @@ export class MemoryManager {
   releaseIdleTenant(tenant: string): boolean {
     const account = this.tenants.get(tenant);
     if (!account || this.declaredTenants.has(tenant) || account.allocating > 0) return false;
-    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0) return false;
+    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0 || account.arrays.making > 0) return false;
     if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
     this.tenants.delete(tenant);
     if (account.guaranteeBytes > 0) this.updateGuaranteesInForce();

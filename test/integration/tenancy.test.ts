@@ -178,6 +178,20 @@ describe('a shared GPU host', () => {
     expect((await client.memoryInfo(TOKENS.admin)).tenants.find((t) => t.tenant === 'team-c')).toMatchObject({ arrays: 0, max_arrays: 4 });
   });
 
+  it('holds concurrent allocations to max_arrays too (zeroed off the event loop, they are not counted until done)', async () => {
+    const lease = await client.openLease({ tenantToken: TOKENS.c });
+    // 1 MiB zeroed: at least --async-copy-threshold, so each allocation awaits its fill.
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], zero: true })));
+    const allocated = results.filter((result) => result.status === 'fulfilled').length;
+    const refused = results.flatMap((result) => (result.status === 'rejected' ? [(result.reason as TensormemClientError).reason] : []));
+    expect(allocated).toBe(4);
+    expect(refused).toEqual(['QUOTA_EXCEEDED', 'QUOTA_EXCEEDED', 'QUOTA_EXCEEDED', 'QUOTA_EXCEEDED']);
+    expect((await client.memoryInfo(TOKENS.c)).tenants[0]).toMatchObject({ arrays: 4, max_arrays: 4 });
+    expect(await lease.list()).toHaveLength(4);
+    await lease.close();
+    expect((await client.memoryInfo(TOKENS.c)).tenants[0]).toMatchObject({ arrays: 0, max_arrays: 4 });
+  });
+
   it("lets a tenant borrow only what leaves another tenant's guarantee free", async () => {
     const c = await client.openLease({ tenantToken: TOKENS.c });
     const b = await client.openLease({ tenantToken: TOKENS.b });
