@@ -11,11 +11,19 @@
 /** Elements of a repeated field encoded at once. */
 export const LIST_SLICE = 256;
 
+/** Whether a field of `value` is a list longer than LIST_SLICE; allocates nothing (every reply of every call passes here). */
+function hasLongList(value: Record<string, unknown>): boolean {
+  for (const key in value) {
+    const field = value[key];
+    if (Array.isArray(field) && field.length > LIST_SLICE) return true;
+  }
+  return false;
+}
+
 export function chunkedSerializer(serialize: (value: unknown) => Buffer): (value: unknown) => Buffer {
   return (value: unknown) => {
-    if (value === null || typeof value !== 'object') return serialize(value);
+    if (value === null || typeof value !== 'object' || !hasLongList(value as Record<string, unknown>)) return serialize(value);
     const lists = Object.entries(value as Record<string, unknown>).filter((entry): entry is [string, unknown[]] => Array.isArray(entry[1]) && entry[1].length > LIST_SLICE);
-    if (lists.length === 0) return serialize(value);
     const rest: Record<string, unknown> = { ...(value as Record<string, unknown>) };
     for (const [name] of lists) delete rest[name];
     const parts = [serialize(rest)];
