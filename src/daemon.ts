@@ -12,7 +12,7 @@ import type { DaemonConfig } from './config/config';
 import { isLocalAddress } from './config/listen-address';
 import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits, sourcedFlag } from './memory/limits';
-import { HeapGuard, defaultHeapReserve } from './memory/heap-guard';
+import { HeapGuard } from './memory/heap-guard';
 import { MemoryManager } from './memory/memory-manager';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
@@ -58,7 +58,7 @@ export function checkGuaranteesFit(tenants: TenantSpec[], maxBytes: number[], pa
  * full" with the heap all but empty), a daemon that starts and serves nothing.
  */
 export function checkHeapReserve(config: Pick<DaemonConfig, 'heapReserveBytes' | 'sources' | 'rawValues'>, limitBytes: number): void {
-  // The default (defaultHeapReserve) is at most half the limit: only a given reserve can be refused.
+  // The default (defaultHeapReserve) always leaves room under the limit: only a given reserve can be refused.
   const reserve = config.heapReserveBytes;
   if (reserve !== undefined && reserve > 0 && reserve >= limitBytes) {
     throw invalidArgument(

@@ -138,6 +138,18 @@ class BackendChunkSource implements ChunkSource {
   }
 }
 
+/**
+ * Where a copy of `bytes` reads (`from`) and writes (`to`) in their chunks, and how the two ranges meet:
+ * the addon copies only disjoint ranges, so the same range is nothing to do and a partial overlap is
+ * staged (copyBlock, copyBlockInline).
+ */
+function copyRanges(destination: Block, destinationOffset: number, source: Block, sourceOffset: number, bytes: number): { to: number; from: number; overlap: 'none' | 'same' | 'partial' } {
+  const to = destination.offset + destinationOffset;
+  const from = source.offset + sourceOffset;
+  if (destination.chunkHandle !== source.chunkHandle || to >= from + bytes || from >= to + bytes) return { to, from, overlap: 'none' };
+  return { to, from, overlap: to === from ? 'same' : 'partial' };
+}
+
 /** The length of the file at `path` in bytes; 0 when there is none (mapping it then fails, naming the file). */
 function fileLength(path: string): number {
   try {
@@ -239,12 +251,18 @@ export class MemoryManager {
       checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device), quota);
     }
     const block = this.allocatingIn(account, () => quota.allocate(bytes, owner, options));
-    // A dedicated block is a device allocation of its own, whole pages, that ExportArray hands out whole
-    // (a CUDA IPC handle): past the array's bytes, which the lease zeroes or writes, lie up to a page of
-    // whatever that memory held last (cudaMalloc does not clear memory this process freed, another
-    // tenant's included). --scrub zeroes that tail here.
-    if (options?.dedicated && this.scrubs && block.bytes > bytes) this.fillInline(block, bytes, block.bytes - bytes, 0);
+    this.scrubDedicatedTail(block, bytes, options);
     return block;
+  }
+
+  /**
+   * A dedicated block is a chunk of its own, whole pages, that ExportArray hands out whole (a CUDA IPC
+   * handle, a shared-memory region): past the `bytes` asked for, which the lease zeroes or writes, lie up
+   * to a page of whatever that memory held last (cudaMalloc does not clear memory this process freed,
+   * another tenant's included). --scrub zeroes that tail.
+   */
+  private scrubDedicatedTail(block: Block, bytes: number, options: AllocateOptions | undefined): void {
+    if (options?.dedicated && this.scrubs && block.bytes > bytes) this.fillInline(block, bytes, block.bytes - bytes, 0);
   }
 
   /** Runs `allocate` with the account marked busy, so that releaseIdleTenant keeps it (see TenantAccount.allocating). */
@@ -412,8 +430,7 @@ export class MemoryManager {
     const account = this.account(owner.tenant);
     const block = this.allocatingIn(account, () => account.host.allocate(bytes, owner, options));
     this.hostCategoryBytes[category] += block.bytes;
-    // As allocateDevice: the shared-memory region ExportArray hands out holds nothing past the array's bytes.
-    if (options?.dedicated && this.scrubs && block.bytes > bytes) this.fillInline(block, bytes, block.bytes - bytes, 0);
+    this.scrubDedicatedTail(block, bytes, options);
     return block;
   }
 
@@ -576,10 +593,9 @@ export class MemoryManager {
    */
   async copyBlock(destination: Block, destinationOffset: number, source: Block, sourceOffset: number, bytes: number): Promise<void> {
     if (bytes === 0) return;
-    const to = destination.offset + destinationOffset;
-    const from = source.offset + sourceOffset;
-    if (destination.chunkHandle === source.chunkHandle && to < from + bytes && from < to + bytes) {
-      if (to === from) return;
+    const { to, from, overlap } = copyRanges(destination, destinationOffset, source, sourceOffset, bytes);
+    if (overlap === 'same') return;
+    if (overlap === 'partial') {
       const staging = Buffer.allocUnsafe(bytes);
       await this.readBlock(source, sourceOffset, staging);
       await this.writeBlock(destination, destinationOffset, staging);
@@ -597,10 +613,9 @@ export class MemoryManager {
    */
   copyBlockInline(destination: Block, destinationOffset: number, source: Block, sourceOffset: number, bytes: number): void {
     if (bytes === 0) return;
-    const to = destination.offset + destinationOffset;
-    const from = source.offset + sourceOffset;
-    if (destination.chunkHandle === source.chunkHandle && to < from + bytes && from < to + bytes) {
-      if (to === from) return;
+    const { to, from, overlap } = copyRanges(destination, destinationOffset, source, sourceOffset, bytes);
+    if (overlap === 'same') return;
+    if (overlap === 'partial') {
       const staging = Buffer.allocUnsafe(bytes);
       this.backend.read(source.chunkHandle, from, staging);
       this.backend.write(destination.chunkHandle, to, staging);
