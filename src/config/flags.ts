@@ -125,7 +125,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'max-message-bytes', type: 'size', arg: 'SIZE', default: '64M', help: "Largest gRPC message sent or received (grpc-js's default is 4 MiB); above 1024 bytes, at most 4294967295 (gRPC's 4-byte message length)." },
   { name: 'chunk-bytes', type: 'size', arg: 'SIZE', default: '1M', help: 'Largest data chunk of a ReadArray stream message. At most --max-message-bytes less 1024 bytes of message framing (refused otherwise); when only --max-message-bytes is given and is smaller, the default shrinks to that.' },
   { name: 'pool-chunk', type: 'size', arg: 'SIZE', default: '64M', help: 'Granularity by which a pool grows: chunks of at least this size are taken from the device or host.' },
-  { name: 'async-copy-threshold', type: 'size', arg: 'SIZE', default: '256K', help: 'Copies of at least this many bytes run off the event loop.' },
+  { name: 'async-copy-threshold', type: 'size', arg: 'SIZE', default: '256K', help: 'Copies of at least this many bytes run off the event loop (except those into an array attached to a workspace: on it, 1 MiB at a time).' },
   {
     name: 'heap-growth',
     type: 'int',

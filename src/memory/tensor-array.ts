@@ -90,8 +90,8 @@ export interface ExportedBlock {
 const DEDICATED: AllocateOptions = Object.freeze({ dedicated: true });
 
 /**
- * Bytes a DuplicateArray copy into an attached array moves at once, on the event loop (see
- * TensorArray.copyIntoOwn).
+ * Bytes a copy into an attached array (a write, a zero fill, a mirror fill or sync, a DuplicateArray
+ * copy) moves at once, on the event loop (see TensorArray.intoOwn).
  */
 export const ATTACHED_COPY_SLICE_BYTES = 1024 * 1024;
 
@@ -393,7 +393,20 @@ export class TensorArray implements BlockOwner {
       array.hostValid = true;
     }
     // Counted as a copy: a workspace freed meanwhile (its lease closing) keeps the buffer until the fill ends.
-    if (options.zero) await array.track(() => memory.fill(viewOf(primary), 0, init.byteSize, 0));
+    if (options.zero) {
+      const block = viewOf(primary);
+      await array.track(() =>
+        array.intoOwn(
+          init.byteSize,
+          () => memory.fill(block, 0, init.byteSize, 0),
+          (at, length) => memory.fillInline(block, at, length, 0),
+          // Made in a workspace whose scope is not open ('leaked' from the start), it is still zeroed. Once
+          // the workspace moved on the rest is not: those bytes are the next cycle's, and the caller
+          // (Lease.create) retires the array, as it does any made out of scope.
+          () => !array.movedOn,
+        ),
+      );
+    }
     return array;
   }
 
@@ -418,8 +431,13 @@ export class TensorArray implements BlockOwner {
    * ('leaked' from the start) is not refused for that.
    */
   assertNotMovedOn(operation: string): void {
+    if (this.movedOn) this.assertUsable(operation);
+  }
+
+  /** Whether the array's workspace moved on since it was made (a new cycle, its memory given back, destroyed): its bytes may be others'. */
+  private get movedOn(): boolean {
     const validity = this.attachmentValidity;
-    if (validity === 'outdated' || validity === 'released' || this.attachment?.workspace.isDestroyed) this.assertUsable(operation);
+    return validity === 'outdated' || validity === 'released' || this.attachment?.workspace.isDestroyed === true;
   }
 
   /** Validates [offset, offset + length) against the array's byte size; `field` names the request field. */
@@ -438,7 +456,7 @@ export class TensorArray implements BlockOwner {
     this.assertUsable('Cannot write array');
     await this.track(async () => {
       if (!this.deviceBlock) {
-        await this.memory.writeBlock(this.hostBlock!, offset, data);
+        await this.writeOwn(this.hostBlock!, offset, data);
         return;
       }
       // Two copies, device then mirror: another write of these bytes or a sync running between them
@@ -450,15 +468,15 @@ export class TensorArray implements BlockOwner {
         // The waits above can outlast the array's workspace cycle: its bytes may be the next cycle's by now.
         this.assertUsable('Cannot write array');
         if (!this.deviceValid) {
-          await this.copyMirrorToDevice();
+          await this.copyMirrorToDevice('Cannot write array');
           this.assertUsable('Cannot write array');
         }
-        await this.memory.writeBlock(this.deviceBlock!, offset, data);
+        await this.writeOwn(this.deviceBlock!, offset, data);
         // A fill that began while this write was in flight copies again (ensureHostCurrent).
         this.set(DEVICE_WRITTEN, true);
         if (this.hostBlock && this.hostValid) {
           this.assertUsable('Cannot write array');
-          await this.memory.writeBlock(this.hostBlock, offset, data);
+          await this.writeOwn(this.hostBlock, offset, data);
         }
       });
     });
@@ -591,7 +609,7 @@ export class TensorArray implements BlockOwner {
         // Waiting for other changes can outlast the array's workspace cycle: no mirror in the next one.
         this.assertUsable('Cannot sync array');
         this.hostValid = false;
-        await this.ensureHostCurrent();
+        await this.ensureHostCurrent('Cannot sync array');
         this.assertUsable('Cannot sync array');
       });
     });
@@ -610,7 +628,7 @@ export class TensorArray implements BlockOwner {
         // Only a current mirror is copied down (as ND4J copies to the device only when the host side is
         // the current one): a stale one, an eager mirror never filled or one a duplicate left behind,
         // would overwrite the device's bytes.
-        if (this.hostValid) await this.copyMirrorToDevice();
+        if (this.hostValid) await this.copyMirrorToDevice('Cannot sync array');
       });
     });
   }
@@ -632,18 +650,21 @@ export class TensorArray implements BlockOwner {
         target.assertNotMovedOn('Cannot duplicate array');
         const destination = target.deviceBlock ?? target.hostBlock!;
         const source = this.currentBlock();
-        if (target.attachment) {
-          // A ring that wrapped onto the source (one chunk, the destination after it): last slice first, as memmove.
-          const backward = destination.chunkHandle === source.chunkHandle && destination.offset > source.offset;
-          await target.copyIntoOwn('Cannot duplicate array', this.byteSize, backward, (at, length) => this.memory.copyBlockInline(destination, at, source, at, length), (operation) => {
+        // A ring that wrapped onto the source (one chunk, the destination after it): last slice first, as memmove.
+        const backward = destination.chunkHandle === source.chunkHandle && destination.offset > source.offset;
+        await target.intoOwn(
+          this.byteSize,
+          () => this.memory.copyBlock(destination, 0, source, 0, this.byteSize),
+          (at, length) => this.memory.copyBlockInline(destination, at, source, at, length),
+          () => {
             // A copy into a workspace whose scope is not open is made 'leaked' from the start: refused only
             // once that workspace moved on; the source, once its own did (its bytes are then the next cycle's).
-            target.assertNotMovedOn(operation);
-            this.assertUsable(operation);
-          });
-        } else {
-          await this.memory.copyBlock(destination, 0, source, 0, this.byteSize);
-        }
+            target.assertNotMovedOn('Cannot duplicate array');
+            this.assertUsable('Cannot duplicate array');
+            return true;
+          },
+          backward,
+        );
         // The source's workspace moved to its next cycle during the copy: the copy may hold that cycle's bytes.
         this.assertUsable('Cannot duplicate array');
         if (target.deviceBlock) {
@@ -654,7 +675,8 @@ export class TensorArray implements BlockOwner {
     );
   }
 
-  private async ensureHostCurrent(): Promise<void> {
+  /** `operation` names the call in an ARRAY_OUT_OF_SCOPE error of an attached array's fill (shared: the first caller's). */
+  private async ensureHostCurrent(operation = 'Cannot read array'): Promise<void> {
     if (!this.hostBlock && this.attachment) {
       this.attachment.mirror = this.attachment.workspace.alloc(this.byteSize, { kind: 'HOST' });
       this.hostBlock = viewOf(this.attachment.mirror);
@@ -672,7 +694,13 @@ export class TensorArray implements BlockOwner {
         // may finish during the copy: then the mirror may hold the old bytes, and it is copied again.
         do {
           this.set(DEVICE_WRITTEN, false);
-          await this.memory.copyBlock(mirror, 0, device, 0, this.byteSize);
+          // An attached array's mirror is its workspace's host side, the next cycle's once it moved on.
+          await this.intoOwn(
+            this.byteSize,
+            () => this.memory.copyBlock(mirror, 0, device, 0, this.byteSize),
+            (at, length) => this.memory.copyBlockInline(mirror, at, device, at, length),
+            () => this.usable(operation),
+          );
         } while (this.has(DEVICE_WRITTEN));
         this.hostValid = true;
       };
@@ -688,8 +716,15 @@ export class TensorArray implements BlockOwner {
     while (this.extras?.mirrorFill) await this.extras.mirrorFill.catch(() => undefined);
   }
 
-  private async copyMirrorToDevice(): Promise<void> {
-    await this.memory.copyBlock(this.deviceBlock!, 0, this.hostBlock!, 0, this.byteSize);
+  private async copyMirrorToDevice(operation: string): Promise<void> {
+    const device = this.deviceBlock!;
+    const mirror = this.hostBlock!;
+    await this.intoOwn(
+      this.byteSize,
+      () => this.memory.copyBlock(device, 0, mirror, 0, this.byteSize),
+      (at, length) => this.memory.copyBlockInline(device, at, mirror, at, length),
+      () => this.usable(operation),
+    );
     this.deviceValid = true;
     this.hostValid = true;
   }
@@ -787,25 +822,41 @@ export class TensorArray implements BlockOwner {
   }
 
   /**
-   * Copies `bytes` into this array's memory through `copySlice(at, length)`, which must copy on the
-   * caller's stack. An attached array's bytes are its workspace's, which its next cycle hands to new
-   * arrays whatever is in flight: a DuplicateArray copy off the event loop, while another call moved the
-   * workspace on (LeaveWorkspace and EnterWorkspace), landed on the next cycle's arrays after they were written.
-   * So each slice of ATTACHED_COPY_SLICE_BYTES is copied right after `check` (ARRAY_OUT_OF_SCOPE once
-   * the workspace moved on, nothing more written), letting other calls run in between.
-   * `backward`: the last slice first (the destination overlaps the source after it). A detached array's
-   * copy is left to its caller: nothing else reuses its memory while the copy counts (track()).
+   * A copy of `bytes` into this array's own memory: `whole()` for a detached array (off the event loop
+   * from --async-copy-threshold on; nothing else reuses its memory while the copy counts, track()). An
+   * attached array's bytes are its workspace's, which its next cycle (LeaveWorkspace and EnterWorkspace
+   * from another call) hands to new arrays whatever is in flight: a copy still queued on the thread pool
+   * then landed on those arrays after they were written. So an attached array's copy goes through
+   * `slice(at, length)`, which must copy on the caller's stack, ATTACHED_COPY_SLICE_BYTES at a time, each
+   * right after `check()` (which throws, ARRAY_OUT_OF_SCOPE, or returns false to stop quietly once the
+   * bytes are no longer the array's), letting other calls run in between: the check holds when the bytes land.
+   * `backward`: the last slice first (the destination overlaps the source after it).
    */
-  private async copyIntoOwn(operation: string, bytes: number, backward: boolean, copySlice: (at: number, length: number) => void, check: (operation: string) => void): Promise<void> {
-    if (!this.attachment) return;
+  private async intoOwn(bytes: number, whole: () => Promise<void>, slice: (at: number, length: number) => void, check: () => boolean, backward = false): Promise<void> {
+    if (!this.attachment) return whole();
     const slices = Math.ceil(bytes / ATTACHED_COPY_SLICE_BYTES);
     for (let i = 0; i < slices; i++) {
       if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      const slice = backward ? slices - 1 - i : i;
-      const at = slice * ATTACHED_COPY_SLICE_BYTES;
-      check(operation);
-      copySlice(at, Math.min(ATTACHED_COPY_SLICE_BYTES, bytes - at));
+      const at = (backward ? slices - 1 - i : i) * ATTACHED_COPY_SLICE_BYTES;
+      if (!check()) return;
+      slice(at, Math.min(ATTACHED_COPY_SLICE_BYTES, bytes - at));
     }
+  }
+
+  /** writeBlock of `data` into `block` (one of this array's own) at `offset`, through intoOwn. */
+  private writeOwn(block: Block, offset: number, data: Uint8Array): Promise<void> {
+    return this.intoOwn(
+      data.byteLength,
+      () => this.memory.writeBlock(block, offset, data),
+      (at, length) => this.memory.writeBlockInline(block, offset + at, data.subarray(at, at + length)),
+      () => this.usable('Cannot write array'),
+    );
+  }
+
+  /** assertUsable as an intoOwn check. */
+  private usable(operation: string): boolean {
+    this.assertUsable(operation);
+    return true;
   }
 
   /** Runs a copy while counting it, so release() waits for it; waits for a move in progress first. */
