@@ -10,12 +10,27 @@ import type { ScratchBudget } from '../memory/cudnn-convolution';
 import { byteSizeOf, DataTypeName } from '../memory/data-types';
 import type { MemoryManager } from '../memory/memory-manager';
 import { ArrayHome, PlacementName, TensorArray } from '../memory/tensor-array';
-import type { WaitHandle } from '../memory/memory-wait-queue';
-import type { Workspace } from '../memory/workspace';
+import type { MemoryWaitQueue, WaitHandle } from '../memory/memory-wait-queue';
+import type { Workspace, WorkspaceBufferOptions } from '../memory/workspace';
 import { WorkspaceRegistry } from '../memory/workspace-registry';
 import { PoolWorkspaceBacking } from '../memory/pool-workspace-backing';
 import { HEAP_COST } from '../memory/heap-guard';
 import { CountedArrayMap } from './counted-array-map';
+
+/** Thrown by a workspace allocation that would take pool memory while others wait for it (createAttachedWaiting): it queues instead. */
+const QUEUE_TURN = Symbol('queue turn');
+
+/** A wait_for_memory retry's workspace buffers: the pool counted the request's refusal already. */
+const RETRY_BUFFERS: WorkspaceBufferOptions = { retry: true };
+
+/**
+ * Which cycle a workspace is in: a new one begins at each enter, ends at each leave; destroyed ends it
+ * for good. A waiting allocation goes only into the cycle it was asked for.
+ */
+function workspaceCycle(workspace: Workspace): string {
+  const info = workspace.info();
+  return `${info.generationId}/${info.cyclesCount}/${workspace.isDestroyed}`;
+}
 
 export interface AllocateParams {
   dataType: string;
@@ -131,6 +146,8 @@ export class Lease {
   private readonly requestOfArray = new Map<string, string>();
   /** Allocations of this lease waiting for device memory (wait_for_memory); close() cancels them. */
   private readonly pendingWaits = new Set<WaitHandle>();
+  /** Those of pendingWaits that go into a workspace, with the workspace's cycle when they were asked for (see workspaceCycle). */
+  private readonly workspaceWaits = new Map<WaitHandle, { workspace: Workspace; cycle: string }>();
   /**
    * Ids of DuplicateArray copies whose bytes are still being copied in. Their memory is not scrubbed
    * (every byte is about to be overwritten) and so holds, until the copy ends, what the pools' last
@@ -240,15 +257,101 @@ export class Lease {
   }
 
   private createMaybeWaiting(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace): Promise<TensorArray> {
-    if (workspace) return this.create(params, byteSize, placement, shape, workspace);
     const wait = params.waitForMemory;
+    if (workspace) {
+      // Only device memory is waited for: a HOST_ONLY or MMAP workspace's spills are host memory.
+      return wait && workspace.primaryKind === 'DEVICE' ? this.createAttachedWaiting(params, byteSize, placement, shape, workspace, wait) : this.create(params, byteSize, placement, shape, workspace);
+    }
     if (!wait || placement !== 'PLACEMENT_DEVICE') return this.create(params, byteSize, placement, shape);
+    return this.waitInQueue(this.memory.waitQueue(params.device), (retry) => this.create(params, byteSize, placement, shape, undefined, retry), wait, byteSize);
+  }
+
+  /**
+   * wait_for_memory into a (device) workspace. A request that fits the workspace's buffer takes no pool
+   * memory and is served at once; one that needs a buffer of its own (a spill, a pinned block: the
+   * first cycle of a learning workspace, a cycle past its size) waits in the device's queue as a
+   * detached request does, taking its turn behind requests already waiting. A refused try changes
+   * nothing in the workspace. The request belongs to the cycle it was made in: when the workspace
+   * moves on meanwhile (its scope left or entered again, or destroyed, by another call), the wait ends
+   * at once with FAILED_PRECONDITION / ARRAY_OUT_OF_SCOPE rather than putting the array in a cycle
+   * that it was not asked for (where it would be out of scope, and counted in that cycle's learning).
+   */
+  private async createAttachedWaiting(
+    params: AllocateParams,
+    byteSize: number,
+    placement: PlacementName,
+    shape: number[],
+    workspace: Workspace,
+    wait: NonNullable<AllocateParams['waitForMemory']>,
+  ): Promise<TensorArray> {
+    const cycle = workspaceCycle(workspace);
+    const queue = this.memory.waitQueue(workspace.config.device);
+    if (queue.size > 0) {
+      // Others wait for this device: go ahead only without taking pool memory.
+      const behindOthers: WorkspaceBufferOptions = {
+        beforeTake: (request) => {
+          if (request.location === 'DEVICE' && queue.size > 0) throw QUEUE_TURN;
+        },
+      };
+      try {
+        return await this.create(params, byteSize, placement, shape, workspace, false, this.eagerMirror, behindOthers);
+      } catch (error) {
+        if (error !== QUEUE_TURN) throw error;
+      }
+    }
+    return this.waitInQueue(
+      queue,
+      (retry) => {
+        this.checkSameCycle(workspace, cycle);
+        return this.create(params, byteSize, placement, shape, workspace, retry, this.eagerMirror, retry ? RETRY_BUFFERS : undefined);
+      },
+      wait,
+      byteSize,
+      (handle) => this.workspaceWaits.set(handle, { workspace, cycle }),
+    );
+  }
+
+  /** Refuses a waiting allocation whose workspace has moved on since it was asked for (see createAttachedWaiting). */
+  private checkSameCycle(workspace: Workspace, cycle: string): void {
+    if (workspaceCycle(workspace) === cycle) return;
+    const info = workspace.info();
+    const what = workspace.isDestroyed ? 'was destroyed' : info.scopeActive ? 'entered a new cycle' : 'left its scope';
+    throw new TensormemError(
+      'FAILED_PRECONDITION',
+      'ARRAY_OUT_OF_SCOPE',
+      `Workspace "${workspace.name}" ${what} while this allocation waited for memory: its array would be out of scope; allocate again in the current cycle`,
+      { workspace_id: workspace.workspaceId, workspace_name: workspace.name },
+    );
+  }
+
+  /** Waiting allocations whose workspace moved on end now (a workspace operation just ran), not at the next free. */
+  private endMovedOnWaits(): void {
+    for (const [handle, { workspace, cycle }] of this.workspaceWaits) {
+      try {
+        this.checkSameCycle(workspace, cycle);
+      } catch (error) {
+        handle.cancel(error);
+      }
+    }
+  }
+
+  /** Runs `attempt` through the device's wait queue (wait_for_memory): cancelled with the call, the lease, or (onQueued) more. */
+  private waitInQueue(
+    queue: MemoryWaitQueue,
+    attempt: (retry: boolean) => Promise<TensorArray>,
+    wait: NonNullable<AllocateParams['waitForMemory']>,
+    byteSize: number,
+    onQueued?: (handle: WaitHandle) => void,
+  ): Promise<TensorArray> {
     let handle: WaitHandle | undefined;
-    const waiting = this.memory.waitQueue(params.device).run(
+    const waiting = queue.run(
       this.tenant,
-      (retry) => this.create(params, byteSize, placement, shape, undefined, retry),
+      attempt,
       (late) => {
-        if (this.arrays.delete(late.arrayId)) late.release();
+        if (this.arrays.delete(late.arrayId)) {
+          if (late.workspace) this.attached.get(late.workspace)?.delete(late);
+          late.release();
+        }
       },
       wait.waitMs,
       (queued) => {
@@ -256,12 +359,16 @@ export class Lease {
         if (this.closed) return queued.cancel(this.closedError());
         handle = queued;
         this.pendingWaits.add(queued);
+        onQueued?.(queued);
         wait.onHandle?.(queued);
       },
       byteSize,
     );
     const settled = () => {
-      if (handle) this.pendingWaits.delete(handle);
+      if (handle) {
+        this.pendingWaits.delete(handle);
+        this.workspaceWaits.delete(handle);
+      }
     };
     waiting.then(settled, settled);
     return waiting;
@@ -271,7 +378,17 @@ export class Lease {
    * `retry`: a wait_for_memory request tried again (its refusals are not counted again, AllocateOptions.retry).
    * `eagerMirror`: whether a detached device array gets its host mirror now (--mirror eager) or on first host access.
    */
-  private async create(params: AllocateParams, byteSize: number, placement: PlacementName, shape: number[], workspace?: Workspace, retry = false, eagerMirror = this.eagerMirror): Promise<TensorArray> {
+  private async create(
+    params: AllocateParams,
+    byteSize: number,
+    placement: PlacementName,
+    shape: number[],
+    workspace?: Workspace,
+    retry = false,
+    eagerMirror = this.eagerMirror,
+    /** An attached array: what its workspace's buffers are asked for (wait_for_memory). */
+    buffers?: WorkspaceBufferOptions,
+  ): Promise<TensorArray> {
     // Every array costs the daemon heap, whatever its bytes: refused while that heap is nearly full
     // (after the request's own checks, so that a request that could never succeed says why).
     if (workspace) TensorArray.checkAttachable(placement, workspace);
@@ -286,7 +403,7 @@ export class Lease {
       const home = (this.arrayHomes[device] ??= { leaseId: this.leaseId, tenant: this.tenant, device, memory: this.memory, leaseEnded: () => (this.closed ? this.closedError() : undefined) });
       const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
       const array = workspace
-        ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero })
+        ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero, buffers })
         : // --scrub: a detached array's memory comes from the pools, which reuse what other leases freed.
           await TensorArray.create(init, this.memory, { zero: params.zero || (this.memory.scrubs && !params.overwritten), eagerMirror, exportable: params.exportable, retry });
       if (this.closed) {
@@ -359,6 +476,7 @@ export class Lease {
    * Called after every workspace operation.
    */
   retireOutOfScope(workspace: Workspace): void {
+    if (this.workspaceWaits.size > 0) this.endMovedOnWaits();
     const set = this.attached.get(workspace);
     if (!set) return;
     const destroyed = this.workspaces.find(workspace.workspaceId) !== workspace;
@@ -557,6 +675,7 @@ export class Lease {
     this.workspaceBacking.close(() => this.closedError());
     const waits = [...this.pendingWaits];
     this.pendingWaits.clear();
+    this.workspaceWaits.clear();
     for (const wait of waits) wait.cancel(this.closedError());
     let freed = 0;
     for (const array of this.arrays.values()) freed += array.release();

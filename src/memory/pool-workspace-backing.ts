@@ -9,6 +9,8 @@ import type { Block, BlockOwner } from './memory-resource';
 import type { HostCategory, MemoryManager } from './memory-manager';
 import type { MappedFile, WorkspaceBacking, WorkspaceBufferRequest, WorkspaceMapRequest } from './workspace';
 
+const RETRY = { retry: true } as const;
+
 type Holding = { kind: 'DEVICE'; device: number } | { kind: 'HOST'; category: HostCategory } | { kind: 'FILE' };
 
 export class PoolWorkspaceBacking implements WorkspaceBacking {
@@ -40,11 +42,13 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
 
   allocateBuffer(request: WorkspaceBufferRequest): Block {
     this.refuseWhenClosed();
+    request.options?.beforeTake?.(request);
     const owner = this.blockOwner(request.workspaceId, request.workspaceName, request.purpose);
     let block: Block;
     let holding: Holding;
     if (request.location === 'DEVICE') {
-      block = this.memory.allocateDevice(request.device, request.bytes, owner);
+      // A wait_for_memory retry: the pool counted this request's refusal when it was first tried.
+      block = this.memory.allocateDevice(request.device, request.bytes, owner, request.options?.retry ? RETRY : undefined);
       holding = { kind: 'DEVICE', device: request.device };
     } else {
       const category: HostCategory = request.mirror ? 'mirror' : 'host_only';

@@ -19,7 +19,7 @@ import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
 import { ELEMENT_BYTES, elementBytes } from './data-types';
 import type { DataTypeName } from './data-types';
 import type { MemoryManager } from './memory-manager';
-import type { AllocationValidity, Workspace, WorkspaceAllocation } from './workspace';
+import type { AllocationValidity, Workspace, WorkspaceAllocation, WorkspaceBufferOptions } from './workspace';
 import type { WorkspaceRegistry } from './workspace-registry';
 
 /** An array attached to a workspace: its bytes are ranges of the workspace's memory. */
@@ -378,12 +378,12 @@ export class TensorArray implements BlockOwner {
    * workspace: device memory for FULL workspaces, host memory for HOST_ONLY and MMAP ones. A
    * PLACEMENT_HOST_ONLY array cannot live in a FULL workspace's device buffer: INVALID_ARGUMENT.
    */
-  static async createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean }): Promise<TensorArray> {
+  static async createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean; buffers?: WorkspaceBufferOptions }): Promise<TensorArray> {
     TensorArray.checkAttachable(init.placement, workspace);
     const placement = workspace.primaryKind === 'DEVICE' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY';
     // The constructor checks its input: it runs before the workspace hands out any memory.
     const array = new TensorArray({ ...init, placement, device: workspace.config.device }, memory);
-    const primary = workspace.alloc(init.byteSize);
+    const primary = workspace.alloc(init.byteSize, options.buffers === undefined ? undefined : { buffers: options.buffers });
     array.more.attachment = { registry, workspace, primary };
     if (placement === 'PLACEMENT_DEVICE') {
       array.deviceBlock = viewOf(primary);

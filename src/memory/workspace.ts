@@ -71,6 +71,22 @@ export interface WorkspaceBufferRequest {
   device: number;
   workspaceId: string;
   workspaceName: string;
+  /** What the allocation that needs this buffer asked of it (AllocOptions.buffers); none for the workspace's own buffers. */
+  options?: WorkspaceBufferOptions;
+}
+
+/**
+ * What one allocation asks of the buffers it may take outside the workspace's own (spills, pinned and
+ * toggled-off blocks): the daemon's wait_for_memory. The workspace passes them to its backing untouched.
+ */
+export interface WorkspaceBufferOptions {
+  /** The request is tried again after a refusal: the pool counted that refusal already (AllocateOptions.retry). */
+  retry?: boolean;
+  /**
+   * Asked before the backing takes a buffer, with nothing of the workspace changed yet: may throw to
+   * refuse the allocation (the workspace stays as it was, as on any refusal).
+   */
+  beforeTake?: (request: WorkspaceBufferRequest) => void;
 }
 
 export interface WorkspaceMapRequest {
@@ -150,6 +166,8 @@ export interface WorkspaceInfo {
 export interface AllocOptions {
   /** The side; default the workspace's primary side. HOST on a FULL workspace = an array's host mirror. */
   kind?: MemoryKind;
+  /** Passed with every buffer this allocation takes outside the workspace's own (a spill, a pinned or toggled-off block). */
+  buffers?: WorkspaceBufferOptions;
 }
 
 /** How an allocation stands (checkAllocation). */
@@ -402,11 +420,12 @@ export class Workspace {
     if (kind !== this.primaryKind && this.primaryKind === 'HOST') {
       throw invalidArgument('kind', `HOST (workspace "${this.name}" is ${this.config.locationPolicy === 'MMAP' ? 'memory-mapped' : 'HOST_ONLY'} and has no device memory)`, kind);
     }
-    if (!this.isUsed) return this.allocToggledOff(required, bytes, kind);
-    return kind === this.primaryKind ? this.allocPrimary(required, bytes) : this.allocMirror(required, bytes);
+    const buffers = options.buffers;
+    if (!this.isUsed) return this.allocToggledOff(required, bytes, kind, buffers);
+    return kind === this.primaryKind ? this.allocPrimary(required, bytes, buffers) : this.allocMirror(required, bytes, buffers);
   }
 
-  private allocPrimary(required: number, requestedBytes: number): WorkspaceAllocation {
+  private allocPrimary(required: number, requestedBytes: number, buffers: WorkspaceBufferOptions | undefined): WorkspaceAllocation {
     const trimmer = (this.circular && required + this.cycleAllocations > this.initialBlockSize && this.initialBlockSize > 0) || this.trimmedMode;
     if (!trimmer) {
       let offset = this.primaryOffsetBytes;
@@ -428,7 +447,7 @@ export class Workspace {
 
     // Spill: outside the workspace, as "spilled" or (past a circular workspace's block) "pinned".
     if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required);
-    const block = this.backing.allocateBuffer(this.bufferRequest(required, trimmer ? 'pinned' : 'spill', this.primaryKind));
+    const block = this.backing.allocateBuffer(this.bufferRequest(required, trimmer ? 'pinned' : 'spill', this.primaryKind, buffers));
     if (trimmer && this.config.spillPolicy === 'REALLOCATE' && !this.trimmedMode) {
       this.trimmedMode = true;
       this.trimmedStep = this.stepsCount;
@@ -448,7 +467,7 @@ export class Workspace {
   }
 
   /** A FULL workspace's host side (CudaWorkspace, MemoryKind.HOST): its own offset, not counted. */
-  private allocMirror(required: number, requestedBytes: number): WorkspaceAllocation {
+  private allocMirror(required: number, requestedBytes: number, buffers: WorkspaceBufferOptions | undefined): WorkspaceAllocation {
     const trimmer = this.trimmedMode;
     if (!trimmer) {
       let offset = this.mirrorOffsetBytes;
@@ -463,7 +482,7 @@ export class Workspace {
       }
     }
     if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required);
-    const block = this.backing.allocateBuffer(this.bufferRequest(required, trimmer ? 'pinned' : 'spill', 'HOST'));
+    const block = this.backing.allocateBuffer(this.bufferRequest(required, trimmer ? 'pinned' : 'spill', 'HOST', buffers));
     this.liveOutside.add(block);
     if (!trimmer) {
       this.outside.push({ block, counted: false });
@@ -473,8 +492,8 @@ export class Workspace {
     return this.describe('HOST', 'pinned', block, 0, required, requestedBytes);
   }
 
-  private allocToggledOff(required: number, requestedBytes: number, kind: MemoryKind): WorkspaceAllocation {
-    const block = this.backing.allocateBuffer(this.bufferRequest(required, 'external', kind));
+  private allocToggledOff(required: number, requestedBytes: number, kind: MemoryKind, buffers: WorkspaceBufferOptions | undefined): WorkspaceAllocation {
+    const block = this.backing.allocateBuffer(this.bufferRequest(required, 'external', kind, buffers));
     this.liveOutside.add(block);
     this.outside.push({ block, counted: false });
     return this.describe(kind, 'external', block, 0, required, requestedBytes);
@@ -899,9 +918,11 @@ export class Workspace {
     this.mirrorOffsetBytes = 0;
   }
 
-  private bufferRequest(bytes: number, purpose: WorkspaceBufferPurpose, location: MemoryKind): WorkspaceBufferRequest {
+  private bufferRequest(bytes: number, purpose: WorkspaceBufferPurpose, location: MemoryKind, options?: WorkspaceBufferOptions): WorkspaceBufferRequest {
     const mirror = location === 'HOST' && this.primaryKind === 'DEVICE';
-    return { bytes, purpose, location, mirror, device: this.config.device, workspaceId: this.workspaceId, workspaceName: this.name };
+    const request: WorkspaceBufferRequest = { bytes, purpose, location, mirror, device: this.config.device, workspaceId: this.workspaceId, workspaceName: this.name };
+    if (options !== undefined) request.options = options;
+    return request;
   }
 
   private workspaceFull(required: number): TensormemError {

@@ -844,6 +844,22 @@ describe('refusals change nothing', () => {
     ws.leave();
   });
 
+  it("an allocation's buffer options go with each buffer it takes outside the workspace (wait_for_memory), and their refusal changes nothing", () => {
+    const { ws, backing } = workspace({ initialSize: 1024, allocationPolicy: 'STRICT', learningPolicy: 'NONE' });
+    ws.enter();
+    const buffers = { retry: true };
+    const taken = backing.requests.length;
+    ws.alloc(512, { buffers });
+    expect(backing.requests.length).toBe(taken); // in the buffer: nothing taken, nothing asked
+    ws.alloc(4096, { buffers });
+    expect(backing.requests[taken]).toMatchObject({ purpose: 'spill', location: 'DEVICE', options: buffers });
+    const before = ws.info();
+    backing.refuse = (request) => request.options === buffers;
+    expect(() => ws.alloc(4096, { buffers })).toThrow(OutOfMemoryError);
+    expect(ws.info()).toEqual(before);
+    ws.leave();
+  });
+
   it("the backing's refusal of a host mirror buffer propagates with the workspace as it was", () => {
     const { ws, backing } = workspace({ initialSize: 4096, learningPolicy: 'NONE' });
     ws.enter();
