@@ -186,7 +186,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       memory!.declareTenants(next.map((tenant) => tenant.name));
       // Tenants dropped now or earlier that have no lease left: their idle accounts and kept limits go
       // (the accounts would otherwise wait for a lease to close or a GetMemoryInfo; the limits for ever).
-      const withLeases = new Set(registry!.list().map((lease) => lease.tenant));
+      const withLeases = registry!.countsByTenant();
       memory!.releaseIdleTenants((name) => withLeases.has(name));
       const accounts = new Set(memory!.tenantNames());
       tenants.forgetUnusedDropped((name) => withLeases.has(name) || accounts.has(name));

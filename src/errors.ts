@@ -34,6 +34,7 @@ export type ErrorReason =
   | 'LEASE_NOT_FOUND'
   | 'ARRAY_NOT_FOUND'
   | 'WORKSPACE_NOT_FOUND'
+  | 'TENANT_NOT_FOUND'
   | 'INVALID_SHAPE'
   | 'INVALID_ARGUMENT'
   | 'OUT_OF_RANGE'

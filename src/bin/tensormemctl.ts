@@ -23,12 +23,14 @@ const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKE
 
 Commands:
   info      memory per device pool, host pool, process and tenant (GetMemoryInfo)
-  leases    open leases: tenant, client, bytes, arrays, expiry (ListLeases)
+  leases [--tenant NAME]         open leases: tenant, client, bytes, arrays, expiry (ListLeases; --tenant:
+                                 only that tenant's, with an admin --token)
   arrays    arrays: of the lease of a lease --token (ListArrays), or every array block by owner
             (GetMemorySnapshot; under a tenants file, with an admin --token)
   config    the daemon's effective configuration and where each value came from (GetConfig)
   tenants   usage of each tenant against its quota, guarantee and max leases (GetMemoryInfo)
-  evict ID  close lease ID and free what it holds (EvictLease; needs an admin --token)
+  evict ID | --tenant NAME       close lease ID, or every lease tenant NAME has open, and free what they
+                                 hold (EvictLease; needs an admin --token)
   doctor    check the running daemon's configuration against the seed's common pitfalls; exit 1 on an error
   doctor -- [tensormemd flags]   check a proposed configuration offline (with --config FILE, --vram, --ram)
   snapshot [-f FILE]             save GetMemorySnapshot (every block and its owner) as JSON (stdout without -f)
@@ -132,7 +134,7 @@ async function main(): Promise<number> {
         takesOnly(0, 'no arguments');
         break;
       case 'evict':
-        takesOnly(1, 'one lease id: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
+        takesOnly(1, 'one lease id (or --tenant NAME): tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
         break;
       case 'doctor':
         takesOnly(0, 'tensormemd flags only after --: tensormemctl doctor -- --maxbytes 30G');
@@ -177,7 +179,7 @@ async function main(): Promise<number> {
         break;
       }
       case 'leases': {
-        const leases = await client().listLeases(values.token);
+        const leases = await client().listLeases(values.token, { tenant: values.tenant });
         print(leases, () =>
           renderTable(
             ['LEASE', 'TENANT', 'CLIENT', 'ARRAYS', 'DEVICE', 'HOST', 'MMAP', 'AGE', 'EXPIRES'],
@@ -231,7 +233,14 @@ async function main(): Promise<number> {
       }
       case 'evict': {
         const leaseId = positionals[1];
-        if (!leaseId) throw new UsageError('evict needs a lease id: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
+        if (leaseId !== undefined && values.tenant !== undefined) throw new UsageError('evict takes a lease id or --tenant NAME, not both');
+        if (values.tenant !== undefined) {
+          const tenant = values.tenant;
+          const { evictedLeases, freedBytes } = await client().evictTenant(tenant, values.token);
+          print({ tenant, evicted_leases: evictedLeases, freed_bytes: freedBytes }, () => `evicted ${evictedLeases} leases of tenant ${tenant}: freed ${formatIec(freedBytes)}`);
+          break;
+        }
+        if (!leaseId) throw new UsageError('evict needs a lease id or --tenant NAME: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
         const freed = await client().evictLease(leaseId, values.token);
         print({ lease_id: leaseId, freed_bytes: freed }, () => `evicted ${leaseId}: freed ${formatIec(freed)}`);
         break;

@@ -142,6 +142,11 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 60_000;
 
 export const DEFAULT_DATA_PLANE_THRESHOLD_BYTES = 1024 * 1024;
 export const DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS = 5000;
+/**
+ * Leases per ListLeases reply that listLeases asks for: a page of leases with the most labels the daemon
+ * takes (64 of 63 + 256 characters) stays near 20 MiB, under the default 64 MiB message limit.
+ */
+export const LIST_LEASES_PAGE_SIZE = 1000;
 
 export interface AllocateOptions {
   dataType: DataType;
@@ -259,15 +264,39 @@ export class TensormemClient {
     return { ...callOptions, connectTimeoutMs: Math.min(configured, Math.max(halfLeft, Math.min(configured, 1000))) };
   }
 
-  /** Every lease (open mode or admin), or the lease of `token`. */
-  async listLeases(token?: string): Promise<LeaseSummary__Output[]> {
-    const response = await call<{ leases: LeaseSummary__Output[] }>((cb) => this.leases.ListLeases({}, this.metadata(token), this.callOptions(), cb));
-    return response.leases;
+  /**
+   * Every lease `token` may see (open mode or admin: all; a tenant token: its tenant's; a lease token:
+   * that lease), or only `options.tenant`'s, in the order they were opened. Fetched in pages of
+   * `options.pageSize` (default LIST_LEASES_PAGE_SIZE), so that no reply nears the message size limit.
+   */
+  async listLeases(token?: string, options: { tenant?: string; pageSize?: number } = {}): Promise<LeaseSummary__Output[]> {
+    const leases: LeaseSummary__Output[] = [];
+    let pageToken = '';
+    do {
+      const page = await this.listLeasesPage({ tenant: options.tenant, pageSize: options.pageSize ?? LIST_LEASES_PAGE_SIZE, pageToken }, token);
+      leases.push(...page.leases);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== '');
+    return leases;
+  }
+
+  /** One ListLeases reply: pageSize 0 (the default) for every lease at once; pageToken a previous page's nextPageToken. */
+  async listLeasesPage(request: { tenant?: string; pageSize?: number; pageToken?: string }, token?: string): Promise<{ leases: LeaseSummary__Output[]; nextPageToken: string; totalCount: number }> {
+    const response = await call<{ leases: LeaseSummary__Output[]; next_page_token: string; total_count: number }>((cb) =>
+      this.leases.ListLeases({ tenant: request.tenant ?? '', page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '' }, this.metadata(token), this.callOptions(), cb),
+    );
+    return { leases: response.leases, nextPageToken: response.next_page_token, totalCount: response.total_count };
   }
 
   /** Closes any lease (admin token, or open mode); resolves to the bytes freed. */
   async evictLease(leaseId: string, adminToken?: string): Promise<number> {
     return (await call<{ freed_bytes: number }>((cb) => this.leases.EvictLease({ lease_id: leaseId }, this.metadata(adminToken), this.callOptions(), cb))).freed_bytes;
+  }
+
+  /** Closes every lease `tenant` has open (admin token, or open mode): how many, and the bytes freed. */
+  async evictTenant(tenant: string, adminToken?: string): Promise<{ evictedLeases: number; freedBytes: number }> {
+    const response = await call<{ freed_bytes: number; evicted_leases: number }>((cb) => this.leases.EvictLease({ tenant }, this.metadata(adminToken), this.callOptions(), cb));
+    return { evictedLeases: response.evicted_leases, freedBytes: response.freed_bytes };
   }
 
   async memoryInfo(token?: string): Promise<MemoryInfo__Output> {

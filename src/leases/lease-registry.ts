@@ -24,6 +24,8 @@ export interface OpenLeaseParams {
 export const MAX_TTL_SECONDS = 7 * 24 * 3600;
 /** How many recently closed leases are remembered, so that their tokens get LEASE_EXPIRED saying why rather than an unknown-token error. */
 const CLOSED_MEMORY = 10_000;
+/** Leases a tenant's eviction closes between two turns of the event loop. */
+const EVICT_BATCH = 256;
 
 export function hashToken(token: string): string {
   return hash('sha256', token, 'hex');
@@ -34,8 +36,10 @@ export class LeaseRegistry {
   private readonly byTokenHash = new Map<string, Lease>();
   /** Recently closed leases (oldest first) by token hash: the lease id and why it closed. */
   private readonly closedTokenHashes = new Map<string, { leaseId: string; reason: LeaseCloseReason }>();
-  /** Open leases by tenant. */
-  private readonly openByTenant = new Map<string, number>();
+  /** Open leases by tenant, each in the order they were opened (a tenant's count and list without a scan of every lease). */
+  private readonly byTenant = new Map<string, Set<Lease>>();
+  /** The serial of the last lease opened (Lease.serial: the order ListLeases pages follow). */
+  private lastSerial = 0;
   private sweepTimer?: NodeJS.Timeout;
   reclaimedTotal = 0;
   /** Leases opened since start, and closed since start by reason (for /metrics). */
@@ -53,7 +57,7 @@ export class LeaseRegistry {
   open(params: OpenLeaseParams, maxLeases = 0): { lease: Lease; token: string } {
     const ttlMs = this.ttlMs(params.ttlSeconds, 'ttl_seconds');
     if (maxLeases > 0) {
-      let open = this.leasesOf(params.tenant).length;
+      let open = this.countOf(params.tenant);
       // Leases past their TTL that the sweep has not reached yet no longer count (their tokens already
       // answer "has expired"): they are closed now, as the sweep would, so that "let one expire" holds.
       if (open >= maxLeases) open -= this.sweepTenant(params.tenant);
@@ -69,10 +73,12 @@ export class LeaseRegistry {
     this.memory.checkHeap(HEAP_COST.lease + 2 * params.clientName.length + labelCost);
     const token = randomBytes(32).toString('base64url');
     const leaseId = `lease-${randomBytes(12).toString('hex')}`;
-    const lease = new Lease(leaseId, hashToken(token), params.tenant || 'default', params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror);
+    const lease = new Lease(leaseId, hashToken(token), params.tenant || 'default', params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror, ++this.lastSerial);
     this.byId.set(leaseId, lease);
     this.byTokenHash.set(lease.tokenHash, lease);
-    this.openByTenant.set(lease.tenant, (this.openByTenant.get(lease.tenant) ?? 0) + 1);
+    let ofTenant = this.byTenant.get(lease.tenant);
+    if (!ofTenant) this.byTenant.set(lease.tenant, (ofTenant = new Set()));
+    ofTenant.add(lease);
     this.openedTotal++;
     this.log.info({ event: 'lease_opened', leaseId, tenant: lease.tenant, client: params.clientName, ttlMs }, 'lease opened');
     return { lease, token };
@@ -123,9 +129,10 @@ export class LeaseRegistry {
       this.closedTokenHashes.set(lease.tokenHash, { leaseId: lease.leaseId, reason });
       if (this.closedTokenHashes.size > CLOSED_MEMORY) this.closedTokenHashes.delete(this.closedTokenHashes.keys().next().value!);
     }
-    const open = (this.openByTenant.get(lease.tenant) ?? 1) - 1;
-    if (open > 0) this.openByTenant.set(lease.tenant, open);
-    else this.openByTenant.delete(lease.tenant);
+    const ofTenant = this.byTenant.get(lease.tenant);
+    ofTenant?.delete(lease);
+    const open = ofTenant?.size ?? 0;
+    if (open === 0) this.byTenant.delete(lease.tenant);
     const arrays = lease.arrays.size;
     const freedBytes = lease.close(reason);
     // Its last lease: a tenant outside the tenants file (open mode's client-chosen names) leaves no account behind.
@@ -167,12 +174,42 @@ export class LeaseRegistry {
     this.sweepTimer = undefined;
   }
 
+  /** Every open lease, in the order they were opened. */
   list(): Lease[] {
     return [...this.byId.values()];
   }
 
+  /** `tenant`'s open leases, in the order they were opened. */
   leasesOf(tenant: string): Lease[] {
-    return this.list().filter((lease) => lease.tenant === tenant);
+    return [...(this.byTenant.get(tenant) ?? [])];
+  }
+
+  /** How many leases `tenant` has open. */
+  countOf(tenant: string): number {
+    return this.byTenant.get(tenant)?.size ?? 0;
+  }
+
+  /** Open leases by tenant (only tenants that have one). */
+  countsByTenant(): Map<string, number> {
+    return new Map([...this.byTenant].map(([tenant, leases]) => [tenant, leases.size]));
+  }
+
+  /**
+   * A page of open leases in the order they were opened: those of `tenant` (every tenant's when
+   * undefined) with a serial above `afterSerial`, at most `pageSize` (0: all). `nextAfterSerial` is
+   * the last one's serial when more follow, else undefined. Leases opened later come in later pages;
+   * one closed meanwhile is simply absent; none is listed twice.
+   */
+  page(tenant: string | undefined, afterSerial: number, pageSize: number): { leases: Lease[]; nextAfterSerial?: number; total: number } {
+    const source = tenant === undefined ? this.byId.values() : (this.byTenant.get(tenant) ?? new Set<Lease>()).values();
+    const total = tenant === undefined ? this.byId.size : this.countOf(tenant);
+    const leases: Lease[] = [];
+    for (const lease of source) {
+      if (lease.serial <= afterSerial) continue;
+      if (pageSize > 0 && leases.length === pageSize) return { leases, nextAfterSerial: leases[leases.length - 1].serial, total };
+      leases.push(lease);
+    }
+    return { leases, total };
   }
 
   /** Any lease by id (admin eviction); NOT_FOUND when there is none. */
@@ -181,6 +218,27 @@ export class LeaseRegistry {
     const lease = this.byId.get(leaseId);
     if (!lease) throw notFound('lease', leaseId);
     return lease;
+  }
+
+  /**
+   * Closes every lease `tenant` has open now (reason evicted), EVICT_BATCH at a time with other work let
+   * in between, so that evicting a tenant of a hundred thousand leases does not stall every other
+   * tenant's calls. A lease the tenant opens meanwhile stays open.
+   */
+  async evictTenant(tenant: string): Promise<{ freedBytes: number; evicted: number }> {
+    const doomed = this.leasesOf(tenant);
+    let freedBytes = 0;
+    let evicted = 0;
+    for (let start = 0; start < doomed.length; start += EVICT_BATCH) {
+      if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      for (const lease of doomed.slice(start, start + EVICT_BATCH)) {
+        if (!this.byId.has(lease.leaseId)) continue;
+        freedBytes += this.close(lease, 'evicted');
+        evicted++;
+      }
+    }
+    this.log.info({ event: 'tenant_evicted', tenant, evicted, freedBytes }, `tenant ${tenant}: ${evicted} leases evicted`);
+    return { freedBytes, evicted };
   }
 
   get size(): number {

@@ -165,6 +165,8 @@ export class Lease {
     public ttlMs: number,
     private readonly memory: MemoryManager,
     private readonly eagerMirror: boolean,
+    /** Its place in the order leases were opened (LeaseRegistry: ListLeases pages); 0 outside a registry. */
+    readonly serial = 0,
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });

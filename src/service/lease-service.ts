@@ -1,10 +1,14 @@
 /** tensormem.v1.LeaseService. */
 import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
-import { invalidArgument } from '../errors';
+import { TensormemError, invalidArgument } from '../errors';
 import type { Lease } from '../leases/lease';
 import type { LeaseServiceHandlers } from '../generated/tensormem/v1/LeaseService';
 import type { Lease as LeaseMessage } from '../generated/tensormem/v1/Lease';
 import type { LeaseSummary } from '../generated/tensormem/v1/LeaseSummary';
+import type { ListLeasesRequest__Output } from '../generated/tensormem/v1/ListLeasesRequest';
+import type { ListLeasesResponse } from '../generated/tensormem/v1/ListLeasesResponse';
+import type { EvictLeaseRequest__Output } from '../generated/tensormem/v1/EvictLeaseRequest';
+import type { EvictLeaseResponse } from '../generated/tensormem/v1/EvictLeaseResponse';
 import type { KeepAliveRequest__Output } from '../generated/tensormem/v1/KeepAliveRequest';
 import type { KeepAliveResponse } from '../generated/tensormem/v1/KeepAliveResponse';
 import { toServiceError } from './errors';
@@ -61,6 +65,18 @@ export function leaseSummary(lease: Lease): LeaseSummary {
   };
 }
 
+/** ListLeases page tokens: the serial of the last lease of the page before (LeaseRegistry.page). */
+function pageToken(afterSerial: number): string {
+  return `p${afterSerial}`;
+}
+
+function parsePageToken(token: string): number {
+  if (token === '') return 0;
+  const match = /^p(\d{1,15})$/.exec(token);
+  if (!match) throw invalidArgument('page_token', "empty or a previous ListLeases reply's next_page_token", token);
+  return Number(match[1]);
+}
+
 function checkName(field: string, value: string): void {
   if (value.length > MAX_NAME_LENGTH) throw invalidArgument(field, `at most ${MAX_NAME_LENGTH} characters`, `${value.length} characters`);
 }
@@ -78,14 +94,47 @@ export function checkLabels(labels: Record<string, string> | undefined): void {
 export class LeaseService {
   constructor(private readonly context: ServiceContext) {}
 
-  /** Lease token: that lease. Admin token or open mode: every lease. Tenant token: the tenant's leases. */
-  private visibleLeases(token: string | undefined): Lease[] {
+  /**
+   * The leases ListLeases may show `token`, narrowed to `tenant` when given. Lease token: that lease.
+   * Tenant token: the tenant's leases. Admin token or open mode: every lease. A tenant or lease token
+   * naming another tenant: PERMISSION_DENIED.
+   */
+  private visibleLeases(token: string | undefined, tenant: string): { tenant?: string } | { lease: Lease } {
     const { registry, tenants } = this.context;
-    if (tenants.openMode && !token) return registry.list();
-    const tenant = tenants.match(token);
-    if (tenant?.admin || (tenants.openMode && tenant)) return registry.list();
-    if (tenant) return registry.leasesOf(tenant.name);
-    return [registry.authenticate(token)];
+    const asked = tenant === '' ? undefined : tenant;
+    const caller = tenants.openMode && !token ? undefined : tenants.match(token);
+    if ((tenants.openMode && !token) || caller?.admin || (tenants.openMode && caller)) return { tenant: asked };
+    const own = caller ? caller.name : registry.authenticate(token).tenant;
+    if (asked !== undefined && asked !== own) {
+      throw new TensormemError('PERMISSION_DENIED', 'PERMISSION_DENIED', `tenant: this token lists only tenant "${own}"'s leases, not "${asked}"'s (an admin token lists any tenant's)`, { tenant: asked });
+    }
+    return caller ? { tenant: own } : { lease: registry.authenticate(token) };
+  }
+
+  private listLeases(token: string | undefined, request: ListLeasesRequest__Output): ListLeasesResponse {
+    checkName('tenant', request.tenant);
+    const afterSerial = parsePageToken(request.page_token);
+    const view = this.visibleLeases(token, request.tenant);
+    if ('lease' in view) {
+      const shown = view.lease.serial > afterSerial ? [view.lease] : [];
+      return { leases: shown.map(leaseSummary), next_page_token: '', total_count: 1 };
+    }
+    const page = this.context.registry.page(view.tenant, afterSerial, request.page_size);
+    return { leases: page.leases.map(leaseSummary), next_page_token: page.nextAfterSerial === undefined ? '' : pageToken(page.nextAfterSerial), total_count: page.total };
+  }
+
+  /** EvictLease: one lease by id, or every open lease of a tenant. */
+  private async evict(token: string | undefined, request: EvictLeaseRequest__Output): Promise<EvictLeaseResponse> {
+    const { registry, tenants } = this.context;
+    tenants.requireAdmin(token);
+    if (request.lease_id !== '' && request.tenant !== '') throw invalidArgument('tenant', 'empty when lease_id is set (evict one lease, or every lease of a tenant)', request.tenant);
+    if (request.tenant === '') return { freed_bytes: registry.close(registry.byLeaseId(request.lease_id), 'evicted'), evicted_leases: 1 };
+    checkName('tenant', request.tenant);
+    if (registry.countOf(request.tenant) === 0 && !tenants.get(request.tenant)) {
+      throw new TensormemError('NOT_FOUND', 'TENANT_NOT_FOUND', `tenant ${JSON.stringify(request.tenant)} not found: it has no open lease${tenants.openMode ? '' : ' and the tenants file does not name it'}`, { tenant: request.tenant });
+    }
+    const { freedBytes, evicted } = await registry.evictTenant(request.tenant);
+    return { freed_bytes: freedBytes, evicted_leases: evicted };
   }
 
   addToServer(server: Server): void {
@@ -114,11 +163,8 @@ export class LeaseService {
         const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), call.request.lease_id);
         return { freed_bytes: registry.close(lease, 'closed') };
       }),
-      ListLeases: unary(log, (call) => ({ leases: this.visibleLeases(bearerToken(call.metadata)).map(leaseSummary) })),
-      EvictLease: unary(log, (call) => {
-        tenants.requireAdmin(bearerToken(call.metadata));
-        return { freed_bytes: registry.close(registry.byLeaseId(call.request.lease_id), 'evicted') };
-      }),
+      ListLeases: unary(log, (call) => this.listLeases(bearerToken(call.metadata), call.request)),
+      EvictLease: unary(log, (call) => this.evict(bearerToken(call.metadata), call.request)),
       KeepAlive: (call: ServerDuplexStream<KeepAliveRequest__Output, KeepAliveResponse>) => {
         let releaseOnDisconnect: Lease | undefined;
         // Whether this side ended the call (an OK status after the client's half-close, or an error):

@@ -32,8 +32,7 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
   const { memory, registry, tenants } = context;
   const host = memory.hostReport();
   const heap = getHeapStatistics();
-  const leasesByTenant = new Map<string, number>();
-  for (const lease of registry.list()) leasesByTenant.set(lease.tenant, (leasesByTenant.get(lease.tenant) ?? 0) + 1);
+  const leasesByTenant = registry.countsByTenant();
   // Tenants outside the tenants file that hold nothing and have no lease leave the report (and /metrics).
   memory.releaseIdleTenants((tenant) => leasesByTenant.has(tenant));
   const tenantNames = new Set([...memory.tenantNames(), ...leasesByTenant.keys()].filter((name) => viewer.tenant === undefined || name === viewer.tenant));

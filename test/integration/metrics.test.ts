@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
+import { failure } from '../helpers/thrown';
 
 const MiB = 1024 * 1024;
 const sha = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -40,12 +41,6 @@ function sample(samples: Sample[], name: string, labels: Record<string, string> 
   const found = samples.filter((s) => s.name === name && Object.keys(s.labels).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} matches ${found.length} series`);
   return found[0]?.value;
-}
-
-async function failure(promise: Promise<unknown>): Promise<TensormemClientError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  expect(error).toBeInstanceOf(TensormemClientError);
-  return error as TensormemClientError;
 }
 
 describe('Prometheus metrics and the status endpoints', () => {

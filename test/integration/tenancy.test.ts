@@ -9,6 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
+import { failure } from '../helpers/thrown';
 
 const MiB = 1024 * 1024;
 const sha = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -35,12 +36,6 @@ function tenantsYaml(aQuota: string | null): string {
     token_sha256: "${sha(TOKENS.admin)}"
     admin: true
 `;
-}
-
-async function failure(promise: Promise<unknown>): Promise<TensormemClientError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  expect(error).toBeInstanceOf(TensormemClientError);
-  return error as TensormemClientError;
 }
 
 describe('a shared GPU host', () => {

@@ -531,6 +531,32 @@ describe('tensormemctl arrays under a tenants file', () => {
       await lease.close();
     }
   });
+  it('leases --tenant lists one tenant\'s leases, and evict --tenant closes all of them (admin token)', async () => {
+    const leases = await Promise.all([0, 1, 2].map((i) => tenantClient.openLease({ tenant: 'team-a', clientName: `ctl-${i}`, tenantToken: TOKENS.a })));
+    await leases[0].allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024 * 1024] });
+    const ctlAt = (...args: string[]) => ctl(['--address', tenanted.unixAddress, ...args]);
+    const listed = await ctlAt('leases', '--tenant', 'team-a', '--token', TOKENS.admin, '-o', 'json');
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as Array<{ lease_id: string }>).map((l) => l.lease_id).sort()).toEqual(leases.map((l) => l.leaseId).sort());
+    const otherTenant = await ctlAt('leases', '--tenant', 'ops', '--token', TOKENS.a);
+    expect(otherTenant.code).toBe(1);
+    expect(otherTenant.stderr).toContain('PERMISSION_DENIED');
+
+    const both = await ctlAt('evict', leases[0].leaseId, '--tenant', 'team-a', '--token', TOKENS.admin);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('evict takes a lease id or --tenant NAME, not both');
+    const notAdmin = await ctlAt('evict', '--tenant', 'team-a', '--token', TOKENS.a);
+    expect(notAdmin.code).toBe(1);
+    expect((await tenantClient.listLeases(TOKENS.admin, { tenant: 'team-a' })).length).toBe(3);
+
+    const evicted = await ctlAt('evict', '--tenant', 'team-a', '--token', TOKENS.admin);
+    expect(evicted.stderr).toBe('');
+    expect(evicted.code).toBe(0);
+    expect(evicted.stdout).toBe('evicted 3 leases of tenant team-a: freed 1.00 MiB\n');
+    expect(await tenantClient.listLeases(TOKENS.admin, { tenant: 'team-a' })).toEqual([]);
+    const none = await ctlAt('evict', '--tenant', 'team-a', '--token', TOKENS.admin, '-o', 'json');
+    expect(JSON.parse(none.stdout)).toEqual({ tenant: 'team-a', evicted_leases: 0, freed_bytes: 0 });
+  });
 });
 
 describe('tensormemctl tenants on two devices', () => {

@@ -1,16 +1,11 @@
 /** ND4J 1.0.0-M1 workspace policy numbers (reference/nd4j-semantics.md §4–§10) replayed over gRPC against a real daemon. */
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { failure } from '../helpers/thrown';
 
 const f64 = (n: number) => ({ dataType: 'DATA_TYPE_FLOAT64' as const, shape: [n] });
-async function failure(p: Promise<unknown>): Promise<TensormemClientError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
-  expect(e).toBeInstanceOf(TensormemClientError);
-  return e as TensormemClientError;
-}
-
 describe('ND4J workspace policies over gRPC', () => {
   let daemon: DaemonProcess;
   let client: TensormemClient;

@@ -10,18 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { CudnnWorkspaceRequest, LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { CudnnWorkspaceRequest, LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
 import { RETIRED_ARRAYS_KEPT } from '../../src/leases/lease';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { failure } from '../helpers/thrown';
 
 const MiB = 1024 * 1024;
 const sha = (token: string) => createHash('sha256').update(token).digest('hex');
-
-async function failure(promise: Promise<unknown>): Promise<TensormemClientError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  expect(error).toBeInstanceOf(TensormemClientError);
-  return error as TensormemClientError;
-}
 
 /** A ResNet-style 3×3 convolution. */
 const CONV = { input_dims: [32, 64, 56, 56], filter_dims: [128, 64, 3, 3], pads: [1, 1], strides: [1, 1], dilations: [1, 1], data_type: 'DATA_TYPE_FLOAT32' as const };

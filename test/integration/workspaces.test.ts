@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseSession, TensormemClient, TensormemClientError, WorkspaceConfig } from '../../src/client/tensormem-client';
+import { LeaseSession, TensormemClient, WorkspaceConfig } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { failure } from '../helpers/thrown';
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -21,12 +22,6 @@ const BASIC: WorkspaceConfig = {
   mirroring_policy: 'MIRRORING_POLICY_FULL',
   spill_policy: 'SPILL_POLICY_EXTERNAL',
 };
-
-async function failure(promise: Promise<unknown>): Promise<TensormemClientError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
-  expect(error).toBeInstanceOf(TensormemClientError);
-  return error as TensormemClientError;
-}
 
 describe('workspaces over gRPC', () => {
   let daemon: DaemonProcess;

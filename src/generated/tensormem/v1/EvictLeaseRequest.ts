@@ -3,8 +3,10 @@
 
 export interface EvictLeaseRequest {
   'lease_id'?: (string);
+  'tenant'?: (string);
 }
 
 export interface EvictLeaseRequest__Output {
   'lease_id': (string);
+  'tenant': (string);
 }

@@ -4,8 +4,12 @@ import type { LeaseSummary as _tensormem_v1_LeaseSummary, LeaseSummary__Output a
 
 export interface ListLeasesResponse {
   'leases'?: (_tensormem_v1_LeaseSummary)[];
+  'next_page_token'?: (string);
+  'total_count'?: (number);
 }
 
 export interface ListLeasesResponse__Output {
   'leases': (_tensormem_v1_LeaseSummary__Output)[];
+  'next_page_token': (string);
+  'total_count': (number);
 }

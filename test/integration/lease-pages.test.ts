@@ -1,0 +1,196 @@
+/**
+ * ListLeases in pages and by tenant, and EvictLease of a whole tenant: what an operator needs when one
+ * tenant has opened more leases than one reply can carry, against a daemon process with a tenants file.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ServiceError, credentials, status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
+import { loadTensormemProto } from '../../src/service/proto';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { failure } from '../helpers/thrown';
+
+const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+const TOKENS = { a: randomBytes(24).toString('hex'), b: randomBytes(24).toString('hex'), idle: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
+
+describe('ListLeases pages and tenant eviction', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-lease-pages-')), 'tenants.yaml');
+    writeFileSync(
+      tenantsPath,
+      `tenants:
+  - name: team-a
+    token_sha256: "${sha(TOKENS.a)}"
+    max_leases: 5000
+  - name: team-b
+    token_sha256: "${sha(TOKENS.b)}"
+  - name: team-idle
+    token_sha256: "${sha(TOKENS.idle)}"
+  - name: ops
+    token_sha256: "${sha(TOKENS.admin)}"
+    admin: true
+`,
+    );
+    daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--pool-chunk', '4M', '--lease-ttl', '120s']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  /** `count` leases opened one after the other (so their order is known), or `inFlight` at a time. */
+  const open = async (token: string, count: number, inFlight = 1) => {
+    const leases: LeaseSession[] = [];
+    for (let i = 0; i < count; i += inFlight) leases.push(...(await Promise.all(Array.from({ length: Math.min(inFlight, count - i) }, (_, j) => client.openLease({ tenantToken: token, clientName: `c${i + j}` })))));
+    return leases;
+  };
+  const closeAll = (leases: LeaseSession[]) => Promise.all(leases.map((lease) => lease.close().catch(() => undefined)));
+
+  it('pages every lease in the order they were opened, none twice, with the total; by tenant too', async () => {
+    const a = await open(TOKENS.a, 23);
+    const b = await open(TOKENS.b, 4);
+    try {
+      const opened = [...a, ...b].map((lease) => lease.leaseId);
+      const seen: string[] = [];
+      let pageToken = '';
+      let pages = 0;
+      do {
+        const page = await client.listLeasesPage({ pageSize: 7, pageToken }, TOKENS.admin);
+        expect(page.totalCount).toBe(27);
+        expect(page.leases.length).toBeLessThanOrEqual(7);
+        seen.push(...page.leases.map((lease) => lease.lease_id));
+        pageToken = page.nextPageToken;
+        pages++;
+      } while (pageToken !== '' && pages < 10);
+      expect(pages).toBe(4); // 7 + 7 + 7 + 6: no empty page at the end
+      expect(seen).toEqual(opened);
+
+      // The typed client pages for its caller; an admin may ask for one tenant.
+      expect((await client.listLeases(TOKENS.admin, { pageSize: 5 })).length).toBe(27);
+      const onlyB = await client.listLeasesPage({ tenant: 'team-b', pageSize: 3 }, TOKENS.admin);
+      expect(onlyB.totalCount).toBe(4);
+      expect(onlyB.leases.map((lease) => lease.lease_id)).toEqual(b.slice(0, 3).map((lease) => lease.leaseId));
+      expect((await client.listLeases(TOKENS.admin, { tenant: 'team-b', pageSize: 3 })).map((lease) => lease.lease_id)).toEqual(b.map((lease) => lease.leaseId));
+      // A tenant's own view: its token, its leases, with or without naming itself.
+      expect((await client.listLeases(TOKENS.b, { tenant: 'team-b' })).length).toBe(4);
+      expect((await client.listLeasesPage({}, TOKENS.b)).totalCount).toBe(4);
+      // A name with no open lease lists none.
+      expect(await client.listLeasesPage({ tenant: 'nobody' }, TOKENS.admin)).toEqual({ leases: [], nextPageToken: '', totalCount: 0 });
+    } finally {
+      await closeAll([...a, ...b]);
+    }
+  });
+
+  it('keeps its place while leases open and close between pages', async () => {
+    const a = await open(TOKENS.a, 12);
+    const late: LeaseSession[] = [];
+    try {
+      const first = await client.listLeasesPage({ tenant: 'team-a', pageSize: 6 }, TOKENS.admin);
+      const firstIds = first.leases.map((lease) => lease.lease_id);
+      // One listed already and one not listed yet close; one opens.
+      const closedListed = a.find((lease) => lease.leaseId === firstIds[0])!;
+      const closedUnlisted = a.find((lease) => !firstIds.includes(lease.leaseId))!;
+      await closedListed.close();
+      await closedUnlisted.close();
+      late.push(await client.openLease({ tenantToken: TOKENS.a }));
+      const rest: string[] = [];
+      let pageToken = first.nextPageToken;
+      while (pageToken !== '') {
+        const page = await client.listLeasesPage({ tenant: 'team-a', pageSize: 6, pageToken }, TOKENS.admin);
+        rest.push(...page.leases.map((lease) => lease.lease_id));
+        pageToken = page.nextPageToken;
+      }
+      expect(rest.filter((id) => firstIds.includes(id))).toEqual([]);
+      expect(rest).not.toContain(closedUnlisted.leaseId);
+      expect(rest[rest.length - 1]).toBe(late[0].leaseId);
+      expect(rest.length).toBe(12 - 6 - 1 + 1);
+    } finally {
+      await closeAll([...a, ...late]);
+    }
+  });
+
+  it('refuses a page token it did not give, and a tenant token naming another tenant, naming the field', async () => {
+    const b = await client.openLease({ tenantToken: TOKENS.b });
+    try {
+      const badToken = await failure(client.listLeasesPage({ pageToken: 'p-1' }, TOKENS.admin));
+      expect(badToken.code).toBe(status.INVALID_ARGUMENT);
+      expect(badToken.details).toContain('page_token');
+      expect(badToken.details).toContain('p-1');
+      for (const token of [TOKENS.a, b.token]) {
+        const other = await failure(client.listLeasesPage({ tenant: token === TOKENS.a ? 'team-b' : 'team-a' }, token));
+        expect(other.code).toBe(status.PERMISSION_DENIED);
+        expect(other.details).toContain('tenant');
+      }
+      // A lease token: its own lease, named by its tenant or not.
+      expect((await client.listLeasesPage({ tenant: 'team-b' }, b.token)).leases.map((lease) => lease.lease_id)).toEqual([b.leaseId]);
+      expect((await client.listLeasesPage({ pageSize: 1 }, b.token)).totalCount).toBe(1);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("evicts every lease of one tenant and frees all it held; the other tenants' leases stay", async () => {
+    const a = await open(TOKENS.a, 600, 50);
+    const b = await client.openLease({ tenantToken: TOKENS.b });
+    try {
+      const arraysOfA = await Promise.all(a.slice(0, 8).map((lease) => lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [262_144] })));
+      await b.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [1024] });
+      const before = (await client.memoryInfo(TOKENS.admin)).tenants.find((t) => t.tenant === 'team-a')!;
+      expect(Number(before.device_used_bytes)).toBe(8 * 1024 * 1024);
+
+      // Only an admin may, and a refused call changes nothing.
+      expect((await failure(client.evictTenant('team-a', TOKENS.b))).code).toBe(status.PERMISSION_DENIED);
+      expect((await client.listLeasesPage({ tenant: 'team-a', pageSize: 1 }, TOKENS.admin)).totalCount).toBe(600);
+
+      const result = await client.evictTenant('team-a', TOKENS.admin);
+      expect(result.evictedLeases).toBe(600);
+      expect(result.freedBytes).toBe(8 * 1024 * 1024);
+      const after = await client.memoryInfo(TOKENS.admin);
+      const teamA = after.tenants.find((t) => t.tenant === 'team-a')!;
+      expect([teamA.leases, Number(teamA.device_used_bytes), teamA.arrays]).toEqual([0, 0, 0]);
+      expect((await client.listLeases(TOKENS.admin)).map((lease) => lease.lease_id)).toEqual([b.leaseId]);
+      // An evicted lease's token says so.
+      const evicted = await failure(a[0].get(arraysOfA[0].array_id));
+      expect(evicted.code).toBe(status.UNAUTHENTICATED);
+      expect(evicted.reason).toBe('LEASE_EXPIRED');
+      expect(evicted.details).toContain('evicted');
+      // team-b's lease and array are untouched.
+      expect((await b.list()).length).toBe(1);
+      // The tenant may open leases again (dropping it from the tenants file is what keeps it out).
+      const again = await client.openLease({ tenantToken: TOKENS.a });
+      await again.close();
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('answers a tenant without leases with 0, and names a tenant it does not know or a request that names both', async () => {
+    expect(await client.evictTenant('team-idle', TOKENS.admin)).toEqual({ evictedLeases: 0, freedBytes: 0 });
+    const unknown = await failure(client.evictTenant('team-z', TOKENS.admin));
+    expect(unknown.code).toBe(status.NOT_FOUND);
+    expect(unknown.reason).toBe('TENANT_NOT_FOUND');
+    expect(unknown.details).toContain('"team-z"');
+    const lease = await client.openLease({ tenantToken: TOKENS.b });
+    try {
+      // The typed client never sends both; a raw request can.
+      const raw = new (loadTensormemProto().proto.tensormem.v1.LeaseService)(daemon.tcpAddress, credentials.createInsecure());
+      const both = await new Promise<ServiceError>((resolve, reject) =>
+        raw.EvictLease({ lease_id: lease.leaseId, tenant: 'team-b' }, client.metadata(TOKENS.admin), (error: ServiceError | null) => (error ? resolve(error) : reject(new Error('EvictLease with both fields answered OK')))),
+      );
+      raw.close();
+      expect(both.code).toBe(status.INVALID_ARGUMENT);
+      expect(both.details).toContain('tenant');
+      expect((await client.listLeases(TOKENS.admin)).map((l) => l.lease_id)).toContain(lease.leaseId);
+    } finally {
+      await lease.close();
+    }
+  });
+});
