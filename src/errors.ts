@@ -188,13 +188,22 @@ export class MmapLimitError extends TensormemError {
 
 /** The daemon's live V8 heap is above the share of its limit that HeapGuard allows: no new arrays, leases or workspaces. */
 export class HeapLimitError extends TensormemError {
-  constructor(readonly liveBytes: number, readonly limitBytes: number, readonly thresholdBytes: number) {
+  /** `share`: refused at the fair-share line, its tenant holding more than its share of the daemon's objects (HeapGuard). */
+  constructor(readonly liveBytes: number, readonly limitBytes: number, readonly thresholdBytes: number, share?: { tenant: string; heldBytes: number; totalBytes: number; tenants: number }) {
     super(
       'RESOURCE_EXHAUSTED',
       'HEAP_LIMIT',
-      `The daemon's heap is nearly full: ${formatBytes(liveBytes)} live of its ${formatBytes(limitBytes)} limit (new arrays, leases and workspaces are refused above ${formatBytes(thresholdBytes)}). ` +
+      `The daemon's heap is nearly full: ${formatBytes(liveBytes)} live of its ${formatBytes(limitBytes)} limit (new arrays, leases and workspaces are refused above ${formatBytes(thresholdBytes)}` +
+        (share
+          ? ` for tenant "${share.tenant}", whose arrays and leases hold about ${formatBytes(share.heldBytes)} of the ${formatBytes(share.totalBytes)} that ${share.tenants} tenants' hold, more than its fair share; the others' are refused only further up). `
+          : '). ') +
         `Try: free arrays (each costs the daemon about 250 B of heap, whatever its size) or close leases, or run tensormemd under node --max-old-space-size=MiB.`,
-      { heap_live_bytes: String(liveBytes), heap_limit_bytes: String(limitBytes), heap_threshold_bytes: String(thresholdBytes) },
+      {
+        heap_live_bytes: String(liveBytes),
+        heap_limit_bytes: String(limitBytes),
+        heap_threshold_bytes: String(thresholdBytes),
+        ...(share ? { tenant: share.tenant, tenant_heap_bytes: String(share.heldBytes), tenants_heap_bytes: String(share.totalBytes) } : {}),
+      },
     );
   }
 }

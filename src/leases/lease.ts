@@ -171,7 +171,7 @@ export class Lease {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
     this.arrays = new CountedArrayMap((delta) => memory.countArrays(tenant, delta));
-    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length) });
+    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length, tenant) });
   }
 
   renew(ttlMs = this.ttlMs): void {
@@ -398,7 +398,7 @@ export class Lease {
     // count against max_arrays together.
     const reserved = this.memory.reserveArray(this.tenant);
     try {
-      this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length));
+      this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length), this.tenant);
       const arrayId = newArrayId();
       // An attached array lives on its workspace's device.
       const device = workspace ? workspace.config.device : params.device;
@@ -571,7 +571,7 @@ export class Lease {
     if (budget.alignedSize(bytes) > budget.bytes - heldBytes + givenBackBytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), givenBackBytes);
     // The daemon's heap, before the old scratch goes: refused there, the lease keeps it (the new one's
     // own check, and the old size's remaking after a refusal, would be refused as well).
-    this.memory.checkHeap(HEAP_COST.array);
+    this.memory.checkHeap(HEAP_COST.array, this.tenant);
     if (givesBack) this.freeArray(current.arrayId);
     try {
       const scratch = await this.createScratch(device, bytes);

@@ -25,6 +25,11 @@
  * hundreds a second, took a 128 MiB heap past its limit within that interval). A reading under the line
  * meanwhile is room (the heap in use is never below what is live): what an evicted lease left is seen as
  * soon as V8 has collected it, not only at the guard's next collection.
+ *
+ * The heap is every tenant's, so one tenant leaking objects would take it to the line for all. A check
+ * made for a tenant (FairShare) that holds more than its fair share of the daemon's objects (more than
+ * the average of the tenants that hold any) is refused earlier, at FAIR_SHARE_LINE of the line: the
+ * leaker stops there, and the others keep the rest of the way to the line.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -81,6 +86,24 @@ export const HEAP_COST = { array: 512, lease: 4096, label: 64, workspace: 8192 }
 /** The most of the daemon's time the guard's own full collections may take. */
 const PAUSE_SHARE = 0.05;
 
+/** Where a tenant over its fair share is refused, as a fraction of the line (thresholdBytes). */
+export const FAIR_SHARE_LINE = 0.8;
+
+/** The tenant a check is made for, asked only once the heap is past the fair-share line. */
+export interface FairShare {
+  /** Undefined when the tenant holds no more than its fair share; else what it and the others hold, for the refusal. */
+  overShare(): HeapShare | undefined;
+}
+
+export interface HeapShare {
+  tenant: string;
+  /** Its estimated heap (HEAP_COST of its arrays and leases), and every tenant's together. */
+  heldBytes: number;
+  totalBytes: number;
+  /** Tenants that hold any. */
+  tenants: number;
+}
+
 export class HeapGuard {
   readonly limitBytes: number;
   readonly reserveBytes: number;
@@ -113,31 +136,50 @@ export class HeapGuard {
     return Math.max(0, this.limitBytes - this.reserveBytes);
   }
 
+  /** The line of a tenant over its fair share (FairShare). */
+  get fairShareLineBytes(): number {
+    return Math.floor(this.thresholdBytes * FAIR_SHARE_LINE);
+  }
+
   /**
    * Throws HeapLimitError while the live heap is above the line, or would be with `costBytes` (what the
-   * call is about to keep) added to what the last collection left and the calls let through since.
+   * call is about to keep) added to what the last collection left and the calls let through since; for
+   * `share`'s tenant, above the fair-share line already while it holds more than its share.
    */
-  check(costBytes = 0): void {
+  check(costBytes = 0, share?: FairShare): void {
     if (this.reserveBytes <= 0) return;
+    let over: HeapShare | undefined;
+    let asked = false;
+    // The line for a heap of `heapBytes`: the fair-share line only once it is passed (share asked once).
+    const lineAt = (heapBytes: number): number => {
+      if (share === undefined || heapBytes + costBytes <= this.fairShareLineBytes) return this.thresholdBytes;
+      if (!asked) {
+        asked = true;
+        over = share.overShare();
+      }
+      return over ? this.fairShareLineBytes : this.thresholdBytes;
+    };
+    const refusal = (liveBytes: number) => new HeapLimitError(liveBytes, this.limitBytes, lineAt(liveBytes), over);
     const last = this.lastCollection;
     if (last !== undefined && this.now() - last.atMs < last.intervalMs) {
       // Within the interval no collection: the estimate decides, so what passes stays under the line.
       const estimate = last.liveBytes + this.admittedBytes;
-      if (estimate + costBytes <= this.thresholdBytes) {
+      if (estimate + costBytes <= lineAt(estimate)) {
         this.admittedBytes += costBytes;
         return;
       }
       // The heap in use is never less than what is live: a reading under the line (V8 collected what an
       // evicted lease left, say) is room now, not at the end of the interval.
       const usedBytes = this.readUsedBytes();
-      if (usedBytes + costBytes > this.thresholdBytes) throw new HeapLimitError(estimate, this.limitBytes, this.thresholdBytes);
+      if (usedBytes + costBytes > lineAt(usedBytes)) throw refusal(estimate);
       last.liveBytes = usedBytes;
       this.admittedBytes = costBytes;
       return;
     }
     if (this.checks++ % this.sampleEvery !== 0) return;
     // Under the line: no collection (the reading counts garbage too, so live is lower still).
-    if (this.readUsedBytes() + costBytes <= this.thresholdBytes) return;
+    const usedBytes = this.readUsedBytes();
+    if (usedBytes + costBytes <= lineAt(usedBytes)) return;
     const startedMs = this.now();
     this.collect();
     const liveBytes = this.readUsedBytes();
@@ -145,7 +187,7 @@ export class HeapGuard {
     // At most PAUSE_SHARE of the time in these pauses: about 1.1 ms a MiB live (a 3 GiB heap: 3.4 s).
     this.lastCollection = { liveBytes, atMs: endedMs, intervalMs: Math.max(this.collectIntervalMs, (endedMs - startedMs) / PAUSE_SHARE) };
     this.admittedBytes = 0;
-    if (liveBytes + costBytes > this.thresholdBytes) throw new HeapLimitError(liveBytes, this.limitBytes, this.thresholdBytes);
+    if (liveBytes + costBytes > lineAt(liveBytes)) throw refusal(liveBytes);
     this.admittedBytes = costBytes;
   }
 }

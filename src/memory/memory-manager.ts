@@ -15,7 +15,8 @@ import { PoolResource } from './pool-resource';
 import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
-import type { HeapGuard } from './heap-guard';
+import { HEAP_COST } from './heap-guard';
+import type { HeapGuard, HeapShare } from './heap-guard';
 import { QuotaAdaptor } from './quota-adaptor';
 import { MemoryWaitQueue } from './memory-wait-queue';
 import { MmapFiles, defaultMmapDir } from './mmap-files';
@@ -77,6 +78,8 @@ interface TenantAccount {
   mmap: { usedBytes: number; files: number; quotaBytes: number };
   /** Live arrays of its leases (countArrays), arrays being made (reserveArray), and its max_arrays (0 = none). */
   arrays: { count: number; making: number; max: number };
+  /** Its open leases (countLeases): with its arrays, its share of the daemon's heap (heapShareOf). */
+  leases: number;
   /** Allocations under way: a chunk taken for one may run the lease sweep (--maxphysicalbytes relief), which must not drop the account meanwhile. */
   allocating: number;
 }
@@ -372,10 +375,34 @@ export class MemoryManager {
 
   /**
    * Refuses (HEAP_LIMIT) while the daemon's heap is nearly full: called before a new array, lease or
-   * workspace is made, with what it will keep of the heap (HEAP_COST).
+   * workspace of `tenant` is made, with what it will keep of the heap (HEAP_COST). A tenant holding more
+   * than its fair share of the daemon's objects is refused earlier (HeapGuard, FAIR_SHARE_LINE).
    */
-  checkHeap(costBytes: number): void {
-    this.options.heapGuard?.check(costBytes);
+  checkHeap(costBytes: number, tenant?: string): void {
+    this.options.heapGuard?.check(costBytes, tenant === undefined ? undefined : { overShare: () => this.heapShareOf(tenant) });
+  }
+
+  /**
+   * `tenant`'s estimated share of the daemon's heap (HEAP_COST of its live arrays and open leases) when it
+   * is more than the average of the tenants that hold any; undefined otherwise (also when it is the only one).
+   */
+  private heapShareOf(tenant: string): HeapShare | undefined {
+    const heldBy = (account: TenantAccount) => (account.arrays.count + account.arrays.making) * HEAP_COST.array + account.leases * HEAP_COST.lease;
+    let totalBytes = 0;
+    let tenants = 0;
+    for (const account of this.tenants.values()) {
+      const held = heldBy(account);
+      totalBytes += held;
+      if (held > 0) tenants++;
+    }
+    const account = this.tenants.get(tenant);
+    const heldBytes = account ? heldBy(account) : 0;
+    return tenants > 1 && heldBytes * tenants > totalBytes ? { tenant, heldBytes, totalBytes, tenants } : undefined;
+  }
+
+  /** `tenant` has `delta` more (or fewer) open leases (LeaseRegistry). */
+  countLeases(tenant: string, delta: number): void {
+    this.account(tenant).leases += delta;
   }
 
   /**
@@ -451,6 +478,7 @@ export class MemoryManager {
         host: new QuotaAdaptor(this.hostPool.top, tenant, limits.hostQuotaBytes, 'HOST'),
         mmap: { usedBytes: 0, files: 0, quotaBytes: limits.mmapQuotaBytes },
         arrays: { count: 0, making: 0, max: limits.maxArrays },
+        leases: 0,
         allocating: 0,
       };
       this.tenants.set(tenant, account);
@@ -501,7 +529,7 @@ export class MemoryManager {
   releaseIdleTenant(tenant: string): boolean {
     const account = this.tenants.get(tenant);
     if (!account || this.declaredTenants.has(tenant) || account.allocating > 0) return false;
-    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0 || account.arrays.making > 0) return false;
+    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0 || account.arrays.making > 0 || account.leases > 0) return false;
     if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
     this.tenants.delete(tenant);
     if (account.guaranteeBytes > 0) this.updateGuaranteesInForce();

@@ -4,6 +4,10 @@
  * with every tenant's leases; what it frees lets calls through again. A daemon with a small heap
  * (node --max-old-space-size=64: a limit of 112 MiB with the young generation) keeps 80 MiB free.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
@@ -155,6 +159,62 @@ describe('the daemon heap guard at its default reserve', () => {
     }));
     expect(listings).toEqual([leases.length, leases.length, leases.length, leases.length]);
     for (let i = 0; i < leases.length; i += 256) await Promise.all(leases.slice(i, i + 256).map((lease) => lease.close()));
+    expect(daemon.otherStderr.join('\n')).not.toContain('heap out of memory');
+  }, 120_000);
+});
+
+describe('the daemon heap guard on a shared host', () => {
+  const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+  const TOKENS = { leaker: randomBytes(24).toString('hex'), other: randomBytes(24).toString('hex') };
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-heap-tenants-')), 'tenants.yaml');
+    // Neither tenant has max_arrays: nothing but the heap bounds how many arrays the leaker makes.
+    writeFileSync(tenantsPath, `tenants:\n  - name: leaker\n    token_sha256: "${sha(TOKENS.leaker)}"\n  - name: other\n    token_sha256: "${sha(TOKENS.other)}"\n`);
+    daemon = await startDaemon(['--heap-reserve', '80M', '--tenants', tenantsPath], { NODE_OPTIONS: '--max-old-space-size=64' });
+    client = new TensormemClient(daemon.unixAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it("refuses the tenant that holds most of the daemon's objects first: the others still allocate", async () => {
+    const other = await client.openLease({ tenantToken: TOKENS.other });
+    await other.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [0] });
+    const leaker = await client.openLease({ tenantToken: TOKENS.leaker });
+    let refusal: TensormemClientError | undefined;
+    let made = 0;
+    while (!refusal && made < 300_000) {
+      const batch = await Promise.allSettled(Array.from({ length: 256 }, () => leaker.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [0] })));
+      for (const outcome of batch) {
+        if (outcome.status === 'fulfilled') made++;
+        else refusal = outcome.reason as TensormemClientError;
+      }
+    }
+    expect(refusal, `no refusal after ${made} arrays`).toBeInstanceOf(TensormemClientError);
+    expect(refusal!.reason).toBe('HEAP_LIMIT');
+    // At the fair-share line: 80 % of the line (112 MiB limit less the 80 MiB reserve).
+    expect(refusal!.errorMetadata).toMatchObject({ tenant: 'leaker', heap_threshold_bytes: String(Math.floor(32 * 1024 * 1024 * 0.8)) });
+    expect(refusal!.details).toContain('for tenant "leaker"');
+    // The other tenant's arrays and leases are still made (it was refused with the leaker before).
+    const arrays = await Promise.all(Array.from({ length: 500 }, () => other.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] })));
+    expect(arrays.length).toBe(500);
+    const second = await client.openLease({ tenantToken: TOKENS.other });
+    await second.close();
+    // The leaker, trying on, is refused again at once or within a few batches (a reading under the line
+    // after V8 collected garbage is room again).
+    let again: TensormemClientError | undefined;
+    for (let i = 0; i < 40 && !again; i++) {
+      const batch = await Promise.allSettled(Array.from({ length: 256 }, () => leaker.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [0] })));
+      again = batch.find((outcome) => outcome.status === 'rejected')?.reason as TensormemClientError | undefined;
+    }
+    expect(again?.errorMetadata).toMatchObject({ tenant: 'leaker' });
+    await leaker.close();
+    await other.close();
     expect(daemon.otherStderr.join('\n')).not.toContain('heap out of memory');
   }, 120_000);
 });

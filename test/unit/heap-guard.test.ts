@@ -150,4 +150,24 @@ describe('HeapGuard', () => {
     // A reserve above the limit: every reading is over the line, so the first check collects and refuses.
     expect(() => guard.check()).toThrow(HeapLimitError);
   });
+  it("refuses a tenant over its fair share at FAIR_SHARE_LINE of the line, the others only at the line; asks about shares only past that line", () => {
+    const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB });
+    expect(guard.fairShareLineBytes).toBe(64 * MiB);
+    let asked = 0;
+    const leaker = { overShare: () => (asked++, { tenant: 'a', heldBytes: 30 * MiB, totalBytes: 31 * MiB, tenants: 2 }) };
+    const light = { overShare: () => (asked++, undefined) };
+    heap.used = heap.liveAfterGc = 60 * MiB;
+    guard.check(0, leaker);
+    expect(asked).toBe(0);
+    heap.used = heap.liveAfterGc = 70 * MiB;
+    const error = thrownBy(() => guard.check(0, leaker), HeapLimitError);
+    expect(error.message).toContain('refused above 67108864 bytes (64.00 MiB) for tenant "a", whose arrays and leases hold about 31457280 bytes (30.00 MiB) of the 32505856 bytes (31.00 MiB) that 2 tenants\' hold, more than its fair share');
+    expect(error.metadata).toMatchObject({ heap_threshold_bytes: String(64 * MiB), tenant: 'a', tenant_heap_bytes: String(30 * MiB), tenants_heap_bytes: String(31 * MiB) });
+    guard.check(0, light);
+    guard.check(0);
+    // Past the line everyone is refused, without the fair-share wording.
+    heap.now = 5000;
+    heap.used = heap.liveAfterGc = 85 * MiB;
+    expect(thrownBy(() => guard.check(0, light), HeapLimitError).metadata.heap_threshold_bytes).toBe(String(80 * MiB));
+  });
 });
