@@ -24,15 +24,18 @@ export function usageBar(used: number, cap: number, width = 20): string {
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${((100 * used) / cap).toFixed(1).padStart(5)}%`;
 }
 
+/** The leases a frame shows: the biggest (at most TOP_LEASES, most bytes first) of `total` the token may list. */
+export interface BiggestLeases {
+  biggest: LeaseSummary[];
+  total: number;
+}
+
 /** One frame; `leases` is undefined when the token may not list leases (then the frame says so). */
-export function renderFrame(info: MemoryInfo, leases: LeaseSummary[] | undefined, address: string, interactive: boolean): string {
+export function renderFrame(info: MemoryInfo, leases: BiggestLeases | undefined, address: string, interactive: boolean): string {
   const host = info.host!;
   const daemonProcess = info.process!;
   const taken = info.taken_at ? new Date(Number(info.taken_at.seconds) * 1000).toISOString() : new Date().toISOString();
-  const topLeases = (leases ?? [])
-    .map((lease) => ({ lease, total: lease.device_bytes + lease.host_bytes }))
-    .sort((a, b) => b.total - a.total)
-    .slice(0, TOP_LEASES);
+  const topLeases = (leases?.biggest ?? []).map((lease) => ({ lease, total: lease.device_bytes + lease.host_bytes }));
   return [
     `tensormemd ${address}  backend ${info.backend}  ${taken}${interactive ? '  (q to quit)' : ''}`,
     '',
@@ -71,12 +74,25 @@ export function renderFrame(info: MemoryInfo, leases: LeaseSummary[] | undefined
       ? 'TOP LEASES: not visible with this token (an admin token, or open mode, lists them)'
       : topLeases.length === 0
         ? 'TOP LEASES: none open'
-        : `TOP LEASES by bytes (${topLeases.length} of ${leases.length})\n` +
+        : `TOP LEASES by bytes (${topLeases.length} of ${leases.total})\n` +
           renderTable(
             ['LEASE', 'TENANT', 'CLIENT', 'ARRAYS', 'DEVICE', 'HOST', 'TOTAL', 'AGE'],
             topLeases.map(({ lease, total }) => [lease.lease_id, lease.tenant, lease.client_name || '-', lease.array_count, formatIec(lease.device_bytes), formatIec(lease.host_bytes), formatIec(total), `${lease.age_seconds}s`]),
           ),
   ].join('\n');
+}
+
+/**
+ * The TOP_LEASES biggest leases, chosen by the daemon (ListLeases LEASE_ORDER_BYTES: a redraw every
+ * second costs it the summaries of ten leases, not of every lease); undefined when the token may not list them.
+ */
+async function biggestOrUndefined(client: TensormemClient, token: string | undefined): Promise<BiggestLeases | undefined> {
+  try {
+    const page = await client.listLeasesPage({ order: 'LEASE_ORDER_BYTES', pageSize: TOP_LEASES }, token);
+    return { biggest: page.leases, total: page.totalCount };
+  } catch {
+    return undefined;
+  }
 }
 
 async function leasesOrUndefined(client: TensormemClient, token: string | undefined): Promise<LeaseSummary[] | undefined> {
@@ -108,9 +124,14 @@ export interface TopFrame {
 export async function runTop(client: TensormemClient, options: TopOptions): Promise<void> {
   const interactive = !options.once && !options.json && options.output.isTTY === true;
   if (!interactive) {
-    const [info, leases] = await Promise.all([client.memoryInfo(options.token), leasesOrUndefined(client, options.token)]);
-    const frame: TopFrame = { address: client.address, info, leases: leases ?? null };
-    options.output.write(`${options.json ? JSON.stringify(frame, null, 2) : renderFrame(info, leases, client.address, false)}\n`);
+    if (options.json) {
+      const [info, leases] = await Promise.all([client.memoryInfo(options.token), leasesOrUndefined(client, options.token)]);
+      const frame: TopFrame = { address: client.address, info, leases: leases ?? null };
+      options.output.write(`${JSON.stringify(frame, null, 2)}\n`);
+      return;
+    }
+    const [info, leases] = await Promise.all([client.memoryInfo(options.token), biggestOrUndefined(client, options.token)]);
+    options.output.write(`${renderFrame(info, leases, client.address, false)}\n`);
     return;
   }
   const { input, output } = options;
@@ -139,7 +160,7 @@ export async function runTop(client: TensormemClient, options: TopOptions): Prom
       (info) => {
         if (drawing) return;
         drawing = true;
-        void leasesOrUndefined(client, options.token).then((leases) => {
+        void biggestOrUndefined(client, options.token).then((leases) => {
           drawing = false;
           // A frame whose leases came after q: drawn now, it would cover the shell and hide the cursor again.
           if (finished) return;

@@ -280,10 +280,21 @@ export class TensormemClient {
     return leases;
   }
 
-  /** One ListLeases reply: pageSize 0 (the default) for every lease at once; pageToken a previous page's nextPageToken. */
-  async listLeasesPage(request: { tenant?: string; pageSize?: number; pageToken?: string }, token?: string): Promise<{ leases: LeaseSummary__Output[]; nextPageToken: string; totalCount: number }> {
+  /**
+   * One ListLeases reply: pageSize 0 (the default) for every lease at once; pageToken a previous page's
+   * nextPageToken. order LEASE_ORDER_BYTES: the pageSize leases holding the most bytes, one page.
+   */
+  async listLeasesPage(
+    request: { tenant?: string; pageSize?: number; pageToken?: string; order?: 'LEASE_ORDER_OPENED' | 'LEASE_ORDER_BYTES' },
+    token?: string,
+  ): Promise<{ leases: LeaseSummary__Output[]; nextPageToken: string; totalCount: number }> {
     const response = await call<{ leases: LeaseSummary__Output[]; next_page_token: string; total_count: number }>((cb) =>
-      this.leases.ListLeases({ tenant: request.tenant ?? '', page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '' }, this.metadata(token), this.callOptions(), cb),
+      this.leases.ListLeases(
+        { tenant: request.tenant ?? '', page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '', order: request.order ?? 'LEASE_ORDER_OPENED' },
+        this.metadata(token),
+        this.callOptions(),
+        cb,
+      ),
     );
     return { leases: response.leases, nextPageToken: response.next_page_token, totalCount: response.total_count };
   }

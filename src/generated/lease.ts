@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { MessageTypeDefinition } from '@grpc/proto-loader';
+import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from './google/protobuf/Timestamp';
 import type { CloseLeaseRequest as _tensormem_v1_CloseLeaseRequest, CloseLeaseRequest__Output as _tensormem_v1_CloseLeaseRequest__Output } from './tensormem/v1/CloseLeaseRequest';
@@ -37,6 +37,7 @@ export interface ProtoGrpcType {
       KeepAliveRequest: MessageTypeDefinition<_tensormem_v1_KeepAliveRequest, _tensormem_v1_KeepAliveRequest__Output>
       KeepAliveResponse: MessageTypeDefinition<_tensormem_v1_KeepAliveResponse, _tensormem_v1_KeepAliveResponse__Output>
       Lease: MessageTypeDefinition<_tensormem_v1_Lease, _tensormem_v1_Lease__Output>
+      LeaseOrder: EnumTypeDefinition
       LeaseService: SubtypeConstructor<typeof grpc.Client, _tensormem_v1_LeaseServiceClient> & { service: _tensormem_v1_LeaseServiceDefinition }
       LeaseSummary: MessageTypeDefinition<_tensormem_v1_LeaseSummary, _tensormem_v1_LeaseSummary__Output>
       ListLeasesRequest: MessageTypeDefinition<_tensormem_v1_ListLeasesRequest, _tensormem_v1_ListLeasesRequest__Output>

@@ -65,6 +65,13 @@ export function leaseSummary(lease: Lease): LeaseSummary {
   };
 }
 
+/** The `count` leases (0: all) holding the most device and host bytes, most first; equal ones in the order given (a stable sort). */
+function biggest(leases: Lease[], count: number): Lease[] {
+  const sized = leases.map((lease) => ({ lease, bytes: lease.deviceBytes() + lease.hostBytes() }));
+  sized.sort((a, b) => b.bytes - a.bytes);
+  return (count > 0 ? sized.slice(0, count) : sized).map(({ lease }) => lease);
+}
+
 /** ListLeases page tokens: the serial of the last lease of the page before (LeaseRegistry.page). */
 function pageToken(afterSerial: number): string {
   return `p${afterSerial}`;
@@ -113,11 +120,17 @@ export class LeaseService {
 
   private listLeases(token: string | undefined, request: ListLeasesRequest__Output): ListLeasesResponse {
     checkName('tenant', request.tenant);
-    const afterSerial = parsePageToken(request.page_token);
+    if (request.order !== 'LEASE_ORDER_OPENED' && request.order !== 'LEASE_ORDER_BYTES') throw invalidArgument('order', 'LEASE_ORDER_OPENED or LEASE_ORDER_BYTES', request.order);
+    const afterSerial = request.order === 'LEASE_ORDER_BYTES' ? 0 : parsePageToken(request.page_token);
     const view = this.visibleLeases(token, request.tenant);
     if ('lease' in view) {
       const shown = view.lease.serial > afterSerial ? [view.lease] : [];
       return { leases: shown.map(leaseSummary), next_page_token: '', total_count: 1 };
+    }
+    if (request.order === 'LEASE_ORDER_BYTES') {
+      if (request.page_token !== '') throw invalidArgument('page_token', 'empty with order LEASE_ORDER_BYTES (one page: the page_size biggest)', request.page_token);
+      const { leases, total } = this.context.registry.page(view.tenant, 0, 0);
+      return { leases: biggest(leases, request.page_size).map(leaseSummary), next_page_token: '', total_count: total };
     }
     const page = this.context.registry.page(view.tenant, afterSerial, request.page_size);
     return { leases: page.leases.map(leaseSummary), next_page_token: page.nextAfterSerial === undefined ? '' : pageToken(page.nextAfterSerial), total_count: page.total };

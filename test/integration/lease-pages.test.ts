@@ -137,6 +137,33 @@ describe('ListLeases pages and tenant eviction', () => {
     }
   });
 
+  it('lists the biggest leases first in one page (tensormemctl top), equal ones in the order they were opened', async () => {
+    const leases = await open(TOKENS.b, 5);
+    const raw = new (loadTensormemProto().proto.tensormem.v1.LeaseService)(daemon.tcpAddress, credentials.createInsecure());
+    try {
+      // Bytes: 0, 3, 1, 3 and 2 times 64 KiB (two equal: the one opened first comes first).
+      const sizes = [0, 3, 1, 3, 2];
+      await Promise.all(leases.map((lease, i) => (sizes[i] > 0 ? lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [sizes[i] * 65536] }) : undefined)));
+      const top = await client.listLeasesPage({ order: 'LEASE_ORDER_BYTES', pageSize: 3 }, TOKENS.admin);
+      expect(top.leases.map((lease) => lease.lease_id)).toEqual([leases[1], leases[3], leases[4]].map((lease) => lease.leaseId));
+      expect(top.leases.map((lease) => Number(lease.device_bytes))).toEqual([3 * 65536, 3 * 65536, 2 * 65536]);
+      expect([top.nextPageToken, top.totalCount]).toEqual(['', 5]);
+      expect((await client.listLeasesPage({ order: 'LEASE_ORDER_BYTES' }, TOKENS.b)).leases.length).toBe(5);
+      const paged = await failure(client.listLeasesPage({ order: 'LEASE_ORDER_BYTES', pageSize: 3, pageToken: 'p1' }, TOKENS.admin));
+      expect(paged.code).toBe(status.INVALID_ARGUMENT);
+      expect(paged.details).toContain('page_token');
+      const badOrder = await new Promise<ServiceError>((resolve, reject) =>
+        raw.ListLeases({ order: 7 }, client.metadata(TOKENS.admin), (error: ServiceError | null) => (error ? resolve(error) : reject(new Error('ListLeases with order 7 answered OK')))),
+      );
+      expect(badOrder.code).toBe(status.INVALID_ARGUMENT);
+      expect(badOrder.details).toContain('order');
+      expect(badOrder.details).toContain('7');
+    } finally {
+      raw.close();
+      await closeAll(leases);
+    }
+  });
+
   it("evicts every lease of one tenant and frees all it held; the other tenants' leases stay", async () => {
     const a = await open(TOKENS.a, 600, 50);
     const b = await client.openLease({ tenantToken: TOKENS.b });

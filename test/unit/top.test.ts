@@ -28,7 +28,7 @@ describe('tensormemctl top: quitting', () => {
         setImmediate(() => onInfo(info));
         return () => undefined;
       },
-      listLeases: () => new Promise<LeaseSummary[]>((resolve) => (answer = resolve)),
+      listLeasesPage: () => new Promise<LeaseSummary[]>((resolve) => (answer = resolve)).then((leases) => ({ leases, nextPageToken: '', totalCount: leases.length })),
     };
     return { client: client as unknown as TensormemClient, answer: (leases: LeaseSummary[]) => answer(leases) };
   }
