@@ -121,14 +121,14 @@ export class LeaseService {
   private listLeases(token: string | undefined, request: ListLeasesRequest__Output): ListLeasesResponse {
     checkName('tenant', request.tenant);
     if (request.order !== 'LEASE_ORDER_OPENED' && request.order !== 'LEASE_ORDER_BYTES') throw invalidArgument('order', 'LEASE_ORDER_OPENED or LEASE_ORDER_BYTES', request.order);
-    const afterSerial = request.order === 'LEASE_ORDER_BYTES' ? 0 : parsePageToken(request.page_token);
+    if (request.order === 'LEASE_ORDER_BYTES' && request.page_token !== '') throw invalidArgument('page_token', 'empty with order LEASE_ORDER_BYTES (one page: the page_size biggest)', request.page_token);
+    const afterSerial = parsePageToken(request.page_token);
     const view = this.visibleLeases(token, request.tenant);
     if ('lease' in view) {
       const shown = view.lease.serial > afterSerial ? [view.lease] : [];
       return { leases: shown.map(leaseSummary), next_page_token: '', total_count: 1 };
     }
     if (request.order === 'LEASE_ORDER_BYTES') {
-      if (request.page_token !== '') throw invalidArgument('page_token', 'empty with order LEASE_ORDER_BYTES (one page: the page_size biggest)', request.page_token);
       const { leases, total } = this.context.registry.page(view.tenant, 0, 0);
       return { leases: biggest(leases, request.page_size).map(leaseSummary), next_page_token: '', total_count: total };
     }
