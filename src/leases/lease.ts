@@ -626,7 +626,17 @@ export class Lease {
     const source = this.getArray(arrayId);
     source.assertUsable('Cannot duplicate array');
     const workspace = detached ? undefined : this.targetWorkspace(workspaceId, source.byteSize);
-    const placement = placementName === 'PLACEMENT_UNSPECIFIED' ? source.placement : parsePlacement(placementName);
+    // PLACEMENT_UNSPECIFIED: ND4J's dup / leverageTo allocate the copy in the target workspace whatever
+    // the source is, so a copy into a workspace takes the workspace's placement (a HOST_ONLY array
+    // duplicated into a FULL workspace becomes a device array there); outside workspaces, the source's.
+    const placement =
+      placementName === 'PLACEMENT_UNSPECIFIED'
+        ? workspace
+          ? workspace.primaryKind === 'DEVICE'
+            ? 'PLACEMENT_DEVICE'
+            : 'PLACEMENT_HOST_ONLY'
+          : source.placement
+        : parsePlacement(placementName);
     const copy = await this.create(
       { dataType: source.dataType, shape: source.shape, placement, device: source.device, workspaceId: '', zero: false, label: label || source.label, requestId: '', overwritten: true },
       source.byteSize,

@@ -227,4 +227,25 @@ describe('ND4J workspace policies over gRPC', () => {
     expect((await lease.getWorkspace(ws.workspace_id)).primary_offset).toBe(48);
     await lease.leaveWorkspace(ws.workspace_id);
   });
+  it('B12 dup / leverageTo of a host array into a FULL workspace copies it there as a device array (PLACEMENT_UNSPECIFIED follows the workspace)', async () => {
+    const source = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [5], placement: 'PLACEMENT_HOST_ONLY' }); // 20 bytes -> 32
+    await lease.write(source.array_id, new Uint8Array(20).fill(3));
+    const ws = await lease.createWorkspace('b12', { initial_size: 1000, allocation_policy: 'ALLOCATION_POLICY_STRICT' });
+    await lease.enterWorkspace(ws.workspace_id);
+    const copy = await lease.duplicate(source.array_id);
+    expect(copy).toMatchObject({ placement: 'PLACEMENT_DEVICE', attached: true, workspace_id: ws.workspace_id });
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ device_offset: 32, this_cycle_allocations: 32 });
+    expect(Buffer.from(await lease.read(copy.array_id))).toEqual(Buffer.alloc(20, 3));
+    // Detached, the copy keeps the source's placement; an explicit HOST_ONLY into the FULL workspace is still refused.
+    expect((await lease.duplicate(source.array_id, { detached: true })).placement).toBe('PLACEMENT_HOST_ONLY');
+    expect((await failure(lease.duplicate(source.array_id, { placement: 'PLACEMENT_HOST_ONLY' }))).code).toBe(status.INVALID_ARGUMENT);
+    await lease.leaveWorkspace(ws.workspace_id);
+    // The other way round: a device array duplicated into a HOST_ONLY workspace is a host array there.
+    const device = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [5] });
+    const hostWs = await lease.createWorkspace('b12-host', { initial_size: 1000, mirroring_policy: 'MIRRORING_POLICY_HOST_ONLY' });
+    await lease.enterWorkspace(hostWs.workspace_id);
+    expect(await lease.duplicate(device.array_id)).toMatchObject({ placement: 'PLACEMENT_HOST_ONLY', attached: true });
+    expect((await lease.getWorkspace(hostWs.workspace_id)).host_offset).toBe(32);
+    await lease.leaveWorkspace(hostWs.workspace_id);
+  });
 });
