@@ -89,11 +89,11 @@ const PAUSE_SHARE = 0.05;
 /** Where a tenant over its fair share is refused, as a fraction of the line (thresholdBytes). */
 export const FAIR_SHARE_LINE = 0.8;
 
-/** The tenant a check is made for, asked only once the heap is past the fair-share line. */
-export interface FairShare {
-  /** Undefined when the tenant holds no more than its fair share; else what it and the others hold, for the refusal. */
-  overShare(): HeapShare | undefined;
-}
+/**
+ * A tenant's share of the daemon's objects (MemoryManager): undefined when it holds no more than its
+ * fair share; else what it and the others hold, for the refusal. Asked only past the fair-share line.
+ */
+export type FairShareOf = (tenant: string) => HeapShare | undefined;
 
 export interface HeapShare {
   tenant: string;
@@ -141,37 +141,28 @@ export class HeapGuard {
     return Math.floor(this.thresholdBytes * FAIR_SHARE_LINE);
   }
 
+  /** Who holds more than a fair share (set by MemoryManager); unset, every tenant is held to the line alone. */
+  fairShareOf?: FairShareOf;
+
   /**
    * Throws HeapLimitError while the live heap is above the line, or would be with `costBytes` (what the
    * call is about to keep) added to what the last collection left and the calls let through since; for
-   * `share`'s tenant, above the fair-share line already while it holds more than its share.
+   * `tenant`, above the fair-share line already while it holds more than its share (fairShareOf).
    */
-  check(costBytes = 0, share?: FairShare): void {
+  check(costBytes = 0, tenant?: string): void {
     if (this.reserveBytes <= 0) return;
-    let over: HeapShare | undefined;
-    let asked = false;
-    // The line for a heap of `heapBytes`: the fair-share line only once it is passed (share asked once).
-    const lineAt = (heapBytes: number): number => {
-      if (share === undefined || heapBytes + costBytes <= this.fairShareLineBytes) return this.thresholdBytes;
-      if (!asked) {
-        asked = true;
-        over = share.overShare();
-      }
-      return over ? this.fairShareLineBytes : this.thresholdBytes;
-    };
-    const refusal = (liveBytes: number) => new HeapLimitError(liveBytes, this.limitBytes, lineAt(liveBytes), over);
     const last = this.lastCollection;
     if (last !== undefined && this.now() - last.atMs < last.intervalMs) {
       // Within the interval no collection: the estimate decides, so what passes stays under the line.
       const estimate = last.liveBytes + this.admittedBytes;
-      if (estimate + costBytes <= lineAt(estimate)) {
+      if (estimate + costBytes <= this.lineFor(estimate + costBytes, tenant)) {
         this.admittedBytes += costBytes;
         return;
       }
       // The heap in use is never less than what is live: a reading under the line (V8 collected what an
       // evicted lease left, say) is room now, not at the end of the interval.
       const usedBytes = this.readUsedBytes();
-      if (usedBytes + costBytes > lineAt(usedBytes)) throw refusal(estimate);
+      if (usedBytes + costBytes > this.lineFor(usedBytes + costBytes, tenant)) throw this.refusal(estimate, usedBytes + costBytes, tenant);
       last.liveBytes = usedBytes;
       this.admittedBytes = costBytes;
       return;
@@ -179,7 +170,7 @@ export class HeapGuard {
     if (this.checks++ % this.sampleEvery !== 0) return;
     // Under the line: no collection (the reading counts garbage too, so live is lower still).
     const usedBytes = this.readUsedBytes();
-    if (usedBytes + costBytes <= lineAt(usedBytes)) return;
+    if (usedBytes + costBytes <= this.lineFor(usedBytes + costBytes, tenant)) return;
     const startedMs = this.now();
     this.collect();
     const liveBytes = this.readUsedBytes();
@@ -187,7 +178,18 @@ export class HeapGuard {
     // At most PAUSE_SHARE of the time in these pauses: about 1.1 ms a MiB live (a 3 GiB heap: 3.4 s).
     this.lastCollection = { liveBytes, atMs: endedMs, intervalMs: Math.max(this.collectIntervalMs, (endedMs - startedMs) / PAUSE_SHARE) };
     this.admittedBytes = 0;
-    if (liveBytes + costBytes > lineAt(liveBytes)) throw refusal(liveBytes);
+    if (liveBytes + costBytes > this.lineFor(liveBytes + costBytes, tenant)) throw this.refusal(liveBytes, liveBytes + costBytes, tenant);
     this.admittedBytes = costBytes;
+  }
+
+  /** The line a check for `tenant` that would take the heap to `heapBytes` is held to (fairShareOf asked only past the fair-share line). */
+  private lineFor(heapBytes: number, tenant: string | undefined): number {
+    if (tenant === undefined || this.fairShareOf === undefined || heapBytes <= this.fairShareLineBytes) return this.thresholdBytes;
+    return this.fairShareOf(tenant) === undefined ? this.thresholdBytes : this.fairShareLineBytes;
+  }
+
+  private refusal(liveBytes: number, heapBytes: number, tenant: string | undefined): HeapLimitError {
+    const share = tenant !== undefined && heapBytes > this.fairShareLineBytes ? this.fairShareOf?.(tenant) : undefined;
+    return new HeapLimitError(liveBytes, this.limitBytes, share ? this.fairShareLineBytes : this.thresholdBytes, share);
   }
 }

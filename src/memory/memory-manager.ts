@@ -193,6 +193,7 @@ export class MemoryManager {
     readonly physical: PhysicalMemoryGuard,
   ) {
     this.mmapFiles = new MmapFiles(options.mmapDir ?? defaultMmapDir());
+    if (options.heapGuard) options.heapGuard.fairShareOf = (tenant) => this.heapShareOf(tenant);
     const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
     this.deviceNames = devices.map((device) => device.name);
     this.devicePools = devices.map((device, index) => this.stack('DEVICE', index, limits.maxBytes[index], 'pool cap (maxbytes)', backend.name === 'host'));
@@ -379,7 +380,7 @@ export class MemoryManager {
    * than its fair share of the daemon's objects is refused earlier (HeapGuard, FAIR_SHARE_LINE).
    */
   checkHeap(costBytes: number, tenant?: string): void {
-    this.options.heapGuard?.check(costBytes, tenant === undefined ? undefined : { overShare: () => this.heapShareOf(tenant) });
+    this.options.heapGuard?.check(costBytes, tenant);
   }
 
   /**

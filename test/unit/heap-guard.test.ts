@@ -154,8 +154,9 @@ describe('HeapGuard', () => {
     const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB });
     expect(guard.fairShareLineBytes).toBe(64 * MiB);
     let asked = 0;
-    const leaker = { overShare: () => (asked++, { tenant: 'a', heldBytes: 30 * MiB, totalBytes: 31 * MiB, tenants: 2 }) };
-    const light = { overShare: () => (asked++, undefined) };
+    guard.fairShareOf = (tenant) => (asked++, tenant === 'a' ? { tenant: 'a', heldBytes: 30 * MiB, totalBytes: 31 * MiB, tenants: 2 } : undefined);
+    const leaker = 'a';
+    const light = 'b';
     heap.used = heap.liveAfterGc = 60 * MiB;
     guard.check(0, leaker);
     expect(asked).toBe(0);
