@@ -145,6 +145,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   try {
     dataPlane = await startDataPlane(context);
     context.dataAddress = dataPlane?.address;
+    context.dataPlaneConnections = dataPlane?.server;
     if (config.metricsListen !== undefined) status = await startStatusServer(config.metricsListen, context, metrics);
     if (config.healthListen) healthListener = await startHealthListener(config.healthListen, () => !context.stopping.aborted);
   } catch (error) {

@@ -422,14 +422,19 @@ export class LeaseSession {
 
   /**
    * Runs `transfer` over the data plane; HTTP errors become TensormemClientErrors; a failed connection
-   * gives undefined (use gRPC) and turns the data plane off for this session. A passed deadline is
+   * gives undefined (use gRPC) and turns the data plane off for this session; a connection refused for
+   * the daemon's --data-max-connections (503 TOO_MANY_CONNECTIONS, sent before the request was read)
+   * gives undefined for this transfer only. A passed deadline is
    * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated) UNAVAILABLE, neither retried.
    */
   private async overHttp<T>(transfer: () => Promise<T>): Promise<T | undefined> {
     try {
       return await transfer();
     } catch (error) {
-      if (error instanceof DataPlaneHttpError) throw clientErrorOfHttp(error);
+      if (error instanceof DataPlaneHttpError) {
+        if (error.body.reason === 'TOO_MANY_CONNECTIONS') return undefined;
+        throw clientErrorOfHttp(error);
+      }
       if (error instanceof DataPlaneDeadlineError) throw new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, error.message, {});
       if (error instanceof DataPlaneTransferError) throw new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
       if (error instanceof DataPlaneConnectionError) {

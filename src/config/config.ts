@@ -46,6 +46,8 @@ export interface DaemonConfig {
   asyncCopyThresholdBytes: number;
   /** --data-stall-timeout: a data plane request idle this long either way is cut. */
   dataStallTimeoutMs: number;
+  /** --data-max-connections: data plane connections open at once; 0 = no cap. */
+  dataMaxConnections: number;
   /** --heap-growth: V8's heap growing percent; 0 = V8's default. */
   heapGrowthPercent: number;
   /** --heap-reserve in bytes; undefined = the default (memory/heap-guard.ts); 0 = no check. */
@@ -331,6 +333,7 @@ function build(raw: RawValues): DaemonConfig {
     shutdownTimeoutMs: timerDuration('shutdown-timeout'),
     maxWaitMs: duration('max-wait'),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
+    dataMaxConnections: int('data-max-connections', 0, 1_000_000),
     logLevel: choice('log-level'),
     tenantsFile: securityFile('tenants'),
     mmapDir: text('mmap-dir') || undefined,

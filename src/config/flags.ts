@@ -87,6 +87,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'A data plane request whose connection moves no byte either way for this long (a PUT body that stops arriving, a GET whose reader stops reading) is cut: its connection is closed, a PUT writes nothing more and answers nothing, and what it wrote so far stays in the array. At most 24.8 days.',
   },
   {
+    name: 'data-max-connections',
+    type: 'int',
+    arg: 'N',
+    default: '1024',
+    help: "Most data plane connections open at once, all clients together (TLS: from the TCP connect). One more is answered 503 (reason TOO_MANY_CONNECTIONS; the typed client then uses gRPC for that transfer) and closed, so that a client opening connections without end cannot take the file descriptors and memory the daemon's gRPC side needs. 0 = no cap.",
+  },
+  {
     name: 'metrics-listen',
     type: 'string',
     arg: 'ADDR',

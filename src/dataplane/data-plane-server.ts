@@ -32,6 +32,9 @@ export const CRC32C_HEADER = 'x-tensormem-crc32c';
 /** Pieces of a GET handed to the socket and not yet taken by it (views of pool memory, not copies). */
 const PIECES_ON_SOCKET = 4;
 
+/** A connection refused for --data-max-connections is logged at most this often (the count refused meanwhile with it). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
 /** The smallest body read buffer bodyReadBytesFor picks, however low --async-copy-threshold is. */
 const MIN_BODY_READ_BYTES = 16 * 1024;
 
@@ -58,6 +61,8 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
   const { host, port } = socketPath === undefined ? parseHostPort(address)! : { host: '', port: 0 };
   const tls = socketPath === undefined ? config.tls : undefined;
   const plane = new DataPlane(context);
+  let refusedUnlogged = 0;
+  let lastRefusalLog = -Infinity;
   const http = new Http1Server((exchange) => plane.handle(exchange), {
     tls: tls && {
       cert: readFileSync(tls.certFile),
@@ -73,6 +78,20 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
         { event: 'data_plane_stalled', method: exchange.method, url: exchange.url, stall_timeout_ms: config.dataStallTimeoutMs },
         `data plane ${exchange.method} moved no byte for ${config.dataStallTimeoutMs} ms (--data-stall-timeout): connection cut`,
       ),
+    maxConnections: config.dataMaxConnections,
+    onRefused: () => {
+      // A flood refuses thousands a second: one line per interval, with how many it stands for
+      // (tensormem_data_plane_connections_refused_total counts each).
+      refusedUnlogged++;
+      const now = Date.now();
+      if (now - lastRefusalLog < REFUSAL_LOG_INTERVAL_MS) return;
+      context.log.warn(
+        { event: 'data_plane_connections_refused', refused: refusedUnlogged, max_connections: config.dataMaxConnections },
+        `data plane: ${refusedUnlogged} connection(s) refused since the last such line: ${config.dataMaxConnections} open, the --data-max-connections limit`,
+      );
+      refusedUnlogged = 0;
+      lastRefusalLog = now;
+    },
   });
   const server = http.server;
 

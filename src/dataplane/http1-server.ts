@@ -20,6 +20,14 @@
  * for `stallTimeoutMs` (a body that stops arriving, a reader that stops reading the answer) is cut: the
  * socket is destroyed, so the exchange's close listeners run and a body still being read fails.
  *
+ * At most `maxConnections` connections are open at once (each holds a file descriptor, socket buffers
+ * in the kernel and up to 16 KiB + a body read buffer here, and the daemon's gRPC side needs
+ * descriptors too): one more is answered 503 (JSON, reason TOO_MANY_CONNECTIONS, Connection: close)
+ * and closed; what it sends meanwhile is read and dropped for up to 1 s so that the answer is not lost
+ * to a reset, and past 64 such answers in flight further ones are closed with no answer. A TLS
+ * connection counts from its TCP connect, and one past the cap is closed before the handshake, with no
+ * answer.
+ *
  * TLS connections (`tls.Server`) read through 'data' events: the same framing, one copy more.
  */
 import { STATUS_CODES } from 'node:http';
@@ -50,6 +58,12 @@ export type BodyReader = (piece: Uint8Array) => void | Promise<void>;
 
 /** How long a request may go without its socket moving a byte, unless Http1ServerOptions say otherwise. */
 export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
+/** Most connections open at once, unless Http1ServerOptions say otherwise (0 = no cap). */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** How long a connection refused for the cap is read and dropped after its 503 before it is cut (a deadline). */
+export const REFUSAL_LINGER_MS = 1_000;
+/** Refused connections being answered at once; past this a refused connection is closed with no answer. */
+export const MAX_LINGERING_REFUSALS = 64;
 
 export interface Http1ServerOptions {
   /** Serve TLS with these options; plain TCP (or a unix socket) without. */
@@ -66,6 +80,10 @@ export interface Http1ServerOptions {
   headTimeoutMs?: number;
   /** Deadline for reading and dropping what a client sends after an early answer (default DRAIN_TIMEOUT_MS). */
   drainTimeoutMs?: number;
+  /** Most connections open at once; one more is refused (default DEFAULT_MAX_CONNECTIONS; 0 = no cap). */
+  maxConnections?: number;
+  /** Told about each connection refused for maxConnections (`answered`: whether it got the 503). */
+  onRefused?: (answered: boolean) => void;
 }
 
 /** What a connection needs of its server: the handler and how a stalled request is cut. */
@@ -82,9 +100,19 @@ interface ConnectionSettings {
 /** A listening socket serving HTTP/1.1 to `handler` (plain, or TLS when options.tls is given). */
 export class Http1Server {
   readonly server: NetServer | TlsServer;
+  readonly maxConnections: number;
+  /** Connections refused for maxConnections since the server was made. */
+  refusedTotal = 0;
   private readonly connections = new Set<Http1Connection>();
+  /** TLS: the TCP sockets open, handshaking or served (the cap counts them from the connect). */
+  private readonly tlsSockets = new Set<Socket>();
+  /** Refused connections still being answered (read and dropped until their linger deadline). */
+  private readonly refusing = new Set<Socket>();
+  private readonly onRefused?: (answered: boolean) => void;
 
   constructor(handler: HttpHandler, options: Http1ServerOptions = {}) {
+    this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.onRefused = options.onRefused;
     const settings: ConnectionSettings = {
       handler,
       stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
@@ -95,12 +123,75 @@ export class Http1Server {
       onStall: options.onStall,
     };
     if (options.tls) {
-      this.server = createTlsServer({ ...options.tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, settings, false)));
+      const tlsServer = createTlsServer({ ...options.tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, settings, false)));
+      // 'connection' comes with the TCP connect, before the handshake (the listener tls.Server
+      // registers first has wrapped the socket by now; destroying it ends both).
+      tlsServer.on('connection', (raw: Socket) => {
+        if (this.full(this.tlsSockets.size)) {
+          this.refused(false);
+          raw.destroy();
+          return;
+        }
+        this.tlsSockets.add(raw);
+        raw.once('close', () => this.tlsSockets.delete(raw));
+      });
+      this.server = tlsServer;
     } else {
       this.server = createNetServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+        if (this.full(this.connections.size)) {
+          this.refuse(socket);
+          return;
+        }
         this.track(connectionWithOwnReadBuffers(socket, settings) ?? new Http1Connection(socket, settings, false));
       });
     }
+  }
+
+  /** Connections open now (TLS: from the TCP connect, handshakes included); refused ones not counted. */
+  get openConnections(): number {
+    return this.server instanceof TlsServer ? this.tlsSockets.size : this.connections.size;
+  }
+
+  private full(open: number): boolean {
+    return this.maxConnections > 0 && open >= this.maxConnections;
+  }
+
+  private refused(answered: boolean): void {
+    this.refusedTotal++;
+    this.onRefused?.(answered);
+  }
+
+  /**
+   * Answers a connection past the cap with 503 and closes it. What the client sends meanwhile (its
+   * request) is read and dropped until it closes its side or REFUSAL_LINGER_MS pass: closing with
+   * unread bytes would send a reset that can destroy the answer in flight. Past MAX_LINGERING_REFUSALS
+   * being answered at once (a flood), a refused connection is closed at once, with no answer.
+   */
+  private refuse(socket: Socket): void {
+    if (this.refusing.size >= MAX_LINGERING_REFUSALS) {
+      this.refused(false);
+      socket.destroy();
+      return;
+    }
+    this.refused(true);
+    this.refusing.add(socket);
+    const body = JSON.stringify({
+      code: 503,
+      status: 'UNAVAILABLE',
+      reason: 'TOO_MANY_CONNECTIONS',
+      message: `the data plane has ${this.maxConnections} connections open, its limit (--data-max-connections): retry later, or use gRPC`,
+      metadata: { max_connections: String(this.maxConnections) },
+    });
+    const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.refusing.delete(socket);
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('end', () => socket.destroy());
+    socket.on('data', () => undefined);
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n${body}`);
+    socket.resume();
   }
 
   private track(connection: Http1Connection): void {
@@ -115,6 +206,7 @@ export class Http1Server {
 
   closeAllConnections(): void {
     for (const connection of this.connections) connection.socket.destroy();
+    for (const socket of this.refusing) socket.destroy();
   }
 }
 

@@ -117,6 +117,9 @@ export class DaemonMetrics {
       () => (Object.entries(leases.closedTotal) as Array<[LeaseCloseReason, number]>).map(([reason, count]) => [{ reason }, count]),
     );
 
+    liveGauge('tensormem_data_plane_connections', 'HTTP data plane connections open now (TLS: from the TCP connect); at most --data-max-connections; 0 with the data plane off.', [], () => [[{}, context.dataPlaneConnections?.openConnections ?? 0]]);
+    liveCounter('tensormem_data_plane_connections_refused_total', 'HTTP data plane connections refused since start because --data-max-connections were open.', [], () => [[{}, context.dataPlaneConnections?.refusedTotal ?? 0]]);
+
     this.rpcDuration = new Histogram({
       name: 'tensormem_rpc_duration_seconds',
       help: 'gRPC calls from the first byte in to the status sent, by service, method and status code (streams included: their whole life).',

@@ -23,6 +23,8 @@ export interface ServiceContext {
   heapGrowth?: HeapGrowth;
   /** The HTTP data plane's address (http://HOST:PORT, https://HOST:PORT or unix:PATH) once bound; undefined when off. */
   dataAddress?: string;
+  /** The data plane's connections once bound (metrics): open now, and refused for --data-max-connections since start. */
+  dataPlaneConnections?: { readonly openConnections: number; readonly refusedTotal: number };
 }
 
 /** What new work, waiting allocations and watch streams get once the daemon is draining. */

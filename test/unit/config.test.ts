@@ -121,6 +121,8 @@ describe('loadConfig', () => {
   it('bounds V8 heap growth to 10 % unless told otherwise (0 = V8 decides)', () => {
     expect(loadConfig([], {}).heapGrowthPercent).toBe(10);
     expect(loadConfig(['--heap-growth', '0'], {}).heapGrowthPercent).toBe(0);
+    expect(loadConfig([], {}).dataMaxConnections).toBe(1024);
+    expect(loadConfig(['--data-max-connections', '0'], {}).dataMaxConnections).toBe(0);
     expect(loadConfig([], { TENSORMEM_HEAP_GROWTH: '50' }).heapGrowthPercent).toBe(50);
   });
 
@@ -177,6 +179,8 @@ describe('loadConfig', () => {
     [['--chunk-bytes', '0'], 'Expected a size above 0 for --chunk-bytes but received "0"'],
     [['--heap-growth', '-5'], 'Expected an integer from 0 to 400 for --heap-growth but received "-5"'],
     [['--heap-growth', '10%'], 'Expected an integer from 0 to 400 for --heap-growth but received "10%"'],
+    [['--data-max-connections', '-1'], 'Expected an integer from 0 to 1000000 for --data-max-connections but received "-1"'],
+    [['--data-max-connections', 'many'], 'Expected an integer from 0 to 1000000 for --data-max-connections but received "many"'],
     [['--listen', '127.0.0.1'], 'Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen but received "127.0.0.1"'],
     [['--listen', '127.0.0.1:0', '--listen', '127.0.0.1:70000'], 'Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen but received "127.0.0.1:70000"'],
     [['--listen', 'unix:'], 'Expected unix:PATH with a path for --listen but received "unix:"'],

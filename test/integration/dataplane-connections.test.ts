@@ -1,0 +1,182 @@
+/**
+ * --data-max-connections on a real daemon process: connections past the cap are answered 503 and
+ * closed, so that one client opening connections without end cannot take the file descriptors (and
+ * memory) the daemon's gRPC side needs; the typed client moves a refused transfer over gRPC.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { Socket, createConnection } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TensormemClient } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+
+const sockets: Socket[] = [];
+afterEach(() => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+});
+
+/** Opens a TCP connection to `base` (http://HOST:PORT) and sends `first` (nothing when undefined); resolves once connected. */
+function open(base: string, first?: string): Promise<Socket> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: url.hostname, port: Number(url.port) }, () => {
+      if (first !== undefined) socket.write(first);
+      resolve(socket);
+    });
+    sockets.push(socket);
+    socket.once('error', reject);
+  });
+}
+
+/** Everything the server sends on `socket` until it closes it (or 5 s pass), with whether it was a reset. */
+function untilClosed(socket: Socket): Promise<{ text: string; reset: boolean }> {
+  return new Promise((resolve) => {
+    let text = '';
+    let reset = false;
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => (reset = true));
+    const timer = setTimeout(() => resolve({ text: `${text}(still open after 5 s)`, reset }), 5000);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, reset });
+    });
+  });
+}
+
+function dataAddressOf(daemon: DaemonProcess): string {
+  return daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+}
+
+async function metric(daemon: DaemonProcess, name: string): Promise<number | undefined> {
+  const metricsAddress = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+
+describe('--data-max-connections', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let dataAddress: string;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '64M', '--pool-chunk', '16M', '--data-listen', '127.0.0.1:0', '--data-max-connections', '4']);
+    client = new TensormemClient(daemon.tcpAddress);
+    dataAddress = dataAddressOf(daemon);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('answers a connection past the cap 503 TOO_MANY_CONNECTIONS and closes it; gRPC, metrics and the log go on, and a freed place serves again', async () => {
+    expect(JSON.stringify(await client.config())).toContain('data-max-connections');
+    // Four connections that send nothing (idle) or half a head (slowloris) take every place.
+    const held = [await open(dataAddress), await open(dataAddress), await open(dataAddress, 'GET /v1/arrays/x HTTP/1.1\r\nHo'), await open(dataAddress, 'PUT /v1/arrays/x HTTP/1.1\r\n')];
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(4);
+
+    const extra = await open(dataAddress, 'GET /v1/arrays/x HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { text, reset } = await untilClosed(extra);
+    expect(reset).toBe(false);
+    const [head, body] = text.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 503 /);
+    expect(head).toContain('Connection: close');
+    expect(head).toContain('Content-Type: application/json');
+    expect(JSON.parse(body)).toMatchObject({ code: 503, status: 'UNAVAILABLE', reason: 'TOO_MANY_CONNECTIONS', metadata: { max_connections: '4' } });
+    expect(JSON.parse(body).message).toContain('--data-max-connections');
+
+    // The held connections are untouched, gRPC serves, and the refusal is counted and logged.
+    expect(held.every((socket) => !socket.destroyed)).toBe(true);
+    expect((await client.memoryInfo()).devices.length).toBe(1);
+    expect(await metric(daemon, 'tensormem_data_plane_connections_refused_total')).toBe(1);
+    expect(await metric(daemon, 'tensormem_data_plane_connections')).toBe(4);
+    await expect.poll(() => daemon.logs.some((entry) => entry.event === 'data_plane_connections_refused' && entry.max_connections === 4)).toBe(true);
+
+    // One place freed: the next connection is served (404 for a path the data plane does not serve).
+    held[0].destroy();
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(3);
+    const served = await untilClosed(await open(dataAddress, 'GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    expect(served.text).toMatch(/^HTTP\/1\.1 404 /);
+  });
+
+  it('the typed client moves a transfer refused for the cap over gRPC, and the next one over HTTP again', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB], zero: true });
+    const data = Buffer.alloc(2 * MiB, 0x3c);
+    for (let i = 0; i < 4; i++) await open(dataAddress);
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(4);
+    await lease.write(array.array_id, data);
+    expect(lease.transfers).toEqual({ http: 0, grpc: 1 });
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(0);
+    expect((await lease.read(array.array_id)).equals(data)).toBe(true);
+    expect(lease.transfers).toEqual({ http: 1, grpc: 1 });
+    await lease.close();
+  });
+});
+
+describe('--data-max-connections default (1024)', () => {
+  let daemon: DaemonProcess;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--data-listen', '127.0.0.1:0']);
+  });
+
+  afterAll(async () => {
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('a client opening connections without end holds 1024 of the daemon\'s descriptors, not one per connection, and a new gRPC client still connects', async () => {
+    const dataAddress = dataAddressOf(daemon);
+    const pid = daemon.child.pid!;
+    const before = openFds(pid);
+    const opened = await Promise.all(Array.from({ length: 1200 }, () => open(dataAddress).catch(() => undefined)));
+    const answers: string[] = [];
+    for (const socket of opened) socket?.on('data', (chunk: Buffer) => answers.push(chunk.toString('latin1')));
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections_refused_total'), { timeout: 5000 }).toBe(1200 - 1024);
+    expect(await metric(daemon, 'tensormem_data_plane_connections')).toBe(1024);
+    expect(openFds(pid) - before).toBeLessThanOrEqual(1024 + 16);
+    await expect.poll(() => answers.filter((text) => text.startsWith('HTTP/1.1 503 ')).length).toBeGreaterThan(0);
+    const fresh = new TensormemClient(daemon.tcpAddress, { deadlineMs: 3000 });
+    try {
+      expect((await fresh.memoryInfo()).devices.length).toBe(1);
+    } finally {
+      fresh.close();
+    }
+  });
+});
+
+const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
+
+describe.skipIf(!hasPrlimit)('the data plane within a low open-file limit', () => {
+  let daemon: DaemonProcess;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--data-listen', '127.0.0.1:0', '--data-max-connections', '100']);
+    execFileSync('prlimit', ['--pid', String(daemon.child.pid), '--nofile=300:300']);
+  });
+
+  afterAll(async () => {
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('400 connections to the data plane leave descriptors for a new gRPC client', async () => {
+    const dataAddress = dataAddressOf(daemon);
+    const opened = await Promise.all(Array.from({ length: 400 }, () => open(dataAddress).catch(() => undefined)));
+    expect(opened.filter((socket) => socket !== undefined).length).toBe(400);
+    // Without the cap the daemon took every descriptor it had: grpc-js's connection was accepted and
+    // closed at once (UNAVAILABLE: No connection established).
+    const fresh = new TensormemClient(daemon.tcpAddress, { deadlineMs: 3000 });
+    try {
+      expect((await fresh.memoryInfo()).devices.length).toBe(1);
+    } finally {
+      fresh.close();
+    }
+    expect(await metric(daemon, 'tensormem_data_plane_connections')).toBe(100);
+  });
+});
