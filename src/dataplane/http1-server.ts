@@ -26,7 +26,7 @@
  * and closed; what it sends meanwhile is read and dropped for up to 1 s so that the answer is not lost
  * to a reset, and past 64 such answers in flight further ones are closed with no answer. A TLS
  * connection counts from its TCP connect, and one past the cap is closed before the handshake, with no
- * answer.
+ * answer; a handshake that fails, or moves no byte for the head timeout (5 s), closes its connection.
  *
  * TLS connections (`tls.Server`) read through 'data' events: the same framing, one copy more.
  */
@@ -123,7 +123,12 @@ export class Http1Server {
       onStall: options.onStall,
     };
     if (options.tls) {
-      const tlsServer = createTlsServer({ ...options.tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, settings, false)));
+      const tlsServer = createTlsServer({ handshakeTimeout: settings.headTimeoutMs, ...options.tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, settings, false)));
+      // A handshake that moves no byte for the head timeout, or fails, is told here and nowhere else:
+      // node leaves the socket open. With allowHalfOpen, a client that connects and closes before its
+      // handshake (a TCP health check, a port scan) left the daemon's socket open for good, each one
+      // a file descriptor, until the daemon could accept nothing more, gRPC included.
+      tlsServer.on('tlsClientError', (_error: Error, socket: Socket) => socket.destroy());
       // 'connection' comes with the TCP connect, before the handshake (the listener tls.Server
       // registers first has wrapped the socket by now; destroying it ends both).
       tlsServer.on('connection', (raw: Socket) => {
@@ -204,9 +209,11 @@ export class Http1Server {
     for (const connection of this.connections) if (connection.isIdle) connection.socket.destroy();
   }
 
+  /** Closes every connection: served, being refused, and (TLS) still in its handshake, which server.close() would wait for. */
   closeAllConnections(): void {
     for (const connection of this.connections) connection.socket.destroy();
     for (const socket of this.refusing) socket.destroy();
+    for (const socket of this.tlsSockets) socket.destroy();
   }
 }
 

@@ -1,11 +1,14 @@
 /**
  * --data-max-connections on a real daemon process: connections past the cap are answered 503 and
  * closed, so that one client opening connections without end cannot take the file descriptors (and
- * memory) the daemon's gRPC side needs; the typed client moves a refused transfer over gRPC.
+ * memory) the daemon's gRPC side needs; the typed client moves a refused transfer over gRPC; TLS
+ * handshakes are bounded by the head deadline.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, mkdtempSync } from 'node:fs';
 import { Socket, createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
@@ -179,4 +182,75 @@ describe.skipIf(!hasPrlimit)('the data plane within a low open-file limit', () =
     }
     expect(await metric(daemon, 'tensormem_data_plane_connections')).toBe(100);
   });
+});
+
+describe('TLS data plane', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tensormem-data-tls-'));
+  let daemon: DaemonProcess;
+
+  beforeAll(async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'pipe' });
+    daemon = await startDaemon(['--data-listen', '127.0.0.1:0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem'), '--data-max-connections', '2']);
+  });
+
+  afterAll(async () => {
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('closes a TCP connection that never starts its TLS handshake after the 5 s head deadline, not node\'s 120 s', async () => {
+    const dataAddress = dataAddressOf(daemon).replace('https:', 'http:');
+    const started = Date.now();
+    const socket = await open(dataAddress);
+    socket.setTimeout(0);
+    const closed = await new Promise<number>((resolve) => {
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Date.now() - started));
+      setTimeout(() => resolve(Infinity), 9000);
+    });
+    expect(closed).toBeGreaterThanOrEqual(4500);
+    expect(closed).toBeLessThan(8000);
+  }, 15_000);
+
+  it('counts connections from the TCP connect: one past the cap is closed before its handshake', async () => {
+    const dataAddress = dataAddressOf(daemon).replace('https:', 'http:');
+    await open(dataAddress);
+    await open(dataAddress);
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(2);
+    const extra = await open(dataAddress);
+    const { text } = await untilClosed(extra);
+    expect(text).toBe('');
+    expect(await metric(daemon, 'tensormem_data_plane_connections_refused_total')).toBe(1);
+  });
+
+  it('a client that connects and closes before its handshake (a TCP health check) leaves no socket open in the daemon', async () => {
+    const dataAddress = dataAddressOf(daemon).replace('https:', 'http:');
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections'), { timeout: 8000 }).toBe(0);
+    const pid = daemon.child.pid!;
+    const before = openFds(pid);
+    for (let i = 0; i < 2; i++) (await open(dataAddress)).end();
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(2);
+    // Half-open (allowHalfOpen) and never handshaking: closed at the 5 s head timeout, not kept for good.
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections'), { timeout: 8000, interval: 250 }).toBe(0);
+    expect(openFds(pid)).toBeLessThanOrEqual(before);
+  }, 20_000);
+});
+
+describe('SIGTERM with a TLS data plane connection that never handshakes', () => {
+  it('exits at once: the drain cuts the connection instead of waiting for it (without end, once the client had closed its side)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-data-tls-stop-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'pipe' });
+    const daemon = await startDaemon(['--data-listen', '127.0.0.1:0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]);
+    try {
+      const dataAddress = dataAddressOf(daemon).replace('https:', 'http:');
+      (await open(dataAddress)).end();
+      await open(dataAddress);
+      await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(2);
+      const started = Date.now();
+      const exit = await Promise.race([daemon.stop(), new Promise<string>((resolve) => setTimeout(() => resolve('still running after 8 s'), 8000))]);
+      expect(exit).toBe(0);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      daemon.child.kill('SIGKILL');
+    }
+  }, 20_000);
 });
