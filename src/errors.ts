@@ -195,7 +195,7 @@ export class HeapLimitError extends TensormemError {
       'HEAP_LIMIT',
       `The daemon's heap is nearly full: ${formatBytes(liveBytes)} live of its ${formatBytes(limitBytes)} limit (new arrays, leases and workspaces are refused above ${formatBytes(thresholdBytes)}` +
         (share
-          ? ` for tenant "${share.tenant}", whose arrays and leases hold about ${formatBytes(share.heldBytes)} of the ${formatBytes(share.totalBytes)} that ${share.tenants} tenants' hold, more than its fair share; the others' are refused only further up). `
+          ? ` for tenant "${share.tenant}", whose arrays, leases and workspaces hold about ${formatBytes(share.heldBytes)} of the ${formatBytes(share.totalBytes)} that ${share.tenants} tenants' hold, more than its fair share; the others' are refused only further up). `
           : '). ') +
         `Try: free arrays (each costs the daemon about 250 B of heap, whatever its size) or close leases, or run tensormemd under node --max-old-space-size=MiB.`,
       {

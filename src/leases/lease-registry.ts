@@ -71,16 +71,17 @@ export class LeaseRegistry {
     let labelCost = 0;
     for (const [key, value] of Object.entries(params.labels ?? {})) labelCost += HEAP_COST.label + 2 * (key.length + value.length);
     const tenant = params.tenant || 'default';
-    this.memory.checkHeap(HEAP_COST.lease + 2 * params.clientName.length + labelCost, tenant);
+    const heapBytes = HEAP_COST.lease + 2 * params.clientName.length + labelCost;
+    this.memory.checkHeap(heapBytes, tenant);
     const token = randomBytes(32).toString('base64url');
     const leaseId = `lease-${randomBytes(12).toString('hex')}`;
-    const lease = new Lease(leaseId, hashToken(token), tenant, params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror, ++this.lastSerial);
+    const lease = new Lease(leaseId, hashToken(token), tenant, params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror, ++this.lastSerial, heapBytes);
     this.byId.set(leaseId, lease);
     this.byTokenHash.set(lease.tokenHash, lease);
     let ofTenant = this.byTenant.get(lease.tenant);
     if (!ofTenant) this.byTenant.set(lease.tenant, (ofTenant = new Set()));
     ofTenant.add(lease);
-    this.memory.countLeases(tenant, 1);
+    this.memory.countLeases(tenant, 1, heapBytes);
     this.openedTotal++;
     this.log.info({ event: 'lease_opened', leaseId, tenant: lease.tenant, client: params.clientName, ttlMs }, 'lease opened');
     return { lease, token };
@@ -135,7 +136,7 @@ export class LeaseRegistry {
     ofTenant?.delete(lease);
     const open = ofTenant?.size ?? 0;
     if (open === 0) this.byTenant.delete(lease.tenant);
-    this.memory.countLeases(lease.tenant, -1);
+    this.memory.countLeases(lease.tenant, -1, lease.heapBytes);
     const arrays = lease.arrays.size;
     const freedBytes = lease.close(reason);
     // Its last lease: a tenant outside the tenants file (open mode's client-chosen names) leaves no account behind.

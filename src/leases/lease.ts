@@ -167,11 +167,15 @@ export class Lease {
     private readonly eagerMirror: boolean,
     /** Its place in the order leases were opened (LeaseRegistry: ListLeases pages); 0 outside a registry. */
     readonly serial = 0,
+    /** What it keeps of the daemon's heap (HEAP_COST, with its labels): its tenant's share (MemoryManager.countLeases). */
+    readonly heapBytes = 0,
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
     this.arrays = new CountedArrayMap((delta) => memory.countArrays(tenant, delta));
-    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length, tenant) });
+    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length, tenant),
+      onCount: (delta, name) => memory.countWorkspaces(tenant, delta, HEAP_COST.workspace + 2 * name.length),
+    });
   }
 
   renew(ttlMs = this.ttlMs): void {

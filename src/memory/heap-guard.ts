@@ -28,8 +28,9 @@
  *
  * The heap is every tenant's, so one tenant leaking objects would take it to the line for all. A check
  * made for a tenant (FairShare) that holds more than its fair share of the daemon's objects (more than
- * the average of the tenants that hold any) is refused earlier, at FAIR_SHARE_LINE of the line: the
- * leaker stops there, and the others keep the rest of the way to the line.
+ * the average of the tenants that hold any, or all of them while the tenants file names others, idle
+ * now: MemoryManager.heapShareOf) is refused earlier, at FAIR_SHARE_LINE of the line: the leaker stops
+ * there, and the others keep the rest of the way to the line.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -97,7 +98,7 @@ export type FairShareOf = (tenant: string) => HeapShare | undefined;
 
 export interface HeapShare {
   tenant: string;
-  /** Its estimated heap (HEAP_COST of its arrays and leases), and every tenant's together. */
+  /** Its estimated heap (HEAP_COST of its arrays, leases and workspaces), and every tenant's together. */
   heldBytes: number;
   totalBytes: number;
   /** Tenants that hold any. */

@@ -78,8 +78,10 @@ interface TenantAccount {
   mmap: { usedBytes: number; files: number; quotaBytes: number };
   /** Live arrays of its leases (countArrays), arrays being made (reserveArray), and its max_arrays (0 = none). */
   arrays: { count: number; making: number; max: number };
-  /** Its open leases (countLeases): with its arrays, its share of the daemon's heap (heapShareOf). */
+  /** Its open leases (countLeases) and workspaces (countWorkspaces), and the heap both keep at HEAP_COST (with their labels and names): with its arrays, its share of the daemon's heap (heapShareOf). */
   leases: number;
+  workspaces: number;
+  objectHeapBytes: number;
   /** Allocations under way: a chunk taken for one may run the lease sweep (--maxphysicalbytes relief), which must not drop the account meanwhile. */
   allocating: number;
 }
@@ -384,11 +386,13 @@ export class MemoryManager {
   }
 
   /**
-   * `tenant`'s estimated share of the daemon's heap (HEAP_COST of its live arrays and open leases) when it
-   * is more than the average of the tenants that hold any; undefined otherwise (also when it is the only one).
+   * `tenant`'s estimated share of the daemon's heap (HEAP_COST of its live arrays, open leases with their
+   * labels, and workspaces) when it is more than the average of the tenants that hold any, or all of it
+   * while the tenants file names another tenant (one that holds nothing now still needs room to open a
+   * lease); undefined otherwise (also for the only tenant of a daemon).
    */
   private heapShareOf(tenant: string): HeapShare | undefined {
-    const heldBy = (account: TenantAccount) => (account.arrays.count + account.arrays.making) * HEAP_COST.array + account.leases * HEAP_COST.lease;
+    const heldBy = (account: TenantAccount) => (account.arrays.count + account.arrays.making) * HEAP_COST.array + account.objectHeapBytes;
     let totalBytes = 0;
     let tenants = 0;
     for (const account of this.tenants.values()) {
@@ -398,12 +402,24 @@ export class MemoryManager {
     }
     const account = this.tenants.get(tenant);
     const heldBytes = account ? heldBy(account) : 0;
-    return tenants > 1 && heldBytes * tenants > totalBytes ? { tenant, heldBytes, totalBytes, tenants } : undefined;
+    if (heldBytes === 0) return undefined;
+    if (tenants > 1) return heldBytes * tenants > totalBytes ? { tenant, heldBytes, totalBytes, tenants } : undefined;
+    // The only tenant holding any: over its share when the tenants file names others (idle now).
+    return [...this.declaredTenants].some((name) => name !== tenant) ? { tenant, heldBytes, totalBytes, tenants } : undefined;
   }
 
-  /** `tenant` has `delta` more (or fewer) open leases (LeaseRegistry). */
-  countLeases(tenant: string, delta: number): void {
-    this.account(tenant).leases += delta;
+  /** `tenant` has `delta` more (or fewer) open leases, keeping `heapBytes` of the daemon's heap each (LeaseRegistry). */
+  countLeases(tenant: string, delta: number, heapBytes: number): void {
+    const account = this.account(tenant);
+    account.leases += delta;
+    account.objectHeapBytes += delta * heapBytes;
+  }
+
+  /** `tenant` has `delta` more (or fewer) workspaces, keeping `heapBytes` of the daemon's heap each (a lease's WorkspaceRegistry). */
+  countWorkspaces(tenant: string, delta: number, heapBytes: number): void {
+    const account = this.account(tenant);
+    account.workspaces += delta;
+    account.objectHeapBytes += delta * heapBytes;
   }
 
   /**
@@ -480,6 +496,8 @@ export class MemoryManager {
         mmap: { usedBytes: 0, files: 0, quotaBytes: limits.mmapQuotaBytes },
         arrays: { count: 0, making: 0, max: limits.maxArrays },
         leases: 0,
+        workspaces: 0,
+        objectHeapBytes: 0,
         allocating: 0,
       };
       this.tenants.set(tenant, account);
@@ -530,7 +548,7 @@ export class MemoryManager {
   releaseIdleTenant(tenant: string): boolean {
     const account = this.tenants.get(tenant);
     if (!account || this.declaredTenants.has(tenant) || account.allocating > 0) return false;
-    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0 || account.arrays.making > 0 || account.leases > 0) return false;
+    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0 || account.arrays.making > 0 || account.leases > 0 || account.workspaces > 0) return false;
     if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
     this.tenants.delete(tenant);
     if (account.guaranteeBytes > 0) this.updateGuaranteesInForce();

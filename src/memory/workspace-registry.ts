@@ -25,6 +25,8 @@ export interface WorkspaceRegistryOptions {
   deviceCount?: number;
   /** Asked with the new workspace's name before it takes memory, once its name and configuration passed (WorkspaceOptions.beforeCreate): may refuse (the daemon's heap, HeapGuard). */
   beforeCreate?: (name: string) => void;
+  /** Told of each workspace registered (+1) and forgotten (-1), with its name (the daemon's heap share of its tenant). */
+  onCount?: (delta: number, name: string) => void;
 }
 
 /** Longest workspace name accepted. */
@@ -42,6 +44,7 @@ export class WorkspaceRegistry {
   private readonly byId = new Map<string, Workspace>();
   private readonly byName = new Map<string, Workspace>();
   private readonly beforeCreate: ((name: string) => void) | undefined;
+  private readonly onCount: ((delta: number, name: string) => void) | undefined;
 
   constructor(options: WorkspaceRegistryOptions) {
     this.backing = options.backing;
@@ -49,6 +52,7 @@ export class WorkspaceRegistry {
     this.defaultConfig = options.defaultConfig === undefined ? DEFAULT_WORKSPACE_CONFIG : normalizeWorkspaceConfig(options.defaultConfig);
     this.deviceCount = options.deviceCount;
     this.beforeCreate = options.beforeCreate;
+    this.onCount = options.onCount;
   }
 
   /** setDefaultWorkspaceConfiguration: for later creations without a configuration. */
@@ -82,6 +86,7 @@ export class WorkspaceRegistry {
     const workspace = new Workspace({ name, workspaceId, config: normalized, backing: this.backing, scope: this.scope, beforeCreate: beforeCreate && (() => beforeCreate(name)) });
     this.byId.set(workspaceId, workspace);
     this.byName.set(name, workspace);
+    this.onCount?.(1, name);
     return workspace;
   }
 
@@ -213,8 +218,9 @@ export class WorkspaceRegistry {
   }
 
   private forget(workspace: Workspace): void {
-    this.byId.delete(workspace.workspaceId);
+    if (!this.byId.delete(workspace.workspaceId)) return;
     this.byName.delete(workspace.name);
+    this.onCount?.(-1, workspace.name);
   }
 
   private checkOwned(workspace: Workspace): void {

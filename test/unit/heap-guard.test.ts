@@ -162,7 +162,7 @@ describe('HeapGuard', () => {
     expect(asked).toBe(0);
     heap.used = heap.liveAfterGc = 70 * MiB;
     const error = thrownBy(() => guard.check(0, leaker), HeapLimitError);
-    expect(error.message).toContain('refused above 67108864 bytes (64.00 MiB) for tenant "a", whose arrays and leases hold about 31457280 bytes (30.00 MiB) of the 32505856 bytes (31.00 MiB) that 2 tenants\' hold, more than its fair share');
+    expect(error.message).toContain('refused above 67108864 bytes (64.00 MiB) for tenant "a", whose arrays, leases and workspaces hold about 31457280 bytes (30.00 MiB) of the 32505856 bytes (31.00 MiB) that 2 tenants\' hold, more than its fair share');
     expect(error.metadata).toMatchObject({ heap_threshold_bytes: String(64 * MiB), tenant: 'a', tenant_heap_bytes: String(30 * MiB), tenants_heap_bytes: String(31 * MiB) });
     guard.check(0, light);
     guard.check(0);
