@@ -137,6 +137,33 @@ describe('ListLeases pages and tenant eviction', () => {
     }
   });
 
+  it("refuses a page token of one tenant's listing passed with another tenant (it silently skipped that tenant's older leases)", async () => {
+    const b = await open(TOKENS.b, 3);
+    const a = await open(TOKENS.a, 3);
+    try {
+      const ofA = await client.listLeasesPage({ tenant: 'team-a', pageSize: 1 }, TOKENS.admin);
+      const ofAll = await client.listLeasesPage({ pageSize: 4 }, TOKENS.admin);
+      for (const [pageToken, tenant] of [
+        [ofA.nextPageToken, 'team-b'],
+        [ofAll.nextPageToken, 'team-b'],
+        [ofA.nextPageToken, ''],
+      ]) {
+        const refused = await failure(client.listLeasesPage({ tenant, pageSize: 10, pageToken }, TOKENS.admin));
+        expect(refused.code).toBe(status.INVALID_ARGUMENT);
+        expect(refused.details).toContain('page_token');
+      }
+      // A tenant token's own listing, its tenant named or not, is one listing.
+      const own = await client.listLeasesPage({ pageSize: 1 }, TOKENS.b);
+      const rest = await client.listLeasesPage({ tenant: 'team-b', pageSize: 10, pageToken: own.nextPageToken }, TOKENS.b);
+      expect(rest.leases.map((lease) => lease.lease_id)).toEqual(b.slice(1).map((lease) => lease.leaseId));
+      // Each token goes on with its own listing.
+      const restOfA = await client.listLeasesPage({ tenant: 'team-a', pageSize: 10, pageToken: ofA.nextPageToken }, TOKENS.admin);
+      expect(restOfA.leases.map((lease) => lease.lease_id)).toEqual(a.slice(1).map((lease) => lease.leaseId));
+    } finally {
+      await closeAll([...a, ...b]);
+    }
+  });
+
   it('lists the biggest leases first in one page (tensormemctl top), equal ones in the order they were opened', async () => {
     const leases = await open(TOKENS.b, 5);
     const raw = new (loadTensormemProto().proto.tensormem.v1.LeaseService)(daemon.tcpAddress, credentials.createInsecure());
