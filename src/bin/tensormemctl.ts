@@ -24,7 +24,7 @@ const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKE
 Commands:
   info      memory per device pool, host pool, process and tenant (GetMemoryInfo)
   leases [--tenant NAME]         open leases: tenant, client, bytes, arrays, expiry (ListLeases; --tenant:
-                                 only that tenant's, with an admin --token)
+                                 only that tenant's; another tenant's than the --token's needs an admin one)
   arrays    arrays: of the lease of a lease --token (ListArrays), or every array block by owner
             (GetMemorySnapshot; under a tenants file, with an admin --token)
   config    the daemon's effective configuration and where each value came from (GetConfig)
@@ -236,6 +236,7 @@ async function main(): Promise<number> {
         if (leaseId !== undefined && values.tenant !== undefined) throw new UsageError('evict takes a lease id or --tenant NAME, not both');
         if (values.tenant !== undefined) {
           const tenant = values.tenant;
+          if (tenant === '') throw new UsageError('evict --tenant needs a tenant name: tensormemctl evict --tenant NAME --token ADMIN_TOKEN');
           const { evictedLeases, freedBytes } = await client().evictTenant(tenant, values.token);
           print({ tenant, evicted_leases: evictedLeases, freed_bytes: freedBytes }, () => `evicted ${evictedLeases} leases of tenant ${tenant}: freed ${formatIec(freedBytes)}`);
           break;

@@ -173,7 +173,10 @@ export class Lease {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
     this.arrays = new CountedArrayMap((delta) => memory.countArrays(tenant, delta));
-    this.workspaces = new WorkspaceRegistry({ backing: this.workspaceBacking, deviceCount: memory.deviceCount, beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length, tenant),
+    this.workspaces = new WorkspaceRegistry({
+      backing: this.workspaceBacking,
+      deviceCount: memory.deviceCount,
+      beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length, tenant),
       onCount: (delta, name) => memory.countWorkspaces(tenant, delta, HEAP_COST.workspace + 2 * name.length),
     });
   }

@@ -545,6 +545,9 @@ describe('tensormemctl arrays under a tenants file', () => {
     const both = await ctlAt('evict', leases[0].leaseId, '--tenant', 'team-a', '--token', TOKENS.admin);
     expect(both.code).toBe(2);
     expect(both.stderr).toContain('evict takes a lease id or --tenant NAME, not both');
+    const empty = await ctlAt('evict', '--tenant', '', '--token', TOKENS.admin);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('evict --tenant needs a tenant name');
     const notAdmin = await ctlAt('evict', '--tenant', 'team-a', '--token', TOKENS.a);
     expect(notAdmin.code).toBe(1);
     expect((await tenantClient.listLeases(TOKENS.admin, { tenant: 'team-a' })).length).toBe(3);
