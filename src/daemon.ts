@@ -219,6 +219,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
           clearTimeout(timer);
           resolve(true);
         });
+        // Connections that never became sessions (a TLS handshake or an HTTP/2 preface still to come)
+        // carry no call, and server.close() would wait for them until the timeout.
+        running.connectionSetup.closePending();
       });
       const [grpcDone, dataDone] = await Promise.all([grpcDrained, dataPlane?.close(config.shutdownTimeoutMs) ?? true]);
       const drained = grpcDone && dataDone;

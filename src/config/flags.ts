@@ -70,7 +70,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'list',
     arg: 'ADDR',
     default: '127.0.0.1:7070,unix:/tmp/tensormemd.sock',
-    help: 'gRPC address, repeatable: HOST:PORT (port 0 picks one) or unix:PATH. The addresses bound are logged.',
+    help: 'gRPC address, repeatable: HOST:PORT (port 0 picks one) or unix:PATH. The addresses bound are logged. A connection that has not sent its HTTP/2 preface 10 s after its connect (TLS handshake included) is closed.',
   },
   {
     name: 'data-listen',

@@ -15,6 +15,7 @@ import { WorkspaceService } from './workspace-service';
 import { addHealthService } from './health-service';
 import { loadTensormemProto } from './proto';
 import { releaseFinishedStreams } from './finished-stream-release';
+import { ConnectionSetupGuard, guardConnectionSetup } from './connection-setup-guard';
 import type { ServiceContext } from './service-context';
 
 export const SERVICE_NAMES = ['tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService', 'tensormem.v1.WorkspaceService'];
@@ -24,6 +25,8 @@ export interface RunningServer {
   health: HealthImplementation;
   /** The addresses actually bound (port 0 resolved). */
   addresses: string[];
+  /** Closes connections that take too long to send their HTTP/2 preface; closePending() for the drain. */
+  connectionSetup: ConnectionSetupGuard;
 }
 
 /** `interceptors` see every call (the RPC metrics hook in src/observability). */
@@ -49,10 +52,16 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
     server.forceShutdown();
     throw error;
   }
+  const connectionSetup = guardConnectionSetup(server, undefined, () =>
+    context.log.warn({ event: 'connection_setup_unguarded' }, 'a gRPC session could not be matched to its socket: connections that never send the HTTP/2 preface are no longer closed'),
+  );
+  if (connectionSetup.hooked === 0) {
+    context.log.warn({ event: 'connection_setup_unguarded' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: connections that never send the HTTP/2 preface stay open');
+  }
   if (releaseFinishedStreams(server) === 0) {
     context.log.warn({ event: 'finished_streams_not_released' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: finished calls stay on the heap until a full GC');
   }
-  return { server, health, addresses };
+  return { server, health, addresses, connectionSetup };
 }
 
 /** TLS (or mTLS with --tls-client-ca) for TCP addresses when configured; plaintext otherwise. */
