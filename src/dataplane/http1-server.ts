@@ -26,7 +26,7 @@
  * and closed; what it sends meanwhile is read and dropped for up to 1 s so that the answer is not lost
  * to a reset, and past 64 such answers in flight further ones are closed with no answer. A TLS
  * connection counts from its TCP connect, and one past the cap is closed before the handshake, with no
- * answer; a handshake that fails, or moves no byte for the head timeout (5 s), closes its connection.
+ * answer; a handshake that fails, or is not done the head timeout (5 s) after the connect, closes its connection.
  *
  * TLS connections (`tls.Server`) read through 'data' events: the same framing, one copy more.
  */
@@ -124,7 +124,7 @@ export class Http1Server {
     };
     if (options.tls) {
       const tlsServer = createTlsServer({ handshakeTimeout: settings.headTimeoutMs, ...options.tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, settings, false)));
-      // A handshake that moves no byte for the head timeout, or fails, is told here and nowhere else:
+      // A handshake not done the head timeout after the connect (node's handshakeTimeout), or failed, is told here and nowhere else:
       // node leaves the socket open. With allowHalfOpen, a client that connects and closes before its
       // handshake (a TCP health check, a port scan) left the daemon's socket open for good, each one
       // a file descriptor, until the daemon could accept nothing more, gRPC included.
