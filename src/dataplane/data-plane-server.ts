@@ -63,6 +63,17 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
   const plane = new DataPlane(context);
   let refusedUnlogged = 0;
   let lastRefusalLog = -Infinity;
+  let refusalLogTimer: NodeJS.Timeout | undefined;
+  const logRefusals = () => {
+    refusalLogTimer = undefined;
+    if (refusedUnlogged === 0) return;
+    context.log.warn(
+      { event: 'data_plane_connections_refused', refused: refusedUnlogged, max_connections: config.dataMaxConnections },
+      `data plane: ${refusedUnlogged} connection(s) refused since the last such line: ${config.dataMaxConnections} open, the --data-max-connections limit`,
+    );
+    refusedUnlogged = 0;
+    lastRefusalLog = Date.now();
+  };
   const http = new Http1Server((exchange) => plane.handle(exchange), {
     tls: tls && {
       cert: readFileSync(tls.certFile),
@@ -82,15 +93,12 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
     onRefused: () => {
       // A flood refuses thousands a second: one line per interval, with how many it stands for
       // (tensormem_data_plane_connections_refused_total counts each).
+      // Those held back are logged when the interval is up, not only with the next refusal after it
+      // (which may never come: a burst's first line alone would stand for the whole burst).
       refusedUnlogged++;
-      const now = Date.now();
-      if (now - lastRefusalLog < REFUSAL_LOG_INTERVAL_MS) return;
-      context.log.warn(
-        { event: 'data_plane_connections_refused', refused: refusedUnlogged, max_connections: config.dataMaxConnections },
-        `data plane: ${refusedUnlogged} connection(s) refused since the last such line: ${config.dataMaxConnections} open, the --data-max-connections limit`,
-      );
-      refusedUnlogged = 0;
-      lastRefusalLog = now;
+      const wait = lastRefusalLog + REFUSAL_LOG_INTERVAL_MS - Date.now();
+      if (wait <= 0) logRefusals();
+      else refusalLogTimer ??= setTimeout(logRefusals, wait).unref();
     },
   });
   const server = http.server;
@@ -113,7 +121,11 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
   return {
     address: bound,
     server: http,
-    close: (timeoutMs) => plane.close(http, timeoutMs),
+    close: (timeoutMs) => {
+      clearTimeout(refusalLogTimer);
+      logRefusals();
+      return plane.close(http, timeoutMs);
+    },
   };
 }
 

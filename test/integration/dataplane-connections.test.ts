@@ -107,6 +107,21 @@ describe('--data-max-connections', () => {
     expect(served.text).toMatch(/^HTTP\/1\.1 404 /);
   });
 
+  it('logs the refusals of a burst within the 10 s interval, not only with a next refusal that may never come', async () => {
+    const logged = () =>
+      daemon.logs.filter((entry) => entry.event === 'data_plane_connections_refused').reduce((sum, entry) => sum + (entry.refused as number), 0);
+    for (let i = 0; i < 4; i++) await open(dataAddress);
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(4);
+    // A burst right after a line (the first refusal of the daemon, or the previous test's): held back.
+    // (At once: the held connections are idle, and the daemon closes idle ones after 5 s.)
+    const burst = await Promise.all(Array.from({ length: 5 }, () => open(dataAddress)));
+    await Promise.all(burst.map(untilClosed));
+    const refused = await metric(daemon, 'tensormem_data_plane_connections_refused_total');
+    expect(logged()).toBeLessThan(refused!);
+    // Then nothing more is refused; the held-back count still reaches the log once the interval is up.
+    await expect.poll(logged, { timeout: 12_000, interval: 250 }).toBe(refused);
+  }, 30_000);
+
   it('the typed client moves a transfer refused for the cap over gRPC, and the next one over HTTP again', async () => {
     const lease = await client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB], zero: true });
