@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT that refuses new work, lets calls in flight finish (up to --shutdown-timeout), then
  * frees every lease and every chunk.
  */
+import { DESCRIPTORS_FOR_THE_REST, openFileLimit } from './config/open-file-limit';
 import { setMaxListeners } from 'node:events';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
@@ -67,6 +68,18 @@ export function checkHeapReserve(config: Pick<DaemonConfig, 'heapReserveBytes' |
       config.rawValues?.['heap-reserve'] ?? formatBytes(reserve),
     );
   }
+}
+
+/**
+ * A --data-max-connections given above the open-file limit less DESCRIPTORS_FOR_THE_REST does not
+ * protect the descriptors the gRPC side needs: said once at start (0, no cap, was asked for as such).
+ */
+export function warnWhenConnectionsPassOpenFiles(maxConnections: number, limit: number | undefined, log: Logger): void {
+  if (limit === undefined || maxConnections === 0 || maxConnections <= limit - DESCRIPTORS_FOR_THE_REST) return;
+  log.warn(
+    { event: 'data_max_connections_above_open_files', data_max_connections: maxConnections, open_file_limit: limit },
+    `--data-max-connections ${maxConnections} leaves less than ${DESCRIPTORS_FOR_THE_REST} of the daemon's ${limit} open files to gRPC and the pools: a client opening data plane connections can take them all; lower it or raise the limit (ulimit -n, systemd LimitNOFILE)`,
+  );
 }
 
 /**
@@ -144,6 +157,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   let status: StatusServer | undefined;
   try {
     dataPlane = await startDataPlane(context);
+    if (dataPlane) warnWhenConnectionsPassOpenFiles(config.dataMaxConnections, openFileLimit(), log);
     context.dataAddress = dataPlane?.address;
     context.dataPlaneConnections = dataPlane?.server;
     if (config.metricsListen !== undefined) status = await startStatusServer(config.metricsListen, context, metrics);

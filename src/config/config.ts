@@ -5,6 +5,7 @@
  * VRAM-derived --maxbytes) stay as SizeSpec here and are resolved by src/memory/limits.ts once the
  * backend is up.
  */
+import { dataMaxConnectionsFor, openFileLimit } from './open-file-limit';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
@@ -307,6 +308,14 @@ function build(raw: RawValues): DaemonConfig {
       `${text('chunk-bytes')} (${chunkBytes} bytes)`,
     );
   }
+  // Unset, the cap leaves half the open-file limit to the rest of the daemon (src/config/open-file-limit.ts).
+  function dataMaxConnections(): number {
+    const given = int('data-max-connections', 0, 1_000_000);
+    if (raw.get('data-max-connections')?.source !== 'default') return given;
+    const fitting = dataMaxConnectionsFor(openFileLimit(), given);
+    if (fitting !== given) rawValues['data-max-connections'] = String(fitting);
+    return fitting;
+  }
   return {
     backend: choice('backend'),
     profile: text('profile') === undefined ? undefined : choice<NonNullable<DaemonConfig['profile']>>('profile'),
@@ -333,7 +342,7 @@ function build(raw: RawValues): DaemonConfig {
     shutdownTimeoutMs: timerDuration('shutdown-timeout'),
     maxWaitMs: duration('max-wait'),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
-    dataMaxConnections: int('data-max-connections', 0, 1_000_000),
+    dataMaxConnections: dataMaxConnections(),
     logLevel: choice('log-level'),
     tenantsFile: securityFile('tenants'),
     mmapDir: text('mmap-dir') || undefined,

@@ -91,7 +91,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'int',
     arg: 'N',
     default: '1024',
-    help: "Most data plane connections open at once, all clients together (TLS: from the TCP connect). One more is answered 503 (reason TOO_MANY_CONNECTIONS; the typed client then uses gRPC for that transfer) and closed, so that a client opening connections without end cannot take the file descriptors and memory the daemon's gRPC side needs. 0 = no cap.",
+    help: "Most data plane connections open at once, all clients together (TLS: from the TCP connect). One more is answered 503 (reason TOO_MANY_CONNECTIONS; the typed client then uses gRPC for that transfer) and closed, so that a client opening connections without end cannot take the file descriptors and memory the daemon's gRPC side needs. 0 = no cap. Default: 1024, or half the process's open-file limit (ulimit -n) when that is lower.",
   },
   {
     name: 'metrics-listen',

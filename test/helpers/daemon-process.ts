@@ -33,11 +33,13 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
+/** `prefix`: a command the daemon runs under (e.g. ['prlimit', '--nofile=600:600']). */
+export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Promise<DaemonProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'tensormemd-test-'));
   const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
   const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', '--data-listen', 'off', '--log-level', 'debug', ...flags];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const command = prefix.length > 0 ? [...prefix, process.execPath, ...args] : [process.execPath, ...args];
+  const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const stderrText: string[] = [];
   const otherStderr: string[] = [];

@@ -1,0 +1,33 @@
+/**
+ * The process's open-file limit, which bounds the data plane's connections: each is a file descriptor,
+ * and the gRPC listeners, pool files, shared-memory regions and MMAP workspace files need theirs.
+ * A shell's common soft limit is 1024, the same as --data-max-connections' cap, which would then take
+ * every descriptor before it refused a connection: unset, the cap is half the soft limit when that is
+ * lower. (The systemd unit raises the limit to 65536.)
+ */
+import { readFileSync } from 'node:fs';
+
+/** Descriptors a --data-max-connections given on the command line should leave to the rest of the daemon. */
+export const DESCRIPTORS_FOR_THE_REST = 128;
+
+/** The soft RLIMIT_NOFILE of this process (Linux: /proc/self/limits); undefined when unlimited or unknown. */
+export function openFileLimit(limitsText?: string): number | undefined {
+  let text = limitsText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  const match = /^Max open files\s+(\S+)/m.exec(text);
+  if (!match || match[1] === 'unlimited') return undefined;
+  const limit = Number(match[1]);
+  return Number.isSafeInteger(limit) && limit > 0 ? limit : undefined;
+}
+
+/** --data-max-connections' default under a soft limit of `limit` descriptors: `defaultCap`, or half the limit (at least 16) when that is lower. */
+export function dataMaxConnectionsFor(limit: number | undefined, defaultCap: number): number {
+  if (limit === undefined) return defaultCap;
+  return Math.min(defaultCap, Math.max(16, Math.floor(limit / 2)));
+}
