@@ -636,14 +636,7 @@ export class Lease {
     // PLACEMENT_UNSPECIFIED: ND4J's dup / leverageTo allocate the copy in the target workspace whatever
     // the source is, so a copy into a workspace takes the workspace's placement (a HOST_ONLY array
     // duplicated into a FULL workspace becomes a device array there); outside workspaces, the source's.
-    const placement =
-      placementName === 'PLACEMENT_UNSPECIFIED'
-        ? workspace
-          ? workspace.primaryKind === 'DEVICE'
-            ? 'PLACEMENT_DEVICE'
-            : 'PLACEMENT_HOST_ONLY'
-          : source.placement
-        : parsePlacement(placementName);
+    const placement = placementName !== 'PLACEMENT_UNSPECIFIED' ? parsePlacement(placementName) : workspace ? TensorArray.placementIn(workspace) : source.placement;
     const copy = await this.create(
       { dataType: source.dataType, shape: source.shape, placement, device: source.device, workspaceId: '', zero: false, label: label || source.label, requestId: '', overwritten: true },
       source.byteSize,

@@ -366,6 +366,11 @@ export class TensorArray implements BlockOwner {
     return array;
   }
 
+  /** The placement of an array attached to `workspace`: device in a FULL workspace, host in HOST_ONLY and MMAP ones. */
+  static placementIn(workspace: Workspace): PlacementName {
+    return workspace.primaryKind === 'DEVICE' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY';
+  }
+
   /** INVALID_ARGUMENT for a PLACEMENT_HOST_ONLY array in a FULL workspace (whose buffer is device memory). */
   static checkAttachable(placement: PlacementName, workspace: Workspace): void {
     if (workspace.primaryKind === 'DEVICE' && placement === 'PLACEMENT_HOST_ONLY') {
@@ -380,7 +385,7 @@ export class TensorArray implements BlockOwner {
    */
   static async createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean; buffers?: WorkspaceBufferOptions }): Promise<TensorArray> {
     TensorArray.checkAttachable(init.placement, workspace);
-    const placement = workspace.primaryKind === 'DEVICE' ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY';
+    const placement = TensorArray.placementIn(workspace);
     // The constructor checks its input: it runs before the workspace hands out any memory.
     const array = new TensorArray({ ...init, placement, device: workspace.config.device }, memory);
     const primary = workspace.alloc(init.byteSize, options.buffers === undefined ? undefined : { buffers: options.buffers });
@@ -652,10 +657,9 @@ export class TensorArray implements BlockOwner {
         const source = this.currentBlock();
         // A ring that wrapped onto the source (one chunk, the destination after it): last slice first, as memmove.
         const backward = destination.chunkHandle === source.chunkHandle && destination.offset > source.offset;
-        await target.intoOwn(
-          this.byteSize,
-          () => this.memory.copyBlock(destination, 0, source, 0, this.byteSize),
-          (at, length) => this.memory.copyBlockInline(destination, at, source, at, length),
+        await target.copyIntoOwn(
+          destination,
+          source,
           () => {
             // A copy into a workspace whose scope is not open is made 'leaked' from the start: refused only
             // once that workspace moved on; the source, once its own did (its bytes are then the next cycle's).
@@ -695,12 +699,7 @@ export class TensorArray implements BlockOwner {
         do {
           this.set(DEVICE_WRITTEN, false);
           // An attached array's mirror is its workspace's host side, the next cycle's once it moved on.
-          await this.intoOwn(
-            this.byteSize,
-            () => this.memory.copyBlock(mirror, 0, device, 0, this.byteSize),
-            (at, length) => this.memory.copyBlockInline(mirror, at, device, at, length),
-            () => this.usable(operation),
-          );
+          await this.copyIntoOwn(mirror, device, () => this.usable(operation));
         } while (this.has(DEVICE_WRITTEN));
         this.hostValid = true;
       };
@@ -717,14 +716,7 @@ export class TensorArray implements BlockOwner {
   }
 
   private async copyMirrorToDevice(operation: string): Promise<void> {
-    const device = this.deviceBlock!;
-    const mirror = this.hostBlock!;
-    await this.intoOwn(
-      this.byteSize,
-      () => this.memory.copyBlock(device, 0, mirror, 0, this.byteSize),
-      (at, length) => this.memory.copyBlockInline(device, at, mirror, at, length),
-      () => this.usable(operation),
-    );
+    await this.copyIntoOwn(this.deviceBlock!, this.hostBlock!, () => this.usable(operation));
     this.deviceValid = true;
     this.hostValid = true;
   }
@@ -841,6 +833,17 @@ export class TensorArray implements BlockOwner {
       if (!check()) return;
       slice(at, Math.min(ATTACHED_COPY_SLICE_BYTES, bytes - at));
     }
+  }
+
+  /** copyBlock of the whole array from `source` into `destination` (one of this array's own blocks), through intoOwn. */
+  private copyIntoOwn(destination: Block, source: Block, check: () => boolean, backward = false): Promise<void> {
+    return this.intoOwn(
+      this.byteSize,
+      () => this.memory.copyBlock(destination, 0, source, 0, this.byteSize),
+      (at, length) => this.memory.copyBlockInline(destination, at, source, at, length),
+      check,
+      backward,
+    );
   }
 
   /** writeBlock of `data` into `block` (one of this array's own) at `offset`, through intoOwn. */
