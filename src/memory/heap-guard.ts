@@ -27,7 +27,7 @@
  * soon as V8 has collected it, not only at the guard's next collection.
  *
  * The heap is every tenant's, so one tenant leaking objects would take it to the line for all. A check
- * made for a tenant (FairShare) that holds more than its fair share of the daemon's objects (more than
+ * made for a tenant (fairShareOf) that holds more than its fair share of the daemon's objects (more than
  * the average of the tenants that hold any, or all of them while the tenants file names others, idle
  * now: MemoryManager.heapShareOf) is refused earlier, at FAIR_SHARE_LINE of the line: the leaker stops
  * there, and the others keep the rest of the way to the line.
@@ -137,7 +137,7 @@ export class HeapGuard {
     return Math.max(0, this.limitBytes - this.reserveBytes);
   }
 
-  /** The line of a tenant over its fair share (FairShare). */
+  /** The line of a tenant over its fair share (fairShareOf). */
   get fairShareLineBytes(): number {
     return Math.floor(this.thresholdBytes * FAIR_SHARE_LINE);
   }

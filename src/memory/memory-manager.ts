@@ -405,7 +405,7 @@ export class MemoryManager {
     if (heldBytes === 0) return undefined;
     if (tenants > 1) return heldBytes * tenants > totalBytes ? { tenant, heldBytes, totalBytes, tenants } : undefined;
     // The only tenant holding any: over its share when the tenants file names others (idle now).
-    return [...this.declaredTenants].some((name) => name !== tenant) ? { tenant, heldBytes, totalBytes, tenants } : undefined;
+    return this.declaredTenants.size > (this.declaredTenants.has(tenant) ? 1 : 0) ? { tenant, heldBytes, totalBytes, tenants } : undefined;
   }
 
   /** `tenant` has `delta` more (or fewer) open leases, keeping `heapBytes` of the daemon's heap each (LeaseRegistry). */
