@@ -44,6 +44,7 @@ export type ErrorReason =
   | 'PERMISSION_DENIED'
   | 'BACKEND_ERROR'
   | 'SHUTTING_DOWN'
+  | 'TOO_MANY_CONNECTIONS'
   | 'CHECKSUM_MISMATCH'
   | 'INTERNAL';
 

@@ -33,6 +33,8 @@
 import { STATUS_CODES } from 'node:http';
 import { Server as NetServer, Socket, createServer as createNetServer } from 'node:net';
 import { Server as TlsServer, TlsOptions, createServer as createTlsServer } from 'node:tls';
+import { TensormemError } from '../errors';
+import { httpErrorOf } from './http-errors';
 
 /** Largest request head (request line and headers) accepted. */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -180,13 +182,13 @@ export class Http1Server {
     }
     this.refused(true);
     this.refusing.add(socket);
-    const body = JSON.stringify({
-      code: 503,
-      status: 'UNAVAILABLE',
-      reason: 'TOO_MANY_CONNECTIONS',
-      message: `the data plane has ${this.maxConnections} connections open, its limit (--data-max-connections): retry later, or use gRPC`,
-      metadata: { max_connections: String(this.maxConnections) },
-    });
+    const body = JSON.stringify(
+      httpErrorOf(
+        new TensormemError('UNAVAILABLE', 'TOO_MANY_CONNECTIONS', `the data plane has ${this.maxConnections} connections open, its limit (--data-max-connections): retry later, or use gRPC`, {
+          max_connections: String(this.maxConnections),
+        }),
+      ),
+    );
     const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
     socket.once('close', () => {
       clearTimeout(timer);
