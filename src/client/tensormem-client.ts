@@ -147,6 +147,12 @@ export const DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS = 5000;
  * takes (64 of 63 + 256 characters) stays near 20 MiB, under the default 64 MiB message limit.
  */
 export const LIST_LEASES_PAGE_SIZE = 1000;
+/**
+ * Arrays per ListArrays reply that list asks for: some 110 bytes an array without a label, at most about
+ * 1.3 KiB with the longest label (256 characters) and shape (32 dimensions) the daemon takes, so a page
+ * stays under 13 MiB, within the default 64 MiB message limit.
+ */
+export const LIST_ARRAYS_PAGE_SIZE = 10_000;
 
 export interface AllocateOptions {
   dataType: DataType;
@@ -590,8 +596,24 @@ export class LeaseSession {
     return this.remember((await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.GetArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).array!);
   }
 
+  /** Every array of the lease (ListArrays, LIST_ARRAYS_PAGE_SIZE a reply). */
   async list(): Promise<ArrayInfo__Output[]> {
-    return (await call<{ arrays: ArrayInfo__Output[] }>((cb) => this.client.arrays.ListArrays({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).arrays;
+    const arrays: ArrayInfo__Output[] = [];
+    let pageToken = '';
+    do {
+      const page = await this.listPage({ pageSize: LIST_ARRAYS_PAGE_SIZE, pageToken });
+      arrays.push(...page.arrays);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== '');
+    return arrays;
+  }
+
+  /** One ListArrays reply: pageSize 0 (the default) for every array at once; pageToken a previous page's nextPageToken. */
+  async listPage(request: { pageSize?: number; pageToken?: string } = {}): Promise<{ arrays: ArrayInfo__Output[]; nextPageToken: string; totalCount: number }> {
+    const response = await call<{ arrays: ArrayInfo__Output[]; next_page_token: string; total_count: number }>((cb) =>
+      this.client.arrays.ListArrays({ lease_id: this.leaseId, page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '' }, this.md, this.client.callOptions(), cb),
+    );
+    return { arrays: response.arrays, nextPageToken: response.next_page_token, totalCount: response.total_count };
   }
 
   /** FreeArray; also unmaps this client's mapping of the array, if it exported it. */

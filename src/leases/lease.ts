@@ -449,8 +449,29 @@ export class Lease {
 
   /** The arrays ListArrays shows: every usable one, not a DuplicateArray copy still being filled. */
   listedArrays(): TensorArray[] {
-    const arrays = [...this.arrays.values()];
-    return this.filling.size === 0 ? arrays : arrays.filter((array) => !this.filling.has(array.arrayId));
+    return this.arrayPage(0, 0).arrays;
+  }
+
+  /**
+   * A page of listedArrays: the first `pageSize` (0: all) whose serialInLease is above `afterSerial`,
+   * in the order they joined the lease; `nextAfterSerial` where more follow; `total` counts every page.
+   * With `budget`, a page of a given size also ends before the array that would take the sum of
+   * `budget.bytesOf` past `budget.maxBytes` (never before its first array).
+   */
+  arrayPage(afterSerial: number, pageSize: number, budget?: { bytesOf(array: TensorArray): number; maxBytes: number }): { arrays: TensorArray[]; nextAfterSerial?: number; total: number } {
+    const arrays: TensorArray[] = [];
+    let total = this.arrays.size;
+    for (const arrayId of this.filling) if (this.arrays.has(arrayId)) total--;
+    let bytes = 0;
+    for (const array of this.arrays.values()) {
+      if (array.serialInLease <= afterSerial || this.filling.has(array.arrayId)) continue;
+      if (pageSize > 0) {
+        if (budget) bytes += budget.bytesOf(array);
+        if (arrays.length === pageSize || (budget && arrays.length > 0 && bytes > budget.maxBytes)) return { arrays, nextAfterSerial: arrays[arrays.length - 1].serialInLease, total };
+      }
+      arrays.push(array);
+    }
+    return { arrays, total };
   }
 
   freeArray(arrayId: unknown): number {

@@ -173,6 +173,8 @@ export class TensorArray implements BlockOwner {
   /** Flags, data type and copies in flight (see DATA_TYPE_SHIFT, COPY_SHIFT). */
   private state: number;
   private extras?: ArrayExtras;
+  /** The order the array joined its lease's array map (CountedArrayMap; ListArrays pages follow it); 0 until then. */
+  serialInLease = 0;
 
   private constructor(init: TensorArrayInit, memory: MemoryManager) {
     const home = init.home ?? { leaseId: init.leaseId, tenant: init.tenant, device: init.device, memory };
@@ -234,6 +236,10 @@ export class TensorArray implements BlockOwner {
 
   get placement(): PlacementName {
     return this.has(HOST_ONLY) ? 'PLACEMENT_HOST_ONLY' : 'PLACEMENT_DEVICE';
+  }
+  /** Dimensions of the shape. */
+  get rank(): number {
+    return typeof this.dims === 'number' ? 1 : this.dims.length;
   }
   /** A copy of the shape. */
   get shape(): number[] {

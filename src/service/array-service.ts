@@ -10,12 +10,14 @@ import type { ArrayInfo } from '../generated/tensormem/v1/ArrayInfo';
 import type { WriteArrayRequest__Output } from '../generated/tensormem/v1/WriteArrayRequest';
 import type { WriteArrayResponse } from '../generated/tensormem/v1/WriteArrayResponse';
 import { BULK_STREAM_BYTES } from '../heap-growth';
+import { MESSAGE_FRAMING_HEADROOM_BYTES } from '../config/config';
 import type { ReadArrayRequest__Output } from '../generated/tensormem/v1/ReadArrayRequest';
 import type { ReadArrayResponse } from '../generated/tensormem/v1/ReadArrayResponse';
 import { ChunkRing } from './chunk-ring';
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
+import { pageStart, pageTokenOf } from './page-tokens';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
 import { ServiceContext, refuseWhileDraining } from './service-context';
 
@@ -47,6 +49,15 @@ export function arrayInfo(array: TensorArray): ArrayInfo {
     host_exportable: array.hostExportable,
     device_exportable: array.deviceExportable,
   };
+}
+
+/**
+ * The most bytes an array's ArrayInfo takes in a reply: about 130 bytes fixed (two ids, the
+ * numbers, the flags, created_at, the workspace id), up to 3 a label character (UTF-8) and 11 a
+ * dimension (a varint of an int64 and its share of the packed field).
+ */
+function arrayInfoBytesAtMost(array: TensorArray): number {
+  return 256 + 3 * array.label.length + 11 * array.rank;
 }
 
 export class ArrayService {
@@ -103,8 +114,12 @@ export class ArrayService {
       }),
       GetArray: unary(log, (call) => ({ array: arrayInfo(this.lease(call.metadata).getArray(call.request.array_id)) })),
       ListArrays: unary(log, (call) => {
-        const lease = registry.resolve(this.lease(call.metadata), call.request.lease_id);
-        return { arrays: lease.listedArrays().map(arrayInfo) };
+        const request = call.request;
+        const lease = registry.resolve(this.lease(call.metadata), request.lease_id);
+        const listing = { rpc: 'ListArrays', key: `l:${lease.leaseId}`, name: `lease ${lease.leaseId}'s arrays` };
+        const budget = { bytesOf: arrayInfoBytesAtMost, maxBytes: this.context.config.maxMessageBytes - MESSAGE_FRAMING_HEADROOM_BYTES };
+        const page = lease.arrayPage(pageStart(request.page_token, listing), request.page_size, budget);
+        return { arrays: page.arrays.map(arrayInfo), next_page_token: page.nextAfterSerial === undefined ? '' : pageTokenOf(page.nextAfterSerial, listing), total_count: page.total };
       }),
       FreeArray: unary(log, (call) => ({ freed_bytes: this.lease(call.metadata).freeArray(call.request.array_id) })),
       DuplicateArray: unary(log, async (call) => {

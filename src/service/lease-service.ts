@@ -1,5 +1,4 @@
 /** tensormem.v1.LeaseService. */
-import { hash } from 'node:crypto';
 import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
 import { TensormemError, invalidArgument } from '../errors';
 import type { Lease } from '../leases/lease';
@@ -15,6 +14,7 @@ import type { KeepAliveResponse } from '../generated/tensormem/v1/KeepAliveRespo
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
+import { Listing, pageStart, pageTokenOf } from './page-tokens';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
 import { ServiceContext, endWhenDraining, refuseWhileDraining, shuttingDownError } from './service-context';
 
@@ -73,33 +73,11 @@ function biggest(leases: Lease[], count: number): Lease[] {
   return (count > 0 ? sized.slice(0, count) : sized).map(({ lease }) => lease);
 }
 
-/**
- * ListLeases page tokens: the serial of the last lease of the page before (LeaseRegistry.page), and a
- * tag of the listing it belongs to (its tenant, or every tenant's), so that a token passed with another
- * `tenant` is refused rather than silently skipping that listing's leases opened before it.
- */
-function pageToken(afterSerial: number, tenant: string | undefined): string {
-  return `p${afterSerial}.${listingTag(tenant)}`;
-}
-
-function listingTag(tenant: string | undefined): string {
-  return hash('sha256', tenant === undefined ? '*' : `t:${tenant}`, 'hex').slice(0, 12);
-}
-
-const PAGE_TOKEN = /^p(\d{1,15})\.([0-9a-f]{12})$/;
-
-function parsePageToken(token: string): { afterSerial: number; tag?: string } {
-  if (token === '') return { afterSerial: 0 };
-  const match = PAGE_TOKEN.exec(token);
-  if (!match) throw invalidArgument('page_token', "empty or a previous ListLeases reply's next_page_token", token);
-  return { afterSerial: Number(match[1]), tag: match[2] };
-}
-
-/** Refuses a page token given for another listing (another `tenant`) than the request's. */
-function checkListing(token: { tag?: string }, pageToken: string, tenant: string | undefined): void {
-  if (token.tag !== undefined && token.tag !== listingTag(tenant)) {
-    throw invalidArgument('page_token', `a next_page_token of a listing of ${tenant === undefined ? 'every tenant' : `tenant ${JSON.stringify(tenant)}`} (this one came from another tenant's listing: start again from an empty page_token)`, pageToken);
-  }
+/** The ListLeases listing of `tenant`'s leases (undefined: every tenant's), for its page tokens. */
+function leaseListing(tenant: string | undefined): Listing {
+  return tenant === undefined
+    ? { rpc: 'ListLeases', key: '*', name: "every tenant's leases" }
+    : { rpc: 'ListLeases', key: `t:${tenant}`, name: `tenant ${JSON.stringify(tenant)}'s leases` };
 }
 
 function checkName(field: string, value: string): void {
@@ -140,10 +118,9 @@ export class LeaseService {
     checkName('tenant', request.tenant);
     if (request.order !== 'LEASE_ORDER_OPENED' && request.order !== 'LEASE_ORDER_BYTES') throw invalidArgument('order', 'LEASE_ORDER_OPENED or LEASE_ORDER_BYTES', request.order);
     if (request.order === 'LEASE_ORDER_BYTES' && request.page_token !== '') throw invalidArgument('page_token', 'empty with order LEASE_ORDER_BYTES (one page: the page_size biggest)', request.page_token);
-    const parsed = parsePageToken(request.page_token);
-    const { afterSerial } = parsed;
     const view = this.visibleLeases(token, request.tenant);
-    checkListing(parsed, request.page_token, 'lease' in view ? view.lease.tenant : view.tenant);
+    const listing = leaseListing('lease' in view ? view.lease.tenant : view.tenant);
+    const afterSerial = pageStart(request.page_token, listing);
     if ('lease' in view) {
       const shown = view.lease.serial > afterSerial ? [view.lease] : [];
       return { leases: shown.map(leaseSummary), next_page_token: '', total_count: 1 };
@@ -153,7 +130,7 @@ export class LeaseService {
       return { leases: biggest(leases, request.page_size).map(leaseSummary), next_page_token: '', total_count: total };
     }
     const page = this.context.registry.page(view.tenant, afterSerial, request.page_size);
-    return { leases: page.leases.map(leaseSummary), next_page_token: page.nextAfterSerial === undefined ? '' : pageToken(page.nextAfterSerial, view.tenant), total_count: page.total };
+    return { leases: page.leases.map(leaseSummary), next_page_token: page.nextAfterSerial === undefined ? '' : pageTokenOf(page.nextAfterSerial, listing), total_count: page.total };
   }
 
   /** EvictLease: one lease by id, or every open lease of a tenant. */

@@ -3,8 +3,12 @@
 
 export interface ListArraysRequest {
   'lease_id'?: (string);
+  'page_size'?: (number);
+  'page_token'?: (string);
 }
 
 export interface ListArraysRequest__Output {
   'lease_id': (string);
+  'page_size': (number);
+  'page_token': (string);
 }

@@ -4,8 +4,12 @@ import type { ArrayInfo as _tensormem_v1_ArrayInfo, ArrayInfo__Output as _tensor
 
 export interface ListArraysResponse {
   'arrays'?: (_tensormem_v1_ArrayInfo)[];
+  'next_page_token'?: (string);
+  'total_count'?: (number);
 }
 
 export interface ListArraysResponse__Output {
   'arrays': (_tensormem_v1_ArrayInfo__Output)[];
+  'next_page_token': (string);
+  'total_count': (number);
 }
