@@ -27,6 +27,28 @@ const CLOSED_MEMORY = 10_000;
 /** Leases a tenant's eviction closes between two turns of the event loop. */
 const EVICT_BATCH = 256;
 
+/** What LeaseRegistry.authenticate answers for a missing or an unknown token. */
+export interface TokenWording {
+  missing: string;
+  unknown: string;
+}
+
+/** For calls that take only a lease token (array, workspace and lease calls, the data plane). */
+export const LEASE_TOKEN: TokenWording = {
+  missing: 'missing lease token: send "authorization: Bearer <token>" (the token OpenLease returned)',
+  unknown: 'unknown lease token',
+};
+
+/**
+ * For calls that a daemon with a tenants file answers for a tenant token as well as a lease token
+ * (GetMemoryInfo, WatchMemory, GetConfig, ListLeases): naming only the lease token sent an operator
+ * with a mistyped admin token, or none, looking for a lease.
+ */
+export const TENANT_OR_LEASE_TOKEN: TokenWording = {
+  missing: 'missing token: this daemon has a tenants file; send "authorization: Bearer <token>" with a tenant token (an admin\'s sees every tenant) or a lease token',
+  unknown: 'unknown token: neither a tenant token of the tenants file nor the token of a lease',
+};
+
 export function hashToken(token: string): string {
   return hash('sha256', token, 'hex');
 }
@@ -99,8 +121,8 @@ export class LeaseRegistry {
    * The lease a bearer token opens; otherwise UNAUTHENTICATED, with reason LEASE_EXPIRED and why for
    * the token of a lease that expired or was closed, evicted or released (the last CLOSED_MEMORY).
    */
-  authenticate(token: string | undefined): Lease {
-    if (!token) throw unauthenticated('missing lease token: send "authorization: Bearer <token>" (the token OpenLease returned)');
+  authenticate(token: string | undefined, wording: TokenWording = LEASE_TOKEN): Lease {
+    if (!token) throw unauthenticated(wording.missing);
     const hash = hashToken(token);
     const lease = this.byTokenHash.get(hash);
     if (lease && !lease.isExpired()) return lease;
@@ -108,7 +130,7 @@ export class LeaseRegistry {
     if (lease) throw leaseClosedError(lease.leaseId, 'expired');
     const closed = this.closedTokenHashes.get(hash);
     if (closed) throw leaseClosedError(closed.leaseId, closed.reason);
-    throw unauthenticated('unknown lease token');
+    throw unauthenticated(wording.unknown);
   }
 
   /** A lease by id as seen from `caller`: another lease's id is NOT_FOUND, like one that never existed. */

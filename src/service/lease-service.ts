@@ -2,6 +2,7 @@
 import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
 import { TensormemError, invalidArgument } from '../errors';
 import type { Lease } from '../leases/lease';
+import { LEASE_TOKEN, TENANT_OR_LEASE_TOKEN } from '../leases/lease-registry';
 import type { LeaseServiceHandlers } from '../generated/tensormem/v1/LeaseService';
 import type { Lease as LeaseMessage } from '../generated/tensormem/v1/Lease';
 import type { LeaseSummary } from '../generated/tensormem/v1/LeaseSummary';
@@ -107,11 +108,13 @@ export class LeaseService {
     const asked = tenant === '' ? undefined : tenant;
     const caller = tenants.openMode && !token ? undefined : tenants.match(token);
     if ((tenants.openMode && !token) || caller?.admin || (tenants.openMode && caller)) return { tenant: asked };
-    const own = caller ? caller.name : registry.authenticate(token).tenant;
+    // Open mode has no tenant tokens to name; the calls that reach here there sent a token.
+    const wording = tenants.openMode ? LEASE_TOKEN : TENANT_OR_LEASE_TOKEN;
+    const own = caller ? caller.name : registry.authenticate(token, wording).tenant;
     if (asked !== undefined && asked !== own) {
       throw new TensormemError('PERMISSION_DENIED', 'PERMISSION_DENIED', `tenant: this token lists only tenant "${own}"'s leases, not "${asked}"'s (an admin token lists any tenant's)`, { tenant: asked });
     }
-    return caller ? { tenant: own } : { lease: registry.authenticate(token) };
+    return caller ? { tenant: own } : { lease: registry.authenticate(token, wording) };
   }
 
   private listLeases(token: string | undefined, request: ListLeasesRequest__Output): ListLeasesResponse {

@@ -10,6 +10,7 @@ import type { WatchMemoryResponse } from '../generated/tensormem/v1/WatchMemoryR
 import { FLAGS } from '../config/flags';
 import { cudnnLibrary } from '../memory/cudnn-library';
 import { invalidArgument } from '../errors';
+import { TENANT_OR_LEASE_TOKEN } from '../leases/lease-registry';
 import { packageVersion } from '../package-root';
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
@@ -25,7 +26,7 @@ export function viewerOf(context: ServiceContext, token: string | undefined): { 
   if (tenants.openMode) return {};
   const tenant = tenants.match(token);
   if (tenant) return tenant.admin ? {} : { tenant: tenant.name };
-  return { tenant: registry.authenticate(token).tenant };
+  return { tenant: registry.authenticate(token, TENANT_OR_LEASE_TOKEN).tenant };
 }
 
 export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } = {}): MemoryInfo {

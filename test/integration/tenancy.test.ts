@@ -67,6 +67,35 @@ describe('a shared GPU host', () => {
     expect(daemon.logs.some((entry) => JSON.stringify(entry).includes(TOKENS.a))).toBe(false);
   });
 
+  it('tells a memory or lease view without a known token that a tenant token works too, not only a lease token', async () => {
+    // tensormemctl info / tenants / leases / top / config / doctor with no --token, or a mistyped admin
+    // token: "missing lease token (the token OpenLease returned)" and "unknown lease token" sent the
+    // operator after a lease token.
+    const views: Array<[string, (token?: string) => Promise<unknown>]> = [
+      ['GetMemoryInfo', (token) => client.memoryInfo(token)],
+      ['GetConfig', (token) => client.config(token)],
+      ['ListLeases', (token) => client.listLeases(token)],
+    ];
+    for (const [name, view] of views) {
+      const missing = await failure(view());
+      expect([name, missing.code, missing.details]).toEqual([name, status.UNAUTHENTICATED, expect.stringContaining('tenant token')]);
+      expect(missing.details).not.toContain('missing lease token');
+      const unknown = await failure(view('not-a-token'));
+      expect([name, unknown.code, unknown.details]).toEqual([name, status.UNAUTHENTICATED, 'unknown token: neither a tenant token of the tenants file nor the token of a lease']);
+    }
+    const watched = await new Promise<TensormemClientError>((resolve) => {
+      const stop = client.watchMemory(1000, () => {}, (error) => {
+        stop();
+        resolve(error);
+      }, 'not-a-token');
+    });
+    expect([watched.code, watched.details]).toEqual([status.UNAUTHENTICATED, 'unknown token: neither a tenant token of the tenants file nor the token of a lease']);
+    // A lease token is still taken, and its tenant's row shown.
+    const lease = await client.openLease({ tenantToken: TOKENS.b });
+    expect((await client.memoryInfo(lease.token)).tenants.map((usage) => usage.tenant)).toEqual(['team-b']);
+    await lease.close();
+  });
+
   it('holds a tenant to its hard quota, with the numbers, and to its max leases', async () => {
     const first = await client.openLease({ tenantToken: TOKENS.a });
     const second = await client.openLease({ tenantToken: TOKENS.a });
