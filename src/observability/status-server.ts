@@ -1,9 +1,10 @@
 /**
  * The --metrics-listen HTTP server: Prometheus `/metrics`, the live status page `/`, its data as JSON
  * (`/api/snapshot`, the same pools and blocks as GetMemorySnapshot plus the leases) and as server-sent
- * events (`/events`, one snapshot every `interval_ms`, built once per tick for all the streams of that interval,
- * skipped while the client has not taken the last
- * one; at most MAX_EVENT_STREAMS at once). In open mode (loopback only, checked by the
+ * events (`/events`, one bounded snapshot (status-snapshot.ts, pageSnapshot) every `interval_ms`, or
+ * less often where building it takes more than EVENTS_MAX_LOOP_SHARE of the time; built once per tick
+ * for all the streams of that interval, skipped while the client has not taken the last one; at most
+ * MAX_EVENT_STREAMS at once). In open mode (loopback only, checked by the
  * daemon) every path is open; with a tenants file every path needs an admin tenant's token, as
  * GetMemorySnapshot does (Bearer header, or `?token=` for a browser).
  */
@@ -13,14 +14,21 @@ import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { isLocalAddress, parseHostPort } from '../config/listen-address';
-import { packageRoot, packageVersion } from '../package-root';
-import { leaseSummary } from '../service/lease-service';
-import { memorySnapshot } from '../service/memory-service';
+import { packageRoot } from '../package-root';
 import type { ServiceContext } from '../service/service-context';
 import type { DaemonMetrics } from './daemon-metrics';
+import { pageSnapshot, statusSnapshot } from './status-snapshot';
 
 /** Shortest, longest and default interval between two /events messages. */
 export const EVENTS_INTERVAL_MS = { min: 100, max: 60_000, default: 1000 };
+
+/**
+ * The most of the event loop's time /events messages take: after a message that took T ms to build,
+ * the next is built no sooner than T / EVENTS_MAX_LOOP_SHARE ms later (ticks before then send
+ * nothing), so a page left open on a daemon of a million blocks slows the trainers' calls by at most
+ * this share, whatever interval_ms it asked for.
+ */
+export const EVENTS_MAX_LOOP_SHARE = 0.05;
 
 /** Most /events streams open at once; more are refused with 503. */
 export const MAX_EVENT_STREAMS = 16;
@@ -45,15 +53,6 @@ export interface StatusServer {
   address: string;
   /** Ends every event stream and stops listening. */
   close(): Promise<void>;
-}
-
-/** What /api/snapshot and every /events message carry. */
-export function statusSnapshot(context: ServiceContext) {
-  return {
-    version: packageVersion(),
-    snapshot: memorySnapshot(context),
-    leases: context.registry.list().map(leaseSummary),
-  };
 }
 
 class HttpError extends Error {
@@ -122,8 +121,20 @@ export async function startStatusServer(address: string, context: ServiceContext
    * pages open at once must not each build their own.
    */
   const eventGroups = new Map<number, { timer: NodeJS.Timeout; members: Set<EventStream> }>();
-  const tick = (members: EventStream[]) => {
-    let message: string | undefined;
+  /** The last message built, and when (performance.now()) the next may be built: see EVENTS_MAX_LOOP_SHARE. */
+  let last: { message: string; nextBuildAt: number } | undefined;
+  const pageMessage = (): string => {
+    const start = performance.now();
+    const message = `event: snapshot\ndata: ${JSON.stringify(pageSnapshot(context))}\n\n`;
+    const end = performance.now();
+    last = { message, nextBuildAt: end + (end - start) / EVENTS_MAX_LOOP_SHARE };
+    return message;
+  };
+  /** `opening`: the first message of a new stream, which takes the last one built while the next may not be built yet. */
+  const tick = (members: EventStream[], opening = false) => {
+    // Too soon after the last build: this tick sends nothing (the streams keep the last message).
+    if (!opening && last !== undefined && performance.now() < last.nextBuildAt) return;
+    let message = opening && last !== undefined && performance.now() < last.nextBuildAt ? last.message : undefined;
     for (const { request, response, url, stop } of members) {
       // Ended, but a stalled reader has not taken the end yet ('close' comes once it has): nothing more
       // may be written, even should a later reload make its token admin again (a write after end is an
@@ -141,7 +152,7 @@ export async function startStatusServer(address: string, context: ServiceContext
       }
       // Still sending an earlier snapshot: skip this one (nothing is built, nothing queued).
       if (response.writableNeedDrain || response.writableLength > EVENTS_MAX_PENDING_BYTES) continue;
-      message ??= `event: snapshot\ndata: ${JSON.stringify(statusSnapshot(context))}\n\n`;
+      message ??= pageMessage();
       response.write(message);
     }
   };
@@ -166,7 +177,7 @@ export async function startStatusServer(address: string, context: ServiceContext
     };
     const stream: EventStream = { request, response, url, stop };
     response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
-    tick([stream]);
+    tick([stream], true);
     if (response.writableEnded) return;
     let group = eventGroups.get(intervalMs);
     if (!group) {

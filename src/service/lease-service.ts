@@ -68,7 +68,7 @@ export function leaseSummary(lease: Lease): LeaseSummary {
 }
 
 /** The `count` leases (0: all) holding the most device and host bytes, most first; equal ones in the order given (a stable sort). */
-function biggest(leases: Lease[], count: number): Lease[] {
+export function biggestLeases(leases: Lease[], count: number): Lease[] {
   const sized = leases.map((lease) => ({ lease, bytes: lease.deviceBytes() + lease.hostBytes() }));
   sized.sort((a, b) => b.bytes - a.bytes);
   return (count > 0 ? sized.slice(0, count) : sized).map(({ lease }) => lease);
@@ -130,7 +130,7 @@ export class LeaseService {
     }
     if (request.order === 'LEASE_ORDER_BYTES') {
       const { leases, total } = this.context.registry.page(view.tenant, 0, 0);
-      return { leases: biggest(leases, request.page_size).map(leaseSummary), next_page_token: '', total_count: total };
+      return { leases: biggestLeases(leases, request.page_size).map(leaseSummary), next_page_token: '', total_count: total };
     }
     const page = this.context.registry.page(view.tenant, afterSerial, request.page_size);
     return { leases: page.leases.map(leaseSummary), next_page_token: page.nextAfterSerial === undefined ? '' : pageTokenOf(page.nextAfterSerial, listing), total_count: page.total };

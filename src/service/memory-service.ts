@@ -9,6 +9,7 @@ import type { WatchMemoryRequest__Output } from '../generated/tensormem/v1/Watch
 import type { WatchMemoryResponse } from '../generated/tensormem/v1/WatchMemoryResponse';
 import { FLAGS } from '../config/flags';
 import { cudnnLibrary } from '../memory/cudnn-library';
+import type { SegmentSnapshot } from '../memory/memory-resource';
 import { invalidArgument } from '../errors';
 import { TENANT_OR_LEASE_TOKEN } from '../leases/lease-registry';
 import { packageVersion } from '../package-root';
@@ -99,6 +100,21 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
 }
 
 /** Every pool's segments and blocks with their owners: GetMemorySnapshot's answer and the status page's data. */
+/** A block of a snapshot as MemorySnapshot carries it: where, how big, and who holds it. */
+export function blockInfo(block: SegmentSnapshot['blocks'][number]) {
+  return {
+    offset: block.offset,
+    bytes: block.bytes,
+    free: block.free,
+    lease_id: block.owner?.leaseId ?? '',
+    tenant: block.owner?.tenant ?? '',
+    array_id: block.owner?.arrayId ?? '',
+    workspace_id: block.owner?.workspaceId ?? '',
+    label: block.owner?.label ?? '',
+    purpose: block.owner?.purpose ?? '',
+  };
+}
+
 export function memorySnapshot(context: ServiceContext): MemorySnapshot {
   return {
     taken_at: timestamp(Date.now()),
@@ -108,17 +124,7 @@ export function memorySnapshot(context: ServiceContext): MemorySnapshot {
       segments: pool.segments.map((segment) => ({
         chunk: segment.chunkHandle,
         bytes: segment.bytes,
-        blocks: segment.blocks.map((block) => ({
-          offset: block.offset,
-          bytes: block.bytes,
-          free: block.free,
-          lease_id: block.owner?.leaseId ?? '',
-          tenant: block.owner?.tenant ?? '',
-          array_id: block.owner?.arrayId ?? '',
-          workspace_id: block.owner?.workspaceId ?? '',
-          label: block.owner?.label ?? '',
-          purpose: block.owner?.purpose ?? '',
-        })),
+        blocks: segment.blocks.map(blockInfo),
       })),
     })),
   };

@@ -1,0 +1,104 @@
+/**
+ * What the status endpoints carry. `/api/snapshot` is exact: every block of every pool (as
+ * GetMemorySnapshot) and every lease. The page's `/events` messages are bounded instead, since one is
+ * built every interval for as long as a page is open: at 100k live arrays the exact snapshot is
+ * 20 MB of JSON and about half a second of the event loop, so a page left open halved every
+ * trainer's calls. A pool of more than MAX_DRAWN_BLOCKS blocks is sent as runs of adjacent blocks
+ * (about RUNS_PER_POOL of them: runs narrower than that would be under a pixel or two of the page's
+ * map), and only the MAX_LISTED_LEASES biggest leases are listed, with the count of all of them.
+ */
+import type { BlockOwner, SegmentSnapshot } from '../memory/memory-resource';
+import { packageVersion } from '../package-root';
+import { biggestLeases, leaseSummary } from '../service/lease-service';
+import { blockInfo, memoryInfo, memorySnapshot } from '../service/memory-service';
+import { timestamp } from '../service/handlers';
+import type { ServiceContext } from '../service/service-context';
+
+/** A pool with more blocks than this is sent to the page as runs of adjacent blocks. */
+export const MAX_DRAWN_BLOCKS = 4000;
+/** Most runs such a pool is sent as, besides one more a segment: every run but a segment's last holds at least 1/RUNS_PER_POOL of the pool's bytes. */
+export const RUNS_PER_POOL = 1000;
+/** Leases a page message lists (the biggest); `lease_count` counts them all. */
+export const MAX_LISTED_LEASES = 500;
+
+/** `/api/snapshot`: every block of every pool and every lease. */
+export function statusSnapshot(context: ServiceContext) {
+  const leases = context.registry.list();
+  return { version: packageVersion(), snapshot: memorySnapshot(context), leases: leases.map(leaseSummary), lease_count: leases.length };
+}
+
+/** An `/events` message: statusSnapshot, its big pools in runs and its leases the biggest MAX_LISTED_LEASES. */
+export function pageSnapshot(context: ServiceContext) {
+  const leases = context.registry.list();
+  const pools = context.memory.snapshot().map(({ pool, segments }) => {
+    const blockCount = segments.reduce((sum, segment) => sum + segment.blocks.length, 0);
+    if (blockCount <= MAX_DRAWN_BLOCKS) {
+      return { pool, segments: segments.map((segment) => ({ chunk: segment.chunkHandle, bytes: segment.bytes, block_count: segment.blocks.length, blocks: segment.blocks.map(blockInfo) })) };
+    }
+    const runBytes = segments.reduce((sum, segment) => sum + segment.bytes, 0) / RUNS_PER_POOL;
+    return { pool, segments: segments.map((segment) => ({ chunk: segment.chunkHandle, bytes: segment.bytes, block_count: segment.blocks.length, blocks: runsOf(segment, runBytes) })) };
+  });
+  return {
+    version: packageVersion(),
+    snapshot: { taken_at: timestamp(Date.now()), info: memoryInfo(context), pools },
+    leases: biggestLeases(leases, MAX_LISTED_LEASES).map(leaseSummary),
+    lease_count: leases.length,
+  };
+}
+
+/** Blocks drawn as one: `count` of them, `leases` distinct owners' leases, `free_bytes` of their bytes free. */
+interface BlockRun {
+  offset: number;
+  bytes: number;
+  /** Every block of the run is free. */
+  free: boolean;
+  /** The lease (and its tenant) holding the most bytes of the run; empty when the run is all free. */
+  lease_id: string;
+  tenant: string;
+  count: number;
+  leases: number;
+  free_bytes: number;
+}
+
+/**
+ * A segment's blocks in runs: adjacent blocks of one lease (or free space) always join, and a run
+ * under `runBytes` takes the next block whatever it is, so a segment gives at most about
+ * bytes / runBytes runs. A run of one block carries that block's fields (blockInfo).
+ */
+function runsOf(segment: SegmentSnapshot, runBytes: number): Array<BlockRun | ReturnType<typeof blockInfo>> {
+  const runs: Array<BlockRun | ReturnType<typeof blockInfo>> = [];
+  let first: SegmentSnapshot['blocks'][number] | undefined;
+  let run: BlockRun | undefined;
+  /** Bytes of each lease in the current run, and the leases' owners. */
+  const byLease = new Map<string, { bytes: number; owner: BlockOwner }>();
+  const close = () => {
+    if (first === undefined || run === undefined) return;
+    if (run.count === 1) runs.push(blockInfo(first));
+    else {
+      let most: { bytes: number; owner: BlockOwner } | undefined;
+      for (const held of byLease.values()) if (!most || held.bytes > most.bytes) most = held;
+      runs.push({ ...run, lease_id: most?.owner.leaseId ?? '', tenant: most?.owner.tenant ?? '', leases: byLease.size });
+    }
+    byLease.clear();
+  };
+  for (const block of segment.blocks) {
+    const leaseId = block.owner?.leaseId ?? '';
+    const joins = run !== undefined && (run.bytes < runBytes || (run.free && block.free) || (!run.free && byLease.size === 1 && byLease.has(leaseId) && !block.free));
+    if (!joins) {
+      close();
+      first = block;
+      run = { offset: block.offset, bytes: 0, free: true, lease_id: '', tenant: '', count: 0, leases: 0, free_bytes: 0 };
+    }
+    run!.bytes += block.bytes;
+    run!.count++;
+    if (block.free) run!.free_bytes += block.bytes;
+    else {
+      run!.free = false;
+      const held = byLease.get(leaseId);
+      if (held) held.bytes += block.bytes;
+      else if (block.owner) byLease.set(leaseId, { bytes: block.bytes, owner: block.owner });
+    }
+  }
+  close();
+  return runs;
+}

@@ -1,0 +1,142 @@
+/**
+ * The status page's /events messages stay small on a busy daemon: a pool of more blocks than the page
+ * draws comes as runs of adjacent blocks that add up to the pool exactly, and only the biggest leases
+ * are listed (with the count of all), while /api/snapshot stays exact. Against a daemon process, with
+ * the page itself in Chromium where it is installed.
+ */
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
+import { MAX_DRAWN_BLOCKS, MAX_LISTED_LEASES, RUNS_PER_POOL } from '../../src/observability/status-snapshot';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+interface Block {
+  offset: number;
+  bytes: number;
+  free: boolean;
+  lease_id: string;
+  count?: number;
+  leases?: number;
+  free_bytes?: number;
+  array_id?: string;
+}
+interface Snapshot {
+  snapshot: { pools: Array<{ pool: string; segments: Array<{ chunk: number; bytes: number; block_count?: number; blocks: Block[] }> }> };
+  leases: Array<{ lease_id: string; device_bytes: number }>;
+  lease_count: number;
+}
+
+/** The first message of an /events stream, and its size. */
+async function firstEvent(base: string): Promise<{ data: Snapshot; bytes: number }> {
+  const controller = new AbortController();
+  const response = await fetch(`${base}/events`, { signal: controller.signal });
+  const reader = response.body!.getReader();
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`/events ended before a message: ${text.slice(0, 200)}`);
+    text += Buffer.from(value).toString('utf8');
+    // The stream opens with a `retry:` line; the first message is the first `event: snapshot`.
+    const start = text.indexOf('event: snapshot\n');
+    const end = start < 0 ? -1 : text.indexOf('\n\n', start);
+    if (end >= 0) {
+      controller.abort();
+      const line = text.slice(start, end).split('\n').find((part) => part.startsWith('data: '))!;
+      return { data: JSON.parse(line.slice('data: '.length)) as Snapshot, bytes: end - start };
+    }
+  }
+}
+
+describe('status page messages on a busy daemon', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let base: string;
+  const leases: LeaseSession[] = [];
+  const LEASES = MAX_LISTED_LEASES + 20;
+  const ARRAYS = MAX_DRAWN_BLOCKS + 2000;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '256M', '--pool-chunk', '16M', '--lease-ttl', '300s', '--scrub', 'off']);
+    base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;
+    client = new TensormemClient(daemon.tcpAddress);
+    for (let i = 0; i < LEASES; i += 50) leases.push(...(await Promise.all(Array.from({ length: Math.min(50, LEASES - i) }, (_, j) => client.openLease({ clientName: `c${i + j}` })))));
+    // Arrays of the first three leases, interleaved, so that adjacent blocks belong to different leases;
+    // the 4th lease holds the most bytes (one array), the rest none.
+    for (let i = 0; i < ARRAYS; i += 64) {
+      await Promise.all(Array.from({ length: Math.min(64, ARRAYS - i) }, (_, j) => leases[(i + j) % 3].allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000 + ((i + j) % 7) * 300] })));
+    }
+    await leases[3].allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * 1024 * 1024] });
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(leases.map((lease) => lease.close().catch(() => undefined)));
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('sends a big pool as runs that add up to it, and the biggest leases with the count of all', async () => {
+    const exact = (await (await fetch(`${base}/api/snapshot`)).json()) as Snapshot;
+    const { data, bytes } = await firstEvent(base);
+
+    const exactPool = exact.snapshot.pools.find((pool) => pool.pool === 'device:0')!;
+    const drawnPool = data.snapshot.pools.find((pool) => pool.pool === 'device:0')!;
+    const exactBlocks = exactPool.segments.reduce((sum, segment) => sum + segment.blocks.length, 0);
+    expect(exactBlocks).toBeGreaterThan(ARRAYS);
+    const runs = drawnPool.segments.flatMap((segment) => segment.blocks);
+    expect(runs.length).toBeLessThanOrEqual(RUNS_PER_POOL + drawnPool.segments.length);
+    expect(runs.length).toBeGreaterThan(drawnPool.segments.length);
+    // Every segment's runs tile it, in order, and count its blocks.
+    expect(drawnPool.segments.map((segment) => [segment.chunk, segment.bytes, segment.block_count])).toEqual(exactPool.segments.map((segment) => [segment.chunk, segment.bytes, segment.blocks.length]));
+    for (const segment of drawnPool.segments) {
+      let offset = 0;
+      let count = 0;
+      for (const run of segment.blocks) {
+        expect(run.offset).toBe(offset);
+        offset += run.bytes;
+        count += run.count ?? 1;
+      }
+      expect(offset).toBe(segment.bytes);
+      expect(count).toBe(segment.block_count);
+    }
+    // Runs of several leases say so, and name one of them.
+    const mixed = runs.filter((run) => (run.leases ?? 1) > 1);
+    expect(mixed.length).toBeGreaterThan(0);
+    for (const run of mixed) expect(leases.slice(0, 3).map((lease) => lease.leaseId)).toContain(run.lease_id);
+    // Free bytes counted in the runs are the pool's free bytes.
+    const freeOf = (blocks: Block[]) => blocks.reduce((sum, run) => sum + (run.free_bytes ?? (run.free ? run.bytes : 0)), 0);
+    expect(freeOf(runs)).toBe(freeOf(exactPool.segments.flatMap((segment) => segment.blocks)));
+
+    // The host pool holds a few blocks: exact, as before.
+    const host = data.snapshot.pools.find((pool) => pool.pool === 'host')!;
+    expect(host).toEqual({ pool: 'host', segments: exact.snapshot.pools.find((pool) => pool.pool === 'host')!.segments.map((segment) => ({ ...segment, block_count: segment.blocks.length })) });
+
+    expect(data.lease_count).toBe(LEASES);
+    expect(data.leases).toHaveLength(MAX_LISTED_LEASES);
+    expect(data.leases[0].lease_id).toBe(leases[3].leaseId);
+    expect(exact.leases).toHaveLength(LEASES);
+    expect(exact.lease_count).toBe(LEASES);
+    // Bounded: what the page draws, not every block (the exact snapshot is several times bigger).
+    expect(bytes).toBeLessThan(JSON.stringify(exact).length / 3);
+  });
+
+  it.skipIf(!existsSync(CHROMIUM))('the page draws the runs and says how many leases it lists', async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${base}/?interval_ms=500`);
+      await page.locator('[data-leases-shown]').waitFor({ timeout: 10_000 });
+      expect(await page.textContent('[data-leases-shown]')).toBe(`the ${MAX_LISTED_LEASES} leases holding the most bytes, of ${LEASES}`);
+      expect(await page.locator('#lease-table tbody tr').count()).toBe(MAX_LISTED_LEASES);
+      expect(await page.textContent('#meta')).toContain(`${LEASES} leases`);
+      const pool = page.locator('[data-pool="device:0"]');
+      expect(await pool.locator('.segment-label').first().textContent()).toMatch(/blocks \(drawn as \d+ runs of adjacent blocks\)$/);
+      const run = pool.locator('.block[data-leases]').first();
+      expect(await run.getAttribute('title')).toMatch(/blocks of [23] leases/);
+    } finally {
+      await browser.close();
+    }
+  });
+});
