@@ -14,6 +14,7 @@ import { MESSAGE_FRAMING_HEADROOM_BYTES } from '../config/config';
 import type { ReadArrayRequest__Output } from '../generated/tensormem/v1/ReadArrayRequest';
 import type { ReadArrayResponse } from '../generated/tensormem/v1/ReadArrayResponse';
 import { ChunkRing } from './chunk-ring';
+import { ReadBudget } from './read-budget';
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
@@ -61,7 +62,12 @@ function arrayInfoBytesAtMost(array: TensorArray): number {
 }
 
 export class ArrayService {
-  constructor(private readonly context: ServiceContext) {}
+  /** The chunk rings of each tenant's ReadArray streams: at most READ_BUDGET_RINGS full rings at once (src/service/read-budget.ts). */
+  private readonly readBudget: ReadBudget;
+
+  constructor(private readonly context: ServiceContext) {
+    this.readBudget = new ReadBudget(READ_BUDGET_RINGS * READ_RING * context.config.chunkBytes);
+  }
 
   private lease(metadata: Metadata): Lease {
     return this.context.registry.authenticate(bearerToken(metadata));
@@ -209,14 +215,23 @@ export class ArrayService {
   private async readArray(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>): Promise<void> {
     const request = call.request;
     requireWellFormed(request);
-    const array = this.lease(call.metadata).getArray(request.array_id);
+    const lease = this.lease(call.metadata);
+    const array = lease.getArray(request.array_id);
     const offset = request.offset;
     if (offset > array.byteSize) throw outOfRange('offset', `offset ${describeCount(offset)} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
     const length = request.length === 0 ? array.byteSize - offset : request.length;
     array.checkRange(offset, length, 'length');
     const chunkBytes = Math.min(this.context.config.chunkBytes, Math.max(length, 1));
+    const ringSize = length <= chunkBytes ? 1 : READ_RING;
+    // The ring stays in the daemon while the client does not read: the tenant's streams share a
+    // budget of rings, and this one waits (holding nothing) until it fits.
+    const releaseBudget = await this.readBudget.acquire(lease.tenant, ringSize * chunkBytes, (listener) => {
+      if (gone(call)) listener();
+      else call.once('cancelled', listener);
+    });
+    if (!releaseBudget) return;
     // Each buffer comes back once grpc-js has taken (serialized) the message that used it.
-    const ring = new ChunkRing(length <= chunkBytes ? 1 : READ_RING, chunkBytes);
+    const ring = new ChunkRing(ringSize, chunkBytes);
     call.once('cancelled', () => ring.abandon());
     const endBulk = length >= BULK_STREAM_BYTES ? this.context.heapGrowth?.beginBulkStream() : undefined;
     try {
@@ -233,6 +248,7 @@ export class ArrayService {
       }
     } finally {
       endBulk?.();
+      releaseBudget();
     }
     if (!gone(call)) call.end();
   }
@@ -240,6 +256,12 @@ export class ArrayService {
 
 /** Chunk buffers in flight in one ReadArray call. */
 const READ_RING = 3;
+/**
+ * How many full rings (READ_RING × --chunk-bytes) one tenant's ReadArray streams hold at once, all its
+ * leases together; more streams wait their turn. Eight keep a tenant's concurrent readers busy (one
+ * stream already reaches B3's yardstick) while bounding what its stalled readers keep in the daemon.
+ */
+export const READ_BUDGET_RINGS = 8;
 
 /** Whether the client went away (cancelled, or the stream was destroyed): nothing more will be sent or drained. */
 function gone(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>): boolean {
