@@ -198,11 +198,16 @@ export class MemoryService {
         // The token is checked anew for every message, as a call made now would be: a lease token
         // whose lease ended, or a tenant token a reload dropped, ends the stream with the error
         // GetMemoryInfo gets (UNAUTHENTICATED; LEASE_EXPIRED with the lease's close_reason).
+        // A tick is skipped while the previous message has not been taken (the client stopped reading:
+        // a suspended `tensormemctl top`, a hung dashboard): otherwise every later MemoryInfo waited in
+        // the daemon's heap until the client read or went away, without bound (/events does the same).
         const send = () => {
           if (call.cancelled) return;
           let info: MemoryInfo;
           try {
-            info = memoryInfo(this.context, viewerOf(this.context, token));
+            const viewer = viewerOf(this.context, token);
+            if (call.writableLength > 0) return;
+            info = memoryInfo(this.context, viewer);
           } catch (error) {
             stop();
             call.emit('error', toServiceError(error));

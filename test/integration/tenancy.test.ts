@@ -303,6 +303,24 @@ describe('a shared GPU host', () => {
     for (const w of Object.values(watches)) w.stop();
   });
 
+  it("keeps no backlog for a WatchMemory client that stopped reading: its stream skips ticks, and the daemon's heap stays put", async () => {
+    const watcher = spawn(process.execPath, [join(__dirname, '..', 'helpers', 'stalled-watcher.js'), daemon.tcpAddress, TOKENS.b, '300', '50'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((resolve) => watcher.once('exit', resolve));
+    try {
+      await new Promise<void>((resolve) => createInterface({ input: watcher.stdout! }).once('line', () => resolve()));
+      watcher.kill('SIGSTOP');
+      await sleep(500);
+      const before = (await client.memoryInfo(TOKENS.admin)).process.heap_used_bytes;
+      // 300 streams at 50 ms: 36 000 MemoryInfo messages in 6 s, each kept in the daemon until read.
+      await sleep(6000);
+      const after = (await client.memoryInfo(TOKENS.admin)).process.heap_used_bytes;
+      expect(after - before).toBeLessThan(12 * MiB);
+    } finally {
+      watcher.kill('SIGKILL');
+      await exited;
+    }
+  }, 30_000);
+
   it('reloads the tenants file on SIGHUP, keeps leases, and refuses a bad file keeping the old one', async () => {
     const lease = await client.openLease({ tenantToken: TOKENS.a });
     expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [10 * MiB] }))).reason).toBe('QUOTA_EXCEEDED');
