@@ -45,6 +45,10 @@ export interface DaemonConfig {
   chunkBytes: number;
   poolChunkBytes: number;
   asyncCopyThresholdBytes: number;
+  /** --keepalive-time: how often each gRPC connection is pinged; 0 = off. */
+  keepaliveTimeMs: number;
+  /** --keepalive-timeout: a ping unanswered this long closes its connection. */
+  keepaliveTimeoutMs: number;
   /** --data-stall-timeout: a data plane request idle this long either way is cut. */
   dataStallTimeoutMs: number;
   /** --data-max-connections: data plane connections open at once; 0 = no cap. */
@@ -341,6 +345,8 @@ function build(raw: RawValues): DaemonConfig {
     heapReserveBytes: text('heap-reserve') === undefined ? undefined : bytes('heap-reserve'),
     shutdownTimeoutMs: timerDuration('shutdown-timeout'),
     maxWaitMs: duration('max-wait'),
+    keepaliveTimeMs: text('keepalive-time') === 'off' ? 0 : timerDuration('keepalive-time'),
+    keepaliveTimeoutMs: timerDuration('keepalive-timeout'),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     dataMaxConnections: dataMaxConnections(),
     logLevel: choice('log-level'),

@@ -80,6 +80,20 @@ export const FLAGS: readonly FlagSpec[] = [
     help: 'HTTP/1.1 data plane (PUT/GET /v1/arrays/{id}, lease token as bearer): HOST:PORT (port 0 picks one), unix:PATH, or off. Loopback or unix: only without --tenants. Served as HTTPS on TCP when --tls-cert is set. The address bound is logged and returned by OpenLease (data_address).',
   },
   {
+    name: 'keepalive-time',
+    type: 'duration',
+    arg: 'DURATION',
+    default: '30s',
+    help: "How often the daemon pings each gRPC connection (an HTTP/2 PING), or off. A connection whose ping has no answer within --keepalive-timeout is closed and its calls are cancelled: a client whose host lost power or whose network went away sends no FIN, so without the pings its connection (a file descriptor, its open streams) stays open until the kernel gives up on it, which for an idle connection is never, and its release_on_disconnect lease keeps its memory until the lease's TTL. off: no pings. At most 24.8 days.",
+  },
+  {
+    name: 'keepalive-timeout',
+    type: 'duration',
+    arg: 'DURATION',
+    default: '60s',
+    help: "How long the daemon waits for the answer to a --keepalive-time ping before closing the connection. A client whose event loop is blocked longer than this cannot answer and is taken for gone: keep it above the longest pause of any client. At most 24.8 days.",
+  },
+  {
     name: 'data-stall-timeout',
     type: 'duration',
     arg: 'DURATION',

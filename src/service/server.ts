@@ -35,6 +35,9 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   const server = new Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,
+    // Pings each connection (grpc-js sends none by default): a client whose host or network vanished
+    // sends no FIN, so without them its connection, streams and release_on_disconnect lease stayed open.
+    ...(config.keepaliveTimeMs > 0 ? { 'grpc.keepalive_time_ms': config.keepaliveTimeMs, 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs } : {}),
     interceptors,
   });
   new LeaseService(context).addToServer(server);
