@@ -110,6 +110,8 @@ describe('--data-max-connections', () => {
   it('logs the refusals of a burst within the 10 s interval, not only with a next refusal that may never come', async () => {
     const logged = () =>
       daemon.logs.filter((entry) => entry.event === 'data_plane_connections_refused').reduce((sum, entry) => sum + (entry.refused as number), 0);
+    // The previous test's connections, destroyed by afterEach, have left the daemon's count (else one of these four could be refused).
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(0);
     for (let i = 0; i < 4; i++) await open(dataAddress);
     await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(4);
     // A burst right after a line (the first refusal of the daemon, or the previous test's): held back.
@@ -126,6 +128,7 @@ describe('--data-max-connections', () => {
     const lease = await client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB], zero: true });
     const data = Buffer.alloc(2 * MiB, 0x3c);
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(0);
     for (let i = 0; i < 4; i++) await open(dataAddress);
     await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(4);
     await lease.write(array.array_id, data);

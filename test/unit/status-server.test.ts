@@ -1,21 +1,20 @@
 /**
  * The --metrics-listen server's /events streams, with the snapshot source counted: streams of one
- * interval share one snapshot per tick (a snapshot of 100k blocks takes the event loop about half a
- * second to build, so every open page building its own stalled the daemon's gRPC calls).
+ * interval share one snapshot per tick (a snapshot of 100k blocks took the event loop about half a
+ * second to build, so every open page building its own stalled the daemon's gRPC calls), and a
+ * snapshot slow to build is built less often than the interval asks.
  */
 import { request } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-const built = vi.hoisted(() => ({ count: 0 }));
+const built = vi.hoisted(() => ({ count: 0, buildMs: 0 }));
 vi.mock('../../src/service/memory-service', () => ({
-  memorySnapshot: () => {
-    built.count++;
-    return { taken_at: { seconds: 0, nanos: 0 }, info: {}, pools: [] };
-  },
+  memorySnapshot: () => ({ taken_at: { seconds: 0, nanos: 0 }, info: {}, pools: [] }),
   memoryInfo: () => ({}),
+  blockInfo: () => ({}),
 }));
 
-import { EVENTS_INTERVAL_MS, StatusServer, startStatusServer } from '../../src/observability/status-server';
+import { EVENTS_INTERVAL_MS, EVENTS_MAX_LOOP_SHARE, StatusServer, startStatusServer } from '../../src/observability/status-server';
 import type { DaemonMetrics } from '../../src/observability/daemon-metrics';
 import type { ServiceContext } from '../../src/service/service-context';
 
@@ -25,6 +24,15 @@ const context = {
   tenants: { openMode: true },
   log: { error: () => undefined },
   registry: { list: () => [] },
+  // What each /events message is built from: counted, and as slow to build as built.buildMs says.
+  memory: {
+    snapshot: () => {
+      built.count++;
+      const until = performance.now() + built.buildMs;
+      while (performance.now() < until);
+      return [];
+    },
+  },
 } as unknown as ServiceContext;
 
 describe('/events', () => {
@@ -32,6 +40,7 @@ describe('/events', () => {
   afterEach(async () => {
     await server?.close();
     server = undefined;
+    built.buildMs = 0;
   });
 
   it('builds one snapshot per tick for all the streams of one interval, not one per stream', async () => {
@@ -59,6 +68,26 @@ describe('/events', () => {
     expect(sent).toBeGreaterThanOrEqual(8 * 6);
     // ... from about ten builds, not eighty.
     expect(builds).toBeLessThanOrEqual(14);
+  });
+
+  it('builds a slow snapshot less often than the interval asks: at most EVENTS_MAX_LOOP_SHARE of the time', async () => {
+    server = await startStatusServer('127.0.0.1:0', context, {} as DaemonMetrics);
+    built.buildMs = 20;
+    let received = 0;
+    const req = request(`http://${server.address}/events?interval_ms=${EVENTS_INTERVAL_MS.min}`, (response) => {
+      response.on('data', (chunk: Buffer) => (received += chunk.toString().split('event: snapshot').length - 1));
+    });
+    req.on('error', () => undefined);
+    req.end();
+    await sleep(300);
+    const start = built.count;
+    await sleep(2000);
+    const builds = built.count - start;
+    req.destroy();
+    // 20 ms a build: one every 400 ms at most (5 in 2 s), where the 100 ms interval would have built 20.
+    expect(builds).toBeGreaterThanOrEqual(3);
+    expect(builds).toBeLessThanOrEqual(Math.ceil(2000 / (built.buildMs / EVENTS_MAX_LOOP_SHARE)) + 1);
+    expect(received).toBeGreaterThanOrEqual(builds);
   });
 
   it('stops building once the streams are gone', async () => {
