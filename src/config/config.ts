@@ -42,6 +42,8 @@ export interface DaemonConfig {
   /** --health-listen: HOST:PORT of the plaintext HTTP health endpoint; undefined = off. */
   healthListen?: string;
   maxMessageBytes: number;
+  /** --max-partial-message-bytes: bytes of unfinished gRPC request messages held at once (0: no budget). */
+  maxPartialMessageBytes: number;
   chunkBytes: number;
   poolChunkBytes: number;
   asyncCopyThresholdBytes: number;
@@ -312,6 +314,23 @@ function build(raw: RawValues): DaemonConfig {
       `${text('chunk-bytes')} (${chunkBytes} bytes)`,
     );
   }
+  // Unset, at least twice --max-message-bytes; given, 0 or at least one whole message.
+  function maxPartialMessageBytes(): number {
+    const given = bytes('max-partial-message-bytes');
+    if (raw.get('max-partial-message-bytes')?.source === 'default') {
+      const derived = Math.max(given, 2 * maxMessageBytes);
+      if (derived !== given) rawValues['max-partial-message-bytes'] = String(derived);
+      return derived;
+    }
+    if (given !== 0 && given < maxMessageBytes) {
+      throw invalidArgument(
+        field('max-partial-message-bytes'),
+        `0 (no budget) or a size of at least --max-message-bytes (${maxMessageBytes} bytes): a message of that size must be able to arrive`,
+        `${text('max-partial-message-bytes')} (${given} bytes)`,
+      );
+    }
+    return given;
+  }
   // Unset, the cap leaves half the open-file limit to the rest of the daemon (src/config/open-file-limit.ts).
   function dataMaxConnections(): number {
     const given = int('data-max-connections', 0, 1_000_000);
@@ -339,6 +358,7 @@ function build(raw: RawValues): DaemonConfig {
     healthListen: healthAddress(text('health-listen'), field('health-listen')),
     maxMessageBytes,
     chunkBytes,
+    maxPartialMessageBytes: maxPartialMessageBytes(),
     poolChunkBytes: positiveBytes('pool-chunk'),
     asyncCopyThresholdBytes: bytes('async-copy-threshold'),
     heapGrowthPercent: int('heap-growth', 0, 400),

@@ -144,6 +144,13 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'tls-client-ca', type: 'string', arg: 'FILE', help: 'PEM CA bundle: require client certificates signed by it (mTLS). Needs --tls-cert.' },
   { name: 'max-wait', type: 'duration', arg: 'DURATION', default: '60s', help: 'Longest an AllocateArray with wait_for_memory waits for device memory (the call deadline, when sooner, wins).' },
   { name: 'max-message-bytes', type: 'size', arg: 'SIZE', default: '64M', help: "Largest gRPC message sent or received (grpc-js's default is 4 MiB); above 1024 bytes, at most 4294967295 (gRPC's 4-byte message length)." },
+  {
+    name: 'max-partial-message-bytes',
+    type: 'size',
+    arg: 'SIZE',
+    default: '256M',
+    help: "Most bytes of gRPC request messages still arriving that the daemon holds at once, every stream of every client together. grpc-js keeps a message's bytes as they come until it is whole, before any token is checked: past this, the stream holding the most is reset (RST_STREAM ENHANCE_YOUR_CALM), so that clients sending messages in part and never finishing them (with a token or without) cannot take the daemon's memory. 0 = no budget. At least --max-message-bytes; unset, 256M or twice --max-message-bytes when that is more.",
+  },
   { name: 'chunk-bytes', type: 'size', arg: 'SIZE', default: '1M', help: 'Largest data chunk of a ReadArray stream message. At most --max-message-bytes less 1024 bytes of message framing (refused otherwise); when only --max-message-bytes is given and is smaller, the default shrinks to that.' },
   { name: 'pool-chunk', type: 'size', arg: 'SIZE', default: '64M', help: 'Granularity by which a pool grows: chunks of at least this size are taken from the device or host.' },
   { name: 'async-copy-threshold', type: 'size', arg: 'SIZE', default: '256K', help: 'Copies of at least this many bytes run off the event loop (except those into an array attached to a workspace: on it, 1 MiB at a time).' },

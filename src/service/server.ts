@@ -16,6 +16,7 @@ import { addHealthService } from './health-service';
 import { loadTensormemProto } from './proto';
 import { releaseFinishedStreams } from './finished-stream-release';
 import { ConnectionSetupGuard, guardConnectionSetup } from './connection-setup-guard';
+import { limitPartialMessages } from './partial-message-budget';
 import type { ServiceContext } from './service-context';
 
 export const SERVICE_NAMES = ['tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService', 'tensormem.v1.WorkspaceService'];
@@ -61,10 +62,30 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   if (connectionSetup.hooked === 0) {
     context.log.warn({ event: 'connection_setup_unguarded' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: connections that never send the HTTP/2 preface stay open');
   }
+  if (config.maxPartialMessageBytes > 0 && limitPartialMessages(server, config.maxPartialMessageBytes, partialMessageResetLog(context)).hooked === 0) {
+    context.log.warn({ event: 'partial_messages_unbounded' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: --max-partial-message-bytes is not enforced');
+  }
   if (releaseFinishedStreams(server) === 0) {
     context.log.warn({ event: 'finished_streams_not_released' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: finished calls stay on the heap until a full GC');
   }
   return { server, health, addresses, connectionSetup };
+}
+
+/** Logs the streams --max-partial-message-bytes resets: the first at once, then at most a line every 10 s with how many since. */
+function partialMessageResetLog(context: ServiceContext): (streamHeld: number, totalHeld: number) => void {
+  let unlogged = 0;
+  let lastLineAt = -Infinity;
+  return (streamHeld, totalHeld) => {
+    unlogged++;
+    const now = performance.now();
+    if (now - lastLineAt < 10_000) return;
+    lastLineAt = now;
+    context.log.warn(
+      { event: 'partial_message_streams_reset', reset: unlogged, streamHeldBytes: streamHeld, heldBytes: totalHeld, maxPartialMessageBytes: context.config.maxPartialMessageBytes },
+      `${unlogged} gRPC stream(s) reset: the unfinished messages the daemon held (${totalHeld} bytes) passed --max-partial-message-bytes (${context.config.maxPartialMessageBytes}); the one holding the most (${streamHeld} bytes) went first`,
+    );
+    unlogged = 0;
+  };
 }
 
 /** TLS (or mTLS with --tls-client-ca) for TCP addresses when configured; plaintext otherwise. */

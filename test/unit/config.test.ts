@@ -126,6 +126,18 @@ describe('loadConfig', () => {
     expect(loadConfig([], { TENSORMEM_HEAP_GROWTH: '50' }).heapGrowthPercent).toBe(50);
   });
 
+  it('--max-partial-message-bytes: 256M or twice --max-message-bytes unset (derived), 0 or at least one whole message given', () => {
+    expect(loadConfig([], {}).maxPartialMessageBytes).toBe(256 * 1024 * 1024);
+    const big = loadConfig(['--max-message-bytes', '200M'], {});
+    expect(big.maxPartialMessageBytes).toBe(400 * 1024 * 1024);
+    expect(big.rawValues['max-partial-message-bytes']).toBe(String(400 * 1024 * 1024));
+    expect(loadConfig(['--max-partial-message-bytes', '0'], {}).maxPartialMessageBytes).toBe(0);
+    expect(loadConfig(['--max-partial-message-bytes', '64M'], {}).maxPartialMessageBytes).toBe(64 * 1024 * 1024);
+    expect(() => loadConfig(['--max-partial-message-bytes', '1M'], {})).toThrowError(
+      'Expected 0 (no budget) or a size of at least --max-message-bytes (67108864 bytes): a message of that size must be able to arrive for --max-partial-message-bytes but received "1M (1048576 bytes)"',
+    );
+  });
+
   it('keeps --chunk-bytes plus 1 KiB of ReadArray framing within --max-message-bytes', () => {
     // A ReadArray message is one chunk plus ~11 bytes of framing: at chunk >= max message every read failed.
     expect(() => loadConfig(['--chunk-bytes', '64M'], {})).toThrowError(
