@@ -139,6 +139,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   memory.setTenantLimits((name) => tenants.limitsOf(name));
   memory.declareTenants(tenants.list().map((tenant) => tenant.name));
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
+  registry.isTenantToken = (token) => tenants.match(token) !== undefined;
   const drainStarted = new AbortController();
   // Every open WatchMemory, KeepAlive and health Watch stream listens on it (endWhenDraining): no limit,
   // or Node prints "MaxListenersExceededWarning: Possible EventTarget memory leak" from the 11th on.

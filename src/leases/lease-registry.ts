@@ -63,6 +63,8 @@ export class LeaseRegistry {
   /** The serial of the last lease opened (Lease.serial: the order ListLeases pages follow). */
   private lastSerial = 0;
   private sweepTimer?: NodeJS.Timeout;
+  /** Whether a token is a tenant's (the tenants file): set by the daemon, asked only of a token that opens no lease. */
+  isTenantToken: (token: string) => boolean = () => false;
   reclaimedTotal = 0;
   /** Leases opened since start, and closed since start by reason (for /metrics). */
   openedTotal = 0;
@@ -130,6 +132,10 @@ export class LeaseRegistry {
     if (lease) throw leaseClosedError(lease.leaseId, 'expired');
     const closed = this.closedTokenHashes.get(hash);
     if (closed) throw leaseClosedError(closed.leaseId, closed.reason);
+    // A tenant token where only a lease token will do: say so, rather than "unknown".
+    if (wording === LEASE_TOKEN && this.isTenantToken(token)) {
+      throw unauthenticated('this is a tenant token, and this call takes a lease token: open a lease with it (OpenLease, tenant token in its authorization header) and send the token OpenLease returns');
+    }
     throw unauthenticated(wording.unknown);
   }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
 import { failure } from '../helpers/thrown';
 
@@ -94,6 +94,19 @@ describe('a shared GPU host', () => {
     const lease = await client.openLease({ tenantToken: TOKENS.b });
     expect((await client.memoryInfo(lease.token)).tenants.map((usage) => usage.tenant)).toEqual(['team-b']);
     await lease.close();
+  });
+
+  it('tells a call that takes a lease token, sent a tenant token, to open a lease with it', async () => {
+    // A session whose "lease token" is the tenant's own token, as a user who skipped OpenLease has.
+    const misused = new LeaseSession(client, { lease_id: '', token: TOKENS.b, ttl_seconds: 0, expires_at: null, tenant: '', client_name: '' });
+    const refused = await failure(misused.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] }));
+    expect(refused.code).toBe(status.UNAUTHENTICATED);
+    expect(refused.details).toContain('this is a tenant token, and this call takes a lease token');
+    expect(refused.details).toContain('OpenLease');
+    // A token that is neither still gets the plain answer, and nothing was allocated.
+    const unknown = new LeaseSession(client, { lease_id: '', token: 'not-a-token', ttl_seconds: 0, expires_at: null, tenant: '', client_name: '' });
+    expect((await failure(unknown.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] }))).details).toBe('unknown lease token');
+    expect((await client.memoryInfo(TOKENS.b)).tenants[0].used_bytes).toBe(0);
   });
 
   it('holds a tenant to its hard quota, with the numbers, and to its max leases', async () => {
