@@ -122,6 +122,8 @@ export class Lease {
   closed = false;
   /** Why it closed, once it has (LeaseRegistry passes it; the closed-lease error names it). */
   private closeReason: LeaseCloseReason | undefined;
+  /** Told once the lease closes (whenClosed): ReadArray streams, which end with it. */
+  private readonly closeListeners = new Set<() => void>();
   /** Usable arrays (and attached ones whose workspace has not moved on yet). */
   readonly arrays: Map<string, TensorArray>;
   /** The lease's workspaces and scope stack (ND4J's per-thread workspace manager). */
@@ -199,8 +201,18 @@ export class Lease {
    * expires or is evicted): UNAUTHENTICATED with reason LEASE_EXPIRED, as the lease's token gets from
    * then on (LeaseRegistry.authenticate), so that a reason always comes with the one status code.
    */
-  private closedError(): TensormemError {
+  closedError(): TensormemError {
     return leaseClosedError(this.leaseId, this.closeReason);
+  }
+
+  /** Calls `listener` once the lease closes (at once when it has); returns what forgets it. */
+  whenClosed(listener: () => void): () => void {
+    if (this.closed) {
+      listener();
+      return () => undefined;
+    }
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
   }
 
   /** Validates everything before taking any memory; all or nothing. */
@@ -720,6 +732,9 @@ export class Lease {
     this.filling.clear();
     this.requests.clear();
     this.requestOfArray.clear();
+    const listeners = [...this.closeListeners];
+    this.closeListeners.clear();
+    for (const listener of listeners) listener();
     return freed;
   }
 }

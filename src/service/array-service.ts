@@ -1,6 +1,7 @@
 /** tensormem.v1.ArrayService: validation and streaming; the memory work is in src/leases and src/memory. */
 import type { Metadata, Server, ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
 import type { WaitHandle } from '../memory/memory-wait-queue';
+import { constants, type ServerHttp2Stream } from 'node:http2';
 import { describeCount, invalidArgument, outOfRange } from '../errors';
 import { exportArray } from '../memory/array-export';
 import type { Lease } from '../leases/lease';
@@ -20,7 +21,7 @@ import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import { pageStart, pageTokenOf } from './page-tokens';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
-import { ServiceContext, refuseWhileDraining } from './service-context';
+import { ServiceContext, refuseWhileDraining, shuttingDownError } from './service-context';
 
 const MAX_LABEL_LENGTH = 256;
 
@@ -223,19 +224,46 @@ export class ArrayService {
     array.checkRange(offset, length, 'length');
     const chunkBytes = Math.min(this.context.config.chunkBytes, Math.max(length, 1));
     const ringSize = length <= chunkBytes ? 1 : READ_RING;
+    // The stream ends when its lease does (its arrays are freed: there is nothing more to send) and,
+    // while it waits for the budget, when the daemon drains (as an allocation waiting for memory does).
+    // `wake` stops whatever it is waiting for: the budget, a buffer of the ring, or the client's reading.
+    let endedBy: Error | undefined;
+    let wake = () => {};
+    const end = (error: Error) => {
+      if (endedBy !== undefined || gone(call)) return;
+      endedBy = error;
+      wake();
+    };
+    const forgetLease = lease.whenClosed(() => end(lease.closedError()));
+    const onDrain = () => end(shuttingDownError());
     // The ring stays in the daemon while the client does not read: the tenant's streams share a
     // budget of rings, and this one waits (holding nothing) until it fits.
     const releaseBudget = await this.readBudget.acquire(lease.tenant, ringSize * chunkBytes, (listener) => {
-      if (gone(call)) listener();
+      wake = listener;
+      if (this.context.stopping.aborted) end(shuttingDownError());
+      else this.context.stopping.addEventListener('abort', onDrain, { once: true });
+      if (gone(call) || endedBy !== undefined) listener();
       else call.once('cancelled', listener);
     });
-    if (!releaseBudget) return;
+    this.context.stopping.removeEventListener('abort', onDrain);
+    if (!releaseBudget) {
+      forgetLease();
+      if (endedBy !== undefined && !gone(call)) throw endedBy;
+      return;
+    }
     // Each buffer comes back once grpc-js has taken (serialized) the message that used it.
     const ring = new ChunkRing(ringSize, chunkBytes);
     call.once('cancelled', () => ring.abandon());
+    let stopWaiting = () => {};
+    const stopped = new Promise<void>((resolve) => (stopWaiting = resolve));
+    wake = () => {
+      ring.abandon();
+      stopWaiting();
+    };
+    if (endedBy !== undefined) wake();
     const endBulk = length >= BULK_STREAM_BYTES ? this.context.heapGrowth?.beginBulkStream() : undefined;
     try {
-      for (let position = offset; position < offset + length && !gone(call); ) {
+      for (let position = offset; position < offset + length && !gone(call) && endedBy === undefined; ) {
         const buffer = await ring.take();
         if (!buffer || gone(call)) break;
         const data = buffer.subarray(0, Math.min(chunkBytes, offset + length - position));
@@ -243,15 +271,67 @@ export class ArrayService {
         // The client may have cancelled during the copy: a write to the destroyed stream returns false
         // and neither 'drain' nor 'cancelled' (already emitted) would ever come.
         if (gone(call)) break;
-        if (!call.write({ offset: position, data }, () => ring.give(buffer))) await drainedOrCancelled(call);
+        if (!call.write({ offset: position, data }, () => ring.give(buffer))) await Promise.race([drainedOrCancelled(call), stopped]);
         position += data.byteLength;
       }
     } finally {
       endBulk?.();
-      releaseBudget();
+      forgetLease();
+      if (endedBy !== undefined && !gone(call)) releaseWhenSent(call, releaseBudget);
+      else releaseBudget();
+    }
+    if (endedBy !== undefined) {
+      if (!gone(call)) throw endedBy;
+      return;
     }
     if (!gone(call)) call.end();
   }
+}
+
+/**
+ * How long a ReadArray stream whose lease ended may take to send what it had written and its status
+ * (LEASE_EXPIRED) before it is reset: a client that reads gets them at once; one that does not would
+ * otherwise keep the messages in the daemon, and its tenant's ReadArray budget, for as long as its
+ * connection lasts.
+ */
+export const ENDED_READ_GRACE_MS = 5000;
+
+/**
+ * Gives the budget of a ReadArray stream whose lease ended back once the stream has sent everything
+ * (or the client went away), and resets the stream (RST_STREAM CANCEL) if that has not happened
+ * within ENDED_READ_GRACE_MS.
+ */
+function releaseWhenSent(call: ServerWritableStream<ReadArrayRequest__Output, ReadArrayResponse>, release: () => void): void {
+  const timer = setTimeout(() => {
+    const stream = http2StreamOf(call);
+    if (stream) {
+      stream.on('error', () => undefined);
+      stream.close(constants.NGHTTP2_CANCEL);
+    } else done();
+  }, ENDED_READ_GRACE_MS);
+  timer.unref();
+  const done = () => {
+    clearTimeout(timer);
+    release();
+  };
+  call.once('finish', done);
+  call.once('cancelled', done);
+  call.once('close', done);
+}
+
+/**
+ * The HTTP/2 stream under a grpc-js server call: grpc-js does not expose it; its call wraps the
+ * interceptors' calls (`nextCall`), the innermost of which holds the stream. Undefined should another
+ * grpc-js keep it elsewhere.
+ */
+function http2StreamOf(call: object): ServerHttp2Stream | undefined {
+  let inner = (call as { call?: unknown }).call as { stream?: unknown; nextCall?: unknown } | undefined;
+  for (let depth = 0; depth < 32 && inner !== undefined && inner !== null; depth++) {
+    const stream = inner.stream as ServerHttp2Stream | undefined;
+    if (stream && typeof stream.close === 'function' && 'session' in stream) return stream;
+    inner = inner.nextCall as typeof inner;
+  }
+  return undefined;
 }
 
 /** Chunk buffers in flight in one ReadArray call. */
