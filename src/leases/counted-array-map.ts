@@ -22,6 +22,19 @@ export class CountedArrayMap extends Map<string, TensorArray> {
     return this;
   }
 
+  /**
+   * Moves an array to the end of the order with the next serial, counting nothing: a DuplicateArray copy
+   * that has just become listable, so that a ListArrays listing paged meanwhile (past the serial it was
+   * given when its copy began) still comes to it in a later page.
+   */
+  renew(arrayId: string): void {
+    const array = this.get(arrayId);
+    if (array === undefined) return;
+    super.delete(arrayId);
+    array.serialInLease = ++this.lastSerial;
+    super.set(arrayId, array);
+  }
+
   override delete(arrayId: string): boolean {
     const deleted = super.delete(arrayId);
     if (deleted) this.count(-1);

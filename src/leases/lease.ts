@@ -125,7 +125,7 @@ export class Lease {
   /** Told once the lease closes (whenClosed): ReadArray streams, which end with it. */
   private readonly closeListeners = new Set<() => void>();
   /** Usable arrays (and attached ones whose workspace has not moved on yet). */
-  readonly arrays: Map<string, TensorArray>;
+  readonly arrays: CountedArrayMap;
   /** The lease's workspaces and scope stack (ND4J's per-thread workspace manager). */
   readonly workspaces: WorkspaceRegistry;
   private readonly workspaceBacking: PoolWorkspaceBacking;
@@ -685,6 +685,8 @@ export class Lease {
       throw this.closed ? this.closedError() : error;
     }
     this.filling.delete(copy.arrayId);
+    // Listable from now on: it takes its place in ListArrays' order now, not when its copy began.
+    this.arrays.renew(copy.arrayId);
     // The lease ended during the copy, which freed the copy with it: answer as AllocateArray does.
     this.ensureOpen();
     return copy;

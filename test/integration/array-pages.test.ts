@@ -135,3 +135,28 @@ describe('ListArrays pages under a small --max-message-bytes', () => {
     }
   });
 });
+
+describe('ListArrays pages and DuplicateArray', () => {
+  const daemon = daemonWith([]);
+
+  it('lists a copy that becomes usable between two pages in a later page', async () => {
+    const lease = await daemon.client().openLease({ clientName: 'copies' });
+    try {
+      const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024 * 1024 * 1024], placement: 'PLACEMENT_HOST_ONLY' });
+      // The copy joins the lease when its copy begins, but is listed only once it is usable.
+      const copying = lease.duplicate(big.array_id);
+      const [first, second] = await allocateArrays(lease, 2);
+      const page1 = await lease.listPage({ pageSize: 2 });
+      expect(page1.totalCount).toBe(3); // still copying: not listed yet
+      expect(page1.arrays.map((array) => array.array_id)).toEqual([big.array_id, first]);
+      const copy = await copying;
+      const page2 = await lease.listPage({ pageSize: 2, pageToken: page1.nextPageToken });
+      expect(page2.totalCount).toBe(4);
+      // Before, the copy kept the place it took when its copy began (before `first`): no page listed it.
+      expect(page2.arrays.map((array) => array.array_id)).toEqual([second, copy.array_id]);
+      expect(page2.nextPageToken).toBe('');
+    } finally {
+      await lease.close();
+    }
+  }, 30_000);
+});
