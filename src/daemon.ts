@@ -18,6 +18,7 @@ import { MemoryManager } from './memory/memory-manager';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
 import { selectBackend } from './native/select-backend';
+import { loadAddon } from './native/addon';
 import { HealthListener, startHealthListener } from './service/health-listener';
 import { RunningServer, SERVICE_NAMES, startServer } from './service/server';
 import { shuttingDownError, type ServiceContext } from './service/service-context';
@@ -133,6 +134,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   const physical = new PhysicalMemoryGuard(limits.maxPhysicalBytes, () => {
     registry?.sweep();
     memory?.trim();
+    // Freed buffers of bulk transfers stay resident in malloc's arenas (on glibc) until trimmed.
+    loadAddon().trimMallocHeap();
   });
   memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
   if (tenantSpecs) checkGuaranteesFit(tenantSpecs, limits.maxBytes, config.tenantsFile!);

@@ -9,6 +9,10 @@
 #include <mutex>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "backend.h"
 #include "backend_core.h"
 #include "backend_object.h"
@@ -113,6 +117,17 @@ Napi::Value BuildInfoJs(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// Gives the C heap's free memory back to the system (glibc's malloc_trim): buffers of bulk transfers,
+// once freed, stay in malloc's arenas and in the resident set that --maxphysicalbytes counts. Returns
+// whether any memory was given back; false where the C library has no malloc_trim.
+Napi::Value TrimMallocHeapJs(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* state = new AddonState();
   state->backend_class = Napi::Persistent(BackendObject::DefineClass(env));
@@ -122,6 +137,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   exports.Set("createBackend", Napi::Function::New(env, CreateBackendJs, "createBackend"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfoJs, "buildInfo"));
+  exports.Set("trimMallocHeap", Napi::Function::New(env, TrimMallocHeapJs, "trimMallocHeap"));
   RegisterSharedMemoryMapping(env, exports);
   RegisterCudnn(env, exports);
   return exports;

@@ -1,7 +1,8 @@
 /**
  * --maxphysicalbytes: the daemon's physical memory, checked before every allocation that costs host RAM
  * (JavaCPP's maxPhysicalBytes). When the request would pass the cap it asks for relief (the lease
- * reclamation sweep and pool trimming) and checks again, a bounded number of times, as JavaCPP retries
+ * reclamation sweep, pool trimming, and malloc_trim of the C heap, where glibc keeps the freed buffers
+ * of bulk transfers resident) and checks again, a bounded number of times, as JavaCPP retries
  * after System.gc(); then it refuses with PHYSICAL_MEMORY_LIMIT and the numbers.
  *
  * What is counted: the larger of the resident set (RSS) now and the RSS the daemon had before it held

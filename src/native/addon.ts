@@ -35,6 +35,11 @@ export interface NativeAddon extends NativeCudnn {
   createBackend(name: BackendName, options?: HostBackendOptions | CudaBackendOptions): NativeBackend;
   buildInfo(): AddonBuildInfo;
   /**
+   * Gives the C heap's free memory back to the system (glibc malloc_trim(0)): freed buffers of bulk
+   * transfers otherwise stay in malloc's arenas, resident. true when any was given back.
+   */
+  trimMallocHeap(): boolean;
+  /**
    * Maps the whole POSIX shared-memory object `name` (MAP_SHARED; read-only unless writable) as an
    * external ArrayBuffer, no copy. Throws code SYSTEM_ERROR naming the object and errno (ENOENT once
    * unlinked, EACCES for another user's object). The client side of ExportArray.

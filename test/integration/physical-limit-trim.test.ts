@@ -1,0 +1,52 @@
+/**
+ * --maxphysicalbytes after bulk reads, against a daemon process: the buffers of many concurrent
+ * ReadArray streams, once freed, stay resident in glibc's malloc arenas, and the resident set is what
+ * the cap counts. Before it refuses an allocation the daemon asks for relief, which now includes
+ * malloc_trim: an allocation that fits once those freed buffers are given back is served.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+
+const MiB = 1024 * 1024;
+const rssOf = (pid: number) => Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+const TENANTS = 6;
+
+describe.skipIf(process.platform !== 'linux')('--maxphysicalbytes and freed transfer buffers', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '512M', '--maxphysicalbytes', '480M', '--pool-chunk', '16M', '--scrub', 'off']);
+    client = new TensormemClient(daemon.tcpAddress, { dataPlane: false });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('serves an allocation that fits once the C heap gives back what bulk reads freed', async () => {
+    // Six tenants (open mode: a name each), each reading its 16 MiB array on 8 streams at once.
+    const leases: LeaseSession[] = [];
+    for (let t = 0; t < TENANTS; t++) leases.push(await client.openLease({ tenant: `reader-${t}`, clientName: 'reads' }));
+    const arrays = await Promise.all(leases.map((lease) => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true })));
+    for (let round = 0; round < 1; round++) {
+      await Promise.all(leases.flatMap((lease, t) => Array.from({ length: 8 }, () => lease.read(arrays[t].array_id))));
+    }
+    const pid = daemon.child.pid!;
+    const afterReads = rssOf(pid);
+    const cap = 480 * MiB;
+    // An allocation that passes the cap against the resident set now (freed buffers included), and fits
+    // with room to spare once they are given back.
+    const request = Math.floor((cap - afterReads) / MiB + 24) * MiB;
+    const info = await client.memoryInfo();
+    const counted = Math.max(afterReads, Number(info.process!.physical_bytes));
+    expect(counted + request).toBeGreaterThan(cap);
+    const big = await leases[0].allocate({ dataType: 'DATA_TYPE_UINT8', shape: [request], placement: 'PLACEMENT_HOST_ONLY' });
+    expect(big.byte_size).toBe(request);
+    expect(rssOf(pid)).toBeLessThan(afterReads);
+    await Promise.all(leases.map((lease) => lease.close()));
+  }, 60_000);
+});
