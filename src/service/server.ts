@@ -62,8 +62,10 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   if (connectionSetup.hooked === 0) {
     context.log.warn({ event: 'connection_setup_unguarded' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: connections that never send the HTTP/2 preface stay open');
   }
-  if (config.maxPartialMessageBytes > 0 && limitPartialMessages(server, config.maxPartialMessageBytes, partialMessageResetLog(context)).hooked === 0) {
-    context.log.warn({ event: 'partial_messages_unbounded' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: --max-partial-message-bytes is not enforced');
+  if (config.maxPartialMessageBytes > 0) {
+    const budget = limitPartialMessages(server, config.maxPartialMessageBytes, partialMessageResetLog(context));
+    if (budget.hooked === 0) context.log.warn({ event: 'partial_messages_unbounded' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: --max-partial-message-bytes is not enforced');
+    else context.partialMessages = budget;
   }
   if (releaseFinishedStreams(server) === 0) {
     context.log.warn({ event: 'finished_streams_not_released' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: finished calls stay on the heap until a full GC');

@@ -25,6 +25,8 @@ export interface ServiceContext {
   dataAddress?: string;
   /** The data plane's connections once bound (metrics): open now, and refused for --data-max-connections since start. */
   dataPlaneConnections?: { readonly openConnections: number; readonly refusedTotal: number };
+  /** --max-partial-message-bytes (service/partial-message-budget.ts): bytes of unfinished gRPC messages held, streams reset. */
+  partialMessages?: { readonly heldBytes: number; readonly resetStreams: number };
 }
 
 /** What new work, waiting allocations and watch streams get once the daemon is draining. */

@@ -64,6 +64,10 @@ describe('--max-partial-message-bytes', () => {
     expect(grown).toBeLessThan(200 * MiB);
     await expect.poll(() => daemon.logs.some((entry) => entry.event === 'partial_message_streams_reset' && entry.maxPartialMessageBytes === 32 * MiB)).toBe(true);
     expect(JSON.stringify(await client.config())).toContain('"max-partial-message-bytes"');
+    const metricsAddress = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+    const metrics = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+    expect(Number(/^tensormem_grpc_partial_message_resets_total (\d+)$/m.exec(metrics)?.[1])).toBe(resets.filter((code) => code === 11).length);
+    expect(metrics).toMatch(/^tensormem_grpc_partial_message_bytes \d+$/m);
     await lease.close();
   }, 60_000);
 });
