@@ -4,8 +4,8 @@
  * built every interval for as long as a page is open: at 100k live arrays the exact snapshot is
  * 20 MB of JSON and about half a second of the event loop, so a page left open halved every
  * trainer's calls. A pool of more than MAX_DRAWN_BLOCKS blocks is sent as runs of adjacent blocks
- * (about RUNS_PER_POOL of them: runs narrower than that would be under a pixel or two of the page's
- * map), and only the MAX_LISTED_LEASES biggest leases are listed, with the count of all of them.
+ * (about RUNS_PER_POOL of them, at most twice that: runs narrower than that would be under a pixel or
+ * two of the page's map), and only the MAX_LISTED_LEASES biggest leases are listed, with the count of all of them.
  */
 import type { BlockOwner, SegmentSnapshot } from '../memory/memory-resource';
 import { packageVersion } from '../package-root';
@@ -16,7 +16,11 @@ import type { ServiceContext } from '../service/service-context';
 
 /** A pool with more blocks than this is sent to the page as runs of adjacent blocks. */
 export const MAX_DRAWN_BLOCKS = 4000;
-/** Most runs such a pool is sent as, besides one more a segment: every run but a segment's last holds at least 1/RUNS_PER_POOL of the pool's bytes. */
+/**
+ * Runs such a pool is sent as, about: a run holds at least 1/RUNS_PER_POOL of the pool's bytes, or
+ * is cut short by a block that does (which is never drawn inside a run of another lease or of free
+ * space) or by its segment's end, so there are at most 2 x RUNS_PER_POOL of them, plus one a segment.
+ */
 export const RUNS_PER_POOL = 1000;
 /** Leases a page message lists (the biggest); `lease_count` counts them all. */
 export const MAX_LISTED_LEASES = 500;
@@ -62,8 +66,11 @@ interface BlockRun {
 
 /**
  * A segment's blocks in runs: adjacent blocks of one lease (or free space) always join, and a run
- * under `runBytes` takes the next block whatever it is, so a segment gives at most about
- * bytes / runBytes runs. A run of one block carries that block's fields (blockInfo).
+ * under `runBytes` takes the next block whatever it is, unless that block is `runBytes` or more: such
+ * a block is wide enough to be drawn as what it is (a big free block taken into a run of a small
+ * array was drawn in that array's lease's colour, a mostly free chunk as a full one, and the page lost
+ * its largest free block). A segment so gives at most about 2 x bytes / runBytes runs. A run of one
+ * block carries that block's fields (blockInfo).
  */
 function runsOf(segment: SegmentSnapshot, runBytes: number): Array<BlockRun | ReturnType<typeof blockInfo>> {
   const runs: Array<BlockRun | ReturnType<typeof blockInfo>> = [];
@@ -83,7 +90,9 @@ function runsOf(segment: SegmentSnapshot, runBytes: number): Array<BlockRun | Re
   };
   for (const block of segment.blocks) {
     const leaseId = block.owner?.leaseId ?? '';
-    const joins = run !== undefined && (run.bytes < runBytes || (run.free && block.free) || (!run.free && byLease.size === 1 && byLease.has(leaseId) && !block.free));
+    const joins =
+      run !== undefined &&
+      ((run.bytes < runBytes && block.bytes < runBytes) || (run.free && block.free) || (!run.free && byLease.size === 1 && byLease.has(leaseId) && !block.free));
     if (!joins) {
       close();
       first = block;

@@ -85,7 +85,7 @@ describe('status page messages on a busy daemon', () => {
     const exactBlocks = exactPool.segments.reduce((sum, segment) => sum + segment.blocks.length, 0);
     expect(exactBlocks).toBeGreaterThan(ARRAYS);
     const runs = drawnPool.segments.flatMap((segment) => segment.blocks);
-    expect(runs.length).toBeLessThanOrEqual(RUNS_PER_POOL + drawnPool.segments.length);
+    expect(runs.length).toBeLessThanOrEqual(2 * RUNS_PER_POOL + drawnPool.segments.length);
     expect(runs.length).toBeGreaterThan(drawnPool.segments.length);
     // Every segment's runs tile it, in order, and count its blocks.
     expect(drawnPool.segments.map((segment) => [segment.chunk, segment.bytes, segment.block_count])).toEqual(exactPool.segments.map((segment) => [segment.chunk, segment.bytes, segment.blocks.length]));
@@ -135,6 +135,64 @@ describe('status page messages on a busy daemon', () => {
       expect(await pool.locator('.segment-label').first().textContent()).toMatch(/blocks \(drawn as \d+ runs of adjacent blocks\)$/);
       const run = pool.locator('.block[data-leases]').first();
       expect(await run.getAttribute('title')).toMatch(/blocks of [23] leases/);
+    } finally {
+      await browser.close();
+    }
+  });
+});
+
+describe('a big free block on a busy daemon', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let base: string;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '256M', '--pool-chunk', '16M', '--lease-ttl', '300s', '--scrub', 'off']);
+    base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('is sent as free space, not inside a run of the small array before it', async () => {
+    // One 16 MiB chunk: MAX_DRAWN_BLOCKS + 100 small arrays of one lease (4 MiB), one small array of
+    // another, then 12 MiB free. The run of that last array was under a thousandth of the pool, so it
+    // took the 12 MiB free block: three quarters of the chunk drawn in that lease's colour.
+    const [many, one] = await Promise.all([client.openLease({ clientName: 'many' }), client.openLease({ clientName: 'one' })]);
+    for (let i = 0; i < MAX_DRAWN_BLOCKS + 100; i += 100) await Promise.all(Array.from({ length: 100 }, () => many.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000] })));
+    await one.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000] });
+
+    const exact = (await (await fetch(`${base}/api/snapshot`)).json()) as Snapshot;
+    const { data } = await firstEvent(base);
+    const exactPool = exact.snapshot.pools.find((pool) => pool.pool === 'device:0')!;
+    const drawnPool = data.snapshot.pools.find((pool) => pool.pool === 'device:0')!;
+    const poolBytes = exactPool.segments.reduce((sum, segment) => sum + segment.bytes, 0);
+    const big = exactPool.segments.flatMap((segment) => segment.blocks.map((block) => ({ chunk: segment.chunk, ...block }))).filter((block) => block.bytes >= poolBytes / RUNS_PER_POOL);
+    expect(big.some((block) => block.free && block.bytes >= 8 * 1024 * 1024)).toBe(true);
+    // Every block of at least a thousandth of the pool is drawn as what it is: inside a run of its own kind only.
+    for (const block of big) {
+      const segment = drawnPool.segments.find((candidate) => candidate.chunk === block.chunk)!;
+      const run = segment.blocks.find((candidate) => candidate.offset <= block.offset && block.offset < candidate.offset + candidate.bytes)!;
+      const drawn = { offset: block.offset, free: run.free, lease_id: run.lease_id, leases: run.free ? 0 : (run.leases ?? 1) };
+      expect(drawn).toEqual({ offset: block.offset, free: block.free, lease_id: block.lease_id, leases: block.free ? 0 : 1 });
+    }
+  }, 60_000);
+
+  it.skipIf(!existsSync(CHROMIUM))('the page marks it as the largest free block', async () => {
+    const largest = Number(((await (await fetch(`${base}/api/snapshot`)).json()) as { snapshot: { info: { devices: Array<{ largest_free_block_bytes: number }> } } }).snapshot.info.devices[0].largest_free_block_bytes);
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${base}/`);
+      await page.locator('[data-pool="device:0"] .segment-label').first().waitFor({ timeout: 10_000 });
+      const marked = page.locator('[data-pool="device:0"] .block[data-largest="true"]');
+      expect(await marked.count()).toBe(1);
+      expect(await marked.getAttribute('data-bytes')).toBe(String(largest));
+      expect(await marked.getAttribute('data-free')).toBe('true');
     } finally {
       await browser.close();
     }
