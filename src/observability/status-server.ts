@@ -3,7 +3,8 @@
  * (`/api/snapshot`, the same pools and blocks as GetMemorySnapshot plus the leases) and as server-sent
  * events (`/events`, one bounded snapshot (status-snapshot.ts, pageSnapshot) every `interval_ms`, or
  * less often where building it takes more than EVENTS_MAX_LOOP_SHARE of the time; built once per tick
- * for all the streams of that interval, skipped while the client has not taken the last one; at most
+ * for all the streams of that interval, and shared with the other intervals' streams while the next
+ * may not be built yet, skipped while the client has not taken the last one; at most
  * MAX_EVENT_STREAMS at once). In open mode (loopback only, checked by the
  * daemon) every path is open; with a tenants file every path needs an admin tenant's token, as
  * GetMemorySnapshot does (Bearer header, or `?token=` for a browser).
@@ -24,9 +25,10 @@ export const EVENTS_INTERVAL_MS = { min: 100, max: 60_000, default: 1000 };
 
 /**
  * The most of the event loop's time /events messages take: after a message that took T ms to build,
- * the next is built no sooner than T / EVENTS_MAX_LOOP_SHARE ms later (ticks before then send
- * nothing), so a page left open on a daemon of a million blocks slows the trainers' calls by at most
- * this share, whatever interval_ms it asked for.
+ * the next is built no sooner than T / EVENTS_MAX_LOOP_SHARE ms later (ticks before then send the
+ * last message built to the streams that have not had it, and nothing to the others), so a page left
+ * open on a daemon of a million blocks slows the trainers' calls by at most this share, whatever
+ * interval_ms it asked for.
  */
 export const EVENTS_MAX_LOOP_SHARE = 0.05;
 
@@ -46,6 +48,8 @@ interface EventStream {
   url: URL;
   /** Takes the stream out of its group and out of the MAX_EVENT_STREAMS count. */
   stop: () => void;
+  /** The serial of the last message written to it (0: none yet). */
+  sent: number;
 }
 
 export interface StatusServer {
@@ -121,21 +125,25 @@ export async function startStatusServer(address: string, context: ServiceContext
    * pages open at once must not each build their own.
    */
   const eventGroups = new Map<number, { timer: NodeJS.Timeout; members: Set<EventStream> }>();
-  /** The last message built, and when (performance.now()) the next may be built: see EVENTS_MAX_LOOP_SHARE. */
-  let last: { message: string; nextBuildAt: number } | undefined;
-  const pageMessage = (): string => {
+  /** The last message built, its serial, and when (performance.now()) the next may be built: see EVENTS_MAX_LOOP_SHARE. */
+  let last: { message: string; serial: number; nextBuildAt: number } | undefined;
+  const pageMessage = (): NonNullable<typeof last> => {
     const start = performance.now();
     const message = `event: snapshot\ndata: ${JSON.stringify(pageSnapshot(context))}\n\n`;
     const end = performance.now();
-    last = { message, nextBuildAt: end + (end - start) / EVENTS_MAX_LOOP_SHARE };
-    return message;
+    last = { message, serial: (last?.serial ?? 0) + 1, nextBuildAt: end + (end - start) / EVENTS_MAX_LOOP_SHARE };
+    return last;
   };
-  /** `opening`: the first message of a new stream, which takes the last one built while the next may not be built yet. */
-  const tick = (members: EventStream[], opening = false) => {
-    // Too soon after the last build: this tick sends nothing (the streams keep the last message).
-    if (!opening && last !== undefined && performance.now() < last.nextBuildAt) return;
-    let message = opening && last !== undefined && performance.now() < last.nextBuildAt ? last.message : undefined;
-    for (const { request, response, url, stop } of members) {
+  /**
+   * Sends a message to `members` (a group at its tick, or a new stream). Too soon after the last build,
+   * the streams that have not had the last message get it and the others nothing: the streams of
+   * every interval share the builds, so a group whose ticks all came soon after another group's builds
+   * (a page at the default 1 s beside one at 100 ms) got nothing at all after its first message.
+   */
+  const tick = (members: EventStream[]) => {
+    let built = last !== undefined && performance.now() < last.nextBuildAt ? last : undefined;
+    for (const stream of members) {
+      const { request, response, url, stop } = stream;
       // Ended, but a stalled reader has not taken the end yet ('close' comes once it has): nothing more
       // may be written, even should a later reload make its token admin again (a write after end is an
       // 'error' event with no listener, which would take the daemon down).
@@ -150,10 +158,13 @@ export async function startStatusServer(address: string, context: ServiceContext
         response.end();
         continue;
       }
+      // Already has the last message, and the next may not be built yet.
+      if (built !== undefined && stream.sent === built.serial) continue;
       // Still sending an earlier snapshot: skip this one (nothing is built, nothing queued).
       if (response.writableNeedDrain || response.writableLength > EVENTS_MAX_PENDING_BYTES) continue;
-      message ??= pageMessage();
-      response.write(message);
+      built ??= pageMessage();
+      response.write(built.message);
+      stream.sent = built.serial;
     }
   };
 
@@ -175,9 +186,9 @@ export async function startStatusServer(address: string, context: ServiceContext
       clearInterval(current.timer);
       eventGroups.delete(intervalMs);
     };
-    const stream: EventStream = { request, response, url, stop };
+    const stream: EventStream = { request, response, url, stop, sent: 0 };
     response.write(`retry: ${Math.max(intervalMs, 1000)}\n\n`);
-    tick([stream], true);
+    tick([stream]);
     if (response.writableEnded) return;
     let group = eventGroups.get(intervalMs);
     if (!group) {

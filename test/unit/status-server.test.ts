@@ -90,6 +90,33 @@ describe('/events', () => {
     expect(received).toBeGreaterThanOrEqual(builds);
   });
 
+  it('gives the streams of every interval the paced builds: a 1 s page beside a 100 ms one is not starved', async () => {
+    server = await startStatusServer('127.0.0.1:0', context, {} as DaemonMetrics);
+    // 40 ms a build: one every 800 ms at most. The 100 ms stream's ticks build one at about every 900 ms,
+    // so most ticks of the 1 s stream came under 800 ms after one of them and, with nothing sent on a
+    // tick too soon after a build, the 1 s stream got one message in 6 s where it should get about six.
+    built.buildMs = 40;
+    const received = [0, 0];
+    const requests = [EVENTS_INTERVAL_MS.min, 1000].map((interval, i) => {
+      const req = request(`http://${server!.address}/events?interval_ms=${interval}`, (response) => {
+        response.on('data', (chunk: Buffer) => (received[i] += chunk.toString().split('event: snapshot').length - 1));
+      });
+      req.on('error', () => undefined);
+      req.end();
+      return req;
+    });
+    await sleep(300);
+    const start = built.count;
+    const receivedAtStart = [...received];
+    await sleep(6000);
+    const builds = built.count - start;
+    for (const req of requests) req.destroy();
+    expect(received[1] - receivedAtStart[1]).toBeGreaterThanOrEqual(4);
+    expect(received[0] - receivedAtStart[0]).toBeGreaterThanOrEqual(4);
+    // Still paced: no more builds for the second stream.
+    expect(builds).toBeLessThanOrEqual(Math.ceil(6000 / (built.buildMs / EVENTS_MAX_LOOP_SHARE)) + 1);
+  }, 15_000);
+
   it('stops building once the streams are gone', async () => {
     server = await startStatusServer('127.0.0.1:0', context, {} as DaemonMetrics);
     const req = request(`http://${server.address}/events?interval_ms=${EVENTS_INTERVAL_MS.min}`, (response) => response.resume());
