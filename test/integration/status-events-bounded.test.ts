@@ -198,3 +198,58 @@ describe('a big free block on a busy daemon', () => {
     }
   });
 });
+
+describe.skipIf(!existsSync(CHROMIUM))('the largest free block of a pool drawn as runs, under a thousandth of the pool', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  let base: string;
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--maxbytes', '256M', '--pool-chunk', '16M', '--lease-ttl', '300s', '--scrub', 'off']);
+    base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('is not claimed by a smaller free block drawn on its own', async () => {
+    // One full 16 MiB chunk of small arrays (a thousandth of it is 16 KiB) with two holes: 3 KiB before
+    // a 100 KiB array (a free run of its own), and 8 KiB after another lease's 1 KiB array (inside that
+    // array's run). The page marked the 3 KiB hole "largest free block · 3.00 KiB", beside a summary
+    // saying 8.00 KiB.
+    const KiB = 1024;
+    const [a, b] = await Promise.all([client.openLease({ clientName: 'a' }), client.openLease({ clientName: 'b' })]);
+    const bytes = (lease: LeaseSession, size: number) => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size] });
+    for (let i = 0; i < MAX_DRAWN_BLOCKS + 100; i += 100) await Promise.all(Array.from({ length: 100 }, () => bytes(a, KiB)));
+    const holes: string[] = [];
+    for (let i = 0; i < 3; i++) holes.push((await bytes(a, KiB)).array_id);
+    await bytes(a, 100 * KiB);
+    await bytes(b, KiB);
+    for (let i = 0; i < 8; i++) holes.push((await bytes(a, KiB)).array_id);
+    for (let i = 0; i < 10; i++) await bytes(a, KiB);
+    const tail = ((await (await fetch(`${base}/api/snapshot`)).json()) as Snapshot).snapshot.pools.find((pool) => pool.pool === 'device:0')!.segments[0].blocks.at(-1)!;
+    expect(tail.free).toBe(true);
+    await bytes(a, Number(tail.bytes));
+    for (const id of holes) await a.free(id);
+    const exact = (await (await fetch(`${base}/api/snapshot`)).json()) as Snapshot & { snapshot: { info: { devices: Array<{ largest_free_block_bytes: number }> } } };
+    expect(exact.snapshot.pools.find((pool) => pool.pool === 'device:0')!.segments.map((segment) => segment.blocks.filter((block) => block.free).map((block) => Number(block.bytes)))).toEqual([[3 * KiB, 8 * KiB]]);
+    expect(Number(exact.snapshot.info.devices[0].largest_free_block_bytes)).toBe(8 * KiB);
+
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${base}/`);
+      const pool = page.locator('[data-pool="device:0"]');
+      expect(await pool.locator('.segment-label').first().textContent()).toMatch(/drawn as \d+ runs/);
+      expect(await pool.locator('.block[data-free="true"][data-bytes="3072"]').count()).toBe(1);
+      expect(await pool.locator('.block[data-largest="true"]').count()).toBe(0);
+      expect(await pool.locator('.summary').textContent()).toContain('largest free block 8.00 KiB');
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+});
