@@ -46,6 +46,7 @@ export type ErrorReason =
   | 'SHUTTING_DOWN'
   | 'TOO_MANY_CONNECTIONS'
   | 'CHECKSUM_MISMATCH'
+  | 'MESSAGE_TOO_LARGE'
   | 'INTERNAL';
 
 export class TensormemError extends Error {

@@ -8,6 +8,8 @@
  * list is encoded LIST_SLICE elements at a time and the bytes (outside the heap) joined.
  */
 
+import { PreEncoded } from './snapshot-encoder';
+
 /** Elements of a repeated field encoded at once. */
 export const LIST_SLICE = 256;
 
@@ -22,6 +24,8 @@ function hasLongList(value: Record<string, unknown>): boolean {
 
 export function chunkedSerializer(serialize: (value: unknown) => Buffer): (value: unknown) => Buffer {
   return (value: unknown) => {
+    // Encoded by the handler already, a slice at a time (GetMemorySnapshot: snapshot-encoder.ts).
+    if (value instanceof PreEncoded) return value.bytes;
     if (value === null || typeof value !== 'object' || !hasLongList(value as Record<string, unknown>)) return serialize(value);
     const lists = Object.entries(value as Record<string, unknown>).filter((entry): entry is [string, unknown[]] => Array.isArray(entry[1]) && entry[1].length > LIST_SLICE);
     const rest: Record<string, unknown> = { ...(value as Record<string, unknown>) };
