@@ -18,7 +18,7 @@ import { isLocalAddress, parseHostPort } from '../config/listen-address';
 import { packageRoot } from '../package-root';
 import type { ServiceContext } from '../service/service-context';
 import type { DaemonMetrics } from './daemon-metrics';
-import { pageSnapshot, statusSnapshot } from './status-snapshot';
+import { pageSnapshot, writeStatusSnapshot } from './status-snapshot';
 
 /** Shortest, longest and default interval between two /events messages. */
 export const EVENTS_INTERVAL_MS = { min: 100, max: 60_000, default: 1000 };
@@ -57,6 +57,22 @@ export interface StatusServer {
   address: string;
   /** Ends every event stream and stops listening. */
   close(): Promise<void>;
+}
+
+/** Writes `text`, then waits for 'drain' if the socket asked to; false once the client has gone. */
+async function writeOrGone(response: ServerResponse, text: string): Promise<boolean> {
+  if (response.destroyed || response.writableEnded) return false;
+  if (response.write(text)) return true;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.once('drain', done);
+    response.once('close', done);
+  });
+  return !response.destroyed;
 }
 
 class HttpError extends Error {
@@ -219,7 +235,12 @@ export async function startStatusServer(address: string, context: ServiceContext
       response.end(request.method === 'HEAD' ? undefined : text);
     } else if (route === '/api/snapshot') {
       response.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
-      response.end(request.method === 'HEAD' ? undefined : JSON.stringify(statusSnapshot(context)));
+      if (request.method === 'HEAD') response.end();
+      else {
+        // Written a slice at a time (status-snapshot.ts), as the client takes it.
+        await writeStatusSnapshot(context, (text) => writeOrGone(response, text));
+        response.end();
+      }
     } else if (route === '/events') {
       events(request, response, url, eventsIntervalMs(url));
     } else {

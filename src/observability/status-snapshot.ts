@@ -10,7 +10,7 @@
 import type { BlockOwner, SegmentSnapshot } from '../memory/memory-resource';
 import { packageVersion } from '../package-root';
 import { biggestLeases, leaseSummary } from '../service/lease-service';
-import { blockInfo, memoryInfo, memorySnapshot } from '../service/memory-service';
+import { blockInfo, memoryInfo } from '../service/memory-service';
 import { timestamp } from '../service/handlers';
 import type { ServiceContext } from '../service/service-context';
 
@@ -25,13 +25,56 @@ export const RUNS_PER_POOL = 1000;
 /** Leases a page message lists (the biggest); `lease_count` counts them all. */
 export const MAX_LISTED_LEASES = 500;
 
-/** `/api/snapshot`: every block of every pool and every lease. */
-export function statusSnapshot(context: ServiceContext) {
+/** Blocks or leases serialized between two turns of the event loop by writeStatusSnapshot (about 4 ms of work here). */
+export const JSON_SLICE = 1024;
+
+/**
+ * `/api/snapshot`, every block of every pool and every lease, as it is serialized: the JSON of
+ * `{ version, snapshot: memorySnapshot(context), leases: [leaseSummary...], lease_count }`, JSON_SLICE blocks or
+ * leases at a time with other work let in between, each piece handed to `write` (which waits while
+ * the client reads slowly, and resolves false once it has gone: the rest is then not built). One
+ * JSON.stringify of 300k blocks (59 MB) held the event loop for 1.5 s, every trainer's call waiting,
+ * and a few million blocks would pass V8's longest string. The pools and the leases are taken at the
+ * start; a lease's figures are read when its slice is written.
+ */
+export async function writeStatusSnapshot(context: ServiceContext, write: (text: string) => Promise<boolean>): Promise<void> {
   const leases = context.registry.list();
-  return { version: packageVersion(), snapshot: memorySnapshot(context), leases: leases.map(leaseSummary), lease_count: leases.length };
+  const pools = context.memory.snapshot();
+  const head = { taken_at: timestamp(Date.now()), info: memoryInfo(context) };
+  let text = `{"version":${JSON.stringify(packageVersion())},"snapshot":${JSON.stringify(head).slice(0, -1)},"pools":[`;
+  let inSlice = 0;
+  /** Hands the text so far to `write` once a slice is full (or `force`); false once the client has gone. */
+  const flush = async (force = false): Promise<boolean> => {
+    if (!force && ++inSlice < JSON_SLICE) return true;
+    inSlice = 0;
+    const piece = text;
+    text = '';
+    if (!(await write(piece))) return false;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return true;
+  };
+  for (const [p, pool] of pools.entries()) {
+    text += `${p > 0 ? ',' : ''}{"pool":${JSON.stringify(pool.pool)},"segments":[`;
+    for (const [s, segment] of pool.segments.entries()) {
+      text += `${s > 0 ? ',' : ''}{"chunk":${segment.chunkHandle},"bytes":${segment.bytes},"blocks":[`;
+      for (const [b, block] of segment.blocks.entries()) {
+        text += (b > 0 ? ',' : '') + JSON.stringify(blockInfo(block));
+        if (!(await flush())) return;
+      }
+      text += ']}';
+    }
+    text += ']}';
+  }
+  text += ']},"leases":[';
+  for (const [l, lease] of leases.entries()) {
+    text += (l > 0 ? ',' : '') + JSON.stringify(leaseSummary(lease));
+    if (!(await flush())) return;
+  }
+  text += `],"lease_count":${leases.length}}`;
+  await flush(true);
 }
 
-/** An `/events` message: statusSnapshot, its big pools in runs and its leases the biggest MAX_LISTED_LEASES. */
+/** An `/events` message: /api/snapshot's, its big pools in runs and its leases the biggest MAX_LISTED_LEASES. */
 export function pageSnapshot(context: ServiceContext) {
   const leases = context.registry.list();
   const pools = context.memory.snapshot().map(({ pool, segments }) => {

@@ -100,7 +100,6 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
   };
 }
 
-/** Every pool's segments and blocks with their owners: GetMemorySnapshot's answer and the status page's data. */
 /** A block of a snapshot as MemorySnapshot carries it: where, how big, and who holds it. */
 export function blockInfo(block: SegmentSnapshot['blocks'][number]) {
   return {
@@ -116,6 +115,7 @@ export function blockInfo(block: SegmentSnapshot['blocks'][number]) {
   };
 }
 
+/** Every pool's segments and blocks with their owners: /api/snapshot's pools (GetMemorySnapshot's answer, which snapshot-encoder.ts encodes a slice at a time). */
 export function memorySnapshot(context: ServiceContext): MemorySnapshot {
   return {
     taken_at: timestamp(Date.now()),

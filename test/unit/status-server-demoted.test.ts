@@ -12,8 +12,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 // EVENTS_MAX_PENDING_BYTES, are what stays in the daemon's own buffer once the kernel takes no more.
 const snapshot = vi.hoisted(() => ({ builds: 0 }));
 vi.mock('../../src/service/memory-service', () => ({
-  memorySnapshot: () => ({ taken_at: { seconds: 0, nanos: 0 }, info: {}, pools: [], pad: 'x'.repeat(snapshot.builds++ < 3 ? 500_000 : 40_000) }),
   memoryInfo: () => ({}),
+  blockInfo: () => ({}),
 }));
 
 import { EVENTS_INTERVAL_MS, MAX_EVENT_STREAMS, StatusServer, startStatusServer } from '../../src/observability/status-server';
@@ -45,6 +45,8 @@ describe('/events after a reload demoted its token', () => {
       tenants: { openMode: false, isAdmin: () => admin.now, match: () => ({ name: 'ops' }) },
       log: { error: () => undefined },
       registry: { list: () => [] },
+      // What each message is built from: one pool whose name pads the message to the size wanted.
+      memory: { snapshot: () => [{ pool: 'x'.repeat(snapshot.builds++ < 3 ? 500_000 : 40_000), segments: [] }] },
     } as unknown as ServiceContext;
     const errors: unknown[] = [];
     const pages: ClientRequest[] = [];
@@ -82,6 +84,8 @@ describe('/events after a reload demoted its token', () => {
       reader = undefined;
       await sleep(100);
       expect(errors).toEqual([]);
+      // Messages were built and sent all along (the stalled stream's buffers filled with them).
+      expect(snapshot.builds).toBeGreaterThan(3);
     } finally {
       for (const page of pages) page.destroy();
       reader?.kill();
