@@ -31,8 +31,10 @@ interface Arrival {
   length: number;
   /** Body bytes still to come of the message in progress. */
   bodyLeft: number;
-  /** Bytes of the message in progress received (header included): what grpc-js holds of it. */
+  /** Body bytes of the message in progress received: what grpc-js holds of it (its 5-byte header it keeps in fixed buffers), at most --max-message-bytes, so one message alone never passes a budget of at least that. */
   held: number;
+  /** Reset here or closed: data still emitted (already buffered) is not counted again. */
+  over: boolean;
 }
 
 export interface PartialMessageBudget {
@@ -51,6 +53,7 @@ export function limitPartialMessages(server: Server, limitBytes: number, onReset
   let resetStreams = 0;
 
   const release = (arrival: Arrival) => {
+    arrival.over = true;
     heldBytes -= arrival.held;
     arrival.held = 0;
     holding.delete(arrival);
@@ -68,6 +71,7 @@ export function limitPartialMessages(server: Server, limitBytes: number, onReset
     }
   };
   const onData = (arrival: Arrival, data: Buffer) => {
+    if (arrival.over) return;
     let at = 0;
     const before = arrival.held;
     while (at < data.length) {
@@ -76,7 +80,6 @@ export function limitPartialMessages(server: Server, limitBytes: number, onReset
         const index = HEADER_BYTES - arrival.headerLeft;
         if (index >= 1) arrival.length = arrival.length * 256 + data[at];
         arrival.headerLeft--;
-        arrival.held++;
         at++;
         if (arrival.headerLeft === 0) arrival.bodyLeft = arrival.length;
       } else {
@@ -98,7 +101,7 @@ export function limitPartialMessages(server: Server, limitBytes: number, onReset
     if (heldBytes > limitBytes) enforce();
   };
   const onStream = (stream: ServerHttp2Stream) => {
-    const arrival: Arrival = { stream, headerLeft: HEADER_BYTES, length: 0, bodyLeft: 0, held: 0 };
+    const arrival: Arrival = { stream, headerLeft: HEADER_BYTES, length: 0, bodyLeft: 0, held: 0, over: false };
     stream.on('data', (data: Buffer) => onData(arrival, data));
     stream.once('close', () => release(arrival));
   };
