@@ -314,6 +314,13 @@ function build(raw: RawValues): DaemonConfig {
       `${text('chunk-bytes')} (${chunkBytes} bytes)`,
     );
   }
+  // grpc-js sends no pings at its own "no keepalive" value, 2^31 - 1 ms (the longest timer): one less at most.
+  function keepaliveTime(): number {
+    if (text('keepalive-time') === 'off') return 0;
+    const value = timerDuration('keepalive-time');
+    if (value >= MAX_TIMER_MS) throw invalidArgument(field('keepalive-time'), `off or a duration under ${MAX_TIMER_MS} ms (grpc-js takes ${MAX_TIMER_MS} ms for no pings at all)`, text('keepalive-time'));
+    return value;
+  }
   // Unset, at least twice --max-message-bytes; given, 0 or at least one whole message.
   function maxPartialMessageBytes(): number {
     const given = bytes('max-partial-message-bytes');
@@ -365,7 +372,7 @@ function build(raw: RawValues): DaemonConfig {
     heapReserveBytes: text('heap-reserve') === undefined ? undefined : bytes('heap-reserve'),
     shutdownTimeoutMs: timerDuration('shutdown-timeout'),
     maxWaitMs: duration('max-wait'),
-    keepaliveTimeMs: text('keepalive-time') === 'off' ? 0 : timerDuration('keepalive-time'),
+    keepaliveTimeMs: keepaliveTime(),
     keepaliveTimeoutMs: timerDuration('keepalive-timeout'),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     dataMaxConnections: dataMaxConnections(),

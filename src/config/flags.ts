@@ -84,7 +84,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'duration',
     arg: 'DURATION',
     default: '30s',
-    help: "How often the daemon pings each gRPC connection (an HTTP/2 PING), or off. A connection whose ping has no answer within --keepalive-timeout is closed and its calls are cancelled: a client whose host lost power or whose network went away sends no FIN, so without the pings its connection (a file descriptor, its open streams) stays open until the kernel gives up on it, which for an idle connection is never, and its release_on_disconnect lease keeps its memory until the lease's TTL. off: no pings. At most 24.8 days.",
+    help: "How often the daemon pings each gRPC connection (an HTTP/2 PING), or off. A connection whose ping has no answer within --keepalive-timeout is closed and its calls are cancelled: a client whose host lost power or whose network went away sends no FIN, so without the pings its connection (a file descriptor, its open streams) stays open until the kernel gives up on it, which for an idle connection is never, and its release_on_disconnect lease keeps its memory until the lease's TTL. off: no pings. Under 2147483647 ms (24.8 days; grpc-js takes that value for no pings).",
   },
   {
     name: 'keepalive-timeout',

@@ -126,6 +126,12 @@ describe('loadConfig', () => {
     expect(loadConfig([], { TENSORMEM_HEAP_GROWTH: '50' }).heapGrowthPercent).toBe(50);
   });
 
+  it('--keepalive-time: off, or under the 2^31 - 1 ms that grpc-js takes for no pings', () => {
+    expect(loadConfig(['--keepalive-time', 'off'], {}).keepaliveTimeMs).toBe(0);
+    expect(loadConfig(['--keepalive-time', '2147483646ms'], {}).keepaliveTimeMs).toBe(2147483646);
+    expect(() => loadConfig(['--keepalive-time', '2147483647ms'], {})).toThrowError('for --keepalive-time but received "2147483647ms"');
+  });
+
   it('--max-partial-message-bytes: 256M or twice --max-message-bytes unset (derived), 0 or at least one whole message given', () => {
     expect(loadConfig([], {}).maxPartialMessageBytes).toBe(256 * 1024 * 1024);
     const big = loadConfig(['--max-message-bytes', '200M'], {});
