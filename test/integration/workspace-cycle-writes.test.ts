@@ -19,6 +19,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const u8 = (n: number, workspaceId: string, zero = false) => ({ dataType: 'DATA_TYPE_UINT8' as const, shape: [n], workspaceId, zero });
 /** Below --async-copy-threshold (16 KiB): copied on the event loop, at once. */
 const SMALL = 8 * KiB;
+/**
+ * The zero fill that holds the one libuv thread while a test moves the workspace on: 1.5 GiB, about
+ * 160 ms once the pool's memory is resident (the tests after the first reuse it), against 50-90 ms
+ * for the rest of a test's steps. (With 1 GiB and a 1 MiB next array, about 110 ms against 70-80 ms:
+ * a fresh-clone CI run once saw the fill end first.)
+ */
+const BLOCKER_BYTES = 1536 * MiB;
+/** The next cycle's first array: it lies at A's offset, so a late copy into A lands on it. */
+const NEXT_BYTES = 64 * KiB;
 
 /** Bytes of `data` that are not `value`. */
 const notAll = (data: Uint8Array, value: number) => data.filter((byte) => byte !== value).length;
@@ -45,7 +54,7 @@ describe("copies into an attached array queued across its workspace's next cycle
 
   /**
    * Opens a lease with a FULL workspace entered, runs `setUp` (the first cycle), then takes the one
-   * libuv thread with a 1 GiB zero fill of a detached array on another lease, starts `inFlight` (which
+   * libuv thread with a BLOCKER_BYTES zero fill of a detached array on another lease, starts `inFlight` (which
    * queues its copy behind the fill), moves the workspace on and runs `nextCycle`, all before the fill
    * ends; then `check` once everything settled. Returns how `inFlight` ended.
    */
@@ -61,7 +70,7 @@ describe("copies into an attached array queued across its workspace's next cycle
       await lease.enterWorkspace(ws);
       const first = await steps.setUp(lease, ws);
       let blocked = true;
-      const blocker = other.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024 * MiB], zero: true }).finally(() => (blocked = false));
+      const blocker = other.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [BLOCKER_BYTES], zero: true }).finally(() => (blocked = false));
       await sleep(20);
       const outcome = steps.inFlight(lease, first).then(
         () => 'OK',
@@ -72,7 +81,7 @@ describe("copies into an attached array queued across its workspace's next cycle
       await lease.enterWorkspace(ws);
       const check = await steps.nextCycle(lease, ws);
       // Otherwise the copy in flight could have landed before the next cycle began: nothing tested.
-      expect(blocked, 'the 1 GiB fill ended before the next cycle was written').toBe(true);
+      expect(blocked, 'the 1.5 GiB fill ended before the next cycle was written').toBe(true);
       await blocker;
       const result = await outcome;
       await check();
@@ -85,12 +94,12 @@ describe("copies into an attached array queued across its workspace's next cycle
   }
 
   /**
-   * The next cycle's first array, 1 MiB at A's offset, written with `value` SMALL bytes at a time (each
-   * on the event loop); checked to still hold it.
+   * The next cycle's first array, NEXT_BYTES at A's offset, written with `value` SMALL bytes at a time
+   * (each on the event loop); checked to still hold it.
    */
   async function nextArrayKeeps(lease: LeaseSession, ws: string, value: number): Promise<() => Promise<void>> {
-    const b = await lease.allocate(u8(MiB, ws));
-    await lease.writeGrpc(b.array_id, Buffer.alloc(MiB, value), 0, SMALL);
+    const b = await lease.allocate(u8(NEXT_BYTES, ws));
+    await lease.writeGrpc(b.array_id, Buffer.alloc(NEXT_BYTES, value), 0, SMALL);
     return async () => expect(notAll(await lease.readGrpc(b.array_id), value)).toBe(0);
   }
 
