@@ -4,47 +4,11 @@
  * UNAVAILABLE, instead of leaving a call without a deadline waiting for the kernel's TCP timeout.
  * A proxy between client and daemon stops forwarding bytes either way, keeping both sockets open.
  */
-import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientOptions, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
-
-interface SilentProxy {
-  address: string;
-  /** From now on nothing is forwarded either way; the sockets stay open. */
-  goSilent(): void;
-  close(): Promise<void>;
-}
-
-async function silentProxy(target: string): Promise<SilentProxy> {
-  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
-  const sockets = new Set<Socket>();
-  let silent = false;
-  const server: Server = createServer((down) => {
-    const up = createConnection({ host, port });
-    for (const socket of [down, up]) {
-      sockets.add(socket);
-      socket.on('error', () => undefined);
-      socket.on('close', () => sockets.delete(socket));
-    }
-    down.on('data', (bytes) => silent || up.write(bytes));
-    up.on('data', (bytes) => silent || down.write(bytes));
-    down.on('end', () => silent || up.end());
-    up.on('end', () => silent || down.end());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    goSilent: () => {
-      silent = true;
-    },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
+import { silentProxy } from '../helpers/silent-proxy';
 
 /** Opens a lease through a fresh proxy, starts a WatchMemory stream, silences the proxy; resolves with the stream's error, or undefined when none came within `waitMs`. */
 async function watchThroughSilencedProxy(daemon: DaemonProcess, options: ClientOptions, waitMs: number): Promise<{ error: TensormemClientError | undefined; afterMs: number }> {

@@ -7,42 +7,13 @@
  * socket to the daemon open, as the daemon's kernel does for a peer that is gone.
  */
 import { readdirSync } from 'node:fs';
-import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { startDaemon } from '../helpers/daemon-process';
+import { silentProxy } from '../helpers/silent-proxy';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function silentProxy(target: string): Promise<{ address: string; goSilent(): void; close(): Promise<void> }> {
-  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
-  const sockets = new Set<Socket>();
-  let silent = false;
-  const server: Server = createServer((down) => {
-    const up = createConnection({ host, port });
-    for (const socket of [down, up]) {
-      sockets.add(socket);
-      socket.on('error', () => undefined);
-      socket.on('close', () => sockets.delete(socket));
-    }
-    down.on('data', (bytes) => silent || up.write(bytes));
-    up.on('data', (bytes) => silent || down.write(bytes));
-    down.on('end', () => silent || up.end());
-    up.on('end', () => silent || down.end());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    goSilent: () => {
-      silent = true;
-    },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 describe('a trainer whose host vanished', () => {
   it('gets its connection closed by the daemon\'s keepalive pings: its release_on_disconnect lease, memory and file descriptor come back long before its TTL', async () => {

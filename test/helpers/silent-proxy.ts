@@ -1,0 +1,42 @@
+/**
+ * A TCP proxy between a client and a daemon that can go silent: from then on it forwards nothing
+ * either way and keeps both sockets open, as a peer whose host lost power or whose network went away
+ * looks to the other side (no FIN, no RST).
+ */
+import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
+
+export interface SilentProxy {
+  address: string;
+  /** From now on nothing is forwarded either way; the sockets stay open. */
+  goSilent(): void;
+  close(): Promise<void>;
+}
+
+export async function silentProxy(target: string): Promise<SilentProxy> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const sockets = new Set<Socket>();
+  let silent = false;
+  const server: Server = createServer((down) => {
+    const up = createConnection({ host, port });
+    for (const socket of [down, up]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    down.on('data', (bytes) => silent || up.write(bytes));
+    up.on('data', (bytes) => silent || down.write(bytes));
+    down.on('end', () => silent || up.end());
+    up.on('end', () => silent || down.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    goSilent: () => {
+      silent = true;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
