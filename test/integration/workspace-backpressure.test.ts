@@ -1,8 +1,9 @@
 /** AllocateArray with wait_for_memory into a workspace: a request that needs fresh device memory (a spill) waits as a detached one does. */
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { failure } from '../helpers/thrown';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -23,16 +24,25 @@ describe('wait_for_memory into a workspace', () => {
 
   const device = async () => (await client.memoryInfo()).devices[0];
   const used = async () => (await device()).used_bytes;
-  const failure = async (promise: Promise<unknown>) => (await promise.then(() => undefined, (e: unknown) => e)) as TensormemClientError;
-
-  it('waits for another tenant to free when the first (learning) cycle spills', async () => {
-    const failedBefore = (await device()).failed_allocations_total;
+  /** A holder tenant with 12 of the 16 MiB, and a trainer tenant inside a fresh FIRST_LOOP workspace of no initial size. */
+  const heldAndTraining = async () => {
     const holder = await client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
     const trainer = await client.openLease({ tenant: 'trainer' });
     try {
       const ws = await trainer.createWorkspace('LOOP', { initial_size: 0, learning_policy: 'LEARNING_POLICY_FIRST_LOOP' });
       await trainer.enterWorkspace(ws.workspace_id);
+      return { holder, held, trainer, ws };
+    } catch (error) {
+      await Promise.all([trainer.close(), holder.close()]);
+      throw error;
+    }
+  };
+
+  it('waits for another tenant to free when the first (learning) cycle spills', async () => {
+    const failedBefore = (await device()).failed_allocations_total;
+    const { holder, held, trainer, ws } = await heldAndTraining();
+    try {
       const started = Date.now();
       const pending = trainer.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 10_000 }).catch((e: unknown) => e);
       await sleep(300);
@@ -56,12 +66,8 @@ describe('wait_for_memory into a workspace', () => {
   });
 
   it('ends the wait at once, changing nothing, when the workspace moves on meanwhile (left by another call, destroyed)', async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
-    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
-    const trainer = await client.openLease({ tenant: 'trainer' });
+    const { holder, held, trainer, ws } = await heldAndTraining();
     try {
-      const ws = await trainer.createWorkspace('LOOP', { initial_size: 0, learning_policy: 'LEARNING_POLICY_FIRST_LOOP' });
-      await trainer.enterWorkspace(ws.workspace_id);
       const pending = failure(trainer.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 10_000 }));
       await sleep(300);
       const started = Date.now();
@@ -100,12 +106,8 @@ describe('wait_for_memory into a workspace', () => {
   });
 
   it('gives up at the deadline, or when the lease closes, leaving the workspace as it was', async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
-    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
-    const trainer = await client.openLease({ tenant: 'trainer' });
+    const { holder, held, trainer, ws } = await heldAndTraining();
     try {
-      const ws = await trainer.createWorkspace('LOOP', { initial_size: 0, learning_policy: 'LEARNING_POLICY_FIRST_LOOP' });
-      await trainer.enterWorkspace(ws.workspace_id);
       // Frees that still leave too little: each a retry, the request's refusal counted once.
       const small = [await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] }), await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] })];
       const failedBefore = (await device()).failed_allocations_total;
