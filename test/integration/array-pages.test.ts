@@ -4,9 +4,9 @@
  * between pages neither repeat nor shift the rest, and the typed client's list() pages by itself.
  */
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { describe, expect, it } from 'vitest';
+import type { LeaseSession } from '../../src/client/tensormem-client';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 import { failure } from '../helpers/thrown';
 
 /** `count` FLOAT32 [4] arrays made one after the other (so their order is known). */
@@ -16,26 +16,11 @@ async function allocateArrays(lease: LeaseSession, count: number, label = ''): P
   return ids;
 }
 
-/** A daemon started with `flags` before the describe's tests and stopped after them, and a client of it. */
-function daemonWith(flags: string[]): { client(): TensormemClient } {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-  beforeAll(async () => {
-    daemon = await startDaemon(flags);
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
-  return { client: () => client };
-}
-
 describe('ListArrays pages', () => {
-  const daemon = daemonWith(['--maxbytes', '64M', '--pool-chunk', '4M']);
+  const daemon = daemonForTests(['--maxbytes', '64M', '--pool-chunk', '4M']);
 
   it('pages the arrays in the order they were made, none twice, with the total', async () => {
-    const lease = await daemon.client().openLease({ clientName: 'pages' });
+    const lease = await daemon.client.openLease({ clientName: 'pages' });
     try {
       const ids = await allocateArrays(lease, 25);
       const first = await lease.listPage({ pageSize: 10 });
@@ -57,7 +42,7 @@ describe('ListArrays pages', () => {
   });
 
   it('arrays freed or made between pages neither repeat nor shift the rest', async () => {
-    const lease = await daemon.client().openLease({ clientName: 'churn' });
+    const lease = await daemon.client.openLease({ clientName: 'churn' });
     try {
       const ids = await allocateArrays(lease, 12);
       const first = await lease.listPage({ pageSize: 5 });
@@ -83,8 +68,8 @@ describe('ListArrays pages', () => {
   });
 
   it('refuses a page token it did not give, or gave for another listing, naming page_token', async () => {
-    const a = await daemon.client().openLease({ clientName: 'a' });
-    const b = await daemon.client().openLease({ clientName: 'b' });
+    const a = await daemon.client.openLease({ clientName: 'a' });
+    const b = await daemon.client.openLease({ clientName: 'b' });
     try {
       await allocateArrays(a, 3);
       const idsOfB = await allocateArrays(b, 3);
@@ -96,7 +81,7 @@ describe('ListArrays pages', () => {
       expect(crossed.details).toContain('page_token');
       expect(crossed.details).toContain(b.leaseId);
       // A ListLeases token is not a ListArrays one.
-      const leasePage = await daemon.client().listLeasesPage({ pageSize: 1 });
+      const leasePage = await daemon.client.listLeasesPage({ pageSize: 1 });
       expect(leasePage.nextPageToken).not.toBe('');
       const leaseToken = await failure(b.listPage({ pageSize: 1, pageToken: leasePage.nextPageToken }));
       expect(leaseToken.code).toBe(status.INVALID_ARGUMENT);
@@ -115,10 +100,10 @@ describe('ListArrays pages', () => {
 });
 
 describe('ListArrays pages under a small --max-message-bytes', () => {
-  const daemon = daemonWith(['--maxbytes', '64M', '--pool-chunk', '4M', '--max-message-bytes', '16K']);
+  const daemon = daemonForTests(['--maxbytes', '64M', '--pool-chunk', '4M', '--max-message-bytes', '16K']);
 
   it('ends a page before the reply would pass the limit; list() gets every array where one reply cannot', async () => {
-    const lease = await daemon.client().openLease({ clientName: 'big' });
+    const lease = await daemon.client.openLease({ clientName: 'big' });
     try {
       // 200 arrays with 100-character labels: about 40 KiB of ArrayInfo, over the 16 KiB limit.
       const ids = await allocateArrays(lease, 200, 'x'.repeat(100));
@@ -137,10 +122,10 @@ describe('ListArrays pages under a small --max-message-bytes', () => {
 });
 
 describe('ListArrays pages and DuplicateArray', () => {
-  const daemon = daemonWith([]);
+  const daemon = daemonForTests([]);
 
   it('lists a copy that becomes usable between two pages in a later page', async () => {
-    const lease = await daemon.client().openLease({ clientName: 'copies' });
+    const lease = await daemon.client.openLease({ clientName: 'copies' });
     try {
       const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024 * 1024 * 1024], placement: 'PLACEMENT_HOST_ONLY' });
       // The copy joins the lease when its copy begins, but is listed only once it is usable.

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
 import { MAX_DRAWN_BLOCKS, MAX_LISTED_LEASES, RUNS_PER_POOL } from '../../src/observability/status-snapshot';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -142,31 +143,18 @@ describe('status page messages on a busy daemon', () => {
 });
 
 describe('a big free block on a busy daemon', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-  let base: string;
-
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '256M', '--pool-chunk', '16M', '--lease-ttl', '300s', '--scrub', 'off']);
-    base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
+  const running = daemonForTests(['--maxbytes', '256M', '--pool-chunk', '16M', '--lease-ttl', '300s', '--scrub', 'off']);
 
   it('is sent as free space, not inside a run of the small array before it', async () => {
     // One 16 MiB chunk: MAX_DRAWN_BLOCKS + 100 small arrays of one lease (4 MiB), one small array of
     // another, then 12 MiB free. The run of that last array was under a thousandth of the pool, so it
     // took the 12 MiB free block: three quarters of the chunk drawn in that lease's colour.
-    const [many, one] = await Promise.all([client.openLease({ clientName: 'many' }), client.openLease({ clientName: 'one' })]);
+    const [many, one] = await Promise.all([running.client.openLease({ clientName: 'many' }), running.client.openLease({ clientName: 'one' })]);
     for (let i = 0; i < MAX_DRAWN_BLOCKS + 100; i += 100) await Promise.all(Array.from({ length: 100 }, () => many.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000] })));
     await one.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000] });
 
-    const exact = (await (await fetch(`${base}/api/snapshot`)).json()) as Snapshot;
-    const { data } = await firstEvent(base);
+    const exact = (await (await fetch(`${running.statusBase}/api/snapshot`)).json()) as Snapshot;
+    const { data } = await firstEvent(running.statusBase);
     const exactPool = exact.snapshot.pools.find((pool) => pool.pool === 'device:0')!;
     const drawnPool = data.snapshot.pools.find((pool) => pool.pool === 'device:0')!;
     const poolBytes = exactPool.segments.reduce((sum, segment) => sum + segment.bytes, 0);
@@ -182,12 +170,12 @@ describe('a big free block on a busy daemon', () => {
   }, 60_000);
 
   it.skipIf(!existsSync(CHROMIUM))('the page marks it as the largest free block', async () => {
-    const largest = Number(((await (await fetch(`${base}/api/snapshot`)).json()) as { snapshot: { info: { devices: Array<{ largest_free_block_bytes: number }> } } }).snapshot.info.devices[0].largest_free_block_bytes);
+    const largest = Number(((await (await fetch(`${running.statusBase}/api/snapshot`)).json()) as { snapshot: { info: { devices: Array<{ largest_free_block_bytes: number }> } } }).snapshot.info.devices[0].largest_free_block_bytes);
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(`${base}/`);
+      await page.goto(`${running.statusBase}/`);
       await page.locator('[data-pool="device:0"] .segment-label').first().waitFor({ timeout: 10_000 });
       const marked = page.locator('[data-pool="device:0"] .block[data-largest="true"]');
       expect(await marked.count()).toBe(1);
@@ -200,20 +188,7 @@ describe('a big free block on a busy daemon', () => {
 });
 
 describe.skipIf(!existsSync(CHROMIUM))('the largest free block of a pool drawn as runs, under a thousandth of the pool', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-  let base: string;
-
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '256M', '--pool-chunk', '16M', '--lease-ttl', '300s', '--scrub', 'off']);
-    base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
+  const running = daemonForTests(['--maxbytes', '256M', '--pool-chunk', '16M', '--lease-ttl', '300s', '--scrub', 'off']);
 
   it('is not claimed by a smaller free block drawn on its own', async () => {
     // One full 16 MiB chunk of small arrays (a thousandth of it is 16 KiB) with two holes: 3 KiB before
@@ -221,7 +196,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the largest free block of a pool drawn a
     // array's run). The page marked the 3 KiB hole "largest free block · 3.00 KiB", beside a summary
     // saying 8.00 KiB.
     const KiB = 1024;
-    const [a, b] = await Promise.all([client.openLease({ clientName: 'a' }), client.openLease({ clientName: 'b' })]);
+    const [a, b] = await Promise.all([running.client.openLease({ clientName: 'a' }), running.client.openLease({ clientName: 'b' })]);
     const bytes = (lease: LeaseSession, size: number) => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size] });
     for (let i = 0; i < MAX_DRAWN_BLOCKS + 100; i += 100) await Promise.all(Array.from({ length: 100 }, () => bytes(a, KiB)));
     const holes: string[] = [];
@@ -230,11 +205,11 @@ describe.skipIf(!existsSync(CHROMIUM))('the largest free block of a pool drawn a
     await bytes(b, KiB);
     for (let i = 0; i < 8; i++) holes.push((await bytes(a, KiB)).array_id);
     for (let i = 0; i < 10; i++) await bytes(a, KiB);
-    const tail = ((await (await fetch(`${base}/api/snapshot`)).json()) as Snapshot).snapshot.pools.find((pool) => pool.pool === 'device:0')!.segments[0].blocks.at(-1)!;
+    const tail = ((await (await fetch(`${running.statusBase}/api/snapshot`)).json()) as Snapshot).snapshot.pools.find((pool) => pool.pool === 'device:0')!.segments[0].blocks.at(-1)!;
     expect(tail.free).toBe(true);
     await bytes(a, Number(tail.bytes));
     for (const id of holes) await a.free(id);
-    const exact = (await (await fetch(`${base}/api/snapshot`)).json()) as Snapshot & { snapshot: { info: { devices: Array<{ largest_free_block_bytes: number }> } } };
+    const exact = (await (await fetch(`${running.statusBase}/api/snapshot`)).json()) as Snapshot & { snapshot: { info: { devices: Array<{ largest_free_block_bytes: number }> } } };
     expect(exact.snapshot.pools.find((pool) => pool.pool === 'device:0')!.segments.map((segment) => segment.blocks.filter((block) => block.free).map((block) => Number(block.bytes)))).toEqual([[3 * KiB, 8 * KiB]]);
     expect(Number(exact.snapshot.info.devices[0].largest_free_block_bytes)).toBe(8 * KiB);
 
@@ -242,7 +217,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the largest free block of a pool drawn a
     const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(`${base}/`);
+      await page.goto(`${running.statusBase}/`);
       const pool = page.locator('[data-pool="device:0"]');
       expect(await pool.locator('.segment-label').first().textContent()).toMatch(/drawn as \d+ runs/);
       expect(await pool.locator('.block[data-free="true"][data-bytes="3072"]').count()).toBe(1);
