@@ -1,32 +1,21 @@
 /** AllocateArray with wait_for_memory: waits for frees up to the deadline, fair across tenants, cancellable without a trace. */
 import { Metadata, status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArrayInfo, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { describe, expect, it } from 'vitest';
+import { ArrayInfo, TensormemClientError } from '../../src/client/tensormem-client';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('backpressure', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
+  const running = daemonForTests(['--maxbytes', '16M', '--pool-chunk', '4M']);
 
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '16M', '--pool-chunk', '4M']);
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
-
-  const used = async () => (await client.memoryInfo()).devices[0].used_bytes;
+  const used = async () => (await running.client.memoryInfo()).devices[0].used_bytes;
 
   it('fails fast by default, and a waiting request is served when memory is freed', async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
+    const holder = await running.client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
-    const waiter = await client.openLease({ tenant: 'waiter' });
+    const waiter = await running.client.openLease({ tenant: 'waiter' });
     const fast = (await waiter.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] }).catch((e: unknown) => e)) as TensormemClientError;
     expect(fast.code).toBe(status.RESOURCE_EXHAUSTED);
     const started = Date.now();
@@ -43,11 +32,11 @@ describe('backpressure', () => {
   });
 
   it("counts a waiting request's refusal once in failed_allocations_total, however often it is retried", async () => {
-    const failedBefore = (await client.memoryInfo()).devices[0].failed_allocations_total;
-    const holder = await client.openLease({ tenant: 'holder' });
+    const failedBefore = (await running.client.memoryInfo()).devices[0].failed_allocations_total;
+    const holder = await running.client.openLease({ tenant: 'holder' });
     const held: ArrayInfo[] = [];
     for (let i = 0; i < 16; i++) held.push(await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] }));
-    const waiter = await client.openLease({ tenant: 'waiter' });
+    const waiter = await running.client.openLease({ tenant: 'waiter' });
     try {
       const pending = waiter.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 10_000 });
       pending.catch(() => undefined); // awaited below; the lease's close ends it when a check fails first
@@ -57,10 +46,10 @@ describe('backpressure', () => {
         await holder.free(array.array_id);
         await sleep(20);
       }
-      expect((await client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 1);
+      expect((await running.client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 1);
       await holder.free(held[8].array_id);
       expect((await pending).byte_size).toBe(8 * MiB);
-      expect((await client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 1);
+      expect((await running.client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 1);
       // A request that gives up at its deadline after retries is one failed request too.
       const late = waiter.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 1000 }).catch((e: unknown) => e);
       await sleep(100);
@@ -69,7 +58,7 @@ describe('backpressure', () => {
         await sleep(20);
       }
       expect(((await late) as TensormemClientError).code).toBe(status.DEADLINE_EXCEEDED);
-      expect((await client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 2);
+      expect((await running.client.memoryInfo()).devices[0].failed_allocations_total).toBe(failedBefore + 2);
     } finally {
       await waiter.close();
       await holder.close();
@@ -77,7 +66,7 @@ describe('backpressure', () => {
   });
 
   it('gives up at the deadline with DEADLINE_EXCEEDED and the out-of-memory numbers', async () => {
-    const lease = await client.openLease();
+    const lease = await running.client.openLease();
     const error = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [20 * MiB], waitForMemory: true, deadlineMs: 700 }).catch((e: unknown) => e)) as TensormemClientError;
     expect(error.code).toBe(status.DEADLINE_EXCEEDED);
     expect(await used()).toBe(0);
@@ -86,12 +75,12 @@ describe('backpressure', () => {
   });
 
   it('leaves no trace of a waiting call that is cancelled', async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
+    const holder = await running.client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
-    const lease = await client.openLease({ tenant: 'impatient' });
+    const lease = await running.client.openLease({ tenant: 'impatient' });
     const md = new Metadata();
     md.set('authorization', `Bearer ${lease.token}`);
-    const call = client.arrays.AllocateArray(
+    const call = running.client.arrays.AllocateArray(
       { lease_id: lease.leaseId, data_type: 'DATA_TYPE_UINT8', shape: [4 * MiB], placement: 'PLACEMENT_DEVICE', wait_for_memory: true },
       md,
       { deadline: Date.now() + 10_000 },
@@ -109,10 +98,10 @@ describe('backpressure', () => {
   });
 
   it("serves a tenant's next waiting request as soon as the one ahead of it gives up at its deadline", async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
+    const holder = await running.client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] });
-    const first = await client.openLease({ tenant: 'queued' });
-    const second = await client.openLease({ tenant: 'queued' });
+    const first = await running.client.openLease({ tenant: 'queued' });
+    const second = await running.client.openLease({ tenant: 'queued' });
     // 8 + 12 > 16: waits; the 4 MiB request fits but queues behind it (same tenant, first come first served).
     const big = first.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB], waitForMemory: true, deadlineMs: 700 }).catch((e: unknown) => e);
     await sleep(100);
@@ -130,16 +119,16 @@ describe('backpressure', () => {
   });
 
   it('fails a waiting request at once when its lease is closed, evicted or expires, and serves the same tenant next', async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
+    const holder = await running.client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] });
-    const next = await client.openLease({ tenant: 'closing' });
+    const next = await running.client.openLease({ tenant: 'closing' });
     for (const end of ['close', 'evict', 'expiry'] as const) {
-      const doomed = await client.openLease({ tenant: 'closing', ttlSeconds: end === 'expiry' ? 1 : 0 });
+      const doomed = await running.client.openLease({ tenant: 'closing', ttlSeconds: end === 'expiry' ? 1 : 0 });
       const started = Date.now();
       const waiting = doomed.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB], waitForMemory: true, deadlineMs: 15_000 }).catch((e: unknown) => e);
       await sleep(200);
       if (end === 'close') await doomed.close();
-      if (end === 'evict') await client.evictLease(doomed.leaseId);
+      if (end === 'evict') await running.client.evictLease(doomed.leaseId);
       const error = (await waiting) as TensormemClientError;
       expect(error).toBeInstanceOf(TensormemClientError);
       // LEASE_EXPIRED always comes with UNAUTHENTICATED, the code the expired lease's token gets from then on.
@@ -167,11 +156,11 @@ describe('backpressure', () => {
   });
 
   it('serves waiting tenants in turn rather than one tenant first', async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
+    const holder = await running.client.openLease({ tenant: 'holder' });
     const blocks: ArrayInfo[] = [];
     for (let i = 0; i < 4; i++) blocks.push(await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] }));
-    const x = await client.openLease({ tenant: 'x' });
-    const y = await client.openLease({ tenant: 'y' });
+    const x = await running.client.openLease({ tenant: 'x' });
+    const y = await running.client.openLease({ tenant: 'y' });
     const served: string[] = [];
     const ask = (lease: typeof x, name: string) =>
       lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true, deadlineMs: 15_000 }).then((a) => {
@@ -203,24 +192,13 @@ describe('backpressure', () => {
 });
 
 describe('backpressure with a --max-wait beyond 2^31 - 1 ms', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '16M', '--pool-chunk', '4M', '--max-wait', '600h']);
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
+  const running = daemonForTests(['--maxbytes', '16M', '--pool-chunk', '4M', '--max-wait', '600h']);
 
   it('keeps waiting until memory is freed instead of timing out at once', async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
+    const holder = await running.client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
-    const x = await client.openLease({ tenant: 'x' });
-    const y = await client.openLease({ tenant: 'y' });
+    const x = await running.client.openLease({ tenant: 'x' });
+    const y = await running.client.openLease({ tenant: 'y' });
     const settled: string[] = [];
     // No call deadline: each waits up to --max-wait, 600 h (2.16e9 ms, past what one setTimeout can arm).
     const first = x.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true }).finally(() => settled.push('x'));
@@ -235,6 +213,6 @@ describe('backpressure with a --max-wait beyond 2^31 - 1 ms', () => {
     await x.close();
     await y.close();
     await holder.close();
-    expect((await client.memoryInfo()).devices[0].used_bytes).toBe(0);
+    expect((await running.client.memoryInfo()).devices[0].used_bytes).toBe(0);
   });
 });

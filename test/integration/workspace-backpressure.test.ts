@@ -1,34 +1,22 @@
 /** AllocateArray with wait_for_memory into a workspace: a request that needs fresh device memory (a spill) waits as a detached one does. */
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { describe, expect, it } from 'vitest';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 import { failure } from '../helpers/thrown';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('wait_for_memory into a workspace', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
+  const running = daemonForTests(['--maxbytes', '16M', '--pool-chunk', '4M']);
 
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '16M', '--pool-chunk', '4M']);
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
-
-  const device = async () => (await client.memoryInfo()).devices[0];
+  const device = async () => (await running.client.memoryInfo()).devices[0];
   const used = async () => (await device()).used_bytes;
   /** A holder tenant with 12 of the 16 MiB, and a trainer tenant inside a fresh FIRST_LOOP workspace of no initial size. */
   const heldAndTraining = async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
+    const holder = await running.client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
-    const trainer = await client.openLease({ tenant: 'trainer' });
+    const trainer = await running.client.openLease({ tenant: 'trainer' });
     try {
       const ws = await trainer.createWorkspace('LOOP', { initial_size: 0, learning_policy: 'LEARNING_POLICY_FIRST_LOOP' });
       await trainer.enterWorkspace(ws.workspace_id);
@@ -137,10 +125,10 @@ describe('wait_for_memory into a workspace', () => {
   });
 
   it('serves a request that fits the workspace buffer at once while others wait, and queues a spill behind them', async () => {
-    const holder = await client.openLease({ tenant: 'holder' });
-    const trainer = await client.openLease({ tenant: 'trainer' });
-    const stuck = await client.openLease({ tenant: 'trainer' });
-    const other = await client.openLease({ tenant: 'other' });
+    const holder = await running.client.openLease({ tenant: 'holder' });
+    const trainer = await running.client.openLease({ tenant: 'trainer' });
+    const stuck = await running.client.openLease({ tenant: 'trainer' });
+    const other = await running.client.openLease({ tenant: 'other' });
     try {
       // A learned workspace of 1 MiB (its buffer taken now), then the pool filled.
       const ws = await trainer.createWorkspace('LEARNED', { initial_size: MiB, learning_policy: 'LEARNING_POLICY_NONE', spill_policy: 'SPILL_POLICY_EXTERNAL' });
