@@ -16,15 +16,15 @@
  * up, for the drain. Sessions that have sent their preface are left to grpc-js (idle clients may keep
  * their channels open; tryShutdown closes them with a GOAWAY).
  *
- * grpc-js does not expose its HTTP/2 servers; they are read from its private `http2Servers` map, as
- * finished-stream-release does. A session is matched to its TCP socket through its socket (node's
+ * grpc-js does not expose its HTTP/2 servers (grpc-http2-servers.ts reads its private map). A session is matched to its TCP socket through its socket (node's
  * proxy reads the underlying socket's properties) and, for TLS, the TLS socket's `_parent`. Should a
  * session ever not match (another node), the guard stops timing connections out rather than risk
  * cutting a served one.
  */
 import type { Server } from '@grpc/grpc-js';
-import type { Http2Server, Http2Session } from 'node:http2';
+import type { Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
+import { grpcHttp2Servers } from './grpc-http2-servers';
 
 /** How long a connection may take from its connect to its HTTP/2 preface (TLS handshake included). */
 export const CONNECTION_SETUP_TIMEOUT_MS = 10_000;
@@ -75,20 +75,15 @@ export function guardConnectionSetup(server: Server, timeoutMs = CONNECTION_SETU
     session.once('remoteSettings', () => settle(setup));
   };
 
-  const http2Servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
-  let hooked = 0;
-  if (http2Servers instanceof Map) {
-    for (const http2Server of http2Servers.keys() as IterableIterator<Http2Server>) {
-      if (typeof http2Server?.on !== 'function') continue;
-      // Prepended: node's plaintext HTTP/2 server makes the session in its own 'connection' listener,
-      // registered first, and emits 'session' from there; the record must be on the socket by then.
-      http2Server.prependListener('connection', onConnection);
-      http2Server.on('session', onSession);
-      hooked++;
-    }
+  const http2Servers = grpcHttp2Servers(server);
+  for (const http2Server of http2Servers) {
+    // Prepended: node's plaintext HTTP/2 server makes the session in its own 'connection' listener,
+    // registered first, and emits 'session' from there; the record must be on the socket by then.
+    http2Server.prependListener('connection', onConnection);
+    http2Server.on('session', onSession);
   }
   return {
-    hooked,
+    hooked: http2Servers.length,
     get pending() {
       return pending.size;
     },

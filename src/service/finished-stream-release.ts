@@ -14,11 +14,12 @@
  * never become an uncaught 'error' event. What remains promoted is Node's own stream object (about
  * 1.2 KB per call in the same measurement).
  *
- * grpc-js does not expose its HTTP/2 servers; they are read from its private `http2Servers` map.
+ * grpc-js does not expose its HTTP/2 servers (grpc-http2-servers.ts reads its private map).
  * Where that map is missing (another grpc-js version), nothing is hooked and the count returned is 0.
  */
 import type { Server } from '@grpc/grpc-js';
-import type { Http2Server, ServerHttp2Stream } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
+import { grpcHttp2Servers } from './grpc-http2-servers';
 
 function ignoreLateError(): void {}
 
@@ -34,16 +35,12 @@ function releaseOnClose(stream: ServerHttp2Stream): void {
  * `observe` sees each new stream (for tests). Returns how many HTTP/2 servers were hooked.
  */
 export function releaseFinishedStreams(server: Server, observe?: (stream: ServerHttp2Stream) => void): number {
-  const http2Servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
-  if (!(http2Servers instanceof Map)) return 0;
-  let hooked = 0;
-  for (const http2Server of http2Servers.keys() as IterableIterator<Http2Server>) {
-    if (typeof http2Server?.on !== 'function') continue;
+  const http2Servers = grpcHttp2Servers(server);
+  for (const http2Server of http2Servers) {
     http2Server.on('stream', (stream: ServerHttp2Stream) => {
       releaseOnClose(stream);
       observe?.(stream);
     });
-    hooked++;
   }
-  return hooked;
+  return http2Servers.length;
 }

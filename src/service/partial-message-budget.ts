@@ -13,12 +13,12 @@
  * messages of the usual size (the typed client's chunks are 1 MiB) finishes each within moments and
  * holds little; the streams reset first are those holding the most.
  *
- * grpc-js does not expose its HTTP/2 servers; they are read from its private `http2Servers` map, as
- * connection-setup-guard does. grpc-js's own 'stream' listener runs first (it is added at bind) and
+ * grpc-js does not expose its HTTP/2 servers (grpc-http2-servers.ts reads its private map). grpc-js's own 'stream' listener runs first (it is added at bind) and
  * pauses the stream, so the 'data' listener added here does not start the flow early.
  */
 import type { Server } from '@grpc/grpc-js';
-import { constants, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { constants, type ServerHttp2Stream } from 'node:http2';
+import { grpcHttp2Servers } from './grpc-http2-servers';
 
 /** The gRPC message header: a compression flag and a 4-byte length. */
 const HEADER_BYTES = 5;
@@ -106,17 +106,10 @@ export function limitPartialMessages(server: Server, limitBytes: number, onReset
     stream.once('close', () => release(arrival));
   };
 
-  const http2Servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
-  let hooked = 0;
-  if (limitBytes > 0 && http2Servers instanceof Map) {
-    for (const http2Server of http2Servers.keys() as IterableIterator<Http2Server>) {
-      if (typeof http2Server?.on !== 'function') continue;
-      http2Server.on('stream', onStream);
-      hooked++;
-    }
-  }
+  const http2Servers = limitBytes > 0 ? grpcHttp2Servers(server) : [];
+  for (const http2Server of http2Servers) http2Server.on('stream', onStream);
   return {
-    hooked,
+    hooked: http2Servers.length,
     get heldBytes() {
       return heldBytes;
     },
