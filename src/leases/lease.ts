@@ -459,13 +459,9 @@ export class Lease {
     return array;
   }
 
-  /** The arrays ListArrays shows: every usable one, not a DuplicateArray copy still being filled. */
-  listedArrays(): TensorArray[] {
-    return this.arrayPage(0, 0).arrays;
-  }
-
   /**
-   * A page of listedArrays: the first `pageSize` (0: all) whose serialInLease is above `afterSerial`,
+   * A page of the arrays ListArrays shows (every usable one, not a DuplicateArray copy still being
+   * filled): the first `pageSize` (0: all) whose serialInLease is above `afterSerial`,
    * in the order they joined the lease; `nextAfterSerial` where more follow; `total` counts every page.
    * With `budget`, a page of a given size also ends before the array that would take the sum of
    * `budget.bytesOf` past `budget.maxBytes` (never before its first array).

@@ -50,11 +50,11 @@ describe.each(['PLACEMENT_HOST_ONLY', 'PLACEMENT_DEVICE'])('a DuplicateArray cop
     })();
     expect(error?.kind).toBe('NOT_FOUND');
     expect(error?.message).toBe(`array "${copy.arrayId}" not found`);
-    expect(b.listedArrays().map((array) => array.arrayId)).toEqual([source.arrayId]);
+    expect(b.arrayPage(0, 0).arrays.map((array) => array.arrayId)).toEqual([source.arrayId]);
 
     expect(await duplicating).toBe(copy);
     expect(b.getArray(copy.arrayId)).toBe(copy);
-    expect(b.listedArrays()).toHaveLength(2);
+    expect(b.arrayPage(0, 0).arrays).toHaveLength(2);
     const seen = Buffer.alloc(BYTES);
     await b.getArray(copy.arrayId).read(0, seen);
     expect(seen.equals(Buffer.alloc(BYTES, 0x42))).toBe(true);
