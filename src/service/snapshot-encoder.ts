@@ -11,6 +11,7 @@ import type { SegmentSnapshot } from '../memory/memory-resource';
 import { TensormemError } from '../errors';
 import { timestamp } from './handlers';
 import { memoryInfo } from './memory-service';
+import { ProtoWriter } from './proto-wire';
 import type { ServiceContext } from './service-context';
 
 /** Blocks encoded between two yields to the event loop (about 3 ms of work). */
@@ -21,58 +22,9 @@ export class PreEncoded {
   constructor(readonly bytes: Buffer) {}
 }
 
-/** Grows a Buffer; protobuf varints, tags, strings. */
-class Writer {
-  buffer = Buffer.allocUnsafe(1 << 16);
-  length = 0;
-  private room(bytes: number): void {
-    if (this.length + bytes <= this.buffer.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + bytes));
-    this.buffer.copy(next, 0, 0, this.length);
-    this.buffer = next;
-  }
-  varint(value: number): void {
-    this.room(10);
-    // Values up to 2^53 (offsets, sizes): no bitwise operators above 2^31.
-    while (value >= 0x80) {
-      this.buffer[this.length++] = (value % 0x80) | 0x80;
-      value = Math.floor(value / 0x80);
-    }
-    this.buffer[this.length++] = value;
-  }
-  tag(field: number, wireType: 0 | 2): void {
-    this.varint(field * 8 + wireType);
-  }
-  /** A uint64/bool field, left out at zero (proto3). */
-  number(field: number, value: number): void {
-    if (value === 0) return;
-    this.tag(field, 0);
-    this.varint(value);
-  }
-  /** A string field, left out when empty (proto3). */
-  string(field: number, value: string): void {
-    if (value === '') return;
-    const bytes = Buffer.byteLength(value);
-    this.tag(field, 2);
-    this.varint(bytes);
-    this.room(bytes);
-    this.length += this.buffer.write(value, this.length);
-  }
-  bytes(field: number, value: Buffer): void {
-    this.tag(field, 2);
-    this.varint(value.length);
-    this.room(value.length);
-    this.length += value.copy(this.buffer, this.length);
-  }
-  take(): Buffer {
-    return this.buffer.subarray(0, this.length);
-  }
-}
-
 /** BlockSnapshot (memory.proto), as blockInfo gives it. */
-function writeBlock(out: Writer, block: SegmentSnapshot['blocks'][number]): void {
-  const body = new Writer();
-  body.buffer = scratch;
+function writeBlock(out: ProtoWriter, block: SegmentSnapshot['blocks'][number]): void {
+  const body = new ProtoWriter(scratch);
   body.number(1, block.offset);
   body.number(2, block.bytes);
   body.number(3, block.free ? 1 : 0);
@@ -88,7 +40,7 @@ function writeBlock(out: Writer, block: SegmentSnapshot['blocks'][number]): void
   scratch = body.buffer;
   out.bytes(3, body.take());
 }
-let scratch = Buffer.allocUnsafe(1024);
+let scratch: Buffer = Buffer.allocUnsafe(1024);
 
 /** The bytes of a length-delimited field's value: `encoded` is one message holding only `field` (tag and length stripped). */
 function fieldValue(encoded: Buffer): Buffer {
@@ -113,16 +65,16 @@ function tooLarge(blocks: number, maxBytes: number): TensormemError {
 export async function encodeMemorySnapshot(context: ServiceContext, serialize: (value: unknown) => Buffer, maxBytes: number): Promise<PreEncoded> {
   const pools = context.memory.snapshot();
   const blockCount = pools.reduce((sum, pool) => sum + pool.segments.reduce((count, segment) => count + segment.blocks.length, 0), 0);
-  const snapshot = new Writer();
+  const snapshot = new ProtoWriter();
   const head = fieldValue(serialize({ snapshot: { taken_at: timestamp(Date.now()), info: memoryInfo(context) } }));
   head.copy((snapshot.buffer = Buffer.allocUnsafe(Math.max(1 << 16, head.length * 2))), 0);
   snapshot.length = head.length;
   let sinceYield = 0;
   for (const pool of pools) {
-    const poolBody = new Writer();
+    const poolBody = new ProtoWriter();
     poolBody.string(1, pool.pool);
     for (const segment of pool.segments) {
-      const segmentBody = new Writer();
+      const segmentBody = new ProtoWriter();
       segmentBody.number(1, segment.chunkHandle);
       segmentBody.number(2, segment.bytes);
       for (const block of segment.blocks) {
@@ -138,7 +90,7 @@ export async function encodeMemorySnapshot(context: ServiceContext, serialize: (
     snapshot.bytes(2, poolBody.take());
     if (snapshot.length > maxBytes) throw tooLarge(blockCount, maxBytes);
   }
-  const response = new Writer();
+  const response = new ProtoWriter();
   response.bytes(1, snapshot.take());
   if (response.length > maxBytes) throw tooLarge(blockCount, maxBytes);
   return new PreEncoded(Buffer.from(response.take()));
