@@ -7,6 +7,7 @@ import type { ProtoGrpcType as ArrayProto } from '../generated/array';
 import type { ProtoGrpcType as MemoryProto } from '../generated/memory';
 import type { ProtoGrpcType as WorkspaceProto } from '../generated/workspace';
 import { packageRoot } from '../package-root';
+import { installPlainMessageCodecs } from './plain-message-codecs';
 
 export const PROTO_DIR = join(packageRoot(), 'proto');
 export const PROTO_FILES = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'tensormem/v1/memory.proto', 'tensormem/v1/workspace.proto'];
@@ -28,6 +29,7 @@ let cached: { definition: PackageDefinition; proto: TensormemProto } | undefined
 export function loadTensormemProto(): { definition: PackageDefinition; proto: TensormemProto } {
   if (!cached) {
     const definition = loadSync(PROTO_FILES, LOADER_OPTIONS);
+    installPlainMessageCodecs(definition);
     cached = { definition, proto: loadPackageDefinition(definition) as unknown as TensormemProto };
   }
   return cached;
