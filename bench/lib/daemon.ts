@@ -29,7 +29,9 @@ export async function startDaemon(flags: string[]): Promise<BenchDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'tensormemd-bench-'));
   const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
   const args = [TENSORMEMD, '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', '--data-listen', 'off', ...flags];
-  const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Node options for the daemons only, e.g. BENCH_DAEMON_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' (bench/README.md).
+  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+  const child = spawnTracked(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const recent: string[] = [];
   let backend = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
