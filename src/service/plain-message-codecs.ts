@@ -218,7 +218,8 @@ function measureField(field: Field, enumIndex: number, messageIndex: number): st
   const decline = 'return -1;';
   const add = (bytes: string) => `n += ${tagBytes} + ${bytes};`;
   const measure: Record<Kind, string> = {
-    string: `if (typeof v !== 'string') ${decline} if (v !== '') { x = Buffer.byteLength(v); ${add('varintLength(x) + x')} }`,
+    // A lone surrogate: protobufjs writes it as 3 bytes of its own (short strings), Buffer as U+FFFD.
+    string: `if (typeof v !== 'string' || !v.isWellFormed()) ${decline} if (v !== '') { x = Buffer.byteLength(v); ${add('varintLength(x) + x')} }`,
     bool: `if (typeof v !== 'boolean') ${decline} if (v) ${add('1')}`,
     uint32: `if (!isUint(v, ${MAX_UINT32})) ${decline} if (v !== 0) ${add('varintLength(v)')}`,
     int32: `if (!isUint(v, ${MAX_INT32})) ${decline} if (v !== 0) ${add('varintLength(v)')}`,
