@@ -24,8 +24,19 @@ export interface OpenLeaseParams {
 export const MAX_TTL_SECONDS = 7 * 24 * 3600;
 /** How many recently closed leases are remembered, so that their tokens get LEASE_EXPIRED saying why rather than an unknown-token error. */
 const CLOSED_MEMORY = 10_000;
-/** Leases a tenant's eviction closes between two turns of the event loop. */
-const EVICT_BATCH = 256;
+/**
+ * Leases a tenant's eviction or the periodic sweep closes between two turns of the event loop (closing
+ * 20,000 expired leases of one array each in one go held the loop about 240 ms).
+ */
+const CLOSE_BATCH = 256;
+
+/** Calls `each` on `items`, CLOSE_BATCH of them per turn of the event loop, letting other work in between. */
+async function inTurns<T>(items: readonly T[], each: (item: T) => void): Promise<void> {
+  for (let start = 0; start < items.length; start += CLOSE_BATCH) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const item of items.slice(start, start + CLOSE_BATCH)) each(item);
+  }
+}
 
 /** What LeaseRegistry.authenticate answers for a missing or an unknown token. */
 export interface TokenWording {
@@ -63,6 +74,8 @@ export class LeaseRegistry {
   /** The serial of the last lease opened (Lease.serial: the order ListLeases pages follow). */
   private lastSerial = 0;
   private sweepTimer?: NodeJS.Timeout;
+  /** Whether the periodic sweep is still closing what it found (it then skips its next turn). */
+  private sweeping = false;
   /** Whether a token is a tenant's (the tenants file): set by the daemon, asked only of a token that opens no lease. */
   isTenantToken: (token: string) => boolean = () => false;
   reclaimedTotal = 0;
@@ -196,8 +209,31 @@ export class LeaseRegistry {
     return count;
   }
 
+  /**
+   * The periodic sweep: the leases past their TTL at one instant, closed CLOSE_BATCH per turn of the
+   * event loop, so that a mass expiry (a job of many leases gone at once) does not stall every other
+   * tenant's calls. Their tokens answer "has expired" meanwhile; one closed meanwhile is skipped.
+   */
+  private async sweepInTurns(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const now = Date.now();
+      const expired = [...this.byId.values()].filter((lease) => lease.isExpired(now));
+      await inTurns(expired, (lease) => {
+        if (lease.closed) return;
+        this.close(lease, 'expired');
+        this.reclaimedTotal++;
+      });
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
   startSweeping(intervalMs: number): void {
-    this.sweepTimer = setInterval(() => this.sweep(), intervalMs);
+    this.sweepTimer = setInterval(() => {
+      this.sweepInTurns().catch((error: Error) => this.log.error({ event: 'sweep_failed', err: error }, `lease sweep failed: ${error.message}`));
+    }, intervalMs);
     this.sweepTimer.unref();
   }
 
@@ -253,22 +289,18 @@ export class LeaseRegistry {
   }
 
   /**
-   * Closes every lease `tenant` has open now (reason evicted), EVICT_BATCH at a time with other work let
+   * Closes every lease `tenant` has open now (reason evicted), CLOSE_BATCH at a time with other work let
    * in between, so that evicting a tenant of a hundred thousand leases does not stall every other
    * tenant's calls. A lease the tenant opens meanwhile stays open.
    */
   async evictTenant(tenant: string): Promise<{ freedBytes: number; evicted: number }> {
-    const doomed = this.leasesOf(tenant);
     let freedBytes = 0;
     let evicted = 0;
-    for (let start = 0; start < doomed.length; start += EVICT_BATCH) {
-      if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      for (const lease of doomed.slice(start, start + EVICT_BATCH)) {
-        if (!this.byId.has(lease.leaseId)) continue;
-        freedBytes += this.close(lease, 'evicted');
-        evicted++;
-      }
-    }
+    await inTurns(this.leasesOf(tenant), (lease) => {
+      if (!this.byId.has(lease.leaseId)) return;
+      freedBytes += this.close(lease, 'evicted');
+      evicted++;
+    });
     this.log.info({ event: 'tenant_evicted', tenant, evicted, freedBytes }, `tenant ${tenant}: ${evicted} leases evicted`);
     return { freedBytes, evicted };
   }
