@@ -9,7 +9,7 @@
  * names something other than a regular file.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, realpathSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { TensormemError, invalidArgument } from '../errors';
@@ -41,17 +41,19 @@ export class MmapFiles {
   }
 
   /**
-   * Where `tenant`'s file `relative` (checked by checkMmapPath) lives; makes the folders on the way.
-   * FAILED_PRECONDITION when a folder cannot be made, a link leads out of the tenant's folder, or the
-   * path names a link or something other than a regular file.
+   * Where `tenant`'s file `relative` (checked by checkMmapPath) lives; makes the folders on the way
+   * (unless `make` is false: a path whose folder is missing then names no file, and is answered as it
+   * is). FAILED_PRECONDITION when a folder cannot be made, a link leads out of the tenant's folder, or
+   * the path names a link or something other than a regular file.
    */
-  pathOf(tenant: string, relative: string): string {
+  pathOf(tenant: string, relative: string, make = true): string {
     checkMmapPath(relative);
     this.ensureRoot();
     const folder = this.tenantFolder(tenant);
     const path = join(folder, relative);
     const refuse = (why: string) =>
       new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `config.temp_file_path ${JSON.stringify(relative)}: ${why}`, { field: 'config.temp_file_path', path });
+    if (!make && !existsSync(dirname(path))) return path;
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     } catch (error) {
@@ -69,6 +71,21 @@ export class MmapFiles {
     if (existing.isSymbolicLink()) throw refuse(`${path} is a symbolic link, which MMAP workspaces do not follow`);
     if (!existing.isFile()) throw refuse(`${path} exists and is not a regular file`);
     return path;
+  }
+
+  /**
+   * Removes the empty folders on the way to `path` (a tenant's file), from its own up to the tenant's
+   * folder: a workspace refused after pathOf made them leaves none behind. A folder holding anything
+   * (another file) stays, and so do those above it.
+   */
+  removeEmptyFolders(path: string): void {
+    for (let folder = dirname(path); folder.startsWith(this.root + sep); folder = dirname(folder)) {
+      try {
+        rmdirSync(folder);
+      } catch {
+        return;
+      }
+    }
   }
 
   /** A new temporary file's path in the root (made with it, if need be). */

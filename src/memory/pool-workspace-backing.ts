@@ -92,7 +92,8 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
 
   /** The length of the tenant's file `path` (temp_file_path, under its --mmap-dir folder); 0 when there is none. */
   fileLength(path: string): number {
-    const file = this.memory.mmapFiles.pathOf(this.owner.tenant, path);
+    // No folders made just to look: the workspace may yet be refused (mapFile makes them).
+    const file = this.memory.mmapFiles.pathOf(this.owner.tenant, path, false);
     try {
       return statSync(file).size;
     } catch {
@@ -104,8 +105,15 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
   mapFile(request: WorkspaceMapRequest): MappedFile {
     const temporary = request.path === undefined;
     const path = temporary ? this.memory.mmapFiles.temporaryPath() : this.memory.mmapFiles.pathOf(this.owner.tenant, request.path!);
-    this.refuseWhenClosed();
-    const block = this.memory.mapFile(path, { createBytes: request.createBytes, deleteOnFree: temporary }, this.blockOwner(request.workspaceId, request.workspaceName, 'mmap'));
+    let block: Block;
+    try {
+      this.refuseWhenClosed();
+      block = this.memory.mapFile(path, { createBytes: request.createBytes, deleteOnFree: temporary }, this.blockOwner(request.workspaceId, request.workspaceName, 'mmap'));
+    } catch (error) {
+      // Refused (a quota, --mmap-maxbytes, the file): the folders made for it go too.
+      if (!temporary) this.memory.mmapFiles.removeEmptyFolders(path);
+      throw error;
+    }
     this.held.set(block, { kind: 'FILE' });
     return { block, fileBytes: block.bytes };
   }
