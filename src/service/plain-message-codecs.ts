@@ -37,6 +37,8 @@ export interface Field {
 export interface EnumNames {
   readonly byNumber: ReadonlyMap<number, string>;
   readonly byName: ReadonlyMap<string, number>;
+  /** The number of the first value declared: protobufjs's default for a field of this enum. */
+  readonly first: number | undefined;
 }
 
 export interface MessageCodec {
@@ -45,7 +47,7 @@ export interface MessageCodec {
   readonly byNumber: readonly (Field | undefined)[];
   /** In field number order, for encoding. */
   readonly fields: readonly Field[];
-  /** The keys toObject sets, in its order: the repeated fields, then the others, each in declaration order. */
+  /** The keys toObject sets, in its order: the repeated fields, then the others, each by field number. */
   readonly keyOrder: readonly Field[];
   /** The message as toObject gives it, or undefined for bytes protobufjs must read. */
   decode: (bytes: Buffer) => Record<string, unknown> | undefined;
@@ -70,12 +72,26 @@ interface FieldDescriptor {
   label: string;
   type: string;
   typeName: string;
+  /** Set for a proto2 field with `[default = ...]`. */
+  defaultValue?: string;
 }
 
 interface MessageDescriptor {
   field: FieldDescriptor[];
   oneofDecl: unknown[];
 }
+
+/** What a function gives, as JSON, or that it throws. */
+function json(run: () => unknown): string {
+  try {
+    return JSON.stringify(run());
+  } catch (error) {
+    return `throws ${(error as Error).message}`;
+  }
+}
+
+/** The deepest nesting of messages a codec takes (well under protobufjs's recursionLimit of 100). */
+const MAX_NESTING = 32;
 
 const isMessageType = (definition: PackageDefinition, name: string) => (definition[name] as { format?: string } | undefined)?.format === 'Protocol Buffer 3 DescriptorProto';
 const isEnumType = (definition: PackageDefinition, name: string) => (definition[name] as { format?: string } | undefined)?.format === 'Protocol Buffer 3 EnumDescriptorProto';
@@ -104,7 +120,7 @@ export function plainMessageCodecs(definition: PackageDefinition): Map<string, M
       // The first name of a number, as protobufjs's valuesById keeps (aliases aside, one name each).
       const byNumber = new Map<number, string>();
       for (const value of values) if (!byNumber.has(value.number)) byNumber.set(value.number, value.name);
-      names = { byNumber, byName: new Map(values.map((value) => [value.name, value.number])) };
+      names = { byNumber, byName: new Map(values.map((value) => [value.name, value.number])), first: values[0]?.number };
       enums.set(name, names);
     }
     return names;
@@ -121,7 +137,8 @@ export function plainMessageCodecs(definition: PackageDefinition): Map<string, M
     for (const f of descriptor.field) {
       const kind = KINDS[f.type];
       const repeated = f.label === 'LABEL_REPEATED';
-      if (kind === undefined || (repeated && kind !== 'int64' && kind !== 'uint64')) {
+      // A field with a default of its own (proto2): the codecs know only proto3's defaults.
+      if (kind === undefined || (repeated && kind !== 'int64' && kind !== 'uint64') || (f.defaultValue ?? '') !== '') {
         plain = false;
         break;
       }
@@ -132,6 +149,11 @@ export function plainMessageCodecs(definition: PackageDefinition): Map<string, M
       }
       const wireType = kind === 'string' || kind === 'message' || repeated ? LENGTH_DELIMITED : VARINT;
       const field: Field = { name: f.name, number: f.number, kind, repeated, tag: f.number * 8 + wireType, enumNames: kind === 'enum' ? enumNames(typeName!) : undefined };
+      // protobufjs's default for an enum field is its enum's first value, which only proto3 makes 0.
+      if (field.enumNames && field.enumNames.first !== 0) {
+        plain = false;
+        break;
+      }
       if (kind === 'message') nestedTypes.set(field, typeName!);
       fields.push(field);
     }
@@ -142,24 +164,53 @@ export function plainMessageCodecs(definition: PackageDefinition): Map<string, M
       name,
       byNumber,
       fields: [...fields].sort((a, b) => a.number - b.number),
-      keyOrder: [...fields.filter((field) => field.repeated), ...fields.filter((field) => !field.repeated)],
+      // toObject sorts the fields by number (whatever order they are declared in).
+      keyOrder: [...fields].sort((a, b) => Number(b.repeated) - Number(a.repeated) || a.number - b.number),
       // Until compile() below.
       decode: () => undefined,
       encode: () => undefined,
     });
   }
   // A message is plain only if the messages it holds are; drop the others until nothing changes.
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const [name, codec] of codecs) {
-      if (codec.fields.some((field) => field.kind === 'message' && !codecs.has(nestedTypes.get(field)!))) {
-        codecs.delete(name);
-        changed = true;
+  const dropHolders = () => {
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const [name, codec] of codecs) {
+        if (codec.fields.some((field) => field.kind === 'message' && !codecs.has(nestedTypes.get(field)!))) {
+          codecs.delete(name);
+          changed = true;
+        }
       }
     }
+  };
+  dropHolders();
+  // protobufjs refuses messages nested more than util.recursionLimit (100) deep; these codecs recurse
+  // without a limit. So a message that may hold one of its own kind (at any depth), or nests deeper
+  // than MAX_NESTING, is left to protobufjs, and so is every message that holds one.
+  const depths = new Map<string, number>();
+  const depthOf = (name: string, visiting: Set<string>): number => {
+    const known = depths.get(name);
+    if (known !== undefined) return known;
+    if (visiting.has(name)) return Infinity;
+    visiting.add(name);
+    let depth = 0;
+    for (const field of codecs.get(name)!.fields) if (field.kind === 'message') depth = Math.max(depth, 1 + depthOf(nestedTypes.get(field)!, visiting));
+    visiting.delete(name);
+    depths.set(name, depth);
+    return depth;
+  };
+  for (const name of [...codecs.keys()]) if (depthOf(name, new Set()) > MAX_NESTING) codecs.delete(name);
+  // The descriptors proto-loader keeps are written as proto3 whatever the file says: a proto2 required
+  // field shows as optional. So each codec must decode no bytes as protobufjs does (the defaults, their
+  // key order, or its refusal of a message without its required fields), or it goes, with its holders.
+  for (;;) {
+    for (const codec of codecs.values()) for (const field of codec.fields) if (field.kind === 'message') field.message = codecs.get(nestedTypes.get(field)!);
+    compile([...codecs.values()]);
+    const before = codecs.size;
+    for (const [name, codec] of codecs) if (json(() => codec.decode(Buffer.alloc(0))) !== json(() => (definition[name] as { deserialize: (bytes: Buffer) => unknown }).deserialize(Buffer.alloc(0)))) codecs.delete(name);
+    if (codecs.size === before) break;
+    dropHolders();
   }
-  for (const codec of codecs.values()) for (const field of codec.fields) if (field.kind === 'message') field.message = codecs.get(nestedTypes.get(field)!);
-  compile([...codecs.values()]);
   return codecs;
 }
 

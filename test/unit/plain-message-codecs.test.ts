@@ -5,8 +5,11 @@
  * decline must get protobufjs's answer, its errors included. The usual messages must take the fast path,
  * or all of this would hold by falling back every time.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadSync, type MessageTypeDefinition, type MethodDefinition, type PackageDefinition } from '@grpc/proto-loader';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { installPlainMessageCodecs, plainMessageCodecs, type Field, type MessageCodec } from '../../src/service/plain-message-codecs';
 import { LOADER_OPTIONS, PROTO_FILES, loadTensormemProto } from '../../src/service/proto';
 import { rng } from '../helpers/rng';
@@ -214,3 +217,84 @@ describe('plain-message codecs', () => {
     expect((method.requestDeserialize(negative) as { shape: number[] }).shape).toEqual([-1]);
   });
 });
+
+/** Proto content tensormem.v1 does not have (yet), which the codecs must take as protobufjs does, or leave to it. */
+const OTHER_PROTOS: Record<string, string> = {
+  // Fields declared out of number order (toObject sorts its keys by number), enum aliases, the largest field numbers.
+  'other3.proto': `syntax = "proto3";
+    package other3;
+    enum Color { option allow_alias = true; RED = 0; CRIMSON = 0; GREEN = 1; LIME = 1; }
+    message Out { uint32 b = 2; string a = 1; repeated int64 r = 5; repeated uint64 q = 3; Color c = 4; Inner inner = 536870911; int32 i = 536870910; }
+    message Inner { bool f = 1; int64 s = 268435455; }
+    // One of its own kind: protobufjs refuses more than 100 levels.
+    message Node { uint32 v = 1; Node next = 2; }
+    message HoldsNode { Node node = 1; }`,
+  // proto2: defaults of their own, an enum whose first value is not 0, a required field (which
+  // proto-loader's descriptors show as optional).
+  'other2.proto': `syntax = "proto2";
+    package other2;
+    enum E { A = 3; B = 0; }
+    message Defaults { optional uint32 x = 1 [default = 7]; optional string s = 2 [default = "hi"]; }
+    message FirstEnum { optional E e = 1; }
+    message Required { optional string s = 1; required uint32 x = 2; }
+    message HoldsRequired { optional Required r = 1; }`,
+};
+
+describe('plain-message codecs, of proto content tensormem.v1 does not have', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tensormem-codec-protos-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [file, text] of Object.entries(OTHER_PROTOS)) writeFileSync(join(dir, file), text);
+  const files = ['other3.proto', 'other2.proto'];
+  const load = () => loadSync(files, { ...LOADER_OPTIONS, includeDirs: [dir] });
+  const other = load();
+  const otherCodecs = plainMessageCodecs(other);
+  const otherGeneric = (name: string) => other[name] as MessageTypeDefinition<unknown, unknown> & { serialize: (value: unknown) => Buffer; deserialize: (bytes: Buffer) => unknown };
+
+  it('decode and encode as protobufjs, or leave the message to it', () => {
+    // These must keep the fast path: only their key order, aliases or field numbers are unusual.
+    for (const name of ['other3.Out', 'other3.Inner']) expect(otherCodecs.has(name), name).toBe(true);
+    for (const [name, codec] of otherCodecs) {
+      expect(json(codec.decode(Buffer.alloc(0))), name).toBe(outcome(() => otherGeneric(name).deserialize(Buffer.alloc(0))));
+      for (let i = 0; i < 200; i++) {
+        const value = randomMessage(codec);
+        const expected = outcome(() => otherGeneric(name).deserialize(otherGeneric(name).serialize(value)));
+        const encoded = codec.encode(value);
+        if (encoded !== undefined) expect(outcome(() => otherGeneric(name).deserialize(encoded)), `${name} ${json(value)}`).toBe(expected);
+        const bytes = randomWire(codec);
+        const decoded = codec.decode(bytes);
+        if (decoded !== undefined) expect(json(decoded), `${name} ${bytes.toString('hex')}`).toBe(outcome(() => otherGeneric(name).deserialize(bytes)));
+      }
+    }
+    // A message that protobufjs writes without its required field's value, but reads only with it.
+    const required = otherCodecs.get('other2.Required');
+    if (required) expect(outcome(() => otherGeneric('other2.Required').deserialize(required.encode({ s: 'x' }) ?? otherGeneric('other2.Required').serialize({ s: 'x' })))).toBe(outcome(() => otherGeneric('other2.Required').deserialize(otherGeneric('other2.Required').serialize({ s: 'x' }))));
+  });
+
+  it('leave messages nested deeper than protobufjs takes to it', () => {
+    let value: Record<string, unknown> = { v: 1 };
+    for (let i = 0; i < 150; i++) value = { v: i, next: value };
+    const node = otherCodecs.get('other3.Node');
+    const expected = outcome(() => otherGeneric('other3.Node').serialize(value));
+    expect(expected).toMatch(/^throws/);
+    if (node) expect(outcome(() => node.encode(value) ?? otherGeneric('other3.Node').serialize(value))).toBe(expected);
+    // 150 levels of bytes, as another client might send.
+    let bytes = Buffer.from([0x08, 0x01]);
+    for (let i = 0; i < 150; i++) bytes = Buffer.concat([Buffer.from([0x12]), varintBytes(bytes.length), bytes]);
+    if (node) expect(outcome(() => node.decode(bytes) ?? otherGeneric('other3.Node').deserialize(bytes))).toBe(outcome(() => otherGeneric('other3.Node').deserialize(bytes)));
+    // One that holds itself: protobufjs's answer, not a stack overflow of the codec's.
+    const cyclic: Record<string, unknown> = { v: 1 };
+    cyclic.next = cyclic;
+    if (node) expect(outcome(() => node.encode(cyclic) ?? otherGeneric('other3.Node').serialize(cyclic))).toBe(outcome(() => otherGeneric('other3.Node').serialize(cyclic)));
+  });
+
+});
+
+function varintBytes(value: number): Buffer {
+  const bytes: number[] = [];
+  while (value >= 0x80) {
+    bytes.push((value % 0x80) | 0x80);
+    value = Math.floor(value / 0x80);
+  }
+  bytes.push(value);
+  return Buffer.from(bytes);
+}
