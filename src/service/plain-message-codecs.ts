@@ -393,8 +393,17 @@ export function installPlainMessageCodecs(definition: PackageDefinition): string
   const codecs = plainMessageCodecs(definition);
   const installed: string[] = [];
   // A method names its types by their short names: the type of that name seen from the service, if its fields are those.
+  // Two message types of one short name (a.Foo, c.Foo) may have the same fields as the descriptor
+  // shows them (type names relative to each, "Bar"), yet hold different types: such a name is left to protobufjs.
+  const shortNames = new Map<string, number>();
+  for (const name of Object.keys(definition)) {
+    if (!isMessageType(definition, name)) continue;
+    const short = name.slice(name.lastIndexOf('.') + 1);
+    shortNames.set(short, (shortNames.get(short) ?? 0) + 1);
+  }
   const codecOf = (serviceName: string, type: MessageTypeDefinition<unknown, unknown>) => {
     const descriptor = type.type as unknown as MessageDescriptor & { name: string };
+    if (shortNames.get(descriptor.name) !== 1) return undefined;
     const name = resolveType(definition, serviceName, descriptor.name);
     const found = name === undefined ? undefined : ((definition[name] as MessageTypeDefinition<unknown, unknown>).type as unknown as MessageDescriptor);
     return found && JSON.stringify(found.field) === JSON.stringify(descriptor.field) ? codecs.get(name!) : undefined;

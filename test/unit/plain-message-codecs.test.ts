@@ -5,7 +5,7 @@
  * decline must get protobufjs's answer, its errors included. The usual messages must take the fast path,
  * or all of this would hold by falling back every time.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSync, type MessageTypeDefinition, type MethodDefinition, type PackageDefinition } from '@grpc/proto-loader';
@@ -238,13 +238,26 @@ const OTHER_PROTOS: Record<string, string> = {
     message FirstEnum { optional E e = 1; }
     message Required { optional string s = 1; required uint32 x = 2; }
     message HoldsRequired { optional Required r = 1; }`,
+  // Two types of one short name whose fields read the same ("Bar", relative to each), a method of one
+  // in the package of the other.
+  'a/a.proto': `syntax = "proto3";
+    package a;
+    message Bar { uint32 x = 1; }
+    message Foo { Bar b = 1; }`,
+  'ambiguous.proto': `syntax = "proto3";
+    package c;
+    import "a/a.proto";
+    message Bar { bool x = 1; }
+    message Foo { Bar b = 1; }
+    service S { rpc M(a.Foo) returns (Foo); }`,
 };
 
 describe('plain-message codecs, of proto content tensormem.v1 does not have', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tensormem-codec-protos-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'a'));
   for (const [file, text] of Object.entries(OTHER_PROTOS)) writeFileSync(join(dir, file), text);
-  const files = ['other3.proto', 'other2.proto'];
+  const files = ['other3.proto', 'other2.proto', 'ambiguous.proto'];
   const load = () => loadSync(files, { ...LOADER_OPTIONS, includeDirs: [dir] });
   const other = load();
   const otherCodecs = plainMessageCodecs(other);
@@ -287,6 +300,16 @@ describe('plain-message codecs, of proto content tensormem.v1 does not have', ()
     if (node) expect(outcome(() => node.encode(cyclic) ?? otherGeneric('other3.Node').serialize(cyclic))).toBe(outcome(() => otherGeneric('other3.Node').serialize(cyclic)));
   });
 
+  it('install a codec for a method only where its type is certain', () => {
+    const installedOther = load();
+    installPlainMessageCodecs(installedOther);
+    const method = (installedOther['c.S'] as Record<string, MethodDefinition<unknown, unknown>>).M;
+    const generic = (other['c.S'] as Record<string, MethodDefinition<unknown, unknown>>).M;
+    // a.Foo { b: a.Bar { x: 5 } }, not c.Foo { b: c.Bar { x: true } }.
+    const bytes = generic.requestSerialize({ b: { x: 5 } });
+    expect(json(method.requestDeserialize(bytes))).toBe(json(generic.requestDeserialize(bytes)));
+    expect(json(method.responseDeserialize(Buffer.from([0x0a, 0x02, 0x08, 0x01])))).toBe(json(generic.responseDeserialize(Buffer.from([0x0a, 0x02, 0x08, 0x01]))));
+  });
 });
 
 function varintBytes(value: number): Buffer {
