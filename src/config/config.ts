@@ -51,6 +51,8 @@ export interface DaemonConfig {
   keepaliveTimeMs: number;
   /** --keepalive-timeout: a ping unanswered this long closes its connection. */
   keepaliveTimeoutMs: number;
+  /** --max-concurrent-streams: calls one gRPC connection may have open at once; 0 = HTTP/2's own limit. */
+  maxConcurrentStreams: number;
   /** --data-stall-timeout: a data plane request idle this long either way is cut. */
   dataStallTimeoutMs: number;
   /** --data-max-connections: data plane connections open at once; 0 = no cap. */
@@ -374,6 +376,7 @@ function build(raw: RawValues): DaemonConfig {
     maxWaitMs: duration('max-wait'),
     keepaliveTimeMs: keepaliveTime(),
     keepaliveTimeoutMs: timerDuration('keepalive-timeout'),
+    maxConcurrentStreams: int('max-concurrent-streams', 0, 2 ** 32 - 1),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     dataMaxConnections: dataMaxConnections(),
     logLevel: choice('log-level'),

@@ -87,6 +87,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "How often the daemon pings each gRPC connection (an HTTP/2 PING), or off. A connection whose ping has no answer within --keepalive-timeout is closed and its calls are cancelled: a client whose host lost power or whose network went away sends no FIN, so without the pings its connection (a file descriptor, its open streams) stays open until the kernel gives up on it, which for an idle connection is never, and its release_on_disconnect lease keeps its memory until the lease's TTL. off: no pings. Under 2147483647 ms (24.8 days; grpc-js takes that value for no pings).",
   },
   {
+    name: 'max-concurrent-streams',
+    type: 'int',
+    arg: 'N',
+    default: '1000',
+    help: "Most calls one gRPC connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). A client's further calls on that connection wait in its own HTTP/2 session until one of its calls ends; they are not refused. Without it one connection could hold any number of idle streams (60,000 idle WriteArray streams of one lease: daemon RSS 84 -> 772 MiB). 0 = no limit (HTTP/2's own, 2^32 - 1).",
+  },
+  {
     name: 'keepalive-timeout',
     type: 'duration',
     arg: 'DURATION',

@@ -39,6 +39,8 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
     // Pings each connection (grpc-js sends none by default): a client whose host or network vanished
     // sends no FIN, so without them its connection, streams and release_on_disconnect lease stayed open.
     ...(config.keepaliveTimeMs > 0 ? { 'grpc.keepalive_time_ms': config.keepaliveTimeMs, 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs } : {}),
+    // One connection's calls open at once (HTTP/2 SETTINGS): a client's further calls wait on its side.
+    ...(config.maxConcurrentStreams > 0 ? { 'grpc.max_concurrent_streams': config.maxConcurrentStreams } : {}),
     interceptors,
   });
   new LeaseService(context).addToServer(server);
