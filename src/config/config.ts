@@ -5,7 +5,7 @@
  * VRAM-derived --maxbytes) stay as SizeSpec here and are resolved by src/memory/limits.ts once the
  * backend is up.
  */
-import { dataMaxConnectionsFor, openFileLimit } from './open-file-limit';
+import { DATA_PLANE_SHARE, GRPC_SHARE, connectionCapFor, openFileLimit } from './open-file-limit';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
@@ -51,6 +51,8 @@ export interface DaemonConfig {
   keepaliveTimeMs: number;
   /** --keepalive-timeout: a ping unanswered this long closes its connection. */
   keepaliveTimeoutMs: number;
+  /** --max-connections: gRPC connections open at once on each --listen address; 0 = no cap. */
+  maxConnections: number;
   /** --max-concurrent-streams: calls one gRPC connection may have open at once; 0 = HTTP/2's own limit. */
   maxConcurrentStreams: number;
   /** --data-stall-timeout: a data plane request idle this long either way is cut. */
@@ -340,14 +342,16 @@ function build(raw: RawValues): DaemonConfig {
     }
     return given;
   }
-  // Unset, the cap leaves half the open-file limit to the rest of the daemon (src/config/open-file-limit.ts).
-  function dataMaxConnections(): number {
-    const given = int('data-max-connections', 0, 1_000_000);
-    if (raw.get('data-max-connections')?.source !== 'default') return given;
-    const fitting = dataMaxConnectionsFor(openFileLimit(), given);
-    if (fitting !== given) rawValues['data-max-connections'] = String(fitting);
+  // Unset, a connection cap leaves part of the open-file limit to the rest of the daemon (src/config/open-file-limit.ts).
+  function connectionCap(name: 'data-max-connections' | 'max-connections', share: number): number {
+    const given = int(name, 0, 1_000_000);
+    if (raw.get(name)?.source !== 'default') return given;
+    const fitting = connectionCapFor(openFileLimit(), given, share);
+    if (fitting !== given) rawValues[name] = String(fitting);
     return fitting;
   }
+  const dataMaxConnections = () => connectionCap('data-max-connections', DATA_PLANE_SHARE);
+  const maxConnections = () => connectionCap('max-connections', GRPC_SHARE);
   return {
     backend: choice('backend'),
     profile: text('profile') === undefined ? undefined : choice<NonNullable<DaemonConfig['profile']>>('profile'),
@@ -376,6 +380,7 @@ function build(raw: RawValues): DaemonConfig {
     maxWaitMs: duration('max-wait'),
     keepaliveTimeMs: keepaliveTime(),
     keepaliveTimeoutMs: timerDuration('keepalive-timeout'),
+    maxConnections: maxConnections(),
     maxConcurrentStreams: int('max-concurrent-streams', 0, 2 ** 32 - 1),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     dataMaxConnections: dataMaxConnections(),

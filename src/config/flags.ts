@@ -87,6 +87,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "How often the daemon pings each gRPC connection (an HTTP/2 PING), or off. A connection whose ping has no answer within --keepalive-timeout is closed and its calls are cancelled: a client whose host lost power or whose network went away sends no FIN, so without the pings its connection (a file descriptor, its open streams) stays open until the kernel gives up on it, which for an idle connection is never, and its release_on_disconnect lease keeps its memory until the lease's TTL. off: no pings. Under 2147483647 ms (24.8 days; grpc-js takes that value for no pings).",
   },
   {
+    name: 'max-connections',
+    type: 'int',
+    arg: 'N',
+    default: '1024',
+    help: "Most gRPC connections open at once on each --listen address (TLS: from the TCP connect). One more is closed as soon as it is accepted, before TLS or HTTP/2, and counted (tensormem_grpc_connections_refused_total; a warning at most every 10 s). A connection needs no token, so without a cap anyone reaching a listener could open connections up to the daemon's open-file limit, and then no client could connect on any address and the pools, MMAP workspaces, exports and the data plane could open no file. With it, a flood of one address leaves the connections already open served, the other addresses (the unix socket of local trainers) open and the files working; new clients of the flooded address are refused until it ends. 0 = no cap. Default: 1024, or a quarter of the process's open-file limit (ulimit -n) when that is lower.",
+  },
+  {
     name: 'max-concurrent-streams',
     type: 'int',
     arg: 'N',

@@ -1,9 +1,10 @@
 /**
- * The process's open-file limit, which bounds the data plane's connections: each is a file descriptor,
- * and the gRPC listeners, pool files, shared-memory regions and MMAP workspace files need theirs.
- * A shell's common soft limit is 1024, the same as --data-max-connections' cap, which would then take
- * every descriptor before it refused a connection: unset, the cap is half the soft limit when that is
- * lower. (The systemd unit raises the limit to 65536.)
+ * The process's open-file limit, which bounds the data plane's and the gRPC listeners' connections:
+ * each is a file descriptor, and the pool files, shared-memory regions and MMAP workspace files need
+ * theirs. A shell's common soft limit is 1024, the same as the caps' default, which would then take
+ * every descriptor before they refused a connection: unset, --data-max-connections is half the soft
+ * limit and --max-connections (per gRPC listener) a quarter when that is lower. (The systemd unit
+ * raises the limit to 65536.)
  */
 import { readFileSync } from 'node:fs';
 
@@ -26,8 +27,13 @@ export function openFileLimit(limitsText?: string): number | undefined {
   return Number.isSafeInteger(limit) && limit > 0 ? limit : undefined;
 }
 
-/** --data-max-connections' default under a soft limit of `limit` descriptors: `defaultCap`, or half the limit (at least 16) when that is lower. */
-export function dataMaxConnectionsFor(limit: number | undefined, defaultCap: number): number {
+/** The share of the open-file limit --data-max-connections takes by default when 1024 is more. */
+export const DATA_PLANE_SHARE = 1 / 2;
+/** The share of the open-file limit --max-connections (gRPC, per listener) takes by default when 1024 is more. */
+export const GRPC_SHARE = 1 / 4;
+
+/** A connection cap's default under a soft limit of `limit` descriptors: `defaultCap`, or `share` of the limit (at least 16) when that is lower. */
+export function connectionCapFor(limit: number | undefined, defaultCap: number, share = DATA_PLANE_SHARE): number {
   if (limit === undefined) return defaultCap;
-  return Math.min(defaultCap, Math.max(16, Math.floor(limit / 2)));
+  return Math.min(defaultCap, Math.max(16, Math.floor(limit * share)));
 }

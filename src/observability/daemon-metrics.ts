@@ -120,6 +120,8 @@ export class DaemonMetrics {
     liveGauge('tensormem_data_plane_connections', 'HTTP data plane connections open now (TLS: from the TCP connect); at most --data-max-connections; 0 with the data plane off.', [], () => [[{}, context.dataPlaneConnections?.openConnections ?? 0]]);
     liveGauge('tensormem_grpc_partial_message_bytes', 'Bytes of gRPC request messages still arriving that the daemon holds now, all streams together; at most --max-partial-message-bytes.', [], () => [[{}, context.partialMessages?.heldBytes ?? 0]]);
     liveCounter('tensormem_grpc_partial_message_resets_total', 'gRPC streams reset since start because the unfinished messages held passed --max-partial-message-bytes (the stream holding the most first).', [], () => [[{}, context.partialMessages?.resetStreams ?? 0]]);
+    liveGauge('tensormem_grpc_connections', 'gRPC connections open now, every --listen address together (TLS: from the TCP connect); at most --max-connections on each address.', [], () => [[{}, context.grpcConnections?.openConnections ?? 0]]);
+    liveCounter('tensormem_grpc_connections_refused_total', 'gRPC connections closed as soon as accepted since start because their --listen address had --max-connections open.', [], () => [[{}, context.grpcConnections?.refusedTotal ?? 0]]);
     liveCounter('tensormem_data_plane_connections_refused_total', 'HTTP data plane connections refused since start because --data-max-connections were open.', [], () => [[{}, context.dataPlaneConnections?.refusedTotal ?? 0]]);
 
     this.rpcDuration = new Histogram({

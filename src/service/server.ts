@@ -15,6 +15,7 @@ import { WorkspaceService } from './workspace-service';
 import { addHealthService } from './health-service';
 import { loadTensormemProto } from './proto';
 import { releaseFinishedStreams } from './finished-stream-release';
+import { capConnections } from './connection-cap';
 import { ConnectionSetupGuard, guardConnectionSetup } from './connection-setup-guard';
 import { limitPartialMessages } from './partial-message-budget';
 import type { ServiceContext } from './service-context';
@@ -64,6 +65,16 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   if (connectionSetup.hooked === 0) {
     context.log.warn({ event: 'connection_setup_unguarded' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: connections that never send the HTTP/2 preface stay open');
   }
+  const connectionCap = capConnections(
+    server,
+    config.maxConnections,
+    rateLimitedWarning(context, (refused, remoteAddress: string | undefined) => ({
+      fields: { event: 'grpc_connections_refused', refused, lastRemoteAddress: remoteAddress, maxConnections: config.maxConnections },
+      message: `${refused} gRPC connection(s) closed at once: a listener had --max-connections (${config.maxConnections}) open${remoteAddress ? `; the last from ${remoteAddress}` : ''}`,
+    })),
+  );
+  if (connectionCap.hooked === 0 && config.maxConnections > 0) context.log.warn({ event: 'grpc_connections_uncapped' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: --max-connections is not enforced');
+  else context.grpcConnections = connectionCap;
   if (config.maxPartialMessageBytes > 0) {
     const budget = limitPartialMessages(server, config.maxPartialMessageBytes, partialMessageResetLog(context));
     if (budget.hooked === 0) context.log.warn({ event: 'partial_messages_unbounded' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: --max-partial-message-bytes is not enforced');
@@ -75,21 +86,30 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   return { server, health, addresses, connectionSetup };
 }
 
-/** Logs the streams --max-partial-message-bytes resets: the first at once, then at most a line every 10 s with how many since. */
-function partialMessageResetLog(context: ServiceContext): (streamHeld: number, totalHeld: number) => void {
+/**
+ * A warning for events that may come in floods: the first at once, then at most a line every 10 s
+ * saying how many came since (`line` gets that count and the latest event's arguments).
+ */
+function rateLimitedWarning<A extends unknown[]>(context: ServiceContext, line: (count: number, ...latest: A) => { fields: object; message: string }): (...latest: A) => void {
   let unlogged = 0;
   let lastLineAt = -Infinity;
-  return (streamHeld, totalHeld) => {
+  return (...latest) => {
     unlogged++;
     const now = performance.now();
     if (now - lastLineAt < 10_000) return;
     lastLineAt = now;
-    context.log.warn(
-      { event: 'partial_message_streams_reset', reset: unlogged, streamHeldBytes: streamHeld, heldBytes: totalHeld, maxPartialMessageBytes: context.config.maxPartialMessageBytes },
-      `${unlogged} gRPC stream(s) reset: the unfinished messages the daemon held (${totalHeld} bytes) passed --max-partial-message-bytes (${context.config.maxPartialMessageBytes}); the one holding the most (${streamHeld} bytes) went first`,
-    );
+    const { fields, message } = line(unlogged, ...latest);
+    context.log.warn(fields, message);
     unlogged = 0;
   };
+}
+
+/** Logs the streams --max-partial-message-bytes resets (rate-limited). */
+function partialMessageResetLog(context: ServiceContext): (streamHeld: number, totalHeld: number) => void {
+  return rateLimitedWarning(context, (reset, streamHeld: number, totalHeld: number) => ({
+    fields: { event: 'partial_message_streams_reset', reset, streamHeldBytes: streamHeld, heldBytes: totalHeld, maxPartialMessageBytes: context.config.maxPartialMessageBytes },
+    message: `${reset} gRPC stream(s) reset: the unfinished messages the daemon held (${totalHeld} bytes) passed --max-partial-message-bytes (${context.config.maxPartialMessageBytes}); the one holding the most (${streamHeld} bytes) went first`,
+  }));
 }
 
 /** TLS (or mTLS with --tls-client-ca) for TCP addresses when configured; plaintext otherwise. */

@@ -25,6 +25,8 @@ export interface ServiceContext {
   dataAddress?: string;
   /** The data plane's connections once bound (metrics): open now, and refused for --data-max-connections since start. */
   dataPlaneConnections?: { readonly openConnections: number; readonly refusedTotal: number };
+  /** gRPC connections (service/connection-cap.ts): open now, and closed for --max-connections since start. */
+  grpcConnections?: { readonly openConnections: number; readonly refusedTotal: number };
   /** --max-partial-message-bytes (service/partial-message-budget.ts): bytes of unfinished gRPC messages held, streams reset. */
   partialMessages?: { readonly heldBytes: number; readonly resetStreams: number };
 }

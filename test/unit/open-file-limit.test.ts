@@ -1,6 +1,6 @@
-/** The open-file limit read from /proc/self/limits, and the data plane's connection cap it leads to. */
+/** The open-file limit read from /proc/self/limits, and the connection caps it leads to (data plane, gRPC). */
 import { describe, expect, it } from 'vitest';
-import { dataMaxConnectionsFor, openFileLimit } from '../../src/config/open-file-limit';
+import { DATA_PLANE_SHARE, GRPC_SHARE, connectionCapFor, openFileLimit } from '../../src/config/open-file-limit';
 
 const limits = (soft: string) => `Limit                     Soft Limit           Hard Limit           Units\nMax processes             127663               127663               processes\nMax open files            ${soft}                 4096                 files\n`;
 
@@ -13,9 +13,15 @@ describe('open-file limit', () => {
   });
 
   it('caps data plane connections at half the soft limit when that is below the default, at least 16', () => {
-    expect(dataMaxConnectionsFor(1024, 1024)).toBe(512);
-    expect(dataMaxConnectionsFor(65536, 1024)).toBe(1024);
-    expect(dataMaxConnectionsFor(20, 1024)).toBe(16);
-    expect(dataMaxConnectionsFor(undefined, 1024)).toBe(1024);
+    expect(connectionCapFor(1024, 1024, DATA_PLANE_SHARE)).toBe(512);
+    expect(connectionCapFor(65536, 1024, DATA_PLANE_SHARE)).toBe(1024);
+    expect(connectionCapFor(20, 1024, DATA_PLANE_SHARE)).toBe(16);
+    expect(connectionCapFor(undefined, 1024, DATA_PLANE_SHARE)).toBe(1024);
+  });
+
+  it('caps gRPC connections (per listener) at a quarter of the soft limit when that is below the default, at least 16', () => {
+    expect(connectionCapFor(1024, 1024, GRPC_SHARE)).toBe(256);
+    expect(connectionCapFor(65536, 1024, GRPC_SHARE)).toBe(1024);
+    expect(connectionCapFor(40, 1024, GRPC_SHARE)).toBe(16);
   });
 });
