@@ -242,7 +242,7 @@ export class Lease {
           continue;
         }
         const validity = array.attachmentValidity;
-        if (!array.isFreed && validity !== 'outdated' && validity !== 'released') return array;
+        if (!array.isFreed && validity !== 'outdated' && validity !== 'released' && validity !== 'overwritten') return array;
         // Another retry already allocated anew: share that allocation.
         if (this.requests.get(params.requestId) !== previous) continue;
         // Its memory went back another way (freed, or its workspace moved on to a new generation or
@@ -442,7 +442,7 @@ export class Lease {
         // The workspace moved on (a new cycle, or destroyed) while the array was being zeroed: retire it
         // now, as that workspace operation would have; a destroyed workspace sees no later one.
         const validity = array.attachmentValidity;
-        if (workspace.isDestroyed || validity === 'outdated' || validity === 'released') this.retireOutOfScope(workspace);
+        if (workspace.isDestroyed || validity === 'outdated' || validity === 'released' || validity === 'overwritten') this.retireOutOfScope(workspace);
       }
       return array;
     } finally {
@@ -507,10 +507,11 @@ export class Lease {
 
   /**
    * Bounded retention: drops from `arrays` the arrays attached to `workspace` that can never be used
-   * again — of an older generation (outdated), whose memory went back (released), or of a destroyed
-   * workspace — keeping their ids among the last RETIRED_ARRAYS_KEPT retired ones, which still answer
-   * ND4J's message. Arrays of the current generation stay (leaked ones answer until the next cycle);
-   * so do circular workspaces' arrays until their memory is given back (ND4J never outdates them).
+   * again — of an older generation (outdated), whose memory went back (released) or went to a later
+   * array of a circular workspace's ring (overwritten), or of a destroyed workspace — keeping their ids
+   * among the last RETIRED_ARRAYS_KEPT retired ones, which still answer ND4J's message. Arrays of the
+   * current generation stay (leaked ones answer until the next cycle); so do circular workspaces'
+   * arrays until the ring comes round over them or their memory is given back (ND4J never outdates them).
    * Called after every workspace operation.
    */
   retireOutOfScope(workspace: Workspace): void {
@@ -520,7 +521,7 @@ export class Lease {
     const destroyed = this.workspaces.find(workspace.workspaceId) !== workspace;
     for (const array of set) {
       const validity = destroyed ? 'released' : array.attachmentValidity;
-      if (validity !== 'outdated' && validity !== 'released') continue;
+      if (validity !== 'outdated' && validity !== 'released' && validity !== 'overwritten') continue;
       set.delete(array);
       this.arrays.delete(array.arrayId);
       this.retired.set(array.arrayId, array);

@@ -426,13 +426,18 @@ export class TensorArray implements BlockOwner {
     return this.attachment?.workspace.checkAllocation(this.attachment.primary);
   }
 
-  /** Throws FAILED_PRECONDITION / ARRAY_OUT_OF_SCOPE (ND4J's leaked / outdated workspace pointer) for an attached array that may no longer be used. */
-  assertUsable(operation: string): void {
+  /**
+   * Throws FAILED_PRECONDITION / ARRAY_OUT_OF_SCOPE (ND4J's leaked / outdated workspace pointer, or its
+   * memory released or overwritten by a circular workspace's later array) for an attached array that
+   * may no longer be used. `besides`: an array being copied from this one, whose own allocation may
+   * cover this one's bytes in a circular workspace (the copy is made as memmove would).
+   */
+  assertUsable(operation: string, besides?: TensorArray): void {
     if (!this.attachment) return;
     // The lease ended (its workspaces destroyed with it): say so, not that the array is out of scope.
     const ended = this.leaseEndedError();
     if (ended) throw ended;
-    this.attachment.registry.assertUsable(this.attachment.primary, operation);
+    this.attachment.registry.assertUsable(this.attachment.primary, operation, besides?.attachment?.primary);
     if (this.attachment.mirror) this.attachment.registry.assertUsable(this.attachment.mirror, operation);
   }
 
@@ -448,7 +453,7 @@ export class TensorArray implements BlockOwner {
   /** Whether the array's workspace moved on since it was made (a new cycle, its memory given back, destroyed): its bytes may be others'. */
   private get movedOn(): boolean {
     const validity = this.attachmentValidity;
-    return validity === 'outdated' || validity === 'released' || this.attachment?.workspace.isDestroyed === true;
+    return validity === 'outdated' || validity === 'released' || validity === 'overwritten' || this.attachment?.workspace.isDestroyed === true;
   }
 
   /** Validates [offset, offset + length) against the array's byte size; `field` names the request field. */
@@ -653,11 +658,11 @@ export class TensorArray implements BlockOwner {
 
   /** Copies this array's current bytes into `target`'s device block (or host block for HOST_ONLY). */
   async copyInto(target: TensorArray): Promise<void> {
-    this.assertUsable('Cannot duplicate array');
+    this.assertUsable('Cannot duplicate array', target);
     await this.track(() =>
       target.track(async () => {
         // Waiting for a move of the source (its first export) can outlast either side's workspace cycle.
-        this.assertUsable('Cannot duplicate array');
+        this.assertUsable('Cannot duplicate array', target);
         target.assertNotMovedOn('Cannot duplicate array');
         const destination = target.deviceBlock ?? target.hostBlock!;
         const source = this.currentBlock();
@@ -670,13 +675,13 @@ export class TensorArray implements BlockOwner {
             // A copy into a workspace whose scope is not open is made 'leaked' from the start: refused only
             // once that workspace moved on; the source, once its own did (its bytes are then the next cycle's).
             target.assertNotMovedOn('Cannot duplicate array');
-            this.assertUsable('Cannot duplicate array');
+            this.assertUsable('Cannot duplicate array', target);
             return true;
           },
           backward,
         );
         // The source's workspace moved to its next cycle during the copy: the copy may hold that cycle's bytes.
-        this.assertUsable('Cannot duplicate array');
+        this.assertUsable('Cannot duplicate array', target);
         if (target.deviceBlock) {
           target.deviceValid = true;
           target.hostValid = false;

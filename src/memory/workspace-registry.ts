@@ -175,7 +175,7 @@ export class WorkspaceRegistry {
    * Throws FAILED_PRECONDITION / ARRAY_OUT_OF_SCOPE unless an allocation of one of these workspaces
    * may be used; an allocation of a destroyed workspace has lost its memory.
    */
-  assertUsable(allocation: WorkspaceAllocation, operation = 'Array access'): void {
+  assertUsable(allocation: WorkspaceAllocation, operation = 'Array access', besides?: WorkspaceAllocation): void {
     const workspace = this.byId.get(allocation.workspaceId);
     if (workspace === undefined) {
       throw new TensormemError('FAILED_PRECONDITION', 'ARRAY_OUT_OF_SCOPE', `${operation}: Array memory was released: its workspace was destroyed`, {
@@ -183,7 +183,7 @@ export class WorkspaceRegistry {
         validity: 'released',
       });
     }
-    workspace.assertUsable(allocation, operation, this.openWorkspaceNames());
+    workspace.assertUsable(allocation, operation, this.openWorkspaceNames(), besides);
   }
 
   /**

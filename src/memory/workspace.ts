@@ -31,7 +31,9 @@
  * - every refusal — a bad request, FAIL, or a backing refusal — leaves the workspace as it was: a new
  *   buffer is taken before the old one is given back (allocate-then-free on REALLOCATE growth); a
  *   refusal while learning at the end of a scope leaves the old buffer in place, the scope is left
- *   anyway and learningFailure says why.
+ *   anyway and learningFailure says why;
+ * - an array of a circular workspace whose bytes the ring handed to a later allocation is
+ *   'overwritten' and refused (ND4J let it read, and write into, the later array's bytes).
  */
 import { TensormemError, failedPrecondition, invalidArgument } from '../errors';
 import type { MemoryKind } from '../errors';
@@ -139,6 +141,13 @@ export interface WorkspaceAllocation {
   readonly requestedBytes: number;
   /** The workspace's generation when allocated; the array is outdated once the workspace moves on. */
   readonly generation: number;
+  /**
+   * Placement 'workspace' of a circular workspace: the lap of its side's ring when allocated, and the
+   * allocation's number there (both 0 otherwise). A later lap's allocation over the same bytes
+   * overwrites it (checkAllocation: 'overwritten').
+   */
+  readonly lap: number;
+  readonly seq: number;
 }
 
 /** ND4J's counters under DESIGN.md's WorkspaceInfo names (camelCased). Bytes unless stated. */
@@ -170,8 +179,67 @@ export interface AllocOptions {
   buffers?: WorkspaceBufferOptions;
 }
 
-/** How an allocation stands (checkAllocation). */
-export type AllocationValidity = 'valid' | 'leaked' | 'outdated' | 'released';
+/**
+ * How an allocation stands (checkAllocation). 'overwritten': a circular workspace's ring came round
+ * and handed (part of) its bytes to a later allocation.
+ */
+export type AllocationValidity = 'valid' | 'leaked' | 'outdated' | 'released' | 'overwritten';
+
+/** One allocation in a circular workspace's ring: [start, end) of its side's buffer, and its number. */
+interface RingEntry {
+  start: number;
+  end: number;
+  seq: number;
+}
+
+/**
+ * What one side (primary, or a FULL workspace's host mirror side) of a circular workspace handed out
+ * in its current lap of the ring and the lap before, in offset order (offsets only grow within a lap).
+ * An allocation of lap L is overwritten once an allocation of lap L + 1 or L + 2 overlaps it, and in
+ * any case once the ring is past lap L + 2 (older laps are not kept: such an allocation is treated as
+ * overwritten, which also lets the lease forget it).
+ */
+class RingLaps {
+  lap = 0;
+  current: RingEntry[] = [];
+  previous: RingEntry[] = [];
+
+  nextLap(): void {
+    this.lap++;
+    this.previous = this.current;
+    this.current = [];
+  }
+
+  record(start: number, end: number, seq: number): void {
+    this.current.push({ start, end, seq });
+  }
+
+  /** Whether a later allocation than `allocation` (other than number `ignoreSeq`) covers any of its bytes. */
+  overwritten(allocation: WorkspaceAllocation, ignoreSeq: number | undefined): boolean {
+    const laps = this.lap - allocation.lap;
+    if (laps <= 0) return false;
+    if (laps > 2) return true;
+    const start = allocation.offset;
+    const end = allocation.offset + allocation.bytes;
+    if (RingLaps.overlaps(this.current, start, end, ignoreSeq)) return true;
+    return laps === 2 && RingLaps.overlaps(this.previous, start, end, ignoreSeq);
+  }
+
+  private static overlaps(entries: RingEntry[], start: number, end: number, ignoreSeq: number | undefined): boolean {
+    // The first entry ending after `start` (entries are sorted and disjoint).
+    let low = 0;
+    let high = entries.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (entries[middle].end <= start) low = middle + 1;
+      else high = middle;
+    }
+    for (let index = low; index < entries.length && entries[index].start < end; index++) {
+      if (entries[index].seq !== ignoreSeq) return true;
+    }
+    return false;
+  }
+}
 
 type ScopeFrameKind = 'enter' | 'reenter' | 'borrow' | 'scopeOut';
 
@@ -312,6 +380,10 @@ export class Workspace {
   /** Outside blocks still held (spills, pinned, toggled-off), for checkAllocation. */
   private readonly liveOutside = new Set<Block>();
   private learningError: TensormemError | undefined;
+  /** Circular workspaces: what each side's ring handed out lately (checkAllocation's 'overwritten'). */
+  private readonly primaryRing = new RingLaps();
+  private readonly mirrorRing = new RingLaps();
+  private ringSeq = 0;
 
   constructor(options: WorkspaceOptions) {
     if (typeof options.name !== 'string' || options.name.length === 0) throw invalidArgument('name', 'a non-empty workspace name', options.name);
@@ -441,7 +513,7 @@ export class Workspace {
         if (wrapped) this.resetPlanned = true;
         this.cycleAllocations += required;
         this.primaryOffsetBytes = offset + required;
-        return this.describe(this.primaryKind, 'workspace', block, offset, required, requestedBytes);
+        return this.describeInRing(this.primaryRing, wrapped, this.primaryKind, block, offset, required, requestedBytes);
       }
     }
 
@@ -471,14 +543,18 @@ export class Workspace {
     const trimmer = this.trimmedMode;
     if (!trimmer) {
       let offset = this.mirrorOffsetBytes;
-      if (offset + required > this.currentSize && this.circular && this.currentSize > 0 && required <= this.currentSize) offset = 0;
+      let wrapped = false;
+      if (offset + required > this.currentSize && this.circular && this.currentSize > 0 && required <= this.currentSize) {
+        offset = 0;
+        wrapped = true;
+      }
       if (offset + required <= this.currentSize) {
         if (this.mirrorBlock === undefined) {
           this.mirrorBlock = this.backing.allocateBuffer(this.bufferRequest(this.currentSize + SAFETY_OFFSET, 'mirror', 'HOST'));
         }
         // A host-side wrap resets only the host offset and plans no reset (CudaWorkspace).
         this.mirrorOffsetBytes = offset + required;
-        return this.describe('HOST', 'workspace', this.mirrorBlock, offset, required, requestedBytes);
+        return this.describeInRing(this.mirrorRing, wrapped, 'HOST', this.mirrorBlock, offset, required, requestedBytes);
       }
     }
     if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required);
@@ -500,7 +576,16 @@ export class Workspace {
   }
 
   private describe(kind: MemoryKind, placement: WorkspacePlacement, block: Block, offset: number, bytes: number, requestedBytes: number): WorkspaceAllocation {
-    return { workspaceId: this.workspaceId, kind, placement, block, offset, bytes, requestedBytes, generation: this.generationId };
+    return { workspaceId: this.workspaceId, kind, placement, block, offset, bytes, requestedBytes, generation: this.generationId, lap: 0, seq: 0 };
+  }
+
+  /** describe() for an allocation in the workspace's buffer, recorded in its side's ring when circular. */
+  private describeInRing(ring: RingLaps, wrapped: boolean, kind: MemoryKind, block: Block, offset: number, bytes: number, requestedBytes: number): WorkspaceAllocation {
+    if (!this.circular) return this.describe(kind, 'workspace', block, offset, bytes, requestedBytes);
+    if (wrapped) ring.nextLap();
+    const seq = ++this.ringSeq;
+    ring.record(offset, offset + bytes, seq);
+    return { workspaceId: this.workspaceId, kind, placement: 'workspace', block, offset, bytes, requestedBytes, generation: this.generationId, lap: ring.lap, seq };
   }
 
   /** toggleWorkspaceUse: while off, requests are allocated outside and counted nowhere (freed with the cycle's spills). */
@@ -513,16 +598,25 @@ export class Workspace {
 
   /**
    * How `allocation` stands: 'leaked' when the workspace's scope is not open, 'outdated' when the
-   * workspace entered a new scope since (both skipped for circular workspaces, as in ND4J),
-   * 'released' when its memory was given back (spills freed, buffer reallocated, workspace destroyed).
+   * workspace entered a new scope since (both skipped for circular workspaces, as in ND4J, whose arrays
+   * outlive their cycle),
+   * 'released' when its memory was given back (spills freed, buffer reallocated, workspace destroyed),
+   * 'overwritten' when a circular workspace's ring came round and gave its bytes to a later allocation
+   * (other than `besides`: a copy of it being made there, e.g. DuplicateArray onto its own source).
    */
-  checkAllocation(allocation: WorkspaceAllocation): AllocationValidity {
+  checkAllocation(allocation: WorkspaceAllocation, besides?: WorkspaceAllocation): AllocationValidity {
     if (allocation.workspaceId !== this.workspaceId) throw invalidArgument('allocation.workspace_id', `an allocation of workspace ${JSON.stringify(this.workspaceId)}`, allocation.workspaceId);
     if (!this.circular) {
       if (!this.isOpen) return 'leaked';
       if (allocation.generation !== this.generationId) return 'outdated';
     }
-    return this.storageLive(allocation) ? 'valid' : 'released';
+    if (!this.storageLive(allocation)) return 'released';
+    if (this.circular && allocation.placement === 'workspace') {
+      const ring = allocation.kind === this.primaryKind ? this.primaryRing : this.mirrorRing;
+      const ignoreSeq = besides !== undefined && besides.workspaceId === this.workspaceId && besides.kind === allocation.kind && besides.placement === 'workspace' ? besides.seq : undefined;
+      if (ring.overwritten(allocation, ignoreSeq)) return 'overwritten';
+    }
+    return 'valid';
   }
 
   /**
@@ -530,14 +624,18 @@ export class Workspace {
    * assertValidArray, plus the released-memory check the daemon needs). `operation` starts the
    * message, e.g. "Cannot duplicate array"; `openWorkspaces` (names) is appended as ND4J does.
    */
-  assertUsable(allocation: WorkspaceAllocation, operation = 'Array access', openWorkspaces?: readonly string[]): void {
-    const validity = this.checkAllocation(allocation);
+  assertUsable(allocation: WorkspaceAllocation, operation = 'Array access', openWorkspaces?: readonly string[], besides?: WorkspaceAllocation): void {
+    const validity = this.checkAllocation(allocation, besides);
     if (validity === 'valid') return;
     const open = openWorkspaces === undefined ? '' : `\nAll open workspaces: [${openWorkspaces.join(', ')}]`;
     let message: string;
     if (validity === 'leaked') message = `${operation}: Array uses leaked workspace pointer from workspace ${this.name}${open}`;
     else if (validity === 'outdated') {
       message = `${operation}: Array outdated workspace pointer from workspace ${this.name} (array generation ${allocation.generation}, current workspace generation ${this.generationId})${open}`;
+    } else if (validity === 'overwritten') {
+      message =
+        `${operation}: Array memory was overwritten: circular workspace ${this.name} came round its ring and gave this array's bytes to a later array ` +
+        `(array generation ${allocation.generation}, current workspace generation ${this.generationId}). Copy arrays you keep out of the ring (DuplicateArray) before it comes round.`;
     } else message = `${operation}: Array memory was released by workspace ${this.name} (array generation ${allocation.generation}, current workspace generation ${this.generationId})`;
     throw new TensormemError('FAILED_PRECONDITION', 'ARRAY_OUT_OF_SCOPE', message, {
       workspace_id: this.workspaceId,
@@ -916,6 +1014,11 @@ export class Workspace {
   private resetOffsets(): void {
     this.primaryOffsetBytes = 0;
     this.mirrorOffsetBytes = 0;
+    // The ring starts again at 0: a new lap on both sides.
+    if (this.circular) {
+      this.primaryRing.nextLap();
+      this.mirrorRing.nextLap();
+    }
   }
 
   private bufferRequest(bytes: number, purpose: WorkspaceBufferPurpose, location: MemoryKind, options?: WorkspaceBufferOptions): WorkspaceBufferRequest {

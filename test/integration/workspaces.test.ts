@@ -289,6 +289,45 @@ describe('workspaces over gRPC', () => {
     }
   });
 
+  it("refuses a circular workspace's array once the ring came round over it: no read of a later array's bytes, no write into them", async () => {
+    // A learned ring of two 168-byte blocks (128 bytes a cycle, ×1.3 + pad, overallocation 1).
+    const ring = await lease.createWorkspace('RING_STALE', { reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', overallocation_limit: 1 });
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      await lease.enterWorkspace(ring.workspace_id);
+      const array = await lease.allocate(doubles(16));
+      await lease.write(array.array_id, Buffer.alloc(128, i));
+      // Reading takes each array's host mirror from the ring's host side too.
+      expect((await lease.read(array.array_id))[0]).toBe(i);
+      ids.push(array.array_id);
+      await lease.leaveWorkspace(ring.workspace_id);
+    }
+    await lease.enterWorkspace(ring.workspace_id);
+    try {
+      const live = await lease.allocate(doubles(16));
+      await lease.write(live.array_id, Buffer.alloc(128, 0x77));
+      // The ring holds the last cycle's array and this one; every older array's bytes went to later arrays.
+      expect((await lease.read(ids[11]))[0]).toBe(11);
+      // The first cycle's array was a spill (learning), freed since.
+      expect((await failure(lease.read(ids[0]))).message).toMatch(/Array memory was released/);
+      for (const id of ids.slice(1, 10)) {
+        const read = await failure(lease.read(id));
+        expect(read.code).toBe(status.FAILED_PRECONDITION);
+        expect(read.reason).toBe('ARRAY_OUT_OF_SCOPE');
+        expect(read.message).toMatch(/Cannot read array: Array memory was overwritten: circular workspace RING_STALE came round its ring/);
+        const write = await failure(lease.write(id, Buffer.alloc(128, 0x11)));
+        expect(write.reason).toBe('ARRAY_OUT_OF_SCOPE');
+        expect((await failure(lease.duplicate(id, { detached: true }))).reason).toBe('ARRAY_OUT_OF_SCOPE');
+      }
+      expect((await lease.read(live.array_id)).equals(Buffer.alloc(128, 0x77))).toBe(true);
+      // Bounded retention: overwritten arrays leave the lease's array map as outdated ones do.
+      expect((await lease.list()).filter((array) => array.workspace_id === ring.workspace_id).length).toBeLessThanOrEqual(3);
+    } finally {
+      await lease.leaveWorkspace(ring.workspace_id);
+      await lease.destroyWorkspace(ring.workspace_id);
+    }
+  });
+
   it('allocates anew for a request_id retried after its workspace moved on, instead of the outdated array', async () => {
     const own = await client.openLease();
     const workspace = await own.createWorkspace('retried', { initial_size: 4096 });

@@ -297,6 +297,47 @@ describe('steps and pinned allocations', () => {
     ws.destroy();
     expect(ws.checkAllocation(array)).toBe('released');
   });
+
+  it("an allocation the ring came round over is 'overwritten', one it has not reached yet stays valid", () => {
+    // 256 bytes, no learned block: three 128-byte allocations; the third wraps onto the first.
+    const { ws } = workspace({ initialSize: 256, resetPolicy: 'ENDOFBUFFER_REACHED', allocationPolicy: 'STRICT', learningPolicy: 'NONE' });
+    const [first] = cycle(ws, 128);
+    ws.enter();
+    const second = ws.alloc(128);
+    expect(ws.checkAllocation(first)).toBe('valid');
+    const third = ws.alloc(128);
+    expect(third.offset).toBe(first.offset);
+    expect(ws.checkAllocation(first)).toBe('overwritten');
+    expect(ws.checkAllocation(second)).toBe('valid');
+    expect(ws.checkAllocation(third)).toBe('valid');
+    // A copy of `first` being made over it (DuplicateArray onto its source) does not count against it.
+    expect(ws.checkAllocation(first, third)).toBe('valid');
+    // Part of an allocation is enough: 64 bytes wrap onto the first half of `second`.
+    ws.alloc(64);
+    expect(ws.checkAllocation(second)).toBe('overwritten');
+    ws.leave();
+    expect(() => ws.assertUsable(first, 'Cannot read array')).toThrow(/Cannot read array: Array memory was overwritten: circular workspace WS came round its ring/);
+  });
+
+  it("a learned ring: each cycle's arrays stay valid until the ring comes round to them, then stay overwritten", () => {
+    // Block 168 after learning 128 bytes (×1.3 + pad), two blocks with overallocation 1.
+    const { ws } = workspace({ resetPolicy: 'ENDOFBUFFER_REACHED', overallocationLimit: 1 });
+    cycle(ws, 128);
+    const arrays = Array.from({ length: 8 }, () => cycle(ws, 128)[0]);
+    const validity = arrays.map((allocation) => ws.checkAllocation(allocation));
+    expect(validity).toEqual(['overwritten', 'overwritten', 'overwritten', 'overwritten', 'overwritten', 'overwritten', 'valid', 'valid']);
+  });
+
+  it("a FULL workspace's host side wraps on its own: a mirror the host ring came round over is 'overwritten'", () => {
+    const { ws } = workspace({ initialSize: 256, resetPolicy: 'ENDOFBUFFER_REACHED', allocationPolicy: 'STRICT', learningPolicy: 'NONE' });
+    ws.enter();
+    const mirrorA = ws.alloc(128, { kind: 'HOST' });
+    ws.alloc(128, { kind: 'HOST' });
+    expect(ws.checkAllocation(mirrorA)).toBe('valid');
+    ws.alloc(128, { kind: 'HOST' });
+    expect(ws.checkAllocation(mirrorA)).toBe('overwritten');
+    ws.leave();
+  });
 });
 
 describe('requests larger than the ring (DESIGN.md §4)', () => {
