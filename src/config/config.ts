@@ -351,7 +351,8 @@ function build(raw: RawValues): DaemonConfig {
     return fitting;
   }
   const dataMaxConnections = () => connectionCap('data-max-connections', DATA_PLANE_SHARE);
-  const maxConnections = () => connectionCap('max-connections', GRPC_SHARE);
+  // Per listener: the gRPC listeners together take GRPC_SHARE.
+  const maxConnections = () => connectionCap('max-connections', GRPC_SHARE / Math.max(1, listen.length));
   return {
     backend: choice('backend'),
     profile: text('profile') === undefined ? undefined : choice<NonNullable<DaemonConfig['profile']>>('profile'),

@@ -3,7 +3,8 @@
  * each is a file descriptor, and the pool files, shared-memory regions and MMAP workspace files need
  * theirs. A shell's common soft limit is 1024, the same as the caps' default, which would then take
  * every descriptor before they refused a connection: unset, --data-max-connections is half the soft
- * limit and --max-connections (per gRPC listener) a quarter when that is lower. (The systemd unit
+ * limit and --max-connections (per gRPC listener) a quarter shared by the listeners when that is
+ * lower, which leaves a quarter to the files. (The systemd unit
  * raises the limit to 65536.)
  */
 import { readFileSync } from 'node:fs';
@@ -29,7 +30,7 @@ export function openFileLimit(limitsText?: string): number | undefined {
 
 /** The share of the open-file limit --data-max-connections takes by default when 1024 is more. */
 export const DATA_PLANE_SHARE = 1 / 2;
-/** The share of the open-file limit --max-connections (gRPC, per listener) takes by default when 1024 is more. */
+/** The share of the open-file limit the gRPC listeners take together by default (--max-connections, split between them) when 1024 each is more. */
 export const GRPC_SHARE = 1 / 4;
 
 /** A connection cap's default under a soft limit of `limit` descriptors: `defaultCap`, or `share` of the limit (at least 16) when that is lower. */

@@ -19,8 +19,9 @@ describe('open-file limit', () => {
     expect(connectionCapFor(undefined, 1024, DATA_PLANE_SHARE)).toBe(1024);
   });
 
-  it('caps gRPC connections (per listener) at a quarter of the soft limit when that is below the default, at least 16', () => {
+  it('caps gRPC connections (per listener) at a quarter of the soft limit shared by the listeners when that is below the default, at least 16', () => {
     expect(connectionCapFor(1024, 1024, GRPC_SHARE)).toBe(256);
+    expect(connectionCapFor(1024, 1024, GRPC_SHARE / 2)).toBe(128);
     expect(connectionCapFor(65536, 1024, GRPC_SHARE)).toBe(1024);
     expect(connectionCapFor(40, 1024, GRPC_SHARE)).toBe(16);
   });
