@@ -117,9 +117,14 @@ export interface ClientOptions {
    * otherwise hold every large transfer until its deadline (DEADLINE_EXCEEDED, never retried) or for
    * the kernel's connect timeout (about 2 minutes). `false` keeps every transfer on gRPC, as
    * does TLS (the client speaks plain http:// and unix: only), and so does a loopback or unix: data
-   * address of a daemon reached on another host (dataPlaneEndpointFor).
+   * address of a daemon reached on another host (dataPlaneEndpointFor). A transfer whose connection
+   * moves no byte either way for `stallTimeoutMs` (default 90 s, past the daemon's own
+   * --data-stall-timeout of 60 s; as long as the gRPC side takes with the default `keepalive` to find a
+   * dead connection) is given up: before the daemon's answer began, as a connection failure (retried
+   * over gRPC, as above); after, UNAVAILABLE. Without it a daemon whose host lost power or whose network
+   * path went away (no FIN, no RST) held a transfer without a deadline for good.
    */
-  dataPlane?: false | { thresholdBytes?: number; connectTimeoutMs?: number };
+  dataPlane?: false | { thresholdBytes?: number; connectTimeoutMs?: number; stallTimeoutMs?: number };
   /**
    * HTTP/2 keepalive pings on the connection while any call is open (a KeepAlive stream, a
    * WatchMemory, a call waiting for memory): one every `timeMs` (default 30 s); no answer within
@@ -142,6 +147,7 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 60_000;
 
 export const DEFAULT_DATA_PLANE_THRESHOLD_BYTES = 1024 * 1024;
 export const DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS = 5000;
+export const DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS = 90_000;
 /**
  * Leases per ListLeases reply that listLeases asks for: a page of leases with the most labels the daemon
  * takes (64 of 63 + 256 characters) stays near 20 MiB, under the default 64 MiB message limit.
@@ -262,12 +268,14 @@ export class TensormemClient {
    * try connecting: ClientOptions.dataPlane.connectTimeoutMs, and at most half the time left to the
    * deadline (so that gRPC has the other half) but not under 1 s (a connect timeout turns the data plane
    * off for the lease, which a slow connect under a tight deadline must not do: that one ends in
-   * DEADLINE_EXCEEDED instead).
+   * DEADLINE_EXCEEDED instead); and ClientOptions.dataPlane.stallTimeoutMs.
    */
-  dataPlaneTransferOptions(callOptions: { deadline?: number }): { deadline?: number; connectTimeoutMs: number } {
-    const configured = (this.options.dataPlane || undefined)?.connectTimeoutMs ?? DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS;
+  dataPlaneTransferOptions(callOptions: { deadline?: number }): { deadline?: number; connectTimeoutMs: number; stallTimeoutMs: number } {
+    const dataPlane = this.options.dataPlane || undefined;
+    const configured = dataPlane?.connectTimeoutMs ?? DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS;
     const halfLeft = callOptions.deadline !== undefined ? Math.floor((callOptions.deadline - Date.now()) / 2) : Infinity;
-    return { ...callOptions, connectTimeoutMs: Math.min(configured, Math.max(halfLeft, Math.min(configured, 1000))) };
+    const stallTimeoutMs = dataPlane?.stallTimeoutMs ?? DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS;
+    return { ...callOptions, connectTimeoutMs: Math.min(configured, Math.max(halfLeft, Math.min(configured, 1000))), stallTimeoutMs };
   }
 
   /**

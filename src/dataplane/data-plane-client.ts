@@ -32,7 +32,8 @@ export class DataPlaneConnectionError extends Error {
 
 /**
  * The transfer failed after the answer's head arrived (connection reset or closed mid-body, a malformed
- * answer): the request may have taken effect, so it is not retried another way.
+ * answer, no byte moved for `stallTimeoutMs`): the request may have taken effect, so it is not retried
+ * another way.
  */
 export class DataPlaneTransferError extends Error {
   constructor(
@@ -62,6 +63,14 @@ export interface TransferOptions {
    * transfer for the kernel's connect timeout (about 2 minutes), or until `deadline`. Default: none.
    */
   connectTimeoutMs?: number;
+  /**
+   * Give up once the connection has moved no byte either way for this many ms: a daemon whose host lost
+   * power or whose network path went away sends no FIN or RST, so without it a transfer with no
+   * `deadline` waits for good (a GET waiting for bytes) or for the kernel's retransmission timeout
+   * (about 15 minutes, a PUT sending). Before the answer's head that is a DataPlaneConnectionError (the
+   * request is safe to send another way), after it a DataPlaneTransferError. Default: none.
+   */
+  stallTimeoutMs?: number;
 }
 
 /** Where a data plane listens: TCP host and port, or a unix socket path. */
@@ -117,6 +126,11 @@ interface Response {
 
 const HEADER_BUFFER_BYTES = 64 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
+/**
+ * A PUT body goes to the socket in pieces of this size, each written when the one before it has been
+ * taken by the kernel: the pieces' completions are what tells a body that moves from one that stalled.
+ */
+const BODY_PIECE_BYTES = 4 * 1024 * 1024;
 
 /**
  * One request/response exchange. `destinationFor(status, headers, length)` may return a Buffer of
@@ -137,12 +151,16 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
     let socket: Socket;
     let deadlineTimer: NodeJS.Timeout | undefined;
     let connectTimer: NodeJS.Timeout | undefined;
+    let stallTimer: NodeJS.Timeout | undefined;
+    /** When a byte last moved either way (read, or a body piece taken by the kernel). */
+    let lastMoved = Date.now();
 
     const finish = (error?: Error) => {
       if (settled) return;
       settled = true;
       if (deadlineTimer) clearTimeout(deadlineTimer);
       if (connectTimer) clearTimeout(connectTimer);
+      if (stallTimer) clearTimeout(stallTimer);
       socket.destroy();
       if (error) reject(error);
       else resolve({ ...response!, body: destination ? undefined : Buffer.concat(collected) });
@@ -150,7 +168,17 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
     const sendBody = () => {
       if (bodySent) return;
       bodySent = true;
-      socket.write(body!);
+      const data = body!;
+      let position = 0;
+      // Views of the caller's bytes, no copy; a write error ends the exchange through 'error'.
+      const next = (error?: Error | null) => {
+        lastMoved = Date.now();
+        if (error || settled || position >= data.byteLength) return;
+        const piece = data.subarray(position, Math.min(position + BODY_PIECE_BYTES, data.byteLength));
+        position += piece.byteLength;
+        socket.write(piece, next);
+      };
+      next();
     };
     /** Bytes of the body (possibly the tail of the read that held the head). */
     const takeBody = (bytes: Buffer) => {
@@ -194,6 +222,7 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
     };
     const onRead = (bytes: number, buffer: Uint8Array): boolean => {
       if (settled) return false;
+      lastMoved = Date.now();
       if (response) {
         if (destination) {
           // The read landed in destination.subarray(received) (nextBuffer); a read into the scratch
@@ -259,8 +288,27 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
       const giveUp = () => setImmediate(() => socket.connecting && finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: not connected after ${connectTimeoutMs} ms`)));
       connectTimer = setTimeout(giveUp, Math.min(Math.max(connectTimeoutMs, 0), MAX_TIMER_MS));
     }
+    const watchStalls = (stallTimeoutMs: number) => {
+      // As the connect timeout, the check waits for setImmediate: bytes that came while the event loop
+      // was blocked are read in the poll phase, after the timers but before it.
+      const check = () =>
+        setImmediate(() => {
+          if (settled) return;
+          const still = Date.now() - lastMoved;
+          if (still < stallTimeoutMs) {
+            stallTimer = setTimeout(check, stallTimeoutMs - still);
+            return;
+          }
+          const message = `data plane ${describe(endpoint)}: no byte moved either way for ${still} ms`;
+          if (!response) finish(new DataPlaneConnectionError(`${message}, before an answer`));
+          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`));
+        });
+      stallTimer = setTimeout(check, stallTimeoutMs);
+    };
     socket.once('connect', () => {
       if (connectTimer) clearTimeout(connectTimer);
+      lastMoved = Date.now();
+      if (transfer.stallTimeoutMs !== undefined) watchStalls(Math.min(Math.max(transfer.stallTimeoutMs, 1), MAX_TIMER_MS));
       socket.write(head);
       if (body !== undefined && !/\r\nexpect: 100-continue\r\n/i.test(head)) sendBody();
     });

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { getArray } from '../../src/dataplane/data-plane-client';
 import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+import { silentProxy } from '../helpers/silent-proxy';
 
 const MiB = 1024 * 1024;
 
@@ -225,6 +226,57 @@ describe('the typed client over a real daemon', () => {
       busy.close();
     }
   });
+
+  it('a data plane connection that goes silent (no FIN, no RST: the host lost power) is given up after stallTimeoutMs, not held for good', async () => {
+    const silent = new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 4096, stallTimeoutMs: 500 } });
+    const servers: Array<{ close(): Promise<void> }> = [];
+    try {
+      const lease = await silent.openLease({ clientName: 'silent' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+      const bytes = Buffer.alloc(64 * MiB, 7);
+      const dataAddress = lease.dataPlane as { host: string; port: number };
+      // Before any answer (the request went out, nothing comes back), a GET and a PUT: retried over gRPC.
+      for (const transfer of ['write', 'read'] as const) {
+        const proxy = await silentProxy(`${dataAddress.host}:${dataAddress.port}`);
+        servers.push(proxy);
+        proxy.goSilent();
+        lease.dataPlane = { host: '127.0.0.1', port: Number(proxy.address.split(':')[1]) };
+        const before = { ...lease.transfers };
+        const started = Date.now();
+        if (transfer === 'write') expect(await lease.write(array.array_id, bytes)).toBe(64 * MiB);
+        else expect((await lease.read(array.array_id)).equals(bytes)).toBe(true);
+        expect(Date.now() - started, transfer).toBeLessThan(5000);
+        expect(lease.transfers, transfer).toEqual({ http: before.http, grpc: before.grpc + 1 });
+        expect(lease.dataPlane, transfer).toBeUndefined();
+      }
+      // A PUT body the peer stops taking (100 Continue, then nothing read): retried over gRPC too.
+      const stopsReading = await scriptedServer((socket) =>
+        socket.once('data', () => {
+          socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+          socket.pause();
+        }),
+      );
+      servers.push(stopsReading);
+      lease.dataPlane = stopsReading.endpoint;
+      const started = Date.now();
+      expect(await lease.write(array.array_id, bytes)).toBe(64 * MiB);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(lease.dataPlane).toBeUndefined();
+      // Silent once the answer began: UNAVAILABLE, not retried.
+      const midAnswer = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`));
+      servers.push(midAnswer);
+      const session = new LeaseSession(silent, lease.lease, midAnswer.endpoint);
+      const error = await rejection(session.read(array.array_id, 0, MiB));
+      expect(error).toBeInstanceOf(TensormemClientError);
+      expect(error.code).toBe(status.UNAVAILABLE);
+      expect(error.details).toMatch(/no byte moved either way for \d+ ms, after 1000 of 1048576 bytes/);
+      expect(session.transfers).toEqual({ http: 0, grpc: 0 });
+      await lease.close();
+    } finally {
+      silent.close();
+      for (const server of servers) await server.close();
+    }
+  }, 20_000);
 
   it('a failure after the answer began (truncated body, reset, non-JSON error) is UNAVAILABLE, not a plain Error, and not retried', async () => {
     const lease = await client.openLease({ clientName: 'midbody' });
