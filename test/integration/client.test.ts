@@ -271,6 +271,14 @@ describe('the typed client over a real daemon', () => {
       expect(error.code).toBe(status.UNAVAILABLE);
       expect(error.details).toMatch(/no byte moved either way for \d+ ms, after 1000 of 1048576 bytes/);
       expect(session.transfers).toEqual({ http: 0, grpc: 0 });
+      // A process blocked past stallTimeoutMs is no stall: what came meanwhile is read before the check.
+      const direct = new LeaseSession(silent, lease.lease, dataAddress);
+      const reading = direct.read(array.array_id, 0, 64 * MiB);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const blockedAt = Date.now();
+      while (Date.now() - blockedAt < 1000); // the trainer's synchronous work
+      expect((await reading).equals(bytes)).toBe(true);
+      expect(direct.transfers).toEqual({ http: 1, grpc: 0 });
       await lease.close();
     } finally {
       silent.close();
