@@ -72,14 +72,22 @@ export function checkHeapReserve(config: Pick<DaemonConfig, 'heapReserveBytes' |
 }
 
 /**
- * A --data-max-connections given above the open-file limit less DESCRIPTORS_FOR_THE_REST does not
- * protect the descriptors the gRPC side needs: said once at start (0, no cap, was asked for as such).
+ * Connection caps that together may take more than the open-file limit less DESCRIPTORS_FOR_THE_REST
+ * (--data-max-connections when the data plane is on, plus --max-connections on each --listen address)
+ * do not protect the descriptors the pools, MMAP workspaces and exports need: said once at start. A cap
+ * of 0 (none) was asked for as such and is left out.
  */
-export function warnWhenConnectionsPassOpenFiles(maxConnections: number, limit: number | undefined, log: Logger): void {
-  if (limit === undefined || maxConnections === 0 || maxConnections <= limit - DESCRIPTORS_FOR_THE_REST) return;
+export function warnWhenConnectionsPassOpenFiles(caps: { dataMaxConnections: number; maxConnections: number; listeners: number }, limit: number | undefined, log: Logger): void {
+  if (limit === undefined) return;
+  const total = caps.dataMaxConnections + caps.maxConnections * caps.listeners;
+  if (total <= limit - DESCRIPTORS_FOR_THE_REST) return;
+  const parts = [
+    ...(caps.dataMaxConnections > 0 ? [`--data-max-connections ${caps.dataMaxConnections}`] : []),
+    ...(caps.maxConnections > 0 ? [`--max-connections ${caps.maxConnections} on each of ${caps.listeners} --listen address(es)`] : []),
+  ];
   log.warn(
-    { event: 'data_max_connections_above_open_files', data_max_connections: maxConnections, open_file_limit: limit },
-    `--data-max-connections ${maxConnections} leaves less than ${DESCRIPTORS_FOR_THE_REST} of the daemon's ${limit} open files to gRPC and the pools: a client opening data plane connections can take them all; lower it or raise the limit (ulimit -n, systemd LimitNOFILE)`,
+    { event: 'max_connections_above_open_files', data_max_connections: caps.dataMaxConnections, max_connections: caps.maxConnections, listeners: caps.listeners, open_file_limit: limit },
+    `${parts.join(' and ')} can take ${total} connections, which leaves less than ${DESCRIPTORS_FOR_THE_REST} of the daemon's ${limit} open files to the pools, MMAP workspaces and exports: clients opening connections can take them all; lower the caps or raise the limit (ulimit -n, systemd LimitNOFILE)`,
   );
 }
 
@@ -161,7 +169,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   let status: StatusServer | undefined;
   try {
     dataPlane = await startDataPlane(context);
-    if (dataPlane) warnWhenConnectionsPassOpenFiles(config.dataMaxConnections, openFileLimit(), log);
+    warnWhenConnectionsPassOpenFiles({ dataMaxConnections: dataPlane ? config.dataMaxConnections : 0, maxConnections: config.maxConnections, listeners: config.listen.length }, openFileLimit(), log);
     context.dataAddress = dataPlane?.address;
     context.dataPlaneConnections = dataPlane?.server;
     if (config.metricsListen !== undefined) status = await startStatusServer(config.metricsListen, context, metrics);

@@ -215,7 +215,7 @@ describe.skipIf(!hasPrlimit)('the data plane within a low open-file limit', () =
 });
 
 describe.skipIf(!hasPrlimit)('--data-max-connections under a low open-file limit', () => {
-  it('unset, it is half the limit (GetConfig says so), and a given one that leaves too few descriptors is warned about', async () => {
+  it('unset, it is half the limit (GetConfig says so; --max-connections a quarter shared by the listeners), and caps that leave too few descriptors are warned about', async () => {
     const daemon = await startDaemon(['--data-listen', '127.0.0.1:0'], {}, ['prlimit', '--nofile=600:600']);
     const client = new TensormemClient(daemon.tcpAddress);
     try {
@@ -224,7 +224,7 @@ describe.skipIf(!hasPrlimit)('--data-max-connections under a low open-file limit
       const opened = await Promise.all(Array.from({ length: 320 }, () => open(dataAddressOf(daemon)).catch(() => undefined)));
       expect(opened.filter((socket) => socket !== undefined).length).toBe(320);
       await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections_refused_total'), { timeout: 5000 }).toBeGreaterThanOrEqual(20);
-      expect(daemon.logs.some((entry) => entry.event === 'data_max_connections_above_open_files')).toBe(false);
+      expect(daemon.logs.some((entry) => entry.event === 'max_connections_above_open_files')).toBe(false);
       for (const socket of opened) socket?.destroy();
     } finally {
       client.close();
@@ -232,7 +232,15 @@ describe.skipIf(!hasPrlimit)('--data-max-connections under a low open-file limit
     }
     const given = await startDaemon(['--data-listen', '127.0.0.1:0', '--data-max-connections', '1000'], {}, ['prlimit', '--nofile=600:600']);
     try {
-      expect(given.logs.find((entry) => entry.event === 'data_max_connections_above_open_files')).toMatchObject({ data_max_connections: 1000, open_file_limit: 600 });
+      expect(given.logs.find((entry) => entry.event === 'max_connections_above_open_files')).toMatchObject({ data_max_connections: 1000, open_file_limit: 600 });
+      // Unset, --max-connections fits a quarter of the limit shared by the two --listen addresses.
+      const givenClient = new TensormemClient(given.tcpAddress);
+      try {
+        const grpcValue = (await givenClient.config()).values.find((entry) => entry.name === 'max-connections');
+        expect([grpcValue?.value, grpcValue?.source]).toEqual(['75', 'derived']);
+      } finally {
+        givenClient.close();
+      }
     } finally {
       expect(await given.stop()).toBe(0);
     }
