@@ -156,17 +156,22 @@ export class QuotaExceededError extends TensormemError {
     readonly requestedBytes: number,
     readonly quotaBytes: number,
     readonly usedBytes: number,
+    /** What the request takes of the quota: its block, rounded up to the pool's alignment (when more than asked). */
+    takesBytes = requestedBytes,
   ) {
     const what = memory === 'MMAP' ? `Can't map [MMAP] file` : `Can't allocate ${memory === 'DEVICE' ? `[DEVICE] memory on device ${device ?? 0}` : '[HOST] memory'}`;
     const tries = memory === 'MMAP' ? 'destroy MMAP workspaces, a smaller initial_size, or a larger quota.mmap' : 'free arrays, a smaller batch, workspaces, or a larger quota';
+    // The quota counts blocks: a request of 1000 bytes takes 1024 of it (256-byte blocks), so say so.
+    const takes = takesBytes > requestedBytes ? ` (it takes ${formatBytes(takesBytes)} of the quota: blocks are rounded up)` : '';
     super(
       'RESOURCE_EXHAUSTED',
       'QUOTA_EXCEEDED',
-      `${what}: ${formatBytes(requestedBytes)} for tenant "${tenant}": quota ${formatBytes(quotaBytes)}, used ${formatBytes(usedBytes)}. ` +
+      `${what}: ${formatBytes(requestedBytes)}${takes} for tenant "${tenant}": quota ${formatBytes(quotaBytes)}, used ${formatBytes(usedBytes)}. ` +
         `Try: ${tries} in the tenants file.`,
       {
         tenant,
         requested_bytes: String(requestedBytes),
+        ...(takesBytes > requestedBytes ? { takes_bytes: String(takesBytes) } : {}),
         quota_bytes: String(quotaBytes),
         used_bytes: String(usedBytes),
         ...(device !== undefined && memory === 'DEVICE' ? { device: String(device) } : {}),

@@ -640,7 +640,7 @@ export class Lease {
     const usage = this.memory.tenantUsage(this.tenant);
     const tenantUsed = usage.deviceBytes[device] - heldBytes;
     if (usage.deviceQuotaBytes > 0 && tenantUsed + alignedBytes > usage.deviceQuotaBytes) {
-      return new QuotaExceededError(this.tenant, 'DEVICE', device, bytes, usage.deviceQuotaBytes, tenantUsed);
+      return new QuotaExceededError(this.tenant, 'DEVICE', device, bytes, usage.deviceQuotaBytes, tenantUsed, alignedBytes);
     }
     const reserved = this.memory.othersUnusedGuaranteeBytes(device, this.tenant);
     return new OutOfMemoryError({

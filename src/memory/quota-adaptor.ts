@@ -38,7 +38,7 @@ export class QuotaAdaptor implements SizedMemoryResource {
   check(bytes: number, options?: AllocateOptions): void {
     const aligned = this.alignedSize(bytes, options);
     if (this.quotaBytes > 0 && this.used + aligned > this.quotaBytes) {
-      throw new QuotaExceededError(this.tenant, this.memory, this.device, bytes, this.quotaBytes, this.used);
+      throw new QuotaExceededError(this.tenant, this.memory, this.device, bytes, this.quotaBytes, this.used, aligned);
     }
   }
 

@@ -134,6 +134,10 @@ describe('quotas and guarantees', () => {
     expect(error).toBeInstanceOf(QuotaExceededError);
     expect(error.reason).toBe('QUOTA_EXCEEDED');
     expect(error.message).toContain('for tenant "team-a": quota 4194304 bytes (4.00 MiB), used 3145728 bytes (3.00 MiB)');
+    // What the request takes of the quota (its 256-byte-aligned block) is said when it is more than asked.
+    expect(error.message).toContain('1048577 bytes (1.00 MiB) (it takes 1048832 bytes (1.00 MiB) of the quota: blocks are rounded up)');
+    expect(error.metadata.takes_bytes).toBe('1048832');
+    expect(errorOf(() => quota.allocate(2 * MiB, {})).message).not.toContain('it takes');
     expect(upstream.usedBytes).toBe(3 * MiB);
     quota.allocate(MiB, {});
     expect(quota.usedBytes).toBe(4 * MiB);
