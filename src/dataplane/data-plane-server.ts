@@ -232,6 +232,8 @@ class DataPlane {
       if (expectedCrc === undefined) throw invalidArgument('X-Tensormem-Crc32c', 'a CRC-32C as 8 hex digits or base64 of 4 bytes', crcHeader);
     }
     array.assertUsable('Cannot write array');
+    // Last of the checks made from the headers: a request refused for another reason gets that answer (RFC 9110 §13.2.1).
+    checkPreconditions(exchange, array);
     if (exchange.expectsContinue) exchange.writeContinue();
 
     let position = range.start;
@@ -275,10 +277,20 @@ class DataPlane {
    * memory for the mirror, the array freed) is a whole JSON answer of its own.
    */
   private async get(exchange: HttpExchange, array: TensorArray, headOnly: boolean): Promise<void> {
-    const range = parseRange(exchange.headers.range, array.byteSize);
+    // If-Range names a validator (an ETag or a date) this daemon never sends, so it never matches the
+    // array: the Range is ignored and the whole array sent (RFC 9110 §13.1.5), never a piece of bytes
+    // that may have changed since the client's validator.
+    const range = exchange.headers['if-range'] === undefined ? parseRange(exchange.headers.range, array.byteSize) : undefined;
     const start = range?.start ?? 0;
     const length = range?.length ?? array.byteSize;
     array.assertUsable('Cannot read array');
+    if (checkPreconditions(exchange, array) === 'not-modified') {
+      exchange.statusCode = 304;
+      // The length a 200 would have, and no body (RFC 9110 §8.6, §15.4.5).
+      exchange.setHeader('Content-Length', String(array.byteSize));
+      exchange.end();
+      return;
+    }
     const setSuccessHeaders = () => {
       exchange.setHeader('Content-Type', 'application/octet-stream');
       exchange.setHeader('Accept-Ranges', 'bytes');
@@ -406,6 +418,35 @@ export function bodyReadBytesFor(asyncCopyThresholdBytes: number): number {
   let bytes = DEFAULT_BODY_READ_BYTES;
   while (bytes > MIN_BODY_READ_BYTES && bytes >= asyncCopyThresholdBytes) bytes /= 2;
   return bytes;
+}
+
+/**
+ * Conditional request headers (RFC 9110 §13.1.1, §13.1.2). The data plane sends no validator (no ETag,
+ * no Last-Modified), so an array matches only `*`: `If-Match: *` holds (the array exists) and any list
+ * of entity tags fails, `If-None-Match: *` fails and a list of tags holds. A failed If-Match, or a failed
+ * If-None-Match on a PUT, is PRECONDITION_FAILED (412) and the PUT writes nothing; a failed
+ * If-None-Match on a GET or HEAD is 'not-modified' (304). If-Modified-Since and If-Unmodified-Since are
+ * ignored, as RFC 9110 says for a resource with no modification date.
+ */
+function checkPreconditions(exchange: HttpExchange, array: TensorArray): 'proceed' | 'not-modified' {
+  const ifMatch = exchange.headers['if-match'];
+  if (ifMatch !== undefined && ifMatch.trim() !== '*') {
+    throw new TensormemError(
+      'FAILED_PRECONDITION',
+      'PRECONDITION_FAILED',
+      `If-Match: ${ifMatch} names no current version of array ${array.arrayId}: the data plane sends no entity tags, so only "If-Match: *" can hold; nothing was done`,
+      { field: 'If-Match', value: ifMatch },
+    );
+  }
+  const ifNoneMatch = exchange.headers['if-none-match'];
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() === '*') {
+    if (exchange.method === 'GET' || exchange.method === 'HEAD') return 'not-modified';
+    throw new TensormemError('FAILED_PRECONDITION', 'PRECONDITION_FAILED', `If-None-Match: * holds only when the array does not exist, and array ${array.arrayId} does: nothing was written`, {
+      field: 'If-None-Match',
+      value: ifNoneMatch,
+    });
+  }
+  return 'proceed';
 }
 
 function bearerTokenOf(exchange: HttpExchange): string {

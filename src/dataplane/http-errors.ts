@@ -30,6 +30,15 @@ export const HTTP_STATUS_BY_GRPC: Readonly<Record<number, number>> = {
   [Status.RESOURCE_EXHAUSTED]: 507,
 };
 
+/**
+ * Reasons whose HTTP status is not their gRPC status's: a conditional request (If-Match, If-None-Match)
+ * whose condition is false is FAILED_PRECONDITION for a gRPC client and 412 Precondition Failed here
+ * (RFC 9110 §15.5.13), not the 409 of an array whose state forbids the transfer.
+ */
+const HTTP_STATUS_BY_REASON: Readonly<Partial<Record<string, number>>> = {
+  PRECONDITION_FAILED: 412,
+};
+
 export interface HttpErrorBody {
   /** The HTTP status. */
   code: number;
@@ -49,5 +58,5 @@ export function httpErrorOf(error: unknown, log?: Logger): HttpErrorBody {
     return { code: 500, status: 'INTERNAL', reason: 'INTERNAL', message: `internal error: ${message}`, metadata: {} };
   }
   const grpc = STATUS_BY_KIND[error.kind];
-  return { code: HTTP_STATUS_BY_GRPC[grpc] ?? 500, status: Status[grpc], reason: error.reason, message: error.message, metadata: error.metadata };
+  return { code: HTTP_STATUS_BY_REASON[error.reason] ?? HTTP_STATUS_BY_GRPC[grpc] ?? 500, status: Status[grpc], reason: error.reason, message: error.message, metadata: error.metadata };
 }

@@ -296,6 +296,51 @@ describe('HTTP data plane over a real daemon', () => {
     await lease.close();
   });
 
+  it('evaluates If-Match / If-None-Match (412 and nothing written, 304 for GET) and ignores a Range under If-Range, having no validators', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8] });
+    const path = `/v1/arrays/${array.array_id}`;
+    expect((await http(dataAddress, 'PUT', path, bearer(lease), Buffer.from('original'))).status).toBe(200);
+    expect((await lease.readGrpc(array.array_id)).toString('latin1')).toBe('original');
+    const before = await client.memoryInfo();
+    // A conditional write whose condition is false (an entity tag the daemon never issued; "only if
+    // absent" of an array that exists) writes nothing: 412, with or without 100-continue.
+    for (const [field, value, headers] of [
+      ['If-Match', '"v1"', {}],
+      ['If-Match', 'W/"v1", "v2"', { 'Content-Range': 'bytes 3-5/*' }],
+      ['If-None-Match', '*', { Expect: '100-continue' }],
+    ] as const) {
+      const refused = await http(dataAddress, 'PUT', path, { ...bearer(lease), ...headers, [field]: value }, Buffer.from(headers['Content-Range'] ? 'XYZ' : 'OVERWRIT'));
+      expect(refused.status, `${field}: ${value}`).toBe(412);
+      expect(refused.json(), `${field}: ${value}`).toMatchObject({ code: 412, status: 'FAILED_PRECONDITION', reason: 'PRECONDITION_FAILED', metadata: { field, value } });
+      expect(refused.json()).not.toHaveProperty('bytes_written');
+    }
+    expect((await lease.readGrpc(array.array_id)).toString('latin1')).toBe('original');
+    const after = await client.memoryInfo();
+    expect([after.host!.used_bytes, after.devices[0].used_bytes]).toEqual([before.host!.used_bytes, before.devices[0].used_bytes]);
+    // Conditions that hold: the write goes ahead.
+    expect((await http(dataAddress, 'PUT', path, { ...bearer(lease), 'If-Match': '*' }, Buffer.from('ifmatch*'))).status).toBe(200);
+    expect((await http(dataAddress, 'PUT', path, { ...bearer(lease), 'If-None-Match': '"v1"' }, Buffer.from('nonematc'))).status).toBe(200);
+    expect((await lease.readGrpc(array.array_id)).toString('latin1')).toBe('nonematc');
+    // GET and HEAD: If-None-Match: * is 304 with no body; a failed If-Match is 412.
+    for (const method of ['GET', 'HEAD']) {
+      const notModified = await http(dataAddress, method, path, { ...bearer(lease), 'If-None-Match': '*' });
+      expect(notModified.status, method).toBe(304);
+      expect(notModified.body.byteLength, method).toBe(0);
+      expect((await http(dataAddress, method, path, { ...bearer(lease), 'If-Match': '"v1"' })).status, method).toBe(412);
+    }
+    // If-Range names a validator the daemon never sent, so it cannot match: the whole array, not the range.
+    const ifRange = await http(dataAddress, 'GET', path, { ...bearer(lease), Range: 'bytes=0-1', 'If-Range': '"v1"' });
+    expect(ifRange.status).toBe(200);
+    expect(ifRange.headers['content-range']).toBeUndefined();
+    expect(ifRange.body.toString('latin1')).toBe('nonematc');
+    // Another lease's array stays 404 whatever the conditions: they are evaluated only for the caller's own arrays.
+    const other = await client.openLease();
+    expect((await http(dataAddress, 'PUT', path, { ...bearer(other), 'If-Match': '"v1"' }, Buffer.from('x'))).status).toBe(404);
+    await other.close();
+    await lease.close();
+  });
+
   it('refuses a PUT with Transfer-Encoding (with or without Content-Length) with 400 naming Transfer-Encoding and its value', async () => {
     const lease = await client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], zero: true });
