@@ -10,7 +10,8 @@
  * What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length body (a Transfer-Encoding body is not
  * framed here: the request reaches the handler, which refuses it, and the connection closes after the
  * answer), keep-alive and pipelined requests (served one at a time, the next read only once the socket
- * has taken the whole answer before it), `Expect: 100-continue`, HEAD.
+ * has taken the whole answer before it), `Expect: 100-continue` (HTTP/1.1 only: an HTTP/1.0
+ * request's is ignored, RFC 9110 §10.1.1), HEAD.
  * A head over 16 KiB is 431 and a malformed one (a CR or LF other than a CRLF line end among them) 400;
  * both close the connection. An answer sent before the request's body was read closes the connection
  * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does
@@ -644,7 +645,9 @@ function parseHead(text: string): RequestHead | MalformedHead {
     headers,
     contentLength: headers['transfer-encoding'] !== undefined ? 0 : contentLength,
     keepAlive: keepAlive && headers['transfer-encoding'] === undefined,
-    expectsContinue: (headers.expect ?? '').toLowerCase() === '100-continue',
+    // An HTTP/1.0 client knows no interim answers: it would read "100 Continue" as the answer to its
+    // request. RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
+    expectsContinue: requestLine[3] === '1' && (headers.expect ?? '').toLowerCase() === '100-continue',
   };
 }
 

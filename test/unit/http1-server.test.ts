@@ -162,6 +162,18 @@ describe('Http1Server', () => {
     expect(refused.text.endsWith('\r\n\r\nno')).toBe(true);
   });
 
+  it('ignores Expect: 100-continue in an HTTP/1.0 request: such a client would take the interim answer for its answer', async () => {
+    const port = await listen((exchange) => {
+      if (exchange.expectsContinue) exchange.writeContinue();
+      echo(exchange);
+    });
+    const http11 = await exchangeRaw(port, ['PUT /a HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nhi']);
+    expect(statusLines(http11.text)).toEqual(['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK']);
+    const http10 = await exchangeRaw(port, ['PUT /a HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi']);
+    expect(statusLines(http10.text)).toEqual(['HTTP/1.1 200 OK']);
+    expect(http10.text.endsWith('PUT /a 2:hi')).toBe(true);
+  });
+
   it('after an early answer, reads and drops what the client still sends, so the client sees no reset', async () => {
     const port = await listen((exchange) => {
       exchange.statusCode = 409;
