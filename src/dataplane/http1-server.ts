@@ -604,7 +604,7 @@ interface RequestHead {
   expectsContinue: boolean;
 }
 
-/** Why a head is malformed, and the header at fault when there is one. */
+/** Why a head is malformed, and what is at fault: a header's name, or "request line" / "header line" for a line that names none. */
 interface MalformedHead {
   malformed: string;
   field?: string;
@@ -616,13 +616,13 @@ function parseHead(text: string): RequestHead | MalformedHead {
   // a bare CR, and a bare LF read as a line end by one parser and not by another smuggles requests).
   const lines = text.split('\r\n');
   const requestLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0]);
-  if (!requestLine) return { malformed: `malformed request line ${JSON.stringify(lines[0].slice(0, 200))}: expected "METHOD /path HTTP/1.1"` };
+  if (!requestLine) return { malformed: `malformed request line ${JSON.stringify(lines[0].slice(0, 200))}: expected "METHOD /path HTTP/1.1"`, field: 'request line' };
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon) : '';
-    if (!TOKEN.test(name)) return { malformed: `malformed header line ${JSON.stringify(line.slice(0, 200))}: expected "Name: value"` };
+    if (!TOKEN.test(name)) return { malformed: `malformed header line ${JSON.stringify(line.slice(0, 200))}: expected "Name: value"`, field: 'header line' };
     const rawValue = line.slice(colon + 1);
     if (/[\r\n]/.test(rawValue)) {
       return { malformed: `header ${name}: a CR or LF is allowed only in the CRLF that ends a line, not inside the value ${JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200))}`, field: name };

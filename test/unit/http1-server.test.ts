@@ -214,7 +214,10 @@ describe('Http1Server', () => {
     });
     const malformed = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nno colon here\r\n\r\n']);
     expect(statusLines(malformed.text)).toEqual(['HTTP/1.1 400 Bad Request']);
-    expect(JSON.parse(malformed.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', message: expect.stringContaining('no colon here') });
+    expect(JSON.parse(malformed.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', message: expect.stringContaining('no colon here'), metadata: { field: 'header line' } });
+    // Every 400 for a malformed head names what is at fault in metadata.field, as the data plane's other 400s do.
+    const badLine = await exchangeRaw(port, ['GET  /x HTTP/1.1\r\n\r\n']);
+    expect(JSON.parse(badLine.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', message: expect.stringContaining('"GET  /x HTTP/1.1"'), metadata: { field: 'request line' } });
     const badLength = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n']);
     expect(JSON.parse(badLength.text.split('\r\n\r\n')[1]).message).toContain('Content-Length must be one decimal number, not "12abc"');
     const huge = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}\r\n\r\n`]);
