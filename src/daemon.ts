@@ -41,6 +41,11 @@ export interface Daemon {
   /** The --metrics-listen server (Prometheus and the status page); undefined when off. */
   status?: StatusServer;
   shutdown(reason: string): Promise<void>;
+  /**
+   * Ends a drain under way now (a second SIGTERM/SIGINT): calls still in flight are cut, then every lease
+   * is freed as at the end of any drain, and the "stopped" line says drained: false. Nothing outside that wait.
+   */
+  cutDrain(reason: string): void;
   /** Rereads --tenants (SIGHUP). A bad file is refused and logged; the old tenants stay in force. */
   reloadTenants(): boolean;
 }
@@ -226,6 +231,16 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   };
 
   let stopping: Promise<void> | undefined;
+  // Set once the drain waits for calls in flight: cuts that wait short (cutDrain).
+  let cutWait: (() => void) | undefined;
+  let cut = false;
+  const cutDrain = (reason: string): void => {
+    // Only while calls may still be in flight: later, nothing is left to cut and the drain ends anyway.
+    if (!cutWait || cut) return;
+    cut = true;
+    log.warn({ event: 'drain_cut', reason }, `${reason} during the drain: calls still in flight are cut now`);
+    cutWait?.();
+  };
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       // The whole server and each service: a client watching a service's health sees the drain too,
@@ -241,6 +256,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       log.info({ event: 'draining', reason, timeoutMs: config.shutdownTimeoutMs }, 'draining');
       const grpcDrained = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);
+        cutWait = () => {
+          clearTimeout(timer);
+          resolve(false);
+          // Data plane exchanges in flight end with their connections (its close() then stops waiting).
+          dataPlane?.server.closeAllConnections();
+        };
         running.server.tryShutdown(() => {
           clearTimeout(timer);
           resolve(true);
@@ -250,7 +271,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
         running.connectionSetup.closePending();
       });
       const [grpcDone, dataDone] = await Promise.all([grpcDrained, dataPlane?.close(config.shutdownTimeoutMs) ?? true]);
-      const drained = grpcDone && dataDone;
+      cutWait = undefined;
+      const drained = grpcDone && dataDone && !cut;
       if (!drained) running.server.forceShutdown();
       await status?.close();
       registry!.stopSweeping();
@@ -261,5 +283,5 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     })();
     return stopping;
   };
-  return { context, running, dataPlane, metrics, status, shutdown, reloadTenants };
+  return { context, running, dataPlane, metrics, status, shutdown, cutDrain, reloadTenants };
 }

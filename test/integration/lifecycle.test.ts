@@ -1,7 +1,7 @@
 /** Leases expire and give their memory back; the daemon drains and frees everything on SIGTERM. */
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
+import { Metadata, type ServiceError, credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
@@ -210,6 +210,52 @@ describe('lease lifecycle', () => {
       upload.destroy();
       client.close();
       await daemon.stop();
+    }
+  });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('cuts the drain short on a second signal (SIGTERM, then %s): calls in flight are cut, every lease is freed, "stopped" says drained: false', async (second) => {
+    // Before: the handlers were once(), so a second SIGTERM killed the daemon by the default action in
+    // the middle of its drain (exit by signal, no "stopped" line, leases never freed in order), and a
+    // Ctrl-C after a SIGTERM was ignored: the drain went on for the whole --shutdown-timeout.
+    const daemon = await startDaemon(['--shutdown-timeout', '30s', '--data-listen', '127.0.0.1:0']);
+    const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 60_000 });
+    const data = new URL(daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string);
+    const upload = connect(Number(data.port), data.hostname);
+    const connected = new Promise((resolve) => upload.once('connect', resolve));
+    try {
+      const lease = await client.openLease();
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1 << 20] });
+      const metadata = new Metadata();
+      metadata.set('authorization', `Bearer ${lease.token}`);
+      // A gRPC WriteArray stream and a data plane PUT, both half sent: each holds the drain.
+      const writeEnded = new Promise<ServiceError | null>((resolve) => {
+        const stream = client.arrays.WriteArray(metadata, (error: ServiceError | null) => resolve(error));
+        stream.write({ header: { array_id: array.array_id, offset: 0 } });
+        stream.write({ chunk: Buffer.alloc(1000, 1) });
+      });
+      upload.on('error', () => undefined);
+      const uploadClosed = new Promise((resolve) => upload.once('close', resolve));
+      await connected;
+      upload.write(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: ${1 << 20}\r\n\r\n${'x'.repeat(100)}`);
+      await sleep(300);
+      daemon.child.kill('SIGTERM');
+      await expect.poll(() => daemon.logs.some((entry) => entry.event === 'draining'), { timeout: 5_000 }).toBe(true);
+      await sleep(300);
+      const signalledAt = Date.now();
+      daemon.child.kill(second);
+      const exit = await Promise.race([daemon.exited, sleep(10_000).then(() => 'still draining 10 s after the second signal')]);
+      expect(exit).toBe(0);
+      expect(Date.now() - signalledAt).toBeLessThan(5_000);
+      expect((await writeEnded)?.code).toBe(status.CANCELLED);
+      await uploadClosed;
+      expect(daemon.logs.find((entry) => entry.event === 'drain_cut')).toMatchObject({ reason: second });
+      const stopped = daemon.logs.find((entry) => entry.event === 'stopped') as { drained: boolean; freedBytes: number; liveChunks: { device: number; host: number } };
+      expect(stopped).toMatchObject({ drained: false, freedBytes: 1 << 20 });
+      expect([stopped.liveChunks.device, stopped.liveChunks.host]).toEqual([0, 0]);
+    } finally {
+      upload.destroy();
+      client.close();
+      await daemon.stop('SIGKILL');
     }
   });
 
