@@ -35,6 +35,7 @@ Commands:
   doctor -- [tensormemd flags]   check a proposed configuration offline (with --config FILE, --vram, --ram)
   snapshot [-f FILE]             save GetMemorySnapshot (every block and its owner) as JSON (stdout without -f)
   snapshot diff A B              what appeared and disappeared between two snapshots, by tenant/lease/label
+                                 (files of snapshot -f, or /api/snapshot of --metrics-listen saved as it is)
   top [--once] [--interval D]    live view of pools, host, process, tenants and the biggest leases (q quits)
   put FILE [--array ID]          stream FILE (a regular file) into array ID (--token: its lease's token),
                                  or into a new array (--shape, --dtype, default uint8 [file size]) in a new lease

@@ -87,7 +87,12 @@ export function diffSnapshots(before: MemorySnapshot, after: MemorySnapshot): Sn
   return { from: takenAt(before), to: takenAt(after), appeared: group(appeared), disappeared: group(disappeared), appeared_bytes: total(appeared), disappeared_bytes: total(disappeared) };
 }
 
-/** Reads a snapshot file, saying which file and what is wrong with it. */
+/**
+ * Reads a snapshot file, saying which file and what is wrong with it: a GetMemorySnapshot dump as
+ * `tensormemctl snapshot -f` writes it, or the metrics listener's `/api/snapshot` saved as it is (the
+ * same snapshot under "snapshot", with the leases beside it), which is what a daemon whose snapshot
+ * passes --max-message-bytes is read by (MESSAGE_TOO_LARGE says so).
+ */
 export function readSnapshotFile(path: string): MemorySnapshot {
   let document: unknown;
   try {
@@ -95,10 +100,11 @@ export function readSnapshotFile(path: string): MemorySnapshot {
   } catch (error) {
     throw new Error(`Expected a snapshot file written by "tensormemctl snapshot -f" for ${path} but could not read it: ${(error as Error).message}`);
   }
-  if (typeof document !== 'object' || document === null || !Array.isArray((document as MemorySnapshot).pools)) {
-    throw new Error(`Expected a snapshot (a JSON object with "pools") in ${path} but received ${JSON.stringify(document)?.slice(0, 80)}`);
-  }
-  return document as MemorySnapshot;
+  const isSnapshot = (value: unknown): value is MemorySnapshot => typeof value === 'object' && value !== null && Array.isArray((value as MemorySnapshot).pools);
+  if (isSnapshot(document)) return document;
+  const inner = typeof document === 'object' && document !== null ? (document as { snapshot?: unknown }).snapshot : undefined;
+  if (isSnapshot(inner)) return inner;
+  throw new Error(`Expected a snapshot (a JSON object with "pools", or /api/snapshot's with "snapshot") in ${path} but received ${JSON.stringify(document)?.slice(0, 80)}`);
 }
 
 export function renderDiff(diff: SnapshotDiff): string {

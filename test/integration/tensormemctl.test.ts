@@ -261,7 +261,38 @@ describe('tensormemctl snapshot and snapshot diff', () => {
     writeFileSync(notSnapshot, '{"hello": 1}');
     const refused = await ctl(['snapshot', 'diff', notSnapshot, notSnapshot]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`Expected a snapshot (a JSON object with "pools") in ${notSnapshot}`);
+    expect(refused.stderr).toContain(`Expected a snapshot (a JSON object with "pools"`);
+    expect(refused.stderr).toContain(` in ${notSnapshot} but received {"hello":1}`);
+  });
+});
+
+describe('tensormemctl snapshot diff of /api/snapshot', () => {
+  it("reads the metrics listener's /api/snapshot saved as it is (MESSAGE_TOO_LARGE's way round), beside a snapshot -f file", async () => {
+    const metricsAddress = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+    const lease = await client.openLease({ clientName: 'api-snapshot-diff' });
+    try {
+      const a = join(dir, 'cli-before.json');
+      const b = join(dir, 'api-after.json');
+      expect((await ctl(['--address', daemon.unixAddress, 'snapshot', '-f', a])).code).toBe(0);
+      const leaked = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [512], label: 'api-leak' });
+      const response = await fetch(`http://${metricsAddress}/api/snapshot`);
+      expect(response.status).toBe(200);
+      writeFileSync(b, await response.text());
+
+      const run = await ctl(['snapshot', 'diff', a, b, '-o', 'json']);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const diff = JSON.parse(run.stdout) as SnapshotDiff;
+      expect(diff.appeared).toEqual([expect.objectContaining({ lease_id: lease.leaseId, label: 'api-leak', blocks: 1, bytes: 2048, owners: [leaked.array_id] })]);
+      expect(diff.disappeared).toEqual([]);
+      // Both ways round, and /api/snapshot against itself: nothing changed.
+      const back = JSON.parse((await ctl(['snapshot', 'diff', b, a, '-o', 'json'])).stdout) as SnapshotDiff;
+      expect(back.disappeared.map((group) => group.owners)).toEqual([[leaked.array_id]]);
+      const same = JSON.parse((await ctl(['snapshot', 'diff', b, b, '-o', 'json'])).stdout) as SnapshotDiff;
+      expect([same.appeared, same.disappeared]).toEqual([[], []]);
+    } finally {
+      await lease.close();
+    }
   });
 });
 
