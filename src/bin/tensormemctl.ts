@@ -336,9 +336,16 @@ async function main(): Promise<number> {
     }
     return 0;
   } catch (error) {
-    // A plaintext client gets only "No connection established ... Failed to connect" from a TLS daemon.
-    if (error instanceof TensormemClientError && error.code === status.UNAVAILABLE && error.reason === undefined && connection && !values['tls-ca'] && !connection.address.startsWith('unix:')) {
-      throw new Error(`${error.message} (is tensormemd running at ${connection.address}? If it serves TLS there (--tls-cert), pass --tls-ca)`);
+    if (error instanceof TensormemClientError && error.code === status.UNAVAILABLE && error.reason === undefined && connection) {
+      // grpc-js ends its connect error with an empty "Resolution note: " for a unix socket or an IP address.
+      const message = error.message.replace(/\.? Resolution note:\s*$/, '');
+      // A unix socket that is not there, or that no daemon listens on (left by one that was killed):
+      // the default address, so this is what `tensormemctl info` says before `npm start`.
+      if (connection.address.startsWith('unix:')) {
+        throw new Error(`${message} (is tensormemd running with --listen ${connection.address}? Start it, or pass --address or set TENSORMEM_ADDRESS to the address its "listening" log line names)`);
+      }
+      // A plaintext client gets only "No connection established ... Failed to connect" from a TLS daemon.
+      if (!values['tls-ca']) throw new Error(`${message} (is tensormemd running at ${connection.address}? If it serves TLS there (--tls-cert), pass --tls-ca)`);
     }
     throw error;
   } finally {

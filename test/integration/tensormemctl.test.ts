@@ -676,6 +676,29 @@ describe('tensormemctl exit codes', () => {
   });
 });
 
+describe('tensormemctl with no daemon at --address', () => {
+  it('says tensormemd is not running there (exit 1, one line, no stack), for a unix socket that is missing or refuses, as the default address is', async () => {
+    // A path that exists and that nothing accepts on (ECONNREFUSED, as a socket left by a killed daemon).
+    const stale = join(dir, 'stale.sock');
+    writeFileSync(stale, '');
+    for (const address of [`unix:${join(dir, 'no-such.sock')}`, `unix:${stale}`]) {
+      for (const args of [['info'], ['doctor'], ['top', '--once']]) {
+        const run = await ctl(['--address', address, ...args]);
+        expect(run.code, `${address} ${args.join(' ')}`).toBe(1);
+        expect(run.stderr).toContain(`(is tensormemd running with --listen ${address}?`);
+        // grpc-js's empty "Resolution note: " is not passed on, nor a stack.
+        expect(run.stderr).not.toContain('Resolution note');
+        expect(run.stderr).not.toMatch(/\n\s+at /);
+        expect(run.stderr.trim().split('\n')).toHaveLength(1);
+      }
+    }
+    const tcp = await ctl(['--address', '127.0.0.1:1', 'info']);
+    expect(tcp.code).toBe(1);
+    expect(tcp.stderr).toContain('(is tensormemd running at 127.0.0.1:1?');
+    expect(tcp.stderr).not.toContain('Resolution note');
+  });
+});
+
 describe('tensormemctl --address, --interval and --ttl', () => {
   it("refuses an address that is not one of tensormemd's --listen forms as a usage error, before connecting anywhere", async () => {
     // grpc-js would take a bare host as HOST:443 and fail on "" with an error about a "target name" (exit 1).
