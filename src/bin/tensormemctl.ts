@@ -180,6 +180,8 @@ async function main(): Promise<number> {
         break;
       }
       case 'leases': {
+        // ListLeases reads an empty tenant as "every tenant": `--tenant "$UNSET"` must not list them all.
+        if (values.tenant === '') throw new UsageError('leases --tenant needs a tenant name: tensormemctl leases --tenant NAME (without --tenant: every lease the token may list)');
         const leases = await client().listLeases(values.token, { tenant: values.tenant });
         print(leases, () =>
           renderTable(

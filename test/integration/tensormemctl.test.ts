@@ -569,6 +569,13 @@ describe('tensormemctl arrays under a tenants file', () => {
     const listed = await ctlAt('leases', '--tenant', 'team-a', '--token', TOKENS.admin, '-o', 'json');
     expect(listed.code).toBe(0);
     expect((JSON.parse(listed.stdout) as Array<{ lease_id: string }>).map((l) => l.lease_id).sort()).toEqual(leases.map((l) => l.leaseId).sort());
+    // An empty name (--tenant "$UNSET") is refused, not read as ListLeases' "every tenant".
+    for (const args of [['--tenant', ''], ['--tenant=']]) {
+      const emptyTenant = await ctlAt('leases', ...args, '--token', TOKENS.admin, '-o', 'json');
+      expect(emptyTenant.code, args.join(' ')).toBe(2);
+      expect(emptyTenant.stderr).toContain('leases --tenant needs a tenant name');
+      expect(emptyTenant.stdout).toBe('');
+    }
     const otherTenant = await ctlAt('leases', '--tenant', 'ops', '--token', TOKENS.a);
     expect(otherTenant.code).toBe(1);
     expect(otherTenant.stderr).toContain('PERMISSION_DENIED');
