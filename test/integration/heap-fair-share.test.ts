@@ -5,15 +5,12 @@
  * whatever the objects (workspaces, leases with many labels) and whether or not the other tenants of
  * the tenants file hold anything at that moment; the others can still open leases and allocate.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const FAIR_SHARE_LINE_BYTES = String(Math.floor(32 * 1024 * 1024 * 0.8));
 
 describe('the heap guard fair share', () => {
@@ -22,8 +19,7 @@ describe('the heap guard fair share', () => {
   let client: TensormemClient | undefined;
 
   async function start(): Promise<TensormemClient> {
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-fair-share-')), 'tenants.yaml');
-    writeFileSync(tenantsPath, `tenants:\n  - name: leaker\n    token_sha256: "${sha(TOKENS.leaker)}"\n  - name: other\n    token_sha256: "${sha(TOKENS.other)}"\n`);
+    const tenantsPath = writeTenantsFile(`tenants:\n  - name: leaker\n    token_sha256: "${tokenSha256(TOKENS.leaker)}"\n  - name: other\n    token_sha256: "${tokenSha256(TOKENS.other)}"\n`);
     daemon = await startDaemon(['--heap-reserve', '80M', '--tenants', tenantsPath], { NODE_OPTIONS: '--max-old-space-size=64' });
     client = new TensormemClient(daemon.unixAddress);
     return client;

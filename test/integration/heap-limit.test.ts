@@ -4,14 +4,12 @@
  * with every tenant's leases; what it frees lets calls through again. A daemon with a small heap
  * (node --max-old-space-size=64: a limit of 112 MiB with the young generation) keeps 80 MiB free.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
+import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -164,15 +162,13 @@ describe('the daemon heap guard at its default reserve', () => {
 });
 
 describe('the daemon heap guard on a shared host', () => {
-  const sha = (token: string) => createHash('sha256').update(token).digest('hex');
   const TOKENS = { leaker: randomBytes(24).toString('hex'), other: randomBytes(24).toString('hex') };
   let daemon: DaemonProcess;
   let client: TensormemClient;
 
   beforeAll(async () => {
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-heap-tenants-')), 'tenants.yaml');
     // Neither tenant has max_arrays: nothing but the heap bounds how many arrays the leaker makes.
-    writeFileSync(tenantsPath, `tenants:\n  - name: leaker\n    token_sha256: "${sha(TOKENS.leaker)}"\n  - name: other\n    token_sha256: "${sha(TOKENS.other)}"\n`);
+    const tenantsPath = writeTenantsFile(`tenants:\n  - name: leaker\n    token_sha256: "${tokenSha256(TOKENS.leaker)}"\n  - name: other\n    token_sha256: "${tokenSha256(TOKENS.other)}"\n`);
     daemon = await startDaemon(['--heap-reserve', '80M', '--tenants', tenantsPath], { NODE_OPTIONS: '--max-old-space-size=64' });
     client = new TensormemClient(daemon.unixAddress);
   });

@@ -3,17 +3,14 @@
  * allocations from many leases never pass the limits, usage comes back to 0, and a lease past its TTL
  * that the sweep (--reclaim-interval) has not reached yet does not keep its tenant at max_leases.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
 const MiB = 1024 * 1024;
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TOKENS = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
 
@@ -22,19 +19,15 @@ describe('max_leases and quotas under concurrent trainers', () => {
   let clients: TensormemClient[];
 
   beforeAll(async () => {
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-tenants-')), 'tenants.yaml');
-    writeFileSync(
-      tenantsPath,
-      `tenants:
+    const tenantsPath = writeTenantsFile(`tenants:
   - name: team-a
-    token_sha256: "${sha(TOKENS.a)}"
+    token_sha256: "${tokenSha256(TOKENS.a)}"
     quota: { device: 40M, host: 20M }
     max_leases: 4
   - name: ops
-    token_sha256: "${sha(TOKENS.admin)}"
+    token_sha256: "${tokenSha256(TOKENS.admin)}"
     admin: true
-`,
-    );
+`);
     // A sweep far away: expired leases stay until something else closes them.
     daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '256M', '--pool-chunk', '4M', '--async-copy-threshold', '64K', '--reclaim-interval', '60s']);
     clients = Array.from({ length: 4 }, () => new TensormemClient(daemon.tcpAddress));

@@ -2,18 +2,15 @@
  * ListLeases in pages and by tenant, and EvictLease of a whole tenant: what an operator needs when one
  * tenant has opened more leases than one reply can carry, against a daemon process with a tenants file.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { ServiceError, credentials, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
 import { loadTensormemProto } from '../../src/service/proto';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { failure } from '../helpers/thrown';
+import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const TOKENS = { a: randomBytes(24).toString('hex'), b: randomBytes(24).toString('hex'), idle: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
 
 describe('ListLeases pages and tenant eviction', () => {
@@ -21,22 +18,18 @@ describe('ListLeases pages and tenant eviction', () => {
   let client: TensormemClient;
 
   beforeAll(async () => {
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-lease-pages-')), 'tenants.yaml');
-    writeFileSync(
-      tenantsPath,
-      `tenants:
+    const tenantsPath = writeTenantsFile(`tenants:
   - name: team-a
-    token_sha256: "${sha(TOKENS.a)}"
+    token_sha256: "${tokenSha256(TOKENS.a)}"
     max_leases: 5000
   - name: team-b
-    token_sha256: "${sha(TOKENS.b)}"
+    token_sha256: "${tokenSha256(TOKENS.b)}"
   - name: team-idle
-    token_sha256: "${sha(TOKENS.idle)}"
+    token_sha256: "${tokenSha256(TOKENS.idle)}"
   - name: ops
-    token_sha256: "${sha(TOKENS.admin)}"
+    token_sha256: "${tokenSha256(TOKENS.admin)}"
     admin: true
-`,
-    );
+`);
     daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--pool-chunk', '4M', '--lease-ttl', '120s']);
     client = new TensormemClient(daemon.tcpAddress);
   });

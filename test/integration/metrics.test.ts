@@ -1,18 +1,17 @@
 /** --metrics-listen: Prometheus /metrics, /api/snapshot and /events of a daemon process with a tenants file, scraped after real allocations. */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
 import { failure } from '../helpers/thrown';
+import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
 const MiB = 1024 * 1024;
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TOKENS = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
 
@@ -57,19 +56,15 @@ describe('Prometheus metrics and the status endpoints', () => {
   const ALLOCATE = { service: 'tensormem.v1.ArrayService', method: 'AllocateArray' };
 
   beforeAll(async () => {
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-metrics-')), 'tenants.yaml');
-    writeFileSync(
-      tenantsPath,
-      `tenants:
+    const tenantsPath = writeTenantsFile(`tenants:
   - name: team-a
-    token_sha256: "${sha(TOKENS.a)}"
+    token_sha256: "${tokenSha256(TOKENS.a)}"
     quota: { device: 1M, host: 2M }
     max_leases: 4
   - name: ops
-    token_sha256: "${sha(TOKENS.admin)}"
+    token_sha256: "${tokenSha256(TOKENS.admin)}"
     admin: true
-`,
-    );
+`);
     daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--pool-chunk', '4M', '--reclaim-interval', '100ms']);
     const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
     expect(listening.metricsAddress).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -298,10 +293,9 @@ describe('Prometheus metrics and the status endpoints', () => {
 describe('/events and a tenants file reload', () => {
   it('ends an /events stream whose token a reload made no longer admin, as a new request would be refused', async () => {
     const tokens = { admin: randomBytes(24).toString('hex'), other: randomBytes(24).toString('hex') };
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-events-reload-')), 'tenants.yaml');
     const tenantsFile = (admin: boolean) =>
-      `tenants:\n  - name: ops\n    token_sha256: "${sha(tokens.admin)}"\n    admin: ${admin}\n  - name: keeper\n    token_sha256: "${sha(tokens.other)}"\n    admin: true\n`;
-    writeFileSync(tenantsPath, tenantsFile(true));
+      `tenants:\n  - name: ops\n    token_sha256: "${tokenSha256(tokens.admin)}"\n    admin: ${admin}\n  - name: keeper\n    token_sha256: "${tokenSha256(tokens.other)}"\n    admin: true\n`;
+    const tenantsPath = writeTenantsFile(tenantsFile(true));
     const daemon = await startDaemon(['--tenants', tenantsPath]);
     try {
       const base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;

@@ -7,17 +7,15 @@
  * their turn, holding nothing.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
 const MiB = 1024 * 1024;
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TOKENS = { a: randomBytes(24).toString('hex'), b: randomBytes(24).toString('hex') };
 const MAX_PHYSICAL = 512 * MiB;
@@ -27,18 +25,14 @@ describe("one tenant's stalled ReadArray streams", () => {
   let client: TensormemClient;
 
   beforeAll(async () => {
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-tenants-')), 'tenants.yaml');
-    writeFileSync(
-      tenantsPath,
-      `tenants:
+    const tenantsPath = writeTenantsFile(`tenants:
   - name: team-a
-    token_sha256: "${sha(TOKENS.a)}"
+    token_sha256: "${tokenSha256(TOKENS.a)}"
     quota: { host: 32M }
   - name: team-b
-    token_sha256: "${sha(TOKENS.b)}"
+    token_sha256: "${tokenSha256(TOKENS.b)}"
     quota: { host: 32M }
-`,
-    );
+`);
     daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--host-maxbytes', '64M', '--pool-chunk', '4M', '--chunk-bytes', '4M', '--maxphysicalbytes', String(MAX_PHYSICAL)]);
     client = new TensormemClient(daemon.tcpAddress);
   });

@@ -4,14 +4,15 @@
  * live over server-sent events, and shows user-supplied names as text, never as HTML.
  * TENSORMEM_UPDATE_SCREENSHOT=1 rewrites docs/status-page.png from this run.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, copyFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -125,9 +126,7 @@ describe.skipIf(!haveChromium)('the status page: tenants against their per-devic
   it("draws a tenant's fullest device against its device quota, not the sum over devices", async () => {
     const { chromium } = await import('playwright-core');
     const tokens = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-status-tenants-')), 'tenants.yaml');
-    const sha = (token: string) => createHash('sha256').update(token).digest('hex');
-    writeFileSync(tenantsPath, `tenants:\n  - name: team-a\n    token_sha256: "${sha(tokens.a)}"\n    quota: { device: 8M }\n  - name: ops\n    token_sha256: "${sha(tokens.admin)}"\n    admin: true\n`);
+    const tenantsPath = writeTenantsFile(`tenants:\n  - name: team-a\n    token_sha256: "${tokenSha256(tokens.a)}"\n    quota: { device: 8M }\n  - name: ops\n    token_sha256: "${tokenSha256(tokens.admin)}"\n    admin: true\n`);
     const [daemon, browser] = await Promise.all([
       startDaemon(['--tenants', tenantsPath, '--emulated-devices', '2', '--maxbytes', '64M', '--pool-chunk', '16M']),
       chromium.launch({ executablePath: CHROMIUM, headless: true }),

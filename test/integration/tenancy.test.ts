@@ -1,6 +1,6 @@
 /** A shared host: tenants file, token auth, quotas, guarantees, max leases, admin eviction, SIGHUP reload, dead trainers. */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
 import { failure } from '../helpers/thrown';
+import { tokenSha256 } from '../helpers/tenants-file';
 
 const MiB = 1024 * 1024;
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TOKENS = { a: randomBytes(24).toString('hex'), b: randomBytes(24).toString('hex'), c: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
 
@@ -22,18 +22,18 @@ function tenantsYaml(aQuota: string | null): string {
       ? ''
       : `
   - name: team-a
-    token_sha256: "${sha(TOKENS.a)}"
+    token_sha256: "${tokenSha256(TOKENS.a)}"
     quota: { device: ${aQuota}, host: 4M, mmap: 1M }
     max_leases: 2`;
   return `tenants:${teamA}
   - name: team-b
-    token_sha256: "${sha(TOKENS.b)}"
+    token_sha256: "${tokenSha256(TOKENS.b)}"
     guarantee: { device: 16M }
   - name: team-c
-    token_sha256: "${sha(TOKENS.c)}"
+    token_sha256: "${tokenSha256(TOKENS.c)}"
     max_arrays: 4
   - name: ops
-    token_sha256: "${sha(TOKENS.admin)}"
+    token_sha256: "${tokenSha256(TOKENS.admin)}"
     admin: true
 `;
 }

@@ -2,7 +2,6 @@
  * A tenants file that rotates tenant names (one per job, say) and is reloaded with SIGHUP for weeks:
  * what the daemon keeps of the tenants it dropped must not grow with the number of reloads.
  */
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { loadConfig } from '../../src/config/config';
 import { Daemon, startDaemon } from '../../src/daemon';
+import { tokenSha256 } from '../helpers/tenants-file';
 
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const MiB = 1024 * 1024;
 
 describe('tenants file reloads that rotate tenant names', () => {
@@ -23,7 +22,7 @@ describe('tenants file reloads that rotate tenant names', () => {
   const write = (names: string[]) =>
     writeFileSync(
       tenantsPath,
-      `tenants:\n  - name: ops\n    token_sha256: "${sha('admin')}"\n    admin: true\n` + names.map((name) => `  - name: ${name}\n    token_sha256: "${sha(`token-${name}`)}"\n    quota: { device: 4M }\n`).join(''),
+      `tenants:\n  - name: ops\n    token_sha256: "${tokenSha256('admin')}"\n    admin: true\n` + names.map((name) => `  - name: ${name}\n    token_sha256: "${tokenSha256(`token-${name}`)}"\n    quota: { device: 4M }\n`).join(''),
     );
 
   beforeAll(async () => {

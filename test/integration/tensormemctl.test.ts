@@ -14,6 +14,7 @@ import { TensormemClient } from '../../src/client/tensormem-client';
 import { profileValues } from '../../src/config/profiles';
 import type { SnapshotDiff } from '../../src/cli/snapshot-diff';
 import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+import { tokenSha256 } from '../helpers/tenants-file';
 
 const TENSORMEMCTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
 const GiB = 1024 ** 3;
@@ -509,14 +510,13 @@ describe('tensormemctl put and get', () => {
 });
 
 describe('tensormemctl arrays under a tenants file', () => {
-  const sha = (token: string) => createHash('sha256').update(token).digest('hex');
   const TOKENS = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
   let tenanted: DaemonProcess;
   let tenantClient: TensormemClient;
 
   beforeAll(async () => {
     const tenantsPath = join(dir, 'tenants.yaml');
-    writeFileSync(tenantsPath, `tenants:\n  - name: team-a\n    token_sha256: "${sha(TOKENS.a)}"\n  - name: ops\n    token_sha256: "${sha(TOKENS.admin)}"\n    admin: true\n`);
+    writeFileSync(tenantsPath, `tenants:\n  - name: team-a\n    token_sha256: "${tokenSha256(TOKENS.a)}"\n  - name: ops\n    token_sha256: "${tokenSha256(TOKENS.admin)}"\n    admin: true\n`);
     tenanted = await startDaemon(['--tenants', tenantsPath]);
     tenantClient = new TensormemClient(tenanted.unixAddress);
   }, 30_000);
@@ -604,9 +604,8 @@ describe('tensormemctl tenants on two devices', () => {
   it("tenants and top show the fullest device's share of the per-device quota, not the sum over devices; /metrics has each device's usage", async () => {
     const token = randomBytes(24).toString('hex');
     const admin = randomBytes(24).toString('hex');
-    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
     const tenantsPath = join(dir, 'tenants-two-devices.yaml');
-    writeFileSync(tenantsPath, `tenants:\n  - name: team-b\n    token_sha256: "${sha(token)}"\n    quota: { device: 64M }\n    max_arrays: 10\n  - name: ops\n    token_sha256: "${sha(admin)}"\n    admin: true\n`);
+    writeFileSync(tenantsPath, `tenants:\n  - name: team-b\n    token_sha256: "${tokenSha256(token)}"\n    quota: { device: 64M }\n    max_arrays: 10\n  - name: ops\n    token_sha256: "${tokenSha256(admin)}"\n    admin: true\n`);
     const twoDevices = await startDaemon(['--emulated-devices', '2', '--tenants', tenantsPath]);
     const client = new TensormemClient(twoDevices.unixAddress);
     try {

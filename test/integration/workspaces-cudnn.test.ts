@@ -3,20 +3,18 @@
  * grow-only scratch in real pool memory, quotas, bad descriptors, lease close; the bounded retention of
  * out-of-scope workspace arrays; lease summaries that count workspace buffers. GetConfig's cudnn_version.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CudnnWorkspaceRequest, LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
 import { RETIRED_ARRAYS_KEPT } from '../../src/leases/lease';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { failure } from '../helpers/thrown';
+import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
 const MiB = 1024 * 1024;
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** A ResNet-style 3×3 convolution. */
 const CONV = { input_dims: [32, 64, 56, 56], filter_dims: [128, 64, 3, 3], pads: [1, 1], strides: [1, 1], dilations: [1, 1], data_type: 'DATA_TYPE_FLOAT32' as const };
@@ -209,8 +207,7 @@ describe('AcquireCudnnWorkspace under a tenant quota', () => {
   let client: TensormemClient;
 
   beforeAll(async () => {
-    const tenantsPath = join(mkdtempSync(join(tmpdir(), 'tensormem-cudnn-tenants-')), 'tenants.yaml');
-    writeFileSync(tenantsPath, `tenants:\n  - name: small\n    token_sha256: "${sha(token)}"\n    quota: { device: 8M, host: 4M }\n`);
+    const tenantsPath = writeTenantsFile(`tenants:\n  - name: small\n    token_sha256: "${tokenSha256(token)}"\n    quota: { device: 8M, host: 4M }\n`);
     daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--pool-chunk', '4M']);
     client = new TensormemClient(daemon.tcpAddress);
   });
