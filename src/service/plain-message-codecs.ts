@@ -53,6 +53,11 @@ export interface MessageCodec {
   decode: (bytes: Buffer) => Record<string, unknown> | undefined;
   /** The message's bytes, or undefined for a value protobufjs must encode. */
   encode: (value: unknown) => Buffer | undefined;
+  /**
+   * Writes the message into `writer` as its length-delimited field `field` (a message being encoded by
+   * hand: snapshot-encoder.ts); false, and nothing written, for a value protobufjs must encode.
+   */
+  writeField: (field: number, value: unknown, writer: ProtoWriter) => boolean;
 }
 
 const KINDS: Record<string, Kind> = {
@@ -169,6 +174,7 @@ export function plainMessageCodecs(definition: PackageDefinition): Map<string, M
       // Until compile() below.
       decode: () => undefined,
       encode: () => undefined,
+      writeField: () => false,
     });
   }
   // A message is plain only if the messages it holds are; drop the others until nothing changes.
@@ -374,6 +380,18 @@ function compile(messages: readonly MessageCodec[]): void {
       // A value that changed between the two passes (a getter): protobufjs's, which reads it once.
       return writer.length === bytes ? writer.take() : undefined;
     };
+    message.writeField = (field, value, writer) => {
+      const bytes = measure(value);
+      if (bytes < 0) return false;
+      const start = writer.length;
+      writer.tag(field, LENGTH_DELIMITED);
+      writer.varint(bytes);
+      const bodyStart = writer.length;
+      write(value, writer);
+      if (writer.length - bodyStart === bytes) return true;
+      writer.length = start;
+      return false;
+    };
   });
 }
 
@@ -389,8 +407,7 @@ function preferring<T, R>(fast: (value: T) => R | undefined, generic: (value: T)
  * or response is a plain message (call before loadPackageDefinition, so that servers and clients made
  * from it use them). Answers the methods and directions that got one, as "Service.Method request".
  */
-export function installPlainMessageCodecs(definition: PackageDefinition): string[] {
-  const codecs = plainMessageCodecs(definition);
+export function installPlainMessageCodecs(definition: PackageDefinition, codecs = plainMessageCodecs(definition)): string[] {
   const installed: string[] = [];
   // A method names its types by their short names: the type of that name seen from the service, if its fields are those.
   // Two message types of one short name (a.Foo, c.Foo) may have the same fields as the descriptor

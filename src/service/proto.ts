@@ -7,7 +7,7 @@ import type { ProtoGrpcType as ArrayProto } from '../generated/array';
 import type { ProtoGrpcType as MemoryProto } from '../generated/memory';
 import type { ProtoGrpcType as WorkspaceProto } from '../generated/workspace';
 import { packageRoot } from '../package-root';
-import { installPlainMessageCodecs } from './plain-message-codecs';
+import { installPlainMessageCodecs, plainMessageCodecs, type MessageCodec } from './plain-message-codecs';
 
 export const PROTO_DIR = join(packageRoot(), 'proto');
 export const PROTO_FILES = ['tensormem/v1/lease.proto', 'tensormem/v1/array.proto', 'tensormem/v1/memory.proto', 'tensormem/v1/workspace.proto'];
@@ -24,13 +24,21 @@ export const LOADER_OPTIONS: Options = loaderOptions();
 
 export type TensormemProto = LeaseProto & ArrayProto & MemoryProto & WorkspaceProto;
 
-let cached: { definition: PackageDefinition; proto: TensormemProto } | undefined;
+/** The definition (its plain messages' codecs installed), the services made from it, and those codecs by full type name. */
+interface LoadedProto {
+  definition: PackageDefinition;
+  proto: TensormemProto;
+  codecs: ReadonlyMap<string, MessageCodec>;
+}
 
-export function loadTensormemProto(): { definition: PackageDefinition; proto: TensormemProto } {
+let cached: LoadedProto | undefined;
+
+export function loadTensormemProto(): LoadedProto {
   if (!cached) {
     const definition = loadSync(PROTO_FILES, LOADER_OPTIONS);
-    installPlainMessageCodecs(definition);
-    cached = { definition, proto: loadPackageDefinition(definition) as unknown as TensormemProto };
+    const codecs = plainMessageCodecs(definition);
+    installPlainMessageCodecs(definition, codecs);
+    cached = { definition, proto: loadPackageDefinition(definition) as unknown as TensormemProto, codecs };
   }
   return cached;
 }

@@ -10,7 +10,9 @@
 import type { SegmentSnapshot } from '../memory/memory-resource';
 import { TensormemError } from '../errors';
 import { timestamp } from './handlers';
-import { memoryInfo } from './memory-service';
+import { blockInfo, memoryInfo } from './memory-service';
+import type { MessageCodec } from './plain-message-codecs';
+import { loadTensormemProto } from './proto';
 import { ProtoWriter } from './proto-wire';
 import type { ServiceContext } from './service-context';
 
@@ -22,25 +24,17 @@ export class PreEncoded {
   constructor(readonly bytes: Buffer) {}
 }
 
-/** BlockSnapshot (memory.proto), as blockInfo gives it. */
-function writeBlock(out: ProtoWriter, block: SegmentSnapshot['blocks'][number]): void {
-  const body = new ProtoWriter(scratch);
-  body.number(1, block.offset);
-  body.number(2, block.bytes);
-  body.number(3, block.free ? 1 : 0);
-  const owner = block.owner;
-  if (owner) {
-    body.string(4, owner.leaseId ?? '');
-    body.string(5, owner.tenant ?? '');
-    body.string(6, owner.arrayId ?? '');
-    body.string(7, owner.workspaceId ?? '');
-    body.string(8, owner.label ?? '');
-    body.string(9, owner.purpose ?? '');
-  }
-  scratch = body.buffer;
-  out.bytes(3, body.take());
+/** A segment's `blocks` field (3): BlockSnapshot as blockInfo gives it, through its plain-message codec. */
+function writeBlock(out: ProtoWriter, block: SegmentSnapshot['blocks'][number], codec: MessageCodec): void {
+  const info = blockInfo(block);
+  if (!codec.writeField(3, info, out)) throw new Error(`BlockSnapshot ${JSON.stringify(info)} is not a plain message`);
 }
-let scratch: Buffer = Buffer.allocUnsafe(1024);
+
+function blockCodec(): MessageCodec {
+  const codec = loadTensormemProto().codecs.get('tensormem.v1.BlockSnapshot');
+  if (!codec) throw new Error('tensormem.v1.BlockSnapshot has no plain-message codec (a field of a kind plain-message-codecs.ts does not take?)');
+  return codec;
+}
 
 /** The bytes of a length-delimited field's value: `encoded` is one message holding only `field` (tag and length stripped). */
 function fieldValue(encoded: Buffer): Buffer {
@@ -63,6 +57,7 @@ function tooLarge(blocks: number, maxBytes: number): TensormemError {
  * memorySnapshot(context) (`serialize` encodes its head: taken_at and info).
  */
 export async function encodeMemorySnapshot(context: ServiceContext, serialize: (value: unknown) => Buffer, maxBytes: number): Promise<PreEncoded> {
+  const codec = blockCodec();
   const pools = context.memory.snapshot();
   const blockCount = pools.reduce((sum, pool) => sum + pool.segments.reduce((count, segment) => count + segment.blocks.length, 0), 0);
   const snapshot = new ProtoWriter();
@@ -78,7 +73,7 @@ export async function encodeMemorySnapshot(context: ServiceContext, serialize: (
       segmentBody.number(1, segment.chunkHandle);
       segmentBody.number(2, segment.bytes);
       for (const block of segment.blocks) {
-        writeBlock(segmentBody, block);
+        writeBlock(segmentBody, block, codec);
         if (++sinceYield === SNAPSHOT_SLICE) {
           sinceYield = 0;
           if (snapshot.length + poolBody.length + segmentBody.length > maxBytes) throw tooLarge(blockCount, maxBytes);
