@@ -55,6 +55,8 @@ export interface DaemonConfig {
   maxConnections: number;
   /** --max-concurrent-streams: calls one gRPC connection may have open at once; 0 = HTTP/2's own limit. */
   maxConcurrentStreams: number;
+  /** --max-tenant-streams: streaming calls one tenant may have open at once, all connections together; 0 = no cap. */
+  maxTenantStreams: number;
   /** --data-stall-timeout: a data plane request idle this long either way is cut. */
   dataStallTimeoutMs: number;
   /** --data-max-connections: data plane connections open at once; 0 = no cap. */
@@ -383,6 +385,7 @@ function build(raw: RawValues): DaemonConfig {
     keepaliveTimeoutMs: timerDuration('keepalive-timeout'),
     maxConnections: maxConnections(),
     maxConcurrentStreams: int('max-concurrent-streams', 0, 2 ** 32 - 1),
+    maxTenantStreams: int('max-tenant-streams', 0, 2 ** 31 - 1),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     dataMaxConnections: dataMaxConnections(),
     logLevel: choice('log-level'),

@@ -101,6 +101,13 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "Most calls one gRPC connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). A client's further calls on that connection wait in its own HTTP/2 session until one of its calls ends; they are not refused. Without it one connection could hold any number of idle streams (60,000 idle WriteArray streams of one lease: daemon RSS 84 -> 772 MiB). 0 = no limit (HTTP/2's own, 2^32 - 1).",
   },
   {
+    name: 'max-tenant-streams',
+    type: 'int',
+    arg: 'N',
+    default: '1000',
+    help: "Most streaming calls (WriteArray, ReadArray, KeepAlive, WatchMemory) one tenant may have open at once, all its connections and leases together; the tenant is that of the call's lease or tenant token (the admin token's calls and calls with no token are not counted). One more is refused before it starts: RESOURCE_EXHAUSTED, reason TOO_MANY_STREAMS, with the numbers (a warning at most every 10 s). An idle stream costs the daemon about 13 KB (9 KB of it heap), and --max-concurrent-streams and --max-connections alone would let one tenant hold about a million. 0 = no cap.",
+  },
+  {
     name: 'keepalive-timeout',
     type: 'duration',
     arg: 'DURATION',

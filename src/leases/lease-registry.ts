@@ -152,6 +152,13 @@ export class LeaseRegistry {
     throw unauthenticated(wording.unknown);
   }
 
+  /** The open, unexpired lease a bearer token opens, if any; never throws (authenticate says why not). */
+  leaseOfToken(token: string | undefined): Lease | undefined {
+    if (!token) return undefined;
+    const lease = this.byTokenHash.get(hashToken(token));
+    return lease && !lease.isExpired() ? lease : undefined;
+  }
+
   /** A lease by id as seen from `caller`: another lease's id is NOT_FOUND, like one that never existed. */
   resolve(caller: Lease, leaseId: unknown): Lease {
     if (leaseId === '' || leaseId === undefined) return caller;

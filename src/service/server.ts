@@ -15,6 +15,7 @@ import { WorkspaceService } from './workspace-service';
 import { addHealthService } from './health-service';
 import { loadTensormemProto } from './proto';
 import { releaseFinishedStreams } from './finished-stream-release';
+import { capTenantStreams } from './tenant-stream-cap';
 import { capConnections } from './connection-cap';
 import { ConnectionSetupGuard, guardConnectionSetup } from './connection-setup-guard';
 import { limitPartialMessages } from './partial-message-budget';
@@ -34,6 +35,15 @@ export interface RunningServer {
 /** `interceptors` see every call (the RPC metrics hook in src/observability). */
 export async function startServer(context: ServiceContext, interceptors: ServerInterceptor[] = []): Promise<RunningServer> {
   const { config } = context;
+  const tenantStreams = capTenantStreams(
+    context,
+    config.maxTenantStreams,
+    rateLimitedWarning(context, (refused, tenant: string, open: number) => ({
+      fields: { event: 'tenant_streams_refused', refused, lastTenant: tenant, open, maxTenantStreams: config.maxTenantStreams },
+      message: `${refused} stream(s) refused: tenant "${tenant}" had --max-tenant-streams (${config.maxTenantStreams}) streams open`,
+    })),
+  );
+  context.tenantStreams = tenantStreams;
   const server = new Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,
@@ -42,7 +52,8 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
     ...(config.keepaliveTimeMs > 0 ? { 'grpc.keepalive_time_ms': config.keepaliveTimeMs, 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs } : {}),
     // One connection's calls open at once (HTTP/2 SETTINGS): a client's further calls wait on its side.
     ...(config.maxConcurrentStreams > 0 ? { 'grpc.max_concurrent_streams': config.maxConcurrentStreams } : {}),
-    interceptors,
+    // Outermost, so that the RPC metrics see its refusals.
+    interceptors: [...interceptors, tenantStreams.interceptor],
   });
   new LeaseService(context).addToServer(server);
   new ArrayService(context).addToServer(server);

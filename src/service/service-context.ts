@@ -27,6 +27,8 @@ export interface ServiceContext {
   dataPlaneConnections?: { readonly openConnections: number; readonly refusedTotal: number };
   /** gRPC connections (service/connection-cap.ts): open now, and closed for --max-connections since start. */
   grpcConnections?: { readonly openConnections: number; readonly refusedTotal: number };
+  /** --max-tenant-streams (service/tenant-stream-cap.ts): each tenant's open streaming calls. */
+  tenantStreams?: { openOf(tenant: string): number };
   /** --max-partial-message-bytes (service/partial-message-budget.ts): bytes of unfinished gRPC messages held, streams reset. */
   partialMessages?: { readonly heldBytes: number; readonly resetStreams: number };
 }

@@ -1,0 +1,94 @@
+/**
+ * --max-tenant-streams: a tenant's streaming calls, over all its connections and leases, are capped;
+ * one more is refused RESOURCE_EXHAUSTED / TOO_MANY_STREAMS with the numbers, while the tenant's unary
+ * calls and other tenants' streams go on, and a stream that ends gives its place back.
+ */
+import { credentials, Metadata, status, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { errorInfoOf } from '../../src/rpc-status';
+import { loadTensormemProto } from '../../src/service/proto';
+import { daemonForTests } from '../helpers/daemon-for-tests';
+
+const LIMIT = 4;
+const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+
+describe('--max-tenant-streams', () => {
+  const setup = daemonForTests(['--max-tenant-streams', String(LIMIT)]);
+
+  it("refuses a tenant's stream past the cap, over all its connections and leases, and counts ended streams out", async () => {
+    const { proto } = loadTensormemProto();
+    // Each its own connection (grpc-js shares one between channels of the same target and options otherwise).
+    const arrays = () => new proto.tensormem.v1.ArrayService(setup.daemon.tcpAddress, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    const connections = [arrays(), arrays(), arrays()];
+    const memory = new proto.tensormem.v1.MemoryService(setup.daemon.tcpAddress, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    const bearer = (token: string) => {
+      const metadata = new Metadata();
+      metadata.set('authorization', `Bearer ${token}`);
+      return metadata;
+    };
+    const a1 = await setup.client.openLease({ tenant: 'a', clientName: 'a1', ttlSeconds: 60 });
+    const a2 = await setup.client.openLease({ tenant: 'a', clientName: 'a2', ttlSeconds: 60 });
+    const b = await setup.client.openLease({ tenant: 'b', clientName: 'b', ttlSeconds: 60 });
+    const open: Array<{ call: ClientWritableStream<unknown>; error?: ServiceError }> = [];
+    /** A WriteArray stream that sends nothing: it stays open in the daemon until cancelled, unless refused. */
+    const idleWrite = (connection: number, token: string) => {
+      const entry: { call: ClientWritableStream<unknown>; error?: ServiceError } = { call: undefined! };
+      entry.call = connections[connection].WriteArray(bearer(token), (error: ServiceError | null) => {
+        if (error) entry.error = error;
+      });
+      open.push(entry);
+      return entry;
+    };
+    try {
+      // Two leases of tenant "a", two connections: LIMIT streams in all.
+      for (let i = 0; i < LIMIT; i++) idleWrite(i % 2, i < 2 ? a1.token : a2.token);
+      await settle();
+      expect(open.map((entry) => entry.error)).toEqual(new Array(LIMIT).fill(undefined));
+
+      // One more, on a third connection: refused with the numbers.
+      const refused = idleWrite(2, a1.token);
+      await settle();
+      expect(refused.error?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(refused.error?.details).toContain(`tenant "a" has ${LIMIT} streams open`);
+      expect(refused.error?.details).toContain(`--max-tenant-streams (${LIMIT})`);
+      const info = errorInfoOf(refused.error!.metadata);
+      expect(info?.reason).toBe('TOO_MANY_STREAMS');
+      expect(info?.metadata).toEqual({ tenant: 'a', open_streams: String(LIMIT), max_tenant_streams: String(LIMIT) });
+      open.pop();
+
+      // The tenant's unary calls go on; another tenant's streams too.
+      const array = await a2.allocate({ shape: [64], dataType: 'DATA_TYPE_UINT8' });
+      expect(array.byte_size).toBe(64);
+      const watch = memory.WatchMemory({ interval_ms: 100 }, bearer(b.token));
+      const firstWatch = await new Promise<unknown>((resolve, reject) => {
+        watch.once('data', resolve);
+        watch.once('error', reject);
+      });
+      expect(firstWatch).toHaveProperty('info');
+      watch.cancel();
+
+      // A stream that ends gives its place back: a read stream of "a" now goes in.
+      open.shift()!.call.cancel();
+      await settle();
+      expect((await a2.readGrpc(array.array_id)).length).toBe(64);
+
+      // Every stream cancelled: the tenant has its whole cap again (nothing was left counted).
+      for (const entry of open.splice(0)) entry.call.cancel();
+      await settle();
+      for (let i = 0; i < LIMIT; i++) idleWrite(i % 3, a1.token);
+      await settle();
+      expect(open.map((entry) => entry.error)).toEqual(new Array(LIMIT).fill(undefined));
+      const again = idleWrite(2, a2.token);
+      await settle();
+      expect(errorInfoOf(again.error!.metadata)?.reason).toBe('TOO_MANY_STREAMS');
+      open.pop();
+    } finally {
+      for (const entry of open) entry.call.cancel();
+      for (const connection of connections) connection.close();
+      memory.close();
+      await a1.close();
+      await a2.close();
+      await b.close();
+    }
+  });
+});
