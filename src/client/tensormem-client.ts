@@ -35,6 +35,7 @@ import {
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
+import { checkEnumsBeforeSending, RequestEnumChecks, type UnknownEnumName } from './request-enums';
 import { MAX_TIMER_MS } from '../long-timeout';
 import type { AcquireCudnnWorkspaceRequest } from '../generated/tensormem/v1/AcquireCudnnWorkspaceRequest';
 import type { AcquireCudnnWorkspaceResponse__Output } from '../generated/tensormem/v1/AcquireCudnnWorkspaceResponse';
@@ -66,6 +67,13 @@ function clientError(error: ServiceError): TensormemClientError {
 function clientErrorOfHttp(error: DataPlaneHttpError): TensormemClientError {
   const code = (Status as unknown as Record<string, Status>)[error.body.status] ?? Status.UNKNOWN;
   return new TensormemClientError(code, error.body.reason || undefined, error.body.message, error.body.metadata);
+}
+
+let enumChecks: RequestEnumChecks | undefined;
+
+/** One RequestEnumChecks for every client of the process (it keeps a check per message type). */
+function requestEnumChecks(): RequestEnumChecks {
+  return (enumChecks ??= new RequestEnumChecks(loadTensormemProto().definition));
 }
 
 /** INVALID_ARGUMENT in the daemon's words (errors.ts invalidArgument), raised here before any call. */
@@ -210,6 +218,12 @@ export class TensormemClient {
     this.arrays = new proto.tensormem.v1.ArrayService(address, creds, shared);
     this.memory = new proto.tensormem.v1.MemoryService(address, creds, shared);
     this.workspaces = new proto.tensormem.v1.WorkspaceService(address, creds, shared);
+    const checks = requestEnumChecks();
+    const refuse = (found: UnknownEnumName) => invalidArgument(found.field, `one of ${found.names.join(', ')}`, found.received);
+    checkEnumsBeforeSending(this.leases, proto.tensormem.v1.LeaseService.service, checks, refuse);
+    checkEnumsBeforeSending(this.arrays, proto.tensormem.v1.ArrayService.service, checks, refuse);
+    checkEnumsBeforeSending(this.memory, proto.tensormem.v1.MemoryService.service, checks, refuse);
+    checkEnumsBeforeSending(this.workspaces, proto.tensormem.v1.WorkspaceService.service, checks, refuse);
     this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
   }
 

@@ -102,7 +102,7 @@ const isMessageType = (definition: PackageDefinition, name: string) => (definiti
 const isEnumType = (definition: PackageDefinition, name: string) => (definition[name] as { format?: string } | undefined)?.format === 'Protocol Buffer 3 EnumDescriptorProto';
 
 /** A type name as the descriptor gives it ("DataType", "google.protobuf.Timestamp"), resolved from `scope` outwards as protoc does. */
-function resolveType(definition: PackageDefinition, scope: string, typeName: string): string | undefined {
+export function resolveType(definition: PackageDefinition, scope: string, typeName: string): string | undefined {
   if (typeName.startsWith('.')) return typeName.slice(1);
   const parts = scope.split('.');
   for (let i = parts.length; i >= 0; i--) {
