@@ -40,6 +40,7 @@ export function workspaceConfigInput(config: WorkspaceConfig__Output | null | un
 export function workspaceInfo(workspace: Workspace, lease: Lease): WorkspaceInfoMessage {
   const info = workspace.info();
   const config = workspace.config;
+  const failure = workspace.learningFailure;
   return {
     workspace_id: info.workspaceId,
     name: info.name,
@@ -76,6 +77,8 @@ export function workspaceInfo(workspace: Workspace, lease: Lease): WorkspaceInfo
     },
     held_bytes: workspace.heldBytes,
     current: lease.workspaces.current === workspace,
+    learning_failure: failure?.message ?? '',
+    learning_failure_reason: failure?.reason ?? '',
   };
 }
 

@@ -369,7 +369,7 @@ describe('workspaces over gRPC', () => {
     await own.close();
   });
 
-  it('warns once when a workspace cannot grow to its learned size, not at every LeaveWorkspace while it keeps failing', async () => {
+  it('says in WorkspaceInfo why a workspace cannot grow to its learned size, and warns once, not at every LeaveWorkspace while it keeps failing', async () => {
     const own = await client.openLease();
     // The cycle spills 100 MiB; learning then wants 200 MiB (OVERALLOCATE 1.0) beside a 100 MiB array: past --maxbytes 256M.
     const workspace = await own.createWorkspace('cannot-grow', {
@@ -383,11 +383,15 @@ describe('workspaces over gRPC', () => {
     await own.enterWorkspace(id);
     await own.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [100 * MiB], workspaceId: id });
     const logged = daemon.logs.length;
-    await own.leaveWorkspace(id);
+    // The trainer is told too, in the workspace's info.
+    const left = await own.leaveWorkspace(id);
+    expect(left.learning_failure).toContain("Can't allocate [DEVICE] memory");
+    expect(left.learning_failure_reason).toBe('DEVICE_OUT_OF_MEMORY');
     for (let cycle = 0; cycle < 20; cycle++) {
       await own.enterWorkspace(id);
       await own.leaveWorkspace(id);
     }
+    expect((await own.getWorkspace(id)).learning_failure_reason).toBe('DEVICE_OUT_OF_MEMORY');
     const failures = () => daemon.logs.slice(logged).filter((entry) => entry.event === 'workspace_learning_failed');
     // The daemon's stderr arrives on its own pipe: the last lines may still be on their way.
     await expect.poll(() => failures().length, { timeout: 5_000 }).toBe(21);
@@ -399,7 +403,7 @@ describe('workspaces over gRPC', () => {
     // Room again: it learns, and a later failure would be news again.
     await own.free(outside.array_id);
     await own.enterWorkspace(id);
-    await own.leaveWorkspace(id);
+    expect(await own.leaveWorkspace(id)).toMatchObject({ learning_failure: '', learning_failure_reason: '' });
     expect((await own.getWorkspace(id)).current_size).toBeGreaterThan(0);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(failures()).toHaveLength(21);

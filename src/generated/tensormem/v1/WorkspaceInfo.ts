@@ -25,6 +25,8 @@ export interface WorkspaceInfo {
   'config'?: (_tensormem_v1_WorkspaceConfig | null);
   'held_bytes'?: (number | string | Long);
   'current'?: (boolean);
+  'learning_failure'?: (string);
+  'learning_failure_reason'?: (string);
 }
 
 export interface WorkspaceInfo__Output {
@@ -49,4 +51,6 @@ export interface WorkspaceInfo__Output {
   'config': (_tensormem_v1_WorkspaceConfig__Output | null);
   'held_bytes': (number);
   'current': (boolean);
+  'learning_failure': (string);
+  'learning_failure_reason': (string);
 }
