@@ -505,7 +505,8 @@ export class LeaseSession {
    * Writes `data` at `offset`; resolves to bytes_written. Large writes go over the HTTP data plane
    * when there is one (see ClientOptions.dataPlane), the others over one WriteArray stream in chunks.
    */
-  async write(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+  async write(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    const data = bytesOf(view);
     checkWrite(offset, chunkBytes);
     this.client.requireOpen();
     // One deadline for the whole transfer, the fallback to gRPC included.
@@ -523,7 +524,8 @@ export class LeaseSession {
   }
 
   /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
-  async writeGrpc(arrayId: string, data: Uint8Array, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+  async writeGrpc(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    const data = bytesOf(view);
     checkWrite(offset, chunkBytes);
     return this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions());
   }
@@ -886,6 +888,21 @@ function checkReadSize(arrayId: string, bytes: number): void {
 }
 
 /** write/writeGrpc arguments, checked before anything is sent. */
+/**
+ * The bytes of what write() is given: any typed array or DataView (a Float32Array of weights), as the
+ * bytes it spans. Chunks are cut by byte; cutting a Float32Array with subarray() counted elements, and
+ * the protobuf writer took each element as one byte: 4 floats arrived as 4 garbled bytes, "written 4".
+ */
+function bytesOf(data: ArrayBufferView): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (!ArrayBuffer.isView(data)) {
+    const value = data as unknown;
+    const received = Array.isArray(value) ? `an Array of ${value.length}` : value === null ? 'null' : typeof value === 'object' ? `a ${value.constructor?.name ?? 'plain object'}` : typeof value;
+    throw new TensormemClientError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', `Expected a Uint8Array, Buffer, other typed array or DataView for data but received ${received}`, { field: 'data' });
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
 function checkWrite(offset: number, chunkBytes: number): void {
   requireByteCount('offset', offset);
   if (typeof chunkBytes !== 'number' || !Number.isSafeInteger(chunkBytes) || chunkBytes < 1) throw invalidArgument('chunkBytes', 'a positive safe integer', chunkBytes);

@@ -131,6 +131,36 @@ describe('the typed client over a real daemon', () => {
     await lease.close();
   });
 
+  it('writes a Float32Array (or any typed array, a DataView, a view at an offset) as the bytes it spans, over gRPC and HTTP alike; refuses what is no view', async () => {
+    const lease = await client.openLease({ clientName: 'typed-arrays' });
+    // 4 floats take gRPC (under thresholdBytes 4096), 4096 floats HTTP; writeGrpc in 5-byte chunks cuts floats in two.
+    for (const [count, write] of [
+      [4, (id: string, data: ArrayBufferView) => lease.write(id, data)],
+      [4096, (id: string, data: ArrayBufferView) => lease.write(id, data)],
+      [4096, (id: string, data: ArrayBufferView) => lease.writeGrpc(id, data, 0, 5)],
+    ] as const) {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [count], zero: true });
+      const weights = Float32Array.from({ length: count }, (_, i) => i + 0.5);
+      expect(await write(array.array_id, weights)).toBe(count * 4);
+      const back = await lease.read(array.array_id);
+      expect(Buffer.compare(back, Buffer.from(weights.buffer))).toBe(0);
+    }
+    // A view at an offset into a larger buffer, and a DataView: only their own bytes.
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8], zero: true });
+    const backing = new ArrayBuffer(64);
+    new Uint8Array(backing).fill(7);
+    new Uint16Array(backing, 16, 2).set([0x0201, 0x0403]);
+    expect(await lease.write(array.array_id, new Uint16Array(backing, 16, 2))).toBe(4);
+    expect(await lease.writeGrpc(array.array_id, new DataView(backing, 16, 4), 4)).toBe(4);
+    expect([...(await lease.read(array.array_id))]).toEqual([1, 2, 3, 4, 1, 2, 3, 4]);
+    // Not a view: refused before anything is sent (it wrote nothing and answered 0 before).
+    const error = await rejection(lease.write(array.array_id, [1, 2, 3] as unknown as Uint8Array));
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.details).toBe('Expected a Uint8Array, Buffer, other typed array or DataView for data but received an Array of 3');
+    expect(error.errorMetadata).toEqual({ field: 'data' });
+    await lease.close();
+  });
+
   it('a 0-byte write at an offset goes over gRPC even with thresholdBytes 0', async () => {
     const everything = new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 0 } });
     const lease = await everything.openLease({ clientName: 'empty' });
