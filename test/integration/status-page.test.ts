@@ -123,6 +123,24 @@ describe.skipIf(!haveChromium)(haveChromium ? 'the status page in Chromium' : `t
 });
 
 describe.skipIf(!haveChromium)('the status page: tenants against their per-device quota', () => {
+  it('says "no cap" for the resident set under --maxphysicalbytes 0, not "of 0 B (0%)"', async () => {
+    const { chromium } = await import('playwright-core');
+    const [daemon, browser] = await Promise.all([startDaemon(['--maxphysicalbytes', '0']), chromium.launch({ executablePath: CHROMIUM, headless: true })]);
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}/?interval_ms=200`);
+      const bar = page.locator('[data-bar="physical"]');
+      await bar.waitFor({ timeout: 5000 });
+      const text = await bar.locator('..').textContent();
+      expect(text).toMatch(/resident set \(--maxphysicalbytes\).*\d+(\.\d+)? MiB \(no cap: --maxphysicalbytes 0\)/);
+      expect(text).not.toContain(' of 0 B');
+      expect(await bar.getAttribute('class')).toBe('bar');
+    } finally {
+      await browser.close();
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+
   it("draws a tenant's fullest device against its device quota, not the sum over devices", async () => {
     const { chromium } = await import('playwright-core');
     const tokens = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
