@@ -19,7 +19,7 @@ interface FieldDescriptor {
 
 /** An enum-typed string field that names no value of its enum. */
 export interface UnknownEnumName {
-  /** The field's proto name, with its path in nested messages (`config.policy_allocation`). */
+  /** The field's proto name, with its path in nested messages (`config.allocation_policy`). */
   field: string;
   /** The enum's value names, those ending in _UNSPECIFIED left out. */
   names: string[];
