@@ -44,6 +44,9 @@ describe('--max-tenant-streams', () => {
       for (let i = 0; i < LIMIT; i++) idleWrite(i % 2, i < 2 ? a1.token : a2.token);
       await settle();
       expect(open.map((entry) => entry.error)).toEqual(new Array(LIMIT).fill(undefined));
+      const metrics = await (await fetch(`${setup.statusBase}/metrics`)).text();
+      expect(metrics).toContain(`tensormem_tenant_streams{tenant="a"} ${LIMIT}`);
+      expect(metrics).toContain('tensormem_tenant_streams{tenant="b"} 0');
 
       // One more, on a third connection: refused with the numbers.
       const refused = idleWrite(2, a1.token);
@@ -82,6 +85,9 @@ describe('--max-tenant-streams', () => {
       await settle();
       expect(errorInfoOf(again.error!.metadata)?.reason).toBe('TOO_MANY_STREAMS');
       open.pop();
+      for (const entry of open.splice(0)) entry.call.cancel();
+      await settle();
+      expect(await (await fetch(`${setup.statusBase}/metrics`)).text()).toContain('tensormem_tenant_streams{tenant="a"} 0');
     } finally {
       for (const entry of open) entry.call.cancel();
       for (const connection of connections) connection.close();
