@@ -179,9 +179,10 @@ describe('the daemon heap guard on a shared host', () => {
   });
 
   it("refuses the tenant that holds most of the daemon's objects first: the others still allocate", async () => {
-    const other = await client.openLease({ tenantToken: TOKENS.other });
+    // Leases that outlive the loop on a loaded machine (it took over the default 30 s TTL beside other test runs).
+    const other = await client.openLease({ tenantToken: TOKENS.other, ttlSeconds: 300 });
     await other.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [0] });
-    const leaker = await client.openLease({ tenantToken: TOKENS.leaker });
+    const leaker = await client.openLease({ tenantToken: TOKENS.leaker, ttlSeconds: 300 });
     let refusal: TensormemClientError | undefined;
     let made = 0;
     while (!refusal && made < 300_000) {
