@@ -9,7 +9,7 @@ import { Socket, connect } from 'node:net';
 import { isLocalAddress, parseHostPort, unixSocketPath } from '../config/listen-address';
 import { crc32c, crc32cHex } from './crc32c';
 import { MAX_TIMER_MS } from '../long-timeout';
-import type { HttpErrorBody } from './http-errors';
+import type { HttpErrorBody } from './http-error-body';
 
 /** The daemon answered with an error status; `body` is its JSON error. */
 export class DataPlaneHttpError extends Error {

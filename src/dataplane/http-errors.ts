@@ -8,6 +8,7 @@ import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { TensormemError } from '../errors';
 import { STATUS_BY_KIND } from '../service/errors';
+import type { HttpErrorBody } from './http-error-body';
 
 /**
  * gRPC status → HTTP status. Choices where HTTP has no single answer: OUT_OF_RANGE is 416 (a range or
@@ -39,16 +40,7 @@ const HTTP_STATUS_BY_REASON: Readonly<Partial<Record<string, number>>> = {
   PRECONDITION_FAILED: 412,
 };
 
-export interface HttpErrorBody {
-  /** The HTTP status. */
-  code: number;
-  /** The gRPC status name (e.g. "NOT_FOUND"), as a gRPC client would see it. */
-  status: string;
-  /** google.rpc.ErrorInfo reason (e.g. "ARRAY_NOT_FOUND"). */
-  reason: string;
-  message: string;
-  metadata: Record<string, string>;
-}
+export type { HttpErrorBody };
 
 /** The HTTP status and JSON body of any error; non-domain errors are INTERNAL and logged. */
 export function httpErrorOf(error: unknown, log?: Logger): HttpErrorBody {

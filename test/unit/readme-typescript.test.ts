@@ -1,21 +1,25 @@
 /**
  * The README's TypeScript snippets, type-checked as a user's strict TypeScript project sees them:
- * `import … from 'tensormem/dist/src/client/tensormem-client'` resolved to the built package, so the
- * declarations must be there (without them every import is TS7016, "implicitly has an 'any' type").
+ * `import … from 'tensormem'` resolved through node_modules/tensormem (a link to this checkout) to the
+ * package's "types", so the declarations must be there (without them every import is TS2307 or TS7016,
+ * "implicitly has an 'any' type"). The library check is on and esModuleInterop off, as in a project
+ * that sets neither: every declaration file the client's pulls in must type-check there too.
  * Needs `npm run build:ts` first, as `npm test` does.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = join(__dirname, '..', '..');
-const CLIENT = 'tensormem/dist/src/client/tensormem-client';
+const CLIENT = 'tensormem';
 
 describe('README TypeScript snippets', () => {
   it('the build emits the typed client declarations', () => {
     expect(existsSync(join(ROOT, 'dist', 'src', 'client', 'tensormem-client.d.ts'))).toBe(true);
+    const types = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { types?: string }).types;
+    expect(types && existsSync(join(ROOT, types))).toBe(true);
   });
 
   it('every ```ts block type-checks under strict against the built package', () => {
@@ -23,6 +27,8 @@ describe('README TypeScript snippets', () => {
     expect(blocks.length).toBeGreaterThanOrEqual(4);
     const dir = mkdtempSync(join(tmpdir(), 'readme-ts-'));
     try {
+      mkdirSync(join(dir, 'node_modules'));
+      symlinkSync(ROOT, join(dir, 'node_modules', 'tensormem'), 'dir');
       // What the snippets take from the surrounding text: the bytes to write, the batch sizes, and (in
       // the blocks that do not open one) a lease.
       const files = blocks.map((block, index) => {
@@ -42,11 +48,10 @@ describe('README TypeScript snippets', () => {
         target: ts.ScriptTarget.ES2022,
         module: ts.ModuleKind.ES2022,
         moduleResolution: ts.ModuleResolutionKind.Node10,
-        baseUrl: dir,
-        paths: { 'tensormem/*': [join(ROOT, '*')] },
         types: ['node'],
         typeRoots: [join(ROOT, 'node_modules', '@types')],
-        skipLibCheck: true,
+        skipLibCheck: false,
+        esModuleInterop: false,
       });
       const errors = ts
         .getPreEmitDiagnostics(program)
