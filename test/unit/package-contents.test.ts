@@ -1,0 +1,82 @@
+/**
+ * What `npm pack` puts in the tarball, as `npm install tensormem` gets it: everything the installed
+ * package needs (its "main" and "types", the bins, the files the daemon reads from the package root,
+ * the addon's sources for the install script's cmake-js build) and none of the checkout's tests,
+ * benchmarks, CI and GPU-machine scripts or build folders. Needs `npm run build:ts` first, as `npm test`
+ * does.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(__dirname, '..', '..');
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  main: string;
+  types?: string;
+  bin: Record<string, string>;
+  scripts: Record<string, string>;
+};
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+let packed: Set<string>;
+
+beforeAll(() => {
+  // --ignore-scripts: no `prepare` (build:ts) inside the test; --dry-run: no tarball written.
+  const result = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  expect(result.status, result.stderr).toBe(0);
+  const [entry] = JSON.parse(result.stdout) as Array<{ files: Array<{ path: string }> }>;
+  packed = new Set(entry.files.map((file) => file.path));
+}, 60_000);
+
+describe('the npm package', () => {
+  it('holds its main, types and bins, and require() of the package gives the typed client', () => {
+    expect(pkg.types).toBeDefined();
+    for (const file of [pkg.main, pkg.types!, ...Object.values(pkg.bin)]) expect(packed, file).toContain(file.replace(/^\.\//, ''));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const entry = require(join(ROOT, pkg.main)) as Record<string, unknown>;
+    expect(typeof entry.TensormemClient).toBe('function');
+    expect(typeof entry.TensormemClientError).toBe('function');
+  });
+
+  it('holds every file the daemon reads from the package root, and the protos', () => {
+    const reads = new Set<string>();
+    for (const file of filesUnder(join(ROOT, 'src')).filter((path) => path.endsWith('.ts'))) {
+      for (const match of readFileSync(file, 'utf8').matchAll(/join\(packageRoot\(\),\s*((?:'[^']+'\s*,?\s*)+)\)/g)) {
+        reads.add([...match[1].matchAll(/'([^']+)'/g)].map((part) => part[1]).join('/'));
+      }
+    }
+    // build/Release/tensormem_native.node is made by the install script, not packed.
+    reads.delete('build/Release/tensormem_native.node');
+    expect([...reads].sort()).toEqual(expect.arrayContaining(['proto', 'src/observability/status-page.html']));
+    const protos = filesUnder(join(ROOT, 'proto')).map((path) => relative(ROOT, path));
+    for (const read of reads) {
+      const wanted = read === 'proto' ? protos : [read];
+      for (const file of wanted) expect(packed, `${file} (read at run time)`).toContain(file);
+    }
+  });
+
+  it('holds what the install script needs to build the addon', () => {
+    expect(pkg.scripts.install).toContain('--directory native');
+    const cmake = readFileSync(join(ROOT, 'native', 'CMakeLists.txt'), 'utf8');
+    const sources = [...cmake.matchAll(/^\s+(src\/\S+\.cc)$/gm)].map((match) => `native/${match[1]}`);
+    expect(sources.length).toBeGreaterThan(5);
+    const headers = readdirSync(join(ROOT, 'native', 'src')).map((name) => `native/src/${name}`);
+    for (const file of ['native/CMakeLists.txt', 'native/package.json', ...sources, ...headers]) expect(packed, file).toContain(file);
+  });
+
+  it('leaves out tests, benchmarks, CI and GPU-machine scripts, build folders and the TypeScript sources', () => {
+    const unwanted = [...packed].filter((file) =>
+      /^(test|bench|dist\/bench|dist\/test|\.ci|scripts|build|build-fakecuda|\.gpu-kit|node_modules|tmp|native\/test)\//.test(file) ||
+      /(^|\/)(bench-results\.json|vitest\.config\.mts|tsconfig\.json|\.gitignore)$|\.log$|\.tgz$/.test(file) ||
+      (file.startsWith('src/') && file !== 'src/observability/status-page.html'),
+    );
+    expect(unwanted).toEqual([]);
+  });
+});
