@@ -57,6 +57,16 @@ describe('tensormemd.service', () => {
     expect(existsSync(join(ROOT, pkg.bin[basename(program)]))).toBe(true);
   });
 
+  it('the README and the unit install the package where ExecStart looks for it, whatever npm\'s global prefix is', () => {
+    const dir = value('ExecStart').split(/\s+/)[0].replace(/\/bin\/tensormemd$/, '');
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Running under systemd'));
+    const installs = [section, unitText].map((text) => /^[#\s]*(?:sudo )?npm install -g[^\n]*$/m.exec(text)?.[0]);
+    // Without --prefix the bin goes to npm's global prefix: /usr/bin for Node from a distribution or
+    // NodeSource package, where the unit would not find it.
+    for (const install of installs) expect(install).toMatch(new RegExp(`--prefix ${dir.replace(/\//g, '\\/')} tensormem\\b`));
+  });
+
   it('ExecStart passes no flag of its own, so that every TENSORMEM_* variable of the environment file takes effect', () => {
     const args = value('ExecStart').split(/\s+/).slice(1).filter((arg) => !arg.startsWith('$'));
     expect(args).toEqual([]);
