@@ -50,7 +50,19 @@ export interface NativeAddon extends NativeCudnn {
 }
 
 const ADDON_RELATIVE_PATH = path.join('build', 'Release', 'tensormem_native.node');
-const BUILD_HINT = 'run `npm run build:native` (needs cmake and a C++ compiler; CUDA toolkit optional)';
+const BUILD_NEEDS = '(needs cmake and a C++ compiler; CUDA toolkit optional)';
+
+/**
+ * How to build the addon where this copy of the package is. In a checkout: `npm run build:native`. As an
+ * installed dependency (its root under node_modules, the install script skipped: --ignore-scripts, a
+ * package manager that runs no dependency's build scripts unless allowed, a failed build) that script is
+ * not the user's project's: `npm rebuild tensormem` there runs the package's install script again.
+ */
+export function addonBuildHint(root: string = packageRoot()): string {
+  return root.split(path.sep).includes('node_modules')
+    ? `run \`npm rebuild tensormem\` in the project that installed it (\`npm rebuild -g tensormem\` for a global install): it reruns the package's install script, which builds the addon ${BUILD_NEEDS}`
+    : `run \`npm run build:native\` ${BUILD_NEEDS}`;
+}
 
 /**
  * Absolute path of the compiled addon. TENSORMEM_NATIVE_ADDON names another build of it (a check build,
@@ -68,7 +80,7 @@ export function loadAddon(): NativeAddon {
   if (cachedAddon !== undefined) return cachedAddon;
   const file = addonPath();
   if (!fs.existsSync(file)) {
-    throw new Error(`tensormem native addon not found at ${file}: ${BUILD_HINT}`);
+    throw new Error(`tensormem native addon not found at ${file}: ${addonBuildHint()}`);
   }
   // process.dlopen rather than require: it works the same under CommonJS and vitest's module runner.
   const module: { exports: unknown } = { exports: {} };
@@ -76,7 +88,7 @@ export function loadAddon(): NativeAddon {
     process.dlopen(module, file);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`tensormem native addon at ${file} failed to load: ${BUILD_HINT}. Cause: ${reason}`, { cause: error });
+    throw new Error(`tensormem native addon at ${file} failed to load: ${addonBuildHint()}. Cause: ${reason}`, { cause: error });
   }
   cachedAddon = module.exports as NativeAddon;
   return cachedAddon;
