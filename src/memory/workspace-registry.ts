@@ -183,7 +183,7 @@ export class WorkspaceRegistry {
         validity: 'released',
       });
     }
-    workspace.assertUsable(allocation, operation, this.openWorkspaceNames(), besides);
+    workspace.assertUsable(allocation, operation, () => this.openWorkspaceNames(), besides);
   }
 
   /**

@@ -622,12 +622,15 @@ export class Workspace {
   /**
    * Throws FAILED_PRECONDITION / ARRAY_OUT_OF_SCOPE unless `allocation` may be used (ND4J's
    * assertValidArray, plus the released-memory check the daemon needs). `operation` starts the
-   * message, e.g. "Cannot duplicate array"; `openWorkspaces` (names) is appended as ND4J does.
+   * message, e.g. "Cannot duplicate array"; `openWorkspaces` (names) is appended as ND4J does. A function
+   * is asked only for a refusal (the owner's open workspaces take a pass over all of its workspaces,
+   * which a usable array, checked on every access, must not pay).
    */
-  assertUsable(allocation: WorkspaceAllocation, operation = 'Array access', openWorkspaces?: readonly string[], besides?: WorkspaceAllocation): void {
+  assertUsable(allocation: WorkspaceAllocation, operation = 'Array access', openWorkspaces?: readonly string[] | (() => readonly string[]), besides?: WorkspaceAllocation): void {
     const validity = this.checkAllocation(allocation, besides);
     if (validity === 'valid') return;
-    const open = openWorkspaces === undefined ? '' : `\nAll open workspaces: [${openWorkspaces.join(', ')}]`;
+    const names = typeof openWorkspaces === 'function' ? openWorkspaces() : openWorkspaces;
+    const open = names === undefined ? '' : `\nAll open workspaces: [${names.join(', ')}]`;
     let message: string;
     if (validity === 'leaked') message = `${operation}: Array uses leaked workspace pointer from workspace ${this.name}${open}`;
     else if (validity === 'outdated') {
