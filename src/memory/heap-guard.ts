@@ -24,7 +24,10 @@
  * objects unchecked for `collectIntervalMs` (leases with 64 long labels, about 25 KiB each, at
  * hundreds a second, took a 128 MiB heap past its limit within that interval). A reading under the line
  * meanwhile is room (the heap in use is never below what is live): what an evicted lease left is seen as
- * soon as V8 has collected it, not only at the guard's next collection.
+ * soon as V8 has collected it, not only at the guard's next collection. Objects freed meanwhile (arrays,
+ * leases, workspaces: release) come off the estimate at the same HEAP_COST: V8 collects their garbage
+ * only once something else fills the heap, and with calls refused nothing did, so closing the lease
+ * that held the heap left every tenant refused until the interval ended (68 s near a 3 GiB line).
  *
  * The heap is every tenant's, so one tenant leaking objects would take it to the line for all. A check
  * made for a tenant (fairShareOf) that holds more than its fair share of the daemon's objects (more than
@@ -119,7 +122,7 @@ export class HeapGuard {
    * ended, and how long after it no other runs; undefined before the first.
    */
   private lastCollection: { liveBytes: number; atMs: number; intervalMs: number } | undefined;
-  /** The costBytes of the checks passed since the last collection (or reading). */
+  /** The costBytes of the checks passed since the last collection (or reading), less those of the objects released since (release). */
   private admittedBytes = 0;
 
   constructor(options: HeapGuardOptions = {}) {
@@ -130,6 +133,15 @@ export class HeapGuard {
     this.now = options.now ?? Date.now;
     this.sampleEvery = options.sampleEvery ?? 16;
     this.collectIntervalMs = options.collectIntervalMs ?? 5000;
+  }
+
+  /**
+   * Objects that a check let through, or that the last collection found live, are gone: their
+   * `costBytes` (HEAP_COST, what their check was given) come off the estimate until the next collection
+   * or reading, so that the room they leave is there at once, not only once V8 has collected them.
+   */
+  release(costBytes: number): void {
+    if (this.lastCollection !== undefined && costBytes > 0) this.admittedBytes -= costBytes;
   }
 
   /** The line: live heap above it refuses new objects. */

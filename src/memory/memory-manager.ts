@@ -413,6 +413,7 @@ export class MemoryManager {
     const account = this.account(tenant);
     account.leases += delta;
     account.objectHeapBytes += delta * heapBytes;
+    if (delta < 0) this.options.heapGuard?.release(-delta * heapBytes);
   }
 
   /** `tenant` has `delta` more (or fewer) workspaces, keeping `heapBytes` of the daemon's heap each (a lease's WorkspaceRegistry). */
@@ -420,6 +421,7 @@ export class MemoryManager {
     const account = this.account(tenant);
     account.workspaces += delta;
     account.objectHeapBytes += delta * heapBytes;
+    if (delta < 0) this.options.heapGuard?.release(-delta * heapBytes);
   }
 
   /**
@@ -452,6 +454,7 @@ export class MemoryManager {
   /** A lease of `tenant` holds `delta` more (or fewer) live arrays (Lease's array map). */
   countArrays(tenant: string, delta: number): void {
     this.account(tenant).arrays.count += delta;
+    if (delta < 0) this.options.heapGuard?.release(-delta * HEAP_COST.array);
   }
 
   /** --heap-reserve in force, in bytes (its default resolved against the heap limit); undefined without a heap guard. */

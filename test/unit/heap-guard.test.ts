@@ -56,6 +56,24 @@ describe('HeapGuard', () => {
     expect(heap.collections).toBe(2);
   });
 
+  it('takes what is released within the interval off the estimate: the room a closed lease leaves is there before V8 collects its garbage', () => {
+    const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB });
+    heap.used = 95 * MiB;
+    heap.liveAfterGc = 85 * MiB;
+    expect(() => guard.check(1 * MiB)).toThrow(HeapLimitError);
+    // A lease keeping 10 MiB of objects closes; V8 has not collected them (a reading still sees them).
+    guard.release(10 * MiB);
+    heap.now = 100;
+    // 85 - 10 = 75 live: five calls of 1 MiB fit under the 80 MiB line, the sixth does not.
+    for (let i = 0; i < 5; i++) guard.check(1 * MiB);
+    expect(() => guard.check(1 * MiB)).toThrow(HeapLimitError);
+    expect(heap.collections).toBe(1);
+    // What a call let through and is released again makes no room beyond what it took.
+    guard.release(1 * MiB);
+    guard.check(1 * MiB);
+    expect(() => guard.check(1 * MiB)).toThrow(HeapLimitError);
+  });
+
   it('collects at most once an interval while garbage alone keeps the heap over the line', () => {
     const { heap, guard } = fakeHeap({ limit: 100 * MiB, reserve: 20 * MiB });
     heap.liveAfterGc = 60 * MiB;

@@ -26,7 +26,7 @@ function leaseWithHeap() {
   const heap = { full: false };
   const guard = { check: () => {
     if (heap.full) throw new HeapLimitError(90 * MiB, 100 * MiB, 80 * MiB);
-  } } as unknown as HeapGuard;
+  }, release: () => undefined } as unknown as HeapGuard;
   const memory = new MemoryManager(createBackend('host', { deviceCapacityBytes: 64 * MiB, deviceCount: 1 }), givenLimits([32 * MiB], 32 * MiB), { poolChunkBytes: 4 * MiB, asyncCopyThresholdBytes: MiB, mmapDir, heapGuard: guard }, new PhysicalMemoryGuard(0));
   return { heap, lease: new Lease('lease-a', 'hash-a', 'default', 'client', {}, 3_600_000, memory, false) };
 }
@@ -66,5 +66,24 @@ describe('the heap guard, with the heap full', () => {
     // The same size needs no new object: it is the scratch the lease holds.
     expect((await lease.acquireCudnnScratch(0, MiB)).scratch).toBe(first.scratch);
     lease.close();
+  });
+});
+
+describe('the heap guard and what a lease frees', () => {
+  it('lets calls through as soon as a lease that held the heap closes, before V8 has collected what it kept', async () => {
+    const heap = { used: 0, liveAfterGc: 0, now: 0 };
+    const guard = new HeapGuard({ limitBytes: 100 * MiB, reserveBytes: 20 * MiB, readUsedBytes: () => heap.used, collect: () => (heap.used = heap.liveAfterGc), now: () => heap.now, sampleEvery: 1, collectIntervalMs: 60_000 });
+    const memory = new MemoryManager(createBackend('host', { deviceCapacityBytes: 64 * MiB, deviceCount: 1 }), givenLimits([32 * MiB], 32 * MiB), { poolChunkBytes: 4 * MiB, asyncCopyThresholdBytes: MiB, mmapDir, heapGuard: guard }, new PhysicalMemoryGuard(0));
+    const hog = new Lease('lease-hog', 'hash-hog', 'default', 'client', {}, 3_600_000, memory, false);
+    for (let i = 0; i < 2000; i++) await hog.allocateArray(allocateParams({ dataType: 'DATA_TYPE_UINT8', shape: [1], placement: 'PLACEMENT_HOST_ONLY' }));
+    // The heap reaches the line with the hog's arrays; the collection that confirms it finds them live.
+    heap.used = heap.liveAfterGc = 80 * MiB;
+    const other = new Lease('lease-b', 'hash-b', 'default', 'client', {}, 3_600_000, memory, false);
+    expect((await refusal(other.allocateArray(allocateParams({ dataType: 'DATA_TYPE_UINT8', shape: [1] })))).reason).toBe('HEAP_LIMIT');
+    // The hog closes: its arrays are garbage, still in the heap until V8 collects them (a reading sees 80 MiB).
+    hog.close();
+    heap.now = 1000;
+    await other.allocateArray(allocateParams({ dataType: 'DATA_TYPE_UINT8', shape: [1] }));
+    other.close();
   });
 });
