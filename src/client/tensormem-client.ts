@@ -767,6 +767,10 @@ export class LeaseSession {
    * its timer before it reads the answer that came meanwhile; the connection's own pings do not wait
    * like this, see ClientOptions.keepalive); the stream is kept (cancelling it would close a releaseOnDisconnect lease the moment the
    * path heals), and a later answer re-arms the check. Its timer does not keep the process alive.
+   * A KeepAlive stream is one of the tenant's streams that --max-tenant-streams counts: while the daemon
+   * refuses it (RESOURCE_EXHAUSTED, TOO_MANY_STREAMS: the tenant's other streams fill the cap), the lease
+   * is renewed with RenewLease (a unary call, not counted) at each retry, so that it does not expire;
+   * releaseOnDisconnect is not armed until a stream is open again.
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
    * Throws CANCELLED after the client's close().
    */
@@ -807,9 +811,22 @@ export class LeaseSession {
         stop();
         return;
       }
+      // The tenant's streams fill --max-tenant-streams: a stream may not open for a while, and the
+      // lease would expire meanwhile. RenewLease is unary, which the cap does not count.
+      if (error.reason === 'TOO_MANY_STREAMS') renewInstead();
       retryTimer = setTimeout(open, backoffMs);
       retryTimer.unref();
       backoffMs = Math.min(backoffMs * 2, Math.max(intervalMs, 100));
+    };
+    const renewInstead = () => {
+      this.renew().catch((error: TensormemClientError) => {
+        if (stopped) return;
+        // The lease is gone: the stream, once it opens, would be told so too.
+        if (error.code === Status.NOT_FOUND || error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED || error.reason === 'SHUTTING_DOWN') {
+          options.onError?.(error);
+          stop();
+        }
+      });
     };
     const open = () => {
       retryTimer = undefined;

@@ -5,6 +5,7 @@
  */
 import { credentials, Metadata, status, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import type { TensormemClientError } from '../../src/client/tensormem-client';
 import { errorInfoOf } from '../../src/rpc-status';
 import { loadTensormemProto } from '../../src/service/proto';
 import { daemonForTests } from '../helpers/daemon-for-tests';
@@ -95,6 +96,42 @@ describe('--max-tenant-streams', () => {
       await a1.close();
       await a2.close();
       await b.close();
+    }
+  });
+  it("keeps a lease alive through the typed client's startKeepAlive while its tenant's other streams fill the cap (RenewLease, which is not counted)", async () => {
+    const { proto } = loadTensormemProto();
+    const memory = new proto.tensormem.v1.MemoryService(setup.daemon.tcpAddress, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    const loader = await setup.client.openLease({ tenant: 'c', clientName: 'loader', ttlSeconds: 60 });
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${loader.token}`);
+    // The tenant's streams fill the cap (another lease's: a data loader's watchers, say).
+    const watches = Array.from({ length: LIMIT }, () => {
+      const watch = memory.WatchMemory({ interval_ms: 1000 }, metadata);
+      watch.on('data', () => {});
+      watch.on('error', () => {});
+      return watch;
+    });
+    const trainer = await setup.client.openLease({ tenant: 'c', clientName: 'trainer', ttlSeconds: 2 });
+    const errors: TensormemClientError[] = [];
+    try {
+      await settle();
+      const array = await trainer.allocate({ shape: [16], dataType: 'DATA_TYPE_UINT8' });
+      trainer.startKeepAlive(500, { onError: (error) => errors.push(error) });
+      // Past the lease's TTL (2 s) and the sweep (--reclaim-interval 1 s): the KeepAlive stream was refused all along.
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      expect(errors.length).toBeGreaterThan(0);
+      expect(new Set(errors.map((error) => error.reason))).toEqual(new Set(['TOO_MANY_STREAMS']));
+      expect((await trainer.get(array.array_id)).byte_size).toBe(16);
+      // A place frees: the KeepAlive stream opens on its next retry and is counted.
+      watches.pop()!.cancel();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await (await fetch(`${setup.statusBase}/metrics`)).text()).toContain(`tensormem_tenant_streams{tenant="c"} ${LIMIT}`);
+    } finally {
+      trainer.stopKeepAlive();
+      for (const watch of watches) watch.cancel();
+      memory.close();
+      await trainer.close().catch(() => undefined);
+      await loader.close();
     }
   });
 });
