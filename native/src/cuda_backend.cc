@@ -1,7 +1,7 @@
 // The `cuda` backend: device chunks from cudaMalloc, host chunks page-locked (cudaHostAlloc, or a
-// shared-memory mapping registered with cudaHostRegister), file-backed host chunks (MMAP workspaces)
-// left pageable, copies through cudaMemcpy with cudaMemcpyDefault (unified addressing decides the
-// direction), fills through cudaMemset.
+// shared-memory mapping registered with cudaHostRegister, left pageable where the device does not
+// support cudaHostRegister), file-backed host chunks (MMAP workspaces) left pageable, copies through
+// cudaMemcpy with cudaMemcpyDefault (unified addressing decides the direction), fills through cudaMemset.
 //
 // Only host-side runtime calls: this file is compiled by the host compiler and linked against the
 // static CUDA runtime, which loads the driver lazily, so a machine without a driver gets a CUDA_ERROR
@@ -9,6 +9,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 #include "backend.h"
 #include "host_memory.h"
@@ -82,6 +84,21 @@ class CudaBackend final : public Backend {
     }
     void* ptr = MapShared(shm_name, bytes);
     const cudaError_t error = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
+    if (error == cudaErrorNotSupported || error == cudaErrorNotPermitted) {
+      // No page-locking of existing memory here: a device whose cudaDevAttrHostRegisterSupported is 0,
+      // or an H100 in confidential-computing mode, where cudaHostRegister is a forbidden API. The chunk
+      // stays pageable, as a MapFile chunk is (cudaMemcpy stages its copies), rather than every
+      // shared-memory chunk (each host export) failing. Release must not cudaHostUnregister it.
+      cudaGetLastError();
+      try {
+        std::lock_guard<std::mutex> lock(pageable_shared_mutex_);
+        pageable_shared_.insert(ptr);
+      } catch (...) {
+        UnmapShared(shm_name, ptr, bytes);
+        throw;
+      }
+      return ptr;
+    }
     if (error != cudaSuccess) {
       UnmapShared(shm_name, ptr, bytes);
       const std::string what = "cudaHostRegister of shared-memory object \"" + shm_name + "\" (" + DescribeBytes(bytes) + ")";
@@ -116,7 +133,7 @@ class CudaBackend final : public Backend {
     } else if (chunk.shm_name.empty()) {
       cudaFreeHost(chunk.ptr);
     } else {
-      cudaHostUnregister(chunk.ptr);
+      if (!ForgetPageableShared(chunk.ptr)) cudaHostUnregister(chunk.ptr);
       UnmapShared(chunk.shm_name, chunk.ptr, chunk.bytes);
     }
     cudaGetLastError();  // a failed release must not surface in an unrelated later call
@@ -174,7 +191,16 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // True when ptr was a shared-memory chunk left pageable (cudaHostRegister not supported); forgets it.
+  bool ForgetPageableShared(void* ptr) noexcept {
+    std::lock_guard<std::mutex> lock(pageable_shared_mutex_);
+    return pageable_shared_.erase(ptr) > 0;
+  }
+
   const int device_count_;
+  // Shared-memory host chunks that cudaHostRegister refused as unsupported: mapped, not page-locked.
+  std::mutex pageable_shared_mutex_;
+  std::unordered_set<void*> pageable_shared_;
 };
 
 }  // namespace

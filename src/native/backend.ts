@@ -47,14 +47,18 @@ export interface NativeBackend {
 
   /** Device memory (cudaMalloc, or host RAM standing in for the emulated device). Throws NativeError code 'OUT_OF_MEMORY' when refused. */
   allocDevice(device: number, bytes: number): number;
-  /** Host memory: pinned (cudaHostAlloc / cudaHostRegister) on cuda, page-aligned RAM on host. */
+  /**
+   * Host memory: pinned (cudaHostAlloc / cudaHostRegister) on cuda, page-aligned RAM on host. A shmName
+   * chunk stays pageable where the device does not support cudaHostRegister (cudaErrorNotSupported, e.g.
+   * confidential-computing mode) rather than failing.
+   */
   allocHost(bytes: number, options?: HostChunkOptions): number;
   /**
    * A host chunk backed by the file at `path`, mapped whole with MAP_SHARED (MMAP workspaces): its
    * contents live in the file and survive the mapping. createBytes > 0: (re)create the file as that many
    * zero bytes first (mode 0600); 0: map the existing file as it is (its length must be > 0).
-   * deleteOnFree: unlink the file when the chunk is freed (temporary files). On cuda the mapping is
-   * also registered (cudaHostRegister) so copies to the device run at pinned speed. Throws SYSTEM_ERROR
+   * deleteOnFree: unlink the file when the chunk is freed (temporary files). On cuda the mapping stays
+   * pageable (not cudaHostRegister'd: its pages belong to the file; cudaMemcpy stages copies). Throws SYSTEM_ERROR
    * naming the path and errno, OUT_OF_MEMORY when the disk is full (posix_fallocate); SYSTEM_ERROR,
    * the file untouched, for createBytes > 0 on a file a live chunk of this process maps (re-creating
    * it would truncate it under that mapping, whose pages would then SIGBUS).
