@@ -10,7 +10,9 @@
 
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <unordered_set>
+#include <vector>
 
 #include "backend.h"
 #include "host_memory.h"
@@ -37,20 +39,20 @@ void SetDevice(int device) { Check(cudaSetDevice(device), "cudaSetDevice(" + std
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device_count) : device_count_(device_count) {}
+  explicit CudaBackend(int device_count) : device_count_(device_count), identities_(static_cast<size_t>(device_count)) {}
 
   const char* name() const override { return "cuda"; }
   int DeviceCount() const override { return device_count_; }
 
   DeviceInfo QueryDevice(int device) override {
-    cudaDeviceProp properties;
-    Check(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties(" + std::to_string(device) + ")");
+    DeviceInfo info = DeviceIdentity(device);
     SetDevice(device);
     size_t free_bytes = 0;
     size_t total_bytes = 0;
     Check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo on device " + std::to_string(device));
-    return DeviceInfo{properties.name, total_bytes, free_bytes,
-                      std::to_string(properties.major) + "." + std::to_string(properties.minor)};
+    info.total_bytes = total_bytes;
+    info.free_bytes = free_bytes;
+    return info;
   }
 
   void* AllocDevice(int device, uint64_t bytes) override {
@@ -191,6 +193,21 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // The device's name and compute capability, which never change: read once. cudaGetDeviceProperties
+  // fills every field of cudaDeviceProp, some through slow driver queries (about 1-2 ms a call on an
+  // H100/H200), and QueryDevice runs on the event loop for each device on every GetMemoryInfo,
+  // WatchMemory message, metrics scrape and cuDNN workspace budget.
+  DeviceInfo DeviceIdentity(int device) {
+    std::lock_guard<std::mutex> lock(identity_mutex_);
+    std::optional<DeviceInfo>& known = identities_.at(static_cast<size_t>(device));
+    if (!known) {
+      cudaDeviceProp properties;
+      Check(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties(" + std::to_string(device) + ")");
+      known = DeviceInfo{properties.name, 0, 0, std::to_string(properties.major) + "." + std::to_string(properties.minor)};
+    }
+    return *known;
+  }
+
   // True when ptr was a shared-memory chunk left pageable (cudaHostRegister not supported); forgets it.
   bool ForgetPageableShared(void* ptr) noexcept {
     std::lock_guard<std::mutex> lock(pageable_shared_mutex_);
@@ -198,6 +215,8 @@ class CudaBackend final : public Backend {
   }
 
   const int device_count_;
+  std::mutex identity_mutex_;
+  std::vector<std::optional<DeviceInfo>> identities_;
   // Shared-memory host chunks that cudaHostRegister refused as unsupported: mapped, not page-locked.
   std::mutex pageable_shared_mutex_;
   std::unordered_set<void*> pageable_shared_;

@@ -17,7 +17,8 @@
 //  - every failing call sets the thread's last error, which cudaGetLastError returns and clears.
 // Environment: FAKE_CUDA_DEVICES (default 1; 0 = cudaErrorNoDevice), FAKE_CUDA_DEVICE_BYTES (default
 // 4 GiB), FAKE_CUDA_NO_DRIVER=1 (cudaErrorInsufficientDriver everywhere), FAKE_CUDA_HOST_REGISTER_FAILS=1
-// (cudaHostRegister refused with cudaErrorNotSupported), FAKE_CUDA_ABORT_ON_MISUSE=1 (a call given what
+// (cudaHostRegister refused with cudaErrorNotSupported), FAKE_CUDA_DEVICE_PROPERTIES_US=N (each
+// cudaGetDeviceProperties takes N microseconds, as the real one takes 1-2 ms), FAKE_CUDA_ABORT_ON_MISUSE=1 (a call given what
 // the API documents as invalid aborts, naming it, instead of returning the error), FAKE_CUDA_SHARED_USAGE=/name (device memory in
 // use counted across processes, as the driver does), FAKE_CUDA_SHM_PREFIX=/prefix- (names of the
 // shared-memory objects behind allocations, default /fake-cuda-; a process killed or aborted leaves
@@ -240,6 +241,8 @@ cudaError_t cudaSetDevice(int device) {
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int device) {
   if (NoDriver()) return Fail(cudaErrorInsufficientDriver);
+  // The real call is slow (it fills every field, some through driver queries: about 1-2 ms on an H100/H200).
+  if (const long micros = EnvLong("FAKE_CUDA_DEVICE_PROPERTIES_US", 0); micros > 0) usleep(static_cast<useconds_t>(micros));
   if (device < 0 || device >= DeviceCount()) return Fail(cudaErrorInvalidDevice);
   std::memset(properties, 0, sizeof *properties);
   std::snprintf(properties->name, sizeof properties->name, "Fake CUDA device %d", device);
