@@ -18,6 +18,8 @@ import { MemoryManager } from './memory/memory-manager';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
 import { selectBackend } from './native/select-backend';
+import { watchDeviceFaults } from './native/device-faults';
+import type { NativeError } from './native/backend';
 import { loadAddon } from './native/addon';
 import { HealthListener, startHealthListener } from './service/health-listener';
 import { RunningServer, SERVICE_NAMES, startServer } from './service/server';
@@ -48,6 +50,11 @@ export interface Daemon {
   cutDrain(reason: string): void;
   /** Rereads --tenants (SIGHUP). A bad file is refused and logged; the old tenants stay in force. */
   reloadTenants(): boolean;
+  /**
+   * Settles with a reason when the daemon cannot go on and must be restarted: 'device_lost' (a sticky
+   * CUDA error, native/device-faults.ts). tensormemd then drains and exits with status 1.
+   */
+  fatal: Promise<string>;
 }
 
 /** Guarantees must fit the smallest device pool together, or they could not all be honoured. */
@@ -136,7 +143,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     log.debug({ event: 'heap_growth', percent }, `V8 heap growth ${percent} % from the next full GC on (${percent === config.heapGrowthPercent ? '--heap-growth' : 'bulk streams in flight'})`);
   });
   const tenants = new TenantRegistry(tenantSpecs);
-  const backend = selectBackend(config, log);
+  // A sticky CUDA error (a lost context) ends the daemon: onDeviceLost, set once it can drain.
+  let onDeviceLost: (cause: NativeError) => void = () => {};
+  const backend = watchDeviceFaults(selectBackend(config, log), (cause) => onDeviceLost(cause));
   const staleShmNames = await removeStaleShmNames();
   if (staleShmNames.length > 0) log.warn({ event: 'stale_shm_removed', names: staleShmNames }, `removed ${staleShmNames.length} shared-memory objects left by daemons that died`);
   const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
@@ -283,5 +292,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     })();
     return stopping;
   };
-  return { context, running, dataPlane, metrics, status, shutdown, cutDrain, reloadTenants };
+  const fatal = new Promise<string>((resolve) => {
+    onDeviceLost = (cause) => {
+      log.fatal(
+        { event: 'device_lost', cudaError: cause.cudaError, error: cause.message },
+        `the GPU's CUDA context is lost (${cause.message}): every CUDA call of this process fails from now on; draining, then exiting with status 1 for a restart`,
+      );
+      resolve('device_lost');
+    };
+  });
+  return { context, running, dataPlane, metrics, status, shutdown, cutDrain, reloadTenants, fatal };
 }

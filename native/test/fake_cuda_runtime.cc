@@ -22,7 +22,9 @@
 // the API documents as invalid aborts, naming it, instead of returning the error), FAKE_CUDA_SHARED_USAGE=/name (device memory in
 // use counted across processes, as the driver does), FAKE_CUDA_SHM_PREFIX=/prefix- (names of the
 // shared-memory objects behind allocations, default /fake-cuda-; a process killed or aborted leaves
-// its objects behind), FAKE_CUDA_REPORT=1 (at exit, print to stderr what
+// its objects behind), FAKE_CUDA_STICKY_AFTER_COPIES=N (after N cudaMemcpy calls the context is lost, as
+// after a kernel's illegal address: every later cudaMemcpy, cudaMemset, cudaMalloc and cudaMemGetInfo
+// returns cudaErrorIllegalAddress, a sticky error), FAKE_CUDA_REPORT=1 (at exit, print to stderr what
 // is still allocated, registered or open; non-zero counts are leaks only where the process released
 // everything it had).
 // What it cannot check: timing, asynchrony (every call completes before it returns, so a missing
@@ -121,6 +123,13 @@ cudaError_t Fail(cudaError_t error) {
   return error;
 }
 
+// FAKE_CUDA_STICKY_AFTER_COPIES: cudaMemcpy calls so far, and whether the context is lost (sticky).
+std::atomic<long> copies_made{0};
+bool ContextLost() {
+  const long after = EnvLong("FAKE_CUDA_STICKY_AFTER_COPIES", 0);
+  return after > 0 && copies_made.load() >= after;
+}
+
 // A call the Runtime API documents as invalid for what it was given (a pointer that is not what the call
 // takes, a range outside an allocation). The addon ignores the errors of its release calls, so such a
 // bug would pass unseen: with FAKE_CUDA_ABORT_ON_MISUSE=1 the process says what and aborts instead.
@@ -210,6 +219,7 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaErrorHostMemoryNotRegistered: return "cudaErrorHostMemoryNotRegistered";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
     case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     default: return "cudaErrorUnknown";
   }
 }
@@ -220,6 +230,7 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     default: return "fake CUDA runtime error";
   }
 }
@@ -254,6 +265,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int device) {
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   if (NoDriver()) return Fail(cudaErrorInsufficientDriver);
+  if (ContextLost()) return Fail(cudaErrorIllegalAddress);
   std::lock_guard<std::mutex> lock(Mutex());
   const size_t used = UsedCounters()[current_device].load();
   *total_bytes = DeviceBytes();
@@ -263,6 +275,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   if (NoDriver()) return Fail(cudaErrorInsufficientDriver);
+  if (ContextLost()) return Fail(cudaErrorIllegalAddress);
   std::lock_guard<std::mutex> lock(Mutex());
   std::atomic<uint64_t>& used = UsedCounters()[current_device];
   if (bytes == 0) {
@@ -349,6 +362,7 @@ cudaError_t cudaHostUnregister(void* ptr) {
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (NoDriver()) return Fail(cudaErrorInsufficientDriver);
+  if (ContextLost()) return Fail(cudaErrorIllegalAddress);
   if (kind != cudaMemcpyDefault) return Misuse(cudaErrorInvalidValue, "cudaMemcpy", dst);  // the addon only uses Default
   if (bytes == 0) return cudaSuccess;
   void* to = dst;
@@ -367,11 +381,13 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
     }
   }
   std::memmove(to, from, bytes);
+  copies_made++;
   return cudaSuccess;
 }
 
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
   if (NoDriver()) return Fail(cudaErrorInsufficientDriver);
+  if (ContextLost()) return Fail(cudaErrorIllegalAddress);
   if (bytes == 0) return cudaSuccess;
   void* target = nullptr;
   {

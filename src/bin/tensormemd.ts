@@ -33,6 +33,8 @@ async function main(): Promise<void> {
   let pendingSignal: string | undefined;
   let pendingCut: string | undefined;
   let draining = false;
+  // 1 once the daemon must be restarted (Daemon.fatal: a lost GPU context), whatever ends the drain.
+  let exitCode = 0;
   const stop = (signal: string) => {
     if (!daemon) {
       if (pendingSignal !== undefined) pendingCut ??= signal;
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
     if (draining) return daemon.cutDrain(signal);
     draining = true;
     daemon.shutdown(signal).then(
-      () => process.exit(0),
+      () => process.exit(exitCode),
       (error) => {
         process.stderr.write(`tensormemd: shutdown failed: ${(error as Error).stack}\n`);
         process.exit(1);
@@ -60,6 +62,10 @@ async function main(): Promise<void> {
   }
   if (pendingSignal) stop(pendingSignal);
   if (pendingCut) stop(pendingCut);
+  void daemon.fatal.then((reason) => {
+    exitCode = 1;
+    stop(reason);
+  });
 }
 
 void main();
