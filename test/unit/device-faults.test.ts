@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { TensormemError } from '../../src/errors';
 import { STICKY_CUDA_ERRORS, watchDeviceFaults } from '../../src/native/device-faults';
 import type { NativeError } from '../../src/native/backend';
+import { thrownBy } from '../helpers/thrown';
 
 function cudaError(name: string): NativeError {
   return Object.assign(new Error(`cudaMemcpy: ${name}: an illegal memory access was encountered`), { code: 'CUDA_ERROR' as const, cudaError: name });
@@ -49,16 +50,10 @@ describe('watchDeviceFaults', () => {
     const inner = new FakeBackend();
     const backend = watchDeviceFaults(inner, (cause) => lost.push(cause));
     inner.fail = cudaError('cudaErrorIllegalAddress');
-    let thrown: unknown;
-    try {
-      backend.write(1);
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(TensormemError);
+    const thrown = thrownBy(() => backend.write(1), TensormemError);
     expect(thrown).toMatchObject({ kind: 'UNAVAILABLE', reason: 'DEVICE_LOST', metadata: { cuda_error: 'cudaErrorIllegalAddress' } });
-    expect((thrown as Error).message).toContain("The GPU's CUDA context is lost (cudaMemcpy: cudaErrorIllegalAddress");
-    expect((thrown as Error).message).toContain('exits with status 1');
+    expect(thrown.message).toContain("The GPU's CUDA context is lost (cudaMemcpy: cudaErrorIllegalAddress");
+    expect(thrown.message).toContain('exits with status 1');
     const rejected = await backend.readAsync(1).catch((error: unknown) => error);
     expect(rejected).toMatchObject({ reason: 'DEVICE_LOST' });
     expect(lost).toHaveLength(1);
