@@ -46,18 +46,19 @@ export function resultsDir(): string | undefined {
 }
 
 /**
- * A daemon on the cuda backend per test: `start(flags)` runs tensormemd --backend cuda with the flags
- * and connects a client on its unix socket; both are closed after each test of the calling suite.
+ * A daemon on the cuda backend per test: `start(flags, env)` runs tensormemd --backend cuda with the
+ * flags (and `env` added to its environment: the fake runtime's switches) and connects a client on its
+ * unix socket; both are closed after each test of the calling suite (a test may stop them first).
  */
-export function cudaDaemonPerTest(): (flags?: string[]) => Promise<{ daemon: DaemonProcess; client: TensormemClient }> {
+export function cudaDaemonPerTest(): (flags?: string[], env?: NodeJS.ProcessEnv) => Promise<{ daemon: DaemonProcess; client: TensormemClient }> {
   let current: { daemon: DaemonProcess; client: TensormemClient } | undefined;
   afterEach(async () => {
     current?.client.close();
     await current?.daemon.stop();
     current = undefined;
   });
-  return async (flags = []) => {
-    const daemon = await startDaemon(['--backend', 'cuda', ...flags]);
+  return async (flags = [], env = {}) => {
+    const daemon = await startDaemon(['--backend', 'cuda', ...flags], env);
     current = { daemon, client: new TensormemClient(daemon.unixAddress) };
     return current;
   };

@@ -8,21 +8,14 @@
  * cudaGetDeviceProperties that slow; a real runtime ignores the variable and is slow by itself.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
 import { createBackend } from '../../src/native/addon';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
-import { probeCuda, skipNote } from './cuda-device';
+import { cudaDaemonPerTest, probeCuda, skipNote } from './cuda-device';
 
 const cuda = probeCuda();
 
 describe.skipIf(!cuda.backend)(`device queries on the cuda backend${skipNote(cuda)}`, () => {
-  let daemon: DaemonProcess | undefined;
-  let client: TensormemClient | undefined;
-  afterEach(async () => {
-    client?.close();
-    await daemon?.stop();
-    daemon = undefined;
-    client = undefined;
+  const start = cudaDaemonPerTest();
+  afterEach(() => {
     delete process.env.FAKE_CUDA_DEVICE_PROPERTIES_US;
   });
 
@@ -46,8 +39,7 @@ describe.skipIf(!cuda.backend)(`device queries on the cuda backend${skipNote(cud
 
   it('GetMemoryInfo through the daemon does not pay cudaGetDeviceProperties per call', async () => {
     const delayMs = 50;
-    daemon = await startDaemon(['--backend', 'cuda', '--maxbytes', '1G'], { FAKE_CUDA_DEVICE_PROPERTIES_US: String(delayMs * 1000) });
-    client = new TensormemClient(daemon.unixAddress);
+    const { client } = await start(['--maxbytes', '1G'], { FAKE_CUDA_DEVICE_PROPERTIES_US: String(delayMs * 1000) });
     const devices = (await client.memoryInfo()).devices.length;
     const calls = 20;
     const started = performance.now();

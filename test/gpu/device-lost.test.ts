@@ -9,41 +9,36 @@
  * as every call does after a real one. On a real GPU the suite skips.
  */
 import { describe, expect, it } from 'vitest';
-import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { startDaemon } from '../helpers/daemon-process';
-import { probeCuda, skipNote } from './cuda-device';
+import { TensormemClientError } from '../../src/client/tensormem-client';
+import { cudaDaemonPerTest, probeCuda, skipNote } from './cuda-device';
 
 const cuda = probeCuda();
 const fake = cuda.backend !== undefined && cuda.backend.deviceInfo(0).name.startsWith('Fake CUDA');
 const note = cuda.backend && !fake ? ' (skipped: a real GPU cannot lose its context on purpose; the fake runtime can)' : skipNote(cuda);
 
 describe.skipIf(!fake)(`a lost CUDA context${note}`, () => {
-  it('answers DEVICE_LOST, turns health NOT_SERVING, and the daemon drains and exits with status 1', async () => {
-    const daemon = await startDaemon(['--backend', 'cuda', '--maxbytes', '1G', '--shutdown-timeout', '5s'], { FAKE_CUDA_STICKY_AFTER_COPIES: '3' });
-    const client = new TensormemClient(daemon.unixAddress);
-    try {
-      const lease = await client.openLease({ clientName: 'device-lost' });
-      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], device: 0 });
-      let failure: TensormemClientError | undefined;
-      for (let i = 0; i < 6 && !failure; i++) {
-        await lease.writeGrpc(array.array_id, Buffer.alloc(64, i)).catch((error: unknown) => {
-          failure = error as TensormemClientError;
-        });
-      }
-      expect(failure).toBeInstanceOf(TensormemClientError);
-      expect(failure!.reason).toBe('DEVICE_LOST');
-      expect(failure!.details).toContain("The GPU's CUDA context is lost");
-      expect(failure!.details).toContain('cudaErrorIllegalAddress');
-      expect(failure!.errorMetadata).toEqual({ cuda_error: 'cudaErrorIllegalAddress' });
-      expect(await daemon.exited).toBe(1);
-      const lost = daemon.logs.find((entry) => entry.event === 'device_lost');
-      expect(lost).toMatchObject({ cudaError: 'cudaErrorIllegalAddress' });
-      // The drain (health NOT_SERVING, new work refused, leases freed) ran for it.
-      expect(daemon.logs.find((entry) => entry.event === 'draining')).toMatchObject({ reason: 'device_lost' });
-      expect(daemon.logs.find((entry) => entry.event === 'stopped')).toBeDefined();
-    } finally {
-      client.close();
-      await daemon.stop();
+  const start = cudaDaemonPerTest();
+
+  it('answers DEVICE_LOST, drains (the drain turns health NOT_SERVING) and exits with status 1', async () => {
+    const { daemon, client } = await start(['--maxbytes', '1G', '--shutdown-timeout', '5s'], { FAKE_CUDA_STICKY_AFTER_COPIES: '3' });
+    const lease = await client.openLease({ clientName: 'device-lost' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], device: 0 });
+    let failure: TensormemClientError | undefined;
+    for (let i = 0; i < 6 && !failure; i++) {
+      await lease.writeGrpc(array.array_id, Buffer.alloc(64, i)).catch((error: unknown) => {
+        failure = error as TensormemClientError;
+      });
     }
+    expect(failure).toBeInstanceOf(TensormemClientError);
+    expect(failure!.reason).toBe('DEVICE_LOST');
+    expect(failure!.details).toContain("The GPU's CUDA context is lost");
+    expect(failure!.details).toContain('cudaErrorIllegalAddress');
+    expect(failure!.errorMetadata).toEqual({ cuda_error: 'cudaErrorIllegalAddress' });
+    expect(await daemon.exited).toBe(1);
+    const lost = daemon.logs.find((entry) => entry.event === 'device_lost');
+    expect(lost).toMatchObject({ cudaError: 'cudaErrorIllegalAddress' });
+    // The drain (health NOT_SERVING, new work refused, leases freed) ran for it.
+    expect(daemon.logs.find((entry) => entry.event === 'draining')).toMatchObject({ reason: 'device_lost' });
+    expect(daemon.logs.find((entry) => entry.event === 'stopped')).toBeDefined();
   });
 });

@@ -12,10 +12,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
 import { createBackend } from '../../src/native/addon';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
-import { probeCuda, skipNote } from './cuda-device';
+import { cudaDaemonPerTest, probeCuda, skipNote } from './cuda-device';
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -23,13 +21,8 @@ const cuda = probeCuda();
 const REFUSE_HOST_REGISTER = { FAKE_CUDA_HOST_REGISTER_FAILS: '1' };
 
 describe.skipIf(!cuda.backend)(`shared-memory host chunks where cudaHostRegister is not supported${skipNote(cuda)}`, () => {
-  let daemon: DaemonProcess | undefined;
-  let client: TensormemClient | undefined;
-  afterEach(async () => {
-    client?.close();
-    await daemon?.stop();
-    daemon = undefined;
-    client = undefined;
+  const start = cudaDaemonPerTest();
+  afterEach(() => {
     delete process.env.FAKE_CUDA_HOST_REGISTER_FAILS;
   });
 
@@ -54,8 +47,7 @@ describe.skipIf(!cuda.backend)(`shared-memory host chunks where cudaHostRegister
   });
 
   it('ExportArray of the host side works through the daemon, and the daemon frees the regions and stops cleanly', async () => {
-    daemon = await startDaemon(['--backend', 'cuda', '--maxbytes', '1G'], REFUSE_HOST_REGISTER);
-    client = new TensormemClient(daemon.unixAddress);
+    const { daemon, client } = await start(['--maxbytes', '1G'], REFUSE_HOST_REGISTER);
     const lease = await client.openLease({ clientName: 'gpu-host-register' });
     const size = 2 * MiB + 5;
     const data = randomBytes(size);
@@ -74,9 +66,6 @@ describe.skipIf(!cuda.backend)(`shared-memory host chunks where cudaHostRegister
     await lease.free(hostOnly.array_id);
     await lease.close();
     client.close();
-    client = undefined;
-    const code = await daemon.stop();
-    daemon = undefined;
-    expect(code).toBe(0);
+    expect(await daemon.stop()).toBe(0);
   });
 });
