@@ -8,14 +8,7 @@
  */
 import type { Client, ServiceDefinition } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
-import { resolveType } from '../service/plain-message-codecs';
-
-interface FieldDescriptor {
-  name: string;
-  type: string;
-  typeName: string;
-  label: string;
-}
+import { resolveType, type FieldDescriptor } from '../service/plain-message-codecs';
 
 /** An enum-typed string field that names no value of its enum. */
 export interface UnknownEnumName {
@@ -52,7 +45,7 @@ export class RequestEnumChecks {
       return undefined;
     };
     this.checks.set(typeName, check);
-    const fields = ((this.definition[typeName] as { type?: { field?: FieldDescriptor[] } } | undefined)?.type?.field ?? []) as FieldDescriptor[];
+    const fields = (this.definition[typeName] as { type?: { field?: FieldDescriptor[] } } | undefined)?.type?.field ?? [];
     for (const field of fields) {
       const fieldType = field.type === 'TYPE_ENUM' || field.type === 'TYPE_MESSAGE' ? resolveType(this.definition, typeName, field.typeName) : undefined;
       if (fieldType === undefined) continue;

@@ -71,7 +71,8 @@ const KINDS: Record<string, Kind> = {
   TYPE_MESSAGE: 'message',
 };
 
-interface FieldDescriptor {
+/** A field as proto-loader's descriptors give it (DescriptorProto's `field`). */
+export interface FieldDescriptor {
   name: string;
   number: number;
   label: string;
