@@ -807,7 +807,7 @@ export class LeaseSession {
       stream = undefined;
       options.onError?.(error);
       if (stopped) return; // onError stopped it
-      if (error.code === Status.NOT_FOUND || error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED || error.reason === 'SHUTTING_DOWN') {
+      if (endsKeepAlive(error)) {
         stop();
         return;
       }
@@ -822,7 +822,7 @@ export class LeaseSession {
       this.renew().catch((error: TensormemClientError) => {
         if (stopped) return;
         // The lease is gone: the stream, once it opens, would be told so too.
-        if (error.code === Status.NOT_FOUND || error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED || error.reason === 'SHUTTING_DOWN') {
+        if (endsKeepAlive(error)) {
           options.onError?.(error);
           stop();
         }
@@ -905,6 +905,11 @@ function checkReadSize(arrayId: string, bytes: number): void {
 }
 
 /** write/writeGrpc arguments, checked before anything is sent. */
+/** A keep-alive's error that no retry can mend: the lease is gone (or the token refused), or the daemon drains. */
+function endsKeepAlive(error: TensormemClientError): boolean {
+  return error.code === Status.NOT_FOUND || error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED || error.reason === 'SHUTTING_DOWN';
+}
+
 /**
  * The bytes of what write() is given: any typed array or DataView (a Float32Array of weights), as the
  * bytes it spans. Chunks are cut by byte; cutting a Float32Array with subarray() counted elements, and
