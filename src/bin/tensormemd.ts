@@ -53,13 +53,20 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => daemon?.reloadTenants());
+  // A SIGHUP while the daemon starts (after it read the tenants file, before it serves) reloads the
+  // file once it serves: `systemctl reload` right after `start` must not be lost.
+  let pendingReload = false;
+  process.on('SIGHUP', () => {
+    if (daemon) daemon.reloadTenants();
+    else pendingReload = true;
+  });
   try {
     daemon = await startDaemon(config);
   } catch (error) {
     process.stderr.write(`tensormemd: ${(error as Error).message}\n`);
     process.exit(1);
   }
+  if (pendingReload && !pendingSignal) daemon.reloadTenants();
   if (pendingSignal) stop(pendingSignal);
   if (pendingCut) stop(pendingCut);
   void daemon.fatal.then((reason) => {

@@ -1,0 +1,11 @@
+/**
+ * Preloaded (`node --require`) into a daemon under test: every server's listen() starts 500 ms late,
+ * which holds tensormemd between building its services and serving, so that a test can signal it there.
+ */
+const net = require('node:net');
+
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function delayedListen(...args) {
+  setTimeout(() => listen.apply(this, args), 500);
+  return this;
+};
