@@ -66,16 +66,22 @@ describe('signals while tensormemd starts', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('reloads the tenants file once it serves when SIGHUP came after it read the file', async () => {
+  /** Spawns the daemon with a tenants file of one tenant; resolves once it has read it (and not yet served); to the file's path. */
+  async function startWithTenant(name: 'first' | 'second'): Promise<string> {
     dir = mkdtempSync(join(tmpdir(), 'tensormem-start-signals-'));
     const tenantsPath = join(dir, 'tenants.yaml');
-    writeFileSync(tenantsPath, tenantsYaml('first', TOKENS.first));
+    writeFileSync(tenantsPath, tenantsYaml(name, TOKENS[name]));
     daemon = spawnDaemon(tenantsPath);
     // The gRPC services log the cuDNN line as they are built: the tenants file was read before.
     await daemon.logged('cudnn');
+    return tenantsPath;
+  }
+
+  it('reloads the tenants file once it serves when SIGHUP came after it read the file', async () => {
+    const tenantsPath = await startWithTenant('first');
     writeFileSync(tenantsPath, tenantsYaml('second', TOKENS.second));
-    daemon.child.kill('SIGHUP');
-    const listening = await daemon.logged('listening');
+    daemon!.child.kill('SIGHUP');
+    const listening = await daemon!.logged('listening');
     const client = new TensormemClient((listening.addresses as string[])[0]);
     try {
       // The reload runs in the tick the daemon starts serving, before any call is answered.
@@ -85,18 +91,14 @@ describe('signals while tensormemd starts', () => {
     } finally {
       client.close();
     }
-    expect((await daemon.logged('tenants_reloaded')).tenants).toEqual(['second']);
+    expect((await daemon!.logged('tenants_reloaded')).tenants).toEqual(['second']);
   });
 
   it('drains and exits 0 when SIGTERM came before it served', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tensormem-start-signals-'));
-    const tenantsPath = join(dir, 'tenants.yaml');
-    writeFileSync(tenantsPath, tenantsYaml('first', TOKENS.first));
-    daemon = spawnDaemon(tenantsPath);
-    await daemon.logged('cudnn');
-    daemon.child.kill('SIGTERM');
-    expect(await daemon.exited).toBe(0);
-    expect(daemon.logs.map((entry) => entry.event).filter((event) => ['listening', 'draining', 'stopped'].includes(event as string))).toEqual(['listening', 'draining', 'stopped']);
-    expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true });
+    await startWithTenant('first');
+    daemon!.child.kill('SIGTERM');
+    expect(await daemon!.exited).toBe(0);
+    expect(daemon!.logs.map((entry) => entry.event).filter((event) => ['listening', 'draining', 'stopped'].includes(event as string))).toEqual(['listening', 'draining', 'stopped']);
+    expect(daemon!.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true });
   });
 });
