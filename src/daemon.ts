@@ -28,6 +28,7 @@ import { formatBytes, formatIec } from './units';
 import { invalidArgument } from './errors';
 import { TenantRegistry } from './leases/tenant-registry';
 import { TenantSpec, readTenantsFile } from './leases/tenants-file';
+import { startIdleChunkRelease } from './memory/idle-chunk-release';
 import { RunningDataPlane, startDataPlane } from './dataplane/data-plane-server';
 import { DaemonMetrics } from './observability/daemon-metrics';
 import { rpcMetricsInterceptor } from './observability/rpc-metrics';
@@ -196,6 +197,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     throw error;
   }
   registry.startSweeping(config.reclaimIntervalMs);
+  const stopIdleRelease = startIdleChunkRelease(memory, config.poolIdleReleaseMs, log);
   log.info(
     {
       event: 'listening',
@@ -262,6 +264,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       // ends), so that calls in flight may finish for --shutdown-timeout whatever the leases' TTLs.
       registry!.sweep();
       registry!.stopSweeping();
+      stopIdleRelease();
       log.info({ event: 'draining', reason, timeoutMs: config.shutdownTimeoutMs }, 'draining');
       const grpcDrained = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);

@@ -46,6 +46,8 @@ export interface DaemonConfig {
   maxPartialMessageBytes: number;
   chunkBytes: number;
   poolChunkBytes: number;
+  /** --pool-idle-release: how long a chunk with no live block is kept before it goes back; 0 = off (kept). */
+  poolIdleReleaseMs: number;
   asyncCopyThresholdBytes: number;
   /** --keepalive-time: how often each gRPC connection is pinged; 0 = off. */
   keepaliveTimeMs: number;
@@ -376,6 +378,7 @@ function build(raw: RawValues): DaemonConfig {
     chunkBytes,
     maxPartialMessageBytes: maxPartialMessageBytes(),
     poolChunkBytes: positiveBytes('pool-chunk'),
+    poolIdleReleaseMs: text('pool-idle-release') === 'off' ? 0 : timerDuration('pool-idle-release'),
     asyncCopyThresholdBytes: bytes('async-copy-threshold'),
     heapGrowthPercent: int('heap-growth', 0, 400),
     heapReserveBytes: text('heap-reserve') === undefined ? undefined : bytes('heap-reserve'),

@@ -174,6 +174,13 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   { name: 'chunk-bytes', type: 'size', arg: 'SIZE', default: '1M', help: 'Largest data chunk of a ReadArray stream message. At most --max-message-bytes less 1024 bytes of message framing (refused otherwise); when only --max-message-bytes is given and is smaller, the default shrinks to that.' },
   { name: 'pool-chunk', type: 'size', arg: 'SIZE', default: '64M', help: 'Granularity by which a pool grows: chunks of at least this size are taken from the device or host.' },
+  {
+    name: 'pool-idle-release',
+    type: 'duration',
+    arg: 'DURATION',
+    default: '60s',
+    help: 'A pool chunk that has held no live block for this long goes back to the device or host (cudaFree, munmap), checked every DURATION/2 (at most every 5 s), so that what a burst took is not held for good while a steady load, which reuses its chunks, keeps them. "off": free chunks are kept until memory pressure (--maxphysicalbytes) or shutdown. At most 24.8 days.',
+  },
   { name: 'async-copy-threshold', type: 'size', arg: 'SIZE', default: '256K', help: 'Copies of at least this many bytes run off the event loop (except those into an array attached to a workspace: on it, 1 MiB at a time).' },
   {
     name: 'heap-growth',

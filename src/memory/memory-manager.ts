@@ -725,6 +725,18 @@ export class MemoryManager {
     for (const stack of [...this.devicePools, this.hostPool]) stack.pool.trim();
   }
 
+  /** Gives back the chunks that held no live block for `idleMs` (--pool-idle-release): the bytes released per pool (`device:N`, `host`), only pools that released any. */
+  releaseIdleChunks(idleMs: number): Record<string, number> {
+    const released: Record<string, number> = {};
+    this.devicePools.forEach((stack, index) => {
+      const bytes = stack.pool.releaseIdleChunks(idleMs);
+      if (bytes > 0) released[`device:${index}`] = bytes;
+    });
+    const hostBytes = this.hostPool.pool.releaseIdleChunks(idleMs);
+    if (hostBytes > 0) released.host = hostBytes;
+    return released;
+  }
+
   /** Frees every chunk (shutdown). Blocks still live are lost with them. */
   release(): void {
     for (const stack of [...this.devicePools, this.hostPool]) stack.pool.release();

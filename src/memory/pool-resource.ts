@@ -57,6 +57,8 @@ export interface PoolResourceOptions {
   alignment?: number;
   /** How refusals name the reservation cap (default "pool reservation cap"); the daemon names its flag. */
   capName?: string;
+  /** Monotonic clock in ms for releaseIdleChunks (default performance.now); read when a chunk's last block is freed. */
+  now?: () => number;
 }
 
 /** The capName in this pool's refusals. */
@@ -72,6 +74,8 @@ const DEAD = -1;
 class PoolChunk {
   /** Bytes in this chunk's live blocks. */
   usedBytes = 0;
+  /** When its last live block was freed (PoolResourceOptions.now); meaningful while usedBytes is 0. */
+  emptySince = 0;
 
   constructor(
     readonly pool: PoolResource,
@@ -116,6 +120,7 @@ export class PoolResource implements SizedMemoryResource {
   readonly chunkBytes: number;
 
   private readonly source: ChunkSource;
+  private readonly now: () => number;
   /** maxReservedBytes rounded down to the alignment: the most chunk bytes the pool may hold. */
   private readonly reservationLimit: number;
   /** Chunks in the order they were obtained (Map keeps insertion order). */
@@ -160,6 +165,7 @@ export class PoolResource implements SizedMemoryResource {
       throw invalidArgument('device', 'a non-negative integer', options.device);
     }
     this.source = options.source;
+    this.now = options.now ?? (() => performance.now());
     this.memory = options.memory;
     this.capName = options.capName ?? POOL_RESERVATION_CAP;
     this.device = options.device;
@@ -230,6 +236,7 @@ export class PoolResource implements SizedMemoryResource {
       this.releaseChunk(chunk);
       return;
     }
+    if (chunk.usedBytes === 0) chunk.emptySince = this.now();
     // No two free spans are ever adjacent, so at most one free span ends where the block starts and
     // at most one starts where it ends; the freed bytes join them, or become a span of their own.
     const spans = this.freeSpans;
@@ -282,9 +289,23 @@ export class PoolResource implements SizedMemoryResource {
 
   /** Gives every fully free chunk back to the source; returns the bytes released. */
   trim(): number {
+    return this.releaseEmptyChunks(() => true);
+  }
+
+  /**
+   * Gives back the chunks that have held no live block for at least `idleMs` (--pool-idle-release),
+   * so that memory a burst took goes back to the device or the host while a steady load, which
+   * reuses its chunks, keeps them; returns the bytes released.
+   */
+  releaseIdleChunks(idleMs: number): number {
+    const before = this.now() - idleMs;
+    return this.releaseEmptyChunks((chunk) => chunk.emptySince <= before);
+  }
+
+  private releaseEmptyChunks(release: (chunk: PoolChunk) => boolean): number {
     let released = 0;
     for (const chunk of [...this.chunks.values()]) {
-      if (chunk.usedBytes === 0) {
+      if (chunk.usedBytes === 0 && release(chunk)) {
         this.releaseChunk(chunk);
         released += chunk.bytes;
       }
@@ -531,6 +552,7 @@ export class PoolResource implements SizedMemoryResource {
     }
     const slot = this.spareSlots.length > 0 ? this.spareSlots.pop()! : this.chunkBySlot.length;
     const chunk = new PoolChunk(this, handle, bytes, slot, dedicated ? -1 : this.nextBase, dedicated);
+    chunk.emptySince = this.now();
     if (!dedicated) this.nextBase += units + 1;
     this.chunkBySlot[slot] = chunk;
     this.chunks.set(handle, chunk);

@@ -132,6 +132,15 @@ describe('loadConfig', () => {
     expect(loadConfig([], { TENSORMEM_HEAP_GROWTH: '50' }).heapGrowthPercent).toBe(50);
   });
 
+  it('--pool-idle-release: 60 s by default, off, or a duration one timer can arm', () => {
+    expect(loadConfig([], {}).poolIdleReleaseMs).toBe(60_000);
+    expect(loadConfig(['--pool-idle-release', 'off'], {}).poolIdleReleaseMs).toBe(0);
+    expect(loadConfig([], { TENSORMEM_POOL_IDLE_RELEASE: '5m' }).poolIdleReleaseMs).toBe(300_000);
+    expect(() => loadConfig(['--pool-idle-release', '0'], {})).toThrowError('for --pool-idle-release but received "0"');
+    expect(() => loadConfig(['--pool-idle-release', 'soon'], {})).toThrowError('--pool-idle-release');
+    expect(() => loadConfig(['--pool-idle-release', '30d'], {})).toThrowError('for --pool-idle-release but received "30d"');
+  });
+
   it('--keepalive-time: off, or under the 2^31 - 1 ms that grpc-js takes for no pings', () => {
     expect(loadConfig(['--keepalive-time', 'off'], {}).keepaliveTimeMs).toBe(0);
     expect(loadConfig(['--keepalive-time', '2147483646ms'], {}).keepaliveTimeMs).toBe(2147483646);

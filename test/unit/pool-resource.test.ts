@@ -56,6 +56,7 @@ interface PoolOptions {
   chunkBytes?: number;
   memory?: MemoryKind;
   alignment?: number;
+  now?: () => number;
 }
 
 function makePool(options: PoolOptions = {}, source = new FakeChunkSource()) {
@@ -66,6 +67,7 @@ function makePool(options: PoolOptions = {}, source = new FakeChunkSource()) {
     maxReservedBytes: options.maxReservedBytes ?? 64 * MiB,
     chunkBytes: options.chunkBytes ?? 1 * MiB,
     alignment: options.alignment,
+    now: options.now,
   });
   return { pool, source };
 }
@@ -668,6 +670,43 @@ describe('PoolResource', () => {
     expect(pool.trim()).toBe(1 * MiB);
     expect(source.live.size).toBe(0);
     expect(pool.allocate(1, {}).chunkHandle).toBe(4);
+    pool.checkInvariants();
+  });
+
+  it('releaseIdleChunks gives back the chunks empty for the idle time, counted from their last free, and keeps the rest', () => {
+    let now = 1000;
+    const { pool, source } = makePool({ chunkBytes: 1 * MiB, now: () => now });
+    const [a, b, c] = packed(pool, [1 * MiB, 1 * MiB, 512 * KiB]);
+    const d = pool.allocate(256 * KiB, {});
+    expect(d.chunkHandle).toBe(c.chunkHandle);
+    pool.deallocate(a); // a's chunk is empty from 1000
+    now = 1500;
+    pool.deallocate(c); // c's chunk still holds d
+    expect(pool.releaseIdleChunks(600)).toBe(0);
+    now = 1600;
+    expect(pool.releaseIdleChunks(600)).toBe(1 * MiB);
+    expect([...source.live.keys()]).toEqual([b.chunkHandle, c.chunkHandle]);
+    // A chunk used again after it emptied counts from its next last free.
+    pool.deallocate(d); // c's chunk is empty from 1600
+    now = 2000;
+    const e = pool.allocate(100, {});
+    expect(e.chunkHandle).toBe(c.chunkHandle);
+    now = 2100;
+    pool.deallocate(e);
+    now = 2600;
+    expect(pool.releaseIdleChunks(600)).toBe(0);
+    now = 2700;
+    expect(pool.releaseIdleChunks(600)).toBe(1 * MiB);
+    expect([...source.live.keys()]).toEqual([b.chunkHandle]);
+    expect(pool.stats()).toMatchObject({ reservedBytes: 1 * MiB, usedBytes: 1 * MiB });
+    pool.checkInvariants();
+    // A chunk with a live block is never idle, however long it has held it.
+    now = 10_000;
+    pool.deallocate(b);
+    const f = pool.allocate(2 * MiB, {});
+    now = 20_000;
+    expect(pool.releaseIdleChunks(600)).toBe(1 * MiB);
+    expect([...source.live.keys()]).toEqual([f.chunkHandle]);
     pool.checkInvariants();
   });
 
