@@ -240,10 +240,14 @@ export function describeCount(value: number): string {
   return Number.isInteger(value) && !Number.isSafeInteger(value) ? `about ${value.toExponential(3)} (past ${value < 0 ? '-' : ''}2^53)` : String(value);
 }
 
-function describe(value: unknown): string {
+/** A received value as refusals show it: strings quoted, arrays and plain objects spelled out. */
+export function describe(value: unknown): string {
   if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) return `a value ${describeCount(value)}`;
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}`;
   if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return `{${Object.entries(value).map(([key, item]) => `${key}: ${describe(item)}`).join(', ')}}`;
+  }
   return String(value);
 }

@@ -35,7 +35,8 @@ import {
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
-import { checkEnumsBeforeSending, RequestEnumChecks, type UnknownEnumName } from './request-enums';
+import { describe } from '../errors';
+import { checkRequestsBeforeSending, RequestChecks, type RequestProblem } from './request-checks';
 import { MAX_TIMER_MS } from '../long-timeout';
 import type { AcquireCudnnWorkspaceRequest } from '../generated/tensormem/v1/AcquireCudnnWorkspaceRequest';
 import type { AcquireCudnnWorkspaceResponse__Output } from '../generated/tensormem/v1/AcquireCudnnWorkspaceResponse';
@@ -69,17 +70,16 @@ function clientErrorOfHttp(error: DataPlaneHttpError): TensormemClientError {
   return new TensormemClientError(code, error.body.reason || undefined, error.body.message, error.body.metadata);
 }
 
-let enumChecks: RequestEnumChecks | undefined;
+let sharedRequestChecks: RequestChecks | undefined;
 
-/** One RequestEnumChecks for every client of the process (it keeps a check per message type). */
-function requestEnumChecks(): RequestEnumChecks {
-  return (enumChecks ??= new RequestEnumChecks(loadTensormemProto().definition));
+/** One RequestChecks for every client of the process (it keeps a check per message type). */
+function requestChecks(): RequestChecks {
+  return (sharedRequestChecks ??= new RequestChecks(loadTensormemProto().definition));
 }
 
 /** INVALID_ARGUMENT in the daemon's words (errors.ts invalidArgument), raised here before any call. */
 function invalidArgument(field: string, expected: string, received: unknown): TensormemClientError {
-  const shown = typeof received === 'string' ? JSON.stringify(received) : String(received);
-  return new TensormemClientError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', `Expected ${expected} for ${field} but received ${shown}`, { field });
+  return new TensormemClientError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', `Expected ${expected} for ${field} but received ${describe(received)}`, { field });
 }
 
 /** Offsets and lengths: a safe non-negative integer (grpc-js would turn anything else into 0 or wrap it). */
@@ -185,6 +185,76 @@ export interface AllocateOptions {
   deadlineMs?: number;
 }
 
+export interface OpenLeaseOptions {
+  tenant?: string;
+  clientName?: string;
+  ttlSeconds?: number;
+  labels?: Record<string, string>;
+  tenantToken?: string;
+}
+
+export interface ExportOptions {
+  side?: ExportSide;
+  writable?: boolean;
+  map?: boolean;
+}
+
+export interface DuplicateOptions {
+  placement?: Placement;
+  workspaceId?: string;
+  detached?: boolean;
+  label?: string;
+}
+
+export interface KeepAliveOptions {
+  releaseOnDisconnect?: boolean;
+  onError?: (error: TensormemClientError) => void;
+}
+
+/**
+ * Every option each typed-client method takes. Plain JS gets no compile error for a misspelled or
+ * snake_case option (`placment`, `data_type`), which was ignored and the default taken: such a call
+ * is refused before anything is sent (checkOptionNames).
+ */
+type OptionsOf<M extends keyof LeaseSession | keyof TensormemClient, I extends number> = M extends keyof LeaseSession
+  ? NonNullable<Parameters<Extract<LeaseSession[M], (...args: never[]) => unknown>>[I]>
+  : M extends keyof TensormemClient
+    ? NonNullable<Parameters<Extract<TensormemClient[M], (...args: never[]) => unknown>>[I]>
+    : never;
+
+/** The keys of `names`, which must name every option of T and nothing else (a compile error otherwise). */
+function optionNames<T>(names: Record<keyof T, 1>): string[] {
+  return Object.keys(names);
+}
+
+const OPTION_NAMES = {
+  client: optionNames<ClientOptions>({ maxMessageBytes: 1, chunkBytes: 1, deadlineMs: 1, tls: 1, dataPlane: 1, keepalive: 1 }),
+  openLease: optionNames<OpenLeaseOptions>({ tenant: 1, clientName: 1, ttlSeconds: 1, labels: 1, tenantToken: 1 }),
+  listLeases: optionNames<OptionsOf<'listLeases', 1>>({ tenant: 1, pageSize: 1 }),
+  listLeasesPage: optionNames<OptionsOf<'listLeasesPage', 0>>({ tenant: 1, pageSize: 1, pageToken: 1, order: 1 }),
+  allocate: optionNames<AllocateOptions>({ dataType: 1, shape: 1, placement: 1, device: 1, workspaceId: 1, zero: 1, label: 1, requestId: 1, waitForMemory: 1, exportable: 1, deadlineMs: 1 }),
+  listPage: optionNames<OptionsOf<'listPage', 0>>({ pageSize: 1, pageToken: 1 }),
+  exportArray: optionNames<ExportOptions>({ side: 1, writable: 1, map: 1 }),
+  duplicate: optionNames<DuplicateOptions>({ placement: 1, workspaceId: 1, detached: 1, label: 1 }),
+  startKeepAlive: optionNames<KeepAliveOptions>({ releaseOnDisconnect: 1, onError: 1 }),
+};
+
+/** `data_type` → `dataType`. */
+function camelCase(name: string): string {
+  return name.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** Refuses, INVALID_ARGUMENT naming it, an option `method` does not take (see OPTION_NAMES); undefined values are left alone. */
+function checkOptionNames(method: keyof typeof OPTION_NAMES, options: object | undefined | null): void {
+  if (options === undefined || options === null) return;
+  const names = OPTION_NAMES[method];
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined || names.includes(key)) continue;
+    const hint = names.includes(camelCase(key)) ? `did you mean ${camelCase(key)}?` : `it takes ${names.join(', ')}`;
+    throw invalidArgument(`${method === 'client' ? 'TensormemClient' : method} option ${key}`, `an option ${method === 'client' ? 'the client' : method} takes (${hint})`, value);
+  }
+}
+
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 export class TensormemClient {
@@ -201,6 +271,7 @@ export class TensormemClient {
     readonly address: string,
     private readonly options: ClientOptions = {},
   ) {
+    checkOptionNames('client', options);
     const { proto } = loadTensormemProto();
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const channelOptions: ChannelOptions = { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes };
@@ -218,12 +289,12 @@ export class TensormemClient {
     this.arrays = new proto.tensormem.v1.ArrayService(address, creds, shared);
     this.memory = new proto.tensormem.v1.MemoryService(address, creds, shared);
     this.workspaces = new proto.tensormem.v1.WorkspaceService(address, creds, shared);
-    const checks = requestEnumChecks();
-    const refuse = (found: UnknownEnumName) => invalidArgument(found.field, `one of ${found.names.join(', ')}`, found.received);
-    checkEnumsBeforeSending(this.leases, proto.tensormem.v1.LeaseService.service, checks, refuse);
-    checkEnumsBeforeSending(this.arrays, proto.tensormem.v1.ArrayService.service, checks, refuse);
-    checkEnumsBeforeSending(this.memory, proto.tensormem.v1.MemoryService.service, checks, refuse);
-    checkEnumsBeforeSending(this.workspaces, proto.tensormem.v1.WorkspaceService.service, checks, refuse);
+    const checks = requestChecks();
+    const refuse = (problem: RequestProblem) => invalidArgument(problem.field, problem.expected, problem.received);
+    checkRequestsBeforeSending(this.leases, proto.tensormem.v1.LeaseService.service, checks, refuse);
+    checkRequestsBeforeSending(this.arrays, proto.tensormem.v1.ArrayService.service, checks, refuse);
+    checkRequestsBeforeSending(this.memory, proto.tensormem.v1.MemoryService.service, checks, refuse);
+    checkRequestsBeforeSending(this.workspaces, proto.tensormem.v1.WorkspaceService.service, checks, refuse);
     this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
   }
 
@@ -254,7 +325,8 @@ export class TensormemClient {
     return metadata;
   }
 
-  async openLease(options: { tenant?: string; clientName?: string; ttlSeconds?: number; labels?: Record<string, string>; tenantToken?: string } = {}): Promise<LeaseSession> {
+  async openLease(options: OpenLeaseOptions = {}): Promise<LeaseSession> {
+    checkOptionNames('openLease', options);
     const response = await call<{ lease: Lease__Output | null; data_address?: string }>((cb) =>
       this.leases.OpenLease(
         { tenant: options.tenant ?? '', client_name: options.clientName ?? '', ttl_seconds: options.ttlSeconds ?? 0, labels: options.labels ?? {} },
@@ -298,6 +370,7 @@ export class TensormemClient {
    * `options.pageSize` (default LIST_LEASES_PAGE_SIZE), so that no reply nears the message size limit.
    */
   async listLeases(token?: string, options: { tenant?: string; pageSize?: number } = {}): Promise<LeaseSummary__Output[]> {
+    checkOptionNames('listLeases', options);
     const leases: LeaseSummary__Output[] = [];
     let pageToken = '';
     do {
@@ -316,6 +389,7 @@ export class TensormemClient {
     request: { tenant?: string; pageSize?: number; pageToken?: string; order?: 'LEASE_ORDER_OPENED' | 'LEASE_ORDER_BYTES' },
     token?: string,
   ): Promise<{ leases: LeaseSummary__Output[]; nextPageToken: string; totalCount: number }> {
+    checkOptionNames('listLeasesPage', request);
     const response = await call<{ leases: LeaseSummary__Output[]; next_page_token: string; total_count: number }>((cb) =>
       this.leases.ListLeases(
         { tenant: request.tenant ?? '', page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '', order: request.order ?? 'LEASE_ORDER_OPENED' },
@@ -478,6 +552,7 @@ export class LeaseSession {
   }
 
   async allocate(options: AllocateOptions): Promise<ArrayInfo__Output> {
+    checkOptionNames('allocate', options);
     const response = await call<{ array: ArrayInfo__Output | null }>((cb) =>
       this.client.arrays.AllocateArray(
         {
@@ -634,6 +709,7 @@ export class LeaseSession {
 
   /** One ListArrays reply: pageSize 0 (the default) for every array at once; pageToken a previous page's nextPageToken. */
   async listPage(request: { pageSize?: number; pageToken?: string } = {}): Promise<{ arrays: ArrayInfo__Output[]; nextPageToken: string; totalCount: number }> {
+    checkOptionNames('listPage', request);
     const response = await call<{ arrays: ArrayInfo__Output[]; next_page_token: string; total_count: number }>((cb) =>
       this.client.arrays.ListArrays({ lease_id: this.leaseId, page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '' }, this.md, this.client.callOptions(), cb),
     );
@@ -670,7 +746,8 @@ export class LeaseSession {
    * mapping is private: a store into it stays in this process (that page becomes its own copy) and
    * never reaches the array.
    */
-  async exportArray(arrayId: string, options: { side?: ExportSide; writable?: boolean; map?: boolean } = {}): Promise<ArrayExport> {
+  async exportArray(arrayId: string, options: ExportOptions = {}): Promise<ArrayExport> {
+    checkOptionNames('exportArray', options);
     const response = await call<ExportArrayResponse__Output>((cb) =>
       this.client.arrays.ExportArray({ array_id: arrayId, side: options.side ?? 'EXPORT_SIDE_UNSPECIFIED' }, this.md, this.client.callOptions(), cb),
     );
@@ -691,7 +768,8 @@ export class LeaseSession {
     return result;
   }
 
-  async duplicate(arrayId: string, options: { placement?: Placement; workspaceId?: string; detached?: boolean; label?: string } = {}): Promise<ArrayInfo__Output> {
+  async duplicate(arrayId: string, options: DuplicateOptions = {}): Promise<ArrayInfo__Output> {
+    checkOptionNames('duplicate', options);
     const request = { array_id: arrayId, placement: options.placement ?? 'PLACEMENT_UNSPECIFIED', workspace_id: options.workspaceId ?? '', detached: options.detached ?? false, label: options.label ?? '' };
     return this.remember((await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.DuplicateArray(request, this.md, this.client.callOptions(), cb))).array!);
   }
@@ -774,7 +852,8 @@ export class LeaseSession {
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
    * Throws CANCELLED after the client's close().
    */
-  startKeepAlive(intervalMs: number, options: { releaseOnDisconnect?: boolean; onError?: (error: TensormemClientError) => void } = {}): void {
+  startKeepAlive(intervalMs: number, options: KeepAliveOptions = {}): void {
+    checkOptionNames('startKeepAlive', options);
     this.client.requireOpen();
     this.stopKeepAlive();
     let stream: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse__Output> | undefined;

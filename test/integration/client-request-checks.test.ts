@@ -1,0 +1,88 @@
+/**
+ * The typed client refuses, before sending anything, what protobufjs or its own option mapping would
+ * drop without a word: an enum name its proto does not have (sent as the enum's 0 value, so the
+ * daemon's refusal named a value the caller never sent, or a workspace policy took its default), a
+ * field a request message does not have (a camelCase workspace config: every policy at its default),
+ * and an option a method does not take (a misspelled `placement`: a DEVICE array).
+ */
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { TensormemClient, type AllocateOptions, type ClientOptions, type WorkspaceConfig } from '../../src/client/tensormem-client';
+import { daemonForTests } from '../helpers/daemon-for-tests';
+import { failure } from '../helpers/thrown';
+
+describe('typed client: unknown enum names', () => {
+  const setup = daemonForTests([]);
+
+  it('refuses them with INVALID_ARGUMENT naming the field and the value given, and sends nothing', async () => {
+    const lease = await setup.client.openLease({ clientName: 'enum-names', ttlSeconds: 60 });
+    try {
+      // What a plain-JS caller writes: the short name.
+      const error = await failure(lease.allocate({ shape: [4], dataType: 'FLOAT32' } as unknown as AllocateOptions));
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.reason).toBe('INVALID_ARGUMENT');
+      expect(error.errorMetadata).toEqual({ field: 'data_type' });
+      expect(error.message).toContain('for data_type but received "FLOAT32"');
+      expect(error.message).toContain('one of DATA_TYPE_FLOAT16, DATA_TYPE_BFLOAT16, DATA_TYPE_FLOAT32');
+      // A nested message's field: its path; the daemon would have taken the default policy.
+      const workspaceError = await failure(lease.createWorkspace('ws', { initial_size: 1024, spill_policy: 'EXTERNAL' } as unknown as WorkspaceConfig));
+      expect(workspaceError.errorMetadata).toEqual({ field: 'config.spill_policy' });
+      expect(workspaceError.message).toContain('received "EXTERNAL"');
+      expect(await lease.list()).toEqual([]);
+      expect(await lease.listWorkspaces()).toEqual([]);
+      // The proto's names and numbers go through.
+      expect((await lease.allocate({ shape: [4], dataType: 'DATA_TYPE_FLOAT32' })).byte_size).toBe(16);
+      expect((await lease.allocate({ shape: [4], dataType: 1 as unknown as AllocateOptions['dataType'] })).data_type).toBe('DATA_TYPE_FLOAT16');
+      expect((await lease.createWorkspace('ws', { initial_size: 1024, spill_policy: 'SPILL_POLICY_FAIL' } as WorkspaceConfig)).name).toBe('ws');
+    } finally {
+      await lease.close();
+    }
+  });
+
+  it('refuses a field a request message does not have, naming it and the proto spelling it meant, and sends nothing', async () => {
+    const lease = await setup.client.openLease({ clientName: 'field-names', ttlSeconds: 60 });
+    try {
+      // What a plain-JS caller writes after allocate's camelCase options: protobufjs dropped every field.
+      const error = await failure(lease.createWorkspace('ws', { initialSize: 1 << 20, learningPolicy: 'LEARNING_POLICY_NONE' } as unknown as WorkspaceConfig));
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.errorMetadata).toEqual({ field: 'config.initialSize' });
+      expect(error.message).toContain('Expected a field of WorkspaceConfig, which has none of that name (did you mean initial_size?) for config.initialSize but received 1048576');
+      const unrelated = await failure(lease.createWorkspace('ws', { initial_size: 1024, size: 5 } as unknown as WorkspaceConfig));
+      expect(unrelated.message).toContain('for config.size but received 5');
+      expect(unrelated.message).toContain('(its fields: initial_size, min_size, max_size, overallocation_limit, allocation_policy');
+      const cudnn = await failure(lease.acquireCudnnWorkspace({ device: 0, requestedBytes: 4096 } as never));
+      expect(cudnn.errorMetadata).toEqual({ field: 'requestedBytes' });
+      expect(cudnn.message).toContain('did you mean requested_bytes?');
+      expect(await lease.listWorkspaces()).toEqual([]);
+      // A config read back from a workspace (its proto3 optional's virtual oneof included) goes through as it is.
+      const first = await lease.createWorkspace('first', { initial_size: 1 << 20, learning_policy: 'LEARNING_POLICY_NONE' } as WorkspaceConfig);
+      const copy = await lease.createWorkspace('copy', first.config as WorkspaceConfig);
+      expect(copy.config).toEqual(first.config);
+      expect(Number(copy.config!.initial_size)).toBe(1 << 20);
+    } finally {
+      await lease.close();
+    }
+  });
+
+  it('refuses an option a typed-client method does not take, naming it (with the camelCase it meant), and sends nothing', async () => {
+    const lease = await setup.client.openLease({ clientName: 'option-names', ttlSeconds: 60 });
+    try {
+      const misspelled = await failure(lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4], placment: 'PLACEMENT_HOST_ONLY' } as unknown as AllocateOptions));
+      expect(misspelled.code).toBe(status.INVALID_ARGUMENT);
+      expect(misspelled.errorMetadata).toEqual({ field: 'allocate option placment' });
+      expect(misspelled.message).toContain('it takes dataType, shape, placement, device');
+      expect(misspelled.message).toContain('but received "PLACEMENT_HOST_ONLY"');
+      const snake = await failure(lease.allocate({ data_type: 'DATA_TYPE_FLOAT32', dataType: 'DATA_TYPE_FLOAT32', shape: [4] } as unknown as AllocateOptions));
+      expect(snake.message).toContain('(did you mean dataType?)');
+      expect(await lease.list()).toEqual([]);
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4], placement: 'PLACEMENT_HOST_ONLY', label: undefined });
+      expect(array.placement).toBe('PLACEMENT_HOST_ONLY');
+      expect((await failure(lease.duplicate(array.array_id, { detach: true } as never))).message).toContain('(it takes placement, workspaceId, detached, label)');
+      expect(() => lease.startKeepAlive(1000, { release_on_disconnect: true } as never)).toThrow('(did you mean releaseOnDisconnect?)');
+      expect((await failure(setup.client.openLease({ ttl: 60 } as never))).errorMetadata).toEqual({ field: 'openLease option ttl' });
+      expect(() => new TensormemClient('127.0.0.1:1', { deadline: 5 } as ClientOptions)).toThrow('for TensormemClient option deadline but received 5');
+    } finally {
+      await lease.close();
+    }
+  });
+});
