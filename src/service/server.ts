@@ -13,7 +13,7 @@ import { LeaseService } from './lease-service';
 import { MemoryService } from './memory-service';
 import { WorkspaceService } from './workspace-service';
 import { addHealthService } from './health-service';
-import { loadTensormemProto } from './proto';
+import { reflectionDefinition } from './reflection-descriptors';
 import { releaseFinishedStreams } from './finished-stream-release';
 import { capTenantStreams } from './tenant-stream-cap';
 import { capConnections } from './connection-cap';
@@ -60,7 +60,7 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   new MemoryService(context).addToServer(server);
   new WorkspaceService(context).addToServer(server);
   const health = addHealthService(server, context, SERVICE_NAMES);
-  new ReflectionService(loadTensormemProto().definition).addToServer(server);
+  new ReflectionService(reflectionDefinition()).addToServer(server);
 
   const tcpCredentials = serverCredentials(config);
   const addresses: string[] = [];

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import { FileDescriptorProto, type IDescriptorProto, type IFileDescriptorProto } from 'protobufjs/ext/descriptor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryInfo, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
@@ -142,6 +143,99 @@ describe('memory service, health, reflection and tensormemctl', () => {
     });
     expect(services).toEqual(expect.arrayContaining(['tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService']));
     reflection.close();
+  });
+
+  it('reflection serves each .proto file under its own name, with its dependencies, as protoc would (grpcurl, grpc_cli, Python descriptor pools)', async () => {
+    // grpc.reflection.v1, as grpcurl asks: file_containing_symbol, then file_by_filename for each dependency.
+    const reflectionProto = loadPackageDefinition(loadSync(join(ROOT, 'node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto'), { keepCase: true })) as any;
+    const reflection = new reflectionProto.grpc.reflection.v1.ServerReflection(daemon.tcpAddress, credentials.createInsecure());
+    type Reply = { list_services_response?: { service: Array<{ name: string }> }; file_descriptor_response?: { file_descriptor_proto: Buffer[] }; error_response?: { error_message: string } };
+    const ask = (request: Record<string, string>) =>
+      new Promise<Reply>((resolve, reject) => {
+        const call = reflection.ServerReflectionInfo();
+        call.on('data', (reply: Reply) => {
+          resolve(reply);
+          call.end();
+        });
+        call.on('error', reject);
+        call.write(request);
+      });
+    const files = new Map<string, IFileDescriptorProto>();
+    const fetch = async (request: Record<string, string>) => {
+      const reply = await ask(request);
+      expect(reply.error_response, JSON.stringify(request)).toBeUndefined();
+      for (const bytes of reply.file_descriptor_response!.file_descriptor_proto) {
+        const file = FileDescriptorProto.toObject(FileDescriptorProto.decode(bytes), { defaults: true }) as IFileDescriptorProto;
+        files.set(file.name!, file);
+      }
+    };
+    const services = (await ask({ list_services: '*' })).list_services_response!.service.map((s) => s.name);
+    expect(services).toEqual(expect.arrayContaining(['tensormem.v1.ArrayService', 'tensormem.v1.WorkspaceService', 'grpc.health.v1.Health']));
+    for (const service of services) await fetch({ file_containing_symbol: service });
+    for (const name of [...files.keys()]) for (const dep of files.get(name)!.dependency ?? []) if (!files.has(dep)) await fetch({ file_by_filename: dep });
+    reflection.close();
+
+    expect([...files.keys()].sort()).toEqual([
+      'google/protobuf/timestamp.proto',
+      'grpc/health/v1/health.proto',
+      'tensormem/v1/array.proto',
+      'tensormem/v1/lease.proto',
+      'tensormem/v1/memory.proto',
+      'tensormem/v1/types.proto',
+      'tensormem/v1/workspace.proto',
+    ]);
+    expect(files.get('tensormem/v1/array.proto')!.dependency!.sort()).toEqual(['google/protobuf/timestamp.proto', 'tensormem/v1/types.proto']);
+    expect(files.get('tensormem/v1/workspace.proto')!.dependency!.sort()).toEqual(['tensormem/v1/array.proto', 'tensormem/v1/types.proto']);
+
+    // Every type a file refers to is defined in the file or in one of its direct dependencies (what a
+    // descriptor pool checks: '"google.protobuf.Timestamp" is not defined' otherwise).
+    const definedIn = new Map<string, string>();
+    const index = (file: string, prefix: string, messages: IDescriptorProto[], enums: Array<{ name?: string | null }>) => {
+      for (const e of enums) definedIn.set(`${prefix}.${e.name}`, file);
+      for (const m of messages) {
+        definedIn.set(`${prefix}.${m.name}`, file);
+        index(file, `${prefix}.${m.name}`, m.nestedType ?? [], m.enumType ?? []);
+      }
+    };
+    for (const [name, file] of files) index(name, `.${file.package}`, file.messageType ?? [], file.enumType ?? []);
+    const resolve = (scope: string, typeName: string): string | undefined => {
+      if (typeName.startsWith('.')) return definedIn.has(typeName) ? typeName : undefined;
+      for (let s = scope; ; s = s.slice(0, s.lastIndexOf('.'))) {
+        if (definedIn.has(`${s}.${typeName}`)) return `${s}.${typeName}`;
+        if (!s) return undefined;
+      }
+    };
+    const problems: string[] = [];
+    const check = (file: string, scope: string, typeName: string, where: string) => {
+      const full = resolve(scope, typeName);
+      if (!full) problems.push(`${file}: ${where}: ${typeName} is not defined`);
+      else if (definedIn.get(full) !== file && !files.get(file)!.dependency!.includes(definedIn.get(full)!)) problems.push(`${file}: ${where}: ${full} is in ${definedIn.get(full)}, not a dependency`);
+    };
+    const checkMessage = (file: string, scope: string, message: IDescriptorProto) => {
+      const own = `${scope}.${message.name}`;
+      for (const field of message.field ?? []) {
+        if (field.typeName) check(file, own, field.typeName, `${own}.${field.name}`);
+        // protoc's rule for map fields: a repeated field of a nested map_entry type named <CamelCaseField>Entry.
+        const entry = (message.nestedType ?? []).find((n) => n.options?.mapEntry && (field.typeName === n.name || field.typeName?.endsWith(`.${n.name}`)));
+        if (entry) expect(entry.name, `${own}.${field.name}`).toBe(`${field.name!.replace(/(?:^|_)([a-z0-9])/g, (_m, c: string) => c.toUpperCase())}Entry`);
+      }
+      for (const nested of message.nestedType ?? []) checkMessage(file, own, nested);
+    };
+    for (const [name, file] of files) {
+      for (const message of file.messageType ?? []) checkMessage(name, `.${file.package}`, message);
+      for (const service of file.service ?? []) {
+        for (const method of service.method ?? []) {
+          check(name, `.${file.package}`, method.inputType!, `${service.name}.${method.name} input`);
+          check(name, `.${file.package}`, method.outputType!, `${service.name}.${method.name} output`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    const labels = files.get('tensormem/v1/lease.proto')!.messageType!.find((m) => m.name === 'OpenLeaseRequest')!;
+    expect(labels.nestedType!.map((n) => n.name)).toEqual(['LabelsEntry']);
+    // proto3 optional survives (WorkspaceConfig.overallocation_limit: unset means ND4J's 0.3).
+    const config = files.get('tensormem/v1/workspace.proto')!.messageType!.find((m) => m.name === 'WorkspaceConfig')!;
+    expect(config.field!.find((f) => f.name === 'overallocation_limit')).toMatchObject({ proto3Optional: true, oneofIndex: 0 });
   });
 
   it('tensormemctl shows info, leases, arrays and config as tables and JSON', async () => {
