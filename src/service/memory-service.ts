@@ -1,4 +1,5 @@
 /** tensormem.v1.MemoryService: what the daemon holds, per pool, process and tenant. */
+import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import type { Server, ServerWritableStream } from '@grpc/grpc-js';
 import type { MemoryServiceHandlers } from '../generated/tensormem/v1/MemoryService';
@@ -8,6 +9,7 @@ import type { ConfigValue } from '../generated/tensormem/v1/ConfigValue';
 import type { WatchMemoryRequest__Output } from '../generated/tensormem/v1/WatchMemoryRequest';
 import type { WatchMemoryResponse } from '../generated/tensormem/v1/WatchMemoryResponse';
 import { FLAGS } from '../config/flags';
+import { parseSize, resolveSize } from '../config/sizes';
 import { cudnnLibrary } from '../memory/cudnn-library';
 import type { SegmentSnapshot } from '../memory/memory-resource';
 import { invalidArgument } from '../errors';
@@ -193,6 +195,11 @@ export function configValues(context: ServiceContext): ConfigValue[] {
       source = 'derived';
     }
     if (flag.name === 'backend') value = `${config.rawValues.backend} (using ${memory.backendName})`;
+    // ConfigValue.value gives sizes in bytes, however they were written (64M, 256K, 25% of RAM): a client
+    // reads them as integers. The caps above are bytes already (maxbytes, device-reserve: one per device).
+    if (flag.type === 'size' && value !== '' && !/^\d+(,\d+)*$/.test(value)) {
+      value = String(resolveSize(parseSize(value, flag.name, flag.percentOf !== undefined), totalmem()));
+    }
     values.push({ name: flag.name, value, source, seed_name: flag.seedName ?? '' });
   }
   values.push({ name: 'cudnn_version', value: cudnnLibrary(config.rawValues['cudnn-library']).describe, source: 'derived', seed_name: '' });

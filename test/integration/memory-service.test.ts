@@ -7,6 +7,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { FileDescriptorProto, type IDescriptorProto, type IFileDescriptorProto } from 'protobufjs/ext/descriptor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryInfo, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
+import { FLAGS } from '../../src/config/flags';
 import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
 
 const run = promisify(execFile);
@@ -43,8 +44,15 @@ describe('memory service, health, reflection and tensormemctl', () => {
     for (const name of ['profile', 'config', 'tenants', 'tls-cert', 'tls-key', 'tls-client-ca', 'health-listen', 'cudnn-library']) {
       expect(byName[name], name).toMatchObject({ value: '', source: 'default' });
     }
-    expect(byName['chunk-bytes']).toMatchObject({ value: '1M', source: 'default' });
-    expect(byName['max-message-bytes']).toMatchObject({ value: '64M', source: 'default' });
+    // Sizes in bytes (ConfigValue.value), not as written: a client in any language parses them as integers.
+    expect(byName['chunk-bytes']).toMatchObject({ value: String(1024 ** 2), source: 'default' });
+    expect(byName['max-message-bytes']).toMatchObject({ value: String(64 * 1024 ** 2), source: 'default' });
+    expect(byName['pool-chunk']).toMatchObject({ value: String(64 * 1024 ** 2), source: 'default' });
+    expect(byName['async-copy-threshold']).toMatchObject({ value: String(256 * 1024), source: 'default' });
+    expect(byName['emulated-device'].value).toBe(String(2 * 1024 ** 3)); // the helper's --emulated-device 2G
+    for (const flag of FLAGS.filter((f) => f.type === 'size')) {
+      expect(byName[flag.name].value, flag.name).toMatch(/^(\d+(,\d+)*)?$/);
+    }
     // --maxbytes was given, so the reserve is the default for the device's size (computed from it).
     expect(byName['device-reserve'].source).toBe('derived');
     expect(byName.cudnn_version.source).toBe('derived');
@@ -59,7 +67,7 @@ describe('memory service, health, reflection and tensormemctl', () => {
       const values = Object.fromEntries((await smallClient.config()).values.map((v) => [v.name, v]));
       // The default --chunk-bytes shrank to fit --max-message-bytes: computed from it.
       expect(values['chunk-bytes']).toMatchObject({ value: String(256 * 1024 - 1024), source: 'derived' });
-      expect(values['max-message-bytes']).toMatchObject({ value: '256K', source: 'flag' });
+      expect(values['max-message-bytes']).toMatchObject({ value: String(256 * 1024), source: 'flag' });
       // No --maxbytes: the cap is the device's memory less the reserve.
       expect(values.maxbytes.source).toBe('derived');
       expect(values.profile).toMatchObject({ value: '', source: 'default' });
