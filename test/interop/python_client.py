@@ -5,8 +5,9 @@
 Usage: /usr/bin/python3 test/interop/python_client.py <address>     (e.g. 127.0.0.1:50051)
 
 It compiles the protos at run time with grpc_tools.protoc into a temp folder (plus a hand-written
-grpc.health.v1 health.proto, since python3-grpcio ships no health module), then walks one lease
-through allocate / write / read / memory info / free / errors / close, and prints one JSON line:
+grpc.health.v1 health.proto and grpc.reflection.v1 reflection.proto, since python3-grpcio ships neither),
+checks that server reflection's descriptors build into a descriptor pool, then walks one lease through
+allocate / write / read / memory info / free / errors / close, and prints one JSON line:
 {"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]} with exit code 1.
 Exit code 2: setup problem (no grpc, protoc failed, bad usage).
 """
@@ -57,6 +58,46 @@ service Health {
 }
 '''
 
+# grpc.reflection.v1 (grpc/grpc src/proto/grpc/reflection/v1/reflection.proto), the messages this
+# client uses, saved as reflection.proto beside health.proto.
+REFLECTION_PROTO = '''
+syntax = "proto3";
+package grpc.reflection.v1;
+service ServerReflection {
+  rpc ServerReflectionInfo(stream ServerReflectionRequest) returns (stream ServerReflectionResponse);
+}
+message ServerReflectionRequest {
+  string host = 1;
+  oneof message_request {
+    string file_by_filename = 3;
+    string file_containing_symbol = 4;
+    string list_services = 7;
+  }
+}
+message ServerReflectionResponse {
+  string valid_host = 1;
+  ServerReflectionRequest original_request = 2;
+  oneof message_response {
+    FileDescriptorResponse file_descriptor_response = 4;
+    ListServiceResponse list_services_response = 6;
+    ErrorResponse error_response = 7;
+  }
+}
+message FileDescriptorResponse {
+  repeated bytes file_descriptor_proto = 1;
+}
+message ListServiceResponse {
+  repeated ServiceResponse service = 1;
+}
+message ServiceResponse {
+  string name = 1;
+}
+message ErrorResponse {
+  int32 error_code = 1;
+  string error_message = 2;
+}
+'''
+
 
 class Setup(Exception):
     pass
@@ -68,6 +109,8 @@ def generate_stubs(out_dir):
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')
     with open(os.path.join(out_dir, 'health.proto'), 'w') as f:
         f.write(HEALTH_PROTO)
+    with open(os.path.join(out_dir, 'reflection.proto'), 'w') as f:
+        f.write(REFLECTION_PROTO)
     protos = []
     for root, _dirs, files in os.walk(PROTO_DIR):
         for name in sorted(files):
@@ -82,8 +125,8 @@ def generate_stubs(out_dir):
     if protoc.main(args) != 0:
         raise Setup(f'protoc failed for {protos}')
     if protoc.main(['grpc_tools.protoc', f'-I{out_dir}', f'-I{well_known}',
-                    f'--python_out={out_dir}', f'--grpc_python_out={out_dir}', 'health.proto']) != 0:
-        raise Setup('protoc failed for health.proto')
+                    f'--python_out={out_dir}', f'--grpc_python_out={out_dir}', 'health.proto', 'reflection.proto']) != 0:
+        raise Setup('protoc failed for health.proto / reflection.proto')
 
 
 def main(address):
@@ -100,6 +143,9 @@ def run(address):
     from google.rpc import status_pb2, error_details_pb2
     import health_pb2
     import health_pb2_grpc
+    import reflection_pb2
+    import reflection_pb2_grpc
+    from google.protobuf import descriptor_pb2, descriptor_pool
 
     results = {'address': address}
     failures = []
@@ -124,6 +170,52 @@ def run(address):
     results['health'] = health_pb2.HealthCheckResponse.ServingStatus.Name(h.status)
     check('health', h.status == health_pb2.HealthCheckResponse.SERVING,
           f'Health/Check(service="") expected SERVING, got {results["health"]}')
+
+    # Server reflection, as grpcurl and grpc_cli use it: list the services, fetch the file of each and
+    # every file it depends on (file_by_filename), and build them into a fresh descriptor pool, which
+    # checks what protoc checks (every type defined or imported, map entries, proto3 optional).
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+    def reflect(**request):
+        replies = list(reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(**request)]), timeout=TIMEOUT))
+        return replies[0]
+
+    services = [sv.name for sv in reflect(list_services='*').list_services_response.service]
+    results['reflection_services'] = services
+    fetched = {}
+    pending = [('file_containing_symbol', name) for name in services]
+    while pending:
+        kind, name = pending.pop()
+        reply = reflect(**{kind: name})
+        if reply.HasField('error_response'):
+            check('reflection.fetch', False, f'reflection {kind} {name!r}: {reply.error_response.error_message}')
+            continue
+        for raw in reply.file_descriptor_response.file_descriptor_proto:
+            fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            fetched.setdefault(fd.name, fd)
+            pending.extend(('file_by_filename', dep) for dep in fd.dependency if dep not in fetched)
+    results['reflection_files'] = sorted(fetched)
+    pool = descriptor_pool.DescriptorPool()
+    added = set()
+
+    def add(name):
+        if name in added or name not in fetched:
+            return
+        added.add(name)
+        for dep in fetched[name].dependency:
+            add(dep)
+        try:
+            pool.Add(fetched[name])
+        except Exception as e:  # noqa: BLE001 - the pool's own message says what is wrong
+            check('reflection.pool', False, f'reflected {name} does not build into a descriptor pool: {e}')
+
+    for name in sorted(fetched):
+        add(name)
+    for service in ('tensormem.v1.LeaseService', 'tensormem.v1.ArrayService', 'tensormem.v1.MemoryService', 'tensormem.v1.WorkspaceService'):
+        try:
+            pool.FindServiceByName(service)
+        except KeyError:
+            check('reflection.service', False, f'{service} not in the descriptors server reflection served ({sorted(fetched)})')
 
     def mem_info():
         return memory.GetMemoryInfo(memory_pb2.GetMemoryInfoRequest(), timeout=TIMEOUT).info
