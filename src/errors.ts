@@ -246,7 +246,8 @@ export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}`;
   if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
-  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+  // A plain object spelled out, unless it says how to show itself (config.ts's received values do).
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype && !Object.hasOwn(value, 'toString')) {
     return `{${Object.entries(value).map(([key, item]) => `${key}: ${describe(item)}`).join(', ')}}`;
   }
   return String(value);
