@@ -303,12 +303,14 @@ export class PoolResource implements SizedMemoryResource {
   }
 
   private releaseEmptyChunks(release: (chunk: PoolChunk) => boolean): number {
+    // Picked first, then released (releasing changes the map): no copy of every chunk (an exportable
+    // array is a dedicated chunk of its own, so a pool may hold 100k of them).
+    const picked: PoolChunk[] = [];
+    for (const chunk of this.chunks.values()) if (chunk.usedBytes === 0 && release(chunk)) picked.push(chunk);
     let released = 0;
-    for (const chunk of [...this.chunks.values()]) {
-      if (chunk.usedBytes === 0 && release(chunk)) {
-        this.releaseChunk(chunk);
-        released += chunk.bytes;
-      }
+    for (const chunk of picked) {
+      this.releaseChunk(chunk);
+      released += chunk.bytes;
     }
     return released;
   }
