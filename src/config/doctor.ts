@@ -166,7 +166,12 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   const emulatedBytes = cuda ? 0 : facts.devices.reduce((sum, device) => sum + device.totalBytes, 0);
   const neededPhysical = facts.hostMaxBytes + emulatedBytes + facts.heapLimitBytes;
   const parts = `host-maxbytes ${formatIec(facts.hostMaxBytes)}${emulatedBytes > 0 ? ` + emulated devices ${formatIec(emulatedBytes)}` : ''} + V8 heap limit ${formatIec(facts.heapLimitBytes)} = ${formatIec(neededPhysical)}`;
-  const suggestedPhysical = ceilGiB(neededPhysical) + GiB;
+  // The machine's RAM in whole MiB, when known: no fix suggests a cap above it where the sum fits in it
+  // (a physical cap above RAM is its own warning, maxphysicalbytes-above-ram).
+  const ramCap = facts.ramBytes !== undefined ? Math.floor(facts.ramBytes / MiB) * MiB : undefined;
+  const suggestedPhysical = ramCap !== undefined && neededPhysical <= ramCap ? Math.min(ceilGiB(neededPhysical) + GiB, ramCap) : ceilGiB(neededPhysical) + GiB;
+  // The --host-maxbytes that leaves the emulated devices and the V8 heap room in RAM (3/4 of what is left), when RAM is known.
+  const hostRoom = facts.ramBytes !== undefined ? floorMiBOrBytes(Math.floor((Math.max(0, facts.ramBytes - emulatedBytes - facts.heapLimitBytes) * 3) / 4)) : undefined;
   if (facts.hostMaxBytes === 0) {
     const problem = zeroHostCapProblem(facts.hostCapOrigin);
     add({
@@ -206,12 +211,21 @@ export function diagnose(facts: DoctorFacts): Finding[] {
 
   const deviceCapsBytes = facts.devices.reduce((sum, device) => sum + device.maxBytes, 0);
   if (facts.mirror === 'eager' && facts.hostMaxBytes < deviceCapsBytes) {
+    const mirrorsBytes = Math.ceil(deviceCapsBytes / MiB) * MiB;
+    // A --host-maxbytes of the device caps summed that this machine's RAM cannot hold beside the emulated
+    // devices and the V8 heap would only trade this warning for no-room-for-off-heap.
+    const perDevice = hostRoom !== undefined ? floorMiBOrBytes(Math.floor(hostRoom / facts.devices.length)) : 0;
+    const fix =
+      facts.ramBytes === undefined || mirrorsBytes + emulatedBytes + facts.heapLimitBytes <= facts.ramBytes
+        ? `--host-maxbytes ${sizeFlag(mirrorsBytes)} (or --mirror lazy)`
+        : `--mirror lazy (the device caps summed, ${formatIec(deviceCapsBytes)}, do not fit in this machine's RAM, ${formatIec(facts.ramBytes)}, beside ${emulatedBytes > 0 ? 'the emulated devices and ' : ''}the V8 heap limit)` +
+          (perDevice > 0 ? `, or --maxbytes ${sizeFlag(perDevice)} with --host-maxbytes ${sizeFlag(perDevice * facts.devices.length)}` : '');
     add({
       severity: 'warning',
       rule: 'eager-mirrors-do-not-fit',
       what: `--mirror eager gives every device array a host mirror, but --host-maxbytes ${formatIec(facts.hostMaxBytes)} is below the device caps summed (${formatIec(deviceCapsBytes)}): device allocations fail with HOST_OUT_OF_MEMORY before the device pools fill`,
       why: 'The seed: "ND4J also allocates a CPU-side off-heap mirror buffer for each GPU array … This is why CPU RAM usage will always be higher than GPU VRAM usage in a CUDA setup."',
-      fix: `--host-maxbytes ${sizeFlag(Math.ceil(deviceCapsBytes / MiB) * MiB)} (or --mirror lazy)`,
+      fix,
     });
   }
 
@@ -228,7 +242,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   if (facts.ramBytes !== undefined) {
     const committed = facts.hostMaxBytes + emulatedBytes + facts.heapLimitBytes;
     if (committed > facts.ramBytes) {
-      const room = floorMiBOrBytes(Math.floor((Math.max(0, facts.ramBytes - emulatedBytes - facts.heapLimitBytes) * 3) / 4));
+      const room = hostRoom ?? 0;
       const emulated = emulatedBytes > 0;
       const others = `${emulated ? 'a smaller --emulated-device, or ' : ''}node --max-old-space-size (the ${emulated ? 'emulated devices and the ' : ''}V8 heap limit alone fill the RAM: no --host-maxbytes fits)`;
       add({
@@ -245,7 +259,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
         rule: 'maxphysicalbytes-above-ram',
         what: `--maxphysicalbytes ${formatIec(facts.maxPhysicalBytes)} is above this machine's RAM (${formatIec(facts.ramBytes)}): the kernel's OOM killer acts before the cap does`,
         why: 'The seed: maxphysicalbytes is the "Maximum total process memory", "useful to prevent runaway allocation"; a cap above RAM prevents nothing.',
-        fix: `--maxphysicalbytes ${sizeFlag(Math.min(suggestedPhysical, Math.floor(facts.ramBytes / MiB) * MiB))}`,
+        fix: `--maxphysicalbytes ${sizeFlag(Math.min(suggestedPhysical, ramCap ?? suggestedPhysical))}`,
       });
     }
   }

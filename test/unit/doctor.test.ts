@@ -92,6 +92,31 @@ describe('doctor', () => {
     expect(rules(good({ mirror: 'eager' }))).toEqual([]);
   });
 
+  it('eager mirrors whose device caps summed do not fit in RAM: the fix is lazy mirrors (or caps that fit), not a --host-maxbytes past the RAM', () => {
+    // 22G of mirrors on a 16 GiB machine: --host-maxbytes 22G would only trade this warning for
+    // no-room-for-off-heap (and a derived physical cap below the sum).
+    const facts = good({ mirror: 'eager', hostMaxBytes: 4 * GiB, maxPhysicalSet: true, maxPhysicalBytes: 10 * GiB, ramBytes: 16 * GiB });
+    const finding = only(facts);
+    expect(finding).toMatchObject({ rule: 'eager-mirrors-do-not-fit' });
+    expect(finding.fix).toBe("--mirror lazy (the device caps summed, 22.00 GiB, do not fit in this machine's RAM, 16.00 GiB, beside the V8 heap limit), or --maxbytes 9G with --host-maxbytes 9G");
+    // Either way the doctor is then content.
+    expect(diagnose({ ...facts, mirror: 'lazy' })).toEqual([]);
+    expect(diagnose({ ...facts, devices: device(24 * GiB, 9 * GiB), hostMaxBytes: 9 * GiB, maxPhysicalBytes: 14 * GiB })).toEqual([]);
+  });
+
+  it('a suggested --maxphysicalbytes is never above a RAM that holds the sum (that would be maxphysicalbytes-above-ram)', () => {
+    // host-maxbytes 11.5G + heap 4G = 15.5G on 16 GiB: the sum and a GiB of overhead (17G) is past the RAM.
+    const base = { hostMaxBytes: 11.5 * GiB, ramBytes: 16 * GiB };
+    for (const overrides of [{ maxPhysicalBytes: 0 }, { maxPhysicalBytes: 12 * GiB }, { maxPhysicalBytes: 16 * GiB, maxPhysicalSet: false }]) {
+      const finding = only(good({ ...base, ...overrides }));
+      const suggested = /--maxphysicalbytes (\S+)/.exec(finding.fix)![1];
+      expect(suggested, `${finding.rule}: ${finding.fix}`).toBe('16G');
+      expect(diagnose(good({ ...base, maxPhysicalBytes: 16 * GiB }))).toEqual([]);
+    }
+    // Where the RAM has room, the GiB of overhead stays.
+    expect(only(good({ maxPhysicalBytes: 0 })).fix).toBe('--maxphysicalbytes 27G');
+  });
+
   it('--scrub off warns that new memory may hold what another lease freed; on (or unknown) says nothing', () => {
     expect(only(good({ scrub: false }))).toMatchObject({ severity: 'warning', rule: 'scrub-off', fix: '--scrub on (the default), unless this daemon serves a single trusted tenant' });
     expect(rules(good({ scrub: true }))).toEqual([]);
