@@ -138,6 +138,13 @@ describe('tensormemd.service', () => {
     // V8's JIT needs W+X pages; GPU device nodes must stay visible.
     expect(values('MemoryDenyWriteExecute')).toEqual([]);
     expect(values('PrivateDevices')).toEqual([]);
+    // No device allow-list either, explicit or implied: before systemd 253, ProtectClock=yes implies
+    // DeviceAllow=char-rtc r, which (DevicePolicy=auto with an allow-list) shuts /dev/nvidia* out.
+    expect(values('DevicePolicy')).toEqual([]);
+    expect(values('DeviceAllow')).toEqual([]);
+    expect(values('ProtectClock')).toEqual([]);
+    // The clock is protected anyway: the allow-list of system calls leaves @clock out, and no capability is kept.
+    expect(value('SystemCallFilter')).toBe('@system-service');
   });
 
   const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
