@@ -96,6 +96,19 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   const add = (finding: Finding) => findings.push(finding);
   const cuda = facts.backend === 'cuda';
   const kind = cuda ? 'VRAM' : 'emulated device memory';
+  // --maxbytes is one value for every device (a % of each one's memory aside): on devices of different
+  // sizes, the cap that suits one device may be above another's memory. A fix that names a --maxbytes
+  // then names one that fits them all, or a --device-reserve that leaves each device its own cap.
+  const mixedSizes = new Set(facts.devices.map((device) => device.totalBytes)).size > 1;
+  const commonReserve = Math.max(0, ...facts.devices.map((device) => workingDeviceReserve(device.totalBytes)));
+  const smallestCap = floorMiBOrBytes(Math.min(...facts.devices.map((device) => device.totalBytes - workingDeviceReserve(device.totalBytes))));
+  const everyDeviceFix = (): string | undefined => {
+    if (smallestCap <= 0) return undefined;
+    const maxbytes = `--maxbytes ${sizeFlag(smallestCap)} (one value for every device: the smallest one's cap)`;
+    if (!facts.devices.every((device) => device.totalBytes > commonReserve)) return maxbytes;
+    const caps = facts.devices.map((device) => sizeFlag(floorMiBOrBytes(device.totalBytes - commonReserve))).join(', ');
+    return `--device-reserve ${sizeFlag(commonReserve)} without --maxbytes (each device's cap is then its own memory less that: ${caps}), or ${maxbytes}`;
+  };
 
   for (const device of facts.devices) {
     const label = `device ${device.index} (${device.name}, ${formatIec(device.totalBytes)})`;
@@ -128,7 +141,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
         rule: 'maxbytes-zero',
         what: problem.what,
         why: 'The seed: "Set maxbytes slightly below VRAM capacity"; a cap of 0 leaves the pool nothing to lend, so tensormemd refuses it at start.',
-        fix: problem.fix ?? `None: ${label} has no memory to lend`,
+        fix: (mixedSizes && problem.fix?.startsWith('--maxbytes') ? everyDeviceFix() : undefined) ?? problem.fix ?? `None: ${label} has no memory to lend`,
       });
     } else if (device.maxBytes > device.totalBytes) {
       add({
@@ -136,7 +149,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
         rule: 'maxbytes-above-vram',
         what: `--maxbytes ${formatIec(device.maxBytes)} is above ${label}'s ${kind}; the daemon refuses to start`,
         why: 'The seed\'s pitfall "`maxbytes` > GPU VRAM → CUDA OOM"; "Verify `maxbytes` is not set higher than available VRAM."',
-        fix: suggestedCap > 0 ? `--maxbytes ${sizeFlag(floorMiBOrBytes(suggestedCap))} (VRAM − ${formatIec(reserve)})` : `None: ${label} has no memory to lend`,
+        fix: suggestedCap <= 0 ? `None: ${label} has no memory to lend` : ((mixedSizes ? everyDeviceFix() : undefined) ?? `--maxbytes ${sizeFlag(floorMiBOrBytes(suggestedCap))} (VRAM − ${formatIec(reserve)})`),
       });
     } else if (cuda && device.totalBytes - device.maxBytes < reserve) {
       add({
@@ -144,7 +157,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
         rule: 'maxbytes-too-close-to-vram',
         what: `--maxbytes ${formatIec(device.maxBytes)} leaves ${formatIec(device.totalBytes - device.maxBytes)} of ${label}, less than the ${formatIec(reserve)} the CUDA runtime, driver and cuDNN need`,
         why: 'The seed: "Set maxbytes slightly below VRAM capacity to leave room for CUDA runtime overhead and cuDNN workspace allocations"; "Subtract approximately 1 GB to 2 GB".',
-        fix: `--maxbytes ${sizeFlag(floorMiBOrBytes(suggestedCap))} (or --device-reserve ${sizeFlag(reserve)} without --maxbytes)`,
+        fix: (mixedSizes ? everyDeviceFix() : undefined) ?? `--maxbytes ${sizeFlag(floorMiBOrBytes(suggestedCap))} (or --device-reserve ${sizeFlag(reserve)} without --maxbytes)`,
       });
     }
   }

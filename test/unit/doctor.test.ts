@@ -117,6 +117,22 @@ describe('doctor', () => {
     expect(only(good({ maxPhysicalBytes: 0 })).fix).toBe('--maxphysicalbytes 27G');
   });
 
+  it.each([['--maxbytes', '70G'], ['--maxbytes', '38G'], ['--maxbytes', '100%'], ['--maxbytes', '0']])(
+    'on devices of different sizes (16G and 40G), the --maxbytes fix of %s %s fits every device (--maxbytes is one value for all)',
+    (flag, value) => {
+      const machine = { vram: '16G,40G', ram: '128G' };
+      const findings = diagnose(proposedFacts([flag, value], machine, {})).filter((f) => f.rule.startsWith('maxbytes-'));
+      expect(findings.length).toBeGreaterThan(0);
+      for (const finding of findings) {
+        expect(finding.fix).toBe("--device-reserve 2G without --maxbytes (each device's cap is then its own memory less that: 14G, 38G), or --maxbytes 14G (one value for every device: the smallest one's cap)");
+      }
+      // Either alternative, applied, leaves no finding about a device cap (38G, the 40G card's own, was an error on the 16G card).
+      for (const fix of [['--device-reserve', '2G'], [flag, value, '--maxbytes', '14G']]) {
+        expect(diagnose(proposedFacts(fix, machine, {})).filter((f) => f.rule.startsWith('maxbytes-') || f.rule === 'no-device-cap'), fix.join(' ')).toEqual([]);
+      }
+    },
+  );
+
   it('--scrub off warns that new memory may hold what another lease freed; on (or unknown) says nothing', () => {
     expect(only(good({ scrub: false }))).toMatchObject({ severity: 'warning', rule: 'scrub-off', fix: '--scrub on (the default), unless this daemon serves a single trusted tenant' });
     expect(rules(good({ scrub: true }))).toEqual([]);
