@@ -228,9 +228,15 @@ export function diagnose(facts: DoctorFacts): Finding[] {
     // A --host-maxbytes of the device caps summed that this machine's RAM cannot hold beside the emulated
     // devices and the V8 heap would only trade this warning for no-room-for-off-heap.
     const perDevice = hostRoom !== undefined ? floorMiBOrBytes(Math.floor(hostRoom / facts.devices.length)) : 0;
+    // A --maxphysicalbytes that was set, and would be below the new sum: raised with it (maxphysicalbytes-below-sum otherwise).
+    const neededWithMirrors = mirrorsBytes + emulatedBytes + facts.heapLimitBytes;
+    const physicalToo =
+      facts.maxPhysicalSet && facts.maxPhysicalBytes > 0 && facts.maxPhysicalBytes < neededWithMirrors
+        ? ` with --maxphysicalbytes ${sizeFlag(ramCap !== undefined ? Math.min(ceilGiB(neededWithMirrors) + GiB, ramCap) : ceilGiB(neededWithMirrors) + GiB)}`
+        : '';
     const fix =
-      facts.ramBytes === undefined || mirrorsBytes + emulatedBytes + facts.heapLimitBytes <= facts.ramBytes
-        ? `--host-maxbytes ${sizeFlag(mirrorsBytes)} (or --mirror lazy)`
+      facts.ramBytes === undefined || neededWithMirrors <= facts.ramBytes
+        ? `--host-maxbytes ${sizeFlag(mirrorsBytes)}${physicalToo} (or --mirror lazy)`
         : `--mirror lazy (the device caps summed, ${formatIec(deviceCapsBytes)}, do not fit in this machine's RAM, ${formatIec(facts.ramBytes)}, beside ${emulatedBytes > 0 ? 'the emulated devices and ' : ''}the V8 heap limit)` +
           (perDevice > 0 ? `, or --maxbytes ${sizeFlag(perDevice)} with --host-maxbytes ${sizeFlag(perDevice * facts.devices.length)}` : '');
     add({

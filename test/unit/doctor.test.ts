@@ -88,7 +88,8 @@ describe('doctor', () => {
 
   it('eager mirrors that cannot fit in host-maxbytes warn, fix: host-maxbytes = the device caps summed, or lazy mirrors', () => {
     const finding = only(good({ mirror: 'eager', devices: [...device(24 * GiB, 22 * GiB), { index: 1, name: 'gpu', totalBytes: 24 * GiB, maxBytes: 22 * GiB }], hostMaxBytes: 22 * GiB }));
-    expect(finding).toMatchObject({ severity: 'warning', rule: 'eager-mirrors-do-not-fit', fix: '--host-maxbytes 44G (or --mirror lazy)' });
+    // The physical cap set (30G) is raised with it: maxphysicalbytes-below-sum (an error) otherwise.
+    expect(finding).toMatchObject({ severity: 'warning', rule: 'eager-mirrors-do-not-fit', fix: '--host-maxbytes 44G with --maxphysicalbytes 49G (or --mirror lazy)' });
     expect(rules(good({ mirror: 'eager' }))).toEqual([]);
   });
 
@@ -102,6 +103,15 @@ describe('doctor', () => {
     // Either way the doctor is then content.
     expect(diagnose({ ...facts, mirror: 'lazy' })).toEqual([]);
     expect(diagnose({ ...facts, devices: device(24 * GiB, 9 * GiB), hostMaxBytes: 9 * GiB, maxPhysicalBytes: 14 * GiB })).toEqual([]);
+  });
+
+  it('eager mirrors under a --maxphysicalbytes that was set: the fix raises it with --host-maxbytes (else maxphysicalbytes-below-sum, an error)', () => {
+    const twoCards = [...device(24 * GiB, 22 * GiB), { index: 1, name: 'gpu', totalBytes: 24 * GiB, maxBytes: 22 * GiB }];
+    const facts = good({ mirror: 'eager', devices: twoCards });
+    expect(only(facts).fix).toBe('--host-maxbytes 44G with --maxphysicalbytes 49G (or --mirror lazy)');
+    expect(diagnose({ ...facts, hostMaxBytes: 44 * GiB, maxPhysicalBytes: 49 * GiB })).toEqual([]);
+    // A derived cap follows --host-maxbytes by itself: nothing to add.
+    expect(diagnose({ ...facts, maxPhysicalSet: false, maxPhysicalBytes: 64 * GiB }).find((f) => f.rule === 'eager-mirrors-do-not-fit')!.fix).toBe('--host-maxbytes 44G (or --mirror lazy)');
   });
 
   it('a suggested --maxphysicalbytes is never above a RAM that holds the sum (that would be maxphysicalbytes-above-ram)', () => {
