@@ -101,6 +101,15 @@ describe('tensormemd.service', () => {
     expect(listen).toContain('unix:/run/tensormem/tensormemd.sock');
   });
 
+  it('MMAP workspace files go to a disk-backed CacheDirectory, not the private /tmp (a tmpfs on Debian 13, Fedora, Arch)', () => {
+    expect(value('PrivateTmp')).toBe('yes');
+    expect(value('CacheDirectory')).toBe('tensormem');
+    expect(value('CacheDirectoryMode')).toBe('0700');
+    const mmapDir = values('Environment').find((assignment) => assignment.startsWith('TENSORMEM_MMAP_DIR='));
+    expect(mmapDir).toBe('TENSORMEM_MMAP_DIR=/var/cache/tensormem/mmap');
+    expect(loadConfig([], { TENSORMEM_MMAP_DIR: '/var/cache/tensormem/mmap' }).mmapDir).toBe('/var/cache/tensormem/mmap');
+  });
+
   it('the daemon, running as tensormem, can reach the files in /etc/tensormem (tenants file, TLS key)', () => {
     // systemd.exec(5): "Except in case of ConfigurationDirectory=, the innermost specified directories
     // will be owned by the user and group specified in User= and Group=": /etc/tensormem stays
