@@ -169,6 +169,8 @@ export class MemoryManager {
   private readonly hostPool: PoolStack;
   private readonly deviceNames: string[];
   private readonly hostCategoryBytes: Record<HostCategory, number> = { mirror: 0, host_only: 0, mmap: 0 };
+  /** Copies and fills off the event loop now (offLoop). */
+  private asyncOps = 0;
   /**
    * The MMAP files mapped, by identity (tenant, device and inode; a temporary file by its chunk): a file
    * several workspaces map (a tenant's temp_file_path, shared by its leases) takes its disk once, so it
@@ -608,7 +610,22 @@ export class MemoryManager {
 
   async writeBlock(block: Block, offset: number, data: Uint8Array): Promise<void> {
     if (this.copiesInline(data.byteLength)) this.writeBlockInline(block, offset, data);
-    else await this.backend.writeAsync(block.chunkHandle, block.offset + offset, data);
+    else await this.offLoop(() => this.backend.writeAsync(block.chunkHandle, block.offset + offset, data));
+  }
+
+  /** Runs a copy or fill off the event loop, counted in asyncOpsInFlight while it runs. */
+  private async offLoop(start: () => Promise<void>): Promise<void> {
+    this.asyncOps++;
+    try {
+      await start();
+    } finally {
+      this.asyncOps--;
+    }
+  }
+
+  /** Copies and fills running off the event loop now. */
+  get asyncOpsInFlight(): number {
+    return this.asyncOps;
   }
 
   /** Whether a copy of `bytes` runs on the event loop (below --async-copy-threshold), so that writeBlockInline may be used. */
@@ -622,7 +639,7 @@ export class MemoryManager {
   }
 
   async readBlock(block: Block, offset: number, target: Uint8Array): Promise<void> {
-    if (target.byteLength >= this.options.asyncCopyThresholdBytes) await this.backend.readAsync(block.chunkHandle, block.offset + offset, target);
+    if (target.byteLength >= this.options.asyncCopyThresholdBytes) await this.offLoop(() => this.backend.readAsync(block.chunkHandle, block.offset + offset, target));
     else this.backend.read(block.chunkHandle, block.offset + offset, target);
   }
 
@@ -652,7 +669,7 @@ export class MemoryManager {
       return;
     }
     const args = [destination.chunkHandle, to, source.chunkHandle, from, bytes] as const;
-    if (bytes >= this.options.asyncCopyThresholdBytes) await this.backend.copyAsync(...args);
+    if (bytes >= this.options.asyncCopyThresholdBytes) await this.offLoop(() => this.backend.copyAsync(...args));
     else this.backend.copy(...args);
   }
 
@@ -691,7 +708,7 @@ export class MemoryManager {
 
   async fill(block: Block, offset: number, bytes: number, value: number): Promise<void> {
     if (bytes === 0) return;
-    if (bytes >= this.options.asyncCopyThresholdBytes) await this.backend.fillAsync(block.chunkHandle, block.offset + offset, bytes, value);
+    if (bytes >= this.options.asyncCopyThresholdBytes) await this.offLoop(() => this.backend.fillAsync(block.chunkHandle, block.offset + offset, bytes, value));
     else this.backend.fill(block.chunkHandle, block.offset + offset, bytes, value);
   }
 
@@ -725,9 +742,15 @@ export class MemoryManager {
     for (const stack of [...this.devicePools, this.hostPool]) stack.pool.trim();
   }
 
-  /** Gives back the chunks that held no live block for `idleMs` (--pool-idle-release): the bytes released per pool (`device:N`, `host`), only pools that released any. */
+  /**
+   * Gives back the chunks that held no live block for `idleMs` (--pool-idle-release): the bytes
+   * released per pool (`device:N`, `host`), only pools that released any. On the cuda backend nothing
+   * is given back while a copy runs off the event loop: cudaFree and cudaHostUnregister wait for the
+   * device, so the event loop (every other call) would wait for that copy's end; the next check does it.
+   */
   releaseIdleChunks(idleMs: number): Record<string, number> {
     const released: Record<string, number> = {};
+    if (this.backend.name === 'cuda' && this.asyncOps > 0) return released;
     this.devicePools.forEach((stack, index) => {
       const bytes = stack.pool.releaseIdleChunks(idleMs);
       if (bytes > 0) released[`device:${index}`] = bytes;
