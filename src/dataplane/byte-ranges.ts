@@ -23,13 +23,17 @@ function rangePosition(text: string): number {
 
 /**
  * `Range: bytes=a-b` (inclusive), `bytes=a-` (to the end) or `bytes=-n` (the last n bytes) of an
- * array of `size` bytes; undefined without the header (the whole array). A range that selects no byte
+ * array of `size` bytes; undefined without the header or with another unit (the whole array). A range that selects no byte
  * (starting at or past the end, a suffix of 0 bytes, any suffix of a 0-byte array) is OUT_OF_RANGE
  * (416); a last position past the array, or a suffix longer than it, is clipped to it, however many
  * digits it has (RFC 9110 §14.1.2).
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined) return undefined;
+  // A unit other than bytes is ignored, as RFC 9110 §14.2 requires of an origin server ("MUST ignore a
+  // Range header field that contains a range unit it does not understand"): the whole array.
+  const unit = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=/.exec(header);
+  if (unit && unit[1].toLowerCase() !== 'bytes') return undefined;
   const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
   if (!match || (match[1] === '' && match[2] === '')) {
     if (/^\s*bytes\s*=.*,/i.test(header)) throw invalidArgument('Range', 'a single byte range (multiple ranges are not served)', header);

@@ -293,6 +293,10 @@ describe('HTTP data plane over a real daemon', () => {
     const farStart = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, { ...bearer(lease), Range: 'bytes=99999999999999999-' });
     expect(farStart.status).toBe(416);
     expect(farStart.headers['content-range']).toBe('bytes */16');
+    // Another unit is ignored (RFC 9110 §14.2): the whole array.
+    const otherUnit = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`, { ...bearer(lease), Range: 'items=0-1' });
+    expect(otherUnit.status).toBe(200);
+    expect(otherUnit.body.toString('latin1')).toBe('0123456789abcdef');
     await lease.close();
   });
 

@@ -39,9 +39,14 @@ describe('parseRange', () => {
   });
 
   it('refuses a malformed range, several ranges, or a last position before the first with 400', () => {
-    for (const header of ['bytes=', 'bytes=-', 'items=0-1', 'bytes=a-b', 'bytes=0-1,4-5', 'bytes=5-2', 'bytes=99999999999999999-3']) {
+    for (const header of ['bytes=', 'bytes=-', 'bytes=a-b', 'bytes=0-1,4-5', 'bytes=5-2', 'bytes=99999999999999999-3', 'BYTES=x', '=0-1', 'bytes 0-1']) {
       expect(refusal(() => parseRange(header, 16)), header).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Range', message: expect.stringContaining(header) });
     }
+  });
+
+  it('ignores a range of another unit (RFC 9110 §14.2: an origin server MUST): the whole array', () => {
+    for (const header of ['items=0-1', 'rows=3-', ' pages = 1-2,5-6']) expect(parseRange(header, 16), header).toBeUndefined();
+    expect(parseRange('Bytes=2-3', 16)).toEqual({ start: 2, length: 2 });
   });
 });
 

@@ -49,7 +49,7 @@ describe('range headers', () => {
     expect(() => parseRange('bytes=100-', 100)).toThrow(expect.objectContaining({ kind: 'OUT_OF_RANGE', metadata: { field: 'Range' } }));
     expect(() => parseRange('bytes=5-2', 100)).toThrow(expect.objectContaining({ kind: 'INVALID_ARGUMENT' }));
     expect(() => parseRange('bytes=0-1,5-6', 100)).toThrow(/single byte range/);
-    expect(() => parseRange('items=0-1', 100)).toThrow(/Range/);
+    expect(() => parseRange('bytes=x-1', 100)).toThrow(/Range/);
   });
 
   it('parses Content-Range and checks it against the body and the array', () => {
