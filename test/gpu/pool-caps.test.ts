@@ -63,4 +63,23 @@ describe.skipIf(!cuda.backend)(`pool caps against cudaMemGetInfo${skipNote(cuda)
     for (const array of arrays) await lease.free(array.array_id);
     await lease.close();
   });
+
+  it('gives the chunks back to the driver once they held no array for --pool-idle-release', async () => {
+    const { client } = await start(['--maxbytes', '256M', '--pool-chunk', '64M', '--pool-idle-release', '1s']);
+    const lease = await client.openLease({ clientName: 'gpu-idle-release' });
+    const arrays = [];
+    for (let i = 0; i < 4; i++) arrays.push(await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [60 * MiB], device: 0 }));
+    const reserved = (await client.memoryInfo()).devices[0].reserved_bytes;
+    expect(reserved).toBeGreaterThanOrEqual(4 * 60 * MiB);
+    for (const array of arrays) await lease.free(array.array_id);
+    const freeHeld = cuda.backend!.deviceInfo(0).freeBytes;
+    const deadline = Date.now() + 10_000;
+    while ((await client.memoryInfo()).devices[0].reserved_bytes > 0) {
+      expect(Date.now(), 'the chunks were still reserved 10 s after the last free').toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    // cudaFree happened: the driver has the chunks' memory again (other processes may take some meanwhile).
+    expect(cuda.backend!.deviceInfo(0).freeBytes - freeHeld).toBeGreaterThanOrEqual(reserved - 2 * MiB);
+    await lease.close();
+  });
 });
