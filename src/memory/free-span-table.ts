@@ -180,6 +180,20 @@ export class FreeSpanTable {
     }
   }
 
+  /** Every span as three numbers: its address, its size and its chunk slot (for a snapshot's instant). O(n). */
+  copySpans(): Float64Array {
+    const out = new Float64Array(3 * this.count);
+    let at = 0;
+    for (const head of this.heads()) {
+      for (let id = head; id !== NONE; id = this.ints[8 * id + 5]) {
+        out[at++] = this.doubles[4 * id];
+        out[at++] = this.doubles[4 * id + 1];
+        out[at++] = this.ints[8 * id + 6];
+      }
+    }
+    return out;
+  }
+
   /**
    * Checks the large-size tree, that every size present heads a list of spans of that size with
    * consistent links, that the boundary map holds exactly each span's start and end, and the counts

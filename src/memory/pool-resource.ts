@@ -40,6 +40,7 @@ import type { MemoryKind } from '../errors';
 import type { AllocateOptions, Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
 import { DEDICATED_GRANULE_BYTES } from './memory-resource';
 import { FreeSpanTable } from './free-span-table';
+import { PoolCapture } from './pool-capture';
 import { checkRequestBytes } from './sized-resource';
 import type { SizedMemoryResource } from './sized-resource';
 import { formatBytes } from '../units';
@@ -340,14 +341,17 @@ export class PoolResource implements SizedMemoryResource {
     if (firstError !== undefined) throw firstError;
   }
 
-  /** Every chunk (in the order obtained) and its blocks by address. O(blocks · log blocks). */
+  /** Every chunk (in the order obtained) and its blocks by address, built now. O(blocks · log blocks). */
   snapshot(): SegmentSnapshot[] {
-    const segments = new Map<PoolChunk, SegmentSnapshot>();
-    for (const chunk of this.chunks.values()) segments.set(chunk, { chunkHandle: chunk.handle, bytes: chunk.bytes, ...(chunk.dedicated ? { dedicated: true } : {}), blocks: [] });
-    this.walkBlocks((chunk, offset, bytes, block) => {
-      segments.get(chunk)!.blocks.push(block === null ? { offset, bytes, free: true } : { offset, bytes, free: false, owner: block.owner });
-    });
-    return [...segments.values()];
+    return this.capture().build();
+  }
+
+  /**
+   * The pool at this instant, to list its snapshot from later (PoolCapture.segments), a step at a
+   * time while the pool changes: a copy of the live list and of the free spans, O(blocks) of copying.
+   */
+  capture(): PoolCapture {
+    return new PoolCapture([...this.chunks.values()], this.live.slice(), this.freeSpans.copySpans(), this.alignment);
   }
 
   /**
@@ -431,8 +435,8 @@ export class PoolResource implements SizedMemoryResource {
   /**
    * Calls `visit` for each live block and free span of each chunk, by address: `visit(chunk, offset,
    * bytes, block)`, with block null for a free span. Each chunk's live blocks and free span ids are
-   * sorted apart and merged, and no object is made per block. O(blocks · log blocks), for snapshots
-   * and checks.
+   * sorted apart and merged, and no object is made per block. O(blocks · log blocks), for checks
+   * (snapshots are built by PoolCapture).
    */
   private walkBlocks(visit: (chunk: PoolChunk, offset: number, bytes: number, block: PoolBlock | null) => void): void {
     const spans = this.freeSpans;

@@ -35,11 +35,13 @@ export const JSON_SLICE = 1024;
  * the client reads slowly, and resolves false once it has gone: the rest is then not built). One
  * JSON.stringify of 300k blocks (59 MB) held the event loop for 1.5 s, every trainer's call waiting,
  * and a few million blocks would pass V8's longest string. The pools and the leases are taken at the
- * start; a lease's figures are read when its slice is written.
+ * start (the pools' blocks then sorted and listed from that capture a slice at a time:
+ * MemoryManager.captureSnapshot); a lease's figures are read when its slice is written.
  */
 export async function writeStatusSnapshot(context: ServiceContext, write: (text: string) => Promise<boolean>): Promise<void> {
   const leases = context.registry.list();
-  const pools = context.memory.snapshot();
+  // The pools at this instant, with their counters; the blocks are sorted and listed from that capture a slice at a time.
+  const pools = context.memory.captureSnapshot();
   const head = { taken_at: timestamp(Date.now()), info: memoryInfo(context) };
   let text = `{"version":${JSON.stringify(packageVersion())},"snapshot":${JSON.stringify(head).slice(0, -1)},"pools":[`;
   let inSlice = 0;
@@ -53,12 +55,13 @@ export async function writeStatusSnapshot(context: ServiceContext, write: (text:
     await new Promise<void>((resolve) => setImmediate(resolve));
     return true;
   };
-  for (const [p, pool] of pools.entries()) {
-    text += `${p > 0 ? ',' : ''}{"pool":${JSON.stringify(pool.pool)},"segments":[`;
-    for (const [s, segment] of pool.segments.entries()) {
-      text += `${s > 0 ? ',' : ''}{"chunk":${segment.chunkHandle},"bytes":${segment.bytes},"blocks":[`;
-      for (const [b, block] of segment.blocks.entries()) {
-        text += (b > 0 ? ',' : '') + JSON.stringify(blockInfo(block));
+  for (const [p, { pool, capture }] of pools.entries()) {
+    text += `${p > 0 ? ',' : ''}{"pool":${JSON.stringify(pool)},"segments":[`;
+    let s = 0;
+    for await (const segment of capture.segmentsInSlices()) {
+      text += `${s++ > 0 ? ',' : ''}{"chunk":${segment.chunkHandle},"bytes":${segment.bytes},"blocks":[`;
+      for (let b = 0; b < segment.count; b++) {
+        text += (b > 0 ? ',' : '') + JSON.stringify(blockInfo(segment.block(b)));
         if (!(await flush())) return;
       }
       text += ']}';

@@ -4,8 +4,9 @@
  * blocks that held the event loop for 2.4 s in a bare process and 6.5 s in a busy daemon (every
  * trainer's AllocateArray waited that long), and past some 700k blocks the reply (about 94 B a block)
  * was then refused by grpc-js as over --max-message-bytes after all that work. Here the pools are
- * taken at one instant (MemoryManager.snapshot), encoded SNAPSHOT_SLICE blocks per turn of the event
- * loop, and a reply that would pass --max-message-bytes is refused as soon as it does, saying so.
+ * taken at one instant (MemoryManager.captureSnapshot: copies, no sorting), their blocks sorted from
+ * that capture and encoded SNAPSHOT_SLICE blocks per turn of the event loop into pieces joined once
+ * at the end, and a reply that would pass --max-message-bytes is refused as soon as it does, saying so.
  */
 import type { SegmentSnapshot } from '../memory/memory-resource';
 import { TensormemError } from '../errors';
@@ -52,41 +53,70 @@ function tooLarge(blocks: number, maxBytes: number): TensormemError {
   );
 }
 
+/** A length-delimited field's tag and length, the field's value to follow. */
+function fieldHead(field: number, length: number): Buffer {
+  const out = new ProtoWriter(16);
+  out.tag(field, 2);
+  out.varint(length);
+  return out.take();
+}
+
+/** Bytes encoded in pieces, joined once at the end (a snapshot of 10^6 blocks is about 94 MB: each copy of it a stall of its own). */
+class Parts {
+  readonly list: Buffer[] = [];
+  length = 0;
+  add(part: Buffer): void {
+    this.list.push(part);
+    this.length += part.length;
+  }
+  /** `body` as field `field` of this message. */
+  addField(field: number, body: Parts): void {
+    this.add(fieldHead(field, body.length));
+    for (const part of body.list) this.list.push(part);
+    this.length += body.length;
+  }
+}
+
 /**
  * GetMemorySnapshotResponse{snapshot} as bytes: the same message the generated serializer makes of
  * memorySnapshot(context) (`serialize` encodes its head: taken_at and info).
  */
 export async function encodeMemorySnapshot(context: ServiceContext, serialize: (value: unknown) => Buffer, maxBytes: number): Promise<PreEncoded> {
   const codec = blockCodec();
-  const pools = context.memory.snapshot();
-  const blockCount = pools.reduce((sum, pool) => sum + pool.segments.reduce((count, segment) => count + segment.blocks.length, 0), 0);
-  const snapshot = new ProtoWriter();
+  // The pools and their counters at one instant; the blocks are then sorted and listed from that
+  // capture a slice at a time (MemoryManager.captureSnapshot), as they are encoded.
+  const pools = context.memory.captureSnapshot();
   const head = fieldValue(serialize({ snapshot: { taken_at: timestamp(Date.now()), info: memoryInfo(context) } }));
-  head.copy((snapshot.buffer = Buffer.allocUnsafe(Math.max(1 << 16, head.length * 2))), 0);
-  snapshot.length = head.length;
-  let sinceYield = 0;
-  for (const pool of pools) {
-    const poolBody = new ProtoWriter();
-    poolBody.string(1, pool.pool);
-    for (const segment of pool.segments) {
-      const segmentBody = new ProtoWriter();
-      segmentBody.number(1, segment.chunkHandle);
-      segmentBody.number(2, segment.bytes);
-      for (const block of segment.blocks) {
-        writeBlock(segmentBody, block, codec);
-        if (++sinceYield === SNAPSHOT_SLICE) {
-          sinceYield = 0;
+  const blockCount = pools.reduce((sum, { capture }) => sum + capture.blockCount, 0);
+  const snapshot = new Parts();
+  snapshot.add(head);
+    for (const { pool, capture } of pools) {
+    const poolBody = new Parts();
+    const name = new ProtoWriter(64);
+    name.string(1, pool);
+    poolBody.add(name.take());
+    for await (const segment of capture.segmentsInSlices()) {
+      const segmentBody = new Parts();
+      let out = new ProtoWriter(64 * 1024);
+      out.number(1, segment.chunkHandle);
+      out.number(2, segment.bytes);
+      for (let k = 0; k < segment.count; k++) {
+        writeBlock(out, segment.block(k), codec);
+        if ((k + 1) % SNAPSHOT_SLICE === 0) {
+          segmentBody.add(out.take());
+          out = new ProtoWriter(out.buffer.length);
           if (snapshot.length + poolBody.length + segmentBody.length > maxBytes) throw tooLarge(blockCount, maxBytes);
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
       }
-      poolBody.bytes(2, segmentBody.take());
+      segmentBody.add(out.take());
+      poolBody.addField(2, segmentBody);
     }
-    snapshot.bytes(2, poolBody.take());
+    snapshot.addField(2, poolBody);
     if (snapshot.length > maxBytes) throw tooLarge(blockCount, maxBytes);
   }
-  const response = new ProtoWriter();
-  response.bytes(1, snapshot.take());
+  const response = new Parts();
+  response.addField(1, snapshot);
   if (response.length > maxBytes) throw tooLarge(blockCount, maxBytes);
-  return new PreEncoded(Buffer.from(response.take()));
+  return new PreEncoded(Buffer.concat(response.list, response.length));
 }
