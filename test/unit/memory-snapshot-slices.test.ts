@@ -22,11 +22,15 @@ import type { ServiceContext } from '../../src/service/service-context';
 import { GiB, MiB } from '../../src/units';
 
 /**
- * The longest the event loop may be held during a snapshot of 10^6 blocks. In one go it was 250 ms
- * and more, every time; sliced it is a few ms, but a loaded machine may preempt the process for
- * 100 ms now and then, so each case gets a few tries and passes when one stays under this.
+ * The longest the event loop may be held during a snapshot of 10^6 blocks, as a share of what walking
+ * the pools in one go (MemoryManager.snapshot, what both paths did in one turn before they were sliced)
+ * takes in the same try (the baseline of the same run, so that a loaded machine slows both): sliced, the
+ * longest hold is the capture (a few ms to tens) or a garbage collection: 0.06-0.14 of it here, where
+ * the walk in one turn held it 0.66-0.72 of it (the best of three, in a busy daemon much more). A loaded machine may
+ * preempt the process for 100 ms now and then, so each case gets a few tries and passes when one stays
+ * under the share.
  */
-const MAX_HOLD_MS = 150;
+const MAX_HOLD_SHARE = 0.4;
 const TRIES = 3;
 
 const owners: BlockOwner[] = Array.from({ length: 8 }, (_, i) => ({ leaseId: `lease-${i}`, tenant: 'default', arrayId: `arr-${i}`, label: i % 2 ? '' : `label-${i}`, purpose: 'array' }));
@@ -57,10 +61,16 @@ function withBlocks(count: number): { memory: MemoryManager; context: ServiceCon
   return { memory, context, blocks };
 }
 
-/** The longest the event loop was held while `work` ran, in ms: the best of TRIES runs. */
-async function longestHold(work: () => Promise<unknown>): Promise<number> {
-  let best = Infinity;
-  for (let t = 0; t < TRIES && best >= MAX_HOLD_MS; t++) {
+/**
+ * The longest the event loop was held while `work` ran, as a share of the time `inOneGo` (the same
+ * snapshot built synchronously) took just before: the best of TRIES tries; with both in ms.
+ */
+async function longestHold(work: () => Promise<unknown>, inOneGo: () => unknown): Promise<{ share: number; holdMs: number; oneGoMs: number }> {
+  let best = { share: Infinity, holdMs: Infinity, oneGoMs: 0 };
+  for (let t = 0; t < TRIES && best.share >= MAX_HOLD_SHARE; t++) {
+    const started = performance.now();
+    inOneGo();
+    const oneGoMs = performance.now() - started;
     const delay = monitorEventLoopDelay({ resolution: 5 });
     delay.enable();
     // Its timer running before the work starts: a hold in the work's first turn is then seen too.
@@ -69,7 +79,8 @@ async function longestHold(work: () => Promise<unknown>): Promise<number> {
     // And after it ends: the hold of its last turn.
     await new Promise((resolve) => setTimeout(resolve, 30));
     delay.disable();
-    best = Math.min(best, delay.max / 1e6);
+    const holdMs = delay.max / 1e6;
+    if (holdMs / oneGoMs < best.share) best = { share: holdMs / oneGoMs, holdMs, oneGoMs };
   }
   return best;
 }
@@ -79,21 +90,26 @@ const deserializeSnapshot = () => loadTensormemProto().proto.tensormem.v1.Memory
 
 describe('a memory snapshot of 10^6 blocks', () => {
   it('/api/snapshot and GetMemorySnapshot hold the event loop briefly', async () => {
-    const { context } = withBlocks(1_000_000);
+    const { memory, context } = withBlocks(1_000_000);
+    // What both paths did in one turn before they were sliced: the pools' snapshot, walked at once.
+    const inOneGo = () => memory.snapshot();
     let written = 0;
-    const apiHold = await longestHold(() =>
-      writeStatusSnapshot(context, async (piece) => {
-        written += piece.length;
-        return true;
-      }),
+    const api = await longestHold(
+      () =>
+        writeStatusSnapshot(context, async (piece) => {
+          written += piece.length;
+          return true;
+        }),
+      inOneGo,
     );
     expect(written).toBeGreaterThan(1_000_000 * 50);
     const serialize = serializeSnapshot();
     let encoded = 0;
-    const grpcHold = await longestHold(async () => (encoded = (await encodeMemorySnapshot(context, serialize, 2 * GiB)).bytes.length));
+    const grpc = await longestHold(async () => (encoded = (await encodeMemorySnapshot(context, serialize, 2 * GiB)).bytes.length), inOneGo);
     expect(encoded).toBeGreaterThan(1_000_000 * 20);
-    expect(apiHold, `/api/snapshot held the event loop ${apiHold.toFixed(0)} ms`).toBeLessThan(MAX_HOLD_MS);
-    expect(grpcHold, `GetMemorySnapshot held the event loop ${grpcHold.toFixed(0)} ms`).toBeLessThan(MAX_HOLD_MS);
+    const said = (what: string, hold: { holdMs: number; oneGoMs: number }) => `${what} held the event loop ${hold.holdMs.toFixed(0)} ms; in one go ${hold.oneGoMs.toFixed(0)} ms`;
+    expect(api.share, said('/api/snapshot', api)).toBeLessThan(MAX_HOLD_SHARE);
+    expect(grpc.share, said('GetMemorySnapshot', grpc)).toBeLessThan(MAX_HOLD_SHARE);
   }, 60_000);
 });
 
