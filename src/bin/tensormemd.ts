@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** tensormemd: the daemon. `--help` lists every flag. */
+// First, before the modules that take time to load: a SIGHUP from now on is not the end of the process.
+import { takeEarlySighup } from './early-sighup';
 import { commandLineOnlyRequest, loadConfig } from '../config/config';
 import { helpText } from '../config/flags';
 import { startDaemon } from '../daemon';
@@ -53,13 +55,15 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  // A SIGHUP while the daemon starts (after it read the tenants file, before it serves) reloads the
-  // file once it serves: `systemctl reload` right after `start` must not be lost.
+  // A SIGHUP while the daemon starts (from the moment this process's modules began to load, see
+  // early-sighup.ts, until it serves) reloads the file once it serves: `systemctl reload` right after
+  // `start` must not be lost, nor end the process.
   let pendingReload = false;
   process.on('SIGHUP', () => {
     if (daemon) daemon.reloadTenants();
     else pendingReload = true;
   });
+  if (takeEarlySighup()) pendingReload = true;
   try {
     daemon = await startDaemon(config);
   } catch (error) {

@@ -26,10 +26,13 @@ interface StartingDaemon {
   exited: Promise<number | null>;
 }
 
-/** tensormemd spawned with a tenants file, its listen() held 500 ms (slow-listen.cjs) so that the test can act between its log lines and its serving. */
-function spawnDaemon(tenantsPath: string): StartingDaemon {
+/**
+ * tensormemd spawned with a tenants file, its listen() held 500 ms (slow-listen.cjs) so that the test can act between its log lines and its serving;
+ * with slow-require.cjs instead, its modules' loading held 800 ms (after it logged `loading_daemon`).
+ */
+function spawnDaemon(tenantsPath: string, preload = 'slow-listen.cjs'): StartingDaemon {
   const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '256M', '--allow-small-device', '--maxbytes', '192M', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--data-listen', 'off', '--tenants', tenantsPath];
-  const child = spawn(process.execPath, ['--require', join(__dirname, '..', 'helpers', 'slow-listen.cjs'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--require', join(__dirname, '..', 'helpers', preload), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ event: string; resolve: (entry: Record<string, unknown>) => void }> = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -92,6 +95,25 @@ describe('signals while tensormemd starts', () => {
       client.close();
     }
     expect((await daemon!.logged('tenants_reloaded')).tenants).toEqual(['second']);
+  });
+
+  it('takes a SIGHUP that came while its modules loaded (the default action ended the process, a clean end to systemd: no restart)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tensormem-start-signals-'));
+    const tenantsPath = join(dir, 'tenants.yaml');
+    writeFileSync(tenantsPath, tenantsYaml('first', TOKENS.first));
+    daemon = spawnDaemon(tenantsPath, 'slow-require.cjs');
+    await daemon.logged('loading_daemon');
+    daemon.child.kill('SIGHUP');
+    expect((await daemon.logged('tenants_reloaded')).tenants).toEqual(['first']);
+    const listening = await daemon.logged('listening');
+    const client = new TensormemClient((listening.addresses as string[])[0]);
+    try {
+      await (await client.openLease({ tenantToken: TOKENS.first })).close();
+    } finally {
+      client.close();
+    }
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
   });
 
   it('drains and exits 0 when SIGTERM came before it served', async () => {
