@@ -112,12 +112,13 @@ async function main(): Promise<number> {
     if (!connection) {
       const address = checkDaemonAddress(values.address!, addressField);
       const tls = tlsOptions({ ca: values['tls-ca'], cert: values['tls-cert'], key: values['tls-key'], serverName: values['tls-server-name'] }, address, (path) => readFileSync(path));
-      // snapshot takes the reply whatever its size: the daemon's --max-message-bytes bounds it (refused
-      // past it with MESSAGE_TOO_LARGE), and a daemon raised past the client's default of 64 MiB, as a
-      // snapshot of some 700,000 blocks needs, was otherwise refused here with no flag to raise. Its
-      // reply is built a slice at a time with the daemon's other calls in between: at 10^6 blocks that
-      // took a busy daemon 5-15 s, so it gets 2 minutes, not the 10 s of the other calls.
-      const snapshot = positionals[0] === 'snapshot';
+      // snapshot, and arrays without a lease token (every array block: GetMemorySnapshot too), take the
+      // reply whatever its size: the daemon's --max-message-bytes bounds it (refused past it with
+      // MESSAGE_TOO_LARGE), and a daemon raised past the client's default of 64 MiB, as a snapshot of
+      // some 700,000 blocks (200,000 with long labels) needs, was otherwise refused here with no flag to
+      // raise. Its reply is built a slice at a time with the daemon's other calls in between: at 10^6
+      // blocks that took a busy daemon 5-15 s, so they get 2 minutes, not the 10 s of the other calls.
+      const snapshot = positionals[0] === 'snapshot' || positionals[0] === 'arrays';
       connection = new TensormemClient(address, { deadlineMs: snapshot ? 120_000 : 10_000, tls, ...(snapshot ? { maxMessageBytes: -1 } : {}) });
     }
     return connection;

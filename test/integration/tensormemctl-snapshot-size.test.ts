@@ -4,7 +4,8 @@
  * is to raise --max-message-bytes on the daemon; tensormemctl then still refused the reply itself
  * ("Received message larger than max"), with no flag to raise its own limit. Here a stand-in
  * MemoryService answers a snapshot of 70 MiB (one block with a 70 MiB label), as a daemon of many
- * blocks would.
+ * blocks would. `tensormemctl arrays` without a lease token reads the same snapshot, and was refused
+ * the same way (a real daemon of 200,000 arrays with 256-character labels: 69,592,017 bytes).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -55,5 +56,22 @@ describe('tensormemctl snapshot of a reply past 64 MiB', () => {
     expect(run.code).toBe(0);
     const saved = JSON.parse(readFileSync(file, 'utf8'));
     expect(saved.pools[0].segments[0].blocks[0].label.length).toBe(LABEL_BYTES);
+  }, 60_000);
+
+  it('lists every array block of it (arrays without a lease token reads the same snapshot)', async () => {
+    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [TENSORMEMCTL, '--address', address, 'arrays', '-o', 'json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TENSORMEM_TOKEN: '' } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.once('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const blocks = JSON.parse(run.stdout);
+    expect(blocks).toHaveLength(1);
+    expect(blocks[0]).toMatchObject({ pool: 'host', array_id: 'arr-1', bytes: 256 });
+    expect(blocks[0].label.length).toBe(LABEL_BYTES);
   }, 60_000);
 });
