@@ -227,18 +227,22 @@ export function diagnose(facts: DoctorFacts): Finding[] {
     const mirrorsBytes = Math.ceil(deviceCapsBytes / MiB) * MiB;
     // A --host-maxbytes of the device caps summed that this machine's RAM cannot hold beside the emulated
     // devices and the V8 heap would only trade this warning for no-room-for-off-heap.
-    const perDevice = hostRoom !== undefined ? floorMiBOrBytes(Math.floor(hostRoom / facts.devices.length)) : 0;
+    // --maxbytes is one value for every device: never above the smallest device's own cap (maxbytes-above-vram otherwise).
+    const perDevice = hostRoom !== undefined ? Math.min(floorMiBOrBytes(Math.floor(hostRoom / facts.devices.length)), smallestCap) : 0;
     // A --maxphysicalbytes that was set, and would be below the new sum: raised with it (maxphysicalbytes-below-sum otherwise).
+    const physicalToo = (hostBytes: number, joiner = 'with'): string => {
+      const needed = hostBytes + emulatedBytes + facts.heapLimitBytes;
+      if (!facts.maxPhysicalSet || facts.maxPhysicalBytes <= 0 || facts.maxPhysicalBytes >= needed) return '';
+      return ` ${joiner} --maxphysicalbytes ${sizeFlag(ramCap !== undefined ? Math.min(ceilGiB(needed) + GiB, ramCap) : ceilGiB(needed) + GiB)}`;
+    };
     const neededWithMirrors = mirrorsBytes + emulatedBytes + facts.heapLimitBytes;
-    const physicalToo =
-      facts.maxPhysicalSet && facts.maxPhysicalBytes > 0 && facts.maxPhysicalBytes < neededWithMirrors
-        ? ` with --maxphysicalbytes ${sizeFlag(ramCap !== undefined ? Math.min(ceilGiB(neededWithMirrors) + GiB, ramCap) : ceilGiB(neededWithMirrors) + GiB)}`
-        : '';
     const fix =
       facts.ramBytes === undefined || neededWithMirrors <= facts.ramBytes
-        ? `--host-maxbytes ${sizeFlag(mirrorsBytes)}${physicalToo} (or --mirror lazy)`
+        ? `--host-maxbytes ${sizeFlag(mirrorsBytes)}${physicalToo(mirrorsBytes)} (or --mirror lazy)`
         : `--mirror lazy (the device caps summed, ${formatIec(deviceCapsBytes)}, do not fit in this machine's RAM, ${formatIec(facts.ramBytes)}, beside ${emulatedBytes > 0 ? 'the emulated devices and ' : ''}the V8 heap limit)` +
-          (perDevice > 0 ? `, or --maxbytes ${sizeFlag(perDevice)} with --host-maxbytes ${sizeFlag(perDevice * facts.devices.length)}` : '');
+          (perDevice > 0
+            ? `, or --maxbytes ${sizeFlag(perDevice)} with --host-maxbytes ${sizeFlag(perDevice * facts.devices.length)}${physicalToo(perDevice * facts.devices.length, 'and')}`
+            : '');
     add({
       severity: 'warning',
       rule: 'eager-mirrors-do-not-fit',

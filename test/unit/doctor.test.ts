@@ -99,7 +99,8 @@ describe('doctor', () => {
     const facts = good({ mirror: 'eager', hostMaxBytes: 4 * GiB, maxPhysicalSet: true, maxPhysicalBytes: 10 * GiB, ramBytes: 16 * GiB });
     const finding = only(facts);
     expect(finding).toMatchObject({ rule: 'eager-mirrors-do-not-fit' });
-    expect(finding.fix).toBe("--mirror lazy (the device caps summed, 22.00 GiB, do not fit in this machine's RAM, 16.00 GiB, beside the V8 heap limit), or --maxbytes 9G with --host-maxbytes 9G");
+    // The physical cap set (10G) is raised with them: 9G of mirrors + 4G of heap, maxphysicalbytes-below-sum (an error) otherwise.
+    expect(finding.fix).toBe("--mirror lazy (the device caps summed, 22.00 GiB, do not fit in this machine's RAM, 16.00 GiB, beside the V8 heap limit), or --maxbytes 9G with --host-maxbytes 9G and --maxphysicalbytes 14G");
     // Either way the doctor is then content.
     expect(diagnose({ ...facts, mirror: 'lazy' })).toEqual([]);
     expect(diagnose({ ...facts, devices: device(24 * GiB, 9 * GiB), hostMaxBytes: 9 * GiB, maxPhysicalBytes: 14 * GiB })).toEqual([]);
@@ -112,6 +113,16 @@ describe('doctor', () => {
     expect(diagnose({ ...facts, hostMaxBytes: 44 * GiB, maxPhysicalBytes: 49 * GiB })).toEqual([]);
     // A derived cap follows --host-maxbytes by itself: nothing to add.
     expect(diagnose({ ...facts, maxPhysicalSet: false, maxPhysicalBytes: 64 * GiB }).find((f) => f.rule === 'eager-mirrors-do-not-fit')!.fix).toBe('--host-maxbytes 44G (or --mirror lazy)');
+  });
+
+  it('eager mirrors that do not fit in RAM, on devices of different sizes: the --maxbytes of the caps that fit fits the smallest device too', () => {
+    const machine = { vram: '24G,2G', ram: '16G' };
+    const finding = diagnose(proposedFacts(['--mirror', 'eager'], machine, {})).find((f) => f.rule === 'eager-mirrors-do-not-fit')!;
+    const [, maxbytes, hostMaxbytes] = /--maxbytes (\S+) with --host-maxbytes (\S+)/.exec(finding.fix)!;
+    // (A --maxbytes of half the room, 4590M, was above the 2 GiB device: maxbytes-above-vram, the daemon refusing to start.)
+    expect(maxbytes).toBe('1G');
+    const applied = diagnose(proposedFacts(['--mirror', 'eager', '--maxbytes', maxbytes, '--host-maxbytes', hostMaxbytes], machine, {}));
+    expect(applied.filter((f) => f.severity !== 'info')).toEqual([]);
   });
 
   it('a suggested --maxphysicalbytes is never above a RAM that holds the sum (that would be maxphysicalbytes-above-ram)', () => {
