@@ -240,15 +240,25 @@ export function describeCount(value: number): string {
   return Number.isInteger(value) && !Number.isSafeInteger(value) ? `about ${value.toExponential(3)} (past ${value < 0 ? '-' : ''}2^53)` : String(value);
 }
 
-/** A received value as refusals show it: strings quoted, arrays and plain objects spelled out. */
+/**
+ * A received value as refusals show it: strings quoted, arrays and plain objects spelled out (one that
+ * holds itself, as a caller's options object may, shows "[Circular]" there instead of overflowing the
+ * stack: the refusal would have become a RangeError naming nothing).
+ */
 export function describe(value: unknown): string {
+  return describeWithin(value, []);
+}
+
+/** describe(value) where `within` are the arrays and objects it lies in. */
+function describeWithin(value: unknown, within: object[]): string {
   if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) return `a value ${describeCount(value)}`;
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}`;
-  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
+  if (value !== null && typeof value === 'object' && within.includes(value)) return '[Circular]';
+  if (Array.isArray(value)) return `[${value.map((item) => describeWithin(item, [...within, value])).join(', ')}]`;
   // A plain object spelled out, unless it says how to show itself (config.ts's received values do).
   if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype && !Object.hasOwn(value, 'toString')) {
-    return `{${Object.entries(value).map(([key, item]) => `${key}: ${describe(item)}`).join(', ')}}`;
+    return `{${Object.entries(value).map(([key, item]) => `${key}: ${describeWithin(item, [...within, value])}`).join(', ')}}`;
   }
   return String(value);
 }

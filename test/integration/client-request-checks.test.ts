@@ -81,6 +81,15 @@ describe('typed client: unknown enum names', () => {
       expect(() => lease.startKeepAlive(1000, { release_on_disconnect: true } as never)).toThrow('(did you mean releaseOnDisconnect?)');
       expect((await failure(setup.client.openLease({ ttl: 60 } as never))).errorMetadata).toEqual({ field: 'openLease option ttl' });
       expect(() => new TensormemClient('127.0.0.1:1', { deadline: 5 } as ClientOptions)).toThrow('for TensormemClient option deadline but received 5');
+      // A value that holds itself (a stray back-reference) is shown, not a RangeError (Maximum call stack size exceeded) naming nothing.
+      const circular: Record<string, unknown> = { name: 'run-1' };
+      circular.self = circular;
+      const selfHolding = await failure(lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4], meta: circular } as unknown as AllocateOptions));
+      expect(selfHolding.code).toBe(status.INVALID_ARGUMENT);
+      expect(selfHolding.message).toContain('for allocate option meta but received {name: "run-1", self: [Circular]}');
+      const inConfig = await failure(lease.createWorkspace('ws', { initial_size: 1024, extra: circular } as unknown as WorkspaceConfig));
+      expect(inConfig.errorMetadata).toEqual({ field: 'config.extra' });
+      expect(inConfig.message).toContain('but received {name: "run-1", self: [Circular]}');
     } finally {
       await lease.close();
     }
