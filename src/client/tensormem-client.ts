@@ -36,7 +36,7 @@ import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
 import { describe } from '../errors';
-import { checkRequestsBeforeSending, RequestChecks, type RequestProblem } from './request-checks';
+import { checkRequestsBeforeSending, RequestChecks, shortened, type RequestProblem } from './request-checks';
 import { MAX_TIMER_MS } from '../long-timeout';
 import type { AcquireCudnnWorkspaceRequest } from '../generated/tensormem/v1/AcquireCudnnWorkspaceRequest';
 import type { AcquireCudnnWorkspaceResponse__Output } from '../generated/tensormem/v1/AcquireCudnnWorkspaceResponse';
@@ -581,6 +581,7 @@ export class LeaseSession {
    * when there is one (see ClientOptions.dataPlane), the others over one WriteArray stream in chunks.
    */
   async write(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    requireArrayId(arrayId);
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes);
     this.client.requireOpen();
@@ -600,6 +601,7 @@ export class LeaseSession {
 
   /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
   async writeGrpc(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    requireArrayId(arrayId);
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes);
     return this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions());
@@ -627,6 +629,7 @@ export class LeaseSession {
    * over a ReadArray stream.
    */
   async read(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
+    requireArrayId(arrayId);
     requireByteCount('offset', offset);
     requireByteCount('length', length);
     this.client.requireOpen();
@@ -654,6 +657,7 @@ export class LeaseSession {
 
   /** Reads over a ReadArray server stream, whatever the size. */
   async readGrpc(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
+    requireArrayId(arrayId);
     requireByteCount('offset', offset);
     requireByteCount('length', length);
     checkReadSize(arrayId, length);
@@ -1002,6 +1006,11 @@ function bytesOf(data: ArrayBufferView): Uint8Array {
     throw new TensormemClientError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', `Expected a Uint8Array, Buffer, other typed array or DataView for data but received ${received}`, { field: 'data' });
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** An array id given to write/read (streams and the data plane, which RequestChecks does not see): a string. */
+function requireArrayId(arrayId: unknown): void {
+  if (typeof arrayId !== 'string') throw invalidArgument('array_id', 'a string (the array_id of an ArrayInfo)', shortened(arrayId));
 }
 
 function checkWrite(offset: number, chunkBytes: number): void {

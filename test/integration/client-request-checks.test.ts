@@ -94,4 +94,46 @@ describe('typed client: unknown enum names', () => {
       await lease.close();
     }
   });
+
+  it('refuses a scalar of the wrong kind that protobufjs would have sent as another value, and sends nothing', async () => {
+    const lease = await setup.client.openLease({ clientName: 'scalar-kinds', ttlSeconds: 60 });
+    try {
+      // The flags' size suffixes: Long.fromString read "4M" as 4, a workspace of 4 bytes that spilled everything.
+      const size = await failure(lease.createWorkspace('ws', { initial_size: '4M', learning_policy: 'LEARNING_POLICY_NONE' } as unknown as WorkspaceConfig));
+      expect(size.code).toBe(status.INVALID_ARGUMENT);
+      expect(size.errorMetadata).toEqual({ field: 'config.initial_size' });
+      expect(size.message).toContain('Expected a uint64 (an integer from 0 to 18446744073709551615');
+      expect(size.message).toContain('for config.initial_size but received "4M"');
+      expect(await lease.listWorkspaces()).toEqual([]);
+      // A fraction was cut to 16 (an array smaller than asked); a bare number failed as INTERNAL.
+      const fraction = await failure(lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [16.5] }));
+      expect(fraction.errorMetadata).toEqual({ field: 'shape[0]' });
+      expect(fraction.message).toContain('but received 16.5');
+      const bare = await failure(lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: 16 as unknown as number[] }));
+      expect(bare.code).toBe(status.INVALID_ARGUMENT);
+      expect(bare.message).toContain('Expected an array of an int64');
+      // A duration's suffix: "1m" went out as 0 (the default TTL).
+      expect((await failure(setup.client.openLease({ ttlSeconds: '1m' as unknown as number }))).errorMetadata).toEqual({ field: 'ttl_seconds' });
+      // The WorkspaceInfo or ArrayInfo instead of its id: "[object Object]" not found.
+      const first = await lease.createWorkspace('first', { initial_size: 1 << 20, learning_policy: 'LEARNING_POLICY_NONE' } as WorkspaceConfig);
+      const object = await failure(lease.enterWorkspace(first as unknown as string));
+      expect(object.errorMetadata).toEqual({ field: 'workspace_id' });
+      expect(object.message).toContain('Expected a string for workspace_id but received an object {workspace_id, name, current_size, …}');
+      expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4], workspaceId: first as unknown as string }))).errorMetadata).toEqual({ field: 'workspace_id' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4] });
+      expect((await failure(lease.write(array as unknown as string, new Float32Array(4)))).errorMetadata).toEqual({ field: 'array_id' });
+      expect((await failure(lease.read(array as unknown as string))).errorMetadata).toEqual({ field: 'array_id' });
+      // "false" was true.
+      expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4], zero: 'false' as unknown as boolean }))).errorMetadata).toEqual({ field: 'zero' });
+      expect((await lease.list()).map((info) => info.array_id)).toEqual([array.array_id]);
+      // What protobufjs reads exactly goes through: decimal strings (64-bit values past 2^53), Longs, whole Numbers.
+      expect((await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: ['16', 2] })).byte_size).toBe(128);
+      expect(Number((await lease.createWorkspace('strings', { initial_size: '1048576', learning_policy: 'LEARNING_POLICY_NONE' } as unknown as WorkspaceConfig)).config!.initial_size)).toBe(1 << 20);
+      const thirty = await setup.client.openLease({ ttlSeconds: '30' as unknown as number });
+      expect(thirty.lease.ttl_seconds).toBe(30);
+      await thirty.close();
+    } finally {
+      await lease.close();
+    }
+  });
 });
