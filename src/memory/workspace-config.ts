@@ -113,9 +113,9 @@ export function stepsNumberOf(config: WorkspaceConfig): number {
 }
 
 /** The ND4J message and the field it concerns, as INVALID_ARGUMENT. */
-export function configError(field: string, message: string, received?: unknown): TensormemError {
+export function configError(field: string, message: string, received?: unknown, fix?: string): TensormemError {
   const detail = received === undefined ? '' : ` (config.${field} = ${typeof received === 'string' ? JSON.stringify(received) : String(received)})`;
-  return new TensormemError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', `${message}${detail}`, { field: `config.${field}` });
+  return new TensormemError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', `${message}${detail}${fix === undefined ? '' : `. ${fix}`}`, { field: `config.${field}` });
 }
 
 const ENUMS = {
@@ -190,7 +190,16 @@ export function normalizeWorkspaceConfig(input: WorkspaceConfigInput = {}): Work
   });
 
   if (config.resetPolicy === 'ENDOFBUFFER_REACHED' && config.allocationPolicy === 'OVERALLOCATE' && config.overallocationLimit < 1.0) {
-    throw configError('overallocation_limit', 'For cyclic workspace overallocation should be positive integral value.', config.overallocationLimit);
+    // ND4J's message alone: a circular workspace that leaves both fields unset (allocation_policy
+    // OVERALLOCATE and overallocation_limit 0.3 are the defaults) was refused for a value it never gave.
+    const unset = input.overallocationLimit === undefined || input.overallocationLimit === null;
+    const policy = [undefined, null, '', 'ALLOCATION_POLICY_UNSPECIFIED'].includes(input.allocationPolicy) ? 'the default allocation_policy ALLOCATION_POLICY_OVERALLOCATE' : 'allocation_policy ALLOCATION_POLICY_OVERALLOCATE';
+    throw configError(
+      'overallocation_limit',
+      'For cyclic workspace overallocation should be positive integral value.',
+      config.overallocationLimit,
+      `${unset ? 'That is the default of an unset overallocation_limit. ' : ''}Fix: allocation_policy ALLOCATION_POLICY_STRICT (a ring of exactly initial_size), or overallocation_limit 1 or more with ${policy}`,
+    );
   }
   if (config.locationPolicy === 'MMAP') {
     if (config.learningPolicy !== 'NONE') {

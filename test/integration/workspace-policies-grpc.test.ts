@@ -129,6 +129,11 @@ describe('ND4J workspace policies over gRPC', () => {
     const bad = await failure(lease.createWorkspace('b6bad', { reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED' }));
     expect(bad.code).toBe(status.INVALID_ARGUMENT);
     expect(bad.details).toContain('For cyclic workspace overallocation should be positive integral value.');
+    // The caller set neither field: the message says the 0.3 is the default, and what to set instead.
+    expect(bad.details).toContain('(config.overallocation_limit = 0.3). That is the default of an unset overallocation_limit. Fix: allocation_policy ALLOCATION_POLICY_STRICT');
+    expect(bad.details).toContain('or overallocation_limit 1 or more with the default allocation_policy ALLOCATION_POLICY_OVERALLOCATE');
+    const strict = await lease.createWorkspace('b6strict', { initial_size: 4096, reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', allocation_policy: 'ALLOCATION_POLICY_STRICT' });
+    expect(strict.current_size).toBe(4096);
   });
 
   it('B7 nesting: leave order, re-entry, borrow, scope out', async () => {
