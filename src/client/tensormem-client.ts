@@ -811,7 +811,11 @@ export class LeaseSession {
     return this.workspaceCall('GetWorkspace', { workspace_id: workspaceId });
   }
 
-  /** ScopeOut: allocations are detached until LeaveWorkspace of the workspace it left; resolves to that workspace (null when none was current). */
+  /**
+   * ScopeOut: allocations are detached until LeaveWorkspace of the workspace it left; resolves to that
+   * workspace (null when none was current). That LeaveWorkspace closes this block only: the cycle takes
+   * a second one.
+   */
   async scopeOut(): Promise<WorkspaceInfo__Output | null> {
     const response = await call<{ workspace: WorkspaceInfo__Output | null }>((cb) => this.client.workspaces.ScopeOut({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb));
     return response.workspace;
