@@ -859,9 +859,13 @@ export class LeaseSession {
    * releaseOnDisconnect is not armed until a stream is open again.
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
    * Throws CANCELLED after the client's close().
+   * `intervalMs` unset: a third of the lease's TTL (ttl_seconds as granted). Anything but a whole
+   * number of ms from 1 to 2^31 - 1 is INVALID_ARGUMENT: Node's setInterval took `'10s'`, 0 or none as
+   * 1 ms, and the keep-alive sent hundreds of renewals a second.
    */
-  startKeepAlive(intervalMs: number, options: KeepAliveOptions = {}): void {
+  startKeepAlive(intervalMs?: number, options: KeepAliveOptions = {}): void {
     checkOptionNames('startKeepAlive', options);
+    intervalMs = intervalMs === undefined ? defaultKeepAliveMs(this.lease.ttl_seconds) : positiveMs('intervalMs', intervalMs);
     this.client.requireOpen();
     this.stopKeepAlive();
     let stream: ClientDuplexStream<KeepAliveRequest, KeepAliveResponse__Output> | undefined;
@@ -970,6 +974,12 @@ export class LeaseSession {
 }
 
 function noKeepAlive(): void {}
+
+/** startKeepAlive's interval when none is given: a third of the lease's TTL (at least 1 s for a TTL the reply did not give). */
+function defaultKeepAliveMs(ttlSeconds: number): number {
+  const ttlMs = Number(ttlSeconds) * 1000;
+  return Number.isFinite(ttlMs) && ttlMs > 0 ? Math.min(Math.max(Math.floor(ttlMs / 3), 1), MAX_TIMER_MS) : 1000;
+}
 
 /**
  * Call options for a deadline `ms` from now; none for an unset or 0 one, and none for one past

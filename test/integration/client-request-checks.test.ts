@@ -136,4 +136,37 @@ describe('typed client: unknown enum names', () => {
       await lease.close();
     }
   });
+
+  it('startKeepAlive refuses an interval that is no whole number of ms, and without one renews every third of the TTL', async () => {
+    const client = new TensormemClient(setup.daemon.tcpAddress);
+    try {
+      const lease = await client.openLease({ clientName: 'keepalive-interval', ttlSeconds: 3 });
+      // Count the renewals the keep-alive writes.
+      let renewals = 0;
+      const open = client.leases.KeepAlive.bind(client.leases);
+      client.leases.KeepAlive = ((...args: Parameters<typeof open>) => {
+        const stream = open(...args);
+        const write = stream.write.bind(stream);
+        stream.write = ((...writeArgs: Parameters<typeof write>) => {
+          renewals++;
+          return write(...writeArgs);
+        }) as typeof stream.write;
+        return stream;
+      }) as typeof client.leases.KeepAlive;
+      // Node's setInterval took each of these as 1 ms: hundreds of renewals a second.
+      for (const interval of ['10s', 0, -5, Number.NaN]) {
+        expect(() => lease.startKeepAlive(interval as number)).toThrow(/INVALID_ARGUMENT.*Expected a whole number of milliseconds from 1 to 2147483647 for intervalMs/);
+      }
+      expect(renewals).toBe(0);
+      lease.startKeepAlive();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      lease.stopKeepAlive();
+      // One when the stream opens, one at 1 s (a third of 3 s), and the disarming write at stop.
+      expect(renewals).toBeGreaterThanOrEqual(2);
+      expect(renewals).toBeLessThanOrEqual(4);
+      await lease.close();
+    } finally {
+      client.close();
+    }
+  });
 });
