@@ -39,6 +39,9 @@ export function exportSide(array: TensorArray, side: unknown): Side {
 export async function exportArray(array: TensorArray, side: unknown, memory: MemoryManager): Promise<ArrayExport> {
   const chosen = exportSide(array, side);
   array.assertUsable('Cannot export array');
+  // Before the backend's refusal below, which would send an attached array to EXPORT_SIDE_HOST, only
+  // to be refused there for being attached.
+  array.assertNotAttached();
   if (chosen === 'DEVICE') {
     if (memory.backendName !== 'cuda') {
       throw failedPrecondition(

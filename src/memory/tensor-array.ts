@@ -781,7 +781,8 @@ export class TensorArray implements BlockOwner {
     });
   }
 
-  private assertNotAttached(): void {
+  /** FAILED_PRECONDITION for an array attached to a workspace: its memory is the workspace's buffer, which no export may hand out. */
+  assertNotAttached(): void {
     if (this.attachment) {
       throw failedPrecondition(
         `array ${this.arrayId} is attached to workspace "${this.attachment.workspace.name}" and cannot be exported: its memory is the workspace's buffer. DuplicateArray it with detached = true and export the copy`,

@@ -262,6 +262,17 @@ describe('ExportArray over a real daemon', () => {
     expect(exportableInWorkspace.code).toBe(status.INVALID_ARGUMENT);
     expect(exportableInWorkspace.details).toContain('for exportable');
     await lease.leaveWorkspace(ws.workspace_id);
+    // A device array attached to a FULL workspace: refused for being attached, not sent to
+    // EXPORT_SIDE_HOST by the host backend's CUDA IPC refusal, only to be refused there for being attached.
+    const fullWs = await lease.createWorkspace('EXPORT_FULL_WS', { initial_size: MiB, learning_policy: 'LEARNING_POLICY_NONE' });
+    await lease.enterWorkspace(fullWs.workspace_id);
+    const attachedDevice = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+    const deviceInWorkspace = await rejection(lease.exportArray(attachedDevice.array_id));
+    expect(deviceInWorkspace.code).toBe(status.FAILED_PRECONDITION);
+    expect(deviceInWorkspace.details).toContain('is attached to workspace "EXPORT_FULL_WS" and cannot be exported');
+    expect(deviceInWorkspace.details).not.toContain('CUDA IPC');
+    await lease.leaveWorkspace(fullWs.workspace_id);
+    await lease.destroyWorkspace(fullWs.workspace_id);
 
     // The move needs room for both copies for a moment; without it, RESOURCE_EXHAUSTED and nothing moved.
     const before = await client.memoryInfo();
