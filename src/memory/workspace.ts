@@ -479,7 +479,7 @@ export class Workspace {
   /**
    * Nd4jWorkspace.alloc: places `bytes` (rounded up to 16) in the workspace, or outside it per the
    * spill policy. Throws INVALID_ARGUMENT for a size that is not a positive safe integer,
-   * RESOURCE_EXHAUSTED / WORKSPACE_FULL ("Can't allocate memory: Workspace is full") under FAIL, and
+   * RESOURCE_EXHAUSTED / WORKSPACE_FULL ("Can't allocate memory: Workspace is full", then the numbers) under FAIL, and
    * the backing's OutOfMemoryError; in each case nothing changed.
    */
   alloc(bytes: number, options: AllocOptions = {}): WorkspaceAllocation {
@@ -518,7 +518,7 @@ export class Workspace {
     }
 
     // Spill: outside the workspace, as "spilled" or (past a circular workspace's block) "pinned".
-    if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required);
+    if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required, this.primaryOffsetBytes);
     const block = this.backing.allocateBuffer(this.bufferRequest(required, trimmer ? 'pinned' : 'spill', this.primaryKind, buffers));
     if (trimmer && this.config.spillPolicy === 'REALLOCATE' && !this.trimmedMode) {
       this.trimmedMode = true;
@@ -557,7 +557,7 @@ export class Workspace {
         return this.describeInRing(this.mirrorRing, wrapped, 'HOST', this.mirrorBlock, offset, required, requestedBytes);
       }
     }
-    if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required);
+    if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required, this.mirrorOffsetBytes);
     const block = this.backing.allocateBuffer(this.bufferRequest(required, trimmer ? 'pinned' : 'spill', 'HOST', buffers));
     this.liveOutside.add(block);
     if (!trimmer) {
@@ -1031,8 +1031,17 @@ export class Workspace {
     return request;
   }
 
-  private workspaceFull(required: number): TensormemError {
-    return new TensormemError('RESOURCE_EXHAUSTED', 'WORKSPACE_FULL', "Can't allocate memory: Workspace is full", {
+  /**
+   * SPILL_POLICY_FAIL's refusal: ND4J's message, then the numbers and what to change (ND4J's words alone
+   * named neither the workspace nor the sizes, nor that the spill policy is what refuses).
+   */
+  private workspaceFull(required: number, offset: number): TensormemError {
+    const free = Math.max(this.currentSize - offset, 0);
+    const message =
+      `Can't allocate memory: Workspace is full: workspace "${this.name}" (spill_policy SPILL_POLICY_FAIL) has ${free} of its ${this.currentSize} bytes free ` +
+      `and was asked for ${required} bytes (16-byte aligned). Try: a larger initial_size, a learning_policy that sizes it from a cycle (LEARNING_POLICY_FIRST_LOOP), ` +
+      `or spill_policy SPILL_POLICY_EXTERNAL to place what does not fit outside it.`;
+    return new TensormemError('RESOURCE_EXHAUSTED', 'WORKSPACE_FULL', message, {
       workspace_id: this.workspaceId,
       workspace_name: this.name,
       requested_bytes: String(required),

@@ -89,7 +89,11 @@ describe('workspaces over gRPC', () => {
     const full = await failure(lease.allocate(doubles(10_000_000)));
     expect(full.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(full.reason).toBe('WORKSPACE_FULL');
-    expect(full.details).toBe("Can't allocate memory: Workspace is full");
+    // ND4J's words, then the numbers and what to change.
+    expect(full.details).toBe(
+      `Can't allocate memory: Workspace is full: workspace "testAllocation4" (spill_policy SPILL_POLICY_FAIL) has ${MiB - 48} of its ${MiB} bytes free and was asked for 80000000 bytes (16-byte aligned). ` +
+        'Try: a larger initial_size, a learning_policy that sizes it from a cycle (LEARNING_POLICY_FIRST_LOOP), or spill_policy SPILL_POLICY_EXTERNAL to place what does not fit outside it.',
+    );
     expect(await lease.getWorkspace(ws.workspace_id)).toEqual(before);
     await lease.leaveWorkspace(ws.workspace_id);
   });

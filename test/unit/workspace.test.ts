@@ -417,7 +417,8 @@ describe('BasicWorkspaceTests (ND4J)', () => {
     expect(ws.info().primaryOffset).toBe(reqMem + (reqMem % 16));
     const before = ws.info();
     const error = thrown(() => ws.alloc(doubles(10_000_000)));
-    expect(error.message).toBe("Can't allocate memory: Workspace is full");
+    expect(error.message).toContain("Can't allocate memory: Workspace is full: workspace ");
+    expect(error.message).toContain(`has ${MiB - 48} of its ${MiB} bytes free and was asked for 80000000 bytes`);
     expect(error.reason).toBe('WORKSPACE_FULL');
     expect(error.kind).toBe('RESOURCE_EXHAUSTED');
     expect(error.metadata.requested_bytes).toBe(String(80_000_000));
