@@ -274,6 +274,11 @@ export class TensormemClient {
     private readonly options: ClientOptions = {},
   ) {
     checkOptionNames('client', options);
+    checkDeadlineMs('deadlineMs', options.deadlineMs);
+    for (const field of ['maxMessageBytes', 'chunkBytes'] as const) {
+      const value = options[field];
+      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) throw invalidArgument(field, 'a whole number of bytes above 0', value);
+    }
     const { proto } = loadTensormemProto();
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const channelOptions: ChannelOptions = { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes };
@@ -555,6 +560,7 @@ export class LeaseSession {
 
   async allocate(options: AllocateOptions): Promise<ArrayInfo__Output> {
     checkOptionNames('allocate', options);
+    checkDeadlineMs('deadlineMs', options.deadlineMs);
     const response = await call<{ array: ArrayInfo__Output | null }>((cb) =>
       this.client.arrays.AllocateArray(
         {
@@ -988,6 +994,14 @@ function defaultKeepAliveMs(ttlSeconds: number): number {
  * MAX_TIMER_MS (about 24.8 days) or infinite: grpc-js arms a setTimeout for the deadline, which past
  * MAX_TIMER_MS would fire at once (DEADLINE_EXCEEDED before the call is sent).
  */
+/**
+ * A deadlineMs option: unset, or a number of ms from 0 (Infinity: none). A string ('5000') or NaN went
+ * to grpc-js as a deadline it could not use, which failed the call with no gRPC code.
+ */
+function checkDeadlineMs(field: string, value: unknown): void {
+  if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw invalidArgument(field, 'a number of milliseconds from 0 (0 or Infinity: no deadline of its own)', value);
+}
+
 function deadlineIn(ms: number | undefined): { deadline?: number } {
   return ms && !(ms > MAX_TIMER_MS) ? { deadline: Date.now() + ms } : {};
 }

@@ -169,4 +169,28 @@ describe('typed client: unknown enum names', () => {
       client.close();
     }
   });
+
+  it('refuses a deadlineMs or a size of the client that is not a number, naming it, instead of a call that fails with no code', async () => {
+    for (const [options, field] of [
+      [{ deadlineMs: '5000' }, 'deadlineMs'],
+      [{ deadlineMs: Number.NaN }, 'deadlineMs'],
+      [{ deadlineMs: -1 }, 'deadlineMs'],
+      [{ chunkBytes: '1M' }, 'chunkBytes'],
+      [{ maxMessageBytes: 0 }, 'maxMessageBytes'],
+    ] as const) {
+      expect(() => new TensormemClient(setup.client.address, options as unknown as ClientOptions), field).toThrow(expect.objectContaining({ code: status.INVALID_ARGUMENT, errorMetadata: { field } }));
+    }
+    const lease = await setup.client.openLease({ clientName: 'deadline-values', ttlSeconds: 60 });
+    try {
+      const refusal = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], deadlineMs: '100' as unknown as number }));
+      expect(refusal.code).toBe(status.INVALID_ARGUMENT);
+      expect(refusal.message).toContain('for deadlineMs but received "100"');
+      expect(await lease.list()).toEqual([]);
+      // Numbers, 0 and Infinity go through.
+      for (const deadlineMs of [5000, 0, Infinity]) await lease.free((await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], deadlineMs })).array_id);
+      new TensormemClient(setup.client.address, { deadlineMs: 0, chunkBytes: 65536, maxMessageBytes: 1 << 20 }).close();
+    } finally {
+      await lease.close();
+    }
+  });
 });
