@@ -108,7 +108,7 @@ function call<T>(invoke: (callback: Callback<T>) => unknown): Promise<T> {
 }
 
 export interface ClientOptions {
-  /** Largest message either way; the daemon's default is 64 MiB. */
+  /** Largest message either way (default 64 MiB, the daemon's default; -1: no limit). */
   maxMessageBytes?: number;
   /** Chunk size of WriteArray streams (default 1 MiB). */
   chunkBytes?: number;
@@ -275,10 +275,10 @@ export class TensormemClient {
   ) {
     checkOptionNames('client', options);
     checkDeadlineMs('deadlineMs', options.deadlineMs);
-    for (const field of ['maxMessageBytes', 'chunkBytes'] as const) {
-      const value = options[field];
-      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) throw invalidArgument(field, 'a whole number of bytes above 0', value);
-    }
+    const { maxMessageBytes: maxMessage, chunkBytes } = options;
+    // -1: no limit (grpc-js's own value; tensormemctl snapshot takes a reply of any size).
+    if (maxMessage !== undefined && !(Number.isSafeInteger(maxMessage) && (maxMessage > 0 || maxMessage === -1))) throw invalidArgument('maxMessageBytes', 'a whole number of bytes above 0, or -1 for no limit', maxMessage);
+    if (chunkBytes !== undefined && !(Number.isSafeInteger(chunkBytes) && chunkBytes > 0)) throw invalidArgument('chunkBytes', 'a whole number of bytes above 0', chunkBytes);
     const { proto } = loadTensormemProto();
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const channelOptions: ChannelOptions = { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes };

@@ -189,6 +189,7 @@ describe('typed client: unknown enum names', () => {
       // Numbers, 0 and Infinity go through.
       for (const deadlineMs of [5000, 0, Infinity]) await lease.free((await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], deadlineMs })).array_id);
       new TensormemClient(setup.client.address, { deadlineMs: 0, chunkBytes: 65536, maxMessageBytes: 1 << 20 }).close();
+      new TensormemClient(setup.client.address, { maxMessageBytes: -1 }).close();
     } finally {
       await lease.close();
     }
