@@ -49,8 +49,7 @@ export class RequestChecks {
 
   /** The first problem of `request` (a message of type `typeName`, full name): a field its type lacks, or an enum name its enum lacks. */
   problemOf(typeName: string, request: unknown): RequestProblem | undefined {
-    if (this.fastCheckOf(typeName)(request)) return undefined;
-    return this.checkOf(typeName)(request, '');
+    return this.problemsOf(typeName)(request);
   }
 
   /** problemOf for one message type, with its fast check looked up once (checkRequestsBeforeSending's stubs). */
@@ -78,9 +77,7 @@ export class RequestChecks {
     let compiled: FastCheck | undefined;
     fast = (request) => compiled!(request);
     this.fastChecks.set(typeName, fast);
-    const type = (this.definition[typeName] as { type?: MessageType } | undefined)?.type ?? {};
-    const fields = type.field ?? [];
-    const keys = [...fields.map((field) => field.name), ...(type.oneofDecl ?? []).map((oneof) => oneof.name)];
+    const { fields, keys } = this.messageType(typeName);
     const source: string[] = [
       'return function (r) {',
       "  if (r === null || typeof r !== 'object' || Array.isArray(r)) return false;",
@@ -112,7 +109,7 @@ export class RequestChecks {
 
   /** The expression (over `x`) that accepts a usual value of `field`; undefined for a field type it does not know. */
   private fastItemTest(typeName: string, field: FieldDescriptor, nested: FastCheck[], enums: Array<ReadonlySet<string>>): string | undefined {
-    const range = INTEGER_RANGES[field.type];
+    const range = SCALAR_CHECKS[field.type]?.numberRange;
     if (range) return `typeof x === 'number' && Number.isSafeInteger(x) && x >= ${range[0]} && x <= ${range[1]}`;
     switch (field.type) {
       case 'TYPE_DOUBLE':
@@ -128,11 +125,26 @@ export class RequestChecks {
     const fieldType = field.type === 'TYPE_ENUM' || field.type === 'TYPE_MESSAGE' ? resolveType(this.definition, typeName, field.typeName) : undefined;
     if (fieldType === undefined) return undefined;
     if (field.type === 'TYPE_ENUM') {
-      enums.push(new Set(((this.definition[fieldType] as { type?: { value?: Array<{ name: string }> } }).type?.value ?? []).map((value) => value.name)));
+      enums.push(new Set(this.enumValues(fieldType)));
       return `typeof x === 'number' || (typeof x === 'string' && enums[${enums.length - 1}].has(x))`;
     }
     nested.push(this.fastCheckOf(fieldType));
     return `nested[${nested.length - 1}](x)`;
+  }
+
+  /**
+   * A message type's fields and the keys a request of it may hold: its field names and its oneofs'
+   * (a message read back, a WorkspaceInfo's config, carries its proto3 optionals' virtual oneofs).
+   */
+  private messageType(typeName: string): { fields: FieldDescriptor[]; keys: string[] } {
+    const type = (this.definition[typeName] as { type?: MessageType } | undefined)?.type ?? {};
+    const fields = type.field ?? [];
+    return { fields, keys: [...fields.map((field) => field.name), ...(type.oneofDecl ?? []).map((oneof) => oneof.name)] };
+  }
+
+  /** The value names of the enum `enumType` (full name). */
+  private enumValues(enumType: string): string[] {
+    return ((this.definition[enumType] as { type?: { value?: Array<{ name: string }> } }).type?.value ?? []).map((value) => value.name);
   }
 
   private checkOf(typeName: string): Check {
@@ -140,10 +152,8 @@ export class RequestChecks {
     if (check) return check;
     // Placed before it is built, so that a message that holds itself ends the recursion.
     const fieldChecks: Check[] = [];
-    const type = (this.definition[typeName] as { type?: MessageType } | undefined)?.type ?? {};
-    const fields = type.field ?? [];
-    // Oneof names too: a message read back (a WorkspaceInfo's config) carries its proto3 optionals' virtual oneofs.
-    const known = new Set([...fields.map((field) => field.name), ...(type.oneofDecl ?? []).map((oneof) => oneof.name)]);
+    const { fields, keys } = this.messageType(typeName);
+    const known = new Set(keys);
     const shortName = typeName.slice(typeName.lastIndexOf('.') + 1);
     check = (request, path) => {
       if (request === null || typeof request !== 'object') return undefined;
@@ -182,7 +192,7 @@ export class RequestChecks {
       if (fieldType === undefined) continue;
       const repeated = field.label === 'LABEL_REPEATED';
       if (field.type === 'TYPE_ENUM') {
-        const values = ((this.definition[fieldType] as { type?: { value?: Array<{ name: string }> } }).type?.value ?? []).map((value) => value.name);
+        const values = this.enumValues(fieldType);
         const knownValues = new Set(values);
         const expected = `one of ${values.filter((name) => !name.endsWith('_UNSPECIFIED')).join(', ')}`;
         fieldChecks.push((request, path) => {
@@ -211,16 +221,18 @@ export class RequestChecks {
 interface ScalarCheck {
   expected: string;
   accepts: (value: unknown) => boolean;
+  /** An integer type's bounds for Numbers: its own, within ±(2^53 - 1) (a safe integer is always within 64 bits). */
+  numberRange?: readonly [number, number];
 }
 
 /** An integer field's check: a safe integer Number, a decimal string or a Long (protobufjs's own), within [min, max]. */
 function integerCheck(min: bigint, max: bigint, kind: string): ScalarCheck {
   const inRange = (value: bigint) => value >= min && value <= max;
   // Numbers compared as numbers (every call of the typed client checks its integers: no BigInt made for them).
-  const minNumber = Number(min);
-  const maxNumber = Number(max);
+  const [minNumber, maxNumber] = [Math.max(Number(min), -Number.MAX_SAFE_INTEGER), Math.min(Number(max), Number.MAX_SAFE_INTEGER)];
   return {
     expected: `${kind} (an integer from ${min} to ${max}: a whole Number, or a decimal string for 64-bit values past 2^53)`,
+    numberRange: [minNumber, maxNumber],
     accepts: (value) => {
       if (typeof value === 'number') return Number.isSafeInteger(value) && value >= minNumber && value <= maxNumber;
       if (typeof value === 'string') return /^-?[0-9]+$/.test(value) && inRange(BigInt(value));
@@ -234,20 +246,6 @@ function integerCheck(min: bigint, max: bigint, kind: string): ScalarCheck {
     },
   };
 }
-
-/** The Number bounds of the integer types in fast checks: exact up to 2^53, and a safe integer is always within 64 bits. */
-const INTEGER_RANGES: Record<string, [number, number]> = {
-  TYPE_INT32: [-(2 ** 31), 2 ** 31 - 1],
-  TYPE_SINT32: [-(2 ** 31), 2 ** 31 - 1],
-  TYPE_SFIXED32: [-(2 ** 31), 2 ** 31 - 1],
-  TYPE_UINT32: [0, 2 ** 32 - 1],
-  TYPE_FIXED32: [0, 2 ** 32 - 1],
-  TYPE_INT64: [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  TYPE_SINT64: [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  TYPE_SFIXED64: [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  TYPE_UINT64: [0, Number.MAX_SAFE_INTEGER],
-  TYPE_FIXED64: [0, Number.MAX_SAFE_INTEGER],
-};
 
 const SCALAR_CHECKS: Record<string, ScalarCheck> = {
   TYPE_INT32: integerCheck(-(2n ** 31n), 2n ** 31n - 1n, 'an int32'),
