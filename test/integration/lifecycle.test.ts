@@ -9,6 +9,16 @@ import { ROOT, runTensormemd, startDaemon } from '../helpers/daemon-process';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A daemon with `flags` and a data plane, a client with a deadline of `deadlineMs`, and a raw socket to the data plane (`connected` once it is). */
+async function daemonWithDataPlaneSocket(flags: string[], deadlineMs: number) {
+  const daemon = await startDaemon([...flags, '--data-listen', '127.0.0.1:0']);
+  const client = new TensormemClient(daemon.tcpAddress, { deadlineMs });
+  const data = new URL(daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string);
+  const upload = connect(Number(data.port), data.hostname);
+  const connected = new Promise((resolve) => upload.once('connect', resolve));
+  return { daemon, client, upload, connected };
+}
+
 describe('lease lifecycle', () => {
   it('frees an expired lease within TTL + reclaim interval, and its token then says LEASE_EXPIRED', async () => {
     const daemon = await startDaemon(['--lease-ttl', '1s', '--reclaim-interval', '200ms']);
@@ -179,11 +189,7 @@ describe('lease lifecycle', () => {
   it('lets a transfer in flight finish within --shutdown-timeout although the drain ended its lease\'s KeepAlive and the lease TTL passes meanwhile', async () => {
     // The drain ends KeepAlive streams at once, so no lease is renewed while it lasts: a lease whose TTL
     // ran out during the drain was swept, and a PUT still under way failed (LEASE_EXPIRED) instead of finishing.
-    const daemon = await startDaemon(['--lease-ttl', '1s', '--reclaim-interval', '100ms', '--shutdown-timeout', '10s', '--data-listen', '127.0.0.1:0']);
-    const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 30_000 });
-    const data = new URL(daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string);
-    const upload = connect(Number(data.port), data.hostname);
-    const connected = new Promise((resolve) => upload.once('connect', resolve));
+    const { daemon, client, upload, connected } = await daemonWithDataPlaneSocket(['--lease-ttl', '1s', '--reclaim-interval', '100ms', '--shutdown-timeout', '10s'], 30_000);
     try {
       const lease = await client.openLease();
       const keepAliveErrors: TensormemClientError[] = [];
@@ -217,11 +223,7 @@ describe('lease lifecycle', () => {
     // Before: the handlers were once(), so a second SIGTERM killed the daemon by the default action in
     // the middle of its drain (exit by signal, no "stopped" line, leases never freed in order), and a
     // Ctrl-C after a SIGTERM was ignored: the drain went on for the whole --shutdown-timeout.
-    const daemon = await startDaemon(['--shutdown-timeout', '30s', '--data-listen', '127.0.0.1:0']);
-    const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 60_000 });
-    const data = new URL(daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string);
-    const upload = connect(Number(data.port), data.hostname);
-    const connected = new Promise((resolve) => upload.once('connect', resolve));
+    const { daemon, client, upload, connected } = await daemonWithDataPlaneSocket(['--shutdown-timeout', '30s'], 60_000);
     try {
       const lease = await client.openLease();
       const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1 << 20] });
