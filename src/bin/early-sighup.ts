@@ -10,7 +10,7 @@ const onSighup = (): void => {
 };
 process.on('SIGHUP', onSighup);
 
-/** Stops holding SIGHUP (the caller's own handler must be in already); whether one came meanwhile. */
+/** Stops holding SIGHUP (the caller's own handler must be in already: main() puts it in once the daemon serves); whether one came meanwhile. */
 export function takeEarlySighup(): boolean {
   process.off('SIGHUP', onSighup);
   return received;

@@ -55,22 +55,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  // A SIGHUP while the daemon starts (from the moment this process's modules began to load, see
-  // early-sighup.ts, until it serves) reloads the file once it serves: `systemctl reload` right after
-  // `start` must not be lost, nor end the process.
-  let pendingReload = false;
-  process.on('SIGHUP', () => {
-    if (daemon) daemon.reloadTenants();
-    else pendingReload = true;
-  });
-  if (takeEarlySighup()) pendingReload = true;
   try {
     daemon = await startDaemon(config);
   } catch (error) {
     process.stderr.write(`tensormemd: ${(error as Error).message}\n`);
     process.exit(1);
   }
-  if (pendingReload && !pendingSignal) daemon.reloadTenants();
+  // A SIGHUP while the daemon started (from the moment this process's modules began to load: early-sighup.ts
+  // held it until now) rereads the file now that it serves: `systemctl reload` right after `start` must not
+  // be lost, nor end the process. This handler goes in before that one comes out, so none falls between.
+  const served = daemon;
+  process.on('SIGHUP', () => served.reloadTenants());
+  if (takeEarlySighup() && !pendingSignal) daemon.reloadTenants();
   if (pendingSignal) stop(pendingSignal);
   if (pendingCut) stop(pendingCut);
   void daemon.fatal.then((reason) => {
