@@ -743,10 +743,12 @@ export class MemoryManager {
    * every other call waiting, for 0.25-0.6 s (1-2 s in a busy daemon).
    */
   captureSnapshot(): Array<{ pool: string; capture: PoolCapture }> {
-    return [
-      ...this.devicePools.map((stack, index) => ({ pool: `device:${index}`, capture: stack.pool.capture() })),
-      { pool: 'host', capture: this.hostPool.pool.capture() },
-    ];
+    return this.namedPools().map(({ name, pool }) => ({ pool: name, capture: pool.capture() }));
+  }
+
+  /** Every pool by the name snapshots and logs give it: `device:N`, then `host`. */
+  private namedPools(): Array<{ name: string; pool: PoolResource }> {
+    return [...this.devicePools.map((stack, index) => ({ name: `device:${index}`, pool: stack.pool })), { name: 'host', pool: this.hostPool.pool }];
   }
 
   /** Gives fully free chunks back to the backend (under memory pressure). */
@@ -763,12 +765,10 @@ export class MemoryManager {
   releaseIdleChunks(idleMs: number): Record<string, number> {
     const released: Record<string, number> = {};
     if (this.backend.name === 'cuda' && this.asyncOps > 0) return released;
-    this.devicePools.forEach((stack, index) => {
-      const bytes = stack.pool.releaseIdleChunks(idleMs);
-      if (bytes > 0) released[`device:${index}`] = bytes;
-    });
-    const hostBytes = this.hostPool.pool.releaseIdleChunks(idleMs);
-    if (hostBytes > 0) released.host = hostBytes;
+    for (const { name, pool } of this.namedPools()) {
+      const bytes = pool.releaseIdleChunks(idleMs);
+      if (bytes > 0) released[name] = bytes;
+    }
     return released;
   }
 
