@@ -274,7 +274,7 @@ export class TensormemClient {
     private readonly options: ClientOptions = {},
   ) {
     checkOptionNames('client', options);
-    checkDeadlineMs('deadlineMs', options.deadlineMs);
+    checkDeadlineMs(options.deadlineMs);
     const { maxMessageBytes: maxMessage, chunkBytes } = options;
     // -1: no limit (grpc-js's own value; tensormemctl snapshot takes a reply of any size).
     if (maxMessage !== undefined && !(Number.isSafeInteger(maxMessage) && (maxMessage > 0 || maxMessage === -1))) throw invalidArgument('maxMessageBytes', 'a whole number of bytes above 0, or -1 for no limit', maxMessage);
@@ -560,7 +560,7 @@ export class LeaseSession {
 
   async allocate(options: AllocateOptions): Promise<ArrayInfo__Output> {
     checkOptionNames('allocate', options);
-    checkDeadlineMs('deadlineMs', options.deadlineMs);
+    checkDeadlineMs(options.deadlineMs);
     const response = await call<{ array: ArrayInfo__Output | null }>((cb) =>
       this.client.arrays.AllocateArray(
         {
@@ -998,8 +998,8 @@ function defaultKeepAliveMs(ttlSeconds: number): number {
  * A deadlineMs option: unset, or a number of ms from 0 (Infinity: none). A string ('5000') or NaN went
  * to grpc-js as a deadline it could not use, which failed the call with no gRPC code.
  */
-function checkDeadlineMs(field: string, value: unknown): void {
-  if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw invalidArgument(field, 'a number of milliseconds from 0 (0 or Infinity: no deadline of its own)', value);
+function checkDeadlineMs(value: unknown): void {
+  if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw invalidArgument('deadlineMs', 'a number of milliseconds from 0 (0 or Infinity: no deadline of its own)', value);
 }
 
 function deadlineIn(ms: number | undefined): { deadline?: number } {

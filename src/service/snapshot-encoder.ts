@@ -90,7 +90,7 @@ export async function encodeMemorySnapshot(context: ServiceContext, serialize: (
   const blockCount = pools.reduce((sum, { capture }) => sum + capture.blockCount, 0);
   const snapshot = new Parts();
   snapshot.add(head);
-    for (const { pool, capture } of pools) {
+  for (const { pool, capture } of pools) {
     const poolBody = new Parts();
     const name = new ProtoWriter(64);
     name.string(1, pool);
