@@ -177,7 +177,15 @@ class CudaBackend final : public Backend {
     }
     SetDevice(chunk.device);
     cudaIpcMemHandle_t handle;
-    Check(cudaIpcGetMemHandle(&handle, chunk.ptr), "cudaIpcGetMemHandle of chunk " + std::to_string(chunk.handle));
+    const cudaError_t error = cudaIpcGetMemHandle(&handle, chunk.ptr);
+    if (error == cudaErrorNotSupported) {
+      // No CUDA IPC on this system (WSL, some virtualized or confidential-computing GPUs): a property of
+      // the machine, not a failure of the call.
+      cudaGetLastError();
+      throw NativeError(ErrorCode::kUnsupported, "CUDA IPC is not supported on device " + std::to_string(chunk.device) +
+                                                     " (cudaIpcGetMemHandle: cudaErrorNotSupported)");
+    }
+    Check(error, "cudaIpcGetMemHandle of chunk " + std::to_string(chunk.handle));
     IpcHandle bytes;
     std::memcpy(bytes.data(), &handle, sizeof handle);
     return bytes;

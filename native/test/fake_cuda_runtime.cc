@@ -26,7 +26,8 @@
 // after a kernel's illegal address: every later cudaMemcpy, cudaMemset, cudaMalloc and cudaMemGetInfo
 // returns cudaErrorIllegalAddress, a sticky error), FAKE_CUDA_REPORT=1 (at exit, print to stderr what
 // is still allocated, registered or open; non-zero counts are leaks only where the process released
-// everything it had).
+// everything it had), FAKE_CUDA_IPC_UNSUPPORTED=1 (cudaIpcGetMemHandle returns cudaErrorNotSupported, as on a
+// system without CUDA IPC).
 // What it cannot check: timing, asynchrony (every call completes before it returns, so a missing
 // stream synchronization goes unnoticed), peer access, pinned-memory limits, the driver itself.
 #include <cuda_runtime_api.h>
@@ -414,6 +415,7 @@ cudaError_t cudaIpcGetMemHandle(cudaIpcMemHandle_t* handle, void* ptr) {
   auto it = Allocations().find(reinterpret_cast<uintptr_t>(ptr));
   // "the base of an existing device memory allocation created with cudaMalloc"
   if (it == Allocations().end() || it->second.ipc_opened) return Misuse(cudaErrorInvalidValue, "cudaIpcGetMemHandle", ptr);
+  if (EnvLong("FAKE_CUDA_IPC_UNSUPPORTED", 0) != 0) return Fail(cudaErrorNotSupported);
   IpcHandleBody body{};
   body.magic = kHandleMagic;
   body.pid = static_cast<int32_t>(getpid());

@@ -11,6 +11,7 @@
  * the array (FreeArray, lease close or expiry).
  */
 import { failedPrecondition, invalidArgument, notFound } from '../errors';
+import { isNativeError } from '../native/backend';
 import type { MemoryManager } from './memory-manager';
 import type { ExportedBlock, TensorArray } from './tensor-array';
 
@@ -50,12 +51,28 @@ export async function exportArray(array: TensorArray, side: unknown, memory: Mem
     }
     const exported = await freedAsNotFound(array, () => array.exportDevice());
     const { bytes } = memory.backend.chunkInfo(exported.block.chunkHandle);
-    return { kind: 'cuda_ipc', handle: memory.backend.exportIpcHandle(exported.block.chunkHandle), device: array.device, ...placement(array, exported, bytes) };
+    return { kind: 'cuda_ipc', handle: ipcHandle(array, exported, memory), device: array.device, ...placement(array, exported, bytes) };
   }
   const exported = await freedAsNotFound(array, () => array.exportHost());
   const info = memory.backend.chunkInfo(exported.block.chunkHandle);
   if (info.shmName === undefined) throw new Error(`invariant: exported host chunk ${info.handle} of array ${array.arrayId} has no shared-memory name`);
   return { kind: 'shm', name: info.shmName, ...placement(array, exported, info.bytes) };
+}
+
+/**
+ * The CUDA IPC handle of the array's dedicated device chunk. Where the system has no CUDA IPC (the
+ * addon says UNSUPPORTED: WSL, some virtualized GPUs), FAILED_PRECONDITION that points to the host side,
+ * which needs nothing of the driver; the array stays as it is, moved to its dedicated chunk.
+ */
+function ipcHandle(array: TensorArray, exported: ExportedBlock, memory: MemoryManager): Buffer {
+  try {
+    return memory.backend.exportIpcHandle(exported.block.chunkHandle);
+  } catch (error) {
+    if (isNativeError(error) && error.code === 'UNSUPPORTED') {
+      throw failedPrecondition(`${error.message}: export the host side (EXPORT_SIDE_HOST) of array ${array.arrayId} instead, a POSIX shared-memory region`);
+    }
+    throw error;
+  }
 }
 
 /**

@@ -29,6 +29,19 @@ export function probeCuda(): CudaProbe {
   return probed;
 }
 
+/**
+ * Whether the cuda backend runs on the fake CUDA runtime (scripts/fake-cuda-check.sh), whose FAKE_CUDA_*
+ * switches make a GPU misbehave on purpose; a real runtime ignores them, so such suites skip on a GPU.
+ */
+export function isFakeCuda(probe: CudaProbe = probeCuda()): boolean {
+  return probe.backend !== undefined && probe.backend.deviceInfo(0).name.startsWith('Fake CUDA');
+}
+
+/** The title note of a suite that needs the fake runtime: why it skips, or "". */
+export function fakeOnlyNote(why: string, probe: CudaProbe = probeCuda()): string {
+  return probe.backend && !isFakeCuda(probe) ? ` (skipped: ${why}; the fake runtime can)` : skipNote(probe);
+}
+
 /** " (skipped: <reason>)" for a suite title when there is no GPU, else "". */
 export function skipNote(probe: CudaProbe = probeCuda()): string {
   return probe.backend ? '' : ` (skipped: ${probe.reason})`;

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/native/addon';
-import { cudaDaemonPerTest, probeCuda, skipNote } from './cuda-device';
+import { cudaDaemonPerTest, fakeOnlyNote, isFakeCuda, probeCuda, skipNote } from './cuda-device';
 
 const MiB = 1024 * 1024;
 const PEER = join(__dirname, 'ipc-peer.cjs');
@@ -112,6 +112,35 @@ describe.skipIf(!cuda.backend)(`ExportArray of a device array through the daemon
     expect(written.sha256).not.toBe(sha256(data));
     await lease.sync(array.array_id, 'SYNC_DIRECTION_TO_HOST');
     expect(sha256(await lease.read(array.array_id))).toBe(written.sha256);
+
+    await lease.free(array.array_id);
+    const after = await client.memoryInfo();
+    expect(after.devices[0].used_bytes).toBe(before.devices[0].used_bytes);
+    expect(after.host!.used_bytes).toBe(before.host!.used_bytes);
+    await lease.close();
+  });
+});
+
+describe.skipIf(!isFakeCuda())(`ExportArray where the system has no CUDA IPC${fakeOnlyNote('a real GPU with CUDA IPC cannot be made to refuse it')}`, () => {
+  const start = cudaDaemonPerTest();
+
+  it('answers FAILED_PRECONDITION pointing to the host side, which works, and gives every byte back', async () => {
+    // FAKE_CUDA_IPC_UNSUPPORTED: cudaIpcGetMemHandle returns cudaErrorNotSupported, as under WSL.
+    const { client } = await start(['--maxbytes', '1G'], { FAKE_CUDA_IPC_UNSUPPORTED: '1' });
+    const lease = await client.openLease({ clientName: 'gpu-no-ipc' });
+    const before = await client.memoryInfo();
+    const data = randomBytes(MiB + 7);
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [data.length], device: 0 });
+    await lease.write(array.array_id, data);
+
+    const refused = await lease.exportArray(array.array_id, { side: 'EXPORT_SIDE_DEVICE', map: false }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 9 }); // FAILED_PRECONDITION, not INTERNAL
+    expect((refused as Error).message).toContain('CUDA IPC is not supported on device 0 (cudaIpcGetMemHandle: cudaErrorNotSupported)');
+    expect((refused as Error).message).toContain(`export the host side (EXPORT_SIDE_HOST) of array ${array.array_id} instead`);
+
+    const host = await lease.exportArray(array.array_id, { side: 'EXPORT_SIDE_HOST' });
+    expect(sha256(host.bytes!)).toBe(sha256(data));
+    expect(sha256(await lease.read(array.array_id))).toBe(sha256(data));
 
     await lease.free(array.array_id);
     const after = await client.memoryInfo();

@@ -10,13 +10,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TensormemClientError } from '../../src/client/tensormem-client';
-import { cudaDaemonPerTest, probeCuda, skipNote } from './cuda-device';
+import { cudaDaemonPerTest, fakeOnlyNote, isFakeCuda } from './cuda-device';
 
-const cuda = probeCuda();
-const fake = cuda.backend !== undefined && cuda.backend.deviceInfo(0).name.startsWith('Fake CUDA');
-const note = cuda.backend && !fake ? ' (skipped: a real GPU cannot lose its context on purpose; the fake runtime can)' : skipNote(cuda);
-
-describe.skipIf(!fake)(`a lost CUDA context${note}`, () => {
+describe.skipIf(!isFakeCuda())(`a lost CUDA context${fakeOnlyNote('a real GPU cannot lose its context on purpose')}`, () => {
   const start = cudaDaemonPerTest();
 
   it('answers DEVICE_LOST, drains (the drain turns health NOT_SERVING) and exits with status 1', async () => {
