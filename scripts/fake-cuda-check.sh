@@ -18,7 +18,7 @@ export FAKE_CUDA_SHARED_USAGE="/fake-cuda-usage-$$"
 # Allocations are shared-memory objects; those of processes that die (aborts, SIGKILL) stay in /dev/shm.
 export FAKE_CUDA_SHM_PREFIX="/fake-cuda-check-$$-"
 trap 'rm -f "/dev/shm${FAKE_CUDA_SHARED_USAGE}" "/dev/shm${FAKE_CUDA_SHM_PREFIX}"*' EXIT
-files=(test/conformance test/gpu/pool-caps.test.ts test/gpu/mirrors.test.ts test/gpu/cuda-ipc.test.ts test/gpu/cudnn-workspace.test.ts test/gpu/host-register.test.ts test/gpu/device-info-cost.test.ts test/gpu/device-lost.test.ts)
+files=(test/conformance test/gpu/pool-caps.test.ts test/gpu/mirrors.test.ts test/gpu/cuda-ipc.test.ts test/gpu/cudnn-workspace.test.ts test/gpu/host-register.test.ts test/gpu/device-info-cost.test.ts test/gpu/device-lost.test.ts test/gpu/device-release.test.ts)
 for devices in 1 2; do
   echo "fake-cuda-check: FAKE_CUDA_DEVICES=$devices"
   FAKE_CUDA_DEVICES=$devices npx vitest run "${files[@]}" --no-file-parallelism "$@"

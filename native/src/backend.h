@@ -5,7 +5,9 @@
 // Contracts for implementations:
 //  - Allocation throws NativeError: OUT_OF_MEMORY when refused for lack of memory, CUDA_ERROR or
 //    SYSTEM_ERROR otherwise; nothing stays allocated when it throws.
-//  - Release never throws and is called exactly once per chunk, on the main thread.
+//  - Release never throws and is called exactly once per chunk, on the main thread. It may return
+//    before the memory is back (the cuda backend frees device chunks on a thread of its own, since
+//    cudaFree waits for the device); SettleReleases returns once every release so far is done.
 //  - Copy and Fill receive ranges already bounds-checked by BackendCore, may run on a worker thread
 //    (concurrently with each other and with allocations), and return only when the bytes are in place.
 #pragma once
@@ -60,6 +62,7 @@ class Backend {
   // file_path is set, so that Release knows to UnmapFile it.
   virtual FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free) = 0;
   virtual void Release(const Chunk& chunk) noexcept = 0;
+  virtual void SettleReleases() {}
 
   // dst and src do not overlap.
   virtual void Copy(const Location& dst, const Location& src, uint64_t bytes) = 0;

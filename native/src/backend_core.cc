@@ -103,6 +103,7 @@ void BackendCore::CheckBufferNoOverlap(const Chunk& chunk, const Location& chunk
 
 void BackendCore::Close() {
   for (const Chunk& chunk : table_.Close()) backend_->Release(chunk);
+  backend_->SettleReleases();
 }
 
 void BackendCore::CloseUnpinned() {

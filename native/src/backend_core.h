@@ -49,7 +49,8 @@ class BackendCore {
   // Ends an async operation's pin; releases the chunk when it was freed meanwhile.
   void Unpin(Handle handle);
 
-  // Releases every chunk (waiting for running copies first). Safety net for env teardown; idempotent.
+  // Releases every chunk (waiting for running copies first) and returns once their memory is back.
+  // Safety net for env teardown; idempotent.
   void Close();
   // The JS object's finalizer: Close, except that a chunk still pinned (by a host view, which holds
   // this core but not the JS object) is released by its last Unpin instead of under the view.

@@ -41,6 +41,7 @@ Napi::Function BackendObject::DefineClass(Napi::Env env) {
           InstanceMethod<&BackendObject::ExportIpcHandle>("exportIpcHandle"),
           InstanceMethod<&BackendObject::OpenIpcHandle>("openIpcHandle"),
           InstanceMethod<&BackendObject::LiveChunks>("liveChunks"),
+          InstanceMethod<&BackendObject::SettleReleases>("settleReleases"),
           InstanceMethod<&BackendObject::HostView>("hostView"),
           InstanceMethod<&BackendObject::ReleaseView>("releaseView"),
       });
@@ -321,6 +322,11 @@ Napi::Value BackendObject::LiveChunks(const Napi::CallbackInfo& info) {
   result.Set("deviceBytes", Napi::Number::New(env, static_cast<double>(totals.device_bytes)));
   result.Set("hostBytes", Napi::Number::New(env, static_cast<double>(totals.host_bytes)));
   return result;
+}
+
+Napi::Value BackendObject::SettleReleases(const Napi::CallbackInfo& info) {
+  core_->backend().SettleReleases();
+  return info.Env().Undefined();
 }
 
 }  // namespace tensormem

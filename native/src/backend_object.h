@@ -45,6 +45,7 @@ class BackendObject final : public Napi::ObjectWrap<BackendObject> {
   Napi::Value ExportIpcHandle(const Napi::CallbackInfo& info);
   Napi::Value OpenIpcHandle(const Napi::CallbackInfo& info);
   Napi::Value LiveChunks(const Napi::CallbackInfo& info);
+  Napi::Value SettleReleases(const Napi::CallbackInfo& info);
   Napi::Value HostView(const Napi::CallbackInfo& info);
   Napi::Value ReleaseView(const Napi::CallbackInfo& info);
 

@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "host_memory.h"
 #include "native_error.h"
+#include "release_queue.h"
 
 static_assert(sizeof(cudaIpcMemHandle_t) == tensormem::kIpcHandleBytes, "cudaIpcMemHandle_t is 64 bytes");
 
@@ -58,7 +59,7 @@ class CudaBackend final : public Backend {
   void* AllocDevice(int device, uint64_t bytes) override {
     SetDevice(device);
     void* ptr = nullptr;
-    const cudaError_t error = cudaMalloc(&ptr, bytes);
+    const cudaError_t error = AllocateOrAwaitReleases([&] { return cudaMalloc(&ptr, bytes); });
     if (error == cudaErrorMemoryAllocation) {
       cudaGetLastError();
       size_t free_bytes = 0;
@@ -76,7 +77,7 @@ class CudaBackend final : public Backend {
   void* AllocHost(uint64_t bytes, const std::string& shm_name) override {
     if (shm_name.empty()) {
       void* ptr = nullptr;
-      const cudaError_t error = cudaHostAlloc(&ptr, bytes, cudaHostAllocPortable);
+      const cudaError_t error = AllocateOrAwaitReleases([&] { return cudaHostAlloc(&ptr, bytes, cudaHostAllocPortable); });
       if (error == cudaErrorMemoryAllocation) {
         cudaGetLastError();
         throw NativeError(ErrorCode::kOutOfMemory, "cudaHostAlloc of " + DescribeBytes(bytes) + " pinned host memory refused (cudaErrorMemoryAllocation)");
@@ -85,7 +86,7 @@ class CudaBackend final : public Backend {
       return ptr;
     }
     void* ptr = MapShared(shm_name, bytes);
-    const cudaError_t error = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
+    const cudaError_t error = AllocateOrAwaitReleases([&] { return cudaHostRegister(ptr, bytes, cudaHostRegisterPortable); });
     if (error == cudaErrorNotSupported || error == cudaErrorNotPermitted) {
       // No page-locking of existing memory here: a device whose cudaDevAttrHostRegisterSupported is 0,
       // or an H100 in confidential-computing mode, where cudaHostRegister is a forbidden API. The chunk
@@ -122,24 +123,20 @@ class CudaBackend final : public Backend {
     return tensormem::MapFile(path, create_bytes, delete_on_free);
   }
 
+  // Every release that calls the runtime (cudaFree, cudaIpcCloseMemHandle, cudaFreeHost,
+  // cudaHostUnregister: each waits for the device) runs on the release thread (release_queue.h); the
+  // rest (a file's or a pageable region's munmap) here.
   void Release(const Chunk& chunk) noexcept override {
-    if (chunk.kind == ChunkKind::kDevice) {
-      cudaSetDevice(chunk.device);
-      if (chunk.ipc_opened) {
-        cudaIpcCloseMemHandle(chunk.ptr);
-      } else {
-        cudaFree(chunk.ptr);
-      }
-    } else if (!chunk.file_path.empty()) {
+    if (chunk.kind == ChunkKind::kHost && !chunk.file_path.empty()) {
       UnmapFile(chunk.ptr, chunk.bytes);
-    } else if (chunk.shm_name.empty()) {
-      cudaFreeHost(chunk.ptr);
-    } else {
-      if (!ForgetPageableShared(chunk.ptr)) cudaHostUnregister(chunk.ptr);
+    } else if (chunk.kind == ChunkKind::kHost && !chunk.shm_name.empty() && ForgetPageableShared(chunk.ptr)) {
       UnmapShared(chunk.shm_name, chunk.ptr, chunk.bytes);
+    } else {
+      ReleaseOnThread(chunk);
     }
-    cudaGetLastError();  // a failed release must not surface in an unrelated later call
   }
+
+  void SettleReleases() override { releases_.WaitIdle(); }
 
   void Copy(const Location& dst, const Location& src, uint64_t bytes) override {
     const int device = dst.type == MemoryType::kDevice ? dst.device : src.type == MemoryType::kDevice ? src.device : -1;
@@ -222,12 +219,67 @@ class CudaBackend final : public Backend {
     return pageable_shared_.erase(ptr) > 0;
   }
 
+  // Runs an allocation; when the driver refuses it for lack of memory and releases ran or were queued
+  // meanwhile (the memory it needs may be on its way back), waits for them and asks once more.
+  template <typename Allocate>
+  cudaError_t AllocateOrAwaitReleases(const Allocate& allocate) {
+    const uint64_t releases_before = releases_.Completed();
+    const cudaError_t error = allocate();
+    if (error != cudaErrorMemoryAllocation) return error;
+    cudaGetLastError();
+    releases_.WaitIdle();
+    return releases_.Completed() != releases_before ? allocate() : error;
+  }
+
+  void ReleaseOnThread(const Chunk& chunk) noexcept {
+    // A shared-memory chunk's name goes now, as on the host backend: from the free on, no process can
+    // open it (a freed export), while its pages stay mapped until the job has unregistered them.
+    const bool shared = chunk.kind == ChunkKind::kHost && !chunk.shm_name.empty();
+    if (shared) UnlinkShared(chunk.shm_name);
+    // What the job needs, copied: the chunk's table entry is gone when it runs.
+    struct Job {
+      ChunkKind kind;
+      int device;
+      void* ptr;
+      uint64_t bytes;
+      bool ipc_opened;
+      bool shared;
+    };
+    const Job job{chunk.kind, chunk.device, chunk.ptr, chunk.bytes, chunk.ipc_opened, shared};
+    try {
+      releases_.Post([job] { ReleaseNow(job.kind, job.device, job.ptr, job.bytes, job.ipc_opened, job.shared); });
+    } catch (...) {
+      // No thread or no memory for the job: here, then.
+      ReleaseNow(job.kind, job.device, job.ptr, job.bytes, job.ipc_opened, job.shared);
+    }
+  }
+
+  static void ReleaseNow(ChunkKind kind, int device, void* ptr, uint64_t bytes, bool ipc_opened, bool shared) noexcept {
+    if (kind == ChunkKind::kDevice) {
+      cudaSetDevice(device);  // the current device is per thread
+      if (ipc_opened) {
+        cudaIpcCloseMemHandle(ptr);
+      } else {
+        cudaFree(ptr);
+      }
+    } else if (shared) {
+      cudaHostUnregister(ptr);
+      UnmapSharedPages(ptr, bytes);
+    } else {
+      cudaFreeHost(ptr);
+    }
+    cudaGetLastError();  // per thread: a failed release must not surface in this thread's next call
+  }
+
   const int device_count_;
   std::mutex identity_mutex_;
   std::vector<std::optional<DeviceInfo>> identities_;
   // Shared-memory host chunks that cudaHostRegister refused as unsupported: mapped, not page-locked.
   std::mutex pageable_shared_mutex_;
   std::unordered_set<void*> pageable_shared_;
+  // Declared last, so destroyed first: its destructor runs the releases still queued, while the rest of
+  // the backend is intact.
+  ReleaseQueue releases_;
 };
 
 }  // namespace

@@ -206,10 +206,16 @@ void* MapShared(const std::string& name, uint64_t bytes) {
 }
 
 void UnmapShared(const std::string& name, void* ptr, uint64_t bytes) noexcept {
-  munmap(ptr, bytes);
+  UnmapSharedPages(ptr, bytes);
+  UnlinkShared(name);
+}
+
+void UnlinkShared(const std::string& name) noexcept {
   // Unlinked once: if exit already did it, the name may since belong to someone else.
   if (LiveShmNames::Get().Remove(name)) shm_unlink(name.c_str());
 }
+
+void UnmapSharedPages(void* ptr, uint64_t bytes) noexcept { munmap(ptr, bytes); }
 
 FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_on_free) {
   const std::string what = "file \"" + path + "\"";

@@ -18,6 +18,11 @@ void UnmapAnonymous(void* ptr, uint64_t bytes) noexcept;
 void* MapShared(const std::string& name, uint64_t bytes);
 // munmap + shm_unlink. Names still live at exit() are unlinked then (process.exit() runs no cleanup hooks).
 void UnmapShared(const std::string& name, void* ptr, uint64_t bytes) noexcept;
+// The two halves, for a release that cannot unmap yet (the cuda backend unregisters the pages on its
+// release thread first): the name goes now, so no process opens it any more, while the mapping stays
+// valid until UnmapSharedPages.
+void UnlinkShared(const std::string& name) noexcept;
+void UnmapSharedPages(void* ptr, uint64_t bytes) noexcept;
 
 struct FileMapping {
   void* ptr = nullptr;

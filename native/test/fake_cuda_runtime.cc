@@ -26,7 +26,9 @@
 // after a kernel's illegal address: every later cudaMemcpy, cudaMemset, cudaMalloc and cudaMemGetInfo
 // returns cudaErrorIllegalAddress, a sticky error), FAKE_CUDA_REPORT=1 (at exit, print to stderr what
 // is still allocated, registered or open; non-zero counts are leaks only where the process released
-// everything it had), FAKE_CUDA_IPC_UNSUPPORTED=1 (cudaIpcGetMemHandle returns cudaErrorNotSupported, as on a
+// everything it had), FAKE_CUDA_FREE_US=N (each cudaFree first waits N microseconds, as a real one waits for the
+// work queued on the device; other threads' calls go on meanwhile, and whether a real driver lets them is
+// not modelled), FAKE_CUDA_IPC_UNSUPPORTED=1 (cudaIpcGetMemHandle returns cudaErrorNotSupported, as on a
 // system without CUDA IPC).
 // What it cannot check: timing, asynchrony (every call completes before it returns, so a missing
 // stream synchronization goes unnoticed), peer access, pinned-memory limits, the driver itself.
@@ -303,6 +305,7 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
 
 cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
+  if (const long micros = EnvLong("FAKE_CUDA_FREE_US", 0); micros > 0) usleep(static_cast<useconds_t>(micros));
   std::lock_guard<std::mutex> lock(Mutex());
   auto it = Allocations().find(reinterpret_cast<uintptr_t>(ptr));
   if (it == Allocations().end() || it->second.ipc_opened) return Misuse(cudaErrorInvalidValue, "cudaFree", ptr);

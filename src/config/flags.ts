@@ -179,7 +179,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'duration',
     arg: 'DURATION',
     default: '60s',
-    help: 'A pool chunk that has held no live block for this long goes back to the device or host (cudaFree, munmap), checked every DURATION/2 (at most every 5 s; on the cuda backend only at a check when no copy runs off the event loop, since cudaFree waits for the device), so that what a burst took is not held for good while a steady load, which reuses its chunks, keeps them. "off": free chunks are kept until memory pressure (--maxphysicalbytes) or shutdown. At most 24.8 days.',
+    help: 'A pool chunk that has held no live block for this long goes back to the device or host (cudaFree, munmap), checked every DURATION/2 (at most every 5 s; on the cuda backend cudaFree, which waits for the device, runs on a release thread of the addon), so that what a burst took is not held for good while a steady load, which reuses its chunks, keeps them. "off": free chunks are kept until memory pressure (--maxphysicalbytes) or shutdown. At most 24.8 days.',
   },
   { name: 'async-copy-threshold', type: 'size', arg: 'SIZE', default: '256K', help: 'Copies of at least this many bytes run off the event loop (except those into an array attached to a workspace: on it, 1 MiB at a time).' },
   {

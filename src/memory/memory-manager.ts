@@ -170,8 +170,6 @@ export class MemoryManager {
   private readonly hostPool: PoolStack;
   private readonly deviceNames: string[];
   private readonly hostCategoryBytes: Record<HostCategory, number> = { mirror: 0, host_only: 0, mmap: 0 };
-  /** Copies and fills off the event loop now (offLoop). */
-  private asyncOps = 0;
   /**
    * The MMAP files mapped, by identity (tenant, device and inode; a temporary file by its chunk): a file
    * several workspaces map (a tenant's temp_file_path, shared by its leases) takes its disk once, so it
@@ -611,22 +609,7 @@ export class MemoryManager {
 
   async writeBlock(block: Block, offset: number, data: Uint8Array): Promise<void> {
     if (this.copiesInline(data.byteLength)) this.writeBlockInline(block, offset, data);
-    else await this.offLoop(() => this.backend.writeAsync(block.chunkHandle, block.offset + offset, data));
-  }
-
-  /** Runs a copy or fill off the event loop, counted in asyncOpsInFlight while it runs. */
-  private async offLoop(start: () => Promise<void>): Promise<void> {
-    this.asyncOps++;
-    try {
-      await start();
-    } finally {
-      this.asyncOps--;
-    }
-  }
-
-  /** Copies and fills running off the event loop now. */
-  get asyncOpsInFlight(): number {
-    return this.asyncOps;
+    else await this.backend.writeAsync(block.chunkHandle, block.offset + offset, data);
   }
 
   /** Whether a copy of `bytes` runs on the event loop (below --async-copy-threshold), so that writeBlockInline may be used. */
@@ -640,7 +623,7 @@ export class MemoryManager {
   }
 
   async readBlock(block: Block, offset: number, target: Uint8Array): Promise<void> {
-    if (target.byteLength >= this.options.asyncCopyThresholdBytes) await this.offLoop(() => this.backend.readAsync(block.chunkHandle, block.offset + offset, target));
+    if (target.byteLength >= this.options.asyncCopyThresholdBytes) await this.backend.readAsync(block.chunkHandle, block.offset + offset, target);
     else this.backend.read(block.chunkHandle, block.offset + offset, target);
   }
 
@@ -670,7 +653,7 @@ export class MemoryManager {
       return;
     }
     const args = [destination.chunkHandle, to, source.chunkHandle, from, bytes] as const;
-    if (bytes >= this.options.asyncCopyThresholdBytes) await this.offLoop(() => this.backend.copyAsync(...args));
+    if (bytes >= this.options.asyncCopyThresholdBytes) await this.backend.copyAsync(...args);
     else this.backend.copy(...args);
   }
 
@@ -709,7 +692,7 @@ export class MemoryManager {
 
   async fill(block: Block, offset: number, bytes: number, value: number): Promise<void> {
     if (bytes === 0) return;
-    if (bytes >= this.options.asyncCopyThresholdBytes) await this.offLoop(() => this.backend.fillAsync(block.chunkHandle, block.offset + offset, bytes, value));
+    if (bytes >= this.options.asyncCopyThresholdBytes) await this.backend.fillAsync(block.chunkHandle, block.offset + offset, bytes, value);
     else this.backend.fill(block.chunkHandle, block.offset + offset, bytes, value);
   }
 
@@ -758,13 +741,12 @@ export class MemoryManager {
 
   /**
    * Gives back the chunks that held no live block for `idleMs` (--pool-idle-release): the bytes
-   * released per pool (`device:N`, `host`), only pools that released any. On the cuda backend nothing
-   * is given back while a copy runs off the event loop: cudaFree and cudaHostUnregister wait for the
-   * device, so the event loop (every other call) would wait for that copy's end; the next check does it.
+   * released per pool (`device:N`, `host`), only pools that released any. On the cuda backend the
+   * memory goes back on the addon's release thread (cudaFree waits for the copies on the device), so a
+   * copy in flight holds back neither this nor the event loop.
    */
   releaseIdleChunks(idleMs: number): Record<string, number> {
     const released: Record<string, number> = {};
-    if (this.backend.name === 'cuda' && this.asyncOps > 0) return released;
     for (const { name, pool } of this.namedPools()) {
       const bytes = pool.releaseIdleChunks(idleMs);
       if (bytes > 0) released[name] = bytes;
@@ -772,9 +754,13 @@ export class MemoryManager {
     return released;
   }
 
-  /** Frees every chunk (shutdown). Blocks still live are lost with them. */
+  /** Frees every chunk (shutdown) and returns once their memory is back. Blocks still live are lost with them. */
   release(): void {
-    for (const stack of [...this.devicePools, this.hostPool]) stack.pool.release();
+    try {
+      for (const stack of [...this.devicePools, this.hostPool]) stack.pool.release();
+    } finally {
+      this.backend.settleReleases();
+    }
   }
 
   /** For tests and the fuzz invariant: every pool's blocks add up to its used bytes. */

@@ -64,8 +64,15 @@ export interface NativeBackend {
    * it would truncate it under that mapping, whose pages would then SIGBUS).
    */
   mapFile(path: string, options: { createBytes: number; deleteOnFree: boolean }): { handle: number; bytes: number };
-  /** Frees a chunk. If an async copy on it is still running, the release happens when that copy ends. */
+  /**
+   * Frees a chunk. If an async copy on it is still running, the release happens when that copy ends.
+   * On cuda a device chunk's memory goes back to the driver on a release thread of the addon's own
+   * (cudaFree waits for every copy on the device): free() returns at once, and an allocDevice the
+   * driver refuses meanwhile waits for those releases and asks again.
+   */
   free(handle: number): void;
+  /** Returns once every release so far has given its memory back (shutdown; blocks the thread). No-op on host. */
+  settleReleases(): void;
   chunkInfo(handle: number): ChunkInfo;
 
   /**
