@@ -160,7 +160,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     // Freed buffers of bulk transfers stay resident in malloc's arenas (on glibc) until trimmed.
     loadAddon().trimMallocHeap();
   });
-  memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
+  memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, maxMappedRegions: config.maxMappedRegions, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
   if (tenantSpecs) checkGuaranteesFit(tenantSpecs, limits.maxBytes, config.tenantsFile!);
   memory.setTenantLimits((name) => tenants.limitsOf(name));
   memory.declareTenants(tenants.list().map((tenant) => tenant.name));

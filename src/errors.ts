@@ -27,6 +27,7 @@ export type ErrorReason =
   | 'PHYSICAL_MEMORY_LIMIT'
   | 'QUOTA_EXCEEDED'
   | 'MMAP_LIMIT'
+  | 'MAPPING_LIMIT'
   | 'HEAP_LIMIT'
   | 'WORKSPACE_FULL'
   | 'ARRAY_OUT_OF_SCOPE'
@@ -192,6 +193,22 @@ export class MmapLimitError extends TensormemError {
       `Can't map [MMAP] file: ${formatBytes(requestedBytes)}: mmap cap (mmap-maxbytes) ${formatBytes(maxBytes)}, mapped ${formatBytes(mappedBytes)}. ` +
         `Try: destroy MMAP workspaces, a smaller initial_size, or a larger --mmap-maxbytes.`,
       { requested_bytes: String(requestedBytes), used_bytes: String(mappedBytes), cap_bytes: String(maxBytes) },
+    );
+  }
+}
+
+/**
+ * A new memory mapping of the daemon (an exportable array's shared-memory region, an MMAP workspace's
+ * file) would pass --max-mapped-regions: RESOURCE_EXHAUSTED, reason MAPPING_LIMIT, with the numbers.
+ */
+export class MappingLimitError extends TensormemError {
+  constructor(readonly what: string, readonly mappedRegions: number, readonly maxRegions: number) {
+    super(
+      'RESOURCE_EXHAUSTED',
+      'MAPPING_LIMIT',
+      `Can't map ${what}: the daemon holds ${mappedRegions} mapped regions (exported arrays' shared-memory regions and MMAP workspaces), its cap (max-mapped-regions) is ${maxRegions}. ` +
+        `Try: free exported arrays, destroy MMAP workspaces, or export fewer, larger arrays.`,
+      { mapped_regions: String(mappedRegions), max_mapped_regions: String(maxRegions) },
     );
   }
 }

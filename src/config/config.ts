@@ -6,6 +6,7 @@
  * backend is up.
  */
 import { DATA_PLANE_SHARE, GRPC_SHARE, connectionCapFor, openFileLimit } from './open-file-limit';
+import { mappedRegionsCapFor, maxMapCount } from './map-count-limit';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
@@ -78,6 +79,8 @@ export interface DaemonConfig {
   mmapDir?: string;
   /** --mmap-maxbytes: cap of the bytes of all mapped MMAP workspace files; 0 = none. */
   mmapMaxBytes: number;
+  /** --max-mapped-regions: dedicated (exportable) chunks and MMAP workspace mappings held at once; 0 = none. */
+  maxMappedRegions: number;
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   /** HOST:PORT of the metrics and status page listener; undefined = off. */
   metricsListen?: string;
@@ -354,6 +357,14 @@ function build(raw: RawValues): DaemonConfig {
     if (fitting !== given) rawValues[name] = String(fitting);
     return fitting;
   }
+  // Unset, half of the kernel's limit of mappings per process, which the pools and V8 need some of too.
+  function maxMappedRegions(): number {
+    const given = int('max-mapped-regions', 0, 2 ** 31 - 1);
+    if (raw.get('max-mapped-regions')?.source !== 'default') return given;
+    const derived = mappedRegionsCapFor(maxMapCount(), given);
+    if (derived !== given) rawValues['max-mapped-regions'] = String(derived);
+    return derived;
+  }
   const dataMaxConnections = () => connectionCap('data-max-connections', DATA_PLANE_SHARE);
   // Per listener: the gRPC listeners together take GRPC_SHARE.
   const maxConnections = () => connectionCap('max-connections', GRPC_SHARE / Math.max(1, listen.length));
@@ -395,6 +406,7 @@ function build(raw: RawValues): DaemonConfig {
     tenantsFile: securityFile('tenants'),
     mmapDir: text('mmap-dir') || undefined,
     mmapMaxBytes: bytes('mmap-maxbytes'),
+    maxMappedRegions: maxMappedRegions(),
     tls: tlsFiles(securityFile('tls-cert'), securityFile('tls-key'), securityFile('tls-client-ca')),
     metricsListen: metricsListen(text('metrics-listen'), field('metrics-listen')),
     help: bool('help'),

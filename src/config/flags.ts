@@ -160,6 +160,13 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '0',
     help: "Cap of the bytes of every MMAP workspace file mapped at once, all tenants together (their pages live in the files, outside --host-maxbytes). A workspace that would pass it is refused (RESOURCE_EXHAUSTED, reason MMAP_LIMIT) before its file is created. 0 = no cap: the file system's free space. Each tenant's own cap is quota.mmap in the tenants file.",
   },
+  {
+    name: 'max-mapped-regions',
+    type: 'int',
+    arg: 'N',
+    default: '32765',
+    help: "Most memory mappings the tenants' memory makes one at a time, held at once, all tenants together: each exportable array's shared-memory region (4 KiB and up, a mapping of its own) and each MMAP workspace's mapping of its file. One more is refused (RESOURCE_EXHAUSTED, reason MAPPING_LIMIT) with nothing changed. The kernel allows a process vm.max_map_count mappings; without a cap one tenant's small exportable arrays took them all and the daemon, which could then map nothing more (a pool chunk, its own heap), died with every tenant's leases. 0 = no cap. Default: half of /proc/sys/vm/max_map_count (65530 by default), leaving the rest to the pools, the V8 heap and the libraries.",
+  },
   { name: 'tls-cert', type: 'string', arg: 'FILE', help: 'PEM certificate chain: serve TLS on every TCP --listen address (unix sockets stay plaintext, guarded by file mode 0660).' },
   { name: 'tls-key', type: 'string', arg: 'FILE', help: 'PEM private key of --tls-cert.' },
   { name: 'tls-client-ca', type: 'string', arg: 'FILE', help: 'PEM CA bundle: require client certificates signed by it (mTLS). Needs --tls-cert.' },

@@ -5,7 +5,7 @@
  * pass the guarantee policy. Plus the physical guard. Also moves bytes between Node buffers and blocks, off the event loop
  * at or above the async threshold.
  */
-import { MmapLimitError, OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument } from '../errors';
+import { MappingLimitError, MmapLimitError, OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument } from '../errors';
 import { statSync, unlinkSync } from 'node:fs';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
@@ -21,6 +21,7 @@ import type { HeapGuard, HeapShare } from './heap-guard';
 import { QuotaAdaptor } from './quota-adaptor';
 import { MemoryWaitQueue } from './memory-wait-queue';
 import { MmapFiles, defaultMmapDir } from './mmap-files';
+import { formatBytes } from '../units';
 import { GuaranteeHolder, checkGuarantees } from './guarantee-policy';
 import type { ResolvedLimits } from './limits';
 
@@ -40,6 +41,41 @@ export interface MemoryManagerOptions {
    * bytes another one freed (pool memory is reused). Default false here; the daemon's default is on.
    */
   scrub?: boolean;
+  /**
+   * --max-mapped-regions: the most chunks of their own (exportable arrays' regions) and MMAP workspace
+   * mappings held at once, all tenants together; 0 or absent = no cap. See MappedRegions.
+   */
+  maxMappedRegions?: number;
+}
+
+/**
+ * The memory mappings the tenants make one at a time: a dedicated chunk (an exportable array's region,
+ * 4 KiB and up) and an MMAP workspace's mapping. Each is a mapping of the daemon's process, and the
+ * kernel allows a process vm.max_map_count of them (65530 by default): a tenant making 65,000 one-byte
+ * exportable arrays (260 MiB of its host quota) or MMAP workspaces of one small file (charged once) took
+ * them all, and the next mapping anyone needed (a pool chunk, V8's heap) failed: the daemon died of
+ * std::bad_alloc with every tenant's leases. Past the cap they are refused instead (MAPPING_LIMIT).
+ */
+class MappedRegions {
+  count = 0;
+  private readonly dedicated = new Set<number>();
+
+  constructor(readonly max: number) {}
+
+  /** MAPPING_LIMIT when one more would pass the cap; `what` names it for the message. */
+  check(what: string): void {
+    if (this.max > 0 && this.count >= this.max) throw new MappingLimitError(what, this.count, this.max);
+  }
+
+  addDedicated(handle: number): void {
+    this.dedicated.add(handle);
+    this.count++;
+  }
+
+  /** A chunk given back: counted down when it was a dedicated one. */
+  freed(handle: number): void {
+    if (this.dedicated.delete(handle)) this.count--;
+  }
 }
 
 interface PoolStack {
@@ -112,15 +148,20 @@ class BackendChunkSource implements ChunkSource {
     private readonly kind: 'device' | 'host',
     private readonly device: number,
     private readonly physical: PhysicalMemoryGuard | undefined,
+    private readonly regions: MappedRegions,
   ) {}
 
   /** Dedicated host chunks are named shared-memory objects (ExportArray maps them); dedicated device chunks are plain allocations of their own. */
   allocateChunk(bytes: number, options?: AllocateOptions): number {
     // Chunks in host RAM (host pool, or the host backend's emulated device) count against the resident-set cap.
     this.physical?.check(bytes);
+    if (options?.dedicated) this.regions.check(`a region of its own for an exportable array (${formatBytes(bytes)})`);
     try {
-      if (this.kind === 'device') return this.backend.allocDevice(this.device, bytes);
-      return options?.dedicated ? this.backend.allocHost(bytes, { shmName: newShmName() }) : this.backend.allocHost(bytes);
+      let handle: number;
+      if (this.kind === 'device') handle = this.backend.allocDevice(this.device, bytes);
+      else handle = options?.dedicated ? this.backend.allocHost(bytes, { shmName: newShmName() }) : this.backend.allocHost(bytes);
+      if (options?.dedicated) this.regions.addDedicated(handle);
+      return handle;
     } catch (error) {
       if (isNativeError(error) && error.code === 'OUT_OF_MEMORY') {
         const info = this.kind === 'device' ? this.backend.deviceInfo(this.device) : undefined;
@@ -141,6 +182,7 @@ class BackendChunkSource implements ChunkSource {
 
   freeChunk(handle: number): void {
     this.backend.free(handle);
+    this.regions.freed(handle);
   }
 }
 
@@ -188,6 +230,8 @@ export class MemoryManager {
 
   /** Where MMAP workspace files live (--mmap-dir), by tenant. */
   readonly mmapFiles: MmapFiles;
+  /** Dedicated chunks and MMAP mappings held, against --max-mapped-regions. */
+  private readonly mappedRegions: MappedRegions;
 
   constructor(
     readonly backend: NativeBackend,
@@ -196,6 +240,7 @@ export class MemoryManager {
     readonly physical: PhysicalMemoryGuard,
   ) {
     this.mmapFiles = new MmapFiles(options.mmapDir ?? defaultMmapDir());
+    this.mappedRegions = new MappedRegions(options.maxMappedRegions ?? 0);
     if (options.heapGuard) options.heapGuard.fairShareOf = (tenant) => this.heapShareOf(tenant);
     const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
     this.deviceNames = devices.map((device) => device.name);
@@ -220,7 +265,7 @@ export class MemoryManager {
   }
 
   private stack(memory: 'DEVICE' | 'HOST', device: number | undefined, capBytes: number, capName: string, costsHostRam: boolean): PoolStack {
-    const source = new BackendChunkSource(this.backend, memory === 'DEVICE' ? 'device' : 'host', device ?? 0, costsHostRam ? this.physical : undefined);
+    const source = new BackendChunkSource(this.backend, memory === 'DEVICE' ? 'device' : 'host', device ?? 0, costsHostRam ? this.physical : undefined, this.mappedRegions);
     const pool = new PoolResource({ source, memory, device, maxReservedBytes: capBytes, chunkBytes: this.options.poolChunkBytes, capName });
     const limiter = new LimitingAdaptor(pool, { limitBytes: capBytes, capName, memory, device });
     return { pool, limiter, top: new StatisticsAdaptor(limiter) };
@@ -300,6 +345,8 @@ export class MemoryManager {
     // A file mapped already (createBytes 0: as it is) is charged already; only growth since counts.
     const charged = options.deleteOnFree ? undefined : this.mappedFiles.get(this.fileKey(owner.tenant ?? '', path) ?? '');
     this.checkMmapLimits(account, options.createBytes > 0 ? options.createBytes : Math.max(0, fileLength(path) - (charged?.bytes ?? 0)));
+    // Each workspace maps its file anew, also a file mapped already and charged once: counted by mapping.
+    this.mappedRegions.check(`${path} for an MMAP workspace`);
     let mapped: { handle: number; bytes: number };
     try {
       mapped = this.backend.mapFile(path, options);
@@ -331,6 +378,7 @@ export class MemoryManager {
     }
     this.fileOfChunk.set(mapped.handle, key);
     account.mmap.files++;
+    this.mappedRegions.count++;
     if (options.deleteOnFree) {
       // A private file (a temporary workspace's): its name goes now, the mapping keeps its pages, and
       // the disk space returns at the unmap or whenever the process ends, SIGKILL and crashes included,
@@ -355,6 +403,7 @@ export class MemoryManager {
 
   unmapFile(block: Block): void {
     this.backend.free(block.chunkHandle);
+    this.mappedRegions.count--;
     const account = this.account(block.owner.tenant);
     account.mmap.files--;
     const key = this.fileOfChunk.get(block.chunkHandle);

@@ -12,7 +12,7 @@ import { memoryInfo } from '../service/memory-service';
 import type { ServiceContext } from '../service/service-context';
 
 /** ErrorInfo reasons that mean "no memory for this request"; they are counted in tensormem_allocation_failures_total. */
-export const ALLOCATION_FAILURE_REASONS: ReadonlySet<string> = new Set(['DEVICE_OUT_OF_MEMORY', 'HOST_OUT_OF_MEMORY', 'PHYSICAL_MEMORY_LIMIT', 'QUOTA_EXCEEDED', 'MMAP_LIMIT', 'HEAP_LIMIT', 'WORKSPACE_FULL']);
+export const ALLOCATION_FAILURE_REASONS: ReadonlySet<string> = new Set(['DEVICE_OUT_OF_MEMORY', 'HOST_OUT_OF_MEMORY', 'PHYSICAL_MEMORY_LIMIT', 'QUOTA_EXCEEDED', 'MMAP_LIMIT', 'MAPPING_LIMIT', 'HEAP_LIMIT', 'WORKSPACE_FULL']);
 
 /** Upper bounds of the RPC latency buckets, in seconds: 100 µs to 60 s (streams and waits for memory run long). */
 const RPC_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -134,7 +134,7 @@ export class DaemonMetrics {
     });
     this.allocationFailures = new Counter({
       name: 'tensormem_allocation_failures_total',
-      help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, MMAP_LIMIT, HEAP_LIMIT, WORKSPACE_FULL) and method.',
+      help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, MMAP_LIMIT, MAPPING_LIMIT, HEAP_LIMIT, WORKSPACE_FULL) and method.',
       labelNames: ['reason', 'method'],
       registers,
     });

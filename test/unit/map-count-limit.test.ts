@@ -1,0 +1,25 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config';
+import { mappedRegionsCapFor, maxMapCount } from '../../src/config/map-count-limit';
+
+describe('--max-mapped-regions', () => {
+  it("reads vm.max_map_count and defaults to half of it, the rest left to the pools and V8's heap", () => {
+    expect(maxMapCount('65530\n')).toBe(65530);
+    expect(maxMapCount('none')).toBeUndefined();
+    expect(maxMapCount('0')).toBeUndefined();
+    expect(mappedRegionsCapFor(65530, 32765)).toBe(32765);
+    expect(mappedRegionsCapFor(262144, 32765)).toBe(131072);
+    expect(mappedRegionsCapFor(undefined, 32765)).toBe(32765);
+  });
+
+  it('takes the derived cap unless one is given, and names the flag and value of a bad one', () => {
+    const kernel = maxMapCount(readFileSync('/proc/sys/vm/max_map_count', 'utf8'));
+    const derived = loadConfig([], {});
+    expect(derived.maxMappedRegions).toBe(mappedRegionsCapFor(kernel, 32765));
+    expect(derived.rawValues['max-mapped-regions']).toBe(String(derived.maxMappedRegions));
+    expect(loadConfig(['--max-mapped-regions', '0'], {}).maxMappedRegions).toBe(0);
+    expect(loadConfig(['--max-mapped-regions', '10'], {}).maxMappedRegions).toBe(10);
+    expect(() => loadConfig(['--max-mapped-regions', '-1'], {})).toThrow('Expected an integer from 0 to 2147483647 for --max-mapped-regions but received "-1"');
+  });
+});
