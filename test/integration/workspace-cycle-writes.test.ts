@@ -1,14 +1,20 @@
 /**
  * Copies into an attached array that are queued on the thread pool (at or above --async-copy-threshold)
  * when another call on the lease moves its workspace to the next cycle (LeaveWorkspace +
- * EnterWorkspace), which hands the same bytes to new arrays. The daemon runs with one libuv thread and
- * a large zero fill of a detached array ahead in its queue, so such a copy lands only after the next
- * cycle's arrays were made and written. Those arrays must keep their bytes; the copy fails with
+ * EnterWorkspace), which hands the same bytes to new arrays. The daemon runs with one libuv thread,
+ * held by the test (threadpool-hold.cjs) while such a copy is queued, so the copy lands only after the
+ * next cycle's arrays were made and written. Those arrays must keep their bytes; the copy fails with
  * ARRAY_OUT_OF_SCOPE (or finished before the cycle moved on).
+ * (Until the test held the thread itself, a 1.5 GiB zero fill of another array held it: on a faster
+ * machine the fill ended before the next cycle was written, and the test failed every time.)
  * Before: a WriteArray chunk, a data plane PUT piece, an AllocateArray zero fill, a host mirror fill
  * (ReadArray, SyncArray to host) and a SyncArray to the device all landed on the next cycle's arrays.
  */
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
@@ -19,13 +25,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const u8 = (n: number, workspaceId: string, zero = false) => ({ dataType: 'DATA_TYPE_UINT8' as const, shape: [n], workspaceId, zero });
 /** Below --async-copy-threshold (16 KiB): copied on the event loop, at once. */
 const SMALL = 8 * KiB;
-/**
- * The zero fill that holds the one libuv thread while a test moves the workspace on: 1.5 GiB, about
- * 160 ms once the pool's memory is resident (the tests after the first reuse it), against 50-90 ms
- * for the rest of a test's steps. (With 1 GiB and a 1 MiB next array, about 110 ms against 70-80 ms:
- * a fresh-clone CI run once saw the fill end first.)
- */
-const BLOCKER_BYTES = 1536 * MiB;
+const HOLD = join(__dirname, '../helpers/threadpool-hold.cjs');
 /** The next cycle's first array: it lies at A's offset, so a late copy into A lands on it. */
 const NEXT_BYTES = 64 * KiB;
 
@@ -36,11 +36,14 @@ describe("copies into an attached array queued across its workspace's next cycle
   let daemon: DaemonProcess;
   let client: TensormemClient;
   let dataAddress: string;
+  const folder = mkdtempSync(join(tmpdir(), 'tensormem-hold-'));
+  const fifo = join(folder, 'hold');
 
   beforeAll(async () => {
+    execFileSync('mkfifo', [fifo]);
     daemon = await startDaemon(
       ['--maxbytes', '1600M', '--host-maxbytes', '1G', '--pool-chunk', '64M', '--async-copy-threshold', '16K', '--data-listen', '127.0.0.1:0'],
-      { UV_THREADPOOL_SIZE: '1' },
+      { UV_THREADPOOL_SIZE: '1', NODE_OPTIONS: `--require ${HOLD}`, TENSORMEM_TEST_HOLD_FIFO: fifo },
     );
     dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
     client = new TensormemClient(daemon.tcpAddress, { dataPlane: false });
@@ -50,13 +53,30 @@ describe("copies into an attached array queued across its workspace's next cycle
     client?.close();
     expect(await daemon?.stop()).toBe(0);
     expect(daemon.logs.filter((entry) => (entry.level as number) >= 50)).toEqual([]);
+    rmSync(folder, { recursive: true, force: true });
   });
 
+  /** Takes the daemon's one libuv thread (threadpool-hold.cjs); returns once the hold is queued. */
+  async function holdThreadPool(): Promise<void> {
+    rmSync(`${fifo}.held`, { force: true });
+    daemon.child.kill('SIGUSR2');
+    while (!existsSync(`${fifo}.held`)) await sleep(5);
+    // The pool's thread, idle, picks the open up at once.
+    await sleep(20);
+  }
+
+  /** Lets the held thread go; fails when nothing held it any more (the hold ended on its own). */
+  function releaseThreadPool(): void {
+    // Non-blocking: ENXIO when no reader waits on the FIFO, rather than waiting for one.
+    const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    closeSync(fd);
+  }
+
   /**
-   * Opens a lease with a FULL workspace entered, runs `setUp` (the first cycle), then takes the one
-   * libuv thread with a BLOCKER_BYTES zero fill of a detached array on another lease, starts `inFlight` (which
-   * queues its copy behind the fill), moves the workspace on and runs `nextCycle`, all before the fill
-   * ends; then `check` once everything settled. Returns how `inFlight` ended.
+   * Opens a lease with a FULL workspace entered, runs `setUp` (the first cycle), then holds the one
+   * libuv thread, starts `inFlight` (which queues its copy behind the hold), moves the workspace on and
+   * runs `nextCycle`, all before letting the thread go; then `check` once everything settled. Returns
+   * how `inFlight` ended.
    */
   async function acrossCycle<T>(steps: {
     setUp: (lease: LeaseSession, ws: string) => Promise<T>;
@@ -64,14 +84,11 @@ describe("copies into an attached array queued across its workspace's next cycle
     nextCycle: (lease: LeaseSession, ws: string) => Promise<() => Promise<void>>;
   }): Promise<string> {
     const lease = await client.openLease();
-    const other = await client.openLease();
     try {
       const ws = (await lease.createWorkspace('W', { initial_size: 4 * MiB, learning_policy: 'LEARNING_POLICY_NONE' } as never)).workspace_id;
       await lease.enterWorkspace(ws);
       const first = await steps.setUp(lease, ws);
-      let blocked = true;
-      const blocker = other.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [BLOCKER_BYTES], zero: true }).finally(() => (blocked = false));
-      await sleep(20);
+      await holdThreadPool();
       const outcome = steps.inFlight(lease, first).then(
         () => 'OK',
         (error: Error) => error.message,
@@ -80,15 +97,14 @@ describe("copies into an attached array queued across its workspace's next cycle
       await lease.leaveWorkspace(ws);
       await lease.enterWorkspace(ws);
       const check = await steps.nextCycle(lease, ws);
-      // Otherwise the copy in flight could have landed before the next cycle began: nothing tested.
-      expect(blocked, 'the 1.5 GiB fill ended before the next cycle was written').toBe(true);
-      await blocker;
+      // Throws (ENXIO) when the hold had ended: then the copy in flight could have landed before the next
+      // cycle began, and nothing was tested.
+      releaseThreadPool();
       const result = await outcome;
       await check();
       if (result !== 'OK') expect(result).toContain('ARRAY_OUT_OF_SCOPE');
       return result;
     } finally {
-      await other.close();
       await lease.close();
     }
   }
