@@ -121,7 +121,13 @@ export async function removeStaleShmNames(directory = SHM_DIRECTORY): Promise<st
   for (const entry of entries) {
     const instance = (NAME_PATTERN.exec(entry) ?? BEACON_PATTERN.exec(entry))?.[1];
     if (instance !== undefined) {
-      if (instance !== INSTANCE) byInstance.set(instance, [...(byInstance.get(instance) ?? []), entry]);
+      // Pushed, not copied: a copy per entry made the scan quadratic, and a daemon that died holding
+      // 65,000 exports (about vm.max_map_count) kept its successor from starting for minutes.
+      if (instance !== INSTANCE) {
+        const names = byInstance.get(instance);
+        if (names) names.push(entry);
+        else byInstance.set(instance, [entry]);
+      }
       continue;
     }
     const old = OLD_NAME_PATTERN.exec(entry);
