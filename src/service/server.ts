@@ -174,18 +174,28 @@ async function bind(server: Server, address: string, tcpCredentials: ServerCrede
   return address.replace(/:\d+$/, `:${port}`);
 }
 
-/** A socket file left by a daemon that died is removed; one a live daemon answers on is not. */
+/**
+ * A socket file left by a daemon that died is removed; one a live daemon answers on is not. Only a
+ * refused connection (ECONNREFUSED: no process listens on the file) proves the file stale: a daemon
+ * whose accept backlog is full (a connection flood, a stopped or busy process) answers EAGAIN, and
+ * removing its file took its unix socket from it for good (its clients found the newcomer, and once
+ * that one exited, no file at all).
+ */
 export async function removeStaleSocket(path: string, flag = '--listen'): Promise<void> {
   if (!existsSync(path)) return;
   if (!lstatSync(path).isSocket()) throw invalidArgument(flag, 'a path that is free or a socket', `unix:${path} (an existing file)`);
-  const live = await new Promise<boolean>((resolve) => {
+  const outcome = await new Promise<'live' | 'stale' | 'gone' | NodeJS.ErrnoException>((resolve) => {
     const socket = connect(path);
     socket.once('connect', () => {
       socket.destroy();
-      resolve(true);
+      resolve('live');
     });
-    socket.once('error', () => resolve(false));
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED' ? 'stale' : error.code === 'ENOENT' ? 'gone' : error));
   });
-  if (live) throw new Error(`cannot listen on unix:${path}: another process is serving there`);
+  if (outcome === 'live') throw new Error(`cannot listen on unix:${path}: another process is serving there`);
+  if (outcome === 'gone') return;
+  if (outcome !== 'stale') {
+    throw new Error(`cannot listen on unix:${path}: a connection to the socket there failed with ${outcome.code ?? outcome.message}, not refused, so a process may still be listening on it (one whose backlog is full, stopped or busy); it was left in place: stop that process, or remove the file if none is`);
+  }
   unlinkSync(path);
 }
