@@ -3,7 +3,7 @@
  * TensormemClientError carrying the gRPC `code` and the ErrorInfo `reason` (e.g. DEVICE_OUT_OF_MEMORY).
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { ChannelOptions, ClientDuplexStream, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
+import { ChannelOptions, ClientDuplexStream, InterceptingCall, Interceptor, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
 import { loadTensormemProto } from '../service/proto';
 import { errorInfoOf } from '../rpc-status';
 import type { LeaseServiceClient } from '../generated/tensormem/v1/LeaseService';
@@ -68,6 +68,28 @@ function clientError(error: ServiceError): TensormemClientError {
 function clientErrorOfHttp(error: DataPlaneHttpError): TensormemClientError {
   const code = (Status as unknown as Record<string, Status>)[error.body.status] ?? Status.UNKNOWN;
   return new TensormemClientError(code, error.body.reason || undefined, error.body.message, error.body.metadata);
+}
+
+/**
+ * Makes an UNAVAILABLE that grpc-js raised itself (no ErrorInfo: the daemon did not send it) name the
+ * daemon's address. A call in flight when the daemon died failed with only "Connection dropped" or "read
+ * ECONNRESET", so a trainer holding clients of several daemons could not tell which one was gone.
+ * grpc-js's connect errors name the address already, and are left as they are.
+ */
+function namingAddressOnUnavailable(address: string): Interceptor {
+  const shown = address.replace(/^unix:(\/\/)?/, '');
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        next(metadata, {
+          onReceiveStatus(status, nextStatus) {
+            const unnamed = status.code === Status.UNAVAILABLE && !status.details.includes(shown) && errorInfoOf(status.metadata) === undefined;
+            // grpc-js ends a connect error with an empty "Resolution note: " for an IP address or a unix socket.
+            nextStatus(unnamed ? { ...status, details: `${status.details.replace(/\.? Resolution note:\s*$/, '')} (tensormemd at ${address})` } : status);
+          },
+        });
+      },
+    });
 }
 
 let sharedRequestChecks: RequestChecks | undefined;
@@ -290,9 +312,10 @@ export class TensormemClient {
       channelOptions['grpc.keepalive_time_ms'] = positiveMs('keepalive.timeMs', options.keepalive?.timeMs ?? DEFAULT_KEEPALIVE_TIME_MS);
       channelOptions['grpc.keepalive_timeout_ms'] = positiveMs('keepalive.timeoutMs', options.keepalive?.timeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS);
     }
-    this.leases = new proto.tensormem.v1.LeaseService(address, creds, channelOptions);
+    const interceptors = [namingAddressOnUnavailable(address)];
+    this.leases = new proto.tensormem.v1.LeaseService(address, creds, { ...channelOptions, interceptors });
     // The three stubs share the one channel (one connection).
-    const shared = { ...channelOptions, channelOverride: this.leases.getChannel() };
+    const shared = { ...channelOptions, interceptors, channelOverride: this.leases.getChannel() };
     this.arrays = new proto.tensormem.v1.ArrayService(address, creds, shared);
     this.memory = new proto.tensormem.v1.MemoryService(address, creds, shared);
     this.workspaces = new proto.tensormem.v1.WorkspaceService(address, creds, shared);

@@ -3,10 +3,13 @@
  * dead one left is taken over, what a live one holds is not.
  */
 import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { Socket, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
+import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { TENSORMEMD, startDaemon } from '../helpers/daemon-process';
 
 /** Runs tensormemd with `args` until it exits, or kills it after `timeoutMs` (code null: it was still running). */
@@ -42,7 +45,55 @@ async function fillBacklog(path: string): Promise<Socket[]> {
   throw new Error(`the backlog of ${path} took ${sockets.length} connections without EAGAIN`);
 }
 
+const failure = (promise: Promise<unknown>) => promise.then(() => undefined, (error: unknown) => error as TensormemClientError);
+
 describe('daemon restart', () => {
+  it('fails a call in flight when the daemon is SIGKILLed with UNAVAILABLE naming its address, and serves a new lease on the same client once it is restarted', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'tensormem-restart-'));
+    // A unix socket of the test's own, which outlives the daemon: the killed daemon leaves its file there.
+    const address = `unix:${join(folder, 'tensormemd.sock')}`;
+    const flags = ['--listen', address, '--maxbytes', '64M', '--pool-chunk', '16M'];
+    let daemon = await startDaemon(flags);
+    const client = new TensormemClient(address);
+    try {
+      const lease = await client.openLease({ clientName: 'trainer' });
+      const keepAliveErrors: TensormemClientError[] = [];
+      lease.startKeepAlive(200, { onError: (error) => keepAliveErrors.push(error) });
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [48 * 1024 * 1024] });
+      // Waits for device memory that never comes: in flight when the daemon dies.
+      const waiting = failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [32 * 1024 * 1024], waitForMemory: true, deadlineMs: 30_000 }));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await daemon.stop('SIGKILL');
+
+      const inFlight = await waiting;
+      expect(inFlight?.code).toBe(status.UNAVAILABLE);
+      expect(inFlight?.message).toContain(address.slice('unix:'.length));
+      const later = await failure(client.memoryInfo());
+      expect(later?.code).toBe(status.UNAVAILABLE);
+      expect(later?.message).toContain(address.slice('unix:'.length));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(keepAliveErrors.length).toBeGreaterThan(0);
+      expect(keepAliveErrors.every((error) => error.code === status.UNAVAILABLE)).toBe(true);
+
+      daemon = await startDaemon(flags);
+      // grpc-js reconnects by itself (after its backoff): the same client object serves a new lease.
+      let fresh;
+      for (let attempt = 0; !fresh; attempt++) {
+        fresh = await client.openLease({ clientName: 'trainer again' }).catch((error: TensormemClientError) => {
+          if (error.code !== status.UNAVAILABLE || attempt >= 100) throw error;
+          return new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 200));
+        });
+      }
+      expect((await fresh.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024] })).byte_size).toBe(1024);
+      // The old lease is gone with the daemon that held it: its keep-alive is told so and stops.
+      await expect.poll(() => keepAliveErrors.at(-1)?.code, { timeout: 10_000 }).toBe(status.UNAUTHENTICATED);
+    } finally {
+      client.close();
+      await daemon.stop();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   it('refuses a unix socket whose daemon is alive but does not accept (full backlog), and leaves that daemon its socket file', async () => {
     const first = await startDaemon();
     const socketPath = first.unixAddress.slice('unix:'.length);
