@@ -35,6 +35,9 @@ import { rpcMetricsInterceptor } from './observability/rpc-metrics';
 import { StatusServer, startStatusServer } from './observability/status-server';
 import { HeapGrowth, applyHeapGrowth } from './heap-growth';
 
+/** How many of the names a start-up sweep removed go into its stale_shm_removed line. */
+export const STALE_SHM_NAMES_LOGGED = 20;
+
 export interface Daemon {
   context: ServiceContext;
   running: RunningServer;
@@ -147,8 +150,16 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   // A sticky CUDA error (a lost context) ends the daemon: onDeviceLost, set once it can drain.
   let onDeviceLost: (cause: NativeError) => void = () => {};
   const backend = watchDeviceFaults(selectBackend(config, log), (cause) => onDeviceLost(cause));
-  const staleShmNames = await removeStaleShmNames();
-  if (staleShmNames.length > 0) log.warn({ event: 'stale_shm_removed', names: staleShmNames }, `removed ${staleShmNames.length} shared-memory objects left by daemons that died`);
+  const staleShm = await removeStaleShmNames();
+  if (staleShm.names.length > 0) {
+    // The count and bytes, and a few names as examples: every name (some 70 bytes each) made one line of
+    // 130 KB for 2,000 objects and megabytes for a dead daemon's tens of thousands of exports, past
+    // what journald keeps as one line (LineMax, 48K), which split the JSON.
+    log.warn(
+      { event: 'stale_shm_removed', count: staleShm.names.length, bytes: staleShm.bytes, names: staleShm.names.slice(0, STALE_SHM_NAMES_LOGGED) },
+      `removed ${staleShm.names.length} shared-memory objects (${formatIec(staleShm.bytes)}) left by daemons that died`,
+    );
+  }
   const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
   config = applyProfile(config, { ramBytes: totalmem(), deviceTotalBytes: devices.map((device) => device.totalBytes), backend: backend.name, heapLimitBytes: getHeapStatistics().heap_size_limit });
   const limits = resolveLimits(config, backend.name, devices);

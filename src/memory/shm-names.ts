@@ -92,11 +92,23 @@ function instanceGone(file: string): Promise<boolean> {
   });
 }
 
-function unlinkAll(directory: string, entries: string[], removed: string[]): void {
+/** What a sweep removed: the objects' names ("/tensormem-…") and the bytes they held. */
+export interface RemovedShmNames {
+  names: string[];
+  bytes: number;
+}
+
+function unlinkAll(directory: string, entries: string[], removed: RemovedShmNames): void {
   for (const entry of entries) {
+    const file = path.join(directory, entry);
     try {
-      fs.unlinkSync(path.join(directory, entry));
-      if (!entry.endsWith('.alive')) removed.push(`/${entry}`);
+      // Read before the unlink: an object's size is the memory it held (pages of /dev/shm's tmpfs).
+      const bytes = entry.endsWith('.alive') ? 0 : fs.lstatSync(file).size;
+      fs.unlinkSync(file);
+      if (!entry.endsWith('.alive')) {
+        removed.names.push(`/${entry}`);
+        removed.bytes += bytes;
+      }
     } catch {
       // gone already, or not ours to remove
     }
@@ -105,17 +117,17 @@ function unlinkAll(directory: string, entries: string[], removed: string[]): voi
 
 /**
  * Removes the shared-memory objects left by instances that are gone (see the file comment), and their
- * liveness sockets; returns the object names removed. Objects that cannot be removed (another user's,
- * in the sticky /dev/shm) are left alone.
+ * liveness sockets; returns the object names removed and their bytes. Objects that cannot be removed
+ * (another user's, in the sticky /dev/shm) are left alone.
  */
-export async function removeStaleShmNames(directory = SHM_DIRECTORY): Promise<string[]> {
+export async function removeStaleShmNames(directory = SHM_DIRECTORY): Promise<RemovedShmNames> {
+  const removed: RemovedShmNames = { names: [], bytes: 0 };
   let entries: string[];
   try {
     entries = fs.readdirSync(directory);
   } catch {
-    return [];
+    return removed;
   }
-  const removed: string[] = [];
   const byInstance = new Map<string, string[]>();
   const stale: string[] = [];
   for (const entry of entries) {

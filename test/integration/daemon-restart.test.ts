@@ -3,7 +3,8 @@
  * dead one left is taken over, what a live one holds is not.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +94,26 @@ describe('daemon restart', () => {
       rmSync(folder, { recursive: true, force: true });
     }
   }, 90_000);
+
+  it('logs the count and bytes of the shared-memory objects a dead daemon left, and only a few of their names', async () => {
+    // A dead instance of this test's own (no liveness socket): 500 objects of 4 KiB, as 500 exports left them.
+    const instance = randomBytes(8).toString('hex');
+    const names = Array.from({ length: 500 }, (_, index) => `/tensormem-1-${instance}-${index.toString(16).padStart(32, '0')}`);
+    for (const name of names) writeFileSync(`/dev/shm${name}`, Buffer.alloc(4096));
+    const daemon = await startDaemon();
+    try {
+      expect(names.some((name) => existsSync(`/dev/shm${name}`))).toBe(false);
+      // Test files run in parallel: a daemon another file starts at the same moment may sweep some of them first.
+      const line = daemon.logs.find((entry) => entry.event === 'stale_shm_removed') as { count: number; bytes: number; names: string[]; msg: string };
+      expect(line.count).toBeGreaterThan(0);
+      expect(line.bytes).toBeGreaterThanOrEqual(line.count * 4096);
+      expect(line.names.length).toBeLessThanOrEqual(20);
+      expect(line.msg).toMatch(/^removed \d+ shared-memory objects \([\d.]+ [KMG]iB\) left by daemons that died$/);
+      expect(JSON.stringify(line).length).toBeLessThan(4096);
+    } finally {
+      await daemon.stop();
+    }
+  }, 60_000);
 
   it('refuses a unix socket whose daemon is alive but does not accept (full backlog), and leaves that daemon its socket file', async () => {
     const first = await startDaemon();
