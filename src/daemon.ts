@@ -5,6 +5,8 @@
  */
 import { DESCRIPTORS_FOR_THE_REST, openFileLimit } from './config/open-file-limit';
 import { setMaxListeners } from 'node:events';
+import { format } from 'node:util';
+import { setLogger as setGrpcLogger } from '@grpc/grpc-js';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import pino, { Logger } from 'pino';
@@ -135,7 +137,18 @@ export function stderrLog(level: string): Logger {
   return pino({ level }, pino.destination({ dest: 2, sync: true }));
 }
 
+/**
+ * Sends grpc-js's own messages (its console.error lines: "E No address added out of total 1 resolved"
+ * when a --listen port is taken, GRPC_TRACE output) into the daemon's log as JSON lines, event
+ * "grpc_js": written bare to stderr they broke the one-JSON-object-a-line log that shippers parse.
+ */
+export function logGrpcThrough(log: Logger): void {
+  const line = (level: 'error' | 'info' | 'debug') => (message: unknown, ...rest: unknown[]) => log[level]({ event: 'grpc_js' }, format(message, ...rest));
+  setGrpcLogger({ error: line('error'), info: line('info'), debug: line('debug') });
+}
+
 export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(config.logLevel)): Promise<Daemon> {
+  logGrpcThrough(log);
   for (const { name, meant } of config.misspelledEnv ?? []) {
     log.warn({ event: 'env_misspelled', name, meant }, `${name} is not a tensormemd variable and is ignored; did you mean ${meant}?`);
   }

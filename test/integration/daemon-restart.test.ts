@@ -115,6 +115,20 @@ describe('daemon restart', () => {
     }
   }, 60_000);
 
+  it('refuses a TCP address another daemon serves with JSON log lines and one closing message, no bare grpc-js line', async () => {
+    const first = await startDaemon();
+    try {
+      const second = await runUntilExit(['--backend', 'host', '--emulated-device', '2G', '--listen', first.tcpAddress, '--data-listen', 'off', '--metrics-listen', 'off'], 15_000);
+      expect(second.code).toBe(1);
+      const lines = second.stderr.trimEnd().split('\n');
+      expect(lines.at(-1)).toContain(`tensormemd: cannot listen on ${first.tcpAddress}: No address added out of total 1 resolved errors: [listen EADDRINUSE`);
+      for (const line of lines.slice(0, -1)) expect(() => JSON.parse(line), line).not.toThrow();
+      expect(lines.map((line) => (line.startsWith('{') ? (JSON.parse(line) as { event?: string }).event : undefined))).toContain('grpc_js');
+    } finally {
+      await first.stop();
+    }
+  }, 60_000);
+
   it('refuses a unix socket whose daemon is alive but does not accept (full backlog), and leaves that daemon its socket file', async () => {
     const first = await startDaemon();
     const socketPath = first.unixAddress.slice('unix:'.length);
