@@ -277,10 +277,12 @@ class DataPlane {
    * memory for the mirror, the array freed) is a whole JSON answer of its own.
    */
   private async get(exchange: HttpExchange, array: TensorArray, headOnly: boolean): Promise<void> {
+    // Range applies to GET only: a server MUST ignore it on any other method (RFC 9110 §14.2), so a HEAD
+    // with a Range answers what a GET without one would (200, the whole length), as HEAD must (§9.3.2).
     // If-Range names a validator (an ETag or a date) this daemon never sends, so it never matches the
     // array: the Range is ignored and the whole array sent (RFC 9110 §13.1.5), never a piece of bytes
     // that may have changed since the client's validator.
-    const range = exchange.headers['if-range'] === undefined ? parseRange(exchange.headers.range, array.byteSize) : undefined;
+    const range = !headOnly && exchange.headers['if-range'] === undefined ? parseRange(exchange.headers.range, array.byteSize) : undefined;
     const start = range?.start ?? 0;
     const length = range?.length ?? array.byteSize;
     array.assertUsable('Cannot read array');

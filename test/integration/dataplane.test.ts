@@ -162,6 +162,19 @@ describe('HTTP data plane over a real daemon', () => {
     await lease.close();
   });
 
+  it('HEAD ignores Range (RFC 9110 §14.2): 200 with the whole length, whatever the range, satisfiable or not', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+    for (const range of ['bytes=0-9', 'bytes=-10', 'bytes=5000-', 'bytes=0-1,3-4', 'bytes=x']) {
+      const head = await http(dataAddress, 'HEAD', `/v1/arrays/${array.array_id}`, { ...bearer(lease), Range: range });
+      expect({ range, status: head.status }).toEqual({ range, status: 200 });
+      expect(head.headers['content-length']).toBe('4096');
+      expect(head.headers['accept-ranges']).toBe('bytes');
+      expect(head.headers['content-range']).toBeUndefined();
+    }
+    await lease.close();
+  });
+
   it('PUT with Content-Range writes at the offset and leaves the rest alone', async () => {
     const lease = await client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], zero: true });
@@ -273,12 +286,14 @@ describe('HTTP data plane over a real daemon', () => {
   it('a Range that selects no byte of a 0-byte array is 416 with Content-Range bytes */0; a last position of any length is clipped', async () => {
     const lease = await client.openLease();
     const empty = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [0] });
-    for (const method of ['GET', 'HEAD']) {
-      const suffix = await http(dataAddress, method, `/v1/arrays/${empty.array_id}`, { ...bearer(lease), Range: 'bytes=-5' });
-      expect(suffix.status, method).toBe(416);
-      expect(suffix.headers['content-range'], method).toBe('bytes */0');
-      expect(suffix.headers['x-tensormem-shape'], method).toBeUndefined();
-    }
+    const suffix = await http(dataAddress, 'GET', `/v1/arrays/${empty.array_id}`, { ...bearer(lease), Range: 'bytes=-5' });
+    expect(suffix.status).toBe(416);
+    expect(suffix.headers['content-range']).toBe('bytes */0');
+    expect(suffix.headers['x-tensormem-shape']).toBeUndefined();
+    // HEAD ignores Range (RFC 9110 §14.2): what a GET without one answers.
+    const head = await http(dataAddress, 'HEAD', `/v1/arrays/${empty.array_id}`, { ...bearer(lease), Range: 'bytes=-5' });
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe('0');
     const whole = await http(dataAddress, 'GET', `/v1/arrays/${empty.array_id}`, bearer(lease));
     expect(whole.status).toBe(200);
     expect(whole.headers['content-length']).toBe('0');
