@@ -11,7 +11,7 @@
  * framed here: the request reaches the handler, which refuses it, and the connection closes after the
  * answer), keep-alive and pipelined requests (served one at a time, the next read only once the socket
  * has taken the whole answer before it), `Expect: 100-continue` (HTTP/1.1 only: an HTTP/1.0
- * request's is ignored, RFC 9110 §10.1.1), HEAD.
+ * request's is ignored, RFC 9110 §10.1.1), HEAD, absolute-form targets (read as their path and query).
  * A head over 16 KiB is 431 and a malformed one (a CR or LF other than a CRLF line end among them) 400;
  * both close the connection. An answer sent before the request's body was read closes the connection
  * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does
@@ -641,7 +641,7 @@ function parseHead(text: string): RequestHead | MalformedHead {
   const keepAlive = requestLine[3] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
   return {
     method: requestLine[1],
-    url: requestLine[2],
+    url: originForm(requestLine[2]),
     headers,
     contentLength: headers['transfer-encoding'] !== undefined ? 0 : contentLength,
     keepAlive: keepAlive && headers['transfer-encoding'] === undefined,
@@ -649,6 +649,19 @@ function parseHead(text: string): RequestHead | MalformedHead {
     // request. RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
     expectsContinue: requestLine[3] === '1' && (headers.expect ?? '').toLowerCase() === '100-continue',
   };
+}
+
+/**
+ * The request target as a path and query. A server MUST accept the absolute-form
+ * (`http://host:port/path?query`, RFC 9112 §3.2.2), which a client configured to use the daemon as its
+ * proxy sends; its authority is not ours to check (no virtual hosts), so only the path and query are
+ * kept, `/` when it has no path. Any other form (origin, asterisk, authority) is left as it is.
+ */
+function originForm(target: string): string {
+  const absolute = /^https?:\/\/[^/?#]*/i.exec(target);
+  if (!absolute) return target;
+  const rest = target.slice(absolute[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /** One request and its answer: the subset of node:http's IncomingMessage and ServerResponse the data plane uses. */

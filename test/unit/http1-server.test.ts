@@ -98,6 +98,19 @@ describe('Http1Server', () => {
     expect(text).toContain('Connection: close');
   });
 
+  it('accepts an absolute-form request target (RFC 9112 §3.2.2) as its path and query; other targets reach the handler as sent', async () => {
+    const port = await listen(echo);
+    const requests = [
+      'GET http://127.0.0.1:7071/v1/arrays/a%2Db?x=1 HTTP/1.1\r\nHost: 127.0.0.1:7071\r\n\r\n',
+      'GET HTTP://Other-Host HTTP/1.1\r\nHost: x\r\n\r\n',
+      'GET http://h?q HTTP/1.1\r\nHost: x\r\n\r\n',
+      'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n',
+      'GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    ];
+    const { text } = await exchangeRaw(port, requests);
+    expect(text.match(/(?:GET|OPTIONS) \S+ 0:/g)).toEqual(['GET /v1/arrays/a%2Db?x=1 0:', 'GET / 0:', 'GET /?q 0:', 'OPTIONS * 0:', 'GET /plain 0:']);
+  });
+
   it('hands a body split over many writes to the reader whole, and waits for a reader that returns a promise', async () => {
     const seen: number[] = [];
     const port = await listen((exchange) => {
