@@ -12,7 +12,7 @@
  * answer), keep-alive and pipelined requests (served one at a time, the next read only once the socket
  * has taken the whole answer before it), `Expect: 100-continue` (HTTP/1.1 only: an HTTP/1.0
  * request's is ignored, RFC 9110 §10.1.1), HEAD, absolute-form targets (read as their path and query).
- * A head over 16 KiB is 431 and a malformed one (a CR or LF other than a CRLF line end among them) 400;
+ * A head over 16 KiB is 431 and a malformed one (a CR or LF other than a CRLF line end among them, a NUL in a header value) 400;
  * both close the connection. An answer sent before the request's body was read closes the connection
  * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does
  * not destroy the answer in flight). An idle keep-alive connection is closed after 5 s without a
@@ -626,6 +626,11 @@ function parseHead(text: string): RequestHead | MalformedHead {
     const rawValue = line.slice(colon + 1);
     if (/[\r\n]/.test(rawValue)) {
       return { malformed: `header ${name}: a CR or LF is allowed only in the CRLF that ends a line, not inside the value ${JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200))}`, field: name };
+    }
+    // RFC 9110 §5.5: a NUL in a field value MUST be rejected (or replaced): parsers that stop at it read
+    // a different value than those that do not.
+    if (rawValue.includes('\0')) {
+      return { malformed: `header ${name}: a NUL byte is not allowed in a header value, as in ${JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200))}`, field: name };
     }
     const key = name.toLowerCase();
     const value = rawValue.trim();

@@ -265,6 +265,21 @@ describe('Http1Server', () => {
     expect(calls).toBe(0);
   });
 
+  it('refuses a NUL in a header value (RFC 9110 §5.5) with 400 naming the header, and closes', async () => {
+    let calls = 0;
+    const port = await listen((exchange) => {
+      calls++;
+      echo(exchange);
+    });
+    const nul = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nX-Label: abc\0def\r\n\r\n']);
+    expect(statusLines(nul.text)).toEqual(['HTTP/1.1 400 Bad Request']);
+    expect(nul.text).toContain('Connection: close');
+    const body = JSON.parse(nul.text.split('\r\n\r\n')[1]);
+    expect(body).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'X-Label' } });
+    expect(body.message).toContain(JSON.stringify('abc\0def'));
+    expect(calls).toBe(0);
+  });
+
   it('end(data) sends the length of data, whatever Content-Length was set before, so the next request is framed right', async () => {
     const port = await listen((exchange) => {
       if (exchange.url === '/refused') {
