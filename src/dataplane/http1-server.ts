@@ -12,7 +12,8 @@
  * answer), keep-alive and pipelined requests (served one at a time, the next read only once the socket
  * has taken the whole answer before it), `Expect: 100-continue` (HTTP/1.1 only: an HTTP/1.0
  * request's is ignored, RFC 9110 §10.1.1), HEAD, absolute-form targets (read as their path and query).
- * A head over 16 KiB is 431 and a malformed one (a CR or LF other than a CRLF line end among them, a NUL in a header value) 400;
+ * A head over 16 KiB is 431 and a malformed one (a CR or LF other than a CRLF line end among them, a NUL in a header value,
+ * a Transfer-Encoding whose last coding is not chunked) 400;
  * both close the connection. An answer sent before the request's body was read closes the connection
  * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does
  * not destroy the answer in flight). An idle keep-alive connection is closed after 5 s without a
@@ -641,6 +642,13 @@ function parseHead(text: string): RequestHead | MalformedHead {
   if (lengthHeader !== undefined) {
     if (!/^\d{1,15}$/.test(lengthHeader)) return { malformed: `Content-Length must be one decimal number, not ${JSON.stringify(lengthHeader.slice(0, 100))}`, field: 'Content-Length' };
     contentLength = Number(lengthHeader);
+  }
+  // A request whose Transfer-Encoding does not end in chunked has no length anyone can determine: RFC
+  // 9112 §6.3 says 400 and close. (One that ends in chunked is not framed here either: it reaches the
+  // handler and the connection closes after the answer.)
+  const transferEncoding = headers['transfer-encoding'];
+  if (transferEncoding !== undefined && transferEncoding.split(',').pop()!.trim().toLowerCase() !== 'chunked') {
+    return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))} does not end in chunked, so the body's length cannot be determined`, field: 'Transfer-Encoding' };
   }
   const connection = (headers.connection ?? '').toLowerCase();
   const keepAlive = requestLine[3] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);

@@ -265,6 +265,28 @@ describe('Http1Server', () => {
     expect(calls).toBe(0);
   });
 
+  it('refuses a Transfer-Encoding whose last coding is not chunked (RFC 9112 §6.3) with 400 naming it, and closes', async () => {
+    let calls = 0;
+    const port = await listen((exchange) => {
+      calls++;
+      exchange.end();
+    });
+    for (const coding of ['gzip', 'chunked, gzip', 'identity']) {
+      const refused = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n`]);
+      expect(statusLines(refused.text)).toEqual(['HTTP/1.1 400 Bad Request']);
+      expect(refused.text).toContain('Connection: close');
+      const body = JSON.parse(refused.text.split('\r\n\r\n')[1]);
+      expect(body).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'Transfer-Encoding' } });
+      expect(body.message).toContain(JSON.stringify(coding));
+    }
+    expect(calls).toBe(0);
+    // Ending in chunked, it reaches the handler, and the connection closes after the answer.
+    const chunked = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n']);
+    expect(statusLines(chunked.text)).toEqual(['HTTP/1.1 200 OK']);
+    expect(chunked.text).toContain('Connection: close');
+    expect(calls).toBe(1);
+  });
+
   it('refuses a NUL in a header value (RFC 9110 §5.5) with 400 naming the header, and closes', async () => {
     let calls = 0;
     const port = await listen((exchange) => {
