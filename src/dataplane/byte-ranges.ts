@@ -34,11 +34,13 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   // Range header field that contains a range unit it does not understand"): the whole array.
   const unit = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=/.exec(header);
   if (unit && unit[1].toLowerCase() !== 'bytes') return undefined;
-  const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (!match || (match[1] === '' && match[2] === '')) {
-    if (/^\s*bytes\s*=.*,/i.test(header)) throw invalidArgument('Range', 'a single byte range (multiple ranges are not served)', header);
-    throw invalidArgument('Range', 'bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX_LENGTH', header);
-  }
+  // The ranges are a list, whose empty elements ("bytes=0-1," or "bytes=, 0-1") a recipient MUST
+  // ignore (RFC 9110 §5.6.1.2): they are not a second range.
+  const rangeSet = /^\s*bytes\s*=(.*)$/i.exec(header);
+  const ranges = rangeSet ? rangeSet[1].split(',').map((range) => range.trim()).filter((range) => range !== '') : [];
+  if (ranges.length > 1) throw invalidArgument('Range', 'a single byte range (multiple ranges are not served)', header);
+  const match = ranges.length === 1 ? /^(\d*)\s*-\s*(\d*)$/.exec(ranges[0]) : null;
+  if (!match || (match[1] === '' && match[2] === '')) throw invalidArgument('Range', 'bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX_LENGTH', header);
   if (match[1] === '') {
     const length = Math.min(rangePosition(match[2]), size);
     if (length === 0) throw outOfRange('Range', `${header} selects no bytes of a ${size}-byte array`);

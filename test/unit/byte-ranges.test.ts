@@ -44,6 +44,13 @@ describe('parseRange', () => {
     }
   });
 
+  it('ignores empty list elements around the one range (RFC 9110 §5.6.1.2: a recipient MUST)', () => {
+    for (const header of ['bytes=2-3,', 'bytes=, 2-3', 'bytes= ,2-3 , ,']) expect(parseRange(header, 16), header).toEqual({ start: 2, length: 2 });
+    expect(parseRange('bytes=,-4', 16)).toEqual({ start: 12, length: 4 });
+    for (const header of ['bytes=,', 'bytes=, ,']) expect(refusal(() => parseRange(header, 16)), header).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Range' });
+    expect(refusal(() => parseRange('bytes=0-1,,4-5', 16)).message).toContain('multiple ranges');
+  });
+
   it('ignores a range of another unit (RFC 9110 §14.2: an origin server MUST): the whole array', () => {
     for (const header of ['items=0-1', 'rows=3-', ' pages = 1-2,5-6']) expect(parseRange(header, 16), header).toBeUndefined();
     expect(parseRange('Bytes=2-3', 16)).toEqual({ start: 2, length: 2 });
