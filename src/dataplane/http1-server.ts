@@ -640,8 +640,12 @@ function parseHead(text: string): RequestHead | MalformedHead {
   let contentLength = 0;
   const lengthHeader = headers['content-length'];
   if (lengthHeader !== undefined) {
-    if (!/^\d{1,15}$/.test(lengthHeader)) return { malformed: `Content-Length must be one decimal number, not ${JSON.stringify(lengthHeader.slice(0, 100))}`, field: 'Content-Length' };
-    contentLength = Number(lengthHeader);
+    if (!/^\d+$/.test(lengthHeader)) return { malformed: `Content-Length must be one decimal number, not ${JSON.stringify(lengthHeader.slice(0, 100))}`, field: 'Content-Length' };
+    // Leading zeros are the same number (RFC 9110 §8.6: 1*DIGIT). Past 15 digits a Number would round,
+    // and no array is that large (10^15 bytes is 888 TiB): refused, saying so.
+    const digits = lengthHeader.replace(/^0+(?=\d)/, '');
+    if (digits.length > 15) return { malformed: `Content-Length ${JSON.stringify(lengthHeader.slice(0, 100))} has more than 15 digits: no array holds that many bytes`, field: 'Content-Length' };
+    contentLength = Number(digits);
   }
   // A request whose Transfer-Encoding does not end in chunked has no length anyone can determine: RFC
   // 9112 §6.3 says 400 and close. (One that ends in chunked is not framed here either: it reaches the

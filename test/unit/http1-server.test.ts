@@ -85,6 +85,13 @@ function statusLines(text: string): string[] {
 }
 
 describe('Http1Server', () => {
+  it('reads a Content-Length with leading zeros as the number it is (RFC 9110 §8.6: 1*DIGIT)', async () => {
+    const port = await listen(echo);
+    const { text } = await exchangeRaw(port, ['PUT /z HTTP/1.1\r\nContent-Length: 00000000000000000005\r\nConnection: close\r\n\r\nhello']);
+    expect(statusLines(text)).toEqual(['HTTP/1.1 200 OK']);
+    expect(text).toContain('PUT /z 5:hello');
+  });
+
   it('serves pipelined keep-alive requests in order on one connection, bodies framed by Content-Length', async () => {
     const port = await listen(echo);
     const requests = 'PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: x\r\n\r\nPUT /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz';
@@ -233,6 +240,9 @@ describe('Http1Server', () => {
     expect(JSON.parse(badLine.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', message: expect.stringContaining('"GET  /x HTTP/1.1"'), metadata: { field: 'request line' } });
     const badLength = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n']);
     expect(JSON.parse(badLength.text.split('\r\n\r\n')[1]).message).toContain('Content-Length must be one decimal number, not "12abc"');
+    // A number too large to be any array's size is refused as that, not as "not a number".
+    const hugeLength = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nContent-Length: 1234567890123456\r\n\r\n']);
+    expect(JSON.parse(hugeLength.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, message: 'Content-Length "1234567890123456" has more than 15 digits: no array holds that many bytes', metadata: { field: 'Content-Length' } });
     const huge = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}\r\n\r\n`]);
     expect(statusLines(huge.text)).toEqual(['HTTP/1.1 431 Request Header Fields Too Large']);
     // A head that never ends is refused once it passes the limit, without waiting for its end.
