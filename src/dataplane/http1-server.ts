@@ -54,6 +54,23 @@ export const DEFAULT_BODY_READ_BYTES = 128 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+let dateSecond = -1;
+let dateText = '';
+
+/**
+ * Now as an HTTP-date (IMF-fixdate, RFC 9110 §5.6.7), made at most once a second: an origin server with
+ * a clock MUST send Date in every 2xx, 3xx and 4xx answer (RFC 9110 §6.6.1).
+ */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(second * 1000).toUTCString();
+  }
+  return dateText;
+}
+
 /** Called once per request, with its head parsed; it must end (or destroy) the exchange, and not throw (a throw only cuts the connection). */
 export type HttpHandler = (exchange: HttpExchange) => void;
 
@@ -199,7 +216,7 @@ export class Http1Server {
     socket.on('error', () => socket.destroy());
     socket.on('end', () => socket.destroy());
     socket.on('data', () => undefined);
-    socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nDate: ${httpDate()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n${body}`);
     socket.resume();
   }
 
@@ -522,7 +539,7 @@ class Http1Connection {
 
   private refuse(code: number, message: string, metadata: Record<string, string> = {}): void {
     const body = JSON.stringify({ code, status: code === 431 ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason: code === 431 ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST', message, metadata });
-    this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nDate: ${httpDate()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 
   /**
@@ -795,6 +812,7 @@ export class HttpExchange {
     if (!this.responseHeaders.has('connection')) this.setHeader('Connection', this.connection.closesAfter(this) ? 'close' : 'keep-alive');
     this.sentHead = true;
     let head = `HTTP/1.1 ${this.statusCode} ${STATUS_CODES[this.statusCode] ?? 'Unknown'}\r\n`;
+    if (!this.responseHeaders.has('date')) head += `Date: ${httpDate()}\r\n`;
     for (const [name, value] of this.responseHeaders.values()) head += `${name}: ${value}\r\n`;
     this.connection.socket.write(`${head}\r\n`, 'latin1');
   }

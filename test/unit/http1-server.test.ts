@@ -85,6 +85,19 @@ function statusLines(text: string): string[] {
 }
 
 describe('Http1Server', () => {
+  it('sends Date (IMF-fixdate, RFC 9110 §6.6.1) in every answer: a handler\'s, and a refused head\'s', async () => {
+    const port = await listen(echo);
+    const imfFixdate = /\r\nDate: (?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/g;
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    const served = await exchangeRaw(port, ['GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const dates = [...served.text.matchAll(imfFixdate)].map((match) => Date.parse(match[0].slice('\r\nDate: '.length, -2)));
+    expect(dates).toHaveLength(2);
+    for (const date of dates) expect(date >= before && date <= Date.now()).toBe(true);
+    const refused = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nno colon\r\n\r\n']);
+    expect(statusLines(refused.text)).toEqual(['HTTP/1.1 400 Bad Request']);
+    expect(refused.text.match(imfFixdate)).toHaveLength(1);
+  });
+
   it('reads a Content-Length with leading zeros as the number it is (RFC 9110 §8.6: 1*DIGIT)', async () => {
     const port = await listen(echo);
     const { text } = await exchangeRaw(port, ['PUT /z HTTP/1.1\r\nContent-Length: 00000000000000000005\r\nConnection: close\r\n\r\nhello']);
@@ -343,7 +356,7 @@ describe('Http1Server', () => {
       exchange.end('{}');
     });
     const { text } = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nConnection: close\r\n\r\n']);
-    expect(text).toBe('HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
+    expect(text.replace(/^(HTTP\/1\.1 409 Conflict\r\n)Date: [^\r]+\r\n/, '$1')).toBe('HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
   });
 
   it('cuts a head not complete by headTimeoutMs after its first byte, however steadily it trickles in', async () => {
