@@ -73,6 +73,8 @@ export class LeaseRegistry {
   private readonly byTenant = new Map<string, Set<Lease>>();
   /** The serial of the last lease opened (Lease.serial: the order ListLeases pages follow). */
   private lastSerial = 0;
+  /** When this daemon started taking leases: an unknown token's answer names it (a restart forgets every lease). */
+  private readonly startedAt = new Date().toISOString();
   private sweepTimer?: NodeJS.Timeout;
   /** Whether the periodic sweep is still closing what it found (it then skips its next turn). */
   private sweeping = false;
@@ -149,7 +151,8 @@ export class LeaseRegistry {
     if (wording === LEASE_TOKEN && this.isTenantToken(token)) {
       throw unauthenticated('this is a tenant token, and this call takes a lease token: open a lease with it (OpenLease, tenant token in its authorization header) and send the token OpenLease returns');
     }
-    throw unauthenticated(wording.unknown);
+    // The usual way to hold a token no lease has: the daemon that granted it restarted.
+    throw unauthenticated(`${wording.unknown} (this daemon has run since ${this.startedAt}, and a lease ends with the daemon that granted it: after a restart, open a new one)`);
   }
 
   /** The open, unexpired lease a bearer token opens, if any; never throws (authenticate says why not). */

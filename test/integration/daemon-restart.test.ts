@@ -76,6 +76,7 @@ describe('daemon restart', () => {
       expect(keepAliveErrors.length).toBeGreaterThan(0);
       expect(keepAliveErrors.every((error) => error.code === status.UNAVAILABLE)).toBe(true);
 
+      const restartedAfter = Date.now();
       daemon = await startDaemon(flags);
       // grpc-js reconnects by itself (after its backoff): the same client object serves a new lease.
       let fresh;
@@ -86,8 +87,14 @@ describe('daemon restart', () => {
         });
       }
       expect((await fresh.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024] })).byte_size).toBe(1024);
-      // The old lease is gone with the daemon that held it: its keep-alive is told so and stops.
+      // The old lease is gone with the daemon that held it: its keep-alive is told so and stops, and a
+      // call with its token says the daemon restarted since.
       await expect.poll(() => keepAliveErrors.at(-1)?.code, { timeout: 10_000 }).toBe(status.UNAUTHENTICATED);
+      const old = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] }));
+      expect(old?.code).toBe(status.UNAUTHENTICATED);
+      const since = /^unknown lease token \(this daemon has run since (\S+), and a lease ends with the daemon that granted it: after a restart, open a new one\)$/.exec(old!.details);
+      expect(since, old!.details).not.toBeNull();
+      expect(Date.parse(since![1])).toBeGreaterThanOrEqual(Math.floor(restartedAfter / 1000) * 1000);
     } finally {
       client.close();
       await daemon.stop();
