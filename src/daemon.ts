@@ -141,9 +141,13 @@ export function stderrLog(level: string): Logger {
  * Sends grpc-js's own messages (its console.error lines: "E No address added out of total 1 resolved"
  * when a --listen port is taken, GRPC_TRACE output) into the daemon's log as JSON lines, event
  * "grpc_js": written bare to stderr they broke the one-JSON-object-a-line log that shippers parse.
+ * grpc-js passes on only what GRPC_VERBOSITY asks for (errors, unless it is set), so its info and debug
+ * lines (GRPC_TRACE's) are wanted wherever they arrive: --log-level does not drop them again (at the
+ * default "info" every GRPC_TRACE line was lost), except "silent", which drops everything.
  */
 export function logGrpcThrough(log: Logger): void {
-  const line = (level: 'error' | 'info' | 'debug') => (message: unknown, ...rest: unknown[]) => log[level]({ event: 'grpc_js' }, format(message, ...rest));
+  const grpcLog = log.level === 'silent' ? log : log.child({}, { level: 'debug' });
+  const line = (level: 'error' | 'info' | 'debug') => (message: unknown, ...rest: unknown[]) => grpcLog[level]({ event: 'grpc_js' }, format(message, ...rest));
   setGrpcLogger({ error: line('error'), info: line('info'), debug: line('debug') });
 }
 
