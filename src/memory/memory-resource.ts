@@ -72,6 +72,12 @@ export interface ChunkSource {
   /** Throws OutOfMemoryError when the backend refuses. `dedicated`: a chunk for one block that may be exported (AllocateOptions). */
   allocateChunk(bytes: number, options?: AllocateOptions): number;
   freeChunk(handle: number): void;
+  /**
+   * Throws when a dedicated chunk of `bytes` would be refused however much room the pool made (a cap on
+   * how many there are, --max-mapped-regions): asked before the pool gives empty chunks back for it, so
+   * that such a refusal changes nothing.
+   */
+  checkDedicated?(bytes: number): void;
 }
 
 /** One chunk and its blocks, for GetMemorySnapshot. */

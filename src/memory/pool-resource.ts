@@ -264,6 +264,12 @@ export class PoolResource implements SizedMemoryResource {
   /** A block in a chunk of its own (see the file comment); throws with nothing held. */
   private allocateDedicated(bytes: number, owner: BlockOwner): Block {
     const size = this.alignedSize(bytes, { dedicated: true });
+    try {
+      this.source.checkDedicated?.(size);
+    } catch (error) {
+      this.failedAllocationsTotal++;
+      throw this.sourceRefusal(error, bytes);
+    }
     this.makeRoom(size, bytes, true);
     let handle: number;
     try {
