@@ -666,9 +666,11 @@ function parseHead(text: string): RequestHead | MalformedHead {
   }
   // A request whose Transfer-Encoding does not end in chunked has no length anyone can determine: RFC
   // 9112 §6.3 says 400 and close. (One that ends in chunked is not framed here either: it reaches the
-  // handler and the connection closes after the answer.)
+  // handler and the connection closes after the answer.) Empty list elements ("chunked," or two header
+  // lines, one of them empty) are no coding (RFC 9110 §5.6.1.2): the last coding is the last one named.
   const transferEncoding = headers['transfer-encoding'];
-  if (transferEncoding !== undefined && transferEncoding.split(',').pop()!.trim().toLowerCase() !== 'chunked') {
+  const lastCoding = transferEncoding?.split(',').map((coding) => coding.trim()).filter((coding) => coding !== '').pop();
+  if (transferEncoding !== undefined && lastCoding?.toLowerCase() !== 'chunked') {
     return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))} does not end in chunked, so the body's length cannot be determined`, field: 'Transfer-Encoding' };
   }
   const connection = (headers.connection ?? '').toLowerCase();

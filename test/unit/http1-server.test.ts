@@ -294,7 +294,7 @@ describe('Http1Server', () => {
       calls++;
       exchange.end();
     });
-    for (const coding of ['gzip', 'chunked, gzip', 'identity']) {
+    for (const coding of ['gzip', 'chunked, gzip', 'identity', '', ',']) {
       const refused = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n`]);
       expect(statusLines(refused.text)).toEqual(['HTTP/1.1 400 Bad Request']);
       expect(refused.text).toContain('Connection: close');
@@ -303,11 +303,14 @@ describe('Http1Server', () => {
       expect(body.message).toContain(JSON.stringify(coding));
     }
     expect(calls).toBe(0);
-    // Ending in chunked, it reaches the handler, and the connection closes after the answer.
-    const chunked = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n']);
-    expect(statusLines(chunked.text)).toEqual(['HTTP/1.1 200 OK']);
-    expect(chunked.text).toContain('Connection: close');
-    expect(calls).toBe(1);
+    // Ending in chunked, it reaches the handler, and the connection closes after the answer; empty list
+    // elements after it (RFC 9110 §5.6.1.2: a recipient ignores them) do not change its last coding.
+    for (const coding of ['gzip, chunked', 'chunked,', 'gzip, chunked , ,']) {
+      const chunked = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\n\r\n0\r\n\r\n`]);
+      expect(statusLines(chunked.text), coding).toEqual(['HTTP/1.1 200 OK']);
+      expect(chunked.text).toContain('Connection: close');
+    }
+    expect(calls).toBe(3);
   });
 
   it('refuses a NUL in a header value (RFC 9110 §5.5) with 400 naming the header, and closes', async () => {
