@@ -83,9 +83,10 @@ function namingAddressOnUnavailable(address: string): Interceptor {
       start(metadata, listener, next) {
         next(metadata, {
           onReceiveStatus(status, nextStatus) {
-            const unnamed = status.code === Status.UNAVAILABLE && !status.details.includes(shown) && errorInfoOf(status.metadata) === undefined;
+            if (status.code !== Status.UNAVAILABLE || errorInfoOf(status.metadata) !== undefined) return nextStatus(status);
             // grpc-js ends a connect error with an empty "Resolution note: " for an IP address or a unix socket.
-            nextStatus(unnamed ? { ...status, details: `${status.details.replace(/\.? Resolution note:\s*$/, '')} (tensormemd at ${address})` } : status);
+            const details = status.details.replace(/\.? Resolution note:\s*$/, '');
+            nextStatus({ ...status, details: details.includes(shown) ? details : `${details} (tensormemd at ${address})` });
           },
         });
       },

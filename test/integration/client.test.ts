@@ -7,6 +7,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { AddressInfo, Server, Socket, connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,6 +60,22 @@ function answerWith(answer: string | Buffer, end = false): (socket: Socket) => v
     });
   };
 }
+
+describe('the typed client with no daemon', () => {
+  it('answers UNAVAILABLE naming the address, without grpc-js\'s empty "Resolution note: " ending', async () => {
+    for (const address of [`unix:${join(tmpdir(), `tensormem-none-${process.pid}.sock`)}`, '127.0.0.1:1']) {
+      const client = new TensormemClient(address);
+      try {
+        const error = (await client.memoryInfo().catch((caught: unknown) => caught)) as TensormemClientError;
+        expect(error.code).toBe(status.UNAVAILABLE);
+        expect(error.details).toContain(address.replace(/^unix:/, ''));
+        expect(error.details).not.toContain('Resolution note');
+      } finally {
+        client.close();
+      }
+    }
+  });
+});
 
 describe('the typed client over a real daemon', () => {
   let daemon: DaemonProcess;
