@@ -57,7 +57,7 @@ export interface MemoryManagerOptions {
  * std::bad_alloc with every tenant's leases. Past the cap they are refused instead (MAPPING_LIMIT).
  */
 class MappedRegions {
-  count = 0;
+  private count = 0;
   private readonly dedicated = new Set<number>();
 
   constructor(readonly max: number) {}
@@ -75,6 +75,11 @@ class MappedRegions {
   /** A chunk given back: counted down when it was a dedicated one. */
   freed(handle: number): void {
     if (this.dedicated.delete(handle)) this.count--;
+  }
+
+  /** An MMAP workspace's mapping of its file, made (+1) or unmapped (-1). */
+  addFileMapping(delta: 1 | -1): void {
+    this.count += delta;
   }
 }
 
@@ -383,7 +388,7 @@ export class MemoryManager {
     }
     this.fileOfChunk.set(mapped.handle, key);
     account.mmap.files++;
-    this.mappedRegions.count++;
+    this.mappedRegions.addFileMapping(1);
     if (options.deleteOnFree) {
       // A private file (a temporary workspace's): its name goes now, the mapping keeps its pages, and
       // the disk space returns at the unmap or whenever the process ends, SIGKILL and crashes included,
@@ -408,7 +413,7 @@ export class MemoryManager {
 
   unmapFile(block: Block): void {
     this.backend.free(block.chunkHandle);
-    this.mappedRegions.count--;
+    this.mappedRegions.addFileMapping(-1);
     const account = this.account(block.owner.tenant);
     account.mmap.files--;
     const key = this.fileOfChunk.get(block.chunkHandle);
