@@ -1,0 +1,46 @@
+/**
+ * The package's install script, as `npm rebuild tensormem` reruns it in an installed copy that already
+ * has a build/ (from its install): it must configure the addon afresh, so that TENSORMEM_CUDA (and a CUDA
+ * toolkit installed since) take effect. `cmake-js compile` configured only a build/ without a
+ * CMakeCache.txt: `TENSORMEM_CUDA=OFF npm rebuild tensormem` (or ON) said "ninja: no work to do" and
+ * kept the old addon. Runs the script in a copy of the package's native/ (not the checkout's build/).
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/daemon-process';
+
+let pkg: string;
+
+beforeAll(() => {
+  pkg = mkdtempSync(join(tmpdir(), 'tensormem-install-script-'));
+  for (const path of ['package.json', 'native/CMakeLists.txt', 'native/package.json', 'native/src']) cpSync(join(ROOT, path), join(pkg, path), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'), 'dir');
+});
+
+afterAll(() => {
+  if (pkg) rmSync(pkg, { recursive: true, force: true });
+});
+
+function run(args: string[], env: NodeJS.ProcessEnv) {
+  return spawnSync('npm', args, { cwd: pkg, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 240_000 });
+}
+
+describe('the install script over an existing build/', () => {
+  it('configures again: TENSORMEM_CUDA=OFF gives a host-only addon where build/ was configured with CUDA on', () => {
+    // build/ as an earlier install left it, configured with TENSORMEM_CUDA=ON (with a toolkit: the cuda backend).
+    const configure = run(['exec', '--', 'cmake-js', 'configure', '--directory', 'native', '--out', 'build'], { TENSORMEM_CUDA: 'ON' });
+    expect(configure.status, configure.stderr).toBe(0);
+    expect(readFileSync(join(pkg, 'build', 'CMakeCache.txt'), 'utf8')).toContain('TENSORMEM_CUDA:BOOL=ON');
+
+    const install = run(['run-script', 'install'], { TENSORMEM_CUDA: 'OFF' });
+    expect(install.status, install.stderr).toBe(0);
+    expect(install.stdout).toContain('tensormem: TENSORMEM_CUDA=OFF: building a host-only addon');
+    expect(readFileSync(join(pkg, 'build', 'CMakeCache.txt'), 'utf8')).toContain('TENSORMEM_CUDA:BOOL=OFF');
+    const probe = spawnSync(process.execPath, ['-e', `console.log(JSON.stringify(require(${JSON.stringify(join(pkg, 'build', 'Release', 'tensormem_native.node'))}).buildInfo()))`], { encoding: 'utf8' });
+    expect(probe.status, probe.stderr).toBe(0);
+    expect(JSON.parse(probe.stdout)).toEqual({ cuda: false });
+  }, 300_000);
+});
