@@ -86,8 +86,7 @@ std::unique_ptr<Backend> MakeBackend(Napi::Env env, const std::string& name, con
     return CreateCudaBackend();
 #else
     throw NativeError(ErrorCode::kUnsupported,
-                      "CUDA backend unavailable: this addon was built without CUDA (no CUDA toolkit found at build time, or TENSORMEM_CUDA=OFF); "
-                      "install the CUDA toolkit and run `npm run build:native`");
+                      "CUDA backend unavailable: this addon was built without CUDA (no CUDA toolkit found at build time, or TENSORMEM_CUDA=OFF)");
 #endif
   }
   throw Napi::TypeError::New(env, "Expected 'cuda' or 'host' for name but received \"" + name + "\"");

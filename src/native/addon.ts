@@ -65,6 +65,17 @@ export function addonBuildHint(root: string = packageRoot()): string {
 }
 
 /**
+ * How to get the cuda backend into an addon built without it, where this copy of the package is: the
+ * toolkit and TENSORMEM_CUDA are looked at when build/ is configured, which the install script does
+ * afresh (`npm rebuild tensormem` as an installed dependency) and `npm run build:native` does not.
+ */
+export function cudaBuildHint(root: string = packageRoot()): string {
+  return root.split(path.sep).includes('node_modules')
+    ? 'install the CUDA toolkit, then run `npm rebuild tensormem` in the project that installed it (`npm rebuild -g tensormem` for a global install) with TENSORMEM_CUDA unset or ON: it builds the addon afresh'
+    : 'install the CUDA toolkit, then build the addon afresh with TENSORMEM_CUDA unset or ON: `npx cmake-js rebuild --directory native --out build`';
+}
+
+/**
  * Absolute path of the compiled addon. TENSORMEM_NATIVE_ADDON names another build of it (a check build,
  * e.g. scripts/fake-cuda-check.sh's cuda backend on a fake CUDA runtime); it is inherited by the daemons
  * and helper processes that tests start.
@@ -103,7 +114,14 @@ export function createBackend(name: 'host', options: HostBackendOptions): Native
 export function createBackend(name: 'cuda', options?: CudaBackendOptions): NativeBackend;
 export function createBackend(name: BackendName, options?: HostBackendOptions | CudaBackendOptions): NativeBackend;
 export function createBackend(name: BackendName, options?: HostBackendOptions | CudaBackendOptions): NativeBackend {
-  return loadAddon().createBackend(name, options ?? {});
+  const addon = loadAddon();
+  try {
+    return addon.createBackend(name, options ?? {});
+  } catch (error) {
+    // Built without CUDA: what to run depends on where the package is (a checkout or node_modules).
+    if (name === 'cuda' && error instanceof Error && (error as Error & { code?: unknown }).code === 'UNSUPPORTED') error.message = `${error.message}; ${cudaBuildHint()}`;
+    throw error;
+  }
 }
 
 /** How the loaded addon was built. */

@@ -3,7 +3,9 @@
  * has a build/ (from its install): it must configure the addon afresh, so that TENSORMEM_CUDA (and a CUDA
  * toolkit installed since) take effect. `cmake-js compile` configured only a build/ without a
  * CMakeCache.txt: `TENSORMEM_CUDA=OFF npm rebuild tensormem` (or ON) said "ninja: no work to do" and
- * kept the old addon. Runs the script in a copy of the package's native/ (not the checkout's build/).
+ * kept the old addon. Runs the script in a copy of the package laid out as installed
+ * (node_modules/tensormem; not the checkout's build/), whose host-only addon then also says how to get
+ * the cuda backend there. Needs `npm run build:ts` first, as `npm test` does.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -12,16 +14,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/daemon-process';
 
+let project: string;
 let pkg: string;
 
 beforeAll(() => {
-  pkg = mkdtempSync(join(tmpdir(), 'tensormem-install-script-'));
-  for (const path of ['package.json', 'native/CMakeLists.txt', 'native/package.json', 'native/src']) cpSync(join(ROOT, path), join(pkg, path), { recursive: true });
+  project = mkdtempSync(join(tmpdir(), 'tensormem-install-script-'));
+  pkg = join(project, 'node_modules', 'tensormem');
+  for (const path of ['package.json', 'proto', 'dist/src', 'native/CMakeLists.txt', 'native/package.json', 'native/src']) cpSync(join(ROOT, path), join(pkg, path), { recursive: true });
+  // Its dependencies, as npm would have installed them beside it.
   symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'), 'dir');
 });
 
 afterAll(() => {
-  if (pkg) rmSync(pkg, { recursive: true, force: true });
+  if (project) rmSync(project, { recursive: true, force: true });
 });
 
 function run(args: string[], env: NodeJS.ProcessEnv) {
@@ -43,4 +48,19 @@ describe('the install script over an existing build/', () => {
     expect(probe.status, probe.stderr).toBe(0);
     expect(JSON.parse(probe.stdout)).toEqual({ cuda: false });
   }, 300_000);
+
+  it('the host-only addon\'s --backend cuda error says to run npm rebuild tensormem, not a script of the package', () => {
+    const env = { ...process.env };
+    delete env.TENSORMEM_NATIVE_ADDON;
+    const result = spawnSync(process.execPath, [join(pkg, 'dist', 'src', 'bin', 'tensormemd.js'), '--backend', 'cuda', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off'], {
+      cwd: project,
+      env,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('this addon was built without CUDA');
+    expect(result.stderr).toContain('run `npm rebuild tensormem` in the project that installed it');
+    expect(result.stderr).not.toContain('npm run build:native');
+  });
 });
