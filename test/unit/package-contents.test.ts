@@ -79,4 +79,9 @@ describe('the npm package', () => {
     );
     expect(unwanted).toEqual([]);
   });
+
+  it('leaves the tarball `npm pack` writes into the checkout out of git', () => {
+    const result = spawnSync('git', ['check-ignore', '--no-index', '-q', `${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).name}-0.0.0.tgz`], { cwd: ROOT, encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+  });
 });
