@@ -194,6 +194,9 @@ export function configValues(context: ServiceContext): ConfigValue[] {
       value = String(memory.heapReserveBytes);
       source = 'derived';
     }
+    // Unset, --mmap-dir is tensormem-mmap in the OS temp folder (memory/mmap-files.ts defaultMmapDir): show
+    // the folder the MMAP workspace files go to, as for any other default.
+    if (flag.name === 'mmap-dir' && value === '') value = memory.mmapFiles.root;
     if (flag.name === 'backend') value = `${config.rawValues.backend} (using ${memory.backendName})`;
     // ConfigValue.value gives sizes in bytes, however they were written (64M, 256K, 25% of RAM): a client
     // reads them as integers. The caps above are bytes already (maxbytes, device-reserve: one per device).

@@ -1,5 +1,6 @@
 /** MemoryService (GetConfig, WatchMemory, GetMemorySnapshot), grpc.health.v1, reflection and tensormemctl against a daemon process. */
 import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
@@ -59,6 +60,9 @@ describe('memory service, health, reflection and tensormemctl', () => {
     // --heap-reserve unset: the default resolved against this daemon's V8 heap limit, in bytes.
     expect(byName['heap-reserve'].source).toBe('derived');
     expect(Number(byName['heap-reserve'].value)).toBeGreaterThanOrEqual(32 * 1024 * 1024);
+    // --mmap-dir unset: the folder the MMAP workspace files go to (README: tensormem-mmap in the OS temp
+    // folder), not an empty value, which reads as "no folder".
+    expect(byName['mmap-dir']).toMatchObject({ value: join(tmpdir(), 'tensormem-mmap'), source: 'default' });
     expect(new Set(Object.values(byName).map((v) => v.source))).toEqual(new Set(['flag', 'env', 'default', 'derived']));
 
     const small = await startDaemon(['--max-message-bytes', '256K']);
