@@ -42,6 +42,15 @@ describe('profileValues: the seed reproduced on its own reference machines', () 
   it('inference on 32 GB RAM: 16G off-heap, 20G physical (heap limit 2 GiB)', () => {
     expect(profileValues('inference', gpuBox([16 * GiB], 32 * GiB, 2 * GiB))).toMatchObject({ hostMaxBytes: 16 * GiB, maxPhysicalBytes: 20 * GiB });
   });
+
+  it("under node's default heap limit (4144 MiB) workstation and inference come out 48 MiB above the seed's maxphysicalbytes (README, Profiles)", () => {
+    const nodeDefaultHeap = 4144 * MiB;
+    expect(profileValues('workstation', gpuBox([8 * GiB], 16 * GiB, nodeDefaultHeap))).toMatchObject({ hostMaxBytes: 10 * GiB, maxPhysicalBytes: 14 * GiB + 48 * MiB });
+    expect(profileValues('inference', gpuBox([16 * GiB], 32 * GiB, nodeDefaultHeap))).toMatchObject({ hostMaxBytes: 16 * GiB, maxPhysicalBytes: 20 * GiB + 48 * MiB });
+    // The seed's overhead share is above the heap limit for these two: exactly the seed's numbers.
+    expect(profileValues('gpu-training', gpuBox([24 * GiB], 64 * GiB, nodeDefaultHeap))).toMatchObject({ maxBytes: 22 * GiB, hostMaxBytes: 22 * GiB, maxPhysicalBytes: 30 * GiB });
+    expect(profileValues('server', gpuBox([16 * GiB], 64 * GiB, nodeDefaultHeap))).toMatchObject({ hostMaxBytes: 48 * GiB, maxPhysicalBytes: 58 * GiB });
+  });
 });
 
 describe('profileValues: scaled to other machines', () => {
