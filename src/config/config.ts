@@ -201,7 +201,8 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
   if (typeof document !== 'object' || Array.isArray(document)) throw invalidArgument(field, 'a mapping of flag names to values', path);
   for (const [key, value] of Object.entries(document as Record<string, unknown>)) {
     const flag = findFlag(key);
-    if (!flag || key === 'config' || flag.commandLineOnly) throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help; help and version are command-line flags only)', key);
+    if (key === 'config') throw invalidArgument(`${path}: ${key}`, 'a flag name other than config (a config file cannot name another: give it with --config or TENSORMEM_CONFIG)', key);
+    if (!flag || flag.commandLineOnly) throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help; help and version are command-line flags only)', key);
     // A list flag takes a YAML/JSON list, or a string of comma-separated items as its environment variable does.
     // Every value (and list item) is a string, number or boolean: a key left empty (YAML null), a mapping,
     // or a list for a flag that takes one value would otherwise be read as the text "null",

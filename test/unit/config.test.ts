@@ -312,6 +312,15 @@ describe('loadConfig', () => {
     writeFileSync(file, 'maxbites: 4G\n');
     expect(() => loadConfig(['--config', file], {})).toThrowError(`${file}: maxbites`);
   });
+
+  it('refuses a config key, which is a flag name, saying why rather than calling it unknown', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'nested.yaml');
+    writeFileSync(file, 'config: /etc/other.yaml\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(
+      `Expected a flag name other than config (a config file cannot name another: give it with --config or TENSORMEM_CONFIG) for ${file}: config but received "config"`,
+    );
+  });
 });
 
 describe('open mode: addresses beyond loopback refused at start', () => {
