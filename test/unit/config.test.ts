@@ -41,6 +41,19 @@ describe('sizes', () => {
     expect(() => parseSize(text, '--host-maxbytes')).toThrowError(/for --host-maxbytes but received/);
   });
 
+  it('takes a percentage for the caps the README names, and for no other size flag', () => {
+    const withPercent = FLAGS.filter((flag) => flag.type === 'size' && (() => {
+      try {
+        loadConfig([`--${flag.name}`, '10%'], {});
+        return true;
+      } catch (error) {
+        expect((error as Error).message).toContain(`for --${flag.name} but received "10%"`);
+        return false;
+      }
+    })()).map((flag) => flag.name);
+    expect(withPercent.sort()).toEqual(['device-reserve', 'emulated-device', 'host-maxbytes', 'maxbytes', 'maxphysicalbytes']);
+  });
+
   it('refuses a percentage where none is meaningful', () => {
     expect(() => parseSize('10%', '--chunk-bytes', false)).toThrowError('Expected a size like 8G, 512MiB or 1048576 for --chunk-bytes but received "10%"');
   });
