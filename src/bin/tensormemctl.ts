@@ -18,6 +18,7 @@ import { checkDaemonAddress, tlsOptions } from '../cli/address';
 import { parseDurationMs } from '../config/sizes';
 import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
 import { MAX_TTL_SECONDS } from '../leases/lease-registry';
+import { packageVersion } from '../package-root';
 
 const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKEN] <command>
 
@@ -51,6 +52,7 @@ Flags:
                    certificate; --tls-cert FILE --tls-key FILE: a client certificate (tensormemd --tls-client-ca);
                    --tls-server-name NAME: the name to check the certificate for (default the address's host)
   -h, --help       this help
+  --version        this tool's version (a daemon's: tensormemctl config)
   doctor:   --config FILE (a tensormemd config file), --vram SIZE[,SIZE...] (judge for CUDA devices of
             these sizes), --ram SIZE (the target's RAM; default this machine's)
   snapshot: -f, --file FILE
@@ -69,6 +71,7 @@ const OPTIONS = {
   output: { type: 'string', short: 'o', default: 'table' },
   token: { type: 'string', default: process.env.TENSORMEM_TOKEN },
   help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', default: false },
   config: { type: 'string' },
   vram: { type: 'string' },
   ram: { type: 'string' },
@@ -97,6 +100,10 @@ async function main(): Promise<number> {
     }),
   );
   const terminator = process.argv.indexOf('--', 2);
+  if (values.version && !values.help) {
+    process.stdout.write(`tensormemctl ${packageVersion()}\n`);
+    return 0;
+  }
   if (values.help || positionals.length === 0) {
     process.stdout.write(`${HELP}\n`);
     return values.help ? 0 : 2;

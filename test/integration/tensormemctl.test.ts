@@ -72,6 +72,14 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+describe('tensormemctl --version', () => {
+  it('prints the package version and exits 0, with no daemon and no command (as tensormemd --version)', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const run = await ctl(['--version'], { TENSORMEM_ADDRESS: 'unix:/nonexistent/tensormemd.sock' });
+    expect([run.code, run.stdout, run.stderr]).toEqual([0, `tensormemctl ${version}\n`, '']);
+  });
+});
+
 describe('tensormemd --profile', () => {
   it('GetConfig shows the profile values with source profile:gpu-training, and env above the profile', async () => {
     const run = await ctl(['--address', daemon.unixAddress, 'config', '-o', 'json']);
