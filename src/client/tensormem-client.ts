@@ -54,7 +54,8 @@ export class TensormemClientError extends Error {
     readonly details: string,
     readonly errorMetadata: Record<string, string>,
   ) {
-    super(`${Status[code]}${reason ? ` (${reason})` : ''}: ${details}`);
+    // The reason only where it says more than the code ("FAILED_PRECONDITION (FAILED_PRECONDITION): …" did not).
+    super(`${Status[code]}${reason && reason !== Status[code] ? ` (${reason})` : ''}: ${details}`);
     this.name = 'TensormemClientError';
   }
 }
