@@ -302,7 +302,7 @@ export class TensormemClient {
     const { maxMessageBytes: maxMessage, chunkBytes } = options;
     // -1: no limit (grpc-js's own value; tensormemctl snapshot takes a reply of any size).
     if (maxMessage !== undefined && !(Number.isSafeInteger(maxMessage) && (maxMessage > 0 || maxMessage === -1))) throw invalidArgument('maxMessageBytes', 'a whole number of bytes above 0, or -1 for no limit', maxMessage);
-    if (chunkBytes !== undefined && !(Number.isSafeInteger(chunkBytes) && chunkBytes > 0)) throw invalidArgument('chunkBytes', 'a whole number of bytes above 0', chunkBytes);
+    if (chunkBytes !== undefined) requireChunkBytes(chunkBytes);
     const { proto } = loadTensormemProto();
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const channelOptions: ChannelOptions = { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes };
@@ -1015,11 +1015,6 @@ function defaultKeepAliveMs(ttlSeconds: number): number {
 }
 
 /**
- * Call options for a deadline `ms` from now; none for an unset or 0 one, and none for one past
- * MAX_TIMER_MS (about 24.8 days) or infinite: grpc-js arms a setTimeout for the deadline, which past
- * MAX_TIMER_MS would fire at once (DEADLINE_EXCEEDED before the call is sent).
- */
-/**
  * A deadlineMs option: unset, or a number of ms from 0 (Infinity: none). A string ('5000') or NaN went
  * to grpc-js as a deadline it could not use, which failed the call with no gRPC code.
  */
@@ -1027,6 +1022,11 @@ function checkDeadlineMs(value: unknown): void {
   if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw invalidArgument('deadlineMs', 'a number of milliseconds from 0 (0 or Infinity: no deadline of its own)', value);
 }
 
+/**
+ * Call options for a deadline `ms` from now; none for an unset or 0 one, and none for one past
+ * MAX_TIMER_MS (about 24.8 days) or infinite: grpc-js arms a setTimeout for the deadline, which past
+ * MAX_TIMER_MS would fire at once (DEADLINE_EXCEEDED before the call is sent).
+ */
 function deadlineIn(ms: number | undefined): { deadline?: number } {
   return ms && !(ms > MAX_TIMER_MS) ? { deadline: Date.now() + ms } : {};
 }
@@ -1070,5 +1070,10 @@ function requireArrayId(arrayId: unknown): void {
 
 function checkWrite(offset: number, chunkBytes: number): void {
   requireByteCount('offset', offset);
+  requireChunkBytes(chunkBytes);
+}
+
+/** A WriteArray chunk size (the client's option, or a write's argument): a positive safe integer. */
+function requireChunkBytes(chunkBytes: number): void {
   if (typeof chunkBytes !== 'number' || !Number.isSafeInteger(chunkBytes) || chunkBytes < 1) throw invalidArgument('chunkBytes', 'a positive safe integer', chunkBytes);
 }
