@@ -333,14 +333,19 @@ function build(raw: RawValues): DaemonConfig {
     if (value >= MAX_TIMER_MS) throw invalidArgument(field('keepalive-time'), `off or a duration under ${MAX_TIMER_MS} ms (grpc-js takes ${MAX_TIMER_MS} ms for no pings at all)`, text('keepalive-time'));
     return value;
   }
+  // A flag left at its default whose value follows from the machine or another flag: `derive(default)`
+  // takes its place, and GetConfig shows that value. Undefined when the flag was given.
+  function derivedDefault(name: string, given: number, derive: (given: number) => number): number | undefined {
+    if (raw.get(name)?.source !== 'default') return undefined;
+    const derived = derive(given);
+    if (derived !== given) rawValues[name] = String(derived);
+    return derived;
+  }
   // Unset, at least twice --max-message-bytes; given, 0 or at least one whole message.
   function maxPartialMessageBytes(): number {
     const given = bytes('max-partial-message-bytes');
-    if (raw.get('max-partial-message-bytes')?.source === 'default') {
-      const derived = Math.max(given, 2 * maxMessageBytes);
-      if (derived !== given) rawValues['max-partial-message-bytes'] = String(derived);
-      return derived;
-    }
+    const derived = derivedDefault('max-partial-message-bytes', given, (value) => Math.max(value, 2 * maxMessageBytes));
+    if (derived !== undefined) return derived;
     if (given !== 0 && given < maxMessageBytes) {
       throw invalidArgument(
         field('max-partial-message-bytes'),
@@ -353,18 +358,12 @@ function build(raw: RawValues): DaemonConfig {
   // Unset, a connection cap leaves part of the open-file limit to the rest of the daemon (src/config/open-file-limit.ts).
   function connectionCap(name: 'data-max-connections' | 'max-connections', share: number): number {
     const given = int(name, 0, 1_000_000);
-    if (raw.get(name)?.source !== 'default') return given;
-    const fitting = connectionCapFor(openFileLimit(), given, share);
-    if (fitting !== given) rawValues[name] = String(fitting);
-    return fitting;
+    return derivedDefault(name, given, (cap) => connectionCapFor(openFileLimit(), cap, share)) ?? given;
   }
   // Unset, half of the kernel's limit of mappings per process, which the pools and V8 need some of too.
   function maxMappedRegions(): number {
     const given = int('max-mapped-regions', 0, 2 ** 31 - 1);
-    if (raw.get('max-mapped-regions')?.source !== 'default') return given;
-    const derived = mappedRegionsCapFor(maxMapCount(), given);
-    if (derived !== given) rawValues['max-mapped-regions'] = String(derived);
-    return derived;
+    return derivedDefault('max-mapped-regions', given, (cap) => mappedRegionsCapFor(maxMapCount(), cap)) ?? given;
   }
   const dataMaxConnections = () => connectionCap('data-max-connections', DATA_PLANE_SHARE);
   // Per listener: the gRPC listeners together take GRPC_SHARE.
