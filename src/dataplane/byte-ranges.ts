@@ -3,6 +3,7 @@
  * unit and a single range are served; a client asking for several ranges gets INVALID_ARGUMENT.
  */
 import { invalidArgument, outOfRange } from '../errors';
+import { listElements } from './http1-server';
 
 /** [start, start + length) of an array. */
 export interface ByteRange {
@@ -32,12 +33,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   if (header === undefined) return undefined;
   // A unit other than bytes is ignored, as RFC 9110 §14.2 requires of an origin server ("MUST ignore a
   // Range header field that contains a range unit it does not understand"): the whole array.
-  const unit = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=/.exec(header);
-  if (unit && unit[1].toLowerCase() !== 'bytes') return undefined;
-  // The ranges are a list, whose empty elements ("bytes=0-1," or "bytes=, 0-1") a recipient MUST
-  // ignore (RFC 9110 §5.6.1.2): they are not a second range.
-  const rangeSet = /^\s*bytes\s*=(.*)$/i.exec(header);
-  const ranges = rangeSet ? rangeSet[1].split(',').map((range) => range.trim()).filter((range) => range !== '') : [];
+  const rangeSet = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=(.*)$/.exec(header);
+  if (rangeSet && rangeSet[1].toLowerCase() !== 'bytes') return undefined;
+  // The ranges are a list, whose empty elements ("bytes=0-1," or "bytes=, 0-1") are no range.
+  const ranges = rangeSet ? listElements(rangeSet[2]) : [];
   if (ranges.length > 1) throw invalidArgument('Range', 'a single byte range (multiple ranges are not served)', header);
   const match = ranges.length === 1 ? /^(\d*)\s*-\s*(\d*)$/.exec(ranges[0]) : null;
   if (!match || (match[1] === '' && match[2] === '')) throw invalidArgument('Range', 'bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX_LENGTH', header);

@@ -642,14 +642,13 @@ function parseHead(text: string): RequestHead | MalformedHead {
     const name = colon > 0 ? line.slice(0, colon) : '';
     if (!TOKEN.test(name)) return { malformed: `malformed header line ${JSON.stringify(line.slice(0, 200))}: expected "Name: value"`, field: 'header line' };
     const rawValue = line.slice(colon + 1);
+    const shownValue = () => JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200));
     if (/[\r\n]/.test(rawValue)) {
-      return { malformed: `header ${name}: a CR or LF is allowed only in the CRLF that ends a line, not inside the value ${JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200))}`, field: name };
+      return { malformed: `header ${name}: a CR or LF is allowed only in the CRLF that ends a line, not inside the value ${shownValue()}`, field: name };
     }
     // RFC 9110 §5.5: a NUL in a field value MUST be rejected (or replaced): parsers that stop at it read
     // a different value than those that do not.
-    if (rawValue.includes('\0')) {
-      return { malformed: `header ${name}: a NUL byte is not allowed in a header value, as in ${JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200))}`, field: name };
-    }
+    if (rawValue.includes('\0')) return { malformed: `header ${name}: a NUL byte is not allowed in a header value, as in ${shownValue()}`, field: name };
     const key = name.toLowerCase();
     const value = rawValue.trim();
     headers[key] = key in headers ? `${headers[key]}, ${value}` : value;
@@ -669,7 +668,7 @@ function parseHead(text: string): RequestHead | MalformedHead {
   // handler and the connection closes after the answer.) Empty list elements ("chunked," or two header
   // lines, one of them empty) are no coding (RFC 9110 §5.6.1.2): the last coding is the last one named.
   const transferEncoding = headers['transfer-encoding'];
-  const lastCoding = transferEncoding?.split(',').map((coding) => coding.trim()).filter((coding) => coding !== '').pop();
+  const lastCoding = transferEncoding === undefined ? undefined : listElements(transferEncoding).pop();
   if (transferEncoding !== undefined && lastCoding?.toLowerCase() !== 'chunked') {
     return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))} does not end in chunked, so the body's length cannot be determined`, field: 'Transfer-Encoding' };
   }
@@ -685,6 +684,17 @@ function parseHead(text: string): RequestHead | MalformedHead {
     // request. RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
     expectsContinue: requestLine[3] === '1' && (headers.expect ?? '').toLowerCase() === '100-continue',
   };
+}
+
+/**
+ * The elements of a header's comma-separated list, trimmed, without the empty ones ("a,", ", a" or two
+ * header lines, one empty), which a recipient MUST ignore (RFC 9110 §5.6.1.2).
+ */
+export function listElements(value: string): string[] {
+  return value
+    .split(',')
+    .map((element) => element.trim())
+    .filter((element) => element !== '');
 }
 
 /**
