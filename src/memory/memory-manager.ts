@@ -160,7 +160,7 @@ class BackendChunkSource implements ChunkSource {
   allocateChunk(bytes: number, options?: AllocateOptions): number {
     // Chunks in host RAM (host pool, or the host backend's emulated device) count against the resident-set cap.
     this.physical?.check(bytes);
-    if (options?.dedicated) this.checkDedicated(bytes);
+    // A dedicated chunk's --max-mapped-regions check came first (checkDedicated, which the pool asks).
     try {
       let handle: number;
       if (this.kind === 'device') handle = this.backend.allocDevice(this.device, bytes);

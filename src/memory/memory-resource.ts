@@ -75,7 +75,8 @@ export interface ChunkSource {
   /**
    * Throws when a dedicated chunk of `bytes` would be refused however much room the pool made (a cap on
    * how many there are, --max-mapped-regions): asked before the pool gives empty chunks back for it, so
-   * that such a refusal changes nothing.
+   * that such a refusal changes nothing. The pool asks it before each allocateChunk of a dedicated
+   * chunk, which then need not check again.
    */
   checkDedicated?(bytes: number): void;
 }
