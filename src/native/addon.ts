@@ -8,6 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { BackendName, NativeBackend, NativeCudnn } from './backend';
+import { isNativeError } from './backend';
 import { packageRoot } from '../package-root';
 
 /** Options of the `host` backend: an emulated device in host RAM. */
@@ -119,7 +120,7 @@ export function createBackend(name: BackendName, options?: HostBackendOptions | 
     return addon.createBackend(name, options ?? {});
   } catch (error) {
     // Built without CUDA: what to run depends on where the package is (a checkout or node_modules).
-    if (name === 'cuda' && error instanceof Error && (error as Error & { code?: unknown }).code === 'UNSUPPORTED') error.message = `${error.message}; ${cudaBuildHint()}`;
+    if (name === 'cuda' && isNativeError(error) && error.code === 'UNSUPPORTED') error.message = `${error.message}; ${cudaBuildHint()}`;
     throw error;
   }
 }
