@@ -10,9 +10,11 @@
  * so a mapping never reaches another array's bytes; the chunk is freed, and its name unlinked, with
  * the array (FreeArray, lease close or expiry).
  */
+import { existsSync } from 'node:fs';
 import { failedPrecondition, invalidArgument, notFound } from '../errors';
 import { isNativeError } from '../native/backend';
 import type { MemoryManager } from './memory-manager';
+import { shmPath } from './shm-names';
 import type { ExportedBlock, TensorArray } from './tensor-array';
 
 export type ArrayExport =
@@ -56,6 +58,14 @@ export async function exportArray(array: TensorArray, side: unknown, memory: Mem
   const exported = await freedAsNotFound(array, () => array.exportHost());
   const info = memory.backend.chunkInfo(exported.block.chunkHandle);
   if (info.shmName === undefined) throw new Error(`invariant: exported host chunk ${info.handle} of array ${array.arrayId} has no shared-memory name`);
+  // Any process of the daemon's user can unlink the name (Python's multiprocessing.shared_memory does,
+  // before 3.13, when a process that merely attached exits). The region lives on in the daemon's
+  // mapping, but no process can open the name again: say so rather than hand it out.
+  if (!exported.moved && !existsSync(shmPath(info.shmName))) {
+    throw failedPrecondition(
+      `the shared-memory name ${info.shmName} of array ${array.arrayId} was unlinked by another process (Python's multiprocessing.shared_memory does that when an attached process exits, before 3.13), so no process can open it again; mappings already open still work. Duplicate the array (DuplicateArray) and export the copy, or free it and allocate it anew`,
+    );
+  }
   return { kind: 'shm', name: info.shmName, ...placement(array, exported, info.bytes) };
 }
 

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -285,6 +285,29 @@ describe('ExportArray over a real daemon', () => {
     expect((await lease.get(big.array_id)).host_exportable).toBe(false);
     expect(sha256(await lease.read(big.array_id))).toBe(sha256(bigData));
     expect((await client.memoryInfo()).host!.used_bytes - before.host!.used_bytes).toBe(14 * MiB);
+    await lease.close();
+  });
+
+  it('a region whose name another process unlinked is refused on re-export, naming it, instead of handing out a name no one can open', async () => {
+    // Python's multiprocessing.shared_memory (before 3.13) unlinks a name it merely attached to when its
+    // process exits; any process of the daemon's user can do the same.
+    const lease = await client.openLease({ clientName: 'export-unlinked' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], placement: 'PLACEMENT_HOST_ONLY', exportable: true });
+    const data = randomBytes(4096);
+    await lease.write(array.array_id, data);
+    const first = await lease.exportArray(array.array_id);
+    const name = first.shm!.name;
+    unlinkSync(shmPath(name));
+
+    const again = await rejection(lease.exportArray(array.array_id));
+    expect(again.code).toBe(status.FAILED_PRECONDITION);
+    expect(again.details).toContain(name);
+    expect(again.details).toContain('unlinked');
+    // Nothing changed: the array keeps its bytes and its region, and frees cleanly.
+    const info = await lease.get(array.array_id);
+    expect(info.host_exportable).toBe(true);
+    expect(sha256(await lease.read(array.array_id))).toBe(sha256(data));
+    await lease.free(array.array_id);
     await lease.close();
   });
 
