@@ -1,33 +1,47 @@
 #!/usr/bin/python3
-"""Interop client for tensormemd, written only from the public contract (DESIGN.md §2 and §5, and the
-.proto files under proto/). It is the proof that a client in another language than the daemon's works.
+"""Interop client for tensormemd, written only from the public contract (README, DESIGN.md §2 and §5, and
+the .proto files under proto/). It is the proof that a client in another language than the daemon's works.
 
-Usage: /usr/bin/python3 test/interop/python_client.py <address>     (e.g. 127.0.0.1:50051)
+Usage:
+  /usr/bin/python3 test/interop/python_client.py gen-stubs DIR
+  /usr/bin/python3 test/interop/python_client.py [--stubs DIR] SCENARIO ADDRESS      (e.g. 127.0.0.1:50051)
 
-It compiles the protos at run time with grpc_tools.protoc into a temp folder (plus a hand-written
-grpc.health.v1 health.proto and grpc.reflection.v1 reflection.proto, since python3-grpcio ships neither),
-checks that server reflection's descriptors build into a descriptor pool, then walks one lease through
-allocate / write / read / memory info / free / errors / close, and prints one JSON line:
-{"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]} with exit code 1.
-Exit code 2: setup problem (no grpc, protoc failed, bad usage).
+Stubs: generated as README ("Using it") says for Python, with Debian's protoc 3.21 (protobuf-compiler;
+proto3 `optional` in workspace.proto needs 3.15 or later) and protobuf-compiler-grpc's grpc_python_plugin,
+over every .proto under proto/ plus a hand-written grpc.health.v1 health.proto and grpc.reflection.v1
+reflection.proto (python3-grpcio ships neither). google/protobuf/*.proto come from libprotobuf-dev
+(/usr/include). TENSORMEM_INTEROP_PROTOC and TENSORMEM_INTEROP_GRPC_PLUGIN override the two tools' paths.
+`gen-stubs DIR` writes them into DIR; without --stubs a scenario generates them into a temp folder.
+
+Scenarios (each opens its own lease and closes it):
+  walk       health, server reflection into a descriptor pool, one lease through allocate / WriteArray /
+             ReadArray / memory info / errors / free / close
+
+Each prints one JSON line: {"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]}
+with exit code 1. Exit code 2: setup problem (no grpc, no protoc or plugin, protoc failed, bad usage).
 """
 
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import traceback
 
 try:
     import grpc
-    from grpc_tools import protoc
 except ImportError as e:  # pragma: no cover - environment problem
-    print(json.dumps({'ok': False, 'error': f'cannot import grpc/grpc_tools ({e}): install python3-grpcio python3-grpc-tools'}))
+    print(json.dumps({'ok': False, 'error': f'setup: cannot import grpc ({e}): install python3-grpcio'}))
     sys.exit(2)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO_DIR = os.path.normpath(os.path.join(HERE, '..', '..', 'proto'))
+PROTOC = os.environ.get('TENSORMEM_INTEROP_PROTOC') or '/usr/bin/protoc'
+GRPC_PLUGIN = os.environ.get('TENSORMEM_INTEROP_GRPC_PLUGIN') or '/usr/bin/grpc_python_plugin'
+# Where libprotobuf-dev puts google/protobuf/timestamp.proto and the other well-known types.
+WELL_KNOWN_INCLUDE = '/usr/include'
+PROTOC_MIN = (3, 15)
 CHUNK = 256 * 1024
 SHAPE = [256, 1024]
 FLOAT32_BYTES = 4
@@ -103,10 +117,28 @@ class Setup(Exception):
     pass
 
 
+def protoc_version():
+    """(major, minor) of PROTOC, or raises Setup naming the package to install."""
+    if not os.path.isfile(PROTOC):
+        raise Setup(f'{PROTOC} not found: install protobuf-compiler (protoc 3.15 or later)')
+    out = subprocess.run([PROTOC, '--version'], capture_output=True, text=True, timeout=20)
+    words = out.stdout.split()
+    try:
+        return tuple(int(x) for x in words[-1].split('.')[:2])
+    except (IndexError, ValueError):
+        raise Setup(f'{PROTOC} --version printed {out.stdout.strip()!r} {out.stderr.strip()!r}') from None
+
+
 def generate_stubs(out_dir):
-    """Runs protoc over every .proto under proto/ plus health.proto; returns nothing, raises Setup."""
-    import grpc_tools
-    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')
+    """Runs protoc over every .proto under proto/ plus health.proto and reflection.proto; raises Setup."""
+    version = protoc_version()
+    if version < PROTOC_MIN:
+        raise Setup(f'{PROTOC} is protoc {version[0]}.{version[1]}, which refuses proto3 `optional` '
+                    f'(workspace.proto): install Debian\'s protobuf-compiler (3.21)')
+    if not os.path.isfile(GRPC_PLUGIN):
+        raise Setup(f'{GRPC_PLUGIN} not found: install protobuf-compiler-grpc')
+    if not os.path.isfile(os.path.join(WELL_KNOWN_INCLUDE, 'google', 'protobuf', 'timestamp.proto')):
+        raise Setup(f'no google/protobuf/timestamp.proto under {WELL_KNOWN_INCLUDE}: install libprotobuf-dev')
     with open(os.path.join(out_dir, 'health.proto'), 'w') as f:
         f.write(HEALTH_PROTO)
     with open(os.path.join(out_dir, 'reflection.proto'), 'w') as f:
@@ -114,29 +146,22 @@ def generate_stubs(out_dir):
     protos = []
     for root, _dirs, files in os.walk(PROTO_DIR):
         for name in sorted(files):
-            # workspace.proto uses proto3 `optional` (DESIGN.md: non-zero ND4J defaults), which the
-            # protoc bundled with Debian's python3-grpc-tools predates; this client does not use it.
-            if name.endswith('.proto') and name != 'workspace.proto':
+            if name.endswith('.proto'):
                 protos.append(os.path.relpath(os.path.join(root, name), PROTO_DIR))
     if not protos:
         raise Setup(f'no .proto files under {PROTO_DIR}')
-    args = ['grpc_tools.protoc', f'-I{PROTO_DIR}', f'-I{out_dir}', f'-I{well_known}',
-            f'--python_out={out_dir}', f'--grpc_python_out={out_dir}'] + sorted(protos)
-    if protoc.main(args) != 0:
-        raise Setup(f'protoc failed for {protos}')
-    if protoc.main(['grpc_tools.protoc', f'-I{out_dir}', f'-I{well_known}',
-                    f'--python_out={out_dir}', f'--grpc_python_out={out_dir}', 'health.proto', 'reflection.proto']) != 0:
-        raise Setup('protoc failed for health.proto / reflection.proto')
+    base = [PROTOC, f'--python_out={out_dir}', f'--grpc_python_out={out_dir}',
+            f'--plugin=protoc-gen-grpc_python={GRPC_PLUGIN}']
+    for args in ([f'-I{PROTO_DIR}', f'-I{WELL_KNOWN_INCLUDE}'] + sorted(protos),
+                 [f'-I{out_dir}', 'health.proto', 'reflection.proto']):
+        out = subprocess.run(base + args, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise Setup(f'protoc failed ({" ".join(base + args)}): {out.stderr.strip()}')
 
 
-def main(address):
-    with tempfile.TemporaryDirectory(prefix='tensormem-pystubs-') as out_dir:
-        generate_stubs(out_dir)
-        sys.path.insert(0, out_dir)
-        return run(address)
+# ---- shared by the scenarios ----
 
-
-def run(address):
+def scenario_walk(address):
     # Imported after generation. `google` is a namespace package in Debian's python3-protobuf, so
     # google/rpc/*_pb2 from the temp folder merges with the installed google.protobuf.
     from tensormem.v1 import types_pb2, lease_pb2, lease_pb2_grpc, array_pb2, array_pb2_grpc, memory_pb2, memory_pb2_grpc
@@ -406,17 +431,40 @@ def run(address):
           f'tenant "interop" after CloseLease: {results["tenant_after_close"]}, expected absent or 0 bytes / 0 leases')
 
     channel.close()
+    return results, failures
+
+
+SCENARIOS = {'walk': scenario_walk}
+USAGE = f'usage: python_client.py gen-stubs DIR | python_client.py [--stubs DIR] {{{"|".join(SCENARIOS)}}} ADDRESS'
+
+
+def main(argv):
+    if len(argv) == 2 and argv[0] == 'gen-stubs':
+        generate_stubs(argv[1])
+        return {'ok': True, 'stubs': argv[1], 'failures': []}
+    stubs = None
+    if len(argv) >= 2 and argv[0] == '--stubs':
+        stubs, argv = argv[1], argv[2:]
+    if len(argv) != 2 or argv[0] not in SCENARIOS:
+        raise Setup(USAGE)
+    scenario, address = SCENARIOS[argv[0]], argv[1]
+    with tempfile.TemporaryDirectory(prefix='tensormem-pystubs-') as temp:
+        if stubs is None:
+            generate_stubs(temp)
+            stubs = temp
+        # `google` is a namespace package in Debian's python3-protobuf, so google/rpc/*_pb2 from the stubs
+        # folder merges with the installed google.protobuf.
+        sys.path.insert(0, stubs)
+        results, failures = scenario(address)
+    results['scenario'] = argv[0]
     results['ok'] = not failures
     results['failures'] = failures
     return results
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 2:
-        print(json.dumps({'ok': False, 'error': 'usage: python_client.py <address>'}))
-        sys.exit(2)
     try:
-        res = main(sys.argv[1])
+        res = main(sys.argv[1:])
     except Setup as e:
         print(json.dumps({'ok': False, 'error': f'setup: {e}'}))
         sys.exit(2)
