@@ -128,6 +128,47 @@ describe('interop: Python grpcio client against tensormemd', () => {
     expect(result.device_used_final).toBe(result.device_used_before);
   }, 60_000);
 
+  it('moves bytes over the HTTP/1.1 data plane with http.client: CRC-32C PUTs, a wrong CRC refused, Range GETs, 416', async () => {
+    const size = 64 * 1024 * 4; // FLOAT32 [64, 1024]
+    const r = await scenario('dataplane', daemon!.tcpAddress);
+    expect(r.data_address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(r.byte_size).toBe(size);
+    // PUT of the whole array with the CRC as 8 hex digits: 200, the JSON body, the CRC echoed.
+    expect(r.put).toMatchObject({ status: 200, body: { offset: 0, bytes_written: size } });
+    expect(r.put.crc_echo).toBe(r.put.crc_sent);
+    // PUT at Content-Range bytes 4096-8191/* with the CRC as base64: echoed as 8 hex digits.
+    expect(r.put_range).toMatchObject({ status: 200, body: { array_id: r.put.body.array_id, offset: 4096, bytes_written: 4096 } });
+    expect(r.put_range.crc_echo).toMatch(/^[0-9a-f]{8}$/);
+    // A wrong CRC (the right one XOR 1): 400 CHECKSUM_MISMATCH, both CRCs in metadata, nothing reported
+    // written; bytes outside the range unchanged, the range holding what was received (README: Checksum).
+    expect(r.put_wrong_crc.status).toBe(400);
+    expect(r.put_wrong_crc.body).toMatchObject({
+      code: 400,
+      status: 'INVALID_ARGUMENT',
+      reason: 'CHECKSUM_MISMATCH',
+      metadata: { field: 'X-Tensormem-Crc32c', offset: '8192', bytes: '4096' },
+    });
+    expect(r.put_wrong_crc.body).not.toHaveProperty('bytes_written');
+    const { expected_crc32c: sentCrc, received_crc32c: receivedCrc } = r.put_wrong_crc.body.metadata;
+    expect(parseInt(sentCrc, 16) ^ parseInt(receivedCrc, 16)).toBe(1);
+    expect(r.wrong_crc_outside_unchanged).toBe(true);
+    expect(r.wrong_crc_range_holds).toBe('received');
+    // A malformed CRC is refused from the headers: 400, and not one byte of the array changed.
+    expect(r.put_malformed_crc).toMatchObject({ status: 400, body: { code: 400, status: 'INVALID_ARGUMENT', metadata: { field: 'X-Tensormem-Crc32c' } } });
+    // GET of the whole array: the bytes, the type and shape headers, no CRC header on a GET.
+    expect(r.get).toEqual({ status: 200, content_length: String(size), data_type: 'DATA_TYPE_FLOAT32', shape: '64,1024', crc_header: null });
+    expect(r.sha256_get).toBe(r.sha256_expected);
+    // Range GETs: 206 with Content-Range (a LAST past the end clipped), then 416 with bytes */SIZE.
+    expect(r.get_range).toEqual({ status: 206, content_range: `bytes 4096-8191/${size}`, length: 4096 });
+    expect(r.get_suffix).toEqual({ status: 206, content_range: `bytes ${size - 10}-${size - 1}/${size}`, length: 10 });
+    expect(r.get_clipped).toEqual({ status: 206, content_range: `bytes ${size - 100}-${size - 1}/${size}`, length: 100 });
+    expect(r.get_unsatisfiable).toEqual({ status: 416, content_range: `bytes */${size}` });
+    expect(r.get_wrong_token.status).toBe(401);
+    expect(r.get_wrong_token.www_authenticate).toMatch(/^Bearer\b/);
+    expect(r.freed_bytes_positive).toBe(true);
+    expect(r.get_freed_status).toBe(404);
+  }, 60_000);
+
   it('leaves no shared-memory name behind, and the daemon stops cleanly', async () => {
     const prefix = `tensormem-${daemon!.child.pid}-`;
     expect(readdirSync('/dev/shm').filter((name) => name.startsWith(prefix))).toEqual([]);

@@ -16,14 +16,21 @@ reflection.proto (python3-grpcio ships neither). google/protobuf/*.proto come fr
 Scenarios (each opens its own lease and closes it):
   walk       health, server reflection into a descriptor pool, one lease through allocate / WriteArray /
              ReadArray / memory info / errors / free / close
+  dataplane  the HTTP/1.1 data plane with http.client only: PUT with Authorization: Bearer and
+             X-Tensormem-Crc32c (CRC-32C computed here), a wrong and a malformed CRC refused with 400,
+             GET with Range (206, Content-Range), 416
 
 Each prints one JSON line: {"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]}
 with exit code 1. Exit code 2: setup problem (no grpc, no protoc or plugin, protoc failed, bad usage).
 """
 
+import base64
 import hashlib
+import http.client
+import importlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -160,6 +167,98 @@ def generate_stubs(out_dir):
 
 
 # ---- shared by the scenarios ----
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as X-Tensormem-Crc32c carries it."""
+    crc = 0xFFFFFFFF
+    table = CRC32C_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b'123456789') == 0xE3069283  # the standard check value
+
+
+class Checker:
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, name, cond, detail):
+        if not cond:
+            self.failures.append(f'{name}: {detail}')
+        return cond
+
+
+def pb(name):
+    return importlib.import_module(name)
+
+
+def connect(address):
+    # The daemon's replies go up to --max-message-bytes (README: Message size).
+    channel = grpc.insecure_channel(address, options=[('grpc.max_receive_message_length', 64 << 20)])
+    try:
+        grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+    except grpc.FutureTimeoutError:
+        raise AssertionError(f'could not connect to {address} within {TIMEOUT} s') from None
+    return channel
+
+
+class Session:
+    """One lease: its stubs, bearer metadata and the WriteArray / ReadArray helpers."""
+
+    def __init__(self, channel, client_name):
+        self.lease_pb2 = pb('tensormem.v1.lease_pb2')
+        self.array_pb2 = pb('tensormem.v1.array_pb2')
+        self.types_pb2 = pb('tensormem.v1.types_pb2')
+        self.leases = pb('tensormem.v1.lease_pb2_grpc').LeaseServiceStub(channel)
+        self.arrays = pb('tensormem.v1.array_pb2_grpc').ArrayServiceStub(channel)
+        opened = self.leases.OpenLease(self.lease_pb2.OpenLeaseRequest(client_name=client_name), timeout=TIMEOUT)
+        self.lease = opened.lease
+        self.data_address = opened.data_address
+        self.token = opened.lease.token
+        self.md = (('authorization', f'Bearer {self.token}'),)
+
+    def allocate(self, data_type, shape, **kw):
+        return self.arrays.AllocateArray(self.array_pb2.AllocateArrayRequest(
+            data_type=data_type, shape=shape, **kw), metadata=self.md, timeout=TIMEOUT).array
+
+    def write(self, array_id, data, offset=0):
+        A = self.array_pb2
+
+        def stream():
+            yield A.WriteArrayRequest(header=A.WriteArrayHeader(array_id=array_id, offset=offset))
+            for off in range(0, len(data), CHUNK):
+                yield A.WriteArrayRequest(chunk=data[off:off + CHUNK])
+        return self.arrays.WriteArray(stream(), metadata=self.md, timeout=TIMEOUT).bytes_written
+
+    def read(self, array_id, offset=0, length=0):
+        out = bytearray()
+        for msg in self.arrays.ReadArray(self.array_pb2.ReadArrayRequest(array_id=array_id, offset=offset, length=length),
+                                         metadata=self.md, timeout=TIMEOUT):
+            out.extend(msg.data)
+        return bytes(out)
+
+    def free(self, array_id):
+        return self.arrays.FreeArray(self.array_pb2.FreeArrayRequest(array_id=array_id), metadata=self.md, timeout=TIMEOUT).freed_bytes
+
+    def close(self):
+        return self.leases.CloseLease(self.lease_pb2.CloseLeaseRequest(lease_id=self.lease.lease_id),
+                                      metadata=self.md, timeout=TIMEOUT).freed_bytes
+
 
 def scenario_walk(address):
     # Imported after generation. `google` is a namespace package in Debian's python3-protobuf, so
@@ -434,7 +533,138 @@ def scenario_walk(address):
     return results, failures
 
 
-SCENARIOS = {'walk': scenario_walk}
+def http_request(host_port, method, path, token, body=None, headers=None):
+    """One request on a fresh connection (a refused PUT closes its connection): (status, headers, body)."""
+    conn = http.client.HTTPConnection(host_port, timeout=TIMEOUT)
+    try:
+        sent = {'Authorization': f'Bearer {token}'}
+        sent.update(headers or {})
+        conn.request(method, path, body=body, headers=sent)
+        reply = conn.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        conn.close()
+
+
+def scenario_dataplane(address):
+    check = Checker()
+    results = {}
+    channel = connect(address)
+    s = Session(channel, 'python-dataplane')
+    T = s.types_pb2
+    results['data_address'] = s.data_address
+    if not check('open_lease.data_address', s.data_address.startswith('http://'),
+                 f'OpenLease data_address {s.data_address!r}, expected http://HOST:PORT (daemon started with --data-listen)'):
+        return results, check.failures
+    host_port = s.data_address[len('http://'):]
+
+    # FLOAT32 [64, 1024] on the device: 256 KiB.
+    info = s.allocate(T.DATA_TYPE_FLOAT32, [64, 1024], placement=T.PLACEMENT_DEVICE)
+    size = info.byte_size
+    results['byte_size'] = size
+    path = f'/v1/arrays/{info.array_id}'
+
+    def put(body, headers):
+        status, hdrs, raw = http_request(host_port, 'PUT', path, s.token, body, headers)
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = {'unparsed': raw[:200].decode('latin-1')}
+        return status, hdrs, doc
+
+    def get(headers=None):
+        return http_request(host_port, 'GET', path, s.token, None, headers)
+
+    # PUT the whole array, CRC-32C as 8 hex digits.
+    expected = bytearray(os.urandom(size))
+    crc = crc32c(expected)
+    status, hdrs, doc = put(bytes(expected), {'X-Tensormem-Crc32c': f'{crc:08x}'})
+    results['put'] = {'status': status, 'body': doc, 'crc_echo': hdrs.get('x-tensormem-crc32c'), 'crc_sent': f'{crc:08x}'}
+    check('put.status', status == 200, f'PUT whole array: status {status}, body {doc}')
+    check('put.body', doc == {'array_id': info.array_id, 'offset': 0, 'bytes_written': size},
+          f'PUT whole array: body {doc}, expected array_id/offset 0/bytes_written {size}')
+    check('put.crc_echo', (hdrs.get('x-tensormem-crc32c') or '').lower() == f'{crc:08x}',
+          f'PUT: X-Tensormem-Crc32c echoed {hdrs.get("x-tensormem-crc32c")!r}, expected {crc:08x}')
+    check('put.grpc_read', s.read(info.array_id) == bytes(expected), 'ReadArray after PUT differs from the PUT body')
+
+    # PUT a patch at Content-Range bytes 4096-8191/*, CRC-32C as base64 of its 4 big-endian bytes.
+    patch = os.urandom(4096)
+    crc_b64 = base64.b64encode(struct.pack('>I', crc32c(patch))).decode()
+    status, hdrs, doc = put(patch, {'Content-Range': 'bytes 4096-8191/*', 'X-Tensormem-Crc32c': crc_b64})
+    expected[4096:8192] = patch
+    results['put_range'] = {'status': status, 'body': doc, 'crc_echo': hdrs.get('x-tensormem-crc32c')}
+    check('put_range.status', status == 200, f'PUT Content-Range: status {status}, body {doc}')
+    check('put_range.body', doc == {'array_id': info.array_id, 'offset': 4096, 'bytes_written': 4096},
+          f'PUT Content-Range: body {doc}, expected offset 4096, bytes_written 4096')
+    check('put_range.crc_echo', (hdrs.get('x-tensormem-crc32c') or '').lower() == f'{crc32c(patch):08x}',
+          f'base64 CRC echoed as {hdrs.get("x-tensormem-crc32c")!r}, expected 8 hex digits {crc32c(patch):08x}')
+
+    # A well-formed but wrong CRC: 400 CHECKSUM_MISMATCH, nothing reported written. README (Checksum): the
+    # body goes to pool memory as it arrives, so [offset, offset + received) holds the received bytes and
+    # every byte outside it is unchanged.
+    bad_body = os.urandom(4096)
+    wrong = crc32c(bad_body) ^ 0x1
+    status, hdrs, doc = put(bad_body, {'Content-Range': 'bytes 8192-12287/*', 'X-Tensormem-Crc32c': f'{wrong:08x}'})
+    results['put_wrong_crc'] = {'status': status, 'body': doc}
+    check('put_wrong_crc.status', status == 400, f'PUT with a wrong CRC: status {status}, expected 400')
+    check('put_wrong_crc.reason', doc.get('reason') == 'CHECKSUM_MISMATCH' and doc.get('status') == 'INVALID_ARGUMENT'
+          and doc.get('code') == 400, f'PUT with a wrong CRC: body {doc}, expected code 400, INVALID_ARGUMENT, CHECKSUM_MISMATCH')
+    check('put_wrong_crc.no_bytes_written', 'bytes_written' not in doc, f'refused PUT reported bytes_written: {doc}')
+    after = s.read(info.array_id)
+    results['wrong_crc_outside_unchanged'] = after[:8192] == bytes(expected[:8192]) and after[12288:] == bytes(expected[12288:])
+    results['wrong_crc_range_holds'] = ('received' if after[8192:12288] == bad_body
+                                        else 'previous' if after[8192:12288] == bytes(expected[8192:12288]) else 'other')
+    check('put_wrong_crc.outside_unchanged', results['wrong_crc_outside_unchanged'],
+          'bytes outside the refused PUT\'s range changed')
+    # Rewrite the range, as README says to, over gRPC this time.
+    s.write(info.array_id, bytes(expected[8192:12288]), offset=8192)
+
+    # A malformed CRC header is refused from the headers, before the first byte: the array is unchanged.
+    status, hdrs, doc = put(os.urandom(4096), {'Content-Range': 'bytes 0-4095/*', 'X-Tensormem-Crc32c': 'not-a-crc'})
+    results['put_malformed_crc'] = {'status': status, 'body': doc}
+    check('put_malformed_crc.status', status == 400 and doc.get('status') == 'INVALID_ARGUMENT',
+          f'PUT with a malformed CRC: status {status}, body {doc}, expected 400 INVALID_ARGUMENT')
+    check('put_malformed_crc.unchanged', s.read(info.array_id) == bytes(expected),
+          'the array changed after a PUT refused for a malformed X-Tensormem-Crc32c')
+
+    # GET the whole array.
+    status, hdrs, body = get()
+    results['get'] = {'status': status, 'content_length': hdrs.get('content-length'),
+                      'data_type': hdrs.get('x-tensormem-data-type'), 'shape': hdrs.get('x-tensormem-shape'),
+                      'crc_header': hdrs.get('x-tensormem-crc32c')}
+    check('get.status', status == 200, f'GET: status {status}')
+    check('get.bytes', body == bytes(expected), f'GET body ({len(body)} bytes) differs from what was written')
+    results['sha256_expected'] = hashlib.sha256(bytes(expected)).hexdigest()
+    results['sha256_get'] = hashlib.sha256(body).hexdigest()
+
+    # GET with Range: 206 and Content-Range, exact bytes.
+    status, hdrs, body = get({'Range': 'bytes=4096-8191'})
+    results['get_range'] = {'status': status, 'content_range': hdrs.get('content-range'), 'length': len(body)}
+    check('get_range.bytes', body == patch, 'GET Range bytes=4096-8191 differs from the patch PUT there')
+    status, hdrs, body = get({'Range': 'bytes=-10'})
+    results['get_suffix'] = {'status': status, 'content_range': hdrs.get('content-range'), 'length': len(body)}
+    check('get_suffix.bytes', body == bytes(expected[-10:]), 'GET Range bytes=-10 differs from the last 10 bytes')
+    status, hdrs, body = get({'Range': f'bytes={size - 100}-{size * 10}'})
+    results['get_clipped'] = {'status': status, 'content_range': hdrs.get('content-range'), 'length': len(body)}
+    check('get_clipped.bytes', body == bytes(expected[-100:]), 'GET Range past the end: not the last 100 bytes')
+
+    # A range that selects no byte: 416 with Content-Range: bytes */SIZE.
+    status, hdrs, body = get({'Range': f'bytes={size}-'})
+    results['get_unsatisfiable'] = {'status': status, 'content_range': hdrs.get('content-range')}
+
+    # A wrong token: 401 with WWW-Authenticate: Bearer.
+    status, hdrs, body = http_request(host_port, 'GET', path, 'not-a-real-token')
+    results['get_wrong_token'] = {'status': status, 'www_authenticate': hdrs.get('www-authenticate')}
+
+    results['freed_bytes_positive'] = s.free(info.array_id) > 0
+    status, hdrs, body = get()
+    results['get_freed_status'] = status
+    s.close()
+    channel.close()
+    return results, check.failures
+
+
+SCENARIOS = {'walk': scenario_walk, 'dataplane': scenario_dataplane}
 USAGE = f'usage: python_client.py gen-stubs DIR | python_client.py [--stubs DIR] {{{"|".join(SCENARIOS)}}} ADDRESS'
 
 
