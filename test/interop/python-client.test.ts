@@ -24,6 +24,9 @@ import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
 const PYTHON = process.env.TENSORMEM_INTEROP_PYTHON || '/usr/bin/python3';
 const CLIENT = join(ROOT, 'test', 'interop', 'python_client.py');
 const BYTE_SIZE = 256 * 1024 * 4; // FLOAT32 [256, 1024]
+const PAGE = 4096;
+
+const roundUpToPage = (n: number) => Math.ceil(n / PAGE) * PAGE;
 
 // The JSON a scenario prints: loosely typed, checked field by field below.
 type Result = Record<string, any>;
@@ -167,6 +170,33 @@ describe('interop: Python grpcio client against tensormemd', () => {
     expect(r.get_wrong_token.www_authenticate).toMatch(/^Bearer\b/);
     expect(r.freed_bytes_positive).toBe(true);
     expect(r.get_freed_status).toBe(404);
+  }, 60_000);
+
+  it('maps ExportArray regions from /dev/shm: a HOST_ONLY array and a DEVICE array host side, both ways, unlinked at FreeArray', async () => {
+    const r = await scenario('export', daemon!.tcpAddress);
+    // HOST_ONLY UINT8 [100000]: moved into a region of its own, page-rounded.
+    expect(r).toMatchObject({ host_handle: 'shm', host_moved: true, host_exportable_after: true });
+    const host = r.host_region;
+    expect(host).toMatchObject({ length: 100_000, length_is_byte_size: true, name_pattern: true, page_multiple: true, fits: true });
+    expect(host.region_bytes).toBe(roundUpToPage(host.offset + host.length));
+    expect(host.file_size).toBe(host.region_bytes);
+    expect(r.host_reexport).toEqual({ same_name: true, moved: false, same_offset: true });
+    // The region counts in place of the pool block, so FreeArray gives back the whole region.
+    expect(r.host_freed_bytes).toBe(host.region_bytes);
+    expect(r.host_name_after_free).toBe(false);
+    expect(r.host_open_after_free).toBe('ENOENT');
+    expect(r.host_mapping_after_free_intact).toBe(true);
+    // DEVICE FLOAT32 [300, 100] exported on its host side (the mirror).
+    expect(r).toMatchObject({ device_handle: 'shm', device_moved: true, device_host_valid: true });
+    const device = r.device_region;
+    expect(device).toMatchObject({ length: 120_000, length_is_byte_size: true, name_pattern: true, page_multiple: true, fits: true });
+    expect(device.region_bytes).toBe(roundUpToPage(device.offset + device.length));
+    expect(device.file_size).toBe(device.region_bytes);
+    // The device side needs the cuda backend.
+    expect(r.device_side_error[0]).toBe('FAILED_PRECONDITION');
+    expect(r.device_side_error[1]).toContain('EXPORT_SIDE_HOST');
+    expect(r.device_freed_bytes_positive).toBe(true);
+    expect(r.device_name_after_free).toBe(false);
   }, 60_000);
 
   it('leaves no shared-memory name behind, and the daemon stops cleanly', async () => {

@@ -19,6 +19,8 @@ Scenarios (each opens its own lease and closes it):
   dataplane  the HTTP/1.1 data plane with http.client only: PUT with Authorization: Bearer and
              X-Tensormem-Crc32c (CRC-32C computed here), a wrong and a malformed CRC refused with 400,
              GET with Range (206, Content-Range), 416
+  export     ExportArray of a HOST_ONLY array and of a DEVICE array's host side, mapped by mmap of
+             /dev/shm/<name>; bytes compared both ways; the name gone after FreeArray
 
 Each prints one JSON line: {"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]}
 with exit code 1. Exit code 2: setup problem (no grpc, no protoc or plugin, protoc failed, bad usage).
@@ -29,6 +31,7 @@ import hashlib
 import http.client
 import importlib
 import json
+import mmap
 import os
 import struct
 import subprocess
@@ -53,6 +56,7 @@ CHUNK = 256 * 1024
 SHAPE = [256, 1024]
 FLOAT32_BYTES = 4
 TIMEOUT = 15.0
+PAGE = 4096
 
 # grpc.health.v1 from its well-known definition (grpc/grpc src/proto/grpc/health/v1/health.proto).
 # Saved at the root of the temp folder as health.proto, so the Python module is health_pb2 and does
@@ -258,6 +262,24 @@ class Session:
     def close(self):
         return self.leases.CloseLease(self.lease_pb2.CloseLeaseRequest(lease_id=self.lease.lease_id),
                                       metadata=self.md, timeout=TIMEOUT).freed_bytes
+
+
+def rpc_error(fn):
+    """(grpc.StatusCode name, details, ErrorInfo reason or None) of the call's failure, or None if it succeeded."""
+    status_pb2 = pb('google.rpc.status_pb2')
+    error_details_pb2 = pb('google.rpc.error_details_pb2')
+    try:
+        fn()
+    except grpc.RpcError as e:
+        reason = None
+        for key, value in (e.trailing_metadata() or ()):
+            if key == 'grpc-status-details-bin':
+                for any_msg in status_pb2.Status.FromString(value).details:
+                    info = error_details_pb2.ErrorInfo()
+                    if any_msg.Unpack(info):
+                        reason = info.reason
+        return e.code().name, e.details() or '', reason
+    return None
 
 
 def scenario_walk(address):
@@ -664,7 +686,120 @@ def scenario_dataplane(address):
     return results, check.failures
 
 
-SCENARIOS = {'walk': scenario_walk, 'dataplane': scenario_dataplane}
+def shm_path(region):
+    """array.proto SharedMemoryRegion: on Linux the object is /dev/shm/<name without its leading "/">."""
+    return '/dev/shm/' + region.name.lstrip('/')
+
+
+def map_region(region, writable):
+    fd = os.open(shm_path(region), os.O_RDWR if writable else os.O_RDONLY)
+    try:
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        return mmap.mmap(fd, region.region_bytes, mmap.MAP_SHARED, prot)
+    finally:
+        os.close(fd)
+
+
+def describe_region(region, size):
+    path = shm_path(region)
+    return {'offset': region.offset, 'length': region.length, 'region_bytes': region.region_bytes,
+            'name_pattern': region.name.startswith(f'/tensormem-'),
+            'file_size': os.path.getsize(path) if os.path.exists(path) else None,
+            'page_multiple': region.region_bytes % PAGE == 0,
+            'fits': region.region_bytes >= region.offset + region.length,
+            'length_is_byte_size': region.length == size}
+
+
+def scenario_export(address):
+    check = Checker()
+    results = {}
+    channel = connect(address)
+    s = Session(channel, 'python-export')
+    A, T = s.array_pb2, s.types_pb2
+
+    def export(array_id, side=0):
+        return s.arrays.ExportArray(A.ExportArrayRequest(array_id=array_id, side=side), metadata=s.md, timeout=TIMEOUT)
+
+    # HOST_ONLY UINT8 [100000]: not page-sized, so the region is rounded up.
+    host = s.allocate(T.DATA_TYPE_UINT8, [100000], placement=T.PLACEMENT_HOST_ONLY)
+    host_bytes = bytearray(os.urandom(host.byte_size))
+    s.write(host.array_id, bytes(host_bytes))
+    exp = export(host.array_id)
+    results['host_handle'] = exp.WhichOneof('handle')
+    results['host_moved'] = exp.moved
+    results['host_exportable_after'] = exp.array.host_exportable
+    results['host_region'] = describe_region(exp.shm, host.byte_size)
+    mapping = map_region(exp.shm, writable=True)
+    o = exp.shm.offset
+    check('host.mapped_bytes', mapping[o:o + host.byte_size] == bytes(host_bytes),
+          'the mapping\'s [offset, offset + length) differs from the bytes written over gRPC')
+    # Mapping -> gRPC: a HOST_ONLY array's mapping is the array itself (no sync).
+    poke = os.urandom(1000)
+    mapping[o + 5000:o + 6000] = poke
+    host_bytes[5000:6000] = poke
+    check('host.grpc_sees_mapping_write', s.read(host.array_id) == bytes(host_bytes),
+          'ReadArray does not show the bytes written through the mapping')
+    # gRPC -> mapping.
+    patch = os.urandom(777)
+    s.write(host.array_id, patch, offset=90000)
+    host_bytes[90000:90777] = patch
+    check('host.mapping_sees_grpc_write', mapping[o:o + host.byte_size] == bytes(host_bytes),
+          'the mapping does not show the bytes written by WriteArray')
+    again = export(host.array_id)
+    results['host_reexport'] = {'same_name': again.shm.name == exp.shm.name, 'moved': again.moved,
+                                'same_offset': again.shm.offset == exp.shm.offset}
+    results['host_freed_bytes'] = s.free(host.array_id)
+    results['host_name_after_free'] = os.path.exists(shm_path(exp.shm))
+    try:
+        os.open(shm_path(exp.shm), os.O_RDONLY)
+        results['host_open_after_free'] = 'opened'
+    except FileNotFoundError:
+        results['host_open_after_free'] = 'ENOENT'
+    # array.proto: mappings already open keep working and keep only this array's last bytes.
+    results['host_mapping_after_free_intact'] = mapping[o:o + host.byte_size] == bytes(host_bytes)
+    mapping.close()
+
+    # DEVICE FLOAT32 [300, 100], exported on its host side (its host mirror).
+    dev = s.allocate(T.DATA_TYPE_FLOAT32, [300, 100], placement=T.PLACEMENT_DEVICE)
+    dev_bytes = bytearray(os.urandom(dev.byte_size))
+    s.write(dev.array_id, bytes(dev_bytes))
+    dexp = export(dev.array_id, A.EXPORT_SIDE_HOST)
+    results['device_handle'] = dexp.WhichOneof('handle')
+    results['device_moved'] = dexp.moved
+    results['device_host_valid'] = dexp.array.host_valid
+    results['device_region'] = describe_region(dexp.shm, dev.byte_size)
+    dmap = map_region(dexp.shm, writable=True)
+    o = dexp.shm.offset
+    check('device.mapped_bytes', dmap[o:o + dev.byte_size] == bytes(dev_bytes),
+          'the device array\'s host-side mapping differs from the bytes written over gRPC')
+    # gRPC -> mapping: WriteArray writes through to a current mirror.
+    patch = os.urandom(4000)
+    s.write(dev.array_id, patch, offset=8000)
+    dev_bytes[8000:12000] = patch
+    check('device.mapping_sees_grpc_write', dmap[o:o + dev.byte_size] == bytes(dev_bytes),
+          'the host-side mapping does not show a WriteArray to the device array')
+    # Mapping -> gRPC: ReadArray reads the mirror at once; SyncArray(TO_DEVICE) carries it to the device,
+    # which a detached DuplicateArray (a device-to-device copy) then shows.
+    poke = os.urandom(4096)
+    dmap[o + 40000:o + 44096] = poke
+    dev_bytes[40000:44096] = poke
+    check('device.grpc_reads_mirror', s.read(dev.array_id) == bytes(dev_bytes),
+          'ReadArray does not show the bytes written through the host-side mapping')
+    s.arrays.SyncArray(A.SyncArrayRequest(array_id=dev.array_id, direction=A.SYNC_DIRECTION_TO_DEVICE), metadata=s.md, timeout=TIMEOUT)
+    dup = s.arrays.DuplicateArray(A.DuplicateArrayRequest(array_id=dev.array_id, detached=True), metadata=s.md, timeout=TIMEOUT).array
+    check('device.synced_to_device', s.read(dup.array_id) == bytes(dev_bytes),
+          'after SyncArray(TO_DEVICE), a DuplicateArray of the device array lacks the mapping\'s bytes')
+    s.free(dup.array_id)
+    results['device_side_error'] = rpc_error(lambda: export(dev.array_id, A.EXPORT_SIDE_DEVICE))
+    results['device_freed_bytes_positive'] = s.free(dev.array_id) > 0
+    results['device_name_after_free'] = os.path.exists(shm_path(dexp.shm))
+    dmap.close()
+    s.close()
+    channel.close()
+    return results, check.failures
+
+
+SCENARIOS = {'walk': scenario_walk, 'dataplane': scenario_dataplane, 'export': scenario_export}
 USAGE = f'usage: python_client.py gen-stubs DIR | python_client.py [--stubs DIR] {{{"|".join(SCENARIOS)}}} ADDRESS'
 
 
