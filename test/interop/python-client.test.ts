@@ -25,6 +25,7 @@ const PYTHON = process.env.TENSORMEM_INTEROP_PYTHON || '/usr/bin/python3';
 const CLIENT = join(ROOT, 'test', 'interop', 'python_client.py');
 const BYTE_SIZE = 256 * 1024 * 4; // FLOAT32 [256, 1024]
 const PAGE = 4096;
+const MiB = 1024 * 1024;
 
 const roundUpToPage = (n: number) => Math.ceil(n / PAGE) * PAGE;
 
@@ -197,6 +198,62 @@ describe('interop: Python grpcio client against tensormemd', () => {
     expect(r.device_side_error[1]).toContain('EXPORT_SIDE_HOST');
     expect(r.device_freed_bytes_positive).toBe(true);
     expect(r.device_name_after_free).toBe(false);
+  }, 60_000);
+
+  it('runs an ND4J workspace loop: FIRST_LOOP learns peak + 30 %, ScopeOut arrays outlive it, AcquireCudnnWorkspace grows only', async () => {
+    const r = await scenario('workspace', daemon!.tcpAddress);
+    // Per cycle: FLOAT32 [64, 784] (200,704 B), its attached DuplicateArray (200,704 B), FLOAT32 [10]
+    // (40 B, aligned to 48). FIRST_LOOP learns the first cycle's peak and OVERALLOCATE adds
+    // floor(peak × overallocation_limit), 0.3 by default (nd4j-semantics.md §8).
+    const peak = 200_704 * 2 + 48;
+    const learned = peak + Math.floor(peak * 0.3);
+    expect(learned).toBe(521_892);
+    expect(r.config_overallocation_limit).toBe(0.3);
+    expect(r.created).toMatchObject({ current_size: 0, cycles_count: 0, scope_active: false });
+    const cycles = r.cycles as Result[];
+    expect(cycles).toHaveLength(3);
+    cycles.forEach((c, i) => {
+      expect(c.attached, `cycle ${i}`).toEqual([true, true, true]);
+      expect(c.in_workspace, `cycle ${i}`).toEqual([true, true, true]);
+      expect(c.sizes, `cycle ${i}`).toEqual([200_704, 200_704, 40]);
+      expect(c.dup_matches, `cycle ${i}`).toBe(true);
+      expect({ attached: c.scoped_out_attached, workspace_id: c.scoped_out_workspace_id }, `cycle ${i} ScopeOut array`).toEqual({ attached: false, workspace_id: '' });
+      expect(c.entered, `cycle ${i} EnterWorkspace`).toMatchObject({ cycles_count: i, scope_active: true, current: true, current_size: i === 0 ? 0 : learned });
+      // The first LeaveWorkspace closes the ScopeOut block only; the second ends the cycle.
+      expect(c.leave_block_scope_active, `cycle ${i}`).toBe(true);
+      expect(c.left, `cycle ${i} LeaveWorkspace`).toMatchObject({
+        cycles_count: i + 1,
+        scope_active: false,
+        current: false,
+        current_size: learned,
+        initial_block_size: peak,
+        last_cycle_allocations: peak,
+        max_cycle_allocations: peak,
+        spilled_size: 0,
+        number_of_external_allocations: 0,
+      });
+      if (i > 0) expect(c.entered.generation_id, `cycle ${i} generation`).toBeGreaterThan(cycles[i - 1].entered.generation_id);
+    });
+    // Learned cycles take nothing more from the pools.
+    expect(cycles[2].left.held_bytes).toBe(cycles[1].left.held_bytes);
+    expect(r.final).toMatchObject({ current_size: learned, cycles_count: 3, scope_active: false });
+    expect([r.old_array_error[0], r.old_array_error[2]]).toEqual(['FAILED_PRECONDITION', 'ARRAY_OUT_OF_SCOPE']);
+    expect(r.kept_arrays_intact).toBe(true);
+    expect(r.leave_without_scope_error[0]).toBe('FAILED_PRECONDITION');
+    // cuDNN scratch without cuDNN: sized from requested_bytes; a smaller request keeps it, a larger one
+    // replaces it with a new array (the old id is gone).
+    const scratch = { label: 'cudnn-scratch', placement: 'PLACEMENT_DEVICE', data_type: 'DATA_TYPE_UINT8', size_source: 'request bytes', algorithm: '', fell_back: false };
+    expect(r.cudnn.first).toMatchObject({ ...scratch, byte_size: 8 * MiB, workspace_bytes: 8 * MiB, grew: false });
+    expect(r.cudnn.smaller).toMatchObject({ ...scratch, byte_size: 8 * MiB, workspace_bytes: 1 * MiB, grew: false });
+    expect(r.cudnn.larger).toMatchObject({ ...scratch, byte_size: 12 * MiB, workspace_bytes: 12 * MiB, grew: true });
+    expect(r.cudnn).toMatchObject({ smaller_same_array: true, larger_new_array: true });
+    expect([r.cudnn_old_scratch_error[0], r.cudnn_old_scratch_error[2]]).toEqual(['NOT_FOUND', 'ARRAY_NOT_FOUND']);
+    expect(r.cudnn_bad_stride_error[0]).toBe('INVALID_ARGUMENT');
+    expect(r.cudnn_bad_stride_error[1]).toContain('convolution.strides[1]');
+    // DestroyWorkspace frees its memory; CloseLease frees the rest: 3 ScopeOut arrays and the scratch.
+    expect(r.destroyed_held_bytes).toBe(0);
+    expect(r.lease_arrays_left).toBe(4);
+    expect(r.close_freed_bytes).toBe(r.lease_held_bytes);
   }, 60_000);
 
   it('leaves no shared-memory name behind, and the daemon stops cleanly', async () => {

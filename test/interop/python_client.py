@@ -21,6 +21,8 @@ Scenarios (each opens its own lease and closes it):
              GET with Range (206, Content-Range), 416
   export     ExportArray of a HOST_ONLY array and of a DEVICE array's host side, mapped by mmap of
              /dev/shm/<name>; bytes compared both ways; the name gone after FreeArray
+  workspace  an ND4J-style loop: CreateWorkspace (FIRST_LOOP), Enter / allocate / ScopeOut / Leave cycles,
+             the learned size, then AcquireCudnnWorkspace
 
 Each prints one JSON line: {"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]}
 with exit code 1. Exit code 2: setup problem (no grpc, no protoc or plugin, protoc failed, bad usage).
@@ -799,7 +801,107 @@ def scenario_export(address):
     return results, check.failures
 
 
-SCENARIOS = {'walk': scenario_walk, 'dataplane': scenario_dataplane, 'export': scenario_export}
+def ws_counters(w):
+    return {'current_size': w.current_size, 'cycles_count': w.cycles_count, 'generation_id': w.generation_id,
+            'scope_active': w.scope_active, 'current': w.current, 'spilled_size': w.spilled_size,
+            'this_cycle_allocations': w.this_cycle_allocations, 'last_cycle_allocations': w.last_cycle_allocations,
+            'max_cycle_allocations': w.max_cycle_allocations, 'held_bytes': w.held_bytes,
+            'initial_block_size': w.initial_block_size, 'number_of_external_allocations': w.number_of_external_allocations}
+
+
+def scenario_workspace(address):
+    check = Checker()
+    results = {}
+    channel = connect(address)
+    s = Session(channel, 'python-workspace')
+    T = s.types_pb2
+    W = pb('tensormem.v1.workspace_pb2')
+    A = s.array_pb2
+    wss = pb('tensormem.v1.workspace_pb2_grpc').WorkspaceServiceStub(channel)
+
+    def call(method, request):
+        return getattr(wss, method)(request, metadata=s.md, timeout=TIMEOUT)
+
+    # README "Workspaces": initial size 0, FIRST_LOOP; the rest at ND4J's defaults (OVERALLOCATE 0.3,
+    # FULL mirroring, EXTERNAL spills).
+    ws = call('CreateWorkspace', W.CreateWorkspaceRequest(name='LOOP_WS', config=W.WorkspaceConfig(
+        initial_size=0, learning_policy=W.LEARNING_POLICY_FIRST_LOOP))).workspace
+    wid = ws.workspace_id
+    results['created'] = ws_counters(ws)
+    results['config_overallocation_limit'] = ws.config.overallocation_limit if ws.config.HasField('overallocation_limit') else None
+    cycles = []
+    kept = []
+    first_x = None
+    for i in range(3):
+        entered = call('EnterWorkspace', W.EnterWorkspaceRequest(workspace_id=wid)).workspace
+        # Inside the cycle: a batch FLOAT32 [64, 784] (200,704 B), written; its DuplicateArray (attached,
+        # 200,704 B); a FLOAT32 [10] (40 B, 48 aligned to 16).
+        x = s.allocate(T.DATA_TYPE_FLOAT32, [64, 784])
+        batch = os.urandom(x.byte_size)
+        s.write(x.array_id, batch)
+        y = s.arrays.DuplicateArray(A.DuplicateArrayRequest(array_id=x.array_id), metadata=s.md, timeout=TIMEOUT).array
+        z = s.allocate(T.DATA_TYPE_FLOAT32, [10])
+        dup_matches = s.read(y.array_id) == batch
+        # ScopeOut: a detached array that outlives the loop.
+        call('ScopeOut', W.ScopeOutRequest())
+        out = s.allocate(T.DATA_TYPE_FLOAT32, [16])
+        s.write(out.array_id, struct.pack('<16f', *[float(i)] * 16))
+        kept.append((out.array_id, i))
+        leave_block = call('LeaveWorkspace', W.LeaveWorkspaceRequest(workspace_id=wid)).workspace
+        left = call('LeaveWorkspace', W.LeaveWorkspaceRequest(workspace_id=wid)).workspace
+        cycles.append({
+            'attached': [x.attached, y.attached, z.attached], 'in_workspace': [a.workspace_id == wid for a in (x, y, z)],
+            'sizes': [x.byte_size, y.byte_size, z.byte_size], 'dup_matches': dup_matches,
+            'scoped_out_attached': out.attached, 'scoped_out_workspace_id': out.workspace_id,
+            'entered': ws_counters(entered), 'leave_block_scope_active': leave_block.scope_active,
+            'left': ws_counters(left)})
+        if i == 0:
+            first_x = x.array_id
+    results['cycles'] = cycles
+    # An array of the first cycle, used after its cycle ended: ARRAY_OUT_OF_SCOPE.
+    results['old_array_error'] = rpc_error(lambda: s.read(first_x))
+    # The ScopeOut arrays are detached: they outlive every cycle.
+    results['kept_arrays_intact'] = all(s.read(aid) == struct.pack('<16f', *[float(i)] * 16) for aid, i in kept)
+    results['leave_without_scope_error'] = rpc_error(lambda: call('LeaveWorkspace', W.LeaveWorkspaceRequest(workspace_id=wid)))
+    got = call('GetWorkspace', W.GetWorkspaceRequest(workspace_id=wid)).workspace
+    results['final'] = ws_counters(got)
+
+    # AcquireCudnnWorkspace: no cuDNN here, so the size is requested_bytes; grow-only per lease and device.
+    conv = W.ConvolutionDescriptor(input_dims=[32, 64, 56, 56], filter_dims=[128, 64, 3, 3], pads=[1, 1],
+                                   strides=[1, 1], dilations=[1, 1], data_type=T.DATA_TYPE_FLOAT32)
+
+    def acquire(requested):
+        r = call('AcquireCudnnWorkspace', W.AcquireCudnnWorkspaceRequest(
+            mode=W.CUDNN_ALGO_MODE_PREFER_FASTEST, convolution=conv, requested_bytes=requested))
+        return {'array_id': r.scratch.array_id, 'byte_size': r.scratch.byte_size, 'label': r.scratch.label,
+                'placement': T.Placement.Name(r.scratch.placement), 'data_type': T.DataType.Name(r.scratch.data_type),
+                'workspace_bytes': r.workspace_bytes, 'size_source': r.size_source, 'grew': r.grew,
+                'algorithm': r.algorithm, 'fell_back': r.fell_back}
+    first = acquire(8 << 20)
+    smaller = acquire(1 << 20)
+    larger = acquire(12 << 20)
+    results['cudnn'] = {'first': first, 'smaller': smaller, 'larger': larger,
+                        'smaller_same_array': smaller['array_id'] == first['array_id'],
+                        'larger_new_array': larger['array_id'] != first['array_id']}
+    results['cudnn_old_scratch_error'] = rpc_error(
+        lambda: s.arrays.GetArray(A.GetArrayRequest(array_id=first['array_id']), metadata=s.md, timeout=TIMEOUT))
+    results['cudnn_bad_stride_error'] = rpc_error(lambda: call('AcquireCudnnWorkspace', W.AcquireCudnnWorkspaceRequest(
+        convolution=W.ConvolutionDescriptor(input_dims=[32, 64, 56, 56], filter_dims=[128, 64, 3, 3], strides=[1, 0]),
+        requested_bytes=1 << 20)))
+
+    destroyed = call('DestroyWorkspace', W.DestroyWorkspaceRequest(workspace_id=wid)).workspace
+    results['destroyed_held_bytes'] = destroyed.held_bytes
+    # What the lease still holds (the ScopeOut arrays and the scratch) is what CloseLease frees.
+    listed = s.arrays.ListArrays(A.ListArraysRequest(), metadata=s.md, timeout=TIMEOUT).arrays
+    results['lease_arrays_left'] = len(listed)
+    results['lease_held_bytes'] = sum(a.held_bytes for a in listed)
+    results['close_freed_bytes'] = s.close()
+    channel.close()
+    return results, check.failures
+
+
+SCENARIOS = {'walk': scenario_walk, 'dataplane': scenario_dataplane, 'export': scenario_export,
+             'workspace': scenario_workspace}
 USAGE = f'usage: python_client.py gen-stubs DIR | python_client.py [--stubs DIR] {{{"|".join(SCENARIOS)}}} ADDRESS'
 
 
