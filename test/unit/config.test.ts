@@ -394,6 +394,8 @@ describe('the environment', () => {
       TENSORMEM_TEST_CUDNN_LIBRARY: 'x',
       TENSORMEM_SKIP_INTEROP: '1',
       TENSORMEM_INTEROP_PYTHON: 'python3',
+      TENSORMEM_INTEROP_PROTOC: '/usr/bin/protoc',
+      TENSORMEM_INTEROP_GRPC_PLUGIN: '/usr/bin/grpc_python_plugin',
       TENSORMEM_GPU_RESULTS: '/tmp',
       TENSORMEM_BENCH_QUICK: '1',
       TENSORMEM_BENCH_B8_ARRAYS: '1000',
