@@ -205,12 +205,15 @@ export class WorkspaceRegistry {
     workspace.destroy();
   }
 
-  /** destroyAllWorkspacesForCurrentThread: closes every scope and destroys every workspace. Returns the backing bytes given back. */
+  /**
+   * destroyAllWorkspacesForCurrentThread: closes every scope and destroys every workspace. Returns the
+   * bytes given back to the pools (CloseLease's freed_bytes): MMAP files are not pool memory.
+   */
   destroyAll(): number {
     this.scope.clear();
     let freedBytes = 0;
     for (const workspace of this.list()) {
-      freedBytes += workspace.heldBytes;
+      freedBytes += workspace.poolHeldBytes;
       this.forget(workspace);
       workspace.destroy();
     }

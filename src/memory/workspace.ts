@@ -469,6 +469,13 @@ export class Workspace {
     for (const block of this.liveOutside) bytes += block.bytes;
     return bytes;
   }
+  /**
+   * heldBytes less an MMAP workspace's mapped file: the bytes it holds in the pools. The file is no pool
+   * memory (mmap_bytes), and another workspace may map it still when this one lets it go.
+   */
+  get poolHeldBytes(): number {
+    return this.heldBytes - (this.config.locationPolicy === 'MMAP' ? (this.mainBlock?.bytes ?? 0) : 0);
+  }
   /** Why the last learning at the end of a scope could not take its buffer; cleared by the next success. */
   get learningFailure(): TensormemError | undefined {
     return this.learningError;

@@ -434,6 +434,33 @@ describe('workspaces over gRPC', () => {
     expect(after.devices[0].used_bytes).toBe(0);
     expect(after.host!.used_bytes).toBe(0);
   });
+
+  it("CloseLease's and EvictLease's freed_bytes count pool memory only, not MMAP files (one another lease still maps included)", async () => {
+    // freed_bytes is what went back to the pools (device and host). The MMAP workspaces' files are in
+    // neither: a file another lease maps stays mapped, and was counted as freed by both leases' closes.
+    const mmap = (initial_size: number, temp_file_path?: string) => ({ initial_size, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const, temp_file_path });
+    const first = await client.openLease({ tenant: 'mmap-freed' });
+    const second = await client.openLease({ tenant: 'mmap-freed' });
+    const evicted = await client.openLease({ tenant: 'mmap-freed' });
+    const before = await client.memoryInfo();
+    const buffer = await first.createWorkspace('RAM', { initial_size: MiB, learning_policy: 'LEARNING_POLICY_NONE' });
+    await first.createWorkspace('SHARED', mmap(MiB, 'freed.mmap'));
+    await first.createWorkspace('TEMP', mmap(64 * 1024));
+    await second.createWorkspace('SHARED', mmap(0, 'freed.mmap'));
+    await evicted.createWorkspace('TEMP', mmap(64 * 1024));
+    const array = await first.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], placement: 'PLACEMENT_HOST_ONLY' });
+    expect((await client.memoryInfo()).host!.mmap_bytes - before.host!.mmap_bytes).toBe(MiB + 2 * 64 * 1024);
+
+    expect(await first.close()).toBe(buffer.held_bytes + array.held_bytes);
+    // The shared file is still mapped by the second lease: nothing of it was freed.
+    expect((await client.memoryInfo()).host!.mmap_bytes - before.host!.mmap_bytes).toBe(MiB + 64 * 1024);
+    expect(await second.close()).toBe(0);
+    expect(await client.evictLease(evicted.leaseId)).toBe(0);
+    const after = await client.memoryInfo();
+    expect(after.host!.mmap_bytes).toBe(before.host!.mmap_bytes);
+    expect(after.devices[0].used_bytes).toBe(before.devices[0].used_bytes);
+    expect(after.host!.used_bytes).toBe(before.host!.used_bytes);
+  });
 });
 
 describe('temporary MMAP files of a daemon that is killed', () => {
