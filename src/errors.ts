@@ -106,6 +106,23 @@ export interface OutOfMemoryFacts {
   tenant?: { name: string; quotaBytes: number; usedBytes: number };
   /** Backend detail, e.g. the CUDA error text, when the backend itself refused. */
   backendDetail?: string;
+  /** Bytes of `usedBytes` (and the tenant's) that the request gives back before it takes its own: GivenBack. */
+  givenBack?: GivenBack;
+}
+
+/**
+ * What a request gives back before it takes its own memory, counted as free by the check that refused
+ * it (a cuDNN scratch replaced by a larger one): its refusal states the used bytes as GetMemoryInfo
+ * shows them and this apart, so that the numbers agree with the daemon's other reports.
+ */
+export interface GivenBack {
+  bytes: number;
+  /** What it is, e.g. "the cuDNN scratch it replaces". */
+  what: string;
+}
+
+function givenBackText(givenBack: GivenBack | undefined): string {
+  return givenBack && givenBack.bytes > 0 ? `; ${givenBack.what}, ${formatBytes(givenBack.bytes)} of the used bytes, is given back first` : '';
 }
 
 /** Out of memory: RESOURCE_EXHAUSTED with a message in the form of DESIGN.md §5. */
@@ -129,6 +146,7 @@ function formatOutOfMemory(f: OutOfMemoryFacts): string {
   if (f.tenant) {
     message += `; tenant "${f.tenant.name}" quota ${formatBytes(f.tenant.quotaBytes)}, used ${formatBytes(f.tenant.usedBytes)}`;
   }
+  message += givenBackText(f.givenBack);
   if (f.backendDetail) message += `; ${f.backendDetail}`;
   const flag = f.memory === 'DEVICE' ? '--maxbytes' : '--host-maxbytes';
   return `${message}. Try: free arrays, a smaller batch, workspaces, or a larger ${flag}.`;
@@ -147,6 +165,7 @@ function oomMetadata(f: OutOfMemoryFacts): Record<string, string> {
     metadata.tenant_quota_bytes = String(f.tenant.quotaBytes);
     metadata.tenant_used_bytes = String(f.tenant.usedBytes);
   }
+  if (f.givenBack && f.givenBack.bytes > 0) metadata.given_back_bytes = String(f.givenBack.bytes);
   return metadata;
 }
 
@@ -162,6 +181,7 @@ export class QuotaExceededError extends TensormemError {
     readonly usedBytes: number,
     /** What the request takes of the quota: its block, rounded up to the pool's alignment (when more than asked). */
     takesBytes = requestedBytes,
+    givenBack?: GivenBack,
   ) {
     const what = memory === 'MMAP' ? `Can't map [MMAP] file` : `Can't allocate ${memory === 'DEVICE' ? `[DEVICE] memory on device ${device ?? 0}` : '[HOST] memory'}`;
     const tries = memory === 'MMAP' ? 'destroy MMAP workspaces, a smaller initial_size, or a larger quota.mmap' : 'free arrays, a smaller batch, workspaces, or a larger quota';
@@ -170,7 +190,7 @@ export class QuotaExceededError extends TensormemError {
     super(
       'RESOURCE_EXHAUSTED',
       'QUOTA_EXCEEDED',
-      `${what}: ${formatBytes(requestedBytes)}${takes} for tenant "${tenant}": quota ${formatBytes(quotaBytes)}, used ${formatBytes(usedBytes)}. ` +
+      `${what}: ${formatBytes(requestedBytes)}${takes} for tenant "${tenant}": quota ${formatBytes(quotaBytes)}, used ${formatBytes(usedBytes)}${givenBackText(givenBack)}. ` +
         `Try: ${tries} in the tenants file.`,
       {
         tenant,
@@ -178,6 +198,7 @@ export class QuotaExceededError extends TensormemError {
         ...(takesBytes > requestedBytes ? { takes_bytes: String(takesBytes) } : {}),
         quota_bytes: String(quotaBytes),
         used_bytes: String(usedBytes),
+        ...(givenBack && givenBack.bytes > 0 ? { given_back_bytes: String(givenBack.bytes) } : {}),
         ...(device !== undefined && memory === 'DEVICE' ? { device: String(device) } : {}),
       },
     );

@@ -659,13 +659,19 @@ export class Lease {
     return scratch;
   }
 
-  /** The error a scratch that does not fit gets: the tenant's quota when that is what refuses, else the pool cap (less others' unused guarantees, as the guarantee policy says it). */
-  private scratchRefusal(device: number, bytes: number, alignedBytes: number, heldBytes: number): TensormemError {
+  /**
+   * The error a scratch that does not fit gets: the tenant's quota when that is what refuses, else the
+   * pool cap (less others' unused guarantees, as the guarantee policy says it). The used bytes are those
+   * GetMemoryInfo shows now, the old scratch given back first (`givenBackBytes`) said apart: the message
+   * said "used 1 MiB" of a tenant GetMemoryInfo showed at 8 MiB, its 7 MiB scratch included.
+   */
+  private scratchRefusal(device: number, bytes: number, alignedBytes: number, givenBackBytes: number): TensormemError {
     const pool = this.memory.deviceReports()[device];
     const usage = this.memory.tenantUsage(this.tenant);
-    const tenantUsed = usage.deviceBytes[device] - heldBytes;
-    if (usage.deviceQuotaBytes > 0 && tenantUsed + alignedBytes > usage.deviceQuotaBytes) {
-      return new QuotaExceededError(this.tenant, 'DEVICE', device, bytes, usage.deviceQuotaBytes, tenantUsed, alignedBytes);
+    const tenantUsed = usage.deviceBytes[device];
+    const givenBack = { bytes: givenBackBytes, what: 'the cuDNN scratch it replaces' };
+    if (usage.deviceQuotaBytes > 0 && tenantUsed - givenBackBytes + alignedBytes > usage.deviceQuotaBytes) {
+      return new QuotaExceededError(this.tenant, 'DEVICE', device, bytes, usage.deviceQuotaBytes, tenantUsed, alignedBytes, givenBack);
     }
     const reserved = this.memory.othersUnusedGuaranteeBytes(device, this.tenant);
     return new OutOfMemoryError({
@@ -674,9 +680,10 @@ export class Lease {
       requestedBytes: bytes,
       capName: reserved > 0 ? `pool cap (maxbytes) less other tenants' unused guarantees (${formatIec(reserved)})` : 'pool cap (maxbytes)',
       capBytes: pool.maxBytes - reserved,
-      usedBytes: pool.usedBytes - heldBytes,
+      usedBytes: pool.usedBytes,
       largestFreeBlockBytes: pool.largestFreeBlockBytes,
       tenant: usage.deviceQuotaBytes > 0 ? { name: this.tenant, quotaBytes: usage.deviceQuotaBytes, usedBytes: tenantUsed } : undefined,
+      givenBack,
     });
   }
 

@@ -131,6 +131,10 @@ describe('AcquireCudnnWorkspace on the host backend', () => {
     expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(refused.reason).toBe('DEVICE_OUT_OF_MEMORY');
     expect(refused.details).toContain("Can't allocate [DEVICE] memory: 83886080 bytes (80.00 MiB) on device 0: pool cap (maxbytes) 67108864 bytes (64.00 MiB)");
+    // The used bytes are GetMemoryInfo's, the scratch that would go back first said apart.
+    expect(refused.errorMetadata).toMatchObject({ used_bytes: String(used), given_back_bytes: String(52 * MiB) });
+    expect(refused.details).toContain(`used ${used} bytes`);
+    expect(refused.details).toContain('; the cuDNN scratch it replaces, 54525952 bytes (52.00 MiB) of the used bytes, is given back first');
     expect(await deviceUsed()).toBe(used);
     expect((await small.get(grown.scratch!.array_id)).byte_size).toBe(52 * MiB);
     expect(held.array_id).not.toBe(grown.scratch!.array_id);
@@ -227,7 +231,12 @@ describe('AcquireCudnnWorkspace under a tenant quota', () => {
     const refused = await failure(lease.acquireCudnnWorkspace(request(7 * MiB + 1)));
     expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(refused.reason).toBe('QUOTA_EXCEEDED');
-    expect(refused.details).toContain('for tenant "small": quota 8388608 bytes (8.00 MiB), used 1048576 bytes (1.00 MiB)');
+    // The tenant's used bytes as GetMemoryInfo shows them (the scratch included), and the scratch that
+    // would go back first apart: "used 1 MiB" of a tenant shown at 8 MiB did not add up with any report.
+    expect(refused.details).toContain(
+      'for tenant "small": quota 8388608 bytes (8.00 MiB), used 8388608 bytes (8.00 MiB); the cuDNN scratch it replaces, 7340032 bytes (7.00 MiB) of the used bytes, is given back first.',
+    );
+    expect(refused.errorMetadata).toMatchObject({ used_bytes: String(8 * MiB), given_back_bytes: String(7 * MiB) });
     expect((await lease.get(grown.scratch!.array_id)).byte_size).toBe(7 * MiB);
     expect(first.scratch!.array_id).not.toBe(grown.scratch!.array_id);
     const usage = (await client.memoryInfo(token)).tenants.find((tenant) => tenant.tenant === 'small')!;

@@ -113,7 +113,9 @@ describe('tenant accounts', () => {
     // A grow past the guarantees is refused before the scratch held is given back, naming them.
     const refusal = await a.acquireCudnnScratch(0, 4 * MiB).then(() => undefined, (error: unknown) => error);
     expect(refusal).toBeInstanceOf(OutOfMemoryError);
-    expect((refusal as OutOfMemoryError).message).toContain("pool cap (maxbytes) less other tenants' unused guarantees (6.00 MiB) 2097152 bytes (2.00 MiB), used 0 bytes (0 B)");
+    // Used as GetMemoryInfo shows it (the scratch held included), the scratch given back first apart.
+    expect((refusal as OutOfMemoryError).message).toContain("pool cap (maxbytes) less other tenants' unused guarantees (6.00 MiB) 2097152 bytes (2.00 MiB), used 1048576 bytes (1.00 MiB)");
+    expect((refusal as OutOfMemoryError).message).toContain('; the cuDNN scratch it replaces, 1048576 bytes (1.00 MiB) of the used bytes, is given back first.');
     expect(a.cudnnScratchOf(0)).toBe(scratch);
     a.close();
     memory.release();
