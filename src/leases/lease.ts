@@ -674,6 +674,8 @@ export class Lease {
       return new QuotaExceededError(this.tenant, 'DEVICE', device, bytes, usage.deviceQuotaBytes, tenantUsed, alignedBytes, givenBack);
     }
     const reserved = this.memory.othersUnusedGuaranteeBytes(device, this.tenant);
+    // The pool (its cap, less others' guarantees) would have refused it: counted as the pool's refusal.
+    this.memory.countDeviceRefusal(device);
     return new OutOfMemoryError({
       memory: 'DEVICE',
       device,

@@ -297,6 +297,11 @@ export class MemoryManager {
     return stack;
   }
 
+  /** A request for `device` that a check standing for its pool's cap refused before the pool saw it (a cuDNN scratch's budget): counted in the pool's failed allocations. */
+  countDeviceRefusal(device: number): void {
+    this.devicePool(device).top.countRefusal();
+  }
+
   /** Validates a device index (INVALID_ARGUMENT naming `device`). */
   checkDevice(device: number): void {
     this.devicePool(device);
@@ -310,7 +315,13 @@ export class MemoryManager {
       // The tenant's own quota is reported before others' guarantees; without guarantees, allocate() checks it.
       quota.check(bytes, options);
       const stats = stack.top.stats();
-      checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device), quota);
+      try {
+        checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device), quota);
+      } catch (error) {
+        // The pool cap less others' guarantees refused it: the pool's failed allocations count it, as they count the cap's own refusals.
+        stack.top.countRefusal(options);
+        throw error;
+      }
     }
     const block = this.allocatingIn(account, () => quota.allocate(bytes, owner, options));
     this.scrubDedicatedTail(block, bytes, options);

@@ -62,6 +62,14 @@ export class StatisticsAdaptor implements SizedMemoryResource {
     return block;
   }
 
+  /**
+   * A request refused before it reached this adaptor by a check that stands for the pool's cap (others'
+   * unused guarantees, a cuDNN scratch's budget): counted as the pool's refusal, once per request.
+   */
+  countRefusal(options?: AllocateOptions): void {
+    if (!options?.retry) this.failed++;
+  }
+
   deallocate(block: Block): void {
     const bytes = block.bytes;
     this.upstream.deallocate(block);

@@ -212,6 +212,37 @@ describe('tenant accounts', () => {
     memory.release();
   });
 
+  it("counts refusals for others' guarantees in the pool's failed allocations, a waiting request once", async () => {
+    // DevicePoolInfo.failed_allocations_total (tensormem_pool_failed_allocations_total) counts what the
+    // pool or its cap refused; a guarantee refusal names the cap ("pool cap (maxbytes) less other
+    // tenants' unused guarantees") but was checked before the pool and counted nowhere: on a host with
+    // guarantees the counter stayed at 0 while every refusal was of that kind.
+    const memory = manager(8 * MiB);
+    loadTenants(memory, { a: NONE, b: { ...NONE, deviceGuaranteeBytes: 6 * MiB } });
+    const a = lease(memory, 'a');
+    await a.allocateArray(params(MiB));
+    const failed = () => memory.deviceReports()[0].failedAllocationsTotal;
+    expect(failed()).toBe(0);
+    const refused = await a.allocateArray(params(2 * MiB)).then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(OutOfMemoryError);
+    expect(failed()).toBe(1);
+    // A cuDNN scratch the same cap refuses (checked against the budget before the pool) counts too.
+    const scratch = await a.acquireCudnnScratch(0, 2 * MiB).then(() => undefined, (e: unknown) => e);
+    expect(scratch).toBeInstanceOf(OutOfMemoryError);
+    expect(failed()).toBe(2);
+    // A wait_for_memory request counts once, however often it is tried again while it waits.
+    const waiting = a.allocateArray(params(2 * MiB, { waitForMemory: { waitMs: 10_000 } }));
+    await sleep(20);
+    await a.allocateArray(params(16)).then((array) => a.freeArray(array.arrayId));
+    await sleep(20);
+    expect(failed()).toBe(3);
+    loadTenants(memory, { a: NONE, b: NONE });
+    await waiting;
+    expect(failed()).toBe(3);
+    a.close();
+    memory.release();
+  });
+
   it("reports the tenant's own quota, not others' guarantees, when both refuse a device request", async () => {
     const memory = manager(8 * MiB);
     loadTenants(memory, { a: { ...NONE, deviceQuotaBytes: 2 * MiB }, b: { ...NONE, deviceGuaranteeBytes: 6 * MiB } });
