@@ -3,7 +3,7 @@
  * TensormemClientError carrying the gRPC `code` and the ErrorInfo `reason` (e.g. DEVICE_OUT_OF_MEMORY).
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { ChannelOptions, ClientDuplexStream, InterceptingCall, Interceptor, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
+import { ChannelOptions, ClientDuplexStream, ClientUnaryCall, InterceptingCall, Interceptor, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
 import { loadTensormemProto } from '../service/proto';
 import { errorInfoOf } from '../rpc-status';
 import type { LeaseServiceClient } from '../generated/tensormem/v1/LeaseService';
@@ -131,6 +131,30 @@ function call<T>(invoke: (callback: Callback<T>) => unknown): Promise<T> {
   });
 }
 
+/**
+ * A unary call that `signal` can give up: on abort the call is cancelled (the daemon sees it, and a
+ * call waiting for memory leaves the queue) and the promise rejects with CANCELLED naming `method` and
+ * the signal's reason. A signal already aborted sends nothing.
+ */
+function abortable<T>(method: string, signal: AbortSignal | undefined, invoke: (callback: Callback<T>) => ClientUnaryCall): Promise<T> {
+  if (signal === undefined) return call(invoke);
+  if (!(signal instanceof AbortSignal)) throw invalidArgument(`${method} option signal`, 'an AbortSignal', signal);
+  const aborted = () => new TensormemClientError(Status.CANCELLED, undefined, `${method} was aborted by its signal (${signal.reason instanceof Error ? signal.reason.message : describe(signal.reason)})`, {});
+  if (signal.aborted) return Promise.reject(aborted());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      reject(aborted());
+      pending.cancel();
+    };
+    const pending = invoke((error, value) => {
+      signal.removeEventListener('abort', onAbort);
+      if (error) reject(clientError(error));
+      else resolve(value as T);
+    });
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 export interface ClientOptions {
   /** Largest message either way (default 64 MiB, the daemon's default; -1: no limit). */
   maxMessageBytes?: number;
@@ -207,6 +231,12 @@ export interface AllocateOptions {
   exportable?: boolean;
   /** This call's deadline in ms; unset or 0: the client's (ClientOptions.deadlineMs); Infinity or more than 2^31 - 1 ms: none. */
   deadlineMs?: number;
+  /**
+   * Gives the call up when it aborts (a trainer stopping while `waitForMemory` waits): the call is
+   * cancelled, the daemon takes it out of its wait queue, and the promise rejects with CANCELLED.
+   * One already aborted sends nothing.
+   */
+  signal?: AbortSignal;
 }
 
 export interface OpenLeaseOptions {
@@ -256,7 +286,7 @@ const OPTION_NAMES = {
   openLease: optionNames<OpenLeaseOptions>({ tenant: 1, clientName: 1, ttlSeconds: 1, labels: 1, tenantToken: 1 }),
   listLeases: optionNames<OptionsOf<'listLeases', 1>>({ tenant: 1, pageSize: 1 }),
   listLeasesPage: optionNames<OptionsOf<'listLeasesPage', 0>>({ tenant: 1, pageSize: 1, pageToken: 1, order: 1 }),
-  allocate: optionNames<AllocateOptions>({ dataType: 1, shape: 1, placement: 1, device: 1, workspaceId: 1, zero: 1, label: 1, requestId: 1, waitForMemory: 1, exportable: 1, deadlineMs: 1 }),
+  allocate: optionNames<AllocateOptions>({ dataType: 1, shape: 1, placement: 1, device: 1, workspaceId: 1, zero: 1, label: 1, requestId: 1, waitForMemory: 1, exportable: 1, deadlineMs: 1, signal: 1 }),
   listPage: optionNames<OptionsOf<'listPage', 0>>({ pageSize: 1, pageToken: 1 }),
   exportArray: optionNames<ExportOptions>({ side: 1, writable: 1, map: 1 }),
   duplicate: optionNames<DuplicateOptions>({ placement: 1, workspaceId: 1, detached: 1, label: 1 }),
@@ -586,7 +616,7 @@ export class LeaseSession {
   async allocate(options: AllocateOptions): Promise<ArrayInfo__Output> {
     checkOptionNames('allocate', options);
     checkDeadlineMs(options.deadlineMs);
-    const response = await call<{ array: ArrayInfo__Output | null }>((cb) =>
+    const response = await abortable<{ array: ArrayInfo__Output | null }>('allocate', options.signal, (cb) =>
       this.client.arrays.AllocateArray(
         {
           lease_id: this.leaseId,

@@ -97,6 +97,47 @@ describe('backpressure', () => {
     await holder.close();
   });
 
+  it("gives a waiting allocate up when its AbortSignal aborts: CANCELLED at once, out of the daemon's queue, no trace", async () => {
+    const holder = await running.client.openLease({ tenant: 'holder' });
+    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
+    const lease = await running.client.openLease({ tenant: 'aborting' });
+    const controller = new AbortController();
+    const pending = lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], waitForMemory: true, deadlineMs: 10_000, signal: controller.signal }).catch((e: unknown) => e);
+    await sleep(300);
+    expect((await running.client.memoryInfo()).devices[0].waiting_allocations).toBe(1);
+    const started = Date.now();
+    controller.abort(new Error('epoch stopped'));
+    const error = (await pending) as TensormemClientError;
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(error).toBeInstanceOf(TensormemClientError);
+    expect(error.code).toBe(status.CANCELLED);
+    expect(error.details).toBe('allocate was aborted by its signal (epoch stopped)');
+    await sleep(200);
+    expect((await running.client.memoryInfo()).devices[0].waiting_allocations).toBe(0);
+    // Freed memory goes to nobody: the aborted call is gone from the queue.
+    await holder.free(held.array_id);
+    await sleep(200);
+    expect(await used()).toBe(0);
+    expect(await lease.list()).toEqual([]);
+    // An aborted signal sends nothing; a signal that is no AbortSignal is refused naming it.
+    const already = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], signal: AbortSignal.abort() }).catch((e: unknown) => e)) as TensormemClientError;
+    expect(already.code).toBe(status.CANCELLED);
+    const wrong = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], signal: { aborted: false } as unknown as AbortSignal }).catch((e: unknown) => e)) as TensormemClientError;
+    expect(wrong.code).toBe(status.INVALID_ARGUMENT);
+    expect(wrong.details).toBe('Expected an AbortSignal for allocate option signal but received {aborted: false}');
+    expect(await lease.list()).toEqual([]);
+    // A signal that never aborts changes nothing, and its listener goes with the call.
+    const kept = new AbortController();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], signal: kept.signal });
+    expect(array.byte_size).toBe(MiB);
+    kept.abort();
+    expect((await lease.list()).map((a) => a.array_id)).toEqual([array.array_id]);
+    expect(await used()).toBe(MiB);
+    await lease.close();
+    await holder.close();
+    expect(await used()).toBe(0);
+  });
+
   it("serves a tenant's next waiting request as soon as the one ahead of it gives up at its deadline", async () => {
     const holder = await running.client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] });
