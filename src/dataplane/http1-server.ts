@@ -17,8 +17,9 @@
  * both close the connection. An answer sent before the request's body was read closes the connection
  * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does
  * not destroy the answer in flight). An idle keep-alive connection is closed after 5 s without a
- * byte; a head not complete 5 s after its first byte is cut, however steadily it trickles in. Both 5 s
- * limits (drop, head) are deadlines, not idle timers. A request whose socket moves no byte either way
+ * byte (a keep-alive answer says so: `Keep-Alive: timeout=5`); a head not complete 5 s after its
+ * first byte is cut, however steadily it trickles in. Both 5 s limits (drop, head) are deadlines, not
+ * idle timers. A request whose socket moves no byte either way
  * for `stallTimeoutMs` (a body that stops arriving, a reader that stops reading the answer) is cut: the
  * socket is destroyed, so the exchange's close listeners run and a body still being read fails.
  *
@@ -327,6 +328,11 @@ class Http1Connection {
   /** Reading requests (not draining or closed). */
   private get serving(): boolean {
     return this.state === 'head' || this.state === 'request';
+  }
+
+  /** The idle time between requests, in whole seconds, as a Keep-Alive header says it. */
+  get keepAliveTimeoutSeconds(): number {
+    return Math.floor(this.settings.keepAliveTimeoutMs / 1000);
   }
 
   /** Between requests, with no answer still going out and no part of a next request in hand. */
@@ -821,7 +827,15 @@ export class HttpExchange {
   private writeHead(): void {
     if (this.sentHead) return;
     // Said as the head goes out; a reason found later (the client ends its side) still closes after the answer.
-    if (!this.responseHeaders.has('connection')) this.setHeader('Connection', this.connection.closesAfter(this) ? 'close' : 'keep-alive');
+    if (!this.responseHeaders.has('connection')) {
+      const closes = this.connection.closesAfter(this);
+      this.setHeader('Connection', closes ? 'close' : 'keep-alive');
+      // How long the connection may sit idle before it is closed. A pooling client that is not told
+      // keeps the connection by its own timer: Node's http.globalAgent (5 s, the same as ours) sent its
+      // next request just as the daemon closed the connection and failed with "socket hang up". Node's
+      // agent drops a connection 1 s before the hint, undici's too; others ignore it.
+      if (!closes) this.setHeader('Keep-Alive', `timeout=${this.connection.keepAliveTimeoutSeconds}`);
+    }
     this.sentHead = true;
     let head = `HTTP/1.1 ${this.statusCode} ${STATUS_CODES[this.statusCode] ?? 'Unknown'}\r\n`;
     if (!this.responseHeaders.has('date')) head += `Date: ${httpDate()}\r\n`;

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { IncomingMessage, request as httpRequest } from 'node:http';
+import { Agent, IncomingMessage, request as httpRequest } from 'node:http';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -527,6 +527,38 @@ describe('HTTP data plane over a real daemon', () => {
       unixLease.client.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tells a pooling client how long an idle connection is kept, so that Node\'s agent does not reuse one the daemon is closing', async () => {
+    // Node's http.globalAgent keeps an idle socket 5 s, as long as the daemon keeps the connection: a
+    // request sent right at 5 s went out on a connection the daemon had just closed ("socket hang up").
+    const agent = new Agent({ keepAlive: true, timeout: 5000 });
+    const lease = await client.openLease();
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64] });
+      const target = { host: new URL(dataAddress).hostname, port: Number(new URL(dataAddress).port), path: `/v1/arrays/${array.array_id}`, headers: bearer(lease), agent };
+      const get = () =>
+        new Promise<{ status: number; headers: IncomingMessage['headers']; at: number }>((resolve, reject) => {
+          httpRequest(target, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, at: Date.now() }));
+          })
+            .on('error', reject)
+            .end();
+        });
+      const first = await get();
+      expect(first.headers['keep-alive']).toBe('timeout=5');
+      // The agent acts on the hint a second early; then the event loop is kept busy past the daemon's
+      // 5 s, so that its close is not read before the next request goes out, as under load.
+      await new Promise((resolve) => setTimeout(resolve, 4500));
+      while (Date.now() - first.at < 5400) {
+        // busy
+      }
+      expect((await get()).status).toBe(200);
+    } finally {
+      agent.destroy();
+      await lease.close();
     }
   });
 });
