@@ -305,6 +305,31 @@ describe('tensormemctl snapshot diff of /api/snapshot', () => {
   });
 });
 
+describe('tensormemctl tables of client-chosen strings', () => {
+  it('leases, arrays and top write control and bidi characters of a client_name or label as escapes, never to the terminal', async () => {
+    // What another tenant may choose: a newline and a forged row, a screen clear, a window title, a colour, a right-to-left override.
+    const clientName = 'trainer\nlease-forged  other-tenant\x1b[2J\x1b]0;title\x07\x1b[31m\u009b1m\u202eevil';
+    const lease = await client.openLease({ clientName });
+    try {
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024], label: 'weights\r\nfake row\x1b[0m' });
+      for (const command of [['leases'], ['arrays'], ['top', '--once']]) {
+        const run = await ctl(['--address', daemon.unixAddress, ...command]);
+        expect(run.code).toBe(0);
+        expect(run.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/);
+        const line = run.stdout.split('\n').find((l) => l.includes(lease.leaseId));
+        expect(line, `${command.join(' ')}:\n${run.stdout}`).toBeDefined();
+        expect(run.stdout).not.toMatch(/^lease-forged/m);
+      }
+      const leases = await ctl(['--address', daemon.unixAddress, 'leases']);
+      expect(leases.stdout).toContain('trainer\\nlease-forged  other-tenant\\x1b[2J\\x1b]0;title\\x07\\x1b[31m\\x9b1m\\u202eevil');
+      const arrays = await ctl(['--address', daemon.unixAddress, 'arrays']);
+      expect(arrays.stdout).toContain('weights\\r\\nfake row\\x1b[0m');
+    } finally {
+      await lease.close();
+    }
+  });
+});
+
 describe('tensormemctl top --once', () => {
   it('prints one frame with the pools, the process and the biggest leases first', async () => {
     const small = await client.openLease({ clientName: 'top-small' });
