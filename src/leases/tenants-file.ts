@@ -17,7 +17,8 @@
  * Sizes are as for flags (8G = 8 GiB); `%` is not accepted here. A bad file is refused whole with the
  * line that is wrong.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Document, LineCounter, Node, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { TensormemError } from '../errors';
 import { parseSize } from '../config/sizes';
@@ -51,12 +52,45 @@ class TenantsFileError extends TensormemError {
 
 export function readTenantsFile(path: string): TenantSpec[] {
   let text: string;
+  let fd: number | undefined;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
   } catch (error) {
     throw new TenantsFileError(path, undefined, `cannot read: ${(error as Error).message}`);
   }
+  try {
+    // Checked on the descriptor that is read, so that a file swapped in after the check is not read.
+    checkOnlyTrustedMayWrite(path, fstatSync(fd));
+    text = readFileSync(fd, 'utf8');
+  } catch (error) {
+    if (error instanceof TenantsFileError) throw error;
+    throw new TenantsFileError(path, undefined, `cannot read: ${(error as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
   return parseTenants(text, path);
+}
+
+/**
+ * The tenants file decides who is admin and every quota, and a SIGHUP (or a restart) takes whatever it
+ * says: one that another local user may write, or swap (a folder they may write, without the sticky
+ * bit), would let that user add an admin tenant with a token of their own. So the file must belong to
+ * the daemon's user or root and be writable by no one else, as sshd's StrictModes asks of
+ * authorized_keys; the file's folder likewise. Group or others may still read it (it holds hashes only).
+ */
+function checkOnlyTrustedMayWrite(path: string, file: { uid: number; mode: number }): void {
+  const ownUid = process.getuid?.();
+  if (ownUid === undefined) return;
+  const trusted = (uid: number) => uid === ownUid || uid === 0;
+  const fix = `(chmod go-w, and chown to the daemon's user or root)`;
+  if (!trusted(file.uid)) throw new TenantsFileError(path, undefined, `belongs to user ${file.uid}, not to the daemon's user ${ownUid} or root: another user could give themselves an admin token ${fix}`);
+  if ((file.mode & 0o022) !== 0) throw new TenantsFileError(path, undefined, `may be written by group or others (mode ${(file.mode & 0o777).toString(8)}), who could give themselves an admin token ${fix}`);
+  const folder = dirname(path);
+  const folderStatus = statSync(folder);
+  const sticky = (folderStatus.mode & 0o1000) !== 0;
+  if (!trusted(folderStatus.uid) || ((folderStatus.mode & 0o022) !== 0 && !sticky)) {
+    throw new TenantsFileError(path, undefined, `its folder ${folder} (user ${folderStatus.uid}, mode ${(folderStatus.mode & 0o7777).toString(8)}) lets another user replace the file: use a folder of the daemon's user or root that group and others may not write`);
+  }
 }
 
 export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { parseTenants } from '../../src/leases/tenants-file';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTenants, readTenantsFile } from '../../src/leases/tenants-file';
 import { TenantRegistry } from '../../src/leases/tenant-registry';
 import { checkGuarantees } from '../../src/memory/guarantee-policy';
 import { QuotaAdaptor } from '../../src/memory/quota-adaptor';
@@ -158,5 +161,61 @@ describe('quotas and guarantees', () => {
     expect(error.message).toContain("pool cap (maxbytes) less other tenants' unused guarantees (12.00 MiB) 20971520 bytes (20.00 MiB)");
     // b inside its own guarantee is not held back by it.
     checkGuarantees(0, 'b', 12 * MiB, 12 * MiB, pool, holders);
+  });
+});
+
+describe('readTenantsFile: only the daemon\'s user or root may write it', () => {
+  /** GOOD written as tenants.yaml in a new folder of mode `folderMode`, the file of mode `fileMode`. */
+  function fileWith(fileMode: number, folderMode = 0o700): { path: string; folder: string } {
+    const folder = mkdtempSync(join(tmpdir(), 'tensormem-tenants-mode-'));
+    const path = join(folder, 'tenants.yaml');
+    writeFileSync(path, GOOD);
+    chmodSync(path, fileMode);
+    chmodSync(folder, folderMode);
+    return { path, folder };
+  }
+
+  it('reads a file of mode 0600 or 0644 in a folder only its owner writes, or a sticky shared one (/tmp)', () => {
+    for (const [fileMode, folderMode] of [[0o600, 0o700], [0o644, 0o755], [0o640, 0o1777]]) {
+      const { path, folder } = fileWith(fileMode, folderMode);
+      try {
+        expect(readTenantsFile(path).map((tenant) => tenant.name)).toEqual(['team-a', 'admin']);
+      } finally {
+        rmSync(folder, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('refuses a file that group or others may write, naming the file and its mode: they could add an admin tenant', () => {
+    for (const mode of [0o666, 0o620, 0o602]) {
+      const { path, folder } = fileWith(mode);
+      try {
+        const error = errorOf(() => readTenantsFile(path));
+        expect(error.kind).toBe('INVALID_ARGUMENT');
+        expect(error.message).toContain(path);
+        expect(error.message).toContain(`may be written by group or others (mode ${mode.toString(8)})`);
+      } finally {
+        rmSync(folder, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('refuses a file in a folder that others may write without the sticky bit (they could replace it)', () => {
+    const { path, folder } = fileWith(0o600, 0o777);
+    try {
+      expect(errorOf(() => readTenantsFile(path)).message).toContain(`its folder ${folder} (user ${process.getuid!()}, mode 777) lets another user replace the file`);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('refuses a file another user owns (run as root, which may chown)', () => {
+    const { path, folder } = fileWith(0o600);
+    try {
+      chownSync(path, 65534, 65534);
+      expect(errorOf(() => readTenantsFile(path)).message).toContain('belongs to user 65534');
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });
