@@ -49,6 +49,7 @@ describe('bad input changes nothing', () => {
     ['a write chunk past the end', () => lease.write(arrayId, Buffer.alloc(200, 7), 900), status.OUT_OF_RANGE, ['chunk', '200 bytes at offset 900']],
     ['a write offset past the end', () => lease.write(arrayId, Buffer.alloc(1, 7), 2048), status.OUT_OF_RANGE, ['header.offset', '2048']],
     ['a 257-character label', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], label: 'l'.repeat(257) }), status.INVALID_ARGUMENT, ['label', 'at most 256 characters', '257 characters']],
+    ['a 257-character request_id', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], requestId: 'r'.repeat(257) }), status.INVALID_ARGUMENT, ['request_id', 'at most 256 characters', '257 characters']],
     ['a 257-character label on a duplicate', () => lease.duplicate(arrayId, { label: 'l'.repeat(257) }), status.INVALID_ARGUMENT, ['label', 'at most 256 characters', '257 characters']],
     ['an unknown array', () => lease.get('arr-nope'), status.NOT_FOUND, ['arr-nope']],
     ['an empty array id', () => lease.free(''), status.INVALID_ARGUMENT, ['array_id']],
