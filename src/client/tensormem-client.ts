@@ -142,17 +142,46 @@ function abortable<T>(method: string, signal: AbortSignal | undefined, invoke: (
   const aborted = () => new TensormemClientError(Status.CANCELLED, undefined, `${method} was aborted by its signal (${signal.reason instanceof Error ? signal.reason.message : describe(signal.reason)})`, {});
   if (signal.aborted) return Promise.reject(aborted());
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      reject(aborted());
-      pending.cancel();
-    };
     const pending = invoke((error, value) => {
-      signal.removeEventListener('abort', onAbort);
+      unwatch();
       if (error) reject(clientError(error));
       else resolve(value as T);
     });
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unwatch = watchAbort(signal, () => {
+      reject(aborted());
+      pending.cancel();
+    });
   });
+}
+
+/** The calls each AbortSignal gives up when it aborts, and the one listener that runs them. */
+const abortWatchers = new WeakMap<AbortSignal, { calls: Set<() => void>; listener: () => void }>();
+
+/**
+ * Runs `giveUp` when `signal` aborts; returns what stops watching. One 'abort' listener per signal,
+ * however many calls wait on it: a trainer passes its one stop signal to every allocate, and a
+ * listener per call put 11 on it with 11 calls in flight, which Node reports as a leak
+ * (MaxListenersExceededWarning) though each listener went with its call.
+ */
+function watchAbort(signal: AbortSignal, giveUp: () => void): () => void {
+  let watched = abortWatchers.get(signal);
+  if (!watched) {
+    const calls = new Set<() => void>();
+    const listener = () => {
+      abortWatchers.delete(signal);
+      for (const giveUpCall of calls) giveUpCall();
+    };
+    watched = { calls, listener };
+    abortWatchers.set(signal, watched);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  const { calls, listener } = watched;
+  calls.add(giveUp);
+  return () => {
+    if (!calls.delete(giveUp) || calls.size > 0 || abortWatchers.get(signal)?.calls !== calls) return;
+    abortWatchers.delete(signal);
+    signal.removeEventListener('abort', listener);
+  };
 }
 
 export interface ClientOptions {

@@ -138,6 +138,47 @@ describe('backpressure', () => {
     expect(await used()).toBe(0);
   });
 
+  it('takes one AbortSignal for many allocates in flight: no MaxListenersExceededWarning, each call settles once, an abort gives up those still waiting', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    try {
+      const lease = await running.client.openLease({ tenant: 'shared-signal' });
+      const stop = new AbortController();
+      // A trainer's one stop signal, passed to every allocate of a step.
+      const arrays = await Promise.all(Array.from({ length: 50 }, () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], signal: stop.signal })));
+      expect(new Set(arrays.map((array) => array.array_id)).size).toBe(50);
+      await lease.close();
+      const holder = await running.client.openLease({ tenant: 'holder' });
+      const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
+      const waiter = await running.client.openLease({ tenant: 'shared-signal' });
+      const settled: unknown[] = [];
+      const pending = Array.from({ length: 20 }, () =>
+        waiter.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], waitForMemory: true, deadlineMs: 10_000, signal: stop.signal }).then(
+          (array) => settled.push(array),
+          (error: unknown) => settled.push(error),
+        ),
+      );
+      await sleep(300);
+      expect((await running.client.memoryInfo()).devices[0].waiting_allocations).toBe(20);
+      stop.abort(new Error('trainer stopped'));
+      await Promise.all(pending);
+      expect(settled).toHaveLength(20);
+      for (const error of settled) expect(error).toMatchObject({ code: status.CANCELLED, details: 'allocate was aborted by its signal (trainer stopped)' });
+      await sleep(200);
+      expect((await running.client.memoryInfo()).devices[0].waiting_allocations).toBe(0);
+      await holder.free(held.array_id);
+      await sleep(200);
+      expect(await used()).toBe(0);
+      await waiter.close();
+      await holder.close();
+      await sleep(50); // process warnings are emitted on the next tick
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it("serves a tenant's next waiting request as soon as the one ahead of it gives up at its deadline", async () => {
     const holder = await running.client.openLease({ tenant: 'holder' });
     const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] });
