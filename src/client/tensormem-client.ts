@@ -677,6 +677,7 @@ export class LeaseSession {
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes);
     this.client.requireOpen();
+    this.checkWriteRange(arrayId, offset, data.byteLength);
     // One deadline for the whole transfer, the fallback to gRPC included.
     const callOptions = this.client.callOptions();
     const http = this.httpFor(data.byteLength);
@@ -696,7 +697,21 @@ export class LeaseSession {
     requireArrayId(arrayId);
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes);
+    this.checkWriteRange(arrayId, offset, data.byteLength);
     return this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions());
+  }
+
+  /**
+   * Refuses a write that passes the end of an array whose size this session knows, before anything is
+   * sent. A WriteArray stream is refused only at the chunk that passes the end, after the chunks before
+   * it were written: 2 MiB at offset 2 MiB of a 3 MiB array changed its last MiB and then failed
+   * OUT_OF_RANGE (the data plane checks Content-Range first and changed nothing).
+   */
+  private checkWriteRange(arrayId: string, offset: number, bytes: number): void {
+    const size = this.arraySizes.get(arrayId);
+    if (size === undefined || bytes === 0 || offset + bytes <= size) return;
+    if (offset >= size) throw outOfRange('offset', `offset ${offset} is at or past the end of array ${arrayId} (${size} bytes): no byte of the ${bytes} bytes of data fits`);
+    throw outOfRange('data', `${bytes} bytes at offset ${offset} pass the end of array ${arrayId} (${size} bytes)`);
   }
 
   private async writeOverGrpc(arrayId: string, data: Uint8Array, offset: number, chunkBytes: number, callOptions: { deadline?: number }): Promise<number> {

@@ -121,6 +121,26 @@ describe('the typed client over a real daemon', () => {
     await lease.close();
   });
 
+  it('write() past the end of an array the session knows is OUT_OF_RANGE before any byte is sent, over gRPC as over HTTP: nothing changes', async () => {
+    const lease = await client.openLease({ clientName: 'write-range' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+    const data = Buffer.alloc(2 * MiB, 0xab);
+    // gRPC in 1 MiB chunks: the daemon refused only the second chunk, after the first had changed [2 MiB, 3 MiB).
+    const overGrpc = await rejection(lease.writeGrpc(array.array_id, data, 2 * MiB, MiB));
+    expect(overGrpc).toBeInstanceOf(TensormemClientError);
+    expect([overGrpc.code, overGrpc.reason, overGrpc.errorMetadata.field]).toEqual([status.OUT_OF_RANGE, 'OUT_OF_RANGE', 'data']);
+    expect(overGrpc.details).toBe(`data: ${2 * MiB} bytes at offset ${2 * MiB} pass the end of array ${array.array_id} (${3 * MiB} bytes)`);
+    const overWrite = await rejection(lease.write(array.array_id, data, 2 * MiB));
+    expect([overWrite.code, overWrite.details]).toEqual([overGrpc.code, overGrpc.details]);
+    const pastEnd = await rejection(lease.write(array.array_id, data.subarray(0, 16), 3 * MiB));
+    expect([pastEnd.code, pastEnd.errorMetadata.field]).toEqual([status.OUT_OF_RANGE, 'offset']);
+    expect(lease.transfers).toEqual({ http: 0, grpc: 0 });
+    expect((await lease.read(array.array_id)).every((byte) => byte === 0)).toBe(true);
+    // Up to the end exactly is a write like any other.
+    expect(await lease.writeGrpc(array.array_id, data.subarray(0, MiB), 2 * MiB)).toBe(MiB);
+    await lease.close();
+  });
+
   it('refuses negative, fractional and NaN offsets and lengths with INVALID_ARGUMENT naming them, and sends nothing', async () => {
     const lease = await client.openLease({ clientName: 'arguments' });
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], placement: 'PLACEMENT_HOST_ONLY', zero: true });
