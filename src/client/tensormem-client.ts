@@ -3,6 +3,7 @@
  * TensormemClientError carrying the gRPC `code` and the ErrorInfo `reason` (e.g. DEVICE_OUT_OF_MEMORY).
  */
 import { constants as bufferConstants } from 'node:buffer';
+import { constants as osConstants } from 'node:os';
 import { ChannelOptions, ClientDuplexStream, ClientUnaryCall, InterceptingCall, Interceptor, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
 import { loadTensormemProto } from '../service/proto';
 import { errorInfoOf } from '../rpc-status';
@@ -871,7 +872,12 @@ export class LeaseSession {
       const region = response.shm;
       result.shm = { name: region.name, offset: region.offset, length: region.length, regionBytes: region.region_bytes };
       if (options.map ?? true) {
-        const mapping = this.client.mappings.map(region.name, options.writable ?? false);
+        let mapping: ArrayBuffer;
+        try {
+          mapping = this.client.mappings.map(region.name, options.writable ?? false);
+        } catch (error) {
+          throw mappingFailed(arrayId, region.name, error);
+        }
         this.mappedNames.set(arrayId, region.name);
         result.bytes = Buffer.from(mapping, region.offset, region.length);
       }
@@ -1103,6 +1109,22 @@ function checkDeadlineMs(value: unknown): void {
  */
 function deadlineIn(ms: number | undefined): { deadline?: number } {
   return ms && !(ms > MAX_TIMER_MS) ? { deadline: Date.now() + ms } : {};
+}
+
+/**
+ * exportArray's mapping of the region it was answered failed (the addon's SYSTEM_ERROR, a plain Error):
+ * as a TensormemClientError, so that a trainer branching on code sees it like any other refusal. ENOENT
+ * is NOT_FOUND: the array was freed, or its lease ended, between the answer and the mapping (a free()
+ * in flight beside the export), or another process unlinked the name.
+ */
+function mappingFailed(arrayId: string, name: string, error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const errno = Number(/\(errno (\d+)\)/.exec(error.message)?.[1]);
+  const { ENOENT, EACCES, EPERM, ENOMEM, EMFILE, ENFILE } = osConstants.errno;
+  const code =
+    errno === ENOENT ? Status.NOT_FOUND : errno === EACCES || errno === EPERM ? Status.PERMISSION_DENIED : errno === ENOMEM || errno === EMFILE || errno === ENFILE ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;
+  const gone = code === Status.NOT_FOUND ? ' (the array was freed or its lease ended meanwhile, or another process unlinked the name)' : '';
+  return new TensormemClientError(code, undefined, `exportArray of array ${arrayId}: ${error.message}${gone}; map: false returns the handle without mapping it`, { array_id: arrayId, shm_name: name });
 }
 
 /** RESOURCE_EXHAUSTED: `bytes` of `arrayId` do not fit in the one Buffer a read returns. */

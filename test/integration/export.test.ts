@@ -235,6 +235,29 @@ describe('ExportArray over a real daemon', () => {
     expect(daemon.logs.filter((entry) => entry.msg === 'internal error').length).toBe(internalErrorsBefore);
   });
 
+  it('an export mapped here racing free() rejects with a TensormemClientError (NOT_FOUND naming the region), not the addon\'s plain Error, and keeps no mapping', async () => {
+    const lease = await client.openLease({ clientName: 'export-map-race' });
+    const outcomes = new Set<string>();
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], placement: 'PLACEMENT_HOST_ONLY', exportable: true });
+      // FreeArray unlinks the name before the client maps what ExportArray answered.
+      const [exported] = await Promise.allSettled([lease.exportArray(array.array_id), lease.free(array.array_id)]);
+      if (exported.status === 'fulfilled') {
+        outcomes.add('exported');
+        continue;
+      }
+      const error = exported.reason as TensormemClientError;
+      expect(error).toBeInstanceOf(TensormemClientError);
+      expect(error.code).toBe(status.NOT_FOUND);
+      expect(error.details).toMatch(new RegExp(`^exportArray of array ${array.array_id}: shm_open of shared-memory object "/tensormem-[^"]+" failed: No such file or directory`));
+      expect(error.errorMetadata).toEqual({ array_id: array.array_id, shm_name: expect.stringMatching(/^\/tensormem-/) });
+      outcomes.add('NOT_FOUND');
+    }
+    expect(outcomes.has('NOT_FOUND')).toBe(true);
+    expect(client.mappings.size).toBe(0);
+    await lease.close();
+  });
+
   it('refuses what it cannot export, with the field and reason, changing nothing', async () => {
     const lease = await client.openLease({ clientName: 'export-refusals' });
     const device = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
