@@ -4,12 +4,18 @@
  * page faults (DESIGN.md §6: about 150 ms for 256 MiB) and later reads run at memcpy speed.
  *
  * release() unmaps now; the ArrayBuffer is detached, so views handed out before read as empty instead
- * of touching unmapped memory.
+ * of touching unmapped memory. A mapping that a transfer of this client is sending from (hold()) is
+ * unmapped when that transfer ends instead.
  */
 import { loadAddon } from '../native/addon';
 
 export class SharedMemoryMappings {
   private readonly mappings = new Map<string, ArrayBuffer>();
+  /** The ArrayBuffers of `mappings`, for hold()'s look-up on every write. */
+  private readonly mapped = new Set<ArrayBuffer>();
+  /** Transfers sending from each mapping (hold()), and the mappings released meanwhile, unmapped when the last ends. */
+  private readonly holds = new Map<ArrayBuffer, number>();
+  private readonly releasedWhileHeld = new Set<ArrayBuffer>();
 
   private static key(name: string, writable: boolean): string {
     return `${writable ? 'rw' : 'ro'}:${name}`;
@@ -22,6 +28,7 @@ export class SharedMemoryMappings {
     if (!mapping) {
       mapping = loadAddon().mapSharedMemory(name, writable);
       this.mappings.set(key, mapping);
+      this.mapped.add(mapping);
     }
     return mapping;
   }
@@ -30,20 +37,51 @@ export class SharedMemoryMappings {
     return this.mappings.has(SharedMemoryMappings.key(name, false)) || this.mappings.has(SharedMemoryMappings.key(name, true));
   }
 
-  /** Unmaps both modes of `name`. */
+  /**
+   * Keeps `buffer`, when it is one of these mappings, mapped until the returned function is called:
+   * write() sends from a view of it over a stream or a socket, piece by piece, and a free() or close()
+   * meanwhile detached the buffer under the transfer: WriteArray ended early and reported the bytes
+   * sent so far as written, a PUT stopped sending its body and waited for the daemon's stall timeout.
+   * Undefined for any other buffer.
+   */
+  hold(buffer: ArrayBufferLike): (() => void) | undefined {
+    const mapping = buffer as ArrayBuffer;
+    if (!this.mapped.has(mapping) && !this.holds.has(mapping)) return undefined;
+    this.holds.set(mapping, (this.holds.get(mapping) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const left = this.holds.get(mapping)! - 1;
+      if (left > 0) {
+        this.holds.set(mapping, left);
+        return;
+      }
+      this.holds.delete(mapping);
+      if (this.releasedWhileHeld.delete(mapping)) loadAddon().unmapSharedMemory(mapping);
+    };
+  }
+
+  /** Unmaps both modes of `name` (a held mapping when its last transfer ends). */
   release(name: string): void {
     for (const writable of [false, true]) {
       const key = SharedMemoryMappings.key(name, writable);
       const mapping = this.mappings.get(key);
       if (!mapping) continue;
       this.mappings.delete(key);
-      loadAddon().unmapSharedMemory(mapping);
+      this.unmap(mapping);
     }
   }
 
   releaseAll(): void {
-    for (const mapping of this.mappings.values()) loadAddon().unmapSharedMemory(mapping);
+    for (const mapping of this.mappings.values()) this.unmap(mapping);
     this.mappings.clear();
+  }
+
+  private unmap(mapping: ArrayBuffer): void {
+    this.mapped.delete(mapping);
+    if (this.holds.has(mapping)) this.releasedWhileHeld.add(mapping);
+    else loadAddon().unmapSharedMemory(mapping);
   }
 
   get size(): number {

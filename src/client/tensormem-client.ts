@@ -681,16 +681,22 @@ export class LeaseSession {
     this.checkWriteRange(arrayId, offset, data.byteLength);
     // One deadline for the whole transfer, the fallback to gRPC included.
     const callOptions = this.client.callOptions();
-    const http = this.httpFor(data.byteLength);
-    if (http) {
-      const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.dataPlaneTransferOptions(callOptions)));
-      if (written !== undefined) {
-        this.transfers.http++;
-        return written;
+    // Bytes of an exported array's mapping stay mapped until sent, whatever is freed or closed meanwhile.
+    const releaseSource = this.client.mappings.hold(data.buffer);
+    try {
+      const http = this.httpFor(data.byteLength);
+      if (http) {
+        const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.dataPlaneTransferOptions(callOptions)));
+        if (written !== undefined) {
+          this.transfers.http++;
+          return written;
+        }
       }
+      this.transfers.grpc++;
+      return await this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
+    } finally {
+      releaseSource?.();
     }
-    this.transfers.grpc++;
-    return this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
   }
 
   /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
@@ -699,7 +705,12 @@ export class LeaseSession {
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes);
     this.checkWriteRange(arrayId, offset, data.byteLength);
-    return this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions());
+    const releaseSource = this.client.mappings.hold(data.buffer);
+    try {
+      return await this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions());
+    } finally {
+      releaseSource?.();
+    }
   }
 
   /**

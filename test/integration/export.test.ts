@@ -258,6 +258,35 @@ describe('ExportArray over a real daemon', () => {
     await lease.close();
   });
 
+  it('write() from an exported array\'s bytes while that array is freed sends every byte (gRPC and data plane); the view reads as empty after', async () => {
+    const withDataPlane = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '160M', '--data-listen', '127.0.0.1:0']);
+    try {
+      for (const dataPlane of [false, undefined] as const) {
+        // Small gRPC chunks: the free lands between two of them.
+        const trainer = new TensormemClient(withDataPlane.tcpAddress, dataPlane === false ? { dataPlane: false, chunkBytes: 256 * 1024 } : {});
+        const lease = await trainer.openLease({ clientName: 'write-from-export' });
+        const source = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [48 * MiB], placement: 'PLACEMENT_HOST_ONLY', exportable: true });
+        const target = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [48 * MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
+        const { bytes } = await lease.exportArray(source.array_id, { writable: true });
+        bytes!.fill(5);
+        const writing = lease.write(target.array_id, bytes!);
+        await sleep(2);
+        await lease.free(source.array_id);
+        // The bytes were detached under the transfer: WriteArray ended early and resolved to the bytes
+        // sent so far; the PUT stopped sending its body and waited for the daemon's stall timeout.
+        expect(await writing).toBe(48 * MiB);
+        expect(lease.transfers).toEqual(dataPlane === false ? { http: 0, grpc: 1 } : { http: 1, grpc: 0 });
+        expect(bytes!.byteLength).toBe(0);
+        expect((await lease.read(target.array_id)).every((byte) => byte === 5)).toBe(true);
+        expect(trainer.mappings.size).toBe(0);
+        await lease.close();
+        trainer.close();
+      }
+    } finally {
+      expect(await withDataPlane.stop()).toBe(0);
+    }
+  }, 30_000);
+
   it('refuses what it cannot export, with the field and reason, changing nothing', async () => {
     const lease = await client.openLease({ clientName: 'export-refusals' });
     const device = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
