@@ -19,6 +19,8 @@ describe('bad input changes nothing', () => {
   let daemon: DaemonProcess;
   let client: TensormemClient;
   let lease: LeaseSession;
+  /** The same lease through a session that knows no array's size, so that its writes reach the daemon's own range checks (lease.write refuses a range past a known end before sending). */
+  let daemonChecked: LeaseSession;
   let arrayId: string;
   const content = randomBytes(1024);
 
@@ -26,6 +28,7 @@ describe('bad input changes nothing', () => {
     daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '64M', '--max-message-bytes', '2M']);
     client = new TensormemClient(daemon.tcpAddress, { maxMessageBytes: 8 * 1024 * 1024 });
     lease = await client.openLease();
+    daemonChecked = new LeaseSession(client, lease.lease);
     arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024] })).array_id;
     await lease.write(arrayId, content);
   });
@@ -46,14 +49,14 @@ describe('bad input changes nothing', () => {
     ['an unknown workspace', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], workspaceId: 'ws-nope' }), status.NOT_FOUND, ['ws-nope']],
     ['a read offset past the end', () => lease.read(arrayId, 1025, 1), status.OUT_OF_RANGE, ['offset', '1025', '1024 bytes']],
     ['a read length past the end', () => lease.read(arrayId, 1000, 100), status.OUT_OF_RANGE, ['length', '100 bytes at offset 1000']],
-    ['a write chunk past the end', () => lease.write(arrayId, Buffer.alloc(200, 7), 900), status.OUT_OF_RANGE, ['chunk', '200 bytes at offset 900']],
-    ['a write offset past the end', () => lease.write(arrayId, Buffer.alloc(1, 7), 2048), status.OUT_OF_RANGE, ['header.offset', '2048']],
+    ['a write chunk past the end', () => daemonChecked.write(arrayId, Buffer.alloc(200, 7), 900), status.OUT_OF_RANGE, ['chunk', '200 bytes at offset 900']],
+    ['a write offset past the end', () => daemonChecked.write(arrayId, Buffer.alloc(1, 7), 2048), status.OUT_OF_RANGE, ['header.offset', '2048']],
     ['a 257-character label', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], label: 'l'.repeat(257) }), status.INVALID_ARGUMENT, ['label', 'at most 256 characters', '257 characters']],
     ['a 257-character request_id', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], requestId: 'r'.repeat(257) }), status.INVALID_ARGUMENT, ['request_id', 'at most 256 characters', '257 characters']],
     ['a 257-character label on a duplicate', () => lease.duplicate(arrayId, { label: 'l'.repeat(257) }), status.INVALID_ARGUMENT, ['label', 'at most 256 characters', '257 characters']],
     ['an unknown array', () => lease.get('arr-nope'), status.NOT_FOUND, ['arr-nope']],
     ['an empty array id', () => lease.free(''), status.INVALID_ARGUMENT, ['array_id']],
-    ['an oversize message', () => lease.write(arrayId, Buffer.alloc(3 * 1024 * 1024), 0, 3 * 1024 * 1024), status.RESOURCE_EXHAUSTED, []],
+    ['an oversize message', () => daemonChecked.write(arrayId, Buffer.alloc(3 * 1024 * 1024), 0, 3 * 1024 * 1024), status.RESOURCE_EXHAUSTED, []],
     ['a TTL out of range', () => client.openLease({ ttlSeconds: 10 ** 9 }), status.INVALID_ARGUMENT, ['ttl_seconds', '1000000000']],
     ['65 lease labels', () => client.openLease({ labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }), status.INVALID_ARGUMENT, ['labels', 'at most 64 labels', '65 labels']],
     ['a 64-character label key', () => client.openLease({ labels: { ['k'.repeat(64)]: 'v' } }), status.INVALID_ARGUMENT, ['labels', 'keys of 1 to 63 characters', 'a key of 64 characters']],
