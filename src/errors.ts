@@ -79,7 +79,26 @@ export function outOfRange(field: string, message: string): TensormemError {
 
 export function notFound(what: 'lease' | 'array' | 'workspace', id: string): TensormemError {
   const reason: ErrorReason = what === 'lease' ? 'LEASE_NOT_FOUND' : what === 'array' ? 'ARRAY_NOT_FOUND' : 'WORKSPACE_NOT_FOUND';
-  return new TensormemError('NOT_FOUND', reason, `${what} ${JSON.stringify(id)} not found`, { [`${what}_id`]: id });
+  return new TensormemError('NOT_FOUND', reason, `${what} ${quoted(id)} not found`, { [`${what}_id`]: clipped(id) });
+}
+
+/** Longest client-given string a message quotes whole (labels and names are at most 256). */
+const QUOTED_MAX_CHARACTERS = 256;
+/** How much of a longer one it shows. */
+const QUOTED_HEAD_CHARACTERS = 64;
+
+/**
+ * A client-given string as a message quotes it: JSON, and past QUOTED_MAX_CHARACTERS its start and its
+ * length. Quoted whole, a 200,000-character array id went into the status message and its ErrorInfo
+ * twice over, the trailers passed what the client takes, and the call hung until its deadline.
+ */
+export function quoted(text: string): string {
+  return text.length <= QUOTED_MAX_CHARACTERS ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, QUOTED_HEAD_CHARACTERS))}… (${text.length} characters)`;
+}
+
+/** A client-given string as ErrorInfo metadata carries it: whole up to QUOTED_MAX_CHARACTERS, else its start and "…". */
+export function clipped(text: string): string {
+  return text.length <= QUOTED_MAX_CHARACTERS ? text : `${text.slice(0, QUOTED_HEAD_CHARACTERS)}…`;
 }
 
 export function failedPrecondition(message: string, reason: ErrorReason = 'FAILED_PRECONDITION'): TensormemError {
@@ -290,7 +309,7 @@ export function describe(value: unknown): string {
 /** describe(value) where `within` are the arrays and objects it lies in. */
 function describeWithin(value: unknown, within: object[]): string {
   if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) return `a value ${describeCount(value)}`;
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return quoted(value);
   if (typeof value === 'bigint') return `${value}`;
   if (value !== null && typeof value === 'object' && within.includes(value)) return '[Circular]';
   if (Array.isArray(value)) return `[${value.map((item) => describeWithin(item, [...within, value])).join(', ')}]`;

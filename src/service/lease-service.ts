@@ -1,6 +1,6 @@
 /** tensormem.v1.LeaseService. */
 import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
-import { TensormemError, invalidArgument } from '../errors';
+import { TensormemError, clipped, invalidArgument, quoted } from '../errors';
 import type { Lease } from '../leases/lease';
 import { LEASE_TOKEN, TENANT_OR_LEASE_TOKEN } from '../leases/lease-registry';
 import type { LeaseServiceHandlers } from '../generated/tensormem/v1/LeaseService';
@@ -144,7 +144,7 @@ export class LeaseService {
     if (request.tenant === '') return { freed_bytes: registry.close(registry.byLeaseId(request.lease_id), 'evicted'), evicted_leases: 1 };
     checkName('tenant', request.tenant);
     if (registry.countOf(request.tenant) === 0 && !tenants.get(request.tenant)) {
-      throw new TensormemError('NOT_FOUND', 'TENANT_NOT_FOUND', `tenant ${JSON.stringify(request.tenant)} not found: it has no open lease${tenants.openMode ? '' : ' and the tenants file does not name it'}`, { tenant: request.tenant });
+      throw new TensormemError('NOT_FOUND', 'TENANT_NOT_FOUND', `tenant ${quoted(request.tenant)} not found: it has no open lease${tenants.openMode ? '' : ' and the tenants file does not name it'}`, { tenant: clipped(request.tenant) });
     }
     const { freedBytes, evicted } = await registry.evictTenant(request.tenant);
     return { freed_bytes: freedBytes, evicted_leases: evicted };

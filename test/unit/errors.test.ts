@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { OutOfMemoryError, PhysicalMemoryLimitError, invalidArgument } from '../../src/errors';
+import { OutOfMemoryError, PhysicalMemoryLimitError, TensormemError, invalidArgument, notFound } from '../../src/errors';
 import { toServiceError } from '../../src/service/errors';
 import { errorInfoOf } from '../../src/rpc-status';
 import { formatIec } from '../../src/units';
@@ -42,6 +42,21 @@ describe('out-of-memory messages say the numbers (DESIGN.md §5)', () => {
     const internal = toServiceError(new TypeError('boom'));
     expect(internal.code).toBe(status.INTERNAL);
     expect(errorInfoOf(internal.metadata)).toBeUndefined();
+  });
+
+  it('quotes a long client string by its start and length, and bounds what goes in the trailers whatever the message', () => {
+    const id = 'x'.repeat(200_000);
+    const missing = notFound('array', id);
+    expect(missing.message).toBe(`array "${'x'.repeat(64)}"… (200000 characters) not found`);
+    expect(missing.metadata.array_id).toBe(`${'x'.repeat(64)}…`);
+    expect(invalidArgument('page_token', 'a token from a previous page', 'p'.repeat(300)).message).toBe(`Expected a token from a previous page for page_token but received "${'p'.repeat(64)}"… (300 characters)`);
+    // At the limit it is quoted whole.
+    expect(notFound('array', 'y'.repeat(256)).message).toBe(`array "${'y'.repeat(256)}" not found`);
+
+    const huge = toServiceError(new TensormemError('NOT_FOUND', 'ARRAY_NOT_FOUND', 'z'.repeat(100_000), { array_id: 'w'.repeat(10_000), short: 'kept' }));
+    expect(huge.details).toBe(`${'z'.repeat(2048)}… (cut from 100000 characters)`);
+    expect(errorInfoOf(huge.metadata)).toEqual({ reason: 'ARRAY_NOT_FOUND', domain: 'tensormem.dev', metadata: { array_id: `${'w'.repeat(256)}… (cut from 10000 characters)`, short: 'kept' } });
+    expect(toServiceError(new TypeError('q'.repeat(5000))).details).toBe(`internal error: ${'q'.repeat(2048 - 'internal error: '.length)}… (cut from 5016 characters)`);
   });
 
   it('formats IEC units', () => {
