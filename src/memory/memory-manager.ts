@@ -5,7 +5,7 @@
  * pass the guarantee policy. Plus the physical guard. Also moves bytes between Node buffers and blocks, off the event loop
  * at or above the async threshold.
  */
-import { MappingLimitError, MmapLimitError, OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument } from '../errors';
+import { MappingLimitError, MmapLimitError, OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument, mirrorRefusal } from '../errors';
 import { statSync, unlinkSync } from 'node:fs';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
@@ -546,7 +546,12 @@ export class MemoryManager {
 
   allocateHost(bytes: number, owner: BlockOwner, category: HostCategory, options?: AllocateOptions): Block {
     const account = this.account(owner.tenant);
-    const block = this.allocatingIn(account, () => account.host.allocate(bytes, owner, options));
+    let block: Block;
+    try {
+      block = this.allocatingIn(account, () => account.host.allocate(bytes, owner, options));
+    } catch (error) {
+      throw category === 'mirror' && owner.arrayId !== undefined ? mirrorRefusal(error, owner.arrayId) : error;
+    }
     this.hostCategoryBytes[category] += block.bytes;
     this.scrubDedicatedTail(block, bytes, options);
     return block;

@@ -122,6 +122,13 @@ describe('arrays over a real daemon', () => {
     const device = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [32 * MiB] });
     const readError = await rejection(lease.read(device.array_id));
     expect(readError.reason).toBe('HOST_OUT_OF_MEMORY');
+    // The refusal says the [HOST] memory is the mirror of the array read, which the caller never asked for by name.
+    expect(readError.details).toContain(`The [HOST] memory is the host mirror of device array ${device.array_id}: its copy in host memory, made when it is first read`);
+    expect(readError.errorMetadata.mirror_of).toBe(device.array_id);
+    expect(readError.errorMetadata.requested_bytes).toBe(String(32 * MiB));
+    const syncError = await rejection(lease.sync(device.array_id, 'SYNC_DIRECTION_TO_HOST'));
+    expect(syncError.reason).toBe('HOST_OUT_OF_MEMORY');
+    expect(syncError.errorMetadata.mirror_of).toBe(device.array_id);
     expect((await lease.get(device.array_id)).has_host_mirror).toBe(false);
     await lease.free(hostOnly.array_id);
     expect((await lease.read(device.array_id)).length).toBe(32 * MiB);
