@@ -85,18 +85,16 @@ export function notFound(what: 'lease' | 'array' | 'workspace', id: string): Ten
 /**
  * `error`, a refusal of host memory for a device array's host mirror, saying so: a trainer that read a
  * device array was refused "Can't allocate [HOST] memory … for tenant", which named nothing it had
- * asked for. Other errors as they are.
+ * asked for. The refusal is this allocation's own, so it is told in place and keeps its class (an
+ * OutOfMemoryError stays one, with its facts). Other errors as they are.
  */
 export function mirrorRefusal(error: unknown, arrayId: string): unknown {
   if (!(error instanceof TensormemError) || error.kind !== 'RESOURCE_EXHAUSTED') return error;
-  const refusal = new TensormemError(
-    error.kind,
-    error.reason,
-    `${error.message} The [HOST] memory is the host mirror of device array ${arrayId}: its copy in host memory, made when it is first read (ReadArray, a data plane GET), synced to the host, exported on its host side, or allocated under --mirror eager; mirrors count against --host-maxbytes and the tenant's host quota.`,
-    { ...error.metadata, mirror_of: arrayId },
-  );
-  refusal.name = error.name;
-  return refusal;
+  error.message +=
+    ` The [HOST] memory is the host mirror of device array ${arrayId}: its copy in host memory, made when it is first read (ReadArray, a data plane GET), ` +
+    `synced to the host, exported on its host side, or allocated under --mirror eager; mirrors count against --host-maxbytes and the tenant's host quota.`;
+  error.metadata.mirror_of = arrayId;
+  return error;
 }
 
 /** Longest client-given string a message quotes whole (labels and names are at most 256). */
