@@ -219,6 +219,8 @@ export async function startStatusServer(address: string, context: ServiceContext
   };
 
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    // Every answer, errors included: none is HTML but the page, and no browser may take one for it.
+    response.setHeader('X-Content-Type-Options', 'nosniff');
     const url = requestUrl(request);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.setHeader('Allow', 'GET, HEAD');
@@ -248,7 +250,6 @@ export async function startStatusServer(address: string, context: ServiceContext
         'Content-Type': 'text/html; charset=utf-8',
         'Cache-Control': 'no-store',
         'Content-Security-Policy': page.csp,
-        'X-Content-Type-Options': 'nosniff',
         'Referrer-Policy': 'no-referrer',
       });
       response.end(request.method === 'HEAD' ? undefined : page.html);

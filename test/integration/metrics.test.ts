@@ -101,6 +101,10 @@ describe('Prometheus metrics and the status endpoints', () => {
     expect((await fetch(`${base}/api/snapshot?token=${TOKENS.admin}`)).status).toBe(200);
     const metrics = await get('/metrics');
     expect(metrics.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    // No answer may be sniffed into HTML, refusals and the JSON API included (the page always said so).
+    for (const response of [anonymous, metrics, await get('/api/snapshot'), await get('/'), await get('/nope')]) {
+      expect(response.headers.get('x-content-type-options'), response.url).toBe('nosniff');
+    }
   });
 
   it('answers unknown paths, methods and intervals with the status and a message naming them', async () => {
