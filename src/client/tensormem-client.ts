@@ -37,6 +37,7 @@ import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
 import { describe } from '../errors';
+import type { ErrorReason } from '../errors';
 import { checkRequestsBeforeSending, RequestChecks, shortened, type RequestProblem } from './request-checks';
 import { MAX_TIMER_MS } from '../long-timeout';
 import type { AcquireCudnnWorkspaceRequest } from '../generated/tensormem/v1/AcquireCudnnWorkspaceRequest';
@@ -48,10 +49,16 @@ export type { AcquireCudnnWorkspaceResponse__Output as CudnnWorkspace };
 export type CudnnWorkspaceRequest = Omit<AcquireCudnnWorkspaceRequest, 'lease_id'>;
 export type { ArrayInfo__Output as ArrayInfo, MemoryInfo__Output as MemoryInfo, LeaseSummary__Output as LeaseSummary, Lease__Output as Lease };
 
+/**
+ * The daemon's google.rpc.ErrorInfo reasons, stable names a trainer branches on. `reason` is typed as
+ * one of them or any string: an editor offers these, and a reason added by a newer daemon still fits.
+ */
+export type { ErrorReason };
+
 export class TensormemClientError extends Error {
   constructor(
     readonly code: Status,
-    readonly reason: string | undefined,
+    readonly reason: ErrorReason | (string & {}) | undefined,
     readonly details: string,
     readonly errorMetadata: Record<string, string>,
   ) {
