@@ -108,12 +108,24 @@ const QUOTED_HEAD_CHARACTERS = 64;
  * twice over, the trailers passed what the client takes, and the call hung until its deadline.
  */
 export function quoted(text: string): string {
-  return text.length <= QUOTED_MAX_CHARACTERS ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, QUOTED_HEAD_CHARACTERS))}… (${text.length} characters)`;
+  return text.length <= QUOTED_MAX_CHARACTERS ? JSON.stringify(text) : `${JSON.stringify(headOf(text, QUOTED_HEAD_CHARACTERS))}… (${text.length} characters)`;
 }
 
 /** A client-given string as ErrorInfo metadata carries it: whole up to QUOTED_MAX_CHARACTERS, else its start and "…". */
 export function clipped(text: string): string {
-  return text.length <= QUOTED_MAX_CHARACTERS ? text : `${text.slice(0, QUOTED_HEAD_CHARACTERS)}…`;
+  return text.length <= QUOTED_MAX_CHARACTERS ? text : `${headOf(text, QUOTED_HEAD_CHARACTERS)}…`;
+}
+
+/**
+ * The first `maxUnits` UTF-16 code units of `text`, one fewer where the cut would split a surrogate
+ * pair (an emoji): a lone surrogate is no Unicode. grpc-js sends the status message through
+ * encodeURI, which throws on one (the call ended UNKNOWN "Unknown error", its message lost), and
+ * protobuf writes one as bytes that are not UTF-8, which stricter clients refuse to decode.
+ */
+export function headOf(text: string, maxUnits: number): string {
+  if (text.length <= maxUnits) return text;
+  const last = text.charCodeAt(maxUnits - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? maxUnits - 1 : maxUnits);
 }
 
 export function failedPrecondition(message: string, reason: ErrorReason = 'FAILED_PRECONDITION'): TensormemError {

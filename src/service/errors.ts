@@ -5,7 +5,7 @@
  */
 import { Metadata, status as Status, ServerErrorResponse } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { ErrorKind, TensormemError } from '../errors';
+import { ErrorKind, TensormemError, headOf } from '../errors';
 import { STATUS_DETAILS_KEY, encodeStatusDetails } from '../rpc-status';
 
 export const ERROR_DOMAIN = 'tensormem.dev';
@@ -37,7 +37,7 @@ const MAX_MESSAGE_CHARACTERS = 2048;
 const MAX_METADATA_VALUE_CHARACTERS = 256;
 
 function bounded(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… (cut from ${text.length} characters)`;
+  return text.length <= max ? text : `${headOf(text, max)}… (cut from ${text.length} characters)`;
 }
 
 /** The error a handler passes to grpc-js for `error`. */

@@ -59,6 +59,23 @@ describe('out-of-memory messages say the numbers (DESIGN.md §5)', () => {
     expect(toServiceError(new TypeError('q'.repeat(5000))).details).toBe(`internal error: ${'q'.repeat(2048 - 'internal error: '.length)}… (cut from 5016 characters)`);
   });
 
+  it('cuts no surrogate pair in two: the message goes through encodeURI (grpc-message), quoted and clipped strings stay well-formed', () => {
+    // An emoji (two UTF-16 units) across each limit, whichever unit the limit falls on.
+    for (const pad of [0, 1]) {
+      const message = `${'m'.repeat(2047 - pad)}${'\u{1F600}'.repeat(10)}`;
+      const value = `${'v'.repeat(255 - pad)}${'\u{1F600}'.repeat(10)}`;
+      const mapped = toServiceError(new TensormemError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', message, { field: value }));
+      // grpc-js sends details as encodeURI(details): a lone surrogate threw there and the call ended UNKNOWN "Unknown error".
+      expect(() => encodeURI(mapped.details!)).not.toThrow();
+      expect(mapped.details!.isWellFormed()).toBe(true);
+      expect(mapped.details!.startsWith(message.slice(0, 2047 - pad))).toBe(true);
+      expect(errorInfoOf(mapped.metadata)!.metadata.field.isWellFormed()).toBe(true);
+      const id = `${'i'.repeat(63 - pad)}${'\u{1F600}'.repeat(200)}`;
+      expect(notFound('array', id).metadata.array_id.isWellFormed()).toBe(true);
+      expect(notFound('array', id).message).not.toMatch(/\\ud83d/);
+    }
+  });
+
   it('formats IEC units', () => {
     expect(formatIec(0)).toBe('0 B');
     expect(formatIec(1023)).toBe('1023 B');
