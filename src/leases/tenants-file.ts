@@ -17,7 +17,7 @@
  * Sizes are as for flags (8G = 8 GiB); `%` is not accepted here. A bad file is refused whole with the
  * line that is wrong.
  */
-import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Document, LineCounter, Node, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { TensormemError } from '../errors';
@@ -76,7 +76,8 @@ export function readTenantsFile(path: string): TenantSpec[] {
  * says: one that another local user may write, or swap (a folder they may write, without the sticky
  * bit), would let that user add an admin tenant with a token of their own. So the file must belong to
  * the daemon's user or root and be writable by no one else, as sshd's StrictModes asks of
- * authorized_keys; the file's folder likewise. Group or others may still read it (it holds hashes only).
+ * authorized_keys; the file's folder likewise, unless it is on a read-only mount. Group or others may
+ * still read it (it holds hashes only).
  */
 function checkOnlyTrustedMayWrite(path: string, file: { uid: number; mode: number }): void {
   const ownUid = process.getuid?.();
@@ -88,8 +89,23 @@ function checkOnlyTrustedMayWrite(path: string, file: { uid: number; mode: numbe
   const folder = dirname(path);
   const folderStatus = statSync(folder);
   const sticky = (folderStatus.mode & 0o1000) !== 0;
-  if (!trusted(folderStatus.uid) || ((folderStatus.mode & 0o022) !== 0 && !sticky)) {
+  if ((!trusted(folderStatus.uid) || ((folderStatus.mode & 0o022) !== 0 && !sticky)) && !onReadOnlyMount(folder)) {
     throw new TenantsFileError(path, undefined, `its folder ${folder} (user ${folderStatus.uid}, mode ${(folderStatus.mode & 0o7777).toString(8)}) lets another user replace the file: use a folder of the daemon's user or root that group and others may not write`);
+  }
+}
+
+/**
+ * Whether `path` lies on a read-only mount, where no user can write or rename anything whatever the
+ * modes say. A Kubernetes ConfigMap volume is one: its folder is mode 0777 without the sticky bit (the
+ * kubelet's emptyDir), mounted read-only, and its files are root's; refused for the folder's mode,
+ * the DaemonSet's natural way to ship a tenants file kept the daemon from starting.
+ */
+function onReadOnlyMount(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.W_OK);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EROFS';
   }
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTenants, readTenantsFile } from '../../src/leases/tenants-file';
@@ -206,6 +207,33 @@ describe('readTenantsFile: only the daemon\'s user or root may write it', () => 
       expect(errorOf(() => readTenantsFile(path)).message).toContain(`its folder ${folder} (user ${process.getuid!()}, mode 777) lets another user replace the file`);
     } finally {
       rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('reads a file in a folder that others may write when the folder is a read-only mount (a Kubernetes ConfigMap volume: 0777, no sticky bit, files linked through ..data)', (context) => {
+    const mountPoint = mkdtempSync(join(tmpdir(), 'tensormem-tenants-ro-'));
+    try {
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0777', 'tmpfs', mountPoint], { stdio: 'ignore' });
+      } catch {
+        context.skip('needs mount(8) with CAP_SYS_ADMIN to make a read-only mount');
+      }
+      try {
+        // The kubelet's layout: the key a link into ..data, a link to the current timestamped folder.
+        mkdirSync(join(mountPoint, '..2026_01_01_00_00_00.1'), { mode: 0o755 });
+        writeFileSync(join(mountPoint, '..2026_01_01_00_00_00.1', 'tenants.yaml'), GOOD, { mode: 0o644 });
+        symlinkSync('..2026_01_01_00_00_00.1', join(mountPoint, '..data'));
+        symlinkSync('..data/tenants.yaml', join(mountPoint, 'tenants.yaml'));
+        const path = join(mountPoint, 'tenants.yaml');
+        // Writable, the folder lets anyone replace the file.
+        expect(errorOf(() => readTenantsFile(path)).message).toContain(`its folder ${mountPoint} (user 0, mode 777) lets another user replace the file`);
+        execFileSync('mount', ['-o', 'remount,ro', mountPoint], { stdio: 'ignore' });
+        expect(readTenantsFile(path).map((tenant) => tenant.name)).toEqual(['team-a', 'admin']);
+      } finally {
+        execFileSync('umount', [mountPoint], { stdio: 'ignore' });
+      }
+    } finally {
+      rmSync(mountPoint, { recursive: true, force: true });
     }
   });
 
