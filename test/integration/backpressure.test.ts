@@ -1,4 +1,5 @@
 /** AllocateArray with wait_for_memory: waits for frees up to the deadline, fair across tenants, cancellable without a trace. */
+import { getEventListeners } from 'node:events';
 import { Metadata, status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { ArrayInfo, TensormemClientError } from '../../src/client/tensormem-client';
@@ -130,6 +131,7 @@ describe('backpressure', () => {
     const kept = new AbortController();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], signal: kept.signal });
     expect(array.byte_size).toBe(MiB);
+    expect(getEventListeners(kept.signal, 'abort')).toHaveLength(0);
     kept.abort();
     expect((await lease.list()).map((a) => a.array_id)).toEqual([array.array_id]);
     expect(await used()).toBe(MiB);
@@ -148,6 +150,8 @@ describe('backpressure', () => {
       // A trainer's one stop signal, passed to every allocate of a step.
       const arrays = await Promise.all(Array.from({ length: 50 }, () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], signal: stop.signal })));
       expect(new Set(arrays.map((array) => array.array_id)).size).toBe(50);
+      // The one listener goes with the last call that waited on it.
+      expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0);
       await lease.close();
       const holder = await running.client.openLease({ tenant: 'holder' });
       const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB] });
@@ -161,6 +165,7 @@ describe('backpressure', () => {
       );
       await sleep(300);
       expect((await running.client.memoryInfo()).devices[0].waiting_allocations).toBe(20);
+      expect(getEventListeners(stop.signal, 'abort')).toHaveLength(1);
       stop.abort(new Error('trainer stopped'));
       await Promise.all(pending);
       expect(settled).toHaveLength(20);
