@@ -33,6 +33,7 @@ import {
   getArray as httpGetArray,
   putArray as httpPutArray,
 } from '../dataplane/data-plane-client';
+import { DataPlaneConnections } from '../dataplane/data-plane-connections';
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
@@ -449,19 +450,26 @@ export class TensormemClient {
   }
 
   /**
-   * @internal The data plane options of a transfer with `callOptions`: its deadline, and how long to
+   * @internal The data plane options of a transfer with `callOptions`: its deadline, this client's
+   * pool of data plane connections, and how long to
    * try connecting: ClientOptions.dataPlane.connectTimeoutMs, and at most half the time left to the
    * deadline (so that gRPC has the other half) but not under 1 s (a connect timeout turns the data plane
    * off for the lease, which a slow connect under a tight deadline must not do: that one ends in
    * DEADLINE_EXCEEDED instead); and ClientOptions.dataPlane.stallTimeoutMs.
    */
-  dataPlaneTransferOptions(callOptions: { deadline?: number }): { deadline?: number; connectTimeoutMs: number; stallTimeoutMs: number } {
+  dataPlaneTransferOptions(callOptions: { deadline?: number }): { deadline?: number; connectTimeoutMs: number; stallTimeoutMs: number; connections: DataPlaneConnections } {
     const dataPlane = this.options.dataPlane || undefined;
     const configured = dataPlane?.connectTimeoutMs ?? DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS;
     const halfLeft = callOptions.deadline !== undefined ? Math.floor((callOptions.deadline - Date.now()) / 2) : Infinity;
     const stallTimeoutMs = dataPlane?.stallTimeoutMs ?? DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS;
-    return { ...callOptions, connectTimeoutMs: Math.min(configured, Math.max(halfLeft, Math.min(configured, 1000))), stallTimeoutMs };
+    return { ...callOptions, connectTimeoutMs: Math.min(configured, Math.max(halfLeft, Math.min(configured, 1000))), stallTimeoutMs, connections: this.dataPlaneConnections };
   }
+
+  /**
+   * @internal The data plane connections this client's transfers reuse (at most 4 idle per endpoint,
+   * each for the daemon's announced idle timeout less 1 s); close() closes them.
+   */
+  readonly dataPlaneConnections = new DataPlaneConnections();
 
   /**
    * Every lease `token` may see (open mode or admin: all; a tenant token: its tenant's; a lease token:
@@ -552,12 +560,14 @@ export class TensormemClient {
 
   /**
    * Closes the channels, cancels every watchMemory stream, stops every session's keep-alive (its stream
-   * is ended cleanly, so the leases stay open until their TTL, releaseOnDisconnect or not) and unmaps every exported array this
-   * client mapped. Calls in flight run to their end; any call made afterwards (over gRPC or the data
+   * is ended cleanly, so the leases stay open until their TTL, releaseOnDisconnect or not), closes the
+   * idle data plane connections and unmaps every exported array this
+   * client mapped. Calls in flight run to their end (a data plane transfer's connection then closes); any call made afterwards (over gRPC or the data
    * plane) rejects with CANCELLED.
    */
   close(): void {
     this.isClosed = true;
+    this.dataPlaneConnections.close();
     for (const stop of [...this.closers]) stop();
     this.closers.clear();
     this.mappings.releaseAll();

@@ -1,15 +1,17 @@
 /**
  * A minimal HTTP/1.1 client for the data plane, on `net` rather than `http`: a GET reads the body
  * straight into the destination buffer (`onread` with a buffer function), with no intermediate Buffer
- * per chunk, and a PUT writes the caller's bytes to the socket as they are (no copy). One connection
- * per transfer (`Connection: close`); PUT sends `Expect: 100-continue` so a refusal (wrong token,
- * range past the end) comes back before the body is sent. Plain http:// and unix: only.
+ * per chunk, and a PUT writes the caller's bytes to the socket as they are (no copy). With a pool
+ * (TransferOptions.connections, one per TensormemClient) a transfer reuses an idle keep-alive
+ * connection to the endpoint (data-plane-connections.ts); without one it has a connection of its own
+ * and says `Connection: close`. PUT sends `Expect: 100-continue` so a refusal (wrong token, range past
+ * the end) comes back before the body is sent. Plain http:// and unix: only.
  */
-import { Socket, connect } from 'node:net';
 import { isLocalAddress, parseHostPort, unixSocketPath } from '../config/listen-address';
 import { crc32c, crc32cHex } from './crc32c';
 import { MAX_TIMER_MS } from '../long-timeout';
 import type { HttpErrorBody } from './http-error-body';
+import { DEFAULT_SERVER_KEEP_ALIVE_SECONDS, DataPlaneConnection, DataPlaneConnections, KEEP_ALIVE_MARGIN_MS } from './data-plane-connections';
 
 /** The daemon answered with an error status; `body` is its JSON error. */
 export class DataPlaneHttpError extends Error {
@@ -71,6 +73,11 @@ export interface TransferOptions {
    * request is safe to send another way), after it a DataPlaneTransferError. Default: none.
    */
   stallTimeoutMs?: number;
+  /**
+   * Idle connections to reuse, and where this transfer's connection goes after a clean keep-alive
+   * answer. Without, the transfer opens a connection of its own and closes it (`Connection: close`).
+   */
+  connections?: DataPlaneConnections;
 }
 
 /** Where a data plane listens: TCP host and port, or a unix socket path. */
@@ -124,7 +131,6 @@ interface Response {
   body?: Buffer;
 }
 
-const HEADER_BUFFER_BYTES = 64 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
 /**
  * A PUT body goes to the socket in pieces of this size, each written when the one before it has been
@@ -133,35 +139,88 @@ const MAX_HEAD_BYTES = 64 * 1024;
 const BODY_PIECE_BYTES = 4 * 1024 * 1024;
 
 /**
+ * The connection was lost (reset, closed) before a byte of the answer came, on a connection an earlier
+ * transfer had used: the server may have closed it as it sat idle just as this request went out (its
+ * idle timeout, a restart), so the request is sent once more on a new connection. A GET, and a PUT of
+ * the same bytes to the same range, may be repeated.
+ */
+class LostBeforeAnswer extends DataPlaneConnectionError {}
+
+type DestinationFor = (status: number, headers: Record<string, string>, length: number) => Buffer | undefined;
+
+/**
  * One request/response exchange. `destinationFor(status, headers, length)` may return a Buffer of
  * `length` bytes to receive a successful body into; otherwise the body is collected (small: errors).
- * When it throws, the exchange ends at once (the socket is destroyed, the body is not read) with that error.
+ * When it throws, the exchange ends at once (the connection is closed, the body is not read) with that
+ * error. With `transfer.connections` an idle connection to the endpoint is reused when there is one
+ * (sent again once on a new connection when it turns out closed before any byte of the answer), and
+ * the connection is given back after a clean keep-alive answer; without, the request says
+ * `Connection: close` and its connection is closed after it.
  */
-function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | undefined, destinationFor?: (status: number, headers: Record<string, string>, length: number) => Buffer | undefined, transfer: TransferOptions = {}): Promise<Response> {
+async function exchange(endpoint: DataPlaneEndpoint, head: (keepAlive: boolean) => string, body: Uint8Array | undefined, destinationFor?: DestinationFor, transfer: TransferOptions = {}): Promise<Response> {
+  const pool = transfer.connections;
+  if (!pool) return attempt(new DataPlaneConnection(endpoint), undefined, head(false), body, destinationFor, transfer);
+  const idle = pool.take(endpoint);
+  if (idle) {
+    try {
+      return await attempt(idle, pool, head(true), body, destinationFor, transfer);
+    } catch (error) {
+      if (!(error instanceof LostBeforeAnswer)) throw error;
+    }
+  }
+  return attempt(pool.open(endpoint), pool, head(true), body, destinationFor, transfer);
+}
+
+/** The exchange on `connection` (given back to `pool` after a clean keep-alive answer, else closed). */
+function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | undefined, head: string, body: Uint8Array | undefined, destinationFor: DestinationFor | undefined, transfer: TransferOptions): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
-    const scratch = Buffer.allocUnsafe(HEADER_BUFFER_BYTES);
+    const { socket, endpoint } = connection;
+    const reused = connection.used;
     let pendingHead = Buffer.alloc(0);
     let response: Response | undefined;
     let destination: Buffer | undefined;
     let collected: Buffer[] = [];
     let bodyLength = 0;
     let received = 0;
+    /** Whether any byte of the answer (a 100 Continue included) has come. */
+    let answered = false;
+    /** Bytes past the answer's end came with it: the connection is out of step. */
+    let overrun = false;
     let bodySent = body === undefined;
+    /** Every piece of the body has been taken by the kernel (or there is none). */
+    let bodyWritten = body === undefined;
     let settled = false;
-    let socket: Socket;
+    /** The answer leaves the connection unfit for another request (Connection: close, HTTP/1.0, a refusal before the body). */
+    let closes = false;
+    /** Settled with a clean keep-alive answer: given back once the body's last piece is taken. */
+    let keep = false;
+    let idleMs = 0;
     let deadlineTimer: NodeJS.Timeout | undefined;
     let connectTimer: NodeJS.Timeout | undefined;
     let stallTimer: NodeJS.Timeout | undefined;
     /** When a byte last moved either way (read, or a body piece taken by the kernel). */
     let lastMoved = Date.now();
 
+    const release = () => {
+      if (keep && bodyWritten) {
+        keep = false;
+        pool!.giveBack(connection, idleMs);
+      }
+    };
     const finish = (error?: Error) => {
       if (settled) return;
       settled = true;
       if (deadlineTimer) clearTimeout(deadlineTimer);
       if (connectTimer) clearTimeout(connectTimer);
       if (stallTimer) clearTimeout(stallTimer);
-      socket.destroy();
+      connection.hold(undefined);
+      if (error === undefined && pool !== undefined && !closes && received === bodyLength && !overrun && pendingHead.byteLength === 0) {
+        // Given back now, or (a PUT answered before the kernel took its last piece) once it is; an
+        // error meanwhile closes the socket, which the pool then refuses.
+        keep = true;
+        idleMs = keepAliveSeconds(response!.headers) * 1000 - KEEP_ALIVE_MARGIN_MS;
+        release();
+      } else socket.destroy();
       if (error) reject(error);
       else resolve({ ...response!, body: destination ? undefined : Buffer.concat(collected) });
     };
@@ -173,7 +232,13 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
       // Views of the caller's bytes, no copy; a write error ends the exchange through 'error'.
       const next = (error?: Error | null) => {
         lastMoved = Date.now();
-        if (error || settled || position >= data.byteLength) return;
+        if (error) return;
+        if (position >= data.byteLength) {
+          bodyWritten = true;
+          release();
+          return;
+        }
+        if (settled) return;
         const piece = data.subarray(position, Math.min(position + BODY_PIECE_BYTES, data.byteLength));
         position += piece.byteLength;
         socket.write(piece, next);
@@ -182,13 +247,16 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
     };
     /** Bytes of the body (possibly the tail of the read that held the head). */
     const takeBody = (bytes: Buffer) => {
-      if (!destination) collected.push(Buffer.from(bytes));
-      received += bytes.byteLength;
+      const wanted = bytes.subarray(0, bodyLength - received);
+      if (wanted.byteLength < bytes.byteLength) overrun = true;
+      if (destination) wanted.copy(destination, received);
+      else collected.push(Buffer.from(wanted));
+      received += wanted.byteLength;
       if (received >= bodyLength) finish();
     };
     const onHead = (text: string): boolean => {
       const lines = text.split('\r\n');
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+      const status = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
       if (!status) {
         finish(new DataPlaneConnectionError(`not an HTTP response: ${JSON.stringify(lines[0].slice(0, 80))}`));
         return false;
@@ -198,12 +266,15 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
         const colon = line.indexOf(':');
         if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
       }
-      const code = Number(status[1]);
+      const code = Number(status[2]);
       if (code === 100) {
         sendBody();
         return true;
       }
-      // A final answer before the body went out (a refusal): the body is never sent.
+      // A final answer before the body went out (a refusal): the body is never sent, and the
+      // connection is not reused (the server waits for a body it will not get). An HTTP/1.0 answer
+      // is taken as closing too.
+      closes = !bodySent || status[1] === '0' || /(^|,)\s*close\s*(,|$)/i.test(headers.connection ?? '');
       bodySent = true;
       response = { status: code, headers };
       bodyLength = Number(headers['content-length'] ?? '0');
@@ -222,12 +293,11 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
     };
     const onRead = (bytes: number, buffer: Uint8Array): boolean => {
       if (settled) return false;
+      answered = true;
       lastMoved = Date.now();
       if (response) {
-        if (destination) {
-          // The read landed in destination.subarray(received) (nextBuffer); a read into the scratch
-          // buffer (one issued before the head was parsed) is copied into place.
-          if (buffer.buffer !== destination.buffer) Buffer.from(buffer.buffer, buffer.byteOffset, bytes).copy(destination, received);
+        if (destination && buffer.buffer === destination.buffer) {
+          // The read landed in destination.subarray(received) (nextBuffer), which holds no more than the body's rest.
           received += bytes;
           if (received >= bodyLength) finish();
         } else takeBody(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
@@ -245,31 +315,27 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
         pendingHead = Buffer.alloc(0);
         if (!onHead(text)) return false;
         if (response) {
-          if (rest.byteLength > 0 && !settled) {
-            const tail = rest.subarray(0, bodyLength - received);
-            if (destination) tail.copy(destination, received);
-            takeBody(tail);
+          if (rest.byteLength > 0) {
+            if (settled) overrun = true;
+            else takeBody(rest);
           }
           return true;
         }
         pendingHead = rest;
       }
     };
-    const nextBuffer = (): Uint8Array => {
-      if (response && destination && received < bodyLength) return destination.subarray(received);
-      return scratch;
-    };
 
-    const options = 'path' in endpoint ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
-    socket = connect({ ...options, onread: { buffer: nextBuffer, callback: onRead } });
-    socket.setNoDelay(true);
-    socket.on('error', (error) => {
-      if (!response) finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: ${error.message}`, error));
-      else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error));
-    });
-    socket.on('close', () => {
-      if (!response) finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: connection closed before an answer`));
-      else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`));
+    connection.hold({
+      nextBuffer: (scratch) => (response && destination && received < bodyLength ? destination.subarray(received) : scratch),
+      onRead,
+      onError: (error) => {
+        if (!response) finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: ${error.message}`, error));
+        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error));
+      },
+      onClose: () => {
+        if (!response) finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: connection closed before an answer`));
+        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`));
+      },
     });
     if (transfer.deadline !== undefined) {
       const deadline = transfer.deadline;
@@ -281,11 +347,11 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
       };
       arm();
     }
-    if (transfer.connectTimeoutMs !== undefined && !settled) {
+    if (transfer.connectTimeoutMs !== undefined && connection.connecting && !settled) {
       const connectTimeoutMs = transfer.connectTimeoutMs;
       // The check waits for setImmediate: a connection made while the event loop was busy is read in
       // the poll phase, which runs after the timers but before it.
-      const giveUp = () => setImmediate(() => socket.connecting && finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: not connected after ${connectTimeoutMs} ms`)));
+      const giveUp = () => setImmediate(() => connection.connecting && finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: not connected after ${connectTimeoutMs} ms`)));
       connectTimer = setTimeout(giveUp, Math.min(Math.max(connectTimeoutMs, 0), MAX_TIMER_MS));
     }
     const watchStalls = (stallTimeoutMs: number) => {
@@ -305,14 +371,23 @@ function exchange(endpoint: DataPlaneEndpoint, head: string, body: Uint8Array | 
         });
       stallTimer = setTimeout(check, stallTimeoutMs);
     };
-    socket.once('connect', () => {
+    const start = () => {
+      if (settled) return;
       if (connectTimer) clearTimeout(connectTimer);
       lastMoved = Date.now();
       if (transfer.stallTimeoutMs !== undefined) watchStalls(Math.min(Math.max(transfer.stallTimeoutMs, 1), MAX_TIMER_MS));
       socket.write(head);
       if (body !== undefined && !/\r\nexpect: 100-continue\r\n/i.test(head)) sendBody();
-    });
+    };
+    if (connection.connecting) socket.once('connect', start);
+    else start();
   });
+}
+
+/** The idle timeout an answer announces (`Keep-Alive: timeout=N`), in seconds; DEFAULT_SERVER_KEEP_ALIVE_SECONDS when it says none. */
+function keepAliveSeconds(headers: Record<string, string>): number {
+  const timeout = /(?:^|,)\s*timeout\s*=\s*(\d+)/i.exec(headers['keep-alive'] ?? '')?.[1];
+  return timeout === undefined ? DEFAULT_SERVER_KEEP_ALIVE_SECONDS : Number(timeout);
 }
 
 function describe(endpoint: DataPlaneEndpoint): string {
@@ -331,9 +406,11 @@ function errorOf(response: Response): DataPlaneHttpError {
   return new DataPlaneHttpError({ code: response.status, status: 'UNAVAILABLE', reason: '', message: `HTTP ${response.status} without the daemon's JSON error: ${text.slice(0, 200)}`, metadata: {} });
 }
 
-function requestHead(method: string, endpoint: DataPlaneEndpoint, arrayId: string, token: string, extra: Record<string, string>): string {
+/** The request's head; without `keepAlive` it says `Connection: close` (HTTP/1.1 keeps the connection otherwise). */
+function requestHead(method: string, endpoint: DataPlaneEndpoint, arrayId: string, token: string, extra: Record<string, string>, keepAlive: boolean): string {
   const host = 'path' in endpoint ? 'localhost' : endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
-  const lines = [`${method} /v1/arrays/${encodeURIComponent(arrayId)} HTTP/1.1`, `Host: ${host}`, `Authorization: Bearer ${token}`, 'Connection: close'];
+  const lines = [`${method} /v1/arrays/${encodeURIComponent(arrayId)} HTTP/1.1`, `Host: ${host}`, `Authorization: Bearer ${token}`];
+  if (!keepAlive) lines.push('Connection: close');
   for (const [name, value] of Object.entries(extra)) lines.push(`${name}: ${value}`);
   return `${lines.join('\r\n')}\r\n\r\n`;
 }
@@ -360,7 +437,7 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
     throw new RangeError('an empty write is only possible at offset 0 on the data plane');
   }
   if (options.checksum) headers['X-Tensormem-Crc32c'] = crc32cHex(crc32c(data));
-  const response = await exchange(endpoint, requestHead('PUT', endpoint, arrayId, token, headers), data.byteLength > 0 ? data : undefined, undefined, options);
+  const response = await exchange(endpoint, (keepAlive) => requestHead('PUT', endpoint, arrayId, token, headers, keepAlive), data.byteLength > 0 ? data : undefined, undefined, options);
   if (response.status !== 200) throw errorOf(response);
   let written: unknown;
   try {
@@ -385,7 +462,7 @@ export async function getArray(endpoint: DataPlaneEndpoint, token: string, array
   let result: Buffer | undefined;
   const response = await exchange(
     endpoint,
-    requestHead('GET', endpoint, arrayId, token, headers),
+    (keepAlive) => requestHead('GET', endpoint, arrayId, token, headers, keepAlive),
     undefined,
     (status, answerHeaders, bodyLength) => {
       if (status !== 200 && status !== 206) return undefined;
