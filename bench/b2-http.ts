@@ -5,7 +5,8 @@
  * socket pipe of the same bytes to a child process (bench/b2-pipe-server.ts): upload = the same source
  * written to a socket whose server counts 'data' events; download = a preallocated buffer written by
  * the server and read by the client straight into the same destination (onread), as the GET does.
- * One connection per transfer on both sides. The first repetition of each transfer is a warm-up (it
+ * One connection per transfer on both sides: no connection pool is passed, so the data plane client
+ * says `Connection: close` (the typed client reuses pooled connections; the baseline has none). The first repetition of each transfer is a warm-up (it
  * pays the device's first-touch pages and the lazy host mirror) and the first PUT + GET are checked
  * byte for byte (sha256).
  */
