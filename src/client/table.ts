@@ -8,11 +8,12 @@
  * "\x1b[2J..." cleared an operator's screen and set its title, and one with a newline printed rows of
  * leases that do not exist.
  */
-const UNSAFE_FOR_TERMINAL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE_FOR_TERMINAL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\\]/g;
 
-const NAMED_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+// A backslash is doubled, so that a name holding the text \x1b reads apart from one that held an ESC.
+const NAMED_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
 
-/** `text` with every UNSAFE_FOR_TERMINAL character written as an escape (\n, \x1b, \u202e). */
+/** `text` with every UNSAFE_FOR_TERMINAL character written as an escape (\n, \x1b, \u202e, \\). */
 export function terminalSafe(text: string): string {
   return text.replace(UNSAFE_FOR_TERMINAL, (char) => {
     const code = char.charCodeAt(0);

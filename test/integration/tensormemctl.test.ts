@@ -308,7 +308,8 @@ describe('tensormemctl snapshot diff of /api/snapshot', () => {
 describe('tensormemctl tables of client-chosen strings', () => {
   it('leases, arrays and top write control and bidi characters of a client_name or label as escapes, never to the terminal', async () => {
     // What another tenant may choose: a newline and a forged row, a screen clear, a window title, a colour, a right-to-left override.
-    const clientName = 'trainer\nlease-forged  other-tenant\x1b[2J\x1b]0;title\x07\x1b[31m\u009b1m\u202eevil';
+    // And the text of an escape (a backslash, then x1b), which must read apart from the ESC written as one.
+    const clientName = 'trainer\nlease-forged  other-tenant\x1b[2J\x1b]0;title\x07\x1b[31m\u009b1m\u202eevil\\x1b';
     const lease = await client.openLease({ clientName });
     try {
       await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024], label: 'weights\r\nfake row\x1b[0m' });
@@ -321,7 +322,7 @@ describe('tensormemctl tables of client-chosen strings', () => {
         expect(run.stdout).not.toMatch(/^lease-forged/m);
       }
       const leases = await ctl(['--address', daemon.unixAddress, 'leases']);
-      expect(leases.stdout).toContain('trainer\\nlease-forged  other-tenant\\x1b[2J\\x1b]0;title\\x07\\x1b[31m\\x9b1m\\u202eevil');
+      expect(leases.stdout).toContain('trainer\\nlease-forged  other-tenant\\x1b[2J\\x1b]0;title\\x07\\x1b[31m\\x9b1m\\u202eevil\\\\x1b');
       const arrays = await ctl(['--address', daemon.unixAddress, 'arrays']);
       expect(arrays.stdout).toContain('weights\\r\\nfake row\\x1b[0m');
     } finally {
