@@ -28,6 +28,7 @@ Napi::Error ToJsError(Napi::Env env, const NativeError& error) {
   Napi::Error js_error = Napi::Error::New(env, error.what());
   js_error.Set("code", Napi::String::New(env, ErrorCodeName(error.code())));
   if (!error.cuda_error().empty()) js_error.Set("cudaError", Napi::String::New(env, error.cuda_error()));
+  if (error.system_errno() != 0) js_error.Set("errno", Napi::Number::New(env, error.system_errno()));
   return js_error;
 }
 

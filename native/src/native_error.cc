@@ -20,7 +20,7 @@ const char* ErrorCodeName(ErrorCode code) {
 
 NativeError SystemError(const std::string& what, int errnum) {
   const ErrorCode code = errnum == ENOMEM ? ErrorCode::kOutOfMemory : ErrorCode::kSystemError;
-  return NativeError(code, what + " failed: " + std::strerror(errnum) + " (errno " + std::to_string(errnum) + ")");
+  return NativeError(code, what + " failed: " + std::strerror(errnum) + " (errno " + std::to_string(errnum) + ")", {}, errnum);
 }
 
 std::string DescribeBytes(uint64_t bytes) {

@@ -37,6 +37,7 @@ import { DataPlaneConnections } from '../dataplane/data-plane-connections';
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
 import { SharedMemoryMappings } from './shm-mappings';
+import { isNativeError } from '../native/backend';
 import { describe } from '../errors';
 import type { ErrorReason } from '../errors';
 import { checkRequestsBeforeSending, RequestChecks, shortened, type RequestProblem } from './request-checks';
@@ -1140,14 +1141,14 @@ function deadlineIn(ms: number | undefined): { deadline?: number } {
 }
 
 /**
- * exportArray's mapping of the region it was answered failed (the addon's SYSTEM_ERROR, a plain Error):
- * as a TensormemClientError, so that a trainer branching on code sees it like any other refusal. ENOENT
+ * exportArray's mapping of the region it was answered failed (the addon's SYSTEM_ERROR, a plain Error
+ * with the call's errno): as a TensormemClientError, so that a trainer branching on code sees it like any other refusal. ENOENT
  * is NOT_FOUND: the array was freed, or its lease ended, between the answer and the mapping (a free()
  * in flight beside the export), or another process unlinked the name.
  */
 function mappingFailed(arrayId: string, name: string, error: unknown): unknown {
   if (!(error instanceof Error)) return error;
-  const errno = Number(/\(errno (\d+)\)/.exec(error.message)?.[1]);
+  const errno = isNativeError(error) ? error.errno : undefined;
   const { ENOENT, EACCES, EPERM, ENOMEM, EMFILE, ENFILE } = osConstants.errno;
   const code =
     errno === ENOENT ? Status.NOT_FOUND : errno === EACCES || errno === EPERM ? Status.PERMISSION_DENIED : errno === ENOMEM || errno === EMFILE || errno === ENFILE ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;

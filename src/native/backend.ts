@@ -126,6 +126,8 @@ export type NativeErrorCode = 'OUT_OF_MEMORY' | 'INVALID_HANDLE' | 'OUT_OF_BOUND
 export interface NativeError extends Error {
   code: NativeErrorCode;
   cudaError?: string;
+  /** The errno of a failed system call (shm_open, mmap, open, ...), which the message names too. */
+  errno?: number;
 }
 
 export function isNativeError(error: unknown): error is NativeError {

@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addonPath, createBackend, loadAddon } from '../../src/native/addon';
 import type { NativeBackend } from '../../src/native/backend';
@@ -58,7 +59,7 @@ describe('mapSharedMemory', () => {
     backend.free(chunks.pop()!);
     expect(existsSync(shmPath(name))).toBe(false);
     expect(new Uint8Array(mapping).every((byte) => byte === 0x5a)).toBe(true);
-    expect(() => addon.mapSharedMemory(name, false)).toThrow(expect.objectContaining({ code: 'SYSTEM_ERROR', message: expect.stringContaining('No such file or directory') }));
+    expect(() => addon.mapSharedMemory(name, false)).toThrow(expect.objectContaining({ code: 'SYSTEM_ERROR', errno: constants.errno.ENOENT, message: expect.stringContaining('No such file or directory') }));
     addon.unmapSharedMemory(mapping);
   });
 
