@@ -699,9 +699,7 @@ export class LeaseSession {
     this.checkWriteRange(arrayId, offset, data.byteLength);
     // One deadline for the whole transfer, the fallback to gRPC included.
     const callOptions = this.client.callOptions();
-    // Bytes of an exported array's mapping stay mapped until sent, whatever is freed or closed meanwhile.
-    const releaseSource = this.client.mappings.hold(data.buffer);
-    try {
+    return this.sendingFrom(data, async () => {
       const http = this.httpFor(data.byteLength);
       if (http) {
         const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.dataPlaneTransferOptions(callOptions)));
@@ -711,10 +709,8 @@ export class LeaseSession {
         }
       }
       this.transfers.grpc++;
-      return await this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
-    } finally {
-      releaseSource?.();
-    }
+      return this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
+    });
   }
 
   /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
@@ -723,11 +719,19 @@ export class LeaseSession {
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes);
     this.checkWriteRange(arrayId, offset, data.byteLength);
-    const releaseSource = this.client.mappings.hold(data.buffer);
+    return this.sendingFrom(data, () => this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions()));
+  }
+
+  /**
+   * Runs `send`, a write that sends `data`; when `data` lies in an exported array's mapping, the mapping
+   * stays mapped until the write ends, whatever is freed or closed meanwhile.
+   */
+  private async sendingFrom<T>(data: Uint8Array, send: () => Promise<T>): Promise<T> {
+    const release = this.client.mappings.hold(data.buffer);
     try {
-      return await this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions());
+      return await send();
     } finally {
-      releaseSource?.();
+      release?.();
     }
   }
 

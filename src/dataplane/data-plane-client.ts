@@ -325,15 +325,17 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       }
     };
 
+    /** The connection failed before the answer: on a reused connection with no byte of it yet, LostBeforeAnswer (sent again). */
+    const failedBeforeAnswer = (message: string, cause?: Error) => finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: ${message}`, cause));
     connection.hold({
       nextBuffer: (scratch) => (response && destination && received < bodyLength ? destination.subarray(received) : scratch),
       onRead,
       onError: (error) => {
-        if (!response) finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: ${error.message}`, error));
+        if (!response) failedBeforeAnswer(error.message, error);
         else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error));
       },
       onClose: () => {
-        if (!response) finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: connection closed before an answer`));
+        if (!response) failedBeforeAnswer('connection closed before an answer');
         else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`));
       },
     });
