@@ -11,7 +11,7 @@
  * the first tensormem write and read are checked byte for byte (sha256 of source and destination).
  */
 import { createHash } from 'node:crypto';
-import { ClientReadableStream, ClientWritableStream, Metadata, ServiceError } from '@grpc/grpc-js';
+import { ClientReadableStream, Metadata } from '@grpc/grpc-js';
 import { TensormemClient } from '../src/client/tensormem-client';
 import { startDaemon } from './lib/daemon';
 import { EchoClient, echoClient, startEchoServer } from './lib/echo';

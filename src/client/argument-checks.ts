@@ -1,0 +1,58 @@
+/**
+ * The typed client's checks of the arguments that RequestChecks (request-checks.ts) does not see:
+ * options that never reach a message (deadlines, timer lengths, chunk sizes) and what write/read take
+ * for the streams and the data plane. Each refuses INVALID_ARGUMENT naming the field before anything is sent.
+ */
+import { status as Status } from '@grpc/grpc-js';
+import { invalidArgument, TensormemClientError } from './client-errors';
+import { shortened } from './request-checks';
+
+/** Offsets and lengths: a safe non-negative integer (grpc-js would turn anything else into 0 or wrap it). */
+export function requireByteCount(field: string, value: number): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalidArgument(field, 'a non-negative safe integer', value);
+}
+
+/** A timer length for grpc-js: a positive integer of ms that fits its 32-bit timers. */
+export function positiveMs(field: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0 || value > 2 ** 31 - 1) throw invalidArgument(field, 'a whole number of milliseconds from 1 to 2147483647', value);
+  return value;
+}
+
+/**
+ * A deadlineMs option: unset, or a number of ms from 0 (Infinity: none). A string ('5000') or NaN went
+ * to grpc-js as a deadline it could not use, which failed the call with no gRPC code.
+ */
+export function checkDeadlineMs(value: unknown): void {
+  if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw invalidArgument('deadlineMs', 'a number of milliseconds from 0 (0 or Infinity: no deadline of its own)', value);
+}
+
+/** An array id given to write/read (streams and the data plane, which RequestChecks does not see): a string. */
+export function requireArrayId(arrayId: unknown): void {
+  if (typeof arrayId !== 'string') throw invalidArgument('array_id', 'a string (the array_id of an ArrayInfo)', shortened(arrayId));
+}
+
+/** write/writeGrpc arguments, checked before anything is sent. */
+export function checkWrite(offset: number, chunkBytes: number): void {
+  requireByteCount('offset', offset);
+  requireChunkBytes(chunkBytes);
+}
+
+/** A WriteArray chunk size (the client's option, or a write's argument): a positive safe integer. */
+export function requireChunkBytes(chunkBytes: number): void {
+  if (typeof chunkBytes !== 'number' || !Number.isSafeInteger(chunkBytes) || chunkBytes < 1) throw invalidArgument('chunkBytes', 'a positive safe integer', chunkBytes);
+}
+
+/**
+ * The bytes of what write() is given: any typed array or DataView (a Float32Array of weights), as the
+ * bytes it spans. Chunks are cut by byte; cutting a Float32Array with subarray() counted elements, and
+ * the protobuf writer took each element as one byte: 4 floats arrived as 4 garbled bytes, "written 4".
+ */
+export function bytesOf(data: ArrayBufferView): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (!ArrayBuffer.isView(data)) {
+    const value = data as unknown;
+    const received = Array.isArray(value) ? `an Array of ${value.length}` : value === null ? 'null' : typeof value === 'object' ? `a ${value.constructor?.name ?? 'plain object'}` : typeof value;
+    throw new TensormemClientError(Status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', `Expected a Uint8Array, Buffer, other typed array or DataView for data but received ${received}`, { field: 'data' });
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}

@@ -1,0 +1,521 @@
+/**
+ * LeaseSession: one lease of the typed client and the calls made with its token (arrays, transfers
+ * over gRPC or the HTTP data plane, exports, workspaces, renewal and keep-alive, close).
+ */
+import { constants as bufferConstants } from 'node:buffer';
+import { constants as osConstants } from 'node:os';
+import { Metadata, ServiceError, status as Status } from '@grpc/grpc-js';
+import type { Lease__Output } from '../generated/tensormem/v1/Lease';
+import type { ArrayInfo__Output } from '../generated/tensormem/v1/ArrayInfo';
+import type { WorkspaceInfo__Output } from '../generated/tensormem/v1/WorkspaceInfo';
+import type { WorkspaceConfig } from '../generated/tensormem/v1/WorkspaceConfig';
+import type { ExportArrayResponse__Output } from '../generated/tensormem/v1/ExportArrayResponse';
+import type { AcquireCudnnWorkspaceRequest } from '../generated/tensormem/v1/AcquireCudnnWorkspaceRequest';
+import type { AcquireCudnnWorkspaceResponse__Output } from '../generated/tensormem/v1/AcquireCudnnWorkspaceResponse';
+import {
+  DataPlaneConnectionError,
+  DataPlaneDeadlineError,
+  DataPlaneEndpoint,
+  DataPlaneHttpError,
+  DataPlaneTransferError,
+  getArray as httpGetArray,
+  putArray as httpPutArray,
+} from '../dataplane/data-plane-client';
+import { isNativeError } from '../native/backend';
+import { MAX_TIMER_MS } from '../long-timeout';
+import { clientError, clientErrorOfHttp, outOfRange, TensormemClientError } from './client-errors';
+import { bytesOf, checkDeadlineMs, checkWrite, positiveMs, requireArrayId, requireByteCount } from './argument-checks';
+import { abortable, call, Callback, deadlineIn } from './unary-call';
+import { AllocateOptions, checkOptionNames, DuplicateOptions, ExportOptions, KeepAliveOptions, LIST_ARRAYS_PAGE_SIZE } from './client-options';
+import { keepLeaseAlive } from './lease-keep-alive';
+import type { TensormemClient } from './tensormem-client';
+
+/** AcquireCudnnWorkspace's request without lease_id (the session's lease); unset fields take the proto defaults. */
+export type CudnnWorkspaceRequest = Omit<AcquireCudnnWorkspaceRequest, 'lease_id'>;
+
+/** What exportArray gives: the daemon's handle and, for shared memory, the array's bytes mapped here. */
+export interface ArrayExport {
+  array: ArrayInfo__Output;
+  /** Whether this export moved the array into its own region (a copy, made once). */
+  moved: boolean;
+  shm?: { name: string; offset: number; length: number; regionBytes: number };
+  /** shm: the array's bytes, a view of this process's mapping (no copy); writable when asked. */
+  bytes?: Buffer;
+  /** Device side on the cuda backend: pass to cudaIpcOpenMemHandle in a CUDA program. */
+  cudaIpc?: { handle: Buffer; device: number; offset: number; length: number; regionBytes: number };
+}
+
+/** A lease and the calls made with its token. */
+export class LeaseSession {
+  readonly leaseId: string;
+  readonly token: string;
+  /** Array transfers (write/read calls) done over each transport. */
+  readonly transfers = { http: 0, grpc: 0 };
+  /**
+   * Byte sizes of the arrays this session has seen, to choose a transport for reads to the end and to
+   * check read ranges. Arrays in a workspace are not kept (the daemon retires them without a FreeArray
+   * from here), and the map holds at most MAX_REMEMBERED_ARRAYS (the oldest go first).
+   */
+  private readonly arraySizes = new Map<string, number>();
+  static readonly MAX_REMEMBERED_ARRAYS = 4096;
+  /**
+   * The most bytes one read() or readGrpc() returns: the largest Buffer this Node.js makes
+   * (buffer.constants.MAX_LENGTH, 4 GiB on Node.js 20). A larger read is RESOURCE_EXHAUSTED; read such an
+   * array in ranges.
+   */
+  static maxReadBytes: number = bufferConstants.MAX_LENGTH;
+
+  constructor(
+    readonly client: TensormemClient,
+    public lease: Lease__Output,
+    /** The HTTP data plane, when the daemon has one this client can use; cleared after a connection failure. */
+    public dataPlane?: DataPlaneEndpoint,
+  ) {
+    this.leaseId = lease.lease_id;
+    this.token = lease.token;
+  }
+
+  private remember(array: ArrayInfo__Output): ArrayInfo__Output {
+    if (array.workspace_id) return array;
+    this.arraySizes.delete(array.array_id);
+    this.arraySizes.set(array.array_id, Number(array.byte_size));
+    if (this.arraySizes.size > LeaseSession.MAX_REMEMBERED_ARRAYS) this.arraySizes.delete(this.arraySizes.keys().next().value!);
+    return array;
+  }
+
+  /** The data plane for a transfer of `bytes`, or undefined for gRPC (0-byte transfers always use gRPC). */
+  private httpFor(bytes: number | undefined): DataPlaneEndpoint | undefined {
+    return this.dataPlane && bytes !== undefined && bytes > 0 && bytes >= this.client.dataPlaneThresholdBytes ? this.dataPlane : undefined;
+  }
+
+  /**
+   * Runs `transfer` over the data plane; HTTP errors become TensormemClientErrors; a failed connection
+   * gives undefined (use gRPC) and turns the data plane off for this session; a connection refused for
+   * the daemon's --data-max-connections (503 TOO_MANY_CONNECTIONS, sent before the request was read)
+   * gives undefined for this transfer only. A passed deadline is
+   * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated) UNAVAILABLE, neither retried.
+   */
+  private async overHttp<T>(transfer: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await transfer();
+    } catch (error) {
+      if (error instanceof DataPlaneHttpError) {
+        if (error.body.reason === 'TOO_MANY_CONNECTIONS') return undefined;
+        throw clientErrorOfHttp(error);
+      }
+      if (error instanceof DataPlaneDeadlineError) throw new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, error.message, {});
+      if (error instanceof DataPlaneTransferError) throw new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
+      if (error instanceof DataPlaneConnectionError) {
+        this.dataPlane = undefined;
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  private get md(): Metadata {
+    return this.client.metadata(this.token);
+  }
+
+  async allocate(options: AllocateOptions): Promise<ArrayInfo__Output> {
+    checkOptionNames('allocate', options);
+    checkDeadlineMs(options.deadlineMs);
+    const response = await abortable<{ array: ArrayInfo__Output | null }>('allocate', options.signal, (cb) =>
+      this.client.arrays.AllocateArray(
+        {
+          lease_id: this.leaseId,
+          data_type: options.dataType,
+          shape: options.shape,
+          placement: options.placement ?? 'PLACEMENT_DEVICE',
+          device: options.device ?? 0,
+          workspace_id: options.workspaceId ?? '',
+          zero: options.zero ?? false,
+          label: options.label ?? '',
+          request_id: options.requestId ?? '',
+          wait_for_memory: options.waitForMemory ?? false,
+          exportable: options.exportable ?? false,
+        },
+        this.md,
+        options.deadlineMs ? deadlineIn(options.deadlineMs) : this.client.callOptions(),
+        cb,
+      ),
+    );
+    return this.remember(response.array!);
+  }
+
+  /**
+   * Writes `data` at `offset`; resolves to bytes_written. Large writes go over the HTTP data plane
+   * when there is one (see ClientOptions.dataPlane), the others over one WriteArray stream in chunks.
+   */
+  async write(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    requireArrayId(arrayId);
+    const data = bytesOf(view);
+    checkWrite(offset, chunkBytes);
+    this.client.requireOpen();
+    this.checkWriteRange(arrayId, offset, data.byteLength);
+    // One deadline for the whole transfer, the fallback to gRPC included.
+    const callOptions = this.client.callOptions();
+    return this.sendingFrom(data, async () => {
+      const http = this.httpFor(data.byteLength);
+      if (http) {
+        const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.dataPlaneTransferOptions(callOptions)));
+        if (written !== undefined) {
+          this.transfers.http++;
+          return written;
+        }
+      }
+      this.transfers.grpc++;
+      return this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
+    });
+  }
+
+  /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
+  async writeGrpc(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+    requireArrayId(arrayId);
+    const data = bytesOf(view);
+    checkWrite(offset, chunkBytes);
+    this.checkWriteRange(arrayId, offset, data.byteLength);
+    return this.sendingFrom(data, () => this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions()));
+  }
+
+  /**
+   * Runs `send`, a write that sends `data`; when `data` lies in an exported array's mapping, the mapping
+   * stays mapped until the write ends, whatever is freed or closed meanwhile.
+   */
+  private async sendingFrom<T>(data: Uint8Array, send: () => Promise<T>): Promise<T> {
+    const release = this.client.mappings.hold(data.buffer);
+    try {
+      return await send();
+    } finally {
+      release?.();
+    }
+  }
+
+  /**
+   * Refuses a write that passes the end of an array whose size this session knows, before anything is
+   * sent. A WriteArray stream is refused only at the chunk that passes the end, after the chunks before
+   * it were written: 2 MiB at offset 2 MiB of a 3 MiB array changed its last MiB and then failed
+   * OUT_OF_RANGE (the data plane checks Content-Range first and changed nothing).
+   */
+  private checkWriteRange(arrayId: string, offset: number, bytes: number): void {
+    const size = this.arraySizes.get(arrayId);
+    if (size === undefined || bytes === 0 || offset + bytes <= size) return;
+    if (offset >= size) throw outOfRange('offset', `offset ${offset} is at or past the end of array ${arrayId} (${size} bytes): no byte of the ${bytes} bytes of data fits`);
+    throw outOfRange('data', `${bytes} bytes at offset ${offset} pass the end of array ${arrayId} (${size} bytes)`);
+  }
+
+  private async writeOverGrpc(arrayId: string, data: Uint8Array, offset: number, chunkBytes: number, callOptions: { deadline?: number }): Promise<number> {
+    const response = await new Promise<{ bytes_written: number }>((resolve, reject) => {
+      const stream = this.client.arrays.WriteArray(this.md, callOptions, (error, value) => (error ? reject(clientError(error)) : resolve(value as { bytes_written: number })));
+      const pump = async () => {
+        stream.write({ header: { array_id: arrayId, offset } });
+        for (let position = 0; position < data.byteLength; position += chunkBytes) {
+          const chunk = data.subarray(position, Math.min(position + chunkBytes, data.byteLength));
+          if (!stream.write({ chunk })) await new Promise((drained) => stream.once('drain', drained));
+        }
+        stream.end();
+      };
+      pump().catch(reject);
+    });
+    return response.bytes_written;
+  }
+
+  /**
+   * Reads [offset, offset + length) (length 0: to the end) into one Buffer: over the HTTP data plane
+   * when it is large (a read to the end counts as large when this session knows the array's size), else
+   * over a ReadArray stream.
+   */
+  async read(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
+    requireArrayId(arrayId);
+    requireByteCount('offset', offset);
+    requireByteCount('length', length);
+    this.client.requireOpen();
+    const size = this.arraySizes.get(arrayId);
+    if (size !== undefined) {
+      // What ReadArray would answer, without the round trip.
+      if (offset > size) throw outOfRange('offset', `offset ${offset} is past the end of array ${arrayId} (${size} bytes)`);
+      if (offset + length > size) throw outOfRange('length', `${length} bytes at offset ${offset} pass the end of array ${arrayId} (${size} bytes)`);
+    }
+    const expected = length !== 0 ? length : size !== undefined ? size - offset : undefined;
+    if (expected !== undefined) checkReadSize(arrayId, expected);
+    // One deadline for the whole transfer, the fallback to gRPC included.
+    const callOptions = this.client.callOptions();
+    const http = this.httpFor(expected);
+    if (http) {
+      const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length, undefined, this.client.dataPlaneTransferOptions(callOptions)));
+      if (data !== undefined) {
+        this.transfers.http++;
+        return data;
+      }
+    }
+    this.transfers.grpc++;
+    return this.readOverGrpc(arrayId, offset, length, callOptions);
+  }
+
+  /** Reads over a ReadArray server stream, whatever the size. */
+  async readGrpc(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
+    requireArrayId(arrayId);
+    requireByteCount('offset', offset);
+    requireByteCount('length', length);
+    checkReadSize(arrayId, length);
+    return this.readOverGrpc(arrayId, offset, length, this.client.callOptions());
+  }
+
+  private readOverGrpc(arrayId: string, offset: number, length: number, callOptions: { deadline?: number }): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, callOptions);
+      const chunks: Buffer[] = [];
+      let received = 0;
+      let tooLarge = false;
+      stream.on('data', (message: { data: Buffer }) => {
+        if (tooLarge) return;
+        received += message.data.byteLength;
+        if (received > LeaseSession.maxReadBytes) {
+          // A read to the end of an array this session did not know the size of: stop it here rather
+          // than hold every byte and then fail to join them (Buffer.concat would throw in 'end').
+          tooLarge = true;
+          chunks.length = 0;
+          stream.cancel();
+          reject(readTooLarge(arrayId, `more than ${LeaseSession.maxReadBytes}`));
+          return;
+        }
+        chunks.push(message.data);
+      });
+      stream.on('error', (error: ServiceError) => reject(clientError(error)));
+      stream.on('end', () => {
+        try {
+          resolve(Buffer.concat(chunks, received));
+        } catch (error) {
+          reject(error); // never thrown out of the stream's event (an uncaught exception)
+        }
+      });
+    });
+  }
+
+  async get(arrayId: string): Promise<ArrayInfo__Output> {
+    return this.remember((await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.GetArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).array!);
+  }
+
+  /** Every array of the lease (ListArrays, LIST_ARRAYS_PAGE_SIZE a reply). */
+  async list(): Promise<ArrayInfo__Output[]> {
+    const arrays: ArrayInfo__Output[] = [];
+    let pageToken = '';
+    do {
+      const page = await this.listPage({ pageSize: LIST_ARRAYS_PAGE_SIZE, pageToken });
+      arrays.push(...page.arrays);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== '');
+    return arrays;
+  }
+
+  /** One ListArrays reply: pageSize 0 (the default) for every array at once; pageToken a previous page's nextPageToken. */
+  async listPage(request: { pageSize?: number; pageToken?: string } = {}): Promise<{ arrays: ArrayInfo__Output[]; nextPageToken: string; totalCount: number }> {
+    checkOptionNames('listPage', request);
+    const response = await call<{ arrays: ArrayInfo__Output[]; next_page_token: string; total_count: number }>((cb) =>
+      this.client.arrays.ListArrays({ lease_id: this.leaseId, page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '' }, this.md, this.client.callOptions(), cb),
+    );
+    return { arrays: response.arrays, nextPageToken: response.next_page_token, totalCount: response.total_count };
+  }
+
+  /** FreeArray; also unmaps this client's mapping of the array, if it exported it. */
+  async free(arrayId: string): Promise<number> {
+    try {
+      return (await call<{ freed_bytes: number }>((cb) => this.client.arrays.FreeArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).freed_bytes;
+    } finally {
+      // Also when FreeArray fails (the lease expired or was evicted: the array is gone anyway).
+      this.arraySizes.delete(arrayId);
+      this.releaseMapping(arrayId);
+    }
+  }
+
+  /** Shared-memory names this session mapped, by array id (unmapped on free and close). */
+  private readonly mappedNames = new Map<string, string>();
+
+  private releaseMapping(arrayId: string): void {
+    const name = this.mappedNames.get(arrayId);
+    if (name === undefined) return;
+    this.mappedNames.delete(arrayId);
+    this.client.mappings.release(name);
+  }
+
+  /**
+   * ExportArray, then (shared memory) the array's bytes through a mapping of the region, made once per
+   * region and mode and reused: read it directly; after writing through it (writable: true), call
+   * sync(id, 'SYNC_DIRECTION_TO_DEVICE') for a device array's mirror. Before reading a device array's
+   * mirror after device-side changes other than WriteArray, sync(id, 'SYNC_DIRECTION_TO_HOST').
+   * `map: false` returns the handle only (to pass to another process). Without `writable: true` the
+   * mapping is private: a store into it stays in this process (that page becomes its own copy) and
+   * never reaches the array.
+   */
+  async exportArray(arrayId: string, options: ExportOptions = {}): Promise<ArrayExport> {
+    checkOptionNames('exportArray', options);
+    const response = await call<ExportArrayResponse__Output>((cb) =>
+      this.client.arrays.ExportArray({ array_id: arrayId, side: options.side ?? 'EXPORT_SIDE_UNSPECIFIED' }, this.md, this.client.callOptions(), cb),
+    );
+    const result: ArrayExport = { array: response.array!, moved: response.moved };
+    if (response.cuda_ipc) {
+      const region = response.cuda_ipc;
+      result.cudaIpc = { handle: region.handle, device: region.device, offset: region.offset, length: region.length, regionBytes: region.region_bytes };
+    }
+    if (response.shm) {
+      const region = response.shm;
+      result.shm = { name: region.name, offset: region.offset, length: region.length, regionBytes: region.region_bytes };
+      if (options.map ?? true) {
+        let mapping: ArrayBuffer;
+        try {
+          mapping = this.client.mappings.map(region.name, options.writable ?? false);
+        } catch (error) {
+          throw mappingFailed(arrayId, region.name, error);
+        }
+        this.mappedNames.set(arrayId, region.name);
+        result.bytes = Buffer.from(mapping, region.offset, region.length);
+      }
+    }
+    return result;
+  }
+
+  async duplicate(arrayId: string, options: DuplicateOptions = {}): Promise<ArrayInfo__Output> {
+    checkOptionNames('duplicate', options);
+    const request = { array_id: arrayId, placement: options.placement ?? 'PLACEMENT_UNSPECIFIED', workspace_id: options.workspaceId ?? '', detached: options.detached ?? false, label: options.label ?? '' };
+    return this.remember((await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.DuplicateArray(request, this.md, this.client.callOptions(), cb))).array!);
+  }
+
+  async sync(arrayId: string, direction: 'SYNC_DIRECTION_TO_HOST' | 'SYNC_DIRECTION_TO_DEVICE'): Promise<ArrayInfo__Output> {
+    return (await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.SyncArray({ array_id: arrayId, direction }, this.md, this.client.callOptions(), cb))).array!;
+  }
+
+  /** CreateWorkspace: the lease's workspace `name`, created with `config` when there is none. */
+  async createWorkspace(name: string, config?: WorkspaceConfig): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('CreateWorkspace', { lease_id: this.leaseId, name, config: config ?? null });
+  }
+
+  enterWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('EnterWorkspace', { workspace_id: workspaceId });
+  }
+
+  leaveWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('LeaveWorkspace', { workspace_id: workspaceId });
+  }
+
+  borrowWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('BorrowWorkspace', { workspace_id: workspaceId });
+  }
+
+  initializeWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('InitializeWorkspace', { workspace_id: workspaceId });
+  }
+
+  destroyWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('DestroyWorkspace', { workspace_id: workspaceId });
+  }
+
+  getWorkspace(workspaceId: string): Promise<WorkspaceInfo__Output> {
+    return this.workspaceCall('GetWorkspace', { workspace_id: workspaceId });
+  }
+
+  /**
+   * ScopeOut: allocations are detached until LeaveWorkspace of the workspace it left; resolves to that
+   * workspace (null when none was current). That LeaveWorkspace closes this block only: the cycle takes
+   * a second one.
+   */
+  async scopeOut(): Promise<WorkspaceInfo__Output | null> {
+    const response = await call<{ workspace: WorkspaceInfo__Output | null }>((cb) => this.client.workspaces.ScopeOut({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb));
+    return response.workspace;
+  }
+
+  async listWorkspaces(): Promise<WorkspaceInfo__Output[]> {
+    return (await call<{ workspaces: WorkspaceInfo__Output[] }>((cb) => this.client.workspaces.ListWorkspaces({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).workspaces;
+  }
+
+  /** AcquireCudnnWorkspace: the lease's grow-only cuDNN scratch on a device, sized by `mode` (cuDNN, or requested_bytes). */
+  async acquireCudnnWorkspace(request: CudnnWorkspaceRequest): Promise<AcquireCudnnWorkspaceResponse__Output> {
+    return call<AcquireCudnnWorkspaceResponse__Output>((cb) => this.client.workspaces.AcquireCudnnWorkspace({ ...request, lease_id: this.leaseId }, this.md, this.client.callOptions(), cb));
+  }
+
+  private async workspaceCall(method: 'CreateWorkspace' | 'EnterWorkspace' | 'LeaveWorkspace' | 'BorrowWorkspace' | 'InitializeWorkspace' | 'DestroyWorkspace' | 'GetWorkspace', request: object): Promise<WorkspaceInfo__Output> {
+    const stub = this.client.workspaces[method].bind(this.client.workspaces) as unknown as (r: object, m: Metadata, o: object, cb: Callback<{ workspace: WorkspaceInfo__Output | null }>) => void;
+    return (await call<{ workspace: WorkspaceInfo__Output | null }>((cb) => stub(request, this.md, this.client.callOptions(), cb))).workspace!;
+  }
+
+  async renew(ttlSeconds = 0): Promise<Lease__Output> {
+    const response = await call<{ lease: Lease__Output | null }>((cb) => this.client.leases.RenewLease({ lease_id: this.leaseId, ttl_seconds: ttlSeconds }, this.md, this.client.callOptions(), cb));
+    return response.lease!;
+  }
+
+  /**
+   * Renews the lease over a KeepAlive stream every intervalMs until close(), stopKeepAlive() or the
+   * client's close(). A stream that drops (network blip, daemon restart) is reopened after a backoff
+   * (100 ms doubling up to intervalMs), for as long as the keep-alive runs; each failure goes to
+   * `onError`. The keep-alive stops by itself when the daemon no longer knows the lease (NOT_FOUND,
+   * UNAUTHENTICATED, PERMISSION_DENIED) and when it drains (UNAVAILABLE, reason SHUTTING_DOWN: every
+   * lease is freed when its drain ends, so there is nothing left to renew). A stream that stays open but stops answering (the daemon
+   * hung, a network path that drops packets without a reset) goes to `onError` too, once per stall:
+   * DEADLINE_EXCEEDED at the first renewal sent while two earlier ones wait for their answer, the
+   * oldest for 1.5 intervals (one late renewal is no stall: a process whose event loop was blocked runs
+   * its timer before it reads the answer that came meanwhile; the connection's own pings do not wait
+   * like this, see ClientOptions.keepalive); the stream is kept (cancelling it would close a releaseOnDisconnect lease the moment the
+   * path heals), and a later answer re-arms the check. Its timer does not keep the process alive.
+   * A KeepAlive stream is one of the tenant's streams that --max-tenant-streams counts: while the daemon
+   * refuses it (RESOURCE_EXHAUSTED, TOO_MANY_STREAMS: the tenant's other streams fill the cap), the lease
+   * is renewed with RenewLease (a unary call, not counted) at each retry, so that it does not expire;
+   * releaseOnDisconnect is not armed until a stream is open again.
+   * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
+   * Throws CANCELLED after the client's close().
+   * `intervalMs` unset: a third of the lease's TTL (ttl_seconds as granted). Anything but a whole
+   * number of ms from 1 to 2^31 - 1 is INVALID_ARGUMENT: Node's setInterval took `'10s'`, 0 or none as
+   * 1 ms, and the keep-alive sent hundreds of renewals a second.
+   */
+  startKeepAlive(intervalMs?: number, options: KeepAliveOptions = {}): void {
+    checkOptionNames('startKeepAlive', options);
+    intervalMs = intervalMs === undefined ? defaultKeepAliveMs(this.lease.ttl_seconds) : positiveMs('intervalMs', intervalMs);
+    this.client.requireOpen();
+    this.stopKeepAlive();
+    this.stopKeepAlive = keepLeaseAlive(this, intervalMs, options, (stop) => {
+      if (this.stopKeepAlive === stop) this.stopKeepAlive = noKeepAlive;
+    });
+  }
+
+  stopKeepAlive(): void {}
+
+  /** CloseLease; also unmaps the arrays this session mapped. */
+  async close(): Promise<number> {
+    this.stopKeepAlive();
+    for (const arrayId of [...this.mappedNames.keys()]) this.releaseMapping(arrayId);
+    return (await call<{ freed_bytes: number }>((cb) => this.client.leases.CloseLease({ lease_id: this.leaseId }, this.md, this.client.callOptions(), cb))).freed_bytes;
+  }
+}
+
+/**
+ * exportArray's mapping of the region it was answered failed (the addon's SYSTEM_ERROR, a plain Error
+ * with the call's errno): as a TensormemClientError, so that a trainer branching on code sees it like any other refusal. ENOENT
+ * is NOT_FOUND: the array was freed, or its lease ended, between the answer and the mapping (a free()
+ * in flight beside the export), or another process unlinked the name.
+ */
+function mappingFailed(arrayId: string, name: string, error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const errno = isNativeError(error) ? error.errno : undefined;
+  const { ENOENT, EACCES, EPERM, ENOMEM, EMFILE, ENFILE } = osConstants.errno;
+  const code =
+    errno === ENOENT ? Status.NOT_FOUND : errno === EACCES || errno === EPERM ? Status.PERMISSION_DENIED : errno === ENOMEM || errno === EMFILE || errno === ENFILE ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;
+  const gone = code === Status.NOT_FOUND ? ' (the array was freed or its lease ended meanwhile, or another process unlinked the name)' : '';
+  return new TensormemClientError(code, undefined, `exportArray of array ${arrayId}: ${error.message}${gone}; map: false returns the handle without mapping it`, { array_id: arrayId, shm_name: name });
+}
+
+/** RESOURCE_EXHAUSTED: `bytes` of `arrayId` do not fit in the one Buffer a read returns. */
+function readTooLarge(arrayId: string, bytes: string): TensormemClientError {
+  const message = `a read of ${bytes} bytes of array ${arrayId} does not fit in one Buffer (at most ${LeaseSession.maxReadBytes} bytes): read it in ranges`;
+  return new TensormemClientError(Status.RESOURCE_EXHAUSTED, undefined, message, { field: 'length' });
+}
+
+/** A read of `bytes` (0: to the end, size unknown here), checked before anything is sent. */
+function checkReadSize(arrayId: string, bytes: number): void {
+  if (bytes > LeaseSession.maxReadBytes) throw readTooLarge(arrayId, String(bytes));
+}
+
+function noKeepAlive(): void {}
+
+/** startKeepAlive's interval when none is given: a third of the lease's TTL (at least 1 s for a TTL the reply did not give). */
+function defaultKeepAliveMs(ttlSeconds: number): number {
+  const ttlMs = Number(ttlSeconds) * 1000;
+  return Number.isFinite(ttlMs) && ttlMs > 0 ? Math.min(Math.max(Math.floor(ttlMs / 3), 1), MAX_TIMER_MS) : 1000;
+}
