@@ -3,7 +3,7 @@
  * unit and a single range are served; a client asking for several ranges gets INVALID_ARGUMENT.
  */
 import { invalidArgument, outOfRange } from '../errors';
-import { listElements } from './http1-server';
+import { listElements } from './http1-head';
 
 /** [start, start + length) of an array. */
 export interface ByteRange {

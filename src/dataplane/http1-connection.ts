@@ -1,0 +1,384 @@
+/** One client connection of the data plane's HTTP/1.1 server (http1-server.ts): heads parsed, bodies framed, one exchange at a time. */
+import { STATUS_CODES } from 'node:http';
+import { Socket } from 'node:net';
+import { HEAD_END, MAX_HEAD_BYTES, parseHead, type RequestHead } from './http1-head';
+import { BodyReader, bodyCutShort, httpDate, HttpExchange, HttpHandler, prematureClose } from './http-exchange';
+
+/** What a connection needs of its server: the handler and how a stalled request is cut. */
+export interface ConnectionSettings {
+  handler: HttpHandler;
+  stallTimeoutMs: number;
+  bodyReadBytes: number;
+  keepAliveTimeoutMs: number;
+  headTimeoutMs: number;
+  drainTimeoutMs: number;
+  onStall?: (exchange: HttpExchange) => void;
+}
+
+/**
+ * The accepted socket's handle re-wrapped in a `net.Socket` with `onread`, so that reads land in the
+ * connection's own buffers instead of a new Buffer each. `onread` is public API, but `net.Server` has
+ * no option to give it to accepted sockets, so this passes the handle to the Socket constructor as
+ * node's own net.Server does (the `handle` option). Undefined where the handle cannot take a user
+ * buffer (the caller then reads through 'data' events).
+ */
+export function connectionWithOwnReadBuffers(raw: Socket, settings: ConnectionSettings): Http1Connection | undefined {
+  const internal = raw as unknown as { _handle?: { useUserBuffer?: unknown } | null };
+  const handle = internal._handle;
+  if (!handle || typeof handle.useUserBuffer !== 'function') return undefined;
+  let connection: Http1Connection | undefined;
+  const socket = new Socket({
+    handle,
+    allowHalfOpen: true,
+    onread: {
+      buffer: () => connection?.readBuffer() ?? Buffer.allocUnsafe(MAX_HEAD_BYTES),
+      callback: (bytes: number, buffer: Uint8Array) => connection!.received(buffer.subarray(0, bytes) as Buffer, true),
+    },
+  } as ConstructorParameters<typeof Socket>[0] & { handle: unknown });
+  // The first wrapper no longer owns the handle: destroying it releases its place in the server's
+  // connection count (or server.close() would wait for it forever) and closes nothing.
+  internal._handle = null;
+  raw.destroy();
+  connection = new Http1Connection(socket, settings, true);
+  return connection;
+}
+
+/** head: reading a request head; request: one exchange in hand; draining: answered early, reading and dropping what the client still sends before closing. */
+type ConnectionState = 'head' | 'request' | 'draining' | 'closed';
+
+/** One client connection: heads parsed, bodies framed, one exchange at a time. */
+export class Http1Connection {
+  private state: ConnectionState = 'head';
+  /** Bytes received and not yet consumed (part of a head, a body that arrived early, the next request). */
+  private pending?: Buffer;
+  private exchange?: HttpExchange;
+  private bodyRemaining = 0;
+  private reader?: BodyReader;
+  private readerBusy = false;
+  private bodyDone?: { resolve: (bytes: number) => void; reject: (error: Error) => void; bytes: number };
+  private consuming = false;
+  private ended = false;
+  private headBuffer?: Buffer;
+  private bodyBuffer?: Buffer;
+  /** Cuts a head not complete by its deadline; set at its first byte, cleared when it is complete. */
+  private headTimer?: NodeJS.Timeout;
+  /** Ends the read-and-drop of a draining connection. */
+  private drainTimer?: NodeJS.Timeout;
+  /** The drain's deadline passed while the answer was still going out: nothing more is read. */
+  private dropDone = false;
+  /**
+   * A keep-alive answer is still going out (the socket has not taken all of it): the next request is
+   * not read until it has, so a client that pipelines requests and never reads the answers cannot
+   * make the daemon queue answers (and lend views of pool memory) without end.
+   */
+  private answerGoingOut = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly settings: ConnectionSettings,
+    ownBuffers: boolean,
+  ) {
+    socket.setNoDelay(true);
+    socket.setTimeout(settings.keepAliveTimeoutMs);
+    socket.on('timeout', () => {
+      // A request being read or answered, or an answer still queued on the socket, has stalled;
+      // otherwise the connection sat idle between requests or in the drain.
+      const stalled = this.state === 'request' || (this.state !== 'closed' && socket.writableLength > 0);
+      if (stalled && this.exchange) this.settings.onStall?.(this.exchange);
+      socket.destroy();
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('end', () => {
+      this.ended = true;
+      this.pump();
+    });
+    socket.once('close', () => this.closed());
+    if (!ownBuffers) {
+      socket.on('data', (chunk: Buffer) => {
+        if (!this.received(chunk, false)) socket.pause();
+      });
+      socket.resume();
+    }
+  }
+
+  /** Reading requests (not draining or closed). */
+  private get serving(): boolean {
+    return this.state === 'head' || this.state === 'request';
+  }
+
+  /** The idle time between requests, in whole seconds, as a Keep-Alive header says it. */
+  get keepAliveTimeoutSeconds(): number {
+    return Math.floor(this.settings.keepAliveTimeoutMs / 1000);
+  }
+
+  /** Between requests, with no answer still going out and no part of a next request in hand. */
+  get isIdle(): boolean {
+    return this.state === 'head' && this.pending === undefined && !this.answerGoingOut;
+  }
+
+  /** The buffer the next read lands in (onread mode). */
+  readBuffer(): Buffer {
+    if (this.state === 'request' && this.bodyRemaining > 0) return (this.bodyBuffer ??= Buffer.allocUnsafeSlow(this.settings.bodyReadBytes));
+    return (this.headBuffer ??= Buffer.allocUnsafeSlow(MAX_HEAD_BYTES));
+  }
+
+  /** Bytes from the socket (`reused`: in a buffer the next read overwrites); false to stop reading. */
+  received(chunk: Buffer, reused: boolean): boolean {
+    this.consuming = true;
+    try {
+      this.consume(chunk, reused);
+    } finally {
+      this.consuming = false;
+    }
+    return this.wantsBytes();
+  }
+
+  private consume(chunk: Buffer, reused: boolean): void {
+    let offset = 0;
+    while (offset < chunk.byteLength && this.serving) {
+      if (this.state === 'head') {
+        if (this.answerGoingOut) break;
+        offset = this.consumeHead(chunk, offset);
+      } else if (this.bodyRemaining > 0 && this.reader && !this.readerBusy) {
+        const piece = chunk.subarray(offset, offset + Math.min(this.bodyRemaining, chunk.byteLength - offset));
+        offset += piece.byteLength;
+        this.deliver(piece);
+      } else {
+        break;
+      }
+    }
+    if (offset < chunk.byteLength && this.serving) this.stash(chunk.subarray(offset), reused);
+  }
+
+  /** Consumes head bytes from `chunk` at `offset`; returns the offset after what it used. */
+  private consumeHead(chunk: Buffer, offset: number): number {
+    const before = this.pending?.byteLength ?? 0;
+    const head = before > 0 ? Buffer.concat([this.pending!, chunk.subarray(offset)]) : chunk.subarray(offset);
+    this.pending = undefined;
+    // Bare line breaks between requests are allowed (RFC 9112 §2.2).
+    let start = 0;
+    while (start < head.byteLength && (head[start] === 0x0d || head[start] === 0x0a)) start++;
+    const end = head.indexOf(HEAD_END, start);
+    if (end < 0) {
+      if (head.byteLength - start > MAX_HEAD_BYTES) {
+        this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+        return chunk.byteLength;
+      }
+      if (start < head.byteLength) this.pending = Buffer.from(head.subarray(start));
+      // The deadline runs from the first byte, bare line breaks included: a peer sending only those
+      // would otherwise hold the connection forever (each byte restarts the idle timer).
+      this.headTimer ??= setTimeout(() => this.socket.destroy(), this.settings.headTimeoutMs);
+      return chunk.byteLength;
+    }
+    if (end - start > MAX_HEAD_BYTES) {
+      this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+      return chunk.byteLength;
+    }
+    const parsed = parseHead(head.toString('latin1', start, end));
+    if ('malformed' in parsed) {
+      this.refuse(400, parsed.malformed, parsed.field === undefined ? {} : { field: parsed.field });
+      return chunk.byteLength;
+    }
+    this.begin(parsed);
+    return offset + (end + HEAD_END.byteLength - before);
+  }
+
+  private begin(head: RequestHead): void {
+    this.clearHeadTimer();
+    this.state = 'request';
+    this.socket.setTimeout(this.settings.stallTimeoutMs);
+    this.bodyRemaining = head.contentLength;
+    this.exchange = new HttpExchange(this, head);
+    try {
+      this.settings.handler(this.exchange);
+    } catch {
+      // A handler must answer through the exchange; one that throws leaves no answer to give. Thrown
+      // from here the error would escape into the socket's read callback and end the process.
+      this.exchange.destroy();
+    }
+  }
+
+  /** Hands `piece` to the reader; a promise from it holds reading until it settles. */
+  private deliver(piece: Buffer): void {
+    this.bodyRemaining -= piece.byteLength;
+    this.bodyDone!.bytes += piece.byteLength;
+    let result: void | Promise<void>;
+    try {
+      result = this.reader!(piece);
+    } catch (error) {
+      this.readFailed(error as Error);
+      return;
+    }
+    if (result && typeof (result as Promise<void>).then === 'function') {
+      this.readerBusy = true;
+      (result as Promise<void>).then(
+        () => {
+          this.readerBusy = false;
+          this.afterPiece();
+          this.pump();
+        },
+        (error: Error) => {
+          this.readerBusy = false;
+          this.readFailed(error);
+        },
+      );
+      return;
+    }
+    this.afterPiece();
+  }
+
+  private afterPiece(): void {
+    if (this.bodyRemaining > 0 || !this.bodyDone) return;
+    const done = this.bodyDone;
+    this.reader = undefined;
+    this.bodyDone = undefined;
+    done.resolve(done.bytes);
+  }
+
+  private readFailed(error: Error): void {
+    const done = this.bodyDone;
+    this.reader = undefined;
+    this.bodyDone = undefined;
+    done?.reject(error);
+  }
+
+  /** Keeps bytes that cannot be consumed now (a copy when they sit in a buffer the next read reuses). */
+  private stash(bytes: Buffer, reused: boolean): void {
+    const kept = reused ? Buffer.from(bytes) : bytes;
+    this.pending = this.pending ? Buffer.concat([this.pending, kept]) : kept;
+  }
+
+  private wantsBytes(): boolean {
+    if (this.state === 'head') return !this.answerGoingOut;
+    if (this.state === 'draining') return !this.dropDone;
+    if (this.state !== 'request') return false;
+    return this.bodyRemaining > 0 && this.reader !== undefined && !this.readerBusy;
+  }
+
+  /** Consumes what is pending, then reads on or holds, as the state asks. */
+  private pump(): void {
+    if (this.consuming || this.state === 'closed' || this.state === 'draining' || this.socket.destroyed) return;
+    if (this.answerGoingOut) {
+      // answerTaken() pumps again; an end of input meanwhile is handled then, after what is pending.
+      this.socket.pause();
+      return;
+    }
+    if (this.pending && this.wantsBytes()) {
+      const pending = this.pending;
+      this.pending = undefined;
+      this.received(pending, false);
+    }
+    if (this.ended) {
+      // Nothing more will come: a body still awaited never arrives; between requests the connection ends.
+      if (this.bodyDone && !this.readerBusy && this.pending === undefined) this.readFailed(bodyCutShort(this.bodyDone.bytes + this.bodyRemaining, this.bodyDone.bytes));
+      if (this.state === 'head') this.drain();
+      return;
+    }
+    if (this.wantsBytes()) this.socket.resume();
+    else this.socket.pause();
+  }
+
+  /** HttpExchange.readBody. */
+  readBody(reader: BodyReader): Promise<number> {
+    if (this.bodyDone || this.state !== 'request') return Promise.reject(new Error('the request body is being read already, or the request is over'));
+    if (this.bodyRemaining === 0) return Promise.resolve(0);
+    if (this.ended && !this.pending) return Promise.reject(bodyCutShort(this.bodyRemaining, 0));
+    return new Promise<number>((resolve, reject) => {
+      this.reader = reader;
+      this.bodyDone = { resolve, reject, bytes: 0 };
+      this.pump();
+    });
+  }
+
+  /** Whether the connection must close after this exchange's answer. */
+  closesAfter(exchange: HttpExchange): boolean {
+    return !exchange.keepAlive || this.bodyRemaining > 0 || this.ended;
+  }
+
+  /** HttpExchange.end, once the answer is written: the next request, or the end of the connection. */
+  finished(exchange: HttpExchange, close: boolean): void {
+    if (this.exchange !== exchange || this.state !== 'request') return;
+    if (close || this.bodyRemaining > 0) {
+      this.drain();
+      return;
+    }
+    this.state = 'head';
+    // Until the socket has taken the whole answer, a reader that stops reading it is a stall, and the
+    // next request waits (answerTaken).
+    this.answerGoingOut = true;
+    this.socket.setTimeout(this.settings.stallTimeoutMs);
+    this.pump();
+  }
+
+  /** HttpExchange.end, once the socket has taken the whole answer (or is gone): the next request may be read. */
+  answerTaken(): void {
+    if (!this.answerGoingOut) return;
+    this.answerGoingOut = false;
+    if (this.state !== 'head') return;
+    this.socket.setTimeout(this.settings.keepAliveTimeoutMs);
+    this.pump();
+  }
+
+  private refuse(code: number, message: string, metadata: Record<string, string> = {}): void {
+    const body = JSON.stringify({ code, status: code === 431 ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason: code === 431 ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST', message, metadata });
+    this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nDate: ${httpDate()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+
+  /**
+   * Ends the connection after `last`: our side closes at once; what the client still sends is read and
+   * dropped until it closes its side (then the socket is gone), for drainTimeoutMs at most (a deadline
+   * from now, however steadily bytes arrive). An answer still going out at the deadline (a large GET's
+   * last pieces with Connection: close) is not cut by it: reading stops until the socket has taken the
+   * whole answer (a reader that stops meanwhile is a stall), then what the client sends is read and
+   * dropped for drainTimeoutMs more, so that closing with unread bytes (a reset) does not destroy the
+   * end of the answer still in the kernel's buffers.
+   */
+  private drain(last?: string): void {
+    if (this.state === 'draining' || this.state === 'closed') return;
+    this.clearHeadTimer();
+    this.state = 'draining';
+    this.pending = undefined;
+    if (this.bodyDone) this.readFailed(prematureClose());
+    if (last !== undefined) this.socket.end(last);
+    else this.socket.end();
+    this.socket.setTimeout(this.socket.writableLength > 0 ? this.settings.stallTimeoutMs : this.settings.keepAliveTimeoutMs);
+    if (this.ended) {
+      this.socket.destroySoon();
+      return;
+    }
+    this.drainTimer = setTimeout(() => this.drainDeadline(), this.settings.drainTimeoutMs);
+    this.socket.resume();
+  }
+
+  private drainDeadline(): void {
+    this.drainTimer = undefined;
+    if (this.socket.writableFinished) {
+      this.socket.destroy();
+      return;
+    }
+    this.dropDone = true;
+    this.socket.pause();
+    this.socket.once('finish', () => {
+      if (this.state !== 'draining') return;
+      this.dropDone = false;
+      this.socket.resume();
+      this.drainTimer = setTimeout(() => this.socket.destroy(), this.settings.drainTimeoutMs);
+    });
+  }
+
+  private clearHeadTimer(): void {
+    if (this.headTimer === undefined) return;
+    clearTimeout(this.headTimer);
+    this.headTimer = undefined;
+  }
+
+  private closed(): void {
+    this.clearHeadTimer();
+    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+    this.state = 'closed';
+    if (this.bodyDone) this.readFailed(prematureClose());
+    this.exchange?.connectionClosed();
+    this.exchange = undefined;
+  }
+}

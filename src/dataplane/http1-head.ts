@@ -1,0 +1,110 @@
+/**
+ * An HTTP/1.1 request head as the data plane's server reads it (http1-server.ts): the request line and
+ * headers parsed strictly (CRLF line ends only, no NUL, a Content-Length of one decimal number, a
+ * Transfer-Encoding that ends in chunked), or why the head is malformed.
+ */
+
+/** Largest request head (request line and headers) accepted. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+export const HEAD_END = Buffer.from('\r\n\r\n');
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export interface RequestHead {
+  method: string;
+  url: string;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  contentLength: number;
+  keepAlive: boolean;
+  expectsContinue: boolean;
+}
+
+/** Why a head is malformed, and what is at fault: a header's name, or "request line" / "header line" for a line that names none. */
+export interface MalformedHead {
+  malformed: string;
+  field?: string;
+}
+
+/** Parses a request head (without its final blank line). */
+export function parseHead(text: string): RequestHead | MalformedHead {
+  // Lines end in CRLF only; a CR or LF anywhere else is malformed (RFC 9112 §2.2 lets a server reject
+  // a bare CR, and a bare LF read as a line end by one parser and not by another smuggles requests).
+  const lines = text.split('\r\n');
+  const requestLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0]);
+  if (!requestLine) return { malformed: `malformed request line ${JSON.stringify(lines[0].slice(0, 200))}: expected "METHOD /path HTTP/1.1"`, field: 'request line' };
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon) : '';
+    if (!TOKEN.test(name)) return { malformed: `malformed header line ${JSON.stringify(line.slice(0, 200))}: expected "Name: value"`, field: 'header line' };
+    const rawValue = line.slice(colon + 1);
+    const shownValue = () => JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200));
+    if (/[\r\n]/.test(rawValue)) {
+      return { malformed: `header ${name}: a CR or LF is allowed only in the CRLF that ends a line, not inside the value ${shownValue()}`, field: name };
+    }
+    // RFC 9110 §5.5: a NUL in a field value MUST be rejected (or replaced): parsers that stop at it read
+    // a different value than those that do not.
+    if (rawValue.includes('\0')) return { malformed: `header ${name}: a NUL byte is not allowed in a header value, as in ${shownValue()}`, field: name };
+    const key = name.toLowerCase();
+    const value = rawValue.trim();
+    headers[key] = key in headers ? `${headers[key]}, ${value}` : value;
+  }
+  let contentLength = 0;
+  const lengthHeader = headers['content-length'];
+  if (lengthHeader !== undefined) {
+    if (!/^\d+$/.test(lengthHeader)) return { malformed: `Content-Length must be one decimal number, not ${JSON.stringify(lengthHeader.slice(0, 100))}`, field: 'Content-Length' };
+    // Leading zeros are the same number (RFC 9110 §8.6: 1*DIGIT). Past 15 digits a Number would round,
+    // and no array is that large (10^15 bytes is 888 TiB): refused, saying so.
+    const digits = lengthHeader.replace(/^0+(?=\d)/, '');
+    if (digits.length > 15) return { malformed: `Content-Length ${JSON.stringify(lengthHeader.slice(0, 100))} has more than 15 digits: no array holds that many bytes`, field: 'Content-Length' };
+    contentLength = Number(digits);
+  }
+  // A request whose Transfer-Encoding does not end in chunked has no length anyone can determine: RFC
+  // 9112 §6.3 says 400 and close. (One that ends in chunked is not framed here either: it reaches the
+  // handler and the connection closes after the answer.) Empty list elements ("chunked," or two header
+  // lines, one of them empty) are no coding (RFC 9110 §5.6.1.2): the last coding is the last one named.
+  const transferEncoding = headers['transfer-encoding'];
+  const lastCoding = transferEncoding === undefined ? undefined : listElements(transferEncoding).pop();
+  if (transferEncoding !== undefined && lastCoding?.toLowerCase() !== 'chunked') {
+    return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))} does not end in chunked, so the body's length cannot be determined`, field: 'Transfer-Encoding' };
+  }
+  const connection = (headers.connection ?? '').toLowerCase();
+  const keepAlive = requestLine[3] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+  return {
+    method: requestLine[1],
+    url: originForm(requestLine[2]),
+    headers,
+    contentLength: headers['transfer-encoding'] !== undefined ? 0 : contentLength,
+    keepAlive: keepAlive && headers['transfer-encoding'] === undefined,
+    // An HTTP/1.0 client knows no interim answers: it would read "100 Continue" as the answer to its
+    // request. RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
+    expectsContinue: requestLine[3] === '1' && (headers.expect ?? '').toLowerCase() === '100-continue',
+  };
+}
+
+/**
+ * The elements of a header's comma-separated list, trimmed, without the empty ones ("a,", ", a" or two
+ * header lines, one empty), which a recipient MUST ignore (RFC 9110 §5.6.1.2).
+ */
+export function listElements(value: string): string[] {
+  return value
+    .split(',')
+    .map((element) => element.trim())
+    .filter((element) => element !== '');
+}
+
+/**
+ * The request target as a path and query. A server MUST accept the absolute-form
+ * (`http://host:port/path?query`, RFC 9112 §3.2.2), which a client configured to use the daemon as its
+ * proxy sends; its authority is not ours to check (no virtual hosts), so only the path and query are
+ * kept, `/` when it has no path. Any other form (origin, asterisk, authority) is left as it is.
+ */
+function originForm(target: string): string {
+  const absolute = /^https?:\/\/[^/?#]*/i.exec(target);
+  if (!absolute) return target;
+  const rest = target.slice(absolute[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
