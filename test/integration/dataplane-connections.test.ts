@@ -164,10 +164,20 @@ describe.skipIf(softFdLimit() < 2600)('--data-max-connections default (1024)', (
     const dataAddress = dataAddressOf(daemon);
     const pid = daemon.child.pid!;
     const before = openFds(pid);
+    const openStart = Date.now();
     const opened = await Promise.all(Array.from({ length: 1200 }, () => open(dataAddress).catch(() => undefined)));
+    const openMs = Date.now() - openStart;
     const answers: string[] = [];
     for (const socket of opened) socket?.on('data', (chunk: Buffer) => answers.push(chunk.toString('latin1')));
-    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections_refused_total'), { timeout: 5000 }).toBe(1200 - 1024);
+    const refused = () => metric(daemon, 'tensormem_data_plane_connections_refused_total');
+    if (openMs < 4000) {
+      await expect.poll(refused, { timeout: 5000 }).toBe(1200 - 1024);
+    } else {
+      // The connects took nearly the idle timeout (5 s, a loaded machine): accepted connections that sat
+      // idle that long were closed, and later connects took their places instead of being refused.
+      await expect.poll(refused, { timeout: 5000 }).toBeGreaterThan(0);
+      expect(await refused()).toBeLessThanOrEqual(1200 - 1024);
+    }
     // At most the cap (idle connections are closed 5 s after they opened: on a slow machine some may be gone by now).
     expect(await metric(daemon, 'tensormem_data_plane_connections')).toBeLessThanOrEqual(1024);
     expect(openFds(pid) - before).toBeLessThanOrEqual(1024 + 16);
