@@ -755,7 +755,11 @@ export class Workspace {
     const learning = this.config.learningPolicy;
     if (learning !== 'NONE' && this.maxCycle > 0) {
       this.purgeOutside();
-      if ((learning === 'OVER_TIME' && this.config.cyclesBeforeInitialization === this.cyclesCount) || (learning === 'FIRST_LOOP' && this.currentSize === 0)) {
+      // OVER_TIME learns at one close only (ND4J's exact equality); when that learning was refused
+      // (learningFailure, no buffer yet) it stays due at every later close until it succeeds, as
+      // FIRST_LOOP's does, else one passing refusal would leave the workspace spilling for good.
+      const overTimeDue = this.config.cyclesBeforeInitialization === this.cyclesCount || (this.learningError !== undefined && !this.isInit && this.cyclesCount > this.config.cyclesBeforeInitialization);
+      if ((learning === 'OVER_TIME' && overTimeDue) || (learning === 'FIRST_LOOP' && this.currentSize === 0)) {
         this.learnAtClose();
       } else if (this.currentSize > 0 && this.cycleAllocations > 0 && this.config.spillPolicy === 'REALLOCATE' && !this.circular) {
         this.learnAtClose();

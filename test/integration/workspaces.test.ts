@@ -414,6 +414,29 @@ describe('workspaces over gRPC', () => {
     await own.close();
   });
 
+  it('retries an OVER_TIME learning refused at cycles_before_initialization at the next LeaveWorkspace, once there is room', async () => {
+    const own = await client.openLease();
+    const workspace = await own.createWorkspace('over-time-cannot-grow', {
+      overallocation_limit: 1,
+      learning_policy: 'LEARNING_POLICY_OVER_TIME',
+      cycles_before_initialization: 2,
+    });
+    const id = workspace.workspace_id;
+    // Learning at the second close wants 200 MiB + 1 KiB beside this 100 MiB array: past --maxbytes 256M.
+    const outside = await own.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [100 * MiB] });
+    for (let cycle = 1; cycle <= 2; cycle++) {
+      await own.enterWorkspace(id);
+      await own.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [100 * MiB], workspaceId: id });
+      await own.leaveWorkspace(id);
+    }
+    expect(await own.getWorkspace(id)).toMatchObject({ current_size: 0, cycles_count: 2, learning_failure_reason: 'DEVICE_OUT_OF_MEMORY' });
+    await own.free(outside.array_id);
+    await own.enterWorkspace(id);
+    // Before, the learning moment had passed for good: 0 bytes at every later close, every cycle spilled.
+    expect(await own.leaveWorkspace(id)).toMatchObject({ current_size: 200 * MiB, initial_block_size: 100 * MiB, cycles_count: 3, learning_failure: '' });
+    await own.close();
+  });
+
   it("keeps workspaces per lease: another lease cannot see or enter them", async () => {
     const other = await client.openLease();
     const mine = (await lease.listWorkspaces()).map((w) => w.workspace_id);

@@ -895,6 +895,38 @@ describe('refusals change nothing', () => {
     expect(ws.learningFailure).toBeUndefined();
   });
 
+  it('an OVER_TIME learning refused at its cycle is retried at the next closes until it succeeds (ND4J learns at that one cycle only)', () => {
+    const { ws, backing } = workspace({ allocationPolicy: 'STRICT', learningPolicy: 'OVER_TIME', cyclesBeforeInitialization: 2 });
+    backing.refuse = (request) => request.purpose === 'workspace';
+    cycle(ws, 800);
+    cycle(ws, 800);
+    expect(ws.info()).toMatchObject({ currentSize: 0, cyclesCount: 2 });
+    expect(ws.learningFailure).toBeInstanceOf(OutOfMemoryError);
+    cycle(ws, 800);
+    expect(ws.info()).toMatchObject({ currentSize: 0, cyclesCount: 3 });
+    expect(backing.refusals.filter((request) => request.purpose === 'workspace')).toHaveLength(2);
+    backing.refuse = () => false;
+    cycle(ws, 800);
+    expect(ws.info()).toMatchObject({ currentSize: 800, cyclesCount: 4, initialBlockSize: 800 });
+    expect(ws.learningFailure).toBeUndefined();
+    // Learned once, it stays put: a later, bigger cycle (EXTERNAL) spills and nothing is learned again.
+    cycle(ws, 1600);
+    expect(ws.info().currentSize).toBe(800);
+    expect(backing.requests.filter((request) => request.purpose === 'workspace')).toHaveLength(1);
+  });
+
+  it('OVER_TIME without a refusal still learns at exactly cyclesBeforeInitialization: a cycle without allocations there never learns (ND4J)', () => {
+    const { ws } = workspace({ allocationPolicy: 'STRICT', learningPolicy: 'OVER_TIME', cyclesBeforeInitialization: 2 });
+    ws.enter();
+    ws.leave();
+    ws.enter();
+    ws.leave();
+    cycle(ws, 800);
+    cycle(ws, 800);
+    expect(ws.info()).toMatchObject({ currentSize: 0, cyclesCount: 4, maxCycleAllocations: 800 });
+    expect(ws.learningFailure).toBeUndefined();
+  });
+
   it('a refused REALLOCATE growth keeps the old buffer in place (allocate, then free)', () => {
     const { ws, backing } = workspace({ allocationPolicy: 'STRICT', spillPolicy: 'REALLOCATE' });
     cycle(ws, 800);
