@@ -207,7 +207,13 @@ export function normalizeWorkspaceConfig(input: WorkspaceConfigInput = {}): Work
     }
     if (config.tempFilePath !== undefined) checkMmapPath(config.tempFilePath);
     if (config.tempFilePath === undefined && config.initialSize === 0) {
-      throw configError('temp_file_path', 'MMAP target file path should be non-null or workspace initialSize should be >0 for temp file');
+      // ND4J's text names neither proto field nor value: both are unset here, so say so and what to set.
+      throw configError(
+        'temp_file_path',
+        'MMAP target file path should be non-null or workspace initialSize should be >0 for temp file',
+        '',
+        'config.initial_size is 0 too. Fix: a temp_file_path naming an existing, non-empty file, or initial_size > 0 for a temporary file',
+      );
     }
     if (!Number.isSafeInteger(mmapFileBytes(config.initialSize))) throw invalidArgument('config.initial_size', 'a size whose file rounds up below 2^53', config.initialSize);
   } else if (config.tempFilePath !== undefined) {

@@ -224,6 +224,8 @@ describe('WorkspaceConfig', () => {
   it("refuses MMAP with neither a file nor an initial size with ND4J's message", () => {
     const error = thrown(() => normalizeWorkspaceConfig({ locationPolicy: 'MMAP', learningPolicy: 'NONE' }));
     expect(error.message).toContain('MMAP target file path should be non-null or workspace initialSize should be >0 for temp file');
+    // The fields and their values, not only ND4J's builder names.
+    expect(error.message).toContain('(config.temp_file_path = ""). config.initial_size is 0 too.');
     expect(error.metadata.field).toBe('config.temp_file_path');
   });
 
