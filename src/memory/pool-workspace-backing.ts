@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import type { Block, BlockOwner } from './memory-resource';
 import type { HostCategory, MemoryManager } from './memory-manager';
-import type { MappedFile, WorkspaceBacking, WorkspaceBufferRequest, WorkspaceMapRequest } from './workspace';
+import type { MappedFile, WorkspaceBacking, WorkspaceBufferRequest, WorkspaceMapRequest } from './workspace-backing';
 
 const RETRY = { retry: true } as const;
 

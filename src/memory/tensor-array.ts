@@ -19,7 +19,8 @@ import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
 import { ELEMENT_BYTES, elementBytes } from './data-types';
 import type { DataTypeName } from './data-types';
 import type { MemoryManager } from './memory-manager';
-import type { AllocationValidity, Workspace, WorkspaceAllocation, WorkspaceBufferOptions } from './workspace';
+import type { AllocationValidity, Workspace, WorkspaceAllocation } from './workspace';
+import type { WorkspaceBufferOptions } from './workspace-backing';
 import type { WorkspaceRegistry } from './workspace-registry';
 
 /** An array attached to a workspace: its bytes are ranges of the workspace's memory. */

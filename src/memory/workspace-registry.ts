@@ -12,8 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { TensormemError, invalidArgument, notFound } from '../errors';
 import { DEFAULT_WORKSPACE_CONFIG, normalizeWorkspaceConfig, sameWorkspaceConfig } from './workspace-config';
 import type { WorkspaceConfig, WorkspaceConfigInput } from './workspace-config';
-import { Workspace, WorkspaceScope } from './workspace';
-import type { WorkspaceAllocation, WorkspaceBacking } from './workspace';
+import { Workspace } from './workspace';
+import { WorkspaceScope } from './workspace-scope';
+import type { WorkspaceAllocation } from './workspace';
+import type { WorkspaceBacking } from './workspace-backing';
 
 export interface WorkspaceRegistryOptions {
   backing: WorkspaceBacking;

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import type { Block } from '../../src/memory/memory-resource';
 import { Workspace } from '../../src/memory/workspace';
-import type { WorkspaceAllocation, WorkspaceBacking, WorkspaceBufferRequest } from '../../src/memory/workspace';
+import type { WorkspaceAllocation } from '../../src/memory/workspace';
+import type { WorkspaceBacking, WorkspaceBufferRequest } from '../../src/memory/workspace-backing';
 import type { WorkspaceConfigInput } from '../../src/memory/workspace-config';
 import { MiB } from '../../src/units';
 

@@ -10,7 +10,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import type { Block } from '../../src/memory/memory-resource';
-import type { Workspace, WorkspaceAllocation, WorkspaceBacking, WorkspaceBufferRequest } from '../../src/memory/workspace';
+import type { Workspace, WorkspaceAllocation } from '../../src/memory/workspace';
+import type { WorkspaceBacking, WorkspaceBufferRequest } from '../../src/memory/workspace-backing';
 import { WorkspaceRegistry } from '../../src/memory/workspace-registry';
 import type { WorkspaceConfigInput } from '../../src/memory/workspace-config';
 import { MiB } from '../../src/units';

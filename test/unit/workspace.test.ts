@@ -11,7 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import type { Block } from '../../src/memory/memory-resource';
 import { Workspace } from '../../src/memory/workspace';
-import type { MappedFile, WorkspaceAllocation, WorkspaceBacking, WorkspaceBufferRequest, WorkspaceMapRequest } from '../../src/memory/workspace';
+import type { WorkspaceAllocation } from '../../src/memory/workspace';
+import type { MappedFile, WorkspaceBacking, WorkspaceBufferRequest, WorkspaceMapRequest } from '../../src/memory/workspace-backing';
 import {
   DEFAULT_WORKSPACE_CONFIG,
   alignWorkspaceRequest,
