@@ -8,7 +8,7 @@
 import { DATA_PLANE_SHARE, GRPC_SHARE, connectionCapFor, openFileLimit } from './open-file-limit';
 import { mappedRegionsCapFor, maxMapCount } from './map-count-limit';
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { LineCounter, isMap, isScalar, parseDocument, parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag, misspelledEnv } from './flags';
 import { parseHostPort, unixSocketPath } from './listen-address';
@@ -190,6 +190,15 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
   } catch (error) {
     throw invalidArgument(field, 'a readable file', `${path} (${(error as Error).message})`);
   }
+  const repeated = repeatedKey(text);
+  if (repeated) {
+    const [first, second] = repeated.values;
+    throw invalidArgument(
+      `${path}: ${repeated.key}`,
+      'each flag name once (a second would replace the first without a word)',
+      { toString: () => `it twice: ${JSON.stringify(first.value)} at line ${first.line} and ${JSON.stringify(second.value)} at line ${second.line}` },
+    );
+  }
   let document: unknown;
   try {
     document = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
@@ -221,6 +230,28 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
     }
   }
   return values;
+}
+
+/**
+ * A flag name the config file's top-level mapping gives twice, with both values and their lines. JSON.parse
+ * keeps the last of two equal keys without a word, so a .json file whose later "maxbytes" undid an earlier
+ * one started the daemon with a cap nobody saw; YAML refused the same file only as a parse error quoting
+ * the text. Undefined when no key repeats, or the text is not a mapping (the parse below reports that).
+ */
+function repeatedKey(text: string): { key: string; values: Array<{ value: unknown; line: number }> } | undefined {
+  const lines = new LineCounter();
+  const document = parseDocument(text, { lineCounter: lines, uniqueKeys: false });
+  if (!isMap(document.contents)) return undefined;
+  const seen = new Map<string, { value: unknown; line: number }>();
+  for (const pair of document.contents.items) {
+    if (!isScalar(pair.key) || pair.key.range == null) continue;
+    const key = String(pair.key.value);
+    const entry = { value: isScalar(pair.value) ? pair.value.value : (pair.value as { toJSON?: () => unknown } | null)?.toJSON?.() ?? null, line: lines.linePos(pair.key.range[0]).line };
+    const previous = seen.get(key);
+    if (previous) return { key, values: [previous, entry] };
+    seen.set(key, entry);
+  }
+  return undefined;
 }
 
 function build(raw: RawValues): DaemonConfig {

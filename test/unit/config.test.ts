@@ -319,6 +319,21 @@ describe('loadConfig', () => {
     expect([config.leaseTtlMs, config.allowSmallDevice, config.maxBytes, config.listen, config.mmapDir]).toEqual([90_000, true, { kind: 'bytes', bytes: 4 * GiB }, ['127.0.0.1:0'], undefined]);
   });
 
+  it('refuses a flag name the config file gives twice, naming the key, both values and their lines (JSON kept the last without a word)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const json = join(dir, 'twice.json');
+    writeFileSync(json, '{\n  "maxbytes": "1G",\n  "lease-ttl": "2m",\n  "maxbytes": "3G"\n}\n');
+    expect(() => loadConfig(['--config', json], {})).toThrowError(
+      `Expected each flag name once (a second would replace the first without a word) for ${json}: maxbytes but received it twice: "1G" at line 2 and "3G" at line 4`,
+    );
+    const yaml = join(dir, 'twice.yaml');
+    writeFileSync(yaml, 'maxbytes: 1G\nmirror: eager\nmaxbytes: 3G\n');
+    expect(() => loadConfig(['--config', yaml], {})).toThrowError(`for ${yaml}: maxbytes but received it twice: "1G" at line 1 and "3G" at line 3`);
+    // Each key once is read as before, and a key repeated inside a list item is no flag name.
+    writeFileSync(json, JSON.stringify({ maxbytes: '1G', listen: ['127.0.0.1:0', '127.0.0.1:1'] }));
+    expect(loadConfig(['--config', json], {}).maxBytes).toEqual({ kind: 'bytes', bytes: GiB });
+  });
+
   it('refuses unknown keys in the config file, naming file and key', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
     const file = join(dir, 'bad.yaml');
