@@ -8,6 +8,7 @@
 import { DATA_PLANE_SHARE, GRPC_SHARE, connectionCapFor, openFileLimit } from './open-file-limit';
 import { mappedRegionsCapFor, maxMapCount } from './map-count-limit';
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag, misspelledEnv } from './flags';
@@ -396,6 +397,15 @@ function build(raw: RawValues): DaemonConfig {
     const given = int('max-mapped-regions', 0, 2 ** 31 - 1);
     return derivedDefault('max-mapped-regions', given, (cap) => mappedRegionsCapFor(maxMapCount(), cap)) ?? given;
   }
+  const dataListenAddress = dataListen(text('data-listen'), field('data-listen'));
+  const metricsListenAddress = metricsListen(text('metrics-listen'), field('metrics-listen'));
+  const healthListenAddress = healthAddress(text('health-listen'), field('health-listen'));
+  refuseSharedAddresses([
+    ...listen.map((address) => ({ name: 'listen', field: field('listen'), address })),
+    { name: 'data-listen', field: field('data-listen'), address: dataListenAddress },
+    { name: 'metrics-listen', field: field('metrics-listen'), address: metricsListenAddress },
+    { name: 'health-listen', field: field('health-listen'), address: healthListenAddress },
+  ]);
   const dataMaxConnections = () => connectionCap('data-max-connections', DATA_PLANE_SHARE);
   // Per listener: the gRPC listeners together take GRPC_SHARE.
   const maxConnections = () => connectionCap('max-connections', GRPC_SHARE / Math.max(1, listen.length));
@@ -414,8 +424,8 @@ function build(raw: RawValues): DaemonConfig {
     leaseTtlMs: leaseTtl(),
     reclaimIntervalMs: timerDuration('reclaim-interval'),
     listen,
-    dataListen: dataListen(text('data-listen'), field('data-listen')),
-    healthListen: healthAddress(text('health-listen'), field('health-listen')),
+    dataListen: dataListenAddress,
+    healthListen: healthListenAddress,
     maxMessageBytes,
     chunkBytes,
     maxPartialMessageBytes: maxPartialMessageBytes(),
@@ -439,12 +449,36 @@ function build(raw: RawValues): DaemonConfig {
     mmapMaxBytes: bytes('mmap-maxbytes'),
     maxMappedRegions: maxMappedRegions(),
     tls: tlsFiles(securityFile('tls-cert'), securityFile('tls-key'), securityFile('tls-client-ca')),
-    metricsListen: metricsListen(text('metrics-listen'), field('metrics-listen')),
+    metricsListen: metricsListenAddress,
     help: bool('help'),
     version: bool('version'),
     sources,
     rawValues,
   };
+}
+
+/**
+ * Every listener on an address of its own. The same --listen address twice was bound once by grpc-js and
+ * served as if two (logged twice, and the default --max-connections split between them), and two flags
+ * on one unix socket were refused only once the first listener was up, as "another process is serving
+ * there", naming neither flag. TCP addresses are compared as written (port 0 picks a port each time);
+ * two names of one host (localhost and 127.0.0.1) still fail at bind.
+ */
+function refuseSharedAddresses(listeners: Array<{ name: string; field: string; address: string | undefined }>): void {
+  const taken = new Map<string, string>();
+  for (const { name, field, address } of listeners) {
+    if (address === undefined) continue;
+    const socketPath = unixSocketPath(address);
+    const hostPort = socketPath === undefined ? parseHostPort(address) : undefined;
+    if (hostPort?.port === 0) continue;
+    const key = socketPath !== undefined ? `unix:${resolvePath(socketPath)}` : hostPort ? `${hostPort.host.toLowerCase()}:${hostPort.port}` : address;
+    const holder = taken.get(key);
+    if (holder !== undefined) {
+      const already = holder === name ? `given to --${name} already` : `already the address of --${holder}`;
+      throw invalidArgument(field, 'an address no other listener has (each listener binds its own)', { toString: () => `${JSON.stringify(address)}, ${already}` });
+    }
+    taken.set(key, name);
+  }
 }
 
 /** --health-listen HOST:PORT → host (brackets removed) and port; INVALID_ARGUMENT naming the flag otherwise. */

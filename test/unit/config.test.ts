@@ -210,6 +210,23 @@ describe('loadConfig', () => {
     expect(loadConfig(['--listen', '127.0.0.1:1', '--listen=unix:/tmp/x.sock'], {}).listen).toEqual(['127.0.0.1:1', 'unix:/tmp/x.sock']);
   });
 
+  it('refuses an address two listeners would share, naming the flags, before anything listens', () => {
+    // The same --listen twice was served as if two listeners (grpc-js bound it once); a unix socket shared
+    // with --data-listen was refused only after the first was up, as "another process is serving there".
+    expect(() => loadConfig(['--listen', '127.0.0.1:17201', '--listen', '127.0.0.1:17201'], {})).toThrowError(
+      'Expected an address no other listener has (each listener binds its own) for --listen but received "127.0.0.1:17201", given to --listen already',
+    );
+    expect(() => loadConfig(['--listen', 'unix:/tmp/t.sock', '--data-listen', 'unix:/tmp/t.sock'], {})).toThrowError(
+      'for --data-listen but received "unix:/tmp/t.sock", already the address of --listen',
+    );
+    expect(() => loadConfig(['--data-listen', '127.0.0.1:7072'], {})).toThrowError('for --metrics-listen but received "127.0.0.1:7072", already the address of --data-listen');
+    expect(() => loadConfig(['--health-listen', 'LOCALHOST:7070', '--listen', 'localhost:7070'], {})).toThrowError('for --health-listen but received "LOCALHOST:7070", already the address of --listen');
+    expect(() => loadConfig(['--listen', '127.0.0.1:1'], { TENSORMEM_DATA_LISTEN: '127.0.0.1:1' })).toThrowError('for --data-listen (from TENSORMEM_DATA_LISTEN) but received "127.0.0.1:1"');
+    // Port 0 picks a port for each; the defaults are three addresses.
+    expect(loadConfig(['--listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--data-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'], {}).listen).toEqual(['127.0.0.1:0', '127.0.0.1:0']);
+    expect(loadConfig([], {}).dataListen).toBe('127.0.0.1:7071');
+  });
+
   it.each([
     [['--backend', 'tpu'], 'Expected one of auto, cuda, host for --backend but received "tpu"'],
     [['--mirror', 'sometimes'], 'Expected one of lazy, eager for --mirror but received "sometimes"'],
