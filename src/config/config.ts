@@ -393,9 +393,22 @@ function build(raw: RawValues): DaemonConfig {
     return derivedDefault(name, given, (cap) => connectionCapFor(openFileLimit(), cap, share)) ?? given;
   }
   // Unset, half of the kernel's limit of mappings per process, which the pools and V8 need some of too.
+  // Given, below that limit: at or past it the kernel refuses a mapping before the cap refuses one, and
+  // what it refuses may be V8's or a pool's (100000 under vm.max_map_count 65530: the daemon aborted
+  // "Zone Allocation failed - process out of memory" at 65,000 exportable arrays, every lease lost).
   function maxMappedRegions(): number {
     const given = int('max-mapped-regions', 0, 2 ** 31 - 1);
-    return derivedDefault('max-mapped-regions', given, (cap) => mappedRegionsCapFor(maxMapCount(), cap)) ?? given;
+    const limit = maxMapCount();
+    const derived = derivedDefault('max-mapped-regions', given, (cap) => mappedRegionsCapFor(limit, cap));
+    if (derived !== undefined) return derived;
+    if (given !== 0 && limit !== undefined && given >= limit) {
+      throw invalidArgument(
+        field('max-mapped-regions'),
+        `0 (no cap) or a number below vm.max_map_count, ${limit} (the kernel's limit of mappings, which the pools, the V8 heap and the libraries share; the default is half of it, ${mappedRegionsCapFor(limit, given)}), or a larger vm.max_map_count (sysctl)`,
+        text('max-mapped-regions'),
+      );
+    }
+    return given;
   }
   const dataListenAddress = dataListen(text('data-listen'), field('data-listen'));
   const metricsListenAddress = metricsListen(text('metrics-listen'), field('metrics-listen'));

@@ -22,4 +22,13 @@ describe('--max-mapped-regions', () => {
     expect(loadConfig(['--max-mapped-regions', '10'], {}).maxMappedRegions).toBe(10);
     expect(() => loadConfig(['--max-mapped-regions', '-1'], {})).toThrow('Expected an integer from 0 to 2147483647 for --max-mapped-regions but received "-1"');
   });
+
+  it('refuses a given cap at or past vm.max_map_count, which the kernel reaches first (the daemon aborted there with every lease)', () => {
+    const kernel = maxMapCount(readFileSync('/proc/sys/vm/max_map_count', 'utf8'))!;
+    expect(() => loadConfig(['--max-mapped-regions', String(kernel)], {})).toThrow(
+      `Expected 0 (no cap) or a number below vm.max_map_count, ${kernel} (the kernel's limit of mappings, which the pools, the V8 heap and the libraries share; the default is half of it, ${mappedRegionsCapFor(kernel, 32765)}), or a larger vm.max_map_count (sysctl) for --max-mapped-regions but received "${kernel}"`,
+    );
+    expect(() => loadConfig([], { TENSORMEM_MAX_MAPPED_REGIONS: String(kernel * 2) })).toThrow(`for --max-mapped-regions (from TENSORMEM_MAX_MAPPED_REGIONS) but received "${kernel * 2}"`);
+    expect(loadConfig(['--max-mapped-regions', String(kernel - 1)], {}).maxMappedRegions).toBe(kernel - 1);
+  });
 });
