@@ -17,6 +17,7 @@ import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits, sourcedFlag } from './memory/limits';
 import { HeapGuard } from './memory/heap-guard';
 import { MemoryManager } from './memory/memory-manager';
+import type { MmapFiles } from './memory/mmap-files';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
 import { selectBackend } from './native/select-backend';
@@ -151,6 +152,23 @@ export function logGrpcThrough(log: Logger): void {
   setGrpcLogger({ error: line('error'), info: line('info'), debug: line('debug') });
 }
 
+/**
+ * --mmap-dir made (if missing) and checked at start. A --mmap-dir that was given and cannot hold MMAP
+ * workspace files (a regular file, a symbolic link, another user's folder, one group or others may
+ * write) is refused before anything listens: until now the daemon started, and every MMAP workspace
+ * was refused later. The default, in the shared temporary folder where another user may have made it
+ * first, is warned about instead (only MMAP workspaces are refused), so that nobody can keep the
+ * daemon from starting by making that folder.
+ */
+function checkMmapDirAtStart(files: MmapFiles, given: boolean, log: Logger): void {
+  try {
+    files.ensureRoot();
+  } catch (error) {
+    if (given || !(error instanceof Error)) throw error;
+    log.warn({ event: 'mmap_dir_unusable', path: files.root }, `${error.message}; until then every MMAP workspace is refused`);
+  }
+}
+
 export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(config.logLevel)): Promise<Daemon> {
   logGrpcThrough(log);
   for (const { name, meant } of config.misspelledEnv ?? []) {
@@ -189,6 +207,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     loadAddon().trimMallocHeap();
   });
   memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, maxMappedRegions: config.maxMappedRegions, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
+  checkMmapDirAtStart(memory.mmapFiles, config.mmapDir !== undefined, log);
   if (tenantSpecs) checkGuaranteesFit(tenantSpecs, limits.maxBytes, config.tenantsFile!);
   memory.setTenantLimits((name) => tenants.limitsOf(name));
   memory.declareTenants(tenants.list().map((tenant) => tenant.name));

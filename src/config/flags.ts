@@ -151,7 +151,7 @@ export const FLAGS: readonly FlagSpec[] = [
     name: 'mmap-dir',
     type: 'string',
     arg: 'DIR',
-    help: "Folder of MMAP workspace files (default: tensormem-mmap in the OS temp folder). A lease's temp_file_path is a relative path inside its tenant's folder DIR/tenant-<name>/, never elsewhere; temporary files go in DIR. Put it on a disk-backed file system: on tmpfs the mapped pages take RAM that no tensormem cap counts.",
+    help: "Folder of MMAP workspace files (default: tensormem-mmap in the OS temp folder). A lease's temp_file_path is a relative path inside its tenant's folder DIR/tenant-<name>/, never elsewhere; temporary files go in DIR. Put it on a disk-backed file system: on tmpfs the mapped pages take RAM that no tensormem cap counts. Made (mode 0700) and checked at start: a given DIR that is a file, a link, another user's folder or writable by group or others stops the start; the default is only warned about.",
   },
   {
     name: 'mmap-maxbytes',

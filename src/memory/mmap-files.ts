@@ -97,14 +97,16 @@ export class MmapFiles {
   /**
    * Makes the root (mode 0700) if need be, and refuses one that another user could change under the
    * daemon: a symbolic link, a folder of another owner, or one that group or others may write (the
-   * default lies in the shared temporary folder, where anyone may have made it first).
+   * default lies in the shared temporary folder, where anyone may have made it first). Also called at
+   * start (daemon.ts), so that an unusable --mmap-dir is told then, not at the first MMAP workspace.
    */
-  private ensureRoot(): void {
+  ensureRoot(): void {
     const refuse = (why: string) => new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `--mmap-dir ${this.root} ${why}: MMAP workspaces need a folder of their own (pass another --mmap-dir)`, { path: this.root });
     try {
       mkdirSync(this.root, { recursive: true, mode: 0o700 });
     } catch (error) {
-      throw refuse(`cannot be made (${(error as Error).message})`);
+      // EEXIST: something other than a folder is there (a file), told below as such.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw refuse(`cannot be made (${(error as Error).message})`);
     }
     const root = lstatSync(this.root);
     if (root.isSymbolicLink()) throw refuse('is a symbolic link');

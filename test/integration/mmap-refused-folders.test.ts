@@ -3,13 +3,14 @@
  * folder of its temp_file_path behind in --mmap-dir: a tenant retrying refused paths made one empty
  * folder chain each, without end.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TensormemClientError } from '../../src/client/tensormem-client';
+import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
+import { runTensormemd, startDaemon } from '../helpers/daemon-process';
 
 const mmapDir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-refused-'));
 afterAll(() => rmSync(mmapDir, { recursive: true, force: true }));
@@ -36,6 +37,53 @@ describe('refused MMAP workspaces', () => {
       await lease.destroyWorkspace(kept.workspace_id);
     } finally {
       await lease.close();
+    }
+  });
+});
+
+describe('an --mmap-dir that cannot hold MMAP workspace files', () => {
+  it('is refused at start when given: a regular file, or a folder others may write', async () => {
+    const file = join(mmapDir, 'a-file');
+    writeFileSync(file, 'not a folder');
+    const asFile = await runTensormemd(['--backend', 'host', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off', '--mmap-dir', file]);
+    expect(asFile.code).toBe(1);
+    expect(asFile.stderr).toContain(`--mmap-dir ${file} is not a folder`);
+    const open = join(mmapDir, 'open-to-all');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const shared = await runTensormemd(['--backend', 'host', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off', '--mmap-dir', open]);
+    expect(shared.code).toBe(1);
+    expect(shared.stderr).toContain(`--mmap-dir ${open} may be written by group or others (mode 777)`);
+  });
+
+  it('is warned about when it is the default (in the shared temporary folder, where anyone may make it first), and the daemon serves', async () => {
+    const temporary = mkdtempSync(join(tmpdir(), 'tensormem-tmpdir-'));
+    try {
+      const squatted = join(temporary, 'tensormem-mmap');
+      mkdirSync(squatted);
+      chmodSync(squatted, 0o777);
+      const daemon = await startDaemon([], { TMPDIR: temporary });
+      try {
+        const warning = daemon.logs.find((entry) => entry.event === 'mmap_dir_unusable');
+        expect(warning?.msg).toContain(`--mmap-dir ${squatted} may be written by group or others`);
+        const client = new TensormemClient(daemon.tcpAddress);
+        try {
+          const lease = await client.openLease({ clientName: 'mmap-default-squatted' });
+          expect(Number((await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] })).byte_size)).toBe(16);
+          const refused = await lease.createWorkspace('MMAP', { initial_size: 16384, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE' }).then(
+            () => undefined,
+            (error: TensormemClientError) => error,
+          );
+          expect(refused?.code).toBe(status.FAILED_PRECONDITION);
+          await lease.close();
+        } finally {
+          client.close();
+        }
+      } finally {
+        expect(await daemon.stop()).toBe(0);
+      }
+    } finally {
+      rmSync(temporary, { recursive: true, force: true });
     }
   });
 });
