@@ -230,7 +230,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   }
   let status: StatusServer | undefined;
   try {
-    dataPlane = await startDataPlane(context);
+    dataPlane = await startDataPlane(context, (httpMethod, reason) => metrics.observeDataPlaneFailure(httpMethod, reason));
     warnWhenConnectionsPassOpenFiles({ dataMaxConnections: dataPlane ? config.dataMaxConnections : 0, maxConnections: config.maxConnections, listeners: config.listen.length }, openFileLimit(), log);
     context.dataAddress = dataPlane?.address;
     context.dataPlaneConnections = dataPlane?.server;

@@ -51,8 +51,11 @@ export interface RunningDataPlane {
   close(timeoutMs: number): Promise<boolean>;
 }
 
-/** Binds --data-listen; resolves to undefined when it is off. */
-export async function startDataPlane(context: ServiceContext): Promise<RunningDataPlane | undefined> {
+/**
+ * Binds --data-listen; resolves to undefined when it is off. `onFailure` is told the HTTP method and
+ * ErrorInfo reason of every request that failed with one (DaemonMetrics.observeDataPlaneFailure).
+ */
+export async function startDataPlane(context: ServiceContext, onFailure?: (httpMethod: string, reason: string) => void): Promise<RunningDataPlane | undefined> {
   const { config } = context;
   const address = config.dataListen;
   if (!address) return undefined;
@@ -60,7 +63,7 @@ export async function startDataPlane(context: ServiceContext): Promise<RunningDa
   const socketPath = unixSocketPath(address);
   const { host, port } = socketPath === undefined ? parseHostPort(address)! : { host: '', port: 0 };
   const tls = socketPath === undefined ? config.tls : undefined;
-  const plane = new DataPlane(context);
+  const plane = new DataPlane(context, onFailure);
   let refusedUnlogged = 0;
   let lastRefusalLog = -Infinity;
   let refusalLogTimer: NodeJS.Timeout | undefined;
@@ -141,7 +144,10 @@ class DataPlane {
   /** close() stopped waiting for `held`: what comes back later may find the pools released. */
   private abandoned = false;
 
-  constructor(private readonly context: ServiceContext) {}
+  constructor(
+    private readonly context: ServiceContext,
+    private readonly onFailure?: (httpMethod: string, reason: string) => void,
+  ) {}
 
   handle(exchange: HttpExchange): void {
     this.inFlight.add(exchange);
@@ -349,6 +355,7 @@ class DataPlane {
       return;
     }
     const body = httpErrorOf(error, this.context.log);
+    this.onFailure?.(exchange.method, body.reason);
     if (exchange.headersSent) {
       // Mid-body: the only signal left is a body shorter than its Content-Length. A domain error here
       // (the client freed the array or closed its lease under its own GET) is the client's doing, as

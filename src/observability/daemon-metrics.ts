@@ -134,7 +134,7 @@ export class DaemonMetrics {
     });
     this.allocationFailures = new Counter({
       name: 'tensormem_allocation_failures_total',
-      help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, MMAP_LIMIT, MAPPING_LIMIT, HEAP_LIMIT, WORKSPACE_FULL) and method.',
+      help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, MMAP_LIMIT, MAPPING_LIMIT, HEAP_LIMIT, WORKSPACE_FULL) and method: the gRPC method, or DataPlaneGet / DataPlanePut for the HTTP data plane.',
       labelNames: ['reason', 'method'],
       registers,
     });
@@ -147,6 +147,15 @@ export class DaemonMetrics {
     const method = path.slice(slash + 1);
     this.rpcDuration.observe({ service, method, code }, seconds);
     if (reason !== undefined && ALLOCATION_FAILURE_REASONS.has(reason)) this.allocationFailures.inc({ reason, method });
+  }
+
+  /**
+   * Records one data plane request that failed with the ErrorInfo reason `reason` (before its answer or
+   * mid-body). A GET needs a host mirror as ReadArray does and is refused for the same reasons; without
+   * this, a refusal the pool counted in tensormem_pool_failed_allocations_total was in no series by reason.
+   */
+  observeDataPlaneFailure(httpMethod: string, reason: string): void {
+    if (ALLOCATION_FAILURE_REASONS.has(reason)) this.allocationFailures.inc({ reason, method: httpMethod === 'PUT' ? 'DataPlanePut' : 'DataPlaneGet' });
   }
 
   /** The text exposition format, every live value read now. */

@@ -294,6 +294,36 @@ describe('Prometheus metrics and the status endpoints', () => {
   });
 });
 
+describe('refusals on the HTTP data plane', () => {
+  it('counts a data plane GET refused for want of host memory in tensormem_allocation_failures_total, as the same refusal of ReadArray is', async () => {
+    const token = randomBytes(24).toString('hex');
+    const tenantsPath = writeTenantsFile(`tenants:\n  - name: small-host\n    token_sha256: "${tokenSha256(token)}"\n    quota: { host: 1M }\n    admin: true\n`);
+    const daemon = await startDaemon(['--tenants', tenantsPath, '--data-listen', '127.0.0.1:0']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
+      const scrape = async () => parseMetrics(await (await fetch(`http://${listening.metricsAddress as string}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text());
+      const lease = await client.openLease({ tenantToken: token });
+      // Reading a device array takes a host mirror of its size: 2 MiB, over the tenant's 1 MiB host quota.
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB] });
+      const get = await fetch(`${listening.dataAddress as string}/v1/arrays/${array.array_id}`, { headers: { authorization: `Bearer ${lease.token}` } });
+      expect(get.status).toBe(507);
+      expect(((await get.json()) as { reason: string }).reason).toBe('QUOTA_EXCEEDED');
+      expect((await failure(lease.readGrpc(array.array_id))).reason).toBe('QUOTA_EXCEEDED');
+      const m = await scrape();
+      expect(sample(m, 'tensormem_allocation_failures_total', { reason: 'QUOTA_EXCEEDED', method: 'DataPlaneGet' })).toBe(1);
+      expect(sample(m, 'tensormem_allocation_failures_total', { reason: 'QUOTA_EXCEEDED', method: 'ReadArray' })).toBe(1);
+      // A refusal for another reason (no such array) is not one for memory.
+      expect((await fetch(`${listening.dataAddress as string}/v1/arrays/arr-missing`, { headers: { authorization: `Bearer ${lease.token}` } })).status).toBe(404);
+      expect(parseMetrics(await (await fetch(`http://${listening.metricsAddress as string}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text()).filter((s) => s.name === 'tensormem_allocation_failures_total').length).toBe(2);
+      await lease.close();
+    } finally {
+      client.close();
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
+
 describe('/events and a tenants file reload', () => {
   it('ends an /events stream whose token a reload made no longer admin, as a new request would be refused', async () => {
     const tokens = { admin: randomBytes(24).toString('hex'), other: randomBytes(24).toString('hex') };
