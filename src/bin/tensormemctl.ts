@@ -184,8 +184,8 @@ async function main(): Promise<number> {
             ),
             '',
             renderTable(
-              ['PROCESS', 'RSS', 'MAX PHYSICAL', 'HEAP USED', 'HEAP LIMIT'],
-              [['tensormemd', formatIec(info.process!.physical_bytes), capText(info.process!.max_physical_bytes), formatIec(info.process!.heap_used_bytes), formatIec(info.process!.heap_limit_bytes)]],
+              ['PROCESS', 'RSS', 'COUNTED', 'MAX PHYSICAL', 'HEAP USED', 'HEAP LIMIT'],
+              [['tensormemd', formatIec(info.process!.physical_bytes), formatIec(info.process!.counted_physical_bytes), capText(info.process!.max_physical_bytes), formatIec(info.process!.heap_used_bytes), formatIec(info.process!.heap_limit_bytes)]],
             ),
             '',
             renderTable(['TENANT', 'LEASES', 'DEVICE USED', 'HOST USED'], info.tenants.map((t) => [t.tenant, t.leases, formatIec(t.device_used_bytes), formatIec(t.host_used_bytes)])),

@@ -50,8 +50,10 @@ export function renderFrame(info: MemoryInfo, leases: BiggestLeases | undefined,
     ),
     '',
     renderTable(
-      ['PROCESS', 'RSS', 'MAX PHYSICAL', 'USAGE', 'HEAP USED', 'HEAP LIMIT'],
-      [['tensormemd', formatIec(daemonProcess.physical_bytes), capText(daemonProcess.max_physical_bytes), usageBar(daemonProcess.physical_bytes, daemonProcess.max_physical_bytes), formatIec(daemonProcess.heap_used_bytes), formatIec(daemonProcess.heap_limit_bytes)]],
+      // USAGE is of the figure the cap is checked against (COUNTED), not of the RSS: host-RAM chunks count
+      // before their pages are touched, so a daemon can refuse PHYSICAL_MEMORY_LIMIT at an RSS far below the cap.
+      ['PROCESS', 'RSS', 'COUNTED', 'MAX PHYSICAL', 'USAGE', 'HEAP USED', 'HEAP LIMIT'],
+      [['tensormemd', formatIec(daemonProcess.physical_bytes), formatIec(daemonProcess.counted_physical_bytes), capText(daemonProcess.max_physical_bytes), usageBar(daemonProcess.counted_physical_bytes, daemonProcess.max_physical_bytes), formatIec(daemonProcess.heap_used_bytes), formatIec(daemonProcess.heap_limit_bytes)]],
     ),
     '',
     info.tenants.length === 0

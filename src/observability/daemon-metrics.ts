@@ -64,7 +64,7 @@ export class DaemonMetrics {
       } });
     const poolSeries = (field: PoolField) => (): Series => pools().map(({ pool, values }) => [{ pool }, Number(values[field] ?? 0)]);
     const deviceSeries = (field: 'total_bytes' | 'free_bytes') => (): Series => (info().devices ?? []).map((device) => [{ device: String(device.device), name: device.name ?? '' }, Number(device[field] ?? 0)]);
-    const processSeries = (field: 'physical_bytes' | 'max_physical_bytes' | 'heap_used_bytes' | 'heap_limit_bytes') => (): Series => [[{}, Number(info().process?.[field] ?? 0)]];
+    const processSeries = (field: 'physical_bytes' | 'max_physical_bytes' | 'counted_physical_bytes' | 'heap_used_bytes' | 'heap_limit_bytes') => (): Series => [[{}, Number(info().process?.[field] ?? 0)]];
     const tenantSeries = (value: (tenant: TenantUsage) => Series) => (): Series =>
       (info().tenants ?? []).flatMap((tenant) => value(tenant).map(([labels, bytes]): [Record<string, string>, number] => [{ tenant: tenant.tenant ?? '', ...labels }, bytes]));
     const byMemory = (device: unknown, host: unknown, mmap: unknown): Series => [
@@ -90,7 +90,13 @@ export class DaemonMetrics {
       return [[{ category: 'mirror' }, Number(host.mirror_bytes ?? 0)], [{ category: 'host_only' }, Number(host.host_only_bytes ?? 0)], [{ category: 'mmap' }, Number(host.mmap_bytes ?? 0)]];
     });
     liveGauge('tensormem_process_physical_bytes', 'Resident set of the daemon (RSS); --maxphysicalbytes is checked against the larger of this and the RSS at start plus the host-RAM pool chunks held.', [], processSeries('physical_bytes'));
-    liveGauge('tensormem_process_max_physical_bytes', 'The cap --maxphysicalbytes.', [], processSeries('max_physical_bytes'));
+    liveGauge('tensormem_process_max_physical_bytes', 'The cap --maxphysicalbytes; 0 = none.', [], processSeries('max_physical_bytes'));
+    liveGauge(
+      'tensormem_process_counted_physical_bytes',
+      'What --maxphysicalbytes is checked against before every allocation of host RAM: the larger of the RSS and the RSS at start plus the host-RAM pool chunks held (a chunk counts before its pages are touched, so this may be far above the RSS). Alert on this against tensormem_process_max_physical_bytes, not on the RSS.',
+      [],
+      processSeries('counted_physical_bytes'),
+    );
     liveGauge('tensormem_process_heap_used_bytes', 'V8 heap in use.', [], processSeries('heap_used_bytes'));
     liveGauge('tensormem_process_heap_limit_bytes', 'V8 heap limit.', [], processSeries('heap_limit_bytes'));
     liveGauge('tensormem_tenant_used_bytes', "Bytes a tenant's leases hold (device: summed over devices; mmap: its MMAP workspace files).", ['tenant', 'memory'], tenantSeries((t) => byMemory(t.device_used_bytes, t.host_used_bytes, t.mmap_used_bytes)));

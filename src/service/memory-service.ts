@@ -108,6 +108,7 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
     process: {
       physical_bytes: memory.physical.physicalBytes(),
       max_physical_bytes: memory.physical.maxPhysicalBytes,
+      counted_physical_bytes: memory.physical.countedBytes(),
       heap_used_bytes: heap.used_heap_size,
       heap_limit_bytes: heap.heap_size_limit,
     },

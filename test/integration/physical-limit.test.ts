@@ -103,6 +103,16 @@ describe('--maxphysicalbytes counts host-RAM chunks when they are taken, not whe
     const refused = await client.memoryInfo();
     expect(refused.devices[0].used_bytes).toBe(accepted.length * ARRAY);
     expect(refused.host!.used_bytes).toBe(0);
+    // Every view says the figure the cap refused on, not only the resident set far below it: GetMemoryInfo
+    // (tensormemctl info and top, the status page) and /metrics.
+    const counted = refused.process!.counted_physical_bytes;
+    expect(counted).toBe(Math.max(refused.process!.physical_bytes, Number(meta.baseline_rss_bytes) + Number(meta.chunk_bytes)));
+    expect(counted + Number(meta.requested_bytes)).toBeGreaterThan(CAP);
+    expect(refused.process!.physical_bytes + Number(meta.requested_bytes)).toBeLessThanOrEqual(CAP);
+    const metricsAddress = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+    const scraped = (await (await fetch(`http://${metricsAddress}/metrics`)).text()).split('\n');
+    expect(scraped).toContain('# TYPE tensormem_process_counted_physical_bytes gauge');
+    expect(scraped).toContain(`tensormem_process_counted_physical_bytes ${counted}`);
 
     // Writing every byte of what was accepted keeps the daemon near the cap (no allocation happens meanwhile).
     // The cap is checked when a chunk is taken, against RSS at start + chunks: what the Node heap grew since

@@ -342,7 +342,7 @@ describe('tensormemctl top --once', () => {
       expect(run.code).toBe(0);
       expect(run.stdout).not.toContain('\x1b[');
       expect(run.stdout).toContain('tensormem emulated device');
-      expect(run.stdout).toMatch(/^PROCESS +RSS +MAX PHYSICAL/m);
+      expect(run.stdout).toMatch(/^PROCESS +RSS +COUNTED +MAX PHYSICAL +USAGE/m);
       expect(run.stdout).toContain('TOP LEASES by bytes (2 of 2)');
       const leaseLines = run.stdout.split('\n').filter((line) => line.startsWith(big.leaseId) || line.startsWith(small.leaseId));
       expect(leaseLines.map((line) => line.split(/\s+/)[0])).toEqual([big.leaseId, small.leaseId]);
@@ -804,12 +804,12 @@ describe('tensormemctl info, top and doctor without a process cap', () => {
       expect((await ctl(['--address', uncapped.unixAddress, 'info', '-o', 'json'])).stdout).toContain('"max_physical_bytes": 0');
       const info = await ctl(['--address', uncapped.unixAddress, 'info']);
       expect(info.code).toBe(0);
-      expect(info.stdout).toMatch(/^tensormemd +\S+ MiB +none +/m);
+      expect(info.stdout).toMatch(/^tensormemd +\S+ MiB +\S+ MiB +none +/m);
       // No --mmap-maxbytes either: the host row's MMAP MAX says none.
       expect(info.stdout).toMatch(/^HOST +MAX +USED +MIRRORS +HOST_ONLY +MMAP +MMAP MAX +RESERVED$/m);
       expect(info.stdout).toMatch(/^host +(\S+ \S+ +){5}none +\S+ \S+$/m);
       const top = await ctl(['--address', uncapped.unixAddress, 'top', '--once']);
-      expect(top.stdout).toMatch(/^tensormemd +\S+ MiB +none +- +/m);
+      expect(top.stdout).toMatch(/^tensormemd +\S+ MiB +\S+ MiB +none +- +/m);
       const doctor = await ctl(['--address', uncapped.unixAddress, 'doctor']);
       expect(doctor.stdout).toContain('maxphysicalbytes 0 (no process cap)');
     } finally {

@@ -7,6 +7,7 @@ export interface ProcessMemoryInfo {
   'max_physical_bytes'?: (number | string | Long);
   'heap_used_bytes'?: (number | string | Long);
   'heap_limit_bytes'?: (number | string | Long);
+  'counted_physical_bytes'?: (number | string | Long);
 }
 
 export interface ProcessMemoryInfo__Output {
@@ -14,4 +15,5 @@ export interface ProcessMemoryInfo__Output {
   'max_physical_bytes': (number);
   'heap_used_bytes': (number);
   'heap_limit_bytes': (number);
+  'counted_physical_bytes': (number);
 }
