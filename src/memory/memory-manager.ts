@@ -5,14 +5,15 @@
  * pass the guarantee policy. Plus the physical guard. Also moves bytes between Node buffers and blocks, off the event loop
  * at or above the async threshold.
  */
-import { MappingLimitError, MmapLimitError, OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument, mirrorRefusal } from '../errors';
+import { MmapLimitError, QuotaExceededError, TensormemError, invalidArgument, mirrorRefusal } from '../errors';
 import { statSync, unlinkSync } from 'node:fs';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
-import type { AllocateOptions, Block, BlockOwner, ChunkSource, ResourceStats, SegmentSnapshot } from './memory-resource';
+import type { AllocateOptions, Block, BlockOwner, ResourceStats, SegmentSnapshot } from './memory-resource';
 import type { PoolCapture } from './pool-capture';
-import { newShmName } from './shm-names';
 import { PoolResource } from './pool-resource';
+import { BackendChunkSource } from './backend-chunk-source';
+import { MappedRegions } from './mapped-regions';
 import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
@@ -21,7 +22,6 @@ import type { HeapGuard, HeapShare } from './heap-guard';
 import { QuotaAdaptor } from './quota-adaptor';
 import { MemoryWaitQueue } from './memory-wait-queue';
 import { MmapFiles, defaultMmapDir } from './mmap-files';
-import { formatBytes } from '../units';
 import { GuaranteeHolder, checkGuarantees } from './guarantee-policy';
 import type { ResolvedLimits } from './limits';
 
@@ -46,41 +46,6 @@ export interface MemoryManagerOptions {
    * mappings held at once, all tenants together; 0 or absent = no cap. See MappedRegions.
    */
   maxMappedRegions?: number;
-}
-
-/**
- * The memory mappings the tenants make one at a time: a dedicated chunk (an exportable array's region,
- * 4 KiB and up) and an MMAP workspace's mapping. Each is a mapping of the daemon's process, and the
- * kernel allows a process vm.max_map_count of them (65530 by default): a tenant making 65,000 one-byte
- * exportable arrays (260 MiB of its host quota) or MMAP workspaces of one small file (charged once) took
- * them all, and the next mapping anyone needed (a pool chunk, V8's heap) failed: the daemon died of
- * std::bad_alloc with every tenant's leases. Past the cap they are refused instead (MAPPING_LIMIT).
- */
-class MappedRegions {
-  private count = 0;
-  private readonly dedicated = new Set<number>();
-
-  constructor(readonly max: number) {}
-
-  /** MAPPING_LIMIT when one more would pass the cap; `what` names it for the message. */
-  check(what: string): void {
-    if (this.max > 0 && this.count >= this.max) throw new MappingLimitError(what, this.count, this.max);
-  }
-
-  addDedicated(handle: number): void {
-    this.dedicated.add(handle);
-    this.count++;
-  }
-
-  /** A chunk given back: counted down when it was a dedicated one. */
-  freed(handle: number): void {
-    if (this.dedicated.delete(handle)) this.count--;
-  }
-
-  /** An MMAP workspace's mapping of its file, made (+1) or unmapped (-1). */
-  addFileMapping(delta: 1 | -1): void {
-    this.count += delta;
-  }
 }
 
 interface PoolStack {
@@ -145,55 +110,6 @@ export interface HostPoolReport extends ResourceStats {
   mmapBytes: number;
   /** --mmap-maxbytes; 0 = no cap. */
   mmapMaxBytes: number;
-}
-
-class BackendChunkSource implements ChunkSource {
-  constructor(
-    private readonly backend: NativeBackend,
-    private readonly kind: 'device' | 'host',
-    private readonly device: number,
-    private readonly physical: PhysicalMemoryGuard | undefined,
-    private readonly regions: MappedRegions,
-  ) {}
-
-  /** Dedicated host chunks are named shared-memory objects (ExportArray maps them); dedicated device chunks are plain allocations of their own. */
-  allocateChunk(bytes: number, options?: AllocateOptions): number {
-    // Chunks in host RAM (host pool, or the host backend's emulated device) count against the resident-set cap.
-    this.physical?.check(bytes);
-    // A dedicated chunk's --max-mapped-regions check came first (checkDedicated, which the pool asks).
-    try {
-      let handle: number;
-      if (this.kind === 'device') handle = this.backend.allocDevice(this.device, bytes);
-      else handle = options?.dedicated ? this.backend.allocHost(bytes, { shmName: newShmName() }) : this.backend.allocHost(bytes);
-      if (options?.dedicated) this.regions.addDedicated(handle);
-      return handle;
-    } catch (error) {
-      if (isNativeError(error) && error.code === 'OUT_OF_MEMORY') {
-        const info = this.kind === 'device' ? this.backend.deviceInfo(this.device) : undefined;
-        throw new OutOfMemoryError({
-          memory: this.kind === 'device' ? 'DEVICE' : 'HOST',
-          device: this.kind === 'device' ? this.device : undefined,
-          requestedBytes: bytes,
-          capName: this.backend.name === 'cuda' ? 'device memory' : 'emulated device capacity',
-          capBytes: info?.totalBytes ?? 0,
-          usedBytes: info ? info.totalBytes - info.freeBytes : 0,
-          largestFreeBlockBytes: info?.freeBytes ?? 0,
-          backendDetail: error.message,
-        });
-      }
-      throw error;
-    }
-  }
-
-  freeChunk(handle: number): void {
-    this.backend.free(handle);
-    this.regions.freed(handle);
-  }
-
-  /** MAPPING_LIMIT at --max-mapped-regions; empty pool chunks given back would not make room (they are no region). */
-  checkDedicated(bytes: number): void {
-    this.regions.check(`a region of its own for an exportable array (${formatBytes(bytes)})`);
-  }
 }
 
 /**
