@@ -27,6 +27,7 @@ import { loadAddon } from './native/addon';
 import { HealthListener, startHealthListener } from './service/health-listener';
 import { RunningServer, SERVICE_NAMES, startServer } from './service/server';
 import { shuttingDownError, type ServiceContext } from './service/service-context';
+import { TransferCounters } from './service/transfer-counters';
 import { formatBytes, formatIec } from './units';
 import { invalidArgument } from './errors';
 import { TenantRegistry } from './leases/tenant-registry';
@@ -217,7 +218,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   // Every open WatchMemory, KeepAlive and health Watch stream listens on it (endWhenDraining): no limit,
   // or Node prints "MaxListenersExceededWarning: Possible EventTarget memory leak" from the 11th on.
   setMaxListeners(0, drainStarted.signal);
-  const context: ServiceContext = { registry, tenants, memory, config, log, stopping: drainStarted.signal, heapGrowth };
+  const context: ServiceContext = { registry, tenants, memory, config, log, stopping: drainStarted.signal, heapGrowth, transfers: new TransferCounters() };
   const metrics = new DaemonMetrics(context);
   let running: RunningServer;
   let dataPlane: RunningDataPlane | undefined;
@@ -230,7 +231,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   }
   let status: StatusServer | undefined;
   try {
-    dataPlane = await startDataPlane(context, (httpMethod, reason) => metrics.observeDataPlaneFailure(httpMethod, reason));
+    dataPlane = await startDataPlane(context, metrics.dataPlaneObserver);
     warnWhenConnectionsPassOpenFiles({ dataMaxConnections: dataPlane ? config.dataMaxConnections : 0, maxConnections: config.maxConnections, listeners: config.listen.length }, openFileLimit(), log);
     context.dataAddress = dataPlane?.address;
     context.dataPlaneConnections = dataPlane?.server;

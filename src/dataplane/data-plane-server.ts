@@ -51,11 +51,27 @@ export interface RunningDataPlane {
   close(timeoutMs: number): Promise<boolean>;
 }
 
+/** What the data plane tells the daemon's metrics (DaemonMetrics) about its requests. */
+export interface DataPlaneObserver {
+  /** A request failed with this ErrorInfo reason (refused before its answer, or cut mid-body). */
+  failed(method: DataPlaneMethod, reason: string): void;
+  /** A request ended: answered with HTTP `status`, or 'aborted' when its connection went away first; `seconds` from its head. */
+  ended(method: DataPlaneMethod, status: string, seconds: number): void;
+}
+
+/** A request's method as the metrics name it: the three served, and 'other' for anything a client sends (405), which must not make a series each. */
+export type DataPlaneMethod = 'PUT' | 'GET' | 'HEAD' | 'other';
+
+function methodOf(exchange: HttpExchange): DataPlaneMethod {
+  const method = exchange.method;
+  return method === 'PUT' || method === 'GET' || method === 'HEAD' ? method : 'other';
+}
+
 /**
- * Binds --data-listen; resolves to undefined when it is off. `onFailure` is told the HTTP method and
- * ErrorInfo reason of every request that failed with one (DaemonMetrics.observeDataPlaneFailure).
+ * Binds --data-listen; resolves to undefined when it is off. `observer` is told how every request ended
+ * and the reason of every one that failed with one; the bytes moved go to context.transfers.
  */
-export async function startDataPlane(context: ServiceContext, onFailure?: (httpMethod: string, reason: string) => void): Promise<RunningDataPlane | undefined> {
+export async function startDataPlane(context: ServiceContext, observer?: DataPlaneObserver): Promise<RunningDataPlane | undefined> {
   const { config } = context;
   const address = config.dataListen;
   if (!address) return undefined;
@@ -63,7 +79,7 @@ export async function startDataPlane(context: ServiceContext, onFailure?: (httpM
   const socketPath = unixSocketPath(address);
   const { host, port } = socketPath === undefined ? parseHostPort(address)! : { host: '', port: 0 };
   const tls = socketPath === undefined ? config.tls : undefined;
-  const plane = new DataPlane(context, onFailure);
+  const plane = new DataPlane(context, observer);
   let refusedUnlogged = 0;
   let lastRefusalLog = -Infinity;
   let refusalLogTimer: NodeJS.Timeout | undefined;
@@ -146,13 +162,15 @@ class DataPlane {
 
   constructor(
     private readonly context: ServiceContext,
-    private readonly onFailure?: (httpMethod: string, reason: string) => void,
+    private readonly observer?: DataPlaneObserver,
   ) {}
 
   handle(exchange: HttpExchange): void {
     this.inFlight.add(exchange);
     const open = this.hold();
+    const started = process.hrtime.bigint();
     exchange.onClose(() => {
+      this.observer?.ended(methodOf(exchange), exchange.destroyed ? 'aborted' : String(exchange.statusCode), Number(process.hrtime.bigint() - started) / 1e9);
       this.inFlight.delete(exchange);
       open();
       if (this.inFlight.size === 0) this.idle?.();
@@ -248,6 +266,7 @@ class DataPlane {
       if (expectedCrc !== undefined) crc = crc32c(piece, crc);
       const at = position;
       position += piece.byteLength;
+      this.context.transfers?.add('data_plane', 'write', piece.byteLength);
       if (array.writeInline(at, piece)) return;
       // The copy goes on in the thread pool even if the connection closes meanwhile (readBody then
       // rejects at once): close() waits for it, so the pool is not released under it.
@@ -338,6 +357,7 @@ class DataPlane {
       };
       onSocket.add(giveBack);
       exchange.write(loan.view, giveBack);
+      this.context.transfers?.add('data_plane', 'read', loan.view.byteLength);
     }
     exchange.end();
   }
@@ -355,7 +375,7 @@ class DataPlane {
       return;
     }
     const body = httpErrorOf(error, this.context.log);
-    this.onFailure?.(exchange.method, body.reason);
+    this.observer?.failed(methodOf(exchange), body.reason);
     if (exchange.headersSent) {
       // Mid-body: the only signal left is a body shorter than its Content-Length. A domain error here
       // (the client freed the array or closed its lease under its own GET) is the client's doing, as

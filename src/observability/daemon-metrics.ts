@@ -10,6 +10,7 @@ import type { LeaseCloseReason } from '../leases/lease-registry';
 import { packageVersion } from '../package-root';
 import { memoryInfo } from '../service/memory-service';
 import type { ServiceContext } from '../service/service-context';
+import type { DataPlaneObserver } from '../dataplane/data-plane-server';
 
 /** ErrorInfo reasons that mean "no memory for this request"; they are counted in tensormem_allocation_failures_total. */
 export const ALLOCATION_FAILURE_REASONS: ReadonlySet<string> = new Set(['DEVICE_OUT_OF_MEMORY', 'HOST_OUT_OF_MEMORY', 'PHYSICAL_MEMORY_LIMIT', 'QUOTA_EXCEEDED', 'MMAP_LIMIT', 'MAPPING_LIMIT', 'HEAP_LIMIT', 'WORKSPACE_FULL']);
@@ -41,6 +42,7 @@ export class DaemonMetrics {
   private current?: MemoryInfo;
   private readonly rpcDuration: Histogram<'service' | 'method' | 'code'>;
   private readonly allocationFailures: Counter<'reason' | 'method'>;
+  private readonly dataPlaneDuration: Histogram<'method' | 'status'>;
 
   constructor(private readonly context: ServiceContext) {
     const registers = [this.registry];
@@ -138,6 +140,19 @@ export class DaemonMetrics {
       buckets: RPC_BUCKETS_SECONDS,
       registers,
     });
+    liveCounter(
+      'tensormem_array_transfer_bytes_total',
+      'Bytes moved between clients and arrays since start, by transport (grpc: WriteArray and ReadArray streams; data_plane: HTTP PUT and GET bodies) and direction (write: into arrays, as each piece lands; read: out of arrays, as each piece is handed to the stream or socket). Exports move no byte through the daemon and are not counted.',
+      ['transport', 'direction'],
+      () => (context.transfers?.totals() ?? []).map(({ transport, direction, bytes }): [Record<string, string>, number] => [{ transport, direction }, bytes]),
+    );
+    this.dataPlaneDuration = new Histogram({
+      name: 'tensormem_data_plane_request_duration_seconds',
+      help: 'HTTP data plane requests from their head read to their answer taken by the socket, by method (PUT, GET, HEAD, other) and HTTP status (aborted: the connection went away first).',
+      labelNames: ['method', 'status'],
+      buckets: RPC_BUCKETS_SECONDS,
+      registers,
+    });
     this.allocationFailures = new Counter({
       name: 'tensormem_allocation_failures_total',
       help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, MMAP_LIMIT, MAPPING_LIMIT, HEAP_LIMIT, WORKSPACE_FULL) and method: the gRPC method, or DataPlaneGet / DataPlanePut for the HTTP data plane.',
@@ -156,13 +171,17 @@ export class DaemonMetrics {
   }
 
   /**
-   * Records one data plane request that failed with the ErrorInfo reason `reason` (before its answer or
-   * mid-body). A GET needs a host mirror as ReadArray does and is refused for the same reasons; without
-   * this, a refusal the pool counted in tensormem_pool_failed_allocations_total was in no series by reason.
+   * What the data plane reports: each request's end (tensormem_data_plane_request_duration_seconds) and
+   * each failure's ErrorInfo reason (before its answer or mid-body). A GET needs a host mirror as
+   * ReadArray does and is refused for the same reasons; without the failures, a refusal the pool counted
+   * in tensormem_pool_failed_allocations_total was in no series by reason.
    */
-  observeDataPlaneFailure(httpMethod: string, reason: string): void {
-    if (ALLOCATION_FAILURE_REASONS.has(reason)) this.allocationFailures.inc({ reason, method: httpMethod === 'PUT' ? 'DataPlanePut' : 'DataPlaneGet' });
-  }
+  readonly dataPlaneObserver: DataPlaneObserver = {
+    failed: (method, reason) => {
+      if (ALLOCATION_FAILURE_REASONS.has(reason)) this.allocationFailures.inc({ reason, method: method === 'PUT' ? 'DataPlanePut' : 'DataPlaneGet' });
+    },
+    ended: (method, status, seconds) => this.dataPlaneDuration.observe({ method, status }, seconds),
+  };
 
   /** The text exposition format, every live value read now. */
   async scrape(): Promise<string> {

@@ -213,6 +213,7 @@ export class ArrayService {
           await array.write(position, chunk);
           position += chunk.byteLength;
           written += chunk.byteLength;
+          this.context.transfers?.add('grpc', 'write', chunk.byteLength);
           if (written >= BULK_STREAM_BYTES) endBulk ??= this.context.heapGrowth?.beginBulkStream();
         } else {
           throw invalidArgument('payload', 'a header or a chunk', '(empty message)');
@@ -283,7 +284,9 @@ export class ArrayService {
         // The client may have cancelled during the copy: a write to the destroyed stream returns false
         // and neither 'drain' nor 'cancelled' (already emitted) would ever come.
         if (gone(call)) break;
-        if (!call.write({ offset: position, data }, () => ring.give(buffer))) await Promise.race([drainedOrCancelled(call), stopped]);
+        const flowing = call.write({ offset: position, data }, () => ring.give(buffer));
+        this.context.transfers?.add('grpc', 'read', data.byteLength);
+        if (!flowing) await Promise.race([drainedOrCancelled(call), stopped]);
         position += data.byteLength;
       }
     } finally {

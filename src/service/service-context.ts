@@ -6,6 +6,7 @@ import type { LeaseRegistry } from '../leases/lease-registry';
 import type { TenantRegistry } from '../leases/tenant-registry';
 import type { HeapGrowth } from '../heap-growth';
 import type { MemoryManager } from '../memory/memory-manager';
+import type { TransferCounters } from './transfer-counters';
 
 export interface ServiceContext {
   registry: LeaseRegistry;
@@ -31,6 +32,8 @@ export interface ServiceContext {
   tenantStreams?: { openOf(tenant: string): number };
   /** --max-partial-message-bytes (service/partial-message-budget.ts): bytes of unfinished gRPC messages held, streams reset. */
   partialMessages?: { readonly heldBytes: number; readonly resetStreams: number };
+  /** Bytes moved between clients and arrays over gRPC streams and the data plane (metrics); absent: not counted. */
+  transfers?: TransferCounters;
 }
 
 /** What new work, waiting allocations and watch streams get once the daemon is draining. */

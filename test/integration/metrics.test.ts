@@ -65,7 +65,7 @@ describe('Prometheus metrics and the status endpoints', () => {
     token_sha256: "${tokenSha256(TOKENS.admin)}"
     admin: true
 `);
-    daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--pool-chunk', '4M', '--reclaim-interval', '100ms']);
+    daemon = await startDaemon(['--tenants', tenantsPath, '--maxbytes', '64M', '--pool-chunk', '4M', '--reclaim-interval', '100ms', '--data-listen', '127.0.0.1:0']);
     const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
     expect(listening.metricsAddress).toMatch(/^127\.0\.0\.1:\d+$/);
     base = `http://${listening.metricsAddress as string}`;
@@ -273,6 +273,9 @@ describe('Prometheus metrics and the status endpoints', () => {
   });
 
   it("serves every metric of README's table, with exactly the label names it gives", async () => {
+    // One data plane request, so that its histogram has a series whose labels can be checked.
+    const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
+    expect((await fetch(`${listening.dataAddress as string}/v1/arrays/arr-none`)).status).toBe(401);
     const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
     const table = readme.slice(readme.indexOf('| metric | labels | what |'));
     const rows = table.slice(0, table.indexOf('\n\n')).split('\n').slice(2);
@@ -290,6 +293,47 @@ describe('Prometheus metrics and the status endpoints', () => {
         expect(series.length, name).toBeGreaterThan(0);
         for (const s of series) expect(Object.keys(s.labels).sort(), name).toEqual(expected);
       }
+    }
+  });
+});
+
+describe('bytes moved and data plane requests', () => {
+  it('counts the bytes each transport moves each way, and every data plane request by method and status, exactly', async () => {
+    const daemon = await startDaemon(['--data-listen', '127.0.0.1:0']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    try {
+      const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
+      const scrape = async () => parseMetrics(await (await fetch(`http://${listening.metricsAddress as string}/metrics`)).text());
+      const moved = (m: Sample[], transport: string, direction: string) => sample(m, 'tensormem_array_transfer_bytes_total', { transport, direction });
+      const requests = (m: Sample[], method: string, status: string) => sample(m, 'tensormem_data_plane_request_duration_seconds_count', { method, status });
+      const before = await scrape();
+      for (const transport of ['grpc', 'data_plane']) for (const direction of ['write', 'read']) expect(moved(before, transport, direction)).toBe(0);
+      const lease = await client.openLease({ clientName: 'bytes-moved' });
+      const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB] });
+      const small = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000] });
+      const bytes = randomBytes(3 * MiB);
+      await lease.write(big.array_id, bytes); // 3 MiB: a PUT
+      expect((await lease.read(big.array_id, MiB, MiB)).equals(bytes.subarray(MiB, 2 * MiB))).toBe(true); // a ranged GET
+      await lease.write(small.array_id, bytes.subarray(0, 1000)); // under 1 MiB: WriteArray
+      expect((await lease.read(small.array_id)).length).toBe(1000); // ReadArray
+      await lease.writeGrpc(big.array_id, bytes.subarray(0, 5000), 7);
+      const refused = await fetch(`${listening.dataAddress as string}/v1/arrays/${big.array_id}`, { method: 'PUT', headers: { authorization: `Bearer ${lease.token}`, 'content-length': String(4 * MiB) }, body: Buffer.alloc(4 * MiB) });
+      expect(refused.status).toBe(416);
+      expect((await fetch(`${listening.dataAddress as string}/v1/arrays/${big.array_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${lease.token}` } })).status).toBe(405);
+      const after = await scrape();
+      expect(moved(after, 'data_plane', 'write')).toBe(3 * MiB);
+      expect(moved(after, 'data_plane', 'read')).toBe(MiB);
+      expect(moved(after, 'grpc', 'write')).toBe(1000 + 5000);
+      expect(moved(after, 'grpc', 'read')).toBe(1000);
+      expect(requests(after, 'PUT', '200')).toBe(1);
+      expect(requests(after, 'GET', '206')).toBe(1);
+      expect(requests(after, 'PUT', '416')).toBe(1);
+      // Any other method is one series, whatever a client sends.
+      expect(requests(after, 'other', '405')).toBe(1);
+      await lease.close();
+    } finally {
+      client.close();
+      expect(await daemon.stop()).toBe(0);
     }
   });
 });
