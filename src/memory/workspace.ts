@@ -37,6 +37,7 @@
  */
 import { TensormemError, failedPrecondition, invalidArgument } from '../errors';
 import type { MemoryKind } from '../errors';
+import { formatBytes } from '../units';
 import type { Block } from './memory-resource';
 import {
   CIRCULAR_LEARNING_FACTOR,
@@ -351,7 +352,7 @@ export class Workspace {
     }
 
     // Spill: outside the workspace, as "spilled" or (past a circular workspace's block) "pinned".
-    if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required, this.primaryOffsetBytes);
+    if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required, this.primaryOffsetBytes, this.primaryKind);
     const block = this.backing.allocateBuffer(this.bufferRequest(required, trimmer ? 'pinned' : 'spill', this.primaryKind, buffers));
     if (trimmer && this.config.spillPolicy === 'REALLOCATE' && !this.trimmedMode) {
       this.trimmedMode = true;
@@ -390,7 +391,7 @@ export class Workspace {
         return this.describeInRing(this.mirrorRing, wrapped, 'HOST', this.mirrorBlock, offset, required, requestedBytes);
       }
     }
-    if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required, this.mirrorOffsetBytes);
+    if (this.config.spillPolicy === 'FAIL') throw this.workspaceFull(required, this.mirrorOffsetBytes, 'HOST');
     const block = this.backing.allocateBuffer(this.bufferRequest(required, trimmer ? 'pinned' : 'spill', 'HOST', buffers));
     this.liveOutside.add(block);
     if (!trimmer) {
@@ -870,19 +871,25 @@ export class Workspace {
 
   /**
    * SPILL_POLICY_FAIL's refusal: ND4J's message, then the numbers and what to change (ND4J's words alone
-   * named neither the workspace nor the sizes, nor that the spill policy is what refuses).
+   * named neither the workspace nor the sizes, nor that the spill policy is what refuses). The numbers
+   * in bytes and IEC units, and the memory and device they are of, as every memory refusal says them
+   * (DESIGN.md §5): "has 819 of its 1331 bytes free" left a trainer to work out KiB from MiB by hand.
    */
-  private workspaceFull(required: number, offset: number): TensormemError {
+  private workspaceFull(required: number, offset: number, memory: MemoryKind): TensormemError {
     const free = Math.max(this.currentSize - offset, 0);
+    const where = memory === 'DEVICE' ? `[DEVICE] memory on device ${this.config.device}` : '[HOST] memory';
     const message =
-      `Can't allocate memory: Workspace is full: workspace "${this.name}" (spill_policy SPILL_POLICY_FAIL) has ${free} of its ${this.currentSize} bytes free ` +
-      `and was asked for ${required} bytes (16-byte aligned). Try: a larger initial_size, a learning_policy that sizes it from a cycle (LEARNING_POLICY_FIRST_LOOP), ` +
+      `Can't allocate memory: Workspace is full: workspace "${this.name}" (spill_policy SPILL_POLICY_FAIL, ${where}) has ${formatBytes(free)} free of its ` +
+      `${formatBytes(this.currentSize)} and was asked for ${formatBytes(required)} (16-byte aligned). Try: a larger initial_size, a learning_policy that sizes it from a cycle (LEARNING_POLICY_FIRST_LOOP), ` +
       `or spill_policy SPILL_POLICY_EXTERNAL to place what does not fit outside it.`;
     return new TensormemError('RESOURCE_EXHAUSTED', 'WORKSPACE_FULL', message, {
       workspace_id: this.workspaceId,
       workspace_name: this.name,
       requested_bytes: String(required),
+      // current_size as WorkspaceInfo names it (bytes); free_bytes what is left of it at the offset that refused.
       current_size: String(this.currentSize),
+      free_bytes: String(free),
+      ...(memory === 'DEVICE' ? { device: String(this.config.device) } : {}),
     });
   }
 

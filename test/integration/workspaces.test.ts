@@ -89,11 +89,20 @@ describe('workspaces over gRPC', () => {
     const full = await failure(lease.allocate(doubles(10_000_000)));
     expect(full.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(full.reason).toBe('WORKSPACE_FULL');
-    // ND4J's words, then the numbers and what to change.
+    // ND4J's words, then the numbers (in bytes and IEC units, with the memory and device) and what to change.
     expect(full.details).toBe(
-      `Can't allocate memory: Workspace is full: workspace "testAllocation4" (spill_policy SPILL_POLICY_FAIL) has ${MiB - 48} of its ${MiB} bytes free and was asked for 80000000 bytes (16-byte aligned). ` +
+      `Can't allocate memory: Workspace is full: workspace "testAllocation4" (spill_policy SPILL_POLICY_FAIL, [DEVICE] memory on device 0) has ${MiB - 48} bytes (1023.95 KiB) free ` +
+        `of its ${MiB} bytes (1.00 MiB) and was asked for 80000000 bytes (76.29 MiB) (16-byte aligned). ` +
         'Try: a larger initial_size, a learning_policy that sizes it from a cycle (LEARNING_POLICY_FIRST_LOOP), or spill_policy SPILL_POLICY_EXTERNAL to place what does not fit outside it.',
     );
+    expect(full.errorMetadata).toEqual({
+      workspace_id: ws.workspace_id,
+      workspace_name: 'testAllocation4',
+      requested_bytes: '80000000',
+      current_size: String(MiB),
+      free_bytes: String(MiB - 48),
+      device: '0',
+    });
     expect(await lease.getWorkspace(ws.workspace_id)).toEqual(before);
     await lease.leaveWorkspace(ws.workspace_id);
   });

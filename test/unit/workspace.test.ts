@@ -421,7 +421,8 @@ describe('BasicWorkspaceTests (ND4J)', () => {
     const before = ws.info();
     const error = thrown(() => ws.alloc(doubles(10_000_000)));
     expect(error.message).toContain("Can't allocate memory: Workspace is full: workspace ");
-    expect(error.message).toContain(`has ${MiB - 48} of its ${MiB} bytes free and was asked for 80000000 bytes`);
+    expect(error.message).toContain(`has ${MiB - 48} bytes (1023.95 KiB) free of its ${MiB} bytes (1.00 MiB) and was asked for 80000000 bytes (76.29 MiB)`);
+    expect(error.metadata.free_bytes).toBe(String(MiB - 48));
     expect(error.reason).toBe('WORKSPACE_FULL');
     expect(error.kind).toBe('RESOURCE_EXHAUSTED');
     expect(error.metadata.requested_bytes).toBe(String(80_000_000));
