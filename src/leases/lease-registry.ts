@@ -103,6 +103,8 @@ export class LeaseRegistry {
       if (open >= maxLeases) {
         throw new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', `tenant "${params.tenant}" has ${open} leases open, its max_leases is ${maxLeases}: close or let one expire first`, {
           tenant: params.tenant,
+          // The count beside the cap, as max_arrays' refusal says arrays beside max_arrays.
+          leases: String(open),
           max_leases: String(maxLeases),
         });
       }

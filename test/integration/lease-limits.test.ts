@@ -87,7 +87,9 @@ describe('max_leases and quotas under concurrent trainers', () => {
       (error: TensormemClientError) => error,
     );
     expect(full?.reason).toBe('QUOTA_EXCEEDED');
-    expect(full?.details).toContain('max_leases is 4');
+    expect(full?.details).toBe('tenant "team-a" has 4 leases open, its max_leases is 4: close or let one expire first');
+    // The count beside the cap, as max_arrays' refusal gives arrays beside max_arrays (and GetMemoryInfo's tenant row, leases).
+    expect(full?.errorMetadata).toEqual({ tenant: 'team-a', leases: '4', max_leases: '4' });
     await sleep(1200);
     // Its token says it has expired...
     const expired = await leases[0].renew().then(
