@@ -20,38 +20,51 @@ export type ErrorKind =
   | 'CANCELLED'
   | 'DEADLINE_EXCEEDED';
 
-/** google.rpc.ErrorInfo reasons (UPPER_SNAKE_CASE, stable: clients switch on them). */
-export type ErrorReason =
-  | 'DEVICE_OUT_OF_MEMORY'
-  | 'HOST_OUT_OF_MEMORY'
-  | 'PHYSICAL_MEMORY_LIMIT'
-  | 'QUOTA_EXCEEDED'
-  | 'MMAP_LIMIT'
-  | 'MAPPING_LIMIT'
-  | 'HEAP_LIMIT'
-  | 'WORKSPACE_FULL'
-  | 'ARRAY_OUT_OF_SCOPE'
-  | 'LEASE_EXPIRED'
-  | 'LEASE_NOT_FOUND'
-  | 'ARRAY_NOT_FOUND'
-  | 'WORKSPACE_NOT_FOUND'
-  | 'TENANT_NOT_FOUND'
-  | 'INVALID_SHAPE'
-  | 'INVALID_ARGUMENT'
-  | 'OUT_OF_RANGE'
-  | 'ALREADY_EXISTS'
-  | 'FAILED_PRECONDITION'
-  | 'UNAUTHENTICATED'
-  | 'PERMISSION_DENIED'
-  | 'BACKEND_ERROR'
-  | 'SHUTTING_DOWN'
-  | 'DEVICE_LOST'
-  | 'TOO_MANY_CONNECTIONS'
-  | 'TOO_MANY_STREAMS'
-  | 'CHECKSUM_MISMATCH'
-  | 'PRECONDITION_FAILED'
-  | 'MESSAGE_TOO_LARGE'
-  | 'INTERNAL';
+/**
+ * google.rpc.ErrorInfo reasons (UPPER_SNAKE_CASE, stable: clients switch on them): every reason the
+ * daemon sends, over gRPC or in a data plane error body. A list as well as a type, so that a test can
+ * check that a reason on the wire is one of them (the data plane's NOT_FOUND, MALFORMED_REQUEST and
+ * REQUEST_HEAD_TOO_LARGE were sent without being listed, and a client's ErrorReason knew none of them).
+ */
+export const ERROR_REASONS = [
+  'DEVICE_OUT_OF_MEMORY',
+  'HOST_OUT_OF_MEMORY',
+  'PHYSICAL_MEMORY_LIMIT',
+  'QUOTA_EXCEEDED',
+  'MMAP_LIMIT',
+  'MAPPING_LIMIT',
+  'HEAP_LIMIT',
+  'WORKSPACE_FULL',
+  'ARRAY_OUT_OF_SCOPE',
+  'LEASE_EXPIRED',
+  'LEASE_NOT_FOUND',
+  'ARRAY_NOT_FOUND',
+  'WORKSPACE_NOT_FOUND',
+  'TENANT_NOT_FOUND',
+  /** The data plane: a path that is no endpoint of it (not an array's: that is ARRAY_NOT_FOUND). */
+  'NOT_FOUND',
+  'INVALID_SHAPE',
+  'INVALID_ARGUMENT',
+  'OUT_OF_RANGE',
+  'ALREADY_EXISTS',
+  'FAILED_PRECONDITION',
+  'UNAUTHENTICATED',
+  'PERMISSION_DENIED',
+  'BACKEND_ERROR',
+  'SHUTTING_DOWN',
+  'DEVICE_LOST',
+  'TOO_MANY_CONNECTIONS',
+  'TOO_MANY_STREAMS',
+  'CHECKSUM_MISMATCH',
+  'PRECONDITION_FAILED',
+  'MESSAGE_TOO_LARGE',
+  /** The data plane: a request head it cannot parse (HTTP 400), or one over its 16 KiB limit (HTTP 431). */
+  'MALFORMED_REQUEST',
+  'REQUEST_HEAD_TOO_LARGE',
+  'INTERNAL',
+] as const;
+
+export type ErrorReason = (typeof ERROR_REASONS)[number];
 
 export class TensormemError extends Error {
   constructor(

@@ -16,7 +16,7 @@
  */
 import { chmodSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { TensormemError, invalidArgument, unauthenticated } from '../errors';
+import { TensormemError, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
 import { removeStaleSocket } from '../service/server';
@@ -213,13 +213,13 @@ class DataPlane {
     refuseWhileDraining(this.context);
     const path = exchange.url.split('?')[0];
     if (!path.startsWith(ARRAY_PATH_PREFIX) || path.length === ARRAY_PATH_PREFIX.length || path.indexOf('/', ARRAY_PATH_PREFIX.length) !== -1) {
-      this.sendJson(exchange, 404, { code: 404, status: 'NOT_FOUND', reason: 'NOT_FOUND', message: `no endpoint ${exchange.method} ${path}: the data plane serves PUT, GET and HEAD ${ARRAY_PATH_PREFIX}{array_id}`, metadata: { path } });
+      this.sendJson(exchange, 404, { code: 404, status: 'NOT_FOUND', reason: 'NOT_FOUND' satisfies ErrorReason, message: `no endpoint ${exchange.method} ${path}: the data plane serves PUT, GET and HEAD ${ARRAY_PATH_PREFIX}{array_id}`, metadata: { path } });
       return;
     }
     const method = exchange.method;
     if (method !== 'PUT' && method !== 'GET' && method !== 'HEAD') {
       exchange.setHeader('Allow', 'PUT, GET, HEAD');
-      this.sendJson(exchange, 405, { code: 405, status: 'INVALID_ARGUMENT', reason: 'INVALID_ARGUMENT', message: `method ${method} is not served on ${path}: use PUT, GET or HEAD`, metadata: { method } });
+      this.sendJson(exchange, 405, { code: 405, status: 'INVALID_ARGUMENT', reason: 'INVALID_ARGUMENT' satisfies ErrorReason, message: `method ${method} is not served on ${path}: use PUT, GET or HEAD`, metadata: { method } });
       return;
     }
     let arrayId: string;

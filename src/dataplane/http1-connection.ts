@@ -1,6 +1,7 @@
 /** One client connection of the data plane's HTTP/1.1 server (http1-server.ts): heads parsed, bodies framed, one exchange at a time. */
 import { STATUS_CODES } from 'node:http';
 import { Socket } from 'node:net';
+import type { ErrorReason } from '../errors';
 import { HEAD_END, MAX_HEAD_BYTES, parseHead, type RequestHead } from './http1-head';
 import { BodyReader, bodyCutShort, httpDate, HttpExchange, HttpHandler, prematureClose } from './http-exchange';
 
@@ -320,7 +321,8 @@ export class Http1Connection {
   }
 
   private refuse(code: number, message: string, metadata: Record<string, string> = {}): void {
-    const body = JSON.stringify({ code, status: code === 431 ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason: code === 431 ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST', message, metadata });
+    const reason: ErrorReason = code === 431 ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST';
+    const body = JSON.stringify({ code, status: code === 431 ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason, message, metadata });
     this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nDate: ${httpDate()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 

@@ -18,6 +18,7 @@ import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/c
 import { loadConfig } from '../../src/config/config';
 import { startDaemon as startInProcess } from '../../src/daemon';
 import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
+import { ERROR_REASONS } from '../../src/errors';
 import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
 
 const MiB = 1024 * 1024;
@@ -209,10 +210,14 @@ describe('HTTP data plane over a real daemon', () => {
     expect(foreignPut.status).toBe(404);
     expect((await owner.readGrpc(array.array_id)).includes(1)).toBe(false);
 
-    expect((await http(dataAddress, 'GET', '/v2/nothing', bearer(owner))).status).toBe(404);
+    const noEndpoint = await http(dataAddress, 'GET', '/v2/nothing', bearer(owner));
+    expect(noEndpoint.status).toBe(404);
+    expect(noEndpoint.json()).toMatchObject({ code: 404, status: 'NOT_FOUND', reason: 'NOT_FOUND', metadata: { path: '/v2/nothing' } });
     const post = await http(dataAddress, 'POST', `/v1/arrays/${array.array_id}`, bearer(owner), Buffer.alloc(1));
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('PUT, GET, HEAD');
+    // Every reason these answers carry is one of the catalogue a client's ErrorReason is typed from.
+    for (const answer of [missing, wrong, foreign, unknown, foreignPut, noEndpoint, post]) expect(ERROR_REASONS).toContain(answer.json().reason);
     await owner.close();
     await other.close();
   });

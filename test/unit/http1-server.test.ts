@@ -11,6 +11,7 @@ import { AddressInfo, Socket, connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { BODY_CUT_SHORT, Http1Server, Http1ServerOptions, HttpExchange, MAX_HEAD_BYTES } from '../../src/dataplane/http1-server';
 import { bodyReadBytesFor } from '../../src/dataplane/data-plane-server';
+import { ERROR_REASONS } from '../../src/errors';
 
 const servers: Http1Server[] = [];
 
@@ -258,6 +259,10 @@ describe('Http1Server', () => {
     expect(JSON.parse(hugeLength.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, message: 'Content-Length "1234567890123456" has more than 15 digits: no array holds that many bytes', metadata: { field: 'Content-Length' } });
     const huge = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}\r\n\r\n`]);
     expect(statusLines(huge.text)).toEqual(['HTTP/1.1 431 Request Header Fields Too Large']);
+    expect(JSON.parse(huge.text.split('\r\n\r\n')[1])).toMatchObject({ code: 431, status: 'RESOURCE_EXHAUSTED', reason: 'REQUEST_HEAD_TOO_LARGE' });
+    // Both reasons are in the catalogue a client's ErrorReason is typed from (they were sent without being in it).
+    expect(ERROR_REASONS).toContain(JSON.parse(malformed.text.split('\r\n\r\n')[1]).reason);
+    expect(ERROR_REASONS).toContain(JSON.parse(huge.text.split('\r\n\r\n')[1]).reason);
     // A head that never ends is refused once it passes the limit, without waiting for its end.
     const endless = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}`]);
     expect(statusLines(endless.text)).toEqual(['HTTP/1.1 431 Request Header Fields Too Large']);
