@@ -296,11 +296,23 @@ export class MappingLimitError extends TensormemError {
 /** The daemon's live V8 heap is above the share of its limit that HeapGuard allows: no new arrays, leases or workspaces. */
 export class HeapLimitError extends TensormemError {
   /** `share`: refused at the fair-share line, its tenant holding more than its share of the daemon's objects (HeapGuard). */
-  constructor(readonly liveBytes: number, readonly limitBytes: number, readonly thresholdBytes: number, share?: { tenant: string; heldBytes: number; totalBytes: number; tenants: number }) {
+  /**
+   * `costBytes`: what the refused call would have kept of the heap (its estimate). Said apart, because
+   * the live bytes alone may be under the line that refused it ("80.00 MiB live … refused above 80.00 MiB").
+   */
+  constructor(
+    readonly liveBytes: number,
+    readonly limitBytes: number,
+    readonly thresholdBytes: number,
+    share?: { tenant: string; heldBytes: number; totalBytes: number; tenants: number },
+    readonly costBytes = 0,
+  ) {
     super(
       'RESOURCE_EXHAUSTED',
       'HEAP_LIMIT',
-      `The daemon's heap is nearly full: ${formatBytes(liveBytes)} live of its ${formatBytes(limitBytes)} limit (new arrays, leases and workspaces are refused above ${formatBytes(thresholdBytes)}` +
+      `The daemon's heap is nearly full: ${formatBytes(liveBytes)} live of its ${formatBytes(limitBytes)} limit` +
+        (costBytes > 0 ? `, and this call would keep about ${formatBytes(costBytes)} more` : '') +
+        ` (new arrays, leases and workspaces are refused above ${formatBytes(thresholdBytes)}` +
         (share
           ? ` for tenant "${share.tenant}", whose arrays, leases and workspaces hold about ${formatBytes(share.heldBytes)} of the ${formatBytes(share.totalBytes)} that ${share.tenants} tenants' hold, more than its fair share; the others' are refused only further up). `
           : '). ') +
@@ -309,6 +321,7 @@ export class HeapLimitError extends TensormemError {
         heap_live_bytes: String(liveBytes),
         heap_limit_bytes: String(limitBytes),
         heap_threshold_bytes: String(thresholdBytes),
+        ...(costBytes > 0 ? { heap_cost_bytes: String(costBytes) } : {}),
         ...(share ? { tenant: share.tenant, tenant_heap_bytes: String(share.heldBytes), tenants_heap_bytes: String(share.totalBytes) } : {}),
       },
     );

@@ -175,7 +175,7 @@ export class HeapGuard {
       // The heap in use is never less than what is live: a reading under the line (V8 collected what an
       // evicted lease left, say) is room now, not at the end of the interval.
       const usedBytes = this.readUsedBytes();
-      if (usedBytes + costBytes > this.lineFor(usedBytes + costBytes, tenant)) throw this.refusal(estimate, usedBytes + costBytes, tenant);
+      if (usedBytes + costBytes > this.lineFor(usedBytes + costBytes, tenant)) throw this.refusal(estimate, usedBytes + costBytes, costBytes, tenant);
       last.liveBytes = usedBytes;
       this.admittedBytes = costBytes;
       return;
@@ -191,7 +191,7 @@ export class HeapGuard {
     // At most PAUSE_SHARE of the time in these pauses: about 1.1 ms a MiB live (a 3 GiB heap: 3.4 s).
     this.lastCollection = { liveBytes, atMs: endedMs, intervalMs: Math.max(this.collectIntervalMs, (endedMs - startedMs) / PAUSE_SHARE) };
     this.admittedBytes = 0;
-    if (liveBytes + costBytes > this.lineFor(liveBytes + costBytes, tenant)) throw this.refusal(liveBytes, liveBytes + costBytes, tenant);
+    if (liveBytes + costBytes > this.lineFor(liveBytes + costBytes, tenant)) throw this.refusal(liveBytes, liveBytes + costBytes, costBytes, tenant);
     this.admittedBytes = costBytes;
   }
 
@@ -201,8 +201,8 @@ export class HeapGuard {
     return this.fairShareOf(tenant) === undefined ? this.thresholdBytes : this.fairShareLineBytes;
   }
 
-  private refusal(liveBytes: number, heapBytes: number, tenant: string | undefined): HeapLimitError {
+  private refusal(liveBytes: number, heapBytes: number, costBytes: number, tenant: string | undefined): HeapLimitError {
     const share = tenant !== undefined && heapBytes > this.fairShareLineBytes ? this.fairShareOf?.(tenant) : undefined;
-    return new HeapLimitError(liveBytes, this.limitBytes, share ? this.fairShareLineBytes : this.thresholdBytes, share);
+    return new HeapLimitError(liveBytes, this.limitBytes, share ? this.fairShareLineBytes : this.thresholdBytes, share, costBytes);
   }
 }

@@ -111,6 +111,12 @@ describe('HeapGuard', () => {
     }
     const error = thrownBy(() => guard.check(1 * MiB), HeapLimitError);
     expect(error.metadata.heap_live_bytes).toBe(String(80 * MiB));
+    // 80 MiB live is at the 80 MiB line, not above it: the call's own 1 MiB is what passes it, and the refusal says so.
+    expect(error.message).toContain(
+      "The daemon's heap is nearly full: 83886080 bytes (80.00 MiB) live of its 104857600 bytes (100.00 MiB) limit, and this call would keep about 1048576 bytes (1.00 MiB) more " +
+        '(new arrays, leases and workspaces are refused above 83886080 bytes (80.00 MiB)).',
+    );
+    expect(error.metadata.heap_cost_bytes).toBe(String(1 * MiB));
     expect(heap.collections).toBe(1);
     // Once the interval is over, a collection counts again from what is live then.
     heap.now = 1000;
