@@ -211,7 +211,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   checkMmapDirAtStart(memory.mmapFiles, config.mmapDir !== undefined, log);
   if (tenantSpecs) checkGuaranteesFit(tenantSpecs, limits.maxBytes, config.tenantsFile!);
   memory.setTenantLimits((name) => tenants.limitsOf(name));
-  memory.declareTenants(tenants.list().map((tenant) => tenant.name));
+  memory.tenants.declare(tenants.list().map((tenant) => tenant.name));
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
   registry.isTenantToken = (token) => tenants.match(token) !== undefined;
   const drainStarted = new AbortController();
@@ -274,12 +274,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       checkGuaranteesFit(next, limits.maxBytes, config.tenantsFile);
       tenants.replace(next);
       memory!.setTenantLimits((name) => tenants.limitsOf(name));
-      memory!.declareTenants(next.map((tenant) => tenant.name));
+      memory!.tenants.declare(next.map((tenant) => tenant.name));
       // Tenants dropped now or earlier that have no lease left: their idle accounts and kept limits go
       // (the accounts would otherwise wait for a lease to close or a GetMemoryInfo; the limits for ever).
       const withLeases = registry!.countsByTenant();
-      memory!.releaseIdleTenants((name) => withLeases.has(name));
-      const accounts = new Set(memory!.tenantNames());
+      memory!.tenants.releaseAllIdle((name) => withLeases.has(name));
+      const accounts = new Set(memory!.tenants.names());
       tenants.forgetUnusedDropped((name) => withLeases.has(name) || accounts.has(name));
       log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name) }, `tenants file reloaded: ${next.length} tenants`);
       return true;

@@ -122,7 +122,7 @@ export class LeaseRegistry {
     let ofTenant = this.byTenant.get(lease.tenant);
     if (!ofTenant) this.byTenant.set(lease.tenant, (ofTenant = new Set()));
     ofTenant.add(lease);
-    this.memory.countLeases(tenant, 1, heapBytes);
+    this.memory.tenants.countLeases(tenant, 1, heapBytes);
     this.openedTotal++;
     this.log.info({ event: 'lease_opened', leaseId, tenant: lease.tenant, client: params.clientName, ttlMs }, 'lease opened');
     return { lease, token };
@@ -189,11 +189,11 @@ export class LeaseRegistry {
     ofTenant?.delete(lease);
     const open = ofTenant?.size ?? 0;
     if (open === 0) this.byTenant.delete(lease.tenant);
-    this.memory.countLeases(lease.tenant, -1, lease.heapBytes);
+    this.memory.tenants.countLeases(lease.tenant, -1, lease.heapBytes);
     const arrays = lease.arrays.size;
     const freedBytes = lease.close(reason);
     // Its last lease: a tenant outside the tenants file (open mode's client-chosen names) leaves no account behind.
-    if (open === 0) this.memory.releaseIdleTenant(lease.tenant);
+    if (open === 0) this.memory.tenants.releaseIdle(lease.tenant);
     this.log.info({ event: `lease_${reason}`, leaseId: lease.leaseId, tenant: lease.tenant, arrays, freedBytes }, `lease ${reason}`);
     return freedBytes;
   }

@@ -186,12 +186,12 @@ export class Lease {
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
     this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
-    this.arrays = new CountedArrayMap((delta) => memory.countArrays(tenant, delta));
+    this.arrays = new CountedArrayMap((delta) => memory.tenants.countArrays(tenant, delta));
     this.workspaces = new WorkspaceRegistry({
       backing: this.workspaceBacking,
       deviceCount: memory.deviceCount,
       beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length, tenant),
-      onCount: (delta, name) => memory.countWorkspaces(tenant, delta, HEAP_COST.workspace + 2 * name.length),
+      onCount: (delta, name) => memory.tenants.countWorkspaces(tenant, delta, HEAP_COST.workspace + 2 * name.length),
     });
   }
 
@@ -427,7 +427,7 @@ export class Lease {
     if (workspace) TensorArray.checkAttachable(placement, workspace);
     // Held until the array is in `arrays` (counted there) or failed: allocations made at the same time
     // count against max_arrays together.
-    const reserved = this.memory.reserveArray(this.tenant);
+    const reserved = this.memory.tenants.reserveArray(this.tenant);
     try {
       this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length), this.tenant);
       const arrayId = newArrayId();
@@ -580,7 +580,7 @@ export class Lease {
   scratchBudget(device: number): ScratchBudget {
     this.memory.checkDevice(device);
     const pool = this.memory.deviceReports()[device];
-    const usage = this.memory.tenantUsage(this.tenant);
+    const usage = this.memory.tenants.usage(this.tenant);
     const held = this.cudnnScratchOf(device)?.deviceHeldBytes ?? 0;
     const reserved = this.memory.othersUnusedGuaranteeBytes(device, this.tenant);
     let headroom = Math.max(0, pool.maxBytes - reserved - pool.usedBytes);
@@ -668,7 +668,7 @@ export class Lease {
    */
   private scratchRefusal(device: number, bytes: number, alignedBytes: number, givenBackBytes: number): TensormemError {
     const pool = this.memory.deviceReports()[device];
-    const usage = this.memory.tenantUsage(this.tenant);
+    const usage = this.memory.tenants.usage(this.tenant);
     const tenantUsed = usage.deviceBytes[device];
     const givenBack = { bytes: givenBackBytes, what: 'the cuDNN scratch it replaces' };
     if (usage.deviceQuotaBytes > 0 && tenantUsed - givenBackBytes + alignedBytes > usage.deviceQuotaBytes) {

@@ -8,7 +8,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { TensormemError, unauthenticated } from '../errors';
-import type { TenantLimits } from '../memory/memory-manager';
+import type { TenantLimits } from '../memory/tenant-accounts';
 import type { TenantSpec } from './tenants-file';
 
 export const DEFAULT_TENANT = 'default';

@@ -1,8 +1,8 @@
 /**
  * The daemon's memory: one pool per device and one host pool, each composed as
  * StatisticsAdaptor(LimitingAdaptor(PoolResource(chunks from the backend))); every tenant reaches
- * them through its own QuotaAdaptor per pool (its usage and hard quota), and device requests also
- * pass the guarantee policy. Plus the physical guard. Also moves bytes between Node buffers and blocks, off the event loop
+ * them through its own QuotaAdaptor per pool (its usage and hard quota; tenant-accounts.ts keeps the
+ * accounts), and device requests also pass the guarantee policy. Plus the physical guard. Also moves bytes between Node buffers and blocks, off the event loop
  * at or above the async threshold.
  */
 import { MmapLimitError, QuotaExceededError, TensormemError, invalidArgument, mirrorRefusal } from '../errors';
@@ -17,12 +17,12 @@ import { MappedRegions } from './mapped-regions';
 import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
-import { HEAP_COST } from './heap-guard';
-import type { HeapGuard, HeapShare } from './heap-guard';
+import type { HeapGuard } from './heap-guard';
 import { QuotaAdaptor } from './quota-adaptor';
 import { MemoryWaitQueue } from './memory-wait-queue';
 import { MmapFiles, defaultMmapDir } from './mmap-files';
-import { GuaranteeHolder, checkGuarantees } from './guarantee-policy';
+import { checkGuarantees } from './guarantee-policy';
+import { TenantAccounts, type TenantAccount, type TenantLimits } from './tenant-accounts';
 import type { ResolvedLimits } from './limits';
 
 export type HostCategory = 'mirror' | 'host_only' | 'mmap';
@@ -54,44 +54,9 @@ interface PoolStack {
   limiter: LimitingAdaptor;
 }
 
-export interface TenantUsageBytes {
-  deviceBytes: number[];
-  hostBytes: number;
-  /** Bytes of the tenant's mapped MMAP workspace files. */
-  mmapBytes: number;
-  /** Live arrays of its leases. */
-  arrays: number;
-}
 
-/** A tenant's hard quotas (per device; host; its MMAP files) and device guarantee, in bytes; 0 = none. */
-export interface TenantLimits {
-  deviceQuotaBytes: number;
-  hostQuotaBytes: number;
-  mmapQuotaBytes: number;
-  deviceGuaranteeBytes: number;
-  /** Most live arrays of all the tenant's leases together (the tenants file's max_arrays); 0 = no limit. */
-  maxArrays: number;
-}
 
-const NO_TENANT_LIMITS: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0 };
 
-interface TenantAccount {
-  tenant: string;
-  guaranteeBytes: number;
-  /** One quota adaptor per device pool. */
-  device: QuotaAdaptor[];
-  host: QuotaAdaptor;
-  /** Its mapped MMAP workspace files: bytes and count, and its quota.mmap (0 = none). */
-  mmap: { usedBytes: number; files: number; quotaBytes: number };
-  /** Live arrays of its leases (countArrays), arrays being made (reserveArray), and its max_arrays (0 = none). */
-  arrays: { count: number; making: number; max: number };
-  /** Its open leases (countLeases) and workspaces (countWorkspaces), and the heap both keep at HEAP_COST (with their labels and names): with its arrays, its share of the daemon's heap (heapShareOf). */
-  leases: number;
-  workspaces: number;
-  objectHeapBytes: number;
-  /** Allocations under way: a chunk taken for one may run the lease sweep (--maxphysicalbytes relief), which must not drop the account meanwhile. */
-  allocating: number;
-}
 
 export interface DevicePoolReport extends ResourceStats {
   device: number;
@@ -147,11 +112,8 @@ export class MemoryManager {
   private readonly mappedFiles = new Map<string, { bytes: number; mappings: number }>();
   /** The mappedFiles key of each live mapping, by its chunk handle. */
   private readonly fileOfChunk = new Map<number, string>();
-  private readonly tenants = new Map<string, TenantAccount>();
-  /** The tenants file's tenants: their accounts stay while idle; any other tenant's goes once it holds nothing and has no lease. */
-  private declaredTenants = new Set<string>();
-  private tenantLimits: (tenant: string) => TenantLimits = () => NO_TENANT_LIMITS;
-  private guaranteesInForce = false;
+  /** Every tenant's quotas, guarantee, counts and heap share over these pools. */
+  readonly tenants: TenantAccounts;
   private readonly waitQueues: MemoryWaitQueue[];
 
   /** Where MMAP workspace files live (--mmap-dir), by tenant. */
@@ -167,11 +129,19 @@ export class MemoryManager {
   ) {
     this.mmapFiles = new MmapFiles(options.mmapDir ?? defaultMmapDir());
     this.mappedRegions = new MappedRegions(options.maxMappedRegions ?? 0);
-    if (options.heapGuard) options.heapGuard.fairShareOf = (tenant) => this.heapShareOf(tenant);
     const devices = Array.from({ length: backend.deviceCount() }, (_, index) => backend.deviceInfo(index));
     this.deviceNames = devices.map((device) => device.name);
     this.devicePools = devices.map((device, index) => this.stack('DEVICE', index, limits.maxBytes[index], 'pool cap (maxbytes)', backend.name === 'host'));
     this.hostPool = this.stack('HOST', undefined, limits.hostMaxBytes, 'host cap (host-maxbytes)', true);
+    this.tenants = new TenantAccounts(
+      (tenant, tenantLimits) => ({
+        device: this.devicePools.map((stack, index) => new QuotaAdaptor(stack.top, tenant, tenantLimits.deviceQuotaBytes, 'DEVICE', index)),
+        host: new QuotaAdaptor(this.hostPool.top, tenant, tenantLimits.hostQuotaBytes, 'HOST'),
+      }),
+      this.devicePools.length,
+      options.heapGuard,
+    );
+    if (options.heapGuard) options.heapGuard.fairShareOf = (tenant) => this.tenants.heapShareOf(tenant);
     this.waitQueues = this.devicePools.map(
       (stack, index) =>
         new MemoryWaitQueue(() => {
@@ -225,14 +195,14 @@ export class MemoryManager {
 
   allocateDevice(device: number, bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
     const stack = this.devicePool(device);
-    const account = this.account(owner.tenant);
+    const account = this.tenants.account(owner.tenant);
     const quota = account.device[device];
-    if (this.guaranteesInForce) {
+    if (this.tenants.guaranteesInForce) {
       // The tenant's own quota is reported before others' guarantees; without guarantees, allocate() checks it.
       quota.check(bytes, options);
       const stats = stack.top.stats();
       try {
-        checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.guaranteeHolders(device), quota);
+        checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.tenants.guaranteeHolders(device), quota);
       } catch (error) {
         // The pool cap less others' guarantees refused it: the pool's failed allocations count it, as they count the cap's own refusals.
         stack.top.countRefusal(options);
@@ -254,7 +224,7 @@ export class MemoryManager {
     if (options?.dedicated && this.scrubs && block.bytes > bytes) this.fillInline(block, bytes, block.bytes - bytes, 0);
   }
 
-  /** Runs `allocate` with the account marked busy, so that releaseIdleTenant keeps it (see TenantAccount.allocating). */
+  /** Runs `allocate` with the account marked busy, so that TenantAccounts.releaseIdle keeps it (see TenantAccount.allocating). */
   private allocatingIn(account: TenantAccount, allocate: () => Block): Block {
     account.allocating++;
     try {
@@ -265,7 +235,7 @@ export class MemoryManager {
   }
 
   deallocateDevice(device: number, block: Block): void {
-    this.account(block.owner.tenant).device[device].deallocate(block);
+    this.tenants.account(block.owner.tenant).device[device].deallocate(block);
     this.waitQueues[device].notifyFreed();
   }
 
@@ -278,7 +248,7 @@ export class MemoryManager {
    * `deleteOnFree` file is unlinked as soon as it is mapped.
    */
   mapFile(path: string, options: { createBytes: number; deleteOnFree: boolean }, owner: BlockOwner): Block {
-    const account = this.account(owner.tenant);
+    const account = this.tenants.account(owner.tenant);
     // A file mapped already (createBytes 0: as it is) is charged already; only growth since counts.
     const charged = options.deleteOnFree ? undefined : this.mappedFiles.get(this.fileKey(owner.tenant ?? '', path) ?? '');
     this.checkMmapLimits(account, options.createBytes > 0 ? options.createBytes : Math.max(0, fileLength(path) - (charged?.bytes ?? 0)));
@@ -341,7 +311,7 @@ export class MemoryManager {
   unmapFile(block: Block): void {
     this.backend.free(block.chunkHandle);
     this.mappedRegions.addFileMapping(-1);
-    const account = this.account(block.owner.tenant);
+    const account = this.tenants.account(block.owner.tenant);
     account.mmap.files--;
     const key = this.fileOfChunk.get(block.chunkHandle);
     this.fileOfChunk.delete(block.chunkHandle);
@@ -372,76 +342,25 @@ export class MemoryManager {
     this.options.heapGuard?.check(costBytes, tenant);
   }
 
-  /**
-   * `tenant`'s estimated share of the daemon's heap (HEAP_COST of its live arrays, open leases with their
-   * labels, and workspaces) when it is more than the average of the tenants that hold any, or all of it
-   * while the tenants file names another tenant (one that holds nothing now still needs room to open a
-   * lease); undefined otherwise (also for the only tenant of a daemon).
-   */
-  private heapShareOf(tenant: string): HeapShare | undefined {
-    const heldBy = (account: TenantAccount) => (account.arrays.count + account.arrays.making) * HEAP_COST.array + account.objectHeapBytes;
-    let totalBytes = 0;
-    let tenants = 0;
-    for (const account of this.tenants.values()) {
-      const held = heldBy(account);
-      totalBytes += held;
-      if (held > 0) tenants++;
-    }
-    const account = this.tenants.get(tenant);
-    const heldBytes = account ? heldBy(account) : 0;
-    if (heldBytes === 0) return undefined;
-    if (tenants > 1) return heldBytes * tenants > totalBytes ? { tenant, heldBytes, totalBytes, tenants } : undefined;
-    // The only tenant holding any: over its share when the tenants file names others (idle now).
-    return this.declaredTenants.size > (this.declaredTenants.has(tenant) ? 1 : 0) ? { tenant, heldBytes, totalBytes, tenants } : undefined;
-  }
 
-  /** `tenant` has `delta` more (or fewer) open leases, keeping `heapBytes` of the daemon's heap each (LeaseRegistry). */
-  countLeases(tenant: string, delta: number, heapBytes: number): void {
-    const account = this.account(tenant);
-    account.leases += delta;
-    account.objectHeapBytes += delta * heapBytes;
-    if (delta < 0) this.options.heapGuard?.release(-delta * heapBytes);
-  }
 
-  /** `tenant` has `delta` more (or fewer) workspaces, keeping `heapBytes` of the daemon's heap each (a lease's WorkspaceRegistry). */
-  countWorkspaces(tenant: string, delta: number, heapBytes: number): void {
-    const account = this.account(tenant);
-    account.workspaces += delta;
-    account.objectHeapBytes += delta * heapBytes;
-    if (delta < 0) this.options.heapGuard?.release(-delta * heapBytes);
-  }
+
+
 
   /**
-   * Refuses a new array of `tenant` at its max_arrays (QUOTA_EXCEEDED): every array costs the daemon's
-   * heap whatever its bytes, so a tenant leaking small arrays would otherwise take the heap to its line
-   * (HEAP_LIMIT) for every tenant. Otherwise holds a place for the array while it is being made (its
-   * zeroing may run off the event loop): arrays made at the same time count against the cap together.
-   * The caller calls the returned function once the array is in its lease's map (countArrays), or failed.
+   * Where tenants' quotas and guarantees come from (the tenants file); called again when the file is
+   * reloaded (TenantAccounts.setLimits). Requests waiting for device memory are tried again: a guarantee
+   * lowered or dropped leaves others room.
    */
-  reserveArray(tenant: string): () => void {
-    const account = this.account(tenant);
-    const { count, max } = account.arrays;
-    const held = count + account.arrays.making;
-    if (max > 0 && held >= max) {
-      throw new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', `tenant "${tenant}" has ${held} live arrays, its max_arrays is ${max}: free arrays first`, {
-        tenant,
-        arrays: String(held),
-        max_arrays: String(max),
-      });
-    }
-    account.arrays.making++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      account.arrays.making--;
-    };
+  setTenantLimits(limits: (tenant: string) => TenantLimits): void {
+    this.tenants.setLimits(limits);
+    for (const queue of this.waitQueues) queue.notifyFreed();
   }
 
-  /** A lease of `tenant` holds `delta` more (or fewer) live arrays (Lease's array map). */
-  countArrays(tenant: string, delta: number): void {
-    this.account(tenant).arrays.count += delta;
-    if (delta < 0) this.options.heapGuard?.release(-delta * HEAP_COST.array);
+  /** Σ max(0, guarantee − used) on `device` over every tenant but `tenant` (INVALID_ARGUMENT for a device that does not exist). */
+  othersUnusedGuaranteeBytes(device: number, tenant: string): number {
+    this.devicePool(device);
+    return this.tenants.othersUnusedGuaranteeBytes(device, tenant);
   }
 
   /** --heap-reserve in force, in bytes (its default resolved against the heap limit); undefined without a heap guard. */
@@ -461,7 +380,7 @@ export class MemoryManager {
   }
 
   allocateHost(bytes: number, owner: BlockOwner, category: HostCategory, options?: AllocateOptions): Block {
-    const account = this.account(owner.tenant);
+    const account = this.tenants.account(owner.tenant);
     let block: Block;
     try {
       block = this.allocatingIn(account, () => account.host.allocate(bytes, owner, options));
@@ -474,129 +393,19 @@ export class MemoryManager {
   }
 
   deallocateHost(block: Block, category: HostCategory): void {
-    this.account(block.owner.tenant).host.deallocate(block);
+    this.tenants.account(block.owner.tenant).host.deallocate(block);
     this.hostCategoryBytes[category] -= block.bytes;
   }
 
-  /** The tenant's quota adaptors over every pool, made on first use with the limits in force. */
-  private account(tenant = ''): TenantAccount {
-    let account = this.tenants.get(tenant);
-    if (!account) {
-      const limits = this.tenantLimits(tenant);
-      account = {
-        tenant,
-        guaranteeBytes: limits.deviceGuaranteeBytes,
-        device: this.devicePools.map((stack, index) => new QuotaAdaptor(stack.top, tenant, limits.deviceQuotaBytes, 'DEVICE', index)),
-        host: new QuotaAdaptor(this.hostPool.top, tenant, limits.hostQuotaBytes, 'HOST'),
-        mmap: { usedBytes: 0, files: 0, quotaBytes: limits.mmapQuotaBytes },
-        arrays: { count: 0, making: 0, max: limits.maxArrays },
-        leases: 0,
-        workspaces: 0,
-        objectHeapBytes: 0,
-        allocating: 0,
-      };
-      this.tenants.set(tenant, account);
-    }
-    return account;
-  }
 
-  /**
-   * Where tenants' quotas and guarantees come from (the tenants file); called again for every tenant
-   * when the file is reloaded. Lowering a quota below current use refuses new allocations only.
-   * Requests waiting for device memory are tried again: a guarantee lowered or dropped leaves others room.
-   */
-  setTenantLimits(limits: (tenant: string) => TenantLimits): void {
-    this.tenantLimits = limits;
-    for (const account of this.tenants.values()) {
-      const next = limits(account.tenant);
-      account.guaranteeBytes = next.deviceGuaranteeBytes;
-      for (const quota of account.device) quota.quotaBytes = next.deviceQuotaBytes;
-      account.host.quotaBytes = next.hostQuotaBytes;
-      account.mmap.quotaBytes = next.mmapQuotaBytes;
-      account.arrays.max = next.maxArrays;
-    }
-    this.updateGuaranteesInForce();
-    for (const queue of this.waitQueues) queue.notifyFreed();
-  }
 
-  private updateGuaranteesInForce(): void {
-    this.guaranteesInForce = [...this.tenants.values()].some((account) => account.guaranteeBytes > 0);
-  }
 
-  /**
-   * Registers the tenants file's tenants up front (so that their guarantees are reserved before they
-   * allocate anything); `names` is the whole file, and replaces the previous call's. A tenant a reload
-   * drops keeps its account while it holds memory or leases (see releaseIdleTenant).
-   */
-  declareTenants(names: string[]): void {
-    this.declaredTenants = new Set(names);
-    for (const name of names) this.account(name);
-    this.updateGuaranteesInForce();
-  }
 
-  /**
-   * Forgets the account of a tenant that is not in the tenants file and holds no bytes (its last lease
-   * closed): in open mode any client-chosen name makes one, and each would otherwise keep a row in
-   * GetMemoryInfo and its series on /metrics for ever. Returns whether it was dropped. The caller
-   * knows the tenant has no open lease; a later allocation makes a fresh account.
-   */
-  releaseIdleTenant(tenant: string): boolean {
-    const account = this.tenants.get(tenant);
-    if (!account || this.declaredTenants.has(tenant) || account.allocating > 0) return false;
-    if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0 || account.arrays.making > 0 || account.leases > 0 || account.workspaces > 0) return false;
-    if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
-    this.tenants.delete(tenant);
-    if (account.guaranteeBytes > 0) this.updateGuaranteesInForce();
-    return true;
-  }
 
-  /** releaseIdleTenant for every tenant without an open lease (bytes freed after a lease closed, e.g. a view still lent then). */
-  releaseIdleTenants(hasLease: (tenant: string) => boolean): void {
-    for (const tenant of [...this.tenants.keys()]) {
-      if (!hasLease(tenant)) this.releaseIdleTenant(tenant);
-    }
-  }
 
-  /** Σ max(0, guarantee − used) on `device` over every tenant but `tenant`: the share of the pool `tenant` may not take. */
-  othersUnusedGuaranteeBytes(device: number, tenant: string): number {
-    this.devicePool(device);
-    if (!this.guaranteesInForce) return 0;
-    let bytes = 0;
-    for (const holder of this.guaranteeHolders(device)) {
-      if (holder.tenant !== tenant) bytes += Math.max(0, holder.guaranteeBytes - holder.usedBytes);
-    }
-    return bytes;
-  }
 
-  private *guaranteeHolders(device: number): Iterable<GuaranteeHolder> {
-    for (const account of this.tenants.values()) {
-      if (account.guaranteeBytes > 0) yield { tenant: account.tenant, guaranteeBytes: account.guaranteeBytes, usedBytes: account.device[device].usedBytes };
-    }
-  }
 
-  /** A tenant's usage and limits; asking makes no account (a tenant without one holds nothing). */
-  tenantUsage(tenant: string): TenantUsageBytes & TenantLimits {
-    const account = this.tenants.get(tenant);
-    if (!account) {
-      const limits = this.tenantLimits(tenant);
-      return { ...limits, deviceBytes: this.devicePools.map(() => 0), hostBytes: 0, mmapBytes: 0, arrays: 0 };
-    }
-    return {
-      deviceBytes: account.device.map((quota) => quota.usedBytes),
-      hostBytes: account.host.usedBytes,
-      mmapBytes: account.mmap.usedBytes,
-      deviceQuotaBytes: account.device[0]?.quotaBytes ?? 0,
-      hostQuotaBytes: account.host.quotaBytes,
-      mmapQuotaBytes: account.mmap.quotaBytes,
-      arrays: account.arrays.count,
-      maxArrays: account.arrays.max,
-      deviceGuaranteeBytes: account.guaranteeBytes,
-    };
-  }
 
-  tenantNames(): string[] {
-    return [...this.tenants.keys()].filter((name) => name !== '');
-  }
 
   async writeBlock(block: Block, offset: number, data: Uint8Array): Promise<void> {
     if (this.copiesInline(data.byteLength)) this.writeBlockInline(block, offset, data);

@@ -72,8 +72,8 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
   const heap = getHeapStatistics();
   const leasesByTenant = registry.countsByTenant();
   // Tenants outside the tenants file that hold nothing and have no lease leave the report (and /metrics).
-  memory.releaseIdleTenants((tenant) => leasesByTenant.has(tenant));
-  const tenantNames = new Set([...memory.tenantNames(), ...leasesByTenant.keys()].filter((name) => viewer.tenant === undefined || name === viewer.tenant));
+  memory.tenants.releaseAllIdle((tenant) => leasesByTenant.has(tenant));
+  const tenantNames = new Set([...memory.tenants.names(), ...leasesByTenant.keys()].filter((name) => viewer.tenant === undefined || name === viewer.tenant));
   return {
     backend: memory.backendName,
     devices: memory.deviceReports().map((device) => ({
@@ -113,7 +113,7 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
       heap_limit_bytes: heap.heap_size_limit,
     },
     tenants: [...tenantNames].sort().map((tenant) => {
-      const usage = memory.tenantUsage(tenant);
+      const usage = memory.tenants.usage(tenant);
       const deviceBytes = usage.deviceBytes.reduce((sum, bytes) => sum + bytes, 0);
       return {
         tenant,

@@ -255,7 +255,7 @@ for (const { name, backend, reason } of backends) {
       expect(report.peakUsedBytes).toBe(4096);
       expect(report.allocationsTotal).toBe(2);
       b.release();
-      expect(memory.tenantUsage('tenant-test').deviceBytes[0]).toBe(0);
+      expect(memory.tenants.usage('tenant-test').deviceBytes[0]).toBe(0);
     });
   });
 }

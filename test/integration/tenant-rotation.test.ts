@@ -54,13 +54,13 @@ describe('tenants file reloads that rotate tenant names', () => {
     }
     // What is kept is what is in use (keeper's lease) and the file's tenants, not the 60 jobs ever dropped.
     expect(tenants.droppedCount).toBe(1);
-    expect(memory.tenantNames().sort()).toEqual(['job-60', 'keeper', 'ops']);
+    expect(memory.tenants.names().sort()).toEqual(['job-60', 'keeper', 'ops']);
     await expect(kept.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB] })).rejects.toMatchObject({ reason: 'QUOTA_EXCEEDED' });
     await kept.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
     await kept.close();
     write(['job-61']);
     expect(daemon.reloadTenants()).toBe(true);
     expect(tenants.droppedCount).toBe(0);
-    expect(memory.tenantNames().sort()).toEqual(['job-61', 'ops']);
+    expect(memory.tenants.names().sort()).toEqual(['job-61', 'ops']);
   });
 });

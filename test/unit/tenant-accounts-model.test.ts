@@ -58,10 +58,10 @@ async function run(seed: number, steps: number): Promise<void> {
   const reload = (specs: TenantSpec[]) => {
     tenants.replace(specs);
     memory.setTenantLimits((name) => tenants.limitsOf(name));
-    memory.declareTenants(specs.map((spec) => spec.name));
+    memory.tenants.declare(specs.map((spec) => spec.name));
   };
   memory.setTenantLimits((name) => tenants.limitsOf(name));
-  memory.declareTenants(tenants.list().map((spec) => spec.name));
+  memory.tenants.declare(tenants.list().map((spec) => spec.name));
   const registry = new LeaseRegistry(memory, 3_600_000, random() < 0.5, pino({ level: 'silent' }));
   const leases: Lease[] = [];
   const history: string[] = [];
@@ -69,7 +69,7 @@ async function run(seed: number, steps: number): Promise<void> {
   const figures = (): Figures => ({
     device: memory.deviceReports().map((report) => report.usedBytes),
     host: memory.hostReport().usedBytes,
-    tenants: Object.fromEntries(NAMES.map((name) => [name, memory.tenantUsage(name)])),
+    tenants: Object.fromEntries(NAMES.map((name) => [name, memory.tenants.usage(name)])),
   });
   const total = (usage: Usage) => usage.deviceBytes.reduce((sum, bytes) => sum + bytes, 0) + usage.hostBytes;
   const othersUnused = (before: Figures, tenant: string, device: number) =>
@@ -135,14 +135,14 @@ async function run(seed: number, steps: number): Promise<void> {
       } else if (op < 0.12) {
         what = `close ${lease.leaseId}`;
         const freed = registry.close(lease, pick<LeaseCloseReason>(['closed', 'expired', 'evicted']));
-        expect(freed).toBe(total(before.tenants[lease.tenant]) - total(memory.tenantUsage(lease.tenant)));
+        expect(freed).toBe(total(before.tenants[lease.tenant]) - total(memory.tenants.usage(lease.tenant)));
       } else if (op < 0.16) {
         const specs = tenantsFile();
         what = `reload ${specs.map((spec) => spec.name).join(',')}`;
         reload(specs);
         if (random() < 0.3) {
           const holders = new Set(registry.list().map((open) => open.tenant));
-          memory.releaseIdleTenants((tenant) => holders.has(tenant));
+          memory.tenants.releaseAllIdle((tenant) => holders.has(tenant));
         }
       } else if (op < 0.5) {
         const placement = random() < 0.7 ? 'PLACEMENT_DEVICE' : 'PLACEMENT_HOST_ONLY';
@@ -156,7 +156,7 @@ async function run(seed: number, steps: number): Promise<void> {
         if (array === undefined) continue;
         what = `free ${lease.tenant} ${array.arrayId}`;
         const freed = lease.freeArray(array.arrayId);
-        expect(freed).toBe(total(before.tenants[lease.tenant]) - total(memory.tenantUsage(lease.tenant)));
+        expect(freed).toBe(total(before.tenants[lease.tenant]) - total(memory.tenants.usage(lease.tenant)));
       } else if (op < 0.7) {
         const array = pick(usable(lease));
         if (array === undefined) continue;
@@ -210,7 +210,7 @@ async function run(seed: number, steps: number): Promise<void> {
   for (const lease of leases) registry.close(lease, 'closed');
   for (const report of memory.deviceReports()) expect(report.usedBytes).toBe(0);
   expect(memory.hostReport().usedBytes).toBe(0);
-  for (const name of NAMES) expect(total(memory.tenantUsage(name))).toBe(0);
+  for (const name of NAMES) expect(total(memory.tenants.usage(name))).toBe(0);
   memory.checkInvariants();
   memory.release();
 }

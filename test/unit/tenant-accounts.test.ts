@@ -9,7 +9,8 @@ import { AllocateParams, Lease } from '../../src/leases/lease';
 import { allocateParams } from '../helpers/allocate-params';
 import { LeaseRegistry } from '../../src/leases/lease-registry';
 import { chooseFastest } from '../../src/memory/cudnn-convolution';
-import { MemoryManager, TenantLimits } from '../../src/memory/memory-manager';
+import { MemoryManager } from '../../src/memory/memory-manager';
+import type { TenantLimits } from '../../src/memory/tenant-accounts';
 import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { PoolWorkspaceBacking } from '../../src/memory/pool-workspace-backing';
@@ -62,7 +63,7 @@ function sweptDuringAllocation() {
 /** What the daemon does at start and on SIGHUP: limits from the file, its tenants declared. */
 function loadTenants(memory: MemoryManager, limits: Record<string, TenantLimits>): void {
   memory.setTenantLimits((tenant) => limits[tenant] ?? NONE);
-  memory.declareTenants(Object.keys(limits));
+  memory.tenants.declare(Object.keys(limits));
 }
 
 const lease = (memory: MemoryManager, tenant: string) => new Lease(`lease-${tenant}`, `hash-${tenant}`, tenant, 'client', {}, 3_600_000, memory, false);
@@ -91,7 +92,7 @@ describe('tenant accounts', () => {
     expect(outcome).not.toBeInstanceOf(TensormemError);
     expect(outcome).toBeDefined();
     await waiting;
-    expect(memory.tenantUsage('a').deviceBytes).toEqual([3 * MiB]);
+    expect(memory.tenants.usage('a').deviceBytes).toEqual([3 * MiB]);
     a.close();
     memory.release();
   });
@@ -143,13 +144,13 @@ describe('tenant accounts', () => {
     const owner = { tenant: 'visitor', leaseId: 'lease-gone', purpose: 'mirror' };
     const block = memory.allocateHost(MiB, owner, 'host_only');
     // Its lease closed while a host view was still lent: the bytes are still the tenant's.
-    expect(memory.releaseIdleTenant('visitor')).toBe(false);
-    expect(memory.tenantNames()).toContain('visitor');
-    expect(memory.tenantUsage('visitor').hostBytes).toBe(MiB);
+    expect(memory.tenants.releaseIdle('visitor')).toBe(false);
+    expect(memory.tenants.names()).toContain('visitor');
+    expect(memory.tenants.usage('visitor').hostBytes).toBe(MiB);
     memory.deallocateHost(block, 'host_only');
-    expect(memory.tenantUsage('visitor').hostBytes).toBe(0);
-    expect(memory.releaseIdleTenant('visitor')).toBe(true);
-    expect(memory.tenantNames()).not.toContain('visitor');
+    expect(memory.tenants.usage('visitor').hostBytes).toBe(0);
+    expect(memory.tenants.releaseIdle('visitor')).toBe(true);
+    expect(memory.tenants.names()).not.toContain('visitor');
     memory.release();
   });
 
@@ -170,7 +171,7 @@ describe('tenant accounts', () => {
     expect(kept).toBeDefined();
     expect(kept).not.toBe(old);
     expect(kept!.byteSize).toBe(half);
-    expect(memory.tenantUsage('a').deviceBytes).toEqual([9 * half]);
+    expect(memory.tenants.usage('a').deviceBytes).toEqual([9 * half]);
     a.close();
     memory.release();
   });
@@ -185,7 +186,7 @@ describe('tenant accounts', () => {
     expect(error).toBe(failure);
     // The half-made copy neither stays in the lease nor holds the tenant's bytes.
     expect([...a.arrays.keys()]).toEqual([source.arrayId]);
-    expect(memory.tenantUsage('a').deviceBytes).toEqual([MiB]);
+    expect(memory.tenants.usage('a').deviceBytes).toEqual([MiB]);
     expect(memory.deviceReports()[0].usedBytes).toBe(MiB);
     a.close();
     memory.release();
@@ -251,7 +252,7 @@ describe('tenant accounts', () => {
     const error = await a.allocateArray(params(3 * MiB)).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(TensormemError);
     expect((error as TensormemError).reason).toBe('QUOTA_EXCEEDED');
-    expect(memory.tenantUsage('a').deviceBytes).toEqual([0]);
+    expect(memory.tenants.usage('a').deviceBytes).toEqual([0]);
     a.close();
     memory.release();
   });
@@ -306,14 +307,14 @@ describe('tenant accounts', () => {
         expect(error.metadata).toMatchObject({ tenant: 'a', requested_bytes: String(128 * 1024), quota_bytes: String(256 * 1024), used_bytes: String(192 * 1024) });
         // Nothing was created for the refused file, and nothing counted.
         expect(existsSync(join(dir, 'tenant-a', 'second.bin'))).toBe(false);
-        expect(memory.tenantUsage('a')).toMatchObject({ mmapBytes: 192 * 1024, mmapQuotaBytes: 256 * 1024 });
+        expect(memory.tenants.usage('a')).toMatchObject({ mmapBytes: 192 * 1024, mmapQuotaBytes: 256 * 1024 });
         expect(memory.hostReport().mmapBytes).toBe(192 * 1024);
         // Another tenant has no quota.mmap: its files are not held to a's.
         const other = map(b, 512 * 1024);
-        expect(memory.tenantUsage('b').mmapBytes).toBe(512 * 1024);
+        expect(memory.tenants.usage('b').mmapBytes).toBe(512 * 1024);
         b.free(other.block);
         a.free(first.block);
-        expect(memory.tenantUsage('a').mmapBytes).toBe(0);
+        expect(memory.tenants.usage('a').mmapBytes).toBe(0);
         expect(map(a, 256 * 1024).fileBytes).toBe(256 * 1024);
       });
     });
@@ -350,7 +351,7 @@ describe('tenant accounts', () => {
         loadTenants(memory, { a: { ...NONE, mmapQuotaBytes: 4 * MiB } });
         const mapped = map(a, 0, 'big.bin');
         expect(mapped.fileBytes).toBe(2 * MiB);
-        expect(memory.tenantUsage('a').mmapBytes).toBe(2 * MiB);
+        expect(memory.tenants.usage('a').mmapBytes).toBe(2 * MiB);
         a.free(mapped.block);
       });
     });
@@ -359,10 +360,10 @@ describe('tenant accounts', () => {
       withMmap(0, (memory) => {
         const a = new PoolWorkspaceBacking(memory, { leaseId: 'lease-a', tenant: 'open-mode-client' });
         const mapped = map(a, 64 * 1024);
-        expect(memory.releaseIdleTenant('open-mode-client')).toBe(false);
-        expect(memory.tenantUsage('open-mode-client').mmapBytes).toBe(64 * 1024);
+        expect(memory.tenants.releaseIdle('open-mode-client')).toBe(false);
+        expect(memory.tenants.usage('open-mode-client').mmapBytes).toBe(64 * 1024);
         a.free(mapped.block);
-        expect(memory.releaseIdleTenant('open-mode-client')).toBe(true);
+        expect(memory.tenants.releaseIdle('open-mode-client')).toBe(true);
       });
     });
   });
@@ -378,7 +379,7 @@ describe('tenant accounts', () => {
     const ws = two.workspaces.create('w', { initialSize: 64 * 1024, learningPolicy: 'NONE' });
     two.workspaces.enter(ws.workspaceId);
     await two.allocateArray(params(16, { workspaceId: ws.workspaceId }));
-    expect(memory.tenantUsage('a')).toMatchObject({ arrays: 3, maxArrays: 3 });
+    expect(memory.tenants.usage('a')).toMatchObject({ arrays: 3, maxArrays: 3 });
     const refused = await one.allocateArray(params(16)).then(() => undefined, (error: unknown) => error);
     expect(refused).toBeInstanceOf(TensormemError);
     expect((refused as TensormemError).reason).toBe('QUOTA_EXCEEDED');
@@ -390,12 +391,12 @@ describe('tenant accounts', () => {
     two.workspaces.leave(ws.workspaceId);
     two.workspaces.enter(ws.workspaceId);
     two.retireOutOfScope(ws);
-    expect(memory.tenantUsage('a').arrays).toBe(2);
+    expect(memory.tenants.usage('a').arrays).toBe(2);
     await one.allocateArray(params(16));
     one.freeArray(x.arrayId);
-    expect(memory.tenantUsage('a').arrays).toBe(2);
+    expect(memory.tenants.usage('a').arrays).toBe(2);
     one.close();
-    expect(memory.tenantUsage('a').arrays).toBe(0);
+    expect(memory.tenants.usage('a').arrays).toBe(0);
     two.close();
     other.close();
     memory.release();
@@ -413,7 +414,7 @@ describe('tenant accounts', () => {
     expect(registry.reclaimedTotal).toBe(2);
     expect(memory.deviceReports()[0].usedBytes).toBe(MiB);
     // Open-mode tenants whose last lease closed leave no account behind, without waiting for a GetMemoryInfo.
-    expect(memory.tenantNames()).toEqual(['z']);
+    expect(memory.tenants.names()).toEqual(['z']);
     registry.closeAll();
     memory.release();
   });
@@ -425,7 +426,7 @@ describe('tenant accounts', () => {
     expect((error as TensormemError).reason).toBe('LEASE_EXPIRED');
     expect(lease.closed).toBe(true);
     // Without the fix the sweep dropped the account mid-allocation and the release made a new one at -1 MiB.
-    expect(memory.tenantUsage('trainer').deviceBytes).toEqual([0]);
+    expect(memory.tenants.usage('trainer').deviceBytes).toEqual([0]);
     expect(memory.deviceReports()[0].usedBytes).toBe(0);
     memory.release();
   });
@@ -441,7 +442,7 @@ describe('tenant accounts', () => {
     expect(lease.closed).toBe(true);
     // Without the fix the spill went to the destroyed workspace and stayed in the pool for good.
     expect(memory.deviceReports()[0].usedBytes).toBe(0);
-    expect(memory.tenantUsage('trainer').deviceBytes).toEqual([0]);
+    expect(memory.tenants.usage('trainer').deviceBytes).toEqual([0]);
     memory.release();
   });
 });
