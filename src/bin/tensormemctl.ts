@@ -63,7 +63,8 @@ Flags:
             array's life; default the daemon's --lease-ttl)
 
 Exit status: 0 done; 1 failed (the daemon refused, a file could not be read or written, doctor found
-an error); 2 a usage error (unknown command or flag, a bad flag value, a missing or extra argument).`;
+an error); 2 a usage error (unknown command or flag, a flag the command does not take, a bad flag value,
+a missing or extra argument).`;
 
 const OPTIONS = {
   // An empty variable is unset, as tensormemd reads its TENSORMEM_* variables.
@@ -91,12 +92,54 @@ const OPTIONS = {
   'tls-server-name': { type: 'string' },
 } as const;
 
+/** Flags every command takes: where the daemon is and how to talk to it, and how to print. */
+const GLOBAL_FLAGS = new Set(['address', 'output', 'token', 'help', 'version', 'tls-ca', 'tls-cert', 'tls-key', 'tls-server-name']);
+
+/** The flags of each command beyond GLOBAL_FLAGS. */
+const COMMAND_FLAGS: Record<string, readonly string[]> = {
+  info: [],
+  arrays: [],
+  config: [],
+  tenants: [],
+  leases: ['tenant'],
+  evict: ['tenant'],
+  doctor: ['config', 'vram', 'ram'],
+  snapshot: ['file'],
+  top: ['once', 'interval'],
+  put: ['array', 'shape', 'dtype', 'placement', 'label', 'tenant', 'ttl'],
+  get: ['array'],
+};
+
+/** put --array writes into an array that exists: these describe the new array and lease put would otherwise make. */
+const NEW_ARRAY_FLAGS = ['shape', 'dtype', 'placement', 'label', 'tenant', 'ttl'];
+
+/**
+ * A flag the command does not take is a usage error (exit 2), never ignored: `info --tenant a` would
+ * print every tenant, and `put --array ID --ttl 1m` or `--shape 4,4` would write into the array as it
+ * is, with its lease's TTL, and exit 0 as if the flag had been applied.
+ */
+function refuseFlagsNotTaken(positionals: string[], values: { array?: string }, tokens: ReadonlyArray<{ kind: string; name?: string; rawName?: string; value?: string }>): void {
+  const command = positionals[0];
+  // An unknown command is told as such (below), not as one that takes no flags.
+  if (!command || !Object.hasOwn(COMMAND_FLAGS, command)) return;
+  const name = command === 'snapshot' && positionals[1] === 'diff' ? 'snapshot diff' : command === 'put' && values.array !== undefined ? 'put --array' : command;
+  const taken = new Set(name === 'snapshot diff' ? [] : COMMAND_FLAGS[command].filter((flag) => name !== 'put --array' || !NEW_ARRAY_FLAGS.includes(flag)));
+  for (const token of tokens) {
+    if (token.kind !== 'option' || GLOBAL_FLAGS.has(token.name!) || taken.has(token.name!)) continue;
+    const given = token.value === undefined ? token.rawName! : `${token.rawName} "${token.value}"`;
+    const takes = taken.size > 0 ? `it takes ${[...taken].map((flag) => `--${flag}`).join(', ')} and the global flags` : 'it takes only the global flags (--address, --token, -o, --tls-*)';
+    const why = name === 'put --array' ? ': it writes into the array as it is, in the lease it is in (its shape, type, placement, label and TTL are its own)' : '';
+    throw new UsageError(`${name} does not take ${given}; ${takes}${why}`);
+  }
+}
+
 async function main(): Promise<number> {
-  const { values, positionals } = asUsage(() =>
+  const { values, positionals, tokens } = asUsage(() =>
     parseArgs({
       args: joinOptionValues(process.argv.slice(2), OPTIONS),
       allowPositionals: true,
       options: OPTIONS,
+      tokens: true,
     }),
   );
   const terminator = process.argv.indexOf('--', 2);
@@ -139,6 +182,7 @@ async function main(): Promise<number> {
     if (extra.length > 0) throw new UsageError(`${positionals[0]} takes ${usage}, not "${extra.join(' ')}"`);
   };
   try {
+    refuseFlagsNotTaken(positionals, values, tokens);
     switch (positionals[0]) {
       case 'info':
       case 'leases':

@@ -716,6 +716,51 @@ describe('tensormemctl exit codes', () => {
   });
 });
 
+describe('tensormemctl flags a command does not take', () => {
+  it('refuses them as a usage error naming the flag and its value, before anything is written or opened', async () => {
+    const lease = await client.openLease({ clientName: 'flags-not-taken' });
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+      const before = await lease.read(array.array_id);
+      const file = join(dir, 'flags-not-taken.bin');
+      writeFileSync(file, randomBytes(4096));
+      const leasesBefore = (await client.listLeases()).length;
+      // put --array writes into the array as it is: a --ttl, --shape or --placement there would not be applied.
+      for (const [flag, value] of [['--ttl', '1s'], ['--shape', '64,64'], ['--dtype', 'float32'], ['--placement', 'host-only'], ['--label', 'x'], ['--tenant', 'default']]) {
+        const run = await ctl(['--address', daemon.unixAddress, 'put', file, '--array', array.array_id, '--token', lease.token, flag, value]);
+        expect(run.code, flag).toBe(2);
+        expect(run.stderr, flag).toContain(`put --array does not take ${flag} "${value}"`);
+        expect(run.stdout, flag).toBe('');
+      }
+      expect(Buffer.compare(await lease.read(array.array_id), before)).toBe(0);
+      expect((await client.listLeases()).length).toBe(leasesBefore);
+
+      const target = join(dir, 'flags-not-taken.out');
+      const cases: Array<[string[], string]> = [
+        [['info', '--tenant', 'team-a'], 'info does not take --tenant "team-a"'],
+        [['tenants', '--once'], 'tenants does not take --once'],
+        [['get', '--array', array.array_id, '--token', lease.token, target, '--ttl', '5m'], 'get does not take --ttl "5m"'],
+        [['top', '--once', '-f', target], 'top does not take -f "'],
+        [['snapshot', 'diff', file, file, '-f', target], 'snapshot diff does not take -f "'],
+        [['leases', '--interval', '2s'], 'leases does not take --interval "2s"'],
+      ];
+      for (const [args, message] of cases) {
+        const run = await ctl(['--address', daemon.unixAddress, ...args]);
+        expect(run.code, args.join(' ')).toBe(2);
+        expect(run.stderr, args.join(' ')).toContain(message);
+        expect(run.stdout, args.join(' ')).toBe('');
+      }
+      expect(existsSync(target)).toBe(false);
+      // An unknown command is still told as such, whatever flags come with it.
+      const unknown = await ctl(['--address', daemon.unixAddress, 'frobnicate', '--once']);
+      expect(unknown.code).toBe(2);
+      expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    } finally {
+      await lease.close();
+    }
+  });
+});
+
 describe('tensormemctl with no daemon at --address', () => {
   it('says tensormemd is not running there (exit 1, one line, no stack), for a unix socket that is missing or refuses, as the default address is', async () => {
     // A path that exists and that nothing accepts on (ECONNREFUSED, as a socket left by a killed daemon).
