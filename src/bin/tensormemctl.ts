@@ -348,7 +348,12 @@ async function main(): Promise<number> {
         const file = positionals[1];
         if (!file || positionals.length > 2) throw new UsageError('put needs one file: tensormemctl put FILE [--array ID] [--shape N,N --dtype float32]');
         if (values.placement !== 'device' && values.placement !== 'host-only') throw new UsageError(`Expected device or host-only for --placement but received "${values.placement}"`);
-        const ttlSeconds = values.ttl ? Math.ceil(asUsage(() => parseDurationMs(values.ttl!, '--ttl')) / 1000) : undefined;
+        // Given empty (`--array "$UNSET"`), each would read as not given: --array as a new array in a new
+        // lease rather than the one meant, --shape as the file's size, --ttl as the daemon's --lease-ttl,
+        // --tenant as the token's or the default tenant.
+        const empty = (['array', 'shape', 'ttl', 'tenant'] as const).find((name) => values[name] === '');
+        if (empty) throw new UsageError(`put --${empty} needs a value, and received "" (leave --${empty} out for ${{ array: 'a new array in a new lease', shape: 'the shape of the file\'s size', ttl: 'the daemon\'s --lease-ttl', tenant: 'the tenant of the --token' }[empty]})`);
+        const ttlSeconds = values.ttl !== undefined ? Math.ceil(asUsage(() => parseDurationMs(values.ttl!, '--ttl')) / 1000) : undefined;
         // OpenLease reads 0 as the daemon's --lease-ttl and refuses more than 7 days (as INVALID_ARGUMENT, exit 1).
         if (ttlSeconds !== undefined && (ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS)) {
           throw new UsageError(`Expected a duration above 0 and at most ${MAX_TTL_SECONDS / 3600}h (7 days) for --ttl but received "${values.ttl}"`);

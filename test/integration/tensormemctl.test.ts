@@ -761,6 +761,27 @@ describe('tensormemctl flags a command does not take', () => {
   });
 });
 
+describe('tensormemctl put with an empty flag value', () => {
+  it('refuses --array, --shape, --ttl or --tenant given empty (exit 2) rather than reading it as left out: no lease is opened', async () => {
+    const lease = await client.openLease({ clientName: 'empty-flags' });
+    try {
+      const file = join(dir, 'empty-flags.bin');
+      writeFileSync(file, randomBytes(1024));
+      const before = (await client.listLeases()).length;
+      for (const flag of ['--array', '--shape', '--ttl', '--tenant']) {
+        // As `--array "$UNSET"` gives it: --array "" used to put the file into a new array in a new lease, exit 0.
+        const run = await ctl(['--address', daemon.unixAddress, 'put', file, flag, '', '--token', lease.token]);
+        expect(run.code, flag).toBe(2);
+        expect(run.stderr, flag).toContain(`put ${flag} needs a value, and received ""`);
+        expect(run.stdout, flag).toBe('');
+      }
+      expect((await client.listLeases()).length).toBe(before);
+    } finally {
+      await lease.close();
+    }
+  });
+});
+
 describe('tensormemctl with no daemon at --address', () => {
   it('says tensormemd is not running there (exit 1, one line, no stack), for a unix socket that is missing or refuses, as the default address is', async () => {
     // A path that exists and that nothing accepts on (ECONNREFUSED, as a socket left by a killed daemon).
