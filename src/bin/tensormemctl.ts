@@ -11,7 +11,7 @@ import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../
 import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-diff';
 import { capText, runTop } from '../cli/top';
 import { arraysView } from '../cli/arrays';
-import { InterruptedError, getFile, interruptible, putFile } from '../cli/transfer';
+import { InterruptedError, getFile, getToStream, interruptible, putFile } from '../cli/transfer';
 import { deviceQuotaShare, quotaShare } from '../cli/quota-share';
 import { UsageError, asUsage } from '../cli/usage-error';
 import { checkDaemonAddress, tlsOptions } from '../cli/address';
@@ -40,7 +40,7 @@ Commands:
   top [--once] [--interval D]    live view of pools, host, process, tenants and the biggest leases (q quits)
   put FILE [--array ID]          stream FILE (a regular file) into array ID (--token: its lease's token),
                                  or into a new array (--shape, --dtype, default uint8 [file size]) in a new lease
-  get --array ID FILE            stream array ID (--token: its lease's token) into FILE
+  get --array ID FILE            stream array ID (--token: its lease's token) into FILE (- for stdout)
                                  (Ctrl-C stops either after cleaning up: put closes the lease it opened,
                                  get removes its temporary file; exit 130)
 
@@ -386,7 +386,16 @@ async function main(): Promise<number> {
         const file = positionals[1];
         if (!file || positionals.length > 2 || !values.array) throw new UsageError('get needs an array and one file: tensormemctl get --array ID FILE');
         const array = values.array;
-        const result = await interruptible((signal) => getFile(client(), array, file, { token: values.token, progress: process.stderr.isTTY ? process.stderr : undefined, signal }));
+        const transferOptions = { token: values.token, progress: process.stderr.isTTY ? process.stderr : undefined };
+        if (file === '-') {
+          // "-" is stdout, as to most tools (it used to make a file named "-"): stdout carries the bytes
+          // alone, so what get says when done goes to stderr.
+          const result = await interruptible((signal) => getToStream(client(), array, process.stdout, { ...transferOptions, signal }));
+          const summary = { array: result.array, bytes_read: result.bytes_read, file: '-' };
+          process.stderr.write(`${json ? JSON.stringify(summary, null, 2) : `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${array} to stdout`}\n`);
+          break;
+        }
+        const result = await interruptible((signal) => getFile(client(), array, file, { ...transferOptions, signal }));
         print({ array: result.array, bytes_read: result.bytes_read, file }, () => `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${values.array} into ${file}`);
         break;
       }

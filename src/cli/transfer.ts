@@ -140,6 +140,8 @@ function kindOf(info: Stats): string {
 }
 
 export async function putFile(client: TensormemClient, path: string, options: PutOptions): Promise<PutResult> {
+  // "-" is stdin to most tools; it would otherwise be looked up as a file named "-" (ENOENT).
+  if (path === '-') throw new UsageError('put reads a regular file, and "-" (stdin) has no size to shape the array by: save the data to a file first, then put that file (./- for a file named "-")');
   // A pipe, a terminal or a device has no size to shape the array by (stat says 0): only regular files.
   // Checked before opening: opening a FIFO with no writer would block.
   const info = await stat(path);
@@ -265,6 +267,55 @@ export async function getFile(
   } catch (error) {
     await unlink(temporary).catch(() => undefined);
     throw error;
+  }
+  return { array, bytes_read: read };
+}
+
+/** Writes `chunk` and waits until `stream` has taken it, so that no more than one piece waits in memory. */
+function writeWhole(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.write(chunk, (error) => {
+      if (error) reject(error);
+      else resolve();
+    });
+  });
+}
+
+/**
+ * `get --array ID -`: streams the array to `output` (stdout) a piece at a time, each written before
+ * the next is read. A pipe cannot be taken back, so a get that fails or is interrupted midway has
+ * written the pieces before it: the exit status, not the bytes, says whether it is whole.
+ */
+export async function getToStream(
+  client: TensormemClient,
+  arrayId: string,
+  output: NodeJS.WritableStream,
+  options: { token?: string; progress?: NodeJS.WriteStream; signal?: AbortSignal },
+): Promise<{ array: ArrayInfo; bytes_read: number }> {
+  if (!options.token) throw new UsageError('get needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
+  const session = sessionOf(client, options.token);
+  const array = await session.get(arrayId);
+  const progress = new Progress(`get ${arrayId}`, array.byte_size, options.progress);
+  // A reader that went away (`| head`) fails the write with EPIPE, which the write's callback reports;
+  // the stream emits it as 'error' too, on a later tick, and unheard that would end the process with a
+  // stack trace. Kept on: the process ends soon after either way.
+  output.on('error', () => undefined);
+  let read = 0;
+  try {
+    while (read < array.byte_size) {
+      options.signal?.throwIfAborted();
+      const piece = await session.read(arrayId, read, Math.min(PIECE_BYTES, array.byte_size - read));
+      if (piece.length === 0) throw new Error(`ReadArray of ${arrayId} returned no bytes at offset ${read} of ${array.byte_size}`);
+      try {
+        await writeWhole(output, piece);
+      } catch (error) {
+        throw new Error(`get cannot write to stdout after ${read} of ${array.byte_size} bytes: ${(error as Error).message}`);
+      }
+      read += piece.length;
+      progress.update(read);
+    }
+  } finally {
+    progress.done();
   }
   return { array, bytes_read: read };
 }

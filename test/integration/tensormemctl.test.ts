@@ -391,6 +391,34 @@ describe('tensormemctl put and get', () => {
     await client.evictLease(result.lease.lease_id);
   });
 
+  it('get to - streams the array to stdout byte for byte (no file named "-"), saying so on stderr; put - is refused naming stdin', async () => {
+    const lease = await client.openLease({ clientName: 'get-stdout' });
+    try {
+      const content = randomBytes(20 * MiB + 5);
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [content.length] });
+      await lease.write(array.array_id, content);
+      const work = mkdtempSync(join(dir, 'stdout-'));
+      const got = await new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [TENSORMEMCTL, '--address', daemon.unixAddress, 'get', '--array', array.array_id, '-', '--token', lease.token], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+        const chunks: Buffer[] = [];
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => chunks.push(d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.once('close', (code) => resolve({ code, stdout: Buffer.concat(chunks), stderr }));
+      });
+      expect(got.stderr).toBe(`read ${content.length} bytes (20.00 MiB) of array ${array.array_id} to stdout\n`);
+      expect(got.code).toBe(0);
+      expect(createHash('sha256').update(got.stdout).digest('hex')).toBe(createHash('sha256').update(content).digest('hex'));
+      expect(readdirSync(work)).toEqual([]);
+
+      const put = await ctl(['--address', daemon.unixAddress, 'put', '-'], {}, Buffer.from('data'));
+      expect(put.code).toBe(2);
+      expect(put.stderr).toContain('put reads a regular file, and "-" (stdin) has no size');
+    } finally {
+      await lease.close();
+    }
+  });
+
   it('writes into an existing array of its lease, and the typed client reads the same bytes', async () => {
     const lease = await client.openLease({ clientName: 'put-existing' });
     try {
