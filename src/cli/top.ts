@@ -85,6 +85,21 @@ export function renderFrame(info: MemoryInfo, leases: BiggestLeases | undefined,
 }
 
 /**
+ * `frame` cut to a terminal of `rows` x `columns` (either unknown: not cut). A frame taller than the
+ * terminal scrolled at each redraw: the pools at its top went off screen, and every redraw left a copy
+ * in the scrollback; a line wider than it wrapped into the lines below. The last row says what was cut.
+ */
+export function fitToTerminal(frame: string, rows: number | undefined, columns: number | undefined): string {
+  let lines = frame.split('\n');
+  if (rows !== undefined && rows > 0 && lines.length > rows) {
+    const hidden = lines.length - (rows - 1);
+    lines = [...lines.slice(0, rows - 1), `(${hidden} more lines: a taller terminal shows them, or top --once)`];
+  }
+  if (columns !== undefined && columns > 0) lines = lines.map((line) => (line.length > columns ? line.slice(0, columns) : line));
+  return lines.join('\n');
+}
+
+/**
  * The TOP_LEASES biggest leases, chosen by the daemon (ListLeases LEASE_ORDER_BYTES: a redraw every
  * second costs it the summaries of ten leases, not of every lease); undefined when the token may not list them.
  */
@@ -166,8 +181,9 @@ export async function runTop(client: TensormemClient, options: TopOptions): Prom
           drawing = false;
           // A frame whose leases came after q: drawn now, it would cover the shell and hide the cursor again.
           if (finished) return;
-          // Home, clear the screen, hide the cursor, then the frame.
-          output.write(`\x1b[H\x1b[2J\x1b[?25l${renderFrame(info, leases, client.address, true)}\n`);
+          // Home, clear the screen, hide the cursor, then the frame, with no newline after its last row:
+          // one there would scroll a frame that fills the terminal by a line.
+          output.write(`\x1b[H\x1b[2J\x1b[?25l${fitToTerminal(renderFrame(info, leases, client.address, true), output.rows, output.columns)}`);
         });
       },
       (error) => finish(error),

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
 import type { LeaseSummary, TensormemClient } from '../../src/client/tensormem-client';
-import { capText, runTop, usageBar } from '../../src/cli/top';
+import { capText, fitToTerminal, runTop, usageBar } from '../../src/cli/top';
 
 describe('tensormemctl top: usage bars', () => {
   it('fills the bar up to the cap and prints the true share above it', () => {
@@ -50,5 +50,40 @@ describe('tensormemctl top: quitting', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(written.endsWith('\x1b[?25h\n')).toBe(true);
     expect(written).not.toContain('\x1b[?25l');
+  }, 5000);
+});
+
+describe('tensormemctl top: a terminal smaller than the frame', () => {
+  it('cuts the frame to the rows (the last saying how many were cut) and each line to the columns', () => {
+    const frame = ['title line', '', 'a'.repeat(50), 'row 4', 'row 5', 'row 6'].join('\n');
+    expect(fitToTerminal(frame, 4, 20).split('\n')).toEqual(['title line', '', 'a'.repeat(20), '(3 more lines: a tal']);
+    expect(fitToTerminal(frame, undefined, undefined)).toBe(frame);
+    expect(fitToTerminal(frame, 6, 80)).toBe(frame);
+  });
+
+  it('draws no more rows than the terminal has, nor a line wider than it', async () => {
+    const info = { backend: 'host', devices: [{ device: 0, name: 'tensormem emulated device', used_bytes: 0, max_bytes: 1, peak_used_bytes: 0, reserved_bytes: 0, largest_free_block_bytes: 0, allocation_count: 0, failed_allocations_total: 0, waiting_allocations: 0 }], tenants: [], host: { used_bytes: 0, max_bytes: 1, mirror_bytes: 0, host_only_bytes: 0, mmap_bytes: 0, peak_used_bytes: 0 }, process: { physical_bytes: 0, counted_physical_bytes: 0, max_physical_bytes: 0, heap_used_bytes: 0, heap_limit_bytes: 0 }, taken_at: null };
+    const client = {
+      address: 'unix:/fake.sock',
+      watchMemory: (_interval: number, onInfo: (info: unknown) => void) => {
+        setImmediate(() => onInfo(info));
+        return () => undefined;
+      },
+      listLeasesPage: () => Promise.resolve({ leases: [], nextPageToken: '', totalCount: 0 }),
+    } as unknown as TensormemClient;
+    const output = Object.assign(new PassThrough(), { isTTY: true, rows: 8, columns: 40 }) as unknown as NodeJS.WriteStream;
+    const input = new PassThrough() as unknown as NodeJS.ReadStream;
+    let written = '';
+    (output as unknown as PassThrough).on('data', (d: Buffer) => (written += d.toString()));
+    const running = runTop(client, { intervalMs: 1000, once: false, output, input });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    (input as unknown as PassThrough).write('q');
+    await running;
+    const frame = written.slice(written.lastIndexOf('\x1b[?25l') + '\x1b[?25l'.length, written.lastIndexOf('\x1b[?25h'));
+    const lines = frame.split('\n');
+    expect(lines.length).toBe(8);
+    expect(lines[0]).toBe('tensormemd unix:/fake.sock  backend host');
+    expect(lines[7]).toMatch(/^\(\d+ more lines/);
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThanOrEqual(40);
   }, 5000);
 });
