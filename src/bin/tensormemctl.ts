@@ -147,9 +147,15 @@ async function main(): Promise<number> {
     process.stdout.write(`tensormemctl ${packageVersion()}\n`);
     return 0;
   }
-  if (values.help || positionals.length === 0) {
+  if (values.help) {
     process.stdout.write(`${HELP}\n`);
-    return values.help ? 0 : 2;
+    return 0;
+  }
+  // No command is a usage error (exit 2): the help goes to stderr with it, as for an unknown command,
+  // so that `tensormemctl $COMMAND | jq` with COMMAND unset gives jq nothing rather than the help.
+  if (positionals.length === 0) {
+    process.stderr.write(`tensormemctl: no command given\n${HELP}\n`);
+    return 2;
   }
   if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`Expected table or json for --output but received "${values.output}"`);
   const json = values.output === 'json';

@@ -810,6 +810,21 @@ describe('tensormemctl put with an empty flag value', () => {
   });
 });
 
+describe('tensormemctl with no command', () => {
+  it('exits 2 with the help on stderr and nothing on stdout (a pipe gets no help text); --help prints it on stdout, exit 0', async () => {
+    for (const args of [[], ['-o', 'json']]) {
+      const run = await ctl(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stdout, args.join(' ')).toBe('');
+      expect(run.stderr, args.join(' ')).toContain('tensormemctl: no command given\nUsage: tensormemctl');
+    }
+    const help = await ctl(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: tensormemctl/);
+    expect(help.stderr).toBe('');
+  });
+});
+
 describe('tensormemctl with no daemon at --address', () => {
   it('says tensormemd is not running there (exit 1, one line, no stack), for a unix socket that is missing or refuses, as the default address is', async () => {
     // A path that exists and that nothing accepts on (ECONNREFUSED, as a socket left by a killed daemon).
