@@ -273,6 +273,25 @@ describe('tensormemctl snapshot and snapshot diff', () => {
     expect(refused.stderr).toContain(`Expected a snapshot (a JSON object with "pools"`);
     expect(refused.stderr).toContain(` in ${notSnapshot} but received {"hello":1}`);
   });
+
+  it('-f into a folder that does not exist says so before asking the daemon, and a file replaced keeps its mode and leaves no temporary file', async () => {
+    const missing = join(dir, 'no-such-folder', 'snap.json');
+    const refused = await ctl(['--address', daemon.unixAddress, 'snapshot', '-f', missing]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`snapshot -f cannot write ${missing}: the folder ${join(dir, 'no-such-folder')} does not exist`);
+    // Nothing is asked of the daemon for a FILE that cannot be written, not even a running daemon's address.
+    const offline = await ctl(['--address', '127.0.0.1:1', 'snapshot', '-f', missing]);
+    expect(offline.code).toBe(1);
+    expect(offline.stderr).toContain('does not exist');
+    const folder = mkdtempSync(join(dir, 'snapshots-'));
+    const file = join(folder, 'snap.json');
+    writeFileSync(file, 'old');
+    chmodSync(file, 0o640);
+    expect((await ctl(['--address', daemon.unixAddress, 'snapshot', '-f', file])).code).toBe(0);
+    expect(Array.isArray(JSON.parse(readFileSync(file, 'utf8')).pools)).toBe(true);
+    expect(statSync(file).mode & 0o777).toBe(0o640);
+    expect(readdirSync(folder)).toEqual(['snap.json']);
+  });
 });
 
 describe('tensormemctl snapshot diff of /api/snapshot', () => {
