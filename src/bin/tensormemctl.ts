@@ -425,7 +425,8 @@ async function main(): Promise<number> {
       // A unix socket that is not there, or that no daemon listens on (left by one that was killed):
       // the default address, so this is what `tensormemctl info` says before `npm start`.
       if (connection.address.startsWith('unix:')) {
-        throw new Error(`${message} (is tensormemd running with --listen ${connection.address}? Start it, or pass --address or set TENSORMEM_ADDRESS to the address its "listening" log line names)`);
+        // A draining daemon removes its socket first (so that nothing new reaches it), and is still running.
+        throw new Error(`${message} (is tensormemd running with --listen ${connection.address}? Start it, or pass --address or set TENSORMEM_ADDRESS to the address its "listening" log line names; a daemon that is stopping removes its socket first)`);
       }
       // A plaintext client gets only "No connection established ... Failed to connect" from a TLS daemon.
       if (!values['tls-ca']) throw new Error(`${message} (is tensormemd running at ${connection.address}? If it serves TLS there (--tls-cert), pass --tls-ca)`);
