@@ -854,7 +854,7 @@ describe('tensormemctl with no daemon at --address', () => {
         const run = await ctl(['--address', address, ...args]);
         expect(run.code, `${address} ${args.join(' ')}`).toBe(1);
         expect(run.stderr).toContain(`(is tensormemd running with --listen ${address}?`);
-        expect(run.stderr).toContain("a daemon that is stopping removes its socket first");
+        expect(run.stderr).toContain('a daemon that is stopping removes its socket first');
         // grpc-js's empty "Resolution note: " is not passed on, nor a stack.
         expect(run.stderr).not.toContain('Resolution note');
         expect(run.stderr).not.toMatch(/\n\s+at /);
