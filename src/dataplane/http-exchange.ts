@@ -117,8 +117,11 @@ export class HttpExchange {
     const close = this.connection.closesAfter(this);
     const socket = this.connection.socket;
     if (data !== undefined && this.method !== 'HEAD') socket.write(data);
-    // The answer is complete once the socket has taken it; then the connection moves on.
-    socket.write('', () => {
+    // The answer is complete once the socket has taken it; then the connection moves on. A write that
+    // fails (the socket destroyed, a reset, with the answer still queued) means the connection went
+    // away before the answer was complete: destroyed says so to the close listeners.
+    socket.write('', (error) => {
+      if (error) this.gone = true;
       this.connection.answerTaken();
       this.notifyClose();
     });

@@ -433,6 +433,30 @@ describe('Http1Server', () => {
     expect(outcome.closedAfterMs).toBeLessThan(2000);
   });
 
+  it('an answer ended but not yet taken by the socket when the client resets reads as destroyed at close (the data plane counts it aborted)', async () => {
+    // 48 MiB in one write: more than loopback's socket buffers hold while the client reads nothing, so
+    // most of it is still in the socket's queue when end() returns and when the client resets.
+    const body = Buffer.alloc(48 * 1024 * 1024, 0x41);
+    let atClose: boolean | undefined;
+    const closed = new Promise<void>((resolve) => {
+      void listen((exchange) => {
+        exchange.onClose(() => {
+          atClose = exchange.destroyed;
+          resolve();
+        });
+        exchange.setHeader('Content-Length', String(body.byteLength));
+        exchange.write(body);
+        exchange.end();
+      }).then((port) => {
+        const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n'));
+        socket.on('error', () => undefined);
+        socket.once('data', () => setTimeout(() => socket.resetAndDestroy(), 50));
+      });
+    });
+    await closed;
+    expect(atClose).toBe(true);
+  });
+
   it('a large answer still going out at the drain deadline is not cut by it: the client gets all of it', async () => {
     const size = 48 * 1024 * 1024;
     const body = Buffer.alloc(size, 0x42);
