@@ -181,7 +181,7 @@ export class Lease {
     private readonly eagerMirror: boolean,
     /** Its place in the order leases were opened (LeaseRegistry: ListLeases pages); 0 outside a registry. */
     readonly serial = 0,
-    /** What it keeps of the daemon's heap (HEAP_COST, with its labels): its tenant's share (MemoryManager.countLeases). */
+    /** What it keeps of the daemon's heap (HEAP_COST, with its labels): its tenant's share (TenantAccounts.countLeases). */
     readonly heapBytes = 0,
   ) {
     this.expiresAtMs = Date.now() + ttlMs;

@@ -32,7 +32,7 @@
  * The heap is every tenant's, so one tenant leaking objects would take it to the line for all. A check
  * made for a tenant (fairShareOf) that holds more than its fair share of the daemon's objects (more than
  * the average of the tenants that hold any, or all of them while the tenants file names others, idle
- * now: MemoryManager.heapShareOf) is refused earlier, at FAIR_SHARE_LINE of the line: the leaker stops
+ * now: TenantAccounts.heapShareOf) is refused earlier, at FAIR_SHARE_LINE of the line: the leaker stops
  * there, and the others keep the rest of the way to the line.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';

@@ -119,7 +119,7 @@ export class TenantAccounts {
   /**
    * Registers the tenants file's tenants up front (so that their guarantees are reserved before they
    * allocate anything); `names` is the whole file, and replaces the previous call's. A tenant a reload
-   * drops keeps its account while it holds memory or leases (see releaseIdleTenant).
+   * drops keeps its account while it holds memory or leases (see releaseIdle).
    */
   declare(names: string[]): void {
     this.declared = new Set(names);
@@ -143,7 +143,7 @@ export class TenantAccounts {
     return true;
   }
 
-  /** releaseIdleTenant for every tenant without an open lease (bytes freed after a lease closed, e.g. a view still lent then). */
+  /** releaseIdle for every tenant without an open lease (bytes freed after a lease closed, e.g. a view still lent then). */
   releaseAllIdle(hasLease: (tenant: string) => boolean): void {
     for (const tenant of [...this.tenants.keys()]) {
       if (!hasLease(tenant)) this.releaseIdle(tenant);

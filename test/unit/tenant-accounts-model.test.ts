@@ -24,7 +24,7 @@ const DEVICES = [0, 1];
 const NAMES = ['a', 'b', 'c'];
 const SIZES = [0, 100, 4 * KiB, 100 * KiB, 512 * KiB, MiB, 1.5 * MiB, 3 * MiB];
 
-type Usage = ReturnType<MemoryManager['tenantUsage']>;
+type Usage = ReturnType<MemoryManager['tenants']['usage']>;
 interface Figures {
   device: number[];
   host: number;
