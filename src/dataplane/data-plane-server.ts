@@ -12,7 +12,9 @@
  * the body as it arrives; see README "Data plane" for what the array holds after a refused write.
  * GET: the whole array (200) or one `Range: bytes=…` (206 with Content-Range).
  *
- * HTTP/1.1 itself (heads, keep-alive, bodies read into reused buffers) is ./http1-server.ts.
+ * HTTP/1.1 itself is ./http1-server.ts (the listener and its connection cap), with heads parsed in
+ * ./http1-head.ts, keep-alive and bodies read into reused buffers in ./http1-connection.ts, and each
+ * request and its answer in ./http-exchange.ts.
  */
 import { chmodSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
