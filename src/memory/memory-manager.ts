@@ -54,10 +54,6 @@ interface PoolStack {
   limiter: LimitingAdaptor;
 }
 
-
-
-
-
 export interface DevicePoolReport extends ResourceStats {
   device: number;
   name: string;
@@ -342,11 +338,6 @@ export class MemoryManager {
     this.options.heapGuard?.check(costBytes, tenant);
   }
 
-
-
-
-
-
   /**
    * Where tenants' quotas and guarantees come from (the tenants file); called again when the file is
    * reloaded (TenantAccounts.setLimits). Requests waiting for device memory are tried again: a guarantee
@@ -396,16 +387,6 @@ export class MemoryManager {
     this.tenants.account(block.owner.tenant).host.deallocate(block);
     this.hostCategoryBytes[category] -= block.bytes;
   }
-
-
-
-
-
-
-
-
-
-
 
   async writeBlock(block: Block, offset: number, data: Uint8Array): Promise<void> {
     if (this.copiesInline(data.byteLength)) this.writeBlockInline(block, offset, data);

@@ -26,7 +26,8 @@ function readmeSnippets(): Snippet[] {
     if (lines[i] !== '```ts') continue;
     const start = i + 1;
     let end = start;
-    while (lines[end] !== '```') end++;
+    while (end < lines.length && lines[end] !== '```') end++;
+    if (end === lines.length) throw new Error(`README.md line ${start}: a \`\`\`ts block with no closing fence`);
     const block = lines.slice(start, end);
     snippets.push({ line: start, imports: block.filter((line) => line.startsWith('import ')), body: block.filter((line) => !line.startsWith('import ')).join('\n') });
     i = end;
