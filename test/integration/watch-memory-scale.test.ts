@@ -63,7 +63,10 @@ describe.skipIf(process.platform !== 'linux')('WatchMemory streams of one viewer
       stream.on('error', () => undefined);
       return stream;
     });
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Until every stream is open and answering: on a loaded machine 400 streams took more than 1.5 s to
+    // open, and the first message (or the one the CPU figure starts from) had not come yet.
+    await expect.poll(() => messages, { timeout: 15_000 }).toBeGreaterThanOrEqual(STREAMS);
+    await new Promise((resolve) => setTimeout(resolve, 500));
     // A message lists every tenant (about 60 bytes a row).
     expect(firstBytes).toBeGreaterThan(TENANTS * 40);
     const cpuBefore = cpuMs(daemon.child.pid!);
