@@ -236,13 +236,13 @@ export class TensormemClient {
    * nextPageToken. order LEASE_ORDER_BYTES: the pageSize leases holding the most bytes, one page.
    */
   async listLeasesPage(
-    request: { tenant?: string; pageSize?: number; pageToken?: string; order?: 'LEASE_ORDER_OPENED' | 'LEASE_ORDER_BYTES' },
+    request: { tenant?: string; pageSize?: number; pageToken?: string; order?: 'LEASE_ORDER_UNSPECIFIED' | 'LEASE_ORDER_OPENED' | 'LEASE_ORDER_BYTES' },
     token?: string,
   ): Promise<{ leases: LeaseSummary__Output[]; nextPageToken: string; totalCount: number }> {
     checkOptionNames('listLeasesPage', request);
     const response = await call<{ leases: LeaseSummary__Output[]; next_page_token: string; total_count: number }>((cb) =>
       this.leases.ListLeases(
-        { tenant: request.tenant ?? '', page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '', order: request.order ?? 'LEASE_ORDER_OPENED' },
+        { tenant: request.tenant ?? '', page_size: request.pageSize ?? 0, page_token: request.pageToken ?? '', order: request.order ?? 'LEASE_ORDER_UNSPECIFIED' },
         this.metadata(token),
         this.callOptions(),
         cb,

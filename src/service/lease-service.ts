@@ -119,7 +119,9 @@ export class LeaseService {
 
   private listLeases(token: string | undefined, request: ListLeasesRequest__Output): ListLeasesResponse {
     checkName('tenant', request.tenant);
-    if (request.order !== 'LEASE_ORDER_OPENED' && request.order !== 'LEASE_ORDER_BYTES') throw invalidArgument('order', 'LEASE_ORDER_OPENED or LEASE_ORDER_BYTES', request.order);
+    if (request.order !== 'LEASE_ORDER_UNSPECIFIED' && request.order !== 'LEASE_ORDER_OPENED' && request.order !== 'LEASE_ORDER_BYTES') {
+      throw invalidArgument('order', 'LEASE_ORDER_UNSPECIFIED or LEASE_ORDER_OPENED (the order the leases were opened), or LEASE_ORDER_BYTES', request.order);
+    }
     if (request.order === 'LEASE_ORDER_BYTES' && request.page_token !== '') throw invalidArgument('page_token', 'empty with order LEASE_ORDER_BYTES (one page: the page_size biggest)', request.page_token);
     const view = this.visibleLeases(token, request.tenant);
     const listing = leaseListing('lease' in view ? view.lease.tenant : view.tenant);

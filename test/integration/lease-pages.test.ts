@@ -184,6 +184,29 @@ describe('ListLeases pages and tenant eviction', () => {
     }
   });
 
+  it('lists in the order the leases were opened for LEASE_ORDER_UNSPECIFIED (0, the default), LEASE_ORDER_OPENED, and the 0 a client of the older proto sends for OPENED', async () => {
+    const leases = await open(TOKENS.b, 3);
+    const raw = new (loadTensormemProto().proto.tensormem.v1.LeaseService)(daemon.tcpAddress, credentials.createInsecure());
+    try {
+      await leases[1].allocate({ dataType: 'DATA_TYPE_UINT8', shape: [65536] });
+      const opened = leases.map((lease) => lease.leaseId);
+      const ids = (page: { leases: Array<{ lease_id: string }> }) => page.leases.map((lease) => lease.lease_id);
+      expect(ids(await client.listLeasesPage({}, TOKENS.b))).toEqual(opened);
+      expect(ids(await client.listLeasesPage({ order: 'LEASE_ORDER_UNSPECIFIED' }, TOKENS.b))).toEqual(opened);
+      expect(ids(await client.listLeasesPage({ order: 'LEASE_ORDER_OPENED' }, TOKENS.b))).toEqual(opened);
+      // The wire values: 0 (the zero value, LEASE_ORDER_OPENED's number in the older proto) and 2.
+      for (const order of [0, 2]) {
+        const reply = await new Promise<{ leases: Array<{ lease_id: string }> }>((resolve, reject) =>
+          raw.ListLeases({ tenant: 'team-b', order }, client.metadata(TOKENS.b), (error: ServiceError | null, value?: { leases: Array<{ lease_id: string }> }) => (error ? reject(error) : resolve(value!))),
+        );
+        expect(ids(reply), `order ${order}`).toEqual(opened);
+      }
+    } finally {
+      raw.close();
+      await closeAll(leases);
+    }
+  });
+
   it("evicts every lease of one tenant and frees all it held; the other tenants' leases stay", async () => {
     const a = await open(TOKENS.a, 600, 50);
     const b = await client.openLease({ tenantToken: TOKENS.b });
