@@ -93,14 +93,22 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
   };
 }
 
-/** Runs tensormemd to completion with `args` (for --help and bad flags). */
+/**
+ * Runs tensormemd to completion with `args` (for --help and bad flags). A daemon that starts serving
+ * instead (the refusal a test expects did not come) is killed when the test process exits, as
+ * startDaemon's are: one was left running for an hour after such a test timed out.
+ */
 export function runTensormemd(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [TENSORMEMD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    running.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => {
+      running.delete(child);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
