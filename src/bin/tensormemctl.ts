@@ -9,7 +9,7 @@ import { renderTable } from '../client/table';
 import { formatIec } from '../units';
 import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../cli/doctor-command';
 import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-diff';
-import { checkWritablePath, replaceFile } from '../cli/replace-file';
+import { fileTarget, replaceFile } from '../cli/replace-file';
 import { capText, runTop } from '../cli/top';
 import { arraysView } from '../cli/arrays';
 import { InterruptedError, getFile, getToStream, interruptible, putFile } from '../cli/transfer';
@@ -332,11 +332,18 @@ async function main(): Promise<number> {
         }
         if (positionals.length > 1) throw new UsageError(`snapshot takes -f FILE or "diff A B", not "${positionals.slice(1).join(' ')}"`);
         // A FILE that cannot be written is told before the daemon copies every block for it.
-        if (values.file) await checkWritablePath(values.file, 'snapshot -f');
+        const target = values.file ? await fileTarget(values.file, 'snapshot -f') : undefined;
         const snapshot = await client().memorySnapshot(values.token);
         const text = `${JSON.stringify(snapshot, null, 2)}\n`;
-        if (values.file) {
-          await replaceFile(values.file, text, 'snapshot -f');
+        if (target) {
+          await replaceFile(target, 'snapshot -f', async (file) => {
+            try {
+              await file.writeFile(text);
+              await file.sync();
+            } catch (error) {
+              throw new Error(`snapshot -f cannot write ${target.path}: ${(error as Error).message}`);
+            }
+          });
           const blocks = snapshot.pools.flatMap((pool) => pool.segments.flatMap((segment) => segment.blocks.filter((block) => !block.free)));
           process.stderr.write(`snapshot: ${blocks.length} live blocks, ${formatIec(blocks.reduce((sum, block) => sum + block.bytes, 0))} written to ${values.file}\n`);
         } else {

@@ -1,31 +1,65 @@
 /**
- * Writes a whole file the way `get` does (transfer.ts getFile): into a temporary file next to PATH (a
- * random name, created exclusively, so the rename cannot cross file systems), synced, then renamed onto
- * PATH. On any failure PATH is left as it was, no temporary file stays, and the error names the command
- * and PATH: `snapshot -f` into a folder that does not exist said only "ENOENT: no such file or
- * directory, open 'x'", and a snapshot cut short (disk full, Ctrl-C) left half a JSON file where the
- * last good one had been.
+ * How tensormemctl writes a file whole or not at all (`get --array ID FILE`, `snapshot -f FILE`): the
+ * target is checked before any work is done for it (fileTarget), then written into a temporary file next
+ * to it (a random name, created exclusively, so the rename cannot cross file systems) and renamed onto it
+ * (replaceFile). On any failure the file is left as it was and no temporary file stays. `snapshot -f`
+ * wrote in place: into a folder that did not exist it said only "ENOENT: no such file or directory, open
+ * 'x'", after the daemon had copied every block, and a write cut short left half a JSON file.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { open, realpath, rename, stat, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-/** Refuses, before any work is done for it, a PATH whose folder is missing or that names something other than a file. */
-export async function checkWritablePath(path: string, command: string): Promise<void> {
+/** "a directory", "a pipe (FIFO)", ...: what a path that is not a regular file is. */
+export function kindOf(info: Stats): string {
+  if (info.isDirectory()) return 'a directory';
+  if (info.isFIFO()) return 'a pipe (FIFO)';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** Where `command` writes PATH, and the file it replaces (if any). */
+export interface FileTarget {
+  /** PATH as given (for messages). */
+  path: string;
+  /** PATH itself, or the file it links to when it is a symbolic link (so the link is kept). */
+  target: string;
+  existing?: Stats;
+}
+
+/**
+ * Checks PATH for `command` before any work is done for it: its folder must exist, and an existing PATH
+ * must be a regular file (it is replaced whole).
+ */
+export async function fileTarget(path: string, command: string): Promise<FileTarget> {
   const folder = dirname(path);
   const folderStat = await stat(folder).catch((error: NodeJS.ErrnoException) => {
     throw new Error(`${command} cannot write ${path}: ${error.code === 'ENOENT' ? `the folder ${folder} does not exist` : error.message}`);
   });
   if (!folderStat.isDirectory()) throw new Error(`${command} cannot write ${path}: ${folder} is not a folder`);
-  const existing = await stat(path).catch(() => undefined);
-  if (existing && !existing.isFile()) throw new Error(`${command} writes a regular file, and ${path} is not one`);
+  let existing: Stats;
+  try {
+    existing = await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { path, target: path };
+    throw error;
+  }
+  if (!existing.isFile()) throw new Error(`${command} writes a regular file, and ${path} is ${kindOf(existing)}`);
+  return { path, target: await realpath(path), existing };
 }
 
-export async function replaceFile(path: string, text: string, command: string): Promise<void> {
-  await checkWritablePath(path, command);
-  const existing = await stat(path).catch(() => undefined);
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(9).toString('base64url')}.tensormemctl`);
-  let file;
+/**
+ * Has `fill` write (and sync) the whole file into a temporary file next to the target, then renames it
+ * onto the target; a file replaced keeps its mode. What `fill` throws is passed on as it is (a daemon's
+ * refusal, an interrupt); opening the temporary file and the rename fail naming `command` and PATH.
+ */
+export async function replaceFile({ path, target, existing }: FileTarget, command: string, fill: (file: FileHandle) => Promise<void>): Promise<void> {
+  const temporary = join(dirname(target), `.${basename(target)}.${randomBytes(9).toString('base64url')}.tensormemctl-${command.split(' ')[0]}`);
+  let file: FileHandle;
   try {
     file = await open(temporary, 'wx');
   } catch (error) {
@@ -35,14 +69,15 @@ export async function replaceFile(path: string, text: string, command: string): 
     try {
       // A file replaced keeps its mode (a new one gets the umask's, as with any new file).
       if (existing) await file.chmod(existing.mode & 0o7777);
-      await file.writeFile(text);
-      await file.sync();
+      await fill(file);
     } finally {
       await file.close();
     }
-    await rename(temporary, path);
+    await rename(temporary, target).catch((error: Error) => {
+      throw new Error(`${command} cannot write ${path}: ${error.message}`);
+    });
   } catch (error) {
     await unlink(temporary).catch(() => undefined);
-    throw new Error(`${command} cannot write ${path}: ${(error as Error).message}`);
+    throw error;
   }
 }

@@ -3,16 +3,14 @@
  * client's WriteArray / ReadArray, a piece at a time (the file is never read whole into memory), with a
  * progress bar on stderr when stderr is a terminal.
  */
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import type { Stats } from 'node:fs';
-import { open, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, stat } from 'node:fs/promises';
 import { ELEMENT_BYTES, DataTypeName, byteSizeOf } from '../memory/data-types';
 import { LeaseSession, TensormemClient } from '../client/tensormem-client';
 import type { ArrayInfo } from '../client/tensormem-client';
 import { formatIec, MiB } from '../units';
 import { UsageError } from './usage-error';
+import { fileTarget, kindOf, replaceFile } from './replace-file';
 
 /** Bytes moved per WriteArray / ReadArray call: large enough that a call's setup is noise, small enough for a smooth progress bar. */
 export const PIECE_BYTES = 16 * MiB;
@@ -129,16 +127,6 @@ export interface PutResult {
   lease?: { lease_id: string; token: string; ttl_seconds: number };
 }
 
-/** "a directory", "a pipe (FIFO)", ...: what a path that is not a regular file is. */
-function kindOf(info: Stats): string {
-  if (info.isDirectory()) return 'a directory';
-  if (info.isFIFO()) return 'a pipe (FIFO)';
-  if (info.isCharacterDevice()) return 'a character device';
-  if (info.isBlockDevice()) return 'a block device';
-  if (info.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
 export async function putFile(client: TensormemClient, path: string, options: PutOptions): Promise<PutResult> {
   // "-" is stdin to most tools; it would otherwise be looked up as a file named "-" (ENOENT).
   if (path === '-') throw new UsageError('put reads a regular file, and "-" (stdin) has no size to shape the array by: save the data to a file first, then put that file (./- for a file named "-")');
@@ -205,26 +193,51 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
   }
 }
 
-/**
- * Where get writes PATH: PATH itself, or the file it links to when it is a symbolic link (so the link
- * is kept). An existing PATH must be a regular file: get replaces it whole.
- */
-async function getTarget(path: string): Promise<{ target: string; existing?: Stats }> {
-  let existing: Stats;
-  try {
-    existing = await stat(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { target: path };
-    throw error;
-  }
-  if (!existing.isFile()) throw new Error(`get writes a regular file, and ${path} is ${kindOf(existing)}`);
-  return { target: await realpath(path), existing };
+/** The lease token a get needs, checked before anything else. */
+function getToken(token: string | undefined): string {
+  if (!token) throw new UsageError('get needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
+  return token;
+}
+
+/** The session and the array a get reads. */
+async function arrayToGet(client: TensormemClient, arrayId: string, token: string): Promise<{ session: LeaseSession; array: ArrayInfo }> {
+  const session = sessionOf(client, token);
+  return { session, array: await session.get(arrayId) };
 }
 
 /**
- * Streams the array into a temporary file next to PATH (same directory, so the rename cannot cross
- * file systems; a random name, created exclusively) and renames it onto PATH only once every byte is
- * written and synced: on any failure PATH is left as it was and the temporary file is removed.
+ * Reads `array` a PIECE_BYTES piece at a time, each handed to `write` (with its offset) and written
+ * before the next is read, so that no more than one piece is in memory; progress on options.progress.
+ * Resolves to the bytes read.
+ */
+async function readPieces(
+  session: LeaseSession,
+  array: ArrayInfo,
+  options: { progress?: NodeJS.WriteStream; signal?: AbortSignal },
+  write: (piece: Buffer, at: number) => Promise<void>,
+): Promise<number> {
+  const arrayId = array.array_id;
+  const progress = new Progress(`get ${arrayId}`, array.byte_size, options.progress);
+  let read = 0;
+  try {
+    while (read < array.byte_size) {
+      options.signal?.throwIfAborted();
+      const piece = await session.read(arrayId, read, Math.min(PIECE_BYTES, array.byte_size - read));
+      if (piece.length === 0) throw new Error(`ReadArray of ${arrayId} returned no bytes at offset ${read} of ${array.byte_size}`);
+      await write(piece, read);
+      read += piece.length;
+      progress.update(read);
+    }
+  } finally {
+    progress.done();
+  }
+  return read;
+}
+
+/**
+ * Streams the array into PATH, whole or not at all (replaceFile: a temporary file next to it, synced,
+ * then renamed onto it; PATH a symbolic link: the file it links to). On any failure PATH is left as it
+ * was and the temporary file is removed.
  */
 export async function getFile(
   client: TensormemClient,
@@ -232,42 +245,17 @@ export async function getFile(
   path: string,
   options: { token?: string; progress?: NodeJS.WriteStream; signal?: AbortSignal },
 ): Promise<{ array: ArrayInfo; bytes_read: number }> {
-  if (!options.token) throw new UsageError('get needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
-  const { target, existing } = await getTarget(path);
-  const session = sessionOf(client, options.token);
-  const array = await session.get(arrayId);
-  const temporary = join(dirname(target), `.${basename(target)}.${randomBytes(9).toString('base64url')}.tensormemctl-get`);
-  let file;
-  try {
-    file = await open(temporary, 'wx');
-  } catch (error) {
-    throw new Error(`get cannot write ${path}: ${(error as Error).message}`);
-  }
-  const progress = new Progress(`get ${arrayId}`, array.byte_size, options.progress);
+  const token = getToken(options.token);
+  const target = await fileTarget(path, 'get');
+  const { session, array } = await arrayToGet(client, arrayId, token);
   let read = 0;
-  try {
-    try {
-      // A file replaced keeps its mode (a new one gets the umask's, as with any new file).
-      if (existing) await file.chmod(existing.mode & 0o7777);
-      while (read < array.byte_size) {
-        options.signal?.throwIfAborted();
-        const piece = await session.read(arrayId, read, Math.min(PIECE_BYTES, array.byte_size - read));
-        if (piece.length === 0) throw new Error(`ReadArray of ${arrayId} returned no bytes at offset ${read} of ${array.byte_size}`);
-        await file.write(piece, 0, piece.length, read);
-        read += piece.length;
-        progress.update(read);
-      }
-      await file.sync();
-      options.signal?.throwIfAborted();
-    } finally {
-      progress.done();
-      await file.close();
-    }
-    await rename(temporary, target);
-  } catch (error) {
-    await unlink(temporary).catch(() => undefined);
-    throw error;
-  }
+  await replaceFile(target, 'get', async (file) => {
+    read = await readPieces(session, array, options, async (piece, at) => {
+      await file.write(piece, 0, piece.length, at);
+    });
+    await file.sync();
+    options.signal?.throwIfAborted();
+  });
   return { array, bytes_read: read };
 }
 
@@ -292,30 +280,17 @@ export async function getToStream(
   output: NodeJS.WritableStream,
   options: { token?: string; progress?: NodeJS.WriteStream; signal?: AbortSignal },
 ): Promise<{ array: ArrayInfo; bytes_read: number }> {
-  if (!options.token) throw new UsageError('get needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
-  const session = sessionOf(client, options.token);
-  const array = await session.get(arrayId);
-  const progress = new Progress(`get ${arrayId}`, array.byte_size, options.progress);
+  const { session, array } = await arrayToGet(client, arrayId, getToken(options.token));
   // A reader that went away (`| head`) fails the write with EPIPE, which the write's callback reports;
   // the stream emits it as 'error' too, on a later tick, and unheard that would end the process with a
   // stack trace. Kept on: the process ends soon after either way.
   output.on('error', () => undefined);
-  let read = 0;
-  try {
-    while (read < array.byte_size) {
-      options.signal?.throwIfAborted();
-      const piece = await session.read(arrayId, read, Math.min(PIECE_BYTES, array.byte_size - read));
-      if (piece.length === 0) throw new Error(`ReadArray of ${arrayId} returned no bytes at offset ${read} of ${array.byte_size}`);
-      try {
-        await writeWhole(output, piece);
-      } catch (error) {
-        throw new Error(`get cannot write to stdout after ${read} of ${array.byte_size} bytes: ${(error as Error).message}`);
-      }
-      read += piece.length;
-      progress.update(read);
+  const read = await readPieces(session, array, options, async (piece, at) => {
+    try {
+      await writeWhole(output, piece);
+    } catch (error) {
+      throw new Error(`get cannot write to stdout after ${at} of ${array.byte_size} bytes: ${(error as Error).message}`);
     }
-  } finally {
-    progress.done();
-  }
+  });
   return { array, bytes_read: read };
 }
