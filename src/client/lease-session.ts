@@ -45,6 +45,9 @@ export interface ArrayExport {
   cudaIpc?: { handle: Buffer; device: number; offset: number; length: number; regionBytes: number };
 }
 
+/** Longest a read cut short on the data plane waits for the daemon to say why (LeaseSession.whyReadCut). */
+const READ_CUT_PROBE_MS = 5000;
+
 /** A lease and the calls made with its token. */
 export class LeaseSession {
   readonly leaseId: string;
@@ -93,9 +96,10 @@ export class LeaseSession {
    * gives undefined (use gRPC) and turns the data plane off for this session; a connection refused for
    * the daemon's --data-max-connections (503 TOO_MANY_CONNECTIONS, sent before the request was read)
    * gives undefined for this transfer only. A passed deadline is
-   * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated) UNAVAILABLE, neither retried.
+   * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated) UNAVAILABLE, neither retried;
+   * `explainCut` may name a better error for the latter (whyReadCut).
    */
-  private async overHttp<T>(transfer: () => Promise<T>): Promise<T | undefined> {
+  private async overHttp<T>(transfer: () => Promise<T>, explainCut?: (cut: DataPlaneTransferError) => Promise<TensormemClientError | undefined>): Promise<T | undefined> {
     try {
       return await transfer();
     } catch (error) {
@@ -104,7 +108,7 @@ export class LeaseSession {
         throw clientErrorOfHttp(error);
       }
       if (error instanceof DataPlaneDeadlineError) throw new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, error.message, {});
-      if (error instanceof DataPlaneTransferError) throw new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
+      if (error instanceof DataPlaneTransferError) throw (await explainCut?.(error)) ?? new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
       if (error instanceof DataPlaneConnectionError) {
         this.dataPlane = undefined;
         return undefined;
@@ -242,7 +246,10 @@ export class LeaseSession {
     const callOptions = this.client.callOptions();
     const http = this.httpFor(expected);
     if (http) {
-      const data = await this.overHttp(() => httpGetArray(http, this.token, arrayId, offset, length, undefined, this.client.dataPlaneTransferOptions(callOptions)));
+      const data = await this.overHttp(
+        () => httpGetArray(http, this.token, arrayId, offset, length, undefined, this.client.dataPlaneTransferOptions(callOptions)),
+        (cut) => this.whyReadCut(arrayId, offset, cut, callOptions),
+      );
       if (data !== undefined) {
         this.transfers.http++;
         return data;
@@ -250,6 +257,31 @@ export class LeaseSession {
     }
     this.transfers.grpc++;
     return this.readOverGrpc(arrayId, offset, length, callOptions);
+  }
+
+  /**
+   * Why a GET's body ended short, when the daemon cut it for a change of the array made meanwhile by
+   * another call: after the 200 the daemon can only close the connection (README "Data plane"), so a
+   * FreeArray, CloseLease (or expiry, eviction) or workspace cycle during the read read as UNAVAILABLE,
+   * which ReadArray answers FAILED_PRECONDITION or UNAUTHENTICATED (LEASE_EXPIRED). One byte of the range
+   * is read over gRPC to ask: its refusal is what ReadArray says now, and NOT_FOUND (the array was the
+   * lease's when the GET was answered 200) is the FAILED_PRECONDITION "was freed" a ReadArray gets when
+   * the array is freed under it. Undefined (UNAVAILABLE stays) when the array still reads or the daemon
+   * cannot be asked within READ_CUT_PROBE_MS (the transfer's deadline when sooner): the connection itself
+   * failed. Not asked when the daemon did not end the connection (a stall, a malformed answer).
+   */
+  private async whyReadCut(arrayId: string, offset: number, cut: DataPlaneTransferError, callOptions: { deadline?: number }): Promise<TensormemClientError | undefined> {
+    if (!cut.peerClosed) return undefined;
+    try {
+      await this.readOverGrpc(arrayId, offset, 1, { deadline: Math.min(callOptions.deadline ?? Infinity, Date.now() + READ_CUT_PROBE_MS) });
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof TensormemClientError)) return undefined;
+      const what = `(the data plane GET was cut: ${cut.message})`;
+      if (error.code === Status.NOT_FOUND) return new TensormemClientError(Status.FAILED_PRECONDITION, 'FAILED_PRECONDITION', `array ${arrayId} was freed ${what}`, { array_id: arrayId });
+      if (error.code === Status.UNAUTHENTICATED || error.code === Status.FAILED_PRECONDITION) return new TensormemClientError(error.code, error.reason, `${error.details} ${what}`, error.errorMetadata);
+      return undefined;
+    }
   }
 
   /** Reads over a ReadArray server stream, whatever the size. */

@@ -41,6 +41,8 @@ export class DataPlaneTransferError extends Error {
   constructor(
     message: string,
     override readonly cause?: unknown,
+    /** The daemon's side ended the connection (a close or a reset) mid-answer, as it does when a change of the array cuts a GET: not a malformed answer or a stall. */
+    readonly peerClosed = false,
   ) {
     super(message);
     this.name = 'DataPlaneTransferError';
@@ -332,11 +334,11 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       onRead,
       onError: (error) => {
         if (!response) failedBeforeAnswer(error.message, error);
-        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error));
+        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error, true));
       },
       onClose: () => {
         if (!response) failedBeforeAnswer('connection closed before an answer');
-        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`));
+        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`, undefined, true));
       },
     });
     if (transfer.deadline !== undefined) {
