@@ -30,7 +30,7 @@ export const JSON_SLICE = 1024;
 
 /**
  * `/api/snapshot`, every block of every pool and every lease, as it is serialized: the JSON of
- * `{ version, snapshot: memorySnapshot(context), leases: [leaseSummary...], lease_count }`, JSON_SLICE blocks or
+ * `{ version, snapshot: { taken_at, info, pools: [{ pool, segments: [{ chunk, bytes, blocks: [blockInfo...] }] }] }, leases: [leaseSummary...], lease_count }`, JSON_SLICE blocks or
  * leases at a time with other work let in between, each piece handed to `write` (which waits while
  * the client reads slowly, and resolves false once it has gone: the rest is then not built). One
  * JSON.stringify of 300k blocks (59 MB) held the event loop for 1.5 s, every trainer's call waiting,

@@ -151,22 +151,6 @@ export function blockInfo(block: SegmentSnapshot['blocks'][number]) {
   };
 }
 
-/** Every pool's segments and blocks with their owners: /api/snapshot's pools (GetMemorySnapshot's answer, which snapshot-encoder.ts encodes a slice at a time). */
-export function memorySnapshot(context: ServiceContext): MemorySnapshot {
-  return {
-    taken_at: timestamp(Date.now()),
-    info: memoryInfo(context),
-    pools: context.memory.snapshot().map((pool) => ({
-      pool: pool.pool,
-      segments: pool.segments.map((segment) => ({
-        chunk: segment.chunkHandle,
-        bytes: segment.bytes,
-        blocks: segment.blocks.map(blockInfo),
-      })),
-    })),
-  };
-}
-
 /**
  * Every flag's effective value and its source: "flag", "env", "file", "profile:NAME", "default" (left
  * at its default, which for a flag without one is the empty value: unset, off), or "derived" (computed

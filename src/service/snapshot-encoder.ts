@@ -78,8 +78,9 @@ class Parts {
 }
 
 /**
- * GetMemorySnapshotResponse{snapshot} as bytes: the same message the generated serializer makes of
- * memorySnapshot(context) (`serialize` encodes its head: taken_at and info).
+ * GetMemorySnapshotResponse{snapshot} as bytes: taken_at and info (encoded by `serialize`), then every
+ * pool's segments and their blocks (blockInfo), the same message the generated serializer would make of
+ * them, encoded a slice of blocks at a time.
  */
 export async function encodeMemorySnapshot(context: ServiceContext, serialize: (value: unknown) => Buffer, maxBytes: number): Promise<PreEncoded> {
   const codec = blockCodec();
