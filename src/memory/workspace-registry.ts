@@ -34,9 +34,6 @@ export interface WorkspaceRegistryOptions {
 /** Longest workspace name accepted. */
 export const MAX_WORKSPACE_NAME_LENGTH = 256;
 
-/** ND4J's BasicWorkspaceManager.DEFAULT_ID. */
-export const DEFAULT_WORKSPACE_NAME = 'DefaultWorkspace';
-
 export class WorkspaceRegistry {
   readonly scope = new WorkspaceScope();
   private readonly backing: WorkspaceBacking;
