@@ -389,6 +389,25 @@ describe('HTTP data plane over a real daemon', () => {
     await lease.close();
   });
 
+  it('refuses a PUT without Content-Length (curl -X PUT with no data) with 400 naming Content-Length, writes nothing, and serves the next request', async () => {
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], zero: true });
+    const text = await rawHttp(
+      dataAddress,
+      `PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\n\r\n` +
+        `GET /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nConnection: close\r\n\r\n`,
+    );
+    const [refused, next] = parseAnswers(text);
+    expect(refused.status).toBe(400);
+    const body = JSON.parse(refused.body) as { reason: string; message: string; metadata: Record<string, string> };
+    expect(body.metadata).toEqual({ field: 'Content-Length' });
+    expect(body.message).toContain('Content-Length');
+    expect(body.message).toContain('(none)');
+    expect(next.status).toBe(200);
+    expect(Buffer.from(next.body, 'latin1').equals(Buffer.alloc(16))).toBe(true);
+    await lease.close();
+  });
+
   it('a PUT whose client ends its side of the connection mid-body is answered 400 (body shorter than Content-Length), and keeps what arrived', async () => {
     const lease = await client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], zero: true });
