@@ -20,7 +20,7 @@ describe('/api/snapshot of many blocks', () => {
     daemon = await startDaemon(['--maxbytes', '256M', '--pool-chunk', '16M', '--scrub', 'off', '--log-level', 'info']);
     base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;
     client = new TensormemClient(daemon.tcpAddress);
-    for (let i = 0; i < 4; i++) leases.push(await client.openLease({ clientName: `holder-${i}` }));
+    for (let i = 0; i < 4; i++) leases.push(await client.openLease({ clientName: `holder-${i}`, ttlSeconds: 600 }));
     for (let i = 0; i < ARRAYS; i += 64) {
       await Promise.all(Array.from({ length: 64 }, (_, j) => leases[(i + j) % 4].allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] })));
     }
