@@ -760,7 +760,7 @@ describe('tensormemctl exit codes', () => {
     const failed = await ctl(['--address', daemon.unixAddress, 'put', missing]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toContain(missing);
-  });
+  }, 90_000);
 });
 
 describe('tensormemctl flags a command does not take', () => {
