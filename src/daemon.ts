@@ -170,6 +170,21 @@ function checkMmapDirAtStart(files: MmapFiles, given: boolean, log: Logger): voi
   }
 }
 
+/** How often the end of a drain looks again for chunks that copies still pin. */
+const PINNED_CHUNK_POLL_MS = 10;
+
+/**
+ * Waits until liveChunks() counts no chunk (those freed while an async copy pinned them go once the copy
+ * ends, on the event loop) or `deadline` (a Date.now() value) passes.
+ */
+export async function waitForPinnedChunks(liveChunks: () => { device: number; host: number }, deadline: number): Promise<void> {
+  for (;;) {
+    const left = liveChunks();
+    if (left.device + left.host === 0 || Date.now() >= deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(PINNED_CHUNK_POLL_MS, Math.max(1, deadline - Date.now()))));
+  }
+}
+
 export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(config.logLevel)): Promise<Daemon> {
   logGrpcThrough(log);
   for (const { name, meant } of config.misspelledEnv ?? []) {
@@ -314,6 +329,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       registry!.stopSweeping();
       stopIdleRelease();
       log.info({ event: 'draining', reason, timeoutMs: config.shutdownTimeoutMs }, 'draining');
+      // The longest the whole drain may take: calls in flight, then what they left running (below).
+      const drainDeadline = Date.now() + 2 * config.shutdownTimeoutMs;
       const grpcDrained = new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);
         cutWait = () => {
@@ -338,6 +355,16 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       registry!.stopSweeping();
       const freedBytes = registry!.closeAll();
       memory!.release();
+      // A chunk that an async copy still pins (a DuplicateArray, write, read, sync or zero fill that the
+      // cut or the timeout ended while the addon's threads copied) is freed when that copy ends. Without
+      // this wait the process exited with those copies still running and "stopped" counted their chunks
+      // (512 MiB of device chunks after a cut during two DuplicateArray calls).
+      const pinned = backend.liveChunks();
+      if (pinned.device + pinned.host > 0) {
+        log.info({ event: 'drain_waiting_for_copies', liveChunks: pinned }, `waiting for the copies still running on ${pinned.device + pinned.host} chunks`);
+        await waitForPinnedChunks(() => backend.liveChunks(), drainDeadline);
+        backend.settleReleases();
+      }
       await healthListener?.close();
       log.info({ event: 'stopped', drained, freedBytes, liveChunks: backend.liveChunks() }, 'tensormemd stopped');
     })();

@@ -1,5 +1,8 @@
 /** Leases expire and give their memory back; the daemon drains and frees everything on SIGTERM. */
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, type ServiceError, credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -258,6 +261,48 @@ describe('lease lifecycle', () => {
       upload.destroy();
       client.close();
       await daemon.stop('SIGKILL');
+    }
+  });
+
+  it('after a cut drain, waits for the copies still running before it frees their chunks and exits: "stopped" counts no live chunk', async () => {
+    // Before: a second SIGTERM during a DuplicateArray (or any copy on the addon's threads) logged
+    // "stopped" with the chunks that copy pinned still live (liveChunks.device 2 for two DuplicateArray
+    // calls of 256 MiB) and exited while the copy still ran. The daemon's one libuv thread is held
+    // (threadpool-hold.cjs) so that the copy is still to run when the drain is cut.
+    const folder = mkdtempSync(join(tmpdir(), 'tensormem-hold-'));
+    const fifo = join(folder, 'hold');
+    execFileSync('mkfifo', [fifo]);
+    const daemon = await startDaemon(['--async-copy-threshold', '16K', '--shutdown-timeout', '30s'], {
+      UV_THREADPOOL_SIZE: '1',
+      NODE_OPTIONS: `--require ${join(__dirname, '../helpers/threadpool-hold.cjs')}`,
+      TENSORMEM_TEST_HOLD_FIFO: fifo,
+    });
+    const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 60_000 });
+    try {
+      const lease = await client.openLease();
+      const source = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1 << 20] });
+      daemon.child.kill('SIGUSR2');
+      while (!existsSync(`${fifo}.held`)) await sleep(5);
+      const duplicate = lease.duplicate(source.array_id).then(() => 'copied', (error: TensormemClientError) => error.code);
+      // The target is allocated, then its copy queued behind the held thread.
+      await expect.poll(async () => (await client.memoryInfo()).devices[0].used_bytes, { timeout: 5_000 }).toBe(2 << 20);
+      daemon.child.kill('SIGTERM');
+      await expect.poll(() => daemon.logs.some((entry) => entry.event === 'draining'), { timeout: 5_000 }).toBe(true);
+      daemon.child.kill('SIGTERM');
+      await expect.poll(() => daemon.logs.find((entry) => entry.event === 'drain_waiting_for_copies' || entry.event === 'stopped')?.event, { timeout: 10_000 }).toBeDefined();
+      // Lets the held thread go: the copy runs, and its chunks are freed (had the daemon not waited, the
+      // "stopped" line is out already, and its exit waits for the thread).
+      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+      expect(await daemon.exited).toBe(0);
+      expect(await duplicate).toBe(status.CANCELLED);
+      const stopped = daemon.logs.find((entry) => entry.event === 'stopped') as { drained: boolean; freedBytes: number; liveChunks: { device: number; host: number } };
+      expect(stopped).toMatchObject({ drained: false, freedBytes: 2 << 20 });
+      expect([stopped.liveChunks.device, stopped.liveChunks.host]).toEqual([0, 0]);
+      expect(daemon.logs.filter((entry) => (entry.level as number) >= 50)).toEqual([]);
+    } finally {
+      client.close();
+      await daemon.stop('SIGKILL');
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 
