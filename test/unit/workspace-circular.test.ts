@@ -329,6 +329,32 @@ describe('steps and pinned allocations', () => {
     expect(validity).toEqual(['overwritten', 'overwritten', 'overwritten', 'overwritten', 'overwritten', 'overwritten', 'valid', 'valid']);
   });
 
+  it('an allocation no later lap reached stays valid however many laps the ring goes round (model test, seed 8)', () => {
+    // 4096 bytes: 4000 + 16 fill lap 0; each later lap is one 4000-byte allocation at 0, which wraps
+    // before reaching [4000, 4016): those bytes are never handed out again.
+    const { ws } = workspace({ initialSize: 4096, resetPolicy: 'ENDOFBUFFER_REACHED', allocationPolicy: 'STRICT', learningPolicy: 'NONE' });
+    ws.enter();
+    const head = ws.alloc(4000);
+    const tail = ws.alloc(16);
+    expect(tail.offset).toBe(4000);
+    const laps = Array.from({ length: 6 }, () => ws.alloc(4000));
+    expect(laps.map((allocation) => allocation.offset)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(ws.checkAllocation(head)).toBe('overwritten');
+    expect(laps.map((allocation) => ws.checkAllocation(allocation))).toEqual(['overwritten', 'overwritten', 'overwritten', 'overwritten', 'overwritten', 'valid']);
+    expect(ws.checkAllocation(tail)).toBe('valid');
+    ws.leave();
+    expect(() => ws.assertUsable(tail, 'Cannot read array')).not.toThrow();
+    // Once a lap reaches it, it is overwritten for good.
+    ws.enter();
+    expect(ws.alloc(4000).offset).toBe(0);
+    expect(ws.checkAllocation(tail)).toBe('valid');
+    expect(ws.alloc(32).offset).toBe(4000);
+    expect(ws.checkAllocation(tail)).toBe('overwritten');
+    for (let lap = 0; lap < 4; lap++) ws.alloc(4000);
+    expect(ws.checkAllocation(tail)).toBe('overwritten');
+    ws.leave();
+  });
+
   it("a FULL workspace's host side wraps on its own: a mirror the host ring came round over is 'overwritten'", () => {
     const { ws } = workspace({ initialSize: 256, resetPolicy: 'ENDOFBUFFER_REACHED', allocationPolicy: 'STRICT', learningPolicy: 'NONE' });
     ws.enter();
