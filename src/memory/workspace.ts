@@ -641,7 +641,7 @@ export class Workspace {
    * workspace that spilled (exactly: overallocation is applied only once), rebuilds a circular one
    * after trimmed mode, applies the circular 1.3 factor and 8-byte pad, overallocation, minSize and
    * the maxSize cap. No effect on an initialized workspace otherwise, nor with learning NONE.
-   * Throws the backing's refusal with nothing changed.
+   * Throws the backing's refusal with nothing changed; a learning done clears learningFailure.
    */
   initializeWorkspace(): void {
     this.assertAlive();
@@ -703,6 +703,8 @@ export class Workspace {
     this.purgeOutside();
     this.mainBlock = block;
     this.isInit = block !== undefined;
+    // A learning done (here, or called by hand after a refused one at a close) ends the failure it replaces.
+    this.learningError = undefined;
   }
 
   // ---------------------------------------------------------------- construction

@@ -919,6 +919,23 @@ describe('refusals change nothing', () => {
     expect(backing.requests.filter((request) => request.purpose === 'workspace')).toHaveLength(1);
   });
 
+  it('a learning refused at close and then done by initializeWorkspace clears learningFailure (README: "until a later learning succeeds")', () => {
+    const { ws, backing } = workspace({ allocationPolicy: 'STRICT', learningPolicy: 'OVER_TIME', cyclesBeforeInitialization: 1 });
+    backing.refuse = (request) => request.purpose === 'workspace';
+    cycle(ws, 800);
+    expect(ws.learningFailure).toBeInstanceOf(OutOfMemoryError);
+    // Called by hand while refused: thrown to the caller, the close's reason kept.
+    expect(thrown(() => ws.initializeWorkspace()).reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect(ws.learningFailure).toBeInstanceOf(OutOfMemoryError);
+    backing.refuse = () => false;
+    ws.initializeWorkspace();
+    expect(ws.info()).toMatchObject({ currentSize: 800, initialBlockSize: 800 });
+    expect(ws.learningFailure).toBeUndefined();
+    // Nothing is learned at later closes (it is initialized), so nothing else would have cleared it.
+    cycle(ws, 800);
+    expect(ws.learningFailure).toBeUndefined();
+  });
+
   it('OVER_TIME without a refusal still learns at exactly cyclesBeforeInitialization: a cycle without allocations there never learns (ND4J)', () => {
     const { ws } = workspace({ allocationPolicy: 'STRICT', learningPolicy: 'OVER_TIME', cyclesBeforeInitialization: 2 });
     ws.enter();
