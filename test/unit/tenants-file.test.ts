@@ -149,6 +149,23 @@ describe('quotas and guarantees', () => {
     expect(quota.usedBytes).toBe(MiB);
   });
 
+  it('checks the aligned block against a quota that is not a multiple of the alignment, not the bytes asked', () => {
+    const upstream = pool();
+    // quota.device: 1000 (bytes): a 1000-byte request fits as asked, but its block takes 1024.
+    const quota = new QuotaAdaptor(upstream, 'team-a', 1000, 'DEVICE', 0);
+    const error = errorOf(() => quota.allocate(1000, {})) as QuotaExceededError;
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect(error.message).toContain('1000 bytes (1000 B) (it takes 1024 bytes (1.00 KiB) of the quota: blocks are rounded up) for tenant "team-a": quota 1000 bytes (1000 B), used 0 bytes (0 B)');
+    expect(error.metadata).toMatchObject({ requested_bytes: '1000', takes_bytes: '1024', quota_bytes: '1000', used_bytes: '0' });
+    expect(upstream.usedBytes).toBe(0);
+    expect(quota.usedBytes).toBe(0);
+    // 768 (three 256-byte units) fits; past it, even one byte takes another unit and is refused.
+    quota.allocate(700, {});
+    expect(quota.usedBytes).toBe(768);
+    expect(errorOf(() => quota.allocate(1, {})).reason).toBe('QUOTA_EXCEEDED');
+    expect(quota.usedBytes).toBe(768);
+  });
+
   it('lets a tenant borrow only while others keep their unused guarantees', () => {
     const pool = { usedBytes: 10 * MiB, capBytes: 32 * MiB, largestFreeBlockBytes: 0 };
     const holders = [
