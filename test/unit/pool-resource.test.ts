@@ -591,6 +591,21 @@ describe('PoolResource', () => {
     pool.checkInvariants();
   });
 
+  it('makes room when the empty chunks are exactly what the request lacks under the cap', () => {
+    const { pool, source } = makePool({ maxReservedBytes: 4 * MiB, chunkBytes: 1 * MiB });
+    const [x, y, z, w] = packed(pool, [1 * MiB, 1 * MiB, 1 * MiB, 1 * MiB]);
+    pool.deallocate(x);
+    pool.deallocate(z);
+    // No headroom, 2 MiB in empty chunks, a 2 MiB request: both chunks go and it lands exactly on the cap.
+    const big = pool.allocate(2 * MiB, {});
+    expect(source.log.slice(4)).toEqual(['free 1', 'free 3', `alloc ${2 * MiB} -> 5`]);
+    expect(big.chunkHandle).toBe(5);
+    expect(pool.reservedBytes).toBe(4 * MiB);
+    expect(pool.stats()).toMatchObject({ usedBytes: 4 * MiB, failedAllocationsTotal: 0 });
+    for (const block of [y, w, big]) pool.deallocate(block);
+    pool.checkInvariants();
+  });
+
   it('gives nothing back when that would not make room', () => {
     const { pool, source } = makePool({ maxReservedBytes: 3 * MiB, chunkBytes: 1 * MiB });
     const [x] = packed(pool, [1 * MiB, 1 * MiB, 1 * MiB]);
