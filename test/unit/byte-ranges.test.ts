@@ -63,6 +63,10 @@ describe('parseContentRange', () => {
     expect(parseContentRange('bytes 4-7/*', 16, 4)).toEqual({ start: 4, length: 4 });
     expect(parseContentRange('bytes 4-7/16', 16, 4)).toEqual({ start: 4, length: 4 });
     expect(refusal(() => parseContentRange('bytes 14-17/*', 16, 4))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Content-Range' });
+    // The last byte of the array is position size - 1: a range ending there fits, one ending at size is one byte past.
+    expect(parseContentRange('bytes 12-15/16', 16, 4)).toEqual({ start: 12, length: 4 });
+    expect(refusal(() => parseContentRange('bytes 13-16/*', 16, 4))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Content-Range' });
+    expect(refusal(() => parseContentRange('bytes 16-16/*', 16, 1))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Content-Range' });
     expect(refusal(() => parseContentRange(undefined, 16, 17))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Content-Length' });
     expect(refusal(() => parseContentRange('bytes 4-7/15', 16, 4))).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Content-Range' });
     expect(refusal(() => parseContentRange('bytes 4-7/*', 16, 5))).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Content-Range' });
