@@ -15,6 +15,7 @@ import type { WorkspaceAllocation } from '../../src/memory/workspace';
 import type { MappedFile, WorkspaceBacking, WorkspaceBufferRequest, WorkspaceMapRequest } from '../../src/memory/workspace-backing';
 import {
   DEFAULT_WORKSPACE_CONFIG,
+  SAFETY_OFFSET,
   alignWorkspaceRequest,
   initialCurrentSize,
   mmapFileBytes,
@@ -443,6 +444,23 @@ describe('BasicWorkspaceTests (ND4J)', () => {
     expect(ws.info().maxCycleAllocations).toBe(0);
   });
 
+  it("FAIL refuses on the host side of a FULL workspace too (CudaWorkspace's HOST kind): WORKSPACE_FULL, nothing placed outside", () => {
+    const { ws, backing } = workspace({ initialSize: 1024, allocationPolicy: 'STRICT', learningPolicy: 'NONE', spillPolicy: 'FAIL' });
+    ws.enter();
+    expect(ws.alloc(512, { kind: 'HOST' })).toMatchObject({ kind: 'HOST', placement: 'workspace', offset: 0 });
+    const before = ws.info();
+    const requests = backing.requests.length; // the buffer and its host mirror
+    const error = thrown(() => ws.alloc(1024, { kind: 'HOST' }));
+    expect(error.reason).toBe('WORKSPACE_FULL');
+    expect(error.message).toContain('(spill_policy SPILL_POLICY_FAIL, [HOST] memory) has 512 bytes (512 B) free of its 1024 bytes (1.00 KiB) and was asked for 1024 bytes');
+    expect(error.metadata).toMatchObject({ free_bytes: '512', requested_bytes: '1024' });
+    expect(error.metadata.device).toBeUndefined();
+    expect(ws.info()).toEqual(before);
+    expect(backing.requests.length).toBe(requests);
+    expect(backing.held('spill').count).toBe(0);
+    ws.leave();
+  });
+
   it('testScope1/2, testIsAttached1: an array is in scope while its scope is open, leaked after', () => {
     const { ws } = workspace(loopFirstConfig);
     ws.enter();
@@ -632,6 +650,22 @@ describe('learning and spill policies (WorkspaceProviderTests, §8)', () => {
     expect(ws.info().currentSize).toBe(1000);
     cycle(ws, 3200);
     expect(ws.info().currentSize).toBe(1000);
+  });
+
+  it('REALLOCATE grows only for a cycle below maxSize: one of exactly maxSize keeps the buffer (ND4J: maxCycle < maxSize)', () => {
+    const { ws, backing } = workspace({ maxSize: 1024, allocationPolicy: 'STRICT', spillPolicy: 'REALLOCATE' });
+    cycle(ws, 800);
+    expect(ws.info().currentSize).toBe(800);
+    const [spilled] = cycle(ws, 1024);
+    expect(spilled.placement).toBe('spill');
+    expect(ws.info()).toMatchObject({ currentSize: 800, maxCycleAllocations: 1024 });
+    expect(backing.held('workspace')).toEqual({ count: 1, bytes: 800 + SAFETY_OFFSET });
+  });
+
+  it('caps the buffer made at creation by maxSize, after overallocation (initial 1000, 0.3, maxSize 1200 -> 1200)', () => {
+    const { ws, backing } = workspace({ initialSize: 1000, overallocationLimit: 0.3, allocationPolicy: 'OVERALLOCATE', maxSize: 1200 });
+    expect(ws.info().currentSize).toBe(1200);
+    expect(backing.requests.map((request) => [request.purpose, request.bytes])).toEqual([['workspace', 1200 + SAFETY_OFFSET]]);
   });
 
   it('FIRST_LOOP with an initial size never learns; minSize only applies when learning happens', () => {
