@@ -68,6 +68,23 @@ describe('TensorArray fields', () => {
     expect(array.writeInline(0, data.subarray(0, 10))).toBe(true); // no copy left in flight
   });
 
+  it("gives a freed array's memory back only when its last copy in flight ends: a lent view keeps its bytes until then", async () => {
+    const array = await TensorArray.create(init({ dataType: 'DATA_TYPE_UINT8', shape: [4096], byteSize: 4096, placement: 'PLACEMENT_HOST_ONLY' }), memory, { zero: false, eagerMirror: false });
+    const data = Buffer.alloc(4096, 0x5a);
+    await array.write(0, data);
+    const loan = await array.lendHostView(0, 4096);
+    expect(array.release()).toBe(4096);
+    expect(array.isFreed).toBe(true);
+    // The view counts as a copy in flight: the block stays the array's, not the pool's to hand out again.
+    expect(memory.hostReport().usedBytes).toBe(4096);
+    expect(Buffer.from(loan.view).equals(data)).toBe(true);
+    // A second free (a lease closing after FreeArray) gives nothing back again, copy in flight or not.
+    expect(array.release()).toBe(0);
+    loan.end();
+    expect(memory.hostReport().usedBytes).toBe(0);
+    expect(array.release()).toBe(0);
+  });
+
   it('refuses a home of another lease or device, and a byte size that is not shape x type, taking no memory', async () => {
     const used = () => memory.deviceReports()[1].usedBytes + memory.deviceReports()[0].usedBytes;
     await expect(TensorArray.create(init({ home: { leaseId: 'lease-x', tenant: 'team-a', device: 1, memory } }), memory, { zero: false, eagerMirror: false })).rejects.toThrow('its home is lease lease-x');
