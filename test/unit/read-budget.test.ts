@@ -27,6 +27,25 @@ describe('ReadBudget', () => {
     expect(budget.heldBytes('b')).toBe(0);
   });
 
+  it('queues a stream that would fit behind an earlier one still waiting, so small reads do not starve a large one', async () => {
+    const budget = new ReadBudget(10);
+    const first = await budget.acquire('b', 6, never);
+    const granted: string[] = [];
+    const large = budget.acquire('b', 6, never).then((release) => (granted.push('large'), release));
+    // 6 + 4 fits the budget, but the large stream asked first.
+    const small = budget.acquire('b', 4, never).then((release) => (granted.push('small'), release));
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(granted).toEqual([]);
+    expect(budget.heldBytes('b')).toBe(6);
+    first!();
+    const releases = await Promise.all([large, small]);
+    expect(granted).toEqual(['large', 'small']);
+    expect(budget.heldBytes('b')).toBe(10);
+    for (const release of releases) release!();
+    expect(budget.heldBytes('b')).toBe(0);
+  });
+
   it('lets a stream larger than the budget through when the tenant holds nothing', async () => {
     const budget = new ReadBudget(10);
     const release = await budget.acquire('b', 64, never);
