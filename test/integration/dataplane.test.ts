@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, IncomingMessage, request as httpRequest } from 'node:http';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -509,6 +509,12 @@ describe('HTTP data plane over a real daemon', () => {
   });
 
   it('serves over a unix socket (--data-listen unix:PATH) to the typed client', async () => {
+    // Both sockets are mode 0660 (README: the user and its group), whatever the umask: no other local user connects.
+    for (const socketPath of [join(dataDir, 'data.sock'), unixDaemon.unixAddress.slice('unix:'.length)]) {
+      const stat = statSync(socketPath);
+      expect(stat.isSocket(), socketPath).toBe(true);
+      expect((stat.mode & 0o777).toString(8), socketPath).toBe('660');
+    }
     const unixClient = new TensormemClient(unixDaemon.unixAddress);
     const lease = await unixClient.openLease();
     expect(lease.dataPlane).toEqual({ path: join(dataDir, 'data.sock') });
