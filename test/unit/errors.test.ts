@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { OutOfMemoryError, PhysicalMemoryLimitError, TensormemError, invalidArgument, notFound } from '../../src/errors';
-import { toServiceError } from '../../src/service/errors';
+import { type ErrorKind, OutOfMemoryError, PhysicalMemoryLimitError, TensormemError, invalidArgument, notFound } from '../../src/errors';
+import { STATUS_BY_KIND, toServiceError } from '../../src/service/errors';
 import { errorInfoOf } from '../../src/rpc-status';
 import { formatIec } from '../../src/units';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
@@ -35,6 +35,17 @@ describe('out-of-memory messages say the numbers (DESIGN.md §5)', () => {
     expect(mapped.details).toContain('--host-maxbytes');
     const info = errorInfoOf(mapped.metadata);
     expect(info).toEqual({ reason: 'HOST_OUT_OF_MEMORY', domain: 'tensormem.dev', metadata: { requested_bytes: '100', cap_bytes: '50', used_bytes: '0', largest_free_block_bytes: '0' } });
+  });
+
+  it('maps every kind of error to the gRPC status of the same name, with its reason in the trailer', () => {
+    const kinds: ErrorKind[] = ['INVALID_ARGUMENT', 'OUT_OF_RANGE', 'NOT_FOUND', 'ALREADY_EXISTS', 'FAILED_PRECONDITION', 'RESOURCE_EXHAUSTED', 'UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNAVAILABLE', 'INTERNAL', 'CANCELLED', 'DEADLINE_EXCEEDED'];
+    expect(Object.keys(STATUS_BY_KIND).sort()).toEqual([...kinds].sort());
+    for (const kind of kinds) {
+      const mapped = toServiceError(new TensormemError(kind, 'SHUTTING_DOWN', `a ${kind}`));
+      expect(mapped.code, kind).toBe(status[kind]);
+      expect(mapped.details, kind).toBe(`a ${kind}`);
+      expect(errorInfoOf(mapped.metadata)?.reason, kind).toBe('SHUTTING_DOWN');
+    }
   });
 
   it('maps bad input to INVALID_ARGUMENT and anything unexpected to INTERNAL', () => {
