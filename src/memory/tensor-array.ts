@@ -693,6 +693,9 @@ export class TensorArray implements BlockOwner {
 
   /** `operation` names the call in an ARRAY_OUT_OF_SCOPE error of an attached array's fill (shared: the first caller's). */
   private async ensureHostCurrent(operation = 'Cannot read array'): Promise<void> {
+    // Freed while this call waited (it counts as a copy, so the blocks are still here): a mirror made now
+    // would be host memory taken after FreeArray answered, which its freed_bytes never counted.
+    if (!this.hostBlock && this.isFreed) throw this.freedError();
     if (!this.hostBlock && this.attachment) {
       this.attachment.mirror = this.attachment.workspace.alloc(this.byteSize, { kind: 'HOST' });
       this.hostBlock = viewOf(this.attachment.mirror);
