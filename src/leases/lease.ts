@@ -599,17 +599,27 @@ export class Lease {
    * larger one replacing it, taken only once it is known to fit the budget (the old one is given back
    * first, so growth never needs both). Returns the scratch (undefined when none is needed or held)
    * and whether it grew.
+   *
+   * `size` is the bytes, or what sizes them when this call's turn comes (AcquireCudnnWorkspace's plan,
+   * whose PREFER_FASTEST choice reads scratchBudget): sized earlier, a call arriving while another
+   * one's scratch is being made would see that scratch's bytes as used and none of them as held.
    */
-  async acquireCudnnScratch(device: number, bytes: number): Promise<{ scratch?: TensorArray; grew: boolean }> {
+  async acquireCudnnScratch(device: number, size: number | (() => number)): Promise<{ scratch?: TensorArray; grew: boolean }> {
     this.ensureOpen();
+    const sized = typeof size === 'number' ? () => size : size;
     // One at a time per device: making a scratch awaits (--scrub zeroes it off the event loop), and a
     // second call meanwhile would see the old scratch (or none) and make one more, left in the lease.
     const previous = this.scratchAcquiring.get(device);
+    let next: () => Promise<{ scratch?: TensorArray; grew: boolean }>;
     if (previous === undefined) {
+      const bytes = sized();
       const current = this.cudnnScratchOf(device);
       if (bytes === 0 || (current && current.byteSize >= bytes)) return { scratch: current, grew: false };
+      next = () => this.acquireCudnnScratchNow(device, bytes);
+    } else {
+      next = () => this.acquireCudnnScratchNow(device, sized());
     }
-    const acquired = (previous ?? Promise.resolve()).then(() => this.acquireCudnnScratchNow(device, bytes));
+    const acquired = (previous ?? Promise.resolve()).then(next);
     const settled = acquired.then(
       () => undefined,
       () => undefined,

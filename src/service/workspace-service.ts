@@ -10,7 +10,7 @@ import type { Workspace } from '../memory/workspace';
 import type { WorkspaceConfigInput } from '../memory/workspace-config';
 import type { AcquireCudnnWorkspaceResponse } from '../generated/tensormem/v1/AcquireCudnnWorkspaceResponse';
 import { cudnnLibrary } from '../memory/cudnn-library';
-import { planCudnnWorkspace } from '../memory/cudnn-workspace';
+import { type CudnnWorkspacePlan, planCudnnWorkspace } from '../memory/cudnn-workspace';
 import { arrayInfo } from './array-service';
 import { bearerToken, unary } from './handlers';
 import { loadTensormemProto } from './proto';
@@ -101,11 +101,17 @@ export class WorkspaceService {
   private async acquireCudnnWorkspace(lease: Lease, request: AcquireCudnnWorkspaceRequest__Output): Promise<AcquireCudnnWorkspaceResponse> {
     const { memory, config } = this.context;
     memory.checkDevice(request.device);
-    const plan = planCudnnWorkspace(
-      { device: request.device, mode: request.mode, convolution: request.convolution, algorithm: request.algorithm, requestedBytes: request.requested_bytes },
-      { library: cudnnLibrary(config.rawValues['cudnn-library']), backendName: memory.backendName, budget: () => lease.scratchBudget(request.device) },
-    );
-    const { scratch, grew } = await lease.acquireCudnnScratch(request.device, plan.bytes);
+    // Sized in the lease's turn for the device: PREFER_FASTEST's budget counts the scratch that calls
+    // before this one made (a call sized on arrival saw a scratch still being zeroed as used, not held).
+    let planned: CudnnWorkspacePlan | undefined;
+    const { scratch, grew } = await lease.acquireCudnnScratch(request.device, () => {
+      planned = planCudnnWorkspace(
+        { device: request.device, mode: request.mode, convolution: request.convolution, algorithm: request.algorithm, requestedBytes: request.requested_bytes },
+        { library: cudnnLibrary(config.rawValues['cudnn-library']), backendName: memory.backendName, budget: () => lease.scratchBudget(request.device) },
+      );
+      return planned.bytes;
+    });
+    const plan = planned!;
     return {
       scratch: scratch ? arrayInfo(scratch) : null,
       device_offset: scratch?.deviceBlock?.offset ?? 0,
