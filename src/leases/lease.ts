@@ -652,8 +652,9 @@ export class Lease {
       if (current && !givesBack && !current.isFreed) this.freeArray(current.arrayId);
       return { scratch, grew: current !== undefined };
     } catch (error) {
-      // The pool could not place it after all (fragmentation): keep the lease's old scratch size.
-      if (givesBack) await this.createScratch(device, current.byteSize).catch(() => undefined);
+      // The pool could not place it after all (fragmentation): keep the lease's old scratch size. Not
+      // for a lease closed meanwhile: that would take (and zero) memory only to give it back.
+      if (givesBack && !this.closed) await this.createScratch(device, current.byteSize).catch(() => undefined);
       throw error;
     }
   }
