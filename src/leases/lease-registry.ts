@@ -178,6 +178,10 @@ export class LeaseRegistry {
 
   close(lease: Lease, reason: LeaseCloseReason): number {
     if (!this.byId.has(lease.leaseId)) return 0;
+    // A lease past its TTL has ended already (its token answers "has expired" from then on): an eviction
+    // or a KeepAlive drop that reaches it before the sweep frees it as the sweep would, and its token
+    // goes on saying it expired rather than changing its answer to "was evicted".
+    if ((reason === 'evicted' || reason === 'disconnected') && lease.isExpired()) reason = 'expired';
     this.byId.delete(lease.leaseId);
     this.closedTotal[reason]++;
     this.byTokenHash.delete(lease.tokenHash);

@@ -213,6 +213,41 @@ describe('tenant accounts', () => {
     memory.release();
   });
 
+  it('keeps saying a lease past its TTL expired when an eviction or a KeepAlive drop closes it before the sweep does', () => {
+    const memory = manager(8 * MiB);
+    const registry = new LeaseRegistry(memory, 60_000, false, pino({ level: 'silent' }));
+    const refusalOf = (token: string) => {
+      try {
+        registry.authenticate(token);
+      } catch (e) {
+        return e as TensormemError;
+      }
+      return undefined;
+    };
+    for (const reason of ['evicted', 'disconnected'] as const) {
+      const { lease: opened, token } = registry.open({ tenant: 't', clientName: 'client', ttlSeconds: 0, labels: {} });
+      opened.expiresAtMs = Date.now() - 1;
+      // Its token has answered "has expired" already.
+      expect(refusalOf(token)?.metadata.close_reason).toBe('expired');
+      registry.close(opened, reason);
+      // It ended when its TTL passed, not when the eviction or the drop freed it: the same answer as before.
+      const refused = refusalOf(token);
+      expect({ reason, code: refused?.kind, why: refused?.reason, message: refused?.message, closeReason: refused?.metadata.close_reason }).toEqual({
+        reason,
+        code: 'UNAUTHENTICATED',
+        why: 'LEASE_EXPIRED',
+        message: `lease ${opened.leaseId} has expired: open a new lease`,
+        closeReason: 'expired',
+      });
+      // A lease inside its TTL closed the same way says so.
+      const { lease: live, token: liveToken } = registry.open({ tenant: 't', clientName: 'client', ttlSeconds: 0, labels: {} });
+      registry.close(live, reason);
+      expect(refusalOf(liveToken)?.metadata.close_reason).toBe(reason);
+    }
+    expect(registry.closedTotal).toMatchObject({ expired: 2, evicted: 1, disconnected: 1 });
+    memory.release();
+  });
+
   it("counts refusals for others' guarantees in the pool's failed allocations, a waiting request once", async () => {
     // DevicePoolInfo.failed_allocations_total (tensormem_pool_failed_allocations_total) counts what the
     // pool or its cap refused; a guarantee refusal names the cap ("pool cap (maxbytes) less other
