@@ -326,9 +326,12 @@ export class TensorArray implements BlockOwner {
 
   /**
    * Allocates the array's memory, all or nothing: when the mirror of an eager device array cannot be
-   * had, the device block is given back before the error propagates.
+   * had, the device block is given back before the error propagates. The memory is taken, or refused,
+   * before this returns (a refusal is thrown, not a rejected promise): what the caller holds for the
+   * array meanwhile (Lease.create's place under max_arrays) goes back in the same turn, before a call
+   * issued with it is looked at. Only the zeroing may finish later.
    */
-  static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean; retry?: boolean }): Promise<TensorArray> {
+  static create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean; retry?: boolean }): Promise<TensorArray> {
     const array = new TensorArray(init, memory);
     const exportable = options.exportable ?? false;
     array.set(EXPORTABLE_REQUESTED, exportable);
@@ -356,21 +359,24 @@ export class TensorArray implements BlockOwner {
         }
       }
     }
-    if (options.zero) {
-      if (memory.copiesInline(init.byteSize)) {
-        // Small: zeroed now (nothing else can reach an array not handed out yet), without the copy
-        // tracking's promise hops, which cost more than the fill (B1 allocates 1 KiB arrays).
-        if (array.deviceBlock) memory.fillInline(array.deviceBlock, 0, init.byteSize, 0);
-        if (array.hostBlock) memory.fillInline(array.hostBlock, 0, init.byteSize, 0);
-      } else {
-        await array.track(async () => {
-          if (array.deviceBlock) await memory.fill(array.deviceBlock, 0, init.byteSize, 0);
-          if (array.hostBlock) await memory.fill(array.hostBlock, 0, init.byteSize, 0);
-        });
-      }
+    if (!options.zero) return Promise.resolve(array);
+    if (memory.copiesInline(init.byteSize)) {
+      // Small: zeroed now (nothing else can reach an array not handed out yet), without the copy
+      // tracking's promise hops, which cost more than the fill (B1 allocates 1 KiB arrays).
+      if (array.deviceBlock) memory.fillInline(array.deviceBlock, 0, init.byteSize, 0);
+      if (array.hostBlock) memory.fillInline(array.hostBlock, 0, init.byteSize, 0);
       array.hostValid = array.hostBlock !== undefined;
+      return Promise.resolve(array);
     }
-    return array;
+    return array
+      .track(async () => {
+        if (array.deviceBlock) await memory.fill(array.deviceBlock, 0, init.byteSize, 0);
+        if (array.hostBlock) await memory.fill(array.hostBlock, 0, init.byteSize, 0);
+      })
+      .then(() => {
+        array.hostValid = array.hostBlock !== undefined;
+        return array;
+      });
   }
 
   /** The placement of an array attached to `workspace`: device in a FULL workspace, host in HOST_ONLY and MMAP ones. */
@@ -388,9 +394,10 @@ export class TensorArray implements BlockOwner {
   /**
    * Allocates the array inside `workspace` (ND4J's attached array). Its placement follows the
    * workspace: device memory for FULL workspaces, host memory for HOST_ONLY and MMAP ones. A
-   * PLACEMENT_HOST_ONLY array cannot live in a FULL workspace's device buffer: INVALID_ARGUMENT.
+   * PLACEMENT_HOST_ONLY array cannot live in a FULL workspace's device buffer: INVALID_ARGUMENT. As
+   * create, the memory is taken or refused (thrown) before this returns; only the zeroing may finish later.
    */
-  static async createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean; buffers?: WorkspaceBufferOptions }): Promise<TensorArray> {
+  static createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean; buffers?: WorkspaceBufferOptions }): Promise<TensorArray> {
     TensorArray.checkAttachable(init.placement, workspace);
     const placement = TensorArray.placementIn(workspace);
     // The constructor checks its input: it runs before the workspace hands out any memory.
@@ -405,9 +412,10 @@ export class TensorArray implements BlockOwner {
       array.hostValid = true;
     }
     // Counted as a copy: a workspace freed meanwhile (its lease closing) keeps the buffer until the fill ends.
-    if (options.zero) {
-      const block = viewOf(primary);
-      await array.track(() =>
+    if (!options.zero) return Promise.resolve(array);
+    const block = viewOf(primary);
+    return array
+      .track(() =>
         array.intoOwn(
           init.byteSize,
           () => memory.fill(block, 0, init.byteSize, 0),
@@ -417,9 +425,8 @@ export class TensorArray implements BlockOwner {
           // (Lease.create) retires the array, as it does any made out of scope.
           () => !array.movedOn,
         ),
-      );
-    }
-    return array;
+      )
+      .then(() => array);
   }
 
   /** How the attachment stands (Workspace.checkAllocation of its primary allocation); undefined when detached. */

@@ -437,6 +437,29 @@ describe('tenant accounts', () => {
     memory.release();
   });
 
+  it('gives a refused allocation\'s place under max_arrays back at once: another issued with it is not refused for it', async () => {
+    const memory = manager(64 * MiB);
+    loadTenants(memory, { a: { ...NONE, deviceQuotaBytes: MiB, maxArrays: 2 } });
+    const one = lease(memory, 'a');
+    await one.allocateArray(params(16));
+    for (const placement of ['PLACEMENT_DEVICE', 'PLACEMENT_HOST_ONLY'] as const) {
+      // Issued together: the first is refused (device: the quota; host: the host pool's cap), the
+      // second fits under max_arrays (1 live array of 2) whichever runs first.
+      const refused = one.allocateArray(params(placement === 'PLACEMENT_DEVICE' ? 2 * MiB : 128 * MiB, { placement }));
+      const fits = one.allocateArray(params(16));
+      const [first, second] = await Promise.allSettled([refused, fits]);
+      expect({ placement, first: first.status === 'rejected' && (first.reason as TensormemError).reason, second: second.status === 'fulfilled' ? 'ok' : (second.reason as Error).message }).toEqual({
+        placement,
+        first: placement === 'PLACEMENT_DEVICE' ? 'QUOTA_EXCEEDED' : 'HOST_OUT_OF_MEMORY',
+        second: 'ok',
+      });
+      one.freeArray((await fits).arrayId);
+    }
+    expect(memory.tenants.usage('a')).toMatchObject({ arrays: 1, maxArrays: 2 });
+    one.close();
+    memory.release();
+  });
+
   it('closes every expired lease in one sweep and gives their memory back', async () => {
     const memory = manager(8 * MiB);
     const registry = new LeaseRegistry(memory, 60_000, false, pino({ level: 'silent' }));
