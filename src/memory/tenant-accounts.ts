@@ -180,7 +180,9 @@ export class TenantAccounts {
       deviceQuotaBytes: account.device[0]?.quotaBytes ?? 0,
       hostQuotaBytes: account.host.quotaBytes,
       mmapQuotaBytes: account.mmap.quotaBytes,
-      arrays: account.arrays.count,
+      // As max_arrays counts them: an array being made (zeroed off the event loop) holds its bytes in the
+      // figures above already, and a place under max_arrays.
+      arrays: account.arrays.count + account.arrays.making,
       maxArrays: account.arrays.max,
       deviceGuaranteeBytes: account.guaranteeBytes,
     };

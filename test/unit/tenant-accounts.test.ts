@@ -248,6 +248,22 @@ describe('tenant accounts', () => {
     memory.release();
   });
 
+  it('counts an array being zeroed in its tenant\'s arrays as max_arrays counts it, beside its bytes', async () => {
+    const memory = manager(8 * MiB);
+    loadTenants(memory, { a: { ...NONE, maxArrays: 1 } });
+    const one = lease(memory, 'a');
+    // Zeroed off the event loop (--async-copy-threshold 1 MiB): its bytes are held before it joins the lease.
+    const making = one.allocateArray(params(MiB, { zero: true }));
+    const refused = (await one.allocateArray(params(16)).then(() => undefined, (error: unknown) => error)) as TensormemError;
+    expect(refused.message).toBe('tenant "a" has 1 live arrays, its max_arrays is 1: free arrays first');
+    expect(memory.tenants.usage('a')).toMatchObject({ deviceBytes: [MiB], arrays: 1, maxArrays: 1 });
+    await making;
+    expect(memory.tenants.usage('a')).toMatchObject({ deviceBytes: [MiB], arrays: 1, maxArrays: 1 });
+    one.close();
+    expect(memory.tenants.usage('a')).toMatchObject({ deviceBytes: [0], arrays: 0 });
+    memory.release();
+  });
+
   it("counts refusals for others' guarantees in the pool's failed allocations, a waiting request once", async () => {
     // DevicePoolInfo.failed_allocations_total (tensormem_pool_failed_allocations_total) counts what the
     // pool or its cap refused; a guarantee refusal names the cap ("pool cap (maxbytes) less other
