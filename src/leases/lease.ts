@@ -436,9 +436,9 @@ export class Lease {
       const home = (this.arrayHomes[device] ??= { leaseId: this.leaseId, tenant: this.tenant, device, memory: this.memory, leaseEnded: () => (this.closed ? this.closedError() : undefined) });
       const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
       const array = workspace
-        ? await TensorArray.createAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero, buffers })
+        ? await TensorArray.makeAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero, buffers })
         : // --scrub: a detached array's memory comes from the pools, which reuse what other leases freed.
-          await TensorArray.create(init, this.memory, { zero: params.zero || (this.memory.scrubs && !params.overwritten), eagerMirror, exportable: params.exportable, retry });
+          await TensorArray.make(init, this.memory, { zero: params.zero || (this.memory.scrubs && !params.overwritten), eagerMirror, exportable: params.exportable, retry });
       if (this.closed) {
         // The lease ended while the array was being zeroed: give the memory straight back.
         array.release();

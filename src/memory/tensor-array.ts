@@ -326,12 +326,20 @@ export class TensorArray implements BlockOwner {
 
   /**
    * Allocates the array's memory, all or nothing: when the mirror of an eager device array cannot be
-   * had, the device block is given back before the error propagates. The memory is taken, or refused,
-   * before this returns (a refusal is thrown, not a rejected promise): what the caller holds for the
-   * array meanwhile (Lease.create's place under max_arrays) goes back in the same turn, before a call
-   * issued with it is looked at. Only the zeroing may finish later.
+   * had, the device block is given back before the error propagates. A refusal is a rejected promise;
+   * see make for the form that refuses in the same turn.
    */
-  static create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean; retry?: boolean }): Promise<TensorArray> {
+  static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean; retry?: boolean }): Promise<TensorArray> {
+    return TensorArray.make(init, memory, options);
+  }
+
+  /**
+   * create, with the memory taken or refused before this returns: a refusal is thrown here, not a
+   * rejected promise, so that what the caller holds for the array meanwhile (Lease.create's place under
+   * max_arrays) goes back in the same turn, before a call issued with it is looked at. Only the zeroing
+   * may finish later (the promise).
+   */
+  static make(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean; retry?: boolean }): Promise<TensorArray> {
     const array = new TensorArray(init, memory);
     const exportable = options.exportable ?? false;
     array.set(EXPORTABLE_REQUESTED, exportable);
@@ -394,10 +402,15 @@ export class TensorArray implements BlockOwner {
   /**
    * Allocates the array inside `workspace` (ND4J's attached array). Its placement follows the
    * workspace: device memory for FULL workspaces, host memory for HOST_ONLY and MMAP ones. A
-   * PLACEMENT_HOST_ONLY array cannot live in a FULL workspace's device buffer: INVALID_ARGUMENT. As
-   * create, the memory is taken or refused (thrown) before this returns; only the zeroing may finish later.
+   * PLACEMENT_HOST_ONLY array cannot live in a FULL workspace's device buffer: INVALID_ARGUMENT. A
+   * refusal is a rejected promise; makeAttached refuses in the same turn.
    */
-  static createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean; buffers?: WorkspaceBufferOptions }): Promise<TensorArray> {
+  static async createAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean; buffers?: WorkspaceBufferOptions }): Promise<TensorArray> {
+    return TensorArray.makeAttached(init, memory, registry, workspace, options);
+  }
+
+  /** createAttached, with the memory taken or refused (thrown) before this returns, as make; only the zeroing may finish later. */
+  static makeAttached(init: TensorArrayInit, memory: MemoryManager, registry: WorkspaceRegistry, workspace: Workspace, options: { zero: boolean; buffers?: WorkspaceBufferOptions }): Promise<TensorArray> {
     TensorArray.checkAttachable(init.placement, workspace);
     const placement = TensorArray.placementIn(workspace);
     // The constructor checks its input: it runs before the workspace hands out any memory.
