@@ -379,7 +379,13 @@ export class Lease {
     let handle: WaitHandle | undefined;
     const waiting = queue.run(
       this.tenant,
-      attempt,
+      (retry) => {
+        // Past its TTL the lease's token answers LEASE_EXPIRED (expired) already and the sweep is about to
+        // free it: a waiter of it is not served (memory that others wait for, an array no call can reach)
+        // but fails as its token does.
+        if (this.isExpired()) throw leaseClosedError(this.leaseId, 'expired');
+        return attempt(retry);
+      },
       (late) => {
         if (this.arrays.delete(late.arrayId)) {
           if (late.workspace) this.attached.get(late.workspace)?.delete(late);
