@@ -211,6 +211,17 @@ async function run(seed: number, steps: number): Promise<{ mustRefuse: number; m
     // What a refused step must leave as it was.
     const snapshot = JSON.stringify(all.map((m) => [m.id, m.hostCurrent, m.hostBlockBytes, m.hostExportable, m.host !== undefined]));
     let refused = false;
+    // A mirror refused on first host access (a read, a sync to the host): the model's host cap must be
+    // what refuses, or else the pool's layout.
+    const judgeMirrorRefusal = (error: TensormemError, a: ModelArray, mirrorBytes: number) => {
+      refused = true;
+      if (before.host + mirrorBytes > HOST_CAP) {
+        checkRefusal(error, { reason: 'HOST_OUT_OF_MEMORY', requested: a.size, used: before.host, cap: HOST_CAP, mirrorOf: a.id }, step, what);
+        counts.mustRefuse++;
+      } else if (allowedPoolRefusal(error, mirrorBytes, a.exportableRequested)) counts.mayRefuse++;
+      else fail(step, what, `refused though the model has room: ${error.message}`);
+      history.push(`${what} → ${error.reason}`);
+    };
     try {
       if (a === undefined || op < 0.2) {
         // AllocateArray.
@@ -316,13 +327,7 @@ async function run(seed: number, steps: number): Promise<{ mustRefuse: number; m
           }
         } catch (error) {
           if (!(error instanceof TensormemError) || !needsMirror) throw error;
-          refused = true;
-          if (before.host + mirrorBytes > HOST_CAP) {
-            checkRefusal(error, { reason: 'HOST_OUT_OF_MEMORY', requested: a.size, used: before.host, cap: HOST_CAP, mirrorOf: a.id }, step, what);
-            counts.mustRefuse++;
-          } else if (allowedPoolRefusal(error, mirrorBytes, a.exportableRequested)) counts.mayRefuse++;
-          else fail(step, what, `refused though the model has room: ${error.message}`);
-          history.push(`${what} → ${error.reason}`);
+          judgeMirrorRefusal(error, a, mirrorBytes);
           throw error;
         }
         if (needsMirror && before.host + mirrorBytes > HOST_CAP) fail(step, what, `a mirror of ${mirrorBytes} bytes allowed past the host cap (host used ${before.host})`);
@@ -352,13 +357,7 @@ async function run(seed: number, steps: number): Promise<{ mustRefuse: number; m
           else await array.syncToDevice();
         } catch (error) {
           if (!(error instanceof TensormemError) || !needsMirror) throw error;
-          refused = true;
-          if (before.host + mirrorBytes > HOST_CAP) {
-            checkRefusal(error, { reason: 'HOST_OUT_OF_MEMORY', requested: a.size, used: before.host, cap: HOST_CAP, mirrorOf: a.id }, step, what);
-            counts.mustRefuse++;
-          } else if (allowedPoolRefusal(error, mirrorBytes, a.exportableRequested)) counts.mayRefuse++;
-          else fail(step, what, `refused though the model has room: ${error.message}`);
-          history.push(`${what} → ${error.reason}`);
+          judgeMirrorRefusal(error, a, mirrorBytes);
           throw error;
         }
         if (needsMirror && before.host + mirrorBytes > HOST_CAP) fail(step, what, `a mirror allowed past the host cap`);
