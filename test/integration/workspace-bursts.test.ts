@@ -24,6 +24,7 @@ import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { rng } from '../helpers/rng';
 import { ModelBacking, ModelError, ModelRefusal, MScope, MWorkspace, poolBytes, randomConfig } from '../helpers/workspace-model';
 import type { MAlloc, MBlock, ModelConfig } from '../helpers/workspace-model';
+import { permutations } from '../helpers/permutations';
 
 /** What the bursts reached (WSBURSTS_STATS=1 prints it). */
 const stats: Record<string, number> = {};
@@ -93,11 +94,6 @@ function deepClone<T>(value: T, seen = new Map<unknown, unknown>()): T {
   seen.set(value, copy);
   for (const key of Object.keys(value)) copy[key] = deepClone((value as Record<string, unknown>)[key], seen);
   return copy as T;
-}
-
-function permutations<T>(items: T[]): T[][] {
-  if (items.length <= 1) return [items];
-  return items.flatMap((item, index) => permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]));
 }
 
 // ---------------------------------------------------------------------------------------------------

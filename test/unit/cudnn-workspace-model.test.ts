@@ -52,6 +52,7 @@ import type { ServiceContext } from '../../src/service/service-context';
 import { WorkspaceService } from '../../src/service/workspace-service';
 import { KiB, MiB } from '../../src/units';
 import { rng } from '../helpers/rng';
+import { permutations } from '../helpers/permutations';
 
 /** The library the service gets: the process's own (none here) unless a test puts a stand-in in place. */
 const libraryHolder: { current?: cudnnModule.CudnnLibrary } = {};
@@ -710,17 +711,6 @@ function algorithmIndex(direction: ConvolutionDirectionName, name: string): numb
   const prefix = { FORWARD: 'CUDNN_CONVOLUTION_FWD_ALGO_', BACKWARD_DATA: 'CUDNN_CONVOLUTION_BWD_DATA_ALGO_', BACKWARD_FILTER: 'CUDNN_CONVOLUTION_BWD_FILTER_ALGO_' }[direction];
   const bare = name.toUpperCase().replace(prefix, '');
   return CUDNN_ALGORITHMS[direction].indexOf(bare);
-}
-
-function* permutations(items: number[]): Generator<number[]> {
-  if (items.length <= 1) {
-    yield items;
-    return;
-  }
-  for (let i = 0; i < items.length; i++) {
-    const rest = [...items.slice(0, i), ...items.slice(i + 1)];
-    for (const tail of permutations(rest)) yield [items[i], ...tail];
-  }
 }
 
 describe('AcquireCudnnWorkspace, model-based', () => {

@@ -35,6 +35,7 @@ import { LeaseService } from '../../src/service/lease-service';
 import { WorkspaceService } from '../../src/service/workspace-service';
 import { KiB } from '../../src/units';
 import { rng } from '../helpers/rng';
+import { permutations } from '../helpers/permutations';
 
 const DEVICE_CAP = 64 * KiB;
 const HOST_CAP = 48 * KiB;
@@ -590,11 +591,6 @@ async function run(seed: number, steps: number): Promise<Record<string, number>>
 }
 
 // ---- bursts ----
-
-function permutations<T>(items: T[]): T[][] {
-  if (items.length <= 1) return [items];
-  return items.flatMap((item, index) => permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]));
-}
 
 /** Calls whose order one cannot tell apart after the fact are left out of bursts: writes and reads (their bytes race by design). */
 const burstable = (op: Op) => op.kind !== 'write' && op.kind !== 'mappedWrite' && op.kind !== 'read' && op.kind !== 'open';

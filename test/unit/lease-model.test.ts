@@ -32,6 +32,7 @@ import { LeaseService } from '../../src/service/lease-service';
 import { MemoryService } from '../../src/service/memory-service';
 import { KiB } from '../../src/units';
 import { rng } from '../helpers/rng';
+import { permutations } from '../helpers/permutations';
 
 const DEVICE_CAP = 96 * KiB;
 const HOST_CAP = 40 * KiB;
@@ -713,11 +714,6 @@ async function run(seed: number, steps: number): Promise<{ refusals: number; end
 }
 
 // ---- bursts ----
-
-function permutations<T>(items: T[]): T[][] {
-  if (items.length <= 1) return [items];
-  return items.flatMap((item, index) => permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]));
-}
 
 async function runBursts(seed: number, rounds: number): Promise<number> {
   const random = rng(1000 + seed);

@@ -28,6 +28,7 @@ import { createBackend, loadAddon } from '../../src/native/addon';
 import { arrayInfo } from '../../src/service/array-service';
 import { KiB, MiB } from '../../src/units';
 import { rng } from '../helpers/rng';
+import { permutations } from '../helpers/permutations';
 
 const DEVICE_CAP = 48 * KiB;
 const HOST_CAP = 40 * KiB;
@@ -589,11 +590,6 @@ function applyModel(a: ModelArray, op: BurstOp): Outcome {
       a.freed = true;
       return { freed: (a.device ? align(a.size) : 0) + (a.host ? a.hostBlockBytes : 0) };
   }
-}
-
-function permutations<T>(items: T[]): T[][] {
-  if (items.length <= 1) return [items];
-  return items.flatMap((item, index) => permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]));
 }
 
 /**

@@ -40,6 +40,7 @@ import { LeaseService } from '../../src/service/lease-service';
 import { MemoryService } from '../../src/service/memory-service';
 import { KiB } from '../../src/units';
 import { rng } from '../helpers/rng';
+import { permutations } from '../helpers/permutations';
 
 const CAP = 64 * KiB;
 const MAX_WAIT_MS = 20_000;
@@ -577,11 +578,6 @@ async function run(seed: number, steps: number): Promise<Record<string, number>>
 }
 
 // ---- bursts ----
-
-function permutations<T>(items: T[]): T[][] {
-  if (items.length <= 1) return [items];
-  return items.flatMap((item, index) => permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]));
-}
 
 /** Burst ops: calls a client can issue together (no clock step, no reload: those are not calls). */
 function randomBurstOp(random: () => number, m: Model): Op | undefined {
