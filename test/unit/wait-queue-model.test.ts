@@ -351,7 +351,7 @@ function answerOfError(failure: { code: number; details: string; metadata: Metad
 }
 
 interface Pending {
-  call: EventEmitter & { cancelled: boolean };
+  call: EventEmitter & { cancelled: boolean; request: object };
   /** A pool refusal's largest free block. */
   largest?: number;
   answer?: string;
