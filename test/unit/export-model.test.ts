@@ -16,12 +16,9 @@
  * the daemon, as some order of them one at a time would. At the end every byte is back and no name is
  * left in /dev/shm.
  */
-import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Metadata } from '@grpc/grpc-js';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config';
@@ -36,6 +33,8 @@ import { WorkspaceService } from '../../src/service/workspace-service';
 import { KiB } from '../../src/units';
 import { rng } from '../helpers/rng';
 import { permutations } from '../helpers/permutations';
+import { type Handler, type HandlerFailure, serviceHandlers, unaryCallOf } from '../helpers/service-handlers';
+import { tokenSha256 } from '../helpers/tenants-file';
 
 const DEVICE_CAP = 64 * KiB;
 const HOST_CAP = 48 * KiB;
@@ -48,7 +47,6 @@ const HOST_QUOTA: Record<string, number> = { a: 20 * KiB, b: 0 };
 const SIZES = [1, 100, 1000, 4096, 5000, 9000, 13000];
 const align = (bytes: number) => Math.ceil(Math.max(bytes, 1) / 256) * 256;
 const page = (bytes: number) => Math.ceil(Math.max(bytes, 1) / 4096) * 4096;
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const tokenOf = (tenant: string) => `tok-${tenant}`;
 const CODE_NAMES = Object.fromEntries(Object.entries(STATUS_BY_KIND).map(([name, code]) => [code, name]));
 const addon = loadAddon();
@@ -273,8 +271,6 @@ function applyModel(m: Model, op: Op, real: Answer, room: RoomFor | undefined, a
 
 // ---- the daemon, driven through its handlers ----
 
-type Handler = (call: unknown, callback: (error: { code: number; details: string; metadata: Metadata } | null, response?: unknown) => void) => void;
-
 interface Harness {
   daemon: Daemon;
   handlers: Record<string, Handler>;
@@ -287,7 +283,7 @@ async function startHarness(): Promise<Harness> {
   const tenants = join(dir, 'tenants.yaml');
   const lines = ['tenants:'];
   for (const name of TENANTS) {
-    lines.push(`  - name: ${name}`, `    token_sha256: "${sha(tokenOf(name))}"`);
+    lines.push(`  - name: ${name}`, `    token_sha256: "${tokenSha256(tokenOf(name))}"`);
     if (HOST_QUOTA[name] > 0) lines.push(`    quota: { host: ${HOST_QUOTA[name]} }`);
   }
   writeFileSync(tenants, `${lines.join('\n')}\n`, { mode: 0o600 });
@@ -302,9 +298,7 @@ async function startHarness(): Promise<Harness> {
   );
   const daemon = await startDaemon(config, pino({ level: 'silent' }));
   daemon.context.registry.stopSweeping();
-  const handlers: Record<string, Handler> = {};
-  const server = { addService: (_service: unknown, implementation: Record<string, Handler>) => Object.assign(handlers, implementation) };
-  for (const service of [new LeaseService(daemon.context), new ArrayService(daemon.context), new WorkspaceService(daemon.context)]) service.addToServer(server as never);
+  const handlers = serviceHandlers(daemon.context, [LeaseService, ArrayService, WorkspaceService]);
   return { daemon, handlers, dir };
 }
 
@@ -313,7 +307,7 @@ async function stopHarness(h: Harness): Promise<void> {
   rmSync(h.dir, { recursive: true, force: true });
 }
 
-function answerOfError(failure: { code: number; details: string; metadata: Metadata }): Answer {
+function answerOfError(failure: HandlerFailure): Answer {
   const info = errorInfoOf(failure.metadata);
   const meta = info?.metadata ?? {};
   const code = CODE_NAMES[failure.code] ?? String(failure.code);
@@ -330,9 +324,7 @@ function answerOfError(failure: { code: number; details: string; metadata: Metad
 
 function unaryCall(h: Harness, name: string, request: object, token: string): Promise<{ error?: Answer; response?: Record<string, any> }> {
   return new Promise((resolve) => {
-    const metadata = new Metadata();
-    metadata.set('authorization', `Bearer ${token}`);
-    const call = Object.assign(new EventEmitter(), { request, metadata, cancelled: false, getDeadline: () => Infinity });
+    const call = unaryCallOf(request, token);
     h.handlers[name](call, (failure, response) => resolve(failure ? { error: answerOfError(failure) } : { response: response as Record<string, any> }));
   });
 }

@@ -15,7 +15,6 @@
  * tenants must answer, and leave the daemon, as some order of them one at a time would.
  */
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +32,8 @@ import { MemoryService } from '../../src/service/memory-service';
 import { KiB } from '../../src/units';
 import { rng } from '../helpers/rng';
 import { permutations } from '../helpers/permutations';
+import { type Handler, type HandlerFailure, bearerMetadata, serviceHandlers, unaryCallOf } from '../helpers/service-handlers';
+import { tokenSha256 } from '../helpers/tenants-file';
 
 const DEVICE_CAP = 96 * KiB;
 const HOST_CAP = 40 * KiB;
@@ -41,7 +42,6 @@ const MAX_TTL_SECONDS = 7 * 24 * 3600;
 const NAMES = ['a', 'b', 'c'];
 const SIZES = [100, 1000, 4096, 8192, 12000, 20000, 24576];
 const align = (bytes: number) => Math.ceil(Math.max(bytes, 1) / 256) * 256;
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const tokenOf = (tenant: string) => `tok-${tenant}`;
 const CODE_NAMES = Object.fromEntries(Object.entries(STATUS_BY_KIND).map(([name, code]) => [code, name]));
 
@@ -376,8 +376,6 @@ function applyModel(m: Model, op: Op, real: Answer, counts: { fragmentation: num
 
 // ---- the daemon, driven through its handlers ----
 
-type Handler = (call: unknown, callback: (error: { code: number; details: string; metadata: Metadata } | null, response?: unknown) => void) => void;
-
 interface Harness {
   daemon: Daemon;
   registry: LeaseRegistry;
@@ -387,9 +385,9 @@ interface Harness {
 }
 
 function fileText(specs: Spec[]): string {
-  const lines = ['tenants:', '  - name: ops', `    token_sha256: "${sha(tokenOf('ops'))}"`, '    admin: true'];
+  const lines = ['tenants:', '  - name: ops', `    token_sha256: "${tokenSha256(tokenOf('ops'))}"`, '    admin: true'];
   for (const spec of specs) {
-    lines.push(`  - name: ${spec.name}`, `    token_sha256: "${sha(tokenOf(spec.name))}"`);
+    lines.push(`  - name: ${spec.name}`, `    token_sha256: "${tokenSha256(tokenOf(spec.name))}"`);
     const quota = [spec.deviceQuota ? `device: ${spec.deviceQuota}` : '', spec.hostQuota ? `host: ${spec.hostQuota}` : ''].filter(Boolean);
     if (quota.length > 0) lines.push(`    quota: { ${quota.join(', ')} }`);
     if (spec.guarantee) lines.push(`    guarantee: { device: ${spec.guarantee} }`);
@@ -413,9 +411,7 @@ async function startHarness(specs: Spec[], startMs: number): Promise<Harness> {
   );
   const daemon = await startDaemon(config, pino({ level: 'silent' }));
   daemon.context.registry.stopSweeping();
-  const handlers: Record<string, Handler> = {};
-  const server = { addService: (_service: unknown, implementation: Record<string, Handler>) => Object.assign(handlers, implementation) };
-  for (const service of [new LeaseService(daemon.context), new ArrayService(daemon.context), new MemoryService(daemon.context)]) service.addToServer(server as never);
+  const handlers = serviceHandlers(daemon.context, [LeaseService, ArrayService, MemoryService]);
   return { daemon, registry: daemon.context.registry, handlers, dir, write };
 }
 
@@ -425,13 +421,7 @@ async function stopHarness(h: Harness): Promise<void> {
   rmSync(h.dir, { recursive: true, force: true });
 }
 
-const metadataOf = (token: string | undefined) => {
-  const metadata = new Metadata();
-  if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
-  return metadata;
-};
-
-function answerOfError(failure: { code: number; details: string; metadata: Metadata }): Answer {
+function answerOfError(failure: HandlerFailure): Answer {
   const info = errorInfoOf(failure.metadata);
   const meta = info?.metadata ?? {};
   const code = CODE_NAMES[failure.code] ?? String(failure.code);
@@ -446,7 +436,7 @@ function answerOfError(failure: { code: number; details: string; metadata: Metad
 /** One unary call through its handler; a handler that answers without waiting has answered when this returns. */
 function unaryCall(h: Harness, name: string, request: object, token: string | undefined): Promise<{ error?: Answer; response?: Record<string, any> }> {
   return new Promise((resolve) => {
-    const call = Object.assign(new EventEmitter(), { request, metadata: metadataOf(token), cancelled: false, getDeadline: () => Infinity });
+    const call = unaryCallOf(request, token);
     h.handlers[name](call, (failure, response) => resolve(failure ? { error: answerOfError(failure) } : { response: response as Record<string, any> }));
   });
 }
@@ -508,7 +498,7 @@ async function execute(h: Harness, m: Model, real: RealLease[], op: Op): Promise
     case 'kaSend': {
       const slot = (real[op.lease] ??= {});
       if (!slot.stream) {
-        slot.stream = new FakeStream(metadataOf(leaseToken(op.lease)));
+        slot.stream = new FakeStream(bearerMetadata(leaseToken(op.lease)));
         h.handlers.KeepAlive(slot.stream, () => undefined);
       }
       const stream = slot.stream;

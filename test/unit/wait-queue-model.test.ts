@@ -23,8 +23,6 @@
  * pool has no fragmentation and "fits" is a matter of bytes (README "Guarantees": guarantees count
  * bytes, not contiguous space).
  */
-import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,12 +39,13 @@ import { MemoryService } from '../../src/service/memory-service';
 import { KiB } from '../../src/units';
 import { rng } from '../helpers/rng';
 import { permutations } from '../helpers/permutations';
+import { type Handler, type HandlerFailure, serviceHandlers, unaryCallOf } from '../helpers/service-handlers';
+import { tokenSha256 } from '../helpers/tenants-file';
 
 const CAP = 64 * KiB;
 const MAX_WAIT_MS = 20_000;
 const NAMES = ['a', 'b', 'c'];
 const SIZES = [4 * KiB, 8 * KiB, 12 * KiB, 16 * KiB, 24 * KiB, 32 * KiB];
-const sha = (token: string) => createHash('sha256').update(token).digest('hex');
 const tokenOf = (tenant: string) => `tok-${tenant}`;
 const CODE_NAMES = Object.fromEntries(Object.entries(STATUS_BY_KIND).map(([name, code]) => [code, name]));
 
@@ -287,8 +286,6 @@ function endLease(m: Model, index: number, reason: 'closed' | 'expired' | 'evict
 
 // ---- the daemon, driven through its handlers ----
 
-type Handler = (call: unknown, callback: (error: { code: number; details: string; metadata: Metadata } | null, response?: unknown) => void) => void;
-
 interface Harness {
   daemon: Daemon;
   handlers: Record<string, Handler>;
@@ -297,9 +294,9 @@ interface Harness {
 }
 
 function fileText(specs: Spec[]): string {
-  const lines = ['tenants:', '  - name: ops', `    token_sha256: "${sha(tokenOf('ops'))}"`, '    admin: true'];
+  const lines = ['tenants:', '  - name: ops', `    token_sha256: "${tokenSha256(tokenOf('ops'))}"`, '    admin: true'];
   for (const s of specs) {
-    lines.push(`  - name: ${s.name}`, `    token_sha256: "${sha(tokenOf(s.name))}"`);
+    lines.push(`  - name: ${s.name}`, `    token_sha256: "${tokenSha256(tokenOf(s.name))}"`);
     if (s.quota) lines.push(`    quota: { device: ${s.quota} }`);
     if (s.guarantee) lines.push(`    guarantee: { device: ${s.guarantee} }`);
     if (s.maxArrays) lines.push(`    max_arrays: ${s.maxArrays}`);
@@ -321,24 +318,16 @@ async function startHarness(specs: Spec[], startMs: number): Promise<Harness> {
   daemon.context.registry.stopSweeping();
   // The deadlines' timers and the leases' clock; the queue's retries (setImmediate) stay real.
   vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: startMs });
-  const handlers: Record<string, Handler> = {};
-  const server = { addService: (_service: unknown, implementation: Record<string, Handler>) => Object.assign(handlers, implementation) };
-  for (const service of [new LeaseService(daemon.context), new ArrayService(daemon.context), new MemoryService(daemon.context)]) service.addToServer(server as never);
+  const handlers = serviceHandlers(daemon.context, [LeaseService, ArrayService, MemoryService]);
   return { daemon, handlers, dir, write };
 }
-
-const metadataOf = (token: string) => {
-  const metadata = new Metadata();
-  metadata.set('authorization', `Bearer ${token}`);
-  return metadata;
-};
 
 function largestOf(failure: { metadata: Metadata }): number | undefined {
   const value = errorInfoOf(failure.metadata)?.metadata?.largest_free_block_bytes;
   return value === undefined ? undefined : Number(value);
 }
 
-function answerOfError(failure: { code: number; details: string; metadata: Metadata }): string {
+function answerOfError(failure: HandlerFailure): string {
   const info = errorInfoOf(failure.metadata);
   const meta = info?.metadata ?? {};
   const code = CODE_NAMES[failure.code] ?? String(failure.code);
@@ -351,7 +340,7 @@ function answerOfError(failure: { code: number; details: string; metadata: Metad
 }
 
 interface Pending {
-  call: EventEmitter & { cancelled: boolean; request: object };
+  call: ReturnType<typeof unaryCallOf>;
   /** A pool refusal's largest free block. */
   largest?: number;
   answer?: string;
@@ -359,7 +348,7 @@ interface Pending {
 }
 
 function unaryCall(h: Harness, name: string, request: object, token: string, deadline: Date | number = Infinity): { call: Pending['call']; done: Promise<{ error?: string; largest?: number; response?: Record<string, any> }> } {
-  const call = Object.assign(new EventEmitter(), { request, metadata: metadataOf(token), cancelled: false, getDeadline: () => deadline });
+  const call = unaryCallOf(request, token, deadline);
   const done = new Promise<{ error?: string; largest?: number; response?: Record<string, any> }>((resolve) => {
     h.handlers[name](call, (failure, response) => resolve(failure ? { error: answerOfError(failure), largest: largestOf(failure) } : { response: response as Record<string, any> }));
   });
