@@ -36,7 +36,7 @@ export type CudnnWorkspaceRequest = Omit<AcquireCudnnWorkspaceRequest, 'lease_id
 /** What exportArray gives: the daemon's handle and, for shared memory, the array's bytes mapped here. */
 export interface ArrayExport {
   array: ArrayInfo__Output;
-  /** Whether this export moved the array into its own region (a copy, made once). */
+  /** Whether this export moved the side's bytes out of a pool block into a region of their own (a copy, made once); false for a device array's first mirror, made there. */
   moved: boolean;
   shm?: { name: string; offset: number; length: number; regionBytes: number };
   /** shm: the array's bytes, a view of this process's mapping (no copy); writable when asked. */

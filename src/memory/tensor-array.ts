@@ -774,8 +774,8 @@ export class TensorArray implements BlockOwner {
           this.memory.deallocateHost(fresh, category);
           throw error;
         }
-        // An exportable array's mirror not made yet is made here, in its own region from the start: no move.
-        moved = this.hostBlock !== undefined || !this.has(EXPORTABLE_REQUESTED);
+        // A side with no memory yet (a device array's first mirror) is made here, in its own region: nothing moved.
+        moved = this.hostBlock !== undefined;
         if (this.hostBlock) this.memory.deallocateHost(this.hostBlock, category);
         this.hostBlock = fresh;
         this.hostExportable = true;

@@ -118,7 +118,8 @@ describe('ExportArray over a real daemon', () => {
     expect((await lease.get(array.array_id)).has_host_mirror).toBe(false);
 
     const exported = await lease.exportArray(array.array_id, { side: 'EXPORT_SIDE_HOST', writable: true });
-    expect(exported.moved).toBe(true);
+    // It had no mirror: the mirror is made in its own region and filled from the device, nothing moved.
+    expect(exported.moved).toBe(false);
     expect(exported.array).toMatchObject({ has_host_mirror: true, host_valid: true, host_exportable: true, device_exportable: false });
     expect(sha256(exported.bytes!)).toBe(sha256(data));
     expect(await readInChildProcess(exported.shm!.name, exported.shm!.offset, exported.shm!.length)).toBe(sha256(data));
@@ -138,6 +139,16 @@ describe('ExportArray over a real daemon', () => {
 
     // Device-side changes other than WriteArray (a DuplicateArray into it is one) need SyncArray TO_HOST.
     expect(sha256(await lease.read(array.array_id))).toBe(sha256(update)); // ReadArray reads the mirror
+
+    // A device array whose mirror a read made (in a pool block): its export moves the mirror, one copy.
+    const read = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096] });
+    const readBytes = randomBytes(4096);
+    await lease.write(read.array_id, readBytes);
+    expect(sha256(await lease.read(read.array_id))).toBe(sha256(readBytes));
+    expect(await lease.get(read.array_id)).toMatchObject({ has_host_mirror: true, host_exportable: false });
+    const movedMirror = await lease.exportArray(read.array_id, { side: 'EXPORT_SIDE_HOST' });
+    expect(movedMirror.moved).toBe(true);
+    expect(sha256(movedMirror.bytes!)).toBe(sha256(readBytes));
     const name = exported.shm!.name;
     await lease.close();
     expect(existsSync(shmPath(name)), 'CloseLease unlinks the name').toBe(false);

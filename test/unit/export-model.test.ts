@@ -219,8 +219,8 @@ function applyModel(m: Model, op: Op, real: Answer, room: RoomFor | undefined, a
         const candidates = hostRefusals(m, a, true, a.device ? a.id : undefined, room);
         alternatives?.push(...candidates);
         if (candidates.length > 0) return candidates.find((c) => c.text === real.text) ?? candidates[0];
-        // An exportable device array's first mirror is made there: nothing moved.
-        moved = a.host !== undefined || !a.exportableRequested;
+        // A device array's first mirror is made there: nothing moved.
+        moved = a.host !== undefined;
         a.host = { region: true };
       }
       a.mirrorCurrent = true;

@@ -454,8 +454,8 @@ async function run(seed: number, steps: number): Promise<{ mustRefuse: number; m
         }
         if (hostRefused) fail(step, what, `a region of ${region} bytes allowed past the host cap (host used ${before.host})`);
         if (exported.kind !== 'shm') fail(step, what, `a ${exported.kind} export of the host side`);
-        // Moved: whenever the host side was not its own region yet, except an exportable array's first mirror (made there).
-        const expectMoved = moves && !(a.placement === 'PLACEMENT_DEVICE' && a.host === undefined && a.exportableRequested);
+        // Moved: whenever the host side had bytes outside a region of its own (a device array's first mirror is made there).
+        const expectMoved = moves && a.host !== undefined;
         if (exported.moved !== expectMoved) fail(step, what, `moved ${exported.moved}, model ${expectMoved}`);
         if (exported.kind === 'shm' && (exported.length !== a.size || exported.regionBytes < exported.offset + exported.length)) fail(step, what, `region ${JSON.stringify(exported)}`);
         if (moves) {
@@ -572,7 +572,8 @@ function applyModel(a: ModelArray, op: BurstOp): Outcome {
       return {};
     case 'export': {
       const moves = !a.hostExportable;
-      const moved = moves && !(a.placement === 'PLACEMENT_DEVICE' && a.host === undefined && a.exportableRequested);
+      // A device array's first mirror is made in its region: nothing moved.
+      const moved = moves && a.host !== undefined;
       if (moves) {
         a.hostBlockBytes = page(a.size);
         a.hostExportable = true;
