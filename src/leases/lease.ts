@@ -158,6 +158,8 @@ export class Lease {
    * until then. They are in `arrays` meanwhile, so that their bytes count and a close frees them.
    */
   private readonly filling = new Set<string>();
+  /** Detached arrays whose memory is taken and still being zeroed, not in `arrays` yet: close() frees them and counts their bytes. */
+  private readonly making = new Set<TensorArray>();
 
   /**
    * Where recent ListArrays pages ended, by the serial the next page starts after: the page's iterator
@@ -434,6 +436,7 @@ export class Lease {
     // Held until the array is in `arrays` (counted there) or failed: allocations made at the same time
     // count against max_arrays together.
     const reserved = this.memory.tenants.reserveArray(this.tenant);
+    let made: TensorArray | undefined;
     try {
       this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length), this.tenant);
       const arrayId = newArrayId();
@@ -444,9 +447,15 @@ export class Lease {
       const array = workspace
         ? await TensorArray.makeAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero, buffers })
         : // --scrub: a detached array's memory comes from the pools, which reuse what other leases freed.
-          await TensorArray.make(init, this.memory, { zero: params.zero || (this.memory.scrubs && !params.overwritten), eagerMirror, exportable: params.exportable, retry });
+          await TensorArray.make(init, this.memory, {
+            zero: params.zero || (this.memory.scrubs && !params.overwritten),
+            eagerMirror,
+            exportable: params.exportable,
+            retry,
+            holding: (array) => this.making.add((made = array)),
+          });
       if (this.closed) {
-        // The lease ended while the array was being zeroed: give the memory straight back.
+        // The lease ended while the array was being zeroed: close() gave its memory back (or gives it now, an attached array's).
         array.release();
         this.ensureOpen();
       }
@@ -464,6 +473,7 @@ export class Lease {
       }
       return array;
     } finally {
+      if (made) this.making.delete(made);
       reserved();
     }
   }
@@ -775,6 +785,9 @@ export class Lease {
     for (const wait of waits) wait.cancel(this.closedError());
     let freed = 0;
     for (const array of this.arrays.values()) freed += array.release();
+    // Being zeroed: their memory comes back when the zeroing ends, counted here as a copy in flight's is.
+    for (const array of this.making) freed += array.release();
+    this.making.clear();
     freed += this.workspaces.destroyAll();
     this.arrays.clear();
     this.attached.clear();

@@ -264,6 +264,25 @@ describe('tenant accounts', () => {
     memory.release();
   });
 
+  it("counts an array being zeroed in CloseLease's freed bytes; its memory comes back when the zeroing ends", async () => {
+    const memory = manager(8 * MiB);
+    loadTenants(memory, { a: NONE });
+    const one = lease(memory, 'a');
+    await one.allocateArray(params(16));
+    // Zeroed off the event loop (--async-copy-threshold 1 MiB): its memory is taken, it is not in the lease yet.
+    const making = one.allocateArray(params(2 * MiB, { zero: true })).then(
+      () => 'made',
+      (error: TensormemError) => error.reason,
+    );
+    expect(memory.deviceReports()[0].usedBytes).toBe(2 * MiB + 256);
+    // The 256-byte block of the first array and the 2 MiB being zeroed: the latter comes back once the fill ends.
+    expect(one.close()).toBe(2 * MiB + 256);
+    expect(await making).toBe('LEASE_EXPIRED');
+    expect(memory.deviceReports()[0].usedBytes).toBe(0);
+    expect(memory.tenants.usage('a')).toMatchObject({ deviceBytes: [0], arrays: 0 });
+    memory.release();
+  });
+
   it("counts refusals for others' guarantees in the pool's failed allocations, a waiting request once", async () => {
     // DevicePoolInfo.failed_allocations_total (tensormem_pool_failed_allocations_total) counts what the
     // pool or its cap refused; a guarantee refusal names the cap ("pool cap (maxbytes) less other
