@@ -20,8 +20,8 @@ function perf(algorithm: number, memoryBytes: number, status = 0): CudnnAlgorith
   return { algorithm, status, statusName: status === 0 ? 'CUDNN_STATUS_SUCCESS' : 'CUDNN_STATUS_NOT_SUPPORTED', timeMs: -1, memoryBytes, deterministic: true, mathType: 0 };
 }
 
-function budget(bytes: number): ScratchBudget {
-  return { bytes, detail: `test budget ${bytes}`, alignedSize: (n) => Math.ceil(n / 256) * 256 };
+function budget(bytes: number, limitedBy: ScratchBudget['limitedBy'] = 'pool'): ScratchBudget {
+  return { bytes, detail: `test budget ${bytes}`, limitedBy, facts: { used_bytes: '7' }, alignedSize: (n) => Math.ceil(n / 256) * 256 };
 }
 
 function thrown(run: () => unknown): TensormemError {
@@ -82,6 +82,14 @@ describe('chooseFastest (PREFER_FASTEST)', () => {
     const tooBig = thrown(() => chooseFastest('FORWARD', [perf(4, 300 * MiB), perf(1, 10 * MiB)], budget(MiB)));
     expect(tooBig.kind).toBe('RESOURCE_EXHAUSTED');
     expect(tooBig.message).toContain('the smallest (IMPLICIT_PRECOMP_GEMM) needs 10485760 bytes (10.00 MiB), the lease can take 1048576 bytes (1.00 MiB)');
+    expect(tooBig.message).toContain('the pool cap limits it). Try: free arrays, CUDNN_ALGO_MODE_NO_WORKSPACE, or a larger --maxbytes.');
+    expect(tooBig.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect(tooBig.metadata).toEqual({ used_bytes: '7', requested_bytes: String(10 * MiB), budget_bytes: String(MiB), limited_by: 'pool' });
+    // The tenant's quota is what limits the lease: QUOTA_EXCEEDED, which a larger --maxbytes would not cure.
+    const overQuota = thrown(() => chooseFastest('FORWARD', [perf(4, 300 * MiB), perf(1, 10 * MiB)], budget(MiB, 'quota')));
+    expect(overQuota.kind).toBe('RESOURCE_EXHAUSTED');
+    expect(overQuota.reason).toBe('QUOTA_EXCEEDED');
+    expect(overQuota.message).toContain("the tenant's quota limits it). Try: free arrays, CUDNN_ALGO_MODE_NO_WORKSPACE, or a larger quota in the tenants file.");
     const none = thrown(() => chooseFastest('BACKWARD_DATA', [perf(2, 0, 9)], budget(MiB)));
     expect(none.kind).toBe('FAILED_PRECONDITION');
     expect(none.message).toContain('FFT: CUDNN_STATUS_NOT_SUPPORTED');

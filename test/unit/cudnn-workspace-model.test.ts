@@ -399,7 +399,11 @@ async function run(seed: number, steps: number, withCudnn: boolean): Promise<Rec
       const usable = answer.perfs.filter((p) => p.status === 0);
       if (usable.length === 0) return { outcome: { refused: 'FAILED_PRECONDITION FAILED_PRECONDITION' } };
       const fits = usable.filter((p) => align(p.memoryBytes) <= budget);
-      if (fits.length === 0) return { outcome: { refused: 'RESOURCE_EXHAUSTED DEVICE_OUT_OF_MEMORY' } };
+      if (fits.length === 0) {
+        // The quota limits the budget when its headroom is the smaller (or as small) one.
+        const quotaLimits = l.tenant === 'quota' && Math.max(0, QUOTA - tenantUsed('quota', op.device)) <= Math.max(0, CAP - othersUnusedGuarantee(l.tenant, op.device) - poolUsed(op.device));
+        return { outcome: { refused: quotaLimits ? 'RESOURCE_EXHAUSTED QUOTA_EXCEEDED' : 'RESOURCE_EXHAUSTED DEVICE_OUT_OF_MEMORY' } };
+      }
       const chosen = fits[0];
       fellBack = chosen !== usable[0];
       if (fellBack) reasonHas.push(`the fastest algorithm ${CUDNN_ALGORITHMS[direction][usable[0].algorithm]} needs`, `using ${CUDNN_ALGORITHMS[direction][chosen.algorithm]} (`);
