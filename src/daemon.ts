@@ -11,7 +11,7 @@ import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import pino, { Logger } from 'pino';
 import { applyProfile } from './config/profiles';
-import type { DaemonConfig } from './config/config';
+import { ConfigFileRead, DaemonConfig, configFileChanges } from './config/config';
 import { isLocalAddress } from './config/listen-address';
 import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits, sourcedFlag } from './memory/limits';
@@ -161,6 +161,23 @@ export function logGrpcThrough(log: Logger): void {
  * first, is warned about instead (only MMAP workspaces are refused), so that nobody can keep the
  * daemon from starting by making that folder.
  */
+/**
+ * SIGHUP rereads the tenants file only: when the --config file changed since start, say which keys,
+ * and that they apply after a restart (or that the file cannot be read now; the start's values stay).
+ */
+export function noticeConfigFileChanges(file: ConfigFileRead | undefined, log: Logger): void {
+  if (!file) return;
+  const changes = configFileChanges(file);
+  if ('error' in changes) {
+    log.warn({ event: 'config_not_reread', config: file.path, error: changes.error }, `SIGHUP: ${file.path} cannot be read now (${changes.error}); the daemon keeps the values it read at start`);
+  } else if (changes.changed.length > 0) {
+    log.warn(
+      { event: 'config_not_reread', config: file.path, changed: changes.changed },
+      `SIGHUP: ${file.path} changed since start (${changes.changed.join(', ')}); SIGHUP rereads only the tenants file: restart the daemon to apply the config file`,
+    );
+  }
+}
+
 function checkMmapDirAtStart(files: MmapFiles, given: boolean, log: Logger): void {
   try {
     files.ensureRoot();
@@ -280,6 +297,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   else log.info({ event: 'tenants_loaded', tenants: tenants.list().map((tenant) => tenant.name) }, `tenants file ${config.tenantsFile}: ${tenants.list().length} tenants`);
 
   const reloadTenants = (): boolean => {
+    noticeConfigFileChanges(config.configFile, log);
     if (!config.tenantsFile) {
       log.warn({ event: 'tenants_reload_skipped' }, 'SIGHUP: no --tenants file to reload (open mode)');
       return false;

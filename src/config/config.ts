@@ -91,6 +91,14 @@ export interface DaemonConfig {
   sources: Record<string, ConfigSource>;
   /** Each flag's value as given (text), for GetConfig. */
   rawValues: Record<string, string>;
+  /** The --config file and what it said when it was read (at start): SIGHUP says which of its keys changed since. */
+  configFile?: ConfigFileRead;
+}
+
+/** A --config file's path and its values (by flag name) as read once. */
+export interface ConfigFileRead {
+  path: string;
+  values: ReadonlyMap<string, string | string[]>;
 }
 
 /**
@@ -124,9 +132,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     if (flag.default !== undefined) raw.set(flag.name, { value: flag.type === 'list' ? splitList(flag.default) : flag.default, source: 'default' });
   }
   const configPath = fromFlags.get('config')?.value ?? env[envName(findFlag('config')!)];
+  let configFile: ConfigFileRead | undefined;
   if (typeof configPath === 'string' && configPath !== '') {
     const configField = fromFlags.has('config') ? '--config' : `--config (from ${envName(findFlag('config')!)})`;
-    for (const [name, value] of readConfigFile(configPath, configField)) raw.set(name, { value, source: 'file', origin: `${configPath}: ${name}` });
+    configFile = { path: configPath, values: readConfigFile(configPath, configField) };
+    for (const [name, value] of configFile.values) raw.set(name, { value, source: 'file', origin: `${configPath}: ${name}` });
     raw.set('config', { value: configPath, source: fromFlags.has('config') ? 'flag' : 'env' });
   }
   for (const flag of FLAGS) {
@@ -135,7 +145,23 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     if (text !== undefined && text !== '') raw.set(flag.name, { value: flag.type === 'list' ? splitList(text) : text, source: 'env', origin: envName(flag) });
   }
   for (const [name, entry] of fromFlags) raw.set(name, entry);
-  return { ...build(raw), misspelledEnv: misspelledEnv(env) };
+  return { ...build(raw), misspelledEnv: misspelledEnv(env), configFile };
+}
+
+/**
+ * The --config file read again (SIGHUP), against what it said at start: the keys added, removed or
+ * changed since (sorted), or why it cannot be read now. The daemon applies a config file at start only.
+ */
+export function configFileChanges(read: ConfigFileRead): { changed: string[] } | { error: string } {
+  let now: Map<string, string | string[]>;
+  try {
+    now = readConfigFile(read.path, '--config');
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+  const keys = new Set([...read.values.keys(), ...now.keys()]);
+  const changed = [...keys].filter((key) => JSON.stringify(read.values.get(key)) !== JSON.stringify(now.get(key)));
+  return { changed: changed.sort() };
 }
 
 /**

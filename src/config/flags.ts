@@ -24,7 +24,7 @@ export interface FlagSpec {
 }
 
 export const FLAGS: readonly FlagSpec[] = [
-  { name: 'config', type: 'string', arg: 'FILE', help: 'Config file (YAML, or JSON when the name ends in .json) with flag names as keys.' },
+  { name: 'config', type: 'string', arg: 'FILE', help: 'Config file (YAML, or JSON when the name ends in .json) with flag names as keys. Read at start only: SIGHUP rereads the tenants file, and logs which keys of a changed config file wait for a restart (config_not_reread).' },
   {
     name: 'profile',
     type: 'enum',

@@ -112,3 +112,13 @@ export function runTensormemd(args: string[], env: NodeJS.ProcessEnv = process.e
     });
   });
 }
+
+/** The first log line of `event` after the first `seen` lines (by default, from now on), within 5 s. */
+export async function waitForLog(daemon: DaemonProcess, event: string, seen = daemon.logs.length): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 100; i++) {
+    const entry = daemon.logs.slice(seen).find((e) => e.event === event);
+    if (entry) return entry;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no ${event} log line`);
+}

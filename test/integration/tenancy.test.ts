@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
+import { DaemonProcess, runTensormemd, startDaemon, waitForLog } from '../helpers/daemon-process';
 import { failure } from '../helpers/thrown';
 import { tokenSha256 } from '../helpers/tenants-file';
 
@@ -499,15 +499,6 @@ describe('release on disconnect', () => {
   });
 });
 
-async function waitForLog(daemon: DaemonProcess, event: string): Promise<Record<string, unknown>> {
-  const seen = daemon.logs.length;
-  for (let i = 0; i < 100; i++) {
-    const entry = daemon.logs.slice(seen).find((e) => e.event === event);
-    if (entry) return entry;
-    await sleep(50);
-  }
-  throw new Error(`no ${event} log line`);
-}
 
 describe('open mode', () => {
   it('refuses to listen beyond loopback without a tenants file', async () => {
