@@ -2,6 +2,8 @@
  * Backpressure for one device: allocations that asked to wait are queued and retried whenever device
  * memory is freed. Tenants are served in turn (round robin), each tenant's requests first come first
  * served, and a request that still does not fit does not hold up other tenants' smaller ones.
+ * A request's place in its tenant's order is fixed when it is made: one tried at once (nothing waited)
+ * holds it while that first try is under way, so the tenant's later requests queue behind it.
  * A waiter leaves the queue when served, when its deadline passes (DEADLINE_EXCEEDED carrying the last
  * out-of-memory message) or when it is cancelled; nothing of it remains, and when it was the head of its
  * tenant's list the queue is drained again, so the request behind it is tried at once.
@@ -23,7 +25,14 @@ interface Waiter {
   lastRefusal: OutOfMemoryError | undefined;
   /** The request's bytes, for the refusal of a waiter never tried. */
   requestedBytes: number;
-  timer: NodeJS.Timeout;
+  /**
+   * Its first attempt, made by run() when nothing waited, has not come back yet: it heads its tenant's
+   * list (its tenant's later requests wait behind it) but does not wait yet (no deadline, no handle,
+   * not in `size`, not tried by drain, not failed by failAll).
+   */
+  firstAttempt: boolean;
+  /** The deadline, armed when the waiter starts waiting. */
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** The device pool's figures now, for the deadline of a waiter never tried (MemoryManager gives them). */
@@ -49,20 +58,23 @@ export class MemoryWaitQueue {
   private drainAgain = false;
 
   constructor(private readonly poolFacts?: PoolFacts) {}
-  /** notifyFreed calls so far, waiters or not: a first attempt refused before a free but queued after it must not miss it. */
+  /** notifyFreed calls so far, waiters or not: a first attempt refused before a free but waiting only after it must not miss it. */
   private frees = 0;
 
+  /** Waiters waiting now (a first attempt under way is not waiting yet). */
   get size(): number {
     let count = 0;
-    for (const waiters of this.byTenant.values()) count += waiters.length;
+    for (const waiters of this.byTenant.values()) count += waiters[0].firstAttempt ? waiters.length - 1 : waiters.length;
     return count;
   }
 
   /**
-   * Runs `attempt` now unless others are already waiting (then queues behind them, for fairness), and
-   * again after every free until it succeeds, fails for another reason, or `waitMs` passes (any length:
-   * waits beyond setTimeout's 2^31 - 1 ms are armed in steps). Every attempt after the first gets
-   * `retry` true (the pool counts one refused request, not one per attempt).
+   * Runs `attempt` now unless others are already waiting or the tenant's earlier request is still
+   * being tried (then queues behind them, for fairness), and again after every free until it succeeds,
+   * fails for another reason, or `waitMs` passes (any length: waits beyond setTimeout's 2^31 - 1 ms are
+   * armed in steps). Every attempt after the first gets `retry` true (the pool counts one refused
+   * request, not one per attempt). The request's place in its tenant's order is taken here, before any
+   * await: the tenant's requests are served in the order run() was called for them.
    */
   async run<T>(
     tenant: string,
@@ -73,70 +85,105 @@ export class MemoryWaitQueue {
     /** The request's bytes: a waiter that times out without having been tried names them. */
     requestedBytes = 0,
   ): Promise<T> {
-    if (this.size === 0) {
-      const frees = this.frees;
-      try {
-        return await attempt(false);
-      } catch (error) {
-        if (!isRetryableRefusal(error)) throw error;
-        const queued = this.enqueue(tenant, attempt, discard, error, requestedBytes, waitMs, onHandle, true);
-        // Memory freed while the refusal was on its way here found no waiter to serve: try again now.
-        if (this.frees !== frees) this.notifyFreed();
-        return queued;
-      }
+    const tryNow = this.size === 0 && !this.byTenant.has(tenant);
+    const { waiter, settled } = this.join(tenant, attempt, discard, requestedBytes, tryNow);
+    if (!tryNow) {
+      this.wait(waiter, waitMs, onHandle);
+      this.notifyFreed();
+      return settled as Promise<T>;
     }
-    const queued = this.enqueue(tenant, attempt, discard, undefined, requestedBytes, waitMs, onHandle, false);
-    this.notifyFreed();
-    return queued;
+    const frees = this.frees;
+    try {
+      const value = await attempt(false);
+      this.endFirstAttempt(waiter, true);
+      return value;
+    } catch (error) {
+      if (!isRetryableRefusal(error)) {
+        this.endFirstAttempt(waiter, false);
+        throw error;
+      }
+      waiter.firstAttempt = false;
+      waiter.tried = true;
+      waiter.lastRefusal = error;
+      this.wait(waiter, waitMs, onHandle);
+      // Memory freed (or a request of its tenant queued behind it) while the attempt was under way found
+      // no waiter to serve: try again now.
+      if (this.frees !== frees) this.notifyFreed();
+      return settled as Promise<T>;
+    }
   }
 
-  private enqueue<T>(
-    tenant: string,
-    attempt: (retry: boolean) => Promise<T>,
-    discard: (value: T) => void,
-    refusal: OutOfMemoryError | undefined,
-    requestedBytes: number,
-    waitMs: number,
-    onHandle: ((handle: WaitHandle) => void) | undefined,
-    tried: boolean,
-  ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const waiter: Waiter = {
-        tenant,
-        attempt,
-        tried,
-        discard: discard as (value: unknown) => void,
-        resolve: resolve as (value: unknown) => void,
-        reject,
-        lastRefusal: refusal,
-        requestedBytes,
-        timer: undefined as unknown as NodeJS.Timeout,
-      };
-      setLongTimeout(
-        () => {
-          if (this.leave(waiter)) {
-            const last = waiter.lastRefusal ?? this.untriedRefusal(waiter);
-            reject(new TensormemError('DEADLINE_EXCEEDED', last.reason, `waited ${waitMs} ms for device memory: ${last.message}`, last.metadata));
-          }
-        },
-        waitMs,
-        (timer) => (waiter.timer = timer),
-      );
-      const list = this.byTenant.get(tenant);
-      if (list) list.push(waiter);
-      else this.byTenant.set(tenant, [waiter]);
-      onHandle?.({
-        cancel: (error?: unknown) => {
-          if (this.leave(waiter)) reject(error ?? new TensormemError('CANCELLED', 'FAILED_PRECONDITION', 'the call was cancelled while waiting for memory'));
-        },
-      });
+  /** Puts a new waiter last in its tenant's list (its tenant last in the turn when it has none). */
+  private join<T>(tenant: string, attempt: (retry: boolean) => Promise<T>, discard: (value: T) => void, requestedBytes: number, firstAttempt: boolean): { waiter: Waiter; settled: Promise<unknown> } {
+    let resolve!: (value: unknown) => void;
+    let reject!: (error: unknown) => void;
+    const settled = new Promise<unknown>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
+    const waiter: Waiter = {
+      tenant,
+      attempt,
+      tried: false,
+      discard: discard as (value: unknown) => void,
+      resolve,
+      reject,
+      lastRefusal: undefined,
+      requestedBytes,
+      firstAttempt,
+      timer: undefined,
+    };
+    const list = this.byTenant.get(tenant);
+    if (list) list.push(waiter);
+    else this.byTenant.set(tenant, [waiter]);
+    return { waiter, settled };
+  }
+
+  /** The waiter starts waiting: its deadline is armed and its caller gets the handle that cancels it. */
+  private wait(waiter: Waiter, waitMs: number, onHandle: ((handle: WaitHandle) => void) | undefined): void {
+    setLongTimeout(
+      () => {
+        if (this.leave(waiter)) {
+          const last = waiter.lastRefusal ?? this.untriedRefusal(waiter);
+          waiter.reject(new TensormemError('DEADLINE_EXCEEDED', last.reason, `waited ${waitMs} ms for device memory: ${last.message}`, last.metadata));
+        }
+      },
+      waitMs,
+      (timer) => (waiter.timer = timer),
+    );
+    onHandle?.({
+      cancel: (error?: unknown) => {
+        if (this.leave(waiter)) waiter.reject(error ?? new TensormemError('CANCELLED', 'FAILED_PRECONDITION', 'the call was cancelled while waiting for memory'));
+      },
+    });
+  }
+
+  /**
+   * A first attempt ended without waiting (served, or failed for a reason waiting cannot cure): the
+   * request gives up its tenant's place, and the tenant's requests queued behind it are tried now
+   * (a served tenant taking its next turn after the others, as in drain).
+   */
+  private endFirstAttempt(waiter: Waiter, served: boolean): void {
+    waiter.firstAttempt = false;
+    this.remove(waiter);
+    if (!this.byTenant.has(waiter.tenant)) return;
+    if (served) this.toBackOfTurn(waiter.tenant);
+    this.notifyFreed();
+  }
+
+  /** A served tenant takes its next turn after the others. */
+  private toBackOfTurn(tenant: string): void {
+    const rest = this.byTenant.get(tenant);
+    if (rest) {
+      this.byTenant.delete(tenant);
+      this.byTenant.set(tenant, rest);
+    }
   }
 
   /** Every waiter leaves the queue, its promise rejecting with `error` (the daemon drains: no one is served any more). */
   failAll(error: unknown): void {
     for (const waiters of [...this.byTenant.values()]) {
-      for (const waiter of [...waiters]) if (this.remove(waiter)) waiter.reject(error);
+      for (const waiter of [...waiters]) if (!waiter.firstAttempt && this.remove(waiter)) waiter.reject(error);
     }
   }
 
@@ -198,7 +245,8 @@ export class MemoryWaitQueue {
       progress = false;
       for (const tenant of [...this.byTenant.keys()]) {
         const waiter = this.byTenant.get(tenant)?.[0];
-        if (!waiter) continue;
+        // A first attempt under way (run) holds its tenant's turn: those behind it wait for its answer.
+        if (!waiter || waiter.firstAttempt) continue;
         try {
           const retry = waiter.tried;
           waiter.tried = true;
@@ -207,12 +255,7 @@ export class MemoryWaitQueue {
             waiter.discard(value);
           } else {
             waiter.resolve(value);
-            // This tenant was served: it goes to the back of the turn.
-            const rest = this.byTenant.get(tenant);
-            if (rest) {
-              this.byTenant.delete(tenant);
-              this.byTenant.set(tenant, rest);
-            }
+            this.toBackOfTurn(tenant);
           }
           progress = true;
         } catch (error) {

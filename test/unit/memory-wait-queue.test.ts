@@ -36,6 +36,25 @@ function observe<T>(promise: Promise<T>) {
   return state;
 }
 
+/** A promise settled from outside: `open` lets it resolve. */
+function gate() {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Lets the pending promise callbacks and the queue's retries (setImmediate) run. */
+const turns = async (count = 5) => {
+  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+/** `units` go back to the device and the queue hears of it; then its retries run. */
+async function freeAndSettle(queue: MemoryWaitQueue, dev: ReturnType<typeof device>, units: number) {
+  dev.give(units);
+  queue.notifyFreed();
+  await turns();
+}
+
 describe('MemoryWaitQueue', () => {
   afterEach(() => {
     vi.useRealTimers();
@@ -107,6 +126,125 @@ describe('MemoryWaitQueue', () => {
     expect((big.error as TensormemError).kind).toBe('CANCELLED');
     expect(small.value).toBe(64);
     expect(queue.size).toBe(0);
+  });
+
+  it("serves one tenant's requests issued in the same tick in the order they were issued, however their first tries come back", async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    await dev.take(256)();
+    const served: string[] = [];
+    const tries: string[] = [];
+    const gates = { first: gate(), second: gate() };
+    // Each request's first try is held until its gate opens (the pool answers on its own time); later tries answer at once.
+    const attempt = (name: 'first' | 'second') => async (retry: boolean) => {
+      tries.push(`${name}${retry ? ' retry' : ''}`);
+      if (!retry) await gates[name].promise;
+      const units = await dev.take(128)();
+      served.push(name);
+      return units;
+    };
+    const first = observe(queue.run('a', attempt('first'), dev.give, 10_000));
+    // Nothing waits: the first request is tried in the same call, no turn later.
+    expect(tries).toEqual(['first']);
+    const second = observe(queue.run('a', attempt('second'), dev.give, 10_000));
+    // The second one's refusal comes back first.
+    gates.second.open();
+    await turns();
+    gates.first.open();
+    await turns();
+    expect(queue.size).toBe(2);
+    // Room for one of them: the one issued first.
+    await freeAndSettle(queue, dev, 128);
+    // Without the fix: ['second'] (queued in the order the refusals came back).
+    expect(served).toEqual(['first']);
+    expect(first.value).toBe(128);
+    expect(second.settled).toBe(false);
+    await freeAndSettle(queue, dev, 128);
+    expect(served).toEqual(['first', 'second']);
+    expect(second.value).toBe(128);
+    expect(queue.size).toBe(0);
+  });
+
+  it("does not try a tenant's later request while its earlier one's first try is still under way, and serves it next", async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    await dev.take(192)();
+    const tries: string[] = [];
+    const held = gate();
+    const big = observe(
+      queue.run(
+        'a',
+        async (retry) => {
+          tries.push(`big${retry ? ' retry' : ''}`);
+          if (!retry) await held.promise;
+          return dev.take(128)();
+        },
+        dev.give,
+        10_000,
+      ),
+    );
+    const small = observe(
+      queue.run(
+        'a',
+        (retry) => {
+          tries.push(`small${retry ? ' retry' : ''}`);
+          return dev.take(32)();
+        },
+        dev.give,
+        10_000,
+      ),
+    );
+    // Another tenant is not held up by tenant a's try under way: tried in the same call, and served.
+    const other = observe(queue.run('b', dev.take(16), dev.give, 10_000));
+    await turns();
+    expect(other.value).toBe(16);
+    // Without the fix the small one (it fits) was tried at once and served ahead of the big one issued before it.
+    expect(tries).toEqual(['big']);
+    expect(small.settled).toBe(false);
+    held.open();
+    await turns();
+    // The big one was refused: it heads tenant a's list, the small one waits behind it.
+    expect(big.settled).toBe(false);
+    expect(small.settled).toBe(false);
+    expect(queue.size).toBe(2);
+    await freeAndSettle(queue, dev, 192);
+    expect(big.value).toBe(128);
+    expect(small.value).toBe(32);
+    expect(queue.size).toBe(0);
+  });
+
+  it("tries a tenant's request queued behind its earlier one's first try as soon as that try is served or fails, with no free", async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(256);
+    const quota = new TensormemError('RESOURCE_EXHAUSTED', 'QUOTA_EXCEEDED', 'tenant "b" over its quota');
+    for (const [tenant, outcome] of [
+      ['a', 'served'],
+      ['b', 'failed'],
+    ] as const) {
+      const held = gate();
+      const head = observe(
+        queue.run(
+          tenant,
+          async () => {
+            await held.promise;
+            if (outcome === 'failed') throw quota;
+            return dev.take(64)();
+          },
+          dev.give,
+          10_000,
+        ),
+      );
+      const next = observe(queue.run(tenant, dev.take(64), dev.give, 10_000));
+      await turns();
+      expect(next.settled).toBe(false);
+      held.open();
+      await turns();
+      if (outcome === 'served') expect(head.value).toBe(64);
+      else expect(head.error).toBe(quota);
+      expect(next.value).toBe(64);
+      expect(queue.size).toBe(0);
+    }
+    expect(dev.used).toBe(192);
   });
 
   it('serves a request whose memory was freed after its first attempt was refused but before it was queued', async () => {
