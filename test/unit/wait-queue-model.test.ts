@@ -599,15 +599,14 @@ async function runBursts(seed: number, rounds: number): Promise<number> {
         if (real !== answered(m.answers) || (await d.observe()) !== expectedView(m)) throw new Error(`bursts seed ${seed} round ${round} setup ${describeOp(op)}:\n${real}\nmodel\n${answered(m.answers)}\n${await d.observe()}\n${expectedView(m)}`);
       }
       const drawn = Array.from({ length: 2 + Math.floor(random() * 3) }, () => randomBurstOp(random, m)).filter((op): op is Op => op !== undefined);
-      // One cancel per call at most. One AllocateArray per tenant: a waiting request's first try is
-      // refused before it joins the queue, so another of its tenant issued in the same tick, finding the
-      // queue empty, is tried at once and may be served ahead of it (with that refusal's figures from
-      // before): no order one at a time does that (left as it is; see the review's report).
-      const tenantOf = (op: Op) => (op.kind === 'allocate' ? m.leases[op.lease].tenant : undefined);
+      // One cancel per call at most. Several AllocateArray calls of one tenant may come together: each
+      // takes its place in its tenant's order when issued, however its first try comes back. Each of
+      // them a size of its own (randomOp keeps sizes apart from the queue's only): the daemon's waiters
+      // are told apart by size (Driver.fragmented, observe).
       const ops = drawn.filter(
         (op, i) =>
           (op.kind !== 'cancel' || drawn.findIndex((o) => o.kind === 'cancel' && o.call === op.call) === i) &&
-          (op.kind !== 'allocate' || drawn.findIndex((o) => tenantOf(o) === tenantOf(op)) === i),
+          (op.kind !== 'allocate' || drawn.findIndex((o) => o.kind === 'allocate' && o.bytes === op.bytes) === i),
       );
       if (ops.length === 0) continue;
       const start = cloneModel(m);
