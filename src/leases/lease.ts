@@ -158,8 +158,6 @@ export class Lease {
    * until then. They are in `arrays` meanwhile, so that their bytes count and a close frees them.
    */
   private readonly filling = new Set<string>();
-  /** Detached arrays whose memory is taken and still being zeroed, not in `arrays` yet: close() frees them and counts their bytes. */
-  private readonly making = new Set<TensorArray>();
 
   /**
    * Where recent ListArrays pages ended, by the serial the next page starts after: the page's iterator
@@ -436,7 +434,6 @@ export class Lease {
     // Held until the array is in `arrays` (counted there) or failed: allocations made at the same time
     // count against max_arrays together.
     const reserved = this.memory.tenants.reserveArray(this.tenant);
-    let made: TensorArray | undefined;
     try {
       this.memory.checkHeap(HEAP_COST.array + 2 * (params.label.length + params.requestId.length), this.tenant);
       const arrayId = newArrayId();
@@ -447,15 +444,9 @@ export class Lease {
       const array = workspace
         ? await TensorArray.makeAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero, buffers })
         : // --scrub: a detached array's memory comes from the pools, which reuse what other leases freed.
-          await TensorArray.make(init, this.memory, {
-            zero: params.zero || (this.memory.scrubs && !params.overwritten),
-            eagerMirror,
-            exportable: params.exportable,
-            retry,
-            holding: (array) => this.making.add((made = array)),
-          });
+          await TensorArray.make(init, this.memory, { zero: params.zero || (this.memory.scrubs && !params.overwritten), eagerMirror, exportable: params.exportable, retry });
       if (this.closed) {
-        // The lease ended while the array was being zeroed: close() gave its memory back (or gives it now, an attached array's).
+        // The lease ended while the array was being zeroed: give the memory straight back.
         array.release();
         this.ensureOpen();
       }
@@ -473,7 +464,6 @@ export class Lease {
       }
       return array;
     } finally {
-      if (made) this.making.delete(made);
       reserved();
     }
   }
@@ -796,9 +786,6 @@ export class Lease {
     for (const wait of waits) wait.cancel(this.closedError());
     let freed = 0;
     for (const array of this.arrays.values()) freed += array.release();
-    // Being zeroed: their memory comes back when the zeroing ends, counted here as a copy in flight's is.
-    for (const array of this.making) freed += array.release();
-    this.making.clear();
     freed += this.workspaces.destroyAll();
     this.arrays.clear();
     this.attached.clear();

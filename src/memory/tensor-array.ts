@@ -90,20 +90,6 @@ export interface ExportedBlock {
 
 const DEDICATED: AllocateOptions = Object.freeze({ dedicated: true });
 
-/** How TensorArray.make takes a detached array's memory. */
-export interface MakeOptions {
-  zero: boolean;
-  eagerMirror: boolean;
-  exportable?: boolean;
-  /** A wait_for_memory retry: the device pool counted this request's refusal already. */
-  retry?: boolean;
-  /**
-   * Told, in the same turn, once the memory is taken and before any zeroing: the caller can give that
-   * memory back (release()) if what it was for ends meanwhile (Lease.close, which counts it as freed).
-   */
-  holding?: (array: TensorArray) => void;
-}
-
 /**
  * Bytes a copy into an attached array (a write, a zero fill, a mirror fill or sync, a DuplicateArray
  * copy) moves at once, on the event loop (see TensorArray.intoOwn).
@@ -343,7 +329,7 @@ export class TensorArray implements BlockOwner {
    * had, the device block is given back before the error propagates. A refusal is a rejected promise;
    * see make for the form that refuses in the same turn.
    */
-  static async create(init: TensorArrayInit, memory: MemoryManager, options: MakeOptions): Promise<TensorArray> {
+  static async create(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean; retry?: boolean }): Promise<TensorArray> {
     return TensorArray.make(init, memory, options);
   }
 
@@ -353,7 +339,7 @@ export class TensorArray implements BlockOwner {
    * max_arrays) goes back in the same turn, before a call issued with it is looked at. Only the zeroing
    * may finish later (the promise).
    */
-  static make(init: TensorArrayInit, memory: MemoryManager, options: MakeOptions): Promise<TensorArray> {
+  static make(init: TensorArrayInit, memory: MemoryManager, options: { zero: boolean; eagerMirror: boolean; exportable?: boolean; retry?: boolean }): Promise<TensorArray> {
     const array = new TensorArray(init, memory);
     const exportable = options.exportable ?? false;
     array.set(EXPORTABLE_REQUESTED, exportable);
@@ -381,7 +367,6 @@ export class TensorArray implements BlockOwner {
         }
       }
     }
-    options.holding?.(array);
     if (!options.zero) return Promise.resolve(array);
     if (memory.copiesInline(init.byteSize)) {
       // Small: zeroed now (nothing else can reach an array not handed out yet), without the copy

@@ -117,12 +117,12 @@ const held = (m: Model, tenant?: string) => m.leases.filter((lease) => lease.sta
 const arraysOf = (m: Model, tenant?: string) => held(m, tenant).flatMap((lease) => lease.arrays);
 const deviceUsed = (m: Model, tenant?: string) => arraysOf(m, tenant).reduce((sum, a) => sum + (a.device ? a.bytes : 0), 0);
 const hostUsed = (m: Model, tenant?: string) => arraysOf(m, tenant).reduce((sum, a) => sum + (a.device ? 0 : a.bytes), 0);
+const leaseBytes = (lease: MLease) => lease.arrays.reduce((sum, a) => sum + (a.inflight ? 0 : a.bytes), 0);
 
 /** README "Reclamation": the lease ends; everything it holds is freed. */
 function endLease(lease: MLease, reason: Reason, m?: Model): number {
   if (m && lease.arrays.some((a) => a.inflight !== undefined && a.inflight !== reason)) m.invalid = true;
-  // lease.proto CloseLeaseResponse: an allocation still being zeroed counts; its memory comes back when the zeroing ends.
-  const freed = lease.arrays.reduce((sum, a) => sum + a.bytes, 0);
+  const freed = leaseBytes(lease);
   lease.state = reason;
   lease.arrays = [];
   return freed;
