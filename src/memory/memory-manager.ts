@@ -319,6 +319,14 @@ export class MemoryManager {
     account.mmap.usedBytes -= bytes;
   }
 
+  /**
+   * Which file a mapFile block maps (the same for every block mapping that file: the tenant's, by
+   * device and inode; a temporary file by its chunk), so that a holder of several counts each file once.
+   */
+  mappedFileOf(block: Block): string {
+    return this.fileOfChunk.get(block.chunkHandle) ?? `chunk ${block.chunkHandle}`;
+  }
+
   /** Which file `path` names, for mappedFiles: the tenant's, by device and inode; undefined when there is none. */
   private fileKey(tenant: string, path: string): string | undefined {
     try {

@@ -77,16 +77,25 @@ export class PoolWorkspaceBacking implements WorkspaceBacking {
     else this.memory.unmapFile(block);
   }
 
-  /** Bytes held, by side: device buffers, host buffers (mirrors, HOST_ONLY), and mapped files (MMAP). */
+  /**
+   * Bytes held, by side: device buffers, host buffers (mirrors, HOST_ONLY), and mapped files (MMAP),
+   * each file once however many of the lease's workspaces map it (as the tenant's mmap_used_bytes
+   * counts it): two workspaces of one temp_file_path showed the file twice in LeaseSummary.mmap_bytes.
+   */
   heldBytes(): { deviceBytes: number; hostBytes: number; mmapBytes: number } {
     let deviceBytes = 0;
     let hostBytes = 0;
-    let mmapBytes = 0;
+    const files = new Map<string, number>();
     for (const [block, holding] of this.held) {
       if (holding.kind === 'DEVICE') deviceBytes += block.bytes;
       else if (holding.kind === 'HOST') hostBytes += block.bytes;
-      else mmapBytes += block.bytes;
+      else {
+        const file = this.memory.mappedFileOf(block);
+        files.set(file, Math.max(files.get(file) ?? 0, block.bytes));
+      }
     }
+    let mmapBytes = 0;
+    for (const bytes of files.values()) mmapBytes += bytes;
     return { deviceBytes, hostBytes, mmapBytes };
   }
 

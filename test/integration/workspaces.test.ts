@@ -467,6 +467,26 @@ describe('workspaces over gRPC', () => {
     expect(after.host!.used_bytes).toBe(0);
   });
 
+  it("a lease's mmap_bytes counts a file once, however many of its workspaces map it (as the tenant's mmap_used_bytes does)", async () => {
+    // Two workspaces of one lease on one temp_file_path: ListLeases showed the file twice.
+    const mmap = (initial_size: number, temp_file_path?: string) => ({ initial_size, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const, temp_file_path });
+    const owner = await client.openLease({ tenant: 'mmap-once' });
+    const other = await client.openLease({ tenant: 'mmap-once' });
+    try {
+      await owner.createWorkspace('FIRST', mmap(40_000, 'once.mmap'));
+      await owner.createWorkspace('SECOND', mmap(0, 'once.mmap'));
+      await owner.createWorkspace('TEMP', mmap(16 * 1024));
+      await other.createWorkspace('THIRD', mmap(0, 'once.mmap'));
+      const leaseBytes = async () => Object.fromEntries((await client.listLeases(undefined, { tenant: 'mmap-once' })).map((lease) => [lease.lease_id, Number(lease.mmap_bytes)]));
+      const tenantBytes = async () => Number((await client.memoryInfo()).tenants.find((row) => row.tenant === 'mmap-once')!.mmap_used_bytes);
+      expect(await leaseBytes()).toEqual({ [owner.leaseId]: 49_152 + 16_384, [other.leaseId]: 49_152 });
+      expect(await tenantBytes()).toBe(49_152 + 16_384);
+    } finally {
+      await owner.close();
+      await other.close();
+    }
+  });
+
   it("CloseLease's and EvictLease's freed_bytes count pool memory only, not MMAP files (one another lease still maps included)", async () => {
     // freed_bytes is what went back to the pools (device and host). The MMAP workspaces' files are in
     // neither: a file another lease maps stays mapped, and was counted as freed by both leases' closes.
