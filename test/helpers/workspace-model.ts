@@ -3,7 +3,7 @@
  * alignment, §6 alloc, §7 scopes, §8 learning, §9 circular steps / pinned / trimmed mode, §10 spill
  * release, §11 destroy, §13 MMAP, §14 sides) with the decisions README "Differences from ND4J, on
  * purpose" lists; not from src/memory/workspace.ts. Shared by test/unit/workspace-model.test.ts (the
- * policy core, one step at a time) and test/unit/workspace-bursts.test.ts (the RPCs, in bursts).
+ * policy core, one step at a time) and test/integration/workspace-bursts.test.ts (the RPCs, in bursts).
  */
 import { expect } from 'vitest';
 export type Side = 'DEVICE' | 'HOST';

@@ -25,6 +25,7 @@ import { rng } from '../helpers/rng';
 import { ModelBacking, ModelError, ModelRefusal, MScope, MWorkspace, poolBytes, randomConfig } from '../helpers/workspace-model';
 import type { MAlloc, MBlock, ModelConfig } from '../helpers/workspace-model';
 import { permutations } from '../helpers/permutations';
+import { deepClone } from '../helpers/deep-clone';
 
 /** What the bursts reached (WSBURSTS_STATS=1 prints it). */
 const stats: Record<string, number> = {};
@@ -62,39 +63,6 @@ type Op =
 type Outcome = { error?: string; info?: Record<string, number | boolean> | null; generation?: number; bytes?: string; ok?: true };
 
 const hex = (bytes: Uint8Array) => `${bytes.length}:${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}`;
-
-/** A deep copy that keeps classes (the model's workspaces) and shared references (blocks, scope) as they are shared. */
-function deepClone<T>(value: T, seen = new Map<unknown, unknown>()): T {
-  if (value === null || typeof value !== 'object') return value;
-  if (seen.has(value)) return seen.get(value) as T;
-  if (value instanceof Uint8Array) {
-    const copy = Uint8Array.from(value);
-    seen.set(value, copy);
-    return copy as T;
-  }
-  if (value instanceof Map) {
-    const copy = new Map();
-    seen.set(value, copy);
-    for (const [key, item] of value) copy.set(deepClone(key, seen), deepClone(item, seen));
-    return copy as T;
-  }
-  if (value instanceof Set) {
-    const copy = new Set();
-    seen.set(value, copy);
-    for (const item of value) copy.add(deepClone(item, seen));
-    return copy as T;
-  }
-  if (Array.isArray(value)) {
-    const copy: unknown[] = [];
-    seen.set(value, copy);
-    for (const item of value) copy.push(deepClone(item, seen));
-    return copy as T;
-  }
-  const copy = Object.create(Object.getPrototypeOf(value) as object) as Record<string, unknown>;
-  seen.set(value, copy);
-  for (const key of Object.keys(value)) copy[key] = deepClone((value as Record<string, unknown>)[key], seen);
-  return copy as T;
-}
 
 // ---------------------------------------------------------------------------------------------------
 // The model's side of each call.
@@ -491,7 +459,7 @@ describe('workspaces under concurrent calls, model-based', () => {
     for (let step = 0; step < steps; step++) {
       const live = wsIds.filter((id) => !worlds[0].workspaces.get(id)!.destroyed);
       if (live.length < 2) {
-        // A new workspace (RAM only: MMAP workspaces are files, left to workspace-model.test.ts).
+        // A new workspace (RAM only: MMAP workspaces are files, left to workspace-model.test.ts and mmap-workspace-model.test.ts).
         let config: ModelConfig;
         do config = randomConfig(pick, random);
         // (SpillPolicy FAIL less often: its refusals would be most of the allocations.)
