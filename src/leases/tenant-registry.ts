@@ -104,6 +104,6 @@ export class TenantRegistry {
       const dropped = this.dropped.get(name);
       if (dropped) return dropped;
     }
-    return { deviceQuotaBytes: spec?.deviceQuotaBytes ?? 0, hostQuotaBytes: spec?.hostQuotaBytes ?? 0, mmapQuotaBytes: spec?.mmapQuotaBytes ?? 0, deviceGuaranteeBytes: spec?.deviceGuaranteeBytes ?? 0, maxArrays: spec?.maxArrays ?? 0 };
+    return { deviceQuotaBytes: spec?.deviceQuotaBytes ?? 0, hostQuotaBytes: spec?.hostQuotaBytes ?? 0, mmapQuotaBytes: spec?.mmapQuotaBytes ?? 0, deviceGuaranteeBytes: spec?.deviceGuaranteeBytes ?? 0, maxArrays: spec?.maxArrays ?? 0, maxMappedRegions: spec?.maxMappedRegions ?? 0 };
   }
 }

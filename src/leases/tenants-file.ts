@@ -10,6 +10,7 @@
  *       guarantee: { device: 2G }            # kept free for this tenant while others borrow
  *       max_leases: 16
  *       max_arrays: 100000                # live arrays of all its leases together
+ *       max_mapped_regions: 1000          # exported arrays' regions + MMAP workspaces, all its leases
  *     - name: admin
  *       token_sha256: "<hex>"
  *       admin: true                          # may list and evict every lease
@@ -39,10 +40,12 @@ export interface TenantSpec {
   maxLeases: number;
   /** Most live arrays of all its leases together; 0 = no limit. */
   maxArrays: number;
+  /** Most mapped regions (exported arrays' regions of their own, MMAP workspaces' mappings) of all its leases together; 0 = no limit. */
+  maxMappedRegions: number;
   admin: boolean;
 }
 
-const TENANT_KEYS = new Set(['name', 'token_sha256', 'quota', 'guarantee', 'max_leases', 'max_arrays', 'admin']);
+const TENANT_KEYS = new Set(['name', 'token_sha256', 'quota', 'guarantee', 'max_leases', 'max_arrays', 'max_mapped_regions', 'admin']);
 
 class TenantsFileError extends TensormemError {
   constructor(path: string, line: number | undefined, message: string) {
@@ -174,14 +177,16 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
     };
     const quota = sizes('quota', ['device', 'host', 'mmap']);
     const guarantee = sizes('guarantee', ['device']);
-    const maxLeases = scalar('max_leases');
-    if (maxLeases.value !== undefined && !(Number.isInteger(maxLeases.value) && (maxLeases.value as number) >= 0)) {
-      fail(maxLeases.node, `expected a non-negative integer for max_leases of tenant "${name.value}" but received ${JSON.stringify(maxLeases.value)}`);
-    }
-    const maxArrays = scalar('max_arrays');
-    if (maxArrays.value !== undefined && !(Number.isInteger(maxArrays.value) && (maxArrays.value as number) >= 0)) {
-      fail(maxArrays.node, `expected a non-negative integer for max_arrays of tenant "${name.value}" but received ${JSON.stringify(maxArrays.value)}`);
-    }
+    const count = (key: string) => {
+      const entry = scalar(key);
+      if (entry.value !== undefined && !(Number.isInteger(entry.value) && (entry.value as number) >= 0)) {
+        fail(entry.node, `expected a non-negative integer for ${key} of tenant "${name.value}" but received ${JSON.stringify(entry.value)}`);
+      }
+      return (entry.value as number | undefined) ?? 0;
+    };
+    const maxLeases = count('max_leases');
+    const maxArrays = count('max_arrays');
+    const maxMappedRegions = count('max_mapped_regions');
     const admin = scalar('admin');
     if (admin.value !== undefined && typeof admin.value !== 'boolean') fail(admin.node, `expected true or false for admin of tenant "${name.value}"`);
     const spec: TenantSpec = {
@@ -191,8 +196,9 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
       hostQuotaBytes: quota.host ?? 0,
       mmapQuotaBytes: quota.mmap ?? 0,
       deviceGuaranteeBytes: guarantee.device ?? 0,
-      maxLeases: (maxLeases.value as number | undefined) ?? 0,
-      maxArrays: (maxArrays.value as number | undefined) ?? 0,
+      maxLeases,
+      maxArrays,
+      maxMappedRegions,
       admin: admin.value === true,
     };
     if (spec.deviceQuotaBytes > 0 && spec.deviceGuaranteeBytes > spec.deviceQuotaBytes) {

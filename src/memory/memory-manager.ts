@@ -24,6 +24,7 @@ import { MmapFiles, defaultMmapDir } from './mmap-files';
 import { checkGuarantees } from './guarantee-policy';
 import { TenantAccounts, type TenantAccount, type TenantLimits } from './tenant-accounts';
 import type { ResolvedLimits } from './limits';
+import { formatBytes } from '../units';
 
 export type HostCategory = 'mirror' | 'host_only' | 'mmap';
 
@@ -116,6 +117,8 @@ export class MemoryManager {
   readonly mmapFiles: MmapFiles;
   /** Dedicated chunks and MMAP mappings held, against --max-mapped-regions. */
   private readonly mappedRegions: MappedRegions;
+  /** Dedicated blocks (each a chunk, a mapped region, of its own) by chunk handle, with the tenant account that holds it. */
+  private readonly dedicatedChunks = new Map<number, TenantAccount>();
 
   constructor(
     readonly backend: NativeBackend,
@@ -205,9 +208,25 @@ export class MemoryManager {
         throw error;
       }
     }
+    if (options?.dedicated) this.tenants.checkMappedRegion(account, `a region of its own for an exportable array (${formatBytes(bytes)})`);
     const block = this.allocatingIn(account, () => quota.allocate(bytes, owner, options));
+    this.countDedicated(block, account, options);
     this.scrubDedicatedTail(block, bytes, options);
     return block;
+  }
+
+  /** A dedicated block is a mapped region of its tenant's (max_mapped_regions) until it is freed. */
+  private countDedicated(block: Block, account: TenantAccount, options: AllocateOptions | undefined): void {
+    if (!options?.dedicated) return;
+    this.dedicatedChunks.set(block.chunkHandle, account);
+    account.regions.count++;
+  }
+
+  private uncountDedicated(block: Block): void {
+    const account = this.dedicatedChunks.get(block.chunkHandle);
+    if (account === undefined) return;
+    this.dedicatedChunks.delete(block.chunkHandle);
+    account.regions.count--;
   }
 
   /**
@@ -232,6 +251,7 @@ export class MemoryManager {
 
   deallocateDevice(device: number, block: Block): void {
     this.tenants.account(block.owner.tenant).device[device].deallocate(block);
+    this.uncountDedicated(block);
     this.waitQueues[device].notifyFreed();
   }
 
@@ -249,6 +269,7 @@ export class MemoryManager {
     const charged = options.deleteOnFree ? undefined : this.mappedFiles.get(this.fileKey(owner.tenant ?? '', path) ?? '');
     this.checkMmapLimits(account, options.createBytes > 0 ? options.createBytes : Math.max(0, fileLength(path) - (charged?.bytes ?? 0)));
     // Each workspace maps its file anew, also a file mapped already and charged once: counted by mapping.
+    this.tenants.checkMappedRegion(account, `${path} for an MMAP workspace`);
     this.mappedRegions.check(`${path} for an MMAP workspace`);
     let mapped: { handle: number; bytes: number };
     try {
@@ -281,6 +302,7 @@ export class MemoryManager {
     }
     this.fileOfChunk.set(mapped.handle, key);
     account.mmap.files++;
+    account.regions.count++;
     this.mappedRegions.addFileMapping(1);
     if (options.deleteOnFree) {
       // A private file (a temporary workspace's): its name goes now, the mapping keeps its pages, and
@@ -309,6 +331,7 @@ export class MemoryManager {
     this.mappedRegions.addFileMapping(-1);
     const account = this.tenants.account(block.owner.tenant);
     account.mmap.files--;
+    account.regions.count--;
     const key = this.fileOfChunk.get(block.chunkHandle);
     this.fileOfChunk.delete(block.chunkHandle);
     const file = key === undefined ? undefined : this.mappedFiles.get(key);
@@ -382,10 +405,12 @@ export class MemoryManager {
     const account = this.tenants.account(owner.tenant);
     let block: Block;
     try {
+      if (options?.dedicated) this.tenants.checkMappedRegion(account, `a region of its own for an exportable array (${formatBytes(bytes)})`);
       block = this.allocatingIn(account, () => account.host.allocate(bytes, owner, options));
     } catch (error) {
       throw category === 'mirror' && owner.arrayId !== undefined ? mirrorRefusal(error, owner.arrayId) : error;
     }
+    this.countDedicated(block, account, options);
     this.hostCategoryBytes[category] += block.bytes;
     this.scrubDedicatedTail(block, bytes, options);
     return block;
@@ -393,6 +418,7 @@ export class MemoryManager {
 
   deallocateHost(block: Block, category: HostCategory): void {
     this.tenants.account(block.owner.tenant).host.deallocate(block);
+    this.uncountDedicated(block);
     this.hostCategoryBytes[category] -= block.bytes;
   }
 

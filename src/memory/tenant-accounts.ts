@@ -17,6 +17,8 @@ export interface TenantUsageBytes {
   mmapBytes: number;
   /** Live arrays of its leases. */
   arrays: number;
+  /** Mappings its memory holds, one at a time (--max-mapped-regions counts them for all tenants): regions of its own for exportable arrays, and MMAP workspaces' file mappings. */
+  mappedRegions: number;
 }
 
 /** A tenant's hard quotas (per device; host; its MMAP files) and device guarantee, in bytes; 0 = none. */
@@ -27,9 +29,11 @@ export interface TenantLimits {
   deviceGuaranteeBytes: number;
   /** Most live arrays of all the tenant's leases together (the tenants file's max_arrays); 0 = no limit. */
   maxArrays: number;
+  /** Most mapped regions of all its leases together (the tenants file's max_mapped_regions); 0 = no limit. */
+  maxMappedRegions: number;
 }
 
-const NO_TENANT_LIMITS: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0 };
+const NO_TENANT_LIMITS: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0, maxMappedRegions: 0 };
 
 export interface TenantAccount {
   tenant: string;
@@ -41,6 +45,8 @@ export interface TenantAccount {
   mmap: { usedBytes: number; files: number; quotaBytes: number };
   /** Live arrays of its leases (countArrays), arrays being made (reserveArray), and its max_arrays (0 = none). */
   arrays: { count: number; making: number; max: number };
+  /** Its mapped regions (MemoryManager counts them) and its max_mapped_regions (0 = none). */
+  regions: { count: number; max: number };
   /** Its open leases (countLeases) and workspaces (countWorkspaces), and the heap both keep at HEAP_COST (with their labels and names): with its arrays, its share of the daemon's heap (heapShareOf). */
   leases: number;
   workspaces: number;
@@ -85,6 +91,7 @@ export class TenantAccounts {
         ...this.quotasFor(tenant, limits),
         mmap: { usedBytes: 0, files: 0, quotaBytes: limits.mmapQuotaBytes },
         arrays: { count: 0, making: 0, max: limits.maxArrays },
+        regions: { count: 0, max: limits.maxMappedRegions },
         leases: 0,
         workspaces: 0,
         objectHeapBytes: 0,
@@ -108,6 +115,7 @@ export class TenantAccounts {
       account.host.quotaBytes = next.hostQuotaBytes;
       account.mmap.quotaBytes = next.mmapQuotaBytes;
       account.arrays.max = next.maxArrays;
+      account.regions.max = next.maxMappedRegions;
     }
     this.updateGuaranteesInForce();
   }
@@ -171,7 +179,7 @@ export class TenantAccounts {
     const account = this.tenants.get(tenant);
     if (!account) {
       const limits = this.limitsOf(tenant);
-      return { ...limits, deviceBytes: Array.from({ length: this.deviceCount }, () => 0), hostBytes: 0, mmapBytes: 0, arrays: 0 };
+      return { ...limits, deviceBytes: Array.from({ length: this.deviceCount }, () => 0), hostBytes: 0, mmapBytes: 0, arrays: 0, mappedRegions: 0 };
     }
     return {
       deviceBytes: account.device.map((quota) => quota.usedBytes),
@@ -184,6 +192,8 @@ export class TenantAccounts {
       // figures above already, and a place under max_arrays.
       arrays: account.arrays.count + account.arrays.making,
       maxArrays: account.arrays.max,
+      mappedRegions: account.regions.count,
+      maxMappedRegions: account.regions.max,
       deviceGuaranteeBytes: account.guaranteeBytes,
     };
   }
@@ -256,6 +266,23 @@ export class TenantAccounts {
       released = true;
       account.arrays.making--;
     };
+  }
+
+  /**
+   * Refuses one more mapped region of `account`'s tenant at its max_mapped_regions (QUOTA_EXCEEDED):
+   * --max-mapped-regions is one cap for all tenants, and one tenant at it would keep every other
+   * tenant's exports and MMAP workspaces out. `what` names the region for the message.
+   */
+  checkMappedRegion(account: TenantAccount, what: string): void {
+    const { count, max } = account.regions;
+    if (max > 0 && count >= max) {
+      throw new TensormemError(
+        'RESOURCE_EXHAUSTED',
+        'QUOTA_EXCEEDED',
+        `Can't map ${what}: tenant "${account.tenant}" holds ${count} mapped regions (exported arrays' regions and MMAP workspaces), its max_mapped_regions is ${max}: free exported arrays or destroy MMAP workspaces first`,
+        { tenant: account.tenant, mapped_regions: String(count), max_mapped_regions: String(max) },
+      );
+    }
   }
 
   /** A lease of `tenant` holds `delta` more (or fewer) live arrays (Lease's array map). */

@@ -130,6 +130,8 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
         mmap_quota_bytes: usage.mmapQuotaBytes,
         arrays: usage.arrays,
         max_arrays: usage.maxArrays,
+        mapped_regions: usage.mappedRegions,
+        max_mapped_regions: usage.maxMappedRegions,
       };
     }),
     taken_at: timestamp(Date.now()),

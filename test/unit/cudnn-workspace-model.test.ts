@@ -148,8 +148,8 @@ async function run(seed: number, steps: number, withCudnn: boolean): Promise<Rec
   const scrub = random() < 0.5;
   const backend = createBackend('host', { deviceCapacityBytes: 4 * MiB, deviceCount: DEVICES });
   const memory = new MemoryManager(backend, givenLimits(new Array(DEVICES).fill(CAP), CAP), { poolChunkBytes: pick([8 * KiB, 16 * KiB, 32 * KiB]), asyncCopyThresholdBytes: pick([512, 4096, MiB]), scrub }, new PhysicalMemoryGuard(0));
-  const limits = { quota: { deviceQuotaBytes: QUOTA, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0 }, guaranteed: { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: GUARANTEE, maxArrays: 0 } };
-  const none = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0 };
+  const limits = { quota: { deviceQuotaBytes: QUOTA, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0, maxMappedRegions: 0 }, guaranteed: { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: GUARANTEE, maxArrays: 0, maxMappedRegions: 0 } };
+  const none = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0, maxMappedRegions: 0 };
   memory.tenants.setLimits((tenant) => limits[tenant as keyof typeof limits] ?? none);
   memory.tenants.declare(['quota', 'guaranteed']);
   const log = pino({ level: 'silent' });

@@ -42,7 +42,7 @@ async function run(seed: number, steps: number): Promise<void> {
       let deviceGuaranteeBytes = pick([0, 0, MiB, 2 * MiB]);
       if ((deviceQuotaBytes > 0 && deviceGuaranteeBytes > deviceQuotaBytes) || guarantees + deviceGuaranteeBytes > CAP) deviceGuaranteeBytes = 0;
       guarantees += deviceGuaranteeBytes;
-      const spec = { name, tokenSha256: String(index).repeat(64), deviceQuotaBytes, hostQuotaBytes: pick([0, 2 * MiB, 4 * MiB]), mmapQuotaBytes: 0, maxArrays: 0, deviceGuaranteeBytes, maxLeases: 0, admin: false };
+      const spec = { name, tokenSha256: String(index).repeat(64), deviceQuotaBytes, hostQuotaBytes: pick([0, 2 * MiB, 4 * MiB]), mmapQuotaBytes: 0, maxArrays: 0, maxMappedRegions: 0, deviceGuaranteeBytes, maxLeases: 0, admin: false };
       return random() < 0.85 ? [spec] : [];
     });
   };

@@ -18,7 +18,7 @@ import { createBackend } from '../../src/native/addon';
 import { MiB } from '../../src/units';
 import { thrownBy } from '../helpers/thrown';
 
-const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0 };
+const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0, maxMappedRegions: 0 };
 
 /** Pools capped at `capBytes` on `devices` emulated devices, host cap the same. */
 function manager(capBytes: number, devices = 1, physical = new PhysicalMemoryGuard(0)): MemoryManager {

@@ -38,7 +38,7 @@ function errorOf(fn: () => unknown): TensormemError {
 describe('tenants file', () => {
   it('reads tenants, sizes as powers of 1024, and defaults', () => {
     const [a, admin] = parseTenants(GOOD);
-    expect(a).toEqual({ name: 'team-a', tokenSha256: sha('token-a'), deviceQuotaBytes: 8 * 1024 ** 3, hostQuotaBytes: 4 * 1024 ** 3, mmapQuotaBytes: 0, deviceGuaranteeBytes: 2 * 1024 ** 3, maxLeases: 16, maxArrays: 0, admin: false });
+    expect(a).toEqual({ name: 'team-a', tokenSha256: sha('token-a'), deviceQuotaBytes: 8 * 1024 ** 3, hostQuotaBytes: 4 * 1024 ** 3, mmapQuotaBytes: 0, deviceGuaranteeBytes: 2 * 1024 ** 3, maxLeases: 16, maxArrays: 0, maxMappedRegions: 0, admin: false });
     expect(admin).toMatchObject({ name: 'admin', admin: true, deviceQuotaBytes: 0, maxLeases: 0 });
   });
 
@@ -52,6 +52,10 @@ describe('tenants file', () => {
     expect(parseTenants(GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_arrays: 5000'))[0].maxArrays).toBe(5000);
   });
 
+  it('reads max_mapped_regions, its part of --max-mapped-regions', () => {
+    expect(parseTenants(GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_mapped_regions: 300'))[0].maxMappedRegions).toBe(300);
+  });
+
   it('reads the JSON form', () => {
     const json = JSON.stringify({ tenants: [{ name: 'j', token_sha256: sha('t'), quota: { device: '1G' } }] });
     expect(parseTenants(json, 'tenants.json')[0].deviceQuotaBytes).toBe(1024 ** 3);
@@ -62,6 +66,7 @@ describe('tenants file', () => {
     [GOOD.replace(`"${sha('token-admin')}"`, 'nothex'), 8, 'token_sha256 of tenant "admin"'],
     [GOOD.replace('max_leases: 16', 'max_leases: -1'), 6, 'max_leases'],
     [GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_arrays: 1.5'), 7, 'max_arrays of tenant "team-a"'],
+    [GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_mapped_regions: "many"'), 7, 'expected a non-negative integer for max_mapped_regions of tenant "team-a" but received "many"'],
     [GOOD.replace('admin: true', 'admin: yes please'), 9, 'admin of tenant "admin"'],
     [GOOD.replace('guarantee:', 'guarantees:'), 5, 'unknown key "guarantees"'],
     [GOOD.replace('name: admin', 'name: team-a'), 7, 'listed twice'],
@@ -100,7 +105,7 @@ describe('tenant registry', () => {
     expect(before.deviceGuaranteeBytes).toBe(2 * 1024 * MiB);
     reloaded.replace(reloaded.list().filter((tenant) => tenant.name !== 'team-a'));
     // Its open leases stay bound by its quotas; its guarantee would keep reserving memory no one may use.
-    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: before.deviceQuotaBytes, hostQuotaBytes: before.hostQuotaBytes, mmapQuotaBytes: before.mmapQuotaBytes, deviceGuaranteeBytes: 0, maxArrays: before.maxArrays });
+    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: before.deviceQuotaBytes, hostQuotaBytes: before.hostQuotaBytes, mmapQuotaBytes: before.mmapQuotaBytes, deviceGuaranteeBytes: 0, maxArrays: before.maxArrays, maxMappedRegions: before.maxMappedRegions });
     expect(errorOf(() => reloaded.authorizeOpen('token-a', '')).kind).toBe('UNAUTHENTICATED');
     reloaded.replace(parseTenants(GOOD));
     expect(reloaded.limitsOf('team-a')).toEqual(before);
@@ -115,7 +120,7 @@ describe('tenant registry', () => {
     expect(reloaded.limitsOf('team-a').deviceQuotaBytes).toBe(before.deviceQuotaBytes);
     reloaded.forgetUnusedDropped(() => false);
     expect(reloaded.droppedCount).toBe(0);
-    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0 });
+    expect(reloaded.limitsOf('team-a')).toEqual({ deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: 0, maxArrays: 0, maxMappedRegions: 0 });
   });
 
   it('takes any tenant name in open mode', () => {

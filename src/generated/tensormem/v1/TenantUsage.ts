@@ -17,6 +17,8 @@ export interface TenantUsage {
   'mmap_quota_bytes'?: (number | string | Long);
   'arrays'?: (number | string | Long);
   'max_arrays'?: (number | string | Long);
+  'mapped_regions'?: (number | string | Long);
+  'max_mapped_regions'?: (number | string | Long);
 }
 
 export interface TenantUsage__Output {
@@ -34,4 +36,6 @@ export interface TenantUsage__Output {
   'mmap_quota_bytes': (number);
   'arrays': (number);
   'max_arrays': (number);
+  'mapped_regions': (number);
+  'max_mapped_regions': (number);
 }
