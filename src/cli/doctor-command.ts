@@ -130,6 +130,7 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
     hostCapOrigin: hostCapOrigin(config, limits),
     tenants: config.tenantsFile === undefined ? undefined : tenantsFacts(config.tenantsFile, limits.maxBytes),
     mmapMaxBytes: config.mmapMaxBytes,
+    maxMappedRegions: config.maxMappedRegions,
     openModeAddressError: config.tenantsFile === undefined ? openModeAddressError(config) : undefined,
   };
 }
@@ -153,13 +154,19 @@ function tenantsFacts(file: string, maxBytes: number[]): DoctorTenants {
     return { file, readError: (error as Error).message };
   }
   const guaranteeBytes = specs.reduce((sum, tenant) => sum + tenant.deviceGuaranteeBytes, 0);
-  const withoutMmapQuota = specs.filter((tenant) => !tenant.admin && tenant.mmapQuotaBytes === 0).map((tenant) => tenant.name);
+  const users = specs.filter((tenant) => !tenant.admin);
+  const withoutMmapQuota = users.filter((tenant) => tenant.mmapQuotaBytes === 0).map((tenant) => tenant.name);
+  const mappedRegions = {
+    tenants: users.length,
+    without: users.filter((tenant) => tenant.maxMappedRegions === 0).map((tenant) => tenant.name),
+    sum: users.reduce((sum, tenant) => sum + tenant.maxMappedRegions, 0),
+  };
   try {
     checkGuaranteesFit(specs, maxBytes, file);
   } catch (error) {
-    return { file, guaranteeBytes, withoutMmapQuota, guaranteesError: (error as Error).message };
+    return { file, guaranteeBytes, withoutMmapQuota, mappedRegions, guaranteesError: (error as Error).message };
   }
-  return { file, guaranteeBytes, withoutMmapQuota };
+  return { file, guaranteeBytes, withoutMmapQuota, mappedRegions };
 }
 
 /** --ram / --vram: a bad value (a machine or device of 0 bytes included) is a usage error (exit 2). */

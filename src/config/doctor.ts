@@ -52,6 +52,8 @@ export interface DoctorTenants {
   guaranteeBytes?: number;
   /** Tenants (admins aside) with no quota.mmap, when the file parsed. */
   withoutMmapQuota?: string[];
+  /** Its tenants (admins aside), when the file parsed: those with no max_mapped_regions, and the sum of those given. */
+  mappedRegions?: { tenants: number; without: string[]; sum: number };
 }
 
 export interface DoctorFacts {
@@ -78,6 +80,8 @@ export interface DoctorFacts {
   tenants?: DoctorTenants;
   /** --mmap-maxbytes; 0 = no cap. Undefined when not known (an older daemon). */
   mmapMaxBytes?: number;
+  /** --max-mapped-regions; 0 = no cap. Undefined when not known. */
+  maxMappedRegions?: number;
   /**
    * Offline doctor only: tensormemd's refusal of an address that is not loopback or unix: in open mode
    * (no --tenants file) for --listen, --metrics-listen or --data-listen; undefined when it has none.
@@ -326,6 +330,22 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       what: `No --mmap-maxbytes, and tenant${uncapped.length > 1 ? 's' : ''} ${names} of --tenants ${facts.tenants!.file} ha${uncapped.length > 1 ? 've' : 's'} no quota.mmap: ${uncapped.length > 1 ? 'each' : 'it'} may create MMAP workspace files until the file system of --mmap-dir is full`,
       why: 'MMAP workspace files live outside --host-maxbytes and the host quotas (their pages belong to the files); a full disk fails every other tenant\'s MMAP workspaces, and anything else that writes there.',
       fix: `--mmap-maxbytes SIZE (all tenants together), and quota: { mmap: SIZE } for each tenant in ${facts.tenants!.file}`,
+    });
+  }
+  const regions = facts.tenants?.mappedRegions;
+  const regionCap = facts.maxMappedRegions ?? 0;
+  if (regions && regionCap > 0 && regions.tenants > 1 && (regions.without.length > 0 || regions.sum > regionCap)) {
+    const file = facts.tenants!.file;
+    const names = regions.without.map((name) => `"${name}"`).join(', ');
+    add({
+      severity: 'warning',
+      rule: 'mapped-regions-unshared',
+      what:
+        regions.without.length > 0
+          ? `Tenant${regions.without.length > 1 ? 's' : ''} ${names} of --tenants ${file} ha${regions.without.length > 1 ? 've' : 's'} no max_mapped_regions: ${regions.without.length > 1 ? 'each' : 'it'} may take all ${regionCap} of --max-mapped-regions`
+          : `The max_mapped_regions of --tenants ${file} add up to ${regions.sum}, more than --max-mapped-regions ${regionCap}`,
+      why: "--max-mapped-regions is one cap for all tenants (exportable arrays' regions of their own, MMAP workspaces' mappings): one tenant at it keeps every other tenant's exports and MMAP workspaces out until it frees some.",
+      fix: `max_mapped_regions for each tenant in ${file}, adding up to at most ${regionCap}`,
     });
   }
   return findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);

@@ -388,6 +388,26 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
       expect(rules(proposedFacts([...base, '--tenants', all], { ram: '32G' }, {}))).not.toContain('warning mmap-files-uncapped');
     });
 
+    it('warns when one tenant may take every mapped region: a tenant without max_mapped_regions, or theirs past --max-mapped-regions', () => {
+      const regions = (name: string, count: number) => `  - name: ${name}\n    token_sha256: "${createHash('sha256').update(name).digest('hex')}"\n    max_mapped_regions: ${count}\n`;
+      const admin = `  - name: ops\n    token_sha256: "${createHash('sha256').update('ops').digest('hex')}"\n    admin: true\n`;
+      const mixed = file('regions-mixed.yaml', `tenants:\n${regions('a', 100)}${tenant('b', '1G')}${admin}`);
+      const finding = diagnose(proposedFacts([...base, '--tenants', mixed, '--max-mapped-regions', '1000'], { ram: '32G' }, {})).find((f) => f.rule === 'mapped-regions-unshared')!;
+      expect(finding.severity).toBe('warning');
+      expect(finding.what).toBe(`Tenant "b" of --tenants ${mixed} has no max_mapped_regions: it may take all 1000 of --max-mapped-regions`);
+      expect(finding.fix).toBe(`max_mapped_regions for each tenant in ${mixed}, adding up to at most 1000`);
+      const over = file('regions-over.yaml', `tenants:\n${regions('a', 600)}${regions('b', 600)}${admin}`);
+      expect(diagnose(proposedFacts([...base, '--tenants', over, '--max-mapped-regions', '1000'], { ram: '32G' }, {})).find((f) => f.rule === 'mapped-regions-unshared')!.what).toBe(
+        `The max_mapped_regions of --tenants ${over} add up to 1200, more than --max-mapped-regions 1000`,
+      );
+      // Shares within the cap, no cap at all, or one tenant (admins aside): nothing to split.
+      const split = file('regions-split.yaml', `tenants:\n${regions('a', 500)}${regions('b', 500)}${admin}`);
+      expect(rules(proposedFacts([...base, '--tenants', split, '--max-mapped-regions', '1000'], { ram: '32G' }, {}))).not.toContain('warning mapped-regions-unshared');
+      expect(rules(proposedFacts([...base, '--tenants', mixed, '--max-mapped-regions', '0'], { ram: '32G' }, {}))).not.toContain('warning mapped-regions-unshared');
+      const one = file('regions-one.yaml', `tenants:\n${tenant('b', '1G')}${admin}`);
+      expect(rules(proposedFacts([...base, '--tenants', one, '--max-mapped-regions', '1000'], { ram: '32G' }, {}))).not.toContain('warning mapped-regions-unshared');
+    });
+
     it('a file that does not parse, or is missing, is an error naming the file', () => {
       const bad = file('bad.yaml', 'maxbytes: 12Q\n');
       const finding = diagnose(proposedFacts([...base, '--tenants', bad], { ram: '32G' }, {})).find((f) => f.rule === 'tenants-file-unreadable')!;
