@@ -58,6 +58,14 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 60_000;
 export const DEFAULT_DATA_PLANE_THRESHOLD_BYTES = 1024 * 1024;
 export const DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS = 5000;
 export const DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS = 90_000;
+/**
+ * The longest wait between two attempts to reconnect to a daemon that is gone (grpc-js's
+ * grpc.max_reconnect_backoff_ms; its default is 120 s). grpc-js waits 1 s after the first failed
+ * attempt and 1.6 times longer after each next one; calls fail UNAVAILABLE until an attempt succeeds,
+ * so with its default a daemon back after a 40 s outage was reached 22 s later, after a few minutes'
+ * outage up to 2 minutes later. An attempt to a daemon that is down costs a refused connect.
+ */
+export const RECONNECT_BACKOFF_MAX_MS = 5000;
 
 /**
  * Leases per ListLeases reply that listLeases asks for: a page of leases with the most labels the daemon

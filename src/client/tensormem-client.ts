@@ -39,6 +39,7 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   LIST_LEASES_PAGE_SIZE,
   OpenLeaseOptions,
+  RECONNECT_BACKOFF_MAX_MS,
 } from './client-options';
 import { LeaseSession } from './lease-session';
 
@@ -58,6 +59,7 @@ export {
   DEFAULT_MAX_MESSAGE_BYTES,
   LIST_ARRAYS_PAGE_SIZE,
   LIST_LEASES_PAGE_SIZE,
+  RECONNECT_BACKOFF_MAX_MS,
 } from './client-options';
 export { LeaseSession, type ArrayExport, type CudnnWorkspaceRequest } from './lease-session';
 export type { WorkspaceInfo__Output as WorkspaceInfo, WorkspaceConfig };
@@ -116,7 +118,12 @@ export class TensormemClient {
     if (chunkBytes !== undefined) requireChunkBytes(chunkBytes);
     const { proto } = loadTensormemProto();
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const channelOptions: ChannelOptions = { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes };
+    const channelOptions: ChannelOptions = {
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': maxMessageBytes,
+      // A daemon that restarts is reached again within seconds of its return, however long it was gone.
+      'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MAX_MS,
+    };
     const tls = options.tls;
     const creds = tls ? credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null) : credentials.createInsecure();
     if (tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = tls.serverName;

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { Socket, connect } from 'node:net';
+import { AddressInfo, Socket, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -101,6 +101,42 @@ describe('daemon restart', () => {
       rmSync(folder, { recursive: true, force: true });
     }
   }, 90_000);
+
+  it('keeps trying to reconnect at least every few seconds while the daemon is gone, so a daemon back after a long outage serves within seconds', async () => {
+    // Stands in for a daemon that is gone: every connection is accepted and closed at once, and its
+    // time noted. grpc-js backs off between attempts (1 s, growing 1.6 times each, by default up to
+    // 120 s): after a 40 s outage the client went on failing UNAVAILABLE for 22 s more.
+    const attempts: number[] = [];
+    const server = createServer((socket) => {
+      attempts.push(Date.now());
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const client = new TensormemClient(`127.0.0.1:${port}`);
+    let daemon;
+    try {
+      const start = Date.now();
+      // A trainer that retries its call every 100 ms; calls fail fast while the channel is down.
+      while (Date.now() - start < 26_000) {
+        expect((await failure(client.memoryInfo()))?.code).toBe(status.UNAVAILABLE);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const gaps = [...attempts, Date.now()].map((at, index, all) => at - (all[index - 1] ?? start));
+      expect(attempts.length).toBeGreaterThan(3);
+      expect(Math.max(...gaps), `gaps between connection attempts: ${gaps.join(', ')} ms`).toBeLessThan(7_000);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // The daemon comes back on that address: the same client is served within one backoff.
+      daemon = await startDaemon(['--listen', `127.0.0.1:${port}`]);
+      const back = Date.now();
+      await expect.poll(() => client.memoryInfo().then((info) => info.devices.length, () => 0), { timeout: 10_000, interval: 100 }).toBe(1);
+      expect(Date.now() - back).toBeLessThan(7_000);
+    } finally {
+      client.close();
+      server.close();
+      await daemon?.stop();
+    }
+  }, 60_000);
 
   it('logs the count and bytes of the shared-memory objects a dead daemon left, and only a few of their names', async () => {
     // Test files run in parallel: a daemon another file starts at the same moment may sweep some of the
