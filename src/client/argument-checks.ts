@@ -18,6 +18,11 @@ export function positiveMs(field: string, value: number): number {
   return value;
 }
 
+/** A timeout of the client's options that may be none: a number of ms above 0 (Infinity: none). */
+export function requireTimeoutMs(field: string, value: unknown): void {
+  if (!(typeof value === 'number' && value > 0)) throw invalidArgument(field, 'a number of milliseconds above 0 (Infinity: none)', value);
+}
+
 /**
  * A deadlineMs option: unset, or a number of ms from 0 (Infinity: none). A string ('5000') or NaN went
  * to grpc-js as a deadline it could not use, which failed the call with no gRPC code.

@@ -147,6 +147,8 @@ function optionNames<T>(names: Record<keyof T, 1>): string[] {
 
 const OPTION_NAMES = {
   client: optionNames<ClientOptions>({ maxMessageBytes: 1, chunkBytes: 1, deadlineMs: 1, tls: 1, dataPlane: 1, keepalive: 1 }),
+  'client.dataPlane': optionNames<Exclude<ClientOptions['dataPlane'], false | undefined>>({ thresholdBytes: 1, connectTimeoutMs: 1, stallTimeoutMs: 1 }),
+  'client.keepalive': optionNames<Exclude<ClientOptions['keepalive'], false | undefined>>({ timeMs: 1, timeoutMs: 1 }),
   openLease: optionNames<OpenLeaseOptions>({ tenant: 1, clientName: 1, ttlSeconds: 1, labels: 1, tenantToken: 1 }),
   listLeases: optionNames<OptionsOf<'listLeases', 1>>({ tenant: 1, pageSize: 1 }),
   listLeasesPage: optionNames<OptionsOf<'listLeasesPage', 0>>({ tenant: 1, pageSize: 1, pageToken: 1, order: 1 }),
@@ -171,6 +173,10 @@ export function checkOptionNames(method: keyof typeof OPTION_NAMES, options: obj
     const value = (options as Record<string, unknown>)[key];
     if (value === undefined || names.includes(key) || !Object.hasOwn(options, key)) continue;
     const hint = names.includes(camelCase(key)) ? `did you mean ${camelCase(key)}?` : `it takes ${names.join(', ')}`;
-    throw invalidArgument(`${method === 'client' ? 'TensormemClient' : method} option ${key}`, `an option ${method === 'client' ? 'the client' : method} takes (${hint})`, value);
+    // 'client.dataPlane': the client's dataPlane option object.
+    const [owner, inner] = method.split('.');
+    const field = owner === 'client' ? `TensormemClient option ${inner ? `${inner}.` : ''}${key}` : `${method} option ${key}`;
+    const taker = owner === 'client' ? (inner ? `the client's ${inner}` : 'the client') : method;
+    throw invalidArgument(field, `an option ${taker} takes (${hint})`, value);
   }
 }

@@ -26,7 +26,7 @@ import { DataPlaneConnections } from '../dataplane/data-plane-connections';
 import { SharedMemoryMappings } from './shm-mappings';
 import { checkRequestsBeforeSending, RequestChecks, type RequestProblem } from './request-checks';
 import { clientError, invalidArgument, TensormemClientError } from './client-errors';
-import { checkDeadlineMs, positiveMs, requireChunkBytes } from './argument-checks';
+import { checkDeadlineMs, positiveMs, requireByteCount, requireChunkBytes, requireTimeoutMs } from './argument-checks';
 import { call, deadlineIn } from './unary-call';
 import {
   checkOptionNames,
@@ -89,6 +89,31 @@ function namingAddressOnUnavailable(address: string): Interceptor {
     });
 }
 
+/**
+ * Refuses what the client's options object holds that it does not take, naming it. The dataPlane and
+ * keepalive objects were read without a check: `dataPlane: 'off'` left the data plane on, a misspelled
+ * `connectTimeoutMS` kept the default, and `stallTimeoutMs: '90s'` (NaN ms) gave every large transfer
+ * up at once, which moved the lease to gRPC for good.
+ */
+function checkClientOptions(options: ClientOptions): void {
+  checkOptionNames('client', options);
+  checkDeadlineMs(options.deadlineMs);
+  const { dataPlane, keepalive } = options as { dataPlane?: unknown; keepalive?: unknown };
+  if (dataPlane !== undefined && typeof dataPlane !== 'boolean') {
+    if (typeof dataPlane !== 'object' || dataPlane === null) throw invalidArgument('dataPlane', 'false, or an object of the dataPlane options (thresholdBytes, connectTimeoutMs, stallTimeoutMs)', dataPlane);
+    checkOptionNames('client.dataPlane', dataPlane);
+    const { thresholdBytes, connectTimeoutMs, stallTimeoutMs } = dataPlane as Record<string, unknown>;
+    if (thresholdBytes !== undefined) requireByteCount('dataPlane.thresholdBytes', thresholdBytes as number);
+    if (connectTimeoutMs !== undefined) requireTimeoutMs('dataPlane.connectTimeoutMs', connectTimeoutMs);
+    if (stallTimeoutMs !== undefined) requireTimeoutMs('dataPlane.stallTimeoutMs', stallTimeoutMs);
+  }
+  if (keepalive !== undefined && typeof keepalive !== 'boolean') {
+    if (typeof keepalive !== 'object' || keepalive === null) throw invalidArgument('keepalive', 'false, or an object of the keepalive options (timeMs, timeoutMs)', keepalive);
+    // Their values are checked where the channel options are made.
+    checkOptionNames('client.keepalive', keepalive);
+  }
+}
+
 let sharedRequestChecks: RequestChecks | undefined;
 
 /** One RequestChecks for every client of the process (it keeps a check per message type). */
@@ -110,8 +135,7 @@ export class TensormemClient {
     readonly address: string,
     private readonly options: ClientOptions = {},
   ) {
-    checkOptionNames('client', options);
-    checkDeadlineMs(options.deadlineMs);
+    checkClientOptions(options);
     const { maxMessageBytes: maxMessage, chunkBytes } = options;
     // -1: no limit (grpc-js's own value; tensormemctl snapshot takes a reply of any size).
     if (maxMessage !== undefined && !(Number.isSafeInteger(maxMessage) && (maxMessage > 0 || maxMessage === -1))) throw invalidArgument('maxMessageBytes', 'a whole number of bytes above 0, or -1 for no limit', maxMessage);

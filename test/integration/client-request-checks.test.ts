@@ -194,4 +194,29 @@ describe('typed client: unknown enum names', () => {
       await lease.close();
     }
   });
+
+  it('refuses a dataPlane or keepalive option the client does not take, or of the wrong kind, naming it, instead of ignoring it', () => {
+    // Each was taken without a word: 'off' left the data plane on, a misspelled timeout kept the
+    // default, and a stallTimeoutMs of '90s' gave up every transfer at once (NaN ms), so that every
+    // lease went back to gRPC after its first large transfer.
+    for (const [options, field, text] of [
+      [{ dataPlane: 'off' }, 'dataPlane', "Expected false, or an object of the dataPlane options (thresholdBytes, connectTimeoutMs, stallTimeoutMs) for dataPlane but received \"off\""],
+      [{ dataPlane: null }, 'dataPlane', 'but received null'],
+      [{ dataPlane: { connectTimeoutMS: 100 } }, 'TensormemClient option dataPlane.connectTimeoutMS', '(it takes thresholdBytes, connectTimeoutMs, stallTimeoutMs)'],
+      [{ dataPlane: { threshold_bytes: 4096 } }, 'TensormemClient option dataPlane.threshold_bytes', '(did you mean thresholdBytes?)'],
+      [{ dataPlane: { thresholdBytes: '1M' } }, 'dataPlane.thresholdBytes', 'for dataPlane.thresholdBytes but received "1M"'],
+      [{ dataPlane: { thresholdBytes: -1 } }, 'dataPlane.thresholdBytes', 'but received -1'],
+      [{ dataPlane: { stallTimeoutMs: '90s' } }, 'dataPlane.stallTimeoutMs', 'Expected a number of milliseconds above 0 (Infinity: none) for dataPlane.stallTimeoutMs but received "90s"'],
+      [{ dataPlane: { stallTimeoutMs: 0 } }, 'dataPlane.stallTimeoutMs', 'but received 0'],
+      [{ dataPlane: { connectTimeoutMs: Number.NaN } }, 'dataPlane.connectTimeoutMs', 'but received NaN'],
+      [{ keepalive: 'off' }, 'keepalive', 'for keepalive but received "off"'],
+      [{ keepalive: { timeoutMS: 1000 } }, 'TensormemClient option keepalive.timeoutMS', '(it takes timeMs, timeoutMs)'],
+    ] as const) {
+      expect(() => new TensormemClient(setup.client.address, options as unknown as ClientOptions), field).toThrow(expect.objectContaining({ code: status.INVALID_ARGUMENT, errorMetadata: { field } }));
+      expect(() => new TensormemClient(setup.client.address, options as unknown as ClientOptions), field).toThrow(text);
+    }
+    for (const options of [{ dataPlane: false }, { dataPlane: {} }, { dataPlane: { thresholdBytes: 0, connectTimeoutMs: 250.5, stallTimeoutMs: Infinity } }, { keepalive: false }, { keepalive: {} }] as ClientOptions[]) {
+      new TensormemClient(setup.client.address, options).close();
+    }
+  });
 });
