@@ -124,13 +124,14 @@ describe('daemon restart', () => {
       }
       const gaps = [...attempts, Date.now()].map((at, index, all) => at - (all[index - 1] ?? start));
       expect(attempts.length).toBeGreaterThan(3);
-      expect(Math.max(...gaps), `gaps between connection attempts: ${gaps.join(', ')} ms`).toBeLessThan(7_000);
+      expect(Math.max(...gaps), `gaps between connection attempts: ${gaps.join(', ')} ms`).toBeLessThan(8_000);
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      // The daemon comes back on that address: the same client is served within one backoff.
+      // The daemon comes back on that address: the same client is served within one backoff (at most 5 s,
+      // 6 s with grpc-js's 20 % jitter; the margin is for a loaded machine).
       daemon = await startDaemon(['--listen', `127.0.0.1:${port}`]);
       const back = Date.now();
       await expect.poll(() => client.memoryInfo().then((info) => info.devices.length, () => 0), { timeout: 10_000, interval: 100 }).toBe(1);
-      expect(Date.now() - back).toBeLessThan(7_000);
+      expect(Date.now() - back).toBeLessThan(8_000);
     } finally {
       client.close();
       server.close();
