@@ -10,12 +10,14 @@
  * required and checked against the array's end before any byte is written (416 otherwise). An
  * optional `X-Tensormem-Crc32c` (8 hex digits or base64 of the 4 big-endian bytes) is checked over
  * the body as it arrives; see README "Data plane" for what the array holds after a refused write.
- * GET: the whole array (200) or one `Range: bytes=…` (206 with Content-Range).
+ * GET: the whole array (200), one `Range: bytes=…` (206 with Content-Range), or several (206
+ * multipart/byteranges, one part per range).
  *
  * HTTP/1.1 itself is ./http1-server.ts (the listener and its connection cap), with heads parsed in
  * ./http1-head.ts, keep-alive and bodies read into reused buffers in ./http1-connection.ts, and each
  * request and its answer in ./http-exchange.ts.
  */
+import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { TensormemError, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
@@ -23,7 +25,7 @@ import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
 import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
-import { ByteRange, parseContentRange, parseRange } from './byte-ranges';
+import { ByteRange, parseContentRange, parseRanges } from './byte-ranges';
 import { crc32c, crc32cHex, parseCrc32c } from './crc32c';
 import { httpErrorOf } from './http-errors';
 import { BODY_CUT_SHORT, DEFAULT_BODY_READ_BYTES, Http1Server, HttpExchange } from './http1-server';
@@ -302,6 +304,10 @@ class DataPlane {
    * freed or moved under them (a free meanwhile is carried out when the last piece is given back).
    * The success headers are set only once the first piece is lent: a refusal up to then (no host
    * memory for the mirror, the array freed) is a whole JSON answer of its own.
+   *
+   * A `Range` that selects several ranges is answered `multipart/byteranges` (RFC 9110 §14.6): each
+   * range's pieces go out the same way, after a part head of its own (the boundary, its Content-Type
+   * and Content-Range), and the whole body's Content-Length is known before the first byte.
    */
   private async get(exchange: HttpExchange, array: TensorArray, headOnly: boolean): Promise<void> {
     // Range applies to GET only: a server MUST ignore it on any other method (RFC 9110 §14.2), so a HEAD
@@ -309,7 +315,9 @@ class DataPlane {
     // If-Range names a validator (an ETag or a date) this daemon never sends, so it never matches the
     // array: the Range is ignored and the whole array sent (RFC 9110 §13.1.5), never a piece of bytes
     // that may have changed since the client's validator.
-    const range = !headOnly && exchange.headers['if-range'] === undefined ? parseRange(exchange.headers.range, array.byteSize) : undefined;
+    const ranges = !headOnly && exchange.headers['if-range'] === undefined ? parseRanges(exchange.headers.range, array.byteSize) : undefined;
+    const range = ranges?.length === 1 ? ranges[0] : undefined;
+    const parts = ranges && ranges.length > 1 ? multipartOf(ranges, array.byteSize) : undefined;
     const start = range?.start ?? 0;
     const length = range?.length ?? array.byteSize;
     array.assertUsable('Cannot read array');
@@ -321,46 +329,52 @@ class DataPlane {
       return;
     }
     const setSuccessHeaders = () => {
-      exchange.setHeader('Content-Type', 'application/octet-stream');
+      exchange.setHeader('Content-Type', parts ? `multipart/byteranges; boundary=${parts.boundary}` : 'application/octet-stream');
       exchange.setHeader('Accept-Ranges', 'bytes');
       exchange.setHeader('X-Tensormem-Data-Type', array.dataType);
       exchange.setHeader('X-Tensormem-Shape', array.shape.join(','));
-      exchange.setHeader('Content-Length', String(length));
+      exchange.setHeader('Content-Length', String(parts ? parts.contentLength : length));
       if (range) exchange.setHeader('Content-Range', `bytes ${start}-${start + length - 1}/${array.byteSize}`);
-      exchange.statusCode = range ? 206 : 200;
+      exchange.statusCode = ranges ? 206 : 200;
     };
     if (headOnly || length === 0) {
       setSuccessHeaders();
       exchange.end();
       return;
     }
-    const chunkBytes = Math.min(this.context.config.chunkBytes, length);
     const onSocket = new Set<() => void>();
     let pieceTaken: (() => void) | undefined;
     // After 'close' the socket holds no write any more, so every view may go back then at the latest.
     exchange.onClose(() => {
       for (const giveBack of [...onSocket]) giveBack();
     });
-    for (let position = start; position < start + length; position += chunkBytes) {
-      while (onSocket.size >= PIECES_ON_SOCKET) await new Promise<void>((resolve) => (pieceTaken = resolve));
-      if (exchange.destroyed) return;
-      const loan = await array.lendHostView(position, Math.min(chunkBytes, start + length - position));
-      if (exchange.destroyed) {
-        this.endLoan(loan);
-        return;
+    const sections = parts ? parts.ranges : [{ start, length, head: '' }];
+    for (const [index, section] of sections.entries()) {
+      const chunkBytes = Math.min(this.context.config.chunkBytes, section.length);
+      const end = section.start + section.length;
+      for (let position = section.start; position < end; position += chunkBytes) {
+        while (onSocket.size >= PIECES_ON_SOCKET) await new Promise<void>((resolve) => (pieceTaken = resolve));
+        if (exchange.destroyed) return;
+        const loan = await array.lendHostView(position, Math.min(chunkBytes, end - position));
+        if (exchange.destroyed) {
+          this.endLoan(loan);
+          return;
+        }
+        if (index === 0 && position === section.start) setSuccessHeaders();
+        if (position === section.start && section.head !== '') exchange.write(section.head);
+        const lent = this.hold();
+        const giveBack = () => {
+          if (!onSocket.delete(giveBack)) return;
+          this.endLoan(loan);
+          lent();
+          pieceTaken?.();
+        };
+        onSocket.add(giveBack);
+        exchange.write(loan.view, giveBack);
+        this.context.transfers?.add('data_plane', 'read', loan.view.byteLength);
       }
-      if (position === start) setSuccessHeaders();
-      const lent = this.hold();
-      const giveBack = () => {
-        if (!onSocket.delete(giveBack)) return;
-        this.endLoan(loan);
-        lent();
-        pieceTaken?.();
-      };
-      onSocket.add(giveBack);
-      exchange.write(loan.view, giveBack);
-      this.context.transfers?.add('data_plane', 'read', loan.view.byteLength);
     }
+    if (parts) exchange.write(parts.closeDelimiter);
     exchange.end();
   }
 
@@ -436,6 +450,33 @@ class DataPlane {
     }
     return finished && allBack;
   }
+}
+
+/** A multipart/byteranges body (RFC 9110 §14.6): what goes before each range's bytes, and after the last. */
+interface Multipart {
+  boundary: string;
+  /** Each range with its part head: the delimiter (after the CRLF that ends the previous part's bytes), Content-Type and Content-Range. */
+  ranges: Array<ByteRange & { head: string }>;
+  closeDelimiter: string;
+  /** Of the whole body: part heads, the ranges' bytes and the close delimiter. */
+  contentLength: number;
+}
+
+/**
+ * The parts of a GET of several `ranges` of an array of `size` bytes, in the order listed. The boundary
+ * is 32 random hex digits (128 bits), new for each answer: an array holds any bytes, and a fixed
+ * boundary that happened to be among them would end a part early for the client's parser. The heads
+ * are ASCII, so their lengths in characters are their lengths in bytes.
+ */
+function multipartOf(ranges: ByteRange[], size: number): Multipart {
+  const boundary = randomBytes(16).toString('hex');
+  const withHeads = ranges.map((range, index) => ({
+    ...range,
+    head: `${index === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${range.start}-${range.start + range.length - 1}/${size}\r\n\r\n`,
+  }));
+  const closeDelimiter = `\r\n--${boundary}--\r\n`;
+  const contentLength = withHeads.reduce((total, part) => total + part.head.length + part.length, closeDelimiter.length);
+  return { boundary, ranges: withHeads, closeDelimiter, contentLength };
 }
 
 /**

@@ -1,10 +1,10 @@
 /**
  * The data plane's range headers (src/dataplane/byte-ranges.ts): what a GET's `Range` selects of an
- * array, and when it selects nothing (416) or is malformed (400).
+ * array, and when it selects nothing (416) or is malformed or too many (400).
  */
 import { describe, expect, it } from 'vitest';
 import { TensormemError } from '../../src/errors';
-import { parseContentRange, parseRange } from '../../src/dataplane/byte-ranges';
+import { MAX_RANGES, parseContentRange, parseRanges } from '../../src/dataplane/byte-ranges';
 
 /** The kind and field of the error `parse` throws. */
 function refusal(parse: () => unknown): { kind: string; field: string | undefined; message: string } {
@@ -18,42 +18,87 @@ function refusal(parse: () => unknown): { kind: string; field: string | undefine
   throw new Error('expected a refusal');
 }
 
-describe('parseRange', () => {
+describe('parseRanges', () => {
   it('refuses any suffix of a 0-byte array with 416, as it selects no byte', () => {
     for (const header of ['bytes=-5', 'bytes=-1', 'bytes=-0', 'bytes=0-', 'bytes=0-0']) {
-      expect(refusal(() => parseRange(header, 0)), header).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range', message: expect.stringContaining(header) });
+      expect(refusal(() => parseRanges(header, 0)), header).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range', message: expect.stringContaining(header) });
     }
-    expect(refusal(() => parseRange('bytes=-0', 16))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range' });
+    expect(refusal(() => parseRanges('bytes=-0', 16))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range' });
   });
 
   it('clips a last position or suffix length of any number of digits to the array; a first position that large is 416', () => {
-    expect(parseRange('bytes=0-99999999999999999', 16)).toEqual({ start: 0, length: 16 });
-    expect(parseRange('bytes=5-9007199254740992', 16)).toEqual({ start: 5, length: 11 });
-    expect(parseRange(`bytes=1-${'9'.repeat(400)}`, 16)).toEqual({ start: 1, length: 15 });
-    expect(parseRange('bytes=-99999999999999999', 16)).toEqual({ start: 0, length: 16 });
+    expect(parseRanges('bytes=0-99999999999999999', 16)).toEqual([{ start: 0, length: 16 }]);
+    expect(parseRanges('bytes=5-9007199254740992', 16)).toEqual([{ start: 5, length: 11 }]);
+    expect(parseRanges(`bytes=1-${'9'.repeat(400)}`, 16)).toEqual([{ start: 1, length: 15 }]);
+    expect(parseRanges('bytes=-99999999999999999', 16)).toEqual([{ start: 0, length: 16 }]);
     // Leading zeros are the same number.
-    expect(parseRange('bytes=00000000000000000002-00000000000000000003', 16)).toEqual({ start: 2, length: 2 });
-    expect(refusal(() => parseRange('bytes=99999999999999999-', 16))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range' });
-    expect(refusal(() => parseRange('bytes=99999999999999999-99999999999999999', 16))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range' });
-    expect(refusal(() => parseRange('bytes=-99999999999999999', 0))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range' });
+    expect(parseRanges('bytes=00000000000000000002-00000000000000000003', 16)).toEqual([{ start: 2, length: 2 }]);
+    expect(refusal(() => parseRanges('bytes=99999999999999999-', 16))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range' });
+    expect(refusal(() => parseRanges('bytes=99999999999999999-99999999999999999', 16))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range' });
+    expect(refusal(() => parseRanges('bytes=-99999999999999999', 0))).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range' });
   });
 
-  it('refuses a malformed range, several ranges, or a last position before the first with 400', () => {
-    for (const header of ['bytes=', 'bytes=-', 'bytes=a-b', 'bytes=0-1,4-5', 'bytes=5-2', 'bytes=99999999999999999-3', 'BYTES=x', '=0-1', 'bytes 0-1']) {
-      expect(refusal(() => parseRange(header, 16)), header).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Range', message: expect.stringContaining(header) });
+  it('refuses a malformed range, or a last position before the first with 400', () => {
+    for (const header of ['bytes=', 'bytes=-', 'bytes=a-b', 'bytes=5-2', 'bytes=99999999999999999-3', 'BYTES=x', '=0-1', 'bytes 0-1']) {
+      expect(refusal(() => parseRanges(header, 16)), header).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Range', message: expect.stringContaining(header) });
     }
   });
 
   it('ignores empty list elements around the one range (RFC 9110 §5.6.1.2: a recipient MUST)', () => {
-    for (const header of ['bytes=2-3,', 'bytes=, 2-3', 'bytes= ,2-3 , ,']) expect(parseRange(header, 16), header).toEqual({ start: 2, length: 2 });
-    expect(parseRange('bytes=,-4', 16)).toEqual({ start: 12, length: 4 });
-    for (const header of ['bytes=,', 'bytes=, ,']) expect(refusal(() => parseRange(header, 16)), header).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Range' });
-    expect(refusal(() => parseRange('bytes=0-1,,4-5', 16)).message).toContain('multiple ranges');
+    for (const header of ['bytes=2-3,', 'bytes=, 2-3', 'bytes= ,2-3 , ,']) expect(parseRanges(header, 16), header).toEqual([{ start: 2, length: 2 }]);
+    expect(parseRanges('bytes=,-4', 16)).toEqual([{ start: 12, length: 4 }]);
+    for (const header of ['bytes=,', 'bytes=, ,']) expect(refusal(() => parseRanges(header, 16)), header).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Range' });
+    expect(parseRanges('bytes=0-1,,4-5', 16)).toEqual([{ start: 0, length: 2 }, { start: 4, length: 2 }]);
+  });
+
+  it('returns several ranges in the order listed, each clipped to the array', () => {
+    expect(parseRanges('bytes=0-9,20-29', 100)).toEqual([{ start: 0, length: 10 }, { start: 20, length: 10 }]);
+    expect(parseRanges('bytes=60-, -5 ,10-10,20-50', 100)).toEqual([{ start: 60, length: 40 }, { start: 95, length: 5 }, { start: 10, length: 1 }, { start: 20, length: 31 }]);
+    expect(parseRanges('bytes=0-0,98-1000000', 100)).toEqual([{ start: 0, length: 1 }, { start: 98, length: 2 }]);
+    expect(parseRanges(`Bytes=${'9'.repeat(30)}-,3-${'9'.repeat(30)}`, 16)).toEqual([{ start: 3, length: 13 }]);
+  });
+
+  it('drops the ranges that select no byte; none left is 416 naming the header and the size', () => {
+    expect(parseRanges('bytes=100-,0-9,-0,200-300', 100)).toEqual([{ start: 0, length: 10 }]);
+    expect(parseRanges('bytes=-0,95-,100-', 100)).toEqual([{ start: 95, length: 5 }]);
+    for (const [header, size] of [['bytes=100-,-0', 100], ['bytes=0-0,-3', 0], ['bytes=5-,6-7', 5]] as const) {
+      expect(refusal(() => parseRanges(header, size)), header).toMatchObject({ kind: 'OUT_OF_RANGE', field: 'Range', message: expect.stringContaining(`of ${header} selects a byte of the array (${size} bytes)`) });
+    }
+  });
+
+  it('refuses the whole header with 400 when any of its ranges is malformed', () => {
+    for (const header of ['bytes=0-1,x-2', 'bytes=0-1,5-2', 'bytes=100-,-', 'bytes=0-1,4-5 junk']) {
+      expect(refusal(() => parseRanges(header, 16)), header).toMatchObject({ kind: 'INVALID_ARGUMENT', field: 'Range', message: expect.stringContaining(header) });
+    }
+  });
+
+  it(`serves at most ${MAX_RANGES} ranges: more is 400 naming Range, the number and the cap, counting those that select no byte`, () => {
+    const ranges = (count: number, first = 0) => Array.from({ length: count }, (_, index) => `${first + index}-${first + index}`).join(',');
+    expect(parseRanges(`bytes=${ranges(MAX_RANGES)}`, 1000)).toHaveLength(MAX_RANGES);
+    expect(refusal(() => parseRanges(`bytes=${ranges(MAX_RANGES + 1)}`, 1000))).toEqual({ kind: 'INVALID_ARGUMENT', field: 'Range', message: `Range: ${MAX_RANGES + 1} ranges listed, more than the ${MAX_RANGES} one request may ask for` });
+    expect(refusal(() => parseRanges(`bytes=${ranges(MAX_RANGES, 5000)},0-0`, 1000)).message).toContain(`${MAX_RANGES + 1} ranges listed`);
+    // Empty list elements are no ranges.
+    expect(parseRanges(`bytes=${ranges(MAX_RANGES)}${','.repeat(100)}`, 1000)).toHaveLength(MAX_RANGES);
+  });
+
+  it('serves two ranges that overlap as listed, and refuses a byte in three or more with 400 naming it', () => {
+    expect(parseRanges('bytes=0-9,5-14', 100)).toEqual([{ start: 0, length: 10 }, { start: 5, length: 10 }]);
+    expect(parseRanges('bytes=0-,0-,', 100)).toEqual([{ start: 0, length: 100 }, { start: 0, length: 100 }]);
+    // Three ranges that do not all share a byte: 0-9 and 20-29 each overlap 5-24 only.
+    expect(parseRanges('bytes=0-9,20-29,5-24', 100)).toHaveLength(3);
+    // Touching is not overlapping.
+    expect(parseRanges('bytes=0-9,10-19,10-10,0-0', 100)).toHaveLength(4);
+    expect(refusal(() => parseRanges('bytes=0-9,20-29,5-24,8-21', 100))).toEqual({
+      kind: 'INVALID_ARGUMENT',
+      field: 'Range',
+      message: 'Range: byte 8 is in 3 of the ranges (0-9, 5-24, 8-21), more than the 2 overlapping ranges served; ask for it once or twice',
+    });
+    expect(refusal(() => parseRanges('bytes=-10,90-,95-95', 100)).message).toContain('byte 95 is in 3 of the ranges (90-99, 90-99, 95-95)');
   });
 
   it('ignores a range of another unit (RFC 9110 §14.2: an origin server MUST): the whole array', () => {
-    for (const header of ['items=0-1', 'rows=3-', ' pages = 1-2,5-6']) expect(parseRange(header, 16), header).toBeUndefined();
-    expect(parseRange('Bytes=2-3', 16)).toEqual({ start: 2, length: 2 });
+    for (const header of ['items=0-1', 'rows=3-', ' pages = 1-2,5-6']) expect(parseRanges(header, 16), header).toBeUndefined();
+    expect(parseRanges('Bytes=2-3', 16)).toEqual([{ start: 2, length: 2 }]);
   });
 });
 

@@ -1,7 +1,7 @@
 /** CRC-32C (slicing-by-8) against published vectors, and the data plane's range headers. */
 import { describe, expect, it } from 'vitest';
 import { crc32c, crc32cHex, parseCrc32c } from '../../src/dataplane/crc32c';
-import { parseContentRange, parseRange } from '../../src/dataplane/byte-ranges';
+import { parseContentRange, parseRanges } from '../../src/dataplane/byte-ranges';
 
 describe('crc32c', () => {
   it('matches the published check values', () => {
@@ -37,19 +37,18 @@ describe('crc32c', () => {
 
 describe('range headers', () => {
   it('parses Range forms against the size and clips the end', () => {
-    expect(parseRange(undefined, 100)).toBeUndefined();
-    expect(parseRange('bytes=0-9', 100)).toEqual({ start: 0, length: 10 });
-    expect(parseRange('bytes=90-', 100)).toEqual({ start: 90, length: 10 });
-    expect(parseRange('bytes=-5', 100)).toEqual({ start: 95, length: 5 });
-    expect(parseRange('bytes=-500', 100)).toEqual({ start: 0, length: 100 });
-    expect(parseRange('bytes=50-1000', 100)).toEqual({ start: 50, length: 50 });
+    expect(parseRanges(undefined, 100)).toBeUndefined();
+    expect(parseRanges('bytes=0-9', 100)).toEqual([{ start: 0, length: 10 }]);
+    expect(parseRanges('bytes=90-', 100)).toEqual([{ start: 90, length: 10 }]);
+    expect(parseRanges('bytes=-5', 100)).toEqual([{ start: 95, length: 5 }]);
+    expect(parseRanges('bytes=-500', 100)).toEqual([{ start: 0, length: 100 }]);
+    expect(parseRanges('bytes=50-1000', 100)).toEqual([{ start: 50, length: 50 }]);
   });
 
   it('refuses bad and unsatisfiable ranges with the header named', () => {
-    expect(() => parseRange('bytes=100-', 100)).toThrow(expect.objectContaining({ kind: 'OUT_OF_RANGE', metadata: { field: 'Range' } }));
-    expect(() => parseRange('bytes=5-2', 100)).toThrow(expect.objectContaining({ kind: 'INVALID_ARGUMENT' }));
-    expect(() => parseRange('bytes=0-1,5-6', 100)).toThrow(/single byte range/);
-    expect(() => parseRange('bytes=x-1', 100)).toThrow(/Range/);
+    expect(() => parseRanges('bytes=100-', 100)).toThrow(expect.objectContaining({ kind: 'OUT_OF_RANGE', metadata: { field: 'Range' } }));
+    expect(() => parseRanges('bytes=5-2', 100)).toThrow(expect.objectContaining({ kind: 'INVALID_ARGUMENT' }));
+    expect(() => parseRanges('bytes=x-1', 100)).toThrow(/Range/);
   });
 
   it('parses Content-Range and checks it against the body and the array', () => {
