@@ -133,7 +133,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'string',
     arg: 'ADDR',
     default: '127.0.0.1:7072',
-    help: 'HTTP address of Prometheus /metrics and the live status page (/, /events, /api/snapshot): HOST:PORT (port 0 picks one; the address bound is logged), or off. Loopback only without --tenants; with one, every path needs an admin token.',
+    help: 'HTTP address of Prometheus /metrics and the live status page (/, /events, /api/snapshot): HOST:PORT (port 0 picks one; the address bound is logged), or off. Loopback only without --tenants; with one, every path needs an admin token. HTTPS with --tls-cert (client certificates with --tls-client-ca).',
   },
   {
     name: 'health-listen',
@@ -167,7 +167,7 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '32765',
     help: "Most memory mappings the tenants' memory makes one at a time, held at once, all tenants together: each exportable array's shared-memory region (4 KiB and up, a mapping of its own) and each MMAP workspace's mapping of its file. One more is refused (RESOURCE_EXHAUSTED, reason MAPPING_LIMIT) with nothing changed. The kernel allows a process vm.max_map_count mappings; without a cap one tenant's small exportable arrays took them all and the daemon, which could then map nothing more (a pool chunk, its own heap), died with every tenant's leases. Each tenant's own part is max_mapped_regions in the tenants file (QUOTA_EXCEEDED past it). 0 = no cap; a cap not below vm.max_map_count is refused at start (the kernel would refuse first). Default: half of /proc/sys/vm/max_map_count (65530 by default), leaving the rest to the pools, the V8 heap and the libraries.",
   },
-  { name: 'tls-cert', type: 'string', arg: 'FILE', help: 'PEM certificate chain: serve TLS on every TCP --listen address (unix sockets stay plaintext, guarded by file mode 0660).' },
+  { name: 'tls-cert', type: 'string', arg: 'FILE', help: 'PEM certificate chain: serve TLS on every TCP --listen address, the TCP data plane and --metrics-listen (unix sockets stay plaintext, guarded by file mode 0660).' },
   { name: 'tls-key', type: 'string', arg: 'FILE', help: 'PEM private key of --tls-cert.' },
   { name: 'tls-client-ca', type: 'string', arg: 'FILE', help: 'PEM CA bundle: require client certificates signed by it (mTLS). Needs --tls-cert.' },
   { name: 'max-wait', type: 'duration', arg: 'DURATION', default: '60s', help: 'Longest an AllocateArray with wait_for_memory waits for device memory (the call deadline, when sooner, wins).' },

@@ -7,11 +7,14 @@
  * may not be built yet, skipped while the client has not taken the last one; at most
  * MAX_EVENT_STREAMS at once). In open mode (loopback only, checked by the
  * daemon) every path is open; with a tenants file every path needs an admin tenant's token, as
- * GetMemorySnapshot does (Bearer header, or `?token=` for a browser).
+ * GetMemorySnapshot does (Bearer header, or `?token=` for a browser). With --tls-cert it serves HTTPS
+ * (and asks for client certificates with --tls-client-ca), as the data plane does: served as plain HTTP,
+ * every scrape and page view sent an admin token in clear text on a daemon set up for TLS.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { isLocalAddress, parseHostPort } from '../config/listen-address';
@@ -256,7 +259,8 @@ export async function startStatusServer(address: string, context: ServiceContext
     }
   };
 
-  const server: Server = createServer((request, response) => {
+  const tls = context.config.tls;
+  const serve = (request: IncomingMessage, response: ServerResponse) => {
     handle(request, response).catch((error: unknown) => {
       const status = error instanceof HttpError ? error.status : 500;
       if (status === 500) log.error({ err: error, event: 'status_server_error' }, 'status page error');
@@ -267,7 +271,19 @@ export async function startStatusServer(address: string, context: ServiceContext
       response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...(status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}) });
       response.end(`${error instanceof Error ? error.message : String(error)}\n`);
     });
-  });
+  };
+  const server: Server = tls
+    ? (createHttpsServer(
+        {
+          cert: readFileSync(tls.certFile),
+          key: readFileSync(tls.keyFile),
+          ca: tls.clientCaFile ? readFileSync(tls.clientCaFile) : undefined,
+          requestCert: tls.clientCaFile !== undefined,
+          rejectUnauthorized: tls.clientCaFile !== undefined,
+        },
+        serve,
+      ) as unknown as Server)
+    : createServer(serve);
   const { host, port } = parseHostPort(address)!; // checked with the configuration
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(new Error(`cannot listen on ${address} (--metrics-listen): ${error.message}`)));

@@ -2,6 +2,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
@@ -25,6 +27,7 @@ function makeCertificates(): void {
 }
 
 const TOKEN = 'tls-tenant-token';
+const ADMIN_TOKEN = 'tls-admin-token';
 
 describe('TLS and mTLS', () => {
   let tlsDaemon: DaemonProcess;
@@ -32,7 +35,8 @@ describe('TLS and mTLS', () => {
 
   beforeAll(async () => {
     makeCertificates();
-    writeFileSync(file('tenants.yaml'), `tenants:\n  - name: t\n    token_sha256: "${createHash('sha256').update(TOKEN).digest('hex')}"\n`);
+    const sha = (token: string) => createHash('sha256').update(token).digest('hex');
+    writeFileSync(file('tenants.yaml'), `tenants:\n  - name: t\n    token_sha256: "${sha(TOKEN)}"\n  - name: ops\n    token_sha256: "${sha(ADMIN_TOKEN)}"\n    admin: true\n`);
     const common = ['--tenants', file('tenants.yaml'), '--tls-cert', file('server.pem'), '--tls-key', file('server.key')];
     tlsDaemon = await startDaemon(common);
     mtlsDaemon = await startDaemon([...common, '--tls-client-ca', file('ca.pem')]);
@@ -55,6 +59,31 @@ describe('TLS and mTLS', () => {
     const error = (await plain.openLease({ tenantToken: TOKEN }).catch((e: unknown) => e)) as TensormemClientError;
     expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(error.code);
     plain.close();
+  });
+
+  it('serves the metrics listener (admin tokens) over TLS too, never as plaintext HTTP', async () => {
+    // As plain HTTP, every Prometheus scrape and status page view sent an admin token in clear text
+    // on a daemon whose gRPC and data plane were TLS.
+    const get = (url: string, options: https.RequestOptions = {}) =>
+      new Promise<{ status?: number; body: string }>((resolve, reject) => {
+        const request = (url.startsWith('https:') ? https : http).get(url, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, ...options }, (response) => {
+          let body = '';
+          response.on('data', (piece) => (body += piece));
+          response.on('end', () => resolve({ status: response.statusCode, body }));
+        });
+        request.on('error', reject);
+        request.setTimeout(5000, () => request.destroy(new Error('timed out')));
+      });
+    const address = (daemon: DaemonProcess) => String(daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress).replace('127.0.0.1', 'localhost');
+    const secure = await get(`https://${address(tlsDaemon)}/metrics`, { ca: ca() });
+    expect(secure.status).toBe(200);
+    expect(secure.body).toContain('tensormem_leases');
+    // Plaintext gets no answer (the TLS server reads it as a bad handshake).
+    expect(await get(`http://${address(tlsDaemon)}/metrics`).catch((error: Error) => error)).toBeInstanceOf(Error);
+    // mTLS: a client certificate is required here too.
+    expect(await get(`https://${address(mtlsDaemon)}/metrics`, { ca: ca() }).catch((error: Error) => error)).toBeInstanceOf(Error);
+    const withCertificate = await get(`https://${address(mtlsDaemon)}/metrics`, { ca: ca(), cert: readFileSync(file('client.pem')), key: readFileSync(file('client.key')) });
+    expect(withCertificate.status).toBe(200);
   });
 
   it('refuses to start with a --tls-client-ca file that holds no certificate (mTLS would refuse every client)', async () => {

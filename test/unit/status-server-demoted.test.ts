@@ -45,6 +45,7 @@ describe('/events after a reload demoted its token', () => {
       tenants: { openMode: false, isAdmin: () => admin.now, match: () => ({ name: 'ops' }) },
       log: { error: () => undefined },
       registry: { list: () => [] },
+      config: {},
       // What each message is built from: one pool whose name pads the message to the size wanted.
       memory: { snapshot: () => [{ pool: 'x'.repeat(snapshot.builds++ < 3 ? 500_000 : 40_000), segments: [] }] },
     } as unknown as ServiceContext;

@@ -24,6 +24,7 @@ const context = {
   tenants: { openMode: true },
   log: { error: () => undefined },
   registry: { list: () => [] },
+  config: {},
   // What each /events message is built from: counted, and as slow to build as built.buildMs says.
   memory: {
     snapshot: () => {
