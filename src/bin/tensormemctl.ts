@@ -20,6 +20,7 @@ import { parseDurationMs } from '../config/sizes';
 import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
 import { MAX_TTL_SECONDS } from '../leases/lease-registry';
 import { packageVersion } from '../package-root';
+import { STDOUT_CLOSED_EXIT_CODE, StdoutWriteError, stdoutWriter } from '../cli/stdout';
 
 const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKEN] <command>
 
@@ -63,9 +64,9 @@ Flags:
             --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens, at most 168h; it ends the
             array's life; default the daemon's --lease-ttl)
 
-Exit status: 0 done; 1 failed (the daemon refused, a file could not be read or written, doctor found
-an error); 2 a usage error (unknown command or flag, a flag the command does not take, a bad flag value,
-a missing or extra argument).`;
+Exit status: 0 done; 1 failed (the daemon refused, a file or stdout could not be read or written, doctor
+found an error); 2 a usage error (unknown command or flag, a flag the command does not take, a bad flag
+value, a missing or extra argument); 141 the reader of stdout went away (| head); 128 + N stopped by signal N.`;
 
 const OPTIONS = {
   // An empty variable is unset, as tensormemd reads its TENSORMEM_* variables.
@@ -134,6 +135,9 @@ function refuseFlagsNotTaken(positionals: string[], values: { array?: string }, 
   }
 }
 
+/** Every byte tensormemctl prints goes through this: whole, or a StdoutWriteError. */
+const writeOut = stdoutWriter(process.stdout);
+
 async function main(): Promise<number> {
   const { values, positionals, tokens } = asUsage(() =>
     parseArgs({
@@ -145,11 +149,11 @@ async function main(): Promise<number> {
   );
   const terminator = process.argv.indexOf('--', 2);
   if (values.version && !values.help) {
-    process.stdout.write(`tensormemctl ${packageVersion()}\n`);
+    await writeOut(`tensormemctl ${packageVersion()}\n`);
     return 0;
   }
   if (values.help) {
-    process.stdout.write(`${HELP}\n`);
+    await writeOut(`${HELP}\n`);
     return 0;
   }
   // No command is a usage error (exit 2): the help goes to stderr with it, as for an unknown command,
@@ -180,7 +184,7 @@ async function main(): Promise<number> {
     }
     return connection;
   };
-  const print = (data: unknown, table: () => string) => process.stdout.write(`${json ? JSON.stringify(data, null, 2) : table()}\n`);
+  const print = (data: unknown, table: () => string) => writeOut(`${json ? JSON.stringify(data, null, 2) : table()}\n`);
   // An argument a command does not take is a usage error (exit 2), never ignored: `evict A B` must not
   // evict A alone, nor `doctor 30G` judge the running daemon. doctor's flags after `--` are its own.
   const afterTerminator = positionals[0] === 'doctor' && terminator >= 0 ? process.argv.length - terminator - 1 : 0;
@@ -209,7 +213,7 @@ async function main(): Promise<number> {
     switch (positionals[0]) {
       case 'info': {
         const info = await client().memoryInfo(values.token);
-        print(info, () =>
+        await print(info, () =>
           [
             `backend: ${info.backend}`,
             '',
@@ -248,7 +252,7 @@ async function main(): Promise<number> {
         // ListLeases reads an empty tenant as "every tenant": `--tenant "$UNSET"` must not list them all.
         if (values.tenant === '') throw new UsageError('leases --tenant needs a tenant name: tensormemctl leases --tenant NAME (without --tenant: every lease the token may list)');
         const leases = await client().listLeases(values.token, { tenant: values.tenant });
-        print(leases, () =>
+        await print(leases, () =>
           renderTable(
             ['LEASE', 'TENANT', 'CLIENT', 'ARRAYS', 'DEVICE', 'HOST', 'MMAP', 'AGE', 'EXPIRES'],
             leases.map((l) => [l.lease_id, l.tenant, l.client_name, l.array_count, formatIec(l.device_bytes), formatIec(l.host_bytes), formatIec(l.mmap_bytes), `${l.age_seconds}s`, new Date(Number(l.expires_at!.seconds) * 1000).toISOString()]),
@@ -260,7 +264,7 @@ async function main(): Promise<number> {
         const view = await arraysView(client(), values.token);
         if (view.kind === 'lease') {
           const { arrays } = view;
-          print(arrays, () =>
+          await print(arrays, () =>
             renderTable(
               ['ARRAY', 'TYPE', 'SHAPE', 'BYTES', 'PLACEMENT', 'DEVICE', 'MIRROR', 'LABEL'],
               arrays.map((a) => [a.array_id, a.data_type.replace('DATA_TYPE_', ''), `[${a.shape.join(',')}]`, a.byte_size, a.placement.replace('PLACEMENT_', ''), a.device, a.has_host_mirror ? (a.host_valid ? 'valid' : 'stale') : '-', a.label]),
@@ -268,7 +272,7 @@ async function main(): Promise<number> {
           );
         } else {
           const { blocks } = view;
-          print(blocks, () =>
+          await print(blocks, () =>
             renderTable(['POOL', 'LEASE', 'TENANT', 'ARRAY', 'PURPOSE', 'BYTES', 'LABEL'], blocks.map((b) => [b.pool, b.lease_id, b.tenant, b.array_id, b.purpose, formatIec(b.bytes), b.label])),
           );
         }
@@ -277,7 +281,7 @@ async function main(): Promise<number> {
       case 'tenants': {
         const info = await client().memoryInfo(values.token);
         const quota = (bytes: number) => (bytes > 0 ? formatIec(bytes) : '-');
-        print(info.tenants, () =>
+        await print(info.tenants, () =>
           renderTable(
             ['TENANT', 'LEASES', 'MAX', 'ARRAYS', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA', 'MMAP USED', 'MMAP QUOTA'],
             info.tenants.map((t) => [
@@ -306,12 +310,12 @@ async function main(): Promise<number> {
           const tenant = values.tenant;
           if (tenant === '') throw new UsageError('evict --tenant needs a tenant name: tensormemctl evict --tenant NAME --token ADMIN_TOKEN');
           const { evictedLeases, freedBytes } = await client().evictTenant(tenant, values.token);
-          print({ tenant, evicted_leases: evictedLeases, freed_bytes: freedBytes }, () => `evicted ${evictedLeases} leases of tenant ${tenant}: freed ${formatIec(freedBytes)}`);
+          await print({ tenant, evicted_leases: evictedLeases, freed_bytes: freedBytes }, () => `evicted ${evictedLeases} leases of tenant ${tenant}: freed ${formatIec(freedBytes)}`);
           break;
         }
         if (!leaseId) throw new UsageError('evict needs a lease id or --tenant NAME: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');
         const freed = await client().evictLease(leaseId, values.token);
-        print({ lease_id: leaseId, freed_bytes: freed }, () => `evicted ${leaseId}: freed ${formatIec(freed)}`);
+        await print({ lease_id: leaseId, freed_bytes: freed }, () => `evicted ${leaseId}: freed ${formatIec(freed)}`);
         break;
       }
       case 'doctor': {
@@ -320,14 +324,14 @@ async function main(): Promise<number> {
         const result = proposed
           ? report(`proposed configuration${daemonArgs.length > 0 ? ` (tensormemd ${daemonArgs.join(' ')})` : ' (defaults)'}`, proposedFacts(daemonArgs, { vram: values.vram, ram: values.ram }))
           : report(`daemon at ${values.address}`, await daemonFacts(client(), values.token));
-        print(result, () => renderReport(result));
+        await print(result, () => renderReport(result));
         return hasErrors(result.findings) ? 1 : 0;
       }
       case 'snapshot': {
         if (positionals[1] === 'diff') {
           if (positionals.length !== 4) throw new UsageError('snapshot diff needs two files: tensormemctl snapshot diff BEFORE.json AFTER.json');
           const diff = diffSnapshots(readSnapshotFile(positionals[2]), readSnapshotFile(positionals[3]));
-          print(diff, () => renderDiff(diff));
+          await print(diff, () => renderDiff(diff));
           break;
         }
         if (positionals.length > 1) throw new UsageError(`snapshot takes -f FILE or "diff A B", not "${positionals.slice(1).join(' ')}"`);
@@ -347,7 +351,7 @@ async function main(): Promise<number> {
           const blocks = snapshot.pools.flatMap((pool) => pool.segments.flatMap((segment) => segment.blocks.filter((block) => !block.free)));
           process.stderr.write(`snapshot: ${blocks.length} live blocks, ${formatIec(blocks.reduce((sum, block) => sum + block.bytes, 0))} written to ${values.file}\n`);
         } else {
-          process.stdout.write(text);
+          await writeOut(text);
         }
         break;
       }
@@ -357,7 +361,7 @@ async function main(): Promise<number> {
         if (intervalMs < MIN_WATCH_INTERVAL_MS || intervalMs > 0xffff_ffff) {
           throw new UsageError(`Expected a duration of at least ${MIN_WATCH_INTERVAL_MS}ms and at most 49 days for --interval but received "${values.interval}"`);
         }
-        await runTop(client(), { token: values.token, intervalMs, once: values.once!, json, output: process.stdout, input: process.stdin });
+        await runTop(client(), { token: values.token, intervalMs, once: values.once!, json, output: process.stdout, input: process.stdin, writeOut });
         break;
       }
       case 'put': {
@@ -388,7 +392,7 @@ async function main(): Promise<number> {
             signal,
           }),
         );
-        print(result, () =>
+        await print(result, () =>
           [
             `wrote ${result.bytes_written} bytes (${formatIec(result.bytes_written)}) into array ${result.array.array_id} ([${result.array.shape.join(',')}] ${result.array.data_type.replace('DATA_TYPE_', '').toLowerCase()})`,
             ...(result.lease
@@ -406,18 +410,18 @@ async function main(): Promise<number> {
         if (file === '-') {
           // "-" is stdout, as to most tools (it used to make a file named "-"): stdout carries the bytes
           // alone, so what get says when done goes to stderr.
-          const result = await interruptible((signal) => getToStream(client(), array, process.stdout, { ...transferOptions, signal }));
+          const result = await interruptible((signal) => getToStream(client(), array, writeOut, { ...transferOptions, signal }));
           const summary = { array: result.array, bytes_read: result.bytes_read, file: '-' };
           process.stderr.write(`${json ? JSON.stringify(summary, null, 2) : `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${array} to stdout`}\n`);
           break;
         }
         const result = await interruptible((signal) => getFile(client(), array, file, { ...transferOptions, signal }));
-        print({ array: result.array, bytes_read: result.bytes_read, file }, () => `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${values.array} into ${file}`);
+        await print({ array: result.array, bytes_read: result.bytes_read, file }, () => `read ${result.bytes_read} bytes (${formatIec(result.bytes_read)}) of array ${values.array} into ${file}`);
         break;
       }
       case 'config': {
         const config = await client().config(values.token);
-        print(config, () => [`tensormemd ${config.version}, backend ${config.backend}`, '', renderTable(['NAME', 'VALUE', 'SOURCE', 'SEED NAME'], config.values.map((v) => [v.name, v.value, v.source, v.seed_name]))].join('\n'));
+        await print(config, () => [`tensormemd ${config.version}, backend ${config.backend}`, '', renderTable(['NAME', 'VALUE', 'SOURCE', 'SEED NAME'], config.values.map((v) => [v.name, v.value, v.source, v.seed_name]))].join('\n'));
         break;
       }
       default:
@@ -450,6 +454,11 @@ main().then(
     process.exitCode = code;
   },
   (error) => {
+    // The reader of stdout went away (`tensormemctl leases | head`): what it wanted it has, as when SIGPIPE ends a process.
+    if (error instanceof StdoutWriteError && error.closed) {
+      process.exitCode = STDOUT_CLOSED_EXIT_CODE;
+      return;
+    }
     if (error instanceof UsageError) {
       process.stderr.write(`tensormemctl: ${error.message}\nRun tensormemctl --help for the commands and flags.\n`);
       process.exitCode = 2;

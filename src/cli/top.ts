@@ -8,6 +8,7 @@ import { renderTable } from '../client/table';
 import type { LeaseSummary, MemoryInfo, TensormemClient } from '../client/tensormem-client';
 import { formatIec } from '../units';
 import { deviceQuotaShare, quotaShare } from './quota-share';
+import type { WriteOut } from './stdout';
 
 export const TOP_LEASES = 10;
 
@@ -128,6 +129,8 @@ export interface TopOptions {
   input: NodeJS.ReadStream;
   /** -o json: one frame as a JSON document (see TopFrame), as with --once. */
   json?: boolean;
+  /** How the one frame of --once (or of a stdout that is not a terminal) is written whole (stdoutWriter); default output.write. */
+  writeOut?: WriteOut;
 }
 
 /** `top -o json`: what one frame shows. leases is null when the token may not list them. */
@@ -141,14 +144,15 @@ export interface TopFrame {
 export async function runTop(client: TensormemClient, options: TopOptions): Promise<void> {
   const interactive = !options.once && !options.json && options.output.isTTY === true;
   if (!interactive) {
+    const writeOut = options.writeOut ?? ((text: string) => new Promise<void>((resolve, reject) => options.output.write(text, (error) => (error ? reject(error) : resolve()))));
     if (options.json) {
       const [info, leases] = await Promise.all([client.memoryInfo(options.token), leasesOrUndefined(client, options.token)]);
       const frame: TopFrame = { address: client.address, info, leases: leases ?? null };
-      options.output.write(`${JSON.stringify(frame, null, 2)}\n`);
+      await writeOut(`${JSON.stringify(frame, null, 2)}\n`);
       return;
     }
     const [info, leases] = await Promise.all([client.memoryInfo(options.token), biggestOrUndefined(client, options.token)]);
-    options.output.write(`${renderFrame(info, leases, client.address, false)}\n`);
+    await writeOut(`${renderFrame(info, leases, client.address, false)}\n`);
     return;
   }
   const { input, output } = options;

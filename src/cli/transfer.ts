@@ -11,6 +11,8 @@ import type { ArrayInfo } from '../client/tensormem-client';
 import { formatIec, MiB } from '../units';
 import { UsageError } from './usage-error';
 import { fileTarget, kindOf, replaceFile } from './replace-file';
+import { StdoutWriteError } from './stdout';
+import type { WriteOut } from './stdout';
 
 /** Bytes moved per WriteArray / ReadArray call: large enough that a call's setup is noise, small enough for a smooth progress bar. */
 export const PIECE_BYTES = 16 * MiB;
@@ -251,7 +253,19 @@ export async function getFile(
   let read = 0;
   await replaceFile(target, 'get', async (file) => {
     read = await readPieces(session, array, options, async (piece, at) => {
-      await file.write(piece, 0, piece.length, at);
+      // A write may take fewer bytes than given (a disk that filled up, a file size limit): the rest is
+      // written again, and fails with the reason. Taken as whole, FILE was renamed into place cut short
+      // and get said it read every byte.
+      let written = 0;
+      try {
+        while (written < piece.length) {
+          const { bytesWritten } = await file.write(piece, written, piece.length - written, at + written);
+          if (bytesWritten === 0) throw new Error('the file took no more bytes');
+          written += bytesWritten;
+        }
+      } catch (error) {
+        throw new Error(`get cannot write ${path} after ${at + written} of ${array.byte_size} bytes: ${(error as Error).message}`);
+      }
     });
     await file.sync();
     options.signal?.throwIfAborted();
@@ -259,37 +273,25 @@ export async function getFile(
   return { array, bytes_read: read };
 }
 
-/** Writes `chunk` and waits until `stream` has taken it, so that no more than one piece waits in memory. */
-function writeWhole(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    stream.write(chunk, (error) => {
-      if (error) reject(error);
-      else resolve();
-    });
-  });
-}
-
 /**
- * `get --array ID -`: streams the array to `output` (stdout) a piece at a time, each written before
- * the next is read. A pipe cannot be taken back, so a get that fails or is interrupted midway has
- * written the pieces before it: the exit status, not the bytes, says whether it is whole.
+ * `get --array ID -`: streams the array to stdout a piece at a time through `write` (stdoutWriter), each
+ * written before the next is read. A pipe cannot be taken back, so a get that fails or is interrupted
+ * midway has written the pieces before it: the exit status, not the bytes, says whether it is whole.
  */
 export async function getToStream(
   client: TensormemClient,
   arrayId: string,
-  output: NodeJS.WritableStream,
+  write: WriteOut,
   options: { token?: string; progress?: NodeJS.WriteStream; signal?: AbortSignal },
 ): Promise<{ array: ArrayInfo; bytes_read: number }> {
   const { session, array } = await arrayToGet(client, arrayId, getToken(options.token));
-  // A reader that went away (`| head`) fails the write with EPIPE, which the write's callback reports;
-  // the stream emits it as 'error' too, on a later tick, and unheard that would end the process with a
-  // stack trace. Kept on: the process ends soon after either way.
-  output.on('error', () => undefined);
   const read = await readPieces(session, array, options, async (piece, at) => {
     try {
-      await writeWhole(output, piece);
+      await write(piece);
     } catch (error) {
-      throw new Error(`get cannot write to stdout after ${at} of ${array.byte_size} bytes: ${(error as Error).message}`);
+      const written = error instanceof StdoutWriteError ? error.written : 0;
+      const reason = error instanceof StdoutWriteError ? error.reason : (error as Error).message;
+      throw new Error(`get cannot write to stdout after ${at + written} of ${array.byte_size} bytes: ${reason}`);
     }
   });
   return { array, bytes_read: read };
