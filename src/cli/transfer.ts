@@ -134,9 +134,13 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
   if (path === '-') throw new UsageError('put reads a regular file, and "-" (stdin) has no size to shape the array by: save the data to a file first, then put that file (./- for a file named "-")');
   // A pipe, a terminal or a device has no size to shape the array by (stat says 0): only regular files.
   // Checked before opening: opening a FIFO with no writer would block.
-  const info = await stat(path);
+  // The operation's own message ("ENOENT: no such file or directory, stat 'x'") does not say who failed.
+  const cannotRead = (error: Error): never => {
+    throw new Error(`put cannot read ${path}: ${error.message}`);
+  };
+  const info = await stat(path).catch(cannotRead);
   if (!info.isFile()) throw new Error(`put reads a regular file, and ${path} is ${kindOf(info)}: save the data to a file first, then put that file`);
-  const file = await open(path, 'r');
+  const file = await open(path, 'r').catch(cannotRead);
   let session: LeaseSession | undefined;
   let opened: PutResult['lease'];
   try {
@@ -164,7 +168,7 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
       const buffer = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(fileBytes, 1)));
       while (written < fileBytes) {
         options.signal?.throwIfAborted();
-        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, fileBytes - written), written);
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, fileBytes - written), written).catch(cannotRead);
         if (bytesRead === 0) throw new Error(`${path} ended at ${written} bytes while ${fileBytes} were expected (was it truncated?)`);
         written += await session.write(array.array_id, buffer.subarray(0, bytesRead), written);
         progress.update(written);

@@ -759,7 +759,7 @@ describe('tensormemctl exit codes', () => {
     const missing = join(dir, 'no-such-file.bin');
     const failed = await ctl(['--address', daemon.unixAddress, 'put', missing]);
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toContain(missing);
+    expect(failed.stderr).toBe(`tensormemctl: put cannot read ${missing}: ENOENT: no such file or directory, stat '${missing}'\n`);
   }, 90_000);
 });
 
