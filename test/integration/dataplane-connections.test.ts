@@ -5,7 +5,8 @@
  * handshakes are bounded by the head deadline.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, mkdtempSync } from 'node:fs';
+import { readdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import https from 'node:https';
 import { Socket, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,11 +53,28 @@ function dataAddressOf(daemon: DaemonProcess): string {
   return daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
 }
 
-async function metric(daemon: DaemonProcess, name: string): Promise<number | undefined> {
+/** A /metrics figure; `ca`: the daemon serves TLS (--tls-cert), and so does its metrics listener, with this certificate. */
+async function metric(daemon: DaemonProcess, name: string, ca?: Buffer): Promise<number | undefined> {
   const metricsAddress = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
-  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  const text = ca === undefined ? await (await fetch(`http://${metricsAddress}/metrics`)).text() : await httpsText(`https://${metricsAddress}/metrics`, ca);
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+/** The self-signed certificate a TLS test daemon serves (its own CA). */
+const certOf = (dir: string) => readFileSync(join(dir, 'cert.pem'));
+
+function httpsText(url: string, ca: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        response.on('error', reject);
+      })
+      .on('error', reject);
+  });
 }
 
 const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
@@ -288,22 +306,22 @@ describe('TLS data plane', () => {
     const dataAddress = dataAddressOf(daemon).replace('https:', 'http:');
     await open(dataAddress);
     await open(dataAddress);
-    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(2);
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections', certOf(dir))).toBe(2);
     const extra = await open(dataAddress);
     const { text } = await untilClosed(extra);
     expect(text).toBe('');
-    expect(await metric(daemon, 'tensormem_data_plane_connections_refused_total')).toBe(1);
+    expect(await metric(daemon, 'tensormem_data_plane_connections_refused_total', certOf(dir))).toBe(1);
   });
 
   it('a client that connects and closes before its handshake (a TCP health check) leaves no socket open in the daemon', async () => {
     const dataAddress = dataAddressOf(daemon).replace('https:', 'http:');
-    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections'), { timeout: 8000 }).toBe(0);
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections', certOf(dir)), { timeout: 8000 }).toBe(0);
     const pid = daemon.child.pid!;
     const before = openFds(pid);
     for (let i = 0; i < 2; i++) (await open(dataAddress)).end();
-    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(2);
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections', certOf(dir))).toBe(2);
     // Half-open (allowHalfOpen) and never handshaking: closed at the 5 s head timeout, not kept for good.
-    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections'), { timeout: 8000, interval: 250 }).toBe(0);
+    await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections', certOf(dir)), { timeout: 8000, interval: 250 }).toBe(0);
     expect(openFds(pid)).toBeLessThanOrEqual(before);
   }, 20_000);
 });
@@ -311,13 +329,13 @@ describe('TLS data plane', () => {
 describe('SIGTERM with a TLS data plane connection that never handshakes', () => {
   it('exits at once: the drain cuts the connection instead of waiting for it (without end, once the client had closed its side)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-data-tls-stop-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'pipe' });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'pipe' });
     const daemon = await startDaemon(['--data-listen', '127.0.0.1:0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]);
     try {
       const dataAddress = dataAddressOf(daemon).replace('https:', 'http:');
       (await open(dataAddress)).end();
       await open(dataAddress);
-      await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections')).toBe(2);
+      await expect.poll(() => metric(daemon, 'tensormem_data_plane_connections', certOf(dir))).toBe(2);
       const started = Date.now();
       const exit = await Promise.race([daemon.stop(), new Promise<string>((resolve) => setTimeout(() => resolve('still running after 8 s'), 8000))]);
       expect(exit).toBe(0);
