@@ -50,6 +50,8 @@ Flags:
   --address ADDR   daemon address: HOST:PORT or unix:PATH (default $TENSORMEM_ADDRESS or unix:/tmp/tensormemd.sock)
   -o, --output F   table (default) or json
   --token TOKEN    a lease, tenant or admin token (sent as authorization: Bearer); default $TENSORMEM_TOKEN
+  --timeout D      how long each call to the daemon may take (default 10s; snapshot, and arrays of every
+                   block, 2m; put/get, each 16 MiB piece, 1m: at least 280 KB/s); a slower link needs more
   --tls-ca FILE    TLS to a daemon that serves it on TCP (tensormemd --tls-cert): the PEM CA that signed its
                    certificate; --tls-cert FILE --tls-key FILE: a client certificate (tensormemd --tls-client-ca);
                    --tls-server-name NAME: the name to check the certificate for (default the address's host)
@@ -92,10 +94,11 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'tls-server-name': { type: 'string' },
+  timeout: { type: 'string' },
 } as const;
 
 /** Flags every command takes: where the daemon is and how to talk to it, and how to print. */
-const GLOBAL_FLAGS = new Set(['address', 'output', 'token', 'help', 'version', 'tls-ca', 'tls-cert', 'tls-key', 'tls-server-name']);
+const GLOBAL_FLAGS = new Set(['address', 'output', 'token', 'timeout', 'help', 'version', 'tls-ca', 'tls-cert', 'tls-key', 'tls-server-name']);
 
 /** The flags of each command beyond GLOBAL_FLAGS. */
 const COMMAND_FLAGS: Record<string, readonly string[]> = {
@@ -168,6 +171,10 @@ async function main(): Promise<number> {
   // (or $TENSORMEM_ADDRESS) does not stop them; a daemon command refuses it as a usage error.
   const options = process.argv.slice(2, terminator >= 0 ? terminator : undefined);
   const addressField = options.some((arg) => arg === '--address' || arg.startsWith('--address=')) || !process.env.TENSORMEM_ADDRESS ? '--address' : '--address (from TENSORMEM_ADDRESS)';
+  const timeoutMs = values.timeout === undefined ? undefined : asUsage(() => parseDurationMs(values.timeout!, '--timeout'));
+  if (timeoutMs !== undefined && !(timeoutMs > 0 && timeoutMs <= 0x7fff_ffff)) {
+    throw new UsageError(`Expected a duration above 0 and at most 24 days for --timeout but received "${values.timeout}"`);
+  }
   let connection: TensormemClient | undefined;
   const client = () => {
     if (!connection) {
@@ -180,7 +187,11 @@ async function main(): Promise<number> {
       // raise. Its reply is built a slice at a time with the daemon's other calls in between: at 10^6
       // blocks that took a busy daemon 5-15 s, so they get 2 minutes, not the 10 s of the other calls.
       const snapshot = positionals[0] === 'snapshot' || positionals[0] === 'arrays';
-      connection = new TensormemClient(address, { deadlineMs: snapshot ? 120_000 : 10_000, tls, ...(snapshot ? { maxMessageBytes: -1 } : {}) });
+      // put/get: each 16 MiB piece is a call of its own; 10 s for one held a transfer to 1.6 MB/s, which
+      // a remote daemon over a VPN may not reach (every piece then failed DEADLINE_EXCEEDED). --timeout sets every call's.
+      const transfer = positionals[0] === 'put' || positionals[0] === 'get';
+      const deadlineMs = timeoutMs ?? (snapshot ? 120_000 : transfer ? 60_000 : 10_000);
+      connection = new TensormemClient(address, { deadlineMs, tls, ...(snapshot ? { maxMessageBytes: -1 } : {}) });
     }
     return connection;
   };

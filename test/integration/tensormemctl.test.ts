@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { AddressInfo, Socket, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { profileValues } from '../../src/config/profiles';
@@ -77,6 +78,33 @@ describe('tensormemctl --version', () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     const run = await ctl(['--version'], { TENSORMEM_ADDRESS: 'unix:/nonexistent/tensormemd.sock' });
     expect([run.code, run.stdout, run.stderr]).toEqual([0, `tensormemctl ${version}\n`, '']);
+  });
+});
+
+describe('tensormemctl --timeout', () => {
+  it("sets every call's deadline: a daemon that never answers fails at it, not at the default 10 s; a bad value is a usage error", async () => {
+    // Takes connections and says nothing (a hung daemon, a link that drops every packet after the handshake).
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const started = Date.now();
+      const run = await ctl(['--address', `127.0.0.1:${(silent.address() as AddressInfo).port}`, '--timeout', '500ms', 'info']);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/deadline/i);
+      expect(Date.now() - started).toBeLessThan(8_000);
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
+    for (const bad of ['0', '-1s', 'soon', '30d']) {
+      const run = await ctl(['--address', daemon.unixAddress, '--timeout', bad, 'info']);
+      expect(run.code, bad).toBe(2);
+      expect(run.stderr, bad).toContain('--timeout');
+      expect(run.stderr, bad).toContain(bad);
+    }
+    // Given, it is used for the daemon's answer as any other call's deadline.
+    expect((await ctl(['--address', daemon.unixAddress, '--timeout', '30s', 'info'])).code).toBe(0);
   });
 });
 
