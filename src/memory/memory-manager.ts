@@ -267,6 +267,17 @@ export class MemoryManager {
     const account = this.tenants.account(owner.tenant);
     // A file mapped already (createBytes 0: as it is) is charged already; only growth since counts.
     const charged = options.deleteOnFree ? undefined : this.mappedFiles.get(this.fileKey(owner.tenant ?? '', path) ?? '');
+    // Re-creating a file a live workspace maps is refused whatever the caps (the addon would refuse it too):
+    // said first, or a file near the tenant's quota.mmap was refused QUOTA_EXCEEDED for its whole new length.
+    if (charged && options.createBytes > 0) {
+      throw new TensormemError(
+        'FAILED_PRECONDITION',
+        'FAILED_PRECONDITION',
+        `cannot map ${path} for an MMAP workspace: cannot create it with ${formatBytes(options.createBytes)}: the file is mapped by a live chunk of this process ` +
+          `(another MMAP workspace; re-creating it would truncate it under that mapping): an initial_size no larger than the file (${formatBytes(charged.bytes)}) maps it as it is, shared, or destroy that workspace first`,
+        { path },
+      );
+    }
     this.checkMmapLimits(account, options.createBytes > 0 ? options.createBytes : Math.max(0, fileLength(path) - (charged?.bytes ?? 0)));
     // Each workspace maps its file anew, also a file mapped already and charged once: counted by mapping.
     this.tenants.checkMappedRegion(account, `${path} for an MMAP workspace`);

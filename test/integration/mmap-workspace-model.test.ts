@@ -213,6 +213,8 @@ function create(world: World, op: Extract<Op, { kind: 'create' }>, id: string): 
   }
   const mapped = (file?.mappings ?? 0) > 0;
   const checked = createBytes > 0 ? createBytes : mapped ? 0 : length;
+  // Re-creating a file a live workspace maps is refused first, whatever the caps its new length would pass.
+  if (createBytes > 0 && mapped) throw new ModelError('FAILED_PRECONDITION', 'FAILED_PRECONDITION');
   const tenantUsed = mappedBytes(world, lease.tenant);
   const quota = QUOTAS[lease.tenant];
   if (quota > 0 && tenantUsed + checked > quota) {
@@ -221,7 +223,6 @@ function create(world: World, op: Extract<Op, { kind: 'create' }>, id: string): 
   const used = mappedBytes(world);
   if (used + checked > MMAP_MAX) return { error: 'RESOURCE_EXHAUSTED/MMAP_LIMIT', meta: { requested_bytes: String(checked), used_bytes: String(used), cap_bytes: String(MMAP_MAX) } };
   if (world.regions >= MAX_REGIONS) return { error: 'RESOURCE_EXHAUSTED/MAPPING_LIMIT', meta: { mapped_regions: String(world.regions), max_mapped_regions: String(MAX_REGIONS) } };
-  if (createBytes > 0 && mapped) throw new ModelError('FAILED_PRECONDITION', 'FAILED_PRECONDITION');
   const target = file ?? { tenant: lease.tenant, path: op.path, content: new Uint8Array(0), mappings: 0 };
   if (createBytes > 0) target.content = new Uint8Array(createBytes);
   target.mappings++;

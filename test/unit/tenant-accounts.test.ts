@@ -1,5 +1,5 @@
 /** MemoryManager's tenant accounts with leases over the host backend: quotas, guarantees and their reload, waiters. */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -386,6 +386,22 @@ describe('tenant accounts', () => {
         a.free(first.block);
         expect(memory.tenants.usage('a').mmapBytes).toBe(0);
         expect(map(a, 256 * 1024).fileBytes).toBe(256 * 1024);
+      });
+    });
+
+    it('refuses re-creating a file a live workspace maps as such (FAILED_PRECONDITION), not as past the quota its new length would pass', () => {
+      withMmap(0, (memory, dir) => {
+        loadTenants(memory, { a: { ...NONE, mmapQuotaBytes: 256 * 1024 } });
+        const a = new PoolWorkspaceBacking(memory, { leaseId: 'lease-a', tenant: 'a' });
+        const first = map(a, 192 * 1024, 'shared.bin');
+        // 128 KiB more would pass the quota, but the file cannot be re-created anyway: that is what is said.
+        const error = refusal(() => map(a, 320 * 1024, 'shared.bin'));
+        expect([error.kind, error.reason]).toEqual(['FAILED_PRECONDITION', 'FAILED_PRECONDITION']);
+        expect(error.message).toContain(`cannot map ${join(dir, 'tenant-a', 'shared.bin')} for an MMAP workspace: cannot create it with 327680 bytes (320.00 KiB): the file is mapped by a live chunk of this process`);
+        expect(error.message).toContain('an initial_size no larger than the file (196608 bytes (192.00 KiB)) maps it as it is');
+        expect(statSync(join(dir, 'tenant-a', 'shared.bin')).size).toBe(192 * 1024);
+        expect(memory.tenants.usage('a')).toMatchObject({ mmapBytes: 192 * 1024 });
+        a.free(first.block);
       });
     });
 
