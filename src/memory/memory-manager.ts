@@ -286,6 +286,16 @@ export class MemoryManager {
     try {
       mapped = this.backend.mapFile(path, options);
     } catch (error) {
+      // The file system of --mmap-dir is full (ENOSPC, EDQUOT): a resource, as gRPC's RESOURCE_EXHAUSTED
+      // names it ("the entire file system is out of space"), which freeing MMAP workspaces cures.
+      if (isNativeError(error) && error.code === 'OUT_OF_MEMORY') {
+        throw new TensormemError(
+          'RESOURCE_EXHAUSTED',
+          'MMAP_LIMIT',
+          `Can't map [MMAP] file ${path}: ${error.message}. Try: destroy MMAP workspaces, a smaller initial_size, or room on the file system of --mmap-dir (and --mmap-maxbytes below its size).`,
+          { path, requested_bytes: String(options.createBytes) },
+        );
+      }
       if (isNativeError(error)) throw new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `cannot map ${path} for an MMAP workspace: ${error.message}`, { path });
       throw error;
     }

@@ -13,6 +13,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { addonBuildInfo, addonPath, createBackend, loadAddon } from '../../src/native/addon';
 import { packageRoot } from '../../src/package-root';
 import type { NativeBackend, NativeErrorCode } from '../../src/native/backend';
+import { tinyFilesystemPrefix, tinyFilesystemUnavailable } from '../helpers/tiny-filesystem';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -86,12 +87,7 @@ function runInChild(body: string, wrap: (nodeArgs: string[]) => string[] = (args
  * Why a tiny tmpfs (1 MiB) cannot be mounted in a private mount namespace here (`unshare -m`, needs
  * root or user namespaces), or undefined when it can: the disk-full case needs a disk that fills.
  */
-function tinyFilesystemUnavailable(): string | undefined {
-  const probe = spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs -o size=1m tmpfs '${mapFileDir}'`], { encoding: 'utf8' });
-  if (probe.error) return probe.error.message;
-  return probe.status === 0 ? undefined : `unshare -m + mount tmpfs failed: ${probe.stderr.trim() || `exit ${probe.status}`}`;
-}
-const tinyFsSkipReason = tinyFilesystemUnavailable();
+const tinyFsSkipReason = tinyFilesystemUnavailable(mapFileDir);
 
 const backends: NativeBackend[] = [];
 
@@ -567,7 +563,7 @@ describe('host backend', () => {
         const fits = attempt(dir + '/fits.bin', 256 * 1024);
         backend.free(fits.result.handle);
         process.stdout.write(JSON.stringify({ created, newExists, recreated, oldSize, live, fitsBytes: fits.result.bytes }));`,
-        (args) => ['unshare', '-m', 'sh', '-c', `mount -t tmpfs -o size=1m tmpfs "$0" && exec "$@"`, disk, process.execPath, ...args],
+        (args) => [...tinyFilesystemPrefix(disk, '1m', '1777'), process.execPath, ...args],
       );
       const report = JSON.parse(out);
       expect(report.created.code, report.created.message).toBe('OUT_OF_MEMORY');
