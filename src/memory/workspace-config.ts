@@ -203,7 +203,14 @@ export function normalizeWorkspaceConfig(input: WorkspaceConfigInput = {}): Work
   }
   if (config.locationPolicy === 'MMAP') {
     if (config.learningPolicy !== 'NONE') {
-      throw configError('learning_policy', "Workspace backed by memory-mapped file can't have LearningPolicy defined", config.learningPolicy);
+      // The value as the client sent it (the proto's name), or that it was left unset (FIRST_LOOP is the default).
+      const unset = [undefined, null, '', 'LEARNING_POLICY_UNSPECIFIED'].includes(input.learningPolicy as string | null | undefined);
+      throw configError(
+        'learning_policy',
+        "Workspace backed by memory-mapped file can't have LearningPolicy defined",
+        unset ? undefined : `LEARNING_POLICY_${config.learningPolicy}`,
+        `${unset ? 'config.learning_policy is unset, and its default is LEARNING_POLICY_FIRST_LOOP. ' : ''}Fix: learning_policy LEARNING_POLICY_NONE`,
+      );
     }
     if (config.tempFilePath !== undefined) checkMmapPath(config.tempFilePath);
     if (config.tempFilePath === undefined && config.initialSize === 0) {

@@ -663,7 +663,7 @@ describe('MMAP workspaces: bad input changes nothing; a client that dies gives i
       await lease.createWorkspace('kept', configOf(16384, 'kept.bin'));
       const before = await state(lease);
       const cases: Array<{ name: string; config: Record<string, unknown>; code: Status; field?: string; says: string[] }> = [
-        { name: 'learning', config: { ...configOf(16384, 'a.bin'), learning_policy: 'LEARNING_POLICY_FIRST_LOOP' }, code: Status.INVALID_ARGUMENT, field: 'config.learning_policy', says: ["can't have LearningPolicy defined", '"FIRST_LOOP"'] },
+        { name: 'learning', config: { ...configOf(16384, 'a.bin'), learning_policy: 'LEARNING_POLICY_FIRST_LOOP' }, code: Status.INVALID_ARGUMENT, field: 'config.learning_policy', says: ["can't have LearningPolicy defined", '(config.learning_policy = "LEARNING_POLICY_FIRST_LOOP")', 'Fix: learning_policy LEARNING_POLICY_NONE'] },
         { name: 'no-size-no-path', config: configOf(0), code: Status.INVALID_ARGUMENT, field: 'config.temp_file_path', says: ['MMAP target file path should be non-null'] },
         { name: 'missing-file', config: configOf(0, 'new/dir/none.bin'), code: Status.INVALID_ARGUMENT, field: 'config.temp_file_path', says: ['Memory-mapped file should have positive length', '"new/dir/none.bin"'] },
         { name: 'absolute', config: configOf(16384, '/etc/passwd'), code: Status.INVALID_ARGUMENT, field: 'config.temp_file_path', says: ['"/etc/passwd"'] },

@@ -220,6 +220,10 @@ describe('WorkspaceConfig', () => {
     const error = thrown(() => normalizeWorkspaceConfig({ locationPolicy: 'MMAP', initialSize: 1_000_000 }));
     expect(error.message).toContain("Workspace backed by memory-mapped file can't have LearningPolicy defined");
     expect(error.metadata.field).toBe('config.learning_policy');
+    // Left unset, it says so (the client sent no value); given, the value as the proto names it.
+    expect(error.message).toContain('config.learning_policy is unset, and its default is LEARNING_POLICY_FIRST_LOOP. Fix: learning_policy LEARNING_POLICY_NONE');
+    const given = thrown(() => normalizeWorkspaceConfig({ locationPolicy: 'MMAP', initialSize: 1_000_000, learningPolicy: 'LEARNING_POLICY_OVER_TIME' }));
+    expect(given.message).toContain('(config.learning_policy = "LEARNING_POLICY_OVER_TIME"). Fix: learning_policy LEARNING_POLICY_NONE');
     expect(normalizeWorkspaceConfig({ locationPolicy: 'MMAP', initialSize: 1_000_000, learningPolicy: 'NONE' }).locationPolicy).toBe('MMAP');
   });
 
