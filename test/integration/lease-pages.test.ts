@@ -264,3 +264,36 @@ describe('ListLeases pages and tenant eviction', () => {
     }
   });
 });
+
+describe('ListLeases page tokens across a restart', () => {
+  it("refuses a page token the daemon's earlier run gave (its serials began again: the first leases were silently skipped)", async () => {
+    const flags = ['--maxbytes', '16M', '--pool-chunk', '4M'];
+    const first = await startDaemon(flags);
+    let pageToken: string;
+    try {
+      const client = new TensormemClient(first.tcpAddress);
+      const leases = [await client.openLease({ clientName: 'old-0' }), await client.openLease({ clientName: 'old-1' })];
+      pageToken = (await client.listLeasesPage({ pageSize: 1 })).nextPageToken;
+      expect(pageToken).not.toBe('');
+      await Promise.all(leases.map((lease) => lease.close()));
+      client.close();
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    const second = await startDaemon(flags);
+    try {
+      const client = new TensormemClient(second.tcpAddress);
+      const leases = [await client.openLease({ clientName: 'new-0' }), await client.openLease({ clientName: 'new-1' }), await client.openLease({ clientName: 'new-2' })];
+      const refused = await failure(client.listLeasesPage({ pageSize: 10, pageToken }));
+      expect(refused.code).toBe(status.INVALID_ARGUMENT);
+      expect(refused.details).toContain('page_token');
+      expect(refused.details).toContain('earlier run');
+      // From the first page, every lease of this run.
+      expect((await client.listLeasesPage({ pageSize: 10 })).leases.map((lease) => lease.client_name)).toEqual(['new-0', 'new-1', 'new-2']);
+      await Promise.all(leases.map((lease) => lease.close()));
+      client.close();
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+  });
+});
