@@ -13,6 +13,7 @@ import { parseSize, resolveSize } from '../config/sizes';
 import { cudnnLibrary } from '../memory/cudnn-library';
 import type { SegmentSnapshot } from '../memory/memory-resource';
 import { invalidArgument } from '../errors';
+import { MAX_TIMER_MS, setLongTimeout } from '../long-timeout';
 import { TENANT_OR_LEASE_TOKEN } from '../leases/lease-registry';
 import { packageVersion } from '../package-root';
 import { toServiceError } from './errors';
@@ -254,10 +255,23 @@ export class MemoryService {
           call.write(message as unknown as WatchMemoryResponse);
         };
         let timer: NodeJS.Timeout | undefined;
-        const stop = () => clearInterval(timer);
+        let stopped = false;
+        const stop = () => {
+          stopped = true;
+          clearTimeout(timer);
+        };
         send();
         if (call.cancelled) return;
-        timer = setInterval(send, intervalMs);
+        // interval_ms is a uint32: past MAX_TIMER_MS (about 24.8 days) setInterval fires every
+        // millisecond instead (with a TimeoutOverflowWarning), so such an interval is armed in steps.
+        if (intervalMs <= MAX_TIMER_MS) timer = setInterval(send, intervalMs);
+        else {
+          const tick = () => {
+            send();
+            if (!stopped) setLongTimeout(tick, intervalMs, (next) => (timer = next));
+          };
+          setLongTimeout(tick, intervalMs, (next) => (timer = next));
+        }
         endWhenDraining(this.context, call, () => {
           stop();
           call.emit('error', toServiceError(shuttingDownError()));
