@@ -13,7 +13,6 @@ import { parseSize, resolveSize } from '../config/sizes';
 import { cudnnLibrary } from '../memory/cudnn-library';
 import type { SegmentSnapshot } from '../memory/memory-resource';
 import { invalidArgument } from '../errors';
-import { MAX_TIMER_MS, setLongTimeout } from '../long-timeout';
 import { TENANT_OR_LEASE_TOKEN } from '../leases/lease-registry';
 import { packageVersion } from '../package-root';
 import { toServiceError } from './errors';
@@ -255,23 +254,10 @@ export class MemoryService {
           call.write(message as unknown as WatchMemoryResponse);
         };
         let timer: NodeJS.Timeout | undefined;
-        let stopped = false;
-        const stop = () => {
-          stopped = true;
-          clearTimeout(timer);
-        };
+        const stop = () => clearInterval(timer);
         send();
         if (call.cancelled) return;
-        // interval_ms is a uint32: past MAX_TIMER_MS (about 24.8 days) setInterval fires every
-        // millisecond instead (with a TimeoutOverflowWarning), so such an interval is armed in steps.
-        if (intervalMs <= MAX_TIMER_MS) timer = setInterval(send, intervalMs);
-        else {
-          const tick = () => {
-            send();
-            if (!stopped) setLongTimeout(tick, intervalMs, (next) => (timer = next));
-          };
-          setLongTimeout(tick, intervalMs, (next) => (timer = next));
-        }
+        timer = setInterval(send, intervalMs);
         endWhenDraining(this.context, call, () => {
           stop();
           call.emit('error', toServiceError(shuttingDownError()));
