@@ -15,3 +15,32 @@ export function setLongTimeout(callback: () => void, delayMs: number, onTimer: (
   }
   onTimer(setTimeout(() => setLongTimeout(callback, delayMs - MAX_TIMER_MS, onTimer), MAX_TIMER_MS));
 }
+
+/**
+ * setInterval for any period: `callback` every `periodMs` until the returned function is called (also
+ * from within `callback`). A period longer than MAX_TIMER_MS, which setInterval would turn into 1 ms,
+ * is armed anew after each call in setLongTimeout's steps.
+ */
+export function setLongInterval(callback: () => void, periodMs: number): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+  if (periodMs <= MAX_TIMER_MS) {
+    timer = setInterval(callback, periodMs);
+    return stop;
+  }
+  const arm = () =>
+    setLongTimeout(
+      () => {
+        callback();
+        if (!stopped) arm();
+      },
+      periodMs,
+      (next) => (timer = next),
+    );
+  arm();
+  return stop;
+}

@@ -14,6 +14,7 @@ import { cudnnLibrary } from '../memory/cudnn-library';
 import type { SegmentSnapshot } from '../memory/memory-resource';
 import { invalidArgument } from '../errors';
 import { TENANT_OR_LEASE_TOKEN } from '../leases/lease-registry';
+import { setLongInterval } from '../long-timeout';
 import { packageVersion } from '../package-root';
 import { toServiceError } from './errors';
 import { PreEncoded, encodeMemorySnapshot } from './snapshot-encoder';
@@ -253,11 +254,11 @@ export class MemoryService {
           }
           call.write(message as unknown as WatchMemoryResponse);
         };
-        let timer: NodeJS.Timeout | undefined;
-        const stop = () => clearInterval(timer);
+        // interval_ms is a uint32: past 2^31 - 1 ms setInterval would fire every millisecond.
+        let stop = () => {};
         send();
         if (call.cancelled) return;
-        timer = setInterval(send, intervalMs);
+        stop = setLongInterval(send, intervalMs);
         endWhenDraining(this.context, call, () => {
           stop();
           call.emit('error', toServiceError(shuttingDownError()));

@@ -120,6 +120,19 @@ describe('memory service, health, reflection and tensormemctl', () => {
     expect(error.details).toContain('interval_ms');
   });
 
+  it('WatchMemory with an interval_ms past setInterval’s 2^31 - 1 ms sends the first message only, not one every millisecond', async () => {
+    // interval_ms is a uint32 (tensormemctl top --interval takes up to 49 days); setInterval fires every
+    // 1 ms past 2^31 - 1 ms (TimeoutOverflowWarning), which sent about 800 messages a second.
+    for (const intervalMs of [2 ** 31, 0xffff_ffff]) {
+      let messages = 0;
+      const stop = client.watchMemory(intervalMs, () => messages++);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      stop();
+      expect(messages, `interval_ms ${intervalMs}`).toBe(1);
+    }
+    expect(daemon.otherStderr.filter((line) => line.includes('TimeoutOverflowWarning'))).toEqual([]);
+  });
+
   it('GetMemorySnapshot names the owner of every block', async () => {
     const lease = await client.openLease({ tenant: 'snap' });
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000], label: 'weights' });
