@@ -39,6 +39,8 @@ import { rpcMetricsInterceptor } from './observability/rpc-metrics';
 import { StatusServer, startStatusServer } from './observability/status-server';
 import { HeapGrowth, applyHeapGrowth } from './heap-growth';
 
+/** How long the drain lets a session with no call open close itself after the GOAWAY, and how often it then closes those that did not (idle-sessions.ts). */
+const IDLE_SESSION_GRACE_MS = 500;
 /** How many of the names a start-up sweep removed go into its stale_shm_removed line. */
 export const STALE_SHM_NAMES_LOGGED = 20;
 
@@ -350,17 +352,21 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       // The longest the whole drain may take: calls in flight, then what they left running (below).
       const drainDeadline = Date.now() + 2 * config.shutdownTimeoutMs;
       const grpcDrained = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);
-        cutWait = () => {
+        // Sessions with no call open: a responsive client closes its side once it has the GOAWAY; one
+        // that is stopped or gone never does, so after a moment they are closed here (idle-sessions.ts).
+        const idleSweep = setInterval(() => running.idleSessions.closeIdle(), IDLE_SESSION_GRACE_MS);
+        const finish = (drained: boolean) => {
           clearTimeout(timer);
-          resolve(false);
+          clearInterval(idleSweep);
+          resolve(drained);
+        };
+        const timer = setTimeout(() => finish(false), config.shutdownTimeoutMs);
+        cutWait = () => {
+          finish(false);
           // Data plane exchanges in flight end with their connections (its close() then stops waiting).
           dataPlane?.server.closeAllConnections();
         };
-        running.server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve(true);
-        });
+        running.server.tryShutdown(() => finish(true));
         // Connections that never became sessions (a TLS handshake or an HTTP/2 preface still to come)
         // carry no call, and server.close() would wait for them until the timeout.
         running.connectionSetup.closePending();

@@ -94,6 +94,11 @@ export function guardConnectionSetup(server: Server, timeoutMs = CONNECTION_SETU
   };
 }
 
+/** The TCP (or unix) socket under a session guardConnectionSetup saw accepted, TLS or not; undefined for one it did not. */
+export function rawSocketOf(session: Http2Session): Socket | undefined {
+  return setupOf(session)?.raw;
+}
+
 /** The setup record on the session's TCP socket: the socket itself (plaintext) or the TLS socket's parent. */
 function setupOf(session: Http2Session): Setup | undefined {
   try {

@@ -18,6 +18,7 @@ import { releaseFinishedStreams } from './finished-stream-release';
 import { capTenantStreams } from './tenant-stream-cap';
 import { capConnections } from './connection-cap';
 import { ConnectionSetupGuard, guardConnectionSetup } from './connection-setup-guard';
+import { IdleSessions, trackIdleSessions } from './idle-sessions';
 import { limitPartialMessages } from './partial-message-budget';
 import type { ServiceContext } from './service-context';
 
@@ -30,6 +31,8 @@ export interface RunningServer {
   addresses: string[];
   /** Closes connections that take too long to send their HTTP/2 preface; closePending() for the drain. */
   connectionSetup: ConnectionSetupGuard;
+  /** The drain closes sessions with no call open (see idle-sessions.ts). */
+  idleSessions: IdleSessions;
 }
 
 /** `interceptors` see every call (the RPC metrics hook in src/observability). */
@@ -94,7 +97,8 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   if (releaseFinishedStreams(server) === 0) {
     context.log.warn({ event: 'finished_streams_not_released' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: finished calls stay on the heap until a full GC');
   }
-  return { server, health, addresses, connectionSetup };
+  const idleSessions = trackIdleSessions(server);
+  return { server, health, addresses, connectionSetup, idleSessions };
 }
 
 /**

@@ -1,0 +1,63 @@
+/**
+ * The drain's end for idle gRPC connections. tryShutdown sends each HTTP/2 session a GOAWAY and waits for
+ * it to close; node 20 closes one gracefully, waiting for the client's answer to a PING, which a client
+ * that is stopped (SIGSTOP, a debugger), hung or gone without a FIN never sends. So one idle connection
+ * of such a client held every SIGTERM for the whole --shutdown-timeout, then "stopped" said drained:
+ * false with no call in flight (a suspended `tensormemctl top`, a trainer paused in a debugger).
+ *
+ * Here each session's open streams are counted (the HTTP/2 servers' 'stream' events); closeIdle()
+ * destroys the sessions that have none, which carry no call to wait for. Sessions with a call still
+ * open are left to finish it within --shutdown-timeout.
+ */
+import type { Server } from '@grpc/grpc-js';
+import type { Http2Session, ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import { rawSocketOf } from './connection-setup-guard';
+import { grpcHttp2Servers } from './grpc-http2-servers';
+
+export interface IdleSessions {
+  /** How many HTTP/2 servers were hooked (0: grpc-js keeps them elsewhere; closeIdle closes nothing). */
+  hooked: number;
+  /** Destroys every session with no open stream; returns how many. */
+  closeIdle(): number;
+}
+
+interface Tracked {
+  /** Its TCP (or unix) socket, under TLS too (connection-setup-guard matched it). */
+  raw: Socket;
+  open: number;
+}
+
+/** Needs guardConnectionSetup on the same server first: a session is closed through the socket that guard found for it. */
+export function trackIdleSessions(server: Server): IdleSessions {
+  const sessions = new Map<Http2Session, Tracked>();
+  const http2Servers = grpcHttp2Servers(server);
+  for (const http2Server of http2Servers) {
+    http2Server.on('session', (session: Http2Session) => {
+      const raw = rawSocketOf(session);
+      if (raw === undefined) return;
+      sessions.set(session, { raw, open: 0 });
+      session.once('close', () => sessions.delete(session));
+    });
+    http2Server.on('stream', (stream: ServerHttp2Stream) => {
+      const tracked = stream.session ? sessions.get(stream.session) : undefined;
+      if (tracked === undefined) return;
+      tracked.open++;
+      stream.once('close', () => tracked.open--);
+    });
+  }
+  return {
+    hooked: http2Servers.length,
+    closeIdle() {
+      let closed = 0;
+      for (const { raw, open } of sessions.values()) {
+        if (open > 0 || raw.destroyed) continue;
+        // The socket, not the session: a session's destroy() waits for what its graceful close waits
+        // for (the stopped client's PING answer); the socket's close ends the session with it.
+        raw.destroy();
+        closed++;
+      }
+      return closed;
+    },
+  };
+}
