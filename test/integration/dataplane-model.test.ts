@@ -14,6 +14,10 @@
  * moved to a region of its own by its first export), and at the end of each lease every array can be
  * freed and the pools come back to 0.
  *
+ * Not modelled: a GET of several ranges is not one step beside a write of the same bytes (its ranges
+ * are lent one after the other, so a PUT between two of them shows in the later parts only, a byte in
+ * two parts then with two values), so a burst with a write asks one range per GET.
+ *
  * A transfer that a FreeArray (or CloseLease) ends mid-way answers as freed under it (README: 409
  * FAILED_PRECONDITION, or a multipart GET cut after its headers): such a call is two steps of an order,
  * its start (the lookup and the header checks, which must pass) and its end.
@@ -192,7 +196,7 @@ function refusalFor(op: Op, refusal: Refusal): Outcome {
  * The start of `op` (the lookup and the checks from its headers); throws its refusal. What it did to the
  * array before a free came under it stays in the bytes the free gives back: an ExportArray's move into a
  * region of its own (and a device array's mirror made there), a multipart GET's mirror (its first range
- * was sent).
+ * was sent), a SyncArray(TO_HOST)'s or ReadArray's mirror when its lease closed during the copy.
  */
 function begin(world: World, op: Op, answer: Outcome): void {
   if (op.kind === 'close') return;
@@ -204,6 +208,8 @@ function begin(world: World, op: Op, answer: Outcome): void {
     if (array.device) array.mirror = true;
   }
   if (op.kind === 'get' && answer.s === 'cut' && array.device) array.mirror = true;
+  // A SyncArray(TO_HOST) or ReadArray whose lease closed during its copy made the mirror first.
+  if (array.device && ((op.kind === 'sync' && op.direction === 'SYNC_DIRECTION_TO_HOST') || op.kind === 'read') && LEASE_ENDED.some(sameAs(answer))) array.mirror = true;
 }
 
 const LEASE_ENDED: Outcome[] = [{ s: 401, r: 'LEASE_EXPIRED' }, g('UNAUTHENTICATED', 'LEASE_EXPIRED')];
@@ -764,6 +770,11 @@ describe('the HTTP data plane under concurrent calls, model-based', () => {
       const focus = random() < 0.5 ? [pick(targets)] : [pick(targets), pick(targets)];
       const together = random() < 0.45;
       const ops = Array.from({ length: together ? 2 + int(3) : 1 }, () => makeOp(focus));
+      // A GET of several ranges lends them one after the other, and a write between two of them shows in
+      // the later ones only (no order of whole calls answers that): beside writes, one range each.
+      if (ops.some((op) => op.kind === 'put' || op.kind === 'write')) {
+        for (const op of ops) if (op.kind === 'get' && op.ranges && op.ranges.length > 1) op.ranges = op.ranges.slice(0, 1);
+      }
       await burst(step, ops);
       // What a burst wrote is read back one at a time: the order of overlapping writes shows.
       if (ops.length > 1 && !worlds[0].closed) {
