@@ -38,9 +38,10 @@ describe.skipIf(process.platform !== 'linux')('--maxphysicalbytes and freed tran
     const pid = daemon.child.pid!;
     const afterReads = rssOf(pid);
     const cap = 480 * MiB;
-    // An allocation that passes the cap against the resident set now (freed buffers included), and fits
-    // with room to spare once they are given back.
-    const request = Math.floor((cap - afterReads) / MiB + 24) * MiB;
+    // An allocation that passes the cap against the resident set now (freed buffers included) by 8 MiB,
+    // and fits once they are given back. (24 MiB past it failed once in a full-suite run, the trim then
+    // giving back 20 MiB: what glibc still holds of the freed buffers varies with what else runs.)
+    const request = Math.floor((cap - afterReads) / MiB + 8) * MiB;
     const info = await client.memoryInfo();
     const counted = Math.max(afterReads, Number(info.process!.physical_bytes));
     expect(counted + request).toBeGreaterThan(cap);
