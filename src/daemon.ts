@@ -11,7 +11,7 @@ import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import pino, { Logger } from 'pino';
 import { applyProfile } from './config/profiles';
-import { ConfigFileRead, DaemonConfig, configFileChanges } from './config/config';
+import { ConfigFileRead, ConfigSource, DaemonConfig, configFileChanges } from './config/config';
 import { isLocalAddress } from './config/listen-address';
 import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits, sourcedFlag } from './memory/limits';
@@ -166,18 +166,24 @@ export function logGrpcThrough(log: Logger): void {
 /**
  * SIGHUP rereads the tenants file only: when the --config file changed since start, say which keys,
  * and that they apply after a restart (or that the file cannot be read now; the start's values stay).
+ * A key the command line or the environment sets (`sources`) is no file key's to change, after a restart
+ * either: it is named apart, not told to wait for a restart that would not apply it.
  */
-export function noticeConfigFileChanges(file: ConfigFileRead | undefined, log: Logger): void {
+export function noticeConfigFileChanges(file: ConfigFileRead | undefined, sources: Readonly<Record<string, ConfigSource>>, log: Logger): void {
   if (!file) return;
   const changes = configFileChanges(file);
   if ('error' in changes) {
     log.warn({ event: 'config_not_reread', config: file.path, error: changes.error }, `SIGHUP: ${file.path} cannot be read now (${changes.error}); the daemon keeps the values it read at start`);
-  } else if (changes.changed.length > 0) {
-    log.warn(
-      { event: 'config_not_reread', config: file.path, changed: changes.changed },
-      `SIGHUP: ${file.path} changed since start (${changes.changed.join(', ')}); SIGHUP rereads only the tenants file: restart the daemon to apply the config file`,
-    );
+    return;
   }
+  if (changes.changed.length === 0) return;
+  const isOverridden = (key: string) => sources[key] === 'flag' || sources[key] === 'env';
+  const changed = changes.changed.filter((key) => !isOverridden(key));
+  const overridden = changes.changed.filter(isOverridden);
+  const said = [`SIGHUP: ${file.path} changed since start (${changes.changed.join(', ')})`];
+  if (changed.length > 0) said.push(`SIGHUP rereads only the tenants file: restart the daemon to apply ${overridden.length > 0 ? changed.join(', ') : 'the config file'}`);
+  if (overridden.length > 0) said.push(`the command line or the environment sets ${overridden.join(', ')}, which the config file cannot change, after a restart either`);
+  log.warn({ event: 'config_not_reread', config: file.path, changed, ...(overridden.length > 0 ? { overridden } : {}) }, said.join('; '));
 }
 
 function checkMmapDirAtStart(files: MmapFiles, given: boolean, log: Logger): void {
@@ -299,7 +305,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   else log.info({ event: 'tenants_loaded', tenants: tenants.list().map((tenant) => tenant.name) }, `tenants file ${config.tenantsFile}: ${tenants.list().length} tenants`);
 
   const reloadTenants = (): boolean => {
-    noticeConfigFileChanges(config.configFile, log);
+    noticeConfigFileChanges(config.configFile, config.sources, log);
     if (!config.tenantsFile) {
       log.warn({ event: 'tenants_reload_skipped' }, 'SIGHUP: no --tenants file to reload (open mode)');
       return false;

@@ -65,4 +65,30 @@ describe('SIGHUP and the --config file', () => {
     expect(unreadable.msg).toContain('the daemon keeps the values it read at start');
     expect(daemon.child.exitCode).toBe(null);
   }, 30_000);
+
+  it('does not say a restart applies a key that the command line sets: the flag beats the file then too', async () => {
+    writeFileSync(configPath, configText('60s'));
+    const overridden = await startDaemon(['--config', configPath, '--max-connections', '9']);
+    try {
+      writeFileSync(configPath, `${configText('60s')}max-connections: 7\n`);
+      const seen = overridden.logs.length;
+      overridden.child.kill('SIGHUP');
+      const notice = await waitForLog(overridden, 'config_not_reread', seen);
+      expect(notice).toMatchObject({ changed: [], overridden: ['max-connections'] });
+      expect(notice.msg).toBe(
+        `SIGHUP: ${configPath} changed since start (max-connections); the command line or the environment sets max-connections, which the config file cannot change, after a restart either`,
+      );
+      // A changed key of the file's own beside it: that one waits for a restart.
+      writeFileSync(configPath, `${configText('5s')}max-connections: 7\n`);
+      const later = overridden.logs.length;
+      overridden.child.kill('SIGHUP');
+      const both = await waitForLog(overridden, 'config_not_reread', later);
+      expect(both).toMatchObject({ changed: ['lease-ttl'], overridden: ['max-connections'] });
+      expect(both.msg).toBe(
+        `SIGHUP: ${configPath} changed since start (lease-ttl, max-connections); SIGHUP rereads only the tenants file: restart the daemon to apply lease-ttl; the command line or the environment sets max-connections, which the config file cannot change, after a restart either`,
+      );
+    } finally {
+      expect(await overridden.stop()).toBe(0);
+    }
+  }, 30_000);
 });
