@@ -97,7 +97,8 @@ function rangeOf(element: string, size: number, header: string): ByteRange | und
   }
   const first = rangePosition(match[1]);
   const last = match[2] === '' ? Infinity : rangePosition(match[2]);
-  if (last < first) throw invalidArgument('Range', 'a last byte position at or after the first', header);
+  // Compared exactly: past 2^53 both are Infinity, and a last position before the first would pass as a range past the end.
+  if (match[2] !== '' && BigInt(match[2]) < BigInt(match[1])) throw invalidArgument('Range', 'a last byte position at or after the first', header);
   if (first >= size) return undefined;
   return { start: first, length: Math.min(last, size - 1) - first + 1 };
 }
