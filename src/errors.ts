@@ -103,9 +103,14 @@ export function notFound(what: 'lease' | 'array' | 'workspace', id: string): Ten
  */
 export function mirrorRefusal(error: unknown, arrayId: string): unknown {
   if (!(error instanceof TensormemError) || error.kind !== 'RESOURCE_EXHAUSTED') return error;
+  // A region refused (MAPPING_LIMIT, or the tenant's max_mapped_regions): what an exportable array's mirror counts against is that, not bytes.
+  const counts =
+    error.metadata.max_mapped_regions !== undefined
+      ? "an exportable array's mirror is a mapped region of its own, counted against --max-mapped-regions and the tenant's max_mapped_regions"
+      : "mirrors count against --host-maxbytes and the tenant's host quota";
   error.message +=
     ` The [HOST] memory is the host mirror of device array ${arrayId}: its copy in host memory, made when it is first read (ReadArray, a data plane GET), ` +
-    `synced to the host, exported on its host side, or allocated under --mirror eager; mirrors count against --host-maxbytes and the tenant's host quota.`;
+    `synced to the host, exported on its host side, or allocated under --mirror eager; ${counts}.`;
   error.metadata.mirror_of = arrayId;
   return error;
 }

@@ -37,6 +37,7 @@ describe('max_mapped_regions through every path', () => {
     const error = await failure(attempt);
     expect(error.reason).toBe('QUOTA_EXCEEDED');
     expect(error.errorMetadata).toMatchObject({ tenant: 'team-a', mapped_regions: String(held) });
+    return error;
   };
 
   it('counts each region once, refuses exactly at the cap, and gives every one back', async () => {
@@ -65,6 +66,13 @@ describe('max_mapped_regions through every path', () => {
     await refusedAt(4, lease.createWorkspace('temporary', mmap()));
     const another = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8], placement: 'PLACEMENT_HOST_ONLY' });
     await refusedAt(4, lease.exportArray(another.array_id, { map: false }));
+    // An exportable device array's lazy mirror is a region: its refusal says so, not that mirrors count in bytes.
+    const lazy = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8], placement: 'PLACEMENT_DEVICE', exportable: true });
+    const mirror = await refusedAt(4, lease.read(lazy.array_id));
+    expect(mirror.details).toContain(`The [HOST] memory is the host mirror of device array ${lazy.array_id}`);
+    expect(mirror.details).toContain("an exportable array's mirror is a mapped region of its own, counted against --max-mapped-regions and the tenant's max_mapped_regions.");
+    expect(mirror.details).not.toContain('--host-maxbytes');
+    await lease.free(lazy.array_id);
     expect(await regions()).toBe(4);
     // Duplicates of exportable arrays take pool memory, not regions.
     await lease.duplicate(device.array_id);

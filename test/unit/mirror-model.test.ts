@@ -654,9 +654,23 @@ async function runBursts(seed: number, rounds: number): Promise<void> {
       applyModel(a, op);
     }
     const drawn = Array.from({ length: 2 + Math.floor(random() * 3) }, makeOp);
-    // One free at most.
+    // One free at most. And no write beside another call on the same bytes (a read, a duplicate, another
+    // write): calls on overlapping bytes at the same time are not ordered (README, "Reads and writes at
+    // the same time"): their copies run at once on the addon's threads, and a read may show some of each.
     const firstFree = drawn.findIndex((op) => op.kind === 'free');
-    const ops = drawn.filter((op, i) => op.kind !== 'free' || i === firstFree);
+    const bytesOf = (op: BurstOp): [number, number] | undefined =>
+      op.kind === 'write' ? [op.offset, op.offset + op.data.byteLength] : op.kind === 'read' ? [op.offset, op.offset + op.length] : op.kind === 'duplicate' ? [0, size] : undefined;
+    const kept: BurstOp[] = [];
+    for (const [i, op] of drawn.entries()) {
+      if (op.kind === 'free' && i !== firstFree) continue;
+      const range = bytesOf(op);
+      const clashes = range !== undefined && kept.some((other) => {
+        const otherRange = bytesOf(other);
+        return otherRange !== undefined && (op.kind === 'write' || other.kind === 'write') && range[0] < otherRange[1] && otherRange[0] < range[1];
+      });
+      if (!clashes) kept.push(op);
+    }
+    const ops = kept;
     const copies: TensorArray[] = [];
     async function execute(op: BurstOp): Promise<Outcome> {
       // Each call looks the array up first, as the RPC handlers do (NOT_FOUND once it is freed).
