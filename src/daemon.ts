@@ -156,14 +156,6 @@ export function logGrpcThrough(log: Logger): void {
 }
 
 /**
- * --mmap-dir made (if missing) and checked at start. A --mmap-dir that was given and cannot hold MMAP
- * workspace files (a regular file, a symbolic link, another user's folder, one group or others may
- * write) is refused before anything listens: until now the daemon started, and every MMAP workspace
- * was refused later. The default, in the shared temporary folder where another user may have made it
- * first, is warned about instead (only MMAP workspaces are refused), so that nobody can keep the
- * daemon from starting by making that folder.
- */
-/**
  * SIGHUP rereads the tenants file only: when the --config file changed since start, say which keys,
  * and that they apply after a restart (or that the file cannot be read now; the start's values stay).
  * A key the command line or the environment sets (`sources`) is no file key's to change, after a restart
@@ -186,6 +178,14 @@ export function noticeConfigFileChanges(file: ConfigFileRead | undefined, source
   log.warn({ event: 'config_not_reread', config: file.path, changed, ...(overridden.length > 0 ? { overridden } : {}) }, said.join('; '));
 }
 
+/**
+ * --mmap-dir made (if missing) and checked at start. A --mmap-dir that was given and cannot hold MMAP
+ * workspace files (a regular file, a symbolic link, another user's folder, one group or others may
+ * write) is refused before anything listens: until now the daemon started, and every MMAP workspace
+ * was refused later. The default, in the shared temporary folder where another user may have made it
+ * first, is warned about instead (only MMAP workspaces are refused), so that nobody can keep the
+ * daemon from starting by making that folder.
+ */
 function checkMmapDirAtStart(files: MmapFiles, given: boolean, log: Logger): void {
   try {
     files.ensureRoot();
