@@ -6,9 +6,8 @@
 import { OutOfMemoryError } from '../errors';
 import type { NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
-import { formatBytes } from '../units';
 import type { AllocateOptions, ChunkSource } from './memory-resource';
-import type { MappedRegions } from './mapped-regions';
+import { type MappedRegions, dedicatedRegionOf } from './mapped-regions';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
 import { newShmName } from './shm-names';
 
@@ -57,6 +56,6 @@ export class BackendChunkSource implements ChunkSource {
 
   /** MAPPING_LIMIT at --max-mapped-regions; empty pool chunks given back would not make room (they are no region). */
   checkDedicated(bytes: number): void {
-    this.regions.check(`a region of its own for an exportable array (${formatBytes(bytes)})`);
+    this.regions.check(dedicatedRegionOf(bytes));
   }
 }

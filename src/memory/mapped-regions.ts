@@ -1,5 +1,11 @@
 /** --max-mapped-regions: the mappings tenants make one at a time, counted against the kernel's vm.max_map_count. */
 import { MappingLimitError } from '../errors';
+import { formatBytes } from '../units';
+
+/** A dedicated chunk of `bytes` as a refusal names it (MAPPING_LIMIT, a tenant's max_mapped_regions). */
+export function dedicatedRegionOf(bytes: number): string {
+  return `a region of its own for an exportable array (${formatBytes(bytes)})`;
+}
 
 /**
  * The memory mappings the tenants make one at a time: a dedicated chunk (an exportable array's region,

@@ -13,7 +13,7 @@ import type { AllocateOptions, Block, BlockOwner, ResourceStats, SegmentSnapshot
 import type { PoolCapture } from './pool-capture';
 import { PoolResource } from './pool-resource';
 import { BackendChunkSource } from './backend-chunk-source';
-import { MappedRegions } from './mapped-regions';
+import { MappedRegions, dedicatedRegionOf } from './mapped-regions';
 import { LimitingAdaptor } from './limiting-adaptor';
 import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
@@ -208,7 +208,7 @@ export class MemoryManager {
         throw error;
       }
     }
-    if (options?.dedicated) this.tenants.checkMappedRegion(account, `a region of its own for an exportable array (${formatBytes(bytes)})`);
+    if (options?.dedicated) this.tenants.checkMappedRegion(account, dedicatedRegionOf(bytes));
     const block = this.allocatingIn(account, () => quota.allocate(bytes, owner, options));
     this.countDedicated(block, account, options);
     this.scrubDedicatedTail(block, bytes, options);
@@ -426,7 +426,7 @@ export class MemoryManager {
     const account = this.tenants.account(owner.tenant);
     let block: Block;
     try {
-      if (options?.dedicated) this.tenants.checkMappedRegion(account, `a region of its own for an exportable array (${formatBytes(bytes)})`);
+      if (options?.dedicated) this.tenants.checkMappedRegion(account, dedicatedRegionOf(bytes));
       block = this.allocatingIn(account, () => account.host.allocate(bytes, owner, options));
     } catch (error) {
       throw category === 'mirror' && owner.arrayId !== undefined ? mirrorRefusal(error, owner.arrayId) : error;
