@@ -53,6 +53,7 @@ import { WorkspaceService } from '../../src/service/workspace-service';
 import { KiB, MiB } from '../../src/units';
 import { rng } from '../helpers/rng';
 import { permutations } from '../helpers/permutations';
+import { totalsOverSeeds } from '../helpers/seeded-totals';
 
 /** The library the service gets: the process's own (none here) unless a test puts a stand-in in place. */
 const libraryHolder: { current?: cudnnModule.CudnnLibrary } = {};
@@ -719,11 +720,7 @@ function algorithmIndex(direction: ConvolutionDirectionName, name: string): numb
 
 describe('AcquireCudnnWorkspace, model-based', () => {
   it('sizes each mode from requested_bytes without cuDNN, keeps one grow-only scratch per lease and device within caps, quotas and guarantees, and gives every byte back (seeded)', async () => {
-    const totals: Record<string, number> = {};
-    for (let seed = 1; seed <= 30; seed++) {
-      const counts = await run(seed, 200, false);
-      for (const [key, value] of Object.entries(counts)) totals[key] = (totals[key] ?? 0) + value;
-    }
+    const totals = await totalsOverSeeds(1, 30, (seed) => run(seed, 200, false));
     // The sequences reach what they are for.
     expect(totals.grew).toBeGreaterThan(50);
     expect(totals.refusedCap).toBeGreaterThan(20);
@@ -734,11 +731,7 @@ describe('AcquireCudnnWorkspace, model-based', () => {
   });
 
   it('with cuDNN answering (a stand-in for the library), PREFER_FASTEST takes the fastest algorithm that fits the lease, NO_WORKSPACE none, USER_SPECIFIED the named one (seeded)', async () => {
-    const totals: Record<string, number> = {};
-    for (let seed = 101; seed <= 125; seed++) {
-      const counts = await run(seed, 200, true);
-      for (const [key, value] of Object.entries(counts)) totals[key] = (totals[key] ?? 0) + value;
-    }
+    const totals = await totalsOverSeeds(101, 125, (seed) => run(seed, 200, true));
     expect(totals.fromCudnn).toBeGreaterThan(100);
     expect(totals.fellBack).toBeGreaterThan(10);
     expect(totals.cudnnFailed).toBeGreaterThan(5);

@@ -34,6 +34,7 @@ import { rng } from '../helpers/rng';
 import { permutations } from '../helpers/permutations';
 import { type Handler, type HandlerFailure, bearerMetadata, serviceHandlers, unaryCallOf } from '../helpers/service-handlers';
 import { tokenSha256 } from '../helpers/tenants-file';
+import { totalsOverSeeds } from '../helpers/seeded-totals';
 
 const DEVICE_CAP = 96 * KiB;
 const HOST_CAP = 40 * KiB;
@@ -788,11 +789,7 @@ describe('leases and tenant limits, model-based', () => {
   });
 
   it('answers lease, array and tenant calls as the README and lease.proto say over random sequences (seeded)', async () => {
-    const totals = { refusals: 0, ended: 0, pool: 0, fragmentation: 0 };
-    for (let seed = 1; seed <= 16; seed++) {
-      const counts = await run(seed, 250);
-      for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += counts[key];
-    }
+    const totals = await totalsOverSeeds(1, 16, (seed) => run(seed, 250));
     // The sequences reach what they are for: refusals (the pools' and others' guarantees' among them), and ended leases' tokens.
     expect(totals.refusals).toBeGreaterThan(200);
     expect(totals.pool).toBeGreaterThan(10);

@@ -29,6 +29,7 @@ import { arrayInfo } from '../../src/service/array-service';
 import { KiB, MiB } from '../../src/units';
 import { rng } from '../helpers/rng';
 import { permutations } from '../helpers/permutations';
+import { totalsOverSeeds } from '../helpers/seeded-totals';
 
 const DEVICE_CAP = 48 * KiB;
 const HOST_CAP = 40 * KiB;
@@ -766,11 +767,7 @@ async function runBursts(seed: number, rounds: number): Promise<void> {
 
 describe('host mirrors and placement, model-based', () => {
   it('keeps mirrors, sides, sync state and pool bytes as the README says over random sequences (seeded)', async () => {
-    const totals = { mustRefuse: 0, mayRefuse: 0, exports: 0, mappedWrites: 0 };
-    for (let seed = 1; seed <= 24; seed++) {
-      const counts = await run(seed, 250);
-      for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += counts[key];
-    }
+    const totals = await totalsOverSeeds(1, 24, (seed) => run(seed, 250));
     // The sequences reach what they are for: refusals at the caps, exports and writes through mappings.
     expect(totals.mustRefuse).toBeGreaterThan(20);
     expect(totals.exports).toBeGreaterThan(50);

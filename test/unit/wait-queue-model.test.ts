@@ -41,6 +41,7 @@ import { rng } from '../helpers/rng';
 import { permutations } from '../helpers/permutations';
 import { type Handler, type HandlerFailure, serviceHandlers, unaryCallOf } from '../helpers/service-handlers';
 import { tokenSha256 } from '../helpers/tenants-file';
+import { totalsOverSeeds } from '../helpers/seeded-totals';
 
 const CAP = 64 * KiB;
 const MAX_WAIT_MS = 20_000;
@@ -664,11 +665,7 @@ describe('AllocateArray wait_for_memory and the wait queue, model-based', () => 
   });
 
   it('serves, refuses and times out waiting allocations as the README and array.proto say over random sequences (seeded)', async () => {
-    const totals: Record<string, number> = {};
-    for (let seed = 1; seed <= 12; seed++) {
-      const counts = await run(seed, 150);
-      for (const [key, value] of Object.entries(counts)) totals[key] = (totals[key] ?? 0) + value;
-    }
+    const totals = await totalsOverSeeds(1, 12, (seed) => run(seed, 150));
     // The sequences reach what they are for.
     expect(totals.served).toBeGreaterThan(100);
     expect(totals.deadline).toBeGreaterThan(10);
