@@ -18,10 +18,11 @@
  * request and its answer in ./http-exchange.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { TensormemError, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
+import { tlsServerOptions } from '../config/tls-server-options';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
 import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
@@ -98,13 +99,7 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
     lastRefusalLog = Date.now();
   };
   const http = new Http1Server((exchange) => plane.handle(exchange), {
-    tls: tls && {
-      cert: readFileSync(tls.certFile),
-      key: readFileSync(tls.keyFile),
-      ca: tls.clientCaFile ? readFileSync(tls.clientCaFile) : undefined,
-      requestCert: tls.clientCaFile !== undefined,
-      rejectUnauthorized: tls.clientCaFile !== undefined,
-    },
+    tls: tls && tlsServerOptions(tls),
     stallTimeoutMs: config.dataStallTimeoutMs,
     bodyReadBytes: bodyReadBytesFor(config.asyncCopyThresholdBytes),
     onStall: (exchange) =>

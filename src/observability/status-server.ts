@@ -18,6 +18,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { isLocalAddress, parseHostPort } from '../config/listen-address';
+import { tlsServerOptions } from '../config/tls-server-options';
 import { packageRoot } from '../package-root';
 import type { ServiceContext } from '../service/service-context';
 import type { DaemonMetrics } from './daemon-metrics';
@@ -273,16 +274,7 @@ export async function startStatusServer(address: string, context: ServiceContext
     });
   };
   const server: Server = tls
-    ? (createHttpsServer(
-        {
-          cert: readFileSync(tls.certFile),
-          key: readFileSync(tls.keyFile),
-          ca: tls.clientCaFile ? readFileSync(tls.clientCaFile) : undefined,
-          requestCert: tls.clientCaFile !== undefined,
-          rejectUnauthorized: tls.clientCaFile !== undefined,
-        },
-        serve,
-      ) as unknown as Server)
+    ? (createHttpsServer(tlsServerOptions(tls), serve) as unknown as Server)
     : createServer(serve);
   const { host, port } = parseHostPort(address)!; // checked with the configuration
   await new Promise<void>((resolve, reject) => {
