@@ -99,19 +99,23 @@ function checkClientOptions(options: ClientOptions): void {
   checkOptionNames('client', options);
   checkDeadlineMs(options.deadlineMs);
   const { dataPlane, keepalive } = options as { dataPlane?: unknown; keepalive?: unknown };
-  if (dataPlane !== undefined && typeof dataPlane !== 'boolean') {
-    if (typeof dataPlane !== 'object' || dataPlane === null) throw invalidArgument('dataPlane', 'false, or an object of the dataPlane options (thresholdBytes, connectTimeoutMs, stallTimeoutMs)', dataPlane);
-    checkOptionNames('client.dataPlane', dataPlane);
-    const { thresholdBytes, connectTimeoutMs, stallTimeoutMs } = dataPlane as Record<string, unknown>;
+  const plane = optionObject('dataPlane', dataPlane, 'thresholdBytes, connectTimeoutMs, stallTimeoutMs');
+  if (plane) {
+    const { thresholdBytes, connectTimeoutMs, stallTimeoutMs } = plane;
     if (thresholdBytes !== undefined) requireByteCount('dataPlane.thresholdBytes', thresholdBytes as number);
     if (connectTimeoutMs !== undefined) requireTimeoutMs('dataPlane.connectTimeoutMs', connectTimeoutMs);
     if (stallTimeoutMs !== undefined) requireTimeoutMs('dataPlane.stallTimeoutMs', stallTimeoutMs);
   }
-  if (keepalive !== undefined && typeof keepalive !== 'boolean') {
-    if (typeof keepalive !== 'object' || keepalive === null) throw invalidArgument('keepalive', 'false, or an object of the keepalive options (timeMs, timeoutMs)', keepalive);
-    // Their values are checked where the channel options are made.
-    checkOptionNames('client.keepalive', keepalive);
-  }
+  // The keepalive values are checked where the channel options are made.
+  optionObject('keepalive', keepalive, 'timeMs, timeoutMs');
+}
+
+/** A client option that is true, false or an object of options of its own (`takes`): the object, its option names checked; undefined otherwise. */
+function optionObject(name: 'dataPlane' | 'keepalive', value: unknown, takes: string): Record<string, unknown> | undefined {
+  if (value === undefined || typeof value === 'boolean') return undefined;
+  if (typeof value !== 'object' || value === null) throw invalidArgument(name, `false, or an object of the ${name} options (${takes})`, value);
+  checkOptionNames(`client.${name}`, value);
+  return value as Record<string, unknown>;
 }
 
 let sharedRequestChecks: RequestChecks | undefined;
