@@ -26,6 +26,7 @@ import { tlsServerOptions } from '../config/tls-server-options';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
 import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
+import { withOthersMasked } from '../service/socket-umask';
 import { ByteRange, parseContentRange, parseRanges } from './byte-ranges';
 import { crc32c, crc32cHex, parseCrc32c } from './crc32c';
 import { httpErrorOf } from './http-errors';
@@ -122,11 +123,14 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
   const server = http.server;
 
   if (socketPath !== undefined) await removeStaleSocket(socketPath, '--data-listen');
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error) => reject(new Error(`cannot listen on ${address} (--data-listen): ${error.message}`)));
-    if (socketPath !== undefined) server.listen(socketPath, resolve);
-    else server.listen(port, host, resolve);
-  });
+  await withOthersMasked(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', (error) => reject(new Error(`cannot listen on ${address} (--data-listen): ${error.message}`)));
+        if (socketPath !== undefined) server.listen(socketPath, resolve);
+        else server.listen(port, host, resolve);
+      }),
+  );
   let bound: string;
   if (socketPath !== undefined) {
     chmodSync(socketPath, 0o660);

@@ -7,6 +7,7 @@ import type { ServerInterceptor } from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
+import { withOthersMasked } from './socket-umask';
 import { invalidArgument } from '../errors';
 import { ArrayService } from './array-service';
 import { LeaseService } from './lease-service';
@@ -168,8 +169,11 @@ async function bind(server: Server, address: string, tcpCredentials: ServerCrede
     throw invalidArgument('--listen', 'HOST:PORT or unix:PATH', address);
   }
   if (socketPath !== undefined) await removeStaleSocket(socketPath);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, socketPath === undefined ? tcpCredentials : ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve(boundPort))),
+  const port = await withOthersMasked(
+    () =>
+      new Promise<number>((resolve, reject) =>
+        server.bindAsync(address, socketPath === undefined ? tcpCredentials : ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve(boundPort))),
+      ),
   );
   if (socketPath !== undefined) {
     chmodSync(socketPath, 0o660);
