@@ -25,7 +25,7 @@ export interface Listing {
 /** Drawn once per process: a token of another daemon process (an earlier run) matches no listing of this one. */
 const TOKEN_KEY = randomBytes(32);
 
-const PAGE_TOKEN = /^p(\d{1,15})\.([0-9a-f]{16})$/;
+const PAGE_TOKEN = /^p([1-9]\d{0,14})\.([0-9a-f]{16})$/;
 
 function macOf(afterSerial: number, listing: Listing): string {
   return createHmac('sha256', TOKEN_KEY).update(`${listing.key}\n${afterSerial}`).digest('hex').slice(0, 16);

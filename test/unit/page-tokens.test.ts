@@ -13,9 +13,9 @@ describe('page tokens', () => {
     for (const serial of [1, 42, 999_999_999_999_999]) expect(pageStart(pageTokenOf(serial, LEASES), LEASES)).toBe(serial);
   });
 
-  it('refuse a token whose serial was altered (it would skip or repeat items), naming page_token', () => {
+  it('refuse a token whose serial was altered (it would skip or repeat items), also only by leading zeros, naming page_token', () => {
     const given = pageTokenOf(5, LEASES);
-    for (const altered of [given.replace(/^p5\./, 'p6.'), given.replace(/^p5\./, 'p4.'), given.replace(/^p5\./, 'p999.')]) {
+    for (const altered of [given.replace(/^p5\./, 'p6.'), given.replace(/^p5\./, 'p4.'), given.replace(/^p5\./, 'p999.'), given.replace(/^p5\./, 'p05.'), given.replace(/^p5\./, 'p005.')]) {
       const error = thrownBy(() => pageStart(altered, LEASES), TensormemError);
       expect(error.kind).toBe('INVALID_ARGUMENT');
       expect(error.metadata.field).toBe('page_token');
