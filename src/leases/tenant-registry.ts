@@ -20,7 +20,7 @@ export class TenantRegistry {
    * Tenants a reload dropped, by name: their last quotas still bind their open leases. Only while they
    * have any (forgetUnusedDropped): a tenants file that rotates tenant names must not grow it for ever.
    */
-  private readonly dropped = new Map<string, TenantLimits>();
+  private readonly dropped = new Map<string, TenantLimits & { maxLeases: number }>();
 
   /** `tenants` undefined: open mode. */
   constructor(tenants: TenantSpec[] | undefined) {
@@ -34,7 +34,7 @@ export class TenantRegistry {
   replace(tenants: TenantSpec[]): void {
     const kept = new Set(tenants.map((tenant) => tenant.name));
     for (const tenant of this.tenants) {
-      if (!kept.has(tenant.name)) this.dropped.set(tenant.name, { ...this.limitsOf(tenant.name), deviceGuaranteeBytes: 0 });
+      if (!kept.has(tenant.name)) this.dropped.set(tenant.name, { ...this.limitsOf(tenant.name), deviceGuaranteeBytes: 0, maxLeases: tenant.maxLeases });
     }
     for (const name of kept) this.dropped.delete(name);
     this.tenants = tenants;
@@ -96,6 +96,11 @@ export class TenantRegistry {
     if (this.isAdmin(token)) return;
     if (!this.match(token)) throw unauthenticated('an admin tenant token is required');
     throw new TensormemError('PERMISSION_DENIED', 'PERMISSION_DENIED', 'this call needs an admin tenant token');
+  }
+
+  /** The tenant's max_leases (0 = no limit): a dropped tenant's last one, as its other limits. */
+  maxLeasesOf(name: string): number {
+    return this.get(name)?.maxLeases ?? this.dropped.get(name)?.maxLeases ?? 0;
   }
 
   limitsOf(name: string): TenantLimits {

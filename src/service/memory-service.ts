@@ -125,7 +125,7 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
         host_used_bytes: usage.hostBytes,
         host_quota_bytes: usage.hostQuotaBytes,
         guarantee_bytes: usage.deviceGuaranteeBytes,
-        max_leases: tenants.get(tenant)?.maxLeases ?? 0,
+        max_leases: tenants.maxLeasesOf(tenant),
         device_used_bytes_by_device: usage.deviceBytes,
         mmap_used_bytes: usage.mmapBytes,
         mmap_quota_bytes: usage.mmapQuotaBytes,

@@ -363,6 +363,9 @@ describe('a shared GPU host', () => {
       const refusal = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [13 * MiB] }));
       expect(refusal.reason).toBe('QUOTA_EXCEEDED');
       expect(refusal.details).toContain('quota 12582912 bytes (12.00 MiB)');
+      // Its row shows the limits it last had, max_leases with the rest (it was 0, "no limit").
+      const row = (await client.memoryInfo(TOKENS.admin)).tenants.find((t) => t.tenant === 'team-a');
+      expect(row).toMatchObject({ leases: 1, quota_bytes: 12 * MiB, host_quota_bytes: 4 * MiB, max_leases: 2 });
       const within = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB] });
       await lease.free(within.array_id);
       await lease.close();
