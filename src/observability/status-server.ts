@@ -5,7 +5,8 @@
  * less often where building it takes more than EVENTS_MAX_LOOP_SHARE of the time; built once per tick
  * for all the streams of that interval, and shared with the other intervals' streams while the next
  * may not be built yet, skipped while the client has not taken the last one; at most
- * MAX_EVENT_STREAMS at once). In open mode (loopback only, checked by the
+ * MAX_EVENT_STREAMS at once; at most MAX_SNAPSHOT_WRITES `/api/snapshot` answers written at once, each
+ * cut off once its client takes nothing for SNAPSHOT_STALL_MS). In open mode (loopback only, checked by the
  * daemon) every path is open; with a tenants file every path needs an admin tenant's token, as
  * GetMemorySnapshot does (Bearer header, or `?token=` for a browser). With --tls-cert it serves HTTPS
  * (and asks for client certificates with --tls-client-ca), as the data plane does: served as plain HTTP,
@@ -63,16 +64,37 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-/** Writes `text`, then waits for 'drain' if the socket asked to; false once the client has gone. */
-async function writeOrGone(response: ServerResponse, text: string): Promise<boolean> {
+/**
+ * Most /api/snapshot responses written at once; more are refused with 503. Each holds its capture of
+ * every pool's blocks (and the leases) until its client has taken the whole text.
+ */
+export const MAX_SNAPSHOT_WRITES = 4;
+
+/**
+ * An /api/snapshot client that takes nothing for this long is cut off (its connection closed), and
+ * its capture let go: a reader that stopped (SIGSTOP, a full pipe, a vanished peer) held it for ever.
+ */
+export const SNAPSHOT_STALL_MS = 30_000;
+
+/**
+ * Writes `text`, then waits for 'drain' if the socket asked to; false once the client has gone, or
+ * when it took nothing for `stallMs` (the response is then destroyed).
+ */
+async function writeOrGone(response: ServerResponse, text: string, stallMs: number, onStall: () => void): Promise<boolean> {
   if (response.destroyed || response.writableEnded) return false;
   if (response.write(text)) return true;
   await new Promise<void>((resolve) => {
     const done = () => {
+      clearTimeout(timer);
       response.off('drain', done);
       response.off('close', done);
       resolve();
     };
+    const timer = setTimeout(() => {
+      onStall();
+      response.destroy();
+      done();
+    }, stallMs);
     response.once('drain', done);
     response.once('close', done);
   });
@@ -122,10 +144,11 @@ function eventsIntervalMs(url: URL): number {
   return value;
 }
 
-export async function startStatusServer(address: string, context: ServiceContext, metrics: DaemonMetrics): Promise<StatusServer> {
+export async function startStatusServer(address: string, context: ServiceContext, metrics: DaemonMetrics, snapshotStallMs = SNAPSHOT_STALL_MS): Promise<StatusServer> {
   const { tenants, log } = context;
   const page = loadPage();
   const streams = new Set<ServerResponse>();
+  let snapshotWrites = 0;
 
   const authorize = (request: IncomingMessage, url: URL) => {
     if (tenants.openMode) {
@@ -240,11 +263,22 @@ export async function startStatusServer(address: string, context: ServiceContext
       response.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
       response.end(request.method === 'HEAD' ? undefined : text);
     } else if (route === '/api/snapshot') {
+      if (request.method !== 'HEAD' && snapshotWrites >= MAX_SNAPSHOT_WRITES) {
+        response.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Retry-After': '5' });
+        response.end(`${JSON.stringify({ error: `${MAX_SNAPSHOT_WRITES} /api/snapshot responses are being written, the most at once: retry when one is done`, max_snapshot_writes: MAX_SNAPSHOT_WRITES })}\n`);
+        return;
+      }
       response.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
       if (request.method === 'HEAD') response.end();
       else {
         // Written a slice at a time (status-snapshot.ts), as the client takes it.
-        await writeStatusSnapshot(context, (text) => writeOrGone(response, text));
+        snapshotWrites++;
+        const onStall = () => log.warn({ event: 'status_snapshot_stalled', remote: request.socket.remoteAddress, stall_ms: snapshotStallMs }, 'an /api/snapshot client took nothing for too long: cut off');
+        try {
+          await writeStatusSnapshot(context, (text) => writeOrGone(response, text, snapshotStallMs, onStall));
+        } finally {
+          snapshotWrites--;
+        }
         response.end();
       }
     } else if (route === '/events') {

@@ -2,27 +2,32 @@
  * The --metrics-listen server's /events streams, with the snapshot source counted: streams of one
  * interval share one snapshot per tick (a snapshot of 100k blocks took the event loop about half a
  * second to build, so every open page building its own stalled the daemon's gRPC calls), and a
- * snapshot slow to build is built less often than the interval asks.
+ * snapshot slow to build is built less often than the interval asks. And /api/snapshot's readers:
+ * a few at once, each cut off once it takes nothing for a while (each holds its capture of the pools).
  */
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 const built = vi.hoisted(() => ({ count: 0, buildMs: 0 }));
 vi.mock('../../src/service/memory-service', () => ({
   memorySnapshot: () => ({ taken_at: { seconds: 0, nanos: 0 }, info: {}, pools: [] }),
   memoryInfo: () => ({}),
-  blockInfo: () => ({}),
+  // /api/snapshot's blocks are written as given (a label of 1000 bytes each: 20 MB a snapshot).
+  blockInfo: (block: unknown) => block,
 }));
 
-import { EVENTS_INTERVAL_MS, EVENTS_MAX_LOOP_SHARE, StatusServer, startStatusServer } from '../../src/observability/status-server';
+import { EVENTS_INTERVAL_MS, EVENTS_MAX_LOOP_SHARE, MAX_SNAPSHOT_WRITES, StatusServer, startStatusServer } from '../../src/observability/status-server';
 import type { DaemonMetrics } from '../../src/observability/daemon-metrics';
 import type { ServiceContext } from '../../src/service/service-context';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const warnings: Array<Record<string, unknown>> = [];
+const SNAPSHOT_BLOCKS = 20_000;
 const context = {
   tenants: { openMode: true },
-  log: { error: () => undefined },
+  log: { error: () => undefined, warn: (fields: Record<string, unknown>) => warnings.push(fields) },
   registry: { list: () => [] },
   config: {},
   // What each /events message is built from: counted, and as slow to build as built.buildMs says.
@@ -33,6 +38,17 @@ const context = {
       while (performance.now() < until);
       return [];
     },
+    // /api/snapshot's capture: one pool of one segment of SNAPSHOT_BLOCKS blocks.
+    captureSnapshot: () => [
+      {
+        pool: 'device:0',
+        capture: {
+          segmentsInSlices: async function* () {
+            yield { chunkHandle: 1, bytes: SNAPSHOT_BLOCKS, count: SNAPSHOT_BLOCKS, block: () => ({ label: 'x'.repeat(1000) }) };
+          },
+        },
+      },
+    ],
   },
 } as unknown as ServiceContext;
 
@@ -130,4 +146,49 @@ describe('/events', () => {
     await sleep(400);
     expect(built.count).toBe(after);
   });
+});
+
+describe('/api/snapshot', () => {
+  let server: StatusServer | undefined;
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await server?.close();
+    server = undefined;
+    warnings.length = 0;
+  });
+
+  /** A client that asks for the snapshot and never reads it: resolves when its connection has closed. */
+  const stalledReader = (address: string) =>
+    new Promise<void>((resolve) => {
+      const [host, port] = address.split(':');
+      const socket = connect(Number(port), host, () => socket.write(`GET /api/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+      socket.pause();
+      socket.on('error', () => undefined);
+      socket.once('close', () => resolve());
+      sockets.push(socket);
+    });
+
+  it('writes MAX_SNAPSHOT_WRITES at once (503 past them), cuts off readers that take nothing, then serves again', async () => {
+    const stallMs = 300;
+    server = await startStatusServer('127.0.0.1:0', context, {} as DaemonMetrics, stallMs);
+    const closed = Array.from({ length: MAX_SNAPSHOT_WRITES }, () => stalledReader(server!.address));
+    await sleep(100);
+    const refused = await fetch(`http://${server.address}/api/snapshot`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await refused.json()).toMatchObject({ max_snapshot_writes: MAX_SNAPSHOT_WRITES });
+    // Each stalled reader is cut off once it has taken nothing for stallMs (it was held for ever) ...
+    for (let waited = 0; warnings.length < MAX_SNAPSHOT_WRITES && waited < 10_000; waited += 50) await sleep(50);
+    expect(warnings.map((fields) => fields.event)).toEqual(Array(MAX_SNAPSHOT_WRITES).fill('status_snapshot_stalled'));
+    // ... its connection closed: reading again, it finds the end of what was sent.
+    for (const socket of sockets) socket.resume();
+    const ended = await Promise.race([Promise.all(closed).then(() => true), sleep(5000).then(() => false)]);
+    expect(ended).toBe(true);
+    // A reader that reads gets the whole snapshot.
+    const served = await fetch(`http://${server.address}/api/snapshot`);
+    expect(served.status).toBe(200);
+    const body = (await served.json()) as { snapshot: { pools: Array<{ segments: Array<{ blocks: unknown[] }> }> } };
+    expect(body.snapshot.pools[0].segments[0].blocks).toHaveLength(SNAPSHOT_BLOCKS);
+  }, 20_000);
 });
