@@ -9,7 +9,7 @@
  * names something other than a regular file.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, realpathSync, rmdirSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { TensormemError, invalidArgument } from '../errors';
@@ -97,8 +97,10 @@ export class MmapFiles {
   /**
    * Makes the root (mode 0700) if need be, and refuses one that another user could change under the
    * daemon: a symbolic link, a folder of another owner, or one that group or others may write (the
-   * default lies in the shared temporary folder, where anyone may have made it first). Also called at
-   * start (daemon.ts), so that an unusable --mmap-dir is told then, not at the first MMAP workspace.
+   * default lies in the shared temporary folder, where anyone may have made it first), or one inside a
+   * folder that another user could rename it out of and put one of theirs in its place (see
+   * unsafeAncestor). Also called at start (daemon.ts), so that an unusable --mmap-dir is told then,
+   * not at the first MMAP workspace.
    */
   ensureRoot(): void {
     const refuse = (why: string) => new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `--mmap-dir ${this.root} ${why}: MMAP workspaces need a folder of their own (pass another --mmap-dir)`, { path: this.root });
@@ -113,5 +115,31 @@ export class MmapFiles {
     if (!root.isDirectory()) throw refuse('is not a folder');
     if (process.getuid && root.uid !== process.getuid()) throw refuse(`belongs to user ${root.uid}, not to the daemon's user ${process.getuid()}`);
     if ((root.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${(root.mode & 0o777).toString(8)})`);
+    const unsafe = unsafeAncestor(this.root);
+    if (unsafe !== undefined) throw refuse(`lies in ${unsafe}: another user could put a folder of their own in its place`);
   }
+}
+
+/**
+ * The first folder above `path` (as given, and as its symbolic links resolve) in which a user other
+ * than root and the daemon's own could rename `path` away and put something of theirs there: one that
+ * group or others may write without the sticky bit (with it, as /tmp has, only an entry's owner may
+ * rename it), or one of another user (who may chmod it so), told with why; undefined when there is none.
+ */
+export function unsafeAncestor(path: string): string | undefined {
+  const uid = process.getuid?.();
+  const ancestors = new Set<string>();
+  for (const start of [path, realpathSync(path)]) {
+    for (let folder = dirname(start); ; folder = dirname(folder)) {
+      ancestors.add(folder);
+      if (folder === dirname(folder)) break;
+    }
+  }
+  for (const folder of ancestors) {
+    const status = statSync(folder);
+    const mode = (status.mode & 0o7777).toString(8);
+    if ((status.mode & 0o022) !== 0 && (status.mode & 0o1000) === 0) return `${folder} (mode ${mode}: group or others may write it, and it has no sticky bit)`;
+    if (uid !== undefined && status.uid !== 0 && status.uid !== uid) return `${folder} (of user ${status.uid}, neither root nor the daemon's user ${uid})`;
+  }
+  return undefined;
 }
