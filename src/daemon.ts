@@ -17,7 +17,7 @@ import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits, sourcedFlag } from './memory/limits';
 import { HeapGuard } from './memory/heap-guard';
 import { MemoryManager } from './memory/memory-manager';
-import type { MmapFiles } from './memory/mmap-files';
+import { type MmapFiles, unsafeAncestor } from './memory/mmap-files';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
 import { removeStaleShmNames } from './memory/shm-names';
 import { selectBackend } from './native/select-backend';
@@ -184,7 +184,8 @@ export function noticeConfigFileChanges(file: ConfigFileRead | undefined, source
  * write) is refused before anything listens: until now the daemon started, and every MMAP workspace
  * was refused later. The default, in the shared temporary folder where another user may have made it
  * first, is warned about instead (only MMAP workspaces are refused), so that nobody can keep the
- * daemon from starting by making that folder.
+ * daemon from starting by making that folder. A folder above it in which another user could swap it
+ * for their own is warned about (unsafeAncestor).
  */
 function checkMmapDirAtStart(files: MmapFiles, given: boolean, log: Logger): void {
   try {
@@ -192,6 +193,14 @@ function checkMmapDirAtStart(files: MmapFiles, given: boolean, log: Logger): voi
   } catch (error) {
     if (given || !(error instanceof Error)) throw error;
     log.warn({ event: 'mmap_dir_unusable', path: files.root }, `${error.message}; until then every MMAP workspace is refused`);
+    return;
+  }
+  const swappable = unsafeAncestor(files.root);
+  if (swappable !== undefined) {
+    log.warn(
+      { event: 'mmap_dir_swappable', path: files.root, folder: swappable },
+      `--mmap-dir ${files.root} lies in ${swappable}: another user could put a folder of their own in its place, and read or change the MMAP workspace files the daemon then maps (harmless where the daemon's user is the only one, as in a container)`,
+    );
   }
 }
 

@@ -97,10 +97,8 @@ export class MmapFiles {
   /**
    * Makes the root (mode 0700) if need be, and refuses one that another user could change under the
    * daemon: a symbolic link, a folder of another owner, or one that group or others may write (the
-   * default lies in the shared temporary folder, where anyone may have made it first), or one inside a
-   * folder that another user could rename it out of and put one of theirs in its place (see
-   * unsafeAncestor). Also called at start (daemon.ts), so that an unusable --mmap-dir is told then,
-   * not at the first MMAP workspace.
+   * default lies in the shared temporary folder, where anyone may have made it first). Also called at
+   * start (daemon.ts), so that an unusable --mmap-dir is told then, not at the first MMAP workspace.
    */
   ensureRoot(): void {
     const refuse = (why: string) => new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `--mmap-dir ${this.root} ${why}: MMAP workspaces need a folder of their own (pass another --mmap-dir)`, { path: this.root });
@@ -115,8 +113,6 @@ export class MmapFiles {
     if (!root.isDirectory()) throw refuse('is not a folder');
     if (process.getuid && root.uid !== process.getuid()) throw refuse(`belongs to user ${root.uid}, not to the daemon's user ${process.getuid()}`);
     if ((root.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${(root.mode & 0o777).toString(8)})`);
-    const unsafe = unsafeAncestor(this.root);
-    if (unsafe !== undefined) throw refuse(`lies in ${unsafe}: another user could put a folder of their own in its place`);
   }
 }
 
@@ -125,6 +121,8 @@ export class MmapFiles {
  * than root and the daemon's own could rename `path` away and put something of theirs there: one that
  * group or others may write without the sticky bit (with it, as /tmp has, only an entry's owner may
  * rename it), or one of another user (who may chmod it so), told with why; undefined when there is none.
+ * Warned about at start, not refused: a container's emptyDir (mode 777, no sticky bit) is such a
+ * folder, and harmless where the daemon's user is the only one.
  */
 export function unsafeAncestor(path: string): string | undefined {
   const uid = process.getuid?.();
