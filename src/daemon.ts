@@ -307,7 +307,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       hostMaxBytes: limits.hostMaxBytes,
       maxPhysicalBytes: limits.maxPhysicalBytes,
     },
-    `tensormemd serving on ${running.addresses.join(', ')}${dataPlane ? `, data plane on ${dataPlane.address}` : ''}${status ? `, metrics and status page on http://${status.address}/` : ''} (backend ${backend.name}; ` +
+    `tensormemd serving on ${running.addresses.join(', ')}${dataPlane ? `, data plane on ${dataPlane.address}` : ''}${status ? `, metrics and status page on ${config.tls ? 'https' : 'http'}://${status.address}/` : ''} (backend ${backend.name}; ` +
       `maxbytes ${limits.maxBytes.map(formatIec).join(', ')}; host-maxbytes ${formatIec(limits.hostMaxBytes)}; maxphysicalbytes ${formatIec(limits.maxPhysicalBytes)})`,
   );
   if (tenants.openMode) log.warn({ event: 'open_mode' }, 'no tenants file: OPEN MODE, any local client may open leases (loopback and unix sockets only)');

@@ -75,6 +75,9 @@ describe('TLS and mTLS', () => {
         request.setTimeout(5000, () => request.destroy(new Error('timed out')));
       });
     const address = (daemon: DaemonProcess) => String(daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress).replace('127.0.0.1', 'localhost');
+    // The start line names the scheme the listener serves: a URL to paste into a browser or curl.
+    const listening = tlsDaemon.logs.find((entry) => entry.event === 'listening')!;
+    expect(String(listening.msg)).toContain(`metrics and status page on https://${listening.metricsAddress}/`);
     const secure = await get(`https://${address(tlsDaemon)}/metrics`, { ca: ca() });
     expect(secure.status).toBe(200);
     expect(secure.body).toContain('tensormem_leases');
