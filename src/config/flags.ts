@@ -256,7 +256,7 @@ export function helpText(program = 'tensormemd'): string {
     '',
     'Owns GPU memory on this host and lends it out over gRPC (tensormem.v1).',
     'Precedence: flags > environment (TENSORMEM_<FLAG>) > config file > --profile > defaults.',
-    'Sizes: K, M, G, T are powers of 1024 (8G = 8 GiB); KiB/MiB/GiB accepted; % is a share of RAM (VRAM for device sizes).',
+    'Sizes: K, M, G, T are powers of 1024 (8G = 8 GiB); KiB/MiB/GiB accepted; % only where a flag says "% of RAM" or "% of VRAM".',
     'Durations: ms, s, m, h (500ms, 30s); a bare number is seconds.',
     '',
     'Flags:',

@@ -453,6 +453,25 @@ describe('--help', () => {
     }
     expect(help).toContain('seed: org.bytedeco.javacpp.maxphysicalbytes');
   });
+
+  it('says "%" only of the size flags whose parser takes it (the others refuse --pool-chunk 1%)', () => {
+    const help = helpText();
+    const header = help.slice(0, help.indexOf('Flags:'));
+    const takesPercent = (name: string) => {
+      try {
+        loadConfig([`--${name}`, '1%'], {});
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const sizes = FLAGS.filter((flag) => flag.type === 'size');
+    for (const flag of sizes) expect({ flag: flag.name, takesPercent: takesPercent(flag.name) }).toEqual({ flag: flag.name, takesPercent: flag.percentOf !== undefined });
+    // The header's rule for "%" must hold for every size flag, not only the marked ones.
+    expect(sizes.some((flag) => !flag.percentOf)).toBe(true);
+    expect(header).not.toMatch(/% is a share of/);
+    expect(header).toContain('% only where a flag says "% of RAM" or "% of VRAM"');
+  });
 });
 
 describe('resolveLimits: the caps the daemon starts with', () => {
