@@ -41,7 +41,7 @@ import { HeapGrowth, applyHeapGrowth } from './heap-growth';
 
 /** How long the drain lets a session with no call open close itself after the GOAWAY, and how often it then closes those that did not (idle-sessions.ts). */
 const IDLE_SESSION_GRACE_MS = 500;
-/** How many of the names a start-up sweep removed go into its stale_shm_removed line. */
+/** How many of the names a start-up sweep removed go into its stale_shm_removed (or stale_mmap_removed) line. */
 export const STALE_SHM_NAMES_LOGGED = 20;
 
 export interface Daemon {
@@ -258,6 +258,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   });
   memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, maxMappedRegions: config.maxMappedRegions, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
   checkMmapDirAtStart(memory.mmapFiles, config.mmapDir !== undefined, log);
+  const staleMmap = memory.mmapFiles.removeStaleTemporaryFiles();
+  if (staleMmap.paths.length > 0) {
+    log.warn(
+      { event: 'stale_mmap_removed', count: staleMmap.paths.length, bytes: staleMmap.bytes, names: staleMmap.paths.slice(0, STALE_SHM_NAMES_LOGGED) },
+      `removed ${staleMmap.paths.length} temporary MMAP workspace files (${formatIec(staleMmap.bytes)}) from --mmap-dir ${memory.mmapFiles.root} left by daemons that died`,
+    );
+  }
   if (tenantSpecs) checkGuaranteesFit(tenantSpecs, limits.maxBytes, config.tenantsFile!);
   memory.setTenantLimits((name) => tenants.limitsOf(name));
   memory.tenants.declare(tenants.list().map((tenant) => tenant.name));

@@ -9,7 +9,7 @@
  * names something other than a regular file.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { TensormemError, invalidArgument } from '../errors';
@@ -20,6 +20,8 @@ export function defaultMmapDir(): string {
 }
 
 const MAX_PATH_CHARS = 1024;
+/** A temporary workspace file's name (temporaryPath), and nothing else. */
+const TEMPORARY_NAME = /^tensormem-ws-[0-9a-f]{24}\.mmap$/;
 
 /**
  * Throws INVALID_ARGUMENT (naming `field`) unless `path` is a relative path of plain names: not
@@ -92,6 +94,39 @@ export class MmapFiles {
   temporaryPath(): string {
     this.ensureRoot();
     return join(this.root, `tensormem-ws-${randomBytes(12).toString('hex')}.mmap`);
+  }
+
+  /**
+   * Removes the temporary workspace files left in the root by daemons that died (at start): a
+   * temporary file's name is unlinked as soon as it is mapped, so a name still there was left by a
+   * daemon killed between creating the file and mapping it (its posix_fallocate of the whole length
+   * takes that long), with its whole length allocated on the disk. Only regular files of the daemon's
+   * user with exactly such a name go; tenants' files live in their folders. A live daemon sharing the
+   * root loses nothing by it: the one file of its own that can have such a name is the one it is
+   * creating, through a descriptor that outlives the name, and whose name it was about to unlink.
+   */
+  removeStaleTemporaryFiles(): { paths: string[]; bytes: number } {
+    const removed = { paths: [] as string[], bytes: 0 };
+    let entries: string[];
+    try {
+      entries = readdirSync(this.root);
+    } catch {
+      return removed;
+    }
+    for (const entry of entries.filter((name) => TEMPORARY_NAME.test(name))) {
+      const path = join(this.root, entry);
+      try {
+        const file = lstatSync(path);
+        if (!file.isFile() || (process.getuid && file.uid !== process.getuid())) continue;
+        unlinkSync(path);
+        removed.paths.push(path);
+        // Its length, all of it allocated on the disk by posix_fallocate.
+        removed.bytes += file.size;
+      } catch {
+        // gone already
+      }
+    }
+    return removed;
   }
 
   /**
