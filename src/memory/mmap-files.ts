@@ -9,7 +9,7 @@
  * names something other than a regular file.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { TensormemError, invalidArgument } from '../errors';
@@ -132,7 +132,8 @@ export class MmapFiles {
   /**
    * Makes the root (mode 0700) if need be, and refuses one that another user could change under the
    * daemon: a symbolic link, a folder of another owner, or one that group or others may write (the
-   * default lies in the shared temporary folder, where anyone may have made it first). Also called at
+   * default lies in the shared temporary folder, where anyone may have made it first); and one the
+   * daemon cannot write (a read-only file system). Also called at
    * start (daemon.ts), so that an unusable --mmap-dir is told then, not at the first MMAP workspace.
    */
   ensureRoot(): void {
@@ -148,6 +149,12 @@ export class MmapFiles {
     if (!root.isDirectory()) throw refuse('is not a folder');
     if (process.getuid && root.uid !== process.getuid()) throw refuse(`belongs to user ${root.uid}, not to the daemon's user ${process.getuid()}`);
     if ((root.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${(root.mode & 0o777).toString(8)})`);
+    // A read-only file system (EROFS, root included): no file could be made in it.
+    try {
+      accessSync(this.root, constants.W_OK | constants.X_OK);
+    } catch (error) {
+      throw refuse(`cannot be written (${(error as Error).message})`);
+    }
   }
 }
 

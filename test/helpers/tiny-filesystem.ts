@@ -11,7 +11,7 @@ export function tinyFilesystemUnavailable(dir: string): string | undefined {
   return probe.status === 0 ? undefined : `unshare -m + mount tmpfs failed: ${probe.stderr.trim() || `exit ${probe.status}`}`;
 }
 
-/** The command prefix that runs a process with a tmpfs of `size` (e.g. 1m) over `dir`, mode `mode`. */
-export function tinyFilesystemPrefix(dir: string, size: string, mode = '0700'): string[] {
-  return ['unshare', '-m', 'sh', '-c', `mount -t tmpfs -o size=${size},mode=${mode} tmpfs "$0" && exec "$@"`, dir];
+/** The command prefix that runs a process with a tmpfs of `size` (e.g. 1m) over `dir`, mode `mode` (mounted read-only with `readOnly`). */
+export function tinyFilesystemPrefix(dir: string, size: string, mode = '0700', readOnly = false): string[] {
+  return ['unshare', '-m', 'sh', '-c', `mount -t tmpfs -o size=${size},mode=${mode}${readOnly ? ',ro' : ''} tmpfs "$0" && exec "$@"`, dir];
 }

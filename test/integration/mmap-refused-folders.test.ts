@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
 import { runTensormemd, startDaemon } from '../helpers/daemon-process';
+import { tinyFilesystemPrefix, tinyFilesystemUnavailable } from '../helpers/tiny-filesystem';
 
 const mmapDir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-refused-'));
 afterAll(() => rmSync(mmapDir, { recursive: true, force: true }));
@@ -70,6 +71,24 @@ describe('an --mmap-dir that cannot hold MMAP workspace files', () => {
     const quiet = await startDaemon(['--mmap-dir', inOpen]);
     expect(quiet.logs.filter((entry) => String(entry.event).startsWith('mmap_dir'))).toEqual([]);
     expect(await quiet.stop()).toBe(0);
+  });
+
+  // A read-only file system (a volume mounted ro, a disk the kernel remounted ro after errors): the daemon
+  // started, and every MMAP workspace was refused later, one saying EROFS, one with tenant_folder's mkdir ENOENT.
+  const readOnlyDir = join(mmapDir, 'read-only');
+  mkdirSync(readOnlyDir);
+  const noTinyFilesystem = tinyFilesystemUnavailable(readOnlyDir);
+  it.skipIf(noTinyFilesystem !== undefined)(`is refused at start when given on a read-only file system${noTinyFilesystem ? ` — skipped: ${noTinyFilesystem}` : ''}`, async () => {
+    const started = startDaemon(['--mmap-dir', readOnlyDir], {}, tinyFilesystemPrefix(readOnlyDir, '1m', '0700', true));
+    const refused = await started.then(
+      async (daemon) => {
+        await daemon.stop();
+        return 'started';
+      },
+      (error: Error) => error.message,
+    );
+    expect(refused).toMatch(/^tensormemd exited with 1 before listening/);
+    expect(refused).toContain(`--mmap-dir ${readOnlyDir} cannot be written (EROFS: read-only file system`);
   });
 
   it('is warned about when it is the default (in the shared temporary folder, where anyone may make it first), and the daemon serves', async () => {
