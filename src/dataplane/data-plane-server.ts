@@ -23,7 +23,9 @@ import type { AddressInfo } from 'node:net';
 import { TensormemError, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import { tlsServerOptions } from '../config/tls-server-options';
+import type { Lease } from '../leases/lease';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
+import { ENDED_READ_GRACE_MS } from '../service/array-service';
 import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { withOthersMasked } from '../service/socket-umask';
@@ -234,7 +236,7 @@ class DataPlane {
     const lease = this.context.registry.authenticate(bearerTokenOf(exchange));
     const array = lease.getArray(arrayId);
     if (method === 'PUT') await this.put(exchange, array);
-    else await this.get(exchange, array, method === 'HEAD');
+    else await this.get(exchange, lease, array, method === 'HEAD');
   }
 
   /**
@@ -308,7 +310,7 @@ class DataPlane {
    * range's pieces go out the same way, after a part head of its own (the boundary, its Content-Type
    * and Content-Range), and the whole body's Content-Length is known before the first byte.
    */
-  private async get(exchange: HttpExchange, array: TensorArray, headOnly: boolean): Promise<void> {
+  private async get(exchange: HttpExchange, lease: Lease, array: TensorArray, headOnly: boolean): Promise<void> {
     // Range applies to GET only: a server MUST ignore it on any other method (RFC 9110 §14.2), so a HEAD
     // with a Range answers what a GET without one would (200, the whole length), as HEAD must (§9.3.2).
     // If-Range names a validator (an ETag or a date) this daemon never sends, so it never matches the
@@ -343,8 +345,16 @@ class DataPlane {
     }
     const onSocket = new Set<() => void>();
     let pieceTaken: (() => void) | undefined;
+    // The pieces on the socket are views of the array, whose free waits for them: a reader that stopped
+    // kept its lease's memory, once the lease had ended, until --data-stall-timeout. As a ReadArray
+    // stream is reset then, the connection is cut ENDED_READ_GRACE_MS after the lease ends if the answer
+    // is not out by then.
+    let cut: NodeJS.Timeout | undefined;
+    const forgetLease = lease.whenClosed(() => (cut ??= setTimeout(() => exchange.destroy(), ENDED_READ_GRACE_MS)));
     // After 'close' the socket holds no write any more, so every view may go back then at the latest.
     exchange.onClose(() => {
+      forgetLease();
+      clearTimeout(cut);
       for (const giveBack of [...onSocket]) giveBack();
     });
     const sections = parts ? parts.ranges : [{ start, length, head: '' }];
