@@ -256,7 +256,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     // Freed buffers of bulk transfers stay resident in malloc's arenas (on glibc) until trimmed.
     loadAddon().trimMallocHeap();
   });
-  memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, maxMappedRegions: config.maxMappedRegions, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
+  memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, maxMappedRegions: config.maxMappedRegions, maxTenantWaits: config.maxTenantWaits, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
   checkMmapDirAtStart(memory.mmapFiles, config.mmapDir !== undefined, log);
   const staleMmap = memory.mmapFiles.removeStaleTemporaryFiles();
   if (staleMmap.paths.length > 0) {

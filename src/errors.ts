@@ -55,6 +55,8 @@ export const ERROR_REASONS = [
   'DEVICE_LOST',
   'TOO_MANY_CONNECTIONS',
   'TOO_MANY_STREAMS',
+  /** --max-tenant-waits: a tenant's wait_for_memory calls fill its cap. */
+  'TOO_MANY_WAITS',
   'CHECKSUM_MISMATCH',
   'PRECONDITION_FAILED',
   'MESSAGE_TOO_LARGE',

@@ -61,6 +61,8 @@ export interface DaemonConfig {
   maxConcurrentStreams: number;
   /** --max-tenant-streams: streaming calls one tenant may have open at once, all connections together; 0 = no cap. */
   maxTenantStreams: number;
+  /** --max-tenant-waits: AllocateArray calls with wait_for_memory one tenant may have waiting at once, all devices together; 0 = no cap. */
+  maxTenantWaits: number;
   /** --data-stall-timeout: a data plane request idle this long either way is cut. */
   dataStallTimeoutMs: number;
   /** --data-max-connections: data plane connections open at once; 0 = no cap. */
@@ -480,6 +482,7 @@ function build(raw: RawValues): DaemonConfig {
     maxConnections: maxConnections(),
     maxConcurrentStreams: int('max-concurrent-streams', 0, 2 ** 32 - 1),
     maxTenantStreams: int('max-tenant-streams', 0, 2 ** 31 - 1),
+    maxTenantWaits: int('max-tenant-waits', 0, 2 ** 31 - 1),
     dataStallTimeoutMs: timerDuration('data-stall-timeout'),
     dataMaxConnections: dataMaxConnections(),
     logLevel: choice('log-level'),

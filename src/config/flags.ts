@@ -171,6 +171,13 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'tls-key', type: 'string', arg: 'FILE', help: 'PEM private key of --tls-cert.' },
   { name: 'tls-client-ca', type: 'string', arg: 'FILE', help: 'PEM CA bundle: require client certificates signed by it (mTLS). Needs --tls-cert.' },
   { name: 'max-wait', type: 'duration', arg: 'DURATION', default: '60s', help: 'Longest an AllocateArray with wait_for_memory waits for device memory (the call deadline, when sooner, wins).' },
+  {
+    name: 'max-tenant-waits',
+    type: 'int',
+    arg: 'N',
+    default: '1000',
+    help: "Most AllocateArray calls with wait_for_memory one tenant may have waiting for device memory at once, all its leases, connections and devices together. One more is refused at once, before it is tried: RESOURCE_EXHAUSTED, reason TOO_MANY_WAITS, with the numbers (ErrorInfo tenant, waiting_allocations, max_tenant_waits); the tenant's other calls, and other tenants' waits, go on. A waiting call is a unary call that holds about 10 KB of the daemon's heap until it is served or --max-wait passes, outside the tenant's heap share, and --max-concurrent-streams and --max-connections alone would let one tenant keep about a million waiting. 0 = no cap.",
+  },
   { name: 'max-message-bytes', type: 'size', arg: 'SIZE', default: '64M', help: "Largest gRPC message sent or received (grpc-js's default is 4 MiB); above 1024 bytes, at most 4294967295 (gRPC's 4-byte message length)." },
   {
     name: 'max-partial-message-bytes',

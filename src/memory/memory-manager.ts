@@ -19,7 +19,7 @@ import { StatisticsAdaptor } from './statistics-adaptor';
 import type { PhysicalMemoryGuard } from './physical-memory-guard';
 import type { HeapGuard } from './heap-guard';
 import { QuotaAdaptor } from './quota-adaptor';
-import { MemoryWaitQueue } from './memory-wait-queue';
+import { MemoryWaitQueue, TenantWaits } from './memory-wait-queue';
 import { MmapFiles, defaultMmapDir } from './mmap-files';
 import { checkGuarantees } from './guarantee-policy';
 import { TenantAccounts, type TenantAccount, type TenantLimits } from './tenant-accounts';
@@ -47,6 +47,8 @@ export interface MemoryManagerOptions {
    * mappings held at once, all tenants together; 0 or absent = no cap. See MappedRegions.
    */
   maxMappedRegions?: number;
+  /** --max-tenant-waits: the most wait_for_memory calls one tenant may have waiting at once, all devices together; 0 or absent = no cap. */
+  maxTenantWaits?: number;
 }
 
 interface PoolStack {
@@ -112,6 +114,8 @@ export class MemoryManager {
   /** Every tenant's quotas, guarantee, counts and heap share over these pools. */
   readonly tenants: TenantAccounts;
   private readonly waitQueues: MemoryWaitQueue[];
+  /** Each tenant's wait_for_memory calls in every device's queue (--max-tenant-waits). */
+  readonly tenantWaits: TenantWaits;
 
   /** Where MMAP workspace files live (--mmap-dir), by tenant. */
   readonly mmapFiles: MmapFiles;
@@ -141,12 +145,13 @@ export class MemoryManager {
       options.heapGuard,
     );
     if (options.heapGuard) options.heapGuard.fairShareOf = (tenant) => this.tenants.heapShareOf(tenant);
+    this.tenantWaits = new TenantWaits(options.maxTenantWaits ?? 0);
     this.waitQueues = this.devicePools.map(
       (stack, index) =>
         new MemoryWaitQueue(() => {
           const stats = stack.top.stats();
           return { device: index, capName: 'pool cap (maxbytes)', capBytes: limits.maxBytes[index], usedBytes: stats.usedBytes, largestFreeBlockBytes: stats.largestFreeBlockBytes };
-        }),
+        }, this.tenantWaits),
     );
     // --maxphysicalbytes counts the chunks in host RAM when they are taken, not when first written: the
     // host pool's (pinned on cuda) and, on the host backend, the emulated devices' (dedicated chunks and

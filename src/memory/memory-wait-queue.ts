@@ -51,13 +51,60 @@ export function isRetryableRefusal(error: unknown): error is OutOfMemoryError {
   return error instanceof OutOfMemoryError && error.facts.memory === 'DEVICE';
 }
 
+/**
+ * --max-tenant-waits: each tenant's wait_for_memory calls in the queues of every device together, one
+ * counted from run() until it leaves its queue (served, refused, timed out, cancelled). A waiting call
+ * is a unary call that does not end by itself until --max-wait: each held about 10 KB of the daemon's
+ * heap (5,000 of one tenant: 21 -> 71 MiB, RSS 117 -> 188 MiB), not counted in the tenant's heap share,
+ * and --max-concurrent-streams and --max-connections alone let one tenant keep about a million of them.
+ */
+export class TenantWaits {
+  private readonly waiting = new Map<string, number>();
+
+  /** `limit`: the most one tenant may have at once; 0 = no cap (nothing is counted). */
+  constructor(readonly limit: number) {}
+
+  /** Calls `tenant` has counted now. */
+  of(tenant: string): number {
+    return this.waiting.get(tenant) ?? 0;
+  }
+
+  /** Counts one more call of `tenant`, or refuses it (RESOURCE_EXHAUSTED, TOO_MANY_WAITS) when its calls fill the cap. */
+  take(tenant: string): void {
+    if (this.limit <= 0) return;
+    const now = this.of(tenant);
+    if (now >= this.limit) {
+      throw new TensormemError(
+        'RESOURCE_EXHAUSTED',
+        'TOO_MANY_WAITS',
+        `tenant "${tenant}" has ${now} AllocateArray calls waiting for device memory (wait_for_memory), the most --max-tenant-waits (${this.limit}) allows: ` +
+          'this one was refused without waiting; let some be served, time out or cancel them first, or allocate without wait_for_memory',
+        { tenant, waiting_allocations: String(now), max_tenant_waits: String(this.limit) },
+      );
+    }
+    this.waiting.set(tenant, now + 1);
+  }
+
+  /** One call of `tenant` left its queue. */
+  give(tenant: string): void {
+    if (this.limit <= 0) return;
+    const left = this.of(tenant) - 1;
+    if (left <= 0) this.waiting.delete(tenant);
+    else this.waiting.set(tenant, left);
+  }
+}
+
 export class MemoryWaitQueue {
   /** Tenants in service order; each with its waiters in arrival order. */
   private readonly byTenant = new Map<string, Waiter[]>();
   private draining = false;
   private drainAgain = false;
 
-  constructor(private readonly poolFacts?: PoolFacts) {}
+  constructor(
+    private readonly poolFacts?: PoolFacts,
+    /** Each tenant's waiting calls, shared by the queues of every device (--max-tenant-waits); absent = no cap. */
+    private readonly tenantWaits?: TenantWaits,
+  ) {}
   /** notifyFreed calls so far, waiters or not: a first attempt refused before a free but waiting only after it must not miss it. */
   private frees = 0;
 
@@ -74,7 +121,8 @@ export class MemoryWaitQueue {
    * fails for another reason, or `waitMs` passes (any length: waits beyond setTimeout's 2^31 - 1 ms are
    * armed in steps). Every attempt after the first gets `retry` true (the pool counts one refused
    * request, not one per attempt). The request's place in its tenant's order is taken here, before any
-   * await: the tenant's requests are served in the order run() was called for them.
+   * await: the tenant's requests are served in the order run() was called for them. A tenant whose
+   * calls fill --max-tenant-waits (tenantWaits) is refused here, before anything is tried.
    */
   async run<T>(
     tenant: string,
@@ -85,6 +133,7 @@ export class MemoryWaitQueue {
     /** The request's bytes: a waiter that times out without having been tried names them. */
     requestedBytes = 0,
   ): Promise<T> {
+    this.tenantWaits?.take(tenant);
     const tryNow = this.size === 0 && !this.byTenant.has(tenant);
     const { waiter, settled } = this.join(tenant, attempt, discard, requestedBytes, tryNow);
     if (!tryNow) {
@@ -216,6 +265,7 @@ export class MemoryWaitQueue {
     clearTimeout(waiter.timer);
     list!.splice(index, 1);
     if (list!.length === 0) this.byTenant.delete(waiter.tenant);
+    this.tenantWaits?.give(waiter.tenant);
     return true;
   }
 

@@ -142,6 +142,8 @@ describe('loadConfig', () => {
     expect(loadConfig(['--max-concurrent-streams', '0'], {}).maxConcurrentStreams).toBe(0);
     expect(loadConfig([], {}).maxTenantStreams).toBe(1000);
     expect(loadConfig(['--max-tenant-streams', '0'], {}).maxTenantStreams).toBe(0);
+    expect(loadConfig([], {}).maxTenantWaits).toBe(1000);
+    expect(loadConfig([], { TENSORMEM_MAX_TENANT_WAITS: '0' }).maxTenantWaits).toBe(0);
     expect(loadConfig([], { TENSORMEM_HEAP_GROWTH: '50' }).heapGrowthPercent).toBe(50);
   });
 
@@ -247,6 +249,7 @@ describe('loadConfig', () => {
     [['--max-connections', '-1'], 'Expected an integer from 0 to 1000000 for --max-connections but received "-1"'],
     [['--max-concurrent-streams', '4294967296'], 'Expected an integer from 0 to 4294967295 for --max-concurrent-streams but received "4294967296"'],
     [['--max-tenant-streams', '-1'], 'Expected an integer from 0 to 2147483647 for --max-tenant-streams but received "-1"'],
+    [['--max-tenant-waits', 'some'], 'Expected an integer from 0 to 2147483647 for --max-tenant-waits but received "some"'],
     [['--listen', '127.0.0.1'], 'Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen but received "127.0.0.1"'],
     [['--listen', '127.0.0.1:0', '--listen', '127.0.0.1:70000'], 'Expected HOST:PORT (port 0 picks one) or unix:PATH for --listen but received "127.0.0.1:70000"'],
     [['--listen', 'unix:'], 'Expected unix:PATH with a path for --listen but received "unix:"'],

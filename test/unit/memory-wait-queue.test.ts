@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OutOfMemoryError, TensormemError } from '../../src/errors';
 import { MAX_TIMER_MS, setLongTimeout } from '../../src/long-timeout';
-import { MemoryWaitQueue, WaitHandle } from '../../src/memory/memory-wait-queue';
+import { MemoryWaitQueue, TenantWaits, WaitHandle } from '../../src/memory/memory-wait-queue';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -58,6 +58,51 @@ async function freeAndSettle(queue: MemoryWaitQueue, dev: ReturnType<typeof devi
 describe('MemoryWaitQueue', () => {
   afterEach(() => {
     vi.useRealTimers();
+  });
+
+  it("counts a tenant's waiters in every device's queue against --max-tenant-waits, and each that leaves (served, deadline, cancel, refusal) out", async () => {
+    const waits = new TenantWaits(2);
+    const queues = [new MemoryWaitQueue(undefined, waits), new MemoryWaitQueue(undefined, waits)];
+    const devices = [device(100), device(100)];
+    await devices[0].take(100)();
+    await devices[1].take(100)();
+    let handle: WaitHandle | undefined;
+    const first = observe(queues[0].run('a', devices[0].take(10), devices[0].give, 5_000, (h) => (handle = h)));
+    const second = observe(queues[1].run('a', devices[1].take(10), devices[1].give, 5_000));
+    const other = observe(queues[0].run('b', devices[0].take(10), devices[0].give, 5_000));
+    await turns();
+    expect([waits.of('a'), waits.of('b')]).toEqual([2, 1]);
+    let refused: unknown;
+    let tried = false;
+    const attempt = async () => {
+      tried = true;
+      return 1;
+    };
+    try {
+      await queues[1].run('a', attempt, () => undefined, 5_000);
+    } catch (error) {
+      refused = error;
+    }
+    expect(tried).toBe(false);
+    expect(refused).toMatchObject({ kind: 'RESOURCE_EXHAUSTED', reason: 'TOO_MANY_WAITS', metadata: { tenant: 'a', waiting_allocations: '2', max_tenant_waits: '2' } });
+    expect((refused as Error).message).toContain('--max-tenant-waits (2)');
+
+    handle!.cancel();
+    await turns();
+    expect(first.settled).toBe(true);
+    expect(waits.of('a')).toBe(1);
+    const third = observe(queues[0].run('a', devices[0].take(10), devices[0].give, 50));
+    await freeAndSettle(queues[1], devices[1], 10);
+    expect(second.value).toBe(10);
+    await freeAndSettle(queues[0], devices[0], 10);
+    expect(other.value).toBe(10);
+    expect(waits.of('a')).toBe(1);
+    await sleep(100);
+    expect((third.error as TensormemError).kind).toBe('DEADLINE_EXCEEDED');
+    expect([waits.of('a'), waits.of('b')]).toEqual([0, 0]);
+    // A first attempt that is refused for another reason gives its place back too.
+    await expect(queues[0].run('a', async () => Promise.reject(new Error('no')), () => undefined, 50)).rejects.toThrow('no');
+    expect(waits.of('a')).toBe(0);
   });
 
   it("serves a tenant's next waiter as soon as its head gives up at its deadline", async () => {
