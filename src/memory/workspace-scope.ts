@@ -1,5 +1,13 @@
 /** ND4J's per-thread current workspace and its stack of open scopes, one per owner (a lease). */
+import { failedPrecondition } from '../errors';
 import type { Workspace } from './workspace';
+
+/**
+ * Most scopes one owner (a lease) may have open at once. Entering the current workspace again only
+ * nests, so nothing else bounded the stack: each EnterWorkspace of one lease added a frame that stayed
+ * until the lease ended (50,000 calls: the daemon's heap +10 MiB), outside the tenant's heap share.
+ */
+export const MAX_SCOPE_DEPTH = 1024;
 
 type ScopeFrameKind = 'enter' | 'reenter' | 'borrow' | 'scopeOut';
 
@@ -27,6 +35,16 @@ export class WorkspaceScope {
    */
   holds(workspace: Workspace): boolean {
     return this.frames.some((frame) => frame.workspace === workspace || frame.previous === workspace);
+  }
+
+  /** Opens a scope (innermost), or refuses it with FAILED_PRECONDITION when MAX_SCOPE_DEPTH scopes are open already. */
+  open(frame: ScopeFrame): void {
+    if (this.frames.length >= MAX_SCOPE_DEPTH) {
+      throw failedPrecondition(
+        `Workspace "${frame.workspace.name}": ${this.frames.length} scopes open in this lease, at most ${MAX_SCOPE_DEPTH} at once (entered, borrowed or scoped out of): leave one first`,
+      );
+    }
+    this.frames.push(frame);
   }
 
   /**

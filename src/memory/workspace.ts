@@ -501,7 +501,7 @@ export class Workspace {
     this.assertAlive();
     const scope = this.scope;
     if (scope.current === this && this.isOpen) {
-      scope.frames.push({ kind: 'reenter', workspace: this, previous: this });
+      scope.open({ kind: 'reenter', workspace: this, previous: this });
       return this;
     }
     if (this.isOpen) {
@@ -509,7 +509,7 @@ export class Workspace {
         `Workspace "${this.name}" is already open further out in this scope stack; entering it again would reset it under the arrays of that scope. Borrow it to allocate in it.`,
       );
     }
-    scope.frames.push({ kind: 'enter', workspace: this, previous: scope.current });
+    scope.open({ kind: 'enter', workspace: this, previous: scope.current });
     scope.current = this;
     this.isOpen = true;
     if (this.config.resetPolicy === 'BLOCK_LEFT') this.resetOffsets();
@@ -527,7 +527,7 @@ export class Workspace {
   borrow(): this {
     this.assertAlive();
     if (this.isBorrowed) throw failedPrecondition(`Workspace [${this.name}]: Can't borrow from borrowed workspace`);
-    this.scope.frames.push({ kind: 'borrow', workspace: this, previous: this.scope.current });
+    this.scope.open({ kind: 'borrow', workspace: this, previous: this.scope.current });
     this.isBorrowed = true;
     this.scope.current = this;
     return this;
@@ -536,7 +536,7 @@ export class Workspace {
   /** tagOutOfScopeUse (use WorkspaceScope.scopeOutOfWorkspaces): nothing is current until this workspace is left. */
   tagOutOfScopeUse(): void {
     this.assertAlive();
-    this.scope.frames.push({ kind: 'scopeOut', workspace: this, previous: this });
+    this.scope.open({ kind: 'scopeOut', workspace: this, previous: this });
     this.scope.current = null;
   }
 

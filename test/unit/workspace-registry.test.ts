@@ -13,6 +13,7 @@ import type { Block } from '../../src/memory/memory-resource';
 import type { Workspace, WorkspaceAllocation } from '../../src/memory/workspace';
 import type { WorkspaceBacking, WorkspaceBufferRequest } from '../../src/memory/workspace-backing';
 import { WorkspaceRegistry } from '../../src/memory/workspace-registry';
+import { MAX_SCOPE_DEPTH } from '../../src/memory/workspace-scope';
 import type { WorkspaceConfigInput } from '../../src/memory/workspace-config';
 import { MiB } from '../../src/units';
 
@@ -542,5 +543,34 @@ describe('WorkspaceRegistry contract', () => {
     reg.leave(ws2.workspaceId);
     reg.leave(ws1.workspaceId);
     expect(reg.openWorkspaceNames()).toEqual([]);
+  });
+});
+
+describe('scope depth', () => {
+  it('refuses a scope past MAX_SCOPE_DEPTH open scopes of one owner (enter again, borrow, scope out), naming the depth; leaving one lets the next in', () => {
+    const { reg } = registry();
+    const outer = reg.create('outer', basicConfiguration);
+    const inner = reg.create('inner', basicConfiguration);
+    outer.enter();
+    inner.enter();
+    expect(reg.scope.frames.length).toBe(2);
+    // Entering the current workspace again only nests: without a bound each call added a frame for good.
+    for (let depth = 2; depth < MAX_SCOPE_DEPTH; depth++) inner.enter();
+    expect(reg.scope.frames.length).toBe(MAX_SCOPE_DEPTH);
+    for (const open of [() => inner.enter(), () => outer.borrow(), () => reg.scope.scopeOutOfWorkspaces()]) {
+      const error = thrown(open);
+      expect(error.kind).toBe('FAILED_PRECONDITION');
+      expect(error.message).toContain(`${MAX_SCOPE_DEPTH} scopes open`);
+      expect(error.message).toContain(`at most ${MAX_SCOPE_DEPTH}`);
+    }
+    expect(reg.scope.frames.length).toBe(MAX_SCOPE_DEPTH);
+    expect(reg.current).toBe(inner);
+    inner.leave();
+    outer.borrow();
+    expect(reg.scope.frames.length).toBe(MAX_SCOPE_DEPTH);
+    outer.leave();
+    for (let depth = MAX_SCOPE_DEPTH - 1; depth > 0; depth--) reg.current!.leave();
+    expect(reg.scope.frames.length).toBe(0);
+    expect(reg.current).toBeNull();
   });
 });
