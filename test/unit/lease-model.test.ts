@@ -60,9 +60,10 @@ interface Limits {
   deviceQuota: number;
   hostQuota: number;
   guarantee: number;
+  maxLeases: number;
   maxArrays: number;
 }
-const NO_LIMITS: Limits = { deviceQuota: 0, hostQuota: 0, guarantee: 0, maxArrays: 0 };
+const NO_LIMITS: Limits = { deviceQuota: 0, hostQuota: 0, guarantee: 0, maxLeases: 0, maxArrays: 0 };
 
 interface MArray {
   id: string;
@@ -92,7 +93,7 @@ interface MLease {
 interface Model {
   now: number;
   file: Spec[];
-  /** Tenants a reload dropped while they had leases: their last limits, guarantee 0. */
+  /** Tenants a reload dropped while they had leases: their last limits (max_leases among them, as their row shows), guarantee 0. */
   dropped: Map<string, Limits>;
   leases: MLease[];
   serial: number;
@@ -210,7 +211,7 @@ function tenantRow(m: Model, tenant: string) {
     quota: limits.deviceQuota,
     hostQuota: limits.hostQuota,
     guarantee: limits.guarantee,
-    maxLeases: specOf(m, tenant)?.maxLeases ?? 0,
+    maxLeases: limits.maxLeases,
     maxArrays: limits.maxArrays,
   };
 }
@@ -344,7 +345,7 @@ function applyModel(m: Model, op: Op, real: Answer, counts: { fragmentation: num
     case 'reload': {
       // README: "Edit the file and send SIGHUP to apply it; open leases are kept".
       const kept = new Set(op.specs.map((spec) => spec.name));
-      for (const spec of m.file) if (!kept.has(spec.name)) m.dropped.set(spec.name, { deviceQuota: spec.deviceQuota, hostQuota: spec.hostQuota, guarantee: 0, maxArrays: spec.maxArrays });
+      for (const spec of m.file) if (!kept.has(spec.name)) m.dropped.set(spec.name, { deviceQuota: spec.deviceQuota, hostQuota: spec.hostQuota, guarantee: 0, maxLeases: spec.maxLeases, maxArrays: spec.maxArrays });
       for (const name of kept) m.dropped.delete(name);
       m.file = op.specs.map((spec) => ({ ...spec }));
       for (const name of [...m.dropped.keys()]) if (held(m, name).length === 0) m.dropped.delete(name);
