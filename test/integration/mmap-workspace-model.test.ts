@@ -196,13 +196,14 @@ function unmap(world: World, entry: MWs): void {
 /** CreateWorkspace of an MMAP workspace (README Workspaces; §13), the caps checked in the daemon's order. */
 function create(world: World, op: Extract<Op, { kind: 'create' }>, id: string): Outcome {
   const lease = liveLease(world, op.lease);
+  // The config is validated before it is compared with an existing workspace of the name (WorkspaceRegistry.create).
+  if (op.path === undefined && op.initialSize === 0) throw new ModelError('INVALID_ARGUMENT', 'INVALID_ARGUMENT');
   const found = [...lease.workspaces.entries()].find(([, entry]) => entry.name === op.name && !entry.ws.destroyed);
   if (found) {
     const [existingId, existing] = found;
     if (existing.initialSize !== op.initialSize || existing.path !== op.path) throw new ModelError('ALREADY_EXISTS', 'ALREADY_EXISTS');
     return { info: modelInfo(world, existing), id: existingId };
   }
-  if (op.path === undefined && op.initialSize === 0) throw new ModelError('INVALID_ARGUMENT', 'INVALID_ARGUMENT');
   const key = op.path === undefined ? `temp:${id}` : fileKey(lease.tenant, op.path);
   const file = op.path === undefined ? undefined : world.files.get(key);
   const length = file?.content.length ?? 0;
