@@ -117,6 +117,26 @@ function newArrayId(): string {
   return idText.toString('latin1');
 }
 
+/**
+ * Refuses a new array in `workspace` when it would be out of scope at once: a workspace that is not
+ * circular and whose scope is not open (made current by a borrow only, or named by workspace_id
+ * between its cycles). ND4J allocates there (setCurrentWorkspace, leverageTo a closed workspace) and
+ * leaves the array readable until the next cycle overwrites it; here every use of such an array is
+ * refused as a leaked workspace pointer, so it could only hold memory (a spill) until the workspace is
+ * entered again. Nothing is allocated; a circular workspace's arrays outlive their cycle, so it takes
+ * arrays between cycles.
+ */
+function checkScopeOpen(workspace: Workspace): void {
+  if (workspace.scopeActive || workspace.circular) return;
+  throw new TensormemError(
+    'FAILED_PRECONDITION',
+    'ARRAY_OUT_OF_SCOPE',
+    `Cannot place a new array in workspace "${workspace.name}": its scope is not open, so the array would be out of scope at once (Array uses leaked workspace pointer from workspace ${workspace.name}). ` +
+      'Enter the workspace first (EnterWorkspace), or make the array outside workspaces',
+    { workspace_id: workspace.workspaceId, workspace_name: workspace.name },
+  );
+}
+
 export class Lease {
   readonly createdAt = new Date();
   expiresAtMs: number;
@@ -430,7 +450,10 @@ export class Lease {
   ): Promise<TensorArray> {
     // Every array costs the daemon heap, whatever its bytes: refused while that heap is nearly full
     // (after the request's own checks, so that a request that could never succeed says why).
-    if (workspace) TensorArray.checkAttachable(placement, workspace);
+    if (workspace) {
+      TensorArray.checkAttachable(placement, workspace);
+      checkScopeOpen(workspace);
+    }
     // Held until the array is in `arrays` (counted there) or failed: allocations made at the same time
     // count against max_arrays together.
     const reserved = this.memory.tenants.reserveArray(this.tenant);

@@ -63,6 +63,14 @@ export class ModelError extends Error {
   }
 }
 
+/**
+ * The service's refusal before a new array is placed in a workspace (Lease's checkScopeOpen): none in a
+ * workspace that is not circular and whose scope is not open, where it would be out of scope at once.
+ */
+export function refuseOutOfScopeArray(ws: MWorkspace): void {
+  if (!ws.isOpen && !ws.circular) throw new ModelError('FAILED_PRECONDITION', 'ARRAY_OUT_OF_SCOPE');
+}
+
 /** What the sequences reached (printed with WSMODEL_STATS=1), to see that they cover the rules. */
 export const stats: Record<string, number> = {};
 export const count = (what: string): void => {

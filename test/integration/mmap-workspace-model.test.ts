@@ -30,7 +30,7 @@ import { deepClone } from '../helpers/deep-clone';
 import { permutations } from '../helpers/permutations';
 import { rng } from '../helpers/rng';
 import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
-import { align16, ModelBacking, ModelError, MScope, MWorkspace, poolBytes } from '../helpers/workspace-model';
+import { align16, ModelBacking, ModelError, MScope, MWorkspace, poolBytes, refuseOutOfScopeArray } from '../helpers/workspace-model';
 import type { MAlloc, ModelConfig } from '../helpers/workspace-model';
 
 const FILL = 16384;
@@ -285,6 +285,7 @@ function applyModel(world: World, op: Op, key: string): Outcome {
       }
       case 'allocate': {
         const entry = lookup(world, op.lease, op.ws);
+        refuseOutOfScopeArray(entry.ws);
         const alloc = entry.ws.alloc(op.bytes, 'HOST');
         const array: MArray = { lease: op.lease, ws: op.ws, size: op.bytes, alloc, offset: alloc.offset };
         if (alloc.placement === 'workspace') {

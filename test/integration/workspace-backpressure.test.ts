@@ -75,9 +75,15 @@ describe('wait_for_memory into a workspace', () => {
       expect(await trainer.list()).toEqual([]);
       await trainer.leaveWorkspace(ws.workspace_id);
 
-      // Named by id without a scope open, then destroyed.
+      // Named by id without a scope open, then destroyed: a circular workspace, whose arrays outlive their
+      // cycle (any other refuses an array outside its scope at once); 8 MiB spills past its 4 KiB ring.
       const refill = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
-      const other = await trainer.createWorkspace('OTHER', { initial_size: 0, learning_policy: 'LEARNING_POLICY_FIRST_LOOP' });
+      const other = await trainer.createWorkspace('OTHER', {
+        initial_size: 4096,
+        reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED',
+        allocation_policy: 'ALLOCATION_POLICY_STRICT',
+        learning_policy: 'LEARNING_POLICY_NONE',
+      });
       const doomed = failure(trainer.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], workspaceId: other.workspace_id, waitForMemory: true, deadlineMs: 10_000 }));
       await sleep(300);
       await trainer.destroyWorkspace(other.workspace_id);

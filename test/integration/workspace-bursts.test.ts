@@ -22,7 +22,7 @@ import { LeaseSession } from '../../src/client/lease-session';
 import type { WorkspaceInfo__Output } from '../../src/generated/tensormem/v1/WorkspaceInfo';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { rng } from '../helpers/rng';
-import { ModelBacking, ModelError, ModelRefusal, MScope, MWorkspace, poolBytes, randomConfig } from '../helpers/workspace-model';
+import { ModelBacking, ModelError, ModelRefusal, MScope, MWorkspace, poolBytes, randomConfig, refuseOutOfScopeArray } from '../helpers/workspace-model';
 import type { MAlloc, MBlock, ModelConfig } from '../helpers/workspace-model';
 import { permutations } from '../helpers/permutations';
 import { deepClone } from '../helpers/deep-clone';
@@ -203,6 +203,7 @@ function applyModel(world: World, op: Op, key: string): Outcome {
       }
       case 'allocate': {
         const ws = lookup(world, op.ws);
+        refuseOutOfScopeArray(ws);
         const alloc = ws.alloc(op.bytes, ws.primary);
         world.arrays.set(key, { size: op.bytes, alloc, bytes: new Uint8Array(op.bytes) });
         return { generation: alloc.generation };

@@ -161,14 +161,17 @@ describe('ND4J workspace policies over gRPC', () => {
     expect(out.attached).toBe(false);
     await lease.leaveWorkspace(b.workspace_id); // ends scope-out
     expect((await lease.getWorkspace(b.workspace_id)).current).toBe(true);
+    // A borrow of the outer, open workspace attaches there without a new cycle (testNestedWorkspacesOverlap2).
+    await lease.borrowWorkspace(a.workspace_id);
+    const borrowed = await lease.allocate(f64(2));
+    expect(borrowed).toMatchObject({ workspace_id: a.workspace_id, generation: 1 });
+    expect((await lease.getWorkspace(a.workspace_id)).primary_offset).toBe(32);
+    const again = await failure(lease.borrowWorkspace(a.workspace_id));
+    expect(again.details).toContain("Can't borrow from borrowed workspace");
+    await lease.leaveWorkspace(a.workspace_id); // ends the borrow
+    expect((await lease.getWorkspace(b.workspace_id)).current).toBe(true);
     await lease.leaveWorkspace(b.workspace_id);
     expect((await lease.getWorkspace(a.workspace_id)).current).toBe(true);
-    await lease.borrowWorkspace(b.workspace_id);
-    const borrowed = await lease.allocate(f64(2));
-    expect(borrowed.workspace_id).toBe(b.workspace_id);
-    const again = await failure(lease.borrowWorkspace(b.workspace_id));
-    expect(again.details).toContain("Can't borrow from borrowed workspace");
-    await lease.leaveWorkspace(b.workspace_id);
     await lease.leaveWorkspace(a.workspace_id);
     expect((await lease.getWorkspace(a.workspace_id)).current).toBe(false);
   });
@@ -252,5 +255,40 @@ describe('ND4J workspace policies over gRPC', () => {
     expect(await lease.duplicate(device.array_id)).toMatchObject({ placement: 'PLACEMENT_HOST_ONLY', attached: true });
     expect((await lease.getWorkspace(hostWs.workspace_id)).host_offset).toBe(32);
     await lease.leaveWorkspace(hostWs.workspace_id);
+  });
+  it('B13 nothing is allocated or copied into a workspace whose scope is not open: the array would be out of scope at once (leaked)', async () => {
+    const ws = await lease.createWorkspace('b13', { spill_policy: 'SPILL_POLICY_EXTERNAL' }); // FIRST_LOOP, size 0: every request would spill
+    const source = await lease.allocate(f64(10));
+    const before = await lease.getWorkspace(ws.workspace_id);
+    const used = async () => (await client.memoryInfo()).devices[0].used_bytes;
+    const usedBefore = await used();
+    const arraysBefore = (await lease.list()).length;
+    const expectRefused = async (call: Promise<unknown>) => {
+      const refused = await failure(call);
+      expect(refused.code).toBe(status.FAILED_PRECONDITION);
+      expect(refused.reason).toBe('ARRAY_OUT_OF_SCOPE');
+      expect(refused.details).toContain('Cannot place a new array in workspace "b13"');
+      expect(refused.details).toContain('its scope is not open');
+      expect(refused.errorMetadata).toMatchObject({ workspace_id: ws.workspace_id, workspace_name: 'b13' });
+    };
+    await expectRefused(lease.allocate({ ...f64(10), workspaceId: ws.workspace_id }));
+    await expectRefused(lease.duplicate(source.array_id, { workspaceId: ws.workspace_id }));
+    // Borrowed without an open scope it is current, and still not open.
+    await lease.borrowWorkspace(ws.workspace_id);
+    await expectRefused(lease.allocate(f64(10)));
+    await lease.leaveWorkspace(ws.workspace_id);
+    // Nothing changed: no spill taken from the pool, no counter moved, no array made.
+    expect(await lease.getWorkspace(ws.workspace_id)).toEqual(before);
+    expect(await used()).toBe(usedBefore);
+    expect((await lease.list()).length).toBe(arraysBefore);
+    // Open, the same calls attach.
+    await lease.enterWorkspace(ws.workspace_id);
+    expect((await lease.allocate({ ...f64(10), workspaceId: ws.workspace_id })).attached).toBe(true);
+    expect((await lease.duplicate(source.array_id, { workspaceId: ws.workspace_id })).attached).toBe(true);
+    await lease.leaveWorkspace(ws.workspace_id);
+    // A circular workspace's arrays outlive their cycle: allocating into it between cycles is allowed and usable.
+    const ring = await lease.createWorkspace('b13-ring', { initial_size: 4096, reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', allocation_policy: 'ALLOCATION_POLICY_STRICT', learning_policy: 'LEARNING_POLICY_NONE' });
+    const kept = await lease.duplicate(source.array_id, { workspaceId: ring.workspace_id });
+    expect((await lease.read(kept.array_id)).length).toBe(80);
   });
 });

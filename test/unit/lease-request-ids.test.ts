@@ -66,8 +66,10 @@ describe('Lease request_id', () => {
     const lease = newLease();
     const workspace = lease.workspaces.create('ws');
     const count = RETIRED_ARRAYS_KEPT + 50;
+    lease.workspaces.enter(workspace.workspaceId);
     for (let i = 0; i < count; i++) await lease.allocateArray(allocateParams({ requestId: `attached-${i}`, workspaceId: workspace.workspaceId }));
     expect(lease.requestIdCount).toBe(count);
+    lease.workspaces.leave(workspace.workspaceId);
     lease.workspaces.destroy(workspace.workspaceId);
     lease.retireOutOfScope(workspace);
     expect(lease.retiredCount).toBe(RETIRED_ARRAYS_KEPT);
