@@ -256,6 +256,22 @@ describe('interop: Python grpcio client against tensormemd', () => {
     expect(r.close_freed_bytes).toBe(r.lease_held_bytes);
   }, 60_000);
 
+  it('gets a long error message that is mostly not ASCII with its code and ErrorInfo (grpc core takes 8 KiB of headers)', async () => {
+    const r = await scenario('long_error', daemon!.tcpAddress);
+    // ND4J's leaked-pointer message names the array's workspace and the three still open, 256 CJK
+    // characters each; percent-encoded they alone passed 8 KiB, and grpcio ended the call
+    // RESOURCE_EXHAUSTED "received initial metadata size exceeds limit" with no ErrorInfo.
+    expect(r.read_error).toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      reason: 'ARRAY_OUT_OF_SCOPE',
+      domain: 'tensormem.dev',
+      workspace_name_whole: true,
+      details_head: 'Cannot read array',
+      cut: true,
+    });
+    expect(r.read_error.names_in_details).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
   it('leaves no shared-memory name behind, and the daemon stops cleanly', async () => {
     const prefix = `tensormem-${daemon!.child.pid}-`;
     expect(readdirSync('/dev/shm').filter((name) => name.startsWith(prefix))).toEqual([]);

@@ -23,6 +23,8 @@ Scenarios (each opens its own lease and closes it):
              /dev/shm/<name>; bytes compared both ways; the name gone after FreeArray
   workspace  an ND4J-style loop: CreateWorkspace (FIRST_LOOP), Enter / allocate / ScopeOut / Leave cycles,
              the learned size, then AcquireCudnnWorkspace
+  long_error an error message of some 2,000 CJK characters (ND4J's leaked-pointer message naming four
+             workspaces) arrives with its code and ErrorInfo, within grpc core's 8 KiB header list
 
 Each prints one JSON line: {"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]}
 with exit code 1. Exit code 2: setup problem (no grpc, no protoc or plugin, protoc failed, bad usage).
@@ -809,15 +811,19 @@ def ws_counters(w):
             'initial_block_size': w.initial_block_size, 'number_of_external_allocations': w.number_of_external_allocations}
 
 
+def workspace_session(address, client_name):
+    """(channel, Session, workspace_pb2, WorkspaceService stub) for a scenario with workspaces."""
+    channel = connect(address)
+    s = Session(channel, client_name)
+    return channel, s, pb('tensormem.v1.workspace_pb2'), pb('tensormem.v1.workspace_pb2_grpc').WorkspaceServiceStub(channel)
+
+
 def scenario_workspace(address):
     check = Checker()
     results = {}
-    channel = connect(address)
-    s = Session(channel, 'python-workspace')
+    channel, s, W, wss = workspace_session(address, 'python-workspace')
     T = s.types_pb2
-    W = pb('tensormem.v1.workspace_pb2')
     A = s.array_pb2
-    wss = pb('tensormem.v1.workspace_pb2_grpc').WorkspaceServiceStub(channel)
 
     def call(method, request):
         return getattr(wss, method)(request, metadata=s.md, timeout=TIMEOUT)
@@ -900,8 +906,52 @@ def scenario_workspace(address):
     return results, check.failures
 
 
+def scenario_long_error(address):
+    """An error whose message is long and mostly not ASCII reaches grpcio with its code and ErrorInfo, the
+    message cut to fit.
+
+    ND4J's leaked-pointer message names the array's workspace and every open one: here four workspaces
+    named by 256 CJK characters each. grpc core clients take at most 8 KiB of headers in one list, and
+    grpc-js percent-encodes the message (9 bytes a CJK character).
+    """
+    results = {}
+    channel, s, W, wss = workspace_session(address, 'python-long-error')
+    T = s.types_pb2
+    names = [(str(i) + '\u5de5' * 256)[:256] for i in range(4)]
+    ids = []
+    for name in names:
+        ws = wss.CreateWorkspace(W.CreateWorkspaceRequest(name=name, config=W.WorkspaceConfig(initial_size=1 << 16)),
+                                 metadata=s.md, timeout=TIMEOUT).workspace
+        wss.EnterWorkspace(W.EnterWorkspaceRequest(workspace_id=ws.workspace_id), metadata=s.md, timeout=TIMEOUT)
+        ids.append(ws.workspace_id)
+    x = s.allocate(T.DATA_TYPE_FLOAT32, [10])
+    wss.LeaveWorkspace(W.LeaveWorkspaceRequest(workspace_id=ids[-1]), metadata=s.md, timeout=TIMEOUT)
+    status_pb2 = pb('google.rpc.status_pb2')
+    error_details_pb2 = pb('google.rpc.error_details_pb2')
+    try:
+        s.read(x.array_id)
+        results['read_error'] = None
+    except grpc.RpcError as e:
+        info = error_details_pb2.ErrorInfo()
+        for key, value in (e.trailing_metadata() or ()):
+            if key == 'grpc-status-details-bin':
+                for any_msg in status_pb2.Status.FromString(value).details:
+                    any_msg.Unpack(info)
+        details = e.details() or ''
+        results['read_error'] = {'code': e.code().name, 'reason': info.reason, 'domain': info.domain,
+                            'workspace_name_whole': info.metadata.get('workspace_name') == names[-1],
+                            'details_head': details[:len('Cannot read array')], 'details_chars': len(details),
+                            'names_in_details': sum(1 for n in names if n in details),
+                            'cut': details.endswith(' characters)') and '\u2026 (cut from ' in details}
+    for wid in reversed(ids[:-1]):
+        wss.LeaveWorkspace(W.LeaveWorkspaceRequest(workspace_id=wid), metadata=s.md, timeout=TIMEOUT)
+    s.close()
+    channel.close()
+    return results, []
+
+
 SCENARIOS = {'walk': scenario_walk, 'dataplane': scenario_dataplane, 'export': scenario_export,
-             'workspace': scenario_workspace}
+             'workspace': scenario_workspace, 'long_error': scenario_long_error}
 USAGE = f'usage: python_client.py gen-stubs DIR | python_client.py [--stubs DIR] {{{"|".join(SCENARIOS)}}} ADDRESS'
 
 

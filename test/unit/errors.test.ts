@@ -87,6 +87,35 @@ describe('out-of-memory messages say the numbers (DESIGN.md §5)', () => {
     }
   });
 
+  it('keeps an error within what a grpc core client (Python, C++) takes in one header list (8 KiB), however little of the message is ASCII', () => {
+    // RFC 7541 §4.1: a header field counts its name, its value and 32. grpc-js sends details as
+    // encodeURI(details) (a CJK character: 9 bytes) and the -bin trailer in base64. Python's grpcio
+    // refused a longer list as RESOURCE_EXHAUSTED "received initial metadata size exceeds limit", the
+    // error and its ErrorInfo lost (three 256-character CJK workspace names in ND4J's leaked-pointer message).
+    const fieldSize = (name: string, value: string) => name.length + value.length + 32;
+    const budget = 7 * 1024; // the last KiB of the 8 for grpc-status, :status, content-type, date
+    const workspaceName = '工'.repeat(256);
+    for (const message of ['工'.repeat(5000), `${'x'.repeat(1500)}${'工'.repeat(600)}`, ' "\n'.repeat(2000), '\u{1F600}'.repeat(2000)]) {
+      const mapped = toServiceError(new TensormemError('FAILED_PRECONDITION', 'ARRAY_OUT_OF_SCOPE', message, { workspace_name: workspaceName }));
+      const bin = mapped.metadata!.get('grpc-status-details-bin')[0] as Buffer;
+      const size = fieldSize('grpc-message', encodeURI(mapped.details!)) + fieldSize('grpc-status-details-bin', bin.toString('base64'));
+      expect(size, `trailers of a ${message.length}-character message`).toBeLessThanOrEqual(budget);
+      const head = mapped.details!.replace(/… \(cut from \d+ characters\)$/, '');
+      expect(mapped.details).toBe(`${head}… (cut from ${message.length} characters)`);
+      expect(head.length).toBeGreaterThan(100);
+      expect(message.startsWith(head)).toBe(true);
+      expect(mapped.details!.isWellFormed()).toBe(true);
+      expect(errorInfoOf(mapped.metadata)).toEqual({ reason: 'ARRAY_OUT_OF_SCOPE', domain: 'tensormem.dev', metadata: { workspace_name: workspaceName } });
+    }
+    // Not an ErrorInfo error: grpc-message alone.
+    const internal = toServiceError(new Error('工'.repeat(5000)));
+    expect(fieldSize('grpc-message', encodeURI(internal.details!))).toBeLessThanOrEqual(budget);
+    expect(internal.details).toMatch(/^internal error: 工+… \(cut from 5016 characters\)$/);
+    // ASCII up to the 2048 characters still goes out whole.
+    const ascii = `${'word '.repeat(409)}end`;
+    expect(toServiceError(new TensormemError('NOT_FOUND', 'ARRAY_NOT_FOUND', ascii, { array_id: 'a'.repeat(256) })).details).toBe(ascii);
+  });
+
   it('formats IEC units', () => {
     expect(formatIec(0)).toBe('0 B');
     expect(formatIec(1023)).toBe('1023 B');
