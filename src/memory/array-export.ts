@@ -11,7 +11,7 @@
  * the array (FreeArray, lease close or expiry).
  */
 import { existsSync } from 'node:fs';
-import { failedPrecondition, invalidArgument, notFound } from '../errors';
+import { TensormemError, failedPrecondition, invalidArgument, notFound } from '../errors';
 import { isNativeError } from '../native/backend';
 import type { MemoryManager } from './memory-manager';
 import { shmPath } from './shm-names';
@@ -62,8 +62,11 @@ export async function exportArray(array: TensorArray, side: unknown, memory: Mem
   // before 3.13, when a process that merely attached exits). The region lives on in the daemon's
   // mapping, but no process can open the name again: say so rather than hand it out.
   if (!exported.moved && !existsSync(shmPath(info.shmName))) {
-    throw failedPrecondition(
+    throw new TensormemError(
+      'FAILED_PRECONDITION',
+      'FAILED_PRECONDITION',
       `the shared-memory name ${info.shmName} of array ${array.arrayId} was unlinked by another process (Python's multiprocessing.shared_memory does that when an attached process exits, before 3.13), so no process can open it again; mappings already open still work. Duplicate the array (DuplicateArray) and export the copy, or free it and allocate it anew`,
+      { array_id: array.arrayId, shm_name: info.shmName },
     );
   }
   return { kind: 'shm', name: info.shmName, ...placement(array, exported, info.bytes) };

@@ -366,6 +366,7 @@ describe('ExportArray over a real daemon', () => {
     expect(again.code).toBe(status.FAILED_PRECONDITION);
     expect(again.details).toContain(name);
     expect(again.details).toContain('unlinked');
+    expect(again.errorMetadata).toEqual({ array_id: array.array_id, shm_name: name });
     // Nothing changed: the array keeps its bytes and its region, and frees cleanly.
     const info = await lease.get(array.array_id);
     expect(info.host_exportable).toBe(true);
