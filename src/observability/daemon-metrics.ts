@@ -116,7 +116,7 @@ export class DaemonMetrics {
     liveGauge('tensormem_tenant_max_arrays', 'Most live arrays a tenant may hold, all its leases together; 0 = no limit.', ['tenant'], tenantSeries((t) => [[{}, Number(t.max_arrays ?? 0)]]));
     liveGauge('tensormem_tenant_mapped_regions', "Memory mappings a tenant's leases hold (exported arrays' regions of their own, MMAP workspaces' files): its part of --max-mapped-regions.", ['tenant'], tenantSeries((t) => [[{}, Number(t.mapped_regions ?? 0)]]));
     liveGauge('tensormem_tenant_max_mapped_regions', 'Most mapped regions a tenant may hold, all its leases together; 0 = no limit.', ['tenant'], tenantSeries((t) => [[{}, Number(t.max_mapped_regions ?? 0)]]));
-    liveGauge('tensormem_tenant_streams', 'Streaming calls (WriteArray, ReadArray, KeepAlive, WatchMemory) a tenant has open now, all its connections together; at most --max-tenant-streams.', ['tenant'], tenantSeries((t) => [[{}, context.tenantStreams?.openOf(t.tenant ?? '') ?? 0]]));
+    liveGauge('tensormem_tenant_streams', 'Streaming calls (WriteArray, ReadArray, KeepAlive, WatchMemory) a tenant has open now, all its connections together; at most --max-tenant-streams (counted with 0, no cap, too).', ['tenant'], tenantSeries((t) => [[{}, context.tenantStreams?.openOf(t.tenant ?? '') ?? 0]]));
 
     const { registry: leases } = context;
     liveGauge('tensormem_leases', 'Open leases.', [], () => [[{}, leases.size]]);

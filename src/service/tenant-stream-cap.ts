@@ -48,15 +48,16 @@ export function tooManyStreamsError(tenant: string, open: number, limit: number,
 }
 
 /**
- * Counts each tenant's open streaming calls and refuses one past `limit` (0 = no cap: nothing is
- * counted). `onRefused` is told of each refusal.
+ * Counts each tenant's open streaming calls (tensormem_tenant_streams reads them) and refuses one past
+ * `limit` (0 = no cap: they are still counted, none is refused). `onRefused` is told of each refusal.
  */
 export function capTenantStreams(context: ServiceContext, limit: number, onRefused: (tenant: string, open: number) => void = () => {}): TenantStreams {
   const open = new Map<string, number>();
   const interceptor: ServerInterceptor = (method, call) => {
     // A unary call goes on unwrapped (grpc-js chains interceptors through the call interface only;
     // its type asks for the class): B1 pays nothing for the cap.
-    if (limit <= 0 || (!method.requestStream && !method.responseStream)) return call as ServerInterceptingCall;
+    // Without a cap the streams are still counted: the metric read 0 however many a tenant held open.
+    if (!method.requestStream && !method.responseStream) return call as ServerInterceptingCall;
     let counted: string | undefined;
     const release = () => {
       if (counted === undefined) return;
@@ -72,7 +73,7 @@ export function capTenantStreams(context: ServiceContext, limit: number, onRefus
             const tenant = tenantOfToken(context, bearerToken(metadata));
             if (tenant !== undefined) {
               const now = open.get(tenant) ?? 0;
-              if (now >= limit) {
+              if (limit > 0 && now >= limit) {
                 onRefused(tenant, now);
                 // The handler never starts: the metadata is not passed on.
                 intercepting.sendStatus(toServiceError(tooManyStreamsError(tenant, now, limit, method.path)) as StatusObject);

@@ -135,3 +135,30 @@ describe('--max-tenant-streams', () => {
     }
   });
 });
+
+describe('--max-tenant-streams 0 (no cap)', () => {
+  const setup = daemonForTests(['--max-tenant-streams', '0']);
+
+  it('still reports the streams each tenant has open in tensormem_tenant_streams, and 0 once they end', async () => {
+    const { proto } = loadTensormemProto();
+    const arrays = new proto.tensormem.v1.ArrayService(setup.daemon.tcpAddress, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    const lease = await setup.client.openLease({ tenant: 'uncapped', clientName: 'x', ttlSeconds: 60 });
+    const opened = 7;
+    // Idle WriteArray streams: each stays open in the daemon until cancelled; none may be refused without a cap.
+    const errors: Array<ServiceError | null> = [];
+    const calls = Array.from({ length: opened }, () => arrays.WriteArray(setup.client.metadata(lease.token), (error: ServiceError | null) => errors.push(error)));
+    try {
+      await settle();
+      expect(errors).toEqual([]);
+      const during = await (await fetch(`${setup.statusBase}/metrics`)).text();
+      expect(during).toContain(`tensormem_tenant_streams{tenant="uncapped"} ${opened}`);
+      for (const call of calls.splice(0)) call.cancel();
+      await settle();
+      expect(await (await fetch(`${setup.statusBase}/metrics`)).text()).toContain('tensormem_tenant_streams{tenant="uncapped"} 0');
+    } finally {
+      for (const call of calls) call.cancel();
+      arrays.close();
+      await lease.close();
+    }
+  });
+});
