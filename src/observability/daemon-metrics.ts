@@ -129,7 +129,7 @@ export class DaemonMetrics {
     );
 
     liveGauge('tensormem_data_plane_connections', 'HTTP data plane connections open now (TLS: from the TCP connect); at most --data-max-connections; 0 with the data plane off.', [], () => [[{}, context.dataPlaneConnections?.openConnections ?? 0]]);
-    liveGauge('tensormem_grpc_partial_message_bytes', 'Bytes of gRPC request messages still arriving that the daemon holds now, all streams together; at most --max-partial-message-bytes.', [], () => [[{}, context.partialMessages?.heldBytes ?? 0]]);
+    liveGauge('tensormem_grpc_partial_message_bytes', 'Bytes of gRPC request messages still arriving that the daemon holds now, all streams together; at most --max-partial-message-bytes (with 0, no budget, nothing is tracked: 0).', [], () => [[{}, context.partialMessages?.heldBytes ?? 0]]);
     liveCounter('tensormem_grpc_partial_message_resets_total', 'gRPC streams reset since start because the unfinished messages held passed --max-partial-message-bytes (the stream holding the most first).', [], () => [[{}, context.partialMessages?.resetStreams ?? 0]]);
     liveGauge('tensormem_grpc_connections', 'gRPC connections open now, every --listen address together (TLS: from the TCP connect); at most --max-connections on each address.', [], () => [[{}, context.grpcConnections?.openConnections ?? 0]]);
     liveCounter('tensormem_grpc_connections_refused_total', 'gRPC connections closed as soon as accepted since start because their --listen address had --max-connections open.', [], () => [[{}, context.grpcConnections?.refusedTotal ?? 0]]);
@@ -157,7 +157,7 @@ export class DaemonMetrics {
     });
     this.allocationFailures = new Counter({
       name: 'tensormem_allocation_failures_total',
-      help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, MMAP_LIMIT, MAPPING_LIMIT, HEAP_LIMIT, WORKSPACE_FULL) and method: the gRPC method, or DataPlaneGet / DataPlanePut for the HTTP data plane.',
+      help: 'Calls refused for want of memory, by google.rpc.ErrorInfo reason (DEVICE_OUT_OF_MEMORY, HOST_OUT_OF_MEMORY, PHYSICAL_MEMORY_LIMIT, QUOTA_EXCEEDED, MMAP_LIMIT, MAPPING_LIMIT, HEAP_LIMIT, WORKSPACE_FULL; QUOTA_EXCEEDED also counts the tenant\'s max_arrays, max_mapped_regions and, as method OpenLease, max_leases) and method: the gRPC method, or DataPlaneGet / DataPlanePut for the HTTP data plane.',
       labelNames: ['reason', 'method'],
       registers,
     });
