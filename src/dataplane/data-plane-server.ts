@@ -271,14 +271,15 @@ class DataPlane {
       if (expectedCrc !== undefined) crc = crc32c(piece, crc);
       const at = position;
       position += piece.byteLength;
-      this.context.transfers?.add('data_plane', 'write', piece.byteLength);
-      if (array.writeInline(at, piece)) return;
+      // Counted once written, as WriteArray's chunks are: a piece refused (its array freed under the PUT) never landed.
+      const landed = () => this.context.transfers?.add('data_plane', 'write', piece.byteLength);
+      if (array.writeInline(at, piece)) return landed();
       // The copy goes on in the thread pool even if the connection closes meanwhile (readBody then
       // rejects at once): close() waits for it, so the pool is not released under it.
       const copied = this.hold();
       const writing = array.write(at, piece);
       writing.then(copied, copied);
-      return writing;
+      return writing.then(landed);
     });
     const received = await reading.catch((error: { code?: unknown; bytesReceived?: number }) => {
       // The client ended its side mid-body (it can still read the answer): a short body, not a drop.

@@ -330,6 +330,27 @@ describe('bytes moved and data plane requests', () => {
       expect(requests(after, 'PUT', '416')).toBe(1);
       // Any other method is one series, whatever a client sends.
       expect(requests(after, 'other', '405')).toBe(1);
+
+      // Only the body bytes that landed count: a piece that comes after its array was freed is refused, not written.
+      const doomed = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
+      const landed = 10_000;
+      const put = request(`${listening.dataAddress as string}/v1/arrays/${doomed.array_id}`, { method: 'PUT', headers: { authorization: `Bearer ${lease.token}`, 'content-length': String(MiB) } });
+      const answer = new Promise<number>((resolve, reject) => {
+        put.on('response', (response) => {
+          response.resume();
+          resolve(response.statusCode!);
+        });
+        put.on('error', reject);
+      });
+      const writtenNow = async () => moved(await scrape(), 'data_plane', 'write')! - 3 * MiB;
+      put.write(Buffer.alloc(landed, 1));
+      for (let tries = 0; tries < 50 && (await writtenNow()) !== landed; tries++) await sleep(20);
+      expect(await writtenNow()).toBe(landed);
+      expect(await lease.free(doomed.array_id)).toBe(MiB);
+      put.write(Buffer.alloc(landed, 2));
+      expect(await answer).toBe(409);
+      put.destroy();
+      expect(await writtenNow()).toBe(landed);
       await lease.close();
     } finally {
       client.close();
