@@ -31,6 +31,8 @@ type Check = (request: unknown, path: string) => RequestProblem | undefined;
 interface MessageType {
   field?: FieldDescriptor[];
   oneofDecl?: Array<{ name: string }>;
+  /** Map fields' entry types among them (proto-loader names one by the field's type name, `Labels`). */
+  nestedType?: Array<MessageType & { name: string; options?: { mapEntry?: boolean } | null }>;
 }
 
 /** `learningPolicy` → `learning_policy`. */
@@ -172,6 +174,11 @@ export class RequestChecks {
     };
     this.checks.set(typeName, check);
     for (const field of fields) {
+      const mapCheck = mapCheckOf(this.definition, typeName, field);
+      if (mapCheck !== undefined) {
+        fieldChecks.push(mapCheck);
+        continue;
+      }
       const scalar = scalarCheck(field.type);
       if (scalar !== undefined) {
         const repeated = field.label === 'LABEL_REPEATED';
@@ -216,6 +223,33 @@ export class RequestChecks {
     }
     return check;
   }
+}
+
+/**
+ * The check of a map field of `typeName` whose values are scalars (OpenLeaseRequest.labels, a
+ * map<string, string>); undefined for any other field. protobufjs read anything but a plain object
+ * without a word: a Map as no entries, an array by its indexes, and a wrong value as its String()
+ * (`{ team: null }` as "null", `{ team: {} }` as "[object Object]", an undefined one as "undefined").
+ */
+function mapCheckOf(definition: PackageDefinition, typeName: string, field: FieldDescriptor): Check | undefined {
+  if (field.type !== 'TYPE_MESSAGE' || field.label !== 'LABEL_REPEATED') return undefined;
+  const nested = (definition[typeName] as { type?: MessageType } | undefined)?.type?.nestedType ?? [];
+  const entry = nested.find((type) => type.name === field.typeName && type.options?.mapEntry);
+  const valueField = entry?.field?.find((entryField) => entryField.name === 'value');
+  const keyField = entry?.field?.find((entryField) => entryField.name === 'key');
+  const scalar = valueField && scalarCheck(valueField.type);
+  if (scalar === undefined || keyField?.type !== 'TYPE_STRING') return undefined;
+  const expected = `an object of ${scalar.expected} by key (map<string, ${valueField!.type.slice('TYPE_'.length).toLowerCase()}>)`;
+  return (request, path) => {
+    const value = (request as Record<string, unknown>)[field.name];
+    if (value === undefined || value === null) return undefined;
+    const prototype = typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
+    if (Array.isArray(value) || (prototype !== Object.prototype && prototype !== null)) return { field: path + field.name, expected, received: value };
+    for (const [key, item] of Object.entries(value as object)) {
+      if (!scalar.accepts(item)) return { field: `${path}${field.name}[${JSON.stringify(key)}]`, expected: scalar.expected, received: shortened(item) };
+    }
+    return undefined;
+  };
 }
 
 interface ScalarCheck {

@@ -114,6 +114,14 @@ describe('typed client: unknown enum names', () => {
       expect(bare.message).toContain('Expected an array of an int64');
       // A duration's suffix: "1m" went out as 0 (the default TTL).
       expect((await failure(setup.client.openLease({ ttlSeconds: '1m' as unknown as number }))).errorMetadata).toEqual({ field: 'ttl_seconds' });
+      // A label's value went out as its String() ("null"), a Map as no labels, a string failed as INTERNAL.
+      const label = await failure(setup.client.openLease({ labels: { team: null } as unknown as Record<string, string> }));
+      expect(label.code).toBe(status.INVALID_ARGUMENT);
+      expect(label.errorMetadata).toEqual({ field: 'labels["team"]' });
+      expect(label.message).toContain('Expected a string for labels["team"] but received null');
+      for (const labels of ['team=a', new Map([['team', 'a']])]) {
+        expect((await failure(setup.client.openLease({ labels: labels as unknown as Record<string, string> }))).errorMetadata).toEqual({ field: 'labels' });
+      }
       // The WorkspaceInfo or ArrayInfo instead of its id: "[object Object]" not found.
       const first = await lease.createWorkspace('first', { initial_size: 1 << 20, learning_policy: 'LEARNING_POLICY_NONE' } as WorkspaceConfig);
       const object = await failure(lease.enterWorkspace(first as unknown as string));

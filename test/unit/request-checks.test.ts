@@ -41,4 +41,18 @@ describe('RequestChecks', () => {
     }
     expect(compared).toBeGreaterThan(5000);
   });
+
+  it('checks a map field (OpenLeaseRequest.labels): a plain object of strings, naming the key of a wrong value', () => {
+    // protobufjs sent { a: null } as "null", { a: {} } as "[object Object]", a Map as no labels at all,
+    // an array by its indexes, and failed a string as INTERNAL ("object expected").
+    const checks = new RequestChecks(definition);
+    const problem = (labels: unknown) => shown(checks.problemOf('tensormem.v1.OpenLeaseRequest', { labels }));
+    for (const labels of ['a=b', ['x'], new Map([['a', 'b']]), 5, true]) {
+      expect(problem(labels), String(labels)).toEqual({ field: 'labels', expected: 'an object of a string by key (map<string, string>)', received: String(labels) });
+    }
+    for (const [value, received] of [[1, '1'], [null, 'null'], [{}, 'an object {}'], [true, 'true'], [undefined, 'undefined']]) {
+      expect(problem({ job: 'x', a: value }), received as string).toEqual({ field: 'labels["a"]', expected: 'a string', received });
+    }
+    for (const labels of [undefined, null, {}, { job: 'x', 'team.io/name': '' }, Object.assign(Object.create(null), { a: 'b' })]) expect(problem(labels)).toBeUndefined();
+  });
 });
