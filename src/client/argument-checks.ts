@@ -31,6 +31,24 @@ export function checkDeadlineMs(value: unknown): void {
   if (value !== undefined && !(typeof value === 'number' && value >= 0)) throw invalidArgument('deadlineMs', 'a number of milliseconds from 0 (0 or Infinity: no deadline of its own)', value);
 }
 
+/**
+ * A client-side option that no request message carries, so that RequestChecks never sees it: unset, or
+ * a boolean (`releaseOnDisconnect: 'false'` armed the release; `writable: 'false'` mapped writable).
+ */
+export function optionalBoolean(field: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') throw invalidArgument(field, 'true or false', value);
+}
+
+/** A callback: unset (when `optional`), or a function; one that is not threw out of a stream's event later, an uncaught exception. */
+export function requireCallback(field: string, value: unknown, optional = true): void {
+  if (!(typeof value === 'function' || (optional && value === undefined))) throw invalidArgument(field, optional ? 'a function, or none' : 'a function', value);
+}
+
+/** An options object a method needs (allocate's): an object, not undefined or another value. */
+export function requireOptionsObject(field: string, value: unknown): void {
+  if (value === null || typeof value !== 'object') throw invalidArgument(field, 'an object of options', value);
+}
+
 /** An array id given to write/read (streams and the data plane, which RequestChecks does not see): a string. */
 export function requireArrayId(arrayId: unknown): void {
   if (typeof arrayId !== 'string') throw invalidArgument('array_id', 'a string (the array_id of an ArrayInfo)', shortened(arrayId));

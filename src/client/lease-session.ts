@@ -24,7 +24,7 @@ import {
 import { isNativeError } from '../native/backend';
 import { MAX_TIMER_MS } from '../long-timeout';
 import { clientError, clientErrorOfHttp, outOfRange, TensormemClientError } from './client-errors';
-import { bytesOf, checkDeadlineMs, checkWrite, positiveMs, requireArrayId, requireByteCount } from './argument-checks';
+import { bytesOf, checkDeadlineMs, checkWrite, optionalBoolean, positiveMs, requireArrayId, requireByteCount, requireCallback, requireOptionsObject } from './argument-checks';
 import { abortable, call, Callback, deadlineIn } from './unary-call';
 import { AllocateOptions, checkOptionNames, DuplicateOptions, ExportOptions, KeepAliveOptions, LIST_ARRAYS_PAGE_SIZE } from './client-options';
 import { keepLeaseAlive } from './lease-keep-alive';
@@ -122,6 +122,7 @@ export class LeaseSession {
   }
 
   async allocate(options: AllocateOptions): Promise<ArrayInfo__Output> {
+    requireOptionsObject('allocate options', options);
     checkOptionNames('allocate', options);
     checkDeadlineMs(options.deadlineMs);
     const response = await abortable<{ array: ArrayInfo__Output | null }>('allocate', options.signal, (cb) =>
@@ -381,6 +382,8 @@ export class LeaseSession {
    */
   async exportArray(arrayId: string, options: ExportOptions = {}): Promise<ArrayExport> {
     checkOptionNames('exportArray', options);
+    optionalBoolean('exportArray option writable', options.writable);
+    optionalBoolean('exportArray option map', options.map);
     const response = await call<ExportArrayResponse__Output>((cb) =>
       this.client.arrays.ExportArray({ array_id: arrayId, side: options.side ?? 'EXPORT_SIDE_UNSPECIFIED' }, this.md, this.client.callOptions(), cb),
     );
@@ -499,6 +502,8 @@ export class LeaseSession {
    */
   startKeepAlive(intervalMs?: number, options: KeepAliveOptions = {}): void {
     checkOptionNames('startKeepAlive', options);
+    optionalBoolean('startKeepAlive option releaseOnDisconnect', options.releaseOnDisconnect);
+    requireCallback('startKeepAlive option onError', options.onError);
     intervalMs = intervalMs === undefined ? defaultKeepAliveMs(this.lease.ttl_seconds) : positiveMs('intervalMs', intervalMs);
     this.client.requireOpen();
     this.stopKeepAlive();

@@ -26,7 +26,7 @@ import { DataPlaneConnections } from '../dataplane/data-plane-connections';
 import { SharedMemoryMappings } from './shm-mappings';
 import { checkRequestsBeforeSending, RequestChecks, type RequestProblem } from './request-checks';
 import { clientError, invalidArgument, TensormemClientError } from './client-errors';
-import { checkDeadlineMs, positiveMs, requireByteCount, requireChunkBytes, requireTimeoutMs } from './argument-checks';
+import { checkDeadlineMs, positiveMs, requireByteCount, requireCallback, requireChunkBytes, requireTimeoutMs } from './argument-checks';
 import { call, deadlineIn } from './unary-call';
 import {
   checkOptionNames,
@@ -313,6 +313,8 @@ export class TensormemClient {
 
   /** Calls `onInfo` with a MemoryInfo every intervalMs until the returned function is called. */
   watchMemory(intervalMs: number, onInfo: (info: MemoryInfo__Output) => void, onError?: (error: TensormemClientError) => void, token?: string): () => void {
+    requireCallback('watchMemory onInfo', onInfo, false);
+    requireCallback('watchMemory onError', onError);
     const stream = this.memory.WatchMemory({ interval_ms: intervalMs }, this.metadata(token));
     const unregister = this.onClose(() => stream.cancel());
     stream.on('data', (message: { info: MemoryInfo__Output | null }) => onInfo(message.info!));

@@ -7,9 +7,9 @@
  */
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { TensormemClient, type AllocateOptions, type ClientOptions, type WorkspaceConfig } from '../../src/client/tensormem-client';
+import { LeaseSession, TensormemClient, TensormemClientError, type AllocateOptions, type ClientOptions, type WorkspaceConfig } from '../../src/client/tensormem-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
-import { failure } from '../helpers/thrown';
+import { failure, thrownBy } from '../helpers/thrown';
 
 describe('typed client: unknown enum names', () => {
   const setup = daemonForTests([]);
@@ -175,6 +175,48 @@ describe('typed client: unknown enum names', () => {
       await lease.close();
     } finally {
       client.close();
+    }
+  });
+
+  it('refuses a client-side option of the wrong kind (a string for a bool, no function for a callback), naming it, and sends nothing', async () => {
+    // None of these reach a request message, so nothing checked them: releaseOnDisconnect 'false' armed
+    // the release (the lease closed when the process exited), writable 'false' mapped the array shared
+    // and writable, and an onError or onInfo that is no function threw out of a stream event (the
+    // process crashed at the first failure or update).
+    const client = setup.client;
+    const lease = await client.openLease({ clientName: 'option-kinds', ttlSeconds: 60 });
+    try {
+      for (const [options, field, received] of [
+        [{ releaseOnDisconnect: 'false' }, 'startKeepAlive option releaseOnDisconnect', '"false"'],
+        [{ onError: 'log' }, 'startKeepAlive option onError', '"log"'],
+      ] as const) {
+        const error = thrownBy(() => lease.startKeepAlive(1000, options as never), TensormemClientError);
+        expect(error.code).toBe(status.INVALID_ARGUMENT);
+        expect(error.errorMetadata).toEqual({ field });
+        expect(error.message).toContain(`for ${field} but received ${received}`);
+      }
+      // No keep-alive started (it would have replaced stopKeepAlive), so no KeepAlive stream opened.
+      expect(lease.stopKeepAlive).toBe(LeaseSession.prototype.stopKeepAlive);
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4], placement: 'PLACEMENT_HOST_ONLY' });
+      for (const [options, field] of [
+        [{ writable: 'false' }, 'exportArray option writable'],
+        [{ map: 'no' }, 'exportArray option map'],
+      ] as const) {
+        const error = await failure(lease.exportArray(array.array_id, options as never));
+        expect(error.code).toBe(status.INVALID_ARGUMENT);
+        expect(error.errorMetadata).toEqual({ field });
+      }
+      // Nothing was exported: the first export is the one that moves the array into a region of its own.
+      expect((await lease.exportArray(array.array_id, { map: false })).moved).toBe(true);
+      for (const [call, field] of [
+        [() => client.watchMemory(100, undefined as never), 'watchMemory onInfo'],
+        [() => client.watchMemory(100, () => {}, 'log' as never), 'watchMemory onError'],
+      ] as const) {
+        expect(thrownBy(call, TensormemClientError).errorMetadata).toEqual({ field });
+      }
+      expect((await failure(lease.allocate(undefined as never))).errorMetadata).toEqual({ field: 'allocate options' });
+    } finally {
+      await lease.close();
     }
   });
 
