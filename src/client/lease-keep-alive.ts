@@ -75,9 +75,10 @@ export function keepLeaseAlive(session: LeaseSession, intervalMs: number, option
     stream = current;
     unanswered = 0;
     stallReported = false;
-    current.on('data', () => {
+    current.on('data', (message: KeepAliveResponse__Output) => {
       backoffMs = 100;
       if (current !== stream) return;
+      session.renewed(message.ttl_seconds, message.expires_at);
       unanswered = 0;
       stallReported = false;
     });

@@ -472,9 +472,23 @@ export class LeaseSession {
     return (await call<{ workspace: WorkspaceInfo__Output | null }>((cb) => stub(request, this.md, this.client.callOptions(), cb))).workspace!;
   }
 
+  /**
+   * RenewLease: the lease expires `ttlSeconds` from now (0: its TTL so far), which stays its TTL for
+   * later renewals; `lease` is updated to it (ttl_seconds, expires_at), so that startKeepAlive() without
+   * an interval renews within it. A keep-alive already running keeps its interval: start it again.
+   */
   async renew(ttlSeconds = 0): Promise<Lease__Output> {
     const response = await call<{ lease: Lease__Output | null }>((cb) => this.client.leases.RenewLease({ lease_id: this.leaseId, ttl_seconds: ttlSeconds }, this.md, this.client.callOptions(), cb));
+    this.renewed(response.lease!.ttl_seconds, response.lease!.expires_at);
     return response.lease!;
+  }
+
+  /**
+   * @internal A renewal's answer (RenewLease, a KeepAlive message): `lease` takes its TTL and expiry.
+   * Only OpenLease's answer holds the token, so the rest of `lease` is kept.
+   */
+  renewed(ttlSeconds: number, expiresAt: Lease__Output['expires_at']): void {
+    this.lease = { ...this.lease, ttl_seconds: ttlSeconds, expires_at: expiresAt };
   }
 
   /**
@@ -496,7 +510,8 @@ export class LeaseSession {
    * releaseOnDisconnect is not armed until a stream is open again.
    * With releaseOnDisconnect the daemon closes the lease as soon as this process's stream drops.
    * Throws CANCELLED after the client's close().
-   * `intervalMs` unset: a third of the lease's TTL (ttl_seconds as granted). Anything but a whole
+   * `intervalMs` unset: a third of the lease's TTL (`lease.ttl_seconds`: as granted, or as the last
+   * renew(ttlSeconds) set it). Anything but a whole
    * number of ms from 1 to 2^31 - 1 is INVALID_ARGUMENT: Node's setInterval took `'10s'`, 0 or none as
    * 1 ms, and the keep-alive sent hundreds of renewals a second.
    */

@@ -463,6 +463,28 @@ describe('the typed client over a real daemon', () => {
     }
   });
 
+  it('renew(ttlSeconds) sets the session\'s TTL, so that startKeepAlive() without an interval renews within the new one', async () => {
+    const lease = await client.openLease({ clientName: 'renew-shorter', ttlSeconds: 30 });
+    try {
+      // The lease's TTL is 2 s from here; the session had kept 30, and startKeepAlive() renewed every 10 s.
+      const renewed = await lease.renew(2);
+      expect(renewed.ttl_seconds).toBe(2);
+      expect(lease.lease.ttl_seconds).toBe(2);
+      expect(lease.lease.expires_at).toEqual(renewed.expires_at);
+      // Only OpenLease returns the token (RenewLease's lease has it empty): the session keeps it.
+      expect(lease.lease.token).toBe(lease.token);
+      const errors: TensormemClientError[] = [];
+      lease.startKeepAlive(undefined, { onError: (error) => errors.push(error) });
+      await new Promise((resolve) => setTimeout(resolve, 3500));
+      expect(errors).toEqual([]);
+      // The keep-alive's answers move expires_at on.
+      expect(Number(lease.lease.expires_at!.seconds)).toBeGreaterThan(Number(renewed.expires_at!.seconds));
+      expect((await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] })).array_id).toMatch(/^arr-/);
+    } finally {
+      await lease.close();
+    }
+  });
+
   it('calls after close() reject with CANCELLED, over gRPC and the data plane alike, and send nothing', async () => {
     const closing = new TensormemClient(daemon.tcpAddress, { dataPlane: { thresholdBytes: 4096 } });
     const lease = await closing.openLease({ clientName: 'after-close', ttlSeconds: 30 });
