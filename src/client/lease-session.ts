@@ -257,7 +257,7 @@ export class LeaseSession {
       }
     }
     this.transfers.grpc++;
-    return this.readOverGrpc(arrayId, offset, length, callOptions);
+    return this.readOverGrpc(arrayId, offset, length, callOptions, expected);
   }
 
   /**
@@ -291,17 +291,36 @@ export class LeaseSession {
     requireByteCount('offset', offset);
     requireByteCount('length', length);
     checkReadSize(arrayId, length);
-    return this.readOverGrpc(arrayId, offset, length, this.client.callOptions());
+    const size = this.arraySizes.get(arrayId);
+    return this.readOverGrpc(arrayId, offset, length, this.client.callOptions(), length !== 0 ? length : size !== undefined && offset <= size ? size - offset : undefined);
   }
 
-  private readOverGrpc(arrayId: string, offset: number, length: number, callOptions: { deadline?: number }): Promise<Buffer> {
+  /**
+   * One ReadArray stream into one Buffer. With the answer's size `expected` known, each chunk is copied
+   * into a Buffer of that size as it comes and can be collected at once: gathering the chunks and joining
+   * them at the end held the body twice (a 256 MiB read took 533 MiB more at its peak; the data plane,
+   * reading into its destination, 256). Unknown (a read to the end of an array the session has not
+   * seen), the chunks are gathered and joined.
+   */
+  private readOverGrpc(arrayId: string, offset: number, length: number, callOptions: { deadline?: number }, expected?: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, callOptions);
+      let into = expected !== undefined && expected > 0 ? Buffer.allocUnsafe(expected) : undefined;
       const chunks: Buffer[] = [];
       let received = 0;
       let tooLarge = false;
       stream.on('data', (message: { data: Buffer }) => {
         if (tooLarge) return;
+        if (into && received + message.data.byteLength <= into.byteLength) {
+          message.data.copy(into, received);
+          received += message.data.byteLength;
+          return;
+        }
+        if (into) {
+          // More than the session expected (never, as the daemon answers): gathered from here on.
+          chunks.push(into.subarray(0, received));
+          into = undefined;
+        }
         received += message.data.byteLength;
         if (received > LeaseSession.maxReadBytes) {
           // A read to the end of an array this session did not know the size of: stop it here rather
@@ -317,7 +336,7 @@ export class LeaseSession {
       stream.on('error', (error: ServiceError) => reject(clientError(error)));
       stream.on('end', () => {
         try {
-          resolve(Buffer.concat(chunks, received));
+          resolve(into ? into.subarray(0, received) : Buffer.concat(chunks, received));
         } catch (error) {
           reject(error); // never thrown out of the stream's event (an uncaught exception)
         }

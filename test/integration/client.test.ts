@@ -652,6 +652,42 @@ describe('the typed client over a real daemon', () => {
     }
   });
 
+  it('a large read over gRPC holds its body once in the client, not its chunks and their join as well', async () => {
+    // In a process of its own, so that its resident set is the read's alone. 128 MiB through ReadArray
+    // (the data plane off, as with TLS): gathering the chunks and joining them took 2.1 times that.
+    const size = 128 * MiB;
+    const script = `
+      const { TensormemClient } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'client', 'tensormem-client.js'))});
+      (async () => {
+        const client = new TensormemClient(${JSON.stringify(daemon.tcpAddress)}, { dataPlane: false });
+        const lease = await client.openLease({ clientName: 'grpc-read-memory' });
+        const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [${size}], placement: 'PLACEMENT_HOST_ONLY' });
+        const pattern = Buffer.alloc(${MiB});
+        for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 7) & 255;
+        for (let offset = 0; offset < ${size}; offset += pattern.length) await lease.write(array.array_id, pattern, offset);
+        const before = process.memoryUsage.rss();
+        let peak = before;
+        const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 2);
+        const back = await lease.read(array.array_id);
+        peak = Math.max(peak, process.memoryUsage.rss());
+        clearInterval(sampler);
+        let same = back.length === ${size};
+        for (let offset = 0; same && offset < ${size}; offset += pattern.length) same = back.subarray(offset, offset + pattern.length).equals(pattern);
+        console.log(JSON.stringify({ same, grpc: lease.transfers.grpc, grownBytes: peak - before }));
+        await lease.close();
+        client.close();
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    expect(await new Promise<number | null>((resolve) => child.once('close', resolve)), output).toBe(0);
+    const { same, grpc, grownBytes } = JSON.parse(output) as { same: boolean; grpc: number; grownBytes: number };
+    expect(same).toBe(true);
+    expect(grpc).toBe(size / MiB + 1);
+    expect(grownBytes).toBeLessThan(1.5 * size);
+  });
+
   it('close() stops keep-alives and watchMemory streams, so the process exits by itself', async () => {
     const script = `
       const { TensormemClient } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'client', 'tensormem-client.js'))});
