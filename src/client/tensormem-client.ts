@@ -24,7 +24,7 @@ import type { AcquireCudnnWorkspaceResponse__Output } from '../generated/tensorm
 import { DataPlaneEndpoint, dataPlaneEndpointFor } from '../dataplane/data-plane-client';
 import { DataPlaneConnections } from '../dataplane/data-plane-connections';
 import { SharedMemoryMappings } from './shm-mappings';
-import { checkRequestsBeforeSending, RequestChecks, type RequestProblem } from './request-checks';
+import { checkRequestsBeforeSending, RequestChecks, shortened, type RequestProblem } from './request-checks';
 import { clientError, invalidArgument, TensormemClientError } from './client-errors';
 import { checkDeadlineMs, positiveMs, requireByteCount, requireCallback, requireChunkBytes, requireTimeoutMs } from './argument-checks';
 import { call, deadlineIn } from './unary-call';
@@ -293,6 +293,8 @@ export class TensormemClient {
 
   /** Closes every lease `tenant` has open (admin token, or open mode): how many, and the bytes freed. */
   async evictTenant(tenant: string, adminToken?: string): Promise<{ evictedLeases: number; freedBytes: number }> {
+    // An empty EvictLeaseRequest is refused naming lease_id, which this method does not take.
+    if (typeof tenant !== 'string' || tenant === '') throw invalidArgument('tenant', 'a tenant name', shortened(tenant));
     const response = await call<{ freed_bytes: number; evicted_leases: number }>((cb) => this.leases.EvictLease({ tenant }, this.metadata(adminToken), this.callOptions(), cb));
     return { evictedLeases: response.evicted_leases, freedBytes: response.freed_bytes };
   }

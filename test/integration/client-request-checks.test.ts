@@ -178,7 +178,7 @@ describe('typed client: unknown enum names', () => {
     }
   });
 
-  it('refuses a client-side option of the wrong kind (a string for a bool, no function for a callback), naming it, and sends nothing', async () => {
+  it('refuses a client-side option or argument of the wrong kind (a string for a bool, no function for a callback), naming it, and sends nothing', async () => {
     // None of these reach a request message, so nothing checked them: releaseOnDisconnect 'false' armed
     // the release (the lease closed when the process exited), writable 'false' mapped the array shared
     // and writable, and an onError or onInfo that is no function threw out of a stream event (the
@@ -215,6 +215,12 @@ describe('typed client: unknown enum names', () => {
         expect(thrownBy(call, TensormemClientError).errorMetadata).toEqual({ field });
       }
       expect((await failure(lease.allocate(undefined as never))).errorMetadata).toEqual({ field: 'allocate options' });
+      // The daemon's refusal named lease_id, which evictTenant does not take.
+      for (const tenant of [undefined, '', 5]) {
+        const error = await failure(client.evictTenant(tenant as never));
+        expect(error.code).toBe(status.INVALID_ARGUMENT);
+        expect(error.errorMetadata).toEqual({ field: 'tenant' });
+      }
     } finally {
       await lease.close();
     }
