@@ -107,7 +107,10 @@ export class TenantRegistry {
     const spec = this.get(name);
     if (!spec) {
       const dropped = this.dropped.get(name);
-      if (dropped) return dropped;
+      if (dropped) {
+        const { maxLeases: _maxLeases, ...limits } = dropped;
+        return limits;
+      }
     }
     return { deviceQuotaBytes: spec?.deviceQuotaBytes ?? 0, hostQuotaBytes: spec?.hostQuotaBytes ?? 0, mmapQuotaBytes: spec?.mmapQuotaBytes ?? 0, deviceGuaranteeBytes: spec?.deviceGuaranteeBytes ?? 0, maxArrays: spec?.maxArrays ?? 0, maxMappedRegions: spec?.maxMappedRegions ?? 0 };
   }

@@ -56,7 +56,7 @@ function withBlocks(count: number): { memory: MemoryManager; context: ServiceCon
   const context = {
     memory,
     registry: { list: () => [], countsByTenant: () => new Map() },
-    tenants: { openMode: true, get: () => undefined },
+    tenants: { openMode: true, get: () => undefined, maxLeasesOf: () => 0 },
   } as unknown as ServiceContext;
   return { memory, context, blocks };
 }
