@@ -184,16 +184,24 @@ export function noticeConfigFileChanges(file: ConfigFileRead | undefined, source
  * write) is refused before anything listens: until now the daemon started, and every MMAP workspace
  * was refused later. The default, in the shared temporary folder where another user may have made it
  * first, is warned about instead (only MMAP workspaces are refused), so that nobody can keep the
- * daemon from starting by making that folder. A folder above it in which another user could swap it
- * for their own is warned about (unsafeAncestor).
+ * daemon from starting by making that folder. The temporary workspace files that daemons killed
+ * mid-create left in it are removed (MmapFiles.removeStaleTemporaryFiles), and a folder above it in
+ * which another user could swap it for their own is warned about (unsafeAncestor).
  */
-function checkMmapDirAtStart(files: MmapFiles, given: boolean, log: Logger): void {
+function prepareMmapDir(files: MmapFiles, given: boolean, log: Logger): void {
   try {
     files.ensureRoot();
   } catch (error) {
     if (given || !(error instanceof Error)) throw error;
     log.warn({ event: 'mmap_dir_unusable', path: files.root }, `${error.message}; until then every MMAP workspace is refused`);
     return;
+  }
+  const stale = files.removeStaleTemporaryFiles();
+  if (stale.paths.length > 0) {
+    log.warn(
+      { event: 'stale_mmap_removed', count: stale.paths.length, bytes: stale.bytes, names: stale.paths.slice(0, STALE_SHM_NAMES_LOGGED) },
+      `removed ${stale.paths.length} temporary MMAP workspace files (${formatIec(stale.bytes)}) from --mmap-dir ${files.root} left by daemons that died`,
+    );
   }
   const swappable = unsafeAncestor(files.root);
   if (swappable !== undefined) {
@@ -257,14 +265,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     loadAddon().trimMallocHeap();
   });
   memory = new MemoryManager(backend, limits, { poolChunkBytes: config.poolChunkBytes, asyncCopyThresholdBytes: config.asyncCopyThresholdBytes, mmapDir: config.mmapDir, mmapMaxBytes: config.mmapMaxBytes, maxMappedRegions: config.maxMappedRegions, maxTenantWaits: config.maxTenantWaits, scrub: config.scrub, heapGuard: new HeapGuard({ reserveBytes: config.heapReserveBytes }) }, physical);
-  checkMmapDirAtStart(memory.mmapFiles, config.mmapDir !== undefined, log);
-  const staleMmap = memory.mmapFiles.removeStaleTemporaryFiles();
-  if (staleMmap.paths.length > 0) {
-    log.warn(
-      { event: 'stale_mmap_removed', count: staleMmap.paths.length, bytes: staleMmap.bytes, names: staleMmap.paths.slice(0, STALE_SHM_NAMES_LOGGED) },
-      `removed ${staleMmap.paths.length} temporary MMAP workspace files (${formatIec(staleMmap.bytes)}) from --mmap-dir ${memory.mmapFiles.root} left by daemons that died`,
-    );
-  }
+  prepareMmapDir(memory.mmapFiles, config.mmapDir !== undefined, log);
   if (tenantSpecs) checkGuaranteesFit(tenantSpecs, limits.maxBytes, config.tenantsFile!);
   memory.setTenantLimits((name) => tenants.limitsOf(name));
   memory.tenants.declare(tenants.list().map((tenant) => tenant.name));
