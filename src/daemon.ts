@@ -7,6 +7,7 @@ import { DESCRIPTORS_FOR_THE_REST, openFileLimit } from './config/open-file-limi
 import { setMaxListeners } from 'node:events';
 import { format } from 'node:util';
 import { setLogger as setGrpcLogger } from '@grpc/grpc-js';
+import type { StatusObject } from '@grpc/grpc-js';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import pino, { Logger } from 'pino';
@@ -26,7 +27,8 @@ import type { NativeError } from './native/backend';
 import { loadAddon } from './native/addon';
 import { HealthListener, startHealthListener } from './service/health-listener';
 import { RunningServer, SERVICE_NAMES, startServer } from './service/server';
-import { shuttingDownError, type ServiceContext } from './service/service-context';
+import { drainCutError, shuttingDownError, type ServiceContext } from './service/service-context';
+import { toServiceError } from './service/errors';
 import { TransferCounters } from './service/transfer-counters';
 import { formatBytes, formatIec } from './units';
 import { invalidArgument } from './errors';
@@ -212,6 +214,21 @@ function prepareMmapDir(files: MmapFiles, given: boolean, log: Logger): void {
   }
 }
 
+/** How long a drain cut short gives the statuses of the calls it ends to go out before it closes their connections. */
+const CUT_STATUS_GRACE_MS = 500;
+
+/**
+ * The gRPC side of a drain cut short (calls-in-flight.ts): each call still in flight gets UNAVAILABLE /
+ * SHUTTING_DOWN saying `why`, then, once their streams have closed or CUT_STATUS_GRACE_MS has passed
+ * (a client that stopped reading), every connection is closed: its client sees it drop (UNAVAILABLE).
+ */
+async function endCutCalls(running: RunningServer, why: string): Promise<void> {
+  const ended = running.callsInFlight.endAll(toServiceError(drainCutError(why)) as StatusObject);
+  const deadline = Date.now() + CUT_STATUS_GRACE_MS;
+  while (ended > 0 && running.idleSessions.openStreams > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  running.idleSessions.closeAll();
+}
+
 /** How often the end of a drain looks again for chunks that copies still pin. */
 const PINNED_CHUNK_POLL_MS = 10;
 
@@ -350,11 +367,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   let stopping: Promise<void> | undefined;
   // Set once the drain waits for calls in flight: cuts that wait short (cutDrain).
   let cutWait: (() => void) | undefined;
-  let cut = false;
+  // The signal that cut the drain short, once one has.
+  let cutBy: string | undefined;
   const cutDrain = (reason: string): void => {
     // Only while calls may still be in flight: later, nothing is left to cut and the drain ends anyway.
-    if (!cutWait || cut) return;
-    cut = true;
+    if (!cutWait || cutBy !== undefined) return;
+    cutBy = reason;
     log.warn({ event: 'drain_cut', reason }, `${reason} during the drain: calls still in flight are cut now`);
     cutWait?.();
   };
@@ -396,8 +414,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       });
       const [grpcDone, dataDone] = await Promise.all([grpcDrained, dataPlane?.close(config.shutdownTimeoutMs) ?? true]);
       cutWait = undefined;
-      const drained = grpcDone && dataDone && !cut;
-      if (!drained) running.server.forceShutdown();
+      const drained = grpcDone && dataDone && cutBy === undefined;
+      if (!drained) {
+        await endCutCalls(running, cutBy !== undefined ? `${cutBy} cut the drain` : `--shutdown-timeout (${config.shutdownTimeoutMs} ms) passed`);
+        running.server.forceShutdown();
+      }
       await status?.close();
       registry!.stopSweeping();
       const freedBytes = registry!.closeAll();

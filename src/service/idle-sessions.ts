@@ -20,6 +20,14 @@ export interface IdleSessions {
   hooked: number;
   /** Destroys every session with no open stream; returns how many. */
   closeIdle(): number;
+  /** Streams open now, all sessions together. */
+  readonly openStreams: number;
+  /**
+   * Destroys every session's socket, calls open or not (the end of a drain cut short): their clients see
+   * the connection drop (UNAVAILABLE), where a session's destroy(NGHTTP2_CANCEL) (grpc-js's forceShutdown)
+   * told them CANCELLED, as if they had cancelled the calls themselves.
+   */
+  closeAll(): void;
 }
 
 interface Tracked {
@@ -58,6 +66,14 @@ export function trackIdleSessions(server: Server): IdleSessions {
         closed++;
       }
       return closed;
+    },
+    get openStreams() {
+      let open = 0;
+      for (const tracked of sessions.values()) open += tracked.open;
+      return open;
+    },
+    closeAll() {
+      for (const { raw } of sessions.values()) raw.destroy();
     },
   };
 }

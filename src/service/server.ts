@@ -20,6 +20,7 @@ import { capTenantStreams } from './tenant-stream-cap';
 import { capConnections } from './connection-cap';
 import { ConnectionSetupGuard, guardConnectionSetup } from './connection-setup-guard';
 import { IdleSessions, trackIdleSessions } from './idle-sessions';
+import { CallsInFlight, trackCallsInFlight } from './calls-in-flight';
 import { limitPartialMessages } from './partial-message-budget';
 import type { ServiceContext } from './service-context';
 
@@ -34,6 +35,8 @@ export interface RunningServer {
   connectionSetup: ConnectionSetupGuard;
   /** The drain closes sessions with no call open (see idle-sessions.ts). */
   idleSessions: IdleSessions;
+  /** A drain cut short ends these with UNAVAILABLE / SHUTTING_DOWN (see calls-in-flight.ts). */
+  callsInFlight: CallsInFlight;
 }
 
 /** `interceptors` see every call (the RPC metrics hook in src/observability). */
@@ -48,6 +51,7 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
     })),
   );
   context.tenantStreams = tenantStreams;
+  const callsInFlight = trackCallsInFlight();
   const server = new Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,
@@ -56,8 +60,9 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
     ...(config.keepaliveTimeMs > 0 ? { 'grpc.keepalive_time_ms': config.keepaliveTimeMs, 'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs } : {}),
     // One connection's calls open at once (HTTP/2 SETTINGS): a client's further calls wait on its side.
     ...(config.maxConcurrentStreams > 0 ? { 'grpc.max_concurrent_streams': config.maxConcurrentStreams } : {}),
-    // Outermost, so that the RPC metrics see its refusals.
-    interceptors: [...interceptors, tenantStreams.interceptor],
+    // Outermost, so that the RPC metrics see the stream cap's refusals, and the cap and the metrics the
+    // statuses of calls that a drain cut short (callsInFlight).
+    interceptors: [...interceptors, tenantStreams.interceptor, callsInFlight.interceptor],
   });
   new LeaseService(context).addToServer(server);
   new ArrayService(context).addToServer(server);
@@ -99,7 +104,7 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
     context.log.warn({ event: 'finished_streams_not_released' }, 'this grpc-js keeps its HTTP/2 servers elsewhere: finished calls stay on the heap until a full GC');
   }
   const idleSessions = trackIdleSessions(server);
-  return { server, health, addresses, connectionSetup, idleSessions };
+  return { server, health, addresses, connectionSetup, idleSessions, callsInFlight };
 }
 
 /**

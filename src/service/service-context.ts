@@ -41,6 +41,11 @@ export function shuttingDownError(): TensormemError {
   return new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
 }
 
+/** What a call still in flight gets when the drain is cut short (`why`: the timeout passed, a second signal). */
+export function drainCutError(why: string): TensormemError {
+  return new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', `tensormemd is shutting down: ${why} with this call still in flight`);
+}
+
 /** New work (leases, allocations) is refused with UNAVAILABLE once the daemon is draining. */
 export function refuseWhileDraining(context: ServiceContext): void {
   if (context.stopping.aborted) throw shuttingDownError();

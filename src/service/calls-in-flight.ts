@@ -1,0 +1,58 @@
+/**
+ * The gRPC calls in flight, so that a drain cut short (--shutdown-timeout passed, or a second SIGTERM)
+ * ends each of them with a status of its own before the connections close. grpc-js's forceShutdown
+ * destroys the sessions with NGHTTP2_CANCEL, and a call cut that way reached its client as CANCELLED
+ * "Call cancelled", the status of a call the client cancelled itself (the typed client's close(), an
+ * AbortSignal): a trainer whose WriteArray the drain cut could not tell it from its own doing.
+ *
+ * endAll() sends each call the given status (UNAVAILABLE / SHUTTING_DOWN). What its handler sends
+ * afterwards (metadata, a message, its own status) is dropped: the status is out, and a ReadArray's next message
+ * would be a write after the stream's end. A call whose status cannot go out (a server stream whose
+ * client stopped reading keeps its trailers behind the data it has not taken) is left to the closing of
+ * its connection, which its client sees as UNAVAILABLE too ("Connection dropped").
+ */
+import { ServerInterceptingCall } from '@grpc/grpc-js';
+import type { ServerInterceptor, StatusObject } from '@grpc/grpc-js';
+
+export interface CallsInFlight {
+  readonly interceptor: ServerInterceptor;
+  /** Calls started whose status has not been sent and that their client has not cancelled. */
+  readonly count: number;
+  /** Sends `status` to every call in flight, and drops whatever their handlers send from then on; returns how many. */
+  endAll(status: StatusObject): number;
+}
+
+export function trackCallsInFlight(): CallsInFlight {
+  const open = new Set<ServerInterceptingCall>();
+  const ended = new WeakSet<ServerInterceptingCall>();
+  const interceptor: ServerInterceptor = (_method, call) => {
+    const intercepting: ServerInterceptingCall = new ServerInterceptingCall(call, {
+      start: (next) => next({ onCancel: () => open.delete(intercepting) }),
+      sendMetadata: (metadata, next) => {
+        if (!ended.has(intercepting)) next(metadata);
+      },
+      sendMessage: (message, next) => {
+        if (!ended.has(intercepting)) next(message);
+      },
+      sendStatus: (status, next) => {
+        open.delete(intercepting);
+        if (ended.has(intercepting)) return;
+        ended.add(intercepting);
+        next(status);
+      },
+    });
+    open.add(intercepting);
+    return intercepting;
+  };
+  return {
+    interceptor,
+    get count() {
+      return open.size;
+    },
+    endAll(status) {
+      const calls = [...open];
+      for (const call of calls) call.sendStatus(status);
+      return calls.length;
+    },
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * What a client sees of a call that the drain cuts: --shutdown-timeout passing with the call still in
+ * flight, or a second SIGTERM. grpc-js's forceShutdown destroyed the sessions with NGHTTP2_CANCEL, and
+ * the client got CANCELLED "Call cancelled", the status of a call it cancelled itself (the typed
+ * client's close(), an AbortSignal): a trainer whose WriteArray the drain cut could not tell. Such a
+ * call now ends with UNAVAILABLE, reason SHUTTING_DOWN, as the drain's other refusals do.
+ */
+import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { clientError } from '../../src/client/client-errors';
+import { TensormemClient } from '../../src/client/tensormem-client';
+import { startDaemon } from '../helpers/daemon-process';
+
+const ARRAY_BYTES = 64 * 1024 * 1024;
+
+/** A daemon with `flags`, a lease with a host array of ARRAY_BYTES, and a WriteArray stream left open (one chunk sent) and a ReadArray stream whose client does not read. */
+async function callsInFlight(flags: string[]) {
+  const daemon = await startDaemon(flags);
+  const client = new TensormemClient(daemon.tcpAddress, { dataPlane: false });
+  const lease = await client.openLease();
+  const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [ARRAY_BYTES], placement: 'PLACEMENT_HOST_ONLY' });
+  const metadata = new Metadata();
+  metadata.set('authorization', `Bearer ${lease.token}`);
+  const ended = (name: string) => {
+    let settle!: (outcome: { name: string; error?: ServiceError }) => void;
+    const outcome = new Promise<{ name: string; error?: ServiceError }>((resolve) => (settle = resolve));
+    return { outcome, done: (error?: ServiceError | null) => settle({ name, error: error ?? undefined }) };
+  };
+  const write = ended('WriteArray');
+  const writing = client.arrays.WriteArray(metadata, (error) => write.done(error));
+  writing.write({ header: { array_id: array.array_id, offset: 0 } });
+  writing.write({ chunk: Buffer.alloc(1024 * 1024, 1) });
+  const read = ended('ReadArray');
+  const reading = client.arrays.ReadArray({ array_id: array.array_id }, metadata);
+  reading.pause();
+  reading.on('error', (error: ServiceError) => read.done(error));
+  reading.on('end', () => read.done());
+  // Both calls have reached the daemon: the write's chunk is in, the read has sent what fits its window.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return { daemon, client, outcomes: Promise.all([write.outcome, read.outcome]) };
+}
+
+function expectShuttingDown(outcomes: Array<{ name: string; error?: ServiceError }>) {
+  for (const { name, error } of outcomes) {
+    expect(error, `${name} ended without an error`).toBeDefined();
+    const seen = clientError(error!);
+    expect({ name, code: status[seen.code] }, seen.message).toEqual({ name, code: 'UNAVAILABLE' });
+  }
+  // The write's status goes out whole (the stream never sent a message back): the reason says why.
+  expect(clientError(outcomes[0].error!).reason).toBe('SHUTTING_DOWN');
+}
+
+describe('calls that the drain cuts', () => {
+  it('end with UNAVAILABLE / SHUTTING_DOWN, not CANCELLED, when --shutdown-timeout passes', async () => {
+    const { daemon, client, outcomes } = await callsInFlight(['--shutdown-timeout', '500ms']);
+    try {
+      const signalled = Date.now();
+      expect(await daemon.stop('SIGTERM')).toBe(0);
+      expectShuttingDown(await outcomes);
+      expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: false });
+      // The cut's statuses take a moment to go out, not another timeout.
+      expect(Date.now() - signalled).toBeLessThan(500 + 3_000);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('end with UNAVAILABLE / SHUTTING_DOWN, not CANCELLED, when a second SIGTERM cuts the drain', async () => {
+    const { daemon, client, outcomes } = await callsInFlight(['--shutdown-timeout', '30s']);
+    try {
+      daemon.child.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await daemon.stop('SIGTERM')).toBe(0);
+      expectShuttingDown(await outcomes);
+      expect(daemon.logs.some((entry) => entry.event === 'drain_cut')).toBe(true);
+      expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: false });
+    } finally {
+      client.close();
+    }
+  });
+});
