@@ -429,6 +429,41 @@ describe('host backend', () => {
     expect(JSON.parse(out)).toEqual({ during: 4, after: 0, copied: true });
   });
 
+  it('survives worker.terminate() of a worker thread whose async copies are still in flight, and releases its chunks', () => {
+    // Settling a copy's promise in an environment that is being torn down fails (no JS may run there);
+    // node-addon-api turned that failure into a C++ exception that left its callback: std::terminate
+    // aborted the whole process ("terminate called after throwing an instance of 'Napi::Error'").
+    const prefix = `/tensormem-worker-end-${process.pid}-`;
+    const out = runInChild(`
+      const { Worker } = require('worker_threads');
+      const fs = require('fs');
+      const prefix = ${JSON.stringify(prefix)};
+      const code = [
+        "const { parentPort, threadId } = require('worker_threads');",
+        "const addon = { exports: {} };",
+        "process.dlopen(addon, " + JSON.stringify(${JSON.stringify(addonPath())}) + ");",
+        "const backend = addon.exports.createBackend('host', { deviceCapacityBytes: 1 << 26 });",
+        "const M = 1 << 20;",
+        "const a = backend.allocHost(64 * M, { shmName: " + JSON.stringify(prefix) + " + threadId });",
+        "const b = backend.allocDevice(0, 64 * M);",
+        // Disjoint ranges: no two copies write the same bytes (ThreadSanitizer runs this file too).
+        "for (let i = 0; i < 64; i++) backend.copyAsync(b, i * M, a, i * M, M).catch(() => {});",
+        "parentPort.postMessage('queued');",
+      ].join('\\n');
+      let ended = 0;
+      const next = () => {
+        if (ended === 8) {
+          const left = fs.readdirSync('/dev/shm').filter((name) => ('/' + name).startsWith(prefix));
+          process.stdout.write(JSON.stringify({ ended, left }));
+          return;
+        }
+        const worker = new Worker(code, { eval: true });
+        worker.once('message', () => worker.terminate().then(() => { ended++; next(); }));
+      };
+      next();`);
+    expect(JSON.parse(out)).toEqual({ ended: 8, left: [] });
+  });
+
   it('rejects hostView arguments C++ cannot represent with TypeError or RangeError', () => {
     const backend = hostBackend();
     const handle = backend.allocHost(4096);
