@@ -7,6 +7,8 @@
 // neither is collected while the copy runs; `on_settle` drops the other pins it holds (the chunk of a
 // host view, or the shared-memory mapping, that the Uint8Array's bytes belong to), on the main thread
 // when it settles. Off the main thread only the baton's raw pointers are used.
+// Not covered: a JS buffer whose ArrayBuffer is detached meanwhile (transferred, resized) has its memory
+// freed by V8 under the copy; N-API has no way to hold the backing store, so callers must not do that.
 #pragma once
 
 #include <napi.h>

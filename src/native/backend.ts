@@ -87,7 +87,13 @@ export interface NativeBackend {
   /** Sets bytes to `value` (0..255). */
   fill(handle: number, offset: number, bytes: number, value: number): void;
 
-  /** The same operations off the event loop (Napi::AsyncWorker); src/dst must stay untouched until they settle. */
+  /**
+   * The same operations off the event loop (Napi::AsyncWorker); src/dst must stay untouched until they settle.
+   * The addon keeps the Uint8Array alive, not its memory: its ArrayBuffer must not be detached meanwhile
+   * (transferred by structuredClone/postMessage, resized): the copy would then write into memory V8 has
+   * freed (seen with AddressSanitizer: heap-use-after-free in the worker's memcpy). N-API cannot hold an
+   * ArrayBuffer's backing store; views from hostView() and mappings from mapSharedMemory() are pinned.
+   */
   writeAsync(handle: number, offset: number, src: Uint8Array): Promise<void>;
   readAsync(handle: number, offset: number, dst: Uint8Array): Promise<void>;
   copyAsync(dstHandle: number, dstOffset: number, srcHandle: number, srcOffset: number, bytes: number): Promise<void>;
