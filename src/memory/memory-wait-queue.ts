@@ -122,7 +122,8 @@ export class MemoryWaitQueue {
    * armed in steps). Every attempt after the first gets `retry` true (the pool counts one refused
    * request, not one per attempt). The request's place in its tenant's order is taken here, before any
    * await: the tenant's requests are served in the order run() was called for them. A tenant whose
-   * calls fill --max-tenant-waits (tenantWaits) is refused here, before anything is tried.
+   * calls fill --max-tenant-waits (tenantWaits) is refused here, before anything is tried; a request
+   * larger than the pool's cap (poolFacts) is tried once and does not wait.
    */
   async run<T>(
     tenant: string,
@@ -133,6 +134,10 @@ export class MemoryWaitQueue {
     /** The request's bytes: a waiter that times out without having been tried names them. */
     requestedBytes = 0,
   ): Promise<T> {
+    // Larger than the pool's cap: no free can make it fit, so it is tried once (refused, with the
+    // pool's figures) and never waits, where it waited for --max-wait, or until the daemon drained.
+    const capBytes = this.poolFacts?.().capBytes ?? 0;
+    if (capBytes > 0 && requestedBytes > capBytes) return attempt(false);
     this.tenantWaits?.take(tenant);
     const tryNow = this.size === 0 && !this.byTenant.has(tenant);
     const { waiter, settled } = this.join(tenant, attempt, discard, requestedBytes, tryNow);

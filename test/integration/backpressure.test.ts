@@ -67,9 +67,24 @@ describe('backpressure', () => {
   });
 
   it('gives up at the deadline with DEADLINE_EXCEEDED and the out-of-memory numbers', async () => {
+    const holder = await running.client.openLease({ tenant: 'holder' });
+    const held = await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [12 * MiB] });
     const lease = await running.client.openLease();
-    const error = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [20 * MiB], waitForMemory: true, deadlineMs: 700 }).catch((e: unknown) => e)) as TensormemClientError;
+    const error = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 700 }).catch((e: unknown) => e)) as TensormemClientError;
     expect(error.code).toBe(status.DEADLINE_EXCEEDED);
+    expect(await used()).toBe(12 * MiB);
+    expect(await lease.list()).toEqual([]);
+    await lease.close();
+    await holder.free(held.array_id);
+    await holder.close();
+  });
+
+  it('refuses at once, without waiting, a request larger than --maxbytes, which no free can make fit', async () => {
+    const lease = await running.client.openLease();
+    const started = Date.now();
+    const error = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [20 * MiB], waitForMemory: true, deadlineMs: 10_000 }).catch((e: unknown) => e)) as TensormemClientError;
+    expect([error.code, error.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'DEVICE_OUT_OF_MEMORY']);
+    expect(Date.now() - started).toBeLessThan(5000);
     expect(await used()).toBe(0);
     expect(await lease.list()).toEqual([]);
     await lease.close();

@@ -413,6 +413,25 @@ describe('MemoryWaitQueue', () => {
     expect(queue.size).toBe(0);
   });
 
+  it('refuses at once, without waiting or counting a wait, a request larger than the pool cap, which no free can make fit', async () => {
+    const dev = device(1000);
+    const waits = new TenantWaits(1);
+    const queue = new MemoryWaitQueue(() => ({ device: 0, capName: 'pool cap (maxbytes)', capBytes: 1000, usedBytes: dev.used, largestFreeBlockBytes: 1000 - dev.used }), waits);
+    // Another tenant's request waits already: the one that can never fit does not queue behind it either.
+    await dev.take(600)();
+    const waiting = observe(queue.run('b', dev.take(600), dev.give, 60_000, undefined, 600));
+    const tooBig = observe(queue.run('a', dev.take(1500), dev.give, 60_000, undefined, 1500));
+    await turns();
+    expect(tooBig.settled).toBe(true);
+    expect(tooBig.error).toBeInstanceOf(OutOfMemoryError);
+    expect((tooBig.error as OutOfMemoryError).facts).toMatchObject({ requestedBytes: 1500, capBytes: 1000 });
+    expect(queue.size).toBe(1);
+    expect(waits.of('a')).toBe(0);
+    // One that fits once memory is freed still waits, and is served.
+    await freeAndSettle(queue, dev, 600);
+    expect(waiting.value).toBe(600);
+  });
+
   it('arms a long timeout in steps and fires it when the whole delay has passed', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     let fired = 0;
