@@ -6,7 +6,8 @@
 # runtime must come first) into the test forks and every process they start, daemons included, but not
 # into vitest's main process (scripts/sanitizer.vitest.config.mts). Reports go to
 # $SANITIZER_LOG_DIR (default /tmp/tensormem-<mode>-logs), one file per process that found something;
-# the script lists them and exits 1 when there are any, vitest's status otherwise.
+# the script lists this run's (earlier runs' reports there are left alone and not counted) and exits 1
+# when there are any, vitest's status otherwise.
 #
 #   scripts/sanitizer-check.sh [--mode asan|tsan] [--fake-cuda] <test files...> [more vitest arguments]
 #
@@ -44,15 +45,21 @@ npx cmake-js compile --directory native --out "$out" "${cmake_args[@]}" >/dev/nu
 npm run build:ts >/dev/null
 logs="${SANITIZER_LOG_DIR:-/tmp/tensormem-$mode-logs}"
 mkdir -p "$logs"
+# The files there now, with their times: only the others (new, or written again) are this run's. An
+# earlier run's reports stay in the folder (the default is the same for every run of a mode) and
+# failed every clean run after it.
+files_in_logs() { find "$logs" -maxdepth 1 -type f -printf '%T@ %p\n' | sort; }
+before="$(files_in_logs)"
 export TENSORMEM_NATIVE_ADDON="$PWD/$out/Release/tensormem_native.node"
 export ASAN_OPTIONS="detect_leaks=0:log_path=$logs/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:log_path=$logs/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export TSAN_OPTIONS="log_path=$logs/tsan:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 status=0
 SANITIZER_PRELOAD="$preload" npx vitest run --config scripts/sanitizer.vitest.config.mts --pool=forks --no-file-parallelism "$@" || status=$?
-if compgen -G "$logs/*" >/dev/null; then
-  echo "sanitizer-check: reports in $logs:" >&2
-  ls -l "$logs" >&2
+reports="$(comm -13 <(printf '%s\n' "$before") <(files_in_logs) | cut -d' ' -f2-)"
+if [[ -n "$reports" ]]; then
+  echo "sanitizer-check: reports of this run in $logs:" >&2
+  xargs -d '\n' ls -l <<<"$reports" >&2
   exit 1
 fi
 exit "$status"
