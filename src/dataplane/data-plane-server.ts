@@ -351,7 +351,7 @@ class DataPlane {
     // stream is reset then, the connection is cut ENDED_READ_GRACE_MS after the lease ends if the answer
     // is not out by then.
     let cut: NodeJS.Timeout | undefined;
-    const forgetLease = lease.whenClosed(() => (cut ??= setTimeout(() => exchange.destroy(), ENDED_READ_GRACE_MS)));
+    const forgetLease = lease.whenClosed(() => (cut ??= setTimeout(() => exchange.destroy(), ENDED_READ_GRACE_MS).unref()));
     // After 'close' the socket holds no write any more, so every view may go back then at the latest.
     exchange.onClose(() => {
       forgetLease();

@@ -71,8 +71,9 @@ export interface StatusServer {
 export const MAX_SNAPSHOT_WRITES = 4;
 
 /**
- * An /api/snapshot client that takes nothing for this long is cut off (its connection closed), and
- * its capture let go: a reader that stopped (SIGSTOP, a full pipe, a vanished peer) held it for ever.
+ * An /api/snapshot client that has not taken the last slice written (JSON_SLICE blocks or leases) this
+ * long after it was written is cut off (its connection closed), and its capture let go: a reader that
+ * stopped (SIGSTOP, a full pipe, a vanished peer) held it for ever.
  */
 export const SNAPSHOT_STALL_MS = 30_000;
 

@@ -51,7 +51,14 @@ export function trackCallsInFlight(): CallsInFlight {
     },
     endAll(status) {
       const calls = [...open];
-      for (const call of calls) call.sendStatus(status);
+      for (const call of calls) {
+        // One call's failure to take its status must not keep it from the others (nor stop the drain).
+        try {
+          call.sendStatus(status);
+        } catch {
+          // left to the closing of its connection
+        }
+      }
       return calls.length;
     },
   };
