@@ -35,8 +35,19 @@ async function callsInFlight(flags: string[]) {
   reading.pause();
   reading.on('error', (error: ServiceError) => read.done(error));
   reading.on('end', () => read.done());
-  // Both calls have reached the daemon: the write's chunk is in, the read has sent what fits its window.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Both calls have reached the daemon: both streams are counted, the write's chunk is in and the read
+  // has sent some (polled: on a loaded machine that may take a while).
+  const metricsUrl = `http://${String(daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress)}/metrics`;
+  const transferred = (text: string, direction: string) => Number(new RegExp(`tensormem_array_transfer_bytes_total\\{transport="grpc",direction="${direction}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  await expect
+    .poll(
+      async () => {
+        const text = await (await fetch(metricsUrl)).text();
+        return { streams: /tensormem_tenant_streams\{tenant="default"\} (\d+)/.exec(text)?.[1], written: transferred(text, 'write') >= 1024 * 1024, read: transferred(text, 'read') > 0 };
+      },
+      { timeout: 15_000 },
+    )
+    .toEqual({ streams: '2', written: true, read: true });
   return { daemon, client, outcomes: Promise.all([write.outcome, read.outcome]) };
 }
 

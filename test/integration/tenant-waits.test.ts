@@ -12,7 +12,6 @@ import { daemonForTests } from '../helpers/daemon-for-tests';
 
 const MiB = 1024 * 1024;
 const LIMIT = 3;
-const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
 describe('--max-tenant-waits', () => {
   const setup = daemonForTests(['--maxbytes', '16M', '--pool-chunk', '4M', '--max-tenant-waits', String(LIMIT)]);
@@ -23,13 +22,14 @@ describe('--max-tenant-waits', () => {
     const a1 = await setup.client.openLease({ tenant: 'a', ttlSeconds: 60 });
     const a2 = await setup.client.openLease({ tenant: 'a', ttlSeconds: 60 });
     const b = await setup.client.openLease({ tenant: 'b', ttlSeconds: 60 });
+    /** Polled, not read after a fixed sleep: on a loaded machine the daemon may hear of a call later. */
+    const waitingNow = () => expect.poll(async () => (await setup.client.memoryInfo()).devices[0].waiting_allocations, { timeout: 15_000 });
     const waitFor = (lease: typeof a1, deadlineMs = 20_000, signal?: AbortSignal) =>
       lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], waitForMemory: true, deadlineMs, signal }).catch((error: unknown) => error as TensormemClientError);
     try {
       const abort = new AbortController();
       const waiting = [waitFor(a1, 20_000, abort.signal), waitFor(a2), waitFor(a1)];
-      await settle();
-      expect((await setup.client.memoryInfo()).devices[0].waiting_allocations).toBe(LIMIT);
+      await waitingNow().toBe(LIMIT);
 
       const refused = (await waitFor(a2)) as TensormemClientError;
       expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
@@ -42,16 +42,15 @@ describe('--max-tenant-waits', () => {
       const ofB = waitFor(b);
       const fast = (await a1.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] }).catch((error: unknown) => error)) as TensormemClientError;
       expect(fast.reason).toBe('DEVICE_OUT_OF_MEMORY');
-      await settle();
-      expect((await setup.client.memoryInfo()).devices[0].waiting_allocations).toBe(LIMIT + 1);
+      await waitingNow().toBe(LIMIT + 1);
 
       // A waiter that leaves (cancelled) gives its place back.
       abort.abort();
       expect(((await waiting[0]) as TensormemClientError).code).toBe(status.CANCELLED);
-      await settle(); // the client's abort rejects at once; the daemon hears of it a moment later
+      // The client's abort rejects at once; the daemon hears of it a moment later.
+      await waitingNow().toBe(LIMIT);
       const again = waitFor(a2);
-      await settle();
-      expect((await setup.client.memoryInfo()).devices[0].waiting_allocations).toBe(LIMIT + 1);
+      await waitingNow().toBe(LIMIT + 1);
 
       // Once memory is freed every waiter is served, and the cap counts nothing any more.
       await holder.free(held.array_id);
