@@ -51,7 +51,8 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
     })),
   );
   context.tenantStreams = tenantStreams;
-  const callsInFlight = trackCallsInFlight();
+  // The streams that end themselves when the drain begins (endWhenDraining) are never cut.
+  const callsInFlight = trackCallsInFlight(new Set(['/tensormem.v1.LeaseService/KeepAlive', '/tensormem.v1.MemoryService/WatchMemory', '/grpc.health.v1.Health/Watch']));
   const server = new Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,
