@@ -16,8 +16,6 @@ import type { ServerInterceptor, StatusObject } from '@grpc/grpc-js';
 
 export interface CallsInFlight {
   readonly interceptor: ServerInterceptor;
-  /** Calls started whose status has not been sent and that their client has not cancelled. */
-  readonly count: number;
   /** Sends `status` to every call in flight, and drops whatever their handlers send from then on; returns how many. */
   endAll(status: StatusObject): number;
 }
@@ -53,9 +51,6 @@ export function trackCallsInFlight(untracked: ReadonlySet<string> = new Set()): 
   };
   return {
     interceptor,
-    get count() {
-      return open.size;
-    },
     endAll(status) {
       const calls = [...open];
       for (const call of calls) {

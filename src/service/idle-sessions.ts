@@ -16,8 +16,6 @@ import { rawSocketOf } from './connection-setup-guard';
 import { grpcHttp2Servers } from './grpc-http2-servers';
 
 export interface IdleSessions {
-  /** How many HTTP/2 servers were hooked (0: grpc-js keeps them elsewhere; closeIdle closes nothing). */
-  hooked: number;
   /** Destroys every session with no open stream; returns how many. */
   closeIdle(): number;
   /** Streams open now, all sessions together. */
@@ -39,8 +37,7 @@ interface Tracked {
 /** Needs guardConnectionSetup on the same server first: a session is closed through the socket that guard found for it. */
 export function trackIdleSessions(server: Server): IdleSessions {
   const sessions = new Map<Http2Session, Tracked>();
-  const http2Servers = grpcHttp2Servers(server);
-  for (const http2Server of http2Servers) {
+  for (const http2Server of grpcHttp2Servers(server)) {
     http2Server.on('session', (session: Http2Session) => {
       const raw = rawSocketOf(session);
       if (raw === undefined) return;
@@ -55,7 +52,6 @@ export function trackIdleSessions(server: Server): IdleSessions {
     });
   }
   return {
-    hooked: http2Servers.length,
     closeIdle() {
       let closed = 0;
       for (const { raw, open } of sessions.values()) {
