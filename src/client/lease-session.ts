@@ -241,7 +241,7 @@ export class LeaseSession {
       if (offset > size) throw outOfRange('offset', `offset ${offset} is past the end of array ${arrayId} (${size} bytes)`);
       if (offset + length > size) throw outOfRange('length', `${length} bytes at offset ${offset} pass the end of array ${arrayId} (${size} bytes)`);
     }
-    const expected = length !== 0 ? length : size !== undefined ? size - offset : undefined;
+    const expected = this.expectedReadBytes(arrayId, offset, length);
     if (expected !== undefined) checkReadSize(arrayId, expected);
     // One deadline for the whole transfer, the fallback to gRPC included.
     const callOptions = this.client.callOptions();
@@ -291,8 +291,14 @@ export class LeaseSession {
     requireByteCount('offset', offset);
     requireByteCount('length', length);
     checkReadSize(arrayId, length);
+    return this.readOverGrpc(arrayId, offset, length, this.client.callOptions(), this.expectedReadBytes(arrayId, offset, length));
+  }
+
+  /** The bytes a read answers: `length`, or (0: to the end) the rest of an array whose size the session knows; undefined otherwise. */
+  private expectedReadBytes(arrayId: string, offset: number, length: number): number | undefined {
+    if (length !== 0) return length;
     const size = this.arraySizes.get(arrayId);
-    return this.readOverGrpc(arrayId, offset, length, this.client.callOptions(), length !== 0 ? length : size !== undefined && offset <= size ? size - offset : undefined);
+    return size !== undefined && offset <= size ? size - offset : undefined;
   }
 
   /**
