@@ -7,7 +7,7 @@
  * file's guarantees no longer leave room for): dropping a tenant never lifts its limits.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { TensormemError, unauthenticated } from '../errors';
+import { quoted, TensormemError, unauthenticated } from '../errors';
 import type { TenantLimits } from '../memory/tenant-accounts';
 import type { TenantSpec } from './tenants-file';
 
@@ -92,10 +92,22 @@ export class TenantRegistry {
     return this.openMode || this.match(token)?.admin === true;
   }
 
-  requireAdmin(token: string | undefined): void {
+  /**
+   * Admin calls: an admin tenant token passes; a tenant token that is not an admin's, or the token of a
+   * live lease (`leaseOfToken`: it authenticates its tenant, as ListLeases and GetMemoryInfo take it),
+   * is PERMISSION_DENIED; anything else UNAUTHENTICATED.
+   */
+  requireAdmin(token: string | undefined, leaseOfToken?: (token: string | undefined) => { leaseId: string; tenant: string } | undefined): void {
     if (this.isAdmin(token)) return;
-    if (!this.match(token)) throw unauthenticated('an admin tenant token is required');
-    throw new TensormemError('PERMISSION_DENIED', 'PERMISSION_DENIED', 'this call needs an admin tenant token');
+    if (this.match(token)) throw new TensormemError('PERMISSION_DENIED', 'PERMISSION_DENIED', 'this call needs an admin tenant token');
+    const lease = leaseOfToken?.(token);
+    if (!lease) throw unauthenticated('an admin tenant token is required');
+    throw new TensormemError(
+      'PERMISSION_DENIED',
+      'PERMISSION_DENIED',
+      `this call needs an admin tenant token, and this is the token of lease ${lease.leaseId} of tenant ${quoted(lease.tenant)} (a lease token acts for its own lease only)`,
+      { lease_id: lease.leaseId, tenant: lease.tenant },
+    );
   }
 
   /** The tenant's max_leases (0 = no limit): a dropped tenant's last one, as its other limits. */

@@ -159,7 +159,8 @@ export async function startStatusServer(address: string, context: ServiceContext
     }
     const token = bearerOrQueryToken(request, url);
     if (tenants.isAdmin(token)) return;
-    if (!tenants.match(token)) throw new HttpError(401, 'an admin tenant token is required: send "Authorization: Bearer <token>" or ?token=<token>');
+    // A live lease's token authenticates its tenant, as a non-admin tenant token does: 403 (as its admin gRPC calls answer PERMISSION_DENIED).
+    if (!tenants.match(token) && !context.registry.leaseOfToken(token)) throw new HttpError(401, 'an admin tenant token is required: send "Authorization: Bearer <token>" or ?token=<token>');
     throw new HttpError(403, 'this page needs an admin tenant token');
   };
 

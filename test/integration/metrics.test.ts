@@ -415,6 +415,16 @@ describe('/events and a tenants file reload', () => {
       call.destroy();
       expect(stream.ended).toBe(true);
       expect(stream.snapshots).toBe(seen);
+      // A live lease's token is known (its tenant's): 403 as for a tenant token that is not an admin's; once its lease ends, 401.
+      const client = new TensormemClient(daemon.tcpAddress);
+      try {
+        const lease = await client.openLease({ tenantToken: tokens.admin });
+        expect((await fetch(`${base}/api/snapshot?token=${lease.token}`)).status).toBe(403);
+        await lease.close();
+        expect((await fetch(`${base}/api/snapshot?token=${lease.token}`)).status).toBe(401);
+      } finally {
+        client.close();
+      }
     } finally {
       expect(await daemon.stop()).toBe(0);
     }

@@ -282,7 +282,14 @@ describe('a shared GPU host', () => {
     expect((await client.listLeases(TOKENS.a)).map((l) => l.lease_id)).toEqual([a.leaseId]);
     expect((await client.listLeases(TOKENS.admin)).map((l) => l.lease_id)).toEqual(expect.arrayContaining([a.leaseId, b.leaseId]));
     expect((await failure(client.evictLease(b.leaseId, TOKENS.a))).code).toBe(status.PERMISSION_DENIED);
-    expect((await failure(client.evictLease(b.leaseId, a.token))).code).toBe(status.UNAUTHENTICATED);
+    // A live lease's token authenticates its tenant (ListLeases, GetMemoryInfo take it): on an admin call
+    // it is PERMISSION_DENIED saying what it is, not UNAUTHENTICATED, which says the token is unknown.
+    for (const refused of [await failure(client.evictLease(b.leaseId, a.token)), await failure(client.memorySnapshot(a.token))]) {
+      expect([refused.code, refused.reason]).toEqual([status.PERMISSION_DENIED, 'PERMISSION_DENIED']);
+      expect(refused.details).toBe(`this call needs an admin tenant token, and this is the token of lease ${a.leaseId} of tenant "team-a" (a lease token acts for its own lease only)`);
+      expect(refused.errorMetadata).toEqual({ lease_id: a.leaseId, tenant: 'team-a' });
+    }
+    expect((await failure(client.evictLease(b.leaseId, 'never-issued'))).code).toBe(status.UNAUTHENTICATED);
     expect(await client.evictLease(b.leaseId, TOKENS.admin)).toBe(MiB);
     expect((await failure(b.list())).code).toBe(status.UNAUTHENTICATED);
     expect((await failure(client.evictLease(b.leaseId, TOKENS.admin))).code).toBe(status.NOT_FOUND);
