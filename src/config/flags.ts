@@ -209,7 +209,7 @@ export const FLAGS: readonly FlagSpec[] = [
     arg: 'SIZE',
     help: "How much of the daemon's V8 heap limit to keep free: while less is left after a full GC, calls that make new objects (AllocateArray, DuplicateArray, CreateWorkspace, OpenLease) are refused with RESOURCE_EXHAUSTED, reason HEAP_LIMIT, instead of the daemon dying of 'JavaScript heap out of memory' with every tenant's leases (an array costs about 250 B of heap whatever its size, and no byte quota bounds how many a tenant makes); a tenant holding more than its fair share of the daemon's objects is refused already at 80 % of the line. Default: what puts the line at 75 % of the old generation (the limit less V8's 48 MiB young generation, which these objects cannot use), at least 64 MiB, leaving at least 32 MiB (or half the limit) under the line (a daemon under a very small heap still starts): V8 kills a process whose old generation stays at 80 % or more while collections take most of its time. 0 = no check. A reserve not below the limit is refused at start. Raise the limit itself with node --max-old-space-size.",
   },
-  { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits (a second signal cuts them at once). At most 24.8 days.' },
+  { name: 'shutdown-timeout', type: 'duration', arg: 'DURATION', default: '10s', help: 'On SIGTERM/SIGINT: how long calls in flight may finish before the daemon frees everything and exits (a second signal cuts them at once; calls cut either way are logged as the warning drain_incomplete, and the exit status stays 0). At most 24.8 days.' },
   {
     name: 'cudnn-library',
     type: 'string',
