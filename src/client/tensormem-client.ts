@@ -5,9 +5,8 @@
  * (lease-session.ts) for the rest. This module is the client's public face: it re-exports what a
  * caller names (options, errors, the session).
  */
-import { ChannelOptions, InterceptingCall, Interceptor, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
+import { ChannelOptions, Metadata, ServiceError, credentials, status as Status } from '@grpc/grpc-js';
 import { loadTensormemProto } from '../service/proto';
-import { errorInfoOf } from '../rpc-status';
 import type { LeaseServiceClient } from '../generated/tensormem/v1/LeaseService';
 import type { ArrayServiceClient } from '../generated/tensormem/v1/ArrayService';
 import type { MemoryServiceClient } from '../generated/tensormem/v1/MemoryService';
@@ -24,6 +23,7 @@ import type { AcquireCudnnWorkspaceResponse__Output } from '../generated/tensorm
 import { DataPlaneEndpoint, dataPlaneEndpointFor } from '../dataplane/data-plane-client';
 import { DataPlaneConnections } from '../dataplane/data-plane-connections';
 import { SharedMemoryMappings } from './shm-mappings';
+import { unavailableDetailsInterceptor } from './unavailable-details';
 import { checkRequestsBeforeSending, RequestChecks, shortened, type RequestProblem } from './request-checks';
 import { clientError, invalidArgument, TensormemClientError } from './client-errors';
 import { checkDeadlineMs, positiveMs, requireByteCount, requireCallback, requireChunkBytes, requireTimeoutMs } from './argument-checks';
@@ -65,29 +65,6 @@ export { LeaseSession, type ArrayExport, type CudnnWorkspaceRequest } from './le
 export type { WorkspaceInfo__Output as WorkspaceInfo, WorkspaceConfig };
 export type { AcquireCudnnWorkspaceResponse__Output as CudnnWorkspace };
 export type { ArrayInfo__Output as ArrayInfo, MemoryInfo__Output as MemoryInfo, LeaseSummary__Output as LeaseSummary, Lease__Output as Lease };
-
-/**
- * Makes an UNAVAILABLE that grpc-js raised itself (no ErrorInfo: the daemon did not send it) name the
- * daemon's address. A call in flight when the daemon died failed with only "Connection dropped" or "read
- * ECONNRESET", so a trainer holding clients of several daemons could not tell which one was gone.
- * grpc-js's connect errors name the address already, and are left as they are.
- */
-function namingAddressOnUnavailable(address: string): Interceptor {
-  const shown = address.replace(/^unix:(\/\/)?/, '');
-  return (options, nextCall) =>
-    new InterceptingCall(nextCall(options), {
-      start(metadata, listener, next) {
-        next(metadata, {
-          onReceiveStatus(status, nextStatus) {
-            if (status.code !== Status.UNAVAILABLE || errorInfoOf(status.metadata) !== undefined) return nextStatus(status);
-            // grpc-js ends a connect error with an empty "Resolution note: " for an IP address or a unix socket.
-            const details = status.details.replace(/\.? Resolution note:\s*$/, '');
-            nextStatus({ ...status, details: details.includes(shown) ? details : `${details} (tensormemd at ${address})` });
-          },
-        });
-      },
-    });
-}
 
 /**
  * Refuses what the client's options object holds that it does not take, naming it. The dataPlane and
@@ -160,7 +137,7 @@ export class TensormemClient {
       channelOptions['grpc.keepalive_time_ms'] = positiveMs('keepalive.timeMs', options.keepalive?.timeMs ?? DEFAULT_KEEPALIVE_TIME_MS);
       channelOptions['grpc.keepalive_timeout_ms'] = positiveMs('keepalive.timeoutMs', options.keepalive?.timeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS);
     }
-    const interceptors = [namingAddressOnUnavailable(address)];
+    const interceptors = [unavailableDetailsInterceptor(address)];
     this.leases = new proto.tensormem.v1.LeaseService(address, creds, { ...channelOptions, interceptors });
     // The three stubs share the one channel (one connection).
     const shared = { ...channelOptions, interceptors, channelOverride: this.leases.getChannel() };

@@ -1,0 +1,54 @@
+/**
+ * The details of an UNAVAILABLE that grpc-js raised itself (no ErrorInfo: the daemon did not send it),
+ * made to say what the client knows:
+ * - the daemon's address (a call in flight when the daemon died failed with only "Connection dropped"
+ *   or "read ECONNRESET", so a trainer holding clients of several daemons could not tell which one was gone);
+ * - the cause of the failed connection attempt: a second client of the process to the same address
+ *   shares the first one's attempt (grpc-js's subchannel pool) and got "Last error: null";
+ * - that this daemon said it was shutting down (reason SHUTTING_DOWN on any call of this client: a
+ *   KeepAlive, a WatchMemory, a waiting allocation), and how long ago: after a SIGTERM the daemon takes
+ *   no new connections, so the calls that follow fail to connect.
+ */
+import { InterceptingCall, Interceptor, status as Status } from '@grpc/grpc-js';
+import { errorInfoOf } from '../rpc-status';
+
+/** The last "Last error" grpc-js named for each address, in this process (a few addresses: no bound needed). */
+const lastConnectCauses = new Map<string, string>();
+
+const LAST_ERROR = /Last error: (.*)$/;
+
+export function unavailableDetailsInterceptor(address: string): Interceptor {
+  const shown = address.replace(/^unix:(\/\/)?/, '');
+  // When a call of this client last got SHUTTING_DOWN (Date.now()); cleared by any other answer of the daemon.
+  let shutdownSaidAt: number | undefined;
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        next(metadata, {
+          onReceiveStatus(status, nextStatus) {
+            const info = errorInfoOf(status.metadata);
+            if (info !== undefined || status.code === Status.OK) {
+              shutdownSaidAt = info?.reason === 'SHUTTING_DOWN' ? Date.now() : undefined;
+              return nextStatus(status);
+            }
+            if (status.code !== Status.UNAVAILABLE) return nextStatus(status);
+            // grpc-js ends a connect error with an empty "Resolution note: " for an IP address or a unix socket.
+            let details = status.details.replace(/\.? Resolution note:\s*$/, '');
+            const cause = LAST_ERROR.exec(details)?.[1];
+            if (cause === 'null') {
+              const shared = lastConnectCauses.get(address);
+              details = shared !== undefined ? details.replace(LAST_ERROR, `Last error: ${shared}`) : details.replace(/\. Last error: null$/, '');
+            } else if (cause !== undefined) {
+              lastConnectCauses.set(address, cause);
+            }
+            if (!details.includes(shown)) details = `${details} (tensormemd at ${address})`;
+            if (shutdownSaidAt !== undefined) {
+              const secondsAgo = ((Date.now() - shutdownSaidAt) / 1000).toFixed(1).replace(/\.0$/, '');
+              details = `${details}; tensormemd at ${address} said it was shutting down (SHUTTING_DOWN) ${secondsAgo} s ago: it has stopped, or takes no new connections while it drains`;
+            }
+            nextStatus({ ...status, details });
+          },
+        });
+      },
+    });
+}
