@@ -26,9 +26,13 @@ export function unavailableDetailsInterceptor(address: string): Interceptor {
       start(metadata, listener, next) {
         next(metadata, {
           onReceiveStatus(status, nextStatus) {
+            if (status.code === Status.OK) {
+              shutdownSaidAt = undefined;
+              return nextStatus(status);
+            }
             const info = errorInfoOf(status.metadata);
-            if (info !== undefined || status.code === Status.OK) {
-              shutdownSaidAt = info?.reason === 'SHUTTING_DOWN' ? Date.now() : undefined;
+            if (info !== undefined) {
+              shutdownSaidAt = info.reason === 'SHUTTING_DOWN' ? Date.now() : undefined;
               return nextStatus(status);
             }
             if (status.code !== Status.UNAVAILABLE) return nextStatus(status);
