@@ -186,6 +186,18 @@ function callerRefusal(m: Model, caller: Caller): Answer | undefined {
   return undefined;
 }
 
+/**
+ * README "Auth" for the admin calls: a tenant's own token, or the token of one of its open unexpired
+ * leases, authenticates the tenant but is not an admin's (PERMISSION_DENIED); any other token UNAUTHENTICATED.
+ */
+function adminRefusal(m: Model, caller: Caller): Answer | undefined {
+  if (caller.kind === 'admin') return undefined;
+  if (caller.kind === 'tenant' && specOf(m, caller.tenant)) return error('PERMISSION_DENIED', 'PERMISSION_DENIED');
+  const lease = caller.kind === 'lease' ? m.leases[caller.lease] : undefined;
+  if (lease && lease.state === 'open' && m.now < lease.expiresAt) return error('PERMISSION_DENIED', 'PERMISSION_DENIED');
+  return error('UNAUTHENTICATED', 'UNAUTHENTICATED');
+}
+
 const summary = (m: Model, lease: MLease) => ({
   id: lease.id,
   tenant: lease.tenant,
@@ -321,16 +333,16 @@ function applyModel(m: Model, op: Op, real: Answer, counts: { fragmentation: num
     }
     case 'evictLease': {
       // lease.proto EvictLease: an admin tenant token; another tenant's token PERMISSION_DENIED.
-      if (op.caller.kind === 'tenant' && specOf(m, op.caller.tenant)) return error('PERMISSION_DENIED', 'PERMISSION_DENIED');
-      if (op.caller.kind !== 'admin') return error('UNAUTHENTICATED', 'UNAUTHENTICATED');
+      const refused = adminRefusal(m, op.caller);
+      if (refused) return refused;
       if (op.withTenant) return error('INVALID_ARGUMENT', 'INVALID_ARGUMENT');
       const lease = op.lease === 'bogus' ? undefined : m.leases[op.lease];
       if (!lease || lease.state !== 'open') return error('NOT_FOUND', 'LEASE_NOT_FOUND');
       return ok({ freed: endLease(lease, m.now >= lease.expiresAt ? 'expired' : 'evicted', m), evicted: 1 });
     }
     case 'evictTenant': {
-      if (op.caller.kind === 'tenant' && specOf(m, op.caller.tenant)) return error('PERMISSION_DENIED', 'PERMISSION_DENIED');
-      if (op.caller.kind !== 'admin') return error('UNAUTHENTICATED', 'UNAUTHENTICATED');
+      const refused = adminRefusal(m, op.caller);
+      if (refused) return refused;
       const leases = held(m, op.tenant);
       // NOT_FOUND for a name with no open lease that the tenants file does not hold either.
       if (leases.length === 0 && !specOf(m, op.tenant)) return error('NOT_FOUND', 'TENANT_NOT_FOUND');
