@@ -10,14 +10,15 @@ namespace {
 
 class ChunkOpWorker final : public Napi::AsyncWorker {
  public:
-  ChunkOpWorker(Napi::Env env, std::shared_ptr<BackendCore> core, const ChunkOp& op, std::vector<Handle> pinned,
-                const std::vector<Napi::Object>& keep_alive, std::vector<std::function<void()>> on_settle)
+  // `pins` is moved from only once the N-API calls that can fail here (terminate() of a worker thread
+  // makes them fail at any point) have succeeded; a failure after that drops the member's pins.
+  ChunkOpWorker(Napi::Env env, std::shared_ptr<BackendCore> core, const ChunkOp& op, OperationPins&& pins,
+                const std::vector<Napi::Object>& keep_alive)
       : Napi::AsyncWorker(env, "tensormem.chunkOp"),
         deferred_(Napi::Promise::Deferred::New(env)),
         core_(std::move(core)),
         op_(op),
-        pinned_(std::move(pinned)),
-        on_settle_(std::move(on_settle)) {
+        pins_(std::move(pins)) {
     for (const Napi::Object& value : keep_alive) keep_alive_.push_back(Napi::Persistent(value));
   }
 
@@ -40,12 +41,12 @@ class ChunkOpWorker final : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
-    UnpinAll();
+    pins_.Drop();
     deferred_.Resolve(Env().Undefined());
   }
 
   void OnError(const Napi::Error& /* message only; error_ has the code */) override {
-    UnpinAll();
+    pins_.Drop();
     deferred_.Reject(ToJsError(Env(), *error_).Value());
   }
 
@@ -55,30 +56,47 @@ class ChunkOpWorker final : public Napi::AsyncWorker {
     SetError(error.what());
   }
 
-  void UnpinAll() {
-    for (Handle handle : pinned_) core_->Unpin(handle);
-    pinned_.clear();
-    for (const auto& unpin : on_settle_) unpin();
-    on_settle_.clear();
-  }
-
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<BackendCore> core_;
   const ChunkOp op_;
-  std::vector<Handle> pinned_;
-  std::vector<std::function<void()>> on_settle_;
+  OperationPins pins_;
   std::vector<Napi::ObjectReference> keep_alive_;
   std::optional<NativeError> error_;
 };
 
 }  // namespace
 
-Napi::Promise QueueChunkOp(Napi::Env env, std::shared_ptr<BackendCore> core, const ChunkOp& op, std::vector<Handle> pinned,
-                           const std::vector<Napi::Object>& keep_alive, std::vector<std::function<void()>> on_settle) {
-  // Owned by node-addon-api from Queue() on: deleted after OnOK/OnError.
-  auto* worker = new ChunkOpWorker(env, std::move(core), op, std::move(pinned), keep_alive, std::move(on_settle));
+void OperationPins::AcquireChunk(Handle handle) {
+  chunks_.reserve(chunks_.size() + 1);  // so that no allocation fails between the pin and its record
+  core_->table().Acquire(handle);
+  chunks_.push_back(handle);
+}
+
+void OperationPins::Add(std::function<void()> unpin) {
+  if (!unpin) return;
+  try {
+    others_.push_back(unpin);
+  } catch (...) {
+    unpin();
+    throw;
+  }
+}
+
+void OperationPins::Drop() noexcept {
+  for (Handle handle : chunks_) core_->Unpin(handle);
+  chunks_.clear();
+  for (const auto& unpin : others_) unpin();
+  others_.clear();
+}
+
+Napi::Promise QueueChunkOp(Napi::Env env, std::shared_ptr<BackendCore> core, const ChunkOp& op, OperationPins&& pins,
+                           const std::vector<Napi::Object>& keep_alive) {
+  // Owned by node-addon-api from Queue() on: deleted after OnOK/OnError. Before that, a failure deletes
+  // it here, which drops its pins.
+  std::unique_ptr<ChunkOpWorker> worker(new ChunkOpWorker(env, std::move(core), op, std::move(pins), keep_alive));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
+  worker.release();
   return promise;
 }
 

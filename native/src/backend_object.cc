@@ -244,19 +244,21 @@ Napi::Value BackendObject::RunAsync(const Napi::CallbackInfo& info, PreparedOp (
   try {
     return Guard(env, [&]() -> Napi::Value {
       PreparedOp prepared = (this->*prepare)(info);
+      // Dropped again if anything below throws (an N-API call fails when worker.terminate() stops this
+      // environment from another thread, at any point).
+      OperationPins pins(core_);
       // Pins cannot fail here: the handles were looked up on this thread just now.
-      for (Handle handle : prepared.chunks) core_->table().Acquire(handle);
+      for (Handle handle : prepared.chunks) pins.AcquireChunk(handle);
       std::vector<Napi::Object> keep_alive = {Value()};
-      std::vector<std::function<void()>> on_settle;
       if (!prepared.buffer.IsEmpty()) {
         keep_alive.push_back(prepared.buffer);
         // The Uint8Array keeps its ArrayBuffer, not the memory behind a view or a mapping: releaseView
         // or unmapSharedMemory meanwhile would unmap it under the copy. Pin that memory too.
         const Napi::Uint8Array array = prepared.buffer.As<Napi::Uint8Array>();
-        if (auto unpin = PinHostView(env, array)) on_settle.push_back(std::move(unpin));
-        if (auto unpin = PinSharedMemoryMapping(array.Data(), array.ByteLength())) on_settle.push_back(std::move(unpin));
+        pins.Add(PinHostView(env, array));
+        pins.Add(PinSharedMemoryMapping(array.Data(), array.ByteLength()));
       }
-      return QueueChunkOp(env, core_, prepared.op, prepared.chunks, keep_alive, std::move(on_settle));
+      return QueueChunkOp(env, core_, prepared.op, std::move(pins), keep_alive);
     });
   } catch (const Napi::Error& error) {
     Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);

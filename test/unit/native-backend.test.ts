@@ -464,6 +464,43 @@ describe('host backend', () => {
     expect(JSON.parse(out)).toEqual({ ended: 8, left: [] });
   });
 
+  it('drops the pins of an async copy that could not be queued because worker.terminate() stopped its environment', () => {
+    // worker.terminate() makes N-API calls of that environment fail from another thread, at any point:
+    // a writeAsync that had pinned its chunk and the mapSharedMemory mapping it copies from, and then
+    // failed to create its promise or work item, kept both pins for ever, so the mapping was never
+    // unmapped (it stayed in /proc/self/maps after the worker was gone).
+    const name = uniqueShmName();
+    const out = runInChild(`
+      const { Worker } = require('worker_threads');
+      const fs = require('fs');
+      const name = ${JSON.stringify(name)};
+      const handle = backend.allocHost(65536, { shmName: name });
+      const code = [
+        "const { parentPort, workerData } = require('worker_threads');",
+        "const addon = { exports: {} };",
+        "process.dlopen(addon, workerData.addon);",
+        "const backend = addon.exports.createBackend('host', { deviceCapacityBytes: 1 << 20 });",
+        "const dst = backend.allocHost(65536);",
+        "const src = new Uint8Array(addon.exports.mapSharedMemory(workerData.name, true), 0, 64);",
+        "parentPort.postMessage('ready');",
+        "for (;;) backend.writeAsync(dst, 0, src).catch(() => {});",
+      ].join('\\n');
+      const mappings = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((line) => line.endsWith(name.slice(1))).length;
+      let ended = 0;
+      const next = () => {
+        if (ended === 20) {
+          const workerMappings = mappings() - 1;
+          backend.free(handle);
+          process.stdout.write(JSON.stringify({ ended, workerMappings }));
+          return;
+        }
+        const worker = new Worker(code, { eval: true, workerData: { addon: ${JSON.stringify(addonPath())}, name } });
+        worker.once('message', () => setTimeout(() => worker.terminate().then(() => { ended++; next(); }), 20));
+      };
+      next();`);
+    expect(JSON.parse(out)).toEqual({ ended: 20, workerMappings: 0 });
+  });
+
   it('rejects hostView arguments C++ cannot represent with TypeError or RangeError', () => {
     const backend = hostBackend();
     const handle = backend.allocHost(4096);
