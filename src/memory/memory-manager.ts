@@ -287,6 +287,7 @@ export class MemoryManager {
     // Each workspace maps its file anew, also a file mapped already and charged once: counted by mapping.
     this.tenants.checkMappedRegion(account, `${path} for an MMAP workspace`);
     this.mappedRegions.check(`${path} for an MMAP workspace`);
+    if (options.createBytes > 0) this.mmapFiles.checkRoom(path, options.createBytes);
     let mapped: { handle: number; bytes: number };
     try {
       mapped = this.backend.mapFile(path, options);

@@ -9,10 +9,11 @@
  * names something other than a regular file.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync, statfsSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { TensormemError, invalidArgument } from '../errors';
+import { formatBytes } from '../units';
 
 /** --mmap-dir's default. */
 export function defaultMmapDir(): string {
@@ -127,6 +128,36 @@ export class MmapFiles {
       }
     }
     return removed;
+  }
+
+  /**
+   * Refuses to create `path` with `bytes` when its file system has not that much room for it: what an
+   * unprivileged user may still take (statfs's f_bavail), plus what the file holds now (re-creating it
+   * frees its blocks). RESOURCE_EXHAUSTED / MMAP_LIMIT with both numbers, as a full disk answers: without
+   * it, 1 PiB answered FAILED_PRECONDITION "File too large" (past the file system's longest file) and
+   * 1 TiB "the disk is full" with no figure. Told before anything is created; the room can still go
+   * meanwhile, and posix_fallocate then answers ENOSPC as before. Nothing is checked when the folder's
+   * file system cannot be read (the mapping's own error tells then).
+   */
+  checkRoom(path: string, bytes: number): void {
+    let room: number;
+    try {
+      const fs = statfsSync(dirname(path));
+      room = fs.bavail * fs.bsize;
+    } catch {
+      return;
+    }
+    const held = statSync(path, { throwIfNoEntry: false });
+    const existing = held?.isFile() ? held.blocks * 512 : 0;
+    if (bytes <= room + existing) return;
+    throw new TensormemError(
+      'RESOURCE_EXHAUSTED',
+      'MMAP_LIMIT',
+      `Can't map [MMAP] file ${path}: initial_size ${formatBytes(bytes)} is more than the file system of --mmap-dir has room for ` +
+        `(${formatBytes(room)} free${existing > 0 ? `, and ${formatBytes(existing)} the file holds now` : ''}). ` +
+        'Try: destroy MMAP workspaces, a smaller initial_size, or room on the file system of --mmap-dir (and --mmap-maxbytes below its size).',
+      { path, requested_bytes: String(bytes), free_bytes: String(room + existing) },
+    );
   }
 
   /**

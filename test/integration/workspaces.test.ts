@@ -234,6 +234,25 @@ describe('workspaces over gRPC', () => {
     await lease.destroyWorkspace(again.workspace_id);
   });
 
+  it('an MMAP workspace larger than the file system of --mmap-dir is RESOURCE_EXHAUSTED / MMAP_LIMIT with both numbers, and leaves no file', async () => {
+    // It was FAILED_PRECONDITION "ftruncate ... File too large" for 1 PiB (past the longest file the
+    // file system takes), and "the disk is full" with no figure for sizes under that.
+    const mmap = (temp_file_path?: string) => ({ initial_size: 2 ** 50, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const, temp_file_path });
+    const before = await client.memoryInfo();
+    const files = readdirSync(mmapDir, { recursive: true }).sort();
+    for (const path of ['petabyte.mmap', undefined]) {
+      const refused = await failure(lease.createWorkspace('MMAP_PIB', mmap(path)));
+      expect([refused.code, refused.reason], refused.message).toEqual([status.RESOURCE_EXHAUSTED, 'MMAP_LIMIT']);
+      expect(refused.details).toContain('initial_size 1125899906842624 bytes (1.00 PiB) is more than the file system of --mmap-dir has room for');
+      expect(refused.errorMetadata.requested_bytes).toBe(String(2 ** 50));
+      expect(Number(refused.errorMetadata.free_bytes)).toBeGreaterThan(0);
+      expect(Number(refused.errorMetadata.free_bytes)).toBeLessThan(2 ** 50);
+    }
+    expect(readdirSync(mmapDir, { recursive: true }).sort()).toEqual(files);
+    expect((await client.memoryInfo()).host!.mmap_bytes).toBe(before.host!.mmap_bytes);
+    expect(await lease.listWorkspaces()).not.toContainEqual(expect.objectContaining({ name: 'MMAP_PIB' }));
+  });
+
   it("MMAP files stay in the lease's tenant's folder: no absolute or '..' path, no other tenant's file, no symbolic link", async () => {
     const mmap = (name: string) => ({ initial_size: 16 * 1024, location_policy: 'LOCATION_POLICY_MMAP' as const, learning_policy: 'LEARNING_POLICY_NONE' as const, temp_file_path: name });
     const a = await client.openLease({ tenant: 'mmap-a' });
