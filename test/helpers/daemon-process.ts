@@ -5,11 +5,12 @@
  * default, 127.0.0.1:7071, would clash between daemons), so transfers use the gRPC streams; a test
  * passes `--data-listen ADDR` (later flags win) for a data plane.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { spawnTied } from './tied-spawn';
 
 export const ROOT = join(__dirname, '..', '..');
 export const TENSORMEMD = join(ROOT, 'dist', 'src', 'bin', 'tensormemd.js');
@@ -27,7 +28,10 @@ export interface DaemonProcess {
   exited: Promise<number | null>;
 }
 
-/** Daemons still running when the test process exits are killed, so a failed test leaves none behind. */
+/**
+ * Daemons still running when the test process exits are killed, so a failed test leaves none behind; if
+ * the test process is killed instead, the kernel kills them (spawnTied).
+ */
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
@@ -39,7 +43,7 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
   const unixAddress = `unix:${join(dir, 'tensormemd.sock')}`;
   const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--listen', unixAddress, '--metrics-listen', '127.0.0.1:0', '--data-listen', 'off', '--log-level', 'debug', ...flags];
   const command = prefix.length > 0 ? [...prefix, process.execPath, ...args] : [process.execPath, ...args];
-  const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawnTied(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const stderrText: string[] = [];
   const otherStderr: string[] = [];
@@ -100,7 +104,7 @@ export async function startDaemon(flags: string[] = [], env: NodeJS.ProcessEnv =
  */
 export function runTensormemd(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TENSORMEMD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawnTied(process.execPath, [TENSORMEMD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     running.add(child);
     let stdout = '';
     let stderr = '';

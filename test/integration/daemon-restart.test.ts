@@ -2,7 +2,6 @@
  * A daemon that dies or is restarted, and a second daemon started on the first's addresses: what the
  * dead one left is taken over, what a live one holds is not.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { AddressInfo, Socket, connect, createServer } from 'node:net';
@@ -12,11 +11,12 @@ import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { TENSORMEMD, startDaemon } from '../helpers/daemon-process';
+import { spawnTied } from '../helpers/tied-spawn';
 
 /** Runs tensormemd with `args` until it exits, or kills it after `timeoutMs` (code null: it was still running). */
 function runUntilExit(args: string[], timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TENSORMEMD, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnTied(process.execPath, [TENSORMEMD, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (data) => (stderr += data));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

@@ -6,7 +6,7 @@
  * backend, the socket folder, ephemeral ports). Each must start, answer the image's HEALTHCHECK
  * (docker/healthcheck.js as the image runs it) and the DaemonSet's probe paths, and serve its status page.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { ROOT } from '../helpers/daemon-process';
+import { spawnTied } from '../helpers/tied-spawn';
 
 interface Instruction {
   keyword: string;
@@ -84,7 +85,7 @@ async function startInImage(args: string[], env: Record<string, string>): Promis
   expect(entrypoint[0]).toBe('node');
   // The image's own default metrics address is the container's loopback; here it must not clash.
   const flags = [...local, '--emulated-device', '2G', '--metrics-listen', '127.0.0.1:0', '--log-level', 'info'];
-  child = spawn(process.execPath, [join(image, entrypoint[1]), ...flags], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...imageEnv(), ...env } });
+  child = spawnTied(process.execPath, [join(image, entrypoint[1]), ...flags], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...imageEnv(), ...env } });
   const started = child;
   const lines: string[] = [];
   return new Promise<Started>((resolve, reject) => {

@@ -2,7 +2,7 @@
  * Signals that reach tensormemd while it starts: after its handlers are in and it has read the
  * tenants file, before it serves (systemd's `reload` or `stop` right after `start`).
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { TensormemClient } from '../../src/client/tensormem-client';
 import { TENSORMEMD } from '../helpers/daemon-process';
 import { tokenSha256 } from '../helpers/tenants-file';
 import { failure } from '../helpers/thrown';
+import { spawnTied } from '../helpers/tied-spawn';
 
 const TOKENS = { first: randomBytes(24).toString('hex'), second: randomBytes(24).toString('hex') };
 const tenantsYaml = (name: string, token: string) => `tenants:\n  - name: ${name}\n    token_sha256: "${tokenSha256(token)}"\n`;
@@ -32,7 +33,7 @@ interface StartingDaemon {
  */
 function spawnDaemon(tenantsPath: string, preload = 'slow-listen.cjs'): StartingDaemon {
   const args = [TENSORMEMD, '--backend', 'host', '--emulated-device', '256M', '--allow-small-device', '--maxbytes', '192M', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--data-listen', 'off', '--tenants', tenantsPath];
-  const child = spawn(process.execPath, ['--require', join(__dirname, '..', 'helpers', preload), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnTied(process.execPath, ['--require', join(__dirname, '..', 'helpers', preload), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ event: string; resolve: (entry: Record<string, unknown>) => void }> = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
