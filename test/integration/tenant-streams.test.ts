@@ -4,14 +4,22 @@
  * calls and other tenants' streams go on, and a stream that ends gives its place back.
  */
 import { credentials, Metadata, status, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { TensormemClientError } from '../../src/client/tensormem-client';
 import { errorInfoOf } from '../../src/rpc-status';
 import { loadTensormemProto } from '../../src/service/proto';
-import { daemonForTests } from '../helpers/daemon-for-tests';
+import { DaemonForTests, daemonForTests } from '../helpers/daemon-for-tests';
 
 const LIMIT = 4;
-const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+
+/**
+ * Polls the status listener's /metrics until it reports `count` streams open for `tenant`: on a loaded
+ * machine the daemon may take its time to hear of a stream that opens or ends (a fixed sleep raced it).
+ */
+const tenantStreams = (setup: DaemonForTests, tenant: string, count: number) =>
+  expect.poll(async () => (await fetch(`${setup.statusBase}/metrics`)).text(), { timeout: 15_000, interval: 50 }).toContain(`tensormem_tenant_streams{tenant="${tenant}"} ${count}`);
+/** Waits for the call's refusal to come back. */
+const refusal = (entry: { error?: ServiceError }) => vi.waitFor(() => expect(entry.error, 'the refusal of a stream past the cap').toBeDefined(), { timeout: 15_000, interval: 20 });
 
 describe('--max-tenant-streams', () => {
   const setup = daemonForTests(['--max-tenant-streams', String(LIMIT)]);
@@ -43,7 +51,7 @@ describe('--max-tenant-streams', () => {
     try {
       // Two leases of tenant "a", two connections: LIMIT streams in all.
       for (let i = 0; i < LIMIT; i++) idleWrite(i % 2, i < 2 ? a1.token : a2.token);
-      await settle();
+      await tenantStreams(setup, 'a', LIMIT);
       expect(open.map((entry) => entry.error)).toEqual(new Array(LIMIT).fill(undefined));
       const metrics = await (await fetch(`${setup.statusBase}/metrics`)).text();
       expect(metrics).toContain(`tensormem_tenant_streams{tenant="a"} ${LIMIT}`);
@@ -51,7 +59,7 @@ describe('--max-tenant-streams', () => {
 
       // One more, on a third connection: refused with the numbers.
       const refused = idleWrite(2, a1.token);
-      await settle();
+      await refusal(refused);
       expect(refused.error?.code).toBe(status.RESOURCE_EXHAUSTED);
       expect(refused.error?.details).toContain(`tenant "a" has ${LIMIT} streams open`);
       expect(refused.error?.details).toContain(`--max-tenant-streams (${LIMIT})`);
@@ -73,22 +81,21 @@ describe('--max-tenant-streams', () => {
 
       // A stream that ends gives its place back: a read stream of "a" now goes in.
       open.shift()!.call.cancel();
-      await settle();
+      await tenantStreams(setup, 'a', LIMIT - 1);
       expect((await a2.readGrpc(array.array_id)).length).toBe(64);
 
       // Every stream cancelled: the tenant has its whole cap again (nothing was left counted).
       for (const entry of open.splice(0)) entry.call.cancel();
-      await settle();
+      await tenantStreams(setup, 'a', 0);
       for (let i = 0; i < LIMIT; i++) idleWrite(i % 3, a1.token);
-      await settle();
+      await tenantStreams(setup, 'a', LIMIT);
       expect(open.map((entry) => entry.error)).toEqual(new Array(LIMIT).fill(undefined));
       const again = idleWrite(2, a2.token);
-      await settle();
+      await refusal(again);
       expect(errorInfoOf(again.error!.metadata)?.reason).toBe('TOO_MANY_STREAMS');
       open.pop();
       for (const entry of open.splice(0)) entry.call.cancel();
-      await settle();
-      expect(await (await fetch(`${setup.statusBase}/metrics`)).text()).toContain('tensormem_tenant_streams{tenant="a"} 0');
+      await tenantStreams(setup, 'a', 0);
     } finally {
       for (const entry of open) entry.call.cancel();
       for (const connection of connections) connection.close();
@@ -114,7 +121,7 @@ describe('--max-tenant-streams', () => {
     const trainer = await setup.client.openLease({ tenant: 'c', clientName: 'trainer', ttlSeconds: 2 });
     const errors: TensormemClientError[] = [];
     try {
-      await settle();
+      await tenantStreams(setup, 'c', LIMIT);
       const array = await trainer.allocate({ shape: [16], dataType: 'DATA_TYPE_UINT8' });
       trainer.startKeepAlive(500, { onError: (error) => errors.push(error) });
       // Past the lease's TTL (2 s) and the sweep (--reclaim-interval 1 s): the KeepAlive stream was refused all along.
@@ -124,6 +131,7 @@ describe('--max-tenant-streams', () => {
       expect((await trainer.get(array.array_id)).byte_size).toBe(16);
       // A place frees: the KeepAlive stream opens on its next retry and is counted.
       watches.pop()!.cancel();
+      // A fixed wait, not a poll: until the daemon has heard of the cancel, the watches alone count LIMIT.
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(await (await fetch(`${setup.statusBase}/metrics`)).text()).toContain(`tensormem_tenant_streams{tenant="c"} ${LIMIT}`);
     } finally {
@@ -149,11 +157,10 @@ describe('--max-tenant-streams 0 (no cap)', () => {
     const calls = Array.from({ length: opened }, () => arrays.WriteArray(setup.client.metadata(lease.token), (error: ServiceError | null) => errors.push(error)));
     try {
       // Polled: on a loaded machine the daemon may take its time to hear of every stream.
-      const metricsText = () => expect.poll(async () => (await fetch(`${setup.statusBase}/metrics`)).text(), { timeout: 15_000 });
-      await metricsText().toContain(`tensormem_tenant_streams{tenant="uncapped"} ${opened}`);
+      await tenantStreams(setup, 'uncapped', opened);
       expect(errors).toEqual([]);
       for (const call of calls.splice(0)) call.cancel();
-      await metricsText().toContain('tensormem_tenant_streams{tenant="uncapped"} 0');
+      await tenantStreams(setup, 'uncapped', 0);
     } finally {
       for (const call of calls) call.cancel();
       arrays.close();
