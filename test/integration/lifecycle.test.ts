@@ -172,6 +172,12 @@ describe('lease lifecycle', () => {
         watch.on('error', (error: { code: number }) => healthErrors.push(error));
       }
       await expect.poll(() => updates.size + healthSeen.filter((seen) => seen.length > 0).length, { timeout: 10_000 }).toBe(2 * STREAMS);
+      // Every KeepAlive stream open in the daemon before the drain (startKeepAlive opens it in the
+      // background): on a loaded runner SIGTERM came before some had, and they saw no SHUTTING_DOWN.
+      const metricsAddress = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+      await expect
+        .poll(async () => (await fetch(`http://${metricsAddress}/metrics`)).text(), { timeout: 15_000, interval: 50 })
+        .toContain(`tensormem_tenant_streams{tenant="default"} ${STREAMS}`);
       expect((await client.listLeases()).length).toBe(STREAMS);
       expect(daemon.otherStderr).toEqual([]);
       expect(await daemon.stop('SIGTERM')).toBe(0);
