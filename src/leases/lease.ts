@@ -316,7 +316,18 @@ export class Lease {
       return wait && workspace.primaryKind === 'DEVICE' ? this.createAttachedWaiting(params, byteSize, placement, shape, workspace, wait) : this.create(params, byteSize, placement, shape, workspace);
     }
     if (!wait || placement !== 'PLACEMENT_DEVICE') return this.create(params, byteSize, placement, shape);
+    this.refuseOverQuota(params, byteSize);
     return this.waitInQueue(this.memory.waitQueue(params.device), (retry) => this.create(params, byteSize, placement, shape, undefined, retry), wait, byteSize);
+  }
+
+  /**
+   * Quota refusals never wait: a wait_for_memory request that its tenant's max_arrays or device quota
+   * refuses now is refused now (in the order create checks them), not once the tenant's requests queued
+   * ahead of it, which hold its turn, are served or give up. Nothing is held.
+   */
+  private refuseOverQuota(params: AllocateParams, byteSize: number): void {
+    this.memory.tenants.reserveArray(this.tenant)();
+    this.memory.checkDeviceQuota(params.device, this.tenant, byteSize, TensorArray.deviceOptions(this.memory, params.exportable ?? false));
   }
 
   /**

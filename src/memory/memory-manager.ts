@@ -197,6 +197,16 @@ export class MemoryManager {
     this.devicePool(device);
   }
 
+  /**
+   * QUOTA_EXCEEDED, with the numbers, when `bytes` more on `device` would take `tenant` past its device
+   * quota now; nothing is allocated (a wait_for_memory request is checked before it queues: quota
+   * refusals never wait, also behind the tenant's earlier requests).
+   */
+  checkDeviceQuota(device: number, tenant: string, bytes: number, options?: AllocateOptions): void {
+    this.devicePool(device);
+    this.tenants.account(tenant).device[device].check(bytes, options);
+  }
+
   allocateDevice(device: number, bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
     const stack = this.devicePool(device);
     const account = this.tenants.account(owner.tenant);

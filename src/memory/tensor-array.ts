@@ -333,6 +333,17 @@ export class TensorArray implements BlockOwner {
     return TensorArray.make(init, memory, options);
   }
 
+  /** Only cuda device memory can be exported (CUDA IPC); the emulated device's stays pooled. */
+  private static exportsDevice(memory: MemoryManager, exportable: boolean): boolean {
+    return exportable && memory.backendName === 'cuda';
+  }
+
+  /** What a detached array's device block is asked with; `retry`: a wait_for_memory retry, whose refusal the device pool counted already. */
+  static deviceOptions(memory: MemoryManager, exportable: boolean, retry = false): AllocateOptions | undefined {
+    const dedicated = TensorArray.exportsDevice(memory, exportable);
+    return retry ? { dedicated, retry: true } : dedicated ? DEDICATED : undefined;
+  }
+
   /**
    * create, with the memory taken or refused before this returns: a refusal is thrown here, not a
    * rejected promise, so that what the caller holds for the array meanwhile (Lease.create's place under
@@ -349,11 +360,8 @@ export class TensorArray implements BlockOwner {
       array.hostValid = true;
       array.hostExportable = exportable;
     } else {
-      // Only cuda device memory can be exported (CUDA IPC); the emulated device's stays pooled.
-      const deviceExportable = exportable && memory.backendName === 'cuda';
-      // A wait_for_memory retry: the device pool counted this request's refusal already.
-      const deviceOptions = options.retry ? { dedicated: deviceExportable, retry: true } : deviceExportable ? DEDICATED : undefined;
-      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array, deviceOptions);
+      const deviceExportable = TensorArray.exportsDevice(memory, exportable);
+      array.deviceBlock = memory.allocateDevice(init.device, init.byteSize, array, TensorArray.deviceOptions(memory, exportable, options.retry));
       array.deviceValid = true;
       array.deviceExportable = deviceExportable;
       if (options.eagerMirror) {

@@ -109,18 +109,24 @@ const reservedFor = (m: Model, tenant: string) => m.specs.filter((s) => s.name !
 
 type Check = { kind: 'ok' } | { kind: 'fail'; text: string } | { kind: 'oom'; text: string };
 
+/** README: max_arrays and quotas are QUOTA_EXCEEDED, and "Quota refusals never wait": the refusal of `bytes` more for `tenant` now, if any. */
+function quotaRefusal(m: Model, tenant: string, bytes: number): string | undefined {
+  const spec = specOf(m, tenant);
+  const arrays = arraysOf(m, tenant).length;
+  if (spec.maxArrays > 0 && arrays >= spec.maxArrays) return `RESOURCE_EXHAUSTED QUOTA_EXCEEDED arrays ${arrays} max_arrays ${spec.maxArrays}`;
+  const mine = used(m, tenant);
+  if (spec.quota > 0 && mine + bytes > spec.quota) return `RESOURCE_EXHAUSTED QUOTA_EXCEEDED quota ${spec.quota} used ${mine} requested ${bytes}`;
+  return undefined;
+}
+
 /** One try of a request of `bytes` on lease `index`: what the README's limits say, in the order it gives them. */
 function tryAllocate(m: Model, index: number, bytes: number): Check {
   const lease = m.leases[index];
   // README: a waiter whose lease is closed, expires or is evicted fails with LEASE_EXPIRED (its token's answer).
   if (lease.state !== 'open') return { kind: 'fail', text: `UNAUTHENTICATED LEASE_EXPIRED ${lease.state}` };
   if (m.now >= lease.expiresAt) return { kind: 'fail', text: 'UNAUTHENTICATED LEASE_EXPIRED expired' };
-  const spec = specOf(m, lease.tenant);
-  // README: max_arrays and quotas are QUOTA_EXCEEDED, and "Quota refusals never wait".
-  const arrays = arraysOf(m, lease.tenant).length;
-  if (spec.maxArrays > 0 && arrays >= spec.maxArrays) return { kind: 'fail', text: `RESOURCE_EXHAUSTED QUOTA_EXCEEDED arrays ${arrays} max_arrays ${spec.maxArrays}` };
-  const mine = used(m, lease.tenant);
-  if (spec.quota > 0 && mine + bytes > spec.quota) return { kind: 'fail', text: `RESOURCE_EXHAUSTED QUOTA_EXCEEDED quota ${spec.quota} used ${mine} requested ${bytes}` };
+  const refused = quotaRefusal(m, lease.tenant, bytes);
+  if (refused !== undefined) return { kind: 'fail', text: refused };
   // README "Guarantees": U + R + Σ others max(0, guarantee − used) ≤ C; a pool refusal is what waiting is for.
   const reserved = reservedFor(m, lease.tenant);
   if (used(m) + bytes + reserved > CAP) return { kind: 'oom', text: oom(CAP - reserved, used(m), bytes) };
@@ -211,6 +217,9 @@ function applyNow(m: Model, op: Op, call: number | undefined, ids: IdSource, ope
       if (m.now >= lease.expiresAt) return answer('UNAUTHENTICATED LEASE_EXPIRED expired');
       // array.proto: a waiting request queues behind those already waiting; otherwise it is tried now.
       if (op.wait && waiting(m) > 0) {
+        // "Quota refusals never wait": also not behind the tenant's earlier waiters, which hold its turn.
+        const refused = quotaRefusal(m, lease.tenant, op.bytes);
+        if (refused !== undefined) return answer(refused);
         const w: MWaiter = { call: call!, lease: op.lease, bytes: op.bytes, deadlineAt: m.now + Math.min(MAX_WAIT_MS, op.deadlineMs) };
         let t = m.queue.find((q) => q.tenant === lease.tenant);
         if (!t) m.queue.push((t = { tenant: lease.tenant, waiters: [] }));
