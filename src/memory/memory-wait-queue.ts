@@ -99,6 +99,11 @@ export class MemoryWaitQueue {
   private readonly byTenant = new Map<string, Waiter[]>();
   private draining = false;
   private drainAgain = false;
+  /**
+   * Set by failAll (the daemon drains): from then on no request waits; one that would (a request_id
+   * retry that awaited the call failAll failed, a first attempt under way then) gets failAll's error.
+   */
+  private failed: { error: unknown } | undefined;
 
   constructor(
     private readonly poolFacts?: PoolFacts,
@@ -123,7 +128,8 @@ export class MemoryWaitQueue {
    * request, not one per attempt). The request's place in its tenant's order is taken here, before any
    * await: the tenant's requests are served in the order run() was called for them. A tenant whose
    * calls fill --max-tenant-waits (tenantWaits) is refused here, before anything is tried; a request
-   * larger than the pool's cap (poolFacts) is tried once and does not wait.
+   * larger than the pool's cap (poolFacts) is tried once and does not wait. After failAll, a request
+   * that would wait gets failAll's error instead.
    */
   async run<T>(
     tenant: string,
@@ -138,6 +144,7 @@ export class MemoryWaitQueue {
     // pool's figures) and never waits, where it waited for --max-wait, or until the daemon drained.
     const capBytes = this.poolFacts?.().capBytes ?? 0;
     if (capBytes > 0 && requestedBytes > capBytes) return attempt(false);
+    if (this.failed) throw this.failed.error;
     this.tenantWaits?.take(tenant);
     const tryNow = this.size === 0 && !this.byTenant.has(tenant);
     const { waiter, settled } = this.join(tenant, attempt, discard, requestedBytes, tryNow);
@@ -152,9 +159,11 @@ export class MemoryWaitQueue {
       this.endFirstAttempt(waiter, true);
       return value;
     } catch (error) {
-      if (!isRetryableRefusal(error)) {
+      // A refusal that waiting cannot cure, or failAll ran while the attempt was under way: no wait.
+      const failed = this.failedNow();
+      if (!isRetryableRefusal(error) || failed) {
         this.endFirstAttempt(waiter, false);
-        throw error;
+        throw isRetryableRefusal(error) && failed ? failed.error : error;
       }
       waiter.firstAttempt = false;
       waiter.tried = true;
@@ -165,6 +174,11 @@ export class MemoryWaitQueue {
       if (this.frees !== frees) this.notifyFreed();
       return settled as Promise<T>;
     }
+  }
+
+  /** `failed` as it is now (read after an await, where TypeScript keeps the narrowing of before it). */
+  private failedNow(): { error: unknown } | undefined {
+    return this.failed;
   }
 
   /** Puts a new waiter last in its tenant's list (its tenant last in the turn when it has none). */
@@ -234,8 +248,9 @@ export class MemoryWaitQueue {
     }
   }
 
-  /** Every waiter leaves the queue, its promise rejecting with `error` (the daemon drains: no one is served any more). */
+  /** Every waiter leaves the queue, its promise rejecting with `error` (the daemon drains: no one is served any more), and no request waits from now on (see `failed`). */
   failAll(error: unknown): void {
+    this.failed = { error };
     for (const waiters of [...this.byTenant.values()]) {
       for (const waiter of [...waiters]) if (!waiter.firstAttempt && this.remove(waiter)) waiter.reject(error);
     }

@@ -143,6 +143,33 @@ describe('lease lifecycle', () => {
     }
   });
 
+  it('fails a request_id retry of a waiting allocation at once when it drains, rather than letting it wait anew for --shutdown-timeout', async () => {
+    // The retry awaited the first call; the drain failed that one, and the retry then queued again after
+    // the drain had failed every waiter: it held SIGTERM for the whole --shutdown-timeout (drain_incomplete).
+    const daemon = await startDaemon(['--maxbytes', '8M', '--pool-chunk', '4M', '--shutdown-timeout', '20s']);
+    const client = new TensormemClient(daemon.tcpAddress, { deadlineMs: 60_000 });
+    try {
+      const lease = await client.openLease();
+      await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * 1024 * 1024] });
+      const ask = () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [6 * 1024 * 1024], waitForMemory: true, requestId: 'step-1' }).catch((error: unknown) => error);
+      const first = ask();
+      await expect.poll(async () => (await client.memoryInfo()).devices[0].waiting_allocations, { timeout: 5_000 }).toBe(1);
+      const retry = ask();
+      await sleep(200);
+      const signalledAt = Date.now();
+      const code = await daemon.stop('SIGTERM');
+      expect(Date.now() - signalledAt).toBeLessThan(10_000);
+      expect(code).toBe(0);
+      for (const refused of [(await first) as TensormemClientError, (await retry) as TensormemClientError]) {
+        expect(refused).toBeInstanceOf(TensormemClientError);
+        expect([refused.code, refused.reason, refused.details]).toEqual([status.UNAVAILABLE, 'SHUTTING_DOWN', 'tensormemd is shutting down']);
+      }
+      expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: true });
+    } finally {
+      client.close();
+    }
+  });
+
   it('serves many WatchMemory, KeepAlive and health Watch streams at once without a Node warning, and ends them all when it drains', async () => {
     // Each such stream listens for the drain on one AbortSignal: from the 11th on, Node printed
     // "MaxListenersExceededWarning: Possible EventTarget memory leak detected" (not a JSON log line) on stderr.

@@ -413,6 +413,40 @@ describe('MemoryWaitQueue', () => {
     expect(queue.size).toBe(0);
   });
 
+  it('lets no request wait after failAll: one that comes later, and one whose first try was under way, get its error', async () => {
+    const dev = device(100);
+    const waits = new TenantWaits(10);
+    const queue = new MemoryWaitQueue(undefined, waits);
+    await dev.take(100)();
+    const draining = new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', 'tensormemd is shutting down');
+    const held = gate();
+    const underWay = observe(
+      queue.run(
+        'a',
+        async () => {
+          await held.promise;
+          return dev.take(10)();
+        },
+        dev.give,
+        60_000,
+      ),
+    );
+    const waiting = observe(queue.run('b', dev.take(10), dev.give, 60_000));
+    await turns();
+    queue.failAll(draining);
+    await turns();
+    expect(waiting.error).toBe(draining);
+    // The first try under way is refused after failAll: it does not start waiting.
+    held.open();
+    await turns();
+    expect(underWay.error).toBe(draining);
+    // A request that comes after failAll (a request_id retry that awaited a failed call) does not either.
+    const late = observe(queue.run('c', dev.take(10), dev.give, 60_000));
+    await turns();
+    expect(late.error).toBe(draining);
+    expect([queue.size, waits.of('a'), waits.of('b'), waits.of('c')]).toEqual([0, 0, 0, 0]);
+  });
+
   it('refuses at once, without waiting or counting a wait, a request larger than the pool cap, which no free can make fit', async () => {
     const dev = device(1000);
     const waits = new TenantWaits(1);
