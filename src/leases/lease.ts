@@ -354,7 +354,10 @@ export class Lease {
       // Others wait for this device: go ahead only without taking pool memory.
       const behindOthers: WorkspaceBufferOptions = {
         beforeTake: (request) => {
-          if (request.location === 'DEVICE' && queue.size > 0) throw QUEUE_TURN;
+          if (request.location !== 'DEVICE' || queue.size === 0) return;
+          // Quota refusals never wait (see refuseOverQuota): a buffer over the quota is refused before it queues.
+          this.memory.checkDeviceQuota(request.device, this.tenant, request.bytes);
+          throw QUEUE_TURN;
         },
       };
       try {

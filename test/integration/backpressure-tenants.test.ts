@@ -55,6 +55,30 @@ describe('wait_for_memory with quotas and guarantees', () => {
     expect((await device()).used_bytes).toBe(0);
   });
 
+  it("refuses a workspace spill over the tenant's quota at once, also behind the tenant's own waiting request", async () => {
+    const holder = await client().openLease({ tenantToken: TOKENS.c });
+    await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [20 * MiB] });
+    const lease = await client().openLease({ tenantToken: TOKENS.a });
+    try {
+      const ws = await lease.createWorkspace('LOOP', { initial_size: 0, learning_policy: 'LEARNING_POLICY_FIRST_LOOP' });
+      const head = lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], waitForMemory: true, deadlineMs: 10_000 });
+      head.catch(() => undefined); // the lease's close ends it
+      await expect.poll(async () => (await device()).waiting_allocations, { timeout: 5_000 }).toBe(1);
+      await lease.enterWorkspace(ws.workspace_id);
+      // The first cycle spills: 13 MiB of device memory, over a's 12 MiB quota.
+      const started = Date.now();
+      const over = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [13 * MiB], waitForMemory: true, deadlineMs: 10_000 }));
+      expect([over.code, over.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'QUOTA_EXCEEDED']);
+      expect(over.errorMetadata).toMatchObject({ tenant: 'a', requested_bytes: String(13 * MiB), quota_bytes: String(12 * MiB) });
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ this_cycle_allocations: 0, spilled_size: 0 });
+      expect((await device()).waiting_allocations).toBe(1);
+    } finally {
+      await Promise.all([lease.close(), holder.close()]);
+    }
+    expect((await device()).used_bytes).toBe(0);
+  });
+
   it("waits when the cap less others' unused guarantees refuses, and is served when a SIGHUP lowers the guarantee", async () => {
     const holder = await client().openLease({ tenantToken: TOKENS.c });
     await holder.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [20 * MiB] });
