@@ -317,7 +317,8 @@ export class Lease {
     }
     if (!wait || placement !== 'PLACEMENT_DEVICE') return this.create(params, byteSize, placement, shape);
     this.refuseOverQuota(params, byteSize);
-    return this.waitInQueue(this.memory.waitQueue(params.device), (retry) => this.create(params, byteSize, placement, shape, undefined, retry), wait, byteSize);
+    const footprint = this.memory.deviceFootprint(params.device, byteSize, TensorArray.deviceOptions(this.memory, params.exportable ?? false));
+    return this.waitInQueue(this.memory.waitQueue(params.device), (retry) => this.create(params, byteSize, placement, shape, undefined, retry), wait, byteSize, undefined, footprint);
   }
 
   /**
@@ -409,6 +410,8 @@ export class Lease {
     wait: NonNullable<AllocateParams['waitForMemory']>,
     byteSize: number,
     onQueued?: (handle: WaitHandle) => void,
+    /** What the request takes of the pool's cap (MemoryWaitQueue.run); byteSize when unknown (a workspace's buffer). */
+    footprintBytes = byteSize,
   ): Promise<TensorArray> {
     let handle: WaitHandle | undefined;
     const waiting = queue.run(
@@ -436,6 +439,7 @@ export class Lease {
         wait.onHandle?.(queued);
       },
       byteSize,
+      footprintBytes,
     );
     const settled = () => {
       if (handle) {

@@ -25,6 +25,7 @@ import { checkGuarantees } from './guarantee-policy';
 import { TenantAccounts, type TenantAccount, type TenantLimits } from './tenant-accounts';
 import type { ResolvedLimits } from './limits';
 import { formatBytes } from '../units';
+import { alignedSizeOf } from './sized-resource';
 
 export type HostCategory = 'mirror' | 'host_only' | 'mmap';
 
@@ -205,6 +206,11 @@ export class MemoryManager {
   checkDeviceQuota(device: number, tenant: string, bytes: number, options?: AllocateOptions): void {
     this.devicePool(device);
     this.tenants.account(tenant).device[device].check(bytes, options);
+  }
+
+  /** What a request of `bytes` takes of the device pool's cap: its bytes rounded as the pool rounds them. */
+  deviceFootprint(device: number, bytes: number, options?: AllocateOptions): number {
+    return alignedSizeOf(this.devicePool(device).top, bytes, options);
   }
 
   allocateDevice(device: number, bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {

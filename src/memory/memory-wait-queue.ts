@@ -128,7 +128,7 @@ export class MemoryWaitQueue {
    * request, not one per attempt). The request's place in its tenant's order is taken here, before any
    * await: the tenant's requests are served in the order run() was called for them. A tenant whose
    * calls fill --max-tenant-waits (tenantWaits) is refused here, before anything is tried; a request
-   * larger than the pool's cap (poolFacts) is tried once and does not wait. After failAll, a request
+   * whose footprint is larger than the pool's cap (poolFacts) is tried once and does not wait. After failAll, a request
    * that would wait gets failAll's error instead.
    */
   async run<T>(
@@ -139,11 +139,16 @@ export class MemoryWaitQueue {
     onHandle?: (handle: WaitHandle) => void,
     /** The request's bytes: a waiter that times out without having been tried names them. */
     requestedBytes = 0,
+    /**
+     * What the request takes of the pool's cap (its bytes rounded up to the pool's alignment, or a
+     * dedicated block's granule): 10,000,001 bytes under a 10,000,001-byte cap take 10,000,128 and never fit.
+     */
+    footprintBytes = requestedBytes,
   ): Promise<T> {
     // Larger than the pool's cap: no free can make it fit, so it is tried once (refused, with the
     // pool's figures) and never waits, where it waited for --max-wait, or until the daemon drained.
     const capBytes = this.poolFacts?.().capBytes ?? 0;
-    if (capBytes > 0 && requestedBytes > capBytes) return attempt(false);
+    if (capBytes > 0 && footprintBytes > capBytes) return attempt(false);
     if (this.failed) throw this.failed.error;
     this.tenantWaits?.take(tenant);
     const tryNow = this.size === 0 && !this.byTenant.has(tenant);

@@ -318,3 +318,25 @@ describe('backpressure with a --max-wait beyond 2^31 - 1 ms', () => {
     expect((await running.client.memoryInfo()).devices[0].used_bytes).toBe(0);
   });
 });
+
+describe('backpressure under a --maxbytes that is no multiple of the pool alignment', () => {
+  // 10,000,001 bytes: the pool takes requests in 256-byte units, so 10,000,001 bytes take 10,000,128
+  // and can never fit, though they are not larger than the cap itself; they waited out their deadline.
+  const running = daemonForTests(['--maxbytes', '10000001', '--pool-chunk', '1M']);
+
+  it('refuses at once a request whose 256-byte-aligned size passes the cap, and serves one that fits', async () => {
+    const lease = await running.client.openLease();
+    for (const bytes of [10_000_001, 9_999_873]) {
+      const started = Date.now();
+      const error = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [bytes], waitForMemory: true, deadlineMs: 10_000 }).catch((e: unknown) => e)) as TensormemClientError;
+      expect([error.code, error.reason], error.message).toEqual([status.RESOURCE_EXHAUSTED, 'DEVICE_OUT_OF_MEMORY']);
+      expect(error.message).toContain('10000001');
+      expect(Date.now() - started).toBeLessThan(5000);
+    }
+    const fits = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [9_999_872], waitForMemory: true, deadlineMs: 10_000 });
+    expect(Number(fits.byte_size)).toBe(9_999_872);
+    expect((await running.client.memoryInfo()).devices[0].used_bytes).toBe(9_999_872);
+    await lease.close();
+    expect((await running.client.memoryInfo()).devices[0].used_bytes).toBe(0);
+  });
+});
