@@ -4,7 +4,9 @@
 // and pins the chunk (ChunkTable::Acquire), so that a free() meanwhile only marks it release-pending:
 // the memory stays mapped while the view may be read. releaseView(view) detaches the view's
 // ArrayBuffer (every view of it reads as empty from then on) and drops the pin, releasing the chunk if
-// it was freed meanwhile. A view never released is unpinned when the GC collects its ArrayBuffer.
+// it was freed meanwhile. A view never released is unpinned when the GC collects its ArrayBuffer. An
+// ArrayBuffer that view.buffer.transfer() (Node 22+) moved the memory to keeps the pin until it is
+// collected: releaseView() of the view it was moved from (detached by the move) leaves the pin alone.
 //
 // Device chunks are refused (UNSUPPORTED): on cuda their pointer is not host memory, and on host the
 // emulated device keeps the same rule so that callers do not come to rely on it.

@@ -383,6 +383,54 @@ describe('host backend', () => {
     expect(JSON.parse(out)).toEqual({ collected: true, shmWhileViewed: true, sum: 5 * 256, shmAfter: false });
   });
 
+  // ArrayBuffer.prototype.transfer() is Node 22+.
+  it.skipIf(typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer !== 'function')(
+    "keeps a viewed chunk mapped while an ArrayBuffer that view.buffer.transfer() moved its memory to lives, though the view is released and the chunk freed",
+    () => {
+      // transfer() moves the memory (no copy) and detaches the view's ArrayBuffer; releaseView() of the
+      // view dropped the pin anyway and the free released the chunk under the moved buffer (SIGSEGV
+      // on Node 22 and 24). In a child: it crashed.
+      const out = runInChild(
+        `
+        const N = 64 * 1048576;
+        const [released, collected] = [0x4d, 0x2e].map((byte) => {
+          const handle = backend.allocHost(N);
+          backend.fill(handle, 0, N, byte);
+          return handle;
+        });
+        const sum = (buffer) => { let total = 0; for (let i = 0; i < N; i += 4096) total += buffer[i]; return total; };
+        // A view released after the move (as any view: once), its chunk freed.
+        const view = backend.hostView(released, 0, N);
+        let moved = [new Uint8Array(view.buffer.transfer())];
+        backend.releaseView(view);
+        let second;
+        try { backend.releaseView(view); } catch (error) { second = error.constructor.name; }
+        backend.free(released);
+        const sums = [sum(moved[0])];
+        // A view never released, its ArrayBuffer collected, its chunk freed.
+        moved.push(new Uint8Array(backend.hostView(collected, 0, N).buffer.transfer()));
+        backend.free(collected);
+        let tries = 0;
+        (function collect() {
+          global.gc();
+          if (++tries < 20) return setTimeout(collect, 10);
+          const whileMoved = backend.liveChunks().host;
+          sums.push(sum(moved[1]));
+          moved = undefined;
+          tries = 0;
+          (function check() {
+            global.gc();
+            if (backend.liveChunks().host !== 0 && ++tries < 50) return setTimeout(check, 10);
+            console.log(JSON.stringify({ second, whileMoved, sums, after: backend.liveChunks().host }));
+          })();
+        })();
+        `,
+        (args) => [process.execPath, '--expose-gc', ...args],
+      );
+      expect(JSON.parse(out)).toEqual({ second: 'TypeError', whileMoved: 2, sums: [0x4d * 16384, 0x2e * 16384], after: 0 });
+    },
+  );
+
   it('refuses a write or read whose buffer is a view overlapping the chunk range, and allows disjoint ones', async () => {
     // memcpy with overlapping ranges (ASan: memcpy-param-overlap) before the check.
     const backend = hostBackend();
