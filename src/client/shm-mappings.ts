@@ -5,7 +5,9 @@
  *
  * release() unmaps now; the ArrayBuffer is detached, so views handed out before read as empty instead
  * of touching unmapped memory. A mapping that a transfer of this client is sending from (hold()) is
- * unmapped when that transfer ends instead.
+ * unmapped when that transfer ends instead. A mapping whose ArrayBuffer a caller moved with
+ * ArrayBuffer.prototype.transfer() (Node 22+) is the new ArrayBuffer's: the addon unmaps it when that
+ * one is garbage-collected, never under it, and map() maps the object again.
  */
 import { loadAddon } from '../native/addon';
 
@@ -25,6 +27,13 @@ export class SharedMemoryMappings {
   map(name: string, writable: boolean): ArrayBuffer {
     const key = SharedMemoryMappings.key(name, writable);
     let mapping = this.mappings.get(key);
+    if (mapping && mapping.byteLength === 0) {
+      // Detached, and mappings are never empty: the caller moved it away (ArrayBuffer.prototype.transfer(),
+      // Node 22+). The memory is that caller's ArrayBuffer's now, unmapped when it is collected.
+      this.mappings.delete(key);
+      this.mapped.delete(mapping);
+      mapping = undefined;
+    }
     if (!mapping) {
       mapping = loadAddon().mapSharedMemory(name, writable);
       this.mappings.set(key, mapping);

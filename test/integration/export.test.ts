@@ -269,6 +269,35 @@ describe('ExportArray over a real daemon', () => {
     await lease.close();
   });
 
+  // ArrayBuffer.prototype.transfer() is Node 22+; on Node 20 nothing a caller can do detaches the mapping.
+  it.skipIf(typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer !== 'function')(
+    "a caller's bytes.buffer.transfer() (Node 22+) moves the mapping out of the client's cache: the next export maps the region again, and free() leaves the moved bytes readable",
+    async () => {
+      const lease = await client.openLease({ clientName: 'export-transfer' });
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8192], placement: 'PLACEMENT_HOST_ONLY', exportable: true });
+      const first = await lease.exportArray(array.array_id, { writable: true });
+      first.bytes!.fill(3);
+      // Moves the memory, not a copy: the caller's new ArrayBuffer is the mapping now.
+      const moved = new Uint8Array((first.bytes!.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer());
+      expect(first.bytes!.byteLength).toBe(0);
+      moved[0] = 9;
+
+      const second = await lease.exportArray(array.array_id, { writable: true });
+      expect(second.bytes!.byteLength).toBe(8192);
+      expect(second.bytes![0]).toBe(9);
+      expect(second.bytes!.subarray(1).every((byte) => byte === 3)).toBe(true);
+      expect((await lease.read(array.array_id))[0]).toBe(9);
+
+      // The client cannot unmap what the caller took; the memory stays mapped with that ArrayBuffer.
+      await lease.free(array.array_id);
+      expect(client.mappings.size).toBe(0);
+      expect(second.bytes!.byteLength).toBe(0);
+      expect(moved.byteLength).toBe(8192);
+      expect(moved[0]).toBe(9);
+      await lease.close();
+    },
+  );
+
   it('write() from an exported array\'s bytes while that array is freed sends every byte (gRPC and data plane); the view reads as empty after', async () => {
     const withDataPlane = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '160M', '--data-listen', '127.0.0.1:0']);
     try {

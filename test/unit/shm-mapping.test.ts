@@ -113,6 +113,48 @@ describe('mapSharedMemory', () => {
     expect(JSON.parse(result.stdout)).toEqual({ before: 2, unmapped: true, detached: true, during: 2, after: 0, copied: true });
   });
 
+  // ArrayBuffer.prototype.transfer() is Node 22+.
+  it.skipIf(typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer !== 'function')(
+    'a mapping moved by transfer() stays mapped while the new ArrayBuffer lives, though the one it came from is collected',
+    () => {
+      // transfer() moves the memory without a copy and detaches the mapping's ArrayBuffer, which
+      // unmapSharedMemory then no longer finds; the unmap follows the memory, not that object.
+      const script = `
+        const fs = require('fs');
+        const addon = { exports: {} };
+        process.dlopen(addon, ${JSON.stringify(addonPath())});
+        const name = '/tensormem-transfer-' + process.pid;
+        fs.writeFileSync('/dev/shm' + name, Buffer.alloc(1048576, 0x5e));
+        const mapped = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((line) => line.includes(name)).length;
+        let collected = false;
+        const registry = new FinalizationRegistry(() => { collected = true; });
+        let moved = (() => {
+          const mapping = addon.exports.mapSharedMemory(name, true);
+          registry.register(mapping, 'mapping');
+          const moved = new Uint8Array(mapping.transfer());
+          moved[0] = 1;
+          return { moved, unmapped: addon.exports.unmapSharedMemory(mapping) };
+        })();
+        fs.unlinkSync('/dev/shm' + name);
+        let tries = 0;
+        (function collect() {
+          global.gc();
+          if (!collected && ++tries < 50) return setTimeout(collect, 10);
+          const report = { unmapped: moved.unmapped, collected, whileMoved: mapped(), bytes: moved.moved[0] + moved.moved[1048575] };
+          moved = undefined;
+          tries = 0;
+          (function check() {
+            global.gc();
+            if (mapped() !== 0 && ++tries < 50) return setTimeout(check, 10);
+            process.stdout.write(JSON.stringify({ ...report, after: mapped() }));
+          })();
+        })();`;
+      const result = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+      expect(result.status, `child failed: ${result.stderr}`).toBe(0);
+      expect(JSON.parse(result.stdout)).toEqual({ unmapped: false, collected: true, whileMoved: 1, bytes: 1 + 0x5e, after: 0 });
+    },
+  );
+
   it('refuses bad names and arguments, naming them', () => {
     expect(() => addon.mapSharedMemory('no-slash', false)).toThrow(/for name but received "no-slash"/);
     expect(() => addon.mapSharedMemory('/a/b', false)).toThrow(RangeError);
