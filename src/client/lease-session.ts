@@ -63,7 +63,8 @@ export class LeaseSession {
   static readonly MAX_REMEMBERED_ARRAYS = 4096;
   /**
    * The most bytes one read() or readGrpc() returns: the largest Buffer this Node.js makes
-   * (buffer.constants.MAX_LENGTH, 4 GiB on Node.js 20). A larger read is RESOURCE_EXHAUSTED; read such an
+   * (buffer.constants.MAX_LENGTH: 4 GiB on Node.js 20, 2^53 - 1 on 22 and later, where the memory for
+   * the Buffer is the limit). A larger read is RESOURCE_EXHAUSTED; read such an
    * array in ranges.
    */
   static maxReadBytes: number = bufferConstants.MAX_LENGTH;
