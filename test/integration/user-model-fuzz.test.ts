@@ -15,7 +15,8 @@
  * held_bytes (and never past its quotas); when a tenant's last lease ends its used bytes are 0, and
  * whenever no lease is open /dev/shm holds no region of the daemon.
  *
- * Not driven: MMAP workspaces, cuDNN scratch, lease expiry, admin eviction, SIGHUP reloads.
+ * Not driven here: MMAP workspaces, cuDNN scratch, lease expiry, admin eviction, SIGHUP reloads
+ * (user-model-lifecycle-fuzz.test.ts drives them with this harness).
  * TENSORMEM_USER_FUZZ_SEED (first seed, default 1), _SEEDS (how many, default 1), _STEPS (default 120),
  * _LOG (a file name prefix for each seed's step log). The harness is test/helpers/user-model.ts.
  */
