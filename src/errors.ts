@@ -103,8 +103,18 @@ export function notFound(what: 'lease' | 'array' | 'workspace', id: string): Ten
  * asked for. The refusal is this allocation's own, so it is told in place and keeps its class (an
  * OutOfMemoryError stays one, with its facts). Other errors as they are.
  */
-export function mirrorRefusal(error: unknown, arrayId: string): unknown {
+export function mirrorRefusal(error: unknown, arrayId: string, workspaceName?: string): unknown {
   if (!(error instanceof TensormemError) || error.kind !== 'RESOURCE_EXHAUSTED') return error;
+  if (workspaceName !== undefined) {
+    // An attached array's mirror is a range of its FULL workspace's host side: the bytes refused are that
+    // side's buffer (its whole size, taken at the first mirror) or a spill past it, not the array's size.
+    error.message +=
+      ` The [HOST] memory is for the host mirror of device array ${arrayId}, attached to workspace ${quoted(workspaceName)}: its mirror is taken from the ` +
+      `workspace's host side (the buffer it takes at its first mirror, or a spill past it) when the array is first read (ReadArray, a data plane GET) ` +
+      `or synced to the host; that side counts against --host-maxbytes and the tenant's host quota.`;
+    error.metadata.mirror_of = arrayId;
+    return error;
+  }
   // A region refused (MAPPING_LIMIT, or the tenant's max_mapped_regions): what an exportable array's mirror counts against is that, not bytes.
   const counts =
     error.metadata.max_mapped_regions !== undefined

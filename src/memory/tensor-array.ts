@@ -14,7 +14,7 @@
  * `exportable` gets dedicated blocks from the start; otherwise the first export moves the side into
  * one (one copy) while no other copy of the array runs (a move holds the array exclusively).
  */
-import { describeCount, failedPrecondition, invalidArgument, outOfRange } from '../errors';
+import { describeCount, failedPrecondition, invalidArgument, mirrorRefusal, outOfRange } from '../errors';
 import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
 import { ELEMENT_BYTES, elementBytes } from './data-types';
 import type { DataTypeName } from './data-types';
@@ -725,7 +725,13 @@ export class TensorArray implements BlockOwner {
     // would be host memory taken after FreeArray answered, which its freed_bytes never counted.
     if (!this.hostBlock && this.isFreed) throw this.freedError();
     if (!this.hostBlock && this.attachment) {
-      this.attachment.mirror = this.attachment.workspace.alloc(this.byteSize, { kind: 'HOST' });
+      const { workspace } = this.attachment;
+      try {
+        this.attachment.mirror = workspace.alloc(this.byteSize, { kind: 'HOST' });
+      } catch (error) {
+        // Refused by the host cap or quota, the refusal names the workspace's buffer, not this array: say whose mirror it was for.
+        throw mirrorRefusal(error, this.arrayId, workspace.name);
+      }
       this.hostBlock = viewOf(this.attachment.mirror);
     }
     if (!this.hostBlock) {
