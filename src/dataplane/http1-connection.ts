@@ -2,7 +2,7 @@
 import { STATUS_CODES } from 'node:http';
 import { Socket } from 'node:net';
 import type { ErrorReason } from '../errors';
-import { HEAD_END, MAX_HEAD_BYTES, parseHead, type RequestHead } from './http1-head';
+import { HEAD_END, MAX_HEAD_BYTES, parseHead, strayLineBreak, type RequestHead } from './http1-head';
 import { BodyReader, bodyCutShort, httpDate, HttpExchange, HttpHandler, prematureClose } from './http-exchange';
 
 /** What a connection needs of its server: the handler and how a stalled request is cut. */
@@ -163,6 +163,18 @@ export class Http1Connection {
     if (end < 0) {
       if (head.byteLength - start > MAX_HEAD_BYTES) {
         this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+        return chunk.byteLength;
+      }
+      // A head whose lines end in bare LFs (\`printf 'GET / HTTP/1.1\nHost: x\n\n' | nc\`) never has a
+      // CRLF CRLF: without this it was cut at the head deadline with no answer. It is malformed from
+      // its first stray line break, so refused then, naming the line as a whole head's refusal would.
+      // What was pending is not looked at again (a head trickling in a byte at a time), save its last
+      // byte: a CR there is stray or not by the byte after it.
+      const stray = strayLineBreak(head, start, before - 1);
+      if (stray >= 0) {
+        const parsed = parseHead(head.toString('latin1', start, stray + 1));
+        const malformed = 'malformed' in parsed ? parsed : { malformed: 'a CR or LF is allowed only in the CRLF that ends a line', field: 'header line' };
+        this.refuse(400, malformed.malformed, malformed.field === undefined ? {} : { field: malformed.field });
         return chunk.byteLength;
       }
       if (start < head.byteLength) this.pending = Buffer.from(head.subarray(start));

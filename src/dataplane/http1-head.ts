@@ -86,6 +86,20 @@ export function parseHead(text: string): RequestHead | MalformedHead {
 }
 
 /**
+ * Where the first CR or LF of a head that begins at `start` is that is not part of a CRLF: an LF with
+ * no CR before it, or a CR followed by any byte but LF (a CR that is the last byte so far may yet be
+ * followed by one); -1 when there is none. Only bytes from `from` on are looked at (those before it
+ * were, as the head arrived).
+ */
+export function strayLineBreak(head: Uint8Array, start: number, from = start): number {
+  for (let at = Math.max(start, from); at < head.byteLength; at++) {
+    if (head[at] === 0x0a && (at === start || head[at - 1] !== 0x0d)) return at;
+    if (head[at] === 0x0d && at + 1 < head.byteLength && head[at + 1] !== 0x0a) return at;
+  }
+  return -1;
+}
+
+/**
  * The elements of a header's comma-separated list, trimmed, without the empty ones ("a,", ", a" or two
  * header lines, one empty), which a recipient MUST ignore (RFC 9110 §5.6.1.2).
  */

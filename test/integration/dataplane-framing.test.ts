@@ -1,0 +1,96 @@
+/**
+ * The data plane's request line and head framing against RFC 9112 and the README, over raw sockets to a
+ * real daemon process: each refusal comes at once with its exact status (never a silent cut at the 5 s
+ * head deadline), and leaves the pools and the connection count as they were.
+ */
+import { createConnection } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { daemonForTests } from '../helpers/daemon-for-tests';
+
+interface RawAnswer {
+  text: string;
+  /** From the connect to the server's close. */
+  ms: number;
+}
+
+/**
+ * Writes `request` on a new connection to the data plane at `base` (a list: each part in a write of its
+ * own, 50 ms apart) and collects every byte until the server closes it.
+ */
+function rawHttp(base: string, request: string | string[]): Promise<RawAnswer> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = createConnection({ host: url.hostname, port: Number(url.port) }, async () => {
+      socket.setNoDelay(true);
+      for (const [index, part] of (Array.isArray(request) ? request : [request]).entries()) {
+        if (index > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+        if (!socket.destroyed) socket.write(part);
+      }
+    });
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`the server did not close the connection in 10 s; so far:\n${text}`)), 10_000);
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, ms: Date.now() - started });
+    });
+  });
+}
+
+const statusLine = (answer: RawAnswer) => answer.text.split('\r\n')[0];
+const jsonBody = (answer: RawAnswer) => JSON.parse(answer.text.slice(answer.text.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+
+/** What the daemon holds: pool bytes and blocks in use, open data plane connections (from /metrics). */
+async function holdings(statusBase: string): Promise<string[]> {
+  const text = await (await fetch(`${statusBase}/metrics`)).text();
+  return text.split('\n').filter((line) => /^tensormem_(pool_used_bytes|pool_live_blocks|data_plane_connections) /.test(line.replace(/\{[^}]*\}/, '')));
+}
+
+/** holdings() once they are `expected` again (polled for up to 2 s: the daemon sees a connection's close after the client does), else the last seen. */
+async function holdingsBack(statusBase: string, expected: string[]): Promise<string[]> {
+  let seen = await holdings(statusBase);
+  for (let i = 0; i < 40 && JSON.stringify(seen) !== JSON.stringify(expected); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    seen = await holdings(statusBase);
+  }
+  return seen;
+}
+
+describe('data plane request framing over a real daemon', () => {
+  const t = daemonForTests(['--maxbytes', '64M', '--host-maxbytes', '64M', '--pool-chunk', '8M', '--data-listen', '127.0.0.1:0']);
+  const dataAddress = () => t.daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+
+  it('a head whose lines end in a bare LF is 400 at once (README: a LF not in a CRLF is malformed), not cut with no answer at the 5 s head deadline', async () => {
+    const lease = await t.client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64] });
+    const before = await holdings(t.statusBase);
+    // As `printf 'GET ... HTTP/1.1\nHost: x\n\n' | nc` sends it: no CRLF CRLF ever comes.
+    const allBare = await rawHttp(dataAddress(), `GET /v1/arrays/${array.array_id} HTTP/1.1\nHost: x\nAuthorization: Bearer ${lease.token}\n\n`);
+    expect(statusLine(allBare)).toBe('HTTP/1.1 400 Bad Request');
+    expect(jsonBody(allBare)).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'request line' } });
+    expect(allBare.ms).toBeLessThan(2_000);
+    // One bare LF after a good request line: the header it ends is named.
+    const oneBare = await rawHttp(dataAddress(), `GET /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\n\r\n`);
+    expect(statusLine(oneBare)).toBe('HTTP/1.1 400 Bad Request');
+    expect(jsonBody(oneBare)).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'Host' } });
+    expect(oneBare.ms).toBeLessThan(2_000);
+    // A bare CR followed by more bytes is malformed as well, without waiting for a CRLF CRLF.
+    const bareCr = await rawHttp(dataAddress(), `GET /v1/arrays/${array.array_id} HTTP/1.1\rHost: x\r\r`);
+    expect(statusLine(bareCr)).toBe('HTTP/1.1 400 Bad Request');
+    expect(bareCr.ms).toBeLessThan(2_000);
+    // Split over several reads: a CR that ends one read is judged by the byte that starts the next.
+    const split = await rawHttp(dataAddress(), [`GET /v1/arrays/${array.array_id} HTTP/1.1\r`, '\nHost: x\r', 'X-Next: 1']);
+    expect(statusLine(split)).toBe('HTTP/1.1 400 Bad Request');
+    expect(jsonBody(split)).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'Host' } });
+    expect(split.ms).toBeLessThan(2_000);
+    const splitGood = await rawHttp(dataAddress(), [`HEAD /v1/arrays/${array.array_id} HTTP/1.1\r`, `\nHost: x\r`, `\nAuthorization: Bearer ${lease.token}\r\nConnection: close\r`, '\n\r', '\n']);
+    expect(statusLine(splitGood)).toBe('HTTP/1.1 200 OK');
+    // Bare line breaks before a request are still allowed (RFC 9112 §2.2).
+    const leading = await rawHttp(dataAddress(), `\n\r\n\nHEAD /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nConnection: close\r\n\r\n`);
+    expect(statusLine(leading)).toBe('HTTP/1.1 200 OK');
+    expect(await holdingsBack(t.statusBase, before)).toEqual(before);
+    await lease.close();
+  });
+});
