@@ -60,7 +60,7 @@ export const ERROR_REASONS = [
   'CHECKSUM_MISMATCH',
   'PRECONDITION_FAILED',
   'MESSAGE_TOO_LARGE',
-  /** The data plane: a request head it cannot parse (HTTP 400), or one over its 16 KiB limit (HTTP 431). */
+  /** The data plane: a request head it cannot parse (HTTP 400), or one over its 16 KiB limit (HTTP 431; 414 when the request line alone is). */
   'MALFORMED_REQUEST',
   'REQUEST_HEAD_TOO_LARGE',
   'INTERNAL',

@@ -162,7 +162,7 @@ export class Http1Connection {
     const end = head.indexOf(HEAD_END, start);
     if (end < 0) {
       if (head.byteLength - start > MAX_HEAD_BYTES) {
-        this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+        this.refuseTooLarge(head, start);
         return chunk.byteLength;
       }
       // A head whose lines end in bare LFs (\`printf 'GET / HTTP/1.1\nHost: x\n\n' | nc\`) never has a
@@ -184,7 +184,7 @@ export class Http1Connection {
       return chunk.byteLength;
     }
     if (end - start > MAX_HEAD_BYTES) {
-      this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+      this.refuseTooLarge(head, start);
       return chunk.byteLength;
     }
     const parsed = parseHead(head.toString('latin1', start, end));
@@ -332,9 +332,20 @@ export class Http1Connection {
     this.pump();
   }
 
-  private refuse(code: number, message: string, metadata: Record<string, string> = {}): void {
-    const reason: ErrorReason = code === 431 ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST';
-    const body = JSON.stringify({ code, status: code === 431 ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason, message, metadata });
+  /**
+   * A head that passed MAX_HEAD_BYTES (from `start` in `head`): 414 when its request line alone does
+   * (RFC 9112 §3: a server MUST answer a request-target longer than it will parse 414), else 431.
+   */
+  private refuseTooLarge(head: Buffer, start: number): void {
+    const lineEnd = head.indexOf('\r\n', start);
+    if (lineEnd < 0 || lineEnd - start > MAX_HEAD_BYTES) this.refuse(414, `the request line is over ${MAX_HEAD_BYTES} bytes: its target is longer than any array path`, { field: 'request line' });
+    else this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+  }
+
+  private refuse(code: 400 | 414 | 431, message: string, metadata: Record<string, string> = {}): void {
+    const tooLarge = code !== 400;
+    const reason: ErrorReason = tooLarge ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST';
+    const body = JSON.stringify({ code, status: tooLarge ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason, message, metadata });
     this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nDate: ${httpDate()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 

@@ -150,7 +150,7 @@ export class DaemonMetrics {
     );
     this.dataPlaneDuration = new Histogram({
       name: 'tensormem_data_plane_request_duration_seconds',
-      help: 'HTTP data plane requests from their head read to their answer taken by the socket, by method (PUT, GET, HEAD, other) and HTTP status (aborted: the connection went away first). A head that cannot be parsed (400, 431) is no request here, and a connection refused for --data-max-connections is counted in tensormem_data_plane_connections_refused_total.',
+      help: 'HTTP data plane requests from their head read to their answer taken by the socket, by method (PUT, GET, HEAD, other) and HTTP status (aborted: the connection went away first). A head that cannot be parsed (400, 414, 431) is no request here, and a connection refused for --data-max-connections is counted in tensormem_data_plane_connections_refused_total.',
       labelNames: ['method', 'status'],
       buckets: RPC_BUCKETS_SECONDS,
       registers,

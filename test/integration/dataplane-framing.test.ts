@@ -93,4 +93,25 @@ describe('data plane request framing over a real daemon', () => {
     expect(await holdingsBack(t.statusBase, before)).toEqual(before);
     await lease.close();
   });
+
+  it('a request line over the 16 KiB head limit is 414 URI Too Long (RFC 9112 §3: MUST), a header section over it 431', async () => {
+    const lease = await t.client.openLease();
+    const before = await holdings(t.statusBase);
+    const longTarget = `/v1/arrays/${'a'.repeat(20_000)}`;
+    const whole = await rawHttp(dataAddress(), `GET ${longTarget} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\n\r\n`);
+    expect(statusLine(whole)).toBe('HTTP/1.1 414 URI Too Long');
+    expect(jsonBody(whole)).toMatchObject({ code: 414, status: 'RESOURCE_EXHAUSTED', reason: 'REQUEST_HEAD_TOO_LARGE', metadata: { field: 'request line' } });
+    // Refused once it passes the limit, its end not awaited.
+    const endless = await rawHttp(dataAddress(), `GET ${longTarget}`);
+    expect(statusLine(endless)).toBe('HTTP/1.1 414 URI Too Long');
+    expect(endless.ms).toBeLessThan(2_000);
+    // A target just under the limit is no 414: it is read, and its id is unknown.
+    const underLimit = await rawHttp(dataAddress(), `GET /v1/arrays/${'a'.repeat(15_000)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nConnection: close\r\n\r\n`);
+    expect(statusLine(underLimit)).toBe('HTTP/1.1 404 Not Found');
+    const headers = await rawHttp(dataAddress(), `GET /v1/arrays/x HTTP/1.1\r\nHost: x\r\n${'X-Pad: aaaaaaaa\r\n'.repeat(1_500)}\r\n`);
+    expect(statusLine(headers)).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    expect(jsonBody(headers)).toMatchObject({ code: 431, status: 'RESOURCE_EXHAUSTED', reason: 'REQUEST_HEAD_TOO_LARGE' });
+    expect(await holdingsBack(t.statusBase, before)).toEqual(before);
+    await lease.close();
+  });
 });
