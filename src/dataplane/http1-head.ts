@@ -1,6 +1,6 @@
 /**
  * An HTTP/1.1 request head as the data plane's server reads it (http1-server.ts): the request line and
- * headers parsed strictly (CRLF line ends only, no NUL, a Content-Length of one decimal number, a
+ * headers parsed strictly (CRLF line ends only, a target in visible ASCII, no NUL, a Content-Length of one decimal number, a
  * Transfer-Encoding that ends in chunked), or why the head is malformed.
  */
 
@@ -32,8 +32,13 @@ export function parseHead(text: string): RequestHead | MalformedHead {
   // Lines end in CRLF only; a CR or LF anywhere else is malformed (RFC 9112 §2.2 lets a server reject
   // a bare CR, and a bare LF read as a line end by one parser and not by another smuggles requests).
   const lines = text.split('\r\n');
-  const requestLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/.exec(lines[0]);
-  if (!requestLine) return { malformed: `malformed request line ${JSON.stringify(lines[0].slice(0, 200))}: expected "METHOD /path HTTP/1.1"`, field: 'request line' };
+  // The target is visible ASCII (RFC 9112 §3.2, RFC 3986: any other byte is percent-encoded): a raw
+  // byte past 0x7E or a control byte is an invalid request line (400), not an id to look up. A minor
+  // version above 1 is read as HTTP/1.1 (RFC 9110 §2.5: a recipient SHOULD process it as the highest
+  // minor version it implements).
+  const requestLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.(\d)$/.exec(lines[0]);
+  if (!requestLine) return { malformed: `malformed request line ${JSON.stringify(lines[0].slice(0, 200))}: expected "METHOD /path HTTP/1.1" (the path in visible ASCII, other bytes percent-encoded)`, field: 'request line' };
+  const http10 = requestLine[3] === '0';
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
@@ -72,7 +77,7 @@ export function parseHead(text: string): RequestHead | MalformedHead {
     return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))} does not end in chunked, so the body's length cannot be determined`, field: 'Transfer-Encoding' };
   }
   const connection = (headers.connection ?? '').toLowerCase();
-  const keepAlive = requestLine[3] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+  const keepAlive = http10 ? /\bkeep-alive\b/.test(connection) : !/\bclose\b/.test(connection);
   return {
     method: requestLine[1],
     url: originForm(requestLine[2]),
@@ -81,7 +86,7 @@ export function parseHead(text: string): RequestHead | MalformedHead {
     keepAlive: keepAlive && headers['transfer-encoding'] === undefined,
     // An HTTP/1.0 client knows no interim answers: it would read "100 Continue" as the answer to its
     // request. RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
-    expectsContinue: requestLine[3] === '1' && (headers.expect ?? '').toLowerCase() === '100-continue',
+    expectsContinue: !http10 && (headers.expect ?? '').toLowerCase() === '100-continue',
   };
 }
 

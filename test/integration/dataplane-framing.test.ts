@@ -17,7 +17,7 @@ interface RawAnswer {
  * Writes `request` on a new connection to the data plane at `base` (a list: each part in a write of its
  * own, 50 ms apart) and collects every byte until the server closes it.
  */
-function rawHttp(base: string, request: string | string[]): Promise<RawAnswer> {
+function rawHttp(base: string, request: string | Buffer | Array<string | Buffer>): Promise<RawAnswer> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const started = Date.now();
@@ -111,6 +111,33 @@ describe('data plane request framing over a real daemon', () => {
     const headers = await rawHttp(dataAddress(), `GET /v1/arrays/x HTTP/1.1\r\nHost: x\r\n${'X-Pad: aaaaaaaa\r\n'.repeat(1_500)}\r\n`);
     expect(statusLine(headers)).toBe('HTTP/1.1 431 Request Header Fields Too Large');
     expect(jsonBody(headers)).toMatchObject({ code: 431, status: 'RESOURCE_EXHAUSTED', reason: 'REQUEST_HEAD_TOO_LARGE' });
+    expect(await holdingsBack(t.statusBase, before)).toEqual(before);
+    await lease.close();
+  });
+
+  it('reads a request line by RFC 9112 §3: a target byte that is not visible ASCII is 400; HTTP/1.2 is served as HTTP/1.1 (RFC 9110 §2.5)', async () => {
+    const lease = await t.client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64] });
+    const headers = `Host: x\r\nAuthorization: Bearer ${lease.token}\r\nConnection: close\r\n\r\n`;
+    // A higher minor version of HTTP/1 is served as HTTP/1.1: keep-alive by default, 100-continue honoured.
+    const newer = await rawHttp(dataAddress(), [
+      `PUT /v1/arrays/${array.array_id} HTTP/1.2\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n`,
+      'abcd',
+      `GET /v1/arrays/${array.array_id} HTTP/1.2\r\n${headers.replace('Connection: close\r\n', 'Connection: close\r\nRange: bytes=0-3\r\n')}`,
+    ]);
+    expect(newer.text.match(/HTTP\/1\.1 \d{3} [^\r]*/g)).toEqual(['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK', 'HTTP/1.1 206 Partial Content']);
+    expect(newer.text.endsWith('abcd')).toBe(true);
+    // Refusals from here on leave the pools as the GET above left them (with its host mirror).
+    const before = await holdings(t.statusBase);
+    // A raw é (0xE9 in Latin-1), a control byte, DEL: none is a URI character (they are sent percent-encoded).
+    for (const bad of ['\xe9', '\x01', '\x7f']) {
+      const answer = await rawHttp(dataAddress(), Buffer.from(`GET /v1/arrays/${array.array_id}${bad} HTTP/1.1\r\n${headers}`, 'latin1'));
+      expect(statusLine(answer), JSON.stringify(bad)).toBe('HTTP/1.1 400 Bad Request');
+      expect(jsonBody(answer)).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'request line' } });
+    }
+    // Percent-encoded, the same bytes are a target like any other: an id no array has.
+    const encoded = await rawHttp(dataAddress(), `GET /v1/arrays/${array.array_id}%C3%A9 HTTP/1.1\r\n${headers}`);
+    expect(statusLine(encoded)).toBe('HTTP/1.1 404 Not Found');
     expect(await holdingsBack(t.statusBase, before)).toEqual(before);
     await lease.close();
   });
