@@ -1,6 +1,6 @@
 /**
  * An HTTP/1.1 request head as the data plane's server reads it (http1-server.ts): the request line and
- * headers parsed strictly (CRLF line ends only, a target in visible ASCII, no NUL, a Content-Length of one decimal number, a
+ * headers parsed strictly (CRLF line ends only, a target in visible ASCII, one valid Host in HTTP/1.1, no NUL, a Content-Length of one decimal number, a
  * Transfer-Encoding that ends in chunked), or why the head is malformed.
  */
 
@@ -10,6 +10,9 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 export const HEAD_END = Buffer.from('\r\n\r\n');
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** A Host value: uri-host (an IP literal in brackets, or a reg-name, an IPv4 address among them; empty allowed) and an optional port (RFC 9112 §3.2, RFC 3986 §3.2.2). */
+const HOST = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::\d*)?$/;
 
 export interface RequestHead {
   method: string;
@@ -54,9 +57,16 @@ export function parseHead(text: string): RequestHead | MalformedHead {
     // a different value than those that do not.
     if (rawValue.includes('\0')) return { malformed: `header ${name}: a NUL byte is not allowed in a header value, as in ${shownValue()}`, field: name };
     const key = name.toLowerCase();
+    // RFC 9112 §3.2: a request with more than one Host line MUST be answered 400 (joined, two hosts
+    // would read as one list that names neither).
+    if (key === 'host' && key in headers) return { malformed: 'more than one Host header: a request names one host (RFC 9112 §3.2)', field: 'Host' };
     const value = rawValue.trim();
     headers[key] = key in headers ? `${headers[key]}, ${value}` : value;
   }
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with an invalid one, MUST be answered 400.
+  const host = headers.host;
+  if (host === undefined && !http10) return { malformed: 'an HTTP/1.1 request must have a Host header (RFC 9112 §3.2): the host and port it was sent to, or empty', field: 'Host' };
+  if (host !== undefined && !HOST.test(host)) return { malformed: `Host ${JSON.stringify(host.slice(0, 100))} is not a host with an optional :port (RFC 9112 §3.2)`, field: 'Host' };
   let contentLength = 0;
   const lengthHeader = headers['content-length'];
   if (lengthHeader !== undefined) {

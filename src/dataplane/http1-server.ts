@@ -13,6 +13,7 @@
  * has taken the whole answer before it), `Expect: 100-continue` (HTTP/1.1 only: an HTTP/1.0
  * request's is ignored, RFC 9110 §10.1.1), HEAD, absolute-form targets (read as their path and query).
  * A head over 16 KiB is 431 (414 when its request line alone is, RFC 9112 §3) and a malformed one (a CR or LF other than a CRLF line end among them, a NUL in a header value,
+ * an HTTP/1.1 request without one valid Host,
  * a Transfer-Encoding whose last coding is not chunked) 400;
  * both close the connection. An answer sent before the request's body was read closes the connection
  * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does

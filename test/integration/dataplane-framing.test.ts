@@ -141,4 +141,28 @@ describe('data plane request framing over a real daemon', () => {
     expect(await holdingsBack(t.statusBase, before)).toEqual(before);
     await lease.close();
   });
+
+  it('an HTTP/1.1 request with no Host, two Host lines or an invalid Host is 400 naming Host (RFC 9112 §3.2: MUST), and a PUT so refused writes nothing', async () => {
+    const lease = await t.client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4] });
+    expect(await lease.write(array.array_id, Buffer.from('good'))).toBe(4);
+    // Read once first: the read makes the array's host mirror, which is not the refusals' doing.
+    expect((await lease.readGrpc(array.array_id)).toString('latin1')).toBe('good');
+    const before = await holdings(t.statusBase);
+    const put = (hostLines: string, version = '1.1') =>
+      rawHttp(dataAddress(), `PUT /v1/arrays/${array.array_id} HTTP/${version}\r\n${hostLines}Authorization: Bearer ${lease.token}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nBADD`);
+    for (const hostLines of ['', 'Host: a\r\nHost: b\r\n', 'Host: x\r\nhost: x\r\n', 'Host: a b\r\n', 'Host: x/y\r\n', 'Host: x:80x\r\n']) {
+      const answer = await put(hostLines);
+      expect(statusLine(answer), JSON.stringify(hostLines)).toBe('HTTP/1.1 400 Bad Request');
+      expect(jsonBody(answer)).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'Host' } });
+    }
+    expect((await lease.readGrpc(array.array_id)).toString('latin1')).toBe('good');
+    expect(await holdingsBack(t.statusBase, before)).toEqual(before);
+    // An HTTP/1.0 request needs none; an empty Host (a target with no authority), a name, an address and an IPv6 literal, each with or without a port, are hosts.
+    expect(statusLine(await put('', '1.0'))).toBe('HTTP/1.1 200 OK');
+    for (const host of ['', 'localhost', 'tensormem.example:7071', '127.0.0.1:7071', '[::1]:7071', '[::1]']) {
+      expect(statusLine(await put(`Host: ${host}\r\n`)), host).toBe('HTTP/1.1 200 OK');
+    }
+    await lease.close();
+  });
 });

@@ -415,7 +415,7 @@ describe('HTTP data plane over a real daemon', () => {
     // Half-close after 3 of 10 body bytes: the client can still read the answer.
     const text = await new Promise<string>((resolve, reject) => {
       const socket = createConnection({ host: url.hostname, port: Number(url.port) }, () =>
-        socket.end(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 10\r\n\r\nabc`),
+        socket.end(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 10\r\n\r\nabc`),
       );
       let received = '';
       const timer = setTimeout(() => reject(new Error(`no close; so far: ${received}`)), 10_000);
@@ -966,7 +966,7 @@ describe('shutdown with a data plane GET in flight', () => {
       socket.pause();
       const closed = new Promise((resolve) => socket.once('close', resolve));
       socket.on('error', () => undefined);
-      socket.write(`GET /v1/arrays/${array.array_id} HTTP/1.1\r\nAuthorization: Bearer ${lease.token}\r\n\r\n`);
+      socket.write(`GET /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\n\r\n`);
       await new Promise((resolve) => setTimeout(resolve, 300));
 
       daemon.child.kill('SIGTERM');

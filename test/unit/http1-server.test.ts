@@ -90,18 +90,18 @@ describe('Http1Server', () => {
     const port = await listen(echo);
     const imfFixdate = /\r\nDate: (?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/g;
     const before = Math.floor(Date.now() / 1000) * 1000;
-    const served = await exchangeRaw(port, ['GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const served = await exchangeRaw(port, ['GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     const dates = [...served.text.matchAll(imfFixdate)].map((match) => Date.parse(match[0].slice('\r\nDate: '.length, -2)));
     expect(dates).toHaveLength(2);
     for (const date of dates) expect(date >= before && date <= Date.now()).toBe(true);
-    const refused = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nno colon\r\n\r\n']);
+    const refused = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n']);
     expect(statusLines(refused.text)).toEqual(['HTTP/1.1 400 Bad Request']);
     expect(refused.text.match(imfFixdate)).toHaveLength(1);
   });
 
   it('reads a Content-Length with leading zeros as the number it is (RFC 9110 §8.6: 1*DIGIT)', async () => {
     const port = await listen(echo);
-    const { text } = await exchangeRaw(port, ['PUT /z HTTP/1.1\r\nContent-Length: 00000000000000000005\r\nConnection: close\r\n\r\nhello']);
+    const { text } = await exchangeRaw(port, ['PUT /z HTTP/1.1\r\nHost: x\r\nContent-Length: 00000000000000000005\r\nConnection: close\r\n\r\nhello']);
     expect(statusLines(text)).toEqual(['HTTP/1.1 200 OK']);
     expect(text).toContain('PUT /z 5:hello');
   });
@@ -148,7 +148,7 @@ describe('Http1Server', () => {
         .then((bytes) => exchange.end(`${bytes} ${total}`));
     });
     const body = Buffer.alloc(3 * 1024 * 1024, 7);
-    const pieces = [Buffer.from(`PUT /big HTTP/1.1\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`)];
+    const pieces = [Buffer.from(`PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`)];
     for (let at = 0; at < body.byteLength; at += 100_000) pieces.push(body.subarray(at, at + 100_000));
     const { text } = await exchangeRaw(port, pieces);
     expect(text).toContain(`\r\n\r\n${body.byteLength} ${body.byteLength}`);
@@ -168,7 +168,7 @@ describe('Http1Server', () => {
       { bodyReadBytes: 32 * 1024 },
     );
     const body = Buffer.alloc(2 * 1024 * 1024, 9);
-    const { text } = await exchangeRaw(port, [Buffer.from(`PUT /sized HTTP/1.1\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`), body]);
+    const { text } = await exchangeRaw(port, [Buffer.from(`PUT /sized HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`), body]);
     expect(text).toContain(`\r\n\r\n${body.byteLength}`);
     expect(seen.reduce((a, b) => a + b, 0)).toBe(body.byteLength);
     expect(Math.max(...seen)).toBeLessThanOrEqual(32 * 1024);
@@ -186,11 +186,11 @@ describe('Http1Server', () => {
       exchange.statusCode = 404;
       exchange.end('no');
     });
-    const ok = await exchangeRaw(port, ['PUT /ok HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nhi']);
+    const ok = await exchangeRaw(port, ['PUT /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nhi']);
     expect(statusLines(ok.text)).toEqual(['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK']);
     // The refusal comes before the body is read: the answer arrives whole, then the connection ends
     // (the rest of the body cannot be told from a next request).
-    const refused = await exchangeRaw(port, ['PUT /nope HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n', Buffer.alloc(1_000_000, 1)]);
+    const refused = await exchangeRaw(port, ['PUT /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n', Buffer.alloc(1_000_000, 1)]);
     expect(statusLines(refused.text)).toEqual(['HTTP/1.1 404 Not Found']);
     expect(refused.text).toContain('Connection: close');
     expect(refused.text.endsWith('\r\n\r\nno')).toBe(true);
@@ -201,7 +201,7 @@ describe('Http1Server', () => {
       if (exchange.expectsContinue) exchange.writeContinue();
       echo(exchange);
     });
-    const http11 = await exchangeRaw(port, ['PUT /a HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nhi']);
+    const http11 = await exchangeRaw(port, ['PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nhi']);
     expect(statusLines(http11.text)).toEqual(['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK']);
     const http10 = await exchangeRaw(port, ['PUT /a HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi']);
     expect(statusLines(http10.text)).toEqual(['HTTP/1.1 200 OK']);
@@ -216,7 +216,7 @@ describe('Http1Server', () => {
     const outcome = await new Promise<{ text: string; error?: string }>((resolve) => {
       let text = '';
       let error: string | undefined;
-      const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('PUT /x HTTP/1.1\r\nContent-Length: 50000000\r\n\r\npart'));
+      const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\npart'));
       socket.on('data', (chunk) => {
         const first = text === '';
         text += chunk.toString('latin1');
@@ -246,25 +246,25 @@ describe('Http1Server', () => {
       calls++;
       exchange.end();
     });
-    const malformed = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nno colon here\r\n\r\n']);
+    const malformed = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n']);
     expect(statusLines(malformed.text)).toEqual(['HTTP/1.1 400 Bad Request']);
     expect(JSON.parse(malformed.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', message: expect.stringContaining('no colon here'), metadata: { field: 'header line' } });
     // Every 400 for a malformed head names what is at fault in metadata.field, as the data plane's other 400s do.
-    const badLine = await exchangeRaw(port, ['GET  /x HTTP/1.1\r\n\r\n']);
+    const badLine = await exchangeRaw(port, ['GET  /x HTTP/1.1\r\nHost: x\r\n\r\n']);
     expect(JSON.parse(badLine.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', message: expect.stringContaining('"GET  /x HTTP/1.1"'), metadata: { field: 'request line' } });
-    const badLength = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n']);
+    const badLength = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n']);
     expect(JSON.parse(badLength.text.split('\r\n\r\n')[1]).message).toContain('Content-Length must be one decimal number, not "12abc"');
     // A number too large to be any array's size is refused as that, not as "not a number".
-    const hugeLength = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nContent-Length: 1234567890123456\r\n\r\n']);
+    const hugeLength = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1234567890123456\r\n\r\n']);
     expect(JSON.parse(hugeLength.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, message: 'Content-Length "1234567890123456" has more than 15 digits: no array holds that many bytes', metadata: { field: 'Content-Length' } });
-    const huge = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}\r\n\r\n`]);
+    const huge = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}\r\n\r\n`]);
     expect(statusLines(huge.text)).toEqual(['HTTP/1.1 431 Request Header Fields Too Large']);
     expect(JSON.parse(huge.text.split('\r\n\r\n')[1])).toMatchObject({ code: 431, status: 'RESOURCE_EXHAUSTED', reason: 'REQUEST_HEAD_TOO_LARGE' });
     // Both reasons are in the catalogue a client's ErrorReason is typed from (they were sent without being in it).
     expect(ERROR_REASONS).toContain(JSON.parse(malformed.text.split('\r\n\r\n')[1]).reason);
     expect(ERROR_REASONS).toContain(JSON.parse(huge.text.split('\r\n\r\n')[1]).reason);
     // A head that never ends is refused once it passes the limit, without waiting for its end.
-    const endless = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}`]);
+    const endless = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}`]);
     expect(statusLines(endless.text)).toEqual(['HTTP/1.1 431 Request Header Fields Too Large']);
     expect(calls).toBe(0);
   });
@@ -344,7 +344,7 @@ describe('Http1Server', () => {
       }
       exchange.end('next');
     });
-    const { text } = await exchangeRaw(port, ['GET /refused HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const { text } = await exchangeRaw(port, ['GET /refused HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     const [head, rest] = text.split('\r\n\r\n');
     expect(head).toContain('Content-Length: 12\r\n');
     expect(head).toContain('Connection: keep-alive');
@@ -363,7 +363,7 @@ describe('Http1Server', () => {
       exchange.setHeader('Content-Type', 'application/json');
       exchange.end('{}');
     });
-    const { text } = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const { text } = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     expect(text.replace(/^(HTTP\/1\.1 409 Conflict\r\n)Date: [^\r]+\r\n/, '$1')).toBe('HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
   });
 
@@ -376,7 +376,7 @@ describe('Http1Server', () => {
       },
       { headTimeoutMs: 300 },
     );
-    const head = `GET /x HTTP/1.1\r\nX-Pad: ${'y'.repeat(100)}\r\n\r\n`;
+    const head = `GET /x HTTP/1.1\r\nHost: x\r\nX-Pad: ${'y'.repeat(100)}\r\n\r\n`;
     // One byte every 50 ms: the idle timer (5 s) would never fire, and the head would take 6 s.
     let sent = 0;
     const closedAfterMs = await closedAfterTrickle(port, 50, () => (sent < head.length ? head[sent++] : undefined));
@@ -384,7 +384,7 @@ describe('Http1Server', () => {
     expect(closedAfterMs).toBeLessThan(2000);
     expect(calls).toBe(0);
     // A head that arrives whole in time is served.
-    const whole = await exchangeRaw(port, ['GET /y HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const whole = await exchangeRaw(port, ['GET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     expect(whole.text.endsWith('\r\n\r\nserved')).toBe(true);
     expect(calls).toBe(1);
   });
@@ -396,7 +396,7 @@ describe('Http1Server', () => {
     expect(closedAfterMs).toBeGreaterThanOrEqual(250);
     expect(closedAfterMs).toBeLessThan(2000);
     // Line breaks before a head that arrives in time are still allowed.
-    const served = await exchangeRaw(port, ['\r\n\r\nGET /y HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const served = await exchangeRaw(port, ['\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     expect(served.text.endsWith('\r\n\r\nserved')).toBe(true);
   });
 
@@ -412,7 +412,7 @@ describe('Http1Server', () => {
     const outcome = await new Promise<{ text: string; closedAfterMs: number; sentBytes: number }>((resolve) => {
       let text = '';
       let sentBytes = 0;
-      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write('PUT /x HTTP/1.1\r\nContent-Length: 999999999999999\r\n\r\n'));
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write('PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999999\r\n\r\n'));
       // 64 KiB every 20 ms, for as long as the server reads: never idle.
       const timer = setInterval(() => {
         if (socket.destroyed) return;
@@ -471,7 +471,7 @@ describe('Http1Server', () => {
     );
     const received = await new Promise<number>((resolve) => {
       let bytes = 0;
-      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write('PUT /x HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n'));
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write('PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n'));
       // The client keeps sending the body it announced, and reads nothing for 1 s: past the deadline.
       const timer = setInterval(() => {
         if (!socket.destroyed) socket.write(Buffer.alloc(16 * 1024));
@@ -497,7 +497,7 @@ describe('Http1Server', () => {
   it('closes a keep-alive connection idle for keepAliveTimeoutMs, and not one that is busy', async () => {
     const port = await listen((exchange) => exchange.end('ok'), { keepAliveTimeoutMs: 300 });
     const started = Date.now();
-    const idle = await exchangeRaw(port, ['GET /a HTTP/1.1\r\n\r\n']);
+    const idle = await exchangeRaw(port, ['GET /a HTTP/1.1\r\nHost: x\r\n\r\n']);
     expect(statusLines(idle.text)).toEqual(['HTTP/1.1 200 OK']);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(Date.now() - started).toBeLessThan(2000);
@@ -508,7 +508,7 @@ describe('Http1Server', () => {
       const socket = connect({ port, host: '127.0.0.1' });
       const timer = setInterval(() => {
         sent++;
-        socket.write(sent === 5 ? 'GET /last HTTP/1.1\r\nConnection: close\r\n\r\n' : 'GET /b HTTP/1.1\r\n\r\n');
+        socket.write(sent === 5 ? 'GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' : 'GET /b HTTP/1.1\r\nHost: x\r\n\r\n');
         if (sent === 5) clearInterval(timer);
       }, 200);
       socket.on('data', (chunk) => (text += chunk.toString('latin1')));
@@ -526,13 +526,13 @@ describe('Http1Server', () => {
       else exchange.readBody(() => undefined).catch(rejected);
     });
     const socket = connect({ port, host: '127.0.0.1' }, () => {
-      socket.write('PUT /cut HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly-this');
+      socket.write('PUT /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-this');
       setTimeout(() => socket.destroy(), 20);
     });
     socket.on('error', () => undefined);
     // The close arrives as the end of the client's input (a FIN), as a half-close would.
     expect(((await rejection) as NodeJS.ErrnoException).code).toBe(BODY_CUT_SHORT);
-    const half = await exchangeRaw(port, ['PUT /half HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc'], { halfClose: true });
+    const half = await exchangeRaw(port, ['PUT /half HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc'], { halfClose: true });
     expect(half.text).toContain('PUT /half 3:abc');
   });
 
@@ -557,7 +557,7 @@ describe('Http1Server', () => {
     // Stops after 5 of 100 bytes: cut after about 300 ms, the reader rejected, the connection closed.
     const cutAt = Date.now();
     const stoppedClient = new Promise<number>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('PUT /stops HTTP/1.1\r\nContent-Length: 100\r\n\r\nfirst'));
+      const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('PUT /stops HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nfirst'));
       socket.on('error', () => undefined);
       socket.on('close', () => resolve(Date.now() - cutAt));
     });
@@ -565,7 +565,7 @@ describe('Http1Server', () => {
     const trickled = new Promise<string>((resolve, reject) => {
       let text = '';
       const socket = connect({ port, host: '127.0.0.1' }, () => {
-        socket.write('PUT /trickles HTTP/1.1\r\nContent-Length: 120\r\nConnection: close\r\n\r\n');
+        socket.write('PUT /trickles HTTP/1.1\r\nHost: x\r\nContent-Length: 120\r\nConnection: close\r\n\r\n');
         let sent = 0;
         const timer = setInterval(() => {
           socket.write('0123456789');
@@ -600,7 +600,7 @@ describe('Http1Server', () => {
     );
     let receivedBytes = 0;
     let reading = true;
-    const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('GET /big HTTP/1.1\r\n\r\n'));
+    const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n'));
     socket.on('error', () => undefined);
     // Reads a little, then stops reading: the server's writes back up and no byte moves.
     socket.on('data', (chunk) => {
@@ -632,8 +632,8 @@ describe('Http1Server', () => {
       exchange.end('fast');
     });
     const server = servers[0];
-    const idle = exchangeRaw(port, ['GET /fast HTTP/1.1\r\n\r\n']);
-    const slow = exchangeRaw(port, ['GET /slow HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const idle = exchangeRaw(port, ['GET /fast HTTP/1.1\r\nHost: x\r\n\r\n']);
+    const slow = exchangeRaw(port, ['GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     await new Promise((resolve) => setTimeout(resolve, 50));
     server.closeIdleConnections();
     const idleResult = await idle;
@@ -654,7 +654,7 @@ describe('Http1Server', () => {
     const socket = connect({ port, host: '127.0.0.1' });
     socket.pause();
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write('GET /p HTTP/1.1\r\n\r\n'.repeat(requests - 1) + 'GET /last HTTP/1.1\r\nConnection: close\r\n\r\n');
+    socket.write('GET /p HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(requests - 1) + 'GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     await new Promise((resolve) => setTimeout(resolve, 500));
     // 200 answers of 256 KiB are 50 MiB: only what the kernel's buffers hold may have been answered.
     expect(served).toBeLessThan(requests / 4);
@@ -673,7 +673,7 @@ describe('Http1Server', () => {
     const socket = connect({ port, host: '127.0.0.1' });
     socket.pause();
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write('GET /big HTTP/1.1\r\n\r\n');
+    socket.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
     await new Promise((resolve) => setTimeout(resolve, 200));
     server.closeIdleConnections();
     let received = 0;
@@ -701,7 +701,7 @@ describe('Http1Server', () => {
     const body = Buffer.alloc(200_000, 0x41);
     const text = await new Promise<string>((resolve, reject) => {
       const socket = tlsConnect({ port, host: '127.0.0.1', ca: cert, servername: 'localhost' }, () => {
-        socket.write(`PUT /tls HTTP/1.1\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`);
+        socket.write(`PUT /tls HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.byteLength}\r\nConnection: close\r\n\r\n`);
         socket.write(body);
       });
       let received = '';
