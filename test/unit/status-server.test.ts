@@ -102,7 +102,9 @@ describe('/events', () => {
     const builds = built.count - start;
     req.destroy();
     // 20 ms a build: one every 400 ms at most (5 in 2 s), where the 100 ms interval would have built 20.
-    expect(builds).toBeGreaterThanOrEqual(3);
+    // At least 2: still built again and again (3 failed once in a full run on a loaded 2-core machine,
+    // where a build measured longer than its 20 ms of busy loop and the ticks came late).
+    expect(builds).toBeGreaterThanOrEqual(2);
     expect(builds).toBeLessThanOrEqual(Math.ceil(2000 / (built.buildMs / EVENTS_MAX_LOOP_SHARE)) + 1);
     expect(received).toBeGreaterThanOrEqual(builds);
   });
