@@ -348,7 +348,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     try {
       const next = readTenantsFile(config.tenantsFile);
       checkGuaranteesFit(next, limits.maxBytes, config.tenantsFile);
-      tenants.replace(next);
+      tenants.reloaded(next);
       memory!.setTenantLimits((name) => tenants.limitsOf(name));
       memory!.tenants.declare(next.map((tenant) => tenant.name));
       // Tenants dropped now or earlier that have no lease left: their idle accounts and kept limits go
@@ -360,6 +360,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name) }, `tenants file reloaded: ${next.length} tenants`);
       return true;
     } catch (error) {
+      tenants.reloaded(undefined);
       log.error({ event: 'tenants_reload_failed', error: (error as Error).message }, `tenants file refused, the previous one stays in force: ${(error as Error).message}`);
       return false;
     }

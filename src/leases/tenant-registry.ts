@@ -31,6 +31,25 @@ export class TenantRegistry {
 
   readonly openMode: boolean;
 
+  /** Reloads (SIGHUP) since start: the file taken, or refused with the previous tenants kept. */
+  readonly reloads = { reloaded: 0, refused: 0 };
+  /** Whether the last reload took the file (true before any). */
+  lastReloadSucceeded = true;
+  /** When the tenants in force were read (ms since the epoch): at start, or by the last reload that took the file. */
+  loadedAtMs = Date.now();
+
+  /** Counts a reload: `tenants` taken (replace), or undefined when the file was refused. */
+  reloaded(tenants: TenantSpec[] | undefined): void {
+    this.lastReloadSucceeded = tenants !== undefined;
+    if (tenants === undefined) {
+      this.reloads.refused++;
+      return;
+    }
+    this.replace(tenants);
+    this.reloads.reloaded++;
+    this.loadedAtMs = Date.now();
+  }
+
   replace(tenants: TenantSpec[]): void {
     const kept = new Set(tenants.map((tenant) => tenant.name));
     for (const tenant of this.tenants) {

@@ -118,6 +118,16 @@ export class DaemonMetrics {
     liveGauge('tensormem_tenant_max_mapped_regions', 'Most mapped regions a tenant may hold, all its leases together; 0 = no limit.', ['tenant'], tenantSeries((t) => [[{}, Number(t.max_mapped_regions ?? 0)]]));
     liveGauge('tensormem_tenant_streams', 'Streaming calls (WriteArray, ReadArray, KeepAlive, WatchMemory) a tenant has open now, all its connections together; at most --max-tenant-streams (counted with 0, no cap, too).', ['tenant'], tenantSeries((t) => [[{}, context.tenantStreams?.openOf(t.tenant ?? '') ?? 0]]));
 
+    const { tenants } = context;
+    liveCounter(
+      'tensormem_tenants_reloads_total',
+      'Tenants file reloads (SIGHUP) since start, by result: reloaded (the file taken), refused (a bad or unreadable file; the previous tenants stay in force).',
+      ['result'],
+      () => [[{ result: 'reloaded' }, tenants.reloads.reloaded], [{ result: 'refused' }, tenants.reloads.refused]],
+    );
+    liveGauge('tensormem_tenants_last_reload_successful', 'Whether the last tenants file reload took the file: 1, or 1 before any; 0 when it was refused and older tenants are in force.', [], () => [[{}, tenants.lastReloadSucceeded ? 1 : 0]]);
+    liveGauge('tensormem_tenants_loaded_timestamp_seconds', 'When the tenants in force were read from the tenants file (Unix time): at start, or by the last reload that took the file.', [], () => [[{}, tenants.loadedAtMs / 1000]]);
+
     const { registry: leases } = context;
     liveGauge('tensormem_leases', 'Open leases.', [], () => [[{}, leases.size]]);
     liveCounter('tensormem_leases_opened_total', 'Leases opened since start.', [], () => [[{}, leases.openedTotal]]);

@@ -390,6 +390,45 @@ describe('refusals on the HTTP data plane', () => {
 });
 
 describe('/events and a tenants file reload', () => {
+  it('counts tenants-file reloads taken and refused, and says whether the last one took the file and when the tenants in force were read', async () => {
+    const tenantsPath = writeTenantsFile(`tenants:\n  - name: ops\n    token_sha256: "${tokenSha256(TOKENS.admin)}"\n    admin: true\n`);
+    const good = readFileSync(tenantsPath, 'utf8');
+    const daemon = await startDaemon(['--tenants', tenantsPath]);
+    try {
+      const base = `http://${daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string}`;
+      const scrapeOf = async () => parseMetrics(await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })).text());
+      const reload = async (text: string, event: string) => {
+        const before = daemon.logs.filter((entry) => entry.event === event).length;
+        writeFileSync(tenantsPath, text);
+        daemon.child.kill('SIGHUP');
+        while (daemon.logs.filter((entry) => entry.event === event).length === before) await sleep(20);
+        return scrapeOf();
+      };
+      const started = await scrapeOf();
+      expect(sample(started, 'tensormem_tenants_reloads_total', { result: 'reloaded' })).toBe(0);
+      expect(sample(started, 'tensormem_tenants_reloads_total', { result: 'refused' })).toBe(0);
+      expect(sample(started, 'tensormem_tenants_last_reload_successful')).toBe(1);
+      const loadedAtStart = sample(started, 'tensormem_tenants_loaded_timestamp_seconds')!;
+      expect(Math.abs(loadedAtStart - Date.now() / 1000)).toBeLessThan(60);
+
+      // A refused file: counted, the gauge says so, and the tenants in force are still those read at start.
+      const refused = await reload(`${good}  - name: bad\n    token_sha256: "${tokenSha256('x')}"\n    quota: { host: 8Q }\n`, 'tenants_reload_failed');
+      expect(sample(refused, 'tensormem_tenants_reloads_total', { result: 'refused' })).toBe(1);
+      expect(sample(refused, 'tensormem_tenants_reloads_total', { result: 'reloaded' })).toBe(0);
+      expect(sample(refused, 'tensormem_tenants_last_reload_successful')).toBe(0);
+      expect(sample(refused, 'tensormem_tenants_loaded_timestamp_seconds')).toBe(loadedAtStart);
+
+      await sleep(1100);
+      const taken = await reload(good, 'tenants_reloaded');
+      expect(sample(taken, 'tensormem_tenants_reloads_total', { result: 'reloaded' })).toBe(1);
+      expect(sample(taken, 'tensormem_tenants_reloads_total', { result: 'refused' })).toBe(1);
+      expect(sample(taken, 'tensormem_tenants_last_reload_successful')).toBe(1);
+      expect(sample(taken, 'tensormem_tenants_loaded_timestamp_seconds')!).toBeGreaterThan(loadedAtStart);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+
   it('ends an /events stream whose token a reload made no longer admin, as a new request would be refused', async () => {
     const tokens = { admin: randomBytes(24).toString('hex'), other: randomBytes(24).toString('hex') };
     const tenantsFile = (admin: boolean) =>
