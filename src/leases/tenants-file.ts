@@ -18,8 +18,8 @@
  * Sizes are as for flags (8G = 8 GiB); `%` is not accepted here. A bad file is refused whole with the
  * line that is wrong.
  */
-import { accessSync, closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Document, LineCounter, Node, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { TensormemError } from '../errors';
 import { parseSize } from '../config/sizes';
@@ -89,12 +89,26 @@ function checkOnlyTrustedMayWrite(path: string, file: { uid: number; mode: numbe
   const fix = `(chmod go-w, and chown to the daemon's user or root)`;
   if (!trusted(file.uid)) throw new TenantsFileError(path, undefined, `belongs to user ${file.uid}, not to the daemon's user ${ownUid} or root: another user could give themselves an admin token ${fix}`);
   if ((file.mode & 0o022) !== 0) throw new TenantsFileError(path, undefined, `may be written by group or others (mode ${(file.mode & 0o777).toString(8)}), who could give themselves an admin token ${fix}`);
-  const folder = dirname(path);
-  const folderStatus = statSync(folder);
-  const sticky = (folderStatus.mode & 0o1000) !== 0;
-  if ((!trusted(folderStatus.uid) || ((folderStatus.mode & 0o022) !== 0 && !sticky)) && !onReadOnlyMount(folder)) {
-    throw new TenantsFileError(path, undefined, `its folder ${folder} (user ${folderStatus.uid}, mode ${(folderStatus.mode & 0o7777).toString(8)}) lets another user replace the file: use a folder of the daemon's user or root that group and others may not write`);
+  // The folder of the name given and, when it is a link, of every name the link leads through to the file:
+  // a link to a file in a folder others may write lets them replace the file as well.
+  for (const folder of linkFolders(path)) {
+    const folderStatus = statSync(folder);
+    const sticky = (folderStatus.mode & 0o1000) !== 0;
+    if ((!trusted(folderStatus.uid) || ((folderStatus.mode & 0o022) !== 0 && !sticky)) && !onReadOnlyMount(folder)) {
+      throw new TenantsFileError(path, undefined, `its folder ${folder} (user ${folderStatus.uid}, mode ${(folderStatus.mode & 0o7777).toString(8)}) lets another user replace the file: use a folder of the daemon's user or root that group and others may not write`);
+    }
   }
+}
+
+/** The folder of `path` and of each name its symbolic links lead through, up to the file (at most 40 links, as the kernel follows). */
+function linkFolders(path: string): string[] {
+  const folders = [dirname(path)];
+  let name = path;
+  for (let hops = 0; hops < 40 && lstatSync(name).isSymbolicLink(); hops++) {
+    name = resolve(dirname(name), readlinkSync(name));
+    if (!folders.includes(dirname(name))) folders.push(dirname(name));
+  }
+  return folders;
 }
 
 /**

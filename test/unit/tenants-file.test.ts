@@ -232,6 +232,24 @@ describe('readTenantsFile: only the daemon\'s user or root may write it', () => 
     }
   });
 
+  it('refuses a file reached through a link when a folder along the link (the target\'s) lets others replace it, as if named there', () => {
+    const { path: target, folder: shared } = fileWith(0o600, 0o777);
+    const folder = mkdtempSync(join(tmpdir(), 'tensormem-tenants-link-'));
+    try {
+      const link = join(folder, 'tenants.yaml');
+      // Two hops: the link in a folder only its owner writes, to a link beside it, to the file in the shared folder.
+      symlinkSync(target, join(folder, 'hop.yaml'));
+      symlinkSync('hop.yaml', link);
+      expect(errorOf(() => readTenantsFile(link)).message).toContain(`${link}: its folder ${shared} (user ${process.getuid!()}, mode 777) lets another user replace the file`);
+      // A link to a file in a folder only its owner writes is read.
+      chmodSync(shared, 0o700);
+      expect(readTenantsFile(link).map((tenant) => tenant.name)).toEqual(['team-a', 'admin']);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+      rmSync(shared, { recursive: true, force: true });
+    }
+  });
+
   it('reads a file in a folder that others may write when the folder is a read-only mount (a Kubernetes ConfigMap volume: 0777, no sticky bit, files linked through ..data)', (context) => {
     const mountPoint = mkdtempSync(join(tmpdir(), 'tensormem-tenants-ro-'));
     try {
