@@ -19,9 +19,13 @@
  * - a request larger than a circular workspace's buffer spills (ND4J recurses forever);
  * - a FAILed request changes nothing, not even the spilled size (M1 counted it);
  * - HOST_ONLY workspaces count their (host) allocations, so they learn (M1's CUDA backend never did);
- * - uncounted outside allocations (toggled-off requests, host-mirror spills and pinned mirror blocks)
- *   are freed at the same points as counted spills (ND4J kept them until destroy when no counted
- *   spill existed, a leak that grows every cycle);
+ * - uncounted outside allocations (toggled-off requests, host-mirror spills) are freed at the same
+ *   points as counted spills, and pinned mirror blocks by the pinned age rule even when no counted
+ *   pinned block is left (ND4J kept them until destroy when no counted spill or pinned block existed,
+ *   a leak that grows every cycle);
+ * - scopes are a stack: leaving one restores what was current when it opened, also inside a re-entry
+ *   of the same workspace (ND4J's one tagScope counter per workspace mixed re-entries, scope-outs and
+ *   a borrow's closes);
  * - an MMAP workspace with initial_size 0 over an existing file uses the whole file (ND4J meant to:
  *   it sets initialSize to the file length, but after currentSize was read, so everything spilled);
  * - initializeWorkspace() with learning NONE does nothing (ND4J could destroy the buffer);

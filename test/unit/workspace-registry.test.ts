@@ -431,6 +431,29 @@ describe('WorkspaceRegistry contract', () => {
     expect(ws1.info().cyclesCount).toBe(1);
   });
 
+  it('scopes are a stack: leaving a scope-out or a borrow inside a re-entry of the same workspace restores what was current when it opened (ND4J counted all three in one tagScope)', () => {
+    const { reg } = registry();
+    const a = reg.getAndActivate('A', basicConfiguration);
+    reg.getAndActivate('A', basicConfiguration); // re-entry: nests
+    expect(reg.scopeOut()).toBe(a);
+    expect(create(reg, 2 * DOUBLE)).toBeUndefined();
+    a.leave(); // ends the scope-out block only; ND4J (tagScope 2 -> 1) left nothing current here
+    expect(reg.current).toBe(a);
+    expect(create(reg, 2 * DOUBLE)!.workspaceId).toBe(a.workspaceId);
+    const b = reg.getAndActivate('B', basicConfiguration);
+    a.borrow();
+    expect(create(reg, 2 * DOUBLE)!.workspaceId).toBe(a.workspaceId);
+    a.leave(); // ends the borrow; ND4J (borrowed, tagScope 1 -> 0) kept A current and the borrow open
+    expect(reg.current).toBe(b);
+    expect(a.borrowed).toBe(false);
+    b.leave();
+    a.leave(); // the re-entry
+    expect(a.info()).toMatchObject({ cyclesCount: 0, scopeActive: true });
+    a.leave();
+    expect(a.info()).toMatchObject({ cyclesCount: 1, scopeActive: false });
+    expect(reg.current).toBeNull();
+  });
+
   it('setCurrent makes a workspace current without entering it; a foreign one is refused', () => {
     const { reg } = registry();
     const ws = reg.create('WS', { initialSize: 4096 });
