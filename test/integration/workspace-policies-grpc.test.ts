@@ -291,4 +291,75 @@ describe('ND4J workspace policies over gRPC', () => {
     const kept = await lease.duplicate(source.array_id, { workspaceId: ring.workspace_id });
     expect((await lease.read(kept.array_id)).length).toBe(80);
   });
+
+  /** One cycle of `sizes` doubles each; the info LeaveWorkspace answers. */
+  const cycle = async (id: string, sizes: number[]) => {
+    await lease.enterWorkspace(id);
+    for (const n of sizes) await lease.allocate(f64(n));
+    return lease.leaveWorkspace(id);
+  };
+
+  it('B14 OVER_TIME + REALLOCATE with initial_size: REALLOCATE grows at each close before cycles_before_initialization (the else-branch of §7.7); max_size stops growth once maxCycle reaches it', async () => {
+    const ws = await lease.createWorkspace('b14', { initial_size: 1000, allocation_policy: 'ALLOCATION_POLICY_STRICT', learning_policy: 'LEARNING_POLICY_OVER_TIME', cycles_before_initialization: 3, spill_policy: 'SPILL_POLICY_REALLOCATE' });
+    const sizes: number[] = [];
+    for (const n of [250, 375, 100]) sizes.push((await cycle(ws.workspace_id, [n])).current_size); // 2000, 3000 -> 3008, 800
+    expect(sizes).toEqual([2000, 3008, 3008]);
+    // maxSize 3000: a cycle of 4000 does not grow it (maxCycle < maxSize fails), nor any later cycle.
+    const capped = await lease.createWorkspace('b14-cap', { max_size: 3000, allocation_policy: 'ALLOCATION_POLICY_STRICT', spill_policy: 'SPILL_POLICY_REALLOCATE' });
+    const rows: number[][] = [];
+    for (const n of [126, 250, 500, 300]) {
+      const info = await cycle(capped.workspace_id, [n]);
+      rows.push([info.current_size, info.max_cycle_allocations]);
+    }
+    expect(rows).toEqual([[1008, 1008], [2000, 2000], [2000, 4000], [2000, 4000]]);
+  });
+
+  it('B15 circular STRICT, learning NONE: stepsNumber 1, the ring wraps and plans a reset; a request larger than the ring spills (ND4J recursed) and is freed at the next enter', async () => {
+    const ws = await lease.createWorkspace('b15', { initial_size: 1024, reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', allocation_policy: 'ALLOCATION_POLICY_STRICT', learning_policy: 'LEARNING_POLICY_NONE' });
+    const rows: number[][] = [];
+    for (let i = 0; i < 4; i++) {
+      const info = await cycle(ws.workspace_id, [50]);
+      rows.push([info.primary_offset, info.step_number]);
+    }
+    expect(rows).toEqual([[400, 0], [800, 1], [400, 2], [800, 3]]);
+    expect(await cycle(ws.workspace_id, [200])).toMatchObject({ primary_offset: 800, spilled_size: 1600, number_of_external_allocations: 1 });
+    expect(await lease.enterWorkspace(ws.workspace_id)).toMatchObject({ spilled_size: 0, number_of_external_allocations: 0 });
+    await lease.leaveWorkspace(ws.workspace_id);
+  });
+
+  it('B16 circular OVERALLOCATE 2.5: stepsNumber (int)(2.5 + 1) = 3; the block shift may pass current_size, and the next allocation wraps (§22.19)', async () => {
+    const ws = await lease.createWorkspace('b16', { reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', overallocation_limit: 2.5 });
+    const rows: number[][] = [];
+    for (let i = 0; i < 7; i++) {
+      const info = await cycle(ws.workspace_id, [i === 0 ? 100 : 50]);
+      rows.push([info.step_number, info.primary_offset, info.number_of_external_allocations]);
+    }
+    // 800 learned: 1040 + 8 = 1048 block, 1048 + (long)(1048 * 2.5) = 3668 bytes.
+    expect((await lease.getWorkspace(ws.workspace_id)).current_size).toBe(3668);
+    expect(rows).toEqual([[0, 0, 1], [0, 1048, 1], [0, 2096, 1], [1, 3144, 1], [1, 4192, 1], [1, 1048, 0], [2, 2096, 0]]);
+  });
+
+  it('B17 circular FAIL cannot learn by a cycle (its first request is refused at size 0); InitializeWorkspace with nothing learned pads 0 to an 8-byte block', async () => {
+    const ws = await lease.createWorkspace('b17', { reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', overallocation_limit: 1, spill_policy: 'SPILL_POLICY_FAIL' });
+    await lease.enterWorkspace(ws.workspace_id);
+    expect((await failure(lease.allocate(f64(100)))).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(await lease.leaveWorkspace(ws.workspace_id)).toMatchObject({ current_size: 0, max_cycle_allocations: 0, spilled_size: 0 });
+    expect(await lease.initializeWorkspace(ws.workspace_id)).toMatchObject({ current_size: 16, initial_block_size: 8, max_cycle_allocations: 8 });
+  });
+
+  it("B18 FULL sides: the host offset moves only with mirrors (a read), a mirror past the host side spills uncounted; a circular block shift moves the host offset too (CudaWorkspace)", async () => {
+    const ws = await lease.createWorkspace('b18', { initial_size: 4096, allocation_policy: 'ALLOCATION_POLICY_STRICT' });
+    await lease.enterWorkspace(ws.workspace_id);
+    const a = await lease.allocate(f64(100));
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ device_offset: 800, host_offset: 0, this_cycle_allocations: 800 });
+    await lease.read(a.array_id);
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ device_offset: 800, host_offset: 800, this_cycle_allocations: 800 });
+    const c = await lease.allocate(f64(500)); // 880 + 4000 > 4096 on both sides
+    await lease.read(c.array_id);
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ device_offset: 800, host_offset: 800, this_cycle_allocations: 4800, spilled_size: 4000, number_of_external_allocations: 1 });
+    expect(await lease.leaveWorkspace(ws.workspace_id)).toMatchObject({ device_offset: 0, host_offset: 0, spilled_size: 0 });
+    const ring = await lease.createWorkspace('b18-ring', { reset_policy: 'RESET_POLICY_ENDOFBUFFER_REACHED', overallocation_limit: 1 });
+    await cycle(ring.workspace_id, [100]);
+    expect(await cycle(ring.workspace_id, [50])).toMatchObject({ device_offset: 1048, host_offset: 648 });
+  });
 });
