@@ -764,6 +764,7 @@ export class Lease {
    * every workspace when `detached`. The source must still be usable (ARRAY_OUT_OF_SCOPE otherwise).
    */
   async duplicateArray(arrayId: unknown, placementName: unknown, workspaceId: string, label: string, detached = false): Promise<TensorArray> {
+    if (detached && workspaceId !== '') throw invalidArgument('workspace_id', 'empty when detached is set (a detached copy is outside every workspace)', workspaceId);
     const source = this.getArray(arrayId);
     source.assertUsable('Cannot duplicate array');
     const workspace = detached ? undefined : this.targetWorkspace(workspaceId, source.byteSize);

@@ -54,6 +54,8 @@ describe('bad input changes nothing', () => {
     ['a 257-character label', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], label: 'l'.repeat(257) }), status.INVALID_ARGUMENT, ['label', 'at most 256 characters', '257 characters']],
     ['a 257-character request_id', () => lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4], requestId: 'r'.repeat(257) }), status.INVALID_ARGUMENT, ['request_id', 'at most 256 characters', '257 characters']],
     ['a 257-character label on a duplicate', () => lease.duplicate(arrayId, { label: 'l'.repeat(257) }), status.INVALID_ARGUMENT, ['label', 'at most 256 characters', '257 characters']],
+    // Both at once asked for a copy in a workspace and for one outside every workspace: the workspace was dropped without a word.
+    ['a workspace_id with detached', () => lease.duplicate(arrayId, { workspaceId: 'ws-nope', detached: true }), status.INVALID_ARGUMENT, ['workspace_id', 'detached', '"ws-nope"']],
     ['an unknown array', () => lease.get('arr-nope'), status.NOT_FOUND, ['arr-nope']],
     // Quoted whole, the id went into the trailers twice over, past what the client takes: the call hung.
     ['a 200,000-character array id', () => lease.get('a'.repeat(200_000)), status.NOT_FOUND, [`array "${'a'.repeat(64)}"… (200000 characters) not found`]],
