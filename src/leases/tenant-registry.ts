@@ -7,7 +7,7 @@
  * file's guarantees no longer leave room for): dropping a tenant never lifts its limits.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { quoted, TensormemError, unauthenticated } from '../errors';
+import { clipped, quoted, TensormemError, unauthenticated } from '../errors';
 import type { TenantLimits } from '../memory/tenant-accounts';
 import type { TenantSpec } from './tenants-file';
 
@@ -102,7 +102,15 @@ export class TenantRegistry {
     if (this.openMode) return { name: requestedTenant || DEFAULT_TENANT };
     const spec = this.match(token);
     if (!spec) throw unauthenticated(token ? 'unknown tenant token' : 'missing tenant token: send "authorization: Bearer <tenant token>"');
-    if (requestedTenant !== '' && requestedTenant !== spec.name) throw unauthenticated('the token is not valid for that tenant');
+    if (requestedTenant !== '' && requestedTenant !== spec.name) {
+      // Whose the token is tells its holder nothing new: OpenLease without a tenant answers it.
+      throw new TensormemError(
+        'UNAUTHENTICATED',
+        'UNAUTHENTICATED',
+        `tenant: this token is tenant ${quoted(spec.name)}'s, not ${quoted(requestedTenant)}'s: leave tenant empty, or send the token of tenant ${quoted(requestedTenant)}`,
+        { field: 'tenant', tenant: clipped(requestedTenant) },
+      );
+    }
     return { name: spec.name, spec };
   }
 

@@ -88,7 +88,11 @@ describe('tenant registry', () => {
   it('matches tokens by hash and refuses unknown, missing or mismatched ones', () => {
     expect(registry.authorizeOpen('token-a', '').name).toBe('team-a');
     expect(registry.authorizeOpen('token-a', 'team-a').spec?.maxLeases).toBe(16);
-    expect(errorOf(() => registry.authorizeOpen('token-a', 'admin')).kind).toBe('UNAUTHENTICATED');
+    const otherTenant = errorOf(() => registry.authorizeOpen('token-a', 'admin'));
+    expect(otherTenant.kind).toBe('UNAUTHENTICATED');
+    // The field and the value: which tenant was asked for, and whose the token is (its holder may know: OpenLease without tenant answers it).
+    expect(otherTenant.message).toBe('tenant: this token is tenant "team-a"\'s, not "admin"\'s: leave tenant empty, or send the token of tenant "admin"');
+    expect(otherTenant.metadata).toEqual({ field: 'tenant', tenant: 'admin' });
     expect(errorOf(() => registry.authorizeOpen('nope', '')).message).toBe('unknown tenant token');
     expect(errorOf(() => registry.authorizeOpen(undefined, '')).message).toContain('missing tenant token');
   });
