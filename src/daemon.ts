@@ -31,7 +31,7 @@ import { drainCutError, shuttingDownError, type ServiceContext } from './service
 import { toServiceError } from './service/errors';
 import { TransferCounters } from './service/transfer-counters';
 import { formatBytes, formatIec } from './units';
-import { invalidArgument } from './errors';
+import { TensormemError, invalidArgument } from './errors';
 import { TenantRegistry } from './leases/tenant-registry';
 import { TenantSpec, readTenantsFile } from './leases/tenants-file';
 import { startIdleChunkRelease } from './memory/idle-chunk-release';
@@ -245,12 +245,25 @@ export async function waitForPinnedChunks(liveChunks: () => { device: number; ho
   }
 }
 
+/**
+ * The --tenants file as the daemon starts with it; a refusal says which flag, variable or config file
+ * key named the file ("/etc/tensormem/tenants.yaml: cannot read" alone did not).
+ */
+function readTenantsFileAtStart(config: DaemonConfig): TenantSpec[] {
+  try {
+    return readTenantsFile(config.tenantsFile!);
+  } catch (error) {
+    if (error instanceof TensormemError) error.message = `${sourcedFlag(config, 'tenants')} ${error.message}`;
+    throw error;
+  }
+}
+
 export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(config.logLevel)): Promise<Daemon> {
   logGrpcThrough(log);
   for (const { name, meant } of config.misspelledEnv ?? []) {
     log.warn({ event: 'env_misspelled', name, meant }, `${name} is not a tensormemd variable and is ignored; did you mean ${meant}?`);
   }
-  const tenantSpecs = config.tenantsFile ? readTenantsFile(config.tenantsFile) : undefined;
+  const tenantSpecs = config.tenantsFile ? readTenantsFileAtStart(config) : undefined;
   if (!tenantSpecs) checkOpenModeAddresses(config);
   checkHeapReserve(config, getHeapStatistics().heap_size_limit);
   const heapGrowth = new HeapGrowth(config.heapGrowthPercent, (percent) => {

@@ -386,6 +386,24 @@ describe('open mode: addresses beyond loopback refused at start', () => {
   });
 });
 
+describe('a --tenants file refused at start', () => {
+  const refusal = (argv: string[], env: NodeJS.ProcessEnv) => startDaemon(loadConfig(argv, env), pino({ level: 'silent' })).then(() => 'started', (error: Error) => error.message);
+  const base = ['--backend', 'host', '--emulated-device', '256M', '--allow-small-device', '--maxbytes', '192M', '--listen', 'unix:/tmp/t.sock', '--metrics-listen', 'off', '--data-listen', 'off'];
+
+  // "tensormemd: /etc/tensormem/tenants.yaml: cannot read: ENOENT …" named the path but not the flag (or variable) it came from.
+  it('names the flag, or the variable or config file key, the file came from', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const missing = join(dir, 'missing.yaml');
+    expect(await refusal([...base, '--tenants', missing], {})).toMatch(new RegExp(`^--tenants ${missing}: cannot read: ENOENT`));
+    expect(await refusal(base, { TENSORMEM_TENANTS: missing })).toMatch(new RegExp(`^--tenants \\(from TENSORMEM_TENANTS\\) ${missing}: cannot read: ENOENT`));
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'maxbytes: 12Q\n', { mode: 0o600 });
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, `tenants: ${bad}\n`);
+    expect(await refusal([...base, '--config', config], {})).toBe(`--tenants (from ${config}: tenants) ${bad}:1: expected "tenants:" followed by a list of tenants`);
+  });
+});
+
 describe('security files given empty', () => {
   // An empty value (a config file's "", a flag whose variable was unset: --tls-client-ca "$CA") would
   // otherwise read as "none": TLS without client certificates, plaintext, or open mode, with no word.
