@@ -85,7 +85,9 @@ function localDevices(backend: 'auto' | 'cuda' | 'host', emulated: () => DeviceM
 
 /** Facts of a proposed tensormemd command line (and/or --config file), resolved as the daemon would resolve them. */
 export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMachine, env: NodeJS.ProcessEnv = process.env): DoctorFacts {
-  const parsed = loadConfig(daemonArgs, env);
+  // What tensormemd's flag parser refuses (a flag, a TENSORMEM_ variable, a --config value) stops tensormemd
+  // with exit 2: doctor exits 2 for it too (README), so `doctor -- $FLAGS && tensormemd $FLAGS` tells them apart.
+  const parsed = asUsage(() => loadConfig(daemonArgs, env));
   // Given empty (--vram= or --ram "$UNSET") they are refused, not read as "this machine's".
   const ramBytes = machine.ram !== undefined ? bytesOf(machine.ram, '--ram') : totalmem();
   const emulated = () =>

@@ -3,7 +3,7 @@
  * and diff, top --once, put/get, arrays under a tenants file, exit codes, and --profile as GetConfig
  * reports it.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { profileValues } from '../../src/config/profiles';
 import type { SnapshotDiff } from '../../src/cli/snapshot-diff';
-import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+import { DaemonProcess, ROOT, TENSORMEMD, startDaemon } from '../helpers/daemon-process';
 import { tokenSha256 } from '../helpers/tenants-file';
 
 const TENSORMEMCTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
@@ -172,6 +172,21 @@ describe('tensormemctl doctor', () => {
     }
   });
 
+  // README: "tensormemctl doctor -- $FLAGS && tensormemd $FLAGS" refuses, "with exit 2, one the flag parser refuses", as tensormemd does; doctor exited 1.
+  it('refuses a proposed command line the daemon\'s flag parser refuses with exit 2, as tensormemd does, naming the flag and value', async () => {
+    for (const [flags, message] of [
+      [['--maxbytes', 'abc'], 'Expected a size like 8G, 512MiB, 1048576 or 80% for --maxbytes but received "abc"'],
+      [['--mirror', 'sometimes'], 'Expected one of lazy, eager for --mirror but received "sometimes"'],
+      [['--frobnicate'], 'Expected a known flag (see --help) for arguments but received "--frobnicate"'],
+    ] as const) {
+      const run = await ctl(['doctor', '--', ...flags]);
+      expect([run.code, run.stdout], flags.join(' ')).toEqual([2, '']);
+      expect(run.stderr).toContain(message);
+      const daemon = spawnSync(process.execPath, [TENSORMEMD, ...flags], { encoding: 'utf8' });
+      expect([daemon.status, daemon.stderr], flags.join(' ')).toEqual([2, expect.stringContaining(message)]);
+    }
+  });
+
   it('judges a config file offline with the daemon\'s parser; a good one exits 0 with no pitfalls', async () => {
     const file = join(dir, 'good.yaml');
     writeFileSync(file, 'maxbytes: 22G\nhost-maxbytes: 22G\nmaxphysicalbytes: 30G\n');
@@ -181,7 +196,7 @@ describe('tensormemctl doctor', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'maxbytes: plenty\n');
     const refused = await ctl(['doctor', '--config', bad, '--vram', '24G']);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`for --maxbytes (from ${bad}: maxbytes) but received "plenty"`);
   });
 });
