@@ -631,25 +631,23 @@ export class Lease {
     const held = this.cudnnScratchOf(device)?.deviceHeldBytes ?? 0;
     const reserved = this.memory.othersUnusedGuaranteeBytes(device, this.tenant);
     let headroom = Math.max(0, pool.maxBytes - reserved - pool.usedBytes);
-    let limitedBy: ScratchBudget['limitedBy'] = 'pool';
     let detail = `pool cap (maxbytes) ${formatBytes(pool.maxBytes)}, used ${formatBytes(pool.usedBytes)}`;
     if (reserved > 0) detail += `, other tenants' unused guarantees ${formatBytes(reserved)}`;
+    const givenBack: Record<string, string> = held > 0 ? { given_back_bytes: String(held) } : {};
+    const facts: Record<string, string> = { device: String(device), cap_bytes: String(pool.maxBytes - reserved), used_bytes: String(pool.usedBytes), ...givenBack };
+    let quota: ScratchBudget['quota'];
     if (usage.deviceQuotaBytes > 0) {
       const quotaHeadroom = Math.max(0, usage.deviceQuotaBytes - usage.deviceBytes[device]);
-      // As scratchRefusal, the quota first: it refuses whatever the pool has.
-      if (quotaHeadroom <= headroom) {
-        headroom = quotaHeadroom;
-        limitedBy = 'quota';
-      }
+      headroom = Math.min(headroom, quotaHeadroom);
       detail += `; tenant "${this.tenant}" quota ${formatBytes(usage.deviceQuotaBytes)}, used ${formatBytes(usage.deviceBytes[device])}`;
+      Object.assign(facts, { tenant: this.tenant, tenant_quota_bytes: String(usage.deviceQuotaBytes), tenant_used_bytes: String(usage.deviceBytes[device]) });
+      quota = {
+        bytes: quotaHeadroom + held,
+        facts: { device: String(device), tenant: this.tenant, quota_bytes: String(usage.deviceQuotaBytes), used_bytes: String(usage.deviceBytes[device]), ...givenBack },
+      };
     }
     detail += `; cuDNN scratch held ${formatBytes(held)}`;
-    const facts: Record<string, string> =
-      limitedBy === 'quota'
-        ? { device: String(device), tenant: this.tenant, quota_bytes: String(usage.deviceQuotaBytes), used_bytes: String(usage.deviceBytes[device]) }
-        : { device: String(device), cap_bytes: String(pool.maxBytes - reserved), used_bytes: String(pool.usedBytes) };
-    if (held > 0) facts.given_back_bytes = String(held);
-    return { bytes: headroom + held, detail, limitedBy, facts, alignedSize: (bytes) => (bytes === 0 ? 0 : Math.ceil(bytes / POOL_ALIGNMENT) * POOL_ALIGNMENT) };
+    return { bytes: headroom + held, detail, facts, quota, alignedSize: (bytes) => (bytes === 0 ? 0 : Math.ceil(bytes / POOL_ALIGNMENT) * POOL_ALIGNMENT) };
   }
 
   /**

@@ -170,14 +170,19 @@ export interface ScratchBudget {
   bytes: number;
   /** E.g. `pool cap (maxbytes) 14.00 GiB, used 13.60 GiB; tenant "a" quota 8.00 GiB, used 7.90 GiB; scratch held 0 bytes`. */
   detail: string;
-  /** Which headroom `bytes` is: the tenant's device quota's (when it is the smaller, or as small) or the pool cap's. */
-  limitedBy: 'quota' | 'pool';
   /**
-   * The limiting side's figures for a refusal's metadata, as a QuotaExceededError or OutOfMemoryError
-   * names them: device, used_bytes and quota_bytes (with tenant) or cap_bytes; given_back_bytes, the
-   * scratch held (which a larger one replaces), when there is one.
+   * The pool side's figures for a refusal's metadata, as an OutOfMemoryError names them: device,
+   * used_bytes, cap_bytes (less others' unused guarantees), tenant_quota_bytes and tenant_used_bytes
+   * when the tenant has a device quota; given_back_bytes, the scratch held (which a larger one
+   * replaces), when there is one.
    */
   facts: Record<string, string>;
+  /**
+   * The tenant's device quota, when it has one: its headroom plus the scratch held (what the quota
+   * alone lets the scratch take), and its figures as a QuotaExceededError names them (device, tenant,
+   * quota_bytes, used_bytes, given_back_bytes).
+   */
+  quota?: { bytes: number; facts: Record<string, string> };
   /** The size a request of `bytes` takes in the pool (its alignment). */
   alignedSize(bytes: number): number;
 }
@@ -192,7 +197,7 @@ export interface AlgorithmChoice {
  * PREFER_FASTEST: the first usable algorithm cuDNN reports (its order is fastest first) when its
  * workspace fits the budget, else the first usable one that fits, saying why. None usable:
  * FAILED_PRECONDITION; none fits: RESOURCE_EXHAUSTED with the numbers, QUOTA_EXCEEDED when the tenant's
- * quota is what limits the budget, else DEVICE_OUT_OF_MEMORY.
+ * quota alone refuses the smallest workspace, else DEVICE_OUT_OF_MEMORY.
  */
 export function chooseFastest(direction: ConvolutionDirectionName, perfs: readonly CudnnAlgorithmPerf[], budget: ScratchBudget): AlgorithmChoice {
   const usable = perfs.filter((perf) => perf.status === 0);
@@ -204,14 +209,17 @@ export function chooseFastest(direction: ConvolutionDirectionName, perfs: readon
   const name = (perf: CudnnAlgorithmPerf) => algorithmName(direction, perf.algorithm);
   if (!fallback) {
     const smallest = usable.reduce((a, b) => (b.memoryBytes < a.memoryBytes ? b : a));
-    const quota = budget.limitedBy === 'quota';
+    // As AllocateArray (the quota is checked before the pool) and a scratch's growth (Lease.scratchRefusal):
+    // QUOTA_EXCEEDED whenever the quota alone refuses the smallest, whichever headroom is the smaller.
+    const quota = budget.quota !== undefined && budget.alignedSize(smallest.memoryBytes) > budget.quota.bytes ? budget.quota : undefined;
+    const limits = quota ? `the tenant's quota alone refuses it (${formatBytes(quota.bytes)} of it left, with the scratch held)` : 'the pool cap limits it';
     throw new TensormemError(
       'RESOURCE_EXHAUSTED',
       quota ? 'QUOTA_EXCEEDED' : 'DEVICE_OUT_OF_MEMORY',
       `No cuDNN ${direction.toLowerCase().replace('_', ' ')} algorithm's workspace fits: the smallest (${name(smallest)}) needs ${formatBytes(smallest.memoryBytes)}, ` +
-        `the lease can take ${formatBytes(budget.bytes)} (${budget.detail}; the ${quota ? "tenant's quota" : 'pool cap'} limits it). ` +
+        `the lease can take ${formatBytes(budget.bytes)} (${budget.detail}; ${limits}). ` +
         `Try: free arrays, CUDNN_ALGO_MODE_NO_WORKSPACE, or ${quota ? 'a larger quota in the tenants file' : 'a larger --maxbytes'}.`,
-      { ...budget.facts, requested_bytes: String(smallest.memoryBytes), budget_bytes: String(budget.bytes), limited_by: budget.limitedBy },
+      { ...(quota ?? budget).facts, requested_bytes: String(smallest.memoryBytes), budget_bytes: String(budget.bytes), limited_by: quota ? 'quota' : 'pool' },
     );
   }
   return {

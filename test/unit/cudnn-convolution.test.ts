@@ -20,8 +20,10 @@ function perf(algorithm: number, memoryBytes: number, status = 0): CudnnAlgorith
   return { algorithm, status, statusName: status === 0 ? 'CUDNN_STATUS_SUCCESS' : 'CUDNN_STATUS_NOT_SUPPORTED', timeMs: -1, memoryBytes, deterministic: true, mathType: 0 };
 }
 
-function budget(bytes: number, limitedBy: ScratchBudget['limitedBy'] = 'pool'): ScratchBudget {
-  return { bytes, detail: `test budget ${bytes}`, limitedBy, facts: { used_bytes: '7' }, alignedSize: (n) => Math.ceil(n / 256) * 256 };
+/** A budget of `bytes` (the smaller headroom: the pool's or, `limitedBy` quota, the quota's); `quotaBytes`: the quota's headroom with the scratch held, when the tenant has one. */
+function budget(bytes: number, limitedBy: 'quota' | 'pool' = 'pool', quotaBytes = limitedBy === 'quota' ? bytes : undefined): ScratchBudget {
+  const quota = quotaBytes === undefined ? undefined : { bytes: quotaBytes, facts: { used_bytes: '5', quota_bytes: '9' } };
+  return { bytes, detail: `test budget ${bytes}`, facts: { used_bytes: '7' }, quota, alignedSize: (n) => Math.ceil(n / 256) * 256 };
 }
 
 function thrown(run: () => unknown): TensormemError {
@@ -89,7 +91,18 @@ describe('chooseFastest (PREFER_FASTEST)', () => {
     const overQuota = thrown(() => chooseFastest('FORWARD', [perf(4, 300 * MiB), perf(1, 10 * MiB)], budget(MiB, 'quota')));
     expect(overQuota.kind).toBe('RESOURCE_EXHAUSTED');
     expect(overQuota.reason).toBe('QUOTA_EXCEEDED');
-    expect(overQuota.message).toContain("the tenant's quota limits it). Try: free arrays, CUDNN_ALGO_MODE_NO_WORKSPACE, or a larger quota in the tenants file.");
+    expect(overQuota.message).toContain("the tenant's quota alone refuses it (1048576 bytes (1.00 MiB) of it left, with the scratch held)). Try: free arrays, CUDNN_ALGO_MODE_NO_WORKSPACE, or a larger quota in the tenants file.");
+    // As AllocateArray (the quota is checked before the pool) and a scratch's growth (scratchRefusal): the
+    // quota alone refusing it is QUOTA_EXCEEDED, also where the pool cap's headroom is the smaller one.
+    const both = thrown(() => chooseFastest('FORWARD', [perf(4, 300 * MiB), perf(1, 10 * MiB)], budget(MiB, 'pool', 2 * MiB)));
+    expect(both.reason).toBe('QUOTA_EXCEEDED');
+    expect(both.metadata).toEqual({ used_bytes: '5', quota_bytes: '9', requested_bytes: String(10 * MiB), budget_bytes: String(MiB), limited_by: 'quota' });
+    expect(both.message).toContain("the tenant's quota alone refuses it (2097152 bytes (2.00 MiB) of it left");
+    expect(both.message).toContain('or a larger quota in the tenants file.');
+    // The quota's own headroom fits the smallest: the pool is what refuses.
+    const poolOnly = thrown(() => chooseFastest('FORWARD', [perf(4, 300 * MiB), perf(1, 10 * MiB)], budget(MiB, 'pool', 20 * MiB)));
+    expect(poolOnly.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect(poolOnly.metadata).toMatchObject({ used_bytes: '7', limited_by: 'pool' });
     const none = thrown(() => chooseFastest('BACKWARD_DATA', [perf(2, 0, 9)], budget(MiB)));
     expect(none.kind).toBe('FAILED_PRECONDITION');
     expect(none.message).toContain('FFT: CUDNN_STATUS_NOT_SUPPORTED');

@@ -401,9 +401,10 @@ async function run(seed: number, steps: number, withCudnn: boolean): Promise<Rec
       if (usable.length === 0) return { outcome: { refused: 'FAILED_PRECONDITION FAILED_PRECONDITION' } };
       const fits = usable.filter((p) => align(p.memoryBytes) <= budget);
       if (fits.length === 0) {
-        // The quota limits the budget when its headroom is the smaller (or as small) one.
-        const quotaLimits = l.tenant === 'quota' && Math.max(0, QUOTA - tenantUsed('quota', op.device)) <= Math.max(0, CAP - othersUnusedGuarantee(l.tenant, op.device) - poolUsed(op.device));
-        return { outcome: { refused: quotaLimits ? 'RESOURCE_EXHAUSTED QUOTA_EXCEEDED' : 'RESOURCE_EXHAUSTED DEVICE_OUT_OF_MEMORY' } };
+        // As AllocateArray and the growth below: QUOTA_EXCEEDED when the quota alone refuses the smallest.
+        const smallest = Math.min(...usable.map((p) => align(p.memoryBytes)));
+        const quotaRefuses = l.tenant === 'quota' && tenantUsed('quota', op.device) - align(old?.size ?? 0) + smallest > QUOTA;
+        return { outcome: { refused: quotaRefuses ? 'RESOURCE_EXHAUSTED QUOTA_EXCEEDED' : 'RESOURCE_EXHAUSTED DEVICE_OUT_OF_MEMORY' } };
       }
       const chosen = fits[0];
       fellBack = chosen !== usable[0];
