@@ -8,6 +8,9 @@ import { TensormemError, invalidArgument } from '../errors';
 import type { CudnnAlgorithmPerf, CudnnConvolutionQuery, CudnnLoadResult, NativeCudnn } from '../native/backend';
 import { isNativeError } from '../native/backend';
 import { loadAddon } from '../native/addon';
+import { ConvolutionDirectionName, algorithmName } from './cudnn-convolution';
+
+const DIRECTIONS: readonly ConvolutionDirectionName[] = ['FORWARD', 'BACKWARD_DATA', 'BACKWARD_FILTER'];
 
 /** Sonames tried after --cudnn-library (cuDNN 9's libcudnn.so.9 dispatches to libcudnn_cnn.so.9 and the rest). */
 export const CUDNN_DEFAULT_CANDIDATES = ['libcudnn.so.9', 'libcudnn.so.8'];
@@ -49,22 +52,34 @@ export class CudnnLibrary {
   }
 
   findAlgorithms(device: number, query: CudnnConvolutionQuery): CudnnAlgorithmPerf[] {
-    return this.call(() => this.addon.cudnnFindAlgorithms(device, query));
+    return this.call(device, query, undefined, () => this.addon.cudnnFindAlgorithms(device, query));
   }
 
   workspaceSize(device: number, query: CudnnConvolutionQuery, algorithm: number): number {
-    return this.call(() => this.addon.cudnnWorkspaceSize(device, query, algorithm));
+    return this.call(device, query, algorithm, () => this.addon.cudnnWorkspaceSize(device, query, algorithm));
   }
 
-  /** cuDNN refusing the descriptor (BAD_PARAM, NOT_SUPPORTED) is INVALID_ARGUMENT; any other failure is CudnnUnavailableError. */
-  private call<T>(operation: () => T): T {
+  /**
+   * cuDNN refusing the descriptor (BAD_PARAM, NOT_SUPPORTED) is INVALID_ARGUMENT naming the convolution
+   * with its numbers, or `algorithm` when the workspace-size call itself refused the named algorithm
+   * (USER_SPECIFIED: FFT for a strided convolution); any other failure is CudnnUnavailableError.
+   */
+  private call<T>(device: number, query: CudnnConvolutionQuery, algorithm: number | undefined, operation: () => T): T {
     try {
       return operation();
     } catch (error) {
       if (!isNativeError(error)) throw error;
       const status = error.cudaError ?? '';
-      if (/^CUDNN_STATUS_(BAD_PARAM|NOT_SUPPORTED)/.test(status)) throw invalidArgument('convolution', 'a convolution cuDNN supports', `one it refused (${error.message})`);
-      throw new CudnnUnavailableError(error.message);
+      if (!/^CUDNN_STATUS_(BAD_PARAM|NOT_SUPPORTED)/.test(status)) throw new CudnnUnavailableError(error.message);
+      const list = (values: readonly number[]) => `[${values.join(', ')}]`;
+      const convolution =
+        `input ${list(query.inputDims)}, filter ${list(query.filterDims)}, pads ${list(query.pads)}, strides ${list(query.strides)}, ` +
+        `dilations ${list(query.dilations)}, group_count ${query.groupCount}, cudnnDataType_t ${query.dataType} on device ${device}`;
+      if (algorithm !== undefined && /^cudnnGetConvolution\w*WorkspaceSize:/.test(error.message)) {
+        const name = algorithmName(DIRECTIONS[query.direction], algorithm);
+        throw invalidArgument('algorithm', `an algorithm cuDNN supports for this convolution (${convolution})`, `${name}, which it refused (${error.message})`);
+      }
+      throw invalidArgument('convolution', 'a convolution cuDNN supports', `one it refused (${convolution}: ${error.message})`);
     }
   }
 }

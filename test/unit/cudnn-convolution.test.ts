@@ -12,7 +12,7 @@ import {
   parseAlgorithm,
   validateConvolution,
 } from '../../src/memory/cudnn-convolution';
-import { cudnnCandidates, cudnnVersionText } from '../../src/memory/cudnn-library';
+import { CudnnLibrary, cudnnCandidates, cudnnVersionText } from '../../src/memory/cudnn-library';
 
 const MiB = 1024 * 1024;
 
@@ -179,5 +179,36 @@ describe('names, modes and versions', () => {
     expect(cudnnCandidates(undefined)).toEqual(['libcudnn.so.9', 'libcudnn.so.8']);
     expect(cudnnCandidates('/opt/cudnn/lib/libcudnn.so.9')).toEqual(['/opt/cudnn/lib/libcudnn.so.9', 'libcudnn.so.9', 'libcudnn.so.8']);
     expect(cudnnCandidates('none')).toEqual([]);
+  });
+});
+
+describe('cuDNN refusing a query (CudnnLibrary)', () => {
+  // The addon as cuDNN answers through it: a NativeError naming the call and the cudnnStatus_t.
+  const refusing = (call: string, status: string) => {
+    const error = Object.assign(new Error(`${call}: ${status}`), { code: 'CUDA_ERROR', cudaError: status });
+    const fail = () => {
+      throw error;
+    };
+    return new CudnnLibrary({ cudnnLoad: fail, cudnnStatus: fail, cudnnFindAlgorithms: fail, cudnnWorkspaceSize: fail } as never, { loaded: true, path: 'libcudnn.so.9', version: 90100 });
+  };
+  const query = validateConvolution({ ...CONV, strides: [2, 2] }).query;
+
+  it('names the convolution it refused with its numbers, and the call', () => {
+    const error = thrown(() => refusing('cudnnSetConvolutionNdDescriptor', 'CUDNN_STATUS_BAD_PARAM').findAlgorithms(0, query));
+    expect(error.kind).toBe('INVALID_ARGUMENT');
+    expect(error.metadata.field).toBe('convolution');
+    expect(error.message).toContain('cudnnSetConvolutionNdDescriptor: CUDNN_STATUS_BAD_PARAM');
+    expect(error.message).toContain('input [32, 64, 56, 56], filter [128, 64, 3, 3], pads [1, 1], strides [2, 2], dilations [1, 1], group_count 1, cudnnDataType_t 0 on device 0');
+  });
+
+  it("USER_SPECIFIED: an algorithm cuDNN does not support for the convolution names algorithm, not the convolution", () => {
+    const error = thrown(() => refusing('cudnnGetConvolutionForwardWorkspaceSize', 'CUDNN_STATUS_NOT_SUPPORTED').workspaceSize(0, query, 4));
+    expect(error.kind).toBe('INVALID_ARGUMENT');
+    expect(error.metadata.field).toBe('algorithm');
+    expect(error.message).toContain('FFT');
+    expect(error.message).toContain('cudnnGetConvolutionForwardWorkspaceSize: CUDNN_STATUS_NOT_SUPPORTED');
+    expect(error.message).toContain('strides [2, 2]');
+    // A descriptor refused before the size is asked is still the convolution's.
+    expect(thrown(() => refusing('cudnnSetTensorNdDescriptor(input)', 'CUDNN_STATUS_BAD_PARAM').workspaceSize(0, query, 4)).metadata.field).toBe('convolution');
   });
 });
