@@ -83,6 +83,17 @@ std::mutex& GlobalMutex() {
   return mutex;
 }
 
+// cudnnGetVersion of cuDNN 8.0.0: MAJOR * 1000 + MINOR * 100 + PATCH until 8.x, MAJOR * 10000 + ... from 9.
+constexpr size_t kMinimumVersion = 8000;
+
+// "7.6.5" for 7605, "9.1.0" for 90100 (as cudnnVersionText in src/memory/cudnn-library.ts).
+std::string VersionText(size_t version) {
+  const bool nine = version >= 90000;
+  const size_t major = nine ? version / 10000 : version / 1000;
+  const size_t rest = nine ? version % 10000 : version % 1000;
+  return std::to_string(major) + "." + std::to_string(rest / 100) + "." + std::to_string(rest % 100);
+}
+
 // Resolves every symbol into `api`; returns the first missing name, or empty.
 std::string Resolve(void* library, Api& api) {
   std::string missing;
@@ -241,9 +252,17 @@ LoadResult Load(const std::vector<std::string>& candidates) {
       tried += (tried.empty() ? "" : "; ") + candidate + ": no symbol " + missing + " (cuDNN 8 or newer is needed)";
       continue;
     }
+    // Every symbol is there in cuDNN 7 too (the _v7 finders came with it), but its workspace sizes and
+    // enums are not what the daemon reads: refused, as the missing symbols of older ones are.
+    const size_t version = api.GetVersion();
+    if (version < kMinimumVersion) {
+      dlclose(library);
+      tried += (tried.empty() ? "" : "; ") + candidate + ": cuDNN " + VersionText(version) + " is too old (cuDNN 8 or newer is needed)";
+      continue;
+    }
     state.library = library;
     state.api = api;
-    state.result = LoadResult{true, candidate, api.GetVersion(), ""};
+    state.result = LoadResult{true, candidate, version, ""};
     return state.result;
   }
   state.result = LoadResult{false, "", 0, candidates.empty() ? "no candidate library names" : tried};
