@@ -622,13 +622,17 @@ export class Lease {
   /**
    * What a scratch on `device` may take: the pool cap's headroom (less other tenants' unused
    * guarantees, which the allocation may not take either) and the tenant's device quota headroom,
-   * whichever is smaller, plus the scratch held now (growing gives it back). DESIGN.md §4.
+   * whichever is smaller, plus the scratch held now when growing gives it back first: not while a
+   * transfer of it is in flight (its memory comes back only when that ends, so the new one must fit
+   * beside it, as acquireCudnnScratch checks). DESIGN.md §4.
    */
   scratchBudget(device: number): ScratchBudget {
     this.memory.checkDevice(device);
     const pool = this.memory.deviceReports()[device];
     const usage = this.memory.tenants.usage(this.tenant);
-    const held = this.cudnnScratchOf(device)?.deviceHeldBytes ?? 0;
+    const current = this.cudnnScratchOf(device);
+    const inFlight = current?.copying === true;
+    const held = current && !inFlight ? current.deviceHeldBytes : 0;
     const reserved = this.memory.othersUnusedGuaranteeBytes(device, this.tenant);
     let headroom = Math.max(0, pool.maxBytes - reserved - pool.usedBytes);
     let detail = `pool cap (maxbytes) ${formatBytes(pool.maxBytes)}, used ${formatBytes(pool.usedBytes)}`;
@@ -646,7 +650,7 @@ export class Lease {
         facts: { device: String(device), tenant: this.tenant, quota_bytes: String(usage.deviceQuotaBytes), used_bytes: String(usage.deviceBytes[device]), ...givenBack },
       };
     }
-    detail += `; cuDNN scratch held ${formatBytes(held)}`;
+    detail += inFlight ? `; cuDNN scratch held ${formatBytes(current.deviceHeldBytes)}, not given back (a transfer of it is in flight)` : `; cuDNN scratch held ${formatBytes(held)}`;
     return { bytes: headroom + held, detail, facts, quota, alignedSize: (bytes) => (bytes === 0 ? 0 : Math.ceil(bytes / POOL_ALIGNMENT) * POOL_ALIGNMENT) };
   }
 
@@ -691,13 +695,13 @@ export class Lease {
     this.ensureOpen();
     const current = this.cudnnScratchOf(device);
     if (bytes === 0 || (current && current.byteSize >= bytes)) return { scratch: current, grew: false };
-    const budget = this.scratchBudget(device);
     // A scratch with a copy in flight (the client reading it) gives its memory back only when the copy
-    // ends: the new one must then fit beside it, and the old one is freed once the new one is had.
+    // ends: the new one must then fit beside it (the budget counts it as given back only otherwise),
+    // and the old one is freed once the new one is had.
+    const budget = this.scratchBudget(device);
     const givesBack = current !== undefined && !current.copying;
-    const heldBytes = current?.deviceHeldBytes ?? 0;
-    const givenBackBytes = givesBack ? heldBytes : 0;
-    if (budget.alignedSize(bytes) > budget.bytes - heldBytes + givenBackBytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), givenBackBytes);
+    const givenBackBytes = givesBack ? current.deviceHeldBytes : 0;
+    if (budget.alignedSize(bytes) > budget.bytes) throw this.scratchRefusal(device, bytes, budget.alignedSize(bytes), givenBackBytes);
     // The daemon's heap, before the old scratch goes: refused there, the lease keeps it (the new one's
     // own check, and the old size's remaking after a refusal, would be refused as well).
     this.memory.checkHeap(HEAP_COST.array, this.tenant);

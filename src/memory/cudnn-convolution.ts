@@ -166,7 +166,7 @@ export function validateConvolution(descriptor: ConvolutionDescriptorInput | nul
 
 /** What the lease can still take on the device, in bytes, and what limits it (for messages). */
 export interface ScratchBudget {
-  /** Largest scratch (aligned size) that fits: min(pool cap, tenant quota) headroom + the scratch held now. */
+  /** Largest scratch (aligned size) that fits: min(pool cap, tenant quota) headroom + the scratch held now, unless a transfer of it is in flight (it is not given back then). */
   bytes: number;
   /** E.g. `pool cap (maxbytes) 14.00 GiB, used 13.60 GiB; tenant "a" quota 8.00 GiB, used 7.90 GiB; scratch held 0 bytes`. */
   detail: string;
@@ -174,7 +174,7 @@ export interface ScratchBudget {
    * The pool side's figures for a refusal's metadata, as an OutOfMemoryError names them: device,
    * used_bytes, cap_bytes (less others' unused guarantees), tenant_quota_bytes and tenant_used_bytes
    * when the tenant has a device quota; given_back_bytes, the scratch held (which a larger one
-   * replaces), when there is one.
+   * replaces), when there is one and no transfer of it is in flight.
    */
   facts: Record<string, string>;
   /**

@@ -740,33 +740,49 @@ describe('AcquireCudnnWorkspace, model-based', () => {
   });
 });
 
+/**
+ * A lease of tenant "a" on a 64 KiB device under --scrub, and the service with a stand-in cuDNN
+ * whose PREFER_FASTEST search answers `perfs` (cuDNN's order, fastest first).
+ */
+function standInCudnn(perfs: CudnnAlgorithmPerf[]) {
+  const backend = createBackend('host', { deviceCapacityBytes: 4 * MiB, deviceCount: 1 });
+  // --scrub: the new scratch is zeroed off the event loop (a fill longer than the copy threshold).
+  const memory = new MemoryManager(backend, givenLimits([CAP], CAP), { poolChunkBytes: 16 * KiB, asyncCopyThresholdBytes: 512, scrub: true }, new PhysicalMemoryGuard(0));
+  const log = pino({ level: 'silent' });
+  const registry = new LeaseRegistry(memory, 3_600_000, false, log);
+  const addonDouble = {
+    cudnnLoad: () => ({ loaded: true, path: '/stand-in/libcudnn.so.9', version: 90100 }),
+    cudnnStatus: () => ({ loaded: true, path: '/stand-in/libcudnn.so.9', version: 90100 }),
+    cudnnFindAlgorithms: () => perfs.map((perf) => ({ ...perf })),
+    cudnnWorkspaceSize: () => 0,
+  } satisfies NativeCudnn;
+  libraryHolder.current = new (class extends cudnnModule.CudnnLibrary {
+    override unusableReason(): string | undefined {
+      return undefined;
+    }
+  })(addonDouble, addonDouble.cudnnStatus());
+  const context = { registry, memory, config: { rawValues: { 'cudnn-library': 'none' } }, log, stopping: new AbortController().signal } as unknown as ServiceContext;
+  const service = new WorkspaceService(context) as unknown as { acquireCudnnWorkspace(lease: Lease, request: AcquireCudnnWorkspaceRequest__Output): Promise<AcquireCudnnWorkspaceResponse> };
+  const lease = registry.open({ tenant: 'a', clientName: 'burst', ttlSeconds: 0, labels: {} }).lease;
+  const request: AcquireCudnnWorkspaceRequest__Output = { lease_id: lease.leaseId, device: 0, mode: 'CUDNN_ALGO_MODE_PREFER_FASTEST', convolution: GOOD_DESCRIPTORS[0], algorithm: '', requested_bytes: 0 };
+  /** Undoes the stand-ins, closes the lease and checks that every byte came back. */
+  const end = () => {
+    vi.restoreAllMocks();
+    libraryHolder.current = undefined;
+    registry.close(lease, 'closed');
+    expect(memory.deviceReports()[0].usedBytes).toBe(0);
+    memory.checkInvariants();
+    memory.release();
+  };
+  return { memory, service, lease, request, end };
+}
+
+const perfOf = (algorithm: number, timeMs: number, memoryBytes: number): CudnnAlgorithmPerf => ({ algorithm, status: 0, statusName: 'CUDNN_STATUS_SUCCESS', timeMs, memoryBytes, deterministic: true, mathType: 0 });
+
 describe('AcquireCudnnWorkspace with cuDNN: a call arriving while the scratch is being made', () => {
   it('sizes PREFER_FASTEST with that scratch counted as held, as if the calls came one after the other', async () => {
-    const backend = createBackend('host', { deviceCapacityBytes: 4 * MiB, deviceCount: 1 });
-    // --scrub: the new scratch is zeroed off the event loop (a fill longer than the copy threshold).
-    const memory = new MemoryManager(backend, givenLimits([CAP], CAP), { poolChunkBytes: 16 * KiB, asyncCopyThresholdBytes: 512, scrub: true }, new PhysicalMemoryGuard(0));
-    const log = pino({ level: 'silent' });
-    const registry = new LeaseRegistry(memory, 3_600_000, false, log);
     // cuDNN's order: FFT (40000 bytes of workspace) is fastest, IMPLICIT_GEMM needs none.
-    const perfs: CudnnAlgorithmPerf[] = [
-      { algorithm: 4, status: 0, statusName: 'CUDNN_STATUS_SUCCESS', timeMs: 1, memoryBytes: 40000, deterministic: true, mathType: 0 },
-      { algorithm: 0, status: 0, statusName: 'CUDNN_STATUS_SUCCESS', timeMs: 3, memoryBytes: 0, deterministic: true, mathType: 0 },
-    ];
-    const addonDouble = {
-      cudnnLoad: () => ({ loaded: true, path: '/stand-in/libcudnn.so.9', version: 90100 }),
-      cudnnStatus: () => ({ loaded: true, path: '/stand-in/libcudnn.so.9', version: 90100 }),
-      cudnnFindAlgorithms: () => perfs.map((perf) => ({ ...perf })),
-      cudnnWorkspaceSize: () => 0,
-    } satisfies NativeCudnn;
-    libraryHolder.current = new (class extends cudnnModule.CudnnLibrary {
-      override unusableReason(): string | undefined {
-        return undefined;
-      }
-    })(addonDouble, addonDouble.cudnnStatus());
-    const context = { registry, memory, config: { rawValues: { 'cudnn-library': 'none' } }, log, stopping: new AbortController().signal } as unknown as ServiceContext;
-    const service = new WorkspaceService(context) as unknown as { acquireCudnnWorkspace(lease: Lease, request: AcquireCudnnWorkspaceRequest__Output): Promise<AcquireCudnnWorkspaceResponse> };
-    const lease = registry.open({ tenant: 'a', clientName: 'burst', ttlSeconds: 0, labels: {} }).lease;
-    const request: AcquireCudnnWorkspaceRequest__Output = { lease_id: lease.leaseId, device: 0, mode: 'CUDNN_ALGO_MODE_PREFER_FASTEST', convolution: GOOD_DESCRIPTORS[0], algorithm: '', requested_bytes: 0 };
+    const { memory, service, lease, request, end } = standInCudnn([perfOf(4, 1, 40000), perfOf(0, 3, 0)]);
     // The zeroing of the first call's scratch waits for the gate, so the second call surely comes meanwhile.
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
@@ -788,12 +804,36 @@ describe('AcquireCudnnWorkspace with cuDNN: a call arriving while the scratch is
       expect(b).toMatchObject({ algorithm: 'FFT', workspace_bytes: 40000, fell_back: false, reason: '', grew: false, scratch: { array_id: a.scratch!.array_id } });
       expect(memory.deviceReports()[0].usedBytes).toBe(align(40000));
     } finally {
-      vi.restoreAllMocks();
-      libraryHolder.current = undefined;
-      registry.close(lease, 'closed');
+      end();
     }
-    expect(memory.deviceReports()[0].usedBytes).toBe(0);
-    memory.checkInvariants();
-    memory.release();
+  });
+});
+
+describe('AcquireCudnnWorkspace with cuDNN: the held scratch being read', () => {
+  it('sizes PREFER_FASTEST for a scratch beside the one in flight: the fastest that fits beside it, not one that fits only once it is given back', async () => {
+    // cuDNN's order: FFT (40000 bytes) is fastest, then GEMM (32000 bytes), IMPLICIT_GEMM (none).
+    const { memory, service, lease, request, end } = standInCudnn([perfOf(4, 1, 40000), perfOf(2, 2, 32000), perfOf(0, 3, 0)]);
+    let loan: { end(): void } | undefined;
+    try {
+      await lease.acquireCudnnScratch(0, 30000);
+      const scratch = lease.cudnnScratchOf(0)!;
+      expect(scratch.byteSize).toBe(30000);
+      // A data plane GET's loan of its bytes, the socket not taking them: a transfer in flight.
+      loan = await scratch.lendHostView(0, 4096);
+      expect(scratch.copying).toBe(true);
+      // 65536 - 30208 = 35328 bytes beside it: FFT (40192) fits only once the old one is given back, GEMM (32000) beside it.
+      const grown = await service.acquireCudnnWorkspace(lease, request);
+      expect(grown).toMatchObject({ algorithm: 'GEMM', workspace_bytes: 32000, fell_back: true, grew: true, scratch: { byte_size: 32000 } });
+      expect(grown.reason).toContain('FFT');
+      expect(grown.reason).toContain('cuDNN scratch held 30208 bytes (29.50 KiB), not given back (a transfer of it is in flight)');
+      expect(memory.deviceReports()[0].usedBytes).toBe(align(30000) + align(32000));
+      loan.end();
+      // The old scratch goes back once the transfer ends.
+      expect(memory.deviceReports()[0].usedBytes).toBe(align(32000));
+      expect(scratch.isFreed).toBe(true);
+    } finally {
+      loan?.end();
+      end();
+    }
   });
 });
