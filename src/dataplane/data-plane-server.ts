@@ -235,15 +235,16 @@ class DataPlane {
     }
     const lease = this.context.registry.authenticate(bearerTokenOf(exchange));
     const array = lease.getArray(arrayId);
-    if (method === 'PUT') await this.put(exchange, array);
+    if (method === 'PUT') await this.put(exchange, lease, array);
     else await this.get(exchange, lease, array, method === 'HEAD');
   }
 
   /**
    * Body → array, piece by piece as the connection reads it (straight out of its read buffer, copied
    * inline into pool memory when the array allows it); the answer is sent once every byte is in.
+   * A lease that ends while the body is still arriving gets it answered at once (LEASE_EXPIRED).
    */
-  private async put(exchange: HttpExchange, array: TensorArray): Promise<void> {
+  private async put(exchange: HttpExchange, lease: Lease, array: TensorArray): Promise<void> {
     const transferEncoding = exchange.headers['transfer-encoding'];
     if (transferEncoding !== undefined) {
       throw invalidArgument('Transfer-Encoding', 'no Transfer-Encoding header (chunked uploads are not accepted: send Content-Length, which is checked against the array before writing)', transferEncoding);
@@ -281,7 +282,12 @@ class DataPlane {
       writing.then(copied, copied);
       return writing.then(landed);
     });
-    const received = await reading.catch((error: { code?: unknown; bytesReceived?: number }) => {
+    // No byte can be written once the lease has ended: a client that stalled mid-body (or is slow) kept
+    // its connection until --data-stall-timeout, while a GET of the ended lease is cut within
+    // ENDED_READ_GRACE_MS. The PUT is answered then, as any write after the end is, and the connection
+    // closed (the rest of the body is read and dropped).
+    const forgetLease = lease.whenClosed(() => exchange.abortBody(lease.closedError()));
+    const received = await reading.finally(forgetLease).catch((error: { code?: unknown; bytesReceived?: number }) => {
       // The client ended its side mid-body (it can still read the answer): a short body, not a drop.
       if (error?.code === BODY_CUT_SHORT) throw invalidArgument('body', `${range.length} bytes (Content-Length)`, `${error.bytesReceived} bytes, then the end of the client's side of the connection`);
       throw error;

@@ -99,6 +99,11 @@ export class HttpExchange {
     return this.connection.readBody(reader);
   }
 
+  /** Makes readBody reject with `error` now, if it is still reading; what arrives after is dropped with the connection. */
+  abortBody(error: Error): void {
+    this.connection.abortBody(error);
+  }
+
   /** Writes part of the body (the head first); `callback` once the socket has taken it. */
   write(data: Uint8Array | string, callback?: (error?: Error | null) => void): boolean {
     this.writeHead();

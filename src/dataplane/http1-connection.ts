@@ -303,6 +303,11 @@ export class Http1Connection {
     });
   }
 
+  /** HttpExchange.abortBody: the body being read fails with `error` (a piece still with the reader finishes on its own). */
+  abortBody(error: Error): void {
+    if (this.bodyDone) this.readFailed(error);
+  }
+
   /** Whether the connection must close after this exchange's answer. */
   closesAfter(exchange: HttpExchange): boolean {
     return !exchange.keepAlive || this.bodyRemaining > 0 || this.ended;
