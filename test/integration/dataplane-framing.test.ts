@@ -48,6 +48,19 @@ async function holdings(statusBase: string): Promise<string[]> {
   return text.split('\n').filter((line) => /^tensormem_(pool_used_bytes|pool_live_blocks|data_plane_connections) /.test(line.replace(/\{[^}]*\}/, '')));
 }
 
+/**
+ * holdings() once no data plane connection is open (polled for up to 2 s: the daemon sees the close of
+ * a raw request's connection after the client does), else the last seen: a steady "before" reading.
+ */
+async function settledHoldings(statusBase: string): Promise<string[]> {
+  let seen = await holdings(statusBase);
+  for (let i = 0; i < 40 && !seen.includes('tensormem_data_plane_connections 0'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    seen = await holdings(statusBase);
+  }
+  return seen;
+}
+
 /** holdings() once they are `expected` again (polled for up to 2 s: the daemon sees a connection's close after the client does), else the last seen. */
 async function holdingsBack(statusBase: string, expected: string[]): Promise<string[]> {
   let seen = await holdings(statusBase);
@@ -65,7 +78,7 @@ describe('data plane request framing over a real daemon', () => {
   it('a head whose lines end in a bare LF is 400 at once (README: a LF not in a CRLF is malformed), not cut with no answer at the 5 s head deadline', async () => {
     const lease = await t.client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64] });
-    const before = await holdings(t.statusBase);
+    const before = await settledHoldings(t.statusBase);
     // As `printf 'GET ... HTTP/1.1\nHost: x\n\n' | nc` sends it: no CRLF CRLF ever comes.
     const allBare = await rawHttp(dataAddress(), `GET /v1/arrays/${array.array_id} HTTP/1.1\nHost: x\nAuthorization: Bearer ${lease.token}\n\n`);
     expect(statusLine(allBare)).toBe('HTTP/1.1 400 Bad Request');
@@ -96,7 +109,7 @@ describe('data plane request framing over a real daemon', () => {
 
   it('a request line over the 16 KiB head limit is 414 URI Too Long (RFC 9112 §3: MUST), a header section over it 431', async () => {
     const lease = await t.client.openLease();
-    const before = await holdings(t.statusBase);
+    const before = await settledHoldings(t.statusBase);
     const longTarget = `/v1/arrays/${'a'.repeat(20_000)}`;
     const whole = await rawHttp(dataAddress(), `GET ${longTarget} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\n\r\n`);
     expect(statusLine(whole)).toBe('HTTP/1.1 414 URI Too Long');
@@ -128,7 +141,7 @@ describe('data plane request framing over a real daemon', () => {
     expect(newer.text.match(/HTTP\/1\.1 \d{3} [^\r]*/g)).toEqual(['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK', 'HTTP/1.1 206 Partial Content']);
     expect(newer.text.endsWith('abcd')).toBe(true);
     // Refusals from here on leave the pools as the GET above left them (with its host mirror).
-    const before = await holdings(t.statusBase);
+    const before = await settledHoldings(t.statusBase);
     // A raw é (0xE9 in Latin-1), a control byte, DEL: none is a URI character (they are sent percent-encoded).
     for (const bad of ['\xe9', '\x01', '\x7f']) {
       const answer = await rawHttp(dataAddress(), Buffer.from(`GET /v1/arrays/${array.array_id}${bad} HTTP/1.1\r\n${headers}`, 'latin1'));
@@ -148,7 +161,7 @@ describe('data plane request framing over a real daemon', () => {
     expect(await lease.write(array.array_id, Buffer.from('good'))).toBe(4);
     // Read once first: the read makes the array's host mirror, which is not the refusals' doing.
     expect((await lease.readGrpc(array.array_id)).toString('latin1')).toBe('good');
-    const before = await holdings(t.statusBase);
+    const before = await settledHoldings(t.statusBase);
     const put = (hostLines: string, version = '1.1') =>
       rawHttp(dataAddress(), `PUT /v1/arrays/${array.array_id} HTTP/${version}\r\n${hostLines}Authorization: Bearer ${lease.token}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nBADD`);
     for (const hostLines of ['', 'Host: a\r\nHost: b\r\n', 'Host: x\r\nhost: x\r\n', 'Host: a b\r\n', 'Host: x/y\r\n', 'Host: x:80x\r\n']) {
