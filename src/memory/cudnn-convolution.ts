@@ -28,6 +28,13 @@ const ENUM_PREFIX: Record<ConvolutionDirectionName, string> = {
 
 const DIRECTION_NUMBER: Record<ConvolutionDirectionName, 0 | 1 | 2> = { FORWARD: 0, BACKWARD_DATA: 1, BACKWARD_FILTER: 2 };
 
+/** The direction a query's `direction` number names (DIRECTION_NUMBER's other way round). */
+export function directionOfNumber(direction: number): ConvolutionDirectionName {
+  const name = (Object.keys(DIRECTION_NUMBER) as ConvolutionDirectionName[]).find((key) => DIRECTION_NUMBER[key] === direction);
+  if (name === undefined) throw new RangeError(`no convolution direction numbered ${direction}`);
+  return name;
+}
+
 /** cudnnDataType_t and the compute type / math type DL4J-style helpers use for each element type. */
 const DATA_TYPES: Record<string, { dataType: number; computeType: number; mathType: number }> = {
   DATA_TYPE_FLOAT32: { dataType: 0, computeType: 0, mathType: 0 },

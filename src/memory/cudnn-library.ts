@@ -8,9 +8,7 @@ import { TensormemError, invalidArgument } from '../errors';
 import type { CudnnAlgorithmPerf, CudnnConvolutionQuery, CudnnLoadResult, NativeCudnn } from '../native/backend';
 import { isNativeError } from '../native/backend';
 import { loadAddon } from '../native/addon';
-import { ConvolutionDirectionName, algorithmName } from './cudnn-convolution';
-
-const DIRECTIONS: readonly ConvolutionDirectionName[] = ['FORWARD', 'BACKWARD_DATA', 'BACKWARD_FILTER'];
+import { algorithmName, directionOfNumber } from './cudnn-convolution';
 
 /** Sonames tried after --cudnn-library (cuDNN 9's libcudnn.so.9 dispatches to libcudnn_cnn.so.9 and the rest). */
 export const CUDNN_DEFAULT_CANDIDATES = ['libcudnn.so.9', 'libcudnn.so.8'];
@@ -76,7 +74,7 @@ export class CudnnLibrary {
         `input ${list(query.inputDims)}, filter ${list(query.filterDims)}, pads ${list(query.pads)}, strides ${list(query.strides)}, ` +
         `dilations ${list(query.dilations)}, group_count ${query.groupCount}, cudnnDataType_t ${query.dataType} on device ${device}`;
       if (algorithm !== undefined && /^cudnnGetConvolution\w*WorkspaceSize:/.test(error.message)) {
-        const name = algorithmName(DIRECTIONS[query.direction], algorithm);
+        const name = algorithmName(directionOfNumber(query.direction), algorithm);
         throw invalidArgument('algorithm', `an algorithm cuDNN supports for this convolution (${convolution})`, `${name}, which it refused (${error.message})`);
       }
       throw invalidArgument('convolution', 'a convolution cuDNN supports', `one it refused (${convolution}: ${error.message})`);
