@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { isLocalAddress, parseHostPort } from '../config/listen-address';
 import { tlsServerOptions } from '../config/tls-server-options';
 import { packageRoot } from '../package-root';
-import type { ServiceContext } from '../service/service-context';
+import { requireAdmin, type ServiceContext } from '../service/service-context';
+import { TensormemError } from '../errors';
 import type { DaemonMetrics } from './daemon-metrics';
 import { pageSnapshot, writeStatusSnapshot } from './status-snapshot';
 
@@ -157,11 +158,14 @@ export async function startStatusServer(address: string, context: ServiceContext
       if (!isLocalAddress(request.headers.host ?? '') || request.headers.host?.startsWith('unix:')) throw new HttpError(403, `Host ${JSON.stringify(request.headers.host ?? '')} is not a loopback name: open mode serves localhost, 127.0.0.1 and [::1] only`);
       return;
     }
-    const token = bearerOrQueryToken(request, url);
-    if (tenants.isAdmin(token)) return;
-    // A live lease's token authenticates its tenant, as a non-admin tenant token does: 403 (as its admin gRPC calls answer PERMISSION_DENIED).
-    if (!tenants.match(token) && !context.registry.leaseOfToken(token)) throw new HttpError(401, 'an admin tenant token is required: send "Authorization: Bearer <token>" or ?token=<token>');
-    throw new HttpError(403, 'this page needs an admin tenant token');
+    // The admin gRPC calls' rule: PERMISSION_DENIED (a tenant's token, or a live lease's) is 403, UNAUTHENTICATED 401.
+    try {
+      requireAdmin(context, bearerOrQueryToken(request, url));
+    } catch (error) {
+      if (!(error instanceof TensormemError)) throw error;
+      if (error.kind === 'PERMISSION_DENIED') throw new HttpError(403, 'this page needs an admin tenant token');
+      throw new HttpError(401, 'an admin tenant token is required: send "Authorization: Bearer <token>" or ?token=<token>');
+    }
   };
 
   /**

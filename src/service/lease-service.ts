@@ -17,7 +17,7 @@ import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import { Listing, pageStart, pageTokenOf } from './page-tokens';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
-import { ServiceContext, endWhenDraining, refuseWhileDraining, shuttingDownError } from './service-context';
+import { ServiceContext, endWhenDraining, refuseWhileDraining, requireAdmin, shuttingDownError } from './service-context';
 
 const MAX_NAME_LENGTH = 256;
 /** Lease labels: every ListLeases reply and status snapshot carries them, so their size is bounded. */
@@ -141,7 +141,7 @@ export class LeaseService {
   /** EvictLease: one lease by id, or every open lease of a tenant. */
   private async evict(token: string | undefined, request: EvictLeaseRequest__Output): Promise<EvictLeaseResponse> {
     const { registry, tenants } = this.context;
-    tenants.requireAdmin(token, (t) => registry.leaseOfToken(t));
+    requireAdmin(this.context, token);
     if (request.lease_id !== '' && request.tenant !== '') throw invalidArgument('tenant', 'empty when lease_id is set (evict one lease, or every lease of a tenant)', request.tenant);
     if (request.tenant === '') return { freed_bytes: registry.close(registry.byLeaseId(request.lease_id), 'evicted'), evicted_leases: 1 };
     checkName('tenant', request.tenant);

@@ -21,7 +21,7 @@ import { PreEncoded, encodeMemorySnapshot } from './snapshot-encoder';
 import { bearerToken, timestamp, unary } from './handlers';
 import { loadTensormemProto } from './proto';
 import { requireWellFormed, tolerantDeserializers } from './malformed';
-import { endWhenDraining, shuttingDownError, type ServiceContext } from './service-context';
+import { endWhenDraining, requireAdmin, shuttingDownError, type ServiceContext } from './service-context';
 
 export const MIN_WATCH_INTERVAL_MS = 50;
 
@@ -208,7 +208,7 @@ export class MemoryService {
     const handlers: MemoryServiceHandlers = {
       GetMemoryInfo: unary(log, (call) => ({ info: memoryInfo(this.context, viewerOf(this.context, bearerToken(call.metadata))) })),
       GetMemorySnapshot: unary(log, (call) => {
-        this.context.tenants.requireAdmin(bearerToken(call.metadata), (token) => this.context.registry.leaseOfToken(token));
+        requireAdmin(this.context, bearerToken(call.metadata));
         // Encoded here, a slice of blocks per turn of the event loop (snapshot-encoder.ts), not by
         // protobufjs in one go: the serializer sends the bytes as they are.
         const serialize = proto.tensormem.v1.MemoryService.service.GetMemorySnapshot.responseSerialize as (value: unknown) => Buffer;

@@ -46,6 +46,15 @@ export function drainCutError(why: string): TensormemError {
   return new TensormemError('UNAVAILABLE', 'SHUTTING_DOWN', `tensormemd is shutting down: ${why} with this call still in flight`);
 }
 
+/**
+ * The admin calls' check (EvictLease, GetMemorySnapshot, the status page): an admin tenant token passes;
+ * another tenant's token, or the token of a live lease (it authenticates its tenant), is
+ * PERMISSION_DENIED; anything else UNAUTHENTICATED (TenantRegistry.requireAdmin).
+ */
+export function requireAdmin(context: ServiceContext, token: string | undefined): void {
+  context.tenants.requireAdmin(token, (leaseToken) => context.registry.leaseOfToken(leaseToken));
+}
+
 /** New work (leases, allocations) is refused with UNAVAILABLE once the daemon is draining. */
 export function refuseWhileDraining(context: ServiceContext): void {
   if (context.stopping.aborted) throw shuttingDownError();
