@@ -373,7 +373,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name) }, `tenants file reloaded: ${next.length} tenants`);
       return true;
     } catch (error) {
-      tenants.reloaded(undefined);
+      tenants.reloadRefused();
       log.error({ event: 'tenants_reload_failed', error: (error as Error).message }, `tenants file refused, the previous one stays in force: ${(error as Error).message}`);
       return false;
     }

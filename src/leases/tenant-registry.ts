@@ -38,16 +38,18 @@ export class TenantRegistry {
   /** When the tenants in force were read (ms since the epoch): at start, or by the last reload that took the file. */
   loadedAtMs = Date.now();
 
-  /** Counts a reload: `tenants` taken (replace), or undefined when the file was refused. */
-  reloaded(tenants: TenantSpec[] | undefined): void {
-    this.lastReloadSucceeded = tenants !== undefined;
-    if (tenants === undefined) {
-      this.reloads.refused++;
-      return;
-    }
+  /** A reload (SIGHUP) that took the file: its tenants replace these, counted. */
+  reloaded(tenants: TenantSpec[]): void {
     this.replace(tenants);
     this.reloads.reloaded++;
+    this.lastReloadSucceeded = true;
     this.loadedAtMs = Date.now();
+  }
+
+  /** A reload that refused the file: these tenants stay in force, counted. */
+  reloadRefused(): void {
+    this.reloads.refused++;
+    this.lastReloadSucceeded = false;
   }
 
   replace(tenants: TenantSpec[]): void {
