@@ -9,6 +9,7 @@ import { POOL_ALIGNMENT } from '../memory/pool-resource';
 import type { ScratchBudget } from '../memory/cudnn-convolution';
 import { byteSizeOf, DataTypeName } from '../memory/data-types';
 import type { MemoryManager } from '../memory/memory-manager';
+import type { AllocateOptions } from '../memory/memory-resource';
 import { ArrayHome, PlacementName, TensorArray } from '../memory/tensor-array';
 import type { MemoryWaitQueue, WaitHandle } from '../memory/memory-wait-queue';
 import type { Workspace } from '../memory/workspace';
@@ -316,8 +317,9 @@ export class Lease {
       return wait && workspace.primaryKind === 'DEVICE' ? this.createAttachedWaiting(params, byteSize, placement, shape, workspace, wait) : this.create(params, byteSize, placement, shape, workspace);
     }
     if (!wait || placement !== 'PLACEMENT_DEVICE') return this.create(params, byteSize, placement, shape);
-    this.refuseOverQuota(params, byteSize);
-    const footprint = this.memory.deviceFootprint(params.device, byteSize, TensorArray.deviceOptions(this.memory, params.exportable ?? false));
+    const deviceOptions = TensorArray.deviceOptions(this.memory, params.exportable ?? false);
+    this.refuseOverQuota(params.device, byteSize, deviceOptions);
+    const footprint = this.memory.deviceFootprint(params.device, byteSize, deviceOptions);
     return this.waitInQueue(this.memory.waitQueue(params.device), (retry) => this.create(params, byteSize, placement, shape, undefined, retry), wait, byteSize, undefined, footprint);
   }
 
@@ -326,9 +328,9 @@ export class Lease {
    * refuses now is refused now (in the order create checks them), not once the tenant's requests queued
    * ahead of it, which hold its turn, are served or give up. Nothing is held.
    */
-  private refuseOverQuota(params: AllocateParams, byteSize: number): void {
+  private refuseOverQuota(device: number, byteSize: number, deviceOptions: AllocateOptions | undefined): void {
     this.memory.tenants.reserveArray(this.tenant)();
-    this.memory.checkDeviceQuota(params.device, this.tenant, byteSize, TensorArray.deviceOptions(this.memory, params.exportable ?? false));
+    this.memory.checkDeviceQuota(device, this.tenant, byteSize, deviceOptions);
   }
 
   /**
