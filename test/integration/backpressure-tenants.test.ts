@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import type { LeaseSession } from '../../src/client/tensormem-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
 import { waitForLog } from '../helpers/daemon-process';
 import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
@@ -19,6 +20,15 @@ const TOKENS = { a: randomBytes(24).toString('hex'), b: randomBytes(24).toString
 function tenantsYaml(bGuarantee: string): string {
   const tenant = (name: string, token: string, limits: string) => `  - name: ${name}\n    token_sha256: "${tokenSha256(token)}"\n${limits ? `    ${limits}\n` : ''}`;
   return `tenants:\n${tenant('a', TOKENS.a, 'quota: { device: 12M }')}${tenant('b', TOKENS.b, `guarantee: { device: ${bGuarantee} }`)}${tenant('c', TOKENS.c, '')}${tenant('ops', TOKENS.admin, 'admin: true')}`;
+}
+
+/** A 13 MiB wait_for_memory request of tenant a (over its 12 MiB quota) is QUOTA_EXCEEDED with the numbers, within 3 s (not after a wait). */
+async function expectOverQuotaAtOnce(lease: LeaseSession): Promise<void> {
+  const started = Date.now();
+  const over = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [13 * MiB], waitForMemory: true, deadlineMs: 10_000 }));
+  expect([over.code, over.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'QUOTA_EXCEEDED']);
+  expect(over.errorMetadata).toMatchObject({ tenant: 'a', requested_bytes: String(13 * MiB), quota_bytes: String(12 * MiB) });
+  expect(Date.now() - started).toBeLessThan(3_000);
 }
 
 describe('wait_for_memory with quotas and guarantees', () => {
@@ -40,11 +50,7 @@ describe('wait_for_memory with quotas and guarantees', () => {
       await expect.poll(async () => (await device()).waiting_allocations, { timeout: 5_000 }).toBe(1);
       // Over a's quota (13 > 12 MiB), under the pool's cap: refused at once, with the numbers, rather
       // than after the request ahead of it is served or gives up.
-      const started = Date.now();
-      const over = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [13 * MiB], waitForMemory: true, deadlineMs: 10_000 }));
-      expect([over.code, over.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'QUOTA_EXCEEDED']);
-      expect(over.errorMetadata).toMatchObject({ tenant: 'a', requested_bytes: String(13 * MiB), quota_bytes: String(12 * MiB) });
-      expect(Date.now() - started).toBeLessThan(3_000);
+      await expectOverQuotaAtOnce(lease);
       expect((await device()).waiting_allocations).toBe(1);
       // The request ahead of it still waits, and is served when c frees.
       await holder.free(held.array_id);
@@ -66,11 +72,7 @@ describe('wait_for_memory with quotas and guarantees', () => {
       await expect.poll(async () => (await device()).waiting_allocations, { timeout: 5_000 }).toBe(1);
       await lease.enterWorkspace(ws.workspace_id);
       // The first cycle spills: 13 MiB of device memory, over a's 12 MiB quota.
-      const started = Date.now();
-      const over = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [13 * MiB], waitForMemory: true, deadlineMs: 10_000 }));
-      expect([over.code, over.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'QUOTA_EXCEEDED']);
-      expect(over.errorMetadata).toMatchObject({ tenant: 'a', requested_bytes: String(13 * MiB), quota_bytes: String(12 * MiB) });
-      expect(Date.now() - started).toBeLessThan(3_000);
+      await expectOverQuotaAtOnce(lease);
       expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ this_cycle_allocations: 0, spilled_size: 0 });
       expect((await device()).waiting_allocations).toBe(1);
     } finally {
