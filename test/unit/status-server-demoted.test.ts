@@ -19,6 +19,7 @@ vi.mock('../../src/service/memory-service', () => ({
 import { EVENTS_INTERVAL_MS, MAX_EVENT_STREAMS, StatusServer, startStatusServer } from '../../src/observability/status-server';
 import type { DaemonMetrics } from '../../src/observability/daemon-metrics';
 import type { ServiceContext } from '../../src/service/service-context';
+import { TenantRegistry } from '../../src/leases/tenant-registry';
 
 /** Connects with a 4 KiB receive buffer, sends the request and never reads (Node cannot set SO_RCVBUF on TCP). */
 const STALLED_READER = `
@@ -42,9 +43,10 @@ describe('/events after a reload demoted its token', () => {
   it('ends a stalled stream, writes nothing after its end, and frees its slot at once', async () => {
     const admin = { now: true };
     const context = {
-      tenants: { openMode: false, isAdmin: () => admin.now, match: () => ({ name: 'ops' }) },
+      // The real admin rule (TenantRegistry.requireAdmin) over these stand-in facts.
+      tenants: { openMode: false, isAdmin: () => admin.now, match: () => ({ name: 'ops' }), requireAdmin: TenantRegistry.prototype.requireAdmin },
       log: { error: () => undefined },
-      registry: { list: () => [] },
+      registry: { list: () => [], leaseOfToken: () => undefined },
       config: {},
       // What each message is built from: one pool whose name pads the message to the size wanted.
       memory: { snapshot: () => [{ pool: 'x'.repeat(snapshot.builds++ < 3 ? 500_000 : 40_000), segments: [] }] },
