@@ -227,15 +227,16 @@ export function envName(flag: FlagSpec): string {
 
 /**
  * TENSORMEM_ variables in `env` that no flag reads but that look like one that does (the same name
- * without underscores, or one or two letters off): a typo that would otherwise be ignored without a word.
+ * without underscores or in another case, or one or two letters off): a typo that would otherwise be
+ * ignored without a word. Environment names are case-sensitive, so TENSORMEM_maxbytes is not read.
  */
 export function misspelledEnv(env: NodeJS.ProcessEnv): Array<{ name: string; meant: string }> {
   const known = FLAGS.filter((flag) => !flag.commandLineOnly).map(envName);
-  const squash = (name: string) => name.replace(/_/g, '');
+  const squash = (name: string) => name.replace(/_/g, '').toUpperCase();
   const found: Array<{ name: string; meant: string }> = [];
   for (const name of Object.keys(env)) {
-    if (!name.startsWith('TENSORMEM_') || known.includes(name)) continue;
-    const meant = known.find((flagEnv) => squash(flagEnv) === squash(name) || editDistance(flagEnv.slice(10), name.slice(10)) <= 2);
+    if (!name.toUpperCase().startsWith('TENSORMEM_') || known.includes(name)) continue;
+    const meant = known.find((flagEnv) => squash(flagEnv) === squash(name) || editDistance(flagEnv.slice(10), name.slice(10).toUpperCase()) <= 2);
     if (meant) found.push({ name, meant });
   }
   return found;

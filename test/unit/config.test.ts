@@ -462,6 +462,14 @@ describe('the environment', () => {
       { name: 'TENSORMEM_HOSTMAXBYTES', meant: 'TENSORMEM_HOST_MAXBYTES' },
     ]);
   });
+
+  it('names a TENSORMEM_ variable written in another case (TENSORMEM_maxbytes): environment names are case-sensitive, so it would be ignored', () => {
+    expect(loadConfig([], { TENSORMEM_maxbytes: '4G', TENSORMEM_Lease_Ttl: '1h', tensormem_host_maxbytes: '1G' }).misspelledEnv).toEqual([
+      { name: 'TENSORMEM_maxbytes', meant: 'TENSORMEM_MAXBYTES' },
+      { name: 'TENSORMEM_Lease_Ttl', meant: 'TENSORMEM_LEASE_TTL' },
+      { name: 'tensormem_host_maxbytes', meant: 'TENSORMEM_HOST_MAXBYTES' },
+    ]);
+  });
 });
 
 describe('--help', () => {
