@@ -144,6 +144,12 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
   if (!isMap(root)) fail(root, 'expected a mapping with a "tenants" list');
   const list = isMap(root) ? root.get('tenants', true) : undefined;
   if (!isSeq(list)) fail(list ?? root, 'expected "tenants:" followed by a list of tenants');
+  // Any other key is a mistake: a tenant's quota or max_leases indented as if at the top would be
+  // dropped without a word, and the tenant served with no cap.
+  for (const pair of (root as unknown as { items: Array<{ key: unknown }> }).items) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : '';
+    if (key !== 'tenants') fail(pair.key, `unknown key "${key}" at the top of the file (expected only tenants, a list of tenants)`);
+  }
 
   const tenants: TenantSpec[] = [];
   const names = new Set<string>();
@@ -202,7 +208,7 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
     const maxArrays = count('max_arrays');
     const maxMappedRegions = count('max_mapped_regions');
     const admin = scalar('admin');
-    if (admin.value !== undefined && typeof admin.value !== 'boolean') fail(admin.node, `expected true or false for admin of tenant "${name.value}"`);
+    if (admin.value !== undefined && typeof admin.value !== 'boolean') fail(admin.node, `expected true or false for admin of tenant "${name.value}" but received ${JSON.stringify(admin.value)}`);
     const spec: TenantSpec = {
       name: name.value as string,
       tokenSha256,

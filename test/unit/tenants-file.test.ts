@@ -67,13 +67,15 @@ describe('tenants file', () => {
     [GOOD.replace('max_leases: 16', 'max_leases: -1'), 6, 'max_leases'],
     [GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_arrays: 1.5'), 7, 'max_arrays of tenant "team-a"'],
     [GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_mapped_regions: "many"'), 7, 'expected a non-negative integer for max_mapped_regions of tenant "team-a" but received "many"'],
-    [GOOD.replace('admin: true', 'admin: yes please'), 9, 'admin of tenant "admin"'],
+    [GOOD.replace('admin: true', 'admin: yes please'), 9, 'expected true or false for admin of tenant "admin" but received "yes please"'],
     [GOOD.replace('guarantee:', 'guarantees:'), 5, 'unknown key "guarantees"'],
     [GOOD.replace('name: admin', 'name: team-a'), 7, 'listed twice'],
     [GOOD.replace(sha('token-admin'), sha('token-a')), 8, 'same token'],
     [GOOD.replace('quota: { device: 8G, host: 4G }', 'quota: { device: 1G, host: 4G }'), 5, 'above its quota.device'],
     ['tenants:\n  - name: [oops\n', 3, 'Flow sequence'],
     ['teams: []\n', 1, '"tenants:"'],
+    // A tenant's key indented as if at the top: its quota would be dropped, and the tenant left without one.
+    [`${GOOD}quota: { device: 1G }\n`, 10, 'unknown key "quota" at the top of the file (expected only tenants, a list of tenants)'],
   ])('refuses a bad file naming the line (%#)', (text, line, mention) => {
     const error = errorOf(() => parseTenants(text, '/etc/tensormem/tenants.yaml'));
     expect(error.kind).toBe('INVALID_ARGUMENT');
