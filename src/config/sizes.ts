@@ -41,6 +41,9 @@ export function parseSize(text: string, field: string, allowPercent = true): Siz
   if (multiplier === undefined) throw invalidArgument(field, expected, text);
   const bytes = Math.floor(value * multiplier);
   if (!Number.isSafeInteger(bytes)) throw invalidArgument(field, 'a size below 8 PiB', text);
+  // 0 means "no cap" for several sizes (--maxphysicalbytes, --mmap-maxbytes, a tenant's quota): a value
+  // that is not 0 but floors to 0 bytes ("0.5", meant as 0.5G) would turn the cap off without a word.
+  if (bytes === 0 && value > 0) throw invalidArgument(field, '0 or a size of at least 1 byte', text);
   return { kind: 'bytes', bytes };
 }
 

@@ -54,6 +54,20 @@ describe('sizes', () => {
     expect(withPercent.sort()).toEqual(['device-reserve', 'emulated-device', 'host-maxbytes', 'maxbytes', 'maxphysicalbytes']);
   });
 
+  // 0 turns --maxphysicalbytes, --mmap-maxbytes, --heap-reserve and a tenant's quota off: a size that is not
+  // 0 but floors to 0 bytes ("0.5", meant as 0.5G) would take the cap away without a word.
+  it.each([
+    ['--maxphysicalbytes', '0.5'],
+    ['--mmap-maxbytes', '0.9B'],
+    ['--heap-reserve', '0.0001K'],
+  ])('refuses %s %j, under one byte but not 0 (it would mean no cap)', (flag, text) => {
+    expect(() => loadConfig([flag, text], {})).toThrowError(`Expected 0 or a size of at least 1 byte for ${flag} but received "${text}"`);
+  });
+
+  it('still takes 0 written as a fraction (0.0) as 0', () => {
+    expect(parseSize('0.0', '--maxphysicalbytes')).toEqual({ kind: 'bytes', bytes: 0 });
+  });
+
   it('refuses a percentage where none is meaningful', () => {
     expect(() => parseSize('10%', '--chunk-bytes', false)).toThrowError('Expected a size like 8G, 512MiB or 1048576 for --chunk-bytes but received "10%"');
   });

@@ -63,6 +63,8 @@ describe('tenants file', () => {
 
   it.each([
     [GOOD.replace('8G', '8Q'), 4, 'quota.device of tenant "team-a"'],
+    // A quota of 0 is none: one under a byte but not 0 must not become none.
+    [GOOD.replace('8G', '0.5'), 4, 'Expected 0 or a size of at least 1 byte for quota.device of tenant "team-a" but received "0.5"'],
     [GOOD.replace(`"${sha('token-admin')}"`, 'nothex'), 8, 'token_sha256 of tenant "admin"'],
     [GOOD.replace('max_leases: 16', 'max_leases: -1'), 6, 'max_leases'],
     [GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_arrays: 1.5'), 7, 'max_arrays of tenant "team-a"'],
