@@ -134,6 +134,7 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
     mmapMaxBytes: config.mmapMaxBytes,
     maxMappedRegions: config.maxMappedRegions,
     openModeAddressError: config.tenantsFile === undefined ? openModeAddressError(config) : undefined,
+    misspelledEnv: parsed.misspelledEnv,
   };
 }
 

@@ -87,6 +87,8 @@ export interface DoctorFacts {
    * (no --tenants file) for --listen, --metrics-listen or --data-listen; undefined when it has none.
    */
   openModeAddressError?: string;
+  /** Offline doctor only: TENSORMEM_ variables the daemon ignores that look like one it reads (misspelledEnv). */
+  misspelledEnv?: Array<{ name: string; meant: string }>;
 }
 
 const ceilGiB = (bytes: number) => Math.ceil(bytes / GiB) * GiB;
@@ -297,6 +299,15 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       what: `${facts.openModeAddressError}; the daemon refuses to start`,
       why: 'Without a tenants file the daemon runs in open mode: any client that reaches it may open leases and read every array, so it serves only loopback and unix: addresses.',
       fix: '--tenants FILE (README, Operating a shared GPU host), or a loopback (127.0.0.1:PORT) or unix:PATH address',
+    });
+  }
+  for (const { name, meant } of facts.misspelledEnv ?? []) {
+    add({
+      severity: 'warning',
+      rule: 'env-misspelled',
+      what: `${name} is not a tensormemd variable: the daemon ignores it (and logs env_misspelled at start)`,
+      why: `tensormemd reads TENSORMEM_ and the flag's name in capitals, - as _; the setting ${name} was meant to make is left at what the other findings show.`,
+      fix: `Rename ${name} to ${meant}`,
     });
   }
   if (facts.tenants?.readError !== undefined) {

@@ -289,6 +289,16 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
     expect(rules(facts)).toEqual(['error maxbytes-above-vram']);
   });
 
+  it('names a misspelled TENSORMEM_ variable, which the daemon ignores, and the one meant (no-device-cap alone hid why the cap was not set)', () => {
+    const findings = diagnose(proposedFacts([], { vram: '24G', ram: '64G' }, { TENSORMEM_MAX_BYTES: '8G', TENSORMEM_ADDRESS: 'unix:/tmp/t.sock' }));
+    expect(findings.find((f) => f.rule === 'env-misspelled')).toMatchObject({
+      severity: 'warning',
+      what: 'TENSORMEM_MAX_BYTES is not a tensormemd variable: the daemon ignores it (and logs env_misspelled at start)',
+      fix: 'Rename TENSORMEM_MAX_BYTES to TENSORMEM_MAXBYTES',
+    });
+    expect(findings.filter((f) => f.rule === 'env-misspelled')).toHaveLength(1);
+  });
+
   it('resolves % sizes against the given RAM and VRAM', () => {
     const facts = proposedFacts(['--maxbytes', '50%', '--host-maxbytes', '25%', '--maxphysicalbytes', '50%'], { vram: '16G', ram: '64G' }, {});
     expect(facts).toMatchObject({ devices: [{ maxBytes: 8 * GiB }], hostMaxBytes: 16 * GiB, maxPhysicalBytes: 32 * GiB, deviceCapSet: true, maxPhysicalSet: true });
