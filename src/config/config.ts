@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
-import { FLAGS, FlagSpec, envName, findFlag, misspelledEnv } from './flags';
+import { FLAGS, FlagSpec, envName, findFlag, flagLike, misspelledEnv } from './flags';
 import { parseHostPort, unixSocketPath } from './listen-address';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
 import { MAX_TIMER_MS } from '../long-timeout';
@@ -192,7 +192,7 @@ function parseArgv(argv: readonly string[]): RawValues {
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const flag = findFlag(name);
-    if (!flag) throw invalidArgument('arguments', 'a known flag (see --help)', arg);
+    if (!flag) throw invalidArgument('arguments', 'a known flag (see --help)', withGuess(arg, flagLike(name), '--'));
     let value: string;
     if (eq >= 0) value = arg.slice(eq + 1);
     else if (flag.type === 'bool') value = 'true';
@@ -210,6 +210,11 @@ function parseArgv(argv: readonly string[]): RawValues {
     }
   }
   return values;
+}
+
+/** An unknown flag name as received, with the known flag it looks like: `"max_bytes" (did you mean maxbytes?)`. */
+function withGuess(received: string, like: FlagSpec | undefined, prefix: string): string | { toString(): string } {
+  return like === undefined ? received : { toString: () => `${JSON.stringify(received)} (did you mean ${prefix}${like.name}?)` };
 }
 
 function readConfigFile(path: string, field: string): Map<string, string | string[]> {
@@ -240,7 +245,7 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
   for (const [key, value] of Object.entries(document as Record<string, unknown>)) {
     const flag = findFlag(key);
     if (key === 'config') throw invalidArgument(`${path}: ${key}`, 'a flag name other than config (a config file cannot name another: give it with --config or TENSORMEM_CONFIG)', key);
-    if (!flag || flag.commandLineOnly) throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help; help and version are command-line flags only)', key);
+    if (!flag || flag.commandLineOnly) throw invalidArgument(`${path}: ${key}`, 'a known flag name (see --help; help and version are command-line flags only)', withGuess(key, flagLike(key, FLAGS.filter((known) => !known.commandLineOnly)), ''));
     // A list flag takes a YAML/JSON list, or a string of comma-separated items as its environment variable does.
     // Every value (and list item) is a string, number or boolean: a key left empty (YAML null), a mapping,
     // or a list for a flag that takes one value would otherwise be read as the text "null",

@@ -232,14 +232,25 @@ export function envName(flag: FlagSpec): string {
  */
 export function misspelledEnv(env: NodeJS.ProcessEnv): Array<{ name: string; meant: string }> {
   const known = FLAGS.filter((flag) => !flag.commandLineOnly).map(envName);
-  const squash = (name: string) => name.replace(/_/g, '').toUpperCase();
   const found: Array<{ name: string; meant: string }> = [];
   for (const name of Object.keys(env)) {
     if (!name.toUpperCase().startsWith('TENSORMEM_') || known.includes(name)) continue;
-    const meant = known.find((flagEnv) => squash(flagEnv) === squash(name) || editDistance(flagEnv.slice(10), name.slice(10).toUpperCase()) <= 2);
+    const meant = known.find((flagEnv) => looksLike(flagEnv.slice(10), name.slice(10)));
     if (meant) found.push({ name, meant });
   }
   return found;
+}
+
+/** The flag whose name an unknown one (a config file key, a command-line flag) looks like, if any: for "did you mean". */
+export function flagLike(name: string, flags: readonly FlagSpec[] = FLAGS): FlagSpec | undefined {
+  return flags.find((flag) => looksLike(flag.name, name));
+}
+
+/** The same name but for case, - and _ (max_bytes, MAXBYTES), or one or two letters off. */
+function looksLike(known: string, name: string): boolean {
+  const squash = (text: string) => text.replace(/[-_]/g, '').toUpperCase();
+  const canonical = (text: string) => text.replace(/-/g, '_').toUpperCase();
+  return squash(known) === squash(name) || editDistance(canonical(known), canonical(name)) <= 2;
 }
 
 /** Levenshtein distance (short names only). */

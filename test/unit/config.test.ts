@@ -375,6 +375,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig(['--config', file], {})).toThrowError(`${file}: maxbites`);
   });
 
+  it('names the flag an unknown config key or command-line flag looks like (max_bytes, lease_ttl, --max-bytes)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
+    const file = join(dir, 'near.yaml');
+    writeFileSync(file, 'lease_ttl: 10s\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`for ${file}: lease_ttl but received "lease_ttl" (did you mean lease-ttl?)`);
+    writeFileSync(file, 'maxbites: 4G\n');
+    expect(() => loadConfig(['--config', file], {})).toThrowError(`for ${file}: maxbites but received "maxbites" (did you mean maxbytes?)`);
+    expect(() => loadConfig(['--max-bytes', '4G'], {})).toThrowError('Expected a known flag (see --help) for arguments but received "--max-bytes" (did you mean --maxbytes?)');
+  });
+
   it('refuses a config key, which is a flag name, saying why rather than calling it unknown', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
     const file = join(dir, 'nested.yaml');
