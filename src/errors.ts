@@ -184,6 +184,11 @@ export interface OutOfMemoryFacts {
   backendDetail?: string;
   /** Bytes of `usedBytes` (and the tenant's) that the request gives back before it takes its own: GivenBack. */
   givenBack?: GivenBack;
+  /**
+   * Chunk bytes the pool holds (reserved), when they, not its used bytes, left no room under the cap:
+   * no free block fits the request and a new chunk for it would pass the cap.
+   */
+  reservedBytes?: number;
 }
 
 /**
@@ -223,6 +228,9 @@ function formatOutOfMemory(f: OutOfMemoryFacts): string {
     message += `; tenant "${f.tenant.name}" quota ${formatBytes(f.tenant.quotaBytes)}, used ${formatBytes(f.tenant.usedBytes)}`;
   }
   message += givenBackText(f.givenBack);
+  if (f.reservedBytes !== undefined) {
+    message += `; no free block fits it, and a new chunk for it would pass the cap: the pool's chunks already reserve ${formatBytes(f.reservedBytes)} of it`;
+  }
   if (f.backendDetail) message += `; ${f.backendDetail}`;
   const flag = f.memory === 'DEVICE' ? '--maxbytes' : '--host-maxbytes';
   return `${message}. Try: free arrays, a smaller batch, workspaces, or a larger ${flag}.`;
@@ -242,6 +250,7 @@ function oomMetadata(f: OutOfMemoryFacts): Record<string, string> {
     metadata.tenant_used_bytes = String(f.tenant.usedBytes);
   }
   if (f.givenBack && f.givenBack.bytes > 0) metadata.given_back_bytes = String(f.givenBack.bytes);
+  if (f.reservedBytes !== undefined) metadata.reserved_bytes = String(f.reservedBytes);
   return metadata;
 }
 

@@ -537,7 +537,11 @@ export class PoolResource implements SizedMemoryResource {
       if (size > this.reservationLimit - this.reserved + releasable) {
         this.failedAllocationsTotal++;
         const refusal = this.refusal(requestedBytes);
-        if (!dedicated) throw refusal;
+        if (!dedicated) {
+          // The used bytes the message names leave room for the request: say that the chunks took the cap.
+          if (this.used + size <= this.reservationLimit) throw new OutOfMemoryError({ ...refusal.facts, reservedBytes: this.reserved });
+          throw refusal;
+        }
         // The free space the message names lies in chunks the region cannot use: say where the cap went.
         throw new OutOfMemoryError({
           ...refusal.facts,

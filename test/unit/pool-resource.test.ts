@@ -565,6 +565,27 @@ describe('PoolResource', () => {
     expect(source.log).toEqual(before.log);
   });
 
+  it('says where the cap went when its chunks, not its used bytes, leave no room', () => {
+    // The daemon answered "pool cap (maxbytes) 192.00 MiB, used 6.75 KiB, largest free block 64.00 MiB"
+    // to a 150 MiB request: every number in it said the request fits.
+    const { pool, source } = makePool({ maxReservedBytes: 4 * MiB, chunkBytes: 2 * MiB });
+    const kept = pool.allocate(4 * KiB, { label: 'keep' }); // a 2 MiB chunk, nearly empty
+    const before = { stats: pool.stats(), log: [...source.log] };
+    const error = thrown(() => pool.allocate(3 * MiB, {})) as OutOfMemoryError;
+    expect(error).toBeInstanceOf(OutOfMemoryError);
+    expect(error.message).toBe(
+      "Can't allocate [DEVICE] memory: 3145728 bytes (3.00 MiB) on device 0: pool reservation cap 4194304 bytes (4.00 MiB), " +
+        'used 4096 bytes (4.00 KiB), largest free block 2093056 bytes (2.00 MiB); no free block fits it, and a new chunk for it ' +
+        "would pass the cap: the pool's chunks already reserve 2097152 bytes (2.00 MiB) of it. " +
+        'Try: free arrays, a smaller batch, workspaces, or a larger --maxbytes.',
+    );
+    expect(error.facts).toMatchObject({ capBytes: 4 * MiB, usedBytes: 4 * KiB, reservedBytes: 2 * MiB });
+    expect(error.metadata.reserved_bytes).toBe(String(2 * MiB));
+    expect(pool.stats()).toEqual({ ...before.stats, failedAllocationsTotal: 1 });
+    expect(source.log).toEqual(before.log);
+    pool.deallocate(kept);
+  });
+
   it('states the request as asked, and HOST memory without a device', () => {
     const { pool } = makePool({ maxReservedBytes: 0, memory: 'HOST' });
     const error = thrown(() => pool.allocate(1, {})) as OutOfMemoryError;
