@@ -4,6 +4,8 @@
  * *shares* of that machine and applies them to this one's RAM and VRAM:
  *
  *   host-maxbytes    = RAM × seed maxbytes / reference RAM          (the off-heap share)
+ *                      − emulated devices (host backend: they are off-heap memory of this process, so
+ *                        they come out of the share; at least a quarter of the share is left)
  *   maxphysicalbytes = host-maxbytes + emulated devices (host backend: they live in this process's RAM)
  *                      + max(RAM × (seed maxphysicalbytes − seed maxbytes) / reference RAM, V8 heap limit)
  *                      (the seed: "Should be set to maxbytes + Xmx + overhead"; V8's heap limit is our -Xmx)
@@ -136,10 +138,13 @@ export function profileValues(name: ProfileName, machine: MachineFacts, given: {
   const deviceReserveBytes = machine.deviceTotalBytes.map((total) => profileDeviceReserve(name, total));
   const caps = given.deviceCapsBytes ?? machine.deviceTotalBytes.map((total, index) => Math.max(0, total - deviceReserveBytes[index]));
   const sameSize = machine.deviceTotalBytes.length > 0 && machine.deviceTotalBytes.every((total) => total === machine.deviceTotalBytes[0]);
-  let hostMaxBytes = share(machine.ramBytes, profile.seedMaxBytes, profile.referenceRamBytes);
+  const emulatedBytes = machine.backend === 'host' ? machine.deviceTotalBytes.reduce((sum, total) => sum + total, 0) : 0;
+  // The seed's maxbytes is all of the process's off-heap memory; on the host backend the emulated devices
+  // are part of it (added on top, workstation's physical cap came out above RAM with the default device).
+  const offHeapShare = share(machine.ramBytes, profile.seedMaxBytes, profile.referenceRamBytes);
+  let hostMaxBytes = Math.max(floorMiB(offHeapShare - emulatedBytes), floorMiB(offHeapShare / 4));
   if (profile.hostFollowsDevices) hostMaxBytes = Math.min(hostMaxBytes, floorMiB(caps.reduce((sum, cap) => sum + cap, 0)));
   const effectiveHostBytes = given.hostMaxBytes ?? hostMaxBytes;
-  const emulatedBytes = machine.backend === 'host' ? machine.deviceTotalBytes.reduce((sum, total) => sum + total, 0) : 0;
   const overheadBytes = Math.max(share(machine.ramBytes, profile.seedMaxPhysicalBytes - profile.seedMaxBytes, profile.referenceRamBytes), machine.heapLimitBytes);
   return {
     deviceReserveBytes,

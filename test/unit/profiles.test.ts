@@ -108,9 +108,25 @@ describe('profileValues: scaled to other machines', () => {
     }
   });
 
-  it('counts the emulated devices in the physical cap on the host backend', () => {
+  it('takes the emulated devices out of the off-heap share on the host backend, so the physical cap stays the seed\'s', () => {
     const values = profileValues('workstation', { ramBytes: 16 * GiB, deviceTotalBytes: [2 * GiB], backend: 'host', heapLimitBytes: 4 * GiB });
-    expect(values).toEqual({ deviceReserveBytes: [GiB], maxBytes: GiB, hostMaxBytes: 10 * GiB, maxPhysicalBytes: 16 * GiB });
+    expect(values).toEqual({ deviceReserveBytes: [GiB], maxBytes: GiB, hostMaxBytes: 8 * GiB, maxPhysicalBytes: 14 * GiB });
+  });
+
+  it.each(['workstation', 'server', 'inference', 'gpu-training'] as const)('%s on the host backend with the default emulated device (a quarter of RAM) keeps the caps within RAM', (name) => {
+    // The project's VM: 24105 MiB of RAM, node's default heap limit; the workstation profile's physical
+    // cap came out at 26.48 GiB there and doctor flagged its own profile (no-room-for-off-heap).
+    const ram = 24105 * MiB;
+    const values = profileValues(name, { ramBytes: ram, deviceTotalBytes: [ram / 4], backend: 'host', heapLimitBytes: 4144 * MiB });
+    expect(values.maxPhysicalBytes).toBeLessThan(ram);
+    const findings = diagnose(proposedFacts(['--profile', name, '--backend', 'host'], { ram: '24105M' }, {}));
+    expect(findings.map((finding) => finding.rule)).not.toContain('no-room-for-off-heap');
+  });
+
+  it('leaves at least a quarter of the off-heap share to host memory when the emulated devices take more than the share', () => {
+    const values = profileValues('inference', { ramBytes: 32 * GiB, deviceTotalBytes: [24 * GiB], backend: 'host', heapLimitBytes: 2 * GiB });
+    expect(values.hostMaxBytes).toBe(4 * GiB);
+    expect(values.maxPhysicalBytes).toBe(4 * GiB + 24 * GiB + 4 * GiB);
   });
 });
 
