@@ -239,9 +239,12 @@ export function computeLimits(config: DaemonConfig, backend: BackendName, device
 export function resolveLimits(config: DaemonConfig, backend: BackendName, devices: DeviceMemoryInfo[], physicalRamBytes = totalmem()): ResolvedLimits {
   devices.forEach((device, index) => {
     if (device.totalBytes < MIN_DEVICE_BYTES && !config.allowSmallDevice) {
+      // On the host backend the size is a setting: name where it came from, so the fix can be a larger one.
+      const sizedBy = backend === 'host' ? `, set by ${sourcedFlag(config, 'emulated-device')} ${config.rawValues?.['emulated-device'] ?? ''}`.trimEnd() : '';
+      const larger = backend === 'host' ? ' or give the emulated device 2G or more' : '';
       throw failedPrecondition(
-        `Device ${index} (${device.name}) has ${formatBytes(device.totalBytes)}, under the 2 GiB minimum ` +
-          `("GPUs with less than 2 GB VRAM are not suitable"); pass --allow-small-device to serve it anyway.`,
+        `Device ${index} (${device.name}) has ${formatBytes(device.totalBytes)}${sizedBy}, under the 2 GiB minimum ` +
+          `("GPUs with less than 2 GB VRAM are not suitable"); pass --allow-small-device to serve it anyway${larger}.`,
       );
     }
   });

@@ -375,6 +375,10 @@ describe('lease lifecycle', () => {
     const small = await runTensormemd(['--backend', 'host', '--emulated-device', '1G', '--listen', '127.0.0.1:0']);
     expect(small.code).toBe(1);
     expect(small.stderr).toContain('--allow-small-device');
+    expect(small.stderr).toContain('(1.00 GiB), set by --emulated-device 1G, under the 2 GiB minimum');
+    const smallFromEnv = await runTensormemd(['--backend', 'host', '--listen', '127.0.0.1:0'], { ...process.env, TENSORMEM_EMULATED_DEVICE: '1G' });
+    expect(smallFromEnv.code).toBe(1);
+    expect(smallFromEnv.stderr).toContain('set by --emulated-device (from TENSORMEM_EMULATED_DEVICE) 1G');
   });
 
   it('answers --help and --version whatever the environment or the config file holds (their refusal says "Run tensormemd --help")', async () => {
