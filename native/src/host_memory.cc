@@ -1,6 +1,7 @@
 #include "host_memory.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -134,6 +135,7 @@ class PendingFile {
   PendingFile& operator=(const PendingFile&) = delete;
 
   int fd() const { return fd_; }
+  bool created() const { return created_; }
   // From now on a failure empties the file (it is no longer as it was).
   void MarkTruncated() { truncated_ = true; }
   // Success: closes the descriptor and keeps the file.
@@ -164,6 +166,23 @@ PendingFile OpenForMapping(const std::string& path, bool create, const std::stri
   fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) throw SystemError("open (O_CREAT) of " + what, errno);
   return PendingFile(path, fd, false, false);
+}
+
+// Another process's mappings of a file are not in MappedFiles: a daemon sharing the folder (two
+// daemons on one --mmap-dir, the default, share tenant-default/). Each mapping holds a shared flock(2)
+// on its file, which lasts while the mapping does (the lock belongs to the open file description, which
+// the mapping keeps after the descriptor is closed); re-creating an existing file takes it exclusively,
+// so a file another process maps is refused instead of truncated under that mapping (its pages zeroed,
+// and a SIGBUS for a touch between the two truncates). A file system without flock (ENOLCK, EINVAL)
+// goes unlocked, as before.
+void LockForMapping(const PendingFile& file, bool exclusive, const std::string& what, uint64_t create_bytes) {
+  if (flock(file.fd(), (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 || errno != EWOULDBLOCK) return;
+  if (exclusive) {
+    throw NativeError(ErrorCode::kSystemError, "cannot create " + what + " with " + DescribeBytes(create_bytes) +
+                                                   ": another process maps it (a daemon sharing this folder; createBytes would truncate it under "
+                                                   "that mapping); map it as it is with createBytes 0, or once that process has unmapped it");
+  }
+  throw NativeError(ErrorCode::kSystemError, "cannot map " + what + ": another process is re-creating it at this moment; try again");
 }
 
 }  // namespace
@@ -224,6 +243,7 @@ FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_
   if (fstat(file.fd(), &status) != 0) throw SystemError("fstat of " + what, errno);
   if (!S_ISREG(status.st_mode)) throw NativeError(ErrorCode::kSystemError, "cannot map " + what + ": not a regular file");
   uint64_t bytes = create_bytes;
+  const bool recreate = create_bytes > 0 && !file.created();
   if (create_bytes > 0) {
     // Truncating (or, on failure, emptying) a file that a live chunk maps would turn that chunk's pages
     // past the new end into SIGBUS on the next touch: refused, the file left as it is.
@@ -232,6 +252,9 @@ FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_
                                                      ": the file is mapped by a live chunk of this process (createBytes would truncate it under that "
                                                      "mapping); map it as it is with createBytes 0, or free that chunk first");
     }
+  }
+  LockForMapping(file, recreate, what, create_bytes);
+  if (create_bytes > 0) {
     if (status.st_size != 0) {
       if (ftruncate(file.fd(), 0) != 0) throw SystemError("ftruncate of " + what + " to 0 bytes", errno);
       file.MarkTruncated();
@@ -252,6 +275,8 @@ FileMapping MapFile(const std::string& path, uint64_t create_bytes, bool delete_
     }
     bytes = static_cast<uint64_t>(status.st_size);
   }
+  // Shared from here on, so that other processes may map the file as it is too.
+  if (recreate) flock(file.fd(), LOCK_SH | LOCK_NB);
   void* ptr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd(), 0);
   if (ptr == MAP_FAILED) throw SystemError("mmap of " + DescribeBytes(bytes) + " of " + what, errno);
   try {

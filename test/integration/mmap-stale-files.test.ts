@@ -7,11 +7,12 @@
  * tenants' own files (temp_file_path) and anything else stay.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
+import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { startDaemon } from '../helpers/daemon-process';
 
 const MiB = 1024 * 1024;
@@ -80,6 +81,53 @@ describe('--mmap-dir after a daemon was SIGKILLed', () => {
       await lease.close();
     } finally {
       client.close();
+      expect(await first.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  it('a daemon beside a live one on the same --mmap-dir cannot re-create a tenant file the live one maps, and can once it is unmapped', async () => {
+    // Two daemons in open mode share the tenant folder tenant-default/ (the default --mmap-dir is one
+    // folder for every daemon of the host). A larger initial_size re-creates an existing file (truncated
+    // to 0, then its new length): the second daemon did that under the first's live mapping, whose
+    // arrays then read zeros (and any touch between the two truncates was a SIGBUS, killing the first).
+    const name = `shared-${randomBytes(4).toString('hex')}.bin`;
+    const file = join(mmapDir, 'tenant-default', name);
+    const first = await startDaemon(['--mmap-dir', mmapDir]);
+    const second = await startDaemon(['--mmap-dir', mmapDir]);
+    const firstClient = new TensormemClient(first.tcpAddress);
+    const secondClient = new TensormemClient(second.tcpAddress);
+    try {
+      const lease = await firstClient.openLease({ clientName: 'mmap-owner' });
+      const workspace = await lease.createWorkspace('owner', { ...temporaryWorkspace, initial_size: 4 * MiB, temp_file_path: name });
+      await lease.enterWorkspace(workspace.workspace_id);
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB], workspaceId: workspace.workspace_id });
+      await lease.write(array.array_id, Buffer.alloc(3 * MiB, 0x5a));
+
+      const other = await secondClient.openLease({ clientName: 'mmap-neighbour' });
+      const refused = await other.createWorkspace('grow', { ...temporaryWorkspace, initial_size: 8 * MiB, temp_file_path: name }).then(
+        () => undefined,
+        (error: TensormemClientError) => error,
+      );
+      expect(refused?.code).toBe(status.FAILED_PRECONDITION);
+      expect(refused?.details).toContain(file);
+      expect(refused?.details).toContain('another process maps it');
+      expect(statSync(file).size).toBe(4 * MiB);
+      expect((await lease.read(array.array_id)).equals(Buffer.alloc(3 * MiB, 0x5a))).toBe(true);
+      // Mapping it as it is shares it, as before.
+      const shared = await other.createWorkspace('share', { ...temporaryWorkspace, initial_size: 4 * MiB, temp_file_path: name });
+      await other.destroyWorkspace(shared.workspace_id);
+
+      // Once no process maps it, the second daemon re-creates it.
+      await lease.leaveWorkspace(workspace.workspace_id);
+      await lease.destroyWorkspace(workspace.workspace_id);
+      await other.createWorkspace('grow', { ...temporaryWorkspace, initial_size: 8 * MiB, temp_file_path: name });
+      expect(statSync(file).size).toBe(8 * MiB);
+      await other.close();
+      await lease.close();
+    } finally {
+      firstClient.close();
+      secondClient.close();
+      expect(await second.stop()).toBe(0);
       expect(await first.stop()).toBe(0);
     }
   }, 60_000);
