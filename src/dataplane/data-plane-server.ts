@@ -124,7 +124,7 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
   });
   const server = http.server;
 
-  if (socketPath !== undefined) await removeStaleSocket(socketPath, '--data-listen');
+  if (socketPath !== undefined) await removeStaleSocket(socketPath, '--data-listen', context.log);
   await withOthersMasked(
     () =>
       new Promise<void>((resolve, reject) => {

@@ -4,6 +4,7 @@ import { existsSync, chmodSync, lstatSync, readFileSync, unlinkSync } from 'node
 import { connect } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerInterceptor } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
@@ -75,7 +76,7 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   const tcpCredentials = serverCredentials(config);
   const addresses: string[] = [];
   try {
-    for (const address of config.listen) addresses.push(await bind(server, address, tcpCredentials));
+    for (const address of config.listen) addresses.push(await bind(server, address, tcpCredentials, context.log));
   } catch (error) {
     server.forceShutdown();
     throw error;
@@ -169,12 +170,12 @@ function parseError(pemCertificate: string): string | undefined {
   }
 }
 
-async function bind(server: Server, address: string, tcpCredentials: ServerCredentials): Promise<string> {
+async function bind(server: Server, address: string, tcpCredentials: ServerCredentials, log: Logger): Promise<string> {
   const socketPath = unixSocketPath(address);
   if (socketPath === undefined && !parseHostPort(address)) {
     throw invalidArgument('--listen', 'HOST:PORT or unix:PATH', address);
   }
-  if (socketPath !== undefined) await removeStaleSocket(socketPath);
+  if (socketPath !== undefined) await removeStaleSocket(socketPath, '--listen', log);
   const port = await withOthersMasked(
     () =>
       new Promise<number>((resolve, reject) =>
@@ -193,9 +194,10 @@ async function bind(server: Server, address: string, tcpCredentials: ServerCrede
  * refused connection (ECONNREFUSED: no process listens on the file) proves the file stale: a daemon
  * whose accept backlog is full (a connection flood, a stopped or busy process) answers EAGAIN, and
  * removing its file took its unix socket from it for good (its clients found the newcomer, and once
- * that one exited, no file at all).
+ * that one exited, no file at all). A file removed is logged (stale_socket_removed), as the start-up
+ * sweeps of /dev/shm and --mmap-dir log theirs.
  */
-export async function removeStaleSocket(path: string, flag = '--listen'): Promise<void> {
+export async function removeStaleSocket(path: string, flag: string, log: Logger): Promise<void> {
   if (!existsSync(path)) return;
   if (!lstatSync(path).isSocket()) throw invalidArgument(flag, 'a path that is free or a socket', `unix:${path} (an existing file)`);
   const outcome = await new Promise<'live' | 'stale' | 'gone' | NodeJS.ErrnoException>((resolve) => {
@@ -212,4 +214,5 @@ export async function removeStaleSocket(path: string, flag = '--listen'): Promis
     throw new Error(`cannot listen on unix:${path}: a connection to the socket there failed with ${outcome.code ?? outcome.message}, not refused, so a process may still be listening on it (one whose backlog is full, stopped or busy); it was left in place: stop that process, or remove the file if none is`);
   }
   unlinkSync(path);
+  log.warn({ event: 'stale_socket_removed', path, flag }, `removed the unix socket ${path} (${flag}) left by a process that has exited (it refused connections)`);
 }

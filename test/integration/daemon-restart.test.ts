@@ -166,6 +166,34 @@ describe('daemon restart', () => {
     }
   }, 90_000);
 
+  it('removes the unix socket files a SIGKILLed daemon left at its --listen and --data-listen, and logs each', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'tensormem-restart-sockets-'));
+    const grpcSocket = join(folder, 'grpc.sock');
+    const dataSocket = join(folder, 'data.sock');
+    const flags = ['--listen', `unix:${grpcSocket}`, '--data-listen', `unix:${dataSocket}`];
+    let daemon = await startDaemon(flags);
+    try {
+      await daemon.stop('SIGKILL');
+      expect(statSync(grpcSocket).isSocket()).toBe(true);
+      expect(statSync(dataSocket).isSocket()).toBe(true);
+      daemon = await startDaemon(flags);
+      const removed = daemon.logs.filter((entry) => entry.event === 'stale_socket_removed');
+      expect(removed.map(({ path, flag, msg }) => ({ path, flag, msg }))).toEqual([
+        { path: grpcSocket, flag: '--listen', msg: `removed the unix socket ${grpcSocket} (--listen) left by a process that has exited (it refused connections)` },
+        { path: dataSocket, flag: '--data-listen', msg: `removed the unix socket ${dataSocket} (--data-listen) left by a process that has exited (it refused connections)` },
+      ]);
+      // A clean stop leaves no socket file, so the next start has none to remove.
+      expect(await daemon.stop()).toBe(0);
+      expect(existsSync(grpcSocket)).toBe(false);
+      expect(existsSync(dataSocket)).toBe(false);
+      daemon = await startDaemon(flags);
+      expect(daemon.logs.some((entry) => entry.event === 'stale_socket_removed')).toBe(false);
+    } finally {
+      await daemon.stop();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('refuses a TCP address another daemon serves with JSON log lines and one closing message, no bare grpc-js line', async () => {
     const first = await startDaemon();
     try {
