@@ -182,7 +182,7 @@ void LockForMapping(const PendingFile& file, bool exclusive, const std::string& 
                                                    ": another process maps it (a daemon sharing this folder; createBytes would truncate it under "
                                                    "that mapping); map it as it is with createBytes 0, or once that process has unmapped it");
   }
-  throw NativeError(ErrorCode::kSystemError, "cannot map " + what + ": another process is re-creating it at this moment; try again");
+  throw NativeError(ErrorCode::kSystemError, "cannot map " + what + ": another process holds an exclusive flock on it (as a daemon re-creating it does); try again once it is released");
 }
 
 }  // namespace

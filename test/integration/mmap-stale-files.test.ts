@@ -6,7 +6,9 @@
  * tensormem-ws-….mmap stayed in --mmap-dir after a restart. A starting daemon removes such files; the
  * tenants' own files (temp_file_path) and anything else stay.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,6 +122,22 @@ describe('--mmap-dir after a daemon was SIGKILLed', () => {
       // Once no process maps it, the second daemon re-creates it.
       await lease.leaveWorkspace(workspace.workspace_id);
       await lease.destroyWorkspace(workspace.workspace_id);
+      // A process holding the file's flock exclusively (as a daemon re-creating it does) keeps it from
+      // being mapped meanwhile; released, it maps. (--close: the lock is flock's own, not its sleep's.)
+      const holder = spawn('flock', ['--exclusive', '--nonblock', '--close', file, 'sleep', '30'], { stdio: 'ignore' });
+      const closed = once(holder, 'close');
+      try {
+        await expect.poll(() => other.createWorkspace('locked', { ...temporaryWorkspace, initial_size: 0, temp_file_path: name }).then(
+          (created) => other.destroyWorkspace(created.workspace_id).then(() => 'mapped'),
+          (error: TensormemClientError) => error.details,
+        )).toContain('another process holds an exclusive flock on it');
+      } finally {
+        holder.kill('SIGKILL');
+        await closed;
+      }
+      const unlocked = await other.createWorkspace('unlocked', { ...temporaryWorkspace, initial_size: 0, temp_file_path: name });
+      await other.destroyWorkspace(unlocked.workspace_id);
+
       await other.createWorkspace('grow', { ...temporaryWorkspace, initial_size: 8 * MiB, temp_file_path: name });
       expect(statSync(file).size).toBe(8 * MiB);
       await other.close();
