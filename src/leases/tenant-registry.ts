@@ -17,6 +17,12 @@ export class TenantRegistry {
   private tenants: TenantSpec[];
   private hashes: Buffer[];
   /**
+   * The tenants by name: get and limitsOf were a scan of `tenants`, and GetMemoryInfo (every scrape of
+   * /metrics, every status page tick) asks each tenant's max_leases, a reload each tenant's limits: with
+   * 10,000 tenants one GetMemoryInfo took 246 ms and a reload 184 ms.
+   */
+  private byName: Map<string, TenantSpec>;
+  /**
    * Tenants a reload dropped, by name: their last quotas still bind their open leases. Only while they
    * have any (forgetUnusedDropped): a tenants file that rotates tenant names must not grow it for ever.
    */
@@ -26,6 +32,7 @@ export class TenantRegistry {
   constructor(tenants: TenantSpec[] | undefined) {
     this.tenants = tenants ?? [];
     this.hashes = this.tenants.map((tenant) => Buffer.from(tenant.tokenSha256, 'hex'));
+    this.byName = byNameOf(this.tenants);
     this.openMode = tenants === undefined;
   }
 
@@ -60,6 +67,7 @@ export class TenantRegistry {
     for (const name of kept) this.dropped.delete(name);
     this.tenants = tenants;
     this.hashes = tenants.map((tenant) => Buffer.from(tenant.tokenSha256, 'hex'));
+    this.byName = byNameOf(tenants);
   }
 
   /**
@@ -82,7 +90,7 @@ export class TenantRegistry {
   }
 
   get(name: string): TenantSpec | undefined {
-    return this.tenants.find((tenant) => tenant.name === name);
+    return this.byName.get(name);
   }
 
   /** The tenant whose token this is, or undefined. Every tenant's hash is compared, in constant time. */
@@ -155,4 +163,11 @@ export class TenantRegistry {
     }
     return { deviceQuotaBytes: spec?.deviceQuotaBytes ?? 0, hostQuotaBytes: spec?.hostQuotaBytes ?? 0, mmapQuotaBytes: spec?.mmapQuotaBytes ?? 0, deviceGuaranteeBytes: spec?.deviceGuaranteeBytes ?? 0, maxArrays: spec?.maxArrays ?? 0, maxMappedRegions: spec?.maxMappedRegions ?? 0 };
   }
+}
+
+/** Tenants by name; of two with one name (the tenants file refuses that), the first, as a scan finds it. */
+function byNameOf(tenants: readonly TenantSpec[]): Map<string, TenantSpec> {
+  const byName = new Map<string, TenantSpec>();
+  for (const tenant of tenants) if (!byName.has(tenant.name)) byName.set(tenant.name, tenant);
+  return byName;
 }
