@@ -10,6 +10,7 @@ import type { MemoryManager } from '../memory/memory-manager';
 import { HEAP_COST } from '../memory/heap-guard';
 import { Lease, leaseClosedError } from './lease';
 import type { LeaseCloseReason } from './lease';
+import { SerialOrder } from './serial-order';
 
 export type { LeaseCloseReason } from './lease';
 
@@ -71,6 +72,11 @@ export class LeaseRegistry {
   private readonly closedTokenHashes = new Map<string, { leaseId: string; reason: LeaseCloseReason }>();
   /** Open leases by tenant, each in the order they were opened (a tenant's count and list without a scan of every lease). */
   private readonly byTenant = new Map<string, Set<Lease>>();
+  /** Whether a lease is still open here (what ListLeases pages show). */
+  private readonly isOpen = (lease: Lease): boolean => this.byId.get(lease.leaseId) === lease;
+  /** Open leases in serial order, all of them and by tenant: a ListLeases page is found by its first serial (SerialOrder). */
+  private readonly inOrder = new SerialOrder<Lease>((lease) => lease.serial, this.isOpen);
+  private readonly inOrderByTenant = new Map<string, SerialOrder<Lease>>();
   /** The serial of the last lease opened (Lease.serial: the order ListLeases pages follow). */
   private lastSerial = 0;
   /** When this daemon started taking leases: an unknown token's answer names it (a restart forgets every lease). */
@@ -122,6 +128,10 @@ export class LeaseRegistry {
     let ofTenant = this.byTenant.get(lease.tenant);
     if (!ofTenant) this.byTenant.set(lease.tenant, (ofTenant = new Set()));
     ofTenant.add(lease);
+    this.inOrder.add(lease);
+    let inTenantOrder = this.inOrderByTenant.get(lease.tenant);
+    if (!inTenantOrder) this.inOrderByTenant.set(lease.tenant, (inTenantOrder = new SerialOrder<Lease>((open) => open.serial, this.isOpen)));
+    inTenantOrder.add(lease);
     this.memory.tenants.countLeases(tenant, 1, heapBytes);
     this.openedTotal++;
     this.log.info({ event: 'lease_opened', leaseId, tenant: lease.tenant, client: params.clientName, ttlMs }, 'lease opened');
@@ -192,7 +202,11 @@ export class LeaseRegistry {
     const ofTenant = this.byTenant.get(lease.tenant);
     ofTenant?.delete(lease);
     const open = ofTenant?.size ?? 0;
-    if (open === 0) this.byTenant.delete(lease.tenant);
+    this.inOrder.removed();
+    if (open === 0) {
+      this.byTenant.delete(lease.tenant);
+      this.inOrderByTenant.delete(lease.tenant);
+    } else this.inOrderByTenant.get(lease.tenant)?.removed();
     this.memory.tenants.countLeases(lease.tenant, -1, lease.heapBytes);
     const arrays = lease.arrays.size;
     const freedBytes = lease.close(reason);
@@ -285,15 +299,13 @@ export class LeaseRegistry {
    * one closed meanwhile is simply absent; none is listed twice.
    */
   page(tenant: string | undefined, afterSerial: number, pageSize: number): { leases: Lease[]; nextAfterSerial?: number; total: number } {
-    const source = tenant === undefined ? this.byId.values() : (this.byTenant.get(tenant) ?? new Set<Lease>()).values();
+    const order = tenant === undefined ? this.inOrder : this.inOrderByTenant.get(tenant);
     const total = tenant === undefined ? this.byId.size : this.countOf(tenant);
-    const leases: Lease[] = [];
-    for (const lease of source) {
-      if (lease.serial <= afterSerial) continue;
-      if (pageSize > 0 && leases.length === pageSize) return { leases, nextAfterSerial: leases[leases.length - 1].serial, total };
-      leases.push(lease);
-    }
-    return { leases, total };
+    // One more than the page, to tell whether more follow.
+    const leases = order?.after(afterSerial, pageSize > 0 ? pageSize + 1 : Infinity) ?? [];
+    if (pageSize <= 0 || leases.length <= pageSize) return { leases, total };
+    leases.length = pageSize;
+    return { leases, nextAfterSerial: leases[pageSize - 1].serial, total };
   }
 
   /** Any lease by id (admin eviction); NOT_FOUND when there is none. */
