@@ -3,21 +3,46 @@
  * tenants file's max_arrays): whichever path adds or removes an array (AllocateArray, DuplicateArray,
  * FreeArray, an attached array retired when its workspace moves on, the lease's close), the count
  * follows the map. Each array added gets the next serial (TensorArray.serialInLease), so the map's
- * order is the order of the serials, which ListArrays pages follow.
+ * order is the order of the serials, which ListArrays pages follow. It also sums the bytes its arrays
+ * hold on each side (LeaseSummary's device_bytes and host_bytes), told of every change by the arrays'
+ * home (heldChanged): adding them up per summary was O(arrays) (2.4 ms a lease of 100,000 arrays, for
+ * every lease of a ListLeases page and of every status page tick).
  */
 import type { TensorArray } from '../memory/tensor-array';
 
 export class CountedArrayMap extends Map<string, TensorArray> {
   private lastSerial = 0;
+  private deviceBytes = 0;
+  private hostBytes = 0;
 
   constructor(private readonly count: (delta: number) => void) {
     super();
   }
 
+  /** Σ deviceHeldBytes of the arrays in the map. */
+  get deviceHeldBytes(): number {
+    return this.deviceBytes;
+  }
+
+  /** Σ hostHeldBytes of the arrays in the map. */
+  get hostHeldBytes(): number {
+    return this.hostBytes;
+  }
+
+  /** `array`'s held bytes changed by these (ArrayHome.heldChanged): counted while it is the array in the map under its id. */
+  held(array: TensorArray, deviceBytes: number, hostBytes: number): void {
+    if (super.get(array.arrayId) !== array) return;
+    this.deviceBytes += deviceBytes;
+    this.hostBytes += hostBytes;
+  }
+
   override set(arrayId: string, array: TensorArray): this {
-    const added = !this.has(arrayId);
+    const previous = super.get(arrayId);
+    const added = previous === undefined;
     if (added) array.serialInLease = ++this.lastSerial;
+    else this.countHeld(previous, -1);
     super.set(arrayId, array);
+    this.countHeld(array, 1);
     if (added) this.count(1);
     return this;
   }
@@ -36,14 +61,24 @@ export class CountedArrayMap extends Map<string, TensorArray> {
   }
 
   override delete(arrayId: string): boolean {
-    const deleted = super.delete(arrayId);
-    if (deleted) this.count(-1);
-    return deleted;
+    const array = super.get(arrayId);
+    if (array === undefined) return false;
+    this.countHeld(array, -1);
+    super.delete(arrayId);
+    this.count(-1);
+    return true;
   }
 
   override clear(): void {
     const size = this.size;
+    this.deviceBytes = 0;
+    this.hostBytes = 0;
     super.clear();
     if (size > 0) this.count(-size);
+  }
+
+  private countHeld(array: TensorArray, sign: 1 | -1): void {
+    this.deviceBytes += sign * array.deviceHeldBytes;
+    this.hostBytes += sign * array.hostHeldBytes;
   }
 }

@@ -482,7 +482,14 @@ export class Lease {
       const arrayId = newArrayId();
       // An attached array lives on its workspace's device.
       const device = workspace ? workspace.config.device : params.device;
-      const home = (this.arrayHomes[device] ??= { leaseId: this.leaseId, tenant: this.tenant, device, memory: this.memory, leaseEnded: () => (this.closed ? this.closedError() : undefined) });
+      const home = (this.arrayHomes[device] ??= {
+        leaseId: this.leaseId,
+        tenant: this.tenant,
+        device,
+        memory: this.memory,
+        leaseEnded: () => (this.closed ? this.closedError() : undefined),
+        heldChanged: (array, deviceBytes, hostBytes) => this.arrays.held(array, deviceBytes, hostBytes),
+      });
       const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
       const array = workspace
         ? await TensorArray.makeAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero, buffers })
@@ -800,16 +807,12 @@ export class Lease {
 
   /** Device bytes the lease holds: detached arrays (the cuDNN scratch included) and workspace buffers. */
   deviceBytes(): number {
-    let bytes = this.workspaceBacking.heldBytes().deviceBytes;
-    for (const array of this.arrays.values()) bytes += array.deviceHeldBytes;
-    return bytes;
+    return this.workspaceBacking.heldBytes().deviceBytes + this.arrays.deviceHeldBytes;
   }
 
   /** Host bytes the lease holds: mirrors, HOST_ONLY arrays, and workspace host buffers (mapped files are not counted). */
   hostBytes(): number {
-    let bytes = this.workspaceBacking.heldBytes().hostBytes;
-    for (const array of this.arrays.values()) bytes += array.hostHeldBytes;
-    return bytes;
+    return this.workspaceBacking.heldBytes().hostBytes + this.arrays.hostHeldBytes;
   }
 
   /** Bytes of the files the lease's MMAP workspaces map. */

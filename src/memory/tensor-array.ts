@@ -60,6 +60,12 @@ export interface ArrayHome {
    * fails with it rather than with "was freed" (the client freed nothing). None: no lease to ask.
    */
   readonly leaseEnded?: () => Error | undefined;
+  /**
+   * Told of every change of an array's deviceHeldBytes and hostHeldBytes (a block taken, moved or given
+   * back), as the bytes added (negative: given back) on each side, so that its lease keeps its arrays'
+   * totals (LeaseSummary's device_bytes and host_bytes) without adding them up each time.
+   */
+  readonly heldChanged?: (array: TensorArray, deviceBytes: number, hostBytes: number) => void;
 }
 
 export interface TensorArrayInit {
@@ -167,10 +173,9 @@ export class TensorArray implements BlockOwner {
   private readonly dims: number | readonly number[];
   /** Milliseconds since EPOCH_MS. */
   private readonly createdAtMs: number;
-  /** Device memory (PLACEMENT_DEVICE) — undefined for HOST_ONLY. */
-  deviceBlock?: Block;
-  /** The host mirror of a device array, or the only block of a HOST_ONLY array. */
-  hostBlock?: Block;
+  /** deviceBlock and hostBlock (set through their accessors, which tell home.heldChanged). */
+  private deviceBlockHeld?: Block;
+  private hostBlockHeld?: Block;
   /** Flags, data type and copies in flight (see DATA_TYPE_SHIFT, COPY_SHIFT). */
   private state: number;
   private extras?: ArrayExtras;
@@ -313,6 +318,30 @@ export class TensorArray implements BlockOwner {
   }
   get heldBytes(): number {
     return this.deviceHeldBytes + this.hostHeldBytes;
+  }
+
+  /** Device memory (PLACEMENT_DEVICE) — undefined for HOST_ONLY. */
+  get deviceBlock(): Block | undefined {
+    return this.deviceBlockHeld;
+  }
+  set deviceBlock(block: Block | undefined) {
+    const before = this.deviceHeldBytes;
+    this.deviceBlockHeld = block;
+    this.heldChanged(this.deviceHeldBytes - before, 0);
+  }
+  /** The host mirror of a device array, or the only block of a HOST_ONLY array. */
+  get hostBlock(): Block | undefined {
+    return this.hostBlockHeld;
+  }
+  set hostBlock(block: Block | undefined) {
+    const before = this.hostHeldBytes;
+    this.hostBlockHeld = block;
+    this.heldChanged(0, this.hostHeldBytes - before);
+  }
+
+  /** Tells the home of bytes this array's blocks now hold more (negative: fewer) on each side. */
+  private heldChanged(deviceBytes: number, hostBytes: number): void {
+    if (deviceBytes !== 0 || hostBytes !== 0) this.home.heldChanged?.(this, deviceBytes, hostBytes);
   }
 
   /** The owner of a mirror block (the array owns its other block itself). */
