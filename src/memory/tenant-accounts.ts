@@ -63,6 +63,12 @@ export interface TenantAccount {
  */
 export class TenantAccounts {
   private readonly tenants = new Map<string, TenantAccount>();
+  /**
+   * The accounts with a device guarantee, which every device allocation adds up while any is in force
+   * (guaranteeHolders): a walk over every account made each allocation O(tenants) (1,000 tenants, one
+   * of them with a guarantee: AllocateArray + FreeArray 14 -> 47 µs).
+   */
+  private readonly guaranteed = new Set<TenantAccount>();
   /** The tenants file's tenants: their accounts stay while idle; any other tenant's goes once it holds nothing and has no lease. */
   private declared = new Set<string>();
   private limitsOf: (tenant: string) => TenantLimits = () => NO_TENANT_LIMITS;
@@ -98,6 +104,10 @@ export class TenantAccounts {
         allocating: 0,
       };
       this.tenants.set(tenant, account);
+      if (account.guaranteeBytes > 0) {
+        this.guaranteed.add(account);
+        this.inForce = true;
+      }
     }
     return account;
   }
@@ -111,6 +121,8 @@ export class TenantAccounts {
     for (const account of this.tenants.values()) {
       const next = limits(account.tenant);
       account.guaranteeBytes = next.deviceGuaranteeBytes;
+      if (account.guaranteeBytes > 0) this.guaranteed.add(account);
+      else this.guaranteed.delete(account);
       for (const quota of account.device) quota.quotaBytes = next.deviceQuotaBytes;
       account.host.quotaBytes = next.hostQuotaBytes;
       account.mmap.quotaBytes = next.mmapQuotaBytes;
@@ -121,7 +133,7 @@ export class TenantAccounts {
   }
 
   private updateGuaranteesInForce(): void {
-    this.inForce = [...this.tenants.values()].some((account) => account.guaranteeBytes > 0);
+    this.inForce = this.guaranteed.size > 0;
   }
 
   /**
@@ -147,7 +159,7 @@ export class TenantAccounts {
     if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0 || account.arrays.making > 0 || account.leases > 0 || account.workspaces > 0) return false;
     if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
     this.tenants.delete(tenant);
-    if (account.guaranteeBytes > 0) this.updateGuaranteesInForce();
+    if (this.guaranteed.delete(account)) this.updateGuaranteesInForce();
     return true;
   }
 
@@ -169,9 +181,7 @@ export class TenantAccounts {
   }
 
   *guaranteeHolders(device: number): Iterable<GuaranteeHolder> {
-    for (const account of this.tenants.values()) {
-      if (account.guaranteeBytes > 0) yield { tenant: account.tenant, guaranteeBytes: account.guaranteeBytes, usedBytes: account.device[device].usedBytes };
-    }
+    for (const account of this.guaranteed) yield { tenant: account.tenant, guaranteeBytes: account.guaranteeBytes, usedBytes: account.device[device].usedBytes };
   }
 
   /** A tenant's usage and limits; asking makes no account (a tenant without one holds nothing). */
