@@ -97,6 +97,13 @@ export class TenantWaits {
 export class MemoryWaitQueue {
   /** Tenants in service order; each with its waiters in arrival order. */
   private readonly byTenant = new Map<string, Waiter[]>();
+  /**
+   * Waiters in byTenant's lists, and those of them whose first attempt is under way (not waiting yet):
+   * `size` is their difference, asked by every wait_for_memory request, where a walk over the tenants'
+   * lists made each O(tenants waiting).
+   */
+  private listed = 0;
+  private firstAttempts = 0;
   private draining = false;
   private drainAgain = false;
   /**
@@ -115,9 +122,7 @@ export class MemoryWaitQueue {
 
   /** Waiters waiting now (a first attempt under way is not waiting yet). */
   get size(): number {
-    let count = 0;
-    for (const waiters of this.byTenant.values()) count += waiters[0].firstAttempt ? waiters.length - 1 : waiters.length;
-    return count;
+    return this.listed - this.firstAttempts;
   }
 
   /**
@@ -170,7 +175,7 @@ export class MemoryWaitQueue {
         this.endFirstAttempt(waiter, false);
         throw isRetryableRefusal(error) && failed ? failed.error : error;
       }
-      waiter.firstAttempt = false;
+      this.firstAttemptEnded(waiter);
       waiter.tried = true;
       waiter.lastRefusal = error;
       this.wait(waiter, waitMs, onHandle);
@@ -209,6 +214,8 @@ export class MemoryWaitQueue {
     const list = this.byTenant.get(tenant);
     if (list) list.push(waiter);
     else this.byTenant.set(tenant, [waiter]);
+    this.listed++;
+    if (firstAttempt) this.firstAttempts++;
     return { waiter, settled };
   }
 
@@ -237,11 +244,18 @@ export class MemoryWaitQueue {
    * (a served tenant taking its next turn after the others, as in drain).
    */
   private endFirstAttempt(waiter: Waiter, served: boolean): void {
-    waiter.firstAttempt = false;
+    this.firstAttemptEnded(waiter);
     this.remove(waiter);
     if (!this.byTenant.has(waiter.tenant)) return;
     if (served) this.toBackOfTurn(waiter.tenant);
     this.notifyFreed();
+  }
+
+  /** The waiter's first attempt came back: it waits from now on, or leaves. */
+  private firstAttemptEnded(waiter: Waiter): void {
+    if (!waiter.firstAttempt) return;
+    waiter.firstAttempt = false;
+    this.firstAttempts--;
   }
 
   /** A served tenant takes its next turn after the others. */
@@ -289,6 +303,8 @@ export class MemoryWaitQueue {
     if (index < 0) return false;
     clearTimeout(waiter.timer);
     list!.splice(index, 1);
+    this.listed--;
+    this.firstAttemptEnded(waiter);
     if (list!.length === 0) this.byTenant.delete(waiter.tenant);
     this.tenantWaits?.give(waiter.tenant);
     return true;
