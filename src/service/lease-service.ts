@@ -143,6 +143,7 @@ export class LeaseService {
     const { registry, tenants } = this.context;
     requireAdmin(this.context, token);
     if (request.lease_id !== '' && request.tenant !== '') throw invalidArgument('tenant', 'empty when lease_id is set (evict one lease, or every lease of a tenant)', request.tenant);
+    if (request.lease_id === '' && request.tenant === '') throw invalidArgument('lease_id', 'a lease id, or a tenant in tenant (exactly one of the two)', request.lease_id);
     if (request.tenant === '') return { freed_bytes: registry.close(registry.byLeaseId(request.lease_id), 'evicted'), evicted_leases: 1 };
     checkName('tenant', request.tenant);
     if (registry.countOf(request.tenant) === 0 && !tenants.get(request.tenant)) {

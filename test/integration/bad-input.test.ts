@@ -57,6 +57,8 @@ describe('bad input changes nothing', () => {
     // Both at once asked for a copy in a workspace and for one outside every workspace: the workspace was dropped without a word.
     ['a workspace_id with detached', () => lease.duplicate(arrayId, { workspaceId: 'ws-nope', detached: true }), status.INVALID_ARGUMENT, ['workspace_id', 'detached', '"ws-nope"']],
     ['an unknown array', () => lease.get('arr-nope'), status.NOT_FOUND, ['arr-nope']],
+    // Neither lease_id nor tenant: the refusal named only lease_id, as if a tenant were not the other way.
+    ['an EvictLease with neither lease_id nor tenant', () => client.evictLease(''), status.INVALID_ARGUMENT, ['lease_id', 'or a tenant in tenant (exactly one of the two)']],
     // Quoted whole, the id went into the trailers twice over, past what the client takes: the call hung.
     ['a 200,000-character array id', () => lease.get('a'.repeat(200_000)), status.NOT_FOUND, [`array "${'a'.repeat(64)}"… (200000 characters) not found`]],
     ['an empty array id', () => lease.free(''), status.INVALID_ARGUMENT, ['array_id']],
