@@ -9,11 +9,12 @@
  * names something other than a regular file.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmdirSync, statSync, statfsSync, unlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readdirSync, realpathSync, rmdirSync, statSync, statfsSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { TensormemError, invalidArgument } from '../errors';
 import { formatBytes } from '../units';
+import { makeFolders } from './make-folders';
 
 /** --mmap-dir's default. */
 export function defaultMmapDir(): string {
@@ -58,7 +59,7 @@ export class MmapFiles {
       new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `config.temp_file_path ${JSON.stringify(relative)}: ${why}`, { field: 'config.temp_file_path', path });
     if (!make && !existsSync(dirname(path))) return path;
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      makeFolders(dirname(path), 0o700);
     } catch (error) {
       throw refuse(`cannot make its folder under ${folder}: ${(error as Error).message}`);
     }
@@ -170,7 +171,7 @@ export class MmapFiles {
   ensureRoot(): void {
     const refuse = (why: string) => new TensormemError('FAILED_PRECONDITION', 'FAILED_PRECONDITION', `--mmap-dir ${this.root} ${why}: MMAP workspaces need a folder of their own (pass another --mmap-dir)`, { path: this.root });
     try {
-      mkdirSync(this.root, { recursive: true, mode: 0o700 });
+      makeFolders(this.root, 0o700);
     } catch (error) {
       // EEXIST: something other than a folder is there (a file), told below as such.
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw refuse(`cannot be made (${(error as Error).message})`);

@@ -3,6 +3,7 @@
  * folder of its temp_file_path behind in --mmap-dir: a tenant retrying refused paths made one empty
  * folder chain each, without end.
  */
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
-import { runTensormemd, startDaemon } from '../helpers/daemon-process';
+import { TENSORMEMD, runTensormemd, startDaemon } from '../helpers/daemon-process';
 import { tinyFilesystemPrefix, tinyFilesystemUnavailable } from '../helpers/tiny-filesystem';
 
 const mmapDir = mkdtempSync(join(tmpdir(), 'tensormem-mmap-refused-'));
@@ -55,6 +56,17 @@ describe('an --mmap-dir that cannot hold MMAP workspace files', () => {
     const shared = await runTensormemd(['--backend', 'host', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off', '--mmap-dir', open]);
     expect(shared.code).toBe(1);
     expect(shared.stderr).toContain(`--mmap-dir ${open} may be written by group or others (mode 777)`);
+  });
+
+  it('is refused at start, not hung on, where mkdir answers ENOENT under a folder that exists (procfs)', () => {
+    // Node's recursive mkdir retried /proc/… for ever in one synchronous call: the daemon spun at full
+    // CPU before its first log line, and SIGTERM could not stop it. A hang here ends at the 15 s kill.
+    const inProc = `/proc/tensormem-test-${process.pid}/mmap`;
+    const started = Date.now();
+    const run = spawnSync(process.execPath, [TENSORMEMD, '--backend', 'host', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off', '--mmap-dir', inProc], { encoding: 'utf8', timeout: 15_000, killSignal: 'SIGKILL' });
+    expect(run.signal, `still running after ${Date.now() - started} ms`).toBeNull();
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`--mmap-dir ${inProc} cannot be made (ENOENT: no such file or directory, mkdir '/proc/tensormem-test-${process.pid}')`);
   });
 
   it('is warned about inside a folder others may write without the sticky bit (another user could swap it), and not inside a sticky one', async () => {
