@@ -14,6 +14,7 @@ import pino, { Logger } from 'pino';
 import { applyProfile } from './config/profiles';
 import { ConfigFileRead, ConfigSource, DaemonConfig, configFileChanges } from './config/config';
 import { isLocalAddress } from './config/listen-address';
+import { warnWhenKeyReadable } from './config/tls-server-options';
 import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits, sourcedFlag } from './memory/limits';
 import { HeapGuard } from './memory/heap-guard';
@@ -131,6 +132,23 @@ export function checkOpenModeAddresses(config: Pick<DaemonConfig, 'listen' | 'me
   if (config.dataListen !== undefined && !isLocalAddress(config.dataListen)) {
     throw invalidArgument(sourcedFlag(config, 'data-listen'), 'a loopback or unix: address when no --tenants file is given (open mode)', config.dataListen);
   }
+}
+
+/**
+ * Said once at start: with a tenants file and no --tls-cert, the TCP addresses that are not loopback
+ * carry every tenant token, lease token (gRPC metadata, the data plane's bearer header), admin token
+ * (the status page) and array byte in plaintext, for anyone on the network path to read and replay.
+ * Not refused: a daemon behind a TLS-terminating proxy or on a private link may mean it.
+ */
+export function warnWhenPlaintextExposed(config: Pick<DaemonConfig, 'listen' | 'metricsListen' | 'dataListen' | 'tls'>, log: Logger): void {
+  if (config.tls) return;
+  const tcp = (flag: string, address: string | undefined) => (address !== undefined && !isLocalAddress(address) ? [`${flag} ${address}`] : []);
+  const exposed = [...config.listen.flatMap((address) => tcp('--listen', address)), ...tcp('--data-listen', config.dataListen), ...tcp('--metrics-listen', config.metricsListen)];
+  if (exposed.length === 0) return;
+  log.warn(
+    { event: 'plaintext_exposed', addresses: exposed },
+    `without --tls-cert: tenant, lease and admin tokens and array bytes cross the network in plaintext on ${exposed.join(', ')}; anyone on the path can read and reuse them (serve TLS with --tls-cert and --tls-key, or keep these addresses on loopback)`,
+  );
 }
 
 /**
@@ -351,6 +369,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   );
   if (tenants.openMode) log.warn({ event: 'open_mode' }, 'no tenants file: OPEN MODE, any local client may open leases (loopback and unix sockets only)');
   else log.info({ event: 'tenants_loaded', tenants: tenants.list().map((tenant) => tenant.name) }, `tenants file ${config.tenantsFile}: ${tenants.list().length} tenants`);
+  if (!tenants.openMode) warnWhenPlaintextExposed(config, log);
+  warnWhenKeyReadable(config.tls, log);
 
   const reloadTenants = (): boolean => {
     noticeConfigFileChanges(config.configFile, config.sources, log);

@@ -20,9 +20,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import { TensormemError, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
-import { tlsServerOptions } from '../config/tls-server-options';
+import { logTlsRefusals, tlsServerOptions } from '../config/tls-server-options';
 import type { Lease } from '../leases/lease';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
 import { ENDED_READ_GRACE_MS } from '../service/array-service';
@@ -123,6 +124,7 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
     },
   });
   const server = http.server;
+  if (tls) logTlsRefusals(server as TlsServer, '--data-listen', context.log);
 
   if (socketPath !== undefined) await removeStaleSocket(socketPath, '--data-listen', context.log);
   await withOthersMasked(

@@ -1,6 +1,5 @@
 /** The gRPC server: tensormem.v1 services, grpc.health.v1 and server reflection, bound to every --listen address. */
-import { X509Certificate } from 'node:crypto';
-import { existsSync, chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerInterceptor } from '@grpc/grpc-js';
@@ -8,6 +7,8 @@ import type { Logger } from 'pino';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
+import { logTlsRefusals, readTlsFiles } from '../config/tls-server-options';
+import { grpcHttp2Servers } from './grpc-http2-servers';
 import { withOthersMasked } from './socket-umask';
 import { invalidArgument } from '../errors';
 import { ArrayService } from './array-service';
@@ -81,6 +82,7 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
     server.forceShutdown();
     throw error;
   }
+  if (config.tls) for (const http2Server of grpcHttp2Servers(server)) logTlsRefusals(http2Server, '--listen', context.log);
   const connectionSetup = guardConnectionSetup(server, undefined, () =>
     context.log.warn({ event: 'connection_setup_unguarded' }, 'a gRPC session could not be matched to its socket: connections that never send the HTTP/2 preface are no longer closed'),
   );
@@ -138,36 +140,8 @@ function partialMessageResetLog(context: ServiceContext): (streamHeld: number, t
 /** TLS (or mTLS with --tls-client-ca) for TCP addresses when configured; plaintext otherwise. */
 function serverCredentials(config: ServiceContext['config']): ServerCredentials {
   if (!config.tls) return ServerCredentials.createInsecure();
-  const read = (flag: string, path: string) => {
-    try {
-      return readFileSync(path);
-    } catch (error) {
-      throw invalidArgument(flag, 'a readable PEM file', `${path} (${(error as Error).message})`);
-    }
-  };
-  const rootCerts = config.tls.clientCaFile ? checkCaBundle(config.tls.clientCaFile, read('--tls-client-ca', config.tls.clientCaFile)) : null;
-  const keyCertPairs = [{ private_key: read('--tls-key', config.tls.keyFile), cert_chain: read('--tls-cert', config.tls.certFile) }];
-  return ServerCredentials.createSsl(rootCerts, keyCertPairs, rootCerts !== null);
-}
-
-/**
- * The --tls-client-ca file as read, once it is known to hold certificates: one holding none (an empty
- * file, a key, YAML) would start the daemon with mTLS that refuses every client, and say nothing.
- */
-function checkCaBundle(path: string, pem: Buffer): Buffer {
-  const certificates = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  const problem = certificates.length === 0 ? 'no PEM certificate in it' : certificates.map((text) => parseError(text)).find((error) => error !== undefined);
-  if (problem !== undefined) throw invalidArgument('--tls-client-ca', 'a PEM file of CA certificates', `${path} (${problem})`);
-  return pem;
-}
-
-function parseError(pemCertificate: string): string | undefined {
-  try {
-    new X509Certificate(pemCertificate);
-    return undefined;
-  } catch (error) {
-    return `a certificate that does not parse: ${(error as Error).message}`;
-  }
+  const files = readTlsFiles(config.tls);
+  return ServerCredentials.createSsl(files.ca ?? null, [{ private_key: files.key, cert_chain: files.cert }], files.ca !== undefined);
 }
 
 async function bind(server: Server, address: string, tcpCredentials: ServerCredentials, log: Logger): Promise<string> {

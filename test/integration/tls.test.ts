@@ -1,9 +1,10 @@
 /** TLS and mTLS on TCP addresses from certificate files; health stays reachable without a token. */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
@@ -16,13 +17,18 @@ const dir = mkdtempSync(join(tmpdir(), 'tensormem-tls-'));
 const file = (name: string) => join(dir, name);
 const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
 
-/** A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all signed by the CA. */
+/**
+ * A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all signed by the CA;
+ * and a client certificate of another CA ("stranger").
+ */
 function makeCertificates(): void {
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tensormem test CA', '-keyout', file('ca.key'), '-out', file('ca.pem'));
+  for (const ca of ['ca', 'other-ca']) {
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=tensormem test ${ca}`, '-keyout', file(`${ca}.key`), '-out', file(`${ca}.pem`));
+  }
   writeFileSync(file('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  for (const [name, ext] of [['server', ['-extfile', file('server.ext')]], ['client', []]] as const) {
+  for (const [name, ext, ca] of [['server', ['-extfile', file('server.ext')], 'ca'], ['client', [], 'ca'], ['stranger', [], 'other-ca']] as const) {
     openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`));
-    openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '2', '-out', file(`${name}.pem`), ...ext);
+    openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`), '-CAcreateserial', '-days', '2', '-out', file(`${name}.pem`), ...ext);
   }
 }
 
@@ -148,5 +154,98 @@ describe('TLS and mTLS', () => {
     const overUnix = ctl(['--address', tlsDaemon.unixAddress, '--tls-ca', file('ca.pem'), 'info']);
     expect(overUnix.code).toBe(2);
     expect(overUnix.stderr).toContain('tensormemd serves its unix sockets in plaintext');
+  }, 30_000);
+
+  it('refuses a certificate or key file that does not parse, or a key of another certificate, naming the flag and the file', async () => {
+    // These reached grpc-js as they were: "cannot listen on 127.0.0.1:0: error:0480006C:PEM routines::no
+    // start line", which named neither the flag nor the file, and blamed the address.
+    writeFileSync(file('garbage.pem'), 'not a pem file\n');
+    const start = (cert: string, key: string) =>
+      runTensormemd(['--backend', 'host', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off', '--tenants', file('tenants.yaml'), '--tls-cert', cert, '--tls-key', key]);
+    const badCert = await start(file('garbage.pem'), file('server.key'));
+    expect(badCert.code).toBe(1);
+    expect(badCert.stderr).toContain(`for --tls-cert but received "${file('garbage.pem')} (no PEM certificate in it)"`);
+    const keyAsCert = await start(file('server.key'), file('server.pem'));
+    expect(keyAsCert.code).toBe(1);
+    expect(keyAsCert.stderr).toContain(`for --tls-cert but received "${file('server.key')} (no PEM certificate in it)"`);
+    const badKey = await start(file('server.pem'), file('garbage.pem'));
+    expect(badKey.code).toBe(1);
+    expect(badKey.stderr).toContain(`for --tls-key but received "${file('garbage.pem')} (`);
+    const otherKey = await start(file('server.pem'), file('client.key'));
+    expect(otherKey.code).toBe(1);
+    expect(otherKey.stderr).toContain(`the private key of --tls-cert ${file('server.pem')} for --tls-key but received "${file('client.key')} (the key of another certificate)"`);
+    // The data plane and the status page read the same files: a daemon whose gRPC is on a unix socket only checks them too.
+    const unixOnly = await runTensormemd(['--backend', 'host', '--listen', `unix:${file('unix-only.sock')}`, '--data-listen', '127.0.0.1:0', '--metrics-listen', 'off', '--tenants', file('tenants.yaml'), '--tls-cert', file('garbage.pem'), '--tls-key', file('server.key')]);
+    expect(unixOnly.code).toBe(1);
+    expect(unixOnly.stderr).toContain(`for --tls-cert but received "${file('garbage.pem')} (no PEM certificate in it)"`);
+  }, 30_000);
+
+  it('warns at start when the private key file may be read by other users', async () => {
+    await expect.poll(() => tlsDaemon.logs.find((entry) => entry.event === 'tenants_loaded')).toBeDefined();
+    expect(tlsDaemon.logs.find((entry) => entry.event === 'tls_key_readable')).toBeUndefined(); // openssl writes keys 0600
+    copyFileSync(file('server.key'), file('shared.key'));
+    chmodSync(file('shared.key'), 0o644);
+    const daemon = await startDaemon(['--tenants', file('tenants.yaml'), '--tls-cert', file('server.pem'), '--tls-key', file('shared.key')]);
+    try {
+      await expect.poll(() => daemon.logs.find((entry) => entry.event === 'tls_key_readable')).toBeDefined();
+      const warning = daemon.logs.find((entry) => entry.event === 'tls_key_readable');
+      expect(warning).toMatchObject({ level: 40, file: file('shared.key'), mode: '0644' });
+      expect(String(warning!.msg)).toContain(`--tls-key ${file('shared.key')} may be read by any user on this machine (mode 0644)`);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  it('warns at start when tokens would cross the network in plaintext (tenants, a non-loopback TCP address, no --tls-cert)', async () => {
+    // Every tenant token, lease token (gRPC metadata, the data plane's bearer header), admin token
+    // (status page) and array byte on such an address can be read and replayed by anyone on the path.
+    expect(tlsDaemon.logs.find((entry) => entry.event === 'plaintext_exposed')).toBeUndefined();
+    const daemon = await startDaemon(['--tenants', file('tenants.yaml'), '--listen', '0.0.0.0:0', '--data-listen', '0.0.0.0:0']);
+    try {
+      await expect.poll(() => daemon.logs.find((entry) => entry.event === 'plaintext_exposed')).toBeDefined();
+      const warning = daemon.logs.find((entry) => entry.event === 'plaintext_exposed');
+      expect(warning).toMatchObject({ level: 40, addresses: ['--listen 0.0.0.0:0', '--data-listen 0.0.0.0:0'] });
+      expect(String(warning!.msg)).toContain('without --tls-cert: tenant, lease and admin tokens and array bytes cross the network in plaintext on --listen 0.0.0.0:0, --data-listen 0.0.0.0:0');
+    } finally {
+      await daemon.stop();
+    }
+    const loopback = await startDaemon(['--tenants', file('tenants.yaml')]);
+    await expect.poll(() => loopback.logs.find((entry) => entry.event === 'tenants_loaded')).toBeDefined();
+    expect(loopback.logs.find((entry) => entry.event === 'plaintext_exposed')).toBeUndefined();
+    await loopback.stop();
+  });
+
+  it('logs the client certificates mTLS refuses (one of another CA), on gRPC, the data plane and the status page', async () => {
+    // Node closes a connection whose certificate does not verify without a TLS alert: the client sees
+    // "Failed to connect" or an empty reply, and the daemon said nothing of why.
+    const daemon = await startDaemon(['--tenants', file('tenants.yaml'), '--tls-cert', file('server.pem'), '--tls-key', file('server.key'), '--tls-client-ca', file('ca.pem'), '--data-listen', '127.0.0.1:0']);
+    try {
+      // A TCP health check (connect, close) is no refusal to report: it would be a warning every few seconds.
+      await new Promise<void>((resolve) => connect(Number(daemon.tcpAddress.split(':').pop()), '127.0.0.1', function (this: Socket) {
+        this.destroy();
+        resolve();
+      }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const stranger = new TensormemClient(daemon.tcpAddress, { tls: { ca: ca(), cert: readFileSync(file('stranger.pem')), key: readFileSync(file('stranger.key')), serverName: 'localhost' }, deadlineMs: 3000 });
+      expect(((await stranger.openLease({ tenantToken: TOKEN }).catch((e: unknown) => e)) as TensormemClientError).code).toBe(status.UNAVAILABLE);
+      stranger.close();
+      const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
+      const port = (address: unknown) => Number(String(address).split(':').pop());
+      const strangerHttps = (portNumber: number) =>
+        new Promise<void>((resolve) => {
+          const request = https.get({ host: '127.0.0.1', port: portNumber, servername: 'localhost', ca: ca(), cert: readFileSync(file('stranger.pem')), key: readFileSync(file('stranger.key')) }, () => resolve());
+          request.on('error', () => resolve());
+        });
+      await strangerHttps(port(listening.dataAddress));
+      await strangerHttps(port(listening.metricsAddress));
+      const refusals = () => daemon.logs.filter((entry) => entry.event === 'tls_handshake_refused');
+      await expect.poll(() => refusals().map((entry) => entry.listener).sort(), { timeout: 5000 }).toEqual(['--data-listen', '--listen', '--metrics-listen']);
+      for (const entry of refusals()) {
+        expect(entry).toMatchObject({ level: 40, reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', remoteAddress: '127.0.0.1' });
+        expect(String(entry.msg)).toContain('client certificate refused (UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+      }
+    } finally {
+      await daemon.stop();
+    }
   }, 30_000);
 });
