@@ -51,7 +51,8 @@ Flags:
   -o, --output F   table (default) or json
   --token TOKEN    a lease, tenant or admin token (sent as authorization: Bearer); default $TENSORMEM_TOKEN
   --timeout D      how long each call to the daemon may take (default 10s; snapshot, and arrays of every
-                   block, 2m; put/get, each 16 MiB piece, 1m: at least 280 KB/s); a slower link needs more
+                   block, 2m; put/get, each 16 MiB piece, 1m: at least 280 KB/s); a slower link needs more;
+                   top: how late past --interval a report may be before it gives up (exit 1)
   --tls-ca FILE    TLS to a daemon that serves it on TCP (tensormemd --tls-cert): the PEM CA that signed its
                    certificate; --tls-cert FILE --tls-key FILE: a client certificate (tensormemd --tls-client-ca);
                    --tls-server-name NAME: the name to check the certificate for (default the address's host)
@@ -61,7 +62,8 @@ Flags:
             these sizes), --ram SIZE (the target's RAM; default this machine's)
   snapshot: -f, --file FILE
   top:      --once (one frame; also when stdout is not a terminal or with -o json: {address, info,
-            leases}, leases null when the token may not list them), --interval DURATION (at least 50ms; default 1s)
+            leases}, leases null when the token may not list them), --interval DURATION (at least 50ms; default 1s);
+            q or Ctrl-C quits (exit 0), SIGTERM or SIGHUP ends it with 128 + N, the terminal restored
   put/get:  --array ID, --shape N[,N...], --dtype NAME (float32, uint8, ...), --placement device|host-only,
             --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens, at most 168h; it ends the
             array's life; default the daemon's --lease-ttl)
@@ -175,22 +177,22 @@ async function main(): Promise<number> {
   if (timeoutMs !== undefined && !(timeoutMs > 0 && timeoutMs <= 0x7fff_ffff)) {
     throw new UsageError(`Expected a duration above 0 and at most 24 days for --timeout but received "${values.timeout}"`);
   }
+  // snapshot, and arrays without a lease token (every array block: GetMemorySnapshot too), take the
+  // reply whatever its size: the daemon's --max-message-bytes bounds it (refused past it with
+  // MESSAGE_TOO_LARGE), and a daemon raised past the client's default of 64 MiB, as a snapshot of
+  // some 700,000 blocks (200,000 with long labels) needs, was otherwise refused here with no flag to
+  // raise. Its reply is built a slice at a time with the daemon's other calls in between: at 10^6
+  // blocks that took a busy daemon 5-15 s, so they get 2 minutes, not the 10 s of the other calls.
+  const snapshot = positionals[0] === 'snapshot' || positionals[0] === 'arrays';
+  // put/get: each 16 MiB piece is a call of its own; 10 s for one held a transfer to 1.6 MB/s, which
+  // a remote daemon over a VPN may not reach (every piece then failed DEADLINE_EXCEEDED). --timeout sets every call's.
+  const transfer = positionals[0] === 'put' || positionals[0] === 'get';
+  const deadlineMs = timeoutMs ?? (snapshot ? 120_000 : transfer ? 60_000 : 10_000);
   let connection: TensormemClient | undefined;
   const client = () => {
     if (!connection) {
       const address = checkDaemonAddress(values.address!, addressField);
       const tls = tlsOptions({ ca: values['tls-ca'], cert: values['tls-cert'], key: values['tls-key'], serverName: values['tls-server-name'] }, address, (path) => readFileSync(path));
-      // snapshot, and arrays without a lease token (every array block: GetMemorySnapshot too), take the
-      // reply whatever its size: the daemon's --max-message-bytes bounds it (refused past it with
-      // MESSAGE_TOO_LARGE), and a daemon raised past the client's default of 64 MiB, as a snapshot of
-      // some 700,000 blocks (200,000 with long labels) needs, was otherwise refused here with no flag to
-      // raise. Its reply is built a slice at a time with the daemon's other calls in between: at 10^6
-      // blocks that took a busy daemon 5-15 s, so they get 2 minutes, not the 10 s of the other calls.
-      const snapshot = positionals[0] === 'snapshot' || positionals[0] === 'arrays';
-      // put/get: each 16 MiB piece is a call of its own; 10 s for one held a transfer to 1.6 MB/s, which
-      // a remote daemon over a VPN may not reach (every piece then failed DEADLINE_EXCEEDED). --timeout sets every call's.
-      const transfer = positionals[0] === 'put' || positionals[0] === 'get';
-      const deadlineMs = timeoutMs ?? (snapshot ? 120_000 : transfer ? 60_000 : 10_000);
       connection = new TensormemClient(address, { deadlineMs, tls, ...(snapshot ? { maxMessageBytes: -1 } : {}) });
     }
     return connection;
@@ -372,7 +374,7 @@ async function main(): Promise<number> {
         if (intervalMs < MIN_WATCH_INTERVAL_MS || intervalMs > 0xffff_ffff) {
           throw new UsageError(`Expected a duration of at least ${MIN_WATCH_INTERVAL_MS}ms and at most 49 days for --interval but received "${values.interval}"`);
         }
-        await runTop(client(), { token: values.token, intervalMs, once: values.once!, json, output: process.stdout, input: process.stdin, writeOut });
+        await runTop(client(), { token: values.token, intervalMs, once: values.once!, json, output: process.stdout, input: process.stdin, writeOut, reportTimeoutMs: deadlineMs });
         break;
       }
       case 'put': {

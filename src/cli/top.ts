@@ -7,8 +7,10 @@
 import { renderTable } from '../client/table';
 import type { LeaseSummary, MemoryInfo, TensormemClient } from '../client/tensormem-client';
 import { formatIec } from '../units';
+import { setLongTimeout } from '../long-timeout';
 import { deviceQuotaShare, quotaShare } from './quota-share';
 import type { WriteOut } from './stdout';
+import { InterruptedError } from './transfer';
 
 export const TOP_LEASES = 10;
 
@@ -131,6 +133,13 @@ export interface TopOptions {
   json?: boolean;
   /** How the one frame of --once (or of a stdout that is not a terminal) is written whole (stdoutWriter); default output.write. */
   writeOut?: WriteOut;
+  /**
+   * Live view: how long past intervalMs a memory report may be late (tensormemctl: its --timeout,
+   * default 10 s) before top gives up with an error. WatchMemory has no deadline: a daemon that was
+   * stopped or hung, or an address that takes the connection and never answers, left a blank or
+   * frozen screen until q. Undefined: wait for ever.
+   */
+  reportTimeoutMs?: number;
 }
 
 /** `top -o json`: what one frame shows. leases is null when the token may not list them. */
@@ -140,7 +149,19 @@ export interface TopFrame {
   leases: LeaseSummary[] | null;
 }
 
-/** Runs top until q / Ctrl-C (or after one frame); rejects when the watch stream fails. */
+/** "250 ms", "11 s": a wait as top's error names it. */
+function waitText(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(3))} s`;
+}
+
+/** Signals that end the live view as a failure (exit 128 + N, after the terminal is restored); SIGINT quits as q does. */
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP'];
+
+/**
+ * Runs top until q / Ctrl-C (or after one frame); rejects when the watch stream fails, when no report
+ * comes for intervalMs + reportTimeoutMs, and with an InterruptedError on SIGTERM or SIGHUP (`timeout
+ * 60 tensormemctl top`, a closed terminal), the terminal restored (cursor shown, raw mode off) in each case.
+ */
 export async function runTop(client: TensormemClient, options: TopOptions): Promise<void> {
   const interactive = !options.once && !options.json && options.output.isTTY === true;
   if (!interactive) {
@@ -159,18 +180,33 @@ export async function runTop(client: TensormemClient, options: TopOptions): Prom
   await new Promise<void>((resolve, reject) => {
     let drawing = false;
     let finished = false;
+    let lateTimer: NodeJS.Timeout | undefined;
     const finish = (error?: Error) => {
       if (finished) return;
       finished = true;
+      clearTimeout(lateTimer);
       stop();
       if (input.isTTY) input.setRawMode(false);
       input.off('data', onKey);
       input.pause();
       process.off('SIGINT', onSigint);
+      for (const [name, handler] of signalHandlers) process.off(name, handler);
       output.write('\x1b[?25h\n');
       if (error) reject(error);
       else resolve();
     };
+    const { reportTimeoutMs } = options;
+    const expectReport = () => {
+      if (reportTimeoutMs === undefined || finished) return;
+      clearTimeout(lateTimer);
+      const waitMs = options.intervalMs + reportTimeoutMs;
+      setLongTimeout(
+        () => finish(new Error(`no memory report from ${client.address} for ${waitText(waitMs)} (--interval ${waitText(options.intervalMs)} + --timeout ${waitText(reportTimeoutMs)}): is tensormemd running there and answering (not stopped or hung), and is that its address?`)),
+        waitMs,
+        (timer) => (lateTimer = timer),
+      );
+    };
+    const signalHandlers = STOP_SIGNALS.map((name) => [name, () => finish(new InterruptedError(name))] as const);
     const onKey = (key: Buffer) => {
       // One read may hold several keys ("qq", a paste).
       if (/[qQ\u0003]/.test(key.toString())) finish();
@@ -179,6 +215,7 @@ export async function runTop(client: TensormemClient, options: TopOptions): Prom
     const stop = client.watchMemory(
       options.intervalMs,
       (info) => {
+        expectReport();
         if (drawing) return;
         drawing = true;
         void biggestOrUndefined(client, options.token).then((leases) => {
@@ -197,5 +234,7 @@ export async function runTop(client: TensormemClient, options: TopOptions): Prom
     input.resume();
     input.on('data', onKey);
     process.on('SIGINT', onSigint);
+    for (const [name, handler] of signalHandlers) process.on(name, handler);
+    expectReport();
   });
 }
