@@ -3,8 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { joinOptionValues } from '../cli/option-values';
-import { status } from '@grpc/grpc-js';
-import { TensormemClient, TensormemClientError } from '../client/tensormem-client';
+import { connectivityState } from '@grpc/grpc-js';
+import { TensormemClient } from '../client/tensormem-client';
+import { connectErrorMessage } from '../cli/connect-error';
 import { renderTable } from '../client/table';
 import { formatIec } from '../units';
 import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../cli/doctor-command';
@@ -139,6 +140,17 @@ function refuseFlagsNotTaken(positionals: string[], values: { array?: string }, 
     throw new UsageError(`${name} does not take ${given}; ${takes}${why}`);
   }
 }
+
+// grpc-js names the TLS server (SNI) by the address's host, an IP address too (127.0.0.1:7070, as tensormemd
+// logs it), and Node warned of that on stderr (DEP0123: a line and a hint to run node --trace-deprecation)
+// at every call of --tls-ca to such an address. Only SNI is concerned: the certificate is still checked
+// against the IP address (its subjectAltName), or against --tls-server-name.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+  if (code === 'DEP0123') return;
+  (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
 
 /** Every byte tensormemctl prints goes through this: whole, or a StdoutWriteError. */
 const writeOut = stdoutWriter(process.stdout);
@@ -443,17 +455,10 @@ async function main(): Promise<number> {
     }
     return 0;
   } catch (error) {
-    if (error instanceof TensormemClientError && error.code === status.UNAVAILABLE && error.reason === undefined && connection) {
-      // grpc-js ends its connect error with an empty "Resolution note: " for a unix socket or an IP address.
-      const message = error.message.replace(/\.? Resolution note:\s*$/, '');
-      // A unix socket that is not there, or that no daemon listens on (left by one that was killed):
-      // the default address, so this is what `tensormemctl info` says before `npm start`.
-      if (connection.address.startsWith('unix:')) {
-        // A draining daemon removes its socket first (so that nothing new reaches it), and is still running.
-        throw new Error(`${message} (is tensormemd running with --listen ${connection.address}? Start it, or pass --address or set TENSORMEM_ADDRESS to the address its "listening" log line names; a daemon that is stopping removes its socket first)`);
-      }
-      // A plaintext client gets only "No connection established ... Failed to connect" from a TLS daemon.
-      if (!values['tls-ca']) throw new Error(`${message} (is tensormemd running at ${connection.address}? If it serves TLS there (--tls-cert), pass --tls-ca)`);
+    if (connection) {
+      const connected = connection.leases.getChannel().getConnectivityState(false) === connectivityState.READY;
+      const message = connectErrorMessage(error, { address: connection.address, tlsCa: values['tls-ca'], deadlineMs, connected });
+      if (message !== undefined) throw new Error(message);
     }
     throw error;
   } finally {

@@ -11,6 +11,7 @@ import { setLongTimeout } from '../long-timeout';
 import { deviceQuotaShare, quotaShare } from './quota-share';
 import type { WriteOut } from './stdout';
 import { InterruptedError } from './transfer';
+import { waitText } from './wait-text';
 
 export const TOP_LEASES = 10;
 
@@ -147,11 +148,6 @@ export interface TopFrame {
   address: string;
   info: MemoryInfo;
   leases: LeaseSummary[] | null;
-}
-
-/** "250 ms", "11 s": a wait as top's error names it. */
-function waitText(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(3))} s`;
 }
 
 /** Signals that end the live view as a failure (exit 128 + N, after the terminal is restored); SIGINT quits as q does. */

@@ -912,6 +912,32 @@ describe('tensormemctl with no daemon at --address', () => {
   });
 });
 
+describe('tensormemctl to an address where nothing answers as tensormemd', () => {
+  it('says within --timeout that no connection was set up there, naming the address and the wait, in one line (not grpc-js\'s "Waiting for LB pick")', async () => {
+    // Takes connections and says nothing: a daemon stopped with SIGSTOP or hung, or a server that is not tensormemd.
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      for (const args of [['info'], ['leases', '-o', 'json'], ['top', '--once']]) {
+        const started = Date.now();
+        const run = await ctl(['--address', address, '--timeout', '500ms', ...args]);
+        expect(run.code, args.join(' ')).toBe(1);
+        expect(run.stdout).toBe('');
+        expect(run.stderr).toContain(`DEADLINE_EXCEEDED: no connection to ${address} was set up within 500 ms`);
+        expect(run.stderr).toContain('Check --address; for a slow link, raise --timeout');
+        expect(run.stderr).not.toContain('LB pick');
+        expect(run.stderr.trim().split('\n')).toHaveLength(1);
+        expect(Date.now() - started).toBeLessThan(8_000);
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
+  });
+});
+
 describe('tensormemctl --address, --interval and --ttl', () => {
   it("refuses an address that is not one of tensormemd's --listen forms as a usage error, before connecting anywhere", async () => {
     // grpc-js would take a bare host as HOST:443 and fail on "" with an error about a "target name" (exit 1).

@@ -248,4 +248,32 @@ describe('TLS and mTLS', () => {
       await daemon.stop();
     }
   }, 30_000);
+
+  it("tensormemctl to a TLS daemon at an IP address (as tensormemd logs it) writes nothing to stderr, and tells a plaintext daemon or a CA that did not sign its certificate, in one line", async () => {
+    const ctl = (args: string[]) => {
+      const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js'), ...args], { encoding: 'utf8', env: { ...process.env, TENSORMEM_TOKEN: '', TENSORMEM_ADDRESS: '' } });
+      return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+    };
+    // Node warned (DEP0123) on every connection that grpc-js named the server by an IP address.
+    const byIp = ctl(['--address', tlsDaemon.tcpAddress, '--token', TOKEN, '--tls-ca', file('ca.pem'), 'info', '-o', 'json']);
+    expect(byIp.stderr).toBe('');
+    expect(byIp.code).toBe(0);
+    // --tls-ca to a daemon that serves plaintext: OpenSSL's "wrong version number", over two lines, with no word of what to do.
+    const plaintext = await startDaemon([]);
+    try {
+      const run = ctl(['--address', plaintext.tcpAddress, '--tls-ca', file('ca.pem'), 'info']);
+      expect(run.code).toBe(1);
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+      expect(run.stderr).toContain(`tensormemd at ${plaintext.tcpAddress} serves plaintext (it was started without --tls-cert): leave out --tls-ca`);
+    } finally {
+      await plaintext.stop();
+    }
+    // A CA that did not sign the daemon's certificate (here the server certificate itself), or a file with no certificate in it.
+    for (const wrongCa of [file('server.pem'), file('tenants.yaml')]) {
+      const run = ctl(['--address', tlsDaemon.tcpAddress, '--tls-ca', wrongCa, 'info']);
+      expect(run.code, wrongCa).toBe(1);
+      expect(run.stderr.trim().split('\n'), wrongCa).toHaveLength(1);
+      expect(run.stderr, wrongCa).toContain(`the certificate of tensormemd at ${tlsDaemon.tcpAddress} is not signed by a CA of --tls-ca ${wrongCa}`);
+    }
+  }, 30_000);
 });
