@@ -361,7 +361,7 @@ async function main(): Promise<number> {
         }
         if (positionals.length > 1) throw new UsageError(`snapshot takes -f FILE or "diff A B", not "${positionals.slice(1).join(' ')}"`);
         // A FILE that cannot be written is told before the daemon copies every block for it.
-        const target = values.file ? await fileTarget(values.file, 'snapshot -f') : undefined;
+        const target = values.file ? await fileTarget(values.file, 'snapshot -f', 'snapshot without -f writes it to stdout') : undefined;
         const snapshot = await client().memorySnapshot(values.token);
         const text = `${JSON.stringify(snapshot, null, 2)}\n`;
         if (target) {

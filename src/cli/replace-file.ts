@@ -33,9 +33,10 @@ export interface FileTarget {
 
 /**
  * Checks PATH for `command` before any work is done for it: its folder must exist, and an existing PATH
- * must be a regular file (it is replaced whole).
+ * must be a regular file (it is replaced whole). `toStdout` says how the command writes to stdout, for
+ * a PATH that is not a regular file (`get ... /dev/stdout | sha256sum`, `> /dev/null`).
  */
-export async function fileTarget(path: string, command: string): Promise<FileTarget> {
+export async function fileTarget(path: string, command: string, toStdout: string): Promise<FileTarget> {
   const folder = dirname(path);
   const folderStat = await stat(folder).catch((error: NodeJS.ErrnoException) => {
     throw new Error(`${command} cannot write ${path}: ${error.code === 'ENOENT' ? `the folder ${folder} does not exist` : error.message}`);
@@ -48,7 +49,7 @@ export async function fileTarget(path: string, command: string): Promise<FileTar
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { path, target: path };
     throw error;
   }
-  if (!existing.isFile()) throw new Error(`${command} writes a regular file, and ${path} is ${kindOf(existing)}`);
+  if (!existing.isFile()) throw new Error(`${command} writes a regular file, and ${path} is ${kindOf(existing)}: ${toStdout}`);
   return { path, target: await realpath(path), existing };
 }
 

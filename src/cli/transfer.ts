@@ -252,7 +252,7 @@ export async function getFile(
   options: { token?: string; progress?: NodeJS.WriteStream; signal?: AbortSignal },
 ): Promise<{ array: ArrayInfo; bytes_read: number }> {
   const token = getToken(options.token);
-  const target = await fileTarget(path, 'get');
+  const target = await fileTarget(path, 'get', `get --array ${arrayId} - writes the array to stdout`);
   const { session, array } = await arrayToGet(client, arrayId, token);
   let read = 0;
   await replaceFile(target, 'get', async (file) => {

@@ -577,6 +577,24 @@ describe('tensormemctl put and get', () => {
     }
   });
 
+  it('get to /dev/stdout or /dev/null, and snapshot -f to one, are refused saying how to write to stdout', async () => {
+    const lease = await client.openLease({ clientName: 'get-device' });
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+      for (const target of ['/dev/null', '/dev/stdout']) {
+        const get = await ctl(['--address', daemon.unixAddress, 'get', '--array', array.array_id, target, '--token', lease.token]);
+        expect(get.code, target).toBe(1);
+        expect(get.stderr, target).toContain(`get writes a regular file, and ${target} is `);
+        expect(get.stderr, target).toContain(`get --array ${array.array_id} - writes the array to stdout`);
+        const snapshot = await ctl(['--address', daemon.unixAddress, 'snapshot', '-f', target]);
+        expect(snapshot.code, target).toBe(1);
+        expect(snapshot.stderr, target).toContain('snapshot without -f writes it to stdout');
+      }
+    } finally {
+      await lease.close();
+    }
+  });
+
   it('get of an unknown array fails with NOT_FOUND and creates no file', async () => {
     const lease = await client.openLease({ clientName: 'get-missing' });
     try {
