@@ -9,7 +9,7 @@ import { MmapLimitError, QuotaExceededError, TensormemError, invalidArgument, mi
 import { statSync, unlinkSync } from 'node:fs';
 import type { DeviceMemoryInfo, NativeBackend } from '../native/backend';
 import { isNativeError } from '../native/backend';
-import type { AllocateOptions, Block, BlockOwner, ResourceStats, SegmentSnapshot } from './memory-resource';
+import { CUDA_IPC_GRANULE_BYTES, type AllocateOptions, type Block, type BlockOwner, type ResourceStats, type SegmentSnapshot } from './memory-resource';
 import type { PoolCapture } from './pool-capture';
 import { PoolResource } from './pool-resource';
 import { BackendChunkSource } from './backend-chunk-source';
@@ -167,7 +167,9 @@ export class MemoryManager {
 
   private stack(memory: 'DEVICE' | 'HOST', device: number | undefined, capBytes: number, capName: string, costsHostRam: boolean): PoolStack {
     const source = new BackendChunkSource(this.backend, memory === 'DEVICE' ? 'device' : 'host', device ?? 0, costsHostRam ? this.physical : undefined, this.mappedRegions);
-    const pool = new PoolResource({ source, memory, device, maxReservedBytes: capBytes, chunkBytes: this.options.poolChunkBytes, capName });
+    // An exported device chunk is handed out as a CUDA IPC handle, which shares the whole block cudaMalloc carved it from.
+    const dedicatedGranuleBytes = memory === 'DEVICE' && this.backend.name === 'cuda' ? CUDA_IPC_GRANULE_BYTES : undefined;
+    const pool = new PoolResource({ source, memory, device, maxReservedBytes: capBytes, chunkBytes: this.options.poolChunkBytes, capName, dedicatedGranuleBytes });
     const limiter = new LimitingAdaptor(pool, { limitBytes: capBytes, capName, memory, device });
     return { pool, limiter, top: new StatisticsAdaptor(limiter) };
   }

@@ -60,6 +60,14 @@ export interface AllocateOptions {
 /** Dedicated chunks are whole pages, the unit of mmap. */
 export const DEDICATED_GRANULE_BYTES = 4096;
 
+/**
+ * Dedicated device chunks on the cuda backend are whole multiples of 2 MiB: cudaMalloc may sub-allocate
+ * a smaller allocation from a larger block, and a CUDA IPC handle of it shares that entire block, the
+ * other allocations in it included (CUDA C++ Programming Guide, Interprocess Communication: "only share
+ * allocations with a 2MiB aligned size").
+ */
+export const CUDA_IPC_GRANULE_BYTES = 2 * 1024 * 1024;
+
 export interface MemoryResource {
   /** Throws OutOfMemoryError (src/errors.ts) with the numbers when it cannot; nothing is held then. */
   allocate(bytes: number, owner: BlockOwner, options?: AllocateOptions): Block;

@@ -27,7 +27,7 @@
  *   Error, and nothing changes.
  *
  * - Dedicated blocks (AllocateOptions.dedicated, for ExportArray): a chunk of exactly the block's size
- *   (rounded up to DEDICATED_GRANULE_BYTES and the alignment), asked of the source as dedicated, holds
+ *   (rounded up to the dedicated granule, DEDICATED_GRANULE_BYTES unless told, and the alignment), asked of the source as dedicated, holds
  *   that block only and goes back to the source when the block is freed: another process may have it
  *   mapped, so its memory must never hold another block. It counts in used and reserved bytes like any
  *   chunk; making room for it may give fully free chunks back first, as growth does.
@@ -56,6 +56,8 @@ export interface PoolResourceOptions {
   chunkBytes: number;
   /** Power of two; default 256. */
   alignment?: number;
+  /** What a dedicated chunk's size is a multiple of (a power of two); default DEDICATED_GRANULE_BYTES, a page. */
+  dedicatedGranuleBytes?: number;
   /** How refusals name the reservation cap (default "pool reservation cap"); the daemon names its flag. */
   capName?: string;
   /** Monotonic clock in ms for releaseIdleChunks (default performance.now); read when a chunk's last block is freed. */
@@ -117,6 +119,8 @@ export class PoolResource implements SizedMemoryResource {
   private readonly capName: string;
   readonly device: number | undefined;
   readonly alignment: number;
+  /** What a dedicated chunk's size is a multiple of (PoolResourceOptions.dedicatedGranuleBytes). */
+  private readonly dedicatedGranule: number;
   readonly maxReservedBytes: number;
   readonly chunkBytes: number;
 
@@ -156,6 +160,10 @@ export class PoolResource implements SizedMemoryResource {
     if (!Number.isSafeInteger(alignment) || alignment < 1 || (alignment & (alignment - 1)) !== 0 || alignment > 2 ** 30) {
       throw invalidArgument('alignment', 'a power of two from 1 to 2^30', alignment);
     }
+    const dedicatedGranule = options.dedicatedGranuleBytes ?? DEDICATED_GRANULE_BYTES;
+    if (!Number.isSafeInteger(dedicatedGranule) || dedicatedGranule < 1 || (dedicatedGranule & (dedicatedGranule - 1)) !== 0 || dedicatedGranule > 2 ** 30) {
+      throw invalidArgument('dedicatedGranuleBytes', 'a power of two from 1 to 2^30', dedicatedGranule);
+    }
     if (!Number.isSafeInteger(options.maxReservedBytes) || options.maxReservedBytes < 0) {
       throw invalidArgument('maxReservedBytes', 'a non-negative safe integer', options.maxReservedBytes);
     }
@@ -171,6 +179,7 @@ export class PoolResource implements SizedMemoryResource {
     this.capName = options.capName ?? POOL_RESERVATION_CAP;
     this.device = options.device;
     this.alignment = alignment;
+    this.dedicatedGranule = dedicatedGranule;
     this.maxReservedBytes = options.maxReservedBytes;
     this.chunkBytes = roundUp(options.chunkBytes, alignment);
     this.reservationLimit = Math.floor(options.maxReservedBytes / alignment) * alignment;
@@ -204,7 +213,7 @@ export class PoolResource implements SizedMemoryResource {
   /** Bytes a request of `bytes` takes: rounded up to the alignment, and one aligned unit for 0. */
   alignedSize(bytes: number, options?: AllocateOptions): number {
     checkRequestBytes(bytes);
-    if (options?.dedicated) return roundUp(Math.max(bytes, 1), Math.max(this.alignment, DEDICATED_GRANULE_BYTES));
+    if (options?.dedicated) return roundUp(Math.max(bytes, 1), Math.max(this.alignment, this.dedicatedGranule));
     return bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
   }
 
