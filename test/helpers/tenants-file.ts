@@ -15,3 +15,9 @@ export function writeTenantsFile(yaml: string): string {
   writeFileSync(path, yaml);
   return path;
 }
+
+/** A tenants file's YAML naming each tenant of `tokens` (name → token) with its token's hash; those in `admins` are admins. */
+export function tenantsYaml(tokens: Record<string, string>, admins: string[] = []): string {
+  const entries = Object.entries(tokens).map(([name, token]) => `  - name: ${name}\n    token_sha256: "${tokenSha256(token)}"${admins.includes(name) ? '\n    admin: true' : ''}`);
+  return `tenants:\n${entries.join('\n')}\n`;
+}
