@@ -556,7 +556,9 @@ function optionalListener(value = ''): string | undefined {
 function listenAddress(address: string, field: string): void {
   const socketPath = unixSocketPath(address);
   if (socketPath === '') throw invalidArgument(field, 'unix:PATH with a path', address);
-  if (socketPath === undefined && !parseHostPort(address)) throw invalidArgument(field, 'HOST:PORT (port 0 picks one) or unix:PATH', address);
+  // A comma list is split in TENSORMEM_LISTEN and the config file only: on the command line each address is a --listen of its own.
+  const oneEach = field === '--listen' && address.includes(',') ? ', one address per --listen (repeat the flag for more)' : '';
+  if (socketPath === undefined && !parseHostPort(address)) throw invalidArgument(field, `HOST:PORT (port 0 picks one) or unix:PATH${oneEach}`, address);
 }
 
 /** --data-listen: HOST:PORT or unix:PATH; undefined when `off`. */

@@ -284,7 +284,8 @@ export function helpText(program = 'tensormemd'): string {
     const head = `  --${flag.name}${flag.arg ? ` ${flag.arg}` : ''}`;
     const details: string[] = [];
     if (flag.choices) details.push(`one of ${flag.choices.join(', ')}`);
-    if (flag.default !== undefined && flag.type !== 'bool') details.push(`default ${flag.default}`);
+    // A list's default is written as its items: "a,b" read as one value a --listen flag does not take.
+    if (flag.default !== undefined && flag.type !== 'bool') details.push(`default ${flag.type === 'list' ? flag.default.split(',').join(' and ') : flag.default}`);
     if (flag.percentOf) details.push(`% of ${flag.percentOf}`);
     if (flag.seedName) details.push(`seed: ${flag.seedName}`);
     if (!flag.commandLineOnly) details.push(`env ${envName(flag)}`);

@@ -226,6 +226,15 @@ describe('loadConfig', () => {
     expect(loadConfig(['--listen', '127.0.0.1:1', '--listen=unix:/tmp/x.sock'], {}).listen).toEqual(['127.0.0.1:1', 'unix:/tmp/x.sock']);
   });
 
+  it('says a comma list on the command line is one --listen per address; --help writes the default as its items, not as such a list', () => {
+    expect(loadConfig([], { TENSORMEM_LISTEN: '127.0.0.1:1,unix:/tmp/x.sock' }).listen).toEqual(['127.0.0.1:1', 'unix:/tmp/x.sock']);
+    expect(() => loadConfig(['--listen', '127.0.0.1:1,unix:/tmp/x.sock'], {})).toThrowError(
+      'Expected HOST:PORT (port 0 picks one) or unix:PATH, one address per --listen (repeat the flag for more) for --listen but received "127.0.0.1:1,unix:/tmp/x.sock"',
+    );
+    // --help showed "(default 127.0.0.1:7070,unix:/tmp/tensormemd.sock; …)", a value --listen refuses.
+    expect(helpText()).toContain('(default 127.0.0.1:7070 and unix:/tmp/tensormemd.sock; env TENSORMEM_LISTEN)');
+  });
+
   it('refuses an address two listeners would share, naming the flags, before anything listens', () => {
     // The same --listen twice was served as if two listeners (grpc-js bound it once); a unix socket shared
     // with --data-listen was refused only after the first was up, as "another process is serving there".
