@@ -190,7 +190,7 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
         (e: unknown) => e as Error,
       );
       if (closeError) {
-        throw new Error(`${(error as Error).message}; closing lease ${opened.lease_id}, which put opened, failed too (${closeError.message}): it holds the array until its TTL (${opened.ttl_seconds}s) ends`);
+        throw new Error(`${(error as Error).message}; closing lease ${opened.lease_id}, which put opened, failed too (${closeError.message}): it holds the array until its TTL (${opened.ttl_seconds}s) ends, unless the daemon has stopped, which ends its leases`);
       }
     }
     throw error;
