@@ -16,6 +16,7 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   types?: string;
   bin: Record<string, string>;
   scripts: Record<string, string>;
+  license: string;
 };
 
 function filesUnder(dir: string): string[] {
@@ -69,6 +70,15 @@ describe('the npm package', () => {
     expect(sources.length).toBeGreaterThan(5);
     const headers = readdirSync(join(ROOT, 'native', 'src')).map((name) => `native/src/${name}`);
     for (const file of ['native/CMakeLists.txt', 'native/package.json', ...sources, ...headers]) expect(packed, file).toContain(file);
+  });
+
+  it('holds the text of the license package.json names (npm packs LICENSE whatever "files" says, when there is one)', () => {
+    // Apache-2.0 §4(a): a redistribution gives its recipients a copy of the license.
+    expect(pkg.license).toBe('Apache-2.0');
+    expect(packed).toContain('LICENSE');
+    const text = readFileSync(join(ROOT, 'LICENSE'), 'utf8');
+    expect(text).toMatch(/^\s*Apache License\s+Version 2\.0, January 2004\s+http:\/\/www\.apache\.org\/licenses\//);
+    expect(text).toContain('END OF TERMS AND CONDITIONS');
   });
 
   it('leaves out tests, benchmarks, CI and GPU-machine scripts, build folders and the TypeScript sources', () => {
