@@ -20,6 +20,7 @@
 #include "js_interop.h"
 #include "native_error.h"
 #include "shm_mapping.h"
+#include "tensormem_build_info.h"
 
 namespace tensormem {
 namespace {
@@ -85,8 +86,7 @@ std::unique_ptr<Backend> MakeBackend(Napi::Env env, const std::string& name, con
 #ifdef TENSORMEM_WITH_CUDA
     return CreateCudaBackend();
 #else
-    throw NativeError(ErrorCode::kUnsupported,
-                      "CUDA backend unavailable: this addon was built without CUDA (no CUDA toolkit found at build time, or TENSORMEM_CUDA=OFF)");
+    throw NativeError(ErrorCode::kUnsupported, "CUDA backend unavailable: this addon was built without CUDA (" TENSORMEM_WITHOUT_CUDA_REASON ")");
 #endif
   }
   throw Napi::TypeError::New(env, "Expected 'cuda' or 'host' for name but received \"" + name + "\"");
@@ -112,6 +112,7 @@ Napi::Value BuildInfoJs(const Napi::CallbackInfo& info) {
   result.Set("cudaRuntimeVersion", Napi::Number::New(env, CudaRuntimeVersion()));
 #else
   result.Set("cuda", Napi::Boolean::New(env, false));
+  result.Set("withoutCudaReason", Napi::String::New(env, TENSORMEM_WITHOUT_CUDA_REASON));
 #endif
   return result;
 }

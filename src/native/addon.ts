@@ -29,6 +29,11 @@ export interface AddonBuildInfo {
   cuda: boolean;
   /** CUDART_VERSION the addon was compiled against (e.g. 13000 for CUDA 13.0); absent without CUDA. */
   cudaRuntimeVersion?: number;
+  /**
+   * Without CUDA, why, as CMake saw it when the build folder was configured: "TENSORMEM_CUDA=OFF", no
+   * toolkit found, or a CUDA compiler found that could not build (its path). Absent with CUDA.
+   */
+  withoutCudaReason?: string;
 }
 
 /** What the .node file exports (cuDNN functions included). */
