@@ -72,6 +72,16 @@ describe('the npm package', () => {
     for (const file of ['native/CMakeLists.txt', 'native/package.json', ...sources, ...headers]) expect(packed, file).toContain(file);
   });
 
+  it('holds the files the README links to and the systemd files it has an operator install from the package', () => {
+    // README, Running under systemd: `cd /usr/local/lib/node_modules/tensormem` for docker/systemd/.
+    const systemd = filesUnder(join(ROOT, 'docker', 'systemd')).map((path) => relative(ROOT, path));
+    expect(systemd.length).toBeGreaterThan(0);
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const links = [...readme.matchAll(/\]\((?!https?:|#)([^)#\s]+)/g)].map((match) => match[1]);
+    expect(links).toContain('docs/DESIGN.md');
+    for (const file of [...systemd, ...links]) expect(packed, file).toContain(file);
+  });
+
   it('holds the text of the license package.json names (npm packs LICENSE whatever "files" says, when there is one)', () => {
     // Apache-2.0 §4(a): a redistribution gives its recipients a copy of the license.
     expect(pkg.license).toBe('Apache-2.0');
@@ -81,10 +91,12 @@ describe('the npm package', () => {
     expect(text).toContain('END OF TERMS AND CONDITIONS');
   });
 
-  it('leaves out tests, benchmarks, CI and GPU-machine scripts, build folders and the TypeScript sources', () => {
+  it('leaves out tests, benchmarks, CI and GPU-machine scripts, build folders, keys and the TypeScript sources', () => {
     const unwanted = [...packed].filter((file) =>
       /^(test|bench|dist\/bench|dist\/test|\.ci|scripts|build|build-fakecuda|\.gpu-kit|node_modules|tmp|native\/test)\//.test(file) ||
       /(^|\/)(bench-results\.json|vitest\.config\.mts|tsconfig\.json|\.gitignore)$|\.log$|\.tgz$/.test(file) ||
+      // Keys, certificates and credentials (a --tls-key or tenants token file left in docs/ or proto/) never ship.
+      /(^|\/)(\.npmrc|\.env|id_[a-z0-9]+)$|\.(pem|key|crt|p12|pfx)$/.test(file) ||
       (file.startsWith('src/') && file !== 'src/observability/status-page.html'),
     );
     expect(unwanted).toEqual([]);
