@@ -70,6 +70,9 @@ export function addonBuildHint(root: string = packageRoot()): string {
     : `run \`npm run build:native\` ${BUILD_NEEDS}`;
 }
 
+// Not "install the CUDA toolkit": the reason before the hint may be a toolkit found whose nvcc could not build.
+const CUDA_TOOLKIT_NEEDED = 'with a CUDA toolkit that CMake can build with (nvcc, and a host compiler that nvcc supports)';
+
 /**
  * How to get the cuda backend into an addon built without it, where this copy of the package is: the
  * toolkit and TENSORMEM_CUDA are looked at when build/ is configured, which the install script does
@@ -77,8 +80,8 @@ export function addonBuildHint(root: string = packageRoot()): string {
  */
 export function cudaBuildHint(root: string = packageRoot()): string {
   return root.split(path.sep).includes('node_modules')
-    ? 'install the CUDA toolkit, then run `npm rebuild tensormem` in the project that installed it (`npm rebuild -g tensormem` for a global install) with TENSORMEM_CUDA unset or ON: it builds the addon afresh'
-    : 'install the CUDA toolkit, then build the addon afresh with TENSORMEM_CUDA unset or ON: `npx cmake-js rebuild --directory native --out build`';
+    ? `${CUDA_TOOLKIT_NEEDED}, run \`npm rebuild tensormem\` in the project that installed it (\`npm rebuild -g tensormem\` for a global install) with TENSORMEM_CUDA unset or ON: it builds the addon afresh`
+    : `${CUDA_TOOLKIT_NEEDED}, build the addon afresh with TENSORMEM_CUDA unset or ON: \`npx cmake-js rebuild --directory native --out build\``;
 }
 
 /**
