@@ -125,6 +125,33 @@ describe('tensormemd.service', () => {
     expect(readme).toMatch(/install -m 0640 -g tensormem \S+ \/etc\/tensormem\/tenants\.yaml/);
   });
 
+  it('restarts after a crash or exit status 1, not after exit status 2 (a configuration the daemon refuses every time)', () => {
+    // README, Configuration: 2 = the flag parser refused the configuration, 1 = cannot start or had to
+    // stop (a lost GPU context: restart me), 0 = drained. Restart=on-failure alone restarts after 2 as
+    // well: a bad TENSORMEM_* line in the environment file would be retried every RestartSec= for good.
+    expect(value('Restart')).toBe('on-failure');
+    const prevented = values('RestartPreventExitStatus').flatMap((entry) => entry.split(/\s+/));
+    expect(prevented, 'RestartPreventExitStatus=').toEqual(['2']);
+    // The daemon's own exit status for such a configuration, from the environment file as from a flag.
+    const bin = join(ROOT, 'dist', 'src', 'bin', 'tensormemd.js');
+    const fromEnv = spawnSync(process.execPath, [bin], { encoding: 'utf8', env: { ...process.env, TENSORMEM_MAXBYTES: '12Q' }, timeout: 30_000 });
+    expect(fromEnv.status, fromEnv.stderr).toBe(2);
+    expect(fromEnv.stderr).toContain('TENSORMEM_MAXBYTES');
+    const fromFlag = spawnSync(process.execPath, [bin, '--lease-ttl', 'soon'], { encoding: 'utf8', timeout: 30_000 });
+    expect(fromFlag.status, fromFlag.stderr).toBe(2);
+  });
+
+  it('makes /dev/nvidia-uvm as root before the sandboxed daemon starts (NoNewPrivileges= stops the setuid nvidia-modprobe)', () => {
+    expect(value('NoNewPrivileges')).toBe('yes');
+    // "+": outside the sandbox (no User=, NoNewPrivileges=, CapabilityBoundingSet=, ProtectKernelModules=);
+    // "-": a host without nvidia-modprobe or a GPU starts the daemon all the same.
+    const [program, ...args] = value('ExecStartPre').split(/\s+/);
+    expect(['-+/usr/bin/nvidia-modprobe', '+-/usr/bin/nvidia-modprobe']).toContain(program);
+    expect(args).toEqual(['-u', '-c=0']);
+    const after = unit.filter(([section, name]) => section === 'Unit' && name === 'After').flatMap(([, , text]) => text.split(/\s+/));
+    expect(after).toContain('nvidia-persistenced.service');
+  });
+
   it('pinned memory, restarts, reload and stop are set up for the daemon', () => {
     expect(value('LimitMEMLOCK')).toBe('infinity');
     expect(value('Restart')).toBe('on-failure');
