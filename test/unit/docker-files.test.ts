@@ -192,6 +192,8 @@ type ComposeService = {
 describe('docker/compose.yaml', () => {
   const compose = parseYaml(read('docker/compose.yaml'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
   const { tensormemd, tests } = compose.services;
+  /** A service's environment as Compose gives it with the host's variables unset (${VAR:-default} is default). */
+  const composeEnv = (service: ComposeService) => Object.fromEntries(Object.entries(service.environment ?? {}).map(([key, value]) => [key, value.replace(/\$\{\w+:-([^}]*)\}/g, '$1')]));
 
   it('reserves the GPUs and shares the host IPC namespace for both services', () => {
     for (const [name, service] of Object.entries({ tensormemd, tests })) {
@@ -211,7 +213,7 @@ describe('docker/compose.yaml', () => {
     }
     expect(tensormemd.build!.target).toBe('runtime');
     expect(tests.build!.target).toBe('test');
-    const env = Object.fromEntries(Object.entries(tensormemd.environment ?? {}).map(([key, value]) => [key, value.replace(/\$\{\w+:-([^}]*)\}/g, '$1')]));
+    const env = composeEnv(tensormemd);
     expectTensormemdAccepts(tensormemd.command!, env, 'compose tensormemd');
     expect(loadConfig(tensormemd.command!, {}).listen).toEqual(['unix:/run/tensormem/tensormemd.sock']);
   });
@@ -224,6 +226,17 @@ describe('docker/compose.yaml', () => {
     expect(Object.keys(compose.volumes)).toContain('tensormem-run');
     expect(tests.environment!.TENSORMEM_TEST_DAEMON).toBe('unix:/run/tensormem/tensormemd.sock');
     expect(tests.command).toEqual(['test/integration', 'test/gpu']);
+  });
+
+  it('gives the daemon more time to stop than its longest drain (twice --shutdown-timeout) before SIGKILL', () => {
+    // daemon.ts: calls in flight get --shutdown-timeout, and the copies and data plane transfers they
+    // left up to the same again; Docker kills the container when stop_grace_period (default 10s) passes.
+    const service = tensormemd as ComposeService & { stop_grace_period?: string };
+    const env = composeEnv(tensormemd);
+    const drainMs = 2 * loadConfig(tensormemd.command!, env).shutdownTimeoutMs;
+    const grace = /^(\d+)s$/.exec(service.stop_grace_period ?? '10s');
+    expect(grace, `stop_grace_period: ${service.stop_grace_period}`).not.toBeNull();
+    expect(Number(grace![1]) * 1000, `stop_grace_period ${service.stop_grace_period} against a drain of up to ${drainMs} ms`).toBeGreaterThan(drainMs);
   });
 
   const composeTool = [
