@@ -270,6 +270,7 @@ describe('docker/k8s/daemonset.yaml', () => {
   };
   const pod = daemonSet.spec.template.spec;
   const daemon = pod.containers.find((container) => container.name === 'tensormemd')!;
+  const daemonEnv = Object.fromEntries((daemon.env ?? []).filter((e) => e.name.startsWith('TENSORMEM_')).map((e) => [e.name, e.value]));
 
   it('parses, and runs on GPU nodes without requesting a GPU', () => {
     for (const document of documents) expect(document.errors).toEqual([]);
@@ -281,14 +282,34 @@ describe('docker/k8s/daemonset.yaml', () => {
   });
 
   it('probes /healthz and /readyz on the port tensormemd --health-listen serves', () => {
-    const env = Object.fromEntries((daemon.env ?? []).filter((e) => e.name.startsWith('TENSORMEM_')).map((e) => [e.name, e.value]));
-    expectTensormemdAccepts(daemon.args!, env, 'DaemonSet args');
+    expectTensormemdAccepts(daemon.args!, daemonEnv, 'DaemonSet args');
     const config = loadConfig(daemon.args!, {});
     const healthPort = Number(config.healthListen!.split(':').at(-1));
     const port = daemon.ports!.find((p) => p.name === 'health')!;
     expect(port.containerPort).toBe(healthPort);
     expect(daemon.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'health' });
     expect(daemon.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'health' });
+  });
+
+  it('keeps the daemon inside its memory limit: absolute host caps, --maxphysicalbytes below the limit, request = limit', () => {
+    const config = loadConfig(daemon.args!, daemonEnv);
+    // Kubernetes quantities in binary units (Ki, Mi, Gi, Ti), as a memory limit is written.
+    const quantity = (text: string | undefined) => {
+      const match = /^(\d+)(Ki|Mi|Gi|Ti)$/.exec(text ?? '');
+      expect(match, `memory quantity ${text}`).not.toBeNull();
+      return Number(match![1]) * 1024 ** (['Ki', 'Mi', 'Gi', 'Ti'].indexOf(match![2]) + 1);
+    };
+    const limit = quantity(daemon.resources?.limits?.memory);
+    expect(daemon.resources?.requests?.memory).toBe(daemon.resources?.limits?.memory);
+    // "% of RAM" (the defaults: --host-maxbytes 25%, --maxphysicalbytes derived from it) is of the node's
+    // RAM, os.totalmem() inside a container, not of the container's limit.
+    expect(config.hostMaxBytes, 'TENSORMEM_HOST_MAXBYTES').toMatchObject({ kind: 'bytes' });
+    expect(config.maxPhysicalBytes, 'TENSORMEM_MAXPHYSICALBYTES').toMatchObject({ kind: 'bytes' });
+    const hostMax = (config.hostMaxBytes as { bytes: number }).bytes;
+    const physicalMax = (config.maxPhysicalBytes as { bytes: number }).bytes;
+    expect(physicalMax).toBeGreaterThan(0); // 0 = no cap
+    expect(hostMax).toBeLessThan(physicalMax);
+    expect(physicalMax, '--maxphysicalbytes against resources.limits.memory').toBeLessThan(limit);
   });
 
   it('serves its unix socket from a hostPath that trainers on the node can mount', () => {
