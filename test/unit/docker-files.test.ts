@@ -176,6 +176,27 @@ describe('docker/Dockerfile', () => {
     expect(execForm(test.find((i) => i.keyword === 'CMD')!)).toEqual(['test/integration', 'test/gpu']);
     expect(test.filter((i) => i.keyword === 'USER').at(-1)!.args).toBe('tensormem');
   });
+
+  it('gives the test stage every program the suites it runs start (the runtime image has node only)', () => {
+    const test = stage('test');
+    // nvidia/cuda base (Ubuntu): coreutils, util-linux and dash are there; anything else the stage installs.
+    const inBase = ['sh', 'mkfifo', 'stat', 'prlimit', 'flock', 'unshare'];
+    const installed = test
+      .filter((i) => i.keyword === 'RUN')
+      .flatMap((i) => [...i.args.matchAll(/apt-get install ((?:-\S+\s+)*)([^&]+)/g)].flatMap((m) => m[2].trim().split(/\s+/)));
+    const linked = test.filter((i) => i.keyword === 'RUN').flatMap((i) => [...i.args.matchAll(/ln -s \S+ \/usr\/local\/bin\/(\S+)/g)].map((m) => m[1]));
+    const suites = execForm(test.find((i) => i.keyword === 'CMD')!).concat('test/helpers');
+    const programs = new Map<string, string>();
+    for (const suite of suites) {
+      for (const file of readdirSync(join(ROOT, suite)).filter((name) => name.endsWith('.ts'))) {
+        for (const match of read(join(suite, file)).matchAll(/\b(?:spawnSync|spawn|spawnTied|execFileSync|execFile)\('([\w.+-]+)'/g)) programs.set(match[1], `${suite}/${file}`);
+      }
+    }
+    expect(programs.size).toBeGreaterThan(3);
+    for (const [program, where] of programs) {
+      expect([...inBase, ...installed, ...linked], `${where} runs ${program}, which the test stage does not install`).toContain(program);
+    }
+  });
 });
 
 type ComposeService = {
