@@ -11,6 +11,7 @@ import type { StatusObject } from '@grpc/grpc-js';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import pino, { Logger } from 'pino';
+import { DEFAULT_MAX_QUEUED_BYTES, LogWriter } from './observability/log-writer';
 import { applyProfile } from './config/profiles';
 import { ConfigFileRead, ConfigSource, DaemonConfig, configFileChanges } from './config/config';
 import { isLocalAddress } from './config/listen-address';
@@ -152,13 +153,22 @@ export function warnWhenPlaintextExposed(config: Pick<DaemonConfig, 'listen' | '
 }
 
 /**
- * The daemon's log: JSON lines on stderr, written synchronously. An asynchronous destination is
- * flushed at exit by a loop that retries a failed write for ever, so a daemon whose stderr reader had
- * gone (a closed pipe: EPIPE) never exited after SIGTERM; written synchronously, a broken pipe just
- * turns the log off (pino's EPIPE handling).
+ * The daemon's log: JSON lines on stderr, written at once while stderr takes them (so none is lost at
+ * process.exit) and never waited on (LogWriter): a pipe whose reader stopped holds a bounded backlog,
+ * the rest is dropped and counted (`log_lines_dropped`), and a closed pipe (EPIPE) turns the log off.
+ * pino's synchronous destination retried a full pipe in a loop that held the whole daemon, SIGTERM
+ * included, until the reader read again; its asynchronous one retried an EPIPE at exit for ever.
  */
 export function stderrLog(level: string): Logger {
-  return pino({ level }, pino.destination({ dest: 2, sync: true }));
+  // Node opens a pipe or socket stderr in non-blocking mode (libuv's uv_pipe_open) once process.stderr
+  // is first used: a write to a full pipe then answers EAGAIN instead of sleeping in the kernel.
+  void process.stderr;
+  const writer = new LogWriter(2);
+  const log = pino({ level }, writer);
+  writer.onDropped = (dropped) =>
+    log.warn({ event: 'log_lines_dropped', dropped }, `${dropped} log line(s) dropped: stderr took nothing while more than ${DEFAULT_MAX_QUEUED_BYTES} bytes of lines waited (a log reader that stopped reading)`);
+  process.on('exit', () => writer.flushSync());
+  return log;
 }
 
 /**
