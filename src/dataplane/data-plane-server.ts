@@ -21,9 +21,10 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
-import { TensormemError, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
+import { TensormemError, clipped, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import { logTlsRefusals, tlsServerOptions } from '../config/tls-server-options';
+import { SummarizedLog } from '../observability/summarized-log';
 import type { Lease } from '../leases/lease';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
 import { ENDED_READ_GRACE_MS } from '../service/array-service';
@@ -89,39 +90,28 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
   const { host, port } = socketPath === undefined ? parseHostPort(address)! : { host: '', port: 0 };
   const tls = socketPath === undefined ? config.tls : undefined;
   const plane = new DataPlane(context, observer);
-  let refusedUnlogged = 0;
-  let lastRefusalLog = -Infinity;
-  let refusalLogTimer: NodeJS.Timeout | undefined;
-  const logRefusals = () => {
-    refusalLogTimer = undefined;
-    if (refusedUnlogged === 0) return;
+  // A flood refuses thousands a second, and a tenant can stall as many requests as it opens
+  // connections: one line an interval each, with how many it stands for
+  // (tensormem_data_plane_connections_refused_total counts each refusal).
+  const refusals = new SummarizedLog<undefined>(REFUSAL_LOG_INTERVAL_MS, (refused) =>
     context.log.warn(
-      { event: 'data_plane_connections_refused', refused: refusedUnlogged, max_connections: config.dataMaxConnections },
-      `data plane: ${refusedUnlogged} connection(s) refused since the last such line: ${config.dataMaxConnections} open, the --data-max-connections limit`,
-    );
-    refusedUnlogged = 0;
-    lastRefusalLog = Date.now();
-  };
+      { event: 'data_plane_connections_refused', refused, max_connections: config.dataMaxConnections },
+      `data plane: ${refused} connection(s) refused since the last such line: ${config.dataMaxConnections} open, the --data-max-connections limit`,
+    ),
+  );
+  const stalls = new SummarizedLog<{ method: string; url: string }>(REFUSAL_LOG_INTERVAL_MS, (stalled, last) =>
+    context.log.warn(
+      { event: 'data_plane_stalled', stalled, method: last.method, url: last.url, stall_timeout_ms: config.dataStallTimeoutMs },
+      `data plane: ${stalled} request(s) moved no byte for ${config.dataStallTimeoutMs} ms (--data-stall-timeout) and were cut since the last such line, the last a ${last.method}`,
+    ),
+  );
   const http = new Http1Server((exchange) => plane.handle(exchange), {
     tls: tls && tlsServerOptions(tls),
     stallTimeoutMs: config.dataStallTimeoutMs,
     bodyReadBytes: bodyReadBytesFor(config.asyncCopyThresholdBytes),
-    onStall: (exchange) =>
-      context.log.warn(
-        { event: 'data_plane_stalled', method: exchange.method, url: exchange.url, stall_timeout_ms: config.dataStallTimeoutMs },
-        `data plane ${exchange.method} moved no byte for ${config.dataStallTimeoutMs} ms (--data-stall-timeout): connection cut`,
-      ),
+    onStall: (exchange) => stalls.note({ method: exchange.method, url: clipped(exchange.url) }),
     maxConnections: config.dataMaxConnections,
-    onRefused: () => {
-      // A flood refuses thousands a second: one line per interval, with how many it stands for
-      // (tensormem_data_plane_connections_refused_total counts each).
-      // Those held back are logged when the interval is up, not only with the next refusal after it
-      // (which may never come: a burst's first line alone would stand for the whole burst).
-      refusedUnlogged++;
-      const wait = lastRefusalLog + REFUSAL_LOG_INTERVAL_MS - Date.now();
-      if (wait <= 0) logRefusals();
-      else refusalLogTimer ??= setTimeout(logRefusals, wait).unref();
-    },
+    onRefused: () => refusals.note(undefined),
   });
   const server = http.server;
   if (tls) logTlsRefusals(server as TlsServer, '--data-listen', context.log);
@@ -148,8 +138,8 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
     address: bound,
     server: http,
     close: (timeoutMs) => {
-      clearTimeout(refusalLogTimer);
-      logRefusals();
+      refusals.flush();
+      stalls.flush();
       return plane.close(http, timeoutMs);
     },
   };

@@ -887,6 +887,36 @@ describe('--data-stall-timeout cuts a transfer that stops moving', () => {
     await lease.close();
   });
 
+  it('logs a burst of stalled requests as one line a 10 s with their count, and cuts the client URL it quotes', async () => {
+    // A tenant can stall as many requests as it opens connections: each was a warning quoting its whole
+    // URL (up to the 16 KiB head), 12 KB a line here, at will.
+    const lease = await client.openLease();
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
+    const url = new URL(dataAddress);
+    const longPath = `/v1/arrays/${array.array_id}?pad=${'a'.repeat(12_000)}`;
+    const seen = daemon.logs.length;
+    const stalls = 20;
+    await Promise.all(
+      Array.from({ length: stalls }, () =>
+        new Promise<void>((resolve) => {
+          const socket = createConnection({ host: url.hostname, port: Number(url.port) }, () =>
+            socket.write(`PUT ${longPath} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: ${MiB}\r\n\r\nabc`),
+          );
+          socket.on('error', () => undefined);
+          socket.on('close', () => resolve());
+        }),
+      ),
+    );
+    const stalledLines = () => daemon.logs.slice(seen).filter((entry) => entry.event === 'data_plane_stalled');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(stalledLines().length).toBeLessThanOrEqual(1);
+    // Those held back come in the line at the end of the interval: every stall is counted once.
+    await expect.poll(() => stalledLines().reduce((sum, entry) => sum + (entry.stalled as number), 0), { timeout: 12_000, interval: 200 }).toBe(stalls);
+    expect(stalledLines().length).toBeLessThanOrEqual(2);
+    for (const entry of stalledLines()) expect((entry.url as string).length).toBeLessThan(300);
+    await lease.close();
+  }, 30_000);
+
   it('refuses a malformed --data-stall-timeout, naming the flag and the value', async () => {
     const result = await runTensormemd(['--data-stall-timeout', 'soon']);
     expect(result.code).not.toBe(0);
