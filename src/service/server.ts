@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerInterceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { SummarizedLog } from '../observability/summarized-log';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
@@ -113,20 +114,15 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
 
 /**
  * A warning for events that may come in floods: the first at once, then at most a line every 10 s
- * saying how many came since (`line` gets that count and the latest event's arguments).
+ * saying how many came since (`line` gets that count and the latest event's arguments); those held
+ * back are said when the 10 s are up, not only with a next event that may never come (SummarizedLog).
  */
 function rateLimitedWarning<A extends unknown[]>(context: ServiceContext, line: (count: number, ...latest: A) => { fields: object; message: string }): (...latest: A) => void {
-  let unlogged = 0;
-  let lastLineAt = -Infinity;
-  return (...latest) => {
-    unlogged++;
-    const now = performance.now();
-    if (now - lastLineAt < 10_000) return;
-    lastLineAt = now;
-    const { fields, message } = line(unlogged, ...latest);
+  const summary = new SummarizedLog<A>(10_000, (count, latest) => {
+    const { fields, message } = line(count, ...latest);
     context.log.warn(fields, message);
-    unlogged = 0;
-  };
+  });
+  return (...latest) => summary.note(latest);
 }
 
 /** Logs the streams --max-partial-message-bytes resets (rate-limited). */

@@ -168,3 +168,38 @@ describe('--max-tenant-streams 0 (no cap)', () => {
     }
   });
 });
+
+describe('tenant_streams_refused in a burst', () => {
+  const setup = daemonForTests(['--max-tenant-streams', '1']);
+
+  it('counts every refusal of a burst in the lines, the ones held back in the line at the end of the 10 s', async () => {
+    // A rate-limited warning wrote the burst's first refusal at once and held the rest for a later
+    // refusal that might never come: 4 refused, a line saying 1.
+    const { proto } = loadTensormemProto();
+    const arrays = new proto.tensormem.v1.ArrayService(setup.daemon.tcpAddress, credentials.createInsecure());
+    const lease = await setup.client.openLease({ tenant: 'a', ttlSeconds: 60 });
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${lease.token}`);
+    const calls: Array<{ call: ClientWritableStream<unknown>; error?: ServiceError }> = [];
+    const idleWrite = () => {
+      const entry: { call: ClientWritableStream<unknown>; error?: ServiceError } = { call: undefined! };
+      entry.call = arrays.WriteArray(metadata, (error: ServiceError | null) => {
+        if (error) entry.error = error;
+      });
+      calls.push(entry);
+      return entry;
+    };
+    try {
+      idleWrite();
+      await tenantStreams(setup, 'a', 1);
+      const burst = [idleWrite(), idleWrite(), idleWrite(), idleWrite()];
+      for (const entry of burst) await refusal(entry);
+      const refusedInLines = () => setup.daemon.logs.filter((entry) => entry.event === 'tenant_streams_refused').reduce((sum, entry) => sum + (entry.refused as number), 0);
+      await expect.poll(refusedInLines, { timeout: 12_000, interval: 200 }).toBe(burst.length);
+    } finally {
+      for (const entry of calls) entry.call.cancel();
+      arrays.close();
+      await lease.close();
+    }
+  }, 30_000);
+});
