@@ -160,15 +160,24 @@ export function warnWhenPlaintextExposed(config: Pick<DaemonConfig, 'listen' | '
  * included, until the reader read again; its asynchronous one retried an EPIPE at exit for ever.
  */
 export function stderrLog(level: string): Logger {
+  const writer = stderrWriter();
+  const log = pino({ level }, writer);
+  writer.onDropped = (dropped) =>
+    log.warn({ event: 'log_lines_dropped', dropped }, `${dropped} log line(s) dropped: stderr took nothing while more than ${DEFAULT_MAX_QUEUED_BYTES} bytes of lines waited (a log reader that stopped reading)`);
+  return log;
+}
+
+let sharedStderrWriter: LogWriter | undefined;
+
+/** The one LogWriter of fd 2 (each daemon started in this process logs through it), flushed at exit. */
+function stderrWriter(): LogWriter {
+  if (sharedStderrWriter) return sharedStderrWriter;
   // Node opens a pipe or socket stderr in non-blocking mode (libuv's uv_pipe_open) once process.stderr
   // is first used: a write to a full pipe then answers EAGAIN instead of sleeping in the kernel.
   void process.stderr;
   const writer = new LogWriter(2);
-  const log = pino({ level }, writer);
-  writer.onDropped = (dropped) =>
-    log.warn({ event: 'log_lines_dropped', dropped }, `${dropped} log line(s) dropped: stderr took nothing while more than ${DEFAULT_MAX_QUEUED_BYTES} bytes of lines waited (a log reader that stopped reading)`);
   process.on('exit', () => writer.flushSync());
-  return log;
+  return (sharedStderrWriter = writer);
 }
 
 /**
