@@ -5,7 +5,6 @@
  * stay what the sum over the lease's arrays says through everything that changes an array's blocks.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { TensormemError } from '../../src/errors';
 import { Lease } from '../../src/leases/lease';
 import { MemoryManager } from '../../src/memory/memory-manager';
 import { givenLimits } from '../../src/memory/limits';
@@ -14,6 +13,7 @@ import { TensorArray } from '../../src/memory/tensor-array';
 import { createBackend } from '../../src/native/addon';
 import { MiB } from '../../src/units';
 import { allocateParams } from '../helpers/allocate-params';
+import { kept, refusedOrDone, summed } from '../helpers/held-bytes';
 import { rng } from '../helpers/rng';
 
 function newLease(eagerMirror = false): Lease {
@@ -22,30 +22,6 @@ function newLease(eagerMirror = false): Lease {
   // Copies of 64 KiB and more run off the event loop: frees meet copies in flight.
   const memory = new MemoryManager(backend, givenLimits([capacity], capacity), { poolChunkBytes: 16 * MiB, asyncCopyThresholdBytes: 64 * 1024, scrub: false }, new PhysicalMemoryGuard(0));
   return new Lease('lease-a', 'hash-a', 'tenant-a', 'client', {}, 3_600_000, memory, eagerMirror);
-}
-
-/** The lease's arrays' bytes added up, as deviceBytes and hostBytes did. */
-function summed(lease: Lease): { device: number; host: number } {
-  let device = 0;
-  let host = 0;
-  for (const array of lease.arrays.values()) {
-    device += array.deviceHeldBytes;
-    host += array.hostHeldBytes;
-  }
-  return { device, host };
-}
-
-function kept(lease: Lease): { device: number; host: number } {
-  return { device: lease.arrays.deviceHeldBytes, host: lease.arrays.hostHeldBytes };
-}
-
-/** Runs `step`; a refusal (an array out of its workspace's scope, a placement the current workspace refuses) changes nothing, and is checked like any other step. */
-async function refusedOrDone(step: () => Promise<unknown> | unknown): Promise<void> {
-  try {
-    await step();
-  } catch (error) {
-    if (!(error instanceof TensormemError)) throw error;
-  }
 }
 
 afterEach(() => {
