@@ -45,7 +45,7 @@ export type { HttpErrorBody };
 /** The HTTP status and JSON body of any error; non-domain errors are INTERNAL and logged. */
 export function httpErrorOf(error: unknown, log?: Logger): HttpErrorBody {
   if (!(error instanceof TensormemError)) {
-    log?.error({ err: error }, 'internal error on the data plane');
+    log?.error({ event: 'data_plane_internal_error', err: error }, 'internal error on the data plane');
     const message = error instanceof Error ? error.message : String(error);
     return { code: 500, status: 'INTERNAL', reason: 'INTERNAL', message: `internal error: ${message}`, metadata: {} };
   }

@@ -20,10 +20,10 @@ export function selectBackend(config: DaemonConfig, log: Logger): NativeBackend 
   if (config.backend === 'cuda') return cudaOrThrow();
   try {
     const cuda = cudaOrThrow();
-    log.info({ backend: 'cuda', devices: cuda.deviceCount() }, 'backend auto: using cuda');
+    log.info({ event: 'backend_selected', backend: 'cuda', devices: cuda.deviceCount() }, 'backend auto: using cuda');
     return cuda;
   } catch (error) {
-    log.warn({ backend: 'host', reason: (error as Error).message }, 'backend auto: no usable CUDA device, using the host backend (an emulated device in host RAM)');
+    log.warn({ event: 'backend_selected', backend: 'host', reason: (error as Error).message }, 'backend auto: no usable CUDA device, using the host backend (an emulated device in host RAM)');
     return host();
   }
 }

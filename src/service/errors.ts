@@ -88,7 +88,7 @@ function fittedDetails(message: string, encode?: (details: string) => Buffer): {
 /** The error a handler passes to grpc-js for `error`. */
 export function toServiceError(error: unknown, log?: Logger): Partial<ServerErrorResponse> {
   if (!(error instanceof TensormemError)) {
-    log?.error({ err: error }, 'internal error');
+    log?.error({ event: 'internal_error', err: error }, 'internal error');
     const message = error instanceof Error ? error.message : String(error);
     return { code: Status.INTERNAL, details: fittedDetails(`internal error: ${message}`).details, metadata: new Metadata() };
   }

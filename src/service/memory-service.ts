@@ -224,7 +224,7 @@ export class MemoryService {
           requireWellFormed(call.request);
           viewerOf(this.context, token);
         } catch (error) {
-          call.emit('error', toServiceError(error));
+          call.emit('error', toServiceError(error, log));
           return;
         }
         const intervalMs = call.request.interval_ms === 0 ? 1000 : call.request.interval_ms;
@@ -249,7 +249,7 @@ export class MemoryService {
             message = watchMessages.messageFor(viewer);
           } catch (error) {
             stop();
-            call.emit('error', toServiceError(error));
+            call.emit('error', toServiceError(error, log));
             return;
           }
           call.write(message as unknown as WatchMemoryResponse);
