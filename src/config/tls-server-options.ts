@@ -13,6 +13,7 @@ import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { invalidArgument } from '../errors';
 import type { DaemonConfig } from './config';
+import { SummarizedLog } from '../observability/summarized-log';
 
 type TlsConfig = NonNullable<DaemonConfig['tls']>;
 
@@ -104,8 +105,12 @@ export function logTlsRefusals(server: { on(event: 'connection', listener: (sock
   // The peer's address is gone from a socket destroyed by the time of the error: kept from the connect.
   const remoteAddresses = new WeakMap<Socket, string | undefined>();
   server.on('connection', (raw) => remoteAddresses.set(raw, raw.remoteAddress));
-  let refused = 0;
-  let lastLineAt = -Infinity;
+  const refusals = new SummarizedLog<{ reason: string; remoteAddress: string | undefined; what: string }>(REFUSAL_LOG_INTERVAL_MS, (refused, { reason, remoteAddress, what }) =>
+    log.warn(
+      { event: 'tls_handshake_refused', listener, reason, remoteAddress, refused },
+      `${listener}: ${what} (${reason})${remoteAddress ? ` from ${remoteAddress}` : ''}${refused > 1 ? `; ${refused} refused since the last such line (this one the last of them)` : ''}`,
+    ),
+  );
   server.on('tlsClientError', (error, socket) => {
     socket.destroy();
     const authorizationError = (socket as Socket & { authorizationError?: string }).authorizationError;
@@ -113,18 +118,11 @@ export function logTlsRefusals(server: { on(event: 'connection', listener: (sock
     // time (ERR_TLS_HANDSHAKE_TIMEOUT) is no refusal to report: a load balancer's probe every few
     // seconds would make a warning each time. TLS errors (ERR_SSL_*) and refused certificates are.
     if (!authorizationError && !error.code?.startsWith('ERR_SSL_')) return;
-    refused++;
-    const now = performance.now();
-    if (now - lastLineAt < REFUSAL_LOG_INTERVAL_MS) return;
-    lastLineAt = now;
-    const reason = authorizationError ?? error.code!;
     const parent = (socket as Socket & { _parent?: Socket })._parent;
-    const remoteAddress = remoteAddresses.get(parent ?? socket) ?? socket.remoteAddress;
-    const what = authorizationError ? 'client certificate refused' : 'TLS handshake failed';
-    log.warn(
-      { event: 'tls_handshake_refused', listener, reason, remoteAddress, refused },
-      `${listener}: ${what} (${reason})${remoteAddress ? ` from ${remoteAddress}` : ''}${refused > 1 ? `; ${refused} refused since the last such line` : ''}`,
-    );
-    refused = 0;
+    refusals.note({
+      reason: authorizationError ?? error.code!,
+      remoteAddress: remoteAddresses.get(parent ?? socket) ?? socket.remoteAddress,
+      what: authorizationError ? 'client certificate refused' : 'TLS handshake failed',
+    });
   });
 }
