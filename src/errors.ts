@@ -174,7 +174,7 @@ export interface OutOfMemoryFacts {
   requestedBytes: number;
   /** Device index for DEVICE memory. */
   device?: number;
-  /** Which cap refused: "pool cap (maxbytes)", "host cap (host-maxbytes)", "emulated device capacity", "device memory (cudaMalloc)". */
+  /** Which cap refused, or under backendRefused the cap of the pool the backend refused: "pool cap (maxbytes)", "host cap (host-maxbytes)". */
   capName: string;
   capBytes: number;
   usedBytes: number;
@@ -182,6 +182,12 @@ export interface OutOfMemoryFacts {
   tenant?: { name: string; quotaBytes: number; usedBytes: number };
   /** Backend detail, e.g. the CUDA error text, when the backend itself refused. */
   backendDetail?: string;
+  /**
+   * The backend itself refused (cudaMalloc, cudaHostAlloc, the system's RAM, a full /dev/shm), not a cap
+   * of the daemon: backendDetail says why, and the advice is not a larger cap. The seed's advice for a
+   * CUDA out of memory is "Verify `maxbytes` is not set higher than available VRAM".
+   */
+  backendRefused?: boolean;
   /** Bytes of `usedBytes` (and the tenant's) that the request gives back before it takes its own: GivenBack. */
   givenBack?: GivenBack;
   /**
@@ -231,8 +237,17 @@ function formatOutOfMemory(f: OutOfMemoryFacts): string {
   if (f.reservedBytes !== undefined) {
     message += `; no free block fits it, and a new chunk for it would pass the cap: the pool's chunks already reserve ${formatBytes(f.reservedBytes)} of it`;
   }
-  if (f.backendDetail) message += `; ${f.backendDetail}`;
   const flag = f.memory === 'DEVICE' ? '--maxbytes' : '--host-maxbytes';
+  if (f.backendRefused) {
+    const refuser = f.memory === 'DEVICE' ? 'the device' : 'the system';
+    message += `; ${refuser} refused it, not the ${f.memory === 'DEVICE' ? 'pool' : 'host'} cap${f.backendDetail ? `: ${f.backendDetail}` : ''}`;
+    const room =
+      f.memory === 'DEVICE'
+        ? `a ${flag} no higher than the device memory this daemon can have (VRAM less what other processes hold on it: GetMemoryInfo's free_bytes plus the pool's reserved_bytes)`
+        : `room on the host (free RAM, /dev/shm for exportable arrays, the locked-memory limit for pinned memory), with ${flag} no higher than what it can give`;
+    return `${message}. Try: free arrays, a smaller batch, workspaces, or ${room}.`;
+  }
+  if (f.backendDetail) message += `; ${f.backendDetail}`;
   return `${message}. Try: free arrays, a smaller batch, workspaces, or a larger ${flag}.`;
 }
 
@@ -251,6 +266,7 @@ function oomMetadata(f: OutOfMemoryFacts): Record<string, string> {
   }
   if (f.givenBack && f.givenBack.bytes > 0) metadata.given_back_bytes = String(f.givenBack.bytes);
   if (f.reservedBytes !== undefined) metadata.reserved_bytes = String(f.reservedBytes);
+  if (f.backendRefused) metadata.refused_by = 'backend';
   return metadata;
 }
 

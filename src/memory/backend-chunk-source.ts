@@ -33,16 +33,18 @@ export class BackendChunkSource implements ChunkSource {
       return handle;
     } catch (error) {
       if (isNativeError(error) && error.code === 'OUT_OF_MEMORY') {
+        // The pool states its own cap and numbers (PoolResource.sourceRefusal); these are the device's as the backend reports them.
         const info = this.kind === 'device' ? this.backend.deviceInfo(this.device) : undefined;
         throw new OutOfMemoryError({
           memory: this.kind === 'device' ? 'DEVICE' : 'HOST',
           device: this.kind === 'device' ? this.device : undefined,
           requestedBytes: bytes,
-          capName: this.backend.name === 'cuda' ? 'device memory' : 'emulated device capacity',
+          capName: this.kind === 'host' ? 'host memory' : this.backend.name === 'cuda' ? 'device memory' : 'emulated device capacity',
           capBytes: info?.totalBytes ?? 0,
           usedBytes: info ? info.totalBytes - info.freeBytes : 0,
           largestFreeBlockBytes: info?.freeBytes ?? 0,
           backendDetail: error.message,
+          backendRefused: true,
         });
       }
       throw error;

@@ -611,11 +611,16 @@ export class PoolResource implements SizedMemoryResource {
     });
   }
 
-  /** The source's OutOfMemoryError with this pool's request, used bytes and largest free block; other errors as they are. */
+  /**
+   * The source's OutOfMemoryError with this pool's request, used bytes and largest free block, and, where
+   * the backend refused, this pool's cap (the backend's own numbers are in its detail): the used bytes are
+   * the pool's, so the cap beside them is too. Other errors as they are.
+   */
   private sourceRefusal(error: unknown, requestedBytes: number): unknown {
     if (!(error instanceof OutOfMemoryError)) return error;
     return new OutOfMemoryError({
       ...error.facts,
+      ...(error.facts.backendRefused ? { capName: this.capName, capBytes: this.maxReservedBytes } : {}),
       memory: this.memory,
       device: this.device ?? error.facts.device,
       requestedBytes,
