@@ -195,6 +195,11 @@ export interface OutOfMemoryFacts {
    * no free block fits the request and a new chunk for it would pass the cap.
    */
   reservedBytes?: number;
+  /**
+   * The requesting lease's cuDNN scratch on this device, when it holds one: the seed's advice for a CUDA
+   * out of memory is "Switch to NO_WORKSPACE cuDNN algo mode ... as PREFER_FASTEST allocates large workspace buffers".
+   */
+  cudnnScratch?: { arrayId: string; bytes: number };
 }
 
 /**
@@ -237,6 +242,11 @@ function formatOutOfMemory(f: OutOfMemoryFacts): string {
   if (f.reservedBytes !== undefined) {
     message += `; no free block fits it, and a new chunk for it would pass the cap: the pool's chunks already reserve ${formatBytes(f.reservedBytes)} of it`;
   }
+  if (f.cudnnScratch) {
+    message +=
+      `; this lease's cuDNN scratch (AcquireCudnnWorkspace) holds ${formatBytes(f.cudnnScratch.bytes)} of the used bytes: ` +
+      'CUDNN_ALGO_MODE_NO_WORKSPACE needs none, and FreeArray of it gives it back';
+  }
   const flag = f.memory === 'DEVICE' ? '--maxbytes' : '--host-maxbytes';
   if (f.backendRefused) {
     const refuser = f.memory === 'DEVICE' ? 'the device' : 'the system';
@@ -267,6 +277,10 @@ function oomMetadata(f: OutOfMemoryFacts): Record<string, string> {
   if (f.givenBack && f.givenBack.bytes > 0) metadata.given_back_bytes = String(f.givenBack.bytes);
   if (f.reservedBytes !== undefined) metadata.reserved_bytes = String(f.reservedBytes);
   if (f.backendRefused) metadata.refused_by = 'backend';
+  if (f.cudnnScratch) {
+    metadata.cudnn_scratch_bytes = String(f.cudnnScratch.bytes);
+    metadata.cudnn_scratch_array_id = f.cudnnScratch.arrayId;
+  }
   return metadata;
 }
 

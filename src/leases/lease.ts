@@ -248,8 +248,31 @@ export class Lease {
     return () => this.closeListeners.delete(listener);
   }
 
-  /** Validates everything before taking any memory; all or nothing. */
+  /**
+   * Validates everything before taking any memory; all or nothing. A device refusal says how much of
+   * the pool this lease's cuDNN scratch on that device holds (withScratchOf).
+   */
   async allocateArray(params: AllocateParams): Promise<TensorArray> {
+    try {
+      return await this.allocateArrayNow(params);
+    } catch (error) {
+      throw this.withScratchOf(error, params.device);
+    }
+  }
+
+  /**
+   * `error` with this lease's cuDNN scratch on `device` added when it is a device out-of-memory there
+   * and the lease holds one; other errors as they are. A new error each time: a refusal shared by
+   * request_id retries is not told twice.
+   */
+  private withScratchOf(error: unknown, device: number): unknown {
+    if (!(error instanceof OutOfMemoryError) || error.facts.memory !== 'DEVICE' || (error.facts.device ?? 0) !== device) return error;
+    const scratch = this.cudnnScratchOf(device);
+    if (!scratch) return error;
+    return new OutOfMemoryError({ ...error.facts, cudnnScratch: { arrayId: scratch.arrayId, bytes: scratch.byteSize } });
+  }
+
+  private async allocateArrayNow(params: AllocateParams): Promise<TensorArray> {
     this.ensureOpen();
     const byteSize = byteSizeOf(params.dataType, params.shape);
     const placement = parsePlacement(params.placement);

@@ -143,6 +143,30 @@ describe('AcquireCudnnWorkspace on the host backend', () => {
     expect(used - (await deviceUsed())).toBe(52 * MiB);
   });
 
+  it("a device array refused beside the lease's scratch says how much the scratch holds and that NO_WORKSPACE needs none", async () => {
+    // The seed, on "CUDA out of memory": "Switch to NO_WORKSPACE cuDNN algo mode if using cuDNN, as
+    // PREFER_FASTEST allocates large workspace buffers". The refusal named only the pool's used bytes.
+    const trainer = await client.openLease({ clientName: 'scratch-oom' });
+    const scratch = (await trainer.acquireCudnnWorkspace(request(40 * MiB))).scratch!;
+    const refused = await failure(trainer.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [40 * MiB] }));
+    expect([refused.code, refused.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'DEVICE_OUT_OF_MEMORY']);
+    expect(refused.details).toContain(
+      "; this lease's cuDNN scratch (AcquireCudnnWorkspace) holds 41943040 bytes (40.00 MiB) of the used bytes: CUDNN_ALGO_MODE_NO_WORKSPACE needs none, and FreeArray of it gives it back",
+    );
+    expect(refused.errorMetadata).toMatchObject({ cudnn_scratch_bytes: String(40 * MiB), cudnn_scratch_array_id: scratch.array_id });
+    // Another lease's refusal names no scratch of its own.
+    const other = await client.openLease({ clientName: 'no-scratch' });
+    const plain = await failure(other.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [40 * MiB] }));
+    expect(plain.reason).toBe('DEVICE_OUT_OF_MEMORY');
+    expect(plain.details).not.toContain('cuDNN scratch');
+    expect(plain.errorMetadata.cudnn_scratch_bytes).toBeUndefined();
+    // The advice holds: with the scratch freed, the array fits.
+    await trainer.free(scratch.array_id);
+    expect((await trainer.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [40 * MiB] })).byte_size).toBe(40 * MiB);
+    await other.close();
+    await trainer.close();
+  });
+
   it('lease summaries count workspace buffers and the scratch; closing the lease gives every byte back', async () => {
     const owner = await client.openLease({ clientName: 'summary' });
     const empty = await deviceUsed();
