@@ -5,24 +5,22 @@
  * .proto including workspace.proto's proto3 `optional`), bearer metadata, client/server streams,
  * google.rpc.Status details in grpc-status-details-bin, grpc.health.v1, server reflection's descriptors
  * built into a protobuf descriptor pool, the HTTP/1.1 data plane from http.client, ExportArray mapped by
- * mmap of /dev/shm, and an ND4J-style workspace loop. Each scenario is one run of the client with its own
- * lease, against one daemon.
+ * mmap of /dev/shm, an ND4J-style workspace loop, and (against a second daemon, with a tenants file) a
+ * lease opened with a tenant token and kept alive over KeepAlive and RenewLease. Each scenario is one run
+ * of the client with its own lease.
  *
  * Needs /usr/bin/python3 with Debian's python3-grpcio, and protobuf-compiler, protobuf-compiler-grpc and
  * libprotobuf-dev (google/protobuf/*.proto) (.ci/run installs them). Without them the test fails, naming
  * what is missing, unless TENSORMEM_SKIP_INTEROP=1, which skips it visibly with the same reason.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
+import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { tenantsYaml, writeTenantsFile } from '../helpers/tenants-file';
+import { CLIENT, PYTHON, declareMissingPython, prepareStubs } from './python-setup';
 
-// Debian's python with python3-grpcio; TENSORMEM_INTEROP_PYTHON overrides it (to check the no-grpc path),
-// as TENSORMEM_INTEROP_PROTOC and TENSORMEM_INTEROP_GRPC_PLUGIN (read by python_client.py) override the tools.
-const PYTHON = process.env.TENSORMEM_INTEROP_PYTHON || '/usr/bin/python3';
-const CLIENT = join(ROOT, 'test', 'interop', 'python_client.py');
 const BYTE_SIZE = 256 * 1024 * 4; // FLOAT32 [256, 1024]
 const PAGE = 4096;
 const MiB = 1024 * 1024;
@@ -32,31 +30,13 @@ const roundUpToPage = (n: number) => Math.ceil(n / PAGE) * PAGE;
 // The JSON a scenario prints: loosely typed, checked field by field below.
 type Result = Record<string, any>;
 
-/** Generates the Python stubs once, at collection; returns the problem when the tools are missing. */
-function prepareStubs(): { stubs?: string; problem?: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'tensormem-pystubs-'));
-  const gen = spawnSync(PYTHON, [CLIENT, 'gen-stubs', dir], { encoding: 'utf8', timeout: 60_000 });
-  if (gen.status === 0) return { stubs: dir };
-  rmSync(dir, { recursive: true, force: true });
-  if (gen.error) return { problem: `${PYTHON} cannot run (${gen.error.message})` };
-  const lastLine = gen.stdout.trim().split('\n').pop() || '';
-  try {
-    const reply = JSON.parse(lastLine) as { error?: string };
-    return { problem: `${PYTHON} ${CLIENT} gen-stubs: ${reply.error}` };
-  } catch {
-    return { problem: `${PYTHON} ${CLIENT} gen-stubs exited ${gen.status}: ${(gen.stderr || gen.stdout).trim().split('\n').pop()}` };
-  }
-}
-
 const { stubs, problem } = prepareStubs();
-const skipRequested = process.env.TENSORMEM_SKIP_INTEROP === '1';
-const INSTALL_HINT =
-  'install the Debian packages python3-grpcio protobuf-compiler protobuf-compiler-grpc libprotobuf-dev (CI installs them in .ci/run), or set TENSORMEM_SKIP_INTEROP=1 to skip';
 
-function runClient(scenario: string, address: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runClient(scenario: string, address: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     // Asynchronous on purpose: the daemon's log pipes are drained by this event loop.
-    execFile(PYTHON, [CLIENT, '--stubs', stubs!, scenario, address], { timeout: 60_000, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const options = { timeout: 60_000, maxBuffer: 4 * 1024 * 1024, env: { ...process.env, ...env } };
+    execFile(PYTHON, [CLIENT, '--stubs', stubs!, scenario, address], options, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -64,8 +44,8 @@ function runClient(scenario: string, address: string): Promise<{ code: number | 
 }
 
 /** Runs one scenario and returns its JSON result, failing on any mismatch the client reported. */
-async function scenario(name: string, address: string): Promise<Result> {
-  const { code, stdout, stderr } = await runClient(name, address);
+async function scenario(name: string, address: string, env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  const { code, stdout, stderr } = await runClient(name, address, env);
   const lines = stdout.trim().split('\n');
   let result: Result;
   try {
@@ -81,16 +61,7 @@ async function scenario(name: string, address: string): Promise<Result> {
 }
 
 describe('interop: Python grpcio client against tensormemd', () => {
-  if (problem && skipRequested) {
-    it.skip(`skipped (TENSORMEM_SKIP_INTEROP=1): ${problem}`, () => {});
-    return;
-  }
-  if (problem) {
-    it(`has ${PYTHON} with grpcio, protoc ≥ 3.15 and grpc_python_plugin`, () => {
-      expect.fail(`${problem}: ${INSTALL_HINT}`);
-    });
-    return;
-  }
+  if (declareMissingPython(problem)) return;
 
   let daemon: DaemonProcess | undefined;
 
@@ -268,8 +239,40 @@ describe('interop: Python grpcio client against tensormemd', () => {
       workspace_name_whole: true,
       details_head: 'Cannot read array',
       cut: true,
+      // What grpcio-status's rpc_status.from_call checks: without it, from_call raises ValueError.
+      status_code_is_call_code: true,
+      status_message_is_details: true,
     });
     expect(r.read_error.names_in_details).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
+  it('keeps a lease opened with a tenant token past its TTL over KeepAlive and RenewLease; a killed process with release_on_disconnect loses its lease', async () => {
+    const token = randomBytes(32).toString('hex');
+    const tenants = writeTenantsFile(tenantsYaml({ 'team-py': token }));
+    const tenantDaemon = await startDaemon(['--tenants', tenants]);
+    try {
+      const r = await scenario('keepalive', tenantDaemon.tcpAddress, { TENSORMEM_INTEROP_TENANT_TOKEN: token });
+      expect(r.open_without_token.slice(0, 1)).toEqual(['UNAUTHENTICATED']);
+      expect(r).toMatchObject({ tenant: 'team-py', ttl_seconds: 2 });
+      // 4.5 s of KeepAlive every 0.5 s held a 2 s lease; each reply moved expires_at on.
+      expect(r.alive_after_keepalive).toBe(true);
+      expect(r.keepalive_replies).toBeGreaterThanOrEqual(5);
+      expect(r.expiries_increase).toBe(true);
+      // The clean stop (release_on_disconnect false, then half-close) ends the stream OK and keeps the lease.
+      expect(r.keepalive_end).toBe('OK');
+      expect(r.alive_after_clean_stop).toBe(true);
+      expect(r.renewed_ttl_seconds).toBe(60);
+      expect(r.alive_after_renew).toBe(true);
+      expect(r.renew_with_tenant_token.slice(0, 1)).toEqual(['UNAUTHENTICATED']);
+      // SIGKILL: no half-close, so the daemon closed the lease as the stream dropped.
+      expect(r.child_exit).toBe(-9);
+      expect(r.child_lease_after_kill[0]).toBe('UNAUTHENTICATED');
+      expect(r.child_lease_after_kill[2]).toBe('LEASE_EXPIRED');
+      expect(r.child_lease_after_kill[3]).toMatchObject({ close_reason: 'disconnected' });
+      expect(r.close_freed_bytes).toBeGreaterThanOrEqual(4096);
+    } finally {
+      expect(await tenantDaemon.stop(), 'tenants daemon exit code after SIGTERM').toBe(0);
+    }
   }, 60_000);
 
   it('leaves no shared-memory name behind, and the daemon stops cleanly', async () => {

@@ -25,6 +25,10 @@ Scenarios (each opens its own lease and closes it):
              the learned size, then AcquireCudnnWorkspace
   long_error an error message of some 2,000 CJK characters (ND4J's leaked-pointer message naming four
              workspaces) arrives with its code and ErrorInfo, within grpc core's 8 KiB header list
+  keepalive  against a daemon with a tenants file (a tenant token in TENSORMEM_INTEROP_TENANT_TOKEN): OpenLease
+             with it, KeepAlive from a request generator past twice the TTL, its clean stop, RenewLease,
+             and a process SIGKILLed with release_on_disconnect set losing its lease at once
+             (keepalive_child is that process)
 
 Each prints one JSON line: {"ok": true, ...results} with exit code 0, or {"ok": false, "failures": [...]}
 with exit code 1. Exit code 2: setup problem (no grpc, no protoc or plugin, protoc failed, bad usage).
@@ -41,6 +45,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
 
 try:
@@ -228,13 +234,16 @@ def connect(address):
 class Session:
     """One lease: its stubs, bearer metadata and the WriteArray / ReadArray helpers."""
 
-    def __init__(self, channel, client_name):
+    def __init__(self, channel, client_name, tenant_token=None, ttl_seconds=0):
         self.lease_pb2 = pb('tensormem.v1.lease_pb2')
         self.array_pb2 = pb('tensormem.v1.array_pb2')
         self.types_pb2 = pb('tensormem.v1.types_pb2')
         self.leases = pb('tensormem.v1.lease_pb2_grpc').LeaseServiceStub(channel)
         self.arrays = pb('tensormem.v1.array_pb2_grpc').ArrayServiceStub(channel)
-        opened = self.leases.OpenLease(self.lease_pb2.OpenLeaseRequest(client_name=client_name), timeout=TIMEOUT)
+        # With a tenants file OpenLease takes the tenant's token; every later call the lease's.
+        opened = self.leases.OpenLease(self.lease_pb2.OpenLeaseRequest(client_name=client_name, ttl_seconds=ttl_seconds),
+                                       metadata=(('authorization', f'Bearer {tenant_token}'),) if tenant_token else None,
+                                       timeout=TIMEOUT)
         self.lease = opened.lease
         self.data_address = opened.data_address
         self.token = opened.lease.token
@@ -268,20 +277,31 @@ class Session:
                                       metadata=self.md, timeout=TIMEOUT).freed_bytes
 
 
-def rpc_error(fn):
-    """(grpc.StatusCode name, details, ErrorInfo reason or None) of the call's failure, or None if it succeeded."""
+def error_info(e):
+    """(google.rpc.Status or None, ErrorInfo or None) of a grpc.RpcError's grpc-status-details-bin trailer."""
     status_pb2 = pb('google.rpc.status_pb2')
     error_details_pb2 = pb('google.rpc.error_details_pb2')
+    for key, value in (e.trailing_metadata() or ()):
+        if key == 'grpc-status-details-bin':
+            status = status_pb2.Status.FromString(value)
+            for any_msg in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if any_msg.Unpack(info):
+                    return status, info
+            return status, None
+    return None, None
+
+
+def rpc_error(fn, with_metadata=False):
+    """(grpc.StatusCode name, details, ErrorInfo reason or None[, ErrorInfo metadata]) of the call's failure,
+    or None if it succeeded."""
     try:
         fn()
     except grpc.RpcError as e:
-        reason = None
-        for key, value in (e.trailing_metadata() or ()):
-            if key == 'grpc-status-details-bin':
-                for any_msg in status_pb2.Status.FromString(value).details:
-                    info = error_details_pb2.ErrorInfo()
-                    if any_msg.Unpack(info):
-                        reason = info.reason
+        _status, info = error_info(e)
+        reason = info.reason if info else None
+        if with_metadata:
+            return e.code().name, e.details() or '', reason, dict(info.metadata) if info else {}
         return e.code().name, e.details() or '', reason
     return None
 
@@ -933,12 +953,17 @@ def scenario_long_error(address):
         results['read_error'] = None
     except grpc.RpcError as e:
         info = error_details_pb2.ErrorInfo()
+        status = status_pb2.Status()
         for key, value in (e.trailing_metadata() or ()):
             if key == 'grpc-status-details-bin':
-                for any_msg in status_pb2.Status.FromString(value).details:
+                status = status_pb2.Status.FromString(value)
+                for any_msg in status.details:
                     any_msg.Unpack(info)
         details = e.details() or ''
         results['read_error'] = {'code': e.code().name, 'reason': info.reason, 'domain': info.domain,
+                            # What grpcio-status's rpc_status.from_call checks before it returns the Status.
+                            'status_code_is_call_code': status.code == e.code().value[0],
+                            'status_message_is_details': status.message == details,
                             'workspace_name_whole': info.metadata.get('workspace_name') == names[-1],
                             'details_head': details[:len('Cannot read array')], 'details_chars': len(details),
                             'names_in_details': sum(1 for n in names if n in details),
@@ -950,8 +975,120 @@ def scenario_long_error(address):
     return results, []
 
 
+def tenant_token_from_env():
+    token = os.environ.get('TENSORMEM_INTEROP_TENANT_TOKEN')
+    if not token:
+        raise Setup('this scenario needs TENSORMEM_INTEROP_TENANT_TOKEN: a token of the daemon\'s tenants file')
+    return token
+
+
+def keepalive_stream(s, interval, replies):
+    """KeepAlive as lease.proto describes it, from grpcio: a request generator (read by grpcio on a thread of
+    its own) renewing every `interval` seconds with release_on_disconnect, and a thread reading the replies
+    into `replies` (then 'OK', or the code the stream ended with). Returns (stop, thread): stop.set() sends
+    release_on_disconnect=false and half-closes, the clean stop."""
+    L = s.lease_pb2
+    stop = threading.Event()
+
+    def requests():
+        while not stop.is_set():
+            yield L.KeepAliveRequest(release_on_disconnect=True)
+            stop.wait(interval)
+        yield L.KeepAliveRequest(release_on_disconnect=False)
+    call = s.leases.KeepAlive(requests(), metadata=s.md)
+
+    def watch():
+        try:
+            for reply in call:
+                replies.append(reply.expires_at.ToMilliseconds())
+            replies.append('OK')
+        except grpc.RpcError as e:
+            replies.append(e.code().name)
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def scenario_keepalive(address):
+    """A lease opened with a tenant's token and a 2 s TTL, kept past it by KeepAlive from grpcio, renewed by
+    RenewLease; and a process that dies by SIGKILL with release_on_disconnect set gives its lease back."""
+    check = Checker()
+    results = {}
+    tenant_token = tenant_token_from_env()
+    channel = connect(address)
+    L = pb('tensormem.v1.lease_pb2')
+    leases = pb('tensormem.v1.lease_pb2_grpc').LeaseServiceStub(channel)
+    results['open_without_token'] = rpc_error(
+        lambda: leases.OpenLease(L.OpenLeaseRequest(client_name='python-keepalive'), timeout=TIMEOUT))
+    s = Session(channel, 'python-keepalive', tenant_token=tenant_token, ttl_seconds=2)
+    T, A = s.types_pb2, s.array_pb2
+    results['tenant'] = s.lease.tenant
+    results['ttl_seconds'] = s.lease.ttl_seconds
+    a = s.allocate(T.DATA_TYPE_UINT8, [4096], placement=T.PLACEMENT_HOST_ONLY)
+
+    def alive():
+        err = rpc_error(lambda: s.arrays.GetArray(A.GetArrayRequest(array_id=a.array_id), metadata=s.md, timeout=TIMEOUT),
+                        with_metadata=True)
+        return True if err is None else err
+
+    replies = []
+    stop, thread = keepalive_stream(s, 0.5, replies)
+    time.sleep(4.5)  # more than twice the TTL
+    results['alive_after_keepalive'] = alive()
+    stop.set()
+    thread.join(TIMEOUT)
+    results['keepalive_end'] = replies[-1] if replies else None
+    expiries = [r for r in replies if isinstance(r, int)]
+    results['keepalive_replies'] = len(expiries)
+    results['expiries_increase'] = len(expiries) > 1 and all(b >= a for a, b in zip(expiries, expiries[1:])) and expiries[-1] > expiries[0]
+    # The clean stop released nothing.
+    results['alive_after_clean_stop'] = alive()
+    renewed = s.leases.RenewLease(L.RenewLeaseRequest(ttl_seconds=60), metadata=s.md, timeout=TIMEOUT).lease
+    results['renewed_ttl_seconds'] = renewed.ttl_seconds
+    time.sleep(3)  # past the 2 s TTL the lease had
+    results['alive_after_renew'] = alive()
+    results['renew_with_tenant_token'] = rpc_error(lambda: s.leases.RenewLease(
+        L.RenewLeaseRequest(), metadata=(('authorization', f'Bearer {tenant_token}'),), timeout=TIMEOUT))
+
+    # A second process: its own lease and KeepAlive with release_on_disconnect, then SIGKILL.
+    child = subprocess.run([sys.executable, os.path.abspath(__file__), '--stubs', STUBS[0], 'keepalive_child', address],
+                           capture_output=True, text=True, timeout=60)
+    results['child_exit'] = child.returncode
+    child_token = child.stdout.strip().split('\n')[-1] if child.stdout.strip() else ''
+    check('child.token', bool(child_token), f'keepalive_child printed no token (exit {child.returncode}): {child.stderr[-500:]}')
+    child_md = (('authorization', f'Bearer {child_token}'),)
+    deadline = time.time() + 5
+    ended = None
+    while child_token and time.time() < deadline:
+        ended = rpc_error(lambda: leases.RenewLease(L.RenewLeaseRequest(), metadata=child_md, timeout=TIMEOUT), with_metadata=True)
+        if ended is not None:
+            break
+        time.sleep(0.1)
+    results['child_lease_after_kill'] = ended
+    results['close_freed_bytes'] = s.close()
+    channel.close()
+    return results, check.failures
+
+
+def scenario_keepalive_child(address):
+    """Run by scenario_keepalive: opens a lease, keeps it alive with release_on_disconnect, prints the lease
+    token once the first KeepAlive reply came, and dies by SIGKILL (no half-close, no CloseLease)."""
+    channel = connect(address)
+    s = Session(channel, 'python-keepalive-child', tenant_token=tenant_token_from_env(), ttl_seconds=600)
+    replies = []
+    keepalive_stream(s, 0.5, replies)
+    deadline = time.time() + TIMEOUT
+    while not replies and time.time() < deadline:
+        time.sleep(0.05)
+    print(s.token, flush=True)
+    os.kill(os.getpid(), 9)
+
+
 SCENARIOS = {'walk': scenario_walk, 'dataplane': scenario_dataplane, 'export': scenario_export,
-             'workspace': scenario_workspace, 'long_error': scenario_long_error}
+             'workspace': scenario_workspace, 'long_error': scenario_long_error, 'keepalive': scenario_keepalive,
+             'keepalive_child': scenario_keepalive_child}
+# The stubs folder of this run, for the processes a scenario starts.
+STUBS = []
 USAGE = f'usage: python_client.py gen-stubs DIR | python_client.py [--stubs DIR] {{{"|".join(SCENARIOS)}}} ADDRESS'
 
 
@@ -972,6 +1109,7 @@ def main(argv):
         # `google` is a namespace package in Debian's python3-protobuf, so google/rpc/*_pb2 from the stubs
         # folder merges with the installed google.protobuf.
         sys.path.insert(0, stubs)
+        STUBS.append(stubs)
         results, failures = scenario(address)
     results['scenario'] = argv[0]
     results['ok'] = not failures
