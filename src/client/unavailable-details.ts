@@ -8,6 +8,13 @@
  * - that this daemon said it was shutting down (reason SHUTTING_DOWN on any call of this client: a
  *   KeepAlive, a WatchMemory, a waiting allocation), and how long ago: after a SIGTERM the daemon takes
  *   no new connections, so the calls that follow fail to connect.
+ *
+ * And one INTERNAL that grpc-js raised itself becomes UNAVAILABLE: a stream whose socket failed while the
+ * client wrote to it (the daemon's drain closed the connection under a WriteArray upload) ended as
+ * "INTERNAL: Received RST_STREAM with code 2 triggered by internal client error: write EPIPE" (grpc-js
+ * maps only ECONNRESET and ETIMEDOUT to UNAVAILABLE), which a trainer's retry logic reads as a bug in the
+ * daemon. Only that wording with a connection error code, and only without ErrorInfo: an INTERNAL the
+ * daemon sent stays INTERNAL.
  */
 import { InterceptingCall, Interceptor, status as Status } from '@grpc/grpc-js';
 import { errorInfoOf } from '../rpc-status';
@@ -16,6 +23,8 @@ import { errorInfoOf } from '../rpc-status';
 const lastConnectCauses = new Map<string, string>();
 
 const LAST_ERROR = /Last error: (.*)$/;
+/** grpc-js's INTERNAL for a stream whose socket failed under it (subchannel-call.js), with a lost connection's error code. */
+const LOST_CONNECTION = /^Received RST_STREAM with code \d+ triggered by internal client error: (.*\b(?:EPIPE|ECONNRESET|ECONNABORTED|ETIMEDOUT|ENOTCONN|ESHUTDOWN)\b.*)$/;
 
 export function unavailableDetailsInterceptor(address: string): Interceptor {
   const shown = address.replace(/^unix:(\/\/)?/, '');
@@ -35,9 +44,15 @@ export function unavailableDetailsInterceptor(address: string): Interceptor {
               shutdownSaidAt = info.reason === 'SHUTTING_DOWN' ? Date.now() : undefined;
               return nextStatus(status);
             }
+            let details = status.details;
+            const lost = status.code === Status.INTERNAL ? LOST_CONNECTION.exec(details)?.[1] : undefined;
+            if (lost !== undefined) {
+              status = { ...status, code: Status.UNAVAILABLE };
+              details = `Connection to tensormemd at ${address} lost: ${lost}`;
+            }
             if (status.code !== Status.UNAVAILABLE) return nextStatus(status);
             // grpc-js ends a connect error with an empty "Resolution note: " for an IP address or a unix socket.
-            let details = status.details.replace(/\.? Resolution note:\s*$/, '');
+            details = details.replace(/\.? Resolution note:\s*$/, '');
             const cause = LAST_ERROR.exec(details)?.[1];
             if (cause === 'null') {
               const shared = lastConnectCauses.get(address);
