@@ -14,7 +14,10 @@
  * "INTERNAL: Received RST_STREAM with code 2 triggered by internal client error: write EPIPE" (grpc-js
  * maps only ECONNRESET and ETIMEDOUT to UNAVAILABLE), which a trainer's retry logic reads as a bug in the
  * daemon. Only that wording with a connection error code, and only without ErrorInfo: an INTERNAL the
- * daemon sent stays INTERNAL.
+ * daemon sent stays INTERNAL. The same for grpc-js's "Received RST_STREAM with code 0 (Call ended without
+ * gRPC status)": tensormemd ends every call with a status, so a stream that ended without one was cut with
+ * its connection (a drain's GOAWAY, then a reset of a connection with bytes unread: Node ignores the
+ * ECONNRESET after a GOAWAY and closes the open streams with code 0; a ReadArray under a drain saw it).
  */
 import { InterceptingCall, Interceptor, status as Status } from '@grpc/grpc-js';
 import { errorInfoOf } from '../rpc-status';
@@ -25,6 +28,8 @@ const lastConnectCauses = new Map<string, string>();
 const LAST_ERROR = /Last error: (.*)$/;
 /** grpc-js's INTERNAL for a stream whose socket failed under it (subchannel-call.js), with a lost connection's error code. */
 const LOST_CONNECTION = /^Received RST_STREAM with code \d+ triggered by internal client error: (.*\b(?:EPIPE|ECONNRESET|ECONNABORTED|ETIMEDOUT|ENOTCONN|ESHUTDOWN)\b.*)$/;
+/** grpc-js's INTERNAL for a stream closed with code 0 before any status: its connection was cut under it. */
+const NO_STATUS = /^Received RST_STREAM with code 0 \(Call ended without gRPC status\)$/;
 
 export function unavailableDetailsInterceptor(address: string): Interceptor {
   const shown = address.replace(/^unix:(\/\/)?/, '');
@@ -45,7 +50,7 @@ export function unavailableDetailsInterceptor(address: string): Interceptor {
               return nextStatus(status);
             }
             let details = status.details;
-            const lost = status.code === Status.INTERNAL ? LOST_CONNECTION.exec(details)?.[1] : undefined;
+            const lost = status.code !== Status.INTERNAL ? undefined : NO_STATUS.test(details) ? `the stream ended without a status (${details})` : LOST_CONNECTION.exec(details)?.[1];
             if (lost !== undefined) {
               status = { ...status, code: Status.UNAVAILABLE };
               details = `Connection to tensormemd at ${address} lost: ${lost}`;
