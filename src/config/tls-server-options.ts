@@ -91,9 +91,6 @@ export function warnWhenKeyReadable(tls: TlsConfig | undefined, log: Logger): vo
   );
 }
 
-/** A listener's TLS handshake refusals are logged at most this often (the count refused meanwhile with it). */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
-
 /**
  * Logs the TLS handshakes a TCP listener of the daemon refuses, with why (tls.Server's 'tlsClientError').
  * Node closes a connection whose client certificate does not verify (another CA, expired) with no TLS
@@ -105,7 +102,7 @@ export function logTlsRefusals(server: { on(event: 'connection', listener: (sock
   // The peer's address is gone from a socket destroyed by the time of the error: kept from the connect.
   const remoteAddresses = new WeakMap<Socket, string | undefined>();
   server.on('connection', (raw) => remoteAddresses.set(raw, raw.remoteAddress));
-  const refusals = new SummarizedLog<{ reason: string; remoteAddress: string | undefined; what: string }>(REFUSAL_LOG_INTERVAL_MS, (refused, { reason, remoteAddress, what }) =>
+  const refusals = new SummarizedLog<{ reason: string; remoteAddress: string | undefined; what: string }>((refused, { reason, remoteAddress, what }) =>
     log.warn(
       { event: 'tls_handshake_refused', listener, reason, remoteAddress, refused },
       `${listener}: ${what} (${reason})${remoteAddress ? ` from ${remoteAddress}` : ''}${refused > 1 ? `; ${refused} refused since the last such line (this one the last of them)` : ''}`,

@@ -42,9 +42,6 @@ export const CRC32C_HEADER = 'x-tensormem-crc32c';
 /** Pieces of a GET handed to the socket and not yet taken by it (views of pool memory, not copies). */
 const PIECES_ON_SOCKET = 4;
 
-/** A connection refused for --data-max-connections is logged at most this often (the count refused meanwhile with it). */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
-
 /** The smallest body read buffer bodyReadBytesFor picks, however low --async-copy-threshold is. */
 const MIN_BODY_READ_BYTES = 16 * 1024;
 
@@ -93,13 +90,13 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
   // A flood refuses thousands a second, and a tenant can stall as many requests as it opens
   // connections: one line an interval each, with how many it stands for
   // (tensormem_data_plane_connections_refused_total counts each refusal).
-  const refusals = new SummarizedLog<undefined>(REFUSAL_LOG_INTERVAL_MS, (refused) =>
+  const refusals = new SummarizedLog<undefined>((refused) =>
     context.log.warn(
       { event: 'data_plane_connections_refused', refused, max_connections: config.dataMaxConnections },
       `data plane: ${refused} connection(s) refused since the last such line: ${config.dataMaxConnections} open, the --data-max-connections limit`,
     ),
   );
-  const stalls = new SummarizedLog<{ method: string; url: string }>(REFUSAL_LOG_INTERVAL_MS, (stalled, last) =>
+  const stalls = new SummarizedLog<{ method: string; url: string }>((stalled, last) =>
     context.log.warn(
       { event: 'data_plane_stalled', stalled, method: last.method, url: last.url, stall_timeout_ms: config.dataStallTimeoutMs },
       `data plane: ${stalled} request(s) moved no byte for ${config.dataStallTimeoutMs} ms (--data-stall-timeout) and were cut since the last such line, the last a ${last.method}`,

@@ -1,3 +1,6 @@
+/** How often a summarized line may be written: the README's "at most a line every 10 s" for each such event. */
+export const SUMMARY_INTERVAL_MS = 10_000;
+
 /**
  * A log line a client can cause at will (a refused connection, a stalled request), written at most once
  * an interval: the first at once, those that come within the interval counted and said in one line
@@ -11,8 +14,8 @@ export class SummarizedLog<Sample> {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly intervalMs: number,
     private readonly line: (count: number, last: Sample) => void,
+    private readonly intervalMs = SUMMARY_INTERVAL_MS,
   ) {}
 
   note(sample: Sample): void {

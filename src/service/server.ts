@@ -118,7 +118,7 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
  * back are said when the 10 s are up, not only with a next event that may never come (SummarizedLog).
  */
 function rateLimitedWarning<A extends unknown[]>(context: ServiceContext, line: (count: number, ...latest: A) => { fields: object; message: string }): (...latest: A) => void {
-  const summary = new SummarizedLog<A>(10_000, (count, latest) => {
+  const summary = new SummarizedLog<A>((count, latest) => {
     const { fields, message } = line(count, ...latest);
     context.log.warn(fields, message);
   });
