@@ -72,7 +72,6 @@ export class TenantAccounts {
   /** The tenants file's tenants: their accounts stay while idle; any other tenant's goes once it holds nothing and has no lease. */
   private declared = new Set<string>();
   private limitsOf: (tenant: string) => TenantLimits = () => NO_TENANT_LIMITS;
-  private inForce = false;
 
   constructor(
     /** A new account's quota adaptors: one per device pool, and the host pool's. */
@@ -83,7 +82,7 @@ export class TenantAccounts {
 
   /** Whether any tenant has a device guarantee (then device requests pass the guarantee policy). */
   get guaranteesInForce(): boolean {
-    return this.inForce;
+    return this.guaranteed.size > 0;
   }
 
   /** The tenant's quota adaptors over every pool, made on first use with the limits in force. */
@@ -104,10 +103,7 @@ export class TenantAccounts {
         allocating: 0,
       };
       this.tenants.set(tenant, account);
-      if (account.guaranteeBytes > 0) {
-        this.guaranteed.add(account);
-        this.inForce = true;
-      }
+      if (account.guaranteeBytes > 0) this.guaranteed.add(account);
     }
     return account;
   }
@@ -129,11 +125,6 @@ export class TenantAccounts {
       account.arrays.max = next.maxArrays;
       account.regions.max = next.maxMappedRegions;
     }
-    this.updateGuaranteesInForce();
-  }
-
-  private updateGuaranteesInForce(): void {
-    this.inForce = this.guaranteed.size > 0;
   }
 
   /**
@@ -144,7 +135,6 @@ export class TenantAccounts {
   declare(names: string[]): void {
     this.declared = new Set(names);
     for (const name of names) this.account(name);
-    this.updateGuaranteesInForce();
   }
 
   /**
@@ -159,7 +149,7 @@ export class TenantAccounts {
     if (account.host.usedBytes > 0 || account.host.allocationCount > 0 || account.mmap.files > 0 || account.arrays.count > 0 || account.arrays.making > 0 || account.leases > 0 || account.workspaces > 0) return false;
     if (account.device.some((quota) => quota.usedBytes > 0 || quota.allocationCount > 0)) return false;
     this.tenants.delete(tenant);
-    if (this.guaranteed.delete(account)) this.updateGuaranteesInForce();
+    this.guaranteed.delete(account);
     return true;
   }
 
@@ -172,7 +162,7 @@ export class TenantAccounts {
 
   /** Σ max(0, guarantee − used) on `device` over every tenant but `tenant`: the share of the pool `tenant` may not take. */
   othersUnusedGuaranteeBytes(device: number, tenant: string): number {
-    if (!this.inForce) return 0;
+    if (!this.guaranteesInForce) return 0;
     let bytes = 0;
     for (const holder of this.guaranteeHolders(device)) {
       if (holder.tenant !== tenant) bytes += Math.max(0, holder.guaranteeBytes - holder.usedBytes);
