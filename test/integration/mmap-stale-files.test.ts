@@ -123,16 +123,24 @@ describe('--mmap-dir after a daemon was SIGKILLed', () => {
       await lease.leaveWorkspace(workspace.workspace_id);
       await lease.destroyWorkspace(workspace.workspace_id);
       // A process holding the file's flock exclusively (as a daemon re-creating it does) keeps it from
-      // being mapped meanwhile; released, it maps. (--close: the lock is flock's own, not its sleep's.)
-      const holder = spawn('flock', ['--exclusive', '--nonblock', '--close', file, 'sleep', '30'], { stdio: 'ignore' });
+      // being mapped meanwhile; released, it maps. (--close: the lock is flock's own, not its child's.)
+      // flock waits for the lock and says when it holds it: polling beside a --nonblock flock raced it,
+      // since each poll's mapping takes the shared lock for a moment and flock then gave up.
+      const holder = spawn('flock', ['--exclusive', '--close', file, 'sh', '-c', 'echo locked; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
       const closed = once(holder, 'close');
       try {
-        await expect.poll(() => other.createWorkspace('locked', { ...temporaryWorkspace, initial_size: 0, temp_file_path: name }).then(
-          (created) => other.destroyWorkspace(created.workspace_id).then(() => 'mapped'),
-          (error: TensormemClientError) => error.details,
-        )).toContain('another process holds an exclusive flock on it');
+        await new Promise<void>((resolve, reject) => {
+          holder.stdout!.on('data', (data: Buffer) => { if (data.toString().includes('locked')) resolve(); });
+          holder.once('exit', (code) => reject(new Error(`flock exited ${code} before it held the lock`)));
+        });
+        const locked = await other.createWorkspace('locked', { ...temporaryWorkspace, initial_size: 0, temp_file_path: name }).then(
+          () => undefined,
+          (error: TensormemClientError) => error,
+        );
+        expect(locked?.code).toBe(status.FAILED_PRECONDITION);
+        expect(locked?.details).toContain('another process holds an exclusive flock on it');
       } finally {
-        holder.kill('SIGKILL');
+        process.kill(-holder.pid!, 'SIGKILL'); // flock and its sleep, which holds the stdout pipe open
         await closed;
       }
       const unlocked = await other.createWorkspace('unlocked', { ...temporaryWorkspace, initial_size: 0, temp_file_path: name });
