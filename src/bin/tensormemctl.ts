@@ -19,7 +19,7 @@ import { UsageError, asUsage } from '../cli/usage-error';
 import { checkDaemonAddress, tlsOptions } from '../cli/address';
 import { parseDurationMs } from '../config/sizes';
 import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
-import { MAX_TTL_SECONDS } from '../leases/lease-registry';
+import { MAX_TTL_SECONDS } from '../config/config';
 import { packageVersion } from '../package-root';
 import { STDOUT_CLOSED_EXIT_CODE, StdoutWriteError, stdoutWriter } from '../cli/stdout';
 

@@ -15,7 +15,6 @@ import { FLAGS, FlagSpec, envName, findFlag, flagLike, misspelledEnv } from './f
 import { parseHostPort, unixSocketPath } from './listen-address';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
 import { MAX_TIMER_MS } from '../long-timeout';
-import { MAX_TTL_SECONDS } from '../leases/lease-registry';
 
 /** `profile:NAME` marks a value set by --profile NAME (applyProfile). */
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default' | `profile:${string}`;
@@ -117,6 +116,9 @@ export const MESSAGE_FRAMING_HEADROOM_BYTES = 1024;
  * more every ReadArray and every GET of more than 4 GiB failed with INTERNAL.
  */
 export const MAX_MESSAGE_BYTES = 2 ** 32 - 1;
+
+/** Longest TTL a client may ask for (OpenLease, RenewLease ttl_seconds), and so the longest --lease-ttl. */
+export const MAX_TTL_SECONDS = 7 * 24 * 3600;
 
 /** `origin`: where an env or file value was read (TENSORMEM_MAXBYTES; /etc/tensormemd.yaml: maxbytes), for error messages. */
 type RawValues = Map<string, { value: string | string[]; source: ConfigSource; origin?: string }>;

@@ -6,6 +6,7 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TensormemError, invalidArgument, notFound, unauthenticated } from '../errors';
+import { MAX_TTL_SECONDS } from '../config/config';
 import type { MemoryManager } from '../memory/memory-manager';
 import { HEAP_COST } from '../memory/heap-guard';
 import { Lease, leaseClosedError } from './lease';
@@ -21,8 +22,6 @@ export interface OpenLeaseParams {
   labels: Record<string, string>;
 }
 
-/** Longest TTL a client may ask for. */
-export const MAX_TTL_SECONDS = 7 * 24 * 3600;
 /** How many recently closed leases are remembered, so that their tokens get LEASE_EXPIRED saying why rather than an unknown-token error. */
 const CLOSED_MEMORY = 10_000;
 /**
