@@ -5,7 +5,6 @@
 import { randomFillSync } from 'node:crypto';
 import { OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument, notFound } from '../errors';
 import { formatBytes, formatIec } from '../units';
-import { POOL_ALIGNMENT } from '../memory/pool-resource';
 import type { ScratchBudget } from '../memory/cudnn-convolution';
 import { byteSizeOf, DataTypeName } from '../memory/data-types';
 import type { MemoryManager } from '../memory/memory-manager';
@@ -683,7 +682,7 @@ export class Lease {
       };
     }
     detail += inFlight ? `; cuDNN scratch held ${formatBytes(current.deviceHeldBytes)}, not given back (a transfer of it is in flight)` : `; cuDNN scratch held ${formatBytes(held)}`;
-    return { bytes: headroom + held, detail, facts, quota, alignedSize: (bytes) => (bytes === 0 ? 0 : Math.ceil(bytes / POOL_ALIGNMENT) * POOL_ALIGNMENT) };
+    return { bytes: headroom + held, detail, facts, quota, alignedSize: (bytes) => (bytes === 0 ? 0 : this.memory.deviceFootprint(device, bytes)) };
   }
 
   /**

@@ -67,9 +67,8 @@ export interface PoolResourceOptions {
 /** The capName in this pool's refusals. */
 export const POOL_RESERVATION_CAP = 'pool reservation cap';
 
-/** Block alignment of every pool the daemon makes (the default of PoolOptions.alignment). */
-export const POOL_ALIGNMENT = 256;
-const DEFAULT_ALIGNMENT = POOL_ALIGNMENT;
+/** Block alignment of every pool the daemon makes (the default of PoolResourceOptions.alignment). */
+const DEFAULT_ALIGNMENT = 256;
 
 /** A block's liveIndex once it is freed, or dropped by release(): the caller's reference is stale. */
 const DEAD = -1;
