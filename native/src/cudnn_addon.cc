@@ -1,5 +1,5 @@
-// The JS face of cudnn_loader.h: cudnnLoad, cudnnStatus, cudnnFindAlgorithms, cudnnWorkspaceSize
-// (typed in src/native/addon.ts). The TypeScript layer validates every descriptor field first; these
+// The JS face of cudnn_loader.h: cudnnLoad, cudnnFindAlgorithms, cudnnWorkspaceSize
+// (typed in src/native/backend.ts, NativeCudnn). The TypeScript layer validates every descriptor field first; these
 // readers only make sure C++ gets ints it can represent.
 #include "cudnn_addon.h"
 
@@ -81,8 +81,6 @@ Napi::Value LoadJs(const Napi::CallbackInfo& info) {
   return LoadResultObject(env, cudnn::Load(candidates));
 }
 
-Napi::Value StatusJs(const Napi::CallbackInfo& info) { return LoadResultObject(info.Env(), cudnn::Status()); }
-
 Napi::Value FindAlgorithmsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -118,7 +116,6 @@ Napi::Value WorkspaceSizeJs(const Napi::CallbackInfo& info) {
 
 void RegisterCudnn(Napi::Env env, Napi::Object exports) {
   exports.Set("cudnnLoad", Napi::Function::New(env, LoadJs, "cudnnLoad"));
-  exports.Set("cudnnStatus", Napi::Function::New(env, StatusJs, "cudnnStatus"));
   exports.Set("cudnnFindAlgorithms", Napi::Function::New(env, FindAlgorithmsJs, "cudnnFindAlgorithms"));
   exports.Set("cudnnWorkspaceSize", Napi::Function::New(env, WorkspaceSizeJs, "cudnnWorkspaceSize"));
   env.AddCleanupHook([] { cudnn::ReleaseHandles(); });

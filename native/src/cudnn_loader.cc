@@ -269,11 +269,6 @@ LoadResult Load(const std::vector<std::string>& candidates) {
   return state.result;
 }
 
-LoadResult Status() {
-  std::lock_guard<std::mutex> lock(GlobalMutex());
-  return GlobalState().result;
-}
-
 std::vector<AlgorithmPerf> FindAlgorithms(int device, const ConvolutionQuery& query) {
   std::lock_guard<std::mutex> lock(GlobalMutex());
   const Api& api = LoadedApi();

@@ -61,9 +61,6 @@ struct LoadResult {
 // symbol. Once a library is loaded, later calls return it without trying anything.
 LoadResult Load(const std::vector<std::string>& candidates);
 
-// The state of the last Load (not loaded and an empty error before any).
-LoadResult Status();
-
 // cuDNN's algorithm heuristics for the query on a CUDA device (cudnnGetConvolution*Algorithm_v7):
 // every algorithm cuDNN knows for the direction, in cuDNN's order (fastest expected first), each with
 // the workspace it needs. Throws NativeError: UNSUPPORTED when cuDNN is not loaded or the addon has

@@ -193,7 +193,6 @@ export interface CudnnAlgorithmPerf {
 export interface NativeCudnn {
   /** Tries the candidates in order (paths, or names dlopen searches); once loaded, returns that library. */
   cudnnLoad(candidates: string[]): CudnnLoadResult;
-  cudnnStatus(): CudnnLoadResult;
   cudnnFindAlgorithms(device: number, query: CudnnConvolutionQuery): CudnnAlgorithmPerf[];
   cudnnWorkspaceSize(device: number, query: CudnnConvolutionQuery, algorithm: number): number;
 }

@@ -189,7 +189,7 @@ describe('cuDNN refusing a query (CudnnLibrary)', () => {
     const fail = () => {
       throw error;
     };
-    return new CudnnLibrary({ cudnnLoad: fail, cudnnStatus: fail, cudnnFindAlgorithms: fail, cudnnWorkspaceSize: fail } as never, { loaded: true, path: 'libcudnn.so.9', version: 90100 });
+    return new CudnnLibrary({ cudnnLoad: fail, cudnnFindAlgorithms: fail, cudnnWorkspaceSize: fail } as never, { loaded: true, path: 'libcudnn.so.9', version: 90100 });
   };
   const query = validateConvolution({ ...CONV, strides: [2, 2] }).query;
 

@@ -182,7 +182,6 @@ async function run(seed: number, steps: number, withCudnn: boolean): Promise<Rec
   };
   const addonDouble: NativeCudnn = {
     cudnnLoad: () => ({ loaded: true, path: '/stand-in/libcudnn.so.9', version: 90100 }),
-    cudnnStatus: () => ({ loaded: true, path: '/stand-in/libcudnn.so.9', version: 90100 }),
     cudnnFindAlgorithms: (_device, query) => {
       const answer = answerFor(query);
       if (answer.failure) fail(answer);
@@ -752,7 +751,6 @@ function standInCudnn(perfs: CudnnAlgorithmPerf[]) {
   const registry = new LeaseRegistry(memory, 3_600_000, false, log);
   const addonDouble = {
     cudnnLoad: () => ({ loaded: true, path: '/stand-in/libcudnn.so.9', version: 90100 }),
-    cudnnStatus: () => ({ loaded: true, path: '/stand-in/libcudnn.so.9', version: 90100 }),
     cudnnFindAlgorithms: () => perfs.map((perf) => ({ ...perf })),
     cudnnWorkspaceSize: () => 0,
   } satisfies NativeCudnn;
@@ -760,7 +758,7 @@ function standInCudnn(perfs: CudnnAlgorithmPerf[]) {
     override unusableReason(): string | undefined {
       return undefined;
     }
-  })(addonDouble, addonDouble.cudnnStatus());
+  })(addonDouble, addonDouble.cudnnLoad());
   const context = { registry, memory, config: { rawValues: { 'cudnn-library': 'none' } }, log, stopping: new AbortController().signal } as unknown as ServiceContext;
   const service = new WorkspaceService(context) as unknown as { acquireCudnnWorkspace(lease: Lease, request: AcquireCudnnWorkspaceRequest__Output): Promise<AcquireCudnnWorkspaceResponse> };
   const lease = registry.open({ tenant: 'a', clientName: 'burst', ttlSeconds: 0, labels: {} }).lease;
