@@ -13,7 +13,7 @@ import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { invalidArgument } from '../errors';
 import type { DaemonConfig } from './config';
-import { SummarizedLog } from '../observability/summarized-log';
+import { SummarizedLog } from '../summarized-log';
 
 type TlsConfig = NonNullable<DaemonConfig['tls']>;
 

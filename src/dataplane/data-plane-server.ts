@@ -24,7 +24,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { TensormemError, clipped, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import { logTlsRefusals, tlsServerOptions } from '../config/tls-server-options';
-import { SummarizedLog } from '../observability/summarized-log';
+import { SummarizedLog } from '../summarized-log';
 import type { Lease } from '../leases/lease';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
 import { ENDED_READ_GRACE_MS } from '../service/array-service';

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerInterceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { SummarizedLog } from '../observability/summarized-log';
+import { SummarizedLog } from '../summarized-log';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
