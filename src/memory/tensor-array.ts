@@ -102,7 +102,7 @@ const DEDICATED: AllocateOptions = Object.freeze({ dedicated: true });
  */
 export const ATTACHED_COPY_SLICE_BYTES = 1024 * 1024;
 
-/** Bits of TensorArray.flags. */
+/** The flag bits of TensorArray.state (its bits 0-8; the packing is described below). */
 const HOST_ONLY = 1 << 0;
 const HOST_VALID = 1 << 1;
 const DEVICE_VALID = 1 << 2;

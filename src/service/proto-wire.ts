@@ -1,6 +1,6 @@
 /**
  * The protobuf wire format, for the messages encoded or decoded by hand (snapshot-encoder.ts,
- * array-codecs.ts) instead of through protobufjs's generated message objects.
+ * plain-message-codecs.ts) instead of through protobufjs's generated message objects.
  */
 
 /** Grows a Buffer; protobuf varints, tags, strings. Fields at their proto3 default are left out. */
