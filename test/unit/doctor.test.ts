@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -377,6 +377,18 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
       expect(finding.what).toContain(daemonWords);
       expect(finding.fix).toBe(`Guarantees in ${over} that add up to at most 3.00 GiB, or --maxbytes 4G`);
       expect(hasErrors(findings)).toBe(true);
+    });
+
+    it("README's tenants file example, under its own command line (--maxbytes 14G on a 16 GiB card), draws no tenants finding", () => {
+      // Operating a shared GPU host, step 2: the file a reader copies. Its admin's token_sha256 is a "…" to fill in.
+      const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+      const example = readme.match(/^ {3}```yaml\n([\s\S]*?)^ {3}```$/m);
+      expect(example, 'the tenants file example of README "Operating a shared GPU host"').not.toBeNull();
+      const text = example![1].replace(/^ {3}/gm, '').replace('"…"', `"${createHash('sha256').update('ops').digest('hex')}"`);
+      const path = file('readme-tenants.yaml', text);
+      const findings = diagnose(proposedFacts(['--tenants', path, '--maxbytes', '14G', '--maxphysicalbytes', '40G'], { vram: '16G', ram: '64G' }, {}));
+      const tenantRules = ['tenants-file-unreadable', 'tenant-guarantees-above-maxbytes', 'mmap-files-uncapped', 'mapped-regions-unshared'];
+      expect(findings.filter((finding) => tenantRules.includes(finding.rule)).map((finding) => `${finding.rule}: ${finding.what}`)).toEqual([]);
     });
 
     it('guarantees that fit pass', () => {
