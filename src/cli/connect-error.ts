@@ -23,6 +23,12 @@ export interface ConnectFacts {
 /** OpenSSL's record-layer words for bytes that are not TLS: the peer speaks plaintext. */
 const NOT_TLS = /wrong version number|packet length too long|http request/i;
 
+/**
+ * grpc-js's words for a peer that answered bytes that are no HTTP/2 (its "Last error"): an HTTP/1.1 server,
+ * such as tensormemd's own data plane or metrics port given for its gRPC one, or another protocol.
+ */
+const NOT_HTTP2 = /Last error: Protocol error/;
+
 /** Node's and OpenSSL's words for a certificate that the CA of --tls-ca did not sign. */
 const UNTRUSTED_CERTIFICATE = /unable to verify the first certificate|unable to get (local )?issuer certificate|self[- ]signed certificate|certificate signature failure/i;
 
@@ -44,6 +50,9 @@ export function connectErrorMessage(error: unknown, facts: ConnectFacts): string
     // default address, so this is what `tensormemctl info` says before `npm start`. A draining daemon
     // removes its socket first (so that nothing new reaches it), and is still running.
     return `${message} (is tensormemd running with --listen ${address}? Start it, or pass --address or set TENSORMEM_ADDRESS to the address its "listening" log line names; a daemon that is stopping removes its socket first)`;
+  }
+  if (tlsCa === undefined && NOT_HTTP2.test(message)) {
+    return `${message} (the server at ${address} answered, but not in gRPC's HTTP/2: give --address tensormemd's --listen address (127.0.0.1:7070 by default), not its --data-listen or --metrics-listen one (HTTP/1.1))`;
   }
   // A plaintext client gets only "No connection established ... Failed to connect" from a TLS daemon.
   if (tlsCa === undefined) return `${message} (is tensormemd running at ${address}? If it serves TLS there (--tls-cert), pass --tls-ca)`;

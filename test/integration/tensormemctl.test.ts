@@ -954,6 +954,24 @@ describe('tensormemctl to an address where nothing answers as tensormemd', () =>
       silent.close();
     }
   });
+
+  it("says a server that answers in HTTP/1.1 (tensormemd's own --data-listen or --metrics-listen port) is no gRPC address, in one line", async () => {
+    // grpc-js fails at once with "No connection established. Last error: Protocol error", and the hint was
+    // the one for a TLS daemon ("pass --tls-ca"): the mistake is the port (7071 or 7072 for 7070).
+    const http1 = createServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
+    await new Promise<void>((resolve) => http1.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(http1.address() as AddressInfo).port}`;
+    try {
+      const run = await ctl(['--address', address, '--timeout', '5s', 'info']);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`the server at ${address} answered, but not in gRPC's HTTP/2`);
+      expect(run.stderr).toContain("give --address tensormemd's --listen address (127.0.0.1:7070 by default), not its --data-listen or --metrics-listen one");
+      expect(run.stderr).not.toContain('pass --tls-ca');
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      http1.close();
+    }
+  });
 });
 
 describe('tensormemctl --address, --interval and --ttl', () => {
