@@ -57,6 +57,8 @@ export const ERROR_REASONS = [
   'TOO_MANY_STREAMS',
   /** --max-tenant-waits: a tenant's wait_for_memory calls fill its cap. */
   'TOO_MANY_WAITS',
+  /** One array has the most copies in flight it may count (reads, writes, DuplicateArray, data plane transfers): 131,071. */
+  'TOO_MANY_COPIES',
   'CHECKSUM_MISMATCH',
   'PRECONDITION_FAILED',
   'MESSAGE_TOO_LARGE',

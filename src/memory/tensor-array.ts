@@ -14,7 +14,7 @@
  * `exportable` gets dedicated blocks from the start; otherwise the first export moves the side into
  * one (one copy) while no other copy of the array runs (a move holds the array exclusively).
  */
-import { describeCount, failedPrecondition, invalidArgument, mirrorRefusal, outOfRange } from '../errors';
+import { TensormemError, describeCount, failedPrecondition, invalidArgument, mirrorRefusal, outOfRange, quoted } from '../errors';
 import type { AllocateOptions, Block, BlockOwner } from './memory-resource';
 import { ELEMENT_BYTES, elementBytes } from './data-types';
 import type { DataTypeName } from './data-types';
@@ -124,7 +124,8 @@ const DATA_TYPE_SHIFT = 9;
 const DATA_TYPE_MASK = 0x1f << DATA_TYPE_SHIFT;
 const COPY_SHIFT = 14;
 const ONE_COPY = 1 << COPY_SHIFT;
-const MAX_COPIES = (2 ** 31 - 1) >>> COPY_SHIFT;
+/** Most copies in flight one array may have (bits 14-30 of state): one more is refused (TOO_MANY_COPIES). */
+export const MAX_COPIES = (2 ** 31 - 1) >>> COPY_SHIFT;
 
 /** Elements of an array of these dims (TensorArray.dims). */
 function elementsOf(dims: number | readonly number[]): number {
@@ -958,10 +959,24 @@ export class TensorArray implements BlockOwner {
   private async beginCopy(isMove = false): Promise<number | undefined> {
     if (!isMove) while (this.extras?.moving) await this.extras.moving;
     if (this.isFreed) throw this.freedError();
-    if (this.pendingCopies === MAX_COPIES) throw new Error(`array ${this.arrayId}: ${MAX_COPIES} copies in flight already`);
+    if (this.pendingCopies === MAX_COPIES) throw this.tooManyCopiesError();
     this.state += ONE_COPY;
     // An attached array's bytes are its workspace's: the workspace keeps them from the pools meanwhile.
     return this.attachment?.workspace.copyBegan();
+  }
+
+  /**
+   * One copy past MAX_COPIES: RESOURCE_EXHAUSTED, as the daemon's other caps on what is in flight
+   * (TOO_MANY_STREAMS, TOO_MANY_WAITS). It was a plain Error, which a client flooding one array with
+   * reads or DuplicateArray calls got as INTERNAL, a daemon bug to its retry logic.
+   */
+  private tooManyCopiesError(): TensormemError {
+    return new TensormemError(
+      'RESOURCE_EXHAUSTED',
+      'TOO_MANY_COPIES',
+      `array ${quoted(this.arrayId)} has ${MAX_COPIES} copies in flight (reads, writes, DuplicateArray and data plane transfers of it), the most one array may have: retry once some have ended`,
+      { array_id: this.arrayId, copies_in_flight: String(this.pendingCopies), max_copies: String(MAX_COPIES) },
+    );
   }
 
   /** Ends a copy: the last one wakes a waiting move and carries out a release asked for meanwhile. */

@@ -8,7 +8,10 @@ import { createBackend } from '../../src/native/addon';
 import { MemoryManager } from '../../src/memory/memory-manager';
 import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
-import { ArrayHome, TensorArray, TensorArrayInit } from '../../src/memory/tensor-array';
+import { ArrayHome, MAX_COPIES, TensorArray, TensorArrayInit } from '../../src/memory/tensor-array';
+import { TensormemError } from '../../src/errors';
+import { toServiceError } from '../../src/service/errors';
+import { status } from '@grpc/grpc-js';
 
 const MiB = 1024 * 1024;
 const backend = createBackend('host', { deviceCapacityBytes: 64 * MiB, deviceCount: 2 });
@@ -83,6 +86,29 @@ describe('TensorArray fields', () => {
     loan.end();
     expect(memory.hostReport().usedBytes).toBe(0);
     expect(array.release()).toBe(0);
+  });
+
+  it('refuses one copy past the MAX_COPIES in flight with RESOURCE_EXHAUSTED naming the array and the limit (it was a plain Error, INTERNAL over gRPC); the copies in flight go on', async () => {
+    const array = await TensorArray.create(init({ arrayId: 'flooded', dataType: 'DATA_TYPE_UINT8', shape: [64], byteSize: 64, placement: 'PLACEMENT_HOST_ONLY' }), memory, { zero: true, eagerMirror: false });
+    made.push(array);
+    // A data plane GET lends a view, counted as a copy in flight until its socket has taken it.
+    const loans = [];
+    try {
+      for (let i = 0; i < MAX_COPIES; i++) loans.push(await array.lendHostView(0, 64));
+    const refused: unknown = await array.read(0, Buffer.alloc(64)).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(TensormemError);
+    const error = refused as TensormemError;
+    expect([error.kind, error.reason]).toEqual(['RESOURCE_EXHAUSTED', 'TOO_MANY_COPIES']);
+    expect(error.message).toBe(`array "flooded" has ${MAX_COPIES} copies in flight (reads, writes, DuplicateArray and data plane transfers of it), the most one array may have: retry once some have ended`);
+    expect(error.metadata).toEqual({ array_id: 'flooded', copies_in_flight: String(MAX_COPIES), max_copies: String(MAX_COPIES) });
+    expect(toServiceError(refused).code).toBe(status.RESOURCE_EXHAUSTED);
+    // The loans are untouched by the refusal; once one ends, a copy goes through again.
+    expect(Buffer.from(loans[0].view).equals(Buffer.alloc(64))).toBe(true);
+      loans.pop()!.end();
+      await array.read(0, Buffer.alloc(64));
+    } finally {
+      for (const loan of loans) loan.end();
+    }
   });
 
   it('refuses a home of another lease or device, and a byte size that is not shape x type, taking no memory', async () => {
