@@ -260,13 +260,15 @@ export class Lease {
   }
 
   /**
-   * `error` with this lease's cuDNN scratch on `device` added when it is a device out-of-memory there
-   * and the lease holds one; other errors as they are. A new error each time: a refusal shared by
-   * request_id retries is not told twice.
+   * `error` with this lease's cuDNN scratch on `device` (by default, the device refused) added when it
+   * is a device out-of-memory there and the lease holds one; other errors as they are. A new error each
+   * time: a refusal shared by request_id retries is not told twice.
    */
-  private withScratchOf(error: unknown, device: number): unknown {
-    if (!(error instanceof OutOfMemoryError) || error.facts.memory !== 'DEVICE' || (error.facts.device ?? 0) !== device) return error;
-    const scratch = this.cudnnScratchOf(device);
+  private withScratchOf(error: unknown, device?: number): unknown {
+    if (!(error instanceof OutOfMemoryError) || error.facts.memory !== 'DEVICE') return error;
+    const refused = error.facts.device ?? 0;
+    if (device !== undefined && refused !== device) return error;
+    const scratch = this.cudnnScratchOf(refused);
     if (!scratch) return error;
     return new OutOfMemoryError({ ...error.facts, cudnnScratch: { arrayId: scratch.arrayId, bytes: scratch.byteSize } });
   }
@@ -795,8 +797,18 @@ export class Lease {
   /**
    * ND4J's dup / leverageTo / detach: a copy in the named workspace, else the current one, or outside
    * every workspace when `detached`. The source must still be usable (ARRAY_OUT_OF_SCOPE otherwise).
+   * A device refusal says how much of the pool this lease's cuDNN scratch holds, as allocateArray's does.
    */
   async duplicateArray(arrayId: unknown, placementName: unknown, workspaceId: string, label: string, detached = false): Promise<TensorArray> {
+    try {
+      return await this.duplicateArrayNow(arrayId, placementName, workspaceId, label, detached);
+    } catch (error) {
+      // The copy is the call's only device allocation: a device refusal is the copy's, on the source's device.
+      throw this.withScratchOf(error);
+    }
+  }
+
+  private async duplicateArrayNow(arrayId: unknown, placementName: unknown, workspaceId: string, label: string, detached: boolean): Promise<TensorArray> {
     if (detached && workspaceId !== '') throw invalidArgument('workspace_id', 'empty when detached is set (a detached copy is outside every workspace)', workspaceId);
     const source = this.getArray(arrayId);
     source.assertUsable('Cannot duplicate array');

@@ -167,6 +167,26 @@ describe('AcquireCudnnWorkspace on the host backend', () => {
     await trainer.close();
   });
 
+  it("a DuplicateArray refused beside the lease's scratch says how much the scratch holds, as AllocateArray's refusal does", async () => {
+    const trainer = await client.openLease({ clientName: 'scratch-dup-oom' });
+    const scratch = (await trainer.acquireCudnnWorkspace(request(40 * MiB))).scratch!;
+    // A source that fits in what is left, and whose copy does not fit beside it.
+    const free = 64 * MiB - (await deviceUsed());
+    const source = await trainer.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [Math.floor(free / 2 / MiB + 1) * MiB] });
+    const used = await deviceUsed();
+    const refused = await failure(trainer.duplicate(source.array_id));
+    expect([refused.code, refused.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'DEVICE_OUT_OF_MEMORY']);
+    expect(refused.details).toContain(
+      "; this lease's cuDNN scratch (AcquireCudnnWorkspace) holds 41943040 bytes (40.00 MiB) of the used bytes: CUDNN_ALGO_MODE_NO_WORKSPACE needs none, and FreeArray of it gives it back",
+    );
+    expect(refused.errorMetadata).toMatchObject({ cudnn_scratch_bytes: String(40 * MiB), cudnn_scratch_array_id: scratch.array_id });
+    expect(await deviceUsed()).toBe(used);
+    // The advice holds: with the scratch freed, the copy fits.
+    await trainer.free(scratch.array_id);
+    expect((await trainer.duplicate(source.array_id)).byte_size).toBe(source.byte_size);
+    await trainer.close();
+  });
+
   it('lease summaries count workspace buffers and the scratch; closing the lease gives every byte back', async () => {
     const owner = await client.openLease({ clientName: 'summary' });
     const empty = await deviceUsed();
