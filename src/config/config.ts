@@ -14,6 +14,7 @@ import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag, flagLike, misspelledEnv } from './flags';
 import { parseHostPort, unixSocketPath } from './listen-address';
 import { SizeSpec, parseDurationMs, parseSize } from './sizes';
+import { JsonSyntaxError, parseJson } from './json-syntax';
 import { MAX_TIMER_MS } from '../long-timeout';
 
 /** `profile:NAME` marks a value set by --profile NAME (applyProfile). */
@@ -237,9 +238,9 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
   }
   let document: unknown;
   try {
-    document = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    document = path.endsWith('.json') ? parseJson(text) : parseYaml(text);
   } catch (error) {
-    throw invalidArgument(field, 'valid YAML or JSON', `${path}: ${(error as Error).message}`);
+    throw invalidArgument(field, 'valid YAML or JSON', error instanceof JsonSyntaxError ? `${path}:${error.line}:${error.column}: ${error.detail}` : `${path}: ${(error as Error).message}`);
   }
   const values = new Map<string, string | string[]>();
   if (document === null || document === undefined) return values;

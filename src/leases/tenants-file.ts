@@ -1,6 +1,7 @@
 /**
- * The tenants file (--tenants; YAML, or JSON when the name ends in .json; JSON is read by the same
- * YAML parser so every error can name its line):
+ * The tenants file (--tenants; YAML, or JSON when the name ends in .json). A .json file must be JSON
+ * (a trailing comma, a comment, single quotes are refused with the file, line and column), and is then
+ * read by the same YAML parser as YAML, so every later error can name its line:
  *
  *   tenants:
  *     - name: team-a
@@ -22,6 +23,7 @@ import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, 
 import { dirname, resolve } from 'node:path';
 import { Document, LineCounter, Node, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { TensormemError } from '../errors';
+import { JsonSyntaxError, parseJson } from '../config/json-syntax';
 import { parseSize } from '../config/sizes';
 
 export interface TenantSpec {
@@ -48,8 +50,8 @@ export interface TenantSpec {
 const TENANT_KEYS = new Set(['name', 'token_sha256', 'quota', 'guarantee', 'max_leases', 'max_arrays', 'max_mapped_regions', 'admin']);
 
 class TenantsFileError extends TensormemError {
-  constructor(path: string, line: number | undefined, message: string) {
-    super('INVALID_ARGUMENT', 'INVALID_ARGUMENT', `${path}${line ? `:${line}` : ''}: ${message}`, { field: '--tenants' });
+  constructor(path: string, line: number | undefined, message: string, column?: number) {
+    super('INVALID_ARGUMENT', 'INVALID_ARGUMENT', `${path}${line ? `:${line}` : ''}${line && column ? `:${column}` : ''}: ${message}`, { field: '--tenants' });
   }
 }
 
@@ -127,6 +129,16 @@ function onReadOnlyMount(path: string): boolean {
 }
 
 export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
+  if (path.endsWith('.json')) {
+    // YAML's flow syntax takes what JSON does not (a trailing comma was read without a word) and
+    // refuses the rest in its own words ("Unexpected double-quoted-scalar token").
+    try {
+      parseJson(text);
+    } catch (error) {
+      if (!(error instanceof JsonSyntaxError)) throw error;
+      throw new TenantsFileError(path, error.line, `not valid JSON (${error.detail})`, error.column);
+    }
+  }
   const lines = new LineCounter();
   const document: Document = parseDocument(text, { lineCounter: lines });
   if (document.errors.length > 0) {

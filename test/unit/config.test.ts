@@ -377,6 +377,12 @@ describe('loadConfig', () => {
     expect(loadConfig(['--config', json], {}).maxBytes).toEqual({ kind: 'bytes', bytes: GiB });
   });
 
+  it('refuses a .json config file that is not JSON naming its line and column, as the tenants file does', () => {
+    const json = join(mkdtempSync(join(tmpdir(), 'tensormem-config-')), 'comma.json');
+    writeFileSync(json, '{\n  "maxbytes": "1G",\n  "lease-ttl": "2m",\n}\n');
+    expect(() => loadConfig(['--config', json], {})).toThrowError(`Expected valid YAML or JSON for --config but received "${json}:4:1: Expected double-quoted property name"`);
+  });
+
   it('refuses unknown keys in the config file, naming file and key', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-config-'));
     const file = join(dir, 'bad.yaml');

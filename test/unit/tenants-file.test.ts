@@ -61,6 +61,37 @@ describe('tenants file', () => {
     expect(parseTenants(json, 'tenants.json')[0].deviceQuotaBytes).toBe(1024 ** 3);
   });
 
+  // YAML's flow syntax takes a trailing comma (the file was read as it stood), and refused other JSON
+  // mistakes in YAML's words ("Unexpected double-quoted-scalar token"): a .json file is JSON.
+  const JSON_FILE = `{
+  "tenants": [
+    { "name": "j", "token_sha256": "${sha('t')}", "max_leases": 2 }
+  ]
+}
+`;
+  // Columns: the '}' after the comma, the '"' where the comma is missing, the end after the last ']'.
+  it.each([
+    ['a trailing comma', JSON_FILE.replace('"max_leases": 2 }', '"max_leases": 2, }'), 3, 121],
+    ['a trailing comma after the list', JSON_FILE.replace('  ]\n', '  ],\n'), 5, 1],
+    ['a missing comma', JSON_FILE.replace('"j",', '"j"'), 3, 19],
+    ['a comment', JSON_FILE.replace('{\n', '{\n  // the tenants\n'), 2, 3],
+    ['single quotes', JSON_FILE.replace('"j"', "'j'"), 3, 15],
+    ['an end too soon', JSON_FILE.slice(0, -3), 4, 4],
+  ])('refuses a .json file with %s as JSON, naming the file, line and column', (_what, text, line, column) => {
+    expect(() => JSON.parse(text)).toThrow();
+    const error = errorOf(() => parseTenants(text, 'tenants.json'));
+    expect(error.message).toMatch(new RegExp(`^tenants\\.json:${line}:${column}: not valid JSON \\(`));
+    expect(error.message).not.toMatch(/YAML|token at line|position/);
+    expect(error.metadata.field).toBe('--tenants');
+  });
+
+  it('reads a .json file with a byte order mark or tabs as JSON does, and a .yaml file with a trailing comma as YAML does', () => {
+    expect(parseTenants(`\ufeff${JSON_FILE}`, 'tenants.json')[0].maxLeases).toBe(2);
+    expect(parseTenants(JSON_FILE.replace(/^ +/gm, (spaces) => '\t'.repeat(spaces.length / 2)), 'tenants.json')[0].maxLeases).toBe(2);
+    const yamlWithComma = JSON_FILE.replace('"max_leases": 2 }', '"max_leases": 2, }');
+    expect(parseTenants(yamlWithComma, 'tenants.yaml')[0].maxLeases).toBe(2);
+  });
+
   it.each([
     [GOOD.replace('8G', '8Q'), 4, 'quota.device of tenant "team-a"'],
     // A quota of 0 is none: one under a byte but not 0 must not become none.
