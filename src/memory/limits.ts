@@ -233,8 +233,20 @@ export function computeLimits(config: DaemonConfig, backend: BackendName, device
 }
 
 /**
+ * A percentage of `name` that is not 0 but comes to 0 bytes of `baseBytes`, refused as a size under a
+ * byte is (sizes.ts): 0 turns --maxphysicalbytes off, and leaves the CUDA runtime no --device-reserve.
+ * (A --maxbytes or --host-maxbytes of 0 is refused however it came, in words of its own.)
+ */
+function refuseFlooredPercent(config: DaemonConfig, name: 'maxphysicalbytes' | 'device-reserve', baseBytes: number, base: string, expected: string): void {
+  const spec = name === 'maxphysicalbytes' ? config.maxPhysicalBytes : config.deviceReserve;
+  if (spec?.kind !== 'percent' || spec.percent === 0 || resolveSize(spec, baseBytes) > 0) return;
+  throw invalidArgument(sourcedFlag(config, name), expected, `${config.rawValues?.[name] ?? `${spec.percent}%`} (0 bytes of ${base}, ${formatBytes(baseBytes)})`);
+}
+
+/**
  * The caps the daemon runs with. Refuses a device under 2 GiB (unless --allow-small-device), a pool cap
- * above its device, and a pool or host cap of 0. A --maxphysicalbytes of 0 is no process cap.
+ * above its device, a pool or host cap of 0, and a --maxphysicalbytes or --device-reserve percentage
+ * that comes to 0 bytes. A --maxphysicalbytes of 0 is no process cap.
  */
 export function resolveLimits(config: DaemonConfig, backend: BackendName, devices: DeviceMemoryInfo[], physicalRamBytes = totalmem()): ResolvedLimits {
   devices.forEach((device, index) => {
@@ -248,6 +260,8 @@ export function resolveLimits(config: DaemonConfig, backend: BackendName, device
       );
     }
   });
+  refuseFlooredPercent(config, 'maxphysicalbytes', physicalRamBytes, "the machine's RAM", 'a share of RAM that comes to at least 1 byte, or 0 (no cap)');
+  devices.forEach((device, index) => refuseFlooredPercent(config, 'device-reserve', device.totalBytes, `device ${index}`, 'a share of device memory that comes to at least 1 byte, or 0'));
   const limits = computeLimits(config, backend, devices, physicalRamBytes);
   limits.maxBytes.forEach((cap, index) => {
     const device = devices[index];

@@ -592,6 +592,21 @@ describe('resolveLimits: the caps the daemon starts with', () => {
     expect(error.message).toContain(fix);
   });
 
+  // As a size under a byte ("0.5") is refused: 0 turns --maxphysicalbytes off (no cap), and leaves the CUDA runtime no reserve.
+  it.each([
+    [['--maxphysicalbytes', '0.000000001%'], '--maxphysicalbytes', "a share of RAM that comes to at least 1 byte, or 0 (no cap)", "0.000000001% (0 bytes of the machine's RAM, 17179869184 bytes (16.00 GiB))"],
+    [['--device-reserve', '0.00000001%'], '--device-reserve', 'a share of device memory that comes to at least 1 byte, or 0', '0.00000001% (0 bytes of device 0, 4294967296 bytes (4.00 GiB))'],
+  ])('refuses %j: a percentage that is not 0 but comes to 0 bytes, naming the flag, the value and what it came to', (args, flag, expected, received) => {
+    const error = refusal(args);
+    expect(error.metadata.field).toBe(flag);
+    expect(error.message).toBe(`Expected ${expected} for ${flag} but received "${received}"`);
+  });
+
+  it('takes a percentage of 0 as 0, as the size 0: no process cap, no device reserve', () => {
+    expect(resolve(['--maxphysicalbytes', '0%']).maxPhysicalBytes).toBe(0);
+    expect(resolve(['--device-reserve', '0%']).deviceReserveBytes).toEqual([0]);
+  });
+
   it('names the environment variable or the config file a 0 came from', () => {
     expect(refusal([], undefined, { TENSORMEM_MAXBYTES: '0' }).message).toContain('"0" from TENSORMEM_MAXBYTES');
     const file = join(mkdtempSync(join(tmpdir(), 'tensormem-config-')), 'zero.yaml');
