@@ -1,7 +1,7 @@
 /**
  * The daemon's TLS files (--tls-cert, --tls-key, --tls-client-ca), read and checked once for every
- * listener that serves TLS: the gRPC TCP addresses (server.ts), the data plane and --metrics-listen
- * (tlsServerOptions). A file that does not hold what its flag needs is refused naming the flag and the
+ * listener that serves TLS (tlsFilesOf): the gRPC TCP addresses (server.ts), the data plane and
+ * --metrics-listen (tlsServerOptions). A file that does not hold what its flag needs is refused naming the flag and the
  * file: given as they were to grpc-js or node, a key that did not parse, or one of another certificate,
  * stopped the daemon with "cannot listen on ADDRESS: error:05800074:x509 certificate routines::key
  * values mismatch", which named neither and blamed the address.
@@ -25,7 +25,7 @@ export interface TlsFiles {
 }
 
 /** The three files as read, each checked: certificates that parse, a key that parses and is the certificate's. */
-export function readTlsFiles(tls: TlsConfig): TlsFiles {
+function readTlsFiles(tls: TlsConfig): TlsFiles {
   const cert = checkCertificates('--tls-cert', 'a PEM certificate chain', tls.certFile, readPem('--tls-cert', tls.certFile));
   const key = readPem('--tls-key', tls.keyFile);
   let privateKey: KeyObject;
@@ -69,9 +69,20 @@ function parseError(pemCertificate: string): string | undefined {
   }
 }
 
+/**
+ * The TLS files of `context`'s configuration (undefined without TLS), read on the first call and shared
+ * by the listeners that ask after it. Each listener read them again: given as pipes (`--tls-cert
+ * <(vault read …)`) the first got the bytes and the next none, so the daemon did not start, and a file
+ * replaced between the reads could give the listeners different certificates.
+ */
+export function tlsFilesOf(context: { config: { tls?: TlsConfig }; tlsFiles?: TlsFiles }): TlsFiles | undefined {
+  if (!context.config.tls) return undefined;
+  context.tlsFiles ??= readTlsFiles(context.config.tls);
+  return context.tlsFiles;
+}
+
 /** The TLS options of the HTTP listeners: with a client CA, client certificates asked for and required (mTLS), as the gRPC listeners do. */
-export function tlsServerOptions(tls: TlsConfig): SecureContextOptions & Pick<TlsOptions, 'requestCert' | 'rejectUnauthorized'> {
-  const files = readTlsFiles(tls);
+export function tlsServerOptions(files: TlsFiles): SecureContextOptions & Pick<TlsOptions, 'requestCert' | 'rejectUnauthorized'> {
   return { ...files, requestCert: files.ca !== undefined, rejectUnauthorized: files.ca !== undefined };
 }
 

@@ -23,7 +23,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { TensormemError, clipped, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
-import { logTlsRefusals, tlsServerOptions } from '../config/tls-server-options';
+import { logTlsRefusals, tlsFilesOf, tlsServerOptions } from '../config/tls-server-options';
 import { SummarizedLog } from '../summarized-log';
 import type { Lease } from '../leases/lease';
 import type { HostViewLoan, TensorArray } from '../memory/tensor-array';
@@ -103,7 +103,7 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
     ),
   );
   const http = new Http1Server((exchange) => plane.handle(exchange), {
-    tls: tls && tlsServerOptions(tls),
+    tls: tls && tlsServerOptions(tlsFilesOf(context)!),
     stallTimeoutMs: config.dataStallTimeoutMs,
     bodyReadBytes: bodyReadBytesFor(config.asyncCopyThresholdBytes),
     onStall: (exchange) => stalls.note({ method: exchange.method, url: clipped(exchange.url) }),

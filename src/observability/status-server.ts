@@ -19,7 +19,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { isLocalAddress, parseHostPort } from '../config/listen-address';
-import { logTlsRefusals, tlsServerOptions } from '../config/tls-server-options';
+import { logTlsRefusals, tlsFilesOf, tlsServerOptions } from '../config/tls-server-options';
 import type { Server as TlsServer } from 'node:tls';
 import { packageRoot } from '../package-root';
 import { requireAdmin, type ServiceContext } from '../service/service-context';
@@ -315,7 +315,7 @@ export async function startStatusServer(address: string, context: ServiceContext
     });
   };
   const server: Server = tls
-    ? (createHttpsServer(tlsServerOptions(tls), serve) as unknown as Server)
+    ? (createHttpsServer(tlsServerOptions(tlsFilesOf(context)!), serve) as unknown as Server)
     : createServer(serve);
   if (tls) logTlsRefusals(server as unknown as TlsServer, '--metrics-listen', log);
   const { host, port } = parseHostPort(address)!; // checked with the configuration

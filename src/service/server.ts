@@ -8,7 +8,7 @@ import { SummarizedLog } from '../summarized-log';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
-import { logTlsRefusals, readTlsFiles } from '../config/tls-server-options';
+import { logTlsRefusals, tlsFilesOf } from '../config/tls-server-options';
 import { grpcHttp2Servers } from './grpc-http2-servers';
 import { withOthersMasked } from './socket-umask';
 import { invalidArgument } from '../errors';
@@ -75,7 +75,7 @@ export async function startServer(context: ServiceContext, interceptors: ServerI
   const health = addHealthService(server, context, SERVICE_NAMES);
   new ReflectionService(reflectionDefinition()).addToServer(server);
 
-  const tcpCredentials = serverCredentials(config);
+  const tcpCredentials = serverCredentials(context);
   const addresses: string[] = [];
   try {
     for (const address of config.listen) addresses.push(await bind(server, address, tcpCredentials, context.log));
@@ -134,9 +134,9 @@ function partialMessageResetLog(context: ServiceContext): (streamHeld: number, t
 }
 
 /** TLS (or mTLS with --tls-client-ca) for TCP addresses when configured; plaintext otherwise. */
-function serverCredentials(config: ServiceContext['config']): ServerCredentials {
-  if (!config.tls) return ServerCredentials.createInsecure();
-  const files = readTlsFiles(config.tls);
+function serverCredentials(context: ServiceContext): ServerCredentials {
+  const files = tlsFilesOf(context);
+  if (!files) return ServerCredentials.createInsecure();
   return ServerCredentials.createSsl(files.ca ?? null, [{ private_key: files.key, cert_chain: files.cert }], files.ca !== undefined);
 }
 

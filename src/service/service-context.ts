@@ -7,6 +7,7 @@ import type { TenantRegistry } from '../leases/tenant-registry';
 import type { HeapGrowth } from '../heap-growth';
 import type { MemoryManager } from '../memory/memory-manager';
 import type { TransferCounters } from './transfer-counters';
+import type { TlsFiles } from '../config/tls-server-options';
 
 export interface ServiceContext {
   registry: LeaseRegistry;
@@ -34,6 +35,8 @@ export interface ServiceContext {
   partialMessages?: { readonly heldBytes: number; readonly resetStreams: number };
   /** Bytes moved between clients and arrays over gRPC streams and the data plane (metrics); absent: not counted. */
   transfers?: TransferCounters;
+  /** config.tls's files as read once for every listener (tlsFilesOf): set by the first that serves TLS. */
+  tlsFiles?: TlsFiles;
 }
 
 /** What new work, waiting allocations and watch streams get once the daemon is draining. */

@@ -1,9 +1,10 @@
 /** TLS and mTLS on TCP addresses from certificate files; health stays reachable without a token. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +94,34 @@ describe('TLS and mTLS', () => {
     expect(await get(`https://${address(mtlsDaemon)}/metrics`, { ca: ca() }).catch((error: Error) => error)).toBeInstanceOf(Error);
     const withCertificate = await get(`https://${address(mtlsDaemon)}/metrics`, { ca: ca(), cert: readFileSync(file('client.pem')), key: readFileSync(file('client.key')) });
     expect(withCertificate.status).toBe(200);
+  });
+
+  it('reads the certificate and key once for all its listeners: given as pipes (bash <(...)), gRPC, the data plane and the status page serve the same certificate', async () => {
+    // Each listener read the files again: a pipe gave the first its bytes and the next nothing ("no PEM
+    // certificate in it"), and a file replaced between the reads could give the listeners different certificates.
+    const pipes = ['bash', '-c', 'exec "$@" --tls-cert <(cat "$TLS_CERT") --tls-key <(cat "$TLS_KEY")', 'bash'];
+    const daemon = await startDaemon(['--tenants', file('tenants.yaml'), '--data-listen', '127.0.0.1:0'], { TLS_CERT: file('server.pem'), TLS_KEY: file('server.key') }, pipes);
+    try {
+      const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
+      const served = (address: string) =>
+        new Promise<string>((resolve, reject) => {
+          const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+          const socket = tlsConnect({ host, port, ca: ca(), servername: 'localhost' }, () => {
+            resolve(socket.getPeerX509Certificate()!.fingerprint256);
+            socket.destroy();
+          });
+          socket.on('error', reject);
+        });
+      const expected = new X509Certificate(readFileSync(file('server.pem'))).fingerprint256;
+      const addresses = [daemon.tcpAddress, String(listening.dataAddress).replace(/^https:\/\//, ''), String(listening.metricsAddress)];
+      expect(await Promise.all(addresses.map(served))).toEqual([expected, expected, expected]);
+      const secure = new TensormemClient(daemon.tcpAddress, { tls: { ca: ca(), serverName: 'localhost' }, deadlineMs: 5000 });
+      const lease = await secure.openLease({ tenantToken: TOKEN });
+      await lease.close();
+      secure.close();
+    } finally {
+      await daemon.stop();
+    }
   });
 
   it('refuses to start with a --tls-client-ca file that holds no certificate (mTLS would refuse every client)', async () => {
