@@ -24,7 +24,7 @@ async function watchThroughSilencedProxy(daemon: DaemonProcess, options: ClientO
     await seen;
     proxy.goSilent();
     const start = Date.now();
-    const outcome = await Promise.race([error, new Promise<undefined>((resolve) => setTimeout(resolve, waitMs))]);
+    const outcome = await Promise.race([error, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), waitMs))]);
     return { error: outcome, afterMs: Date.now() - start };
   } finally {
     client.close();

@@ -110,7 +110,7 @@ describe('a data plane read cut by the daemon for another call\'s change fails a
     }).toEqual([0, 0]);
   }
 
-  it.each(['PLACEMENT_DEVICE', 'PLACEMENT_HOST_ONLY'])('FreeArray from another connection (%s): FAILED_PRECONDITION "was freed", and the data plane stays in use', async (placement) => {
+  it.each(['PLACEMENT_DEVICE', 'PLACEMENT_HOST_ONLY'] as const)('FreeArray from another connection (%s): FAILED_PRECONDITION "was freed", and the data plane stays in use', async (placement) => {
     const lease = await openLease();
     const arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement })).array_id;
     const { error, session } = await readAcross(lease, arrayId, 64 * MiB, () => new LeaseSession(other, lease.lease).free(arrayId));

@@ -5,6 +5,7 @@
  */
 import { credentials, Metadata, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import type { WriteArrayRequest } from '../../src/generated/tensormem/v1/WriteArrayRequest';
 import { loadTensormemProto } from '../../src/service/proto';
 import { daemonForTests } from '../helpers/daemon-for-tests';
 
@@ -28,7 +29,7 @@ describe('--max-concurrent-streams', () => {
     /** GetArray of an unknown id: answers NOT_FOUND at once, once the daemon sees it. */
     const getArray = (client: typeof channel) =>
       new Promise<number>((resolve) => client.GetArray({ array_id: 'no-such-array' }, metadata(), (error: ServiceError | null) => resolve(error?.code ?? 0)));
-    const idle: ClientWritableStream<unknown>[] = [];
+    const idle: ClientWritableStream<WriteArrayRequest>[] = [];
     try {
       expect(await getArray(channel)).toBe(5); // NOT_FOUND: the channel is connected
       // LIMIT WriteArray streams that send nothing: each stays open in the daemon.

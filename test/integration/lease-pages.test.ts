@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { ServiceError, credentials, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
+import type { LeaseOrder } from '../../src/generated/tensormem/v1/LeaseOrder';
 import { loadTensormemProto } from '../../src/service/proto';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { failure } from '../helpers/thrown';
@@ -173,7 +174,7 @@ describe('ListLeases pages and tenant eviction', () => {
       expect(paged.code).toBe(status.INVALID_ARGUMENT);
       expect(paged.details).toContain('page_token');
       const badOrder = await new Promise<ServiceError>((resolve, reject) =>
-        raw.ListLeases({ order: 7 }, client.metadata(TOKENS.admin), (error: ServiceError | null) => (error ? resolve(error) : reject(new Error('ListLeases with order 7 answered OK')))),
+        raw.ListLeases({ order: 7 as number as LeaseOrder }, client.metadata(TOKENS.admin), (error: ServiceError | null) => (error ? resolve(error) : reject(new Error('ListLeases with order 7 answered OK')))),
       );
       expect(badOrder.code).toBe(status.INVALID_ARGUMENT);
       expect(badOrder.details).toContain('order');
@@ -195,7 +196,7 @@ describe('ListLeases pages and tenant eviction', () => {
       expect(ids(await client.listLeasesPage({ order: 'LEASE_ORDER_UNSPECIFIED' }, TOKENS.b))).toEqual(opened);
       expect(ids(await client.listLeasesPage({ order: 'LEASE_ORDER_OPENED' }, TOKENS.b))).toEqual(opened);
       // The wire values: 0 (the zero value, LEASE_ORDER_OPENED's number in the older proto) and 2.
-      for (const order of [0, 2]) {
+      for (const order of [0, 2] as const) {
         const reply = await new Promise<{ leases: Array<{ lease_id: string }> }>((resolve, reject) =>
           raw.ListLeases({ tenant: 'team-b', order }, client.metadata(TOKENS.b), (error: ServiceError | null, value?: { leases: Array<{ lease_id: string }> }) => (error ? reject(error) : resolve(value!))),
         );

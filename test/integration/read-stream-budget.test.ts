@@ -56,7 +56,7 @@ describe("one tenant's stalled ReadArray streams", () => {
       // Without the budget the daemon held every stream's messages here, past --maxphysicalbytes.
       const a = await client.openLease({ tenantToken: TOKENS.a });
       const own = await a.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [8 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
-      expect((await client.memoryInfo(a.token)).process.physical_bytes).toBeLessThan(MAX_PHYSICAL - 64 * MiB);
+      expect((await client.memoryInfo(a.token)).process!.physical_bytes).toBeLessThan(MAX_PHYSICAL - 64 * MiB);
       await a.free(own.array_id);
       await a.close();
     } finally {

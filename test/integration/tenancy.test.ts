@@ -330,10 +330,10 @@ describe('a shared GPU host', () => {
       await new Promise<void>((resolve) => createInterface({ input: watcher.stdout! }).once('line', () => resolve()));
       watcher.kill('SIGSTOP');
       await sleep(500);
-      const before = (await client.memoryInfo(TOKENS.admin)).process.heap_used_bytes;
+      const before = (await client.memoryInfo(TOKENS.admin)).process!.heap_used_bytes;
       // 300 streams at 50 ms: 36 000 MemoryInfo messages in 6 s, each kept in the daemon until read.
       await sleep(6000);
-      const after = (await client.memoryInfo(TOKENS.admin)).process.heap_used_bytes;
+      const after = (await client.memoryInfo(TOKENS.admin)).process!.heap_used_bytes;
       // Queued messages grew the heap 46 MiB in these 6 s. The reading counts garbage too: up to a young
       // generation's worth (16 MiB semi-spaces) may wait for the next scavenge (13.8 MiB was seen beside
       // other test runs, -1 to +5 MiB alone).

@@ -7,6 +7,7 @@ import { credentials, Metadata, status, type ClientWritableStream, type ServiceE
 import { describe, expect, it, vi } from 'vitest';
 import type { TensormemClientError } from '../../src/client/tensormem-client';
 import { errorInfoOf } from '../../src/rpc-status';
+import type { WriteArrayRequest } from '../../src/generated/tensormem/v1/WriteArrayRequest';
 import { loadTensormemProto } from '../../src/service/proto';
 import { DaemonForTests, daemonForTests } from '../helpers/daemon-for-tests';
 
@@ -38,10 +39,10 @@ describe('--max-tenant-streams', () => {
     const a1 = await setup.client.openLease({ tenant: 'a', clientName: 'a1', ttlSeconds: 60 });
     const a2 = await setup.client.openLease({ tenant: 'a', clientName: 'a2', ttlSeconds: 60 });
     const b = await setup.client.openLease({ tenant: 'b', clientName: 'b', ttlSeconds: 60 });
-    const open: Array<{ call: ClientWritableStream<unknown>; error?: ServiceError }> = [];
+    const open: Array<{ call: ClientWritableStream<WriteArrayRequest>; error?: ServiceError }> = [];
     /** A WriteArray stream that sends nothing: it stays open in the daemon until cancelled, unless refused. */
     const idleWrite = (connection: number, token: string) => {
-      const entry: { call: ClientWritableStream<unknown>; error?: ServiceError } = { call: undefined! };
+      const entry: { call: ClientWritableStream<WriteArrayRequest>; error?: ServiceError } = { call: undefined! };
       entry.call = connections[connection].WriteArray(bearer(token), (error: ServiceError | null) => {
         if (error) entry.error = error;
       });
@@ -180,9 +181,9 @@ describe('tenant_streams_refused in a burst', () => {
     const lease = await setup.client.openLease({ tenant: 'a', ttlSeconds: 60 });
     const metadata = new Metadata();
     metadata.set('authorization', `Bearer ${lease.token}`);
-    const calls: Array<{ call: ClientWritableStream<unknown>; error?: ServiceError }> = [];
+    const calls: Array<{ call: ClientWritableStream<WriteArrayRequest>; error?: ServiceError }> = [];
     const idleWrite = () => {
-      const entry: { call: ClientWritableStream<unknown>; error?: ServiceError } = { call: undefined! };
+      const entry: { call: ClientWritableStream<WriteArrayRequest>; error?: ServiceError } = { call: undefined! };
       entry.call = arrays.WriteArray(metadata, (error: ServiceError | null) => {
         if (error) entry.error = error;
       });

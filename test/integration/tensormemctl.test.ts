@@ -34,8 +34,8 @@ function ctl(args: string[], env: NodeJS.ProcessEnv = {}, input?: Buffer): Promi
     if (input) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 }

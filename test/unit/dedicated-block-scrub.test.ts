@@ -10,14 +10,14 @@ import { MemoryManager } from '../../src/memory/memory-manager';
 import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { createBackend } from '../../src/native/addon';
-import type { NativeBackend } from '../../src/native/backend';
+import type { BackendName, NativeBackend } from '../../src/native/backend';
 import { MiB } from '../../src/units';
 
 const DEDICATED = { dedicated: true };
 const OWNER = { leaseId: 'lease-b', tenant: 'b' };
 
 /** The host backend, with every new chunk full of 0xEE (what recycled device memory would hold); `name` as it says (a 'cuda' one stands for a GPU). */
-function dirtyBackend(name = 'host'): NativeBackend {
+function dirtyBackend(name: BackendName = 'host'): NativeBackend {
   const backend = createBackend('host', { deviceCapacityBytes: 64 * MiB, deviceCount: 1 });
   const dirty = (handle: number): number => {
     backend.fill(handle, 0, backend.chunkInfo(handle).bytes, 0xee);
@@ -37,7 +37,7 @@ function dirtyBackend(name = 'host'): NativeBackend {
   });
 }
 
-function manager(scrub: boolean, backendName?: string): { memory: MemoryManager; backend: NativeBackend } {
+function manager(scrub: boolean, backendName?: BackendName): { memory: MemoryManager; backend: NativeBackend } {
   const backend = dirtyBackend(backendName);
   return { backend, memory: new MemoryManager(backend, givenLimits([32 * MiB], 32 * MiB), { poolChunkBytes: 4 * MiB, asyncCopyThresholdBytes: MiB, scrub }, new PhysicalMemoryGuard(0)) };
 }

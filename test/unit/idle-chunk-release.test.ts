@@ -5,13 +5,13 @@ import { givenLimits } from '../../src/memory/limits';
 import { idleReleaseCheckMs } from '../../src/memory/idle-chunk-release';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
 import { createBackend } from '../../src/native/addon';
-import type { Backend } from '../../src/native/backend';
+import type { BackendName, NativeBackend } from '../../src/native/backend';
 import { MiB } from '../../src/units';
 
 const OWNER = { leaseId: 'lease', tenant: 't' };
 
 /** The host backend under another name: MemoryManager takes the cuda backend's precautions for it. */
-function named(name: string): Backend {
+function named(name: BackendName): NativeBackend {
   const backend = createBackend('host', { deviceCapacityBytes: 64 * MiB, deviceCount: 1 });
   return new Proxy(backend, {
     get: (target, key) => {
@@ -22,12 +22,12 @@ function named(name: string): Backend {
   });
 }
 
-function manager(backendName: string) {
+function manager(backendName: BackendName) {
   return new MemoryManager(named(backendName), givenLimits([32 * MiB], 32 * MiB), { poolChunkBytes: 4 * MiB, asyncCopyThresholdBytes: 64 * 1024 }, new PhysicalMemoryGuard(0));
 }
 
 /** An empty chunk beside one whose block is being written off the event loop (not awaited). */
-function idleBesideBusyWrite(backendName: string) {
+function idleBesideBusyWrite(backendName: BackendName) {
   const memory = manager(backendName);
   const idle = memory.allocateDevice(0, 4 * MiB, OWNER);
   const busy = memory.allocateDevice(0, 4 * MiB, OWNER);
@@ -36,7 +36,7 @@ function idleBesideBusyWrite(backendName: string) {
 }
 
 describe('MemoryManager.releaseIdleChunks', () => {
-  it.each(['host', 'cuda'])('gives back the empty device and host chunks and keeps those with a live block (%s)', (name) => {
+  it.each(['host', 'cuda'] as const)('gives back the empty device and host chunks and keeps those with a live block (%s)', (name) => {
     const memory = manager(name);
     const freed = memory.allocateDevice(0, 4 * MiB, OWNER);
     const kept = memory.allocateDevice(0, 4 * MiB, OWNER);
@@ -51,7 +51,7 @@ describe('MemoryManager.releaseIdleChunks', () => {
     memory.release();
   });
 
-  it.each(['host', 'cuda'])('gives a chunk back while a copy to another chunk runs off the event loop (%s): on cuda the addon frees it on its release thread', async (name) => {
+  it.each(['host', 'cuda'] as const)('gives a chunk back while a copy to another chunk runs off the event loop (%s): on cuda the addon frees it on its release thread', async (name) => {
     const { memory, write } = idleBesideBusyWrite(name);
     expect(memory.releaseIdleChunks(0)).toEqual({ 'device:0': 4 * MiB });
     await write;

@@ -18,7 +18,7 @@ import { allocateParams } from '../helpers/allocate-params';
 function newLease(): Lease {
   const capacity = 64 * MiB;
   const backend = createBackend('host', { deviceCapacityBytes: capacity, deviceCount: 1 });
-  const memory = new MemoryManager(backend, givenLimits([capacity], capacity), { poolChunkBytes: 16 * MiB, scrub: false }, new PhysicalMemoryGuard(0));
+  const memory = new MemoryManager(backend, givenLimits([capacity], capacity), { poolChunkBytes: 16 * MiB, asyncCopyThresholdBytes: MiB, scrub: false }, new PhysicalMemoryGuard(0));
   return new Lease('lease-a', 'hash-a', 'tenant-a', 'client', {}, 3_600_000, memory, false);
 }
 

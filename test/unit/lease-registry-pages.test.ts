@@ -16,7 +16,7 @@ import { MiB } from '../../src/units';
 import { rng } from '../helpers/rng';
 
 function newRegistry(): LeaseRegistry {
-  const memory = new MemoryManager(createBackend('host', { deviceCapacityBytes: 64 * MiB, deviceCount: 1 }), givenLimits([64 * MiB], 64 * MiB), { poolChunkBytes: 16 * MiB }, new PhysicalMemoryGuard(0));
+  const memory = new MemoryManager(createBackend('host', { deviceCapacityBytes: 64 * MiB, deviceCount: 1 }), givenLimits([64 * MiB], 64 * MiB), { poolChunkBytes: 16 * MiB, asyncCopyThresholdBytes: MiB }, new PhysicalMemoryGuard(0));
   return new LeaseRegistry(memory, 3_600_000, false, pino({ level: 'silent' }));
 }
 

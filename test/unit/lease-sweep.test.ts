@@ -1,6 +1,7 @@
 /** The periodic lease sweep closes a mass expiry a batch per turn of the event loop, and gives every byte back. */
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { Lease } from '../../src/leases/lease';
 import { LeaseRegistry } from '../../src/leases/lease-registry';
 import { MemoryManager } from '../../src/memory/memory-manager';
 import { givenLimits } from '../../src/memory/limits';
@@ -16,7 +17,7 @@ describe('periodic lease sweep', () => {
     const physical = new PhysicalMemoryGuard(0);
     const memory = new MemoryManager(createBackend('host', { deviceCapacityBytes: 256 * MiB, deviceCount: 1 }), givenLimits([128 * MiB], 128 * MiB, 0), { poolChunkBytes: 16 * MiB, asyncCopyThresholdBytes: MiB }, physical);
     const registry = new LeaseRegistry(memory, 60_000, false, pino({ level: 'silent' }));
-    const leases = [];
+    const leases: Lease[] = [];
     for (let i = 0; i < LEASES; i++) {
       const { lease } = registry.open({ tenant: `t${i % 4}`, clientName: 'client', ttlSeconds: 0, labels: {} });
       await lease.allocateArray(allocateParams({ shape: [256] }));

@@ -135,8 +135,10 @@ function layout(pool: PoolResource): Array<{ chunkHandle: number; bytes: number;
  * merged: `stamp`); coalescing; growth of max(size, chunkBytes) clamped to the cap; release of fully
  * free chunks (oldest first, only as many as needed, only when that makes room).
  */
+type ModelChunk = { seq: number; bytes: number; segments: Array<{ offset: number; bytes: number; id: number | null; stamp: number }> };
+
 class ModelPool {
-  readonly chunks: Array<{ seq: number; bytes: number; segments: Array<{ offset: number; bytes: number; id: number | null; stamp: number }> }> = [];
+  readonly chunks: ModelChunk[] = [];
   private clock = 0;
   used = 0;
   reserved = 0;
@@ -153,7 +155,7 @@ class ModelPool {
 
   allocate(bytes: number, id: number): { seq: number; offset: number; bytes: number } | null {
     const size = bytes === 0 ? this.alignment : Math.ceil(bytes / this.alignment) * this.alignment;
-    let best: { chunk: (typeof this.chunks)[number]; index: number } | null = null;
+    let best: { chunk: ModelChunk; index: number } | null = null;
     for (const chunk of this.chunks) {
       chunk.segments.forEach((segment, index) => {
         if (segment.id !== null || segment.bytes < size) return;
@@ -180,7 +182,7 @@ class ModelPool {
       this.reserved += bytesOfChunk;
       best = { chunk, index: 0 };
     }
-    const { chunk, index } = best as { chunk: (typeof this.chunks)[number]; index: number };
+    const { chunk, index } = best as { chunk: ModelChunk; index: number };
     const hole = chunk.segments[index];
     const block = { offset: hole.offset, bytes: size, id: id as number | null, stamp: 0 };
     if (hole.bytes === size) chunk.segments[index] = block;
@@ -237,7 +239,7 @@ class ModelPool {
     }));
   }
 
-  private releaseChunk(chunk: (typeof this.chunks)[number]): void {
+  private releaseChunk(chunk: ModelChunk): void {
     this.chunks.splice(this.chunks.indexOf(chunk), 1);
     this.reserved -= chunk.bytes;
   }

@@ -20,7 +20,7 @@ const NONE: TenantLimits = { deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBy
 
 function manager(): MemoryManager {
   const backend = createBackend('host', { deviceCapacityBytes: 32 * MiB, deviceCount: 1 });
-  return new MemoryManager(backend, givenLimits([16 * MiB], 16 * MiB), { poolChunkBytes: MiB }, new PhysicalMemoryGuard(0));
+  return new MemoryManager(backend, givenLimits([16 * MiB], 16 * MiB), { poolChunkBytes: MiB, asyncCopyThresholdBytes: MiB }, new PhysicalMemoryGuard(0));
 }
 
 function lease(memory: MemoryManager, tenant: string): Lease {

@@ -58,7 +58,7 @@ describe('unary handler wrapper', () => {
         requestStream: false,
         responseStream: false,
         requestSerialize: (value: unknown) => Buffer.from(String(value)),
-        requestDeserialize: () => {
+        requestDeserialize: (_bytes: Buffer) => {
           throw new Error('index out of range');
         },
         responseSerialize: (value: unknown) => Buffer.from(String(value)),
