@@ -22,6 +22,7 @@ import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
 import { MAX_TTL_SECONDS } from '../config/config';
 import { packageVersion } from '../package-root';
 import { STDOUT_CLOSED_EXIT_CODE, StdoutWriteError, stdoutWriter } from '../cli/stdout';
+import { counted } from '../cli/counted';
 
 const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKEN] <command>
 
@@ -335,7 +336,7 @@ async function main(): Promise<number> {
           const tenant = values.tenant;
           if (tenant === '') throw new UsageError('evict --tenant needs a tenant name: tensormemctl evict --tenant NAME --token ADMIN_TOKEN');
           const { evictedLeases, freedBytes } = await client().evictTenant(tenant, values.token);
-          await print({ tenant, evicted_leases: evictedLeases, freed_bytes: freedBytes }, () => `evicted ${evictedLeases} leases of tenant ${tenant}: freed ${formatIec(freedBytes)}`);
+          await print({ tenant, evicted_leases: evictedLeases, freed_bytes: freedBytes }, () => `evicted ${counted(evictedLeases, 'lease')} of tenant ${tenant}: freed ${formatIec(freedBytes)}`);
           break;
         }
         if (!leaseId) throw new UsageError('evict needs a lease id or --tenant NAME: tensormemctl evict LEASE_ID --token ADMIN_TOKEN');

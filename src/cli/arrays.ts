@@ -6,6 +6,7 @@
 import { status } from '@grpc/grpc-js';
 import { TensormemClient, TensormemClientError } from '../client/tensormem-client';
 import type { ArrayInfo } from '../client/tensormem-client';
+import { counted } from './counted';
 import { sessionOf } from './transfer';
 
 export interface ArrayBlock {
@@ -71,6 +72,6 @@ export async function arraysView(client: TensormemClient, token: string | undefi
     throw new Error('arrays: --token is a tenant token, and that tenant has no open leases, so no arrays; an array is listed with the token of the lease that holds it, or every array with an admin token');
   }
   throw new Error(
-    `arrays: --token is a tenant token of ${leases[0].tenant}, which lists no arrays; pass the token of one of its leases (${leases.map((l) => `${l.lease_id}: ${l.array_count} arrays`).join(', ')}), or an admin token for every array`,
+    `arrays: --token is a tenant token of ${leases[0].tenant}, which lists no arrays; pass the token of one of its leases (${leases.map((l) => `${l.lease_id}: ${counted(l.array_count, 'array')}`).join(', ')}), or an admin token for every array`,
   );
 }

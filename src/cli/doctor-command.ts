@@ -17,6 +17,7 @@ import type { DeviceMemoryInfo } from '../native/backend';
 import type { TensormemClient } from '../client/tensormem-client';
 import { isLocalAddress } from '../config/listen-address';
 import { formatIec } from '../units';
+import { counted } from './counted';
 import { UsageError, asUsage } from './usage-error';
 import { invalidArgument } from '../errors';
 
@@ -196,7 +197,7 @@ export function renderReport({ subject, facts, findings }: DoctorReport): string
     lines.push(`${finding.severity.toUpperCase()} ${finding.rule}`, `  what: ${finding.what}`, `  why:  ${finding.why}`, `  fix:  ${finding.fix}`, '');
   }
   const count = (severity: string) => findings.filter((f) => f.severity === severity).length;
-  lines.push(findings.length === 0 ? 'No pitfalls found.' : `${findings.length} findings: ${count('error')} errors, ${count('warning')} warnings, ${count('info')} info`);
+  lines.push(findings.length === 0 ? 'No pitfalls found.' : `${counted(findings.length, 'finding')}: ${counted(count('error'), 'error')}, ${counted(count('warning'), 'warning')}, ${count('info')} info`);
   return lines.join('\n');
 }
 

@@ -8,6 +8,7 @@ import type { MemorySnapshot__Output } from '../generated/tensormem/v1/MemorySna
 import type { BlockSnapshot__Output } from '../generated/tensormem/v1/BlockSnapshot';
 import { renderTable } from '../client/table';
 import { formatIec } from '../units';
+import { counted } from './counted';
 
 export type MemorySnapshot = MemorySnapshot__Output;
 
@@ -110,7 +111,7 @@ export function readSnapshotFile(path: string): MemorySnapshot {
 export function renderDiff(diff: SnapshotDiff): string {
   const section = (title: string, groups: DiffGroup[], bytes: number) => {
     const blocks = groups.reduce((sum, g) => sum + g.blocks, 0);
-    const head = `${title}: ${blocks} blocks, ${formatIec(bytes)}`;
+    const head = `${title}: ${counted(blocks, 'block')}, ${formatIec(bytes)}`;
     if (groups.length === 0) return head;
     const rows = groups.map((g) => [g.tenant || '-', g.lease_id || '-', g.label || '-', g.blocks, formatIec(g.bytes), g.purposes.join(', '), g.owners.join(' ') || '-']);
     return `${head}\n${renderTable(['TENANT', 'LEASE', 'LABEL', 'BLOCKS', 'BYTES', 'POOL/PURPOSE', 'ARRAYS/WORKSPACES'], rows)}`;

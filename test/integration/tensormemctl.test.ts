@@ -156,7 +156,7 @@ describe('tensormemctl doctor', () => {
     expect(run.stdout).toContain('proposed configuration (tensormemd --maxbytes 30G --maxphysicalbytes 30G --host-maxbytes 16G)');
     expect(run.stdout).toContain('ERROR maxbytes-above-vram');
     expect(run.stdout).toContain('fix:  --maxbytes 22G (VRAM − 2.00 GiB)');
-    expect(run.stdout).toContain('1 findings: 1 errors, 0 warnings, 0 info');
+    expect(run.stdout).toContain('\n1 finding: 1 error, 0 warnings, 0 info');
   });
 
   it('refuses an empty or zero --vram or --ram (exit 2) rather than judging this machine or a machine of 0 bytes', async () => {
@@ -298,7 +298,7 @@ describe('tensormemctl snapshot and snapshot diff', () => {
 
       const table = await ctl(['snapshot', 'diff', a, b]);
       expect(table.stdout).toContain('appeared: 2 blocks, 1.00 MiB');
-      expect(table.stdout).toContain('disappeared: 1 blocks, 4.00 KiB');
+      expect(table.stdout).toContain('disappeared: 1 block, 4.00 KiB');
       expect(table.stdout).toContain(leaked1.array_id);
     } finally {
       await lease.close();
@@ -692,7 +692,10 @@ describe('tensormemctl arrays under a tenants file', () => {
 
       const tenant = await arrays('--token', TOKENS.a);
       expect(tenant.code).toBe(1);
-      expect(tenant.stderr).toContain(`--token is a tenant token of team-a, which lists no arrays; pass the token of one of its leases (${lease.leaseId}: 1 arrays)`);
+      expect(tenant.stderr).toContain(`--token is a tenant token of team-a, which lists no arrays; pass the token of one of its leases (${lease.leaseId}: 1 array)`);
+      const second = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16] });
+      expect((await arrays('--token', TOKENS.a)).stderr).toContain(`(${lease.leaseId}: 2 arrays)`);
+      await lease.free(second.array_id);
 
       const none = await arrays();
       expect(none.code).toBe(1);
@@ -740,6 +743,10 @@ describe('tensormemctl arrays under a tenants file', () => {
     expect(await tenantClient.listLeases(TOKENS.admin, { tenant: 'team-a' })).toEqual([]);
     const none = await ctlAt('evict', '--tenant', 'team-a', '--token', TOKENS.admin, '-o', 'json');
     expect(JSON.parse(none.stdout)).toEqual({ tenant: 'team-a', evicted_leases: 0, freed_bytes: 0 });
+    expect((await ctlAt('evict', '--tenant', 'team-a', '--token', TOKENS.admin)).stdout).toBe('evicted 0 leases of tenant team-a: freed 0 B\n');
+    await tenantClient.openLease({ tenant: 'team-a', clientName: 'ctl-one', tenantToken: TOKENS.a });
+    const one = await ctlAt('evict', '--tenant', 'team-a', '--token', TOKENS.admin);
+    expect(one.stdout).toBe('evicted 1 lease of tenant team-a: freed 0 B\n');
   });
 });
 

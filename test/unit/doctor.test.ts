@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DoctorFacts, diagnose, sizeFlag } from '../../src/config/doctor';
-import { hasErrors, proposedFacts } from '../../src/cli/doctor-command';
+import { hasErrors, proposedFacts, renderReport } from '../../src/cli/doctor-command';
 import { loadConfig } from '../../src/config/config';
 import { checkGuaranteesFit } from '../../src/daemon';
 import { readTenantsFile } from '../../src/leases/tenants-file';
@@ -442,5 +442,18 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
 
   it('bad flags fail as they would in tensormemd, naming the flag', () => {
     expect(() => proposedFacts(['--maxbytes', 'lots'], { vram: '24G' }, {})).toThrowError(/--maxbytes but received "lots"/);
+  });
+});
+
+describe('doctor report', () => {
+  const finding = (severity: 'error' | 'warning' | 'info', rule: string) => ({ severity, rule, what: 'what', why: 'why', fix: 'fix' });
+  const closing = (findings: ReturnType<typeof finding>[]) => renderReport({ subject: 'proposed configuration', facts: good(), findings }).split('\n').at(-1);
+
+  it('counts its findings in its last line, a count of 1 in the singular', () => {
+    expect(closing([])).toBe('No pitfalls found.');
+    expect(closing([finding('error', 'a')])).toBe('1 finding: 1 error, 0 warnings, 0 info');
+    expect(closing([finding('warning', 'a')])).toBe('1 finding: 0 errors, 1 warning, 0 info');
+    expect(closing([finding('error', 'a'), finding('error', 'b')])).toBe('2 findings: 2 errors, 0 warnings, 0 info');
+    expect(closing([finding('warning', 'a'), finding('warning', 'b'), finding('info', 'c')])).toBe('3 findings: 0 errors, 2 warnings, 1 info');
   });
 });
