@@ -164,6 +164,9 @@ export function failedPrecondition(message: string, reason: ErrorReason = 'FAILE
   return new TensormemError('FAILED_PRECONDITION', reason, message);
 }
 
+/** How tensormemctl sends a token, for the messages that ask for a missing one (every client reads them; tensormemctl's users most). */
+export const TENSORMEMCTL_TOKEN = 'tensormemctl: --token or $TENSORMEM_TOKEN';
+
 export function unauthenticated(message: string): TensormemError {
   return new TensormemError('UNAUTHENTICATED', 'UNAUTHENTICATED', message);
 }

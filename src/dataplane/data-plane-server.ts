@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
-import { TensormemError, clipped, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
+import { TENSORMEMCTL_TOKEN, TensormemError, clipped, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
 import { parseHostPort, unixSocketPath } from '../config/listen-address';
 import { logTlsRefusals, tlsFilesOf, tlsServerOptions } from '../config/tls-server-options';
 import { SummarizedLog } from '../summarized-log';
@@ -528,7 +528,7 @@ function checkPreconditions(exchange: HttpExchange, array: TensorArray): 'procee
 
 function bearerTokenOf(exchange: HttpExchange): string {
   const value = exchange.headers.authorization;
-  if (value === undefined) throw unauthenticated('missing lease token: send "Authorization: Bearer <token>" (the token OpenLease returned)');
+  if (value === undefined) throw unauthenticated(`missing lease token: send "Authorization: Bearer <token>" (the token OpenLease returned; ${TENSORMEMCTL_TOKEN})`);
   const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
   if (!match) throw unauthenticated('Authorization: expected "Bearer <token>"');
   return match[1];

@@ -5,7 +5,7 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { TensormemError, invalidArgument, notFound, unauthenticated } from '../errors';
+import { TENSORMEMCTL_TOKEN, TensormemError, invalidArgument, notFound, unauthenticated } from '../errors';
 import { MAX_TTL_SECONDS } from '../config/config';
 import type { MemoryManager } from '../memory/memory-manager';
 import { HEAP_COST } from '../memory/heap-guard';
@@ -46,7 +46,7 @@ export interface TokenWording {
 
 /** For calls that take only a lease token (array, workspace and lease calls, the data plane). */
 export const LEASE_TOKEN: TokenWording = {
-  missing: 'missing lease token: send "authorization: Bearer <token>" (the token OpenLease returned)',
+  missing: `missing lease token: send "authorization: Bearer <token>" (the token OpenLease returned; ${TENSORMEMCTL_TOKEN})`,
   unknown: 'unknown lease token',
 };
 
@@ -56,7 +56,7 @@ export const LEASE_TOKEN: TokenWording = {
  * with a mistyped admin token, or none, looking for a lease.
  */
 export const TENANT_OR_LEASE_TOKEN: TokenWording = {
-  missing: 'missing token: this daemon has a tenants file; send "authorization: Bearer <token>" with a tenant token (an admin\'s sees every tenant) or a lease token',
+  missing: `missing token: this daemon has a tenants file; send "authorization: Bearer <token>" with a tenant token (an admin's sees every tenant) or a lease token (${TENSORMEMCTL_TOKEN})`,
   unknown: 'unknown token: neither a tenant token of the tenants file nor the token of a lease',
 };
 

@@ -7,7 +7,7 @@
  * file's guarantees no longer leave room for): dropping a tenant never lifts its limits.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { clipped, quoted, TensormemError, unauthenticated } from '../errors';
+import { clipped, quoted, TENSORMEMCTL_TOKEN, TensormemError, unauthenticated } from '../errors';
 import type { TenantLimits } from '../memory/tenant-accounts';
 import type { TenantSpec } from './tenants-file';
 
@@ -111,7 +111,7 @@ export class TenantRegistry {
   authorizeOpen(token: string | undefined, requestedTenant: string): { name: string; spec?: TenantSpec } {
     if (this.openMode) return { name: requestedTenant || DEFAULT_TENANT };
     const spec = this.match(token);
-    if (!spec) throw unauthenticated(token ? 'unknown tenant token' : 'missing tenant token: send "authorization: Bearer <tenant token>"');
+    if (!spec) throw unauthenticated(token ? 'unknown tenant token' : `missing tenant token: send "authorization: Bearer <tenant token>" (${TENSORMEMCTL_TOKEN})`);
     if (requestedTenant !== '' && requestedTenant !== spec.name) {
       // Whose the token is tells its holder nothing new: OpenLease without a tenant answers it.
       throw new TensormemError(
@@ -138,7 +138,7 @@ export class TenantRegistry {
     if (this.isAdmin(token)) return;
     if (this.match(token)) throw new TensormemError('PERMISSION_DENIED', 'PERMISSION_DENIED', 'this call needs an admin tenant token');
     const lease = leaseOfToken?.(token);
-    if (!lease) throw unauthenticated('an admin tenant token is required');
+    if (!lease) throw unauthenticated(token ? 'an admin tenant token is required' : `missing token: this call needs an admin tenant token; send "authorization: Bearer <token>" (${TENSORMEMCTL_TOKEN})`);
     throw new TensormemError(
       'PERMISSION_DENIED',
       'PERMISSION_DENIED',

@@ -151,7 +151,7 @@ describe('bad input changes nothing', () => {
       client.arrays.GetArray({ array_id: arrayId }, new Metadata(), (e) => resolve(e as unknown as { code: number; details: string })),
     );
     expect(missing.code).toBe(status.UNAUTHENTICATED);
-    expect(missing.details).toContain('missing lease token');
+    expect(missing.details).toBe('missing lease token: send "authorization: Bearer <token>" (the token OpenLease returned; tensormemctl: --token or $TENSORMEM_TOKEN)');
     expect(accounting(await client.memoryInfo())).toEqual(before);
   });
 });

@@ -196,7 +196,7 @@ describe('HTTP data plane over a real daemon', () => {
     const missing = await http(dataAddress, 'GET', `/v1/arrays/${array.array_id}`);
     expect(missing.status).toBe(401);
     expect(missing.headers['www-authenticate']).toMatch(/^Bearer/);
-    expect(missing.json()).toMatchObject({ code: 401, status: 'UNAUTHENTICATED', reason: 'UNAUTHENTICATED' });
+    expect(missing.json()).toMatchObject({ code: 401, status: 'UNAUTHENTICATED', reason: 'UNAUTHENTICATED', message: 'missing lease token: send "Authorization: Bearer <token>" (the token OpenLease returned; tensormemctl: --token or $TENSORMEM_TOKEN)' });
     const wrong = await http(dataAddress, 'PUT', `/v1/arrays/${array.array_id}`, { Authorization: 'Bearer not-a-token' }, Buffer.alloc(8));
     expect(wrong.status).toBe(401);
 

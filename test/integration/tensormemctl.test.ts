@@ -671,6 +671,27 @@ describe('tensormemctl arrays under a tenants file', () => {
 
   const arrays = (...args: string[]) => ctl(['--address', tenanted.unixAddress, 'arrays', ...args]);
 
+  it('without a token, says to pass --token or $TENSORMEM_TOKEN beside the header the daemon asks for', async () => {
+    const file = join(dir, 'no-token.bin');
+    writeFileSync(file, Buffer.alloc(16));
+    const HINT = '(tensormemctl: --token or $TENSORMEM_TOKEN)';
+    const cases: Array<[string[], string]> = [
+      [['info'], 'UNAUTHENTICATED: missing token: this daemon has a tenants file; send "authorization: Bearer <token>" with a tenant token (an admin\'s sees every tenant) or a lease token'],
+      [['leases'], 'UNAUTHENTICATED: missing token: this daemon has a tenants file; send "authorization: Bearer <token>"'],
+      [['put', file], 'UNAUTHENTICATED: missing tenant token: send "authorization: Bearer <tenant token>"'],
+      [['evict', '--tenant', 'team-a'], 'UNAUTHENTICATED: missing token: this call needs an admin tenant token; send "authorization: Bearer <token>"'],
+    ];
+    for (const [args, message] of cases) {
+      const run = await ctl(['--address', tenanted.unixAddress, ...args]);
+      expect(run.code, args.join(' ')).toBe(1);
+      expect(run.stderr, args.join(' ')).toContain(message);
+      expect(run.stderr, args.join(' ')).toContain(HINT);
+    }
+    // A token that is not an admin's is no missing token.
+    const unknown = await ctl(['--address', tenanted.unixAddress, 'evict', '--tenant', 'team-a', '--token', 'not-a-token']);
+    expect(unknown.stderr).toContain('UNAUTHENTICATED: an admin tenant token is required\n');
+  });
+
   it('lists every array block with an admin token, a lease\'s arrays with its token, and tells the others what would', async () => {
     const noLease = await arrays('--token', TOKENS.a);
     expect(noLease.code).toBe(1);
