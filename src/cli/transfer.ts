@@ -154,10 +154,12 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
       if (fileBytes > array.byte_size) throw new Error(`${path} has ${fileBytes} bytes (${formatIec(fileBytes)}), more than array ${array.array_id}'s ${array.byte_size} bytes (${formatIec(array.byte_size)})`);
     } else {
       const dataType = parseDataType(options.dtype ?? 'uint8');
+      // The --dtype as the user typed it (float32, not DATA_TYPE_FLOAT32).
+      const dtypeText = options.dtype === undefined ? '--dtype uint8 (the default)' : `--dtype ${options.dtype}`;
       const shape = options.shape ? parseShape(options.shape) : [fileBytes / ELEMENT_BYTES[dataType]];
-      if (!Number.isInteger(shape[0])) throw new Error(`${path} has ${fileBytes} bytes, not a whole number of ${dataType} elements (${ELEMENT_BYTES[dataType]} bytes); pass --shape`);
+      if (!Number.isInteger(shape[0])) throw new Error(`${path} has ${fileBytes} bytes, not a whole number of ${dtypeText} elements (${ELEMENT_BYTES[dataType]} bytes); pass --shape`);
       const arrayBytes = byteSizeOf(dataType, shape);
-      if (arrayBytes !== fileBytes) throw new Error(`--shape ${shape.join(',')} --dtype ${dataType} makes ${arrayBytes} bytes but ${path} has ${fileBytes} bytes`);
+      if (arrayBytes !== fileBytes) throw new Error(`--shape ${shape.join(',')} ${dtypeText} makes ${arrayBytes} bytes but ${path} has ${fileBytes} bytes`);
       session = await client.openLease({ tenant: options.tenant, clientName: 'tensormemctl put', ttlSeconds: options.ttlSeconds, tenantToken: options.token });
       opened = { lease_id: session.leaseId, token: session.token, ttl_seconds: session.lease.ttl_seconds };
       array = await session.allocate({ dataType, shape, placement: options.placement, label: options.label ?? path });

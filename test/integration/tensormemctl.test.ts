@@ -503,7 +503,17 @@ describe('tensormemctl put and get', () => {
     const leasesBefore = (await client.listLeases()).length;
     const run = await ctl(['--address', daemon.unixAddress, 'put', source, '--shape', '16,16', '--dtype', 'float32']);
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`--shape 16,16 --dtype DATA_TYPE_FLOAT32 makes 1024 bytes but ${source} has 1000 bytes`);
+    expect(run.stderr).toContain(`--shape 16,16 --dtype float32 makes 1024 bytes but ${source} has 1000 bytes`);
+    // The --dtype as typed, in either spelling; without one, the default named as such.
+    const upper = await ctl(['--address', daemon.unixAddress, 'put', source, '--shape', '16,16', '--dtype', 'DATA_TYPE_FLOAT32']);
+    expect(upper.stderr).toContain(`--shape 16,16 --dtype DATA_TYPE_FLOAT32 makes 1024 bytes but ${source} has 1000 bytes`);
+    const noType = await ctl(['--address', daemon.unixAddress, 'put', source, '--shape', '16,16']);
+    expect(noType.stderr).toContain(`--shape 16,16 --dtype uint8 (the default) makes 256 bytes but ${source} has 1000 bytes`);
+    const odd = join(dir, 'odd-1001.bin');
+    writeFileSync(odd, randomBytes(1001));
+    const notWhole = await ctl(['--address', daemon.unixAddress, 'put', odd, '--dtype', 'float32']);
+    expect(notWhole.code).toBe(1);
+    expect(notWhole.stderr).toContain(`${odd} has 1001 bytes, not a whole number of --dtype float32 elements (4 bytes); pass --shape`);
     expect((await client.listLeases()).length).toBe(leasesBefore);
     const badType = await ctl(['--address', daemon.unixAddress, 'put', source, '--dtype', 'float128']);
     expect(badType.code).toBe(2);
