@@ -47,6 +47,15 @@ function leaseOf(daemon: DaemonProcess): { opened?: Record<string, unknown>; end
   return { opened, ended };
 }
 
+describe('the stubs folder of README "From Python"', () => {
+  it('is left out of git when the command runs in the checkout', () => {
+    const folder = /--python_out=(\S+)/.exec(sectionBlock('sh'))?.[1];
+    expect(folder, 'the ```sh block\'s --python_out').toBeDefined();
+    const result = spawnSync('git', ['check-ignore', '--no-index', '-q', `${folder}/tensormem/v1/array_pb2.py`], { cwd: ROOT, encoding: 'utf8' });
+    expect(result.status, `git check-ignore ${folder}/…: ${result.stderr}`).toBe(0);
+  });
+});
+
 // Whether python3-grpcio, protoc and the plugin are there (the stubs this makes are not used).
 const { stubs, problem } = prepareStubs();
 if (stubs) rmSync(stubs, { recursive: true, force: true });
