@@ -43,7 +43,11 @@ import { rpcMetricsInterceptor } from './observability/rpc-metrics';
 import { StatusServer, startStatusServer } from './observability/status-server';
 import { HeapGrowth, applyHeapGrowth } from './heap-growth';
 
-/** How long the drain lets a session with no call open close itself after the GOAWAY, and how often it then closes those that did not (idle-sessions.ts). */
+/**
+ * How long the drain lets a session with no call open close itself, after the GOAWAY and after its last
+ * call ended (its client may still be reading that call's answer), and how often it then closes those
+ * that did not (idle-sessions.ts): within twice this of its last call, or of the signal.
+ */
 const IDLE_SESSION_GRACE_MS = 500;
 /** How many of the names a start-up sweep removed go into its stale_shm_removed (or stale_mmap_removed) line. */
 export const STALE_SHM_NAMES_LOGGED = 20;
@@ -449,7 +453,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       const grpcDrained = new Promise<boolean>((resolve) => {
         // Sessions with no call open: a responsive client closes its side once it has the GOAWAY; one
         // that is stopped or gone never does, so after a moment they are closed here (idle-sessions.ts).
-        const idleSweep = setInterval(() => running.idleSessions.closeIdle(), IDLE_SESSION_GRACE_MS);
+        const idleSweep = setInterval(() => running.idleSessions.closeIdle(IDLE_SESSION_GRACE_MS), IDLE_SESSION_GRACE_MS);
         const finish = (drained: boolean) => {
           clearTimeout(timer);
           clearInterval(idleSweep);
