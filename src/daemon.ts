@@ -261,13 +261,15 @@ const CUT_STATUS_GRACE_MS = 500;
 /**
  * The gRPC side of a drain cut short (calls-in-flight.ts): each call still in flight gets UNAVAILABLE /
  * SHUTTING_DOWN saying `why`, then, once their streams have closed or CUT_STATUS_GRACE_MS has passed
- * (a client that stopped reading), every connection is closed: its client sees it drop (UNAVAILABLE).
+ * (a client that stopped reading), the connections with a call still open are closed: their clients see
+ * them drop (UNAVAILABLE). The others get up to CUT_STATUS_GRACE_MS more for their clients to read the
+ * statuses and close them, before they are closed too (idle-sessions.ts closeAll).
  */
 async function endCutCalls(running: RunningServer, why: string): Promise<number> {
   const ended = running.callsInFlight.endAll(toServiceError(drainCutError(why)) as StatusObject);
   const deadline = Date.now() + CUT_STATUS_GRACE_MS;
   while (ended > 0 && running.idleSessions.openStreams > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-  running.idleSessions.closeAll();
+  await running.idleSessions.closeAll(CUT_STATUS_GRACE_MS);
   return ended;
 }
 

@@ -35,11 +35,15 @@ export interface IdleSessions {
   /** Streams open now, all sessions together. */
   readonly openStreams: number;
   /**
-   * Destroys every session's socket, calls open or not (the end of a drain cut short): their clients see
-   * the connection drop (UNAVAILABLE), where a session's destroy(NGHTTP2_CANCEL) (grpc-js's forceShutdown)
-   * told them CANCELLED, as if they had cancelled the calls themselves.
+   * The end of a drain cut short, once its calls have been given their statuses: destroys the socket of
+   * every session with a call still open (a client that stopped reading, whose status waits behind what
+   * it has not taken: it sees the connection drop, UNAVAILABLE, where a session's destroy(NGHTTP2_CANCEL),
+   * grpc-js's forceShutdown, told it CANCELLED, as if it had cancelled the call itself). The others, whose
+   * calls' statuses have just been handed to their sockets, are left `graceMs` for their clients to read
+   * them and close (a reset would drop the statuses not sent yet); then every socket still open is
+   * destroyed. Resolves once none is left.
    */
-  closeAll(): void;
+  closeAll(graceMs: number): Promise<void>;
 }
 
 interface Tracked {
@@ -86,7 +90,18 @@ export function trackIdleSessions(server: Server): IdleSessions {
       for (const tracked of sessions.values()) open += tracked.open;
       return open;
     },
-    closeAll() {
+    async closeAll(graceMs) {
+      const closing: Array<Promise<unknown>> = [];
+      for (const { raw, open } of sessions.values()) {
+        if (raw.destroyed) continue;
+        if (open > 0) raw.destroy();
+        else closing.push(new Promise((resolve) => raw.once('close', resolve)));
+      }
+      if (closing.length > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.all(closing), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+        clearTimeout(timer);
+      }
       for (const { raw } of sessions.values()) raw.destroy();
     },
   };

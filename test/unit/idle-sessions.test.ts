@@ -72,4 +72,34 @@ describe('trackIdleSessions', () => {
     await expect.poll(() => idle.openStreams).toBe(0);
     expect(idle.closeIdle(GRACE_MS, Date.now() + GRACE_MS)).toBe(1);
   });
+
+  it('closeAll: destroys a session with a call open at once, and leaves an idle one graceMs for its client to close', async () => {
+    const watching = await trackedServer();
+    const watch = watching.client.Watch({ service: '' });
+    const watchEnded = new Promise<number>((resolve) => watch.on('error', (error: { code: number }) => resolve(error.code)));
+    await new Promise((resolve) => watch.once('data', resolve));
+    const started = Date.now();
+    await watching.idle.closeAll(GRACE_MS);
+    expect(Date.now() - started).toBeLessThan(GRACE_MS / 2);
+    expect(await watchEnded).toBe(14); // UNAVAILABLE: the connection dropped
+
+    // An idle session whose client does not close it: destroyed once the grace has passed.
+    const idle = await trackedServer();
+    await idle.check();
+    const idleStarted = Date.now();
+    await idle.idle.closeAll(GRACE_MS);
+    expect(Date.now() - idleStarted).toBeGreaterThanOrEqual(GRACE_MS - 10);
+    expect(idle.idle.closeIdle(0)).toBe(0);
+  });
+
+  it('closeAll: an idle session that its client closes ends the wait before the grace', async () => {
+    const { idle, client, check } = await trackedServer();
+    await check();
+    const started = Date.now();
+    const closed = idle.closeAll(5_000);
+    client.close();
+    await closed;
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
 });
+
