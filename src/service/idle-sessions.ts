@@ -1,7 +1,8 @@
 /**
  * The drain's end for idle gRPC connections. tryShutdown sends each HTTP/2 session a GOAWAY and waits for
- * it to close; node 20 closes one gracefully, waiting for the client's answer to a PING, which a client
- * that is stopped (SIGSTOP, a debugger), hung or gone without a FIN never sends. So one idle connection
+ * it to close; node 20 closes one gracefully: it half-closes the socket (a FIN after its data) and waits
+ * for the client to close its side, which a client that is stopped (SIGSTOP, a debugger), hung or gone
+ * without a FIN never does. So one idle connection
  * of such a client held every SIGTERM for the whole --shutdown-timeout, then "stopped" said drained:
  * false with no call in flight (a suspended `tensormemctl top`, a trainer paused in a debugger).
  *
@@ -79,7 +80,7 @@ export function trackIdleSessions(server: Server): IdleSessions {
       for (const { raw, open, idleSince } of sessions.values()) {
         if (open > 0 || raw.destroyed || now - idleSince < graceMs) continue;
         // The socket, not the session: a session's destroy() waits for what its graceful close waits
-        // for (the stopped client's PING answer); the socket's close ends the session with it.
+        // for (the stopped client's close of its side); the socket's close ends the session with it.
         raw.destroy();
         closed++;
       }
