@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ChannelOptions, Client, credentials } from '@grpc/grpc-js';
 import { loadEchoService } from '../echo/echo-proto';
 import { startServerChild } from './server-child';
+import { DEFAULT_FLOW_CONTROL_WINDOW_BYTES } from '../../src/client/client-options';
 
 const ECHO_SERVER = join(__dirname, '..', 'echo', 'echo-server.js');
 
@@ -28,9 +29,9 @@ export async function startEchoServer(maxMessageBytes: number, storeBytes = 0): 
   };
 }
 
-/** The channel options TensormemClient uses (max message size both ways). */
+/** The channel options TensormemClient uses (max message size both ways, its HTTP/2 receive window). */
 export function channelOptions(maxMessageBytes: number): ChannelOptions {
-  return { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes };
+  return { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes, 'grpc-node.flow_control_window': DEFAULT_FLOW_CONTROL_WINDOW_BYTES };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

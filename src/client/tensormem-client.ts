@@ -34,6 +34,7 @@ import {
   DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS,
   DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS,
   DEFAULT_DATA_PLANE_THRESHOLD_BYTES,
+  DEFAULT_FLOW_CONTROL_WINDOW_BYTES,
   DEFAULT_KEEPALIVE_TIME_MS,
   DEFAULT_KEEPALIVE_TIMEOUT_MS,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -54,6 +55,7 @@ export {
   DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS,
   DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS,
   DEFAULT_DATA_PLANE_THRESHOLD_BYTES,
+  DEFAULT_FLOW_CONTROL_WINDOW_BYTES,
   DEFAULT_KEEPALIVE_TIME_MS,
   DEFAULT_KEEPALIVE_TIMEOUT_MS,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -126,6 +128,7 @@ export class TensormemClient {
     const channelOptions: ChannelOptions = {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
+      'grpc-node.flow_control_window': DEFAULT_FLOW_CONTROL_WINDOW_BYTES,
       // A daemon that restarts is reached again within seconds of its return, however long it was gone.
       'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MAX_MS,
     };
