@@ -163,15 +163,26 @@ export class LeaseSession {
     const callOptions = this.client.callOptions();
     return this.sendingFrom(data, async () => {
       const http = this.httpFor(data.byteLength);
+      const cut: { put?: DataPlaneConnectionError } = {};
       if (http) {
-        const written = await this.overHttp(() => httpPutArray(http, this.token, arrayId, data, offset, this.client.dataPlaneTransferOptions(callOptions)));
+        const written = await this.overHttp(() =>
+          httpPutArray(http, this.token, arrayId, data, offset, this.client.dataPlaneTransferOptions(callOptions)).catch((error: unknown) => {
+            if (error instanceof DataPlaneConnectionError && error.bodyBytesSent > 0) cut.put = error;
+            throw error;
+          }),
+        );
         if (written !== undefined) {
           this.transfers.http++;
           return written;
         }
       }
       this.transfers.grpc++;
-      return this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
+      if (cut.put === undefined) return this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
+      try {
+        return await this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
+      } catch (error) {
+        throw afterCutPut(error, cut.put, arrayId, offset);
+      }
     });
   }
 
@@ -577,6 +588,20 @@ function mappingFailed(arrayId: string, name: string, error: unknown): unknown {
     errno === ENOENT ? Status.NOT_FOUND : errno === EACCES || errno === EPERM ? Status.PERMISSION_DENIED : errno === ENOMEM || errno === EMFILE || errno === ENFILE ? Status.RESOURCE_EXHAUSTED : Status.INTERNAL;
   const gone = code === Status.NOT_FOUND ? ' (the array was freed or its lease ended meanwhile, or another process unlinked the name)' : '';
   return new TensormemClientError(code, undefined, `exportArray of array ${arrayId}: ${error.message}${gone}; map: false returns the handle without mapping it`, { array_id: arrayId, shm_name: name });
+}
+
+/**
+ * The gRPC write sent after a data plane PUT whose connection was lost once its body began failed too.
+ * The daemon wrote what it received of the PUT into the array as it came, so up to `bodyBytesSent`
+ * bytes from `offset` may hold the new data, which the gRPC error alone denies when it is a refusal
+ * before the stream began (TOO_MANY_STREAMS: "WriteArray was refused"): the details say so, and
+ * the metadata gives data_plane_bytes_sent.
+ */
+function afterCutPut(error: unknown, cut: DataPlaneConnectionError, arrayId: string, offset: number): unknown {
+  if (!(error instanceof TensormemClientError)) return error;
+  const sent = cut.bodyBytesSent;
+  const details = `${error.details}; the data plane PUT tried first was cut after ${sent} bytes of its body went out (${cut.message}): bytes ${offset} to ${offset + sent - 1} of array ${arrayId} may hold part of the new data: rewrite the range`;
+  return new TensormemClientError(error.code, error.reason, details, { ...error.errorMetadata, data_plane_bytes_sent: String(sent) });
 }
 
 /** RESOURCE_EXHAUSTED: `bytes` of `arrayId` do not fit in the one Buffer a read returns. */

@@ -21,11 +21,17 @@ export class DataPlaneHttpError extends Error {
   }
 }
 
-/** The transfer failed before any response arrived (connection refused, reset, no such socket): safe to retry another way. */
+/**
+ * The transfer failed before any response arrived (connection refused, reset, no such socket): safe to
+ * retry another way. A PUT whose body had begun (`bodyBytesSent` > 0) may have changed up to that many
+ * bytes of its range: the daemon writes a body into the array as it arrives.
+ */
 export class DataPlaneConnectionError extends Error {
   constructor(
     message: string,
     override readonly cause?: unknown,
+    /** Bytes of the request's body handed to the socket before the failure (0: none, or no body). */
+    readonly bodyBytesSent = 0,
   ) {
     super(message);
     this.name = 'DataPlaneConnectionError';
@@ -189,6 +195,8 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
     /** Bytes past the answer's end came with it: the connection is out of step. */
     let overrun = false;
     let bodySent = body === undefined;
+    /** Bytes of the body handed to the socket so far. */
+    let bodyBytesOut = 0;
     /** Every piece of the body has been taken by the kernel (or there is none). */
     let bodyWritten = body === undefined;
     let settled = false;
@@ -243,6 +251,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
         if (settled) return;
         const piece = data.subarray(position, Math.min(position + BODY_PIECE_BYTES, data.byteLength));
         position += piece.byteLength;
+        bodyBytesOut = position;
         socket.write(piece, next);
       };
       next();
@@ -260,7 +269,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       const lines = text.split('\r\n');
       const status = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
       if (!status) {
-        finish(new DataPlaneConnectionError(`not an HTTP response: ${JSON.stringify(lines[0].slice(0, 80))}`));
+        finish(new DataPlaneConnectionError(`not an HTTP response: ${JSON.stringify(lines[0].slice(0, 80))}`, undefined, bodyBytesOut));
         return false;
       }
       const headers: Record<string, string> = {};
@@ -328,7 +337,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
     };
 
     /** The connection failed before the answer: on a reused connection with no byte of it yet, LostBeforeAnswer (sent again). */
-    const failedBeforeAnswer = (message: string, cause?: Error) => finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: ${message}`, cause));
+    const failedBeforeAnswer = (message: string, cause?: Error) => finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: ${message}`, cause, bodyBytesOut));
     connection.hold({
       nextBuffer: (scratch) => (response && destination && received < bodyLength ? destination.subarray(received) : scratch),
       onRead,
@@ -370,7 +379,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
             return;
           }
           const message = `data plane ${describe(endpoint)}: no byte moved either way for ${still} ms`;
-          if (!response) finish(new DataPlaneConnectionError(`${message}, before an answer`));
+          if (!response) finish(new DataPlaneConnectionError(`${message}, before an answer`, undefined, bodyBytesOut));
           else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`));
         });
       stallTimer = setTimeout(check, stallTimeoutMs);
