@@ -55,14 +55,35 @@ export function requireArrayId(arrayId: unknown): void {
 }
 
 /** write/writeGrpc arguments, checked before anything is sent. */
-export function checkWrite(offset: number, chunkBytes: number): void {
+export function checkWrite(offset: number, chunkBytes: number, maxMessageBytes: number): void {
   requireByteCount('offset', offset);
-  requireChunkBytes(chunkBytes);
+  requireChunkBytes(chunkBytes, maxMessageBytes);
 }
 
-/** A WriteArray chunk size (the client's option, or a write's argument): a positive safe integer. */
-export function requireChunkBytes(chunkBytes: number): void {
+/**
+ * A WriteArray chunk size (the client's option, or a write's argument): a positive safe integer whose
+ * message fits `maxMessageBytes` (the client's; -1: no limit). grpc-js refused a larger one at the first
+ * chunk with RESOURCE_EXHAUSTED "Attempted to send message with a size larger than N", naming neither.
+ */
+export function requireChunkBytes(chunkBytes: number, maxMessageBytes: number): void {
   if (typeof chunkBytes !== 'number' || !Number.isSafeInteger(chunkBytes) || chunkBytes < 1) throw invalidArgument('chunkBytes', 'a positive safe integer', chunkBytes);
+  if (maxMessageBytes === -1 || chunkMessageBytes(chunkBytes) <= maxMessageBytes) return;
+  const framing = chunkMessageBytes(chunkBytes) - chunkBytes;
+  throw invalidArgument('chunkBytes', `a chunk size whose WriteArray message (the chunk and ${framing} bytes of framing) fits maxMessageBytes (${maxMessageBytes} bytes), at most ${largestChunkBytes(maxMessageBytes)}`, chunkBytes);
+}
+
+/** The size of a WriteArray message carrying `chunkBytes` bytes: field 2's tag (1 byte), the length as a varint, the bytes. */
+export function chunkMessageBytes(chunkBytes: number): number {
+  let varintBytes = 1;
+  for (let rest = chunkBytes; rest >= 128; rest = Math.floor(rest / 128)) varintBytes++;
+  return 1 + varintBytes + chunkBytes;
+}
+
+/** The largest chunk whose WriteArray message fits `maxMessageBytes` (at least 1). */
+export function largestChunkBytes(maxMessageBytes: number): number {
+  let chunkBytes = maxMessageBytes - 2;
+  while (chunkBytes > 1 && chunkMessageBytes(chunkBytes) > maxMessageBytes) chunkBytes--;
+  return Math.max(chunkBytes, 1);
 }
 
 /**

@@ -12,7 +12,10 @@ import type { TensormemClient } from './tensormem-client';
 export interface ClientOptions {
   /** Largest message either way (default 64 MiB, the daemon's default; -1: no limit). */
   maxMessageBytes?: number;
-  /** Chunk size of WriteArray streams (default 1 MiB). */
+  /**
+   * Chunk size of WriteArray streams (default 1 MiB, or the largest chunk whose message fits a smaller
+   * maxMessageBytes); a chunk whose message passes maxMessageBytes is INVALID_ARGUMENT.
+   */
   chunkBytes?: number;
   /** Per-call deadline in ms (default none; 0, Infinity or more than 2^31 - 1 ms: none). */
   deadlineMs?: number;
@@ -53,12 +56,14 @@ export interface ClientOptions {
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** WriteArray chunk size: 1 MiB and 4 MiB uploads ran alike, smaller chunks slower (measured in bench/README.md under Transfer paths of the typed client). */
+export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 /**
  * The client's HTTP/2 receive window, per stream and for the connection (grpc-js's
  * grpc-node.flow_control_window). HTTP/2's default of 65,535 bytes made a ReadArray of 1 MiB chunks wait
  * for a WINDOW_UPDATE every 64 KiB: 16 MiB reads took 64–73 ms against 44–62 ms with 1 or 4 MiB, 64 MiB
- * reads 266–282 ms against 213–257 ms (bench/README.md, "gRPC flow-control window"). At most this many
- * bytes of a connection's answers wait unread in the client.
+ * reads 266–282 ms against 213–257 ms (measured in bench/README.md under Transfer paths of the typed
+ * client). At most this many bytes of a connection's answers wait unread in the client.
  */
 export const DEFAULT_FLOW_CONTROL_WINDOW_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_KEEPALIVE_TIME_MS = 30_000;

@@ -156,7 +156,7 @@ export class LeaseSession {
   async write(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
     requireArrayId(arrayId);
     const data = bytesOf(view);
-    checkWrite(offset, chunkBytes);
+    checkWrite(offset, chunkBytes, this.client.maxMessageBytes);
     this.client.requireOpen();
     this.checkWriteRange(arrayId, offset, data.byteLength);
     // One deadline for the whole transfer, the fallback to gRPC included.
@@ -190,7 +190,7 @@ export class LeaseSession {
   async writeGrpc(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
     requireArrayId(arrayId);
     const data = bytesOf(view);
-    checkWrite(offset, chunkBytes);
+    checkWrite(offset, chunkBytes, this.client.maxMessageBytes);
     this.checkWriteRange(arrayId, offset, data.byteLength);
     return this.sendingFrom(data, () => this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions()));
   }

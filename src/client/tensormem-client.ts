@@ -26,11 +26,12 @@ import { SharedMemoryMappings } from './shm-mappings';
 import { unavailableDetailsInterceptor } from './unavailable-details';
 import { checkRequestsBeforeSending, RequestChecks, shortened, type RequestProblem } from './request-checks';
 import { clientError, invalidArgument, TensormemClientError } from './client-errors';
-import { checkDeadlineMs, positiveMs, requireByteCount, requireCallback, requireChunkBytes, requireTimeoutMs } from './argument-checks';
+import { checkDeadlineMs, largestChunkBytes, positiveMs, requireByteCount, requireCallback, requireChunkBytes, requireTimeoutMs } from './argument-checks';
 import { call, deadlineIn } from './unary-call';
 import {
   checkOptionNames,
   ClientOptions,
+  DEFAULT_CHUNK_BYTES,
   DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS,
   DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS,
   DEFAULT_DATA_PLANE_THRESHOLD_BYTES,
@@ -52,6 +53,7 @@ export {
   type ExportOptions,
   type KeepAliveOptions,
   type OpenLeaseOptions,
+  DEFAULT_CHUNK_BYTES,
   DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS,
   DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS,
   DEFAULT_DATA_PLANE_THRESHOLD_BYTES,
@@ -109,7 +111,10 @@ export class TensormemClient {
   readonly arrays: ArrayServiceClient;
   readonly memory: MemoryServiceClient;
   readonly workspaces: WorkspaceServiceClient;
+  /** WriteArray chunk size: ClientOptions.chunkBytes, or DEFAULT_CHUNK_BYTES cut to fit maxMessageBytes. */
   readonly chunkBytes: number;
+  /** The largest message either way (ClientOptions.maxMessageBytes; -1: no limit). */
+  readonly maxMessageBytes: number;
   /** Shared-memory mappings of exported arrays, each mapped once and reused (LeaseSession.exportArray). */
   readonly mappings = new SharedMemoryMappings();
 
@@ -122,9 +127,10 @@ export class TensormemClient {
     const { maxMessageBytes: maxMessage, chunkBytes } = options;
     // -1: no limit (grpc-js's own value; tensormemctl snapshot takes a reply of any size).
     if (maxMessage !== undefined && !(Number.isSafeInteger(maxMessage) && (maxMessage > 0 || maxMessage === -1))) throw invalidArgument('maxMessageBytes', 'a whole number of bytes above 0, or -1 for no limit', maxMessage);
-    if (chunkBytes !== undefined) requireChunkBytes(chunkBytes);
-    const { proto } = loadTensormemProto();
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (chunkBytes !== undefined) requireChunkBytes(chunkBytes, maxMessageBytes);
+    this.maxMessageBytes = maxMessageBytes;
+    const { proto } = loadTensormemProto();
     const channelOptions: ChannelOptions = {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
@@ -153,7 +159,8 @@ export class TensormemClient {
     checkRequestsBeforeSending(this.arrays, proto.tensormem.v1.ArrayService.service, checks, refuse);
     checkRequestsBeforeSending(this.memory, proto.tensormem.v1.MemoryService.service, checks, refuse);
     checkRequestsBeforeSending(this.workspaces, proto.tensormem.v1.WorkspaceService.service, checks, refuse);
-    this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
+    // The default shrinks to fit a smaller maxMessageBytes, as the daemon's --chunk-bytes does.
+    this.chunkBytes = options.chunkBytes ?? (maxMessageBytes === -1 ? DEFAULT_CHUNK_BYTES : Math.min(DEFAULT_CHUNK_BYTES, largestChunkBytes(maxMessageBytes)));
   }
 
   callOptions(): { deadline?: number } {

@@ -1,7 +1,7 @@
 /**
  * The typed client's HTTP/2 receive window (DEFAULT_FLOW_CONTROL_WINDOW_BYTES). grpc-js left it at
  * HTTP/2's 65,535 bytes, so a ReadArray of 1 MiB chunks stopped for a WINDOW_UPDATE every 64 KiB
- * (bench/README.md "gRPC flow-control window": 16 and 64 MiB reads 10–30 % slower). Checked from the
+ * (measured in bench/README.md under Transfer paths of the typed client: 16 and 64 MiB reads 10–30 % slower). Checked from the
  * other end: a bare HTTP/2 server reads the client's SETTINGS and its connection window.
  */
 import { createServer, Http2Server, ServerHttp2Session } from 'node:http2';

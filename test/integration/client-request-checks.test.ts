@@ -251,6 +251,35 @@ describe('typed client: unknown enum names', () => {
     }
   });
 
+  it('refuses a chunkBytes whose WriteArray message passes maxMessageBytes, naming both, and fits the default chunk to a smaller maxMessageBytes', async () => {
+    // grpc-js refused each such chunk at the first write: RESOURCE_EXHAUSTED "Attempted to send message
+    // with a size larger than 67108864", naming neither option.
+    const MiB = 1024 * 1024;
+    const tooLarge = thrownBy(() => new TensormemClient(setup.client.address, { chunkBytes: 64 * MiB }), TensormemClientError);
+    expect([tooLarge.code, tooLarge.errorMetadata]).toEqual([status.INVALID_ARGUMENT, { field: 'chunkBytes' }]);
+    expect(tooLarge.message).toBe(
+      `INVALID_ARGUMENT: Expected a chunk size whose WriteArray message (the chunk and 5 bytes of framing) fits maxMessageBytes (${64 * MiB} bytes), at most ${64 * MiB - 5} for chunkBytes but received ${64 * MiB}`,
+    );
+    // The largest chunk that fits goes through, and -1 (no limit) takes any.
+    new TensormemClient(setup.client.address, { chunkBytes: 64 * MiB - 5 }).close();
+    new TensormemClient(setup.client.address, { chunkBytes: 128 * MiB, maxMessageBytes: -1 }).close();
+    const small = new TensormemClient(setup.client.address, { maxMessageBytes: 256 * 1024, dataPlane: false });
+    const lease = await small.openLease({ clientName: 'chunk-fit', ttlSeconds: 60 });
+    try {
+      expect(small.chunkBytes).toBe(256 * 1024 - 4);
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY' });
+      expect(await lease.write(array.array_id, Buffer.alloc(MiB, 3))).toBe(MiB);
+      // A write's own chunkBytes is checked the same way, before anything is sent.
+      const perCall = await failure(lease.writeGrpc(array.array_id, Buffer.alloc(MiB, 4), 0, 512 * 1024));
+      expect([perCall.code, perCall.errorMetadata]).toEqual([status.INVALID_ARGUMENT, { field: 'chunkBytes' }]);
+      expect(perCall.message).toContain(`fits maxMessageBytes (${256 * 1024} bytes), at most ${256 * 1024 - 4} for chunkBytes but received ${512 * 1024}`);
+      expect((await lease.readGrpc(array.array_id, 0, 16)).equals(Buffer.alloc(16, 3))).toBe(true);
+    } finally {
+      await lease.close();
+      small.close();
+    }
+  });
+
   it('refuses a dataPlane or keepalive option the client does not take, or of the wrong kind, naming it, instead of ignoring it', () => {
     // Each was taken without a word: 'off' left the data plane on, a misspelled timeout kept the
     // default, and a stallTimeoutMs of '90s' gave up every transfer at once (NaN ms), so that every
