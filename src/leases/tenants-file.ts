@@ -138,6 +138,10 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
       if (!(error instanceof JsonSyntaxError)) throw error;
       throw new TenantsFileError(path, error.line, `not valid JSON (${error.detail})`, error.column);
     }
+    // A lone CR is a line end to JSON (whitespace outside strings, where it cannot be inside one) and to
+    // the line count above, but the YAML parser reads it as text ("\r2" for 2, a key "\r\"tenants\""):
+    // a file saved with CR line ends was refused in YAML's words, or read wrong.
+    text = text.replace(/\r(?!\n)/g, '\n');
   }
   const lines = new LineCounter();
   const document: Document = parseDocument(text, { lineCounter: lines });

@@ -92,6 +92,16 @@ describe('tenants file', () => {
     expect(parseTenants(yamlWithComma, 'tenants.yaml')[0].maxLeases).toBe(2);
   });
 
+  it('reads a .json file with lone CR line ends (valid JSON whitespace) as JSON does, and names lines as the JSON check does', () => {
+    // YAML read a lone CR as part of the text: the key "\r\"tenants\"", a max_leases of "\r2".
+    const crOnly = JSON_FILE.replace(/\n/g, '\r').replace('"max_leases": 2', '"max_leases":\r2');
+    expect(JSON.parse(crOnly).tenants[0].max_leases).toBe(2);
+    expect(parseTenants(crOnly, 'tenants.json')[0].maxLeases).toBe(2);
+    // A YAML-side error on line 3 of a CR-only file says line 3, as the JSON check counts.
+    const badName = crOnly.replace('"j"', '"j k"');
+    expect(errorOf(() => parseTenants(badName, 'tenants.json')).message).toMatch(/^tenants\.json:3: /);
+  });
+
   it.each([
     [GOOD.replace('8G', '8Q'), 4, 'quota.device of tenant "team-a"'],
     // A quota of 0 is none: one under a byte but not 0 must not become none.
