@@ -50,18 +50,6 @@ function jsonErrorOffset(text: string): number | undefined {
     if (text[at] !== character) refuse();
     at++;
   };
-  /** After an opening bracket: items separated by commas up to `close`. */
-  const items = (close: string, item: () => void) => {
-    space();
-    if (text[at] === close) return void at++;
-    for (;;) {
-      item();
-      space();
-      if (text[at] === close) return void at++;
-      if (text[at] !== ',') refuse();
-      at++;
-    }
-  };
   const string = () => {
     if (text[at] !== '"') refuse();
     for (at++; at < text.length && text[at] !== '"'; at++) {
@@ -93,21 +81,10 @@ function jsonErrorOffset(text: string): number | undefined {
       digits();
     }
   };
-  const value = () => {
-    space();
+  /** A string, number, true, false or null. */
+  const scalar = () => {
     const first = text[at];
-    if (first === '{') {
-      at++;
-      items('}', () => {
-        space();
-        string();
-        take(':');
-        value();
-      });
-    } else if (first === '[') {
-      at++;
-      items(']', value);
-    } else if (first === '"') {
+    if (first === '"') {
       string();
     } else if (first === 't' || first === 'f' || first === 'n') {
       for (const expected of first === 't' ? 'true' : first === 'f' ? 'false' : 'null') {
@@ -118,13 +95,51 @@ function jsonErrorOffset(text: string): number | undefined {
       number();
     }
   };
-  try {
-    value();
+  /** An object's key and its colon. */
+  const key = () => {
     space();
-    return at < text.length ? at : undefined;
+    string();
+    take(':');
+  };
+  // No recursion: the closing bracket of each array or object still open, innermost last, so that
+  // a text nested deeper than the call stack goes (thousands of levels) still gets its place.
+  const open: string[] = [];
+  try {
+    for (;;) {
+      // A value: a scalar, an empty array or object, or the start of a full one (then its first value).
+      space();
+      const first = text[at];
+      if (first === '{' || first === '[') {
+        at++;
+        const close = first === '{' ? '}' : ']';
+        space();
+        if (text[at] !== close) {
+          open.push(close);
+          if (close === '}') key();
+          continue;
+        }
+        at++;
+      } else {
+        scalar();
+      }
+      // After a value: the brackets it closes, then a comma and the next value, or the end of the text.
+      for (;;) {
+        space();
+        if (open.length === 0) return at < text.length ? at : undefined;
+        const close = open[open.length - 1];
+        if (text[at] === close) {
+          at++;
+          open.pop();
+          continue;
+        }
+        if (text[at] !== ',') refuse();
+        at++;
+        if (close === '}') key();
+        break;
+      }
+    }
   } catch (error) {
     if (error instanceof Refused) return at;
-    // A nesting too deep for this walk's stack: no place to tell.
-    return undefined;
+    throw error;
   }
 }

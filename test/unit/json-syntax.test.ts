@@ -51,4 +51,11 @@ describe('parseJson', () => {
     expect(refusal('{"a":\n  tru}')).toMatchObject({ line: 2, column: 6 });
     expect(refusal('{"a":\r\n  [1')).toMatchObject({ line: 2, column: 5 });
   });
+
+  it('finds the place in a text nested deeper than a recursive walk could follow', () => {
+    // 20,000 levels: a recursive walk ran out of stack and named the end of the text instead.
+    const depth = 20_000;
+    expect(refusal(`${'['.repeat(depth)}x${']'.repeat(depth)}`)).toMatchObject({ line: 1, column: depth + 1 });
+    expect(refusal(`${'{"a":'.repeat(depth)}1,}`)).toMatchObject({ line: 1, column: 5 * depth + 3 });
+  });
 });
