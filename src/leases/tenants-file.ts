@@ -216,7 +216,9 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
     const count = (key: string) => {
       const entry = scalar(key);
       if (entry.value !== undefined && !(Number.isInteger(entry.value) && (entry.value as number) >= 0)) {
-        fail(entry.node, `expected a non-negative integer for ${key} of tenant "${name.value}" but received ${JSON.stringify(entry.value)}`);
+        // A number past a double (1e400, .inf) or .nan as the file writes it: JSON.stringify makes it null.
+        const received = typeof entry.value === 'number' && !Number.isFinite(entry.value) && isScalar(entry.node) && entry.node.source ? entry.node.source : JSON.stringify(entry.value);
+        fail(entry.node, `expected a non-negative integer for ${key} of tenant "${name.value}" but received ${received}`);
       }
       return (entry.value as number | undefined) ?? 0;
     };

@@ -110,6 +110,9 @@ describe('tenants file', () => {
     [GOOD.replace('max_leases: 16', 'max_leases: -1'), 6, 'max_leases'],
     [GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_arrays: 1.5'), 7, 'max_arrays of tenant "team-a"'],
     [GOOD.replace('max_leases: 16', 'max_leases: 16\n    max_mapped_regions: "many"'), 7, 'expected a non-negative integer for max_mapped_regions of tenant "team-a" but received "many"'],
+    // Numbers past a double (1e400, or .inf) and .nan: as written, where JSON.stringify said "received null".
+    [GOOD.replace('max_leases: 16', 'max_leases: 1e400'), 6, 'expected a non-negative integer for max_leases of tenant "team-a" but received 1e400'],
+    [GOOD.replace('max_leases: 16', 'max_leases: .nan'), 6, 'expected a non-negative integer for max_leases of tenant "team-a" but received .nan'],
     [GOOD.replace('admin: true', 'admin: yes please'), 9, 'expected true or false for admin of tenant "admin" but received "yes please"'],
     [GOOD.replace('guarantee:', 'guarantees:'), 5, 'unknown key "guarantees"'],
     [GOOD.replace('name: admin', 'name: team-a'), 7, 'listed twice'],
