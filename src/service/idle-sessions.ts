@@ -42,7 +42,7 @@ export interface IdleSessions {
    * grpc-js's forceShutdown, told it CANCELLED, as if it had cancelled the call itself). The others, whose
    * calls' statuses have just been handed to their sockets, are left `graceMs` for their clients to read
    * them and close (a reset would drop the statuses not sent yet); then every socket still open is
-   * destroyed. Resolves once none is left.
+   * destroyed. Resolves once that last destroy has been asked for (the sockets close just after).
    */
   closeAll(graceMs: number): Promise<void>;
 }
