@@ -15,6 +15,7 @@ import { MESSAGE_FRAMING_HEADROOM_BYTES } from '../config/config';
 import type { ReadArrayRequest__Output } from '../generated/tensormem/v1/ReadArrayRequest';
 import type { ReadArrayResponse } from '../generated/tensormem/v1/ReadArrayResponse';
 import { ChunkRing } from './chunk-ring';
+import { READ_MESSAGE_HEADROOM, readArrayResponseIn } from './read-array-messages';
 import { ReadBudget } from './read-budget';
 import { toServiceError } from './errors';
 import { bearerToken, timestamp, unary } from './handlers';
@@ -265,7 +266,7 @@ export class ArrayService {
       return;
     }
     // Each buffer comes back once grpc-js has taken (serialized) the message that used it.
-    const ring = new ChunkRing(ringSize, chunkBytes);
+    const ring = new ChunkRing(ringSize, READ_MESSAGE_HEADROOM + chunkBytes);
     call.once('cancelled', () => ring.abandon());
     let stopWaiting = () => {};
     const stopped = new Promise<void>((resolve) => (stopWaiting = resolve));
@@ -279,12 +280,13 @@ export class ArrayService {
       for (let position = offset; position < offset + length && !gone(call) && endedBy === undefined; ) {
         const buffer = await ring.take();
         if (!buffer || gone(call)) break;
-        const data = buffer.subarray(0, Math.min(chunkBytes, offset + length - position));
+        const data = buffer.subarray(READ_MESSAGE_HEADROOM, READ_MESSAGE_HEADROOM + Math.min(chunkBytes, offset + length - position));
         await array.read(position, data);
         // The client may have cancelled during the copy: a write to the destroyed stream returns false
         // and neither 'drain' nor 'cancelled' (already emitted) would ever come.
         if (gone(call)) break;
-        const flowing = call.write({ offset: position, data }, () => ring.give(buffer));
+        // The message is the chunk's own bytes (read-array-messages.ts): no copy into protobufjs's Buffer.
+        const flowing = call.write(readArrayResponseIn(buffer, position, data.byteLength) as unknown as ReadArrayResponse, () => ring.give(buffer));
         this.context.transfers?.add('grpc', 'read', data.byteLength);
         if (!flowing) await Promise.race([drainedOrCancelled(call), stopped]);
         position += data.byteLength;

@@ -19,12 +19,7 @@ export class ProtoWriter {
   }
   varint(value: number): void {
     this.room(10);
-    // Values up to 2^53 (offsets, sizes): no bitwise operators above 2^31.
-    while (value >= 0x80) {
-      this.buffer[this.length++] = (value % 0x80) | 0x80;
-      value = Math.floor(value / 0x80);
-    }
-    this.buffer[this.length++] = value;
+    this.length = writeVarintAt(this.buffer, this.length, value);
   }
   tag(field: number, wireType: 0 | 2): void {
     this.varint(field * 8 + wireType);
@@ -75,6 +70,16 @@ export function varintLength(value: number): number {
 }
 
 /** The varint wire type and the length-delimited one, as tags carry them in their low three bits. */
+/** Writes a varint of 0 to 2^53 (offsets, sizes: no bitwise operators above 2^31) at `at`; returns the position after it. */
+export function writeVarintAt(buffer: Buffer, at: number, value: number): number {
+  while (value >= 0x80) {
+    buffer[at++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  buffer[at++] = value;
+  return at;
+}
+
 export const VARINT = 0;
 export const LENGTH_DELIMITED = 2;
 
