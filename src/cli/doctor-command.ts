@@ -9,7 +9,7 @@ import { loadConfig } from '../config/config';
 import { DoctorFacts, DoctorTenants, Finding, diagnose } from '../config/doctor';
 import { applyProfile } from '../config/profiles';
 import { parseSize, resolveSize } from '../config/sizes';
-import { computeLimits, deviceCapOrigin, hostCapOrigin } from '../memory/limits';
+import { computeLimits, deviceCapOrigin, hostCapOrigin, refuseFlooredPercents } from '../memory/limits';
 import { checkGuaranteesFit, checkOpenModeAddresses } from '../daemon';
 import { readTenantsFile } from '../leases/tenants-file';
 import { createBackend } from '../native/addon';
@@ -135,14 +135,20 @@ export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMa
     mmapMaxBytes: config.mmapMaxBytes,
     maxMappedRegions: config.maxMappedRegions,
     openModeAddressError: config.tenantsFile === undefined ? openModeAddressError(config) : undefined,
+    percentToZeroError: refusalOf(() => refuseFlooredPercents(config, devices, ramBytes)),
     misspelledEnv: parsed.misspelledEnv,
   };
 }
 
 /** tensormemd's refusal of a non-local address in open mode (checkOpenModeAddresses), or undefined. */
 function openModeAddressError(config: Parameters<typeof checkOpenModeAddresses>[0]): string | undefined {
+  return refusalOf(() => checkOpenModeAddresses(config));
+}
+
+/** The message of what `check` throws (a refusal of tensormemd's, run here to report it), or undefined. */
+function refusalOf(check: () => void): string | undefined {
   try {
-    checkOpenModeAddresses(config);
+    check();
     return undefined;
   } catch (error) {
     return (error as Error).message;

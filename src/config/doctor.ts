@@ -87,6 +87,8 @@ export interface DoctorFacts {
    * (no --tenants file) for --listen, --metrics-listen or --data-listen; undefined when it has none.
    */
   openModeAddressError?: string;
+  /** Offline doctor only: tensormemd's refusal of a --maxphysicalbytes or --device-reserve share that comes to 0 bytes, or undefined. */
+  percentToZeroError?: string;
   /** Offline doctor only: TENSORMEM_ variables the daemon ignores that look like one it reads (misspelledEnv). */
   misspelledEnv?: Array<{ name: string; meant: string }>;
 }
@@ -201,7 +203,8 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       fix: problem.fix ?? '--host-maxbytes 25%',
     });
   }
-  if (facts.maxPhysicalBytes === 0) {
+  if (facts.maxPhysicalBytes === 0 && !facts.percentToZeroError?.includes('for --maxphysicalbytes')) {
+    // (A share that came to 0 is reported as the daemon's refusal below, not as a cap turned off.)
     // 0 = no process cap, for the daemon as for JavaCPP: a choice, not a cap below everything.
     add({
       severity: 'warning',
@@ -292,15 +295,22 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       });
     }
   }
-  if (facts.openModeAddressError !== undefined) {
-    add({
-      severity: 'error',
-      rule: 'open-mode-exposed-address',
-      what: `${facts.openModeAddressError}; the daemon refuses to start`,
-      why: 'Without a tenants file the daemon runs in open mode: any client that reaches it may open leases and read every array, so it serves only loopback and unix: addresses.',
-      fix: '--tenants FILE (README, Operating a shared GPU host), or a loopback (127.0.0.1:PORT) or unix:PATH address',
-    });
-  }
+  // The daemon's own refusals at start, run offline: the finding quotes its message.
+  const refusedAtStart = (rule: string, refusal: string | undefined, why: string, fix: string) => {
+    if (refusal !== undefined) add({ severity: 'error', rule, what: `${refusal}; the daemon refuses to start`, why, fix });
+  };
+  refusedAtStart(
+    'open-mode-exposed-address',
+    facts.openModeAddressError,
+    'Without a tenants file the daemon runs in open mode: any client that reaches it may open leases and read every array, so it serves only loopback and unix: addresses.',
+    '--tenants FILE (README, Operating a shared GPU host), or a loopback (127.0.0.1:PORT) or unix:PATH address',
+  );
+  refusedAtStart(
+    'percent-comes-to-zero',
+    facts.percentToZeroError,
+    'A share that comes to 0 bytes would turn the process cap off (--maxphysicalbytes 0) or leave the CUDA runtime no reserve (--device-reserve 0), which the value did not ask for.',
+    'a larger share, a size (20G), or 0 to ask for no cap or no reserve',
+  );
   for (const { name, meant } of facts.misspelledEnv ?? []) {
     add({
       severity: 'warning',

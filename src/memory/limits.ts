@@ -243,6 +243,12 @@ function refuseFlooredPercent(config: DaemonConfig, name: 'maxphysicalbytes' | '
   throw invalidArgument(sourcedFlag(config, name), expected, `${config.rawValues?.[name] ?? `${spec.percent}%`} (0 bytes of ${base}, ${formatBytes(baseBytes)})`);
 }
 
+/** refuseFlooredPercent of --maxphysicalbytes (against RAM) and of --device-reserve (against each device); tensormemctl doctor reports its refusal. */
+export function refuseFlooredPercents(config: DaemonConfig, devices: DeviceMemoryInfo[], physicalRamBytes: number): void {
+  refuseFlooredPercent(config, 'maxphysicalbytes', physicalRamBytes, "the machine's RAM", 'a share of RAM that comes to at least 1 byte, or 0 (no cap)');
+  devices.forEach((device, index) => refuseFlooredPercent(config, 'device-reserve', device.totalBytes, `device ${index}`, 'a share of device memory that comes to at least 1 byte, or 0'));
+}
+
 /**
  * The caps the daemon runs with. Refuses a device under 2 GiB (unless --allow-small-device), a pool cap
  * above its device, a pool or host cap of 0, and a --maxphysicalbytes or --device-reserve percentage
@@ -260,8 +266,7 @@ export function resolveLimits(config: DaemonConfig, backend: BackendName, device
       );
     }
   });
-  refuseFlooredPercent(config, 'maxphysicalbytes', physicalRamBytes, "the machine's RAM", 'a share of RAM that comes to at least 1 byte, or 0 (no cap)');
-  devices.forEach((device, index) => refuseFlooredPercent(config, 'device-reserve', device.totalBytes, `device ${index}`, 'a share of device memory that comes to at least 1 byte, or 0'));
+  refuseFlooredPercents(config, devices, physicalRamBytes);
   const limits = computeLimits(config, backend, devices, physicalRamBytes);
   limits.maxBytes.forEach((cap, index) => {
     const device = devices[index];

@@ -245,6 +245,22 @@ describe('tensormemctl doctor: caps of 0 and the tenants file, as tensormemd jud
   }, 30_000);
 });
 
+describe('tensormemctl doctor: a percentage that comes to 0 bytes, as tensormemd judges it', () => {
+  it('exits 1 on a --maxphysicalbytes or --device-reserve share that is not 0 but comes to 0 bytes, which the daemon refuses', async () => {
+    const base = ['--backend', 'host', '--emulated-device', '4G', '--maxbytes', '3G', '--host-maxbytes', '4G'];
+    const physical = await ctl(['doctor', '--ram', '64G', '--', ...base, '--maxphysicalbytes', '0.00000000001%']);
+    expect(physical.code).toBe(1);
+    expect(physical.stdout).toContain('ERROR percent-comes-to-zero');
+    expect(physical.stdout).toContain('for --maxphysicalbytes but received "0.00000000001% (0 bytes of the machine\'s RAM');
+    expect(physical.stdout).not.toContain('physical-cap-off');
+    const reserve = await ctl(['doctor', '--ram', '64G', '--', ...base, '--maxphysicalbytes', '20G'], { TENSORMEM_DEVICE_RESERVE: '0.00000000001%' });
+    expect(reserve.code).toBe(1);
+    expect(reserve.stdout).toContain('for --device-reserve (from TENSORMEM_DEVICE_RESERVE) but received "0.00000000001% (0 bytes of device 0');
+    const whole = await ctl(['doctor', '--ram', '64G', '--', ...base, '--maxphysicalbytes', '50%']);
+    expect(whole.stdout).not.toContain('percent-comes-to-zero');
+  }, 30_000);
+});
+
 describe('tensormemctl doctor: open mode addresses, as tensormemd judges them', () => {
   it('exits 1 on a command line with no --tenants file and a --listen or --data-listen address that is not local, as the daemon refuses it', async () => {
     const base = ['--backend', 'host', '--emulated-device', '4G', '--maxbytes', '3G', '--host-maxbytes', '4G', '--maxphysicalbytes', '20G'];
