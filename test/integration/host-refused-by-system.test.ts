@@ -6,9 +6,8 @@
  * check the limit against what the machine can give, not to raise it past that.
  */
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { describe, expect, it } from 'vitest';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 import { failure } from '../helpers/thrown';
 import { tinyFilesystemPrefix, tinyFilesystemUnavailable } from '../helpers/tiny-filesystem';
 
@@ -16,21 +15,10 @@ const MiB = 1024 * 1024;
 const skipReason = tinyFilesystemUnavailable('/dev/shm');
 
 describe.skipIf(skipReason !== undefined)(`host memory the system refuses${skipReason ? ` — skipped: ${skipReason}` : ''}`, () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-
-  beforeAll(async () => {
-    daemon = await startDaemon(['--host-maxbytes', '256M'], {}, tinyFilesystemPrefix('/dev/shm', '1m', '1777'));
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
+  const running = daemonForTests(['--host-maxbytes', '256M'], { prefix: tinyFilesystemPrefix('/dev/shm', '1m', '1777') });
 
   it('says the system refused it, with the host cap and its numbers, and does not advise a larger --host-maxbytes', async () => {
-    const lease = await client.openLease({ clientName: 'shm-full' });
+    const lease = await running.client.openLease({ clientName: 'shm-full' });
     const refused = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], placement: 'PLACEMENT_HOST_ONLY', exportable: true }));
     expect([refused.code, refused.reason], refused.message).toEqual([status.RESOURCE_EXHAUSTED, 'HOST_OUT_OF_MEMORY']);
     expect(refused.details).toMatch(
@@ -40,7 +28,7 @@ describe.skipIf(skipReason !== undefined)(`host memory the system refuses${skipR
     expect(refused.details).not.toContain('a larger --host-maxbytes');
     expect(refused.errorMetadata).toMatchObject({ cap_bytes: String(256 * MiB), refused_by: 'backend' });
     // Nothing was taken, and an array that /dev/shm is not needed for is served.
-    const info = await client.memoryInfo();
+    const info = await running.client.memoryInfo();
     expect(info.host?.used_bytes).toBe(0);
     const plain = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
     expect(plain.byte_size).toBe(4 * MiB);

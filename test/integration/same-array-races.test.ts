@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { rng } from '../helpers/rng';
 
@@ -404,23 +405,12 @@ const foreign = [];
 `;
 
 describe('worker threads exporting and mapping arrays while the main thread frees them', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '128M', '--host-maxbytes', '128M', '--pool-chunk', '4M', '--async-copy-threshold', '16K', '--data-listen', '127.0.0.1:32102']);
-    client = new TensormemClient(daemon.tcpAddress, { deadlineMs: DEADLINE_MS });
-  });
-
-  afterAll(async () => {
-    client?.close();
-    if (daemon && daemon.child.exitCode === null) expect(await daemon.stop()).toBe(0);
-  });
+  const running = daemonForTests(['--maxbytes', '128M', '--host-maxbytes', '128M', '--pool-chunk', '4M', '--async-copy-threshold', '16K', '--data-listen', '127.0.0.1:32102'], { client: { deadlineMs: DEADLINE_MS } });
 
   it.each([1, 2])('seed %i: no foreign bytes, no crash, nothing left', async (seed) => {
     const next = rng(seed * 31);
-    const lease = await client.openLease();
-    const workers = [0, 1, 2].map(() => new Worker(EXPORT_WORKER_SOURCE, { eval: true, workerData: { address: daemon.unixAddress, lease: lease.lease } }));
+    const lease = await running.client.openLease();
+    const workers = [0, 1, 2].map(() => new Worker(EXPORT_WORKER_SOURCE, { eval: true, workerData: { address: running.daemon.unixAddress, lease: lease.lease } }));
     const reports = new Map<Worker, { codes: Record<string, number>; foreign: string[] }>();
     const workerErrors: string[] = [];
     for (const worker of workers) {
@@ -448,7 +438,7 @@ describe('worker threads exporting and mapping arrays while the main thread free
     await new Promise((resolve) => setTimeout(resolve, 200));
     await Promise.all(workers.slice(0, 2).map((worker) => worker.terminate()));
     await lease.close();
-    const info = await client.memoryInfo();
+    const info = await running.client.memoryInfo();
     const codes = [...reports.values()].flatMap((report) => Object.keys(report.codes));
     expect({
       workerErrors,
@@ -456,8 +446,8 @@ describe('worker threads exporting and mapping arrays while the main thread free
       undocumented: codes.filter((code) => !ALLOWED.test(code)),
       deviceUsed: Number(info.devices[0].used_bytes),
       hostUsed: Number(info.host!.used_bytes),
-      shm: readdirSync('/dev/shm').filter((name) => name.startsWith(`tensormem-${daemon.child.pid}-`)),
-      errorsLogged: daemon.logs.filter((entry) => (entry.level as number) >= 50).map((entry) => entry.msg),
+      shm: readdirSync('/dev/shm').filter((name) => name.startsWith(`tensormem-${running.daemon.child.pid}-`)),
+      errorsLogged: running.daemon.logs.filter((entry) => (entry.level as number) >= 50).map((entry) => entry.msg),
     }).toEqual({ workerErrors: [], foreign: [], undocumented: [], deviceUsed: 0, hostUsed: 0, shm: [], errorsLogged: [] });
     console.log(`worker seed ${seed}:`, JSON.stringify([...reports.values()].map((report) => report.codes)));
   }, 120_000);
