@@ -1,7 +1,10 @@
 /**
  * A TCP proxy between a client and a daemon that can go silent: from then on it forwards nothing
  * either way and keeps both sockets open, as a peer whose host lost power or whose network went away
- * looks to the other side (no FIN, no RST).
+ * looks to the other side (no FIN, no RST). With `passDownBytes`, each connection passes only the
+ * target's first that many bytes to its client and drops the rest while reading on: a client that
+ * stopped reading, where a paused grpc-js stream is not one (grpc-js took a whole 64 MiB ReadArray in
+ * anyway); the target's close still reaches the client.
  */
 import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
 
@@ -12,7 +15,7 @@ export interface SilentProxy {
   close(): Promise<void>;
 }
 
-export async function silentProxy(target: string): Promise<SilentProxy> {
+export async function silentProxy(target: string, options: { passDownBytes?: number } = {}): Promise<SilentProxy> {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const sockets = new Set<Socket>();
   let silent = false;
@@ -23,10 +26,19 @@ export async function silentProxy(target: string): Promise<SilentProxy> {
       socket.on('error', () => undefined);
       socket.on('close', () => sockets.delete(socket));
     }
+    let passedDown = 0;
+    const passDownBytes = options.passDownBytes ?? Infinity;
     down.on('data', (bytes) => silent || up.write(bytes));
-    up.on('data', (bytes) => silent || down.write(bytes));
+    up.on('data', (bytes) => {
+      if (silent || passedDown >= passDownBytes) return;
+      down.write(bytes.subarray(0, passDownBytes - passedDown));
+      passedDown += bytes.byteLength;
+    });
     down.on('end', () => silent || up.end());
     up.on('end', () => silent || down.end());
+    // A close without an end (a reset) too, as long as the proxy forwards anything.
+    down.on('close', () => silent || up.destroy());
+    up.on('close', () => silent || down.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {

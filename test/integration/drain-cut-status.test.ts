@@ -6,40 +6,13 @@
  * call now ends with UNAVAILABLE, reason SHUTTING_DOWN, as the drain's other refusals do.
  */
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { clientError } from '../../src/client/client-errors';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { startDaemon } from '../helpers/daemon-process';
+import { silentProxy } from '../helpers/silent-proxy';
 
 const ARRAY_BYTES = 64 * 1024 * 1024;
-
-/**
- * A TCP proxy to `target` that passes the daemon's first `passBytes` to its client and drops the rest
- * (reading on, so that the daemon's close still reaches the client): a client that stops reading. The
- * ReadArray stream this test paused before it had a 'data' listener did not hold the daemon back: the
- * daemon sent all 64 MiB of it within half a second and ended the stream, so on a loaded machine the
- * read could end before the poll below saw both streams, and the poll ran out (seen in the full suite).
- */
-async function stallingProxy(target: string, passBytes: number): Promise<{ address: string; server: Server }> {
-  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
-  const server = createServer((client: Socket) => {
-    const daemon = createConnection({ host, port });
-    let passed = 0;
-    daemon.on('data', (bytes: Buffer) => {
-      if (passed < passBytes) client.write(bytes.subarray(0, passBytes - passed));
-      passed += bytes.byteLength;
-    });
-    client.on('data', (bytes: Buffer) => daemon.write(bytes));
-    for (const [from, to] of [[daemon, client], [client, daemon]]) {
-      from.on('close', () => to.destroy());
-      from.on('error', () => to.destroy());
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: proxyPort } = server.address() as { port: number };
-  return { address: `127.0.0.1:${proxyPort}`, server };
-}
 
 /** A daemon with `flags`, a lease with a host array of ARRAY_BYTES, and a WriteArray stream left open (one chunk sent) and a ReadArray stream whose client stops reading after its first 2 MiB. */
 async function callsInFlight(flags: string[]) {
@@ -59,7 +32,10 @@ async function callsInFlight(flags: string[]) {
   writing.write({ header: { array_id: array.array_id, offset: 0 } });
   writing.write({ chunk: Buffer.alloc(1024 * 1024, 1) });
   const read = ended('ReadArray');
-  const proxy = await stallingProxy(daemon.tcpAddress, 2 * 1024 * 1024);
+  // A client that stops reading after the daemon's first 2 MiB; a grpc-js stream paused before any
+  // 'data' listener did not hold the daemon back: it sent all 64 MiB within half a second and ended the
+  // stream, so on a loaded machine the read could end before the poll below saw both streams.
+  const proxy = await silentProxy(daemon.tcpAddress, { passDownBytes: 2 * 1024 * 1024 });
   const readClient = new TensormemClient(proxy.address, { dataPlane: false });
   const reading = readClient.arrays.ReadArray({ array_id: array.array_id }, metadata);
   reading.on('data', () => {});
@@ -81,7 +57,7 @@ async function callsInFlight(flags: string[]) {
   const close = () => {
     client.close();
     readClient.close();
-    proxy.server.close();
+    void proxy.close();
   };
   return { daemon, client: { close }, outcomes: Promise.all([write.outcome, read.outcome]) };
 }
