@@ -6,6 +6,7 @@
 import { status as Status } from '@grpc/grpc-js';
 import { invalidArgument, TensormemClientError } from './client-errors';
 import { shortened } from './request-checks';
+import { varintLength } from '../service/proto-wire';
 
 /** Offsets and lengths: a safe non-negative integer (grpc-js would turn anything else into 0 or wrap it). */
 export function requireByteCount(field: string, value: number): void {
@@ -74,9 +75,7 @@ export function requireChunkBytes(chunkBytes: number, maxMessageBytes: number): 
 
 /** The size of a WriteArray message carrying `chunkBytes` bytes: field 2's tag (1 byte), the length as a varint, the bytes. */
 export function chunkMessageBytes(chunkBytes: number): number {
-  let varintBytes = 1;
-  for (let rest = chunkBytes; rest >= 128; rest = Math.floor(rest / 128)) varintBytes++;
-  return 1 + varintBytes + chunkBytes;
+  return 1 + varintLength(chunkBytes) + chunkBytes;
 }
 
 /** The largest chunk whose WriteArray message fits `maxMessageBytes` (at least 1). */

@@ -177,11 +177,10 @@ export class LeaseSession {
         }
       }
       this.transfers.grpc++;
-      if (cut.put === undefined) return this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
       try {
         return await this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
       } catch (error) {
-        throw afterCutPut(error, cut.put, arrayId, offset);
+        throw cut.put ? afterCutPut(error, cut.put, arrayId, offset) : error;
       }
     });
   }
