@@ -19,6 +19,11 @@ export class CountedArrayMap extends Map<string, TensorArray> {
     super();
   }
 
+  /** The serial the last array added was given (0: none yet). */
+  get lastSerialGiven(): number {
+    return this.lastSerial;
+  }
+
   /** Σ deviceHeldBytes of the arrays in the map. */
   get deviceHeldBytes(): number {
     return this.deviceBytes;

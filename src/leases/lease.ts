@@ -9,7 +9,7 @@ import type { ScratchBudget } from '../memory/cudnn-convolution';
 import { byteSizeOf, DataTypeName } from '../memory/data-types';
 import type { MemoryManager } from '../memory/memory-manager';
 import type { AllocateOptions } from '../memory/memory-resource';
-import { ArrayHome, PlacementName, TensorArray } from '../memory/tensor-array';
+import { ArrayHome, arrayHomeOutgrown, PlacementName, TensorArray } from '../memory/tensor-array';
 import type { MemoryWaitQueue, WaitHandle } from '../memory/memory-wait-queue';
 import type { Workspace } from '../memory/workspace';
 import type { WorkspaceBufferOptions } from '../memory/workspace-backing';
@@ -329,6 +329,27 @@ export class Lease {
    * Where a new array goes: the named workspace, else the lease's current one (none while scoped out),
    * else nowhere (detached). Empty arrays are never attached (a workspace holds no zero-byte spans).
    */
+  /**
+   * The home of this lease's new arrays on `device`, made on first use and made anew once it is HOME_SPAN
+   * old in time or in serials (arrayHomeOutgrown), so that every array's creation time and serial stay
+   * small integers however long the lease lives (ArrayHome.epochMs). Arrays keep the home they were made in.
+   */
+  private arrayHome(device: number): ArrayHome {
+    const now = Date.now();
+    const current = this.arrayHomes[device];
+    if (current !== undefined && !arrayHomeOutgrown(current, now, this.arrays.lastSerialGiven)) return current;
+    return (this.arrayHomes[device] = {
+      leaseId: this.leaseId,
+      tenant: this.tenant,
+      device,
+      memory: this.memory,
+      leaseEnded: () => (this.closed ? this.closedError() : undefined),
+      heldChanged: (array, deviceBytes, hostBytes) => this.arrays.held(array, deviceBytes, hostBytes),
+      epochMs: now,
+      serialBase: this.arrays.lastSerialGiven,
+    });
+  }
+
   private targetWorkspace(workspaceId: string, byteSize: number): Workspace | undefined {
     const workspace = workspaceId !== '' ? this.workspaces.get(workspaceId) : (this.workspaces.current ?? undefined);
     return byteSize === 0 ? undefined : workspace;
@@ -506,14 +527,7 @@ export class Lease {
       const arrayId = newArrayId();
       // An attached array lives on its workspace's device.
       const device = workspace ? workspace.config.device : params.device;
-      const home = (this.arrayHomes[device] ??= {
-        leaseId: this.leaseId,
-        tenant: this.tenant,
-        device,
-        memory: this.memory,
-        leaseEnded: () => (this.closed ? this.closedError() : undefined),
-        heldChanged: (array, deviceBytes, hostBytes) => this.arrays.held(array, deviceBytes, hostBytes),
-      });
+      const home = this.arrayHome(device);
       const init = { arrayId, leaseId: this.leaseId, tenant: this.tenant, home, dataType: params.dataType as DataTypeName, shape, byteSize, placement, device, label: params.label };
       const array = workspace
         ? await TensorArray.makeAttached(init, this.memory, this.workspaces, workspace, { zero: params.zero, buffers })

@@ -66,6 +66,38 @@ export interface ArrayHome {
    * totals (LeaseSummary's device_bytes and host_bytes) without adding them up each time.
    */
   readonly heldChanged?: (array: TensorArray, deviceBytes: number, hostBytes: number) => void;
+  /**
+   * What its arrays' creation times count from (Date.now() milliseconds; default: when this module
+   * loaded) and their serials in the lease (default 0). Each array keeps both as differences from
+   * these, so that they stay small integers (V8 Smis, under 2^31) however long the daemon runs and
+   * however many arrays a lease makes: a field holding one larger number turns the field into a boxed
+   * double in every array (16 bytes more each). A lease starts a new home before either difference
+   * could pass HOME_SPAN (arrayHomeOutgrown).
+   */
+  readonly epochMs?: number;
+  readonly serialBase?: number;
+}
+
+/**
+ * `value` (an integer) as V8 stores a small integer, in the object itself (a Smi), when it is under HOME_SPAN
+ * in magnitude: a difference of two large numbers (Date.now() - epoch) comes out of unoptimized code as
+ * a boxed double even when it is small, and one boxed double stored in a field makes the field hold
+ * boxed doubles in every array from then on (16 bytes more each). `| 0` gives an int32, which V8 keeps
+ * as a Smi. Larger values are kept as they are.
+ */
+function smallInteger(value: number): number {
+  return value < HOME_SPAN && value > -HOME_SPAN ? value | 0 : value;
+}
+
+/** A home's epoch when it names none (ArrayHome.epochMs). */
+const EPOCH_MS = Date.now();
+
+/** How far an array's creation time (in ms) or serial may run from its home's before a lease starts a new home: 2^30, half the Smi range. */
+export const HOME_SPAN = 2 ** 30;
+
+/** Whether a lease should give new arrays a new home (see ArrayHome.epochMs): `home`'s epoch or serial base is HOME_SPAN behind `nowMs` or `lastSerial`. */
+export function arrayHomeOutgrown(home: ArrayHome, nowMs: number, lastSerial: number): boolean {
+  return nowMs - (home.epochMs ?? EPOCH_MS) >= HOME_SPAN || lastSerial - (home.serialBase ?? 0) >= HOME_SPAN;
 }
 
 export interface TensorArrayInit {
@@ -132,8 +164,6 @@ function elementsOf(dims: number | readonly number[]): number {
   return typeof dims === 'number' ? dims : dims.reduce((product, dimension) => product * dimension, 1);
 }
 
-/** Creation times are kept as milliseconds since this module loaded: a small integer, not a boxed number or a Date. */
-const EPOCH_MS = Date.now();
 
 /** What few arrays need: workspace attachment and copy coordination, made on first use. */
 interface ArrayExtras {
@@ -172,7 +202,7 @@ export class TensorArray implements BlockOwner {
   private readonly home: ArrayHome;
   /** The shape: its one dimension for a rank-1 array (the common case, no array object), else the dimensions. */
   private readonly dims: number | readonly number[];
-  /** Milliseconds since EPOCH_MS. */
+  /** Milliseconds since its home's epoch (ArrayHome.epochMs): a small integer, not a boxed number or a Date. */
   private readonly createdAtMs: number;
   /** deviceBlock and hostBlock (set through their accessors, which tell home.heldChanged). */
   private deviceBlockHeld?: Block;
@@ -180,11 +210,11 @@ export class TensorArray implements BlockOwner {
   /** Flags, data type and copies in flight (see DATA_TYPE_SHIFT, COPY_SHIFT). */
   private state: number;
   private extras?: ArrayExtras;
-  /** The order the array joined its lease's array map (CountedArrayMap; ListArrays pages follow it); 0 until then. */
-  serialInLease = 0;
+  /** serialInLease less its home's serialBase (ArrayHome.serialBase). */
+  private serialInHome = 0;
 
   private constructor(init: TensorArrayInit, memory: MemoryManager) {
-    const home = init.home ?? { leaseId: init.leaseId, tenant: init.tenant, device: init.device, memory };
+    const home = init.home ?? { leaseId: init.leaseId, tenant: init.tenant, device: init.device, memory, epochMs: Date.now() };
     if (home.leaseId !== init.leaseId || home.tenant !== init.tenant || home.device !== init.device || home.memory !== memory) {
       throw new Error(
         `array ${init.arrayId}: its home is lease ${home.leaseId} (tenant "${home.tenant}") on device ${home.device}, ` +
@@ -199,7 +229,7 @@ export class TensorArray implements BlockOwner {
     this.arrayId = init.arrayId;
     this.home = home;
     this.dims = dims;
-    this.createdAtMs = Date.now() - EPOCH_MS;
+    this.createdAtMs = smallInteger(Date.now() - (home.epochMs ?? EPOCH_MS));
     this.state = (init.placement === 'PLACEMENT_HOST_ONLY' ? HOST_ONLY : 0) | (typeIndex << DATA_TYPE_SHIFT);
     if (init.label !== '') this.more.label = init.label;
   }
@@ -253,7 +283,14 @@ export class TensorArray implements BlockOwner {
     return typeof this.dims === 'number' ? [this.dims] : [...this.dims];
   }
   get createdAt(): Date {
-    return new Date(EPOCH_MS + this.createdAtMs);
+    return new Date((this.home.epochMs ?? EPOCH_MS) + this.createdAtMs);
+  }
+  /** The order the array joined its lease's array map (CountedArrayMap; ListArrays pages follow it); its home's serialBase until then. */
+  get serialInLease(): number {
+    return (this.home.serialBase ?? 0) + this.serialInHome;
+  }
+  set serialInLease(serial: number) {
+    this.serialInHome = smallInteger(serial - (this.home.serialBase ?? 0));
   }
   /** The workspace the array was allocated in (BlockOwner); undefined when detached. */
   get workspaceId(): string | undefined {
