@@ -5,28 +5,16 @@
  * is an array attached to a FULL workspace, whose mirror is taken from the workspace's host side.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
+import { describe, expect, it } from 'vitest';
 import { MiB } from '../../src/units';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 import { failure } from '../helpers/thrown';
 
 describe('host mirrors over a real daemon', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '24M', '--pool-chunk', '2M', '--data-listen', '127.0.0.1:0']);
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
+  const setup = daemonForTests(['--maxbytes', '64M', '--host-maxbytes', '24M', '--pool-chunk', '2M', '--data-listen', '127.0.0.1:0']);
 
   it("refuses the read of a FULL workspace's array with no host memory for its mirror saying so (mirror_of), nothing half-made, the device bytes intact", async () => {
-    const lease = await client.openLease({ clientName: 'attached-mirror-refused' });
+    const lease = await setup.client.openLease({ clientName: 'attached-mirror-refused' });
     const filler = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [20 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
     const workspace = await lease.createWorkspace('mirror-refused', { initial_size: 8 * MiB });
     await lease.enterWorkspace(workspace.workspace_id);
@@ -34,7 +22,7 @@ describe('host mirrors over a real daemon', () => {
     expect(array.attached).toBe(true);
     const data = randomBytes(4 * MiB);
     await lease.write(array.array_id, data);
-    const before = await client.memoryInfo();
+    const before = await setup.client.memoryInfo();
 
     for (const [call, attempt] of [
       ['ReadArray', () => lease.readGrpc(array.array_id)],
@@ -53,13 +41,13 @@ describe('host mirrors over a real daemon', () => {
     const info = await lease.get(array.array_id);
     expect([info.has_host_mirror, info.host_valid, info.device_valid]).toEqual([false, false, true]);
     expect((await lease.getWorkspace(workspace.workspace_id)).host_offset).toBe(0);
-    expect((await client.memoryInfo()).host!.used_bytes).toBe(before.host!.used_bytes);
+    expect((await setup.client.memoryInfo()).host!.used_bytes).toBe(before.host!.used_bytes);
 
     // The device bytes are intact: once host memory is free, the read gets them.
     await lease.free(filler.array_id);
     expect((await lease.readGrpc(array.array_id)).equals(data)).toBe(true);
     expect((await lease.get(array.array_id)).host_valid).toBe(true);
     await lease.close();
-    expect((await client.memoryInfo()).host!.used_bytes).toBe(0);
+    expect((await setup.client.memoryInfo()).host!.used_bytes).toBe(0);
   });
 });

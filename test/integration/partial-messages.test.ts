@@ -6,35 +6,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect, type ClientHttp2Stream } from 'node:http2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { describe, expect, it } from 'vitest';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 
 const MiB = 1024 * 1024;
 const rssOf = (pid: number) => Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
 
 describe('--max-partial-message-bytes', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '64M', '--max-message-bytes', '16M', '--max-partial-message-bytes', '32M', '--log-level', 'info']);
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
+  const setup = daemonForTests(['--maxbytes', '64M', '--max-message-bytes', '16M', '--max-partial-message-bytes', '32M', '--log-level', 'info']);
 
   it('resets the streams that hold the most unfinished bytes; the daemon stays small and serves a trainer', async () => {
-    const lease = await client.openLease({ clientName: 'trainer' });
+    const lease = await setup.client.openLease({ clientName: 'trainer' });
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4 * MiB] });
-    const pid = daemon.child.pid!;
+    const pid = setup.daemon.child.pid!;
     const before = rssOf(pid);
 
     // 30 streams, no token, each announcing a 15 MiB message and sending 14 MiB of it: 420 MiB unbounded.
-    const session = connect(`http://${daemon.tcpAddress}`);
+    const session = connect(`http://${setup.daemon.tcpAddress}`);
     session.on('error', () => undefined);
     const resets: number[] = [];
     const streams: ClientHttp2Stream[] = [];
@@ -62,10 +50,9 @@ describe('--max-partial-message-bytes', () => {
 
     expect(resets.filter((code) => code === 11 /* ENHANCE_YOUR_CALM */).length).toBeGreaterThanOrEqual(25);
     expect(grown).toBeLessThan(200 * MiB);
-    await expect.poll(() => daemon.logs.some((entry) => entry.event === 'partial_message_streams_reset' && entry.maxPartialMessageBytes === 32 * MiB)).toBe(true);
-    expect(JSON.stringify(await client.config())).toContain('"max-partial-message-bytes"');
-    const metricsAddress = daemon.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
-    const metrics = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+    await expect.poll(() => setup.daemon.logs.some((entry) => entry.event === 'partial_message_streams_reset' && entry.maxPartialMessageBytes === 32 * MiB)).toBe(true);
+    expect(JSON.stringify(await setup.client.config())).toContain('"max-partial-message-bytes"');
+    const metrics = await (await fetch(`${setup.statusBase}/metrics`)).text();
     expect(Number(/^tensormem_grpc_partial_message_resets_total (\d+)$/m.exec(metrics)?.[1])).toBe(resets.filter((code) => code === 11).length);
     expect(metrics).toMatch(/^tensormem_grpc_partial_message_bytes \d+$/m);
     await lease.close();
