@@ -8,6 +8,7 @@ const { createHash } = require('node:crypto');
 const { loadAddon } = require('../../dist/src/native/addon');
 const { TensormemClient } = require('../../dist/src/client/tensormem-client');
 
+/** @param {Buffer} data */
 const sha256 = (data) => createHash('sha256').update(data).digest('hex');
 
 async function main() {
@@ -26,6 +27,7 @@ async function main() {
     const data = Buffer.alloc(1024 * 1024, 9);
     await lease.write(array.array_id, data);
     const exported = await lease.exportArray(array.array_id);
+    if (!exported.shm || !exported.bytes) throw new Error(`ExportArray of HOST_ONLY array ${array.array_id} gave no shared memory`);
     process.stdout.write(`exported ${lease.leaseId} ${exported.shm.name} ${sha256(exported.bytes)}\n`);
     setInterval(() => {}, 1000);
     return;

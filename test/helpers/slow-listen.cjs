@@ -5,7 +5,8 @@
 const net = require('node:net');
 
 const listen = net.Server.prototype.listen;
+/** @this {import('node:net').Server} @param {unknown[]} args (any of listen's overloads) */
 net.Server.prototype.listen = function delayedListen(...args) {
-  setTimeout(() => listen.apply(this, args), 500);
+  setTimeout(() => Reflect.apply(listen, this, args), 500);
   return this;
 };

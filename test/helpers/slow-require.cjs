@@ -6,10 +6,11 @@
 const Module = require('node:module');
 
 const load = Module.prototype.require;
+/** @this {import('node:module')} @param {string} request @param {unknown[]} rest */
 Module.prototype.require = function slowRequire(request, ...rest) {
   if (request === '../daemon' && /tensormemd\.js$/.test(this.filename)) {
     process.stderr.write('{"event":"loading_daemon"}\n');
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 800);
   }
-  return load.call(this, request, ...rest);
+  return Reflect.apply(load, this, [request, ...rest]);
 };

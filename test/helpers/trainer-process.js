@@ -8,6 +8,7 @@
 const { Metadata } = require('@grpc/grpc-js');
 const { TensormemClient } = require('../../dist/src/client/tensormem-client');
 
+/** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function main() {

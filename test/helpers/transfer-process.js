@@ -20,7 +20,7 @@ async function main() {
     arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [bytes], label: 'killed-child' })).array_id;
   } else {
     // The parent's lease: its token is the capability, and a session is made around it here.
-    lease = new LeaseSession(client, { lease_id: '', token, ttl_seconds: 60, expires_at: null }, dataPlaneEndpointFor(address, dataAddress));
+    lease = new LeaseSession(client, { lease_id: '', token, ttl_seconds: 60, expires_at: null, tenant: '', client_name: '' }, dataPlaneEndpointFor(address, dataAddress));
   }
   const data = Buffer.alloc(bytes);
   let round = 0;
