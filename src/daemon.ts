@@ -33,6 +33,7 @@ import { drainCutError, shuttingDownError, type ServiceContext } from './service
 import { toServiceError } from './service/errors';
 import { TransferCounters } from './service/transfer-counters';
 import { formatBytes, formatIec } from './units';
+import { counted } from './counted';
 import { TensormemError, invalidArgument } from './errors';
 import { TenantRegistry } from './leases/tenant-registry';
 import { TenantSpec, readTenantsFile } from './leases/tenants-file';
@@ -393,7 +394,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       `maxbytes ${limits.maxBytes.map(formatIec).join(', ')}; host-maxbytes ${formatIec(limits.hostMaxBytes)}; maxphysicalbytes ${formatIec(limits.maxPhysicalBytes)})`,
   );
   if (tenants.openMode) log.warn({ event: 'open_mode' }, 'no tenants file: OPEN MODE, any local client may open leases (loopback and unix sockets only)');
-  else log.info({ event: 'tenants_loaded', tenants: tenants.list().map((tenant) => tenant.name) }, `tenants file ${config.tenantsFile}: ${tenants.list().length} tenants`);
+  else log.info({ event: 'tenants_loaded', tenants: tenants.list().map((tenant) => tenant.name) }, `tenants file ${config.tenantsFile}: ${counted(tenants.list().length, 'tenant')}`);
   if (!tenants.openMode) warnWhenPlaintextExposed(config, log);
   warnWhenKeyReadable(config.tls, log);
 
@@ -415,7 +416,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       memory!.tenants.releaseAllIdle((name) => withLeases.has(name));
       const accounts = new Set(memory!.tenants.names());
       tenants.forgetUnusedDropped((name) => withLeases.has(name) || accounts.has(name));
-      log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name) }, `tenants file reloaded: ${next.length} tenants`);
+      log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name) }, `tenants file reloaded: ${counted(next.length, 'tenant')}`);
       return true;
     } catch (error) {
       tenants.reloadRefused();

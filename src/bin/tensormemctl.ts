@@ -22,7 +22,7 @@ import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
 import { MAX_TTL_SECONDS } from '../config/config';
 import { packageVersion } from '../package-root';
 import { STDOUT_CLOSED_EXIT_CODE, StdoutWriteError, stdoutWriter } from '../cli/stdout';
-import { counted } from '../cli/counted';
+import { counted } from '../counted';
 
 const HELP = `Usage: tensormemctl [--address ADDR] [-o table|json] [--token TOKEN] <command>
 

@@ -6,7 +6,7 @@
 import { status } from '@grpc/grpc-js';
 import { TensormemClient, TensormemClientError } from '../client/tensormem-client';
 import type { ArrayInfo } from '../client/tensormem-client';
-import { counted } from './counted';
+import { counted } from '../counted';
 import { sessionOf } from './transfer';
 
 export interface ArrayBlock {

@@ -17,7 +17,7 @@ import type { DeviceMemoryInfo } from '../native/backend';
 import type { TensormemClient } from '../client/tensormem-client';
 import { isLocalAddress } from '../config/listen-address';
 import { formatIec } from '../units';
-import { counted } from './counted';
+import { counted } from '../counted';
 import { UsageError, asUsage } from './usage-error';
 import { invalidArgument } from '../errors';
 

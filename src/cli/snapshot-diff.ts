@@ -8,7 +8,7 @@ import type { MemorySnapshot__Output } from '../generated/tensormem/v1/MemorySna
 import type { BlockSnapshot__Output } from '../generated/tensormem/v1/BlockSnapshot';
 import { renderTable } from '../client/table';
 import { formatIec } from '../units';
-import { counted } from './counted';
+import { counted } from '../counted';
 
 export type MemorySnapshot = MemorySnapshot__Output;
 

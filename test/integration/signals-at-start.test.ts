@@ -95,7 +95,11 @@ describe('signals while tensormemd starts', () => {
     } finally {
       client.close();
     }
-    expect((await daemon!.logged('tenants_reloaded')).tenants).toEqual(['second']);
+    const reloaded = await daemon!.logged('tenants_reloaded');
+    expect(reloaded.tenants).toEqual(['second']);
+    // One tenant is counted in the singular, at start and at reload.
+    expect(reloaded.msg).toBe('tenants file reloaded: 1 tenant');
+    expect((await daemon!.logged('tenants_loaded')).msg).toBe(`tenants file ${tenantsPath}: 1 tenant`);
   });
 
   it('takes a SIGHUP that came while its modules loaded (the default action ended the process, a clean end to systemd: no restart)', async () => {
