@@ -23,7 +23,7 @@ import { logTlsRefusals, tlsFilesOf, tlsServerOptions } from '../config/tls-serv
 import type { Server as TlsServer } from 'node:tls';
 import { packageRoot } from '../package-root';
 import { requireAdmin, type ServiceContext } from '../service/service-context';
-import { TensormemError } from '../errors';
+import { TENSORMEMCTL_TOKEN, TensormemError } from '../errors';
 import type { DaemonMetrics } from './daemon-metrics';
 import { pageSnapshot, writeStatusSnapshot } from './status-snapshot';
 
@@ -165,7 +165,7 @@ export async function startStatusServer(address: string, context: ServiceContext
     } catch (error) {
       if (!(error instanceof TensormemError)) throw error;
       if (error.kind === 'PERMISSION_DENIED') throw new HttpError(403, 'this page needs an admin tenant token');
-      throw new HttpError(401, 'an admin tenant token is required: send "Authorization: Bearer <token>" or ?token=<token>');
+      throw new HttpError(401, `an admin tenant token is required: send "Authorization: Bearer <token>" or ?token=<token> (${TENSORMEMCTL_TOKEN})`);
     }
   };
 

@@ -95,7 +95,10 @@ describe('Prometheus metrics and the status endpoints', () => {
     const anonymous = await get('/metrics', null);
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get('www-authenticate')).toBe('Bearer');
-    expect(await anonymous.text()).toContain('an admin tenant token is required');
+    const refusal = await anonymous.text();
+    expect(refusal).toContain('an admin tenant token is required');
+    // Which token, as the gRPC refusals say: the one tensormemctl takes.
+    expect(refusal).toContain('tensormemctl: --token or $TENSORMEM_TOKEN');
     expect((await get('/api/snapshot', TOKENS.a)).status).toBe(403);
     expect((await get('/', 'wrong')).status).toBe(401);
     expect((await fetch(`${base}/api/snapshot?token=${TOKENS.admin}`)).status).toBe(200);
