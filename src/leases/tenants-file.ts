@@ -1,7 +1,8 @@
 /**
  * The tenants file (--tenants; YAML, or JSON when the name ends in .json). A .json file must be JSON
- * (a trailing comma, a comment, single quotes are refused with the file, line and column), and is then
- * read by the same YAML parser as YAML, so every later error can name its line:
+ * (a trailing comma, a comment, single quotes are refused with the file, line and column); it is
+ * parsed once, by JSON's grammar, into the nodes the YAML parser gives a .yaml file, with their
+ * places, so that one set of checks reads both and every later error can name its line:
  *
  *   tenants:
  *     - name: team-a
@@ -21,9 +22,9 @@
  */
 import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Document, LineCounter, Node, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { LineCounter, Node, Pair, Scalar, YAMLMap, YAMLSeq, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { TensormemError } from '../errors';
-import { JsonSyntaxError, parseJson } from '../config/json-syntax';
+import { JsonSyntaxError, lineAndColumn, parseJsonNodes, type JsonNode, type JsonScalar } from '../config/json-syntax';
 import { parseSize } from '../config/sizes';
 
 export interface TenantSpec {
@@ -128,35 +129,75 @@ function onReadOnlyMount(path: string): boolean {
   }
 }
 
-export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
-  if (path.endsWith('.json')) {
-    // YAML's flow syntax takes what JSON does not (a trailing comma was read without a word) and
-    // refuses the rest in its own words ("Unexpected double-quoted-scalar token").
-    try {
-      parseJson(text);
-    } catch (error) {
-      if (!(error instanceof JsonSyntaxError)) throw error;
-      throw new TenantsFileError(path, error.line, `not valid JSON (${error.detail})`, error.column);
-    }
-    // A lone CR is a line end to JSON (whitespace outside strings, where it cannot be inside one) and to
-    // the line count above, but the YAML parser reads it as text ("\r2" for 2, a key "\r\"tenants\""):
-    // a file saved with CR line ends was refused in YAML's words, or read wrong.
-    text = text.replace(/\r(?!\n)/g, '\n');
+/** The file's top node, and the line a node of it starts on. */
+interface ParsedFile {
+  root: unknown;
+  lineOf(offset: number): number;
+}
+
+/**
+ * A .json file, parsed by JSON's grammar alone (YAML's flow syntax takes what JSON does not, a trailing
+ * comma read without a word, and refuses the rest in its own words), as YAML nodes whose range is the
+ * JSON value's offset. A key given twice in one object is refused, as YAML refuses it, with its place.
+ */
+function jsonFile(text: string, path: string): ParsedFile {
+  let parsed: { root: JsonNode; body: string };
+  try {
+    parsed = parseJsonNodes(text);
+  } catch (error) {
+    if (!(error instanceof JsonSyntaxError)) throw error;
+    throw new TenantsFileError(path, error.line, `not valid JSON (${error.detail})`, error.column);
   }
+  const { root, body } = parsed;
+  const make = (node: JsonNode): Scalar | YAMLSeq | YAMLMap => {
+    const made = node.kind === 'scalar' ? Object.assign(new Scalar(node.value), { source: node.source }) : node.kind === 'array' ? new YAMLSeq() : new YAMLMap();
+    made.range = [node.offset, node.offset, node.offset];
+    return made;
+  };
+  const top = make(root);
+  // No recursion, as the walk that parsed it: a file nested thousands deep is refused by the checks, not by the stack.
+  const pending: Array<[JsonNode, Scalar | YAMLSeq | YAMLMap]> = [[root, top]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [node, into] = next;
+    const children: Array<{ key?: JsonScalar; item: JsonNode }> = node.kind === 'array' ? node.items.map((item) => ({ item })) : node.kind === 'object' ? node.entries.map(({ key, value }) => ({ key, item: value })) : [];
+    const keys = new Set<unknown>();
+    for (const { key, item } of children) {
+      const made = make(item);
+      if (key === undefined) {
+        (into as YAMLSeq).items.push(made);
+      } else {
+        if (keys.has(key.value)) {
+          const { line, column } = lineAndColumn(body, key.offset);
+          throw new TenantsFileError(path, line, `key ${key.source} is given twice in one object`, column);
+        }
+        keys.add(key.value);
+        (into as YAMLMap).items.push(new Pair(make(key), made));
+      }
+      pending.push([item, made]);
+    }
+  }
+  return { root: top, lineOf: (offset) => lineAndColumn(body, offset).line };
+}
+
+function yamlFile(text: string, path: string): ParsedFile {
   const lines = new LineCounter();
-  const document: Document = parseDocument(text, { lineCounter: lines });
+  const document = parseDocument(text, { lineCounter: lines });
   if (document.errors.length > 0) {
     const error = document.errors[0];
     throw new TenantsFileError(path, error.linePos?.[0].line, error.message.split('\n')[0]);
   }
+  return { root: document.contents, lineOf: (offset) => lines.linePos(offset).line };
+}
+
+export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
+  const { root, lineOf: lineAt } = path.endsWith('.json') ? jsonFile(text, path) : yamlFile(text, path);
   const lineOf = (node: unknown): number | undefined => {
     const range = (node as Node | undefined)?.range;
-    return range ? lines.linePos(range[0]).line : undefined;
+    return range ? lineAt(range[0]) : undefined;
   };
   const fail = (node: unknown, message: string): never => {
     throw new TenantsFileError(path, lineOf(node), message);
   };
-  const root = document.contents;
   if (!isMap(root)) fail(root, 'expected a mapping with a "tenants" list');
   const list = isMap(root) ? root.get('tenants', true) : undefined;
   if (!isSeq(list)) fail(list ?? root, 'expected "tenants:" followed by a list of tenants');

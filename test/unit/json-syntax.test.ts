@@ -1,6 +1,6 @@
 /** parseJson: JSON.parse, with the line and column of a syntax error where Node's message gives none. */
 import { describe, expect, it } from 'vitest';
-import { JsonSyntaxError, parseJson } from '../../src/config/json-syntax';
+import { JsonSyntaxError, parseJson, parseJsonNodes, type JsonNode } from '../../src/config/json-syntax';
 
 function refusal(text: string): JsonSyntaxError {
   try {
@@ -57,5 +57,39 @@ describe('parseJson', () => {
     const depth = 20_000;
     expect(refusal(`${'['.repeat(depth)}x${']'.repeat(depth)}`)).toMatchObject({ line: 1, column: depth + 1 });
     expect(refusal(`${'{"a":'.repeat(depth)}1,}`)).toMatchObject({ line: 1, column: 5 * depth + 3 });
+  });
+});
+
+/** The plain value of a parsed node, as JSON.parse gives it. */
+function valueOf(node: JsonNode): unknown {
+  if (node.kind === 'scalar') return node.value;
+  if (node.kind === 'array') return node.items.map(valueOf);
+  return Object.fromEntries(node.entries.map(({ key, value }) => [key.value, valueOf(value)]));
+}
+
+describe('parseJsonNodes', () => {
+  it("gives JSON.parse's values, each with the offset it starts at (a byte order mark not counted), and the source of a scalar", () => {
+    const text = '\ufeff{"a": [1, -2.5e3, "x\\u00e9", true, null], "b": {"c": 1e400}}';
+    const { root, body } = parseJsonNodes(text);
+    expect(valueOf(root)).toEqual(JSON.parse(text.slice(1)));
+    expect(body).toBe(text.slice(1));
+    if (root.kind !== 'object') throw new Error(`expected an object, got ${root.kind}`);
+    const [a, b] = root.entries;
+    expect([a.key.offset, a.value.offset, b.key.offset, b.value.offset]).toEqual([1, 6, 42, 47]);
+    const c = b.value.kind === 'object' ? b.value.entries[0].value : undefined;
+    expect(c).toMatchObject({ kind: 'scalar', value: Infinity, source: '1e400', offset: 53 });
+  });
+
+  it('refuses what parseJson refuses, at the same place and in the same words', () => {
+    for (const text of ['[1,]', '{"a":\n  tru}', '{"a" 1}', "{'a': 1}", '[1] x', '', '{"a":\r\n  [1']) {
+      let thrown: unknown;
+      try {
+        parseJsonNodes(text);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, text).toBeInstanceOf(JsonSyntaxError);
+      expect({ ...(thrown as JsonSyntaxError), message: (thrown as Error).message }, text).toEqual({ ...refusal(text), message: refusal(text).message });
+    }
   });
 });

@@ -102,6 +102,16 @@ describe('tenants file', () => {
     expect(errorOf(() => parseTenants(badName, 'tenants.json')).message).toMatch(/^tenants\.json:3: /);
   });
 
+  it('parses a .json file once, as JSON: a key given twice and a list nested past the stack are refused in its terms, with their place', () => {
+    // Read again by the YAML parser, these were refused in its words: "Map keys must be unique at line
+    // 3, column 45:", and "Maximum call stack size exceeded" for 100,000 levels.
+    const twice = errorOf(() => parseTenants(JSON_FILE.replace('"max_leases": 2', '"max_leases": 2, "name": "k"'), 'tenants.json'));
+    expect(twice.message).toBe('tenants.json:3:121: key "name" is given twice in one object');
+    const depth = 100_000;
+    const deep = errorOf(() => parseTenants(`{"tenants": [${'['.repeat(depth)}${']'.repeat(depth)}]}`, 'tenants.json'));
+    expect(deep.message).toBe('tenants.json:1: expected a tenant (a mapping with name and token_sha256)');
+  });
+
   it.each([
     [GOOD.replace('8G', '8Q'), 4, 'quota.device of tenant "team-a"'],
     // A quota of 0 is none: one under a byte but not 0 must not become none.
