@@ -26,6 +26,7 @@ import { LineCounter, Node, Pair, Scalar, YAMLMap, YAMLSeq, isMap, isScalar, isS
 import { TensormemError } from '../errors';
 import { JsonSyntaxError, lineAndColumn, parseJsonNodes, type JsonNode, type JsonScalar } from '../config/json-syntax';
 import { parseSize } from '../config/sizes';
+import { MAX_FLOW_DEPTH, tooDeepFlowAt } from '../config/yaml-nesting';
 
 export interface TenantSpec {
   name: string;
@@ -180,6 +181,8 @@ function jsonFile(text: string, path: string): ParsedFile {
 }
 
 function yamlFile(text: string, path: string): ParsedFile {
+  const deep = tooDeepFlowAt(text);
+  if (deep) throw new TenantsFileError(path, deep.line, `lists or mappings ([ ] or { }) nested more than ${MAX_FLOW_DEPTH} deep: a tenants file needs at most 4`, deep.column);
   const lines = new LineCounter();
   const document = parseDocument(text, { lineCounter: lines });
   if (document.errors.length > 0) {
