@@ -23,8 +23,11 @@ export interface ClientOptions {
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
   /**
    * The HTTP data plane (when the daemon has one, OpenLease's data_address): transfers of at least
-   * `thresholdBytes` (default 1 MiB) go over HTTP, smaller ones over the gRPC streams; a connection
-   * failure falls back to gRPC for that lease from then on. A connection not made within
+   * `thresholdBytes` (default 1 MiB) go over HTTP, smaller ones over the gRPC streams. A connection
+   * failure (or an error answer that is not the daemon's: a proxy's HTML 502) sends that transfer over
+   * gRPC, and the lease's later large transfers too for a while: 1 s after the first failure, doubling
+   * with each failure in a row up to 5 minutes (DATA_PLANE_RETRY_FIRST_MS, DATA_PLANE_RETRY_MAX_MS),
+   * then the data plane is tried again; a transfer it completes resets the wait. A connection not made within
    * `connectTimeoutMs` (default 5 s; with a deadline, at most half the time left to it, but not under
    * 1 s) is such a failure: a data port that drops SYNs (a firewall, a port the network does not expose) would
    * otherwise hold every large transfer until its deadline (DEADLINE_EXCEEDED, never retried) or for
@@ -71,6 +74,15 @@ export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 60_000;
 export const DEFAULT_DATA_PLANE_THRESHOLD_BYTES = 1024 * 1024;
 export const DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS = 5000;
 export const DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS = 90_000;
+/**
+ * After a data plane connection failure a lease sends its large transfers over gRPC for this long,
+ * then tries the data plane again; each failure in a row doubles the wait, up to
+ * DATA_PLANE_RETRY_MAX_MS, and a transfer the data plane completes resets it. A try costs a refused
+ * connect (well under a millisecond on the daemon's host) or, at a port that drops connection attempts,
+ * up to connectTimeoutMs of that transfer: at the longest wait, 5 s in 5 minutes.
+ */
+export const DATA_PLANE_RETRY_FIRST_MS = 1000;
+export const DATA_PLANE_RETRY_MAX_MS = 300_000;
 /**
  * The longest wait between two attempts to reconnect to a daemon that is gone (grpc-js's
  * grpc.max_reconnect_backoff_ms; its default is 120 s). grpc-js waits 1 s after the first failed

@@ -26,7 +26,7 @@ import { MAX_TIMER_MS } from '../long-timeout';
 import { clientError, clientErrorOfHttp, outOfRange, TensormemClientError } from './client-errors';
 import { bytesOf, checkDeadlineMs, checkWrite, optionalBoolean, positiveMs, requireArrayId, requireByteCount, requireCallback, requireOptionsObject } from './argument-checks';
 import { abortable, call, Callback, deadlineIn } from './unary-call';
-import { AllocateOptions, checkOptionNames, DuplicateOptions, ExportOptions, KeepAliveOptions, LIST_ARRAYS_PAGE_SIZE } from './client-options';
+import { AllocateOptions, checkOptionNames, DATA_PLANE_RETRY_FIRST_MS, DATA_PLANE_RETRY_MAX_MS, DuplicateOptions, ExportOptions, KeepAliveOptions, LIST_ARRAYS_PAGE_SIZE } from './client-options';
 import { keepLeaseAlive } from './lease-keep-alive';
 import type { TensormemClient } from './tensormem-client';
 
@@ -69,14 +69,51 @@ export class LeaseSession {
    */
   static maxReadBytes: number = bufferConstants.MAX_LENGTH;
 
+  private endpoint: DataPlaneEndpoint | undefined;
+  /**
+   * Until this time (ms since the epoch, like Date.now()) large transfers go over gRPC without trying
+   * the data plane: set by a data plane connection failure, DATA_PLANE_RETRY_FIRST_MS ahead and twice
+   * as far with each failure in a row (at most DATA_PLANE_RETRY_MAX_MS); 0 when the data plane is in use.
+   */
+  dataPlaneRetryAt = 0;
+  private dataPlaneBackoffMs = 0;
+  /** Data plane failures so far: transfers under way together when the data plane fails count once. */
+  private dataPlaneFailures = 0;
+
   constructor(
     readonly client: TensormemClient,
     public lease: Lease__Output,
-    /** The HTTP data plane, when the daemon has one this client can use; cleared after a connection failure. */
-    public dataPlane?: DataPlaneEndpoint,
+    dataPlane?: DataPlaneEndpoint,
   ) {
     this.leaseId = lease.lease_id;
     this.token = lease.token;
+    this.endpoint = dataPlane;
+  }
+
+  /**
+   * The HTTP data plane, when the daemon has one this client can use (skipped until dataPlaneRetryAt
+   * after a connection failure). Setting it (the data plane moved) tries the new one at the next transfer.
+   */
+  get dataPlane(): DataPlaneEndpoint | undefined {
+    return this.endpoint;
+  }
+
+  set dataPlane(endpoint: DataPlaneEndpoint | undefined) {
+    this.endpoint = endpoint;
+    this.dataPlaneWorks();
+  }
+
+  private dataPlaneWorks(): void {
+    this.dataPlaneRetryAt = 0;
+    this.dataPlaneBackoffMs = 0;
+  }
+
+  /** A transfer begun after `failuresBefore` failures could not use the data plane: gRPC until the backoff ends. */
+  private dataPlaneFailed(failuresBefore: number): void {
+    if (this.dataPlaneFailures !== failuresBefore) return;
+    this.dataPlaneFailures++;
+    this.dataPlaneBackoffMs = Math.min(this.dataPlaneBackoffMs * 2 || DATA_PLANE_RETRY_FIRST_MS, DATA_PLANE_RETRY_MAX_MS);
+    this.dataPlaneRetryAt = Date.now() + this.dataPlaneBackoffMs;
   }
 
   private remember(array: ArrayInfo__Output): ArrayInfo__Output {
@@ -87,31 +124,37 @@ export class LeaseSession {
     return array;
   }
 
-  /** The data plane for a transfer of `bytes`, or undefined for gRPC (0-byte transfers always use gRPC). */
+  /** The data plane for a transfer of `bytes`, or undefined for gRPC (0-byte transfers always use gRPC, and all transfers until dataPlaneRetryAt). */
   private httpFor(bytes: number | undefined): DataPlaneEndpoint | undefined {
-    return this.dataPlane && bytes !== undefined && bytes > 0 && bytes >= this.client.dataPlaneThresholdBytes ? this.dataPlane : undefined;
+    const use = this.endpoint && bytes !== undefined && bytes > 0 && bytes >= this.client.dataPlaneThresholdBytes && Date.now() >= this.dataPlaneRetryAt;
+    return use ? this.endpoint : undefined;
   }
 
   /**
    * Runs `transfer` over the data plane; HTTP errors become TensormemClientErrors; a failed connection
-   * gives undefined (use gRPC) and turns the data plane off for this session; a connection refused for
+   * (or an answer that is not the daemon's) gives undefined (use gRPC) and keeps this session off the
+   * data plane until dataPlaneRetryAt; a connection refused for
    * the daemon's --data-max-connections (503 TOO_MANY_CONNECTIONS, sent before the request was read)
    * gives undefined for this transfer only. A passed deadline is
    * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated) UNAVAILABLE, neither retried;
    * `explainCut` may name a better error for the latter (whyReadCut).
    */
   private async overHttp<T>(transfer: () => Promise<T>, explainCut?: (cut: DataPlaneTransferError) => Promise<TensormemClientError | undefined>): Promise<T | undefined> {
+    const failuresBefore = this.dataPlaneFailures;
     try {
-      return await transfer();
+      const done = await transfer();
+      this.dataPlaneWorks();
+      return done;
     } catch (error) {
       if (error instanceof DataPlaneHttpError) {
         if (error.body.reason === 'TOO_MANY_CONNECTIONS') return undefined;
+        this.dataPlaneWorks(); // the daemon answered
         throw clientErrorOfHttp(error);
       }
       if (error instanceof DataPlaneDeadlineError) throw new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, error.message, {});
       if (error instanceof DataPlaneTransferError) throw (await explainCut?.(error)) ?? new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
       if (error instanceof DataPlaneConnectionError) {
-        this.dataPlane = undefined;
+        this.dataPlaneFailed(failuresBefore);
         return undefined;
       }
       throw error;

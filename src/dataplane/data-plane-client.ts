@@ -22,9 +22,10 @@ export class DataPlaneHttpError extends Error {
 }
 
 /**
- * The transfer failed before any response arrived (connection refused, reset, no such socket): safe to
- * retry another way. A PUT whose body had begun (`bodyBytesSent` > 0) may have changed up to that many
- * bytes of its range: the daemon writes a body into the array as it arrives.
+ * The transfer failed before any response arrived (connection refused, reset, no such socket), or the
+ * answer was not the daemon's (an error without its JSON body: a proxy's): safe to retry another way.
+ * A PUT whose body had begun (`bodyBytesSent` > 0) may have changed up to that many bytes of its
+ * range: the daemon writes a body into the array as it arrives.
  */
 export class DataPlaneConnectionError extends Error {
   constructor(
@@ -137,6 +138,8 @@ interface Response {
   headers: Record<string, string>;
   /** The body, for responses not read into a destination. */
   body?: Buffer;
+  /** Bytes of the request's body handed to the socket before the answer ended. */
+  bodyBytesSent?: number;
 }
 
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -232,7 +235,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
         release();
       } else socket.destroy();
       if (error) reject(error);
-      else resolve({ ...response!, body: destination ? undefined : Buffer.concat(collected) });
+      else resolve({ ...response!, body: destination ? undefined : Buffer.concat(collected), bodyBytesSent: bodyBytesOut });
     };
     const sendBody = () => {
       if (bodySent) return;
@@ -407,7 +410,15 @@ function describe(endpoint: DataPlaneEndpoint): string {
   return 'path' in endpoint ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
 }
 
-function errorOf(response: Response): DataPlaneHttpError {
+/**
+ * The error of an answer other than 200/206: the daemon's JSON error as a DataPlaneHttpError. Every
+ * error the daemon answers has that body, so one without it is another server's (a proxy in front of
+ * the data plane: nginx's HTML 502 or 503 while the daemon's data listener restarts, its 413 for a
+ * body past client_max_body_size): a DataPlaneConnectionError, like a connection that failed, so that
+ * the transfer is sent over gRPC instead; a PUT's body may have reached the daemon in part meanwhile
+ * (`bodyBytesSent`), which the gRPC write of the same bytes rewrites.
+ */
+function errorOf(endpoint: DataPlaneEndpoint, response: Response): DataPlaneHttpError | DataPlaneConnectionError {
   const text = response.body?.toString('utf8') ?? '';
   try {
     const parsed = JSON.parse(text) as HttpErrorBody;
@@ -415,8 +426,8 @@ function errorOf(response: Response): DataPlaneHttpError {
   } catch {
     // not the daemon's JSON error
   }
-  // Not the daemon's answer (a proxy's, or a truncated one): the data plane is not usable as it is.
-  return new DataPlaneHttpError({ code: response.status, status: 'UNAVAILABLE', reason: '', message: `HTTP ${response.status} without the daemon's JSON error: ${text.slice(0, 200)}`, metadata: {} });
+  const message = `data plane ${describe(endpoint)}: HTTP ${response.status} without the daemon's JSON error (another server's answer, such as a proxy's): ${JSON.stringify(text.slice(0, 200))}`;
+  return new DataPlaneConnectionError(message, undefined, response.bodyBytesSent ?? 0);
 }
 
 /** The request's head; without `keepAlive` it says `Connection: close` (HTTP/1.1 keeps the connection otherwise). */
@@ -451,7 +462,7 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
   }
   if (options.checksum) headers['X-Tensormem-Crc32c'] = crc32cHex(crc32c(data));
   const response = await exchange(endpoint, (keepAlive) => requestHead('PUT', endpoint, arrayId, token, headers, keepAlive), data.byteLength > 0 ? data : undefined, undefined, options);
-  if (response.status !== 200) throw errorOf(response);
+  if (response.status !== 200) throw errorOf(endpoint, response);
   let written: unknown;
   try {
     written = (JSON.parse(response.body!.toString('utf8')) as { bytes_written?: unknown }).bytes_written;
@@ -496,6 +507,6 @@ export async function getArray(endpoint: DataPlaneEndpoint, token: string, array
     },
     options,
   );
-  if (response.status !== 200 && response.status !== 206) throw errorOf(response);
+  if (response.status !== 200 && response.status !== 206) throw errorOf(endpoint, response);
   return result ?? Buffer.alloc(0);
 }

@@ -4,7 +4,8 @@
  * looks to the other side (no FIN, no RST). With `passDownBytes`, each connection passes only the
  * target's first that many bytes to its client and drops the rest while reading on: a client that
  * stopped reading, where a paused grpc-js stream is not one (grpc-js took a whole 64 MiB ReadArray in
- * anyway); the target's close still reaches the client.
+ * anyway); the target's close still reaches the client. `refuse()` and `accept()` stop and restart its
+ * listener on the same port: a data listener or proxy that restarts, refusing connections meanwhile.
  */
 import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
 
@@ -12,6 +13,12 @@ export interface SilentProxy {
   address: string;
   /** From now on nothing is forwarded either way; the sockets stay open. */
   goSilent(): void;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Closes the open connections and stops listening: connections to its port are refused. */
+  refuse(): Promise<void>;
+  /** Listens on its port again. */
+  accept(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -19,7 +26,9 @@ export async function silentProxy(target: string, options: { passDownBytes?: num
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const sockets = new Set<Socket>();
   let silent = false;
+  let accepted = 0;
   const server: Server = createServer((down) => {
+    accepted++;
     const up = createConnection({ host, port });
     for (const socket of [down, up]) {
       sockets.add(socket);
@@ -41,14 +50,21 @@ export async function silentProxy(target: string, options: { passDownBytes?: num
     up.on('close', () => silent || down.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listenPort = (server.address() as AddressInfo).port;
+  const refuse = async () => {
+    for (const socket of sockets) socket.destroy();
+    if (server.listening) await new Promise((resolve) => server.close(resolve));
+  };
   return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    address: `127.0.0.1:${listenPort}`,
     goSilent: () => {
       silent = true;
     },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
+    get accepted() {
+      return accepted;
     },
+    refuse,
+    accept: () => new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve)),
+    close: refuse,
   };
 }

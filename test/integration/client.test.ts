@@ -5,6 +5,7 @@
  * scripted TCP server in place of the data plane to produce answers the daemon never gives.
  */
 import { constants as bufferConstants } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { AddressInfo, Server, Socket, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -261,7 +262,7 @@ describe('the typed client over a real daemon', () => {
         expect(await lease.write(array.array_id, bytes), name).toBe(MiB);
         expect(Date.now() - started, name).toBeLessThan(within);
         expect(lease.transfers, name).toEqual({ http: 0, grpc: 1 });
-        expect(lease.dataPlane, name).toBeUndefined();
+        expect(lease.dataPlaneRetryAt, name).toBeGreaterThan(Date.now());
         expect((await lease.read(array.array_id)).equals(bytes), name).toBe(true);
         // A read that meets the dropping port falls back the same way.
         lease.dataPlane = dropping;
@@ -314,7 +315,7 @@ describe('the typed client over a real daemon', () => {
         else expect((await lease.read(array.array_id)).equals(bytes)).toBe(true);
         expect(Date.now() - started, transfer).toBeLessThan(5000);
         expect(lease.transfers, transfer).toEqual({ http: before.http, grpc: before.grpc + 1 });
-        expect(lease.dataPlane, transfer).toBeUndefined();
+        expect(lease.dataPlaneRetryAt, transfer).toBeGreaterThan(Date.now());
       }
       // A PUT body the peer stops taking (100 Continue, then nothing read): retried over gRPC too.
       const stopsReading = await scriptedServer((socket) =>
@@ -328,7 +329,7 @@ describe('the typed client over a real daemon', () => {
       const started = Date.now();
       expect(await lease.write(array.array_id, bytes)).toBe(64 * MiB);
       expect(Date.now() - started).toBeLessThan(5000);
-      expect(lease.dataPlane).toBeUndefined();
+      expect(lease.dataPlaneRetryAt).toBeGreaterThan(Date.now());
       // Silent once the answer began: UNAVAILABLE, not retried.
       const midAnswer = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`));
       servers.push(midAnswer);
@@ -353,7 +354,61 @@ describe('the typed client over a real daemon', () => {
     }
   }, 20_000);
 
-  it('a failure after the answer began (truncated body, reset, non-JSON error) is UNAVAILABLE, not a plain Error, and not retried', async () => {
+  it('after a data plane connection failure, large transfers use gRPC for a backoff (1 s, doubling with each failure in a row), then the data plane again; a transfer it completes resets it', async () => {
+    const lease = await client.openLease({ clientName: 'backoff' });
+    const arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB], placement: 'PLACEMENT_HOST_ONLY' })).array_id;
+    const target = lease.dataPlane as { host: string; port: number };
+    // A data listener (or a proxy in front of it) that restarts: its port refuses, then accepts again.
+    const proxy = await silentProxy(`${target.host}:${target.port}`);
+    const bytes = randomBytes(2 * MiB);
+    const untilRetry = () => new Promise((resolve) => setTimeout(resolve, lease.dataPlaneRetryAt - Date.now() + 5));
+    /** Runs `transfer` and gives the wait it set before the data plane is tried again. */
+    const backoffAfter = async (transfer: () => Promise<unknown>) => {
+      const before = Date.now();
+      await transfer();
+      const after = Date.now();
+      return [lease.dataPlaneRetryAt - before, lease.dataPlaneRetryAt - after];
+    };
+    try {
+      lease.dataPlane = { host: '127.0.0.1', port: Number(proxy.address.split(':')[1]) };
+      await proxy.refuse();
+      const [longest, shortest] = await backoffAfter(() => lease.write(arrayId, bytes));
+      expect(lease.transfers).toEqual({ http: 0, grpc: 1 });
+      expect(longest).toBeGreaterThanOrEqual(1000);
+      expect(shortest).toBeLessThanOrEqual(1000);
+      // Meanwhile the data plane is not tried, though it accepts again.
+      await proxy.accept();
+      expect((await lease.read(arrayId)).equals(bytes)).toBe(true);
+      expect(lease.transfers).toEqual({ http: 0, grpc: 2 });
+      expect(proxy.accepted).toBe(0);
+      // Refused again when the backoff has passed: the next wait is 2 s.
+      await proxy.refuse();
+      await untilRetry();
+      const [longer, shorter] = await backoffAfter(() => lease.write(arrayId, bytes));
+      expect(lease.transfers).toEqual({ http: 0, grpc: 3 });
+      expect(longer).toBeGreaterThanOrEqual(2000);
+      expect(shorter).toBeLessThanOrEqual(2000);
+      // Accepting once that has passed: back on the data plane, the backoff reset.
+      await proxy.accept();
+      await untilRetry();
+      expect(await lease.write(arrayId, bytes)).toBe(2 * MiB);
+      expect((await lease.read(arrayId)).equals(bytes)).toBe(true);
+      expect(lease.transfers).toEqual({ http: 2, grpc: 3 });
+      expect(lease.dataPlaneRetryAt).toBe(0);
+      expect(proxy.accepted).toBeGreaterThan(0);
+      // Transfers under way together when it fails are one failure: the wait is 1 s again, not 8 s.
+      await proxy.refuse();
+      const [together] = await backoffAfter(() => Promise.all([0, 1, 2].map(() => lease.read(arrayId, 0, 2 * MiB))));
+      expect(lease.transfers).toEqual({ http: 2, grpc: 6 });
+      expect(together).toBeGreaterThanOrEqual(1000);
+      expect(together).toBeLessThan(2000);
+      await lease.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a failure after the answer began (truncated body, reset) is UNAVAILABLE, not a plain Error, and not retried; a non-JSON error answer (a proxy\'s) falls back to gRPC', async () => {
     const lease = await client.openLease({ clientName: 'midbody' });
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true });
     const answers: Array<[(socket: Socket) => void, RegExp]> = [
@@ -366,7 +421,6 @@ describe('the typed client over a real daemon', () => {
           }),
         /(mid-answer|ended after 1000 of)/,
       ],
-      [answerWith('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\n\r\nbad gateway', true), /HTTP 502 without the daemon's JSON error: bad gateway/],
     ];
     for (const [onConnection, message] of answers) {
       const server = await scriptedServer(onConnection);
@@ -380,6 +434,23 @@ describe('the typed client over a real daemon', () => {
       } finally {
         await server.close();
       }
+    }
+    // An error answer without the daemon's JSON body is another server's: the read goes over gRPC, and
+    // the data plane is skipped for the backoff, as after a failed connection.
+    const proxyError = await scriptedServer(answerWith('HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 11\r\n\r\nbad gateway', true));
+    try {
+      const session = new LeaseSession(client, lease.lease, proxyError.endpoint);
+      expect((await session.read(array.array_id, 0, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+      expect(session.transfers).toEqual({ http: 0, grpc: 1 });
+      expect(session.dataPlaneRetryAt).toBeGreaterThan(Date.now());
+      // A PUT too (nginx answers 413 past client_max_body_size): written over gRPC.
+      const writer = new LeaseSession(client, lease.lease, proxyError.endpoint);
+      expect(await writer.write(array.array_id, Buffer.alloc(MiB, 3))).toBe(MiB);
+      expect(writer.transfers).toEqual({ http: 0, grpc: 1 });
+      expect((await lease.readGrpc(array.array_id)).equals(Buffer.alloc(MiB, 3))).toBe(true);
+      await lease.writeGrpc(array.array_id, Buffer.alloc(MiB));
+    } finally {
+      await proxyError.close();
     }
     await lease.close();
   });
