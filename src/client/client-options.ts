@@ -38,7 +38,8 @@ export interface ClientOptions {
    * --data-stall-timeout of 60 s; as long as the gRPC side takes with the default `keepalive` to find a
    * dead connection) is given up: before the daemon's answer began, as a connection failure (retried
    * over gRPC, as above); after, UNAVAILABLE. Without it a daemon whose host lost power or whose network
-   * path went away (no FIN, no RST) held a transfer without a deadline for good.
+   * path went away (no FIN, no RST) held a transfer without a deadline for good. A read whose answer the
+   * data plane closes mid-body while the array still reads reads the rest over gRPC (LeaseSession.read).
    */
   dataPlane?: false | { thresholdBytes?: number; connectTimeoutMs?: number; stallTimeoutMs?: number };
   /**

@@ -45,7 +45,7 @@ export interface ArrayExport {
   cudaIpc?: { handle: Buffer; device: number; offset: number; length: number; regionBytes: number };
 }
 
-/** Longest a read cut short on the data plane waits for the daemon to say why (LeaseSession.whyReadCut). */
+/** Longest a read cut short on the data plane waits for the daemon's first byte of the rest, or to say why not (LeaseSession.finishCutRead). */
 const READ_CUT_PROBE_MS = 5000;
 
 /** A lease and the calls made with its token. */
@@ -137,9 +137,9 @@ export class LeaseSession {
    * the daemon's --data-max-connections (503 TOO_MANY_CONNECTIONS, sent before the request was read)
    * gives undefined for this transfer only. A passed deadline is
    * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated) UNAVAILABLE, neither retried;
-   * `explainCut` may name a better error for the latter (whyReadCut).
+   * `afterCut` may name a better error for the latter, or finish the transfer another way (read).
    */
-  private async overHttp<T>(transfer: () => Promise<T>, explainCut?: (cut: DataPlaneTransferError) => Promise<TensormemClientError | undefined>): Promise<T | undefined> {
+  private async overHttp<T>(transfer: () => Promise<T>, afterCut?: (cut: DataPlaneTransferError) => Promise<TensormemClientError | { done: T } | undefined>): Promise<T | undefined> {
     const failuresBefore = this.dataPlaneFailures;
     try {
       const done = await transfer();
@@ -152,7 +152,11 @@ export class LeaseSession {
         throw clientErrorOfHttp(error);
       }
       if (error instanceof DataPlaneDeadlineError) throw new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, error.message, {});
-      if (error instanceof DataPlaneTransferError) throw (await explainCut?.(error)) ?? new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
+      if (error instanceof DataPlaneTransferError) {
+        const after = await afterCut?.(error);
+        if (after !== undefined && !(after instanceof TensormemClientError)) return after.done;
+        throw after ?? new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
+      }
       if (error instanceof DataPlaneConnectionError) {
         this.dataPlaneFailed(failuresBefore);
         return undefined;
@@ -282,7 +286,9 @@ export class LeaseSession {
   /**
    * Reads [offset, offset + length) (length 0: to the end) into one Buffer: over the HTTP data plane
    * when it is large (a read to the end counts as large when this session knows the array's size), else
-   * over a ReadArray stream.
+   * over a ReadArray stream. A data plane answer whose connection ends mid-body (the daemon's data
+   * listener restarted, a proxy closed it) is finished over ReadArray from the first byte it lacks, into
+   * the same Buffer, when the array still reads (finishCutRead); such a read counts under transfers.grpc.
    */
   async read(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
     requireArrayId(arrayId);
@@ -300,36 +306,48 @@ export class LeaseSession {
     // One deadline for the whole transfer, the fallback to gRPC included.
     const callOptions = this.client.callOptions();
     const http = this.httpFor(expected);
-    if (http) {
-      const data = await this.overHttp(
-        () => httpGetArray(http, this.token, arrayId, offset, length, undefined, this.client.dataPlaneTransferOptions(callOptions)),
-        (cut) => this.whyReadCut(arrayId, offset, cut, callOptions),
-      );
-      if (data !== undefined) {
-        this.transfers.http++;
-        return data;
-      }
+    if (!http) {
+      this.transfers.grpc++;
+      return this.readOverGrpc(arrayId, offset, length, callOptions, expected);
+    }
+    // httpFor gave the data plane, so the answer's size is known: one Buffer for it, whichever way it comes.
+    const into = Buffer.allocUnsafe(expected!);
+    let resumed = false;
+    const data = await this.overHttp(
+      () => httpGetArray(http, this.token, arrayId, offset, length, into, this.client.dataPlaneTransferOptions(callOptions)),
+      async (cut) => {
+        const finished = await this.finishCutRead(arrayId, offset, into, cut, callOptions);
+        resumed = finished === into;
+        return finished instanceof TensormemClientError ? finished : finished && { done: finished };
+      },
+    );
+    if (data !== undefined) {
+      this.transfers[resumed ? 'grpc' : 'http']++;
+      return data;
     }
     this.transfers.grpc++;
-    return this.readOverGrpc(arrayId, offset, length, callOptions, expected);
+    return this.readOverGrpc(arrayId, offset, length, callOptions, into);
   }
 
   /**
-   * Why a GET's body ended short, when the daemon cut it for a change of the array made meanwhile by
-   * another call: after the 200 the daemon can only close the connection (README "Data plane"), so a
-   * FreeArray, CloseLease (or expiry, eviction) or workspace cycle during the read read as UNAVAILABLE,
-   * which ReadArray answers FAILED_PRECONDITION or UNAUTHENTICATED (LEASE_EXPIRED). One byte of the range
-   * is read over gRPC to ask: its refusal is what ReadArray says now, and NOT_FOUND (the array was the
-   * lease's when the GET was answered 200) is the FAILED_PRECONDITION "was freed" a ReadArray gets when
-   * the array is freed under it. Undefined (UNAVAILABLE stays) when the array still reads or the daemon
-   * cannot be asked within READ_CUT_PROBE_MS (the transfer's deadline when sooner): the connection itself
-   * failed. Not asked when the daemon did not end the connection (a stall, a malformed answer).
+   * A GET into `into` whose body ended short: the rest read over ReadArray into the same Buffer (reads
+   * are idempotent), or why it cannot be. After the 200 the daemon can only close the connection (README
+   * "Data plane"), which it does when another call changes the array meanwhile: a FreeArray, CloseLease
+   * (or expiry, eviction) or workspace cycle during the read, which ReadArray answers FAILED_PRECONDITION
+   * or UNAUTHENTICATED (LEASE_EXPIRED); a daemon whose data listener restarted, or a proxy, closes it
+   * with the array intact. The first byte the GET lacks is read first, within READ_CUT_PROBE_MS (the
+   * transfer's deadline when sooner): its refusal is what ReadArray says now, and NOT_FOUND (the array
+   * was the lease's when the GET was answered 200) is the FAILED_PRECONDITION "was freed" a ReadArray
+   * gets when the array is freed under it; any other failure of it (the daemon is gone) leaves undefined,
+   * UNAVAILABLE. Once that byte reads, the rest is read with the transfer's deadline, and its failure is
+   * the read's error. Undefined, without a call, when the daemon did not end the connection (a stall, a
+   * malformed answer).
    */
-  private async whyReadCut(arrayId: string, offset: number, cut: DataPlaneTransferError, callOptions: { deadline?: number }): Promise<TensormemClientError | undefined> {
+  private async finishCutRead(arrayId: string, offset: number, into: Buffer, cut: DataPlaneTransferError, callOptions: { deadline?: number }): Promise<Buffer | TensormemClientError | undefined> {
     if (!cut.peerClosed) return undefined;
+    const from = cut.bodyBytesReceived;
     try {
-      await this.readOverGrpc(arrayId, offset, 1, { deadline: Math.min(callOptions.deadline ?? Infinity, Date.now() + READ_CUT_PROBE_MS) });
-      return undefined;
+      await this.readOverGrpc(arrayId, offset + from, 1, { deadline: Math.min(callOptions.deadline ?? Infinity, Date.now() + READ_CUT_PROBE_MS) }, into.subarray(from, from + 1));
     } catch (error) {
       if (!(error instanceof TensormemClientError)) return undefined;
       const what = `(the data plane GET was cut: ${cut.message})`;
@@ -337,6 +355,8 @@ export class LeaseSession {
       if (error.code === Status.UNAUTHENTICATED || error.code === Status.FAILED_PRECONDITION) return new TensormemClientError(error.code, error.reason, `${error.details} ${what}`, error.errorMetadata);
       return undefined;
     }
+    if (from + 1 < into.byteLength) await this.readOverGrpc(arrayId, offset + from + 1, into.byteLength - from - 1, callOptions, into.subarray(from + 1));
+    return into;
   }
 
   /** Reads over a ReadArray server stream, whatever the size. */
@@ -360,12 +380,12 @@ export class LeaseSession {
    * into a Buffer of that size as it comes and can be collected at once: gathering the chunks and joining
    * them at the end held the body twice (a 256 MiB read took 533 MiB more at its peak; the data plane,
    * reading into its destination, 256). Unknown (a read to the end of an array the session has not
-   * seen), the chunks are gathered and joined.
+   * seen), the chunks are gathered and joined. `expected` may be the Buffer to read into, of the answer's size.
    */
-  private readOverGrpc(arrayId: string, offset: number, length: number, callOptions: { deadline?: number }, expected?: number): Promise<Buffer> {
+  private readOverGrpc(arrayId: string, offset: number, length: number, callOptions: { deadline?: number }, expected?: number | Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, callOptions);
-      let into = expected !== undefined && expected > 0 ? Buffer.allocUnsafe(expected) : undefined;
+      let into = typeof expected === 'object' ? expected : expected !== undefined && expected > 0 ? Buffer.allocUnsafe(expected) : undefined;
       const chunks: Buffer[] = [];
       let received = 0;
       let tooLarge = false;

@@ -50,6 +50,8 @@ export class DataPlaneTransferError extends Error {
     override readonly cause?: unknown,
     /** The daemon's side ended the connection (a close or a reset) mid-answer, as it does when a change of the array cuts a GET: not a malformed answer or a stall. */
     readonly peerClosed = false,
+    /** Bytes of the answer's body received before the failure: a GET into a destination holds them at its start. */
+    readonly bodyBytesReceived = 0,
   ) {
     super(message);
     this.name = 'DataPlaneTransferError';
@@ -346,11 +348,11 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       onRead,
       onError: (error) => {
         if (!response) failedBeforeAnswer(error.message, error);
-        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error, true));
+        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error, true, received));
       },
       onClose: () => {
         if (!response) failedBeforeAnswer('connection closed before an answer');
-        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`, undefined, true));
+        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`, undefined, true, received));
       },
     });
     if (transfer.deadline !== undefined) {
@@ -383,7 +385,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
           }
           const message = `data plane ${describe(endpoint)}: no byte moved either way for ${still} ms`;
           if (!response) finish(new DataPlaneConnectionError(`${message}, before an answer`, undefined, bodyBytesOut));
-          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`));
+          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`, undefined, false, received));
         });
       stallTimer = setTimeout(check, stallTimeoutMs);
     };

@@ -4,11 +4,13 @@
  * the daemon can only close the connection, and the client answered UNAVAILABLE ("the answer ended
  * after N of M bytes"), a code that says "retry", where the same read over ReadArray fails
  * FAILED_PRECONDITION or UNAUTHENTICATED (LEASE_EXPIRED). The read now fails as ReadArray does; a
- * connection that fails by itself with the array intact is still UNAVAILABLE.
+ * connection that fails by itself with the array intact is finished over gRPC, and one cut because the
+ * daemon is gone is UNAVAILABLE.
  *
  * A proxy between the client and the data plane holds the daemon's answer back once its first bytes
  * have come, so the other call lands while the GET is mid-body whatever the machine's speed.
  */
+import { randomBytes } from 'node:crypto';
 import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -151,15 +153,62 @@ describe('a data plane read cut by the daemon for another call\'s change fails a
     await expectNothingHeld();
   });
 
-  it('a connection cut with the array intact is still UNAVAILABLE', async () => {
+  it('a connection cut with the array intact: the rest is read over gRPC into the same Buffer, every byte exact', async () => {
     const lease = await openLease();
     const arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB] })).array_id;
-    const { error } = await readAcross(lease, arrayId, 64 * MiB, async (proxy) => proxy.cut());
-    expect(error.code).toBe(status.UNAVAILABLE);
-    expect(error.details).toMatch(/^data plane 127\.0\.0\.1:\d+: /);
-    // The array is untouched and reads whole.
-    expect((await lease.readGrpc(arrayId)).byteLength).toBe(64 * MiB);
+    const bytes = randomBytes(64 * MiB);
+    await lease.write(arrayId, bytes);
+    for (const [offset, length] of [
+      [0, 64 * MiB],
+      [12345, 40 * MiB],
+    ]) {
+      const proxy = await holdingProxy(dataAddress);
+      try {
+        const session = new LeaseSession(client, lease.lease, { host: '127.0.0.1', port: proxy.port });
+        const reading = session.read(arrayId, offset, length);
+        await proxy.answerBegan;
+        proxy.cut();
+        const data = await reading;
+        expect(data.byteLength).toBe(length);
+        expect(data.equals(bytes.subarray(offset, offset + length))).toBe(true);
+        expect(session.transfers).toEqual({ http: 0, grpc: 1 });
+        // A cut answer is no connection failure: the next large transfer tries the data plane again.
+        expect(session.dataPlaneRetryAt).toBe(0);
+      } finally {
+        await proxy.close();
+      }
+    }
     await lease.close();
     await expectNothingHeld();
+  });
+});
+
+describe('a data plane read cut because the daemon is gone', () => {
+  it('is UNAVAILABLE within seconds, not resumed or held', async () => {
+    const daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '256M', '--data-listen', '127.0.0.1:0']);
+    const client = new TensormemClient(daemon.tcpAddress);
+    const proxy = await holdingProxy(new URL(daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string));
+    try {
+      const lease = await client.openLease();
+      const arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY', zero: true })).array_id;
+      const session = new LeaseSession(client, lease.lease, { host: '127.0.0.1', port: proxy.port });
+      const reading = session.read(arrayId, 0, 64 * MiB).then(
+        () => undefined,
+        (error: TensormemClientError) => error,
+      );
+      await proxy.answerBegan;
+      await daemon.stop('SIGKILL');
+      const killed = Date.now();
+      proxy.cut();
+      const error = await reading;
+      expect(error).toBeInstanceOf(TensormemClientError);
+      expect(error!.code).toBe(status.UNAVAILABLE);
+      expect(error!.details).toMatch(/^data plane 127\.0\.0\.1:\d+: /);
+      expect(Date.now() - killed).toBeLessThan(4000);
+      expect(session.transfers).toEqual({ http: 0, grpc: 0 });
+    } finally {
+      client.close();
+      await proxy.close();
+    }
   });
 });
