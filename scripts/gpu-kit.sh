@@ -48,7 +48,16 @@ tar -cf - \
   dist build/Release/tensormem_native.node node_modules | xz -9 -T0 > "$kit/payload.tar.xz.part"
 mv -f "$kit/payload.tar.xz.part" "$kit/payload.tar.xz"
 
-total=$(du -cb "$kit/node.xz" "$kit/payload.tar.xz" | tail -1 | cut -f1)
-printf 'gpu-kit: node %s %s bytes, payload %s bytes, total %s bytes (%s MiB)\n' "$version" \
-  "$(stat -c %s "$kit/node.xz")" "$(stat -c %s "$kit/payload.tar.xz")" "$total" "$(awk -v b="$total" 'BEGIN { printf "%.1f", b / 1048576 }')"
-if [ "$total" -gt $((64 * 1024 * 1024)) ]; then echo "gpu-kit: over 64 MiB" >&2; exit 1; fi
+kit_bytes=$(du -cb "$kit/node.xz" "$kit/payload.tar.xz" | tail -1 | cut -f1)
+# What the device tool sends beside the carried kit: the working tree (tracked and untracked files that git
+# does not ignore) and shared/ where the checkout has one; 64 MiB in all.
+tree_bytes=$({ git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat -c %s -- 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }')
+if [ -d shared ] && git check-ignore -q shared; then tree_bytes=$((tree_bytes + $(du -sb shared | cut -f1))); fi
+total=$((kit_bytes + tree_bytes))
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+printf 'gpu-kit: node %s %s bytes, payload %s bytes, kit %s MiB; with the working tree (%s MiB) %s bytes travel (%s MiB of 64)\n' "$version" \
+  "$(stat -c %s "$kit/node.xz")" "$(stat -c %s "$kit/payload.tar.xz")" "$(mib "$kit_bytes")" "$(mib "$tree_bytes")" "$total" "$(mib "$total")"
+if [ "$total" -gt $((64 * 1024 * 1024)) ]; then
+  echo "gpu-kit: the kit and the working tree come to $total bytes, over the device tool's 64 MiB: git ls-files --others --exclude-standard lists the untracked files that travel" >&2
+  exit 1
+fi
