@@ -14,6 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kit=.gpu-kit
 mkdir -p "$kit"
+# An earlier gpu-run.sh unpacked Node (94 MiB) and wrote its results here; the device tool carries the whole
+# folder, so only the kit's own files stay.
+rm -rf "$kit/bin" "$kit/results"
 
 addon_has_cuda() {
   node -e "const m={exports:{}};process.dlopen(m,'build/Release/tensormem_native.node');process.exit(m.exports.buildInfo().cuda?0:1)" 2>/dev/null
@@ -48,7 +51,7 @@ tar -cf - \
   dist build/Release/tensormem_native.node node_modules | xz -9 -T0 > "$kit/payload.tar.xz.part"
 mv -f "$kit/payload.tar.xz.part" "$kit/payload.tar.xz"
 
-kit_bytes=$(du -cb "$kit/node.xz" "$kit/payload.tar.xz" | tail -1 | cut -f1)
+kit_bytes=$(du -sb "$kit" | cut -f1) # the whole folder, as the device tool carries it
 # What the device tool sends beside the carried kit: the working tree (tracked and untracked files that git
 # does not ignore) and shared/ where the checkout has one; 64 MiB in all.
 tree_bytes=$({ git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat -c %s -- 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }')

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the conformance and GPU suites (test/conformance, test/gpu, B7 included) on a GPU machine that
 # may have no Node and no network: what is missing comes from .gpu-kit/ (made by scripts/gpu-kit.sh on a
-# machine with the CUDA toolkit). Results go to $OUT when it is set, else .gpu-kit/results:
+# machine with the CUDA toolkit). Results go to $OUT when it is set, else build/gpu-results:
 #   vitest.log, vitest.json   the run, per test; cuda cases that skipped say why (also printed at the end)
 #   b7.json                   the B7 figures (pool vs cudaMalloc, SyncArray vs pinned cudaMemcpy)
 #   machine.txt               nvidia-smi, driver, Node, cuDNN, the addon's CUDA runtime
 # The kit's Node is used whenever .gpu-kit/node.xz exists (a node already on PATH is used only without it).
+# What the run unpacks or writes goes to build/ (git-ignored, never carried), not into .gpu-kit/, the
+# folder the device tool carries: an unpacked Node there (94 MiB) would put the next call past its 64 MiB.
 # cuDNN: TENSORMEM_CUDNN_LIBRARY if set, else the first libcudnn.so.9 that ldconfig -p lists, that python3's
 # nvidia.cudnn package holds (the nvidia-cudnn wheel of a PyTorch venv) or that find sees under /opt /usr
 # /root /home; its folder is put first on LD_LIBRARY_PATH so that its sub-libraries (libcudnn_cnn.so.9, ...)
@@ -23,7 +25,8 @@ set -uo pipefail
 SECONDS=0
 cd "$(dirname "$0")/.." || exit 2
 kit=.gpu-kit
-out=${OUT:-$kit/results}
+unpacked=build/gpu-kit
+out=${OUT:-build/gpu-results}
 mkdir -p "$out" || exit 2
 export NO_COLOR=1
 
@@ -48,19 +51,19 @@ with lzma.open(sys.argv[1]) as src, open(sys.argv[2], "wb") as dst: shutil.copyf
 
 if [ -e "$kit/node.xz" ]; then
   want=$(cat "$kit/node.version" 2>/dev/null)
-  if [ -x "$kit/bin/node" ] && [ -n "$want" ] && [ "$("$kit/bin/node" --version 2>/dev/null)" = "v$want" ]; then
+  if [ -x "$unpacked/bin/node" ] && [ -n "$want" ] && [ "$("$unpacked/bin/node" --version 2>/dev/null)" = "v$want" ]; then
     : # unpacked by an earlier run
   else
-    mkdir -p "$kit/bin" || fail "cannot create $kit/bin"
-    part="$kit/bin/node.part.$$"
+    mkdir -p "$unpacked/bin" || fail "cannot create $unpacked/bin"
+    part="$unpacked/bin/node.part.$$"
     if unxz_to "$kit/node.xz" "$part" && chmod +x "$part" && "$part" --version >/dev/null; then
-      mv -f "$part" "$kit/bin/node" || fail "cannot move the unpacked Node to $kit/bin/node"
+      mv -f "$part" "$unpacked/bin/node" || fail "cannot move the unpacked Node to $unpacked/bin/node"
     else
       rm -f "$part"
       fail "$kit/node.xz did not unpack to a Node that runs (truncated or corrupt?): rebuild the kit with scripts/gpu-kit.sh and carry it again"
     fi
   fi
-  export PATH="$PWD/$kit/bin:$PATH"
+  export PATH="$PWD/$unpacked/bin:$PATH"
 elif ! command -v node >/dev/null; then
   fail "no $kit/node.xz and no node on PATH: run scripts/gpu-kit.sh where Node and the CUDA toolkit are, and carry .gpu-kit"
 fi
@@ -71,7 +74,8 @@ case $node_version in
 esac
 
 if [ -e "$kit/payload.tar.xz" ]; then
-  part="$kit/payload.tar.$$"
+  mkdir -p "$unpacked" || fail "cannot create $unpacked"
+  part="$unpacked/payload.tar.$$"
   if ! { unxz_to "$kit/payload.tar.xz" "$part" && tar -xf "$part"; }; then
     rm -f "$part"
     fail "$kit/payload.tar.xz did not unpack (truncated or corrupt?): rebuild the kit with scripts/gpu-kit.sh and carry it again"

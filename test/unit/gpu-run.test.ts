@@ -3,10 +3,11 @@
  * stand-in that notes it ran and writes an empty vitest.json, and build/Release/tensormem_native.node is
  * this checkout's addon (with or without CUDA; no GPU here either way). The addon gpu-run.sh probes must be
  * the one the tests load (TENSORMEM_NATIVE_ADDON when set, as src/native/addon.ts does), and an addon that
- * does not load here stops the run before vitest, naming the file.
+ * does not load here stops the run before vitest, naming the file. The kit's Node is unpacked outside .gpu-kit/,
+ * the folder the device tool carries (a Node unpacked there made it 131 MiB, past the tool's 64).
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -66,6 +67,24 @@ describe('scripts/gpu-run.sh', () => {
       expect(existsSync(vitestRan)).toBe(false);
     } finally {
       copyFileSync(join(ROOT, 'build', 'Release', 'tensormem_native.node'), addon);
+    }
+  });
+
+  it("unpacks the kit's Node outside .gpu-kit, leaving the carried folder as gpu-kit.sh made it", () => {
+    // A stand-in for the kit's Node: a script that runs this Node, packed as gpu-kit.sh packs it.
+    const kit = join(checkout, '.gpu-kit');
+    mkdirSync(kit);
+    try {
+      writeFileSync(join(work, 'node'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} "$@"\n`);
+      const xz = spawnSync('python3', ['-c', 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.compress(open(sys.argv[1], "rb").read()))', join(work, 'node'), join(kit, 'node.xz')]);
+      expect(xz.status, String(xz.stderr)).toBe(0);
+      writeFileSync(join(kit, 'node.version'), `${process.version.slice(1)}\n`);
+      const result = run({ OUT: '' });
+      expect(existsSync(vitestRan), result.stdout + result.stderr).toBe(true);
+      expect(readdirSync(kit).sort()).toEqual(['node.version', 'node.xz']);
+      expect(readFileSync(join(checkout, 'build', 'gpu-results', 'machine.txt'), 'utf8')).toContain(`node: ${process.version} (${join(checkout, 'build', 'gpu-kit', 'bin', 'node')})`);
+    } finally {
+      rmSync(kit, { recursive: true, force: true });
     }
   });
 
