@@ -9,7 +9,8 @@
 #   node.version       its version
 #   payload.tar.xz     dist/, build/Release/tensormem_native.node and node_modules without what only
 #                      builds need (typescript, cmake-js, node-addon-api, @types)
-# Carry .gpu-kit to the GPU machine next to the sources (64 MiB at most) and run scripts/gpu-run.sh there.
+# Carry .gpu-kit to the GPU machine next to the sources (the two together 64 MiB at most, the device tool's
+# limit: checked at the end) and run scripts/gpu-run.sh there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kit=.gpu-kit
