@@ -1,7 +1,7 @@
 /**
  * Who may open leases. With a tenants file, a tenant token (sent as `authorization: Bearer <token>`)
- * is hashed and compared in constant time against every tenant's token_sha256; without one the daemon
- * is in open mode and any name is a tenant with no quota. Reloaded on SIGHUP: a bad file is refused
+ * is hashed, looked up by its SHA-256 (as lease tokens are) and compared in constant time with the
+ * token_sha256 found; without one the daemon is in open mode and any name is a tenant with no quota. Reloaded on SIGHUP: a bad file is refused
  * and the old tenants stay in force; leases already open are kept. A tenant the new file drops can
  * open no lease, and its open leases keep the quotas it last had (not its guarantee, which the new
  * file's guarantees no longer leave room for): dropping a tenant never lifts its limits.
@@ -15,7 +15,13 @@ export const DEFAULT_TENANT = 'default';
 
 export class TenantRegistry {
   private tenants: TenantSpec[];
-  private hashes: Buffer[];
+  /**
+   * The tenants by the hex SHA-256 of their token (lower case), each with its hash's bytes: match
+   * compared the token's hash with every tenant's, 0.55 µs a tenant (10,000 tenants: 546 µs per
+   * OpenLease, GetMemoryInfo, ListLeases or admin call). A lookup keyed by the SHA-256 tells nothing
+   * of the token by its timing, as LeaseRegistry's by token hash.
+   */
+  private byHash: Map<string, { spec: TenantSpec; hash: Buffer }>;
   /**
    * The tenants by name: get and limitsOf were a scan of `tenants`, and GetMemoryInfo (every scrape of
    * /metrics, every status page tick) asks each tenant's max_leases, a reload each tenant's limits: with
@@ -31,7 +37,7 @@ export class TenantRegistry {
   /** `tenants` undefined: open mode. */
   constructor(tenants: TenantSpec[] | undefined) {
     this.tenants = tenants ?? [];
-    this.hashes = this.tenants.map((tenant) => Buffer.from(tenant.tokenSha256, 'hex'));
+    this.byHash = byHashOf(this.tenants);
     this.byName = byNameOf(this.tenants);
     this.openMode = tenants === undefined;
   }
@@ -66,7 +72,7 @@ export class TenantRegistry {
     }
     for (const name of kept) this.dropped.delete(name);
     this.tenants = tenants;
-    this.hashes = tenants.map((tenant) => Buffer.from(tenant.tokenSha256, 'hex'));
+    this.byHash = byHashOf(tenants);
     this.byName = byNameOf(tenants);
   }
 
@@ -93,15 +99,12 @@ export class TenantRegistry {
     return this.byName.get(name);
   }
 
-  /** The tenant whose token this is, or undefined. Every tenant's hash is compared, in constant time. */
+  /** The tenant whose token this is, or undefined: found by the token's SHA-256, compared in constant time. */
   match(token: string | undefined): TenantSpec | undefined {
     if (!token) return undefined;
     const hash = createHash('sha256').update(token).digest();
-    let found: TenantSpec | undefined;
-    for (let index = 0; index < this.hashes.length; index++) {
-      if (timingSafeEqual(hash, this.hashes[index]) && !found) found = this.tenants[index];
-    }
-    return found;
+    const found = this.byHash.get(hash.toString('hex'));
+    return found && timingSafeEqual(hash, found.hash) ? found.spec : undefined;
   }
 
   /**
@@ -163,6 +166,17 @@ export class TenantRegistry {
     }
     return { deviceQuotaBytes: spec?.deviceQuotaBytes ?? 0, hostQuotaBytes: spec?.hostQuotaBytes ?? 0, mmapQuotaBytes: spec?.mmapQuotaBytes ?? 0, deviceGuaranteeBytes: spec?.deviceGuaranteeBytes ?? 0, maxArrays: spec?.maxArrays ?? 0, maxMappedRegions: spec?.maxMappedRegions ?? 0 };
   }
+}
+
+/** Tenants by token hash; of two with one hash (the tenants file refuses that), the first, as a scan finds it. */
+function byHashOf(tenants: readonly TenantSpec[]): Map<string, { spec: TenantSpec; hash: Buffer }> {
+  const byHash = new Map<string, { spec: TenantSpec; hash: Buffer }>();
+  for (const spec of tenants) {
+    const hash = Buffer.from(spec.tokenSha256, 'hex');
+    const key = hash.toString('hex');
+    if (!byHash.has(key)) byHash.set(key, { spec, hash });
+  }
+  return byHash;
 }
 
 /** Tenants by name; of two with one name (the tenants file refuses that), the first, as a scan finds it. */
