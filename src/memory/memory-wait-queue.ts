@@ -33,6 +33,46 @@ interface Waiter {
   firstAttempt: boolean;
   /** The deadline, armed when the waiter starts waiting. */
   timer: NodeJS.Timeout | undefined;
+  /** The list the waiter is in (its tenant's), until it leaves the queue; its neighbours there. */
+  list: TenantWaiters | undefined;
+  previous: Waiter | undefined;
+  next: Waiter | undefined;
+}
+
+/**
+ * One tenant's waiters in arrival order, linked: a waiter leaves from anywhere in O(1). An array's
+ * indexOf and splice made each removal O(waiters of the tenant), and a served or timed-out waiter is
+ * its list's head, which splice(0, 1) moves the whole rest of the array for: serving or timing out
+ * 60,000 waiters of one tenant held the event loop 3 s (50 µs each, growing with the list).
+ */
+class TenantWaiters implements Iterable<Waiter> {
+  first: Waiter | undefined;
+  private last: Waiter | undefined;
+  size = 0;
+
+  push(waiter: Waiter): void {
+    waiter.list = this;
+    waiter.previous = this.last;
+    waiter.next = undefined;
+    if (this.last) this.last.next = waiter;
+    else this.first = waiter;
+    this.last = waiter;
+    this.size++;
+  }
+
+  /** Takes out `waiter`, which is in this list. */
+  delete(waiter: Waiter): void {
+    if (waiter.previous) waiter.previous.next = waiter.next;
+    else this.first = waiter.next;
+    if (waiter.next) waiter.next.previous = waiter.previous;
+    else this.last = waiter.previous;
+    waiter.list = waiter.previous = waiter.next = undefined;
+    this.size--;
+  }
+
+  *[Symbol.iterator](): Iterator<Waiter> {
+    for (let waiter = this.first; waiter; waiter = waiter.next) yield waiter;
+  }
 }
 
 /** The device pool's figures now, for the deadline of a waiter never tried (MemoryManager gives them). */
@@ -96,7 +136,7 @@ export class TenantWaits {
 
 export class MemoryWaitQueue {
   /** Tenants in service order; each with its waiters in arrival order. */
-  private readonly byTenant = new Map<string, Waiter[]>();
+  private readonly byTenant = new Map<string, TenantWaiters>();
   /**
    * Waiters in byTenant's lists, and those of them whose first attempt is under way (not waiting yet):
    * `size` is their difference, asked by every wait_for_memory request, where a walk over the tenants'
@@ -210,10 +250,13 @@ export class MemoryWaitQueue {
       requestedBytes,
       firstAttempt,
       timer: undefined,
+      list: undefined,
+      previous: undefined,
+      next: undefined,
     };
-    const list = this.byTenant.get(tenant);
-    if (list) list.push(waiter);
-    else this.byTenant.set(tenant, [waiter]);
+    let list = this.byTenant.get(tenant);
+    if (!list) this.byTenant.set(tenant, (list = new TenantWaiters()));
+    list.push(waiter);
     this.listed++;
     if (firstAttempt) this.firstAttempts++;
     return { waiter, settled };
@@ -291,21 +334,20 @@ export class MemoryWaitQueue {
    * tenant's head, the next one of that tenant may fit now, so the queue is drained again.
    */
   private leave(waiter: Waiter): boolean {
-    const wasHead = this.byTenant.get(waiter.tenant)?.[0] === waiter;
+    const wasHead = waiter.list !== undefined && waiter.list.first === waiter;
     if (!this.remove(waiter)) return false;
     if (wasHead) this.notifyFreed();
     return true;
   }
 
   private remove(waiter: Waiter): boolean {
-    const list = this.byTenant.get(waiter.tenant);
-    const index = list?.indexOf(waiter) ?? -1;
-    if (index < 0) return false;
+    const list = waiter.list;
+    if (!list) return false;
     clearTimeout(waiter.timer);
-    list!.splice(index, 1);
+    list.delete(waiter);
     this.listed--;
     this.firstAttemptEnded(waiter);
-    if (list!.length === 0) this.byTenant.delete(waiter.tenant);
+    if (list.size === 0) this.byTenant.delete(waiter.tenant);
     this.tenantWaits?.give(waiter.tenant);
     return true;
   }
@@ -335,7 +377,7 @@ export class MemoryWaitQueue {
     while (progress) {
       progress = false;
       for (const tenant of [...this.byTenant.keys()]) {
-        const waiter = this.byTenant.get(tenant)?.[0];
+        const waiter = this.byTenant.get(tenant)?.first;
         // A first attempt under way (run) holds its tenant's turn: those behind it wait for its answer.
         if (!waiter || waiter.firstAttempt) continue;
         try {

@@ -173,6 +173,43 @@ describe('MemoryWaitQueue', () => {
     expect(queue.size).toBe(0);
   });
 
+  it("keeps each tenant's order and the tenants' turns when waiters leave from the middle, the end and the head of their lists", async () => {
+    const queue = new MemoryWaitQueue();
+    const dev = device(100);
+    await dev.take(100)();
+    const served: string[] = [];
+    const handles = new Map<string, WaitHandle>();
+    const results = new Map<string, ReturnType<typeof observe>>();
+    const request = (tenant: string, name: string) => {
+      const attempt = async () => {
+        const units = await dev.take(10)();
+        served.push(name);
+        return units;
+      };
+      results.set(name, observe(queue.run(tenant, attempt, dev.give, 60_000, (handle) => handles.set(name, handle))));
+    };
+    for (let i = 0; i < 6; i++) {
+      request('a', `a${i}`);
+      request('b', `b${i}`);
+    }
+    await turns();
+    expect(queue.size).toBe(12);
+    // Middle, end and head of a's list; the middle and end of b's; one cancelled twice.
+    for (const name of ['a2', 'a5', 'a0', 'b3', 'b5', 'a2']) handles.get(name)!.cancel();
+    await turns();
+    expect(queue.size).toBe(7);
+    for (const name of ['a0', 'a2', 'a5', 'b3', 'b5']) expect((results.get(name)!.error as TensormemError).kind).toBe('CANCELLED');
+    // Room for one at a time: tenants in turn, each one's waiters first come first served.
+    for (let i = 0; i < 7; i++) await freeAndSettle(queue, dev, 10);
+    expect(served).toEqual(['a1', 'b0', 'a3', 'b1', 'a4', 'b2', 'b4']);
+    expect(queue.size).toBe(0);
+    // A waiter that left: cancelling it again changes nothing.
+    handles.get('a1')!.cancel();
+    handles.get('b3')!.cancel();
+    expect(results.get('a1')!.value).toBe(10);
+    expect(queue.size).toBe(0);
+  });
+
   it("serves one tenant's requests issued in the same tick in the order they were issued, however their first tries come back", async () => {
     const queue = new MemoryWaitQueue();
     const dev = device(256);

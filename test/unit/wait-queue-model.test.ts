@@ -435,7 +435,7 @@ class Driver {
 
   /** The requests the daemon's queue holds that its pool refused for want of a free block as large (README "Guarantees": bytes, not contiguous space). */
   fragmented(): Fragmented {
-    const byTenant = (this.h.daemon.context.memory.waitQueue(0) as unknown as { byTenant: Map<string, Array<{ requestedBytes: number; lastRefusal?: { metadata: Record<string, string> } }>> }).byTenant;
+    const byTenant = (this.h.daemon.context.memory.waitQueue(0) as unknown as { byTenant: Map<string, Iterable<{ requestedBytes: number; lastRefusal?: { metadata: Record<string, string> } }>> }).byTenant;
     const sizes = new Set<number>();
     for (const ws of byTenant.values()) for (const w of ws) if (w.lastRefusal && Number(w.lastRefusal.metadata.largest_free_block_bytes) < w.requestedBytes) sizes.add(w.requestedBytes);
     return (bytes) => sizes.has(bytes);
@@ -447,8 +447,8 @@ class Driver {
     const r = (await done).response!;
     const device = r.info.devices[0];
     const rows = r.info.tenants.filter((t: Record<string, any>) => t.tenant !== 'ops').map((t: Record<string, any>) => `${t.tenant}:${Number(t.device_used_bytes)}/${Number(t.arrays)}`);
-    const byTenant = (this.h.daemon.context.memory.waitQueue(0) as unknown as { byTenant: Map<string, Array<{ requestedBytes: number; lastRefusal?: { metadata: Record<string, string> } }>> }).byTenant;
-    const queue = [...byTenant].map(([tenant, ws]) => `${tenant}[${ws.map((w) => `${w.requestedBytes}${w.lastRefusal ? ` cap ${w.lastRefusal.metadata.cap_bytes} used ${w.lastRefusal.metadata.used_bytes}${debug ? ` (${(w.lastRefusal as unknown as Error).message})` : ''}` : ' untried'}`).join(', ')}]`);
+    const byTenant = (this.h.daemon.context.memory.waitQueue(0) as unknown as { byTenant: Map<string, Iterable<{ requestedBytes: number; lastRefusal?: { metadata: Record<string, string> } }>> }).byTenant;
+    const queue = [...byTenant].map(([tenant, ws]) => `${tenant}[${[...ws].map((w) => `${w.requestedBytes}${w.lastRefusal ? ` cap ${w.lastRefusal.metadata.cap_bytes} used ${w.lastRefusal.metadata.used_bytes}${debug ? ` (${(w.lastRefusal as unknown as Error).message})` : ''}` : ' untried'}`).join(', ')}]`);
     return `used ${Number(device.used_bytes)} waiting ${device.waiting_allocations} ${rows.join(' ')} queue ${queue.join(' ')}`;
   }
 }
