@@ -286,6 +286,11 @@ export class LeaseRegistry {
     return this.byTenant.get(tenant)?.size ?? 0;
   }
 
+  /** The tenants that have a lease open. */
+  tenantsWithLeases(): IterableIterator<string> {
+    return this.byTenant.keys();
+  }
+
   /** Open leases by tenant (only tenants that have one). */
   countsByTenant(): Map<string, number> {
     return new Map([...this.byTenant].map(([tenant, leases]) => [tenant, leases.size]));

@@ -155,7 +155,8 @@ export class TenantAccounts {
 
   /** releaseIdle for every tenant without an open lease (bytes freed after a lease closed, e.g. a view still lent then). */
   releaseAllIdle(hasLease: (tenant: string) => boolean): void {
-    for (const tenant of [...this.tenants.keys()]) {
+    // A Map's iteration goes on past the entry deleted under it: no copy of every name.
+    for (const tenant of this.tenants.keys()) {
       if (!hasLease(tenant)) this.releaseIdle(tenant);
     }
   }
@@ -172,6 +173,11 @@ export class TenantAccounts {
 
   *guaranteeHolders(device: number): Iterable<GuaranteeHolder> {
     for (const account of this.guaranteed) yield { tenant: account.tenant, guaranteeBytes: account.guaranteeBytes, usedBytes: account.device[device].usedBytes };
+  }
+
+  /** Whether `tenant` has an account (a name names() lists, unless empty). */
+  has(tenant: string): boolean {
+    return this.tenants.has(tenant);
   }
 
   /** A tenant's usage and limits; asking makes no account (a tenant without one holds nothing). */
