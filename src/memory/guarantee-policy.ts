@@ -13,26 +13,17 @@
 import { OutOfMemoryError } from '../errors';
 import { formatIec } from '../units';
 
-export interface GuaranteeHolder {
-  tenant: string;
-  guaranteeBytes: number;
-  usedBytes: number;
-}
-
 export function checkGuarantees(
   device: number,
   tenant: string,
   alignedBytes: number,
   requestedBytes: number,
   pool: { usedBytes: number; capBytes: number; largestFreeBlockBytes: number },
-  holders: Iterable<GuaranteeHolder>,
+  /** Σ max(0, guarantee_O − used_O) over the other tenants on `device` (TenantAccounts.othersUnusedGuaranteeBytes). */
+  reservedForOthers: number,
   /** The requesting tenant's hard device quota and usage on this device: a refusal states them when the quota is > 0 (DESIGN.md §5). */
   quota?: { quotaBytes: number; usedBytes: number },
 ): void {
-  let reservedForOthers = 0;
-  for (const holder of holders) {
-    if (holder.tenant !== tenant) reservedForOthers += Math.max(0, holder.guaranteeBytes - holder.usedBytes);
-  }
   if (reservedForOthers === 0) return;
   if (pool.usedBytes + alignedBytes + reservedForOthers > pool.capBytes) {
     throw new OutOfMemoryError({

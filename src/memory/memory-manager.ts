@@ -224,7 +224,7 @@ export class MemoryManager {
       quota.check(bytes, options);
       const stats = stack.top.stats();
       try {
-        checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.tenants.guaranteeHolders(device), quota);
+        checkGuarantees(device, account.tenant, quota.alignedSize(bytes, options), bytes, { usedBytes: stats.usedBytes, capBytes: this.limits.maxBytes[device], largestFreeBlockBytes: stats.largestFreeBlockBytes }, this.tenants.othersUnusedGuaranteeBytes(device, account.tenant), quota);
       } catch (error) {
         // The pool cap less others' guarantees refused it: the pool's failed allocations count it, as they count the cap's own refusals.
         stack.top.countRefusal(options);

@@ -12,6 +12,8 @@ import { SizedMemoryResource, alignedSizeOf } from './sized-resource';
 export class QuotaAdaptor implements SizedMemoryResource {
   private used = 0;
   private live = 0;
+  /** Told after every change of usedBytes, with what it was before (TenantAccounts keeps unused guarantees by it). */
+  onUsedChange?: (usedBefore: number) => void;
 
   constructor(
     private readonly upstream: SizedMemoryResource,
@@ -59,15 +61,19 @@ export class QuotaAdaptor implements SizedMemoryResource {
     } catch (error) {
       throw this.withTenantFacts(error);
     }
+    const before = this.used;
     this.used += block.bytes;
     this.live++;
+    this.onUsedChange?.(before);
     return block;
   }
 
   deallocate(block: Block): void {
     this.upstream.deallocate(block);
+    const before = this.used;
     this.used -= block.bytes;
     this.live--;
+    this.onUsedChange?.(before);
   }
 
   stats(): ResourceStats {

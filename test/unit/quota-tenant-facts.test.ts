@@ -64,13 +64,14 @@ describe('tenant facts in out-of-memory refusals', () => {
   });
 
   it("adds the tenant's quota to a refusal for others' guarantees, and nothing without a quota", () => {
-    const holders = [{ tenant: 'b', guaranteeBytes: 16 * MiB, usedBytes: 0 }];
+    // Tenant b's guarantee of 16 MiB, none of it used.
+    const othersUnused = 16 * MiB;
     const stats = { usedBytes: 14 * MiB, capBytes: 32 * MiB, largestFreeBlockBytes: 0 };
-    const withQuota = refusal(() => checkGuarantees(0, 'a', 4 * MiB, 4 * MiB, stats, holders, { quotaBytes: 8 * MiB, usedBytes: 2 * MiB }));
+    const withQuota = refusal(() => checkGuarantees(0, 'a', 4 * MiB, 4 * MiB, stats, othersUnused, { quotaBytes: 8 * MiB, usedBytes: 2 * MiB }));
     expect(withQuota.message).toContain("less other tenants' unused guarantees (16.00 MiB)");
     expect(withQuota.message).toContain('; tenant "a" quota 8388608 bytes (8.00 MiB), used 2097152 bytes (2.00 MiB). Try: ');
     expect(withQuota.metadata).toMatchObject({ tenant: 'a', tenant_quota_bytes: String(8 * MiB), tenant_used_bytes: String(2 * MiB) });
-    const noQuota = refusal(() => checkGuarantees(0, 'c', 4 * MiB, 4 * MiB, stats, holders, { quotaBytes: 0, usedBytes: 2 * MiB }));
+    const noQuota = refusal(() => checkGuarantees(0, 'c', 4 * MiB, 4 * MiB, stats, othersUnused, { quotaBytes: 0, usedBytes: 2 * MiB }));
     expect(noQuota.message).not.toContain('tenant "');
     expect(noQuota.metadata.tenant).toBeUndefined();
   });

@@ -235,17 +235,17 @@ describe('quotas and guarantees', () => {
 
   it('lets a tenant borrow only while others keep their unused guarantees', () => {
     const pool = { usedBytes: 10 * MiB, capBytes: 32 * MiB, largestFreeBlockBytes: 0 };
-    const holders = [
-      { tenant: 'b', guaranteeBytes: 16 * MiB, usedBytes: 4 * MiB },
-      { tenant: 'c', guaranteeBytes: 2 * MiB, usedBytes: 6 * MiB },
-    ];
+    // b's guarantee 16 MiB, 4 used; c's 2 MiB, 6 used (none unused). Others' unused guarantees (the sum
+    // TenantAccounts.othersUnusedGuaranteeBytes keeps; tenant-guarantee-holders.test.ts): 12 MiB for a, 0 for b.
+    const othersOfA = 12 * MiB;
+    const othersOfB = 0;
     // a: 10 used + 10 asked + b's 12 unused = 32: exactly at the cap.
-    checkGuarantees(0, 'a', 10 * MiB, 10 * MiB, pool, holders);
-    const error = errorOf(() => checkGuarantees(0, 'a', 10 * MiB + 256, 10 * MiB + 256, pool, holders)) as OutOfMemoryError;
+    checkGuarantees(0, 'a', 10 * MiB, 10 * MiB, pool, othersOfA);
+    const error = errorOf(() => checkGuarantees(0, 'a', 10 * MiB + 256, 10 * MiB + 256, pool, othersOfA)) as OutOfMemoryError;
     expect(error.reason).toBe('DEVICE_OUT_OF_MEMORY');
     expect(error.message).toContain("pool cap (maxbytes) less other tenants' unused guarantees (12.00 MiB) 20971520 bytes (20.00 MiB)");
     // b inside its own guarantee is not held back by it.
-    checkGuarantees(0, 'b', 12 * MiB, 12 * MiB, pool, holders);
+    checkGuarantees(0, 'b', 12 * MiB, 12 * MiB, pool, othersOfB);
   });
 });
 
