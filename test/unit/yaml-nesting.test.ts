@@ -27,7 +27,10 @@ describe('tooDeepFlowAt', () => {
     const opens = '['.repeat(MAX_FLOW_DEPTH + 5);
     expect(tooDeepFlowAt(`# ${opens}\na: 1 # ${opens}\n`)).toBeUndefined();
     expect(tooDeepFlowAt(`a: "${opens} \\" ${opens}"\nb: '${opens} '' ${opens}'\n`)).toBeUndefined();
-    expect(tooDeepFlowAt(`a: "x\\\n${opens}"\nb: ${nested(MAX_FLOW_DEPTH + 1)}`)).toEqual({ line: 3, column: 4 + MAX_FLOW_DEPTH });
+    expect(tooDeepFlowAt(`a: "x\\\n  ${opens}"\nb: ${nested(MAX_FLOW_DEPTH + 1)}`)).toEqual({ line: 3, column: 4 + MAX_FLOW_DEPTH });
+    // A quoted scalar's next line must be indented under its key: YAML ends it at an unindented one, and
+    // reads the brackets there as lists (5,000 of them overflowed the parser's stack).
+    expect(tooDeepFlowAt(`a: "x\\\n${opens}"\nb: 1\n`)).toEqual({ line: 2, column: 1 + MAX_FLOW_DEPTH });
     // O'Brien's quote opens no quoted scalar: the brackets after it still count.
     expect(tooDeepFlowAt(`name: O'Brien\nb: ${nested(MAX_FLOW_DEPTH + 1)}`)).toEqual({ line: 2, column: 4 + MAX_FLOW_DEPTH });
   });
@@ -51,5 +54,35 @@ describe('files nested too deep', () => {
         expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected lists and mappings ([ ] and { }) nested at most ${MAX_FLOW_DEPTH} deep for --config but received ${file}:1:${11 + MAX_FLOW_DEPTH}: one nested deeper`);
       }
     }
+  });
+});
+
+describe('quotes and block scalars the YAML parser reads as plain text', () => {
+  const deep = nested(MAX_FLOW_DEPTH + 1);
+  it('counts the brackets after a quote that sits inside plain text after a space, or after a colon outside [ ] and { }', () => {
+    // YAML reads `a 'b`, `5" screen` and `a:"b` as plain scalars: no quoted scalar is open when the list below starts.
+    expect(tooDeepFlowAt(`name: a 'b\nx: ${deep}\n`)).toEqual({ line: 2, column: 4 + MAX_FLOW_DEPTH });
+    expect(tooDeepFlowAt(`note: 5" screen\nx: ${deep}\n`)).toEqual({ line: 2, column: 4 + MAX_FLOW_DEPTH });
+    expect(tooDeepFlowAt(`note: a:"b\nx: ${deep}\n`)).toEqual({ line: 2, column: 4 + MAX_FLOW_DEPTH });
+  });
+
+  it('counts the brackets after a block scalar (| or >) holding an unmatched quote, and not those inside it', () => {
+    expect(tooDeepFlowAt(`note: |\n  "unterminated\nx: ${deep}\n`)).toEqual({ line: 3, column: 4 + MAX_FLOW_DEPTH });
+    expect(tooDeepFlowAt(`- a: >-\n    it's\n  x: ${deep}\n`)).toEqual({ line: 3, column: 6 + MAX_FLOW_DEPTH });
+    // Brackets in a block scalar are text: a note holding a hundred unmatched [ is no nesting.
+    expect(tooDeepFlowAt(`note: |\n  ${'['.repeat(100)}\n\n  more [ text\nx: [1]\n`)).toBeUndefined();
+    expect(tooDeepFlowAt(`- >\n  ${'{'.repeat(100)}\n- ok\n`)).toBeUndefined();
+  });
+
+  it('still reads the quoted scalars YAML reads: after indicators, in flow collections, after a tag or an anchor', () => {
+    const opens = '['.repeat(MAX_FLOW_DEPTH + 5);
+    for (const text of [`- "${opens}"\n`, `? '${opens}'\n: x\n`, `a: ["${opens}", '${opens}']\n`, `a: {"k":"${opens}"}\n`, `a: !!str "${opens}"\n`, `a: &x '${opens}'\n`, `--- "${opens}"\n`, `a:\n  "${opens}"\n`]) {
+      expect(tooDeepFlowAt(text)).toBeUndefined();
+    }
+  });
+
+  it('a tenants file with a stray quote in plain text before a list nested 5,000 deep is refused by the guard, not by the parser', () => {
+    const text = `tenants:\n  - name: team 's\n    x: ${nested(5000)}\n`;
+    expect(() => parseTenants(text, 'tenants.yaml')).toThrowError(`tenants.yaml:3:${8 + MAX_FLOW_DEPTH}: lists or mappings ([ ] or { }) nested more than ${MAX_FLOW_DEPTH} deep`);
   });
 });
