@@ -33,13 +33,34 @@ function newRegistry(eagerMirror: boolean): { registry: LeaseRegistry; memory: M
 
 describe("a lease's held bytes, modelled", () => {
   it.each([
-    [1, false],
-    [2, true],
-    [3, false],
-    [4, true],
-  ])('stay the sum over its arrays through registry, workspace, scratch and wait paths (seed %i, eager mirror %s)', async (seed, eagerMirror) => {
+    [1, false, false],
+    [2, true, false],
+    [3, false, false],
+    [4, true, false],
+    [5, false, true],
+    [6, true, true],
+  ])('stay the sum over its arrays through registry, workspace, scratch and wait paths (seed %i, eager mirror %s, guarantees %s)', async (seed, eagerMirror, guarantees) => {
     const { registry, memory } = newRegistry(eagerMirror);
     const random = rng(seed);
+    // With guarantees: the tenants file is reloaded now and then (guarantees raised, lowered, taken away;
+    // t2 is declared but never opens a lease), idle accounts are released, and the other tenants'
+    // unused guarantees (TenantAccounts keeps their sum) must be what a walk over the accounts says.
+    const reload = () => {
+      const given = new Map(['t0', 't1', 't2'].map((name) => [name, random() < 0.7 ? Math.floor(random() * 5) * 2 * MiB : 0]));
+      memory.setTenantLimits((name) => ({ deviceQuotaBytes: 0, hostQuotaBytes: 0, mmapQuotaBytes: 0, deviceGuaranteeBytes: given.get(name) ?? 0, maxArrays: 0, maxMappedRegions: 0 }));
+      memory.tenants.declare(['t0', 't1', 't2'].filter(() => random() < 0.7));
+    };
+    if (guarantees) reload();
+    const checkGuarantees = (step: number, what: string) => {
+      for (const tenant of ['t0', 't1', 't2', 'outsider']) {
+        let walked = 0;
+        for (const other of memory.tenants.names()) {
+          const usage = memory.tenants.usage(other);
+          if (other !== tenant) walked += Math.max(0, usage.deviceGuaranteeBytes - usage.deviceBytes[0]);
+        }
+        expect(memory.othersUnusedGuaranteeBytes(0, tenant), `step ${step} (${what}): others' unused guarantees for ${tenant}`).toBe(walked);
+      }
+    };
     const pick = <T>(items: readonly T[]): T | undefined => items[Math.floor(random() * items.length)];
     const closed: Lease[] = [];
     const workspaces = new Map<Lease, Workspace[]>();
@@ -51,6 +72,7 @@ describe("a lease's held bytes, modelled", () => {
         expect(counted.device >= 0 && counted.host >= 0, `step ${step} (${what}): negative totals ${JSON.stringify(counted)}`).toBe(true);
       }
       for (const lease of closed) expect(kept(lease), `step ${step} (${what}): closed lease ${lease.leaseId}`).toEqual({ device: 0, host: 0 });
+      if (guarantees) checkGuarantees(step, what);
     };
     /** With nothing in flight, the open leases hold every byte the pools count as used. */
     const checkPools = (step: number) => {
@@ -141,6 +163,11 @@ describe("a lease's held bytes, modelled", () => {
           closed.push(lease);
         }
       });
+      if (guarantees && random() < 0.05) {
+        what += random() < 0.5 ? ', tenants file reloaded' : ', idle accounts released';
+        if (what.endsWith('reloaded')) reload();
+        else memory.tenants.releaseAllIdle((name) => registry.list().some((open) => open.tenant === name));
+      }
       check(step, what);
       if (step % 20 === 19) {
         await Promise.all(inFlight.splice(0));
