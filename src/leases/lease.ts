@@ -326,10 +326,6 @@ export class Lease {
   }
 
   /**
-   * Where a new array goes: the named workspace, else the lease's current one (none while scoped out),
-   * else nowhere (detached). Empty arrays are never attached (a workspace holds no zero-byte spans).
-   */
-  /**
    * The home of this lease's new arrays on `device`, made on first use and made anew once it is HOME_SPAN
    * old in time or in serials (arrayHomeOutgrown), so that every array's creation time and serial stay
    * small integers however long the lease lives (ArrayHome.epochMs). Arrays keep the home they were made in.
@@ -350,6 +346,10 @@ export class Lease {
     });
   }
 
+  /**
+   * Where a new array goes: the named workspace, else the lease's current one (none while scoped out),
+   * else nowhere (detached). Empty arrays are never attached (a workspace holds no zero-byte spans).
+   */
   private targetWorkspace(workspaceId: string, byteSize: number): Workspace | undefined {
     const workspace = workspaceId !== '' ? this.workspaces.get(workspaceId) : (this.workspaces.current ?? undefined);
     return byteSize === 0 ? undefined : workspace;
