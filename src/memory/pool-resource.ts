@@ -95,13 +95,13 @@ class PoolChunk {
 /**
  * A live block, handed out as Block. It holds no link to other blocks: a free finds its free
  * neighbours in the span table by address, so the only cold memory a free reads is this object
- * (B5), and a block costs six fields (B8).
+ * (B5), and a block costs five fields, 64 B (B8): its size is not one of them, as the request and
+ * the chunk decide it (PoolResource.alignedSize).
  */
 class PoolBlock implements Block {
   constructor(
     readonly chunk: PoolChunk,
     readonly offset: number,
-    readonly bytes: number,
     readonly requestedBytes: number,
     readonly owner: BlockOwner,
     /** Its place in the pool's list of live blocks; DEAD once freed or released. */
@@ -110,6 +110,14 @@ class PoolBlock implements Block {
 
   get chunkHandle(): number {
     return this.chunk.handle;
+  }
+
+  /** Bytes the block takes: its dedicated chunk, else the request rounded up to the alignment (one aligned unit for 0). */
+  get bytes(): number {
+    const chunk = this.chunk;
+    if (chunk.dedicated) return chunk.bytes;
+    const alignment = chunk.pool.alignment;
+    return this.requestedBytes === 0 ? alignment : roundUp(this.requestedBytes, alignment);
   }
 }
 
@@ -487,7 +495,7 @@ export class PoolResource implements SizedMemoryResource {
 
   /** Makes the live block for bytes already taken from a chunk, and counts it. */
   private admit(chunk: PoolChunk, offset: number, size: number, requestedBytes: number, owner: BlockOwner): PoolBlock {
-    const block = new PoolBlock(chunk, offset, size, requestedBytes, owner, this.live.length);
+    const block = new PoolBlock(chunk, offset, requestedBytes, owner, this.live.length);
     this.live.push(block);
     chunk.usedBytes += size;
     this.used += size;

@@ -397,6 +397,23 @@ describe('PoolResource', () => {
     return sizes.map((bytes, index) => pool.allocate(bytes, { label: `b${index}` }));
   }
 
+  it('keeps five fields a block (B8): its size comes from the request and its chunk, for pooled, 0-byte, exact and dedicated blocks', () => {
+    const { pool } = makePool({ alignment: 512 });
+    const sizes: Array<[number, number]> = [[0, 512], [1, 512], [512, 512], [513, 1024], [100_000, 100_352], [3 * MiB, 3 * MiB]];
+    const blocks = sizes.map(([requested]) => pool.allocate(requested, { arrayId: `a${requested}` }));
+    const dedicated = pool.allocate(1000, { arrayId: 'd' }, { dedicated: true });
+    expect(blocks.map((block) => [block.requestedBytes, block.bytes])).toEqual(sizes);
+    expect([dedicated.requestedBytes, dedicated.bytes]).toEqual([1000, pool.alignedSize(1000, { dedicated: true })]);
+    // Own fields only: chunk, offset, requestedBytes, owner, liveIndex (an object of 64 B in V8 without pointer compression).
+    for (const block of [...blocks, dedicated]) expect(Object.keys(block)).toEqual(['chunk', 'offset', 'requestedBytes', 'owner', 'liveIndex']);
+    // The used bytes are the sizes, the blocks and free spans cover the chunks, and every byte comes back at free.
+    expect(pool.usedBytes).toBe(sizes.reduce((sum, [, bytes]) => sum + bytes, 0) + dedicated.bytes);
+    pool.checkInvariants();
+    for (const block of [...blocks, dedicated]) pool.deallocate(block);
+    expect(pool.usedBytes).toBe(0);
+    pool.checkInvariants();
+  });
+
   it('best fit: takes the smallest hole that fits, not the first or the largest', () => {
     const { pool } = makePool();
     const [a, , c, , e] = packed(pool, [1024, 256, 512, 256, 768, 256]);
@@ -816,7 +833,8 @@ describe('PoolResource', () => {
     const block = pool.allocate(1024, {});
     pool.allocate(1024, {});
     pool.checkInvariants();
-    (block as { bytes: number }).bytes = 512;
+    // Its size follows requestedBytes (PoolBlock.bytes): 256 bytes of the 1024 it covers.
+    (block as { requestedBytes: number }).requestedBytes = 200;
     expect(() => pool.checkInvariants()).toThrow(/invariant violated/);
     expect(pool.invariantHolds()).toBe(false);
   });
