@@ -55,7 +55,7 @@ function withBlocks(count: number): { memory: MemoryManager; context: ServiceCon
   for (let i = 0; i < count; i += 7) memory.deallocateDevice(0, blocks[i]);
   const context = {
     memory,
-    registry: { list: () => [], countsByTenant: () => new Map() },
+    registry: { list: () => [], countOf: () => 0, tenantsWithLeases: () => [] },
     tenants: { openMode: true, get: () => undefined, maxLeasesOf: () => 0 },
   } as unknown as ServiceContext;
   return { memory, context, blocks };
