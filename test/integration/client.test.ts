@@ -7,7 +7,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { AddressInfo, Server, Socket, connect, createServer } from 'node:net';
+import { Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -16,6 +16,7 @@ import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/c
 import { getArray } from '../../src/dataplane/data-plane-client';
 import { DaemonProcess, ROOT, startDaemon } from '../helpers/daemon-process';
 import { silentProxy } from '../helpers/silent-proxy';
+import { answerWith, scriptedServer } from '../helpers/scripted-server';
 
 const MiB = 1024 * 1024;
 
@@ -26,40 +27,6 @@ async function rejection(promise: Promise<unknown>): Promise<TensormemClientErro
     return error as TensormemClientError;
   }
   throw new Error('expected a rejection');
-}
-
-/** A TCP server that runs `onConnection` for each connection; close() destroys them all. */
-async function scriptedServer(onConnection: (socket: Socket) => void): Promise<{ endpoint: { host: string; port: number }; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-    onConnection(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** Answers each request, once its head is in, with `answer` (and keeps the connection open unless `end`). */
-function answerWith(answer: string | Buffer, end = false): (socket: Socket) => void {
-  return (socket) => {
-    let head = '';
-    socket.on('data', (chunk: Buffer) => {
-      if (head.includes('\r\n\r\n')) return;
-      head += chunk.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      if (end) socket.end(answer);
-      else socket.write(answer);
-    });
-  };
 }
 
 describe('the typed client with no daemon', () => {
