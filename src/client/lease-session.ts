@@ -18,6 +18,8 @@ import {
   DataPlaneEndpoint,
   DataPlaneHttpError,
   DataPlaneTransferError,
+  describe as describeEndpoint,
+  DestinationTooSmallError,
   getArray as httpGetArray,
   putArray as httpPutArray,
 } from '../dataplane/data-plane-client';
@@ -314,7 +316,7 @@ export class LeaseSession {
     const into = Buffer.allocUnsafe(expected!);
     let resumed = false;
     const data = await this.overHttp(
-      () => httpGetArray(http, this.token, arrayId, offset, length, into, this.client.dataPlaneTransferOptions(callOptions)),
+      () => this.getInto(http, arrayId, offset, length, into, callOptions),
       async (cut) => {
         const finished = await this.finishCutRead(arrayId, offset, into, cut, callOptions);
         resumed = finished === into;
@@ -327,6 +329,28 @@ export class LeaseSession {
     }
     this.transfers.grpc++;
     return this.readOverGrpc(arrayId, offset, length, callOptions, into);
+  }
+
+  /**
+   * A GET into `into`, of the answer's size as this session knows it. getArray checks a length the
+   * caller named (OUT_OF_RANGE); to the end of an array (length 0) the daemon answers exactly the rest
+   * of it, so an answer of another length is another server's at the data address (a proxy's, a
+   * server that is not the daemon), as a non-JSON error answer is: a DataPlaneConnectionError, and the
+   * read goes over gRPC. A longer one was a raw RangeError from getArray, a shorter one a short Buffer.
+   */
+  private async getInto(http: DataPlaneEndpoint, arrayId: string, offset: number, length: number, into: Buffer, callOptions: { deadline?: number }): Promise<Buffer> {
+    const notTheDaemons = (answerBytes: number) =>
+      new DataPlaneConnectionError(
+        `data plane ${describeEndpoint(http)}: a read of array ${arrayId} at offset ${offset} was answered ${answerBytes} bytes where the array has ${into.byteLength} from there: not the daemon's answer`,
+      );
+    let data: Buffer;
+    try {
+      data = await httpGetArray(http, this.token, arrayId, offset, length, into, this.client.dataPlaneTransferOptions(callOptions));
+    } catch (error) {
+      throw error instanceof DestinationTooSmallError ? notTheDaemons(error.answerBytes) : error;
+    }
+    if (data.byteLength !== into.byteLength) throw notTheDaemons(data.byteLength);
+    return data;
   }
 
   /**

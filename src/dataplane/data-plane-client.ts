@@ -58,6 +58,21 @@ export class DataPlaneTransferError extends Error {
   }
 }
 
+/**
+ * getArray's `into` holds fewer bytes than the answer's body (`answerBytes`); thrown before the body
+ * is read. A caller's mistake when it asked for a length; for a read to the end, an answer longer than
+ * the array the caller knows of.
+ */
+export class DestinationTooSmallError extends RangeError {
+  constructor(
+    message: string,
+    readonly answerBytes: number,
+  ) {
+    super(message);
+    this.name = 'DestinationTooSmallError';
+  }
+}
+
 /** The transfer's deadline passed before it finished; the connection was destroyed. */
 export class DataPlaneDeadlineError extends Error {
   constructor(message: string) {
@@ -408,7 +423,8 @@ function keepAliveSeconds(headers: Record<string, string>): number {
   return timeout === undefined ? DEFAULT_SERVER_KEEP_ALIVE_SECONDS : Number(timeout);
 }
 
-function describe(endpoint: DataPlaneEndpoint): string {
+/** "HOST:PORT" or "unix:PATH", as errors name the data plane. */
+export function describe(endpoint: DataPlaneEndpoint): string {
   return 'path' in endpoint ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
 }
 
@@ -480,7 +496,7 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
  * given (it must hold the bytes; the result is a view of it), else into a new Buffer. With length > 0
  * exactly `length` bytes come back: a range that passes the end of the array (which the daemon clips)
  * rejects with DataPlaneHttpError OUT_OF_RANGE, as ReadArray does, before the body is read. An `into`
- * too small for the answer rejects with a RangeError before the body is read.
+ * too small for the answer rejects with a DestinationTooSmallError (a RangeError) before the body is read.
  */
 export async function getArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, offset = 0, length = 0, into?: Buffer, options: TransferOptions = {}): Promise<Buffer> {
   const headers: Record<string, string> = {};
@@ -503,7 +519,7 @@ export async function getArray(endpoint: DataPlaneEndpoint, token: string, array
           metadata: { field: 'length' },
         });
       }
-      if (into && into.byteLength < bodyLength) throw new RangeError(`getArray: the destination holds ${into.byteLength} bytes; the answer for array ${arrayId} has ${bodyLength}`);
+      if (into && into.byteLength < bodyLength) throw new DestinationTooSmallError(`getArray: the destination holds ${into.byteLength} bytes; the answer for array ${arrayId} has ${bodyLength}`, bodyLength);
       result = into ? into.subarray(0, bodyLength) : Buffer.allocUnsafe(bodyLength);
       return result;
     },
