@@ -362,24 +362,38 @@ export class LeaseSession {
    * with the array intact. The first byte the GET lacks is read first, within READ_CUT_PROBE_MS (the
    * transfer's deadline when sooner): its refusal is what ReadArray says now, and NOT_FOUND (the array
    * was the lease's when the GET was answered 200) is the FAILED_PRECONDITION "was freed" a ReadArray
-   * gets when the array is freed under it; any other failure of it (the daemon is gone) leaves undefined,
-   * UNAVAILABLE. Once that byte reads, the rest is read with the transfer's deadline, and its failure is
-   * the read's error. Undefined, without a call, when the daemon did not end the connection (a stall, a
-   * malformed answer).
+   * gets when the array is freed under it; the transfer's deadline passing meanwhile is DEADLINE_EXCEEDED;
+   * any other failure of it (the daemon is gone, READ_CUT_PROBE_MS passed) leaves undefined, UNAVAILABLE.
+   * Once that byte reads, the rest is read with the transfer's deadline, and its failure is the read's
+   * error. A ReadArray that ends without an error short of the bytes asked (the probe's byte, or the rest)
+   * is UNAVAILABLE saying so: `into` was allocated unsafe, and would be returned with bytes never read.
+   * Undefined, without a call, when the daemon did not end the connection (a stall, a malformed answer).
    */
   private async finishCutRead(arrayId: string, offset: number, into: Buffer, cut: DataPlaneTransferError, callOptions: { deadline?: number }): Promise<Buffer | TensormemClientError | undefined> {
     if (!cut.peerClosed) return undefined;
     const from = cut.bodyBytesReceived;
+    const what = `(the data plane GET was cut: ${cut.message})`;
+    /** A ReadArray that ended without an error before `bytes` from `at` (of the array) came: `into` would hold bytes never read. */
+    const short = (at: number, got: number, bytes: number) =>
+      new TensormemClientError(Status.UNAVAILABLE, undefined, `ReadArray of the rest of array ${arrayId} from byte ${at} answered ${got} of ${bytes} bytes ${what}`, { array_id: arrayId });
+    const probeDeadline = Math.min(callOptions.deadline ?? Infinity, Date.now() + READ_CUT_PROBE_MS);
+    let first: Buffer;
     try {
-      await this.readOverGrpc(arrayId, offset + from, 1, { deadline: Math.min(callOptions.deadline ?? Infinity, Date.now() + READ_CUT_PROBE_MS) }, into.subarray(from, from + 1));
+      first = await this.readOverGrpc(arrayId, offset + from, 1, { deadline: probeDeadline }, into.subarray(from, from + 1));
     } catch (error) {
       if (!(error instanceof TensormemClientError)) return undefined;
-      const what = `(the data plane GET was cut: ${cut.message})`;
       if (error.code === Status.NOT_FOUND) return new TensormemClientError(Status.FAILED_PRECONDITION, 'FAILED_PRECONDITION', `array ${arrayId} was freed ${what}`, { array_id: arrayId });
       if (error.code === Status.UNAUTHENTICATED || error.code === Status.FAILED_PRECONDITION) return new TensormemClientError(error.code, error.reason, `${error.details} ${what}`, error.errorMetadata);
+      // The transfer's own deadline, not READ_CUT_PROBE_MS, passed: DEADLINE_EXCEEDED, as anywhere else in the read.
+      if (error.code === Status.DEADLINE_EXCEEDED && callOptions.deadline !== undefined && callOptions.deadline <= probeDeadline) return new TensormemClientError(error.code, error.reason, `${error.details} ${what}`, error.errorMetadata);
       return undefined;
     }
-    if (from + 1 < into.byteLength) await this.readOverGrpc(arrayId, offset + from + 1, into.byteLength - from - 1, callOptions, into.subarray(from + 1));
+    if (first.byteLength !== 1) return short(offset + from, first.byteLength, 1);
+    const rest = into.byteLength - from - 1;
+    if (rest > 0) {
+      const read = await this.readOverGrpc(arrayId, offset + from + 1, rest, callOptions, into.subarray(from + 1));
+      if (read.byteLength !== rest) return short(offset + from + 1, read.byteLength, rest);
+    }
     return into;
   }
 

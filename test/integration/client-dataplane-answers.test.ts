@@ -1,15 +1,18 @@
 /**
  * The typed client's read() given data plane answers the daemon never gives, and the data plane
  * backoff with transfers under way together: a scripted TCP server stands in for the data plane (a
- * proxy's answer) in front of a real daemon's gRPC. A read's answer whose length is not what the
- * session knows of the array.
+ * proxy's answer, one cut short) in front of a real daemon's gRPC. A read's answer whose length is
+ * not what the session knows of the array, a resume over ReadArray answered short, a deadline that
+ * passes while the resume's first byte is awaited.
  */
+import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { answerWith, scriptedServer } from '../helpers/scripted-server';
+import { silentProxy } from '../helpers/silent-proxy';
 
 const MiB = 1024 * 1024;
 
@@ -56,6 +59,74 @@ describe('the typed client given data plane answers the daemon never gives', () 
       } finally {
         await server.close();
       }
+    }
+    await lease.close();
+  });
+
+  /**
+   * A client whose ReadArray calls of more than `longerThan` bytes end, without an error, after
+   * `keep` bytes of the first message: a daemon (or a gRPC proxy) that answers short.
+   */
+  function shortAnsweringClient(longerThan: number, keep: number): TensormemClient {
+    const shortClient = new TensormemClient(daemon.tcpAddress);
+    const readArray = shortClient.arrays.ReadArray.bind(shortClient.arrays) as (...args: unknown[]) => EventEmitter & { cancel(): void };
+    (shortClient.arrays as unknown as { ReadArray: unknown }).ReadArray = (request: { length: number }, ...rest: unknown[]) => {
+      const stream = readArray(request, ...rest);
+      if (request.length <= longerThan) return stream;
+      const short = Object.assign(new EventEmitter(), { cancel: () => stream.cancel() });
+      stream.on('error', () => {}); // the cancel below
+      stream.once('data', (message: { data: Buffer }) => {
+        stream.cancel();
+        short.emit('data', { data: message.data.subarray(0, keep) });
+        short.emit('end');
+      });
+      return short;
+    };
+    return shortClient;
+  }
+
+  it('a cut read whose resume over ReadArray is answered short fails UNAVAILABLE saying so, never returning bytes it did not read', async () => {
+    const { lease, arrayId } = await arrayOfRandomBytes('resume-short');
+    const truncated = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true));
+    // The rest answered short; then the first byte answered empty (nothing at all of the rest is read).
+    for (const [name, longerThan, keep, got, of] of [
+      ['rest', 1, 100, 100, MiB - 1001],
+      ['first byte', 0, 0, 0, 1],
+    ] as const) {
+      const shortClient = shortAnsweringClient(longerThan, keep);
+      try {
+        const session = new LeaseSession(shortClient, lease.lease, truncated.endpoint);
+        const error = (await session.read(arrayId, 0, MiB).catch((caught: unknown) => caught)) as TensormemClientError;
+        expect(error, name).toBeInstanceOf(TensormemClientError);
+        expect(error.code, name).toBe(status.UNAVAILABLE);
+        expect(error.details, name).toMatch(new RegExp(`ReadArray of the rest of array ${arrayId} from byte ${name === 'rest' ? 1001 : 1000} answered ${got} of ${of} bytes \\(the data plane GET was cut: .*the answer ended after 1000 of ${MiB} bytes\\)$`));
+      } finally {
+        shortClient.close();
+      }
+    }
+    await truncated.close();
+    await lease.close();
+  });
+
+  it('a cut read whose deadline passes while its first missing byte is awaited over gRPC is DEADLINE_EXCEEDED, not UNAVAILABLE', async () => {
+    const { lease, arrayId } = await arrayOfRandomBytes('resume-deadline');
+    const grpcProxy = await silentProxy(daemon.tcpAddress);
+    const truncated = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true));
+    const slowClient = new TensormemClient(grpcProxy.address, { deadlineMs: 1500 });
+    try {
+      await slowClient.memoryInfo(); // connected through the proxy before it goes silent
+      grpcProxy.goSilent();
+      const session = new LeaseSession(slowClient, lease.lease, truncated.endpoint);
+      const started = Date.now();
+      const error = (await session.read(arrayId, 0, MiB).catch((caught: unknown) => caught)) as TensormemClientError;
+      expect(error).toBeInstanceOf(TensormemClientError);
+      expect(error.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(error.details).toMatch(/the data plane GET was cut: .*the answer ended after 1000 of 1048576 bytes/);
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      slowClient.close();
+      await grpcProxy.close();
+      await truncated.close();
     }
     await lease.close();
   });
