@@ -27,7 +27,7 @@ export interface ClientOptions {
    * failure (or an error answer that is not the daemon's: a proxy's HTML 502) sends that transfer over
    * gRPC, and the lease's later large transfers too for a while: 1 s after the first failure, doubling
    * with each failure in a row up to 5 minutes (DATA_PLANE_RETRY_FIRST_MS, DATA_PLANE_RETRY_MAX_MS),
-   * then the data plane is tried again; a transfer it completes resets the wait. A connection not made within
+   * then the data plane is tried again; a transfer it completes (begun since the last failure) resets the wait. A connection not made within
    * `connectTimeoutMs` (default 5 s; with a deadline, at most half the time left to it, but not under
    * 1 s) is such a failure: a data port that drops SYNs (a firewall, a port the network does not expose) would
    * otherwise hold every large transfer until its deadline (DEADLINE_EXCEEDED, never retried) or for
@@ -78,7 +78,7 @@ export const DEFAULT_DATA_PLANE_STALL_TIMEOUT_MS = 90_000;
 /**
  * After a data plane connection failure a lease sends its large transfers over gRPC for this long,
  * then tries the data plane again; each failure in a row doubles the wait, up to
- * DATA_PLANE_RETRY_MAX_MS, and a transfer the data plane completes resets it. A try costs a refused
+ * DATA_PLANE_RETRY_MAX_MS, and a transfer the data plane completes (begun since the last failure) resets it. A try costs a refused
  * connect (well under a millisecond on the daemon's host) or, at a port that drops connection attempts,
  * up to connectTimeoutMs of that transfer: at the longest wait, 5 s in 5 minutes.
  */

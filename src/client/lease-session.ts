@@ -79,7 +79,10 @@ export class LeaseSession {
    */
   dataPlaneRetryAt = 0;
   private dataPlaneBackoffMs = 0;
-  /** Data plane failures so far: transfers under way together when the data plane fails count once. */
+  /**
+   * Data plane failures so far: transfers under way together when the data plane fails count once, and
+   * one begun before a failure that completes after it does not reset the backoff.
+   */
   private dataPlaneFailures = 0;
 
   constructor(
@@ -143,14 +146,17 @@ export class LeaseSession {
    */
   private async overHttp<T>(transfer: () => Promise<T>, afterCut?: (cut: DataPlaneTransferError) => Promise<TensormemClientError | { done: T } | undefined>): Promise<T | undefined> {
     const failuresBefore = this.dataPlaneFailures;
+    // The daemon answered: the data plane works, unless it failed since this transfer began (one under
+    // way on a connection made before the failure says nothing of new connections).
+    const answered = () => this.dataPlaneFailures === failuresBefore && this.dataPlaneWorks();
     try {
       const done = await transfer();
-      this.dataPlaneWorks();
+      answered();
       return done;
     } catch (error) {
       if (error instanceof DataPlaneHttpError) {
         if (error.body.reason === 'TOO_MANY_CONNECTIONS') return undefined;
-        this.dataPlaneWorks(); // the daemon answered
+        answered();
         throw clientErrorOfHttp(error);
       }
       if (error instanceof DataPlaneDeadlineError) throw new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, error.message, {});

@@ -1,17 +1,19 @@
 /**
  * The typed client's read() given data plane answers the daemon never gives, and the data plane
  * backoff with transfers under way together: a scripted TCP server stands in for the data plane (a
- * proxy's answer, one cut short) in front of a real daemon's gRPC. A read's answer whose length is
- * not what the session knows of the array, a resume over ReadArray answered short, a deadline that
- * passes while the resume's first byte is awaited.
+ * proxy's answer, one held back, one cut short) in front of a real daemon's gRPC. A read's answer
+ * whose length is not what the session knows of the array, a resume over ReadArray answered short, a
+ * deadline that passes while the resume's first byte is awaited, and a transfer begun before a data
+ * plane failure that completes after it.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
-import { answerWith, scriptedServer } from '../helpers/scripted-server';
+import { afterHead, answerWith, scriptedServer } from '../helpers/scripted-server';
 import { silentProxy } from '../helpers/silent-proxy';
 
 const MiB = 1024 * 1024;
@@ -127,6 +129,45 @@ describe('the typed client given data plane answers the daemon never gives', () 
       slowClient.close();
       await grpcProxy.close();
       await truncated.close();
+    }
+    await lease.close();
+  });
+
+  it('a transfer begun before a data plane failure that completes after it does not end the backoff that failure set', async () => {
+    const { lease, arrayId } = await arrayOfRandomBytes('stale-success');
+    const conflict = JSON.stringify({ code: 409, status: 'FAILED_PRECONDITION', reason: 'FAILED_PRECONDITION', message: 'the daemon\'s JSON error', metadata: {} });
+    for (const held of [
+      `HTTP/1.1 200 OK\r\nContent-Length: ${MiB}\r\n\r\n${'y'.repeat(MiB)}`,
+      `HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: ${conflict.length}\r\n\r\n${conflict}`,
+    ]) {
+      // The first connection's answer is held until `release`; every later one is a proxy's HTML 502.
+      let connections = 0;
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let firstHeadIn!: () => void;
+      const firstHead = new Promise<void>((resolve) => (firstHeadIn = resolve));
+      const server = await scriptedServer((socket: Socket) => {
+        if (++connections === 1) {
+          afterHead(socket, () => {
+            firstHeadIn();
+            void released.then(() => socket.write(held));
+          });
+        } else answerWith('HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 11\r\n\r\nbad gateway', true)(socket);
+      });
+      try {
+        const session = new LeaseSession(client, lease.lease, server.endpoint);
+        const first = session.read(arrayId, 0, MiB).catch((error: unknown) => error);
+        await firstHead;
+        await session.read(arrayId, 0, MiB); // a 502: over gRPC, and the data plane skipped for 1 s
+        const retryAt = session.dataPlaneRetryAt;
+        expect(retryAt).toBeGreaterThan(Date.now());
+        release();
+        await first;
+        expect(session.transfers.grpc).toBe(1);
+        expect(session.dataPlaneRetryAt).toBe(retryAt);
+      } finally {
+        await server.close();
+      }
     }
     await lease.close();
   });
