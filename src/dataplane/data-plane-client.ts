@@ -50,7 +50,7 @@ export class DataPlaneTransferError extends Error {
     override readonly cause?: unknown,
     /** The daemon's side ended the connection (a close or a reset) mid-answer, as it does when a change of the array cuts a GET: not a malformed answer or a stall. */
     readonly peerClosed = false,
-    /** Bytes of the answer's body received before the failure: a GET into a destination holds them at its start. */
+    /** Bytes of a successful answer's body received into a GET's destination before the failure, at its start (0 for an error answer's body). */
     readonly bodyBytesReceived = 0,
   ) {
     super(message);
@@ -356,6 +356,8 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       }
     };
 
+    /** Bytes of the body in `destination`: none of an error answer's body (collected apart) is there. */
+    const held = () => (destination ? received : 0);
     /** The connection failed before the answer: on a reused connection with no byte of it yet, LostBeforeAnswer (sent again). */
     const failedBeforeAnswer = (message: string, cause?: Error) => finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: ${message}`, cause, bodyBytesOut));
     connection.hold({
@@ -363,11 +365,11 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       onRead,
       onError: (error) => {
         if (!response) failedBeforeAnswer(error.message, error);
-        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error, true, received));
+        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error, true, held()));
       },
       onClose: () => {
         if (!response) failedBeforeAnswer('connection closed before an answer');
-        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`, undefined, true, received));
+        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`, undefined, true, held()));
       },
     });
     if (transfer.deadline !== undefined) {
@@ -400,7 +402,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
           }
           const message = `data plane ${describe(endpoint)}: no byte moved either way for ${still} ms`;
           if (!response) finish(new DataPlaneConnectionError(`${message}, before an answer`, undefined, bodyBytesOut));
-          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`, undefined, false, received));
+          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`, undefined, false, held()));
         });
       stallTimer = setTimeout(check, stallTimeoutMs);
     };

@@ -2,9 +2,9 @@
  * The typed client's read() given data plane answers the daemon never gives, and the data plane
  * backoff with transfers under way together: a scripted TCP server stands in for the data plane (a
  * proxy's answer, one held back, one cut short) in front of a real daemon's gRPC. A read's answer
- * whose length is not what the session knows of the array, a resume over ReadArray answered short, a
- * deadline that passes while the resume's first byte is awaited, and a transfer begun before a data
- * plane failure that completes after it.
+ * whose length is not what the session knows of the array, an error answer cut mid-body, a resume
+ * over ReadArray answered short, a deadline that passes while the resume's first byte is awaited, and
+ * a transfer begun before a data plane failure that completes after it.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -61,6 +61,21 @@ describe('the typed client given data plane answers the daemon never gives', () 
       } finally {
         await server.close();
       }
+    }
+    await lease.close();
+  });
+
+  it('a read whose error answer is cut mid-body (a proxy\'s 502 page) is read whole over gRPC: none of the Buffer is taken as read from that page', async () => {
+    const { lease, arrayId, bytes } = await arrayOfRandomBytes('error-cut');
+    const server = await scriptedServer(answerWith(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n${'<'.repeat(500)}`, true));
+    try {
+      const session = new LeaseSession(client, lease.lease, server.endpoint);
+      const data = await session.read(arrayId, 0, MiB);
+      expect(data.subarray(0, 500).equals(bytes.subarray(0, 500))).toBe(true);
+      expect(data.equals(bytes)).toBe(true);
+      expect(session.transfers).toEqual({ http: 0, grpc: 1 });
+    } finally {
+      await server.close();
     }
     await lease.close();
   });
