@@ -80,10 +80,11 @@ export class LeaseSession {
   dataPlaneRetryAt = 0;
   private dataPlaneBackoffMs = 0;
   /**
-   * Data plane failures so far: transfers under way together when the data plane fails count once, and
-   * one begun before a failure that completes after it does not reset the backoff.
+   * Data plane failures so far and changes of the endpoint (the dataPlane setter): transfers under way
+   * together when the data plane fails count once, one begun before a failure that completes after it
+   * does not reset the backoff, and one to an endpoint since replaced does neither.
    */
-  private dataPlaneFailures = 0;
+  private dataPlaneEpoch = 0;
 
   constructor(
     readonly client: TensormemClient,
@@ -97,7 +98,8 @@ export class LeaseSession {
 
   /**
    * The HTTP data plane, when the daemon has one this client can use (skipped until dataPlaneRetryAt
-   * after a connection failure). Setting it (the data plane moved) tries the new one at the next transfer.
+   * after a connection failure). Setting it (the data plane moved) tries the new one at the next transfer;
+   * transfers still under way to the one it replaced neither set nor reset the backoff when they end.
    */
   get dataPlane(): DataPlaneEndpoint | undefined {
     return this.endpoint;
@@ -105,6 +107,7 @@ export class LeaseSession {
 
   set dataPlane(endpoint: DataPlaneEndpoint | undefined) {
     this.endpoint = endpoint;
+    this.dataPlaneEpoch++;
     this.dataPlaneWorks();
   }
 
@@ -113,10 +116,10 @@ export class LeaseSession {
     this.dataPlaneBackoffMs = 0;
   }
 
-  /** A transfer begun after `failuresBefore` failures could not use the data plane: gRPC until the backoff ends. */
-  private dataPlaneFailed(failuresBefore: number): void {
-    if (this.dataPlaneFailures !== failuresBefore) return;
-    this.dataPlaneFailures++;
+  /** A transfer begun at `epochBefore` could not use the data plane: gRPC until the backoff ends (unless a failure or a new endpoint came since). */
+  private dataPlaneFailed(epochBefore: number): void {
+    if (this.dataPlaneEpoch !== epochBefore) return;
+    this.dataPlaneEpoch++;
     this.dataPlaneBackoffMs = Math.min(this.dataPlaneBackoffMs * 2 || DATA_PLANE_RETRY_FIRST_MS, DATA_PLANE_RETRY_MAX_MS);
     this.dataPlaneRetryAt = Date.now() + this.dataPlaneBackoffMs;
   }
@@ -145,10 +148,10 @@ export class LeaseSession {
    * `afterCut` may name a better error for the latter, or finish the transfer another way (read).
    */
   private async overHttp<T>(transfer: () => Promise<T>, afterCut?: (cut: DataPlaneTransferError) => Promise<TensormemClientError | { done: T } | undefined>): Promise<T | undefined> {
-    const failuresBefore = this.dataPlaneFailures;
-    // The daemon answered: the data plane works, unless it failed since this transfer began (one under
-    // way on a connection made before the failure says nothing of new connections).
-    const answered = () => this.dataPlaneFailures === failuresBefore && this.dataPlaneWorks();
+    const epochBefore = this.dataPlaneEpoch;
+    // The daemon answered: the data plane works, unless it failed (or moved) since this transfer began
+    // (one under way on a connection made before the failure says nothing of new connections).
+    const answered = () => this.dataPlaneEpoch === epochBefore && this.dataPlaneWorks();
     try {
       const done = await transfer();
       answered();
@@ -166,7 +169,7 @@ export class LeaseSession {
         throw after ?? new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
       }
       if (error instanceof DataPlaneConnectionError) {
-        this.dataPlaneFailed(failuresBefore);
+        this.dataPlaneFailed(epochBefore);
         return undefined;
       }
       throw error;

@@ -4,7 +4,8 @@
  * proxy's answer, one held back, one cut short) in front of a real daemon's gRPC. A read's answer
  * whose length is not what the session knows of the array, an error answer cut mid-body, a resume
  * over ReadArray answered short, a deadline that passes while the resume's first byte is awaited, and
- * a transfer begun before a data plane failure that completes after it.
+ * a transfer begun before a data plane failure that completes after it, or before lease.dataPlane
+ * was set to another endpoint.
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -148,6 +149,26 @@ describe('the typed client given data plane answers the daemon never gives', () 
     await lease.close();
   });
 
+  const BAD_GATEWAY = 'HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 11\r\n\r\nbad gateway';
+
+  /** A data plane whose first connection is answered `held` once `release()` is called; every later one a proxy's HTML 502. */
+  async function heldFirstAnswer(held: string): Promise<{ server: Awaited<ReturnType<typeof scriptedServer>>; firstHead: Promise<void>; release(): void }> {
+    let connections = 0;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let firstHeadIn!: () => void;
+    const firstHead = new Promise<void>((resolve) => (firstHeadIn = resolve));
+    const server = await scriptedServer((socket: Socket) => {
+      if (++connections === 1) {
+        afterHead(socket, () => {
+          firstHeadIn();
+          void released.then(() => socket.write(held));
+        });
+      } else answerWith(BAD_GATEWAY, true)(socket);
+    });
+    return { server, firstHead, release };
+  }
+
   it('a transfer begun before a data plane failure that completes after it does not end the backoff that failure set', async () => {
     const { lease, arrayId } = await arrayOfRandomBytes('stale-success');
     const conflict = JSON.stringify({ code: 409, status: 'FAILED_PRECONDITION', reason: 'FAILED_PRECONDITION', message: 'the daemon\'s JSON error', metadata: {} });
@@ -155,20 +176,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
       `HTTP/1.1 200 OK\r\nContent-Length: ${MiB}\r\n\r\n${'y'.repeat(MiB)}`,
       `HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: ${conflict.length}\r\n\r\n${conflict}`,
     ]) {
-      // The first connection's answer is held until `release`; every later one is a proxy's HTML 502.
-      let connections = 0;
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let firstHeadIn!: () => void;
-      const firstHead = new Promise<void>((resolve) => (firstHeadIn = resolve));
-      const server = await scriptedServer((socket: Socket) => {
-        if (++connections === 1) {
-          afterHead(socket, () => {
-            firstHeadIn();
-            void released.then(() => socket.write(held));
-          });
-        } else answerWith('HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 11\r\n\r\nbad gateway', true)(socket);
-      });
+      const { server, firstHead, release } = await heldFirstAnswer(held);
       try {
         const session = new LeaseSession(client, lease.lease, server.endpoint);
         const first = session.read(arrayId, 0, MiB).catch((error: unknown) => error);
@@ -183,6 +191,26 @@ describe('the typed client given data plane answers the daemon never gives', () 
       } finally {
         await server.close();
       }
+    }
+    await lease.close();
+  });
+
+  it('setting lease.dataPlane: a transfer under way to the endpoint it replaced that fails afterwards does not set the backoff for the new one', async () => {
+    const { lease, arrayId, bytes } = await arrayOfRandomBytes('moved');
+    const daemonDataPlane = lease.dataPlane!;
+    const old = await heldFirstAnswer(BAD_GATEWAY);
+    try {
+      const session = new LeaseSession(client, lease.lease, old.server.endpoint);
+      const first = session.read(arrayId, 0, MiB);
+      await old.firstHead;
+      session.dataPlane = daemonDataPlane; // the data plane moved
+      old.release();
+      expect((await first).equals(bytes)).toBe(true); // the old endpoint's 502: read over gRPC
+      expect(session.dataPlaneRetryAt).toBe(0);
+      expect((await session.read(arrayId, 0, MiB)).equals(bytes)).toBe(true);
+      expect(session.transfers).toEqual({ http: 1, grpc: 1 });
+    } finally {
+      await old.server.close();
     }
     await lease.close();
   });
