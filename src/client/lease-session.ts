@@ -322,7 +322,7 @@ export class LeaseSession {
       return this.readOverGrpc(arrayId, offset, length, callOptions, expected);
     }
     // httpFor gave the data plane, so the answer's size is known: one Buffer for it, whichever way it comes.
-    const into = Buffer.allocUnsafe(expected!);
+    const into = answerBuffer(arrayId, expected!);
     let resumed = false;
     const data = await this.overHttp(
       () => this.getInto(http, arrayId, offset, length, into, callOptions),
@@ -430,9 +430,11 @@ export class LeaseSession {
    * seen), the chunks are gathered and joined. `expected` may be the Buffer to read into, of the answer's size.
    */
   private readOverGrpc(arrayId: string, offset: number, length: number, callOptions: { deadline?: number }, expected?: number | Buffer): Promise<Buffer> {
+    // Allocated before the call: one that cannot be fails the read with nothing sent (and no stream left open).
+    const buffer = typeof expected === 'object' ? expected : expected !== undefined && expected > 0 ? answerBuffer(arrayId, expected) : undefined;
     return new Promise((resolve, reject) => {
       const stream = this.client.arrays.ReadArray({ array_id: arrayId, offset, length }, this.md, callOptions);
-      let into = typeof expected === 'object' ? expected : expected !== undefined && expected > 0 ? Buffer.allocUnsafe(expected) : undefined;
+      let into = buffer;
       const chunks: Buffer[] = [];
       let received = 0;
       let tooLarge = false;
@@ -717,6 +719,21 @@ function afterCutPut(error: unknown, cut: DataPlaneConnectionError, arrayId: str
 function readTooLarge(arrayId: string, bytes: string): TensormemClientError {
   const message = `a read of ${bytes} bytes of array ${arrayId} does not fit in one Buffer (at most ${LeaseSession.maxReadBytes} bytes): read it in ranges`;
   return new TensormemClientError(Status.RESOURCE_EXHAUSTED, undefined, message, { field: 'length' });
+}
+
+/**
+ * The Buffer for a read's `bytes`. Under buffer.constants.MAX_LENGTH (2^53 - 1 on Node.js 22 and
+ * later) the memory may still be missing: V8 throws a RangeError ("Array buffer allocation failed"),
+ * which is RESOURCE_EXHAUSTED naming the read here, before anything is sent.
+ */
+function answerBuffer(arrayId: string, bytes: number): Buffer {
+  try {
+    return Buffer.allocUnsafe(bytes);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    const message = `a read of ${bytes} bytes of array ${arrayId}: this process could not allocate a Buffer that large (${error.message}): read it in ranges`;
+    throw new TensormemClientError(Status.RESOURCE_EXHAUSTED, undefined, message, { field: 'length' });
+  }
 }
 
 /** A read of `bytes` (0: to the end, size unknown here), checked before anything is sent. */

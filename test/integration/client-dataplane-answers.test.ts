@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { afterHead, answerWith, scriptedServer } from '../helpers/scripted-server';
@@ -211,6 +211,34 @@ describe('the typed client given data plane answers the daemon never gives', () 
       expect(session.transfers).toEqual({ http: 1, grpc: 1 });
     } finally {
       await old.server.close();
+    }
+    await lease.close();
+  });
+
+  it('a read whose Buffer this process cannot allocate (V8\'s "Array buffer allocation failed") is RESOURCE_EXHAUSTED naming the bytes, over HTTP and gRPC, not a raw RangeError', async () => {
+    const { lease, arrayId } = await arrayOfRandomBytes('no-memory');
+    const huge = 3 * 1024 * MiB; // under buffer.constants.MAX_LENGTH: only the memory for it is missing
+    const allocUnsafe = Buffer.allocUnsafe.bind(Buffer);
+    const spy = vi.spyOn(Buffer, 'allocUnsafe').mockImplementation((size: number) => {
+      if (size === huge) throw new RangeError('Array buffer allocation failed');
+      return allocUnsafe(size);
+    });
+    try {
+      // A session that has not seen the array's size: the daemon would answer OUT_OF_RANGE, once asked.
+      const session = new LeaseSession(client, lease.lease, lease.dataPlane);
+      for (const [name, read] of [
+        ['read', () => session.read(arrayId, 0, huge)],
+        ['readGrpc', () => session.readGrpc(arrayId, 0, huge)],
+      ] as const) {
+        const error = (await read().catch((caught: unknown) => caught)) as TensormemClientError;
+        expect(error, name).toBeInstanceOf(TensormemClientError);
+        expect(error.code, name).toBe(status.RESOURCE_EXHAUSTED);
+        expect(error.details, name).toBe(`a read of ${huge} bytes of array ${arrayId}: this process could not allocate a Buffer that large (Array buffer allocation failed): read it in ranges`);
+        expect(error.errorMetadata, name).toEqual({ field: 'length' });
+      }
+      expect(session.transfers).toEqual({ http: 0, grpc: 0 });
+    } finally {
+      spy.mockRestore();
     }
     await lease.close();
   });
