@@ -298,8 +298,16 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
         if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
       }
       const code = Number(status[2]);
-      if (code === 100) {
-        sendBody();
+      // Interim answers come before the final one, as many as the server sends (RFC 9110 §15.2: a client
+      // MUST parse them even when it did not expect them): 100 lets a PUT's body go, others (103 Early
+      // Hints from a proxy or CDN, 102) say nothing to this client. 101 switches protocols, asked for
+      // by no request here.
+      if (code === 101) {
+        finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: HTTP 101 Switching Protocols to a request that asked for no upgrade (another server's answer)`, undefined, bodyBytesOut));
+        return false;
+      }
+      if (code < 200) {
+        if (code === 100) sendBody();
         return true;
       }
       // A final answer before the body went out (a refusal): the body is never sent, and the
