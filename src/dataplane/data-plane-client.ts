@@ -23,7 +23,9 @@ export class DataPlaneHttpError extends Error {
 
 /**
  * The transfer failed before any response arrived (connection refused, reset, no such socket), or the
- * answer was not the daemon's (an error without its JSON body: a proxy's): safe to retry another way.
+ * answer was not the daemon's (an error without its JSON body: a proxy's; a head the daemon never
+ * sends: not HTTP/1.x, over 64 KiB, a body framed otherwise than by one Content-Length): safe to retry
+ * another way.
  * A PUT whose body had begun (`bodyBytesSent` > 0) may have changed up to that many bytes of its
  * range: the daemon writes a body into the array as it arrives.
  */
@@ -40,9 +42,8 @@ export class DataPlaneConnectionError extends Error {
 }
 
 /**
- * The transfer failed after the answer's head arrived (connection reset or closed mid-body, a malformed
- * answer, no byte moved for `stallTimeoutMs`): the request may have taken effect, so it is not retried
- * another way.
+ * The transfer failed after the answer's head arrived (connection reset or closed mid-body, no byte
+ * moved for `stallTimeoutMs`): the request may have taken effect, so it is not retried another way.
  */
 export class DataPlaneTransferError extends Error {
   constructor(
@@ -287,16 +288,12 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
     };
     const onHead = (text: string): boolean => {
       const lines = text.split('\r\n');
-      const status = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0]);
+      const status = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(lines[0]);
       if (!status) {
-        finish(new DataPlaneConnectionError(`not an HTTP response: ${JSON.stringify(lines[0].slice(0, 80))}`, undefined, bodyBytesOut));
+        finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: not an HTTP/1.x response: ${JSON.stringify(lines[0].slice(0, 80))}`, undefined, bodyBytesOut));
         return false;
       }
-      const headers: Record<string, string> = {};
-      for (const line of lines.slice(1)) {
-        const colon = line.indexOf(':');
-        if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-      }
+      const headers = headersOf(lines.slice(1));
       const code = Number(status[2]);
       // Interim answers come before the final one, as many as the server sends (RFC 9110 §15.2: a client
       // MUST parse them even when it did not expect them): 100 lets a PUT's body go, others (103 Early
@@ -316,11 +313,14 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       closes = !bodySent || status[1] === '0' || /(^|,)\s*close\s*(,|$)/i.test(headers.connection ?? '');
       bodySent = true;
       response = { status: code, headers };
-      bodyLength = Number(headers['content-length'] ?? '0');
-      if (!Number.isSafeInteger(bodyLength) || bodyLength < 0) {
-        finish(new DataPlaneTransferError(`bad Content-Length in the data plane's answer: ${headers['content-length']}`));
+      const length = bodyLengthOf(code, headers);
+      if (typeof length === 'string') {
+        // The daemon frames every answer with one Content-Length: this is another server's answer, and
+        // where its body ends is unknown (the connection is closed unread).
+        finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: ${length} (another server's answer, such as a proxy's)`, undefined, bodyBytesOut));
         return false;
       }
+      bodyLength = length;
       try {
         destination = destinationFor?.(code, headers, bodyLength);
       } catch (error) {
@@ -346,7 +346,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       for (;;) {
         const end = pendingHead.indexOf('\r\n\r\n');
         if (end < 0) {
-          if (pendingHead.byteLength > MAX_HEAD_BYTES) finish(new DataPlaneTransferError('the data plane sent a response head over 64 KiB'));
+          if (pendingHead.byteLength > MAX_HEAD_BYTES) finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: a response head over 64 KiB (the daemon's are a few hundred bytes: another server's answer)`, undefined, bodyBytesOut));
           return true;
         }
         const text = pendingHead.subarray(0, end).toString('latin1');
@@ -425,6 +425,49 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
     if (connection.connecting) socket.once('connect', start);
     else start();
   });
+}
+
+/**
+ * An answer's header lines as lower-case names and values: a name sent more than once has its values
+ * joined with ", " (RFC 9110 §5.3), and a line that begins with a space or tab continues the one
+ * before it (obs-fold, which a client replaces with a space, RFC 9112 §5.2). No prototype: a header
+ * named "constructor" is a header.
+ */
+function headersOf(lines: string[]): Record<string, string> {
+  const headers = Object.create(null) as Record<string, string>;
+  let last: string | undefined;
+  for (const line of lines) {
+    if (last !== undefined && /^[ \t]/.test(line)) {
+      headers[last] = `${headers[last]} ${line.trim()}`.trim();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    last = colon > 0 ? line.slice(0, colon).trim().toLowerCase() : undefined;
+    if (last === undefined) continue;
+    const value = line.slice(colon + 1).trim();
+    headers[last] = last in headers ? `${headers[last]}, ${value}` : value;
+  }
+  return headers;
+}
+
+/**
+ * The length of an answer's body (RFC 9112 §6.3), or why this client cannot tell it: none for a 204 or
+ * 304, whatever they say; else one Content-Length, a decimal number (sent twice with the same value is
+ * that value, RFC 9110 §8.6). A Transfer-Encoding (chunked), or a success without Content-Length (a
+ * body until the connection closes), is framing the daemon never sends; an error without one has no
+ * body worth reading (it is not the daemon's JSON error either way).
+ */
+function bodyLengthOf(status: number, headers: Record<string, string>): number | string {
+  if (status === 204 || status === 304) return 0;
+  const codings = headers['transfer-encoding'];
+  if (codings !== undefined) return `Transfer-Encoding ${JSON.stringify(codings.slice(0, 100))}: a body framed otherwise than by Content-Length, which this client does not read`;
+  const value = headers['content-length'];
+  if (value === undefined) return status < 300 ? `HTTP ${status} without a Content-Length (a body until the connection closes)` : 0;
+  const values = new Set(value.split(',').map((element) => element.trim()));
+  const [only] = values;
+  // Past 15 digits a Number rounds, and no array is that large (as the daemon's own parser says).
+  if (values.size !== 1 || !/^\d{1,15}$/.test(only)) return `Content-Length ${JSON.stringify(value.slice(0, 100))} is not one decimal number`;
+  return Number(only);
 }
 
 /** The idle timeout an answer announces (`Keep-Alive: timeout=N`), in seconds; DEFAULT_SERVER_KEEP_ALIVE_SECONDS when it says none. */

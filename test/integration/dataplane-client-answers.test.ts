@@ -64,4 +64,55 @@ describe('the data plane client given answers of other HTTP servers', () => {
       connections.close();
     }
   });
+
+  /** What getArray (to the end) gives for `answer`: the body as text, or the error. */
+  async function getAnswered(answer: string, end = false): Promise<string | Error> {
+    const server = await serve(answerWith(answer, end));
+    return getArray(server.endpoint, 't', 'a', 0, 0, undefined, { stallTimeoutMs: 2000 }).then(
+      (data) => data.toString('latin1'),
+      (error: unknown) => error as Error,
+    );
+  }
+
+  it('reads a Content-Length sent twice with one value, or folded onto a second line (obs-fold), as that length', async () => {
+    for (const head of ['Content-Length: 4\r\nContent-Length: 4', 'Content-Length: 4, 4', 'Content-Length:\r\n 4', 'content-length:4']) {
+      expect(await getAnswered(`HTTP/1.1 200 OK\r\n${head}\r\n\r\nabcd`), head).toBe('abcd');
+    }
+  });
+
+  it('an answer whose Content-Length is not one decimal number, or that is framed otherwise (chunked, until close), is another server\'s, never a body of a made-up length', async () => {
+    const answers: Array<[string, RegExp]> = [
+      ['Content-Length: +4\r\n\r\nabcd', /Content-Length "\+4" is not one decimal number/],
+      ['Content-Length: 0x4\r\n\r\nabcd', /Content-Length "0x4" is not one decimal number/],
+      ['Content-Length: 4.0\r\n\r\nabcd', /Content-Length "4\.0" is not one decimal number/],
+      ['Content-Length: 4e0\r\n\r\nabcd', /Content-Length "4e0" is not one decimal number/],
+      ['Content-Length: \r\n\r\nabcd', /Content-Length "" is not one decimal number/],
+      ['Content-Length: 4\r\nContent-Length: 2\r\n\r\nabcd', /Content-Length "4, 2" is not one decimal number/],
+      ['Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n', /Transfer-Encoding "chunked": a body framed otherwise than by Content-Length/],
+      ['Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n4\r\nabcd\r\n0\r\n\r\n', /Transfer-Encoding "chunked": a body framed otherwise than by Content-Length/],
+      ['Connection: close\r\n\r\nabcd', /HTTP 200 without a Content-Length/],
+    ];
+    for (const [rest, message] of answers) {
+      const error = await getAnswered(`HTTP/1.1 200 OK\r\n${rest}`, true);
+      expect(error, rest).toBeInstanceOf(DataPlaneConnectionError);
+      expect((error as Error).message, rest).toMatch(message);
+    }
+  });
+
+  it('a status line that is not HTTP/1.x and three digits, and a head past 64 KiB, are another server\'s answer (sent another way)', async () => {
+    for (const answer of ['HTTP/1.1 2000 OK\r\nContent-Length: 4\r\n\r\nabcd', `HTTP/1.1 200 OK\r\nX-Padding: ${'p'.repeat(70 * 1024)}`]) {
+      const error = await getAnswered(answer);
+      expect(error, answer.slice(0, 20)).toBeInstanceOf(DataPlaneConnectionError);
+    }
+  });
+
+  it('a 304 or 204 has no body, whatever its Content-Length says: not waited for until the stall timeout', async () => {
+    for (const status of ['304 Not Modified', '204 No Content']) {
+      const started = Date.now();
+      const error = await getAnswered(`HTTP/1.1 ${status}\r\nContent-Length: 4\r\n\r\n`);
+      expect(error, status).toBeInstanceOf(DataPlaneConnectionError);
+      expect((error as Error).message, status).toMatch(new RegExp(`HTTP ${status.slice(0, 3)} without the daemon's JSON error`));
+      expect(Date.now() - started, status).toBeLessThan(1000);
+    }
+  });
 });
