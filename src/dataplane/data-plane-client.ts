@@ -470,6 +470,18 @@ function bodyLengthOf(status: number, headers: Record<string, string>): number |
   return Number(only);
 }
 
+/**
+ * The array's size from a 206's `Content-Range: bytes FIRST-LAST/SIZE` when it is the daemon's answer
+ * to a range that passes the end: from `offset`, `bodyLength` bytes, up to the last byte of the
+ * array; undefined for any other.
+ */
+function clippedAtEnd(contentRange: string | undefined, offset: number, bodyLength: number): string | undefined {
+  const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange ?? '');
+  if (!range) return undefined;
+  const [first, last, size] = range.slice(1).map(BigInt);
+  return first === BigInt(offset) && last - first + 1n === BigInt(bodyLength) && last + 1n === size ? range[3] : undefined;
+}
+
 /** The idle timeout an answer announces (`Keep-Alive: timeout=N`), in seconds; DEFAULT_SERVER_KEEP_ALIVE_SECONDS when it says none. */
 function keepAliveSeconds(headers: Record<string, string>): number {
   const timeout = /(?:^|,)\s*timeout\s*=\s*(\d+)/i.exec(headers['keep-alive'] ?? '')?.[1];
@@ -548,7 +560,9 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
  * GET [offset, offset + length) of the array (length 0: to the end) read straight into `into` when
  * given (it must hold the bytes; the result is a view of it), else into a new Buffer. With length > 0
  * exactly `length` bytes come back: a range that passes the end of the array (which the daemon clips)
- * rejects with DataPlaneHttpError OUT_OF_RANGE, as ReadArray does, before the body is read. An `into`
+ * rejects with DataPlaneHttpError OUT_OF_RANGE, as ReadArray does, before the body is read; an answer
+ * of another length that is not that clip (206 from `offset` to the array's last byte) is another
+ * server's, a DataPlaneConnectionError. An `into`
  * too small for the answer rejects with a DestinationTooSmallError (a RangeError) before the body is read.
  */
 export async function getArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, offset = 0, length = 0, into?: Buffer, options: TransferOptions = {}): Promise<Buffer> {
@@ -562,8 +576,14 @@ export async function getArray(endpoint: DataPlaneEndpoint, token: string, array
     (status, answerHeaders, bodyLength) => {
       if (status !== 200 && status !== 206) return undefined;
       if (length !== 0 && bodyLength !== length) {
-        // The daemon clips a Range that passes the end; say what ReadArray says instead.
-        const total = /\/(\d+)\s*$/.exec(answerHeaders['content-range'] ?? '')?.[1] ?? (status === 200 ? String(bodyLength) : '?');
+        // The daemon clips a Range that passes the end; say what ReadArray says instead. Any other
+        // length (a 200 to a Range, a range it did not ask for) is another server's answer.
+        const contentRange = answerHeaders['content-range'];
+        const total = status === 206 ? clippedAtEnd(contentRange, offset, bodyLength) : undefined;
+        if (total === undefined || bodyLength > length) {
+          const named = contentRange === undefined ? '' : ` (Content-Range ${JSON.stringify(contentRange.slice(0, 100))})`;
+          throw new DataPlaneConnectionError(`data plane ${describe(endpoint)}: a read of ${length} bytes at offset ${offset} of array ${arrayId} was answered HTTP ${status} with ${bodyLength} bytes${named}: not the daemon's answer (another server's, such as a proxy's)`);
+        }
         throw new DataPlaneHttpError({
           code: 416,
           status: 'OUT_OF_RANGE',

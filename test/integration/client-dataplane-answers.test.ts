@@ -66,6 +66,27 @@ describe('the typed client given data plane answers the daemon never gives', () 
     await lease.close();
   });
 
+  it('a read of a length answered 200/206 with another length that is not the daemon\'s clip at the end is read over gRPC with the backoff set, not a made-up OUT_OF_RANGE', async () => {
+    const { lease, arrayId, bytes } = await arrayOfRandomBytes('range-length');
+    for (const answer of [
+      'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' + 'x'.repeat(1000),
+      `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-999/${4 * MiB}\r\nContent-Length: 1000\r\n\r\n${'x'.repeat(1000)}`,
+    ]) {
+      const server = await scriptedServer(answerWith(answer));
+      try {
+        const session = new LeaseSession(client, lease.lease, server.endpoint);
+        const data = await session.read(arrayId, 0, MiB).catch((error: unknown) => error);
+        expect(data, answer.slice(0, 30)).toBeInstanceOf(Buffer);
+        expect((data as Buffer).equals(bytes)).toBe(true);
+        expect(session.transfers).toEqual({ http: 0, grpc: 1 });
+        expect(session.dataPlaneRetryAt).toBeGreaterThan(Date.now());
+      } finally {
+        await server.close();
+      }
+    }
+    await lease.close();
+  });
+
   it('a read whose error answer is cut mid-body (a proxy\'s 502 page) is read whole over gRPC: none of the Buffer is taken as read from that page', async () => {
     const { lease, arrayId, bytes } = await arrayOfRandomBytes('error-cut');
     const server = await scriptedServer(answerWith(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n${'<'.repeat(500)}`, true));

@@ -6,7 +6,7 @@
  */
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DataPlaneConnectionError, getArray, putArray } from '../../src/dataplane/data-plane-client';
+import { DataPlaneConnectionError, DataPlaneHttpError, getArray, putArray } from '../../src/dataplane/data-plane-client';
 import { DataPlaneConnections } from '../../src/dataplane/data-plane-connections';
 import { answerWith, scriptedServer } from '../helpers/scripted-server';
 
@@ -113,6 +113,28 @@ describe('the data plane client given answers of other HTTP servers', () => {
       expect(error, status).toBeInstanceOf(DataPlaneConnectionError);
       expect((error as Error).message, status).toMatch(new RegExp(`HTTP ${status.slice(0, 3)} without the daemon's JSON error`));
       expect(Date.now() - started, status).toBeLessThan(1000);
+    }
+  });
+
+  it('a range answered with another length is OUT_OF_RANGE only when it is the daemon\'s clip at the array\'s end; any other is another server\'s answer', async () => {
+    // The daemon clips a range that passes the end: 206 from the offset to the last byte, of the array's size.
+    const clipped = await serve(answerWith('HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-3/4\r\nContent-Length: 2\r\n\r\ncd'));
+    const outOfRange = await getArray(clipped.endpoint, 't', 'a', 2, 4).catch((error: unknown) => error);
+    expect(outOfRange).toBeInstanceOf(DataPlaneHttpError);
+    expect((outOfRange as DataPlaneHttpError).body).toMatchObject({ status: 'OUT_OF_RANGE', message: 'length: 4 bytes at offset 2 pass the end of array a (4 bytes)' });
+    const answers = [
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\ncd', // a whole "array" of 2 bytes, though a range was asked
+      'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nabcdefgh', // a Range ignored
+      'HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-9/100\r\nContent-Length: 8\r\n\r\nabcdefgh', // longer than asked
+      'HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-3/100\r\nContent-Length: 2\r\n\r\ncd', // short, not at the end
+      'HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1/2\r\nContent-Length: 2\r\n\r\ncd', // another range
+      'HTTP/1.1 206 Partial Content\r\nContent-Length: 2\r\n\r\ncd', // no Content-Range
+    ];
+    for (const answer of answers) {
+      const server = await serve(answerWith(answer));
+      const error = await getArray(server.endpoint, 't', 'a', 2, 4).catch((caught: unknown) => caught);
+      expect(error, answer).toBeInstanceOf(DataPlaneConnectionError);
+      expect((error as Error).message, answer).toMatch(/a read of 4 bytes at offset 2 of array a was answered HTTP 20[06] with \d+ bytes.*not the daemon's answer/);
     }
   });
 });
