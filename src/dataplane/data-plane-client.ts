@@ -552,7 +552,14 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
   } catch {
     // checked below
   }
-  if (typeof written !== 'number') throw new DataPlaneTransferError(`data plane ${describe(endpoint)}: a PUT answered 200 without bytes_written: ${JSON.stringify(response.body!.toString('utf8').slice(0, 200))}`);
+  // The daemon answers every write it took with its JSON bytes_written: this 200 is another server's
+  // (a proxy's), as an error without the daemon's JSON is, and the write is sent another way. The
+  // body went out (`bodyBytesSent`), so part or all of it may have reached the daemon; writing the
+  // same bytes to the same range again leaves the range as one write would.
+  if (typeof written !== 'number') {
+    const message = `data plane ${describe(endpoint)}: a PUT answered 200 without the daemon's bytes_written (another server's answer, such as a proxy's): ${JSON.stringify(response.body!.toString('utf8').slice(0, 200))}`;
+    throw new DataPlaneConnectionError(message, undefined, response.bodyBytesSent ?? 0);
+  }
   return written;
 }
 

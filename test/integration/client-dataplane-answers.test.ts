@@ -87,6 +87,29 @@ describe('the typed client given data plane answers the daemon never gives', () 
     await lease.close();
   });
 
+  it('a write answered 200 without the daemon\'s bytes_written (a proxy\'s) is written again over gRPC, not UNAVAILABLE', async () => {
+    const { lease, arrayId } = await arrayOfRandomBytes('put-not-daemon');
+    const server = await scriptedServer((socket: Socket) => {
+      let seen = 0;
+      socket.on('data', (chunk: Buffer) => {
+        if (seen === 0) socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+        seen += chunk.byteLength;
+        if (seen >= MiB) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      });
+    });
+    try {
+      const session = new LeaseSession(client, lease.lease, server.endpoint);
+      const written = randomBytes(MiB);
+      expect(await session.write(arrayId, written)).toBe(MiB);
+      expect(session.transfers).toEqual({ http: 0, grpc: 1 });
+      expect(session.dataPlaneRetryAt).toBeGreaterThan(Date.now());
+      expect((await lease.readGrpc(arrayId)).equals(written)).toBe(true);
+    } finally {
+      await server.close();
+    }
+    await lease.close();
+  });
+
   it('a read whose error answer is cut mid-body (a proxy\'s 502 page) is read whole over gRPC: none of the Buffer is taken as read from that page', async () => {
     const { lease, arrayId, bytes } = await arrayOfRandomBytes('error-cut');
     const server = await scriptedServer(answerWith(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n${'<'.repeat(500)}`, true));

@@ -137,4 +137,26 @@ describe('the data plane client given answers of other HTTP servers', () => {
       expect((error as Error).message, answer).toMatch(/a read of 4 bytes at offset 2 of array a was answered HTTP 20[06] with \d+ bytes.*not the daemon's answer/);
     }
   });
+
+  it('a 200 to a PUT without the daemon\'s bytes_written (a proxy\'s "ok") is another server\'s answer, saying how much of the body went out', async () => {
+    for (const body of ['ok', '{"status":"ok"}', '{"bytes_written":"4"}']) {
+      const server = await serve((socket) => {
+        let head = '';
+        let received = 0;
+        socket.on('data', (chunk: Buffer) => {
+          if (!head.includes('\r\n\r\n')) {
+            head += chunk.toString('latin1');
+            if (!head.includes('\r\n\r\n')) return;
+            socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+            received += Buffer.byteLength(head.slice(head.indexOf('\r\n\r\n') + 4), 'latin1');
+          } else received += chunk.byteLength;
+          if (received === 4) socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+        });
+      });
+      const error = await putArray(server.endpoint, 't', 'a', Buffer.from('wxyz')).catch((caught: unknown) => caught);
+      expect(error, body).toBeInstanceOf(DataPlaneConnectionError);
+      expect((error as DataPlaneConnectionError).bodyBytesSent, body).toBe(4);
+      expect((error as Error).message, body).toMatch(/a PUT answered 200 without the daemon's bytes_written/);
+    }
+  });
 });
