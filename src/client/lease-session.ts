@@ -144,8 +144,9 @@ export class LeaseSession {
    * data plane until dataPlaneRetryAt; a connection refused for
    * the daemon's --data-max-connections (503 TOO_MANY_CONNECTIONS, sent before the request was read)
    * gives undefined for this transfer only. A passed deadline is
-   * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated) UNAVAILABLE, neither retried;
-   * `afterCut` may name a better error for the latter, or finish the transfer another way (read).
+   * DEADLINE_EXCEEDED and a failure after the answer began (reset, truncated, stalled) UNAVAILABLE, neither retried;
+   * `afterCut` may name a better error for the latter, or finish the transfer another way (read). A
+   * stall sets the backoff too.
    */
   private async overHttp<T>(transfer: () => Promise<T>, afterCut?: (cut: DataPlaneTransferError) => Promise<TensormemClientError | { done: T } | undefined>): Promise<T | undefined> {
     const epochBefore = this.dataPlaneEpoch;
@@ -164,6 +165,9 @@ export class LeaseSession {
       }
       if (error instanceof DataPlaneDeadlineError) throw new TensormemClientError(Status.DEADLINE_EXCEEDED, undefined, error.message, {});
       if (error instanceof DataPlaneTransferError) {
+        // A connection that moved no byte for stallTimeoutMs is a data plane that does not work now,
+        // whether or not the answer had begun: later transfers skip it for the backoff.
+        if (error.stalled) this.dataPlaneFailed(epochBefore);
         const after = await afterCut?.(error);
         if (after !== undefined && !(after instanceof TensormemClientError)) return after.done;
         throw after ?? new TensormemClientError(Status.UNAVAILABLE, undefined, error.message, {});
@@ -298,8 +302,9 @@ export class LeaseSession {
    * Reads [offset, offset + length) (length 0: to the end) into one Buffer: over the HTTP data plane
    * when it is large (a read to the end counts as large when this session knows the array's size), else
    * over a ReadArray stream. A data plane answer whose connection ends mid-body (the daemon's data
-   * listener restarted, a proxy closed it) is finished over ReadArray from the first byte it lacks, into
-   * the same Buffer, when the array still reads (finishCutRead); such a read counts under transfers.grpc.
+   * listener restarted, a proxy closed it) or stalls is finished over ReadArray from the first byte it
+   * lacks, into the same Buffer, when the array still reads (finishCutRead); such a read counts under
+   * transfers.grpc.
    */
   async read(arrayId: string, offset = 0, length = 0): Promise<Buffer> {
     requireArrayId(arrayId);
@@ -376,12 +381,14 @@ export class LeaseSession {
    * Once that byte reads, the rest is read with the transfer's deadline, and its failure is the read's
    * error. A ReadArray that ends without an error short of the bytes asked (the probe's byte, or the rest)
    * is UNAVAILABLE saying so: `into` was allocated unsafe, and would be returned with bytes never read.
-   * Undefined, without a call, when the daemon did not end the connection (a stall, a malformed answer).
+   * A GET whose answer stalled (no byte for stallTimeoutMs: a proxy or network path that hung, the
+   * connection destroyed here) is finished the same way: reads are idempotent, and the bytes it got
+   * are the daemon's as much as those of a GET cut by a close.
    */
   private async finishCutRead(arrayId: string, offset: number, into: Buffer, cut: DataPlaneTransferError, callOptions: { deadline?: number }): Promise<Buffer | TensormemClientError | undefined> {
-    if (!cut.peerClosed) return undefined;
+    if (!cut.peerClosed && !cut.stalled) return undefined;
     const from = cut.bodyBytesReceived;
-    const what = `(the data plane GET was cut: ${cut.message})`;
+    const what = `(the data plane GET ${cut.stalled ? 'stalled' : 'was cut'}: ${cut.message})`;
     /** A ReadArray that ended without an error before `bytes` from `at` (of the array) came: `into` would hold bytes never read. */
     const short = (at: number, got: number, bytes: number) =>
       new TensormemClientError(Status.UNAVAILABLE, undefined, `ReadArray of the rest of array ${arrayId} from byte ${at} answered ${got} of ${bytes} bytes ${what}`, { array_id: arrayId });

@@ -53,6 +53,8 @@ export class DataPlaneTransferError extends Error {
     readonly peerClosed = false,
     /** Bytes of a successful answer's body received into a GET's destination before the failure, at its start (0 for an error answer's body). */
     readonly bodyBytesReceived = 0,
+    /** No byte moved either way for `stallTimeoutMs` (the connection was destroyed): the path to the data plane hung. */
+    readonly stalled = false,
   ) {
     super(message);
     this.name = 'DataPlaneTransferError';
@@ -410,7 +412,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
           }
           const message = `data plane ${describe(endpoint)}: no byte moved either way for ${still} ms`;
           if (!response) finish(new DataPlaneConnectionError(`${message}, before an answer`, undefined, bodyBytesOut));
-          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`, undefined, false, held()));
+          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`, undefined, false, held(), true));
         });
       stallTimer = setTimeout(check, stallTimeoutMs);
     };

@@ -110,6 +110,26 @@ describe('the typed client given data plane answers the daemon never gives', () 
     await lease.close();
   });
 
+  it('a read whose answer stalls mid-body (no byte for stallTimeoutMs) is finished over gRPC from the first byte it lacks, and the data plane is skipped for the backoff', async () => {
+    const { lease, arrayId, bytes } = await arrayOfRandomBytes('stalled-read');
+    const stalling = new TensormemClient(daemon.tcpAddress, { dataPlane: { stallTimeoutMs: 300 } });
+    // The daemon's first 1000 bytes, then nothing, the connection left open (a proxy or path that hung).
+    const server = await scriptedServer(answerWith(Buffer.concat([Buffer.from(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n`), bytes.subarray(0, 1000)])));
+    try {
+      const session = new LeaseSession(stalling, lease.lease, server.endpoint);
+      const started = Date.now();
+      const data = await session.read(arrayId, 0, MiB);
+      expect(data.equals(bytes)).toBe(true);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(session.transfers).toEqual({ http: 0, grpc: 1 });
+      expect(session.dataPlaneRetryAt).toBeGreaterThan(Date.now());
+    } finally {
+      stalling.close();
+      await server.close();
+    }
+    await lease.close();
+  });
+
   it('a read whose error answer is cut mid-body (a proxy\'s 502 page) is read whole over gRPC: none of the Buffer is taken as read from that page', async () => {
     const { lease, arrayId, bytes } = await arrayOfRandomBytes('error-cut');
     const server = await scriptedServer(answerWith(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n${'<'.repeat(500)}`, true));
