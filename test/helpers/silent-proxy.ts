@@ -17,7 +17,7 @@ export interface SilentProxy {
   readonly accepted: number;
   /** Closes the open connections and stops listening: connections to its port are refused. */
   refuse(): Promise<void>;
-  /** Listens on its port again. */
+  /** Listens on its port again (nothing to do when it is listening). */
   accept(): Promise<void>;
   close(): Promise<void>;
 }
@@ -64,7 +64,17 @@ export async function silentProxy(target: string, options: { passDownBytes?: num
       return accepted;
     },
     refuse,
-    accept: () => new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve)),
+    accept: async () => {
+      if (server.listening) return;
+      // Rejects when the port was taken meanwhile (listen's 'error', otherwise an uncaught one).
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(listenPort, '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    },
     close: refuse,
   };
 }
