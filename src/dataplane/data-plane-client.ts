@@ -352,17 +352,19 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
           return true;
         }
         const text = pendingHead.subarray(0, end).toString('latin1');
-        const rest = pendingHead.subarray(end + 4);
-        pendingHead = Buffer.alloc(0);
+        // What follows the head stays pending while onHead runs: an answer that ends with its head
+        // (no body) and has bytes after it is not kept for another request (finish checks).
+        pendingHead = pendingHead.subarray(end + 4);
         if (!onHead(text)) return false;
         if (response) {
+          const rest = pendingHead;
+          pendingHead = Buffer.alloc(0);
           if (rest.byteLength > 0) {
             if (settled) overrun = true;
             else takeBody(rest);
           }
           return true;
         }
-        pendingHead = rest;
       }
     };
 

@@ -159,4 +159,15 @@ describe('the data plane client given answers of other HTTP servers', () => {
       expect((error as Error).message, body).toMatch(/a PUT answered 200 without the daemon's bytes_written/);
     }
   });
+
+  it('does not keep a connection whose answer without a body came with bytes after it (an answer to no request)', async () => {
+    const server = await serve(answerWith('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil'));
+    const connections = new DataPlaneConnections();
+    try {
+      expect((await getArray(server.endpoint, 't', 'a', 0, 0, undefined, { connections })).byteLength).toBe(0);
+      expect(connections.idleCount).toBe(0);
+    } finally {
+      connections.close();
+    }
+  });
 });
