@@ -314,6 +314,13 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       // is taken as closing too.
       closes = !bodySent || status[1] === '0' || /(^|,)\s*close\s*(,|$)/i.test(headers.connection ?? '');
       bodySent = true;
+      // A server may time out a kept-alive connection just as a request goes out on it with a 408
+      // (RFC 9110 §15.5.9) rather than a bare close: sent once more on a new connection, as for a
+      // close. No byte of a PUT's body has gone (it waits for 100 Continue).
+      if (code === 408 && reused && bodyBytesOut === 0) {
+        finish(new LostBeforeAnswer(`data plane ${describe(endpoint)}: HTTP 408 on a kept-alive connection before the request was read`));
+        return false;
+      }
       response = { status: code, headers };
       const length = bodyLengthOf(code, headers);
       if (typeof length === 'string') {

@@ -170,4 +170,33 @@ describe('the data plane client given answers of other HTTP servers', () => {
       connections.close();
     }
   });
+
+  it('a 408 on a kept-alive connection (the server timed it out as the request went out) is sent once more on a new connection', async () => {
+    let connectionCount = 0;
+    const server = await serve((socket) => {
+      const connection = ++connectionCount;
+      let requests = 0;
+      let head = '';
+      socket.on('data', (chunk: Buffer) => {
+        head += chunk.toString('latin1');
+        while (head.includes('\r\n\r\n')) {
+          head = head.slice(head.indexOf('\r\n\r\n') + 4);
+          requests++;
+          if (connection === 1 && requests === 2) socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          else socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 4\r\nKeep-Alive: timeout=5\r\n\r\n${connection}${requests}ab`);
+        }
+      });
+    });
+    const connections = new DataPlaneConnections();
+    try {
+      expect((await getArray(server.endpoint, 't', 'a', 0, 0, undefined, { connections })).toString()).toBe('11ab');
+      expect((await getArray(server.endpoint, 't', 'a', 0, 0, undefined, { connections })).toString()).toBe('21ab');
+      expect(connections.stats).toEqual({ opened: 2, reused: 1 });
+      // On a new connection a 408 is the answer: another server's, sent another way.
+      const fresh = await serve(answerWith('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', true));
+      expect(await getArray(fresh.endpoint, 't', 'a', 0, 0, undefined, { connections }).catch((error: unknown) => error)).toBeInstanceOf(DataPlaneConnectionError);
+    } finally {
+      connections.close();
+    }
+  });
 });
