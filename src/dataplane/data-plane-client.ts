@@ -164,6 +164,12 @@ interface Response {
 
 const MAX_HEAD_BYTES = 64 * 1024;
 /**
+ * The largest body collected in memory (an error's, a PUT's 200): the daemon's JSON answers are a few
+ * hundred bytes, so a larger one is another server's, and is not read (a Content-Length of 64 GiB
+ * would have been collected to the end).
+ */
+const MAX_COLLECTED_BODY_BYTES = 1024 * 1024;
+/**
  * A PUT body goes to the socket in pieces of this size, each written when the one before it has been
  * taken by the kernel: the pieces' completions are what tells a body that moves from one that stalled.
  */
@@ -334,6 +340,10 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
         destination = destinationFor?.(code, headers, bodyLength);
       } catch (error) {
         finish(error as Error);
+        return false;
+      }
+      if (!destination && bodyLength > MAX_COLLECTED_BODY_BYTES) {
+        finish(new DataPlaneConnectionError(`data plane ${describe(endpoint)}: HTTP ${code} with a body of ${bodyLength} bytes, where the daemon's JSON answers hold under ${MAX_COLLECTED_BODY_BYTES} (another server's answer)`, undefined, bodyBytesOut));
         return false;
       }
       if (bodyLength === 0) finish();

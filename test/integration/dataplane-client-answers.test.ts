@@ -199,4 +199,12 @@ describe('the data plane client given answers of other HTTP servers', () => {
       connections.close();
     }
   });
+
+  it('an answer not read into a destination (an error, a PUT\'s 200) past 1 MiB is another server\'s: not collected into memory', async () => {
+    const huge = 64 * 1024 * 1024 * 1024;
+    const server = await serve(answerWith(`HTTP/1.1 502 Bad Gateway\r\nContent-Length: ${huge}\r\n\r\n<html>`));
+    const error = await getArray(server.endpoint, 't', 'a', 0, 0, undefined, { stallTimeoutMs: 2000 }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(DataPlaneConnectionError);
+    expect((error as Error).message).toMatch(new RegExp(`HTTP 502 with a body of ${huge} bytes`));
+  });
 });
