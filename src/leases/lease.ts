@@ -21,6 +21,9 @@ import { CountedArrayMap } from './counted-array-map';
 /** Thrown by a workspace allocation that would take pool memory while others wait for it (createAttachedWaiting): it queues instead. */
 const QUEUE_TURN = Symbol('queue turn');
 
+/** What a lease without workspaces holds in them. */
+const NO_WORKSPACE_BYTES = Object.freeze({ deviceBytes: 0, hostBytes: 0, mmapBytes: 0 });
+
 /** A wait_for_memory retry's workspace buffers: the pool counted the request's refusal already. */
 const RETRY_BUFFERS: WorkspaceBufferOptions = { retry: true };
 
@@ -144,40 +147,44 @@ export class Lease {
   /** Why it closed, once it has (LeaseRegistry passes it; the closed-lease error names it). */
   private closeReason: LeaseCloseReason | undefined;
   /** Told once the lease closes (whenClosed): ReadArray streams, which end with it. */
-  private readonly closeListeners = new Set<() => void>();
+  private closeListeners?: Set<() => void>;
   /** Usable arrays (and attached ones whose workspace has not moved on yet). */
   readonly arrays: CountedArrayMap;
-  /** The lease's workspaces and scope stack (ND4J's per-thread workspace manager). */
-  readonly workspaces: WorkspaceRegistry;
-  private readonly workspaceBacking: PoolWorkspaceBacking;
+  /**
+   * The lease's workspaces and scope stack (ND4J's per-thread workspace manager) and the pools' side of
+   * their memory, made on first use (the workspaces getter): most leases never make a workspace, and the
+   * two with their maps, scope and closures were about 0.8 KiB of every lease's heap.
+   */
+  private workspaceRegistry: WorkspaceRegistry | undefined;
+  private workspaceBacking: PoolWorkspaceBacking | undefined;
   /** Lease id, tenant, device and memory manager, shared by this lease's arrays on each device. */
   private readonly arrayHomes: ArrayHome[] = [];
   /** Attached arrays still in `arrays`, by workspace, so that a cycle retires them without a scan of every array. */
-  private readonly attached = new Map<Workspace, Set<TensorArray>>();
+  private attached?: Map<Workspace, Set<TensorArray>>;
   /** Retired arrays, oldest first, at most RETIRED_ARRAYS_KEPT. */
-  private readonly retired = new Map<string, TensorArray>();
+  private retired?: Map<string, TensorArray>;
   /** The cuDNN scratch per device (grow-only). */
-  private readonly cudnnScratch = new Map<number, TensorArray>();
+  private cudnnScratch?: Map<number, TensorArray>;
   /** Per device: the end of the acquireCudnnScratch calls under way (they run one after the other). */
-  private readonly scratchAcquiring = new Map<number, Promise<void>>();
+  private scratchAcquiring?: Map<number, Promise<void>>;
   /**
    * request_id → the allocation it made (in flight or done), for idempotent retries; `arrayId` once it
    * is done. An entry goes when its allocation fails or its array is freed (a retry then allocates anew).
    */
-  private readonly requests = new Map<string, { key: string; array: Promise<TensorArray>; arrayId?: string }>();
+  private requests?: Map<string, { key: string; array: Promise<TensorArray>; arrayId?: string }>;
   /** array id → its request_id, only for live arrays allocated with one, so that freeing drops the entry. */
-  private readonly requestOfArray = new Map<string, string>();
+  private requestOfArray?: Map<string, string>;
   /** Allocations of this lease waiting for device memory (wait_for_memory); close() cancels them. */
-  private readonly pendingWaits = new Set<WaitHandle>();
+  private pendingWaits?: Set<WaitHandle>;
   /** Those of pendingWaits that go into a workspace, with the workspace's cycle when they were asked for (see workspaceCycle). */
-  private readonly workspaceWaits = new Map<WaitHandle, { workspace: Workspace; cycle: string }>();
+  private workspaceWaits?: Map<WaitHandle, { workspace: Workspace; cycle: string }>;
   /**
    * Ids of DuplicateArray copies whose bytes are still being copied in. Their memory is not scrubbed
    * (every byte is about to be overwritten) and so holds, until the copy ends, what the pools' last
    * user left there, possibly another tenant: no call may reach them by id (NOT_FOUND) or list them
    * until then. They are in `arrays` meanwhile, so that their bytes count and a close frees them.
    */
-  private readonly filling = new Set<string>();
+  private filling?: Set<string>;
 
   /**
    * Where recent ListArrays pages ended, by the serial the next page starts after: the page's iterator
@@ -187,7 +194,7 @@ export class Lease {
    * listing paged to its end took O(arrays² / page size) (a page after 200,000 arrays: 2.6 ms more than
    * the first page).
    */
-  private readonly pageCursors = new Map<number, { iterator: Iterator<TensorArray>; next: TensorArray; nextSerial: number }>();
+  private pageCursors?: Map<number, { iterator: Iterator<TensorArray>; next: TensorArray; nextSerial: number }>;
   static readonly MAX_PAGE_CURSORS = 8;
 
   constructor(
@@ -205,14 +212,31 @@ export class Lease {
     readonly heapBytes = 0,
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
-    this.workspaceBacking = new PoolWorkspaceBacking(memory, { leaseId, tenant });
     this.arrays = new CountedArrayMap((delta) => memory.tenants.countArrays(tenant, delta));
-    this.workspaces = new WorkspaceRegistry({
-      backing: this.workspaceBacking,
+  }
+
+  /** The lease's workspaces (ND4J's per-thread workspace manager), made on first use. */
+  get workspaces(): WorkspaceRegistry {
+    return this.workspaceRegistry ?? this.makeWorkspaces();
+  }
+
+  private makeWorkspaces(): WorkspaceRegistry {
+    const { memory, tenant } = this;
+    const backing = new PoolWorkspaceBacking(memory, { leaseId: this.leaseId, tenant });
+    // Made after the lease closed (a call that had it before): refuses memory as close() makes it.
+    if (this.closed) backing.close(() => this.closedError());
+    this.workspaceBacking = backing;
+    return (this.workspaceRegistry = new WorkspaceRegistry({
+      backing,
       deviceCount: memory.deviceCount,
       beforeCreate: (name) => memory.checkHeap(HEAP_COST.workspace + 2 * name.length, tenant),
       onCount: (delta, name) => memory.tenants.countWorkspaces(tenant, delta, HEAP_COST.workspace + 2 * name.length),
-    });
+    }));
+  }
+
+  /** What the lease's workspace buffers and mapped files hold (none before its first workspace). */
+  private workspaceHeldBytes(): { deviceBytes: number; hostBytes: number; mmapBytes: number } {
+    return this.workspaceBacking?.heldBytes() ?? NO_WORKSPACE_BYTES;
   }
 
   renew(ttlMs = this.ttlMs): void {
@@ -243,8 +267,8 @@ export class Lease {
       listener();
       return () => undefined;
     }
-    this.closeListeners.add(listener);
-    return () => this.closeListeners.delete(listener);
+    (this.closeListeners ??= new Set()).add(listener);
+    return () => this.closeListeners?.delete(listener) ?? false;
   }
 
   /**
@@ -285,13 +309,13 @@ export class Lease {
     const shape = params.shape.map(Number);
     if (params.requestId !== '') {
       const key = JSON.stringify([params.dataType, shape, placement, params.device, params.zero, params.label, workspace?.workspaceId ?? '', params.exportable ?? false]);
-      for (let previous = this.requests.get(params.requestId); previous !== undefined; previous = this.requests.get(params.requestId)) {
+      for (let previous = this.requests?.get(params.requestId); previous !== undefined; previous = this.requests?.get(params.requestId)) {
         if (previous.key !== key) throw invalidArgument('request_id', 'a request_id not used for a different allocation on this lease', params.requestId);
         let array: TensorArray;
         try {
           array = await previous.array;
         } catch (error) {
-          if (this.requests.get(params.requestId) === previous) throw error;
+          if (this.requests?.get(params.requestId) === previous) throw error;
           // The first call failed (its caller gave up waiting for memory, a refusal): its entry is gone,
           // and this retry goes on as one arriving after that failure would (another retry may have
           // started the allocation anew meanwhile: this one then shares it).
@@ -301,23 +325,23 @@ export class Lease {
         const validity = array.attachmentValidity;
         if (!array.isFreed && validity !== 'outdated' && validity !== 'released' && validity !== 'overwritten') return array;
         // Another retry already allocated anew: share that allocation.
-        if (this.requests.get(params.requestId) !== previous) continue;
+        if (this.requests?.get(params.requestId) !== previous) continue;
         // Its memory went back another way (freed, or its workspace moved on to a new generation or
         // was destroyed: the array can never be used again): the retry allocates anew.
-        if (this.requestOfArray.get(array.arrayId) === params.requestId) this.requestOfArray.delete(array.arrayId);
+        if (this.requestOfArray?.get(array.arrayId) === params.requestId) this.requestOfArray?.delete(array.arrayId);
         break;
       }
       const pending = this.createMaybeWaiting(params, byteSize, placement, shape, workspace);
       const entry: { key: string; array: Promise<TensorArray>; arrayId?: string } = { key, array: pending };
-      this.requests.set(params.requestId, entry);
+      (this.requests ??= new Map()).set(params.requestId, entry);
       pending.then(
         (array) => {
-          if (this.closed || this.requests.get(params.requestId) !== entry) return;
+          if (this.closed || this.requests?.get(params.requestId) !== entry) return;
           entry.arrayId = array.arrayId;
-          this.requestOfArray.set(array.arrayId, params.requestId);
+          (this.requestOfArray ??= new Map()).set(array.arrayId, params.requestId);
         },
         () => {
-          if (this.requests.get(params.requestId) === entry) this.requests.delete(params.requestId);
+          if (this.requests?.get(params.requestId) === entry) this.requests?.delete(params.requestId);
         },
       );
       return pending;
@@ -351,7 +375,7 @@ export class Lease {
    * else nowhere (detached). Empty arrays are never attached (a workspace holds no zero-byte spans).
    */
   private targetWorkspace(workspaceId: string, byteSize: number): Workspace | undefined {
-    const workspace = workspaceId !== '' ? this.workspaces.get(workspaceId) : (this.workspaces.current ?? undefined);
+    const workspace = workspaceId !== '' ? this.workspaces.get(workspaceId) : (this.workspaceRegistry?.current ?? undefined);
     return byteSize === 0 ? undefined : workspace;
   }
 
@@ -422,7 +446,7 @@ export class Lease {
       },
       wait,
       byteSize,
-      (handle) => this.workspaceWaits.set(handle, { workspace, cycle }),
+      (handle) => (this.workspaceWaits ??= new Map()).set(handle, { workspace, cycle }),
     );
   }
 
@@ -441,7 +465,7 @@ export class Lease {
 
   /** Waiting allocations whose workspace moved on end now (a workspace operation just ran), not at the next free. */
   private endMovedOnWaits(): void {
-    for (const [handle, { workspace, cycle }] of this.workspaceWaits) {
+    for (const [handle, { workspace, cycle }] of this.workspaceWaits ?? []) {
       try {
         this.checkSameCycle(workspace, cycle);
       } catch (error) {
@@ -472,7 +496,7 @@ export class Lease {
       },
       (late) => {
         if (this.arrays.delete(late.arrayId)) {
-          if (late.workspace) this.attached.get(late.workspace)?.delete(late);
+          if (late.workspace) this.attached?.get(late.workspace)?.delete(late);
           late.release();
         }
       },
@@ -481,7 +505,7 @@ export class Lease {
         // Queued after the lease closed (its first attempt was refused meanwhile): fail at once.
         if (this.closed) return queued.cancel(this.closedError());
         handle = queued;
-        this.pendingWaits.add(queued);
+        (this.pendingWaits ??= new Set()).add(queued);
         onQueued?.(queued);
         wait.onHandle?.(queued);
       },
@@ -490,8 +514,8 @@ export class Lease {
     );
     const settled = () => {
       if (handle) {
-        this.pendingWaits.delete(handle);
-        this.workspaceWaits.delete(handle);
+        this.pendingWaits?.delete(handle);
+        this.workspaceWaits?.delete(handle);
       }
     };
     waiting.then(settled, settled);
@@ -540,8 +564,9 @@ export class Lease {
       }
       reserved();
       this.arrays.set(arrayId, array);
-      if (params.overwritten) this.filling.add(arrayId);
+      if (params.overwritten) (this.filling ??= new Set()).add(arrayId);
       if (workspace) {
+        this.attached ??= new Map();
         let set = this.attached.get(workspace);
         if (!set) this.attached.set(workspace, (set = new Set()));
         set.add(array);
@@ -560,8 +585,8 @@ export class Lease {
   getArray(arrayId: unknown): TensorArray {
     this.ensureOpen();
     if (typeof arrayId !== 'string' || arrayId === '') throw invalidArgument('array_id', 'an array id', arrayId);
-    const array = this.arrays.get(arrayId) ?? this.retired.get(arrayId);
-    if (!array || this.filling.has(arrayId)) throw notFound('array', arrayId);
+    const array = this.arrays.get(arrayId) ?? this.retired?.get(arrayId);
+    if (!array || this.filling?.has(arrayId)) throw notFound('array', arrayId);
     return array;
   }
 
@@ -575,23 +600,24 @@ export class Lease {
   arrayPage(afterSerial: number, pageSize: number, budget?: { bytesOf(array: TensorArray): number; maxBytes: number }): { arrays: TensorArray[]; nextAfterSerial?: number; total: number } {
     const arrays: TensorArray[] = [];
     let total = this.arrays.size;
-    for (const arrayId of this.filling) if (this.arrays.has(arrayId)) total--;
+    for (const arrayId of this.filling ?? []) if (this.arrays.has(arrayId)) total--;
     let bytes = 0;
     let iterator: Iterator<TensorArray> = this.arrays.values();
     let array: TensorArray | undefined;
-    const cursor = afterSerial > 0 ? this.pageCursors.get(afterSerial) : undefined;
+    const cursor = afterSerial > 0 ? this.pageCursors?.get(afterSerial) : undefined;
     if (cursor !== undefined) {
-      this.pageCursors.delete(afterSerial);
+      this.pageCursors?.delete(afterSerial);
       iterator = cursor.iterator;
       // Unless it left the lease since, or moved to the end (renew: the iterator comes to it there).
       if (this.arrays.get(cursor.next.arrayId) === cursor.next && cursor.next.serialInLease === cursor.nextSerial) array = cursor.next;
     }
     for (array ??= nextOf(iterator); array !== undefined; array = nextOf(iterator)) {
-      if (array.serialInLease <= afterSerial || this.filling.has(array.arrayId)) continue;
+      if (array.serialInLease <= afterSerial || this.filling?.has(array.arrayId)) continue;
       if (pageSize > 0) {
         if (budget) bytes += budget.bytesOf(array);
         if (arrays.length === pageSize || (budget && arrays.length > 0 && bytes > budget.maxBytes)) {
           const nextAfterSerial = arrays[arrays.length - 1].serialInLease;
+          this.pageCursors ??= new Map();
           if (this.pageCursors.size >= Lease.MAX_PAGE_CURSORS) this.pageCursors.delete(this.pageCursors.keys().next().value!);
           this.pageCursors.set(nextAfterSerial, { iterator, next: array, nextSerial: array.serialInLease });
           return { arrays, nextAfterSerial, total };
@@ -605,24 +631,24 @@ export class Lease {
   freeArray(arrayId: unknown): number {
     const array = this.getArray(arrayId);
     this.arrays.delete(array.arrayId);
-    this.retired.delete(array.arrayId);
-    if (array.workspace) this.attached.get(array.workspace)?.delete(array);
+    this.retired?.delete(array.arrayId);
+    if (array.workspace) this.attached?.get(array.workspace)?.delete(array);
     this.forgetRequest(array.arrayId);
     return array.release();
   }
 
   /** The array left the lease for good: a retry of the request_id that made it allocates anew. */
   private forgetRequest(arrayId: string): void {
-    if (this.requestOfArray.size === 0) return;
-    const requestId = this.requestOfArray.get(arrayId);
+    if (this.requestOfArray === undefined || this.requestOfArray.size === 0) return;
+    const requestId = this.requestOfArray?.get(arrayId);
     if (requestId === undefined) return;
-    this.requestOfArray.delete(arrayId);
-    if (this.requests.get(requestId)?.arrayId === arrayId) this.requests.delete(requestId);
+    this.requestOfArray?.delete(arrayId);
+    if (this.requests?.get(requestId)?.arrayId === arrayId) this.requests?.delete(requestId);
   }
 
   /** How many request_ids the lease remembers (live or in-flight allocations made with one). */
   get requestIdCount(): number {
-    return this.requests.size;
+    return this.requests?.size ?? 0;
   }
 
   /**
@@ -635,34 +661,35 @@ export class Lease {
    * Called after every workspace operation.
    */
   retireOutOfScope(workspace: Workspace): void {
-    if (this.workspaceWaits.size > 0) this.endMovedOnWaits();
-    const set = this.attached.get(workspace);
-    if (!set) return;
+    if (this.workspaceWaits !== undefined && this.workspaceWaits.size > 0) this.endMovedOnWaits();
+    const attached = this.attached;
+    const set = attached?.get(workspace);
+    if (!attached || !set) return;
     const destroyed = this.workspaces.find(workspace.workspaceId) !== workspace;
     for (const array of set) {
       const validity = destroyed ? 'released' : array.attachmentValidity;
       if (validity !== 'outdated' && validity !== 'released' && validity !== 'overwritten') continue;
       set.delete(array);
       this.arrays.delete(array.arrayId);
-      this.retired.set(array.arrayId, array);
+      (this.retired ??= new Map()).set(array.arrayId, array);
       if (this.retired.size > RETIRED_ARRAYS_KEPT) {
         const oldest = this.retired.keys().next().value!;
         this.retired.delete(oldest);
         this.forgetRequest(oldest);
       }
     }
-    if (set.size === 0) this.attached.delete(workspace);
+    if (set.size === 0) attached.delete(workspace);
   }
 
   /** How many retired array ids the lease remembers (≤ RETIRED_ARRAYS_KEPT). */
   get retiredCount(): number {
-    return this.retired.size;
+    return this.retired?.size ?? 0;
   }
 
   /** The lease's cuDNN scratch on `device`, unless it has none (or the client freed it). */
   cudnnScratchOf(device: number): TensorArray | undefined {
-    const scratch = this.cudnnScratch.get(device);
-    if (scratch?.isFreed) this.cudnnScratch.delete(device);
+    const scratch = this.cudnnScratch?.get(device);
+    if (scratch?.isFreed) this.cudnnScratch?.delete(device);
     return scratch?.isFreed ? undefined : scratch;
   }
 
@@ -716,7 +743,7 @@ export class Lease {
     const sized = typeof size === 'number' ? () => size : size;
     // One at a time per device: making a scratch awaits (--scrub zeroes it off the event loop), and a
     // second call meanwhile would see the old scratch (or none) and make one more, left in the lease.
-    const previous = this.scratchAcquiring.get(device);
+    const previous = this.scratchAcquiring?.get(device);
     let next: () => Promise<{ scratch?: TensorArray; grew: boolean }>;
     if (previous === undefined) {
       const bytes = sized();
@@ -731,9 +758,9 @@ export class Lease {
       () => undefined,
       () => undefined,
     );
-    this.scratchAcquiring.set(device, settled);
+    (this.scratchAcquiring ??= new Map()).set(device, settled);
     void settled.then(() => {
-      if (this.scratchAcquiring.get(device) === settled) this.scratchAcquiring.delete(device);
+      if (this.scratchAcquiring?.get(device) === settled) this.scratchAcquiring?.delete(device);
     });
     return acquired;
   }
@@ -774,7 +801,7 @@ export class Lease {
   private async createScratch(device: number, bytes: number): Promise<TensorArray> {
     const params = { dataType: 'DATA_TYPE_UINT8', shape: [bytes], placement: 'PLACEMENT_DEVICE', device, workspaceId: '', zero: false, label: CUDNN_SCRATCH_LABEL, requestId: '' };
     const scratch = await this.create(params, bytes, 'PLACEMENT_DEVICE', [bytes], undefined, false, false);
-    this.cudnnScratch.set(device, scratch);
+    (this.cudnnScratch ??= new Map()).set(device, scratch);
     return scratch;
   }
 
@@ -841,11 +868,11 @@ export class Lease {
     try {
       await source.copyInto(copy);
     } catch (error) {
-      this.filling.delete(copy.arrayId);
+      this.filling?.delete(copy.arrayId);
       if (!this.closed) this.freeArray(copy.arrayId);
       throw this.closed ? this.closedError() : error;
     }
-    this.filling.delete(copy.arrayId);
+    this.filling?.delete(copy.arrayId);
     // Listable from now on: it takes its place in ListArrays' order now, not when its copy began.
     this.arrays.renew(copy.arrayId);
     // The lease ended during the copy, which freed the copy with it: answer as AllocateArray does.
@@ -855,17 +882,17 @@ export class Lease {
 
   /** Device bytes the lease holds: detached arrays (the cuDNN scratch included) and workspace buffers. */
   deviceBytes(): number {
-    return this.workspaceBacking.heldBytes().deviceBytes + this.arrays.deviceHeldBytes;
+    return this.workspaceHeldBytes().deviceBytes + this.arrays.deviceHeldBytes;
   }
 
   /** Host bytes the lease holds: mirrors, HOST_ONLY arrays, and workspace host buffers (mapped files are not counted). */
   hostBytes(): number {
-    return this.workspaceBacking.heldBytes().hostBytes + this.arrays.hostHeldBytes;
+    return this.workspaceHeldBytes().hostBytes + this.arrays.hostHeldBytes;
   }
 
   /** Bytes of the files the lease's MMAP workspaces map. */
   mmapBytes(): number {
-    return this.workspaceBacking.heldBytes().mmapBytes;
+    return this.workspaceHeldBytes().mmapBytes;
   }
 
   /**
@@ -876,24 +903,24 @@ export class Lease {
     if (this.closed) return 0;
     this.closed = true;
     this.closeReason = reason;
-    this.workspaceBacking.close(() => this.closedError());
-    const waits = [...this.pendingWaits];
-    this.pendingWaits.clear();
-    this.workspaceWaits.clear();
+    this.workspaceBacking?.close(() => this.closedError());
+    const waits = [...(this.pendingWaits ?? [])];
+    this.pendingWaits?.clear();
+    this.workspaceWaits?.clear();
     for (const wait of waits) wait.cancel(this.closedError());
     let freed = 0;
     for (const array of this.arrays.values()) freed += array.release();
-    freed += this.workspaces.destroyAll();
+    freed += this.workspaceRegistry?.destroyAll() ?? 0;
     this.arrays.clear();
-    this.attached.clear();
-    this.retired.clear();
-    this.cudnnScratch.clear();
-    this.filling.clear();
-    this.pageCursors.clear();
-    this.requests.clear();
-    this.requestOfArray.clear();
-    const listeners = [...this.closeListeners];
-    this.closeListeners.clear();
+    this.attached?.clear();
+    this.retired?.clear();
+    this.cudnnScratch?.clear();
+    this.filling?.clear();
+    this.pageCursors?.clear();
+    this.requests?.clear();
+    this.requestOfArray?.clear();
+    const listeners = [...(this.closeListeners ?? [])];
+    this.closeListeners?.clear();
     for (const listener of listeners) listener();
     return freed;
   }
