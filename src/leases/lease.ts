@@ -140,8 +140,37 @@ function checkScopeOpen(workspace: Workspace): void {
   );
 }
 
+/**
+ * A lease's ArrayHome on one device. Its callbacks are methods that ask the lease, not two closures
+ * (and their context) made for every home.
+ */
+class LeaseArrayHome implements ArrayHome {
+  readonly leaseId: string;
+  readonly tenant: string;
+
+  constructor(
+    private readonly lease: Lease,
+    readonly memory: MemoryManager,
+    readonly device: number,
+    readonly epochMs: number,
+    readonly serialBase: number,
+  ) {
+    this.leaseId = lease.leaseId;
+    this.tenant = lease.tenant;
+  }
+
+  leaseEnded(): Error | undefined {
+    return this.lease.closed ? this.lease.closedError() : undefined;
+  }
+
+  heldChanged(array: TensorArray, deviceBytes: number, hostBytes: number): void {
+    this.lease.arrays.held(array, deviceBytes, hostBytes);
+  }
+}
+
 export class Lease {
-  readonly createdAt = new Date();
+  /** When it opened (Date.now()): a number, not a Date (96 bytes more for every lease). */
+  readonly createdAtMs = Date.now();
   expiresAtMs: number;
   closed = false;
   /** Why it closed, once it has (LeaseRegistry passes it; the closed-lease error names it). */
@@ -157,8 +186,11 @@ export class Lease {
    */
   private workspaceRegistry: WorkspaceRegistry | undefined;
   private workspaceBacking: PoolWorkspaceBacking | undefined;
-  /** Lease id, tenant, device and memory manager, shared by this lease's arrays on each device. */
-  private readonly arrayHomes: ArrayHome[] = [];
+  /**
+   * Lease id, tenant, device and memory manager, shared by this lease's arrays on each device; made with
+   * the first array, one slot a device (a home put into an empty [] grew it to 17 slots, 0.15 KiB).
+   */
+  private arrayHomes: ArrayHome[] | undefined;
   /** Attached arrays still in `arrays`, by workspace, so that a cycle retires them without a scan of every array. */
   private attached?: Map<Workspace, Set<TensorArray>>;
   /** Retired arrays, oldest first, at most RETIRED_ARRAYS_KEPT. */
@@ -212,7 +244,7 @@ export class Lease {
     readonly heapBytes = 0,
   ) {
     this.expiresAtMs = Date.now() + ttlMs;
-    this.arrays = new CountedArrayMap((delta) => memory.tenants.countArrays(tenant, delta));
+    this.arrays = new CountedArrayMap(memory.tenants, tenant);
   }
 
   /** The lease's workspaces (ND4J's per-thread workspace manager), made on first use. */
@@ -237,6 +269,11 @@ export class Lease {
   /** What the lease's workspace buffers and mapped files hold (none before its first workspace). */
   private workspaceHeldBytes(): { deviceBytes: number; hostBytes: number; mmapBytes: number } {
     return this.workspaceBacking?.heldBytes() ?? NO_WORKSPACE_BYTES;
+  }
+
+  /** When it opened. */
+  get createdAt(): Date {
+    return new Date(this.createdAtMs);
   }
 
   renew(ttlMs = this.ttlMs): void {
@@ -356,18 +393,10 @@ export class Lease {
    */
   private arrayHome(device: number): ArrayHome {
     const now = Date.now();
-    const current = this.arrayHomes[device];
+    const homes = (this.arrayHomes ??= new Array<ArrayHome>(this.memory.deviceCount));
+    const current = homes[device];
     if (current !== undefined && !arrayHomeOutgrown(current, now, this.arrays.lastSerialGiven)) return current;
-    return (this.arrayHomes[device] = {
-      leaseId: this.leaseId,
-      tenant: this.tenant,
-      device,
-      memory: this.memory,
-      leaseEnded: () => (this.closed ? this.closedError() : undefined),
-      heldChanged: (array, deviceBytes, hostBytes) => this.arrays.held(array, deviceBytes, hostBytes),
-      epochMs: now,
-      serialBase: this.arrays.lastSerialGiven,
-    });
+    return (homes[device] = new LeaseArrayHome(this, this.memory, device, now, this.arrays.lastSerialGiven));
   }
 
   /**

@@ -58,7 +58,7 @@ export function leaseSummary(lease: Lease): LeaseSummary {
     labels: lease.labels,
     created_at: timestamp(lease.createdAt),
     expires_at: timestamp(lease.expiresAtMs),
-    age_seconds: Math.floor((Date.now() - lease.createdAt.getTime()) / 1000),
+    age_seconds: Math.floor((Date.now() - lease.createdAtMs) / 1000),
     device_bytes: lease.deviceBytes(),
     host_bytes: lease.hostBytes(),
     mmap_bytes: lease.mmapBytes(),
