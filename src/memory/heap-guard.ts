@@ -82,8 +82,9 @@ function fullCollection(): void {
 
 /**
  * What a call that passes check() is estimated to keep on the heap, on the high side (measured: an array
- * about 250 B, a lease about 3 KiB without labels); strings (labels, names, request ids) are added at 2
- * bytes a character by the callers.
+ * about 250 B, a lease about 0.85 KB without labels, bench/lease-heap.ts, and more once it uses request
+ * ids, waits, retired arrays or its cuDNN scratch, whose bookkeeping it makes on first use); strings
+ * (labels, names, request ids) are added at 2 bytes a character by the callers.
  */
 export const HEAP_COST = { array: 512, lease: 4096, label: 64, workspace: 8192 } as const;
 
