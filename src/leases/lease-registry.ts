@@ -22,6 +22,9 @@ export interface OpenLeaseParams {
   labels: Record<string, string>;
 }
 
+/** The labels of every lease opened without any. */
+const NO_LABELS: Record<string, string> = Object.freeze({});
+
 /** How many recently closed leases are remembered, so that their tokens get LEASE_EXPIRED saying why rather than an unknown-token error. */
 const CLOSED_MEMORY = 10_000;
 /**
@@ -131,7 +134,9 @@ export class LeaseRegistry {
     this.memory.checkHeap(heapBytes, tenant);
     const token = randomBytes(32).toString('base64url');
     const leaseId = newLeaseId();
-    const lease = new Lease(leaseId, hashToken(token), tenant, params.clientName, params.labels, ttlMs, this.memory, this.eagerMirror, ++this.lastSerial, heapBytes);
+    // A lease without labels shares one frozen empty object rather than keeping its request's (56 B).
+    const labels = labelCost > 0 ? params.labels : NO_LABELS;
+    const lease = new Lease(leaseId, hashToken(token), tenant, params.clientName, labels, ttlMs, this.memory, this.eagerMirror, ++this.lastSerial, heapBytes);
     this.byId.set(leaseId, lease);
     this.byTokenHash.set(lease.tokenHash, lease);
     let ofTenant = this.byTenant.get(lease.tenant);

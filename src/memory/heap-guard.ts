@@ -82,7 +82,7 @@ function fullCollection(): void {
 
 /**
  * What a call that passes check() is estimated to keep on the heap, on the high side (measured: an array
- * about 250 B, a lease about 0.85 KB without labels, bench/lease-heap.ts, and more once it uses request
+ * about 250 B, a lease about 0.8 KB without labels, bench/lease-heap.ts, and more once it uses request
  * ids, waits, retired arrays or its cuDNN scratch, whose bookkeeping it makes on first use); strings
  * (labels, names, request ids) are added at 2 bytes a character by the callers.
  */
