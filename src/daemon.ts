@@ -18,7 +18,7 @@ import { isLocalAddress } from './config/listen-address';
 import { warnWhenKeyReadable } from './config/tls-server-options';
 import { LeaseRegistry } from './leases/lease-registry';
 import { resolveLimits, sourcedFlag } from './memory/limits';
-import { HeapGuard } from './memory/heap-guard';
+import { HeapGuard, fullCollection } from './memory/heap-guard';
 import { MemoryManager } from './memory/memory-manager';
 import { type MmapFiles, unsafeAncestor } from './memory/mmap-files';
 import { PhysicalMemoryGuard } from './memory/physical-memory-guard';
@@ -38,6 +38,7 @@ import { TensormemError, invalidArgument } from './errors';
 import { TenantRegistry } from './leases/tenant-registry';
 import { TenantSpec, readTenantsFile } from './leases/tenants-file';
 import { startIdleChunkRelease } from './memory/idle-chunk-release';
+import { startIdleMemoryTrim } from './memory/idle-memory-trim';
 import { RunningDataPlane, startDataPlane } from './dataplane/data-plane-server';
 import { DaemonMetrics } from './observability/daemon-metrics';
 import { rpcMetricsInterceptor } from './observability/rpc-metrics';
@@ -347,10 +348,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   registry = new LeaseRegistry(memory, config.leaseTtlMs, config.mirror === 'eager', log);
   registry.isTenantToken = (token) => tenants.match(token) !== undefined;
   const drainStarted = new AbortController();
+  const transfers = new TransferCounters();
   // Every open WatchMemory, KeepAlive and health Watch stream listens on it (endWhenDraining): no limit,
   // or Node prints "MaxListenersExceededWarning: Possible EventTarget memory leak" from the 11th on.
   setMaxListeners(0, drainStarted.signal);
-  const context: ServiceContext = { registry, tenants, memory, config, log, stopping: drainStarted.signal, heapGrowth, transfers: new TransferCounters() };
+  const context: ServiceContext = { registry, tenants, memory, config, log, stopping: drainStarted.signal, heapGrowth, transfers };
   const metrics = new DaemonMetrics(context);
   let running: RunningServer;
   let dataPlane: RunningDataPlane | undefined;
@@ -378,6 +380,19 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   }
   registry.startSweeping(config.reclaimIntervalMs);
   const stopIdleRelease = startIdleChunkRelease(memory, config.poolIdleReleaseMs, log);
+  const stopIdleTrim = startIdleMemoryTrim(
+    {
+      activity: () => metrics.callsFinished + transfers.totals().reduce((sum, row) => sum + row.bytes, 0),
+      unexplainedBytes: () => physical.physicalBytes() - physical.committedBytes(),
+      // Two: after a closed lease of 100k arrays the second freed another 14 MB of old space (measured).
+      collect: () => {
+        fullCollection();
+        fullCollection();
+      },
+      trimHeap: () => loadAddon().trimMallocHeap(),
+    },
+    log,
+  );
   log.info(
     {
       event: 'listening',
@@ -450,6 +465,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       registry!.sweep();
       registry!.stopSweeping();
       stopIdleRelease();
+      stopIdleTrim();
       log.info({ event: 'draining', reason, timeoutMs: config.shutdownTimeoutMs }, 'draining');
       // The longest the whole drain may take: calls in flight, then what they left running (below).
       const drainDeadline = Date.now() + 2 * config.shutdownTimeoutMs;

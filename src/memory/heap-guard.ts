@@ -72,7 +72,7 @@ export function defaultHeapReserve(limitBytes: number): number {
 let exposedGc: (() => void) | undefined;
 
 /** V8's full collection, made callable once (node runs without --expose-gc). */
-function fullCollection(): void {
+export function fullCollection(): void {
   if (!exposedGc) {
     setFlagsFromString('--expose-gc');
     exposedGc = runInNewContext('gc') as () => void;

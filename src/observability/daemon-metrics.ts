@@ -174,7 +174,11 @@ export class DaemonMetrics {
   }
 
   /** Records one finished gRPC call. `path` is "/package.Service/Method"; `reason` is its ErrorInfo reason, if it failed with one. */
+  /** gRPC calls finished since start (the idle memory trim's sign of activity). */
+  callsFinished = 0;
+
   observeRpc(path: string, code: string, seconds: number, reason?: string): void {
+    this.callsFinished++;
     const slash = path.lastIndexOf('/');
     const service = path.slice(1, slash);
     const method = path.slice(slash + 1);
