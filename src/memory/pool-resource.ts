@@ -96,7 +96,7 @@ class PoolChunk {
  * A live block, handed out as Block. It holds no link to other blocks: a free finds its free
  * neighbours in the span table by address, so the only cold memory a free reads is this object
  * (B5), and a block costs five fields, 64 B (B8): its size is not one of them, as the request and
- * the chunk decide it (PoolResource.alignedSize).
+ * the chunk decide it (pooledSize).
  */
 class PoolBlock implements Block {
   constructor(
@@ -116,8 +116,7 @@ class PoolBlock implements Block {
   get bytes(): number {
     const chunk = this.chunk;
     if (chunk.dedicated) return chunk.bytes;
-    const alignment = chunk.pool.alignment;
-    return this.requestedBytes === 0 ? alignment : roundUp(this.requestedBytes, alignment);
+    return pooledSize(this.requestedBytes, chunk.pool.alignment);
   }
 }
 
@@ -221,7 +220,7 @@ export class PoolResource implements SizedMemoryResource {
   alignedSize(bytes: number, options?: AllocateOptions): number {
     checkRequestBytes(bytes);
     if (options?.dedicated) return roundUp(Math.max(bytes, 1), Math.max(this.alignment, this.dedicatedGranule));
-    return bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
+    return pooledSize(bytes, this.alignment);
   }
 
   allocate(bytes: number, owner: BlockOwner, options?: AllocateOptions): Block {
@@ -230,7 +229,7 @@ export class PoolResource implements SizedMemoryResource {
       throw invalidArgument('bytes', 'a non-negative safe integer', bytes);
     }
     if (options?.dedicated) return this.allocateDedicated(bytes, owner);
-    const size = bytes === 0 ? this.alignment : roundUp(bytes, this.alignment);
+    const size = pooledSize(bytes, this.alignment);
     let span = this.freeSpans.bestFit(size / this.alignment);
     if (span < 0) span = this.grow(size, bytes);
     return this.carve(span, size, bytes, owner);
@@ -653,6 +652,11 @@ function byOffset<T>(items: T[], offsetOf: (item: T) => number, chunkBytes: numb
 }
 
 /** Rounds up to a multiple of `alignment`; exact for safe integers and power-of-two alignments. */
+/** Bytes a pooled (not dedicated) request of `bytes` takes: rounded up to the alignment, one aligned unit for 0. */
+function pooledSize(bytes: number, alignment: number): number {
+  return bytes === 0 ? alignment : roundUp(bytes, alignment);
+}
+
 function roundUp(bytes: number, alignment: number): number {
   return Math.ceil(bytes / alignment) * alignment;
 }
