@@ -365,7 +365,7 @@ export class Lease {
         if (this.requests?.get(params.requestId) !== previous) continue;
         // Its memory went back another way (freed, or its workspace moved on to a new generation or
         // was destroyed: the array can never be used again): the retry allocates anew.
-        if (this.requestOfArray?.get(array.arrayId) === params.requestId) this.requestOfArray?.delete(array.arrayId);
+        if (this.requestOfArray?.get(array.arrayId) === params.requestId) this.requestOfArray!.delete(array.arrayId);
         break;
       }
       const pending = this.createMaybeWaiting(params, byteSize, placement, shape, workspace);
@@ -378,7 +378,7 @@ export class Lease {
           (this.requestOfArray ??= new Map()).set(array.arrayId, params.requestId);
         },
         () => {
-          if (this.requests?.get(params.requestId) === entry) this.requests?.delete(params.requestId);
+          if (this.requests?.get(params.requestId) === entry) this.requests!.delete(params.requestId);
         },
       );
       return pending;
@@ -635,7 +635,7 @@ export class Lease {
     let array: TensorArray | undefined;
     const cursor = afterSerial > 0 ? this.pageCursors?.get(afterSerial) : undefined;
     if (cursor !== undefined) {
-      this.pageCursors?.delete(afterSerial);
+      this.pageCursors!.delete(afterSerial);
       iterator = cursor.iterator;
       // Unless it left the lease since, or moved to the end (renew: the iterator comes to it there).
       if (this.arrays.get(cursor.next.arrayId) === cursor.next && cursor.next.serialInLease === cursor.nextSerial) array = cursor.next;
@@ -668,11 +668,11 @@ export class Lease {
 
   /** The array left the lease for good: a retry of the request_id that made it allocates anew. */
   private forgetRequest(arrayId: string): void {
-    if (this.requestOfArray === undefined || this.requestOfArray.size === 0) return;
-    const requestId = this.requestOfArray?.get(arrayId);
+    const requestOfArray = this.requestOfArray;
+    const requestId = requestOfArray?.get(arrayId);
     if (requestId === undefined) return;
-    this.requestOfArray?.delete(arrayId);
-    if (this.requests?.get(requestId)?.arrayId === arrayId) this.requests?.delete(requestId);
+    requestOfArray!.delete(arrayId);
+    if (this.requests?.get(requestId)?.arrayId === arrayId) this.requests!.delete(requestId);
   }
 
   /** How many request_ids the lease remembers (live or in-flight allocations made with one). */
@@ -718,7 +718,7 @@ export class Lease {
   /** The lease's cuDNN scratch on `device`, unless it has none (or the client freed it). */
   cudnnScratchOf(device: number): TensorArray | undefined {
     const scratch = this.cudnnScratch?.get(device);
-    if (scratch?.isFreed) this.cudnnScratch?.delete(device);
+    if (scratch?.isFreed) this.cudnnScratch!.delete(device);
     return scratch?.isFreed ? undefined : scratch;
   }
 
@@ -789,7 +789,7 @@ export class Lease {
     );
     (this.scratchAcquiring ??= new Map()).set(device, settled);
     void settled.then(() => {
-      if (this.scratchAcquiring?.get(device) === settled) this.scratchAcquiring?.delete(device);
+      if (this.scratchAcquiring?.get(device) === settled) this.scratchAcquiring!.delete(device);
     });
     return acquired;
   }

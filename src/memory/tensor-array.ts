@@ -164,7 +164,6 @@ function elementsOf(dims: number | readonly number[]): number {
   return typeof dims === 'number' ? dims : dims.reduce((product, dimension) => product * dimension, 1);
 }
 
-
 /** What few arrays need: workspace attachment and copy coordination, made on first use. */
 interface ArrayExtras {
   /** The label, when not empty. */
