@@ -11,31 +11,20 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 import { afterHead, answerWith, scriptedServer } from '../helpers/scripted-server';
 import { silentProxy } from '../helpers/silent-proxy';
 
 const MiB = 1024 * 1024;
 
 describe('the typed client given data plane answers the daemon never gives', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
-
-  beforeAll(async () => {
-    daemon = await startDaemon(['--maxbytes', '64M', '--host-maxbytes', '128M', '--pool-chunk', '16M', '--data-listen', '127.0.0.1:0']);
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
+  const setup = daemonForTests(['--maxbytes', '64M', '--host-maxbytes', '128M', '--pool-chunk', '16M', '--data-listen', '127.0.0.1:0']);
 
   /** A lease with one 1 MiB host array of random bytes (written over gRPC). */
   async function arrayOfRandomBytes(name: string): Promise<{ lease: LeaseSession; arrayId: string; bytes: Buffer }> {
-    const lease = await client.openLease({ clientName: name });
+    const lease = await setup.client.openLease({ clientName: name });
     const arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB], placement: 'PLACEMENT_HOST_ONLY' })).array_id;
     const bytes = randomBytes(MiB);
     await lease.writeGrpc(arrayId, bytes);
@@ -51,7 +40,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
     for (const [name, answer] of answers) {
       const server = await scriptedServer(answerWith(answer));
       try {
-        const session = new LeaseSession(client, lease.lease, server.endpoint);
+        const session = new LeaseSession(setup.client, lease.lease, server.endpoint);
         await session.get(arrayId); // the session learns the array's size: a read to the end is large
         const data = await session.read(arrayId).catch((error: unknown) => error);
         expect(data, name).toBeInstanceOf(Buffer);
@@ -74,7 +63,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
     ]) {
       const server = await scriptedServer(answerWith(answer));
       try {
-        const session = new LeaseSession(client, lease.lease, server.endpoint);
+        const session = new LeaseSession(setup.client, lease.lease, server.endpoint);
         const data = await session.read(arrayId, 0, MiB).catch((error: unknown) => error);
         expect(data, answer.slice(0, 30)).toBeInstanceOf(Buffer);
         expect((data as Buffer).equals(bytes)).toBe(true);
@@ -98,7 +87,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
       });
     });
     try {
-      const session = new LeaseSession(client, lease.lease, server.endpoint);
+      const session = new LeaseSession(setup.client, lease.lease, server.endpoint);
       const written = randomBytes(MiB);
       expect(await session.write(arrayId, written)).toBe(MiB);
       expect(session.transfers).toEqual({ http: 0, grpc: 1 });
@@ -112,7 +101,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
 
   it('a read whose answer stalls mid-body (no byte for stallTimeoutMs) is finished over gRPC from the first byte it lacks, and the data plane is skipped for the backoff', async () => {
     const { lease, arrayId, bytes } = await arrayOfRandomBytes('stalled-read');
-    const stalling = new TensormemClient(daemon.tcpAddress, { dataPlane: { stallTimeoutMs: 300 } });
+    const stalling = new TensormemClient(setup.daemon.tcpAddress, { dataPlane: { stallTimeoutMs: 300 } });
     // The daemon's first 1000 bytes, then nothing, the connection left open (a proxy or path that hung).
     const server = await scriptedServer(answerWith(Buffer.concat([Buffer.from(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n`), bytes.subarray(0, 1000)])));
     try {
@@ -134,7 +123,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
     const { lease, arrayId, bytes } = await arrayOfRandomBytes('error-cut');
     const server = await scriptedServer(answerWith(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n${'<'.repeat(500)}`, true));
     try {
-      const session = new LeaseSession(client, lease.lease, server.endpoint);
+      const session = new LeaseSession(setup.client, lease.lease, server.endpoint);
       const data = await session.read(arrayId, 0, MiB);
       expect(data.subarray(0, 500).equals(bytes.subarray(0, 500))).toBe(true);
       expect(data.equals(bytes)).toBe(true);
@@ -150,7 +139,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
    * `keep` bytes of the first message: a daemon (or a gRPC proxy) that answers short.
    */
   function shortAnsweringClient(longerThan: number, keep: number): TensormemClient {
-    const shortClient = new TensormemClient(daemon.tcpAddress);
+    const shortClient = new TensormemClient(setup.daemon.tcpAddress);
     const readArray = shortClient.arrays.ReadArray.bind(shortClient.arrays) as (...args: unknown[]) => EventEmitter & { cancel(): void };
     (shortClient.arrays as unknown as { ReadArray: unknown }).ReadArray = (request: { length: number }, ...rest: unknown[]) => {
       const stream = readArray(request, ...rest);
@@ -192,7 +181,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
 
   it('a cut read whose deadline passes while its first missing byte is awaited over gRPC is DEADLINE_EXCEEDED, not UNAVAILABLE', async () => {
     const { lease, arrayId } = await arrayOfRandomBytes('resume-deadline');
-    const grpcProxy = await silentProxy(daemon.tcpAddress);
+    const grpcProxy = await silentProxy(setup.daemon.tcpAddress);
     const truncated = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true));
     const slowClient = new TensormemClient(grpcProxy.address, { deadlineMs: 1500 });
     try {
@@ -242,7 +231,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
     ]) {
       const { server, firstHead, release } = await heldFirstAnswer(held);
       try {
-        const session = new LeaseSession(client, lease.lease, server.endpoint);
+        const session = new LeaseSession(setup.client, lease.lease, server.endpoint);
         const first = session.read(arrayId, 0, MiB).catch((error: unknown) => error);
         await firstHead;
         await session.read(arrayId, 0, MiB); // a 502: over gRPC, and the data plane skipped for 1 s
@@ -264,7 +253,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
     const daemonDataPlane = lease.dataPlane!;
     const old = await heldFirstAnswer(BAD_GATEWAY);
     try {
-      const session = new LeaseSession(client, lease.lease, old.server.endpoint);
+      const session = new LeaseSession(setup.client, lease.lease, old.server.endpoint);
       const first = session.read(arrayId, 0, MiB);
       await old.firstHead;
       session.dataPlane = daemonDataPlane; // the data plane moved
@@ -289,7 +278,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
     });
     try {
       // A session that has not seen the array's size: the daemon would answer OUT_OF_RANGE, once asked.
-      const session = new LeaseSession(client, lease.lease, lease.dataPlane);
+      const session = new LeaseSession(setup.client, lease.lease, lease.dataPlane);
       for (const [name, read] of [
         ['read', () => session.read(arrayId, 0, huge)],
         ['readGrpc', () => session.readGrpc(arrayId, 0, huge)],
