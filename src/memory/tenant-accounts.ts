@@ -60,6 +60,11 @@ export interface TenantAccount {
  * tenants file's tenants keep theirs while idle; any other tenant's goes once it holds nothing and has
  * no lease (releaseIdle).
  */
+/** What of a device guarantee of `guaranteeBytes` a tenant using `usedBytes` of the device leaves unused. */
+function unusedGuarantee(guaranteeBytes: number, usedBytes: number): number {
+  return Math.max(0, guaranteeBytes - usedBytes);
+}
+
 export class TenantAccounts {
   private readonly tenants = new Map<string, TenantAccount>();
   /**
@@ -113,7 +118,7 @@ export class TenantAccounts {
       const made = account;
       made.device.forEach((quota, device) => {
         quota.onUsedChange = (usedBefore) => {
-          if (this.guaranteed.has(made)) this.unusedGuarantees[device] += Math.max(0, made.guaranteeBytes - quota.usedBytes) - Math.max(0, made.guaranteeBytes - usedBefore);
+          if (this.guaranteed.has(made)) this.unusedGuarantees[device] += unusedGuarantee(made.guaranteeBytes, quota.usedBytes) - unusedGuarantee(made.guaranteeBytes, usedBefore);
         };
       });
       this.setGuarantee(account, limits.deviceGuaranteeBytes);
@@ -133,7 +138,7 @@ export class TenantAccounts {
 
   /** Adds (`sign` 1) or takes out (-1) `account`'s unused guarantee on every device. */
   private countUnused(account: TenantAccount, sign: 1 | -1): void {
-    account.device.forEach((quota, device) => (this.unusedGuarantees[device] += sign * Math.max(0, account.guaranteeBytes - quota.usedBytes)));
+    account.device.forEach((quota, device) => (this.unusedGuarantees[device] += sign * unusedGuarantee(account.guaranteeBytes, quota.usedBytes)));
   }
 
   /**
@@ -191,7 +196,7 @@ export class TenantAccounts {
   othersUnusedGuaranteeBytes(device: number, tenant: string): number {
     if (!this.guaranteesInForce) return 0;
     const own = this.tenants.get(tenant);
-    const ownUnused = own && this.guaranteed.has(own) ? Math.max(0, own.guaranteeBytes - own.device[device].usedBytes) : 0;
+    const ownUnused = own && this.guaranteed.has(own) ? unusedGuarantee(own.guaranteeBytes, own.device[device].usedBytes) : 0;
     return this.unusedGuarantees[device] - ownUnused;
   }
 
