@@ -12,6 +12,7 @@ import { HEAP_COST } from '../memory/heap-guard';
 import { Lease, leaseClosedError } from './lease';
 import type { LeaseCloseReason } from './lease';
 import { SerialOrder } from './serial-order';
+import { randomIds } from './random-ids';
 
 export type { LeaseCloseReason } from './lease';
 
@@ -63,15 +64,8 @@ export const TENANT_OR_LEASE_TOKEN: TokenWording = {
   unknown: 'unknown token: neither a tenant token of the tenants file nor the token of a lease',
 };
 
-/**
- * A new lease id, `lease-` and 96 random bits in hex, made as one flat string: a template literal kept
- * a two-part string (a rope of "lease-" and the digits, 32 bytes more) for as long as the lease.
- */
-function newLeaseId(): string {
-  const id = Buffer.from('lease-000000000000000000000000', 'latin1');
-  id.write(randomBytes(12).toString('hex'), 6, 'latin1');
-  return id.toString('latin1');
-}
+/** A new lease id, `lease-` and 96 random bits in hex (random-ids.ts). */
+const newLeaseId = randomIds('lease-');
 
 export function hashToken(token: string): string {
   return hash('sha256', token, 'hex');

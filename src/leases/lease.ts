@@ -2,7 +2,6 @@
  * A lease: a client's claim on memory, and the owner of its arrays (ND4J's thread plays this role for
  * workspaces). Everything it holds is freed when it is closed or expires.
  */
-import { randomFillSync } from 'node:crypto';
 import { OutOfMemoryError, QuotaExceededError, TensormemError, invalidArgument, notFound } from '../errors';
 import { formatBytes, formatIec } from '../units';
 import type { ScratchBudget } from '../memory/cudnn-convolution';
@@ -17,6 +16,7 @@ import { WorkspaceRegistry } from '../memory/workspace-registry';
 import { PoolWorkspaceBacking } from '../memory/pool-workspace-backing';
 import { HEAP_COST } from '../memory/heap-guard';
 import { CountedArrayMap } from './counted-array-map';
+import { randomIds } from './random-ids';
 
 /** Thrown by a workspace allocation that would take pool memory while others wait for it (createAttachedWaiting): it queues instead. */
 const QUEUE_TURN = Symbol('queue turn');
@@ -100,25 +100,8 @@ export function parsePlacement(placement: unknown, field = 'placement'): Placeme
   return name;
 }
 
-/** Random bytes for array ids, refilled a page at a time. */
-const idEntropy = Buffer.alloc(4092);
-let idEntropyUsed = idEntropy.length;
-/** Where an id is assembled: `arr-` and 24 hex digits. */
-const idText = Buffer.from('arr-000000000000000000000000', 'latin1');
-
-/**
- * A new array id, `arr-` and 96 random bits in hex, made as one flat string: a template literal
- * would keep a two-part string (a rope of "arr-" and the digits) alive for as long as the array.
- */
-function newArrayId(): string {
-  if (idEntropyUsed + 12 > idEntropy.length) {
-    randomFillSync(idEntropy);
-    idEntropyUsed = 0;
-  }
-  idText.write(idEntropy.toString('hex', idEntropyUsed, idEntropyUsed + 12), 4, 'latin1');
-  idEntropyUsed += 12;
-  return idText.toString('latin1');
-}
+/** A new array id, `arr-` and 96 random bits in hex (random-ids.ts). */
+const newArrayId = randomIds('arr-');
 
 /**
  * Refuses a new array in `workspace` when it would be out of scope at once: a workspace that is not
