@@ -362,4 +362,81 @@ describe('ND4J workspace policies over gRPC', () => {
     await cycle(ring.workspace_id, [100]);
     expect(await cycle(ring.workspace_id, [50])).toMatchObject({ device_offset: 1048, host_offset: 648 });
   });
+
+  it("B19 CreateWorkspace without a config takes WorkspaceConfiguration's builder defaults (§1): FIRST_LOOP learns the first cycle, OVERALLOCATE 0.3 once, the EXTERNAL spill freed at the close", async () => {
+    const ws = await lease.createWorkspace('b19');
+    expect(ws.config).toMatchObject({
+      initial_size: 0,
+      min_size: 0,
+      max_size: 0,
+      overallocation_limit: 0.3,
+      allocation_policy: 'ALLOCATION_POLICY_OVERALLOCATE',
+      learning_policy: 'LEARNING_POLICY_FIRST_LOOP',
+      spill_policy: 'SPILL_POLICY_EXTERNAL',
+      reset_policy: 'RESET_POLICY_BLOCK_LEFT',
+      mirroring_policy: 'MIRRORING_POLICY_FULL',
+      location_policy: 'LOCATION_POLICY_RAM',
+      cycles_before_initialization: 0,
+    });
+    expect(ws).toMatchObject({ current_size: 0, held_bytes: 0 });
+    // 126 doubles = 1008 bytes: spilled at size 0, learned at the close: 1008 + (long)(1008 * 0.3) = 1310.
+    await lease.enterWorkspace(ws.workspace_id);
+    expect(await lease.allocate(f64(126))).toMatchObject({ attached: true });
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ spilled_size: 1008, number_of_external_allocations: 1 });
+    expect(await lease.leaveWorkspace(ws.workspace_id)).toMatchObject({ current_size: 1310, initial_block_size: 1008, spilled_size: 0, number_of_external_allocations: 0 });
+    // EXTERNAL never grows once learned (testNestedWorkspaces8): a bigger cycle spills what does not fit.
+    const rows: number[][] = [];
+    for (let i = 0; i < 2; i++) {
+      await lease.enterWorkspace(ws.workspace_id);
+      await lease.allocate(f64(126)); // 1008: fits in 1310
+      await lease.allocate(f64(126)); // 1008 more: 2016 > 1310, spilled
+      const open = await lease.getWorkspace(ws.workspace_id);
+      const left = await lease.leaveWorkspace(ws.workspace_id);
+      rows.push([open.device_offset, open.spilled_size, left.current_size, left.max_cycle_allocations, left.spilled_size]);
+    }
+    expect(rows).toEqual([
+      [1008, 1008, 1310, 2016, 0],
+      [1008, 1008, 1310, 2016, 0],
+    ]);
+  });
+
+  it('B20 min_size raises a learned, overallocated size and is not overallocated again; max_size still wins (§8)', async () => {
+    const raised = await lease.createWorkspace('b20', { min_size: 5000 });
+    expect((await cycle(raised.workspace_id, [126])).current_size).toBe(5000); // 1008 -> 1310 -> 5000, not 6500
+    const capped = await lease.createWorkspace('b20-cap', { min_size: 5000, max_size: 3000 });
+    expect((await cycle(capped.workspace_id, [126])).current_size).toBe(3000);
+    const above = await lease.createWorkspace('b20-above', { min_size: 1000 });
+    expect((await cycle(above.workspace_id, [126])).current_size).toBe(1310); // min_size below the learned size changes nothing
+  });
+
+  it('B21 HOST_ONLY with FIRST_LOOP learns from its host arrays (README: ND4J\'s CUDA backend never learns them) and then holds them in its host buffer', async () => {
+    const hostBytes = async () => (await client.memoryInfo()).host!.host_only_bytes;
+    const before = await hostBytes();
+    const ws = await lease.createWorkspace('b21', { mirroring_policy: 'MIRRORING_POLICY_HOST_ONLY' });
+    await lease.enterWorkspace(ws.workspace_id);
+    expect(await lease.allocate(f64(126))).toMatchObject({ placement: 'PLACEMENT_HOST_ONLY', attached: true });
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ host_offset: 0, this_cycle_allocations: 1008, spilled_size: 1008, number_of_external_allocations: 1 });
+    expect(await lease.leaveWorkspace(ws.workspace_id)).toMatchObject({ current_size: 1310, max_cycle_allocations: 1008, spilled_size: 0, number_of_external_allocations: 0 });
+    expect((await hostBytes()) - before).toBeGreaterThanOrEqual(1310 + 1024);
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(f64(126));
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ host_offset: 1008, primary_offset: 1008, spilled_size: 0, number_of_external_allocations: 0 });
+    await lease.leaveWorkspace(ws.workspace_id);
+    await lease.destroyWorkspace(ws.workspace_id);
+    expect(await hostBytes()).toBe(before);
+  });
+
+  it('B22 an empty array is never attached and moves no offset (§12); ScopeOut with no current workspace opens nothing (a DummyWorkspace, §2)', async () => {
+    const ws = await lease.createWorkspace('b22', { initial_size: 1024 });
+    await lease.enterWorkspace(ws.workspace_id);
+    const empty = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT64', shape: [0] });
+    expect(empty).toMatchObject({ attached: false, workspace_id: '', byte_size: 0 });
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ device_offset: 0, this_cycle_allocations: 0 });
+    expect((await lease.allocate(f64(1))).attached).toBe(true);
+    await lease.leaveWorkspace(ws.workspace_id);
+    expect(await lease.scopeOut()).toBeNull();
+    expect((await lease.allocate(f64(1))).attached).toBe(false);
+    // Nothing was opened: no scope to leave.
+    expect((await failure(lease.leaveWorkspace(ws.workspace_id))).code).toBe(status.FAILED_PRECONDITION);
+  });
 });

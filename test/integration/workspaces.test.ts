@@ -206,6 +206,23 @@ describe('workspaces over gRPC', () => {
     expect((await client.memoryInfo()).host!.mmap_bytes).toBe(before.host!.mmap_bytes);
   });
 
+  it('MMAP workspaces are neither overallocated nor capped by max_size (§13): the whole initial_size is usable, to its last byte', async () => {
+    const before = await client.memoryInfo();
+    // OVERALLOCATE 0.3 is the default and max_size is below initial_size: a RAM workspace would be 100000 + 30000, capped to 50000.
+    const ws = await lease.createWorkspace('MMAP_UNCAPPED', { initial_size: 100_000, max_size: 50_000, location_policy: 'LOCATION_POLICY_MMAP', learning_policy: 'LEARNING_POLICY_NONE' });
+    expect(ws.current_size).toBe(100_000);
+    expect((await client.memoryInfo()).host!.mmap_bytes - before.host!.mmap_bytes).toBe(7 * 16384); // 100000 rounded up to 16 KiB blocks
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(doubles(12_498)); // 99,984 bytes, past max_size, in the file
+    await lease.allocate(doubles(2)); // 16 bytes ending exactly at current_size: still in the file (§6.4's <=)
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ primary_offset: 100_000, spilled_size: 0, number_of_external_allocations: 0 });
+    await lease.allocate(doubles(2)); // one past it: spilled to host memory
+    expect(await lease.getWorkspace(ws.workspace_id)).toMatchObject({ primary_offset: 100_000, spilled_size: 16, number_of_external_allocations: 1 });
+    await lease.leaveWorkspace(ws.workspace_id);
+    await lease.destroyWorkspace(ws.workspace_id);
+    expect((await client.memoryInfo()).host!.mmap_bytes).toBe(before.host!.mmap_bytes);
+  });
+
   it('an MMAP workspace whose file another live workspace maps is refused when it would re-create the file', async () => {
     // Re-creating the file (createBytes) truncated it under the first workspace's mapping: its bytes
     // were lost, and when the re-creation failed the file was left empty and the daemon died of SIGBUS
