@@ -50,4 +50,21 @@ describe('PhysicalMemoryGuard chunk counting', () => {
     guard.check(500);
     expect(reliefCalls).toBe(1);
   });
+
+  it('asks for relief twice at most, synchronously, then refuses (JavaCPP: up to maxRetries = 10 System.gc() calls, 100 ms apart)', () => {
+    let reliefCalls = 0;
+    const guard = new PhysicalMemoryGuard(1000, () => reliefCalls++, () => 50);
+    guard.countChunks(() => 900);
+    expect(() => guard.check(51)).toThrow(PhysicalMemoryLimitError);
+    expect(reliefCalls).toBe(2);
+    // Relief that frees enough on the second try lets the request through.
+    let chunks = 900;
+    reliefCalls = 0;
+    const second = new PhysicalMemoryGuard(1000, () => {
+      if (++reliefCalls === 2) chunks = 0;
+    }, () => 50);
+    second.countChunks(() => chunks);
+    second.check(51);
+    expect(reliefCalls).toBe(2);
+  });
 });
