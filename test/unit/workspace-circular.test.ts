@@ -380,6 +380,19 @@ describe('requests larger than the ring (DESIGN.md §4)', () => {
     expect(backing.held('spill')).toBe(1);
   });
 
+  it('no block learned yet (FIRST_LOOP with an initial size never learns; OVER_TIME before its cycle): a request larger than the buffer spills too (ND4J recursed forever)', () => {
+    for (const learning of [{ learningPolicy: 'FIRST_LOOP' }, { learningPolicy: 'OVER_TIME', cyclesBeforeInitialization: 3 }]) {
+      const { ws, backing } = workspace({ initialSize: 1024, resetPolicy: 'ENDOFBUFFER_REACHED', allocationPolicy: 'STRICT', ...learning });
+      cycle(ws, 512);
+      expect(ws.info()).toMatchObject({ currentSize: 1024, initialBlockSize: 0, primaryOffset: 512 });
+      ws.enter();
+      expect(ws.alloc(4096)).toMatchObject({ placement: 'spill', bytes: 4096 });
+      expect(ws.info()).toMatchObject({ primaryOffset: 512, spilledSize: 4096, numberOfExternalAllocations: 1 });
+      ws.leave();
+      expect(backing.held('spill')).toBe(1);
+    }
+  });
+
   it('learning NONE with FAIL: WORKSPACE_FULL, nothing changed', () => {
     const { ws } = workspace({ initialSize: 1024, resetPolicy: 'ENDOFBUFFER_REACHED', allocationPolicy: 'STRICT', learningPolicy: 'NONE', spillPolicy: 'FAIL' });
     ws.enter();
