@@ -426,6 +426,27 @@ describe('ND4J workspace policies over gRPC', () => {
     expect(await hostBytes()).toBe(before);
   });
 
+  it('B23 at the device cap (--maxbytes 64M) a spill and a workspace buffer are refused before anything is taken: DEVICE_OUT_OF_MEMORY, the workspace and the pool as they were (DESIGN.md §4)', async () => {
+    const used = async () => (await client.memoryInfo()).devices[0].used_bytes;
+    const ws = await lease.createWorkspace('b23', { initial_size: 1024, allocation_policy: 'ALLOCATION_POLICY_STRICT', learning_policy: 'LEARNING_POLICY_NONE' });
+    await lease.enterWorkspace(ws.workspace_id);
+    await lease.allocate(f64(2));
+    const before = await lease.getWorkspace(ws.workspace_id);
+    const usedBefore = await used();
+    const spill = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [65 * 1024 * 1024] }));
+    expect([spill.code, spill.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'DEVICE_OUT_OF_MEMORY']);
+    expect(await lease.getWorkspace(ws.workspace_id)).toEqual(before);
+    expect(await used()).toBe(usedBefore);
+    await lease.leaveWorkspace(ws.workspace_id);
+    // 50 MiB overallocated by 0.3 (the default) is 65 MiB, past the cap.
+    const names = (await lease.listWorkspaces()).map((w) => w.name);
+    const buffer = await failure(lease.createWorkspace('b23-big', { initial_size: 50 * 1024 * 1024 }));
+    expect(buffer.details).toContain(`Can't allocate [DEVICE] memory: ${50 * 1024 * 1024 + Math.trunc(50 * 1024 * 1024 * 0.3) + 1024} bytes`);
+    expect([buffer.code, buffer.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'DEVICE_OUT_OF_MEMORY']);
+    expect((await lease.listWorkspaces()).map((w) => w.name)).toEqual(names);
+    expect(await used()).toBe(usedBefore);
+  });
+
   it('B22 an empty array is never attached and moves no offset (§12); ScopeOut with no current workspace opens nothing (a DummyWorkspace, §2)', async () => {
     const ws = await lease.createWorkspace('b22', { initial_size: 1024 });
     await lease.enterWorkspace(ws.workspace_id);
