@@ -9,7 +9,7 @@ import { DATA_PLANE_SHARE, GRPC_SHARE, connectionCapFor, openFileLimit } from '.
 import { mappedRegionsCapFor, maxMapCount } from './map-count-limit';
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { MAX_FLOW_DEPTH, tooDeepFlowAt } from './yaml-nesting';
+import { MAX_FLOW_DEPTH, tooDeepAt } from './yaml-nesting';
 import { LineCounter, isMap, isScalar, parseDocument, parse as parseYaml } from 'yaml';
 import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag, flagLike, misspelledEnv } from './flags';
@@ -228,8 +228,9 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
   } catch (error) {
     throw invalidArgument(field, 'a readable file', `${path} (${(error as Error).message})`);
   }
-  const deep = tooDeepFlowAt(text);
-  if (deep) throw invalidArgument(field, `lists and mappings ([ ] and { }) nested at most ${MAX_FLOW_DEPTH} deep`, { toString: () => `${path}:${deep.line}:${deep.column}: one nested deeper` });
+  const deep = tooDeepAt(text);
+  const nesting = deep?.kind === 'block' ? 'block lists and mappings (- , ? or an indented key:)' : 'lists and mappings ([ ] and { })';
+  if (deep) throw invalidArgument(field, `${nesting} nested at most ${MAX_FLOW_DEPTH} deep`, { toString: () => `${path}:${deep.line}:${deep.column}: one nested deeper` });
   const repeated = repeatedKey(text);
   if (repeated) {
     const [first, second] = repeated.values;

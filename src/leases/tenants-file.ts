@@ -26,7 +26,7 @@ import { LineCounter, Node, Pair, Scalar, YAMLMap, YAMLSeq, isMap, isScalar, isS
 import { TensormemError } from '../errors';
 import { JsonSyntaxError, lineAndColumn, parseJsonNodes, type JsonNode, type JsonScalar } from '../config/json-syntax';
 import { parseSize } from '../config/sizes';
-import { MAX_FLOW_DEPTH, tooDeepFlowAt } from '../config/yaml-nesting';
+import { MAX_FLOW_DEPTH, tooDeepAt } from '../config/yaml-nesting';
 
 export interface TenantSpec {
   name: string;
@@ -180,9 +180,12 @@ function jsonFile(text: string, path: string): ParsedFile {
   return { root: top, lineOf: (offset) => lineAndColumn(body, offset).line };
 }
 
+/** What tooDeepAt found nested too deep, in words. */
+const NESTING = { flow: 'lists or mappings ([ ] or { })', block: 'block lists or mappings (- , ? or an indented key:)' } as const;
+
 function yamlFile(text: string, path: string): ParsedFile {
-  const deep = tooDeepFlowAt(text);
-  if (deep) throw new TenantsFileError(path, deep.line, `lists or mappings ([ ] or { }) nested more than ${MAX_FLOW_DEPTH} deep: a tenants file needs at most 4`, deep.column);
+  const deep = tooDeepAt(text);
+  if (deep) throw new TenantsFileError(path, deep.line, `${NESTING[deep.kind]} nested more than ${MAX_FLOW_DEPTH} deep: a tenants file needs at most 4`, deep.column);
   const lines = new LineCounter();
   const document = parseDocument(text, { lineCounter: lines });
   if (document.errors.length > 0) {

@@ -9,10 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config';
-import { MAX_FLOW_DEPTH, tooDeepFlowAt } from '../../src/config/yaml-nesting';
+import { MAX_FLOW_DEPTH, tooDeepAt } from '../../src/config/yaml-nesting';
 import { parseTenants } from '../../src/leases/tenants-file';
 
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+
+/** tooDeepAt of a text nested in brackets: where, and that it says flow. */
+function tooDeepFlowAt(text: string): { line: number; column: number } | undefined {
+  const at = tooDeepAt(text);
+  if (at) expect(at.kind).toBe('flow');
+  return at && { line: at.line, column: at.column };
+}
 
 describe('tooDeepFlowAt', () => {
   it('finds the first bracket past MAX_FLOW_DEPTH, by line and column, and nothing at MAX_FLOW_DEPTH', () => {
@@ -84,5 +91,42 @@ describe('quotes and block scalars the YAML parser reads as plain text', () => {
   it('a tenants file with a stray quote in plain text before a list nested 5,000 deep is refused by the guard, not by the parser', () => {
     const text = `tenants:\n  - name: team 's\n    x: ${nested(5000)}\n`;
     expect(() => parseTenants(text, 'tenants.yaml')).toThrowError(`tenants.yaml:3:${8 + MAX_FLOW_DEPTH}: lists or mappings ([ ] or { }) nested more than ${MAX_FLOW_DEPTH} deep`);
+  });
+});
+
+describe('block lists and mappings nested too deep', () => {
+  // `- - - … x` nests a block list in a block list on one line; `k:` lines each indented one more nest
+  // mappings. The composer recurses through both as through brackets: 1,000 `- ` were 'Maximum call stack
+  // size exceeded' the first time and aborted Node (exit 134) on a later parse, as brackets nested 3,000 deep did.
+  const blockList = (depth: number) => '- '.repeat(depth) + 'x';
+  const blockMap = (depth: number, indent: number) => Array.from({ length: depth }, (_, level) => `${' '.repeat(indent + level)}k:`).join('\n') + ` x\n`;
+
+  it('a tenants file is refused with the line and column of the first list or mapping too deep, every time it is read', () => {
+    const text = `tenants:\n  - ${blockList(5000)}\n`;
+    for (let i = 0; i < 3; i++) {
+      // The tenants mapping and its list are the first two levels: the 65th opens at `- ` number 63.
+      expect(() => parseTenants(text, 'tenants.yaml')).toThrowError(`tenants.yaml:2:${5 + 2 * (MAX_FLOW_DEPTH - 2)}: block lists or mappings (- , ? or an indented key:) nested more than ${MAX_FLOW_DEPTH} deep: a tenants file needs at most 4`);
+    }
+    const mappings = `tenants:\n${blockMap(3000, 1)}`;
+    for (let i = 0; i < 2; i++) {
+      expect(() => parseTenants(mappings, 'tenants.yaml')).toThrowError(`tenants.yaml:${1 + MAX_FLOW_DEPTH}:${1 + MAX_FLOW_DEPTH}: block lists or mappings`);
+    }
+  });
+
+  it('a config file is refused naming --config, the file, line and column, every time it is read', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tensormem-nesting-')), 'deep.yaml');
+    writeFileSync(file, `listen:\n  - ${blockList(5000)}\n`);
+    for (let i = 0; i < 3; i++) {
+      expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected block lists and mappings (- , ? or an indented key:) nested at most ${MAX_FLOW_DEPTH} deep for --config but received ${file}:2:${5 + 2 * (MAX_FLOW_DEPTH - 2)}: one nested deeper`);
+    }
+  });
+
+  it('takes MAX_FLOW_DEPTH block levels, and as many flow levels inside them, as the files may have', () => {
+    expect(tooDeepAt(`${blockList(MAX_FLOW_DEPTH)}\n`)).toBeUndefined();
+    expect(tooDeepAt(`${blockList(MAX_FLOW_DEPTH - 1)}${nested(MAX_FLOW_DEPTH)}\n`)).toBeUndefined();
+    expect(tooDeepAt(`${blockList(MAX_FLOW_DEPTH + 1)}\n`)).toEqual({ line: 1, column: 1 + 2 * MAX_FLOW_DEPTH, kind: 'block' });
+    expect(tooDeepAt(`${'? '.repeat(MAX_FLOW_DEPTH + 1)}x\n`)).toEqual({ line: 1, column: 1 + 2 * MAX_FLOW_DEPTH, kind: 'block' });
+    // Dashes in scalars and comments are text.
+    expect(tooDeepAt(`a: "${blockList(500)}"\nb: |\n  ${blockList(500)}\n# ${blockList(500)}\n`)).toBeUndefined();
   });
 });
