@@ -350,7 +350,8 @@ export class LeaseSession {
    * caller named (OUT_OF_RANGE); to the end of an array (length 0) the daemon answers exactly the rest
    * of it, so an answer of another length is another server's at the data address (a proxy's, a
    * server that is not the daemon), as a non-JSON error answer is: a DataPlaneConnectionError, and the
-   * read goes over gRPC. A longer one was a raw RangeError from getArray, a shorter one a short Buffer.
+   * read goes over gRPC. A longer one was a raw RangeError from getArray, a shorter one a short Buffer;
+   * a shorter one cut mid-body had its bytes kept as the array's first ones and the rest read over gRPC.
    */
   private async getInto(http: DataPlaneEndpoint, arrayId: string, offset: number, length: number, into: Buffer, callOptions: { deadline?: number }): Promise<Buffer> {
     const notTheDaemons = (answerBytes: number) =>
@@ -361,7 +362,11 @@ export class LeaseSession {
     try {
       data = await httpGetArray(http, this.token, arrayId, offset, length, into, this.client.dataPlaneTransferOptions(callOptions));
     } catch (error) {
-      throw error instanceof DestinationTooSmallError ? notTheDaemons(error.answerBytes) : error;
+      if (error instanceof DestinationTooSmallError) throw notTheDaemons(error.answerBytes);
+      // Cut or stalled mid-body, an answer of another length is not the daemon's either: none of its
+      // bytes are the array's (finishCutRead would keep them and read only the rest).
+      if (error instanceof DataPlaneTransferError && error.answerBytes > 0 && error.answerBytes !== into.byteLength) throw notTheDaemons(error.answerBytes);
+      throw error;
     }
     if (data.byteLength !== into.byteLength) throw notTheDaemons(data.byteLength);
     return data;

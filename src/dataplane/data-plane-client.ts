@@ -55,6 +55,8 @@ export class DataPlaneTransferError extends Error {
     readonly bodyBytesReceived = 0,
     /** No byte moved either way for `stallTimeoutMs` (the connection was destroyed): the path to the data plane hung. */
     readonly stalled = false,
+    /** The body's length as the head of a successful answer read into a GET's destination gave it (0 for an error answer): what `bodyBytesReceived` are a part of. */
+    readonly answerBytes = 0,
   ) {
     super(message);
     this.name = 'DataPlaneTransferError';
@@ -387,6 +389,8 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
 
     /** Bytes of the body in `destination`: none of an error answer's body (collected apart) is there. */
     const held = () => (destination ? received : 0);
+    /** The body's length of an answer read into `destination` (0: none). */
+    const answerBytes = () => (destination ? bodyLength : 0);
     /** The connection failed before the answer: on a reused connection with no byte of it yet, LostBeforeAnswer (sent again). */
     const failedBeforeAnswer = (message: string, cause?: Error) => finish(new (reused && !answered ? LostBeforeAnswer : DataPlaneConnectionError)(`data plane ${describe(endpoint)}: ${message}`, cause, bodyBytesOut));
     connection.hold({
@@ -394,11 +398,11 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       onRead,
       onError: (error) => {
         if (!response) failedBeforeAnswer(error.message, error);
-        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error, true, held()));
+        else finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the connection failed mid-answer: ${error.message}`, error, true, held(), false, answerBytes()));
       },
       onClose: () => {
         if (!response) failedBeforeAnswer('connection closed before an answer');
-        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`, undefined, true, held()));
+        else if (received < bodyLength) finish(new DataPlaneTransferError(`data plane ${describe(endpoint)}: the answer ended after ${received} of ${bodyLength} bytes`, undefined, true, held(), false, answerBytes()));
       },
     });
     if (transfer.deadline !== undefined) {
@@ -431,7 +435,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
           }
           const message = `data plane ${describe(endpoint)}: no byte moved either way for ${still} ms`;
           if (!response) finish(new DataPlaneConnectionError(`${message}, before an answer`, undefined, bodyBytesOut));
-          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`, undefined, false, held(), true));
+          else finish(new DataPlaneTransferError(`${message}, after ${received} of ${bodyLength} bytes of the answer`, undefined, false, held(), true, answerBytes()));
         });
       stallTimer = setTimeout(check, stallTimeoutMs);
     };

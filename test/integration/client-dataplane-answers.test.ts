@@ -134,6 +134,31 @@ describe('the typed client given data plane answers the daemon never gives', () 
     await lease.close();
   });
 
+  it('a read whose answer of another length than the array\'s is cut mid-body (a proxy\'s 200 page closed early) is read whole over gRPC: none of the Buffer is taken from that page', async () => {
+    const { lease, arrayId, bytes } = await arrayOfRandomBytes('other-length-cut');
+    // Reads to the end (the session knows the array's 1 MiB) answered with a 2,000-byte body of which
+    // 1,000 come before the close. (A read of a length is refused another length before its body.)
+    for (const [name, answer] of [
+      ['200', `HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2000\r\n\r\n${'<'.repeat(1000)}`],
+      ['206', `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1999/2000\r\nContent-Length: 2000\r\n\r\n${'<'.repeat(1000)}`],
+    ] as const) {
+      const server = await scriptedServer(answerWith(answer, true));
+      try {
+        const session = new LeaseSession(setup.client, lease.lease, server.endpoint);
+        await session.get(arrayId); // the session learns the array's size: a read to the end is large
+        const data = await session.read(arrayId);
+        expect(data.subarray(0, 1000).equals(bytes.subarray(0, 1000)), name).toBe(true);
+        expect(data.equals(bytes), name).toBe(true);
+        expect(session.transfers, name).toEqual({ http: 0, grpc: 1 });
+        // Another server's answer, as when it is not cut: the data plane is skipped for a while.
+        expect(session.dataPlaneRetryAt, name).toBeGreaterThan(0);
+      } finally {
+        await server.close();
+      }
+    }
+    await lease.close();
+  });
+
   /**
    * A client whose ReadArray calls of more than `longerThan` bytes end, without an error, after
    * `keep` bytes of the first message: a daemon (or a gRPC proxy) that answers short.
