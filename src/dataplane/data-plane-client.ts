@@ -338,6 +338,9 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
         return false;
       }
       bodyLength = length;
+      // An error without Content-Length (read as no body) has one that runs until the server closes the
+      // connection (RFC 9112 §6.3): the connection cannot carry another request.
+      if (headers['content-length'] === undefined && code !== 204 && code !== 304) closes = true;
       try {
         destination = destinationFor?.(code, headers, bodyLength);
       } catch (error) {

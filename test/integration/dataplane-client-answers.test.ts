@@ -8,7 +8,7 @@ import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlaneConnectionError, DataPlaneHttpError, getArray, putArray } from '../../src/dataplane/data-plane-client';
 import { DataPlaneConnections } from '../../src/dataplane/data-plane-connections';
-import { answerWith, scriptedServer } from '../helpers/scripted-server';
+import { afterHead, answerWith, scriptedServer } from '../helpers/scripted-server';
 
 type Server = Awaited<ReturnType<typeof scriptedServer>>;
 
@@ -165,6 +165,23 @@ describe('the data plane client given answers of other HTTP servers', () => {
     const connections = new DataPlaneConnections();
     try {
       expect((await getArray(server.endpoint, 't', 'a', 0, 0, undefined, { connections })).byteLength).toBe(0);
+      expect(connections.idleCount).toBe(0);
+    } finally {
+      connections.close();
+    }
+  });
+
+  it('does not keep the connection of an error answer without Content-Length (its body runs until the server closes it)', async () => {
+    // A proxy's 503 page, framed by the close (RFC 9112 §6.3): its body comes after the head, later.
+    const server = await serve((socket) =>
+      afterHead(socket, () => {
+        socket.write('HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n\r\n');
+        setTimeout(() => socket.write('<html>busy</html>'), 200);
+      }),
+    );
+    const connections = new DataPlaneConnections();
+    try {
+      expect(await getArray(server.endpoint, 't', 'a', 0, 0, undefined, { connections }).catch((error: unknown) => error)).toBeInstanceOf(DataPlaneConnectionError);
       expect(connections.idleCount).toBe(0);
     } finally {
       connections.close();
