@@ -173,10 +173,10 @@ export class DaemonMetrics {
     });
   }
 
-  /** Records one finished gRPC call. `path` is "/package.Service/Method"; `reason` is its ErrorInfo reason, if it failed with one. */
   /** gRPC calls finished since start (the idle memory trim's sign of activity). */
   callsFinished = 0;
 
+  /** Records one finished gRPC call. `path` is "/package.Service/Method"; `reason` is its ErrorInfo reason, if it failed with one. */
   observeRpc(path: string, code: string, seconds: number, reason?: string): void {
     this.callsFinished++;
     const slash = path.lastIndexOf('/');
