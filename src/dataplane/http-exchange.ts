@@ -29,8 +29,10 @@ export type BodyReader = (piece: Uint8Array) => void | Promise<void>;
 /** The code of readBody's rejection when the client ended its side of the connection (a FIN) before the whole body: it can still be answered. */
 export const BODY_CUT_SHORT = 'ERR_BODY_CUT_SHORT';
 
-export function bodyCutShort(expected: number, received: number): Error & { code: string; bytesReceived: number } {
-  return Object.assign(new Error(`the client ended its side of the connection after ${received} of the body's ${expected} bytes`), { code: BODY_CUT_SHORT, bytesReceived: received });
+/** `expected`: the body's length, undefined for a chunked body (cut before its last chunk). */
+export function bodyCutShort(expected: number | undefined, received: number): Error & { code: string; bytesReceived: number } {
+  const of = expected === undefined ? `${received} bytes of the chunked body, before its last chunk` : `${received} of the body's ${expected} bytes`;
+  return Object.assign(new Error(`the client ended its side of the connection after ${of}`), { code: BODY_CUT_SHORT, bytesReceived: received });
 }
 
 export function prematureClose(): Error {
@@ -89,8 +91,9 @@ export class HttpExchange {
   }
 
   /**
-   * Reads the request body (Content-Length bytes), handing `reader` each piece as it arrives; resolves
-   * to the bytes read. Rejects with code BODY_CUT_SHORT (and bytesReceived) when the client's input
+   * Reads the request body (Content-Length bytes, or a chunked body's data through its last chunk and
+   * trailers), handing `reader` each piece as it arrives; resolves to the bytes read. Rejects with
+   * INVALID_ARGUMENT (reason MALFORMED_REQUEST) for malformed chunked framing. Rejects with code BODY_CUT_SHORT (and bytesReceived) when the client's input
    * ends first (its FIN: a half-close, after which the answer still reaches it, or a close), with code
    * ERR_STREAM_PREMATURE_CLOSE when the connection is gone first (reset, cut, or answered early), or
    * with what the reader threw.

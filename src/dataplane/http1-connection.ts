@@ -2,6 +2,7 @@
 import { STATUS_CODES } from 'node:http';
 import { Socket } from 'node:net';
 import type { ErrorReason } from '../errors';
+import { ChunkedBodyDecoder } from './chunked-body';
 import { HEAD_END, MAX_HEAD_BYTES, parseHead, strayLineBreak, type RequestHead } from './http1-head';
 import { BodyReader, bodyCutShort, httpDate, HttpExchange, HttpHandler, prematureClose } from './http-exchange';
 
@@ -53,7 +54,10 @@ export class Http1Connection {
   /** Bytes received and not yet consumed (part of a head, a body that arrived early, the next request). */
   private pending?: Buffer;
   private exchange?: HttpExchange;
+  /** Bytes of a Content-Length body not yet read. */
   private bodyRemaining = 0;
+  /** A chunked body's framing, from its head until the connection's next request (done once its last chunk and trailers are read). */
+  private chunked?: ChunkedBodyDecoder;
   private reader?: BodyReader;
   private readerBusy = false;
   private bodyDone?: { resolve: (bytes: number) => void; reject: (error: Error) => void; bytes: number };
@@ -117,9 +121,14 @@ export class Http1Connection {
     return this.state === 'head' && this.pending === undefined && !this.answerGoingOut;
   }
 
+  /** Part of the request's body (or its chunked framing) is still to be read. */
+  private get bodyUnread(): boolean {
+    return this.bodyRemaining > 0 || (this.chunked !== undefined && !this.chunked.done);
+  }
+
   /** The buffer the next read lands in (onread mode). */
   readBuffer(): Buffer {
-    if (this.state === 'request' && this.bodyRemaining > 0) return (this.bodyBuffer ??= Buffer.allocUnsafeSlow(this.settings.bodyReadBytes));
+    if (this.state === 'request' && this.bodyUnread) return (this.bodyBuffer ??= Buffer.allocUnsafeSlow(this.settings.bodyReadBytes));
     return (this.headBuffer ??= Buffer.allocUnsafeSlow(MAX_HEAD_BYTES));
   }
 
@@ -140,15 +149,40 @@ export class Http1Connection {
       if (this.state === 'head') {
         if (this.answerGoingOut) break;
         offset = this.consumeHead(chunk, offset);
-      } else if (this.bodyRemaining > 0 && this.reader && !this.readerBusy) {
-        const piece = chunk.subarray(offset, offset + Math.min(this.bodyRemaining, chunk.byteLength - offset));
-        offset += piece.byteLength;
-        this.deliver(piece);
+      } else if (this.bodyUnread && this.reader && !this.readerBusy) {
+        offset = this.chunked ? this.consumeChunked(chunk, offset) : this.consumeLength(chunk, offset);
       } else {
         break;
       }
     }
     if (offset < chunk.byteLength && this.serving) this.stash(chunk.subarray(offset), reused);
+  }
+
+  /** Hands the reader the next piece of a Content-Length body from `chunk` at `offset`; returns the offset after it. */
+  private consumeLength(chunk: Buffer, offset: number): number {
+    const piece = chunk.subarray(offset, offset + Math.min(this.bodyRemaining, chunk.byteLength - offset));
+    this.bodyRemaining -= piece.byteLength;
+    this.deliver(piece);
+    return offset + piece.byteLength;
+  }
+
+  /**
+   * Decodes a chunked body's framing from `chunk` at `offset` up to its next data bytes, which go to
+   * the reader as a view of `chunk`; returns the offset after what it used. Malformed framing fails the
+   * read with the decoder's error (the handler answers it; the connection closes after, its framing
+   * lost), and the rest of `chunk` is dropped.
+   */
+  private consumeChunked(chunk: Buffer, offset: number): number {
+    let step;
+    try {
+      step = this.chunked!.decode(chunk, offset);
+    } catch (error) {
+      this.readFailed(error as Error);
+      return chunk.byteLength;
+    }
+    if (step.data) this.deliver(step.data);
+    else this.afterPiece();
+    return step.end;
   }
 
   /** Consumes head bytes from `chunk` at `offset`; returns the offset after what it used. */
@@ -201,6 +235,7 @@ export class Http1Connection {
     this.state = 'request';
     this.socket.setTimeout(this.settings.stallTimeoutMs);
     this.bodyRemaining = head.contentLength;
+    this.chunked = head.chunked ? new ChunkedBodyDecoder() : undefined;
     this.exchange = new HttpExchange(this, head);
     try {
       this.settings.handler(this.exchange);
@@ -213,7 +248,6 @@ export class Http1Connection {
 
   /** Hands `piece` to the reader; a promise from it holds reading until it settles. */
   private deliver(piece: Buffer): void {
-    this.bodyRemaining -= piece.byteLength;
     this.bodyDone!.bytes += piece.byteLength;
     let result: void | Promise<void>;
     try {
@@ -241,7 +275,7 @@ export class Http1Connection {
   }
 
   private afterPiece(): void {
-    if (this.bodyRemaining > 0 || !this.bodyDone) return;
+    if (this.bodyUnread || !this.bodyDone) return;
     const done = this.bodyDone;
     this.reader = undefined;
     this.bodyDone = undefined;
@@ -265,7 +299,7 @@ export class Http1Connection {
     if (this.state === 'head') return !this.answerGoingOut;
     if (this.state === 'draining') return !this.dropDone;
     if (this.state !== 'request') return false;
-    return this.bodyRemaining > 0 && this.reader !== undefined && !this.readerBusy;
+    return this.bodyUnread && this.reader !== undefined && !this.readerBusy;
   }
 
   /** Consumes what is pending, then reads on or holds, as the state asks. */
@@ -283,7 +317,7 @@ export class Http1Connection {
     }
     if (this.ended) {
       // Nothing more will come: a body still awaited never arrives; between requests the connection ends.
-      if (this.bodyDone && !this.readerBusy && this.pending === undefined) this.readFailed(bodyCutShort(this.bodyDone.bytes + this.bodyRemaining, this.bodyDone.bytes));
+      if (this.bodyDone && !this.readerBusy && this.pending === undefined) this.readFailed(bodyCutShort(this.chunked ? undefined : this.bodyDone.bytes + this.bodyRemaining, this.bodyDone.bytes));
       if (this.state === 'head') this.drain();
       return;
     }
@@ -294,8 +328,8 @@ export class Http1Connection {
   /** HttpExchange.readBody. */
   readBody(reader: BodyReader): Promise<number> {
     if (this.bodyDone || this.state !== 'request') return Promise.reject(new Error('the request body is being read already, or the request is over'));
-    if (this.bodyRemaining === 0) return Promise.resolve(0);
-    if (this.ended && !this.pending) return Promise.reject(bodyCutShort(this.bodyRemaining, 0));
+    if (!this.bodyUnread) return Promise.resolve(0);
+    if (this.ended && !this.pending) return Promise.reject(bodyCutShort(this.chunked ? undefined : this.bodyRemaining, 0));
     return new Promise<number>((resolve, reject) => {
       this.reader = reader;
       this.bodyDone = { resolve, reject, bytes: 0 };
@@ -310,13 +344,13 @@ export class Http1Connection {
 
   /** Whether the connection must close after this exchange's answer. */
   closesAfter(exchange: HttpExchange): boolean {
-    return !exchange.keepAlive || this.bodyRemaining > 0 || this.ended;
+    return !exchange.keepAlive || this.bodyUnread || this.ended;
   }
 
   /** HttpExchange.end, once the answer is written: the next request, or the end of the connection. */
   finished(exchange: HttpExchange, close: boolean): void {
     if (this.exchange !== exchange || this.state !== 'request') return;
-    if (close || this.bodyRemaining > 0) {
+    if (close || this.bodyUnread) {
       this.drain();
       return;
     }

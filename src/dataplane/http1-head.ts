@@ -1,7 +1,7 @@
 /**
  * An HTTP/1.1 request head as the data plane's server reads it (http1-server.ts): the request line and
  * headers parsed strictly (CRLF line ends only, a target in visible ASCII, one valid Host in HTTP/1.1, no NUL, a Content-Length of one decimal number, a
- * Transfer-Encoding that ends in chunked), or why the head is malformed.
+ * Transfer-Encoding that ends in chunked, which then frames the body), or why the head is malformed.
  */
 
 /** Largest request head (request line and headers) accepted. */
@@ -19,7 +19,10 @@ export interface RequestHead {
   url: string;
   /** Lower-case names; repeated headers joined with ", ". */
   headers: Record<string, string>;
+  /** The body's length when Content-Length frames it; 0 when there is none, or when it is chunked. */
   contentLength: number;
+  /** Transfer-Encoding (ending in chunked) frames the body (RFC 9112 §6.3: it wins over a Content-Length). */
+  chunked: boolean;
   keepAlive: boolean;
   expectsContinue: boolean;
 }
@@ -78,22 +81,28 @@ export function parseHead(text: string): RequestHead | MalformedHead {
     contentLength = Number(digits);
   }
   // A request whose Transfer-Encoding does not end in chunked has no length anyone can determine: RFC
-  // 9112 §6.3 says 400 and close. (One that ends in chunked is not framed here either: it reaches the
-  // handler and the connection closes after the answer.) Empty list elements ("chunked," or two header
-  // lines, one of them empty) are no coding (RFC 9110 §5.6.1.2): the last coding is the last one named.
+  // 9112 §6.3 says 400 and close. One that ends in chunked is framed by it, whatever Content-Length
+  // says (chunked wins). Empty list elements ("chunked," or two header lines, one of them empty) are
+  // no coding (RFC 9110 §5.6.1.2): the last coding is the last one named.
   const transferEncoding = headers['transfer-encoding'];
-  const lastCoding = transferEncoding === undefined ? undefined : listElements(transferEncoding).pop();
-  if (transferEncoding !== undefined && lastCoding?.toLowerCase() !== 'chunked') {
+  const codings = transferEncoding === undefined ? [] : listElements(transferEncoding);
+  if (transferEncoding !== undefined && codings[codings.length - 1]?.toLowerCase() !== 'chunked') {
     return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))} does not end in chunked, so the body's length cannot be determined`, field: 'Transfer-Encoding' };
   }
   const connection = (headers.connection ?? '').toLowerCase();
   const keepAlive = http10 ? /\bkeep-alive\b/.test(connection) : !/\bclose\b/.test(connection);
+  // The connection is kept after a chunked body only when nothing else could frame it otherwise: chunked
+  // alone, no Content-Length beside it (RFC 9112 §6.3: a sender of both may be smuggling a request; the
+  // connection closes after the answer), and HTTP/1.1 (§6.1: a Transfer-Encoding in an HTTP/1.0
+  // message is treated as faulty framing, the connection closed after).
+  const framedPlainly = transferEncoding === undefined || (codings.length === 1 && lengthHeader === undefined && !http10);
   return {
     method: requestLine[1],
     url: originForm(requestLine[2]),
     headers,
-    contentLength: headers['transfer-encoding'] !== undefined ? 0 : contentLength,
-    keepAlive: keepAlive && headers['transfer-encoding'] === undefined,
+    contentLength: transferEncoding !== undefined ? 0 : contentLength,
+    chunked: transferEncoding !== undefined,
+    keepAlive: keepAlive && framedPlainly,
     // An HTTP/1.0 client knows no interim answers: it would read "100 Continue" as the answer to its
     // request. RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
     expectsContinue: !http10 && (headers.expect ?? '').toLowerCase() === '100-continue',

@@ -11,7 +11,7 @@ import { AddressInfo, Socket, connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { BODY_CUT_SHORT, Http1Server, Http1ServerOptions, HttpExchange, MAX_HEAD_BYTES } from '../../src/dataplane/http1-server';
 import { bodyReadBytesFor } from '../../src/dataplane/data-plane-server';
-import { ERROR_REASONS } from '../../src/errors';
+import { ERROR_REASONS, TensormemError } from '../../src/errors';
 
 const servers: Http1Server[] = [];
 
@@ -316,6 +316,93 @@ describe('Http1Server', () => {
       expect(chunked.text).toContain('Connection: close');
     }
     expect(calls).toBe(3);
+  });
+
+  it('reads a chunked body (RFC 9112 §7.1) to its reader, then the next pipelined request on the same connection', async () => {
+    const port = await listen(echo);
+    const requests = 'PUT /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n' +
+      'PUT /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n' +
+      'PUT /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz';
+    // Cut into reads at odd places: inside a size line, between a chunk's data and its CRLF, inside the trailers.
+    const cuts = [70, 81, 95, 107, 130];
+    const parts = cuts.map((cut, index) => requests.slice(index === 0 ? 0 : cuts[index - 1], cut)).concat(requests.slice(cuts[cuts.length - 1]));
+    const { text } = await new Promise<{ text: string }>((resolve, reject) => {
+      const socket = connect({ port, host: '127.0.0.1' }, async () => {
+        socket.setNoDelay(true);
+        for (const part of parts) {
+          socket.write(part);
+          await new Promise((done) => setTimeout(done, 15));
+        }
+      });
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+      socket.on('end', () => resolve({ text: received }));
+      socket.on('error', reject);
+    });
+    expect(statusLines(text)).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    expect(text).toContain('PUT /a 11:hello world');
+    expect(text).toContain('PUT /b 0:');
+    expect(text).toContain('PUT /c 3:xyz');
+    expect(text.match(/Connection: keep-alive/g)).toHaveLength(2);
+  });
+
+  it('with Content-Length beside it, chunked frames the body and the connection closes after (RFC 9112 §6.3); so it does after HTTP/1.0 or a coding before chunked', async () => {
+    const port = await listen(echo);
+    for (const head of ['HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked', 'HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked', 'HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked']) {
+      const { text } = await exchangeRaw(port, [`PUT /a ${head}\r\n\r\n4\r\nabcd\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n`]);
+      expect(statusLines(text), head).toEqual(['HTTP/1.1 200 OK']);
+      expect(text, head).toContain('PUT /a 4:abcd');
+      expect(text, head).toContain('Connection: close');
+    }
+  });
+
+  it('a chunked body whose framing is malformed fails readBody naming it; the answer closes the connection', async () => {
+    let failure: TensormemError | undefined;
+    const port = await listen((exchange) => {
+      exchange.readBody(() => undefined).then(
+        () => exchange.end('read'),
+        (error: TensormemError) => {
+          failure = error;
+          exchange.statusCode = 400;
+          exchange.end(error.message);
+        },
+      );
+    });
+    const { text } = await exchangeRaw(port, ['PUT /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdefg\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n']);
+    expect(statusLines(text)).toEqual(['HTTP/1.1 400 Bad Request']);
+    expect(text).toContain('Connection: close');
+    expect(failure).toBeInstanceOf(TensormemError);
+    expect([failure!.reason, failure!.metadata.field]).toEqual(['MALFORMED_REQUEST', 'body']);
+  });
+
+  it('a chunked body cut by the client before its last chunk rejects readBody with BODY_CUT_SHORT and the bytes received; a slow reader holds the decoding', async () => {
+    let rejected!: (error: unknown) => void;
+    const rejection = new Promise<unknown>((resolve) => (rejected = resolve));
+    const port = await listen((exchange) => {
+      if (exchange.url !== '/cut') {
+        let total = 0;
+        void exchange
+          .readBody(async (piece) => {
+            const before = total;
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            expect(total).toBe(before);
+            total += piece.byteLength;
+          })
+          .then((bytes) => exchange.end(`${bytes} ${total}`));
+        return;
+      }
+      exchange.readBody(() => undefined).catch(rejected);
+    });
+    const socket = connect({ port, host: '127.0.0.1' }, () => socket.end('PUT /cut HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n2\r\nef'));
+    socket.on('error', () => undefined);
+    socket.resume();
+    const cut = (await rejection) as { code?: string; bytesReceived?: number; message: string };
+    expect([cut.code, cut.bytesReceived]).toEqual([BODY_CUT_SHORT, 6]);
+    expect(cut.message).toContain('chunked');
+    // Many small chunks in one read to a reader that returns a promise: each is handed over only once the one before has settled.
+    const body = Array.from({ length: 200 }, (_, index) => `3\r\n${String(index % 1000).padStart(3, '0')}\r\n`).join('');
+    const slow = await exchangeRaw(port, [`PUT /slow HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}0\r\n\r\n`]);
+    expect(slow.text).toContain('\r\n\r\n600 600');
   });
 
   it('refuses a NUL in a header value (RFC 9110 §5.5) with 400 naming the header, and closes', async () => {

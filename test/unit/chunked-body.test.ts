@@ -1,0 +1,119 @@
+/** ChunkedBodyDecoder: RFC 9112 §7.1 chunked framing decoded however reads cut it, data handed on as views, malformed framing named. */
+import { describe, expect, it } from 'vitest';
+import { ChunkedBodyDecoder, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES } from '../../src/dataplane/chunked-body';
+import { TensormemError } from '../../src/errors';
+
+/** Feeds `reads` in order; returns the data pieces (each checked to be a view of its read), whether it is done, and where the last read stopped. */
+function decodeAll(reads: Buffer[]): { data: Buffer; pieces: number; done: boolean; end: number } {
+  const decoder = new ChunkedBodyDecoder();
+  const pieces: Buffer[] = [];
+  let end = 0;
+  for (const read of reads) {
+    let at = 0;
+    while (at < read.byteLength && !decoder.done) {
+      const step = decoder.decode(read, at);
+      expect(step.end).toBeGreaterThan(at);
+      if (step.data) {
+        // A view of the read: same memory, no copy.
+        expect(step.data.buffer).toBe(read.buffer);
+        expect(step.data.byteOffset).toBe(read.byteOffset + step.end - step.data.byteLength);
+        pieces.push(Buffer.from(step.data));
+      }
+      at = step.end;
+    }
+    end = at;
+  }
+  return { data: Buffer.concat(pieces), pieces: pieces.length, done: decoder.done, end };
+}
+
+function refusalOf(reads: Buffer[]): TensormemError {
+  try {
+    decodeAll(reads);
+  } catch (error) {
+    return error as TensormemError;
+  }
+  throw new Error('decoded without a refusal');
+}
+
+const framed = Buffer.from('5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0 ;last\r\nX-Checksum: 1\r\nX-Other:2\r\n\r\n');
+const expected = 'helloabcdefghijklmnopqrstuvwxyz';
+
+describe('ChunkedBodyDecoder', () => {
+  it('decodes a body in one read: extensions ignored, trailers dropped, stopping right after the blank line', () => {
+    const next = Buffer.from('GET / HTTP/1.1\r\n');
+    const result = decodeAll([Buffer.concat([framed, next])]);
+    expect(result.data.toString('latin1')).toBe(expected);
+    expect(result.done).toBe(true);
+    expect(result.end).toBe(framed.byteLength);
+  });
+
+  it('decodes the same body cut into two reads at every byte, and one byte a read', () => {
+    for (let cut = 1; cut < framed.byteLength; cut++) {
+      const result = decodeAll([Buffer.from(framed.subarray(0, cut)), Buffer.from(framed.subarray(cut))]);
+      expect(result.data.toString('latin1'), `cut at ${cut}`).toBe(expected);
+      expect(result.done, `cut at ${cut}`).toBe(true);
+    }
+    const bytewise = decodeAll([...framed].map((byte) => Buffer.from([byte])));
+    expect(bytewise.data.toString('latin1')).toBe(expected);
+    expect(bytewise.done).toBe(true);
+  });
+
+  it('hands a chunk larger than a read on in pieces, one per read', () => {
+    const data = Buffer.alloc(10_000, 7);
+    const body = Buffer.concat([Buffer.from('2710\r\n'), data, Buffer.from('\r\n0\r\n\r\n')]);
+    const reads = [0, 3000, 6000, 9000].map((at, index, all) => Buffer.from(body.subarray(at, all[index + 1] ?? body.byteLength)));
+    const result = decodeAll(reads);
+    expect(result.data.equals(data)).toBe(true);
+    expect(result.pieces).toBe(4);
+  });
+
+  it('a zero-length body is done after its last chunk and the blank line; leading zeros are the same size', () => {
+    expect(decodeAll([Buffer.from('0\r\n\r\n')])).toMatchObject({ pieces: 0, done: true });
+    expect(decodeAll([Buffer.from('0000\r\n\r\n')])).toMatchObject({ pieces: 0, done: true });
+    expect(decodeAll([Buffer.from('0003\r\nabc\r\n0\r\n\r\n')]).data.toString()).toBe('abc');
+    expect(decodeAll([Buffer.from('3\r\nabc\r\n0\r\n')]).done).toBe(false);
+  });
+
+  it('refuses malformed framing naming the field and the value seen, and keeps refusing', () => {
+    const cases: Array<[string, 'Transfer-Encoding' | 'body', string]> = [
+      ['zz\r\n', 'Transfer-Encoding', '"zz"'],
+      ['\r\n', 'Transfer-Encoding', '""'],
+      ['0x4\r\n', 'Transfer-Encoding', '"0x4"'],
+      ['+4\r\n', 'Transfer-Encoding', '"+4"'],
+      ['4 4\r\n', 'Transfer-Encoding', '"4 4"'],
+      ['4\n', 'Transfer-Encoding', '"4\\n"'],
+      ['4;a\rb\r\n', 'Transfer-Encoding', '4;a'],
+      ['20000000000000\r\n', 'Transfer-Encoding', '"20000000000000"'],
+      ['ffffffffffffffffffff\r\n', 'Transfer-Encoding', '"ffffffffffffffffffff"'],
+      ['4\r\nabcdX\r\n', 'body', '"X'],
+      ['4\r\nabcd\rX', 'body', '"\\rX"'],
+      ['4\r\nabcd\r\n0\r\nno colon\r\n\r\n', 'Transfer-Encoding', '"no colon"'],
+      ['4\r\nabcd\r\n0\r\nX-A: 1\n\r\n', 'Transfer-Encoding', '"X-A: 1\\n"'],
+    ];
+    for (const [text, field, seen] of cases) {
+      const refusal = refusalOf([Buffer.from(text)]);
+      expect(refusal, text).toBeInstanceOf(TensormemError);
+      expect([refusal.kind, refusal.reason, refusal.metadata.field], text).toEqual(['INVALID_ARGUMENT', 'MALFORMED_REQUEST', field]);
+      expect(refusal.message, text).toContain(seen);
+    }
+    // 2^53 - 1 is a size (no array is that large, but the framing is good); refused once it passes 2^53 - 1.
+    expect(() => decodeAll([Buffer.from('1fffffffffffff\r\nab')])).not.toThrow();
+    const decoder = new ChunkedBodyDecoder();
+    expect(() => decoder.decode(Buffer.from('q\r\n'), 0)).toThrow(/chunk-size/);
+    expect(() => decoder.decode(Buffer.from('4\r\nabcd\r\n'), 0)).toThrow(/chunk-size/);
+  });
+
+  it('bounds a size line (extensions included) and the trailer section, refusing once past the bound, before its end arrives', () => {
+    const longExtension = `4;${'e'.repeat(MAX_CHUNK_LINE_BYTES)}`;
+    const refusal = refusalOf([Buffer.from(longExtension.slice(0, 1000)), Buffer.from(longExtension.slice(1000))]);
+    expect(refusal.metadata.field).toBe('Transfer-Encoding');
+    expect(refusal.message).toContain(String(MAX_CHUNK_LINE_BYTES));
+    // Just under the bound is a size line like any other.
+    const under = `4;${'e'.repeat(MAX_CHUNK_LINE_BYTES - 6)}\r\nabcd\r\n0\r\n\r\n`;
+    expect(decodeAll([Buffer.from(under)]).data.toString()).toBe('abcd');
+    const trailers = `0\r\n${'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(Math.ceil(MAX_TRAILER_BYTES / 32) + 1)}`;
+    const trailerRefusal = refusalOf([Buffer.from(trailers)]);
+    expect(trailerRefusal.metadata.field).toBe('Transfer-Encoding');
+    expect(trailerRefusal.message).toContain(String(MAX_TRAILER_BYTES));
+  });
+});
