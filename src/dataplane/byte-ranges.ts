@@ -123,14 +123,16 @@ function shown(range: ByteRange): string {
 
 /**
  * `Content-Range: bytes a-b/total` of a PUT: where the body goes. `total` is `*` or the array's size;
- * b − a + 1 must equal the body's Content-Length. Without the header the body goes at offset 0.
+ * b − a + 1 must equal the body's Content-Length (a chunked body has none: its length is checked as it
+ * arrives). Without the header the body goes at offset 0.
  * A range past the array's end is OUT_OF_RANGE (416), checked before any byte is written. Positions
  * are read exactly, however many digits they have (leading zeros included): one of 2^53 or more
  * passes the end of any array, so it is OUT_OF_RANGE like any other range past the end, and never
  * rounded to a neighbouring number.
  */
-export function parseContentRange(header: string | undefined, size: number, contentLength: number): ByteRange {
+export function parseContentRange(header: string | undefined, size: number, contentLength?: number): ByteRange {
   if (header === undefined) {
+    if (contentLength === undefined) return { start: 0, length: size };
     if (contentLength > size) throw outOfRange('Content-Length', `${contentLength} bytes at offset 0 pass the end of the array (${size} bytes)`);
     return { start: 0, length: contentLength };
   }
@@ -142,7 +144,7 @@ export function parseContentRange(header: string | undefined, size: number, cont
   if (match[3] !== '*' && BigInt(match[3]) !== BigInt(size)) {
     throw invalidArgument('Content-Range', `the array's size ${size} (or *) after the slash`, header);
   }
-  if (last - first + 1n !== BigInt(contentLength)) throw invalidArgument('Content-Range', `a range of Content-Length (${contentLength}) bytes`, header);
+  if (contentLength !== undefined && last - first + 1n !== BigInt(contentLength)) throw invalidArgument('Content-Range', `a range of Content-Length (${contentLength}) bytes`, header);
   if (last >= BigInt(size)) throw outOfRange('Content-Range', `${header} passes the end of the array (${size} bytes)`);
-  return { start: Number(first), length: contentLength };
+  return { start: Number(first), length: Number(last - first + 1n) };
 }

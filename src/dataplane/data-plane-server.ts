@@ -6,8 +6,10 @@
  * validity is the same whichever way the bytes came; they go out of it with no copy, as views of the
  * array's host copy (TensorArray.lendHostView) written to the socket.
  *
- * PUT: the body goes at offset 0, or where `Content-Range: bytes a-b/size|*` says. Content-Length is
- * required and checked against the array's end before any byte is written (416 otherwise). An
+ * PUT: the body goes at offset 0, or where `Content-Range: bytes a-b/size|*` says. Its length is
+ * Content-Length, checked against the array's end before any byte is written (416 otherwise), or it
+ * is chunked (Transfer-Encoding: chunked, decoded by the connection), at most the range's length or,
+ * without Content-Range, the array's size, and refused at its first byte past that. An
  * optional `X-Tensormem-Crc32c` (8 hex digits or base64 of the 4 big-endian bytes) is checked over
  * the body as it arrives; see README "Data plane" for what the array holds after a refused write.
  * GET: the whole array (200), one `Range: bytes=…` (206 with Content-Range), or several (206
@@ -32,6 +34,7 @@ import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { withOthersMasked } from '../service/socket-umask';
 import { ByteRange, parseContentRange, parseRanges } from './byte-ranges';
+import { listElements } from './http1-head';
 import { crc32c, crc32cHex, parseCrc32c } from './crc32c';
 import { httpErrorOf } from './http-errors';
 import { BODY_CUT_SHORT, DEFAULT_BODY_READ_BYTES, Http1Server, HttpExchange } from './http1-server';
@@ -234,16 +237,8 @@ class DataPlane {
    * A lease that ends while the body is still arriving gets it answered at once (LEASE_EXPIRED).
    */
   private async put(exchange: HttpExchange, lease: Lease, array: TensorArray): Promise<void> {
-    const transferEncoding = exchange.headers['transfer-encoding'];
-    if (transferEncoding !== undefined) {
-      throw invalidArgument('Transfer-Encoding', 'no Transfer-Encoding header (chunked uploads are not accepted: send Content-Length, which is checked against the array before writing)', transferEncoding);
-    }
-    const lengthHeader = exchange.headers['content-length'];
-    if (lengthHeader === undefined) {
-      throw invalidArgument('Content-Length', 'a Content-Length header (chunked uploads are not accepted: the length is checked against the array before writing)', '(none)');
-    }
-    const contentLength = Number(lengthHeader);
-    const range: ByteRange = parseContentRange(exchange.headers['content-range'], array.byteSize, contentLength);
+    const body = bodyLengthOf(exchange, array);
+    const range = body.range;
     const crcHeader = exchange.headers[CRC32C_HEADER];
     let expectedCrc: number | undefined;
     if (crcHeader !== undefined) {
@@ -256,11 +251,9 @@ class DataPlane {
     if (exchange.expectsContinue) exchange.writeContinue();
 
     let position = range.start;
+    const end = range.start + range.length;
     let crc = 0;
-    const reading = exchange.readBody((piece) => {
-      if (expectedCrc !== undefined) crc = crc32c(piece, crc);
-      const at = position;
-      position += piece.byteLength;
+    const writePiece = (at: number, piece: Uint8Array): void | Promise<void> => {
       // Counted once written, as WriteArray's chunks are: a piece refused (its array freed under the PUT) never landed.
       const landed = () => this.context.transfers?.add('data_plane', 'write', piece.byteLength);
       if (array.writeInline(at, piece)) return landed();
@@ -270,6 +263,21 @@ class DataPlane {
       const writing = array.write(at, piece);
       writing.then(copied, copied);
       return writing.then(landed);
+    };
+    const reading = exchange.readBody((piece) => {
+      const at = position;
+      position += piece.byteLength;
+      // Only a chunked body can run past the end (a Content-Length one is read to its length): refused at
+      // its first byte past it, with what fits written (as any refused write keeps what it received).
+      if (position > end) {
+        const refusal = invalidArgument('body', `at most ${range.length} bytes (${body.limitedBy})`, `${position - range.start} bytes so far, a chunked body running past that`);
+        const fits = piece.subarray(0, end - at);
+        const written = fits.byteLength > 0 ? writePiece(at, fits) : undefined;
+        if (written) return written.then(() => Promise.reject(refusal));
+        throw refusal;
+      }
+      if (expectedCrc !== undefined) crc = crc32c(piece, crc);
+      return writePiece(at, piece);
     });
     // No byte can be written once the lease has ended: a client that stalled mid-body (or is slow) kept
     // its connection until --data-stall-timeout, while a GET of the ended lease is cut within
@@ -278,10 +286,10 @@ class DataPlane {
     const forgetLease = lease.whenClosed(() => exchange.abortBody(lease.closedError()));
     const received = await reading.finally(forgetLease).catch((error: { code?: unknown; bytesReceived?: number }) => {
       // The client ended its side mid-body (it can still read the answer): a short body, not a drop.
-      if (error?.code === BODY_CUT_SHORT) throw invalidArgument('body', `${range.length} bytes (Content-Length)`, `${error.bytesReceived} bytes, then the end of the client's side of the connection`);
+      if (error?.code === BODY_CUT_SHORT) throw invalidArgument('body', body.expected, `${error.bytesReceived} bytes, then the end of the client's side of the connection`);
       throw error;
     });
-    if (received !== range.length) throw invalidArgument('body', `${range.length} bytes (Content-Length)`, `${received} bytes`);
+    if (body.exact && received !== range.length) throw invalidArgument('body', body.expected, `${received} bytes`);
     if (expectedCrc !== undefined && crc !== expectedCrc) {
       throw new TensormemError(
         'INVALID_ARGUMENT',
@@ -482,6 +490,48 @@ function multipartOf(ranges: ByteRange[], size: number): Multipart {
   const closeDelimiter = `\r\n--${boundary}--\r\n`;
   const contentLength = withHeads.reduce((total, part) => total + part.head.length + part.length, closeDelimiter.length);
   return { boundary, ranges: withHeads, closeDelimiter, contentLength };
+}
+
+/** Where a PUT's body goes and how long it may be, from its headers. */
+interface PutBody {
+  /** Where it goes: its length is the body's (exact) or the most it may be (a chunked body without Content-Range). */
+  range: ByteRange;
+  /** The body must be range.length bytes: a Content-Length body, or a chunked one with Content-Range. */
+  exact: boolean;
+  /** What sets range.length, as a refusal names it. */
+  limitedBy: string;
+  /** The body a refusal for a short one expected. */
+  expected: string;
+}
+
+/**
+ * A PUT's body from its headers, checked before any byte is read. With Content-Length it fills the
+ * range exactly: Content-Range's, or from offset 0. Chunked (Transfer-Encoding: chunked alone; chunked
+ * wins over a Content-Length, RFC 9112 §6.3) its length is known only at its end: with Content-Range it
+ * must fill that range; without, it goes from offset 0 and may be as long as the array or shorter, as a
+ * Content-Length body or a WriteArray stream may (the answer's bytes_written says what landed).
+ */
+function bodyLengthOf(exchange: HttpExchange, array: TensorArray): PutBody {
+  const transferEncoding = exchange.headers['transfer-encoding'];
+  const contentRange = exchange.headers['content-range'];
+  if (transferEncoding !== undefined) {
+    // The connection decoded the chunked framing; a coding under it (gzip, chunked) would reach the array still coded.
+    if (listElements(transferEncoding).map((coding) => coding.toLowerCase()).join() !== 'chunked') {
+      throw invalidArgument('Transfer-Encoding', 'chunked alone (no other transfer coding is decoded)', transferEncoding);
+    }
+    if (contentRange === undefined) {
+      const range = { start: 0, length: array.byteSize };
+      return { range, exact: false, limitedBy: `the array's size, from offset 0`, expected: 'a chunked body through its last chunk' };
+    }
+    const range = parseContentRange(contentRange, array.byteSize);
+    return { range, exact: true, limitedBy: `Content-Range ${contentRange}`, expected: `${range.length} bytes (Content-Range ${contentRange}) through the last chunk` };
+  }
+  const lengthHeader = exchange.headers['content-length'];
+  if (lengthHeader === undefined) {
+    throw invalidArgument('Content-Length', 'a Content-Length header, or Transfer-Encoding: chunked (a PUT with neither has no body)', '(none)');
+  }
+  const range = parseContentRange(contentRange, array.byteSize, Number(lengthHeader));
+  return { range, exact: true, limitedBy: 'Content-Length', expected: `${range.length} bytes (Content-Length)` };
 }
 
 /**

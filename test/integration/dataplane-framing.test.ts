@@ -1,10 +1,15 @@
 /**
  * The data plane's request line and head framing against RFC 9112 and the README, over raw sockets to a
  * real daemon process: each refusal comes at once with its exact status (never a silent cut at the 5 s
- * head deadline), and leaves the pools and the connection count as they were.
+ * head deadline), and leaves the pools and the connection count as they were. Then chunked request
+ * bodies (RFC 9112 §7.1): curl's upload from a pipe, and the framing's edges over raw sockets.
  */
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
+import type { LeaseSession } from '../../src/client/tensormem-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
 
 interface RawAnswer {
@@ -177,5 +182,209 @@ describe('data plane request framing over a real daemon', () => {
       expect(statusLine(await put(`Host: ${host}\r\n`)), host).toBe('HTTP/1.1 200 OK');
     }
     await lease.close();
+  });
+});
+
+/** Body `data` in chunked framing (RFC 9112 §7.1), in chunks of `chunkBytes`, then the last chunk and no trailers. */
+function chunked(data: Buffer | string, chunkBytes: number): Buffer {
+  const bytes = Buffer.from(data);
+  const parts: Buffer[] = [];
+  for (let at = 0; at < bytes.byteLength; at += chunkBytes) {
+    const piece = bytes.subarray(at, at + chunkBytes);
+    parts.push(Buffer.from(`${piece.byteLength.toString(16)}\r\n`), piece, Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from('0\r\n\r\n'));
+  return Buffer.concat(parts);
+}
+
+/** The answers in `text`, split by their Content-Length. */
+function answersOf(text: string): Array<{ status: number; headers: Record<string, string>; body: string }> {
+  const answers: Array<{ status: number; headers: Record<string, string>; body: string }> = [];
+  for (let at = 0; at < text.length; ) {
+    const headEnd = text.indexOf('\r\n\r\n', at);
+    if (headEnd < 0) throw new Error(`not an answer head at byte ${at}: ${JSON.stringify(text.slice(at, at + 200))}`);
+    const [line, ...lines] = text.slice(at, headEnd).split('\r\n');
+    const headers: Record<string, string> = {};
+    for (const header of lines) headers[header.slice(0, header.indexOf(':')).toLowerCase()] = header.slice(header.indexOf(':') + 1).trim();
+    const length = Number(headers['content-length'] ?? 0);
+    answers.push({ status: Number(line.split(' ')[1]), headers, body: text.slice(headEnd + 4, headEnd + 4 + length) });
+    at = headEnd + 4 + length;
+  }
+  return answers;
+}
+
+describe('chunked PUT bodies (Transfer-Encoding: chunked) over a real daemon', () => {
+  const t = daemonForTests(['--maxbytes', '64M', '--host-maxbytes', '64M', '--pool-chunk', '8M', '--data-listen', '127.0.0.1:0']);
+  const dataAddress = () => t.daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+  /**
+   * Runs `test` with a new lease, then closes it and checks that every byte it held came back to the
+   * pools, whatever was refused mid-body (and no data plane connection is left open).
+   */
+  const withLease = async (test: (lease: LeaseSession) => Promise<void>) => {
+    const before = await settledHoldings(t.statusBase);
+    const lease = await t.client.openLease();
+    await test(lease);
+    await lease.close();
+    expect(await holdingsBack(t.statusBase, before)).toEqual(before);
+  };
+  const putHead = (arrayId: string, token: string, extra = '') => `PUT /v1/arrays/${arrayId} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n${extra}`;
+
+  it('curl -T - from a pipe (a chunked upload) writes the whole body; a short one from offset 0 writes what came; a long one is refused', async (context) => {
+    const curlVersion = await new Promise<boolean>((resolve) => execFile('curl', ['--version'], (error) => resolve(!error)));
+    if (!curlVersion) {
+      context.skip('curl is not installed (apt-get install curl)');
+      return;
+    }
+    await withLease(async (lease) => {
+      const size = 3 * 1024 * 1024;
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], zero: true });
+      const neighbour = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], zero: true });
+      const url = `${dataAddress()}/v1/arrays/${array.array_id}`;
+      /** `producer | curl -T - …`: curl reads the body from its stdin, a pipe, so it cannot know the length. */
+      const curlFromPipe = (data: Buffer, headers: string[] = []) =>
+        new Promise<{ code: string; body: string; verbose: string }>((resolve, reject) => {
+          const args = ['-sS', '-v', '-T', '-', '-H', `Authorization: Bearer ${lease.token}`, ...headers.flatMap((header) => ['-H', header]), '-w', '\n%{http_code}', url];
+          const child = spawn('curl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+          let out = '';
+          let err = '';
+          child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+          child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+          child.on('error', reject);
+          child.on('close', () => {
+            const cut = out.lastIndexOf('\n');
+            resolve({ body: out.slice(0, cut), code: out.slice(cut + 1), verbose: err });
+          });
+          // In pieces, as a producer writes them.
+          child.stdin.on('error', () => undefined);
+          for (let at = 0; at < data.byteLength; at += 100_000) child.stdin.write(data.subarray(at, at + 100_000));
+          child.stdin.end();
+        });
+      const data = randomBytes(size);
+      const whole = await curlFromPipe(data, [`X-Tensormem-Crc32c: ${crc32cHex(crc32c(data))}`]);
+      expect(whole.verbose).toMatch(/Transfer-Encoding: chunked/i);
+      expect(whole.code, whole.body).toBe('200');
+      expect(JSON.parse(whole.body)).toEqual({ array_id: array.array_id, offset: 0, bytes_written: size });
+      expect((await lease.readGrpc(array.array_id)).equals(data)).toBe(true);
+      // Shorter than the array with no Content-Range: written from offset 0, as a Content-Length PUT of that length is; bytes_written says so.
+      const head = randomBytes(1000);
+      const short = await curlFromPipe(head);
+      expect(short.code, short.body).toBe('200');
+      expect(JSON.parse(short.body)).toEqual({ array_id: array.array_id, offset: 0, bytes_written: 1000 });
+      expect((await lease.readGrpc(array.array_id)).equals(Buffer.concat([head, data.subarray(1000)]))).toBe(true);
+      // Longer than the array: refused at its first byte past the end, naming both numbers; nothing past the end is written.
+      const long = await curlFromPipe(Buffer.alloc(size + 1, 7));
+      expect(long.code, long.body).toBe('400');
+      const refusal = JSON.parse(long.body) as { status: string; message: string; metadata: Record<string, string> };
+      expect(refusal.status).toBe('INVALID_ARGUMENT');
+      expect(refusal.metadata.field).toBe('body');
+      expect(refusal.message).toContain(String(size));
+      const soFar = /(\d+) bytes so far/.exec(refusal.message);
+      expect(Number(soFar?.[1]), refusal.message).toBeGreaterThan(size);
+      expect((await lease.readGrpc(neighbour.array_id)).equals(Buffer.alloc(4096))).toBe(true);
+    });
+  });
+
+  it('decodes chunk-size lines split over reads, chunk extensions, trailers and a zero-length body, keeps the connection for the next request', async () => {
+    await withLease(async (lease) => {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [32], zero: true });
+      const get = `GET /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nConnection: close\r\n\r\n`;
+      // Each part a write of its own, 50 ms apart: a size line cut after its first digit, after its CR, an extension cut, the data's CRLF cut.
+      const split = await rawHttp(dataAddress(), [
+        `${putHead(array.array_id, lease.token)}\r\n1`,
+        '0\r',
+        '\nabcdefghijklmnop\r',
+        '\n4;name="quoted;value";other',
+        '=x\r\nqrst\r\n0\r\nX-Trailer: dropped\r\nX-Other: too\r\n\r',
+        `\n${get}`,
+      ]);
+      const [put, back] = answersOf(split.text);
+      expect(put.status, split.text).toBe(200);
+      expect(JSON.parse(put.body)).toEqual({ array_id: array.array_id, offset: 0, bytes_written: 20 });
+      expect(put.headers.connection).toBe('keep-alive');
+      expect(back.status).toBe(200);
+      expect(back.body).toBe(`abcdefghijklmnopqrst${'\0'.repeat(12)}`);
+      // A zero-length body ("0" then the empty trailer section) writes nothing, and the next pipelined request on the socket is read right.
+      const empty = await rawHttp(dataAddress(), `${putHead(array.array_id, lease.token)}\r\n0\r\n\r\n${get}`);
+      const [emptyPut, emptyBack] = answersOf(empty.text);
+      expect(JSON.parse(emptyPut.body)).toEqual({ array_id: array.array_id, offset: 0, bytes_written: 0 });
+      expect(emptyBack.body).toBe(`abcdefghijklmnopqrst${'\0'.repeat(12)}`);
+      // Content-Range places it; its length must be what arrives. Content-Length with it is ignored (RFC 9112 §6.3: chunked wins) and the connection closes after.
+      const ranged = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, 'Content-Range: bytes 28-31/32\r\nContent-Length: 2\r\n')}\r\n`), chunked('WXYZ', 3), Buffer.from(get)]));
+      const rangedAnswers = answersOf(ranged.text);
+      expect(rangedAnswers).toHaveLength(1);
+      expect(JSON.parse(rangedAnswers[0].body)).toEqual({ array_id: array.array_id, offset: 28, bytes_written: 4 });
+      expect(rangedAnswers[0].headers.connection).toBe('close');
+      expect((await lease.readGrpc(array.array_id)).toString('latin1')).toBe(`abcdefghijklmnopqrst${'\0'.repeat(8)}WXYZ`);
+    });
+  });
+
+  it('checks X-Tensormem-Crc32c over the whole chunked body, and honours Expect: 100-continue', async () => {
+    await withLease(async (lease) => {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1000], zero: true });
+      const data = randomBytes(1000);
+      const good = await rawHttp(dataAddress(), [`${putHead(array.array_id, lease.token, `X-Tensormem-Crc32c: ${crc32cHex(crc32c(data))}\r\nExpect: 100-continue\r\nConnection: close\r\n`)}\r\n`, chunked(data, 77)]);
+      expect(good.text.match(/HTTP\/1\.1 \d{3} [^\r]*/g)).toEqual(['HTTP/1.1 100 Continue', 'HTTP/1.1 200 OK']);
+      expect(good.text).toContain(`X-Tensormem-Crc32c: ${crc32cHex(crc32c(data))}`);
+      const bad = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, `X-Tensormem-Crc32c: ${crc32cHex((crc32c(data) ^ 1) >>> 0)}\r\nConnection: close\r\n`)}\r\n`), chunked(data, 300)]));
+      expect(statusLine(bad)).toBe('HTTP/1.1 400 Bad Request');
+      expect(jsonBody(bad)).toMatchObject({ reason: 'CHECKSUM_MISMATCH', metadata: { received_crc32c: crc32cHex(crc32c(data)), bytes: '1000' } });
+    });
+  });
+
+  it('malformed chunked framing is 400 naming Transfer-Encoding or body and the value seen, and closes the connection', async () => {
+    await withLease(async (lease) => {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64], zero: true });
+      const cases: Array<[string, string, string]> = [
+        ['zz\r\nabcd\r\n0\r\n\r\n', 'Transfer-Encoding', 'zz'],
+        ['-4\r\nabcd\r\n0\r\n\r\n', 'Transfer-Encoding', '-4'],
+        ['4\nabcd\r\n0\r\n\r\n', 'Transfer-Encoding', '4\\n'],
+        ['20000000000001\r\nabcd', 'Transfer-Encoding', '20000000000001'],
+        ['4\r\nabcdXY0\r\n\r\n', 'body', 'XY'],
+        [`4;${'e'.repeat(5000)}\r\nabcd\r\n0\r\n\r\n`, 'Transfer-Encoding', 'eeee'],
+        [`4\r\nabcd\r\n0\r\n${'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(1000)}\r\n`, 'Transfer-Encoding', 'trailer'],
+        ['4\r\nabcd\r\n0\r\nno colon\r\n\r\n', 'Transfer-Encoding', 'no colon'],
+      ];
+      for (const [body, field, seen] of cases) {
+        const answer = await rawHttp(dataAddress(), `${putHead(array.array_id, lease.token)}\r\n${body}HEAD /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        expect(answer.text.match(/HTTP\/1\.1 \d{3} [^\r]*/g), JSON.stringify(body.slice(0, 40))).toEqual(['HTTP/1.1 400 Bad Request']);
+        expect(answer.text).toContain('Connection: close');
+        const refusal = jsonBody(answer) as { reason: string; message: string; metadata: Record<string, string> };
+        expect(refusal.metadata.field, refusal.message).toBe(field);
+        expect(refusal.message).toContain(seen);
+        expect(answer.ms).toBeLessThan(2_000);
+      }
+      // A Transfer-Encoding that is chunked after another coding is not decoded (the daemon undoes no gzip): refused naming it.
+      const gzip = await rawHttp(dataAddress(), `PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n`);
+      expect(statusLine(gzip)).toBe('HTTP/1.1 400 Bad Request');
+      expect(jsonBody(gzip)).toMatchObject({ metadata: { field: 'Transfer-Encoding' } });
+      expect((jsonBody(gzip) as { message: string }).message).toContain('gzip, chunked');
+      expect((await lease.readGrpc(array.array_id)).subarray(4).equals(Buffer.alloc(60))).toBe(true);
+    });
+  });
+
+  it('a chunked body past the array (or its Content-Range) is refused at its first byte past the end, naming both numbers; a short one with Content-Range is refused too', async () => {
+    await withLease(async (lease) => {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [256], zero: true });
+      const neighbour = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [256], zero: true });
+      // The body never ends: the refusal comes as the first byte past the end arrives, not at the end of the body.
+      const past = await rawHttp(dataAddress(), [`${putHead(array.array_id, lease.token)}\r\n${chunked('a'.repeat(256), 100).subarray(0, -5).toString('latin1')}`, '1\r\nb\r\n', '100\r\n']);
+      expect(statusLine(past)).toBe('HTTP/1.1 400 Bad Request');
+      const pastBody = jsonBody(past) as { status: string; message: string; metadata: Record<string, string> };
+      expect(pastBody).toMatchObject({ status: 'INVALID_ARGUMENT', metadata: { field: 'body' } });
+      expect(pastBody.message).toContain('256');
+      expect(pastBody.message).toContain('257');
+      expect((await lease.readGrpc(array.array_id)).toString('latin1')).toBe('a'.repeat(256));
+      expect((await lease.readGrpc(neighbour.array_id)).equals(Buffer.alloc(256))).toBe(true);
+      // A piece that crosses the end: what fits is written, nothing past it.
+      const crossing = await rawHttp(dataAddress(), `${putHead(array.array_id, lease.token, 'Content-Range: bytes 250-255/256\r\n')}\r\n8\r\nBCDEFGHI\r\n0\r\n\r\n`);
+      expect(statusLine(crossing)).toBe('HTTP/1.1 400 Bad Request');
+      expect((jsonBody(crossing) as { message: string }).message).toMatch(/6\b[\s\S]*8\b/);
+      expect((await lease.readGrpc(neighbour.array_id)).equals(Buffer.alloc(256))).toBe(true);
+      // Shorter than its Content-Range: the range's length is what the client said it sends.
+      const short = await rawHttp(dataAddress(), `${putHead(array.array_id, lease.token, 'Content-Range: bytes 0-9/256\r\n')}\r\n4\r\nabcd\r\n0\r\n\r\n`);
+      expect(statusLine(short)).toBe('HTTP/1.1 400 Bad Request');
+      expect(jsonBody(short)).toMatchObject({ metadata: { field: 'body' } });
+      expect((jsonBody(short) as { message: string }).message).toMatch(/10 bytes[\s\S]*4 bytes/);
+    });
   });
 });

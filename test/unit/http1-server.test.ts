@@ -623,7 +623,7 @@ describe('Http1Server', () => {
     expect(half.text).toContain('PUT /half 3:abc');
   });
 
-  it('cuts a PUT whose body stops arriving for the stall timeout, and not one that keeps trickling', async () => {
+  it('cuts a PUT whose body stops arriving for the stall timeout, and not one that keeps trickling (chunked bodies too, between chunks)', async () => {
     const stalled: string[] = [];
     const outcomes = new Map<string, Promise<string>>();
     const port = await listen(
@@ -643,32 +643,45 @@ describe('Http1Server', () => {
     );
     // Stops after 5 of 100 bytes: cut after about 300 ms, the reader rejected, the connection closed.
     const cutAt = Date.now();
-    const stoppedClient = new Promise<number>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('PUT /stops HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nfirst'));
-      socket.on('error', () => undefined);
-      socket.on('close', () => resolve(Date.now() - cutAt));
-    });
-    // 10 bytes every 100 ms for 1.2 s: four times the stall timeout in all, never 300 ms without a byte.
-    const trickled = new Promise<string>((resolve, reject) => {
-      let text = '';
-      const socket = connect({ port, host: '127.0.0.1' }, () => {
-        socket.write('PUT /trickles HTTP/1.1\r\nHost: x\r\nContent-Length: 120\r\nConnection: close\r\n\r\n');
-        let sent = 0;
-        const timer = setInterval(() => {
-          socket.write('0123456789');
-          if (++sent === 12) clearInterval(timer);
-        }, 100);
+    const stoppedAfter = (request: string) =>
+      new Promise<number>((resolve) => {
+        const socket = connect({ port, host: '127.0.0.1' }, () => socket.write(request));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(Date.now() - cutAt));
       });
-      socket.on('data', (chunk) => (text += chunk.toString('latin1')));
-      socket.on('end', () => resolve(text));
-      socket.on('error', reject);
-    });
+    const stoppedClient = stoppedAfter('PUT /stops HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nfirst');
+    const stoppedChunked = stoppedAfter('PUT /stops-chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n');
+    // 10 bytes every 100 ms for 1.2 s: four times the stall timeout in all, never 300 ms without a byte.
+    const trickle = (head: string, piece: string, last = '') =>
+      new Promise<string>((resolve, reject) => {
+        let text = '';
+        const socket = connect({ port, host: '127.0.0.1' }, () => {
+          socket.write(head);
+          let sent = 0;
+          const timer = setInterval(() => {
+            socket.write(piece);
+            if (++sent === 12) {
+              clearInterval(timer);
+              socket.write(last);
+            }
+          }, 100);
+        });
+        socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const trickled = trickle('PUT /trickles HTTP/1.1\r\nHost: x\r\nContent-Length: 120\r\nConnection: close\r\n\r\n', '0123456789');
+    const trickledChunked = trickle('PUT /trickles-chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n', 'a\r\n0123456789\r\n', '0\r\n\r\n');
     const closedAfterMs = await stoppedClient;
     expect(closedAfterMs).toBeGreaterThanOrEqual(250);
+    expect(await stoppedChunked).toBeGreaterThanOrEqual(250);
     expect(await outcomes.get('/stops')).toBe('rejected ERR_STREAM_PREMATURE_CLOSE');
+    expect(await outcomes.get('/stops-chunked')).toBe('rejected ERR_STREAM_PREMATURE_CLOSE');
     expect(await trickled).toContain('got 120');
     expect(await outcomes.get('/trickles')).toBe('read 120');
-    expect(stalled).toEqual(['/stops']);
+    expect(await trickledChunked).toContain('got 120');
+    expect(await outcomes.get('/trickles-chunked')).toBe('read 120');
+    expect(stalled.sort()).toEqual(['/stops', '/stops-chunked']);
   });
 
   it('cuts a GET whose reader stops reading for the stall timeout, and tells the exchange it closed', async () => {
