@@ -31,7 +31,7 @@ describe('a stalled data plane PUT of a lease that ends', () => {
     expect(await daemon?.stop()).toBe(0);
   });
 
-  it('answers 401 LEASE_EXPIRED with close_reason once the lease ends, and closes the connection', async () => {
+  it.each(['Content-Length', 'chunked'])('answers 401 LEASE_EXPIRED with close_reason once the lease ends, and closes the connection (a %s body)', async (framing) => {
     const lease = await client.openLease({ clientName: 'stalled-writer' });
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB], zero: true });
     const url = new URL(dataAddress);
@@ -39,7 +39,9 @@ describe('a stalled data plane PUT of a lease that ends', () => {
     let answered: number | undefined;
     let ended: number | undefined;
     const socket: Socket = createConnection({ host: url.hostname, port: Number(url.port) }, () => {
-      socket.write(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: ${16 * MiB}\r\n\r\n`);
+      // A chunked body is one chunk of the whole array's size here.
+      const framingLines = framing === 'chunked' ? `Transfer-Encoding: chunked\r\n\r\n${(16 * MiB).toString(16)}\r\n` : `Content-Length: ${16 * MiB}\r\n\r\n`;
+      socket.write(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\n${framingLines}`);
       // Half the body, then nothing.
       socket.write(Buffer.alloc(8 * MiB, 7));
     });
