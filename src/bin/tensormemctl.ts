@@ -164,6 +164,7 @@ async function main(): Promise<number> {
       options: OPTIONS,
       tokens: true,
     }),
+    Object.keys(OPTIONS),
   );
   const terminator = process.argv.indexOf('--', 2);
   if (values.version && !values.help) {

@@ -1,3 +1,5 @@
+import { nameLike } from '../config/flags';
+
 /**
  * A mistake in tensormemctl's command line itself (an unknown command or flag, a flag value that is not
  * one of its forms, a missing or extra argument): tensormemctl exits 2 for these, like tensormemd for a
@@ -8,11 +10,21 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** Runs `parse` and turns what it throws into a UsageError with the same message. */
-export function asUsage<T>(parse: () => T): T {
+/**
+ * Runs `parse` and turns what it throws into a UsageError with the same message, except node:util
+ * parseArgs' refusal of an unknown flag: its hint ("To specify a positional argument starting with a '-',
+ * place it at the end of the command after '--'") answered a typo (`--adress`) with advice about
+ * arguments, and tensormemctl's `--` is doctor's. That refusal names the flag of `flagNames` the unknown
+ * one looks like instead, as tensormemd does for its own flags.
+ */
+export function asUsage<T>(parse: () => T, flagNames: readonly string[] = []): T {
   try {
     return parse();
   } catch (error) {
-    throw error instanceof UsageError ? error : new UsageError((error as Error).message);
+    if (error instanceof UsageError) throw error;
+    const unknown = (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /^Unknown option '([^']+)'/.exec((error as Error).message) : null;
+    if (!unknown) throw new UsageError((error as Error).message);
+    const like = unknown[1].startsWith('--') ? nameLike(unknown[1].slice(2), flagNames) : undefined;
+    throw new UsageError(`Unknown option '${unknown[1]}'${like === undefined ? '' : ` (did you mean --${like}?)`}`);
   }
 }

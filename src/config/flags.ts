@@ -246,6 +246,11 @@ export function flagLike(name: string, flags: readonly FlagSpec[] = FLAGS): Flag
   return flags.find((flag) => looksLike(flag.name, name));
 }
 
+/** The name among `names` that an unknown one looks like, if any (tensormemctl's flags: "did you mean"). */
+export function nameLike(name: string, names: readonly string[]): string | undefined {
+  return names.find((known) => looksLike(known, name));
+}
+
 /** The same name but for case, - and _ (max_bytes, MAXBYTES), or one or two letters off. */
 function looksLike(known: string, name: string): boolean {
   const squash = (text: string) => text.replace(/[-_]/g, '').toUpperCase();

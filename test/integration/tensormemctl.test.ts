@@ -842,6 +842,10 @@ describe('tensormemctl exit codes', () => {
     const unknownFlag = await ctl(['--address', daemon.unixAddress, 'info', '--bogus']);
     expect(unknownFlag.code).toBe(2);
     expect(unknownFlag.stderr).toContain("Unknown option '--bogus'");
+    const typo = await ctl(['--adress', daemon.unixAddress, 'info']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain("Unknown option '--adress' (did you mean --address?)");
+    expect(typo.stderr).not.toContain('positional argument');
     const badOutput = await ctl(['--address', daemon.unixAddress, 'info', '-o', 'xml']);
     expect(badOutput.code).toBe(2);
     expect(badOutput.stderr).toContain('Expected table or json for --output but received "xml"');
