@@ -88,6 +88,9 @@ function localDevices(backend: 'auto' | 'cuda' | 'host', emulated: () => DeviceM
 export function proposedFacts(daemonArgs: readonly string[], machine: ProposedMachine, env: NodeJS.ProcessEnv = process.env): DoctorFacts {
   // What tensormemd's flag parser refuses (a flag, a TENSORMEM_ variable, a --config value) stops tensormemd
   // with exit 2: doctor exits 2 for it too (README), so `doctor -- $FLAGS && tensormemd $FLAGS` tells them apart.
+  // doctor's own --vram and --ram go before the --; after it tensormemd's parser refused them as flags it does not know.
+  const misplaced = daemonArgs.map((arg) => /^--(vram|ram)(=|$)/.exec(arg)?.[1]).find((flag) => flag !== undefined);
+  if (misplaced) throw new UsageError(`--${misplaced} is tensormemctl doctor's own flag, not tensormemd's: put it before the -- (tensormemctl doctor --vram 24G --ram 128G -- --profile gpu-training)`);
   const parsed = asUsage(() => loadConfig(daemonArgs, env));
   // Given empty (--vram= or --ram "$UNSET") they are refused, not read as "this machine's".
   const ramBytes = machine.ram !== undefined ? bytesOf(machine.ram, '--ram') : totalmem();

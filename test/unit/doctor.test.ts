@@ -10,6 +10,7 @@ import { checkGuaranteesFit } from '../../src/daemon';
 import { readTenantsFile } from '../../src/leases/tenants-file';
 import { resolveLimits } from '../../src/memory/limits';
 import { applyProfile } from '../../src/config/profiles';
+import { UsageError } from '../../src/cli/usage-error';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -38,6 +39,17 @@ const only = (facts: DoctorFacts) => {
   expect(findings).toHaveLength(1);
   return findings[0];
 };
+
+describe('tensormemctl doctor -- FLAGS', () => {
+  // README: "tensormemctl doctor --vram 24G,24G --ram 128G -- --profile gpu-training". After the --, tensormemd's
+  // parser refused --vram as an unknown tensormemd flag, which did not say that it is doctor's own.
+  it('refuses --vram or --ram after the --, saying to put it before', () => {
+    for (const args of [['--vram', '24G'], ['--maxbytes', '22G', '--ram=128G']]) {
+      expect(() => proposedFacts(args, {}, {}), args.join(' ')).toThrow(UsageError);
+      expect(() => proposedFacts(args, {}, {}), args.join(' ')).toThrow(/^--(vram|ram) is tensormemctl doctor's own flag, not tensormemd's: put it before the -- \(tensormemctl doctor --vram 24G --ram 128G -- --profile gpu-training\)$/);
+    }
+  });
+});
 
 describe('doctor', () => {
   it('finds nothing in the seed\'s own GPU training configuration', () => {
