@@ -26,6 +26,7 @@ import { LineCounter, Node, Pair, Scalar, YAMLMap, YAMLSeq, isMap, isScalar, isS
 import { TensormemError } from '../errors';
 import { JsonSyntaxError, lineAndColumn, parseJsonNodes, type JsonNode, type JsonScalar } from '../config/json-syntax';
 import { parseSize } from '../config/sizes';
+import { nameLike } from '../config/flags';
 import { MAX_FLOW_DEPTH, tooDeepAt } from '../config/yaml-nesting';
 
 export interface TenantSpec {
@@ -222,7 +223,10 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
     const map = item as { items: Array<{ key: unknown; value: unknown }>; get(key: string, keepNode: true): unknown };
     for (const pair of map.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : '';
-      if (!TENANT_KEYS.has(key)) fail(pair.key, `unknown key "${key}" (expected one of ${[...TENANT_KEYS].join(', ')})`);
+      if (!TENANT_KEYS.has(key)) {
+        const like = nameLike(key, [...TENANT_KEYS]);
+        fail(pair.key, `unknown key "${key}" (${like === undefined ? '' : `did you mean ${like}?; `}expected one of ${[...TENANT_KEYS].join(', ')})`);
+      }
     }
     const scalar = (key: string): { node: unknown; value: unknown } => {
       const node = map.get(key, true);
