@@ -114,7 +114,7 @@ export class TenantRegistry {
   authorizeOpen(token: string | undefined, requestedTenant: string): { name: string; spec?: TenantSpec } {
     if (this.openMode) return { name: requestedTenant || DEFAULT_TENANT };
     const spec = this.match(token);
-    if (!spec) throw unauthenticated(token ? 'unknown tenant token' : `missing tenant token: send "authorization: Bearer <tenant token>" (${TENSORMEMCTL_TOKEN})`);
+    if (!spec) throw unauthenticated(token ? 'unknown tenant token' : `missing tenant token: send "authorization: Bearer <tenant token>", or openLease({ tenantToken }) from the typed client (${TENSORMEMCTL_TOKEN})`);
     if (requestedTenant !== '' && requestedTenant !== spec.name) {
       // Whose the token is tells its holder nothing new: OpenLease without a tenant answers it.
       throw new TensormemError(
