@@ -24,3 +24,16 @@ export function isLocalAddress(address: string): boolean {
   const host = address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+/** An address another process binds: EADDRINUSE for TCP, a socket that accepts for unix:PATH (removeStaleSocket). */
+const IN_USE = /\bEADDRINUSE\b|^another process is serving there$/;
+
+/**
+ * A listener that could not bind, naming its flag. An address in use is most often a second tensormemd
+ * started beside the first (`npm start` in two terminals, a test run beside a daemon): the message says
+ * so and what to do, where grpc-js's own words ("No address added out of total 1 resolved") said neither.
+ */
+export function listenFailure(flag: string, address: string, cause: string): Error {
+  const fix = IN_USE.test(cause) ? ` (a tensormemd already running?): stop that process, or give ${flag} another address${parseHostPort(address) ? ' (port 0 picks a free one)' : ''}` : '';
+  return new Error(`cannot listen on ${address} (${flag}): ${cause}${fix}`);
+}

@@ -24,7 +24,7 @@ import { chmodSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { TENSORMEMCTL_TOKEN, TensormemError, clipped, invalidArgument, unauthenticated, type ErrorReason } from '../errors';
-import { parseHostPort, unixSocketPath } from '../config/listen-address';
+import { listenFailure, parseHostPort, unixSocketPath } from '../config/listen-address';
 import { logTlsRefusals, tlsFilesOf, tlsServerOptions } from '../config/tls-server-options';
 import { SummarizedLog } from '../summarized-log';
 import type { Lease } from '../leases/lease';
@@ -120,7 +120,7 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
   await withOthersMasked(
     () =>
       new Promise<void>((resolve, reject) => {
-        server.once('error', (error) => reject(new Error(`cannot listen on ${address} (--data-listen): ${error.message}`)));
+        server.once('error', (error) => reject(listenFailure('--data-listen', address, error.message)));
         if (socketPath !== undefined) server.listen(socketPath, resolve);
         else server.listen(port, host, resolve);
       }),

@@ -18,7 +18,7 @@ import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { isLocalAddress, parseHostPort } from '../config/listen-address';
+import { isLocalAddress, listenFailure, parseHostPort } from '../config/listen-address';
 import { logTlsRefusals, tlsFilesOf, tlsServerOptions } from '../config/tls-server-options';
 import type { Server as TlsServer } from 'node:tls';
 import { packageRoot } from '../package-root';
@@ -320,7 +320,7 @@ export async function startStatusServer(address: string, context: ServiceContext
   if (tls) logTlsRefusals(server as unknown as TlsServer, '--metrics-listen', log);
   const { host, port } = parseHostPort(address)!; // checked with the configuration
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error) => reject(new Error(`cannot listen on ${address} (--metrics-listen): ${error.message}`)));
+    server.once('error', (error) => reject(listenFailure('--metrics-listen', address, error.message)));
     server.listen(port, host, () => resolve());
   });
   const bound = server.address() as AddressInfo;

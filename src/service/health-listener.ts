@@ -11,6 +11,7 @@
  */
 import { createServer, Server } from 'node:http';
 import { parseHealthAddress } from '../config/config';
+import { listenFailure } from '../config/listen-address';
 
 export interface HealthListener {
   /** The address bound, HOST:PORT (port 0 resolved). */
@@ -32,7 +33,7 @@ export async function startHealthListener(address: string, isServing: () => bool
     return isServing() ? reply(200, 'SERVING\n') : reply(503, 'NOT_SERVING\n');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error) => reject(new Error(`cannot listen on --health-listen ${address}: ${error.message}`)));
+    server.once('error', (error) => reject(listenFailure('--health-listen', address, error.message)));
     server.listen(port, host, () => resolve());
   });
   const bound = server.address();

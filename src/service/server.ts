@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { SummarizedLog } from '../summarized-log';
 import type { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import { parseHostPort, unixSocketPath } from '../config/listen-address';
+import { listenFailure, parseHostPort, unixSocketPath } from '../config/listen-address';
 import { logTlsRefusals, tlsFilesOf } from '../config/tls-server-options';
 import { grpcHttp2Servers } from './grpc-http2-servers';
 import { withOthersMasked } from './socket-umask';
@@ -149,7 +149,7 @@ async function bind(server: Server, address: string, tcpCredentials: ServerCrede
   const port = await withOthersMasked(
     () =>
       new Promise<number>((resolve, reject) =>
-        server.bindAsync(address, socketPath === undefined ? tcpCredentials : ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(new Error(`cannot listen on ${address}: ${error.message}`)) : resolve(boundPort))),
+        server.bindAsync(address, socketPath === undefined ? tcpCredentials : ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(listenFailure('--listen', address, error.message)) : resolve(boundPort))),
       ),
   );
   if (socketPath !== undefined) {
@@ -178,10 +178,10 @@ export async function removeStaleSocket(path: string, flag: string, log: Logger)
     });
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED' ? 'stale' : error.code === 'ENOENT' ? 'gone' : error));
   });
-  if (outcome === 'live') throw new Error(`cannot listen on unix:${path}: another process is serving there`);
+  if (outcome === 'live') throw listenFailure(flag, `unix:${path}`, 'another process is serving there');
   if (outcome === 'gone') return;
   if (outcome !== 'stale') {
-    throw new Error(`cannot listen on unix:${path}: a connection to the socket there failed with ${outcome.code ?? outcome.message}, not refused, so a process may still be listening on it (one whose backlog is full, stopped or busy); it was left in place: stop that process, or remove the file if none is`);
+    throw listenFailure(flag, `unix:${path}`, `a connection to the socket there failed with ${outcome.code ?? outcome.message}, not refused, so a process may still be listening on it (one whose backlog is full, stopped or busy); it was left in place: stop that process, or remove the file if none is`);
   }
   unlinkSync(path);
   log.warn({ event: 'stale_socket_removed', path, flag }, `removed the unix socket ${path} (${flag}) left by a process that has exited (it refused connections)`);

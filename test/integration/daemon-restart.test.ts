@@ -200,9 +200,27 @@ describe('daemon restart', () => {
       const second = await runUntilExit(['--backend', 'host', '--emulated-device', '2G', '--listen', first.tcpAddress, '--data-listen', 'off', '--metrics-listen', 'off'], 15_000);
       expect(second.code).toBe(1);
       const lines = second.stderr.trimEnd().split('\n');
-      expect(lines.at(-1)).toContain(`tensormemd: cannot listen on ${first.tcpAddress}: No address added out of total 1 resolved errors: [listen EADDRINUSE`);
+      expect(lines.at(-1)).toContain(`tensormemd: cannot listen on ${first.tcpAddress} (--listen): No address added out of total 1 resolved errors: [listen EADDRINUSE`);
+      // What to do: a second daemon beside the first (npm start twice) is the usual cause.
+      expect(lines.at(-1)).toContain('address already in use 127.0.0.1:');
+      expect(lines.at(-1)).toContain('(a tensormemd already running?): stop that process, or give --listen another address (port 0 picks a free one)');
       for (const line of lines.slice(0, -1)) expect(() => JSON.parse(line), line).not.toThrow();
       expect(lines.map((line) => (line.startsWith('{') ? (JSON.parse(line) as { event?: string }).event : undefined))).toContain('grpc_js');
+    } finally {
+      await first.stop();
+    }
+  }, 60_000);
+
+  it('refuses a unix socket or a metrics address another daemon serves, naming the flag and what to do', async () => {
+    const first = await startDaemon();
+    try {
+      const unix = await runUntilExit(['--backend', 'host', '--emulated-device', '2G', '--listen', first.unixAddress, '--data-listen', 'off', '--metrics-listen', 'off'], 15_000);
+      expect(unix.code).toBe(1);
+      expect(unix.stderr).toContain(`cannot listen on ${first.unixAddress} (--listen): another process is serving there (a tensormemd already running?): stop that process, or give --listen another address\n`);
+      const metricsAddress = first.logs.find((entry) => entry.event === 'listening')!.metricsAddress as string;
+      const metrics = await runUntilExit(['--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', metricsAddress], 15_000);
+      expect(metrics.code).toBe(1);
+      expect(metrics.stderr).toContain(`cannot listen on ${metricsAddress} (--metrics-listen): listen EADDRINUSE: address already in use ${metricsAddress} (a tensormemd already running?): stop that process, or give --metrics-listen another address (port 0 picks a free one)\n`);
     } finally {
       await first.stop();
     }
@@ -221,7 +239,7 @@ describe('daemon restart', () => {
         sockets = await fillBacklog(socketPath);
         const second = await runUntilExit(['--backend', 'host', '--emulated-device', '2G', '--listen', first.unixAddress, '--data-listen', 'off', '--metrics-listen', 'off'], 15_000);
         expect(second.code).toBe(1);
-        expect(second.stderr).toContain(`cannot listen on ${first.unixAddress}: a connection to the socket there failed with EAGAIN, not refused`);
+        expect(second.stderr).toContain(`cannot listen on ${first.unixAddress} (--listen): a connection to the socket there failed with EAGAIN, not refused`);
         expect(statSync(socketPath).ino).toBe(inode);
       } finally {
         for (const socket of sockets) socket.destroy();
