@@ -8,7 +8,7 @@ import { TensormemClient } from '../client/tensormem-client';
 import { connectErrorMessage } from '../cli/connect-error';
 import { renderTable } from '../client/table';
 import { formatIec } from '../units';
-import { daemonFacts, hasErrors, proposedFacts, renderReport, report } from '../cli/doctor-command';
+import { daemonFacts, hasErrors, proposedFacts, proposedSubject, renderReport, report } from '../cli/doctor-command';
 import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-diff';
 import { fileTarget, replaceFile } from '../cli/replace-file';
 import { capText, runTop } from '../cli/top';
@@ -349,7 +349,7 @@ async function main(): Promise<number> {
         const proposed = terminator >= 0 || values.config !== undefined || values.vram !== undefined || values.ram !== undefined;
         const daemonArgs = [...(values.config ? ['--config', values.config] : []), ...(terminator >= 0 ? process.argv.slice(terminator + 1) : [])];
         const result = proposed
-          ? report(`proposed configuration${daemonArgs.length > 0 ? ` (tensormemd ${daemonArgs.join(' ')})` : ' (defaults)'}`, proposedFacts(daemonArgs, { vram: values.vram, ram: values.ram }))
+          ? report(proposedSubject(daemonArgs), proposedFacts(daemonArgs, { vram: values.vram, ram: values.ram }))
           : report(`daemon at ${values.address}`, await daemonFacts(client(), values.token));
         await print(result, () => renderReport(result));
         return hasErrors(result.findings) ? 1 : 0;

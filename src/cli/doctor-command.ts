@@ -7,6 +7,7 @@ import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { loadConfig } from '../config/config';
 import { DoctorFacts, DoctorTenants, Finding, diagnose } from '../config/doctor';
+import { FLAGS, envName } from '../config/flags';
 import { applyProfile } from '../config/profiles';
 import { parseSize, resolveSize } from '../config/sizes';
 import { computeLimits, deviceCapOrigin, hostCapOrigin, refuseFlooredPercents } from '../memory/limits';
@@ -82,6 +83,16 @@ function localDevices(backend: 'auto' | 'cuda' | 'host', emulated: () => DeviceM
     if (backend === 'cuda') throw new Error(`--backend cuda: ${(error as Error).message} on this machine; pass --vram SIZE to judge the configuration for a GPU host`);
     return { backend: 'host', devices: emulated() };
   }
+}
+
+/**
+ * What an offline doctor judges: the command line and the TENSORMEM_ variables of flags set in `env`, which
+ * count as they would for the daemon ("defaults" only when there are neither).
+ */
+export function proposedSubject(daemonArgs: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
+  const variables = FLAGS.map(envName).filter((name) => env[name]);
+  const parts = [...(daemonArgs.length > 0 ? [`tensormemd ${daemonArgs.join(' ')}`] : []), ...variables.map((name) => `${name}=${env[name]}`)];
+  return `proposed configuration (${parts.length > 0 ? parts.join('; ') : 'defaults'})`;
 }
 
 /** Facts of a proposed tensormemd command line (and/or --config file), resolved as the daemon would resolve them. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DoctorFacts, diagnose, sizeFlag } from '../../src/config/doctor';
-import { hasErrors, proposedFacts, renderReport } from '../../src/cli/doctor-command';
+import { hasErrors, proposedFacts, proposedSubject, renderReport } from '../../src/cli/doctor-command';
 import { loadConfig } from '../../src/config/config';
 import { checkGuaranteesFit } from '../../src/daemon';
 import { readTenantsFile } from '../../src/leases/tenants-file';
@@ -41,6 +41,16 @@ const only = (facts: DoctorFacts) => {
 };
 
 describe('tensormemctl doctor -- FLAGS', () => {
+  // The systemd unit's environment file sets TENSORMEM_PROFILE: judged with it in the environment, the report said
+  // "proposed configuration (defaults)" while it judged the gpu-training profile.
+  it('names the TENSORMEM_ variables of flags it applied beside the command line, "defaults" only when there are neither', () => {
+    expect(proposedSubject([], {})).toBe('proposed configuration (defaults)');
+    expect(proposedSubject([], { TENSORMEM_PROFILE: 'gpu-training' })).toBe('proposed configuration (TENSORMEM_PROFILE=gpu-training)');
+    // Only variables of flags, and an empty one is unset, as the daemon reads them.
+    const env = { TENSORMEM_PROFILE: 'gpu-training', TENSORMEM_TOKEN: 'secret', TENSORMEM_ADDRESS: 'unix:/tmp/t.sock', TENSORMEM_MIRROR: '' };
+    expect(proposedSubject(['--maxbytes', '1G'], env)).toBe('proposed configuration (tensormemd --maxbytes 1G; TENSORMEM_PROFILE=gpu-training)');
+  });
+
   // README: "tensormemctl doctor --vram 24G,24G --ram 128G -- --profile gpu-training". After the --, tensormemd's
   // parser refused --vram as an unknown tensormemd flag, which did not say that it is doctor's own.
   it('refuses --vram or --ram after the --, saying to put it before', () => {
