@@ -192,7 +192,12 @@ function parseArgv(argv: readonly string[]): RawValues {
   const values: RawValues = new Map();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (!arg.startsWith('--')) throw invalidArgument('arguments', 'a flag starting with -- (see --help)', arg);
+    if (!arg.startsWith('--')) {
+      // `--allow-small-device yes`: a switch takes no value after it (only --NAME=false).
+      const before = i > 0 && !argv[i - 1].includes('=') ? findFlag(argv[i - 1].slice(2)) : undefined;
+      if (before?.type === 'bool') throw invalidArgument(`--${before.name}`, `no value (a switch: --${before.name} alone, or --${before.name}=false)`, arg);
+      throw invalidArgument('arguments', 'a flag starting with -- (see --help)', arg);
+    }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const flag = findFlag(name);

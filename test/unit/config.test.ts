@@ -262,6 +262,9 @@ describe('loadConfig', () => {
     [['--reclaim-interval', '700h'], 'Expected a duration of at most 2147483647 ms (about 24.8 days) for --reclaim-interval but received "700h"'],
     [['--data-stall-timeout', '9999h'], 'Expected a duration of at most 2147483647 ms (about 24.8 days) for --data-stall-timeout but received "9999h"'],
     [['--frobnicate'], 'Expected a known flag (see --help) for arguments but received "--frobnicate"'],
+    [['30G'], 'Expected a flag starting with -- (see --help) for arguments but received "30G"'],
+    // A switch given a value as other flags take one: refused as a stray argument, which did not say why.
+    [['--allow-small-device', 'yes'], 'Expected no value (a switch: --allow-small-device alone, or --allow-small-device=false) for --allow-small-device but received "yes"'],
     [['--maxbytes'], 'Expected a value (SIZE) for --maxbytes'],
     [['--emulated-devices', '0'], 'Expected an integer from 1 to 16 for --emulated-devices but received "0"'],
     [['--chunk-bytes', '0'], 'Expected a size above 0 for --chunk-bytes but received "0"'],
