@@ -13,6 +13,18 @@ export function requireByteCount(field: string, value: number): void {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalidArgument(field, 'a non-negative safe integer', value);
 }
 
+/**
+ * The client's address: any gRPC target grpc-js takes (HOST:PORT, unix:PATH, dns:, ipv4:, ...), but not a
+ * URL or a bare socket path, which grpc-js read as DNS names and failed every call with "Name resolution
+ * failed for target dns:http://…", naming neither form (a URL is the data plane's data_address or the status page's).
+ */
+export function checkClientAddress(address: unknown): void {
+  const expected = 'tensormemd\'s gRPC address, HOST:PORT or unix:PATH as its "listening" log line names it';
+  if (typeof address !== 'string') throw invalidArgument('address', expected, address);
+  if (/^https?:\/\//i.test(address)) throw invalidArgument('address', `${expected} (not a URL: the data plane and the status page are HTTP, on other ports)`, address);
+  if (address.startsWith('/')) throw invalidArgument('address', `${expected} (a socket path: unix:${address})`, address);
+}
+
 /** A timer length for grpc-js: a positive integer of ms that fits its 32-bit timers. */
 export function positiveMs(field: string, value: number): number {
   if (!Number.isInteger(value) || value <= 0 || value > 2 ** 31 - 1) throw invalidArgument(field, 'a whole number of milliseconds from 1 to 2147483647', value);

@@ -26,7 +26,7 @@ import { SharedMemoryMappings } from './shm-mappings';
 import { unavailableDetailsInterceptor } from './unavailable-details';
 import { checkRequestsBeforeSending, RequestChecks, shortened, type RequestProblem } from './request-checks';
 import { clientError, invalidArgument, TensormemClientError } from './client-errors';
-import { checkDeadlineMs, largestChunkBytes, positiveMs, requireByteCount, requireCallback, requireChunkBytes, requireTimeoutMs } from './argument-checks';
+import { checkClientAddress, checkDeadlineMs, largestChunkBytes, positiveMs, requireByteCount, requireCallback, requireChunkBytes, requireTimeoutMs } from './argument-checks';
 import { call, deadlineIn } from './unary-call';
 import {
   checkOptionNames,
@@ -125,6 +125,7 @@ export class TensormemClient {
     readonly address: string,
     private readonly options: ClientOptions = {},
   ) {
+    checkClientAddress(address);
     checkClientOptions(options);
     const { maxMessageBytes: maxMessage, chunkBytes } = options;
     // -1: no limit (grpc-js's own value; tensormemctl snapshot takes a reply of any size).

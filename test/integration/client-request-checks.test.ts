@@ -305,3 +305,21 @@ describe('typed client: unknown enum names', () => {
     }
   });
 });
+
+describe('typed client: the address', () => {
+  // A URL (the data plane's data_address, the status page's) or a bare socket path failed every call with
+  // grpc-js's "Name resolution failed for target dns:http://127.0.0.1:7070", which named neither form.
+  it('refuses a URL or a bare socket path, naming the forms it takes, and takes every gRPC target form', () => {
+    for (const [address, text] of [
+      ['http://127.0.0.1:7070', 'Expected tensormemd\'s gRPC address, HOST:PORT or unix:PATH as its "listening" log line names it (not a URL: the data plane and the status page are HTTP, on other ports) for address but received "http://127.0.0.1:7070"'],
+      ['https://gpu-host:7070', 'not a URL'],
+      ['/tmp/tensormemd.sock', 'Expected tensormemd\'s gRPC address, HOST:PORT or unix:PATH as its "listening" log line names it (a socket path: unix:/tmp/tensormemd.sock) for address but received "/tmp/tensormemd.sock"'],
+    ] as const) {
+      expect(() => new TensormemClient(address), address).toThrow(expect.objectContaining({ code: status.INVALID_ARGUMENT, errorMetadata: { field: 'address' } }));
+      expect(() => new TensormemClient(address), address).toThrow(text);
+    }
+    for (const address of ['127.0.0.1:7070', 'localhost:7070', '[::1]:7070', 'unix:/tmp/tensormemd.sock', 'unix:///tmp/tensormemd.sock', 'dns:///localhost:7070', 'ipv4:127.0.0.1:7070', 'unix-abstract:tensormemd']) {
+      new TensormemClient(address).close();
+    }
+  });
+});
