@@ -25,7 +25,8 @@ const NOT_TLS = /wrong version number|packet length too long|http request/i;
 
 /**
  * grpc-js's words for a peer that answered bytes that are no HTTP/2 (its "Last error"): an HTTP/1.1 server,
- * such as tensormemd's own data plane or metrics port given for its gRPC one, or another protocol.
+ * such as tensormemd's own data plane or metrics port given for its gRPC one, or another protocol. The
+ * client's own details say so already (unavailable-details.ts).
  */
 const NOT_HTTP2 = /Last error: Protocol error/;
 
@@ -51,9 +52,7 @@ export function connectErrorMessage(error: unknown, facts: ConnectFacts): string
     // removes its socket first (so that nothing new reaches it), and is still running.
     return `${message} (is tensormemd running with --listen ${address}? Start it, or pass --address or set TENSORMEM_ADDRESS to the address its "listening" log line names; a daemon that is stopping removes its socket first)`;
   }
-  if (tlsCa === undefined && NOT_HTTP2.test(message)) {
-    return `${message} (the server at ${address} answered, but not in gRPC's HTTP/2: give --address tensormemd's --listen address (127.0.0.1:7070 by default), not its --data-listen or --metrics-listen one (HTTP/1.1))`;
-  }
+  if (tlsCa === undefined && NOT_HTTP2.test(message)) return message;
   // A plaintext client gets only "No connection established ... Failed to connect" from a TLS daemon.
   if (tlsCa === undefined) return `${message} (is tensormemd running at ${address}? If it serves TLS there (--tls-cert), pass --tls-ca)`;
   if (NOT_TLS.test(message)) return `${message} (tensormemd at ${address} serves plaintext (it was started without --tls-cert): leave out --tls-ca)`;

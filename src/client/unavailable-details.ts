@@ -30,6 +30,11 @@ const LAST_ERROR = /Last error: (.*)$/;
 const LOST_CONNECTION = /^Received RST_STREAM with code \d+ triggered by internal client error: (.*\b(?:EPIPE|ECONNRESET|ECONNABORTED|ETIMEDOUT|ENOTCONN|ESHUTDOWN)\b.*)$/;
 /** grpc-js's INTERNAL for a stream closed with code 0 before any status: its connection was cut under it. */
 const NO_STATUS = /^Received RST_STREAM with code 0 \(Call ended without gRPC status\)$/;
+/**
+ * grpc-js's "Last error" for a peer that answered bytes that are no HTTP/2: an HTTP/1.1 server, most
+ * often tensormemd's own data plane or status page port given for its gRPC one.
+ */
+const NOT_HTTP2 = /Last error: Protocol error/;
 
 export function unavailableDetailsInterceptor(address: string): Interceptor {
   const shown = address.replace(/^unix:(\/\/)?/, '');
@@ -64,6 +69,9 @@ export function unavailableDetailsInterceptor(address: string): Interceptor {
               details = shared !== undefined ? details.replace(LAST_ERROR, `Last error: ${shared}`) : details.replace(/\. Last error: null$/, '');
             } else if (cause !== undefined) {
               lastConnectCauses.set(address, cause);
+            }
+            if (NOT_HTTP2.test(details)) {
+              details = `${details} (the server at ${address} answered, but not in gRPC's HTTP/2: give tensormemd's --listen address (127.0.0.1:7070 by default), not its --data-listen or --metrics-listen one (HTTP/1.1))`;
             }
             if (!details.includes(shown)) details = `${details} (tensormemd at ${address})`;
             if (shutdownSaidAt !== undefined) {

@@ -1023,7 +1023,7 @@ describe('tensormemctl to an address where nothing answers as tensormemd', () =>
       const run = await ctl(['--address', address, '--timeout', '5s', 'info']);
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`the server at ${address} answered, but not in gRPC's HTTP/2`);
-      expect(run.stderr).toContain("give --address tensormemd's --listen address (127.0.0.1:7070 by default), not its --data-listen or --metrics-listen one");
+      expect(run.stderr).toContain("give tensormemd's --listen address (127.0.0.1:7070 by default), not its --data-listen or --metrics-listen one");
       expect(run.stderr).not.toContain('pass --tls-ca');
       expect(run.stderr.trim().split('\n')).toHaveLength(1);
     } finally {

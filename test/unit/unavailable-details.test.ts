@@ -56,3 +56,14 @@ describe('grpc-js INTERNAL for a connection lost under a stream', () => {
     expect(seen(internal(details, metadata))).toMatchObject({ code: Status.INTERNAL, details });
   });
 });
+
+describe('grpc-js UNAVAILABLE for a server that answers in HTTP/1.1', () => {
+  // The data plane's or the status page's port given for the gRPC one: grpc-js says only "Protocol error".
+  it('says the server answered in another protocol and which address to give, in place of the bare "(tensormemd at ...)"', () => {
+    const details = 'No connection established. Last error: Protocol error (2026-12-07T17:57:11.360Z)';
+    const status = seen({ code: Status.UNAVAILABLE, details, metadata: new Metadata() });
+    expect(status.details).toBe(
+      `${details} (the server at ${ADDRESS} answered, but not in gRPC's HTTP/2: give tensormemd's --listen address (127.0.0.1:7070 by default), not its --data-listen or --metrics-listen one (HTTP/1.1))`,
+    );
+  });
+});
