@@ -8,8 +8,12 @@
  * repeat items; and one of an earlier run of the daemon (whose serials began again at 1: a ListLeases
  * token of the same tenant matched after a restart, and a paging client was shown only the leases
  * opened after its old position, none of the first ones) would do the same. Each is INVALID_ARGUMENT.
+ *
+ * The serial and its MAC travel enciphered, as one AES block under a second key of the process: a
+ * ListLeases serial counts every tenant's leases, and a token that held it in clear (`p303.…` after a
+ * tenant's `p2.…`) told a tenant how many leases the others had opened between two of its own.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { invalidArgument } from '../errors';
 
 /** One listing a page token can belong to. */
@@ -24,16 +28,29 @@ export interface Listing {
 
 /** Drawn once per process: a token of another daemon process (an earlier run) matches no listing of this one. */
 const TOKEN_KEY = randomBytes(32);
+/** Enciphers a token's serial and MAC (one AES block), so that the token shows neither. */
+const CIPHER_KEY = randomBytes(32);
 
-const PAGE_TOKEN = /^p([1-9]\d{0,14})\.([0-9a-f]{16})$/;
+/** `p` and one AES block in hex: the serial (8 bytes, big-endian) and its MAC (8 bytes). */
+const PAGE_TOKEN = /^p([0-9a-f]{32})$/;
 
-function macOf(afterSerial: number, listing: Listing): string {
-  return createHmac('sha256', TOKEN_KEY).update(`${listing.key}\n${afterSerial}`).digest('hex').slice(0, 16);
+function macOf(afterSerial: number, listing: Listing): Buffer {
+  return createHmac('sha256', TOKEN_KEY).update(`${listing.key}\n${afterSerial}`).digest().subarray(0, 8);
+}
+
+/** One 16-byte block through AES-256 under CIPHER_KEY (a single block: no mode, IV or padding to speak of). */
+function aesBlock(block: Buffer, encrypt: boolean): Buffer {
+  const cipher = encrypt ? createCipheriv('aes-256-ecb', CIPHER_KEY, null) : createDecipheriv('aes-256-ecb', CIPHER_KEY, null);
+  cipher.setAutoPadding(false);
+  return Buffer.concat([cipher.update(block), cipher.final()]);
 }
 
 /** The token of the page after the item with serial `afterSerial` of `listing`. */
 export function pageTokenOf(afterSerial: number, listing: Listing): string {
-  return `p${afterSerial}.${macOf(afterSerial, listing)}`;
+  const block = Buffer.alloc(16);
+  block.writeBigUInt64BE(BigInt(afterSerial));
+  macOf(afterSerial, listing).copy(block, 8);
+  return `p${aesBlock(block, true).toString('hex')}`;
 }
 
 /**
@@ -44,8 +61,9 @@ export function pageStart(token: string, listing: Listing): number {
   if (token === '') return 0;
   const match = PAGE_TOKEN.exec(token);
   if (!match) throw invalidArgument('page_token', `empty or a previous ${listing.rpc} reply's next_page_token`, token);
-  const afterSerial = Number(match[1]);
-  if (match[2] !== macOf(afterSerial, listing)) {
+  const block = aesBlock(Buffer.from(match[1], 'hex'), false);
+  const afterSerial = Number(block.readBigUInt64BE(0));
+  if (!Number.isSafeInteger(afterSerial) || afterSerial < 1 || !timingSafeEqual(block.subarray(8), macOf(afterSerial, listing))) {
     throw invalidArgument(
       'page_token',
       `a next_page_token this daemon gave for a listing of ${listing.name} (this one came from another listing, from an earlier run of the daemon, or was altered: start again from an empty page_token)`,

@@ -158,6 +158,31 @@ describe('ListLeases pages and tenant eviction', () => {
     }
   });
 
+  it("gives a tenant page tokens that tell nothing of other tenants' leases (they held the daemon-wide serial in clear)", async () => {
+    const before = await open(TOKENS.b, 2);
+    const others = await open(TOKENS.a, 300, 50);
+    const after = await open(TOKENS.b, 2);
+    try {
+      const tokens: string[] = [];
+      const seen: string[] = [];
+      let pageToken = '';
+      do {
+        const page = await client.listLeasesPage({ pageSize: 1, pageToken }, TOKENS.b);
+        seen.push(...page.leases.map((lease) => lease.lease_id));
+        if (page.nextPageToken !== '') tokens.push(page.nextPageToken);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== '');
+      expect(seen).toEqual([...before, ...after].map((lease) => lease.leaseId));
+      // team-b's tokens after its 2nd and 3rd lease showed the 300 leases team-a opened between them
+      // (p2.… then p303.…): no part of a token may be a plain number.
+      expect(tokens).toHaveLength(3);
+      const numbers = tokens.flatMap((token) => token.split(/[^0-9a-f]+/).filter((part) => /^\d+$/.test(part)));
+      expect(numbers).toEqual([]);
+    } finally {
+      await closeAll([...before, ...others, ...after]);
+    }
+  });
+
   it('lists the biggest leases first in one page (tensormemctl top), equal ones in the order they were opened', async () => {
     const leases = await open(TOKENS.b, 5);
     const raw = new (loadTensormemProto().proto.tensormem.v1.LeaseService)(daemon.tcpAddress, credentials.createInsecure());
