@@ -185,12 +185,17 @@ function tenantsFacts(file: string, maxBytes: number[]): DoctorTenants {
     without: users.filter((tenant) => tenant.maxMappedRegions === 0).map((tenant) => tenant.name),
     sum: users.reduce((sum, tenant) => sum + tenant.maxMappedRegions, 0),
   };
+  const hostQuotas = {
+    guaranteed: specs.filter((tenant) => tenant.deviceGuaranteeBytes > 0).map((tenant) => tenant.name),
+    without: users.filter((tenant) => tenant.hostQuotaBytes === 0).map((tenant) => tenant.name),
+    sum: users.reduce((sum, tenant) => sum + tenant.hostQuotaBytes, 0),
+  };
   try {
     checkGuaranteesFit(specs, maxBytes, file);
   } catch (error) {
-    return { file, guaranteeBytes, withoutMmapQuota, mappedRegions, guaranteesError: (error as Error).message };
+    return { file, guaranteeBytes, withoutMmapQuota, mappedRegions, hostQuotas, guaranteesError: (error as Error).message };
   }
-  return { file, guaranteeBytes, withoutMmapQuota, mappedRegions };
+  return { file, guaranteeBytes, withoutMmapQuota, mappedRegions, hostQuotas };
 }
 
 /** --ram / --vram: a bad value (a machine or device of 0 bytes included) is a usage error (exit 2). */

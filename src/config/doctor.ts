@@ -54,6 +54,8 @@ export interface DoctorTenants {
   withoutMmapQuota?: string[];
   /** Its tenants (admins aside), when the file parsed: those with no max_mapped_regions, and the sum of those given. */
   mappedRegions?: { tenants: number; without: string[]; sum: number };
+  /** When the file parsed: the tenants with a device guarantee, those (admins aside) with no quota.host, and the sum of those given. */
+  hostQuotas?: { guaranteed: string[]; without: string[]; sum: number };
 }
 
 export interface DoctorFacts {
@@ -367,6 +369,24 @@ export function diagnose(facts: DoctorFacts): Finding[] {
           : `The max_mapped_regions of --tenants ${file} add up to ${regions.sum}, more than --max-mapped-regions ${regionCap}`,
       why: "--max-mapped-regions is one cap for all tenants (exportable arrays' regions of their own, MMAP workspaces' mappings): one tenant at it keeps every other tenant's exports and MMAP workspaces out until it frees some.",
       fix: `max_mapped_regions for each tenant in ${file}, adding up to at most ${regionCap}`,
+    });
+  }
+  const host = facts.tenants?.hostQuotas;
+  // A tenant cannot starve itself: one without quota.host matters when another tenant has a guarantee.
+  const takers = host?.without.filter((name) => host.guaranteed.some((guaranteed) => guaranteed !== name)) ?? [];
+  if (host && host.guaranteed.length > 0 && (takers.length > 0 || (host.without.length === 0 && host.sum > facts.hostMaxBytes))) {
+    const file = facts.tenants!.file;
+    const quoted = (names: string[]) => names.map((name) => `"${name}"`).join(', ');
+    const refused = `the reads of their device arrays (each needs a host mirror), their HOST_ONLY arrays and, with --mirror eager, their device allocations inside the guarantee are then refused (HOST_OUT_OF_MEMORY)`;
+    add({
+      severity: 'warning',
+      rule: 'host-memory-unshared',
+      what:
+        takers.length > 0
+          ? `Tenant${takers.length > 1 ? 's' : ''} ${quoted(takers)} of --tenants ${file} ha${takers.length > 1 ? 've' : 's'} no quota.host: ${takers.length > 1 ? 'each' : 'it'} may take all of --host-maxbytes (${formatIec(facts.hostMaxBytes)}) from ${quoted(host.guaranteed)}, whose device guarantee does not cover host memory: ${refused}`
+          : `The quota.host of --tenants ${file} add up to ${formatIec(host.sum)}, more than --host-maxbytes ${formatIec(facts.hostMaxBytes)}: the others may take the host memory of ${quoted(host.guaranteed)}, whose device guarantee does not cover it: ${refused}`,
+      why: "Guarantees are of device memory only. Host memory (HOST_ONLY arrays, workspaces' host sides, and the mirrors of device arrays that host-side reads and --mirror eager take) is shared first come, first served within each tenant's quota.host.",
+      fix: `quota: { host: SIZE } for each tenant in ${file}, adding up to at most --host-maxbytes (${formatIec(facts.hostMaxBytes)})`,
     });
   }
   return findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);

@@ -409,7 +409,7 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
       const text = example![1].replace(/^ {3}/gm, '').replace('"…"', `"${createHash('sha256').update('ops').digest('hex')}"`);
       const path = file('readme-tenants.yaml', text);
       const findings = diagnose(proposedFacts(['--tenants', path, '--maxbytes', '14G', '--maxphysicalbytes', '40G'], { vram: '16G', ram: '64G' }, {}));
-      const tenantRules = ['tenants-file-unreadable', 'tenant-guarantees-above-maxbytes', 'mmap-files-uncapped', 'mapped-regions-unshared'];
+      const tenantRules = ['tenants-file-unreadable', 'tenant-guarantees-above-maxbytes', 'mmap-files-uncapped', 'mapped-regions-unshared', 'host-memory-unshared'];
       expect(findings.filter((finding) => tenantRules.includes(finding.rule)).map((finding) => `${finding.rule}: ${finding.what}`)).toEqual([]);
     });
 
@@ -450,6 +450,29 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
       expect(rules(proposedFacts([...base, '--tenants', mixed, '--max-mapped-regions', '0'], { ram: '32G' }, {}))).not.toContain('warning mapped-regions-unshared');
       const one = file('regions-one.yaml', `tenants:\n${tenant('b', '1G')}${admin}`);
       expect(rules(proposedFacts([...base, '--tenants', one, '--max-mapped-regions', '1000'], { ram: '32G' }, {}))).not.toContain('warning mapped-regions-unshared');
+    });
+
+    it("warns when a tenant may take the host memory of one with a device guarantee: a tenant without quota.host, or theirs past --host-maxbytes", () => {
+      const entry = (name: string, lines: string) => `  - name: ${name}\n    token_sha256: "${createHash('sha256').update(name).digest('hex')}"\n${lines}`;
+      const host = (name: string, size: string, guarantee?: string) => entry(name, `    quota: { host: ${size} }\n${guarantee ? `    guarantee: { device: ${guarantee} }\n` : ''}`);
+      const admin = entry('ops', '    admin: true\n');
+      const flags = [...base, '--host-maxbytes', '8G'];
+      const mixed = file('host-mixed.yaml', `tenants:\n${host('a', '2G', '1G')}${entry('b', '')}${admin}`);
+      const finding = diagnose(proposedFacts([...flags, '--tenants', mixed], { ram: '32G' }, {})).find((f) => f.rule === 'host-memory-unshared')!;
+      expect(finding.severity).toBe('warning');
+      expect(finding.what).toBe(
+        `Tenant "b" of --tenants ${mixed} has no quota.host: it may take all of --host-maxbytes (8.00 GiB) from "a", whose device guarantee does not cover host memory: the reads of their device arrays (each needs a host mirror), their HOST_ONLY arrays and, with --mirror eager, their device allocations inside the guarantee are then refused (HOST_OUT_OF_MEMORY)`,
+      );
+      expect(finding.fix).toBe(`quota: { host: SIZE } for each tenant in ${mixed}, adding up to at most --host-maxbytes (8.00 GiB)`);
+      const over = file('host-over.yaml', `tenants:\n${host('a', '6G', '1G')}${host('b', '6G')}${admin}`);
+      expect(diagnose(proposedFacts([...flags, '--tenants', over], { ram: '32G' }, {})).find((f) => f.rule === 'host-memory-unshared')!.what).toMatch(
+        new RegExp(`^The quota.host of --tenants ${over} add up to 12.00 GiB, more than --host-maxbytes 8.00 GiB: the others may take the host memory of "a", `),
+      );
+      // Host quotas within the cap, no guarantee to protect, or a guaranteed tenant alone without quota.host (it cannot starve itself).
+      const split = file('host-split.yaml', `tenants:\n${host('a', '4G', '1G')}${host('b', '4G')}${admin}`);
+      const noGuarantee = file('host-no-guarantee.yaml', `tenants:\n${entry('a', '')}${entry('b', '')}${admin}`);
+      const alone = file('host-alone.yaml', `tenants:\n${tenant('a', '1G')}${admin}`);
+      for (const path of [split, noGuarantee, alone]) expect(rules(proposedFacts([...flags, '--tenants', path], { ram: '32G' }, {}))).not.toContain('warning host-memory-unshared');
     });
 
     it('a file that does not parse, or is missing, is an error naming the file', () => {
