@@ -383,6 +383,31 @@ describe('a shared GPU host', () => {
     }
   });
 
+  it("refuses a rotated tenant token at once, and leaves the leases opened with it to the admin's eviction (a tenant is its name)", async () => {
+    const rotated = randomBytes(24).toString('hex');
+    const lease = await client.openLease({ tenantToken: TOKENS.a, clientName: 'opened-with-old-token' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [1024] });
+    writeFileSync(tenantsPath, tenantsYaml('12M').replace(tokenSha256(TOKENS.a), tokenSha256(rotated)));
+    daemon.child.kill('SIGHUP');
+    await waitForLog(daemon, 'tenants_reloaded');
+    try {
+      expect((await failure(client.openLease({ tenantToken: TOKENS.a }))).details).toBe('unknown tenant token');
+      expect((await failure(client.listLeases(TOKENS.a))).code).toBe(status.UNAUTHENTICATED);
+      // README: the lease keeps its own token until it ends; the new token's holder sees it as its tenant's.
+      await lease.write(array.array_id, Buffer.alloc(1024, 7));
+      await lease.renew();
+      expect((await client.listLeases(rotated)).map((summary) => summary.client_name)).toEqual(['opened-with-old-token']);
+      expect(await client.evictTenant('team-a', TOKENS.admin)).toMatchObject({ evictedLeases: 1 });
+      const ended = await failure(lease.read(array.array_id));
+      expect(ended.reason).toBe('LEASE_EXPIRED');
+      expect(ended.errorMetadata.close_reason).toBe('evicted');
+    } finally {
+      writeFileSync(tenantsPath, tenantsYaml('12M'));
+      daemon.child.kill('SIGHUP');
+      await waitForLog(daemon, 'tenants_reloaded');
+    }
+  });
+
   it('gives back everything a SIGKILLed trainer held as soon as its KeepAlive stream drops (release on disconnect), leaving other leases intact', async () => {
     const survivor = await client.openLease({ tenantToken: TOKENS.c });
     const kept = await survivor.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
