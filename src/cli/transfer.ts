@@ -129,6 +129,99 @@ export interface PutResult {
   lease?: { lease_id: string; token: string; ttl_seconds: number };
 }
 
+/** Where put reads its bytes: a regular file (putFile) or a stream (putStream: stdin). */
+interface PutSource {
+  /** How messages name it: the path, or "stdin". */
+  readonly name: string;
+  /** Its size in bytes when known before reading (a file's); a stream's is the array's, which it must fill. */
+  readonly bytes?: number;
+  /** Reads up to `length` bytes (at least 1) into `buffer` from position `at`; fewer only where the source ends, 0 once it has ended. */
+  read(buffer: Buffer, length: number, at: number): Promise<number>;
+  /** The error for a source that ended after `at` of the `expected` bytes put was to write into `array`. */
+  endedShort(at: number, expected: number, array: ArrayInfo): Error;
+  /** Reads past the `bytes` put wrote: the error for a source longer than that, or undefined when it ends there. */
+  longerThan(bytes: number, array: ArrayInfo): Promise<Error | undefined>;
+}
+
+/**
+ * The array put writes into, and the lease put opened for it (when it made a new one): `--array` with
+ * its lease's token, or a new array (of `shapeOf`'s shape) in a new lease.
+ */
+async function arrayToPut(
+  client: TensormemClient,
+  source: PutSource,
+  options: PutOptions,
+  shapeOf: (dataType: DataTypeName, dtypeText: string) => number[],
+): Promise<{ session: LeaseSession; array: ArrayInfo; opened?: PutResult['lease'] }> {
+  if (options.arrayId) {
+    if (!options.token) throw new UsageError('put --array needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
+    const session = sessionOf(client, options.token);
+    const array = await session.get(options.arrayId);
+    if (source.bytes !== undefined && source.bytes > array.byte_size) {
+      throw new Error(`${source.name} has ${source.bytes} bytes (${formatIec(source.bytes)}), more than array ${array.array_id}'s ${array.byte_size} bytes (${formatIec(array.byte_size)})`);
+    }
+    return { session, array };
+  }
+  const dataType = parseDataType(options.dtype ?? 'uint8');
+  // The --dtype as the user typed it (float32, not DATA_TYPE_FLOAT32).
+  const shape = shapeOf(dataType, options.dtype === undefined ? '--dtype uint8 (the default)' : `--dtype ${options.dtype}`);
+  const session = await client.openLease({ tenant: options.tenant, clientName: 'tensormemctl put', ttlSeconds: options.ttlSeconds, tenantToken: options.token });
+  const opened = { lease_id: session.leaseId, token: session.token, ttl_seconds: session.lease.ttl_seconds };
+  try {
+    return { session, array: await session.allocate({ dataType, shape, placement: options.placement, label: options.label ?? source.name }), opened };
+  } catch (error) {
+    throw await closedAfter(error, session, opened);
+  }
+}
+
+/**
+ * `error`, after closing the lease put opened: it would otherwise hold its array, whose token nobody
+ * saw, until its TTL ends. A close that fails too is told with it.
+ */
+async function closedAfter(error: unknown, session: LeaseSession, opened: NonNullable<PutResult['lease']>): Promise<unknown> {
+  const closeError = await session.close().then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+  if (!closeError) return error;
+  return new Error(`${(error as Error).message}; closing lease ${opened.lease_id}, which put opened, failed too (${closeError.message}): it holds the array until its TTL (${opened.ttl_seconds}s) ends, unless the daemon has stopped, which ends its leases`);
+}
+
+/**
+ * Writes `source` into the array arrayToPut gives, a PIECE_BYTES piece at a time: each piece is read
+ * whole (or up to the source's end), then written with LeaseSession.write (the data plane when the lease
+ * put opened names one, else WriteArray) before the next is read, so that one piece is in memory and a
+ * daemon that takes the bytes slowly slows the reading. A source that ends short of the bytes expected
+ * (the file's size, or for a stream the array's) or goes on past them fails after writing what it read.
+ */
+async function putFrom(client: TensormemClient, source: PutSource, options: PutOptions, shapeOf: (dataType: DataTypeName, dtypeText: string) => number[]): Promise<PutResult> {
+  options.signal?.throwIfAborted();
+  const { session, array, opened } = await arrayToPut(client, source, options, shapeOf);
+  try {
+    const expected = source.bytes ?? array.byte_size;
+    const progress = new Progress(`put ${array.array_id}`, expected, options.progress);
+    let written = 0;
+    try {
+      const buffer = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(expected, 1)));
+      while (written < expected) {
+        options.signal?.throwIfAborted();
+        const bytesRead = await source.read(buffer, Math.min(buffer.length, expected - written), written);
+        options.signal?.throwIfAborted();
+        if (bytesRead === 0) throw source.endedShort(written, expected, array);
+        written += await session.write(array.array_id, buffer.subarray(0, bytesRead), written);
+        progress.update(written);
+      }
+      const longer = await source.longerThan(expected, array);
+      if (longer) throw longer;
+    } finally {
+      progress.done();
+    }
+    return { array, bytes_written: written, lease: opened };
+  } catch (error) {
+    throw opened ? await closedAfter(error, session, opened) : error;
+  }
+}
+
 export async function putFile(client: TensormemClient, path: string, options: PutOptions): Promise<PutResult> {
   // "-" is stdin to most tools; it would otherwise be looked up as a file named "-" (ENOENT).
   if (path === '-') throw new UsageError('put reads a regular file, and "-" (stdin) has no size to shape the array by: save the data to a file first, then put that file (./- for a file named "-")');
@@ -141,61 +234,25 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
   const info = await stat(path).catch(cannotRead);
   if (!info.isFile()) throw new Error(`put reads a regular file, and ${path} is ${kindOf(info)}: save the data to a file first, then put that file`);
   const file = await open(path, 'r').catch(cannotRead);
-  let session: LeaseSession | undefined;
-  let opened: PutResult['lease'];
   try {
     const fileBytes = (await file.stat()).size;
-    let array: ArrayInfo;
-    options.signal?.throwIfAborted();
-    if (options.arrayId) {
-      if (!options.token) throw new UsageError('put --array needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
-      session = sessionOf(client, options.token);
-      array = await session.get(options.arrayId);
-      if (fileBytes > array.byte_size) throw new Error(`${path} has ${fileBytes} bytes (${formatIec(fileBytes)}), more than array ${array.array_id}'s ${array.byte_size} bytes (${formatIec(array.byte_size)})`);
-    } else {
-      const dataType = parseDataType(options.dtype ?? 'uint8');
-      // The --dtype as the user typed it (float32, not DATA_TYPE_FLOAT32).
-      const dtypeText = options.dtype === undefined ? '--dtype uint8 (the default)' : `--dtype ${options.dtype}`;
+    const source: PutSource = {
+      name: path,
+      bytes: fileBytes,
+      read: async (buffer, length, at) => (await file.read(buffer, 0, length, at).catch(cannotRead)).bytesRead,
+      endedShort: (at, expected) => new Error(`${path} ended at ${at} bytes while ${expected} were expected (was it truncated?)`),
+      // A file that reads longer than its size (one still being written, or a /proc or /sys file, whose
+      // size is 0) would be cut short without a word.
+      longerThan: async (bytes) =>
+        (await file.read(Buffer.alloc(1), 0, 1, bytes)).bytesRead > 0 ? new Error(`${path} has more bytes than the ${bytes} its size said when put started (is it still being written, or a /proc or /sys file?)`) : undefined,
+    };
+    return await putFrom(client, source, options, (dataType, dtypeText) => {
       const shape = options.shape ? parseShape(options.shape) : [fileBytes / ELEMENT_BYTES[dataType]];
       if (!Number.isInteger(shape[0])) throw new Error(`${path} has ${fileBytes} bytes, not a whole number of ${dtypeText} elements (${ELEMENT_BYTES[dataType]} bytes); pass --shape`);
       const arrayBytes = byteSizeOf(dataType, shape);
       if (arrayBytes !== fileBytes) throw new Error(`--shape ${shape.join(',')} ${dtypeText} makes ${arrayBytes} bytes but ${path} has ${fileBytes} bytes`);
-      session = await client.openLease({ tenant: options.tenant, clientName: 'tensormemctl put', ttlSeconds: options.ttlSeconds, tenantToken: options.token });
-      opened = { lease_id: session.leaseId, token: session.token, ttl_seconds: session.lease.ttl_seconds };
-      array = await session.allocate({ dataType, shape, placement: options.placement, label: options.label ?? path });
-    }
-    const progress = new Progress(`put ${array.array_id}`, fileBytes, options.progress);
-    let written = 0;
-    try {
-      const buffer = Buffer.allocUnsafe(Math.min(PIECE_BYTES, Math.max(fileBytes, 1)));
-      while (written < fileBytes) {
-        options.signal?.throwIfAborted();
-        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, fileBytes - written), written).catch(cannotRead);
-        if (bytesRead === 0) throw new Error(`${path} ended at ${written} bytes while ${fileBytes} were expected (was it truncated?)`);
-        written += await session.write(array.array_id, buffer.subarray(0, bytesRead), written);
-        progress.update(written);
-      }
-      // A file that reads longer than its size (one still being written, or a /proc or /sys file, whose
-      // size is 0) would be cut short without a word.
-      if ((await file.read(buffer, 0, 1, fileBytes)).bytesRead > 0) {
-        throw new Error(`${path} has more bytes than the ${fileBytes} its size said when put started (is it still being written, or a /proc or /sys file?)`);
-      }
-    } finally {
-      progress.done();
-    }
-    return { array, bytes_written: written, lease: opened };
-  } catch (error) {
-    // The lease put opened would otherwise hold its array, whose token nobody saw, until its TTL ends.
-    if (opened && session) {
-      const closeError = await session.close().then(
-        () => undefined,
-        (e: unknown) => e as Error,
-      );
-      if (closeError) {
-        throw new Error(`${(error as Error).message}; closing lease ${opened.lease_id}, which put opened, failed too (${closeError.message}): it holds the array until its TTL (${opened.ttl_seconds}s) ends, unless the daemon has stopped, which ends its leases`);
-      }
-    }
-    throw error;
+      return shape;
+    });
   } finally {
     await file.close();
   }
