@@ -13,7 +13,9 @@ import { diffSnapshots, readSnapshotFile, renderDiff } from '../cli/snapshot-dif
 import { fileTarget, replaceFile } from '../cli/replace-file';
 import { capText, runTop } from '../cli/top';
 import { arraysView } from '../cli/arrays';
-import { InterruptedError, getFile, getToStream, interruptible, putFile } from '../cli/transfer';
+import { InterruptedError, getFile, getToStream, interruptible, putFile, putStream } from '../cli/transfer';
+import type { PutOptions } from '../cli/transfer';
+import { stdinPieces } from '../cli/stdin-pieces';
 import { deviceQuotaShare, quotaShare } from '../cli/quota-share';
 import { UsageError, asUsage } from '../cli/usage-error';
 import { checkDaemonAddress, tlsOptions } from '../cli/address';
@@ -44,6 +46,8 @@ Commands:
   top [--once] [--interval D]    live view of pools, host, process, tenants and the biggest leases (q quits)
   put FILE [--array ID]          stream FILE (a regular file) into array ID (--token: its lease's token),
                                  or into a new array (--shape, --dtype, default uint8 [file size]) in a new lease
+  put - --array ID | --shape N   stream stdin into array ID, or a new array of --shape (and --dtype): stdin
+                                 must give exactly the array's bytes, else exit 1 (./- is a file named "-")
   get --array ID FILE            stream array ID (--token: its lease's token) into FILE (- for stdout)
                                  (Ctrl-C stops either after cleaning up: put closes the lease it opened,
                                  get removes its temporary file; exit 130)
@@ -70,9 +74,10 @@ Flags:
             --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens, at most 168h; it ends the
             array's life; default the daemon's --lease-ttl)
 
-Exit status: 0 done; 1 failed (the daemon refused, a file or stdout could not be read or written, doctor
-found an error); 2 a usage error (unknown command or flag, a flag the command does not take, a bad flag
-value, a missing or extra argument); 141 the reader of stdout went away (| head); 128 + N stopped by signal N.`;
+Exit status: 0 done; 1 failed (the daemon refused, a file, stdin or stdout could not be read or written,
+put - got fewer or more bytes than the array's, doctor found an error); 2 a usage error (unknown command
+or flag, a flag the command does not take, a bad flag value, a missing or extra argument); 141 the reader
+of stdout went away (| head); 128 + N stopped by signal N.`;
 
 const OPTIONS = {
   // An empty variable is unset, as tensormemd reads its TENSORMEM_* variables.
@@ -393,7 +398,7 @@ async function main(): Promise<number> {
       }
       case 'put': {
         const file = positionals[1];
-        if (!file || positionals.length > 2) throw new UsageError('put needs one file: tensormemctl put FILE [--array ID] [--shape N,N --dtype float32]');
+        if (!file || positionals.length > 2) throw new UsageError('put needs one file, or - for stdin: tensormemctl put FILE [--array ID] [--shape N,N --dtype float32]');
         if (values.placement !== 'device' && values.placement !== 'host-only') throw new UsageError(`Expected device or host-only for --placement but received "${values.placement}"`);
         // Given empty (`--array "$UNSET"`), each would read as not given: --array as a new array in a new
         // lease rather than the one meant, --shape as the file's size, --ttl as the daemon's --lease-ttl,
@@ -405,8 +410,9 @@ async function main(): Promise<number> {
         if (ttlSeconds !== undefined && (ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS)) {
           throw new UsageError(`Expected a duration above 0 and at most ${MAX_TTL_SECONDS / 3600}h (7 days) for --ttl but received "${values.ttl}"`);
         }
+        const put = file === '-' ? (options: PutOptions) => putStream(client(), stdinPieces(), options) : (options: PutOptions) => putFile(client(), file, options);
         const result = await interruptible((signal) =>
-          putFile(client(), file, {
+          put({
             arrayId: values.array,
             token: values.token,
             tenant: values.tenant,

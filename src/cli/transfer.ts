@@ -1,7 +1,8 @@
 /**
- * `tensormemctl put FILE` / `get --array ID FILE`: stream a file into or out of an array with the typed
- * client's WriteArray / ReadArray, a piece at a time (the file is never read whole into memory), with a
- * progress bar on stderr when stderr is a terminal.
+ * `tensormemctl put FILE` (or `put -`, stdin) / `get --array ID FILE` (or `-`, stdout): stream a file
+ * into or out of an array with the typed client (its data plane or WriteArray / ReadArray), a piece at
+ * a time (never the whole file or stream in memory), with a progress bar on stderr when stderr is a
+ * terminal.
  */
 import { constants } from 'node:os';
 import { open, stat } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { UsageError } from './usage-error';
 import { fileTarget, kindOf, replaceFile } from './replace-file';
 import { StdoutWriteError } from './stdout';
 import type { WriteOut } from './stdout';
+import type { PieceReader } from './stdin-pieces';
 
 /** Bytes moved per WriteArray / ReadArray call: large enough that a call's setup is noise, small enough for a smooth progress bar. */
 export const PIECE_BYTES = 16 * MiB;
@@ -223,8 +225,6 @@ async function putFrom(client: TensormemClient, source: PutSource, options: PutO
 }
 
 export async function putFile(client: TensormemClient, path: string, options: PutOptions): Promise<PutResult> {
-  // "-" is stdin to most tools; it would otherwise be looked up as a file named "-" (ENOENT).
-  if (path === '-') throw new UsageError('put reads a regular file, and "-" (stdin) has no size to shape the array by: save the data to a file first, then put that file (./- for a file named "-")');
   // A pipe, a terminal or a device has no size to shape the array by (stat says 0): only regular files.
   // Checked before opening: opening a FIFO with no writer would block.
   // The operation's own message ("ENOENT: no such file or directory, stat 'x'") does not say who failed.
@@ -232,7 +232,7 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
     throw new Error(`put cannot read ${path}: ${error.message}`);
   };
   const info = await stat(path).catch(cannotRead);
-  if (!info.isFile()) throw new Error(`put reads a regular file, and ${path} is ${kindOf(info)}: save the data to a file first, then put that file`);
+  if (!info.isFile()) throw new Error(`put reads a regular file, and ${path} is ${kindOf(info)}: save the data to a file first, then put that file, or pipe it into put - with --shape or --array`);
   const file = await open(path, 'r').catch(cannotRead);
   try {
     const fileBytes = (await file.stat()).size;
@@ -255,6 +255,50 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
     });
   } finally {
     await file.close();
+  }
+}
+
+/**
+ * `put -`: streams `input` (stdin: stdinPieces) into array --array, or into a new array of --shape (and
+ * --dtype) in a new lease; either way the array's size is the number of bytes it must give. It is read
+ * a piece at a time into put's one PIECE_BYTES buffer (never the whole input), and not read while a
+ * piece is being written, so a daemon that takes the bytes slowly holds the producer back.
+ * Stdin that ends short of the array's size is an error naming both sizes (the bytes it gave are
+ * written: an existing array's first bytes hold them and the rest is unchanged; a new array goes with
+ * the lease put opened, which is closed); stdin longer than the array is an error once its first byte
+ * past the end is read (the array holds the bytes before it; none past its end is written, and the
+ * rest of stdin is not read).
+ */
+export async function putStream(client: TensormemClient, input: PieceReader, options: PutOptions): Promise<PutResult> {
+  if (!options.arrayId && !options.shape) {
+    throw new UsageError('put - (stdin) needs the size of the array to fill: --array ID (an existing array, with its lease\'s --token) or --shape N[,N...] [--dtype NAME] (a new one); ./- is a file named "-"');
+  }
+  // Ends a fill that waits on a producer that sends nothing; putFrom then throws the abort's reason.
+  const abort = () => input.close();
+  options.signal?.addEventListener('abort', abort, { once: true });
+  const read = (buffer: Buffer, length: number) =>
+    input.fill(buffer, length).catch((error: unknown) => {
+      throw new Error(`put cannot read stdin: ${(error as Error).message}`);
+    });
+  const newArrayGoes = ': put closes the lease it opened, and the new array with it';
+  const source: PutSource = {
+    name: 'stdin',
+    read,
+    endedShort: (at, expected, array) => {
+      const holds = options.arrayId ? (at > 0 ? `: its first ${at} bytes hold stdin's, the rest is as it was` : ': it is as it was') : newArrayGoes;
+      return new Error(`stdin ended after ${at} bytes (${formatIec(at)}), short of the ${expected} bytes (${formatIec(expected)}) of array ${array.array_id}${holds}`);
+    },
+    longerThan: async (bytes, array) =>
+      (await read(Buffer.alloc(1), 1)) === 0
+        ? undefined
+        : new Error(`stdin has more than the ${bytes} bytes (${formatIec(bytes)}) of array ${array.array_id}: put wrote the first ${bytes} and read no further${options.arrayId ? '' : newArrayGoes}`),
+  };
+  try {
+    return await putFrom(client, source, options, () => parseShape(options.shape!));
+  } finally {
+    options.signal?.removeEventListener('abort', abort);
+    // Not read to its end when put failed or stdin was longer: a producer still writing gets EPIPE.
+    input.close();
   }
 }
 

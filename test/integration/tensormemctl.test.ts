@@ -469,7 +469,7 @@ describe('tensormemctl put and get', () => {
     await client.evictLease(result.lease.lease_id);
   });
 
-  it('get to - streams the array to stdout byte for byte (no file named "-"), saying so on stderr; put - is refused naming stdin', async () => {
+  it('get to - streams the array to stdout byte for byte (no file named "-"), saying so on stderr; put - without a size is refused naming stdin', async () => {
     const lease = await client.openLease({ clientName: 'get-stdout' });
     try {
       const content = randomBytes(20 * MiB + 5);
@@ -491,7 +491,7 @@ describe('tensormemctl put and get', () => {
 
       const put = await ctl(['--address', daemon.unixAddress, 'put', '-'], {}, Buffer.from('data'));
       expect(put.code).toBe(2);
-      expect(put.stderr).toContain('put reads a regular file, and "-" (stdin) has no size');
+      expect(put.stderr).toContain('put - (stdin) needs the size of the array to fill: --array ID');
     } finally {
       await lease.close();
     }

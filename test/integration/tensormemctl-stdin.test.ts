@@ -1,0 +1,275 @@
+/**
+ * `tensormemctl put -`: stdin streamed into an existing array (--array) or a new one (--shape), against
+ * a daemon with a data plane and one without (WriteArray); stdin shorter or longer than the array, none
+ * of the two flags, Ctrl-C while stdin is silent, stdin a shell's pipe, a file or a character device, a
+ * file named "-", and the CLI's peak memory for an input four times its piece.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TensormemClient } from '../../src/client/tensormem-client';
+import { ROOT } from '../helpers/daemon-process';
+import { daemonForTests } from '../helpers/daemon-for-tests';
+
+const TENSORMEMCTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
+const PEAK_RSS = join(ROOT, 'test', 'helpers', 'peak-rss.cjs');
+const MiB = 1024 ** 2;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The CLI's VmHWM in bytes, when asked for (`peak`). */
+  peakBytes?: number;
+}
+
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tensormemctl-stdin-'));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Runs tensormemctl with `stdin`: bytes written into a pipe (a socket pair, as node's 'pipe' is) that
+ * then ends, or a file descriptor, or nothing ('ignore': /dev/null). `peak`: also measure its VmHWM.
+ */
+function ctl(args: string[], stdin: Buffer | number | 'ignore', options: { peak?: boolean; cwd?: string } = {}): Promise<Run> {
+  const peakFile = join(dir, `peak-${randomBytes(4).toString('hex')}`);
+  const node = options.peak ? ['--require', PEAK_RSS] : [];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...node, TENSORMEMCTL, ...args], {
+      cwd: options.cwd,
+      stdio: [Buffer.isBuffer(stdin) ? 'pipe' : stdin, 'pipe', 'pipe'],
+      env: { ...process.env, TENSORMEM_TOKEN: '', PEAK_RSS_FILE: peakFile },
+    });
+    // EPIPE when the CLI stops reading (stdin longer than the array) is what a producer gets then.
+    child.stdin?.on('error', () => {});
+    if (Buffer.isBuffer(stdin)) child.stdin!.end(stdin);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.once('close', (code) => {
+      const peakBytes = options.peak ? Number(readFileSync(peakFile, 'utf8')) * 1024 : undefined;
+      resolve({ code, stdout, stderr, peakBytes });
+    });
+  });
+}
+
+/** Labels of the live blocks of the daemon's pools: an array freed with its lease is gone from them. */
+async function liveLabels(client: TensormemClient): Promise<string[]> {
+  const snapshot = await client.memorySnapshot();
+  return snapshot.pools.flatMap((pool) => pool.segments.flatMap((segment) => segment.blocks.filter((block) => !block.free).map((block) => block.label)));
+}
+
+/** tensormem_array_transfer_bytes_total{transport, direction="write"} of the daemon's /metrics. */
+async function writtenBytes(statusBase: string, transport: 'grpc' | 'data_plane'): Promise<number> {
+  const text = await (await fetch(`${statusBase}/metrics`)).text();
+  const line = new RegExp(`^tensormem_array_transfer_bytes_total\\{transport="${transport}",direction="write"\\} (\\d+)$`, 'm').exec(text);
+  if (!line) throw new Error(`no tensormem_array_transfer_bytes_total for ${transport} in /metrics`);
+  return Number(line[1]);
+}
+
+interface PutJson {
+  array: { array_id: string; byte_size: number; shape: number[]; data_type: string; label: string };
+  bytes_written: number;
+  lease?: { lease_id: string; token: string };
+}
+
+describe.each([
+  { transport: 'data_plane' as const, flags: ['--data-listen', '127.0.0.1:0'] },
+  { transport: 'grpc' as const, flags: [] },
+])('tensormemctl put - over $transport', ({ transport, flags }) => {
+  const setup = daemonForTests(flags);
+
+  it('--shape --dtype: a new array in a new lease, byte for byte, in several pieces, over the transport the daemon has', async () => {
+    const content = randomBytes(20 * MiB + 4);
+    const before = await writtenBytes(setup.statusBase, transport);
+    const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', `${content.length / 4}`, '--dtype', 'float32', '-o', 'json'], content);
+    expect(put.stderr).toBe('');
+    expect(put.code).toBe(0);
+    const result = JSON.parse(put.stdout) as PutJson;
+    expect(result).toMatchObject({ bytes_written: content.length, array: { byte_size: content.length, shape: [content.length / 4], data_type: 'DATA_TYPE_FLOAT32', label: 'stdin' } });
+    expect(await writtenBytes(setup.statusBase, transport)).toBe(before + content.length);
+    const reader = spawnSync(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, '--token', result.lease!.token, 'get', '--array', result.array.array_id, '-'], { maxBuffer: 64 * MiB });
+    expect(reader.status).toBe(0);
+    expect(reader.stdout.equals(content)).toBe(true);
+    await setup.client.evictLease(result.lease!.lease_id);
+  });
+
+  it('--array ID: into an existing array of that lease (WriteArray: put --array has only a lease token)', async () => {
+    const lease = await setup.client.openLease({ clientName: 'put-stdin-existing' });
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [17 * MiB + 1] });
+      const content = randomBytes(array.byte_size);
+      const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--array', array.array_id, '--token', lease.token], content);
+      expect(put.stderr).toBe('');
+      expect(put.code).toBe(0);
+      expect(put.stdout).toBe(`wrote ${content.length} bytes (17.00 MiB) into array ${array.array_id} ([${content.length}] uint8)\n`);
+      expect((await lease.read(array.array_id)).equals(content)).toBe(true);
+    } finally {
+      await lease.close();
+    }
+  });
+
+  it('stdin shorter than an existing array: exit 1 naming both sizes; the bytes it gave are written, the rest is as it was', async () => {
+    const lease = await setup.client.openLease({ clientName: 'put-stdin-short' });
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB + 100] });
+      const old = randomBytes(array.byte_size);
+      await lease.write(array.array_id, old);
+      const given = randomBytes(16 * MiB + 10);
+      const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--array', array.array_id, '--token', lease.token], given);
+      expect(put.stderr).toBe(`tensormemctl: stdin ended after ${given.length} bytes (16.00 MiB), short of the ${array.byte_size} bytes (16.00 MiB) of array ${array.array_id}: its first ${given.length} bytes hold stdin's, the rest is as it was\n`);
+      expect(put.code).toBe(1);
+      expect(put.stdout).toBe('');
+      expect((await lease.read(array.array_id)).equals(Buffer.concat([given, old.subarray(given.length)]))).toBe(true);
+    } finally {
+      await lease.close();
+    }
+  });
+
+  it('stdin shorter than --shape: exit 1 naming both sizes, and the lease put opened is closed with its array', async () => {
+    const leasesBefore = (await setup.client.listLeases()).length;
+    const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', '1024,1024', '--label', 'put-stdin-short-new'], randomBytes(MiB - 1));
+    expect(put.stderr).toMatch(new RegExp(`^tensormemctl: stdin ended after ${MiB - 1} bytes \\(1024.00 KiB\\), short of the ${MiB} bytes \\(1.00 MiB\\) of array arr-\\w+: put closes the lease it opened, and the new array with it\\n$`));
+    expect(put.code).toBe(1);
+    expect((await setup.client.listLeases()).length).toBe(leasesBefore);
+    expect(await liveLabels(setup.client)).not.toContain('put-stdin-short-new');
+  });
+
+  it('stdin longer than the array: exit 1, the array holds its first bytes, nothing past its end is written', async () => {
+    const lease = await setup.client.openLease({ clientName: 'put-stdin-long' });
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB] });
+      const neighbour = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
+      const neighbourBytes = randomBytes(MiB);
+      await lease.write(neighbour.array_id, neighbourBytes);
+      const given = randomBytes(5 * MiB);
+      const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--array', array.array_id, '--token', lease.token], given);
+      expect(put.stderr).toBe(`tensormemctl: stdin has more than the ${3 * MiB} bytes (3.00 MiB) of array ${array.array_id}: put wrote the first ${3 * MiB} and read no further\n`);
+      expect(put.code).toBe(1);
+      expect((await lease.read(array.array_id)).equals(given.subarray(0, 3 * MiB))).toBe(true);
+      expect((await lease.read(neighbour.array_id)).equals(neighbourBytes)).toBe(true);
+    } finally {
+      await lease.close();
+    }
+
+    const leasesBefore = (await setup.client.listLeases()).length;
+    const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', '1000', '--label', 'put-stdin-long-new'], randomBytes(1001));
+    expect(put.stderr).toMatch(/^tensormemctl: stdin has more than the 1000 bytes \(1000 B\) of array arr-\w+: put wrote the first 1000 and read no further: put closes the lease it opened, and the new array with it\n$/);
+    expect(put.code).toBe(1);
+    expect((await setup.client.listLeases()).length).toBe(leasesBefore);
+    expect(await liveLabels(setup.client)).not.toContain('put-stdin-long-new');
+  });
+});
+
+describe('tensormemctl put - (one daemon with a data plane)', () => {
+  const setup = daemonForTests(['--data-listen', '127.0.0.1:0']);
+
+  it('without --array or --shape: a usage error (exit 2) saying what put - needs, before any lease', async () => {
+    const leasesBefore = (await setup.client.listLeases()).length;
+    const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--dtype', 'float32'], Buffer.from('data'));
+    expect(put.code).toBe(2);
+    expect(put.stderr).toContain('tensormemctl: put - (stdin) needs the size of the array to fill: --array ID (an existing array, with its lease\'s --token) or --shape N[,N...] [--dtype NAME] (a new one); ./- is a file named "-"\n');
+    expect((await setup.client.listLeases()).length).toBe(leasesBefore);
+  });
+
+  it('a shell pipe: head -c N /dev/urandom | tee f | tensormemctl put - ... && tensormemctl get ... - | cmp - f', async () => {
+    const bytes = 9 * MiB + 7;
+    const saved = join(dir, 'tee.bin');
+    const ctlCommand = `'${process.execPath}' '${TENSORMEMCTL}' --address '${setup.daemon.unixAddress}'`;
+    const put = spawnSync('bash', ['-o', 'pipefail', '-c', `head -c ${bytes} /dev/urandom | tee '${saved}' | ${ctlCommand} put - --shape ${bytes} -o json`], { encoding: 'utf8', env: { ...process.env, TENSORMEM_TOKEN: '' } });
+    expect(put.stderr).toBe('');
+    expect(put.status).toBe(0);
+    const result = JSON.parse(put.stdout) as PutJson;
+    const get = spawnSync('bash', ['-o', 'pipefail', '-c', `${ctlCommand} --token '${result.lease!.token}' get --array ${result.array.array_id} - | cmp - '${saved}'`], { encoding: 'utf8' });
+    expect(get.stderr).toBe(`read ${bytes} bytes (9.00 MiB) of array ${result.array.array_id} to stdout\n`);
+    expect(get.status).toBe(0);
+    await setup.client.evictLease(result.lease!.lease_id);
+  });
+
+  it('stdin a regular file (put - < FILE) and a character device (/dev/null, /dev/zero)', async () => {
+    const content = randomBytes(16 * MiB + 3);
+    const path = join(dir, 'redirected.bin');
+    writeFileSync(path, content);
+    const fd = openSync(path, 'r');
+    let result: PutJson;
+    try {
+      const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', String(content.length), '-o', 'json'], fd);
+      expect(put.stderr).toBe('');
+      expect(put.code).toBe(0);
+      result = JSON.parse(put.stdout) as PutJson;
+    } finally {
+      closeSync(fd);
+    }
+    const reader = spawnSync(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, '--token', result.lease!.token, 'get', '--array', result.array.array_id, '-'], { maxBuffer: 64 * MiB });
+    expect(reader.stdout.equals(content)).toBe(true);
+    await setup.client.evictLease(result.lease!.lease_id);
+
+    const empty = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', '8'], 'ignore');
+    expect(empty.stderr).toMatch(/^tensormemctl: stdin ended after 0 bytes \(0 B\), short of the 8 bytes \(8 B\) of array arr-\w+: put closes the lease it opened, and the new array with it\n$/);
+    expect(empty.code).toBe(1);
+    const zeros = openSync('/dev/zero', 'r');
+    try {
+      const endless = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', String(2 * MiB)], zeros);
+      expect(endless.stderr).toMatch(new RegExp(`^tensormemctl: stdin has more than the ${2 * MiB} bytes \\(2.00 MiB\\) of array arr-\\w+: put wrote the first ${2 * MiB} and read no further: put closes the lease it opened, and the new array with it\\n$`));
+      expect(endless.code).toBe(1);
+    } finally {
+      closeSync(zeros);
+    }
+  });
+
+  it('./- is still a file named "-"', async () => {
+    const folder = mkdtempSync(join(dir, 'dash-'));
+    writeFileSync(join(folder, '-'), 'abc');
+    const put = await ctl(['--address', setup.daemon.unixAddress, 'put', './-', '-o', 'json'], Buffer.from('not these bytes'), { cwd: folder });
+    expect(put.stderr).toBe('');
+    expect(put.code).toBe(0);
+    const result = JSON.parse(put.stdout) as PutJson;
+    expect(result).toMatchObject({ bytes_written: 3, array: { label: './-' } });
+    await setup.client.evictLease(result.lease!.lease_id);
+  });
+
+  it('Ctrl-C while stdin sends nothing: the lease put opened is closed (its array freed), exit 130', async () => {
+    const leasesBefore = (await setup.client.listLeases()).length;
+    const child: ChildProcess = spawn(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, 'put', '-', '--shape', String(32 * MiB), '--label', 'put-stdin-interrupted'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    // A first piece and a part of the second, then the producer falls silent with its end of the pipe open.
+    const before = await writtenBytes(setup.statusBase, 'data_plane');
+    child.stdin!.write(randomBytes(17 * MiB));
+    while ((await writtenBytes(setup.statusBase, 'data_plane')) < before + 16 * MiB) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await setup.client.listLeases()).length).toBe(leasesBefore + 1);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toBe('tensormemctl: interrupted by SIGINT\n');
+    child.stdin!.destroy();
+    expect((await setup.client.listLeases()).length).toBe(leasesBefore);
+    expect(await liveLabels(setup.client)).not.toContain('put-stdin-interrupted');
+  });
+
+  it('64 MiB through a pipe: the CLI peaks at its piece above what it holds for a 1 MiB input, far below the input', async () => {
+    const measure = async (bytes: number) => {
+      const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', String(bytes), '-o', 'json'], randomBytes(bytes), { peak: true });
+      expect(put.stderr).toBe('');
+      expect(put.code).toBe(0);
+      await setup.client.evictLease((JSON.parse(put.stdout) as PutJson).lease!.lease_id);
+      return put.peakBytes!;
+    };
+    const small = await measure(MiB);
+    const big = await measure(64 * MiB);
+    // Measured here: 16 MiB (the one piece) and 0-2 MiB more; the whole input would be 64 MiB more.
+    console.log(`put - peak VmHWM: ${(small / MiB).toFixed(1)} MiB for 1 MiB of stdin, ${(big / MiB).toFixed(1)} MiB for 64 MiB`);
+    expect(big - small).toBeLessThan(32 * MiB);
+  }, 60_000);
+});
