@@ -18,9 +18,16 @@ const LF = 0x0a;
 
 /** A field name (RFC 9110 §5.1): a token. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** chunk-size, then optional extensions (`;name` or `;name=value`, with optional whitespace before each `;`). */
-const SIZE_LINE = /^([0-9A-Fa-f]+)[ \t]*(?:;.*)?$/;
-/** Control bytes other than HTAB: none belongs in a size line's extensions or a trailer line. */
+/**
+ * chunk-size, then optional extensions: `;name` or `;name=value`, the value a token or a quoted-string
+ * (RFC 9112 §7.1.1). No whitespace anywhere in the line: the grammar's BWS is what llhttp, a front
+ * proxy's strict parser, refuses, and a size line that one parser reads and another refuses (or reads
+ * to another end, as a quoted value cut by a CRLF) draws two chunk boundaries.
+ */
+const SIZE_LINE = /^([0-9A-Fa-f]+)(?:;[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:=(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
+/** Fields that frame a message, not allowed in trailers (RFC 9110 §6.5.1); llhttp refuses a Content-Length there. */
+const FRAMING_FIELDS = new Set(['content-length', 'transfer-encoding']);
+/** Control bytes other than HTAB: none belongs in a trailer line. */
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /** size: a chunk-size line; data: a chunk's bytes; data-end: the CRLF after them; trailer: the trailer section; done: all read. */
@@ -106,7 +113,7 @@ export class ChunkedBodyDecoder {
 
   private sizeLine(line: string): void {
     const match = SIZE_LINE.exec(line);
-    if (!match || CONTROL.test(line) || line.includes('\r')) throw this.fail('Transfer-Encoding', 'a chunk-size line: hex digits, then optional ;extensions', line.slice(0, 100));
+    if (!match) throw this.fail('Transfer-Encoding', 'a chunk-size line: hex digits, then optional ;name or ;name=value extensions, no whitespace', line.slice(0, 100));
     const digits = match[1].replace(/^0+(?=.)/, '');
     const size = digits.length > 14 ? Infinity : parseInt(digits, 16);
     if (!Number.isSafeInteger(size)) throw this.fail('Transfer-Encoding', 'a chunk size of at most 2^53 - 1 bytes', match[1].slice(0, 100));
@@ -128,6 +135,7 @@ export class ChunkedBodyDecoder {
     if (colon <= 0 || !TOKEN.test(line.slice(0, colon)) || CONTROL.test(line) || line.includes('\r')) {
       throw this.fail('Transfer-Encoding', 'a trailer line "Name: value" (or the blank line that ends the trailers)', line.slice(0, 100));
     }
+    if (FRAMING_FIELDS.has(line.slice(0, colon).toLowerCase())) throw this.fail('Transfer-Encoding', 'a trailer field other than Content-Length or Transfer-Encoding (RFC 9110 §6.5.1)', line.slice(0, 100));
   }
 
   private fail(field: 'Transfer-Encoding' | 'body', expected: string, seen: string): TensormemError {

@@ -35,7 +35,7 @@ function refusalOf(reads: Buffer[]): TensormemError {
   throw new Error('decoded without a refusal');
 }
 
-const framed = Buffer.from('5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0 ;last\r\nX-Checksum: 1\r\nX-Other:2\r\n\r\n');
+const framed = Buffer.from('5;ext=1\r\nhello\r\n1A;q="a;\\"b"\r\nabcdefghijklmnopqrstuvwxyz\r\n0;last\r\nX-Checksum: 1\r\nX-Other:2\r\n\r\n');
 const expected = 'helloabcdefghijklmnopqrstuvwxyz';
 
 describe('ChunkedBodyDecoder', () => {
@@ -89,6 +89,17 @@ describe('ChunkedBodyDecoder', () => {
       ['4\r\nabcd\rX', 'body', '"\\rX"'],
       ['4\r\nabcd\r\n0\r\nno colon\r\n\r\n', 'Transfer-Encoding', '"no colon"'],
       ['4\r\nabcd\r\n0\r\nX-A: 1\n\r\n', 'Transfer-Encoding', '"X-A: 1\\n"'],
+      // No whitespace in a size line, extensions ;name[=token|quoted-string] only (llhttp refuses the rest).
+      ['4 \r\n', 'Transfer-Encoding', '"4 "'],
+      ['4\t;a\r\n', 'Transfer-Encoding', '"4\\t;a"'],
+      ['4 ;a\r\n', 'Transfer-Encoding', '"4 ;a"'],
+      ['4;\r\n', 'Transfer-Encoding', '"4;"'],
+      ['4;a=b c\r\n', 'Transfer-Encoding', '"4;a=b c"'],
+      ['4;a="x\r\n', 'Transfer-Encoding', '"4;a=\\"x"'],
+      ['4;a="\x01"\r\n', 'Transfer-Encoding', '"4;a=\\"\\u0001\\""'],
+      // Framing fields are not trailers (RFC 9110 §6.5.1).
+      ['4\r\nabcd\r\n0\r\nContent-Length: 4\r\n\r\n', 'Transfer-Encoding', '"Content-Length: 4"'],
+      ['4\r\nabcd\r\n0\r\ntransfer-encoding: chunked\r\n\r\n', 'Transfer-Encoding', '"transfer-encoding: chunked"'],
     ];
     for (const [text, field, seen] of cases) {
       const refusal = refusalOf([Buffer.from(text)]);
