@@ -506,8 +506,8 @@ interface PutBody {
 
 /**
  * A PUT's body from its headers, checked before any byte is read. With Content-Length it fills the
- * range exactly: Content-Range's, or from offset 0. Chunked (Transfer-Encoding: chunked alone; chunked
- * wins over a Content-Length, RFC 9112 §6.3) its length is known only at its end: with Content-Range it
+ * range exactly: Content-Range's, or from offset 0. Chunked (Transfer-Encoding: chunked alone; the
+ * connection refused a Content-Length beside it, RFC 9112 §6.3) its length is known only at its end: with Content-Range it
  * must fill that range; without, it goes from offset 0 and may be as long as the array or shorter, as a
  * Content-Length body or a WriteArray stream may (the answer's bytes_written says what landed).
  */

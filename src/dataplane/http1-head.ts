@@ -1,7 +1,9 @@
 /**
  * An HTTP/1.1 request head as the data plane's server reads it (http1-server.ts): the request line and
- * headers parsed strictly (CRLF line ends only, a target in visible ASCII, one valid Host in HTTP/1.1, no NUL, a Content-Length of one decimal number, a
- * Transfer-Encoding that ends in chunked, which then frames the body), or why the head is malformed.
+ * headers parsed strictly (CRLF line ends only, a target in visible ASCII, one valid Host in HTTP/1.1, no NUL or other control
+ * byte but HTAB in a value, a Content-Length of one decimal number, a Transfer-Encoding that ends in chunked, once, and then
+ * frames the body, never both), or why the head is malformed. Where a front proxy's strict parser (llhttp) would refuse a
+ * framing it is refused here too (test/unit/http1-framing-fuzz.test.ts), so that no request is read here that it did not forward.
  */
 
 /** Largest request head (request line and headers) accepted. */
@@ -21,7 +23,7 @@ export interface RequestHead {
   headers: Record<string, string>;
   /** The body's length when Content-Length frames it; 0 when there is none, or when it is chunked. */
   contentLength: number;
-  /** Transfer-Encoding (ending in chunked) frames the body (RFC 9112 §6.3: it wins over a Content-Length). */
+  /** Transfer-Encoding (ending in chunked, with no Content-Length beside it) frames the body. */
   chunked: boolean;
   keepAlive: boolean;
   expectsContinue: boolean;
@@ -52,18 +54,28 @@ export function parseHead(text: string): RequestHead | MalformedHead {
     const name = colon > 0 ? line.slice(0, colon) : '';
     if (!TOKEN.test(name)) return { malformed: `malformed header line ${JSON.stringify(line.slice(0, 200))}: expected "Name: value"`, field: 'header line' };
     const rawValue = line.slice(colon + 1);
-    const shownValue = () => JSON.stringify(rawValue.replace(/^[ \t]+|[ \t]+$/g, '').slice(0, 200));
+    const shownValue = () => JSON.stringify(withoutOws(rawValue).slice(0, 200));
     if (/[\r\n]/.test(rawValue)) {
       return { malformed: `header ${name}: a CR or LF is allowed only in the CRLF that ends a line, not inside the value ${shownValue()}`, field: name };
     }
     // RFC 9110 §5.5: a NUL in a field value MUST be rejected (or replaced): parsers that stop at it read
     // a different value than those that do not.
     if (rawValue.includes('\0')) return { malformed: `header ${name}: a NUL byte is not allowed in a header value, as in ${shownValue()}`, field: name };
+    // RFC 9110 §5.5: a field value is visible bytes, SP and HTAB; llhttp (a front proxy's parser) refuses
+    // any other control byte, so a value with one is read by the two as different requests or not at all.
+    const control = /[\x01-\x08\x0b-\x1f\x7f]/.exec(rawValue);
+    if (control) return { malformed: `header ${name}: the control byte 0x${control[0].charCodeAt(0).toString(16).padStart(2, '0')} is not allowed in a header value, as in ${shownValue()}`, field: name };
     const key = name.toLowerCase();
+    // OWS after a value may hold a tab (RFC 9110 §5.6.3), but llhttp refuses one after a Content-Length or
+    // a Transfer-Encoding: a front proxy that refuses a framing never forwards it, one that reads it
+    // otherwise would draw another boundary, so the two framing headers are refused so too.
+    if ((key === 'content-length' || key === 'transfer-encoding') && /\t[ \t]*$/.test(rawValue)) {
+      return { malformed: `header ${name}: a tab after its value ${shownValue()} is refused, as a strict front proxy refuses it`, field: name };
+    }
     // RFC 9112 §3.2: a request with more than one Host line MUST be answered 400 (joined, two hosts
     // would read as one list that names neither).
     if (key === 'host' && key in headers) return { malformed: 'more than one Host header: a request names one host (RFC 9112 §3.2)', field: 'Host' };
-    const value = rawValue.trim();
+    const value = withoutOws(rawValue);
     headers[key] = key in headers ? `${headers[key]}, ${value}` : value;
   }
   // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with an invalid one, MUST be answered 400.
@@ -81,21 +93,29 @@ export function parseHead(text: string): RequestHead | MalformedHead {
     contentLength = Number(digits);
   }
   // A request whose Transfer-Encoding does not end in chunked has no length anyone can determine: RFC
-  // 9112 §6.3 says 400 and close. One that ends in chunked is framed by it, whatever Content-Length
-  // says (chunked wins). Empty list elements ("chunked," or two header lines, one of them empty) are
-  // no coding (RFC 9110 §5.6.1.2): the last coding is the last one named.
+  // 9112 §6.3 says 400 and close. Chunked applied twice (RFC 9112 §6.1: MUST NOT) and an empty element
+  // after chunked ("chunked,") are refused too, as llhttp refuses them: a front proxy that refuses a
+  // request never forwards it, one that reads it otherwise would draw another boundary. Empty elements
+  // before it (", chunked", or an empty header line first) are no coding (RFC 9110 §5.6.1.2).
   const transferEncoding = headers['transfer-encoding'];
-  const codings = transferEncoding === undefined ? [] : listElements(transferEncoding);
-  if (transferEncoding !== undefined && codings[codings.length - 1]?.toLowerCase() !== 'chunked') {
-    return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))} does not end in chunked, so the body's length cannot be determined`, field: 'Transfer-Encoding' };
+  const elements = transferEncoding === undefined ? [] : transferEncoding.split(',').map(withoutOws);
+  const codings = elements.filter((element) => element !== '');
+  if (transferEncoding !== undefined && (elements[elements.length - 1].toLowerCase() !== 'chunked' || codings.filter((coding) => coding.toLowerCase() === 'chunked').length > 1)) {
+    return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))} is not a list of codings that ends in chunked, once, so the body's length cannot be determined`, field: 'Transfer-Encoding' };
   }
-  const connection = (headers.connection ?? '').toLowerCase();
-  const keepAlive = http10 ? /\bkeep-alive\b/.test(connection) : !/\bclose\b/.test(connection);
+  // RFC 9112 §6.3: a Content-Length beside a Transfer-Encoding may be an attempt to smuggle a request
+  // (a front proxy that frames by the length forwards what follows the chunked body as the start of
+  // the next request, or the next request as this body's end). A server MAY refuse it; llhttp does.
+  if (transferEncoding !== undefined && lengthHeader !== undefined) {
+    return { malformed: `Content-Length ${JSON.stringify(lengthHeader.slice(0, 100))} beside Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))}: a request is framed by one of them (RFC 9112 §6.3)`, field: 'Content-Length' };
+  }
+  // Connection options are tokens, matched whole (RFC 9110 §7.6.1): "keep-alive-x" is not keep-alive.
+  const connection = listElements(headers.connection ?? '').map((option) => option.toLowerCase());
+  const keepAlive = http10 ? connection.includes('keep-alive') : !connection.includes('close');
   // The connection is kept after a chunked body only when nothing else could frame it otherwise: chunked
-  // alone, no Content-Length beside it (RFC 9112 §6.3: a sender of both may be smuggling a request; the
-  // connection closes after the answer), and HTTP/1.1 (§6.1: a Transfer-Encoding in an HTTP/1.0
-  // message is treated as faulty framing, the connection closed after).
-  const framedPlainly = transferEncoding === undefined || (codings.length === 1 && lengthHeader === undefined && !http10);
+  // alone and HTTP/1.1 (RFC 9112 §6.1: a Transfer-Encoding in an HTTP/1.0 message is treated as faulty
+  // framing, the connection closed after).
+  const framedPlainly = transferEncoding === undefined || (codings.length === 1 && !http10);
   return {
     method: requestLine[1],
     url: originForm(requestLine[2]),
@@ -130,8 +150,17 @@ export function strayLineBreak(head: Uint8Array, start: number, from = start): n
 export function listElements(value: string): string[] {
   return value
     .split(',')
-    .map((element) => element.trim())
+    .map(withoutOws)
     .filter((element) => element !== '');
+}
+
+/**
+ * `value` without the SP and HTAB around it (OWS, RFC 9110 §5.6.3). Not String.prototype.trim, which
+ * takes VT, FF and NBSP (0xA0, a byte of obs-text) for whitespace too: "chunked\xa0" read as chunked
+ * where llhttp reads another coding, "3\xa0" as a Content-Length of 3 where llhttp refuses it.
+ */
+export function withoutOws(value: string): string {
+  return value.replace(/^[ \t]+|[ \t]+$/g, '');
 }
 
 /**

@@ -9,14 +9,14 @@
  *
  * What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length body or a chunked one (RFC 9112 §7.1,
  * ./chunked-body.ts: its data handed to the reader as views of the read buffer, extensions ignored,
- * trailers dropped, malformed framing failing readBody with a 400's error; Transfer-Encoding wins over
- * a Content-Length beside it, and the connection then closes after the answer, as it does after a
- * chunked body in HTTP/1.0 or one with another coding before chunked), keep-alive and pipelined requests (served one at a time, the next read only once the socket
+ * trailers dropped, malformed framing failing readBody with a 400's error; a Content-Length beside a
+ * Transfer-Encoding is refused, and the connection closes after the answer to a chunked body in
+ * HTTP/1.0 or one with another coding before chunked), keep-alive and pipelined requests (served one at a time, the next read only once the socket
  * has taken the whole answer before it), `Expect: 100-continue` (HTTP/1.1 only: an HTTP/1.0
  * request's is ignored, RFC 9110 §10.1.1), HEAD, absolute-form targets (read as their path and query).
- * A head over 16 KiB is 431 (414 when its request line alone is, RFC 9112 §3) and a malformed one (a CR or LF other than a CRLF line end among them, a NUL in a header value,
+ * A head over 16 KiB is 431 (414 when its request line alone is, RFC 9112 §3) and a malformed one (a CR or LF other than a CRLF line end among them, a NUL or other control byte but HTAB in a header value,
  * an HTTP/1.1 request without one valid Host,
- * a Transfer-Encoding whose last coding is not chunked) 400;
+ * a Transfer-Encoding whose last coding is not chunked, or with chunked twice, or beside a Content-Length) 400;
  * both close the connection. An answer sent before the request's body was read closes the connection
  * after it (what the client still sends is read and dropped for up to 5 s first, so that a reset does
  * not destroy the answer in flight). An idle keep-alive connection is closed after 5 s without a

@@ -372,19 +372,21 @@ describe('HTTP data plane over a real daemon', () => {
     await lease.close();
   });
 
-  it('refuses a PUT whose Transfer-Encoding has a coding besides chunked (with or without Content-Length) with 400 naming Transfer-Encoding and its value', async () => {
+  it('refuses a PUT whose Transfer-Encoding has a coding besides chunked with 400 naming Transfer-Encoding and its value; with Content-Length beside it, naming Content-Length (RFC 9112 §6.3)', async () => {
     const lease = await client.openLease();
     const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], zero: true });
-    const text = await rawHttp(
-      dataAddress,
-      `PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 4\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n`,
-    );
-    const [answer] = parseAnswers(text);
-    expect(answer.status).toBe(400);
-    const body = JSON.parse(answer.body) as { message: string; metadata: Record<string, string> };
-    expect(body.metadata).toEqual({ field: 'Transfer-Encoding' });
-    expect(body.message).toContain('Transfer-Encoding');
-    expect(body.message).toContain('"gzip, chunked"');
+    for (const [lengthLine, field] of [['', 'Transfer-Encoding'], ['Content-Length: 4\r\n', 'Content-Length']]) {
+      const text = await rawHttp(
+        dataAddress,
+        `PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\n${lengthLine}Transfer-Encoding: gzip, chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n`,
+      );
+      const [answer] = parseAnswers(text);
+      expect(answer.status, field).toBe(400);
+      const body = JSON.parse(answer.body) as { message: string; metadata: Record<string, string> };
+      expect(body.metadata, field).toEqual({ field });
+      expect(body.message, field).toContain('Transfer-Encoding');
+      expect(body.message, field).toContain('"gzip, chunked"');
+    }
     expect((await lease.readGrpc(array.array_id)).equals(Buffer.alloc(16))).toBe(true);
     await lease.close();
   });

@@ -299,7 +299,8 @@ describe('Http1Server', () => {
       calls++;
       exchange.end();
     });
-    for (const coding of ['gzip', 'chunked, gzip', 'identity', '', ',']) {
+    // Chunked twice (RFC 9112 §6.1: MUST NOT) and an empty element after it are refused too, as llhttp refuses them.
+    for (const coding of ['gzip', 'chunked, gzip', 'identity', '', ',', 'chunked, chunked', 'chunked,', 'gzip, chunked , ,']) {
       const refused = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n`]);
       expect(statusLines(refused.text)).toEqual(['HTTP/1.1 400 Bad Request']);
       expect(refused.text).toContain('Connection: close');
@@ -308,9 +309,9 @@ describe('Http1Server', () => {
       expect(body.message).toContain(JSON.stringify(coding));
     }
     expect(calls).toBe(0);
-    // Ending in chunked, it reaches the handler, and the connection closes after the answer; empty list
-    // elements after it (RFC 9110 §5.6.1.2: a recipient ignores them) do not change its last coding.
-    for (const coding of ['gzip, chunked', 'chunked,', 'gzip, chunked , ,']) {
+    // Ending in chunked after another coding, it reaches the handler, and the connection closes after the
+    // answer; empty list elements before it (RFC 9110 §5.6.1.2: a recipient ignores them) are no coding.
+    for (const coding of ['gzip, chunked', 'GZIP,chunked', ', gzip , chunked']) {
       const chunked = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\n\r\n0\r\n\r\n`]);
       expect(statusLines(chunked.text), coding).toEqual(['HTTP/1.1 200 OK']);
       expect(chunked.text).toContain('Connection: close');
@@ -346,9 +347,19 @@ describe('Http1Server', () => {
     expect(text.match(/Connection: keep-alive/g)).toHaveLength(2);
   });
 
-  it('with Content-Length beside it, chunked frames the body and the connection closes after (RFC 9112 §6.3); so it does after HTTP/1.0 or a coding before chunked', async () => {
-    const port = await listen(echo);
-    for (const head of ['HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked', 'HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked', 'HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked']) {
+  it('refuses Content-Length beside Transfer-Encoding (RFC 9112 §6.3: a server MAY; llhttp does) naming it; chunked after HTTP/1.0 or another coding closes the connection after', async () => {
+    let calls = 0;
+    const port = await listen((exchange) => {
+      calls++;
+      echo(exchange);
+    });
+    for (const head of ['HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked', 'HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 40']) {
+      const { text } = await exchangeRaw(port, [`PUT /a ${head}\r\n\r\n4\r\nabcd\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n`]);
+      expect(statusLines(text), head).toEqual(['HTTP/1.1 400 Bad Request']);
+      expect(JSON.parse(text.split('\r\n\r\n')[1]), head).toMatchObject({ reason: 'MALFORMED_REQUEST', metadata: { field: 'Content-Length' }, message: expect.stringContaining('beside Transfer-Encoding "chunked"') });
+    }
+    expect(calls).toBe(0);
+    for (const head of ['HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked', 'HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked']) {
       const { text } = await exchangeRaw(port, [`PUT /a ${head}\r\n\r\n4\r\nabcd\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n`]);
       expect(statusLines(text), head).toEqual(['HTTP/1.1 200 OK']);
       expect(text, head).toContain('PUT /a 4:abcd');
@@ -418,6 +429,34 @@ describe('Http1Server', () => {
     expect(body).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'X-Label' } });
     expect(body.message).toContain(JSON.stringify('abc\0def'));
     expect(calls).toBe(0);
+  });
+
+  it('refuses another control byte in a header value, and a tab after a Content-Length or Transfer-Encoding (llhttp does), naming the header; OWS is SP and HTAB only', async () => {
+    let calls = 0;
+    const port = await listen((exchange) => {
+      calls++;
+      echo(exchange);
+    });
+    const cases: Array<[string, string, string]> = [
+      ['X-Label: a\x01b', 'X-Label', 'control byte 0x01'],
+      ['X-Label: a\x7fb', 'X-Label', 'control byte 0x7f'],
+      ['Transfer-Encoding: chunked\x0b', 'Transfer-Encoding', 'control byte 0x0b'],
+      ['Content-Length: 3\t', 'Content-Length', 'a tab after its value "3"'],
+      ['Transfer-Encoding: chunked \t', 'Transfer-Encoding', 'a tab after its value "chunked"'],
+      // NBSP (0xA0) is obs-text, not whitespace: String.prototype.trim took it for whitespace, and read 3.
+      ['Content-Length: 3\xa0', 'Content-Length', 'one decimal number, not "3'],
+    ];
+    for (const [line, field, message] of cases) {
+      const refused = await exchangeRaw(port, [Buffer.from(`PUT /x HTTP/1.1\r\nHost: x\r\n${line}\r\n\r\nabc`, 'latin1')]);
+      expect(statusLines(refused.text), line).toEqual(['HTTP/1.1 400 Bad Request']);
+      const body = JSON.parse(refused.text.split('\r\n\r\n')[1]);
+      expect(body, line).toMatchObject({ reason: 'MALFORMED_REQUEST', metadata: { field } });
+      expect(body.message, line).toContain(message);
+    }
+    expect(calls).toBe(0);
+    // HTAB inside a value, and SP or HTAB before one, are as ever.
+    const { text } = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nHost: x\r\nX-Label: a\tb\r\nContent-Length:\t3 \r\nConnection: close\r\n\r\nabc']);
+    expect(text).toContain('PUT /x 3:abc');
   });
 
   it('end(data) sends the length of data, whatever Content-Length was set before, so the next request is framed right', async () => {
