@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChunkedBodyDecoder, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES } from '../../src/dataplane/chunked-body';
 import { TensormemError } from '../../src/errors';
+import { rng } from '../helpers/rng';
 
 /** Feeds `reads` in order; returns the data pieces (each checked to be a view of its read), whether it is done, and where the last read stopped. */
 function decodeAll(reads: Buffer[]): { data: Buffer; pieces: number; done: boolean; end: number } {
@@ -126,5 +127,75 @@ describe('ChunkedBodyDecoder', () => {
     const trailerRefusal = refusalOf([Buffer.from(trailers)]);
     expect(trailerRefusal.metadata.field).toBe('Transfer-Encoding');
     expect(trailerRefusal.message).toContain(String(MAX_TRAILER_BYTES));
+  });
+});
+
+/** What a decoder makes of `reads`: the data and where in the stream it stopped, or the field its refusal names. */
+function outcomeOf(reads: Buffer[]): string {
+  try {
+    const result = decodeAll(reads);
+    const before = reads.slice(0, -1).reduce((sum, read) => sum + read.byteLength, 0);
+    return `data ${result.data.toString('hex')} done ${result.done} end ${before + result.end}`;
+  } catch (error) {
+    if (!(error instanceof TensormemError)) throw error;
+    return `refused ${error.reason} ${error.metadata.field}`;
+  }
+}
+
+/** `bytes` cut at `cuts` random places (each read a copy of its own, as a socket's reads are). */
+function randomReads(random: () => number, bytes: Buffer, cuts: number): Buffer[] {
+  const at = Array.from({ length: cuts }, () => Math.floor(random() * bytes.byteLength)).sort((a, b) => a - b);
+  return [0, ...at].map((from, index, all) => Buffer.from(bytes.subarray(from, all[index + 1] ?? bytes.byteLength))).filter((read) => read.byteLength > 0);
+}
+
+/** A reference encoder (RFC 9112 §7.1): random chunk sizes, hex in either case with leading zeros, valid extensions and trailers. */
+function encodeChunked(random: () => number, data: Buffer): Buffer {
+  const extensions = ['', '', '', ';a', ';name=value', ';q="a;b \\"c\\""', ';x=1;y', ';e=""'];
+  const size = (n: number) => `${'0'.repeat(Math.floor(random() * 3))}${random() < 0.5 ? n.toString(16) : n.toString(16).toUpperCase()}${extensions[Math.floor(random() * extensions.length)]}\r\n`;
+  const parts: Buffer[] = [];
+  for (let at = 0; at < data.byteLength; ) {
+    const length = Math.min(data.byteLength - at, 1 + Math.floor(random() * (random() < 0.2 ? 2000 : 40)));
+    parts.push(Buffer.from(size(length), 'latin1'), data.subarray(at, at + length), Buffer.from('\r\n'));
+    at += length;
+  }
+  const trailers = ['', 'X-Checksum: 1\r\n', 'X-A:1\r\nX-B: two words\t\r\n'][Math.floor(random() * 3)];
+  parts.push(Buffer.from(`${size(0)}${trailers}\r\n`, 'latin1'));
+  return Buffer.concat(parts);
+}
+
+describe('ChunkedBodyDecoder against a reference encoder (seeded; CHUNKED_FUZZ_BODIES=N for more)', () => {
+  const bodies = Number(process.env.CHUNKED_FUZZ_BODIES ?? 400);
+
+  it(`decodes ${bodies} encoded bodies to their data, however the reads cut them, stopping right after the framing`, () => {
+    for (let seed = 1; seed <= bodies; seed++) {
+      const random = rng(seed);
+      const data = Buffer.from(Array.from({ length: Math.floor(random() * (random() < 0.1 ? 20_000 : 300)) }, () => Math.floor(random() * 256)));
+      const framing = encodeChunked(random, data);
+      const stream = Buffer.concat([framing, Buffer.from('GET /next HTTP/1.1\r\n')]);
+      const expected = `data ${data.toString('hex')} done true end ${framing.byteLength}`;
+      for (let split = 0; split < 6; split++) {
+        const reads = randomReads(random, stream, split === 0 ? 0 : 1 + Math.floor(random() * 12));
+        // decodeAll stops at the end of the framing: a read wholly after it is not looked at.
+        const startOfLast = () => reads.slice(0, -1).reduce((sum, read) => sum + read.byteLength, 0);
+        while (reads.length > 1 && startOfLast() >= framing.byteLength) reads.pop();
+        expect(outcomeOf(reads), `seed ${seed}, reads of ${reads.map((read) => read.byteLength).join('+')}`).toBe(expected);
+      }
+    }
+  });
+
+  it('gives every split of a mutated framing the same answer: the same data, or a refusal naming the same field', () => {
+    const noise = [0x0d, 0x0a, 0x20, 0x09, 0x3b, 0x3d, 0x22, 0x30, 0x61, 0x00, 0x7f, 0xff];
+    for (let seed = 1; seed <= bodies; seed++) {
+      const random = rng(seed + 1_000_000);
+      const data = Buffer.from(Array.from({ length: Math.floor(random() * 60) }, () => 0x41 + Math.floor(random() * 26)));
+      const framing = Buffer.from(encodeChunked(random, data));
+      framing[Math.floor(random() * framing.byteLength)] = noise[Math.floor(random() * noise.length)];
+      const whole = outcomeOf([framing]);
+      for (let split = 0; split < 4; split++) {
+        const reads = randomReads(random, framing, 1 + Math.floor(random() * 6));
+        expect(outcomeOf(reads), `seed ${seed}: ${JSON.stringify(framing.toString('latin1'))} in reads of ${reads.map((read) => read.byteLength).join('+')}`).toBe(whole);
+      }
+      expect(outcomeOf([...framing].map((byte) => Buffer.from([byte]))), `seed ${seed} a byte a read`).toBe(whole);
+    }
   });
 });
