@@ -71,8 +71,8 @@ Flags:
             leases}, leases null when the token may not list them), --interval DURATION (at least 50ms; default 1s);
             q or Ctrl-C quits (exit 0), SIGTERM or SIGHUP ends it with 128 + N, the terminal restored
   put/get:  --array ID, --shape N[,N...], --dtype NAME (float32, uint8, ...), --placement device|host-only,
-            --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens, at most 168h; it ends the
-            array's life; default the daemon's --lease-ttl)
+            --label TEXT, --tenant NAME, --ttl DURATION (of the lease put opens, at most 168h, counted from
+            put's end: put renews it while it runs; it ends the array's life; default the daemon's --lease-ttl)
 
 Exit status: 0 done; 1 failed (the daemon refused, a file, stdin or stdout could not be read or written,
 put - got fewer or more bytes than the array's, doctor found an error); 2 a usage error (unknown command

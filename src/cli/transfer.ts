@@ -199,6 +199,11 @@ async function closedAfter(error: unknown, session: LeaseSession, opened: NonNul
 async function putFrom(client: TensormemClient, source: PutSource, options: PutOptions, shapeOf: (dataType: DataTypeName, dtypeText: string) => number[]): Promise<PutResult> {
   options.signal?.throwIfAborted();
   const { session, array, opened } = await arrayToPut(client, source, options, shapeOf);
+  // The lease put opened is renewed while put runs (KeepAlive, not released on disconnect: the array
+  // outlives put), so that a slow producer or link is not cut off by --ttl; once put ends, the lease
+  // lives its TTL from the last renewal. A renewal that fails is not fatal here: a write after the
+  // lease's end fails naming it.
+  if (opened) session.startKeepAlive();
   try {
     const expected = source.bytes ?? array.byte_size;
     const progress = new Progress(`put ${array.array_id}`, expected, options.progress);
@@ -221,6 +226,8 @@ async function putFrom(client: TensormemClient, source: PutSource, options: PutO
     return { array, bytes_written: written, lease: opened };
   } catch (error) {
     throw opened ? await closedAfter(error, session, opened) : error;
+  } finally {
+    session.stopKeepAlive();
   }
 }
 

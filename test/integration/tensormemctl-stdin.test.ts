@@ -228,6 +228,27 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     }
   });
 
+  it('a producer slower than the lease\'s TTL: put keeps the lease it opened alive while it waits, and the array lives its TTL after put', async () => {
+    // 1000 bytes, 4 s of silence (twice the 2 s TTL), then the last 24: the piece is written after the pause.
+    const child = spawn(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, 'put', '-', '--shape', '1024', '--ttl', '2s', '-o', 'json'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TENSORMEM_TOKEN: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const content = randomBytes(1024);
+    child.stdin!.write(content.subarray(0, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    child.stdin!.end(content.subarray(1000));
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
+    const result = JSON.parse(stdout) as PutJson;
+    const read = spawnSync(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, '--token', result.lease!.token, 'get', '--array', result.array.array_id, '-']);
+    expect(read.status).toBe(0);
+    expect(read.stdout.equals(content)).toBe(true);
+    await setup.client.evictLease(result.lease!.lease_id);
+  });
+
   it('./- is still a file named "-"', async () => {
     const folder = mkdtempSync(join(dir, 'dash-'));
     writeFileSync(join(folder, '-'), 'abc');
