@@ -5,6 +5,7 @@
  * terminal.
  */
 import { constants } from 'node:os';
+import { status as Status } from '@grpc/grpc-js';
 import { open, stat } from 'node:fs/promises';
 import { ELEMENT_BYTES, DataTypeName, byteSizeOf } from '../memory/data-types';
 import { LeaseSession, TensormemClient } from '../client/tensormem-client';
@@ -186,6 +187,10 @@ async function closedAfter(error: unknown, session: LeaseSession, opened: NonNul
     (e: unknown) => e as Error,
   );
   if (!closeError) return error;
+  // A lease that had already ended (expired, evicted) took its array with it: nothing is held.
+  if ((closeError as { reason?: string }).reason === 'LEASE_EXPIRED' || (closeError as { code?: number }).code === Status.NOT_FOUND) {
+    return new Error(`${(error as Error).message}; lease ${opened.lease_id}, which put opened, had already ended, and its array with it`);
+  }
   return new Error(`${(error as Error).message}; closing lease ${opened.lease_id}, which put opened, failed too (${closeError.message}): it holds the array until its TTL (${opened.ttl_seconds}s) ends, unless the daemon has stopped, which ends its leases`);
 }
 

@@ -249,6 +249,22 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     await setup.client.evictLease(result.lease!.lease_id);
   });
 
+  it('the lease put opened evicted mid-put: exit 1 saying the lease had ended and its array with it (not that it still holds it)', async () => {
+    const child = spawn(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, 'put', '-', '--shape', '1024', '--label', 'put-stdin-evicted'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TENSORMEM_TOKEN: '' } });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    child.stdin!.write(Buffer.alloc(1000));
+    let lease: string | undefined;
+    while (!(lease = (await setup.client.listLeases()).find((l) => l.client_name === 'tensormemctl put')?.lease_id)) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (!(await liveLabels(setup.client)).includes('put-stdin-evicted')) await new Promise((resolve) => setTimeout(resolve, 10));
+    await setup.client.evictLease(lease);
+    child.stdin!.end(Buffer.alloc(24));
+    expect(await exited).toBe(1);
+    expect(stderr).toContain(`; lease ${lease}, which put opened, had already ended, and its array with it\n`);
+    expect(stderr).not.toContain('holds the array');
+  });
+
   it('./- is still a file named "-"', async () => {
     const folder = mkdtempSync(join(dir, 'dash-'));
     writeFileSync(join(folder, '-'), 'abc');
