@@ -6,7 +6,7 @@ import { totalmem } from 'node:os';
 import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config/config';
 import { resolveSize } from '../config/sizes';
-import { createBackend } from './addon';
+import { createBackend, loadAddon } from './addon';
 import type { NativeBackend } from './backend';
 
 export function selectBackend(config: DaemonConfig, log: Logger): NativeBackend {
@@ -18,6 +18,8 @@ export function selectBackend(config: DaemonConfig, log: Logger): NativeBackend 
     });
   if (config.backend === 'host') return host();
   if (config.backend === 'cuda') return cudaOrThrow();
+  // An addon that is missing or does not load is no reason to fall back: the host backend needs it too.
+  loadAddon();
   try {
     const cuda = cudaOrThrow();
     log.info({ event: 'backend_selected', backend: 'cuda', devices: cuda.deviceCount() }, 'backend auto: using cuda');

@@ -45,6 +45,21 @@ describe('the installed package without its addon', () => {
     expect(result.stderr).not.toContain('npm run build:native');
   });
 
+  it('tensormemd --backend auto (the default) says the addon is missing, and nothing about falling back to the host backend', () => {
+    const env = { ...process.env };
+    delete env.TENSORMEM_NATIVE_ADDON;
+    delete env.TENSORMEM_BACKEND;
+    const result = spawnSync(process.execPath, [join(project, 'node_modules', 'tensormem', 'dist', 'src', 'bin', 'tensormemd.js'), '--listen', '127.0.0.1:0', '--data-listen', 'off', '--metrics-listen', 'off'], {
+      cwd: project,
+      env,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('native addon not found at');
+    expect(result.stdout + result.stderr).not.toContain('using the host backend');
+  });
+
   it('a checkout is told to run npm run build:native', () => {
     expect(addonBuildHint(ROOT)).toContain('run `npm run build:native`');
     expect(addonBuildHint(join(project, 'node_modules', 'tensormem'))).toContain('npm rebuild tensormem');
