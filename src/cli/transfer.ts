@@ -224,6 +224,9 @@ async function putFrom(client: TensormemClient, source: PutSource, options: PutO
         progress.update(written);
       }
       const longer = await source.longerThan(expected, array);
+      // An interrupt while it waited (stdin held open, put not knowing whether more comes) ended that
+      // read as an end of input: put stops as interrupted, not as a success.
+      options.signal?.throwIfAborted();
       if (longer) throw longer;
     } finally {
       progress.done();

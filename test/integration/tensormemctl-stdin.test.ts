@@ -295,6 +295,29 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     expect(await liveLabels(setup.client)).not.toContain('put-stdin-interrupted');
   });
 
+  it('Ctrl-C once stdin gave all the array\'s bytes but has not ended (put waits to see whether it is longer): exit 130, the lease put opened is closed, not a success', async () => {
+    const leasesBefore = (await setup.client.listLeases()).length;
+    const child: ChildProcess = spawn(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, 'put', '-', '--shape', '1024', '--label', 'put-stdin-interrupted-at-end'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    // A write this small goes over gRPC or the data plane, as LeaseSession.write picks.
+    const written = async () => (await writtenBytes(setup.statusBase, 'grpc')) + (await writtenBytes(setup.statusBase, 'data_plane'));
+    const before = await written();
+    // Exactly the array's bytes, with the producer's end of the pipe left open: put cannot know yet that stdin ends there.
+    child.stdin!.write(randomBytes(1024));
+    while ((await written()) < before + 1024) await new Promise((resolve) => setTimeout(resolve, 5));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toBe('tensormemctl: interrupted by SIGINT\n');
+    expect(stdout).toBe('');
+    child.stdin!.destroy();
+    expect((await setup.client.listLeases()).length).toBe(leasesBefore);
+    expect(await liveLabels(setup.client)).not.toContain('put-stdin-interrupted-at-end');
+  });
+
   it('64 MiB through a pipe: the CLI peaks at its piece above what it holds for a 1 MiB input, far below the input', async () => {
     const measure = async (bytes: number) => {
       const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', String(bytes), '-o', 'json'], randomBytes(bytes), { peak: true });
