@@ -362,6 +362,11 @@ describe('chunked PUT bodies (Transfer-Encoding: chunked) over a real daemon', (
       expect(jsonBody(gzip)).toMatchObject({ metadata: { field: 'Transfer-Encoding' } });
       expect((jsonBody(gzip) as { message: string }).message).toContain('gzip, chunked');
       expect((await lease.readGrpc(array.array_id)).subarray(4).equals(Buffer.alloc(60))).toBe(true);
+      // Malformed framing after two good chunks: their bytes stay written (README: a refused chunked body keeps what it wrote), none after.
+      const midway = await rawHttp(dataAddress(), `${putHead(array.array_id, lease.token, 'Content-Range: bytes 8-23/64\r\n')}\r\n4\r\nWXYZ\r\n4\r\nwxyz\r\nzz\r\n4\r\nlost\r\n0\r\n\r\n`);
+      expect(statusLine(midway)).toBe('HTTP/1.1 400 Bad Request');
+      expect(jsonBody(midway)).toMatchObject({ reason: 'MALFORMED_REQUEST', metadata: { field: 'Transfer-Encoding' } });
+      expect((await lease.readGrpc(array.array_id)).subarray(8, 24).toString('latin1')).toBe(`WXYZwxyz${'\0'.repeat(8)}`);
     });
   });
 
