@@ -40,6 +40,8 @@ export function stdinPieces(): PieceReader {
       if (closed) return 0;
       if (!reader) {
         const info = fstatSync(0);
+        // process.stdin reads a directory (`put - < DIR`) as an empty stream: stdin would seem to end at once.
+        if (info.isDirectory()) throw new Error('it is a directory (put - reads a pipe, a socket, a regular file or a terminal)');
         reader = info.isFIFO() || info.isSocket() ? socketPieces(0) : info.isFile() ? filePieces(0) : streamPieces(process.stdin);
       }
       return reader.fill(buffer, length);

@@ -197,7 +197,7 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     await setup.client.evictLease(result.lease!.lease_id);
   });
 
-  it('stdin a regular file (put - < FILE) and a character device (/dev/null, /dev/zero)', async () => {
+  it('stdin a regular file (put - < FILE), a character device (/dev/null, /dev/zero) and a directory (refused as one)', async () => {
     const content = randomBytes(16 * MiB + 3);
     const path = join(dir, 'redirected.bin');
     writeFileSync(path, content);
@@ -218,6 +218,15 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     const empty = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', '8'], 'ignore');
     expect(empty.stderr).toMatch(/^tensormemctl: stdin ended after 0 bytes \(0 B\), short of the 8 bytes \(8 B\) of array arr-\w+: put closes the lease it opened, and the new array with it\n$/);
     expect(empty.code).toBe(1);
+    // A directory (`put - < DIR`): refused as one, not read as an empty stdin.
+    const folder = openSync(dir, 'r');
+    try {
+      const directory = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', '8'], folder);
+      expect(directory.stderr).toBe('tensormemctl: put cannot read stdin: it is a directory (put - reads a pipe, a socket, a regular file or a terminal)\n');
+      expect(directory.code).toBe(1);
+    } finally {
+      closeSync(folder);
+    }
     const zeros = openSync('/dev/zero', 'r');
     try {
       const endless = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', String(2 * MiB)], zeros);
