@@ -111,7 +111,8 @@ export function parseHead(text: string): RequestHead | MalformedHead {
   }
   // Connection options are tokens, matched whole (RFC 9110 §7.6.1): "keep-alive-x" is not keep-alive.
   const connection = listElements(headers.connection ?? '').map((option) => option.toLowerCase());
-  const keepAlive = http10 ? connection.includes('keep-alive') : !connection.includes('close');
+  // close wins wherever it is listed: "keep-alive, close" in HTTP/1.0 closes (RFC 9112 §9.3).
+  const keepAlive = !connection.includes('close') && (!http10 || connection.includes('keep-alive'));
   // The connection is kept after a chunked body only when nothing else could frame it otherwise: chunked
   // alone and HTTP/1.1 (RFC 9112 §6.1: a Transfer-Encoding in an HTTP/1.0 message is treated as faulty
   // framing, the connection closed after).

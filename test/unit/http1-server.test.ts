@@ -208,6 +208,15 @@ describe('Http1Server', () => {
     expect(http10.text.endsWith('PUT /a 2:hi')).toBe(true);
   });
 
+  it('an HTTP/1.0 request with Connection: keep-alive, close is answered and the connection closed: close wins, the pipelined request behind it is not read', async () => {
+    const port = await listen(echo);
+    for (const connection of ['keep-alive, close', 'close, keep-alive']) {
+      const { text } = await exchangeRaw(port, [`PUT /a HTTP/1.0\r\nConnection: ${connection}\r\nContent-Length: 2\r\n\r\nhiGET /next HTTP/1.0\r\n\r\n`]);
+      expect(statusLines(text), connection).toEqual(['HTTP/1.1 200 OK']);
+      expect(text, connection).toContain('Connection: close');
+    }
+  });
+
   it('after an early answer, reads and drops what the client still sends, so the client sees no reset', async () => {
     const port = await listen((exchange) => {
       exchange.statusCode = 409;
