@@ -294,7 +294,7 @@ class DataPlane {
       throw new TensormemError(
         'INVALID_ARGUMENT',
         'CHECKSUM_MISMATCH',
-        `X-Tensormem-Crc32c: the ${received} bytes received at offset ${range.start} have CRC-32C ${crc32cHex(crc)}, not ${crc32cHex(expectedCrc)}; the write is not done: rewrite that range`,
+        `X-Tensormem-Crc32c: the ${received} bytes received at offset ${range.start} have CRC-32C ${crc32cHex(crc)}, not ${crc32cHex(expectedCrc)}; they were written as they arrived (a body is never staged), so that range holds them: rewrite it`,
         { field: 'X-Tensormem-Crc32c', expected_crc32c: crc32cHex(expectedCrc), received_crc32c: crc32cHex(crc), offset: String(range.start), bytes: String(received) },
       );
     }
