@@ -9,8 +9,8 @@ import { DATA_PLANE_SHARE, GRPC_SHARE, connectionCapFor, openFileLimit } from '.
 import { mappedRegionsCapFor, maxMapCount } from './map-count-limit';
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { MAX_FLOW_DEPTH, tooDeepAt } from './yaml-nesting';
-import { LineCounter, isMap, isScalar, parseDocument, parse as parseYaml } from 'yaml';
+import { MAX_FLOW_DEPTH, parseDocumentGuarded } from './yaml-nesting';
+import { Document, LineCounter, isMap, isScalar } from 'yaml';
 import { invalidArgument } from '../errors';
 import { FLAGS, FlagSpec, envName, findFlag, flagLike, misspelledEnv } from './flags';
 import { parseHostPort, unixSocketPath } from './listen-address';
@@ -233,10 +233,13 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
   } catch (error) {
     throw invalidArgument(field, 'a readable file', `${path} (${(error as Error).message})`);
   }
-  const deep = tooDeepAt(text);
+  // One document serves the repeated-key check and, for YAML, the values: parse(text) would make the same
+  // one again (parseDocument's defaults; uniqueKeys only adds DUPLICATE_KEY errors, which the check
+  // does not read).
+  const { deep, document: yaml, lines } = parseDocumentGuarded(text);
   const nesting = deep?.kind === 'block' ? 'block lists and mappings (- , ? or an indented key:)' : 'lists and mappings ([ ] and { })';
   if (deep) throw invalidArgument(field, `${nesting} nested at most ${MAX_FLOW_DEPTH} deep`, { toString: () => `${path}:${deep.line}:${deep.column}: one nested deeper` });
-  const repeated = repeatedKey(text);
+  const repeated = repeatedKey(yaml, lines);
   if (repeated) {
     const [first, second] = repeated.values;
     throw invalidArgument(
@@ -247,7 +250,7 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
   }
   let document: unknown;
   try {
-    document = path.endsWith('.json') ? parseJson(text) : parseYaml(text);
+    document = path.endsWith('.json') ? parseJson(text) : valuesOf(yaml);
   } catch (error) {
     throw invalidArgument(field, 'valid YAML or JSON', error instanceof JsonSyntaxError ? `${path}:${error.line}:${error.column}: ${error.detail}` : `${path}: ${(error as Error).message}`);
   }
@@ -284,9 +287,7 @@ function readConfigFile(path: string, field: string): Map<string, string | strin
  * one started the daemon with a cap nobody saw; YAML refused the same file only as a parse error quoting
  * the text. Undefined when no key repeats, or the text is not a mapping (the parse below reports that).
  */
-function repeatedKey(text: string): { key: string; values: Array<{ value: unknown; line: number }> } | undefined {
-  const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, uniqueKeys: false });
+function repeatedKey(document: Document.Parsed, lines: LineCounter): { key: string; values: Array<{ value: unknown; line: number }> } | undefined {
   if (!isMap(document.contents)) return undefined;
   const seen = new Map<string, { value: unknown; line: number }>();
   for (const pair of document.contents.items) {
@@ -298,6 +299,17 @@ function repeatedKey(text: string): { key: string; values: Array<{ value: unknow
     seen.set(key, entry);
   }
   return undefined;
+}
+
+/**
+ * What the yaml package's parse(text) returns for the text of `document` (its public-api.js parse, with
+ * no reviver or options): each warning emitted as a process warning, the first error thrown (its message
+ * prettified: line, column and the line quoted), else the document as plain values.
+ */
+function valuesOf(document: Document.Parsed): unknown {
+  if (document.options.logLevel === 'debug' || document.options.logLevel === 'warn') for (const warning of document.warnings) process.emitWarning(warning);
+  if (document.errors.length > 0) throw document.errors[0];
+  return document.toJS({ reviver: undefined });
 }
 
 function build(raw: RawValues): DaemonConfig {

@@ -22,12 +22,12 @@
  */
 import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, Node, Pair, Scalar, YAMLMap, YAMLSeq, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { Node, Pair, Scalar, YAMLMap, YAMLSeq, isMap, isScalar, isSeq } from 'yaml';
 import { TensormemError } from '../errors';
 import { JsonSyntaxError, lineAndColumn, parseJsonNodes, type JsonNode, type JsonScalar } from '../config/json-syntax';
 import { parseSize } from '../config/sizes';
 import { nameLike } from '../config/flags';
-import { MAX_FLOW_DEPTH, tooDeepAt } from '../config/yaml-nesting';
+import { MAX_FLOW_DEPTH, parseDocumentGuarded } from '../config/yaml-nesting';
 
 export interface TenantSpec {
   name: string;
@@ -181,14 +181,12 @@ function jsonFile(text: string, path: string): ParsedFile {
   return { root: top, lineOf: (offset) => lineAndColumn(body, offset).line };
 }
 
-/** What tooDeepAt found nested too deep, in words. */
+/** What the nesting guard found nested too deep, in words. */
 const NESTING = { flow: 'lists or mappings ([ ] or { })', block: 'block lists or mappings (- , ? or an indented key:)' } as const;
 
 function yamlFile(text: string, path: string): ParsedFile {
-  const deep = tooDeepAt(text);
+  const { deep, document, lines } = parseDocumentGuarded(text);
   if (deep) throw new TenantsFileError(path, deep.line, `${NESTING[deep.kind]} nested more than ${MAX_FLOW_DEPTH} deep: a tenants file needs at most 4`, deep.column);
-  const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines });
   if (document.errors.length > 0) {
     const error = document.errors[0];
     throw new TenantsFileError(path, error.linePos?.[0].line, error.message.split('\n')[0]);

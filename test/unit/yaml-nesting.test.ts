@@ -7,10 +7,21 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Document, LineCounter, Parser, YAMLError, parse as parseYaml, parseDocument } from 'yaml';
 import { loadConfig } from '../../src/config/config';
-import { MAX_FLOW_DEPTH, tooDeepAt } from '../../src/config/yaml-nesting';
+import { MAX_FLOW_DEPTH, parseDocumentGuarded, tooDeepAt } from '../../src/config/yaml-nesting';
 import { parseTenants } from '../../src/leases/tenants-file';
+
+const GOOD_TENANTS = `tenants:
+  - name: team-a
+    token_sha256: "${'ab'.repeat(32)}"
+    quota: { device: 8G, host: 4G }
+    max_leases: 16
+  - name: admin
+    token_sha256: "${'cd'.repeat(32)}"
+    admin: true
+`;
 
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 
@@ -128,5 +139,124 @@ describe('block lists and mappings nested too deep', () => {
     expect(tooDeepAt(`${'? '.repeat(MAX_FLOW_DEPTH + 1)}x\n`)).toEqual({ line: 1, column: 1 + 2 * MAX_FLOW_DEPTH, kind: 'block' });
     // Dashes in scalars and comments are text.
     expect(tooDeepAt(`a: "${blockList(500)}"\nb: |\n  ${blockList(500)}\n# ${blockList(500)}\n`)).toBeUndefined();
+  });
+});
+
+describe('one Parser pass for the guard and the document', () => {
+  // toJS warns of mapping keys that are collections (`? [a]`, and the mangled texts make many): not what is compared here.
+  beforeEach(() => vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined));
+  afterEach(() => vi.restoreAllMocks());
+  /** What users see of a document: its errors and warnings (code, message, place) and its values. */
+  const seen = (document: Document.Parsed) => {
+    const told = (error: YAMLError) => ({ name: error.name, code: error.code, message: error.message, pos: error.pos, linePos: error.linePos });
+    let values: string;
+    try {
+      values = JSON.stringify(document.toJS()) ?? 'undefined';
+    } catch (error) {
+      values = `throws ${(error as Error).message}`;
+    }
+    return { errors: document.errors.map(told), warnings: document.warnings.map(told), values, contents: JSON.stringify(document.contents), range: document.range };
+  };
+  const long = 'w'.repeat(90);
+  const TEXTS = [
+    '',
+    '# only a comment\n',
+    GOOD_TENANTS,
+    'a: 1\na: 2\n',
+    'a: 1\n---\nb: 2\n',
+    '--- a\n--- b\n--- c\n',
+    'a: "unterminated\n',
+    'a:\n\t- x\n',
+    'a: [1, 2\n',
+    'key: value\n  bad: indent\n',
+    `a: ${long}: c\n`,
+    `x: ${long} ${long}: c ${long}\n`,
+    `${long}: 1\n- x\n`,
+    `${'k'.repeat(100)}: 1\n  - x\n`,
+    'a: 1\r\nb: [\r\n',
+    'a: [1',
+    'a: !foo 1\n',
+    '%FOO x\n---\na: 1\n',
+    '%YAML 1.1\n---\na: 1\n',
+    'a: *unknown\n',
+    '? [a]\n: 1\n',
+    '{"a": 1, "a": 2}',
+    'a: &x [1]\nb: *x\nc: *x\n',
+    'a: 1\n...\n',
+    '- a\nb: 1\n',
+    ']\n',
+  ];
+
+  it('makes the document parseDocument makes, errors and warnings told alike (message, line and column)', () => {
+    // A line counter given is filled by the parse: each parse gets its own.
+    for (const options of [() => ({}), () => ({ uniqueKeys: false }), () => ({ lineCounter: new LineCounter() })]) {
+      for (const text of TEXTS) {
+        const guarded = parseDocumentGuarded(text, options());
+        expect(guarded.deep).toBeUndefined();
+        expect(seen(guarded.document!), JSON.stringify(text)).toEqual(seen(parseDocument(text, options())));
+      }
+    }
+  });
+
+  it('makes the document parseDocument makes of texts mangled at random', () => {
+    // A seeded generator, so that a difference found is found again.
+    let seed = 12345;
+    const random = (below: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % below;
+    };
+    const marks = [':', '-', '[', ']', '{', '}', '"', "'", '\n', ' ', '  ', '#', '&a', '*a', '!', '|', '>', '%', '\t', '?', ',', '---\n', '...', '\r\n'];
+    for (let round = 0; round < 1500; round++) {
+      let text = TEXTS[2 + random(TEXTS.length - 2)];
+      for (let edits = 1 + random(4); edits > 0; edits--) {
+        const at = random(text.length + 1);
+        text = text.slice(0, at) + marks[random(marks.length)] + text.slice(at + random(3));
+      }
+      const guarded = parseDocumentGuarded(text);
+      if (guarded.deep) continue;
+      expect(seen(guarded.document), JSON.stringify(text)).toEqual(seen(parseDocument(text)));
+    }
+  });
+
+  it('a tenants file and a config file are each read by one Parser pass (the guard and the document read three for a config file)', () => {
+    const parses = vi.spyOn(Parser.prototype, 'parse');
+    parseTenants(GOOD_TENANTS, 'tenants.yaml');
+    expect(parses).toHaveBeenCalledTimes(1);
+    const file = join(mkdtempSync(join(tmpdir(), 'tensormem-nesting-')), 'one.yaml');
+    writeFileSync(file, 'maxbytes: 1G\n');
+    parses.mockClear();
+    expect(loadConfig(['--config', file], {}).maxBytes).toBeDefined();
+    expect(parses).toHaveBeenCalledTimes(1);
+  });
+
+  it('a config or tenants file that is not valid YAML is refused in the parser\'s words, as before', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-nesting-'));
+    for (const text of ['maxbytes: 1G\nmaxbytes 2G: [\n', `maxbytes: ${long}: 1\n`, 'maxbytes: 1G\n---\nmaxbytes: 2G\n', 'a: 1\n\t- x\n']) {
+      let words = '';
+      try {
+        parseYaml(text);
+      } catch (error) {
+        words = (error as Error).message;
+      }
+      expect(words).toMatch(/at line \d+, column \d+/);
+      const file = join(dir, 'bad.yaml');
+      writeFileSync(file, text);
+      expect(() => loadConfig(['--config', file], {})).toThrowError(`Expected valid YAML or JSON for --config but received ${JSON.stringify(`${file}: ${words}`)}`);
+      const tenants = `tenants:\n  - ${text.replace(/\n(?=.)/g, '\n    ')}`;
+      const error = parseDocument(tenants).errors[0];
+      expect(() => parseTenants(tenants, 'tenants.yaml')).toThrowError(`tenants.yaml:${error.linePos![0].line}: ${error.message.split('\n')[0]}`);
+    }
+  });
+
+  it('a config file\'s YAML warnings are emitted as process warnings, as yaml.parse emitted them', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tensormem-nesting-')), 'tagged.yaml');
+    writeFileSync(file, 'maxbytes: !size 1G\n');
+    const warnings = vi.mocked(process.emitWarning);
+    parseYaml('maxbytes: !size 1G\n');
+    const expected = warnings.mock.calls.map(([warning]) => String(warning));
+    expect(expected).toEqual([expect.stringContaining('Unresolved tag: !size at line 1, column 11')]);
+    warnings.mockClear();
+    loadConfig(['--config', file], {});
+    expect(warnings.mock.calls.map(([warning]) => String(warning))).toEqual(expected);
   });
 });
