@@ -179,8 +179,9 @@ describe('docker/Dockerfile', () => {
 
   it('gives the test stage every program the suites it runs start (the runtime image has node only)', () => {
     const test = stage('test');
-    // nvidia/cuda base (Ubuntu): coreutils, util-linux and dash are there; anything else the stage installs.
-    const inBase = ['sh', 'mkfifo', 'stat', 'prlimit', 'flock', 'unshare'];
+    // nvidia/cuda base (Ubuntu): its Essential packages (coreutils, util-linux, diffutils, bash, dash) are
+    // there; anything else the stage installs.
+    const inBase = ['sh', 'bash', 'mkfifo', 'stat', 'prlimit', 'flock', 'unshare'];
     const installed = test
       .filter((i) => i.keyword === 'RUN')
       .flatMap((i) => [...i.args.matchAll(/apt-get install ((?:-\S+\s+)*)([^&]+)/g)].flatMap((m) => m[2].trim().split(/\s+/)));
