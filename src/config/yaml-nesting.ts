@@ -71,7 +71,8 @@ type LinePos = ReturnType<LineCounter['linePos']>;
  * does not export): linePos, and " at line L, column C" followed by the line (and the one before when
  * the error is at the start of its line), cut to 80 characters, with ^ under the place. Tenants files
  * report the line and the message's first line, config files the whole message; the tests compare both
- * with parseDocument's.
+ * with parseDocument's. Adapted from the yaml package's prettifyError: Copyright Eemeli Aro
+ * <eemeli@gmail.com>, ISC License (node_modules/yaml/LICENSE).
  */
 function prettify(error: YAMLError, text: string, lines: LineCounter): void {
   if (error.pos[0] === -1) return;
