@@ -125,6 +125,9 @@ const COMMAND_FLAGS: Record<string, readonly string[]> = {
 };
 
 /** put --array writes into an array that exists: these describe the new array and lease put would otherwise make. */
+/** `config`'s VALUE column at most this wide: a longer value (cuDNN's load errors) goes on over continuation lines. */
+const CONFIG_VALUE_WIDTH = 60;
+
 const NEW_ARRAY_FLAGS = ['shape', 'dtype', 'placement', 'label', 'tenant', 'ttl'];
 
 /**
@@ -454,7 +457,7 @@ async function main(): Promise<number> {
       }
       case 'config': {
         const config = await client().config(values.token);
-        await print(config, () => [`tensormemd ${config.version}, backend ${config.backend}`, '', renderTable(['NAME', 'VALUE', 'SOURCE', 'SEED NAME'], config.values.map((v) => [v.name, v.value, v.source, v.seed_name]))].join('\n'));
+        await print(config, () => [`tensormemd ${config.version}, backend ${config.backend}`, '', renderTable(['NAME', 'VALUE', 'SOURCE', 'SEED NAME'], config.values.map((v) => [v.name, v.value, v.source, v.seed_name]), { 1: CONFIG_VALUE_WIDTH })].join('\n'));
         break;
       }
       default:

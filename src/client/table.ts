@@ -21,8 +21,24 @@ export function terminalSafe(text: string): string {
   });
 }
 
-export function renderTable(headers: string[], rows: Array<Array<string | number>>): string {
-  const cells = [headers, ...rows.map((row) => row.map((cell) => terminalSafe(String(cell))))];
-  const widths = headers.map((_, column) => Math.max(...cells.map((row) => row[column].length)));
-  return cells.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd()).join('\n');
+/**
+ * Columns padded to their widest cell, two spaces apart. `wrap` gives columns a most width: a longer
+ * cell goes on over continuation lines of that width (the other columns blank there), so that one long
+ * value (a library's load error in `config`) does not widen every line of the table.
+ */
+export function renderTable(headers: string[], rows: Array<Array<string | number>>, wrap: Record<number, number> = {}): string {
+  const lines = [headers, ...rows.map((row) => row.map((cell) => terminalSafe(String(cell))))].flatMap((row) => wrapped(row, wrap));
+  const widths = headers.map((_, column) => Math.max(...lines.map((line) => line[column].length)));
+  return lines.map((line) => line.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd()).join('\n');
+}
+
+/** `row` as the lines it takes when its cells in `wrap`'s columns are cut to those widths. */
+function wrapped(row: string[], wrap: Record<number, number>): string[][] {
+  const pieces = row.map((cell, column) => {
+    const width = wrap[column];
+    if (width === undefined || cell.length <= width) return [cell];
+    return Array.from({ length: Math.ceil(cell.length / width) }, (_, at) => cell.slice(at * width, (at + 1) * width));
+  });
+  const count = Math.max(...pieces.map((piece) => piece.length));
+  return Array.from({ length: count }, (_, line) => pieces.map((piece) => piece[line] ?? ''));
 }
