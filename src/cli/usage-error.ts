@@ -22,6 +22,9 @@ export function asUsage<T>(parse: () => T, flagNames: readonly string[] = []): T
     return parse();
   } catch (error) {
     if (error instanceof UsageError) throw error;
+    // "Option '-o, --output <value>' argument missing": said as tensormemd says it, naming the forms.
+    const missing = /^Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/.exec((error as Error).message);
+    if (missing) throw new UsageError(`Expected a value for ${missing[1]} but received nothing (${missing[1]} VALUE, or ${missing[1]}=VALUE)`);
     const unknown = (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /^Unknown option '([^']+)'/.exec((error as Error).message) : null;
     if (!unknown) throw new UsageError((error as Error).message);
     const like = unknown[1].startsWith('--') ? nameLike(unknown[1].slice(2), flagNames) : undefined;

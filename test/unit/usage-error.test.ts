@@ -27,7 +27,12 @@ describe('asUsage', () => {
     expect(refusal(['info', '-z']).message).toBe("Unknown option '-z'");
   });
 
+  it('says a flag given no value needs one, naming its forms, instead of parseArgs\' "<value> argument missing"', () => {
+    expect(refusal(['info', '--address']).message).toBe('Expected a value for --address but received nothing (--address VALUE, or --address=VALUE)');
+    expect(refusal(['info', '-o']).message).toBe('Expected a value for --output but received nothing (--output VALUE, or --output=VALUE)');
+  });
+
   it("keeps parseArgs' other refusals as they are", () => {
-    expect(refusal(['info', '--address']).message).toContain("Option '--address <value>' argument missing");
+    expect(refusal(['info', '--address', '--token', 'x']).message).toContain("Option '--address' argument is ambiguous");
   });
 });
