@@ -1,4 +1,4 @@
-import { nameLike } from '../config/flags';
+import { nameLike } from '../name-like';
 
 /**
  * A mistake in tensormemctl's command line itself (an unknown command or flag, a flag value that is not

@@ -6,6 +6,7 @@ import type { DataType } from '../generated/tensormem/v1/DataType';
 import type { Placement } from '../generated/tensormem/v1/Placement';
 import type { ExportSide } from '../generated/tensormem/v1/ExportSide';
 import { invalidArgument, type TensormemClientError } from './client-errors';
+import { nameLike } from '../name-like';
 import type { LeaseSession } from './lease-session';
 import type { TensormemClient } from './tensormem-client';
 
@@ -198,7 +199,9 @@ export function checkOptionNames(method: keyof typeof OPTION_NAMES, options: obj
   for (const key in options) {
     const value = (options as Record<string, unknown>)[key];
     if (value === undefined || names.includes(key) || !Object.hasOwn(options, key)) continue;
-    const hint = names.includes(camelCase(key)) ? `did you mean ${camelCase(key)}?` : `it takes ${names.join(', ')}`;
+    // The camelCase of a snake_case name, or a name one or two letters off (placment): "did you mean".
+    const like = nameLike(key, names);
+    const hint = names.includes(camelCase(key)) ? `did you mean ${camelCase(key)}?` : `${like === undefined ? '' : `did you mean ${like}? `}it takes ${names.join(', ')}`;
     // 'client.dataPlane': the client's dataPlane option object.
     const [owner, inner] = method.split('.');
     const field = owner === 'client' ? `TensormemClient option ${inner ? `${inner}.` : ''}${key}` : `${method} option ${key}`;

@@ -2,6 +2,7 @@
  * Every tensormemd flag, once: its type, default, help text and seed name. --help, the environment
  * names (TENSORMEM_<NAME>), the config file keys and GetConfig are all generated from this table.
  */
+import { nameLike } from '../name-like';
 
 export type FlagType = 'size' | 'duration' | 'enum' | 'int' | 'bool' | 'string' | 'list';
 
@@ -235,38 +236,16 @@ export function misspelledEnv(env: NodeJS.ProcessEnv): Array<{ name: string; mea
   const found: Array<{ name: string; meant: string }> = [];
   for (const name of Object.keys(env)) {
     if (!name.toUpperCase().startsWith('TENSORMEM_') || known.includes(name)) continue;
-    const meant = known.find((flagEnv) => looksLike(flagEnv.slice(10), name.slice(10)));
-    if (meant) found.push({ name, meant });
+    const like = nameLike(name.slice(10), known.map((flagEnv) => flagEnv.slice(10)));
+    if (like !== undefined) found.push({ name, meant: `TENSORMEM_${like}` });
   }
   return found;
 }
 
 /** The flag whose name an unknown one (a config file key, a command-line flag) looks like, if any: for "did you mean". */
 export function flagLike(name: string, flags: readonly FlagSpec[] = FLAGS): FlagSpec | undefined {
-  return flags.find((flag) => looksLike(flag.name, name));
-}
-
-/** The name among `names` that an unknown one looks like, if any (tensormemctl's flags: "did you mean"). */
-export function nameLike(name: string, names: readonly string[]): string | undefined {
-  return names.find((known) => looksLike(known, name));
-}
-
-/** The same name but for case, - and _ (max_bytes, MAXBYTES), or one or two letters off. */
-function looksLike(known: string, name: string): boolean {
-  const squash = (text: string) => text.replace(/[-_]/g, '').toUpperCase();
-  const canonical = (text: string) => text.replace(/-/g, '_').toUpperCase();
-  return squash(known) === squash(name) || editDistance(canonical(known), canonical(name)) <= 2;
-}
-
-/** Levenshtein distance (short names only). */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row.push(Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    previous = row;
-  }
-  return previous[b.length];
+  const like = nameLike(name, flags.map((flag) => flag.name));
+  return like === undefined ? undefined : flags.find((flag) => flag.name === like);
 }
 
 export function findFlag(name: string): FlagSpec | undefined {

@@ -26,7 +26,7 @@ import { Node, Pair, Scalar, YAMLMap, YAMLSeq, isMap, isScalar, isSeq } from 'ya
 import { TensormemError } from '../errors';
 import { JsonSyntaxError, lineAndColumn, parseJsonNodes, type JsonNode, type JsonScalar } from '../config/json-syntax';
 import { parseSize } from '../config/sizes';
-import { nameLike } from '../config/flags';
+import { nameLike } from '../name-like';
 import { MAX_FLOW_DEPTH, parseDocumentGuarded } from '../config/yaml-nesting';
 
 export interface TenantSpec {

@@ -70,16 +70,19 @@ describe('typed client: unknown enum names', () => {
       const misspelled = await failure(lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4], placment: 'PLACEMENT_HOST_ONLY' } as unknown as AllocateOptions));
       expect(misspelled.code).toBe(status.INVALID_ARGUMENT);
       expect(misspelled.errorMetadata).toEqual({ field: 'allocate option placment' });
-      expect(misspelled.message).toContain('it takes dataType, shape, placement, device');
+      expect(misspelled.message).toContain('(did you mean placement? it takes dataType, shape, placement, device');
       expect(misspelled.message).toContain('but received "PLACEMENT_HOST_ONLY"');
       const snake = await failure(lease.allocate({ data_type: 'DATA_TYPE_FLOAT32', dataType: 'DATA_TYPE_FLOAT32', shape: [4] } as unknown as AllocateOptions));
       expect(snake.message).toContain('(did you mean dataType?)');
       expect(await lease.list()).toEqual([]);
       const array = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [4], placement: 'PLACEMENT_HOST_ONLY', label: undefined });
       expect(array.placement).toBe('PLACEMENT_HOST_ONLY');
-      expect((await failure(lease.duplicate(array.array_id, { detach: true } as never))).message).toContain('(it takes placement, workspaceId, detached, label)');
+      expect((await failure(lease.duplicate(array.array_id, { detach: true } as never))).message).toContain('(did you mean detached? it takes placement, workspaceId, detached, label)');
       expect(() => lease.startKeepAlive(1000, { release_on_disconnect: true } as never)).toThrow('(did you mean releaseOnDisconnect?)');
-      expect((await failure(setup.client.openLease({ ttl: 60 } as never))).errorMetadata).toEqual({ field: 'openLease option ttl' });
+      const far = await failure(setup.client.openLease({ ttl: 60 } as never));
+      expect(far.errorMetadata).toEqual({ field: 'openLease option ttl' });
+      // A name like none of the options gets the list alone.
+      expect(far.message).toContain('(it takes tenant, clientName, ttlSeconds, labels, tenantToken)');
       expect(() => new TensormemClient('127.0.0.1:1', { deadline: 5 } as ClientOptions)).toThrow('for TensormemClient option deadline but received 5');
       // A value that holds itself (a stray back-reference) is shown, not a RangeError (Maximum call stack size exceeded) naming nothing.
       const circular: Record<string, unknown> = { name: 'run-1' };
@@ -287,7 +290,7 @@ describe('typed client: unknown enum names', () => {
     for (const [options, field, text] of [
       [{ dataPlane: 'off' }, 'dataPlane', "Expected false, or an object of the dataPlane options (thresholdBytes, connectTimeoutMs, stallTimeoutMs) for dataPlane but received \"off\""],
       [{ dataPlane: null }, 'dataPlane', 'but received null'],
-      [{ dataPlane: { connectTimeoutMS: 100 } }, 'TensormemClient option dataPlane.connectTimeoutMS', '(it takes thresholdBytes, connectTimeoutMs, stallTimeoutMs)'],
+      [{ dataPlane: { connectTimeoutMS: 100 } }, 'TensormemClient option dataPlane.connectTimeoutMS', '(did you mean connectTimeoutMs? it takes thresholdBytes, connectTimeoutMs, stallTimeoutMs)'],
       [{ dataPlane: { threshold_bytes: 4096 } }, 'TensormemClient option dataPlane.threshold_bytes', '(did you mean thresholdBytes?)'],
       [{ dataPlane: { thresholdBytes: '1M' } }, 'dataPlane.thresholdBytes', 'for dataPlane.thresholdBytes but received "1M"'],
       [{ dataPlane: { thresholdBytes: -1 } }, 'dataPlane.thresholdBytes', 'but received -1'],
@@ -295,7 +298,7 @@ describe('typed client: unknown enum names', () => {
       [{ dataPlane: { stallTimeoutMs: 0 } }, 'dataPlane.stallTimeoutMs', 'but received 0'],
       [{ dataPlane: { connectTimeoutMs: Number.NaN } }, 'dataPlane.connectTimeoutMs', 'but received NaN'],
       [{ keepalive: 'off' }, 'keepalive', 'for keepalive but received "off"'],
-      [{ keepalive: { timeoutMS: 1000 } }, 'TensormemClient option keepalive.timeoutMS', '(it takes timeMs, timeoutMs)'],
+      [{ keepalive: { timeoutMS: 1000 } }, 'TensormemClient option keepalive.timeoutMS', '(did you mean timeoutMs? it takes timeMs, timeoutMs)'],
     ] as const) {
       expect(() => new TensormemClient(setup.client.address, options as unknown as ClientOptions), field).toThrow(expect.objectContaining({ code: status.INVALID_ARGUMENT, errorMetadata: { field } }));
       expect(() => new TensormemClient(setup.client.address, options as unknown as ClientOptions), field).toThrow(text);
