@@ -5,13 +5,16 @@
  * (TransferOptions.connections, one per TensormemClient) a transfer reuses an idle keep-alive
  * connection to the endpoint (data-plane-connections.ts); without one it has a connection of its own
  * and says `Connection: close`. PUT sends `Expect: 100-continue` so a refusal (wrong token, range past
- * the end) comes back before the body is sent. Plain http:// and unix: only.
+ * the end) comes back before the body is sent (the body goes after EXPECT_CONTINUE_WAIT_MS without a 100). Plain http:// and unix: only.
  */
 import { isLocalAddress, parseHostPort, unixSocketPath } from '../config/listen-address';
 import { crc32c, crc32cHex } from './crc32c';
 import { MAX_TIMER_MS } from '../long-timeout';
 import type { HttpErrorBody } from './http-error-body';
 import { DEFAULT_SERVER_KEEP_ALIVE_SECONDS, DataPlaneConnection, DataPlaneConnections, KEEP_ALIVE_MARGIN_MS } from './data-plane-connections';
+
+/** How long a PUT waits for 100 Continue before it sends its body anyway (curl's --expect100-timeout default). */
+export const EXPECT_CONTINUE_WAIT_MS = 1000;
 
 /** The daemon answered with an error status; `body` is its JSON error. */
 export class DataPlaneHttpError extends Error {
@@ -239,6 +242,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
     let deadlineTimer: NodeJS.Timeout | undefined;
     let connectTimer: NodeJS.Timeout | undefined;
     let stallTimer: NodeJS.Timeout | undefined;
+    let continueTimer: NodeJS.Timeout | undefined;
     /** When a byte last moved either way (read, or a body piece taken by the kernel). */
     let lastMoved = Date.now();
 
@@ -254,6 +258,7 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       if (deadlineTimer) clearTimeout(deadlineTimer);
       if (connectTimer) clearTimeout(connectTimer);
       if (stallTimer) clearTimeout(stallTimer);
+      if (continueTimer) clearTimeout(continueTimer);
       connection.hold(undefined);
       if (error === undefined && pool !== undefined && !closes && received === bodyLength && !overrun && pendingHead.byteLength === 0) {
         // Given back now, or (a PUT answered before the kernel took its last piece) once it is; an
@@ -448,7 +453,12 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       lastMoved = Date.now();
       if (transfer.stallTimeoutMs !== undefined) watchStalls(Math.min(Math.max(transfer.stallTimeoutMs, 1), MAX_TIMER_MS));
       socket.write(head);
-      if (body !== undefined && !/\r\nexpect: 100-continue\r\n/i.test(head)) sendBody();
+      if (body === undefined) return;
+      if (!/\r\nexpect: 100-continue\r\n/i.test(head)) sendBody();
+      // A server that ignores the expectation (another server's, a proxy's) never sends 100: the body
+      // goes after EXPECT_CONTINUE_WAIT_MS without it (RFC 9110 §10.1.1: the client need not wait longer;
+      // curl waits 1 s), not at the stall timeout. A final answer before then means the body never goes.
+      else continueTimer = setTimeout(() => !settled && !response && sendBody(), EXPECT_CONTINUE_WAIT_MS);
     };
     if (connection.connecting) socket.once('connect', start);
     else start();

@@ -54,6 +54,29 @@ describe('the data plane client given answers of other HTTP servers', () => {
     expect(body).toBe('wxyz');
   });
 
+  it('a PUT whose Expect: 100-continue gets no answer (a server or proxy that ignores it) sends its body after 1 s, as curl does, not after the stall timeout', async () => {
+    let body = '';
+    let headAt = 0;
+    let bodyAt = 0;
+    const server = await serve((socket) => {
+      let head = '';
+      socket.on('data', (chunk: Buffer) => {
+        if (!head.includes('\r\n\r\n')) {
+          head += chunk.toString('latin1');
+          if (!head.includes('\r\n\r\n')) return;
+          headAt = Date.now();
+          body += head.slice(head.indexOf('\r\n\r\n') + 4);
+        } else body += chunk.toString('latin1');
+        if (body.length > 0 && bodyAt === 0) bodyAt = Date.now();
+        if (body.length === 4) socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 19\r\n\r\n{"bytes_written":4}');
+      });
+    });
+    expect(await putArray(server.endpoint, 't', 'a', Buffer.from('wxyz'), 0, { stallTimeoutMs: 10_000 })).toBe(4);
+    expect(body).toBe('wxyz');
+    expect(bodyAt - headAt).toBeGreaterThanOrEqual(900);
+    expect(bodyAt - headAt).toBeLessThan(5000);
+  });
+
   it('keeps the connection of a keep-alive answer that came after a 103 for the next transfer', async () => {
     const server = await serve(answerWith('HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\nKeep-Alive: timeout=5\r\n\r\nabcd'));
     const connections = new DataPlaneConnections();
