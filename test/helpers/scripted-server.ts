@@ -36,6 +36,24 @@ export function afterHead(socket: Socket, then: () => void): void {
   socket.on('data', onData);
 }
 
+/**
+ * Reads one PUT on `socket`: `onHead` once its head is in (the place to answer 100 Continue, or not),
+ * then `onBody` with the body received so far (latin1) after each read that brought some of it.
+ */
+export function readPut(socket: Socket, onHead: () => void, onBody: (body: string) => void): void {
+  let head = '';
+  let body = '';
+  socket.on('data', (chunk: Buffer) => {
+    if (!head.includes('\r\n\r\n')) {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      onHead();
+      body += head.slice(head.indexOf('\r\n\r\n') + 4);
+    } else body += chunk.toString('latin1');
+    if (body.length > 0) onBody(body);
+  });
+}
+
 /** Answers each request, once its head is in, with `answer` (and keeps the connection open unless `end`). */
 export function answerWith(answer: string | Buffer, end = false): (socket: Socket) => void {
   return (socket) => {

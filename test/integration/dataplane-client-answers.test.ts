@@ -8,7 +8,7 @@ import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataPlaneConnectionError, DataPlaneHttpError, getArray, putArray } from '../../src/dataplane/data-plane-client';
 import { DataPlaneConnections } from '../../src/dataplane/data-plane-connections';
-import { afterHead, answerWith, scriptedServer } from '../helpers/scripted-server';
+import { afterHead, answerWith, readPut, scriptedServer } from '../helpers/scripted-server';
 
 type Server = Awaited<ReturnType<typeof scriptedServer>>;
 
@@ -38,18 +38,16 @@ describe('the data plane client given answers of other HTTP servers', () => {
 
   it('a PUT sends its body after a 100 that follows a 103, and reads the final answer after it', async () => {
     let body = '';
-    const server = await serve((socket) => {
-      let head = '';
-      socket.on('data', (chunk: Buffer) => {
-        if (!head.includes('\r\n\r\n')) {
-          head += chunk.toString('latin1');
-          if (!head.includes('\r\n\r\n')) return;
-          socket.write('HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n');
-          body += head.slice(head.indexOf('\r\n\r\n') + 4);
-        } else body += chunk.toString('latin1');
-        if (body.length === 4) socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 19\r\n\r\n{"bytes_written":4}');
-      });
-    });
+    const server = await serve((socket) =>
+      readPut(
+        socket,
+        () => socket.write('HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n'),
+        (received) => {
+          body = received;
+          if (body.length === 4) socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 19\r\n\r\n{"bytes_written":4}');
+        },
+      ),
+    );
     expect(await putArray(server.endpoint, 't', 'a', Buffer.from('wxyz'))).toBe(4);
     expect(body).toBe('wxyz');
   });
@@ -58,19 +56,17 @@ describe('the data plane client given answers of other HTTP servers', () => {
     let body = '';
     let headAt = 0;
     let bodyAt = 0;
-    const server = await serve((socket) => {
-      let head = '';
-      socket.on('data', (chunk: Buffer) => {
-        if (!head.includes('\r\n\r\n')) {
-          head += chunk.toString('latin1');
-          if (!head.includes('\r\n\r\n')) return;
-          headAt = Date.now();
-          body += head.slice(head.indexOf('\r\n\r\n') + 4);
-        } else body += chunk.toString('latin1');
-        if (body.length > 0 && bodyAt === 0) bodyAt = Date.now();
-        if (body.length === 4) socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 19\r\n\r\n{"bytes_written":4}');
-      });
-    });
+    const server = await serve((socket) =>
+      readPut(
+        socket,
+        () => (headAt = Date.now()),
+        (received) => {
+          body = received;
+          if (bodyAt === 0) bodyAt = Date.now();
+          if (body.length === 4) socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 19\r\n\r\n{"bytes_written":4}');
+        },
+      ),
+    );
     expect(await putArray(server.endpoint, 't', 'a', Buffer.from('wxyz'), 0, { stallTimeoutMs: 10_000 })).toBe(4);
     expect(body).toBe('wxyz');
     expect(bodyAt - headAt).toBeGreaterThanOrEqual(900);
@@ -163,19 +159,13 @@ describe('the data plane client given answers of other HTTP servers', () => {
 
   it('a 200 to a PUT without the daemon\'s bytes_written (a proxy\'s "ok") is another server\'s answer, saying how much of the body went out', async () => {
     for (const body of ['ok', '{"status":"ok"}', '{"bytes_written":"4"}']) {
-      const server = await serve((socket) => {
-        let head = '';
-        let received = 0;
-        socket.on('data', (chunk: Buffer) => {
-          if (!head.includes('\r\n\r\n')) {
-            head += chunk.toString('latin1');
-            if (!head.includes('\r\n\r\n')) return;
-            socket.write('HTTP/1.1 100 Continue\r\n\r\n');
-            received += Buffer.byteLength(head.slice(head.indexOf('\r\n\r\n') + 4), 'latin1');
-          } else received += chunk.byteLength;
-          if (received === 4) socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-        });
-      });
+      const server = await serve((socket) =>
+        readPut(
+          socket,
+          () => socket.write('HTTP/1.1 100 Continue\r\n\r\n'),
+          (received) => received.length === 4 && socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`),
+        ),
+      );
       const error = await putArray(server.endpoint, 't', 'a', Buffer.from('wxyz')).catch((caught: unknown) => caught);
       expect(error, body).toBeInstanceOf(DataPlaneConnectionError);
       expect((error as DataPlaneConnectionError).bodyBytesSent, body).toBe(4);
