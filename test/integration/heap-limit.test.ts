@@ -139,10 +139,13 @@ describe('the daemon heap guard at its default reserve', () => {
   it('stays up while held at the line and listing its leases (V8 kills a heap kept at 80 % of its old generation by busy collections)', async () => {
     // With the line at 83 % (the old default reserve, 64 MiB) four listings at once killed the daemon
     // within seconds: "Ineffective mark-compacts near heap limit".
+    // A lease costs some 0.8 KB of heap since the twenty-fourth session (it was 4 KB): with one short
+    // label the line came at 50-60k leases, past the loop's old bound of 60,000 in one CI run. A second,
+    // longer label brings it nearer; the bound leaves room for a heap that collects late.
     const leases: LeaseSession[] = [];
     let refusal: TensormemClientError | undefined;
-    while (!refusal && leases.length < 60_000) {
-      const batch = await Promise.allSettled(Array.from({ length: 64 }, () => client.openLease({ clientName: 'many', ttlSeconds: 600, labels: { job: 'x'.repeat(60) } })));
+    while (!refusal && leases.length < 150_000) {
+      const batch = await Promise.allSettled(Array.from({ length: 64 }, () => client.openLease({ clientName: 'many', ttlSeconds: 600, labels: { job: 'x'.repeat(60), note: 'n'.repeat(240) } })));
       for (const outcome of batch) {
         if (outcome.status === 'fulfilled') leases.push(outcome.value);
         else refusal = outcome.reason as TensormemClientError;
