@@ -6,7 +6,7 @@
  * ignored; trailer fields are read and dropped.
  */
 import { TensormemError, invalidArgument } from '../errors';
-import { MAX_HEAD_BYTES } from './http1-head';
+import { MAX_HEAD_BYTES, TOKEN } from './http1-head';
 
 /** Longest chunk-size line, extensions and CRLF included. */
 export const MAX_CHUNK_LINE_BYTES = 4096;
@@ -16,8 +16,6 @@ export const MAX_TRAILER_BYTES = MAX_HEAD_BYTES;
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** A field name (RFC 9110 §5.1): a token. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /**
  * chunk-size, then optional extensions: `;name` or `;name=value`, the value a token or a quoted-string
  * (RFC 9112 §7.1.1). No whitespace anywhere in the line: the grammar's BWS is what llhttp, a front

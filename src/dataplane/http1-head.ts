@@ -11,7 +11,8 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 
 export const HEAD_END = Buffer.from('\r\n\r\n');
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A token (RFC 9110 §5.6.2): a field name, a method, a chunk extension's name. */
+export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** A Host value: uri-host (an IP literal in brackets, or a reg-name, an IPv4 address among them; empty allowed) and an optional port (RFC 9112 §3.2, RFC 3986 §3.2.2). */
 const HOST = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::\d*)?$/;
