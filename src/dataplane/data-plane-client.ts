@@ -329,7 +329,8 @@ function attempt(connection: DataPlaneConnection, pool: DataPlaneConnections | u
       bodySent = true;
       // A server may time out a kept-alive connection just as a request goes out on it with a 408
       // (RFC 9110 §15.5.9) rather than a bare close: sent once more on a new connection, as for a
-      // close. No byte of a PUT's body has gone (it waits for 100 Continue).
+      // close, as long as no byte of a PUT's body has gone (it waits for 100 Continue, or
+      // EXPECT_CONTINUE_WAIT_MS without one).
       if (code === 408 && reused && bodyBytesOut === 0) {
         finish(new LostBeforeAnswer(`data plane ${describe(endpoint)}: HTTP 408 on a kept-alive connection before the request was read`));
         return false;
