@@ -21,25 +21,11 @@ export interface TooDeep {
   kind: 'flow' | 'block';
 }
 
-/**
- * Where `text` first opens its (MAX_FLOW_DEPTH + 1)th nested flow collection ([ or {), or its
- * (MAX_FLOW_DEPTH + 1)th nested block collection; undefined when it does neither. The text is read by
- * the yaml package's own Parser, which the document parser reads its syntax tree from and which keeps
- * its own stack (a text nested 100,000 deep: 0.35 s); its tree is walked here with a stack too. What
- * it calls a collection is what the composer would nest, and a bracket or `- ` in a quoted, plain or
- * block scalar, or in a comment, is text. (A scan of its own by characters had to tell quoted from
- * plain text and block scalars apart as YAML does, and where it did not, `team 's` or `5" screen` taken
- * as a quote opened, it hid the brackets after it from the count.)
- */
-export function tooDeepAt(text: string): TooDeep | undefined {
-  return tooDeepIn(new Parser().parse(text), text);
-}
-
 /** The text's one YAML document, or where it nests too deep (no document is composed then); `lines` counts the text's lines, for its nodes' ranges. */
 export type GuardedDocument = { deep: TooDeep; document?: undefined; lines?: undefined } | { deep?: undefined; document: Document.Parsed; lines: LineCounter };
 
 /**
- * `text` read once by the yaml package's Parser, its tokens walked by the nesting guard (tooDeepAt), and
+ * `text` read once by the yaml package's Parser, its tokens walked by the nesting guard (tooDeepIn), and
  * only where they nest no deeper than MAX_FLOW_DEPTH composed into the document parseDocument(text,
  * options) returns: its nodes, errors (a second document is a MULTIPLE_DOCS error) and warnings, with
  * their messages and linePos as parseDocument prettifies them. The Parser pass is most of a parse (a
@@ -100,7 +86,16 @@ function prettify(error: YAMLError, text: string, lines: LineCounter): void {
   }
 }
 
-/** tooDeepAt over the Parser's tokens of `text`. */
+/**
+ * Where the Parser's `tokens` of `text` first open its (MAX_FLOW_DEPTH + 1)th nested flow collection ([ or {), or its
+ * (MAX_FLOW_DEPTH + 1)th nested block collection; undefined when it does neither. The tokens are the
+ * yaml package's own Parser's, which the document parser reads its syntax tree from and which keeps
+ * its own stack (a text nested 100,000 deep: 0.35 s); its tree is walked here with a stack too. What
+ * it calls a collection is what the composer would nest, and a bracket or `- ` in a quoted, plain or
+ * block scalar, or in a comment, is text. (A scan of its own by characters had to tell quoted from
+ * plain text and block scalars apart as YAML does, and where it did not, `team 's` or `5" screen` taken
+ * as a quote opened, it hid the brackets after it from the count.)
+ */
 function tooDeepIn(tokens: Iterable<CST.Token>, text: string): TooDeep | undefined {
   for (const document of tokens) {
     const pending: Array<[CST.Token | null | undefined, number, number]> = [[document, 0, 0]];
