@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
+import { IDLE_TRIM_GROWTH_BYTES } from '../../src/memory/idle-memory-trim';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 
 const MiB = 1024 * 1024;
@@ -20,7 +21,14 @@ function residentBytes(pid: number): number {
   return Number(line!.split(/\s+/)[1]) * 1024;
 }
 
-/** RSS back within `marginBytes` of `startBytes` within 15 s; a failure says what the daemon logged of its trims and chunk releases. */
+/**
+ * RSS back within `marginBytes` of `startBytes` within 15 s once the daemon trimmed, or, where it logged
+ * no trim, within the growth it leaves by design (IDLE_TRIM_GROWTH_BYTES, plus 4 MiB: its floor is read
+ * at its start, a little under this test's start). A burst that grows RSS by less than that is not
+ * trimmed: in 4 runs of this file here, 3 of the 8 bursts ended 17-24 MiB over the start with no trim, and one fresh-clone CI
+ * run read 32 MiB, which the 24 MiB margin alone refused. A failure says what the daemon logged of its
+ * trims and chunk releases.
+ */
 async function expectGivenBack(daemon: DaemonProcess, startBytes: number, peakBytes: number, marginBytes: number): Promise<void> {
   const pid = daemon.child.pid!;
   // The burst did grow the resident set (else this test could not fail).
@@ -31,9 +39,10 @@ async function expectGivenBack(daemon: DaemonProcess, startBytes: number, peakBy
     await sleep(500);
     idleBytes = residentBytes(pid);
   }
+  const trimmed = daemon.logs.some((entry) => entry.event === 'idle_memory_trimmed');
   const trims = daemon.logs.filter((entry) => entry.event === 'idle_memory_trimmed' || entry.event === 'idle_memory_trim_failed' || entry.event === 'idle_chunks_released');
   const figures = `RSS at start ${Math.round(startBytes / MiB)} MiB, peak ${Math.round(peakBytes / MiB)} MiB, after ${Date.now() - idleSince} ms idle ${Math.round(idleBytes / MiB)} MiB; logged: ${JSON.stringify(trims)}`;
-  expect(idleBytes - startBytes, figures).toBeLessThan(marginBytes);
+  expect(idleBytes - startBytes, figures).toBeLessThan(trimmed ? marginBytes : Math.max(marginBytes, IDLE_TRIM_GROWTH_BYTES + 4 * MiB));
 }
 
 describe.runIf(process.platform === 'linux')('idle memory trim', () => {
@@ -79,7 +88,7 @@ describe.runIf(process.platform === 'linux')('idle memory trim', () => {
     // over the start; without the idle trim 44-88 MiB 15-25 s later (glibc keeps 20-34 MB of freed
     // buffers for good, V8 its grown young generation until its memory reducer runs, if it does).
     await expectGivenBack(daemon, startBytes, peakBytes, 24 * MiB);
-  }, 120_000);
+  }, 300_000);
 
   it('gives back the heap a closed lease of 100k arrays grew once the daemon is idle', async () => {
     daemon = await startDaemon(['--pool-idle-release', '1s', '--log-level', 'info']);
@@ -96,5 +105,5 @@ describe.runIf(process.platform === 'linux')('idle memory trim', () => {
     await lease.close();
     // Measured: 17 MiB over the start; without the idle trim 56 MiB 15 s later, 85 MiB 30 s later.
     await expectGivenBack(daemon, startBytes, peakBytes, 36 * MiB);
-  }, 120_000);
+  }, 300_000);
 });
