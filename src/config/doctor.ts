@@ -373,8 +373,10 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   }
   const host = facts.tenants?.hostQuotas;
   // A tenant cannot starve itself: one without quota.host matters when another tenant has a guarantee.
+  // The quotas given count whether or not the guaranteed tenant has one: without its own, the others'
+  // past --host-maxbytes take it all the same.
   const takers = host?.without.filter((name) => host.guaranteed.some((guaranteed) => guaranteed !== name)) ?? [];
-  if (host && host.guaranteed.length > 0 && (takers.length > 0 || (host.without.length === 0 && host.sum > facts.hostMaxBytes))) {
+  if (host && host.guaranteed.length > 0 && (takers.length > 0 || host.sum > facts.hostMaxBytes)) {
     const file = facts.tenants!.file;
     const quoted = (names: string[]) => names.map((name) => `"${name}"`).join(', ');
     const refused = `the reads of their device arrays (each needs a host mirror), their HOST_ONLY arrays and, with --mirror eager, their device allocations inside the guarantee are then refused (HOST_OUT_OF_MEMORY)`;

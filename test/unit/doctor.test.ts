@@ -468,6 +468,11 @@ describe('doctor on a proposed command line (parsed by the daemon\'s loadConfig)
       expect(diagnose(proposedFacts([...flags, '--tenants', over], { ram: '32G' }, {})).find((f) => f.rule === 'host-memory-unshared')!.what).toMatch(
         new RegExp(`^The quota.host of --tenants ${over} add up to 12.00 GiB, more than --host-maxbytes 8.00 GiB: the others may take the host memory of "a", `),
       );
+      // The guaranteed tenant without quota.host of its own: another's quota.host past the cap still takes it all.
+      const unquotedGuaranteed = file('host-unquoted-guaranteed.yaml', `tenants:\n${tenant('a', '1G')}${host('b', '12G')}${admin}`);
+      expect(diagnose(proposedFacts([...flags, '--tenants', unquotedGuaranteed], { ram: '32G' }, {})).find((f) => f.rule === 'host-memory-unshared')?.what).toMatch(
+        new RegExp(`^The quota.host of --tenants ${unquotedGuaranteed} add up to 12.00 GiB, more than --host-maxbytes 8.00 GiB: the others may take the host memory of "a", `),
+      );
       // Host quotas within the cap, no guarantee to protect, or a guaranteed tenant alone without quota.host (it cannot starve itself).
       const split = file('host-split.yaml', `tenants:\n${host('a', '4G', '1G')}${host('b', '4G')}${admin}`);
       const noGuarantee = file('host-no-guarantee.yaml', `tenants:\n${entry('a', '')}${entry('b', '')}${admin}`);
