@@ -12,10 +12,12 @@ export function nameLike(name: string, names: readonly string[]): string | undef
 function looksLike(known: string, name: string): boolean {
   const squash = (text: string) => text.replace(/[-_]/g, '').toUpperCase();
   const canonical = (text: string) => text.replace(/-/g, '_').toUpperCase();
-  return squash(known) === squash(name) || editDistance(canonical(known), canonical(name)) <= 2;
+  // Two edits change a length by two at most: a name further off in length (a key of 200 KB) is not
+  // measured, which took time in the product of the two lengths for each known name.
+  return squash(known) === squash(name) || (Math.abs(known.length - name.length) <= 2 && editDistance(canonical(known), canonical(name)) <= 2);
 }
 
-/** Levenshtein distance (short names only). */
+/** Levenshtein distance (short names only: looksLike measures names of about the same length). */
 function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
