@@ -23,7 +23,7 @@
 import { accessSync, closeSync, constants as fsConstants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Node, Pair, Scalar, YAMLMap, YAMLSeq, isMap, isScalar, isSeq } from 'yaml';
-import { TensormemError } from '../errors';
+import { TensormemError, quoted } from '../errors';
 import { JsonSyntaxError, lineAndColumn, parseJsonNodes, type JsonNode, type JsonScalar } from '../config/json-syntax';
 import { parseSize } from '../config/sizes';
 import { nameLike } from '../name-like';
@@ -210,7 +210,7 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
   // dropped without a word, and the tenant served with no cap.
   for (const pair of (root as unknown as { items: Array<{ key: unknown }> }).items) {
     const key = isScalar(pair.key) ? String(pair.key.value) : '';
-    if (key !== 'tenants') fail(pair.key, `unknown key "${key}" at the top of the file (expected only tenants, a list of tenants)`);
+    if (key !== 'tenants') fail(pair.key, `unknown key ${quoted(key)} at the top of the file (expected only tenants, a list of tenants)`);
   }
 
   const tenants: TenantSpec[] = [];
@@ -223,7 +223,7 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
       const key = isScalar(pair.key) ? String(pair.key.value) : '';
       if (!TENANT_KEYS.has(key)) {
         const like = nameLike(key, [...TENANT_KEYS]);
-        fail(pair.key, `unknown key "${key}" (${like === undefined ? '' : `did you mean ${like}?; `}expected one of ${[...TENANT_KEYS].join(', ')})`);
+        fail(pair.key, `unknown key ${quoted(key)} (${like === undefined ? '' : `did you mean ${like}?; `}expected one of ${[...TENANT_KEYS].join(', ')})`);
       }
     }
     const scalar = (key: string): { node: unknown; value: unknown } => {
@@ -249,7 +249,7 @@ export function parseTenants(text: string, path = 'tenants'): TenantSpec[] {
       const result: Record<string, number> = {};
       for (const pair of (node as { items: Array<{ key: unknown; value: unknown }> }).items) {
         const sub = isScalar(pair.key) ? String(pair.key.value) : '';
-        if (!allowed.includes(sub)) fail(pair.key, `unknown key "${sub}" in ${key} (expected ${allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]}` : allowed[0]})`);
+        if (!allowed.includes(sub)) fail(pair.key, `unknown key ${quoted(sub)} in ${key} (expected ${allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]}` : allowed[0]})`);
         const value = isScalar(pair.value) ? String(pair.value.value) : '';
         try {
           const spec = parseSize(value, `${key}.${sub} of tenant "${name.value}"`, false);

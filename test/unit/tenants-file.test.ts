@@ -140,6 +140,13 @@ describe('tenants file', () => {
     expect(error.message).toContain(`/etc/tensormem/tenants.yaml:${line}: `);
     expect(error.message).toContain(mention);
   });
+  it('names an unknown key of 1 MB by its start and length, not whole', () => {
+    const key = 'k'.repeat(1_000_000);
+    const error = errorOf(() => parseTenants(GOOD.replace('max_leases: 16', `? ${key}\n    : 16`), '/etc/tensormem/tenants.yaml'));
+    expect(error.message).toContain('/etc/tensormem/tenants.yaml:6: unknown key "kkkk');
+    expect(error.message).toContain('… (1000000 characters) (expected one of ');
+    expect(error.message.length).toBeLessThan(1000);
+  });
 });
 
 describe('tenant registry', () => {
