@@ -65,6 +65,8 @@ export const ERROR_REASONS = [
   /** The data plane: a request head it cannot parse (HTTP 400), or one over its 16 KiB limit (HTTP 431; 414 when the request line alone is). */
   'MALFORMED_REQUEST',
   'REQUEST_HEAD_TOO_LARGE',
+  /** The data plane: a request whose Transfer-Encoding names a coding besides chunked (gzip, chunked), which it does not decode (HTTP 501). */
+  'UNSUPPORTED_TRANSFER_CODING',
   'INTERNAL',
 ] as const;
 

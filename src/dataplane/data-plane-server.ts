@@ -34,7 +34,6 @@ import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { withOthersMasked } from '../service/socket-umask';
 import { ByteRange, parseContentRange, parseRanges } from './byte-ranges';
-import { listElements } from './http1-head';
 import { crc32c, crc32cHex, parseCrc32c } from './crc32c';
 import { httpErrorOf } from './http-errors';
 import { BODY_CUT_SHORT, DEFAULT_BODY_READ_BYTES, Http1Server, HttpExchange } from './http1-server';
@@ -507,18 +506,15 @@ interface PutBody {
 /**
  * A PUT's body from its headers, checked before any byte is read. With Content-Length it fills the
  * range exactly: Content-Range's, or from offset 0. Chunked (Transfer-Encoding: chunked alone; the
- * connection refused a Content-Length beside it, RFC 9112 §6.3) its length is known only at its end: with Content-Range it
+ * connection refused a Content-Length beside it, RFC 9112 §6.3, and any other coding, §6.1) its length is known only at its end: with Content-Range it
  * must fill that range; without, it goes from offset 0 and may be as long as the array or shorter, as a
  * Content-Length body or a WriteArray stream may (the answer's bytes_written says what landed).
  */
 function bodyLengthOf(exchange: HttpExchange, array: TensorArray): PutBody {
   const transferEncoding = exchange.headers['transfer-encoding'];
   const contentRange = exchange.headers['content-range'];
+  // The connection decoded the chunked framing, and refused (501) any other coding, which would reach the array still coded.
   if (transferEncoding !== undefined) {
-    // The connection decoded the chunked framing; a coding under it (gzip, chunked) would reach the array still coded.
-    if (listElements(transferEncoding).map((coding) => coding.toLowerCase()).join() !== 'chunked') {
-      throw invalidArgument('Transfer-Encoding', 'chunked alone (no other transfer coding is decoded)', transferEncoding);
-    }
     if (contentRange === undefined) {
       const range = { start: 0, length: array.byteSize };
       return { range, exact: false, limitedBy: `the array's size, from offset 0`, expected: 'a chunked body through its last chunk' };

@@ -223,7 +223,8 @@ export class Http1Connection {
     }
     const parsed = parseHead(head.toString('latin1', start, end));
     if ('malformed' in parsed) {
-      this.refuse(400, parsed.malformed, parsed.field === undefined ? {} : { field: parsed.field });
+      if (parsed.unsupportedCoding !== undefined) this.refuse(501, parsed.malformed, { field: 'Transfer-Encoding', coding: parsed.unsupportedCoding });
+      else this.refuse(400, parsed.malformed, parsed.field === undefined ? {} : { field: parsed.field });
       return chunk.byteLength;
     }
     this.begin(parsed);
@@ -381,10 +382,11 @@ export class Http1Connection {
     else this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
   }
 
-  private refuse(code: 400 | 414 | 431, message: string, metadata: Record<string, string> = {}): void {
-    const tooLarge = code !== 400;
-    const reason: ErrorReason = tooLarge ? 'REQUEST_HEAD_TOO_LARGE' : 'MALFORMED_REQUEST';
-    const body = JSON.stringify({ code, status: tooLarge ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT', reason, message, metadata });
+  /** 501: a transfer coding not implemented (UNIMPLEMENTED, as gRPC's status for 501 is). */
+  private refuse(code: 400 | 414 | 431 | 501, message: string, metadata: Record<string, string> = {}): void {
+    const [status, reason]: [string, ErrorReason] =
+      code === 400 ? ['INVALID_ARGUMENT', 'MALFORMED_REQUEST'] : code === 501 ? ['UNIMPLEMENTED', 'UNSUPPORTED_TRANSFER_CODING'] : ['RESOURCE_EXHAUSTED', 'REQUEST_HEAD_TOO_LARGE'];
+    const body = JSON.stringify({ code, status, reason, message, metadata });
     this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nDate: ${httpDate()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
 

@@ -1,8 +1,8 @@
 /**
  * An HTTP/1.1 request head as the data plane's server reads it (http1-server.ts): the request line and
  * headers parsed strictly (CRLF line ends only, a target in visible ASCII, one valid Host in HTTP/1.1, no NUL or other control
- * byte but HTAB in a value, a Content-Length of one decimal number, a Transfer-Encoding that ends in chunked, once, and then
- * frames the body, never both), or why the head is malformed. Where a front proxy's strict parser (llhttp) would refuse a
+ * byte but HTAB in a value, a Content-Length of one decimal number, a Transfer-Encoding of chunked alone, once, and then
+ * frames the body, never both), or why the head is malformed (or names a transfer coding other than chunked: 501, not 400). Where a front proxy's strict parser (llhttp) would refuse a
  * framing it is refused here too (test/unit/http1-framing-fuzz.test.ts), so that no request is read here that it did not forward.
  */
 
@@ -34,7 +34,18 @@ export interface RequestHead {
 export interface MalformedHead {
   malformed: string;
   field?: string;
+  /**
+   * Not malformed but a transfer coding this server does not decode (gzip, chunked): RFC 9112 §6.1
+   * says 501 for it, where a malformed head is 400. The first such coding's name.
+   */
+  unsupportedCoding?: string;
 }
+
+/**
+ * One transfer coding (RFC 9112 §7: `token *( OWS ";" OWS token BWS "=" BWS ( token / quoted-string ) )`),
+ * its name captured. A quoted-string holding a comma is cut by the list's split and fails this: refused as malformed.
+ */
+const TRANSFER_CODING = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:[ \t]*;[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*=[ \t]*(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))*$/;
 
 /** Parses a request head (without its final blank line). */
 export function parseHead(text: string): RequestHead | MalformedHead {
@@ -110,14 +121,29 @@ export function parseHead(text: string): RequestHead | MalformedHead {
   if (transferEncoding !== undefined && lengthHeader !== undefined) {
     return { malformed: `Content-Length ${JSON.stringify(lengthHeader.slice(0, 100))} beside Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 100))}: a request is framed by one of them (RFC 9112 §6.3)`, field: 'Content-Length' };
   }
+  // The codings before chunked: one that is no transfer coding (not a token, a parameter without a
+  // value) is malformed (400); a well-formed one is a coding this server does not decode (only chunked
+  // is), which RFC 9112 §6.1 answers 501 Not Implemented. Either way the body is not read.
+  const names = codings.slice(0, -1).map((coding) => TRANSFER_CODING.exec(coding)?.[1]);
+  const notCoding = names.indexOf(undefined);
+  if (notCoding >= 0) {
+    return { malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding!.slice(0, 100))}: ${JSON.stringify(codings[notCoding].slice(0, 100))} is not a transfer coding (a token, then optional ;name=value parameters)`, field: 'Transfer-Encoding' };
+  }
+  if (names.length > 0) {
+    const name = names[0]!.slice(0, 100);
+    return {
+      malformed: `Transfer-Encoding ${JSON.stringify(transferEncoding!.slice(0, 100))}: the transfer coding ${JSON.stringify(name)} is not implemented (the data plane decodes chunked alone: send the bytes as they are)`,
+      field: 'Transfer-Encoding',
+      unsupportedCoding: name,
+    };
+  }
   // Connection options are tokens, matched whole (RFC 9110 §7.6.1): "keep-alive-x" is not keep-alive.
   const connection = listElements(headers.connection ?? '').map((option) => option.toLowerCase());
   // close wins wherever it is listed: "keep-alive, close" in HTTP/1.0 closes (RFC 9112 §9.3).
   const keepAlive = !connection.includes('close') && (!http10 || connection.includes('keep-alive'));
-  // The connection is kept after a chunked body only when nothing else could frame it otherwise: chunked
-  // alone and HTTP/1.1 (RFC 9112 §6.1: a Transfer-Encoding in an HTTP/1.0 message is treated as faulty
-  // framing, the connection closed after).
-  const framedPlainly = transferEncoding === undefined || (codings.length === 1 && !http10);
+  // The connection is kept after a chunked body (chunked alone, by now) only in HTTP/1.1 (RFC 9112 §6.1:
+  // a Transfer-Encoding in an HTTP/1.0 message is treated as faulty framing, the connection closed after).
+  const framedPlainly = transferEncoding === undefined || !http10;
   return {
     method: requestLine[1],
     url: originForm(requestLine[2]),

@@ -10,8 +10,8 @@
  * What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length body or a chunked one (RFC 9112 §7.1,
  * ./chunked-body.ts: its data handed to the reader as views of the read buffer, extensions ignored,
  * trailers dropped, malformed framing failing readBody with a 400's error; a Content-Length beside a
- * Transfer-Encoding is refused, and the connection closes after the answer to a chunked body in
- * HTTP/1.0 or one with another coding before chunked), keep-alive and pipelined requests (served one at a time, the next read only once the socket
+ * Transfer-Encoding is refused, a coding before chunked (gzip, chunked) is 501 Not Implemented (RFC 9112
+ * §6.1) and closes, and the connection closes after the answer to a chunked body in HTTP/1.0), keep-alive and pipelined requests (served one at a time, the next read only once the socket
  * has taken the whole answer before it), `Expect: 100-continue` (HTTP/1.1 only: an HTTP/1.0
  * request's is ignored, RFC 9110 §10.1.1), HEAD, absolute-form targets (read as their path and query).
  * A head over 16 KiB is 431 (414 when its request line alone is, RFC 9112 §3) and a malformed one (a CR or LF other than a CRLF line end among them, a NUL or other control byte but HTAB in a header value,

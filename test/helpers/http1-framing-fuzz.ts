@@ -31,7 +31,7 @@ export interface Reading {
   /**
    * llhttp: 'end' (the whole stream read), 'closed' (a message without keep-alive, the rest unread), an
    * HPE_ error code (refused), 'host' (an HTTP/1.1 request without Host, which Node's server answers
-   * 400; not among the requests), 'upgrade'. Ours: 'end', or 'refused NNN' (the head answered 4xx and the connection closed).
+   * 400; not among the requests), 'upgrade'. Ours: 'end', or 'refused NNN' (the head answered 4xx, or 501 for a transfer coding, and the connection closed).
    */
   stop: string;
 }
@@ -224,14 +224,14 @@ export class OursUnderTest {
     });
     // The server sees the close after the client: wait for it to let go of the connection.
     for (let i = 0; i < 1000 && this.server.openConnections > 0; i++) await new Promise((done) => setImmediate(done));
-    const refusal = /HTTP\/1\.1 (4\d\d) [^\r]*\r\n(?:[^\r]+\r\n)*\r\n\{/.exec(answers);
+    const refusal = /HTTP\/1\.1 ([45]\d\d) [^\r]*\r\n(?:[^\r]+\r\n)*\r\n\{/.exec(answers);
     return { requests: this.current, stop: refusal ? `refused ${refusal[1]}` : 'end' };
   }
 }
 
 /**
  * Where ours and llhttp part on one stream, or undefined where they do not. Allowed: the same requests
- * (method, target, headers, body), or ours refusing (a head answered 4xx, a chunked body's framing
+ * (method, target, headers, body), or ours refusing (a head answered 4xx or 501, a chunked body's framing
  * refused) at or before the request where they would part, or ours stopping early (it closed the
  * connection where llhttp would read on: nothing read that llhttp did not). A divergence is ours
  * reading a request llhttp does not, or one llhttp reads otherwise, or reading on where llhttp refused.

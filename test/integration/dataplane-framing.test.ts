@@ -356,10 +356,10 @@ describe('chunked PUT bodies (Transfer-Encoding: chunked) over a real daemon', (
         expect(refusal.message).toContain(seen);
         expect(answer.ms).toBeLessThan(2_000);
       }
-      // A Transfer-Encoding that is chunked after another coding is not decoded (the daemon undoes no gzip): refused naming it.
+      // A Transfer-Encoding that is chunked after another coding is not decoded (the daemon undoes no gzip): 501 naming it (RFC 9112 §6.1).
       const gzip = await rawHttp(dataAddress(), `PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n`);
-      expect(statusLine(gzip)).toBe('HTTP/1.1 400 Bad Request');
-      expect(jsonBody(gzip)).toMatchObject({ metadata: { field: 'Transfer-Encoding' } });
+      expect(statusLine(gzip)).toBe('HTTP/1.1 501 Not Implemented');
+      expect(jsonBody(gzip)).toMatchObject({ status: 'UNIMPLEMENTED', reason: 'UNSUPPORTED_TRANSFER_CODING', metadata: { field: 'Transfer-Encoding', coding: 'gzip' } });
       expect((jsonBody(gzip) as { message: string }).message).toContain('gzip, chunked');
       expect((await lease.readGrpc(array.array_id)).subarray(4).equals(Buffer.alloc(60))).toBe(true);
       // Malformed framing after two good chunks: their bytes stay written (README: a refused chunked body keeps what it wrote), none after.
