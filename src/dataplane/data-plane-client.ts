@@ -510,15 +510,30 @@ function bodyLengthOf(status: number, headers: Record<string, string>): number |
 }
 
 /**
- * The array's size from a 206's `Content-Range: bytes FIRST-LAST/SIZE` when it is the daemon's answer
- * to a range that passes the end: from `offset`, `bodyLength` bytes, up to the last byte of the
- * array; undefined for any other.
+ * Whether a 200 or 206 answer of `bodyLength` bytes to a GET of `length` bytes at `offset` (0: to the
+ * end) holds the bytes asked for: `{ asked: true }`; `{ pastEnd: SIZE }` when it is the daemon's clip
+ * of a range that passes the end (206 from `offset` to the array's last byte, shorter than asked); else
+ * why it is not (another server's answer: a proxy's, or one that ignored or misread the Range). A 200
+ * holds the whole array, from byte 0; a 206 its `Content-Range: bytes FIRST-LAST/SIZE` (or `/*`), which
+ * must start at `offset` and be the body's length (a proxy answering bytes 0-99 to bytes=100-199 sends
+ * the asked length of other bytes).
  */
-function clippedAtEnd(contentRange: string | undefined, offset: number, bodyLength: number): string | undefined {
-  const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange ?? '');
-  if (!range) return undefined;
-  const [first, last, size] = range.slice(1).map(BigInt);
-  return first === BigInt(offset) && last - first + 1n === BigInt(bodyLength) && last + 1n === size ? range[3] : undefined;
+function answeredRange(status: number, contentRange: string | undefined, bodyLength: number, offset: number, length: number): { asked: true } | { pastEnd: string } | { wrong: string } {
+  if (status === 200) {
+    if (offset !== 0) return { wrong: 'a 200 holds the whole array, from byte 0' };
+    return length === 0 || bodyLength === length ? { asked: true } : { wrong: `a 200 of ${bodyLength} bytes, not ${length}` };
+  }
+  const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
+  if (!range) return { wrong: contentRange === undefined ? 'a 206 without a Content-Range (one range of bytes; a multipart body is not one)' : 'a 206 whose Content-Range is not "bytes FIRST-LAST/SIZE"' };
+  const [first, last] = [BigInt(range[1]), BigInt(range[2])];
+  const size = range[3] === '*' ? undefined : BigInt(range[3]);
+  if (first !== BigInt(offset)) return { wrong: `its bytes start at ${range[1]}, not at ${offset}` };
+  if (last - first + 1n !== BigInt(bodyLength)) return { wrong: `its Content-Range is not the body's ${bodyLength} bytes` };
+  if (size !== undefined && last >= size) return { wrong: `its last byte ${range[2]} is past the size ${range[3]} it names` };
+  const toEnd = size !== undefined && last + 1n === size;
+  if (length === 0) return toEnd ? { asked: true } : { wrong: `a read to the end got bytes up to ${range[2]} of ${range[3]}` };
+  if (bodyLength === length) return { asked: true };
+  return bodyLength < length && toEnd ? { pastEnd: range[3] } : { wrong: `${bodyLength} bytes where ${length} were asked` };
 }
 
 /** The idle timeout an answer announces (`Keep-Alive: timeout=N`), in seconds; DEFAULT_SERVER_KEEP_ALIVE_SECONDS when it says none. */
@@ -607,8 +622,9 @@ export async function putArray(endpoint: DataPlaneEndpoint, token: string, array
  * given (it must hold the bytes; the result is a view of it), else into a new Buffer. With length > 0
  * exactly `length` bytes come back: a range that passes the end of the array (which the daemon clips)
  * rejects with DataPlaneHttpError OUT_OF_RANGE, as ReadArray does, before the body is read; an answer
- * of another length that is not that clip (206 from `offset` to the array's last byte) is another
- * server's, a DataPlaneConnectionError. An `into`
+ * that does not hold the bytes asked for (answeredRange: another length that is not that clip, a 206
+ * whose Content-Range starts elsewhere or is missing, a 200 to a range from a later offset) is another
+ * server's, a DataPlaneConnectionError, also before the body is read. An `into`
  * too small for the answer rejects with a DestinationTooSmallError (a RangeError) before the body is read.
  */
 export async function getArray(endpoint: DataPlaneEndpoint, token: string, arrayId: string, offset = 0, length = 0, into?: Buffer, options: TransferOptions = {}): Promise<Buffer> {
@@ -621,20 +637,20 @@ export async function getArray(endpoint: DataPlaneEndpoint, token: string, array
     undefined,
     (status, answerHeaders, bodyLength) => {
       if (status !== 200 && status !== 206) return undefined;
-      if (length !== 0 && bodyLength !== length) {
-        // The daemon clips a Range that passes the end; say what ReadArray says instead. Any other
-        // length (a 200 to a Range, a range it did not ask for) is another server's answer.
-        const contentRange = answerHeaders['content-range'];
-        const total = status === 206 ? clippedAtEnd(contentRange, offset, bodyLength) : undefined;
-        if (total === undefined || bodyLength > length) {
-          const named = contentRange === undefined ? '' : ` (Content-Range ${JSON.stringify(contentRange.slice(0, 100))})`;
-          throw new DataPlaneConnectionError(`data plane ${describe(endpoint)}: a read of ${length} bytes at offset ${offset} of array ${arrayId} was answered HTTP ${status} with ${bodyLength} bytes${named}: not the daemon's answer (another server's, such as a proxy's)`);
-        }
+      const contentRange = answerHeaders['content-range'];
+      const answered = answeredRange(status, contentRange, bodyLength, offset, length);
+      if ('wrong' in answered) {
+        const named = contentRange === undefined ? '' : ` (Content-Range ${JSON.stringify(contentRange.slice(0, 100))})`;
+        const asked = length === 0 ? 'the rest' : `${length} bytes`;
+        throw new DataPlaneConnectionError(`data plane ${describe(endpoint)}: a read of ${asked} at offset ${offset} of array ${arrayId} was answered HTTP ${status} with ${bodyLength} bytes${named}: ${answered.wrong}, so not the daemon's answer (another server's, such as a proxy's)`);
+      }
+      if ('pastEnd' in answered) {
+        // The daemon clips a Range that passes the end; say what ReadArray says instead.
         throw new DataPlaneHttpError({
           code: 416,
           status: 'OUT_OF_RANGE',
           reason: 'OUT_OF_RANGE',
-          message: `length: ${length} bytes at offset ${offset} pass the end of array ${arrayId} (${total} bytes)`,
+          message: `length: ${length} bytes at offset ${offset} pass the end of array ${arrayId} (${answered.pastEnd} bytes)`,
           metadata: { field: 'length' },
         });
       }

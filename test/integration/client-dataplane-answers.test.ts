@@ -76,6 +76,24 @@ describe('the typed client given data plane answers the daemon never gives', () 
     await lease.close();
   });
 
+  it('a read of a range answered 206 with the asked length but another Content-Range (a proxy\'s bytes 0-N for N-2N) is read over gRPC, not taken as the asked bytes', async () => {
+    const lease = await setup.client.openLease({ clientName: 'range-start' });
+    const arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB], placement: 'PLACEMENT_HOST_ONLY' })).array_id;
+    const bytes = randomBytes(2 * MiB);
+    await lease.writeGrpc(arrayId, bytes);
+    const server = await scriptedServer(answerWith(Buffer.concat([Buffer.from(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-${MiB - 1}/${2 * MiB}\r\nContent-Length: ${MiB}\r\n\r\n`), bytes.subarray(0, MiB)])));
+    try {
+      const session = new LeaseSession(setup.client, lease.lease, server.endpoint);
+      const data = await session.read(arrayId, MiB, MiB);
+      expect(data.equals(bytes.subarray(MiB)), 'the bytes read are those asked for, not the first MiB').toBe(true);
+      expect(session.transfers).toEqual({ http: 0, grpc: 1 });
+      expect(session.dataPlaneRetryAt).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+    }
+    await lease.close();
+  });
+
   it('a write answered 200 without the daemon\'s bytes_written (a proxy\'s) is written again over gRPC, not UNAVAILABLE', async () => {
     const { lease, arrayId } = await arrayOfRandomBytes('put-not-daemon');
     const server = await scriptedServer((socket: Socket) => {
@@ -103,7 +121,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
     const { lease, arrayId, bytes } = await arrayOfRandomBytes('stalled-read');
     const stalling = new TensormemClient(setup.daemon.tcpAddress, { dataPlane: { stallTimeoutMs: 300 } });
     // The daemon's first 1000 bytes, then nothing, the connection left open (a proxy or path that hung).
-    const server = await scriptedServer(answerWith(Buffer.concat([Buffer.from(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n`), bytes.subarray(0, 1000)])));
+    const server = await scriptedServer(answerWith(Buffer.concat([Buffer.from(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-${MiB - 1}/${MiB}\r\nContent-Length: ${MiB}\r\n\r\n`), bytes.subarray(0, 1000)])));
     try {
       const session = new LeaseSession(stalling, lease.lease, server.endpoint);
       const started = Date.now();
@@ -183,7 +201,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
 
   it('a cut read whose resume over ReadArray is answered short fails UNAVAILABLE saying so, never returning bytes it did not read', async () => {
     const { lease, arrayId } = await arrayOfRandomBytes('resume-short');
-    const truncated = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true));
+    const truncated = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-${MiB - 1}/${MiB}\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true));
     // The rest answered short; then the first byte answered empty (nothing at all of the rest is read).
     for (const [name, longerThan, keep, got, of] of [
       ['rest', 1, 100, 100, MiB - 1001],
@@ -207,7 +225,7 @@ describe('the typed client given data plane answers the daemon never gives', () 
   it('a cut read whose deadline passes while its first missing byte is awaited over gRPC is DEADLINE_EXCEEDED, not UNAVAILABLE', async () => {
     const { lease, arrayId } = await arrayOfRandomBytes('resume-deadline');
     const grpcProxy = await silentProxy(setup.daemon.tcpAddress);
-    const truncated = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true));
+    const truncated = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-${MiB - 1}/${MiB}\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true));
     const slowClient = new TensormemClient(grpcProxy.address, { deadlineMs: 1500 });
     try {
       await slowClient.memoryInfo(); // connected through the proxy before it goes silent

@@ -299,7 +299,7 @@ describe('the typed client over a real daemon', () => {
       expect(lease.dataPlaneRetryAt).toBeGreaterThan(0);
       // Silent once a GET's answer began: the rest is read over gRPC from the first byte it lacks (the
       // first 1000 are this server's), and the data plane skipped for the backoff.
-      const midAnswer = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`));
+      const midAnswer = await scriptedServer(answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-${MiB - 1}/${64 * MiB}\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`));
       servers.push(midAnswer);
       const session = new LeaseSession(silent, lease.lease, midAnswer.endpoint);
       const resumed = await session.read(array.array_id, 0, MiB);
@@ -382,12 +382,12 @@ describe('the typed client over a real daemon', () => {
     // The scripted server's 1000 bytes of 'x', then the zeroed array's own bytes from 1000 on.
     const stitched = Buffer.concat([Buffer.alloc(1000, 'x'), Buffer.alloc(MiB - 1000)]);
     const answers: Array<[string, (socket: Socket) => void, Buffer, { http: number; grpc: number }]> = [
-      ['truncated', answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true), stitched, { http: 0, grpc: 1 }],
+      ['truncated', answerWith(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-${MiB - 1}/${MiB}\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`, true), stitched, { http: 0, grpc: 1 }],
       [
         'reset',
         (socket) =>
           socket.once('data', () => {
-            socket.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`);
+            socket.write(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-${MiB - 1}/${MiB}\r\nContent-Length: ${MiB}\r\n\r\n${'x'.repeat(1000)}`);
             setTimeout(() => socket.resetAndDestroy(), 50);
           }),
         stitched,

@@ -157,6 +157,38 @@ describe('the data plane client given answers of other HTTP servers', () => {
     }
   });
 
+  it('a range answered with the asked length is checked by its Content-Range: another start, none, a multipart body, or a 200 to a range from a later offset is another server\'s answer', async () => {
+    const bytes = (count: number) => 'x'.repeat(count);
+    const wrong: Array<[string, number, number, string]> = [
+      ['bytes 0-99 for 100-199', 100, 100, `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-99/1000\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+      ['no Content-Range', 100, 100, `HTTP/1.1 206 Partial Content\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+      ['multipart/byteranges', 100, 100, `HTTP/1.1 206 Partial Content\r\nContent-Type: multipart/byteranges; boundary=b\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+      ['a last byte past the total', 100, 100, `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 100-199/150\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+      ['a Content-Range of another length than the body', 100, 100, `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 100-149/1000\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+      ['a 200 (the whole array, from byte 0) to a range at 100', 100, 100, `HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+      ['to the end: bytes 0-899 for 100-', 100, 0, `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-899/1000\r\nContent-Length: 900\r\n\r\n${bytes(900)}`],
+      ['to the end: a 200 of the whole array', 100, 0, `HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${bytes(1000)}`],
+      ['to the end: bytes 100-499 of 1000, short of the end', 100, 0, `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 100-499/1000\r\nContent-Length: 400\r\n\r\n${bytes(400)}`],
+    ];
+    for (const [name, offset, length, answer] of wrong) {
+      const server = await serve(answerWith(answer));
+      const error = await getArray(server.endpoint, 't', 'a', offset, length).catch((caught: unknown) => caught);
+      expect(error, name).toBeInstanceOf(DataPlaneConnectionError);
+      expect((error as Error).message, name).toMatch(new RegExp(`a read of ${length === 0 ? 'the rest' : `${length} bytes`} at offset ${offset} of array a was answered HTTP 20[06] with \\d+ bytes.*not the daemon's answer`));
+    }
+    // The daemon's answers, and a range whose total is unknown (RFC 9110 §14.4: "*"), are taken.
+    const right: Array<[string, number, number, string]> = [
+      ['bytes 100-199', 100, 100, `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 100-199/1000\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+      ['bytes 100-199/*', 100, 100, `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 100-199/*\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+      ['to the end: bytes 100-999/1000', 100, 0, `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 100-999/1000\r\nContent-Length: 900\r\n\r\n${bytes(900)}`],
+      ['a 200 to a range from byte 0', 0, 100, `HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n${bytes(100)}`],
+    ];
+    for (const [name, offset, length, answer] of right) {
+      const server = await serve(answerWith(answer));
+      expect((await getArray(server.endpoint, 't', 'a', offset, length)).byteLength, name).toBe(length || 900);
+    }
+  });
+
   it('a 200 to a PUT without the daemon\'s bytes_written (a proxy\'s "ok") is another server\'s answer, saying how much of the body went out', async () => {
     for (const body of ['ok', '{"status":"ok"}', '{"bytes_written":"4"}']) {
       const server = await serve((socket) =>
