@@ -189,6 +189,36 @@ describe('the data plane client given answers of other HTTP servers', () => {
     }
   });
 
+  it('a PUT refused part-way through its body (the server answers, then closes or resets while the client still sends) reports that answer, not the write\'s EPIPE or ECONNRESET', async () => {
+    const MiB = 1024 * 1024;
+    const refusal = JSON.stringify({ code: 413, status: 'RESOURCE_EXHAUSTED', reason: 'QUOTA_EXCEEDED', message: 'body too large', metadata: { field: 'body' } });
+    for (const close of ['destroy', 'reset', 'end'] as const) {
+      let bodyBytes = 0;
+      const server = await serve((socket) => {
+        let answered = false;
+        readPut(
+          socket,
+          () => socket.write('HTTP/1.1 100 Continue\r\n\r\n'),
+          (received) => {
+            bodyBytes = received.length;
+            if (answered || received.length < MiB) return;
+            answered = true;
+            socket.write(`HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${refusal.length}\r\n\r\n${refusal}`);
+            // destroy with the body unread sends a reset at once; end closes our side only.
+            if (close === 'destroy') socket.destroy();
+            else if (close === 'reset') setTimeout(() => socket.resetAndDestroy(), 20);
+            else socket.end();
+          },
+        );
+      });
+      const error = await putArray(server.endpoint, 't', 'a', Buffer.alloc(64 * MiB, 1)).catch((caught: unknown) => caught);
+      expect(bodyBytes, close).toBeGreaterThanOrEqual(MiB);
+      expect(bodyBytes, close).toBeLessThan(64 * MiB);
+      expect(error, close).toBeInstanceOf(DataPlaneHttpError);
+      expect((error as DataPlaneHttpError).body, close).toMatchObject({ code: 413, reason: 'QUOTA_EXCEEDED', message: 'body too large' });
+    }
+  });
+
   it('a 200 to a PUT without the daemon\'s bytes_written (a proxy\'s "ok") is another server\'s answer, saying how much of the body went out', async () => {
     for (const body of ['ok', '{"status":"ok"}', '{"bytes_written":"4"}']) {
       const server = await serve((socket) =>
