@@ -8,9 +8,10 @@
  * own, copied into the piece and left to the garbage collector, which let up to some 40 MiB of them
  * pile up beside the 16 MiB piece (V8 collects external memory only after tens of MiB of it). A
  * regular file (`put - < FILE`) is read with fs.read into the piece too; anything else (a terminal,
- * /dev/null) through process.stdin, whose reads can be ended, unlike a blocking fs.read of it.
+ * /dev/null) through process.stdin, whose reads can be ended, unlike a blocking fs.read of it. A
+ * directory and a listening socket (no data, no end: read, it waited for good) are refused.
  */
-import { fstatSync, read as readCallback } from 'node:fs';
+import { fstatSync, read as readCallback, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Socket } from 'node:net';
 import type { OnReadOpts, SocketConstructorOpts } from 'node:net';
@@ -42,6 +43,8 @@ export function stdinPieces(): PieceReader {
         const info = fstatSync(0);
         // process.stdin reads a directory (`put - < DIR`) as an empty stream: stdin would seem to end at once.
         if (info.isDirectory()) throw new Error('it is a directory (put - reads a pipe, a socket, a regular file or a terminal)');
+        // A listening socket (`put - <&3`, fd 3 a server's) yields no data and no end: reading it waited for good.
+        if (info.isSocket() && isListeningSocket(info.ino)) throw new Error('it is a listening socket, which yields no data (put - reads a connected socket, a pipe, a regular file or a terminal)');
         reader = info.isFIFO() || info.isSocket() ? socketPieces(0) : info.isFile() ? filePieces(0) : streamPieces(process.stdin);
       }
       return reader.fill(buffer, length);
@@ -51,6 +54,29 @@ export function stdinPieces(): PieceReader {
       reader?.close();
     },
   };
+}
+
+/**
+ * Whether the socket of inode `ino` listens (TCP state LISTEN, or a unix socket with __SO_ACCEPTCON),
+ * as Linux lists its sockets in /proc/net (the inode fstat gives a socket's descriptor). False where
+ * there is no such list (another system) or the socket is not in it (another network namespace): then
+ * it is read as any socket.
+ */
+export function isListeningSocket(ino: number): boolean {
+  const inode = String(ino);
+  /** The rows of one /proc/net table, split into fields; none where it cannot be read. */
+  const rows = (file: string): string[][] => {
+    try {
+      return readFileSync(file, 'latin1').split('\n').slice(1).map((line) => line.trim().split(/\s+/));
+    } catch {
+      return [];
+    }
+  };
+  // tcp, tcp6: "sl local rem st ... uid timeout inode ...", st 0A is LISTEN.
+  const tcp = [...rows('/proc/net/tcp'), ...rows('/proc/net/tcp6')];
+  if (tcp.some((fields) => fields[3] === '0A' && fields[9] === inode)) return true;
+  // unix: "Num RefCount Protocol Flags Type St Inode Path", Flags 0x10000 is __SO_ACCEPTCON (listening).
+  return rows('/proc/net/unix').some((fields) => fields[6] === inode && (parseInt(fields[3], 16) & 0x10000) !== 0);
 }
 
 /** The regular file `fd` (`put - < FILE`), read from its current offset straight into the fill's buffer. */

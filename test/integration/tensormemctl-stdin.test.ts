@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,12 +42,13 @@ afterAll(() => {
  * Runs tensormemctl with `stdin`: bytes written into a pipe (a socket pair, as node's 'pipe' is) that
  * then ends, or a file descriptor, or nothing ('ignore': /dev/null). `peak`: also measure its VmHWM.
  */
-function ctl(args: string[], stdin: Buffer | number | 'ignore', options: { peak?: boolean; cwd?: string } = {}): Promise<Run> {
+function ctl(args: string[], stdin: Buffer | number | 'ignore', options: { peak?: boolean; cwd?: string; timeoutMs?: number } = {}): Promise<Run> {
   const peakFile = join(dir, `peak-${randomBytes(4).toString('hex')}`);
   const node = options.peak ? ['--require', PEAK_RSS] : [];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...node, TENSORMEMCTL, ...args], {
       cwd: options.cwd,
+      timeout: options.timeoutMs,
       stdio: [Buffer.isBuffer(stdin) ? 'pipe' : stdin, 'pipe', 'pipe'],
       env: { ...process.env, TENSORMEM_TOKEN: '', PEAK_RSS_FILE: peakFile },
     });
@@ -234,6 +236,21 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
       expect(endless.code).toBe(1);
     } finally {
       closeSync(zeros);
+    }
+  });
+
+  it('stdin a listening socket (a TCP or unix server, which yields no data nor an end): refused naming stdin, not waited on for good', async () => {
+    for (const where of [{ port: 44231, host: '127.0.0.1' }, { path: join(dir, 'listening.sock') }]) {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(where, resolve));
+      try {
+        const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+        const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--shape', '8'], fd, { timeoutMs: 10_000 });
+        expect(put.stderr, JSON.stringify(where)).toMatch(/^tensormemctl: put cannot read stdin: it is a listening socket/);
+        expect(put.code, JSON.stringify(where)).toBe(1);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
     }
   });
 
