@@ -920,10 +920,14 @@ export class Lease {
     this.pendingWaits?.clear();
     this.workspaceWaits?.clear();
     for (const wait of waits) wait.cancel(this.closedError());
-    let freed = 0;
-    for (const array of this.arrays.values()) freed += array.release();
-    freed += this.workspaceRegistry?.destroyAll() ?? 0;
+    // Out of the map before they are released: each release tells the map of the bytes it gave back
+    // (heldChanged), which looked the array up there to count them, for a map about to be emptied
+    // anyway (half of a close's time: a lease of 100,000 arrays, 170 of 320 ms profiled).
+    const arrays = [...this.arrays.values()];
     this.arrays.clear();
+    let freed = 0;
+    for (const array of arrays) freed += array.release();
+    freed += this.workspaceRegistry?.destroyAll() ?? 0;
     this.attached?.clear();
     this.retired?.clear();
     this.cudnnScratch?.clear();
