@@ -1,8 +1,11 @@
-/** The periodic lease sweep closes a mass expiry a batch per turn of the event loop, and gives every byte back. */
+/**
+ * The periodic lease sweep closes a mass expiry a bounded amount of work per turn of the event loop (leases
+ * looked at, leases closed and their arrays), and gives every byte back; a tenant's eviction likewise.
+ */
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Lease } from '../../src/leases/lease';
-import { LeaseRegistry } from '../../src/leases/lease-registry';
+import { LeaseRegistry, TURN_WORK } from '../../src/leases/lease-registry';
 import { MemoryManager } from '../../src/memory/memory-manager';
 import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
@@ -11,6 +14,56 @@ import { MiB } from '../../src/units';
 import { allocateParams } from '../helpers/allocate-params';
 
 const LEASES = 2000;
+
+function newRegistry(): { memory: MemoryManager; registry: LeaseRegistry } {
+  const memory = new MemoryManager(createBackend('host', { deviceCapacityBytes: 256 * MiB, deviceCount: 1 }), givenLimits([128 * MiB], 128 * MiB, 0), { poolChunkBytes: 16 * MiB, asyncCopyThresholdBytes: MiB }, new PhysicalMemoryGuard(0));
+  return { memory, registry: new LeaseRegistry(memory, 60_000, false, pino({ level: 'silent' })) };
+}
+
+/** Runs `work` with a probe that calls `each` once per turn of the event loop meanwhile, and once more after it; returns how many turns the probe saw. */
+async function probingTurns(work: () => Promise<unknown>, each: (turn: number) => void): Promise<number> {
+  let turns = 0;
+  let probing = true;
+  const probe = () => {
+    each(++turns);
+    if (probing) setImmediate(probe);
+  };
+  setImmediate(probe);
+  try {
+    await work();
+  } finally {
+    probing = false;
+  }
+  // The probe's last call, queued before this: it sees what the work's last turn left.
+  await new Promise((resolve) => setImmediate(resolve));
+  return turns;
+}
+
+/** `leases` leases of `arrays` arrays of 64 bytes each, of tenant t. */
+async function fatLeases(registry: LeaseRegistry, leases: number, arrays: number): Promise<Lease[]> {
+  const opened: Lease[] = [];
+  for (let i = 0; i < leases; i++) {
+    const { lease } = registry.open({ tenant: 't', clientName: 'client', ttlSeconds: 3600, labels: {} });
+    for (let a = 0; a < arrays; a++) await lease.allocateArray(allocateParams({ dataType: 'DATA_TYPE_UINT8', shape: [64] }));
+    opened.push(lease);
+  }
+  return opened;
+}
+
+/** The most of `arrays` arrays (each holding as many bytes) given back between two turns of the probe while `work` ran. */
+async function mostFreedInOneTurn(memory: MemoryManager, arrays: number, work: () => Promise<unknown>): Promise<number> {
+  const arrayBytes = memory.deviceReports()[0].usedBytes / arrays;
+  let last = memory.deviceReports()[0].usedBytes;
+  let most = 0;
+  await probingTurns(work, () => {
+    const used = memory.deviceReports()[0].usedBytes;
+    most = Math.max(most, last - used);
+    last = used;
+  });
+  return most / arrayBytes;
+}
+
+const sweepOnce = (registry: LeaseRegistry) => (registry as unknown as { sweepInTurns(): Promise<void> }).sweepInTurns();
 
 describe('periodic lease sweep', () => {
   it('closes thousands of expired leases a batch per turn, letting other work in between, and frees their arrays', async () => {
@@ -59,6 +112,63 @@ describe('periodic lease sweep', () => {
     expect(memory.deviceReports()[0].usedBytes).toBe(1024);
     registry.closeAll();
     expect(memory.deviceReports()[0].usedBytes).toBe(0);
+    memory.release();
+  });
+
+  // 24 leases of 1,000 arrays closed 256 leases a turn: 24,000 arrays freed in one turn (300 such leases: 263-490 ms).
+  it('frees at most about TURN_WORK arrays per turn when expired leases hold many arrays', async () => {
+    const { memory, registry } = newRegistry();
+    const leases = await fatLeases(registry, 24, 1000);
+    for (const lease of leases) lease.expiresAtMs = Date.now() - 1;
+    const mostArrays = await mostFreedInOneTurn(memory, 24 * 1000, () => sweepOnce(registry));
+    expect(registry.size).toBe(0);
+    expect(memory.deviceReports()[0].usedBytes).toBe(0);
+    // One lease may take a turn past TURN_WORK: the turn ends once the work done reaches it.
+    expect(mostArrays).toBeLessThanOrEqual(TURN_WORK + 1000);
+    memory.release();
+  });
+
+  it("evicts a tenant's leases of many arrays at most about TURN_WORK arrays per turn", async () => {
+    const { memory, registry } = newRegistry();
+    await fatLeases(registry, 24, 1000);
+    const heldBytes = memory.deviceReports()[0].usedBytes;
+    let evicted = { evicted: 0, freedBytes: 0 };
+    const mostArrays = await mostFreedInOneTurn(memory, 24 * 1000, async () => (evicted = await registry.evictTenant('t')));
+    expect(evicted).toEqual({ evicted: 24, freedBytes: heldBytes });
+    expect(memory.deviceReports()[0].usedBytes).toBe(0);
+    expect(mostArrays).toBeLessThanOrEqual(TURN_WORK + 1000);
+    memory.release();
+  });
+
+  // The sweep looked at every open lease in one turn, expired or not (100,000 leases: 5-14 ms a tick).
+  it('looks at open leases TURN_WORK per turn, finding an expired one past them', async () => {
+    const { memory, registry } = newRegistry();
+    const leases: Lease[] = [];
+    for (let i = 0; i < 2.5 * TURN_WORK; i++) leases.push(registry.open({ tenant: `t${i % 8}`, clientName: 'client', ttlSeconds: 3600, labels: {} }).lease);
+    const last = leases[leases.length - 1];
+    last.expiresAtMs = Date.now() - 1;
+    let turnNow = 0;
+    let firstLookedAt: number | undefined;
+    let closedAt: number | undefined;
+    const first = leases[0];
+    first.isExpired = (now?: number) => {
+      firstLookedAt ??= turnNow;
+      return Object.getPrototypeOf(first).isExpired.call(first, now);
+    };
+    await probingTurns(
+      () => sweepOnce(registry),
+      (turn) => {
+        turnNow = turn;
+        if (last.closed) closedAt ??= turn;
+      },
+    );
+    expect(firstLookedAt).toBeDefined();
+    expect(closedAt).toBeDefined();
+    // 2.5 TURN_WORK leases: the sweep reached the last one two turns after the first at the least.
+    expect(closedAt! - firstLookedAt!).toBeGreaterThanOrEqual(2);
+    expect(registry.size).toBe(leases.length - 1);
+    expect(registry.closedTotal.expired).toBe(1);
+    registry.closeAll();
     memory.release();
   });
 });
