@@ -78,6 +78,11 @@ export class LeaseSession {
    * as far with each failure in a row (at most DATA_PLANE_RETRY_MAX_MS); 0 when the data plane is in use.
    */
   dataPlaneRetryAt = 0;
+  /**
+   * @internal Set for a session made from a lease token alone (TensormemClient.sessionOf), which no
+   * OpenLease answer told where the data plane is: the first get() answer that names one sets dataPlane.
+   */
+  learnsDataPlane = false;
   private dataPlaneBackoffMs = 0;
   /**
    * Data plane failures so far and changes of the endpoint (the dataPlane setter): transfers under way
@@ -486,7 +491,12 @@ export class LeaseSession {
   }
 
   async get(arrayId: string): Promise<ArrayInfo__Output> {
-    return this.remember((await call<{ array: ArrayInfo__Output | null }>((cb) => this.client.arrays.GetArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb))).array!);
+    const response = await call<{ array: ArrayInfo__Output | null; data_address?: string }>((cb) => this.client.arrays.GetArray({ array_id: arrayId }, this.md, this.client.callOptions(), cb));
+    if (this.learnsDataPlane && response.data_address) {
+      this.learnsDataPlane = false;
+      this.dataPlane = this.client.dataPlaneEndpoint(response.data_address);
+    }
+    return this.remember(response.array!);
   }
 
   /** Every array of the lease (ListArrays, LIST_ARRAYS_PAGE_SIZE a reply). */

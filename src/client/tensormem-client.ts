@@ -206,8 +206,23 @@ export class TensormemClient {
     return new LeaseSession(this, response.lease!, this.dataPlaneEndpoint(response.data_address ?? ''));
   }
 
-  /** Where this client reaches the data plane at `dataAddress`; undefined when it must use gRPC. */
-  private dataPlaneEndpoint(dataAddress: string): DataPlaneEndpoint | undefined {
+  /**
+   * A LeaseSession for a lease token this client was given rather than opened (a trainer's lease, as
+   * `tensormemctl put --array` and `get` use it): no call is made, leaseId is empty (the daemon reads an
+   * empty lease id as the token's lease) and `lease` holds only the token. No OpenLease answer named
+   * the data plane to it: it takes the one its first get() answer names (GetArray's data_address,
+   * under openLease's rules: not with `dataPlane: false` or TLS), so get() an array before a large
+   * write or read of it; until then every transfer goes over gRPC.
+   */
+  sessionOf(leaseToken: string): LeaseSession {
+    if (typeof leaseToken !== 'string' || leaseToken === '') throw invalidArgument('leaseToken', 'a lease token', shortened(leaseToken));
+    const session = new LeaseSession(this, { lease_id: '', token: leaseToken, ttl_seconds: 0, expires_at: null, tenant: '', client_name: '' });
+    session.learnsDataPlane = true;
+    return session;
+  }
+
+  /** @internal Where this client reaches the data plane at `dataAddress` (an OpenLease or GetArray answer's); undefined when it must use gRPC. */
+  dataPlaneEndpoint(dataAddress: string): DataPlaneEndpoint | undefined {
     if (this.options.dataPlane === false || this.options.tls || dataAddress === '') return undefined;
     return dataPlaneEndpointFor(this.address, dataAddress);
   }

@@ -132,7 +132,7 @@ export class ArrayService {
         });
         return { array: arrayInfo(array) };
       }),
-      GetArray: unary(log, (call) => ({ array: arrayInfo(this.lease(call.metadata).getArray(call.request.array_id)) })),
+      GetArray: unary(log, (call) => ({ array: arrayInfo(this.lease(call.metadata).getArray(call.request.array_id)), data_address: this.context.dataAddress ?? '' })),
       ListArrays: unary(log, (call) => {
         const request = call.request;
         const lease = registry.resolve(this.lease(call.metadata), request.lease_id);

@@ -179,6 +179,50 @@ describe('the typed client over a real daemon', () => {
     everything.close();
   });
 
+  it('sessionOf(token): GetArray names the data plane, which the session takes from its first get(), once, under the client\'s rules', async () => {
+    const owner = await client.openLease({ clientName: 'token-owner' });
+    const array = await owner.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * 1024] });
+    const content = randomBytes(array.byte_size);
+    // The daemon's answer names the address it logged (and OpenLease gives).
+    const dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+    const metadata = client.metadata(owner.token);
+    const answer = await new Promise<{ data_address: string }>((resolve, reject) => client.arrays.GetArray({ array_id: array.array_id }, metadata, (e, value) => (e ? reject(e) : resolve(value as { data_address: string }))));
+    expect(answer.data_address).toBe(dataAddress);
+
+    const session = client.sessionOf(owner.token);
+    expect(session.leaseId).toBe('');
+    // No get() yet: nothing named the data plane to it.
+    expect(session.dataPlane).toBeUndefined();
+    expect(await session.write(array.array_id, content)).toBe(content.length);
+    expect(session.transfers).toEqual({ http: 0, grpc: 1 });
+    await session.get(array.array_id);
+    expect(session.dataPlane).toEqual(owner.dataPlane);
+    expect(await session.write(array.array_id, content)).toBe(content.length);
+    expect((await session.read(array.array_id)).equals(content)).toBe(true);
+    // Under the threshold (4096 bytes here): gRPC, as for any session.
+    expect((await session.read(array.array_id, 0, 100)).equals(content.subarray(0, 100))).toBe(true);
+    expect(session.transfers).toEqual({ http: 2, grpc: 2 });
+    // Taken once: a data plane turned off on the session stays off through later get() answers.
+    session.dataPlane = undefined;
+    await session.get(array.array_id);
+    expect(session.dataPlane).toBeUndefined();
+
+    // dataPlane: false keeps every transfer on gRPC, as for openLease's sessions.
+    const grpcOnly = new TensormemClient(daemon.tcpAddress, { dataPlane: false });
+    try {
+      const other = grpcOnly.sessionOf(owner.token);
+      await other.get(array.array_id);
+      expect(other.dataPlane).toBeUndefined();
+      expect((await other.read(array.array_id)).equals(content)).toBe(true);
+      expect(other.transfers).toEqual({ http: 0, grpc: 1 });
+    } finally {
+      grpcOnly.close();
+    }
+    const error = await rejection(Promise.resolve().then(() => client.sessionOf('')));
+    expect([error.code, error.details, error.errorMetadata]).toEqual([status.INVALID_ARGUMENT, 'Expected a lease token for leaseToken but received ""', { field: 'leaseToken' }]);
+    await owner.close();
+  });
+
   it('deadlineMs bounds an HTTP transfer: DEADLINE_EXCEEDED, the socket destroyed, no fallback to gRPC', async () => {
     const silent = await scriptedServer(() => {});
     const timed = new TensormemClient(daemon.tcpAddress, { deadlineMs: 500, dataPlane: { thresholdBytes: 4096 } });
