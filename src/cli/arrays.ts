@@ -7,7 +7,6 @@ import { status } from '@grpc/grpc-js';
 import { TensormemClient, TensormemClientError } from '../client/tensormem-client';
 import type { ArrayInfo } from '../client/tensormem-client';
 import { counted } from '../counted';
-import { sessionOf } from './transfer';
 
 export interface ArrayBlock {
   pool: string;
@@ -49,7 +48,7 @@ export async function arraysView(client: TensormemClient, token: string | undefi
   }
   // A lease token: ListArrays of its lease (an empty lease id is the token's own lease).
   try {
-    return { kind: 'lease', arrays: await sessionOf(client, token).list() };
+    return { kind: 'lease', arrays: await client.sessionOf(token).list() };
   } catch (error) {
     // LEASE_EXPIRED, or anything but "not a lease token", is the answer.
     if (!isCode(error, status.UNAUTHENTICATED, 'UNAUTHENTICATED')) throw error;

@@ -86,11 +86,6 @@ export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>
   }
 }
 
-/** A LeaseSession for calls made with a lease token (the lease id is not needed for array calls). */
-export function sessionOf(client: TensormemClient, leaseToken: string): LeaseSession {
-  return new LeaseSession(client, { lease_id: '', token: leaseToken, ttl_seconds: 0, expires_at: null, tenant: '', client_name: '' });
-}
-
 /** "float32" or "DATA_TYPE_FLOAT32" → "DATA_TYPE_FLOAT32". */
 export function parseDataType(text: string): DataTypeName {
   const name = (text.toUpperCase().startsWith('DATA_TYPE_') ? text.toUpperCase() : `DATA_TYPE_${text.toUpperCase()}`) as DataTypeName;
@@ -158,7 +153,7 @@ async function arrayToPut(
 ): Promise<{ session: LeaseSession; array: ArrayInfo; opened?: PutResult['lease'] }> {
   if (options.arrayId) {
     if (!options.token) throw new UsageError('put --array needs the token of the lease that holds the array (--token or $TENSORMEM_TOKEN)');
-    const session = sessionOf(client, options.token);
+    const session = client.sessionOf(options.token);
     const array = await session.get(options.arrayId);
     if (source.bytes !== undefined && source.bytes > array.byte_size) {
       throw new Error(`${source.name} has ${source.bytes} bytes (${formatIec(source.bytes)}), more than array ${array.array_id}'s ${array.byte_size} bytes (${formatIec(array.byte_size)})`);
@@ -196,8 +191,9 @@ async function closedAfter(error: unknown, session: LeaseSession, opened: NonNul
 
 /**
  * Writes `source` into the array arrayToPut gives, a PIECE_BYTES piece at a time: each piece is read
- * whole (or up to the source's end), then written with LeaseSession.write (the data plane when the lease
- * put opened names one, else WriteArray) before the next is read, so that one piece is in memory and a
+ * whole (or up to the source's end), then written with LeaseSession.write (the data plane when the
+ * daemon names one: OpenLease's answer for the lease put opened, GetArray's for --array; else
+ * WriteArray) before the next is read, so that one piece is in memory and a
  * daemon that takes the bytes slowly slows the reading. A source that ends short of the bytes expected
  * (the file's size, or for a stream the array's) or goes on past them fails after writing what it read.
  */
@@ -323,9 +319,9 @@ function getToken(token: string | undefined): string {
   return token;
 }
 
-/** The session and the array a get reads. */
+/** The session and the array a get reads (GetArray: its answer also names the data plane, where there is one, for the reads). */
 async function arrayToGet(client: TensormemClient, arrayId: string, token: string): Promise<{ session: LeaseSession; array: ArrayInfo }> {
-  const session = sessionOf(client, token);
+  const session = client.sessionOf(token);
   return { session, array: await session.get(arrayId) };
 }
 

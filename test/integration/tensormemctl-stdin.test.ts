@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TensormemClient } from '../../src/client/tensormem-client';
 import { ROOT } from '../helpers/daemon-process';
 import { daemonForTests } from '../helpers/daemon-for-tests';
+import { transferBytes } from '../helpers/transfer-bytes';
 
 const TENSORMEMCTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
 const PEAK_RSS = join(ROOT, 'test', 'helpers', 'peak-rss.cjs');
@@ -73,11 +74,8 @@ async function liveLabels(client: TensormemClient): Promise<string[]> {
 }
 
 /** tensormem_array_transfer_bytes_total{transport, direction="write"} of the daemon's /metrics. */
-async function writtenBytes(statusBase: string, transport: 'grpc' | 'data_plane'): Promise<number> {
-  const text = await (await fetch(`${statusBase}/metrics`)).text();
-  const line = new RegExp(`^tensormem_array_transfer_bytes_total\\{transport="${transport}",direction="write"\\} (\\d+)$`, 'm').exec(text);
-  if (!line) throw new Error(`no tensormem_array_transfer_bytes_total for ${transport} in /metrics`);
-  return Number(line[1]);
+function writtenBytes(statusBase: string, transport: 'grpc' | 'data_plane'): Promise<number> {
+  return transferBytes(statusBase, transport, 'write');
 }
 
 interface PutJson {
@@ -107,15 +105,18 @@ describe.each([
     await setup.client.evictLease(result.lease!.lease_id);
   });
 
-  it('--array ID: into an existing array of that lease (WriteArray: put --array has only a lease token)', async () => {
+  it('--array ID: into an existing array of that lease, over the transport the daemon has (its GetArray answer names the data plane)', async () => {
     const lease = await setup.client.openLease({ clientName: 'put-stdin-existing' });
     try {
       const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [17 * MiB + 1] });
       const content = randomBytes(array.byte_size);
+      const before = await writtenBytes(setup.statusBase, transport);
       const put = await ctl(['--address', setup.daemon.unixAddress, 'put', '-', '--array', array.array_id, '--token', lease.token], content);
       expect(put.stderr).toBe('');
       expect(put.code).toBe(0);
       expect(put.stdout).toBe(`wrote ${content.length} bytes (17.00 MiB) into array ${array.array_id} ([${content.length}] uint8)\n`);
+      // Both pieces (16 MiB, then 1 MiB + 1 byte) are at least the client's 1 MiB threshold.
+      expect(await writtenBytes(setup.statusBase, transport)).toBe(before + content.length);
       expect((await lease.read(array.array_id)).equals(content)).toBe(true);
     } finally {
       await lease.close();

@@ -16,6 +16,8 @@ import { profileValues } from '../../src/config/profiles';
 import type { SnapshotDiff } from '../../src/cli/snapshot-diff';
 import { DaemonProcess, ROOT, TENSORMEMD, startDaemon } from '../helpers/daemon-process';
 import { tokenSha256 } from '../helpers/tenants-file';
+import { daemonForTests } from '../helpers/daemon-for-tests';
+import { transferBytes } from '../helpers/transfer-bytes';
 
 const TENSORMEMCTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
 const GiB = 1024 ** 3;
@@ -672,6 +674,61 @@ describe('tensormemctl put and get', () => {
       const intoFolder = await ctl(['--address', daemon.unixAddress, 'get', '--array', small.array_id, folder, '--token', lease.token]);
       expect(intoFolder.code).toBe(1);
       expect(intoFolder.stderr).toContain(`get writes a regular file, and ${folder} is a directory`);
+    } finally {
+      await lease.close();
+    }
+  });
+});
+
+describe('tensormemctl put --array and get with a lease token, against a daemon with a data plane', () => {
+  const setup = daemonForTests(['--data-listen', '127.0.0.1:0']);
+
+  /** The daemon's transfer totals by path, to tell which one moved a command's bytes. */
+  async function totals(): Promise<Record<string, number>> {
+    const paths = (['grpc', 'data_plane'] as const).flatMap((transport) => (['write', 'read'] as const).map((direction) => [transport, direction] as const));
+    return Object.fromEntries(await Promise.all(paths.map(async ([transport, direction]) => [`${transport} ${direction}`, await transferBytes(setup.statusBase, transport, direction)])));
+  }
+
+  /** What `command` moved on each path. */
+  async function moved(command: () => Promise<void>): Promise<Record<string, number>> {
+    const before = await totals();
+    await command();
+    const after = await totals();
+    return Object.fromEntries(Object.entries(after).map(([path, bytes]) => [path, bytes - before[path]]));
+  }
+
+  it("moves pieces of 1 MiB or more over the data plane that GetArray names, smaller ones over gRPC, byte for byte: put FILE, get FILE, get -", async () => {
+    const lease = await setup.client.openLease({ clientName: 'put-get-data-plane' });
+    try {
+      // A 16 MiB piece, then one of 1000 bytes: under the client's 1 MiB threshold, so over gRPC.
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16 * MiB + 1000] });
+      const content = randomBytes(array.byte_size);
+      const source = join(dir, 'data-plane-source.bin');
+      const copy = join(dir, 'data-plane-copy.bin');
+      writeFileSync(source, content);
+      const pieces = (direction: 'write' | 'read') => ({ 'grpc write': 0, 'grpc read': 0, 'data_plane write': 0, 'data_plane read': 0, [`data_plane ${direction}`]: 16 * MiB, [`grpc ${direction}`]: 1000 });
+      const withToken = ['--address', setup.daemon.unixAddress, '--token', lease.token];
+
+      const put = await moved(async () => {
+        const run = await ctl([...withToken, 'put', source, '--array', array.array_id]);
+        expect([run.code, run.stderr]).toEqual([0, '']);
+      });
+      expect(put).toEqual(pieces('write'));
+      expect((await lease.readGrpc(array.array_id)).equals(content)).toBe(true);
+
+      const get = await moved(async () => {
+        const run = await ctl([...withToken, 'get', '--array', array.array_id, copy]);
+        expect([run.code, run.stderr]).toEqual([0, '']);
+      });
+      expect(get).toEqual(pieces('read'));
+      expect(readFileSync(copy).equals(content)).toBe(true);
+
+      const toStdout = await moved(async () => {
+        const run = spawnSync(process.execPath, [TENSORMEMCTL, ...withToken, 'get', '--array', array.array_id, '-'], { maxBuffer: 64 * MiB });
+        expect(run.status).toBe(0);
+        expect(run.stdout.equals(content)).toBe(true);
+      });
+      expect(toStdout).toEqual(pieces('read'));
     } finally {
       await lease.close();
     }
