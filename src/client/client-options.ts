@@ -23,7 +23,7 @@ export interface ClientOptions {
   /** TLS for TCP addresses: the CA that signed the daemon's certificate; cert and key for mTLS (all PEM). */
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
   /**
-   * The HTTP data plane (when the daemon has one, OpenLease's data_address): transfers of at least
+   * The HTTP data plane (when the daemon has one, OpenLease's data_address, or GetArray's for sessionOf): transfers of at least
    * `thresholdBytes` (default 1 MiB) go over HTTP, smaller ones over the gRPC streams. A connection
    * failure (or an error answer that is not the daemon's: a proxy's HTML 502) sends that transfer over
    * gRPC, and the lease's later large transfers too for a while: 1 s after the first failure, doubling

@@ -78,7 +78,7 @@ export const FLAGS: readonly FlagSpec[] = [
     type: 'string',
     arg: 'ADDR',
     default: '127.0.0.1:7071',
-    help: 'HTTP/1.1 data plane (PUT/GET /v1/arrays/{id}, lease token as bearer): HOST:PORT (port 0 picks one), unix:PATH, or off. Loopback or unix: only without --tenants. Served as HTTPS on TCP when --tls-cert is set. The address bound is logged and returned by OpenLease (data_address).',
+    help: 'HTTP/1.1 data plane (PUT/GET /v1/arrays/{id}, lease token as bearer): HOST:PORT (port 0 picks one), unix:PATH, or off. Loopback or unix: only without --tenants. Served as HTTPS on TCP when --tls-cert is set. The address bound is logged and returned by OpenLease and GetArray (data_address).',
   },
   {
     name: 'keepalive-time',
