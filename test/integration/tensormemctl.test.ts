@@ -735,6 +735,40 @@ describe('tensormemctl put --array and get with a lease token, against a daemon 
   });
 });
 
+describe('tensormemctl put --array against a data plane that refuses the connection', () => {
+  const setup = daemonForTests(['--data-listen', '127.0.0.1:0', '--data-max-connections', '1']);
+
+  it('falls back to WriteArray for the piece (503 TOO_MANY_CONNECTIONS), as the typed client does, and writes every byte', async () => {
+    const dataAddress = setup.daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+    const [host, port] = dataAddress.replace('http://', '').split(':');
+    // The one connection --data-max-connections allows, held open.
+    const held = new Socket();
+    await new Promise<void>((resolve, reject) => held.once('error', reject).connect(Number(port), host, resolve));
+    const lease = await setup.client.openLease({ clientName: 'put-refused-data-plane' });
+    try {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [2 * MiB] });
+      const content = randomBytes(array.byte_size);
+      const source = join(dir, 'refused-data-plane.bin');
+      writeFileSync(source, content);
+      // [gRPC bytes written, data plane bytes written, data plane connections refused]
+      const counts = async () => {
+        const refused = /^tensormem_data_plane_connections_refused_total (\d+)$/m.exec(await (await fetch(`${setup.statusBase}/metrics`)).text());
+        return [await transferBytes(setup.statusBase, 'grpc', 'write'), await transferBytes(setup.statusBase, 'data_plane', 'write'), Number(refused![1])];
+      };
+      const before = await counts();
+      const run = await ctl(['--address', setup.daemon.unixAddress, '--token', lease.token, 'put', source, '--array', array.array_id]);
+      expect([run.code, run.stderr]).toEqual([0, '']);
+      const after = await counts();
+      // put tried the data plane GetArray named (one connection, refused), then wrote over gRPC.
+      expect(after.map((count, index) => count - before[index])).toEqual([content.length, 0, 1]);
+      expect((await lease.readGrpc(array.array_id)).equals(content)).toBe(true);
+    } finally {
+      held.destroy();
+      await lease.close();
+    }
+  });
+});
+
 describe('tensormemctl arrays under a tenants file', () => {
   const TOKENS = { a: randomBytes(24).toString('hex'), admin: randomBytes(24).toString('hex') };
   let tenanted: DaemonProcess;
