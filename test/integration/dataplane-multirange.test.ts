@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { transferBytes } from '../helpers/transfer-bytes';
 
 const MiB = 1024 * 1024;
 /** Small pieces, so that a range is lent and sent as several views, with the socket's back-pressure between them. */
@@ -60,16 +61,6 @@ function boundaryOf(contentType: unknown): string {
   return match![1];
 }
 
-/** Bytes read out of arrays over the data plane, from /metrics. */
-async function dataPlaneReadBytes(metricsAddress: string): Promise<number> {
-  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
-  const line = /^tensormem_array_transfer_bytes_total\{([^}]*)\} (\d+)$/gm;
-  for (const match of text.matchAll(line)) {
-    if (match[1].includes('transport="data_plane"') && match[1].includes('direction="read"')) return Number(match[2]);
-  }
-  throw new Error('no tensormem_array_transfer_bytes_total{transport="data_plane",direction="read"} sample');
-}
-
 describe('a GET of several byte ranges over a real daemon', () => {
   let daemon: DaemonProcess;
   let client: TensormemClient;
@@ -104,7 +95,7 @@ describe('a GET of several byte ranges over a real daemon', () => {
     // Several pieces per range (CHUNK_BYTES), a suffix, a range clipped at the end, one listed before an earlier one, two overlapping.
     const header = `bytes=0-9,20-29,-5,${size - 100}-${size + 1000},1000-200999,100-199,150-160`;
     const ranges: Inclusive[] = [[0, 9], [20, 29], [size - 5, size - 1], [size - 100, size - 1], [1000, 200999], [100, 199], [150, 160]];
-    const readBefore = await dataPlaneReadBytes(metricsAddress);
+    const readBefore = await transferBytes(`http://${metricsAddress}`, 'data_plane', 'read');
     const answer = await get(dataAddress, `/v1/arrays/${arrayId}`, { ...bearer(lease), Range: header });
     expect(answer.status).toBe(206);
     const boundary = boundaryOf(answer.headers['content-type']);
@@ -117,7 +108,7 @@ describe('a GET of several byte ranges over a real daemon', () => {
     expect(answer.body.byteLength).toBe(expected.byteLength);
     expect(answer.body.equals(expected)).toBe(true);
     // The transfer counters count the array's bytes sent, not the part heads.
-    expect(await dataPlaneReadBytes(metricsAddress)).toBe(readBefore + ranges.reduce((total, [first, last]) => total + last - first + 1, 0));
+    expect(await transferBytes(`http://${metricsAddress}`, 'data_plane', 'read')).toBe(readBefore + ranges.reduce((total, [first, last]) => total + last - first + 1, 0));
 
     const again = await get(dataAddress, `/v1/arrays/${arrayId}`, { ...bearer(lease), Range: 'bytes=0-9,20-29' });
     const otherBoundary = boundaryOf(again.headers['content-type']);
