@@ -482,7 +482,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
         cutWait = () => {
           finish(false);
           // Data plane exchanges in flight end with their connections (its close() then stops waiting).
-          dataPlane?.server.closeAllConnections();
+          dataPlane?.cut();
         };
         running.server.tryShutdown(() => finish(true));
         // Connections that never became sessions (a TLS handshake or an HTTP/2 preface still to come)
@@ -496,11 +496,16 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
         const why = cutBy !== undefined ? `${cutBy} cut the drain` : `--shutdown-timeout (${config.shutdownTimeoutMs} ms) passed`;
         const grpcCallsCut = await endCutCalls(running, why);
         running.server.forceShutdown();
+        // A second signal cuts the data plane's requests too, after which its close() finds none left and
+        // resolves true: the requests it counted as cut say whether it drained.
+        const dataPlaneCut = dataPlane?.cutRequests ?? 0;
+        const dataPlaneDrained = dataDone && dataPlaneCut === 0;
         // The exit status stays 0: under systemd a non-zero one marks a requested stop that ran out of time
         // "failed", and 1 is kept for "restart me" (Daemon.fatal). A warning says what was cut, for alerts.
         log.warn(
-          { event: 'drain_incomplete', why, grpcCallsCut, dataPlaneDrained: dataDone },
-          `the drain ended with calls in flight (${why}): ${grpcCallsCut} gRPC call${grpcCallsCut === 1 ? '' : 's'} cut with UNAVAILABLE / SHUTTING_DOWN${dataDone ? '' : ', data plane transfers cut'}; every lease is still freed and the exit status is 0`,
+          { event: 'drain_incomplete', why, grpcCallsCut, dataPlaneCut, dataPlaneDrained },
+          `the drain ended with calls in flight (${why}): ${grpcCallsCut} gRPC call${grpcCallsCut === 1 ? '' : 's'} cut with UNAVAILABLE / SHUTTING_DOWN` +
+            `${dataPlaneCut > 0 ? `, ${dataPlaneCut} data plane request${dataPlaneCut === 1 ? '' : 's'} cut` : dataPlaneDrained ? '' : ', data plane memory still lent (data_plane_not_closed)'}; every lease is still freed and the exit status is 0`,
         );
       }
       await status?.close();

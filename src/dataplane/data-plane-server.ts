@@ -58,6 +58,10 @@ export interface RunningDataPlane {
    * resolves. Resolves to whether all finished and all came back in time.
    */
   close(timeoutMs: number): Promise<boolean>;
+  /** Cuts every request in flight now (a second signal during the drain): their connections are closed. */
+  cut(): void;
+  /** Requests in flight that the drain cut (by cut(), or when close()'s `timeoutMs` passed): what drain_incomplete reports. */
+  readonly cutRequests: number;
 }
 
 /** What the data plane tells the daemon's metrics (DaemonMetrics) about its requests. */
@@ -141,6 +145,10 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
       stalls.flush();
       return plane.close(http, timeoutMs);
     },
+    cut: () => plane.cut(http),
+    get cutRequests() {
+      return plane.cutRequests;
+    },
   };
 }
 
@@ -155,6 +163,9 @@ class DataPlane {
   private allBack?: () => void;
   /** close() stopped waiting for `held`: what comes back later may find the pools released. */
   private abandoned = false;
+  /** Requests in flight when the drain cut their connections, each counted once (a timeout, then a second signal). */
+  private readonly cutOnes = new WeakSet<HttpExchange>();
+  cutRequests = 0;
 
   constructor(
     private readonly context: ServiceContext,
@@ -434,6 +445,16 @@ class DataPlane {
     }
   }
 
+  /** Closes every connection, counting the requests in flight on them as cut. */
+  cut(http: Http1Server): void {
+    for (const exchange of this.inFlight) {
+      if (this.cutOnes.has(exchange)) continue;
+      this.cutOnes.add(exchange);
+      this.cutRequests++;
+    }
+    http.closeAllConnections();
+  }
+
   async close(http: Http1Server, timeoutMs: number): Promise<boolean> {
     const stopped = new Promise<void>((resolve) => http.server.close(() => resolve()));
     http.closeIdleConnections();
@@ -444,7 +465,7 @@ class DataPlane {
         resolve(true);
       };
     }));
-    http.closeAllConnections();
+    this.cut(http);
     await stopped;
     // The server's close callback can come before the cut sockets' 'close': their pending writes (views
     // of pool memory) are called back only then, and a GET or PUT may still be between two awaits.

@@ -19,7 +19,7 @@ import { loadConfig } from '../../src/config/config';
 import { startDaemon as startInProcess } from '../../src/daemon';
 import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
 import { ERROR_REASONS } from '../../src/errors';
-import { DaemonProcess, runTensormemd, startDaemon } from '../helpers/daemon-process';
+import { DaemonProcess, runTensormemd, startDaemon, waitForLog } from '../helpers/daemon-process';
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -958,14 +958,20 @@ describe('shutdown with a data plane GET in flight', () => {
     };
   }
 
-  it('SIGTERM cuts it, waits for its lent views to come back, frees every chunk and exits 0', async () => {
-    const daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '256M', '--data-listen', '127.0.0.1:0', '--shutdown-timeout', '1s']);
+  /** A daemon with a data plane and `shutdownTimeout`, and a stalledGet of a 64 MiB HOST_ONLY array on it. */
+  async function daemonWithStalledGet(shutdownTimeout: string) {
+    const daemon = await startDaemon(['--maxbytes', '256M', '--host-maxbytes', '256M', '--data-listen', '127.0.0.1:0', '--shutdown-timeout', shutdownTimeout]);
     const client = new TensormemClient(daemon.tcpAddress);
+    const dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
+    const lease = await client.openLease({ clientName: 'shutdown-get' });
+    const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
+    const { ended } = await stalledGet(dataAddress, lease, array.array_id);
+    return { daemon, client, ended };
+  }
+
+  it('SIGTERM cuts it, waits for its lent views to come back, frees every chunk and exits 0', async () => {
+    const { daemon, client, ended } = await daemonWithStalledGet('1s');
     try {
-      const dataAddress = daemon.logs.find((entry) => entry.event === 'listening')!.dataAddress as string;
-      const lease = await client.openLease({ clientName: 'shutdown-get' });
-      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [64 * MiB], placement: 'PLACEMENT_HOST_ONLY' });
-      const { ended } = await stalledGet(dataAddress, lease, array.array_id);
 
       expect(await daemon.stop('SIGTERM')).toBe(0);
       const outcome = await ended();
@@ -978,6 +984,27 @@ describe('shutdown with a data plane GET in flight', () => {
       expect(stopped.liveChunks.host).toBe(0);
       expect(stopped.liveChunks.device).toBe(0);
       expect(daemon.logs.some((entry) => entry.event === 'data_plane_not_closed')).toBe(false);
+      expect(daemon.logs.find((entry) => entry.event === 'drain_incomplete')).toMatchObject({ dataPlaneCut: 1, dataPlaneDrained: false });
+    } finally {
+      client.close();
+      await daemon.stop('SIGKILL');
+    }
+  });
+
+  it('a second SIGTERM that cuts it is reported: drain_incomplete counts the data plane request cut', async () => {
+    // The cut closed the connection, after which the data plane had nothing left in flight and its close()
+    // said drained: drain_incomplete read dataPlaneDrained true and "0 gRPC calls cut", nothing of the GET.
+    const { daemon, client, ended } = await daemonWithStalledGet('30s');
+    try {
+
+      daemon.child.kill('SIGTERM');
+      await waitForLog(daemon, 'draining');
+      expect(await daemon.stop('SIGTERM')).toBe(0);
+      expect((await ended()).complete).toBe(false);
+      const line = daemon.logs.find((entry) => entry.event === 'drain_incomplete');
+      expect(line, JSON.stringify(daemon.logs.slice(-4))).toMatchObject({ why: 'SIGTERM cut the drain', grpcCallsCut: 0, dataPlaneCut: 1, dataPlaneDrained: false });
+      expect(line!.msg).toContain('0 gRPC calls cut with UNAVAILABLE / SHUTTING_DOWN, 1 data plane request cut;');
+      expect(daemon.logs.find((entry) => entry.event === 'stopped')).toMatchObject({ drained: false, liveChunks: { device: 0, host: 0 } });
     } finally {
       client.close();
       await daemon.stop('SIGKILL');
