@@ -40,6 +40,7 @@ import { TenantSpec, readTenantsFile } from './leases/tenants-file';
 import { startIdleChunkRelease } from './memory/idle-chunk-release';
 import { startIdleMemoryTrim } from './memory/idle-memory-trim';
 import { RunningDataPlane, startDataPlane } from './dataplane/data-plane-server';
+import { summarizeTenantsReload } from './leases/tenants-reload-summary';
 import { DaemonMetrics } from './observability/daemon-metrics';
 import { rpcMetricsInterceptor } from './observability/rpc-metrics';
 import { StatusServer, startStatusServer } from './observability/status-server';
@@ -422,6 +423,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
     try {
       const next = readTenantsFile(config.tenantsFile);
       checkGuaranteesFit(next, limits.maxBytes, config.tenantsFile);
+      const previous = tenants.list();
       tenants.reloaded(next);
       memory!.setTenantLimits((name) => tenants.limitsOf(name));
       memory!.tenants.declare(next.map((tenant) => tenant.name));
@@ -431,7 +433,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       memory!.tenants.releaseAllIdle((name) => withLeases.has(name));
       const accounts = new Set(memory!.tenants.names());
       tenants.forgetUnusedDropped((name) => withLeases.has(name) || accounts.has(name));
-      log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name) }, `tenants file reloaded: ${counted(next.length, 'tenant')}`);
+      const { text, ...summary } = summarizeTenantsReload(previous, next, (name) => ({ ...memory!.tenants.usage(name), leases: withLeases.get(name) ?? 0 }));
+      log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name), ...summary }, `tenants file reloaded: ${counted(next.length, 'tenant')}${text ? `; ${text}` : ''}`);
       return true;
     } catch (error) {
       tenants.reloadRefused();

@@ -97,8 +97,8 @@ describe('signals while tensormemd starts', () => {
     }
     const reloaded = await daemon!.logged('tenants_reloaded');
     expect(reloaded.tenants).toEqual(['second']);
-    // One tenant is counted in the singular, at start and at reload.
-    expect(reloaded.msg).toBe('tenants file reloaded: 1 tenant');
+    // One tenant is counted in the singular, at start and at reload; the reload says what it changed.
+    expect(reloaded.msg).toBe('tenants file reloaded: 1 tenant; added second; removed first');
     expect((await daemon!.logged('tenants_loaded')).msg).toBe(`tenants file ${tenantsPath}: 1 tenant`);
   });
 

@@ -349,13 +349,23 @@ describe('a shared GPU host', () => {
     expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [10 * MiB] }))).reason).toBe('QUOTA_EXCEEDED');
     writeFileSync(tenantsPath, tenantsYaml('12M'));
     daemon.child.kill('SIGHUP');
-    await waitForLog(daemon, 'tenants_reloaded');
+    // The line says what the reload changed, not only the tenants now in force.
+    expect(await waitForLog(daemon, 'tenants_reloaded')).toMatchObject({ added: [], removed: [], changed: ['team-a'], removedWithLeases: [], overLimit: [] });
     const big = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [10 * MiB] });
     writeFileSync(tenantsPath, tenantsYaml('12Q'));
     daemon.child.kill('SIGHUP');
     const refusedLog = await waitForLog(daemon, 'tenants_reload_failed');
     expect(String(refusedLog.error)).toContain(`${tenantsPath}:4:`);
     expect((await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [3 * MiB] }))).details).toContain('quota 12582912 bytes (12.00 MiB)');
+    // A quota lowered below what the tenant holds takes nothing back: the line names the tenant and both figures.
+    writeFileSync(tenantsPath, tenantsYaml('8M'));
+    daemon.child.kill('SIGHUP');
+    const lowered = await waitForLog(daemon, 'tenants_reloaded');
+    expect(lowered).toMatchObject({ changed: ['team-a'], overLimit: [{ tenant: 'team-a', limit: 'device', used: 10 * MiB, max: 8 * MiB }] });
+    expect(lowered.msg).toContain('tenant team-a holds 10.00 MiB of device memory on a device, above its new quota.device 8.00 MiB');
+    writeFileSync(tenantsPath, tenantsYaml('12M'));
+    daemon.child.kill('SIGHUP');
+    await waitForLog(daemon, 'tenants_reloaded');
     await lease.free(big.array_id);
     await lease.close();
   });
@@ -364,7 +374,10 @@ describe('a shared GPU host', () => {
     const lease = await client.openLease({ tenantToken: TOKENS.a });
     writeFileSync(tenantsPath, tenantsYaml(null));
     daemon.child.kill('SIGHUP');
-    await waitForLog(daemon, 'tenants_reloaded');
+    // The operator is told that the dropped tenant still has a lease open, and how to end it.
+    const dropped = await waitForLog(daemon, 'tenants_reloaded');
+    expect(dropped).toMatchObject({ removed: ['team-a'], removedWithLeases: [{ tenant: 'team-a', leases: 1 }] });
+    expect(dropped.msg).toContain('removed tenant team-a still has 1 lease open (tensormemctl evict --tenant team-a ends them)');
     try {
       expect((await failure(client.openLease({ tenantToken: TOKENS.a }))).code).toBe(status.UNAUTHENTICATED);
       const refusal = await failure(lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [13 * MiB] }));
