@@ -351,7 +351,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       severity: 'warning',
       rule: 'mmap-files-uncapped',
       what: `No --mmap-maxbytes, and tenant${uncapped.length > 1 ? 's' : ''} ${names} of --tenants ${facts.tenants!.file} ha${uncapped.length > 1 ? 've' : 's'} no quota.mmap: ${uncapped.length > 1 ? 'each' : 'it'} may create MMAP workspace files until the file system of --mmap-dir is full`,
-      why: 'MMAP workspace files live outside --host-maxbytes and the host quotas (their pages belong to the files); a full disk fails every other tenant\'s MMAP workspaces, and anything else that writes there.',
+      why: 'MMAP workspace files live outside --host-maxbytes and the host quotas (their pages belong to the files); a full disk fails every other tenant\'s MMAP workspaces, and anything else that writes there. The caps count files while they are mapped: a file a tenant names (temp_file_path) stays on disk after its workspace, so give --mmap-dir a file system (or disk quota) of its own too.',
       fix: `--mmap-maxbytes SIZE (all tenants together), and quota: { mmap: SIZE } for each tenant in ${facts.tenants!.file}`,
     });
   }
