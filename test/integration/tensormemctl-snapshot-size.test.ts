@@ -8,13 +8,14 @@
  * the same way (a real daemon of 200,000 arrays with 256-character labels: 69,592,017 bytes).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTensormemProto } from '../../src/service/proto';
 import { ROOT } from '../helpers/daemon-process';
+import { formatIec } from '../../src/units';
 
 const TENSORMEMCTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
 const LABEL_BYTES = 70 * 1024 * 1024;
@@ -52,8 +53,9 @@ describe('tensormemctl snapshot of a reply past 64 MiB', () => {
       child.stderr.on('data', (d) => (stderr += d));
       child.once('close', (code) => resolve({ code, stderr }));
     });
-    expect(run.stderr).toMatch(/^snapshot: 1 live blocks, 256 B written to /);
     expect(run.code).toBe(0);
+    // The blocks' bytes and the file's size, each named as what it is.
+    expect(run.stderr).toBe(`snapshot: 1 live block holding 256 B, written to ${file} (${formatIec(statSync(file).size)})\n`);
     const saved = JSON.parse(readFileSync(file, 'utf8'));
     expect(saved.pools[0].segments[0].blocks[0].label.length).toBe(LABEL_BYTES);
   }, 60_000);

@@ -298,7 +298,7 @@ describe('tensormemctl snapshot and snapshot diff', () => {
       const b = join(dir, 'b.json');
       const first = await ctl(['--address', daemon.unixAddress, 'snapshot', '-f', a]);
       expect(first.code).toBe(0);
-      expect(first.stderr).toMatch(/snapshot: \d+ live blocks, .* written to /);
+      expect(first.stderr).toMatch(/snapshot: \d+ live blocks? holding .*, written to .* \(.*\)/);
       const leaked1 = await lease.allocate({ dataType: 'DATA_TYPE_FLOAT32', shape: [256, 1024], label: 'leak' });
       const leaked2 = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [4096], label: 'leak', placement: 'PLACEMENT_HOST_ONLY' });
       await lease.free(before.array_id);
