@@ -16,13 +16,15 @@ export interface TenantUse {
   hostBytes: number;
   mmapBytes: number;
   leases: number;
+  arrays: number;
+  mappedRegions: number;
 }
 
 /** A tenant of the new file that holds more than one of its new limits allows. */
 export interface OverLimit {
   tenant: string;
-  /** `device` (its fullest device, against the per-device quota), `host`, `mmap`, or `leases` (against max_leases). */
-  limit: 'device' | 'host' | 'mmap' | 'leases';
+  /** `device` (its fullest device, against the per-device quota), `host`, `mmap`, or the count caps `max_leases`, `max_arrays`, `max_mapped_regions`. */
+  limit: 'device' | 'host' | 'mmap' | 'max_leases' | 'max_arrays' | 'max_mapped_regions';
   used: number;
   max: number;
 }
@@ -57,7 +59,9 @@ export function summarizeTenantsReload(previous: readonly TenantSpec[], next: re
     over('device', Math.max(0, ...use.deviceBytes), spec.deviceQuotaBytes);
     over('host', use.hostBytes, spec.hostQuotaBytes);
     over('mmap', use.mmapBytes, spec.mmapQuotaBytes);
-    over('leases', use.leases, spec.maxLeases);
+    over('max_leases', use.leases, spec.maxLeases);
+    over('max_arrays', use.arrays, spec.maxArrays);
+    over('max_mapped_regions', use.mappedRegions, spec.maxMappedRegions);
   }
   const parts = [
     added.length > 0 ? `added ${added.join(', ')}` : '',
@@ -65,8 +69,8 @@ export function summarizeTenantsReload(previous: readonly TenantSpec[], next: re
     changed.length > 0 ? `changed ${changed.join(', ')}` : '',
     ...removedWithLeases.map(({ tenant, leases }) => `removed tenant ${tenant} still has ${counted(leases, 'lease')} open (tensormemctl evict --tenant ${tenant} ends them)`),
     ...overLimit.map(({ tenant, limit, used, max }) =>
-      limit === 'leases'
-        ? `tenant ${tenant} has ${counted(used, 'lease')} open, above its new max_leases ${max} (it opens no more until it is below)`
+      limit.startsWith('max_')
+        ? `tenant ${tenant} has ${used} ${limit.slice(4).replace('_', ' ')}, above its new ${limit} ${max} (kept; it makes no more until it is below)`
         : `tenant ${tenant} holds ${formatIec(used)} of ${limit} memory${limit === 'device' ? ' on a device' : ''}, above its new quota.${limit} ${formatIec(max)} (kept; new allocations are refused until it frees)`,
     ),
   ].filter((part) => part !== '');
