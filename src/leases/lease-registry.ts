@@ -5,6 +5,7 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { counted } from '../counted';
 import { TENSORMEMCTL_TOKEN, TensormemError, invalidArgument, notFound, unauthenticated } from '../errors';
 import { MAX_TTL_SECONDS } from '../config/config';
 import type { MemoryManager } from '../memory/memory-manager';
@@ -212,7 +213,8 @@ export class LeaseRegistry {
     lease.renew(ttlSeconds === 0 ? lease.ttlMs : this.ttlMs(ttlSeconds, 'ttl_seconds'));
   }
 
-  close(lease: Lease, reason: LeaseCloseReason): number {
+  /** Closes `lease` for `reason`; `by`: the admin tenant that evicted it, for its log line. */
+  close(lease: Lease, reason: LeaseCloseReason, by?: string): number {
     if (!this.byId.has(lease.leaseId)) return 0;
     // A lease past its TTL has ended already (its token answers "has expired" from then on): an eviction
     // or a KeepAlive drop that reaches it before the sweep frees it as the sweep would, and its token
@@ -238,7 +240,8 @@ export class LeaseRegistry {
     const freedBytes = lease.close(reason);
     // Its last lease: a tenant outside the tenants file (open mode's client-chosen names) leaves no account behind.
     if (open === 0) this.memory.tenants.releaseIdle(lease.tenant);
-    this.log.info({ event: `lease_${reason}`, leaseId: lease.leaseId, tenant: lease.tenant, arrays, freedBytes }, `lease ${reason}`);
+    const evictedBy = reason === 'evicted' && by !== undefined ? { by } : {};
+    this.log.info({ event: `lease_${reason}`, leaseId: lease.leaseId, tenant: lease.tenant, arrays, freedBytes, ...evictedBy }, `lease ${reason}${by !== undefined && reason === 'evicted' ? ` by ${by}` : ''}`);
     return freedBytes;
   }
 
@@ -354,17 +357,17 @@ export class LeaseRegistry {
    * in between (inTurns), so that evicting a tenant of a hundred thousand leases, or of leases of many
    * arrays, does not stall every other tenant's calls. A lease the tenant opens meanwhile stays open.
    */
-  async evictTenant(tenant: string): Promise<{ freedBytes: number; evicted: number }> {
+  async evictTenant(tenant: string, by?: string): Promise<{ freedBytes: number; evicted: number }> {
     let freedBytes = 0;
     let evicted = 0;
     await inTurns(this.leasesOf(tenant), (lease) => {
       if (!this.byId.has(lease.leaseId)) return 1;
       const work = closeWork(lease);
-      freedBytes += this.close(lease, 'evicted');
+      freedBytes += this.close(lease, 'evicted', by);
       evicted++;
       return work;
     });
-    this.log.info({ event: 'tenant_evicted', tenant, evicted, freedBytes }, `tenant ${tenant}: ${evicted} leases evicted`);
+    this.log.info({ event: 'tenant_evicted', tenant, evicted, freedBytes, ...(by !== undefined && { by }) }, `tenant ${tenant}: ${counted(evicted, 'lease')} evicted${by !== undefined ? ` by ${by}` : ''}`);
     return { freedBytes, evicted };
   }
 

@@ -144,12 +144,14 @@ export class LeaseService {
     requireAdmin(this.context, token);
     if (request.lease_id !== '' && request.tenant !== '') throw invalidArgument('tenant', 'empty when lease_id is set (evict one lease, or every lease of a tenant)', request.tenant);
     if (request.lease_id === '' && request.tenant === '') throw invalidArgument('lease_id', 'a lease id, or a tenant in tenant (exactly one of the two)', request.lease_id);
-    if (request.tenant === '') return { freed_bytes: registry.close(registry.byLeaseId(request.lease_id), 'evicted'), evicted_leases: 1 };
+    // Who evicted, for the log lines (an operator asked why a trainer's lease ended): the admin tenant; none in open mode.
+    const by = tenants.openMode ? undefined : tenants.match(token)?.name;
+    if (request.tenant === '') return { freed_bytes: registry.close(registry.byLeaseId(request.lease_id), 'evicted', by), evicted_leases: 1 };
     checkName('tenant', request.tenant);
     if (registry.countOf(request.tenant) === 0 && !tenants.get(request.tenant)) {
       throw new TensormemError('NOT_FOUND', 'TENANT_NOT_FOUND', `tenant ${quoted(request.tenant)} not found: it has no open lease${tenants.openMode ? '' : ' and the tenants file does not name it'}`, { tenant: clipped(request.tenant) });
     }
-    const { freedBytes, evicted } = await registry.evictTenant(request.tenant);
+    const { freedBytes, evicted } = await registry.evictTenant(request.tenant, by);
     return { freed_bytes: freedBytes, evicted_leases: evicted };
   }
 

@@ -290,7 +290,10 @@ describe('a shared GPU host', () => {
       expect(refused.errorMetadata).toEqual({ lease_id: a.leaseId, tenant: 'team-a' });
     }
     expect((await failure(client.evictLease(b.leaseId, 'never-issued'))).code).toBe(status.UNAUTHENTICATED);
+    const seen = daemon.logs.length;
     expect(await client.evictLease(b.leaseId, TOKENS.admin)).toBe(MiB);
+    // The line says which admin tenant evicted it: the trainer's owner asks why its lease ended.
+    expect(await waitForLog(daemon, 'lease_evicted', seen)).toMatchObject({ leaseId: b.leaseId, tenant: 'team-b', by: 'ops', msg: 'lease evicted by ops' });
     expect((await failure(b.list())).code).toBe(status.UNAUTHENTICATED);
     expect((await failure(client.evictLease(b.leaseId, TOKENS.admin))).code).toBe(status.NOT_FOUND);
     await a.close();
@@ -410,7 +413,9 @@ describe('a shared GPU host', () => {
       await lease.write(array.array_id, Buffer.alloc(1024, 7));
       await lease.renew();
       expect((await client.listLeases(rotated)).map((summary) => summary.client_name)).toEqual(['opened-with-old-token']);
+      const seen = daemon.logs.length;
       expect(await client.evictTenant('team-a', TOKENS.admin)).toMatchObject({ evictedLeases: 1 });
+      expect(await waitForLog(daemon, 'tenant_evicted', seen)).toMatchObject({ tenant: 'team-a', evicted: 1, by: 'ops', msg: 'tenant team-a: 1 lease evicted by ops' });
       const ended = await failure(lease.read(array.array_id));
       expect(ended.reason).toBe('LEASE_EXPIRED');
       expect(ended.errorMetadata.close_reason).toBe('evicted');
