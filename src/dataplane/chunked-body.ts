@@ -3,10 +3,12 @@
  * connection (./http1-connection.ts). The data bytes of each chunk are handed on as views of the bytes
  * read (never copied), however the reads cut the framing: a chunk-size line or a trailer line split
  * over reads is kept (it is short, and bounded) until its end arrives. Chunk extensions are read and
- * ignored; trailer fields are read and dropped.
+ * ignored; trailer fields are read and dropped, save those the decoder is told to keep (the data plane
+ * keeps X-Tensormem-Crc32c, a checksum a streaming producer knows only at the end), which are in
+ * `trailers` once the body is done.
  */
 import { TensormemError, invalidArgument } from '../errors';
-import { MAX_HEAD_BYTES, TOKEN } from './http1-head';
+import { MAX_HEAD_BYTES, TOKEN, withoutOws } from './http1-head';
 
 /** Longest chunk-size line, extensions and CRLF included. */
 export const MAX_CHUNK_LINE_BYTES = 4096;
@@ -48,6 +50,14 @@ export class ChunkedBodyDecoder {
   private trailerBytes = 0;
   /** The framing was found malformed: every later decode() throws this again. */
   private failure?: TensormemError;
+  /**
+   * The kept trailer fields read so far, by lowercase name, their values without OWS; a field sent on
+   * several lines is its values joined by ", ", as a header's are (RFC 9110 §5.3).
+   */
+  readonly trailers: Record<string, string> = Object.create(null) as Record<string, string>;
+
+  /** `keep`: the lowercase names of the trailer fields to keep in `trailers`; the others are dropped. */
+  constructor(private readonly keep: ReadonlySet<string> = new Set()) {}
 
   /** The last chunk and the trailer section have been read: the body is complete. */
   get done(): boolean {
@@ -133,7 +143,11 @@ export class ChunkedBodyDecoder {
     if (colon <= 0 || !TOKEN.test(line.slice(0, colon)) || CONTROL.test(line) || line.includes('\r')) {
       throw this.fail('Transfer-Encoding', 'a trailer line "Name: value" (or the blank line that ends the trailers)', line.slice(0, 100));
     }
-    if (FRAMING_FIELDS.has(line.slice(0, colon).toLowerCase())) throw this.fail('Transfer-Encoding', 'a trailer field other than Content-Length or Transfer-Encoding (RFC 9110 §6.5.1)', line.slice(0, 100));
+    const name = line.slice(0, colon).toLowerCase();
+    if (FRAMING_FIELDS.has(name)) throw this.fail('Transfer-Encoding', 'a trailer field other than Content-Length or Transfer-Encoding (RFC 9110 §6.5.1)', line.slice(0, 100));
+    if (!this.keep.has(name)) return;
+    const value = withoutOws(line.slice(colon + 1));
+    this.trailers[name] = name in this.trailers ? `${this.trailers[name]}, ${value}` : value;
   }
 
   private fail(field: 'Transfer-Encoding' | 'body', expected: string, seen: string): TensormemError {

@@ -102,6 +102,14 @@ export class HttpExchange {
     return this.connection.readBody(reader);
   }
 
+  /**
+   * The trailer fields of a chunked body that the server keeps (Http1ServerOptions.keptTrailers), by
+   * lowercase name, once readBody has resolved; empty before, and for a Content-Length body.
+   */
+  get trailers(): Readonly<Record<string, string>> {
+    return this.connection.trailers;
+  }
+
   /** Makes readBody reject with `error` now, if it is still reading; what arrives after is dropped with the connection. */
   abortBody(error: Error): void {
     this.connection.abortBody(error);

@@ -15,6 +15,8 @@ export interface ConnectionSettings {
   headTimeoutMs: number;
   drainTimeoutMs: number;
   onStall?: (exchange: HttpExchange) => void;
+  /** Lowercase names of the chunked trailer fields kept for the handler (HttpExchange.trailers); the others are dropped. */
+  keptTrailers?: ReadonlySet<string>;
 }
 
 /**
@@ -44,6 +46,8 @@ export function connectionWithOwnReadBuffers(raw: Socket, settings: ConnectionSe
   connection = new Http1Connection(socket, settings, true);
   return connection;
 }
+
+const NO_TRAILERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
 
 /** head: reading a request head; request: one exchange in hand; draining: answered early, reading and dropping what the client still sends before closing. */
 type ConnectionState = 'head' | 'request' | 'draining' | 'closed';
@@ -236,7 +240,7 @@ export class Http1Connection {
     this.state = 'request';
     this.socket.setTimeout(this.settings.stallTimeoutMs);
     this.bodyRemaining = head.contentLength;
-    this.chunked = head.chunked ? new ChunkedBodyDecoder() : undefined;
+    this.chunked = head.chunked ? new ChunkedBodyDecoder(this.settings.keptTrailers) : undefined;
     this.exchange = new HttpExchange(this, head);
     try {
       this.settings.handler(this.exchange);
@@ -336,6 +340,11 @@ export class Http1Connection {
       this.bodyDone = { resolve, reject, bytes: 0 };
       this.pump();
     });
+  }
+
+  /** HttpExchange.trailers: the kept trailer fields of the request's chunked body, once it is read (none for a Content-Length body). */
+  get trailers(): Readonly<Record<string, string>> {
+    return this.chunked?.done ? this.chunked.trailers : NO_TRAILERS;
   }
 
   /** HttpExchange.abortBody: the body being read fails with `error` (a piece still with the reader finishes on its own). */

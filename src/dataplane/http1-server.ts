@@ -9,7 +9,7 @@
  *
  * What it speaks: HTTP/1.1 and 1.0 requests with a Content-Length body or a chunked one (RFC 9112 §7.1,
  * ./chunked-body.ts: its data handed to the reader as views of the read buffer, extensions ignored,
- * trailers dropped, malformed framing failing readBody with a 400's error; a Content-Length beside a
+ * trailers dropped but for the fields named in keptTrailers (HttpExchange.trailers), malformed framing failing readBody with a 400's error; a Content-Length beside a
  * Transfer-Encoding is refused, a coding before chunked (gzip, chunked) is 501 Not Implemented (RFC 9112
  * §6.1) and closes, and the connection closes after the answer to a chunked body in HTTP/1.0), keep-alive and pipelined requests (served one at a time, the next read only once the socket
  * has taken the whole answer before it), `Expect: 100-continue` (HTTP/1.1 only: an HTTP/1.0
@@ -86,6 +86,8 @@ export interface Http1ServerOptions {
   maxConnections?: number;
   /** Told about each connection refused for maxConnections (`answered`: whether it got the 503). */
   onRefused?: (answered: boolean) => void;
+  /** Chunked trailer fields (names, any case) the handler reads in HttpExchange.trailers; the others are dropped (default none). */
+  keptTrailers?: readonly string[];
 }
 
 /** A listening socket serving HTTP/1.1 to `handler` (plain, or TLS when options.tls is given). */
@@ -112,6 +114,7 @@ export class Http1Server {
       headTimeoutMs: options.headTimeoutMs ?? HEAD_TIMEOUT_MS,
       drainTimeoutMs: options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS,
       onStall: options.onStall,
+      keptTrailers: new Set((options.keptTrailers ?? []).map((name) => name.toLowerCase())),
     };
     if (options.tls) {
       const tlsServer = createTlsServer({ handshakeTimeout: settings.headTimeoutMs, ...options.tls, allowHalfOpen: true }, (socket) => this.track(new Http1Connection(socket, settings, false)));

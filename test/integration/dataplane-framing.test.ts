@@ -6,6 +6,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createConnection } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
@@ -186,14 +187,15 @@ describe('data plane request framing over a real daemon', () => {
 });
 
 /** Body `data` in chunked framing (RFC 9112 §7.1), in chunks of `chunkBytes`, then the last chunk and no trailers. */
-function chunked(data: Buffer | string, chunkBytes: number): Buffer {
+/** `data` in chunks of `chunkBytes`, then the last chunk and `trailers` (trailer lines, each ending in CRLF). */
+function chunked(data: Buffer | string, chunkBytes: number, trailers = ''): Buffer {
   const bytes = Buffer.from(data);
   const parts: Buffer[] = [];
   for (let at = 0; at < bytes.byteLength; at += chunkBytes) {
     const piece = bytes.subarray(at, at + chunkBytes);
     parts.push(Buffer.from(`${piece.byteLength.toString(16)}\r\n`), piece, Buffer.from('\r\n'));
   }
-  parts.push(Buffer.from('0\r\n\r\n'));
+  parts.push(Buffer.from(`0\r\n${trailers}\r\n`));
   return Buffer.concat(parts);
 }
 
@@ -331,6 +333,118 @@ describe('chunked PUT bodies (Transfer-Encoding: chunked) over a real daemon', (
       const bad = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, `X-Tensormem-Crc32c: ${crc32cHex((crc32c(data) ^ 1) >>> 0)}\r\nConnection: close\r\n`)}\r\n`), chunked(data, 300)]));
       expect(statusLine(bad)).toBe('HTTP/1.1 400 Bad Request');
       expect(jsonBody(bad)).toMatchObject({ reason: 'CHECKSUM_MISMATCH', metadata: { received_crc32c: crc32cHex(crc32c(data)), bytes: '1000' } });
+    });
+  });
+
+  /** Runs `test` with a new lease (withLease), a zeroed array of `size` bytes in it, random data of that size, and the data's CRC-32C and a wrong one as 8 hex digits. */
+  const withChecksummedData = (size: number, test: (lease: LeaseSession, array: { array_id: string }, data: Buffer, right: string, wrong: string) => Promise<void>) =>
+    withLease(async (lease) => {
+      const array = await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [size], zero: true });
+      const data = randomBytes(size);
+      await test(lease, array, data, crc32cHex(crc32c(data)), crc32cHex((crc32c(data) ^ 1) >>> 0));
+    });
+
+  it('checks X-Tensormem-Crc32c sent as a trailer the head announces as the header is: a match is 200 and echoed, a mismatch the same 400 CHECKSUM_MISMATCH; an unannounced one is 400', async () => {
+    await withChecksummedData(1000, async (lease, array, data, right, wrong) => {
+      const get = `GET /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nConnection: close\r\n\r\n`;
+      const announce = 'Trailer: X-Tensormem-Crc32c\r\n';
+      // A match, the trailer split over reads: 200 with the CRC echoed, and the connection read on.
+      const framed = chunked(data, 77, `X-Other: dropped\r\nx-tensormem-crc32c: ${right}\r\n`).toString('latin1');
+      const cut = framed.length - 12;
+      const good = await rawHttp(dataAddress(), [Buffer.from(`${putHead(array.array_id, lease.token, announce)}\r\n${framed.slice(0, cut)}`, 'latin1'), Buffer.from(`${framed.slice(cut)}${get}`, 'latin1')]);
+      const [goodPut, goodBack] = answersOf(good.text);
+      expect(goodPut.status, good.text).toBe(200);
+      expect(JSON.parse(goodPut.body)).toEqual({ array_id: array.array_id, offset: 0, bytes_written: 1000 });
+      expect(goodPut.headers['x-tensormem-crc32c']).toBe(right);
+      expect(goodPut.headers.connection).toBe('keep-alive');
+      expect(Buffer.from(goodBack.body, 'latin1').equals(data)).toBe(true);
+      // Announced in a list of two Trailer lines, in base64 (as the header may be): the same.
+      const base64 = Buffer.alloc(4);
+      base64.writeUInt32BE(crc32c(data));
+      const announced = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, 'Trailer: X-Other\r\nTrailer: ,x-tensormem-CRC32C\r\nConnection: close\r\n')}\r\n`), chunked(data, 300, `X-Tensormem-Crc32c: ${base64.toString('base64')}\r\n`)]));
+      expect(statusLine(announced), announced.text).toBe('HTTP/1.1 200 OK');
+      expect(announced.text).toContain(`X-Tensormem-Crc32c: ${right}`);
+      // A mismatch: the very answer a header mismatch gets (status, reason, JSON body), and the range holds the bytes received.
+      const other = randomBytes(1000);
+      const byTrailer = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, `${announce}Connection: close\r\n`)}\r\n`), chunked(other, 300, `X-Tensormem-Crc32c: ${wrong}\r\n`)]));
+      expect(statusLine(byTrailer), byTrailer.text).toBe('HTTP/1.1 400 Bad Request');
+      expect(jsonBody(byTrailer)).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT', reason: 'CHECKSUM_MISMATCH', metadata: { field: 'X-Tensormem-Crc32c', expected_crc32c: wrong, received_crc32c: crc32cHex(crc32c(other)), bytes: '1000' } });
+      expect(answersOf(byTrailer.text)[0].headers['x-tensormem-crc32c']).toBeUndefined();
+      expect((await lease.readGrpc(array.array_id)).equals(other)).toBe(true);
+      const byHeader = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, `X-Tensormem-Crc32c: ${wrong}\r\nConnection: close\r\n`)}\r\n`), chunked(other, 300)]));
+      expect(jsonBody(byTrailer)).toEqual(jsonBody(byHeader));
+      // In a Content-Range PUT too.
+      const ranged = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, `${announce}Content-Range: bytes 500-999/1000\r\nConnection: close\r\n`)}\r\n`), chunked(data.subarray(500), 64, `X-Tensormem-Crc32c: ${right}\r\n`)]));
+      expect(jsonBody(ranged)).toMatchObject({ reason: 'CHECKSUM_MISMATCH', metadata: { offset: '500', bytes: '500', received_crc32c: crc32cHex(crc32c(data.subarray(500))) } });
+      // Not announced (no Trailer header, or one naming other fields): no CRC was computed as the bytes
+      // came, so the trailer is refused naming the field and its value, right or wrong, never taken as checked; the range holds the bytes.
+      for (const head of ['', 'Trailer: X-Other\r\n']) {
+        for (const crc of [right, wrong]) {
+          const unannounced = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, `${head}Connection: close\r\n`)}\r\n`), chunked(data, 300, `X-Tensormem-Crc32c: ${crc}\r\n`)]));
+          expect(statusLine(unannounced), unannounced.text).toBe('HTTP/1.1 400 Bad Request');
+          const refusal = jsonBody(unannounced) as { status: string; reason: string; message: string; metadata: Record<string, string> };
+          expect(refusal).toMatchObject({ status: 'INVALID_ARGUMENT', reason: 'INVALID_ARGUMENT', metadata: { field: 'X-Tensormem-Crc32c' } });
+          expect(refusal.message).toContain(crc);
+          expect(refusal.message).toContain('Trailer: X-Tensormem-Crc32c');
+          expect((await lease.readGrpc(array.array_id)).equals(data)).toBe(true);
+          await lease.writeGrpc(array.array_id, other);
+        }
+      }
+    });
+  });
+
+  it('a CRC in both the header and the trailer must agree (400 naming X-Tensormem-Crc32c and both values otherwise); a malformed trailer value is 400 naming the field and value', async () => {
+    await withChecksummedData(100, async (lease, array, data, right, wrong) => {
+      const put = (header: string | undefined, trailers: string) =>
+        rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, `${header === undefined ? '' : `X-Tensormem-Crc32c: ${header}\r\n`}Trailer: X-Tensormem-Crc32c\r\nConnection: close\r\n`)}\r\n`), chunked(data, 40, trailers)]));
+      // The same value in both (in either form): checked once.
+      const same = await put(right.toUpperCase(), `X-Tensormem-Crc32c: ${right}\r\n`);
+      expect(statusLine(same), same.text).toBe('HTTP/1.1 200 OK');
+      // Different values: refused, whichever one the bytes match.
+      for (const [header, trailer] of [[right, wrong], [wrong, right]]) {
+        const differ = await put(header, `X-Tensormem-Crc32c: ${trailer}\r\n`);
+        expect(statusLine(differ), differ.text).toBe('HTTP/1.1 400 Bad Request');
+        const refusal = jsonBody(differ) as { status: string; reason: string; message: string; metadata: Record<string, string> };
+        expect(refusal).toMatchObject({ status: 'INVALID_ARGUMENT', metadata: { field: 'X-Tensormem-Crc32c' } });
+        expect(refusal.reason).not.toBe('CHECKSUM_MISMATCH');
+        expect(refusal.message).toContain(header);
+        expect(refusal.message).toContain(trailer);
+      }
+      // A malformed value, and two trailer lines (read as one list, as two header lines are): 400 naming the field and the value.
+      for (const [trailers, seen] of [
+        ['X-Tensormem-Crc32c: nothex!!\r\n', 'nothex!!'],
+        [`X-Tensormem-Crc32c: ${right}\r\nX-Tensormem-Crc32c: ${right}\r\n`, `${right}, ${right}`],
+      ]) {
+        const malformed = await put(undefined, trailers);
+        expect(statusLine(malformed), malformed.text).toBe('HTTP/1.1 400 Bad Request');
+        const refusal = jsonBody(malformed) as { status: string; message: string; metadata: Record<string, string> };
+        expect(refusal).toMatchObject({ status: 'INVALID_ARGUMENT', metadata: { field: 'X-Tensormem-Crc32c' } });
+        expect(refusal.message).toContain(seen);
+      }
+    });
+  });
+
+  it("Node's http.request with addTrailers (X-Tensormem-Crc32c in the trailer of a chunked PUT) gets its bytes checked", async () => {
+    await withChecksummedData(200_000, async (lease, array, data, right, wrong) => {
+      const url = new URL(`${dataAddress()}/v1/arrays/${array.array_id}`);
+      const putWithTrailer = (crc: string) =>
+        new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+          const request = httpRequest(url, { method: 'PUT', agent: false, headers: { Authorization: `Bearer ${lease.token}`, Trailer: 'X-Tensormem-Crc32c' } }, (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+            response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body }));
+          });
+          request.on('error', reject);
+          for (let at = 0; at < data.byteLength; at += 50_000) request.write(data.subarray(at, at + 50_000));
+          request.addTrailers({ 'X-Tensormem-Crc32c': crc });
+          request.end();
+        });
+      const good = await putWithTrailer(right);
+      expect(good.status, good.body).toBe(200);
+      expect(good.headers['x-tensormem-crc32c']).toBe(right);
+      const bad = await putWithTrailer(wrong);
+      expect(bad.status, bad.body).toBe(400);
+      expect(JSON.parse(bad.body)).toMatchObject({ reason: 'CHECKSUM_MISMATCH', metadata: { received_crc32c: crc32cHex(crc32c(data)), bytes: '200000' } });
     });
   });
 

@@ -5,8 +5,7 @@ import { TensormemError } from '../../src/errors';
 import { rng } from '../helpers/rng';
 
 /** Feeds `reads` in order; returns the data pieces (each checked to be a view of its read), whether it is done, and where the last read stopped. */
-function decodeAll(reads: Buffer[]): { data: Buffer; pieces: number; done: boolean; end: number } {
-  const decoder = new ChunkedBodyDecoder();
+function decodeAll(reads: Buffer[], decoder = new ChunkedBodyDecoder()): { data: Buffer; pieces: number; done: boolean; end: number } {
   const pieces: Buffer[] = [];
   let end = 0;
   for (const read of reads) {
@@ -66,6 +65,20 @@ describe('ChunkedBodyDecoder', () => {
     const result = decodeAll(reads);
     expect(result.data.equals(data)).toBe(true);
     expect(result.pieces).toBe(4);
+  });
+
+  it('keeps the trailer fields it is told to (by lowercase name, values without OWS, several lines joined by ", "), however the reads cut them, and drops the others', () => {
+    const body = Buffer.from('3\r\nabc\r\n0\r\nX-Tensormem-Crc32c: \t364b3fb7 \r\nX-Other: dropped\r\nx-tensormem-crc32c:Nks/tw==\r\n\r\n');
+    for (let cut = 1; cut < body.byteLength; cut++) {
+      const decoder = new ChunkedBodyDecoder(new Set(['x-tensormem-crc32c']));
+      const result = decodeAll([Buffer.from(body.subarray(0, cut)), Buffer.from(body.subarray(cut))], decoder);
+      expect(result.done, `cut at ${cut}`).toBe(true);
+      expect({ ...decoder.trailers }, `cut at ${cut}`).toEqual({ 'x-tensormem-crc32c': '364b3fb7, Nks/tw==' });
+    }
+    // Told nothing, it keeps nothing.
+    const none = new ChunkedBodyDecoder();
+    decodeAll([body], none);
+    expect({ ...none.trailers }).toEqual({});
   });
 
   it('a zero-length body is done after its last chunk and the blank line; leading zeros are the same size', () => {
