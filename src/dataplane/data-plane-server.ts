@@ -254,13 +254,20 @@ class DataPlane {
     const body = bodyLengthOf(exchange, array);
     const range = body.range;
     const crcHeader = exchange.headers[CRC32C_HEADER];
-    const headerCrc = crcHeader === undefined ? undefined : checksumOf(crcHeader, 'header');
+    const crc32cSent: Crc32cSent = { headerText: crcHeader, headerCrc: crcHeader === undefined ? undefined : checksumOf(crcHeader, 'header'), announced: announcesTrailer(exchange, CRC32C_HEADER) };
     // A chunked body's CRC may come in its trailer, which a producer that streams knows only at the
     // end. The CRC is computed as the body arrives when the head gives it or announces that trailer
     // (Trailer: X-Tensormem-Crc32c, RFC 9110 §6.6.2), not for every chunked body: in JavaScript it
-    // costs about 3 times the CPU of the rest of the PUT (measured: 0.42 s against 0.13 s per 256 MiB).
-    // An unannounced one is refused once it arrives (expectedCrcOf), never taken as checked.
-    const computesCrc = headerCrc !== undefined || (body.chunked && announcesTrailer(exchange, CRC32C_HEADER));
+    // costs about 3 times the daemon CPU of the rest of the PUT (measured on a 2-core VM: 0.42 s
+    // against 0.13 s per 256 MiB). An unannounced one is refused once it arrives (expectedCrcOf),
+    // never taken as checked.
+    const computesCrc = crc32cSent.headerCrc !== undefined || (body.chunked && crc32cSent.announced);
+    // Only a chunked body has a trailer section: one announced on a Content-Length body can never come
+    // (a proxy that buffered the chunked body and sent it on with a Content-Length dropped it), and the
+    // body would go unchecked.
+    if (crc32cSent.announced && !computesCrc) {
+      throw invalidArgument('Trailer', 'X-Tensormem-Crc32c announced only on a chunked body (a Content-Length body has no trailer section): send the CRC-32C in the X-Tensormem-Crc32c header', exchange.headers.trailer);
+    }
     array.assertUsable('Cannot write array');
     // Last of the checks made from the headers: a request refused for another reason gets that answer (RFC 9110 §13.2.1).
     checkPreconditions(exchange, array);
@@ -306,7 +313,7 @@ class DataPlane {
       throw error;
     });
     if (body.exact && received !== range.length) throw invalidArgument('body', body.expected, `${received} bytes`);
-    const expectedCrc = expectedCrcOf(crcHeader, headerCrc, exchange.trailers[CRC32C_HEADER], computesCrc ? undefined : { offset: range.start, bytes: received });
+    const expectedCrc = expectedCrcOf(crc32cSent, exchange.trailers[CRC32C_HEADER], `the ${received} bytes at offset ${range.start}`);
     if (expectedCrc !== undefined && crc !== expectedCrc) {
       throw new TensormemError(
         'INVALID_ARGUMENT',
@@ -531,26 +538,38 @@ function announcesTrailer(exchange: HttpExchange, name: string): boolean {
   return listElements(exchange.headers.trailer ?? '').some((field) => field.toLowerCase() === name);
 }
 
+/** What a PUT's head says of its CRC-32C: the X-Tensormem-Crc32c header (as sent, and parsed), and whether its Trailer header announces that field. */
+interface Crc32cSent {
+  headerText?: string;
+  headerCrc?: number;
+  announced: boolean;
+}
+
 /**
- * The CRC-32C a PUT's body must have: the X-Tensormem-Crc32c header's (`headerText`, parsed as
- * `headerCrc`), its chunked trailer's (`trailerText`, read once the body is), or none. A trailer is
- * refused when no CRC was computed as the body arrived (`unchecked`: neither the header nor a Trailer
- * announcement asked for one), since the bytes it names were written unchecked. Both given must be the
- * same CRC (in either form): which one the client meant is not ours to guess, so two that differ are
- * 400 naming the field and both values, whichever the bytes match.
+ * The CRC-32C a PUT's body must have: the X-Tensormem-Crc32c header's, its chunked trailer's
+ * (`trailerText`, read once the body is), or none. A CRC was computed as the body arrived when the head
+ * gave one or announced the trailer; otherwise a trailer is refused, since the bytes it names
+ * (`written`) went in unchecked. An announced trailer that never came (and no header) is refused
+ * too: a proxy may have dropped it. Both given must be the same CRC (in either form): which one the
+ * client meant is not ours to guess, so two that differ are 400 naming the field and both values,
+ * whichever the bytes match.
  */
-function expectedCrcOf(headerText: string | undefined, headerCrc: number | undefined, trailerText: string | undefined, unchecked?: { offset: number; bytes: number }): number | undefined {
-  if (trailerText === undefined) return headerCrc;
+function expectedCrcOf(sent: Crc32cSent, trailerText: string | undefined, written: string): number | undefined {
+  const rewrite = `${written} were written unchecked (a body is never staged), so that range holds them: rewrite it`;
+  if (trailerText === undefined) {
+    if (sent.announced && sent.headerCrc === undefined) throw invalidArgument('X-Tensormem-Crc32c', 'the trailer the head announced (Trailer: X-Tensormem-Crc32c)', `a chunked body that ended without it: ${rewrite}`);
+    return sent.headerCrc;
+  }
   const trailerCrc = checksumOf(trailerText, 'trailer');
-  if (unchecked) {
+  if (sent.headerCrc === undefined && !sent.announced) {
     throw invalidArgument(
       'X-Tensormem-Crc32c',
       `a trailer announced in the head (Trailer: X-Tensormem-Crc32c), so that the body's CRC-32C is computed as it arrives`,
-      `${trailerText} in a trailer the head did not announce: the ${unchecked.bytes} bytes at offset ${unchecked.offset} were written unchecked (a body is never staged), so that range holds them: rewrite it, announcing the trailer`,
+      `${trailerText} in a trailer the head did not announce: ${rewrite}, announcing the trailer`,
     );
   }
-  if (headerCrc !== undefined && headerCrc !== trailerCrc) {
-    throw invalidArgument('X-Tensormem-Crc32c', 'one CRC-32C: the header and the trailer the same', `${headerText} in the header, ${trailerText} in the trailer`);
+  if (sent.headerCrc !== undefined && sent.headerCrc !== trailerCrc) {
+    throw invalidArgument('X-Tensormem-Crc32c', 'one CRC-32C: the header and the trailer the same', `${sent.headerText} in the header, ${trailerText} in the trailer`);
   }
   return trailerCrc;
 }

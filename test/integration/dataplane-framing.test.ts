@@ -424,6 +424,34 @@ describe('chunked PUT bodies (Transfer-Encoding: chunked) over a real daemon', (
     });
   });
 
+  it('an announced X-Tensormem-Crc32c trailer that never comes is 400 (a chunked body that ends without it, or a Content-Length body, which has no trailers), never an unchecked 200', async () => {
+    await withChecksummedData(100, async (lease, array, data, right) => {
+      const other = randomBytes(100);
+      // Chunked, announced, ended without it: the bytes are written (as any refused write keeps them), the answer says they went unchecked.
+      const missing = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, 'Trailer: X-Tensormem-Crc32c\r\nConnection: close\r\n')}\r\n`), chunked(data, 40, 'X-Other: 1\r\n')]));
+      expect(statusLine(missing), missing.text).toBe('HTTP/1.1 400 Bad Request');
+      const refusal = jsonBody(missing) as { status: string; message: string; metadata: Record<string, string> };
+      expect(refusal).toMatchObject({ status: 'INVALID_ARGUMENT', metadata: { field: 'X-Tensormem-Crc32c' } });
+      expect(refusal.message).toContain('100 bytes at offset 0');
+      expect((await lease.readGrpc(array.array_id)).equals(data)).toBe(true);
+      // With the header as well it is the header's check.
+      const withHeader = await rawHttp(dataAddress(), Buffer.concat([Buffer.from(`${putHead(array.array_id, lease.token, `X-Tensormem-Crc32c: ${right}\r\nTrailer: X-Tensormem-Crc32c\r\nConnection: close\r\n`)}\r\n`), chunked(data, 40)]));
+      expect(statusLine(withHeader), withHeader.text).toBe('HTTP/1.1 200 OK');
+      // Announced on a Content-Length body: refused from the head, naming Trailer and its value, before any byte is written.
+      const contentLength = (extra: string) =>
+        rawHttp(dataAddress(), Buffer.concat([Buffer.from(`PUT /v1/arrays/${array.array_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${lease.token}\r\nContent-Length: 100\r\n${extra}Connection: close\r\n\r\n`), other]));
+      const lengthBody = await contentLength('Trailer: X-Other, X-Tensormem-Crc32c\r\n');
+      expect(statusLine(lengthBody), lengthBody.text).toBe('HTTP/1.1 400 Bad Request');
+      const lengthRefusal = jsonBody(lengthBody) as { message: string; metadata: Record<string, string> };
+      expect(lengthRefusal.metadata.field).toBe('Trailer');
+      expect(lengthRefusal.message).toContain('X-Other, X-Tensormem-Crc32c');
+      expect((await lease.readGrpc(array.array_id)).equals(data)).toBe(true);
+      const lengthWithHeader = await contentLength(`Trailer: X-Tensormem-Crc32c\r\nX-Tensormem-Crc32c: ${crc32cHex(crc32c(other))}\r\n`);
+      expect(statusLine(lengthWithHeader), lengthWithHeader.text).toBe('HTTP/1.1 200 OK');
+      expect((await lease.readGrpc(array.array_id)).equals(other)).toBe(true);
+    });
+  });
+
   it("Node's http.request with addTrailers (X-Tensormem-Crc32c in the trailer of a chunked PUT) gets its bytes checked", async () => {
     await withChecksummedData(200_000, async (lease, array, data, right, wrong) => {
       const url = new URL(`${dataAddress()}/v1/arrays/${array.array_id}`);
