@@ -385,6 +385,33 @@ describe('Http1Server', () => {
     expect(text.match(/Connection: keep-alive/g)).toHaveLength(2);
   });
 
+  it('gives the handler the trailer fields named in keptTrailers (any case) once readBody resolves, none before, none of the others, none for a Content-Length body', async () => {
+    const seen: Array<{ before: Record<string, string>; after: Record<string, string> }> = [];
+    const port = await listen(
+      (exchange) => {
+        const before = { ...exchange.trailers };
+        exchange.readBody(() => undefined).then(
+          () => {
+            seen.push({ before, after: { ...exchange.trailers } });
+            exchange.end('ok');
+          },
+          () => exchange.destroy(),
+        );
+      },
+      { keptTrailers: ['X-Kept'] },
+    );
+    await exchangeRaw(port, [
+      'PUT /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nx-kept:  one \r\nX-Dropped: 2\r\nX-KEPT: two\r\n\r\n',
+      'PUT /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      'PUT /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nX-Kept: header\r\nConnection: close\r\n\r\nab',
+    ]);
+    expect(seen).toEqual([
+      { before: {}, after: { 'x-kept': 'one, two' } },
+      { before: {}, after: {} },
+      { before: {}, after: {} },
+    ]);
+  });
+
   it('refuses Content-Length beside Transfer-Encoding (RFC 9112 §6.3: a server MAY; llhttp does) naming it; chunked in HTTP/1.0 closes the connection after', async () => {
     let calls = 0;
     const port = await listen((exchange) => {
