@@ -60,23 +60,36 @@ export function stdinPieces(): PieceReader {
  * Whether the socket of inode `ino` listens (TCP state LISTEN, or a unix socket with __SO_ACCEPTCON),
  * as Linux lists its sockets in /proc/net (the inode fstat gives a socket's descriptor). False where
  * there is no such list (another system) or the socket is not in it (another network namespace): then
- * it is read as any socket.
+ * it is read as any socket. The tables are read in turn until one lists the socket, unix first: reading
+ * /proc/net/tcp or tcp6 walks every bucket of the kernel's TCP hash tables however few sockets there are
+ * (30-50 ms each on a 2-core VM, 262,144 entries), and a spawned process's 'pipe' stdin is a unix socket
+ * pair, which needs neither. `readTable` reads one table (tests count the reads).
  */
-export function isListeningSocket(ino: number): boolean {
+export function isListeningSocket(ino: number, readTable: (file: string) => string = (file) => readFileSync(file, 'latin1')): boolean {
   const inode = String(ino);
-  /** The rows of one /proc/net table, split into fields; none where it cannot be read. */
-  const rows = (file: string): string[][] => {
+  /** The row of one /proc/net table that lists the socket (its inode in the column `inodeColumn`), split into fields; none where it cannot be read. */
+  const rowOf = (file: string, inodeColumn: number): string[] | undefined => {
+    let text: string;
     try {
-      return readFileSync(file, 'latin1').split('\n').slice(1).map((line) => line.trim().split(/\s+/));
+      text = readTable(file);
     } catch {
-      return [];
+      return undefined;
     }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[inodeColumn] === inode) return fields;
+    }
+    return undefined;
   };
-  // tcp, tcp6: "sl local rem st ... uid timeout inode ...", st 0A is LISTEN.
-  const tcp = [...rows('/proc/net/tcp'), ...rows('/proc/net/tcp6')];
-  if (tcp.some((fields) => fields[3] === '0A' && fields[9] === inode)) return true;
   // unix: "Num RefCount Protocol Flags Type St Inode Path", Flags 0x10000 is __SO_ACCEPTCON (listening).
-  return rows('/proc/net/unix').some((fields) => fields[6] === inode && (parseInt(fields[3], 16) & 0x10000) !== 0);
+  const unix = rowOf('/proc/net/unix', 6);
+  if (unix) return (parseInt(unix[3], 16) & 0x10000) !== 0;
+  // tcp, tcp6: "sl local rem st ... uid timeout inode ...", st 0A is LISTEN.
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const tcp = rowOf(file, 9);
+    if (tcp) return tcp[3] === '0A';
+  }
+  return false;
 }
 
 /** The regular file `fd` (`put - < FILE`), read from its current offset straight into the fill's buffer. */
