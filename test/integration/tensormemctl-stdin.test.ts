@@ -241,7 +241,7 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
   });
 
   it('stdin a listening socket (a TCP or unix server, which yields no data nor an end): refused naming stdin, not waited on for good', async () => {
-    for (const where of [{ port: 44231, host: '127.0.0.1' }, { path: join(dir, 'listening.sock') }]) {
+    for (const where of [{ port: 0, host: '127.0.0.1' }, { path: join(dir, 'listening.sock') }]) {
       const server = createServer();
       await new Promise<void>((resolve) => server.listen(where, resolve));
       try {
