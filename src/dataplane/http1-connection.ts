@@ -212,7 +212,7 @@ export class Http1Connection {
       if (stray >= 0) {
         const parsed = parseHead(head.toString('latin1', start, stray + 1));
         const malformed = 'malformed' in parsed ? parsed : { malformed: 'a CR or LF is allowed only in the CRLF that ends a line', field: 'header line' };
-        this.refuse(400, malformed.malformed, malformed.field === undefined ? {} : { field: malformed.field });
+        this.refuse(400, malformed.malformed, malformed.field === undefined ? {} : { field: malformed.field }, isHeadRequest(head, start));
         return chunk.byteLength;
       }
       if (start < head.byteLength) this.pending = Buffer.from(head.subarray(start));
@@ -227,8 +227,9 @@ export class Http1Connection {
     }
     const parsed = parseHead(head.toString('latin1', start, end));
     if ('malformed' in parsed) {
-      if (parsed.unsupportedCoding !== undefined) this.refuse(501, parsed.malformed, { field: 'Transfer-Encoding', coding: parsed.unsupportedCoding });
-      else this.refuse(400, parsed.malformed, parsed.field === undefined ? {} : { field: parsed.field });
+      const headRequest = isHeadRequest(head, start);
+      if (parsed.unsupportedCoding !== undefined) this.refuse(501, parsed.malformed, { field: 'Transfer-Encoding', coding: parsed.unsupportedCoding }, headRequest);
+      else this.refuse(400, parsed.malformed, parsed.field === undefined ? {} : { field: parsed.field }, headRequest);
       return chunk.byteLength;
     }
     this.begin(parsed);
@@ -387,16 +388,20 @@ export class Http1Connection {
    */
   private refuseTooLarge(head: Buffer, start: number): void {
     const lineEnd = head.indexOf('\r\n', start);
-    if (lineEnd < 0 || lineEnd - start > MAX_HEAD_BYTES) this.refuse(414, `the request line is over ${MAX_HEAD_BYTES} bytes: its target is longer than any array path`, { field: 'request line' });
-    else this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`);
+    const headRequest = isHeadRequest(head, start);
+    if (lineEnd < 0 || lineEnd - start > MAX_HEAD_BYTES) this.refuse(414, `the request line is over ${MAX_HEAD_BYTES} bytes: its target is longer than any array path`, { field: 'request line' }, headRequest);
+    else this.refuse(431, `the request head is over ${MAX_HEAD_BYTES} bytes`, {}, headRequest);
   }
 
-  /** 501: a transfer coding not implemented (UNIMPLEMENTED, as gRPC's status for 501 is). */
-  private refuse(code: 400 | 414 | 431 | 501, message: string, metadata: Record<string, string> = {}): void {
+  /**
+   * 501: a transfer coding not implemented (UNIMPLEMENTED, as gRPC's status for 501 is). The answer to
+   * a HEAD request has the headers of the JSON body and no body (RFC 9110 §9.3.2).
+   */
+  private refuse(code: 400 | 414 | 431 | 501, message: string, metadata: Record<string, string> = {}, headRequest = false): void {
     const [status, reason]: [string, ErrorReason] =
       code === 400 ? ['INVALID_ARGUMENT', 'MALFORMED_REQUEST'] : code === 501 ? ['UNIMPLEMENTED', 'UNSUPPORTED_TRANSFER_CODING'] : ['RESOURCE_EXHAUSTED', 'REQUEST_HEAD_TOO_LARGE'];
     const body = JSON.stringify({ code, status, reason, message, metadata });
-    this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nDate: ${httpDate()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    this.drain(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\nDate: ${httpDate()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${headRequest ? '' : body}`);
   }
 
   /**
@@ -456,4 +461,9 @@ export class Http1Connection {
     this.exchange?.connectionClosed();
     this.exchange = undefined;
   }
+}
+
+/** Whether the request whose head starts at `start` in `head` is a HEAD (its line read however malformed the rest is). */
+function isHeadRequest(head: Buffer, start: number): boolean {
+  return head.toString('latin1', start, start + 5) === 'HEAD ';
 }

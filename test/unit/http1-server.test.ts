@@ -357,6 +357,32 @@ describe('Http1Server', () => {
     expect(calls).toBe(0);
   });
 
+  it('answers a HEAD it refuses from the head (501, 400, 414, 431) with the headers of the JSON body and no body (RFC 9110 §9.3.2), then closes', async () => {
+    let calls = 0;
+    const port = await listen((exchange) => {
+      calls++;
+      exchange.end();
+    });
+    for (const [request, code] of [
+      ['HEAD /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 501],
+      ['HEAD /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 400],
+      ['HEAD /x HTTP/1.1\r\nHost: x\r\nBad Header: 1\nX: y\r\n\r\n', 400],
+      [`HEAD /${'x'.repeat(MAX_HEAD_BYTES)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414],
+      [`HEAD /x HTTP/1.1\r\nHost: x\r\nX-Long: ${'y'.repeat(MAX_HEAD_BYTES)}\r\n\r\n`, 431],
+    ] as const) {
+      const refused = await exchangeRaw(port, [request]);
+      const [head, body] = refused.text.split('\r\n\r\n');
+      expect(head.split('\r\n')[0], request.slice(0, 60)).toMatch(new RegExp(`^HTTP/1.1 ${code} `));
+      expect(head).toContain('Connection: close');
+      expect(Number(/\r\nContent-Length: (\d+)/.exec(head)?.[1])).toBeGreaterThan(0);
+      expect(body, request.slice(0, 60)).toBe('');
+    }
+    // The same refusals of a GET carry their body.
+    const got = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n']);
+    expect(JSON.parse(got.text.split('\r\n\r\n')[1])).toMatchObject({ code: 501 });
+    expect(calls).toBe(0);
+  });
+
   it('reads a chunked body (RFC 9112 §7.1) to its reader, then the next pipelined request on the same connection', async () => {
     const port = await listen(echo);
     const requests = 'PUT /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n' +
