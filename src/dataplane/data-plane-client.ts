@@ -144,7 +144,7 @@ export function dataPlaneEndpointFor(grpcAddress: string, dataAddress: string): 
   const grpcHost = grpcAddress.startsWith('unix:')
     ? '127.0.0.1'
     : grpcAddress
-        .replace(/^(dns:\/*|ipv4:|ipv6:)/, '')
+        .replace(/^(dns:(\/\/[^/]*\/)?|ipv4:|ipv6:)/, '')
         .replace(/:\d+$/, '')
         .replace(/^\[(.*)\]$/, '$1');
   const endpoint = parseDataAddress(dataAddress, grpcHost);

@@ -33,5 +33,11 @@ describe('dataPlaneEndpointFor', () => {
     expect(dataPlaneEndpointFor('unix:/run/tensormem/tensormemd.sock', 'http://0.0.0.0:7071')).toEqual({ host: '127.0.0.1', port: 7071 });
     expect(dataPlaneEndpointFor('10.0.0.5:7070', 'https://10.0.0.5:7071')).toBeUndefined();
     expect(dataPlaneEndpointFor('10.0.0.5:7070', '')).toBeUndefined();
+    // grpc-js's dns: forms, with or without a DNS server as the authority: the host is what follows it.
+    expect(dataPlaneEndpointFor('dns:gpu-host:7070', 'http://0.0.0.0:7071')).toEqual({ host: 'gpu-host', port: 7071 });
+    expect(dataPlaneEndpointFor('dns:///gpu-host:7070', 'http://0.0.0.0:7071')).toEqual({ host: 'gpu-host', port: 7071 });
+    expect(dataPlaneEndpointFor('dns://8.8.8.8:53/gpu-host:7070', 'http://0.0.0.0:7071')).toEqual({ host: 'gpu-host', port: 7071 });
+    expect(dataPlaneEndpointFor('dns://8.8.8.8/localhost:7070', 'http://127.0.0.1:7071')).toEqual({ host: '127.0.0.1', port: 7071 });
+    expect(dataPlaneEndpointFor('dns://127.0.0.1/gpu-host:7070', 'http://127.0.0.1:7071')).toBeUndefined();
   });
 });
