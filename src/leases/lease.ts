@@ -235,6 +235,11 @@ export class Lease {
     return this.workspaceRegistry ?? this.makeWorkspaces();
   }
 
+  /** How many workspaces the lease has (none made on the way, unlike `workspaces`). */
+  get workspaceCount(): number {
+    return this.workspaceRegistry?.size ?? 0;
+  }
+
   private makeWorkspaces(): WorkspaceRegistry {
     const { memory, tenant } = this;
     const backing = new PoolWorkspaceBacking(memory, { leaseId: this.leaseId, tenant });

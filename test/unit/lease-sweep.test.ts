@@ -5,7 +5,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Lease } from '../../src/leases/lease';
-import { LeaseRegistry, TURN_WORK } from '../../src/leases/lease-registry';
+import { LeaseRegistry, TURN_WORK, WORKSPACE_WORK } from '../../src/leases/lease-registry';
 import { MemoryManager } from '../../src/memory/memory-manager';
 import { givenLimits } from '../../src/memory/limits';
 import { PhysicalMemoryGuard } from '../../src/memory/physical-memory-guard';
@@ -45,6 +45,17 @@ async function fatLeases(registry: LeaseRegistry, leases: number, arrays: number
   for (let i = 0; i < leases; i++) {
     const { lease } = registry.open({ tenant: 't', clientName: 'client', ttlSeconds: 3600, labels: {} });
     for (let a = 0; a < arrays; a++) await lease.allocateArray(allocateParams({ dataType: 'DATA_TYPE_UINT8', shape: [64] }));
+    opened.push(lease);
+  }
+  return opened;
+}
+
+/** `leases` leases of `workspaces` workspaces each (1 KiB buffers, no arrays), of tenant t. */
+function workspaceLeases(registry: LeaseRegistry, leases: number, workspaces: number): Lease[] {
+  const opened: Lease[] = [];
+  for (let i = 0; i < leases; i++) {
+    const { lease } = registry.open({ tenant: 't', clientName: 'client', ttlSeconds: 3600, labels: {} });
+    for (let w = 0; w < workspaces; w++) lease.workspaces.create(`ws-${w}`, { initialSize: 1024, learningPolicy: 'NONE' });
     opened.push(lease);
   }
   return opened;
@@ -137,6 +148,25 @@ describe('periodic lease sweep', () => {
     expect(evicted).toEqual({ evicted: 24, freedBytes: heldBytes });
     expect(memory.deviceReports()[0].usedBytes).toBe(0);
     expect(mostArrays).toBeLessThanOrEqual(TURN_WORK + 1000);
+    memory.release();
+  });
+
+  // A lease's workspaces did not count: 60 leases of 200 workspaces each (33 units a lease) were all closed
+  // in one turn, 12,000 workspaces destroyed (300 such leases: 49,800 workspaces in one turn of 302 ms).
+  it.each([
+    ['the sweep, expired leases', (registry: LeaseRegistry, leases: Lease[]) => {
+      for (const lease of leases) lease.expiresAtMs = Date.now() - 1;
+      return sweepOnce(registry);
+    }],
+    ["a tenant's eviction", (registry: LeaseRegistry) => registry.evictTenant('t')],
+  ])('destroys at most about TURN_WORK / WORKSPACE_WORK workspaces per turn: %s of many workspaces', async (_, close) => {
+    const { memory, registry } = newRegistry();
+    const leases = workspaceLeases(registry, 60, 200);
+    const mostWorkspaces = await mostFreedInOneTurn(memory, 60 * 200, () => close(registry, leases));
+    expect(registry.size).toBe(0);
+    expect(memory.deviceReports()[0].usedBytes).toBe(0);
+    // One lease (200 workspaces) may take a turn past TURN_WORK.
+    expect(mostWorkspaces).toBeLessThanOrEqual(TURN_WORK / WORKSPACE_WORK + 200);
     memory.release();
   });
 
