@@ -31,6 +31,11 @@ export class MappedRegions {
     this.count++;
   }
 
+  /** Mappings held now, dedicated chunks and MMAP workspaces' together. */
+  get held(): number {
+    return this.count;
+  }
+
   /** A chunk given back: counted down when it was a dedicated one. */
   freed(handle: number): void {
     if (this.dedicated.delete(handle)) this.count--;

@@ -238,6 +238,11 @@ export class MemoryManager {
     return block;
   }
 
+  /** Mappings the tenants' memory holds now (--max-mapped-regions): exportable arrays' regions and MMAP workspaces. */
+  get mappedRegionsHeld(): number {
+    return this.mappedRegions.held;
+  }
+
   /** A dedicated block is a mapped region of its tenant's (max_mapped_regions) until it is freed. */
   private countDedicated(block: Block, account: TenantAccount, options: AllocateOptions | undefined): void {
     if (!options?.dedicated) return;
