@@ -399,6 +399,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       event: 'listening',
       addresses: running.addresses,
       dataAddress: dataPlane?.address,
+      dataCrc32c: dataPlane?.crc32c,
       metricsAddress: status?.address,
       healthAddress: healthListener?.address,
       backend: backend.name,

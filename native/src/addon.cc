@@ -1,4 +1,5 @@
-// Module entry: createBackend(name, options) and buildInfo().
+// Module entry: createBackend(name, options) and buildInfo(); crc32c (crc32c.h), shared-memory mapping
+// (shm_mapping.h) and cuDNN (cudnn_addon.h) register their own functions.
 //
 // Per environment (main thread or worker thread) the addon keeps the backend class and a registry of
 // the cores it created; an environment cleanup hook closes every core still alive at teardown, so
@@ -16,6 +17,7 @@
 #include "backend.h"
 #include "backend_core.h"
 #include "backend_object.h"
+#include "crc32c.h"
 #include "cudnn_addon.h"
 #include "js_interop.h"
 #include "native_error.h"
@@ -139,6 +141,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfoJs, "buildInfo"));
   exports.Set("trimMallocHeap", Napi::Function::New(env, TrimMallocHeapJs, "trimMallocHeap"));
   RegisterSharedMemoryMapping(env, exports);
+  RegisterCrc32c(env, exports);
   RegisterCudnn(env, exports);
   return exports;
 }

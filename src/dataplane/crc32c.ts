@@ -1,9 +1,16 @@
 /**
  * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of iSCSI, ext4, gRPC-adjacent
- * storage APIs and Google Cloud Storage's `x-goog-hash: crc32c=`. Table-driven, slicing-by-8: eight
- * 256-entry tables let the loop consume 8 bytes per step. Incremental: pass the previous value to
- * continue a checksum over the next chunk (crc32c(b, crc32c(a)) === crc32c(a ‖ b)).
+ * storage APIs and Google Cloud Storage's `x-goog-hash: crc32c=`. Incremental: pass the previous value
+ * to continue a checksum over the next chunk (crc32c(b, crc32c(a)) === crc32c(a ‖ b)).
+ *
+ * crc32c is the native addon's (native/src/crc32c.cc: the CPU's crc32 instruction, SSE4.2 or ARMv8
+ * CRC32, three streams interleaved, some 10 GB/s; a table where the CPU has neither) whenever the addon
+ * loads, which it always does in the daemon. Where it does not (the typed client or tensormemctl in a
+ * copy whose addon was not built), and with TENSORMEM_CRC32C=js, it is crc32cJs below: table-driven,
+ * slicing-by-8 (eight 256-entry tables let the loop consume 8 bytes per step), under 1 GB/s.
+ * TENSORMEM_CRC32C=table takes the addon's table path (to compare; it needs the addon).
  */
+import { loadAddon } from '../native/addon';
 
 const POLYNOMIAL = 0x82f63b78;
 
@@ -24,8 +31,8 @@ const TABLES: Uint32Array[] = (() => {
   return tables;
 })();
 
-/** The CRC-32C of `data`, continuing from `previous` (the CRC of the bytes before it; 0 to start). Unsigned 32-bit. */
-export function crc32c(data: Uint8Array, previous = 0): number {
+/** The JavaScript CRC-32C of `data`, continuing from `previous` (the CRC of the bytes before it; 0 to start). Unsigned 32-bit. */
+export function crc32cJs(data: Uint8Array, previous = 0): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES;
   let crc = ~previous >>> 0;
   let i = 0;
@@ -54,6 +61,69 @@ export function crc32c(data: Uint8Array, previous = 0): number {
   }
   while (i < length) crc = t0[(crc ^ data[i++]) & 0xff] ^ (crc >>> 8);
   return ~crc >>> 0;
+}
+
+/** Which code computes crc32c: the addon's instruction path ("sse4.2", "armv8-crc"), its table ("table"), or crc32cJs ("js"). */
+export type Crc32cImplementation = 'sse4.2' | 'armv8-crc' | 'table' | 'js';
+
+export interface Crc32cChoice {
+  implementation: Crc32cImplementation;
+  compute: (data: Uint8Array, previous?: number) => number;
+}
+
+/** The values TENSORMEM_CRC32C takes: unset or "auto" (the addon's best path, else JavaScript), "js", "table". */
+const CRC32C_MODES = ['auto', 'js', 'table'] as const;
+
+/** The addon's two CRC functions, as far as choosing one needs them (an older build has neither). */
+interface Crc32cAddon {
+  crc32c?: (data: Uint8Array, previous?: number, portable?: boolean) => number;
+  crc32cImplementation?: () => string;
+}
+
+/**
+ * Chooses crc32c's implementation for `mode` (TENSORMEM_CRC32C): the addon's when `load` gives one that
+ * has crc32c, else crc32cJs; "table" throws when there is none, naming the variable and why.
+ */
+export function chooseCrc32c(mode: string | undefined, load: () => Crc32cAddon): Crc32cChoice {
+  const wanted = mode === undefined || mode === '' ? 'auto' : mode.toLowerCase();
+  if (!(CRC32C_MODES as readonly string[]).includes(wanted)) {
+    throw new Error(`TENSORMEM_CRC32C must be one of ${CRC32C_MODES.join(', ')} (or unset), not ${JSON.stringify(mode)}`);
+  }
+  if (wanted === 'js') return { implementation: 'js', compute: crc32cJs };
+  let addon: Crc32cAddon | undefined;
+  let reason = 'it has no crc32c function (built before it had one: rebuild it)';
+  try {
+    addon = load();
+  } catch (error) {
+    reason = error instanceof Error ? error.message : String(error);
+  }
+  const native = addon?.crc32c;
+  if (native === undefined || addon?.crc32cImplementation === undefined) {
+    if (wanted === 'table') throw new Error(`TENSORMEM_CRC32C=table needs the native addon: ${reason}`);
+    return { implementation: 'js', compute: crc32cJs };
+  }
+  if (wanted === 'table') return { implementation: 'table', compute: (data, previous = 0) => native(data, previous, true) };
+  return { implementation: addon.crc32cImplementation() as Crc32cImplementation, compute: native };
+}
+
+let chosen: Crc32cChoice | undefined;
+
+function choice(): Crc32cChoice {
+  chosen ??= chooseCrc32c(process.env.TENSORMEM_CRC32C, loadAddon);
+  return chosen;
+}
+
+/**
+ * The CRC-32C of `data`, continuing from `previous` (the CRC of the bytes before it; 0 to start).
+ * Unsigned 32-bit. Native when the addon loads (read in place, never copied), else crc32cJs.
+ */
+export function crc32c(data: Uint8Array, previous = 0): number {
+  return choice().compute(data, previous);
+}
+
+/** Which implementation crc32c uses in this process (the addon is loaded, if it can be, to tell). */
+export function crc32cImplementation(): Crc32cImplementation {
+  return choice().implementation;
 }
 
 /** The header form: 8 lowercase hex digits (e.g. "e3069283"). */

@@ -36,7 +36,7 @@ import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { withOthersMasked } from '../service/socket-umask';
 import { ByteRange, parseContentRange, parseRanges } from './byte-ranges';
-import { crc32c, crc32cHex, parseCrc32c } from './crc32c';
+import { crc32c, crc32cHex, crc32cImplementation, parseCrc32c, type Crc32cImplementation } from './crc32c';
 import { httpErrorOf } from './http-errors';
 import { listElements } from './http1-head';
 import { BODY_CUT_SHORT, DEFAULT_BODY_READ_BYTES, Http1Server, HttpExchange } from './http1-server';
@@ -54,6 +54,8 @@ export interface RunningDataPlane {
   /** http://HOST:PORT, https://HOST:PORT or unix:PATH (port 0 resolved). */
   address: string;
   server: Http1Server;
+  /** What computes X-Tensormem-Crc32c (src/dataplane/crc32c.ts): the CPU's instruction, the addon's table, or JavaScript. */
+  crc32c: Crc32cImplementation;
   /**
    * Stops accepting, lets requests in flight finish for up to `timeoutMs`, then cuts the rest and waits
    * (up to `timeoutMs` more) until every cut exchange has closed and handed back what it held of pool
@@ -91,6 +93,8 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
   const { config } = context;
   const address = config.dataListen;
   if (!address) return undefined;
+  // Chosen now: a TENSORMEM_CRC32C that is not one of its values stops the start, not the first checked PUT.
+  const crc32cBy = crc32cImplementation();
   // loadConfig checked the form, startDaemon that open mode listens on loopback or unix: only.
   const socketPath = unixSocketPath(address);
   const { host, port } = socketPath === undefined ? parseHostPort(address)! : { host: '', port: 0 };
@@ -144,6 +148,7 @@ export async function startDataPlane(context: ServiceContext, observer?: DataPla
   return {
     address: bound,
     server: http,
+    crc32c: crc32cBy,
     close: (timeoutMs) => {
       refusals.flush();
       stalls.flush();

@@ -51,6 +51,14 @@ export interface NativeAddon extends NativeCudnn {
    * unlinked, EACCES for another user's object). The client side of ExportArray.
    */
   mapSharedMemory(name: string, writable: boolean): ArrayBuffer;
+  /**
+   * The CRC-32C of data (read in place, never copied) continuing from previous (an unsigned 32-bit CRC
+   * of the bytes before it; default 0): the CPU's crc32 instruction where it has one, else a table;
+   * portable: the table even then. Unsigned 32-bit.
+   */
+  crc32c(data: Uint8Array, previous?: number, portable?: boolean): number;
+  /** The path crc32c takes on this CPU: "sse4.2", "armv8-crc" or "table". */
+  crc32cImplementation(): 'sse4.2' | 'armv8-crc' | 'table';
   /** munmap of a mapSharedMemory result, now; the ArrayBuffer is detached (its views read as empty). false when it was not a live mapping. */
   unmapSharedMemory(buffer: ArrayBuffer): boolean;
 }
