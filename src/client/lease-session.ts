@@ -28,7 +28,7 @@ import { MAX_TIMER_MS } from '../long-timeout';
 import { clientError, clientErrorOfHttp, outOfRange, TensormemClientError } from './client-errors';
 import { bytesOf, checkDeadlineMs, checkWrite, optionalBoolean, positiveMs, requireArrayId, requireByteCount, requireCallback, requireOptionsObject } from './argument-checks';
 import { abortable, call, Callback, deadlineIn } from './unary-call';
-import { AllocateOptions, checkOptionNames, DATA_PLANE_RETRY_FIRST_MS, DATA_PLANE_RETRY_MAX_MS, DuplicateOptions, ExportOptions, KeepAliveOptions, LIST_ARRAYS_PAGE_SIZE } from './client-options';
+import { AllocateOptions, checkOptionNames, DATA_PLANE_RETRY_FIRST_MS, DATA_PLANE_RETRY_MAX_MS, DuplicateOptions, ExportOptions, KeepAliveOptions, LIST_ARRAYS_PAGE_SIZE, WriteOptions } from './client-options';
 import { keepLeaseAlive } from './lease-keep-alive';
 import type { TensormemClient } from './tensormem-client';
 
@@ -219,9 +219,13 @@ export class LeaseSession {
   /**
    * Writes `data` at `offset`; resolves to bytes_written. Large writes go over the HTTP data plane
    * when there is one (see ClientOptions.dataPlane), the others over one WriteArray stream in chunks.
+   * options.checksum: a write over the data plane carries its CRC-32C, checked by the daemon.
    */
-  async write(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+  async write(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes, options: WriteOptions = {}): Promise<number> {
     requireArrayId(arrayId);
+    requireOptionsObject('write options', options);
+    checkOptionNames('write', options);
+    optionalBoolean('write option checksum', options.checksum);
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes, this.client.maxMessageBytes);
     this.client.requireOpen();
@@ -233,7 +237,7 @@ export class LeaseSession {
       const cut: { put?: DataPlaneConnectionError } = {};
       if (http) {
         const written = await this.overHttp(() =>
-          httpPutArray(http, this.token, arrayId, data, offset, this.client.dataPlaneTransferOptions(callOptions)).catch((error: unknown) => {
+          httpPutArray(http, this.token, arrayId, data, offset, { ...this.client.dataPlaneTransferOptions(callOptions), checksum: options.checksum }).catch((error: unknown) => {
             if (error instanceof DataPlaneConnectionError && error.bodyBytesSent > 0) cut.put = error;
             throw error;
           }),

@@ -52,6 +52,7 @@ export {
   type DuplicateOptions,
   type ExportOptions,
   type KeepAliveOptions,
+  type WriteOptions,
   type OpenLeaseOptions,
   DEFAULT_CHUNK_BYTES,
   DEFAULT_DATA_PLANE_CONNECT_TIMEOUT_MS,

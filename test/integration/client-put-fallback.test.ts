@@ -5,28 +5,21 @@
  * write fails too, the error must say that part of the range may already hold the new bytes: a
  * refusal such as TOO_MANY_STREAMS ("WriteArray was refused") otherwise reads as "nothing changed".
  */
-import { AddressInfo, Server, Socket, createConnection, createServer } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { DataPlaneEndpoint, getArray } from '../../src/dataplane/data-plane-client';
+import { getArray } from '../../src/dataplane/data-plane-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
+import { tcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { failure } from '../helpers/thrown';
 
 const MiB = 1024 * 1024;
 
 /** A TCP proxy to `target` that resets both sides once more than `cutAfter` bytes came from the client. */
-async function cuttingProxy(target: { host: string; port: number }, cutAfter: number): Promise<{ endpoint: DataPlaneEndpoint; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((down) => {
-    const up = createConnection(target);
+function cuttingProxy(target: { host: string; port: number }, cutAfter: number): Promise<TcpProxy> {
+  return tcpProxy(target, () => {
     let fromClient = 0;
-    for (const socket of [down, up]) {
-      sockets.add(socket);
-      socket.on('error', () => undefined);
-      socket.on('close', () => sockets.delete(socket));
-    }
-    down.on('data', (bytes: Buffer) => {
+    return (bytes, up, down) => {
       fromClient += bytes.byteLength;
       if (fromClient <= cutAfter) {
         up.write(bytes);
@@ -34,17 +27,8 @@ async function cuttingProxy(target: { host: string; port: number }, cutAfter: nu
       }
       down.resetAndDestroy();
       up.resetAndDestroy();
-    });
-    up.on('data', (bytes: Buffer) => down.write(bytes));
+    };
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: { host: '127.0.0.1', port: (server.address() as AddressInfo).port },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 /** How many bytes of `bytes` are `value`. */
