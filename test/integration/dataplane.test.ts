@@ -19,6 +19,7 @@ import { loadConfig } from '../../src/config/config';
 import { startDaemon as startInProcess } from '../../src/daemon';
 import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
 import { ERROR_REASONS } from '../../src/errors';
+import { loadAddon } from '../../src/native/addon';
 import { DaemonProcess, runTensormemd, startDaemon, waitForLog } from '../helpers/daemon-process';
 
 const MiB = 1024 * 1024;
@@ -118,6 +119,10 @@ describe('HTTP data plane over a real daemon', () => {
     const config = await client.config();
     expect(JSON.stringify(config)).toContain('data-listen');
     await lease.close();
+    // The CRC that checks uploads: the addon's, the CPU's instruction where it has one (every x86-64 CPU since 2008 has SSE4.2).
+    const listening = daemon.logs.find((entry) => entry.event === 'listening')!;
+    expect(listening.dataCrc32c).toBe(loadAddon().crc32cImplementation());
+    if (process.arch === 'x64') expect(listening.dataCrc32c).toBe('sse4.2');
   });
 
   it('PUT then GET round-trips bytes exactly; Range reads answer 206; HEAD gives the size', async () => {
