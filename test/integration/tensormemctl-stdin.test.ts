@@ -311,6 +311,8 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     // A first piece and a part of the second, then the producer falls silent with its end of the pipe open.
     const before = await writtenBytes(setup.statusBase, 'data_plane');
+    // The part of the 17 MiB that put has not read when it is interrupted fails to go (EPIPE), as a producer's would.
+    child.stdin!.on('error', () => {});
     child.stdin!.write(randomBytes(17 * MiB));
     while ((await writtenBytes(setup.statusBase, 'data_plane')) < before + 16 * MiB) await new Promise((resolve) => setTimeout(resolve, 5));
     expect((await setup.client.listLeases()).length).toBe(leasesBefore + 1);
@@ -334,6 +336,7 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     const written = async () => (await writtenBytes(setup.statusBase, 'grpc')) + (await writtenBytes(setup.statusBase, 'data_plane'));
     const before = await written();
     // Exactly the array's bytes, with the producer's end of the pipe left open: put cannot know yet that stdin ends there.
+    child.stdin!.on('error', () => {});
     child.stdin!.write(randomBytes(1024));
     while ((await written()) < before + 1024) await new Promise((resolve) => setTimeout(resolve, 5));
     child.kill('SIGINT');
