@@ -701,6 +701,11 @@ export class LeaseSession {
     });
   }
 
+  /**
+   * Stops startKeepAlive's renewals. Its stream ends with one last message, which disarms
+   * releaseOnDisconnect and renews the lease once more (the lease lives its TTL from here); a renew()
+   * sent right after can reach the daemon before that message, which then renews over it (README).
+   */
   stopKeepAlive(): void {}
 
   /** CloseLease; also unmaps the arrays this session mapped. */
