@@ -8,7 +8,7 @@
  * `trailers` once the body is done.
  */
 import { TensormemError, invalidArgument } from '../errors';
-import { MAX_HEAD_BYTES, TOKEN, withoutOws } from './http1-head';
+import { MAX_HEAD_BYTES, QUOTED_STRING_PATTERN, TOKEN, TOKEN_PATTERN, withoutOws } from './http1-head';
 
 /** Longest chunk-size line, extensions and CRLF included. */
 export const MAX_CHUNK_LINE_BYTES = 4096;
@@ -24,7 +24,7 @@ const LF = 0x0a;
  * proxy's strict parser, refuses, and a size line that one parser reads and another refuses (or reads
  * to another end, as a quoted value cut by a CRLF) draws two chunk boundaries.
  */
-const SIZE_LINE = /^([0-9A-Fa-f]+)(?:;[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:=(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*$/;
+const SIZE_LINE = new RegExp(`^([0-9A-Fa-f]+)(?:;${TOKEN_PATTERN}(?:=(?:${TOKEN_PATTERN}|${QUOTED_STRING_PATTERN}))?)*$`);
 /** Fields that frame a message, not allowed in trailers (RFC 9110 §6.5.1); llhttp refuses a Content-Length there. */
 const FRAMING_FIELDS = new Set(['content-length', 'transfer-encoding']);
 /** Control bytes other than HTAB: none belongs in a trailer line. */

@@ -11,8 +11,13 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 
 export const HEAD_END = Buffer.from('\r\n\r\n');
 
-/** A token (RFC 9110 §5.6.2): a field name, a method, a chunk extension's name. */
-export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A token (RFC 9110 §5.6.2) as a pattern to build on: a field name, a method, a chunk extension's name or value. */
+export const TOKEN_PATTERN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+/** A quoted-string (RFC 9110 §5.6.4) as a pattern to build on: qdtext and quoted-pairs between DQUOTEs. */
+export const QUOTED_STRING_PATTERN = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\x21-\\x7e\\x80-\\xff])*"';
+
+/** A token, whole. */
+export const TOKEN = new RegExp(`^${TOKEN_PATTERN}$`);
 
 /** A Host value: uri-host (an IP literal in brackets, or a reg-name, an IPv4 address among them; empty allowed) and an optional port (RFC 9112 §3.2, RFC 3986 §3.2.2). */
 const HOST = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::\d*)?$/;
@@ -45,7 +50,7 @@ export interface MalformedHead {
  * One transfer coding (RFC 9112 §7: `token *( OWS ";" OWS token BWS "=" BWS ( token / quoted-string ) )`),
  * its name captured. A quoted-string holding a comma is cut by the list's split and fails this: refused as malformed.
  */
-const TRANSFER_CODING = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:[ \t]*;[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*=[ \t]*(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))*$/;
+const TRANSFER_CODING = new RegExp(`^(${TOKEN_PATTERN})(?:[ \\t]*;[ \\t]*${TOKEN_PATTERN}[ \\t]*=[ \\t]*(?:${TOKEN_PATTERN}|${QUOTED_STRING_PATTERN}))*$`);
 
 /** Parses a request head (without its final blank line). */
 export function parseHead(text: string): RequestHead | MalformedHead {
