@@ -124,10 +124,10 @@ const COMMAND_FLAGS: Record<string, readonly string[]> = {
   get: ['array'],
 };
 
-/** put --array writes into an array that exists: these describe the new array and lease put would otherwise make. */
 /** `config`'s VALUE column at most this wide: a longer value (cuDNN's load errors) goes on over continuation lines. */
 const CONFIG_VALUE_WIDTH = 60;
 
+/** put --array writes into an array that exists: these describe the new array and lease put would otherwise make. */
 const NEW_ARRAY_FLAGS = ['shape', 'dtype', 'placement', 'label', 'tenant', 'ttl'];
 
 /**
