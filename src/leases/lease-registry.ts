@@ -252,8 +252,8 @@ export class LeaseRegistry {
     const freedBytes = lease.close(reason);
     // Its last lease: a tenant outside the tenants file (open mode's client-chosen names) leaves no account behind.
     if (open === 0) this.memory.tenants.releaseIdle(lease.tenant);
-    const evictedBy = reason === 'evicted' && by !== undefined ? { by } : {};
-    this.log.info({ event: `lease_${reason}`, leaseId: lease.leaseId, tenant: lease.tenant, arrays, freedBytes, ...evictedBy }, `lease ${reason}${by !== undefined && reason === 'evicted' ? ` by ${by}` : ''}`);
+    const evictedBy = reason === 'evicted' ? by : undefined;
+    this.log.info({ event: `lease_${reason}`, leaseId: lease.leaseId, tenant: lease.tenant, arrays, freedBytes, ...(evictedBy !== undefined && { by: evictedBy }) }, `lease ${reason}${evictedBy !== undefined ? ` by ${evictedBy}` : ''}`);
     return freedBytes;
   }
 
