@@ -29,6 +29,16 @@ async function listen(handler: (exchange: HttpExchange) => void, options?: Http1
   return (server.server.address() as AddressInfo).port;
 }
 
+/** A server whose handler is `handler` (by default an empty 200), and how many requests reached it: a refusal from the head calls none. */
+async function listenCounting(handler: (exchange: HttpExchange) => void = (exchange) => exchange.end(), options?: Http1ServerOptions): Promise<{ port: number; handled: () => number }> {
+  let calls = 0;
+  const port = await listen((exchange) => {
+    calls++;
+    handler(exchange);
+  }, options);
+  return { port, handled: () => calls };
+}
+
 /** Sends `requests` on one connection and collects everything; resolves only when the server ends the connection (a test that expects that waits for it). */
 function exchangeRaw(port: number, requests: Array<string | Buffer>, options: { halfClose?: boolean } = {}): Promise<{ text: string }> {
   return new Promise((resolve, reject) => {
@@ -250,11 +260,7 @@ describe('Http1Server', () => {
   });
 
   it('answers a malformed head 400 and an oversized one 431, as JSON, and closes', async () => {
-    let calls = 0;
-    const port = await listen((exchange) => {
-      calls++;
-      exchange.end();
-    });
+    const { port, handled } = await listenCounting();
     const malformed = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n']);
     expect(statusLines(malformed.text)).toEqual(['HTTP/1.1 400 Bad Request']);
     expect(JSON.parse(malformed.text.split('\r\n\r\n')[1])).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', message: expect.stringContaining('no colon here'), metadata: { field: 'header line' } });
@@ -275,15 +281,11 @@ describe('Http1Server', () => {
     // A head that never ends is refused once it passes the limit, without waiting for its end.
     const endless = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES + 10)}`]);
     expect(statusLines(endless.text)).toEqual(['HTTP/1.1 431 Request Header Fields Too Large']);
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
   });
 
   it('refuses a CR or LF inside a header value (not part of a CRLF line end) with 400 naming the header, and closes', async () => {
-    let calls = 0;
-    const port = await listen((exchange) => {
-      calls++;
-      echo(exchange);
-    });
+    const { port, handled } = await listenCounting(echo);
     // A bare LF that one parser would read as a line end hides a second Content-Length.
     const lf = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nHost: x\r\nX-Foo: a\nContent-Length: 4\r\nContent-Length: 2\r\n\r\nZZ']);
     expect(statusLines(lf.text)).toEqual(['HTTP/1.1 400 Bad Request']);
@@ -299,15 +301,11 @@ describe('Http1Server', () => {
     const crBeforeCrlf = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\r\n\r\n']);
     expect(statusLines(crBeforeCrlf.text)).toEqual(['HTTP/1.1 400 Bad Request']);
     expect(JSON.parse(crBeforeCrlf.text.split('\r\n\r\n')[1]).message).toContain(JSON.stringify('x\r'));
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
   });
 
   it('refuses a Transfer-Encoding whose last coding is not chunked (RFC 9112 §6.3) with 400 naming it, and closes', async () => {
-    let calls = 0;
-    const port = await listen((exchange) => {
-      calls++;
-      exchange.end();
-    });
+    const { port, handled } = await listenCounting();
     // Chunked twice (RFC 9112 §6.1: MUST NOT) and an empty element after it are refused too, as llhttp refuses them.
     for (const coding of ['gzip', 'chunked, gzip', 'identity', '', ',', 'chunked, chunked', 'chunked,', 'gzip, chunked , ,']) {
       const refused = await exchangeRaw(port, [`GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${coding}\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n`]);
@@ -317,15 +315,11 @@ describe('Http1Server', () => {
       expect(body).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'Transfer-Encoding' } });
       expect(body.message).toContain(JSON.stringify(coding));
     }
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
   });
 
   it('answers a transfer coding before chunked (gzip, chunked) 501 naming the coding (RFC 9112 §6.1), one that is no coding 400, and closes; the handler is not called', async () => {
-    let calls = 0;
-    const port = await listen((exchange) => {
-      calls++;
-      exchange.end();
-    });
+    const { port, handled } = await listenCounting();
     // Empty list elements before it (RFC 9110 §5.6.1.2: a recipient ignores them) are no coding; the first coding not implemented is named.
     for (const [coding, name] of [['gzip, chunked', 'gzip'], ['GZIP,chunked', 'GZIP'], [', gzip , chunked', 'gzip'], ['identity, chunked', 'identity'], ['x-custom;a=1 ; b="q;x", chunked', 'x-custom'], ['deflate, gzip, chunked', 'deflate']]) {
       for (const method of ['PUT', 'GET']) {
@@ -354,15 +348,11 @@ describe('Http1Server', () => {
       expect(statusLines(refused.text), head).toEqual(['HTTP/1.1 400 Bad Request']);
       expect(JSON.parse(refused.text.split('\r\n\r\n')[1]), head).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field } });
     }
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
   });
 
   it('answers a HEAD it refuses from the head (501, 400, 414, 431) with the headers of the JSON body and no body (RFC 9110 §9.3.2), then closes', async () => {
-    let calls = 0;
-    const port = await listen((exchange) => {
-      calls++;
-      exchange.end();
-    });
+    const { port, handled } = await listenCounting();
     for (const [request, code] of [
       ['HEAD /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 501],
       ['HEAD /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 400],
@@ -380,7 +370,7 @@ describe('Http1Server', () => {
     // The same refusals of a GET carry their body.
     const got = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n']);
     expect(JSON.parse(got.text.split('\r\n\r\n')[1])).toMatchObject({ code: 501 });
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
   });
 
   it('reads a chunked body (RFC 9112 §7.1) to its reader, then the next pipelined request on the same connection', async () => {
@@ -439,17 +429,13 @@ describe('Http1Server', () => {
   });
 
   it('refuses Content-Length beside Transfer-Encoding (RFC 9112 §6.3: a server MAY; llhttp does) naming it; chunked in HTTP/1.0 closes the connection after', async () => {
-    let calls = 0;
-    const port = await listen((exchange) => {
-      calls++;
-      echo(exchange);
-    });
+    const { port, handled } = await listenCounting(echo);
     for (const head of ['HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked', 'HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 40']) {
       const { text } = await exchangeRaw(port, [`PUT /a ${head}\r\n\r\n4\r\nabcd\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n`]);
       expect(statusLines(text), head).toEqual(['HTTP/1.1 400 Bad Request']);
       expect(JSON.parse(text.split('\r\n\r\n')[1]), head).toMatchObject({ reason: 'MALFORMED_REQUEST', metadata: { field: 'Content-Length' }, message: expect.stringContaining('beside Transfer-Encoding "chunked"') });
     }
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
     for (const head of ['HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked', 'HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: , chunked']) {
       const { text } = await exchangeRaw(port, [`PUT /a ${head}\r\n\r\n4\r\nabcd\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n`]);
       expect(statusLines(text), head).toEqual(['HTTP/1.1 200 OK']);
@@ -508,26 +494,18 @@ describe('Http1Server', () => {
   });
 
   it('refuses a NUL in a header value (RFC 9110 §5.5) with 400 naming the header, and closes', async () => {
-    let calls = 0;
-    const port = await listen((exchange) => {
-      calls++;
-      echo(exchange);
-    });
+    const { port, handled } = await listenCounting(echo);
     const nul = await exchangeRaw(port, ['GET /x HTTP/1.1\r\nHost: x\r\nX-Label: abc\0def\r\n\r\n']);
     expect(statusLines(nul.text)).toEqual(['HTTP/1.1 400 Bad Request']);
     expect(nul.text).toContain('Connection: close');
     const body = JSON.parse(nul.text.split('\r\n\r\n')[1]);
     expect(body).toMatchObject({ code: 400, reason: 'MALFORMED_REQUEST', metadata: { field: 'X-Label' } });
     expect(body.message).toContain(JSON.stringify('abc\0def'));
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
   });
 
   it('refuses another control byte in a header value, and a tab after a Content-Length or Transfer-Encoding (llhttp does), naming the header; OWS is SP and HTAB only', async () => {
-    let calls = 0;
-    const port = await listen((exchange) => {
-      calls++;
-      echo(exchange);
-    });
+    const { port, handled } = await listenCounting(echo);
     const cases: Array<[string, string, string]> = [
       ['X-Label: a\x01b', 'X-Label', 'control byte 0x01'],
       ['X-Label: a\x7fb', 'X-Label', 'control byte 0x7f'],
@@ -544,7 +522,7 @@ describe('Http1Server', () => {
       expect(body, line).toMatchObject({ reason: 'MALFORMED_REQUEST', metadata: { field } });
       expect(body.message, line).toContain(message);
     }
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
     // HTAB inside a value, and SP or HTAB before one, are as ever.
     const { text } = await exchangeRaw(port, ['PUT /x HTTP/1.1\r\nHost: x\r\nX-Label: a\tb\r\nContent-Length:\t3 \r\nConnection: close\r\n\r\nabc']);
     expect(text).toContain('PUT /x 3:abc');
@@ -585,25 +563,18 @@ describe('Http1Server', () => {
   });
 
   it('cuts a head not complete by headTimeoutMs after its first byte, however steadily it trickles in', async () => {
-    let calls = 0;
-    const port = await listen(
-      (exchange) => {
-        calls++;
-        exchange.end('served');
-      },
-      { headTimeoutMs: 300 },
-    );
+    const { port, handled } = await listenCounting((exchange) => exchange.end('served'), { headTimeoutMs: 300 });
     const head = `GET /x HTTP/1.1\r\nHost: x\r\nX-Pad: ${'y'.repeat(100)}\r\n\r\n`;
     // One byte every 50 ms: the idle timer (5 s) would never fire, and the head would take 6 s.
     let sent = 0;
     const closedAfterMs = await closedAfterTrickle(port, 50, () => (sent < head.length ? head[sent++] : undefined));
     expect(closedAfterMs).toBeGreaterThanOrEqual(250);
     expect(closedAfterMs).toBeLessThan(2000);
-    expect(calls).toBe(0);
+    expect(handled()).toBe(0);
     // A head that arrives whole in time is served.
     const whole = await exchangeRaw(port, ['GET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     expect(whole.text.endsWith('\r\n\r\nserved')).toBe(true);
-    expect(calls).toBe(1);
+    expect(handled()).toBe(1);
   });
 
   it('the head deadline runs from the first byte when that is a bare line break: a peer sending only CRLFs is cut too', async () => {
