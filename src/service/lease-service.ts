@@ -193,7 +193,9 @@ export class LeaseService {
           try {
             requireWellFormed(request);
             const lease = registry.resolve(registry.authenticate(bearerToken(call.metadata)), request.lease_id);
-            registry.renew(lease, 0);
+            // no_renew: a clean stop's last message, which travels behind any unary call sent after
+            // it, so that renewing here could extend the lease past what a RenewLease just answered.
+            if (!request.no_renew) registry.renew(lease, 0);
             // Each message says it anew: a client stopping cleanly sends false first, so that its
             // connection closing right after (a process exiting) cannot read as a drop.
             releaseOnDisconnect = request.release_on_disconnect ? lease : undefined;

@@ -552,6 +552,91 @@ describe('release on disconnect', () => {
   });
 });
 
+// lease.proto KeepAliveRequest.no_renew: a message that only says release_on_disconnect anew. The typed
+// client's stopKeepAlive ended its stream with a message that renewed the lease as every other does, and
+// it travels on the stream, not with the unary calls: it could reach the daemon after a RenewLease sent
+// just after it and push the lease past the expires_at that RenewLease had answered (a soak read arrays
+// 15-146 ms past it). Each check here waits long enough (20 ms) for a renewal to move the expiry.
+describe('a KeepAlive message that does not renew (no_renew)', () => {
+  let daemon: DaemonProcess;
+  let client: TensormemClient;
+  const msOf = (ts: { seconds: number | string; nanos: number } | null | undefined) => Number(ts!.seconds) * 1000 + Math.round(ts!.nanos / 1e6);
+  const expiresAt = async (lease: LeaseSession) => msOf((await client.listLeases(lease.token))[0].expires_at);
+
+  /** A raw KeepAlive stream of `lease`: send(message) resolves with its answer's expires_at; `ended` with the call's status code. */
+  function rawStream(lease: LeaseSession) {
+    const stream = client.leases.KeepAlive(client.metadata(lease.token));
+    const answers: number[] = [];
+    const waiting: Array<(expires: number) => void> = [];
+    stream.on('data', (message: { expires_at: { seconds: number; nanos: number } }) => {
+      answers.push(msOf(message.expires_at));
+      waiting.shift()?.(answers[answers.length - 1]);
+    });
+    stream.on('error', () => {});
+    const ended = new Promise<number>((resolve) => stream.on('status', (s: { code: number }) => resolve(s.code)));
+    const send = (message: object) => {
+      const answered = new Promise<number>((resolve) => waiting.push(resolve));
+      stream.write({ lease_id: lease.leaseId, ...message });
+      return answered;
+    };
+    return { stream, send, ended, answers };
+  }
+
+  /** A lease opened as `clientName`, 20 ms later (a renewal from then on moves its expiry) a raw KeepAlive stream of it. */
+  async function leaseAndStream(clientName: string) {
+    const lease = await client.openLease({ clientName });
+    const opened = msOf(lease.lease.expires_at);
+    await sleep(20);
+    return { lease, opened, raw: rawStream(lease) };
+  }
+
+  beforeAll(async () => {
+    daemon = await startDaemon(['--lease-ttl', '60s']);
+    client = new TensormemClient(daemon.tcpAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon?.stop()).toBe(0);
+  });
+
+  it('answers a stream whose only message is no_renew with the expiry unchanged, and ends it OK on a half-close', async () => {
+    const { lease, opened, raw } = await leaseAndStream('only-no-renew');
+    expect(await raw.send({ release_on_disconnect: false, no_renew: true })).toBe(opened);
+    raw.stream.end();
+    expect(await raw.ended).toBe(status.OK);
+    expect(raw.answers).toEqual([opened]);
+    expect(await expiresAt(lease)).toBe(opened);
+    await lease.close();
+  });
+
+  it('keeps the lease, to expire when the last renewal said, when the stream drops after a no_renew message disarmed release_on_disconnect', async () => {
+    const { lease, opened, raw } = await leaseAndStream('disarmed-then-dropped');
+    // A message without no_renew (an older client's) renews, as before.
+    const renewed = await raw.send({ release_on_disconnect: true });
+    expect(renewed).toBeGreaterThan(opened);
+    await sleep(20);
+    expect(await raw.send({ release_on_disconnect: false, no_renew: true })).toBe(renewed);
+    raw.stream.cancel();
+    expect(await raw.ended).toBe(status.CANCELLED);
+    await sleep(300);
+    expect(await expiresAt(lease)).toBe(renewed);
+    expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(false);
+    await lease.close();
+  });
+
+  it('arms release_on_disconnect with a no_renew message too: a drop then closes the lease', async () => {
+    const { lease, opened, raw } = await leaseAndStream('armed-without-renewal');
+    expect(await raw.send({ release_on_disconnect: true, no_renew: true })).toBe(opened);
+    const seen = daemon.logs.length;
+    raw.stream.cancel();
+    expect(await raw.ended).toBe(status.CANCELLED);
+    expect((await waitForLog(daemon, 'lease_disconnected', seen)).leaseId).toBe(lease.leaseId);
+    const gone = await failure(lease.list());
+    expect([gone.code, gone.reason, gone.errorMetadata.close_reason]).toEqual([status.UNAUTHENTICATED, 'LEASE_EXPIRED', 'disconnected']);
+  });
+});
+
 
 describe('open mode', () => {
   it('refuses to listen beyond loopback without a tenants file', async () => {

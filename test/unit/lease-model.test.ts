@@ -3,7 +3,7 @@
  * MemoryService handlers of a daemon started here (host backend, a tenants file reloaded with
  * Daemon.reloadTenants as SIGHUP does, the clock driven by a fake Date, the sweep run by hand):
  * random sequences of OpenLease, AllocateArray, FreeArray, RenewLease, KeepAlive (messages with and
- * without release_on_disconnect, and the stream dropping), CloseLease, EvictLease (one lease, a
+ * without release_on_disconnect and no_renew, and the stream dropping), CloseLease, EvictLease (one lease, a
  * tenant), the clock passing TTLs and the sweep, tenants-file reloads (quotas, guarantees, max_leases
  * and max_arrays changed, tenants dropped and brought back), ListLeases and GetMemoryInfo, against a
  * reference model written from the README ("Operating a shared GPU host") and
@@ -167,7 +167,7 @@ type Op =
   | { kind: 'free'; lease: number; arrayId: string }
   | { kind: 'renew'; lease: number; leaseId: 'empty' | 'own' | 'other'; ttl: number }
   | { kind: 'close'; lease: number; leaseId: 'empty' | 'own' | 'other' }
-  | { kind: 'kaSend'; lease: number; rod: boolean }
+  | { kind: 'kaSend'; lease: number; rod: boolean; noRenew: boolean }
   | { kind: 'kaDrop'; lease: number }
   | { kind: 'evictLease'; caller: Caller; lease: number | 'bogus'; withTenant: boolean }
   | { kind: 'evictTenant'; caller: Caller; tenant: string }
@@ -318,8 +318,8 @@ function applyModel(m: Model, op: Op, real: Answer, counts: { fragmentation: num
         stream.ended = true;
         return refused;
       }
-      // lease.proto KeepAlive: each message renews and says release_on_disconnect anew.
-      lease.expiresAt = m.now + lease.ttlMs;
+      // lease.proto KeepAlive: each message renews (but one with no_renew) and says release_on_disconnect anew.
+      if (!op.noRenew) lease.expiresAt = m.now + lease.ttlMs;
       stream.rod = op.rod;
       return ok({ ttl: Math.max(1, Math.round(lease.ttlMs / 1000)), expires: lease.expiresAt });
     }
@@ -518,7 +518,7 @@ async function execute(h: Harness, m: Model, real: RealLease[], op: Op): Promise
       const stream = slot.stream;
       if (stream.errors.length > 0) return ok('stream ended');
       const written = stream.written.length;
-      stream.emit('data', { lease_id: '', release_on_disconnect: op.rod });
+      stream.emit('data', { lease_id: '', release_on_disconnect: op.rod, no_renew: op.noRenew });
       if (stream.errors.length > 0) return answerOfError(stream.errors[0]);
       const reply = stream.written[written];
       return ok({ ttl: reply.ttl_seconds, expires: msOf(reply.expires_at) });
@@ -636,7 +636,12 @@ function randomOp(random: () => number, m: Model, allow: { reads: boolean } = { 
     return { kind: 'free', lease, arrayId };
   }
   if (r < 0.63) return { kind: 'renew', lease, leaseId: pick(['empty', 'empty', 'own', 'other'] as const), ttl: random() < 0.03 ? MAX_TTL_SECONDS + 1 : pick([0, 0, 1, 3, 20]) };
-  if (r < 0.67) return { kind: 'kaSend', lease, rod: random() < 0.6 };
+  if (r < 0.67) {
+    // noRenew from the same draw as rod (a fifth of the messages with it, almost a third of those
+    // without), so that every seed draws the sequence it drew before no_renew was modelled.
+    const v = random();
+    return { kind: 'kaSend', lease, rod: v < 0.6, noRenew: v < 0.12 || v >= 0.88 };
+  }
   if (r < 0.69) return { kind: 'kaDrop', lease };
   if (r < 0.72) return { kind: 'close', lease, leaseId: pick(['empty', 'empty', 'own', 'other'] as const) };
   if (r < 0.75) return { kind: 'evictLease', caller: random() < 0.8 ? { kind: 'admin' } : randomCaller(random, m), lease: random() < 0.9 ? lease : 'bogus', withTenant: random() < 0.05 };

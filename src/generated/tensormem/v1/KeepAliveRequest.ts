@@ -4,9 +4,11 @@
 export interface KeepAliveRequest {
   'lease_id'?: (string);
   'release_on_disconnect'?: (boolean);
+  'no_renew'?: (boolean);
 }
 
 export interface KeepAliveRequest__Output {
   'lease_id': (string);
   'release_on_disconnect': (boolean);
+  'no_renew': (boolean);
 }
