@@ -201,9 +201,10 @@ async function putFrom(client: TensormemClient, source: PutSource, options: PutO
   options.signal?.throwIfAborted();
   const { session, array, opened } = await arrayToPut(client, source, options, shapeOf);
   // The lease put opened is renewed while put runs (KeepAlive, not released on disconnect: the array
-  // outlives put), so that a slow producer or link is not cut off by --ttl; once put ends, the lease
-  // lives its TTL from the last renewal. A renewal that fails is not fatal here: a write after the
-  // lease's end fails naming it.
+  // outlives put), so that a slow producer or link is not cut off by --ttl, and once more when every
+  // byte is written (RenewLease: the keep-alive's last message does not renew), so that it lives its
+  // TTL from the end of put, as put says. A keep-alive renewal that fails is not fatal here: a write
+  // after the lease's end fails naming it.
   if (opened) session.startKeepAlive();
   try {
     const expected = source.bytes ?? array.byte_size;
@@ -227,6 +228,10 @@ async function putFrom(client: TensormemClient, source: PutSource, options: PutO
       if (longer) throw longer;
     } finally {
       progress.done();
+    }
+    if (opened) {
+      session.stopKeepAlive();
+      await session.renew();
     }
     return { array, bytes_written: written, lease: opened };
   } catch (error) {

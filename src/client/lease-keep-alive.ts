@@ -99,7 +99,9 @@ export function keepLeaseAlive(session: LeaseSession, intervalMs: number, option
     stream = undefined;
     if (current) {
       // Disarm release_on_disconnect first: a process that exits right after stopping must keep its lease.
-      current.write({ lease_id: session.leaseId, release_on_disconnect: false });
+      // no_renew: this message may reach the daemon after a renew() sent just after the stop, and must
+      // not extend the lease past the expires_at that renew() answered.
+      current.write({ lease_id: session.leaseId, release_on_disconnect: false, no_renew: true });
       current.end();
       // The daemon answers the half-close with its status; cancel should it not (the channel closing).
       const cancelTimer = setTimeout(() => current.cancel(), 1000);

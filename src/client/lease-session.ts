@@ -703,8 +703,9 @@ export class LeaseSession {
 
   /**
    * Stops startKeepAlive's renewals. Its stream ends with one last message, which disarms
-   * releaseOnDisconnect and renews the lease once more (the lease lives its TTL from here); a renew()
-   * sent right after can reach the daemon before that message, which then renews over it (README).
+   * releaseOnDisconnect without renewing the lease (lease.proto KeepAliveRequest.no_renew): the lease
+   * expires when the last renewal said (`lease.expires_at`), or as a renew() sent after the stop says,
+   * unless a renewal sent just before the stop, not answered yet, reaches the daemon after that renew().
    */
   stopKeepAlive(): void {}
 

@@ -600,6 +600,29 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
     expect(await daemon?.stop()).toBe(0);
   });
 
+  it("stopKeepAlive's last message does not renew the lease: it expires when the last renewal the client saw said", async () => {
+    const lease = await client.openLease({ clientName: 'stop-no-renew' });
+    let stream: ReturnType<typeof client.leases.KeepAlive> | undefined;
+    const open = client.leases.KeepAlive.bind(client.leases);
+    client.leases.KeepAlive = ((...args: Parameters<typeof open>) => (stream = open(...args))) as typeof client.leases.KeepAlive;
+    try {
+      lease.startKeepAlive(60_000, { releaseOnDisconnect: true });
+      await new Promise((resolve) => stream!.once('data', resolve));
+      const renewed = msOf((await lease.renew(30)).expires_at);
+      await sleep(20);
+      const ended = new Promise<number>((resolve) => stream!.on('status', (s: { code: number }) => resolve(s.code)));
+      lease.stopKeepAlive();
+      expect(await ended).toBe(status.OK);
+      // Renewed by the last message, it would expire 30 s from the stop, 20 ms or more past `renewed`.
+      expect(await expiresAt(lease)).toBe(renewed);
+      expect(msOf(lease.lease.expires_at)).toBe(renewed);
+      expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(false);
+    } finally {
+      client.leases.KeepAlive = open;
+      await lease.close();
+    }
+  });
+
   it('answers a stream whose only message is no_renew with the expiry unchanged, and ends it OK on a half-close', async () => {
     const { lease, opened, raw } = await leaseAndStream('only-no-renew');
     expect(await raw.send({ release_on_disconnect: false, no_renew: true })).toBe(opened);

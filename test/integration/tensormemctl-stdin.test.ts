@@ -276,6 +276,25 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     await setup.client.evictLease(result.lease!.lease_id);
   });
 
+  it('the lease put opened lives its --ttl from the end of put (the keep-alive renewed it last when put began)', async () => {
+    const child = spawn(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, 'put', '-', '--shape', '1024', '--ttl', '30s', '--label', 'put-ttl-from-end', '-o', 'json'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TENSORMEM_TOKEN: '' } });
+    let stdout = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    child.stdin!.write(Buffer.alloc(1000));
+    // The array allocated, the keep-alive starts and renews at once, then not for 10 s (a third of the TTL):
+    // its last renewal before put ends.
+    while (!(await liveLabels(setup.client)).includes('put-ttl-from-end')) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const ending = Date.now();
+    child.stdin!.end(Buffer.alloc(24));
+    expect(await exited).toBe(0);
+    const result = JSON.parse(stdout) as PutJson;
+    const [lease] = await setup.client.listLeases(result.lease!.token);
+    expect(Number(lease.expires_at!.seconds) * 1000 + lease.expires_at!.nanos / 1e6).toBeGreaterThanOrEqual(ending + 30_000);
+    await setup.client.evictLease(result.lease!.lease_id);
+  });
+
   it('the lease put opened evicted mid-put: exit 1 saying the lease had ended and its array with it (not that it still holds it)', async () => {
     const child = spawn(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.unixAddress, 'put', '-', '--shape', '1024', '--label', 'put-stdin-evicted'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TENSORMEM_TOKEN: '' } });
     let stderr = '';

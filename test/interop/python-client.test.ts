@@ -258,7 +258,7 @@ describe('interop: Python grpcio client against tensormemd', () => {
       expect(r.alive_after_keepalive).toBe(true);
       expect(r.keepalive_replies).toBeGreaterThanOrEqual(5);
       expect(r.expiries_increase).toBe(true);
-      // The clean stop (release_on_disconnect false, then half-close) ends the stream OK and keeps the lease.
+      // The clean stop (release_on_disconnect false with no_renew, then half-close) ends the stream OK and keeps the lease.
       expect(r.keepalive_end).toBe('OK');
       expect(r.alive_after_clean_stop).toBe(true);
       expect(r.renewed_ttl_seconds).toBe(60);

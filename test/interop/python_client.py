@@ -986,7 +986,7 @@ def keepalive_stream(s, interval, replies):
     """KeepAlive as lease.proto describes it, from grpcio: a request generator (read by grpcio on a thread of
     its own) renewing every `interval` seconds with release_on_disconnect, and a thread reading the replies
     into `replies` (then 'OK', or the code the stream ended with). Returns (stop, thread): stop.set() sends
-    release_on_disconnect=false and half-closes, the clean stop."""
+    release_on_disconnect=false with no_renew (the lease's expiry unchanged) and half-closes, the clean stop."""
     L = s.lease_pb2
     stop = threading.Event()
 
@@ -994,7 +994,7 @@ def keepalive_stream(s, interval, replies):
         while not stop.is_set():
             yield L.KeepAliveRequest(release_on_disconnect=True)
             stop.wait(interval)
-        yield L.KeepAliveRequest(release_on_disconnect=False)
+        yield L.KeepAliveRequest(release_on_disconnect=False, no_renew=True)
     call = s.leases.KeepAlive(requests(), metadata=s.md)
 
     def watch():
