@@ -24,6 +24,9 @@ export function keepLeaseAlive(session: LeaseSession, intervalMs: number, option
   /** Renewals sent on the current stream since its last answer, and when the oldest of them went. */
   let unanswered = 0;
   let unansweredSince = 0;
+  /** Messages written on the current stream, and answers read from it (one per message, in order). */
+  let sent = 0;
+  let answered = 0;
   let stallReported = false;
   const request = { lease_id: session.leaseId, release_on_disconnect: options.releaseOnDisconnect ?? false };
   const ping = () => {
@@ -40,6 +43,7 @@ export function keepLeaseAlive(session: LeaseSession, intervalMs: number, option
       if (stopped || stream !== current) return;
     }
     unanswered++;
+    sent++;
     current.write(request);
   };
   const dropped = (error: TensormemClientError, current: typeof stream) => {
@@ -74,11 +78,14 @@ export function keepLeaseAlive(session: LeaseSession, intervalMs: number, option
     const current = session.client.leases.KeepAlive(session.client.metadata(session.token));
     stream = current;
     unanswered = 0;
+    sent = 0;
+    answered = 0;
     stallReported = false;
     current.on('data', (message: KeepAliveResponse__Output) => {
       backoffMs = 100;
       if (current !== stream) return;
       session.renewed(message.ttl_seconds, message.expires_at);
+      answered++;
       unanswered = 0;
       stallReported = false;
     });
@@ -103,6 +110,20 @@ export function keepLeaseAlive(session: LeaseSession, intervalMs: number, option
       // not extend the lease past the expires_at that renew() answered.
       current.write({ lease_id: session.leaseId, release_on_disconnect: false, no_renew: true });
       current.end();
+      // A renewal written before it may still be on its way and land after a renew() sent now: renew()
+      // waits until this message is answered (every one before it then was), or the stream has ended.
+      // Its answer holds the expiry those renewals left, which `lease` takes unless it knows a later one.
+      let left = sent + 1 - answered;
+      session.keepAliveStopping(
+        new Promise<void>((resolve) => {
+          current.on('data', (message: KeepAliveResponse__Output) => {
+            if (--left > 0) return;
+            if (timestampMs(message.expires_at) > timestampMs(session.lease.expires_at)) session.renewed(message.ttl_seconds, message.expires_at);
+            resolve();
+          });
+          current.once('close', resolve);
+        }),
+      );
       // The daemon answers the half-close with its status; cancel should it not (the channel closing).
       const cancelTimer = setTimeout(() => current.cancel(), 1000);
       cancelTimer.unref();
@@ -113,6 +134,10 @@ export function keepLeaseAlive(session: LeaseSession, intervalMs: number, option
   };
   open();
   return stop;
+}
+
+function timestampMs(timestamp: KeepAliveResponse__Output['expires_at']): number {
+  return timestamp ? Number(timestamp.seconds) * 1000 + timestamp.nanos / 1e6 : 0;
 }
 
 /** A keep-alive's error that no retry can mend: the lease is gone (or the token refused), or the daemon drains. */

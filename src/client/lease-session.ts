@@ -90,6 +90,8 @@ export class LeaseSession {
    * does not reset the backoff, and one to an endpoint since replaced does neither.
    */
   private dataPlaneEpoch = 0;
+  /** What renew() waits for: keepAliveStopping. */
+  private keepAliveSettled: Promise<void> = Promise.resolve();
 
   constructor(
     readonly client: TensormemClient,
@@ -650,8 +652,10 @@ export class LeaseSession {
    * RenewLease: the lease expires `ttlSeconds` from now (0: its TTL so far), which stays its TTL for
    * later renewals; `lease` is updated to it (ttl_seconds, expires_at), so that startKeepAlive() without
    * an interval renews within it. A keep-alive already running keeps its interval: start it again.
+   * After stopKeepAlive() it first waits for the stopped stream's last answer (stopKeepAlive).
    */
   async renew(ttlSeconds = 0): Promise<Lease__Output> {
+    await this.keepAliveSettled;
     const response = await call<{ lease: Lease__Output | null }>((cb) => this.client.leases.RenewLease({ lease_id: this.leaseId, ttl_seconds: ttlSeconds }, this.md, this.client.callOptions(), cb));
     this.renewed(response.lease!.ttl_seconds, response.lease!.expires_at);
     return response.lease!;
@@ -663,6 +667,14 @@ export class LeaseSession {
    */
   renewed(ttlSeconds: number, expiresAt: Lease__Output['expires_at']): void {
     this.lease = { ...this.lease, ttl_seconds: ttlSeconds, expires_at: expiresAt };
+  }
+
+  /**
+   * @internal A stopped keep-alive's stream, until the daemon has answered every message it sent (or
+   * the stream has ended): renew() waits for it, so that no renewal sent before the stop lands after it.
+   */
+  keepAliveStopping(settled: Promise<void>): void {
+    this.keepAliveSettled = Promise.all([this.keepAliveSettled, settled]).then(() => undefined);
   }
 
   /**
@@ -704,8 +716,9 @@ export class LeaseSession {
   /**
    * Stops startKeepAlive's renewals. Its stream ends with one last message, which disarms
    * releaseOnDisconnect without renewing the lease (lease.proto KeepAliveRequest.no_renew): the lease
-   * expires when the last renewal said (`lease.expires_at`), or as a renew() sent after the stop says,
-   * unless a renewal sent just before the stop, not answered yet, reaches the daemon after that renew().
+   * expires when the last renewal said (`lease.expires_at`, which the last message's answer updates), or
+   * as a renew() after the stop says: renew() first waits for that answer, so that no renewal sent before
+   * the stop reaches the daemon after it.
    */
   stopKeepAlive(): void {}
 

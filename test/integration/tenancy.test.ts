@@ -590,6 +590,27 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
     return { lease, opened, raw: rawStream(lease) };
   }
 
+  /**
+   * The client's KeepAlive streams from now on, in `streams`; with `delayMs` each message and the
+   * half-close written that late (in order), as when a stream's messages are overtaken by unary calls.
+   */
+  function keepAliveStreams(delayMs = 0) {
+    const streams: Array<ReturnType<typeof client.leases.KeepAlive>> = [];
+    const open = client.leases.KeepAlive.bind(client.leases);
+    client.leases.KeepAlive = ((...args: Parameters<typeof open>) => {
+      const stream = open(...args);
+      if (delayMs > 0) {
+        const write = stream.write.bind(stream);
+        const end = stream.end.bind(stream);
+        stream.write = ((message: object) => (setTimeout(() => write(message), delayMs), true)) as typeof stream.write;
+        stream.end = (() => (setTimeout(() => end(), delayMs), stream)) as typeof stream.end;
+      }
+      streams.push(stream);
+      return stream;
+    }) as typeof client.leases.KeepAlive;
+    return { streams, restore: () => (client.leases.KeepAlive = open) };
+  }
+
   beforeAll(async () => {
     daemon = await startDaemon(['--lease-ttl', '60s']);
     client = new TensormemClient(daemon.tcpAddress);
@@ -602,15 +623,13 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
 
   it("stopKeepAlive's last message does not renew the lease: it expires when the last renewal the client saw said", async () => {
     const lease = await client.openLease({ clientName: 'stop-no-renew' });
-    let stream: ReturnType<typeof client.leases.KeepAlive> | undefined;
-    const open = client.leases.KeepAlive.bind(client.leases);
-    client.leases.KeepAlive = ((...args: Parameters<typeof open>) => (stream = open(...args))) as typeof client.leases.KeepAlive;
+    const keepAlive = keepAliveStreams();
     try {
       lease.startKeepAlive(60_000, { releaseOnDisconnect: true });
-      await new Promise((resolve) => stream!.once('data', resolve));
+      await new Promise((resolve) => keepAlive.streams[0].once('data', resolve));
       const renewed = msOf((await lease.renew(30)).expires_at);
       await sleep(20);
-      const ended = new Promise<number>((resolve) => stream!.on('status', (s: { code: number }) => resolve(s.code)));
+      const ended = new Promise<number>((resolve) => keepAlive.streams[0].on('status', (s: { code: number }) => resolve(s.code)));
       lease.stopKeepAlive();
       expect(await ended).toBe(status.OK);
       // Renewed by the last message, it would expire 30 s from the stop, 20 ms or more past `renewed`.
@@ -618,7 +637,26 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
       expect(msOf(lease.lease.expires_at)).toBe(renewed);
       expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(false);
     } finally {
-      client.leases.KeepAlive = open;
+      keepAlive.restore();
+      await lease.close();
+    }
+  });
+
+  it('renew() after stopKeepAlive waits until the renewals the keep-alive sent before the stop are answered, so that none lands after it', async () => {
+    const lease = await client.openLease({ clientName: 'stop-in-flight' });
+    // The keep-alive's messages go 200 ms late: its first renewal is still on its way at the stop.
+    const keepAlive = keepAliveStreams(200);
+    try {
+      lease.startKeepAlive(60_000);
+      lease.stopKeepAlive();
+      const ended = new Promise((resolve) => keepAlive.streams[0].on('status', resolve));
+      const renewed = msOf((await lease.renew(30)).expires_at);
+      await ended;
+      // Landing after renew's, that renewal would have moved the expiry on.
+      expect(await expiresAt(lease)).toBe(renewed);
+      expect(msOf(lease.lease.expires_at)).toBe(renewed);
+    } finally {
+      keepAlive.restore();
       await lease.close();
     }
   });
