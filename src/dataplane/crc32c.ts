@@ -8,7 +8,9 @@
  * loads, which it always does in the daemon. Where it does not (the typed client or tensormemctl in a
  * copy whose addon was not built), and with TENSORMEM_CRC32C=js, it is crc32cJs below: table-driven,
  * slicing-by-8 (eight 256-entry tables let the loop consume 8 bytes per step), under 1 GB/s.
- * TENSORMEM_CRC32C=table takes the addon's table path (to compare; it needs the addon).
+ * TENSORMEM_CRC32C=table takes the addon's table path (to compare); where the addon does not load it is
+ * crc32cJs, as unset: a client library must not fail its checked writes for want of an addon it does not
+ * need (the daemon cannot start without the addon anyway, so there table is always the addon's).
  */
 import { loadAddon } from '../native/addon';
 
@@ -82,7 +84,8 @@ interface Crc32cAddon {
 
 /**
  * Chooses crc32c's implementation for `mode` (TENSORMEM_CRC32C): the addon's when `load` gives one that
- * has crc32c, else crc32cJs; "table" throws when there is none, naming the variable and why.
+ * has crc32c, else crc32cJs ("table" too: its table is only another way to the same values). Throws for
+ * a value TENSORMEM_CRC32C does not take, naming the variable and the value.
  */
 export function chooseCrc32c(mode: string | undefined, load: () => Crc32cAddon): Crc32cChoice {
   const wanted = mode === undefined || mode === '' ? 'auto' : mode.toLowerCase();
@@ -91,17 +94,13 @@ export function chooseCrc32c(mode: string | undefined, load: () => Crc32cAddon):
   }
   if (wanted === 'js') return { implementation: 'js', compute: crc32cJs };
   let addon: Crc32cAddon | undefined;
-  let reason = 'it has no crc32c function (built before it had one: rebuild it)';
   try {
     addon = load();
-  } catch (error) {
-    reason = error instanceof Error ? error.message : String(error);
+  } catch {
+    // Not built (the typed client or tensormemctl in such a copy), or built before it had crc32c.
   }
   const native = addon?.crc32c;
-  if (native === undefined || addon?.crc32cImplementation === undefined) {
-    if (wanted === 'table') throw new Error(`TENSORMEM_CRC32C=table needs the native addon: ${reason}`);
-    return { implementation: 'js', compute: crc32cJs };
-  }
+  if (native === undefined || addon?.crc32cImplementation === undefined) return { implementation: 'js', compute: crc32cJs };
   if (wanted === 'table') return { implementation: 'table', compute: (data, previous = 0) => native(data, previous, true) };
   return { implementation: addon.crc32cImplementation() as Crc32cImplementation, compute: native };
 }

@@ -4,7 +4,8 @@
  * connection's first request body, as a faulty link, switch or proxy might. Unchecked, the flipped byte
  * lands in the array and the write succeeds; checked, the daemon refuses it (CHECKSUM_MISMATCH).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -14,9 +15,11 @@ import { TensormemClient, TensormemClientError } from '../../src/client/tensorme
 import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
 import type { DataPlaneEndpoint } from '../../src/dataplane/data-plane-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
+import { ROOT } from '../helpers/daemon-process';
 import { tcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 
 const MiB = 1024 * 1024;
+const TENSORMEMCTL = join(ROOT, 'dist', 'src', 'bin', 'tensormemctl.js');
 
 /** A proxy to `target` that flips (XOR 0xff) the byte `at` past the head of each connection's first request body. */
 function corruptingProxy(target: DataPlaneEndpoint, at: number): Promise<TcpProxy> {
@@ -131,6 +134,29 @@ describe('writes checked end to end (X-Tensormem-Crc32c)', () => {
       expect(failure?.message).toMatch(/X-Tensormem-Crc32c: the 3145728 bytes received at offset 0 have CRC-32C/);
     } finally {
       await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('TENSORMEM_CRC32C=table where the addon does not load: put checks its pieces with the JavaScript CRC instead of failing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tensormem-put-no-addon-'));
+    try {
+      const file = join(dir, 'data.bin');
+      writeFileSync(file, patterned(3 * MiB));
+      // A copy whose addon was not built, as TENSORMEM_NATIVE_ADDON pointing nowhere makes it.
+      const env = { ...process.env, TENSORMEM_TOKEN: '', TENSORMEM_NATIVE_ADDON: join(dir, 'missing.node'), TENSORMEM_CRC32C: 'table' };
+      const put = spawnSync(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.tcpAddress, 'put', file, '--dtype', 'uint8', '-o', 'json'], { encoding: 'utf8', env });
+      expect(put.stderr).toBe('');
+      expect(put.status).toBe(0);
+      const result = JSON.parse(put.stdout) as { array: { array_id: string }; bytes_written: number; lease: { token: string } };
+      expect(result.bytes_written).toBe(3 * MiB);
+      const lease = setup.client.sessionOf(result.lease.token);
+      try {
+        expect((await lease.read(result.array.array_id)).equals(readFileSync(file))).toBe(true);
+      } finally {
+        await lease.close();
+      }
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
