@@ -27,7 +27,7 @@ namespace {
 
 constexpr uint32_t kPolynomial = 0x82f63b78;
 
-// --- the portable path: slicing-by-8, as src/dataplane/crc32c.ts ------------------------------------
+// --- the portable path: slicing-by-8, as src/crc32c.ts ------------------------------------
 
 struct SliceTables {
   uint32_t t[8][256];

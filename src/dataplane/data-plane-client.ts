@@ -8,7 +8,7 @@
  * the end) comes back before the body is sent (the body goes after EXPECT_CONTINUE_WAIT_MS without a 100). Plain http:// and unix: only.
  */
 import { isLocalAddress, parseHostPort, unixSocketPath } from '../config/listen-address';
-import { crc32c, crc32cHex } from './crc32c';
+import { crc32c, crc32cHex } from '../crc32c';
 import { MAX_TIMER_MS } from '../long-timeout';
 import type { HttpErrorBody } from './http-error-body';
 import { DEFAULT_SERVER_KEEP_ALIVE_SECONDS, DataPlaneConnection, DataPlaneConnections, KEEP_ALIVE_MARGIN_MS } from './data-plane-connections';

@@ -36,7 +36,7 @@ import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { withOthersMasked } from '../service/socket-umask';
 import { ByteRange, parseContentRange, parseRanges } from './byte-ranges';
-import { crc32c, crc32cHex, crc32cImplementation, parseCrc32c, type Crc32cImplementation } from './crc32c';
+import { crc32c, crc32cHex, crc32cImplementation, parseCrc32c, type Crc32cImplementation } from '../crc32c';
 import { httpErrorOf } from './http-errors';
 import { listElements } from './http1-head';
 import { BODY_CUT_SHORT, DEFAULT_BODY_READ_BYTES, Http1Server, HttpExchange } from './http1-server';
@@ -54,7 +54,7 @@ export interface RunningDataPlane {
   /** http://HOST:PORT, https://HOST:PORT or unix:PATH (port 0 resolved). */
   address: string;
   server: Http1Server;
-  /** What computes X-Tensormem-Crc32c (src/dataplane/crc32c.ts): the CPU's instruction, the addon's table, or JavaScript. */
+  /** What computes X-Tensormem-Crc32c (src/crc32c.ts): the CPU's instruction, the addon's table, or JavaScript. */
   crc32c: Crc32cImplementation;
   /**
    * Stops accepting, lets requests in flight finish for up to `timeoutMs`, then cuts the rest and waits
@@ -264,7 +264,7 @@ class DataPlane {
     // end. The CRC is computed as the body arrives when the head gives it or announces that trailer
     // (Trailer: X-Tensormem-Crc32c, RFC 9110 §6.6.2), not for every chunked body: in JavaScript it
     // costs about 3 times the daemon CPU of the rest of the PUT (measured on a 2-core VM: 0.42 s
-    // against 0.13 s per 256 MiB), with the addon's crc32 instruction (src/dataplane/crc32c.ts) a few
+    // against 0.13 s per 256 MiB), with the addon's crc32 instruction (src/crc32c.ts) a few
     // percent (0.13-0.14 s against 0.12-0.14 s), and a CPU without one takes the addon's table. An unannounced one is refused once it arrives (expectedCrcOf),
     // never taken as checked.
     const computesCrc = crc32cSent.headerCrc !== undefined || (body.chunked && crc32cSent.announced);

@@ -12,7 +12,7 @@ import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { putFile } from '../../src/cli/transfer';
 import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
+import { crc32c, crc32cHex } from '../../src/crc32c';
 import type { DataPlaneEndpoint } from '../../src/dataplane/data-plane-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
 import { ROOT } from '../helpers/daemon-process';

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createConnection } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
+import { crc32c, crc32cHex } from '../../src/crc32c';
 import type { LeaseSession } from '../../src/client/tensormem-client';
 import { daemonForTests } from '../helpers/daemon-for-tests';
 

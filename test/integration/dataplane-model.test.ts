@@ -28,7 +28,7 @@ import { createConnection } from 'node:net';
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
-import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
+import { crc32c, crc32cHex } from '../../src/crc32c';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { deepClone } from '../helpers/deep-clone';
 import { permutations } from '../helpers/permutations';

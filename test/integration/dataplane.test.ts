@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { loadConfig } from '../../src/config/config';
 import { startDaemon as startInProcess } from '../../src/daemon';
-import { crc32c, crc32cHex } from '../../src/dataplane/crc32c';
+import { crc32c, crc32cHex } from '../../src/crc32c';
 import { ERROR_REASONS } from '../../src/errors';
 import { loadAddon } from '../../src/native/addon';
 import { DaemonProcess, runTensormemd, startDaemon, waitForLog } from '../helpers/daemon-process';

@@ -1,6 +1,6 @@
 /** CRC-32C (slicing-by-8) against published vectors, and the data plane's range headers. */
 import { describe, expect, it } from 'vitest';
-import { crc32c, crc32cHex, parseCrc32c } from '../../src/dataplane/crc32c';
+import { crc32c, crc32cHex, parseCrc32c } from '../../src/crc32c';
 import { parseContentRange, parseRanges } from '../../src/dataplane/byte-ranges';
 
 describe('crc32c', () => {

@@ -2,11 +2,11 @@
  * The addon's CRC-32C (native/src/crc32c.cc) against the JavaScript one (crc32cJs): the instruction
  * path this CPU takes and the portable table path, on every length 0-300 at every offset 0-7, across the
  * interleaved blocks' edges (3 × 256 and 3 × 8192 bytes), split at random points, and on RFC 3720's
- * vectors; and how src/dataplane/crc32c.ts chooses between them (TENSORMEM_CRC32C, no addon).
+ * vectors; and how src/crc32c.ts chooses between them (TENSORMEM_CRC32C, no addon).
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { chooseCrc32c, crc32c, crc32cImplementation, crc32cJs } from '../../src/dataplane/crc32c';
+import { chooseCrc32c, crc32c, crc32cImplementation, crc32cJs } from '../../src/crc32c';
 import { loadAddon } from '../../src/native/addon';
 import { rng } from '../helpers/rng';
 

@@ -12,7 +12,7 @@
  * crc32cJs, as unset: a client library must not fail its checked writes for want of an addon it does not
  * need (the daemon cannot start without the addon anyway, so there table is always the addon's).
  */
-import { loadAddon } from '../native/addon';
+import { loadAddon } from './native/addon';
 
 const POLYNOMIAL = 0x82f63b78;
 
