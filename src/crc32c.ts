@@ -12,6 +12,7 @@
  * crc32cJs, as unset: a client library must not fail its checked writes for want of an addon it does not
  * need (the daemon cannot start without the addon anyway, so there table is always the addon's).
  */
+import { TensormemError } from './errors';
 import { loadAddon } from './native/addon';
 
 const POLYNOMIAL = 0x82f63b78;
@@ -128,6 +129,21 @@ export function crc32cImplementation(): Crc32cImplementation {
 /** The header form: 8 lowercase hex digits (e.g. "e3069283"). */
 export function crc32cHex(value: number): string {
   return (value >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * The refusal of `bytes` bytes received at `offset` whose CRC-32C, `received`, is not `expected`, the one
+ * sent with them in `field` (the data plane's X-Tensormem-Crc32c, WriteArrayHeader.crc32c): INVALID_ARGUMENT,
+ * reason CHECKSUM_MISMATCH, with both CRCs, the offset and the bytes in its metadata. The bytes were written as
+ * they arrived (`unstaged` says why none were held back), so the message says that the range holds them.
+ */
+export function checksumMismatch(field: string, offset: number, bytes: number, expected: number, received: number, unstaged: string): TensormemError {
+  return new TensormemError(
+    'INVALID_ARGUMENT',
+    'CHECKSUM_MISMATCH',
+    `${field}: the ${bytes} bytes received at offset ${offset} have CRC-32C ${crc32cHex(received)}, not ${crc32cHex(expected)}; they were written as they arrived (${unstaged}), so that range holds them: rewrite it`,
+    { field, expected_crc32c: crc32cHex(expected), received_crc32c: crc32cHex(received), offset: String(offset), bytes: String(bytes) },
+  );
 }
 
 /**

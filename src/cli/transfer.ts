@@ -2,7 +2,7 @@
  * `tensormemctl put FILE` (or `put -`, stdin) / `get --array ID FILE` (or `-`, stdout): stream a file
  * into or out of an array with the typed client (its data plane or WriteArray / ReadArray), a piece at
  * a time (never the whole file or stream in memory), with a progress bar on stderr when stderr is a
- * terminal. put sends each piece's CRC-32C with it (the daemon checks it on the data plane).
+ * terminal. put sends each piece's CRC-32C with it, which the daemon checks (data plane or WriteArray).
  */
 import { constants } from 'node:os';
 import { status as Status } from '@grpc/grpc-js';
@@ -192,8 +192,8 @@ async function closedAfter(error: unknown, session: LeaseSession, opened: NonNul
 /**
  * Writes `source` into the array arrayToPut gives, a PIECE_BYTES piece at a time: each piece is read
  * whole (or up to the source's end), then written with LeaseSession.write (the data plane when the
- * daemon names one: OpenLease's answer for the lease put opened, GetArray's for --array, with the
- * piece's CRC-32C, which the daemon checks; else WriteArray) before the next is read, so that one piece is in memory and a
+ * daemon names one: OpenLease's answer for the lease put opened, GetArray's for --array; else WriteArray;
+ * either way with the piece's CRC-32C, which the daemon checks) before the next is read, so that one piece is in memory and a
  * daemon that takes the bytes slowly slows the reading. A source that ends short of the bytes expected
  * (the file's size, or for a stream the array's) or goes on past them fails after writing what it read.
  */
@@ -217,7 +217,7 @@ async function putFrom(client: TensormemClient, source: PutSource, options: PutO
         const bytesRead = await source.read(buffer, Math.min(buffer.length, expected - written), written);
         options.signal?.throwIfAborted();
         if (bytesRead === 0) throw source.endedShort(written, expected, array);
-        // Each piece's CRC-32C goes with it over the data plane, where the daemon checks it.
+        // Each piece's CRC-32C goes with it (X-Tensormem-Crc32c, or WriteArrayHeader.crc32c), and the daemon checks it.
         written += await session.write(array.array_id, buffer.subarray(0, bytesRead), written, undefined, { checksum: true });
         progress.update(written);
       }

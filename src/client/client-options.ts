@@ -153,10 +153,12 @@ export interface DuplicateOptions {
 
 export interface WriteOptions {
   /**
-   * Sends the CRC-32C of the data with a write that goes over the data plane (X-Tensormem-Crc32c): the
-   * daemon refuses it, CHECKSUM_MISMATCH, when the bytes it received have another, so they are checked
-   * end to end. Computed by the addon where it is built (some 10 GB/s), else in JavaScript (under 1 GB/s).
-   * A write over WriteArray carries none: gRPC has no such field.
+   * Sends the CRC-32C of the data with the write, whichever way it goes: over the data plane in
+   * X-Tensormem-Crc32c, over WriteArray (small writes, a fallback from the data plane, writeGrpc) in
+   * WriteArrayHeader.crc32c. The daemon refuses it, CHECKSUM_MISMATCH, when the bytes it received have
+   * another, so they are checked end to end. Computed by the addon where it is built (some 10 GB/s), else
+   * in JavaScript (under 1 GB/s). A daemon older than WriteArrayHeader.crc32c ignores it: such a write over
+   * WriteArray goes unchecked.
    */
   checksum?: boolean;
 }

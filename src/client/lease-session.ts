@@ -24,6 +24,7 @@ import {
   putArray as httpPutArray,
 } from '../dataplane/data-plane-client';
 import { isNativeError } from '../native/backend';
+import { crc32c } from '../crc32c';
 import { MAX_TIMER_MS } from '../long-timeout';
 import { clientError, clientErrorOfHttp, outOfRange, TensormemClientError } from './client-errors';
 import { bytesOf, checkDeadlineMs, checkWrite, optionalBoolean, positiveMs, requireArrayId, requireByteCount, requireCallback, requireOptionsObject } from './argument-checks';
@@ -221,13 +222,11 @@ export class LeaseSession {
   /**
    * Writes `data` at `offset`; resolves to bytes_written. Large writes go over the HTTP data plane
    * when there is one (see ClientOptions.dataPlane), the others over one WriteArray stream in chunks.
-   * options.checksum: a write over the data plane carries its CRC-32C, checked by the daemon.
+   * options.checksum: the write carries its CRC-32C, checked by the daemon, whichever way it goes.
    */
   async write(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes, options: WriteOptions = {}): Promise<number> {
     requireArrayId(arrayId);
-    requireOptionsObject('write options', options);
-    checkOptionNames('write', options);
-    optionalBoolean('write option checksum', options.checksum);
+    checkWriteOptions(options);
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes, this.client.maxMessageBytes);
     this.client.requireOpen();
@@ -251,20 +250,21 @@ export class LeaseSession {
       }
       this.transfers.grpc++;
       try {
-        return await this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions);
+        return await this.writeOverGrpc(arrayId, data, offset, chunkBytes, callOptions, options.checksum);
       } catch (error) {
         throw cut.put ? afterCutPut(error, cut.put, arrayId, offset) : error;
       }
     });
   }
 
-  /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size. */
-  async writeGrpc(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes): Promise<number> {
+  /** Writes `data` at `offset` over one WriteArray stream in chunks, whatever its size; options as write's. */
+  async writeGrpc(arrayId: string, view: ArrayBufferView, offset = 0, chunkBytes = this.client.chunkBytes, options: WriteOptions = {}): Promise<number> {
     requireArrayId(arrayId);
+    checkWriteOptions(options);
     const data = bytesOf(view);
     checkWrite(offset, chunkBytes, this.client.maxMessageBytes);
     this.checkWriteRange(arrayId, offset, data.byteLength);
-    return this.sendingFrom(data, () => this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions()));
+    return this.sendingFrom(data, () => this.writeOverGrpc(arrayId, data, offset, chunkBytes, this.client.callOptions(), options.checksum));
   }
 
   /**
@@ -293,11 +293,13 @@ export class LeaseSession {
     throw outOfRange('data', `${bytes} bytes at offset ${offset} pass the end of array ${arrayId} (${size} bytes)`);
   }
 
-  private async writeOverGrpc(arrayId: string, data: Uint8Array, offset: number, chunkBytes: number, callOptions: { deadline?: number }): Promise<number> {
+  /** `checksum`: the header carries the CRC-32C of `data` (WriteArrayHeader.crc32c), which the daemon checks once the stream ends. */
+  private async writeOverGrpc(arrayId: string, data: Uint8Array, offset: number, chunkBytes: number, callOptions: { deadline?: number }, checksum?: boolean): Promise<number> {
+    const header = checksum ? { array_id: arrayId, offset, crc32c: crc32c(data) } : { array_id: arrayId, offset };
     const response = await new Promise<{ bytes_written: number }>((resolve, reject) => {
       const stream = this.client.arrays.WriteArray(this.md, callOptions, (error, value) => (error ? reject(clientError(error)) : resolve(value as { bytes_written: number })));
       const pump = async () => {
-        stream.write({ header: { array_id: arrayId, offset } });
+        stream.write({ header });
         for (let position = 0; position < data.byteLength; position += chunkBytes) {
           const chunk = data.subarray(position, Math.min(position + chunkBytes, data.byteLength));
           if (!stream.write({ chunk })) await new Promise((drained) => stream.once('drain', drained));
@@ -761,6 +763,13 @@ function afterCutPut(error: unknown, cut: DataPlaneConnectionError, arrayId: str
 }
 
 /** RESOURCE_EXHAUSTED: `bytes` of `arrayId` do not fit in the one Buffer a read returns. */
+/** write/writeGrpc's options: an object of the options they take, checksum true or false. */
+function checkWriteOptions(options: WriteOptions): void {
+  requireOptionsObject('write options', options);
+  checkOptionNames('write', options);
+  optionalBoolean('write option checksum', options.checksum);
+}
+
 function readTooLarge(arrayId: string, bytes: string): TensormemClientError {
   const message = `a read of ${bytes} bytes of array ${arrayId} does not fit in one Buffer (at most ${LeaseSession.maxReadBytes} bytes): read it in ranges`;
   return new TensormemClientError(Status.RESOURCE_EXHAUSTED, undefined, message, { field: 'length' });

@@ -36,7 +36,7 @@ import { removeStaleSocket } from '../service/server';
 import { ServiceContext, refuseWhileDraining } from '../service/service-context';
 import { withOthersMasked } from '../service/socket-umask';
 import { ByteRange, parseContentRange, parseRanges } from './byte-ranges';
-import { crc32c, crc32cHex, crc32cImplementation, parseCrc32c, type Crc32cImplementation } from '../crc32c';
+import { checksumMismatch, crc32c, crc32cHex, crc32cImplementation, parseCrc32c, type Crc32cImplementation } from '../crc32c';
 import { httpErrorOf } from './http-errors';
 import { listElements } from './http1-head';
 import { BODY_CUT_SHORT, DEFAULT_BODY_READ_BYTES, Http1Server, HttpExchange } from './http1-server';
@@ -320,14 +320,7 @@ class DataPlane {
     });
     if (body.exact && received !== range.length) throw invalidArgument('body', body.expected, `${received} bytes`);
     const expectedCrc = expectedCrcOf(crc32cSent, exchange.trailers[CRC32C_HEADER], `the ${received} bytes at offset ${range.start}`);
-    if (expectedCrc !== undefined && crc !== expectedCrc) {
-      throw new TensormemError(
-        'INVALID_ARGUMENT',
-        'CHECKSUM_MISMATCH',
-        `X-Tensormem-Crc32c: the ${received} bytes received at offset ${range.start} have CRC-32C ${crc32cHex(crc)}, not ${crc32cHex(expectedCrc)}; they were written as they arrived (a body is never staged), so that range holds them: rewrite it`,
-        { field: 'X-Tensormem-Crc32c', expected_crc32c: crc32cHex(expectedCrc), received_crc32c: crc32cHex(crc), offset: String(range.start), bytes: String(received) },
-      );
-    }
+    if (expectedCrc !== undefined && crc !== expectedCrc) throw checksumMismatch('X-Tensormem-Crc32c', range.start, received, expectedCrc, crc, 'a body is never staged');
     if (expectedCrc !== undefined) exchange.setHeader('X-Tensormem-Crc32c', crc32cHex(crc));
     this.sendJson(exchange, 200, { array_id: array.arrayId, offset: range.start, bytes_written: received });
   }

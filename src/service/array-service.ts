@@ -2,6 +2,7 @@
 import type { Metadata, Server, ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, ServerErrorResponse } from '@grpc/grpc-js';
 import type { WaitHandle } from '../memory/memory-wait-queue';
 import { constants, type ServerHttp2Stream } from 'node:http2';
+import { checksumMismatch, crc32c, crc32cImplementation } from '../crc32c';
 import { describeCount, invalidArgument, outOfRange } from '../errors';
 import { exportArray } from '../memory/array-export';
 import type { Lease } from '../leases/lease';
@@ -80,6 +81,8 @@ export class ArrayService {
 
   constructor(private readonly context: ServiceContext) {
     this.readBudget = new ReadBudget(READ_BUDGET_RINGS * READ_RING * context.config.chunkBytes);
+    // Chosen now: a TENSORMEM_CRC32C that is not one of its values stops the start, not the first checked WriteArray.
+    crc32cImplementation();
   }
 
   private lease(metadata: Metadata): Lease {
@@ -189,13 +192,18 @@ export class ArrayService {
 
   /**
    * Header first, then chunks written in order. Each chunk is checked against the array's end before
-   * any byte of it is written; bytes_written is reported only when the whole stream succeeded.
+   * any byte of it is written; bytes_written is reported only when the whole stream succeeded. With a
+   * header.crc32c, the chunks' CRC-32C is computed as they arrive and checked once the stream ends (the
+   * data plane's CHECKSUM_MISMATCH), the chunks written as they came, as a PUT's body is.
    */
   private async writeArray(call: ServerReadableStream<WriteArrayRequest__Output, WriteArrayResponse>, callback: sendUnaryData<WriteArrayResponse>): Promise<void> {
     const lease = this.lease(call.metadata);
     let array: TensorArray | undefined;
+    let start = 0;
     let position = 0;
     let written = 0;
+    let expectedCrc: number | undefined;
+    let crc = 0;
     let endBulk: (() => void) | undefined;
     try {
       for await (const message of call as AsyncIterable<WriteArrayRequest__Output>) {
@@ -203,7 +211,8 @@ export class ArrayService {
         if (message.payload === 'header') {
           if (array) throw invalidArgument('header', 'one header, as the first message', 'a second header');
           array = lease.getArray(message.header!.array_id);
-          position = message.header!.offset;
+          start = position = message.header!.offset;
+          expectedCrc = message.header!.crc32c;
           if (position > array.byteSize) throw outOfRange('header.offset', `offset ${describeCount(position)} is past the end of array ${array.arrayId} (${array.byteSize} bytes)`);
         } else if (message.payload === 'chunk') {
           if (!array) throw invalidArgument('payload', 'a header as the first message', 'a chunk');
@@ -211,6 +220,7 @@ export class ArrayService {
           if (position + chunk.byteLength > array.byteSize) {
             throw outOfRange('chunk', `${chunk.byteLength} bytes at offset ${position} pass the end of array ${array.arrayId} (${array.byteSize} bytes)`);
           }
+          if (expectedCrc !== undefined) crc = crc32c(chunk, crc);
           await array.write(position, chunk);
           position += chunk.byteLength;
           written += chunk.byteLength;
@@ -224,6 +234,7 @@ export class ArrayService {
       endBulk?.();
     }
     if (!array) throw invalidArgument('header', 'a header message', '(empty stream)');
+    if (expectedCrc !== undefined && crc !== expectedCrc) throw checksumMismatch('header.crc32c', start, written, expectedCrc, crc, "a stream's chunks are never staged");
     callback(null, { bytes_written: written });
   }
 

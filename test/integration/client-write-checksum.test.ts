@@ -141,20 +141,23 @@ describe('writes checked end to end (X-Tensormem-Crc32c)', () => {
   it('TENSORMEM_CRC32C=table where the addon does not load: put checks its pieces with the JavaScript CRC instead of failing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensormem-put-no-addon-'));
     try {
-      const file = join(dir, 'data.bin');
-      writeFileSync(file, patterned(3 * MiB));
-      // A copy whose addon was not built, as TENSORMEM_NATIVE_ADDON pointing nowhere makes it.
-      const env = { ...process.env, TENSORMEM_TOKEN: '', TENSORMEM_NATIVE_ADDON: join(dir, 'missing.node'), TENSORMEM_CRC32C: 'table' };
-      const put = spawnSync(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.tcpAddress, 'put', file, '--dtype', 'uint8', '-o', 'json'], { encoding: 'utf8', env });
-      expect(put.stderr).toBe('');
-      expect(put.status).toBe(0);
-      const result = JSON.parse(put.stdout) as { array: { array_id: string }; bytes_written: number; lease: { token: string } };
-      expect(result.bytes_written).toBe(3 * MiB);
-      const lease = setup.client.sessionOf(result.lease.token);
-      try {
-        expect((await lease.read(result.array.array_id)).equals(readFileSync(file))).toBe(true);
-      } finally {
-        await lease.close();
+      // One piece over the data plane (3 MiB), one over WriteArray (under 1 MiB).
+      for (const bytes of [3 * MiB, 1000]) {
+        const file = join(dir, `data-${bytes}.bin`);
+        writeFileSync(file, patterned(bytes));
+        // A copy whose addon was not built, as TENSORMEM_NATIVE_ADDON pointing nowhere makes it.
+        const env = { ...process.env, TENSORMEM_TOKEN: '', TENSORMEM_NATIVE_ADDON: join(dir, 'missing.node'), TENSORMEM_CRC32C: 'table' };
+        const put = spawnSync(process.execPath, [TENSORMEMCTL, '--address', setup.daemon.tcpAddress, 'put', file, '--dtype', 'uint8', '-o', 'json'], { encoding: 'utf8', env });
+        expect(put.stderr).toBe('');
+        expect(put.status).toBe(0);
+        const result = JSON.parse(put.stdout) as { array: { array_id: string }; bytes_written: number; lease: { token: string } };
+        expect(result.bytes_written).toBe(bytes);
+        const lease = setup.client.sessionOf(result.lease.token);
+        try {
+          expect((await lease.read(result.array.array_id)).equals(readFileSync(file))).toBe(true);
+        } finally {
+          await lease.close();
+        }
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
