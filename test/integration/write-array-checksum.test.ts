@@ -18,6 +18,7 @@ import { crc32c, crc32cHex } from '../../src/crc32c';
 import type { WriteArrayHeader } from '../../src/generated/tensormem/v1/WriteArrayHeader';
 import type { WriteArrayRequest } from '../../src/generated/tensormem/v1/WriteArrayRequest';
 import { daemonForTests } from '../helpers/daemon-for-tests';
+import { runTensormemd } from '../helpers/daemon-process';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -239,4 +240,10 @@ describe('WriteArray checked end to end (WriteArrayHeader.crc32c)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+it('a TENSORMEM_CRC32C the daemon does not take stops its start without a data plane too (WriteArray would use it)', async () => {
+  const run = await runTensormemd(['--backend', 'host', '--emulated-device', '2G', '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--data-listen', 'off'], { ...process.env, TENSORMEM_CRC32C: 'sse' });
+  expect(run.code).toBe(1);
+  expect(run.stderr).toContain('TENSORMEM_CRC32C must be one of auto, js, table (or unset), not "sse"');
 });
