@@ -762,7 +762,6 @@ function afterCutPut(error: unknown, cut: DataPlaneConnectionError, arrayId: str
   return new TensormemClientError(error.code, error.reason, details, { ...error.errorMetadata, data_plane_bytes_sent: String(sent) });
 }
 
-/** RESOURCE_EXHAUSTED: `bytes` of `arrayId` do not fit in the one Buffer a read returns. */
 /** write/writeGrpc's options: an object of the options they take, checksum true or false. */
 function checkWriteOptions(options: WriteOptions): void {
   requireOptionsObject('write options', options);
@@ -770,6 +769,7 @@ function checkWriteOptions(options: WriteOptions): void {
   optionalBoolean('write option checksum', options.checksum);
 }
 
+/** RESOURCE_EXHAUSTED: `bytes` of `arrayId` do not fit in the one Buffer a read returns. */
 function readTooLarge(arrayId: string, bytes: string): TensormemClientError {
   const message = `a read of ${bytes} bytes of array ${arrayId} does not fit in one Buffer (at most ${LeaseSession.maxReadBytes} bytes): read it in ranges`;
   return new TensormemClientError(Status.RESOURCE_EXHAUSTED, undefined, message, { field: 'length' });

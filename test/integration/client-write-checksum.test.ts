@@ -111,6 +111,9 @@ describe('writes checked end to end (X-Tensormem-Crc32c)', () => {
       const arrayId = (await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [16], placement: 'PLACEMENT_HOST_ONLY' })).array_id;
       await expect(lease.write(arrayId, Buffer.alloc(16), 0, undefined, { checksum: 'yes' as unknown as boolean })).rejects.toThrow('Expected true or false for write option checksum but received "yes"');
       await expect(lease.write(arrayId, Buffer.alloc(16), 0, undefined, { checksumm: true } as never)).rejects.toThrow('Expected an option write takes (did you mean checksum? it takes checksum) for write option checksumm but received true');
+      // writeGrpc takes the same options, checked the same way.
+      await expect(lease.writeGrpc(arrayId, Buffer.alloc(16), 0, undefined, { checksum: 'yes' as unknown as boolean })).rejects.toThrow('Expected true or false for write option checksum but received "yes"');
+      await expect(lease.writeGrpc(arrayId, Buffer.alloc(16), 0, undefined, { checksumm: true } as never)).rejects.toThrow('for write option checksumm but received true');
     } finally {
       await lease.close();
     }
