@@ -17,6 +17,7 @@ import { InterruptedError, getFile, getToStream, interruptible, putFile, putStre
 import type { PutOptions } from '../cli/transfer';
 import { stdinPieces } from '../cli/stdin-pieces';
 import { deviceQuotaShare, quotaShare } from '../cli/quota-share';
+import { tenantState } from '../cli/tenant-state';
 import { UsageError, asUsage } from '../cli/usage-error';
 import { checkDaemonAddress, tlsOptions } from '../cli/address';
 import { parseDurationMs } from '../config/sizes';
@@ -35,7 +36,9 @@ Commands:
   arrays    arrays: of the lease of a lease --token (ListArrays), or every array block by owner
             (GetMemorySnapshot; under a tenants file, with an admin --token)
   config    the daemon's effective configuration and where each value came from (GetConfig)
-  tenants   usage of each tenant against its quota, guarantee and max leases (GetMemoryInfo)
+  tenants   usage of each tenant against its quota, guarantee and max leases (GetMemoryInfo); STATE: active,
+            dropped (a tenants file reload dropped it; listed until its leases end and its memory is freed),
+            evicting (evict --tenant is closing its leases) or "dropped, evicting"
   evict ID | --tenant NAME       close lease ID, or every lease tenant NAME has open, and free what they
                                  hold (EvictLease; needs an admin --token)
   doctor    check the running daemon's configuration against the seed's common pitfalls; exit 1 on an error
@@ -278,7 +281,7 @@ async function main(): Promise<number> {
               [['tensormemd', formatIec(info.process!.physical_bytes), formatIec(info.process!.counted_physical_bytes), capText(info.process!.max_physical_bytes), formatIec(info.process!.heap_used_bytes), formatIec(info.process!.heap_limit_bytes)]],
             ),
             '',
-            renderTable(['TENANT', 'LEASES', 'DEVICE USED', 'HOST USED'], info.tenants.map((t) => [t.tenant, t.leases, formatIec(t.device_used_bytes), formatIec(t.host_used_bytes)])),
+            renderTable(['TENANT', 'STATE', 'LEASES', 'DEVICE USED', 'HOST USED'], info.tenants.map((t) => [t.tenant, tenantState(t), t.leases, formatIec(t.device_used_bytes), formatIec(t.host_used_bytes)])),
           ].join('\n'),
         );
         break;
@@ -318,9 +321,10 @@ async function main(): Promise<number> {
         const quota = (bytes: number) => (bytes > 0 ? formatIec(bytes) : '-');
         await print(info.tenants, () =>
           renderTable(
-            ['TENANT', 'LEASES', 'MAX', 'ARRAYS', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA', 'MMAP USED', 'MMAP QUOTA'],
+            ['TENANT', 'STATE', 'LEASES', 'MAX', 'ARRAYS', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'GUARANTEE', 'HOST USED', 'HOST QUOTA', 'OF QUOTA', 'MMAP USED', 'MMAP QUOTA'],
             info.tenants.map((t) => [
               t.tenant,
+              tenantState(t),
               t.leases,
               t.max_leases || '-',
               t.max_arrays ? `${t.arrays}/${t.max_arrays}` : String(t.arrays),

@@ -9,6 +9,7 @@ import type { LeaseSummary, MemoryInfo, TensormemClient } from '../client/tensor
 import { formatIec } from '../units';
 import { setLongTimeout } from '../long-timeout';
 import { deviceQuotaShare, quotaShare } from './quota-share';
+import { tenantState } from './tenant-state';
 import type { WriteOut } from './stdout';
 import { InterruptedError } from './transfer';
 import { waitText } from './wait-text';
@@ -63,9 +64,10 @@ export function renderFrame(info: MemoryInfo, leases: BiggestLeases | undefined,
     info.tenants.length === 0
       ? 'TENANTS: none'
       : renderTable(
-          ['TENANT', 'LEASES', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'HOST USED', 'HOST QUOTA', 'OF QUOTA'],
+          ['TENANT', 'STATE', 'LEASES', 'DEVICE USED', 'DEVICE QUOTA', 'OF QUOTA', 'HOST USED', 'HOST QUOTA', 'OF QUOTA'],
           info.tenants.map((t) => [
             t.tenant,
+            tenantState(t),
             t.leases,
             formatIec(t.device_used_bytes),
             t.quota_bytes > 0 ? formatIec(t.quota_bytes) : '-',

@@ -119,6 +119,8 @@ export class LeaseRegistry {
   /** When this daemon started taking leases: an unknown token's answer names it (a restart forgets every lease). */
   private readonly startedAt = new Date().toISOString();
   private sweepTimer?: NodeJS.Timeout;
+  /** Tenants an evictTenant is closing the leases of, with how many such evictions run (GetMemoryInfo's TenantUsage.evicting). */
+  private readonly evictions = new Map<string, number>();
   /** Whether the periodic sweep is still closing what it found (it then skips its next turn). */
   private sweeping = false;
   /** Whether a token is a tenant's (the tenants file): set by the daemon, asked only of a token that opens no lease. */
@@ -378,15 +380,27 @@ export class LeaseRegistry {
   async evictTenant(tenant: string, by?: string): Promise<{ freedBytes: number; evicted: number }> {
     let freedBytes = 0;
     let evicted = 0;
-    await inTurns(this.leasesOf(tenant), (lease) => {
-      if (!this.byId.has(lease.leaseId)) return 1;
-      const closed = this.closeInTurn(lease, 'evicted', by);
-      freedBytes += closed.freedBytes;
-      evicted++;
-      return closed.work;
-    });
+    this.evictions.set(tenant, (this.evictions.get(tenant) ?? 0) + 1);
+    try {
+      await inTurns(this.leasesOf(tenant), (lease) => {
+        if (!this.byId.has(lease.leaseId)) return 1;
+        const closed = this.closeInTurn(lease, 'evicted', by);
+        freedBytes += closed.freedBytes;
+        evicted++;
+        return closed.work;
+      });
+    } finally {
+      const running = this.evictions.get(tenant)! - 1;
+      if (running === 0) this.evictions.delete(tenant);
+      else this.evictions.set(tenant, running);
+    }
     this.log.info({ event: 'tenant_evicted', tenant, evicted, freedBytes, ...(by !== undefined && { by }) }, `tenant ${tenant}: ${counted(evicted, 'lease')} evicted${by !== undefined ? ` by ${by}` : ''}`);
     return { freedBytes, evicted };
+  }
+
+  /** Whether an evictTenant of `tenant` is under way (closing its leases in turns). */
+  isEvicting(tenant: string): boolean {
+    return this.evictions.has(tenant);
   }
 
   get size(): number {

@@ -91,6 +91,14 @@ export class TenantRegistry {
     return this.dropped.size;
   }
 
+  /**
+   * Whether `name`, a tenant with leases or memory, is one the tenants file no longer names (a reload
+   * dropped it: only the file's tenants open leases). False in open mode.
+   */
+  isDropped(name: string): boolean {
+    return !this.openMode && !this.byName.has(name);
+  }
+
   list(): readonly TenantSpec[] {
     return this.tenants;
   }

@@ -137,6 +137,8 @@ export function memoryInfo(context: ServiceContext, viewer: { tenant?: string } 
         max_arrays: usage.maxArrays,
         mapped_regions: usage.mappedRegions,
         max_mapped_regions: usage.maxMappedRegions,
+        dropped: tenants.isDropped(tenant),
+        evicting: registry.isEvicting(tenant),
       };
     }),
     taken_at: timestamp(Date.now()),

@@ -910,8 +910,8 @@ describe('tensormemctl tenants on two devices', () => {
       expect(table.stdout).toContain('75.0% (device 0)');
       expect(table.stdout).not.toContain('125.0%');
       // Its live arrays against its max_arrays.
-      expect(table.stdout).toMatch(/^TENANT +LEASES +MAX +ARRAYS +DEVICE USED/m);
-      expect(table.stdout).toMatch(/^team-b +1 +- +2\/10 +/m);
+      expect(table.stdout).toMatch(/^TENANT +STATE +LEASES +MAX +ARRAYS +DEVICE USED/m);
+      expect(table.stdout).toMatch(/^team-b +active +1 +- +2\/10 +/m);
       const top = await ctl(['--address', twoDevices.unixAddress, 'top', '--once', '--token', token]);
       expect(top.code).toBe(0);
       expect(top.stdout).toMatch(/team-b .*75\.0% \(device 0\)/);

@@ -19,6 +19,8 @@ export interface TenantUsage {
   'max_arrays'?: (number | string | Long);
   'mapped_regions'?: (number | string | Long);
   'max_mapped_regions'?: (number | string | Long);
+  'dropped'?: (boolean);
+  'evicting'?: (boolean);
 }
 
 export interface TenantUsage__Output {
@@ -38,4 +40,6 @@ export interface TenantUsage__Output {
   'max_arrays': (number);
   'mapped_regions': (number);
   'max_mapped_regions': (number);
+  'dropped': (boolean);
+  'evicting': (boolean);
 }
