@@ -277,7 +277,9 @@ export async function putFile(client: TensormemClient, path: string, options: Pu
 
 /**
  * `put -`: streams `input` (stdin: stdinPieces) into array --array, or into a new array of --shape (and
- * --dtype) in a new lease; either way the array's size is the number of bytes it must give. It is read
+ * --dtype) in a new lease; either way the array's size is the number of bytes it must give. The daemon
+ * is asked (GetArray, or OpenLease and AllocateArray: arrayToPut) before `input` is first read, so that a
+ * daemon that is down or refuses fails put at once, whatever stdin does. It is read
  * a piece at a time into put's one PIECE_BYTES buffer (never the whole input), and not read while a
  * piece is being written, so a daemon that takes the bytes slowly holds the producer back.
  * Stdin that ends short of the array's size is an error naming both sizes (the bytes it gave are

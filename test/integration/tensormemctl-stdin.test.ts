@@ -2,7 +2,8 @@
  * `tensormemctl put -`: stdin streamed into an existing array (--array) or a new one (--shape), against
  * a daemon with a data plane and one without (WriteArray); stdin shorter or longer than the array, none
  * of the two flags, Ctrl-C while stdin is silent, stdin a shell's pipe, a file or a character device, a
- * file named "-", and the CLI's peak memory for an input four times its piece.
+ * file named "-", the CLI's peak memory for an input four times its piece, and no daemon at --address
+ * with a stdin that sends nothing (the daemon is asked first).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -381,4 +382,38 @@ describe('tensormemctl put - (one daemon with a data plane)', () => {
     console.log(`put - peak VmHWM: ${(small / MiB).toFixed(1)} MiB for 1 MiB of stdin, ${(big / MiB).toFixed(1)} MiB for 64 MiB`);
     expect(big - small).toBeLessThan(32 * MiB);
   }, 60_000);
+});
+
+describe('tensormemctl put - with no daemon at --address', () => {
+  it('stdin a pipe or a FIFO that sends nothing and stays open: the daemon is asked first, and put fails at once as info does (exit 1), without reading stdin', async () => {
+    // A FIFO this test holds open for writing (O_RDWR: opening does not wait for a reader) and never writes.
+    const fifo = join(dir, 'silent.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const fifoFd = openSync(fifo, 'r+');
+    try {
+      for (const address of ['127.0.0.1:1', `unix:${join(dir, 'no-such.sock')}`]) {
+        const info = await ctl(['--address', address, 'info'], 'ignore');
+        expect(info.code).toBe(1);
+        expect(info.stderr).toContain(address.startsWith('unix:') ? `(is tensormemd running with --listen ${address}?` : `(is tensormemd running at ${address}?`);
+        for (const form of [['--shape', '8'], ['--array', 'arr-0123456789abcdef01234567', '--token', 'lease-token']]) {
+          for (const stdin of ['pipe', 'fifo'] as const) {
+            const what = `${address} ${form[0]} ${stdin}`;
+            const started = Date.now();
+            // 'pipe': a socket pair whose writing end this test keeps open and silent.
+            const child = spawn(process.execPath, [TENSORMEMCTL, '--address', address, 'put', '-', ...form], { stdio: [stdin === 'pipe' ? 'pipe' : fifoFd, 'pipe', 'pipe'], timeout: 20_000, env: { ...process.env, TENSORMEM_TOKEN: '' } });
+            let stderr = '';
+            child.stderr!.on('data', (d) => (stderr += d));
+            const code = await new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode)));
+            child.stdin?.destroy();
+            expect(code, what).toBe(1);
+            expect(stderr, what).toBe(info.stderr);
+            // A stdin read first would have waited for the 20 s timeout (and been killed: code null).
+            expect(Date.now() - started, what).toBeLessThan(10_000);
+          }
+        }
+      }
+    } finally {
+      closeSync(fifoFd);
+    }
+  });
 });
