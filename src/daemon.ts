@@ -40,6 +40,8 @@ import { TenantSpec, readTenantsFile } from './leases/tenants-file';
 import { startIdleChunkRelease } from './memory/idle-chunk-release';
 import { startIdleMemoryTrim } from './memory/idle-memory-trim';
 import { RunningDataPlane, startDataPlane } from './dataplane/data-plane-server';
+import { readTenantsFileForReload } from './leases/tenants-file-worker';
+import { TenantsReloadQueue } from './leases/tenants-reload-queue';
 import { summarizeTenantsReload } from './leases/tenants-reload-summary';
 import { DaemonMetrics } from './observability/daemon-metrics';
 import { rpcMetricsInterceptor } from './observability/rpc-metrics';
@@ -69,8 +71,14 @@ export interface Daemon {
    * is freed as at the end of any drain, and the "stopped" line says drained: false. Nothing outside that wait.
    */
   cutDrain(reason: string): void;
-  /** Rereads --tenants (SIGHUP). A bad file is refused and logged; the old tenants stay in force. */
-  reloadTenants(): boolean;
+  /**
+   * Rereads --tenants (SIGHUP): read, parsed and checked on a worker thread, then applied in one turn;
+   * whether it took the file. A bad file is refused and logged; the old tenants stay in force. One
+   * reload at a time: a call while one reads queues one more, which reads the file again after it (the
+   * calls made meanwhile share it). During the drain it does nothing (false), and a reload in flight is
+   * abandoned unapplied.
+   */
+  reloadTenants(): Promise<boolean>;
   /**
    * Settles with a reason when the daemon cannot go on and must be restarted: 'device_lost' (a sticky
    * CUDA error, native/device-faults.ts). tensormemd then drains and exits with status 1.
@@ -415,15 +423,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
   if (!tenants.openMode) warnWhenPlaintextExposed(config, log);
   warnWhenKeyReadable(config.tls, log);
 
-  const reloadTenants = (): boolean => {
-    noticeConfigFileChanges(config.configFile, config.sources, log);
-    if (!config.tenantsFile) {
-      log.warn({ event: 'tenants_reload_skipped' }, 'SIGHUP: no --tenants file to reload (open mode)');
-      return false;
-    }
-    try {
-      const next = readTenantsFile(config.tenantsFile);
-      checkGuaranteesFit(next, limits.maxBytes, config.tenantsFile);
+  // The file is read, parsed and checked on a worker thread (the YAML parser took 1-3 s of the event loop
+  // for 10,000 tenants; a file of a few KiB is read here); what it read is applied here, in one turn,
+  // one reload at a time.
+  const reloads = new TenantsReloadQueue<TenantSpec[]>({
+    read: (signal) => readTenantsFileForReload(config.tenantsFile!, signal),
+    apply: (next) => {
+      checkGuaranteesFit(next, limits.maxBytes, config.tenantsFile!);
       const previous = tenants.list();
       tenants.reloaded(next);
       memory!.setTenantLimits((name) => tenants.limitsOf(name));
@@ -436,12 +442,23 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       tenants.forgetUnusedDropped((name) => withLeases.has(name) || accounts.has(name));
       const { text, ...summary } = summarizeTenantsReload(previous, next, (name) => ({ ...memory!.tenants.usage(name), leases: withLeases.get(name) ?? 0 }));
       log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name), ...summary }, `tenants file reloaded: ${counted(next.length, 'tenant')}${text ? `; ${text}` : ''}`);
-      return true;
-    } catch (error) {
+    },
+    refused: (error) => {
       tenants.reloadRefused();
-      log.error({ event: 'tenants_reload_failed', error: (error as Error).message }, `tenants file refused, the previous one stays in force: ${(error as Error).message}`);
-      return false;
+      log.error({ event: 'tenants_reload_failed', error: error.message }, `tenants file refused, the previous one stays in force: ${error.message}`);
+    },
+  });
+  const reloadTenants = (): Promise<boolean> => {
+    noticeConfigFileChanges(config.configFile, config.sources, log);
+    if (!config.tenantsFile) {
+      log.warn({ event: 'tenants_reload_skipped', reason: 'open_mode' }, 'SIGHUP: no --tenants file to reload (open mode)');
+      return Promise.resolve(false);
     }
+    if (reloads.closed) {
+      log.warn({ event: 'tenants_reload_skipped', reason: 'draining' }, 'SIGHUP during the drain: the tenants file is not reread');
+      return Promise.resolve(false);
+    }
+    return reloads.request();
   };
 
   let stopping: Promise<void> | undefined;
@@ -462,6 +479,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       // then its Watch ends (as WatchMemory streams do), and allocations waiting for memory fail now.
       for (const name of ['', ...SERVICE_NAMES]) running.health.setStatus(name, 'NOT_SERVING');
       drainStarted.abort();
+      // A reload still reading is abandoned (its worker ended), and none starts: the drain waits for none.
+      reloads.close();
       memory!.failWaiting(shuttingDownError());
       // KeepAlive streams have just ended, so no lease is renewed from here on: leases that expired
       // before the drain are closed now, and none expires during it (every lease is freed when it

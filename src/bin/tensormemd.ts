@@ -65,8 +65,9 @@ async function main(): Promise<void> {
   // held it until now) rereads the file now that it serves: `systemctl reload` right after `start` must not
   // be lost, nor end the process. This handler goes in before that one comes out, so none falls between.
   const served = daemon;
-  process.on('SIGHUP', () => served.reloadTenants());
-  if (takeEarlySighup() && !pendingSignal) daemon.reloadTenants();
+  // A reload logs its own outcome (tenants_reloaded, tenants_reload_failed): nothing to wait for here.
+  process.on('SIGHUP', () => void served.reloadTenants());
+  if (takeEarlySighup() && !pendingSignal) void daemon.reloadTenants();
   if (pendingSignal) stop(pendingSignal);
   if (pendingCut) stop(pendingCut);
   void daemon.fatal.then((reason) => {

@@ -50,7 +50,7 @@ describe('tenants file reloads that rotate tenant names', () => {
       await lease.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
       await lease.close();
       write([`job-${i}`]);
-      expect(daemon.reloadTenants()).toBe(true);
+      expect(await daemon.reloadTenants()).toBe(true);
     }
     // What is kept is what is in use (keeper's lease) and the file's tenants, not the 60 jobs ever dropped.
     expect(tenants.droppedCount).toBe(1);
@@ -59,7 +59,7 @@ describe('tenants file reloads that rotate tenant names', () => {
     await kept.allocate({ dataType: 'DATA_TYPE_UINT8', shape: [MiB] });
     await kept.close();
     write(['job-61']);
-    expect(daemon.reloadTenants()).toBe(true);
+    expect(await daemon.reloadTenants()).toBe(true);
     expect(tenants.droppedCount).toBe(0);
     expect(memory.tenants.names().sort()).toEqual(['job-61', 'ops']);
   });

@@ -548,7 +548,7 @@ async function execute(h: Harness, m: Model, real: RealLease[], op: Op): Promise
     }
     case 'reload':
       h.write(op.specs);
-      if (!h.daemon.reloadTenants()) throw new Error(`reload refused: ${describeOp(op)}`);
+      if (!(await h.daemon.reloadTenants())) throw new Error(`reload refused: ${describeOp(op)}`);
       return ok('reloaded');
     case 'list': {
       const listed: unknown[] = [];

@@ -428,8 +428,12 @@ class Driver {
         return { done: Promise.resolve({ text: 'OK advanced' }) };
       case 'reload':
         h.write(op.specs);
-        if (!h.daemon.reloadTenants()) throw new Error(`reload refused: ${describeOp(op)}`);
-        return { done: Promise.resolve({ text: 'OK reloaded' }) };
+        return {
+          done: h.daemon.reloadTenants().then((took) => {
+            if (!took) throw new Error(`reload refused: ${describeOp(op)}`);
+            return { text: 'OK reloaded' };
+          }),
+        };
     }
   }
 
