@@ -440,7 +440,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = stderrLog(
       memory!.tenants.releaseAllIdle((name) => withLeases.has(name));
       const accounts = new Set(memory!.tenants.names());
       tenants.forgetUnusedDropped((name) => withLeases.has(name) || accounts.has(name));
-      const { text, ...summary } = summarizeTenantsReload(previous, next, (name) => ({ ...memory!.tenants.usage(name), leases: withLeases.get(name) ?? 0 }));
+      // usage() makes a fresh object: leases go on it. A spread of its twelve fields made the summary of
+      // 10,000 tenants take 26 ms instead of 11 (7 without asking any use), in the turn every call waits for.
+      const { text, ...summary } = summarizeTenantsReload(previous, next, (name) => Object.assign(memory!.tenants.usage(name), { leases: withLeases.get(name) ?? 0 }));
       log.info({ event: 'tenants_reloaded', tenants: next.map((tenant) => tenant.name), ...summary }, `tenants file reloaded: ${counted(next.length, 'tenant')}${text ? `; ${text}` : ''}`);
     },
     refused: (error) => {
