@@ -654,11 +654,14 @@ export class LeaseSession {
    * RenewLease: the lease expires `ttlSeconds` from now (0: its TTL so far), which stays its TTL for
    * later renewals; `lease` is updated to it (ttl_seconds, expires_at), so that startKeepAlive() without
    * an interval renews within it. A keep-alive already running keeps its interval: start it again.
-   * After stopKeepAlive() it first waits for the stopped stream's last answer (stopKeepAlive).
+   * After stopKeepAlive() it first waits for the stopped stream's last answer (stopKeepAlive), within
+   * the client's deadline: one that passes meanwhile fails renew() with DEADLINE_EXCEEDED.
    */
   async renew(ttlSeconds = 0): Promise<Lease__Output> {
-    await this.keepAliveSettled;
-    const response = await call<{ lease: Lease__Output | null }>((cb) => this.client.leases.RenewLease({ lease_id: this.leaseId, ttl_seconds: ttlSeconds }, this.md, this.client.callOptions(), cb));
+    // One deadline for the wait and the call, as write()'s covers its fallback.
+    const callOptions = this.client.callOptions();
+    await untilDeadline(this.keepAliveSettled, callOptions.deadline);
+    const response = await call<{ lease: Lease__Output | null }>((cb) => this.client.leases.RenewLease({ lease_id: this.leaseId, ttl_seconds: ttlSeconds }, this.md, callOptions, cb));
     this.renewed(response.lease!.ttl_seconds, response.lease!.expires_at);
     return response.lease!;
   }
@@ -796,6 +799,17 @@ function checkReadSize(arrayId: string, bytes: number): void {
 }
 
 function noKeepAlive(): void {}
+
+/** Waits for `settled`, or until `deadline` (ms since the epoch; none: no limit), whichever comes first. */
+async function untilDeadline(settled: Promise<void>, deadline: number | undefined): Promise<void> {
+  if (deadline === undefined) return settled;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** startKeepAlive's interval when none is given: a third of the lease's TTL (at least 1 s for a TTL the reply did not give). */
 function defaultKeepAliveMs(ttlSeconds: number): number {

@@ -594,10 +594,10 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
    * The client's KeepAlive streams from now on, in `streams`; with `delayMs` each message and the
    * half-close written that late (in order), as when a stream's messages are overtaken by unary calls.
    */
-  function keepAliveStreams(delayMs = 0) {
+  function keepAliveStreams(delayMs = 0, of = client) {
     const streams: Array<ReturnType<typeof client.leases.KeepAlive>> = [];
-    const open = client.leases.KeepAlive.bind(client.leases);
-    client.leases.KeepAlive = ((...args: Parameters<typeof open>) => {
+    const open = of.leases.KeepAlive.bind(of.leases);
+    of.leases.KeepAlive = ((...args: Parameters<typeof open>) => {
       const stream = open(...args);
       if (delayMs > 0) {
         const write = stream.write.bind(stream);
@@ -608,7 +608,7 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
       streams.push(stream);
       return stream;
     }) as typeof client.leases.KeepAlive;
-    return { streams, restore: () => (client.leases.KeepAlive = open) };
+    return { streams, restore: () => (of.leases.KeepAlive = open) };
   }
 
   beforeAll(async () => {
@@ -658,6 +658,28 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
     } finally {
       keepAlive.restore();
       await lease.close();
+    }
+  });
+
+  it("renew() after stopKeepAlive keeps the client's deadline: waiting for the stopped stream's last answer counts against it", async () => {
+    const timed = new TensormemClient(daemon.tcpAddress, { deadlineMs: 200 });
+    const lease = await timed.openLease({ clientName: 'stop-then-renew-deadline' });
+    // The keep-alive's messages go 800 ms late: its last answer comes well after renew's deadline.
+    const keepAlive = keepAliveStreams(800, timed);
+    try {
+      lease.startKeepAlive(60_000);
+      lease.stopKeepAlive();
+      const ended = new Promise((resolve) => keepAlive.streams[0].on('status', resolve));
+      const started = Date.now();
+      const error = await failure(lease.renew(30));
+      // Before, the deadline started once the wait was over: renew() succeeded some 800 ms on.
+      expect(error.code).toBe(status.DEADLINE_EXCEEDED);
+      expect(Date.now() - started).toBeLessThan(700);
+      await ended;
+    } finally {
+      keepAlive.restore();
+      await lease.close();
+      timed.close();
     }
   });
 
