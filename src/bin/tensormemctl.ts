@@ -439,7 +439,12 @@ async function main(): Promise<number> {
           [
             `wrote ${result.bytes_written} bytes (${formatIec(result.bytes_written)}) into array ${result.array.array_id} ([${result.array.shape.join(',')}] ${result.array.data_type.replace('DATA_TYPE_', '').toLowerCase()})`,
             ...(result.lease
-              ? [`lease ${result.lease.lease_id} holds it for ${result.lease.ttl_seconds}s unless renewed; its token: ${result.lease.token}`, `TENSORMEM_TOKEN=${result.lease.token} tensormemctl get --array ${result.array.array_id} FILE`]
+              ? [
+                  result.lease.renew_error
+                    ? `lease ${result.lease.lease_id} holds it until ${result.lease.expires_at} unless renewed (renewing it for ${result.lease.ttl_seconds}s once written failed: ${result.lease.renew_error}); its token: ${result.lease.token}`
+                    : `lease ${result.lease.lease_id} holds it for ${result.lease.ttl_seconds}s unless renewed; its token: ${result.lease.token}`,
+                  `TENSORMEM_TOKEN=${result.lease.token} tensormemctl get --array ${result.array.array_id} FILE`,
+                ]
               : []),
           ].join('\n'),
         );

@@ -123,8 +123,12 @@ export interface PutOptions {
 export interface PutResult {
   array: ArrayInfo;
   bytes_written: number;
-  /** Set when put opened a lease for a new array: the array lives as long as this lease. */
-  lease?: { lease_id: string; token: string; ttl_seconds: number };
+  /**
+   * Set when put opened a lease for a new array: the array lives as long as this lease. renew_error: the
+   * renewal when every byte was written failed (not because the lease ended), so the lease expires at
+   * expires_at (its last keep-alive renewal's), not ttl_seconds from the end of put.
+   */
+  lease?: { lease_id: string; token: string; ttl_seconds: number; expires_at?: string; renew_error?: string };
 }
 
 /** Where put reads its bytes: a regular file (putFile) or a stream (putStream: stdin). */
@@ -172,6 +176,16 @@ async function arrayToPut(
   }
 }
 
+/** The daemon's answer for a lease that has ended (expired, closed, evicted): its arrays went with it. */
+function leaseEnded(error: Error): boolean {
+  return (error as { reason?: string }).reason === 'LEASE_EXPIRED' || (error as { code?: number }).code === Status.NOT_FOUND;
+}
+
+/** A Timestamp as ISO 8601 (UTC). */
+function expiresAtIso(timestamp: { seconds: string | number; nanos: number } | null | undefined): string {
+  return timestamp ? new Date(Number(timestamp.seconds) * 1000 + Math.floor(timestamp.nanos / 1e6)).toISOString() : 'unknown';
+}
+
 /**
  * `error`, after closing the lease put opened: it would otherwise hold its array, whose token nobody
  * saw, until its TTL ends. A close that fails too is told with it.
@@ -183,7 +197,7 @@ async function closedAfter(error: unknown, session: LeaseSession, opened: NonNul
   );
   if (!closeError) return error;
   // A lease that had already ended (expired, evicted) took its array with it: nothing is held.
-  if ((closeError as { reason?: string }).reason === 'LEASE_EXPIRED' || (closeError as { code?: number }).code === Status.NOT_FOUND) {
+  if (leaseEnded(closeError)) {
     return new Error(`${(error as Error).message}; lease ${opened.lease_id}, which put opened, had already ended, and its array with it`);
   }
   return new Error(`${(error as Error).message}; closing lease ${opened.lease_id}, which put opened, failed too (${closeError.message}): it holds the array until its TTL (${opened.ttl_seconds}s) ends, unless the daemon has stopped, which ends its leases`);
@@ -231,7 +245,15 @@ async function putFrom(client: TensormemClient, source: PutSource, options: PutO
     }
     if (opened) {
       session.stopKeepAlive();
-      await session.renew();
+      const renewError = await session.renew().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      // A lease that has ended took the array with it: put fails (closedAfter says so). Any other failure
+      // (the daemon slow past the deadline, a connection blip) leaves the lease as its last keep-alive
+      // renewal left it: the array is written and kept, and put says until when instead of --ttl.
+      if (renewError && leaseEnded(renewError)) throw renewError;
+      if (renewError) return { array, bytes_written: written, lease: { ...opened, expires_at: expiresAtIso(session.lease.expires_at), renew_error: renewError.message } };
     }
     return { array, bytes_written: written, lease: opened };
   } catch (error) {
