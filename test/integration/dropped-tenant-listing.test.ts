@@ -194,7 +194,7 @@ describe('while evict --tenant closes its leases in turns', () => {
     // Enough leases for several turns of the eviction (TURN_WORK).
     for (const tenant of ['job', 'keeper']) for (let i = 0; i < 1000; i++) context.registry.open({ tenant, clientName: '', ttlSeconds: 0, labels: {} });
     write(['keeper']);
-    expect(daemon.reloadTenants()).toBe(true);
+    expect(await daemon.reloadTenants()).toBe(true);
     expect(rowOf('job')).toMatchObject({ leases: 1000, dropped: true, evicting: false });
 
     // evictTenant closes its first turn's leases before it lets other work (this) in.

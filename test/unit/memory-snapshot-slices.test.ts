@@ -55,8 +55,8 @@ function withBlocks(count: number): { memory: MemoryManager; context: ServiceCon
   for (let i = 0; i < count; i += 7) memory.deallocateDevice(0, blocks[i]);
   const context = {
     memory,
-    registry: { list: () => [], countOf: () => 0, tenantsWithLeases: () => [] },
-    tenants: { openMode: true, get: () => undefined, maxLeasesOf: () => 0 },
+    registry: { list: () => [], countOf: () => 0, tenantsWithLeases: () => [], isEvicting: () => false },
+    tenants: { openMode: true, get: () => undefined, maxLeasesOf: () => 0, isDropped: () => false },
   } as unknown as ServiceContext;
   return { memory, context, blocks };
 }
