@@ -19,7 +19,7 @@ import { stdinPieces } from '../cli/stdin-pieces';
 import { deviceQuotaShare, quotaShare } from '../cli/quota-share';
 import { tenantState } from '../cli/tenant-state';
 import { UsageError, asUsage } from '../cli/usage-error';
-import { checkDaemonAddress, tlsOptions } from '../cli/address';
+import { DEFAULT_DAEMON_ADDRESS, checkDaemonAddress, connectionFlags, tlsOptions } from '../cli/address';
 import { parseDurationMs } from '../config/sizes';
 import { MIN_WATCH_INTERVAL_MS } from '../service/memory-service';
 import { MAX_TTL_SECONDS } from '../config/config';
@@ -84,7 +84,7 @@ of stdout went away (| head); 128 + N stopped by signal N.`;
 
 const OPTIONS = {
   // An empty variable is unset, as tensormemd reads its TENSORMEM_* variables.
-  address: { type: 'string', default: process.env.TENSORMEM_ADDRESS || 'unix:/tmp/tensormemd.sock' },
+  address: { type: 'string', default: process.env.TENSORMEM_ADDRESS || DEFAULT_DAEMON_ADDRESS },
   output: { type: 'string', short: 'o', default: 'table' },
   token: { type: 'string', default: process.env.TENSORMEM_TOKEN },
   help: { type: 'boolean', short: 'h', default: false },
@@ -213,11 +213,12 @@ async function main(): Promise<number> {
   // a remote daemon over a VPN may not reach (every piece then failed DEADLINE_EXCEEDED). --timeout sets every call's.
   const transfer = positionals[0] === 'put' || positionals[0] === 'get';
   const deadlineMs = timeoutMs ?? (snapshot ? 120_000 : transfer ? 60_000 : 10_000);
+  const tlsFlags = { ca: values['tls-ca'], cert: values['tls-cert'], key: values['tls-key'], serverName: values['tls-server-name'] };
   let connection: TensormemClient | undefined;
   const client = () => {
     if (!connection) {
       const address = checkDaemonAddress(values.address!, addressField);
-      const tls = tlsOptions({ ca: values['tls-ca'], cert: values['tls-cert'], key: values['tls-key'], serverName: values['tls-server-name'] }, address, (path) => readFileSync(path));
+      const tls = tlsOptions(tlsFlags, address, (path) => readFileSync(path));
       connection = new TensormemClient(address, { deadlineMs, tls, ...(snapshot ? { maxMessageBytes: -1 } : {}) });
     }
     return connection;
@@ -443,7 +444,7 @@ async function main(): Promise<number> {
                   result.lease.renew_error
                     ? `lease ${result.lease.lease_id} holds it until ${result.lease.expires_at} unless renewed (renewing it for ${result.lease.ttl_seconds}s once written failed: ${result.lease.renew_error}); its token: ${result.lease.token}`
                     : `lease ${result.lease.lease_id} holds it for ${result.lease.ttl_seconds}s unless renewed; its token: ${result.lease.token}`,
-                  `TENSORMEM_TOKEN=${result.lease.token} tensormemctl get --array ${result.array.array_id} FILE`,
+                  `TENSORMEM_TOKEN=${result.lease.token} ${['tensormemctl', ...connectionFlags(values.address!, tlsFlags), 'get', '--array', result.array.array_id, 'FILE'].join(' ')}`,
                 ]
               : []),
           ].join('\n'),

@@ -58,3 +58,27 @@ export function tlsOptions(flags: TlsFlags, address: string, readFile: (path: st
     serverName: flags.serverName,
   };
 }
+
+/** tensormemctl's address when neither --address nor TENSORMEM_ADDRESS gives one. */
+export const DEFAULT_DAEMON_ADDRESS = 'unix:/tmp/tensormemd.sock';
+
+/** A word as a POSIX shell reads it back: as it is when it holds no special character, else single-quoted. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./[\]-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The flags that reach the same daemon the same way, for a command printed for the user to run next
+ * (put's `tensormemctl get …`): --address unless it is the default, and the --tls-* flags given, so that
+ * the command works from a shell without TENSORMEM_ADDRESS too, where it went to the default socket.
+ */
+export function connectionFlags(address: string, tls: TlsFlags): string[] {
+  const flags: [string, string | undefined][] = [
+    ['--address', address === DEFAULT_DAEMON_ADDRESS ? undefined : address],
+    ['--tls-ca', tls.ca],
+    ['--tls-cert', tls.cert],
+    ['--tls-key', tls.key],
+    ['--tls-server-name', tls.serverName],
+  ];
+  return flags.flatMap(([flag, value]) => (value === undefined ? [] : [flag, shellWord(value)]));
+}

@@ -499,6 +499,28 @@ describe('tensormemctl put and get', () => {
     }
   });
 
+  it("the get command put prints for its new array reads it back as printed, from a shell without TENSORMEM_ADDRESS: it names put's --address", async () => {
+    const source = join(dir, 'hint.bin');
+    const content = randomBytes(4096);
+    writeFileSync(source, content);
+    const put = await ctl(['--address', daemon.unixAddress, 'put', source], { TENSORMEM_ADDRESS: '' });
+    expect(put.code).toBe(0);
+    const lease = (put.stdout.match(/^lease (lease-\S+) /m) ?? [])[1];
+    try {
+      const hint = put.stdout.trim().split('\n').at(-1)!;
+      expect(hint).toMatch(/^TENSORMEM_TOKEN=\S+ tensormemctl .*get --array arr-\S+ FILE$/);
+      // Run as a shell would: the variable, then tensormemctl's arguments, FILE replaced by a path.
+      const [assignment, , ...args] = hint.split(' ');
+      const copy = join(dir, 'hint-copy.bin');
+      const get = await ctl(args.map((arg) => (arg === 'FILE' ? copy : arg)), { TENSORMEM_ADDRESS: '', TENSORMEM_TOKEN: assignment.slice('TENSORMEM_TOKEN='.length) });
+      expect(get.stderr).toBe('');
+      expect(get.code).toBe(0);
+      expect(readFileSync(copy).equals(content)).toBe(true);
+    } finally {
+      if (lease) await client.evictLease(lease);
+    }
+  });
+
   it('writes into an existing array of its lease, and the typed client reads the same bytes', async () => {
     const lease = await client.openLease({ clientName: 'put-existing' });
     try {
