@@ -177,6 +177,20 @@ describe('docker/Dockerfile', () => {
     expect(test.filter((i) => i.keyword === 'USER').at(-1)!.args).toBe('tensormem');
   });
 
+  it("builds, with each `docker build` its header comment shows, the stage that line names (without --target: the last stage)", () => {
+    const commands = read('docker/Dockerfile')
+      .split('\n')
+      .filter((line) => /^#\s+docker build /.test(line));
+    expect(commands.length).toBeGreaterThan(0);
+    for (const command of commands) {
+      const built = /--target\s+(\S+)/.exec(command)?.[1] ?? stages.at(-1)!.name!;
+      // The line's own words for what it builds: its image tag and its trailing comment.
+      const said = [/-t\s+(\S+)/.exec(command)?.[1] ?? '', command.replace(/^#\s+docker build [^#]*/, '')].join(' ');
+      const named = stages.map((s) => s.name!).filter((name) => new RegExp(`\\b${name}\\b`).test(said));
+      expect(named, command).toEqual([built]);
+    }
+  });
+
   it('gives the test stage every program the suites it runs start (the runtime image has node only)', () => {
     const test = stage('test');
     // nvidia/cuda base (Ubuntu): its Essential packages (coreutils, util-linux, diffutils, bash, dash) are
