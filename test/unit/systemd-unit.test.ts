@@ -63,8 +63,11 @@ describe('tensormemd.service', () => {
     const section = readme.slice(readme.indexOf('### Running under systemd'));
     const installs = [section, unitText].map((text) => /^[#\s]*(?:sudo )?npm install -g[^\n]*$/m.exec(text)?.[0]);
     // Without --prefix the bin goes to npm's global prefix: /usr/bin for Node from a distribution or
-    // NodeSource package, where the unit would not find it.
-    for (const install of installs) expect(install).toMatch(new RegExp(`--prefix ${dir.replace(/\//g, '\\/')} tensormem\\b`));
+    // NodeSource package, where the unit would not find it. What is installed is npm pack's file (the
+    // package is built from a checkout, README "Installing it in your own project"), not the name
+    // "tensormem", which npm would look up in its registry.
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const install of installs) expect(install).toMatch(new RegExp(`--prefix ${dir.replace(/\//g, '\\/')} tensormem-${version.replace(/\./g, '\\.')}\\.tgz\\s`));
   });
 
   it('ExecStart passes no flag of its own, so that every TENSORMEM_* variable of the environment file takes effect', () => {
