@@ -11,16 +11,7 @@ import type { Stats } from 'node:fs';
 import { open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-
-/** "a directory", "a pipe (FIFO)", ...: what a path that is not a regular file is. */
-export function kindOf(info: Stats): string {
-  if (info.isDirectory()) return 'a directory';
-  if (info.isFIFO()) return 'a pipe (FIFO)';
-  if (info.isCharacterDevice()) return 'a character device';
-  if (info.isBlockDevice()) return 'a block device';
-  if (info.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
+import { kindOf } from '../file-kind';
 
 /** Where `command` writes PATH, and the file it replaces (if any). */
 export interface FileTarget {

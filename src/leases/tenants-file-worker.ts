@@ -10,6 +10,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { TensormemError } from '../errors';
+import { kindOf } from '../file-kind';
 import { packageRoot } from '../package-root';
 import { readTenantsFile, type TenantSpec } from './tenants-file';
 
@@ -79,13 +81,18 @@ export const READ_INLINE_MAX_BYTES = 8 * 1024;
 /**
  * readTenantsFile(path) for a reload: on a worker thread (readTenantsFileOffThread), or on the event loop
  * for a regular file of at most READ_INLINE_MAX_BYTES, or one that cannot be stat'ed (its error is
- * readTenantsFile's own). Errors as readTenantsFile's.
+ * readTenantsFile's own). Errors as readTenantsFile's. Anything but a regular file is refused before
+ * any read: a worker opening a FIFO that no one writes waits in open(2), which terminate() cannot end
+ * and Node waits for at exit (the drain ended, "stopped" was logged, and the daemon never exited).
  */
 export function readTenantsFileForReload(path: string, signal?: AbortSignal): Promise<TenantSpec[]> {
   let inline = true;
   try {
     const file = statSync(path);
-    inline = file.isFile() && file.size <= READ_INLINE_MAX_BYTES;
+    if (!file.isFile()) {
+      return Promise.reject(new TensormemError('INVALID_ARGUMENT', 'INVALID_ARGUMENT', `${path}: is ${kindOf(file)}, not a regular file: a reload reads only a regular file`, { field: '--tenants' }));
+    }
+    inline = file.size <= READ_INLINE_MAX_BYTES;
   } catch {
     // readTenantsFile says why it cannot be read, as at start.
   }

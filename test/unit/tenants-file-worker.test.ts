@@ -3,7 +3,8 @@
  * by `npm run build:ts`): the same tenants and the same refusal (file, line, field and value) as
  * readTenantsFile on the event loop, and a read the drain abandons ends its worker.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -69,5 +70,31 @@ describe('readTenantsFileForReload', () => {
     // The inline read does not look at the signal; the worker's refuses to start under one aborted.
     expect(await readTenantsFileForReload(small, aborted)).toEqual(readTenantsFile(small));
     await expect(readTenantsFileForReload(large, aborted)).rejects.toBeInstanceOf(TenantsReadAborted);
+  });
+});
+
+describe('readTenantsFileForReload of a FIFO', () => {
+  // A worker blocked opening a FIFO that no one writes cannot be ended (terminate() does not interrupt
+  // open(2) nor read(2)), and Node waits for it at exit: a SIGTERM then drained and logged "stopped", and the daemon
+  // never exited; every later SIGHUP queued behind the read.
+  it('refuses it at once, naming the path and what it is, without a worker that waits for a writer', async () => {
+    const path = join(dir, 'tenants.fifo');
+    execFileSync('mkfifo', ['-m', '600', path]);
+    // Held open for reading and writing (Linux): a read of the FIFO opens at once and waits for data, and
+    // gets its end when this closes, so that a worker left reading it (without the check) ends.
+    const held = openSync(path, fsConstants.O_RDWR | fsConstants.O_NONBLOCK);
+    try {
+      const outcome = await Promise.race([
+        readTenantsFileForReload(path).then(
+          () => 'read',
+          (error: Error) => error.message,
+        ),
+        new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 1.5 s'), 1500)),
+      ]);
+      expect(outcome).toBe(`${path}: is a pipe (FIFO), not a regular file: a reload reads only a regular file`);
+    } finally {
+      rmSync(path);
+      closeSync(held);
+    }
   });
 });
