@@ -62,9 +62,12 @@ export function tlsOptions(flags: TlsFlags, address: string, readFile: (path: st
 /** tensormemctl's address when neither --address nor TENSORMEM_ADDRESS gives one. */
 export const DEFAULT_DAEMON_ADDRESS = 'unix:/tmp/tensormemd.sock';
 
-/** A word as a POSIX shell reads it back: as it is when it holds no special character, else single-quoted. */
+/**
+ * A word as a POSIX shell reads it back: as it is when it holds no special character, else single-quoted
+ * (brackets included: `[::1]:7070` is a glob that a file named `1:7070` in the folder would replace).
+ */
 function shellWord(word: string): string {
-  return /^[\w@%+=:,./[\]-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
