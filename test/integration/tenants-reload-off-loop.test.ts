@@ -6,8 +6,9 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TensormemClient } from '../../src/client/tensormem-client';
+import { TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, startDaemon } from '../helpers/daemon-process';
 import { tokenSha256, writeTenantsFile } from '../helpers/tenants-file';
 
@@ -66,19 +67,24 @@ describe('tenants file reloads off the event loop', () => {
     // One GetMemoryInfo after another, each answer's time kept, from before the SIGHUP until its line.
     const answeredAt: number[] = [];
     let reloaded = false;
+    // Its error is taken at once: the call after the reload fails (below), maybe before the test reads the line.
     const calls = (async () => {
       while (!reloaded) {
         await client!.memoryInfo('token-first');
         answeredAt.push(Date.now());
       }
-    })();
+    })().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     await sleep(100);
     const sentAt = Date.now();
     daemon!.child.kill('SIGHUP');
     const line = await nthLog(daemon!, 'tenants_reloaded');
     reloaded = true;
-    // `first` left the file: its token fails from the reload on, so the loop ends with that call.
-    await calls.catch(() => {});
+    // `first` left the file: its token fails from the reload on, so the loop may end with that call.
+    const ended = await calls;
+    if (ended !== undefined) expect((ended as TensormemClientError).code, String(ended)).toBe(status.UNAUTHENTICATED);
     const during = answeredAt.filter((at) => at > sentAt && at < (line.time as number));
     // On the event loop the reload answered none while it ran (at most one call, in flight at the SIGHUP).
     expect(during.length).toBeGreaterThanOrEqual(5);
