@@ -9,6 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseSession, TensormemClient, TensormemClientError } from '../../src/client/tensormem-client';
 import { DaemonProcess, runTensormemd, startDaemon, waitForLog } from '../helpers/daemon-process';
+import { daemonForTests } from '../helpers/daemon-for-tests';
 import { failure } from '../helpers/thrown';
 import { tokenSha256 } from '../helpers/tenants-file';
 
@@ -558,14 +559,13 @@ describe('release on disconnect', () => {
 // just after it and push the lease past the expires_at that RenewLease had answered (a soak read arrays
 // 15-146 ms past it). Each check here waits long enough (20 ms) for a renewal to move the expiry.
 describe('a KeepAlive message that does not renew (no_renew)', () => {
-  let daemon: DaemonProcess;
-  let client: TensormemClient;
+  const setup = daemonForTests(['--lease-ttl', '60s']);
   const msOf = (ts: { seconds: number | string; nanos: number } | null | undefined) => Number(ts!.seconds) * 1000 + Math.round(ts!.nanos / 1e6);
-  const expiresAt = async (lease: LeaseSession) => msOf((await client.listLeases(lease.token))[0].expires_at);
+  const expiresAt = async (lease: LeaseSession) => msOf((await setup.client.listLeases(lease.token))[0].expires_at);
 
   /** A raw KeepAlive stream of `lease`: send(message) resolves with its answer's expires_at; `ended` with the call's status code. */
   function rawStream(lease: LeaseSession) {
-    const stream = client.leases.KeepAlive(client.metadata(lease.token));
+    const stream = setup.client.leases.KeepAlive(setup.client.metadata(lease.token));
     const answers: number[] = [];
     const waiting: Array<(expires: number) => void> = [];
     stream.on('data', (message: { expires_at: { seconds: number; nanos: number } }) => {
@@ -584,7 +584,7 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
 
   /** A lease opened as `clientName`, 20 ms later (a renewal from then on moves its expiry) a raw KeepAlive stream of it. */
   async function leaseAndStream(clientName: string) {
-    const lease = await client.openLease({ clientName });
+    const lease = await setup.client.openLease({ clientName });
     const opened = msOf(lease.lease.expires_at);
     await sleep(20);
     return { lease, opened, raw: rawStream(lease) };
@@ -594,8 +594,8 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
    * The client's KeepAlive streams from now on, in `streams`; with `delayMs` each message and the
    * half-close written that late (in order), as when a stream's messages are overtaken by unary calls.
    */
-  function keepAliveStreams(delayMs = 0, of = client) {
-    const streams: Array<ReturnType<typeof client.leases.KeepAlive>> = [];
+  function keepAliveStreams(delayMs = 0, of = setup.client) {
+    const streams: Array<ReturnType<typeof setup.client.leases.KeepAlive>> = [];
     const open = of.leases.KeepAlive.bind(of.leases);
     of.leases.KeepAlive = ((...args: Parameters<typeof open>) => {
       const stream = open(...args);
@@ -607,22 +607,12 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
       }
       streams.push(stream);
       return stream;
-    }) as typeof client.leases.KeepAlive;
+    }) as typeof setup.client.leases.KeepAlive;
     return { streams, restore: () => (of.leases.KeepAlive = open) };
   }
 
-  beforeAll(async () => {
-    daemon = await startDaemon(['--lease-ttl', '60s']);
-    client = new TensormemClient(daemon.tcpAddress);
-  });
-
-  afterAll(async () => {
-    client?.close();
-    expect(await daemon?.stop()).toBe(0);
-  });
-
   it("stopKeepAlive's last message does not renew the lease: it expires when the last renewal the client saw said", async () => {
-    const lease = await client.openLease({ clientName: 'stop-no-renew' });
+    const lease = await setup.client.openLease({ clientName: 'stop-no-renew' });
     const keepAlive = keepAliveStreams();
     try {
       lease.startKeepAlive(60_000, { releaseOnDisconnect: true });
@@ -635,7 +625,7 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
       // Renewed by the last message, it would expire 30 s from the stop, 20 ms or more past `renewed`.
       expect(await expiresAt(lease)).toBe(renewed);
       expect(msOf(lease.lease.expires_at)).toBe(renewed);
-      expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(false);
+      expect(setup.daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(false);
     } finally {
       keepAlive.restore();
       await lease.close();
@@ -643,7 +633,7 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
   });
 
   it('renew() after stopKeepAlive waits until the renewals the keep-alive sent before the stop are answered, so that none lands after it', async () => {
-    const lease = await client.openLease({ clientName: 'stop-in-flight' });
+    const lease = await setup.client.openLease({ clientName: 'stop-in-flight' });
     // The keep-alive's messages go 200 ms late: its first renewal is still on its way at the stop.
     const keepAlive = keepAliveStreams(200);
     try {
@@ -662,7 +652,7 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
   });
 
   it("renew() after stopKeepAlive keeps the client's deadline: waiting for the stopped stream's last answer counts against it", async () => {
-    const timed = new TensormemClient(daemon.tcpAddress, { deadlineMs: 200 });
+    const timed = new TensormemClient(setup.daemon.tcpAddress, { deadlineMs: 200 });
     const lease = await timed.openLease({ clientName: 'stop-then-renew-deadline' });
     // The keep-alive's messages go 800 ms late: its last answer comes well after renew's deadline.
     const keepAlive = keepAliveStreams(800, timed);
@@ -704,17 +694,17 @@ describe('a KeepAlive message that does not renew (no_renew)', () => {
     expect(await raw.ended).toBe(status.CANCELLED);
     await sleep(300);
     expect(await expiresAt(lease)).toBe(renewed);
-    expect(daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(false);
+    expect(setup.daemon.logs.some((entry) => entry.event === 'lease_disconnected' && entry.leaseId === lease.leaseId)).toBe(false);
     await lease.close();
   });
 
   it('arms release_on_disconnect with a no_renew message too: a drop then closes the lease', async () => {
     const { lease, opened, raw } = await leaseAndStream('armed-without-renewal');
     expect(await raw.send({ release_on_disconnect: true, no_renew: true })).toBe(opened);
-    const seen = daemon.logs.length;
+    const seen = setup.daemon.logs.length;
     raw.stream.cancel();
     expect(await raw.ended).toBe(status.CANCELLED);
-    expect((await waitForLog(daemon, 'lease_disconnected', seen)).leaseId).toBe(lease.leaseId);
+    expect((await waitForLog(setup.daemon, 'lease_disconnected', seen)).leaseId).toBe(lease.leaseId);
     const gone = await failure(lease.list());
     expect([gone.code, gone.reason, gone.errorMetadata.close_reason]).toEqual([status.UNAUTHENTICATED, 'LEASE_EXPIRED', 'disconnected']);
   });
