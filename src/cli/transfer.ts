@@ -10,6 +10,7 @@ import { open, stat } from 'node:fs/promises';
 import { ELEMENT_BYTES, DataTypeName, byteSizeOf } from '../memory/data-types';
 import { LeaseSession, TensormemClient } from '../client/tensormem-client';
 import type { ArrayInfo } from '../client/tensormem-client';
+import { timestampMs } from '../client/timestamp';
 import { formatIec, MiB } from '../units';
 import { UsageError } from './usage-error';
 import { kindOf } from '../file-kind';
@@ -183,8 +184,8 @@ function leaseEnded(error: Error): boolean {
 }
 
 /** A Timestamp as ISO 8601 (UTC). */
-function expiresAtIso(timestamp: { seconds: string | number; nanos: number } | null | undefined): string {
-  return timestamp ? new Date(Number(timestamp.seconds) * 1000 + Math.floor(timestamp.nanos / 1e6)).toISOString() : 'unknown';
+function expiresAtIso(timestamp: Parameters<typeof timestampMs>[0]): string {
+  return timestamp ? new Date(timestampMs(timestamp)).toISOString() : 'unknown';
 }
 
 /**

@@ -10,6 +10,7 @@ import type { KeepAliveResponse__Output } from '../generated/tensormem/v1/KeepAl
 import { clientError, TensormemClientError } from './client-errors';
 import type { KeepAliveOptions } from './client-options';
 import type { LeaseSession } from './lease-session';
+import { timestampMs } from './timestamp';
 
 /**
  * Starts renewing `session`'s lease every `intervalMs` (checked by the caller) as
@@ -134,10 +135,6 @@ export function keepLeaseAlive(session: LeaseSession, intervalMs: number, option
   };
   open();
   return stop;
-}
-
-function timestampMs(timestamp: KeepAliveResponse__Output['expires_at']): number {
-  return timestamp ? Number(timestamp.seconds) * 1000 + timestamp.nanos / 1e6 : 0;
 }
 
 /** A keep-alive's error that no retry can mend: the lease is gone (or the token refused), or the daemon drains. */
