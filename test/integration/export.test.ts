@@ -416,10 +416,13 @@ describe('ExportArray over a real daemon', () => {
       expect(existsSync(shmPath(name))).toBe(true);
       child.kill('SIGKILL');
       // The trainer's TTL is 2 s; the sweep runs every 200 ms.
+      // The lease_expired line comes through the daemon's stdout, which this process may read after it
+      // sees the name gone (the line is written once the close, the unlink included, is done): wait for both.
+      const expired = () => daemon.logs.find((entry) => entry.event === 'lease_expired' && entry.leaseId === leaseId);
       const deadline = Date.now() + 5_000;
-      while (existsSync(shmPath(name)) && Date.now() < deadline) await sleep(100);
+      while ((existsSync(shmPath(name)) || !expired()) && Date.now() < deadline) await sleep(100);
       expect(existsSync(shmPath(name)), `the region of expired lease ${leaseId} should be unlinked`).toBe(false);
-      expect(daemon.logs.find((entry) => entry.event === 'lease_expired' && entry.leaseId === leaseId)).toMatchObject({ arrays: 1, freedBytes: MiB });
+      expect(expired()).toMatchObject({ arrays: 1, freedBytes: MiB });
     } finally {
       child.kill('SIGKILL');
     }
